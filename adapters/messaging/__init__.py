@@ -1,0 +1,1 @@
+"""Message senders (email now; SMS joins with payment requests)."""

@@ -1,0 +1,117 @@
+"""The email sender port, an SMTP adapter and the embedded default's outbox."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from uuid import UUID
+
+from adapters.sql import Database
+
+
+@dataclass(frozen=True)
+class Email:
+    to: str
+    subject: str
+    body: str
+    practice_id: UUID | None = None
+
+
+class SendFailed(Exception):
+    """The message could not be handed over; nothing was sent."""
+
+
+class EmailSender(ABC):
+    @abstractmethod
+    def send(self, message: Email) -> str:
+        """Send one message; returns its message id. Raises SendFailed."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 25
+    sender: str = "payments@payledger.local"
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout: float = 10.0
+
+
+class SmtpEmailSender(EmailSender):
+    def __init__(self, settings: SmtpSettings) -> None:
+        self._settings = settings
+
+    def send(self, message: Email) -> str:
+        s = self._settings
+        msg = EmailMessage()
+        message_id = f"<{uuid.uuid4()}@payledger>"
+        msg["From"] = s.sender
+        msg["To"] = message.to
+        msg["Subject"] = message.subject
+        msg["Message-ID"] = message_id
+        msg.set_content(message.body)
+        try:
+            with smtplib.SMTP(s.host, s.port, timeout=s.timeout) as smtp:
+                if s.starttls:
+                    smtp.starttls()
+                if s.username:
+                    smtp.login(s.username, s.password or "")
+                smtp.send_message(msg)
+        except (OSError, smtplib.SMTPException) as error:
+            raise SendFailed(f"the mail server at {s.host}:{s.port} refused: {error}") from error
+        return message_id
+
+
+OUTBOX_DDL = (
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id TEXT PRIMARY KEY,
+        practice_id TEXT,
+        channel TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        subject TEXT,
+        body TEXT NOT NULL,
+        sent_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS outbox_by_practice ON outbox (practice_id, sent_at)",
+)
+
+
+class OutboxEmailSender(EmailSender):
+    """Keeps every message in the database instead of sending it (embedded default)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.run_ddl(OUTBOX_DDL)
+
+    def send(self, message: Email) -> str:
+        message_id = f"<{uuid.uuid4()}@outbox>"
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO outbox (id, practice_id, channel, recipient, subject, body, sent_at) "
+                "VALUES (?, ?, 'email', ?, ?, ?, ?)",
+                (
+                    message_id,
+                    str(message.practice_id) if message.practice_id else None,
+                    message.to,
+                    message.subject,
+                    message.body,
+                    datetime.now(UTC).isoformat(),
+                ),
+            )
+        return message_id
+
+
+def list_outbox(db: Database, practice_id: UUID, limit: int = 50) -> list[dict[str, object]]:
+    db.run_ddl(OUTBOX_DDL)
+    rows = db.query(
+        "SELECT id, channel, recipient, subject, body, sent_at FROM outbox "
+        "WHERE practice_id = ? ORDER BY sent_at DESC LIMIT ?",
+        (str(practice_id), limit),
+    )
+    return [json.loads(json.dumps(r)) for r in rows]

@@ -1,0 +1,1 @@
+"""The card processor port and its adapters."""

@@ -1,0 +1,405 @@
+"""The Payment aggregate: a card payment from capture (or decline) to refund.
+
+Rules (PRODUCT.md section 1, reference/payments.md):
+- a void removes an unprocessed payment from its open batch, for the full amount;
+- once the batch has closed (settled = processed) the payment can only be
+  refunded, in part or in full, never beyond what remains, within 13 months;
+- a declined payment moves no money and can be neither voided nor refunded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from uuid import UUID
+
+from domain.base import LedgerAggregate
+from domain.errors import (
+    AlreadyAssociated,
+    AlreadySettled,
+    InvalidValue,
+    PaymentNotApproved,
+    RefundExceedsRemaining,
+    RefundNotAllowed,
+    RefundWindowClosed,
+    VoidNotAllowed,
+)
+from domain.money import Money, check_payment_amount, format_dollars
+from domain.schedule import refund_deadline
+
+
+class Method(StrEnum):
+    TERMINAL = "terminal"
+    VIRTUAL_TERMINAL = "virtual_terminal"
+    PAY_LINK = "pay_link"
+
+
+class Status(StrEnum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+    VOIDED = "voided"
+    SETTLED = "settled"
+
+
+class AssociationSource(StrEnum):
+    AUTOMATIC = "automatic"
+    MANUAL = "manual"
+    INBOX = "inbox"
+
+
+class ReversalKind(StrEnum):
+    VOID = "void"
+    REFUND = "refund"
+
+
+@dataclass(frozen=True)
+class CardSummary:
+    """What may be kept of a card: its brand and last four digits."""
+
+    brand: str
+    last4: str
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: UUID
+    amount: int
+    processor_refund_id: str
+    at: datetime
+    actor: str
+    batch_id: UUID | None = None
+
+
+class Payment(LedgerAggregate):
+    class Captured(LedgerAggregate.Created):
+        amount: int
+        method: str
+        terminal_id: str | None
+        card_brand: str
+        card_last4: str
+        transaction_id: str
+        patient_id: UUID | None
+        request_id: UUID | None
+        batch_date: str
+        settles_at: datetime
+
+        def apply(self, payment: Payment) -> None:
+            payment.start(self, Status.APPROVED)
+            payment.transaction_id = self.transaction_id
+            payment.batch_date = date.fromisoformat(self.batch_date)
+            payment.settles_at = self.settles_at
+
+    class Declined(LedgerAggregate.Created):
+        amount: int
+        method: str
+        terminal_id: str | None
+        card_brand: str
+        card_last4: str
+        reason: str
+        patient_id: UUID | None
+        request_id: UUID | None
+
+        def apply(self, payment: Payment) -> None:
+            payment.start(self, Status.DECLINED)
+            payment.decline_reason = self.reason
+
+    class Voided(LedgerAggregate.Event):
+        processor_void_id: str
+
+        def apply(self, payment: Payment) -> None:
+            payment.status = Status.VOIDED
+            payment.voided_at = self.at
+
+    class Settled(LedgerAggregate.Event):
+        batch_id: UUID
+
+        def apply(self, payment: Payment) -> None:
+            payment.status = Status.SETTLED
+            payment.batch_id = self.batch_id
+            payment.settled_at = self.at
+
+    class Refunded(LedgerAggregate.Event):
+        refund_id: UUID
+        amount: int
+        processor_refund_id: str
+
+        def apply(self, payment: Payment) -> None:
+            payment.refunds.append(
+                Refund(self.refund_id, self.amount, self.processor_refund_id, self.at, self.actor)
+            )
+
+    class RefundSettled(LedgerAggregate.Event):
+        refund_id: UUID
+        batch_id: UUID
+
+        def apply(self, payment: Payment) -> None:
+            payment.refunds = [
+                Refund(r.id, r.amount, r.processor_refund_id, r.at, r.actor, self.batch_id)
+                if r.id == self.refund_id
+                else r
+                for r in payment.refunds
+            ]
+
+    class Associated(LedgerAggregate.Event):
+        source: str
+        pms_reference: str | None
+
+        def apply(self, payment: Payment) -> None:
+            payment.association_source = AssociationSource(self.source)
+            payment.pms_reference = self.pms_reference
+            payment.associated_at = self.at
+
+    class ReceiptSent(LedgerAggregate.Event):
+        email: str
+        refund_id: UUID | None
+
+        def apply(self, payment: Payment) -> None:
+            payment.receipts_sent += 1
+
+    # -- state ---------------------------------------------------------------
+
+    def start(self, created: Captured | Declined, status: Status) -> None:
+        self.practice_id = created.practice_id
+        self.amount = Money(created.amount)
+        self.method = Method(created.method)
+        self.terminal_id = created.terminal_id
+        self.card = CardSummary(created.card_brand, created.card_last4)
+        self.patient_id = created.patient_id
+        self.request_id = created.request_id
+        self.occurred_at = created.at
+        self.actor = created.actor
+        self.status = status
+        self.transaction_id: str | None = None
+        self.decline_reason: str | None = None
+        self.batch_date: date | None = None
+        self.settles_at: datetime | None = None
+        self.batch_id: UUID | None = None
+        self.settled_at: datetime | None = None
+        self.voided_at: datetime | None = None
+        self.refunds: list[Refund] = []
+        self.association_source: AssociationSource | None = None
+        self.pms_reference: str | None = None
+        self.associated_at: datetime | None = None
+        self.receipts_sent = 0
+
+    # -- creation ----------------------------------------------------------
+
+    @classmethod
+    def capture(
+        cls,
+        *,
+        id: UUID,
+        practice_id: UUID,
+        amount: Money,
+        method: Method,
+        card: CardSummary,
+        transaction_id: str,
+        batch_date: date,
+        settles_at: datetime,
+        at: datetime,
+        actor: str,
+        terminal_id: str | None = None,
+        patient_id: UUID | None = None,
+        request_id: UUID | None = None,
+    ) -> Payment:
+        check_payment_amount(amount.cents)
+        check_method(method, terminal_id)
+        return cls._create(
+            cls.Captured,
+            id=id,
+            practice_id=practice_id,
+            amount=amount.cents,
+            method=method.value,
+            terminal_id=terminal_id,
+            card_brand=card.brand,
+            card_last4=card.last4,
+            transaction_id=transaction_id,
+            patient_id=patient_id,
+            request_id=request_id,
+            batch_date=batch_date.isoformat(),
+            settles_at=settles_at,
+            at=at,
+            actor=actor,
+        )
+
+    @classmethod
+    def decline(
+        cls,
+        *,
+        id: UUID,
+        practice_id: UUID,
+        amount: Money,
+        method: Method,
+        card: CardSummary,
+        reason: str,
+        at: datetime,
+        actor: str,
+        terminal_id: str | None = None,
+        patient_id: UUID | None = None,
+        request_id: UUID | None = None,
+    ) -> Payment:
+        check_payment_amount(amount.cents)
+        check_method(method, terminal_id)
+        return cls._create(
+            cls.Declined,
+            id=id,
+            practice_id=practice_id,
+            amount=amount.cents,
+            method=method.value,
+            terminal_id=terminal_id,
+            card_brand=card.brand,
+            card_last4=card.last4,
+            reason=reason,
+            patient_id=patient_id,
+            request_id=request_id,
+            at=at,
+            actor=actor,
+        )
+
+    # -- derived -------------------------------------------------------------
+
+    @property
+    def refunded(self) -> Money:
+        return Money(sum(r.amount for r in self.refunds))
+
+    @property
+    def remaining(self) -> Money:
+        """What can still be refunded."""
+        return self.amount - self.refunded
+
+    @property
+    def is_associated(self) -> bool:
+        return self.association_source is not None
+
+    def is_processed(self, now: datetime) -> bool:
+        """Settled, or past its batch's cut-off (the batch close may not have run yet)."""
+        if self.status == Status.SETTLED:
+            return True
+        return self.settles_at is not None and now >= self.settles_at
+
+    def reversal_kind(self, now: datetime) -> ReversalKind:
+        """The refund action's choice: void while unprocessed, refund once processed."""
+        self.check_reversible()
+        return ReversalKind.REFUND if self.is_processed(now) else ReversalKind.VOID
+
+    # -- rules -----------------------------------------------------------------
+
+    def check_reversible(self) -> None:
+        if self.status == Status.DECLINED:
+            raise PaymentNotApproved("a declined payment moved no money: nothing to void or refund")
+        if self.status == Status.VOIDED:
+            raise VoidNotAllowed("this payment was already voided; no funds were taken")
+
+    def check_void(self, now: datetime, amount: Money | None = None) -> None:
+        self.check_reversible()
+        if self.is_processed(now):
+            raise VoidNotAllowed(
+                "this payment's batch has closed (it is processed): refund it instead of voiding"
+            )
+        if amount is not None and amount != self.amount:
+            raise VoidNotAllowed(
+                f"this payment is not processed yet, so it can only be voided in full "
+                f"({self.amount}); a partial amount is possible once it has settled",
+                field="amount",
+            )
+
+    def check_refund(self, amount: Money, now: datetime) -> None:
+        self.check_reversible()
+        check_payment_amount(amount.cents)
+        if self.status != Status.SETTLED:
+            raise RefundNotAllowed(
+                "this payment has not settled yet: it can only be voided (in full) until its "
+                "batch closes"
+            )
+        if now > refund_deadline(self.occurred_at):
+            raise RefundWindowClosed(
+                "refunds are allowed for 13 months after the payment; this one was taken on "
+                f"{self.occurred_at.date().isoformat()}"
+            )
+        if amount > self.remaining:
+            raise RefundExceedsRemaining(
+                f"a refund of {amount} would exceed what remains of this payment "
+                f"({self.remaining} of {self.amount})"
+            )
+
+    def check_settle(self) -> None:
+        if self.status == Status.SETTLED:
+            raise AlreadySettled("this payment has already settled")
+        if self.status != Status.APPROVED:
+            raise PaymentNotApproved(f"a {self.status} payment does not settle")
+
+    def check_associate(self) -> None:
+        if self.status in (Status.DECLINED, Status.VOIDED):
+            raise PaymentNotApproved(
+                f"a {self.status} payment moved no money and is not posted to the PMS ledger"
+            )
+        if self.is_associated:
+            raise AlreadyAssociated(
+                f"this payment is already associated ({self.association_source}"
+                + (f", PMS reference {self.pms_reference}" if self.pms_reference else "")
+                + ")"
+            )
+
+    # -- commands ----------------------------------------------------------------
+
+    def void(self, *, processor_void_id: str, at: datetime, actor: str) -> None:
+        self.check_void(at)
+        self.record(self.Voided, at=at, actor=actor, processor_void_id=processor_void_id)
+
+    def refund(
+        self, *, refund_id: UUID, amount: Money, processor_refund_id: str, at: datetime, actor: str
+    ) -> None:
+        self.check_refund(amount, at)
+        self.record(
+            self.Refunded,
+            at=at,
+            actor=actor,
+            refund_id=refund_id,
+            amount=amount.cents,
+            processor_refund_id=processor_refund_id,
+        )
+
+    def settle(self, *, batch_id: UUID, at: datetime, actor: str) -> None:
+        self.check_settle()
+        self.record(self.Settled, at=at, actor=actor, batch_id=batch_id)
+
+    def settle_refund(self, *, refund_id: UUID, batch_id: UUID, at: datetime, actor: str) -> None:
+        refund = self.find_refund(refund_id)
+        if refund.batch_id is not None:
+            raise AlreadySettled("this refund has already settled")
+        self.record(self.RefundSettled, at=at, actor=actor, refund_id=refund_id, batch_id=batch_id)
+
+    def associate(
+        self, *, source: AssociationSource, pms_reference: str | None, at: datetime, actor: str
+    ) -> None:
+        self.check_associate()
+        self.record(
+            self.Associated, at=at, actor=actor, source=source.value, pms_reference=pms_reference
+        )
+
+    def check_receipt(self, refund_id: UUID | None) -> None:
+        if refund_id is not None:
+            self.find_refund(refund_id)
+        elif self.status == Status.DECLINED:
+            raise PaymentNotApproved("a declined payment has no receipt to send")
+
+    def record_receipt_sent(
+        self, *, email: str, refund_id: UUID | None, at: datetime, actor: str
+    ) -> None:
+        self.check_receipt(refund_id)
+        self.record(self.ReceiptSent, at=at, actor=actor, email=email, refund_id=refund_id)
+
+    def find_refund(self, refund_id: UUID) -> Refund:
+        for refund in self.refunds:
+            if refund.id == refund_id:
+                return refund
+        raise InvalidValue(f"this payment has no refund {refund_id}", field="refund_id")
+
+    def describe(self) -> str:
+        return f"{self.card.brand} ****{self.card.last4} {format_dollars(self.amount.cents)}"
+
+
+def check_method(method: Method, terminal_id: str | None) -> None:
+    if method == Method.TERMINAL and not terminal_id:
+        raise InvalidValue("a terminal payment needs the terminal_id", field="terminal_id")

@@ -1,0 +1,157 @@
+"""Practice (the tenant): its calendar, PMS and payments settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from domain.base import LedgerAggregate
+from domain.errors import InvalidValue
+from domain.schedule import DEFAULT_CUTOFF, parse_cutoff, zone
+
+
+class PmsKind(StrEnum):
+    OPENDENTAL = "opendental"
+    EAGLESOFT = "eaglesoft"
+    DENTRIX = "dentrix"
+
+
+@dataclass(frozen=True)
+class DepositAccount:
+    kind: str
+    last4: str
+
+    def __post_init__(self) -> None:
+        if not (len(self.last4) == 4 and self.last4.isdigit()):
+            raise InvalidValue(
+                "deposit_account.last4 must be the last four digits of the account",
+                field="deposit_account",
+            )
+        if not self.kind.strip():
+            raise InvalidValue(
+                "deposit_account.kind must name the account, e.g. 'Checking'",
+                field="deposit_account",
+            )
+
+    @property
+    def masked(self) -> str:
+        return f"{self.kind} ****{self.last4}"
+
+
+#: settings that PATCH .../settings may change, with their validators
+SETTING_NAMES = ("pms", "auto_writeback", "batch_cutoff", "pms_payment_type")
+
+
+class Practice(LedgerAggregate):
+    class Created(LedgerAggregate.Created):
+        name: str
+        timezone: str
+        pms: str
+        auto_writeback: bool
+        deposit_account_kind: str
+        deposit_account_last4: str
+        batch_cutoff: str
+
+        def apply(self, practice: Practice) -> None:
+            practice.practice_id = self.practice_id
+            practice.name = self.name
+            practice.timezone = self.timezone
+            practice.pms = PmsKind(self.pms)
+            practice.auto_writeback = self.auto_writeback
+            practice.deposit_account = DepositAccount(
+                self.deposit_account_kind, self.deposit_account_last4
+            )
+            practice.batch_cutoff = parse_cutoff(self.batch_cutoff)
+            practice.pms_payment_type = None
+            practice.created_at = self.at
+
+    class SettingsChanged(LedgerAggregate.Event):
+        changes: dict[str, Any]
+
+        def apply(self, practice: Practice) -> None:
+            for name, value in self.changes.items():
+                if name == "pms":
+                    practice.pms = PmsKind(value)
+                elif name == "batch_cutoff":
+                    practice.batch_cutoff = parse_cutoff(value)
+                else:
+                    setattr(practice, name, value)
+
+    if TYPE_CHECKING:
+        name: str
+        timezone: str
+        pms: PmsKind
+        auto_writeback: bool
+        deposit_account: DepositAccount
+        batch_cutoff: time
+        pms_payment_type: str | None
+        created_at: datetime
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        id: UUID,
+        name: str,
+        timezone: str,
+        pms: PmsKind,
+        auto_writeback: bool,
+        deposit_account: DepositAccount,
+        batch_cutoff: time = DEFAULT_CUTOFF,
+        at: datetime,
+        actor: str,
+    ) -> Practice:
+        if not name.strip():
+            raise InvalidValue("the practice needs a name", field="name")
+        zone(timezone)
+        return cls._create(
+            cls.Created,
+            id=id,
+            practice_id=id,
+            name=name.strip(),
+            timezone=timezone,
+            pms=pms.value,
+            auto_writeback=auto_writeback,
+            deposit_account_kind=deposit_account.kind,
+            deposit_account_last4=deposit_account.last4,
+            batch_cutoff=batch_cutoff.strftime("%H:%M"),
+            at=at,
+            actor=actor,
+        )
+
+    def change_settings(self, changes: dict[str, Any], *, at: datetime, actor: str) -> bool:
+        """Record the settings that differ from the current ones; False if none did."""
+        checked = {name: check_setting(name, value) for name, value in changes.items()}
+        different = {k: v for k, v in checked.items() if self.setting(k) != v}
+        if different:
+            self.record(self.SettingsChanged, at=at, actor=actor, changes=different)
+        return bool(different)
+
+    def setting(self, name: str) -> Any:
+        if name == "batch_cutoff":
+            return self.batch_cutoff.strftime("%H:%M")
+        if name == "pms":
+            return self.pms.value
+        return getattr(self, name)
+
+
+def check_setting(name: str, value: Any) -> Any:
+    if name not in SETTING_NAMES:
+        raise InvalidValue(f"unknown setting {name!r}", field=name)
+    if name == "pms":
+        try:
+            return PmsKind(value).value
+        except ValueError:
+            raise InvalidValue(
+                f"pms must be one of {', '.join(k.value for k in PmsKind)}", field="pms"
+            ) from None
+    if name == "batch_cutoff":
+        return parse_cutoff(str(value)).strftime("%H:%M")
+    if name == "auto_writeback" and not isinstance(value, bool):
+        raise InvalidValue("auto_writeback must be true or false", field=name)
+    if name == "pms_payment_type" and value is not None and not str(value).strip():
+        raise InvalidValue("pms_payment_type must be the PMS's id of a payment type", field=name)
+    return value if name != "pms_payment_type" or value is None else str(value)

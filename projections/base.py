@@ -1,0 +1,65 @@
+"""A projection: tables, one handler per event type, and a tracking position."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from adapters.sql import Tx
+
+Handler = Callable[[Any, Tx, Any, int], None]
+
+
+class Projection:
+    """Subclasses name their tables and register handlers with @handles."""
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+    ddl: ClassVar[tuple[str, ...]]
+    _handlers: ClassVar[dict[type, Handler]]
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls._handlers = {}
+        for attr in vars(cls).values():
+            for event_class in getattr(attr, "_handles", ()):
+                cls._handlers[event_class] = attr
+
+    def process(self, tx: Tx, event: Any, position: int) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(self, tx, event, position)
+
+
+def handles(*event_classes: type) -> Callable[[Handler], Handler]:
+    def mark(function: Handler) -> Handler:
+        function._handles = event_classes  # type: ignore[attr-defined]
+        return function
+
+    return mark
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def iso(instant: datetime) -> str:
+    """UTC ISO 8601 with microseconds, so that text order is time order."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(jsonable(value), separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,99 @@
+"""The ordered event feed per practice (auditors) and each aggregate's history."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from adapters.sql import Database, Tx
+from domain.base import LedgerAggregate, event_data, event_type
+from projections.base import Projection, dumps, iso
+
+#: fields that never leave the service
+PRIVATE_FIELDS = {"token_hash"}
+
+
+def event_id(aggregate_id: UUID, version: int) -> UUID:
+    """A stable id for an event (consumers deduplicate on it)."""
+    return uuid5(NAMESPACE_URL, f"payledger:event:{aggregate_id}:{version}")
+
+
+class EventFeed(Projection):
+    name = "event_feed"
+    tables = ("event_feed",)
+    ddl = (
+        """CREATE TABLE IF NOT EXISTS event_feed (
+            position BIGINT PRIMARY KEY,
+            practice_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            aggregate_id TEXT NOT NULL,
+            aggregate_version BIGINT NOT NULL,
+            occurred_at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS event_feed_practice ON event_feed (practice_id, position)",
+        "CREATE INDEX IF NOT EXISTS event_feed_aggregate ON event_feed (aggregate_id, position)",
+    )
+
+    def process(self, tx: Tx, event: Any, position: int) -> None:
+        if not isinstance(event, LedgerAggregate.Event):
+            return
+        data = event_data(event)
+        practice_id = data.pop("practice_id")
+        occurred_at = data.pop("at")
+        actor = data.pop("actor")
+        for name in PRIVATE_FIELDS:
+            data.pop(name, None)
+        tx.execute(
+            "INSERT INTO event_feed (position, practice_id, event_id, type, aggregate_id, "
+            "aggregate_version, occurred_at, actor, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                position,
+                str(practice_id),
+                str(event_id(event.originator_id, event.originator_version)),
+                event_type(event),
+                str(event.originator_id),
+                event.originator_version,
+                iso(occurred_at),
+                actor,
+                dumps(data),
+            ),
+        )
+
+
+def feed_item(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "position": int(row["position"]),
+        "id": row["event_id"],
+        "type": row["type"],
+        "aggregate_id": row["aggregate_id"],
+        "occurred_at": row["occurred_at"],
+        "actor": row["actor"],
+        "data": json.loads(row["data"]),
+    }
+
+
+COLUMNS = "position, event_id, type, aggregate_id, occurred_at, actor, data"
+
+
+def read_feed(db: Database, practice_id: UUID, after: int, limit: int) -> list[dict[str, Any]]:
+    rows = db.query(
+        f"SELECT {COLUMNS} FROM event_feed WHERE practice_id = ? AND position > ? "  # noqa: S608
+        "ORDER BY position LIMIT ?",
+        (str(practice_id), after, limit),
+    )
+    return [feed_item(r) for r in rows]
+
+
+def read_history(
+    db: Database, practice_id: UUID, aggregate_id: UUID, after: int, limit: int
+) -> list[dict[str, Any]]:
+    rows = db.query(
+        f"SELECT {COLUMNS} FROM event_feed WHERE practice_id = ? AND aggregate_id = ? "  # noqa: S608
+        "AND position > ? ORDER BY position LIMIT ?",
+        (str(practice_id), str(aggregate_id), after, limit),
+    )
+    return [feed_item(r) for r in rows]

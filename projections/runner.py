@@ -1,0 +1,101 @@
+"""Runs projections over the event store's ordered notification log.
+
+Each projection has its own row in ``projection_tracking``. A catch-up reads
+a page of notifications, and for each projection behind it applies the
+events and moves the position in one transaction: the position moves by
+compare-and-set first, so two processes catching up at once never apply an
+event twice (the loser rolls back and reads again).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from adapters.sql import Database, Tx
+from adapters.store import EventStore
+from projections.base import Projection
+
+TRACKING_DDL = (
+    """CREATE TABLE IF NOT EXISTS projection_tracking (
+        name TEXT PRIMARY KEY,
+        position BIGINT NOT NULL
+    )""",
+)
+
+PAGE = 500
+
+
+class PositionMoved(Exception):
+    """Another process applied this page first."""
+
+
+class Projector:
+    def __init__(self, store: EventStore, db: Database, projections: Sequence[Projection]) -> None:
+        self.store = store
+        self.db = db
+        self.projections = list(projections)
+        self._lock = threading.Lock()
+        db.run_ddl(TRACKING_DDL)
+        for projection in self.projections:
+            self.create(projection)
+
+    def create(self, projection: Projection) -> None:
+        with self.db.transaction() as tx:
+            for statement in projection.ddl:
+                tx.execute(statement)
+            tx.execute(
+                "INSERT INTO projection_tracking (name, position) VALUES (?, 0) "
+                "ON CONFLICT (name) DO NOTHING",
+                (projection.name,),
+            )
+
+    def position(self, name: str) -> int:
+        row = self.db.query_one("SELECT position FROM projection_tracking WHERE name = ?", (name,))
+        return int(row["position"]) if row else 0
+
+    def catch_up(self) -> int:
+        """Apply every recorded event to every projection; returns the last position."""
+        with self._lock:
+            while True:
+                positions = {p.name: self.position(p.name) for p in self.projections}
+                start = min(positions.values(), default=0)
+                notifications = self.store.recorder.select_notifications(
+                    start=start, limit=PAGE, inclusive_of_start=False
+                )
+                if not notifications:
+                    return start
+                events = [(n.id, self.store.mapper.to_domain_event(n)) for n in notifications]
+                for projection in self.projections:
+                    behind = [(pos, e) for pos, e in events if pos > positions[projection.name]]
+                    if behind:
+                        self._apply(projection, positions[projection.name], behind)
+
+    def _apply(self, projection: Projection, old: int, events: list[tuple[int, Any]]) -> None:
+        try:
+            with self.db.transaction() as tx:
+                self._move(tx, projection.name, old, events[-1][0])
+                for position, event in events:
+                    projection.process(tx, event, position)
+        except PositionMoved:
+            return  # another process got there first; the next loop reads again
+
+    @staticmethod
+    def _move(tx: Tx, name: str, old: int, new: int) -> None:
+        tx.execute(
+            "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?",
+            (new, name, old),
+        )
+        if tx.rowcount != 1:
+            raise PositionMoved(name)
+
+    def rebuild(self, name: str) -> None:
+        """Drop one projection's tables and position and replay it from position 0."""
+        projection = next(p for p in self.projections if p.name == name)
+        with self._lock, self.db.transaction() as tx:
+            for table in projection.tables:
+                tx.execute(f"DROP TABLE IF EXISTS {table}")
+            tx.execute("DELETE FROM projection_tracking WHERE name = ?", (name,))
+        self.create(projection)
+        self.catch_up()

@@ -1,0 +1,257 @@
+"""The Transactions view, its refunds, and the unassociated-count badge."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from adapters.sql import Database, Tx
+from domain.batches import Batch
+from domain.patients import Patient
+from domain.payments import Payment, Status
+from domain.practices import Practice
+from domain.schedule import local_date
+from projections.base import Projection, handles, iso
+
+
+class Transactions(Projection):
+    name = "transactions"
+    tables = ("transactions", "transaction_refunds", "transaction_zones", "transaction_patients")
+    ddl = (
+        """CREATE TABLE IF NOT EXISTS transactions (
+            id TEXT PRIMARY KEY,
+            practice_id TEXT NOT NULL,
+            occurred_at TEXT NOT NULL,
+            local_date TEXT NOT NULL,
+            amount BIGINT NOT NULL,
+            refunded_amount BIGINT NOT NULL DEFAULT 0,
+            status TEXT NOT NULL,
+            method TEXT NOT NULL,
+            terminal_id TEXT,
+            card_brand TEXT NOT NULL,
+            card_last4 TEXT NOT NULL,
+            transaction_id TEXT,
+            decline_reason TEXT,
+            patient_id TEXT,
+            patient_name TEXT,
+            request_id TEXT,
+            association TEXT NOT NULL,
+            association_source TEXT,
+            pms_reference TEXT,
+            batch_date TEXT,
+            settles_at TEXT,
+            batch_id TEXT,
+            deposit_id TEXT,
+            settled_at TEXT,
+            voided_at TEXT,
+            actor TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS transactions_by_date ON transactions "
+        "(practice_id, local_date, occurred_at, id)",
+        "CREATE INDEX IF NOT EXISTS transactions_unsettled ON transactions "
+        "(practice_id, status, settles_at)",
+        """CREATE TABLE IF NOT EXISTS transaction_refunds (
+            id TEXT PRIMARY KEY,
+            payment_id TEXT NOT NULL,
+            practice_id TEXT NOT NULL,
+            amount BIGINT NOT NULL,
+            occurred_at TEXT NOT NULL,
+            processor_refund_id TEXT NOT NULL,
+            batch_id TEXT,
+            actor TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS transaction_refunds_by_payment "
+        "ON transaction_refunds (payment_id)",
+        "CREATE INDEX IF NOT EXISTS transaction_refunds_unsettled "
+        "ON transaction_refunds (practice_id, batch_id)",
+        """CREATE TABLE IF NOT EXISTS transaction_zones (
+            practice_id TEXT PRIMARY KEY,
+            timezone TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS transaction_patients (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL
+        )""",
+    )
+
+    @handles(Practice.Created)
+    def practice_created(self, tx: Tx, e: Practice.Created, position: int) -> None:
+        tx.execute(
+            "INSERT INTO transaction_zones (practice_id, timezone) VALUES (?, ?)",
+            (str(e.practice_id), e.timezone),
+        )
+
+    @handles(Patient.Registered)
+    def patient_registered(self, tx: Tx, e: Patient.Registered, position: int) -> None:
+        tx.execute(
+            "INSERT INTO transaction_patients (id, name) VALUES (?, ?)",
+            (str(e.originator_id), f"{e.first_name} {e.last_name}"),
+        )
+
+    @handles(Payment.Captured, Payment.Declined)
+    def payment_created(
+        self, tx: Tx, e: Payment.Captured | Payment.Declined, position: int
+    ) -> None:
+        zone_row = tx.one(
+            "SELECT timezone FROM transaction_zones WHERE practice_id = ?", (str(e.practice_id),)
+        )
+        timezone = zone_row["timezone"] if zone_row else "UTC"
+        name_row = (
+            tx.one("SELECT name FROM transaction_patients WHERE id = ?", (str(e.patient_id),))
+            if e.patient_id
+            else None
+        )
+        captured = isinstance(e, Payment.Captured)
+        tx.execute(
+            "INSERT INTO transactions (id, practice_id, occurred_at, local_date, amount, status, "
+            "method, terminal_id, card_brand, card_last4, transaction_id, decline_reason, "
+            "patient_id, patient_name, request_id, association, batch_date, settles_at, actor) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'unassociated', ?, ?, ?)",
+            (
+                str(e.originator_id),
+                str(e.practice_id),
+                iso(e.at),
+                local_date(e.at, timezone).isoformat(),
+                e.amount,
+                Status.APPROVED if captured else Status.DECLINED,
+                e.method,
+                e.terminal_id,
+                e.card_brand,
+                e.card_last4,
+                e.transaction_id if isinstance(e, Payment.Captured) else None,
+                e.reason if isinstance(e, Payment.Declined) else None,
+                str(e.patient_id) if e.patient_id else None,
+                name_row["name"] if name_row else None,
+                str(e.request_id) if e.request_id else None,
+                e.batch_date if isinstance(e, Payment.Captured) else None,
+                iso(e.settles_at) if isinstance(e, Payment.Captured) else None,
+                e.actor,
+            ),
+        )
+
+    @handles(Payment.Voided)
+    def voided(self, tx: Tx, e: Payment.Voided, position: int) -> None:
+        tx.execute(
+            "UPDATE transactions SET status = 'voided', voided_at = ? WHERE id = ?",
+            (iso(e.at), str(e.originator_id)),
+        )
+
+    @handles(Payment.Settled)
+    def settled(self, tx: Tx, e: Payment.Settled, position: int) -> None:
+        tx.execute(
+            "UPDATE transactions SET status = 'settled', batch_id = ?, settled_at = ? WHERE id = ?",
+            (str(e.batch_id), iso(e.at), str(e.originator_id)),
+        )
+
+    @handles(Payment.Refunded)
+    def refunded(self, tx: Tx, e: Payment.Refunded, position: int) -> None:
+        tx.execute(
+            "INSERT INTO transaction_refunds (id, payment_id, practice_id, amount, occurred_at, "
+            "processor_refund_id, actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(e.refund_id),
+                str(e.originator_id),
+                str(e.practice_id),
+                e.amount,
+                iso(e.at),
+                e.processor_refund_id,
+                e.actor,
+            ),
+        )
+        tx.execute(
+            "UPDATE transactions SET refunded_amount = refunded_amount + ? WHERE id = ?",
+            (e.amount, str(e.originator_id)),
+        )
+
+    @handles(Payment.RefundSettled)
+    def refund_settled(self, tx: Tx, e: Payment.RefundSettled, position: int) -> None:
+        tx.execute(
+            "UPDATE transaction_refunds SET batch_id = ? WHERE id = ?",
+            (str(e.batch_id), str(e.refund_id)),
+        )
+
+    @handles(Payment.Associated)
+    def associated(self, tx: Tx, e: Payment.Associated, position: int) -> None:
+        tx.execute(
+            "UPDATE transactions SET association = 'associated', association_source = ?, "
+            "pms_reference = ? WHERE id = ?",
+            (e.source, e.pms_reference, str(e.originator_id)),
+        )
+
+    @handles(Batch.Closed)
+    def batch_closed(self, tx: Tx, e: Batch.Closed, position: int) -> None:
+        """Nothing to add: the payments' own Settled events carry the batch."""
+
+
+#: what the badge counts: money moved, not yet in the PMS ledger
+UNASSOCIATED = "association = 'unassociated' AND status IN ('approved', 'settled')"
+
+
+def unassociated_count(db: Database, practice_id: UUID) -> int:
+    row = db.query_one(
+        f"SELECT COUNT(*) AS n FROM transactions WHERE practice_id = ? AND {UNASSOCIATED}",  # noqa: S608
+        (str(practice_id),),
+    )
+    return int(row["n"]) if row else 0
+
+
+def list_transactions(
+    db: Database,
+    practice_id: UUID,
+    *,
+    date_from: str,
+    date_to: str,
+    association: str | None,
+    patient_id: UUID | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Newest first; `after` is the (occurred_at, id) of the last row of the previous page."""
+    sql = "SELECT * FROM transactions WHERE practice_id = ? AND local_date BETWEEN ? AND ?"
+    params: list[Any] = [str(practice_id), date_from, date_to]
+    if association == "unassociated":
+        sql += f" AND {UNASSOCIATED}"
+    elif association == "associated":
+        sql += " AND association = 'associated'"
+    if patient_id:
+        sql += " AND patient_id = ?"
+        params.append(str(patient_id))
+    if after:
+        sql += " AND (occurred_at, id) < (?, ?)"
+        params.extend(after)
+    sql += " ORDER BY occurred_at DESC, id DESC LIMIT ?"
+    params.append(limit)
+    return db.query(sql, params)
+
+
+def due_for_settlement(db: Database, practice_id: UUID, now_iso: str) -> list[dict[str, Any]]:
+    """Approved payments whose batch cut-off has passed, oldest first."""
+    return db.query(
+        "SELECT id, batch_date, amount FROM transactions WHERE practice_id = ? "
+        "AND status = 'approved' AND settles_at <= ? ORDER BY occurred_at, id",
+        (str(practice_id), now_iso),
+    )
+
+
+def unsettled_refunds(db: Database, practice_id: UUID) -> list[dict[str, Any]]:
+    return db.query(
+        "SELECT id, payment_id, amount, occurred_at FROM transaction_refunds "
+        "WHERE practice_id = ? AND batch_id IS NULL ORDER BY occurred_at, id",
+        (str(practice_id),),
+    )
+
+
+def refunds_of(db: Database, payment_id: UUID) -> list[dict[str, Any]]:
+    return db.query(
+        "SELECT * FROM transaction_refunds WHERE payment_id = ? ORDER BY occurred_at, id",
+        (str(payment_id),),
+    )
+
+
+def settled_unrefunded(db: Database, practice_id: UUID, *, limit: int) -> list[dict[str, Any]]:
+    """The newest settled payments with nothing refunded yet."""
+    return db.query(
+        "SELECT id FROM transactions WHERE practice_id = ? AND status = 'settled' "
+        "AND refunded_amount = 0 ORDER BY occurred_at DESC LIMIT ?",
+        (str(practice_id), limit),
+    )

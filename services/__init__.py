@@ -1,0 +1,1 @@
+"""Use cases, the HTTP API, the CLI and the wiring of adapters."""

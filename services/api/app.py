@@ -1,0 +1,47 @@
+"""The FastAPI application, built around one ledger."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.api import errors
+from services.api.idempotency import IdempotencyMiddleware
+from services.api.routes import audit, health, patients, payments, practices, sandbox, transactions
+from services.context import Ledger
+from services.practices import Authenticator
+from services.scheduler import Scheduler
+
+DESCRIPTION = """
+Payments ledger for dental offices. Amounts are integer cents; dates are
+practice-local `YYYY-MM-DD`; instants are ISO 8601 UTC. Authenticate with
+`Authorization: Bearer <token>`; everything under `/v1` needs an admin of the
+practice (practice set-up takes the operator token). Mutating calls accept an
+`Idempotency-Key`. Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
+    run_scheduler = ledger.settings.run_scheduler if scheduler is None else scheduler
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        job = Scheduler(ledger, ledger.settings.scheduler_interval) if run_scheduler else None
+        if job:
+            job.start()
+        try:
+            yield
+        finally:
+            if job:
+                job.stop()
+
+    app = FastAPI(title="payledger", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.ledger = ledger
+    app.state.authenticator = Authenticator(ledger)
+    errors.install(app)
+    app.add_middleware(IdempotencyMiddleware, db=ledger.db)
+    for module in (practices, patients, payments, transactions, audit, sandbox, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,69 @@
+"""Request dependencies: the ledger, the caller, and the admin-only rule."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import Depends, Header, Request
+
+from domain.users import Role
+from services.api.errors import HttpProblem
+from services.context import Ledger
+from services.practices import Authenticator, Caller
+
+
+def get_ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+def get_caller(
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Caller:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise HttpProblem(
+            401, "send 'Authorization: Bearer <token>' with a user's token", code="unauthenticated"
+        )
+    authenticator: Authenticator = request.app.state.authenticator
+    caller = authenticator.caller(authorization[7:].strip())
+    if caller is None:
+        raise HttpProblem(401, "the bearer token is not valid", code="unauthenticated")
+    return caller
+
+
+def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    """Payments are for admins of a practice only."""
+    if caller.is_operator:
+        raise HttpProblem(
+            403,
+            "the operator token is for practice set-up only; use a practice admin's token",
+            code="forbidden",
+        )
+    if caller.role != Role.ADMIN:
+        raise HttpProblem(403, "only admins may see or change payments", code="forbidden")
+    return caller
+
+
+def get_idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Same key and body replay the first answer; another body is a 409.",
+        ),
+    ] = None,
+) -> str | None:
+    return idempotency_key
+
+
+def practice_of(caller: Caller) -> UUID:
+    assert caller.practice_id is not None
+    return caller.practice_id
+
+
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+AdminDep = Annotated[Caller, Depends(get_admin)]
+KeyDep = Annotated[str | None, Depends(get_idempotency_key)]

@@ -1,0 +1,128 @@
+"""RFC 9457 problem details, and the one place that maps domain errors to HTTP."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
+from services.payments import EmailNotSent
+
+log = logging.getLogger("payledger.api")
+
+PROBLEM = "application/problem+json"
+
+STATUS_BY_ERROR: list[tuple[type[PaymentsError], int]] = [
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidValue, 422),
+    (EmailNotSent, 502),
+]
+
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal error",
+    502: "Bad gateway",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{code or TITLES.get(status, 'error').lower().replace(' ', '-')}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if field:
+        body["field"] = field
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+class HttpProblem(Exception):
+    """A problem raised by the API layer itself (auth, paging, headers)."""
+
+    def __init__(
+        self, status: int, detail: str, *, code: str | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.code, self.field = status, detail, code, field
+
+
+def status_for(error: PaymentsError) -> int:
+    for kind, status in STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 422
+
+
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PaymentsError)
+    async def domain_error(request: Request, error: PaymentsError) -> JSONResponse:
+        return problem(status_for(error), error.detail, code=error.code, field=error.field)
+
+    @app.exception_handler(HttpProblem)
+    async def http_problem(request: Request, error: HttpProblem) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return problem(
+            error.status, error.detail, code=error.code, field=error.field, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")}
+            for e in error.errors()
+        ]
+        if any(e.get("type") == "json_invalid" for e in error.errors()):
+            return problem(400, "the request body is not valid JSON", code="malformed-json")
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        detail = f"{first['field'] or 'request'}: {first['message']}"
+        if len(errors) > 1:
+            detail += f" (and {len(errors) - 1} more)"
+        return problem(
+            422, detail, code="invalid-request", field=first["field"] or None, errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        detail = (
+            error.detail if isinstance(error.detail, str) else TITLES.get(error.status_code, "")
+        )
+        if error.status_code == 404 and detail == "Not Found":
+            detail = f"no such resource: {request.url.path}"
+        return problem(error.status_code, detail)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem(500, "an unexpected error occurred; nothing was changed by this request")

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from domain.errors import NotFound
+from projections.feed import read_feed, read_history
+from services.api.deps import AdminDep, LedgerDep, practice_of
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+
+def feed_page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_cursor": str(items[-1]["position"]) if more else None}
+
+
+@router.get("/events", summary="The practice's ordered event feed after a position")
+def get_events(
+    caller: AdminDep,
+    ledger: LedgerDep,
+    after: Annotated[int, Query(ge=0, description="a position; 0 = from the start")] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+) -> dict[str, Any]:
+    start = int(cursor) if cursor else after
+    return feed_page(read_feed(ledger.db, practice_of(caller), start, limit + 1), limit)
+
+
+@router.get(
+    "/history/{aggregate_id}",
+    summary="Every event of one payment, patient, batch or practice, in order",
+)
+def get_history(
+    aggregate_id: UUID,
+    caller: AdminDep,
+    ledger: LedgerDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+) -> dict[str, Any]:
+    start = int(cursor) if cursor else 0
+    items = read_history(ledger.db, practice_of(caller), aggregate_id, start, limit + 1)
+    if not items and start == 0:
+        raise NotFound(f"no history for {aggregate_id}")
+    return feed_page(items, limit)

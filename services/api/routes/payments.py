@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body
+
+from adapters.processor.port import CardInput
+from domain.errors import InvalidValue
+from domain.payments import AssociationSource, Method, Payment
+from services import payments as uc
+from services.api.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.api.schemas import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
+from services.views import ledger_entry_out, payment_out, receipt_out
+
+router = APIRouter(prefix="/v1/payments", tags=["payments"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Collect a payment (terminal or virtual terminal); approved or declined",
+)
+def collect(body: PaymentIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+    card = (
+        CardInput(body.card.number, body.card.exp_month, body.card.exp_year, body.card.cvc)
+        if body.card
+        else None
+    )
+    if body.method == "terminal" and not body.terminal_id:
+        raise InvalidValue("a terminal payment needs the terminal_id", field="terminal_id")
+    payment = uc.collect_payment(
+        ledger,
+        practice_id=practice_of(caller),
+        amount=body.amount,
+        method=Method(body.method),
+        card=card,
+        terminal_id=body.terminal_id,
+        patient_id=body.patient_id,
+        actor=caller.actor,
+        key=key,
+    )
+    return payment_out(ledger, payment)
+
+
+@router.get("/{payment_id}", summary="One payment with its refunds, settlement and history")
+def get_payment(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    payment = ledger.get(Payment, payment_id, practice_of(caller))
+    return payment_out(ledger, payment, with_history=True)
+
+
+@router.post(
+    "/{payment_id}/refund",
+    summary="Void if not yet processed, refund (full or amount) if processed",
+)
+def refund(
+    payment_id: UUID,
+    caller: AdminDep,
+    ledger: LedgerDep,
+    key: KeyDep,
+    body: RefundIn | None = Body(None),
+) -> dict[str, Any]:
+    reversal = uc.refund_payment(
+        ledger,
+        practice_id=practice_of(caller),
+        payment_id=payment_id,
+        amount=body.amount if body else None,
+        actor=caller.actor,
+        key=key,
+    )
+    return {
+        "kind": reversal.kind.value,
+        "amount": reversal.amount,
+        "refund_id": str(reversal.refund_id) if reversal.refund_id else None,
+        "payment": payment_out(ledger, reversal.payment),
+    }
+
+
+@router.get("/{payment_id}/receipt", summary="The payment's receipt, with its refunds")
+def receipt(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    return receipt_out(ledger, ledger.get(Payment, payment_id, practice_of(caller)))
+
+
+@router.post(
+    "/{payment_id}/receipt/send", summary="Email a copy of the payment's (or one refund's) receipt"
+)
+def send_receipt(
+    payment_id: UUID, body: ReceiptSendIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    if body.email.lower() != body.confirm_email.lower():
+        raise InvalidValue(
+            "email and confirm_email differ: check the address", field="confirm_email"
+        )
+    payment = uc.send_receipt(
+        ledger,
+        practice_id=practice_of(caller),
+        payment_id=payment_id,
+        email=body.email,
+        refund_id=body.refund_id,
+        actor=caller.actor,
+    )
+    return {
+        "sent": True,
+        "email": body.email,
+        "payment_id": str(payment.id),
+        "refund_id": str(body.refund_id) if body.refund_id else None,
+    }
+
+
+@router.get("/{payment_id}/ledger-entry", summary="What to type into the PMS (Post to Ledger)")
+def ledger_entry(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    return ledger_entry_out(ledger, ledger.get(Payment, payment_id, practice_of(caller)))
+
+
+@router.post("/{payment_id}/associate", summary="Mark as associated (recorded in the PMS)")
+def associate(
+    payment_id: UUID, body: AssociateIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    payment = uc.associate_payment(
+        ledger,
+        practice_id=practice_of(caller),
+        payment_id=payment_id,
+        source=AssociationSource(body.source),
+        pms_reference=body.pms_reference,
+        actor=caller.actor,
+    )
+    return payment_out(ledger, payment)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter
+
+from domain.practices import DepositAccount, PmsKind, Practice
+from domain.schedule import parse_cutoff
+from domain.users import Role
+from services import practices as uc
+from services.api.deps import CallerDep, KeyDep, LedgerDep
+from services.api.errors import HttpProblem
+from services.api.schemas import PracticeIn, SettingsIn, UserIn
+from services.practices import Caller
+from services.views import practice_out
+
+router = APIRouter(prefix="/v1/practices", tags=["practices"])
+
+
+def own_practice(caller: Caller, practice_id: UUID, *, operator_ok: bool = False) -> None:
+    """Admins reach only their own practice (another one is simply not found)."""
+    if caller.is_operator:
+        if operator_ok:
+            return
+        raise HttpProblem(403, "the operator token is for practice set-up only", code="forbidden")
+    if caller.practice_id != practice_id:
+        raise HttpProblem(404, f"no practice {practice_id}", code="not-found")
+    if caller.role != Role.ADMIN:
+        raise HttpProblem(403, "only admins may change practice settings", code="forbidden")
+
+
+@router.post("", status_code=201, summary="Create a practice (operator token)")
+def create_practice(
+    body: PracticeIn, caller: CallerDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    if not caller.is_operator:
+        raise HttpProblem(403, "creating a practice needs the operator token", code="forbidden")
+    practice = uc.create_practice(
+        ledger,
+        name=body.name,
+        timezone=body.timezone,
+        pms=PmsKind(body.pms),
+        auto_writeback=body.auto_writeback,
+        deposit_account=DepositAccount(body.deposit_account.kind, body.deposit_account.last4),
+        batch_cutoff=parse_cutoff(body.batch_cutoff),
+        actor=caller.actor,
+        key=key,
+    )
+    return practice_out(practice)
+
+
+@router.get("/{practice_id}", summary="A practice and its payments settings")
+def get_practice(practice_id: UUID, caller: CallerDep, ledger: LedgerDep) -> dict[str, Any]:
+    own_practice(caller, practice_id, operator_ok=True)
+    return practice_out(ledger.get(Practice, practice_id, practice_id))
+
+
+@router.patch("/{practice_id}/settings", summary="Change payments settings")
+def change_settings(
+    practice_id: UUID, body: SettingsIn, caller: CallerDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    own_practice(caller, practice_id)
+    changes = body.model_dump(exclude_unset=True)
+    practice = uc.change_settings(ledger, practice_id, changes, caller.actor)
+    return practice_out(practice)
+
+
+@router.post(
+    "/{practice_id}/users",
+    status_code=201,
+    summary="Create a user; the answer holds its token, shown only once",
+)
+def create_user(
+    practice_id: UUID, body: UserIn, caller: CallerDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    own_practice(caller, practice_id, operator_ok=True)
+    user, token = uc.create_user(
+        ledger, practice_id=practice_id, name=body.name, role=Role(body.role), actor=caller.actor
+    )
+    return {"id": str(user.id), "name": user.name, "role": user.role.value, "token": token}

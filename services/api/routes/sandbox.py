@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from adapters.clock import SandboxClock
+from adapters.messaging.email import list_outbox
+from domain.errors import InvalidValue
+from projections.base import iso
+from services.api.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.api.errors import HttpProblem
+from services.api.schemas import ClockAdvanceIn
+from services.settlement import run_due_work
+
+router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
+
+
+def sandbox_clock(request: Request) -> SandboxClock:
+    clock = request.app.state.ledger.sandbox_clock
+    if clock is None:
+        raise HttpProblem(404, "sandbox mode is off (PAYLEDGER_SANDBOX=0): there is no test clock")
+    assert isinstance(clock, SandboxClock)
+    return clock
+
+
+@router.get("/clock", summary="The practice's test clock")
+def get_clock(request: Request, caller: AdminDep) -> dict[str, Any]:
+    clock = sandbox_clock(request)
+    practice_id = practice_of(caller)
+    return {"now": iso(clock.now(practice_id)), "offset_seconds": clock.offset(practice_id)}
+
+
+@router.post(
+    "/clock/advance", summary="Move the practice's test clock forward and run what fell due"
+)
+def advance(
+    body: ClockAdvanceIn, request: Request, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    clock = sandbox_clock(request)
+    practice_id = practice_of(caller)
+    if (body.seconds is None) == (body.to is None):
+        raise InvalidValue(
+            "send either seconds (> 0) or to (an instant), not both", field="seconds"
+        )
+    seconds: float
+    if body.to is not None:
+        target = body.to if body.to.tzinfo else body.to.replace(tzinfo=UTC)
+        seconds = (target - clock.now(practice_id)).total_seconds()
+        if seconds <= 0:
+            raise InvalidValue("the test clock only moves forward: 'to' is in its past", field="to")
+    else:
+        assert body.seconds is not None
+        seconds = body.seconds
+    now = clock.advance(practice_id, seconds)
+    batches = run_due_work(ledger, practice_id)
+    return {"now": iso(now), "batches_closed": batches}
+
+
+@router.get("/outbox", summary="Messages the embedded default kept instead of sending")
+def outbox(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    return {"items": list_outbox(ledger.db, practice_of(caller))}

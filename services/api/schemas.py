@@ -1,0 +1,100 @@
+"""Request bodies. Amounts are strict integers (cents): floats and strings are refused."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def check_email(value: str) -> str:
+    value = value.strip()
+    if not EMAIL.match(value) or len(value) > 254:
+        raise ValueError("must be an email address such as name@example.com")
+    return value
+
+
+Email = Annotated[str, AfterValidator(check_email)]
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+Cents = Annotated[StrictInt, Field(description="integer cents, e.g. 12500 = $125.00")]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DepositAccountIn(Body):
+    kind: Text = Field(examples=["Checking"])
+    last4: Annotated[str, Field(pattern=r"^\d{4}$", examples=["6789"])]
+
+
+class PracticeIn(Body):
+    name: Text
+    timezone: Text = Field(examples=["America/New_York"])
+    pms: Literal["opendental", "eaglesoft", "dentrix"]
+    auto_writeback: StrictBool = False
+    deposit_account: DepositAccountIn
+    batch_cutoff: str = Field("23:59", examples=["23:59"])
+
+
+class SettingsIn(Body):
+    pms: Literal["opendental", "eaglesoft", "dentrix"] | None = None
+    auto_writeback: StrictBool | None = None
+    batch_cutoff: str | None = None
+    pms_payment_type: Annotated[str, Field(max_length=50)] | None = None
+
+
+class UserIn(Body):
+    name: Text
+    role: Literal["admin", "staff"]
+
+
+class PatientIn(Body):
+    pms_patient_id: Annotated[str, Field(min_length=1, max_length=64)]
+    first_name: Text
+    last_name: Text
+    email: Email | None = None
+    phone: Annotated[str, Field(pattern=r"^\+?[0-9 ()\-]{7,20}$")] | None = None
+    guarantor_id: UUID | None = None
+
+
+class CardIn(Body):
+    number: Annotated[str, Field(min_length=1, max_length=23)]
+    exp_month: StrictInt
+    exp_year: StrictInt
+    cvc: Annotated[str, Field(min_length=1, max_length=4)]
+
+
+class PaymentIn(Body):
+    method: Literal["terminal", "virtual_terminal"]
+    amount: Cents
+    terminal_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    card: CardIn | None = None
+    patient_id: UUID | None = None
+
+
+class RefundIn(Body):
+    amount: Cents | None = Field(
+        None, description="cents to refund; omit for the whole remainder (a void is always full)"
+    )
+
+
+class AssociateIn(Body):
+    source: Literal["manual", "inbox"]
+    pms_reference: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+
+class ReceiptSendIn(Body):
+    email: Email
+    confirm_email: Email = Field(description="the same address again, as the person confirmed it")
+    refund_id: UUID | None = None
+
+
+class ClockAdvanceIn(Body):
+    seconds: StrictInt | None = Field(None, ge=1, le=400 * 86400)
+    to: datetime | None = None

@@ -1,0 +1,46 @@
+"""The composition root: builds the ledger from settings. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import logging
+
+from adapters.clock import Clock, SandboxClock, SystemClock
+from adapters.messaging.email import EmailSender, OutboxEmailSender, SmtpEmailSender
+from adapters.processor.sandbox import SandboxProcessor
+from adapters.store import StoreConfig, open_store
+from projections.directory import Directory
+from projections.feed import EventFeed
+from projections.runner import Projector
+from projections.transactions import Transactions
+from services.context import Ledger
+from services.settings import Settings
+
+log = logging.getLogger("payledger")
+
+
+def all_projections() -> list[Directory | Transactions | EventFeed]:
+    return [Directory(), Transactions(), EventFeed()]
+
+
+def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledger:
+    """`real_clock` stands in for the system clock (tests pin time with it)."""
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(StoreConfig(settings.database_url, settings.sqlite_path))
+    db = store.database()
+    clock: Clock = (
+        SandboxClock(db, real_clock) if settings.sandbox else (real_clock or SystemClock())
+    )
+    email: EmailSender = SmtpEmailSender(settings.smtp) if settings.smtp else OutboxEmailSender(db)
+    projector = Projector(store, db, all_projections())
+    ledger = Ledger(
+        settings=settings,
+        store=store,
+        db=db,
+        clock=clock,
+        processor=SandboxProcessor(),
+        email=email,
+        projector=projector,
+    )
+    projector.catch_up()
+    return ledger

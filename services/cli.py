@@ -1,0 +1,173 @@
+"""The `payledger` command: serve the API, set up practices and users without HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from uuid import UUID
+
+from domain.errors import PaymentsError
+from domain.practices import DepositAccount, PmsKind
+from domain.schedule import parse_cutoff
+from domain.users import Role
+from services.bootstrap import build_ledger
+from services.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        result: int = args.run(args)
+        return result
+    except PaymentsError as error:
+        field = f" ({error.field})" if error.field else ""
+        print(f"error{field}: {error.detail}", file=sys.stderr)
+        return 2
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    return Settings.from_env(None, **overrides)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services.api.app import create_app
+    from services.demo import seed_demo
+
+    settings = settings_from(args)
+    ledger = build_ledger(settings)
+    url = f"http://{args.host}:{args.port}"
+    if args.demo:
+        print("Seeding demo data (first run only)...", flush=True)
+        practice, token = seed_demo(ledger)
+        print(
+            f"\n  payledger is serving {practice.name} at {url}\n"
+            f"  API docs:    {url}/docs\n"
+            f"  Admin token: {token}\n"
+            f"  Try:         curl -H 'Authorization: Bearer {token}' {url}/v1/transactions\n",
+            flush=True,
+        )
+    else:
+        print(f"\n  payledger at {url} (docs at {url}/docs)\n", flush=True)
+    store = (settings.database_url and "PostgreSQL") or f"SQLite at {settings.sqlite_path}"
+    print(f"  store: {store}; sandbox: {'on' if settings.sandbox else 'off'}\n", flush=True)
+    uvicorn.run(create_app(ledger), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def practice_create(args: argparse.Namespace) -> int:
+    from services.practices import create_practice
+
+    ledger = build_ledger(settings_from(args))
+    practice = create_practice(
+        ledger,
+        name=args.name,
+        timezone=args.timezone,
+        pms=PmsKind(args.pms),
+        auto_writeback=args.auto_writeback,
+        deposit_account=DepositAccount(args.deposit_kind, args.deposit_last4),
+        batch_cutoff=parse_cutoff(args.cutoff),
+        actor="operator:cli",
+    )
+    print(practice.id)
+    return 0
+
+
+def user_create(args: argparse.Namespace) -> int:
+    from services.practices import create_user
+
+    ledger = build_ledger(settings_from(args))
+    user, token = create_user(
+        ledger,
+        practice_id=args.practice,
+        name=args.name,
+        role=Role(args.role),
+        actor="operator:cli",
+    )
+    print(
+        f"user {user.id} ({user.role.value})\ntoken {token}\n"
+        "(the token is shown only now; it is stored hashed)"
+    )
+    return 0
+
+
+def rebuild(args: argparse.Namespace) -> int:
+    ledger = build_ledger(settings_from(args))
+    names = [args.name] if args.name else [p.name for p in ledger.projector.projections]
+    for name in names:
+        ledger.projector.rebuild(name)
+        print(f"rebuilt {name} at position {ledger.projector.position(name)}")
+    return 0
+
+
+def uuid_arg(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a practice id (a UUID)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="payledger", description=__doc__)
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("PAYLEDGER_DATA_DIR"),
+        help="where the embedded SQLite store lives (default ./var)",
+    )
+    commands = parser.add_subparsers(required=True, metavar="command")
+
+    serve_p = commands.add_parser("serve", help="serve the API and dashboard")
+    serve_p.add_argument("--host", default="127.0.0.1")
+    serve_p.add_argument("--port", type=int, default=8000)
+    serve_p.add_argument("--data-dir", default=argparse.SUPPRESS)
+    serve_p.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="seed a demo practice and print an admin token",
+    )
+    serve_p.set_defaults(run=serve)
+
+    practice_p = commands.add_parser("practice", help="practices").add_subparsers(
+        required=True, metavar="action"
+    )
+    create_p = practice_p.add_parser("create", help="create a practice; prints its id")
+    create_p.add_argument("--name", required=True)
+    create_p.add_argument("--timezone", required=True, help="IANA name, e.g. America/Chicago")
+    create_p.add_argument("--pms", required=True, choices=[k.value for k in PmsKind])
+    create_p.add_argument("--deposit-kind", default="Checking")
+    create_p.add_argument("--deposit-last4", required=True)
+    create_p.add_argument("--cutoff", default="23:59", help="batch cut-off, HH:MM local")
+    create_p.add_argument("--auto-writeback", action=argparse.BooleanOptionalAction, default=False)
+    create_p.set_defaults(run=practice_create)
+
+    user_p = commands.add_parser("user", help="users").add_subparsers(
+        required=True, metavar="action"
+    )
+    ucreate = user_p.add_parser("create", help="create a user; prints its token once")
+    ucreate.add_argument("--practice", required=True, type=uuid_arg)
+    ucreate.add_argument("--name", required=True)
+    ucreate.add_argument("--role", choices=[r.value for r in Role], default="admin")
+    ucreate.set_defaults(run=user_create)
+
+    proj_p = commands.add_parser("projections", help="read models").add_subparsers(
+        required=True, metavar="action"
+    )
+    rebuild_p = proj_p.add_parser("rebuild", help="drop and replay views from position 0")
+    rebuild_p.add_argument("name", nargs="?", help="one view (default: all)")
+    rebuild_p.set_defaults(run=rebuild)
+    return parser
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""The ledger's parts, as the use cases see them, and the load/save helpers they share."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from adapters.clock import Clock, SandboxClock
+from adapters.messaging.email import EmailSender
+from adapters.processor.port import CardProcessor
+from adapters.sql import Database
+from adapters.store import EventStore
+from domain.base import LedgerAggregate
+from domain.errors import Conflict, NotFound
+from projections.runner import Projector
+from services.settings import Settings
+
+log = logging.getLogger("payledger")
+
+A = TypeVar("A", bound=LedgerAggregate)
+R = TypeVar("R")
+
+
+@dataclass
+class Ledger:
+    settings: Settings
+    store: EventStore
+    db: Database
+    clock: Clock
+    processor: CardProcessor
+    email: EmailSender
+    projector: Projector
+
+    @property
+    def sandbox_clock(self) -> SandboxClock | None:
+        return self.clock if isinstance(self.clock, SandboxClock) else None
+
+    def get(self, kind: type[A], aggregate_id: UUID, practice_id: UUID | None) -> A:
+        """Load an aggregate; another practice's aggregate is as absent as a missing one."""
+        try:
+            aggregate: object = self.store.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {noun(kind)} {aggregate_id}") from None
+        if not isinstance(aggregate, kind) or (
+            practice_id is not None and aggregate.practice_id != practice_id
+        ):
+            raise NotFound(f"no {noun(kind)} {aggregate_id}")
+        return aggregate
+
+    def find(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            aggregate: object = self.store.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, kind) else None
+
+    def save(self, *aggregates: LedgerAggregate) -> None:
+        """Save all pending events in one transaction, then bring the views up to date."""
+        self.store.save(*aggregates)
+        self.projector.catch_up()
+
+
+def noun(kind: type) -> str:
+    return {"Payment": "payment", "Patient": "patient", "Practice": "practice"}.get(
+        kind.__name__, kind.__name__.lower()
+    )
+
+
+def retry_on_conflict(action: Callable[[], R], attempts: int = 3) -> R:
+    """Run a load-decide-save action again when another writer saved the aggregate first."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise Conflict(
+                    "another change to the same object was saved at the same moment; try again"
+                ) from None
+            log.info("version conflict, retrying (attempt %s)", attempt + 2)
+    raise AssertionError("unreachable")

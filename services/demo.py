@@ -1,0 +1,184 @@
+"""Demo data: one practice with patients and a month of realistic card history.
+
+The history is made through the same use cases as real traffic: the
+practice's sandbox clock starts a month back and is advanced through each
+day, so batches close at the cut-off exactly as they would live.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, time, timedelta
+from uuid import UUID
+
+from adapters.clock import SandboxClock
+from adapters.processor.port import CardInput
+from domain.patients import Patient
+from domain.payments import AssociationSource, Method, Payment, Status
+from domain.practices import DepositAccount, PmsKind, Practice
+from domain.schedule import zone
+from domain.users import Role
+from projections.transactions import settled_unrefunded
+from services.context import Ledger
+from services.payments import associate_payment, collect_payment, refund_payment
+from services.practices import create_user, keyed_id, register_patient
+from services.settlement import run_due_work
+
+DEMO_DAYS = 30
+ACTOR = "system:demo"
+APPROVE, DECLINE = "4242424242424242", "4000000000000002"
+
+PATIENTS = [
+    ("1001", "Maria", "Alvarez", "maria.alvarez@example.com", "+1 617 555 0101", None),
+    ("1002", "Diego", "Alvarez", None, None, "1001"),
+    ("1003", "James", "Okafor", "james.okafor@example.com", "+1 617 555 0103", None),
+    ("1004", "Priya", "Raman", "priya.raman@example.com", None, None),
+    ("1005", "Tom", "Becker", None, "+1 617 555 0105", None),
+    ("1006", "Linh", "Nguyen", "linh.nguyen@example.com", "+1 617 555 0106", None),
+    ("1007", "Anh", "Nguyen", None, None, "1006"),
+    ("1008", "Sarah", "Cohen", "sarah.cohen@example.com", "+1 617 555 0108", None),
+    ("1009", "Kwame", "Mensah", "kwame.mensah@example.com", None, None),
+    ("1010", "Emily", "Walsh", None, "+1 617 555 0110", None),
+    ("1011", "Oliver", "Walsh", None, None, "1010"),
+    ("1012", "Fatima", "Haddad", "fatima.haddad@example.com", "+1 617 555 0112", None),
+]
+AMOUNTS = [2500, 4500, 8900, 12500, 15000, 19900, 27500, 35000, 48000, 95000]
+
+
+def demo_practice_id() -> UUID:
+    return keyed_id("operator", "practice", "demo-practice")
+
+
+def seed_demo(ledger: Ledger) -> tuple[Practice, str]:
+    """Seed once (later runs find the practice); returns it and a new admin token."""
+    practice_id = demo_practice_id()
+    practice = ledger.find(Practice, practice_id)
+    if practice is None:
+        practice = _seed(ledger, practice_id)
+    _, token = create_user(
+        ledger, practice_id=practice_id, name="Demo admin", role=Role.ADMIN, actor=ACTOR
+    )
+    return practice, token
+
+
+def _seed(ledger: Ledger, practice_id: UUID) -> Practice:
+    clock = ledger.sandbox_clock
+    if clock is None:
+        raise RuntimeError("demo data needs sandbox mode (unset PAYLEDGER_SANDBOX=0)")
+    rng = random.Random(20261126)  # noqa: S311 (repeatable demo data)
+    clock.set_offset(practice_id, -DEMO_DAYS * 86400.0)
+    practice = Practice.create(
+        id=practice_id,
+        name="Maple Street Dental",
+        timezone="America/New_York",
+        pms=PmsKind.OPENDENTAL,
+        auto_writeback=False,
+        deposit_account=DepositAccount("Checking", "6789"),
+        at=clock.now(practice_id),
+        actor=ACTOR,
+    )
+    ledger.save(practice)
+    patients = _patients(ledger, practice_id)
+    start_day = clock.now(practice_id).astimezone(zone(practice.timezone)).date()
+    for offset in range(DEMO_DAYS + 1):
+        day = start_day + timedelta(days=offset)
+        if day.weekday() == 6:
+            continue
+        _seed_day(ledger, clock, practice, day, patients, rng)
+    clock.set_offset(practice_id, 0.0)
+    run_due_work(ledger, practice_id)
+    return practice
+
+
+def _patients(ledger: Ledger, practice_id: UUID) -> list[Patient]:
+    by_pms: dict[str, Patient] = {}
+    for pms_id, first, last, email, phone, guarantor in PATIENTS:
+        by_pms[pms_id] = register_patient(
+            ledger,
+            practice_id=practice_id,
+            pms_patient_id=pms_id,
+            first_name=first,
+            last_name=last,
+            email=email,
+            phone=phone,
+            guarantor_id=by_pms[guarantor].id if guarantor else None,
+            actor=ACTOR,
+        )
+    return list(by_pms.values())
+
+
+def _seed_day(
+    ledger: Ledger,
+    clock: SandboxClock,
+    practice: Practice,
+    day: object,
+    patients: list[Patient],
+    rng: random.Random,
+) -> None:
+    tz = zone(practice.timezone)
+    opening = datetime.combine(day, time(8, 30), tzinfo=tz)  # type: ignore[arg-type]
+    real_now = clock.now(practice.id) - timedelta(seconds=clock.offset(practice.id))
+    visits = sorted(rng.sample(range(0, 9 * 60), rng.randint(2, 6)))
+    for minute in visits:
+        at = opening + timedelta(minutes=minute)
+        if at >= real_now:
+            return
+        _move_to(ledger, clock, practice.id, at)
+        _one_visit(ledger, practice.id, rng.choice(patients), rng)
+
+
+def _move_to(ledger: Ledger, clock: SandboxClock, practice_id: UUID, at: datetime) -> None:
+    seconds = (at - clock.now(practice_id)).total_seconds()
+    if seconds > 0:
+        clock.advance(practice_id, seconds)
+        run_due_work(ledger, practice_id)
+
+
+def _one_visit(ledger: Ledger, practice_id: UUID, patient: Patient, rng: random.Random) -> None:
+    terminal = rng.random() < 0.6
+    payment = collect_payment(
+        ledger,
+        practice_id=practice_id,
+        amount=rng.choice(AMOUNTS),
+        method=Method.TERMINAL if terminal else Method.VIRTUAL_TERMINAL,
+        terminal_id="front-desk-1" if terminal else None,
+        card=None
+        if terminal
+        else CardInput(DECLINE if rng.random() < 0.08 else APPROVE, 12, 2030, "123"),
+        patient_id=patient.id,
+        actor=ACTOR,
+    )
+    if payment.status != Status.APPROVED:
+        return
+    roll = rng.random()
+    if roll < 0.05:
+        refund_payment(
+            ledger, practice_id=practice_id, payment_id=payment.id, amount=None, actor=ACTOR
+        )
+        return
+    if roll < 0.85:
+        associate_payment(
+            ledger,
+            practice_id=practice_id,
+            payment_id=payment.id,
+            source=AssociationSource.MANUAL,
+            pms_reference=f"PayNum {rng.randint(20000, 99999)}",
+            actor=ACTOR,
+        )
+    _maybe_refund_earlier(ledger, practice_id, rng)
+
+
+def _maybe_refund_earlier(ledger: Ledger, practice_id: UUID, rng: random.Random) -> None:
+    if rng.random() > 0.08:
+        return
+    rows = settled_unrefunded(ledger.db, practice_id, limit=10)
+    if not rows:
+        return
+    payment = ledger.get(Payment, UUID(rng.choice(rows)["id"]), practice_id)
+    refund_payment(
+        ledger,
+        practice_id=practice_id,
+        payment_id=payment.id,
+        amount=max(100, payment.amount.cents // 2),
+        actor=ACTOR,
+    )

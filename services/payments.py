@@ -1,0 +1,257 @@
+"""Use cases: collect a payment, void or refund it, associate it, send its receipt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from adapters.messaging.email import Email, SendFailed
+from adapters.processor.cards import check_card
+from adapters.processor.port import CardInput
+from domain.errors import InvalidValue, NotFound, PaymentsError
+from domain.money import Money, check_payment_amount
+from domain.patients import Patient
+from domain.payments import AssociationSource, CardSummary, Method, Payment, ReversalKind
+from domain.practices import Practice
+from domain.schedule import batch_date_for, cutoff_instant, local_date, zone
+from services.context import Ledger, retry_on_conflict
+from services.practices import keyed_id
+from services.settlement import close_due_batches
+
+
+class EmailNotSent(PaymentsError):
+    code = "email-not-sent"
+
+
+def collect_payment(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    amount: int,
+    method: Method,
+    actor: str,
+    card: CardInput | None = None,
+    terminal_id: str | None = None,
+    patient_id: UUID | None = None,
+    request_id: UUID | None = None,
+    key: str | None = None,
+) -> Payment:
+    """Authorise and capture at once; a decline is recorded too (and moves no money)."""
+    money = check_payment_amount(amount)
+    practice = ledger.get(Practice, practice_id, practice_id)
+    now = ledger.clock.now(practice_id)
+    if patient_id is not None:
+        check_patient(ledger, practice_id, patient_id)
+    if method == Method.VIRTUAL_TERMINAL or method == Method.PAY_LINK:
+        if card is None:
+            raise InvalidValue(f"a {method.value} payment needs the card", field="card")
+        card = check_card(card, local_date(now, practice.timezone))
+    elif card is not None:
+        raise InvalidValue(
+            "a terminal payment takes the card at the terminal: send terminal_id, not card",
+            field="card",
+        )
+    payment_id = keyed_id(practice_id, "payment", key)
+    existing = ledger.find(Payment, payment_id)
+    if existing is not None:
+        return existing
+    result = ledger.processor.charge(
+        reference=payment_id, amount=amount, card=card, terminal_id=terminal_id
+    )
+    summary = CardSummary(result.brand, result.last4)
+    if result.approved and result.transaction_id:
+        batch_date = batch_date_for(now, practice.timezone, practice.batch_cutoff)
+        payment = Payment.capture(
+            id=payment_id,
+            practice_id=practice_id,
+            amount=money,
+            method=method,
+            card=summary,
+            transaction_id=result.transaction_id,
+            batch_date=batch_date,
+            settles_at=cutoff_instant(batch_date, practice.timezone, practice.batch_cutoff),
+            terminal_id=terminal_id,
+            patient_id=patient_id,
+            request_id=request_id,
+            at=now,
+            actor=actor,
+        )
+    else:
+        payment = Payment.decline(
+            id=payment_id,
+            practice_id=practice_id,
+            amount=money,
+            method=method,
+            card=summary,
+            reason=result.decline_reason or "declined",
+            terminal_id=terminal_id,
+            patient_id=patient_id,
+            request_id=request_id,
+            at=now,
+            actor=actor,
+        )
+    ledger.save(payment)
+    return payment
+
+
+def check_patient(ledger: Ledger, practice_id: UUID, patient_id: UUID) -> Patient:
+    try:
+        return ledger.get(Patient, patient_id, practice_id)
+    except NotFound:
+        raise InvalidValue(
+            f"patient_id {patient_id} is not a patient of this practice", field="patient_id"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Reversal:
+    kind: ReversalKind
+    payment: Payment
+    amount: int
+    refund_id: UUID | None
+
+
+def refund_payment(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    payment_id: UUID,
+    amount: int | None,
+    actor: str,
+    key: str | None = None,
+) -> Reversal:
+    """The one refund action: a void while unprocessed, a refund once settled."""
+    close_due_batches(ledger, practice_id)
+
+    def attempt() -> Reversal:
+        payment = ledger.get(Payment, payment_id, practice_id)
+        now = ledger.clock.now(practice_id)
+        wanted = None if amount is None else check_payment_amount(amount)
+        if payment.reversal_kind(now) == ReversalKind.VOID:
+            payment.check_void(now, wanted)
+            void_id = ledger.processor.void(
+                transaction_id=payment.transaction_id or "",
+                reference=keyed_id(payment_id, "void", key),
+            )
+            payment.void(processor_void_id=void_id, at=now, actor=actor)
+            ledger.save(payment)
+            return Reversal(ReversalKind.VOID, payment, payment.amount.cents, None)
+        refund_amount = wanted or payment.remaining
+        payment.check_refund(refund_amount, now)
+        refund_id = keyed_id(payment_id, "refund", key)
+        processor_refund_id = ledger.processor.refund(
+            transaction_id=payment.transaction_id or "",
+            amount=refund_amount.cents,
+            reference=refund_id,
+        )
+        payment.refund(
+            refund_id=refund_id,
+            amount=refund_amount,
+            processor_refund_id=processor_refund_id,
+            at=now,
+            actor=actor,
+        )
+        ledger.save(payment)
+        return Reversal(ReversalKind.REFUND, payment, refund_amount.cents, refund_id)
+
+    return retry_on_conflict(attempt)
+
+
+def associate_payment(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    payment_id: UUID,
+    source: AssociationSource,
+    pms_reference: str | None,
+    actor: str,
+) -> Payment:
+    def attempt() -> Payment:
+        payment = ledger.get(Payment, payment_id, practice_id)
+        payment.associate(
+            source=source,
+            pms_reference=pms_reference,
+            at=ledger.clock.now(practice_id),
+            actor=actor,
+        )
+        ledger.save(payment)
+        return payment
+
+    return retry_on_conflict(attempt)
+
+
+def send_receipt(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    payment_id: UUID,
+    email: str,
+    refund_id: UUID | None,
+    actor: str,
+) -> Payment:
+    """Email a copy of a payment's (or one refund's) receipt and record that it was sent."""
+    payment = ledger.get(Payment, payment_id, practice_id)
+    practice = ledger.get(Practice, practice_id, practice_id)
+    now = ledger.clock.now(practice_id)
+    payment.check_receipt(refund_id)
+    message = receipt_email(practice, payment, refund_id, email, now)
+    try:
+        ledger.email.send(message)
+    except SendFailed as error:
+        raise EmailNotSent(
+            f"the receipt could not be emailed ({error}); nothing was recorded, try again"
+        ) from error
+    retry_on_conflict(
+        lambda: _save_receipt(ledger, payment_id, practice_id, email, refund_id, actor)
+    )
+    return payment
+
+
+def _save_receipt(
+    ledger: Ledger,
+    payment_id: UUID,
+    practice_id: UUID,
+    email: str,
+    refund_id: UUID | None,
+    actor: str,
+) -> None:
+    payment = ledger.get(Payment, payment_id, practice_id)
+    payment.record_receipt_sent(
+        email=email, refund_id=refund_id, at=ledger.clock.now(practice_id), actor=actor
+    )
+    ledger.save(payment)
+
+
+def receipt_email(
+    practice: Practice, payment: Payment, refund_id: UUID | None, to: str, now: datetime
+) -> Email:
+    if refund_id is not None:
+        refund = payment.find_refund(refund_id)
+        what, amount, when = "Refund", Money(refund.amount), refund.at
+        ref = refund.processor_refund_id
+    else:
+        what, amount, when = "Payment", payment.amount, payment.occurred_at
+        ref = payment.transaction_id or ""
+    local = when.astimezone(zone(practice.timezone))
+    body = "\n".join(
+        [
+            f"{practice.name}",
+            "",
+            f"{what} receipt",
+            f"Amount: {amount}",
+            f"Date: {local:%Y-%m-%d %H:%M} ({practice.timezone})",
+            f"Status: {payment.status.value}",
+            f"Transaction id: {ref}",
+            f"Card: {payment.card.brand} ending in {payment.card.last4}",
+            "",
+            f"Sent: {now.astimezone(zone(practice.timezone)):%Y-%m-%d %H:%M}",
+            "Thank you.",
+        ]
+    )
+    return Email(
+        to=to,
+        subject=f"{practice.name}: {what.lower()} receipt {amount}",
+        body=body,
+        practice_id=practice.id,
+    )

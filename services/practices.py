@@ -1,0 +1,176 @@
+"""Use cases: practices, users and their tokens, patients."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import time
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from eventsourcing.persistence import IntegrityError
+
+from domain.errors import AlreadyExists, InvalidValue, NotFound
+from domain.patients import Patient
+from domain.practices import DepositAccount, PmsKind, Practice
+from domain.users import Role, User
+from services.context import Ledger
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: an operator, or a user of one practice."""
+
+    actor: str
+    practice_id: UUID | None
+    role: Role | None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.actor == "operator"
+
+
+OPERATOR = Caller(actor="operator", practice_id=None, role=None)
+
+
+def keyed_id(scope: UUID | str, kind: str, key: str | None) -> UUID:
+    """A new aggregate id; derived from the idempotency key when there is one,
+    so that a retry after a crash finds what the first attempt saved."""
+    if key is None:
+        return uuid4()
+    return uuid5(NAMESPACE_URL, f"payledger:{scope}:{kind}:{key}")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def user_id_for_token_hash(token_hash: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"payledger:token:{token_hash}")
+
+
+def create_practice(
+    ledger: Ledger,
+    *,
+    name: str,
+    timezone: str,
+    pms: PmsKind,
+    auto_writeback: bool,
+    deposit_account: DepositAccount,
+    batch_cutoff: time,
+    actor: str,
+    key: str | None = None,
+) -> Practice:
+    practice_id = keyed_id("operator", "practice", key)
+    existing = ledger.find(Practice, practice_id)
+    if existing is not None:
+        return existing
+    practice = Practice.create(
+        id=practice_id,
+        name=name,
+        timezone=timezone,
+        pms=pms,
+        auto_writeback=auto_writeback,
+        deposit_account=deposit_account,
+        batch_cutoff=batch_cutoff,
+        at=ledger.clock.now(),
+        actor=actor,
+    )
+    ledger.save(practice)
+    return practice
+
+
+def change_settings(
+    ledger: Ledger, practice_id: UUID, changes: dict[str, Any], actor: str
+) -> Practice:
+    practice = ledger.get(Practice, practice_id, practice_id)
+    if practice.change_settings(changes, at=ledger.clock.now(practice_id), actor=actor):
+        ledger.save(practice)
+    return practice
+
+
+def create_user(
+    ledger: Ledger, *, practice_id: UUID, name: str, role: Role, actor: str
+) -> tuple[User, str]:
+    """A new user and its token; the token is returned only here and stored only hashed."""
+    ledger.get(Practice, practice_id, practice_id)
+    token = f"plt_{secrets.token_urlsafe(32)}"
+    token_hash = hash_token(token)
+    user = User.create(
+        id=user_id_for_token_hash(token_hash),
+        practice_id=practice_id,
+        name=name,
+        role=role,
+        token_hash=token_hash,
+        at=ledger.clock.now(practice_id),
+        actor=actor,
+    )
+    ledger.save(user)
+    return user, token
+
+
+class Authenticator:
+    """Resolves a bearer token to a caller. Users never change, so they are cached."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._cache: dict[str, User] = {}
+
+    def caller(self, token: str) -> Caller | None:
+        operator = self._ledger.settings.operator_token
+        if operator and hmac.compare_digest(token.encode(), operator.encode()):
+            return OPERATOR
+        token_hash = hash_token(token)
+        user = self._cache.get(token_hash)
+        if user is None:
+            user = self._ledger.find(User, user_id_for_token_hash(token_hash))
+            if user is None or not hmac.compare_digest(user.token_hash, token_hash):
+                return None
+            self._cache[token_hash] = user
+        return Caller(actor=f"user:{user.id}", practice_id=user.practice_id, role=user.role)
+
+
+def register_patient(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    pms_patient_id: str,
+    first_name: str,
+    last_name: str,
+    email: str | None,
+    phone: str | None,
+    guarantor_id: UUID | None,
+    actor: str,
+) -> Patient:
+    """Patients are keyed by their PMS id: one PMS patient is one patient here."""
+    if guarantor_id is not None:
+        try:
+            ledger.get(Patient, guarantor_id, practice_id)
+        except NotFound:
+            raise InvalidValue(
+                f"guarantor_id {guarantor_id} is not a patient of this practice",
+                field="guarantor_id",
+            ) from None
+    patient_id = uuid5(NAMESPACE_URL, f"payledger:{practice_id}:patient:{pms_patient_id.strip()}")
+    patient = Patient.register(
+        id=patient_id,
+        practice_id=practice_id,
+        pms_patient_id=pms_patient_id,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        phone=phone,
+        guarantor_id=guarantor_id,
+        at=ledger.clock.now(practice_id),
+        actor=actor,
+    )
+    try:
+        ledger.save(patient)
+    except IntegrityError:
+        raise AlreadyExists(
+            f"a patient with pms_patient_id {pms_patient_id!r} already exists: {patient_id}",
+            field="pms_patient_id",
+        ) from None
+    return patient

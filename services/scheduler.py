@@ -1,0 +1,41 @@
+"""The server's background job: catch up views written by other processes, run due work.
+
+Safe in several processes at once: batch ids are derived from practice and
+date, so a second closer's save fails and it finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from services.context import Ledger
+from services.settlement import run_due_work
+
+log = logging.getLogger("payledger.scheduler")
+
+
+class Scheduler:
+    def __init__(self, ledger: Ledger, interval: float) -> None:
+        self._ledger = ledger
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="payledger-scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def tick(self) -> int:
+        self._ledger.projector.catch_up()
+        return run_due_work(self._ledger)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("scheduled work failed; retrying at the next tick")

@@ -1,0 +1,58 @@
+"""Configuration from the environment (see README: Configuration)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.messaging.email import SmtpSettings
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() not in {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    sandbox: bool = True
+    operator_token: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    smtp: SmtpSettings | None = None
+    scheduler_interval: float = 5.0
+    run_scheduler: bool = True
+
+    @property
+    def sqlite_path(self) -> str:
+        return str(self.data_dir / "payledger.sqlite3")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = dict(os.environ) if env is None else env
+        smtp_host = env.get("PAYLEDGER_SMTP_HOST")
+        smtp = (
+            SmtpSettings(
+                host=smtp_host,
+                port=int(env.get("PAYLEDGER_SMTP_PORT", "25")),
+                sender=env.get("PAYLEDGER_SMTP_SENDER", "payments@payledger.local"),
+                username=env.get("PAYLEDGER_SMTP_USERNAME") or None,
+                password=env.get("PAYLEDGER_SMTP_PASSWORD") or None,
+                starttls=_flag(env.get("PAYLEDGER_SMTP_STARTTLS"), False),
+            )
+            if smtp_host
+            else None
+        )
+        values: dict[str, object] = {
+            "data_dir": Path(env.get("PAYLEDGER_DATA_DIR", "var")),
+            "database_url": env.get("PAYLEDGER_DATABASE_URL") or None,
+            "sandbox": _flag(env.get("PAYLEDGER_SANDBOX"), True),
+            "operator_token": env.get("PAYLEDGER_OPERATOR_TOKEN") or None,
+            "base_url": env.get("PAYLEDGER_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            "smtp": smtp,
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

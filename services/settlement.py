@@ -1,0 +1,111 @@
+"""The daily batch close: at each practice's cut-off, in its time zone, by its clock.
+
+Settling is what makes a payment "processed". A batch holds the approved,
+unvoided payments captured since the previous cut-off and the refunds made
+in that time; a day with no activity makes no batch. A payment or refund
+that reached the log only after its batch closed (a capture racing the
+cut-off) goes into a supplementary batch of the same date.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import date, datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.persistence import IntegrityError
+
+from domain.batches import Batch, BatchItem
+from domain.payments import Payment, Status
+from domain.practices import Practice
+from domain.schedule import batch_date_for, cutoff_instant
+from projections.base import iso
+from projections.directory import practice_ids
+from projections.transactions import due_for_settlement, unsettled_refunds
+from services.context import Ledger
+
+log = logging.getLogger("payledger.settlement")
+
+ACTOR = "system:batch-close"
+
+
+def batch_id_for(practice_id: UUID, batch_date: date, supplement: int = 0) -> UUID:
+    suffix = f":{supplement}" if supplement else ""
+    return uuid5(NAMESPACE_URL, f"payledger:{practice_id}:batch:{batch_date.isoformat()}{suffix}")
+
+
+def close_due_batches(ledger: Ledger, practice_id: UUID) -> list[Batch]:
+    """Close every batch of the practice whose cut-off has passed; returns the new batches."""
+    ledger.projector.catch_up()
+    practice = ledger.get(Practice, practice_id, practice_id)
+    now = ledger.clock.now(practice_id)
+    due: dict[date, list[BatchItem]] = defaultdict(list)
+    for row in due_for_settlement(ledger.db, practice_id, iso(now)):
+        due[date.fromisoformat(row["batch_date"])].append(
+            BatchItem("payment", UUID(row["id"]), None, int(row["amount"]))
+        )
+    for row in unsettled_refunds(ledger.db, practice_id):
+        made_at = datetime.fromisoformat(row["occurred_at"].replace("Z", "+00:00"))
+        day = batch_date_for(made_at, practice.timezone, practice.batch_cutoff)
+        if cutoff_instant(day, practice.timezone, practice.batch_cutoff) <= now:
+            due[day].append(
+                BatchItem("refund", UUID(row["payment_id"]), UUID(row["id"]), int(row["amount"]))
+            )
+    closed = []
+    for day in sorted(due):
+        batch = _close(ledger, practice, day, due[day])
+        if batch is not None:
+            closed.append(batch)
+    return closed
+
+
+def _close(ledger: Ledger, practice: Practice, day: date, items: list[BatchItem]) -> Batch | None:
+    closes_at = cutoff_instant(day, practice.timezone, practice.batch_cutoff)
+    for supplement in range(10):
+        batch_id = batch_id_for(practice.id, day, supplement)
+        if ledger.find(Batch, batch_id) is not None:
+            continue
+        payments = {i.payment_id: ledger.get(Payment, i.payment_id, practice.id) for i in items}
+        settled = [i for i in items if _settle(payments[i.payment_id], i, batch_id, closes_at)]
+        if not settled:
+            return None
+        batch = Batch.close(
+            id=batch_id,
+            practice_id=practice.id,
+            batch_date=day,
+            items=settled,
+            fees_amount=0,
+            at=closes_at,
+            actor=ACTOR,
+        )
+        try:
+            ledger.save(batch, *payments.values())
+        except IntegrityError:
+            # Another process closed it, or a payment changed (a void) meanwhile:
+            # the caller's next run sees the new state.
+            log.info("batch %s of %s not closed: concurrent change", day, practice.id)
+            return None
+        log.info("closed batch %s of %s: %s items", day, practice.id, len(settled))
+        return batch
+    return None
+
+
+def _settle(payment: Payment, item: BatchItem, batch_id: UUID, at: datetime) -> bool:
+    """Settle one item; False when it no longer settles (voided since it was listed)."""
+    if item.kind == "payment":
+        if payment.status != Status.APPROVED:
+            return False
+        payment.settle(batch_id=batch_id, at=at, actor=ACTOR)
+        return True
+    assert item.refund_id is not None
+    if payment.find_refund(item.refund_id).batch_id is not None:
+        return False
+    payment.settle_refund(refund_id=item.refund_id, batch_id=batch_id, at=at, actor=ACTOR)
+    return True
+
+
+def run_due_work(ledger: Ledger, practice_id: UUID | None = None) -> int:
+    """Run everything that fell due (batch closes), for one practice or all; returns batches."""
+    ids = [practice_id] if practice_id else practice_ids(ledger.db)
+    return sum(len(close_due_batches(ledger, pid)) for pid in ids)
