@@ -52,14 +52,18 @@ class Projector:
             )
 
     def position(self, name: str) -> int:
-        row = self.db.query_one("SELECT position FROM projection_tracking WHERE name = ?", (name,))
-        return int(row["position"]) if row else 0
+        return self.positions().get(name, 0)
+
+    def positions(self) -> dict[str, int]:
+        rows = self.db.query("SELECT name, position FROM projection_tracking")
+        return {str(r["name"]): int(r["position"]) for r in rows}
 
     def catch_up(self) -> int:
         """Apply every recorded event to every projection; returns the last position."""
         with self._lock:
             while True:
-                positions = {p.name: self.position(p.name) for p in self.projections}
+                stored = self.positions()
+                positions = {p.name: stored.get(p.name, 0) for p in self.projections}
                 start = min(positions.values(), default=0)
                 notifications = self.store.recorder.select_notifications(
                     start=start, limit=PAGE, inclusive_of_start=False
@@ -67,17 +71,20 @@ class Projector:
                 if not notifications:
                     return start
                 events = [(n.id, self.store.mapper.to_domain_event(n)) for n in notifications]
-                for projection in self.projections:
-                    behind = [(pos, e) for pos, e in events if pos > positions[projection.name]]
-                    if behind:
-                        self._apply(projection, positions[projection.name], behind)
+                self._apply(positions, events)
 
-    def _apply(self, projection: Projection, old: int, events: list[tuple[int, Any]]) -> None:
+    def _apply(self, positions: dict[str, int], events: list[tuple[int, Any]]) -> None:
+        """One transaction for the page: each projection's rows and its position."""
         try:
             with self.db.transaction() as tx:
-                self._move(tx, projection.name, old, events[-1][0])
-                for position, event in events:
-                    projection.process(tx, event, position)
+                for projection in self.projections:
+                    old = positions[projection.name]
+                    behind = [(pos, e) for pos, e in events if pos > old]
+                    if not behind:
+                        continue
+                    self._move(tx, projection.name, old, behind[-1][0])
+                    for position, event in behind:
+                        projection.process(tx, event, position)
         except PositionMoved:
             return  # another process got there first; the next loop reads again
 

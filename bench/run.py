@@ -1,0 +1,166 @@
+"""`make bench`: the ledger's speed as ratios against raw PostgreSQL, measured in one run.
+
+Each figure is measured on a fresh database of the local PostgreSQL server:
+- raw: single-row INSERT transactions with psycopg (the floor of one durable write);
+- collect: POST-free `collect_payment` use case (processor, event store, views caught up);
+- refund: the refund action on settled payments;
+- rebuild: replaying every projection from position 0, events per second;
+- read: one page of the Transactions view, requests per second.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import time as clock_time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import psycopg
+
+from adapters.processor.port import CardInput
+from domain.payments import Method
+from domain.practices import DepositAccount, PmsKind
+from projections.transactions import list_transactions
+from services.bootstrap import build_ledger
+from services.payments import collect_payment, refund_payment
+from services.practices import create_practice
+from services.settings import Settings
+
+ADMIN_URL = os.environ.get(
+    "PAYLEDGER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+N = int(os.environ.get("PAYLEDGER_BENCH_N", "400"))
+CARD = CardInput("4242424242424242", 12, 2030, "123")
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    name = f"payledger_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def rate(count: int, action: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    action()
+    return count / (time.perf_counter() - started)
+
+
+def raw_inserts(url: str) -> float:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE raw (id uuid PRIMARY KEY, amount bigint, body jsonb)")
+
+        def run() -> None:
+            for i in range(N):
+                with conn.transaction():
+                    conn.execute(
+                        "INSERT INTO raw VALUES (%s, %s, %s)", (uuid.uuid4(), i, '{"amount": 1}')
+                    )
+
+        return rate(N, run)
+
+
+def ledger_figures(url: str) -> dict[str, float]:
+    with TemporaryDirectory() as tmp:
+        ledger = build_ledger(Settings(data_dir=Path(tmp), database_url=url, run_scheduler=False))
+        practice = create_practice(
+            ledger,
+            name="Bench Dental",
+            timezone="America/New_York",
+            pms=PmsKind.OPENDENTAL,
+            auto_writeback=False,
+            deposit_account=DepositAccount("Checking", "0001"),
+            batch_cutoff=clock_time(23, 59),
+            actor="bench",
+        )
+        ids: list[uuid.UUID] = []
+        latencies: list[float] = []
+
+        def collect() -> None:
+            for i in range(N):
+                started = time.perf_counter()
+                payment = collect_payment(
+                    ledger,
+                    practice_id=practice.id,
+                    amount=1000 + i,
+                    method=Method.VIRTUAL_TERMINAL,
+                    card=CARD,
+                    actor="bench",
+                )
+                latencies.append(time.perf_counter() - started)
+                ids.append(payment.id)
+
+        figures = {"collect": rate(N, collect)}
+        figures["collect_p50_ms"] = statistics.median(latencies) * 1000
+        figures["collect_p99_ms"] = statistics.quantiles(latencies, n=100)[98] * 1000
+        assert ledger.sandbox_clock is not None
+        ledger.sandbox_clock.advance(practice.id, 86400)
+
+        def refund() -> None:
+            for pid in ids[: N // 2]:
+                refund_payment(
+                    ledger, practice_id=practice.id, payment_id=pid, amount=100, actor="bench"
+                )
+
+        figures["refund"] = rate(N // 2, refund)
+        events = ledger.store.recorder.max_notification_id() or 0
+
+        def rebuild() -> None:
+            for projection in ledger.projector.projections:
+                ledger.projector.rebuild(projection.name)
+
+        figures["rebuild_events"] = rate(events * len(ledger.projector.projections), rebuild)
+
+        def read() -> None:
+            for _ in range(200):
+                list_transactions(
+                    ledger.db,
+                    practice.id,
+                    date_from="2000-01-01",
+                    date_to="2100-01-01",
+                    association=None,
+                    patient_id=None,
+                    after=None,
+                    limit=51,
+                )
+
+        figures["read_page"] = rate(200, read)
+        ledger.store.close()
+        return figures
+
+
+def main() -> None:
+    with fresh_database() as raw_url:
+        raw = raw_inserts(raw_url)
+    with fresh_database() as url:
+        figures = ledger_figures(url)
+    print(f"payledger bench: {N} payments on PostgreSQL (same server, same run)\n")
+    print(f"  raw PostgreSQL single-row insert txns   {raw:9.0f} /s   (1.00x)")
+    for name, label in (
+        ("collect", "collect a payment (event + views)"),
+        ("refund", "refund action (settle check + event)"),
+    ):
+        print(f"  {label:40s} {figures[name]:9.0f} /s   ({figures[name] / raw:.2f}x raw)")
+    print(
+        f"  collect latency p50 / p99               "
+        f"{figures['collect_p50_ms']:.1f} ms / {figures['collect_p99_ms']:.1f} ms"
+    )
+    print(
+        f"  projection rebuild                       {figures['rebuild_events']:9.0f} events/s"
+        f" ({figures['rebuild_events'] / raw:.2f}x raw insert rate)"
+    )
+    print(f"  transactions page (50 rows)              {figures['read_page']:9.0f} /s")
+
+
+if __name__ == "__main__":
+    main()

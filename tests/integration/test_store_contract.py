@@ -1,0 +1,180 @@
+"""The event store and the projections behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from adapters.processor.port import CardInput
+from domain.money import Money
+from domain.payments import AssociationSource, CardSummary, Method, Payment
+from domain.practices import DepositAccount, PmsKind
+from domain.schedule import parse_cutoff
+from projections.transactions import Transactions
+from services.context import Ledger
+from services.payments import associate_payment, collect_payment, refund_payment
+from services.practices import create_practice
+from tests.conftest import LedgerFactory, PinnedClock
+
+CARD = CardInput("4242424242424242", 12, 2030, "123")
+
+
+def new_practice(ledger: Ledger) -> Payment:
+    return create_practice(
+        ledger,
+        name="Contract Dental",
+        timezone="America/Chicago",
+        pms=PmsKind.DENTRIX,
+        auto_writeback=False,
+        deposit_account=DepositAccount("Checking", "1234"),
+        batch_cutoff=parse_cutoff("23:59"),
+        actor="operator",
+    )  # type: ignore[return-value]
+
+
+def some_history(ledger: Ledger, clock: PinnedClock) -> list[Payment]:
+    practice = new_practice(ledger)
+    payments = []
+    for amount in (1000, 2550, 99_999_999):
+        payments.append(
+            collect_payment(
+                ledger,
+                practice_id=practice.id,
+                amount=amount,
+                method=Method.VIRTUAL_TERMINAL,
+                card=CARD,
+                actor="user:test",
+            )
+        )
+    refund_payment(
+        ledger, practice_id=practice.id, payment_id=payments[0].id, amount=None, actor="user:test"
+    )
+    clock.move(days=1)
+    refund_payment(
+        ledger, practice_id=practice.id, payment_id=payments[1].id, amount=550, actor="user:test"
+    )
+    associate_payment(
+        ledger,
+        practice_id=practice.id,
+        payment_id=payments[2].id,
+        source=AssociationSource.INBOX,
+        pms_reference="PayNum 7",
+        actor="user:test",
+    )
+    return payments
+
+
+def table_dump(ledger: Ledger, tables: tuple[str, ...]) -> dict[str, list[dict[str, object]]]:
+    return {t: ledger.db.query(f"SELECT * FROM {t} ORDER BY 1") for t in tables}  # noqa: S608
+
+
+def test_aggregates_round_trip(ledger: Ledger, clock: PinnedClock) -> None:
+    payments = some_history(ledger, clock)
+    loaded = ledger.store.repository.get(payments[1].id)
+    assert isinstance(loaded, Payment)
+    assert loaded.amount.cents == 2550
+    assert loaded.refunded.cents == 550
+    assert loaded.status.value == "settled"
+    assert loaded.occurred_at.tzinfo is not None
+
+
+def test_a_stale_save_is_refused(ledger: Ledger, clock: PinnedClock) -> None:
+    payment = some_history(ledger, clock)[2]
+    first = ledger.store.repository.get(payment.id)
+    second = ledger.store.repository.get(payment.id)
+    first.record_receipt_sent(email="a@example.com", refund_id=None, at=clock.current, actor="x")
+    second.record_receipt_sent(email="b@example.com", refund_id=None, at=clock.current, actor="x")
+    ledger.store.save(first)
+    with pytest.raises(IntegrityError):
+        ledger.store.save(second)
+
+
+def test_notification_log_is_ordered_and_complete(ledger: Ledger, clock: PinnedClock) -> None:
+    some_history(ledger, clock)
+    notifications = ledger.store.recorder.select_notifications(start=0, limit=1000)
+    ids = [n.id for n in notifications]
+    assert ids == sorted(ids)
+    assert ledger.projector.position("transactions") == ids[-1]
+    assert ledger.projector.position("event_feed") == ids[-1]
+
+
+def test_rebuild_gives_the_same_rows(ledger: Ledger, clock: PinnedClock) -> None:
+    some_history(ledger, clock)
+    for projection in ledger.projector.projections:
+        before = table_dump(ledger, projection.tables)
+        position = ledger.projector.position(projection.name)
+        ledger.projector.rebuild(projection.name)
+        assert table_dump(ledger, projection.tables) == before
+        assert ledger.projector.position(projection.name) == position
+
+
+def test_rows_and_position_commit_together(ledger: Ledger, clock: PinnedClock) -> None:
+    """A handler that fails leaves neither rows nor a moved position behind."""
+    some_history(ledger, clock)
+    position = ledger.projector.position("transactions")
+    original = Transactions._handlers[Payment.Associated]
+
+    def broken(self: Transactions, tx: object, event: object, pos: int) -> None:
+        raise RuntimeError("disk full")
+
+    practice_id = ledger.db.query("SELECT id FROM practices")[0]["id"]
+    payment_id = ledger.db.query(
+        "SELECT id FROM transactions WHERE association = 'unassociated' "
+        "AND status = 'settled' AND practice_id = ?",
+        (practice_id,),
+    )[0]["id"]
+    payment = ledger.store.repository.get(UUID(payment_id))
+    payment.associate(
+        source=AssociationSource.MANUAL, pms_reference=None, at=clock.current, actor="user:test"
+    )
+    ledger.store.save(payment)
+    Transactions._handlers[Payment.Associated] = broken
+    try:
+        with pytest.raises(RuntimeError):
+            ledger.projector.catch_up()
+    finally:
+        Transactions._handlers[Payment.Associated] = original
+    assert ledger.projector.position("transactions") == position
+    row = ledger.db.query_one("SELECT association FROM transactions WHERE id = ?", (payment_id,))
+    assert row == {"association": "unassociated"}
+    ledger.projector.catch_up()
+    row = ledger.db.query_one("SELECT association FROM transactions WHERE id = ?", (payment_id,))
+    assert row == {"association": "associated"}
+
+
+def test_two_processes_catching_up_apply_each_event_once(
+    make_ledger: LedgerFactory, postgres_url: str, clock: PinnedClock
+) -> None:
+    """Two projectors on one PostgreSQL database race; every event is applied exactly once."""
+    writer = make_ledger("postgres", clock)
+    other = make_ledger("postgres", clock)
+    practice = new_practice(writer)
+    for _ in range(3):
+        for amount in range(100, 140):
+            payment = Payment.capture(
+                id=uuid4(),
+                practice_id=practice.id,
+                amount=Money(amount),
+                method=Method.TERMINAL,
+                card=CardSummary("visa", "4242"),
+                transaction_id=f"t{amount}",
+                batch_date=datetime(2026, 3, 4).date(),
+                settles_at=datetime(2026, 3, 5, 5, 59, tzinfo=UTC),
+                terminal_id="t1",
+                at=clock.current,
+                actor="user:test",
+            )
+            writer.store.save(payment)
+        threads = [threading.Thread(target=p.catch_up) for p in (writer.projector, other.projector)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    count = writer.db.query_one("SELECT COUNT(*) AS n, SUM(amount) AS total FROM transactions")
+    assert count is not None
+    assert int(count["n"]) == 120
+    assert int(count["total"]) == 3 * sum(range(100, 140))
