@@ -150,6 +150,14 @@ class Payment(LedgerAggregate):
             payment.pms_reference = self.pms_reference
             payment.associated_at = self.at
 
+    class RefundAssociated(LedgerAggregate.Event):
+        refund_id: UUID
+        source: str
+        pms_reference: str | None
+
+        def apply(self, payment: Payment) -> None:
+            payment.associated_refunds[self.refund_id] = self.pms_reference
+
     class ReceiptSent(LedgerAggregate.Event):
         email: str
         refund_id: UUID | None
@@ -181,6 +189,7 @@ class Payment(LedgerAggregate):
         self.association_source: AssociationSource | None = None
         self.pms_reference: str | None = None
         self.associated_at: datetime | None = None
+        self.associated_refunds: dict[UUID, str | None] = {}
         self.receipts_sent = 0
 
     # -- creation ----------------------------------------------------------
@@ -383,6 +392,28 @@ class Payment(LedgerAggregate):
             self.find_refund(refund_id)
         elif self.status == Status.DECLINED:
             raise PaymentNotApproved("a declined payment has no receipt to send")
+
+    def associate_refund(
+        self,
+        *,
+        refund_id: UUID,
+        source: AssociationSource,
+        pms_reference: str | None,
+        at: datetime,
+        actor: str,
+    ) -> None:
+        """Record that a refund (a negative entry) is in the PMS ledger too."""
+        self.find_refund(refund_id)
+        if refund_id in self.associated_refunds:
+            raise AlreadyAssociated("this refund is already associated with the PMS ledger")
+        self.record(
+            self.RefundAssociated,
+            at=at,
+            actor=actor,
+            refund_id=refund_id,
+            source=source.value,
+            pms_reference=pms_reference,
+        )
 
     def record_receipt_sent(
         self, *, email: str, refund_id: UUID | None, at: datetime, actor: str

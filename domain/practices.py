@@ -42,7 +42,10 @@ class DepositAccount:
 
 
 #: settings that PATCH .../settings may change, with their validators
-SETTING_NAMES = ("pms", "auto_writeback", "batch_cutoff", "pms_payment_type")
+SETTING_NAMES = ("pms", "auto_writeback", "batch_cutoff", "pms_payment_type", "fee_rate_bps")
+
+#: the highest processing fee rate a practice can be set to: 10%
+MAX_FEE_RATE_BPS = 1000
 
 
 class Practice(LedgerAggregate):
@@ -66,6 +69,7 @@ class Practice(LedgerAggregate):
             )
             practice.batch_cutoff = parse_cutoff(self.batch_cutoff)
             practice.pms_payment_type = None
+            practice.fee_rate_bps = 0
             practice.created_at = self.at
 
     class SettingsChanged(LedgerAggregate.Event):
@@ -88,6 +92,7 @@ class Practice(LedgerAggregate):
         deposit_account: DepositAccount
         batch_cutoff: time
         pms_payment_type: str | None
+        fee_rate_bps: int
         created_at: datetime
 
     @classmethod
@@ -152,6 +157,14 @@ def check_setting(name: str, value: Any) -> Any:
         return parse_cutoff(str(value)).strftime("%H:%M")
     if name == "auto_writeback" and not isinstance(value, bool):
         raise InvalidValue("auto_writeback must be true or false", field=name)
+    if name == "fee_rate_bps" and (
+        isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FEE_RATE_BPS
+    ):
+        raise InvalidValue(
+            f"fee_rate_bps must be a whole number of basis points from 0 to {MAX_FEE_RATE_BPS} "
+            "(e.g. 290 = 2.9%)",
+            field=name,
+        )
     if name == "pms_payment_type" and value is not None and not str(value).strip():
         raise InvalidValue("pms_payment_type must be the PMS's id of a payment type", field=name)
     return value if name != "pms_payment_type" or value is None else str(value)

@@ -61,5 +61,9 @@ def iso(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def dumps(value: Any) -> str:
     return json.dumps(jsonable(value), separators=(",", ":"), sort_keys=True)

@@ -9,6 +9,8 @@ event twice (the loser rolls back and reads again).
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -20,11 +22,18 @@ from projections.base import Projection
 TRACKING_DDL = (
     """CREATE TABLE IF NOT EXISTS projection_tracking (
         name TEXT PRIMARY KEY,
-        position BIGINT NOT NULL
+        position BIGINT NOT NULL,
+        schema TEXT NOT NULL DEFAULT ''
     )""",
 )
 
 PAGE = 500
+
+log = logging.getLogger("payledger.projections")
+
+
+def schema_hash(projection: Projection) -> str:
+    return hashlib.sha256("\n".join(projection.ddl).encode()).hexdigest()[:16]
 
 
 class PositionMoved(Exception):
@@ -42,14 +51,28 @@ class Projector:
             self.create(projection)
 
     def create(self, projection: Projection) -> None:
+        """Create the projection's tables; when their definition changed, start it afresh."""
+        schema = schema_hash(projection)
         with self.db.transaction() as tx:
+            row = tx.one(
+                "SELECT schema FROM projection_tracking WHERE name = ?", (projection.name,)
+            )
+            if row is not None and row["schema"] != schema:
+                log.info("projection %s changed its tables: rebuilding it", projection.name)
+                self._drop(tx, projection)
             for statement in projection.ddl:
                 tx.execute(statement)
             tx.execute(
-                "INSERT INTO projection_tracking (name, position) VALUES (?, 0) "
+                "INSERT INTO projection_tracking (name, position, schema) VALUES (?, 0, ?) "
                 "ON CONFLICT (name) DO NOTHING",
-                (projection.name,),
+                (projection.name, schema),
             )
+
+    @staticmethod
+    def _drop(tx: Tx, projection: Projection) -> None:
+        for table in projection.tables:
+            tx.execute(f"DROP TABLE IF EXISTS {table}")
+        tx.execute("DELETE FROM projection_tracking WHERE name = ?", (projection.name,))
 
     def position(self, name: str) -> int:
         return self.positions().get(name, 0)
@@ -101,8 +124,6 @@ class Projector:
         """Drop one projection's tables and position and replay it from position 0."""
         projection = next(p for p in self.projections if p.name == name)
         with self._lock, self.db.transaction() as tx:
-            for table in projection.tables:
-                tx.execute(f"DROP TABLE IF EXISTS {table}")
-            tx.execute("DELETE FROM projection_tracking WHERE name = ?", (name,))
+            self._drop(tx, projection)
         self.create(projection)
         self.catch_up()

@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from adapters.sql import Database, Tx
-from domain.batches import Batch
+from domain.deposits import Deposit
 from domain.patients import Patient
 from domain.payments import Payment, Status
 from domain.practices import Practice
@@ -56,8 +56,12 @@ class Transactions(Projection):
             practice_id TEXT NOT NULL,
             amount BIGINT NOT NULL,
             occurred_at TEXT NOT NULL,
+            local_date TEXT NOT NULL,
             processor_refund_id TEXT NOT NULL,
             batch_id TEXT,
+            deposit_id TEXT,
+            association TEXT NOT NULL DEFAULT 'unassociated',
+            pms_reference TEXT,
             actor TEXT NOT NULL
         )""",
         "CREATE INDEX IF NOT EXISTS transaction_refunds_by_payment "
@@ -92,10 +96,7 @@ class Transactions(Projection):
     def payment_created(
         self, tx: Tx, e: Payment.Captured | Payment.Declined, position: int
     ) -> None:
-        zone_row = tx.one(
-            "SELECT timezone FROM transaction_zones WHERE practice_id = ?", (str(e.practice_id),)
-        )
-        timezone = zone_row["timezone"] if zone_row else "UTC"
+        timezone = practice_zone(tx, e.practice_id)
         name_row = (
             tx.one("SELECT name FROM transaction_patients WHERE id = ?", (str(e.patient_id),))
             if e.patient_id
@@ -147,13 +148,14 @@ class Transactions(Projection):
     def refunded(self, tx: Tx, e: Payment.Refunded, position: int) -> None:
         tx.execute(
             "INSERT INTO transaction_refunds (id, payment_id, practice_id, amount, occurred_at, "
-            "processor_refund_id, actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "local_date, processor_refund_id, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 str(e.refund_id),
                 str(e.originator_id),
                 str(e.practice_id),
                 e.amount,
                 iso(e.at),
+                local_date(e.at, practice_zone(tx, e.practice_id)).isoformat(),
                 e.processor_refund_id,
                 e.actor,
             ),
@@ -178,9 +180,31 @@ class Transactions(Projection):
             (e.source, e.pms_reference, str(e.originator_id)),
         )
 
-    @handles(Batch.Closed)
-    def batch_closed(self, tx: Tx, e: Batch.Closed, position: int) -> None:
-        """Nothing to add: the payments' own Settled events carry the batch."""
+    @handles(Deposit.Scheduled)
+    def deposit_scheduled(self, tx: Tx, e: Deposit.Scheduled, position: int) -> None:
+        tx.execute(
+            "UPDATE transactions SET deposit_id = ? WHERE batch_id = ?",
+            (str(e.originator_id), str(e.batch_id)),
+        )
+        tx.execute(
+            "UPDATE transaction_refunds SET deposit_id = ? WHERE batch_id = ?",
+            (str(e.originator_id), str(e.batch_id)),
+        )
+
+    @handles(Payment.RefundAssociated)
+    def refund_associated(self, tx: Tx, e: Payment.RefundAssociated, position: int) -> None:
+        tx.execute(
+            "UPDATE transaction_refunds SET association = 'associated', pms_reference = ? "
+            "WHERE id = ?",
+            (e.pms_reference, str(e.refund_id)),
+        )
+
+
+def practice_zone(tx: Tx, practice_id: UUID) -> str:
+    row = tx.one(
+        "SELECT timezone FROM transaction_zones WHERE practice_id = ?", (str(practice_id),)
+    )
+    return str(row["timezone"]) if row else "UTC"
 
 
 #: what the badge counts: money moved, not yet in the PMS ledger
@@ -254,4 +278,21 @@ def settled_unrefunded(db: Database, practice_id: UUID, *, limit: int) -> list[d
         "SELECT id FROM transactions WHERE practice_id = ? AND status = 'settled' "
         "AND refunded_amount = 0 ORDER BY occurred_at DESC LIMIT ?",
         (str(practice_id), limit),
+    )
+
+
+def payments_of_day(db: Database, practice_id: UUID, day: str) -> list[dict[str, Any]]:
+    """Every payment captured or declined on a practice-local date, oldest first."""
+    return db.query(
+        "SELECT * FROM transactions WHERE practice_id = ? AND local_date = ? "
+        "ORDER BY occurred_at, id",
+        (str(practice_id), day),
+    )
+
+
+def refunds_of_day(db: Database, practice_id: UUID, day: str) -> list[dict[str, Any]]:
+    return db.query(
+        "SELECT * FROM transaction_refunds WHERE practice_id = ? AND local_date = ? "
+        "ORDER BY occurred_at, id",
+        (str(practice_id), day),
     )

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from adapters.bank_calendar import FederalReserveHolidays
 from adapters.clock import Clock, SandboxClock, SystemClock
 from adapters.messaging.email import EmailSender, OutboxEmailSender, SmtpEmailSender
 from adapters.processor.sandbox import SandboxProcessor
 from adapters.store import StoreConfig, open_store
+from projections.base import Projection
+from projections.deposits import Deposits
 from projections.directory import Directory
 from projections.feed import EventFeed
 from projections.runner import Projector
@@ -18,8 +21,8 @@ from services.settings import Settings
 log = logging.getLogger("payledger")
 
 
-def all_projections() -> list[Directory | Transactions | EventFeed]:
-    return [Directory(), Transactions(), EventFeed()]
+def all_projections() -> list[Projection]:
+    return [Directory(), Transactions(), Deposits(), EventFeed()]
 
 
 def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledger:
@@ -41,6 +44,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         processor=SandboxProcessor(),
         email=email,
         projector=projector,
+        bank_holidays=FederalReserveHolidays(),
     )
     projector.catch_up()
     return ledger

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from domain.errors import PaymentsError
-from domain.practices import DepositAccount, PmsKind
+from domain.money import format_dollars
+from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
 from domain.users import Role
 from services.bootstrap import build_ledger
@@ -110,6 +114,63 @@ def rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def daily_close(args: argparse.Namespace) -> int:
+    from services.reports import daily_close as report
+    from services.reports import yesterday
+
+    ledger = build_ledger(settings_from(args))
+    practice = ledger.get(Practice, args.practice, None)
+    day = args.date or yesterday(ledger, practice)
+    result = report(ledger, practice.id, day)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_daily_close(result))
+    return 0 if result["balanced"] else 1
+
+
+def format_daily_close(r: dict[str, Any]) -> str:
+    b, led, pms = r["batch"], r["ledger"], r["pms"]
+    lines = [
+        f"Daily close for {r['practice_name']} on {r['date']}",
+        "",
+        f"  batch   {b['sales_count']:4d} sales {format_dollars(b['gross_amount']):>14}"
+        f"   {b['refunds_count']:3d} refunds {format_dollars(b['refunds_amount']):>12}"
+        f"   fees {format_dollars(b['fees_amount']):>10}"
+        f"   net {format_dollars(b['net_amount']):>14}",
+        f"  ledger  {led['payments_count']:4d} sales {format_dollars(led['payments_amount']):>14}"
+        f"   {led['refunds_count']:3d} refunds {format_dollars(led['refunds_amount']):>12}"
+        f"   ({led['voided_count']} voided, {led['declined_count']} declined)",
+        f"  PMS     {pms['associated_count']:4d} sales"
+        f" {format_dollars(pms['associated_amount']):>14}"
+        f"   {pms['refunds_written_count']:3d} refunds "
+        f"{format_dollars(pms['refunds_written_amount']):>12}",
+        "",
+    ]
+    for d in b["deposits"]:
+        lines.append(
+            f"  deposit {d['id']} on {d['deposit_date']} ({d['status']}): "
+            f"{format_dollars(d['net_amount'])}"
+        )
+    if r["differences"]:
+        lines.append(f"\n  {len(r['differences'])} difference(s):")
+        for diff in r["differences"]:
+            ref = diff.get("payment_id") or diff.get("refund_id") or diff.get("deposit_id")
+            lines.append(
+                f"  - {diff['kind']}: {ref} {format_dollars(diff['amount'])}: {diff['detail']}"
+            )
+    else:
+        lines.append("  balanced: no differences")
+    return "\n".join(lines)
+
+
+def date_arg(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
+
+
 def uuid_arg(text: str) -> UUID:
     try:
         return UUID(text)
@@ -159,6 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate.add_argument("--name", required=True)
     ucreate.add_argument("--role", choices=[r.value for r in Role], default="admin")
     ucreate.set_defaults(run=user_create)
+
+    report_p = commands.add_parser("report", help="reports").add_subparsers(
+        required=True, metavar="report"
+    )
+    close_p = report_p.add_parser(
+        "daily-close", help="batch, ledger and PMS side by side; exit 1 when they differ"
+    )
+    close_p.add_argument("--practice", required=True, type=uuid_arg)
+    close_p.add_argument(
+        "--date", type=date_arg, help="YYYY-MM-DD, practice-local (default: yesterday)"
+    )
+    close_p.add_argument("--json", action="store_true", help="print the report as JSON")
+    close_p.set_defaults(run=daily_close)
 
     proj_p = commands.add_parser("projections", help="read models").add_subparsers(
         required=True, metavar="action"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
+from datetime import date
 from typing import TypeVar
 from uuid import UUID
 
@@ -36,6 +37,7 @@ class Ledger:
     processor: CardProcessor
     email: EmailSender
     projector: Projector
+    bank_holidays: Container[date]
 
     @property
     def sandbox_clock(self) -> SandboxClock | None:

@@ -175,10 +175,20 @@ def _maybe_refund_earlier(ledger: Ledger, practice_id: UUID, rng: random.Random)
     if not rows:
         return
     payment = ledger.get(Payment, UUID(rng.choice(rows)["id"]), practice_id)
-    refund_payment(
+    refund = refund_payment(
         ledger,
         practice_id=practice_id,
         payment_id=payment.id,
         amount=max(100, payment.amount.cents // 2),
         actor=ACTOR,
     )
+    if rng.random() < 0.7:
+        associate_payment(
+            ledger,
+            practice_id=practice_id,
+            payment_id=payment.id,
+            source=AssociationSource.MANUAL,
+            refund_id=refund.refund_id,
+            pms_reference=f"PayNum {rng.randint(20000, 99999)}",
+            actor=ACTOR,
+        )

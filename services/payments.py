@@ -166,15 +166,19 @@ def associate_payment(
     source: AssociationSource,
     pms_reference: str | None,
     actor: str,
+    refund_id: UUID | None = None,
 ) -> Payment:
+    """Mark the payment (or one of its refunds) as recorded in the PMS ledger."""
+
     def attempt() -> Payment:
         payment = ledger.get(Payment, payment_id, practice_id)
-        payment.associate(
-            source=source,
-            pms_reference=pms_reference,
-            at=ledger.clock.now(practice_id),
-            actor=actor,
-        )
+        now = ledger.clock.now(practice_id)
+        if refund_id is not None:
+            payment.associate_refund(
+                refund_id=refund_id, source=source, pms_reference=pms_reference, at=now, actor=actor
+            )
+        else:
+            payment.associate(source=source, pms_reference=pms_reference, at=now, actor=actor)
         ledger.save(payment)
         return payment
 

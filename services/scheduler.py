@@ -10,7 +10,7 @@ import logging
 import threading
 
 from services.context import Ledger
-from services.settlement import run_due_work
+from services.settlement import DueWork, run_due_work
 
 log = logging.getLogger("payledger.scheduler")
 
@@ -29,7 +29,7 @@ class Scheduler:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def tick(self) -> int:
+    def tick(self) -> DueWork:
         self._ledger.projector.catch_up()
         return run_due_work(self._ledger)
 

@@ -1,26 +1,32 @@
-"""The daily batch close: at each practice's cut-off, in its time zone, by its clock.
+"""The daily batch close and the deposits that follow, driven by each practice's clock.
 
-Settling is what makes a payment "processed". A batch holds the approved,
-unvoided payments captured since the previous cut-off and the refunds made
-in that time; a day with no activity makes no batch. A payment or refund
-that reached the log only after its batch closed (a capture racing the
-cut-off) goes into a supplementary batch of the same date.
+At the cut-off of practice-local date D the batch of D closes. It holds the
+approved, unvoided payments captured since the previous cut-off and the
+refunds made in that time; a day with no activity makes no batch. Settling
+is what makes a payment "processed". In the same transaction the batch
+becomes a deposit, scheduled for the next business day, which is paid on
+that date. A payment or refund that reached the log only after its batch
+closed (a capture racing the cut-off) goes into a supplementary batch of
+the same date.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, time
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
 from domain.batches import Batch, BatchItem
+from domain.deposits import Deposit, DepositLine, next_business_day
 from domain.payments import Payment, Status
 from domain.practices import Practice
-from domain.schedule import batch_date_for, cutoff_instant
-from projections.base import iso
+from domain.schedule import batch_date_for, cutoff_instant, zone
+from projections.base import iso, parse_iso
+from projections.deposits import due_deposits
 from projections.directory import practice_ids
 from projections.transactions import due_for_settlement, unsettled_refunds
 from services.context import Ledger
@@ -28,6 +34,18 @@ from services.context import Ledger
 log = logging.getLogger("payledger.settlement")
 
 ACTOR = "system:batch-close"
+DEPOSIT_ACTOR = "processor"
+#: when, practice-local, a deposit shows as paid on its deposit date
+DEPOSIT_TIME = time(6, 0)
+
+
+@dataclass(frozen=True)
+class DueWork:
+    batches: int = 0
+    deposits: int = 0
+
+    def __add__(self, other: DueWork) -> DueWork:
+        return DueWork(self.batches + other.batches, self.deposits + other.deposits)
 
 
 def batch_id_for(practice_id: UUID, batch_date: date, supplement: int = 0) -> UUID:
@@ -46,8 +64,9 @@ def close_due_batches(ledger: Ledger, practice_id: UUID) -> list[Batch]:
             BatchItem("payment", UUID(row["id"]), None, int(row["amount"]))
         )
     for row in unsettled_refunds(ledger.db, practice_id):
-        made_at = datetime.fromisoformat(row["occurred_at"].replace("Z", "+00:00"))
-        day = batch_date_for(made_at, practice.timezone, practice.batch_cutoff)
+        day = batch_date_for(
+            parse_iso(row["occurred_at"]), practice.timezone, practice.batch_cutoff
+        )
         if cutoff_instant(day, practice.timezone, practice.batch_cutoff) <= now:
             due[day].append(
                 BatchItem("refund", UUID(row["payment_id"]), UUID(row["id"]), int(row["amount"]))
@@ -70,17 +89,28 @@ def _close(ledger: Ledger, practice: Practice, day: date, items: list[BatchItem]
         settled = [i for i in items if _settle(payments[i.payment_id], i, batch_id, closes_at)]
         if not settled:
             return None
+        lines = [_line(ledger, practice, item) for item in settled]
         batch = Batch.close(
             id=batch_id,
             practice_id=practice.id,
             batch_date=day,
             items=settled,
-            fees_amount=0,
+            fees_amount=sum(line.fee_amount for line in lines),
             at=closes_at,
             actor=ACTOR,
         )
+        deposit = Deposit.schedule(
+            practice_id=practice.id,
+            batch_id=batch_id,
+            batch_date=day,
+            deposit_date=next_business_day(day, ledger.bank_holidays),
+            account=practice.deposit_account.masked,
+            lines=lines,
+            at=closes_at,
+            actor=DEPOSIT_ACTOR,
+        )
         try:
-            ledger.save(batch, *payments.values())
+            ledger.save(batch, deposit, *payments.values())
         except IntegrityError:
             # Another process closed it, or a payment changed (a void) meanwhile:
             # the caller's next run sees the new state.
@@ -105,7 +135,40 @@ def _settle(payment: Payment, item: BatchItem, batch_id: UUID, at: datetime) -> 
     return True
 
 
-def run_due_work(ledger: Ledger, practice_id: UUID | None = None) -> int:
-    """Run everything that fell due (batch closes), for one practice or all; returns batches."""
+def _line(ledger: Ledger, practice: Practice, item: BatchItem) -> DepositLine:
+    if item.kind == "refund":
+        return DepositLine("refund", item.payment_id, item.refund_id, -item.amount, 0)
+    fee = ledger.processor.sale_fee(amount=item.amount, fee_rate_bps=practice.fee_rate_bps)
+    return DepositLine("payment", item.payment_id, None, item.amount, fee)
+
+
+def pay_due_deposits(ledger: Ledger, practice_id: UUID) -> int:
+    """Mark paid the scheduled deposits whose date has come (sandbox: the processor pays)."""
+    practice = ledger.get(Practice, practice_id, practice_id)
+    now = ledger.clock.now(practice_id)
+    paid = 0
+    for row in due_deposits(ledger.db, practice_id, now.astimezone(zone(practice.timezone)).date()):
+        deposit_date = date.fromisoformat(row["deposit_date"])
+        paid_at = datetime.combine(deposit_date, DEPOSIT_TIME, tzinfo=zone(practice.timezone))
+        if paid_at > now:
+            continue
+        deposit = ledger.get(Deposit, UUID(row["id"]), practice_id)
+        if deposit.paid_at is not None:
+            continue
+        deposit.mark_paid(at=paid_at, actor=DEPOSIT_ACTOR)
+        try:
+            ledger.save(deposit)
+        except IntegrityError:
+            continue  # paid by another process just now
+        paid += 1
+    return paid
+
+
+def run_due_work(ledger: Ledger, practice_id: UUID | None = None) -> DueWork:
+    """Run everything that fell due, for one practice or all."""
     ids = [practice_id] if practice_id else practice_ids(ledger.db)
-    return sum(len(close_due_batches(ledger, pid)) for pid in ids)
+    total = DueWork()
+    for pid in ids:
+        batches = len(close_due_batches(ledger, pid))
+        total += DueWork(batches, pay_due_deposits(ledger, pid))
+    return total

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
+from domain.deposits import deposit_id_for
 from domain.money import format_dollars
 from domain.patients import Patient
 from domain.payments import Payment
@@ -72,7 +73,7 @@ def payment_out(ledger: Ledger, payment: Payment, *, with_history: bool = False)
         "settles_at": iso(payment.settles_at) if payment.settles_at else None,
         "batch_id": str(payment.batch_id) if payment.batch_id else None,
         "settled_at": iso(payment.settled_at) if payment.settled_at else None,
-        "deposit_id": None,
+        "deposit_id": str(deposit_id_for(payment.batch_id)) if payment.batch_id else None,
         "voided_at": iso(payment.voided_at) if payment.voided_at else None,
         "refunds": [
             {
@@ -81,6 +82,11 @@ def payment_out(ledger: Ledger, payment: Payment, *, with_history: bool = False)
                 "occurred_at": iso(r.at),
                 "processor_refund_id": r.processor_refund_id,
                 "batch_id": str(r.batch_id) if r.batch_id else None,
+                "deposit_id": str(deposit_id_for(r.batch_id)) if r.batch_id else None,
+                "association": "associated"
+                if r.id in payment.associated_refunds
+                else "unassociated",
+                "pms_reference": payment.associated_refunds.get(r.id),
                 "actor": r.actor,
             }
             for r in payment.refunds

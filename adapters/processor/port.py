@@ -48,5 +48,9 @@ class CardProcessor(ABC):
         """Remove an unsettled sale from its open batch; returns the void's id."""
 
     @abstractmethod
+    def sale_fee(self, *, amount: int, fee_rate_bps: int) -> int:
+        """The processing fee (cents) the processor keeps from a settled sale."""
+
+    @abstractmethod
     def refund(self, *, transaction_id: str, amount: int, reference: UUID) -> str:
         """Return money of a settled sale to the card; returns the refund's id."""

@@ -12,6 +12,7 @@ import hashlib
 from uuid import UUID
 
 from adapters.processor.port import CardInput, CardProcessor, ChargeResult
+from domain.deposits import fee_for
 from domain.errors import InvalidCard
 
 APPROVE = "4242424242424242"
@@ -44,6 +45,10 @@ class SandboxProcessor(CardProcessor):
 
     def void(self, *, transaction_id: str, reference: UUID) -> str:
         return sandbox_id("void", reference)
+
+    def sale_fee(self, *, amount: int, fee_rate_bps: int) -> int:
+        """Zero unless the practice is set to a rate (to exercise the fee path)."""
+        return fee_for(amount, fee_rate_bps)
 
     def refund(self, *, transaction_id: str, amount: int, reference: UUID) -> str:
         return sandbox_id("re", reference)

@@ -9,7 +9,16 @@ from fastapi import FastAPI
 
 from services.api import errors
 from services.api.idempotency import IdempotencyMiddleware
-from services.api.routes import audit, health, patients, payments, practices, sandbox, transactions
+from services.api.routes import (
+    audit,
+    deposits,
+    health,
+    patients,
+    payments,
+    practices,
+    sandbox,
+    transactions,
+)
 from services.context import Ledger
 from services.practices import Authenticator
 from services.scheduler import Scheduler
@@ -42,6 +51,6 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
     app.state.authenticator = Authenticator(ledger)
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware, db=ledger.db)
-    for module in (practices, patients, payments, transactions, audit, sandbox, health):
+    for module in (practices, patients, payments, transactions, deposits, audit, sandbox, health):
         app.include_router(module.router)
     return app

@@ -87,6 +87,9 @@ class RefundIn(Body):
 class AssociateIn(Body):
     source: Literal["manual", "inbox"]
     pms_reference: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    refund_id: UUID | None = Field(
+        None, description="mark this refund's negative entry as recorded instead of the payment"
+    )
 
 
 class ReceiptSendIn(Body):

@@ -123,5 +123,6 @@ def associate(
         source=AssociationSource(body.source),
         pms_reference=body.pms_reference,
         actor=caller.actor,
+        refund_id=body.refund_id,
     )
     return payment_out(ledger, payment)

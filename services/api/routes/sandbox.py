@@ -54,8 +54,8 @@ def advance(
         assert body.seconds is not None
         seconds = body.seconds
     now = clock.advance(practice_id, seconds)
-    batches = run_due_work(ledger, practice_id)
-    return {"now": iso(now), "batches_closed": batches}
+    work = run_due_work(ledger, practice_id)
+    return {"now": iso(now), "batches_closed": work.batches, "deposits_paid": work.deposits}
 
 
 @router.get("/outbox", summary="Messages the embedded default kept instead of sending")

@@ -1,0 +1,140 @@
+"""Deposits: a closed batch is paid into the practice's account on its deposit date.
+
+The deposit date is the next business day after the batch date: not a
+Saturday or Sunday, and not a bank holiday (the calendar comes in as an
+argument; the Federal Reserve's holidays in production). A batch whose
+refunds and fees exceed its sales gives a negative net: a withdrawal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from domain.base import LedgerAggregate
+from domain.errors import Conflict, InvalidValue
+
+#: a deposit is never more than this many days away (guards a broken holiday calendar)
+MAX_DAYS_AHEAD = 14
+
+
+def next_business_day(after: date, holidays: Container[date]) -> date:
+    day = after + timedelta(days=1)
+    while day.weekday() >= 5 or day in holidays:
+        day += timedelta(days=1)
+        if day - after > timedelta(days=MAX_DAYS_AHEAD):
+            raise InvalidValue(f"no business day within {MAX_DAYS_AHEAD} days of {after}")
+    return day
+
+
+def deposit_id_for(batch_id: UUID) -> UUID:
+    return uuid5(NAMESPACE_URL, f"payledger:deposit:{batch_id}")
+
+
+@dataclass(frozen=True)
+class DepositLine:
+    """One payment (positive) or refund (negative) in a deposit, with its fee."""
+
+    kind: str  # "payment" or "refund"
+    payment_id: UUID
+    refund_id: UUID | None
+    amount: int
+    fee_amount: int
+
+    @property
+    def net_amount(self) -> int:
+        return self.amount - self.fee_amount
+
+
+class Deposit(LedgerAggregate):
+    class Scheduled(LedgerAggregate.Created):
+        batch_id: UUID
+        batch_date: str
+        deposit_date: str
+        account: str
+        gross_amount: int
+        refunds_amount: int
+        fees_amount: int
+        net_amount: int
+        lines: list[dict[str, object]]
+
+        def apply(self, deposit: Deposit) -> None:
+            deposit.practice_id = self.practice_id
+            deposit.batch_id = self.batch_id
+            deposit.deposit_date = date.fromisoformat(self.deposit_date)
+            deposit.net_amount = self.net_amount
+            deposit.paid_at = None
+
+    class Paid(LedgerAggregate.Event):
+        def apply(self, deposit: Deposit) -> None:
+            deposit.paid_at = self.at
+
+    if TYPE_CHECKING:
+        batch_id: UUID
+        deposit_date: date
+        net_amount: int
+        paid_at: datetime | None
+
+    @classmethod
+    def schedule(
+        cls,
+        *,
+        practice_id: UUID,
+        batch_id: UUID,
+        batch_date: date,
+        deposit_date: date,
+        account: str,
+        lines: list[DepositLine],
+        at: datetime,
+        actor: str,
+    ) -> Deposit:
+        if not lines:
+            raise InvalidValue("a deposit needs at least one payment or refund")
+        if deposit_date <= batch_date:
+            raise InvalidValue("a deposit lands after its batch closes", field="deposit_date")
+        gross = sum(line.amount for line in lines if line.kind == "payment")
+        refunds = -sum(line.amount for line in lines if line.kind == "refund")
+        fees = sum(line.fee_amount for line in lines)
+        net = sum(line.net_amount for line in lines)
+        assert net == gross - refunds - fees
+        return cls._create(
+            cls.Scheduled,
+            id=deposit_id_for(batch_id),
+            practice_id=practice_id,
+            batch_id=batch_id,
+            batch_date=batch_date.isoformat(),
+            deposit_date=deposit_date.isoformat(),
+            account=account,
+            gross_amount=gross,
+            refunds_amount=refunds,
+            fees_amount=fees,
+            net_amount=net,
+            lines=[line_to_dict(line) for line in lines],
+            at=at,
+            actor=actor,
+        )
+
+    def mark_paid(self, *, at: datetime, actor: str) -> None:
+        if self.paid_at is not None:
+            raise Conflict("this deposit has already been paid")
+        self.record(self.Paid, at=at, actor=actor)
+
+
+def line_to_dict(line: DepositLine) -> dict[str, object]:
+    return {
+        "kind": line.kind,
+        "payment_id": str(line.payment_id),
+        "refund_id": str(line.refund_id) if line.refund_id else None,
+        "amount": line.amount,
+        "fee_amount": line.fee_amount,
+    }
+
+
+def fee_for(amount: int, rate_bps: int) -> int:
+    """A processing fee in cents: the rate (basis points) of a sale, rounded half up."""
+    if rate_bps < 0:
+        raise InvalidValue("a fee rate cannot be negative", field="fee_rate_bps")
+    return (amount * rate_bps + 5_000) // 10_000

@@ -1,0 +1,221 @@
+"""The Deposits view: one row per deposit and its itemised payments and refunds."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from adapters.sql import Database, Tx
+from domain.deposits import Deposit
+from domain.patients import Patient
+from domain.payments import Payment
+from projections.base import Projection, handles, iso
+
+
+class Deposits(Projection):
+    name = "deposits"
+    tables = ("deposits", "deposit_items", "deposit_sources", "deposit_patients")
+    ddl = (
+        """CREATE TABLE IF NOT EXISTS deposits (
+            id TEXT PRIMARY KEY,
+            practice_id TEXT NOT NULL,
+            batch_id TEXT NOT NULL,
+            batch_date TEXT NOT NULL,
+            deposit_date TEXT NOT NULL,
+            status TEXT NOT NULL,
+            gross_amount BIGINT NOT NULL,
+            refunds_amount BIGINT NOT NULL,
+            fees_amount BIGINT NOT NULL,
+            net_amount BIGINT NOT NULL,
+            sales_count INTEGER NOT NULL,
+            refunds_count INTEGER NOT NULL,
+            account TEXT NOT NULL,
+            scheduled_at TEXT NOT NULL,
+            paid_at TEXT
+        )""",
+        "CREATE INDEX IF NOT EXISTS deposits_by_date ON deposits (practice_id, deposit_date, id)",
+        "CREATE INDEX IF NOT EXISTS deposits_by_status ON deposits (practice_id, status)",
+        """CREATE TABLE IF NOT EXISTS deposit_items (
+            deposit_id TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            payment_id TEXT NOT NULL,
+            refund_id TEXT,
+            occurred_at TEXT NOT NULL,
+            patient_id TEXT,
+            patient_name TEXT,
+            card_brand TEXT NOT NULL,
+            card_last4 TEXT NOT NULL,
+            transaction_id TEXT NOT NULL,
+            amount BIGINT NOT NULL,
+            fee_amount BIGINT NOT NULL,
+            net_amount BIGINT NOT NULL,
+            PRIMARY KEY (deposit_id, line)
+        )""",
+        """CREATE TABLE IF NOT EXISTS deposit_sources (
+            id TEXT PRIMARY KEY,
+            occurred_at TEXT NOT NULL,
+            patient_id TEXT,
+            card_brand TEXT NOT NULL,
+            card_last4 TEXT NOT NULL,
+            transaction_id TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS deposit_patients (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL
+        )""",
+    )
+
+    @handles(Patient.Registered)
+    def patient(self, tx: Tx, e: Patient.Registered, position: int) -> None:
+        tx.execute(
+            "INSERT INTO deposit_patients (id, name) VALUES (?, ?)",
+            (str(e.originator_id), f"{e.first_name} {e.last_name}"),
+        )
+
+    @handles(Payment.Captured)
+    def captured(self, tx: Tx, e: Payment.Captured, position: int) -> None:
+        tx.execute(
+            "INSERT INTO deposit_sources (id, occurred_at, patient_id, card_brand, card_last4, "
+            "transaction_id) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                str(e.originator_id),
+                iso(e.at),
+                str(e.patient_id) if e.patient_id else None,
+                e.card_brand,
+                e.card_last4,
+                e.transaction_id,
+            ),
+        )
+
+    @handles(Payment.Refunded)
+    def refunded(self, tx: Tx, e: Payment.Refunded, position: int) -> None:
+        payment = tx.one(
+            "SELECT patient_id, card_brand, card_last4 FROM deposit_sources WHERE id = ?",
+            (str(e.originator_id),),
+        )
+        assert payment is not None, "a refund follows its payment's capture"
+        tx.execute(
+            "INSERT INTO deposit_sources (id, occurred_at, patient_id, card_brand, card_last4, "
+            "transaction_id) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                str(e.refund_id),
+                iso(e.at),
+                payment["patient_id"],
+                payment["card_brand"],
+                payment["card_last4"],
+                e.processor_refund_id,
+            ),
+        )
+
+    @handles(Deposit.Scheduled)
+    def scheduled(self, tx: Tx, e: Deposit.Scheduled, position: int) -> None:
+        lines = e.lines
+        tx.execute(
+            "INSERT INTO deposits (id, practice_id, batch_id, batch_date, deposit_date, status, "
+            "gross_amount, refunds_amount, fees_amount, net_amount, sales_count, refunds_count, "
+            "account, scheduled_at) VALUES (?, ?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(e.originator_id),
+                str(e.practice_id),
+                str(e.batch_id),
+                e.batch_date,
+                e.deposit_date,
+                e.gross_amount,
+                e.refunds_amount,
+                e.fees_amount,
+                e.net_amount,
+                sum(1 for line in lines if line["kind"] == "payment"),
+                sum(1 for line in lines if line["kind"] == "refund"),
+                e.account,
+                iso(e.at),
+            ),
+        )
+        for number, line in enumerate(lines, start=1):
+            source_id = line["refund_id"] if line["kind"] == "refund" else line["payment_id"]
+            source = tx.one(
+                "SELECT s.*, p.name AS patient_name FROM deposit_sources s "
+                "LEFT JOIN deposit_patients p ON p.id = s.patient_id WHERE s.id = ?",
+                (str(source_id),),
+            )
+            assert source is not None, "a deposit line follows its payment or refund"
+            amount, fee = int(str(line["amount"])), int(str(line["fee_amount"]))
+            tx.execute(
+                "INSERT INTO deposit_items (deposit_id, line, kind, payment_id, refund_id, "
+                "occurred_at, patient_id, patient_name, card_brand, card_last4, transaction_id, "
+                "amount, fee_amount, net_amount) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(e.originator_id),
+                    number,
+                    line["kind"],
+                    line["payment_id"],
+                    line["refund_id"],
+                    source["occurred_at"],
+                    source["patient_id"],
+                    source["patient_name"],
+                    source["card_brand"],
+                    source["card_last4"],
+                    source["transaction_id"],
+                    amount,
+                    fee,
+                    amount - fee,
+                ),
+            )
+
+    @handles(Deposit.Paid)
+    def paid(self, tx: Tx, e: Deposit.Paid, position: int) -> None:
+        tx.execute(
+            "UPDATE deposits SET status = 'paid', paid_at = ? WHERE id = ?",
+            (iso(e.at), str(e.originator_id)),
+        )
+
+
+def list_deposits(
+    db: Database,
+    practice_id: UUID,
+    *,
+    date_from: str,
+    date_to: str,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Newest deposit date first."""
+    sql = "SELECT * FROM deposits WHERE practice_id = ? AND deposit_date BETWEEN ? AND ?"
+    params: list[Any] = [str(practice_id), date_from, date_to]
+    if after:
+        sql += " AND (deposit_date, id) < (?, ?)"
+        params.extend(after)
+    sql += " ORDER BY deposit_date DESC, id DESC LIMIT ?"
+    params.append(limit)
+    return db.query(sql, params)
+
+
+def get_deposit(db: Database, practice_id: UUID, deposit_id: UUID) -> dict[str, Any] | None:
+    return db.query_one(
+        "SELECT * FROM deposits WHERE practice_id = ? AND id = ?",
+        (str(practice_id), str(deposit_id)),
+    )
+
+
+def deposit_items(db: Database, deposit_id: UUID) -> list[dict[str, Any]]:
+    return db.query(
+        "SELECT * FROM deposit_items WHERE deposit_id = ? ORDER BY line", (str(deposit_id),)
+    )
+
+
+def due_deposits(db: Database, practice_id: UUID, local_today: date) -> list[dict[str, Any]]:
+    return db.query(
+        "SELECT id, deposit_date FROM deposits WHERE practice_id = ? AND status = 'scheduled' "
+        "AND deposit_date <= ? ORDER BY deposit_date, id",
+        (str(practice_id), local_today.isoformat()),
+    )
+
+
+def deposits_of_batch_date(
+    db: Database, practice_id: UUID, batch_date: str
+) -> list[dict[str, Any]]:
+    return db.query(
+        "SELECT * FROM deposits WHERE practice_id = ? AND batch_date = ? ORDER BY batch_id",
+        (str(practice_id), batch_date),
+    )

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from domain.errors import InvalidValue, NotFound
+from domain.practices import Practice
+from projections.deposits import deposit_items, get_deposit, list_deposits
+from services import reports
+from services.api import cursor
+from services.api.deps import AdminDep, LedgerDep, practice_of
+from services.context import Ledger
+from services.exports import VIEWS, export_csv
+from services.views import default_range
+
+router = APIRouter(prefix="/v1", tags=["deposits and reports"])
+
+FromQ = Annotated[date | None, Query(alias="from", description="YYYY-MM-DD, practice-local")]
+ToQ = Annotated[date | None, Query(description="YYYY-MM-DD, practice-local, inclusive")]
+
+
+def date_range(
+    ledger: Ledger, practice_id: UUID, from_: date | None, to: date | None
+) -> tuple[str, str]:
+    practice = ledger.get(Practice, practice_id, practice_id)
+    default_from, default_to = default_range(ledger, practice)
+    date_from, date_to = from_ or default_from, to or default_to
+    if date_from > date_to:
+        raise InvalidValue(f"from ({date_from}) is after to ({date_to})", field="from")
+    return date_from.isoformat(), date_to.isoformat()
+
+
+def deposit_out(row: dict[str, Any]) -> dict[str, Any]:
+    net = int(row["net_amount"])
+    return {
+        "id": row["id"],
+        "deposit_date": row["deposit_date"],
+        "status": row["status"],
+        "kind": "withdrawal" if net < 0 else "deposit",
+        "gross_amount": int(row["gross_amount"]),
+        "refunds_amount": int(row["refunds_amount"]),
+        "fees_amount": int(row["fees_amount"]),
+        "net_amount": net,
+        "account": row["account"],
+        "batch_id": row["batch_id"],
+        "batch_date": row["batch_date"],
+        "sales_count": int(row["sales_count"]),
+        "refunds_count": int(row["refunds_count"]),
+        "paid_at": row["paid_at"],
+    }
+
+
+def deposit_item_out(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "line": int(row["line"]),
+        "kind": row["kind"],
+        "payment_id": row["payment_id"],
+        "refund_id": row["refund_id"],
+        "occurred_at": row["occurred_at"],
+        "patient_id": row["patient_id"],
+        "patient_name": row["patient_name"],
+        "card": {"brand": row["card_brand"], "last4": row["card_last4"]},
+        "transaction_id": row["transaction_id"],
+        "amount": int(row["amount"]),
+        "fee_amount": int(row["fee_amount"]),
+        "net_amount": int(row["net_amount"]),
+    }
+
+
+@router.get("/deposits", summary="Deposits by deposit date (default: the last 30 days)")
+def get_deposits(
+    caller: AdminDep,
+    ledger: LedgerDep,
+    from_: FromQ = None,
+    to: ToQ = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor_: Annotated[str | None, Query(alias="cursor")] = None,
+) -> dict[str, Any]:
+    practice_id = practice_of(caller)
+    date_from, date_to = date_range(ledger, practice_id, from_, to)
+    after = cursor.decode(cursor_, 2)
+    rows = list_deposits(
+        ledger.db,
+        practice_id,
+        date_from=date_from,
+        date_to=date_to,
+        after=(after[0], after[1]) if after else None,
+        limit=limit + 1,
+    )
+    answer = cursor.page([deposit_out(r) for r in rows], limit, ["deposit_date", "id"])
+    answer["from"], answer["to"] = date_from, date_to
+    return answer
+
+
+@router.get("/deposits/{deposit_id}", summary="One deposit with its itemised payments and refunds")
+def get_one_deposit(deposit_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    row = get_deposit(ledger.db, practice_of(caller), deposit_id)
+    if row is None:
+        raise NotFound(f"no deposit {deposit_id}")
+    answer = deposit_out(row)
+    answer["items"] = [deposit_item_out(i) for i in deposit_items(ledger.db, deposit_id)]
+    return answer
+
+
+@router.get(
+    "/reports/daily-close",
+    summary="Batch, ledger and PMS side by side for one day, with every difference",
+)
+def daily_close(
+    caller: AdminDep,
+    ledger: LedgerDep,
+    date_: Annotated[date | None, Query(alias="date", description="default: yesterday")] = None,
+) -> dict[str, Any]:
+    practice_id = practice_of(caller)
+    practice = ledger.get(Practice, practice_id, practice_id)
+    return reports.daily_close(ledger, practice_id, date_ or reports.yesterday(ledger, practice))
+
+
+@router.get(
+    "/exports/{view}.csv",
+    summary="CSV export: transactions or deposits (with items)",
+    response_class=StreamingResponse,
+)
+def export(
+    view: str, caller: AdminDep, ledger: LedgerDep, from_: FromQ = None, to: ToQ = None
+) -> StreamingResponse:
+    if view not in VIEWS:
+        raise NotFound(f"no export {view!r}; available: {', '.join(sorted(VIEWS))}")
+    practice_id = practice_of(caller)
+    date_from, date_to = date_range(ledger, practice_id, from_, to)
+    filename = re.sub(r"[^a-z-]", "", view) + f"-{date_from}-to-{date_to}.csv"
+    return StreamingResponse(
+        export_csv(ledger, view, practice_id, date_from, date_to),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,167 @@
+"""CSV exports for the practice's accountant: transactions, deposits with their items."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from typing import Any
+from uuid import UUID
+
+from domain.money import Money
+from projections.deposits import deposit_items, list_deposits
+from projections.transactions import list_transactions
+from services.context import Ledger
+
+PAGE = 500
+
+TRANSACTION_COLUMNS = [
+    "id",
+    "occurred_at",
+    "date",
+    "status",
+    "method",
+    "amount",
+    "refunded_amount",
+    "card_brand",
+    "card_last4",
+    "transaction_id",
+    "decline_reason",
+    "patient_id",
+    "patient_name",
+    "association",
+    "pms_reference",
+    "batch_id",
+    "deposit_id",
+]
+DEPOSIT_COLUMNS = [
+    "deposit_id",
+    "deposit_date",
+    "status",
+    "batch_date",
+    "account",
+    "deposit_gross_amount",
+    "deposit_refunds_amount",
+    "deposit_fees_amount",
+    "deposit_net_amount",
+    "line",
+    "kind",
+    "payment_id",
+    "refund_id",
+    "occurred_at",
+    "patient_name",
+    "card_last4",
+    "transaction_id",
+    "amount",
+    "fee_amount",
+    "net_amount",
+]
+
+
+def dollars(cents: Any) -> str:
+    return Money(int(cents)).dollars()
+
+
+def transactions_rows(
+    ledger: Ledger, practice_id: UUID, date_from: str, date_to: str
+) -> Iterator[list[Any]]:
+    after: tuple[str, str] | None = None
+    while True:
+        rows = list_transactions(
+            ledger.db,
+            practice_id,
+            date_from=date_from,
+            date_to=date_to,
+            association=None,
+            patient_id=None,
+            after=after,
+            limit=PAGE,
+        )
+        for r in rows:
+            yield [
+                r["id"],
+                r["occurred_at"],
+                r["local_date"],
+                r["status"],
+                r["method"],
+                dollars(r["amount"]),
+                dollars(r["refunded_amount"]),
+                r["card_brand"],
+                r["card_last4"],
+                r["transaction_id"],
+                r["decline_reason"],
+                r["patient_id"],
+                r["patient_name"],
+                r["association"],
+                r["pms_reference"],
+                r["batch_id"],
+                r["deposit_id"],
+            ]
+        if len(rows) < PAGE:
+            return
+        after = (rows[-1]["occurred_at"], rows[-1]["id"])
+
+
+def deposits_rows(
+    ledger: Ledger, practice_id: UUID, date_from: str, date_to: str
+) -> Iterator[list[Any]]:
+    after: tuple[str, str] | None = None
+    while True:
+        deposits = list_deposits(
+            ledger.db, practice_id, date_from=date_from, date_to=date_to, after=after, limit=PAGE
+        )
+        for d in deposits:
+            head = [
+                d["id"],
+                d["deposit_date"],
+                d["status"],
+                d["batch_date"],
+                d["account"],
+                dollars(d["gross_amount"]),
+                dollars(d["refunds_amount"]),
+                dollars(d["fees_amount"]),
+                dollars(d["net_amount"]),
+            ]
+            for i in deposit_items(ledger.db, UUID(d["id"])):
+                yield [
+                    *head,
+                    i["line"],
+                    i["kind"],
+                    i["payment_id"],
+                    i["refund_id"],
+                    i["occurred_at"],
+                    i["patient_name"],
+                    i["card_last4"],
+                    i["transaction_id"],
+                    dollars(i["amount"]),
+                    dollars(i["fee_amount"]),
+                    dollars(i["net_amount"]),
+                ]
+        if len(deposits) < PAGE:
+            return
+        after = (deposits[-1]["deposit_date"], deposits[-1]["id"])
+
+
+Rows = Callable[[Ledger, UUID, str, str], Iterator[list[Any]]]
+
+#: view name -> (columns, rows); amounts in the CSV are dollars with cents ("125.00")
+VIEWS: dict[str, tuple[list[str], Rows]] = {
+    "transactions": (TRANSACTION_COLUMNS, transactions_rows),
+    "deposits": (DEPOSIT_COLUMNS, deposits_rows),
+}
+
+
+def export_csv(
+    ledger: Ledger, view: str, practice_id: UUID, date_from: str, date_to: str
+) -> Iterator[str]:
+    columns, rows = VIEWS[view]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows(ledger, practice_id, date_from, date_to):
+        writer.writerow(row)
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -1,0 +1,124 @@
+"""The daily close: the processor's batch, our ledger and the PMS, side by side.
+
+For one practice-local date it lists the batch totals (the batch of that
+date and its deposit), the ledger's totals for payments taken and refunds
+made that day, what of it is associated with the PMS, and every difference:
+a payment not yet associated, a refund not yet written back, a payment of
+the day that settled in another batch (or not yet), a deposit whose items
+do not add up to it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+from uuid import UUID
+
+from domain.practices import Practice
+from domain.schedule import local_date
+from projections.deposits import deposit_items, deposits_of_batch_date
+from projections.transactions import payments_of_day, refunds_of_day
+from services.context import Ledger
+
+MONEY_MOVED = ("approved", "settled")
+
+
+def yesterday(ledger: Ledger, practice: Practice) -> date:
+    return local_date(ledger.clock.now(practice.id), practice.timezone) - timedelta(days=1)
+
+
+def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
+    ledger.projector.catch_up()
+    practice = ledger.get(Practice, practice_id, practice_id)
+    payments = payments_of_day(ledger.db, practice_id, day.isoformat())
+    refunds = refunds_of_day(ledger.db, practice_id, day.isoformat())
+    deposits = deposits_of_batch_date(ledger.db, practice_id, day.isoformat())
+    batch_ids = {d["batch_id"] for d in deposits}
+    moved = [p for p in payments if p["status"] in MONEY_MOVED]
+    differences: list[dict[str, Any]] = []
+    for p in moved:
+        if p["association"] != "associated":
+            differences.append(item("payment_not_associated", p, "payment not yet in the PMS"))
+        if p["batch_id"] not in batch_ids:
+            reason = (
+                "not settled yet"
+                if p["batch_id"] is None
+                else "settled in another batch (taken after the cut-off)"
+            )
+            differences.append(item("payment_not_in_batch", p, reason, batch_id=p["batch_id"]))
+    for r in refunds:
+        if r["association"] != "associated":
+            differences.append(
+                item(
+                    "refund_not_written_back",
+                    r,
+                    "refund not yet in the PMS ledger",
+                    payment_id=r["payment_id"],
+                )
+            )
+    for d in deposits:
+        items_net = sum(int(i["net_amount"]) for i in deposit_items(ledger.db, UUID(d["id"])))
+        if items_net != int(d["net_amount"]):
+            differences.append(
+                {
+                    "kind": "deposit_mismatch",
+                    "deposit_id": d["id"],
+                    "amount": int(d["net_amount"]),
+                    "items_amount": items_net,
+                    "detail": "the deposit's items do not add up to it",
+                }
+            )
+    associated = [p for p in moved if p["association"] == "associated"]
+    written_refunds = [r for r in refunds if r["association"] == "associated"]
+    return {
+        "practice_id": str(practice_id),
+        "practice_name": practice.name,
+        "date": day.isoformat(),
+        "batch": {
+            "batch_ids": sorted(batch_ids),
+            "sales_count": sum(int(d["sales_count"]) for d in deposits),
+            "gross_amount": sum(int(d["gross_amount"]) for d in deposits),
+            "refunds_count": sum(int(d["refunds_count"]) for d in deposits),
+            "refunds_amount": sum(int(d["refunds_amount"]) for d in deposits),
+            "fees_amount": sum(int(d["fees_amount"]) for d in deposits),
+            "net_amount": sum(int(d["net_amount"]) for d in deposits),
+            "deposits": [
+                {
+                    "id": d["id"],
+                    "deposit_date": d["deposit_date"],
+                    "status": d["status"],
+                    "net_amount": int(d["net_amount"]),
+                }
+                for d in deposits
+            ],
+        },
+        "ledger": {
+            "payments_count": len(moved),
+            "payments_amount": sum(int(p["amount"]) for p in moved),
+            "voided_count": sum(1 for p in payments if p["status"] == "voided"),
+            "voided_amount": sum(int(p["amount"]) for p in payments if p["status"] == "voided"),
+            "declined_count": sum(1 for p in payments if p["status"] == "declined"),
+            "refunds_count": len(refunds),
+            "refunds_amount": sum(int(r["amount"]) for r in refunds),
+        },
+        "pms": {
+            "associated_count": len(associated),
+            "associated_amount": sum(int(p["amount"]) for p in associated),
+            "refunds_written_count": len(written_refunds),
+            "refunds_written_amount": sum(int(r["amount"]) for r in written_refunds),
+        },
+        "differences": differences,
+        "balanced": not differences,
+    }
+
+
+def item(kind: str, row: dict[str, Any], detail: str, **extra: Any) -> dict[str, Any]:
+    key = "payment_id" if kind.startswith("payment") else "refund_id"
+    return {
+        "kind": kind,
+        key: row["id"],
+        "amount": int(row["amount"]),
+        "occurred_at": row["occurred_at"],
+        "detail": detail,
+        **extra,
+    }
