@@ -47,6 +47,9 @@ class SettingsIn(Body):
     auto_writeback: StrictBool | None = None
     batch_cutoff: str | None = None
     pms_payment_type: Annotated[str, Field(max_length=50)] | None = None
+    fee_rate_bps: StrictInt | None = Field(
+        None, description="sandbox processing fee in basis points of each sale (290 = 2.9%)"
+    )
 
 
 class UserIn(Body):
