@@ -5,7 +5,9 @@ Each figure is measured on a fresh database of the local PostgreSQL server:
 - collect: POST-free `collect_payment` use case (processor, event store, views caught up);
 - refund: the refund action on settled payments;
 - rebuild: replaying every projection from position 0, events per second;
-- read: one page of the Transactions view, requests per second.
+- read: one page of the Transactions view, requests per second;
+- deposit propagation: from a practice's batch close starting (cut-off passed)
+  to its deposit being readable through the Deposits view, p50 and p99.
 """
 
 from __future__ import annotations
@@ -25,16 +27,20 @@ import psycopg
 from adapters.processor.port import CardInput
 from domain.payments import Method
 from domain.practices import DepositAccount, PmsKind
+from projections.deposits import list_deposits
 from projections.transactions import list_transactions
 from services.bootstrap import build_ledger
+from services.context import Ledger
 from services.payments import collect_payment, refund_payment
 from services.practices import create_practice
 from services.settings import Settings
+from services.settlement import run_due_work
 
 ADMIN_URL = os.environ.get(
     "PAYLEDGER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 N = int(os.environ.get("PAYLEDGER_BENCH_N", "400"))
+PRACTICES = int(os.environ.get("PAYLEDGER_BENCH_PRACTICES", "100"))
 CARD = CardInput("4242424242424242", 12, 2030, "123")
 
 
@@ -135,8 +141,50 @@ def ledger_figures(url: str) -> dict[str, float]:
                 )
 
         figures["read_page"] = rate(200, read)
+        figures.update(deposit_propagation(ledger))
         ledger.store.close()
         return figures
+
+
+def deposit_propagation(ledger: Ledger) -> dict[str, float]:
+    """From the cut-off's batch close starting to the deposit being readable, per practice."""
+    delays = []
+    for number in range(PRACTICES):
+        practice = create_practice(
+            ledger,
+            name=f"Propagation {number}",
+            timezone="America/Chicago",
+            pms=PmsKind.DENTRIX,
+            auto_writeback=False,
+            deposit_account=DepositAccount("Checking", "0002"),
+            batch_cutoff=clock_time(23, 59),
+            actor="bench",
+        )
+        for amount in (1500, 2500, 9900):
+            collect_payment(
+                ledger,
+                practice_id=practice.id,
+                amount=amount,
+                method=Method.VIRTUAL_TERMINAL,
+                card=CARD,
+                actor="bench",
+            )
+        assert ledger.sandbox_clock is not None
+        ledger.sandbox_clock.advance(practice.id, 86400)
+        started = time.perf_counter()
+        run_due_work(ledger, practice.id)
+        while not list_deposits(
+            ledger.db,
+            practice.id,
+            date_from="2000-01-01",
+            date_to="2100-01-01",
+            after=None,
+            limit=1,
+        ):
+            time.sleep(0.001)
+        delays.append(time.perf_counter() - started)
+    cuts = statistics.quantiles(delays, n=100)
+    return {"deposit_p50_ms": cuts[49] * 1000, "deposit_p99_ms": cuts[98] * 1000}
 
 
 def main() -> None:
@@ -160,6 +208,11 @@ def main() -> None:
         f" ({figures['rebuild_events'] / raw:.2f}x raw insert rate)"
     )
     print(f"  transactions page (50 rows)              {figures['read_page']:9.0f} /s")
+    print(
+        f"  batch close -> deposit readable ({PRACTICES} practices) p50 / p99  "
+        f"{figures['deposit_p50_ms']:.1f} ms / {figures['deposit_p99_ms']:.1f} ms"
+        "   (target p99 < 2000 ms)"
+    )
 
 
 if __name__ == "__main__":
