@@ -34,7 +34,7 @@ from services.context import Ledger
 from services.payments import collect_payment, refund_payment
 from services.practices import create_practice
 from services.settings import Settings
-from services.settlement import run_due_work
+from services.due import run_due_work
 
 ADMIN_URL = os.environ.get(
     "PAYLEDGER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

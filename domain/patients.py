@@ -27,6 +27,15 @@ class Patient(LedgerAggregate):
             patient.email = self.email
             patient.phone = self.phone
             patient.guarantor_id = self.guarantor_id
+            patient.latest_request_id = None
+
+    class RequestOpened(LedgerAggregate.Event):
+        """The patient's latest payment request (the one that may be outstanding)."""
+
+        request_id: UUID
+
+        def apply(self, patient: Patient) -> None:
+            patient.latest_request_id = self.request_id
 
     if TYPE_CHECKING:
         pms_patient_id: str
@@ -35,6 +44,7 @@ class Patient(LedgerAggregate):
         email: str | None
         phone: str | None
         guarantor_id: UUID | None
+        latest_request_id: UUID | None
 
     @classmethod
     def register(
@@ -71,6 +81,11 @@ class Patient(LedgerAggregate):
             at=at,
             actor=actor,
         )
+
+    def open_request(self, request_id: UUID, *, at: datetime, actor: str) -> None:
+        """Take the patient's one request slot; saving it with a stale version fails,
+        so two concurrent sends cannot both leave a request outstanding."""
+        self.record(self.RequestOpened, at=at, actor=actor, request_id=request_id)
 
     @property
     def name(self) -> str:

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from domain.base import LedgerAggregate
 from domain.errors import InvalidValue
+from domain.requests import check_reminder_days
 from domain.schedule import DEFAULT_CUTOFF, parse_cutoff, zone
 
 
@@ -42,7 +43,14 @@ class DepositAccount:
 
 
 #: settings that PATCH .../settings may change, with their validators
-SETTING_NAMES = ("pms", "auto_writeback", "batch_cutoff", "pms_payment_type", "fee_rate_bps")
+SETTING_NAMES = (
+    "pms",
+    "auto_writeback",
+    "batch_cutoff",
+    "pms_payment_type",
+    "fee_rate_bps",
+    "reminder_days",
+)
 
 #: the highest processing fee rate a practice can be set to: 10%
 MAX_FEE_RATE_BPS = 1000
@@ -70,6 +78,7 @@ class Practice(LedgerAggregate):
             practice.batch_cutoff = parse_cutoff(self.batch_cutoff)
             practice.pms_payment_type = None
             practice.fee_rate_bps = 0
+            practice.reminder_days = []
             practice.created_at = self.at
 
     class SettingsChanged(LedgerAggregate.Event):
@@ -93,6 +102,7 @@ class Practice(LedgerAggregate):
         batch_cutoff: time
         pms_payment_type: str | None
         fee_rate_bps: int
+        reminder_days: list[int]
         created_at: datetime
 
     @classmethod
@@ -157,6 +167,10 @@ def check_setting(name: str, value: Any) -> Any:
         return parse_cutoff(str(value)).strftime("%H:%M")
     if name == "auto_writeback" and not isinstance(value, bool):
         raise InvalidValue("auto_writeback must be true or false", field=name)
+    if name == "reminder_days":
+        if not isinstance(value, list):
+            raise InvalidValue("reminder_days must be a list such as [3, 10]", field=name)
+        return check_reminder_days(value)
     if name == "fee_rate_bps" and (
         isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FEE_RATE_BPS
     ):

@@ -11,7 +11,7 @@ from domain.base import LedgerAggregate, event_data, event_type
 from projections.base import Projection, dumps, iso
 
 #: fields that never leave the service
-PRIVATE_FIELDS = {"token_hash"}
+PRIVATE_FIELDS = {"token_hash", "token_nonce"}
 
 
 def event_id(aggregate_id: UUID, version: int) -> UUID:

@@ -7,12 +7,14 @@ import logging
 from adapters.bank_calendar import FederalReserveHolidays
 from adapters.clock import Clock, SandboxClock, SystemClock
 from adapters.messaging.email import EmailSender, OutboxEmailSender, SmtpEmailSender
+from adapters.messaging.sms import HttpSmsSender, OutboxSmsSender
 from adapters.processor.sandbox import SandboxProcessor
 from adapters.store import StoreConfig, open_store
 from projections.base import Projection
 from projections.deposits import Deposits
 from projections.directory import Directory
 from projections.feed import EventFeed
+from projections.requests import PaymentRequests
 from projections.runner import Projector
 from projections.transactions import Transactions
 from services.context import Ledger
@@ -22,7 +24,7 @@ log = logging.getLogger("payledger")
 
 
 def all_projections() -> list[Projection]:
-    return [Directory(), Transactions(), Deposits(), EventFeed()]
+    return [Directory(), Transactions(), Deposits(), PaymentRequests(), EventFeed()]
 
 
 def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledger:
@@ -45,6 +47,10 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         email=email,
         projector=projector,
         bank_holidays=FederalReserveHolidays(),
+        sms=HttpSmsSender(settings.sms_url, settings.sms_token)
+        if settings.sms_url
+        else OutboxSmsSender(db),
+        secret=settings.secret(),
     )
     projector.catch_up()
     return ledger

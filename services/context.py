@@ -14,6 +14,7 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.clock import Clock, SandboxClock
 from adapters.messaging.email import EmailSender
+from adapters.messaging.sms import SmsSender
 from adapters.processor.port import CardProcessor
 from adapters.sql import Database
 from adapters.store import EventStore
@@ -38,6 +39,8 @@ class Ledger:
     email: EmailSender
     projector: Projector
     bank_holidays: Container[date]
+    sms: SmsSender
+    secret: bytes
 
     @property
     def sandbox_clock(self) -> SandboxClock | None:

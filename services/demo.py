@@ -20,9 +20,9 @@ from domain.schedule import zone
 from domain.users import Role
 from projections.transactions import settled_unrefunded
 from services.context import Ledger
+from services.due import run_due_work
 from services.payments import associate_payment, collect_payment, refund_payment
 from services.practices import create_user, keyed_id, register_patient
-from services.settlement import run_due_work
 
 DEMO_DAYS = 30
 ACTOR = "system:demo"

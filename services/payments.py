@@ -56,43 +56,64 @@ def collect_payment(
     existing = ledger.find(Payment, payment_id)
     if existing is not None:
         return existing
+    payment = charge(
+        ledger,
+        practice,
+        payment_id=payment_id,
+        amount=money,
+        method=method,
+        card=card,
+        terminal_id=terminal_id,
+        patient_id=patient_id,
+        request_id=request_id,
+        at=now,
+        actor=actor,
+    )
+    ledger.save(payment)
+    return payment
+
+
+def charge(
+    ledger: Ledger,
+    practice: Practice,
+    *,
+    payment_id: UUID,
+    amount: Money,
+    method: Method,
+    card: CardInput | None,
+    terminal_id: str | None,
+    patient_id: UUID | None,
+    request_id: UUID | None,
+    at: datetime,
+    actor: str,
+) -> Payment:
+    """Authorise and capture through the processor; the payment (approved or declined),
+    not yet saved."""
     result = ledger.processor.charge(
-        reference=payment_id, amount=amount, card=card, terminal_id=terminal_id
+        reference=payment_id, amount=amount.cents, card=card, terminal_id=terminal_id
     )
     summary = CardSummary(result.brand, result.last4)
+    common = {
+        "id": payment_id,
+        "practice_id": practice.id,
+        "amount": amount,
+        "method": method,
+        "card": summary,
+        "terminal_id": terminal_id,
+        "patient_id": patient_id,
+        "request_id": request_id,
+        "at": at,
+        "actor": actor,
+    }
     if result.approved and result.transaction_id:
-        batch_date = batch_date_for(now, practice.timezone, practice.batch_cutoff)
-        payment = Payment.capture(
-            id=payment_id,
-            practice_id=practice_id,
-            amount=money,
-            method=method,
-            card=summary,
+        batch_date = batch_date_for(at, practice.timezone, practice.batch_cutoff)
+        return Payment.capture(
             transaction_id=result.transaction_id,
             batch_date=batch_date,
             settles_at=cutoff_instant(batch_date, practice.timezone, practice.batch_cutoff),
-            terminal_id=terminal_id,
-            patient_id=patient_id,
-            request_id=request_id,
-            at=now,
-            actor=actor,
+            **common,  # type: ignore[arg-type]
         )
-    else:
-        payment = Payment.decline(
-            id=payment_id,
-            practice_id=practice_id,
-            amount=money,
-            method=method,
-            card=summary,
-            reason=result.decline_reason or "declined",
-            terminal_id=terminal_id,
-            patient_id=patient_id,
-            request_id=request_id,
-            at=now,
-            actor=actor,
-        )
-    ledger.save(payment)
-    return payment
+    return Payment.decline(reason=result.decline_reason or "declined", **common)  # type: ignore[arg-type]
 
 
 def check_patient(ledger: Ledger, practice_id: UUID, patient_id: UUID) -> Patient:

@@ -10,7 +10,7 @@ import logging
 import threading
 
 from services.context import Ledger
-from services.settlement import DueWork, run_due_work
+from services.due import DueWork, run_due_work
 
 log = logging.getLogger("payledger.scheduler")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +24,26 @@ class Settings:
     operator_token: str | None = None
     base_url: str = "http://127.0.0.1:8000"
     smtp: SmtpSettings | None = None
+    sms_url: str | None = None
+    sms_token: str | None = None
+    secret_key: str | None = None
     scheduler_interval: float = 5.0
     run_scheduler: bool = True
 
     @property
     def sqlite_path(self) -> str:
         return str(self.data_dir / "payledger.sqlite3")
+
+    def secret(self) -> bytes:
+        """The key that signs pay links: PAYLEDGER_SECRET_KEY, or one kept in the data dir."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -53,6 +68,9 @@ class Settings:
             "operator_token": env.get("PAYLEDGER_OPERATOR_TOKEN") or None,
             "base_url": env.get("PAYLEDGER_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
             "smtp": smtp,
+            "sms_url": env.get("PAYLEDGER_SMS_URL") or None,
+            "sms_token": env.get("PAYLEDGER_SMS_TOKEN") or None,
+            "secret_key": env.get("PAYLEDGER_SECRET_KEY") or None,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

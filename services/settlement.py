@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date, datetime, time
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -27,7 +26,6 @@ from domain.practices import Practice
 from domain.schedule import batch_date_for, cutoff_instant, zone
 from projections.base import iso, parse_iso
 from projections.deposits import due_deposits
-from projections.directory import practice_ids
 from projections.transactions import due_for_settlement, unsettled_refunds
 from services.context import Ledger
 
@@ -37,15 +35,6 @@ ACTOR = "system:batch-close"
 DEPOSIT_ACTOR = "processor"
 #: when, practice-local, a deposit shows as paid on its deposit date
 DEPOSIT_TIME = time(6, 0)
-
-
-@dataclass(frozen=True)
-class DueWork:
-    batches: int = 0
-    deposits: int = 0
-
-    def __add__(self, other: DueWork) -> DueWork:
-        return DueWork(self.batches + other.batches, self.deposits + other.deposits)
 
 
 def batch_id_for(practice_id: UUID, batch_date: date, supplement: int = 0) -> UUID:
@@ -162,13 +151,3 @@ def pay_due_deposits(ledger: Ledger, practice_id: UUID) -> int:
             continue  # paid by another process just now
         paid += 1
     return paid
-
-
-def run_due_work(ledger: Ledger, practice_id: UUID | None = None) -> DueWork:
-    """Run everything that fell due, for one practice or all."""
-    ids = [practice_id] if practice_id else practice_ids(ledger.db)
-    total = DueWork()
-    for pid in ids:
-        batches = len(close_due_batches(ledger, pid))
-        total += DueWork(batches, pay_due_deposits(ledger, pid))
-    return total

@@ -195,6 +195,7 @@ def practice_out(practice: Practice) -> dict[str, Any]:
         "batch_cutoff": practice.batch_cutoff.strftime("%H:%M"),
         "pms_payment_type": practice.pms_payment_type,
         "fee_rate_bps": practice.fee_rate_bps,
+        "reminder_days": practice.reminder_days,
     }
 
 

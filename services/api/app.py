@@ -16,12 +16,14 @@ from services.api.routes import (
     patients,
     payments,
     practices,
+    requests,
     sandbox,
     transactions,
 )
 from services.context import Ledger
 from services.practices import Authenticator
 from services.scheduler import Scheduler
+from services.web import pay
 
 DESCRIPTION = """
 Payments ledger for dental offices. Amounts are integer cents; dates are
@@ -51,6 +53,17 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
     app.state.authenticator = Authenticator(ledger)
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware, db=ledger.db)
-    for module in (practices, patients, payments, transactions, deposits, audit, sandbox, health):
+    for module in (
+        practices,
+        patients,
+        payments,
+        transactions,
+        deposits,
+        requests,
+        audit,
+        sandbox,
+        health,
+    ):
         app.include_router(module.router)
+    app.include_router(pay.router)
     return app

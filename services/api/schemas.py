@@ -47,6 +47,9 @@ class SettingsIn(Body):
     auto_writeback: StrictBool | None = None
     batch_cutoff: str | None = None
     pms_payment_type: Annotated[str, Field(max_length=50)] | None = None
+    reminder_days: list[StrictInt] | None = Field(
+        None, description="up to two reminders, days after sending, e.g. [3, 10]"
+    )
     fee_rate_bps: StrictInt | None = Field(
         None, description="sandbox processing fee in basis points of each sale (290 = 2.9%)"
     )
@@ -104,3 +107,12 @@ class ReceiptSendIn(Body):
 class ClockAdvanceIn(Body):
     seconds: StrictInt | None = Field(None, ge=1, le=400 * 86400)
     to: datetime | None = None
+
+
+class PaymentRequestIn(Body):
+    patient_id: UUID
+    amount: Cents
+    channel: Literal["sms", "email"]
+    destination: Annotated[str, Field(min_length=3, max_length=254)] | None = Field(
+        None, description="default: the patient's phone (sms) or email"
+    )

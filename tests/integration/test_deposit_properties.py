@@ -29,7 +29,7 @@ from services.bootstrap import build_ledger
 from services.payments import collect_payment, refund_payment
 from services.practices import change_settings, create_practice
 from services.settings import Settings
-from services.settlement import run_due_work
+from services.due import run_due_work
 from tests.conftest import PinnedClock
 
 CARDS = ["4242424242424242", "4242424242424242", "4242424242424242", "4000000000000002"]

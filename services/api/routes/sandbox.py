@@ -12,7 +12,7 @@ from projections.base import iso
 from services.api.deps import AdminDep, KeyDep, LedgerDep, practice_of
 from services.api.errors import HttpProblem
 from services.api.schemas import ClockAdvanceIn
-from services.settlement import run_due_work
+from services.due import run_due_work
 
 router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
 
@@ -55,7 +55,7 @@ def advance(
         seconds = body.seconds
     now = clock.advance(practice_id, seconds)
     work = run_due_work(ledger, practice_id)
-    return {"now": iso(now), "batches_closed": work.batches, "deposits_paid": work.deposits}
+    return {"now": iso(now), **work.as_dict()}
 
 
 @router.get("/outbox", summary="Messages the embedded default kept instead of sending")

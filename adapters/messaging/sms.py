@@ -1,0 +1,85 @@
+"""The SMS sender port, an HTTP gateway adapter and the embedded default's outbox.
+
+The gateway protocol (docs/sms-gateway.md): ``POST {url}`` with
+``Authorization: Bearer {token}`` (when set) and the JSON body
+``{"to": "+16175550101", "body": "...", "reference": "<our id>"}``. Any 2xx is
+accepted; a JSON answer's ``id`` is kept as the message id. Anything else
+(non-2xx, timeout, connection refused) is a failure, retried later.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+import httpx
+
+from adapters.messaging.email import OUTBOX_DDL, SendFailed
+from adapters.sql import Database
+
+
+@dataclass(frozen=True)
+class Sms:
+    to: str
+    body: str
+    reference: str
+    practice_id: UUID | None = None
+
+
+class SmsSender(ABC):
+    @abstractmethod
+    def send(self, message: Sms) -> str:
+        """Send one text; returns its message id. Raises SendFailed."""
+
+
+class HttpSmsSender(SmsSender):
+    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
+        self._url = url
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout = timeout
+
+    def send(self, message: Sms) -> str:
+        body = {"to": message.to, "body": message.body, "reference": message.reference}
+        try:
+            response = httpx.post(
+                self._url, json=body, headers=self._headers, timeout=self._timeout
+            )
+        except httpx.HTTPError as error:
+            raise SendFailed(f"the SMS gateway could not be reached: {error}") from error
+        if not response.is_success:
+            raise SendFailed(
+                f"the SMS gateway answered {response.status_code}: {response.text[:200]}"
+            )
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        found = answer.get("id") if isinstance(answer, dict) else None
+        return str(found) if found else f"sms-{uuid.uuid4()}"
+
+
+class OutboxSmsSender(SmsSender):
+    """Keeps every text in the database instead of sending it (embedded default)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.run_ddl(OUTBOX_DDL)
+
+    def send(self, message: Sms) -> str:
+        message_id = f"sms-{uuid.uuid4()}"
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO outbox (id, practice_id, channel, recipient, subject, body, sent_at) "
+                "VALUES (?, ?, 'sms', ?, NULL, ?, ?)",
+                (
+                    message_id,
+                    str(message.practice_id) if message.practice_id else None,
+                    message.to,
+                    message.body,
+                    datetime.now(UTC).isoformat(),
+                ),
+            )
+        return message_id

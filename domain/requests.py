@@ -1,0 +1,356 @@
+"""The PaymentRequest aggregate: a pay link sent by text or email.
+
+Rules (PRODUCT.md section 3):
+- a request asks for a positive amount; the patient may pay less, never more, never zero;
+- it expires (cancels itself) 14 days after it was sent; an expired, cancelled or
+  paid request takes no payment;
+- up to two reminders before expiry, at offsets the practice sets;
+- a patient has at most one outstanding request (the Patient aggregate holds the
+  slot: opening a new request supersedes the old one in the same transaction);
+- each message (the request, each reminder) is delivered at least once: a
+  delivery is claimed before it is attempted, so two schedulers never send it
+  twice, and failures are recorded and retried with backoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from domain.base import LedgerAggregate
+from domain.errors import Conflict, InvalidAmount, InvalidValue
+from domain.money import Money, check_payment_amount
+
+EXPIRES_AFTER = timedelta(days=14)
+MAX_REMINDERS = 2
+MAX_DELIVERY_ATTEMPTS = 6
+CLAIM_FOR = timedelta(minutes=2)
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+
+
+class RequestStatus(StrEnum):
+    REQUESTED = "requested"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class CancelReason(StrEnum):
+    SUPERSEDED = "superseded"
+    EXPIRED = "expired"
+    STAFF = "staff"
+
+
+class RequestClosed(Conflict):
+    code = "request-closed"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of a request: the request itself (number 0) or a reminder (1, 2)."""
+
+    number: int
+    status: str = "pending"  # pending, sent, failed (given up)
+    attempts: int = 0
+    claimed_until: datetime | None = None
+    retry_at: datetime | None = None
+    last_error: str | None = None
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """1, 2, 4, 8, 16 minutes between attempts."""
+    return timedelta(minutes=2 ** (attempt - 1))
+
+
+class PaymentRequest(LedgerAggregate):
+    class Sent(LedgerAggregate.Created):
+        patient_id: UUID
+        amount: int
+        channel: str
+        destination: str
+        token_nonce: str
+        token_hash: str
+        expires_at: datetime
+        reminder_days: list[int]
+        commlog_mode: str
+        commlog_note: str
+
+        def apply(self, request: PaymentRequest) -> None:
+            request.practice_id = self.practice_id
+            request.patient_id = self.patient_id
+            request.amount = Money(self.amount)
+            request.channel = Channel(self.channel)
+            request.destination = self.destination
+            request.token_nonce = self.token_nonce
+            request.token_hash = self.token_hash
+            request.sent_at = self.at
+            request.sender = self.actor
+            request.expires_at = self.expires_at
+            request.reminder_days = list(self.reminder_days)
+            request.status = RequestStatus.REQUESTED
+            request.paid_amount = None
+            request.payment_id = None
+            request.cancel_reason = None
+            request.cancelled_by = None
+            request.closed_at = None
+            request.superseded_by = None
+            request.messages = {0: Message(0)}
+
+    class Reminded(LedgerAggregate.Event):
+        number: int
+
+        def apply(self, request: PaymentRequest) -> None:
+            request.messages[self.number] = Message(self.number)
+
+    class DeliveryClaimed(LedgerAggregate.Event):
+        number: int
+        attempt: int
+        until: datetime
+
+        def apply(self, request: PaymentRequest) -> None:
+            message = request.messages[self.number]
+            request.messages[self.number] = replace(
+                message, attempts=self.attempt, claimed_until=self.until
+            )
+
+    class Delivered(LedgerAggregate.Event):
+        number: int
+        message_id: str
+
+        def apply(self, request: PaymentRequest) -> None:
+            message = request.messages[self.number]
+            request.messages[self.number] = replace(
+                message, status="sent", claimed_until=None, retry_at=None, last_error=None
+            )
+
+    class DeliveryFailed(LedgerAggregate.Event):
+        number: int
+        attempt: int
+        error: str
+        retry_at: datetime | None
+
+        def apply(self, request: PaymentRequest) -> None:
+            message = request.messages[self.number]
+            request.messages[self.number] = replace(
+                message,
+                status="pending" if self.retry_at else "failed",
+                claimed_until=None,
+                retry_at=self.retry_at,
+                last_error=self.error,
+            )
+
+    class Completed(LedgerAggregate.Event):
+        payment_id: UUID
+        paid_amount: int
+
+        def apply(self, request: PaymentRequest) -> None:
+            request.status = RequestStatus.COMPLETED
+            request.payment_id = self.payment_id
+            request.paid_amount = Money(self.paid_amount)
+            request.closed_at = self.at
+
+    class Cancelled(LedgerAggregate.Event):
+        reason: str
+        superseded_by: UUID | None
+
+        def apply(self, request: PaymentRequest) -> None:
+            request.status = RequestStatus.CANCELLED
+            request.cancel_reason = CancelReason(self.reason)
+            request.cancelled_by = self.actor
+            request.superseded_by = self.superseded_by
+            request.closed_at = self.at
+
+    if TYPE_CHECKING:
+        patient_id: UUID
+        amount: Money
+        channel: Channel
+        destination: str
+        token_nonce: str
+        token_hash: str
+        sent_at: datetime
+        sender: str
+        expires_at: datetime
+        reminder_days: list[int]
+        status: RequestStatus
+        paid_amount: Money | None
+        payment_id: UUID | None
+        cancel_reason: CancelReason | None
+        cancelled_by: str | None
+        closed_at: datetime | None
+        superseded_by: UUID | None
+        messages: dict[int, Message]
+
+    @classmethod
+    def send(
+        cls,
+        *,
+        id: UUID,
+        practice_id: UUID,
+        patient_id: UUID,
+        amount: Money,
+        channel: Channel,
+        destination: str,
+        token_nonce: str,
+        token_hash: str,
+        reminder_days: list[int],
+        practice_name: str,
+        at: datetime,
+        actor: str,
+    ) -> PaymentRequest:
+        check_payment_amount(amount.cents)
+        if not destination.strip():
+            raise InvalidValue(f"the patient has no {channel.value} contact", field="channel")
+        check_reminder_days(reminder_days)
+        expires_at = at + EXPIRES_AFTER
+        mode = "Text" if channel == Channel.SMS else "Email"
+        note = (
+            f"Payment request for {amount} sent by {mode.lower()} to {destination} "
+            f"from {practice_name}; link expires {expires_at.date().isoformat()}."
+        )
+        return cls._create(
+            cls.Sent,
+            id=id,
+            practice_id=practice_id,
+            patient_id=patient_id,
+            amount=amount.cents,
+            channel=channel.value,
+            destination=destination.strip(),
+            token_nonce=token_nonce,
+            token_hash=token_hash,
+            expires_at=expires_at,
+            reminder_days=list(reminder_days),
+            commlog_mode=mode,
+            commlog_note=note,
+            at=at,
+            actor=actor,
+        )
+
+    # -- derived -----------------------------------------------------------------
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def is_outstanding(self, now: datetime) -> bool:
+        return self.status == RequestStatus.REQUESTED and not self.is_expired(now)
+
+    def due_reminder(self, now: datetime) -> int | None:
+        """The number of the reminder that is due now, if any."""
+        if not self.is_outstanding(now):
+            return None
+        for number, days in enumerate(self.reminder_days[:MAX_REMINDERS], start=1):
+            if number not in self.messages and now >= self.sent_at + timedelta(days=days):
+                return number
+        return None
+
+    def due_deliveries(self, now: datetime) -> list[int]:
+        """Messages to (re)attempt now: pending, not claimed by a live attempt, retry time come."""
+        if self.status != RequestStatus.REQUESTED or self.is_expired(now):
+            return []
+        return [
+            m.number
+            for m in self.messages.values()
+            if m.status == "pending"
+            and (m.claimed_until is None or m.claimed_until <= now)
+            and (m.retry_at is None or m.retry_at <= now)
+        ]
+
+    # -- rules -----------------------------------------------------------------------
+
+    def check_open(self, now: datetime) -> None:
+        if self.status == RequestStatus.COMPLETED:
+            raise RequestClosed("this request has already been paid")
+        if self.status == RequestStatus.CANCELLED:
+            assert self.cancel_reason is not None
+            raise RequestClosed(f"this request was cancelled ({self.cancel_reason.value})")
+        if self.is_expired(now):
+            raise RequestClosed(
+                f"this request expired on {self.expires_at.date().isoformat()} "
+                "(two weeks after it was sent)"
+            )
+
+    def check_payable(self, amount: Money, now: datetime) -> None:
+        self.check_open(now)
+        check_payment_amount(amount.cents)
+        if amount > self.amount:
+            raise InvalidAmount(
+                f"the amount may be at most the {self.amount} requested, not {amount}"
+            )
+
+    # -- commands ---------------------------------------------------------------------
+
+    def complete(self, *, payment_id: UUID, paid: Money, at: datetime, actor: str) -> None:
+        self.check_payable(paid, at)
+        self.record(
+            self.Completed, at=at, actor=actor, payment_id=payment_id, paid_amount=paid.cents
+        )
+
+    def cancel(
+        self, *, reason: CancelReason, at: datetime, actor: str, superseded_by: UUID | None = None
+    ) -> None:
+        if reason == CancelReason.EXPIRED:
+            if self.status != RequestStatus.REQUESTED:
+                raise RequestClosed("only an open request expires")
+            if not self.is_expired(at):
+                raise Conflict("this request is not due to expire yet")
+            at = self.expires_at
+        else:
+            self.check_open(at)
+        self.record(
+            self.Cancelled, at=at, actor=actor, reason=reason.value, superseded_by=superseded_by
+        )
+
+    def remind(self, number: int, *, at: datetime, actor: str) -> None:
+        if self.due_reminder(at) != number:
+            raise Conflict(f"reminder {number} is not due")
+        self.record(self.Reminded, at=at, actor=actor, number=number)
+
+    def claim_delivery(self, number: int, *, at: datetime, actor: str) -> int:
+        """Claim the next attempt at a message; returns the attempt number."""
+        if number not in self.due_deliveries(at):
+            raise Conflict(f"message {number} is not due for delivery")
+        attempt = self.messages[number].attempts + 1
+        self.record(
+            self.DeliveryClaimed,
+            at=at,
+            actor=actor,
+            number=number,
+            attempt=attempt,
+            until=at + CLAIM_FOR,
+        )
+        return attempt
+
+    def delivered(self, number: int, message_id: str, *, at: datetime, actor: str) -> None:
+        self.record(self.Delivered, at=at, actor=actor, number=number, message_id=message_id)
+
+    def delivery_failed(self, number: int, error: str, *, at: datetime, actor: str) -> None:
+        attempt = self.messages[number].attempts
+        retry_at = at + retry_delay(attempt) if attempt < MAX_DELIVERY_ATTEMPTS else None
+        self.record(
+            self.DeliveryFailed,
+            at=at,
+            actor=actor,
+            number=number,
+            attempt=attempt,
+            error=error[:500],
+            retry_at=retry_at,
+        )
+
+
+def check_reminder_days(days: list[int]) -> list[int]:
+    if len(days) > MAX_REMINDERS:
+        raise InvalidValue(f"at most {MAX_REMINDERS} reminders", field="reminder_days")
+    for day in days:
+        if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day < EXPIRES_AFTER.days:
+            raise InvalidValue(
+                f"reminder days are whole days after sending, 1 to {EXPIRES_AFTER.days - 1}",
+                field="reminder_days",
+            )
+    if days != sorted(set(days)):
+        raise InvalidValue("reminder days must be increasing, e.g. [3, 10]", field="reminder_days")
+    return days

@@ -1,0 +1,281 @@
+"""The Payment Requests view, and the work list of expiries, reminders and deliveries."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from adapters.sql import Database, Tx
+from domain.patients import Patient
+from domain.practices import Practice
+from domain.requests import PaymentRequest
+from domain.schedule import local_date
+from projections.base import Projection, handles, iso, parse_iso
+
+
+class PaymentRequests(Projection):
+    name = "payment_requests"
+    tables = ("payment_requests", "payment_request_messages", "request_zones", "request_patients")
+    ddl = (
+        """CREATE TABLE IF NOT EXISTS payment_requests (
+            id TEXT PRIMARY KEY,
+            practice_id TEXT NOT NULL,
+            patient_id TEXT NOT NULL,
+            patient_name TEXT,
+            requested_date TEXT NOT NULL,
+            sent_at TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            amount BIGINT NOT NULL,
+            paid_amount BIGINT,
+            status TEXT NOT NULL,
+            cancel_reason TEXT,
+            cancelled_by TEXT,
+            closed_at TEXT,
+            channel TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            token_hash TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            payment_id TEXT,
+            reminder_days TEXT NOT NULL,
+            reminders_sent INTEGER NOT NULL DEFAULT 0,
+            next_reminder_at TEXT,
+            delivery_status TEXT NOT NULL DEFAULT 'pending'
+        )""",
+        "CREATE UNIQUE INDEX IF NOT EXISTS payment_requests_token ON payment_requests (token_hash)",
+        "CREATE INDEX IF NOT EXISTS payment_requests_by_date ON payment_requests "
+        "(practice_id, requested_date, sent_at, id)",
+        "CREATE INDEX IF NOT EXISTS payment_requests_open ON payment_requests "
+        "(practice_id, status, expires_at)",
+        "CREATE INDEX IF NOT EXISTS payment_requests_by_patient ON payment_requests "
+        "(patient_id, sent_at)",
+        """CREATE TABLE IF NOT EXISTS payment_request_messages (
+            request_id TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            practice_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at TEXT,
+            last_error TEXT,
+            PRIMARY KEY (request_id, number)
+        )""",
+        "CREATE INDEX IF NOT EXISTS payment_request_messages_due ON payment_request_messages "
+        "(practice_id, status, next_at)",
+        """CREATE TABLE IF NOT EXISTS request_zones (
+            practice_id TEXT PRIMARY KEY,
+            timezone TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS request_patients (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL
+        )""",
+    )
+
+    @handles(Practice.Created)
+    def practice(self, tx: Tx, e: Practice.Created, position: int) -> None:
+        tx.execute(
+            "INSERT INTO request_zones (practice_id, timezone) VALUES (?, ?)",
+            (str(e.practice_id), e.timezone),
+        )
+
+    @handles(Patient.Registered)
+    def patient(self, tx: Tx, e: Patient.Registered, position: int) -> None:
+        tx.execute(
+            "INSERT INTO request_patients (id, name) VALUES (?, ?)",
+            (str(e.originator_id), f"{e.first_name} {e.last_name}"),
+        )
+
+    @handles(PaymentRequest.Sent)
+    def sent(self, tx: Tx, e: PaymentRequest.Sent, position: int) -> None:
+        zone_row = tx.one(
+            "SELECT timezone FROM request_zones WHERE practice_id = ?", (str(e.practice_id),)
+        )
+        name_row = tx.one("SELECT name FROM request_patients WHERE id = ?", (str(e.patient_id),))
+        first_reminder = iso(e.at + timedelta(days=e.reminder_days[0])) if e.reminder_days else None
+        tx.execute(
+            "INSERT INTO payment_requests (id, practice_id, patient_id, patient_name, "
+            "requested_date, sent_at, sender, amount, status, channel, destination, token_hash, "
+            "expires_at, reminder_days, next_reminder_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?, ?)",
+            (
+                str(e.originator_id),
+                str(e.practice_id),
+                str(e.patient_id),
+                name_row["name"] if name_row else None,
+                local_date(e.at, zone_row["timezone"] if zone_row else "UTC").isoformat(),
+                iso(e.at),
+                e.actor,
+                e.amount,
+                e.channel,
+                e.destination,
+                e.token_hash,
+                iso(e.expires_at),
+                json.dumps(e.reminder_days),
+                first_reminder,
+            ),
+        )
+        self._message(tx, e.originator_id, 0, e.practice_id, "pending", iso(e.at))
+
+    @staticmethod
+    def _message(
+        tx: Tx,
+        request_id: UUID,
+        number: int,
+        practice_id: UUID,
+        status: str,
+        next_at: str | None,
+        attempts: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        tx.execute(
+            "INSERT INTO payment_request_messages (request_id, number, practice_id, status, "
+            "next_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id, number) DO UPDATE SET "
+            "status = excluded.status, next_at = excluded.next_at",
+            (str(request_id), number, str(practice_id), status, next_at),
+        )
+        if attempts is not None:
+            tx.execute(
+                "UPDATE payment_request_messages SET attempts = ?, last_error = ? "
+                "WHERE request_id = ? AND number = ?",
+                (attempts, error, str(request_id), number),
+            )
+        statuses = [
+            r["status"]
+            for r in tx.execute(
+                "SELECT status FROM payment_request_messages WHERE request_id = ? ORDER BY number",
+                (str(request_id),),
+            )
+        ]
+        overall = (
+            "failed" if "failed" in statuses else "pending" if "pending" in statuses else "sent"
+        )
+        tx.execute(
+            "UPDATE payment_requests SET delivery_status = ? WHERE id = ?",
+            (overall, str(request_id)),
+        )
+
+    @handles(PaymentRequest.Reminded)
+    def reminded(self, tx: Tx, e: PaymentRequest.Reminded, position: int) -> None:
+        row = tx.one(
+            "SELECT sent_at, reminder_days FROM payment_requests WHERE id = ?",
+            (str(e.originator_id),),
+        )
+        assert row is not None
+        days = json.loads(row["reminder_days"])
+        following = (
+            iso(parse_iso(row["sent_at"]) + timedelta(days=days[e.number]))
+            if e.number < len(days)
+            else None
+        )
+        tx.execute(
+            "UPDATE payment_requests SET reminders_sent = ?, next_reminder_at = ? WHERE id = ?",
+            (e.number, following, str(e.originator_id)),
+        )
+        self._message(tx, e.originator_id, e.number, e.practice_id, "pending", iso(e.at))
+
+    @handles(PaymentRequest.DeliveryClaimed)
+    def claimed(self, tx: Tx, e: PaymentRequest.DeliveryClaimed, position: int) -> None:
+        self._message(
+            tx,
+            e.originator_id,
+            e.number,
+            e.practice_id,
+            "pending",
+            iso(e.until),
+            attempts=e.attempt,
+        )
+
+    @handles(PaymentRequest.Delivered)
+    def delivered(self, tx: Tx, e: PaymentRequest.Delivered, position: int) -> None:
+        self._message(tx, e.originator_id, e.number, e.practice_id, "sent", None)
+
+    @handles(PaymentRequest.DeliveryFailed)
+    def failed(self, tx: Tx, e: PaymentRequest.DeliveryFailed, position: int) -> None:
+        status = "pending" if e.retry_at else "failed"
+        self._message(
+            tx,
+            e.originator_id,
+            e.number,
+            e.practice_id,
+            status,
+            iso(e.retry_at) if e.retry_at else None,
+            attempts=e.attempt,
+            error=e.error,
+        )
+
+    @handles(PaymentRequest.Completed)
+    def completed(self, tx: Tx, e: PaymentRequest.Completed, position: int) -> None:
+        tx.execute(
+            "UPDATE payment_requests SET status = 'completed', paid_amount = ?, payment_id = ?, "
+            "closed_at = ? WHERE id = ?",
+            (e.paid_amount, str(e.payment_id), iso(e.at), str(e.originator_id)),
+        )
+
+    @handles(PaymentRequest.Cancelled)
+    def cancelled(self, tx: Tx, e: PaymentRequest.Cancelled, position: int) -> None:
+        tx.execute(
+            "UPDATE payment_requests SET status = 'cancelled', cancel_reason = ?, "
+            "cancelled_by = ?, closed_at = ? WHERE id = ?",
+            (e.reason, e.actor, iso(e.at), str(e.originator_id)),
+        )
+
+
+def request_by_token_hash(db: Database, token_hash: str) -> dict[str, Any] | None:
+    return db.query_one("SELECT * FROM payment_requests WHERE token_hash = ?", (token_hash,))
+
+
+def list_requests(
+    db: Database,
+    practice_id: UUID,
+    *,
+    date_from: str,
+    date_to: str,
+    status: str | None,
+    patient_id: UUID | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM payment_requests WHERE practice_id = ? AND requested_date BETWEEN ? AND ?"
+    params: list[Any] = [str(practice_id), date_from, date_to]
+    if status:
+        sql += " AND status = ?"
+        params.append(status)
+    if patient_id:
+        sql += " AND patient_id = ?"
+        params.append(str(patient_id))
+    if after:
+        sql += " AND (sent_at, id) < (?, ?)"
+        params.extend(after)
+    sql += " ORDER BY sent_at DESC, id DESC LIMIT ?"
+    params.append(limit)
+    return db.query(sql, params)
+
+
+def due_expiries(db: Database, practice_id: UUID, now: datetime) -> list[str]:
+    rows = db.query(
+        "SELECT id FROM payment_requests WHERE practice_id = ? AND status = "
+        "'requested' AND expires_at <= ? ORDER BY expires_at",
+        (str(practice_id), iso(now)),
+    )
+    return [r["id"] for r in rows]
+
+
+def due_reminders(db: Database, practice_id: UUID, now: datetime) -> list[str]:
+    rows = db.query(
+        "SELECT id FROM payment_requests WHERE practice_id = ? AND status = "
+        "'requested' AND next_reminder_at <= ? AND expires_at > ? "
+        "ORDER BY next_reminder_at",
+        (str(practice_id), iso(now), iso(now)),
+    )
+    return [r["id"] for r in rows]
+
+
+def due_deliveries(db: Database, practice_id: UUID, now: datetime) -> list[str]:
+    rows = db.query(
+        "SELECT DISTINCT m.request_id FROM payment_request_messages m JOIN payment_requests r "
+        "ON r.id = m.request_id WHERE m.practice_id = ? AND m.status = 'pending' "
+        "AND m.next_at <= ? AND r.status = 'requested' AND r.expires_at > ?",
+        (str(practice_id), iso(now), iso(now)),
+    )
+    return [r["request_id"] for r in rows]

@@ -1,0 +1,231 @@
+"""The patient's hosted pay page: GET shows the request, POST pays it. No login."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from adapters.processor.port import CardInput
+from adapters.sql import Database
+from domain.errors import InvalidValue, NotFound, PaymentsError
+from domain.money import MAX_AMOUNT_CENTS, format_dollars
+from domain.payments import Status
+from domain.requests import RequestClosed
+from domain.schedule import zone
+from projections.base import iso
+from services.api.deps import LedgerDep
+from services.context import Ledger
+from services.requests import PayLink, open_link, pay_request
+
+router = APIRouter(tags=["pay page"], include_in_schema=True)
+templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+#: failed card attempts allowed per link in the window
+FAILURE_LIMIT = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+FAILURES_DDL = (
+    """CREATE TABLE IF NOT EXISTS pay_link_failures (
+        request_id TEXT NOT NULL,
+        failed_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS pay_link_failures_by_request "
+    "ON pay_link_failures (request_id, failed_at)",
+)
+HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+
+
+def page(status: int, **context: Any) -> HTMLResponse:
+    html = templates.get_template("pay.html").render(**context)
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
+def closed_page(link: PayLink, message: str) -> HTMLResponse:
+    return page(
+        410,
+        title="Payment link closed",
+        practice_name=link.practice.name,
+        state="closed",
+        message=message,
+    )
+
+
+def open_page(
+    link: PayLink,
+    action: str,
+    status: int = 200,
+    error: str | None = None,
+    amount_value: str | None = None,
+) -> HTMLResponse:
+    request = link.request
+    expires = request.expires_at.astimezone(zone(link.practice.timezone)).strftime("%B %d, %Y")
+    return page(
+        status,
+        title=f"Pay {link.practice.name}",
+        practice_name=link.practice.name,
+        state="open",
+        amount_display=format_dollars(request.amount.cents),
+        amount_value=amount_value or request.amount.dollars(),
+        action=action,
+        attempt=secrets.token_urlsafe(16),
+        expires=expires,
+        error=error,
+    )
+
+
+def not_found_page() -> HTMLResponse:
+    return page(
+        404,
+        title="Payment link not found",
+        practice_name="Payment link",
+        state="closed",
+        message="This payment link is not valid.",
+    )
+
+
+def parse_dollars(text: str) -> int:
+    cleaned = text.strip().replace("$", "").replace(",", "")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise InvalidValue("Enter the amount in dollars, e.g. 125.00", field="amount") from None
+    if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+        raise InvalidValue("Enter the amount in dollars and cents, e.g. 125.00", field="amount")
+    cents = int(value * 100)
+    if cents <= 0 or cents > MAX_AMOUNT_CENTS:
+        raise InvalidValue("Enter an amount greater than $0.00", field="amount")
+    return cents
+
+
+def parse_int(text: str, field: str, label: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise InvalidValue(f"Enter the {label} as a number", field=field) from None
+
+
+def recent_failures(db: Database, link: PayLink, ledger: Ledger) -> int:
+    since = ledger.clock.now(link.practice.id) - FAILURE_WINDOW
+    row = db.query_one(
+        "SELECT COUNT(*) AS n FROM pay_link_failures WHERE request_id = ? AND failed_at > ?",
+        (str(link.request.id), iso(since)),
+    )
+    return int(row["n"]) if row else 0
+
+
+def record_failure(db: Database, link: PayLink, ledger: Ledger) -> None:
+    with db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO pay_link_failures (request_id, failed_at) VALUES (?, ?)",
+            (str(link.request.id), iso(ledger.clock.now(link.practice.id))),
+        )
+
+
+def find_link(ledger: Ledger, token: str) -> PayLink | None:
+    try:
+        return open_link(ledger, token)
+    except NotFound:
+        return None
+
+
+@router.get("/pay/{token}", response_class=HTMLResponse, summary="The hosted pay page")
+def show(token: str, request: Request, ledger: LedgerDep) -> HTMLResponse:
+    link = find_link(ledger, token)
+    if link is None:
+        return not_found_page()
+    try:
+        link.request.check_open(ledger.clock.now(link.practice.id))
+    except RequestClosed as closed:
+        return closed_page(link, closed_message(closed))
+    return open_page(link, str(request.url.path))
+
+
+@router.post("/pay/{token}", response_class=HTMLResponse, summary="Pay from the hosted page")
+async def submit(token: str, request: Request, ledger: LedgerDep) -> HTMLResponse:
+    form = await request.form()
+    fields = {k: str(v) for k, v in form.items()}
+    return await run_in_threadpool(pay, ledger, token, fields, str(request.url.path))
+
+
+def pay(ledger: Ledger, token: str, fields: dict[str, str], action: str) -> HTMLResponse:
+    link = find_link(ledger, token)
+    if link is None:
+        return not_found_page()
+    ledger.db.run_ddl(FAILURES_DDL)
+    try:
+        link.request.check_open(ledger.clock.now(link.practice.id))
+    except RequestClosed as closed:
+        return closed_page(link, closed_message(closed))
+    if recent_failures(ledger.db, link, ledger) >= FAILURE_LIMIT:
+        response = open_page(
+            link,
+            action,
+            429,
+            "Too many unsuccessful attempts. Please wait 15 minutes and try again.",
+        )
+        response.headers["Retry-After"] = str(int(FAILURE_WINDOW.total_seconds()))
+        return response
+    amount_text = fields.get("amount", "")
+    try:
+        amount = parse_dollars(amount_text) if amount_text.strip() else link.request.amount.cents
+        card = CardInput(
+            number=fields.get("card_number", "").strip(),
+            exp_month=parse_int(fields.get("exp_month", ""), "exp_month", "expiry month"),
+            exp_year=parse_int(fields.get("exp_year", ""), "exp_year", "expiry year"),
+            cvc=fields.get("cvc", "").strip(),
+        )
+        payment = pay_request(
+            ledger,
+            link,
+            amount=amount,
+            card=card,
+            attempt_id=fields.get("attempt") or secrets.token_urlsafe(16),
+        )
+    except RequestClosed as closed:
+        return closed_page(link, closed_message(closed))
+    except PaymentsError as error:
+        record_failure(ledger.db, link, ledger)
+        return open_page(link, action, 422, friendly(error.detail), amount_text or None)
+    if payment.status != Status.APPROVED:
+        record_failure(ledger.db, link, ledger)
+        return open_page(
+            link,
+            action,
+            402,
+            f"Your card was declined ({payment.decline_reason}). "
+            "No money was taken. You can try another card.",
+            amount_text or None,
+        )
+    return page(
+        200,
+        title="Payment received",
+        practice_name=link.practice.name,
+        state="paid",
+        paid_display=format_dollars(payment.amount.cents),
+        card=f"{payment.card.brand} ending in {payment.card.last4}",
+        transaction_id=payment.transaction_id,
+    )
+
+
+def closed_message(closed: RequestClosed) -> str:
+    detail = closed.detail
+    if "already been paid" in detail:
+        return "This request has already been paid. Thank you."
+    if "expired" in detail:
+        return "This payment link has expired " + detail.split("expired", 1)[1].strip() + "."
+    return "This payment request was cancelled by the office."
+
+
+def friendly(detail: str) -> str:
+    text = detail.replace("card.number", "The card number").replace("card.exp_year", "The expiry")
+    return text[0].upper() + text[1:]

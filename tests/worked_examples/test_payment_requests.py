@@ -1,0 +1,138 @@
+"""Worked examples: pay links by text and email, as the front desk and the patient see them.
+
+Elm Dental (New York). The clock starts on Wednesday 4 March 2026, 10:00 local.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.conftest import Api
+
+DAY = 86400
+CARD = {"card_number": "4242424242424242", "exp_month": "12", "exp_year": "2030", "cvc": "123"}
+
+
+def new_patient(api: Api, pms_id: str = "501", **extra: Any) -> dict[str, Any]:
+    body = {
+        "pms_patient_id": pms_id,
+        "first_name": "Rosa",
+        "last_name": "Diaz",
+        "email": "rosa@example.com",
+        "phone": "+16175550123",
+        **extra,
+    }
+    response = api.post("/v1/patients", body)
+    assert response.status_code == 201, response.text
+    patient: dict[str, Any] = response.json()
+    return patient
+
+
+def send(api: Api, patient: dict[str, Any], amount: int, channel: str = "sms") -> dict[str, Any]:
+    response = api.post(
+        "/v1/payment-requests", {"patient_id": patient["id"], "amount": amount, "channel": channel}
+    )
+    assert response.status_code == 201, response.text
+    request: dict[str, Any] = response.json()
+    return request
+
+
+def pay_path(request: dict[str, Any]) -> str:
+    return "/pay/" + request["pay_url"].rsplit("/pay/", 1)[1]
+
+
+def pay(api: Api, request: dict[str, Any], **form: str) -> Any:
+    page = api.client.get(pay_path(request))
+    attempt = re.search(r'name="attempt" value="([^"]+)"', page.text)
+    fields = {**CARD, "attempt": attempt.group(1) if attempt else "", **form}
+    return api.client.post(pay_path(request), data=fields)
+
+
+def test_a_newer_request_supersedes_the_older_one(api: Api) -> None:
+    patient = new_patient(api)
+    first = send(api, patient, 12000)
+    second = send(api, patient, 15000, channel="email")
+    older = api.get(f"/v1/payment-requests/{first['id']}").json()
+    assert (older["status"], older["cancel_reason"]) == ("cancelled", "superseded")
+    assert older["superseded_by"] == second["id"]
+    assert api.get(f"/v1/payment-requests/{second['id']}").json()["status"] == "requested"
+    # The superseded link takes no payment; the page says so.
+    closed = pay(api, first)
+    assert closed.status_code == 410
+    assert "cancelled" in closed.text
+
+
+def test_a_request_paid_in_full_completes_and_shows_in_transactions(api: Api) -> None:
+    patient = new_patient(api)
+    request = send(api, patient, 12500)
+    # The patient's text holds the practice, the amount and the link.
+    outbox = api.get("/v1/sandbox/outbox").json()["items"]
+    assert outbox[0]["channel"] == "sms" and outbox[0]["recipient"] == "+16175550123"
+    assert "Elm Dental" in outbox[0]["body"] and "$125.00" in outbox[0]["body"]
+    assert request["pay_url"] in outbox[0]["body"]
+
+    page = api.client.get(pay_path(request))
+    assert page.status_code == 200
+    assert "Elm Dental" in page.text and "$125.00" in page.text
+
+    paid = pay(api, request)
+    assert paid.status_code == 200, paid.text
+    assert "approved" in paid.text
+    done = api.get(f"/v1/payment-requests/{request['id']}").json()
+    assert (done["status"], done["paid_amount"]) == ("completed", 12500)
+    payment = api.get(f"/v1/payments/{done['payment_id']}").json()
+    assert (payment["method"], payment["patient_id"]) == ("pay_link", patient["id"])
+    assert payment["request_id"] == request["id"]
+    listed = api.get("/v1/transactions").json()["items"]
+    assert [t["id"] for t in listed] == [payment["id"]]
+    # The link is useless now.
+    assert pay(api, request).status_code == 410
+
+
+def test_a_partial_payment_completes_with_less_than_requested(api: Api) -> None:
+    request = send(api, new_patient(api), 20000)
+    assert pay(api, request, amount="75.50").status_code == 200
+    done = api.get(f"/v1/payment-requests/{request['id']}").json()
+    assert (done["status"], done["amount"], done["paid_amount"]) == ("completed", 20000, 7550)
+
+
+def test_paying_more_than_requested_is_refused(api: Api) -> None:
+    request = send(api, new_patient(api), 5000)
+    refused = pay(api, request, amount="50.01")
+    assert refused.status_code == 422
+    assert "at most the $50.00 requested" in refused.text
+    assert api.get(f"/v1/payment-requests/{request['id']}").json()["status"] == "requested"
+
+
+def test_an_unpaid_request_expires_after_exactly_fourteen_days(api: Api) -> None:
+    request = send(api, new_patient(api), 9900)
+    api.advance(14 * DAY - 1)
+    assert api.get(f"/v1/payment-requests/{request['id']}").json()["status"] == "requested"
+    api.advance(1)
+    expired = api.get(f"/v1/payment-requests/{request['id']}").json()
+    assert (expired["status"], expired["cancel_reason"]) == ("cancelled", "expired")
+    history = expired["history"]
+    assert history[-1]["type"] == "PaymentRequestCancelled"
+    assert history[-1]["occurred_at"] == "2026-03-18T15:00:00.000000Z"  # sent + 14 days
+    page = api.client.get(pay_path(request))
+    assert page.status_code == 410 and "expired" in page.text
+    assert pay(api, request).status_code == 410
+
+
+def test_staff_cancel_a_request(api: Api) -> None:
+    request = send(api, new_patient(api), 4000)
+    cancelled = api.post(f"/v1/payment-requests/{request['id']}/cancel").json()
+    assert (cancelled["status"], cancelled["cancel_reason"]) == ("cancelled", "staff")
+    assert cancelled["cancelled_by"].startswith("user:")
+    again = api.post(f"/v1/payment-requests/{request['id']}/cancel")
+    assert again.status_code == 409
+
+
+def test_a_declined_card_leaves_the_request_open_and_says_why(api: Api) -> None:
+    request = send(api, new_patient(api), 6000)
+    declined = pay(api, request, card_number="4000000000009995")
+    assert declined.status_code == 402
+    assert "insufficient funds" in declined.text
+    assert api.get(f"/v1/payment-requests/{request['id']}").json()["status"] == "requested"
+    assert pay(api, request).status_code == 200
