@@ -31,10 +31,10 @@ from projections.deposits import list_deposits
 from projections.transactions import list_transactions
 from services.bootstrap import build_ledger
 from services.context import Ledger
+from services.due import run_due_work
 from services.payments import collect_payment, refund_payment
 from services.practices import create_practice
 from services.settings import Settings
-from services.due import run_due_work
 
 ADMIN_URL = os.environ.get(
     "PAYLEDGER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

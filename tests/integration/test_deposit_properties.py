@@ -26,10 +26,10 @@ from domain.practices import DepositAccount, PmsKind
 from domain.schedule import parse_cutoff
 from projections.deposits import deposit_items
 from services.bootstrap import build_ledger
+from services.due import run_due_work
 from services.payments import collect_payment, refund_payment
 from services.practices import change_settings, create_practice
 from services.settings import Settings
-from services.due import run_due_work
 from tests.conftest import PinnedClock
 
 CARDS = ["4242424242424242", "4242424242424242", "4242424242424242", "4000000000000002"]
