@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 from datetime import date
@@ -77,8 +79,9 @@ def noun(kind: type) -> str:
     )
 
 
-def retry_on_conflict(action: Callable[[], R], attempts: int = 3) -> R:
-    """Run a load-decide-save action again when another writer saved the aggregate first."""
+def retry_on_conflict(action: Callable[[], R], attempts: int = 6) -> R:
+    """Run a load-decide-save action again when another writer saved the aggregate first
+    (after a short random pause, so that racing writers spread out)."""
     for attempt in range(attempts):
         try:
             return action()
@@ -88,4 +91,5 @@ def retry_on_conflict(action: Callable[[], R], attempts: int = 3) -> R:
                     "another change to the same object was saved at the same moment; try again"
                 ) from None
             log.info("version conflict, retrying (attempt %s)", attempt + 2)
+            time.sleep(random.uniform(0.002, 0.02) * (attempt + 1))  # noqa: S311
     raise AssertionError("unreachable")

@@ -1,4 +1,5 @@
-"""CSV exports for the practice's accountant: transactions, deposits with their items."""
+"""CSV exports for the practice's accountant: transactions, deposits with their items,
+payment requests."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from uuid import UUID
 
 from domain.money import Money
 from projections.deposits import deposit_items, list_deposits
+from projections.requests import list_requests
 from projections.transactions import list_transactions
 from services.context import Ledger
 
@@ -142,12 +144,67 @@ def deposits_rows(
         after = (deposits[-1]["deposit_date"], deposits[-1]["id"])
 
 
+REQUEST_COLUMNS = [
+    "id",
+    "date",
+    "sent_at",
+    "patient_id",
+    "patient_name",
+    "channel",
+    "amount",
+    "paid_amount",
+    "status",
+    "cancel_reason",
+    "expires_at",
+    "payment_id",
+    "reminders_sent",
+]
+
+
+def requests_rows(
+    ledger: Ledger, practice_id: UUID, date_from: str, date_to: str
+) -> Iterator[list[Any]]:
+    after: tuple[str, str] | None = None
+    while True:
+        rows = list_requests(
+            ledger.db,
+            practice_id,
+            date_from=date_from,
+            date_to=date_to,
+            status=None,
+            patient_id=None,
+            after=after,
+            limit=PAGE,
+        )
+        for r in rows:
+            paid = dollars(r["paid_amount"]) if r["paid_amount"] is not None else ""
+            yield [
+                r["id"],
+                r["requested_date"],
+                r["sent_at"],
+                r["patient_id"],
+                r["patient_name"],
+                r["channel"],
+                dollars(r["amount"]),
+                paid,
+                r["status"],
+                r["cancel_reason"],
+                r["expires_at"],
+                r["payment_id"],
+                r["reminders_sent"],
+            ]
+        if len(rows) < PAGE:
+            return
+        after = (rows[-1]["sent_at"], rows[-1]["id"])
+
+
 Rows = Callable[[Ledger, UUID, str, str], Iterator[list[Any]]]
 
 #: view name -> (columns, rows); amounts in the CSV are dollars with cents ("125.00")
 VIEWS: dict[str, tuple[list[str], Rows]] = {
     "transactions": (TRANSACTION_COLUMNS, transactions_rows),
     "deposits": (DEPOSIT_COLUMNS, deposits_rows),
+    "payment-requests": (REQUEST_COLUMNS, requests_rows),
 }
 
 

@@ -136,3 +136,80 @@ def test_a_declined_card_leaves_the_request_open_and_says_why(api: Api) -> None:
     assert "insufficient funds" in declined.text
     assert api.get(f"/v1/payment-requests/{request['id']}").json()["status"] == "requested"
     assert pay(api, request).status_code == 200
+
+
+def test_two_reminders_before_expiry_at_the_practice_offsets(api: Api) -> None:
+    settings = api.client.patch(
+        f"/v1/practices/{api.practice_id}/settings",
+        json={"reminder_days": [3, 10]},
+        headers=api.admin,
+    )
+    assert settings.status_code == 200, settings.text
+    request = send(api, new_patient(api), 8000, channel="email")
+    api.advance(3 * DAY)
+    api.advance(7 * DAY)
+    api.advance(4 * DAY)
+    outbox = api.get("/v1/sandbox/outbox").json()["items"]
+    subjects = sorted(m["subject"] for m in outbox)
+    assert subjects == [
+        "Elm Dental: payment request for $80.00",
+        "Reminder: Elm Dental: payment request for $80.00",
+        "Reminder: Elm Dental: payment request for $80.00",
+    ]
+    history = api.get(f"/v1/payment-requests/{request['id']}").json()["history"]
+    reminders = [e for e in history if e["type"] == "PaymentRequestReminded"]
+    assert [(e["data"]["number"], e["occurred_at"][:10]) for e in reminders] == [
+        (1, "2026-03-07"),
+        (2, "2026-03-14"),
+    ]
+    # The expired request stays on record with its whole history.
+    assert history[-1]["type"] == "PaymentRequestCancelled"
+
+
+def test_a_paid_request_sends_no_reminder(api: Api) -> None:
+    api.client.patch(
+        f"/v1/practices/{api.practice_id}/settings", json={"reminder_days": [3]}, headers=api.admin
+    )
+    request = send(api, new_patient(api), 8000, channel="email")
+    assert pay(api, request).status_code == 200
+    api.advance(5 * DAY)
+    assert len(api.get("/v1/sandbox/outbox").json()["items"]) == 1
+
+
+def test_failed_card_attempts_are_rate_limited_per_link(api: Api) -> None:
+    request = send(api, new_patient(api), 6000)
+    for _ in range(5):
+        assert pay(api, request, card_number="4000000000000002").status_code == 402
+    limited = pay(api, request)
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "900"
+    api.advance(16 * 60)
+    assert pay(api, request).status_code == 200
+
+
+def test_an_unknown_link_shows_nothing_of_anyone(api: Api) -> None:
+    page = api.client.get("/pay/not-a-real-token")
+    assert page.status_code == 404
+    assert "not valid" in page.text
+
+
+def test_requests_report_lists_paid_and_cancelled_with_reasons(api: Api) -> None:
+    first, second = new_patient(api, "1"), new_patient(api, "2", first_name="Lee")
+    superseded = send(api, first, 1000)
+    paid = send(api, first, 2000)
+    pay(api, paid, amount="15.00")
+    open_one = send(api, second, 3000)
+    report = api.get("/v1/payment-requests").json()["items"]
+    rows = {
+        r["id"]: (r["status"], r["amount"], r["paid_amount"], r["cancel_reason"]) for r in report
+    }
+    assert rows == {
+        superseded["id"]: ("cancelled", 1000, None, "superseded"),
+        paid["id"]: ("completed", 2000, 1500, None),
+        open_one["id"]: ("requested", 3000, None, None),
+    }
+    only_open = api.get("/v1/payment-requests", params={"status": "requested"}).json()["items"]
+    assert [r["id"] for r in only_open] == [open_one["id"]]
+    csv_text = api.get("/v1/exports/payment-requests.csv").text
+    assert csv_text.splitlines()[0].startswith("id,date,sent_at,patient_id")
+    assert ",20.00,15.00,completed," in csv_text

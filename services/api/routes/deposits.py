@@ -123,7 +123,7 @@ def daily_close(
 
 @router.get(
     "/exports/{view}.csv",
-    summary="CSV export: transactions or deposits (with items)",
+    summary="CSV export: transactions, deposits (with items) or payment-requests",
     response_class=StreamingResponse,
 )
 def export(
