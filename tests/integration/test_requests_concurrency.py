@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from domain.patients import Patient
@@ -89,15 +90,14 @@ def test_two_concurrent_sends_leave_exactly_one_outstanding(
     for patient in patients:
         results = race(
             *(
-                (
-                    lambda ledger=ledger, amount=amount: send_request(
-                        ledger,
-                        practice_id=practice.id,
-                        patient_id=patient.id,
-                        amount=amount,
-                        channel=Channel.EMAIL,
-                        actor="user:race",
-                    )
+                partial(
+                    send_request,
+                    ledger,
+                    practice_id=practice.id,
+                    patient_id=patient.id,
+                    amount=amount,
+                    channel=Channel.EMAIL,
+                    actor="user:race",
                 )
                 for ledger, amount in ((one, 1000), (two, 2000), (one, 3000), (two, 4000))
             )
