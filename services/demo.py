@@ -16,6 +16,7 @@ from adapters.processor.port import CardInput
 from domain.patients import Patient
 from domain.payments import AssociationSource, Method, Payment, Status
 from domain.practices import DepositAccount, PmsKind, Practice
+from domain.requests import Channel
 from domain.schedule import zone
 from domain.users import Role
 from projections.transactions import settled_unrefunded
@@ -23,6 +24,7 @@ from services.context import Ledger
 from services.due import run_due_work
 from services.payments import associate_payment, collect_payment, refund_payment
 from services.practices import create_user, keyed_id, register_patient
+from services.requests import PayLink, pay_request, send_request
 
 DEMO_DAYS = 30
 ACTOR = "system:demo"
@@ -77,6 +79,7 @@ def _seed(ledger: Ledger, practice_id: UUID) -> Practice:
         at=clock.now(practice_id),
         actor=ACTOR,
     )
+    practice.change_settings({"reminder_days": [3, 10]}, at=practice.created_at, actor=ACTOR)
     ledger.save(practice)
     patients = _patients(ledger, practice_id)
     start_day = clock.now(practice_id).astimezone(zone(practice.timezone)).date()
@@ -125,6 +128,36 @@ def _seed_day(
             return
         _move_to(ledger, clock, practice.id, at)
         _one_visit(ledger, practice.id, rng.choice(patients), rng)
+    _maybe_request(ledger, practice, patients, rng)
+
+
+def _maybe_request(
+    ledger: Ledger, practice: Practice, patients: list[Patient], rng: random.Random
+) -> None:
+    """Some days a balance is billed by text or email; about half are paid by the patient."""
+    if rng.random() > 0.5:
+        return
+    patient = rng.choice([p for p in patients if p.email or p.phone])
+    channel = Channel.SMS if patient.phone and rng.random() < 0.6 else Channel.EMAIL
+    if channel == Channel.EMAIL and not patient.email:
+        channel = Channel.SMS
+    request = send_request(
+        ledger,
+        practice_id=practice.id,
+        patient_id=patient.id,
+        amount=rng.choice(AMOUNTS),
+        channel=channel,
+        actor=ACTOR,
+    )
+    if rng.random() < 0.5:
+        paid = request.amount.cents if rng.random() < 0.7 else request.amount.cents // 2
+        pay_request(
+            ledger,
+            PayLink(request, practice),
+            amount=paid,
+            card=CardInput(APPROVE, 11, 2031, "321"),
+            attempt_id=str(request.id),
+        )
 
 
 def _move_to(ledger: Ledger, clock: SandboxClock, practice_id: UUID, at: datetime) -> None:
