@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from domain.base import LedgerAggregate
-from domain.errors import InvalidValue
+from domain.errors import Conflict, InvalidValue
+from domain.receivables import Balance, PatientSnoozed, Snooze, SnoozeReason
 
 
 class Patient(LedgerAggregate):
@@ -28,6 +29,8 @@ class Patient(LedgerAggregate):
             patient.phone = self.phone
             patient.guarantor_id = self.guarantor_id
             patient.latest_request_id = None
+            patient.balance = None
+            patient.snooze = None
 
     class RequestOpened(LedgerAggregate.Event):
         """The patient's latest payment request (the one that may be outstanding)."""
@@ -37,6 +40,31 @@ class Patient(LedgerAggregate):
         def apply(self, patient: Patient) -> None:
             patient.latest_request_id = self.request_id
 
+    class BalanceRecorded(LedgerAggregate.Event):
+        """A balance snapshot as the PMS reported it (family level, on the guarantor)."""
+
+        balance: dict[str, Any]
+        source: str
+
+        def apply(self, patient: Patient) -> None:
+            patient.balance = Balance.from_event_data(self.balance)
+
+    class Snoozed(LedgerAggregate.Event):
+        until: str
+        reason: str
+        note: str | None
+
+        def apply(self, patient: Patient) -> None:
+            patient.snooze = Snooze(
+                date.fromisoformat(self.until), SnoozeReason(self.reason), self.note
+            )
+
+    class SnoozeEnded(LedgerAggregate.Event):
+        how: str  # "early" (by staff) or "expired" (its date came)
+
+        def apply(self, patient: Patient) -> None:
+            patient.snooze = None
+
     if TYPE_CHECKING:
         pms_patient_id: str
         first_name: str
@@ -45,6 +73,8 @@ class Patient(LedgerAggregate):
         phone: str | None
         guarantor_id: UUID | None
         latest_request_id: UUID | None
+        balance: Balance | None
+        snooze: Snooze | None
 
     @classmethod
     def register(
@@ -86,6 +116,42 @@ class Patient(LedgerAggregate):
         """Take the patient's one request slot; saving it with a stale version fails,
         so two concurrent sends cannot both leave a request outstanding."""
         self.record(self.RequestOpened, at=at, actor=actor, request_id=request_id)
+
+    def record_balance(self, balance: Balance, *, source: str, at: datetime, actor: str) -> bool:
+        """Record a new snapshot; False (nothing recorded) when it did not change."""
+        if balance == self.balance:
+            return False
+        self.record(
+            self.BalanceRecorded, at=at, actor=actor, balance=balance.as_event_data(), source=source
+        )
+        return True
+
+    def snooze_until(self, snooze: Snooze, *, at: datetime, actor: str) -> None:
+        self.record(
+            self.Snoozed,
+            at=at,
+            actor=actor,
+            until=snooze.until.isoformat(),
+            reason=snooze.reason.value,
+            note=snooze.note,
+        )
+
+    def end_snooze(self, *, how: str, at: datetime, actor: str) -> None:
+        if self.snooze is None:
+            raise Conflict(f"{self.name} is not snoozed")
+        self.record(self.SnoozeEnded, at=at, actor=actor, how=how)
+
+    def is_snoozed(self, today: date) -> bool:
+        return self.snooze is not None and self.snooze.active_on(today)
+
+    def check_not_snoozed(self, today: date) -> None:
+        if self.snooze is not None and self.is_snoozed(today):
+            note = f": {self.snooze.note}" if self.snooze.note else ""
+            raise PatientSnoozed(
+                f"{self.name} is snoozed until {self.snooze.until.isoformat()} "
+                f"({self.snooze.reason.value.replace('_', ' ')}{note}); "
+                "send with override_snooze: true to send anyway"
+            )
 
     @property
     def name(self) -> str:

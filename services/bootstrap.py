@@ -14,6 +14,7 @@ from projections.base import Projection
 from projections.deposits import Deposits
 from projections.directory import Directory
 from projections.feed import EventFeed
+from projections.receivables import Receivables
 from projections.requests import PaymentRequests
 from projections.runner import Projector
 from projections.transactions import Transactions
@@ -24,7 +25,14 @@ log = logging.getLogger("payledger")
 
 
 def all_projections() -> list[Projection]:
-    return [Directory(), Transactions(), Deposits(), PaymentRequests(), EventFeed()]
+    return [
+        Directory(),
+        Transactions(),
+        Deposits(),
+        PaymentRequests(),
+        Receivables(),
+        EventFeed(),
+    ]
 
 
 def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledger:

@@ -1,5 +1,5 @@
 """Everything that falls due with time: batch closes, deposits, request expiries,
-reminders and message retries. Run by the server's scheduler and by the sandbox
+reminders, message retries and the end of snoozes. Run by the server's scheduler and by the sandbox
 clock's advance; safe in several processes at once."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from uuid import UUID
 
 from projections.directory import practice_ids
 from services.context import Ledger
+from services.receivables import end_due_snoozes
 from services.requests import deliver_due, expire_due, remind_due
 from services.settlement import close_due_batches, pay_due_deposits
 
@@ -20,6 +21,7 @@ class DueWork:
     requests_expired: int = 0
     reminders_sent: int = 0
     messages_retried: int = 0
+    snoozes_ended: int = 0
 
     def __add__(self, other: DueWork) -> DueWork:
         mine, theirs = asdict(self), asdict(other)
@@ -40,5 +42,6 @@ def run_due_work(ledger: Ledger, practice_id: UUID | None = None) -> DueWork:
             requests_expired=expire_due(ledger, pid),
             reminders_sent=remind_due(ledger, pid),
             messages_retried=deliver_due(ledger, pid),
+            snoozes_ended=end_due_snoozes(ledger, pid),
         )
     return total

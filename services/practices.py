@@ -132,6 +132,11 @@ class Authenticator:
         return Caller(actor=f"user:{user.id}", practice_id=user.practice_id, role=user.role)
 
 
+def patient_id_for(practice_id: UUID, pms_patient_id: str) -> UUID:
+    """Patients are keyed by their PMS id: one PMS patient is one patient here."""
+    return uuid5(NAMESPACE_URL, f"payledger:{practice_id}:patient:{pms_patient_id.strip()}")
+
+
 def register_patient(
     ledger: Ledger,
     *,
@@ -153,7 +158,7 @@ def register_patient(
                 f"guarantor_id {guarantor_id} is not a patient of this practice",
                 field="guarantor_id",
             ) from None
-    patient_id = uuid5(NAMESPACE_URL, f"payledger:{practice_id}:patient:{pms_patient_id.strip()}")
+    patient_id = patient_id_for(practice_id, pms_patient_id)
     patient = Patient.register(
         id=patient_id,
         practice_id=practice_id,

@@ -14,7 +14,9 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -80,50 +82,180 @@ def send_request(
     actor: str,
     destination: str | None = None,
     key: str | None = None,
+    override_snooze: bool = False,
 ) -> PaymentRequest:
     """Send a request; an older outstanding one of the patient is cancelled as superseded
-    in the same transaction."""
+    in the same transaction. A snoozed patient needs `override_snooze`."""
     money = check_payment_amount(amount)
     practice = ledger.get(Practice, practice_id, practice_id)
-    to = destination_for(check_patient(ledger, practice_id, patient_id), channel, destination)
+    patient = check_patient(ledger, practice_id, patient_id)
+    if not override_snooze:
+        patient.check_not_snoozed(local_date(ledger.clock.now(practice_id), practice.timezone))
+    to = destination_for(patient, channel, destination)
     request_id = keyed_id(practice_id, "request", key)
     existing = ledger.find(PaymentRequest, request_id)
     if existing is not None:
         return existing
 
     def attempt() -> PaymentRequest:
-        patient = ledger.get(Patient, patient_id, practice_id)
-        now = ledger.clock.now(practice_id)
-        nonce = secrets.token_hex(16)
-        request = PaymentRequest.send(
-            id=request_id,
-            practice_id=practice_id,
-            patient_id=patient_id,
-            amount=money,
-            channel=channel,
-            destination=to,
-            token_nonce=nonce,
-            token_hash=hash_token(make_token(ledger.secret, request_id, nonce)),
-            reminder_days=practice.reminder_days,
-            practice_name=practice.name,
-            at=now,
-            actor=actor,
+        changed = open_request(
+            ledger,
+            practice,
+            ledger.get(Patient, patient_id, practice_id),
+            request_id,
+            money,
+            channel,
+            to,
+            actor,
         )
-        changed = [patient, request]
-        if patient.latest_request_id is not None:
-            older = ledger.get(PaymentRequest, patient.latest_request_id, practice_id)
-            if older.is_outstanding(now):
-                older.cancel(
-                    reason=CancelReason.SUPERSEDED, at=now, actor=actor, superseded_by=request_id
-                )
-                changed.append(older)
-        patient.open_request(request_id, at=now, actor=actor)
         ledger.save(*changed)
-        return request
+        return changed[1]  # type: ignore[return-value]
 
     retry_on_conflict(attempt)
     deliver(ledger, practice_id, request_id, 0)
     return ledger.get(PaymentRequest, request_id, practice_id)
+
+
+def open_request(
+    ledger: Ledger,
+    practice: Practice,
+    patient: Patient,
+    request_id: UUID,
+    money: Money,
+    channel: Channel,
+    to: str,
+    actor: str,
+) -> list[Patient | PaymentRequest]:
+    """The aggregates to save for a new request: the patient (its slot), the request, and
+    the older request it supersedes, if that one is still outstanding."""
+    now = ledger.clock.now(practice.id)
+    nonce = secrets.token_hex(16)
+    request = PaymentRequest.send(
+        id=request_id,
+        practice_id=practice.id,
+        patient_id=patient.id,
+        amount=money,
+        channel=channel,
+        destination=to,
+        token_nonce=nonce,
+        token_hash=hash_token(make_token(ledger.secret, request_id, nonce)),
+        reminder_days=practice.reminder_days,
+        practice_name=practice.name,
+        at=now,
+        actor=actor,
+    )
+    changed: list[Patient | PaymentRequest] = [patient, request]
+    if patient.latest_request_id is not None:
+        older = ledger.get(PaymentRequest, patient.latest_request_id, practice.id)
+        if older.is_outstanding(now):
+            older.cancel(
+                reason=CancelReason.SUPERSEDED, at=now, actor=actor, superseded_by=request_id
+            )
+            changed.append(older)
+    patient.open_request(request_id, at=now, actor=actor)
+    return changed
+
+
+BULK_CHUNK = 250
+
+
+def send_many(
+    ledger: Ledger,
+    practice: Practice,
+    items: list[tuple[UUID, int, Channel]],
+    *,
+    actor: str,
+    key: str | None,
+) -> Iterator[tuple[UUID, PaymentRequest]]:
+    """Requests for many patients, saved a chunk per transaction, then delivered.
+    With a key, each patient's request id derives from it: a retry finds, not resends."""
+    for start in range(0, len(items), BULK_CHUNK):
+        chunk = items[start : start + BULK_CHUNK]
+        ids = {
+            pid: keyed_id(practice.id, "request", f"bulk:{key}:{pid}" if key else None)
+            for pid, _, _ in chunk
+        }
+        new: list[tuple[UUID, PaymentRequest]] = []
+        changed: list[Patient | PaymentRequest] = []
+        for patient_id, amount, channel in chunk:
+            existing = ledger.find(PaymentRequest, ids[patient_id])
+            if existing is not None:
+                yield patient_id, existing
+                continue
+            patient = ledger.get(Patient, patient_id, practice.id)
+            opened = open_request(
+                ledger,
+                practice,
+                patient,
+                ids[patient_id],
+                Money(amount),
+                channel,
+                destination_for(patient, channel, None),
+                actor,
+            )
+            changed.extend(opened)
+            new.append((patient_id, opened[1]))  # type: ignore[arg-type]
+        try:
+            ledger.save(*changed)
+        except IntegrityError:  # a patient changed meanwhile: one at a time for this chunk
+            for patient_id, request in new:
+                retry_on_conflict(
+                    partial(
+                        open_and_save,
+                        ledger,
+                        practice,
+                        patient_id,
+                        ids[patient_id],
+                        request.amount,
+                        request.channel,
+                        request.destination,
+                        actor,
+                    )
+                )
+        deliver_many(ledger, practice, [r.id for _, r in new])
+        for patient_id, request in new:
+            yield patient_id, ledger.get(PaymentRequest, request.id, practice.id)
+
+
+def open_and_save(
+    ledger: Ledger,
+    practice: Practice,
+    patient_id: UUID,
+    request_id: UUID,
+    money: Money,
+    channel: Channel,
+    to: str,
+    actor: str,
+) -> None:
+    patient = ledger.get(Patient, patient_id, practice.id)
+    ledger.save(*open_request(ledger, practice, patient, request_id, money, channel, to, actor))
+
+
+def deliver_many(ledger: Ledger, practice: Practice, request_ids: list[UUID]) -> None:
+    """Deliver the first message of many requests: claims in one save, results in one."""
+    now = ledger.clock.now(practice.id)
+    requests = [ledger.get(PaymentRequest, rid, practice.id) for rid in request_ids]
+    requests = [r for r in requests if 0 in r.due_deliveries(now)]
+    for request in requests:
+        request.claim_delivery(0, at=now, actor=SYSTEM)
+    try:
+        ledger.save(*requests)
+    except IntegrityError:
+        for request in requests:  # claimed elsewhere or changed: one by one
+            deliver(ledger, practice.id, request.id, 0)
+        return
+    results = [(request, send_message(ledger, practice, request, 0)) for request in requests]
+    at = ledger.clock.now(practice.id)
+    for request, (message_id, error) in results:
+        if error is None:
+            request.delivered(0, message_id, at=at, actor=SYSTEM)
+        else:
+            request.delivery_failed(0, error, at=at, actor=SYSTEM)
+    try:
+        ledger.save(*(request for request, _ in results))
+    except IntegrityError:
+        for request, (message_id, error) in results:
+            record_delivery(ledger, practice.id, request.id, 0, message_id, error)
 
 
 def cancel_request(
@@ -237,19 +369,35 @@ def deliver(ledger: Ledger, practice_id: UUID, request_id: UUID, number: int) ->
     except IntegrityError:
         return False  # another process claimed it
     practice = ledger.get(Practice, practice_id, practice_id)
+    message_id, error = send_message(ledger, practice, request, number)
+    record_delivery(ledger, practice_id, request_id, number, message_id, error)
+    return True
+
+
+def send_message(
+    ledger: Ledger, practice: Practice, request: PaymentRequest, number: int
+) -> tuple[str, str | None]:
+    """Hand one message to its sender: its id, or the error."""
     subject, body = message_text(ledger, practice, request, number)
     try:
         if request.channel == Channel.SMS:
-            message_id = ledger.sms.send(
-                Sms(request.destination, body, f"{request.id}:{number}", practice_id)
-            )
-        else:
-            message_id = ledger.email.send(Email(request.destination, subject, body, practice_id))
-        error = None
+            return ledger.sms.send(
+                Sms(request.destination, body, f"{request.id}:{number}", practice.id)
+            ), None
+        return ledger.email.send(Email(request.destination, subject, body, practice.id)), None
     except SendFailed as failure:
-        message_id, error = "", str(failure)
-        log.warning("payment request %s message %s not sent: %s", request_id, number, error)
+        log.warning("payment request %s message %s not sent: %s", request.id, number, failure)
+        return "", str(failure)
 
+
+def record_delivery(
+    ledger: Ledger,
+    practice_id: UUID,
+    request_id: UUID,
+    number: int,
+    message_id: str,
+    error: str | None,
+) -> None:
     def record() -> None:
         fresh = ledger.get(PaymentRequest, request_id, practice_id)
         at = ledger.clock.now(practice_id)
@@ -260,7 +408,6 @@ def deliver(ledger: Ledger, practice_id: UUID, request_id: UUID, number: int) ->
         ledger.save(fresh)
 
     retry_on_conflict(record)
-    return True
 
 
 # -- due work ------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
@@ -116,3 +116,53 @@ class PaymentRequestIn(Body):
     destination: Annotated[str, Field(min_length=3, max_length=254)] | None = Field(
         None, description="default: the patient's phone (sms) or email"
     )
+    override_snooze: StrictBool = Field(False, description="send even if the patient is snoozed")
+
+
+Balance = Annotated[StrictInt, Field(ge=-10_000_000_000, le=10_000_000_000)]
+
+
+class BalanceIn(Body):
+    """A PMS balance snapshot for a guarantor (cents; negative is a credit)."""
+
+    total: Balance
+    bal_0_30: Balance = 0
+    bal_31_60: Balance = 0
+    bal_61_90: Balance = 0
+    bal_over_90: Balance = 0
+    insurance_estimate: Balance = 0
+    patient_portion: Balance | None = Field(None, description="default: total - insurance")
+    on_payment_plan: StrictBool = False
+    is_guarantor: StrictBool = True
+    last_payment_date: date | None = None
+
+
+class SnoozeIn(Body):
+    until: date
+    reason: Literal[
+        "claim_not_started",
+        "claim_needs_resubmission",
+        "adjustment_pending",
+        "personal_arrangement",
+        "other",
+    ]
+    note: Annotated[str, Field(max_length=500)] | None = None
+
+
+class FilterIn(Body):
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    filter: dict[str, Any]
+
+
+class BulkIn(Body):
+    patient_ids: list[UUID] | None = Field(None, max_length=10_000)
+    filter: dict[str, Any] | None = None
+    filter_id: UUID | None = None
+    channel: Literal["sms", "email", "preferred"] = "preferred"
+    amount_rule: Literal[
+        "total", "patient_portion", "bal_0_30", "bal_31_60", "bal_61_90", "bal_over_90"
+    ] = "total"
+    min_balance: Annotated[StrictInt, Field(ge=1, le=99_999_999)] = 1
+    guarantors_only: StrictBool = True
+    skip_payment_plan: StrictBool = True
+    skip_snoozed: StrictBool = True

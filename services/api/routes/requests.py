@@ -85,6 +85,7 @@ def send(
         destination=body.destination,
         actor=caller.actor,
         key=key,
+        override_snooze=body.override_snooze,
     )
     return request_out(ledger, request)
 

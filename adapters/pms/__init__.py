@@ -1,0 +1,1 @@
+"""Practice management systems: readers (patients, balances) and, later, writers."""

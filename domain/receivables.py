@@ -1,0 +1,258 @@
+"""Accounts receivable: balances from the PMS, snoozes, saved filters, bulk eligibility.
+
+Balances are snapshots the PMS reports per guarantor (family level, as Open
+Dental keeps aging on the guarantor). Amounts are integer cents and may be
+negative (a credit). A snooze holds a patient out of collection until a date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from domain.base import LedgerAggregate
+from domain.errors import AlreadyExists, Conflict, InvalidValue
+
+BUCKETS = ("bal_0_30", "bal_31_60", "bal_61_90", "bal_over_90")
+MONEY_COLUMNS = ("total", *BUCKETS, "insurance_estimate", "patient_portion")
+#: at most one hundred million dollars either way in one balance field
+MAX_BALANCE = 10_000_000_000
+
+
+class SnoozeReason(StrEnum):
+    CLAIM_NOT_STARTED = "claim_not_started"
+    CLAIM_NEEDS_RESUBMISSION = "claim_needs_resubmission"
+    ADJUSTMENT_PENDING = "adjustment_pending"
+    PERSONAL_ARRANGEMENT = "personal_arrangement"
+    OTHER = "other"
+
+
+class AmountRule(StrEnum):
+    TOTAL = "total"
+    PATIENT_PORTION = "patient_portion"
+    BAL_0_30 = "bal_0_30"
+    BAL_31_60 = "bal_31_60"
+    BAL_61_90 = "bal_61_90"
+    BAL_OVER_90 = "bal_over_90"
+
+
+class SkipReason(StrEnum):
+    SNOOZED = "snoozed"
+    BELOW_MINIMUM = "below_minimum"
+    NO_CONTACT = "no_contact"
+    ON_PAYMENT_PLAN = "on_payment_plan"
+    NOT_GUARANTOR = "not_guarantor"
+    NO_BALANCE = "no_balance"
+    UNKNOWN_PATIENT = "unknown_patient"
+
+
+class PatientSnoozed(Conflict):
+    code = "patient-snoozed"
+
+
+@dataclass(frozen=True)
+class Balance:
+    total: int
+    bal_0_30: int
+    bal_31_60: int
+    bal_61_90: int
+    bal_over_90: int
+    insurance_estimate: int
+    patient_portion: int
+    on_payment_plan: bool
+    is_guarantor: bool
+    last_payment_date: date | None
+
+    def __post_init__(self) -> None:
+        for name in MONEY_COLUMNS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidValue(f"{name} must be whole cents", field=name)
+            if abs(value) > MAX_BALANCE:
+                raise InvalidValue(f"{name} is out of range", field=name)
+
+    def as_event_data(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in MONEY_COLUMNS}
+        data.update(
+            on_payment_plan=self.on_payment_plan,
+            is_guarantor=self.is_guarantor,
+            last_payment_date=self.last_payment_date.isoformat()
+            if self.last_payment_date
+            else None,
+        )
+        return data
+
+    @classmethod
+    def from_event_data(cls, data: dict[str, Any]) -> Balance:
+        last = data.get("last_payment_date")
+        return cls(
+            **{name: int(data[name]) for name in MONEY_COLUMNS},
+            on_payment_plan=bool(data["on_payment_plan"]),
+            is_guarantor=bool(data["is_guarantor"]),
+            last_payment_date=date.fromisoformat(last) if last else None,
+        )
+
+
+@dataclass(frozen=True)
+class Snooze:
+    until: date
+    reason: SnoozeReason
+    note: str | None
+
+    def active_on(self, day: date) -> bool:
+        return day < self.until
+
+
+def check_snooze(until: date, reason: SnoozeReason, note: str | None, today: date) -> Snooze:
+    if until <= today:
+        raise InvalidValue(f"snooze until a future date (after {today.isoformat()})", field="until")
+    if reason == SnoozeReason.OTHER and not (note or "").strip():
+        raise InvalidValue("a snooze for reason 'other' needs a note", field="note")
+    return Snooze(until, reason, (note or "").strip() or None)
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """What the office sets for a bulk send."""
+
+    min_balance: int = 1
+    guarantors_only: bool = True
+    skip_payment_plan: bool = True
+    skip_snoozed: bool = True
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A patient as the AR view knows them, for a bulk decision."""
+
+    patient_id: UUID
+    balance: Balance | None
+    snoozed: bool
+    has_email: bool
+    has_phone: bool
+
+
+def amount_for(balance: Balance, rule: AmountRule) -> int:
+    return int(getattr(balance, rule.value))
+
+
+def skip_reason(
+    candidate: Candidate, rules: Eligibility, rule: AmountRule, channel: str
+) -> SkipReason | None:
+    """Why a patient is left out of a bulk send, or None when they get a request.
+    The order is the office's: snoozed first, then the account, then the contact."""
+    balance = candidate.balance
+    if rules.skip_snoozed and candidate.snoozed:
+        return SkipReason.SNOOZED
+    if balance is None:
+        return SkipReason.NO_BALANCE
+    if rules.guarantors_only and not balance.is_guarantor:
+        return SkipReason.NOT_GUARANTOR
+    if rules.skip_payment_plan and balance.on_payment_plan:
+        return SkipReason.ON_PAYMENT_PLAN
+    amount = amount_for(balance, rule)
+    if amount <= 0:
+        return SkipReason.NO_BALANCE
+    if amount < rules.min_balance:
+        return SkipReason.BELOW_MINIMUM
+    if channel_for(candidate, channel) is None:
+        return SkipReason.NO_CONTACT
+    return None
+
+
+def channel_for(candidate: Candidate, channel: str) -> str | None:
+    """`sms`, `email`, or `preferred` (a text when there is a phone, else email)."""
+    if channel == "sms":
+        return "sms" if candidate.has_phone else None
+    if channel == "email":
+        return "email" if candidate.has_email else None
+    if candidate.has_phone:
+        return "sms"
+    return "email" if candidate.has_email else None
+
+
+def filter_id_for(practice_id: UUID, name: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"payledger:{practice_id}:ar-filter:{name.strip().lower()}")
+
+
+class SavedFilter(LedgerAggregate):
+    """A named AR filter in the practice's library; names are unique per practice."""
+
+    class Saved(LedgerAggregate.Created):
+        name: str
+        filter: dict[str, Any]
+
+        def apply(self, saved: SavedFilter) -> None:
+            saved.practice_id = self.practice_id
+            saved.name = self.name
+            saved.filter = dict(self.filter)
+            saved.deleted = False
+            saved.saved_at = self.at
+
+    class Resaved(LedgerAggregate.Event):
+        name: str
+        filter: dict[str, Any]
+
+        def apply(self, saved: SavedFilter) -> None:
+            saved.name = self.name
+            saved.filter = dict(self.filter)
+            saved.deleted = False
+            saved.saved_at = self.at
+
+    class Deleted(LedgerAggregate.Event):
+        def apply(self, saved: SavedFilter) -> None:
+            saved.deleted = True
+
+    if TYPE_CHECKING:
+        name: str
+        filter: dict[str, Any]
+        deleted: bool
+        saved_at: datetime
+
+    @classmethod
+    def save_new(
+        cls,
+        *,
+        practice_id: UUID,
+        name: str,
+        filter: dict[str, Any],
+        at: datetime,
+        actor: str,
+    ) -> SavedFilter:
+        name = check_filter_name(name)
+        return cls._create(
+            cls.Saved,
+            id=filter_id_for(practice_id, name),
+            practice_id=practice_id,
+            name=name,
+            filter=filter,
+            at=at,
+            actor=actor,
+        )
+
+    def save_again(
+        self,
+        *,
+        name: str,
+        filter: dict[str, Any],
+        at: datetime,
+        actor: str,
+    ) -> None:
+        if not self.deleted:
+            raise AlreadyExists(f"a filter named {self.name!r} already exists", field="name")
+        self.record(self.Resaved, at=at, actor=actor, name=check_filter_name(name), filter=filter)
+
+    def delete(self, *, at: datetime, actor: str) -> None:
+        if self.deleted:
+            raise Conflict("this filter was already deleted")
+        self.record(self.Deleted, at=at, actor=actor)
+
+
+def check_filter_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 80:
+        raise InvalidValue("a filter's name is 1 to 80 characters", field="name")
+    return name

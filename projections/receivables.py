@@ -1,0 +1,311 @@
+"""The AR view: one row per patient with their PMS balance, last payment, last request,
+snooze and contact channels; and the practice's library of saved filters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from adapters.sql import Database, Tx
+from domain.patients import Patient
+from domain.payments import Payment
+from domain.practices import Practice
+from domain.receivables import MONEY_COLUMNS, SavedFilter
+from domain.requests import PaymentRequest
+from domain.schedule import local_date
+from projections.base import Projection, handles, iso
+
+#: columns a list can be sorted by (all indexed with practice_id and id)
+SORTABLE = (*MONEY_COLUMNS, "last_name", "last_payment_date", "last_request_date", "snooze_until")
+NULLABLE = ("last_payment_date", "last_request_date", "snooze_until")
+REQUEST_STATUSES = ("requested", "completed", "cancelled", "none")
+
+
+class Receivables(Projection):
+    name = "receivables"
+    tables = ("ar_patients", "ar_filters", "ar_zones")
+    ddl = (
+        f"""CREATE TABLE IF NOT EXISTS ar_patients (
+            id TEXT PRIMARY KEY,
+            practice_id TEXT NOT NULL,
+            pms_patient_id TEXT NOT NULL,
+            first_name TEXT NOT NULL,
+            last_name TEXT NOT NULL,
+            search_name TEXT NOT NULL,
+            email TEXT,
+            phone TEXT,
+            has_email INTEGER NOT NULL,
+            has_phone INTEGER NOT NULL,
+            guarantor_id TEXT,
+            has_balance INTEGER NOT NULL DEFAULT 0,
+            is_guarantor INTEGER NOT NULL DEFAULT 1,
+            {", ".join(f"{c} BIGINT NOT NULL DEFAULT 0" for c in MONEY_COLUMNS)},
+            on_payment_plan INTEGER NOT NULL DEFAULT 0,
+            pms_last_payment_date TEXT,
+            last_payment_date TEXT,
+            balance_as_of TEXT,
+            last_request_id TEXT,
+            last_request_date TEXT,
+            last_request_amount BIGINT,
+            last_request_status TEXT NOT NULL DEFAULT 'none',
+            snooze_until TEXT,
+            snooze_reason TEXT,
+            snooze_note TEXT
+        )""",
+        *(
+            f"CREATE INDEX IF NOT EXISTS ar_by_{c} ON ar_patients "
+            f"(practice_id, has_balance, {c}, id)"
+            for c in SORTABLE
+        ),
+        "CREATE INDEX IF NOT EXISTS ar_by_guarantor ON ar_patients (guarantor_id)",
+        """CREATE TABLE IF NOT EXISTS ar_filters (
+            id TEXT PRIMARY KEY,
+            practice_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            filter TEXT NOT NULL,
+            saved_at TEXT NOT NULL,
+            deleted INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE IF NOT EXISTS ar_zones (
+            practice_id TEXT PRIMARY KEY,
+            timezone TEXT NOT NULL
+        )""",
+    )
+
+    @handles(Practice.Created)
+    def practice(self, tx: Tx, e: Practice.Created, position: int) -> None:
+        tx.execute(
+            "INSERT INTO ar_zones (practice_id, timezone) VALUES (?, ?)",
+            (str(e.practice_id), e.timezone),
+        )
+
+    @handles(Patient.Registered)
+    def registered(self, tx: Tx, e: Patient.Registered, position: int) -> None:
+        tx.execute(
+            "INSERT INTO ar_patients (id, practice_id, pms_patient_id, first_name, last_name, "
+            "search_name, email, phone, has_email, has_phone, guarantor_id, is_guarantor) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(e.originator_id),
+                str(e.practice_id),
+                e.pms_patient_id,
+                e.first_name,
+                e.last_name,
+                f"{e.first_name} {e.last_name} {e.last_name}, {e.first_name}".lower(),
+                e.email,
+                e.phone,
+                int(bool(e.email)),
+                int(bool(e.phone)),
+                str(e.guarantor_id) if e.guarantor_id else None,
+                int(e.guarantor_id is None),
+            ),
+        )
+
+    @handles(Patient.BalanceRecorded)
+    def balance(self, tx: Tx, e: Patient.BalanceRecorded, position: int) -> None:
+        b = e.balance
+        sets = ", ".join(f"{c} = ?" for c in MONEY_COLUMNS)
+        tx.execute(
+            f"UPDATE ar_patients SET has_balance = 1, {sets}, on_payment_plan = ?, "  # noqa: S608
+            "is_guarantor = ?, pms_last_payment_date = ?, balance_as_of = ?, "
+            "last_payment_date = CASE WHEN last_payment_date IS NULL OR "
+            "last_payment_date < COALESCE(?, '') THEN ? ELSE last_payment_date END WHERE id = ?",
+            (
+                *(b[c] for c in MONEY_COLUMNS),
+                int(b["on_payment_plan"]),
+                int(b["is_guarantor"]),
+                b["last_payment_date"],
+                iso(e.at),
+                b["last_payment_date"],
+                b["last_payment_date"],
+                str(e.originator_id),
+            ),
+        )
+
+    @handles(Patient.Snoozed)
+    def snoozed(self, tx: Tx, e: Patient.Snoozed, position: int) -> None:
+        tx.execute(
+            "UPDATE ar_patients SET snooze_until = ?, snooze_reason = ?, snooze_note = ? "
+            "WHERE id = ?",
+            (e.until, e.reason, e.note, str(e.originator_id)),
+        )
+
+    @handles(Patient.SnoozeEnded)
+    def snooze_ended(self, tx: Tx, e: Patient.SnoozeEnded, position: int) -> None:
+        tx.execute(
+            "UPDATE ar_patients SET snooze_until = NULL, snooze_reason = NULL, "
+            "snooze_note = NULL WHERE id = ?",
+            (str(e.originator_id),),
+        )
+
+    @handles(Payment.Captured)
+    def paid(self, tx: Tx, e: Payment.Captured, position: int) -> None:
+        if e.patient_id is None:
+            return
+        zone = tx.one("SELECT timezone FROM ar_zones WHERE practice_id = ?", (str(e.practice_id),))
+        day = local_date(e.at, zone["timezone"] if zone else "UTC").isoformat()
+        tx.execute(
+            "UPDATE ar_patients SET last_payment_date = ? WHERE (last_payment_date IS NULL OR "
+            "last_payment_date < ?) AND (id = ? OR id = (SELECT guarantor_id FROM ar_patients "
+            "WHERE id = ?))",
+            (day, day, str(e.patient_id), str(e.patient_id)),
+        )
+
+    @handles(PaymentRequest.Sent)
+    def request_sent(self, tx: Tx, e: PaymentRequest.Sent, position: int) -> None:
+        zone = tx.one("SELECT timezone FROM ar_zones WHERE practice_id = ?", (str(e.practice_id),))
+        tx.execute(
+            "UPDATE ar_patients SET last_request_id = ?, last_request_date = ?, "
+            "last_request_amount = ?, last_request_status = 'requested' WHERE id = ?",
+            (
+                str(e.originator_id),
+                local_date(e.at, zone["timezone"] if zone else "UTC").isoformat(),
+                e.amount,
+                str(e.patient_id),
+            ),
+        )
+
+    @handles(PaymentRequest.Completed, PaymentRequest.Cancelled)
+    def request_closed(
+        self, tx: Tx, e: PaymentRequest.Completed | PaymentRequest.Cancelled, position: int
+    ) -> None:
+        status = "completed" if isinstance(e, PaymentRequest.Completed) else "cancelled"
+        tx.execute(
+            "UPDATE ar_patients SET last_request_status = ? WHERE last_request_id = ?",
+            (status, str(e.originator_id)),
+        )
+
+    @handles(SavedFilter.Saved, SavedFilter.Resaved)
+    def filter_saved(
+        self, tx: Tx, e: SavedFilter.Saved | SavedFilter.Resaved, position: int
+    ) -> None:
+        tx.execute(
+            "INSERT INTO ar_filters (id, practice_id, name, filter, saved_at, deleted) "
+            "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+            "filter = excluded.filter, saved_at = excluded.saved_at, deleted = 0",
+            (
+                str(e.originator_id),
+                str(e.practice_id),
+                e.name,
+                json.dumps(e.filter, sort_keys=True),
+                iso(e.at),
+            ),
+        )
+
+    @handles(SavedFilter.Deleted)
+    def filter_deleted(self, tx: Tx, e: SavedFilter.Deleted, position: int) -> None:
+        tx.execute("UPDATE ar_filters SET deleted = 1 WHERE id = ?", (str(e.originator_id),))
+
+
+@dataclass(frozen=True)
+class ArQuery:
+    """Validated filter values (see services/api/schemas.py ArFilter for the names)."""
+
+    ranges: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    last_request_status: tuple[str, ...] = ()
+    q: str | None = None
+    snoozed: bool | None = None
+    has_email: bool | None = None
+    has_phone: bool | None = None
+    on_payment_plan: bool | None = None
+    guarantors_only: bool = True
+    with_balance_only: bool = True
+    patient_ids: tuple[str, ...] = ()
+
+
+def where(query: ArQuery, practice_id: UUID, today: str) -> tuple[str, list[Any]]:
+    clauses = ["practice_id = ?"]
+    if query.with_balance_only:
+        clauses.append("has_balance = 1")
+    params: list[Any] = [str(practice_id)]
+    for column, (low, high) in query.ranges.items():
+        if low is not None:
+            clauses.append(f"{column} >= ?")
+            params.append(low)
+        if high is not None:
+            clauses.append(f"{column} <= ?")
+            params.append(high)
+    if query.last_request_status:
+        clauses.append(
+            f"last_request_status IN ({', '.join('?' for _ in query.last_request_status)})"
+        )
+        params.extend(query.last_request_status)
+    if query.q:
+        clauses.append("search_name LIKE ?")
+        params.append("%" + query.q.lower().replace("%", "").replace("_", "") + "%")
+    if query.snoozed is not None:
+        clauses.append(
+            "(snooze_until IS NOT NULL AND snooze_until > ?)"
+            if query.snoozed
+            else "(snooze_until IS NULL OR snooze_until <= ?)"
+        )
+        params.append(today)
+    for flag in ("has_email", "has_phone", "on_payment_plan"):
+        value = getattr(query, flag)
+        if value is not None:
+            clauses.append(f"{flag} = ?")
+            params.append(int(value))
+    if query.guarantors_only:
+        clauses.append("is_guarantor = 1")
+    if query.patient_ids:
+        clauses.append(f"id IN ({', '.join('?' for _ in query.patient_ids)})")
+        params.extend(query.patient_ids)
+    return " AND ".join(clauses), params
+
+
+def list_ar(
+    db: Database,
+    practice_id: UUID,
+    query: ArQuery,
+    *,
+    today: str,
+    sort: str,
+    after: tuple[Any, str] | None,
+    limit: int | None,
+) -> list[dict[str, Any]]:
+    """Rows in `sort` order (a column, '-' first for descending), keyset-paged on (sort, id)."""
+    descending = sort.startswith("-")
+    column = sort.lstrip("-")
+    assert column in SORTABLE
+    condition, params = where(query, practice_id, today)
+    op, direction = ("<", "DESC") if descending else (">", "ASC")
+    nullable = column in NULLABLE
+    if after is not None:
+        if after[0] is None:
+            condition += f" AND {column} IS NULL AND id {op} ?"
+            params.append(after[1])
+        else:
+            null_side = f" OR {column} IS NULL" if nullable else ""
+            condition += f" AND (({column}, id) {op} (?, ?){null_side})"
+            params.extend(after)
+    order = f"{column} {direction}" + (" NULLS LAST" if nullable else "")
+    sql = f"SELECT * FROM ar_patients WHERE {condition} ORDER BY {order}, id {direction}"  # noqa: S608 (columns are whitelisted)
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return db.query(sql, params)
+
+
+def list_filters(db: Database, practice_id: UUID) -> list[dict[str, Any]]:
+    return db.query(
+        "SELECT * FROM ar_filters WHERE practice_id = ? AND deleted = 0 ORDER BY name",
+        (str(practice_id),),
+    )
+
+
+def get_filter(db: Database, practice_id: UUID, filter_id: UUID) -> dict[str, Any] | None:
+    return db.query_one(
+        "SELECT * FROM ar_filters WHERE practice_id = ? AND id = ? AND deleted = 0",
+        (str(practice_id), str(filter_id)),
+    )
+
+
+def due_snooze_ends(db: Database, practice_id: UUID, today: str) -> list[str]:
+    rows = db.query(
+        "SELECT id FROM ar_patients WHERE practice_id = ? AND snooze_until "
+        "IS NOT NULL AND snooze_until <= ?",
+        (str(practice_id), today),
+    )
+    return [r["id"] for r in rows]
