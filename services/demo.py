@@ -16,34 +16,23 @@ from adapters.processor.port import CardInput
 from domain.patients import Patient
 from domain.payments import AssociationSource, Method, Payment, Status
 from domain.practices import DepositAccount, PmsKind, Practice
+from domain.receivables import SnoozeReason
 from domain.requests import Channel
 from domain.schedule import zone
 from domain.users import Role
+from projections.directory import list_patients
 from projections.transactions import settled_unrefunded
 from services.context import Ledger
 from services.due import run_due_work
 from services.payments import associate_payment, collect_payment, refund_payment
-from services.practices import create_user, keyed_id, register_patient
+from services.practices import create_user, keyed_id
+from services.receivables import save_filter, snooze, sync_pms, today
 from services.requests import PayLink, pay_request, send_request
 
 DEMO_DAYS = 30
 ACTOR = "system:demo"
 APPROVE, DECLINE = "4242424242424242", "4000000000000002"
 
-PATIENTS = [
-    ("1001", "Maria", "Alvarez", "maria.alvarez@example.com", "+1 617 555 0101", None),
-    ("1002", "Diego", "Alvarez", None, None, "1001"),
-    ("1003", "James", "Okafor", "james.okafor@example.com", "+1 617 555 0103", None),
-    ("1004", "Priya", "Raman", "priya.raman@example.com", None, None),
-    ("1005", "Tom", "Becker", None, "+1 617 555 0105", None),
-    ("1006", "Linh", "Nguyen", "linh.nguyen@example.com", "+1 617 555 0106", None),
-    ("1007", "Anh", "Nguyen", None, None, "1006"),
-    ("1008", "Sarah", "Cohen", "sarah.cohen@example.com", "+1 617 555 0108", None),
-    ("1009", "Kwame", "Mensah", "kwame.mensah@example.com", None, None),
-    ("1010", "Emily", "Walsh", None, "+1 617 555 0110", None),
-    ("1011", "Oliver", "Walsh", None, None, "1010"),
-    ("1012", "Fatima", "Haddad", "fatima.haddad@example.com", "+1 617 555 0112", None),
-]
 AMOUNTS = [2500, 4500, 8900, 12500, 15000, 19900, 27500, 35000, 48000, 95000]
 
 
@@ -90,24 +79,36 @@ def _seed(ledger: Ledger, practice_id: UUID) -> Practice:
         _seed_day(ledger, clock, practice, day, patients, rng)
     clock.set_offset(practice_id, 0.0)
     run_due_work(ledger, practice_id)
+    _finish(ledger, practice, patients)
     return practice
 
 
 def _patients(ledger: Ledger, practice_id: UUID) -> list[Patient]:
-    by_pms: dict[str, Patient] = {}
-    for pms_id, first, last, email, phone, guarantor in PATIENTS:
-        by_pms[pms_id] = register_patient(
-            ledger,
-            practice_id=practice_id,
-            pms_patient_id=pms_id,
-            first_name=first,
-            last_name=last,
-            email=email,
-            phone=phone,
-            guarantor_id=by_pms[guarantor].id if guarantor else None,
-            actor=ACTOR,
-        )
-    return list(by_pms.values())
+    """The office's families and balances, as the (sandbox) PMS has them."""
+    sync_pms(ledger, practice_id=practice_id, actor=ACTOR)
+    rows = list_patients(ledger.db, practice_id, None, 100)
+    return [ledger.get(Patient, UUID(r["id"]), practice_id) for r in rows]
+
+
+def _finish(ledger: Ledger, practice: Practice, patients: list[Patient]) -> None:
+    """Today's AR: a snoozed family and a saved filter in the library."""
+    cohen = next(p for p in patients if p.last_name == "Cohen")
+    snooze(
+        ledger,
+        practice_id=practice.id,
+        patient_id=cohen.id,
+        until=today(ledger, practice) + timedelta(days=21),
+        reason=SnoozeReason.CLAIM_NEEDS_RESUBMISSION,
+        note=None,
+        actor=ACTOR,
+    )
+    save_filter(
+        ledger,
+        practice_id=practice.id,
+        name="Over 90 days, above $200",
+        raw={"min_bal_over_90": 20001, "snoozed": False},
+        actor=ACTOR,
+    )
 
 
 def _seed_day(
