@@ -123,7 +123,12 @@ def test_paging_returns_each_match_once_in_order(
 def check_paging(
     ledger: Ledger, rows: list[tuple[Any, ...]], sort: str, page: int, min_total: int | None
 ) -> None:
-    practice = populate(ledger, rows)
+    check_paging_of(ledger, populate(ledger, rows), sort, page, min_total)
+
+
+def check_paging_of(
+    ledger: Ledger, practice: Any, sort: str, page: int, min_total: int | None = None
+) -> None:
     query, _ = parse_filter({"min_total": min_total} if min_total is not None else {})
     day = today(ledger, practice).isoformat()
     everything = list_ar(
