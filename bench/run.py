@@ -7,7 +7,9 @@ Each figure is measured on a fresh database of the local PostgreSQL server:
 - rebuild: replaying every projection from position 0, events per second;
 - read: one page of the Transactions view, requests per second;
 - deposit propagation: from a practice's batch close starting (cut-off passed)
-  to its deposit being readable through the Deposits view, p50 and p99.
+  to its deposit being readable through the Deposits view, p50 and p99;
+- AR: filters over 100,000 guarantors (first and second page), p95; a bulk
+  payment request to 5,000 patients, end to end.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from contextlib import contextmanager
 from datetime import time as clock_time
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import psycopg
 
 from adapters.processor.port import CardInput
+from bench.ar import GUARANTORS, ar_figures
 from domain.payments import Method
 from domain.practices import DepositAccount, PmsKind
 from projections.deposits import list_deposits
@@ -76,7 +80,7 @@ def raw_inserts(url: str) -> float:
         return rate(N, run)
 
 
-def ledger_figures(url: str) -> dict[str, float]:
+def ledger_figures(url: str) -> dict[str, Any]:
     with TemporaryDirectory() as tmp:
         ledger = build_ledger(Settings(data_dir=Path(tmp), database_url=url, run_scheduler=False))
         practice = create_practice(
@@ -106,7 +110,7 @@ def ledger_figures(url: str) -> dict[str, float]:
                 latencies.append(time.perf_counter() - started)
                 ids.append(payment.id)
 
-        figures = {"collect": rate(N, collect)}
+        figures: dict[str, Any] = {"collect": rate(N, collect)}
         figures["collect_p50_ms"] = statistics.median(latencies) * 1000
         figures["collect_p99_ms"] = statistics.quantiles(latencies, n=100)[98] * 1000
         assert ledger.sandbox_clock is not None
@@ -142,6 +146,7 @@ def ledger_figures(url: str) -> dict[str, float]:
 
         figures["read_page"] = rate(200, read)
         figures.update(deposit_propagation(ledger))
+        figures["ar"] = ar_figures(ledger)
         ledger.store.close()
         return figures
 
@@ -212,6 +217,18 @@ def main() -> None:
         f"  batch close -> deposit readable ({PRACTICES} practices) p50 / p99  "
         f"{figures['deposit_p50_ms']:.1f} ms / {figures['deposit_p99_ms']:.1f} ms"
         "   (target p99 < 2000 ms)"
+    )
+    ar = figures["ar"]
+    print(
+        f"\n  AR: {GUARANTORS} guarantors loaded in {ar['load_s']:.1f} s "
+        "(2,000 patients a transaction, views caught up)"
+    )
+    for label, p95 in ar["filters"].items():
+        name = "all filters" if label == "all" else label
+        print(f"    p95 {name:38s} {p95:7.1f} ms   (target < 100 ms)")
+    print(
+        f"  bulk payment requests: {ar['bulk_sent']} sent in {ar['bulk_s']:.1f} s "
+        f"({ar['bulk_sent'] / ar['bulk_s']:.0f} /s)"
     )
 
 

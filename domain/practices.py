@@ -26,7 +26,7 @@ class DepositAccount:
     last4: str
 
     def __post_init__(self) -> None:
-        if not (len(self.last4) == 4 and self.last4.isdigit()):
+        if not (len(self.last4) == 4 and self.last4.isascii() and self.last4.isdigit()):
             raise InvalidValue(
                 "deposit_account.last4 must be the last four digits of the account",
                 field="deposit_account",

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.errors import InvalidValue
 
 DEFAULT_CUTOFF = time(23, 59)
+CUTOFF_PATTERN = re.compile(r"[0-9]{2}:[0-9]{2}", re.ASCII)
 REFUND_WINDOW_MONTHS = 13
 
 
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a region, e.g. 'Europe'
         raise InvalidValue(
             f"unknown time zone {name!r}; use an IANA name such as 'America/New_York'",
             field="timezone",
@@ -25,9 +27,9 @@ def zone(name: str) -> ZoneInfo:
 def parse_cutoff(text: str) -> time:
     """'HH:MM' (24-hour) as a time."""
     try:
-        hours, minutes = text.split(":")
-        if len(hours) != 2 or len(minutes) != 2:
+        if not CUTOFF_PATTERN.fullmatch(text):
             raise ValueError
+        hours, minutes = text.split(":")
         return time(int(hours), int(minutes))
     except ValueError:
         raise InvalidValue(

@@ -279,3 +279,16 @@ def due_deliveries(db: Database, practice_id: UUID, now: datetime) -> list[str]:
         (str(practice_id), iso(now), iso(now)),
     )
     return [r["request_id"] for r in rows]
+
+
+def existing_requests(db: Database, ids: list[str]) -> set[str]:
+    """Which of these request ids exist (a bulk retry finds what it sent)."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        rows = db.query(
+            f"SELECT id FROM payment_requests WHERE id IN ({', '.join('?' for _ in part)})",  # noqa: S608
+            part,
+        )
+        found.update(r["id"] for r in rows)
+    return found

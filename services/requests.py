@@ -36,6 +36,7 @@ from projections.requests import (
     due_deliveries,
     due_expiries,
     due_reminders,
+    existing_requests,
     request_by_token_hash,
 )
 from services.context import Ledger, retry_on_conflict
@@ -169,29 +170,24 @@ def send_many(
 ) -> Iterator[tuple[UUID, PaymentRequest]]:
     """Requests for many patients, saved a chunk per transaction, then delivered.
     With a key, each patient's request id derives from it: a retry finds, not resends."""
+    ledger.projector.catch_up()
     for start in range(0, len(items), BULK_CHUNK):
         chunk = items[start : start + BULK_CHUNK]
         ids = {
             pid: keyed_id(practice.id, "request", f"bulk:{key}:{pid}" if key else None)
             for pid, _, _ in chunk
         }
+        known = existing_requests(ledger.db, [str(i) for i in ids.values()])
         new: list[tuple[UUID, PaymentRequest]] = []
         changed: list[Patient | PaymentRequest] = []
         for patient_id, amount, channel in chunk:
-            existing = ledger.find(PaymentRequest, ids[patient_id])
-            if existing is not None:
-                yield patient_id, existing
+            if str(ids[patient_id]) in known:
+                yield patient_id, ledger.get(PaymentRequest, ids[patient_id], practice.id)
                 continue
             patient = ledger.get(Patient, patient_id, practice.id)
+            to = destination_for(patient, channel, None)
             opened = open_request(
-                ledger,
-                practice,
-                patient,
-                ids[patient_id],
-                Money(amount),
-                channel,
-                destination_for(patient, channel, None),
-                actor,
+                ledger, practice, patient, ids[patient_id], Money(amount), channel, to, actor
             )
             changed.extend(opened)
             new.append((patient_id, opened[1]))  # type: ignore[arg-type]
@@ -199,22 +195,22 @@ def send_many(
             ledger.save(*changed)
         except IntegrityError:  # a patient changed meanwhile: one at a time for this chunk
             for patient_id, request in new:
-                retry_on_conflict(
-                    partial(
-                        open_and_save,
-                        ledger,
-                        practice,
-                        patient_id,
-                        ids[patient_id],
-                        request.amount,
-                        request.channel,
-                        request.destination,
-                        actor,
+                if ledger.find(PaymentRequest, request.id) is None:
+                    retry_on_conflict(
+                        partial(
+                            open_and_save,
+                            ledger,
+                            practice,
+                            patient_id,
+                            request.id,
+                            request.amount,
+                            request.channel,
+                            request.destination,
+                            actor,
+                        )
                     )
-                )
-        deliver_many(ledger, practice, [r.id for _, r in new])
-        for patient_id, request in new:
-            yield patient_id, ledger.get(PaymentRequest, request.id, practice.id)
+            new = [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in new]
+        yield from deliver_many(ledger, practice, new)
 
 
 def open_and_save(
@@ -231,11 +227,13 @@ def open_and_save(
     ledger.save(*open_request(ledger, practice, patient, request_id, money, channel, to, actor))
 
 
-def deliver_many(ledger: Ledger, practice: Practice, request_ids: list[UUID]) -> None:
-    """Deliver the first message of many requests: claims in one save, results in one."""
+def deliver_many(
+    ledger: Ledger, practice: Practice, sent: list[tuple[UUID, PaymentRequest]]
+) -> list[tuple[UUID, PaymentRequest]]:
+    """Deliver the first message of many saved requests: claims in one save, results in one.
+    Returns the requests as they stand afterwards."""
     now = ledger.clock.now(practice.id)
-    requests = [ledger.get(PaymentRequest, rid, practice.id) for rid in request_ids]
-    requests = [r for r in requests if 0 in r.due_deliveries(now)]
+    requests = [r for _, r in sent if 0 in r.due_deliveries(now)]
     for request in requests:
         request.claim_delivery(0, at=now, actor=SYSTEM)
     try:
@@ -243,7 +241,7 @@ def deliver_many(ledger: Ledger, practice: Practice, request_ids: list[UUID]) ->
     except IntegrityError:
         for request in requests:  # claimed elsewhere or changed: one by one
             deliver(ledger, practice.id, request.id, 0)
-        return
+        return [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in sent]
     results = [(request, send_message(ledger, practice, request, 0)) for request in requests]
     at = ledger.clock.now(practice.id)
     for request, (message_id, error) in results:
@@ -256,6 +254,8 @@ def deliver_many(ledger: Ledger, practice: Practice, request_ids: list[UUID]) ->
     except IntegrityError:
         for request, (message_id, error) in results:
             record_delivery(ledger, practice.id, request.id, 0, message_id, error)
+        return [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in sent]
+    return sent
 
 
 def cancel_request(

@@ -1,0 +1,167 @@
+"""AR figures for `make bench`: filter latency on many guarantors, and a 5,000-patient bulk."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from datetime import time as clock_time
+from typing import Any
+from uuid import uuid4
+
+from domain.patients import Patient
+from domain.practices import DepositAccount, PmsKind, Practice
+from domain.receivables import AmountRule, Balance, Eligibility
+from projections.receivables import list_ar
+from services.context import Ledger
+from services.practices import create_practice
+from services.receivables import bulk_send, parse_filter, today
+
+GUARANTORS = int(os.environ.get("PAYLEDGER_BENCH_AR", "100000"))
+BULK = int(os.environ.get("PAYLEDGER_BENCH_BULK", "5000"))
+CHUNK = 2000
+
+LAST_NAMES = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+]
+
+QUERIES: list[tuple[str, dict[str, Any], str]] = [
+    ("over 90 above $200, not snoozed", {"min_bal_over_90": 20001, "snoozed": False}, "-total"),
+    (
+        "total $100-$500 with a phone",
+        {"min_total": 10000, "max_total": 50000, "has_phone": True},
+        "-total",
+    ),
+    ("name contains 'mart'", {"q": "mart"}, "last_name"),
+    (
+        "no payment plan, 61-90 > $50",
+        {"on_payment_plan": False, "min_bal_61_90": 5001},
+        "-bal_61_90",
+    ),
+    ("everyone by last name", {}, "last_name"),
+]
+
+
+def practice(ledger: Ledger, name: str) -> Practice:
+    return create_practice(
+        ledger,
+        name=name,
+        timezone="America/New_York",
+        pms=PmsKind.OPENDENTAL,
+        auto_writeback=False,
+        deposit_account=DepositAccount("Checking", "0003"),
+        batch_cutoff=clock_time(23, 59),
+        actor="bench",
+    )
+
+
+def populate(ledger: Ledger, target: Practice, count: int) -> float:
+    """Patients with balances, saved many per transaction; returns seconds taken."""
+    started = time.perf_counter()
+    now = ledger.clock.now(target.id)
+    for start in range(0, count, CHUNK):
+        batch = []
+        for n in range(start, min(count, start + CHUNK)):
+            patient = Patient.register(
+                id=uuid4(),
+                practice_id=target.id,
+                pms_patient_id=str(n),
+                first_name=f"Pat{n}",
+                last_name=LAST_NAMES[n % len(LAST_NAMES)],
+                email=f"p{n}@example.com" if n % 3 else None,
+                phone=f"+1617{n:07d}" if n % 4 else None,
+                guarantor_id=None,
+                at=now,
+                actor="bench",
+            )
+            current, over = (n * 7919) % 60000, (n * 104729) % 90000
+            b61 = (n * 31) % 20000
+            patient.record_balance(
+                Balance(
+                    current + over + b61,
+                    current,
+                    0,
+                    b61,
+                    over,
+                    (n * 13) % 5000,
+                    current + over + b61,
+                    n % 17 == 0,
+                    True,
+                    None,
+                ),
+                source="bench",
+                at=now,
+                actor="bench",
+            )
+            batch.append(patient)
+        ledger.store.save(*batch)
+    ledger.projector.catch_up()
+    return time.perf_counter() - started
+
+
+def filter_latencies(ledger: Ledger, target: Practice) -> dict[str, float]:
+    day = today(ledger, target).isoformat()
+    figures: dict[str, float] = {}
+    everything: list[float] = []
+    for label, raw, sort in QUERIES:
+        query, _ = parse_filter(raw)
+        samples = []
+        for _ in range(40):
+            started = time.perf_counter()
+            rows = list_ar(ledger.db, target.id, query, today=day, sort=sort, after=None, limit=51)
+            if rows:  # and the second page, through the cursor
+                last = rows[min(len(rows), 50) - 1]
+                list_ar(
+                    ledger.db,
+                    target.id,
+                    query,
+                    today=day,
+                    sort=sort,
+                    after=(last[sort.lstrip("-")], last["id"]),
+                    limit=51,
+                )
+            samples.append((time.perf_counter() - started) / 2)
+        figures[label] = statistics.quantiles(samples, n=20)[18] * 1000
+        everything.extend(samples)
+    figures["all"] = statistics.quantiles(everything, n=20)[18] * 1000
+    return figures
+
+
+def bulk_seconds(ledger: Ledger) -> tuple[float, int]:
+    target = practice(ledger, "Bulk Dental")
+    populate(ledger, target, BULK)
+    started = time.perf_counter()
+    outcomes = bulk_send(
+        ledger,
+        practice_id=target.id,
+        patient_ids=None,
+        raw_filter={"min_total": 1},
+        channel="preferred",
+        rule=AmountRule.TOTAL,
+        rules=Eligibility(),
+        actor="bench",
+        key="bench-bulk",
+    )
+    return time.perf_counter() - started, sum(1 for o in outcomes if o.outcome == "sent")
+
+
+def ar_figures(ledger: Ledger) -> dict[str, Any]:
+    target = practice(ledger, "AR Dental")
+    load = populate(ledger, target, GUARANTORS)
+    figures: dict[str, Any] = {"load_s": load, "filters": filter_latencies(ledger, target)}
+    figures["bulk_s"], figures["bulk_sent"] = bulk_seconds(ledger)
+    return figures
