@@ -8,6 +8,7 @@ from adapters.bank_calendar import FederalReserveHolidays
 from adapters.clock import Clock, SandboxClock, SystemClock
 from adapters.messaging.email import EmailSender, OutboxEmailSender, SmtpEmailSender
 from adapters.messaging.sms import HttpSmsSender, OutboxSmsSender
+from adapters.pms.journal import Journal
 from adapters.processor.sandbox import SandboxProcessor
 from adapters.store import StoreConfig, open_store
 from projections.base import Projection
@@ -20,6 +21,7 @@ from projections.runner import Projector
 from projections.transactions import Transactions
 from services.context import Ledger
 from services.settings import Settings
+from services.writeback import WritebackIntake
 
 log = logging.getLogger("payledger")
 
@@ -45,7 +47,10 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         SandboxClock(db, real_clock) if settings.sandbox else (real_clock or SystemClock())
     )
     email: EmailSender = SmtpEmailSender(settings.smtp) if settings.smtp else OutboxEmailSender(db)
-    projector = Projector(store, db, all_projections())
+    projections = all_projections()
+    if not settings.kafka_bootstrap:
+        projections.append(WritebackIntake())  # else the Kafka consumers take it in
+    projector = Projector(store, db, projections)
     ledger = Ledger(
         settings=settings,
         store=store,
@@ -59,6 +64,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         if settings.sms_url
         else OutboxSmsSender(db),
         secret=settings.secret(),
+        journal=Journal(db),
     )
     projector.catch_up()
     return ledger

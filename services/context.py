@@ -17,6 +17,7 @@ from eventsourcing.persistence import IntegrityError
 from adapters.clock import Clock, SandboxClock
 from adapters.messaging.email import EmailSender
 from adapters.messaging.sms import SmsSender
+from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
 from adapters.sql import Database
 from adapters.store import EventStore
@@ -43,6 +44,7 @@ class Ledger:
     bank_holidays: Container[date]
     sms: SmsSender
     secret: bytes
+    journal: Journal
 
     @property
     def sandbox_clock(self) -> SandboxClock | None:

@@ -91,6 +91,13 @@ def change_settings(
     return practice
 
 
+def set_pms_connection(ledger: Ledger, practice_id: UUID, blocks: dict[str, Any]) -> None:
+    """Keep the PMS connection settings (secrets) apart from the events."""
+    current = ledger.journal.connection(str(practice_id))
+    current.update(blocks)
+    ledger.journal.set_connection(str(practice_id), current)
+
+
 def create_user(
     ledger: Ledger, *, practice_id: UUID, name: str, role: Role, actor: str
 ) -> tuple[User, str]:

@@ -11,6 +11,7 @@ import threading
 
 from services.context import Ledger
 from services.due import DueWork, run_due_work
+from services.writeback import Worker
 
 log = logging.getLogger("payledger.scheduler")
 
@@ -31,7 +32,10 @@ class Scheduler:
 
     def tick(self) -> DueWork:
         self._ledger.projector.catch_up()
-        return run_due_work(self._ledger)
+        work = run_due_work(self._ledger)
+        if not self._ledger.settings.kafka_bootstrap:  # else `payledger writeback` does it
+            Worker(self._ledger, self._ledger.journal).run_once()
+        return work
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

@@ -27,7 +27,8 @@ class Settings:
     sms_url: str | None = None
     sms_token: str | None = None
     secret_key: str | None = None
-    scheduler_interval: float = 5.0
+    kafka_bootstrap: str | None = None
+    scheduler_interval: float = 2.0
     run_scheduler: bool = True
 
     @property
@@ -71,6 +72,7 @@ class Settings:
             "sms_url": env.get("PAYLEDGER_SMS_URL") or None,
             "sms_token": env.get("PAYLEDGER_SMS_TOKEN") or None,
             "secret_key": env.get("PAYLEDGER_SECRET_KEY") or None,
+            "kafka_bootstrap": env.get("PAYLEDGER_KAFKA_BOOTSTRAP") or None,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from domain.schedule import local_date, zone
 from projections.base import iso
 from projections.feed import read_history
 from services.context import Ledger
+from services.writeback import writeback_of_payment
 
 DEFAULT_RANGE_DAYS = 30
 
@@ -91,7 +92,7 @@ def payment_out(ledger: Ledger, payment: Payment, *, with_history: bool = False)
             }
             for r in payment.refunds
         ],
-        "writeback_attempts": [],
+        "writeback_attempts": writeback_of_payment(ledger.journal, payment.id),
     }
     if with_history:
         out["history"] = read_history(ledger.db, payment.practice_id, payment.id, 0, 1000)

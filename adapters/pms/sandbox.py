@@ -10,37 +10,81 @@ from domain.receivables import Balance
 
 # pms id, first, last, email, phone, guarantor, (0-30, 31-60, 61-90, >90, ins. est., plan)
 FAMILIES: list[tuple[str, str, str, str | None, str | None, str | None, tuple[int, ...] | None]] = [
-    ("1001", "Maria", "Alvarez", "maria.alvarez@example.com", "+1 617 555 0101", None,
-     (12000, 0, 0, 0, 4000, 0)),
+    (
+        "1001",
+        "Maria",
+        "Alvarez",
+        "maria.alvarez@example.com",
+        "+1 617 555 0101",
+        None,
+        (12000, 0, 0, 0, 4000, 0),
+    ),
     ("1002", "Diego", "Alvarez", None, None, "1001", None),
-    ("1003", "James", "Okafor", "james.okafor@example.com", "+1 617 555 0103", None,
-     (0, 8500, 0, 31000, 10000, 0)),
+    (
+        "1003",
+        "James",
+        "Okafor",
+        "james.okafor@example.com",
+        "+1 617 555 0103",
+        None,
+        (0, 8500, 0, 31000, 10000, 0),
+    ),
     ("1004", "Priya", "Raman", "priya.raman@example.com", None, None, (4500, 0, 0, 0, 0, 0)),
     ("1005", "Tom", "Becker", None, "+1 617 555 0105", None, (0, 0, 0, 52000, 0, 1)),
-    ("1006", "Linh", "Nguyen", "linh.nguyen@example.com", "+1 617 555 0106", None,
-     (20000, 15000, 0, 0, 12000, 0)),
+    (
+        "1006",
+        "Linh",
+        "Nguyen",
+        "linh.nguyen@example.com",
+        "+1 617 555 0106",
+        None,
+        (20000, 15000, 0, 0, 12000, 0),
+    ),
     ("1007", "Anh", "Nguyen", None, None, "1006", None),
-    ("1008", "Sarah", "Cohen", "sarah.cohen@example.com", "+1 617 555 0108", None,
-     (0, 0, 9000, 26000, 0, 0)),
+    (
+        "1008",
+        "Sarah",
+        "Cohen",
+        "sarah.cohen@example.com",
+        "+1 617 555 0108",
+        None,
+        (0, 0, 9000, 26000, 0, 0),
+    ),
     ("1009", "Kwame", "Mensah", "kwame.mensah@example.com", None, None, (0, 0, 0, 0, 0, 0)),
     ("1010", "Emily", "Walsh", None, "+1 617 555 0110", None, (7500, 0, 0, 18000, 2500, 0)),
     ("1011", "Oliver", "Walsh", None, None, "1010", None),
-    ("1012", "Fatima", "Haddad", "fatima.haddad@example.com", "+1 617 555 0112", None,
-     (3000, 3000, 3000, 3000, 0, 0)),
+    (
+        "1012",
+        "Fatima",
+        "Haddad",
+        "fatima.haddad@example.com",
+        "+1 617 555 0112",
+        None,
+        (3000, 3000, 3000, 3000, 0, 0),
+    ),
 ]
 
 
 def balance_of(values: tuple[int, ...]) -> Balance:
     b0, b31, b61, b90, insurance, plan = values
     total = b0 + b31 + b61 + b90
-    return Balance(total=total, bal_0_30=b0, bal_31_60=b31, bal_61_90=b61, bal_over_90=b90,
-                   insurance_estimate=insurance, patient_portion=max(0, total - insurance),
-                   on_payment_plan=bool(plan), is_guarantor=True,
-                   last_payment_date=date(2026, 9, 15) if total else None)
+    return Balance(
+        total=total,
+        bal_0_30=b0,
+        bal_31_60=b31,
+        bal_61_90=b61,
+        bal_over_90=b90,
+        insurance_estimate=insurance,
+        patient_portion=max(0, total - insurance),
+        on_payment_plan=bool(plan),
+        is_guarantor=True,
+        last_payment_date=date(2026, 9, 15) if total else None,
+    )
 
 
 class SandboxPmsReader(PmsReader):
     def patients(self) -> Iterator[PmsPatient]:
         for pms_id, first, last, email, phone, guarantor, values in FAMILIES:
-            yield PmsPatient(pms_id, first, last, email, phone, guarantor,
-                             balance_of(values) if values else None)
+            yield PmsPatient(
+                pms_id, first, last, email, phone, guarantor, balance_of(values) if values else None
+            )

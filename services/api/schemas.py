@@ -42,11 +42,26 @@ class PracticeIn(Body):
     batch_cutoff: str = Field("23:59", examples=["23:59"])
 
 
+class OpenDentalIn(Body):
+    base_url: Annotated[str, Field(pattern=r"^https?://", max_length=300)]
+    developer_key: Annotated[str, Field(min_length=1, max_length=200)]
+    customer_key: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class EaglesoftIn(Body):
+    bridge_url: Annotated[str, Field(pattern=r"^https?://", max_length=300)]
+    token: Annotated[str, Field(min_length=1, max_length=500)]
+
+
 class SettingsIn(Body):
     pms: Literal["opendental", "eaglesoft", "dentrix"] | None = None
     auto_writeback: StrictBool | None = None
     batch_cutoff: str | None = None
     pms_payment_type: Annotated[str, Field(max_length=50)] | None = None
+    opendental: OpenDentalIn | None = Field(
+        None, description="Open Dental API connection; the keys are stored apart and never shown"
+    )
+    eaglesoft: EaglesoftIn | None = Field(None, description="the office bridge agent")
     reminder_days: list[StrictInt] | None = Field(
         None, description="up to two reminders, days after sending, e.g. [3, 10]"
     )

@@ -12,8 +12,10 @@ from services import practices as uc
 from services.api.deps import CallerDep, KeyDep, LedgerDep
 from services.api.errors import HttpProblem
 from services.api.schemas import PracticeIn, SettingsIn, UserIn
+from services.context import Ledger
 from services.practices import Caller
 from services.views import practice_out
+from services.writeback import practice_status
 
 router = APIRouter(prefix="/v1/practices", tags=["practices"])
 
@@ -28,6 +30,20 @@ def own_practice(caller: Caller, practice_id: UUID, *, operator_ok: bool = False
         raise HttpProblem(404, f"no practice {practice_id}", code="not-found")
     if caller.role != Role.ADMIN:
         raise HttpProblem(403, "only admins may change practice settings", code="forbidden")
+
+
+def practice_answer(ledger: Ledger, practice: Practice) -> dict[str, Any]:
+    connection = ledger.journal.connection(str(practice.id))
+    return {
+        **practice_out(practice),
+        "connection": {kind: masked(block) for kind, block in connection.items()},
+        "writeback": practice_status(ledger.journal, practice.id),
+    }
+
+
+def masked(block: dict[str, str]) -> dict[str, str]:
+    """Connection settings as shown: URLs in full, keys and tokens as their last 4."""
+    return {k: v if k.endswith("url") else f"****{v[-4:]}" for k, v in block.items()}
 
 
 @router.post("", status_code=201, summary="Create a practice (operator token)")
@@ -53,7 +69,7 @@ def create_practice(
 @router.get("/{practice_id}", summary="A practice and its payments settings")
 def get_practice(practice_id: UUID, caller: CallerDep, ledger: LedgerDep) -> dict[str, Any]:
     own_practice(caller, practice_id, operator_ok=True)
-    return practice_out(ledger.get(Practice, practice_id, practice_id))
+    return practice_answer(ledger, ledger.get(Practice, practice_id, practice_id))
 
 
 @router.patch("/{practice_id}/settings", summary="Change payments settings")
@@ -62,8 +78,11 @@ def change_settings(
 ) -> dict[str, Any]:
     own_practice(caller, practice_id)
     changes = body.model_dump(exclude_unset=True)
+    connection: dict[str, Any] = {k: changes.pop(k) for k in ("opendental", "eaglesoft") if k in changes}
     practice = uc.change_settings(ledger, practice_id, changes, caller.actor)
-    return practice_out(practice)
+    if connection:
+        uc.set_pms_connection(ledger, practice_id, connection)
+    return practice_answer(ledger, practice)
 
 
 @router.post(

@@ -1,0 +1,218 @@
+"""The writeback journal: every entry owed to a PMS, its attempts, outcome and reference.
+
+Rows are keyed by our marker (payment id, refund id, ``void:<payment id>``, request
+id), so an event delivered twice makes one row. A worker claims a row before it
+calls the PMS and sets ``outcome_unknown`` first: if the process dies mid-call, the
+next attempt reads the PMS back before it writes again.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from adapters.sql import Database, Tx
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS writeback_journal (
+        id TEXT PRIMARY KEY,
+        practice_id TEXT NOT NULL,
+        pms TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payment_id TEXT,
+        depends_on TEXT,
+        position BIGINT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        outcome_unknown INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        pms_reference TEXT,
+        next_attempt_at TEXT NOT NULL,
+        claimed_until TEXT,
+        first_attempt_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS writeback_due ON writeback_journal "
+    "(pms, status, next_attempt_at, position)",
+    "CREATE INDEX IF NOT EXISTS writeback_by_payment ON writeback_journal (payment_id)",
+    "CREATE INDEX IF NOT EXISTS writeback_by_practice ON writeback_journal (practice_id, status)",
+    """CREATE TABLE IF NOT EXISTS writeback_practices (
+        practice_id TEXT PRIMARY KEY,
+        pms TEXT NOT NULL,
+        auto_writeback INTEGER NOT NULL,
+        timezone TEXT NOT NULL,
+        pms_payment_type TEXT,
+        position BIGINT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS writeback_patients (
+        id TEXT PRIMARY KEY,
+        practice_id TEXT NOT NULL,
+        pms_patient_id TEXT NOT NULL,
+        is_guarantor INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS pms_connections (
+        practice_id TEXT PRIMARY KEY,
+        config TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+)
+
+
+def now_text(at: datetime | None = None) -> str:
+    return (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Journal:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.run_ddl(DDL)
+
+    # -- intake (inside the consumer's transaction) ----------------------------------
+
+    @staticmethod
+    def add(
+        tx: Tx,
+        *,
+        id: str,
+        practice_id: str,
+        pms: str,
+        kind: str,
+        payment_id: str | None,
+        position: int,
+        payload: dict[str, Any],
+        status: str = "pending",
+        depends_on: str | None = None,
+    ) -> None:
+        stamp = now_text()
+        tx.execute(
+            "INSERT INTO writeback_journal (id, practice_id, pms, kind, payment_id, depends_on, "
+            "position, payload, status, next_attempt_at, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (
+                id,
+                practice_id,
+                pms,
+                kind,
+                payment_id,
+                depends_on,
+                position,
+                json.dumps(payload, sort_keys=True),
+                status,
+                stamp,
+                stamp,
+                stamp,
+            ),
+        )
+
+    # -- the worker -------------------------------------------------------------------
+
+    def due(self, pms: str | None, limit: int = 100) -> list[dict[str, Any]]:
+        stamp = now_text()
+        sql = (
+            "SELECT * FROM writeback_journal WHERE status = 'pending' AND next_attempt_at <= ? "
+            "AND (claimed_until IS NULL OR claimed_until < ?)"
+        )
+        params: list[Any] = [stamp, stamp]
+        if pms:
+            sql += " AND pms = ?"
+            params.append(pms)
+        return self.db.query(sql + " ORDER BY position LIMIT ?", [*params, limit])
+
+    def claim(self, item: dict[str, Any], seconds: float = 120) -> bool:
+        """Take the row for one attempt; the outcome is unknown until recorded."""
+        stamp = now_text()
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE writeback_journal SET claimed_until = ?, attempts = attempts + 1, "
+                "outcome_unknown = 1, first_attempt_at = COALESCE(first_attempt_at, ?), "
+                "updated_at = ? WHERE id = ? AND status = 'pending' AND attempts = ? "
+                "AND (claimed_until IS NULL OR claimed_until < ?)",
+                (
+                    now_text(datetime.now(UTC) + timedelta(seconds=seconds)),
+                    stamp,
+                    stamp,
+                    item["id"],
+                    item["attempts"],
+                    stamp,
+                ),
+            )
+            return tx.rowcount == 1
+
+    def finish(
+        self,
+        item_id: str,
+        *,
+        status: str,
+        reference: str | None = None,
+        error: str | None = None,
+        unknown: bool = False,
+        retry_at: datetime | None = None,
+    ) -> None:
+        stamp = now_text()
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE writeback_journal SET status = ?, pms_reference = COALESCE(?, "
+                "pms_reference), last_error = ?, outcome_unknown = ?, claimed_until = NULL, "
+                "next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                (status, reference, error, int(unknown), now_text(retry_at), stamp, item_id),
+            )
+
+    def defer(self, item_id: str, seconds: float) -> None:
+        """Not now, without counting an attempt (waiting for the entry it depends on)."""
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE writeback_journal SET next_attempt_at = ?, claimed_until = NULL, "
+                "attempts = attempts - 1 WHERE id = ?",
+                (now_text(datetime.now(UTC) + timedelta(seconds=seconds)), item_id),
+            )
+
+    def get(self, item_id: str) -> dict[str, Any] | None:
+        return self.db.query_one("SELECT * FROM writeback_journal WHERE id = ?", (item_id,))
+
+    def of_payment(self, payment_id: str) -> list[dict[str, Any]]:
+        return self.db.query(
+            "SELECT * FROM writeback_journal WHERE payment_id = ? ORDER BY position", (payment_id,)
+        )
+
+    def retry_failed(self, practice_id: str, payment_id: str | None = None) -> int:
+        sql = (
+            "UPDATE writeback_journal SET status = 'pending', attempts = 0, "
+            "next_attempt_at = ?, last_error = NULL WHERE practice_id = ? "
+            "AND status = 'failed'"
+        )
+        params: list[Any] = [now_text(), practice_id]
+        if payment_id:
+            sql += " AND payment_id = ?"
+            params.append(payment_id)
+        with self.db.transaction() as tx:
+            tx.execute(sql, params)
+            return tx.rowcount
+
+    def summary(self, practice_id: str) -> dict[str, int]:
+        rows = self.db.query(
+            "SELECT status, COUNT(*) AS n FROM writeback_journal "
+            "WHERE practice_id = ? GROUP BY status",
+            (practice_id,),
+        )
+        return {str(r["status"]): int(r["n"]) for r in rows}
+
+    # -- connection settings (secrets: kept here, not in events) ---------------------
+
+    def connection(self, practice_id: str) -> dict[str, Any]:
+        row = self.db.query_one(
+            "SELECT config FROM pms_connections WHERE practice_id = ?", (practice_id,)
+        )
+        config: dict[str, Any] = json.loads(row["config"]) if row else {}
+        return config
+
+    def set_connection(self, practice_id: str, config: dict[str, Any]) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO pms_connections (practice_id, config, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (practice_id) DO UPDATE SET config = excluded.config, "
+                "updated_at = excluded.updated_at",
+                (practice_id, json.dumps(config), now_text()),
+            )

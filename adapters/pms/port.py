@@ -1,0 +1,82 @@
+"""The PMS writer port: post a payment, a negative entry, a commlog; look one up again.
+
+Every entry carries a marker ``[ref:<our id>]`` in its note: no PMS API offers an
+idempotency key, so a writer finds an earlier attempt by that marker when the
+outcome of a call is unknown (a timeout, a 5xx, a 504).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import date, datetime
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """A payment (positive) or refund/void (negative) to post to a patient's ledger."""
+
+    marker: str  # our id: the payment's, or the refund's / void's
+    pms_patient_id: str
+    amount: int  # cents; negative for a refund or void
+    pay_date: date
+    pay_type: str | None
+    note: str
+    patient_preferred: bool
+    original_marker: str | None = None  # for a negative entry: the payment's marker
+
+    @property
+    def tag(self) -> str:
+        return f"[ref:{self.marker}]"
+
+
+@dataclass(frozen=True)
+class Commlog:
+    marker: str
+    pms_patient_id: str
+    mode: str  # "Text" or "Email"
+    note: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Written:
+    """What the PMS answered: its reference for the entry (e.g. 'PayNum 1234')."""
+
+    reference: str
+
+
+class PmsWriteError(Exception):
+    """A write that did not (certainly) land.
+
+    retryable: worth trying again (5xx, 429, timeouts, connector down);
+    outcome_unknown: the PMS may have applied it (read back before retrying);
+    retry_after: seconds the PMS asked us to wait (429).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        outcome_unknown: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.outcome_unknown = outcome_unknown
+        self.retry_after = retry_after
+
+
+class PmsWriter(ABC):
+    @abstractmethod
+    def post_entry(self, entry: LedgerEntry) -> Written:
+        """Post a payment or a negative entry."""
+
+    @abstractmethod
+    def find_entry(self, entry: LedgerEntry) -> Written | None:
+        """The entry if an earlier attempt landed (found by its marker), else None."""
+
+    @abstractmethod
+    def post_commlog(self, commlog: Commlog) -> Written | None:
+        """Record a communication log entry; None when the PMS keeps no commlog."""
