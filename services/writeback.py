@@ -40,8 +40,8 @@ MAX_ATTEMPTS = 8
 FIRST_DELAY = 30.0  # seconds; doubles with each attempt, at most an hour
 
 
-def backoff(attempts: int) -> float:
-    return float(min(3600.0, FIRST_DELAY * 2 ** max(0, attempts - 1)))
+def backoff(attempts: int, first: float = FIRST_DELAY) -> float:
+    return float(min(3600.0, first * 2 ** max(0, attempts - 1)))
 
 
 # -- intake --------------------------------------------------------------------------
@@ -237,7 +237,9 @@ def writer_for(journal: Journal, practice_id: str, pms: str) -> PmsWriter:
         return OpenDental(OpenDentalSettings(c["base_url"], c["developer_key"], c["customer_key"]))
     if pms == "eaglesoft" and "eaglesoft" in config:
         c = config["eaglesoft"]
-        return EaglesoftBridge(BridgeSettings(c["bridge_url"], c["token"]))
+        return EaglesoftBridge(
+            BridgeSettings(c["bridge_url"], c["token"], float(c.get("timeout", 30)))
+        )
     raise PmsWriteError(f"no {pms} connection settings for this practice", retryable=True)
 
 
@@ -264,11 +266,15 @@ class Worker:
         journal: Journal,
         pms: str | None = None,
         writers: dict[str, PmsWriter] | None = None,
+        first_delay: float = FIRST_DELAY,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.ledger = ledger
         self.journal = journal
         self.pms = pms
         self.writers = writers  # tests may pin a writer per practice
+        self.first_delay = first_delay
+        self.max_attempts = max_attempts
 
     def run_once(self, limit: int = 100) -> int:
         done = 0
@@ -354,8 +360,12 @@ class Worker:
 
     def failed(self, item: dict[str, Any], error: PmsWriteError) -> None:
         attempts = int(item["attempts"])
-        final = not error.retryable or attempts >= MAX_ATTEMPTS
-        delay = error.retry_after if error.retry_after is not None else backoff(attempts)
+        final = not error.retryable or attempts >= self.max_attempts
+        delay = (
+            error.retry_after
+            if error.retry_after is not None
+            else backoff(attempts, self.first_delay)
+        )
         log.warning(
             "writeback of %s %s failed (attempt %s): %s", item["kind"], item["id"], attempts, error
         )

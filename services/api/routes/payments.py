@@ -126,3 +126,15 @@ def associate(
         refund_id=body.refund_id,
     )
     return payment_out(ledger, payment)
+
+
+@router.post(
+    "/{payment_id}/writeback/retry",
+    summary="Try a failed PMS writeback of this payment (and its refunds) again",
+)
+def retry_writeback(
+    payment_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    payment = ledger.get(Payment, payment_id, practice_of(caller))
+    retried = ledger.journal.retry_failed(str(payment.practice_id), str(payment.id))
+    return {"retried": retried, "payment": payment_out(ledger, payment)}

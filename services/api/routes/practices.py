@@ -78,7 +78,9 @@ def change_settings(
 ) -> dict[str, Any]:
     own_practice(caller, practice_id)
     changes = body.model_dump(exclude_unset=True)
-    connection: dict[str, Any] = {k: changes.pop(k) for k in ("opendental", "eaglesoft") if k in changes}
+    connection: dict[str, Any] = {
+        k: changes.pop(k) for k in ("opendental", "eaglesoft") if k in changes
+    }
     practice = uc.change_settings(ledger, practice_id, changes, caller.actor)
     if connection:
         uc.set_pms_connection(ledger, practice_id, connection)

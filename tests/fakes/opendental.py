@@ -1,0 +1,219 @@
+"""A strict fake of the documented subset of Open Dental's REST API, with faults to inject.
+
+Follows ../shared/reference/pms.md: the ODFHIR auth header, PascalCase fields,
+numbers returned as strings, 201 with the object on POST /payments, 400 with an
+explanation, 404 for an unknown patient, GET /payments?PatNum=&DateEntry=,
+POST /commlogs, GET /accountmodules/{PatNum}/Aging, GET /patients (Limit/Offset).
+
+Faults (a queue, one per write call): "429" (Retry-After: 1), "500-after-apply",
+"504-after-apply", "timeout-after-apply" (answers after the client gave up),
+"500-before-apply", "400".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+MODES = {"None", "Email", "Mail", "Phone", "In Person", "Text", "Email and Text", "Phone and Text"}
+
+
+class FakeOpenDental:
+    def __init__(self, developer_key: str = "dev-key", customer_key: str = "cust-key") -> None:
+        self.auth = f"ODFHIR {developer_key}/{customer_key}"
+        self.patients: dict[int, dict[str, Any]] = {}
+        self.payments: list[dict[str, Any]] = []
+        self.commlogs: list[dict[str, Any]] = []
+        self.faults: deque[str] = deque()
+        self.timeout_sleep = 2.0
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.app = Starlette(
+            routes=[
+                Route("/api/v1/payments", self.post_payment, methods=["POST"]),
+                Route("/api/v1/payments", self.get_payments, methods=["GET"]),
+                Route("/api/v1/commlogs", self.post_commlog, methods=["POST"]),
+                Route("/api/v1/accountmodules/{pat_num:int}/Aging", self.aging, methods=["GET"]),
+                Route("/api/v1/patients", self.list_patients, methods=["GET"]),
+            ]
+        )
+
+    def add_patient(
+        self,
+        pat_num: int,
+        first: str = "Pat",
+        last: str = "Ent",
+        guarantor: int | None = None,
+        aging: dict[str, Any] | None = None,
+    ) -> None:
+        self.patients[pat_num] = {
+            "PatNum": pat_num,
+            "FName": first,
+            "LName": last,
+            "Guarantor": guarantor or pat_num,
+            "aging": aging or {},
+        }
+
+    def unauthorised(self, request: Request) -> JSONResponse | None:
+        if request.headers.get("Authorization") != self.auth:
+            return JSONResponse("Invalid authorization header.", status_code=401)
+        return None
+
+    async def post_payment(self, request: Request) -> JSONResponse:
+        if (refused := self.unauthorised(request)) is not None:
+            return refused
+        self.calls += 1
+        fault = self.faults.popleft() if self.faults else None
+        if fault == "429":
+            return JSONResponse("Too many requests.", status_code=429, headers={"Retry-After": "1"})
+        if fault in ("500-before-apply", "400"):
+            return JSONResponse(
+                "Bad request." if fault == "400" else "Internal error.",
+                status_code=400 if fault == "400" else 500,
+            )
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse("Body is not valid JSON.", status_code=400)
+        error = self.check_payment(body)
+        if error:
+            status = 404 if error.startswith("Patient") else 400
+            return JSONResponse(error, status_code=status)
+        with self.lock:
+            row = {
+                "PayNum": str(1000 + len(self.payments)),
+                "PayType": str(body.get("PayType", 0)),
+                "PayDate": body.get("PayDate", datetime.now(UTC).date().isoformat()),
+                "PayAmt": str(Decimal(str(body["PayAmt"]))),
+                "CheckNum": "",
+                "PayNote": body.get("PayNote", ""),
+                "PatNum": str(body["PatNum"]),
+                "ClinicNum": "0",
+                "DateEntry": datetime.now(UTC).date().isoformat(),
+                "DepositNum": "0",
+                "PaymentSource": "API",
+                "ProcessStatus": "OfficeProcessed",
+                "isPatientPreferred": body.get("isPatientPreferred", "false"),
+            }
+            self.payments.append(row)
+        if fault == "500-after-apply":
+            return JSONResponse("Internal error.", status_code=500)
+        if fault == "504-after-apply":
+            return JSONResponse("Gateway timeout.", status_code=504)
+        if fault == "timeout-after-apply":
+            await asyncio.sleep(self.timeout_sleep)
+        return JSONResponse(
+            {k: v for k, v in row.items() if k != "isPatientPreferred"}, status_code=201
+        )
+
+    def check_payment(self, body: Any) -> str | None:
+        if not isinstance(body, dict):
+            return "Body must be a JSON object."
+        for name in ("PayAmt", "PatNum"):
+            if name not in body:
+                return f"{name} is required."
+        lower = [k for k in body if k[0].islower() and k != "isPatientPreferred"]
+        if lower:
+            return f"Unknown fields: {', '.join(lower)}."
+        try:
+            amount = Decimal(str(body["PayAmt"]))
+        except InvalidOperation:
+            return "PayAmt is not a number."
+        if amount == 0:
+            return "PayAmt cannot be zero."
+        if "PayType" in body and not isinstance(body["PayType"], int):
+            return "PayType must be a definition number."
+        if len(str(body.get("PayNote", ""))) > 4000:
+            return "PayNote is too long."
+        if body.get("isPatientPreferred", "false") not in ("true", "false"):
+            return "isPatientPreferred must be 'true' or 'false'."
+        if int(body["PatNum"]) not in self.patients:
+            return "Patient not found."
+        return None
+
+    async def get_payments(self, request: Request) -> JSONResponse:
+        if (refused := self.unauthorised(request)) is not None:
+            return refused
+        pat, entered = request.query_params.get("PatNum"), request.query_params.get("DateEntry")
+        rows = [
+            p
+            for p in self.payments
+            if (pat is None or p["PatNum"] == pat)
+            and (entered is None or p["DateEntry"] == entered)
+        ]
+        return JSONResponse(
+            [{k: v for k, v in r.items() if k != "isPatientPreferred"} for r in rows]
+        )
+
+    async def post_commlog(self, request: Request) -> JSONResponse:
+        if (refused := self.unauthorised(request)) is not None:
+            return refused
+        body = await request.json()
+        for name in ("PatNum", "Note"):
+            if name not in body:
+                return JSONResponse(f"{name} is required.", status_code=400)
+        if body.get("Mode_", "None") not in MODES:
+            return JSONResponse("Mode_ is invalid.", status_code=400)
+        if body.get("SentOrReceived", "Neither") not in ("Neither", "Sent", "Received"):
+            return JSONResponse("SentOrReceived is invalid.", status_code=400)
+        if int(body["PatNum"]) not in self.patients:
+            return JSONResponse("Patient not found.", status_code=404)
+        row = {"CommlogNum": str(500 + len(self.commlogs)), **body}
+        self.commlogs.append(row)
+        return JSONResponse(row, status_code=201)
+
+    async def aging(self, request: Request) -> JSONResponse:
+        if (refused := self.unauthorised(request)) is not None:
+            return refused
+        patient = self.patients.get(request.path_params["pat_num"])
+        if patient is None:
+            return JSONResponse("Patient not found.", status_code=404)
+        return JSONResponse({k: str(v) for k, v in patient["aging"].items()})
+
+    async def list_patients(self, request: Request) -> JSONResponse:
+        if (refused := self.unauthorised(request)) is not None:
+            return refused
+        limit = min(100, int(request.query_params.get("Limit", 100)))
+        offset = int(request.query_params.get("Offset", 0))
+        rows = sorted(self.patients.values(), key=lambda p: p["PatNum"])[offset : offset + limit]
+        return JSONResponse([{k: str(v) for k, v in r.items() if k != "aging"} for r in rows])
+
+    def paid_markers(self) -> list[str]:
+        return [p["PayNote"].rsplit("[ref:", 1)[1].rstrip("]") for p in self.payments]
+
+
+class Served:
+    """Run an ASGI app on a free loopback port in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.time() + 10
+        while not self.server.started:
+            if time.time() > deadline:
+                raise RuntimeError("the fake server did not start")
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
