@@ -15,6 +15,7 @@ from projections.base import Projection
 from projections.deposits import Deposits
 from projections.directory import Directory
 from projections.feed import EventFeed
+from projections.ledger_queue import LedgerQueue
 from projections.receivables import Receivables
 from projections.requests import PaymentRequests
 from projections.runner import Projector
@@ -33,6 +34,7 @@ def all_projections() -> list[Projection]:
         Deposits(),
         PaymentRequests(),
         Receivables(),
+        LedgerQueue(),
         EventFeed(),
     ]
 
