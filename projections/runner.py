@@ -15,6 +15,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from eventsourcing.persistence import OperationalError
+
 from adapters.sql import Database, Tx
 from adapters.store import EventStore
 from projections.base import Projection
@@ -53,6 +55,11 @@ class Projector:
     def create(self, projection: Projection) -> None:
         """Create the projection's tables; when their definition changed, start it afresh."""
         schema = schema_hash(projection)
+        existing = self.db.query_one(
+            "SELECT schema FROM projection_tracking WHERE name = ?", (projection.name,)
+        )
+        if existing is not None and existing["schema"] == schema:
+            return  # no DDL: it would lock tables other processes are writing
         with self.db.transaction() as tx:
             row = tx.one(
                 "SELECT schema FROM projection_tracking WHERE name = ?", (projection.name,)
@@ -110,6 +117,10 @@ class Projector:
                         projection.process(tx, event, position)
         except PositionMoved:
             return  # another process got there first; the next loop reads again
+        except OperationalError as error:
+            if "deadlock" not in str(error):
+                raise
+            log.info("projection catch-up deadlocked with another process; reading again")
 
     @staticmethod
     def _move(tx: Tx, name: str, old: int, new: int) -> None:

@@ -6,7 +6,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -112,6 +114,54 @@ def rebuild(args: argparse.Namespace) -> int:
         ledger.projector.rebuild(name)
         print(f"rebuilt {name} at position {ledger.projector.position(name)}")
     return 0
+
+
+def kafka_settings(args: argparse.Namespace) -> Settings:
+    settings = settings_from(args)
+    if not settings.kafka_bootstrap:
+        raise SystemExit("set PAYLEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka brokers)")
+    return settings
+
+
+def run_until_stopped(*targets: Any) -> int:
+    """Run the loops in threads until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    threads = [threading.Thread(target=t, args=(stop,), daemon=True) for t in targets]
+    for thread in threads:
+        thread.start()
+    while not stop.wait(0.5):
+        pass
+    for thread in threads:
+        thread.join(timeout=10)
+    return 0
+
+
+def relay(args: argparse.Namespace) -> int:
+    from services.relay import Relay
+
+    settings = kafka_settings(args)
+    assert settings.kafka_bootstrap is not None
+    ledger = build_ledger(settings)
+    print(f"relay: publishing the event log to {settings.kafka_bootstrap}", flush=True)
+    return run_until_stopped(Relay(ledger.store, ledger.db, settings.kafka_bootstrap).run)
+
+
+def writeback(args: argparse.Namespace) -> int:
+    from services.writeback_consumer import WritebackConsumer
+
+    settings = kafka_settings(args)
+    assert settings.kafka_bootstrap is not None
+    ledger = build_ledger(settings)
+    consumer = WritebackConsumer(ledger, args.pms, settings.kafka_bootstrap)
+    print(f"writeback ({args.pms}): consumer group {consumer.group}", flush=True)
+    if args.pms == "dentrix":
+        print(
+            "dentrix has no automatic write: its payments go to the Post to Ledger queue",
+            flush=True,
+        )
+    return run_until_stopped(consumer.consume, consumer.work)
 
 
 def daily_close(args: argparse.Namespace) -> int:
@@ -233,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     close_p.add_argument("--json", action="store_true", help="print the report as JSON")
     close_p.set_defaults(run=daily_close)
+
+    relay_p = commands.add_parser("relay", help="publish the event log to Kafka")
+    relay_p.set_defaults(run=relay)
+    wb_p = commands.add_parser("writeback", help="write payments into one kind of PMS")
+    wb_p.add_argument("--pms", required=True, choices=[k.value for k in PmsKind])
+    wb_p.set_defaults(run=writeback)
 
     proj_p = commands.add_parser("projections", help="read models").add_subparsers(
         required=True, metavar="action"

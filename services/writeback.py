@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from adapters.pms.eaglesoft import BridgeSettings, EaglesoftBridge
 from adapters.pms.journal import DDL as JOURNAL_DDL
-from adapters.pms.journal import Journal
+from adapters.pms.journal import Journal, now_text
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
 from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
 from adapters.sql import Tx
@@ -37,6 +38,8 @@ log = logging.getLogger("payledger.writeback")
 
 AUTOMATIC_KINDS = ("opendental", "eaglesoft")
 MAX_ATTEMPTS = 8
+#: how long an attempt holds its row; a process that dies mid-call frees it after this
+CLAIM_SECONDS = float(os.environ.get("PAYLEDGER_WRITEBACK_CLAIM_SECONDS", "60"))
 FIRST_DELAY = 30.0  # seconds; doubles with each attempt, at most an hour
 
 
@@ -268,6 +271,7 @@ class Worker:
         writers: dict[str, PmsWriter] | None = None,
         first_delay: float = FIRST_DELAY,
         max_attempts: int = MAX_ATTEMPTS,
+        claim_seconds: float = CLAIM_SECONDS,
     ) -> None:
         self.ledger = ledger
         self.journal = journal
@@ -275,13 +279,19 @@ class Worker:
         self.writers = writers  # tests may pin a writer per practice
         self.first_delay = first_delay
         self.max_attempts = max_attempts
+        self.claim_seconds = claim_seconds
 
     def run_once(self, limit: int = 100) -> int:
         done = 0
         for item in self.journal.due(self.pms, limit):
-            if self.journal.claim(item):
-                item = self.journal.get(item["id"]) or item
-                done += self.process(item)
+            if self.journal.claim(item, self.claim_seconds):
+                claimed = {
+                    **item,
+                    "attempts": int(item["attempts"]) + 1,
+                    "outcome_unknown": bool(item["outcome_unknown"]),  # as the last try left it
+                    "first_attempt_at": item["first_attempt_at"] or now_text(),
+                }
+                done += self.process(claimed)
         return done
 
     def process(self, item: dict[str, Any]) -> int:
@@ -295,8 +305,10 @@ class Worker:
             return 0
         if written is None:
             return 0
-        self.journal.finish(item["id"], status="done", reference=written.reference)
+        # Associate first: a crash in between leaves the row pending with its outcome
+        # unknown, so the next attempt finds the entry by its marker and associates then.
         self.associate(item, written)
+        self.journal.finish(item["id"], status="done", reference=written.reference)
         log.info("wrote %s %s to %s: %s", item["kind"], item["id"], item["pms"], written.reference)
         return 1
 
@@ -373,8 +385,7 @@ class Worker:
             item["id"],
             status="failed" if final else "pending",
             error=str(error),
-            unknown=error.outcome_unknown
-            or bool(item["outcome_unknown"] and attempts > 1 and error.retryable),
+            unknown=error.outcome_unknown or bool(item["outcome_unknown"]),
             retry_at=datetime.now(UTC) + timedelta(seconds=delay),
         )
 

@@ -24,6 +24,7 @@ from services.api.app import create_app
 from services.bootstrap import build_ledger
 from services.context import Ledger
 from services.settings import Settings
+from tests.kafka_broker import kafka_bootstrap  # noqa: F401 - a fixture for all tests
 
 ADMIN_URL = os.environ.get(
     "PAYLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

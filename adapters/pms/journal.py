@@ -38,7 +38,8 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS writeback_due ON writeback_journal "
     "(pms, status, next_attempt_at, position)",
     "CREATE INDEX IF NOT EXISTS writeback_by_payment ON writeback_journal (payment_id)",
-    "CREATE INDEX IF NOT EXISTS writeback_by_practice ON writeback_journal (practice_id, status)",
+    "CREATE INDEX IF NOT EXISTS writeback_by_practice ON writeback_journal "
+    "(practice_id, status, position)",
     """CREATE TABLE IF NOT EXISTS writeback_practices (
         practice_id TEXT PRIMARY KEY,
         pms TEXT NOT NULL,

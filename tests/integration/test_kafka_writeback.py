@@ -1,0 +1,253 @@
+"""Writeback over Kafka with the real Kafka-protocol broker and PostgreSQL: the relay
+publishes the log, a consumer group per PMS kind takes it in, the worker writes to
+Open Dental (a strict fake) exactly once, in order per practice, through kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.processor.port import CardInput
+from domain.payments import Method
+from domain.practices import DepositAccount, PmsKind
+from domain.schedule import parse_cutoff
+from services.context import Ledger
+from services.payments import collect_payment
+from services.practices import create_practice, register_patient
+from services.publish import PublishedEvent
+from services.relay import Relay
+from services.writeback_consumer import WritebackConsumer
+from tests.conftest import LedgerFactory, PinnedClock
+from tests.fakes.opendental import FakeOpenDental, Served
+
+CARD = CardInput("4242424242424242", 12, 2030, "123")
+
+
+@pytest.fixture
+def od() -> Iterator[tuple[FakeOpenDental, str]]:
+    fake = FakeOpenDental()
+    for pat_num in range(1, 11):
+        fake.add_patient(pat_num)
+    with Served(fake.app) as url:
+        yield fake, f"{url}/api/v1"
+
+
+def od_practice(ledger: Ledger, url: str, name: str) -> tuple[Any, list[Any]]:
+    practice = create_practice(
+        ledger,
+        name=name,
+        timezone="America/New_York",
+        pms=PmsKind.OPENDENTAL,
+        auto_writeback=True,
+        deposit_account=DepositAccount("Checking", "1234"),
+        batch_cutoff=parse_cutoff("23:59"),
+        actor="operator",
+    )
+    ledger.journal.set_connection(
+        str(practice.id),
+        {
+            "opendental": {
+                "base_url": url,
+                "developer_key": "dev-key",
+                "customer_key": "cust-key",
+                "timeout": 2,
+            }
+        },
+    )
+    patients = [
+        register_patient(
+            ledger,
+            practice_id=practice.id,
+            pms_patient_id=str(n),
+            first_name="P",
+            last_name=str(n),
+            email=None,
+            phone=None,
+            guarantor_id=None,
+            actor="operator",
+        )
+        for n in range(1, 11)
+    ]
+    return practice, patients
+
+
+def associated(ledger: Ledger) -> int:
+    ledger.projector.catch_up()
+    row = ledger.db.query_one(
+        "SELECT COUNT(*) AS n FROM transactions WHERE association = 'associated'"
+    )
+    return int(row["n"]) if row else 0
+
+
+def wait_until(condition: Any, seconds: float, what: str) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_relay_publishes_the_public_schema_in_order_per_practice(
+    make_ledger: LedgerFactory, clock: PinnedClock, kafka_bootstrap: str
+) -> None:
+    from adapters.kafka import consumer
+
+    ledger = make_ledger("postgres", clock, kafka_bootstrap=kafka_bootstrap)
+    practice = create_practice(
+        ledger,
+        name="Feed Dental",
+        timezone="America/New_York",
+        pms=PmsKind.DENTRIX,
+        auto_writeback=False,
+        deposit_account=DepositAccount("Checking", "1234"),
+        batch_cutoff=parse_cutoff("23:59"),
+        actor="operator",
+    )
+    for amount in range(100, 110):
+        collect_payment(
+            ledger,
+            practice_id=practice.id,
+            amount=amount,
+            method=Method.TERMINAL,
+            terminal_id="t",
+            actor="user:x",
+        )
+    topic = f"test.events.{uuid.uuid4().hex[:8]}"
+    relay = Relay(ledger.store, ledger.db, kafka_bootstrap, topic=topic, name=topic)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,))
+    thread.start()
+    reader = consumer(kafka_bootstrap, topic, f"reader-{topic}")
+    events: list[PublishedEvent] = []
+    deadline = time.time() + 30
+    while len(events) < 11 and time.time() < deadline:
+        for batch in reader.poll(timeout_ms=500).values():
+            events.extend(PublishedEvent.decode(r.value) for r in batch)
+    stop.set()
+    thread.join()
+    reader.close()
+    assert [e.type for e in events] == ["PracticeCreated"] + ["PaymentCaptured"] * 10
+    assert [e.position for e in events] == sorted(e.position for e in events)
+    assert {e.practice_id for e in events} == {practice.id}
+    assert all(e.version == 1 and e.actor for e in events)
+    raw = events[1].model_dump_json()
+    assert "4242424242424242" not in raw and "originator" not in raw
+    assert relay.position() == ledger.store.recorder.max_notification_id()
+
+
+def test_in_process_and_kafka_transports_write_the_same(
+    make_ledger: LedgerFactory,
+    clock: PinnedClock,
+    kafka_bootstrap: str,
+    od: tuple[FakeOpenDental, str],
+) -> None:
+    fake, url = od
+    ledger = make_ledger("postgres", clock, kafka_bootstrap=kafka_bootstrap)
+    practice, patients = od_practice(ledger, url, "Kafka Dental")
+    payments = [
+        collect_payment(
+            ledger,
+            practice_id=practice.id,
+            amount=500 + n,
+            method=Method.VIRTUAL_TERMINAL,
+            card=CARD,
+            patient_id=patients[n % 10].id,
+            actor="user:x",
+        )
+        for n in range(20)
+    ]
+    topic = f"test.events.{uuid.uuid4().hex[:8]}"
+    stop = threading.Event()
+    relay = Relay(ledger.store, ledger.db, kafka_bootstrap, topic=topic, name=topic)
+    consumer = WritebackConsumer(ledger, "opendental", kafka_bootstrap, topic=topic)
+    threads = [
+        threading.Thread(target=t, args=(stop,))
+        for t in (relay.run, consumer.consume, consumer.work)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: associated(ledger) == 20, 60, "20 payments written")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert sorted(fake.paid_markers()) == sorted(str(p.id) for p in payments)
+    assert fake.paid_markers() == [str(p.id) for p in payments]  # in order
+
+
+def spawn(command: str, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", command, *extra],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_kill_nine_relay_and_consumer_in_the_middle_of_2000_payments(
+    make_ledger: LedgerFactory,
+    postgres_url: str,
+    clock: PinnedClock,
+    kafka_bootstrap: str,
+    od: tuple[FakeOpenDental, str],
+    tmp_path: Path,
+) -> None:
+    fake, url = od
+    ledger = make_ledger("postgres", clock, kafka_bootstrap=kafka_bootstrap)
+    practices = [od_practice(ledger, url, f"Crash Dental {n}") for n in range(2)]
+    env = {
+        **os.environ,
+        "PAYLEDGER_DATABASE_URL": postgres_url,
+        "PAYLEDGER_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "PAYLEDGER_DATA_DIR": str(tmp_path / "proc"),
+        "PAYLEDGER_WRITEBACK_CLAIM_SECONDS": "3",
+    }
+    log = tmp_path / "processes.log"
+    relay = spawn("relay", env, log)
+    worker = spawn("writeback", env, log, "--pms", "opendental")
+    order: dict[str, list[str]] = {str(p.id): [] for p, _ in practices}
+    killed = False
+    try:
+        for n in range(2000):
+            practice, patients = practices[n % 2]
+            payment = collect_payment(
+                ledger,
+                practice_id=practice.id,
+                amount=100 + n,
+                method=Method.VIRTUAL_TERMINAL,
+                card=CARD,
+                patient_id=patients[n % 10].id,
+                actor="user:x",
+            )
+            order[str(practice.id)].append(str(payment.id))
+            if not killed and len(fake.payments) >= 150:
+                relay.send_signal(signal.SIGKILL)
+                worker.send_signal(signal.SIGKILL)
+                relay.wait()
+                worker.wait()
+                killed = True
+                relay = spawn("relay", env, log)
+                worker = spawn("writeback", env, log, "--pms", "opendental")
+        assert killed, "the processes were never killed mid-flight"
+        wait_until(lambda: associated(ledger) == 2000, 180, "2000 payments written")
+    finally:
+        for process in (relay, worker):
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+    markers = fake.paid_markers()
+    assert len(markers) == 2000, log.read_text()[-3000:]
+    assert len(set(markers)) == 2000  # none twice
+    for practice_id, expected in order.items():
+        written = [m for m in markers if m in set(expected)]
+        assert written == expected, f"out of order for practice {practice_id}"
