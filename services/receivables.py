@@ -12,11 +12,12 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from adapters.pms.reader import PmsReader
+from adapters.pms.opendental import OpenDental, OpenDentalSettings
+from adapters.pms.reader import PmsReader, PmsUnavailable
 from adapters.pms.sandbox import SandboxPmsReader
-from domain.errors import Conflict, InvalidValue, NotFound
+from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
 from domain.patients import Patient
-from domain.practices import Practice
+from domain.practices import PmsKind, Practice
 from domain.receivables import (
     MONEY_COLUMNS,
     AmountRule,
@@ -209,6 +210,10 @@ def record_balance(
     return retry_on_conflict(attempt)
 
 
+class PmsSyncFailed(PaymentsError):
+    code = "pms-unavailable"
+
+
 @dataclass(frozen=True)
 class SyncResult:
     patients_seen: int
@@ -217,9 +222,22 @@ class SyncResult:
 
 
 def reader_for(ledger: Ledger, practice: Practice) -> PmsReader:
+    """Open Dental's API when the practice has its connection; in sandbox mode, else the
+    sandbox office."""
+    config = ledger.journal.connection(str(practice.id))
+    if practice.pms == PmsKind.OPENDENTAL and "opendental" in config:
+        c = config["opendental"]
+        return OpenDental(
+            OpenDentalSettings(
+                c["base_url"], c["developer_key"], c["customer_key"], float(c.get("timeout", 30))
+            )
+        )
     if ledger.settings.sandbox:
         return SandboxPmsReader()
-    raise Conflict(f"no PMS reader is configured for {practice.name} ({practice.pms.value})")
+    raise Conflict(
+        f"no PMS reader is configured for {practice.name} ({practice.pms.value}): "
+        "set its connection in the practice settings"
+    )
 
 
 def sync_pms(ledger: Ledger, *, practice_id: UUID, actor: str) -> SyncResult:
@@ -227,7 +245,11 @@ def sync_pms(ledger: Ledger, *, practice_id: UUID, actor: str) -> SyncResult:
     practice = ledger.get(Practice, practice_id, practice_id)
     by_pms: dict[str, UUID] = {}
     seen = added = recorded = 0
-    for pms_patient in reader_for(ledger, practice).patients():
+    try:
+        pms_patients = list(reader_for(ledger, practice).patients())
+    except PmsUnavailable as error:
+        raise PmsSyncFailed(f"the PMS could not be read: {error}") from error
+    for pms_patient in pms_patients:
         seen += 1
         guarantor = by_pms.get(pms_patient.guarantor_pms_id or "")
         patient = ledger.find(Patient, patient_id_for(practice_id, pms_patient.pms_patient_id))

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
 from services.payments import EmailNotSent
+from services.receivables import PmsSyncFailed
 
 log = logging.getLogger("payledger.api")
 
@@ -22,6 +23,7 @@ STATUS_BY_ERROR: list[tuple[type[PaymentsError], int]] = [
     (Conflict, 409),
     (InvalidValue, 422),
     (EmailNotSent, 502),
+    (PmsSyncFailed, 502),
 ]
 
 TITLES = {
