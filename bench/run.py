@@ -8,6 +8,8 @@ Each figure is measured on a fresh database of the local PostgreSQL server:
 - read: one page of the Transactions view, requests per second;
 - deposit propagation: from a practice's batch close starting (cut-off passed)
   to its deposit being readable through the Deposits view, p50 and p99;
+- writeback: capture -> associated latency p50/p99 and writebacks per second
+  against the Open Dental fake over HTTP;
 - AR: filters over 100,000 guarantors (first and second page), p95; a bulk
   payment request to 5,000 patients, end to end.
 """
@@ -29,6 +31,7 @@ import psycopg
 
 from adapters.processor.port import CardInput
 from bench.ar import GUARANTORS, ar_figures
+from bench.writeback import writeback_figures
 from domain.payments import Method
 from domain.practices import DepositAccount, PmsKind
 from projections.deposits import list_deposits
@@ -146,6 +149,7 @@ def ledger_figures(url: str) -> dict[str, Any]:
 
         figures["read_page"] = rate(200, read)
         figures.update(deposit_propagation(ledger))
+        figures["writeback"] = writeback_figures(ledger)
         figures["ar"] = ar_figures(ledger)
         ledger.store.close()
         return figures
@@ -217,6 +221,12 @@ def main() -> None:
         f"  batch close -> deposit readable ({PRACTICES} practices) p50 / p99  "
         f"{figures['deposit_p50_ms']:.1f} ms / {figures['deposit_p99_ms']:.1f} ms"
         "   (target p99 < 2000 ms)"
+    )
+    wb = figures["writeback"]
+    print(
+        f"\n  writeback to Open Dental (fake over HTTP, in process): {wb['written']} payments, "
+        f"capture -> associated p50 {wb['p50_ms']:.0f} ms / p99 {wb['p99_ms']:.0f} ms, "
+        f"{wb['per_second']:.0f} writebacks/s, {wb['duplicates']} duplicates"
     )
     ar = figures["ar"]
     print(
