@@ -20,6 +20,7 @@ def test_a_dentrix_office_posts_by_hand_and_marks_associated(api_for: Any, clock
         "/v1/patients", {"pms_patient_id": "D-77", "first_name": "Ruth", "last_name": "Okoye"}
     ).json()
     first = api.pay(15000, patient_id=patient["id"]).json()
+    clock.move(minutes=5)
     second = api.pay(4500, patient_id=patient["id"]).json()
     voided = api.pay(999, patient_id=patient["id"]).json()
     api.post(f"/v1/payments/{voided['id']}/refund")  # same day: a void, nothing to post
