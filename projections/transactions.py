@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from adapters.sql import Database, Tx
-from domain.deposits import Deposit
+from domain.deposits import deposit_id_for
 from domain.patients import Patient
 from domain.payments import Payment, Status
 from domain.practices import Practice
@@ -140,8 +140,9 @@ class Transactions(Projection):
     @handles(Payment.Settled)
     def settled(self, tx: Tx, e: Payment.Settled, position: int) -> None:
         tx.execute(
-            "UPDATE transactions SET status = 'settled', batch_id = ?, settled_at = ? WHERE id = ?",
-            (str(e.batch_id), iso(e.at), str(e.originator_id)),
+            "UPDATE transactions SET status = 'settled', batch_id = ?, deposit_id = ?, "
+            "settled_at = ? WHERE id = ?",
+            (str(e.batch_id), str(deposit_id_for(e.batch_id)), iso(e.at), str(e.originator_id)),
         )
 
     @handles(Payment.Refunded)
@@ -168,8 +169,8 @@ class Transactions(Projection):
     @handles(Payment.RefundSettled)
     def refund_settled(self, tx: Tx, e: Payment.RefundSettled, position: int) -> None:
         tx.execute(
-            "UPDATE transaction_refunds SET batch_id = ? WHERE id = ?",
-            (str(e.batch_id), str(e.refund_id)),
+            "UPDATE transaction_refunds SET batch_id = ?, deposit_id = ? WHERE id = ?",
+            (str(e.batch_id), str(deposit_id_for(e.batch_id)), str(e.refund_id)),
         )
 
     @handles(Payment.Associated)
@@ -178,17 +179,6 @@ class Transactions(Projection):
             "UPDATE transactions SET association = 'associated', association_source = ?, "
             "pms_reference = ? WHERE id = ?",
             (e.source, e.pms_reference, str(e.originator_id)),
-        )
-
-    @handles(Deposit.Scheduled)
-    def deposit_scheduled(self, tx: Tx, e: Deposit.Scheduled, position: int) -> None:
-        tx.execute(
-            "UPDATE transactions SET deposit_id = ? WHERE batch_id = ?",
-            (str(e.originator_id), str(e.batch_id)),
-        )
-        tx.execute(
-            "UPDATE transaction_refunds SET deposit_id = ? WHERE batch_id = ?",
-            (str(e.originator_id), str(e.batch_id)),
         )
 
     @handles(Payment.RefundAssociated)

@@ -62,6 +62,9 @@ def test_a_day_with_three_sales_a_void_and_a_refund_of_an_earlier_sale(api: Api)
 
     voided = api.get(f"/v1/payments/{mistaken['id']}").json()
     assert voided["batch_id"] is None and voided["deposit_id"] is None
+    listed = {t["id"]: t["deposit_id"] for t in api.get("/v1/transactions").json()["items"]}
+    assert listed[first["id"]] == listed[third["id"]] == thursday["id"]
+    assert listed[mistaken["id"]] is None
 
 
 def test_a_friday_batch_is_deposited_on_monday(api: Api) -> None:
