@@ -17,6 +17,8 @@ class Projection:
     """Subclasses name their tables and register handlers with @handles."""
 
     name: ClassVar[str]
+    #: bump when the handlers change what they write: the projection then rebuilds itself
+    version: ClassVar[int] = 1
     tables: ClassVar[tuple[str, ...]]
     ddl: ClassVar[tuple[str, ...]]
     _handlers: ClassVar[dict[type, Handler]]

@@ -35,7 +35,8 @@ log = logging.getLogger("payledger.projections")
 
 
 def schema_hash(projection: Projection) -> str:
-    return hashlib.sha256("\n".join(projection.ddl).encode()).hexdigest()[:16]
+    text = "\n".join((f"version {projection.version}", *projection.ddl))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class PositionMoved(Exception):

@@ -16,6 +16,7 @@ from projections.base import Projection, handles, iso
 
 class Transactions(Projection):
     name = "transactions"
+    version = 2  # 2: deposit ids from Settled events
     tables = ("transactions", "transaction_refunds", "transaction_zones", "transaction_patients")
     ddl = (
         """CREATE TABLE IF NOT EXISTS transactions (

@@ -55,7 +55,9 @@ def serve(args: argparse.Namespace) -> int:
     url = f"http://{args.host}:{args.port}"
     if args.demo:
         print("Seeding demo data (first run only)...", flush=True)
+        logging.getLogger("payledger").setLevel(logging.WARNING)
         practice, token = seed_demo(ledger)
+        logging.getLogger("payledger").setLevel(logging.INFO)
         print(
             f"\n  payledger is serving {practice.name} at {url}\n"
             f"  API docs:    {url}/docs\n"
