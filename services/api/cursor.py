@@ -38,3 +38,9 @@ def page(items: list[dict[str, Any]], limit: int, key: list[str]) -> dict[str, A
     items = items[:limit]
     next_cursor = encode([items[-1][k] for k in key]) if more and items else None
     return {"items": items, "next_cursor": next_cursor}
+
+
+def decode_pair(cursor: str | None) -> tuple[Any, Any] | None:
+    """A keyset cursor of (sort value, id), or None for the first page."""
+    values = decode(cursor, 2)
+    return (values[0], values[1]) if values else None

@@ -8,31 +8,16 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from domain.errors import InvalidValue, NotFound
+from domain.errors import NotFound
 from domain.practices import Practice
 from projections.deposits import deposit_items, get_deposit, list_deposits
 from services import reports
 from services.api import cursor
 from services.api.deps import AdminDep, LedgerDep, practice_of
-from services.context import Ledger
+from services.api.ranges import FromQ, ToQ, date_range
 from services.exports import VIEWS, export_csv
-from services.views import default_range
 
 router = APIRouter(prefix="/v1", tags=["deposits and reports"])
-
-FromQ = Annotated[date | None, Query(alias="from", description="YYYY-MM-DD, practice-local")]
-ToQ = Annotated[date | None, Query(description="YYYY-MM-DD, practice-local, inclusive")]
-
-
-def date_range(
-    ledger: Ledger, practice_id: UUID, from_: date | None, to: date | None
-) -> tuple[str, str]:
-    practice = ledger.get(Practice, practice_id, practice_id)
-    default_from, default_to = default_range(ledger, practice)
-    date_from, date_to = from_ or default_from, to or default_to
-    if date_from > date_to:
-        raise InvalidValue(f"from ({date_from}) is after to ({date_to})", field="from")
-    return date_from.isoformat(), date_to.isoformat()
 
 
 def deposit_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -83,13 +68,13 @@ def get_deposits(
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
     date_from, date_to = date_range(ledger, practice_id, from_, to)
-    after = cursor.decode(cursor_, 2)
+    after = cursor.decode_pair(cursor_)
     rows = list_deposits(
         ledger.db,
         practice_id,
         date_from=date_from,
         date_to=date_to,
-        after=(after[0], after[1]) if after else None,
+        after=after,
         limit=limit + 1,
     )
     answer = cursor.page([deposit_out(r) for r in rows], limit, ["deposit_date", "id"])

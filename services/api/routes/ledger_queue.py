@@ -54,10 +54,8 @@ def ledger_queue(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
-    after = cursor.decode(cursor_, 2)
-    rows = open_items(
-        ledger.db, practice_of(caller), (after[0], after[1]) if after else None, limit + 1
-    )
+    after = cursor.decode_pair(cursor_)
+    rows = open_items(ledger.db, practice_of(caller), after, limit + 1)
     items = [item_out(r) for r in rows]
     more = len(items) > limit
     next_cursor = (

@@ -132,14 +132,14 @@ def ar_patients(
     query, applied = uc.parse_filter(raw)
     practice = ledger.get(Practice, practice_id, practice_id)
     today = uc.today(ledger, practice).isoformat()
-    after = cursor.decode(cursor_, 2)
+    after = cursor.decode_pair(cursor_)
     rows = list_ar(
         ledger.db,
         practice_id,
         query,
         today=today,
         sort=sort,
-        after=(after[0], after[1]) if after else None,
+        after=after,
         limit=limit + 1,
     )
     column = sort.lstrip("-")

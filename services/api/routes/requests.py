@@ -12,7 +12,7 @@ from projections.requests import list_requests
 from services import requests as uc
 from services.api import cursor
 from services.api.deps import AdminDep, KeyDep, LedgerDep, practice_of
-from services.api.routes.deposits import FromQ, ToQ, date_range
+from services.api.ranges import FromQ, ToQ, date_range
 from services.api.schemas import PaymentRequestIn
 from services.context import Ledger
 
@@ -103,7 +103,7 @@ def get_requests(
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
     date_from, date_to = date_range(ledger, practice_id, from_, to)
-    after = cursor.decode(cursor_, 2)
+    after = cursor.decode_pair(cursor_)
     rows = list_requests(
         ledger.db,
         practice_id,
@@ -111,7 +111,7 @@ def get_requests(
         date_to=date_to,
         status=status,
         patient_id=patient_id,
-        after=(after[0], after[1]) if after else None,
+        after=after,
         limit=limit + 1,
     )
     answer = cursor.page([row_out(r) for r in rows], limit, ["sent_at", "id"])
