@@ -199,7 +199,7 @@ def api_for(make_ledger: LedgerFactory) -> Callable[..., Api]:
     return make
 
 
-@pytest.fixture
-def api(api_for: Callable[..., Api], clock: PinnedClock) -> Api:
-    """An API on SQLite with one practice (admin and staff tokens) and time pinned."""
-    return api_for("sqlite", clock).setup()
+@pytest.fixture(params=BACKENDS)
+def api(api_for: Callable[..., Api], clock: PinnedClock, request: pytest.FixtureRequest) -> Api:
+    """An API with one practice (admin and staff tokens) and time pinned, on each backend."""
+    return api_for(str(request.param), clock).setup()

@@ -349,7 +349,7 @@ def test_practice_set_up_needs_the_operator(api: Api) -> None:
 
 def test_health_and_openapi(api: Api) -> None:
     health = api.client.get("/healthz").json()
-    assert health["status"] == "ok" and health["database"] == "sqlite"
+    assert health["status"] == "ok" and health["database"] in ("sqlite", "postgresql")
     paths = api.client.get("/openapi.json").json()["paths"]
     for path in (
         "/v1/payments",
