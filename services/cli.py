@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ def rebuild(args: argparse.Namespace) -> int:
 
 
 def kafka_settings(args: argparse.Namespace) -> Settings:
-    settings = settings_from(args)
+    settings = replace(settings_from(args), maintain_views=False)
     if not settings.kafka_bootstrap:
         raise SystemExit("set PAYLEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka brokers)")
     return settings

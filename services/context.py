@@ -72,7 +72,8 @@ class Ledger:
     def save(self, *aggregates: LedgerAggregate) -> None:
         """Save all pending events in one transaction, then bring the views up to date."""
         self.store.save(*aggregates)
-        self.projector.catch_up()
+        if self.settings.maintain_views:
+            self.projector.catch_up()
 
 
 def noun(kind: type) -> str:

@@ -29,6 +29,9 @@ class Settings:
     secret_key: str | None = None
     kafka_bootstrap: str | None = None
     scheduler_interval: float = 2.0
+    #: catch the views up after each save (the API: read your writes); the relay and the
+    #: writeback workers leave that to the API processes
+    maintain_views: bool = True
     run_scheduler: bool = True
 
     @property

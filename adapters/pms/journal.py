@@ -111,10 +111,14 @@ class Journal:
     # -- the worker -------------------------------------------------------------------
 
     def due(self, pms: str | None, limit: int = 100) -> list[dict[str, Any]]:
+        """The first pending row of each practice, when it is due: a practice's entries
+        are written in the order of the log (a retrying or claimed row holds the later ones)."""
         stamp = now_text()
         sql = (
-            "SELECT * FROM writeback_journal WHERE status = 'pending' AND next_attempt_at <= ? "
-            "AND (claimed_until IS NULL OR claimed_until < ?)"
+            "SELECT * FROM writeback_journal j WHERE status = 'pending' AND next_attempt_at <= ? "
+            "AND (claimed_until IS NULL OR claimed_until < ?) AND NOT EXISTS (SELECT 1 FROM "
+            "writeback_journal e WHERE e.practice_id = j.practice_id AND e.status = 'pending' "
+            "AND e.position < j.position)"
         )
         params: list[Any] = [stamp, stamp]
         if pms:

@@ -261,4 +261,13 @@ def test_kill_nine_relay_and_consumer_in_the_middle_of_2000_payments(
     assert len(set(markers)) == 2000  # none twice
     for practice_id, expected in order.items():
         written = [m for m in markers if m in set(expected)]
-        assert written == expected, f"out of order for practice {practice_id}"
+        if written != expected:
+            first = next(
+                i for i, (a, b) in enumerate(zip(written, expected, strict=True)) if a != b
+            )
+            rows = ledger.db.query(
+                "SELECT id, position, attempts, outcome_unknown, first_attempt_at, updated_at, "
+                "created_at FROM writeback_journal WHERE id IN (?, ?)",
+                (written[first], expected[first]),
+            )
+            raise AssertionError(f"out of order for practice {practice_id}: {rows}")

@@ -244,3 +244,27 @@ def test_a_sent_request_becomes_a_commlog(
     assert commlog["PatNum"] == 103
     assert (commlog["Mode_"], commlog["SentOrReceived"]) == ("Email", "Sent")
     assert "$99.00" in commlog["Note"]
+
+
+def test_a_claimed_entry_holds_the_later_ones_of_its_practice(
+    fake: tuple[FakeOpenDental, str], make_ledger: LedgerFactory, clock: PinnedClock
+) -> None:
+    """In order per practice: while another process holds the first entry (or it waits to
+    retry), the worker writes none after it; other practices go on."""
+    od, url = fake
+    ledger = make_ledger("sqlite", clock)
+    practice, patients = setup(ledger, url)
+    other, other_patients = setup(ledger, url)
+    first, second = (
+        pay(ledger, practice, patients[0], 100),
+        pay(ledger, practice, patients[1], 200),
+    )
+    elsewhere = pay(ledger, other, other_patients[0], 300)
+    journal = ledger.journal
+    head = journal.get(str(first.id))
+    assert head is not None and journal.claim(head, seconds=30)  # a process is writing it
+    Worker(ledger, journal, "opendental").run_once()
+    assert od.paid_markers() == [str(elsewhere.id)]
+    journal.finish(str(first.id), status="pending", unknown=True)  # it died: outcome unknown
+    drain(Worker(ledger, journal, "opendental", first_delay=0.05), ledger)
+    assert od.paid_markers() == [str(elsewhere.id), str(first.id), str(second.id)]
