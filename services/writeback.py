@@ -237,7 +237,11 @@ def writer_for(journal: Journal, practice_id: str, pms: str) -> PmsWriter:
     config = journal.connection(practice_id)
     if pms == "opendental" and "opendental" in config:
         c = config["opendental"]
-        return OpenDental(OpenDentalSettings(c["base_url"], c["developer_key"], c["customer_key"]))
+        return OpenDental(
+            OpenDentalSettings(
+                c["base_url"], c["developer_key"], c["customer_key"], float(c.get("timeout", 30))
+            )
+        )
     if pms == "eaglesoft" and "eaglesoft" in config:
         c = config["eaglesoft"]
         return EaglesoftBridge(

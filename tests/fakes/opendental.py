@@ -40,6 +40,7 @@ class FakeOpenDental:
         self.timeout_sleep = 2.0
         self.lock = threading.Lock()
         self.calls = 0
+        self.reads = 0
         self.app = Starlette(
             routes=[
                 Route("/api/v1/payments", self.post_payment, methods=["POST"]),
@@ -146,6 +147,7 @@ class FakeOpenDental:
     async def get_payments(self, request: Request) -> JSONResponse:
         if (refused := self.unauthorised(request)) is not None:
             return refused
+        self.reads += 1
         pat, entered = request.query_params.get("PatNum"), request.query_params.get("DateEntry")
         rows = [
             p
