@@ -14,9 +14,19 @@ from domain.requests import PaymentRequest
 from domain.schedule import local_date
 from projections.base import Projection, handles, iso, parse_iso
 
+UPSERT_STATUS = (
+    "INSERT INTO payment_request_messages (request_id, number, practice_id, status, next_at, "
+    "attempts, last_error) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id, number) "
+    "DO UPDATE SET status = excluded.status, next_at = excluded.next_at"
+)
+UPSERT_COUNTED = UPSERT_STATUS + (
+    ", attempts = excluded.attempts, last_error = excluded.last_error"
+)
+
 
 class PaymentRequests(Projection):
     name = "payment_requests"
+    version = 2  # 2: one upsert per message event
     tables = ("payment_requests", "payment_request_messages", "request_zones", "request_patients")
     ddl = (
         """CREATE TABLE IF NOT EXISTS payment_requests (
@@ -129,30 +139,15 @@ class PaymentRequests(Projection):
         error: str | None = None,
     ) -> None:
         tx.execute(
-            "INSERT INTO payment_request_messages (request_id, number, practice_id, status, "
-            "next_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id, number) DO UPDATE SET "
-            "status = excluded.status, next_at = excluded.next_at",
-            (str(request_id), number, str(practice_id), status, next_at),
+            UPSERT_COUNTED if attempts is not None else UPSERT_STATUS,
+            (str(request_id), number, str(practice_id), status, next_at, attempts or 0, error),
         )
-        if attempts is not None:
-            tx.execute(
-                "UPDATE payment_request_messages SET attempts = ?, last_error = ? "
-                "WHERE request_id = ? AND number = ?",
-                (attempts, error, str(request_id), number),
-            )
-        statuses = [
-            r["status"]
-            for r in tx.execute(
-                "SELECT status FROM payment_request_messages WHERE request_id = ? ORDER BY number",
-                (str(request_id),),
-            )
-        ]
-        overall = (
-            "failed" if "failed" in statuses else "pending" if "pending" in statuses else "sent"
-        )
-        tx.execute(
-            "UPDATE payment_requests SET delivery_status = ? WHERE id = ?",
-            (overall, str(request_id)),
+        tx.execute(  # the request's overall delivery status: failed, else pending, else sent
+            "UPDATE payment_requests SET delivery_status = (SELECT CASE "
+            "WHEN SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) > 0 THEN 'failed' "
+            "WHEN SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) > 0 THEN 'pending' "
+            "ELSE 'sent' END FROM payment_request_messages WHERE request_id = ?) WHERE id = ?",
+            (str(request_id), str(request_id)),
         )
 
     @handles(PaymentRequest.Reminded)
