@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -15,7 +15,11 @@ from services import reports
 from services.api import cursor
 from services.api.deps import AdminDep, LedgerDep, practice_of
 from services.api.ranges import FromQ, ToQ, date_range
+from services.api.routes.requests import row_out as request_row
+from services.as_of import VIEWS as AS_OF_VIEWS
+from services.as_of import report_as_of as as_of_report
 from services.exports import VIEWS, export_csv
+from services.views import transaction_row
 
 router = APIRouter(prefix="/v1", tags=["deposits and reports"])
 
@@ -124,3 +128,31 @@ def export(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@router.get(
+    "/reports/{view}",
+    summary="A view as it stood at a past instant (transactions, deposits, payment-requests)",
+)
+def report_as_of(
+    view: str,
+    caller: AdminDep,
+    ledger: LedgerDep,
+    as_of: datetime,
+    from_: FromQ = None,
+    to: ToQ = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    if view not in AS_OF_VIEWS:
+        raise NotFound(f"no report {view!r}; available: daily-close, {', '.join(AS_OF_VIEWS)}")
+    practice_id = practice_of(caller)
+    instant = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    date_from, date_to = date_range(ledger, practice_id, from_, to)
+    answer = as_of_report(ledger, practice_id, view, instant, date_from, date_to, limit)
+    shape = {
+        "transactions": transaction_row,
+        "deposits": deposit_out,
+        "payment-requests": request_row,
+    }[view]
+    answer["items"] = [shape(r) for r in answer["items"]]
+    return answer
