@@ -21,8 +21,9 @@ def test_reports_as_they_stood_before_a_refund_and_a_settlement(api: Api) -> Non
 
     deposits_then = api.get("/v1/reports/deposits", params={"as_of": before_close}).json()
     assert deposits_then["items"] == []
-    deposits_now = api.get("/v1/reports/deposits",
-                           params={"as_of": "2030-01-01T00:00:00Z"}).json()["items"]
+    deposits_now = api.get("/v1/reports/deposits", params={"as_of": "2030-01-01T00:00:00Z"}).json()[
+        "items"
+    ]
     assert [d["net_amount"] for d in deposits_now] == [20000]
     assert api.get("/v1/reports/nothing", params={"as_of": before_close}).status_code == 404
     assert api.get("/v1/reports/transactions").status_code == 422  # as_of is required
