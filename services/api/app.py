@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.api import errors
+from services.api import errors, metrics
 from services.api.idempotency import IdempotencyMiddleware
+from services.api.metrics import Metrics, MetricsMiddleware
 from services.api.routes import (
     audit,
     deposits,
@@ -55,6 +56,8 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
     app.state.authenticator = Authenticator(ledger)
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware, db=ledger.db)
+    app.state.metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (
         practices,
         patients,
@@ -70,4 +73,5 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(pay.router)
+    app.include_router(metrics.router)
     return app

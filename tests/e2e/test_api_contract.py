@@ -362,3 +362,12 @@ def test_health_and_openapi(api: Api) -> None:
         "/v1/ledger-queue",
     ):
         assert path in paths
+
+
+def test_metrics_count_requests_by_route_without_ids(api: Api) -> None:
+    payment = api.pay(1000).json()
+    api.get(f"/v1/payments/{payment['id']}")
+    text = api.client.get("/metrics").text
+    assert 'route="/v1/payments/{payment_id}"' in text
+    assert payment["id"] not in text
+    assert "payledger_projection_lag_events" in text

@@ -1,0 +1,97 @@
+"""Prometheus metrics: HTTP traffic, and on each scrape the views' lag and writeback state."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.context import Ledger
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "payledger_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "payledger_http_request_seconds",
+            "HTTP request time",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "payledger_projection_lag_events",
+            "events recorded but not yet in a view",
+            ["projection"],
+            registry=self.registry,
+        )
+        self.writeback = Gauge(
+            "payledger_writeback_entries",
+            "writeback journal rows",
+            ["pms", "status"],
+            registry=self.registry,
+        )
+
+    def refresh(self, ledger: Ledger) -> None:
+        last = ledger.store.recorder.max_notification_id() or 0
+        for name, position in ledger.projector.positions().items():
+            self.lag.labels(name).set(max(0, last - position))
+        rows = ledger.db.query(
+            "SELECT pms, status, COUNT(*) AS n FROM writeback_journal GROUP BY pms, status"
+        )
+        for row in rows:
+            self.writeback.labels(row["pms"], row["status"]).set(int(row["n"]))
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording)
+        finally:
+            route: Any = scope.get("route")
+            # the route's template, not the path: no ids (or pay tokens) in label values
+            template = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], template, str(status["code"])).inc()
+            self.metrics.latency.labels(scope["method"], template).observe(
+                time.perf_counter() - started
+            )
+
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    collected: Metrics = request.app.state.metrics
+    collected.refresh(request.app.state.ledger)
+    return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)
