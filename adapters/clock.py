@@ -71,13 +71,3 @@ class SandboxClock(Clock):
                 "ON CONFLICT (practice_id) DO UPDATE SET offset_seconds = excluded.offset_seconds",
                 (str(practice_id), seconds),
             )
-
-
-class FixedClock(Clock):
-    """A clock that only moves when told to (for tests of the domain and services)."""
-
-    def __init__(self, start: datetime) -> None:
-        self.current = start
-
-    def now(self, practice_id: UUID | None = None) -> datetime:
-        return self.current

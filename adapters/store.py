@@ -63,9 +63,3 @@ def open_store(config: StoreConfig, **extra_env: Any) -> EventStore:
     env = config.environment()
     env.update({k: str(v) for k, v in extra_env.items()})
     return EventStore(env=env)
-
-
-def store_for(stores: dict[str, EventStore], practice_id: UUID) -> EventStore:
-    """The one place that maps a practice to its event store (one shard today)."""
-    del practice_id
-    return stores["default"]

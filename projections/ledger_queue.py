@@ -197,9 +197,3 @@ def open_items(
         sql += " AND (queued_at, id) > (?, ?)"
         params.extend(after)
     return db.query(sql + " ORDER BY queued_at, id LIMIT ?", [*params, limit])
-
-
-def queue_item(db: Database, practice_id: UUID, item_id: str) -> dict[str, Any] | None:
-    return db.query_one(
-        "SELECT * FROM ledger_queue WHERE practice_id = ? AND id = ?", (str(practice_id), item_id)
-    )

@@ -256,13 +256,6 @@ def unsettled_refunds(db: Database, practice_id: UUID) -> list[dict[str, Any]]:
     )
 
 
-def refunds_of(db: Database, payment_id: UUID) -> list[dict[str, Any]]:
-    return db.query(
-        "SELECT * FROM transaction_refunds WHERE payment_id = ? ORDER BY occurred_at, id",
-        (str(payment_id),),
-    )
-
-
 def settled_unrefunded(db: Database, practice_id: UUID, *, limit: int) -> list[dict[str, Any]]:
     """The newest settled payments with nothing refunded yet."""
     return db.query(
