@@ -158,6 +158,15 @@ class Payment(LedgerAggregate):
         def apply(self, payment: Payment) -> None:
             payment.associated_refunds[self.refund_id] = self.pms_reference
 
+    class VoidAssociated(LedgerAggregate.Event):
+        """The void's negative entry is in the PMS ledger (the payment had been posted)."""
+
+        source: str
+        pms_reference: str | None
+
+        def apply(self, payment: Payment) -> None:
+            payment.void_associated = True
+
     class ReceiptSent(LedgerAggregate.Event):
         email: str
         refund_id: UUID | None
@@ -190,6 +199,7 @@ class Payment(LedgerAggregate):
         self.pms_reference: str | None = None
         self.associated_at: datetime | None = None
         self.associated_refunds: dict[UUID, str | None] = {}
+        self.void_associated = False
         self.receipts_sent = 0
 
     # -- creation ----------------------------------------------------------
@@ -411,6 +421,26 @@ class Payment(LedgerAggregate):
             at=at,
             actor=actor,
             refund_id=refund_id,
+            source=source.value,
+            pms_reference=pms_reference,
+        )
+
+    def associate_void(
+        self, *, source: AssociationSource, pms_reference: str | None, at: datetime, actor: str
+    ) -> None:
+        """Record that the reversal of a posted, then voided, payment is in the PMS too."""
+        if self.status != Status.VOIDED:
+            raise PaymentNotApproved("this payment was not voided: there is no void to post")
+        if not self.is_associated:
+            raise PaymentNotApproved(
+                "this payment was voided before it was posted: there is nothing to take back"
+            )
+        if self.void_associated:
+            raise AlreadyAssociated("this void is already associated with the PMS ledger")
+        self.record(
+            self.VoidAssociated,
+            at=at,
+            actor=actor,
             source=source.value,
             pms_reference=pms_reference,
         )

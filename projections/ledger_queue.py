@@ -24,6 +24,7 @@ from projections.base import Projection, handles, iso
 
 class LedgerQueue(Projection):
     name = "ledger_queue"
+    version = 2  # 2: voids of posted payments
     tables = ("ledger_queue", "ledger_queue_practices", "ledger_queue_patients")
     ddl = (
         """CREATE TABLE IF NOT EXISTS ledger_queue (
@@ -141,10 +142,47 @@ class LedgerQueue(Projection):
 
     @handles(Payment.Voided)
     def voided(self, tx: Tx, e: Payment.Voided, position: int) -> None:
+        """Not yet posted: nothing to post. Posted already: post its reversal."""
+        payment = tx.one("SELECT * FROM ledger_queue WHERE id = ?", (str(e.originator_id),))
+        if payment is None:
+            return
+        if payment["status"] == "open":
+            tx.execute(
+                "UPDATE ledger_queue SET status = 'voided', done_at = ? WHERE id = ?",
+                (iso(e.at), str(e.originator_id)),
+            )
+            return
+        practice = tx.one(
+            "SELECT timezone FROM ledger_queue_practices WHERE practice_id = ?",
+            (str(e.practice_id),),
+        )
         tx.execute(
-            "UPDATE ledger_queue SET status = 'voided', done_at = ? WHERE id = ? "
-            "AND status = 'open'",
-            (iso(e.at), str(e.originator_id)),
+            "INSERT INTO ledger_queue (id, practice_id, kind, payment_id, date, payment_type, "
+            "amount, payment_number, patient_id, patient_name, pms_patient_id, note, reason, "
+            "status, queued_at) VALUES (?, ?, 'void', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+            (
+                f"void:{e.originator_id}",
+                str(e.practice_id),
+                str(e.originator_id),
+                local_date(e.at, practice["timezone"] if practice else "UTC").isoformat(),
+                payment["payment_type"],
+                -int(payment["amount"]),
+                e.processor_void_id,
+                payment["patient_id"],
+                payment["patient_name"],
+                payment["pms_patient_id"],
+                f"void of [ref:{e.originator_id}] (posted before it was voided)",
+                payment["reason"],
+                iso(e.at),
+            ),
+        )
+
+    @handles(Payment.VoidAssociated)
+    def void_associated(self, tx: Tx, e: Payment.VoidAssociated, position: int) -> None:
+        tx.execute(
+            "UPDATE ledger_queue SET status = 'done', done_at = ?, done_by = ?, "
+            "done_source = ?, pms_reference = ? WHERE id = ? AND status = 'open'",
+            (iso(e.at), e.actor, e.source, e.pms_reference, f"void:{e.originator_id}"),
         )
 
     @handles(Payment.Refunded)

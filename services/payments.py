@@ -188,8 +188,9 @@ def associate_payment(
     pms_reference: str | None,
     actor: str,
     refund_id: UUID | None = None,
+    void: bool = False,
 ) -> Payment:
-    """Mark the payment (or one of its refunds) as recorded in the PMS ledger."""
+    """Mark the payment (or one of its refunds, or its void) as recorded in the PMS ledger."""
 
     def attempt() -> Payment:
         payment = ledger.get(Payment, payment_id, practice_id)
@@ -198,6 +199,8 @@ def associate_payment(
             payment.associate_refund(
                 refund_id=refund_id, source=source, pms_reference=pms_reference, at=now, actor=actor
             )
+        elif void:
+            payment.associate_void(source=source, pms_reference=pms_reference, at=now, actor=actor)
         else:
             payment.associate(source=source, pms_reference=pms_reference, at=now, actor=actor)
         ledger.save(payment)

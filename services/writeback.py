@@ -394,10 +394,11 @@ class Worker:
         )
 
     def associate(self, item: dict[str, Any], written: Written) -> None:
-        if item["kind"] == "commlog" or item["id"].startswith("void:"):
+        if item["kind"] == "commlog":
             return
         practice_id = UUID(item["practice_id"])
-        refund_id = UUID(item["id"]) if item["kind"] == "reversal" else None
+        is_void = item["id"].startswith("void:")
+        refund_id = UUID(item["id"]) if item["kind"] == "reversal" and not is_void else None
         try:
             associate_payment(
                 self.ledger,
@@ -407,6 +408,7 @@ class Worker:
                 pms_reference=written.reference,
                 actor=f"system:writeback-{item['pms']}",
                 refund_id=refund_id,
+                void=is_void,
             )
         except AlreadyAssociated:
             pass

@@ -47,6 +47,7 @@ def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
 
 
 def get_idempotency_key(
+    caller: Annotated[Caller, Depends(get_caller)],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -55,7 +56,12 @@ def get_idempotency_key(
         ),
     ] = None,
 ) -> str | None:
-    return idempotency_key
+    """The key as the use cases see it: scoped to the caller, as the middleware scopes
+    replays to the token. Two users' keys never derive the same ids (a second admin's
+    payment or refund is their own, not the first admin's)."""
+    if idempotency_key is None:
+        return None
+    return f"{caller.actor}:{idempotency_key}"
 
 
 def practice_of(caller: Caller) -> UUID:

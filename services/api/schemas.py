@@ -111,6 +111,9 @@ class AssociateIn(Body):
     refund_id: UUID | None = Field(
         None, description="mark this refund's negative entry as recorded instead of the payment"
     )
+    void: StrictBool = Field(
+        False, description="mark the void's negative entry (of a payment posted, then voided)"
+    )
 
 
 class ReceiptSendIn(Body):

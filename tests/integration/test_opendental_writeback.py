@@ -174,6 +174,7 @@ def test_refunds_and_voids_are_negative_payments(
     assert markers.count(str(refund.refund_id)) == 1
     fresh = ledger.get(type(kept), kept.id, practice.id)
     assert refund.refund_id in fresh.associated_refunds
+    assert ledger.get(type(voided), voided.id, practice.id).void_associated
 
 
 def test_a_void_before_the_write_writes_nothing(

@@ -75,3 +75,19 @@ def test_an_automatic_practice_queues_only_payments_without_a_patient(
     assert [(i["payment_id"], i["reason"]) for i in queue] == [
         (walk_in["id"], "no patient to match")
     ]
+
+
+def test_a_payment_posted_then_voided_queues_its_reversal(api_for: Any, clock: Any) -> None:
+    api: Api = api_for("sqlite", clock).setup(pms="dentrix")
+    payment = api.pay(6000).json()
+    api.post(f"/v1/payments/{payment['id']}/associate", {"source": "manual"})
+    assert api.get("/v1/ledger-queue").json()["items"] == []
+    api.post(f"/v1/payments/{payment['id']}/refund")  # same day: a void
+    [item] = api.get("/v1/ledger-queue").json()["items"]
+    assert (item["kind"], item["enter_payment"]["amount"]) == ("void", -6000)
+    assert item["mark_associated"]["body"] == {"source": "manual", "void": True}
+    done = api.post(f"/v1/payments/{payment['id']}/associate", item["mark_associated"]["body"])
+    assert done.status_code == 200, done.text
+    assert api.get("/v1/ledger-queue").json()["items"] == []
+    again = api.post(f"/v1/payments/{payment['id']}/associate", {"source": "manual", "void": True})
+    assert again.status_code == 409

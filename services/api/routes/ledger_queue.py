@@ -42,6 +42,7 @@ def item_out(row: dict[str, Any]) -> dict[str, Any]:
             "body": {
                 "source": "manual",
                 **({"refund_id": row["refund_id"]} if row["refund_id"] else {}),
+                **({"void": True} if row["kind"] == "void" else {}),
             },
         },
     }

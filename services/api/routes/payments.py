@@ -124,6 +124,7 @@ def associate(
         pms_reference=body.pms_reference,
         actor=caller.actor,
         refund_id=body.refund_id,
+        void=body.void,
     )
     return payment_out(ledger, payment)
 
