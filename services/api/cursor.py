@@ -14,7 +14,25 @@ def encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-def decode(cursor: str | None, size: int) -> list[Any] | None:
+#: what a cursor value may be: text (the default), or a whole number, or null
+Kinds = tuple[type, ...]
+TEXT: Kinds = (str,)
+MAX_INT = 2**63 - 1
+
+
+def fits(value: Any, kinds: Kinds) -> bool:
+    """A value of an expected kind that the database can compare (no NUL, no huge number)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return str in kinds and len(value) <= 500 and "\x00" not in value
+    if isinstance(value, int):
+        return int in kinds and -MAX_INT <= value <= MAX_INT
+    return value is None and type(None) in kinds
+
+
+def decode(cursor: str | None, size: int, kinds: list[Kinds] | None = None) -> list[Any] | None:
+    """The values of a cursor this API returned; each of its kind (text unless told)."""
     if not cursor:
         return None
     try:
@@ -22,7 +40,12 @@ def decode(cursor: str | None, size: int) -> list[Any] | None:
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         values = None
-    if not isinstance(values, list) or len(values) != size:
+    expected = kinds or [TEXT] * size
+    if (
+        not isinstance(values, list)
+        or len(values) != size
+        or not all(fits(v, k) for v, k in zip(values, expected, strict=False))
+    ):
         raise HttpProblem(
             400,
             "cursor is not one this API returned; start without it",
@@ -40,7 +63,7 @@ def page(items: list[dict[str, Any]], limit: int, key: list[str]) -> dict[str, A
     return {"items": items, "next_cursor": next_cursor}
 
 
-def decode_pair(cursor: str | None) -> tuple[Any, Any] | None:
+def decode_pair(cursor: str | None, first: Kinds = TEXT) -> tuple[Any, Any] | None:
     """A keyset cursor of (sort value, id), or None for the first page."""
-    values = decode(cursor, 2)
+    values = decode(cursor, 2, [first, TEXT])
     return (values[0], values[1]) if values else None

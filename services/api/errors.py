@@ -87,6 +87,30 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts)
 
 
+def error_field(error: dict[str, Any]) -> str:
+    """The field of a validation error; a body-wide check may name the field in its context."""
+    path = field_path(error.get("loc", ()))
+    inner = (
+        (error.get("ctx") or {}).get("field") if error.get("type") == "control_character" else None
+    )
+    if inner:
+        return f"{path}.{inner}" if path else str(inner)
+    return path
+
+
+def error_message(error: dict[str, Any]) -> str:
+    if tuple(error.get("loc", ())) == ("body",):
+        if error.get("type") == "missing":
+            return "this request needs a JSON body (Content-Type: application/json)"
+        if error.get("type") in ("model_attributes_type", "dict_type"):
+            return (
+                "the request body must be a JSON object holding this request's fields "
+                "(Content-Type: application/json)"
+            )
+    message = str(error.get("msg", "invalid"))
+    return message.removeprefix("Value error, ")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(PaymentsError)
     async def domain_error(request: Request, error: PaymentsError) -> JSONResponse:
@@ -101,14 +125,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")}
-            for e in error.errors()
-        ]
+        errors = [{"field": error_field(e), "message": error_message(e)} for e in error.errors()]
         if any(e.get("type") == "json_invalid" for e in error.errors()):
             return problem(400, "the request body is not valid JSON", code="malformed-json")
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
-        detail = f"{first['field'] or 'request'}: {first['message']}"
+        detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
         if len(errors) > 1:
             detail += f" (and {len(errors) - 1} more)"
         return problem(

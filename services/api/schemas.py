@@ -7,9 +7,40 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: control characters (tab, newline and carriage return are fine); PostgreSQL cannot store NUL
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def control_character_at(value: Any, path: str = "") -> str | None:
+    """The path of the first text in a request body that holds a control character."""
+    if isinstance(value, str):
+        return path if CONTROL.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and CONTROL.search(key):
+                return where
+            found = control_character_at(item, where)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = control_character_at(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
 
 
 def check_email(value: str) -> str:
@@ -26,6 +57,18 @@ Cents = Annotated[StrictInt, Field(description="integer cents, e.g. 12500 = $125
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def no_control_characters(cls, data: Any) -> Any:
+        where = control_character_at(data)
+        if where is not None:
+            raise PydanticCustomError(
+                "control_character",
+                "must not hold control characters such as NUL; remove them",
+                {"field": CONTROL.sub("?", where)},
+            )
+        return data
 
 
 class DepositAccountIn(Body):

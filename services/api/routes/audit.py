@@ -11,6 +11,9 @@ from services.api.deps import AdminDep, LedgerDep, practice_of
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
+#: the largest position a client may send (18 digits, as in the cursor)
+MAX_POSITION = 999_999_999_999_999_999
+
 
 def feed_page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
     more = len(items) > limit
@@ -22,7 +25,9 @@ def feed_page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
 def get_events(
     caller: AdminDep,
     ledger: LedgerDep,
-    after: Annotated[int, Query(ge=0, description="a position; 0 = from the start")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="a position; 0 = from the start")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
 ) -> dict[str, Any]:

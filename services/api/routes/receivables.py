@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query, Request, Response
 
 from domain.errors import InvalidValue
 from domain.practices import Practice
-from domain.receivables import AmountRule, Balance, Eligibility, SnoozeReason
-from projections.receivables import SORTABLE, list_ar, list_filters
+from domain.receivables import MONEY_COLUMNS, AmountRule, Balance, Eligibility, SnoozeReason
+from projections.receivables import NULLABLE, SORTABLE, list_ar, list_filters
 from services import receivables as uc
 from services.api import cursor
 from services.api.deps import AdminDep, KeyDep, LedgerDep, practice_of
-from services.api.schemas import BalanceIn, BulkIn, FilterIn, SnoozeIn
+from services.api.schemas import CONTROL, BalanceIn, BulkIn, FilterIn, SnoozeIn
 from services.views import patient_out
 
 router = APIRouter(prefix="/v1", tags=["accounts receivable"])
@@ -128,11 +128,19 @@ def ar_patients(
         if name in PAGING or name == "filter_id":
             continue
         values = request.query_params.getlist(name)
+        if any(CONTROL.search(v) for v in values):
+            raise InvalidValue(
+                f"{name} must not hold control characters such as NUL; remove them", field=name
+            )
         raw[name] = ",".join(values) if name == "last_request_status" else values[-1]
     query, applied = uc.parse_filter(raw)
     practice = ledger.get(Practice, practice_id, practice_id)
     today = uc.today(ledger, practice).isoformat()
-    after = cursor.decode_pair(cursor_)
+    column = sort.lstrip("-")
+    first: cursor.Kinds = (
+        (int,) if column in MONEY_COLUMNS else (str, type(None)) if column in NULLABLE else (str,)
+    )
+    after = cursor.decode_pair(cursor_, first)
     rows = list_ar(
         ledger.db,
         practice_id,
@@ -142,7 +150,6 @@ def ar_patients(
         after=after,
         limit=limit + 1,
     )
-    column = sort.lstrip("-")
     items = [ar_row(r, today) for r in rows]
     more = len(items) > limit
     items = items[:limit]
