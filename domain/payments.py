@@ -17,6 +17,7 @@ from uuid import UUID
 from domain.base import LedgerAggregate
 from domain.errors import (
     AlreadyAssociated,
+    AlreadyExists,
     AlreadySettled,
     InvalidValue,
     PaymentNotApproved,
@@ -369,6 +370,8 @@ class Payment(LedgerAggregate):
     def refund(
         self, *, refund_id: UUID, amount: Money, processor_refund_id: str, at: datetime, actor: str
     ) -> None:
+        if any(r.id == refund_id for r in self.refunds):
+            raise AlreadyExists(f"refund {refund_id} was already recorded")
         self.check_refund(amount, at)
         self.record(
             self.Refunded,

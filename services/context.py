@@ -73,7 +73,16 @@ class Ledger:
         """Save all pending events in one transaction, then bring the views up to date."""
         self.store.save(*aggregates)
         if self.settings.maintain_views:
+            self.catch_up()
+
+    def catch_up(self) -> None:
+        """Bring the views up to date. The command's events are already saved: a view that
+        fails to apply them must not fail (or repeat) the command; the scheduler tries
+        again and /metrics shows the lag."""
+        try:
             self.projector.catch_up()
+        except Exception:
+            log.exception("the views could not catch up; they will be retried")
 
 
 def noun(kind: type) -> str:

@@ -158,9 +158,12 @@ def refund_payment(
             payment.void(processor_void_id=void_id, at=now, actor=actor)
             ledger.save(payment)
             return Reversal(ReversalKind.VOID, payment, payment.amount.cents, None)
+        refund_id = keyed_id(payment_id, "refund", key)
+        done = next((r for r in payment.refunds if r.id == refund_id), None)
+        if done is not None:  # a retry of a refund that was recorded: answer it again
+            return Reversal(ReversalKind.REFUND, payment, done.amount, refund_id)
         refund_amount = wanted or payment.remaining
         payment.check_refund(refund_amount, now)
-        refund_id = keyed_id(payment_id, "refund", key)
         processor_refund_id = ledger.processor.refund(
             transaction_id=payment.transaction_id or "",
             amount=refund_amount.cents,

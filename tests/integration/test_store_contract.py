@@ -178,3 +178,67 @@ def test_two_processes_catching_up_apply_each_event_once(
     assert count is not None
     assert int(count["n"]) == 120
     assert int(count["total"]) == 3 * sum(range(100, 140))
+
+
+def test_a_failing_view_neither_fails_nor_repeats_the_command(
+    ledger: Ledger, clock: PinnedClock
+) -> None:
+    practice = new_practice(ledger)
+    original = Transactions._handlers[Payment.Captured]
+
+    def broken(self: Transactions, tx: object, event: object, pos: int) -> None:
+        raise IntegrityError("a view cannot take this row")
+
+    Transactions._handlers[Payment.Captured] = broken
+    try:
+        payment = collect_payment(
+            ledger,
+            practice_id=practice.id,
+            amount=700,
+            method=Method.VIRTUAL_TERMINAL,
+            card=CARD,
+            actor="user:test",
+        )
+    finally:
+        Transactions._handlers[Payment.Captured] = original
+    captured = [
+        n
+        for n in ledger.store.recorder.select_notifications(start=0, limit=100)
+        if n.originator_id == payment.id
+    ]
+    assert len(captured) == 1  # saved once, not once per retry
+    ledger.projector.catch_up()  # the view recovers when it can
+    assert ledger.db.query_one(
+        "SELECT amount FROM transactions WHERE id = ?", (str(payment.id),)
+    ) == {"amount": 700}
+
+
+def test_a_refund_retried_with_its_key_is_recorded_once(ledger: Ledger, clock: PinnedClock) -> None:
+    practice = new_practice(ledger)
+    payment = collect_payment(
+        ledger,
+        practice_id=practice.id,
+        amount=5000,
+        method=Method.VIRTUAL_TERMINAL,
+        card=CARD,
+        actor="user:test",
+    )
+    clock.move(days=1)
+    first = refund_payment(
+        ledger,
+        practice_id=practice.id,
+        payment_id=payment.id,
+        amount=300,
+        actor="user:test",
+        key="r-1",
+    )
+    again = refund_payment(
+        ledger,
+        practice_id=practice.id,
+        payment_id=payment.id,
+        amount=300,
+        actor="user:test",
+        key="r-1",
+    )
+    assert again.refund_id == first.refund_id
+    assert ledger.get(Payment, payment.id, practice.id).refunded.cents == 300
