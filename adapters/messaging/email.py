@@ -90,21 +90,42 @@ class OutboxEmailSender(EmailSender):
         db.run_ddl(OUTBOX_DDL)
 
     def send(self, message: Email) -> str:
-        message_id = f"<{uuid.uuid4()}@outbox>"
-        with self._db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO outbox (id, practice_id, channel, recipient, subject, body, sent_at) "
-                "VALUES (?, ?, 'email', ?, ?, ?, ?)",
-                (
-                    message_id,
-                    str(message.practice_id) if message.practice_id else None,
-                    message.to,
-                    message.subject,
-                    message.body,
-                    datetime.now(UTC).isoformat(),
-                ),
-            )
-        return message_id
+        return keep_in_outbox(
+            self._db,
+            f"<{uuid.uuid4()}@outbox>",
+            "email",
+            message.to,
+            message.subject,
+            message.body,
+            message.practice_id,
+        )
+
+
+def keep_in_outbox(
+    db: Database,
+    message_id: str,
+    channel: str,
+    recipient: str,
+    subject: str | None,
+    body: str,
+    practice_id: UUID | None,
+) -> str:
+    """Record a message in the outbox instead of sending it; returns its id."""
+    with db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO outbox (id, practice_id, channel, recipient, subject, body, sent_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                message_id,
+                str(practice_id) if practice_id else None,
+                channel,
+                recipient,
+                subject,
+                body,
+                datetime.now(UTC).isoformat(),
+            ),
+        )
+    return message_id
 
 
 def list_outbox(db: Database, practice_id: UUID, limit: int = 50) -> list[dict[str, object]]:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from uuid import UUID
 
 import httpx
 
-from adapters.messaging.email import OUTBOX_DDL, SendFailed
+from adapters.messaging.email import OUTBOX_DDL, SendFailed, keep_in_outbox
 from adapters.sql import Database
 
 
@@ -69,17 +68,12 @@ class OutboxSmsSender(SmsSender):
         db.run_ddl(OUTBOX_DDL)
 
     def send(self, message: Sms) -> str:
-        message_id = f"sms-{uuid.uuid4()}"
-        with self._db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO outbox (id, practice_id, channel, recipient, subject, body, sent_at) "
-                "VALUES (?, ?, 'sms', ?, NULL, ?, ?)",
-                (
-                    message_id,
-                    str(message.practice_id) if message.practice_id else None,
-                    message.to,
-                    message.body,
-                    datetime.now(UTC).isoformat(),
-                ),
-            )
-        return message_id
+        return keep_in_outbox(
+            self._db,
+            f"sms-{uuid.uuid4()}",
+            "sms",
+            message.to,
+            None,
+            message.body,
+            message.practice_id,
+        )
