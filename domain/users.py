@@ -1,14 +1,31 @@
-"""Users of a practice. A user holds one API token, kept only as its hash."""
+"""Users of a practice, and the rules of signing in.
+
+A user holds one API token, kept only as its hash (the user's id derives from
+it). A person who signs in on the web also has an email; the password hash
+lives apart from the events (like PMS connection secrets), so no event carries it.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from domain.base import LedgerAggregate
-from domain.errors import InvalidValue
+from domain.errors import Conflict, InvalidValue
+
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+#: failed sign-ins within WINDOW that lock an email, or a client address, for LOCK
+EMAIL_ATTEMPTS = 5
+ADDRESS_ATTEMPTS = 20
+WINDOW = timedelta(minutes=15)
+LOCK = timedelta(minutes=15)
 
 
 class Role(StrEnum):
@@ -16,22 +33,54 @@ class Role(StrEnum):
     STAFF = "staff"
 
 
+class UserStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class CannotChangeUser(Conflict):
+    code = "user-change-refused"
+
+
 class User(LedgerAggregate):
     class Created(LedgerAggregate.Created):
         name: str
         role: str
         token_hash: str
+        email: str | None = None
 
         def apply(self, user: User) -> None:
             user.practice_id = self.practice_id
             user.name = self.name
             user.role = Role(self.role)
             user.token_hash = self.token_hash
+            user.email = self.email
+            user.status = UserStatus.ACTIVE
+            user.created_at = self.at
+
+    class RoleChanged(LedgerAggregate.Event):
+        role: str
+
+        def apply(self, user: User) -> None:
+            user.role = Role(self.role)
+
+    class Revoked(LedgerAggregate.Event):
+        def apply(self, user: User) -> None:
+            user.status = UserStatus.REVOKED
+
+    class PasswordChanged(LedgerAggregate.Event):
+        """The password was set anew; the hash itself is kept apart from the events."""
+
+        def apply(self, user: User) -> None:
+            pass
 
     if TYPE_CHECKING:
         name: str
         role: Role
         token_hash: str
+        email: str | None
+        status: UserStatus
+        created_at: datetime
 
     @classmethod
     def create(
@@ -44,6 +93,7 @@ class User(LedgerAggregate):
         token_hash: str,
         at: datetime,
         actor: str,
+        email: str | None = None,
     ) -> User:
         if not name.strip():
             raise InvalidValue("the user needs a name", field="name")
@@ -54,6 +104,97 @@ class User(LedgerAggregate):
             name=name.strip(),
             role=role.value,
             token_hash=token_hash,
+            email=normal_email(email) if email is not None else None,
             at=at,
             actor=actor,
         )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == UserStatus.ACTIVE
+
+    @property
+    def is_active_admin(self) -> bool:
+        return self.is_active and self.role == Role.ADMIN
+
+    def change_role(
+        self, role: Role, *, other_active_admins: int, at: datetime, actor: str
+    ) -> bool:
+        """Record the new role; False when it is the role already."""
+        check_can_change(self)
+        if role == self.role:
+            return False
+        if role != Role.ADMIN:
+            check_keeps_an_admin(self, other_active_admins, "demote")
+        self.record(self.RoleChanged, at=at, actor=actor, role=role.value)
+        return True
+
+    def revoke(self, *, other_active_admins: int, at: datetime, actor: str) -> bool:
+        """Revoke the user's tokens and sessions for good; False when already revoked."""
+        if not self.is_active:
+            return False
+        check_not_self(self, actor)
+        check_keeps_an_admin(self, other_active_admins, "revoke")
+        self.record(self.Revoked, at=at, actor=actor)
+        return True
+
+    def change_password(self, *, at: datetime, actor: str) -> None:
+        check_can_change(self)
+        self.record(self.PasswordChanged, at=at, actor=actor)
+
+
+def actor_of(user_id: UUID) -> str:
+    return f"user:{user_id}"
+
+
+def check_can_change(user: User) -> None:
+    if not user.is_active:
+        raise CannotChangeUser(f"{user.name} was revoked; a revoked user cannot be changed")
+
+
+def check_not_self(user: User, actor: str) -> None:
+    if actor == actor_of(user.id):
+        raise CannotChangeUser("you cannot revoke yourself; ask another admin of the practice")
+
+
+def check_keeps_an_admin(user: User, other_active_admins: int, verb: str) -> None:
+    """A practice keeps at least one active admin: nobody could manage its users otherwise."""
+    if user.is_active_admin and other_active_admins < 1:
+        raise CannotChangeUser(
+            f"cannot {verb} {user.name}: they are the practice's last active admin; "
+            "make another user admin first"
+        )
+
+
+def normal_email(email: str) -> str:
+    """An email as it is compared and stored: trimmed and lower-cased."""
+    value = email.strip().lower()
+    if not EMAIL.match(value) or len(value) > 254:
+        raise InvalidValue("must be an email address such as name@example.com", field="email")
+    return value
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidValue(
+            f"the password must be at least {MIN_PASSWORD} characters long", field="password"
+        )
+    if len(password) > MAX_PASSWORD:
+        raise InvalidValue(
+            f"the password must be at most {MAX_PASSWORD} characters long", field="password"
+        )
+
+
+def locked_until(
+    failures: Sequence[datetime], limit: int, now: datetime, window: timedelta = WINDOW
+) -> datetime | None:
+    """When a lock ends, if `limit` failures within `window` lock until LOCK after the last
+    of them and that is still ahead of `now`; None when not locked."""
+    times = sorted(failures)
+    ends = [
+        times[i] + LOCK
+        for i in range(limit - 1, len(times))
+        if times[i] - times[i - limit + 1] <= window
+    ]
+    latest = max(ends, default=None)
+    return latest if latest is not None and latest > now else None
