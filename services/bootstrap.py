@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from adapters.accounts import Accounts
 from adapters.bank_calendar import FederalReserveHolidays
 from adapters.clock import Clock, SandboxClock, SystemClock
 from adapters.messaging.email import EmailSender, OutboxEmailSender, SmtpEmailSender
@@ -20,6 +21,7 @@ from projections.receivables import Receivables
 from projections.requests import PaymentRequests
 from projections.runner import Projector
 from projections.transactions import Transactions
+from projections.users import Users
 from services.context import Ledger
 from services.settings import Settings
 from services.writeback import WritebackIntake
@@ -36,6 +38,7 @@ def all_projections() -> list[Projection]:
         Receivables(),
         LedgerQueue(),
         EventFeed(),
+        Users(),
     ]
 
 
@@ -67,6 +70,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         else OutboxSmsSender(db),
         secret=settings.secret(),
         journal=Journal(db),
+        accounts=Accounts(db),
     )
     projector.catch_up()
     return ledger

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from uuid import UUID
 
 from domain.errors import PaymentsError
@@ -49,7 +49,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from services.api.app import create_app
-    from services.demo import seed_demo
+    from services.demo import demo_people, seed_demo
 
     settings = settings_from(args)
     ledger = build_ledger(settings)
@@ -58,9 +58,14 @@ def serve(args: argparse.Namespace) -> int:
         print("Seeding demo data (first run only)...", flush=True)
         logging.getLogger("payledger").setLevel(logging.WARNING)
         practice, token = seed_demo(ledger)
+        people = demo_people(ledger)
         logging.getLogger("payledger").setLevel(logging.INFO)
+        sign_ins = "".join(
+            f"  Sign in at {url}/ as {p.email} / {p.password} ({p.role.value})\n" for p in people
+        )
         print(
             f"\n  payledger is serving {practice.name} at {url}\n"
+            f"{sign_ins}"
             f"  API docs:    {url}/docs\n"
             f"  Admin token: {token}\n"
             f"  Try:         curl -H 'Authorization: Bearer {token}' {url}/v1/transactions\n",
@@ -93,21 +98,30 @@ def practice_create(args: argparse.Namespace) -> int:
 
 
 def user_create(args: argparse.Namespace) -> int:
-    from services.practices import create_user
+    from services.accounts import invite_user
 
+    password = read_password(sys.stdin) if args.password_stdin else None
     ledger = build_ledger(settings_from(args))
-    user, token = create_user(
+    user, token = invite_user(
         ledger,
         practice_id=args.practice,
         name=args.name,
+        email=args.email,
         role=Role(args.role),
+        password=password,
         actor="operator:cli",
     )
+    signs_in = f", signs in as {user.email}" if user.email else ""
     print(
-        f"user {user.id} ({user.role.value})\ntoken {token}\n"
+        f"user {user.id} ({user.role.value}{signs_in})\ntoken {token}\n"
         "(the token is shown only now; it is stored hashed)"
     )
     return 0
+
+
+def read_password(stream: TextIO) -> str:
+    """The first line of standard input, without its line ending."""
+    return stream.readline().rstrip("\r\n")
 
 
 def rebuild(args: argparse.Namespace) -> int:
@@ -272,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate.add_argument("--practice", required=True, type=uuid_arg)
     ucreate.add_argument("--name", required=True)
     ucreate.add_argument("--role", choices=[r.value for r in Role], default="admin")
+    ucreate.add_argument("--email", help="the person's sign-in email (with --password-stdin)")
+    ucreate.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the first password (10+ characters) from the first line of standard input",
+    )
     ucreate.set_defaults(run=user_create)
 
     report_p = commands.add_parser("report", help="reports").add_subparsers(

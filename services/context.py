@@ -14,6 +14,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from adapters.accounts import Accounts
 from adapters.clock import Clock, SandboxClock
 from adapters.messaging.email import EmailSender
 from adapters.messaging.sms import SmsSender
@@ -45,6 +46,7 @@ class Ledger:
     sms: SmsSender
     secret: bytes
     journal: Journal
+    accounts: Accounts
 
     @property
     def sandbox_clock(self) -> SandboxClock | None:

@@ -7,8 +7,12 @@ day, so batches close at the cut-off exactly as they would live.
 
 from __future__ import annotations
 
+import os
 import random
+import secrets
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from uuid import UUID
 
 from adapters.clock import SandboxClock
@@ -22,10 +26,11 @@ from domain.schedule import zone
 from domain.users import Role
 from projections.directory import list_patients
 from projections.transactions import settled_unrefunded
+from services.accounts import invite_user, password_matches, set_password
 from services.context import Ledger
 from services.due import run_due_work
 from services.payments import associate_payment, collect_payment, refund_payment
-from services.practices import create_user, keyed_id
+from services.practices import keyed_id
 from services.receivables import save_filter, snooze, sync_pms, today
 from services.requests import PayLink, pay_request, send_request
 
@@ -40,16 +45,90 @@ def demo_practice_id() -> UUID:
     return keyed_id("operator", "practice", "demo-practice")
 
 
+@dataclass(frozen=True)
+class DemoPerson:
+    name: str
+    email: str
+    role: Role
+    password: str
+
+
+#: the people who sign in to the demo office: an admin, and staff (who see "admins only")
+PEOPLE = (
+    ("Dana Reyes", "admin@maplestreetdental.example", Role.ADMIN),
+    ("Sam Okafor", "staff@maplestreetdental.example", Role.STAFF),
+)
+CREDENTIALS_FILE = "demo-credentials.txt"
+
+
 def seed_demo(ledger: Ledger) -> tuple[Practice, str]:
-    """Seed once (later runs find the practice); returns it and a new admin token."""
+    """Seed once (later runs find the practice and its people); returns it and a new admin
+    token."""
     practice_id = demo_practice_id()
     practice = ledger.find(Practice, practice_id)
     if practice is None:
         practice = _seed(ledger, practice_id)
-    _, token = create_user(
-        ledger, practice_id=practice_id, name="Demo admin", role=Role.ADMIN, actor=ACTOR
+    demo_people(ledger)
+    _, token = invite_user(
+        ledger,
+        practice_id=practice_id,
+        name="Demo admin",
+        email=None,
+        role=Role.ADMIN,
+        password=None,
+        actor=ACTOR,
     )
     return practice, token
+
+
+def demo_people(ledger: Ledger) -> list[DemoPerson]:
+    """The demo's people and their passwords: made once, kept in the data directory
+    (mode 0600); a password that no longer signs in (a new database) is set anew."""
+    path = ledger.settings.data_dir / CREDENTIALS_FILE
+    saved = _read_credentials(path)
+    people = [
+        DemoPerson(name, email, role, _password_for(ledger, name, email, role, saved.get(email)))
+        for name, email, role in PEOPLE
+    ]
+    if any(saved.get(p.email) != p.password for p in people):
+        _write_credentials(path, people)
+    return people
+
+
+def _password_for(ledger: Ledger, name: str, email: str, role: Role, saved: str | None) -> str:
+    login = ledger.accounts.login(email)
+    if login is None:
+        password = saved or secrets.token_urlsafe(12)
+        invite_user(
+            ledger,
+            practice_id=demo_practice_id(),
+            name=name,
+            email=email,
+            role=role,
+            password=password,
+            actor=ACTOR,
+        )
+        return password
+    if saved is not None and password_matches(login["password_hash"], saved):
+        return saved
+    password = secrets.token_urlsafe(12)
+    set_password(ledger, UUID(login["practice_id"]), UUID(login["user_id"]), password, ACTOR)
+    return password
+
+
+def _read_credentials(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    pairs = (line.split(" ", 1) for line in path.read_text().splitlines() if " " in line)
+    return {email: password for email, password in pairs}
+
+
+def _write_credentials(path: Path, people: list[DemoPerson]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.writelines(f"{p.email} {p.password}\n" for p in people)
+    path.chmod(0o600)
 
 
 def _seed(ledger: Ledger, practice_id: UUID) -> Practice:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import time
 from typing import Any
@@ -98,44 +97,24 @@ def set_pms_connection(ledger: Ledger, practice_id: UUID, blocks: dict[str, Any]
     ledger.journal.set_connection(str(practice_id), current)
 
 
-def create_user(
-    ledger: Ledger, *, practice_id: UUID, name: str, role: Role, actor: str
-) -> tuple[User, str]:
-    """A new user and its token; the token is returned only here and stored only hashed."""
-    ledger.get(Practice, practice_id, practice_id)
-    token = f"plt_{secrets.token_urlsafe(32)}"
-    token_hash = hash_token(token)
-    user = User.create(
-        id=user_id_for_token_hash(token_hash),
-        practice_id=practice_id,
-        name=name,
-        role=role,
-        token_hash=token_hash,
-        at=ledger.clock.now(practice_id),
-        actor=actor,
-    )
-    ledger.save(user)
-    return user, token
-
-
 class Authenticator:
-    """Resolves a bearer token to a caller. Users never change, so they are cached."""
+    """Resolves a bearer token to a caller. The user is read from its events on every
+    request (one indexed read of a few events), so a revocation or a new role counts at
+    once, whichever process made it."""
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
-        self._cache: dict[str, User] = {}
 
     def caller(self, token: str) -> Caller | None:
         operator = self._ledger.settings.operator_token
         if operator and hmac.compare_digest(token.encode(), operator.encode()):
             return OPERATOR
         token_hash = hash_token(token)
-        user = self._cache.get(token_hash)
-        if user is None:
-            user = self._ledger.find(User, user_id_for_token_hash(token_hash))
-            if user is None or not hmac.compare_digest(user.token_hash, token_hash):
-                return None
-            self._cache[token_hash] = user
+        user = self._ledger.find(User, user_id_for_token_hash(token_hash))
+        if user is None or not hmac.compare_digest(user.token_hash, token_hash):
+            return None
+        if not user.is_active:
+            return None
         return Caller(actor=f"user:{user.id}", practice_id=user.practice_id, role=user.role)
 
 

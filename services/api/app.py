@@ -22,6 +22,7 @@ from services.api.routes import (
     requests,
     sandbox,
     transactions,
+    users,
 )
 from services.context import Ledger
 from services.practices import Authenticator
@@ -70,6 +71,7 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
         audit,
         sandbox,
         health,
+        users,
     ):
         app.include_router(module.router)
     app.include_router(pay.router)

@@ -116,6 +116,16 @@ class SettingsIn(Body):
 class UserIn(Body):
     name: Text
     role: Literal["admin", "staff"]
+    email: Email | None = Field(
+        None, description="the person's sign-in email (unique); needs `password` too"
+    )
+    password: Annotated[str, Field(max_length=1024)] | None = Field(
+        None, description="a first password, at least 10 characters; needs `email` too"
+    )
+
+
+class RoleIn(Body):
+    role: Literal["admin", "staff"]
 
 
 class PatientIn(Body):

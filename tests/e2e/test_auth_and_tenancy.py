@@ -183,7 +183,7 @@ def test_the_operator_sets_up_practices_and_users(api: Api) -> None:
     )
     assert user.status_code == 201, user.text
     made = user.json()
-    assert set(made) == {"id", "name", "role", "token"}
+    assert set(made) == {"id", "name", "role", "email", "token"}
     assert made["name"] == "Dana" and made["role"] == "admin" and made["token"]
     # The new admin's token works, and only on the new practice.
     birch = {"Authorization": f"Bearer {made['token']}"}

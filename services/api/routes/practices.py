@@ -11,7 +11,7 @@ from domain.users import Role
 from services import practices as uc
 from services.api.deps import CallerDep, KeyDep, LedgerDep
 from services.api.errors import HttpProblem
-from services.api.schemas import PracticeIn, SettingsIn, UserIn
+from services.api.schemas import PracticeIn, SettingsIn
 from services.context import Ledger
 from services.practices import Caller
 from services.views import practice_out
@@ -85,18 +85,3 @@ def change_settings(
     if connection:
         uc.set_pms_connection(ledger, practice_id, connection)
     return practice_answer(ledger, practice)
-
-
-@router.post(
-    "/{practice_id}/users",
-    status_code=201,
-    summary="Create a user; the answer holds its token, shown only once",
-)
-def create_user(
-    practice_id: UUID, body: UserIn, caller: CallerDep, ledger: LedgerDep, key: KeyDep
-) -> dict[str, Any]:
-    own_practice(caller, practice_id, operator_ok=True)
-    user, token = uc.create_user(
-        ledger, practice_id=practice_id, name=body.name, role=Role(body.role), actor=caller.actor
-    )
-    return {"id": str(user.id), "name": user.name, "role": user.role.value, "token": token}

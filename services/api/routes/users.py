@@ -1,0 +1,115 @@
+"""The practice's users: list, invite, change role, revoke."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter
+
+from domain.users import Role, User
+from projections.base import iso
+from services import accounts as uc
+from services.api.deps import CallerDep, KeyDep, LedgerDep
+from services.api.errors import HttpProblem
+from services.api.schemas import RoleIn, UserIn
+from services.practices import Caller
+
+router = APIRouter(prefix="/v1/practices/{practice_id}/users", tags=["users"])
+
+
+def users_of(caller: Caller, practice_id: UUID, *, operator_ok: bool = False) -> None:
+    """Admins manage the users of their own practice (another one is simply not found);
+    the operator may add users at set-up."""
+    if caller.is_operator:
+        if operator_ok:
+            return
+        raise HttpProblem(
+            403,
+            "the operator token adds users only; use a practice admin's token",
+            code="forbidden",
+        )
+    if caller.practice_id != practice_id:
+        raise HttpProblem(404, f"no practice {practice_id}", code="not-found")
+    if caller.role != Role.ADMIN:
+        raise HttpProblem(403, "only admins may see or change users", code="forbidden")
+
+
+def user_out(user: User) -> dict[str, Any]:
+    return {
+        "id": str(user.id),
+        "name": user.name,
+        "email": user.email,
+        "role": user.role.value,
+        "status": user.status.value,
+        "created_at": iso(user.created_at),
+    }
+
+
+def row_out(row: uc.UserRow) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "name": row.name,
+        "email": row.email,
+        "role": row.role.value,
+        "status": row.status.value,
+        "created_at": iso(row.created_at),
+    }
+
+
+@router.get("", summary="The practice's users (admins)")
+def list_users(practice_id: UUID, caller: CallerDep, ledger: LedgerDep) -> dict[str, Any]:
+    users_of(caller, practice_id)
+    return {"items": [row_out(r) for r in uc.list_users(ledger, practice_id)]}
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Invite a user; the answer holds its API token, shown only once",
+)
+def invite_user(
+    practice_id: UUID, body: UserIn, caller: CallerDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    users_of(caller, practice_id, operator_ok=True)
+    user, token = uc.invite_user(
+        ledger,
+        practice_id=practice_id,
+        name=body.name,
+        email=body.email,
+        role=Role(body.role),
+        password=body.password,
+        actor=caller.actor,
+        key=key,
+    )
+    return {
+        "id": str(user.id),
+        "name": user.name,
+        "role": user.role.value,
+        "email": user.email,
+        "token": token,
+    }
+
+
+@router.patch("/{user_id}", summary="Change a user's role (admins)")
+def change_role(
+    practice_id: UUID,
+    user_id: UUID,
+    body: RoleIn,
+    caller: CallerDep,
+    ledger: LedgerDep,
+    key: KeyDep,
+) -> dict[str, Any]:
+    users_of(caller, practice_id)
+    user = uc.change_role(ledger, practice_id, user_id, Role(body.role), caller.actor, key)
+    return user_out(user)
+
+
+@router.delete(
+    "/{user_id}", summary="Revoke a user: its token and sessions stop working at once (admins)"
+)
+def revoke_user(
+    practice_id: UUID, user_id: UUID, caller: CallerDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    users_of(caller, practice_id)
+    return user_out(uc.revoke_user(ledger, practice_id, user_id, caller.actor, key))

@@ -1,0 +1,190 @@
+"""The users of a practice over HTTP: list, invite, change role, revoke; roles, tenancy,
+idempotency and bad input (on both backends)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Api
+from tests.e2e.support import assert_problem, keyed, second_practice
+
+PASSWORD = "correct horse battery"
+
+
+def users_path(api: Api) -> str:
+    return f"/v1/practices/{api.practice_id}/users"
+
+
+def invite(api: Api, name: str = "Dana Reyes", role: str = "staff", **extra: Any) -> Any:
+    answer = api.post(users_path(api), {"name": name, "role": role, **extra})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def bearer(user: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {user['token']}"}
+
+
+def listed(api: Api) -> dict[str, dict[str, Any]]:
+    answer = api.get(users_path(api))
+    assert answer.status_code == 200, answer.text
+    return {u["id"]: u for u in answer.json()["items"]}
+
+
+def test_an_admin_lists_and_invites_people(api: Api) -> None:
+    before = listed(api)
+    assert len(before) == 2  # the fixture's admin and staff
+    made = invite(api, email="Dana@Elm.example", password=PASSWORD, role="admin")
+    assert set(made) == {"id", "name", "role", "email", "token"}
+    assert made["email"] == "dana@elm.example" and made["role"] == "admin"
+    users = listed(api)
+    assert set(users) == {*before, made["id"]}
+    row = users[made["id"]]
+    assert row == {
+        "id": made["id"],
+        "name": "Dana Reyes",
+        "email": "dana@elm.example",
+        "role": "admin",
+        "status": "active",
+        "created_at": row["created_at"],
+    }
+    assert made["token"] not in api.get(users_path(api)).text
+    # The new admin's token works at once.
+    assert api.get("/v1/transactions", headers=bearer(made)).status_code == 200
+
+
+def test_an_admin_changes_a_role_and_it_counts_at_once(api: Api) -> None:
+    sam = invite(api, "Sam Okafor")
+    assert_problem(api.get("/v1/transactions", headers=bearer(sam)), 403)
+    promoted = api.client.patch(
+        f"{users_path(api)}/{sam['id']}", json={"role": "admin"}, headers=api.admin
+    )
+    assert promoted.status_code == 200, promoted.text
+    assert promoted.json()["role"] == "admin" and promoted.json()["status"] == "active"
+    assert api.get("/v1/transactions", headers=bearer(sam)).status_code == 200
+    assert listed(api)[sam["id"]]["role"] == "admin"
+    history = api.get(f"/v1/history/{sam['id']}").json()["items"]
+    assert [e["type"] for e in history] == ["UserCreated", "UserRoleChanged"]
+    assert "token_hash" not in str(history)
+
+
+def test_a_revoked_users_token_answers_401_at_once(api: Api) -> None:
+    sam = invite(api, "Sam Okafor", role="admin")
+    assert api.get("/v1/transactions", headers=bearer(sam)).status_code == 200
+    revoked = api.client.delete(f"{users_path(api)}/{sam['id']}", headers=api.admin)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["status"] == "revoked" and revoked.json()["name"] == "Sam Okafor"
+    assert_problem(api.get("/v1/transactions", headers=bearer(sam)), 401)
+    assert listed(api)[sam["id"]]["status"] == "revoked"
+    # A revoked user cannot be changed; revoking again changes nothing.
+    changed = api.client.patch(
+        f"{users_path(api)}/{sam['id']}", json={"role": "staff"}, headers=api.admin
+    )
+    assert_problem(changed, 409, says="revoked")
+    again = api.client.delete(f"{users_path(api)}/{sam['id']}", headers=api.admin)
+    assert again.status_code == 200 and again.json()["status"] == "revoked"
+
+
+def test_the_last_admin_and_oneself_are_kept(api: Api) -> None:
+    users = listed(api)
+    admin_id = next(u["id"] for u in users.values() if u["role"] == "admin")
+    demote = api.client.patch(
+        f"{users_path(api)}/{admin_id}", json={"role": "staff"}, headers=api.admin
+    )
+    assert_problem(demote, 409, says="last active admin")
+    himself = api.client.delete(f"{users_path(api)}/{admin_id}", headers=api.admin)
+    assert_problem(himself, 409, says="cannot revoke yourself")
+    other = invite(api, "Sam Okafor", role="admin")
+    last = api.client.delete(f"{users_path(api)}/{admin_id}", headers=bearer(other))
+    assert last.status_code == 200, last.text
+    assert_problem(api.get("/v1/transactions"), 401)
+    step_down = api.client.patch(
+        f"{users_path(api)}/{other['id']}", json={"role": "staff"}, headers=bearer(other)
+    )
+    assert_problem(step_down, 409, says="last active admin")
+
+
+def test_staff_get_403_and_another_practice_404(api: Api) -> None:
+    oak = second_practice(api)
+    oak_user = next(iter(listed(oak)))
+    mine = next(iter(listed(api)))
+    for method, body in (("GET", None), ("POST", {"name": "Eve", "role": "admin"})):
+        answer = api.client.request(method, users_path(api), json=body, headers=api.staff)
+        assert_problem(answer, 403, says="admin")
+    for method, body in (("PATCH", {"role": "admin"}), ("DELETE", None)):
+        answer = api.client.request(
+            method, f"{users_path(api)}/{mine}", json=body, headers=api.staff
+        )
+        assert_problem(answer, 403, says="admin")
+    # Oak's practice and Oak's users are not found from Elm.
+    attempts = [
+        ("GET", f"/v1/practices/{oak.practice_id}/users", None),
+        ("POST", f"/v1/practices/{oak.practice_id}/users", {"name": "Eve", "role": "admin"}),
+        ("PATCH", f"/v1/practices/{oak.practice_id}/users/{oak_user}", {"role": "staff"}),
+        ("DELETE", f"/v1/practices/{oak.practice_id}/users/{oak_user}", None),
+        ("PATCH", f"{users_path(api)}/{oak_user}", {"role": "staff"}),
+        ("DELETE", f"{users_path(api)}/{oak_user}", None),
+    ]
+    for method, path, body in attempts:
+        answer = api.client.request(method, path, json=body, headers=api.admin)
+        assert_problem(answer, 404)
+        assert "Oak" not in answer.text
+    assert all(u["status"] == "active" for u in listed(oak).values())
+    assert len(listed(oak)) == 2
+    # The operator adds users, but does not list or change them.
+    assert_problem(api.get(users_path(api), headers=api.operator), 403, says="operator")
+
+
+def test_an_email_is_taken_once(api: Api) -> None:
+    invite(api, email="dana@elm.example", password=PASSWORD)
+    taken = api.post(
+        users_path(api),
+        {"name": "Dana", "role": "staff", "email": "DANA@elm.example", "password": PASSWORD},
+    )
+    assert_problem(taken, 409, field="email", says="already exists")
+    oak = second_practice(api)
+    elsewhere = oak.post(
+        users_path(oak),
+        {"name": "Dana", "role": "staff", "email": "dana@elm.example", "password": PASSWORD},
+    )
+    assert_problem(elsewhere, 409, field="email")
+    assert len(listed(api)) == 3
+
+
+def test_bad_input_gets_a_clear_422(api: Api) -> None:
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        (
+            {"name": "Dana", "role": "staff", "email": "d@elm.example", "password": "short"},
+            "password",
+            "at least 10 characters",
+        ),
+        ({"name": "Dana", "role": "staff", "email": "d@elm.example"}, "password", "password"),
+        ({"name": "Dana", "role": "staff", "password": PASSWORD}, "email", "email"),
+        (
+            {"name": "Dana", "role": "staff", "email": "nope", "password": PASSWORD},
+            "email",
+            "email address",
+        ),
+        ({"name": "Dana", "role": "owner"}, "role", "admin"),
+        ({"name": "  ", "role": "staff"}, "name", "name"),
+    ]
+    for body, field, says in cases:
+        assert_problem(api.post(users_path(api), body), 422, field=field, says=says)
+    user = next(iter(listed(api)))
+    wrong_role = api.client.patch(
+        f"{users_path(api)}/{user}", json={"role": "boss"}, headers=api.admin
+    )
+    assert_problem(wrong_role, 422, field="role")
+    assert len(listed(api)) == 2
+
+
+def test_an_invitation_with_a_key_is_made_once(api: Api) -> None:
+    body = {"name": "Dana", "role": "staff", "email": "dana@elm.example", "password": PASSWORD}
+    first = api.post(users_path(api), body, headers=keyed(api, "invite-1"))
+    again = api.post(users_path(api), body, headers=keyed(api, "invite-1"))
+    assert first.status_code == again.status_code == 201
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert first.json() == again.json()
+    assert len(listed(api)) == 3
+    other = api.post(users_path(api), {**body, "name": "Other"}, headers=keyed(api, "invite-1"))
+    assert_problem(other, 409, says="Idempotency-Key")
