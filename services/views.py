@@ -14,6 +14,7 @@ from domain.practices import Practice
 from domain.schedule import local_date, zone
 from projections.base import iso
 from projections.feed import read_history
+from projections.users import actor_names, with_actor_names
 from services.context import Ledger
 from services.writeback import writeback_of_payment
 
@@ -95,7 +96,8 @@ def payment_out(ledger: Ledger, payment: Payment, *, with_history: bool = False)
         "writeback_attempts": writeback_of_payment(ledger.journal, payment.id),
     }
     if with_history:
-        out["history"] = read_history(ledger.db, payment.practice_id, payment.id, 0, 1000)
+        history = read_history(ledger.db, payment.practice_id, payment.id, 0, 1000)
+        out["history"] = with_actor_names(ledger.db, payment.practice_id, history)
     return out
 
 
@@ -103,8 +105,13 @@ def receipt_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
     practice = ledger.get(Practice, payment.practice_id, payment.practice_id)
     tz = zone(practice.timezone)
     card = card_out(payment.card.brand, payment.card.last4)
+    names = actor_names(
+        ledger.db, payment.practice_id, [payment.actor, *(r.actor for r in payment.refunds)]
+    )
     return {
         "payment_id": str(payment.id),
+        "actor": payment.actor,
+        "actor_name": names[payment.actor],
         "practice_name": practice.name,
         "completed_at": iso(payment.occurred_at),
         "completed_local": payment.occurred_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
@@ -123,6 +130,8 @@ def receipt_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
                 "confirmation": "approved",
                 "transaction_id": r.processor_refund_id,
                 "card": card,
+                "actor": r.actor,
+                "actor_name": names[r.actor],
             }
             for r in payment.refunds
         ],

@@ -36,7 +36,16 @@ PAYMENT_FIELDS = {
     "settles_at",
     "writeback_attempts",
 }
-FEED_FIELDS = {"position", "id", "type", "aggregate_id", "occurred_at", "actor", "data"}
+FEED_FIELDS = {
+    "position",
+    "id",
+    "type",
+    "aggregate_id",
+    "occurred_at",
+    "actor",
+    "actor_name",
+    "data",
+}
 PATIENT_FIELDS = {
     "id",
     "pms_patient_id",

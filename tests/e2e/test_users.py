@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Api
-from tests.e2e.support import assert_problem, keyed, second_practice
+from tests.e2e.support import CARD, assert_problem, keyed, paid, second_practice
 
 PASSWORD = "correct horse battery"
 
@@ -188,3 +188,34 @@ def test_an_invitation_with_a_key_is_made_once(api: Api) -> None:
     assert len(listed(api)) == 3
     other = api.post(users_path(api), {**body, "name": "Other"}, headers=keyed(api, "invite-1"))
     assert_problem(other, 409, says="Idempotency-Key")
+
+
+def test_history_receipts_and_the_feed_name_the_people(api: Api) -> None:
+    dana = invite(api, "Dana Reyes", role="admin")
+    body = {"method": "virtual_terminal", "amount": 700, "card": CARD}
+    payment = api.post("/v1/payments", body, headers=bearer(dana)).json()
+    refund = api.post(f"/v1/payments/{payment['id']}/refund", {})
+    assert refund.status_code == 200, refund.text
+    history = api.get(f"/v1/history/{payment['id']}").json()["items"]
+    names = {e["type"]: (e["actor"], e["actor_name"]) for e in history}
+    assert names["PaymentCaptured"] == (f"user:{dana['id']}", "Dana Reyes")
+    assert names["PaymentVoided"][1] == "A admin"
+    receipt = api.get(f"/v1/payments/{payment['id']}/receipt").json()
+    assert (receipt["actor"], receipt["actor_name"]) == (f"user:{dana['id']}", "Dana Reyes")
+    embedded = api.get(f"/v1/payments/{payment['id']}").json()["history"]
+    assert [e["actor_name"] for e in embedded] == [e["actor_name"] for e in history]
+    feed = api.get("/v1/events", params={"limit": 100}).json()["items"]
+    created = next(e for e in feed if e["type"] == "PracticeCreated")
+    assert (created["actor"], created["actor_name"]) == ("operator", "Operator")
+
+
+def test_a_settled_refund_on_a_receipt_names_who_refunded(api: Api) -> None:
+    payment = paid(api, 900)
+    api.advance(2 * 86400)
+    refund = api.post(f"/v1/payments/{payment['id']}/refund", {"amount": 300})
+    assert refund.status_code == 200, refund.text
+    receipt = api.get(f"/v1/payments/{payment['id']}/receipt").json()
+    [line] = receipt["refunds"]
+    assert line["actor_name"] == "A admin" and line["actor"].startswith("user:")
+    settled = api.get(f"/v1/history/{payment['id']}").json()["items"]
+    assert ("PaymentSettled", "System") in {(e["type"], e["actor_name"]) for e in settled}

@@ -7,7 +7,9 @@ from fastapi import APIRouter, Query
 
 from domain.errors import NotFound
 from projections.feed import read_feed, read_history
+from projections.users import with_actor_names
 from services.api.deps import AdminDep, LedgerDep, practice_of
+from services.context import Ledger
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
@@ -15,9 +17,12 @@ router = APIRouter(prefix="/v1", tags=["audit"])
 MAX_POSITION = 999_999_999_999_999_999
 
 
-def feed_page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+def feed_page(
+    ledger: Ledger, practice_id: UUID, items: list[dict[str, Any]], limit: int
+) -> dict[str, Any]:
+    """A page of events, each with `actor_name` (the user's name) beside its `actor`."""
     more = len(items) > limit
-    items = items[:limit]
+    items = with_actor_names(ledger.db, practice_id, items[:limit])
     return {"items": items, "next_cursor": str(items[-1]["position"]) if more else None}
 
 
@@ -32,7 +37,10 @@ def get_events(
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
 ) -> dict[str, Any]:
     start = int(cursor) if cursor else after
-    return feed_page(read_feed(ledger.db, practice_of(caller), start, limit + 1), limit)
+    practice_id = practice_of(caller)
+    return feed_page(
+        ledger, practice_id, read_feed(ledger.db, practice_id, start, limit + 1), limit
+    )
 
 
 @router.get(
@@ -50,4 +58,4 @@ def get_history(
     items = read_history(ledger.db, practice_of(caller), aggregate_id, start, limit + 1)
     if not items and start == 0:
         raise NotFound(f"no history for {aggregate_id}")
-    return feed_page(items, limit)
+    return feed_page(ledger, practice_of(caller), items, limit)
