@@ -1,0 +1,161 @@
+"""People made without HTTP: `payledger user create` and the demo office's sign-ins."""
+
+from __future__ import annotations
+
+import io
+import stat
+from datetime import time
+from pathlib import Path
+
+import pytest
+
+from domain.practices import DepositAccount, PmsKind
+from domain.users import Role
+from services import accounts
+from services.cli import main
+from services.context import Ledger
+from services.demo import CREDENTIALS_FILE, demo_people, demo_practice_id
+from services.practices import create_practice
+from tests.conftest import LedgerFactory, PinnedClock
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def test_user_create_with_an_email_and_a_password_from_stdin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = str(tmp_path / "var")
+    practice_id = run(
+        capsys,
+        "--data-dir",
+        data,
+        "practice",
+        "create",
+        "--name",
+        "Elm Dental",
+        "--timezone",
+        "America/Chicago",
+        "--pms",
+        "dentrix",
+        "--deposit-last4",
+        "1234",
+    ).strip()
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\n"))
+    out = run(
+        capsys,
+        "--data-dir",
+        data,
+        "user",
+        "create",
+        "--practice",
+        practice_id,
+        "--name",
+        "Dana Reyes",
+        "--role",
+        "admin",
+        "--email",
+        "Dana@Elm.example",
+        "--password-stdin",
+    )
+    assert "(admin, signs in as dana@elm.example)" in out and "token plt_" in out
+    assert "correct horse battery" not in out
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    sam = ["--name", "Sam", "--email", "sam@elm.example", "--password-stdin"]
+    refused = main(["--data-dir", data, "user", "create", "--practice", practice_id, *sam])
+    assert refused == 2
+    assert "at least 10 characters" in capsys.readouterr().err
+
+
+def test_signing_in_with_what_the_cli_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.bootstrap import build_ledger
+    from services.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "var", run_scheduler=False)
+    ledger = build_ledger(settings)
+    elm = create_practice(
+        ledger,
+        name="Elm Dental",
+        timezone="America/Chicago",
+        pms=PmsKind.DENTRIX,
+        auto_writeback=False,
+        deposit_account=DepositAccount("Checking", "1234"),
+        batch_cutoff=time(23, 59),
+        actor="operator",
+    )
+    ledger.store.close()
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\n"))
+    run(
+        capsys,
+        "--data-dir",
+        str(settings.data_dir),
+        "user",
+        "create",
+        "--practice",
+        str(elm.id),
+        "--name",
+        "Dana",
+        "--email",
+        "dana@elm.example",
+        "--password-stdin",
+    )
+    again = build_ledger(settings)
+    session = accounts.sign_in(again, "dana@elm.example", "correct horse battery", "127.0.0.1")
+    user = accounts.session_user(again, session.token)
+    assert user is not None and user.caller.role == Role.ADMIN
+    again.store.close()
+
+
+def demo_office(ledger: Ledger) -> None:
+    """The demo practice alone (its id comes from the key the demo uses), without history."""
+    create_practice(
+        ledger,
+        name="Maple Street Dental",
+        timezone="America/New_York",
+        pms=PmsKind.OPENDENTAL,
+        auto_writeback=False,
+        deposit_account=DepositAccount("Checking", "6789"),
+        batch_cutoff=time(23, 59),
+        actor="system:demo",
+        key="demo-practice",
+    )
+
+
+def test_the_demo_people_get_passwords_once_kept_in_a_private_file(
+    make_ledger: LedgerFactory, clock: PinnedClock
+) -> None:
+    ledger = make_ledger("sqlite", clock)
+    demo_office(ledger)
+    people = demo_people(ledger)
+    assert [(p.email, p.role) for p in people] == [
+        ("admin@maplestreetdental.example", Role.ADMIN),
+        ("staff@maplestreetdental.example", Role.STAFF),
+    ]
+    path = ledger.settings.data_dir / CREDENTIALS_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for person in people:
+        assert len(person.password) >= 10 and person.password in path.read_text()
+        assert accounts.sign_in(ledger, person.email, person.password, "127.0.0.1").token
+    # Later starts find the same people and passwords.
+    assert demo_people(ledger) == people
+    assert len(accounts.list_users(ledger, demo_practice_id())) == 2
+
+
+def test_a_lost_credentials_file_gives_new_passwords(
+    make_ledger: LedgerFactory, clock: PinnedClock
+) -> None:
+    ledger = make_ledger("sqlite", clock)
+    demo_office(ledger)
+    first = demo_people(ledger)
+    (ledger.settings.data_dir / CREDENTIALS_FILE).unlink()
+    second = demo_people(ledger)
+    assert [p.email for p in second] == [p.email for p in first]
+    assert all(a.password != b.password for a, b in zip(first, second, strict=True))
+    admin = second[0]
+    assert accounts.sign_in(ledger, admin.email, admin.password, "127.0.0.1").token
+    with pytest.raises(accounts.SignInRefused):
+        accounts.sign_in(ledger, admin.email, first[0].password, "127.0.0.1")
