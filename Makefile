@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench postgres clean
+.PHONY: install run test lint bench postgres browser clean
 
 install: $(STAMP)
 
@@ -21,12 +21,15 @@ run: install
 postgres:
 	./scripts/ensure-postgres
 
+browser:
+	./scripts/ensure-chromium
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install postgres lint
+test: install postgres browser lint
 	$(BIN)/pytest
 
 bench: install postgres

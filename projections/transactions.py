@@ -220,10 +220,17 @@ def list_transactions(
     patient_id: UUID | None,
     after: tuple[str, str] | None,
     limit: int,
+    status: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest first; `after` is the (occurred_at, id) of the last row of the previous page."""
+    """Newest first; `after` is the (occurred_at, id) of the last row of the previous page.
+    `status` is a payment status, or `refunded` (settled with refunds)."""
     sql = "SELECT * FROM transactions WHERE practice_id = ? AND local_date BETWEEN ? AND ?"
     params: list[Any] = [str(practice_id), date_from, date_to]
+    if status == "refunded":
+        sql += " AND refunded_amount > 0"
+    elif status:
+        sql += " AND status = ?"
+        params.append(status)
     if association == "unassociated":
         sql += f" AND {UNASSOCIATED}"
     elif association == "associated":

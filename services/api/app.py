@@ -27,14 +27,17 @@ from services.api.routes import (
 from services.context import Ledger
 from services.practices import Authenticator
 from services.scheduler import Scheduler
+from services.web import app as web
 from services.web import pay
 
 DESCRIPTION = """
 Payments ledger for dental offices. Amounts are integer cents; dates are
 practice-local `YYYY-MM-DD`; instants are ISO 8601 UTC. Authenticate with
-`Authorization: Bearer <token>`; everything under `/v1` needs an admin of the
-practice (practice set-up takes the operator token). Mutating calls accept an
-`Idempotency-Key`. Errors are `application/problem+json` (RFC 9457).
+`Authorization: Bearer <token>` (press **Authorize** and paste a user's token to
+try calls from this page); everything under `/v1` needs an admin of the
+practice (practice set-up takes the operator token). The office dashboard is
+at `/`. Mutating calls accept an `Idempotency-Key`. Errors are
+`application/problem+json` (RFC 9457).
 """
 
 
@@ -52,7 +55,14 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
             if job:
                 job.stop()
 
-    app = FastAPI(title="payledger", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="payledger",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.ledger = ledger
     app.state.authenticator = Authenticator(ledger)
     errors.install(app)
@@ -76,4 +86,5 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(pay.router)
     app.include_router(metrics.router)
+    web.install(app)
     return app

@@ -6,6 +6,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from domain.users import Role
 from services.api.errors import HttpProblem
@@ -18,16 +19,23 @@ def get_ledger(request: Request) -> Ledger:
     return ledger
 
 
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A user's API token (`payledger user create` or the Settings page prints it)",
+)
+
+
 def get_caller(
     request: Request,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
-    if not authorization or not authorization.lower().startswith("bearer "):
+    if credentials is None or not credentials.credentials.strip():
         raise HttpProblem(
             401, "send 'Authorization: Bearer <token>' with a user's token", code="unauthenticated"
         )
     authenticator: Authenticator = request.app.state.authenticator
-    caller = authenticator.caller(authorization[7:].strip())
+    caller = authenticator.caller(credentials.credentials.strip())
     if caller is None:
         raise HttpProblem(401, "the bearer token is not valid", code="unauthenticated")
     return caller

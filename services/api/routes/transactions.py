@@ -22,6 +22,10 @@ def get_transactions(
     to: ToQ = None,
     association: Literal["associated", "unassociated"] | None = None,
     patient_id: UUID | None = None,
+    status: Annotated[
+        Literal["approved", "declined", "voided", "settled", "refunded"] | None,
+        Query(description="a payment status, or `refunded`: settled with refunds"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
@@ -35,6 +39,7 @@ def get_transactions(
         date_to=date_to,
         association=association,
         patient_id=patient_id,
+        status=status,
         after=after,
         limit=limit + 1,
     )

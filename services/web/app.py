@@ -1,0 +1,90 @@
+"""Mounting the dashboard on the API's application: static files, pages, API docs that
+work offline, security headers, and what a page does when sign-in or a role is missing."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import fastapi_offline
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from services.web import render, session
+from services.web.pages import collect, settings, signin, status, transactions
+from services.web.security import SecurityHeadersMiddleware
+
+STATIC = Path(__file__).parent / "static"
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+PAGES = (signin, transactions, collect, settings, status)
+
+
+def install(app: FastAPI) -> None:
+    app.mount("/static/docs", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for module in PAGES:
+        app.include_router(module.router)
+    install_docs(app)
+    install_handlers(app)
+    app.add_middleware(SecurityHeadersMiddleware)
+
+
+def install_docs(app: FastAPI) -> None:
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return HTMLResponse(render.fragment("docs/swagger.html", title=app.title))
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return HTMLResponse(render.fragment("docs/redoc.html", title=app.title))
+
+    @app.get("/docs/redoc.standalone.js", include_in_schema=False)
+    def redoc_bundle() -> Response:
+        return Response(
+            local_redoc_bundle(),
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+
+@lru_cache(maxsize=1)
+def local_redoc_bundle() -> bytes:
+    """ReDoc's bundle with its one CDN address (a logo) pointed at our own icon."""
+    bundle = (DOCS_ASSETS / "redoc.standalone.js").read_bytes()
+    return re.sub(rb"https://cdn\.redoc\.ly/[^\"'`)]*", b"/static/favicon.svg", bundle)
+
+
+def wants_fragment(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(session.SignInRequired)
+    async def sign_in_first(request: Request, signal: session.SignInRequired) -> Response:
+        location = session.signin_location(signal.next_path)
+        if wants_fragment(request):
+            return Response(status_code=401, headers={"HX-Redirect": location})
+        return RedirectResponse(location, status_code=303)
+
+    @app.exception_handler(session.AdminsOnly)
+    async def admins_only(request: Request, signal: session.AdminsOnly) -> Response:
+        return render.page(request, "admins_only.html", user=signal.user, status=403)
+
+    @app.exception_handler(session.CsrfRefused)
+    async def csrf_refused(request: Request, signal: session.CsrfRefused) -> Response:
+        user = await session.current_user(request)
+        return render.page(
+            request,
+            "error.html",
+            user=user,
+            status=403,
+            heading="This form has expired",
+            message="The page was open too long or came from elsewhere. "
+            "Go back, reload the page and try again.",
+        )

@@ -1,0 +1,78 @@
+"""What the pages share when they run a use case: errors as sentences, dollars as cents."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from domain.errors import InvalidValue, PaymentsError
+from domain.money import MAX_AMOUNT_CENTS, format_dollars
+from services.api.errors import HttpProblem
+
+T = TypeVar("T")
+
+#: '125', '125.5', '125.50', '1,250.50', optionally with a leading '$'; ASCII digits only
+DOLLARS = re.compile(r"\$?(\d{1,3}(,\d{3})+|\d+)(\.\d{1,2})?", re.ASCII)
+
+
+class FormError(Exception):
+    """A use case refused the form; `message` is a sentence for the page."""
+
+    def __init__(self, message: str, status: int = 422, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.status, self.field = message, status, field
+
+
+def sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def run(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a use case or API function; turn every refusal into a FormError."""
+    from services.api.errors import status_for
+
+    try:
+        return action(*args, **kwargs)
+    except HttpProblem as problem:
+        raise FormError(sentence(problem.detail), problem.status, problem.field) from None
+    except PaymentsError as error:
+        raise FormError(sentence(error.detail), status_for(error), error.field) from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        raise FormError(sentence(f"{where}: {message}" if where else message), 422, where) from None
+
+
+def dollars_to_cents(text: str, field: str = "amount") -> int:
+    """An amount typed in dollars, e.g. '125.50' -> 12550."""
+    cleaned = text.strip()
+    if not DOLLARS.fullmatch(cleaned):
+        raise InvalidValue(f"enter the {field} in dollars and cents, e.g. 125.00", field=field)
+    whole, _, fraction = cleaned.lstrip("$").replace(",", "").partition(".")
+    cents = int(whole) * 100 + int((fraction + "00")[:2])
+    if cents <= 0:
+        raise InvalidValue(f"the {field} must be at least $0.01", field=field)
+    if cents > MAX_AMOUNT_CENTS:
+        raise InvalidValue(
+            f"the {field} may be at most {format_dollars(MAX_AMOUNT_CENTS)}", field=field
+        )
+    return cents
+
+
+def optional_date(text: str, field: str) -> date | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidValue(f"{field} must be a date such as 2026-11-28", field=field) from None

@@ -1,0 +1,169 @@
+"""Collect Payment: a physical terminal, a card keyed in, or a payment request by text or
+email. Each form carries its own idempotency key, so a double click takes one payment."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+
+from services.api.routes import deposits as deposits_api
+from services.api.routes import patients as patients_api
+from services.api.routes import payments as payments_api
+from services.api.routes import requests as requests_api
+from services.api.schemas import CardIn, PaymentIn, PaymentRequestIn
+from services.web import render
+from services.web.forms import FormError, dollars_to_cents, optional_date, run
+from services.web.pages.common import practice
+from services.web.session import Admin, PostedForm, ledger_of
+
+router = APIRouter(include_in_schema=False)
+
+KINDS = {
+    "terminal": "Physical terminal",
+    "virtual": "Virtual terminal",
+    "request": "Payment request",
+}
+
+
+def patients(request: Request, user: Admin) -> list[dict[str, Any]]:
+    """The practice's patients by last name, for the patient picker."""
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while len(found) < 1000:
+        answer = patients_api.get_patients(user.caller, ledger_of(request), 100, cursor)
+        found.extend(answer["items"])
+        cursor = answer["next_cursor"]
+        if not cursor:
+            break
+    return found
+
+
+def collect_page(
+    request: Request,
+    user: Admin,
+    kind: str,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    values: dict[str, str] | None = None,
+) -> HTMLResponse:
+    return render.page(
+        request,
+        "payments/collect.html",
+        user=user,
+        practice=practice(request, user),
+        section="payments",
+        tab="transactions",
+        kind=kind,
+        kinds=KINDS,
+        patients=patients(request, user),
+        error=error,
+        status=status,
+        values=values or dict(request.query_params),
+    )
+
+
+@router.get("/payments/collect/{kind}")
+def collect_form(request: Request, user: Admin, kind: str) -> HTMLResponse:
+    if kind not in KINDS:
+        kind = "terminal"
+    return collect_page(request, user, kind)
+
+
+def whole_number(text: str, field: str) -> int:
+    from domain.errors import InvalidValue
+
+    if not text.strip().isascii() or not text.strip().isdigit():
+        raise InvalidValue(f"{field} must be a number", field=field)
+    return int(text.strip())
+
+
+@router.post("/payments/collect/{kind}")
+def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Response:
+    ledger = ledger_of(request)
+    values = {k: v for k, v in form.fields.items() if k not in ("card_number", "cvc")}
+    patient = form.get("patient_id") or None
+    try:
+        amount = run(dollars_to_cents, form.get("amount"))
+        if kind == "request":
+            body: Any = run(
+                PaymentRequestIn,
+                patient_id=patient or "",
+                amount=amount,
+                channel=form.get("channel") or "email",
+                destination=form.get("destination") or None,
+                override_snooze=form.get("override_snooze") == "true",
+            )
+            answer = run(requests_api.send, body, user.caller, ledger, form.key(user))
+            return render.redirect(
+                request,
+                "/payments/requests",
+                f"A payment request for {render.money(answer['amount'])} was sent by "
+                f"{'text' if answer['channel'] == 'sms' else 'email'}.",
+            )
+        if kind == "terminal":
+            body = run(
+                PaymentIn,
+                method="terminal",
+                amount=amount,
+                terminal_id=form.get("terminal_id") or None,
+                patient_id=patient,
+            )
+        else:
+            card = run(
+                CardIn,
+                number=form.get("card_number").replace(" ", ""),
+                exp_month=run(whole_number, form.get("exp_month"), "expiry month"),
+                exp_year=run(whole_number, form.get("exp_year"), "expiry year"),
+                cvc=form.get("cvc"),
+            )
+            body = run(
+                PaymentIn,
+                method="virtual_terminal",
+                amount=amount,
+                card=card,
+                patient_id=patient,
+            )
+        payment = run(payments_api.collect, body, user.caller, ledger, form.key(user))
+    except FormError as refused:
+        return collect_page(
+            request, user, kind, error=refused.message, status=refused.status, values=values
+        )
+    if payment["status"] == "declined":
+        return collect_page(
+            request,
+            user,
+            kind,
+            error=f"The card was declined ({payment['decline_reason']}). No money was taken.",
+            status=402,
+            values=values,
+        )
+    card_text = f"{payment['card']['brand']} ending {payment['card']['last4']}"
+    return render.redirect(
+        request,
+        "/payments/transactions",
+        f"Payment of {render.money(payment['amount'])} approved on {card_text}.",
+    )
+
+
+@router.get("/payments/exports/{view}.csv")
+def export(request: Request, user: Admin, view: str) -> Response:
+    q = request.query_params
+    try:
+        answer: StreamingResponse = run(
+            deposits_api.export,
+            view,
+            user.caller,
+            ledger_of(request),
+            optional_date(q.get("from", ""), "from"),
+            optional_date(q.get("to", ""), "to"),
+        )
+    except FormError as refused:
+        return HTMLResponse(refused.message, status_code=refused.status)
+    return answer
+
+
+__all__ = ["UUID", "router"]

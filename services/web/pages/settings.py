@@ -1,0 +1,215 @@
+"""Settings (admins): the practice's people (invite, change role, revoke) and its payments
+settings (batch cut-off, automatic writeback, PMS payment type, reminders, PMS connection)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from domain.errors import InvalidValue
+from domain.users import MIN_PASSWORD
+from services.accounts import SessionUser
+from services.api.deps import practice_of
+from services.api.routes import practices as practices_api
+from services.api.routes import users as users_api
+from services.api.schemas import OpenDentalIn, RoleIn, SettingsIn, UserIn
+from services.web import render
+from services.web.forms import FormError, run
+from services.web.pages.common import practice
+from services.web.session import Admin, PostedForm, ledger_of
+
+router = APIRouter(include_in_schema=False)
+
+ROLES = {"admin": "Admin", "staff": "Staff"}
+PMS_NAMES = {"opendental": "Open Dental", "eaglesoft": "Eaglesoft", "dentrix": "Dentrix"}
+
+
+def settings_page(
+    request: Request,
+    user: SessionUser,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    invite: dict[str, str] | None = None,
+    invited: dict[str, Any] | None = None,
+    payments: dict[str, str] | None = None,
+) -> HTMLResponse:
+    ledger = ledger_of(request)
+    pid = practice_of(user.caller)
+    people = users_api.list_users(pid, user.caller, ledger)["items"]
+    answer = practices_api.get_practice(pid, user.caller, ledger)
+    return render.page(
+        request,
+        "settings.html",
+        user=user,
+        practice=practice(request, user),
+        section="settings",
+        status=status,
+        error=error,
+        people=sorted(people, key=lambda p: (p["status"] != "active", p["name"].lower())),
+        roles=ROLES,
+        pms_names=PMS_NAMES,
+        min_password=MIN_PASSWORD,
+        invite=invite or {"role": "staff"},
+        invited=invited,
+        settings=answer,
+        payments=payments or payments_values(answer),
+    )
+
+
+def payments_values(answer: dict[str, Any]) -> dict[str, str]:
+    """The payments settings as the form shows them (keys never shown, only typed anew)."""
+    opendental = answer["connection"].get("opendental", {})
+    return {
+        "pms": answer["pms"],
+        "batch_cutoff": answer["batch_cutoff"],
+        "auto_writeback": "true" if answer["auto_writeback"] else "",
+        "pms_payment_type": answer["pms_payment_type"] or "",
+        "reminder_days": ", ".join(str(d) for d in answer["reminder_days"]),
+        "od_base_url": opendental.get("base_url", ""),
+    }
+
+
+@router.get("/settings")
+def settings(request: Request, user: Admin) -> HTMLResponse:
+    return settings_page(request, user)
+
+
+@router.post("/settings/users")
+def invite(request: Request, user: Admin, form: PostedForm) -> Response:
+    """Invite a person. The page answers directly (no redirect): the new user's API token
+    is shown this once and is never stored in a cookie or a URL."""
+    values = {k: form.get(k) for k in ("name", "email", "role")}
+    try:
+        body = run(
+            UserIn,
+            name=values["name"],
+            email=values["email"] or None,
+            role=values["role"],
+            password=form.fields.get("password") or None,
+        )
+        if body.email is None or body.password is None:
+            raise FormError("Enter the person's email and a first password to sign in with.")
+        answer = run(
+            users_api.invite_user,
+            practice_of(user.caller),
+            body,
+            user.caller,
+            ledger_of(request),
+            form.key(user),
+        )
+    except FormError as refused:
+        return settings_page(
+            request, user, error=refused.message, status=refused.status, invite=values
+        )
+    return settings_page(request, user, status=201, invited=answer)
+
+
+@router.post("/settings/users/{user_id}/role")
+def change_role(request: Request, user: Admin, form: PostedForm, user_id: UUID) -> Response:
+    try:
+        body = run(RoleIn, role=form.get("role"))
+        answer = run(
+            users_api.change_role,
+            practice_of(user.caller),
+            user_id,
+            body,
+            user.caller,
+            ledger_of(request),
+            form.key(user),
+        )
+    except FormError as refused:
+        return settings_page(request, user, error=refused.message, status=refused.status)
+    return render.redirect(
+        request, "/settings", f"{answer['name']} is now {ROLES[answer['role']].lower()}."
+    )
+
+
+@router.post("/settings/users/{user_id}/revoke")
+def revoke(request: Request, user: Admin, form: PostedForm, user_id: UUID) -> Response:
+    try:
+        answer = run(
+            users_api.revoke_user,
+            practice_of(user.caller),
+            user_id,
+            user.caller,
+            ledger_of(request),
+            form.key(user),
+        )
+    except FormError as refused:
+        return settings_page(request, user, error=refused.message, status=refused.status)
+    if answer["id"] == str(user.user_id):
+        return render.redirect(request, "/signin")
+    return render.redirect(
+        request,
+        "/settings",
+        f"{answer['name']} was revoked: their sign-in, sessions and API token stopped working.",
+    )
+
+
+@router.post("/settings/payments")
+def change_payments(request: Request, user: Admin, form: PostedForm) -> Response:
+    values = {
+        "pms": form.get("pms"),
+        "batch_cutoff": form.get("batch_cutoff"),
+        "auto_writeback": "true" if form.get("auto_writeback") == "true" else "",
+        "pms_payment_type": form.get("pms_payment_type"),
+        "reminder_days": form.get("reminder_days"),
+        "od_base_url": form.get("od_base_url"),
+    }
+    ledger = ledger_of(request)
+    pid = practice_of(user.caller)
+    try:
+        current = practices_api.get_practice(pid, user.caller, ledger)
+        changes: dict[str, Any] = {
+            "pms": values["pms"],
+            "batch_cutoff": values["batch_cutoff"],
+            "auto_writeback": values["auto_writeback"] == "true",
+            "pms_payment_type": values["pms_payment_type"] or None,
+            "reminder_days": run(reminder_days, values["reminder_days"]),
+        }
+        connection = opendental_change(form, current)
+        if connection is not None:
+            changes["opendental"] = connection
+        body = run(SettingsIn, **changes)
+        run(practices_api.change_settings, pid, body, user.caller, ledger, form.key(user))
+    except FormError as refused:
+        return settings_page(
+            request, user, error=refused.message, status=refused.status, payments=values
+        )
+    return render.redirect(request, "/settings", "The payments settings were saved.")
+
+
+def reminder_days(text: str) -> list[int]:
+    """'3, 10' -> [3, 10]; empty: no reminders."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        raise InvalidValue(
+            "reminder days are whole days after sending, separated by commas, e.g. 3, 10",
+            field="reminder_days",
+        )
+    return [int(p) for p in parts]
+
+
+def opendental_change(form: Any, current: dict[str, Any]) -> OpenDentalIn | None:
+    """The Open Dental connection to store, or None when nothing was typed. The keys are
+    never shown, so changing the connection means typing both keys again."""
+    base_url = form.get("od_base_url")
+    developer_key = form.get("od_developer_key")
+    customer_key = form.get("od_customer_key")
+    known_url = current["connection"].get("opendental", {}).get("base_url", "")
+    if not developer_key and not customer_key and base_url == known_url:
+        return None
+    if not developer_key or not customer_key:
+        raise FormError(
+            "To change the Open Dental connection, type its base URL, developer key and "
+            "customer key (the stored keys are never shown).",
+            field="opendental",
+        )
+    body: OpenDentalIn = run(
+        OpenDentalIn, base_url=base_url, developer_key=developer_key, customer_key=customer_key
+    )
+    return body

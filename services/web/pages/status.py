@@ -1,0 +1,160 @@
+"""Practice status: the PMS writeback of the practice, the daily close of a chosen day and
+its differences, and in sandbox mode the test clock and the outbox of kept messages."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from services.accounts import SessionUser
+from services.api.deps import practice_of
+from services.api.routes import deposits as deposits_api
+from services.api.routes import practices as practices_api
+from services.api.routes import sandbox as sandbox_api
+from services.api.routes import transactions as transactions_api
+from services.api.schemas import ClockAdvanceIn
+from services.web import render
+from services.web.forms import FormError, optional_date, run
+from services.web.pages.common import practice
+from services.web.pages.settings import PMS_NAMES
+from services.web.pages.transactions import with_writeback
+from services.web.session import Admin, PostedForm, ledger_of
+
+router = APIRouter(include_in_schema=False)
+
+#: the test clock's buttons: form value -> (seconds, words)
+STEPS = {"hour": (3600, "1 hour"), "day": (86400, "1 day")}
+#: how far back the page looks for payments whose writeback failed
+FAILED_LOOKBACK = timedelta(days=90)
+LINK = re.compile(r"(https?://[^\s<>\"']+)")
+
+DIFFERENCE_KINDS = {
+    "payment_not_associated": "Payment not in the PMS",
+    "payment_not_in_batch": "Payment not in the day's batch",
+    "refund_not_written_back": "Refund not in the PMS",
+    "deposit_mismatch": "Deposit does not add up",
+}
+
+
+def failed_writebacks(request: Request, user: SessionUser) -> list[dict[str, Any]]:
+    """Payments of the last 90 days whose writeback failed, newest first, with the error."""
+    ledger = ledger_of(request)
+    today = ledger.clock.now(practice_of(user.caller)).date()
+    answer = transactions_api.get_transactions(
+        user.caller,
+        ledger,
+        from_=today - FAILED_LOOKBACK,
+        to=today + timedelta(days=1),
+        association="unassociated",
+        patient_id=None,
+        status=None,
+        limit=100,
+        cursor_=None,
+    )
+    rows = [with_writeback(ledger, row) for row in answer["items"]]
+    return [r for r in rows if r["writeback"]["kind"] == "failed"][:10]
+
+
+def text_with_links(body: str) -> list[tuple[str, bool]]:
+    """A message's text cut into (piece, is_link) so the template can link pay links."""
+    return [(piece, bool(LINK.fullmatch(piece))) for piece in LINK.split(body) if piece]
+
+
+def sandbox_context(request: Request, user: SessionUser) -> dict[str, Any]:
+    if not request.app.state.ledger.settings.sandbox:
+        return {"clock": None, "outbox": []}
+    ledger = ledger_of(request)
+    outbox = sandbox_api.outbox(user.caller, ledger)["items"]
+    return {
+        "clock": sandbox_api.get_clock(request, user.caller),
+        "outbox": [{**m, "pieces": text_with_links(str(m["body"]))} for m in outbox[:10]],
+    }
+
+
+def status_page(
+    request: Request,
+    user: SessionUser,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    ledger = ledger_of(request)
+    pid = practice_of(user.caller)
+    day_text = request.query_params.get("date", "")
+    try:
+        day = run(optional_date, day_text, "the day")
+        close = run(deposits_api.daily_close, user.caller, ledger, day)
+    except FormError as refused:
+        error, status = refused.message, refused.status
+        close = deposits_api.daily_close(user.caller, ledger, None)
+    writeback = practices_api.get_practice(pid, user.caller, ledger)["writeback"]
+    failed = failed_writebacks(request, user) if writeback["status"] == "failing" else []
+    office = practice(request, user)
+    return render.page(
+        request,
+        "status.html",
+        user=user,
+        practice=office,
+        pms_name=PMS_NAMES.get(office.pms.value, office.pms.value),
+        section="status",
+        status=status,
+        error=error,
+        writeback=writeback,
+        failed=failed,
+        close=close,
+        kinds=DIFFERENCE_KINDS,
+        steps=STEPS,
+        **sandbox_context(request, user),
+    )
+
+
+@router.get("/payments/status")
+def practice_status(request: Request, user: Admin) -> HTMLResponse:
+    return status_page(request, user)
+
+
+@router.post("/payments/status/clock")
+def advance_clock(request: Request, user: Admin, form: PostedForm) -> Response:
+    step = STEPS.get(form.get("step"))
+    if step is None:
+        return status_page(request, user, error="Choose 1 hour or 1 day.", status=422)
+    seconds, words = step
+    try:
+        answer = run(
+            sandbox_api.advance,
+            ClockAdvanceIn(seconds=seconds),
+            request,
+            user.caller,
+            ledger_of(request),
+            form.key(user),
+        )
+    except FormError as refused:
+        return status_page(request, user, error=refused.message, status=refused.status)
+    local = render.LocalTime(practice(request, user).timezone)
+    return render.redirect(
+        request,
+        "/payments/status#test-clock",
+        f"The test clock moved {words} forward, to {local.datetime(answer['now'])}. "
+        + done_work(answer),
+    )
+
+
+def done_work(answer: dict[str, Any]) -> str:
+    """What fell due, as a sentence: 'Closed 1 batch, paid 1 deposit.'"""
+    parts = [
+        (answer["batches_closed"], "closed {n} batch", "closed {n} batches"),
+        (answer["deposits_paid"], "paid {n} deposit", "paid {n} deposits"),
+        (answer["requests_expired"], "expired {n} payment request", "expired {n} payment requests"),
+        (answer["reminders_sent"], "sent {n} reminder", "sent {n} reminders"),
+        (answer["messages_retried"], "retried {n} message", "retried {n} messages"),
+        (answer["snoozes_ended"], "ended {n} snooze", "ended {n} snoozes"),
+    ]
+    done = [(one if n == 1 else many).format(n=n) for n, one, many in parts if n]
+    if not done:
+        return "Nothing fell due."
+    text = ", ".join(done)
+    return text[0].upper() + text[1:] + "."

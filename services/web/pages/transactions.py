@@ -1,0 +1,337 @@
+"""The Transactions tab: the list with its filters and badge, receipts, and the row actions
+(refund or void, Post to Ledger, mark as associated, retry a failed writeback)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from domain.payments import Payment, Status
+from domain.schedule import zone
+from services.api.deps import practice_of
+from services.api.routes import ledger_queue as queue_api
+from services.api.routes import payments as payments_api
+from services.api.routes import transactions as transactions_api
+from services.api.schemas import AssociateIn, ReceiptSendIn, RefundIn
+from services.views import receipt_out
+from services.web import render
+from services.web.forms import FormError, dollars_to_cents, optional_date, run
+from services.web.pages.common import practice
+from services.web.session import Admin, PostedForm, ledger_of
+from services.writeback import writeback_of_payment
+
+router = APIRouter(include_in_schema=False)
+
+STATUSES = ["approved", "settled", "refunded", "voided", "declined"]
+ASSOCIATIONS = ["unassociated", "associated"]
+
+
+@router.get("/payments")
+def payments_home() -> Response:
+    return RedirectResponse("/payments/transactions", status_code=303)
+
+
+def filters_of(request: Request) -> dict[str, str]:
+    q = request.query_params
+    return {
+        "from": q.get("from", ""),
+        "to": q.get("to", ""),
+        "association": q.get("association", "") if q.get("association") in ASSOCIATIONS else "",
+        "status": q.get("status", "") if q.get("status") in STATUSES else "",
+        "cursor": q.get("cursor", ""),
+    }
+
+
+def listing(request: Request, user: Admin) -> dict[str, Any]:
+    ledger = ledger_of(request)
+    f = filters_of(request)
+    answer = run(
+        transactions_api.get_transactions,
+        user.caller,
+        ledger,
+        from_=optional_date(f["from"], "from"),
+        to=optional_date(f["to"], "to"),
+        association=f["association"] or None,  # type: ignore[arg-type]
+        patient_id=None,
+        status=f["status"] or None,  # type: ignore[arg-type]
+        limit=50,
+        cursor_=f["cursor"] or None,
+    )
+    rows = [with_writeback(ledger, row) for row in answer["items"]]
+    base = {k: v for k, v in f.items() if v and k != "cursor"}
+    base["from"], base["to"] = answer["from"], answer["to"]
+    more = (
+        "?" + urlencode({**base, "cursor": answer["next_cursor"]}) if answer["next_cursor"] else ""
+    )
+    return {
+        "rows": rows,
+        "filters": {**f, "from": answer["from"], "to": answer["to"]},
+        "query": urlencode({k: v for k, v in f.items() if v}),
+        "more": more,
+    }
+
+
+def with_writeback(ledger: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """The row and the state of its PMS writeback, as the office needs to read it."""
+    state = {"kind": "none", "text": "", "error": None}
+    if row["association"] == "associated":
+        state = {"kind": "associated", "text": row["pms_reference"] or "", "error": None}
+    elif row["status"] in ("approved", "settled") or row["association"] == "unassociated":
+        attempts = writeback_of_payment(ledger.journal, UUID(row["id"]))
+        failed = [a for a in attempts if a["status"] == "failed"]
+        pending = [a for a in attempts if a["status"] == "pending"]
+        if failed:
+            state = {"kind": "failed", "text": "Writeback failed", "error": failed[0]["last_error"]}
+        elif pending:
+            error = pending[0]["last_error"]
+            state = {"kind": "pending", "text": "Retrying" if error else "Pending", "error": error}
+        elif row["status"] in ("approved", "settled"):
+            state = {"kind": "manual", "text": "Needs posting", "error": None}
+    return {**row, "writeback": state}
+
+
+@router.get("/payments/transactions")
+def transactions_page(request: Request, user: Admin) -> HTMLResponse:
+    try:
+        data = listing(request, user)
+        error = None
+    except FormError as refused:
+        request.scope["query_string"] = b""
+        data, error = listing(request, user), refused.message
+    return render.page(
+        request,
+        "payments/transactions.html",
+        user=user,
+        practice=practice(request, user),
+        section="payments",
+        tab="transactions",
+        badge=badge_count(request, user),
+        error=error,
+        **data,
+    )
+
+
+@router.get("/payments/transactions/rows")
+def transactions_rows(request: Request, user: Admin) -> HTMLResponse:
+    try:
+        data = listing(request, user)
+    except FormError as refused:
+        return HTMLResponse(refused.message, status_code=refused.status)
+    html = render.fragment(
+        "payments/transaction_rows.html",
+        local=render.LocalTime(practice(request, user).timezone),
+        csrf_token=user.csrf_token,
+        **data,
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+def badge_count(request: Request, user: Admin) -> int:
+    answer = transactions_api.get_unassociated_count(user.caller, ledger_of(request))
+    return int(answer["count"])
+
+
+@router.get("/payments/badge")
+def badge(request: Request, user: Admin) -> HTMLResponse:
+    html = render.fragment("payments/badge.html", badge=badge_count(request, user))
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+def load_payment(request: Request, user: Admin, payment_id: UUID) -> Payment:
+    payment: Payment = run(ledger_of(request).get, Payment, payment_id, practice_of(user.caller))
+    return payment
+
+
+def detail_context(request: Request, user: Admin, payment_id: UUID) -> dict[str, Any]:
+    ledger = ledger_of(request)
+    payment = load_payment(request, user, payment_id)
+    answer = payments_api.get_payment(payment_id, user.caller, ledger)
+    pid = practice_of(user.caller)
+    now = ledger.clock.now(pid)
+    kind = None
+    if payment.status in (Status.APPROVED, Status.SETTLED) and payment.remaining.cents > 0:
+        kind = payment.reversal_kind(now).value
+    queue = [
+        item
+        for item in queue_api.ledger_queue(user.caller, ledger, limit=100)["items"]
+        if item["payment_id"] == str(payment_id)
+    ]
+    return {
+        "payment": answer,
+        "receipt": receipt_out(ledger, payment),
+        "entry": payments_api.ledger_entry(payment_id, user.caller, ledger),
+        "reversal_kind": kind,
+        "remaining": payment.remaining.cents,
+        "queue": queue,
+        "settles_local": payment.settles_at.astimezone(zone(practice(request, user).timezone))
+        if payment.settles_at
+        else None,
+    }
+
+
+def detail_page(
+    request: Request,
+    user: Admin,
+    payment_id: UUID,
+    template: str,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    **extra: Any,
+) -> HTMLResponse:
+    try:
+        context = detail_context(request, user, payment_id)
+    except FormError as refused:
+        return render.page(
+            request,
+            "error.html",
+            user=user,
+            practice=practice(request, user),
+            status=refused.status,
+            heading="Payment not found",
+            message=refused.message,
+        )
+    return render.page(
+        request,
+        template,
+        user=user,
+        practice=practice(request, user),
+        section="payments",
+        tab="transactions",
+        error=error,
+        status=status,
+        **context,
+        **extra,
+    )
+
+
+@router.get("/payments/transactions/{payment_id}")
+def payment_page(request: Request, user: Admin, payment_id: UUID) -> HTMLResponse:
+    return detail_page(request, user, payment_id, "payments/payment.html")
+
+
+@router.get("/payments/transactions/{payment_id}/refund")
+def refund_page(request: Request, user: Admin, payment_id: UUID) -> HTMLResponse:
+    return detail_page(request, user, payment_id, "payments/refund.html")
+
+
+@router.post("/payments/transactions/{payment_id}/refund")
+def refund(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> Response:
+    ledger = ledger_of(request)
+    try:
+        body = None
+        if form.get("kind") == "refund" and form.get("amount"):
+            body = RefundIn(amount=run(dollars_to_cents, form.get("amount")))
+        answer = run(payments_api.refund, payment_id, user.caller, ledger, form.key(user), body)
+    except FormError as refused:
+        return detail_page(
+            request,
+            user,
+            payment_id,
+            "payments/refund.html",
+            error=refused.message,
+            status=refused.status,
+            amount_value=form.get("amount"),
+        )
+    card = answer["payment"]["card"]
+    done = "Voided" if answer["kind"] == "void" else "Refunded"
+    text = f"{done} {render.money(answer['amount'])} on {card['brand']} ending {card['last4']}." + (
+        " No money was taken from the card." if answer["kind"] == "void" else ""
+    )
+    return render.redirect(request, "/payments/transactions", text)
+
+
+@router.get("/payments/transactions/{payment_id}/post")
+def post_page(request: Request, user: Admin, payment_id: UUID) -> HTMLResponse:
+    return detail_page(request, user, payment_id, "payments/post.html")
+
+
+@router.post("/payments/transactions/{payment_id}/associate")
+def associate(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> Response:
+    try:
+        body = run(
+            AssociateIn,
+            source=form.get("source") or "manual",
+            pms_reference=form.get("pms_reference") or None,
+            refund_id=form.get("refund_id") or None,
+            void=form.get("void") == "true",
+        )
+        run(payments_api.associate, payment_id, body, user.caller, ledger_of(request), None)
+    except FormError as refused:
+        return detail_page(
+            request,
+            user,
+            payment_id,
+            "payments/post.html",
+            error=refused.message,
+            status=refused.status,
+        )
+    what = (
+        "refund" if form.get("refund_id") else "void" if form.get("void") == "true" else "payment"
+    )
+    back = form.get("back") or "/payments/transactions"
+    return render.redirect(
+        request, render.safe_next(back), f"The {what} is marked as associated with the PMS."
+    )
+
+
+@router.post("/payments/transactions/{payment_id}/retry")
+def retry(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> Response:
+    try:
+        answer = run(
+            payments_api.retry_writeback, payment_id, user.caller, ledger_of(request), None
+        )
+    except FormError as refused:
+        return render.redirect(request, "/payments/transactions", refused.message, "error")
+    count = int(answer["retried"])
+    text = (
+        "The writeback will be tried again now."
+        if count
+        else "Nothing to retry: no failed writeback is waiting for this payment."
+    )
+    return render.redirect(request, "/payments/transactions", text)
+
+
+@router.get("/payments/transactions/{payment_id}/receipt")
+def receipt_page(request: Request, user: Admin, payment_id: UUID) -> HTMLResponse:
+    refund_id = request.query_params.get("refund_id", "")
+    return detail_page(
+        request, user, payment_id, "payments/receipt.html", refund_id=refund_id, email=""
+    )
+
+
+@router.post("/payments/transactions/{payment_id}/receipt")
+def send_receipt(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> Response:
+    try:
+        body = run(
+            ReceiptSendIn,
+            email=form.get("email"),
+            confirm_email=form.get("confirm_email"),
+            refund_id=form.get("refund_id") or None,
+        )
+        run(
+            payments_api.send_receipt,
+            payment_id,
+            body,
+            user.caller,
+            ledger_of(request),
+            form.key(user),
+        )
+    except FormError as refused:
+        return detail_page(
+            request,
+            user,
+            payment_id,
+            "payments/receipt.html",
+            error=refused.message,
+            status=refused.status,
+            refund_id=form.get("refund_id"),
+            email=form.get("email"),
+        )
+    return render.redirect(
+        request, "/payments/transactions", f"A copy of the receipt was sent to {form.get('email')}."
+    )

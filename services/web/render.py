@@ -1,0 +1,143 @@
+"""Rendering the dashboard's pages: one Jinja environment, money and practice-local dates."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from domain.money import format_dollars
+from domain.practices import Practice
+from domain.schedule import zone
+from services.accounts import SessionUser
+from services.web import session
+
+TEMPLATES = Path(__file__).parent / "templates"
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def money(cents: Any) -> str:
+    return "" if cents is None or cents == "" else format_dollars(int(cents))
+
+
+def parse_instant(value: str | datetime | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+Instant = datetime
+
+
+class LocalTime:
+    """Formats instants and dates in the practice's time zone, as the office reads them."""
+
+    def __init__(self, timezone: str) -> None:
+        self.zone: ZoneInfo = zone(timezone)
+
+    def datetime(self, value: str | Instant | None) -> str:
+        instant = parse_instant(value)
+        if instant is None:
+            return ""
+        local = instant.astimezone(self.zone)
+        return f"{local:%b} {local.day}, {local:%Y} {local:%I:%M %p}".replace(" 0", " ")
+
+    def date(self, value: str | date | Instant | None) -> str:
+        """A practice-local date; an instant is first moved into the practice's zone."""
+        if value is None or value == "":
+            return ""
+        if isinstance(value, Instant) or (isinstance(value, str) and len(value) > 10):
+            instant = parse_instant(value)
+            assert instant is not None
+            value = instant.astimezone(self.zone).date()
+        day = value if isinstance(value, date) else date.fromisoformat(str(value))
+        return f"{day:%b} {day.day}, {day:%Y}"
+
+    def time(self, value: str | Instant | None) -> str:
+        instant = parse_instant(value)
+        if instant is None:
+            return ""
+        return f"{instant.astimezone(self.zone):%I:%M %p}".lstrip("0")
+
+
+def label(value: Any) -> str:
+    """'not_applicable' -> 'Not applicable'."""
+    text = str(value or "").replace("_", " ").replace("-", " ")
+    return text[:1].upper() + text[1:]
+
+
+def cents_input(cents: Any) -> str:
+    """Cents as the dollars an input field shows, e.g. '125.00'."""
+    whole, rest = divmod(abs(int(cents)), 100)
+    return f"{'-' if int(cents) < 0 else ''}{whole}.{rest:02d}"
+
+
+env.filters["money"] = money
+env.filters["label"] = label
+env.filters["cents_input"] = cents_input
+
+
+def page(
+    request: Request,
+    template: str,
+    *,
+    user: SessionUser | None = None,
+    practice: Practice | None = None,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    response = HTMLResponse("", status_code=status, headers={"Cache-Control": "no-store"})
+    notice = session.take_notice(request, response)
+    local = LocalTime(practice.timezone if practice else "UTC")
+    html = env.get_template(template).render(
+        request=request,
+        user=user,
+        practice=practice,
+        local=local,
+        notice=notice,
+        csrf_token=user.csrf_token if user else "",
+        form_key=session.new_form_key,
+        sandbox=request.app.state.ledger.settings.sandbox,
+        **context,
+    )
+    response.body = response.render(html)
+    response.headers["content-length"] = str(len(response.body))
+    return response
+
+
+def fragment(template: str, **context: Any) -> str:
+    return env.get_template(template).render(**context)
+
+
+def redirect(
+    request: Request, location: str, notice: str | None = None, kind: str = "ok"
+) -> RedirectResponse:
+    """After a form: back to a page (303), with a notice shown there once."""
+    response = RedirectResponse(location, status_code=303)
+    if notice:
+        session.set_notice(request, response, notice, kind)
+    return response
+
+
+def safe_next(path: str | None, default: str = "/payments/transactions") -> str:
+    """Only our own paths (no scheme, no host) as a place to return to."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return default
+    return path
+
+
+__all__ = ["LocalTime", "Markup", "fragment", "page", "redirect", "safe_next"]
