@@ -122,6 +122,7 @@ class Practice(LedgerAggregate):
         if not name.strip():
             raise InvalidValue("the practice needs a name", field="name")
         zone(timezone)
+        check_writeback(pms, auto_writeback)
         return cls._create(
             cls.Created,
             id=id,
@@ -141,6 +142,10 @@ class Practice(LedgerAggregate):
         """Record the settings that differ from the current ones; False if none did."""
         checked = {name: check_setting(name, value) for name, value in changes.items()}
         different = {k: v for k, v in checked.items() if self.setting(k) != v}
+        check_writeback(
+            PmsKind(checked.get("pms", self.pms.value)),
+            bool(checked.get("auto_writeback", self.auto_writeback)),
+        )
         if different:
             self.record(self.SettingsChanged, at=at, actor=actor, changes=different)
         return bool(different)
@@ -151,6 +156,17 @@ class Practice(LedgerAggregate):
         if name == "pms":
             return self.pms.value
         return getattr(self, name)
+
+
+def check_writeback(pms: PmsKind, auto_writeback: bool) -> None:
+    """Automatic writeback needs a PMS with an API: Dentrix offices post by hand."""
+    if pms == PmsKind.DENTRIX and auto_writeback:
+        raise InvalidValue(
+            "auto_writeback cannot be true for a Dentrix practice: Dentrix posts by hand "
+            "(it has no API to write payments into; staff post them from the Post to Ledger "
+            "queue); set auto_writeback to false",
+            field="auto_writeback",
+        )
 
 
 def check_setting(name: str, value: Any) -> Any:

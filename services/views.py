@@ -111,7 +111,8 @@ def receipt_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
         "amount": payment.amount.cents,
         "amount_display": format_dollars(payment.amount.cents),
         "status": payment.status.value,
-        "confirmation": "declined" if payment.decline_reason else "approved",
+        "confirmation": payment.receipt_status().value,
+        "voided_at": iso(payment.voided_at) if payment.voided_at else None,
         "transaction_id": payment.transaction_id,
         "card": card,
         "refunds": [
@@ -120,7 +121,7 @@ def receipt_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
                 "completed_at": iso(r.at),
                 "amount": r.amount,
                 "amount_display": format_dollars(r.amount),
-                "confirmation": "approved",
+                "confirmation": payment.receipt_status(r.id).value,
                 "transaction_id": r.processor_refund_id,
                 "card": card,
             }
