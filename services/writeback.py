@@ -28,7 +28,7 @@ from adapters.sql import Tx
 from domain.errors import AlreadyAssociated, PaymentsError
 from domain.money import format_dollars
 from domain.payments import AssociationSource, Payment, Status
-from domain.schedule import local_date
+from domain.schedule import practice_time
 from projections.base import Projection
 from services.context import Ledger
 from services.payments import associate_payment
@@ -125,7 +125,7 @@ def payment_captured(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
     payload = {
         "pms_patient_id": patient["pms_patient_id"] if patient else None,
         "amount": d["amount"],
-        "pay_date": local_date(e.occurred_at, practice["timezone"]).isoformat(),
+        "pay_date": practice_time(e.occurred_at, practice["timezone"]).date().isoformat(),
         "pay_type": practice["pms_payment_type"],
         "note": f"Card payment {d['card_brand']} ****{d['card_last4']} "
         f"{format_dollars(d['amount'])} txn {d['transaction_id']}",
@@ -161,9 +161,9 @@ def reversal(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
     payload = {
         **original,
         "amount": amount,
-        "pay_date": local_date(
-            e.occurred_at, practice["timezone"] if practice else "UTC"
-        ).isoformat(),
+        "pay_date": practice_time(e.occurred_at, practice["timezone"] if practice else "UTC")
+        .date()
+        .isoformat(),
         "note": f"{'Void' if is_void else 'Refund'} of card payment [ref:{e.aggregate_id}] "
         f"{format_dollars(-amount)}",
         "original_marker": str(e.aggregate_id),
@@ -205,6 +205,7 @@ def request_sent(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
         "mode": e.data["commlog_mode"],
         "note": e.data["commlog_note"],
         "at": e.occurred_at.isoformat(),
+        "timezone": practice["timezone"],
     }
     Journal.add(
         tx,
@@ -325,7 +326,10 @@ class Worker:
                     p["pms_patient_id"],
                     p["mode"],
                     p["note"],
-                    datetime.fromisoformat(p["at"]),
+                    practice_time(
+                        datetime.fromisoformat(p["at"]),
+                        p.get("timezone") or self.journal.timezone(item["practice_id"]),
+                    ),
                 )
             )
             if written is None:

@@ -196,6 +196,13 @@ class Journal:
             tx.execute(sql, params)
             return tx.rowcount
 
+    def timezone(self, practice_id: str) -> str:
+        """The practice's time zone as the writeback knows it (UTC if unknown)."""
+        row = self.db.query_one(
+            "SELECT timezone FROM writeback_practices WHERE practice_id = ?", (practice_id,)
+        )
+        return str(row["timezone"]) if row else "UTC"
+
     def summary(self, practice_id: str) -> dict[str, int]:
         rows = self.db.query(
             "SELECT status, COUNT(*) AS n FROM writeback_journal "
