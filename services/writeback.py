@@ -307,9 +307,11 @@ class Worker:
             written = self.attempt(writer, item)
         except PmsWriteError as error:
             self.failed(item, error)
+            self.journal.record_outcome(item["practice_id"], str(error))
             return 0
         if written is None:
             return 0
+        self.journal.record_outcome(item["practice_id"], None)
         # Associate first: a crash in between leaves the row pending with its outcome
         # unknown, so the next attempt finds the entry by its marker and associates then.
         self.associate(item, written)
@@ -436,8 +438,21 @@ def writeback_of_payment(journal: Journal, payment_id: UUID) -> list[dict[str, A
 
 
 def practice_status(journal: Journal, practice_id: UUID) -> dict[str, Any]:
+    """`failing` from the first refused or failed write until a write succeeds (or while a
+    write has failed for good), with the last error and since when; counts by status."""
     counts = journal.summary(str(practice_id))
-    return {"status": "failing" if counts.get("failed") else "ok", **counts}
+    state = journal.status(str(practice_id))
+    failing = bool(state.get("failing_since")) or bool(counts.get("failed"))
+    return {
+        "status": "failing" if failing else "ok",
+        "failing_since": (state.get("failing_since") or state.get("last_error_at"))
+        if failing
+        else None,
+        "last_error": state.get("last_error") if failing else None,
+        "last_error_at": state.get("last_error_at"),
+        "last_success_at": state.get("last_success_at"),
+        **counts,
+    }
 
 
 class WritebackIntake(Projection):
