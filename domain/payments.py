@@ -28,6 +28,7 @@ from domain.errors import (
     VoidNotAllowed,
 )
 from domain.money import Money, check_payment_amount, format_dollars
+from domain.posting import Association, Entry, PostedRefund, association_of, ledger_entries
 from domain.schedule import refund_deadline
 
 
@@ -474,6 +475,25 @@ class Payment(LedgerAggregate):
             if refund.id == refund_id:
                 return refund
         raise InvalidValue(f"this payment has no refund {refund_id}", field="refund_id")
+
+    @property
+    def ledger_entries(self) -> list[Entry]:
+        """What this payment puts in the PMS ledger, posted or not (domain/posting.py)."""
+        return ledger_entries(
+            payment_id=str(self.id),
+            status=self.status.value,
+            amount=self.amount.cents,
+            payment_posted=self.is_associated,
+            refunds=[
+                PostedRefund(str(r.id), r.amount, r.id in self.associated_refunds)
+                for r in self.refunds
+            ],
+            void_posted=self.void_associated,
+        )
+
+    @property
+    def association(self) -> Association:
+        return association_of(self.ledger_entries)
 
     def receipt_status(self, refund_id: UUID | None = None) -> ReceiptStatus:
         """The status a receipt states: of the payment, or of one of its refunds (a refund

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
@@ -10,10 +11,12 @@ from domain.deposits import deposit_id_for
 from domain.money import format_dollars
 from domain.patients import Patient
 from domain.payments import Payment
+from domain.posting import needs_posting
 from domain.practices import Practice
 from domain.schedule import local_date, zone
 from projections.base import iso
 from projections.feed import read_history
+from projections.transactions import unassociated_summary
 from services.context import Ledger
 from services.writeback import writeback_of_payment
 
@@ -46,6 +49,7 @@ def transaction_row(row: dict[str, Any]) -> dict[str, Any]:
         "patient_id": row["patient_id"],
         "patient_name": row["patient_name"],
         "association": row["association"],
+        "unposted": json.loads(row["unposted"]),
         "pms_reference": row["pms_reference"],
         "batch_id": row["batch_id"],
         "deposit_id": row["deposit_id"],
@@ -66,7 +70,8 @@ def payment_out(ledger: Ledger, payment: Payment, *, with_history: bool = False)
         "patient_id": str(payment.patient_id) if payment.patient_id else None,
         "request_id": str(payment.request_id) if payment.request_id else None,
         "occurred_at": iso(payment.occurred_at),
-        "association": "associated" if payment.is_associated else "unassociated",
+        "association": payment.association.value,
+        "unposted": [e.as_dict() for e in needs_posting(payment.ledger_entries)],
         "association_source": payment.association_source.value
         if payment.association_source
         else None,
@@ -168,7 +173,7 @@ def ledger_entry_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
         "split_method": "patient" if patient else "family",
         "note": f"{payment.card.brand} ****{payment.card.last4} card payment [ref:{payment.id}]",
         "status": payment.status.value,
-        "association": "associated" if payment.is_associated else "unassociated",
+        "association": payment.association.value,
         "refunds": [
             {
                 "refund_id": str(r.id),
@@ -180,6 +185,15 @@ def ledger_entry_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
             for r in payment.refunds
         ],
     }
+
+
+def unassociated_badge(ledger: Ledger, practice_id: UUID) -> dict[str, Any]:
+    """The dashboard's alert badge: `count`, the entries not yet in the PMS ledger over all
+    time (payments, refunds, voids of posted payments: domain/posting.py), the same entries
+    as the `association=unassociated` list holds (`unposted` on its rows) and, for a practice
+    that posts by hand, as the Post to Ledger queue; `transactions`, how many rows that list
+    has; `oldest_date`, its first date (open the list from there to see them all)."""
+    return unassociated_summary(ledger.db, practice_id)
 
 
 def practice_out(practice: Practice) -> dict[str, Any]:
