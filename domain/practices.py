@@ -10,6 +10,7 @@ from uuid import UUID
 
 from domain.base import LedgerAggregate
 from domain.errors import InvalidValue
+from domain.receivables import DEFAULT_SYNC_MINUTES, check_sync_minutes
 from domain.requests import check_reminder_days
 from domain.schedule import DEFAULT_CUTOFF, parse_cutoff, zone
 
@@ -50,6 +51,7 @@ SETTING_NAMES = (
     "pms_payment_type",
     "fee_rate_bps",
     "reminder_days",
+    "pms_sync_minutes",
 )
 
 #: the highest processing fee rate a practice can be set to: 10%
@@ -79,6 +81,7 @@ class Practice(LedgerAggregate):
             practice.pms_payment_type = None
             practice.fee_rate_bps = 0
             practice.reminder_days = []
+            practice.pms_sync_minutes = DEFAULT_SYNC_MINUTES
             practice.created_at = self.at
 
     class SettingsChanged(LedgerAggregate.Event):
@@ -103,6 +106,7 @@ class Practice(LedgerAggregate):
         pms_payment_type: str | None
         fee_rate_bps: int
         reminder_days: list[int]
+        pms_sync_minutes: int
         created_at: datetime
 
     @classmethod
@@ -195,6 +199,8 @@ def check_setting(name: str, value: Any) -> Any:
             "(e.g. 290 = 2.9%)",
             field=name,
         )
+    if name == "pms_sync_minutes":
+        return check_sync_minutes(value)
     if name == "pms_payment_type" and value is not None and not str(value).strip():
         raise InvalidValue("pms_payment_type must be the PMS's id of a payment type", field=name)
     return value if name != "pms_payment_type" or value is None else str(value)

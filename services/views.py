@@ -212,6 +212,7 @@ def practice_out(practice: Practice) -> dict[str, Any]:
         "pms_payment_type": practice.pms_payment_type,
         "fee_rate_bps": practice.fee_rate_bps,
         "reminder_days": practice.reminder_days,
+        "pms_sync_minutes": practice.pms_sync_minutes,
     }
 
 
