@@ -56,6 +56,12 @@ class RefundNotAllowed(Conflict):
     code = "refund-not-allowed"
 
 
+class NothingLeftToRefund(RefundNotAllowed):
+    """The payment was refunded in full already (whatever amount is asked for)."""
+
+    code = "nothing-left-to-refund"
+
+
 class RefundExceedsRemaining(InvalidAmount):
     code = "refund-exceeds-remaining"
 

@@ -45,6 +45,8 @@ class Patient(LedgerAggregate):
 
         balance: dict[str, Any]
         source: str
+        #: when the PMS reported it (a sync's start); None: when it was recorded (`at`)
+        as_of: datetime | None = None
 
         def apply(self, patient: Patient) -> None:
             patient.balance = Balance.from_event_data(self.balance)
@@ -117,12 +119,26 @@ class Patient(LedgerAggregate):
         so two concurrent sends cannot both leave a request outstanding."""
         self.record(self.RequestOpened, at=at, actor=actor, request_id=request_id)
 
-    def record_balance(self, balance: Balance, *, source: str, at: datetime, actor: str) -> bool:
-        """Record a new snapshot; False (nothing recorded) when it did not change."""
+    def record_balance(
+        self,
+        balance: Balance,
+        *,
+        source: str,
+        at: datetime,
+        actor: str,
+        as_of: datetime | None = None,
+    ) -> bool:
+        """Record a new snapshot; False (nothing recorded) when it did not change. `as_of`:
+        when the PMS reported it, if earlier than now (a sync reads for a while)."""
         if balance == self.balance:
             return False
         self.record(
-            self.BalanceRecorded, at=at, actor=actor, balance=balance.as_event_data(), source=source
+            self.BalanceRecorded,
+            at=at,
+            actor=actor,
+            balance=balance.as_event_data(),
+            source=source,
+            as_of=as_of,
         )
         return True
 

@@ -20,6 +20,7 @@ from domain.errors import (
     AlreadyExists,
     AlreadySettled,
     InvalidValue,
+    NothingLeftToRefund,
     PaymentNotApproved,
     RefundExceedsRemaining,
     RefundNotAllowed,
@@ -27,6 +28,7 @@ from domain.errors import (
     VoidNotAllowed,
 )
 from domain.money import Money, check_payment_amount, format_dollars
+from domain.posting import Association, Entry, PostedRefund, association_of, ledger_entries
 from domain.schedule import refund_deadline
 
 
@@ -41,6 +43,16 @@ class Status(StrEnum):
     DECLINED = "declined"
     VOIDED = "voided"
     SETTLED = "settled"
+
+
+class ReceiptStatus(StrEnum):
+    """What a receipt says happened to the thing it is a receipt for."""
+
+    APPROVED = "approved"
+    DECLINED = "declined"
+    VOIDED = "voided"
+    REFUND_PENDING = "refund pending settlement"
+    REFUNDED = "refunded"
 
 
 class AssociationSource(StrEnum):
@@ -326,6 +338,10 @@ class Payment(LedgerAggregate):
 
     def check_refund(self, amount: Money, now: datetime) -> None:
         self.check_reversible()
+        if self.status == Status.SETTLED and self.remaining.cents <= 0:
+            raise NothingLeftToRefund(
+                f"nothing left to refund: {self.refunded} of {self.amount} already refunded"
+            )
         check_payment_amount(amount.cents)
         if self.status != Status.SETTLED:
             raise RefundNotAllowed(
@@ -459,6 +475,37 @@ class Payment(LedgerAggregate):
             if refund.id == refund_id:
                 return refund
         raise InvalidValue(f"this payment has no refund {refund_id}", field="refund_id")
+
+    @property
+    def ledger_entries(self) -> list[Entry]:
+        """What this payment puts in the PMS ledger, posted or not (domain/posting.py)."""
+        return ledger_entries(
+            payment_id=str(self.id),
+            status=self.status.value,
+            amount=self.amount.cents,
+            payment_posted=self.is_associated,
+            refunds=[
+                PostedRefund(str(r.id), r.amount, r.id in self.associated_refunds)
+                for r in self.refunds
+            ],
+            void_posted=self.void_associated,
+        )
+
+    @property
+    def association(self) -> Association:
+        return association_of(self.ledger_entries)
+
+    def receipt_status(self, refund_id: UUID | None = None) -> ReceiptStatus:
+        """The status a receipt states: of the payment, or of one of its refunds (a refund
+        is pending until its batch closes)."""
+        if refund_id is not None:
+            refund = self.find_refund(refund_id)
+            return ReceiptStatus.REFUNDED if refund.batch_id else ReceiptStatus.REFUND_PENDING
+        if self.status == Status.DECLINED:
+            return ReceiptStatus.DECLINED
+        if self.status == Status.VOIDED:
+            return ReceiptStatus.VOIDED
+        return ReceiptStatus.APPROVED
 
     def describe(self) -> str:
         return f"{self.card.brand} ****{self.card.last4} {format_dollars(self.amount.cents)}"

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from domain.base import LedgerAggregate
 from domain.errors import InvalidValue
+from domain.receivables import DEFAULT_SYNC_MINUTES, check_sync_minutes
 from domain.requests import check_reminder_days
 from domain.schedule import DEFAULT_CUTOFF, parse_cutoff, zone
 
@@ -50,6 +51,7 @@ SETTING_NAMES = (
     "pms_payment_type",
     "fee_rate_bps",
     "reminder_days",
+    "pms_sync_minutes",
 )
 
 #: the highest processing fee rate a practice can be set to: 10%
@@ -79,6 +81,7 @@ class Practice(LedgerAggregate):
             practice.pms_payment_type = None
             practice.fee_rate_bps = 0
             practice.reminder_days = []
+            practice.pms_sync_minutes = DEFAULT_SYNC_MINUTES
             practice.created_at = self.at
 
     class SettingsChanged(LedgerAggregate.Event):
@@ -103,6 +106,7 @@ class Practice(LedgerAggregate):
         pms_payment_type: str | None
         fee_rate_bps: int
         reminder_days: list[int]
+        pms_sync_minutes: int
         created_at: datetime
 
     @classmethod
@@ -122,6 +126,7 @@ class Practice(LedgerAggregate):
         if not name.strip():
             raise InvalidValue("the practice needs a name", field="name")
         zone(timezone)
+        check_writeback(pms, auto_writeback)
         return cls._create(
             cls.Created,
             id=id,
@@ -141,6 +146,10 @@ class Practice(LedgerAggregate):
         """Record the settings that differ from the current ones; False if none did."""
         checked = {name: check_setting(name, value) for name, value in changes.items()}
         different = {k: v for k, v in checked.items() if self.setting(k) != v}
+        check_writeback(
+            PmsKind(checked.get("pms", self.pms.value)),
+            bool(checked.get("auto_writeback", self.auto_writeback)),
+        )
         if different:
             self.record(self.SettingsChanged, at=at, actor=actor, changes=different)
         return bool(different)
@@ -151,6 +160,17 @@ class Practice(LedgerAggregate):
         if name == "pms":
             return self.pms.value
         return getattr(self, name)
+
+
+def check_writeback(pms: PmsKind, auto_writeback: bool) -> None:
+    """Automatic writeback needs a PMS with an API: Dentrix offices post by hand."""
+    if pms == PmsKind.DENTRIX and auto_writeback:
+        raise InvalidValue(
+            "auto_writeback cannot be true for a Dentrix practice: Dentrix posts by hand "
+            "(it has no API to write payments into; staff post them from the Post to Ledger "
+            "queue); set auto_writeback to false",
+            field="auto_writeback",
+        )
 
 
 def check_setting(name: str, value: Any) -> Any:
@@ -179,6 +199,8 @@ def check_setting(name: str, value: Any) -> Any:
             "(e.g. 290 = 2.9%)",
             field=name,
         )
+    if name == "pms_sync_minutes":
+        return check_sync_minutes(value)
     if name == "pms_payment_type" and value is not None and not str(value).strip():
         raise InvalidValue("pms_payment_type must be the PMS's id of a payment type", field=name)
     return value if name != "pms_payment_type" or value is None else str(value)

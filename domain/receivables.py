@@ -8,7 +8,7 @@ negative (a credit). A snooze holds a patient out of collection until a date.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -135,6 +135,34 @@ class Candidate:
     has_phone: bool
 
 
+def live_balance(snapshot: Balance, collected: int) -> Balance:
+    """The balance now: the PMS snapshot less what this ledger collected since that the PMS
+    had not counted (payments less refunds; negative when refunds outweigh payments).
+    A payment pays the oldest bucket first; what it pays beyond the balance is a credit
+    in the current bucket; a net refund reopens the current bucket. The insurance
+    estimate is the PMS's own; the patient's portion drops by what was paid (not below 0)."""
+    if collected == 0:
+        return snapshot
+    buckets = {name: getattr(snapshot, name) for name in BUCKETS}
+    left = collected
+    for name in reversed(BUCKETS):  # oldest first
+        if left <= 0:
+            break
+        paid = min(left, max(0, buckets[name]))
+        buckets[name] -= paid
+        left -= paid
+    buckets["bal_0_30"] -= left  # a credit (left > 0) or a net refund (collected < 0)
+    return Balance(
+        total=snapshot.total - collected,
+        **buckets,
+        insurance_estimate=snapshot.insurance_estimate,
+        patient_portion=max(0, snapshot.patient_portion - collected),
+        on_payment_plan=snapshot.on_payment_plan,
+        is_guarantor=snapshot.is_guarantor,
+        last_payment_date=snapshot.last_payment_date,
+    )
+
+
 def amount_for(balance: Balance, rule: AmountRule) -> int:
     return int(getattr(balance, rule.value))
 
@@ -154,7 +182,7 @@ def skip_reason(
     if rules.skip_payment_plan and balance.on_payment_plan:
         return SkipReason.ON_PAYMENT_PLAN
     amount = amount_for(balance, rule)
-    if amount <= 0:
+    if balance.total <= 0 or amount <= 0:
         return SkipReason.NO_BALANCE
     if amount < rules.min_balance:
         return SkipReason.BELOW_MINIMUM
@@ -172,6 +200,112 @@ def channel_for(candidate: Candidate, channel: str) -> str | None:
     if candidate.has_phone:
         return "sms"
     return "email" if candidate.has_email else None
+
+
+#: the PMS sync interval: hourly by default; 0 turns the scheduled sync off
+DEFAULT_SYNC_MINUTES = 60
+SYNC_MINUTES_RANGE = (15, 1440)
+#: a sync started longer ago than this without finishing is taken as crashed
+SYNC_STALE = timedelta(minutes=30)
+
+
+def check_sync_minutes(value: Any) -> int:
+    low, high = SYNC_MINUTES_RANGE
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (value == 0 or low <= value <= high)
+    ):
+        raise InvalidValue(
+            f"pms_sync_minutes is the PMS sync interval in minutes, {low} to {high} "
+            "(60 = hourly), or 0 to sync only by hand",
+            field="pms_sync_minutes",
+        )
+    return value
+
+
+def sync_id_for(practice_id: UUID, day: date) -> UUID:
+    """One PmsSync aggregate per practice and (UTC) day, so that none grows without end."""
+    return uuid5(NAMESPACE_URL, f"payledger:{practice_id}:pms-sync:{day.isoformat()}")
+
+
+class PmsSync(LedgerAggregate):
+    """A practice's PMS syncs: each one started (a claim: two schedulers never run the same
+    practice's sync at once) and finished with its outcome."""
+
+    class Created(LedgerAggregate.Created):
+        def apply(self, sync: PmsSync) -> None:
+            sync.practice_id = self.practice_id
+            sync.started_at = None
+            sync.finished_at = None
+
+    class Started(LedgerAggregate.Event):
+        def apply(self, sync: PmsSync) -> None:
+            sync.started_at = self.at
+            sync.finished_at = None
+
+    class Finished(LedgerAggregate.Event):
+        started_at: datetime
+        outcome: str  # ok or failed
+        error: str | None
+        patients_seen: int
+        patients_added: int
+        balances_recorded: int
+
+        def apply(self, sync: PmsSync) -> None:
+            sync.finished_at = self.at
+
+    if TYPE_CHECKING:
+        started_at: datetime | None
+        finished_at: datetime | None
+
+    @classmethod
+    def open(cls, *, practice_id: UUID, at: datetime, actor: str) -> PmsSync:
+        return cls._create(
+            cls.Created,
+            id=sync_id_for(practice_id, at.date()),
+            practice_id=practice_id,
+            at=at,
+            actor=actor,
+        )
+
+    def is_running(self, now: datetime) -> bool:
+        return (
+            self.started_at is not None
+            and self.finished_at is None
+            and now - self.started_at < SYNC_STALE
+        )
+
+    def start(self, *, at: datetime, actor: str) -> None:
+        if self.is_running(at):
+            assert self.started_at is not None
+            raise Conflict(
+                f"a PMS sync is running since {self.started_at.isoformat()}; try again later"
+            )
+        self.record(self.Started, at=at, actor=actor)
+
+    def finish(
+        self,
+        *,
+        at: datetime,
+        actor: str,
+        error: str | None,
+        seen: int = 0,
+        added: int = 0,
+        recorded: int = 0,
+    ) -> None:
+        assert self.started_at is not None
+        self.record(
+            self.Finished,
+            at=at,
+            actor=actor,
+            started_at=self.started_at,
+            outcome="failed" if error else "ok",
+            error=error,
+            patients_seen=seen,
+            patients_added=added,
+            balances_recorded=recorded,
+        )
 
 
 def filter_id_for(practice_id: UUID, name: str) -> UUID:

@@ -48,7 +48,14 @@ class CancelReason(StrEnum):
 
 
 class RequestClosed(Conflict):
+    """The request takes no payment; `why` says which way it closed: paid, expired,
+    superseded, staff (cancelled by the office)."""
+
     code = "request-closed"
+
+    def __init__(self, detail: str, *, why: str = "closed") -> None:
+        super().__init__(detail)
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -264,14 +271,18 @@ class PaymentRequest(LedgerAggregate):
 
     def check_open(self, now: datetime) -> None:
         if self.status == RequestStatus.COMPLETED:
-            raise RequestClosed("this request has already been paid")
+            raise RequestClosed("this request has already been paid", why="paid")
         if self.status == RequestStatus.CANCELLED:
             assert self.cancel_reason is not None
-            raise RequestClosed(f"this request was cancelled ({self.cancel_reason.value})")
+            raise RequestClosed(
+                f"this request was cancelled ({self.cancel_reason.value})",
+                why=self.cancel_reason.value,
+            )
         if self.is_expired(now):
             raise RequestClosed(
                 f"this request expired on {self.expires_at.date().isoformat()} "
-                "(two weeks after it was sent)"
+                "(two weeks after it was sent)",
+                why=CancelReason.EXPIRED.value,
             )
 
     def check_payable(self, amount: Money, now: datetime) -> None:

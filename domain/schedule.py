@@ -42,6 +42,12 @@ def local_date(instant: datetime, tz: str) -> date:
     return instant.astimezone(zone(tz)).date()
 
 
+def practice_time(instant: datetime, tz: str) -> datetime:
+    """The practice's wall-clock time of an instant, without a zone: what a PMS that keeps
+    local times (Open Dental's PayDate and CommDateTime) is given."""
+    return instant.astimezone(zone(tz)).replace(tzinfo=None)
+
+
 def cutoff_instant(batch_date: date, tz: str, cutoff: time) -> datetime:
     """The UTC instant at which the batch of a practice-local date closes."""
     return datetime.combine(batch_date, cutoff, tzinfo=zone(tz)).astimezone(UTC)

@@ -191,6 +191,16 @@ def list_deposits(
     return db.query(sql, params)
 
 
+def latest_scheduled_date(db: Database, practice_id: UUID) -> date | None:
+    """The date of the practice's latest scheduled (not yet paid) deposit."""
+    row = db.query_one(
+        "SELECT MAX(deposit_date) AS latest FROM deposits WHERE practice_id = ? "
+        "AND status = 'scheduled'",
+        (str(practice_id),),
+    )
+    return date.fromisoformat(row["latest"]) if row and row["latest"] else None
+
+
 def get_deposit(db: Database, practice_id: UUID, deposit_id: UUID) -> dict[str, Any] | None:
     return db.query_one(
         "SELECT * FROM deposits WHERE practice_id = ? AND id = ?",

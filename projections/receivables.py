@@ -12,7 +12,7 @@ from adapters.sql import Database, Tx
 from domain.patients import Patient
 from domain.payments import Payment
 from domain.practices import Practice
-from domain.receivables import MONEY_COLUMNS, SavedFilter
+from domain.receivables import MONEY_COLUMNS, Balance, PmsSync, SavedFilter, live_balance
 from domain.requests import PaymentRequest
 from domain.schedule import local_date
 from projections.base import Projection, handles, iso
@@ -24,8 +24,14 @@ REQUEST_STATUSES = ("requested", "completed", "cancelled", "none")
 
 
 class Receivables(Projection):
+    """Money columns are live: the PMS snapshot (kept in `snapshot`, as of `balance_as_of`)
+    less `collected_since`, what this ledger collected since that the PMS had not counted
+    (`ar_movements`: payments, refunds and voids of posted payments, each in the PMS from
+    its association, or if never associated from when it happened)."""
+
     name = "receivables"
-    tables = ("ar_patients", "ar_filters", "ar_zones")
+    version = 2  # 2: live balances and PMS syncs
+    tables = ("ar_patients", "ar_filters", "ar_zones", "ar_movements", "ar_syncs")
     ddl = (
         f"""CREATE TABLE IF NOT EXISTS ar_patients (
             id TEXT PRIMARY KEY,
@@ -46,6 +52,9 @@ class Receivables(Projection):
             pms_last_payment_date TEXT,
             last_payment_date TEXT,
             balance_as_of TEXT,
+            balance_source TEXT,
+            snapshot TEXT,
+            collected_since BIGINT NOT NULL DEFAULT 0,
             last_request_id TEXT,
             last_request_date TEXT,
             last_request_amount BIGINT,
@@ -70,15 +79,63 @@ class Receivables(Projection):
         )""",
         """CREATE TABLE IF NOT EXISTS ar_zones (
             practice_id TEXT PRIMARY KEY,
-            timezone TEXT NOT NULL
+            timezone TEXT NOT NULL,
+            pms TEXT NOT NULL DEFAULT '',
+            auto_writeback INTEGER NOT NULL DEFAULT 0,
+            writes_back INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE IF NOT EXISTS ar_movements (
+            id TEXT PRIMARY KEY,
+            practice_id TEXT NOT NULL,
+            guarantor_id TEXT NOT NULL,
+            payment_id TEXT NOT NULL,
+            amount BIGINT NOT NULL,
+            at TEXT NOT NULL,
+            written_back INTEGER NOT NULL DEFAULT 0,
+            associated_at TEXT
+        )""",
+        "CREATE INDEX IF NOT EXISTS ar_movements_by_guarantor ON ar_movements (guarantor_id)",
+        "CREATE INDEX IF NOT EXISTS ar_movements_by_payment ON ar_movements (payment_id)",
+        """CREATE TABLE IF NOT EXISTS ar_syncs (
+            practice_id TEXT PRIMARY KEY,
+            started_at TEXT,
+            finished_at TEXT,
+            outcome TEXT,
+            error TEXT,
+            last_ok_at TEXT,
+            patients_seen INTEGER,
+            patients_added INTEGER,
+            balances_recorded INTEGER
         )""",
     )
 
     @handles(Practice.Created)
     def practice(self, tx: Tx, e: Practice.Created, position: int) -> None:
         tx.execute(
-            "INSERT INTO ar_zones (practice_id, timezone) VALUES (?, ?)",
-            (str(e.practice_id), e.timezone),
+            "INSERT INTO ar_zones (practice_id, timezone, pms, auto_writeback, writes_back) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                str(e.practice_id),
+                e.timezone,
+                e.pms,
+                int(e.auto_writeback),
+                int(writes_back(e.pms, e.auto_writeback)),
+            ),
+        )
+
+    @handles(Practice.SettingsChanged)
+    def settings(self, tx: Tx, e: Practice.SettingsChanged, position: int) -> None:
+        if "pms" not in e.changes and "auto_writeback" not in e.changes:
+            return
+        row = tx.one("SELECT * FROM ar_zones WHERE practice_id = ?", (str(e.practice_id),))
+        if row is None:
+            return
+        pms = str(e.changes.get("pms", row["pms"]))
+        auto = bool(e.changes.get("auto_writeback", row["auto_writeback"]))
+        tx.execute(
+            "UPDATE ar_zones SET pms = ?, auto_writeback = ?, writes_back = ? "
+            "WHERE practice_id = ?",
+            (pms, int(auto), int(writes_back(pms, auto)), str(e.practice_id)),
         )
 
     @handles(Patient.Registered)
@@ -106,23 +163,25 @@ class Receivables(Projection):
     @handles(Patient.BalanceRecorded)
     def balance(self, tx: Tx, e: Patient.BalanceRecorded, position: int) -> None:
         b = e.balance
-        sets = ", ".join(f"{c} = ?" for c in MONEY_COLUMNS)
+        as_of = getattr(e, "as_of", None) or e.at
         tx.execute(
-            f"UPDATE ar_patients SET has_balance = 1, {sets}, on_payment_plan = ?, "  # noqa: S608
+            "UPDATE ar_patients SET has_balance = 1, snapshot = ?, on_payment_plan = ?, "
             "is_guarantor = ?, pms_last_payment_date = ?, balance_as_of = ?, "
-            "last_payment_date = CASE WHEN last_payment_date IS NULL OR "
+            "balance_source = ?, last_payment_date = CASE WHEN last_payment_date IS NULL OR "
             "last_payment_date < COALESCE(?, '') THEN ? ELSE last_payment_date END WHERE id = ?",
             (
-                *(b[c] for c in MONEY_COLUMNS),
+                json.dumps(b, sort_keys=True),
                 int(b["on_payment_plan"]),
                 int(b["is_guarantor"]),
                 b["last_payment_date"],
-                iso(e.at),
+                iso(as_of),
+                e.source,
                 b["last_payment_date"],
                 b["last_payment_date"],
                 str(e.originator_id),
             ),
         )
+        refresh_live(tx, str(e.originator_id))
 
     @handles(Patient.Snoozed)
     def snoozed(self, tx: Tx, e: Patient.Snoozed, position: int) -> None:
@@ -144,6 +203,7 @@ class Receivables(Projection):
     def paid(self, tx: Tx, e: Payment.Captured, position: int) -> None:
         if e.patient_id is None:
             return
+        add_movement(tx, e, str(e.originator_id), e.amount)
         zone = tx.one("SELECT timezone FROM ar_zones WHERE practice_id = ?", (str(e.practice_id),))
         day = local_date(e.at, zone["timezone"] if zone else "UTC").isoformat()
         tx.execute(
@@ -152,6 +212,73 @@ class Receivables(Projection):
             "WHERE id = ?))",
             (day, day, str(e.patient_id), str(e.patient_id)),
         )
+
+    @handles(Payment.Voided)
+    def voided(self, tx: Tx, e: Payment.Voided, position: int) -> None:
+        """Voided before it reached the PMS: it never counted. After: take it back too."""
+        payment = tx.one("SELECT * FROM ar_movements WHERE id = ?", (str(e.originator_id),))
+        if payment is None:
+            return
+        if payment["associated_at"] is None:
+            tx.execute("DELETE FROM ar_movements WHERE id = ?", (payment["id"],))
+            refresh_live(tx, payment["guarantor_id"])
+        else:
+            add_movement(tx, e, f"void:{e.originator_id}", -int(payment["amount"]))
+
+    @handles(Payment.Refunded)
+    def refunded(self, tx: Tx, e: Payment.Refunded, position: int) -> None:
+        if tx.one("SELECT 1 AS x FROM ar_movements WHERE id = ?", (str(e.originator_id),)):
+            add_movement(tx, e, str(e.refund_id), -e.amount)
+
+    @handles(Payment.Associated, Payment.RefundAssociated, Payment.VoidAssociated)
+    def posted(
+        self,
+        tx: Tx,
+        e: Payment.Associated | Payment.RefundAssociated | Payment.VoidAssociated,
+        position: int,
+    ) -> None:
+        """From now on the PMS counts it (its next snapshot holds it)."""
+        if isinstance(e, Payment.RefundAssociated):
+            marker = str(e.refund_id)
+        elif isinstance(e, Payment.VoidAssociated):
+            marker = f"void:{e.originator_id}"
+        else:
+            marker = str(e.originator_id)
+        movement = tx.one("SELECT guarantor_id FROM ar_movements WHERE id = ?", (marker,))
+        if movement is None:
+            return
+        tx.execute("UPDATE ar_movements SET associated_at = ? WHERE id = ?", (iso(e.at), marker))
+        refresh_live(tx, movement["guarantor_id"])
+
+    @handles(PmsSync.Started)
+    def sync_started(self, tx: Tx, e: PmsSync.Started, position: int) -> None:
+        tx.execute(
+            "INSERT INTO ar_syncs (practice_id, started_at) VALUES (?, ?) ON CONFLICT "
+            "(practice_id) DO UPDATE SET started_at = excluded.started_at",
+            (str(e.practice_id), iso(e.at)),
+        )
+
+    @handles(PmsSync.Finished)
+    def sync_finished(self, tx: Tx, e: PmsSync.Finished, position: int) -> None:
+        ok = e.outcome == "ok"
+        tx.execute(
+            "UPDATE ar_syncs SET finished_at = ?, outcome = ?, error = ?, patients_seen = ?, "
+            "patients_added = ?, balances_recorded = ?, last_ok_at = CASE WHEN ? = 1 THEN ? "
+            "ELSE last_ok_at END WHERE practice_id = ?",
+            (
+                iso(e.at),
+                e.outcome,
+                e.error,
+                e.patients_seen,
+                e.patients_added,
+                e.balances_recorded,
+                int(ok),
+                iso(e.started_at),
+                str(e.practice_id),
+            ),
+        )
+        if ok:
+            confirm_snapshots(tx, str(e.practice_id), iso(e.started_at))
 
     @handles(PaymentRequest.Sent)
     def request_sent(self, tx: Tx, e: PaymentRequest.Sent, position: int) -> None:
@@ -197,6 +324,87 @@ class Receivables(Projection):
     @handles(SavedFilter.Deleted)
     def filter_deleted(self, tx: Tx, e: SavedFilter.Deleted, position: int) -> None:
         tx.execute("UPDATE ar_filters SET deleted = 1 WHERE id = ?", (str(e.originator_id),))
+
+
+#: a movement the PMS had not counted at the snapshot (`?` twice: the snapshot's time):
+#: posted at or after it; or not posted and either waiting for the automatic writeback (so
+#: certainly not in the PMS) or, posted by hand, made after it
+NOT_COUNTED = "(associated_at >= ? OR (associated_at IS NULL AND (written_back = 1 OR at > ?)))"
+
+
+def writes_back(pms: str, auto_writeback: bool) -> bool:
+    """Payments reach this practice's PMS by the automatic writeback (not by hand)."""
+    return auto_writeback and pms in ("opendental", "eaglesoft")
+
+
+def add_movement(tx: Tx, e: Any, marker: str, amount: int) -> None:
+    """A payment (positive), refund or void (negative) of a patient's family."""
+    payment_id = str(e.originator_id)
+    if isinstance(e, Payment.Captured):
+        family = tx.one(
+            "SELECT COALESCE(guarantor_id, id) AS guarantor FROM ar_patients WHERE id = ?",
+            (str(e.patient_id),),
+        )
+        guarantor = family["guarantor"] if family else None
+    else:
+        payment = tx.one("SELECT guarantor_id FROM ar_movements WHERE id = ?", (payment_id,))
+        guarantor = payment["guarantor_id"] if payment else None
+    if guarantor is None:
+        return
+    practice = tx.one(
+        "SELECT writes_back FROM ar_zones WHERE practice_id = ?", (str(e.practice_id),)
+    )
+    tx.execute(
+        "INSERT INTO ar_movements (id, practice_id, guarantor_id, payment_id, amount, at, "
+        "written_back) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        (
+            marker,
+            str(e.practice_id),
+            guarantor,
+            payment_id,
+            amount,
+            iso(e.at),
+            int(practice["writes_back"]) if practice else 0,
+        ),
+    )
+    refresh_live(tx, guarantor)
+
+
+def refresh_live(tx: Tx, guarantor_id: str) -> None:
+    """The row's live money columns: its snapshot less what the PMS had not counted."""
+    row = tx.one("SELECT snapshot, balance_as_of FROM ar_patients WHERE id = ?", (guarantor_id,))
+    if row is None or row["snapshot"] is None:
+        return
+    as_of = row["balance_as_of"]
+    pending = tx.one(
+        f"SELECT COALESCE(SUM(amount), 0) AS n FROM ar_movements WHERE guarantor_id = ? AND {NOT_COUNTED}",  # noqa: S608, E501
+        (guarantor_id, as_of, as_of),
+    )
+    collected = int(pending["n"]) if pending else 0
+    live = live_balance(Balance.from_event_data(json.loads(row["snapshot"])), collected)
+    sets = ", ".join(f"{c} = ?" for c in MONEY_COLUMNS)
+    tx.execute(
+        f"UPDATE ar_patients SET {sets}, collected_since = ? WHERE id = ?",  # noqa: S608
+        (*(getattr(live, c) for c in MONEY_COLUMNS), collected, guarantor_id),
+    )
+
+
+def confirm_snapshots(tx: Tx, practice_id: str, read_at: str) -> None:
+    """A sync read every balance from the PMS at `read_at`: the unchanged ones (not
+    recorded again) hold as of then too, with what was posted to the PMS before."""
+    tx.execute(
+        "UPDATE ar_patients SET balance_as_of = ? WHERE practice_id = ? AND has_balance = 1 "
+        "AND balance_source = 'pms-sync' AND balance_as_of < ?",
+        (read_at, practice_id, read_at),
+    )
+    for row in tx.execute(
+        "SELECT DISTINCT guarantor_id FROM ar_movements WHERE practice_id = ?", (practice_id,)
+    ):
+        refresh_live(tx, row["guarantor_id"])
+
+
+def last_sync(db: Database, practice_id: UUID) -> dict[str, Any] | None:
+    return db.query_one("SELECT * FROM ar_syncs WHERE practice_id = ?", (str(practice_id),))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
@@ -9,6 +10,7 @@ from adapters.sql import Database, Tx
 from domain.deposits import deposit_id_for
 from domain.patients import Patient
 from domain.payments import Payment, Status
+from domain.posting import PostedRefund, association_of, ledger_entries, needs_posting
 from domain.practices import Practice
 from domain.schedule import local_date
 from projections.base import Projection, handles, iso
@@ -16,7 +18,7 @@ from projections.base import Projection, handles, iso
 
 class Transactions(Projection):
     name = "transactions"
-    version = 2  # 2: deposit ids from Settled events
+    version = 3  # 2: deposit ids from Settled events; 3: what needs posting (domain/posting.py)
     tables = ("transactions", "transaction_refunds", "transaction_zones", "transaction_patients")
     ddl = (
         """CREATE TABLE IF NOT EXISTS transactions (
@@ -45,8 +47,13 @@ class Transactions(Projection):
             deposit_id TEXT,
             settled_at TEXT,
             voided_at TEXT,
+            void_posted INTEGER NOT NULL DEFAULT 0,
+            unposted TEXT NOT NULL DEFAULT '[]',
+            unposted_count INTEGER NOT NULL DEFAULT 0,
             actor TEXT NOT NULL
         )""",
+        "CREATE INDEX IF NOT EXISTS transactions_by_association ON transactions "
+        "(practice_id, association, local_date)",
         "CREATE INDEX IF NOT EXISTS transactions_by_date ON transactions "
         "(practice_id, local_date, occurred_at, id)",
         "CREATE INDEX IF NOT EXISTS transactions_unsettled ON transactions "
@@ -130,6 +137,7 @@ class Transactions(Projection):
                 e.actor,
             ),
         )
+        refresh_posting(tx, str(e.originator_id))
 
     @handles(Payment.Voided)
     def voided(self, tx: Tx, e: Payment.Voided, position: int) -> None:
@@ -137,6 +145,7 @@ class Transactions(Projection):
             "UPDATE transactions SET status = 'voided', voided_at = ? WHERE id = ?",
             (iso(e.at), str(e.originator_id)),
         )
+        refresh_posting(tx, str(e.originator_id))
 
     @handles(Payment.Settled)
     def settled(self, tx: Tx, e: Payment.Settled, position: int) -> None:
@@ -166,6 +175,7 @@ class Transactions(Projection):
             "UPDATE transactions SET refunded_amount = refunded_amount + ? WHERE id = ?",
             (e.amount, str(e.originator_id)),
         )
+        refresh_posting(tx, str(e.originator_id))
 
     @handles(Payment.RefundSettled)
     def refund_settled(self, tx: Tx, e: Payment.RefundSettled, position: int) -> None:
@@ -177,10 +187,10 @@ class Transactions(Projection):
     @handles(Payment.Associated)
     def associated(self, tx: Tx, e: Payment.Associated, position: int) -> None:
         tx.execute(
-            "UPDATE transactions SET association = 'associated', association_source = ?, "
-            "pms_reference = ? WHERE id = ?",
+            "UPDATE transactions SET association_source = ?, pms_reference = ? WHERE id = ?",
             (e.source, e.pms_reference, str(e.originator_id)),
         )
+        refresh_posting(tx, str(e.originator_id))
 
     @handles(Payment.RefundAssociated)
     def refund_associated(self, tx: Tx, e: Payment.RefundAssociated, position: int) -> None:
@@ -189,6 +199,45 @@ class Transactions(Projection):
             "WHERE id = ?",
             (e.pms_reference, str(e.refund_id)),
         )
+        refresh_posting(tx, str(e.originator_id))
+
+    @handles(Payment.VoidAssociated)
+    def void_associated(self, tx: Tx, e: Payment.VoidAssociated, position: int) -> None:
+        tx.execute("UPDATE transactions SET void_posted = 1 WHERE id = ?", (str(e.originator_id),))
+        refresh_posting(tx, str(e.originator_id))
+
+
+def refresh_posting(tx: Tx, payment_id: str) -> None:
+    """The row's association and what of it needs posting, by the one definition."""
+    row = tx.one("SELECT * FROM transactions WHERE id = ?", (payment_id,))
+    if row is None:
+        return
+    refunds = tx.execute(
+        "SELECT id, amount, association FROM transaction_refunds WHERE payment_id = ? "
+        "ORDER BY occurred_at, id",
+        (payment_id,),
+    )
+    entries = ledger_entries(
+        payment_id=payment_id,
+        status=row["status"],
+        amount=int(row["amount"]),
+        payment_posted=row["association_source"] is not None,
+        refunds=[
+            PostedRefund(r["id"], int(r["amount"]), r["association"] == "associated")
+            for r in refunds
+        ],
+        void_posted=bool(row["void_posted"]),
+    )
+    unposted = needs_posting(entries)
+    tx.execute(
+        "UPDATE transactions SET association = ?, unposted = ?, unposted_count = ? WHERE id = ?",
+        (
+            association_of(entries).value,
+            json.dumps([e.as_dict() for e in unposted]),
+            len(unposted),
+            payment_id,
+        ),
+    )
 
 
 def practice_zone(tx: Tx, practice_id: UUID) -> str:
@@ -198,16 +247,17 @@ def practice_zone(tx: Tx, practice_id: UUID) -> str:
     return str(row["timezone"]) if row else "UTC"
 
 
-#: what the badge counts: money moved, not yet in the PMS ledger
-UNASSOCIATED = "association = 'unassociated' AND status IN ('approved', 'settled')"
-
-
-def unassociated_count(db: Database, practice_id: UUID) -> int:
+def unassociated_summary(db: Database, practice_id: UUID) -> dict[str, Any]:
+    """The badge, over all time: the entries that need posting (payments, refunds, voids of
+    posted payments; domain/posting.py), the transactions they belong to and the oldest
+    one's date (open the list from there to see them all)."""
     row = db.query_one(
-        f"SELECT COUNT(*) AS n FROM transactions WHERE practice_id = ? AND {UNASSOCIATED}",  # noqa: S608
+        "SELECT COALESCE(SUM(unposted_count), 0) AS n, COUNT(*) AS t, MIN(local_date) AS oldest "
+        "FROM transactions WHERE practice_id = ? AND association = 'unassociated'",
         (str(practice_id),),
     )
-    return int(row["n"]) if row else 0
+    assert row is not None
+    return {"count": int(row["n"]), "transactions": int(row["t"]), "oldest_date": row["oldest"]}
 
 
 def list_transactions(
@@ -231,10 +281,9 @@ def list_transactions(
     elif status:
         sql += " AND status = ?"
         params.append(status)
-    if association == "unassociated":
-        sql += f" AND {UNASSOCIATED}"
-    elif association == "associated":
-        sql += " AND association = 'associated'"
+    if association is not None:
+        sql += " AND association = ?"
+        params.append(association)
     if patient_id:
         sql += " AND patient_id = ?"
         params.append(str(patient_id))

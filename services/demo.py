@@ -170,7 +170,9 @@ def _patients(ledger: Ledger, practice_id: UUID) -> list[Patient]:
 
 
 def _finish(ledger: Ledger, practice: Practice, patients: list[Patient]) -> None:
-    """Today's AR: a snoozed family and a saved filter in the library."""
+    """Today's AR (balances read again this morning, so the month's payments are in the
+    PMS's figures), a snoozed family and a saved filter in the library."""
+    sync_pms(ledger, practice_id=practice.id, actor=ACTOR)
     cohen = next(p for p in patients if p.last_name == "Cohen")
     snooze(
         ledger,

@@ -1,6 +1,6 @@
 """Everything that falls due with time: batch closes, deposits, request expiries,
-reminders, message retries and the end of snoozes. Run by the server's scheduler and by the sandbox
-clock's advance; safe in several processes at once."""
+reminders, message retries, the end of snoozes and scheduled PMS syncs. Run by the
+server's scheduler and by the sandbox clock's advance; safe in several processes at once."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from uuid import UUID
 
 from projections.directory import practice_ids
 from services.context import Ledger
-from services.receivables import end_due_snoozes
+from services.receivables import end_due_snoozes, sync_due
 from services.requests import deliver_due, expire_due, remind_due
 from services.settlement import close_due_batches, pay_due_deposits
 
@@ -22,6 +22,7 @@ class DueWork:
     reminders_sent: int = 0
     messages_retried: int = 0
     snoozes_ended: int = 0
+    pms_syncs: int = 0
 
     def __add__(self, other: DueWork) -> DueWork:
         mine, theirs = asdict(self), asdict(other)
@@ -43,5 +44,6 @@ def run_due_work(ledger: Ledger, practice_id: UUID | None = None) -> DueWork:
             reminders_sent=remind_due(ledger, pid),
             messages_retried=deliver_due(ledger, pid),
             snoozes_ended=end_due_snoozes(ledger, pid),
+            pms_syncs=sync_due(ledger, pid),
         )
     return total

@@ -272,7 +272,7 @@ def receipt_email(
             f"{what} receipt",
             f"Amount: {amount}",
             f"Date: {local:%Y-%m-%d %H:%M} ({practice.timezone})",
-            f"Status: {payment.status.value}",
+            f"Status: {payment.receipt_status(refund_id).value}",
             f"Transaction id: {ref}",
             f"Card: {payment.card.brand} ending in {payment.card.last4}",
             "",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +24,7 @@ from domain.receivables import (
     Balance,
     Candidate,
     Eligibility,
+    PmsSync,
     SavedFilter,
     SkipReason,
     SnoozeReason,
@@ -32,14 +33,17 @@ from domain.receivables import (
     check_snooze,
     filter_id_for,
     skip_reason,
+    sync_id_for,
 )
 from domain.requests import Channel
 from domain.schedule import local_date
+from projections.base import iso
 from projections.receivables import (
     REQUEST_STATUSES,
     ArQuery,
     due_snooze_ends,
     get_filter,
+    last_sync,
     list_ar,
 )
 from services.context import Ledger, retry_on_conflict
@@ -240,15 +244,76 @@ def reader_for(ledger: Ledger, practice: Practice) -> PmsReader:
     )
 
 
+def has_reader(ledger: Ledger, practice: Practice) -> bool:
+    """A PMS the scheduled sync can read: Open Dental with its connection settings."""
+    return practice.pms == PmsKind.OPENDENTAL and "opendental" in ledger.journal.connection(
+        str(practice.id)
+    )
+
+
 def sync_pms(ledger: Ledger, *, practice_id: UUID, actor: str) -> SyncResult:
-    """Pull patients and family balances through the practice's PMS reader."""
+    """Pull patients and family balances through the practice's PMS reader; the sync's
+    start and outcome are recorded (the AR list and the practice show them)."""
     practice = ledger.get(Practice, practice_id, practice_id)
+    reader = reader_for(ledger, practice)
+    sync = start_sync(ledger, practice_id, actor)
+    assert sync.started_at is not None
+    try:
+        result = read_balances(ledger, practice_id, reader, sync.started_at, actor)
+    except PmsUnavailable as error:
+        failed = PmsSyncFailed(f"the PMS could not be read: {error}")
+        finish_sync(ledger, sync, actor, error=failed.detail)
+        raise failed from error
+    except PaymentsError as error:
+        finish_sync(ledger, sync, actor, error=error.detail)
+        raise
+    finish_sync(ledger, sync, actor, result=result)
+    return result
+
+
+def start_sync(ledger: Ledger, practice_id: UUID, actor: str) -> PmsSync:
+    """Claim the practice's sync: a second one at the same moment is refused."""
+    now = ledger.clock.now(practice_id)
+    sync = ledger.find(PmsSync, sync_id_for(practice_id, now.date())) or PmsSync.open(
+        practice_id=practice_id, at=now, actor=actor
+    )
+    sync.start(at=now, actor=actor)
+    try:
+        ledger.save(sync)
+    except IntegrityError:
+        raise Conflict("a PMS sync of this practice started at the same moment") from None
+    return sync
+
+
+def finish_sync(
+    ledger: Ledger,
+    sync: PmsSync,
+    actor: str,
+    *,
+    result: SyncResult | None = None,
+    error: str | None = None,
+) -> None:
+    sync.finish(
+        at=ledger.clock.now(sync.practice_id),
+        actor=actor,
+        error=error,
+        seen=result.patients_seen if result else 0,
+        added=result.patients_added if result else 0,
+        recorded=result.balances_recorded if result else 0,
+    )
+    try:
+        ledger.save(sync)
+    except IntegrityError:  # a stale claim was taken over: that sync reports for itself
+        log.warning("PMS sync of %s finished after another one started", sync.practice_id)
+
+
+def read_balances(
+    ledger: Ledger, practice_id: UUID, reader: PmsReader, read_at: datetime, actor: str
+) -> SyncResult:
+    """Register new patients and record each changed balance, as of when the read began."""
     by_pms: dict[str, UUID] = {}
     seen = added = recorded = 0
-    try:
-        pms_patients = list(reader_for(ledger, practice).patients())
-    except PmsUnavailable as error:
-        raise PmsSyncFailed(f"the PMS could not be read: {error}") from error
+    pms_patients = list(reader.patients())
     for pms_patient in pms_patients:
         seen += 1
         guarantor = by_pms.get(pms_patient.guarantor_pms_id or "")
@@ -268,11 +333,66 @@ def sync_pms(ledger: Ledger, *, practice_id: UUID, actor: str) -> SyncResult:
             added += 1
         by_pms[pms_patient.pms_patient_id] = patient.id
         if pms_patient.balance is not None and patient.record_balance(
-            pms_patient.balance, source="pms-sync", at=ledger.clock.now(practice_id), actor=actor
+            pms_patient.balance,
+            source="pms-sync",
+            at=ledger.clock.now(practice_id),
+            actor=actor,
+            as_of=read_at,
         ):
             ledger.save(patient)
             recorded += 1
     return SyncResult(seen, added, recorded)
+
+
+def sync_due(ledger: Ledger, practice_id: UUID) -> int:
+    """The scheduled sync: when the practice's interval has passed since the last one
+    started (Open Dental with its connection only). Its failure is recorded, not raised."""
+    practice = ledger.get(Practice, practice_id, practice_id)
+    if practice.pms_sync_minutes == 0 or not has_reader(ledger, practice):
+        return 0
+    last = last_sync(ledger.db, practice_id)
+    now = ledger.clock.now(practice_id)
+    if last is not None and last["started_at"]:
+        started = datetime.fromisoformat(last["started_at"].replace("Z", "+00:00"))
+        if now < started + timedelta(minutes=practice.pms_sync_minutes):
+            return 0
+    try:
+        sync_pms(ledger, practice_id=practice_id, actor="system:pms-sync")
+    except (PmsSyncFailed, Conflict) as error:
+        log.warning("scheduled PMS sync of %s failed: %s", practice_id, error)
+        return 0
+    return 1
+
+
+def sync_status(ledger: Ledger, practice: Practice) -> dict[str, Any]:
+    """How fresh the practice's balances are: the last sync, its outcome and the next one."""
+    last = last_sync(ledger.db, practice.id) or {}
+    scheduled = practice.pms_sync_minutes > 0 and has_reader(ledger, practice)
+    next_due = None
+    if scheduled:
+        started = last.get("started_at")
+        next_due = (
+            iso(
+                datetime.fromisoformat(started.replace("Z", "+00:00"))
+                + timedelta(minutes=practice.pms_sync_minutes)
+            )
+            if started
+            else iso(ledger.clock.now(practice.id))
+        )
+    return {
+        "interval_minutes": practice.pms_sync_minutes,
+        "scheduled": scheduled,
+        "last_started_at": last.get("started_at"),
+        "last_finished_at": last.get("finished_at"),
+        "outcome": "running"
+        if last.get("started_at") and (last.get("finished_at") or "") < last["started_at"]
+        else last.get("outcome"),
+        "error": last.get("error"),
+        "last_ok_at": last.get("last_ok_at"),
+        "patients_seen": last.get("patients_seen"),
+        "balances_recorded": last.get("balances_recorded"),
+        "next_due_at": next_due,
+    }
 
 
 # -- snoozes ---------------------------------------------------------------------------

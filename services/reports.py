@@ -37,7 +37,7 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
     moved = [p for p in payments if p["status"] in MONEY_MOVED]
     differences: list[dict[str, Any]] = []
     for p in moved:
-        if p["association"] != "associated":
+        if p["association_source"] is None:  # the payment's own entry is not in the PMS
             differences.append(item("payment_not_associated", p, "payment not yet in the PMS"))
         if p["batch_id"] not in batch_ids:
             reason = (
@@ -68,7 +68,7 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
                     "detail": "the deposit's items do not add up to it",
                 }
             )
-    associated = [p for p in moved if p["association"] == "associated"]
+    associated = [p for p in moved if p["association_source"] is not None]
     written_refunds = [r for r in refunds if r["association"] == "associated"]
     return {
         "practice_id": str(practice_id),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
@@ -10,10 +11,12 @@ from domain.deposits import deposit_id_for
 from domain.money import format_dollars
 from domain.patients import Patient
 from domain.payments import Payment
+from domain.posting import needs_posting
 from domain.practices import Practice
 from domain.schedule import local_date, zone
 from projections.base import iso
 from projections.feed import read_history
+from projections.transactions import unassociated_summary
 from projections.users import actor_names, with_actor_names
 from services.context import Ledger
 from services.writeback import writeback_of_payment
@@ -47,6 +50,7 @@ def transaction_row(row: dict[str, Any]) -> dict[str, Any]:
         "patient_id": row["patient_id"],
         "patient_name": row["patient_name"],
         "association": row["association"],
+        "unposted": json.loads(row["unposted"]),
         "pms_reference": row["pms_reference"],
         "batch_id": row["batch_id"],
         "deposit_id": row["deposit_id"],
@@ -67,7 +71,8 @@ def payment_out(ledger: Ledger, payment: Payment, *, with_history: bool = False)
         "patient_id": str(payment.patient_id) if payment.patient_id else None,
         "request_id": str(payment.request_id) if payment.request_id else None,
         "occurred_at": iso(payment.occurred_at),
-        "association": "associated" if payment.is_associated else "unassociated",
+        "association": payment.association.value,
+        "unposted": [e.as_dict() for e in needs_posting(payment.ledger_entries)],
         "association_source": payment.association_source.value
         if payment.association_source
         else None,
@@ -118,7 +123,8 @@ def receipt_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
         "amount": payment.amount.cents,
         "amount_display": format_dollars(payment.amount.cents),
         "status": payment.status.value,
-        "confirmation": "declined" if payment.decline_reason else "approved",
+        "confirmation": payment.receipt_status().value,
+        "voided_at": iso(payment.voided_at) if payment.voided_at else None,
         "transaction_id": payment.transaction_id,
         "card": card,
         "refunds": [
@@ -127,7 +133,7 @@ def receipt_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
                 "completed_at": iso(r.at),
                 "amount": r.amount,
                 "amount_display": format_dollars(r.amount),
-                "confirmation": "approved",
+                "confirmation": payment.receipt_status(r.id).value,
                 "transaction_id": r.processor_refund_id,
                 "card": card,
                 "actor": r.actor,
@@ -176,7 +182,7 @@ def ledger_entry_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
         "split_method": "patient" if patient else "family",
         "note": f"{payment.card.brand} ****{payment.card.last4} card payment [ref:{payment.id}]",
         "status": payment.status.value,
-        "association": "associated" if payment.is_associated else "unassociated",
+        "association": payment.association.value,
         "refunds": [
             {
                 "refund_id": str(r.id),
@@ -188,6 +194,15 @@ def ledger_entry_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
             for r in payment.refunds
         ],
     }
+
+
+def unassociated_badge(ledger: Ledger, practice_id: UUID) -> dict[str, Any]:
+    """The dashboard's alert badge: `count`, the entries not yet in the PMS ledger over all
+    time (payments, refunds, voids of posted payments: domain/posting.py), the same entries
+    as the `association=unassociated` list holds (`unposted` on its rows) and, for a practice
+    that posts by hand, as the Post to Ledger queue; `transactions`, how many rows that list
+    has; `oldest_date`, its first date (open the list from there to see them all)."""
+    return unassociated_summary(ledger.db, practice_id)
 
 
 def practice_out(practice: Practice) -> dict[str, Any]:
@@ -206,6 +221,7 @@ def practice_out(practice: Practice) -> dict[str, Any]:
         "pms_payment_type": practice.pms_payment_type,
         "fee_rate_bps": practice.fee_rate_bps,
         "reminder_days": practice.reminder_days,
+        "pms_sync_minutes": practice.pms_sync_minutes,
     }
 
 

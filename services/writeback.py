@@ -28,7 +28,7 @@ from adapters.sql import Tx
 from domain.errors import AlreadyAssociated, PaymentsError
 from domain.money import format_dollars
 from domain.payments import AssociationSource, Payment, Status
-from domain.schedule import local_date
+from domain.schedule import practice_time
 from projections.base import Projection
 from services.context import Ledger
 from services.payments import associate_payment
@@ -125,7 +125,7 @@ def payment_captured(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
     payload = {
         "pms_patient_id": patient["pms_patient_id"] if patient else None,
         "amount": d["amount"],
-        "pay_date": local_date(e.occurred_at, practice["timezone"]).isoformat(),
+        "pay_date": practice_time(e.occurred_at, practice["timezone"]).date().isoformat(),
         "pay_type": practice["pms_payment_type"],
         "note": f"Card payment {d['card_brand']} ****{d['card_last4']} "
         f"{format_dollars(d['amount'])} txn {d['transaction_id']}",
@@ -161,9 +161,9 @@ def reversal(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
     payload = {
         **original,
         "amount": amount,
-        "pay_date": local_date(
-            e.occurred_at, practice["timezone"] if practice else "UTC"
-        ).isoformat(),
+        "pay_date": practice_time(e.occurred_at, practice["timezone"] if practice else "UTC")
+        .date()
+        .isoformat(),
         "note": f"{'Void' if is_void else 'Refund'} of card payment [ref:{e.aggregate_id}] "
         f"{format_dollars(-amount)}",
         "original_marker": str(e.aggregate_id),
@@ -205,6 +205,7 @@ def request_sent(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
         "mode": e.data["commlog_mode"],
         "note": e.data["commlog_note"],
         "at": e.occurred_at.isoformat(),
+        "timezone": practice["timezone"],
     }
     Journal.add(
         tx,
@@ -306,9 +307,11 @@ class Worker:
             written = self.attempt(writer, item)
         except PmsWriteError as error:
             self.failed(item, error)
+            self.journal.record_outcome(item["practice_id"], str(error))
             return 0
         if written is None:
             return 0
+        self.journal.record_outcome(item["practice_id"], None)
         # Associate first: a crash in between leaves the row pending with its outcome
         # unknown, so the next attempt finds the entry by its marker and associates then.
         self.associate(item, written)
@@ -325,7 +328,10 @@ class Worker:
                     p["pms_patient_id"],
                     p["mode"],
                     p["note"],
-                    datetime.fromisoformat(p["at"]),
+                    practice_time(
+                        datetime.fromisoformat(p["at"]),
+                        p.get("timezone") or self.journal.timezone(item["practice_id"]),
+                    ),
                 )
             )
             if written is None:
@@ -432,8 +438,21 @@ def writeback_of_payment(journal: Journal, payment_id: UUID) -> list[dict[str, A
 
 
 def practice_status(journal: Journal, practice_id: UUID) -> dict[str, Any]:
+    """`failing` from the first refused or failed write until a write succeeds (or while a
+    write has failed for good), with the last error and since when; counts by status."""
     counts = journal.summary(str(practice_id))
-    return {"status": "failing" if counts.get("failed") else "ok", **counts}
+    state = journal.status(str(practice_id))
+    failing = bool(state.get("failing_since")) or bool(counts.get("failed"))
+    return {
+        "status": "failing" if failing else "ok",
+        "failing_since": (state.get("failing_since") or state.get("last_error_at"))
+        if failing
+        else None,
+        "last_error": state.get("last_error") if failing else None,
+        "last_error_at": state.get("last_error_at"),
+        "last_success_at": state.get("last_success_at"),
+        **counts,
+    }
 
 
 class WritebackIntake(Projection):

@@ -54,6 +54,13 @@ DDL = (
         pms_patient_id TEXT NOT NULL,
         is_guarantor INTEGER NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS writeback_status (
+        practice_id TEXT PRIMARY KEY,
+        failing_since TEXT,
+        last_error TEXT,
+        last_error_at TEXT,
+        last_success_at TEXT
+    )""",
     """CREATE TABLE IF NOT EXISTS pms_connections (
         practice_id TEXT PRIMARY KEY,
         config TEXT NOT NULL,
@@ -183,18 +190,69 @@ class Journal:
         )
 
     def retry_failed(self, practice_id: str, payment_id: str | None = None) -> int:
-        sql = (
-            "UPDATE writeback_journal SET status = 'pending', attempts = 0, "
-            "next_attempt_at = ?, last_error = NULL WHERE practice_id = ? "
-            "AND status = 'failed'"
+        """Make writes due at once after their cause was fixed: failed ones (with a fresh
+        set of attempts) and pending ones waiting out a backoff. With a payment, the
+        count is that payment's rows; the practice's other waiting rows are made due too,
+        as entries are written in order per practice and an earlier one would hold it."""
+        stamp = now_text()
+        waiting = (
+            "practice_id = ? AND (status = 'failed' OR (status = 'pending' AND "
+            "next_attempt_at > ? AND (claimed_until IS NULL OR claimed_until < ?)))"
         )
-        params: list[Any] = [now_text(), practice_id]
-        if payment_id:
-            sql += " AND payment_id = ?"
-            params.append(payment_id)
         with self.db.transaction() as tx:
-            tx.execute(sql, params)
-            return tx.rowcount
+            count = tx.one(
+                f"SELECT COUNT(*) AS n FROM writeback_journal WHERE {waiting}"  # noqa: S608
+                + (" AND payment_id = ?" if payment_id else ""),
+                [practice_id, stamp, stamp, *([payment_id] if payment_id else [])],
+            )
+            tx.execute(
+                "UPDATE writeback_journal SET attempts = 0, last_error = NULL "
+                "WHERE practice_id = ? AND status = 'failed'",
+                (practice_id,),
+            )
+            tx.execute(
+                f"UPDATE writeback_journal SET status = 'pending', "  # noqa: S608
+                f"next_attempt_at = ?, updated_at = ? WHERE {waiting}",
+                (stamp, stamp, practice_id, stamp, stamp),
+            )
+            return int(count["n"]) if count else 0
+
+    # -- the practice's status ----------------------------------------------------------
+
+    def record_outcome(self, practice_id: str, error: str | None) -> None:
+        """A write failed (or was refused): the practice is failing from now until a write
+        succeeds. A success: back to ok."""
+        stamp = now_text()
+        with self.db.transaction() as tx:
+            if error is None:
+                tx.execute(
+                    "INSERT INTO writeback_status (practice_id, last_success_at) VALUES (?, ?) "
+                    "ON CONFLICT (practice_id) DO UPDATE SET failing_since = NULL, "
+                    "last_success_at = excluded.last_success_at",
+                    (practice_id, stamp),
+                )
+                return
+            tx.execute(
+                "INSERT INTO writeback_status (practice_id, failing_since, last_error, "
+                "last_error_at) VALUES (?, ?, ?, ?) ON CONFLICT (practice_id) DO UPDATE SET "
+                "failing_since = COALESCE(writeback_status.failing_since, "
+                "excluded.failing_since), last_error = excluded.last_error, "
+                "last_error_at = excluded.last_error_at",
+                (practice_id, stamp, error, stamp),
+            )
+
+    def status(self, practice_id: str) -> dict[str, Any]:
+        row = self.db.query_one(
+            "SELECT * FROM writeback_status WHERE practice_id = ?", (practice_id,)
+        )
+        return dict(row) if row else {}
+
+    def timezone(self, practice_id: str) -> str:
+        """The practice's time zone as the writeback knows it (UTC if unknown)."""
+        row = self.db.query_one(
+            "SELECT timezone FROM writeback_practices WHERE practice_id = ?", (practice_id,)
+        )
+        return str(row["timezone"]) if row else "UTC"
 
     def summary(self, practice_id: str) -> dict[str, int]:
         rows = self.db.query(

@@ -36,7 +36,7 @@ class Commlog:
     pms_patient_id: str
     mode: str  # "Text" or "Email"
     note: str
-    at: datetime
+    at: datetime  # the practice's wall-clock time (no zone): PMSs keep local times
 
 
 @dataclass(frozen=True)

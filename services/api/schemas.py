@@ -111,6 +111,11 @@ class SettingsIn(Body):
     fee_rate_bps: StrictInt | None = Field(
         None, description="sandbox processing fee in basis points of each sale (290 = 2.9%)"
     )
+    pms_sync_minutes: StrictInt | None = Field(
+        None,
+        description="how often balances are read from the PMS (Open Dental), in minutes: "
+        "15 to 1440, default 60; 0 = only by hand (POST /v1/pms/sync)",
+    )
 
 
 class UserIn(Body):

@@ -146,7 +146,7 @@ def show(token: str, request: Request, ledger: LedgerDep) -> HTMLResponse:
     try:
         link.request.check_open(ledger.clock.now(link.practice.id))
     except RequestClosed as closed:
-        return closed_page(link, closed_message(closed))
+        return closed_page(link, closed_message(closed, link))
     return open_page(link, str(request.url.path))
 
 
@@ -165,7 +165,7 @@ def pay(ledger: Ledger, token: str, fields: dict[str, str], action: str) -> HTML
     try:
         link.request.check_open(ledger.clock.now(link.practice.id))
     except RequestClosed as closed:
-        return closed_page(link, closed_message(closed))
+        return closed_page(link, closed_message(closed, link))
     if recent_failures(ledger.db, link, ledger) >= FAILURE_LIMIT:
         response = open_page(
             link,
@@ -192,7 +192,7 @@ def pay(ledger: Ledger, token: str, fields: dict[str, str], action: str) -> HTML
             attempt_id=fields.get("attempt") or secrets.token_urlsafe(16),
         )
     except RequestClosed as closed:
-        return closed_page(link, closed_message(closed))
+        return closed_page(link, closed_message(closed, link))
     except PaymentsError as error:
         record_failure(ledger.db, link, ledger)
         return open_page(link, action, 422, friendly(error.detail), amount_text or None)
@@ -202,8 +202,8 @@ def pay(ledger: Ledger, token: str, fields: dict[str, str], action: str) -> HTML
             link,
             action,
             402,
-            f"Your card was declined ({payment.decline_reason}). "
-            "No money was taken. You can try another card.",
+            sentence(f"your card was declined ({payment.decline_reason})")
+            + " No money was taken. You can try another card.",
             amount_text or None,
         )
     return page(
@@ -217,15 +217,40 @@ def pay(ledger: Ledger, token: str, fields: dict[str, str], action: str) -> HTML
     )
 
 
-def closed_message(closed: RequestClosed) -> str:
-    detail = closed.detail
-    if "already been paid" in detail:
+def closed_message(closed: RequestClosed, link: PayLink) -> str:
+    """Why the link takes no payment, as a sentence for the patient."""
+    if closed.why == "paid":
         return "This request has already been paid. Thank you."
-    if "expired" in detail:
-        return "This payment link has expired " + detail.split("expired", 1)[1].strip() + "."
+    if closed.why == "expired":
+        expired = link.request.expires_at.astimezone(zone(link.practice.timezone))
+        return f"This payment link expired on {expired:%B} {expired.day}, {expired:%Y}."
+    if closed.why == "superseded":
+        return (
+            "This payment link was cancelled because the office sent a newer one. "
+            "Please use the latest link you received."
+        )
     return "This payment request was cancelled by the office."
 
 
+#: the API's field names as a patient reads them
+FIELD_WORDS = {
+    "card.number": "the card number",
+    "card.exp_month": "the expiry month",
+    "card.exp_year": "the expiry year",
+    "card.cvc": "the CVC",
+}
+
+
 def friendly(detail: str) -> str:
-    text = detail.replace("card.number", "The card number").replace("card.exp_year", "The expiry")
-    return text[0].upper() + text[1:]
+    for name, words in FIELD_WORDS.items():
+        detail = detail.replace(name, words)
+    return sentence(detail)
+
+
+def sentence(text: str) -> str:
+    """A message as a sentence: a capital first letter and a full stop."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."

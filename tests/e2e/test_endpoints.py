@@ -198,7 +198,7 @@ def test_declines_say_why(api: Api) -> None:
     listed = api.get("/v1/transactions").json()["items"]
     assert sorted(t["decline_reason"] for t in listed) == ["card declined", "insufficient funds"]
     # Declines moved no money: nothing to post to the PMS.
-    assert api.get("/v1/transactions/unassociated-count").json() == {"count": 0}
+    assert api.get("/v1/transactions/unassociated-count").json()["count"] == 0
 
 
 def test_a_payment_with_its_history(api: Api) -> None:
@@ -345,13 +345,13 @@ def test_associate_by_hand_and_from_the_inbox(api: Api) -> None:
     from_inbox = paid(api, 2000)
     third = paid(api, 3000)
     badge = "/v1/transactions/unassociated-count"
-    assert api.get(badge).json() == {"count": 3}
+    assert api.get(badge).json()["count"] == 3
 
     manual = api.post(f"/v1/payments/{by_hand['id']}/associate", {"source": "manual"})
     assert manual.status_code == 200, manual.text
     assert manual.json()["association"] == "associated"
     assert manual.json()["association_source"] == "manual"
-    assert api.get(badge).json() == {"count": 2}
+    assert api.get(badge).json()["count"] == 2
 
     inbox = api.post(
         f"/v1/payments/{from_inbox['id']}/associate",
@@ -360,11 +360,11 @@ def test_associate_by_hand_and_from_the_inbox(api: Api) -> None:
     assert inbox.status_code == 200, inbox.text
     assert inbox.json()["association_source"] == "inbox"
     assert inbox.json()["pms_reference"] == "PayNum 8812"
-    assert api.get(badge).json() == {"count": 1}
+    assert api.get(badge).json()["count"] == 1
 
     twice = api.post(f"/v1/payments/{by_hand['id']}/associate", {"source": "inbox"})
     assert_problem(twice, 409, says="already associated")
-    assert api.get(badge).json() == {"count": 1}
+    assert api.get(badge).json()["count"] == 1
 
     associated = api.get("/v1/transactions", params={"association": "associated"}).json()
     assert sorted(ids(associated["items"])) == sorted([by_hand["id"], from_inbox["id"]])

@@ -44,7 +44,8 @@ def test_pms_sync_reads_open_dental(api_for: Any, clock: Any) -> None:
         assert patched.status_code == 200
         answer = api.post("/v1/pms/sync")
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"patients_seen": 131, "patients_added": 131, "balances_recorded": 130}
+    counts = {k: answer.json()[k] for k in ("patients_seen", "patients_added", "balances_recorded")}
+    assert counts == {"patients_seen": 131, "patients_added": 131, "balances_recorded": 130}
     rows = api.get("/v1/ar/patients", params={"q": "f7 l7", "limit": 5}).json()["items"]
     [row] = [r for r in rows if r["pms_patient_id"] == "7"]
     assert (row["total"], row["bal_0_30"], row["bal_over_90"]) == (26250, 1250, 25000)

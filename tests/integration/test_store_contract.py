@@ -139,11 +139,10 @@ def test_rows_and_position_commit_together(ledger: Ledger, clock: PinnedClock) -
     finally:
         Transactions._handlers[Payment.Associated] = original
     assert ledger.projector.position("transactions") == position
-    row = ledger.db.query_one("SELECT association FROM transactions WHERE id = ?", (payment_id,))
-    assert row == {"association": "unassociated"}
+    sql = "SELECT association_source FROM transactions WHERE id = ?"
+    assert ledger.db.query_one(sql, (payment_id,)) == {"association_source": None}
     ledger.projector.catch_up()
-    row = ledger.db.query_one("SELECT association FROM transactions WHERE id = ?", (payment_id,))
-    assert row == {"association": "associated"}
+    assert ledger.db.query_one(sql, (payment_id,)) == {"association_source": "manual"}
 
 
 def test_two_processes_catching_up_apply_each_event_once(

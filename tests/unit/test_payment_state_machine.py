@@ -22,6 +22,7 @@ from domain.base import event_type
 from domain.errors import (
     AlreadySettled,
     InvalidAmount,
+    NothingLeftToRefund,
     PaymentNotApproved,
     PaymentsError,
     RefundExceedsRemaining,
@@ -176,6 +177,8 @@ class PaymentLifecycle(RuleBasedStateMachine):
             expected = PaymentNotApproved
         elif self.status == Status.VOIDED:
             expected = VoidNotAllowed
+        elif self.status == Status.SETTLED and remaining == 0:
+            expected = NothingLeftToRefund  # whatever amount is asked for
         elif not 1 <= cents <= MAX_AMOUNT_CENTS:
             expected = InvalidAmount
         elif self.status != Status.SETTLED:

@@ -20,6 +20,7 @@ from domain.errors import (
     Conflict,
     InvalidAmount,
     InvalidValue,
+    NothingLeftToRefund,
     PaymentNotApproved,
     PaymentsError,
     RefundExceedsRemaining,
@@ -243,8 +244,9 @@ def test_partial_refunds_add_up_to_at_most_the_captured_amount() -> None:
     assert [r.amount for r in payment.refunds] == [3_000, 2_000, 7_500]
     assert payment.refunded == Money(12_500)
     assert payment.remaining == Money(0)
-    with refused(RefundExceedsRemaining, payment):
+    with refused(NothingLeftToRefund, payment) as error:
         refund(payment, 1, at=NEXT_MORNING + 3 * MINUTE)
+    assert error.value.detail == "nothing left to refund: $125.00 of $125.00 already refunded"
 
 
 def test_a_refund_exceeding_what_remains_is_refused() -> None:

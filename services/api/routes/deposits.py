@@ -10,7 +10,12 @@ from fastapi.responses import StreamingResponse
 
 from domain.errors import NotFound
 from domain.practices import Practice
-from projections.deposits import deposit_items, get_deposit, list_deposits
+from projections.deposits import (
+    deposit_items,
+    get_deposit,
+    latest_scheduled_date,
+    list_deposits,
+)
 from services import reports
 from services.api import cursor
 from services.api.deps import AdminDep, LedgerDep, practice_of
@@ -61,7 +66,10 @@ def deposit_item_out(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/deposits", summary="Deposits by deposit date (default: the last 30 days)")
+@router.get(
+    "/deposits",
+    summary="Deposits by deposit date (default: a month ago to the latest scheduled deposit)",
+)
 def get_deposits(
     caller: AdminDep,
     ledger: LedgerDep,
@@ -71,7 +79,8 @@ def get_deposits(
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
-    date_from, date_to = date_range(ledger, practice_id, from_, to)
+    latest = latest_scheduled_date(ledger.db, practice_id)
+    date_from, date_to = date_range(ledger, practice_id, from_, to, latest)
     after = cursor.decode_pair(cursor_)
     rows = list_deposits(
         ledger.db,
@@ -121,7 +130,8 @@ def export(
     if view not in VIEWS:
         raise NotFound(f"no export {view!r}; available: {', '.join(sorted(VIEWS))}")
     practice_id = practice_of(caller)
-    date_from, date_to = date_range(ledger, practice_id, from_, to)
+    latest = latest_scheduled_date(ledger.db, practice_id) if view == "deposits" else None
+    date_from, date_to = date_range(ledger, practice_id, from_, to, latest)
     filename = re.sub(r"[^a-z-]", "", view) + f"-{date_from}-to-{date_to}.csv"
     return StreamingResponse(
         export_csv(ledger, view, practice_id, date_from, date_to),

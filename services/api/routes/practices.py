@@ -14,6 +14,7 @@ from services.api.errors import HttpProblem
 from services.api.schemas import PracticeIn, SettingsIn
 from services.context import Ledger
 from services.practices import Caller
+from services.receivables import sync_status
 from services.views import practice_out
 from services.writeback import practice_status
 
@@ -38,6 +39,7 @@ def practice_answer(ledger: Ledger, practice: Practice) -> dict[str, Any]:
         **practice_out(practice),
         "connection": {kind: masked(block) for kind, block in connection.items()},
         "writeback": practice_status(ledger.journal, practice.id),
+        "pms_sync": sync_status(ledger, practice),
     }
 
 

@@ -64,7 +64,15 @@ def ar_row(row: dict[str, Any], today: str) -> dict[str, Any]:
         "has_email": bool(row["has_email"]),
         "has_phone": bool(row["has_phone"]),
         "balance_as_of": row["balance_as_of"],
+        "balance_at_snapshot": snapshot_total(row),
+        "collected_since": int(row["collected_since"]),
+        "balance": int(row["total"]),
     }
+
+
+def snapshot_total(row: dict[str, Any]) -> int | None:
+    """The PMS's total as of `balance_as_of` (the money columns are live)."""
+    return int(json.loads(row["snapshot"])["total"]) if row["snapshot"] else None
 
 
 @router.put("/patients/{patient_id}/balance", summary="Record a PMS balance snapshot")
@@ -97,12 +105,14 @@ def put_balance(
 
 
 @router.post("/pms/sync", summary="Pull patients and balances from the practice's PMS")
-def pms_sync(caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, int]:
-    result = uc.sync_pms(ledger, practice_id=practice_of(caller), actor=caller.actor)
+def pms_sync(caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+    practice_id = practice_of(caller)
+    result = uc.sync_pms(ledger, practice_id=practice_id, actor=caller.actor)
     return {
         "patients_seen": result.patients_seen,
         "patients_added": result.patients_added,
         "balances_recorded": result.balances_recorded,
+        "pms_sync": uc.sync_status(ledger, ledger.get(Practice, practice_id, practice_id)),
     }
 
 
@@ -154,7 +164,13 @@ def ar_patients(
     more = len(items) > limit
     items = items[:limit]
     next_cursor = cursor.encode([rows[limit - 1][column], rows[limit - 1]["id"]]) if more else None
-    return {"items": items, "next_cursor": next_cursor, "filters": applied, "sort": sort}
+    return {
+        "items": items,
+        "next_cursor": next_cursor,
+        "filters": applied,
+        "sort": sort,
+        "pms_sync": uc.sync_status(ledger, practice),
+    }
 
 
 def filter_out(row: dict[str, Any]) -> dict[str, Any]:

@@ -5,11 +5,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from projections.transactions import list_transactions, unassociated_count
+from projections.transactions import list_transactions
 from services.api import cursor
 from services.api.deps import AdminDep, LedgerDep, practice_of
 from services.api.ranges import FromQ, ToQ, date_range
-from services.views import transaction_row
+from services.views import transaction_row, unassociated_badge
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
@@ -20,7 +20,14 @@ def get_transactions(
     ledger: LedgerDep,
     from_: FromQ = None,
     to: ToQ = None,
-    association: Literal["associated", "unassociated"] | None = None,
+    association: Annotated[
+        Literal["associated", "unassociated", "not_applicable"] | None,
+        Query(
+            description="associated: all of it is in the PMS; unassociated: something of it "
+            "(the payment, a refund, the void of a posted payment) needs posting; "
+            "not_applicable: declined, or voided before it was posted"
+        ),
+    ] = None,
     patient_id: UUID | None = None,
     status: Annotated[
         Literal["approved", "declined", "voided", "settled", "refunded"] | None,
@@ -48,6 +55,13 @@ def get_transactions(
     return answer
 
 
-@router.get("/unassociated-count", summary="The alert badge: payments not yet in the PMS ledger")
-def get_unassociated_count(caller: AdminDep, ledger: LedgerDep) -> dict[str, int]:
-    return {"count": unassociated_count(ledger.db, practice_of(caller))}
+@router.get(
+    "/unassociated-count",
+    summary="The alert badge: entries (payments, refunds, voids) not yet in the PMS ledger",
+    description="Over all time. `count` is the number of entries that need posting: the "
+    "`unposted` entries of the rows that `GET /v1/transactions?association=unassociated` lists "
+    "from `oldest_date`, and for a practice that posts by hand the Post to Ledger queue's "
+    "items; `transactions` is the number of those rows.",
+)
+def get_unassociated_count(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    return unassociated_badge(ledger, practice_of(caller))

@@ -27,7 +27,7 @@ from services.writeback import writeback_of_payment
 router = APIRouter(include_in_schema=False)
 
 STATUSES = ["approved", "settled", "refunded", "voided", "declined"]
-ASSOCIATIONS = ["unassociated", "associated"]
+ASSOCIATIONS = ["unassociated", "associated", "not_applicable"]
 
 
 @router.get("/payments")

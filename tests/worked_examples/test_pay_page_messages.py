@@ -1,0 +1,88 @@
+"""Every message of the patient's pay page reads as a sentence: a capital letter, a full
+stop, no stray or unbalanced brackets, no API field names."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from tests.conftest import Api, PinnedClock
+from tests.worked_examples.test_payment_requests import DAY, new_patient, pay, pay_path, send
+
+MESSAGE = re.compile(r'id="(?:result|error)">(.*?)</p>', re.S)
+
+
+def message(response: Any) -> str:
+    found = MESSAGE.search(response.text)
+    assert found, response.text
+    return html.unescape(found.group(1)).strip()
+
+
+def assert_sentence(text: str) -> None:
+    assert text[0].isupper(), text
+    assert text.endswith((".", "!", "?")), text
+    assert " )" not in text and "( " not in text and " ." not in text, text
+    assert text.count("(") == text.count(")"), text
+    assert not re.search(r"\b(card|request)\.[a-z_]+", text), text  # no field names
+
+
+def test_an_expired_link_says_when_it_expired_in_a_sentence(api: Api) -> None:
+    request = send(api, new_patient(api), 9900)
+    api.advance(14 * DAY)  # the expiry job cancels it as expired
+    page = api.client.get(pay_path(request))
+    assert page.status_code == 410
+    assert message(page) == "This payment link expired on March 18, 2026."
+    assert message(pay(api, request)) == "This payment link expired on March 18, 2026."
+
+
+def test_an_expired_link_reads_the_same_before_the_expiry_job_ran(
+    api: Api, clock: PinnedClock
+) -> None:
+    request = send(api, new_patient(api), 9900)
+    clock.move(days=14, seconds=1)  # real time passes; the expiry job has not run
+    page = api.client.get(pay_path(request))
+    assert page.status_code == 410
+    assert message(page) == "This payment link expired on March 18, 2026."
+
+
+def test_every_pay_page_message_is_a_sentence(api: Api) -> None:
+    patient = new_patient(api)
+    first = send(api, patient, 5000)
+    second = send(api, patient, 5000)  # supersedes the first
+    messages = [message(pay(api, first))]
+    for form in (
+        {"amount": "50.01"},
+        {"amount": "abc"},
+        {"amount": "0"},
+        {"card_number": "1234"},
+        {"card_number": "4242424242424241"},
+        {"exp_month": "13"},
+        {"exp_month": "x"},
+        {"exp_year": "1999"},
+        {"exp_year": "2020"},
+        {"cvc": "1"},
+        {"card_number": "4000000000000002"},
+        {"card_number": "4000000000009995"},
+    ):
+        request = send(api, new_patient(api, str(600 + len(messages))), 5000)
+        refused = pay(api, request, **form)
+        assert refused.status_code in (402, 422), (form, refused.status_code)
+        messages.append(message(refused))
+    for _ in range(5):
+        pay(api, second, card_number="4000000000000002")
+    limited = pay(api, second)
+    assert limited.status_code == 429
+    messages.append(message(limited))
+    cancelled = send(api, new_patient(api, "502"), 4000)
+    api.post(f"/v1/payment-requests/{cancelled['id']}/cancel")
+    messages.append(message(pay(api, cancelled)))
+    paid = send(api, new_patient(api, "503"), 4000)
+    messages.append(message(pay(api, paid)))
+    messages.append(message(pay(api, paid)))
+    messages.append(message(api.client.get("/pay/not-a-token")))
+    for text in messages:
+        assert_sentence(text)
+    assert "The card number must be 12 to 19 digits." in messages
+    assert "The expiry month must be 1 to 12." in messages
+    assert "The CVC must be 3 or 4 digits." in messages
