@@ -42,7 +42,7 @@ def all_projections() -> list[Projection]:
 def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledger:
     """`real_clock` stands in for the system clock (tests pin time with it)."""
     if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = open_store(StoreConfig(settings.database_url, settings.sqlite_path))
     db = store.database()
     clock: Clock = (

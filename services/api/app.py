@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.api import errors, metrics
+from services.api import access_log, errors, metrics
 from services.api.idempotency import IdempotencyMiddleware
 from services.api.metrics import Metrics, MetricsMiddleware
 from services.api.routes import (
@@ -53,6 +53,7 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
 
     app = FastAPI(title="payledger", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.ledger = ledger
+    access_log.install()
     app.state.authenticator = Authenticator(ledger)
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware, db=ledger.db)

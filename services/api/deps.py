@@ -18,16 +18,24 @@ def get_ledger(request: Request) -> Ledger:
     return ledger
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (the scheme in any case)."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        return None
+    return authorization[7:].strip() or None
+
+
 def get_caller(
     request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Caller:
-    if not authorization or not authorization.lower().startswith("bearer "):
+    token = bearer_token(authorization)
+    if token is None:
         raise HttpProblem(
             401, "send 'Authorization: Bearer <token>' with a user's token", code="unauthenticated"
         )
     authenticator: Authenticator = request.app.state.authenticator
-    caller = authenticator.caller(authorization[7:].strip())
+    caller = authenticator.caller(token)
     if caller is None:
         raise HttpProblem(401, "the bearer token is not valid", code="unauthenticated")
     return caller
@@ -57,7 +65,7 @@ def get_idempotency_key(
     ] = None,
 ) -> str | None:
     """The key as the use cases see it: scoped to the caller, as the middleware scopes
-    replays to the token. Two users' keys never derive the same ids (a second admin's
+    replays to the authenticated caller. Two users' keys never derive the same ids (a second admin's
     payment or refund is their own, not the first admin's)."""
     if idempotency_key is None:
         return None
