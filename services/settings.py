@@ -22,6 +22,8 @@ class Settings:
     database_url: str | None = None
     sandbox: bool = True
     operator_token: str | None = None
+    #: the bearer token of GET /metrics; unset = /metrics is off
+    metrics_token: str | None = None
     base_url: str = "http://127.0.0.1:8000"
     smtp: SmtpSettings | None = None
     sms_url: str | None = None
@@ -71,6 +73,7 @@ class Settings:
             "database_url": env.get("PAYLEDGER_DATABASE_URL") or None,
             "sandbox": _flag(env.get("PAYLEDGER_SANDBOX"), True),
             "operator_token": env.get("PAYLEDGER_OPERATOR_TOKEN") or None,
+            "metrics_token": env.get("PAYLEDGER_METRICS_TOKEN") or None,
             "base_url": env.get("PAYLEDGER_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
             "smtp": smtp,
             "sms_url": env.get("PAYLEDGER_SMS_URL") or None,

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.api import access_log, errors, metrics
 from services.api.idempotency import IdempotencyMiddleware
+from services.api.limits import RequestLimitsMiddleware
 from services.api.metrics import Metrics, MetricsMiddleware
 from services.api.routes import (
     audit,
@@ -57,6 +58,7 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
     app.state.authenticator = Authenticator(ledger)
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware, db=ledger.db)
+    app.add_middleware(RequestLimitsMiddleware)  # before the body is read for anything
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -17,6 +18,8 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api.deps import bearer_token
+from services.api.errors import HttpProblem
 from services.context import Ledger
 
 
@@ -90,8 +93,27 @@ class MetricsMiddleware:
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def check_metrics_token(request: Request) -> None:
+    """/metrics takes its own token (PAYLEDGER_METRICS_TOKEN), never a user's; unset = off."""
+    expected = request.app.state.ledger.settings.metrics_token
+    if not expected:
+        raise HttpProblem(
+            404,
+            "/metrics is off: set PAYLEDGER_METRICS_TOKEN and scrape with that bearer token",
+            code="not-found",
+        )
+    token = bearer_token(request.headers.get("authorization")) or ""
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise HttpProblem(
+            401,
+            "send 'Authorization: Bearer <metrics token>' to read /metrics",
+            code="unauthenticated",
+        )
+
+
+@router.get("/metrics", summary="Prometheus metrics (the metrics token)", response_class=Response)
 def metrics(request: Request) -> Response:
+    check_metrics_token(request)
     collected: Metrics = request.app.state.metrics
     collected.refresh(request.app.state.ledger)
     return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

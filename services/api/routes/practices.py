@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
@@ -32,6 +32,23 @@ def own_practice(caller: Caller, practice_id: UUID, *, operator_ok: bool = False
         raise HttpProblem(403, "only admins may change practice settings", code="forbidden")
 
 
+def operator(caller: CallerDep) -> Caller:
+    if not caller.is_operator:
+        raise HttpProblem(403, "creating a practice needs the operator token", code="forbidden")
+    return caller
+
+
+def practice_admin(practice_id: UUID, caller: CallerDep) -> Caller:
+    """Checked before the body is validated: a staff user gets 403, whatever it sent."""
+    own_practice(caller, practice_id)
+    return caller
+
+
+def practice_admin_or_operator(practice_id: UUID, caller: CallerDep) -> Caller:
+    own_practice(caller, practice_id, operator_ok=True)
+    return caller
+
+
 def practice_answer(ledger: Ledger, practice: Practice) -> dict[str, Any]:
     connection = ledger.journal.connection(str(practice.id))
     return {
@@ -48,10 +65,11 @@ def masked(block: dict[str, str]) -> dict[str, str]:
 
 @router.post("", status_code=201, summary="Create a practice (operator token)")
 def create_practice(
-    body: PracticeIn, caller: CallerDep, ledger: LedgerDep, key: KeyDep
+    body: PracticeIn,
+    caller: Annotated[Caller, Depends(operator)],
+    ledger: LedgerDep,
+    key: KeyDep,
 ) -> dict[str, Any]:
-    if not caller.is_operator:
-        raise HttpProblem(403, "creating a practice needs the operator token", code="forbidden")
     practice = uc.create_practice(
         ledger,
         name=body.name,
@@ -74,9 +92,12 @@ def get_practice(practice_id: UUID, caller: CallerDep, ledger: LedgerDep) -> dic
 
 @router.patch("/{practice_id}/settings", summary="Change payments settings")
 def change_settings(
-    practice_id: UUID, body: SettingsIn, caller: CallerDep, ledger: LedgerDep, key: KeyDep
+    practice_id: UUID,
+    body: SettingsIn,
+    caller: Annotated[Caller, Depends(practice_admin)],
+    ledger: LedgerDep,
+    key: KeyDep,
 ) -> dict[str, Any]:
-    own_practice(caller, practice_id)
     changes = body.model_dump(exclude_unset=True)
     connection: dict[str, Any] = {
         k: changes.pop(k) for k in ("opendental", "eaglesoft") if k in changes
@@ -93,9 +114,12 @@ def change_settings(
     summary="Create a user; the answer holds its token, shown only once",
 )
 def create_user(
-    practice_id: UUID, body: UserIn, caller: CallerDep, ledger: LedgerDep, key: KeyDep
+    practice_id: UUID,
+    body: UserIn,
+    caller: Annotated[Caller, Depends(practice_admin_or_operator)],
+    ledger: LedgerDep,
+    key: KeyDep,
 ) -> dict[str, Any]:
-    own_practice(caller, practice_id, operator_ok=True)
     user, token = uc.create_user(
         ledger, practice_id=practice_id, name=body.name, role=Role(body.role), actor=caller.actor
     )
