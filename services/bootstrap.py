@@ -20,6 +20,7 @@ from projections.receivables import Receivables
 from projections.requests import PaymentRequests
 from projections.runner import Projector
 from projections.transactions import Transactions
+from services import due
 from services.context import Ledger
 from services.settings import Settings
 from services.writeback import WritebackIntake
@@ -45,6 +46,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = open_store(StoreConfig(settings.database_url, settings.sqlite_path))
     db = store.database()
+    db.run_ddl(due.DDL)
     clock: Clock = (
         SandboxClock(db, real_clock) if settings.sandbox else (real_clock or SystemClock())
     )

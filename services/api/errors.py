@@ -152,4 +152,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, redact_path(request.url.path))
-        return problem(500, "an unexpected error occurred; nothing was changed by this request")
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return problem(500, "an unexpected error occurred; nothing was changed by this request")
+        return problem(
+            500,
+            "an unexpected error occurred; what this request saved before it stays saved, "
+            "and the rest was not done: retry it with the same Idempotency-Key to finish it "
+            "without doing anything twice, or check the object first",
+        )

@@ -51,6 +51,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.due_failing = Gauge(
+            "payledger_due_work_failing_practices",
+            "practices whose due work (batch close, deposits, expiries, messages) is failing",
+            registry=self.registry,
+        )
+        self.due_failures = Gauge(
+            "payledger_due_work_failures",
+            "failed runs of practices' due work, since the database was made",
+            registry=self.registry,
+        )
+
     def refresh(self, ledger: Ledger) -> None:
         last = ledger.store.recorder.max_notification_id() or 0
         for name, position in ledger.projector.positions().items():
@@ -60,6 +71,12 @@ class Metrics:
         )
         for row in rows:
             self.writeback.labels(row["pms"], row["status"]).set(int(row["n"]))
+        due = ledger.db.query_one(
+            "SELECT COALESCE(SUM(failing), 0) AS failing, COALESCE(SUM(failures), 0) AS failures "
+            "FROM due_work_status"
+        )
+        self.due_failing.set(int(due["failing"]) if due else 0)
+        self.due_failures.set(int(due["failures"]) if due else 0)
 
 
 class MetricsMiddleware:

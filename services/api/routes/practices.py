@@ -13,6 +13,7 @@ from services.api.deps import CallerDep, KeyDep, LedgerDep
 from services.api.errors import HttpProblem
 from services.api.schemas import PracticeIn, SettingsIn, UserIn
 from services.context import Ledger
+from services.due import due_work_status
 from services.practices import Caller
 from services.views import practice_out
 from services.writeback import practice_status
@@ -55,6 +56,7 @@ def practice_answer(ledger: Ledger, practice: Practice) -> dict[str, Any]:
         **practice_out(practice),
         "connection": {kind: masked(block) for kind, block in connection.items()},
         "writeback": practice_status(ledger.journal, practice.id),
+        "due_work": due_work_status(ledger.db, practice.id),
     }
 
 
