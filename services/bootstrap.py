@@ -23,6 +23,7 @@ from projections.transactions import Transactions
 from services import due
 from services.context import Ledger
 from services.settings import Settings
+from services.web import pay_limits
 from services.writeback import WritebackIntake
 
 log = logging.getLogger("payledger")
@@ -47,6 +48,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
     store = open_store(StoreConfig(settings.database_url, settings.sqlite_path))
     db = store.database()
     db.run_ddl(due.DDL)
+    db.run_ddl(pay_limits.DDL)
     clock: Clock = (
         SandboxClock(db, real_clock) if settings.sandbox else (real_clock or SystemClock())
     )
