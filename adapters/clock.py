@@ -21,6 +21,14 @@ DDL = (
 )
 
 
+#: how far a test clock may run ahead of real time: ten years (dates stay sane)
+MAX_OFFSET_SECONDS = 10 * 366 * 86400
+
+
+class ClockOutOfRange(ValueError):
+    """An advance would take a test clock more than MAX_OFFSET_SECONDS ahead."""
+
+
 class Clock(ABC):
     @abstractmethod
     def now(self, practice_id: UUID | None = None) -> datetime:
@@ -45,22 +53,29 @@ class SandboxClock(Clock):
         return real + timedelta(seconds=self.offset(practice_id))
 
     def offset(self, practice_id: UUID) -> float:
+        """The practice's offset (one stored out of range, by an older version, is capped)."""
         row = self._db.query_one(
             "SELECT offset_seconds FROM sandbox_clock WHERE practice_id = ?", (str(practice_id),)
         )
-        return float(row["offset_seconds"]) if row else 0.0
+        return min(float(row["offset_seconds"]), MAX_OFFSET_SECONDS) if row else 0.0
 
     def advance(self, practice_id: UUID, seconds: float) -> datetime:
-        """Move the practice's clock forward; the clock never goes back."""
+        """Move the practice's clock forward; the clock never goes back, and never more
+        than MAX_OFFSET_SECONDS ahead of real time (checked in the same statement)."""
         if seconds < 0:
             raise ValueError("the sandbox clock only moves forward")
+        if seconds > MAX_OFFSET_SECONDS:
+            raise ClockOutOfRange(too_far())
         with self._db.transaction() as tx:
             tx.execute(
                 "INSERT INTO sandbox_clock (practice_id, offset_seconds) VALUES (?, ?) "
                 "ON CONFLICT (practice_id) DO UPDATE "
-                "SET offset_seconds = sandbox_clock.offset_seconds + excluded.offset_seconds",
-                (str(practice_id), seconds),
+                "SET offset_seconds = sandbox_clock.offset_seconds + excluded.offset_seconds "
+                "WHERE sandbox_clock.offset_seconds + excluded.offset_seconds <= ?",
+                (str(practice_id), seconds, MAX_OFFSET_SECONDS),
             )
+            if tx.rowcount != 1:
+                raise ClockOutOfRange(too_far())
         return self.now(practice_id)
 
     def set_offset(self, practice_id: UUID, seconds: float) -> None:
@@ -71,3 +86,10 @@ class SandboxClock(Clock):
                 "ON CONFLICT (practice_id) DO UPDATE SET offset_seconds = excluded.offset_seconds",
                 (str(practice_id), seconds),
             )
+
+
+def too_far() -> str:
+    return (
+        f"the test clock runs at most {MAX_OFFSET_SECONDS // (366 * 86400)} years ahead of "
+        "real time; nothing was changed"
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 from uuid import UUID
@@ -59,7 +61,25 @@ class StoreConfig:
         }
 
 
+#: the SQLite files (database, write-ahead log, shared memory) are their owner's only
+PRIVATE = 0o600
+
+
+def make_private(sqlite_path: str) -> None:
+    """Create the database file readable by its owner only, or make an existing one so.
+    SQLite creates its -wal and -shm files with the database file's permissions."""
+    path = Path(sqlite_path)
+    if path.parent != Path(""):
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE))
+    for each in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        if each.exists():
+            each.chmod(PRIVATE)
+
+
 def open_store(config: StoreConfig, **extra_env: Any) -> EventStore:
+    if not config.database_url:
+        make_private(config.sqlite_path)
     env = config.environment()
     env.update({k: str(v) for k, v in extra_env.items()})
     return EventStore(env=env)

@@ -84,6 +84,17 @@ class Refund:
     batch_id: UUID | None = None
 
 
+@dataclass(frozen=True)
+class PendingRefund:
+    """A refund decided and recorded before the processor is asked: it holds its amount
+    until its outcome is recorded, and a retry (or a restart) finishes it under its id."""
+
+    id: UUID
+    amount: int
+    at: datetime
+    actor: str
+
+
 class Payment(LedgerAggregate):
     class Captured(LedgerAggregate.Created):
         amount: int
@@ -119,10 +130,13 @@ class Payment(LedgerAggregate):
 
     class Voided(LedgerAggregate.Event):
         processor_void_id: str
+        #: the void's intent id (its reference at the processor); None in older events
+        void_id: UUID | None = None
 
         def apply(self, payment: Payment) -> None:
             payment.status = Status.VOIDED
             payment.voided_at = self.at
+            payment.void_id = self.void_id
 
     class Settled(LedgerAggregate.Event):
         batch_id: UUID
@@ -132,12 +146,24 @@ class Payment(LedgerAggregate):
             payment.batch_id = self.batch_id
             payment.settled_at = self.at
 
+    class RefundRequested(LedgerAggregate.Event):
+        """The intent of a refund, recorded before the processor is asked."""
+
+        refund_id: UUID
+        amount: int
+
+        def apply(self, payment: Payment) -> None:
+            payment.pending_refunds[self.refund_id] = PendingRefund(
+                self.refund_id, self.amount, self.at, self.actor
+            )
+
     class Refunded(LedgerAggregate.Event):
         refund_id: UUID
         amount: int
         processor_refund_id: str
 
         def apply(self, payment: Payment) -> None:
+            payment.pending_refunds.pop(self.refund_id, None)
             payment.refunds.append(
                 Refund(self.refund_id, self.amount, self.processor_refund_id, self.at, self.actor)
             )
@@ -207,7 +233,9 @@ class Payment(LedgerAggregate):
         self.batch_id: UUID | None = None
         self.settled_at: datetime | None = None
         self.voided_at: datetime | None = None
+        self.void_id: UUID | None = None
         self.refunds: list[Refund] = []
+        self.pending_refunds: dict[UUID, PendingRefund] = {}
         self.association_source: AssociationSource | None = None
         self.pms_reference: str | None = None
         self.associated_at: datetime | None = None
@@ -297,8 +325,9 @@ class Payment(LedgerAggregate):
 
     @property
     def remaining(self) -> Money:
-        """What can still be refunded."""
-        return self.amount - self.refunded
+        """What can still be refunded (refunds under way hold their amount)."""
+        pending = sum(p.amount for p in self.pending_refunds.values())
+        return self.amount - self.refunded - Money(pending)
 
     @property
     def is_associated(self) -> bool:
@@ -379,9 +408,36 @@ class Payment(LedgerAggregate):
 
     # -- commands ----------------------------------------------------------------
 
-    def void(self, *, processor_void_id: str, at: datetime, actor: str) -> None:
+    def void(
+        self, *, processor_void_id: str, at: datetime, actor: str, void_id: UUID | None = None
+    ) -> None:
         self.check_void(at)
-        self.record(self.Voided, at=at, actor=actor, processor_void_id=processor_void_id)
+        self.record(
+            self.Voided, at=at, actor=actor, processor_void_id=processor_void_id, void_id=void_id
+        )
+
+    def request_refund(self, *, refund_id: UUID, amount: Money, at: datetime, actor: str) -> None:
+        """Record a refund's intent before the processor is asked; it holds the amount."""
+        if refund_id in self.pending_refunds or any(r.id == refund_id for r in self.refunds):
+            raise AlreadyExists(f"refund {refund_id} was already requested")
+        self.check_refund(amount, at)
+        self.record(
+            self.RefundRequested, at=at, actor=actor, refund_id=refund_id, amount=amount.cents
+        )
+
+    def complete_refund(self, *, refund_id: UUID, processor_refund_id: str, at: datetime) -> None:
+        """Record the processor's answer to a requested refund (in the requester's name)."""
+        pending = self.pending_refunds.get(refund_id)
+        if pending is None:
+            raise InvalidValue(f"this payment has no refund {refund_id} under way")
+        self.record(
+            self.Refunded,
+            at=at,
+            actor=pending.actor,
+            refund_id=refund_id,
+            amount=pending.amount,
+            processor_refund_id=processor_refund_id,
+        )
 
     def refund(
         self, *, refund_id: UUID, amount: Money, processor_refund_id: str, at: datetime, actor: str

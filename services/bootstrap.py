@@ -22,8 +22,10 @@ from projections.requests import PaymentRequests
 from projections.runner import Projector
 from projections.transactions import Transactions
 from projections.users import Users
+from services import due
 from services.context import Ledger
 from services.settings import Settings
+from services.web import pay_limits
 from services.writeback import WritebackIntake
 
 log = logging.getLogger("payledger")
@@ -45,9 +47,11 @@ def all_projections() -> list[Projection]:
 def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledger:
     """`real_clock` stands in for the system clock (tests pin time with it)."""
     if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = open_store(StoreConfig(settings.database_url, settings.sqlite_path))
     db = store.database()
+    db.run_ddl(due.DDL)
+    db.run_ddl(pay_limits.DDL)
     clock: Clock = (
         SandboxClock(db, real_clock) if settings.sandbox else (real_clock or SystemClock())
     )

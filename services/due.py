@@ -4,9 +4,13 @@ server's scheduler and by the sandbox clock's advance; safe in several processes
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
+from typing import Any
 from uuid import UUID
 
+from adapters.sql import Database
+from projections.base import iso
 from projections.directory import practice_ids
 from services.context import Ledger
 from services.receivables import end_due_snoozes, sync_due
@@ -32,18 +36,91 @@ class DueWork:
         return asdict(self)
 
 
+log = logging.getLogger("payledger.due")
+
+#: the due work of each practice: failing or not, and how often it failed
+DDL = (
+    """CREATE TABLE IF NOT EXISTS due_work_status (
+        practice_id TEXT PRIMARY KEY,
+        failing INTEGER NOT NULL,
+        consecutive INTEGER NOT NULL,
+        failures INTEGER NOT NULL,
+        last_error TEXT,
+        failed_at TEXT
+    )""",
+)
+
+
+class DueWorkFailed(Exception):
+    """A practice's due work failed; what ran before the failure is saved."""
+
+
 def run_due_work(ledger: Ledger, practice_id: UUID | None = None) -> DueWork:
-    """Run everything that fell due, for one practice or all."""
+    """Run everything that fell due, for one practice or all. Each practice's work is
+    isolated: a failure is logged and recorded on that practice (shown with it and
+    counted in /metrics), and the other practices' work goes on. For one practice,
+    the failure is raised (as DueWorkFailed) once it is recorded."""
     ids = [practice_id] if practice_id else practice_ids(ledger.db)
     total = DueWork()
     for pid in ids:
-        total += DueWork(
-            batches_closed=len(close_due_batches(ledger, pid)),
-            deposits_paid=pay_due_deposits(ledger, pid),
-            requests_expired=expire_due(ledger, pid),
-            reminders_sent=remind_due(ledger, pid),
-            messages_retried=deliver_due(ledger, pid),
-            snoozes_ended=end_due_snoozes(ledger, pid),
-            pms_syncs=sync_due(ledger, pid),
-        )
+        try:
+            total += practice_due_work(ledger, pid)
+        except Exception as error:
+            log.exception("due work of practice %s failed; the others go on", pid)
+            record_failure(ledger.db, pid, error, ledger)
+            if practice_id is not None:
+                raise DueWorkFailed(describe(error)) from error
+            continue
+        record_success(ledger.db, pid)
     return total
+
+
+def practice_due_work(ledger: Ledger, pid: UUID) -> DueWork:
+    return DueWork(
+        batches_closed=len(close_due_batches(ledger, pid)),
+        deposits_paid=pay_due_deposits(ledger, pid),
+        requests_expired=expire_due(ledger, pid),
+        reminders_sent=remind_due(ledger, pid),
+        messages_retried=deliver_due(ledger, pid),
+        snoozes_ended=end_due_snoozes(ledger, pid),
+        pms_syncs=sync_due(ledger, pid),
+    )
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def record_failure(db: Database, practice_id: UUID, error: BaseException, ledger: Ledger) -> None:
+    with db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO due_work_status "
+            "(practice_id, failing, consecutive, failures, last_error, failed_at) "
+            "VALUES (?, 1, 1, 1, ?, ?) ON CONFLICT (practice_id) DO UPDATE SET failing = 1, "
+            "consecutive = due_work_status.consecutive + 1, "
+            "failures = due_work_status.failures + 1, "
+            "last_error = excluded.last_error, failed_at = excluded.failed_at",
+            (str(practice_id), describe(error), iso(ledger.clock.now())),
+        )
+
+
+def record_success(db: Database, practice_id: UUID) -> None:
+    with db.transaction() as tx:
+        tx.execute(
+            "UPDATE due_work_status SET failing = 0, consecutive = 0 "
+            "WHERE practice_id = ? AND failing = 1",
+            (str(practice_id),),
+        )
+
+
+def due_work_status(db: Database, practice_id: UUID) -> dict[str, Any]:
+    """As shown on the practice: ok or failing, failures in a row, the last error."""
+    row = db.query_one("SELECT * FROM due_work_status WHERE practice_id = ?", (str(practice_id),))
+    if row is None or not row["failing"]:
+        return {"status": "ok", "failures": 0, "last_error": None, "failed_at": None}
+    return {
+        "status": "failing",
+        "failures": int(row["consecutive"]),
+        "last_error": row["last_error"],
+        "failed_at": row["failed_at"],
+    }

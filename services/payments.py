@@ -142,44 +142,74 @@ def refund_payment(
     actor: str,
     key: str | None = None,
 ) -> Reversal:
-    """The one refund action: a void while unprocessed, a refund once settled."""
-    close_due_batches(ledger, practice_id)
+    """The one refund action: a void while unprocessed, a refund once settled.
 
-    def attempt() -> Reversal:
+    Money moves once per intent. The intent's id is fixed here, once, before any retry;
+    the processor gets it as its idempotency reference. A refund's intent is recorded
+    first (it holds its amount), then the processor is asked, then its answer is
+    recorded: a version conflict, a retry with the same key or a crash in between
+    resumes the same intent and never makes a second one.
+    """
+    close_due_batches(ledger, practice_id)
+    refund_id = keyed_id(payment_id, "refund", key)
+    void_id = keyed_id(payment_id, "void", key)
+    for left in list(ledger.get(Payment, payment_id, practice_id).pending_refunds):
+        if left != refund_id:  # an intent left by a crash (or under way): finish it
+            finish_refund(ledger, practice_id, payment_id, left)
+
+    def attempt() -> Reversal | None:
         payment = ledger.get(Payment, payment_id, practice_id)
         now = ledger.clock.now(practice_id)
-        wanted = None if amount is None else check_payment_amount(amount)
-        if payment.reversal_kind(now) == ReversalKind.VOID:
-            payment.check_void(now, wanted)
-            void_id = ledger.processor.void(
-                transaction_id=payment.transaction_id or "",
-                reference=keyed_id(payment_id, "void", key),
-            )
-            payment.void(processor_void_id=void_id, at=now, actor=actor)
-            ledger.save(payment)
+        if payment.void_id == void_id:  # a retry of this void: answer it again
             return Reversal(ReversalKind.VOID, payment, payment.amount.cents, None)
-        refund_id = keyed_id(payment_id, "refund", key)
         done = next((r for r in payment.refunds if r.id == refund_id), None)
         if done is not None:  # a retry of a refund that was recorded: answer it again
             return Reversal(ReversalKind.REFUND, payment, done.amount, refund_id)
+        if refund_id in payment.pending_refunds:
+            return None
+        wanted = None if amount is None else check_payment_amount(amount)
+        if payment.reversal_kind(now) == ReversalKind.VOID:
+            payment.check_void(now, wanted)
+            processor_void_id = ledger.processor.void(
+                transaction_id=payment.transaction_id or "", reference=void_id
+            )
+            payment.void(processor_void_id=processor_void_id, at=now, actor=actor, void_id=void_id)
+            ledger.save(payment)
+            return Reversal(ReversalKind.VOID, payment, payment.amount.cents, None)
         refund_amount = wanted or payment.remaining
-        payment.check_refund(refund_amount, now)
-        processor_refund_id = ledger.processor.refund(
-            transaction_id=payment.transaction_id or "",
-            amount=refund_amount.cents,
-            reference=refund_id,
-        )
-        payment.refund(
-            refund_id=refund_id,
-            amount=refund_amount,
-            processor_refund_id=processor_refund_id,
-            at=now,
-            actor=actor,
-        )
+        payment.request_refund(refund_id=refund_id, amount=refund_amount, at=now, actor=actor)
         ledger.save(payment)
-        return Reversal(ReversalKind.REFUND, payment, refund_amount.cents, refund_id)
+        return None
 
-    return retry_on_conflict(attempt)
+    decided = retry_on_conflict(attempt)
+    if decided is not None:
+        return decided
+    return finish_refund(ledger, practice_id, payment_id, refund_id)
+
+
+def finish_refund(ledger: Ledger, practice_id: UUID, payment_id: UUID, refund_id: UUID) -> Reversal:
+    """Ask the processor for a requested refund (under its id) and record its answer."""
+    payment = ledger.get(Payment, payment_id, practice_id)
+    pending = payment.pending_refunds.get(refund_id)
+    if pending is not None:
+        processor_refund_id = ledger.processor.refund(
+            transaction_id=payment.transaction_id or "", amount=pending.amount, reference=refund_id
+        )
+
+    def record() -> Reversal:
+        payment = ledger.get(Payment, payment_id, practice_id)
+        done = next((r for r in payment.refunds if r.id == refund_id), None)
+        if done is None:
+            payment.complete_refund(
+                refund_id=refund_id,
+                processor_refund_id=processor_refund_id,
+                at=ledger.clock.now(practice_id),
+            )
+            ledger.save(payment)
+            done = payment.find_refund(refund_id)
+        return Reversal(ReversalKind.REFUND, payment, done.amount, refund_id)
+
+    return retry_on_conflict(record)
 
 
 def associate_payment(

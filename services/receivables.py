@@ -19,6 +19,7 @@ from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
 from domain.patients import Patient
 from domain.practices import PmsKind, Practice
 from domain.receivables import (
+    MAX_BALANCE,
     MONEY_COLUMNS,
     AmountRule,
     Balance,
@@ -137,11 +138,16 @@ def cents(name: str, value: Any) -> int:
     if isinstance(value, bool | float):
         raise InvalidValue(f"{name} must be whole cents, e.g. 20000 for $200.00", field=name)
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise InvalidValue(
             f"{name} must be whole cents, e.g. 20000 for $200.00", field=name
         ) from None
+    if abs(number) > MAX_BALANCE:
+        raise InvalidValue(
+            f"{name} must be between -{MAX_BALANCE} and {MAX_BALANCE} cents", field=name
+        )
+    return number
 
 
 def flag(name: str, value: Any) -> bool:

@@ -334,7 +334,10 @@ def pay_request(
         ledger.save(payment, request)
     except IntegrityError:
         # Paid, cancelled or superseded at this very moment: give the money back.
-        ledger.processor.void(transaction_id=payment.transaction_id or "", reference=payment_id)
+        ledger.processor.void(
+            transaction_id=payment.transaction_id or "",
+            reference=keyed_id(payment_id, "void", "request-changed"),
+        )
         raise Conflict("this request changed while you were paying; no money was taken") from None
     return payment
 

@@ -31,10 +31,22 @@ class Scheduler:
         self._thread.join(timeout=10)
 
     def tick(self) -> DueWork:
-        self._ledger.projector.catch_up()
-        work = run_due_work(self._ledger)
+        """Each part on its own: a failing one is logged and the others still run (and
+        within due work, each practice's work is isolated from the others')."""
+        work = DueWork()
+        try:
+            self._ledger.projector.catch_up()
+        except Exception:
+            log.exception("the views could not catch up; the due work goes on")
+        try:
+            work = run_due_work(self._ledger)
+        except Exception:
+            log.exception("the due work could not run; writeback goes on")
         if not self._ledger.settings.kafka_bootstrap:  # else `payledger writeback` does it
-            Worker(self._ledger, self._ledger.journal).run_once()
+            try:
+                Worker(self._ledger, self._ledger.journal).run_once()
+            except Exception:
+                log.exception("writeback failed; retrying at the next tick")
         return work
 
     def _run(self) -> None:

@@ -22,6 +22,8 @@ class Settings:
     database_url: str | None = None
     sandbox: bool = True
     operator_token: str | None = None
+    #: the bearer token of GET /metrics; unset = /metrics is off
+    metrics_token: str | None = None
     base_url: str = "http://127.0.0.1:8000"
     smtp: SmtpSettings | None = None
     sms_url: str | None = None
@@ -44,9 +46,10 @@ class Settings:
             return self.secret_key.encode()
         path = self.data_dir / "secret.key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_hex(32))
         return path.read_text().strip().encode()
 
     @classmethod
@@ -70,6 +73,7 @@ class Settings:
             "database_url": env.get("PAYLEDGER_DATABASE_URL") or None,
             "sandbox": _flag(env.get("PAYLEDGER_SANDBOX"), True),
             "operator_token": env.get("PAYLEDGER_OPERATOR_TOKEN") or None,
+            "metrics_token": env.get("PAYLEDGER_METRICS_TOKEN") or None,
             "base_url": env.get("PAYLEDGER_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
             "smtp": smtp,
             "sms_url": env.get("PAYLEDGER_SMS_URL") or None,

@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from uuid import UUID
 
+from domain.errors import Conflict
+
 
 @dataclass(frozen=True)
 class CardInput:
@@ -31,7 +33,17 @@ class ChargeResult:
     decline_reason: str | None = None
 
 
+class ReferenceReused(Conflict):
+    """The processor refused a reference already used for a call with other parameters."""
+
+    code = "processor-reference-reused"
+
+
 class CardProcessor(ABC):
+    """Every call that moves money takes a `reference`, the caller's intent id: a call
+    made again with the same reference answers the first result again and moves no
+    more money (as a real gateway's idempotency key does)."""
+
     @abstractmethod
     def charge(
         self,

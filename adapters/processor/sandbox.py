@@ -3,15 +3,24 @@
 Test cards (any future expiry, any CVC): 4242424242424242 approves;
 4000000000000002 declines (card declined); 4000000000009995 declines
 (insufficient funds). A terminal id behaves as if the first card was presented.
-Ids are derived from the caller's reference, so a retried call gives the same id.
+
+It behaves as a real gateway does with idempotency references: a call made again
+with the same reference answers the first result again and moves no more money;
+the same reference with other parameters is refused. Ids are derived from the
+reference, so they are the same after a restart too. It counts the calls it
+received and the movements of money it made (`calls`, `movements`, per kind), so
+that tests can check that one intent moved money once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import Counter, OrderedDict
+from typing import Any
 from uuid import UUID
 
-from adapters.processor.port import CardInput, CardProcessor, ChargeResult
+from adapters.processor.port import CardInput, CardProcessor, ChargeResult, ReferenceReused
 from domain.deposits import fee_for
 from domain.errors import InvalidCard
 
@@ -20,9 +29,17 @@ DECLINES = {
     "4000000000000002": "card declined",
     "4000000000009995": "insufficient funds",
 }
+#: how many references the sandbox remembers (the oldest are forgotten first)
+REMEMBERED = 100_000
 
 
 class SandboxProcessor(CardProcessor):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: OrderedDict[tuple[str, UUID], tuple[tuple[Any, ...], Any]] = OrderedDict()
+        self.calls: Counter[str] = Counter()
+        self.movements: Counter[str] = Counter()
+
     def charge(
         self,
         *,
@@ -40,18 +57,52 @@ class SandboxProcessor(CardProcessor):
                 "4000000000000002 and 4000000000009995 decline"
             )
         if reason is not None:
-            return ChargeResult(False, brand, number[-4:], decline_reason=reason)
-        return ChargeResult(True, brand, number[-4:], transaction_id=sandbox_id("txn", reference))
+            result = ChargeResult(False, brand, number[-4:], decline_reason=reason)
+        else:
+            result = ChargeResult(
+                True, brand, number[-4:], transaction_id=sandbox_id("txn", reference)
+            )
+        answer: ChargeResult = self._once(
+            "charge", reference, (amount, number[-4:], terminal_id), result, moves=result.approved
+        )
+        return answer
 
     def void(self, *, transaction_id: str, reference: UUID) -> str:
-        return sandbox_id("void", reference)
+        answer: str = self._once(
+            "void", reference, (transaction_id,), sandbox_id("void", reference), moves=True
+        )
+        return answer
 
     def sale_fee(self, *, amount: int, fee_rate_bps: int) -> int:
         """Zero unless the practice is set to a rate (to exercise the fee path)."""
         return fee_for(amount, fee_rate_bps)
 
     def refund(self, *, transaction_id: str, amount: int, reference: UUID) -> str:
-        return sandbox_id("re", reference)
+        answer: str = self._once(
+            "refund", reference, (transaction_id, amount), sandbox_id("re", reference), moves=True
+        )
+        return answer
+
+    def _once(
+        self, kind: str, reference: UUID, parameters: tuple[Any, ...], result: Any, *, moves: bool
+    ) -> Any:
+        """The first answer to this reference; the money moves only the first time."""
+        with self._lock:
+            self.calls[kind] += 1
+            known = self._answers.get((kind, reference))
+            if known is not None:
+                if known[0] != parameters:
+                    raise ReferenceReused(
+                        f"the processor refused the {kind}: its reference was already used "
+                        "for another request"
+                    )
+                return known[1]
+            self._answers[(kind, reference)] = (parameters, result)
+            if len(self._answers) > REMEMBERED:
+                self._answers.popitem(last=False)
+            if moves:
+                self.movements[kind] += 1
+            return result
 
 
 def sandbox_id(prefix: str, reference: UUID) -> str:

@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.api import errors, metrics
+from services.api import access_log, errors, metrics
 from services.api.idempotency import IdempotencyMiddleware
+from services.api.limits import RequestLimitsMiddleware
 from services.api.metrics import Metrics, MetricsMiddleware
 from services.api.routes import (
     audit,
@@ -64,9 +65,11 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.ledger = ledger
+    access_log.install()
     app.state.authenticator = Authenticator(ledger)
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware, db=ledger.db)
+    app.add_middleware(RequestLimitsMiddleware)  # before the body is read for anything
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (

@@ -26,6 +26,13 @@ bearer = HTTPBearer(
 )
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (the scheme in any case)."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        return None
+    return authorization[7:].strip() or None
+
+
 def get_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -65,7 +72,7 @@ def get_idempotency_key(
     ] = None,
 ) -> str | None:
     """The key as the use cases see it: scoped to the caller, as the middleware scopes
-    replays to the token. Two users' keys never derive the same ids (a second admin's
+    replays to the authenticated caller. Two users' keys never derive the same ids (a second admin's
     payment or refund is their own, not the first admin's)."""
     if idempotency_key is None:
         return None

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
+from services.api.access_log import redact_path
 from services.payments import EmailNotSent
 from services.receivables import PmsSyncFailed
 
@@ -51,6 +52,7 @@ def problem(
     field: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"/problems/{code or TITLES.get(status, 'error').lower().replace(' ', '-')}",
@@ -62,6 +64,8 @@ def problem(
         body["field"] = field
     if errors:
         body["errors"] = errors
+    if extra:
+        body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -147,5 +151,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem(500, "an unexpected error occurred; nothing was changed by this request")
+        log.exception("unexpected error on %s %s", request.method, redact_path(request.url.path))
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return problem(500, "an unexpected error occurred; nothing was changed by this request")
+        return problem(
+            500,
+            "an unexpected error occurred; what this request saved before it stays saved, "
+            "and the rest was not done: retry it with the same Idempotency-Key to finish it "
+            "without doing anything twice, or check the object first",
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -17,6 +18,8 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api.deps import bearer_token
+from services.api.errors import HttpProblem
 from services.context import Ledger
 
 
@@ -48,6 +51,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.due_failing = Gauge(
+            "payledger_due_work_failing_practices",
+            "practices whose due work (batch close, deposits, expiries, messages) is failing",
+            registry=self.registry,
+        )
+        self.due_failures = Gauge(
+            "payledger_due_work_failures",
+            "failed runs of practices' due work, since the database was made",
+            registry=self.registry,
+        )
+
     def refresh(self, ledger: Ledger) -> None:
         last = ledger.store.recorder.max_notification_id() or 0
         for name, position in ledger.projector.positions().items():
@@ -57,6 +71,12 @@ class Metrics:
         )
         for row in rows:
             self.writeback.labels(row["pms"], row["status"]).set(int(row["n"]))
+        due = ledger.db.query_one(
+            "SELECT COALESCE(SUM(failing), 0) AS failing, COALESCE(SUM(failures), 0) AS failures "
+            "FROM due_work_status"
+        )
+        self.due_failing.set(int(due["failing"]) if due else 0)
+        self.due_failures.set(int(due["failures"]) if due else 0)
 
 
 class MetricsMiddleware:
@@ -90,8 +110,27 @@ class MetricsMiddleware:
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def check_metrics_token(request: Request) -> None:
+    """/metrics takes its own token (PAYLEDGER_METRICS_TOKEN), never a user's; unset = off."""
+    expected = request.app.state.ledger.settings.metrics_token
+    if not expected:
+        raise HttpProblem(
+            404,
+            "/metrics is off: set PAYLEDGER_METRICS_TOKEN and scrape with that bearer token",
+            code="not-found",
+        )
+    token = bearer_token(request.headers.get("authorization")) or ""
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise HttpProblem(
+            401,
+            "send 'Authorization: Bearer <metrics token>' to read /metrics",
+            code="unauthenticated",
+        )
+
+
+@router.get("/metrics", summary="Prometheus metrics (the metrics token)", response_class=Response)
 def metrics(request: Request) -> Response:
+    check_metrics_token(request)
     collected: Metrics = request.app.state.metrics
     collected.refresh(request.app.state.ledger)
     return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

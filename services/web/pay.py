@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import secrets
-from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +14,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from adapters.processor.port import CardInput
-from adapters.sql import Database
 from domain.errors import InvalidValue, NotFound, PaymentsError
 from domain.money import MAX_AMOUNT_CENTS, format_dollars
 from domain.payments import Status
 from domain.requests import RequestClosed
 from domain.schedule import zone
-from projections.base import iso
 from services.api.deps import LedgerDep
 from services.context import Ledger
 from services.requests import PayLink, open_link, pay_request
+from services.web import pay_limits
 
 router = APIRouter(tags=["pay page"], include_in_schema=True)
 templates = Environment(
@@ -31,17 +30,6 @@ templates = Environment(
     autoescape=select_autoescape(["html"]),
 )
 
-#: failed card attempts allowed per link in the window
-FAILURE_LIMIT = 5
-FAILURE_WINDOW = timedelta(minutes=15)
-FAILURES_DDL = (
-    """CREATE TABLE IF NOT EXISTS pay_link_failures (
-        request_id TEXT NOT NULL,
-        failed_at TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS pay_link_failures_by_request "
-    "ON pay_link_failures (request_id, failed_at)",
-)
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
 
 
@@ -93,14 +81,16 @@ def not_found_page() -> HTMLResponse:
     )
 
 
+#: plain dollars and cents: ASCII digits, commas only between groups of three, at most
+#: two decimals, an optional leading $ (no exponents, underscores or other numerals)
+DOLLARS = re.compile(r"\$?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,9})(?:\.[0-9]{1,2})?", re.ASCII)
+
+
 def parse_dollars(text: str) -> int:
-    cleaned = text.strip().replace("$", "").replace(",", "")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise InvalidValue("Enter the amount in dollars, e.g. 125.00", field="amount") from None
-    if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+    cleaned = text.strip()
+    if not DOLLARS.fullmatch(cleaned):
         raise InvalidValue("Enter the amount in dollars and cents, e.g. 125.00", field="amount")
+    value = Decimal(cleaned.replace("$", "").replace(",", ""))
     cents = int(value * 100)
     if cents <= 0 or cents > MAX_AMOUNT_CENTS:
         raise InvalidValue("Enter an amount greater than $0.00", field="amount")
@@ -112,23 +102,6 @@ def parse_int(text: str, field: str, label: str) -> int:
         return int(text.strip())
     except ValueError:
         raise InvalidValue(f"Enter the {label} as a number", field=field) from None
-
-
-def recent_failures(db: Database, link: PayLink, ledger: Ledger) -> int:
-    since = ledger.clock.now(link.practice.id) - FAILURE_WINDOW
-    row = db.query_one(
-        "SELECT COUNT(*) AS n FROM pay_link_failures WHERE request_id = ? AND failed_at > ?",
-        (str(link.request.id), iso(since)),
-    )
-    return int(row["n"]) if row else 0
-
-
-def record_failure(db: Database, link: PayLink, ledger: Ledger) -> None:
-    with db.transaction() as tx:
-        tx.execute(
-            "INSERT INTO pay_link_failures (request_id, failed_at) VALUES (?, ?)",
-            (str(link.request.id), iso(ledger.clock.now(link.practice.id))),
-        )
 
 
 def find_link(ledger: Ledger, token: str) -> PayLink | None:
@@ -154,26 +127,36 @@ def show(token: str, request: Request, ledger: LedgerDep) -> HTMLResponse:
 async def submit(token: str, request: Request, ledger: LedgerDep) -> HTMLResponse:
     form = await request.form()
     fields = {k: str(v) for k, v in form.items()}
-    return await run_in_threadpool(pay, ledger, token, fields, str(request.url.path))
+    address = request.client.host if request.client else "unknown"
+    return await run_in_threadpool(pay, ledger, token, fields, str(request.url.path), address)
 
 
-def pay(ledger: Ledger, token: str, fields: dict[str, str], action: str) -> HTMLResponse:
+def pay(
+    ledger: Ledger, token: str, fields: dict[str, str], action: str, address: str = "unknown"
+) -> HTMLResponse:
     link = find_link(ledger, token)
     if link is None:
         return not_found_page()
-    ledger.db.run_ddl(FAILURES_DDL)
     try:
         link.request.check_open(ledger.clock.now(link.practice.id))
     except RequestClosed as closed:
         return closed_page(link, closed_message(closed, link))
-    if recent_failures(ledger.db, link, ledger) >= FAILURE_LIMIT:
+    try:  # the attempt's place in the windows, before the card goes anywhere
+        place = pay_limits.take_place(
+            ledger.db,
+            request_id=str(link.request.id),
+            address=address,
+            link_now=ledger.clock.now(link.practice.id),
+            real_now=ledger.clock.now(),
+        )
+    except pay_limits.Limited:
         response = open_page(
             link,
             action,
             429,
             "Too many unsuccessful attempts. Please wait 15 minutes and try again.",
         )
-        response.headers["Retry-After"] = str(int(FAILURE_WINDOW.total_seconds()))
+        response.headers["Retry-After"] = str(int(pay_limits.WINDOW.total_seconds()))
         return response
     amount_text = fields.get("amount", "")
     try:
@@ -192,12 +175,11 @@ def pay(ledger: Ledger, token: str, fields: dict[str, str], action: str) -> HTML
             attempt_id=fields.get("attempt") or secrets.token_urlsafe(16),
         )
     except RequestClosed as closed:
+        pay_limits.give_back(ledger.db, place)
         return closed_page(link, closed_message(closed, link))
-    except PaymentsError as error:
-        record_failure(ledger.db, link, ledger)
+    except PaymentsError as error:  # a failed attempt: its place stays taken
         return open_page(link, action, 422, friendly(error.detail), amount_text or None)
     if payment.status != Status.APPROVED:
-        record_failure(ledger.db, link, ledger)
         return open_page(
             link,
             action,
@@ -206,6 +188,7 @@ def pay(ledger: Ledger, token: str, fields: dict[str, str], action: str) -> HTML
             + " No money was taken. You can try another card.",
             amount_text or None,
         )
+    pay_limits.give_back(ledger.db, place)
     return page(
         200,
         title="Payment received",

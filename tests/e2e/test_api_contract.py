@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api, PinnedClock
+from tests.conftest import BACKENDS, Api, PinnedClock
 
 PROBLEM = "application/problem+json"
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
@@ -364,10 +364,14 @@ def test_health_and_openapi(api: Api) -> None:
         assert path in paths
 
 
-def test_metrics_count_requests_by_route_without_ids(api: Api) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_metrics_count_requests_by_route_without_ids(
+    api_for: Callable[..., Api], clock: PinnedClock, backend: str
+) -> None:
+    api = api_for(backend, clock, metrics_token="scrape").setup()
     payment = api.pay(1000).json()
     api.get(f"/v1/payments/{payment['id']}")
-    text = api.client.get("/metrics").text
+    text = api.client.get("/metrics", headers={"Authorization": "Bearer scrape"}).text
     assert 'route="/v1/payments/{payment_id}"' in text
     assert payment["id"] not in text
     assert "payledger_projection_lag_events" in text

@@ -495,6 +495,7 @@ def test_history_of_a_payment_a_patient_and_the_practice(api: Api) -> None:
     assert [e["type"] for e in body["items"]] == [
         "PaymentCaptured",
         "PaymentSettled",
+        "PaymentRefundRequested",
         "PaymentRefunded",
     ]
     assert all(e["aggregate_id"] == payment["id"] for e in body["items"])
@@ -504,7 +505,11 @@ def test_history_of_a_payment_a_patient_and_the_practice(api: Api) -> None:
     rest = api.get(
         f"/v1/history/{payment['id']}", params={"limit": 100, "cursor": paged["next_cursor"]}
     ).json()
-    assert [e["type"] for e in rest["items"]] == ["PaymentSettled", "PaymentRefunded"]
+    assert [e["type"] for e in rest["items"]] == [
+        "PaymentSettled",
+        "PaymentRefundRequested",
+        "PaymentRefunded",
+    ]
     assert history_types(api, patient["id"])[0] == "PatientRegistered"
     assert history_types(api, api.practice_id)[0] == "PracticeCreated"
 

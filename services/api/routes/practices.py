@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
@@ -13,6 +13,7 @@ from services.api.deps import CallerDep, KeyDep, LedgerDep
 from services.api.errors import HttpProblem
 from services.api.schemas import PracticeIn, SettingsIn
 from services.context import Ledger
+from services.due import due_work_status
 from services.practices import Caller
 from services.receivables import sync_status
 from services.views import practice_out
@@ -33,6 +34,23 @@ def own_practice(caller: Caller, practice_id: UUID, *, operator_ok: bool = False
         raise HttpProblem(403, "only admins may change practice settings", code="forbidden")
 
 
+def operator(caller: CallerDep) -> Caller:
+    if not caller.is_operator:
+        raise HttpProblem(403, "creating a practice needs the operator token", code="forbidden")
+    return caller
+
+
+def practice_admin(practice_id: UUID, caller: CallerDep) -> Caller:
+    """Checked before the body is validated: a staff user gets 403, whatever it sent."""
+    own_practice(caller, practice_id)
+    return caller
+
+
+def practice_admin_or_operator(practice_id: UUID, caller: CallerDep) -> Caller:
+    own_practice(caller, practice_id, operator_ok=True)
+    return caller
+
+
 def practice_answer(ledger: Ledger, practice: Practice) -> dict[str, Any]:
     connection = ledger.journal.connection(str(practice.id))
     return {
@@ -40,6 +58,7 @@ def practice_answer(ledger: Ledger, practice: Practice) -> dict[str, Any]:
         "connection": {kind: masked(block) for kind, block in connection.items()},
         "writeback": practice_status(ledger.journal, practice.id),
         "pms_sync": sync_status(ledger, practice),
+        "due_work": due_work_status(ledger.db, practice.id),
     }
 
 
@@ -50,10 +69,11 @@ def masked(block: dict[str, str]) -> dict[str, str]:
 
 @router.post("", status_code=201, summary="Create a practice (operator token)")
 def create_practice(
-    body: PracticeIn, caller: CallerDep, ledger: LedgerDep, key: KeyDep
+    body: PracticeIn,
+    caller: Annotated[Caller, Depends(operator)],
+    ledger: LedgerDep,
+    key: KeyDep,
 ) -> dict[str, Any]:
-    if not caller.is_operator:
-        raise HttpProblem(403, "creating a practice needs the operator token", code="forbidden")
     practice = uc.create_practice(
         ledger,
         name=body.name,
@@ -76,9 +96,12 @@ def get_practice(practice_id: UUID, caller: CallerDep, ledger: LedgerDep) -> dic
 
 @router.patch("/{practice_id}/settings", summary="Change payments settings")
 def change_settings(
-    practice_id: UUID, body: SettingsIn, caller: CallerDep, ledger: LedgerDep, key: KeyDep
+    practice_id: UUID,
+    body: SettingsIn,
+    caller: Annotated[Caller, Depends(practice_admin)],
+    ledger: LedgerDep,
+    key: KeyDep,
 ) -> dict[str, Any]:
-    own_practice(caller, practice_id)
     changes = body.model_dump(exclude_unset=True)
     connection: dict[str, Any] = {
         k: changes.pop(k) for k in ("opendental", "eaglesoft") if k in changes

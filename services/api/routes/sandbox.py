@@ -5,14 +5,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from adapters.clock import SandboxClock
+from adapters.clock import ClockOutOfRange, SandboxClock
 from adapters.messaging.email import list_outbox
 from domain.errors import InvalidValue
 from projections.base import iso
 from services.api.deps import AdminDep, KeyDep, LedgerDep, practice_of
 from services.api.errors import HttpProblem
 from services.api.schemas import ClockAdvanceIn
-from services.due import run_due_work
+from services.due import DueWork, DueWorkFailed, run_due_work
 
 router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
 
@@ -53,9 +53,16 @@ def advance(
     else:
         assert body.seconds is not None
         seconds = body.seconds
-    now = clock.advance(practice_id, seconds)
-    work = run_due_work(ledger, practice_id)
-    return {"now": iso(now), **work.as_dict()}
+    try:
+        now = clock.advance(practice_id, seconds)
+    except ClockOutOfRange as error:
+        raise InvalidValue(str(error), field="to" if body.to is not None else "seconds") from None
+    try:
+        work, failure = run_due_work(ledger, practice_id), None
+    except DueWorkFailed as failed:  # the clock moved: say so, and what did not run
+        work = DueWork()
+        failure = f"the clock moved, but what fell due did not all run: {failed}"
+    return {"now": iso(now), **work.as_dict(), "due_work_error": failure}
 
 
 @router.get("/outbox", summary="Messages the embedded default kept instead of sending")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from domain.users import Role, User
 from projections.base import iso
@@ -35,6 +35,21 @@ def users_of(caller: Caller, practice_id: UUID, *, operator_ok: bool = False) ->
         raise HttpProblem(403, "only admins may see or change users", code="forbidden")
 
 
+def users_admin(practice_id: UUID, caller: CallerDep) -> Caller:
+    """Checked before the body is validated: a staff user gets 403, whatever it sent."""
+    users_of(caller, practice_id)
+    return caller
+
+
+def users_admin_or_operator(practice_id: UUID, caller: CallerDep) -> Caller:
+    users_of(caller, practice_id, operator_ok=True)
+    return caller
+
+
+UsersAdmin = Annotated[Caller, Depends(users_admin)]
+UsersAdminOrOperator = Annotated[Caller, Depends(users_admin_or_operator)]
+
+
 def user_out(user: User) -> dict[str, Any]:
     return {
         "id": str(user.id),
@@ -58,8 +73,7 @@ def row_out(row: uc.UserRow) -> dict[str, Any]:
 
 
 @router.get("", summary="The practice's users (admins)")
-def list_users(practice_id: UUID, caller: CallerDep, ledger: LedgerDep) -> dict[str, Any]:
-    users_of(caller, practice_id)
+def list_users(practice_id: UUID, caller: UsersAdmin, ledger: LedgerDep) -> dict[str, Any]:
     return {"items": [row_out(r) for r in uc.list_users(ledger, practice_id)]}
 
 
@@ -69,9 +83,8 @@ def list_users(practice_id: UUID, caller: CallerDep, ledger: LedgerDep) -> dict[
     summary="Invite a user; the answer holds its API token, shown only once",
 )
 def invite_user(
-    practice_id: UUID, body: UserIn, caller: CallerDep, ledger: LedgerDep, key: KeyDep
+    practice_id: UUID, body: UserIn, caller: UsersAdminOrOperator, ledger: LedgerDep, key: KeyDep
 ) -> dict[str, Any]:
-    users_of(caller, practice_id, operator_ok=True)
     user, token = uc.invite_user(
         ledger,
         practice_id=practice_id,
@@ -96,11 +109,10 @@ def change_role(
     practice_id: UUID,
     user_id: UUID,
     body: RoleIn,
-    caller: CallerDep,
+    caller: UsersAdmin,
     ledger: LedgerDep,
     key: KeyDep,
 ) -> dict[str, Any]:
-    users_of(caller, practice_id)
     user = uc.change_role(ledger, practice_id, user_id, Role(body.role), caller.actor, key)
     return user_out(user)
 
@@ -109,7 +121,6 @@ def change_role(
     "/{user_id}", summary="Revoke a user: its token and sessions stop working at once (admins)"
 )
 def revoke_user(
-    practice_id: UUID, user_id: UUID, caller: CallerDep, ledger: LedgerDep, key: KeyDep
+    practice_id: UUID, user_id: UUID, caller: UsersAdmin, ledger: LedgerDep, key: KeyDep
 ) -> dict[str, Any]:
-    users_of(caller, practice_id)
     return user_out(uc.revoke_user(ledger, practice_id, user_id, caller.actor, key))

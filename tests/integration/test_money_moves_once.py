@@ -1,0 +1,207 @@
+"""Money moves once per intent: a charge, a void or a refund asks the processor under one
+reference fixed before any retry, whatever version conflict happens in between.
+
+The sandbox processor behaves as a real gateway does: the same reference answers the
+first result again and moves no more money, and it counts what it moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from adapters.processor.port import CardInput, ReferenceReused
+from adapters.processor.sandbox import SandboxProcessor
+from domain.payments import AssociationSource, Method, Payment, ReversalKind
+from domain.practices import DepositAccount, PmsKind
+from domain.schedule import parse_cutoff
+from services.context import Ledger
+from services.payments import associate_payment, collect_payment, refund_payment
+from services.practices import create_practice
+from services.settlement import close_due_batches
+from tests.conftest import PinnedClock
+
+CARD = CardInput("4242424242424242", 12, 2030, "123")
+DAY = 86400
+
+
+def processor(ledger: Ledger) -> SandboxProcessor:
+    assert isinstance(ledger.processor, SandboxProcessor)
+    return ledger.processor
+
+
+def paid(ledger: Ledger, amount: int = 10_000) -> Payment:
+    practice = create_practice(
+        ledger,
+        name="Once Dental",
+        timezone="America/New_York",
+        pms=PmsKind.DENTRIX,
+        auto_writeback=False,
+        deposit_account=DepositAccount("Checking", "1111"),
+        batch_cutoff=parse_cutoff("23:59"),
+        actor="operator",
+    )
+    return collect_payment(
+        ledger,
+        practice_id=practice.id,
+        amount=amount,
+        method=Method.VIRTUAL_TERMINAL,
+        card=CARD,
+        actor="user:admin",
+    )
+
+
+@contextmanager
+def a_concurrent_associate(ledger: Ledger, payment: Payment, *, at_save: int) -> Iterator[None]:
+    """Just before the refund's `at_save`-th save of the payment, another writer (the
+    writeback worker) associates it, so that save meets a version conflict."""
+    real_save = ledger.save
+    saves = {"n": 0, "injected": False}
+
+    def save(*aggregates: Any) -> None:
+        if not saves["injected"] and any(a.id == payment.id for a in aggregates):
+            saves["n"] += 1
+            if saves["n"] == at_save:
+                saves["injected"] = True
+                associate_payment(
+                    ledger,
+                    practice_id=payment.practice_id,
+                    payment_id=payment.id,
+                    source=AssociationSource.AUTOMATIC,
+                    pms_reference="PMS-1",
+                    actor="system:writeback",
+                )
+        real_save(*aggregates)
+
+    ledger.save = save  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ledger.save = real_save  # type: ignore[method-assign]
+    assert saves["injected"], "the conflict was not forced"
+
+
+@pytest.mark.parametrize("key", [None, "refund-key-1"])
+@pytest.mark.parametrize("at_save", [1, 2])
+def test_a_refund_racing_an_associate_refunds_once(
+    ledger: Ledger, clock: PinnedClock, key: str | None, at_save: int
+) -> None:
+    payment = paid(ledger)
+    clock.move(seconds=DAY)  # past the cut-off: the payment settles, so this is a refund
+    close_due_batches(ledger, payment.practice_id)
+    refund = partial_refund(ledger, payment, key)
+    with a_concurrent_associate(ledger, payment, at_save=at_save):
+        reversal = refund()
+    assert reversal.kind == ReversalKind.REFUND
+    stored = ledger.get(Payment, payment.id, payment.practice_id)
+    assert [r.amount for r in stored.refunds] == [2500]
+    assert stored.is_associated
+    assert processor(ledger).movements["refund"] == 1
+    assert stored.refunds[0].processor_refund_id == reversal.payment.refunds[0].processor_refund_id
+
+
+@pytest.mark.parametrize("key", [None, "void-key-1"])
+def test_a_void_racing_an_associate_voids_once(ledger: Ledger, key: str | None) -> None:
+    payment = paid(ledger)
+    with a_concurrent_associate(ledger, payment, at_save=1):
+        reversal = refund_payment(
+            ledger,
+            practice_id=payment.practice_id,
+            payment_id=payment.id,
+            amount=None,
+            actor="user:admin",
+            key=key,
+        )
+    assert reversal.kind == ReversalKind.VOID
+    assert processor(ledger).movements["void"] == 1
+
+
+def test_a_refund_retried_with_its_key_after_a_crash_resumes_the_same_intent(
+    ledger: Ledger, clock: PinnedClock
+) -> None:
+    payment = paid(ledger)
+    clock.move(seconds=DAY)
+    sandbox = processor(ledger)
+    real_refund = sandbox.refund
+
+    def crash(**kwargs: Any) -> str:
+        real_refund(**kwargs)  # the money moved, then the process died
+        raise RuntimeError("killed")
+
+    sandbox.refund = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        partial_refund(ledger, payment, "crash-key")()
+    sandbox.refund = real_refund  # type: ignore[method-assign]
+    reversal = partial_refund(ledger, payment, "crash-key")()
+    stored = ledger.get(Payment, payment.id, payment.practice_id)
+    assert [r.amount for r in stored.refunds] == [2500]
+    assert reversal.refund_id == stored.refunds[0].id
+    assert sandbox.movements["refund"] == 1
+    assert sandbox.calls["refund"] == 2
+
+
+def test_an_intent_left_without_a_key_is_finished_by_the_next_refund(
+    ledger: Ledger, clock: PinnedClock
+) -> None:
+    payment = paid(ledger)
+    clock.move(seconds=DAY)
+    sandbox = processor(ledger)
+    real_refund = sandbox.refund
+
+    def crash(**kwargs: Any) -> str:
+        raise RuntimeError("the processor did not answer")
+
+    sandbox.refund = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        partial_refund(ledger, payment, None)()
+    sandbox.refund = real_refund  # type: ignore[method-assign]
+    left = ledger.get(Payment, payment.id, payment.practice_id)
+    assert left.remaining.cents == 7500  # the intent holds its amount
+    partial_refund(ledger, payment, None)()
+    stored = ledger.get(Payment, payment.id, payment.practice_id)
+    assert [r.amount for r in stored.refunds] == [2500, 2500]
+    assert stored.pending_refunds == {}
+    assert sandbox.movements["refund"] == 2
+
+
+def partial_refund(ledger: Ledger, payment: Payment, key: str | None) -> Callable[[], Any]:
+    return lambda: refund_payment(
+        ledger,
+        practice_id=payment.practice_id,
+        payment_id=payment.id,
+        amount=2500,
+        actor="user:admin",
+        key=key,
+    )
+
+
+# -- the sandbox processor behaves like a real one ---------------------------------------
+
+
+def test_the_same_reference_answers_the_same_result_and_moves_money_once() -> None:
+    sandbox = SandboxProcessor()
+    reference = uuid4()
+    first = sandbox.charge(reference=reference, amount=500, card=CARD)
+    again = sandbox.charge(reference=reference, amount=500, card=CARD)
+    assert first == again and first.approved
+    refund = uuid4()
+    ids = {
+        sandbox.refund(transaction_id=first.transaction_id or "", amount=100, reference=refund)
+        for _ in range(3)
+    }
+    assert len(ids) == 1
+    assert sandbox.calls == {"charge": 2, "refund": 3}
+    assert sandbox.movements == {"charge": 1, "refund": 1}
+
+
+def test_a_reference_reused_for_another_amount_is_refused() -> None:
+    sandbox = SandboxProcessor()
+    reference: UUID = uuid4()
+    sandbox.refund(transaction_id="txn_1", amount=100, reference=reference)
+    with pytest.raises(ReferenceReused):
+        sandbox.refund(transaction_id="txn_1", amount=200, reference=reference)
+    assert sandbox.movements == {"refund": 1}
