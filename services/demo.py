@@ -62,8 +62,8 @@ CREDENTIALS_FILE = "demo-credentials.txt"
 
 
 def seed_demo(ledger: Ledger) -> tuple[Practice, str]:
-    """Seed once (later runs find the practice and its people); returns it and a new admin
-    token."""
+    """Seed once (later runs find the practice and its people); returns it and the demo's
+    admin API token (the same on every start, derived from the service's secret key)."""
     practice_id = demo_practice_id()
     practice = ledger.find(Practice, practice_id)
     if practice is None:
@@ -72,11 +72,12 @@ def seed_demo(ledger: Ledger) -> tuple[Practice, str]:
     _, token = invite_user(
         ledger,
         practice_id=practice_id,
-        name="Demo admin",
+        name="Demo API token",
         email=None,
         role=Role.ADMIN,
         password=None,
         actor=ACTOR,
+        key="demo-api-token",
     )
     return practice, token
 

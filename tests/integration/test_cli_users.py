@@ -159,3 +159,17 @@ def test_a_lost_credentials_file_gives_new_passwords(
     assert accounts.sign_in(ledger, admin.email, admin.password, "127.0.0.1").token
     with pytest.raises(accounts.SignInRefused):
         accounts.sign_in(ledger, admin.email, first[0].password, "127.0.0.1")
+
+
+def test_every_start_prints_the_same_demo_token_and_adds_no_user(
+    make_ledger: LedgerFactory, clock: PinnedClock
+) -> None:
+    from services.demo import seed_demo
+
+    ledger = make_ledger("sqlite", clock)
+    demo_office(ledger)
+    _, first = seed_demo(ledger)
+    _, second = seed_demo(ledger)
+    assert first == second
+    names = [u.name for u in accounts.list_users(ledger, demo_practice_id())]
+    assert names.count("Demo API token") == 1
