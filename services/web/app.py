@@ -13,12 +13,21 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 
 from services.web import render, session
-from services.web.pages import collect, settings, signin, status, transactions
+from services.web.pages import (
+    collect,
+    deposits,
+    receivables,
+    requests,
+    settings,
+    signin,
+    status,
+    transactions,
+)
 from services.web.security import SecurityHeadersMiddleware
 
 STATIC = Path(__file__).parent / "static"
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
-PAGES = (signin, transactions, collect, settings, status)
+PAGES = (signin, transactions, collect, deposits, requests, receivables, settings, status)
 
 
 def install(app: FastAPI) -> None:

@@ -1,0 +1,226 @@
+"""The Payment requests tab: requests of a date range by status, each with its history, and
+the two things staff do to one: cancel it, or resend it (a new request that supersedes it)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from projections.users import with_actor_names
+from services.api.deps import practice_of
+from services.api.routes import patients as patients_api
+from services.api.routes import requests as requests_api
+from services.api.schemas import PaymentRequestIn
+from services.web import render
+from services.web.forms import FormError, optional_date, run
+from services.web.pages.common import practice
+from services.web.pages.transactions import badge_count
+from services.web.session import Admin, PostedForm, ledger_of
+
+router = APIRouter(include_in_schema=False)
+
+STATUSES = ["requested", "completed", "cancelled"]
+CHANNELS = {"sms": "Text", "email": "Email"}
+
+
+def filters_of(request: Request) -> dict[str, str]:
+    q = request.query_params
+    return {
+        "from": q.get("from", "").strip(),
+        "to": q.get("to", "").strip(),
+        "status": q.get("status", "") if q.get("status") in STATUSES else "",
+        "cursor": q.get("cursor", ""),
+    }
+
+
+def listing(request: Request, user: Admin, f: dict[str, str]) -> dict[str, Any]:
+    answer = run(
+        requests_api.get_requests,
+        user.caller,
+        ledger_of(request),
+        from_=optional_date(f["from"], "from"),
+        to=optional_date(f["to"], "to"),
+        status=f["status"] or None,  # type: ignore[arg-type]
+        patient_id=None,
+        limit=50,
+        cursor_=f["cursor"] or None,
+    )
+    shown = {"from": answer["from"], "to": answer["to"], "status": f["status"]}
+    kept = {k: v for k, v in shown.items() if v}
+    more = answer["next_cursor"] and "?" + urlencode({**kept, "cursor": answer["next_cursor"]})
+    return {
+        "rows": answer["items"],
+        "filters": shown,
+        "csv_query": urlencode({"from": answer["from"], "to": answer["to"]}),
+        "more": more or "",
+    }
+
+
+@router.get("/payments/requests")
+def requests_page(request: Request, user: Admin) -> HTMLResponse:
+    f, error = filters_of(request), None
+    try:
+        data = listing(request, user, f)
+    except FormError as refused:
+        error = refused.message
+        data = listing(request, user, {"from": "", "to": "", "status": "", "cursor": ""})
+    return render.page(
+        request,
+        "payments/requests.html",
+        user=user,
+        practice=practice(request, user),
+        section="payments",
+        tab="requests",
+        badge=badge_count(request, user),
+        error=error,
+        status=422 if error else 200,
+        statuses=STATUSES,
+        channels=CHANNELS,
+        **data,
+    )
+
+
+def one_request(request: Request, user: Admin, request_id: UUID) -> dict[str, Any]:
+    """The request with its history, and the patient's name."""
+    ledger = ledger_of(request)
+    found: dict[str, Any] = run(requests_api.get_request, request_id, user.caller, ledger)
+    patient = run(patients_api.get_patient, UUID(found["patient_id"]), user.caller, ledger)
+    found["patient_name"] = f"{patient['first_name']} {patient['last_name']}".strip()
+    history = with_actor_names(ledger.db, practice_of(user.caller), found["history"])
+    found["events"] = [describe(h) for h in history]
+    return found
+
+
+def describe(item: dict[str, Any]) -> dict[str, Any]:
+    """One event of a request's history as a sentence an office reads."""
+    data, kind = item["data"], item["type"].removeprefix("PaymentRequest")
+    message = "the request" if not data.get("number") else f"reminder {data.get('number')}"
+    text = {
+        "Sent": lambda: (
+            f"Sent {render.money(data.get('amount'))} by "
+            f"{CHANNELS.get(data.get('channel', ''), 'message').lower()} "
+            f"to {data.get('destination')}"
+        ),
+        "Reminded": lambda: f"Reminder {data.get('number')} fell due",
+        "DeliveryClaimed": lambda: f"Delivering {message} (attempt {data.get('attempt')})",
+        "Delivered": lambda: f"Delivered {message}",
+        "DeliveryFailed": lambda: f"Could not deliver {message}: {data.get('error')}",
+        "Completed": lambda: f"Paid {render.money(data.get('paid_amount'))}",
+        "Cancelled": lambda: f"Cancelled (reason: {data.get('reason')})",
+    }.get(kind, lambda: render.label(kind))()
+    return {**item, "text": text}
+
+
+def detail_page(
+    request: Request,
+    user: Admin,
+    request_id: UUID,
+    template: str,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    try:
+        found = one_request(request, user, request_id)
+    except FormError as refused:
+        return render.page(
+            request,
+            "error.html",
+            user=user,
+            practice=practice(request, user),
+            status=refused.status,
+            heading="Payment request not found",
+            message=refused.message,
+        )
+    return render.page(
+        request,
+        template,
+        user=user,
+        practice=practice(request, user),
+        section="payments",
+        tab="requests",
+        badge=badge_count(request, user),
+        r=found,
+        channels=CHANNELS,
+        error=error,
+        status=status,
+    )
+
+
+@router.get("/payments/requests/{request_id}")
+def request_history(request: Request, user: Admin, request_id: UUID) -> HTMLResponse:
+    return detail_page(request, user, request_id, "payments/requests_detail.html")
+
+
+@router.get("/payments/requests/{request_id}/cancel")
+def cancel_page(request: Request, user: Admin, request_id: UUID) -> HTMLResponse:
+    return detail_page(request, user, request_id, "payments/requests_cancel.html")
+
+
+@router.post("/payments/requests/{request_id}/cancel")
+def cancel(request: Request, user: Admin, form: PostedForm, request_id: UUID) -> Response:
+    try:
+        answer = run(
+            requests_api.cancel, request_id, user.caller, ledger_of(request), form.key(user)
+        )
+    except FormError as refused:
+        return detail_page(
+            request,
+            user,
+            request_id,
+            "payments/requests_cancel.html",
+            error=refused.message,
+            status=refused.status,
+        )
+    return render.redirect(
+        request,
+        "/payments/requests",
+        f"The payment request for {render.money(answer['amount'])} is cancelled; "
+        "its pay link no longer takes a payment.",
+    )
+
+
+@router.get("/payments/requests/{request_id}/resend")
+def resend_page(request: Request, user: Admin, request_id: UUID) -> HTMLResponse:
+    return detail_page(request, user, request_id, "payments/requests_resend.html")
+
+
+@router.post("/payments/requests/{request_id}/resend")
+def resend(request: Request, user: Admin, form: PostedForm, request_id: UUID) -> Response:
+    """A new request for the same patient, amount, channel and destination; sending it
+    cancels the patient's outstanding request (reason: superseded)."""
+    ledger = ledger_of(request)
+    try:
+        old = run(requests_api.get_request, request_id, user.caller, ledger)
+        body = run(
+            PaymentRequestIn,
+            patient_id=old["patient_id"],
+            amount=old["amount"],
+            channel=old["channel"],
+            destination=old["destination"],
+            override_snooze=form.get("override_snooze") == "true",
+        )
+        answer = run(requests_api.send, body, user.caller, ledger, form.key(user))
+    except FormError as refused:
+        return detail_page(
+            request,
+            user,
+            request_id,
+            "payments/requests_resend.html",
+            error=refused.message,
+            status=refused.status,
+        )
+    how = CHANNELS.get(answer["channel"], "message").lower()
+    superseded = (
+        " The earlier request is cancelled (superseded)." if old["status"] == "requested" else ""
+    )
+    return render.redirect(
+        request,
+        "/payments/requests",
+        f"A new payment request for {render.money(answer['amount'])} was sent by {how} "
+        f"to {answer['destination']}.{superseded}",
+    )
