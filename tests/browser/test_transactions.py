@@ -202,3 +202,13 @@ def test_the_page_fits_a_tablet_and_is_keyboard_reachable(browse: Browse) -> Non
         raise AssertionError("Collect payment is not reachable with the keyboard")
     browse.page.keyboard.press("Enter")
     assert browse.page.locator("#collect-menu .dropdown-menu").is_visible()
+
+
+def test_the_badge_shows_on_every_tab(browse: Browse) -> None:
+    browse.sign_in()
+    count = badge(browse)
+    assert count > 0  # the demo office has payments to post
+    for path in ("/payments/deposits", "/payments/requests", "/payments/ar"):
+        browse.go(path)
+        browse.page.wait_for_selector("#unassociated-badge", timeout=5000)
+        assert badge(browse) == count
