@@ -17,6 +17,7 @@ from services.api.routes import requests as requests_api
 from services.api.schemas import PaymentRequestIn
 from services.web import render
 from services.web.forms import FormError, optional_date, run
+from services.web.pages import common
 from services.web.pages.common import practice
 from services.web.pages.transactions import badge_count
 from services.web.session import Admin, PostedForm, ledger_of
@@ -124,27 +125,13 @@ def detail_page(
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    try:
-        found = one_request(request, user, request_id)
-    except FormError as refused:
-        return render.page(
-            request,
-            "error.html",
-            user=user,
-            practice=practice(request, user),
-            status=refused.status,
-            heading="Payment request not found",
-            message=refused.message,
-        )
-    return render.page(
+    return common.detail_page(
         request,
+        user,
         template,
-        user=user,
-        practice=practice(request, user),
-        section="payments",
         tab="requests",
-        badge=badge_count(request, user),
-        r=found,
+        missing="Payment request not found",
+        load=lambda: {"r": one_request(request, user, request_id)},
         channels=CHANNELS,
         error=error,
         status=status,

@@ -20,6 +20,7 @@ from services.api.schemas import AssociateIn, ReceiptSendIn, RefundIn
 from services.views import receipt_out
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
+from services.web.pages import common
 from services.web.pages.common import practice
 from services.web.session import Admin, PostedForm, ledger_of
 from services.writeback import writeback_of_payment
@@ -183,28 +184,15 @@ def detail_page(
     status: int = 200,
     **extra: Any,
 ) -> HTMLResponse:
-    try:
-        context = detail_context(request, user, payment_id)
-    except FormError as refused:
-        return render.page(
-            request,
-            "error.html",
-            user=user,
-            practice=practice(request, user),
-            status=refused.status,
-            heading="Payment not found",
-            message=refused.message,
-        )
-    return render.page(
+    return common.detail_page(
         request,
+        user,
         template,
-        user=user,
-        practice=practice(request, user),
-        section="payments",
         tab="transactions",
+        missing="Payment not found",
+        load=lambda: detail_context(request, user, payment_id),
         error=error,
         status=status,
-        **context,
         **extra,
     )
 
