@@ -4,6 +4,7 @@ it says which it expects), and saves a screenshot under its tmp dir."""
 
 from __future__ import annotations
 
+import csv
 import os
 import socket
 import threading
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -140,6 +142,26 @@ class Browse:
         self.page.fill("#password", password)
         self.page.click("button[type=submit]")
         self.page.wait_for_load_state()
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """The messages the sandbox kept instead of sending, newest first."""
+        response = httpx.get(
+            self.server.url + "/v1/sandbox/outbox",
+            headers={"Authorization": f"Bearer {self.server.admin_token}"},
+        )
+        assert response.status_code == 200, response.text
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    def download_csv(self, selector: str) -> tuple[str, list[list[str]]]:
+        """Click a download link; the file's suggested name and its rows."""
+        with self.page.expect_download() as info:
+            self.page.click(selector)
+        download = info.value
+        saved = self.shots / download.suggested_filename
+        download.save_as(saved)
+        with saved.open(newline="", encoding="utf-8") as f:
+            return download.suggested_filename, list(csv.reader(f))
 
     def shot(self, name: str, *, full: bool = False) -> Path:
         path = self.shots / f"{name}.png"

@@ -3,7 +3,6 @@ refunds in it, and they add up to the amount deposited; the chart; the CSV for t
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
@@ -89,14 +88,8 @@ def test_a_range_from_before_to_is_refused_with_a_sentence(browse: Browse) -> No
 def test_the_deposits_csv_downloads_with_its_header(browse: Browse, tmp_path: Path) -> None:
     browse.sign_in()
     browse.go("/payments/deposits")
-    with browse.page.expect_download() as info:
-        browse.page.click("#deposits-csv")
-    download = info.value
-    assert download.suggested_filename.startswith("deposits-")
-    saved = tmp_path / download.suggested_filename
-    download.save_as(saved)
-    with saved.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    name, rows = browse.download_csv("#deposits-csv")
+    assert name.startswith("deposits-")
     assert rows[0][:3] == ["deposit_id", "deposit_date", "status"]
     assert len(rows) > 1
 

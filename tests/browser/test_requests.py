@@ -3,34 +3,21 @@ the pay page, and it reads Completed; cancel one by hand; resend one; the CSV.""
 
 from __future__ import annotations
 
-import csv
 import re
 import time
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from tests.browser.conftest import Browse
 
 PAY_LINK = re.compile(r"https?://[^\s\"'<>]+/pay/[A-Za-z0-9._~-]+")
 
 
-def outbox(browse: Browse) -> list[dict[str, Any]]:
-    response = httpx.get(
-        browse.server.url + "/v1/sandbox/outbox",
-        headers={"Authorization": f"Bearer {browse.server.admin_token}"},
-    )
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
 def pay_link_sent_to(browse: Browse, recipient: str, timeout: float = 20) -> str:
     """The pay link in the newest message to `recipient` (the scheduler delivers it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for message in outbox(browse):
+        for message in browse.outbox():
             if message["recipient"] == recipient:
                 found = PAY_LINK.search(str(message["body"]))
                 assert found, message["body"]
@@ -141,14 +128,8 @@ def test_a_resent_request_supersedes_the_old_one(browse: Browse) -> None:
 def test_the_requests_csv_downloads_with_its_header(browse: Browse, tmp_path: Path) -> None:
     browse.sign_in()
     browse.go("/payments/requests")
-    with browse.page.expect_download() as info:
-        browse.page.click("#requests-csv")
-    download = info.value
-    assert download.suggested_filename.startswith("payment-requests-")
-    saved = tmp_path / download.suggested_filename
-    download.save_as(saved)
-    with saved.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    name, rows = browse.download_csv("#requests-csv")
+    assert name.startswith("payment-requests-")
     assert rows[0][:3] == ["id", "date", "sent_at"]
     assert len(rows) > 1
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import httpx
 
@@ -13,16 +12,6 @@ from tests.browser.conftest import Browse
 def badge(browse: Browse) -> int:
     text = browse.page.locator("#badge-slot").inner_text().strip()
     return int(text) if text else 0
-
-
-def outbox(browse: Browse) -> list[dict[str, Any]]:
-    response = httpx.get(
-        browse.server.url + "/v1/sandbox/outbox",
-        headers={"Authorization": f"Bearer {browse.server.admin_token}"},
-    )
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 def collect_by_card(browse: Browse, amount: str, card: str = "4242 4242 4242 4242") -> None:
@@ -127,7 +116,7 @@ def test_a_receipt_is_read_and_a_copy_sent(browse: Browse) -> None:
     browse.page.click("button:has-text('Confirm and send')")
     browse.page.wait_for_load_state()
     assert "patient.copy@example.com" in browse.page.inner_text("#notice")
-    assert any(m.get("recipient") == "patient.copy@example.com" for m in outbox(browse))
+    assert any(m.get("recipient") == "patient.copy@example.com" for m in browse.outbox())
 
 
 def test_mismatched_confirmation_email_is_refused(browse: Browse) -> None:
