@@ -254,3 +254,13 @@ def test_the_tab_reads_at_tablet_width(browse: Browse) -> None:
     width = browse.page.evaluate("document.documentElement.scrollWidth")
     assert width <= 768, "the page itself does not scroll sideways (the table may)"
     browse.shot("tablet", full=True)
+
+
+def test_the_pms_is_synced_from_the_page(browse: Browse) -> None:
+    browse.sign_in()
+    browse.go("/payments/ar")
+    browse.page.click("#ar-sync-now button")
+    browse.page.wait_for_load_state()
+    notice = browse.page.inner_text("#notice")
+    assert notice.startswith("Synced with the PMS:") and "balances recorded" in notice
+    assert "last synced" in browse.page.inner_text("#ar-sync")

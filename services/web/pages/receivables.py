@@ -430,6 +430,21 @@ def back_to(form: Form) -> str:
     return href(back_pairs(form), sort=keep_sort(form.get("sort") or "-total"))
 
 
+@router.post(PAGE + "/sync")
+def sync_now(request: Request, user: Admin, form: PostedForm) -> Response:
+    """Read patients and balances from the PMS now, instead of at the next scheduled sync."""
+    try:
+        answer = run(ar_api.pms_sync, user.caller, ledger_of(request), form.key(user))
+    except FormError as refused:
+        return render.redirect(request, back_to(form), refused.message, "error")
+    return render.redirect(
+        request,
+        back_to(form),
+        f"Synced with the PMS: {answer['patients_seen']} patients read, "
+        f"{answer['balances_recorded']} balances recorded.",
+    )
+
+
 # -- the filter library ----------------------------------------------------------------
 
 
