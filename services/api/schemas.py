@@ -133,6 +133,12 @@ class RoleIn(Body):
     role: Literal["admin", "staff"]
 
 
+class PasswordIn(Body):
+    password: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="the person's new password (at least 10 characters)"
+    )
+
+
 class PatientIn(Body):
     pms_patient_id: Annotated[str, Field(min_length=1, max_length=64)]
     first_name: Text

@@ -241,3 +241,16 @@ def test_only_one_pms_key_typed_is_refused(browse: Browse) -> None:
     assert "type its base URL, developer key and customer key" in (
         browse.page.locator("#form-error").inner_text()
     )
+
+
+def test_an_admin_sets_a_new_password_for_someone_who_forgot_theirs(browse: Browse) -> None:
+    email = person(browse, "Pat Forgetful", Role.STAFF)
+    browse.sign_in()
+    browse.go("/settings")
+    row(browse, email).locator("summary", has_text="Set password").click()
+    row(browse, email).locator("input[name=password]").fill("a-brand-new-password")
+    row(browse, email).locator("button", has_text="Set password").click()
+    browse.page.wait_for_load_state()
+    assert "Pat Forgetful has a new password" in browse.page.locator("#notice").inner_text()
+    login = browse.server.ledger
+    assert accounts.sign_in(login, email, "a-brand-new-password", "127.0.0.2").token

@@ -221,3 +221,22 @@ def test_a_settled_refund_on_a_receipt_names_who_refunded(api: Api) -> None:
     assert line["actor_name"] == "A admin" and line["actor"].startswith("user:")
     settled = api.get(f"/v1/history/{payment['id']}").json()["items"]
     assert ("PaymentSettled", "System") in {(e["type"], e["actor_name"]) for e in settled}
+
+
+def test_an_admin_sets_a_password_over_the_api(api: Api) -> None:
+    body = {"name": "Dana", "role": "staff", "email": "dana.pw@elm.example", "password": PASSWORD}
+    user = api.post(users_path(api), body).json()
+    short = api.client.put(
+        f"{users_path(api)}/{user['id']}/password", json={"password": "short"}, headers=api.admin
+    )
+    assert_problem(short, 422, says="10")
+    done = api.client.put(
+        f"{users_path(api)}/{user['id']}/password",
+        json={"password": "another-long-password"},
+        headers=api.admin,
+    )
+    assert done.status_code == 200, done.text
+    by_staff = api.client.put(
+        f"{users_path(api)}/{user['id']}/password", json={}, headers=api.staff
+    )
+    assert by_staff.status_code == 403

@@ -12,7 +12,7 @@ from projections.base import iso
 from services import accounts as uc
 from services.api.deps import CallerDep, KeyDep, LedgerDep
 from services.api.errors import HttpProblem
-from services.api.schemas import RoleIn, UserIn
+from services.api.schemas import PasswordIn, RoleIn, UserIn
 from services.practices import Caller
 
 router = APIRouter(prefix="/v1/practices/{practice_id}/users", tags=["users"])
@@ -124,3 +124,19 @@ def revoke_user(
     practice_id: UUID, user_id: UUID, caller: UsersAdmin, ledger: LedgerDep, key: KeyDep
 ) -> dict[str, Any]:
     return user_out(uc.revoke_user(ledger, practice_id, user_id, caller.actor, key))
+
+
+@router.put(
+    "/{user_id}/password",
+    summary="Set a person's password (admins): for someone who forgot theirs",
+)
+def set_password(
+    practice_id: UUID,
+    user_id: UUID,
+    body: PasswordIn,
+    caller: UsersAdmin,
+    ledger: LedgerDep,
+    key: KeyDep,
+) -> dict[str, Any]:
+    user = uc.set_password(ledger, practice_id, user_id, body.password, caller.actor)
+    return user_out(user)

@@ -15,7 +15,7 @@ from services.accounts import SessionUser
 from services.api.deps import practice_of
 from services.api.routes import practices as practices_api
 from services.api.routes import users as users_api
-from services.api.schemas import OpenDentalIn, RoleIn, SettingsIn, UserIn
+from services.api.schemas import OpenDentalIn, PasswordIn, RoleIn, SettingsIn, UserIn
 from services.web import render
 from services.web.forms import FormError, run
 from services.web.pages.common import practice
@@ -125,6 +125,28 @@ def change_role(request: Request, user: Admin, form: PostedForm, user_id: UUID) 
         return settings_page(request, user, error=refused.message, status=refused.status)
     return render.redirect(
         request, "/settings", f"{answer['name']} is now {ROLES[answer['role']].lower()}."
+    )
+
+
+@router.post("/settings/users/{user_id}/password")
+def set_password(request: Request, user: Admin, form: PostedForm, user_id: UUID) -> Response:
+    try:
+        body = run(PasswordIn, password=form.fields.get("password", ""))
+        answer = run(
+            users_api.set_password,
+            practice_of(user.caller),
+            user_id,
+            body,
+            user.caller,
+            ledger_of(request),
+            form.key(user),
+        )
+    except FormError as refused:
+        return settings_page(request, user, error=refused.message, status=refused.status)
+    return render.redirect(
+        request,
+        "/settings",
+        f"{answer['name']} has a new password; give it to them in person or by phone.",
     )
 
 
