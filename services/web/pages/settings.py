@@ -108,21 +108,34 @@ def invite(request: Request, user: Admin, form: PostedForm) -> Response:
     return settings_page(request, user, status=201, invited=answer)
 
 
-@router.post("/settings/users/{user_id}/role")
-def change_role(request: Request, user: Admin, form: PostedForm, user_id: UUID) -> Response:
+def user_action(
+    request: Request, user: Admin, form: PostedForm, user_id: UUID, action: Any, *body: Any
+) -> dict[str, Any] | Response:
+    """Run one users API call on a person of the practice; a refusal re-renders Settings."""
     try:
-        body = run(RoleIn, role=form.get("role"))
-        answer = run(
-            users_api.change_role,
+        answer: dict[str, Any] = run(
+            action,
             practice_of(user.caller),
             user_id,
-            body,
+            *body,
             user.caller,
             ledger_of(request),
             form.key(user),
         )
     except FormError as refused:
         return settings_page(request, user, error=refused.message, status=refused.status)
+    return answer
+
+
+@router.post("/settings/users/{user_id}/role")
+def change_role(request: Request, user: Admin, form: PostedForm, user_id: UUID) -> Response:
+    try:
+        body = run(RoleIn, role=form.get("role"))
+    except FormError as refused:
+        return settings_page(request, user, error=refused.message, status=refused.status)
+    answer = user_action(request, user, form, user_id, users_api.change_role, body)
+    if isinstance(answer, Response):
+        return answer
     return render.redirect(
         request, "/settings", f"{answer['name']} is now {ROLES[answer['role']].lower()}."
     )
@@ -132,17 +145,11 @@ def change_role(request: Request, user: Admin, form: PostedForm, user_id: UUID) 
 def set_password(request: Request, user: Admin, form: PostedForm, user_id: UUID) -> Response:
     try:
         body = run(PasswordIn, password=form.fields.get("password", ""))
-        answer = run(
-            users_api.set_password,
-            practice_of(user.caller),
-            user_id,
-            body,
-            user.caller,
-            ledger_of(request),
-            form.key(user),
-        )
     except FormError as refused:
         return settings_page(request, user, error=refused.message, status=refused.status)
+    answer = user_action(request, user, form, user_id, users_api.set_password, body)
+    if isinstance(answer, Response):
+        return answer
     return render.redirect(
         request,
         "/settings",
@@ -152,17 +159,9 @@ def set_password(request: Request, user: Admin, form: PostedForm, user_id: UUID)
 
 @router.post("/settings/users/{user_id}/revoke")
 def revoke(request: Request, user: Admin, form: PostedForm, user_id: UUID) -> Response:
-    try:
-        answer = run(
-            users_api.revoke_user,
-            practice_of(user.caller),
-            user_id,
-            user.caller,
-            ledger_of(request),
-            form.key(user),
-        )
-    except FormError as refused:
-        return settings_page(request, user, error=refused.message, status=refused.status)
+    answer = user_action(request, user, form, user_id, users_api.revoke_user)
+    if isinstance(answer, Response):
+        return answer
     if answer["id"] == str(user.user_id):
         return render.redirect(request, "/signin")
     return render.redirect(
