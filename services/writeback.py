@@ -3,11 +3,14 @@
 Intake (from Kafka or, in the embedded default, from the ordered log in process)
 records what each practice is owed in the writeback journal; rows are keyed by our
 marker, so at-least-once delivery gives one row. The worker claims due rows in
-log order and calls the practice's PMS writer; on success it issues the command
-that marks the payment (or refund) associated with the PMS reference. Failures
-are retried with backoff (honouring Retry-After); after the configured attempts
-the row is failed, shown on the payment, and the practice's status turns failing.
-A write whose outcome is unknown is read back (by its marker) before any retry.
+log order (a reversal waits for its payment; nothing else waits) and calls the
+practice's PMS writer; on success it issues the command that marks the payment
+(or refund) associated with the PMS reference. Failures are retried with backoff
+(a Retry-After pauses the practice's writes to that PMS); after the configured
+attempts the row is failed, shown on the payment, and the practice's status
+turns failing.
+A write whose outcome is unknown is read back (by its marker) at once, and again
+before any retry.
 """
 
 from __future__ import annotations
@@ -288,7 +291,10 @@ class Worker:
 
     def run_once(self, limit: int = 100) -> int:
         done = 0
+        paused: set[str] = set()  # practices whose PMS asked us to wait, this round
         for item in self.journal.due(self.pms, limit):
+            if item["practice_id"] in paused:
+                continue
             if self.journal.claim(item, self.claim_seconds):
                 claimed = {
                     **item,
@@ -296,19 +302,27 @@ class Worker:
                     "outcome_unknown": bool(item["outcome_unknown"]),  # as the last try left it
                     "first_attempt_at": item["first_attempt_at"] or now_text(),
                 }
-                done += self.process(claimed)
+                result = self.process(claimed)
+                if result is None:
+                    paused.add(item["practice_id"])
+                done += result or 0
         return done
 
-    def process(self, item: dict[str, Any]) -> int:
+    def process(self, item: dict[str, Any]) -> int | None:
+        """1 when written, 0 when not (yet), None when the PMS asked us to wait."""
+        writer: PmsWriter | None = None
         try:
             writer = (self.writers or {}).get(item["practice_id"]) or writer_for(
                 self.journal, item["practice_id"], item["pms"]
             )
             written = self.attempt(writer, item)
         except PmsWriteError as error:
-            self.failed(item, error)
-            self.journal.record_outcome(item["practice_id"], str(error))
-            return 0
+            found = self.read_back_at_once(writer, item, error)
+            if found is None:
+                self.failed(item, error)
+                self.journal.record_outcome(item["practice_id"], str(error))
+                return None if error.retry_after is not None else 0
+            written = found
         if written is None:
             return 0
         self.journal.record_outcome(item["practice_id"], None)
@@ -318,6 +332,20 @@ class Worker:
         self.journal.finish(item["id"], status="done", reference=written.reference)
         log.info("wrote %s %s to %s: %s", item["kind"], item["id"], item["pms"], written.reference)
         return 1
+
+    def read_back_at_once(
+        self, writer: PmsWriter | None, item: dict[str, Any], error: PmsWriteError
+    ) -> Written | None:
+        """The PMS may have applied a write whose answer was lost (500, 504, timeout).
+        Reading is safe, so look for it now rather than after a backoff; when it is not
+        there (yet), the row is retried later and read back again before any write."""
+        if writer is None or not error.outcome_unknown or item["kind"] == "commlog":
+            return None
+        try:
+            return self.read_back(writer, entry_of(item), item)
+        except PmsWriteError as unreadable:
+            log.warning("could not read back %s %s: %s", item["kind"], item["id"], unreadable)
+            return None
 
     def attempt(self, writer: PmsWriter, item: dict[str, Any]) -> Written | None:
         if item["kind"] == "commlog":
@@ -391,6 +419,12 @@ class Worker:
         log.warning(
             "writeback of %s %s failed (attempt %s): %s", item["kind"], item["id"], attempts, error
         )
+        if error.retry_after is not None and not final:
+            self.journal.pause_practice(
+                item["practice_id"],
+                item["pms"],
+                datetime.now(UTC) + timedelta(seconds=error.retry_after),
+            )
         self.journal.finish(
             item["id"],
             status="failed" if final else "pending",

@@ -118,20 +118,31 @@ class Journal:
     # -- the worker -------------------------------------------------------------------
 
     def due(self, pms: str | None, limit: int = 100) -> list[dict[str, Any]]:
-        """The first pending row of each practice, when it is due: a practice's entries
-        are written in the order of the log (a retrying or claimed row holds the later ones)."""
+        """Pending rows that are due and not held by another attempt, oldest first.
+
+        No row waits for another of its practice except where order matters: a
+        reversal waits for its payment (the worker defers it until then)."""
         stamp = now_text()
         sql = (
-            "SELECT * FROM writeback_journal j WHERE status = 'pending' AND next_attempt_at <= ? "
-            "AND (claimed_until IS NULL OR claimed_until < ?) AND NOT EXISTS (SELECT 1 FROM "
-            "writeback_journal e WHERE e.practice_id = j.practice_id AND e.status = 'pending' "
-            "AND e.position < j.position)"
+            "SELECT * FROM writeback_journal WHERE status = 'pending' AND next_attempt_at <= ? "
+            "AND (claimed_until IS NULL OR claimed_until < ?)"
         )
         params: list[Any] = [stamp, stamp]
         if pms:
             sql += " AND pms = ?"
             params.append(pms)
         return self.db.query(sql + " ORDER BY position LIMIT ?", [*params, limit])
+
+    def pause_practice(self, practice_id: str, pms: str, until: datetime) -> None:
+        """The PMS asked us to wait (Retry-After): none of the practice's rows for it
+        is tried before then."""
+        later = now_text(until)
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE writeback_journal SET next_attempt_at = ? WHERE practice_id = ? "
+                "AND pms = ? AND status = 'pending' AND next_attempt_at < ?",
+                (later, practice_id, pms, later),
+            )
 
     def claim(self, item: dict[str, Any], seconds: float = 120) -> bool:
         """Take the row for one attempt; the outcome is unknown until recorded."""

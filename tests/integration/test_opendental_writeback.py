@@ -250,11 +250,12 @@ def test_a_sent_request_becomes_a_commlog(
     assert "$99.00" in commlog["Note"]
 
 
-def test_a_claimed_entry_holds_the_later_ones_of_its_practice(
+def test_a_claimed_entry_holds_no_other_entry_and_is_written_once(
     fake: tuple[FakeOpenDental, str], make_ledger: LedgerFactory, clock: PinnedClock
 ) -> None:
-    """In order per practice: while another process holds the first entry (or it waits to
-    retry), the worker writes none after it; other practices go on."""
+    """While another process holds one entry (or it waits to retry), the worker leaves
+    that entry alone and writes the practice's others; when the holder dies with the
+    outcome unknown, the entry is read back and written once."""
     od, url = fake
     ledger = make_ledger("sqlite", clock)
     practice, patients = setup(ledger, url)
@@ -268,7 +269,7 @@ def test_a_claimed_entry_holds_the_later_ones_of_its_practice(
     head = journal.get(str(first.id))
     assert head is not None and journal.claim(head, seconds=30)  # a process is writing it
     Worker(ledger, journal, "opendental").run_once()
-    assert od.paid_markers() == [str(elsewhere.id)]
+    assert od.paid_markers() == [str(second.id), str(elsewhere.id)]
     journal.finish(str(first.id), status="pending", unknown=True)  # it died: outcome unknown
     drain(Worker(ledger, journal, "opendental", first_delay=0.05), ledger)
-    assert od.paid_markers() == [str(elsewhere.id), str(first.id), str(second.id)]
+    assert od.paid_markers() == [str(second.id), str(elsewhere.id), str(first.id)]

@@ -1,0 +1,128 @@
+"""Worked example: one payment whose PMS write goes wrong does not hold the office's others.
+
+Open Dental applies the first payment of the morning and then answers 500 (or times
+out). Nobody knows whether it landed, so it must not simply be posted again; but a
+read is safe, so the worker reads it back at once and finds it. Meanwhile the
+office's next four payments are written without waiting for anyone's backoff. A
+refund of a payment that is not yet written waits for that payment; nothing else
+waits for anything. When Open Dental asks us to slow down (429 with Retry-After),
+the whole practice waits that long, and other practices go on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from services.payments import refund_payment
+from services.writeback import Worker
+from tests.conftest import LedgerFactory, PinnedClock
+from tests.fakes.opendental import FakeOpenDental, Served
+from tests.integration.test_opendental_writeback import pay, setup
+
+#: the real default backoff: a test that waited it out would take half a minute
+REAL_FIRST_DELAY = 30.0
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeOpenDental, str]]:
+    od = FakeOpenDental()
+    for pat_num in range(101, 106):
+        od.add_patient(pat_num)
+    with Served(od.app) as url:
+        yield od, f"{url}/api/v1"
+
+
+def rounds(worker: Worker, ledger: object, n: int) -> None:
+    for _ in range(n):
+        ledger.projector.catch_up()  # type: ignore[attr-defined]
+        worker.run_once()
+
+
+@pytest.mark.parametrize("fault", ["500-after-apply", "504-after-apply", "timeout-after-apply"])
+def test_an_unknown_outcome_is_read_back_at_once_and_holds_no_one(
+    fake: tuple[FakeOpenDental, str], make_ledger: LedgerFactory, clock: PinnedClock, fault: str
+) -> None:
+    od, url = fake
+    od.timeout_sleep = 1.0
+    ledger = make_ledger("sqlite", clock)
+    practice, patients = setup(ledger, url)
+    od.faults.append(fault)
+    payments = [pay(ledger, practice, patients[n], 1000 + n) for n in range(5)]
+
+    rounds(Worker(ledger, ledger.journal, "opendental", first_delay=REAL_FIRST_DELAY), ledger, 2)
+
+    # All five are in Open Dental once, the troubled one included (found by its marker).
+    assert Counter(od.paid_markers()) == {str(p.id): 1 for p in payments}
+    assert od.reads >= 1
+    for payment in payments:
+        fresh = ledger.get(type(payment), payment.id, practice.id)
+        assert fresh.pms_reference is not None, f"{payment.id} is not associated"
+    pending = ledger.db.query_one(
+        "SELECT COUNT(*) AS n FROM writeback_journal WHERE status = 'pending'"
+    )
+    assert pending == {"n": 0}
+
+
+def test_a_write_that_did_not_land_retries_alone(
+    fake: tuple[FakeOpenDental, str], make_ledger: LedgerFactory, clock: PinnedClock
+) -> None:
+    """500 before applying: the read back finds nothing, so that payment waits out its
+    backoff; the practice's other payments are written meanwhile."""
+    od, url = fake
+    ledger = make_ledger("sqlite", clock)
+    practice, patients = setup(ledger, url)
+    od.faults.append("500-before-apply")
+    first, *others = [pay(ledger, practice, patients[n], 2000 + n) for n in range(5)]
+
+    rounds(Worker(ledger, ledger.journal, "opendental", first_delay=REAL_FIRST_DELAY), ledger, 2)
+
+    assert sorted(od.paid_markers()) == sorted(str(p.id) for p in others)
+    row = ledger.journal.get(str(first.id))
+    assert row is not None and row["status"] == "pending" and row["last_error"]
+    assert datetime.fromisoformat(row["next_attempt_at"].replace("Z", "+00:00")) > datetime.now(UTC)
+
+
+def test_a_refund_waits_for_its_payment_and_nothing_else_does(
+    fake: tuple[FakeOpenDental, str], make_ledger: LedgerFactory, clock: PinnedClock
+) -> None:
+    od, url = fake
+    ledger = make_ledger("sqlite", clock)
+    practice, patients = setup(ledger, url)
+    od.faults.append("500-before-apply")
+    first = pay(ledger, practice, patients[0], 3000)
+    clock.move(days=1)  # captured and settled: the refund is a refund, not a void
+    ledger.projector.catch_up()
+    refund_payment(
+        ledger, practice_id=practice.id, payment_id=first.id, amount=500, actor="user:desk"
+    )
+    later = pay(ledger, practice, patients[1], 3001)
+
+    rounds(Worker(ledger, ledger.journal, "opendental", first_delay=REAL_FIRST_DELAY), ledger, 2)
+
+    assert od.paid_markers() == [str(later.id)]  # the refund did not go before its payment
+    reversal = [r for r in ledger.journal.of_payment(str(first.id)) if r["kind"] == "reversal"]
+    assert len(reversal) == 1 and reversal[0]["status"] == "pending"
+
+
+def test_retry_after_pauses_the_practice_and_no_other(
+    fake: tuple[FakeOpenDental, str], make_ledger: LedgerFactory, clock: PinnedClock
+) -> None:
+    od, url = fake
+    ledger = make_ledger("sqlite", clock)
+    practice, patients = setup(ledger, url)
+    other, other_patients = setup(ledger, url)
+    od.faults.append("429")  # Retry-After: 1
+    mine = [pay(ledger, practice, patients[n], 4000 + n) for n in range(3)]
+    theirs = pay(ledger, other, other_patients[0], 4100)
+
+    rounds(Worker(ledger, ledger.journal, "opendental", first_delay=REAL_FIRST_DELAY), ledger, 2)
+
+    assert od.paid_markers() == [str(theirs.id)]  # the throttled practice waited
+    assert od.calls == 2  # one refused call, then only the other practice's
+    for payment in mine:
+        row = ledger.journal.get(str(payment.id))
+        assert row is not None and row["status"] == "pending"
