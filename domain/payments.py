@@ -73,6 +73,21 @@ class CardSummary:
     brand: str
     last4: str
 
+    def __str__(self) -> str:
+        """As a person reads it: 'Visa ending in 4242'."""
+        name = BRAND_NAMES.get(self.brand, self.brand.capitalize())
+        return f"{name} ending in {self.last4}"
+
+
+#: card brands as their networks write them
+BRAND_NAMES = {
+    "visa": "Visa",
+    "mastercard": "Mastercard",
+    "amex": "American Express",
+    "discover": "Discover",
+    "card": "Card",
+}
+
 
 @dataclass(frozen=True)
 class Refund:

@@ -304,7 +304,7 @@ def receipt_email(
             f"Date: {local:%Y-%m-%d %H:%M} ({practice.timezone})",
             f"Status: {payment.receipt_status(refund_id).value}",
             f"Transaction id: {ref}",
-            f"Card: {payment.card.brand} ending in {payment.card.last4}",
+            f"Card: {payment.card}",
             "",
             f"Sent: {now.astimezone(zone(practice.timezone)):%Y-%m-%d %H:%M}",
             "Thank you.",

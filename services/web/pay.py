@@ -195,7 +195,7 @@ def pay(
         practice_name=link.practice.name,
         state="paid",
         paid_display=format_dollars(payment.amount.cents),
-        card=f"{payment.card.brand} ending in {payment.card.last4}",
+        card=str(payment.card),
         transaction_id=payment.transaction_id,
     )
 

@@ -262,7 +262,7 @@ def test_send_a_receipt_copy_to_the_outbox(api: Api) -> None:
     [message] = api.get("/v1/sandbox/outbox").json()["items"]
     assert message["recipient"] == "ann@example.com"
     assert "$100.00" in message["subject"]
-    assert "ending in 4242" in message["body"]
+    assert "Visa ending in 4242" in message["body"]
     assert payment["transaction_id"] in message["body"]
     assert "4242424242424242" not in json.dumps(message)
     assert api.get(f"/v1/payments/{payment['id']}/receipt").json()["copies_sent"] == 1

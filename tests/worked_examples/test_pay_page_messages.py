@@ -78,7 +78,10 @@ def test_every_pay_page_message_is_a_sentence(api: Api) -> None:
     api.post(f"/v1/payment-requests/{cancelled['id']}/cancel")
     messages.append(message(pay(api, cancelled)))
     paid = send(api, new_patient(api, "503"), 4000)
-    messages.append(message(pay(api, paid)))
+    received = pay(api, paid)
+    assert received.status_code == 200
+    assert "Visa ending in 4242" in received.text  # the brand as the patient knows it
+    messages.append(message(received))
     messages.append(message(pay(api, paid)))
     messages.append(message(api.client.get("/pay/not-a-token")))
     for text in messages:
