@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench postgres browser clean
+.PHONY: install run test lint bench bench-http postgres browser clean
 
 install: $(STAMP)
 
@@ -32,8 +32,12 @@ lint: install
 test: install postgres browser lint
 	$(BIN)/pytest
 
-bench: install postgres
+bench: install postgres bench-http
 	$(BIN)/python -m bench.run
+
+bench-http: install postgres
+	./scripts/ensure-wrk
+	$(BIN)/python -m bench.http
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
