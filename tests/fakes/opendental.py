@@ -17,6 +17,8 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -219,3 +221,13 @@ class Served:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=5)
+
+
+@contextmanager
+def serving(pat_nums: Iterable[int]) -> Iterator[tuple[FakeOpenDental, str]]:
+    """A fake with these patients, served; yields it and its API base URL."""
+    fake = FakeOpenDental()
+    for pat_num in pat_nums:
+        fake.add_patient(pat_num)
+    with Served(fake.app) as url:
+        yield fake, f"{url}/api/v1"

@@ -28,18 +28,15 @@ from services.publish import PublishedEvent
 from services.relay import Relay
 from services.writeback_consumer import WritebackConsumer
 from tests.conftest import LedgerFactory, PinnedClock
-from tests.fakes.opendental import FakeOpenDental, Served
+from tests.fakes.opendental import FakeOpenDental, serving
 
 CARD = CardInput("4242424242424242", 12, 2030, "123")
 
 
 @pytest.fixture
 def od() -> Iterator[tuple[FakeOpenDental, str]]:
-    fake = FakeOpenDental()
-    for pat_num in range(1, 11):
-        fake.add_patient(pat_num)
-    with Served(fake.app) as url:
-        yield fake, f"{url}/api/v1"
+    with serving(range(1, 11)) as served:
+        yield served
 
 
 def od_practice(ledger: Ledger, url: str, name: str) -> tuple[Any, list[Any]]:

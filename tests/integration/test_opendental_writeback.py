@@ -21,18 +21,15 @@ from services.practices import change_settings, create_practice, register_patien
 from services.requests import send_request
 from services.writeback import Worker
 from tests.conftest import LedgerFactory, PinnedClock
-from tests.fakes.opendental import FakeOpenDental, Served
+from tests.fakes.opendental import FakeOpenDental, serving
 
 CARD = CardInput("4242424242424242", 12, 2030, "123")
 
 
 @pytest.fixture
 def fake() -> Iterator[tuple[FakeOpenDental, str]]:
-    od = FakeOpenDental()
-    for pat_num in range(101, 106):
-        od.add_patient(pat_num)
-    with Served(od.app) as url:
-        yield od, f"{url}/api/v1"
+    with serving(range(101, 106)) as served:
+        yield served
 
 
 def setup(ledger: Ledger, url: str) -> tuple[Any, list[Any]]:

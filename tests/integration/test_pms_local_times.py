@@ -14,17 +14,14 @@ from services.payments import collect_payment
 from services.requests import send_request
 from services.writeback import Worker
 from tests.conftest import LedgerFactory, PinnedClock
-from tests.fakes.opendental import FakeOpenDental, Served
+from tests.fakes.opendental import FakeOpenDental, serving
 from tests.integration.test_opendental_writeback import CARD, drain, setup
 
 
 @pytest.fixture
 def fake() -> Iterator[tuple[FakeOpenDental, str]]:
-    od = FakeOpenDental()
-    for pat_num in range(101, 106):
-        od.add_patient(pat_num)
-    with Served(od.app) as url:
-        yield od, f"{url}/api/v1"
+    with serving(range(101, 106)) as served:
+        yield served
 
 
 def test_a_commlog_carries_the_practices_local_time(

@@ -20,7 +20,7 @@ import pytest
 from services.payments import refund_payment
 from services.writeback import Worker
 from tests.conftest import LedgerFactory, PinnedClock
-from tests.fakes.opendental import FakeOpenDental, Served
+from tests.fakes.opendental import FakeOpenDental, serving
 from tests.integration.test_opendental_writeback import pay, setup
 
 #: the real default backoff: a test that waited it out would take half a minute
@@ -29,11 +29,8 @@ REAL_FIRST_DELAY = 30.0
 
 @pytest.fixture
 def fake() -> Iterator[tuple[FakeOpenDental, str]]:
-    od = FakeOpenDental()
-    for pat_num in range(101, 106):
-        od.add_patient(pat_num)
-    with Served(od.app) as url:
-        yield od, f"{url}/api/v1"
+    with serving(range(101, 106)) as served:
+        yield served
 
 
 def rounds(worker: Worker, ledger: object, n: int) -> None:
