@@ -457,18 +457,29 @@ class Worker:
 
 
 def writeback_of_payment(journal: Journal, payment_id: UUID) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": r["id"],
-            "kind": r["kind"],
-            "status": r["status"],
-            "attempts": int(r["attempts"]),
-            "last_error": r["last_error"],
-            "pms_reference": r["pms_reference"],
-            "next_attempt_at": r["next_attempt_at"] if r["status"] == "pending" else None,
-        }
-        for r in journal.of_payment(str(payment_id))
-    ]
+    return writeback_of_payments(journal, [payment_id]).get(payment_id, [])
+
+
+def writeback_of_payments(
+    journal: Journal, payment_ids: list[UUID]
+) -> dict[UUID, list[dict[str, Any]]]:
+    """Each payment's writeback attempts (one query for all of them)."""
+    rows = journal.of_payments([str(p) for p in payment_ids])
+    return {
+        payment_id: [
+            {
+                "id": r["id"],
+                "kind": r["kind"],
+                "status": r["status"],
+                "attempts": int(r["attempts"]),
+                "last_error": r["last_error"],
+                "pms_reference": r["pms_reference"],
+                "next_attempt_at": r["next_attempt_at"] if r["status"] == "pending" else None,
+            }
+            for r in rows.get(str(payment_id), [])
+        ]
+        for payment_id in payment_ids
+    }
 
 
 def practice_status(journal: Journal, practice_id: UUID) -> dict[str, Any]:

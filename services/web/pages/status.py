@@ -55,7 +55,7 @@ def failed_writebacks(request: Request, user: SessionUser) -> list[dict[str, Any
         limit=100,
         cursor_=None,
     )
-    rows = [with_writeback(ledger, row) for row in answer["items"]]
+    rows = with_writeback(ledger, answer["items"])
     return [r for r in rows if r["writeback"]["kind"] == "failed"][:10]
 
 

@@ -23,7 +23,7 @@ from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages import common
 from services.web.pages.common import practice
 from services.web.session import Admin, PostedForm, ledger_of
-from services.writeback import writeback_of_payment
+from services.writeback import writeback_of_payments
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,7 +62,7 @@ def listing(request: Request, user: Admin) -> dict[str, Any]:
         limit=50,
         cursor_=f["cursor"] or None,
     )
-    rows = [with_writeback(ledger, row) for row in answer["items"]]
+    rows = with_writeback(ledger, answer["items"])
     base = {k: v for k, v in f.items() if v and k != "cursor"}
     base["from"], base["to"] = answer["from"], answer["to"]
     more = (
@@ -76,23 +76,35 @@ def listing(request: Request, user: Admin) -> dict[str, Any]:
     }
 
 
-def with_writeback(ledger: Any, row: dict[str, Any]) -> dict[str, Any]:
-    """The row and the state of its PMS writeback, as the office needs to read it."""
-    state = {"kind": "none", "text": "", "error": None}
+def with_writeback(ledger: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows and the state of each one's PMS writeback, as the office needs to read it."""
+    asked = [
+        UUID(row["id"])
+        for row in rows
+        if row["association"] != "associated"
+        and (row["status"] in ("approved", "settled") or row["association"] == "unassociated")
+    ]
+    attempts_of = writeback_of_payments(ledger.journal, asked)
+    return [
+        {**row, "writeback": writeback_state(row, attempts_of.get(UUID(row["id"])))} for row in rows
+    ]
+
+
+def writeback_state(row: dict[str, Any], attempts: list[dict[str, Any]] | None) -> dict[str, Any]:
     if row["association"] == "associated":
-        state = {"kind": "associated", "text": row["pms_reference"] or "", "error": None}
-    elif row["status"] in ("approved", "settled") or row["association"] == "unassociated":
-        attempts = writeback_of_payment(ledger.journal, UUID(row["id"]))
-        failed = [a for a in attempts if a["status"] == "failed"]
-        pending = [a for a in attempts if a["status"] == "pending"]
-        if failed:
-            state = {"kind": "failed", "text": "Writeback failed", "error": failed[0]["last_error"]}
-        elif pending:
-            error = pending[0]["last_error"]
-            state = {"kind": "pending", "text": "Retrying" if error else "Pending", "error": error}
-        elif row["status"] in ("approved", "settled"):
-            state = {"kind": "manual", "text": "Needs posting", "error": None}
-    return {**row, "writeback": state}
+        return {"kind": "associated", "text": row["pms_reference"] or "", "error": None}
+    if attempts is None:
+        return {"kind": "none", "text": "", "error": None}
+    failed = [a for a in attempts if a["status"] == "failed"]
+    pending = [a for a in attempts if a["status"] == "pending"]
+    if failed:
+        return {"kind": "failed", "text": "Writeback failed", "error": failed[0]["last_error"]}
+    if pending:
+        error = pending[0]["last_error"]
+        return {"kind": "pending", "text": "Retrying" if error else "Pending", "error": error}
+    if row["status"] in ("approved", "settled"):
+        return {"kind": "manual", "text": "Needs posting", "error": None}
+    return {"kind": "none", "text": "", "error": None}
 
 
 @router.get("/payments/transactions")
