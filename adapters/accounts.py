@@ -187,6 +187,20 @@ class Accounts:
         )
         return int(row["n"]) if row else 0
 
+    # -- keeping only what is still of use -----------------------------------------------
+
+    def tidy(self, failures_before: datetime, sessions_before: datetime) -> tuple[int, int]:
+        """Forget failed sign-ins older than `failures_before` and sessions that ended
+        (expired or signed out) before `sessions_before`. Returns both counts."""
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM login_failures WHERE at < ?", (text(failures_before),))
+            failures = tx.rowcount
+            tx.execute(
+                "DELETE FROM web_sessions WHERE expires_at < ? OR signed_out_at < ?",
+                (text(sessions_before), text(sessions_before)),
+            )
+            return failures, tx.rowcount
+
     # -- one change to a practice's users at a time -------------------------------------
 
     @contextmanager

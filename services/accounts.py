@@ -251,6 +251,18 @@ def list_users(ledger: Ledger, practice_id: UUID) -> list[UserRow]:
 
 # -- signing in ------------------------------------------------------------------------
 
+#: how long a failed sign-in is kept: long past the lockout it may count towards
+FAILURES_KEPT = timedelta(days=1)
+#: how long an ended session is kept (who was signed in when) before it is forgotten
+SESSIONS_KEPT = timedelta(days=30)
+
+
+def tidy_sign_ins(ledger: Ledger) -> tuple[int, int]:
+    """Forget failed sign-ins and ended sessions nobody needs any more (the scheduler
+    runs this); returns how many of each were forgotten."""
+    now = ledger.clock.now()
+    return ledger.accounts.tidy(now - FAILURES_KEPT, now - SESSIONS_KEPT)
+
 
 def sign_in(ledger: Ledger, email: str, password: str, client_address: str) -> WebSession:
     """A new session for the person, or SignInRefused. Each attempt counts as failed

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
+from services.accounts import tidy_sign_ins
 from services.context import Ledger
 from services.due import DueWork, run_due_work
 from services.writeback import Worker
 
 log = logging.getLogger("payledger.scheduler")
+
+#: seconds between two tidy-ups of the sign-in tables
+TIDY_EVERY = 3600.0
 
 
 class Scheduler:
@@ -21,6 +26,7 @@ class Scheduler:
         self._ledger = ledger
         self._interval = interval
         self._stop = threading.Event()
+        self._tidied_at: float | None = None
         self._thread = threading.Thread(target=self._run, name="payledger-scheduler", daemon=True)
 
     def start(self) -> None:
@@ -47,6 +53,12 @@ class Scheduler:
                 Worker(self._ledger, self._ledger.journal).run_once()
             except Exception:
                 log.exception("writeback failed; retrying at the next tick")
+        if self._tidied_at is None or time.monotonic() - self._tidied_at >= TIDY_EVERY:
+            try:
+                tidy_sign_ins(self._ledger)
+                self._tidied_at = time.monotonic()
+            except Exception:
+                log.exception("old sign-ins could not be forgotten; retrying at the next tick")
         return work
 
     def _run(self) -> None:

@@ -313,3 +313,26 @@ def test_a_new_password_replaces_the_old(ledger: Ledger) -> None:
     assert [t["type"] for t in types] == ["UserCreated", "UserPasswordChanged"]
     stored = ledger.db.query("SELECT password_hash FROM user_logins")
     assert stored[0]["password_hash"].startswith("$argon2id$")
+
+
+def test_old_failed_sign_ins_and_ended_sessions_are_forgotten(
+    ledger: Ledger, clock: PinnedClock
+) -> None:
+    """The scheduler keeps the sign-in tables small: failed attempts are kept a day
+    (long past any lockout), ended sessions thirty days; live ones are never touched."""
+    person(ledger, practice(ledger))
+    refusal(lambda: accounts.sign_in(ledger, "dana@elm.example", "not it at all", HERE))
+    signed_out = accounts.sign_in(ledger, "dana@elm.example", PASSWORD, HERE)
+    accounts.sign_out(ledger, signed_out.token)
+    clock.move(days=29)
+    live = accounts.sign_in(ledger, "dana@elm.example", PASSWORD, HERE)
+    refusal(lambda: accounts.sign_in(ledger, "dana@elm.example", "still not it", HERE))
+    assert ledger.accounts.failures("dana@elm.example") == 2
+
+    assert accounts.tidy_sign_ins(ledger) == (1, 0)  # the day-old failure only
+    assert accounts.session_user(ledger, live.token) is not None  # live: untouched
+    clock.move(days=1, minutes=1)
+    assert accounts.tidy_sign_ins(ledger) == (1, 1)  # and the session ended 30 days ago
+    assert ledger.accounts.failures("dana@elm.example") == 0
+    # the session that expired yesterday is still kept (who was signed in when)
+    assert len(ledger.db.query("SELECT token_hash FROM web_sessions")) == 1
