@@ -46,6 +46,10 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
                 else "settled in another batch (taken after the cut-off)"
             )
             differences.append(item("payment_not_in_batch", p, reason, batch_id=p["batch_id"]))
+    for p in payments:
+        reason = p["decline_reason"] or ""
+        if p["status"] == "voided" and reason.startswith("capture failed"):
+            differences.append(item("payment_capture_failed", p, reason))
     for r in refunds:
         if r["association"] != "associated":
             differences.append(

@@ -19,6 +19,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
+from adapters.processor.port import CaptureFailed
 from domain.batches import Batch, BatchItem
 from domain.deposits import Deposit, DepositLine, next_business_day
 from domain.payments import Payment, Status
@@ -75,8 +76,15 @@ def _close(ledger: Ledger, practice: Practice, day: date, items: list[BatchItem]
         if ledger.find(Batch, batch_id) is not None:
             continue
         payments = {i.payment_id: ledger.get(Payment, i.payment_id, practice.id) for i in items}
+        failed = [
+            payments[i.payment_id]
+            for i in items
+            if i.kind == "payment" and not _capture(ledger, practice, payments[i.payment_id])
+        ]
         settled = [i for i in items if _settle(payments[i.payment_id], i, batch_id, closes_at)]
         if not settled:
+            if failed:
+                _save_failed(ledger, failed)
             return None
         lines = [_line(ledger, practice, item) for item in settled]
         batch = Batch.close(
@@ -108,6 +116,37 @@ def _close(ledger: Ledger, practice: Practice, day: date, items: list[BatchItem]
         log.info("closed batch %s of %s: %s items", day, practice.id, len(settled))
         return batch
     return None
+
+
+def _capture(ledger: Ledger, practice: Practice, payment: Payment) -> bool:
+    """Capture an approved payment at the processor as its batch closes; False (and the
+    failure recorded on the payment) when the processor refuses. The capture's reference is
+    derived from the payment, so a close run again after a crash captures nothing twice."""
+    if payment.status != Status.APPROVED:
+        return True
+    try:
+        ledger.processor.capture(
+            transaction_id=payment.transaction_id or "",
+            amount=payment.amount.cents,
+            reference=capture_reference(payment.id),
+            account=practice.stripe_account,
+        )
+    except CaptureFailed as failure:
+        log.warning("capture of payment %s refused: %s", payment.id, failure.reason)
+        payment.fail_capture(reason=failure.reason, at=ledger.clock.now(practice.id), actor=ACTOR)
+        return False
+    return True
+
+
+def capture_reference(payment_id: UUID) -> UUID:
+    return uuid5(NAMESPACE_URL, f"payledger:{payment_id}:capture")
+
+
+def _save_failed(ledger: Ledger, payments: list[Payment]) -> None:
+    try:
+        ledger.save(*payments)
+    except IntegrityError:
+        log.info("capture failures not recorded: concurrent change; the next close retries")
 
 
 def _settle(payment: Payment, item: BatchItem, batch_id: UUID, at: datetime) -> bool:

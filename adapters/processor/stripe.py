@@ -1,0 +1,324 @@
+"""The Stripe card processor, through the official `stripe` SDK, as a Connect platform.
+
+Each practice is a connected account: every call carries its `Stripe-Account`.
+- charge: a PaymentIntent with `capture_method=manual`, confirmed at once with the
+  PaymentMethod id the browser got from Stripe's Payment Element (no card number
+  ever reaches the service): `requires_capture` is an approval, a card error a decline;
+- void: cancel the PaymentIntent (before the cut-off; no money moves, no fee);
+- capture: at the batch close, capture the PaymentIntent;
+- refund: a Stripe Refund of the PaymentIntent, never beyond what remains.
+
+Every call that changes something sends an Idempotency-Key derived from the ledger's
+reference (the intent id), so a retry, a restart or a batch close run again replays the
+first answer and moves no more money. A rate limit (429), a 5xx or a lost connection
+is retried with backoff under the same key; an outcome that stays unknown is read back
+(the PaymentIntent's status, the Refund by its metadata) before trying again. The
+secret key is never logged nor put in an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+import stripe
+
+from adapters.processor.port import (
+    CaptureFailed,
+    CardInput,
+    CardProcessor,
+    ChargeResult,
+    ProcessorRefused,
+    ProcessorUnavailable,
+    ReferenceReused,
+)
+from domain.deposits import fee_for
+from domain.errors import InvalidCard, InvalidValue
+
+log = logging.getLogger("payledger.stripe")
+
+T = TypeVar("T")
+
+#: the metadata key that carries the ledger's reference on Stripe's objects
+REFERENCE = "payledger_reference"
+CURRENCY = "usd"
+#: a decline code in words
+DECLINE_WORDS = {
+    "generic_decline": "card declined",
+    "insufficient_funds": "insufficient funds",
+    "lost_card": "card reported lost",
+    "stolen_card": "card reported stolen",
+    "expired_card": "card expired",
+    "incorrect_cvc": "incorrect CVC",
+    "processing_error": "processing error at the card network",
+    "do_not_honor": "card declined by the bank (do not honor)",
+}
+
+
+class StripeProcessor(CardProcessor):
+    accepts_card_numbers = False
+    name = "stripe"
+
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        api_base: str | None = None,
+        attempts: int = 4,
+        backoff: float = 0.5,
+    ) -> None:
+        if not secret_key:
+            raise ValueError("PAYLEDGER_STRIPE_SECRET_KEY is not set")
+        addresses: dict[str, str] = {"api": api_base} if api_base else {}
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses=addresses,  # type: ignore[arg-type]
+            max_network_retries=0,  # retried here, with read-back of unknown outcomes
+        )
+        self._attempts = attempts
+        self._backoff = backoff
+
+    def __repr__(self) -> str:
+        return "StripeProcessor()"  # never the key
+
+    # -- the port ----------------------------------------------------------------
+
+    def charge(
+        self,
+        *,
+        reference: UUID,
+        amount: int,
+        card: CardInput | None = None,
+        terminal_id: str | None = None,
+        payment_method: str | None = None,
+        account: str | None = None,
+    ) -> ChargeResult:
+        if card is not None:
+            raise InvalidCard(
+                "card numbers are not accepted with Stripe: the card is entered in Stripe's "
+                "Payment Element and only its PaymentMethod id is sent, as payment_method",
+                field="card",
+            )
+        if terminal_id is not None and payment_method is None:
+            raise InvalidValue(
+                "terminal payments on Stripe are taken by a registered Stripe Terminal reader",
+                field="terminal_id",
+            )
+        if not payment_method:
+            raise InvalidValue(
+                "with Stripe a payment needs payment_method (the PaymentMethod id from Stripe's "
+                "Payment Element)",
+                field="payment_method",
+            )
+        options = self._options(account, f"payledger-charge-{reference}")
+        params: dict[str, Any] = {
+            "amount": amount,
+            "currency": CURRENCY,
+            "capture_method": "manual",
+            "confirm": True,
+            "payment_method": payment_method,
+            "payment_method_types": ["card"],
+            "metadata": {REFERENCE: str(reference)},
+            "expand": ["latest_charge"],
+        }
+
+        def create() -> ChargeResult:
+            try:
+                intent = self._client.v1.payment_intents.create(params, options)  # type: ignore[arg-type]
+            except stripe.CardError as error:
+                return declined(error)
+            return charge_result(intent)
+
+        def read_back() -> ChargeResult | None:
+            found = self._client.v1.payment_intents.search(
+                {
+                    "query": f"metadata['{REFERENCE}']:'{reference}'",
+                    "expand": ["data.latest_charge"],
+                },
+                {"stripe_account": options["stripe_account"]},
+            )
+            for intent in found.data:
+                return charge_result(intent)
+            return None
+
+        return self._call("charge", create, read_back)
+
+    def void(self, *, transaction_id: str, reference: UUID, account: str | None = None) -> str:
+        options = self._options(account, f"payledger-void-{reference}")
+
+        def cancel() -> str:
+            try:
+                intent = self._client.v1.payment_intents.cancel(transaction_id, {}, options)  # type: ignore[arg-type]
+            except stripe.InvalidRequestError as error:
+                intent = self._retrieve(transaction_id, options)
+                if intent.status != "canceled":
+                    raise ProcessorRefused(
+                        f"Stripe refused to cancel the payment: {error.user_message or error}"
+                    ) from None
+            return str(intent.id)
+
+        def read_back() -> str | None:
+            intent = self._retrieve(transaction_id, options)
+            return str(intent.id) if intent.status == "canceled" else None
+
+        return self._call("void", cancel, read_back)
+
+    def capture(
+        self, *, transaction_id: str, amount: int, reference: UUID, account: str | None = None
+    ) -> str:
+        options = self._options(account, f"payledger-capture-{reference}")
+
+        def capture() -> str:
+            try:
+                intent = self._client.v1.payment_intents.capture(
+                    transaction_id,
+                    {"amount_to_capture": amount},
+                    options,  # type: ignore[arg-type]
+                )
+            except (stripe.InvalidRequestError, stripe.CardError) as error:
+                intent = self._retrieve(transaction_id, options)
+                if intent.status == "succeeded":  # captured by an earlier run
+                    return str(intent.id)
+                raise CaptureFailed(
+                    f"Stripe did not capture it ({intent.status}): {error.user_message or error}"
+                ) from None
+            return str(intent.id)
+
+        def read_back() -> str | None:
+            intent = self._retrieve(transaction_id, options)
+            return str(intent.id) if intent.status == "succeeded" else None
+
+        return self._call("capture", capture, read_back)
+
+    def refund(
+        self, *, transaction_id: str, amount: int, reference: UUID, account: str | None = None
+    ) -> str:
+        options = self._options(account, f"payledger-refund-{reference}")
+
+        def refund() -> str:
+            try:
+                made = self._client.v1.refunds.create(
+                    {
+                        "payment_intent": transaction_id,
+                        "amount": amount,
+                        "metadata": {REFERENCE: str(reference)},
+                    },
+                    options,  # type: ignore[arg-type]
+                )
+            except stripe.InvalidRequestError as error:
+                raise ProcessorRefused(
+                    f"Stripe refused the refund: {error.user_message or error}"
+                ) from None
+            return str(made.id)
+
+        def read_back() -> str | None:
+            listed = self._client.v1.refunds.list(
+                {"payment_intent": transaction_id, "limit": 100},
+                {"stripe_account": options["stripe_account"]},
+            )
+            for made in listed.data:
+                if made.metadata is not None and made.metadata.to_dict().get(REFERENCE) == str(
+                    reference
+                ):
+                    return str(made.id)
+            return None
+
+        return self._call("refund", refund, read_back)
+
+    def sale_fee(self, *, amount: int, fee_rate_bps: int) -> int:
+        """The practice's rate: Stripe's own fee per item is reconciled with its payout."""
+        return fee_for(amount, fee_rate_bps)
+
+    # -- the calls ---------------------------------------------------------------
+
+    def _options(self, account: str | None, key: str) -> dict[str, Any]:
+        if not account:
+            raise InvalidValue(
+                "this practice has no Stripe account connected: set stripe_account (its "
+                "acct_... id) in the practice's settings",
+                field="stripe_account",
+            )
+        return {"stripe_account": account, "idempotency_key": key}
+
+    def _retrieve(self, intent_id: str, options: dict[str, Any]) -> stripe.PaymentIntent:
+        return self._client.v1.payment_intents.retrieve(
+            intent_id, {}, {"stripe_account": options["stripe_account"]}
+        )
+
+    def _call(self, kind: str, action: Callable[[], T], read_back: Callable[[], T | None]) -> T:
+        """Run `action`; a rate limit is retried under the same key, an unknown outcome (a 5xx,
+        a lost connection) is read back first, then retried under the same key."""
+        for attempt in range(self._attempts):
+            if attempt:
+                time.sleep(min(self._backoff * 2 ** (attempt - 1), 8.0))
+            try:
+                return action()
+            except stripe.IdempotencyError:
+                raise ReferenceReused(
+                    f"Stripe refused the {kind}: its idempotency key was already used for "
+                    "another request"
+                ) from None
+            except stripe.RateLimitError:
+                log.warning("stripe %s: rate limited, retrying (attempt %s)", kind, attempt + 1)
+                continue
+            except stripe.AuthenticationError:
+                raise ProcessorUnavailable(
+                    "Stripe refused the platform's secret key: check PAYLEDGER_STRIPE_SECRET_KEY"
+                ) from None
+            except stripe.PermissionError:
+                raise ProcessorUnavailable(
+                    "Stripe refused access to the practice's connected account: check "
+                    "stripe_account in the practice's settings"
+                ) from None
+            except (stripe.APIConnectionError, stripe.APIError) as error:
+                log.warning(
+                    "stripe %s: outcome unknown (%s), reading it back", kind, type(error).__name__
+                )
+            try:
+                known = read_back()
+            except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError):
+                known = None
+            if known is not None:
+                return known
+        raise ProcessorUnavailable(
+            f"Stripe could not be reached for the {kind} after {self._attempts} attempts; "
+            "nothing was recorded, try again"
+        )
+
+
+def charge_result(intent: stripe.PaymentIntent) -> ChargeResult:
+    brand, last4 = card_of(intent)
+    if intent.status == "requires_capture":
+        return ChargeResult(True, brand, last4, transaction_id=str(intent.id))
+    error = intent.last_payment_error
+    code = (error.decline_code or error.code) if error is not None else None
+    return ChargeResult(False, brand, last4, decline_reason=in_words(code or intent.status))
+
+
+def declined(error: stripe.CardError) -> ChargeResult:
+    detail = error.error
+    method = detail.payment_method if detail is not None else None
+    card = method.card if method is not None else None
+    code = (detail.decline_code or detail.code) if detail is not None else None
+    return ChargeResult(
+        False,
+        str(card.brand) if card is not None else "card",
+        str(card.last4) if card is not None else "",
+        decline_reason=in_words(code or "card_declined"),
+    )
+
+
+def card_of(intent: stripe.PaymentIntent) -> tuple[str, str]:
+    charge = intent.latest_charge
+    if isinstance(charge, stripe.Charge) and charge.payment_method_details is not None:
+        card = charge.payment_method_details.card
+        if card is not None:
+            return str(card.brand), str(card.last4)
+    return "card", ""
+
+
+def in_words(code: str) -> str:
+    return DECLINE_WORDS.get(code, code.replace("_", " "))
