@@ -23,7 +23,7 @@ from projections.requests import PaymentRequests
 from projections.runner import Projector
 from projections.transactions import Transactions
 from projections.users import Users
-from services import due
+from services import due, stripe_events
 from services.context import Ledger
 from services.settings import Settings
 from services.web import pay_limits
@@ -61,6 +61,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
     db = store.database()
     db.run_ddl(due.DDL)
     db.run_ddl(pay_limits.DDL)
+    db.run_ddl(stripe_events.DDL)
     clock: Clock = (
         SandboxClock(db, real_clock) if settings.sandbox else (real_clock or SystemClock())
     )

@@ -14,8 +14,9 @@ from tests.fakes.stripe import FakeStripe
 SECRET_KEY = "sk_test_51PayledgerContractKey0000000000000000000"
 
 
-@pytest.fixture
-def fake_stripe() -> Iterator[FakeStripe]:
+@pytest.fixture(name="fake_stripe")
+def served_fake_stripe() -> Iterator[FakeStripe]:
+    """The fake, served; a test module imports `served_fake_stripe` to use `fake_stripe`."""
     fake = FakeStripe(SECRET_KEY)
     with Served(fake.app) as base:
         fake.base_url = base

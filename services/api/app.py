@@ -22,6 +22,7 @@ from services.api.routes import (
     receivables,
     requests,
     sandbox,
+    stripe_webhooks,
     transactions,
     users,
 )
@@ -85,6 +86,7 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
         sandbox,
         health,
         users,
+        stripe_webhooks,
     ):
         app.include_router(module.router)
     app.include_router(pay.router)

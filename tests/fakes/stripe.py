@@ -29,10 +29,13 @@ does), "500-before-apply".
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import json
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -94,6 +97,14 @@ def missing(kind: str, object_id: str, param: str = "id") -> StripeError:
             "param": param,
         },
     )
+
+
+def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The Stripe-Signature header: `t=<unix time>,v1=<HMAC-SHA256 of "t.payload">`."""
+    at = int(time.time()) if timestamp is None else timestamp
+    signed = f"{at}.".encode() + payload
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
 
 
 def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -179,6 +190,21 @@ class FakeStripe:
             for o in self.objects.values()
             if o["object"] == "refund" and o["payment_intent"] == intent_id
         ]
+
+    def event(self, kind: str, obj: dict[str, Any], account: str) -> dict[str, Any]:
+        """A webhook event as Stripe sends it for a connected account."""
+        return {
+            "id": self.new_id("evt"),
+            "object": "event",
+            "api_version": "2024-06-20",
+            "type": kind,
+            "account": account,
+            "created": int(time.time()),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "data": {"object": obj},
+        }
 
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_fake{next(self._ids):08d}"

@@ -17,7 +17,7 @@ import pytest
 from services.settlement import _capture
 from tests.conftest import Api, PinnedClock
 from tests.fakes.stripe import FakeStripe
-from tests.stripe_fixtures import fake_stripe, stripe_api  # noqa: F401 - a fixture
+from tests.stripe_fixtures import served_fake_stripe, stripe_api  # noqa: F401 - a fixture
 
 DAY = 24 * 3600
 HOUR = 3600
