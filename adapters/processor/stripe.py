@@ -36,7 +36,7 @@ from adapters.processor.port import (
     ReferenceReused,
 )
 from domain.deposits import fee_for
-from domain.errors import InvalidCard, InvalidValue
+from domain.errors import InvalidCard, InvalidValue, NotFound
 
 log = logging.getLogger("payledger.stripe")
 
@@ -69,6 +69,8 @@ class StripeProcessor(CardProcessor):
         api_base: str | None = None,
         attempts: int = 4,
         backoff: float = 0.5,
+        reader_timeout: float = 90.0,
+        reader_poll: float = 0.5,
     ) -> None:
         if not secret_key:
             raise ValueError("PAYLEDGER_STRIPE_SECRET_KEY is not set")
@@ -80,6 +82,8 @@ class StripeProcessor(CardProcessor):
         )
         self._attempts = attempts
         self._backoff = backoff
+        self._reader_timeout = reader_timeout
+        self._reader_poll = reader_poll
 
     def __repr__(self) -> str:
         return "StripeProcessor()"  # never the key
@@ -102,11 +106,13 @@ class StripeProcessor(CardProcessor):
                 "Payment Element and only its PaymentMethod id is sent, as payment_method",
                 field="card",
             )
-        if terminal_id is not None and payment_method is None:
-            raise InvalidValue(
-                "terminal payments on Stripe are taken by a registered Stripe Terminal reader",
-                field="terminal_id",
-            )
+        if terminal_id is not None:
+            if payment_method is not None:
+                raise InvalidValue(
+                    "a terminal payment takes the card at the reader: send terminal_id only",
+                    field="payment_method",
+                )
+            return self._reader_charge(reference, amount, terminal_id, account)
         if not payment_method:
             raise InvalidValue(
                 "with Stripe a payment needs payment_method (the PaymentMethod id from Stripe's "
@@ -145,6 +151,133 @@ class StripeProcessor(CardProcessor):
             return None
 
         return self._call("charge", create, read_back)
+
+    def _reader_charge(
+        self, reference: UUID, amount: int, reader_id: str, account: str | None
+    ) -> ChargeResult:
+        """Stripe Terminal's server-driven flow: a card_present PaymentIntent handed to the
+        reader (`process_payment_intent`), then the reader's result, polled for a bounded
+        time; a card not presented in time cancels the reader's action and the intent."""
+        options = self._options(account, f"payledger-charge-{reference}")
+        scope = {"stripe_account": options["stripe_account"]}
+        params: dict[str, Any] = {
+            "amount": amount,
+            "currency": CURRENCY,
+            "capture_method": "manual",
+            "payment_method_types": ["card_present"],
+            "metadata": {REFERENCE: str(reference)},
+        }
+
+        def create() -> str:
+            intent = self._client.v1.payment_intents.create(params, options)  # type: ignore[arg-type]
+            return str(intent.id)
+
+        def find() -> str | None:
+            query = f"metadata['{REFERENCE}']:'{reference}'"
+            found = self._client.v1.payment_intents.search({"query": query}, scope)  # type: ignore[arg-type]
+            return next((str(i.id) for i in found.data), None)
+
+        intent_id = self._call("charge", create, find)
+        intent = self._retrieve(intent_id, options)
+        if intent.status in ("requires_payment_method", "requires_confirmation") and (
+            intent.last_payment_error is None
+        ):
+
+            def hand_off() -> str:
+                try:
+                    self._client.v1.terminal.readers.process_payment_intent(
+                        reader_id,
+                        {"payment_intent": intent_id},
+                        {**scope, "idempotency_key": f"payledger-reader-{reference}"},  # type: ignore[arg-type]
+                    )
+                except stripe.InvalidRequestError as error:
+                    raise InvalidValue(
+                        f"the reader {reader_id} cannot take the payment: "
+                        f"{error.user_message or error}",
+                        field="terminal_id",
+                    ) from None
+                return reader_id
+
+            self._call("reader", hand_off, lambda: None)
+        deadline = time.monotonic() + self._reader_timeout
+        while True:
+            intent = self._client.v1.payment_intents.retrieve(
+                intent_id,
+                {"expand": ["latest_charge"]},
+                scope,  # type: ignore[arg-type]
+            )
+            if intent.status == "requires_capture" or intent.last_payment_error is not None:
+                return charge_result(intent)
+            reader = self._client.v1.terminal.readers.retrieve(reader_id, {}, scope)  # type: ignore[arg-type]
+            action = reader.action
+            if action is not None and action.status == "failed":
+                return ChargeResult(
+                    False, "card", "", decline_reason=in_words(action.failure_code or "failed")
+                )
+            if time.monotonic() >= deadline:
+                return self._reader_timed_out(reader_id, intent_id, scope)
+            time.sleep(self._reader_poll)
+
+    def _reader_timed_out(
+        self, reader_id: str, intent_id: str, scope: dict[str, Any]
+    ) -> ChargeResult:
+        try:
+            self._client.v1.terminal.readers.cancel_action(reader_id, {}, scope)  # type: ignore[arg-type]
+            self._client.v1.payment_intents.cancel(intent_id, {}, scope)  # type: ignore[arg-type]
+        except stripe.InvalidRequestError:
+            intent = self._client.v1.payment_intents.retrieve(
+                intent_id,
+                {"expand": ["latest_charge"]},
+                scope,  # type: ignore[arg-type]
+            )
+            if intent.status == "requires_capture":  # presented at the last moment
+                return charge_result(intent)
+        return ChargeResult(
+            False, "card", "", decline_reason="no card was presented at the reader in time"
+        )
+
+    # -- readers (Stripe Terminal) -----------------------------------------------------
+
+    def readers(self, account: str | None) -> list[dict[str, Any]]:
+        scope = {"stripe_account": self._options(account, "")["stripe_account"]}
+        listed = self._client.v1.terminal.readers.list({"limit": 100}, scope)  # type: ignore[arg-type]
+        return [reader_out(r) for r in listed.data]
+
+    def register_reader(
+        self, account: str | None, *, code: str, label: str | None, key: str
+    ) -> dict[str, Any]:
+        options = self._options(account, f"payledger-reader-register-{key}")
+        params: dict[str, Any] = {"registration_code": code}
+        if label:
+            params["label"] = label
+
+        def register() -> dict[str, Any]:
+            try:
+                made = self._client.v1.terminal.readers.create(params, options)  # type: ignore[arg-type]
+            except stripe.InvalidRequestError as error:
+                raise ProcessorRefused(
+                    f"Stripe did not register the reader: {error.user_message or error}",
+                    field="registration_code",
+                ) from None
+            return reader_out(made)
+
+        return self._call("reader registration", register, lambda: None)
+
+    def label_reader(self, account: str | None, reader_id: str, label: str) -> dict[str, Any]:
+        scope = {"stripe_account": self._options(account, "")["stripe_account"]}
+
+        def label_it() -> dict[str, Any]:
+            try:
+                made = self._client.v1.terminal.readers.update(reader_id, {"label": label}, scope)  # type: ignore[arg-type]
+            except stripe.InvalidRequestError as error:
+                if error.http_status == 404:
+                    raise NotFound(f"no reader {reader_id} in this practice") from None
+                raise ProcessorRefused(
+                    f"Stripe did not change the label: {error.user_message or error}"
+                ) from None
+            return reader_out(made)
+
+        return self._call("reader label", label_it, lambda: None)
 
     def void(self, *, transaction_id: str, reference: UUID, account: str | None = None) -> str:
         options = self._options(account, f"payledger-void-{reference}")
@@ -314,10 +447,21 @@ def declined(error: stripe.CardError) -> ChargeResult:
 def card_of(intent: stripe.PaymentIntent) -> tuple[str, str]:
     charge = intent.latest_charge
     if isinstance(charge, stripe.Charge) and charge.payment_method_details is not None:
-        card = charge.payment_method_details.card
+        details = charge.payment_method_details
+        card = details.card if details.type == "card" else details.card_present
         if card is not None:
             return str(card.brand), str(card.last4)
     return "card", ""
+
+
+def reader_out(reader: Any) -> dict[str, Any]:
+    return {
+        "id": str(reader.id),
+        "label": reader.label,
+        "device_type": reader.device_type,
+        "serial_number": reader.serial_number,
+        "status": reader.status,
+    }
 
 
 def in_words(code: str) -> str:

@@ -23,6 +23,7 @@ from services.api.routes import (
     requests,
     sandbox,
     stripe_webhooks,
+    terminal,
     transactions,
     users,
 )
@@ -87,6 +88,7 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
         health,
         users,
         stripe_webhooks,
+        terminal,
     ):
         app.include_router(module.router)
     app.include_router(pay.router)

@@ -56,6 +56,11 @@ TEST_PAYMENT_METHODS: dict[str, dict[str, Any]] = {
         "decline": "insufficient_funds",
     },
 }
+#: Stripe's registration code of a simulated reader, and the device it registers
+SIMULATED_READER_CODES = {
+    "simulated-wpe": "simulated_wisepos_e",
+    "simulated-s700": "simulated_stripe_s700",
+}
 CANCELABLE = (
     "requires_payment_method",
     "requires_capture",
@@ -310,6 +315,17 @@ class FakeStripe:
             ("POST", r"/v1/payment_intents/(pi_\w+)/cancel", self.cancel_intent),
             ("POST", r"/v1/payment_intents/(pi_\w+)/capture", self.capture_intent),
             ("POST", r"/v1/refunds", self.create_refund),
+            ("POST", r"/v1/terminal/readers", self.create_reader),
+            ("GET", r"/v1/terminal/readers", self.list_readers),
+            ("GET", r"/v1/terminal/readers/(tmr_\w+)", self.retrieve_reader),
+            ("POST", r"/v1/terminal/readers/(tmr_\w+)", self.update_reader),
+            ("POST", r"/v1/terminal/readers/(tmr_\w+)/process_payment_intent", self.process_intent),
+            ("POST", r"/v1/terminal/readers/(tmr_\w+)/cancel_action", self.cancel_action),
+            (
+                "POST",
+                r"/v1/test_helpers/terminal/readers/(tmr_\w+)/present_payment_method",
+                self.present_payment_method,
+            ),
             ("GET", r"/v1/refunds", self.list_refunds),
         ]
         for route_method, pattern, handler in routes:
@@ -603,6 +619,154 @@ class FakeStripe:
             "has_more": len(found) > limit,
             "data": list(reversed(found))[:limit],
         }
+
+    # -- Terminal readers ------------------------------------------------------------
+
+    def create_reader(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(params, "registration_code label location metadata expand")
+        code = params.get("registration_code")
+        if not code:
+            raise not_saved(
+                invalid(
+                    "Missing required param: registration_code.",
+                    param="registration_code",
+                    code="parameter_missing",
+                )
+            )
+        if code not in SIMULATED_READER_CODES:
+            raise invalid(
+                "The registration code is invalid or has expired; generate a new one on the "
+                "reader.",
+                param="registration_code",
+            )
+        reader = {
+            "id": self.new_id("tmr"),
+            "object": "terminal.reader",
+            "_account": scope,
+            "label": params.get("label") or code,
+            "device_type": SIMULATED_READER_CODES[code],
+            "serial_number": self.new_id("sn"),
+            "status": "online",
+            "location": params.get("location"),
+            "metadata": params.get("metadata", {}),
+            "action": None,
+            "livemode": False,
+        }
+        self.objects[reader["id"]] = reader
+        return public(reader)
+
+    def reader_of(self, reader_id: str, scope: str) -> dict[str, Any]:
+        reader = self.objects.get(reader_id)
+        if reader is None or reader["_account"] != scope:
+            raise not_saved(missing("terminal.reader", reader_id))
+        return reader
+
+    def list_readers(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(params, "limit starting_after ending_before location status device_type expand")
+        found = [
+            public(o)
+            for o in self.objects.values()
+            if o["object"] == "terminal.reader" and o["_account"] == scope
+        ]
+        return {"object": "list", "url": "/v1/terminal/readers", "has_more": False, "data": found}
+
+    def retrieve_reader(self, params: dict[str, Any], scope: str, reader_id: str) -> Any:
+        allowed(params, "expand")
+        return public(self.reader_of(reader_id, scope))
+
+    def update_reader(self, params: dict[str, Any], scope: str, reader_id: str) -> Any:
+        allowed(params, "label metadata expand")
+        reader = self.reader_of(reader_id, scope)
+        if "label" in params:
+            reader["label"] = params["label"]
+        return public(reader)
+
+    def process_intent(self, params: dict[str, Any], scope: str, reader_id: str) -> Any:
+        allowed(params, "payment_intent process_config expand")
+        reader = self.reader_of(reader_id, scope)
+        intent = self.intent_of(params.get("payment_intent", ""), scope)
+        if reader["status"] != "online":
+            raise invalid(
+                "Reader is currently offline, please ensure the reader is powered on and "
+                "connected to the internet before retrying your request.",
+                code="terminal_reader_offline",
+            )
+        if (reader["action"] or {}).get("status") == "in_progress":
+            raise invalid(
+                "Reader is currently busy processing another request. Please reference the "
+                "integration guide for more details.",
+                code="terminal_reader_busy",
+            )
+        if "card_present" not in intent["payment_method_types"] or intent["status"] not in (
+            "requires_payment_method",
+            "requires_confirmation",
+        ):
+            raise invalid(
+                "This PaymentIntent cannot be processed by a reader: it must accept card_present "
+                f"and wait for a payment method (its status is {intent['status']}).",
+                param="payment_intent",
+                code="payment_intent_unexpected_state",
+            )
+        reader["action"] = {
+            "type": "process_payment_intent",
+            "status": "in_progress",
+            "failure_code": None,
+            "failure_message": None,
+            "process_payment_intent": {"payment_intent": intent["id"]},
+        }
+        return public(reader)
+
+    def cancel_action(self, params: dict[str, Any], scope: str, reader_id: str) -> Any:
+        allowed(params, "expand")
+        reader = self.reader_of(reader_id, scope)
+        if (reader["action"] or {}).get("status") != "in_progress":
+            raise invalid(
+                "This reader has no action in progress to cancel.",
+                code="terminal_reader_action_not_in_progress",
+            )
+        reader["action"].update(
+            status="failed", failure_code="canceled", failure_message="The action was canceled"
+        )
+        return public(reader)
+
+    def present_payment_method(self, params: dict[str, Any], scope: str, reader_id: str) -> Any:
+        allowed(params, "type card_present interac_present amount_tip expand")
+        reader = self.reader_of(reader_id, scope)
+        action = reader["action"] or {}
+        if action.get("status") != "in_progress":
+            raise invalid("This reader has no action in progress.", code="terminal_reader_timeout")
+        intent = self.objects[action["process_payment_intent"]["payment_intent"]]
+        number = (params.get("card_present") or {}).get("number", "4242424242424242")
+        card = {"brand": "visa" if number.startswith("4") else "mastercard", "last4": number[-4:]}
+        charge = self.new_charge(intent, card)
+        charge["payment_method_details"] = {"type": "card_present", "card_present": card}
+        decline = {"4000000000000002": "generic_decline", "4000000000009995": "insufficient_funds"}
+        if number in decline:
+            charge.update(status="failed", failure_code="card_declined")
+            intent.update(
+                status="requires_payment_method",
+                last_payment_error={
+                    "type": "card_error",
+                    "code": "card_declined",
+                    "decline_code": decline[number],
+                    "message": "Your card was declined.",
+                },
+            )
+            action.update(
+                status="failed",
+                failure_code="card_declined",
+                failure_message="Your card was declined.",
+            )
+        else:
+            manual = intent["capture_method"] == "manual"
+            intent.update(
+                status="requires_capture" if manual else "succeeded",
+                amount_capturable=intent["amount"] if manual else 0,
+                amount_received=0 if manual else intent["amount"],
+                payment_method=self.new_id("pm"),
+            )
+            action.update(status="succeeded")
+        return public(reader)
 
     # -- rendering -----------------------------------------------------------------------
 
