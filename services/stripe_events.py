@@ -21,6 +21,7 @@ from domain.errors import InvalidValue, NotFound
 from domain.payments import Payment, Status
 from domain.practices import Practice
 from projections.base import iso
+from services import payouts
 from services.context import Ledger, retry_on_conflict
 
 log = logging.getLogger("payledger.stripe.events")
@@ -55,12 +56,10 @@ CONFIRMATIONS = {
     "charge.refunded",
     "charge.failed",
 }
-#: events recorded for the terminal, payout and dispute handling, not yet acted on
+#: events recorded for the reader and dispute handling, not yet acted on
 RECORDED = {
     "terminal.reader.action_succeeded",
     "terminal.reader.action_failed",
-    "payout.paid",
-    "payout.failed",
     "charge.dispute.created",
     "charge.dispute.closed",
 }
@@ -135,6 +134,10 @@ def apply_pending_events(ledger: Ledger, limit: int = 100) -> int:
 def apply_event(ledger: Ledger, kind: str, account: str | None, event: dict[str, Any]) -> str:
     if kind == "payment_intent.canceled":
         return intent_canceled(ledger, account, event["data"]["object"])
+    if kind == "payout.paid":
+        return payouts.reconcile_payout(ledger, account, event["data"]["object"])
+    if kind == "payout.failed":
+        return payouts.payout_failed(ledger, account, event["data"]["object"])
     if kind in CONFIRMATIONS:
         return "confirmation"
     if kind in RECORDED:

@@ -38,6 +38,15 @@ class ChargeResult:
     decline_reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Capture:
+    """A captured sale: the processor's id, and its fee when the processor tells it at
+    capture (Stripe does; None = the fee follows the practice's rate)."""
+
+    transaction_id: str
+    fee: int | None = None
+
+
 class ReferenceReused(Conflict):
     """The processor refused a reference already used for a call with other parameters."""
 
@@ -97,7 +106,7 @@ class CardProcessor(ABC):
     @abstractmethod
     def capture(
         self, *, transaction_id: str, amount: int, reference: UUID, account: str | None = None
-    ) -> str:
+    ) -> Capture:
         """Capture an authorised sale as its batch closes; raises CaptureFailed when the
         processor refuses. Made again with the same reference it captures nothing more."""
 

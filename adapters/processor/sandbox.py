@@ -23,7 +23,13 @@ from collections import Counter, OrderedDict
 from typing import Any
 from uuid import UUID
 
-from adapters.processor.port import CardInput, CardProcessor, ChargeResult, ReferenceReused
+from adapters.processor.port import (
+    Capture,
+    CardInput,
+    CardProcessor,
+    ChargeResult,
+    ReferenceReused,
+)
 from domain.deposits import fee_for
 from domain.errors import InvalidCard
 
@@ -97,10 +103,10 @@ class SandboxProcessor(CardProcessor):
 
     def capture(
         self, *, transaction_id: str, amount: int, reference: UUID, account: str | None = None
-    ) -> str:
+    ) -> Capture:
         """The sandbox's sales are as good as captured: this only records the call."""
-        answer: str = self._once(
-            "capture", reference, (transaction_id, amount), transaction_id, moves=True
+        answer: Capture = self._once(
+            "capture", reference, (transaction_id, amount), Capture(transaction_id), moves=True
         )
         return answer
 

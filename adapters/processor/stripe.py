@@ -21,12 +21,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
 import stripe
 
 from adapters.processor.port import (
+    Capture,
     CaptureFailed,
     CardInput,
     CardProcessor,
@@ -236,6 +238,33 @@ class StripeProcessor(CardProcessor):
             False, "card", "", decline_reason="no card was presented at the reader in time"
         )
 
+    # -- payouts -----------------------------------------------------------------------
+
+    def payout_items(self, account: str | None, payout_id: str) -> list[PayoutItem]:
+        """The charges and refunds a payout carries, with Stripe's fee of each
+        (`balance_transactions?payout=`, every page)."""
+        scope = {"stripe_account": self._options(account, "")["stripe_account"]}
+        items: list[PayoutItem] = []
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {
+                "payout": payout_id,
+                "limit": 100,
+                "expand": ["data.source"],
+            }
+            if after:
+                params["starting_after"] = after
+            page = self._call(
+                "payout reading",
+                lambda p=params: self._client.v1.balance_transactions.list(p, scope),  # type: ignore[misc, arg-type]
+                lambda: None,
+            )
+            for txn in page.data:
+                items.append(payout_item(txn))
+            if not page.has_more or not page.data:
+                return items
+            after = str(page.data[-1].id)
+
     # -- readers (Stripe Terminal) -----------------------------------------------------
 
     def readers(self, account: str | None) -> list[dict[str, Any]]:
@@ -301,28 +330,31 @@ class StripeProcessor(CardProcessor):
 
     def capture(
         self, *, transaction_id: str, amount: int, reference: UUID, account: str | None = None
-    ) -> str:
+    ) -> Capture:
+        """Capture, with Stripe's fee of it (from the charge's balance transaction)."""
         options = self._options(account, f"payledger-capture-{reference}")
+        expand = {"expand": ["latest_charge.balance_transaction"]}
+        scope = {"stripe_account": options["stripe_account"]}
 
-        def capture() -> str:
+        def capture() -> Capture:
             try:
                 intent = self._client.v1.payment_intents.capture(
                     transaction_id,
-                    {"amount_to_capture": amount},
+                    {"amount_to_capture": amount, **expand},  # type: ignore[typeddict-item, arg-type]
                     options,  # type: ignore[arg-type]
                 )
             except (stripe.InvalidRequestError, stripe.CardError) as error:
-                intent = self._retrieve(transaction_id, options)
+                intent = self._client.v1.payment_intents.retrieve(transaction_id, expand, scope)  # type: ignore[arg-type]
                 if intent.status == "succeeded":  # captured by an earlier run
-                    return str(intent.id)
+                    return captured(intent)
                 raise CaptureFailed(
                     f"Stripe did not capture it ({intent.status}): {error.user_message or error}"
                 ) from None
-            return str(intent.id)
+            return captured(intent)
 
-        def read_back() -> str | None:
-            intent = self._retrieve(transaction_id, options)
-            return str(intent.id) if intent.status == "succeeded" else None
+        def read_back() -> Capture | None:
+            intent = self._client.v1.payment_intents.retrieve(transaction_id, expand, scope)  # type: ignore[arg-type]
+            return captured(intent) if intent.status == "succeeded" else None
 
         return self._call("capture", capture, read_back)
 
@@ -420,6 +452,42 @@ class StripeProcessor(CardProcessor):
             f"Stripe could not be reached for the {kind} after {self._attempts} attempts; "
             "nothing was recorded, try again"
         )
+
+
+@dataclass(frozen=True)
+class PayoutItem:
+    """One balance transaction of a payout: a charge (`transaction_id` = its PaymentIntent),
+    a refund (and the ledger's refund id from its metadata), or something else."""
+
+    kind: str
+    balance_transaction: str
+    transaction_id: str | None
+    refund_reference: str | None
+    amount: int
+    fee: int
+
+
+def payout_item(txn: Any) -> PayoutItem:
+    source = txn.source
+    intent = getattr(source, "payment_intent", None) if not isinstance(source, str) else None
+    reference = None
+    if txn.type == "refund" and not isinstance(source, str) and source.metadata is not None:
+        reference = source.metadata.to_dict().get(REFERENCE)
+    return PayoutItem(
+        kind=str(txn.type),
+        balance_transaction=str(txn.id),
+        transaction_id=str(intent) if intent else None,
+        refund_reference=reference,
+        amount=int(txn.amount),
+        fee=int(txn.fee),
+    )
+
+
+def captured(intent: stripe.PaymentIntent) -> Capture:
+    charge = intent.latest_charge
+    txn = charge.balance_transaction if isinstance(charge, stripe.Charge) else None
+    fee = int(txn.fee) if isinstance(txn, stripe.BalanceTransaction) else None
+    return Capture(str(intent.id), fee)
 
 
 def charge_result(intent: stripe.PaymentIntent) -> ChargeResult:

@@ -315,6 +315,8 @@ class FakeStripe:
             ("POST", r"/v1/payment_intents/(pi_\w+)/cancel", self.cancel_intent),
             ("POST", r"/v1/payment_intents/(pi_\w+)/capture", self.capture_intent),
             ("POST", r"/v1/refunds", self.create_refund),
+            ("GET", r"/v1/balance_transactions", self.list_balance_transactions),
+            ("GET", r"/v1/payouts/(po_\w+)", self.retrieve_payout),
             ("POST", r"/v1/terminal/readers", self.create_reader),
             ("GET", r"/v1/terminal/readers", self.list_readers),
             ("GET", r"/v1/terminal/readers/(tmr_\w+)", self.retrieve_reader),
@@ -620,6 +622,94 @@ class FakeStripe:
             "data": list(reversed(found))[:limit],
         }
 
+    # -- Payouts ------------------------------------------------------------------------
+
+    def pay_out(
+        self,
+        account: str,
+        arrival_date: int,
+        *,
+        only: set[str] | None = None,
+        status: str = "paid",
+        failure_code: str | None = None,
+    ) -> dict[str, Any]:
+        """Stripe paying out the account's available balance (or only the balance
+        transactions of the given charges and refunds): the payout object, as sent with
+        `payout.paid` (or `payout.failed`, with its failure code)."""
+        with self.lock:
+            payout_id = self.new_id("po")
+            included = [
+                o
+                for o in self.objects.values()
+                if o["object"] == "balance_transaction"
+                and o["_account"] == account
+                and o.get("_payout") is None
+                and o["type"] != "payout"
+                and (only is None or o["source"] in only)
+            ]
+            for txn in included:
+                txn["_payout"] = payout_id
+                txn["status"] = "available"
+            amount = sum(t["net"] for t in included)
+            payout = {
+                "id": payout_id,
+                "object": "payout",
+                "_account": account,
+                "amount": amount,
+                "arrival_date": arrival_date,
+                "currency": "usd",
+                "status": status,
+                "failure_code": failure_code,
+                "failure_message": "The bank account has been closed."
+                if failure_code == "account_closed"
+                else None,
+                "automatic": True,
+                "created": NOW,
+            }
+            self.objects[payout_id] = payout
+            own = self.balance_transaction(account, "payout", payout_id, -amount, 0)
+            own["_payout"] = payout_id
+            return public(payout)
+
+    def retrieve_payout(self, params: dict[str, Any], scope: str, payout_id: str) -> Any:
+        allowed(params, "expand")
+        payout = self.objects.get(payout_id)
+        if payout is None or payout["_account"] != scope:
+            raise not_saved(missing("payout", payout_id))
+        return public(payout)
+
+    def list_balance_transactions(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(params, "payout type source currency limit starting_after ending_before expand")
+        found = [
+            o
+            for o in self.objects.values()
+            if o["object"] == "balance_transaction"
+            and o["_account"] == scope
+            and (params.get("payout") is None or o.get("_payout") == params["payout"])
+            and (params.get("type") is None or o["type"] == params["type"])
+        ][::-1]  # the newest first, as Stripe lists
+        limit = integer(params, "limit") if "limit" in params else 10
+        if not 1 <= limit <= 100:
+            raise not_saved(invalid("Limit must be between 1 and 100", param="limit"))
+        after = params.get("starting_after")
+        if after is not None:
+            ids = [o["id"] for o in found]
+            found = found[ids.index(after) + 1 :] if after in ids else []
+        page = found[:limit]
+        expand = "data.source" in params.get("expand", [])
+        data = []
+        for txn in page:
+            shown = public(txn)
+            if expand and txn["source"] in self.objects:
+                shown["source"] = public(self.objects[txn["source"]])
+            data.append(shown)
+        return {
+            "object": "list",
+            "url": "/v1/balance_transactions",
+            "has_more": len(found) > limit,
+            "data": data,
+        }
+
     # -- Terminal readers ------------------------------------------------------------
 
     def create_reader(self, params: dict[str, Any], scope: str) -> Any:
@@ -772,8 +862,13 @@ class FakeStripe:
 
     def render(self, intent: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         shown = public(intent)
-        if "latest_charge" in params.get("expand", []) and intent["latest_charge"]:
-            shown["latest_charge"] = public(self.objects[intent["latest_charge"]])
+        expand = params.get("expand", [])
+        deep = "latest_charge.balance_transaction" in expand
+        if ("latest_charge" in expand or deep) and intent["latest_charge"]:
+            charge = public(self.objects[intent["latest_charge"]])
+            if deep and charge["balance_transaction"]:
+                charge["balance_transaction"] = public(self.objects[charge["balance_transaction"]])
+            shown["latest_charge"] = charge
         return shown
 
 
