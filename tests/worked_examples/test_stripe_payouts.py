@@ -45,9 +45,9 @@ def deposits(api: Api) -> list[dict[str, Any]]:
 
 
 def test_one_payout_matched_to_two_batches_with_stripes_fees(
-    api_for: Callable[..., Api], clock: PinnedClock, fake_stripe: FakeStripe
+    api_for: Callable[..., Api], clock: PinnedClock, fake_stripe: FakeStripe, backend: str
 ) -> None:
-    api, account = stripe_api(api_for, clock, fake_stripe)
+    api, account = stripe_api(api_for, clock, fake_stripe, backend)
     # Wednesday: $100.00 and $50.00; Thursday: $200.00, and $30.00 back of Wednesday's first.
     first = pay(api, 10000)
     pay(api, 5000)
@@ -76,9 +76,9 @@ def test_one_payout_matched_to_two_batches_with_stripes_fees(
 
 
 def test_a_payout_missing_an_item_is_listed_in_the_daily_close(
-    api_for: Callable[..., Api], clock: PinnedClock, fake_stripe: FakeStripe
+    api_for: Callable[..., Api], clock: PinnedClock, fake_stripe: FakeStripe, backend: str
 ) -> None:
-    api, account = stripe_api(api_for, clock, fake_stripe)
+    api, account = stripe_api(api_for, clock, fake_stripe, backend)
     carried = pay(api, 10000)
     left_out = pay(api, 4000)
     api.advance(DAY)
@@ -103,9 +103,9 @@ def test_a_payout_missing_an_item_is_listed_in_the_daily_close(
 
 
 def test_a_failed_payout_is_shown_on_the_deposit(
-    api_for: Callable[..., Api], clock: PinnedClock, fake_stripe: FakeStripe
+    api_for: Callable[..., Api], clock: PinnedClock, fake_stripe: FakeStripe, backend: str
 ) -> None:
-    api, account = stripe_api(api_for, clock, fake_stripe)
+    api, account = stripe_api(api_for, clock, fake_stripe, backend)
     pay(api, 10000)
     api.advance(DAY)
     payout = fake_stripe.pay_out(account, ARRIVAL, status="failed", failure_code="account_closed")
