@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.base import LedgerAggregate
@@ -67,16 +67,47 @@ class Deposit(LedgerAggregate):
             deposit.deposit_date = date.fromisoformat(self.deposit_date)
             deposit.net_amount = self.net_amount
             deposit.paid_at = None
+            deposit.lines = list(self.lines)
+            deposit.payout_id = None
+            deposit.payout_failure = None
 
     class Paid(LedgerAggregate.Event):
         def apply(self, deposit: Deposit) -> None:
             deposit.paid_at = self.at
+
+    class PayoutReconciled(LedgerAggregate.Event):
+        """The processor's payout that carried this deposit's items (Stripe), matched line
+        by line: its id, the day it arrived, the processor's fee of each item, and every
+        difference (an item missing from the payout, a fee or an amount that differs)."""
+
+        payout_id: str
+        arrival_date: str
+        items: list[dict[str, Any]]
+        differences: list[dict[str, Any]]
+
+        def apply(self, deposit: Deposit) -> None:
+            deposit.payout_id = self.payout_id
+            deposit.payout_failure = None
+
+    class PayoutFailed(LedgerAggregate.Event):
+        """The processor's payout of this deposit failed (the bank refused it)."""
+
+        payout_id: str
+        failure_code: str
+        failure_message: str
+
+        def apply(self, deposit: Deposit) -> None:
+            deposit.payout_id = self.payout_id
+            deposit.payout_failure = self.failure_code
 
     if TYPE_CHECKING:
         batch_id: UUID
         deposit_date: date
         net_amount: int
         paid_at: datetime | None
+        lines: list[dict[str, object]]
+        payout_id: str | None
+        payout_failure: str | None
 
     @classmethod
     def schedule(
@@ -121,6 +152,38 @@ class Deposit(LedgerAggregate):
         if self.paid_at is not None:
             raise Conflict("this deposit has already been paid")
         self.record(self.Paid, at=at, actor=actor)
+
+    def reconcile_payout(
+        self,
+        *,
+        payout_id: str,
+        arrival_date: date,
+        items: list[dict[str, Any]],
+        differences: list[dict[str, Any]],
+        at: datetime,
+        actor: str,
+    ) -> None:
+        self.record(
+            self.PayoutReconciled,
+            at=at,
+            actor=actor,
+            payout_id=payout_id,
+            arrival_date=arrival_date.isoformat(),
+            items=items,
+            differences=differences,
+        )
+
+    def fail_payout(
+        self, *, payout_id: str, failure_code: str, failure_message: str, at: datetime, actor: str
+    ) -> None:
+        self.record(
+            self.PayoutFailed,
+            at=at,
+            actor=actor,
+            payout_id=payout_id,
+            failure_code=failure_code,
+            failure_message=failure_message,
+        )
 
 
 def line_to_dict(line: DepositLine) -> dict[str, object]:

@@ -147,11 +147,15 @@ class Payment(LedgerAggregate):
         processor_void_id: str
         #: the void's intent id (its reference at the processor); None in older events
         void_id: UUID | None = None
+        #: set when the processor refused to capture the payment at its batch's cut-off
+        #: (its authorisation expired or was cancelled there): no money moved
+        capture_failure: str | None = None
 
         def apply(self, payment: Payment) -> None:
             payment.status = Status.VOIDED
             payment.voided_at = self.at
             payment.void_id = self.void_id
+            payment.capture_failure = self.capture_failure
 
     class Settled(LedgerAggregate.Event):
         batch_id: UUID
@@ -249,6 +253,7 @@ class Payment(LedgerAggregate):
         self.settled_at: datetime | None = None
         self.voided_at: datetime | None = None
         self.void_id: UUID | None = None
+        self.capture_failure: str | None = None
         self.refunds: list[Refund] = []
         self.pending_refunds: dict[UUID, PendingRefund] = {}
         self.association_source: AssociationSource | None = None
@@ -429,6 +434,19 @@ class Payment(LedgerAggregate):
         self.check_void(at)
         self.record(
             self.Voided, at=at, actor=actor, processor_void_id=processor_void_id, void_id=void_id
+        )
+
+    def fail_capture(self, *, reason: str, at: datetime, actor: str) -> None:
+        """The processor refused to capture it at the cut-off: it leaves the batch unpaid,
+        as a void does (no money moved), with the processor's reason."""
+        if self.status != Status.APPROVED:
+            raise PaymentNotApproved(f"a {self.status} payment is not captured")
+        self.record(
+            self.Voided,
+            at=at,
+            actor=actor,
+            processor_void_id="",
+            capture_failure=reason or "the processor did not capture it",
         )
 
     def request_refund(self, *, refund_id: UUID, amount: Money, at: datetime, actor: str) -> None:

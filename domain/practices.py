@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, time
 from enum import StrEnum
@@ -52,6 +53,7 @@ SETTING_NAMES = (
     "fee_rate_bps",
     "reminder_days",
     "pms_sync_minutes",
+    "stripe_account",
 )
 
 #: the highest processing fee rate a practice can be set to: 10%
@@ -82,6 +84,7 @@ class Practice(LedgerAggregate):
             practice.fee_rate_bps = 0
             practice.reminder_days = []
             practice.pms_sync_minutes = DEFAULT_SYNC_MINUTES
+            practice.stripe_account = None
             practice.created_at = self.at
 
     class SettingsChanged(LedgerAggregate.Event):
@@ -107,6 +110,8 @@ class Practice(LedgerAggregate):
         fee_rate_bps: int
         reminder_days: list[int]
         pms_sync_minutes: int
+        #: the practice's Stripe connected account (acct_...), where Stripe processes its cards
+        stripe_account: str | None
         created_at: datetime
 
     @classmethod
@@ -201,6 +206,14 @@ def check_setting(name: str, value: Any) -> Any:
         )
     if name == "pms_sync_minutes":
         return check_sync_minutes(value)
+    if name == "stripe_account" and value is not None:
+        if not isinstance(value, str) or not re.fullmatch(r"acct_[A-Za-z0-9]{1,64}", value):
+            raise InvalidValue(
+                "stripe_account must be the practice's Stripe account id, such as "
+                "acct_1Nv0FGQ9RKHgCVdK (or null to disconnect it)",
+                field=name,
+            )
+        return value
     if name == "pms_payment_type" and value is not None and not str(value).strip():
         raise InvalidValue("pms_payment_type must be the PMS's id of a payment type", field=name)
     return value if name != "pms_payment_type" or value is None else str(value)

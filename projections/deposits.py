@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -15,6 +16,7 @@ from projections.base import Projection, handles, iso
 
 class Deposits(Projection):
     name = "deposits"
+    version = 2  # 2: the processor's payout of each deposit (Stripe)
     tables = ("deposits", "deposit_items", "deposit_sources", "deposit_patients")
     ddl = (
         """CREATE TABLE IF NOT EXISTS deposits (
@@ -32,7 +34,13 @@ class Deposits(Projection):
             refunds_count INTEGER NOT NULL,
             account TEXT NOT NULL,
             scheduled_at TEXT NOT NULL,
-            paid_at TEXT
+            paid_at TEXT,
+            payout_id TEXT,
+            payout_status TEXT,
+            payout_arrival_date TEXT,
+            payout_failure TEXT,
+            payout_fees_amount BIGINT,
+            payout_differences TEXT NOT NULL DEFAULT '[]'
         )""",
         "CREATE INDEX IF NOT EXISTS deposits_by_date ON deposits (practice_id, deposit_date, id)",
         "CREATE INDEX IF NOT EXISTS deposits_by_status ON deposits (practice_id, status)",
@@ -169,6 +177,42 @@ class Deposits(Projection):
             "UPDATE deposits SET status = 'paid', paid_at = ? WHERE id = ?",
             (iso(e.at), str(e.originator_id)),
         )
+
+    @handles(Deposit.PayoutReconciled)
+    def payout_reconciled(self, tx: Tx, e: Deposit.PayoutReconciled, position: int) -> None:
+        tx.execute(
+            "UPDATE deposits SET payout_id = ?, payout_status = 'paid', payout_arrival_date = ?, "
+            "payout_failure = NULL, payout_fees_amount = ?, payout_differences = ? WHERE id = ?",
+            (
+                e.payout_id,
+                e.arrival_date,
+                sum(int(i["stripe_fee"]) for i in e.items),
+                json.dumps(e.differences),
+                str(e.originator_id),
+            ),
+        )
+
+    @handles(Deposit.PayoutFailed)
+    def payout_failed(self, tx: Tx, e: Deposit.PayoutFailed, position: int) -> None:
+        tx.execute(
+            "UPDATE deposits SET payout_id = ?, payout_status = 'failed', payout_failure = ? "
+            "WHERE id = ?",
+            (e.payout_id, f"{e.failure_code}: {e.failure_message}", str(e.originator_id)),
+        )
+
+
+def payout_of(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A deposit's payout at the processor, as shown with it (None before any)."""
+    if not row.get("payout_id"):
+        return None
+    return {
+        "id": row["payout_id"],
+        "status": row["payout_status"],
+        "arrival_date": row["payout_arrival_date"],
+        "failure": row["payout_failure"],
+        "fees_amount": row["payout_fees_amount"],
+        "differences": json.loads(row["payout_differences"] or "[]"),
+    }
 
 
 def list_deposits(

@@ -142,8 +142,13 @@ class Transactions(Projection):
     @handles(Payment.Voided)
     def voided(self, tx: Tx, e: Payment.Voided, position: int) -> None:
         tx.execute(
-            "UPDATE transactions SET status = 'voided', voided_at = ? WHERE id = ?",
-            (iso(e.at), str(e.originator_id)),
+            "UPDATE transactions SET status = 'voided', voided_at = ?, "
+            "decline_reason = COALESCE(?, decline_reason) WHERE id = ?",
+            (
+                iso(e.at),
+                f"capture failed: {e.capture_failure}" if e.capture_failure else None,
+                str(e.originator_id),
+            ),
         )
         refresh_posting(tx, str(e.originator_id))
 

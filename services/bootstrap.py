@@ -10,6 +10,7 @@ from adapters.clock import Clock, SandboxClock, SystemClock
 from adapters.messaging.email import EmailSender, OutboxEmailSender, SmtpEmailSender
 from adapters.messaging.sms import HttpSmsSender, OutboxSmsSender
 from adapters.pms.journal import Journal
+from adapters.processor.port import CardProcessor
 from adapters.processor.sandbox import SandboxProcessor
 from adapters.store import StoreConfig, open_store
 from projections.base import Projection
@@ -22,7 +23,7 @@ from projections.requests import PaymentRequests
 from projections.runner import Projector
 from projections.transactions import Transactions
 from projections.users import Users
-from services import due
+from services import due, stripe_events
 from services.context import Ledger
 from services.settings import Settings
 from services.web import pay_limits
@@ -44,6 +45,14 @@ def all_projections() -> list[Projection]:
     ]
 
 
+def build_processor(settings: Settings) -> CardProcessor:
+    if settings.processor == "stripe":
+        from adapters.processor.stripe import StripeProcessor
+
+        return StripeProcessor(settings.stripe_secret_key or "", api_base=settings.stripe_api_base)
+    return SandboxProcessor()
+
+
 def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledger:
     """`real_clock` stands in for the system clock (tests pin time with it)."""
     if not settings.database_url:
@@ -52,6 +61,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
     db = store.database()
     db.run_ddl(due.DDL)
     db.run_ddl(pay_limits.DDL)
+    db.run_ddl(stripe_events.DDL)
     clock: Clock = (
         SandboxClock(db, real_clock) if settings.sandbox else (real_clock or SystemClock())
     )
@@ -65,7 +75,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         store=store,
         db=db,
         clock=clock,
-        processor=SandboxProcessor(),
+        processor=build_processor(settings),
         email=email,
         projector=projector,
         bank_holidays=FederalReserveHolidays(),

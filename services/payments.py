@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 from adapters.messaging.email import Email, SendFailed
 from adapters.processor.cards import check_card
 from adapters.processor.port import CardInput
-from domain.errors import InvalidValue, NotFound, PaymentsError
+from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
 from domain.money import Money, check_payment_amount
 from domain.patients import Patient
 from domain.payments import AssociationSource, CardSummary, Method, Payment, ReversalKind
@@ -32,25 +32,27 @@ def collect_payment(
     method: Method,
     actor: str,
     card: CardInput | None = None,
+    payment_method: str | None = None,
     terminal_id: str | None = None,
     patient_id: UUID | None = None,
     request_id: UUID | None = None,
     key: str | None = None,
 ) -> Payment:
-    """Authorise and capture at once; a decline is recorded too (and moves no money)."""
+    """Authorise (captured when its batch closes); a decline is recorded too (and moves no
+    money). The card comes as typed (sandbox) or as a processor's payment method id."""
     money = check_payment_amount(amount)
     practice = ledger.get(Practice, practice_id, practice_id)
     now = ledger.clock.now(practice_id)
     if patient_id is not None:
         check_patient(ledger, practice_id, patient_id)
     if method == Method.VIRTUAL_TERMINAL or method == Method.PAY_LINK:
-        if card is None:
+        card = check_card_input(ledger, card, payment_method, local_date(now, practice.timezone))
+        if card is None and payment_method is None:
             raise InvalidValue(f"a {method.value} payment needs the card", field="card")
-        card = check_card(card, local_date(now, practice.timezone))
-    elif card is not None:
+    elif card is not None or payment_method is not None:
         raise InvalidValue(
             "a terminal payment takes the card at the terminal: send terminal_id, not card",
-            field="card",
+            field="card" if card is not None else "payment_method",
         )
     payment_id = keyed_id(practice_id, "payment", key)
     existing = ledger.find(Payment, payment_id)
@@ -63,6 +65,7 @@ def collect_payment(
         amount=money,
         method=method,
         card=card,
+        payment_method=payment_method,
         terminal_id=terminal_id,
         patient_id=patient_id,
         request_id=request_id,
@@ -71,6 +74,22 @@ def collect_payment(
     )
     ledger.save(payment)
     return payment
+
+
+def check_card_input(
+    ledger: Ledger, card: CardInput | None, payment_method: str | None, today: date
+) -> CardInput | None:
+    """A typed card only where the processor takes card numbers (never with Stripe)."""
+    if card is not None and not ledger.processor.accepts_card_numbers:
+        raise InvalidCard(
+            f"card numbers are not accepted: cards are processed by {ledger.processor.name}, "
+            "where the card is entered in its own payment form; send the payment method id "
+            "it gives (payment_method) instead of card",
+            field="card",
+        )
+    if card is not None and payment_method is not None:
+        raise InvalidValue("send either card or payment_method, not both", field="payment_method")
+    return check_card(card, today) if card is not None else None
 
 
 def charge(
@@ -86,11 +105,17 @@ def charge(
     request_id: UUID | None,
     at: datetime,
     actor: str,
+    payment_method: str | None = None,
 ) -> Payment:
     """Authorise and capture through the processor; the payment (approved or declined),
     not yet saved."""
     result = ledger.processor.charge(
-        reference=payment_id, amount=amount.cents, card=card, terminal_id=terminal_id
+        reference=payment_id,
+        amount=amount.cents,
+        card=card,
+        terminal_id=terminal_id,
+        payment_method=payment_method,
+        account=practice.stripe_account,
     )
     summary = CardSummary(result.brand, result.last4)
     common = {
@@ -114,6 +139,11 @@ def charge(
             **common,  # type: ignore[arg-type]
         )
     return Payment.decline(reason=result.decline_reason or "declined", **common)  # type: ignore[arg-type]
+
+
+def account_of(ledger: Ledger, practice_id: UUID) -> str | None:
+    """The practice's account at the processor (its Stripe connected account)."""
+    return ledger.get(Practice, practice_id, practice_id).stripe_account
 
 
 def check_patient(ledger: Ledger, practice_id: UUID, patient_id: UUID) -> Patient:
@@ -171,7 +201,9 @@ def refund_payment(
         if payment.reversal_kind(now) == ReversalKind.VOID:
             payment.check_void(now, wanted)
             processor_void_id = ledger.processor.void(
-                transaction_id=payment.transaction_id or "", reference=void_id
+                transaction_id=payment.transaction_id or "",
+                reference=void_id,
+                account=account_of(ledger, practice_id),
             )
             payment.void(processor_void_id=processor_void_id, at=now, actor=actor, void_id=void_id)
             ledger.save(payment)
@@ -193,7 +225,10 @@ def finish_refund(ledger: Ledger, practice_id: UUID, payment_id: UUID, refund_id
     pending = payment.pending_refunds.get(refund_id)
     if pending is not None:
         processor_refund_id = ledger.processor.refund(
-            transaction_id=payment.transaction_id or "", amount=pending.amount, reference=refund_id
+            transaction_id=payment.transaction_id or "",
+            amount=pending.amount,
+            reference=refund_id,
+            account=account_of(ledger, practice_id),
         )
 
     def record() -> Reversal:

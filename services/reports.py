@@ -16,7 +16,7 @@ from uuid import UUID
 
 from domain.practices import Practice
 from domain.schedule import local_date
-from projections.deposits import deposit_items, deposits_of_batch_date
+from projections.deposits import deposit_items, deposits_of_batch_date, payout_of
 from projections.transactions import payments_of_day, refunds_of_day
 from services.context import Ledger
 
@@ -46,6 +46,10 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
                 else "settled in another batch (taken after the cut-off)"
             )
             differences.append(item("payment_not_in_batch", p, reason, batch_id=p["batch_id"]))
+    for p in payments:
+        reason = p["decline_reason"] or ""
+        if p["status"] == "voided" and reason.startswith("capture failed"):
+            differences.append(item("payment_capture_failed", p, reason))
     for r in refunds:
         if r["association"] != "associated":
             differences.append(
@@ -57,6 +61,20 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
                 )
             )
     for d in deposits:
+        payout = payout_of(d)
+        if payout is not None:
+            for difference in payout["differences"]:
+                differences.append({**difference, "deposit_id": d["id"], "payout_id": payout["id"]})
+            if payout["status"] == "failed":
+                differences.append(
+                    {
+                        "kind": "payout_failed",
+                        "deposit_id": d["id"],
+                        "payout_id": payout["id"],
+                        "amount": int(d["net_amount"]),
+                        "detail": f"the payout failed ({payout['failure']})",
+                    }
+                )
         items_net = sum(int(i["net_amount"]) for i in deposit_items(ledger.db, UUID(d["id"])))
         if items_net != int(d["net_amount"]):
             differences.append(

@@ -23,7 +23,6 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.messaging.email import Email, SendFailed
 from adapters.messaging.sms import Sms
-from adapters.processor.cards import check_card
 from adapters.processor.port import CardInput
 from domain.errors import Conflict, InvalidValue, NotFound
 from domain.money import Money, check_payment_amount
@@ -40,7 +39,7 @@ from projections.requests import (
     request_by_token_hash,
 )
 from services.context import Ledger, retry_on_conflict
-from services.payments import charge, check_patient
+from services.payments import charge, check_card_input, check_patient
 from services.practices import keyed_id
 
 log = logging.getLogger("payledger.requests")
@@ -297,7 +296,13 @@ def open_link(ledger: Ledger, token: str) -> PayLink:
 
 
 def pay_request(
-    ledger: Ledger, link: PayLink, *, amount: int, card: CardInput, attempt_id: str
+    ledger: Ledger,
+    link: PayLink,
+    *,
+    amount: int,
+    card: CardInput | None,
+    attempt_id: str,
+    payment_method: str | None = None,
 ) -> Payment:
     """Pay a request on its page: the payment and the request's completion in one save.
 
@@ -308,7 +313,9 @@ def pay_request(
     request = ledger.get(PaymentRequest, request_id, practice.id)
     money = Money(amount)
     request.check_payable(money, now)
-    card = check_card(card, local_date(now, practice.timezone))
+    card = check_card_input(ledger, card, payment_method, local_date(now, practice.timezone))
+    if card is None and payment_method is None:
+        raise InvalidValue("the payment needs the card", field="card")
     payment_id = keyed_id(request_id, "pay-attempt", attempt_id[:100])
     existing = ledger.find(Payment, payment_id)
     if existing is not None:
@@ -320,6 +327,7 @@ def pay_request(
         amount=money,
         method=Method.PAY_LINK,
         card=card,
+        payment_method=payment_method,
         terminal_id=None,
         patient_id=request.patient_id,
         request_id=request_id,
@@ -337,6 +345,7 @@ def pay_request(
         ledger.processor.void(
             transaction_id=payment.transaction_id or "",
             reference=keyed_id(payment_id, "void", "request-changed"),
+            account=practice.stripe_account,
         )
         raise Conflict("this request changed while you were paying; no money was taken") from None
     return payment

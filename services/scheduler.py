@@ -13,6 +13,7 @@ import time
 from services.accounts import tidy_sign_ins
 from services.context import Ledger
 from services.due import DueWork, run_due_work
+from services.stripe_events import apply_pending_events
 from services.writeback import Worker
 
 log = logging.getLogger("payledger.scheduler")
@@ -48,6 +49,11 @@ class Scheduler:
             work = run_due_work(self._ledger)
         except Exception:
             log.exception("the due work could not run; writeback goes on")
+        if self._ledger.settings.processor == "stripe":
+            try:
+                apply_pending_events(self._ledger)
+            except Exception:
+                log.exception("stripe events could not be applied; retrying at the next tick")
         if not self._ledger.settings.kafka_bootstrap:  # else `payledger writeback` does it
             try:
                 Worker(self._ledger, self._ledger.journal).run_once()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.messaging.email import SmtpSettings
@@ -14,6 +14,9 @@ def _flag(value: str | None, default: bool) -> bool:
     if value is None or value.strip() == "":
         return default
     return value.strip().lower() not in {"0", "false", "no", "off"}
+
+
+PROCESSORS = ("sandbox", "stripe")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,22 @@ class Settings:
     #: writeback workers leave that to the API processes
     maintain_views: bool = True
     run_scheduler: bool = True
+    #: the card processor: "sandbox" (test cards, nothing charged) or "stripe"
+    processor: str = "sandbox"
+    #: the Stripe platform's secret key and webhook signing secret: never logged nor shown
+    stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    #: where Stripe's API is (tests point it at a fake); None = Stripe's own
+    stripe_api_base: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.processor not in PROCESSORS:
+            raise ValueError(
+                f"PAYLEDGER_PROCESSOR must be one of {', '.join(PROCESSORS)}, not "
+                f"{self.processor!r}"
+            )
+        if self.processor == "stripe" and not self.stripe_secret_key:
+            raise ValueError("PAYLEDGER_PROCESSOR=stripe needs PAYLEDGER_STRIPE_SECRET_KEY")
 
     @property
     def sqlite_path(self) -> str:
@@ -80,6 +99,10 @@ class Settings:
             "sms_token": env.get("PAYLEDGER_SMS_TOKEN") or None,
             "secret_key": env.get("PAYLEDGER_SECRET_KEY") or None,
             "kafka_bootstrap": env.get("PAYLEDGER_KAFKA_BOOTSTRAP") or None,
+            "processor": (env.get("PAYLEDGER_PROCESSOR") or "sandbox").strip().lower(),
+            "stripe_secret_key": env.get("PAYLEDGER_STRIPE_SECRET_KEY") or None,
+            "stripe_webhook_secret": env.get("PAYLEDGER_STRIPE_WEBHOOK_SECRET") or None,
+            "stripe_api_base": env.get("PAYLEDGER_STRIPE_API_BASE") or None,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -68,6 +68,7 @@ def payment_out(ledger: Ledger, payment: Payment, *, with_history: bool = False)
         "card": card_out(payment.card.brand, payment.card.last4),
         "transaction_id": payment.transaction_id,
         "decline_reason": payment.decline_reason,
+        "capture_failure": payment.capture_failure,
         "patient_id": str(payment.patient_id) if payment.patient_id else None,
         "request_id": str(payment.request_id) if payment.request_id else None,
         "occurred_at": iso(payment.occurred_at),
@@ -222,6 +223,7 @@ def practice_out(practice: Practice) -> dict[str, Any]:
         "fee_rate_bps": practice.fee_rate_bps,
         "reminder_days": practice.reminder_days,
         "pms_sync_minutes": practice.pms_sync_minutes,
+        "stripe_account": practice.stripe_account,
     }
 
 

@@ -1,4 +1,9 @@
-"""The card processor port: charge, void, refund. A real gateway plugs in here."""
+"""The card processor port: authorise, void, capture, refund. A real gateway plugs in here.
+
+A payment is authorised when it is collected (`charge`), voided before its batch's
+cut-off (`void`), captured when the batch closes (`capture`) and refunded after that
+(`refund`). `account` is the practice's account at the processor (a Stripe connected
+account), None where the processor has no such notion."""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from uuid import UUID
 
-from domain.errors import Conflict
+from domain.errors import Conflict, InvalidValue, PaymentsError
 
 
 @dataclass(frozen=True)
@@ -33,16 +38,53 @@ class ChargeResult:
     decline_reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Capture:
+    """A captured sale: the processor's id, and its fee when the processor tells it at
+    capture (Stripe does; None = the fee follows the practice's rate)."""
+
+    transaction_id: str
+    fee: int | None = None
+
+
 class ReferenceReused(Conflict):
     """The processor refused a reference already used for a call with other parameters."""
 
     code = "processor-reference-reused"
 
 
+class ProcessorUnavailable(PaymentsError):
+    """The processor could not be reached, or kept failing, after the retries: nothing
+    is known to have happened; the same request can be sent again."""
+
+    code = "processor-unavailable"
+
+
+class ProcessorRefused(InvalidValue):
+    """The processor refused the request as invalid (its message says what to fix)."""
+
+    code = "processor-refused"
+
+
+class CaptureFailed(Exception):
+    """The processor refused to capture an authorised payment (its authorisation expired
+    or was cancelled at the processor): no money moves for it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class CardProcessor(ABC):
     """Every call that moves money takes a `reference`, the caller's intent id: a call
     made again with the same reference answers the first result again and moves no
     more money (as a real gateway's idempotency key does)."""
+
+    #: False when card numbers must never reach the service (the card is entered in the
+    #: processor's own form and only a payment method id is sent)
+    accepts_card_numbers: bool = True
+    #: the processor's name, as settings and answers say it
+    name: str = "processor"
 
     @abstractmethod
     def charge(
@@ -52,17 +94,28 @@ class CardProcessor(ABC):
         amount: int,
         card: CardInput | None = None,
         terminal_id: str | None = None,
+        payment_method: str | None = None,
+        account: str | None = None,
     ) -> ChargeResult:
-        """Authorise and capture at once. `reference` makes a retried charge idempotent."""
+        """Authorise. `reference` makes a retried charge idempotent."""
 
     @abstractmethod
-    def void(self, *, transaction_id: str, reference: UUID) -> str:
+    def void(self, *, transaction_id: str, reference: UUID, account: str | None = None) -> str:
         """Remove an unsettled sale from its open batch; returns the void's id."""
+
+    @abstractmethod
+    def capture(
+        self, *, transaction_id: str, amount: int, reference: UUID, account: str | None = None
+    ) -> Capture:
+        """Capture an authorised sale as its batch closes; raises CaptureFailed when the
+        processor refuses. Made again with the same reference it captures nothing more."""
 
     @abstractmethod
     def sale_fee(self, *, amount: int, fee_rate_bps: int) -> int:
         """The processing fee (cents) the processor keeps from a settled sale."""
 
     @abstractmethod
-    def refund(self, *, transaction_id: str, amount: int, reference: UUID) -> str:
+    def refund(
+        self, *, transaction_id: str, amount: int, reference: UUID, account: str | None = None
+    ) -> str:
         """Return money of a settled sale to the card; returns the refund's id."""

@@ -3,6 +3,9 @@
 Test cards (any future expiry, any CVC): 4242424242424242 approves;
 4000000000000002 declines (card declined); 4000000000009995 declines
 (insufficient funds). A terminal id behaves as if the first card was presented.
+Stripe's documented test PaymentMethod ids work the same way (`pm_card_visa`
+approves, `pm_card_chargeDeclined` and `pm_card_chargeDeclinedInsufficientFunds`
+decline), so that one scenario runs on the sandbox and on Stripe alike.
 
 It behaves as a real gateway does with idempotency references: a call made again
 with the same reference answers the first result again and moves no more money;
@@ -20,7 +23,13 @@ from collections import Counter, OrderedDict
 from typing import Any
 from uuid import UUID
 
-from adapters.processor.port import CardInput, CardProcessor, ChargeResult, ReferenceReused
+from adapters.processor.port import (
+    Capture,
+    CardInput,
+    CardProcessor,
+    ChargeResult,
+    ReferenceReused,
+)
 from domain.deposits import fee_for
 from domain.errors import InvalidCard
 
@@ -29,11 +38,19 @@ DECLINES = {
     "4000000000000002": "card declined",
     "4000000000009995": "insufficient funds",
 }
+#: Stripe's test PaymentMethod ids, as the card each stands for
+TEST_PAYMENT_METHODS = {
+    "pm_card_visa": APPROVE,
+    "pm_card_chargeDeclined": "4000000000000002",
+    "pm_card_chargeDeclinedInsufficientFunds": "4000000000009995",
+}
 #: how many references the sandbox remembers (the oldest are forgotten first)
 REMEMBERED = 100_000
 
 
 class SandboxProcessor(CardProcessor):
+    name = "sandbox"
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._answers: OrderedDict[tuple[str, UUID], tuple[tuple[Any, ...], Any]] = OrderedDict()
@@ -47,8 +64,19 @@ class SandboxProcessor(CardProcessor):
         amount: int,
         card: CardInput | None = None,
         terminal_id: str | None = None,
+        payment_method: str | None = None,
+        account: str | None = None,
     ) -> ChargeResult:
-        number = APPROVE if card is None else card.number
+        if payment_method is not None:
+            if payment_method not in TEST_PAYMENT_METHODS:
+                raise InvalidCard(
+                    "in sandbox mode only the test payment methods are accepted: "
+                    + ", ".join(TEST_PAYMENT_METHODS),
+                    field="payment_method",
+                )
+            number = TEST_PAYMENT_METHODS[payment_method]
+        else:
+            number = APPROVE if card is None else card.number
         brand = card_brand(number)
         reason = DECLINES.get(number)
         if reason is None and number != APPROVE:
@@ -67,9 +95,18 @@ class SandboxProcessor(CardProcessor):
         )
         return answer
 
-    def void(self, *, transaction_id: str, reference: UUID) -> str:
+    def void(self, *, transaction_id: str, reference: UUID, account: str | None = None) -> str:
         answer: str = self._once(
             "void", reference, (transaction_id,), sandbox_id("void", reference), moves=True
+        )
+        return answer
+
+    def capture(
+        self, *, transaction_id: str, amount: int, reference: UUID, account: str | None = None
+    ) -> Capture:
+        """The sandbox's sales are as good as captured: this only records the call."""
+        answer: Capture = self._once(
+            "capture", reference, (transaction_id, amount), Capture(transaction_id), moves=True
         )
         return answer
 
@@ -77,7 +114,9 @@ class SandboxProcessor(CardProcessor):
         """Zero unless the practice is set to a rate (to exercise the fee path)."""
         return fee_for(amount, fee_rate_bps)
 
-    def refund(self, *, transaction_id: str, amount: int, reference: UUID) -> str:
+    def refund(
+        self, *, transaction_id: str, amount: int, reference: UUID, account: str | None = None
+    ) -> str:
         answer: str = self._once(
             "refund", reference, (transaction_id, amount), sandbox_id("re", reference), moves=True
         )

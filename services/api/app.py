@@ -22,6 +22,8 @@ from services.api.routes import (
     receivables,
     requests,
     sandbox,
+    stripe_webhooks,
+    terminal,
     transactions,
     users,
 )
@@ -85,6 +87,8 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
         sandbox,
         health,
         users,
+        stripe_webhooks,
+        terminal,
     ):
         app.include_router(module.router)
     app.include_router(pay.router)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.processor.port import ProcessorUnavailable
 from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
 from services.api.access_log import redact_path
 from services.payments import EmailNotSent
@@ -25,6 +26,7 @@ STATUS_BY_ERROR: list[tuple[type[PaymentsError], int]] = [
     (InvalidValue, 422),
     (EmailNotSent, 502),
     (PmsSyncFailed, 502),
+    (ProcessorUnavailable, 502),
 ]
 
 TITLES = {

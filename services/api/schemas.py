@@ -116,6 +116,9 @@ class SettingsIn(Body):
         description="how often balances are read from the PMS (Open Dental), in minutes: "
         "15 to 1440, default 60; 0 = only by hand (POST /v1/pms/sync)",
     )
+    stripe_account: Annotated[str, Field(max_length=80)] | None = Field(
+        None, description="the practice's Stripe connected account id (acct_...); null = none"
+    )
 
 
 class UserIn(Body):
@@ -159,7 +162,12 @@ class PaymentIn(Body):
     method: Literal["terminal", "virtual_terminal"]
     amount: Cents
     terminal_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    card: CardIn | None = None
+    card: CardIn | None = Field(
+        None, description="the card as typed (sandbox only; refused when Stripe processes cards)"
+    )
+    payment_method: Annotated[str, Field(pattern=r"^pm_[A-Za-z0-9_]{1,200}$")] | None = Field(
+        None, description="a Stripe PaymentMethod id from Stripe's Payment Element (pm_...)"
+    )
     patient_id: UUID | None = None
 
 

@@ -15,6 +15,7 @@ from projections.deposits import (
     get_deposit,
     latest_scheduled_date,
     list_deposits,
+    payout_of,
 )
 from services import reports
 from services.api import cursor
@@ -46,6 +47,7 @@ def deposit_out(row: dict[str, Any]) -> dict[str, Any]:
         "sales_count": int(row["sales_count"]),
         "refunds_count": int(row["refunds_count"]),
         "paid_at": row["paid_at"],
+        "payout": payout_of(row),
     }
 
 

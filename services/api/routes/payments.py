@@ -35,6 +35,7 @@ def collect(body: PaymentIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -
         amount=body.amount,
         method=Method(body.method),
         card=card,
+        payment_method=body.payment_method,
         terminal_id=body.terminal_id,
         patient_id=body.patient_id,
         actor=caller.actor,

@@ -1,0 +1,28 @@
+"""POST /webhooks/stripe: Stripe's events, signature verified, each recorded once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from starlette.concurrency import run_in_threadpool
+
+from services.api.deps import LedgerDep
+from services.stripe_events import apply_pending_events, receive_event
+
+router = APIRouter(tags=["stripe"])
+
+
+@router.post(
+    "/webhooks/stripe",
+    summary="Stripe's webhook endpoint (Stripe-Signature verified; an event id counts once)",
+)
+async def stripe_webhook(
+    request: Request, ledger: LedgerDep, background: BackgroundTasks
+) -> dict[str, Any]:
+    payload = await request.body()
+    signature = request.headers.get("stripe-signature")
+    event_id, new = await run_in_threadpool(receive_event, ledger, payload, signature)
+    if new:  # applied once the answer has gone (and by the scheduler, should this fail)
+        background.add_task(apply_pending_events, ledger)
+    return {"received": True, "id": event_id, "replayed": not new}

@@ -1,0 +1,54 @@
+"""Card readers of a practice (Stripe Terminal): list, register by code, label.
+
+Readers live at Stripe, on the practice's connected account; the ledger keeps no copy.
+A terminal payment names its reader as `terminal_id` (a `tmr_...` id).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from adapters.processor.stripe import StripeProcessor
+from domain.errors import Conflict, InvalidValue
+from domain.practices import Practice
+from services.context import Ledger
+
+
+class ReadersNotAvailable(Conflict):
+    code = "readers-not-available"
+
+
+def stripe_of(ledger: Ledger) -> StripeProcessor:
+    if not isinstance(ledger.processor, StripeProcessor):
+        raise ReadersNotAvailable(
+            "card readers are registered on Stripe (PAYLEDGER_PROCESSOR=stripe); the sandbox "
+            "takes any terminal_id as a simulated terminal"
+        )
+    return ledger.processor
+
+
+def account_of(ledger: Ledger, practice_id: UUID) -> str | None:
+    return ledger.get(Practice, practice_id, practice_id).stripe_account
+
+
+def list_readers(ledger: Ledger, practice_id: UUID) -> list[dict[str, Any]]:
+    return stripe_of(ledger).readers(account_of(ledger, practice_id))
+
+
+def register_reader(
+    ledger: Ledger, practice_id: UUID, *, code: str, label: str | None, key: str | None
+) -> dict[str, Any]:
+    code = code.strip()
+    if not code:
+        raise InvalidValue(
+            "registration_code is the code the reader shows on its screen",
+            field="registration_code",
+        )
+    return stripe_of(ledger).register_reader(
+        account_of(ledger, practice_id), code=code, label=label, key=f"{practice_id}:{key or code}"
+    )
+
+
+def label_reader(ledger: Ledger, practice_id: UUID, reader_id: str, label: str) -> dict[str, Any]:
+    return stripe_of(ledger).label_reader(account_of(ledger, practice_id), reader_id, label)

@@ -1,0 +1,921 @@
+"""A strict fake of the documented subset of Stripe's API that the ledger uses.
+
+Served as an ASGI app on a free loopback port (`Served`), for the official `stripe`
+SDK pointed at it through its API base address. It follows Stripe's API reference:
+
+- `Authorization: Bearer <secret key>` (401 otherwise), form-encoded bodies with
+  bracketed keys (`metadata[k]=v`, `expand[0]=x`), unknown parameters refused (400
+  `parameter_unknown`), error objects `{"error": {type, code, message, param, ...}}`;
+- `Stripe-Account` selects a connected account: objects of one account are invisible
+  (404 `resource_missing`) to another; an unknown account is refused (403);
+- `Idempotency-Key` on POST: the same key with the same parameters replays the first
+  answer (header `Idempotent-Replayed: true`), with other parameters or another
+  endpoint is an `idempotency_error` (400). Only requests that began executing are
+  saved (a validation error or a 429 is not; a 402 decline or a 500 is);
+- PaymentIntents: create (confirm=true with a PaymentMethod), retrieve, cancel
+  (only before capture), capture (`amount_to_capture` up to `amount_capturable`),
+  search by metadata; the test PaymentMethods `pm_card_visa`, `pm_card_mastercard`,
+  `pm_card_chargeDeclined`, `pm_card_chargeDeclinedInsufficientFunds` (402
+  `card_error`, `card_declined`, with the decline code);
+- Refunds: create (by payment_intent, never beyond what remains: `amount_too_large`,
+  `charge_already_refunded`), list by payment_intent;
+- a capture makes a balance transaction with Stripe's fee (2.9% + 30 cents).
+
+Faults to inject (a queue, each taken by the next POST whose path starts with the
+given prefix): "429" (refused before executing, not saved), "500-after-apply"
+(executed, then a 500 is answered and saved under the idempotency key, as Stripe
+does), "500-before-apply".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+TEST_PAYMENT_METHODS: dict[str, dict[str, Any]] = {
+    "pm_card_visa": {"brand": "visa", "last4": "4242"},
+    "pm_card_mastercard": {"brand": "mastercard", "last4": "4444"},
+    "pm_card_chargeDeclined": {"brand": "visa", "last4": "0002", "decline": "generic_decline"},
+    "pm_card_chargeDeclinedInsufficientFunds": {
+        "brand": "visa",
+        "last4": "9995",
+        "decline": "insufficient_funds",
+    },
+}
+#: Stripe's registration code of a simulated reader, and the device it registers
+SIMULATED_READER_CODES = {
+    "simulated-wpe": "simulated_wisepos_e",
+    "simulated-s700": "simulated_stripe_s700",
+}
+CANCELABLE = (
+    "requires_payment_method",
+    "requires_capture",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+)
+NOW = 1_700_000_000
+
+
+class StripeError(Exception):
+    def __init__(self, status: int, error: dict[str, Any], *, saved: bool = True) -> None:
+        super().__init__(error.get("message"))
+        self.status, self.error, self.saved = status, error, saved
+
+
+def invalid(message: str, *, param: str | None = None, code: str | None = None) -> StripeError:
+    error: dict[str, Any] = {"type": "invalid_request_error", "message": message}
+    if param:
+        error["param"] = param
+    if code:
+        error["code"] = code
+    return StripeError(400, error)
+
+
+def unknown_parameter(name: str) -> StripeError:
+    error = invalid(f"Received unknown parameter: {name}", param=name, code="parameter_unknown")
+    error.saved = False
+    return error
+
+
+def missing(kind: str, object_id: str, param: str = "id") -> StripeError:
+    return StripeError(
+        404,
+        {
+            "type": "invalid_request_error",
+            "code": "resource_missing",
+            "message": f"No such {kind}: '{object_id}'",
+            "param": param,
+        },
+    )
+
+
+def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The Stripe-Signature header: `t=<unix time>,v1=<HMAC-SHA256 of "t.payload">`."""
+    at = int(time.time()) if timestamp is None else timestamp
+    signed = f"{at}.".encode() + payload
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
+
+
+def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Stripe's form encoding: `a[b]=1`, `a[0]=x`, `a[]=x`, nested."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        parts = re.findall(r"[^\[\]]+|\[\]", key)
+        if not parts:
+            continue
+        node: Any = result
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            following = parts[index + 1] if not last else None
+            child: Any = [] if following == "[]" or (following or "").isdigit() else {}
+            if isinstance(node, list):
+                if last:
+                    node.append(value)
+                    break
+                if part == "[]" or int(part) >= len(node):
+                    node.append(child)
+                node = node[-1] if part == "[]" else node[int(part)]
+                continue
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, child)
+    return result
+
+
+def money(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+class FakeStripe:
+    def __init__(self, secret_key: str = "sk_test_payledger_fake") -> None:
+        self.secret_key = secret_key
+        #: where it is served (set by whoever serves it)
+        self.base_url = ""
+        self.lock = threading.Lock()
+        self.accounts: set[str] = set()
+        self.objects: dict[str, dict[str, Any]] = {}  # id -> object (with "_account")
+        self.idempotent: dict[tuple[str, str], tuple[str, dict[str, Any], int, Any]] = {}
+        self.faults: list[tuple[str, str]] = []
+        #: per PaymentIntent: how many times it was captured (money moved)
+        self.captures: Counter[str] = Counter()
+        self.cancels: Counter[str] = Counter()
+        #: every request: (method, path, Stripe-Account, Idempotency-Key)
+        self.requests: list[tuple[str, str, str | None, str | None]] = []
+        self._ids = itertools.count(1)
+        self.app = Starlette(
+            routes=[Route("/v1/{path:path}", self.handle, methods=["GET", "POST", "DELETE"])]
+        )
+
+    # -- test controls --------------------------------------------------------------
+
+    def add_account(self) -> str:
+        account = self.new_id("acct")
+        self.accounts.add(account)
+        return account
+
+    def fail_next(self, path_prefix: str, fault: str) -> None:
+        assert fault in {"429", "500-after-apply", "500-before-apply"}
+        self.faults.append((path_prefix, fault))
+
+    def expire_authorization(self, intent_id: str) -> None:
+        """What Stripe does when an uncaptured authorisation expires (after 7 days)."""
+        with self.lock:
+            intent = self.objects[intent_id]
+            intent["status"] = "canceled"
+            intent["cancellation_reason"] = "automatic"
+            intent["amount_capturable"] = 0
+
+    def intents(self, account: str) -> list[dict[str, Any]]:
+        return [
+            public(o)
+            for o in self.objects.values()
+            if o["object"] == "payment_intent" and o["_account"] == account
+        ]
+
+    def refunds_of(self, intent_id: str) -> list[dict[str, Any]]:
+        return [
+            public(o)
+            for o in self.objects.values()
+            if o["object"] == "refund" and o["payment_intent"] == intent_id
+        ]
+
+    def event(self, kind: str, obj: dict[str, Any], account: str) -> dict[str, Any]:
+        """A webhook event as Stripe sends it for a connected account."""
+        return {
+            "id": self.new_id("evt"),
+            "object": "event",
+            "api_version": "2024-06-20",
+            "type": kind,
+            "account": account,
+            "created": int(time.time()),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "data": {"object": obj},
+        }
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}_fake{next(self._ids):08d}"
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        body = (await request.body()).decode()
+        with self.lock:
+            return self.answer(request, body)
+
+    def answer(self, request: Request, body: str) -> Response:
+        method, path = request.method, "/v1/" + request.path_params["path"]
+        account = request.headers.get("stripe-account")
+        key = request.headers.get("idempotency-key")
+        self.requests.append((method, path, account, key))
+        if request.headers.get("authorization") != f"Bearer {self.secret_key}":
+            given = (request.headers.get("authorization") or "").removeprefix("Bearer ")
+            return error_response(
+                401,
+                {
+                    "type": "invalid_request_error",
+                    "message": f"Invalid API Key provided: {given[:8]}****{given[-4:]}",
+                },
+            )
+        if account is not None and account not in self.accounts:
+            return error_response(
+                403,
+                {
+                    "type": "invalid_request_error",
+                    "code": "account_invalid",
+                    "message": "The provided key does not have access to account "
+                    f"'{account}' (or that account does not exist). Application access may "
+                    "have been revoked.",
+                },
+            )
+        scope = account or "platform"
+        if method == "GET":
+            params = decode_form(parse_qsl(request.url.query, keep_blank_values=True))
+        else:
+            if body and "application/x-www-form-urlencoded" not in request.headers.get(
+                "content-type", ""
+            ):
+                return error_response(
+                    400,
+                    {
+                        "type": "invalid_request_error",
+                        "message": "Invalid request: the body must be form-encoded",
+                    },
+                )
+            params = decode_form(parse_qsl(body, keep_blank_values=True))
+        if method == "POST" and key is not None:
+            known = self.idempotent.get((scope, key))
+            if known is not None:
+                first_path, first_params, status, content = known
+                if (first_path, first_params) != (path, params):
+                    return error_response(
+                        400,
+                        {
+                            "type": "idempotency_error",
+                            "message": "Keys for idempotent requests can only be used with the "
+                            "same parameters they were first used with. Try using a key other "
+                            f"than '{key}' if you meant to execute a different request.",
+                        },
+                    )
+                return JSONResponse(
+                    content, status_code=status, headers={"Idempotent-Replayed": "true"}
+                )
+        fault = None
+        if method == "POST":
+            for index, (prefix, _kind) in enumerate(self.faults):
+                if path.startswith(prefix):
+                    fault = self.faults.pop(index)[1]
+                    break
+        if fault == "429":
+            return error_response(
+                429,
+                {
+                    "type": "invalid_request_error",
+                    "code": "rate_limit",
+                    "message": "Too many requests hit the API too quickly.",
+                },
+            )
+        if fault == "500-before-apply":
+            return error_response(500, {"type": "api_error", "message": "An error occurred."})
+        try:
+            status, content = 200, self.route(method, path, params, scope)
+        except StripeError as error:
+            status, content = error.status, {"error": error.error}
+            if not error.saved:
+                return JSONResponse(content, status_code=status)
+        if fault == "500-after-apply":
+            status, content = 500, {"error": {"type": "api_error", "message": "An error occurred."}}
+        if method == "POST" and key is not None:
+            self.idempotent[(scope, key)] = (path, params, status, content)
+        return JSONResponse(content, status_code=status)
+
+    def route(self, method: str, path: str, params: dict[str, Any], scope: str) -> Any:
+        routes: list[tuple[str, str, Callable[..., Any]]] = [
+            ("POST", r"/v1/payment_intents", self.create_intent),
+            ("GET", r"/v1/payment_intents/search", self.search_intents),
+            ("GET", r"/v1/payment_intents/(pi_\w+)", self.retrieve_intent),
+            ("POST", r"/v1/payment_intents/(pi_\w+)/cancel", self.cancel_intent),
+            ("POST", r"/v1/payment_intents/(pi_\w+)/capture", self.capture_intent),
+            ("POST", r"/v1/refunds", self.create_refund),
+            ("GET", r"/v1/balance_transactions", self.list_balance_transactions),
+            ("GET", r"/v1/payouts/(po_\w+)", self.retrieve_payout),
+            ("POST", r"/v1/terminal/readers", self.create_reader),
+            ("GET", r"/v1/terminal/readers", self.list_readers),
+            ("GET", r"/v1/terminal/readers/(tmr_\w+)", self.retrieve_reader),
+            ("POST", r"/v1/terminal/readers/(tmr_\w+)", self.update_reader),
+            ("POST", r"/v1/terminal/readers/(tmr_\w+)/process_payment_intent", self.process_intent),
+            ("POST", r"/v1/terminal/readers/(tmr_\w+)/cancel_action", self.cancel_action),
+            (
+                "POST",
+                r"/v1/test_helpers/terminal/readers/(tmr_\w+)/present_payment_method",
+                self.present_payment_method,
+            ),
+            ("GET", r"/v1/refunds", self.list_refunds),
+        ]
+        for route_method, pattern, handler in routes:
+            match = re.fullmatch(pattern, path)
+            if match and route_method == method:
+                return handler(params, scope, *match.groups())
+        raise StripeError(
+            404,
+            {
+                "type": "invalid_request_error",
+                "message": f"Unrecognized request URL ({method}: {path}).",
+            },
+            saved=False,
+        )
+
+    # -- PaymentIntents ---------------------------------------------------------------
+
+    def create_intent(self, params: dict[str, Any], scope: str) -> dict[str, Any]:
+        allowed(
+            params,
+            "amount currency capture_method confirm payment_method payment_method_types "
+            "metadata expand description",
+        )
+        amount = integer(params, "amount", required=True)
+        if params.get("currency") != "usd":
+            raise not_saved(invalid("Invalid currency", param="currency"))
+        if amount < 50:
+            raise not_saved(
+                invalid(
+                    "Amount must be at least $0.50 usd", param="amount", code="amount_too_small"
+                )
+            )
+        capture_method = params.get("capture_method", "automatic_async")
+        if capture_method not in ("automatic", "automatic_async", "manual"):
+            raise not_saved(invalid("Invalid capture_method", param="capture_method"))
+        method_id = params.get("payment_method")
+        if method_id is not None and method_id not in TEST_PAYMENT_METHODS:
+            raise not_saved(missing("PaymentMethod", method_id, "payment_method"))
+        intent: dict[str, Any] = {
+            "id": self.new_id("pi"),
+            "object": "payment_intent",
+            "_account": scope,
+            "amount": amount,
+            "amount_capturable": 0,
+            "amount_received": 0,
+            "currency": "usd",
+            "capture_method": capture_method,
+            "status": "requires_payment_method" if method_id is None else "requires_confirmation",
+            "payment_method": method_id,
+            "payment_method_types": params.get("payment_method_types", ["card"]),
+            "metadata": params.get("metadata", {}),
+            "latest_charge": None,
+            "last_payment_error": None,
+            "cancellation_reason": None,
+            "canceled_at": None,
+            "created": NOW,
+            "livemode": False,
+        }
+        self.objects[intent["id"]] = intent
+        if boolean(params, "confirm"):
+            if method_id is None:
+                raise invalid(
+                    "You cannot confirm this PaymentIntent because it's missing a payment method.",
+                    code="payment_intent_unexpected_state",
+                )
+            card = TEST_PAYMENT_METHODS[method_id]
+            charge = self.new_charge(intent, card)
+            if "decline" in card:
+                error = {
+                    "type": "card_error",
+                    "code": "card_declined",
+                    "decline_code": card["decline"],
+                    "message": "Your card was declined."
+                    if card["decline"] == "generic_decline"
+                    else "Your card has insufficient funds.",
+                    "charge": charge["id"],
+                    "payment_method": payment_method_object(method_id),
+                }
+                intent.update(
+                    status="requires_payment_method",
+                    last_payment_error=error,
+                    payment_method=None,
+                )
+                charge.update(status="failed", failure_code="card_declined")
+                raise StripeError(402, {**error, "payment_intent": self.render(intent, params)})
+            manual = capture_method == "manual"
+            intent.update(
+                status="requires_capture" if manual else "succeeded",
+                amount_capturable=amount if manual else 0,
+                amount_received=0 if manual else amount,
+            )
+            charge.update(captured=not manual, amount_captured=0 if manual else amount)
+        return self.render(intent, params)
+
+    def new_charge(self, intent: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
+        charge = {
+            "id": self.new_id("ch"),
+            "object": "charge",
+            "_account": intent["_account"],
+            "amount": intent["amount"],
+            "amount_captured": 0,
+            "amount_refunded": 0,
+            "captured": False,
+            "refunded": False,
+            "status": "succeeded",
+            "payment_intent": intent["id"],
+            "balance_transaction": None,
+            "payment_method_details": {
+                "type": "card",
+                "card": {"brand": card["brand"], "last4": card["last4"]},
+            },
+            "created": NOW,
+        }
+        self.objects[charge["id"]] = charge
+        intent["latest_charge"] = charge["id"]
+        return charge
+
+    def intent_of(self, intent_id: str, scope: str) -> dict[str, Any]:
+        intent = self.objects.get(intent_id)
+        if intent is None or intent["_account"] != scope or intent["object"] != "payment_intent":
+            raise not_saved(missing("payment_intent", intent_id))
+        return intent
+
+    def retrieve_intent(self, params: dict[str, Any], scope: str, intent_id: str) -> Any:
+        allowed(params, "expand client_secret")
+        return self.render(self.intent_of(intent_id, scope), params)
+
+    def search_intents(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(params, "query limit page expand")
+        match = re.fullmatch(r"metadata\['(\w+)'\]:'([^']*)'", params.get("query", ""))
+        if match is None:
+            raise not_saved(invalid("Invalid search query", param="query"))
+        name, value = match.groups()
+        found = [
+            o
+            for o in self.objects.values()
+            if o["object"] == "payment_intent"
+            and o["_account"] == scope
+            and o["metadata"].get(name) == value
+        ]
+        inner = {"expand": [e.removeprefix("data.") for e in params.get("expand", [])]}
+        return {
+            "object": "search_result",
+            "url": "/v1/payment_intents/search",
+            "has_more": False,
+            "next_page": None,
+            "data": [self.render(o, inner) for o in found],
+        }
+
+    def cancel_intent(self, params: dict[str, Any], scope: str, intent_id: str) -> Any:
+        allowed(params, "cancellation_reason expand")
+        intent = self.intent_of(intent_id, scope)
+        if intent["status"] not in CANCELABLE:
+            raise invalid(
+                "You cannot cancel this PaymentIntent because it has a status of "
+                f"{intent['status']}. Only a PaymentIntent with one of the following statuses "
+                f"may be canceled: {', '.join(CANCELABLE)}.",
+                code="payment_intent_unexpected_state",
+            )
+        intent.update(
+            status="canceled",
+            amount_capturable=0,
+            canceled_at=NOW,
+            cancellation_reason=params.get("cancellation_reason", "requested_by_customer"),
+        )
+        self.cancels[intent_id] += 1
+        return self.render(intent, params)
+
+    def capture_intent(self, params: dict[str, Any], scope: str, intent_id: str) -> Any:
+        allowed(params, "amount_to_capture expand metadata")
+        intent = self.intent_of(intent_id, scope)
+        if intent["status"] != "requires_capture":
+            raise invalid(
+                "This PaymentIntent could not be captured because it has a status of "
+                f"{intent['status']}. Only a PaymentIntent with one of the following statuses "
+                "may be captured: requires_capture.",
+                code="payment_intent_unexpected_state",
+            )
+        amount = (
+            integer(params, "amount_to_capture")
+            if "amount_to_capture" in params
+            else intent["amount_capturable"]
+        )
+        if not 0 < amount <= intent["amount_capturable"]:
+            raise invalid(
+                "The amount_to_capture must be less than or equal to the amount_capturable "
+                f"({intent['amount_capturable']}).",
+                param="amount_to_capture",
+                code="amount_too_large",
+            )
+        charge = self.objects[intent["latest_charge"]]
+        fee = round(amount * 29 / 1000) + 30
+        txn = self.balance_transaction(scope, "charge", charge["id"], amount, fee)
+        charge.update(captured=True, amount_captured=amount, balance_transaction=txn["id"])
+        intent.update(status="succeeded", amount_received=amount, amount_capturable=0)
+        self.captures[intent_id] += 1
+        return self.render(intent, params)
+
+    def balance_transaction(
+        self, scope: str, kind: str, source: str, amount: int, fee: int
+    ) -> dict[str, Any]:
+        txn = {
+            "id": self.new_id("txn"),
+            "object": "balance_transaction",
+            "_account": scope,
+            "type": kind,
+            "source": source,
+            "amount": amount,
+            "fee": fee,
+            "net": amount - fee,
+            "currency": "usd",
+            "status": "pending",
+            "created": NOW,
+        }
+        self.objects[txn["id"]] = txn
+        return txn
+
+    # -- Refunds ------------------------------------------------------------------------
+
+    def create_refund(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(params, "payment_intent charge amount metadata reason expand")
+        if "payment_intent" in params:
+            intent = self.intent_of(params["payment_intent"], scope)
+            charge = self.objects.get(intent["latest_charge"] or "")
+        elif "charge" in params:
+            charge = self.objects.get(params["charge"])
+            if charge is None or charge["_account"] != scope:
+                raise not_saved(missing("charge", params["charge"], "charge"))
+        else:
+            raise not_saved(
+                invalid(
+                    "One of the following params should be provided for this request: "
+                    "payment_intent or charge."
+                )
+            )
+        if charge is None or not charge["captured"]:
+            raise invalid(
+                "This PaymentIntent does not have a successful charge to refund.",
+                param="payment_intent",
+            )
+        left = charge["amount_captured"] - charge["amount_refunded"]
+        if left <= 0:
+            raise invalid(
+                f"Charge {charge['id']} has already been refunded.",
+                code="charge_already_refunded",
+            )
+        amount = integer(params, "amount") if "amount" in params else left
+        if amount <= 0:
+            raise not_saved(invalid("Invalid positive integer", param="amount"))
+        if amount > left:
+            raise invalid(
+                f"Refund amount ({money(amount)}) is greater than unrefunded amount on charge "
+                f"({money(left)})",
+                param="amount",
+                code="amount_too_large",
+            )
+        refund = {
+            "id": self.new_id("re"),
+            "object": "refund",
+            "_account": scope,
+            "amount": amount,
+            "charge": charge["id"],
+            "payment_intent": charge["payment_intent"],
+            "currency": "usd",
+            "metadata": params.get("metadata", {}),
+            "reason": params.get("reason"),
+            "status": "succeeded",
+            "created": NOW,
+        }
+        txn = self.balance_transaction(scope, "refund", refund["id"], -amount, 0)
+        refund["balance_transaction"] = txn["id"]
+        self.objects[refund["id"]] = refund
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount_captured"]
+        return public(refund)
+
+    def list_refunds(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(params, "payment_intent charge limit starting_after ending_before expand")
+        found = [
+            public(o)
+            for o in self.objects.values()
+            if o["object"] == "refund"
+            and o["_account"] == scope
+            and params.get("payment_intent", o["payment_intent"]) == o["payment_intent"]
+            and params.get("charge", o["charge"]) == o["charge"]
+        ]
+        limit = integer(params, "limit") if "limit" in params else 10
+        return {
+            "object": "list",
+            "url": "/v1/refunds",
+            "has_more": len(found) > limit,
+            "data": list(reversed(found))[:limit],
+        }
+
+    # -- Payouts ------------------------------------------------------------------------
+
+    def pay_out(
+        self,
+        account: str,
+        arrival_date: int,
+        *,
+        only: set[str] | None = None,
+        status: str = "paid",
+        failure_code: str | None = None,
+    ) -> dict[str, Any]:
+        """Stripe paying out the account's available balance (or only the balance
+        transactions of the given charges and refunds): the payout object, as sent with
+        `payout.paid` (or `payout.failed`, with its failure code)."""
+        with self.lock:
+            payout_id = self.new_id("po")
+            included = [
+                o
+                for o in self.objects.values()
+                if o["object"] == "balance_transaction"
+                and o["_account"] == account
+                and o.get("_payout") is None
+                and o["type"] != "payout"
+                and (only is None or o["source"] in only)
+            ]
+            for txn in included:
+                txn["_payout"] = payout_id
+                txn["status"] = "available"
+            amount = sum(t["net"] for t in included)
+            payout = {
+                "id": payout_id,
+                "object": "payout",
+                "_account": account,
+                "amount": amount,
+                "arrival_date": arrival_date,
+                "currency": "usd",
+                "status": status,
+                "failure_code": failure_code,
+                "failure_message": "The bank account has been closed."
+                if failure_code == "account_closed"
+                else None,
+                "automatic": True,
+                "created": NOW,
+            }
+            self.objects[payout_id] = payout
+            own = self.balance_transaction(account, "payout", payout_id, -amount, 0)
+            own["_payout"] = payout_id
+            return public(payout)
+
+    def retrieve_payout(self, params: dict[str, Any], scope: str, payout_id: str) -> Any:
+        allowed(params, "expand")
+        payout = self.objects.get(payout_id)
+        if payout is None or payout["_account"] != scope:
+            raise not_saved(missing("payout", payout_id))
+        return public(payout)
+
+    def list_balance_transactions(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(params, "payout type source currency limit starting_after ending_before expand")
+        found = [
+            o
+            for o in self.objects.values()
+            if o["object"] == "balance_transaction"
+            and o["_account"] == scope
+            and (params.get("payout") is None or o.get("_payout") == params["payout"])
+            and (params.get("type") is None or o["type"] == params["type"])
+        ][::-1]  # the newest first, as Stripe lists
+        limit = integer(params, "limit") if "limit" in params else 10
+        if not 1 <= limit <= 100:
+            raise not_saved(invalid("Limit must be between 1 and 100", param="limit"))
+        after = params.get("starting_after")
+        if after is not None:
+            ids = [o["id"] for o in found]
+            found = found[ids.index(after) + 1 :] if after in ids else []
+        page = found[:limit]
+        expand = "data.source" in params.get("expand", [])
+        data = []
+        for txn in page:
+            shown = public(txn)
+            if expand and txn["source"] in self.objects:
+                shown["source"] = public(self.objects[txn["source"]])
+            data.append(shown)
+        return {
+            "object": "list",
+            "url": "/v1/balance_transactions",
+            "has_more": len(found) > limit,
+            "data": data,
+        }
+
+    # -- Terminal readers ------------------------------------------------------------
+
+    def create_reader(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(params, "registration_code label location metadata expand")
+        code = params.get("registration_code")
+        if not code:
+            raise not_saved(
+                invalid(
+                    "Missing required param: registration_code.",
+                    param="registration_code",
+                    code="parameter_missing",
+                )
+            )
+        if code not in SIMULATED_READER_CODES:
+            raise invalid(
+                "The registration code is invalid or has expired; generate a new one on the "
+                "reader.",
+                param="registration_code",
+            )
+        reader = {
+            "id": self.new_id("tmr"),
+            "object": "terminal.reader",
+            "_account": scope,
+            "label": params.get("label") or code,
+            "device_type": SIMULATED_READER_CODES[code],
+            "serial_number": self.new_id("sn"),
+            "status": "online",
+            "location": params.get("location"),
+            "metadata": params.get("metadata", {}),
+            "action": None,
+            "livemode": False,
+        }
+        self.objects[reader["id"]] = reader
+        return public(reader)
+
+    def reader_of(self, reader_id: str, scope: str) -> dict[str, Any]:
+        reader = self.objects.get(reader_id)
+        if reader is None or reader["_account"] != scope:
+            raise not_saved(missing("terminal.reader", reader_id))
+        return reader
+
+    def list_readers(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(params, "limit starting_after ending_before location status device_type expand")
+        found = [
+            public(o)
+            for o in self.objects.values()
+            if o["object"] == "terminal.reader" and o["_account"] == scope
+        ]
+        return {"object": "list", "url": "/v1/terminal/readers", "has_more": False, "data": found}
+
+    def retrieve_reader(self, params: dict[str, Any], scope: str, reader_id: str) -> Any:
+        allowed(params, "expand")
+        return public(self.reader_of(reader_id, scope))
+
+    def update_reader(self, params: dict[str, Any], scope: str, reader_id: str) -> Any:
+        allowed(params, "label metadata expand")
+        reader = self.reader_of(reader_id, scope)
+        if "label" in params:
+            reader["label"] = params["label"]
+        return public(reader)
+
+    def process_intent(self, params: dict[str, Any], scope: str, reader_id: str) -> Any:
+        allowed(params, "payment_intent process_config expand")
+        reader = self.reader_of(reader_id, scope)
+        intent = self.intent_of(params.get("payment_intent", ""), scope)
+        if reader["status"] != "online":
+            raise invalid(
+                "Reader is currently offline, please ensure the reader is powered on and "
+                "connected to the internet before retrying your request.",
+                code="terminal_reader_offline",
+            )
+        if (reader["action"] or {}).get("status") == "in_progress":
+            raise invalid(
+                "Reader is currently busy processing another request. Please reference the "
+                "integration guide for more details.",
+                code="terminal_reader_busy",
+            )
+        if "card_present" not in intent["payment_method_types"] or intent["status"] not in (
+            "requires_payment_method",
+            "requires_confirmation",
+        ):
+            raise invalid(
+                "This PaymentIntent cannot be processed by a reader: it must accept card_present "
+                f"and wait for a payment method (its status is {intent['status']}).",
+                param="payment_intent",
+                code="payment_intent_unexpected_state",
+            )
+        reader["action"] = {
+            "type": "process_payment_intent",
+            "status": "in_progress",
+            "failure_code": None,
+            "failure_message": None,
+            "process_payment_intent": {"payment_intent": intent["id"]},
+        }
+        return public(reader)
+
+    def cancel_action(self, params: dict[str, Any], scope: str, reader_id: str) -> Any:
+        allowed(params, "expand")
+        reader = self.reader_of(reader_id, scope)
+        if (reader["action"] or {}).get("status") != "in_progress":
+            raise invalid(
+                "This reader has no action in progress to cancel.",
+                code="terminal_reader_action_not_in_progress",
+            )
+        reader["action"].update(
+            status="failed", failure_code="canceled", failure_message="The action was canceled"
+        )
+        return public(reader)
+
+    def present_payment_method(self, params: dict[str, Any], scope: str, reader_id: str) -> Any:
+        allowed(params, "type card_present interac_present amount_tip expand")
+        reader = self.reader_of(reader_id, scope)
+        action = reader["action"] or {}
+        if action.get("status") != "in_progress":
+            raise invalid("This reader has no action in progress.", code="terminal_reader_timeout")
+        intent = self.objects[action["process_payment_intent"]["payment_intent"]]
+        number = (params.get("card_present") or {}).get("number", "4242424242424242")
+        card = {"brand": "visa" if number.startswith("4") else "mastercard", "last4": number[-4:]}
+        charge = self.new_charge(intent, card)
+        charge["payment_method_details"] = {"type": "card_present", "card_present": card}
+        decline = {"4000000000000002": "generic_decline", "4000000000009995": "insufficient_funds"}
+        if number in decline:
+            charge.update(status="failed", failure_code="card_declined")
+            intent.update(
+                status="requires_payment_method",
+                last_payment_error={
+                    "type": "card_error",
+                    "code": "card_declined",
+                    "decline_code": decline[number],
+                    "message": "Your card was declined.",
+                },
+            )
+            action.update(
+                status="failed",
+                failure_code="card_declined",
+                failure_message="Your card was declined.",
+            )
+        else:
+            manual = intent["capture_method"] == "manual"
+            intent.update(
+                status="requires_capture" if manual else "succeeded",
+                amount_capturable=intent["amount"] if manual else 0,
+                amount_received=0 if manual else intent["amount"],
+                payment_method=self.new_id("pm"),
+            )
+            action.update(status="succeeded")
+        return public(reader)
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def render(self, intent: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        shown = public(intent)
+        expand = params.get("expand", [])
+        deep = "latest_charge.balance_transaction" in expand
+        if ("latest_charge" in expand or deep) and intent["latest_charge"]:
+            charge = public(self.objects[intent["latest_charge"]])
+            if deep and charge["balance_transaction"]:
+                charge["balance_transaction"] = public(self.objects[charge["balance_transaction"]])
+            shown["latest_charge"] = charge
+        return shown
+
+
+def public(obj: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps({k: v for k, v in obj.items() if not k.startswith("_")}))
+
+
+def payment_method_object(method_id: str) -> dict[str, Any]:
+    card = TEST_PAYMENT_METHODS[method_id]
+    return {
+        "id": method_id,
+        "object": "payment_method",
+        "type": "card",
+        "card": {"brand": card["brand"], "last4": card["last4"]},
+    }
+
+
+def allowed(params: dict[str, Any], names: str) -> None:
+    for name in params:
+        if name not in names.split():
+            raise unknown_parameter(name)
+
+
+def not_saved(error: StripeError) -> StripeError:
+    error.saved = False
+    return error
+
+
+def integer(params: dict[str, Any], name: str, *, required: bool = False) -> int:
+    value = params.get(name)
+    if value is None:
+        if required:
+            raise not_saved(
+                invalid(f"Missing required param: {name}.", param=name, code="parameter_missing")
+            )
+        return 0
+    if not re.fullmatch(r"-?\d+", str(value)):
+        raise not_saved(invalid("Invalid integer: " + str(value), param=name))
+    return int(value)
+
+
+def boolean(params: dict[str, Any], name: str) -> bool:
+    value = params.get(name, "false")
+    if value not in ("true", "false"):
+        raise not_saved(invalid(f"Invalid boolean: {value}", param=name))
+    return value == "true"
+
+
+def error_response(status: int, error: dict[str, Any]) -> JSONResponse:
+    return JSONResponse({"error": error}, status_code=status)

@@ -1,0 +1,150 @@
+"""One ledger, two processors: the same scenarios on the sandbox and on Stripe (the fake).
+
+The ledger's rules do not depend on the processor: a payment is approved or declined
+when collected, voided in full before its batch's cut-off, settled at the cut-off and
+refunded after it, never beyond what remains. On Stripe each step is also checked at
+the processor: an authorised PaymentIntent, cancelled by a void, captured once at the
+cut-off, refunded by a Refund; every call on the practice's connected account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from services.settlement import _capture
+from tests.conftest import Api, PinnedClock
+from tests.fakes.stripe import FakeStripe
+from tests.stripe_fixtures import served_fake_stripe, stripe_api  # noqa: F401 - a fixture
+
+DAY = 24 * 3600
+HOUR = 3600
+
+
+@dataclass
+class Processed:
+    api: Api
+    fake: FakeStripe | None
+    account: str | None
+
+    def pay(self, amount: int, payment_method: str = "pm_card_visa") -> dict[str, object]:
+        answer = self.api.post(
+            "/v1/payments",
+            {"method": "virtual_terminal", "amount": amount, "payment_method": payment_method},
+        )
+        assert answer.status_code == 201, answer.text
+        body: dict[str, object] = answer.json()
+        return body
+
+    def intent(self, transaction_id: object) -> dict[str, object]:
+        assert self.fake is not None and self.account is not None
+        return next(i for i in self.fake.intents(self.account) if i["id"] == transaction_id)
+
+
+@pytest.fixture(params=["sandbox", "stripe"])
+def processed(
+    request: pytest.FixtureRequest, api_for: Callable[..., Api], clock: PinnedClock
+) -> Processed:
+    if request.param == "sandbox":
+        return Processed(api_for("sqlite", clock).setup(), None, None)
+    fake = request.getfixturevalue("fake_stripe")
+    api, account = stripe_api(api_for, clock, fake)
+    return Processed(api, fake, account)
+
+
+def test_a_payment_voided_before_the_cut_off_is_never_captured(processed: Processed) -> None:
+    payment = processed.pay(12500)
+    assert (payment["status"], payment["card"]) == (
+        "approved",
+        {"brand": "visa", "last4": "4242"},
+    )
+    processed.api.advance(5 * HOUR)
+    answer = processed.api.post(f"/v1/payments/{payment['id']}/refund").json()
+    assert (answer["kind"], answer["amount"]) == ("void", 12500)
+    processed.api.advance(DAY)
+    after = processed.api.get(f"/v1/payments/{payment['id']}").json()
+    assert (after["status"], after["batch_id"]) == ("voided", None)
+    if processed.fake is not None:
+        intent = processed.intent(payment["transaction_id"])
+        assert intent["status"] == "canceled"
+        assert intent["capture_method"] == "manual"
+        assert processed.fake.captures[str(intent["id"])] == 0
+
+
+def test_a_payment_is_captured_once_at_the_cut_off_then_refunded_in_part(
+    processed: Processed,
+) -> None:
+    payment = processed.pay(30000)
+    if processed.fake is not None:
+        assert processed.intent(payment["transaction_id"])["status"] == "requires_capture"
+    processed.api.advance(23 * HOUR)
+    settled = processed.api.get(f"/v1/payments/{payment['id']}").json()
+    assert settled["status"] == "settled"
+
+    partial = processed.api.post(f"/v1/payments/{payment['id']}/refund", {"amount": 8000})
+    assert partial.status_code == 200, partial.text
+    assert (partial.json()["kind"], partial.json()["amount"]) == ("refund", 8000)
+    too_much = processed.api.post(f"/v1/payments/{payment['id']}/refund", {"amount": 22001})
+    assert too_much.status_code == 422
+    assert too_much.json()["type"] == "/problems/refund-exceeds-remaining"
+    rest = processed.api.post(f"/v1/payments/{payment['id']}/refund").json()
+    assert (rest["kind"], rest["amount"]) == ("refund", 22000)
+
+    if processed.fake is not None:
+        intent_id = str(payment["transaction_id"])
+        assert processed.fake.captures[intent_id] == 1
+        assert processed.intent(intent_id)["amount_received"] == 30000
+        assert [r["amount"] for r in processed.fake.refunds_of(intent_id)] == [8000, 22000]
+        # every call was made on the practice's connected account
+        assert {r[2] for r in processed.fake.requests} == {processed.account}
+
+
+def test_a_declined_card_is_recorded_and_moves_nothing(processed: Processed) -> None:
+    declined = processed.pay(5000, "pm_card_chargeDeclinedInsufficientFunds")
+    assert (declined["status"], declined["decline_reason"]) == ("declined", "insufficient funds")
+    generic = processed.pay(5000, "pm_card_chargeDeclined")
+    assert (generic["status"], generic["decline_reason"]) == ("declined", "card declined")
+    refused = processed.api.post(f"/v1/payments/{declined['id']}/refund")
+    assert refused.status_code == 409
+    processed.api.advance(DAY)
+    report = processed.api.get("/v1/reports/daily-close", params={"date": "2026-03-04"}).json()
+    assert report["ledger"]["declined_count"] == 2
+    assert report["batch"]["gross_amount"] == 0
+
+
+def test_a_retried_collect_charges_once(processed: Processed) -> None:
+    body = {"method": "virtual_terminal", "amount": 4200, "payment_method": "pm_card_visa"}
+    headers = {**processed.api.admin, "Idempotency-Key": "collect-once-1"}
+    first = processed.api.client.post("/v1/payments", json=body, headers=headers)
+    again = processed.api.client.post("/v1/payments", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    if processed.fake is not None:
+        assert processed.account is not None
+        assert len(processed.fake.intents(processed.account)) == 1
+
+
+def test_a_close_run_again_after_a_crash_captures_nothing_twice(processed: Processed) -> None:
+    """The close captured the payment, then died before saving its batch: the next run
+    captures it again under the same idempotency key, which moves no more money."""
+    from domain.payments import Payment
+    from domain.practices import Practice
+
+    payment = processed.pay(9900)
+    ledger = processed.api.client.app.state.ledger  # type: ignore[attr-defined]
+    practice_id = ledger.get(Payment, payment_id(payment), None).practice_id
+    practice = ledger.get(Practice, practice_id, practice_id)
+    fees: dict[object, int | None] = {}
+    assert _capture(ledger, practice, ledger.get(Payment, payment_id(payment), practice_id), fees)  # type: ignore[arg-type]
+    processed.api.advance(DAY)
+    assert processed.api.get(f"/v1/payments/{payment['id']}").json()["status"] == "settled"
+    if processed.fake is not None:
+        assert processed.fake.captures[str(payment["transaction_id"])] == 1
+
+
+def payment_id(payment: dict[str, object]) -> object:
+    from uuid import UUID
+
+    return UUID(str(payment["id"]))
