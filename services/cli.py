@@ -20,7 +20,7 @@ from domain.errors import PaymentsError
 from domain.money import format_dollars
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
-from domain.users import Role
+from domain.users import PLATFORM, Role
 from services.bootstrap import build_ledger
 from services.settings import Settings
 
@@ -100,14 +100,22 @@ def practice_create(args: argparse.Namespace) -> int:
 def user_create(args: argparse.Namespace) -> int:
     from services.accounts import invite_user
 
+    role = Role(args.role)
+    if (role == Role.PLATFORM_AUDITOR) == (args.practice is not None):
+        print(
+            "error: name the user's practice with --practice; a platform-auditor belongs to "
+            "no practice (omit --practice)",
+            file=sys.stderr,
+        )
+        return 2
     password = read_password(sys.stdin) if args.password_stdin else None
     ledger = build_ledger(settings_from(args))
     user, token = invite_user(
         ledger,
-        practice_id=args.practice,
+        practice_id=args.practice or PLATFORM,
         name=args.name,
         email=args.email,
-        role=Role(args.role),
+        role=role,
         password=password,
         actor="operator:cli",
     )
@@ -283,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     ucreate = user_p.add_parser("create", help="create a user; prints its token once")
-    ucreate.add_argument("--practice", required=True, type=uuid_arg)
+    ucreate.add_argument(
+        "--practice", type=uuid_arg, help="the user's practice (not for a platform-auditor)"
+    )
     ucreate.add_argument("--name", required=True)
     ucreate.add_argument("--role", choices=[r.value for r in Role], default="admin")
     ucreate.add_argument("--email", help="the person's sign-in email (with --password-stdin)")
