@@ -8,7 +8,9 @@ from fastapi import APIRouter, Query
 from domain.errors import NotFound
 from projections.feed import read_feed, read_history
 from projections.users import with_actor_names
+from services import replay
 from services.api.deps import AdminDep, LedgerDep, practice_of
+from services.bootstrap import all_projections
 from services.context import Ledger
 
 router = APIRouter(prefix="/v1", tags=["audit"])
@@ -59,3 +61,20 @@ def get_history(
     if not items and start == 0:
         raise NotFound(f"no history for {aggregate_id}")
     return feed_page(ledger, practice_of(caller), items, limit)
+
+
+@router.get(
+    "/audit/checksums",
+    summary="Each view's checksum over the practice's rows, and the position it is at",
+)
+def get_checksums(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    """The same canonical checksum `payledger replay` prints (docs/auditing.md), over the rows
+    of the caller's practice; `position` is the last event of the log each view has applied,
+    `log_position` the last event recorded."""
+    practice_id = practice_of(caller)
+    views = replay.live_checksums(ledger.db, all_projections(), practice_id)
+    return {
+        "practice_id": str(practice_id),
+        "log_position": replay.last_position(ledger.store),
+        "views": views,
+    }
