@@ -60,3 +60,39 @@ def test_a_platform_auditor_from_the_cli_reads_every_practice_and_writes_nothing
     write = client.patch(f"/v1/practices/{ids[0]}/settings", json={"fee_rate_bps": 1}, headers=auth)
     assert write.status_code == 403 and "never change anything" in write.json()["detail"]
     again.store.close()
+
+
+def test_replay_prints_checksums_and_verify_names_a_changed_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.demo import seed_demo
+
+    settings = Settings(data_dir=tmp_path / "var", run_scheduler=False)
+    ledger = build_ledger(settings)
+    seed_demo(ledger)
+    ledger.store.close()
+    data = ["--data-dir", str(settings.data_dir)]
+
+    assert main([*data, "replay", "--verify"]) == 0
+    verified = capsys.readouterr()
+    lines = verified.out.splitlines()
+    assert len(lines) == 8 and all(line.endswith("ok") for line in lines), verified.out
+    assert "events/s" in verified.err and "ETA" in verified.err
+    checksums = {line.split()[0]: line.split()[1] for line in lines}
+
+    assert main([*data, "replay", "--projection", "transactions"]) == 0
+    rebuilt = capsys.readouterr().out.split()
+    assert rebuilt[0] == "transactions" and rebuilt[1] == checksums["transactions"]
+
+    assert main([*data, "replay", "--projection", "nope"]) == 2
+    assert "one of: all, directory" in capsys.readouterr().err
+
+    again = build_ledger(settings)
+    with again.db.transaction() as tx:
+        tx.execute("UPDATE deposits SET net_amount = net_amount + 1 WHERE rowid = 1")
+    again.store.close()
+    assert main([*data, "replay", "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert "deposits" in out and "DIFFERS" in out
+    assert "differs: deposits.deposits, only in the live view" in out
+    assert "differs: deposits.deposits, only in the replay" in out
