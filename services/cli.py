@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from uuid import UUID
@@ -206,6 +206,38 @@ def replay_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def audit_export(args: argparse.Namespace) -> int:
+    from services.audit_export import export_lines
+
+    ledger = build_ledger(settings_from(args))
+    try:
+        for chunk in export_lines(ledger, args.practice, args.until):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+    finally:
+        ledger.store.close()
+    return 0
+
+
+def audit_verify(args: argparse.Namespace) -> int:
+    from services.audit_export import verify_lines
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"error: no file {args.file}", file=sys.stderr)
+        return 2
+    with path.open(encoding="utf-8") as lines:
+        verdict = verify_lines(lines)
+    if verdict.ok:
+        print(f"ok: {verdict.count} events, chain intact, last hash {verdict.last_hash}")
+        for name, checksum in sorted(verdict.checksums.items()):
+            print(f"{name:<18} {checksum}  matches")
+        return 0
+    for error in verdict.errors:
+        print(f"FAILED: {error}")
+    return 1
+
+
 def kafka_settings(args: argparse.Namespace) -> Settings:
     settings = replace(settings_from(args), maintain_views=False)
     if not settings.kafka_bootstrap:
@@ -311,6 +343,16 @@ def date_arg(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
 
 
+def instant_arg(text: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an instant such as 2026-03-04T17:00:00Z"
+        ) from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
 def uuid_arg(text: str) -> UUID:
     try:
         return UUID(text)
@@ -408,6 +450,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay_p.add_argument("--max-differences", type=int, default=50, help=argparse.SUPPRESS)
     replay_p.set_defaults(run=replay_command)
+
+    audit_p = commands.add_parser("audit", help="a practice's history as a checkable file")
+    audit_cmds = audit_p.add_subparsers(required=True, metavar="action")
+    export_p = audit_cmds.add_parser(
+        "export", help="every event of a practice as chained JSON lines, to standard output"
+    )
+    export_p.add_argument("--practice", required=True, type=uuid_arg)
+    export_p.add_argument(
+        "--until", type=instant_arg, help="ISO 8601 instant (UTC when no offset); default: all"
+    )
+    export_p.set_defaults(run=audit_export)
+    verify_p = audit_cmds.add_parser(
+        "verify", help="check an export's chain and replay it; exit 1 naming what is wrong"
+    )
+    verify_p.add_argument("file")
+    verify_p.set_defaults(run=audit_verify)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 A view's **checksum** is a SHA-256 over its rows in a canonical order: each table of the
 view in name order, each row as canonical JSON (keys sorted, integers as integers, text as
-text), the rows sorted by that text. It does not depend on the backend (SQLite or
+text; the columns holding a secret's hash, which is never published, left out), the rows
+sorted by that text. It does not depend on the backend (SQLite or
 PostgreSQL), on the order rows were written, or on the database's collation, so the same
 events give the same checksum wherever they are replayed.
 
@@ -33,6 +34,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 from adapters.sql import Database, Tx
 from adapters.store import EventStore
 from projections.base import Projection
+from projections.feed import PRIVATE_FIELDS
 from projections.runner import Projector
 
 PAGE = 1000
@@ -66,8 +68,11 @@ def canonical(value: Any) -> Any:
 
 
 def row_text(row: dict[str, Any]) -> str:
+    """A row as canonical JSON, without the columns that hold secrets' hashes (a pay link's
+    token hash): they are never published, so a checksum anyone can recompute from the
+    public events leaves them out."""
     return json.dumps(
-        {k: canonical(v) for k, v in row.items()},
+        {k: canonical(v) for k, v in row.items() if k not in PRIVATE_FIELDS},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
