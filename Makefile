@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench bench-http postgres browser clean
+.PHONY: install run test lint bench bench-http bench-scale postgres browser clean
 
 install: $(STAMP)
 
@@ -38,6 +38,11 @@ bench: install postgres bench-http
 bench-http: install postgres
 	./scripts/ensure-wrk
 	$(BIN)/python -m bench.http
+
+# Not part of `make test`: a store cloned from one real practice history (docs/performance.md);
+# PAYLEDGER_SCALE_EVENTS=1000000 PAYLEDGER_SCALE_PRACTICES=200 for the platform-audit size
+bench-scale: install postgres
+	$(BIN)/python -m bench.scale
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

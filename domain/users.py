@@ -31,6 +31,18 @@ LOCK = timedelta(minutes=15)
 class Role(StrEnum):
     ADMIN = "admin"
     STAFF = "staff"
+    #: reads everything of its practice, changes nothing
+    AUDITOR = "auditor"
+    #: reads every practice (naming one per request), changes nothing; belongs to no practice
+    PLATFORM_AUDITOR = "platform-auditor"
+
+    @property
+    def reads_only(self) -> bool:
+        return self in (Role.AUDITOR, Role.PLATFORM_AUDITOR)
+
+
+#: the scope of users who belong to no practice (platform auditors): no practice has this id
+PLATFORM = UUID(int=0)
 
 
 class UserStatus(StrEnum):
@@ -97,6 +109,11 @@ class User(LedgerAggregate):
     ) -> User:
         if not name.strip():
             raise InvalidValue("the user needs a name", field="name")
+        if (role == Role.PLATFORM_AUDITOR) != (practice_id == PLATFORM):
+            raise InvalidValue(
+                "a platform auditor belongs to no practice, and only a platform auditor does",
+                field="role",
+            )
         return cls._create(
             cls.Created,
             id=id,
@@ -124,6 +141,8 @@ class User(LedgerAggregate):
         check_can_change(self)
         if role == self.role:
             return False
+        if Role.PLATFORM_AUDITOR in (role, self.role):
+            raise CannotChangeUser("a platform auditor's role is set when it is created, for good")
         if role != Role.ADMIN:
             check_keeps_an_admin(self, other_active_admins, "demote")
         self.record(self.RoleChanged, at=at, actor=actor, role=role.value)

@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from uuid import UUID
@@ -20,7 +20,7 @@ from domain.errors import PaymentsError
 from domain.money import format_dollars
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
-from domain.users import Role
+from domain.users import PLATFORM, Role
 from services.bootstrap import build_ledger
 from services.settings import Settings
 
@@ -100,14 +100,22 @@ def practice_create(args: argparse.Namespace) -> int:
 def user_create(args: argparse.Namespace) -> int:
     from services.accounts import invite_user
 
+    role = Role(args.role)
+    if (role == Role.PLATFORM_AUDITOR) == (args.practice is not None):
+        print(
+            "error: name the user's practice with --practice; a platform-auditor belongs to "
+            "no practice (omit --practice)",
+            file=sys.stderr,
+        )
+        return 2
     password = read_password(sys.stdin) if args.password_stdin else None
     ledger = build_ledger(settings_from(args))
     user, token = invite_user(
         ledger,
-        practice_id=args.practice,
+        practice_id=args.practice or PLATFORM,
         name=args.name,
         email=args.email,
-        role=Role(args.role),
+        role=role,
         password=password,
         actor="operator:cli",
     )
@@ -131,6 +139,103 @@ def rebuild(args: argparse.Namespace) -> int:
         ledger.projector.rebuild(name)
         print(f"rebuilt {name} at position {ledger.projector.position(name)}")
     return 0
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    """Rebuild (or, with --verify, replay beside) the views with a progress bar; print a
+    checksum per view; with --verify, every row that differs (exit 1 when any does)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from services import replay
+    from services.bootstrap import all_projections
+
+    views = all_projections()
+    if args.projection != "all":
+        views = [p for p in views if p.name == args.projection]
+        if not views:
+            names = ", ".join(p.name for p in all_projections())
+            print(f"error: no view {args.projection!r}; one of: all, {names}", file=sys.stderr)
+            return 2
+    ledger = build_ledger(settings_from(args))
+    err = Console(stderr=True)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} events/s"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("verifying" if args.verify else "replaying", total=1, rate="-")
+
+        def advance(position: int, last: int) -> None:
+            bar.update(task, completed=position, total=max(last, 1))
+            elapsed = bar.tasks[0].elapsed or 0
+            if elapsed > 0:
+                bar.update(task, rate=f"{position / elapsed:,.0f}")
+
+        if args.verify:
+            result = replay.verify(ledger.store, ledger.db, views, advance)
+        else:
+            replay.rebuild(ledger.store, ledger.db, ledger.projector, views, advance)
+            checksums = replay.live_checksums(ledger.db, views)
+    if args.verify:
+        for name, live in result.live.items():
+            same = "ok" if live["checksum"] == result.replayed[name] else "DIFFERS"
+            print(f"{name:<18} {live['checksum']}  {live['rows']:>9} rows  "
+                  f"at {live['position']}  {same}")  # fmt: skip
+        for d in result.differences[: args.max_differences]:
+            where = "only in the live view" if d.side == "live" else "only in the replay"
+            print(f"differs: {d.view}.{d.table}, {where}: {d.row}")
+        if len(result.differences) > args.max_differences:
+            print(f"... and {len(result.differences) - args.max_differences} more rows differ")
+        ledger.store.close()
+        return 0 if result.ok else 1
+    for name, answer in checksums.items():
+        print(f"{name:<18} {answer['checksum']}  {answer['rows']:>9} rows  "
+              f"at {answer['position']}")  # fmt: skip
+    ledger.store.close()
+    return 0
+
+
+def audit_export(args: argparse.Namespace) -> int:
+    from services.audit_export import export_lines
+
+    ledger = build_ledger(settings_from(args))
+    try:
+        for chunk in export_lines(ledger, args.practice, args.until):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+    finally:
+        ledger.store.close()
+    return 0
+
+
+def audit_verify(args: argparse.Namespace) -> int:
+    from services.audit_export import verify_lines
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"error: no file {args.file}", file=sys.stderr)
+        return 2
+    with path.open(encoding="utf-8") as lines:
+        verdict = verify_lines(lines)
+    if verdict.ok:
+        print(f"ok: {verdict.count} events, chain intact, last hash {verdict.last_hash}")
+        for name, checksum in sorted(verdict.checksums.items()):
+            print(f"{name:<18} {checksum}  matches")
+        return 0
+    for error in verdict.errors:
+        print(f"FAILED: {error}")
+    return 1
 
 
 def kafka_settings(args: argparse.Namespace) -> Settings:
@@ -238,6 +343,16 @@ def date_arg(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
 
 
+def instant_arg(text: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an instant such as 2026-03-04T17:00:00Z"
+        ) from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
 def uuid_arg(text: str) -> UUID:
     try:
         return UUID(text)
@@ -283,7 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     ucreate = user_p.add_parser("create", help="create a user; prints its token once")
-    ucreate.add_argument("--practice", required=True, type=uuid_arg)
+    ucreate.add_argument(
+        "--practice", type=uuid_arg, help="the user's practice (not for a platform-auditor)"
+    )
     ucreate.add_argument("--name", required=True)
     ucreate.add_argument("--role", choices=[r.value for r in Role], default="admin")
     ucreate.add_argument("--email", help="the person's sign-in email (with --password-stdin)")
@@ -319,6 +436,36 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild_p = proj_p.add_parser("rebuild", help="drop and replay views from position 0")
     rebuild_p.add_argument("name", nargs="?", help="one view (default: all)")
     rebuild_p.set_defaults(run=rebuild)
+
+    replay_p = commands.add_parser(
+        "replay", help="rebuild the views with a progress bar and print their checksums"
+    )
+    replay_p.add_argument(
+        "--projection", default="all", metavar="NAME", help="one view, or all (the default)"
+    )
+    replay_p.add_argument(
+        "--verify",
+        action="store_true",
+        help="replay beside the live views without touching them; report rows that differ",
+    )
+    replay_p.add_argument("--max-differences", type=int, default=50, help=argparse.SUPPRESS)
+    replay_p.set_defaults(run=replay_command)
+
+    audit_p = commands.add_parser("audit", help="a practice's history as a checkable file")
+    audit_cmds = audit_p.add_subparsers(required=True, metavar="action")
+    export_p = audit_cmds.add_parser(
+        "export", help="every event of a practice as chained JSON lines, to standard output"
+    )
+    export_p.add_argument("--practice", required=True, type=uuid_arg)
+    export_p.add_argument(
+        "--until", type=instant_arg, help="ISO 8601 instant (UTC when no offset); default: all"
+    )
+    export_p.set_defaults(run=audit_export)
+    verify_p = audit_cmds.add_parser(
+        "verify", help="check an export's chain and replay it; exit 1 naming what is wrong"
+    )
+    verify_p.add_argument("file")
+    verify_p.set_defaults(run=audit_verify)
     return parser
 
 

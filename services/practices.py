@@ -30,6 +30,15 @@ class Caller:
     def is_operator(self) -> bool:
         return self.actor == "operator"
 
+    @property
+    def reads_only(self) -> bool:
+        """An auditor: may read, never change anything."""
+        return self.role is not None and self.role.reads_only
+
+    @property
+    def is_platform_auditor(self) -> bool:
+        return self.role == Role.PLATFORM_AUDITOR
+
 
 OPERATOR = Caller(actor="operator", practice_id=None, role=None)
 
@@ -117,7 +126,14 @@ class Authenticator:
             return None
         if not user.is_active:
             return None
-        return Caller(actor=f"user:{user.id}", practice_id=user.practice_id, role=user.role)
+        return caller_of(user)
+
+
+def caller_of(user: User) -> Caller:
+    """A user as a caller; a platform auditor belongs to no practice (it names one per
+    request)."""
+    practice_id = None if user.role == Role.PLATFORM_AUDITOR else user.practice_id
+    return Caller(actor=f"user:{user.id}", practice_id=practice_id, role=user.role)
 
 
 def patient_id_for(practice_id: UUID, pms_patient_id: str) -> UUID:

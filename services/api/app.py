@@ -38,7 +38,9 @@ Payments ledger for dental offices. Amounts are integer cents; dates are
 practice-local `YYYY-MM-DD`; instants are ISO 8601 UTC. Authenticate with
 `Authorization: Bearer <token>` (press **Authorize** and paste a user's token to
 try calls from this page); everything under `/v1` needs an admin of the
-practice (practice set-up takes the operator token). The office dashboard is
+practice (practice set-up takes the operator token). An auditor may read what
+an admin reads and change nothing (403); a platform auditor names the practice
+in `X-Practice-Id` (or in the path of `/v1/practices/{practice_id}`). The office dashboard is
 at `/`. Mutating calls accept an `Idempotency-Key`. Errors are
 `application/problem+json` (RFC 9457).
 """

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from domain.errors import NotFound
+from domain.practices import Practice
 from domain.users import Role
 from services.api.errors import HttpProblem
 from services.context import Ledger
@@ -45,18 +48,70 @@ def get_caller(
     caller = authenticator.caller(credentials.credentials.strip())
     if caller is None:
         raise HttpProblem(401, "the bearer token is not valid", code="unauthenticated")
+    if caller.reads_only:
+        refuse_writes(request, caller)
+    if caller.is_platform_auditor:
+        return with_named_practice(request, caller)
     return caller
 
 
+#: methods that change nothing
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PRACTICE_HEADER = "X-Practice-Id"
+
+
+def refuse_writes(request: Request, caller: Caller) -> None:
+    """An auditor reads and never writes: every other method is refused before its body is
+    looked at."""
+    if request.method not in READ_METHODS:
+        who = "a platform auditor" if caller.is_platform_auditor else "an auditor"
+        raise HttpProblem(
+            403,
+            f"{who} may read but never change anything: {request.method} "
+            f"{request.url.path} is refused; ask an admin of the practice to make the change",
+            code="read-only",
+        )
+
+
+def with_named_practice(request: Request, caller: Caller) -> Caller:
+    """A platform auditor names the practice it reads in the X-Practice-Id header (on the
+    routes keyed by the caller's practice; practice routes name it in their path)."""
+    named = request.headers.get(PRACTICE_HEADER)
+    if named is None:
+        return caller
+    try:
+        practice_id = UUID(named.strip())
+    except ValueError:
+        raise HttpProblem(
+            400,
+            f"{PRACTICE_HEADER} must be a practice id (a UUID), not {named[:60]!r}",
+            code="invalid-request",
+        ) from None
+    ledger: Ledger = request.app.state.ledger
+    try:
+        ledger.get(Practice, practice_id, practice_id)
+    except NotFound:
+        raise HttpProblem(404, f"no practice {practice_id}", code="not-found") from None
+    return replace(caller, practice_id=practice_id)
+
+
 def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
-    """Payments are for admins of a practice only."""
+    """Payments are for admins of a practice only, and auditors may read them (writes were
+    refused in get_caller)."""
     if caller.is_operator:
         raise HttpProblem(
             403,
             "the operator token is for practice set-up only; use a practice admin's token",
             code="forbidden",
         )
-    if caller.role != Role.ADMIN:
+    if caller.is_platform_auditor and caller.practice_id is None:
+        raise HttpProblem(
+            400,
+            f"a platform auditor names the practice to read: send '{PRACTICE_HEADER}: "
+            "<practice id>'",
+            code="practice-required",
+        )
+    if caller.role not in (Role.ADMIN, Role.AUDITOR, Role.PLATFORM_AUDITOR):
         raise HttpProblem(403, "only admins may see or change payments", code="forbidden")
     return caller
 

@@ -123,7 +123,7 @@ class SettingsIn(Body):
 
 class UserIn(Body):
     name: Text
-    role: Literal["admin", "staff"]
+    role: Literal["admin", "staff", "auditor"]
     email: Email | None = Field(
         None, description="the person's sign-in email (unique); needs `password` too"
     )
@@ -133,7 +133,7 @@ class UserIn(Body):
 
 
 class RoleIn(Body):
-    role: Literal["admin", "staff"]
+    role: Literal["admin", "staff", "auditor"]
 
 
 class PasswordIn(Body):

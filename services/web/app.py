@@ -85,6 +85,10 @@ def install_handlers(app: FastAPI) -> None:
     async def admins_only(request: Request, signal: session.AdminsOnly) -> Response:
         return render.page(request, "admins_only.html", user=signal.user, status=403)
 
+    @app.exception_handler(session.ReadOnly)
+    async def read_only(request: Request, signal: session.ReadOnly) -> Response:
+        return render.page(request, "read_only.html", user=signal.user, status=403)
+
     @app.exception_handler(session.CsrfRefused)
     async def csrf_refused(request: Request, signal: session.CsrfRefused) -> Response:
         user = await session.current_user(request)

@@ -112,6 +112,7 @@ def page(
         csrf_token=user.csrf_token if user else "",
         form_key=session.new_form_key,
         sandbox=request.app.state.ledger.settings.sandbox,
+        read_only=bool(user and user.caller.reads_only),
         **context,
     )
     response.body = response.render(html)

@@ -46,6 +46,13 @@ class AdminsOnly(Exception):
         self.user = user
 
 
+class ReadOnly(Exception):
+    """An auditor asked for a form that changes something, or sent one."""
+
+    def __init__(self, user: SessionUser) -> None:
+        self.user = user
+
+
 class CsrfRefused(Exception):
     """A form came without this session's CSRF token."""
 
@@ -110,9 +117,26 @@ async def signed_in(request: Request) -> SessionUser:
     return user
 
 
-async def admin(user: Annotated[SessionUser, Depends(signed_in)]) -> SessionUser:
+#: methods that change nothing
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+async def admin(request: Request, user: Annotated[SessionUser, Depends(signed_in)]) -> SessionUser:
+    """Payments pages: admins, and auditors of the practice, who see them read-only (every
+    form they send is refused)."""
+    if user.caller.role == Role.AUDITOR:
+        if request.method not in READ_METHODS:
+            raise ReadOnly(user)
+        return user
     if user.caller.role != Role.ADMIN:
         raise AdminsOnly(user)
+    return user
+
+
+async def manager(user: Annotated[SessionUser, Depends(admin)]) -> SessionUser:
+    """Pages that exist to change something (forms, Settings): admins only."""
+    if user.caller.reads_only:
+        raise ReadOnly(user)
     return user
 
 
@@ -183,4 +207,5 @@ def signin_location(next_path: str) -> str:
 
 SignedIn = Annotated[SessionUser, Depends(signed_in)]
 Admin = Annotated[SessionUser, Depends(admin)]
+Manager = Annotated[SessionUser, Depends(manager)]
 PostedForm = Annotated[Form, Depends(checked_form)]

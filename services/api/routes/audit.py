@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
 
 from domain.errors import NotFound
 from projections.feed import read_feed, read_history
 from projections.users import with_actor_names
+from services import replay
 from services.api.deps import AdminDep, LedgerDep, practice_of
+from services.audit_export import export_lines
+from services.bootstrap import all_projections
 from services.context import Ledger
 
 router = APIRouter(prefix="/v1", tags=["audit"])
@@ -59,3 +64,48 @@ def get_history(
     if not items and start == 0:
         raise NotFound(f"no history for {aggregate_id}")
     return feed_page(ledger, practice_of(caller), items, limit)
+
+
+@router.get(
+    "/audit/checksums",
+    summary="Each view's checksum over the practice's rows, and the position it is at",
+)
+def get_checksums(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    """The same canonical checksum `payledger replay` prints (docs/auditing.md), over the rows
+    of the caller's practice; `position` is the last event of the log each view has applied,
+    `log_position` the last event recorded."""
+    practice_id = practice_of(caller)
+    views = replay.live_checksums(ledger.db, all_projections(), practice_id)
+    return {
+        "practice_id": str(practice_id),
+        "log_position": replay.last_position(ledger.store),
+        "views": views,
+    }
+
+
+@router.get(
+    "/audit/export",
+    summary="Every event of the practice as JSON lines chained by SHA-256, streamed",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+def get_export(
+    caller: AdminDep,
+    ledger: LedgerDep,
+    until: Annotated[
+        datetime | None,
+        Query(description="only the events that happened by this instant (default: all)"),
+    ] = None,
+) -> StreamingResponse:
+    """One line per event in the public event schema (docs/events.md), each with its
+    SHA-256 chained to the line before, then a closing line with the count, the last hash
+    and each view's checksum as of the end. Check it with `payledger audit verify FILE`
+    (docs/auditing.md)."""
+    practice_id = practice_of(caller)
+    instant = until if until is None or until.tzinfo else until.replace(tzinfo=UTC)
+    name = f"payledger-{practice_id}.jsonl"
+    return StreamingResponse(
+        export_lines(ledger, practice_id, instant),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

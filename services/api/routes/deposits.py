@@ -21,6 +21,7 @@ from services import reports
 from services.api import cursor
 from services.api.deps import AdminDep, LedgerDep, practice_of
 from services.api.ranges import FromQ, ToQ, date_range
+from services.api.routes.receivables import ar_row
 from services.api.routes.requests import row_out as request_row
 from services.as_of import VIEWS as AS_OF_VIEWS
 from services.as_of import report_as_of as as_of_report
@@ -144,7 +145,8 @@ def export(
 
 @router.get(
     "/reports/{view}",
-    summary="A view as it stood at a past instant (transactions, deposits, payment-requests)",
+    summary="A view as it stood at a past instant (transactions, deposits, payment-requests, "
+    "accounts-receivable)",
 )
 def report_as_of(
     view: str,
@@ -161,10 +163,15 @@ def report_as_of(
     instant = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
     date_from, date_to = date_range(ledger, practice_id, from_, to)
     answer = as_of_report(ledger, practice_id, view, instant, date_from, date_to, limit)
+
+    def ar_item(row: dict[str, Any]) -> dict[str, Any]:
+        return ar_row(row, answer["day"])
+
     shape = {
         "transactions": transaction_row,
         "deposits": deposit_out,
         "payment-requests": request_row,
+        "accounts-receivable": ar_item,
     }[view]
     answer["items"] = [shape(r) for r in answer["items"]]
     return answer

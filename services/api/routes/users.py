@@ -29,9 +29,11 @@ def users_of(caller: Caller, practice_id: UUID, *, operator_ok: bool = False) ->
             "the operator token adds users only; use a practice admin's token",
             code="forbidden",
         )
+    if caller.is_platform_auditor:
+        return  # reads any practice's users; its writes were refused already
     if caller.practice_id != practice_id:
         raise HttpProblem(404, f"no practice {practice_id}", code="not-found")
-    if caller.role != Role.ADMIN:
+    if caller.role not in (Role.ADMIN, Role.AUDITOR):
         raise HttpProblem(403, "only admins may see or change users", code="forbidden")
 
 

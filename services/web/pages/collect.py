@@ -17,7 +17,7 @@ from services.api.schemas import CardIn, PaymentIn, PaymentRequestIn
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice
-from services.web.session import Admin, PostedForm, ledger_of
+from services.web.session import Admin, Manager, PostedForm, ledger_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -67,7 +67,7 @@ def collect_page(
 
 
 @router.get("/payments/collect/{kind}")
-def collect_form(request: Request, user: Admin, kind: str) -> HTMLResponse:
+def collect_form(request: Request, user: Manager, kind: str) -> HTMLResponse:
     if kind not in KINDS:
         kind = "terminal"
     return collect_page(request, user, kind)

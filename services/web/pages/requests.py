@@ -20,7 +20,7 @@ from services.web.forms import FormError, optional_date, run
 from services.web.pages import common
 from services.web.pages.common import practice
 from services.web.pages.transactions import badge_count
-from services.web.session import Admin, PostedForm, ledger_of
+from services.web.session import Admin, Manager, PostedForm, ledger_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -144,7 +144,7 @@ def request_history(request: Request, user: Admin, request_id: UUID) -> HTMLResp
 
 
 @router.get("/payments/requests/{request_id}/cancel")
-def cancel_page(request: Request, user: Admin, request_id: UUID) -> HTMLResponse:
+def cancel_page(request: Request, user: Manager, request_id: UUID) -> HTMLResponse:
     return detail_page(request, user, request_id, "payments/requests_cancel.html")
 
 
@@ -172,7 +172,7 @@ def cancel(request: Request, user: Admin, form: PostedForm, request_id: UUID) ->
 
 
 @router.get("/payments/requests/{request_id}/resend")
-def resend_page(request: Request, user: Admin, request_id: UUID) -> HTMLResponse:
+def resend_page(request: Request, user: Manager, request_id: UUID) -> HTMLResponse:
     return detail_page(request, user, request_id, "payments/requests_resend.html")
 
 

@@ -19,11 +19,11 @@ from services.api.schemas import OpenDentalIn, PasswordIn, RoleIn, SettingsIn, U
 from services.web import render
 from services.web.forms import FormError, run
 from services.web.pages.common import practice
-from services.web.session import Admin, PostedForm, ledger_of
+from services.web.session import Admin, Manager, PostedForm, ledger_of
 
 router = APIRouter(include_in_schema=False)
 
-ROLES = {"admin": "Admin", "staff": "Staff"}
+ROLES = {"admin": "Admin", "staff": "Staff", "auditor": "Auditor"}
 PMS_NAMES = {"opendental": "Open Dental", "eaglesoft": "Eaglesoft", "dentrix": "Dentrix"}
 
 
@@ -74,7 +74,7 @@ def payments_values(answer: dict[str, Any]) -> dict[str, str]:
 
 
 @router.get("/settings")
-def settings(request: Request, user: Admin) -> HTMLResponse:
+def settings(request: Request, user: Manager) -> HTMLResponse:
     return settings_page(request, user)
 
 

@@ -22,7 +22,7 @@ from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages import common
 from services.web.pages.common import practice
-from services.web.session import Admin, PostedForm, ledger_of
+from services.web.session import Admin, Manager, PostedForm, ledger_of
 from services.writeback import writeback_of_payments
 
 router = APIRouter(include_in_schema=False)
@@ -138,6 +138,7 @@ def transactions_rows(request: Request, user: Admin) -> HTMLResponse:
         "payments/transaction_rows.html",
         local=render.LocalTime(practice(request, user).timezone),
         csrf_token=user.csrf_token,
+        read_only=user.caller.reads_only,
         **data,
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
@@ -215,7 +216,7 @@ def payment_page(request: Request, user: Admin, payment_id: UUID) -> HTMLRespons
 
 
 @router.get("/payments/transactions/{payment_id}/refund")
-def refund_page(request: Request, user: Admin, payment_id: UUID) -> HTMLResponse:
+def refund_page(request: Request, user: Manager, payment_id: UUID) -> HTMLResponse:
     return detail_page(request, user, payment_id, "payments/refund.html")
 
 
@@ -246,7 +247,7 @@ def refund(request: Request, user: Admin, form: PostedForm, payment_id: UUID) ->
 
 
 @router.get("/payments/transactions/{payment_id}/post")
-def post_page(request: Request, user: Admin, payment_id: UUID) -> HTMLResponse:
+def post_page(request: Request, user: Manager, payment_id: UUID) -> HTMLResponse:
     return detail_page(request, user, payment_id, "payments/post.html")
 
 
@@ -297,7 +298,7 @@ def retry(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> 
 
 
 @router.get("/payments/transactions/{payment_id}/receipt")
-def receipt_page(request: Request, user: Admin, payment_id: UUID) -> HTMLResponse:
+def receipt_page(request: Request, user: Manager, payment_id: UUID) -> HTMLResponse:
     refund_id = request.query_params.get("refund_id", "")
     return detail_page(
         request, user, payment_id, "payments/receipt.html", refund_id=refund_id, email=""

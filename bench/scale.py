@@ -1,0 +1,398 @@
+"""`make bench-scale`: the ledger at the size of a platform audit, on PostgreSQL.
+
+1. One practice's history is made through the real use cases (patients, PMS balances,
+   card payments, refunds, batches closing, deposits arriving: every event a real one), in
+   a scratch SQLite store.
+2. The stored events (the library's own records) are cloned for every practice, each
+   clone with its own ids (every UUID and every 64-hex hash in the records is mapped to a
+   new one per practice), interleaved so the practices' events alternate as in a live
+   store, and COPYed into a fresh PostgreSQL database. (Ids the code derives from other
+   ids, e.g. a deposit's id from its batch's, are mapped like any other, so a cloned
+   payment's `deposit_id` link does not find its deposit; the figures do not depend on it.)
+3. Measured: raw select-and-decode of every record (the floor of any replay); a full
+   replay of all views (`payledger replay`, in its own process, with its peak RSS); the
+   API (served by `payledger serve` in its own process, with its peak RSS): p50/p99 of the
+   Transactions month view, the deposits list, one deposit's items, an AR filter; as-of
+   reports of one practice (transactions and accounts receivable).
+
+Size: PAYLEDGER_SCALE_EVENTS (default 20,000) over PAYLEDGER_SCALE_PRACTICES (10), with
+PAYLEDGER_SCALE_GUARANTORS (1,000); the platform-audit size is 1,000,000 / 200 / 100,000.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import time as clock_time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import httpx
+import psycopg
+
+from adapters.processor.port import CardInput
+from bench.run import fresh_database
+from domain.payments import Method
+from domain.practices import DepositAccount, PmsKind
+from domain.receivables import Balance
+from domain.users import Role
+from services import accounts
+from services.bootstrap import build_ledger
+from services.context import Ledger
+from services.due import run_due_work
+from services.payments import collect_payment, refund_payment
+from services.practices import create_practice, register_patient
+from services.receivables import record_balance
+from services.settings import Settings
+
+#: the defaults are a tenth of a tenth of the platform-audit size (replaying a million events
+#: takes hours today, docs/performance.md); PAYLEDGER_SCALE_EVENTS=1000000
+#: PAYLEDGER_SCALE_PRACTICES=200 PAYLEDGER_SCALE_GUARANTORS=100000 asks for the full size
+EVENTS = int(os.environ.get("PAYLEDGER_SCALE_EVENTS", "20000"))
+PRACTICES = int(os.environ.get("PAYLEDGER_SCALE_PRACTICES", "10"))
+GUARANTORS = int(os.environ.get("PAYLEDGER_SCALE_GUARANTORS", "1000"))
+SAMPLES = int(os.environ.get("PAYLEDGER_SCALE_SAMPLES", "200"))
+CARD = CardInput("4242424242424242", 12, 2030, "123")
+HEX32 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
+DASHED = re.compile(rb"(?<![0-9a-f-])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+HEX64 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# -- 1. one practice's real history ---------------------------------------------------
+
+
+def template_history(per_practice: int, patients: int) -> list[tuple[Any, ...]]:
+    """A practice's stored records (originator_id, version, topic, state), in log order."""
+    with TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), run_scheduler=False, maintain_views=False)
+        ledger = build_ledger(settings)  # the views catch up once a day, before the due work
+        practice = create_practice(
+            ledger,
+            name="Scale Dental",
+            timezone="America/New_York",
+            pms=PmsKind.OPENDENTAL,
+            auto_writeback=False,
+            deposit_account=DepositAccount("Checking", "0001"),
+            batch_cutoff=clock_time(18, 0),
+            actor="bench",
+        )
+        pid = practice.id
+        ids = []
+        for i in range(patients):
+            patient = register_patient(
+                ledger,
+                practice_id=pid,
+                pms_patient_id=str(1000 + i),
+                first_name=f"Pat{i}",
+                last_name=f"Guarantor{i % 977}",
+                email=f"p{i}@example.com" if i % 3 else None,
+                phone="+16175550100" if i % 2 else None,
+                guarantor_id=None,
+                actor="bench",
+            )
+            ids.append(patient.id)
+            total = (i * 7919) % 250_000
+            record_balance(
+                ledger,
+                practice_id=pid,
+                patient_id=patient.id,
+                balance=Balance(
+                    total=total,
+                    bal_0_30=total // 2,
+                    bal_31_60=total // 4,
+                    bal_61_90=total // 8,
+                    bal_over_90=total - total // 2 - total // 4 - total // 8,
+                    insurance_estimate=0,
+                    patient_portion=total,
+                    on_payment_plan=i % 11 == 0,
+                    is_guarantor=True,
+                    last_payment_date=None,
+                ),
+                source="api",
+                actor="bench",
+            )
+        assert ledger.sandbox_clock is not None
+        n = 0
+        while last_position(ledger) < per_practice:
+            for _ in range(12):
+                payment = collect_payment(
+                    ledger,
+                    practice_id=pid,
+                    amount=1000 + (n * 37) % 90_000,
+                    method=Method.VIRTUAL_TERMINAL,
+                    card=CARD,
+                    patient_id=ids[n % len(ids)],
+                    actor="bench",
+                )
+                if n % 9 == 0:
+                    refund_payment(  # a void
+                        ledger, practice_id=pid, payment_id=payment.id, amount=None, actor="bench"
+                    )
+                n += 1
+            ledger.sandbox_clock.advance(pid, 86400)
+            ledger.catch_up()
+            run_due_work(ledger)
+        table = ledger.store.recorder.events_table_name  # type: ignore[attr-defined]
+        rows = ledger.db.query(
+            f"SELECT originator_id, originator_version, topic, state FROM {table} ORDER BY rowid"
+        )
+        ledger.store.close()
+    return [
+        (uuid.UUID(r["originator_id"]), r["originator_version"], r["topic"], bytes(r["state"]))
+        for r in rows
+    ]
+
+
+def last_position(ledger: Ledger) -> int:
+    return int(ledger.store.recorder.max_notification_id() or 0)  # type: ignore[attr-defined]
+
+
+# -- 2. clones, COPYed ----------------------------------------------------------------
+
+
+def cloner(template: list[tuple[Any, ...]], clone: int) -> Callable[[bytes], bytes]:
+    salt = f"clone-{clone}".encode()
+    namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"payledger-scale-{clone}")
+
+    def new_hex32(match: re.Match[bytes]) -> bytes:
+        return uuid.uuid5(namespace, match.group().decode()).hex.encode()
+
+    def new_dashed(match: re.Match[bytes]) -> bytes:
+        old = uuid.UUID(match.group().decode()).hex
+        return str(uuid.uuid5(namespace, old)).encode()
+
+    def new_hex64(match: re.Match[bytes]) -> bytes:
+        return hashlib.sha256(salt + match.group()).hexdigest().encode()
+
+    def remap(state: bytes) -> bytes:
+        state = HEX64.sub(new_hex64, state)
+        state = HEX32.sub(new_hex32, state)
+        return DASHED.sub(new_dashed, state)
+
+    return remap
+
+
+def copy_clones(url: str, table: str, template: list[tuple[Any, ...]], practices: int) -> int:
+    """Every practice's clone of the template, interleaved, COPYed in; how many rows."""
+    remaps = [cloner(template, c) for c in range(practices)]
+    spaces = [uuid.uuid5(uuid.NAMESPACE_URL, f"payledger-scale-{c}") for c in range(practices)]
+    count = 0
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        with cur.copy(
+            f"COPY {table} (originator_id, originator_version, topic, state) FROM STDIN"
+        ) as copy:
+            for originator_id, version, topic, state in template:
+                for c in range(practices):
+                    copy.write_row(
+                        (uuid.uuid5(spaces[c], originator_id.hex), version, topic, remaps[c](state))
+                    )
+                    count += 1
+        conn.commit()
+    return count
+
+
+# -- 3. figures -----------------------------------------------------------------------
+
+
+def select_and_decode(ledger: Ledger) -> float:
+    started, start, decoded = time.perf_counter(), 0, 0
+    while True:
+        page = ledger.store.recorder.select_notifications(  # type: ignore[attr-defined]
+            start=start, limit=1000, inclusive_of_start=False
+        )
+        if not page:
+            break
+        for n in page:
+            ledger.store.mapper.to_domain_event(n)
+        decoded += len(page)
+        start = page[-1].id
+    return decoded / (time.perf_counter() - started)
+
+
+def child_env(url: str, data: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PAYLEDGER_DATABASE_URL": url,
+        "PAYLEDGER_DATA_DIR": str(data),
+        "PAYLEDGER_RUN_SCHEDULER": "false",
+    }
+
+
+def replay_in_child(url: str, data: Path) -> tuple[float, int]:
+    """`payledger replay` in its own process: seconds and the child's peak RSS (KiB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "replay"],
+        env=child_env(url, data),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    assert done.returncode == 0, done.stderr[-2000:]
+    say(done.stdout)
+    return seconds, max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def timings(client: httpx.Client, path: str, params: dict[str, Any], n: int) -> dict[str, float]:
+    seen = []
+    for _ in range(n):
+        started = time.perf_counter()
+        answer = client.get(path, params=params)
+        seen.append(time.perf_counter() - started)
+        assert answer.status_code == 200, (path, answer.text[:500])
+    seen.sort()
+    return {
+        "p50_ms": statistics.median(seen) * 1000,
+        "p99_ms": seen[min(len(seen) - 1, int(len(seen) * 0.99))] * 1000,
+    }
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def api_figures(url: str, data: Path, ledger: Ledger) -> dict[str, Any]:
+    practice_id = ledger.db.query("SELECT id FROM practices ORDER BY id LIMIT 1")[0]["id"]
+    _, token = accounts.invite_user(
+        ledger,
+        practice_id=uuid.UUID(practice_id),
+        name="Scale Auditor",
+        email=None,
+        role=Role.AUDITOR,
+        password=None,
+        actor="bench",
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.scale", "serve", str(port)],
+        env=child_env(url, data),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    figures: dict[str, Any] = {}
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as c:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if c.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            months = c.get("/v1/transactions", params={"limit": 1}).json()["items"]
+            day = months[0]["date"] if months else "2026-01-01"
+            month = {"from": day[:8] + "01", "to": day, "limit": 50}
+            figures["transactions_month"] = timings(c, "/v1/transactions", month, SAMPLES)
+            span = {"from": "2020-01-01", "to": "2030-12-31"}
+            figures["deposits_list"] = timings(c, "/v1/deposits", span, SAMPLES)
+            deposit = c.get("/v1/deposits", params=span).json()["items"][0]["id"]
+            figures["deposit_items"] = timings(c, f"/v1/deposits/{deposit}", {}, SAMPLES)
+            ar = {"min_total": 50_000, "has_email": "true", "sort": "-total"}
+            figures["ar_filter"] = timings(c, "/v1/ar/patients", ar, SAMPLES)
+            for view in ("transactions", "accounts-receivable"):
+                params = {"as_of": "2030-01-01T00:00:00Z", **span, "limit": 100}
+                started = time.perf_counter()
+                answer = c.get(f"/v1/reports/{view}", params=params)
+                assert answer.status_code == 200, answer.text[:500]
+                figures[f"as_of_{view}_s"] = time.perf_counter() - started
+                figures[f"as_of_{view}_events"] = answer.json()["events_applied"]
+        figures["api_peak_rss_mib"] = peak_rss_kib(server.pid) / 1024
+    finally:
+        server.terminate()
+        server.wait(30)
+    return figures
+
+
+def main() -> None:
+    per_practice = EVENTS // PRACTICES
+    patients = max(1, GUARANTORS // PRACTICES)
+    say(f"scale: {EVENTS:,} events over {PRACTICES} practices, {GUARANTORS:,} guarantors")
+    started = time.perf_counter()
+    template = template_history(per_practice, patients)
+    say(
+        f"one practice's history: {len(template):,} events in {time.perf_counter() - started:.1f} s"
+    )
+    figures: dict[str, Any] = {"template_events": len(template)}
+    with fresh_database() as url, TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        ledger = build_ledger(
+            Settings(data_dir=data, database_url=url, run_scheduler=False, maintain_views=False)
+        )
+        started = time.perf_counter()
+        table = ledger.store.recorder.events_table_name  # type: ignore[attr-defined]
+        figures["events"] = copy_clones(url, table, template, PRACTICES)
+        figures["generate_s"] = time.perf_counter() - started
+        say(f"stored {figures['events']:,} events in {figures['generate_s']:.1f} s")
+        figures["select_decode_per_s"] = select_and_decode(ledger)
+        say(f"select and decode: {figures['select_decode_per_s']:,.0f} events/s")
+        seconds, rss = replay_in_child(url, data)
+        figures["replay_s"] = seconds
+        figures["replay_per_s"] = figures["events"] / seconds
+        figures["replay_peak_rss_mib"] = rss / 1024
+        say(f"replay: {seconds:.1f} s ({figures['replay_per_s']:,.0f} events/s)")
+        figures.update(api_figures(url, data, ledger))
+        ledger.store.close()
+    report(figures)
+
+
+def report(f: dict[str, Any]) -> None:
+    out = io.StringIO()
+    out.write(f"events                 {f['events']:>12,}  ({PRACTICES} practices)\n")
+    out.write(f"generate (COPY)        {f['generate_s']:>12.1f} s\n")
+    out.write(f"select+decode          {f['select_decode_per_s']:>12,.0f} events/s\n")
+    rate = f"{f['replay_per_s']:,.0f} events/s"
+    out.write(f"replay all views       {f['replay_s']:>12.1f} s  ({rate}; target < 20 s)\n")
+    out.write(f"replay peak RSS        {f['replay_peak_rss_mib']:>12.0f} MiB\n")
+    for name in ("transactions_month", "deposits_list", "deposit_items", "ar_filter"):
+        t = f[name]
+        p50, p99 = t["p50_ms"], t["p99_ms"]
+        out.write(f"{name:<22} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  (target p99 < 50 ms)\n")
+    for view in ("transactions", "accounts-receivable"):
+        out.write(f"as-of {view:<16} {f[f'as_of_{view}_s']:>10.2f} s  "
+                  f"({f[f'as_of_{view}_events']:,} events; target < 2 s)\n")  # fmt: skip
+    out.write(f"API peak RSS           {f['api_peak_rss_mib']:>12.0f} MiB\n")
+    print(out.getvalue())
+
+
+def serve(port: int) -> None:
+    """The API alone, without the scheduler (its due work would write while we measure)."""
+    import uvicorn
+
+    from services.api.app import create_app
+
+    settings = Settings.from_env(None, run_scheduler=False)
+    uvicorn.run(create_app(build_ledger(settings)), host="127.0.0.1", port=port, log_level="error")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        serve(int(sys.argv[2]))
+    else:
+        main()

@@ -1,0 +1,324 @@
+"""Verified replay: rebuild the views from the event log and prove they say what the events say.
+
+A view's **checksum** is a SHA-256 over its rows in a canonical order: each table of the
+view in name order, each row as canonical JSON (keys sorted, integers as integers, text as
+text; the columns holding a secret's hash, which is never published, left out), the rows
+sorted by that text. It does not depend on the backend (SQLite or
+PostgreSQL), on the order rows were written, or on the database's collation, so the same
+events give the same checksum wherever they are replayed.
+
+- `rebuild`: drop the chosen views and replay the whole log into fresh tables, moving each
+  view's tracking position page by page (compare-and-set, as the projector does, so a
+  running service catching up at the same time never applies an event twice).
+- `verify`: replay the log, up to the position the live views are at, into fresh tables in
+  a scratch SQLite database beside the live ones, which are only read; compare row by row.
+
+Only the read models are replayed (`all_projections`); the writeback intake has effects
+outside the database and is never replayed here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.sqlite import SQLiteDatastore
+
+from adapters.sql import Database, Tx
+from adapters.store import EventStore
+from projections.base import Projection
+from projections.feed import PRIVATE_FIELDS
+from projections.runner import Projector
+
+PAGE = 1000
+
+#: rows of a practice in the tables that have no practice_id column of their own
+SCOPES: dict[str, str] = {
+    "practices": "id = ?",
+    "deposit_items": "deposit_id IN (SELECT id FROM deposits WHERE practice_id = ?)",
+    "deposit_sources": "id IN (SELECT id FROM transactions WHERE practice_id = ?)",
+    "deposit_patients": "id IN (SELECT id FROM patients WHERE practice_id = ?)",
+    "transaction_patients": "id IN (SELECT id FROM patients WHERE practice_id = ?)",
+    "request_patients": "id IN (SELECT id FROM patients WHERE practice_id = ?)",
+    "ledger_queue_patients": "id IN (SELECT id FROM patients WHERE practice_id = ?)",
+}
+
+#: (position reached, last position) after each page
+Progress = Callable[[int, int], None]
+
+
+def canonical(value: Any) -> Any:
+    """One spelling of a column's value, whichever database returned it."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def row_text(row: dict[str, Any]) -> str:
+    """A row as canonical JSON, without the columns that hold secrets' hashes (a pay link's
+    token hash): they are never published, so a checksum anyone can recompute from the
+    public events leaves them out."""
+    return json.dumps(
+        {k: canonical(v) for k, v in row.items() if k not in PRIVATE_FIELDS},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def table_rows(tx: Tx, table: str, practice_id: UUID | None = None) -> list[str]:
+    """The table's rows (of one practice, or all), canonical and sorted. Table names come
+    from the projections' own definitions, never from a request."""
+    if practice_id is None:
+        rows = tx.execute(f"SELECT * FROM {table}")  # noqa: S608
+    else:
+        where = SCOPES.get(table, "practice_id = ?")
+        sql = f"SELECT * FROM {table} WHERE {where}"  # noqa: S608
+        rows = tx.execute(sql, (str(practice_id),))
+    return sorted(row_text(r) for r in rows)
+
+
+@dataclass
+class ViewRows:
+    """A view's rows, table by table, and its checksum."""
+
+    name: str
+    tables: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return sum(len(rows) for rows in self.tables.values())
+
+    @property
+    def checksum(self) -> str:
+        digest = hashlib.sha256()
+        for table in sorted(self.tables):
+            digest.update(f"table {table}\n".encode())
+            for line in self.tables[table]:
+                digest.update(line.encode())
+                digest.update(b"\n")
+        return digest.hexdigest()
+
+
+def view_rows(tx: Tx, projection: Projection, practice_id: UUID | None = None) -> ViewRows:
+    return ViewRows(projection.name, {t: table_rows(tx, t, practice_id) for t in projection.tables})
+
+
+def positions(db: Database) -> dict[str, int]:
+    rows = db.query("SELECT name, position FROM projection_tracking")
+    return {str(r["name"]): int(r["position"]) for r in rows}
+
+
+def live_checksums(
+    db: Database, projections: Sequence[Projection], practice_id: UUID | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each view's checksum, row count and the position it is at, read together (the read
+    is repeated when a view moved while it was read)."""
+    while True:
+        before = positions(db)
+        with db.reading() as tx:
+            views = {p.name: view_rows(tx, p, practice_id) for p in projections}
+        if positions(db) == before:
+            break
+    return {
+        name: {"checksum": v.checksum, "rows": v.count, "position": before.get(name, 0)}
+        for name, v in views.items()
+    }
+
+
+def last_position(store: EventStore) -> int:
+    return int(store.recorder.max_notification_id() or 0)  # type: ignore[attr-defined]
+
+
+def pages(store: EventStore, start: int, stop: int) -> Iterable[list[tuple[int, Any]]]:
+    """The log's decoded events after `start` up to `stop`, a page at a time."""
+    while start < stop:
+        notifications = store.recorder.select_notifications(  # type: ignore[attr-defined]
+            start=start, limit=PAGE, stop=stop, inclusive_of_start=False
+        )
+        if not notifications:
+            return
+        yield [(n.id, store.mapper.to_domain_event(n)) for n in notifications]
+        start = notifications[-1].id
+
+
+# -- rebuilding in place ------------------------------------------------------------------
+
+
+def rebuild(
+    store: EventStore,
+    db: Database,
+    projector: Projector,
+    projections: Sequence[Projection],
+    progress: Progress | None = None,
+) -> dict[str, int]:
+    """Drop the views and replay the whole log into fresh tables; their positions."""
+    with db.transaction() as tx:
+        for projection in projections:
+            for table in projection.tables:
+                tx.execute(f"DROP TABLE IF EXISTS {table}")
+            tx.execute("DELETE FROM projection_tracking WHERE name = ?", (projection.name,))
+    for projection in projections:
+        projector.create(projection)
+    stop = last_position(store)
+    while True:
+        at = positions(db)
+        start = min(at.get(p.name, 0) for p in projections)
+        moved = False
+        for page in pages(store, start, max(stop, start)):
+            if not apply_page(db, projections, at, page):
+                moved = True  # the running service applied it first: read the positions again
+                break
+            if progress:
+                progress(page[-1][0], stop)
+        if not moved:
+            break
+    final = positions(db)
+    return {p.name: final.get(p.name, 0) for p in projections}
+
+
+def apply_page(
+    db: Database, projections: Sequence[Projection], at: dict[str, int], page: list[tuple[int, Any]]
+) -> bool:
+    """Apply a page to the views behind it and move their positions in one transaction;
+    False (nothing applied) when another process moved a position first."""
+    try:
+        with db.transaction() as tx:
+            for projection in projections:
+                old = at.get(projection.name, 0)
+                behind = [(pos, e) for pos, e in page if pos > old]
+                if not behind:
+                    continue
+                tx.execute(
+                    "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?",
+                    (behind[-1][0], projection.name, old),
+                )
+                if tx.rowcount != 1:
+                    raise _Moved()
+                for position, event in behind:
+                    projection.process(tx, event, position)
+    except _Moved:
+        return False
+    for projection in projections:
+        at[projection.name] = max(at.get(projection.name, 0), page[-1][0])
+    return True
+
+
+class _Moved(Exception):
+    pass
+
+
+# -- verifying beside the live views ------------------------------------------------------
+
+
+@dataclass
+class Difference:
+    view: str
+    table: str
+    side: str  # "live" (the row is only in the live view) or "replay"
+    row: str
+
+
+@dataclass
+class Verification:
+    live: dict[str, dict[str, Any]]
+    replayed: dict[str, str]
+    differences: list[Difference]
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences and all(
+            self.live[name]["checksum"] == checksum for name, checksum in self.replayed.items()
+        )
+
+
+def replay_into(
+    store: EventStore,
+    scratch: Database,
+    projections: Sequence[Projection],
+    until: dict[str, int],
+    progress: Progress | None = None,
+    keep: Callable[[Any], bool] | None = None,
+) -> None:
+    """Replay the log into fresh tables in `scratch`, each view up to its position in
+    `until`; `keep` picks the events to apply (default: all)."""
+    with scratch.transaction() as tx:
+        for projection in projections:
+            for statement in projection.ddl:
+                tx.execute(statement)
+    stop = max(until.values(), default=0)
+    for page in pages(store, 0, stop):
+        with scratch.transaction() as tx:
+            for position, event in page:
+                if keep is not None and not keep(event):
+                    continue
+                for projection in projections:
+                    if position <= until[projection.name]:
+                        projection.process(tx, event, position)
+        if progress:
+            progress(page[-1][0], stop)
+
+
+def verify(
+    store: EventStore,
+    db: Database,
+    projections: Sequence[Projection],
+    progress: Progress | None = None,
+) -> Verification:
+    """Replay beside the live views (read only) and report every row that differs."""
+    while True:
+        before = positions(db)
+        with db.reading() as tx:
+            live = {p.name: view_rows(tx, p) for p in projections}
+        if positions(db) == before:
+            break
+    until = {p.name: before.get(p.name, 0) for p in projections}
+    with tempfile.TemporaryDirectory() as folder:
+        datastore = SQLiteDatastore(str(Path(folder) / "replay.sqlite3"))
+        try:
+            scratch = Database(datastore, postgres=False)
+            replay_into(store, scratch, projections, until, progress)
+            with scratch.reading() as tx:
+                replayed = {p.name: view_rows(tx, p) for p in projections}
+        finally:
+            datastore.close()
+    differences = [d for p in projections for d in compare(p.name, live[p.name], replayed[p.name])]
+    return Verification(
+        live={
+            name: {"checksum": v.checksum, "rows": v.count, "position": until[name]}
+            for name, v in live.items()
+        },
+        replayed={name: v.checksum for name, v in replayed.items()},
+        differences=differences,
+    )
+
+
+def compare(view: str, live: ViewRows, replayed: ViewRows) -> list[Difference]:
+    found: list[Difference] = []
+    for table in sorted(set(live.tables) | set(replayed.tables)):
+        mine, theirs = _counts(live.tables.get(table, [])), _counts(replayed.tables.get(table, []))
+        for row in sorted(set(mine) | set(theirs)):
+            extra = mine.get(row, 0) - theirs.get(row, 0)
+            side = "live" if extra > 0 else "replay"
+            found.extend(Difference(view, table, side, row) for _ in range(abs(extra)))
+    return found
+
+
+def _counts(rows: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row] = counts.get(row, 0) + 1
+    return counts

@@ -1,0 +1,118 @@
+"""History is never edited, so an event class that changes must still load what its earlier
+version stored: it declares `class_version = 2` and an `upcast_v1_v2` that turns the stored
+version-1 state into version 2 as it is read (docs/design.md, "Changing an event"). On both
+backends: stored under version 1, loaded under version 2, the stored record untouched."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+from eventsourcing.utils import _topic_cache, get_topic, register_topic
+
+from domain.base import LedgerAggregate
+from services.context import Ledger
+
+AT = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
+
+
+class Chair(LedgerAggregate):
+    """Version 1: a chair has a name, and moves to a room."""
+
+    class Created(LedgerAggregate.Created):
+        name: str
+
+        def apply(self, chair: Chair) -> None:
+            chair.practice_id = self.practice_id
+            chair.name = self.name
+
+    class Moved(LedgerAggregate.Event):
+        room: str
+
+        def apply(self, chair: Chair) -> None:
+            chair.room = self.room
+
+    if TYPE_CHECKING:
+        name: str
+        room: str
+
+
+class ChairV2(LedgerAggregate):
+    """Version 2 of the same classes: a chair also has a colour (older chairs: 'unrecorded'),
+    and `room` became `place`."""
+
+    class Created(LedgerAggregate.Created):
+        class_version = 2
+        name: str
+        colour: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["colour"] = "unrecorded"
+
+        def apply(self, chair: ChairV2) -> None:
+            chair.practice_id = self.practice_id
+            chair.name = self.name
+            chair.colour = self.colour
+
+    class Moved(LedgerAggregate.Event):
+        class_version = 2
+        place: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["place"] = state.pop("room")
+
+        def apply(self, chair: ChairV2) -> None:
+            chair.place = self.place
+
+    if TYPE_CHECKING:
+        name: str
+        colour: str
+        place: str
+
+
+def the_code_now_says(old: type, new: type) -> None:
+    """What a deploy of version 2 does: the stored topics now name the new classes."""
+    for before, after in ((old, new), (old.Created, new.Created), (old.Moved, new.Moved)):  # type: ignore[attr-defined]
+        _topic_cache.pop(get_topic(before), None)
+        register_topic(get_topic(before), after)
+
+
+def stored_states(ledger: Ledger, chair_id: Any) -> list[bytes]:
+    return [bytes(s.state) for s in ledger.store.recorder.select_events(chair_id)]
+
+
+def test_an_event_stored_under_version_1_loads_under_version_2(ledger: Ledger) -> None:
+    practice_id = uuid4()
+    chair = Chair._create(
+        Chair.Created, id=uuid4(), practice_id=practice_id, name="Op 1", at=AT, actor="operator"
+    )
+    chair.record(Chair.Moved, at=AT, actor="operator", room="east")
+    ledger.store.save(chair)
+    before = stored_states(ledger, chair.id)
+    try:
+        the_code_now_says(Chair, ChairV2)
+        loaded = ledger.store.repository.get(chair.id)
+        assert isinstance(loaded, ChairV2)
+        assert (loaded.name, loaded.colour, loaded.place) == ("Op 1", "unrecorded", "east")
+        events = ledger.store.repository.event_store.get(chair.id)
+        moved = list(events)[1]
+        assert isinstance(moved, ChairV2.Moved) and moved.place == "east"
+        assert not hasattr(moved, "room")
+
+        # New events are stored under version 2 and load as they were written.
+        loaded.record(ChairV2.Moved, at=AT, actor="operator", place="west")
+        ledger.store.save(loaded)
+        again = ledger.store.repository.get(chair.id)
+        assert isinstance(again, ChairV2) and again.place == "west" and again.version == 3
+        # History was not edited: the version-1 records are as they were stored.
+        assert stored_states(ledger, chair.id)[:2] == before
+        assert (
+            b"class_version" not in before[1]
+            and b"class_version" in (stored_states(ledger, chair.id)[2])
+        )
+    finally:
+        for cls in (Chair, Chair.Created, Chair.Moved):
+            _topic_cache.pop(get_topic(cls), None)
