@@ -7,6 +7,7 @@ it disturbs nobody else's tests on the shared server.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -94,11 +95,15 @@ class PrivatePostgres:
         self._ctl("restart", "-m", "fast")
         self.restarts += 1
 
+    def stop_server(self) -> None:
+        self._ctl("stop", "-m", "fast")
+
+    def start_server(self) -> None:
+        self._ctl("start")
+
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self._ctl("stop", "-m", "immediate")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -142,13 +147,15 @@ class Service:
         self.env = env
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
+        #: the module run as `python -m`: the command line, or a wrapper of it
+        self.module = "services.cli"
         self.starts = 0
         self.lock = threading.Lock()
 
     def start(self) -> None:
         with self.lock:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", *self.args],
+                [sys.executable, "-m", self.module, *self.args],
                 env=self.env,
                 stdout=self.log.open("ab"),
                 stderr=subprocess.STDOUT,

@@ -128,9 +128,7 @@ class Client:
         self.plan = plan
         self.http = httpx.Client(base_url=base, timeout=10.0)
 
-    def send(
-        self, command: Command, method: str, path: str, **kw: Any
-    ) -> httpx.Response | None:
+    def send(self, command: Command, method: str, path: str, **kw: Any) -> httpx.Response | None:
         """The answer that settles the command (2xx or a definitive 4xx), or None when
         it gave up. Connection errors, 5xx, 429 and 409 key-in-use are retried."""
         headers = {"Authorization": f"Bearer {self.admin}", "Idempotency-Key": command.key}
@@ -291,9 +289,7 @@ class Load:
             with self.lock:
                 self.requests.append((sent["id"], sent["pay_url"]))
 
-    def pay_page(
-        self, client: Client, rng: random.Random, request_id: str, pay_url: str
-    ) -> None:
+    def pay_page(self, client: Client, rng: random.Random, request_id: str, pay_url: str) -> None:
         """The patient pays the whole amount; a retry sends the same form (attempt)."""
         command = Command("pay_page", str(uuid.uuid4()), 0, target=request_id)
         self.record(command)
@@ -345,6 +341,8 @@ class Faults:
         kind = self.rng.choice(FAULTS)
         at = self.rng.uniform(0.1, 0.9) * self.plan.trial_seconds
         postgres_at = self.rng.uniform(0.1, 0.9) * self.plan.trial_seconds
+        if kind == "kill -9 api" and not self.healthy(60):  # it dies serving, not booting
+            raise RuntimeError(f"the API did not come back before trial {number}")
         started = time.monotonic()
         steps = [(at, kind)]
         if number == self.postgres_trial:
@@ -353,8 +351,6 @@ class Faults:
             time.sleep(max(0.0, started + moment - time.monotonic()))
             self.inject(what)
         time.sleep(max(0.0, started + self.plan.trial_seconds - time.monotonic()))
-        if not self.healthy(60):  # the next trial starts from a serving API
-            raise RuntimeError(f"the API did not come back after trial {number}")
 
     def inject(self, kind: str) -> None:
         if kind == "kill -9 api":
@@ -373,6 +369,7 @@ class Faults:
 def run(plan: Plan, progress: Callable[[str], None] = print) -> Outcome:
     """One seeded run; the outcome holds the figures and every broken guarantee."""
     started = time.monotonic()
+
     def step(text: str) -> None:
         progress(f"chaos [{time.monotonic() - started:5.1f} s] {text}")
 
@@ -422,6 +419,8 @@ def run(plan: Plan, progress: Callable[[str], None] = print) -> Outcome:
                 load.start()
                 for number in range(plan.trials):
                     faults.trial(number)
+                if not healthy(60):
+                    raise RuntimeError("the API did not come back after the last trial")
                 step(f"{plan.trials} trials done; the clients finish")
                 load.finish()
                 step(f"{len(load.commands)} commands sent; waiting for writeback")
@@ -565,7 +564,9 @@ def check_commands(ledger: Ledger, outcome: Outcome) -> None:
     requests_by_amount = Counter(
         e.amount for _, e in log if type(e).__qualname__ == "PaymentRequest.Sent"
     )
-    practice_id = next(e.originator_id for _, e in log if type(e).__qualname__.startswith("Practice."))
+    practice_id = next(
+        e.originator_id for _, e in log if type(e).__qualname__.startswith("Practice.")
+    )
     for command in outcome.commands:
         if command.kind == "payment":
             stored = by_amount[command.amount]
@@ -604,9 +605,7 @@ def check_commands(ledger: Ledger, outcome: Outcome) -> None:
                 outcome.duplicated += 1
             if taken and request.status != RequestStatus.COMPLETED:
                 fail(f"request {command.target} took a payment but reads {request.status}")
-            if command.acked and (
-                len(taken) != 1 or str(request.payment_id) != command.answer_id
-            ):
+            if command.acked and (len(taken) != 1 or str(request.payment_id) != command.answer_id):
                 fail(f"pay-page payment {command.key} acknowledged, stored {len(taken)} times")
                 outcome.lost += not taken
     for _, event in log:  # no intent left behind anywhere (a partial write)
@@ -638,7 +637,7 @@ def check_pms(ledger: Ledger, fake: FakeOpenDental, outcome: Outcome) -> None:
 
 def table_rows(ledger: Ledger, tables: Any) -> dict[str, list[str]]:
     return {
-        table: sorted(repr(sorted(row.items())) for row in ledger.db.query(f"SELECT * FROM {table}"))  # noqa: S608
+        table: sorted(repr(sorted(r.items())) for r in ledger.db.query(f"SELECT * FROM {table}"))
         for table in tables
     }
 
