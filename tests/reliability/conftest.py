@@ -31,13 +31,17 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     cluster.stop()
 
 
+def new_database(cluster: PrivatePostgres) -> str:
+    name = f"faults_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return cluster.url(name)
+
+
 @pytest.fixture
 def private_url(private_postgres: PrivatePostgres) -> str:
     """A database of its own on the private cluster."""
-    name = f"faults_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(private_postgres.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return private_postgres.url(name)
+    return new_database(private_postgres)
 
 
 class Server:

@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from services.practices import keyed_id
-from tests.reliability.conftest import Server, set_up
+from tests.reliability.cluster import PrivatePostgres
+from tests.reliability.conftest import Server, new_database, set_up
 
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 ROUNDS = 6
@@ -87,14 +88,24 @@ def clear_409(answer: httpx.Response, *also: int) -> None:
     assert answer.json()["detail"], answer.text
 
 
-@pytest.fixture
-def office(private_url: str, server_for: Callable[..., Server]) -> Iterator[Office]:
-    one = server_for(private_url).start()
-    two = server_for(private_url).start()
-    office = Office(one, two)
-    yield office
-    office.one.close()
-    office.two.close()
+@pytest.fixture(scope="module")
+def office(
+    private_postgres: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Office]:
+    """One practice on two server processes, for all the races of this module."""
+    url = new_database(private_postgres)
+    directory = tmp_path_factory.mktemp("office")
+    one = Server(url, directory / "var", directory / "server.log", "services.cli").start()
+    two = Server(url, directory / "var", directory / "server.log", "services.cli")
+    try:
+        two.start()
+        office = Office(one, two)
+        yield office
+        office.one.close()
+        office.two.close()
+    finally:
+        one.stop()
+        two.stop()
 
 
 def test_two_refunds_of_one_payment_at_once_never_exceed_it(office: Office) -> None:
