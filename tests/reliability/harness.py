@@ -85,6 +85,8 @@ class Command:
     refused: str | None = None  # a definitive 4xx: what it said
     answer_id: str | None = None
     tries: int = 0
+    no_answer: int = 0  # connection refused or cut, or timed out
+    server_errors: int = 0  # 5xx answers (a crash or the database away), retried
 
 
 @dataclass
@@ -112,7 +114,10 @@ class Outcome:
             f"commands acknowledged {self.acknowledged} ({kinds}), "
             f"refused {sum(c.refused is not None for c in self.commands)}, "
             f"unacknowledged {sum(not c.acked and c.refused is None for c in self.commands)}, "
-            f"faults injected: {faults}; PMS writes {self.pms_writes}, "
+            f"faults injected: {faults}; "
+            f"retried after no answer {sum(c.no_answer for c in self.commands)}, "
+            f"after a 5xx {sum(c.server_errors for c in self.commands)}; "
+            f"PMS writes {self.pms_writes}, "
             f"lost {self.lost}, duplicated {self.duplicated}, "
             f"views equal to rebuild {'yes' if self.views_equal else 'no'}; "
             f"{self.seconds:.0f} s"
@@ -141,7 +146,9 @@ class Client:
                 answer = self.http.request(method, path, headers=headers, **kw)
             except httpx.HTTPError:
                 answer = None
+                command.no_answer += 1
             if answer is not None:
+                command.server_errors += answer.status_code >= 500
                 retry = answer.status_code >= 500 or answer.status_code == 429
                 if answer.status_code == 409 and "key-in-use" in answer.text:
                     retry = True
