@@ -17,7 +17,7 @@ def main() -> int:
     parser.add_argument(
         "--seed", type=int, default=int(os.environ.get("CHAOS_SEED") or random.randrange(10**6))
     )
-    parser.add_argument("--clients", type=int, default=int(os.environ.get("CHAOS_CLIENTS", 4)))
+    parser.add_argument("--clients", type=int, default=int(os.environ.get("CHAOS_CLIENTS", 3)))
     parser.add_argument(
         "--trial-seconds", type=float, default=float(os.environ.get("CHAOS_TRIAL_SECONDS", 2.0))
     )

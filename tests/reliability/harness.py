@@ -65,7 +65,7 @@ POOL = 10
 class Plan:
     trials: int = 20
     seed: int = 0
-    clients: int = 4
+    clients: int = 3
     #: seconds of load in each trial (one fault at a random moment in it)
     trial_seconds: float = 2.0
     #: how long the broker stays paused
@@ -517,10 +517,12 @@ def truth(database_url: str, bootstrap: str, data_dir: Path) -> Ledger:
     return build_ledger(settings)
 
 
-def wait_for_writeback(ledger: Ledger, seconds: float) -> list[str]:
+def wait_for_writeback(ledger: Ledger, stall: float) -> list[str]:
     """Until every payment with a patient is in the writeback journal and every entry
-    of the journal is finished (done, or skipped when voided before it was written)."""
-    deadline = time.monotonic() + seconds
+    of the journal is finished (done, or skipped when voided before it was written).
+    A backlog is waited for as long as it shrinks; `stall` seconds without progress
+    is a failure."""
+    last_progress, best = time.monotonic(), None
     while True:
         wanted = {str(p["id"]) for p in payments(ledger) if p["patient_id"] is not None}
         rows = ledger.db.query("SELECT id, kind, status FROM writeback_journal")
@@ -528,9 +530,12 @@ def wait_for_writeback(ledger: Ledger, seconds: float) -> list[str]:
         unfinished = [r for r in rows if r["status"] not in ("done", "skipped")]
         if wanted <= taken and not unfinished:
             return []
-        if time.monotonic() > deadline:
+        left = len(wanted - taken) + len(unfinished)
+        if best is None or left < best:
+            last_progress, best = time.monotonic(), left
+        if time.monotonic() - last_progress > stall:
             return [
-                f"writeback unfinished after {seconds:.0f} s: {len(wanted - taken)} payments "
+                f"writeback made no progress for {stall:.0f} s: {len(wanted - taken)} payments "
                 f"not taken in, {len(unfinished)} entries not finished: {unfinished[:5]}"
             ]
         time.sleep(0.5)
