@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.reliability.cluster import PrivatePostgres
-from tests.reliability.conftest import Server, set_up
+from tests.reliability.conftest import Server, new_database, set_up
 
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 DAY = 86400
@@ -81,15 +81,31 @@ class Crashing:
         return self.retry("/v1/payments", str(uuid.uuid4()), body)
 
 
-@pytest.fixture
-def crashing(private_url: str, server_for: Callable[..., Server], tmp_path: Path) -> Crashing:
-    server = server_for(private_url, module="tests.reliability.crashing_server")
-    return Crashing(server, tmp_path / "crash-at")
+@pytest.fixture(scope="module")
+def crashing(
+    private_postgres: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Crashing]:
+    """One practice on one crashing server for the module: each crash is followed by a
+    start of the server, which is what is under test."""
+    directory = tmp_path_factory.mktemp("crashing")
+    server = Server(
+        new_database(private_postgres),
+        directory / "var",
+        directory / "server.log",
+        "tests.reliability.crashing_server",
+    )
+    try:
+        yield Crashing(server, directory / "crash-at")
+    finally:
+        server.stop()
 
 
-@pytest.mark.parametrize("phase", ["claimed", "charged", "saved", "answered", "kept"])
+PAYMENT_PHASES = ["claimed", "charged", "saved", "answered", "kept"]
+
+
+@pytest.mark.parametrize("phase", PAYMENT_PHASES)
 def test_a_payment_interrupted_in_each_phase_is_taken_once(crashing: Crashing, phase: str) -> None:
-    amount = 4100 + len(phase)
+    amount = 4100 + PAYMENT_PHASES.index(phase)  # one amount per case
     key = str(uuid.uuid4())
     body = {"method": "virtual_terminal", "amount": amount, "card": CARD}
     first = crashing.crash_during(phase, "/v1/payments", key, body)
