@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench bench-http bench-scale postgres browser clean
+.PHONY: install run test lint bench bench-http bench-scale chaos postgres browser clean
 
 install: $(STAMP)
 
@@ -31,6 +31,16 @@ lint: install
 
 test: install postgres browser lint
 	$(BIN)/pytest
+
+# The long fault run (see docs/reliability.md, "Faults"): CHAOS_TRIALS trials of load with
+# kill -9, a PostgreSQL restart (of a private cluster) and broker pauses; seeded by
+# CHAOS_SEED (printed); the processes' log is kept in var/chaos.
+CHAOS_TRIALS ?= 1000
+CHAOS_SEED ?=
+chaos: install
+	mkdir -p var/chaos
+	CHAOS_SEED=$(CHAOS_SEED) $(BIN)/python -m tests.reliability --trials $(CHAOS_TRIALS) \
+		--log-dir var/chaos
 
 bench: install postgres bench-http
 	$(BIN)/python -m bench.run
