@@ -8,7 +8,9 @@ from fastapi import APIRouter, Query
 from domain.errors import NotFound
 from projections.feed import read_feed, read_history
 from projections.users import with_actor_names
+from services.api import answers
 from services.api.deps import AdminDep, LedgerDep, practice_of
+from services.api.openapi import problems
 from services.context import Ledger
 
 router = APIRouter(prefix="/v1", tags=["audit"])
@@ -26,7 +28,11 @@ def feed_page(
     return {"items": items, "next_cursor": str(items[-1]["position"]) if more else None}
 
 
-@router.get("/events", summary="The practice's ordered event feed after a position")
+@router.get(
+    "/events",
+    response_model=answers.EventPage,
+    summary="The practice's ordered event feed after a position",
+)
 def get_events(
     caller: AdminDep,
     ledger: LedgerDep,
@@ -45,6 +51,8 @@ def get_events(
 
 @router.get(
     "/history/{aggregate_id}",
+    response_model=answers.EventPage,
+    responses=problems(404),
     summary="Every event of one payment, patient, batch or practice, in order",
 )
 def get_history(

@@ -17,8 +17,9 @@ from projections.deposits import (
     list_deposits,
 )
 from services import reports
-from services.api import cursor
+from services.api import answers, cursor
 from services.api.deps import AdminDep, LedgerDep, practice_of
+from services.api.openapi import problems
 from services.api.ranges import FromQ, ToQ, date_range
 from services.api.routes.requests import row_out as request_row
 from services.as_of import VIEWS as AS_OF_VIEWS
@@ -68,6 +69,7 @@ def deposit_item_out(row: dict[str, Any]) -> dict[str, Any]:
 
 @router.get(
     "/deposits",
+    response_model=answers.DepositPage,
     summary="Deposits by deposit date (default: a month ago to the latest scheduled deposit)",
 )
 def get_deposits(
@@ -95,7 +97,12 @@ def get_deposits(
     return answer
 
 
-@router.get("/deposits/{deposit_id}", summary="One deposit with its itemised payments and refunds")
+@router.get(
+    "/deposits/{deposit_id}",
+    response_model=answers.Deposit,
+    responses=problems(404),
+    summary="One deposit with its itemised payments and refunds",
+)
 def get_one_deposit(deposit_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     row = get_deposit(ledger.db, practice_of(caller), deposit_id)
     if row is None:
@@ -107,6 +114,7 @@ def get_one_deposit(deposit_id: UUID, caller: AdminDep, ledger: LedgerDep) -> di
 
 @router.get(
     "/reports/daily-close",
+    response_model=answers.DailyClose,
     summary="Batch, ledger and PMS side by side for one day, with every difference",
 )
 def daily_close(
@@ -121,6 +129,7 @@ def daily_close(
 
 @router.get(
     "/exports/{view}.csv",
+    responses=problems(404),
     summary="CSV export: transactions, deposits (with items) or payment-requests",
     response_class=StreamingResponse,
 )
@@ -142,6 +151,8 @@ def export(
 
 @router.get(
     "/reports/{view}",
+    response_model=answers.AsOfReport,
+    responses=problems(404),
     summary="A view as it stood at a past instant (transactions, deposits, payment-requests)",
 )
 def report_as_of(
