@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench postgres browser clean
+.PHONY: install run test lint bench fuzz postgres browser clean
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ lint: install
 
 test: install postgres browser lint
 	$(BIN)/pytest
+
+# Every operation of the OpenAPI document, fuzzed long on SQLite and PostgreSQL.
+FUZZ_EXAMPLES ?= 200
+fuzz: install postgres
+	PAYLEDGER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -p no:randomly
 
 bench: install postgres
 	$(BIN)/python -m bench.run

@@ -74,6 +74,14 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def pages(**statuses: str) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of an HTML page: each status with what the page then says."""
+    return {
+        int(status.removeprefix("s")): {"description": meaning, "content": {"text/html": {}}}
+        for status, meaning in statuses.items()
+    }
+
+
 def params(dependant: Dependant, kind: str) -> list[str]:
     """The names of a route's parameters of one kind (query, path, header), its
     dependencies' included."""

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -20,7 +20,7 @@ from services import reports
 from services.api import answers, cursor
 from services.api.deps import AdminDep, LedgerDep, practice_of
 from services.api.openapi import problems
-from services.api.ranges import FromQ, ToQ, date_range
+from services.api.ranges import FromQ, IsoDate, IsoInstant, ToQ, date_range
 from services.api.routes.requests import row_out as request_row
 from services.as_of import VIEWS as AS_OF_VIEWS
 from services.as_of import report_as_of as as_of_report
@@ -120,7 +120,7 @@ def get_one_deposit(deposit_id: UUID, caller: AdminDep, ledger: LedgerDep) -> di
 def daily_close(
     caller: AdminDep,
     ledger: LedgerDep,
-    date_: Annotated[date | None, Query(alias="date", description="default: yesterday")] = None,
+    date_: Annotated[IsoDate | None, Query(alias="date", description="default: yesterday")] = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
     practice = ledger.get(Practice, practice_id, practice_id)
@@ -159,7 +159,7 @@ def report_as_of(
     view: str,
     caller: AdminDep,
     ledger: LedgerDep,
-    as_of: datetime,
+    as_of: IsoInstant,
     from_: FromQ = None,
     to: ToQ = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

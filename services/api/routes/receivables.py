@@ -85,20 +85,7 @@ def snapshot_total(row: dict[str, Any]) -> int | None:
 def put_balance(
     patient_id: UUID, body: BalanceIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
 ) -> dict[str, Any]:
-    balance = Balance(
-        total=body.total,
-        bal_0_30=body.bal_0_30,
-        bal_31_60=body.bal_31_60,
-        bal_61_90=body.bal_61_90,
-        bal_over_90=body.bal_over_90,
-        insurance_estimate=body.insurance_estimate,
-        patient_portion=body.patient_portion
-        if body.patient_portion is not None
-        else max(0, body.total - body.insurance_estimate),
-        on_payment_plan=body.on_payment_plan,
-        is_guarantor=body.is_guarantor,
-        last_payment_date=body.last_payment_date,
-    )
+    balance = Balance.from_snapshot(**body.model_dump())
     patient = uc.record_balance(
         ledger,
         practice_id=practice_of(caller),
