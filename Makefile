@@ -33,9 +33,9 @@ test: install postgres browser lint
 	$(BIN)/pytest
 
 # Every operation of the OpenAPI document, fuzzed long on SQLite and PostgreSQL.
-FUZZ_EXAMPLES ?= 200
+FUZZ_EXAMPLES ?= 100
 fuzz: install postgres
-	PAYLEDGER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -p no:randomly
+	PAYLEDGER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -s
 
 bench: install postgres
 	$(BIN)/python -m bench.run

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,11 @@ from services.bootstrap import build_ledger
 from services.settings import Settings
 from tests.conftest import OPERATOR_TOKEN, Api
 
-EXAMPLES = int(os.environ.get("PAYLEDGER_FUZZ_EXAMPLES", "4"))
+#: examples per operation; the long run (`make fuzz`) also runs the coverage phase: every
+#: boundary and every kind of invalid value that each parameter's schema defines
+EXAMPLES = int(os.environ.get("PAYLEDGER_FUZZ_EXAMPLES", "0") or 0)
+LONG = EXAMPLES > 0
+EXAMPLES = EXAMPLES or 3
 PROBLEM = "application/problem+json"
 
 
@@ -71,6 +76,9 @@ class Fuzzed:
     """An app on one backend with a practice, its admin and a few objects to find."""
 
     def __init__(self, data_dir: Path, database_url: str | None) -> None:
+        self.backend = "postgresql" if database_url else "sqlite"
+        self.statuses: Counter[int] = Counter()
+        self.operations: set[str] = set()
         self.ledger = build_ledger(
             Settings(
                 data_dir=data_dir,
@@ -88,6 +96,21 @@ class Fuzzed:
         assert patient.status_code == 201, patient.text
         assert api.pay(12500, patient_id=patient.json()["id"]).status_code == 201
         self.headers = api.admin
+
+    def call(self, case: Case) -> None:
+        response = case.call_and_validate(app=self.app, headers=self.headers, checks=CHECKS)
+        self.statuses[response.status_code] += 1
+        self.operations.add(case.operation.label)
+
+    def summary(self) -> str:
+        by_class = Counter(f"{status // 100}xx" for status in self.statuses.elements())
+        return (
+            f"fuzz on {self.backend}: {sum(self.statuses.values())} requests over "
+            f"{len(self.operations)} operations ({EXAMPLES} examples each"
+            f"{' and the coverage phase' if LONG else ''}); "
+            f"{', '.join(f'{k} {v}' for k, v in sorted(by_class.items()))}; "
+            f"5xx {by_class.get('5xx', 0)}"
+        )
 
 
 def served_document() -> dict[str, Any]:
@@ -107,7 +130,10 @@ def served_document() -> dict[str, Any]:
 
 #: a body over the size limit is refused with 413 before it is read: a rejection too
 CONFIG = SchemathesisConfig.from_dict(
-    {"checks": {"negative_data_rejection": {"expected-statuses": [*REJECTIONS, "413"]}}}
+    {
+        "checks": {"negative_data_rejection": {"expected-statuses": [*REJECTIONS, "413"]}},
+        "phases": {"coverage": {"enabled": LONG}},
+    }
 )
 SCHEMA = schemathesis.openapi.from_dict(served_document(), config=CONFIG)
 
@@ -116,6 +142,7 @@ SCHEMA = schemathesis.openapi.from_dict(served_document(), config=CONFIG)
 def on_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     fuzzed = Fuzzed(tmp_path_factory.mktemp("fuzz-sqlite") / "var", None)
     yield fuzzed
+    print("\n" + fuzzed.summary())
     fuzzed.ledger.store.close()
 
 
@@ -127,6 +154,7 @@ def on_postgres(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) 
     url = f"{postgres_server.rsplit('/', 1)[0]}/{name}"
     fuzzed = Fuzzed(tmp_path_factory.mktemp("fuzz-postgres") / "var", url)
     yield fuzzed
+    print("\n" + fuzzed.summary())
     fuzzed.ledger.store.close()
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -143,11 +171,11 @@ FUZZ = settings(
 @SCHEMA.parametrize()
 @FUZZ
 def test_every_operation_on_sqlite(case: Case, on_sqlite: Fuzzed) -> None:
-    case.call_and_validate(app=on_sqlite.app, headers=on_sqlite.headers, checks=CHECKS)
+    on_sqlite.call(case)
 
 
 @pytest.mark.postgres
 @SCHEMA.parametrize()
 @FUZZ
 def test_every_operation_on_postgres(case: Case, on_postgres: Fuzzed) -> None:
-    case.call_and_validate(app=on_postgres.app, headers=on_postgres.headers, checks=CHECKS)
+    on_postgres.call(case)
