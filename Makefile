@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench bench-http bench-scale chaos postgres browser clean
+.PHONY: install run test lint bench bench-http bench-scale chaos fuzz postgres browser clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ chaos: install
 	mkdir -p var/chaos
 	CHAOS_SEED=$(CHAOS_SEED) $(BIN)/python -m tests.reliability --trials $(CHAOS_TRIALS) \
 		--log-dir var/chaos
+
+# Every operation of the OpenAPI document, fuzzed long on SQLite and PostgreSQL.
+FUZZ_EXAMPLES ?= 100
+fuzz: install postgres
+	PAYLEDGER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -s
 
 bench: install postgres bench-http
 	$(BIN)/python -m bench.run

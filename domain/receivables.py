@@ -53,6 +53,12 @@ class PatientSnoozed(Conflict):
     code = "patient-snoozed"
 
 
+def default_patient_portion(total: int, insurance_estimate: int) -> int:
+    """What the patient owes when the PMS does not say: what insurance is not expected to
+    pay, never below zero."""
+    return max(0, total - insurance_estimate)
+
+
 @dataclass(frozen=True)
 class Balance:
     total: int
@@ -73,6 +79,13 @@ class Balance:
                 raise InvalidValue(f"{name} must be whole cents", field=name)
             if abs(value) > MAX_BALANCE:
                 raise InvalidValue(f"{name} is out of range", field=name)
+
+    @classmethod
+    def from_snapshot(cls, *, patient_portion: int | None = None, **values: Any) -> Balance:
+        """A PMS balance snapshot; without a patient portion, the default one."""
+        if patient_portion is None:
+            patient_portion = default_patient_portion(values["total"], values["insurance_estimate"])
+        return cls(patient_portion=patient_portion, **values)
 
     def as_event_data(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in MONEY_COLUMNS}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from services.api import access_log, errors, metrics
+from services.api import access_log, errors, metrics, openapi
 from services.api.idempotency import IdempotencyMiddleware
 from services.api.limits import RequestLimitsMiddleware
 from services.api.metrics import Metrics, MetricsMiddleware
@@ -67,6 +67,7 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(openapi.known_query_only)],
     )
     app.state.ledger = ledger
     access_log.install()
@@ -96,4 +97,5 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
     app.include_router(pay.router)
     app.include_router(metrics.router)
     web.install(app)
+    openapi.install(app)  # after every route is in: declares what each answers
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -81,6 +82,19 @@ class HttpProblem(Exception):
         self.status, self.detail, self.code, self.field = status, detail, code, field
 
 
+def allowed_methods(request: Request, allow: str | None) -> str:
+    """Every method that some operation of the API takes at this request's path (the
+    framework names only those of the first route that matched the path)."""
+    methods = {m.strip() for m in (allow or "").split(",") if m.strip()}
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def status_for(error: PaymentsError) -> int:
     for kind, status in STATUS_BY_ERROR:
         if isinstance(error, kind):
@@ -149,7 +163,11 @@ def install(app: FastAPI) -> None:
         )
         if error.status_code == 404 and detail == "Not Found":
             detail = f"no such resource: {request.url.path}"
-        return problem(error.status_code, detail)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = allowed_methods(request, headers.get("Allow"))
+            detail = f"{request.method} is not taken here; use {headers['Allow']}"
+        return problem(error.status_code, detail, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

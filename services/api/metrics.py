@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.deps import bearer_token
 from services.api.errors import HttpProblem
+from services.api.openapi import problems
 from services.context import Ledger
 
 
@@ -128,7 +129,15 @@ def check_metrics_token(request: Request) -> None:
         )
 
 
-@router.get("/metrics", summary="Prometheus metrics (the metrics token)", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (the metrics token)",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}},
+        **problems(401, 404),
+    },
+)
 def metrics(request: Request) -> Response:
     check_metrics_token(request)
     collected: Metrics = request.app.state.metrics

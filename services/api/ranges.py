@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Query
+from pydantic import BeforeValidator
 
 from domain.errors import InvalidValue
 from domain.practices import Practice
 from services.context import Ledger
 from services.views import default_range
 
-FromQ = Annotated[date | None, Query(alias="from", description="YYYY-MM-DD, practice-local")]
-ToQ = Annotated[date | None, Query(description="YYYY-MM-DD, practice-local, inclusive")]
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+ISO_INSTANT = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?"
+)
+
+
+def iso_date(value: Any) -> Any:
+    """Dates in ISO form only: not a number of seconds (`0` is not 1970-01-01)."""
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return value
+
+
+def iso_instant(value: Any) -> Any:
+    if not isinstance(value, str) or not ISO_INSTANT.fullmatch(value):
+        raise ValueError("must be an ISO 8601 instant such as 2026-03-04T15:00:00Z")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(iso_date)]
+IsoInstant = Annotated[datetime, BeforeValidator(iso_instant)]
+FromQ = Annotated[IsoDate | None, Query(alias="from", description="YYYY-MM-DD, practice-local")]
+ToQ = Annotated[IsoDate | None, Query(description="YYYY-MM-DD, practice-local, inclusive")]
 
 
 def date_range(

@@ -245,7 +245,9 @@ class FilterIn(Body):
 
 
 class BulkIn(Body):
-    patient_ids: list[UUID] | None = Field(None, max_length=10_000)
+    patient_ids: list[UUID] | None = Field(
+        None, max_length=1_000, description="up to 1,000 (a body is at most 64 KiB)"
+    )
     filter: dict[str, Any] | None = None
     filter_id: UUID | None = None
     channel: Literal["sms", "email", "preferred"] = "preferred"

@@ -14,12 +14,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from adapters.processor.port import CardInput
-from domain.errors import InvalidValue, NotFound, PaymentsError
+from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
 from domain.money import MAX_AMOUNT_CENTS, format_dollars
 from domain.payments import Status
 from domain.requests import RequestClosed
 from domain.schedule import zone
 from services.api.deps import LedgerDep
+from services.api.openapi import pages
 from services.context import Ledger
 from services.requests import PayLink, open_link, pay_request
 from services.web import pay_limits
@@ -111,7 +112,26 @@ def find_link(ledger: Ledger, token: str) -> PayLink | None:
         return None
 
 
-@router.get("/pay/{token}", response_class=HTMLResponse, summary="The hosted pay page")
+PAGE_STATUSES = pages(
+    s404="No such payment link",
+    s410="The request was paid, cancelled, replaced or expired; the page says which",
+)
+#: what a payment attempt can answer besides the receipt page
+ATTEMPT_STATUSES = pages(
+    s402="The card was declined; the page says so and stays open",
+    s404="No such payment link",
+    s410="The request was paid, cancelled, replaced or expired; the page says which",
+    s422="An entry is invalid; the page says which",
+    s429="Too many unsuccessful attempts; wait (`Retry-After`)",
+)
+
+
+@router.get(
+    "/pay/{token}",
+    response_class=HTMLResponse,
+    responses=PAGE_STATUSES,
+    summary="The hosted pay page",
+)
 def show(token: str, request: Request, ledger: LedgerDep) -> HTMLResponse:
     link = find_link(ledger, token)
     if link is None:
@@ -123,7 +143,12 @@ def show(token: str, request: Request, ledger: LedgerDep) -> HTMLResponse:
     return open_page(link, str(request.url.path))
 
 
-@router.post("/pay/{token}", response_class=HTMLResponse, summary="Pay from the hosted page")
+@router.post(
+    "/pay/{token}",
+    response_class=HTMLResponse,
+    responses=ATTEMPT_STATUSES,
+    summary="Pay from the hosted page",
+)
 async def submit(token: str, request: Request, ledger: LedgerDep) -> HTMLResponse:
     form = await request.form()
     fields = {k: str(v) for k, v in form.items()}
@@ -178,7 +203,7 @@ def pay(
         pay_limits.give_back(ledger.db, place)
         return closed_page(link, closed_message(closed, link))
     except PaymentsError as error:  # a failed attempt: its place stays taken
-        return open_page(link, action, 422, friendly(error.detail), amount_text or None)
+        return open_page(link, action, 422, friendly(error), amount_text or None)
     if payment.status != Status.APPROVED:
         return open_page(
             link,
@@ -224,10 +249,15 @@ FIELD_WORDS = {
 }
 
 
-def friendly(detail: str) -> str:
-    for name, words in FIELD_WORDS.items():
-        detail = detail.replace(name, words)
-    return sentence(detail)
+def friendly(error: PaymentsError) -> str:
+    """The patient's message for a refused attempt, chosen by the error's kind and field:
+    a card check names the card's field in words (its detail starts with the field's API
+    name); any other refusal of the ledger says its detail as it is."""
+    words = FIELD_WORDS.get(error.field or "") if isinstance(error, InvalidCard) else None
+    if words is None or error.field is None:
+        return sentence(error.detail)
+    rest = error.detail.removeprefix(error.field)
+    return sentence(f"{words}{rest}" if rest != error.detail else f"{words}: {error.detail}")
 
 
 def sentence(text: str) -> str:

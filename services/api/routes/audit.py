@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -11,7 +11,10 @@ from domain.errors import NotFound
 from projections.feed import read_feed, read_history
 from projections.users import with_actor_names
 from services import replay
+from services.api import answers
 from services.api.deps import AdminDep, LedgerDep, practice_of
+from services.api.openapi import problems
+from services.api.ranges import IsoInstant
 from services.audit_export import export_lines
 from services.bootstrap import all_projections
 from services.context import Ledger
@@ -31,7 +34,11 @@ def feed_page(
     return {"items": items, "next_cursor": str(items[-1]["position"]) if more else None}
 
 
-@router.get("/events", summary="The practice's ordered event feed after a position")
+@router.get(
+    "/events",
+    response_model=answers.EventPage,
+    summary="The practice's ordered event feed after a position",
+)
 def get_events(
     caller: AdminDep,
     ledger: LedgerDep,
@@ -50,6 +57,8 @@ def get_events(
 
 @router.get(
     "/history/{aggregate_id}",
+    response_model=answers.EventPage,
+    responses=problems(404),
     summary="Every event of one payment, patient, batch or practice, in order",
 )
 def get_history(
@@ -68,6 +77,7 @@ def get_history(
 
 @router.get(
     "/audit/checksums",
+    response_model=answers.Checksums,
     summary="Each view's checksum over the practice's rows, and the position it is at",
 )
 def get_checksums(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
@@ -93,7 +103,7 @@ def get_export(
     caller: AdminDep,
     ledger: LedgerDep,
     until: Annotated[
-        datetime | None,
+        IsoInstant | None,
         Query(description="only the events that happened by this instant (default: all)"),
     ] = None,
 ) -> StreamingResponse:

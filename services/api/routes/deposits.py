@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -18,9 +18,10 @@ from projections.deposits import (
     payout_of,
 )
 from services import reports
-from services.api import cursor
+from services.api import answers, cursor
 from services.api.deps import AdminDep, LedgerDep, practice_of
-from services.api.ranges import FromQ, ToQ, date_range
+from services.api.openapi import problems
+from services.api.ranges import FromQ, IsoDate, IsoInstant, ToQ, date_range
 from services.api.routes.receivables import ar_row
 from services.api.routes.requests import row_out as request_row
 from services.as_of import VIEWS as AS_OF_VIEWS
@@ -71,6 +72,7 @@ def deposit_item_out(row: dict[str, Any]) -> dict[str, Any]:
 
 @router.get(
     "/deposits",
+    response_model=answers.DepositPage,
     summary="Deposits by deposit date (default: a month ago to the latest scheduled deposit)",
 )
 def get_deposits(
@@ -98,7 +100,12 @@ def get_deposits(
     return answer
 
 
-@router.get("/deposits/{deposit_id}", summary="One deposit with its itemised payments and refunds")
+@router.get(
+    "/deposits/{deposit_id}",
+    response_model=answers.Deposit,
+    responses=problems(404),
+    summary="One deposit with its itemised payments and refunds",
+)
 def get_one_deposit(deposit_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     row = get_deposit(ledger.db, practice_of(caller), deposit_id)
     if row is None:
@@ -110,12 +117,13 @@ def get_one_deposit(deposit_id: UUID, caller: AdminDep, ledger: LedgerDep) -> di
 
 @router.get(
     "/reports/daily-close",
+    response_model=answers.DailyClose,
     summary="Batch, ledger and PMS side by side for one day, with every difference",
 )
 def daily_close(
     caller: AdminDep,
     ledger: LedgerDep,
-    date_: Annotated[date | None, Query(alias="date", description="default: yesterday")] = None,
+    date_: Annotated[IsoDate | None, Query(alias="date", description="default: yesterday")] = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
     practice = ledger.get(Practice, practice_id, practice_id)
@@ -124,6 +132,7 @@ def daily_close(
 
 @router.get(
     "/exports/{view}.csv",
+    responses=problems(404),
     summary="CSV export: transactions, deposits (with items) or payment-requests",
     response_class=StreamingResponse,
 )
@@ -145,6 +154,8 @@ def export(
 
 @router.get(
     "/reports/{view}",
+    response_model=answers.AsOfReport,
+    responses=problems(404),
     summary="A view as it stood at a past instant (transactions, deposits, payment-requests, "
     "accounts-receivable)",
 )
@@ -152,7 +163,7 @@ def report_as_of(
     view: str,
     caller: AdminDep,
     ledger: LedgerDep,
-    as_of: datetime,
+    as_of: IsoInstant,
     from_: FromQ = None,
     to: ToQ = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

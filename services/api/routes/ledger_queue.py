@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from domain.money import Money
 from projections.ledger_queue import open_items
-from services.api import cursor
+from services.api import answers, cursor
 from services.api.deps import AdminDep, LedgerDep, practice_of
 
 router = APIRouter(prefix="/v1", tags=["post to ledger"])
@@ -48,7 +48,11 @@ def item_out(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/ledger-queue", summary="Payments and refunds to post to the PMS by hand")
+@router.get(
+    "/ledger-queue",
+    response_model=answers.QueuePage,
+    summary="Payments and refunds to post to the PMS by hand",
+)
 def ledger_queue(
     caller: AdminDep,
     ledger: LedgerDep,

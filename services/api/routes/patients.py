@@ -8,15 +8,22 @@ from fastapi import APIRouter, Query
 from domain.patients import Patient
 from projections.directory import list_patients
 from services import practices as uc
-from services.api import cursor
+from services.api import answers, cursor
 from services.api.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.api.openapi import problems
 from services.api.schemas import PatientIn
 from services.views import patient_out, patient_row
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
 
-@router.post("", status_code=201, summary="Register a patient (as the PMS knows them)")
+@router.post(
+    "",
+    response_model=answers.Patient,
+    responses=problems(409),
+    status_code=201,
+    summary="Register a patient (as the PMS knows them)",
+)
 def create_patient(
     body: PatientIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
 ) -> dict[str, Any]:
@@ -34,7 +41,7 @@ def create_patient(
     return patient_out(patient)
 
 
-@router.get("", summary="Patients, by last name")
+@router.get("", response_model=answers.PatientPage, summary="Patients, by last name")
 def get_patients(
     caller: AdminDep,
     ledger: LedgerDep,
@@ -46,6 +53,8 @@ def get_patients(
     return cursor.page([patient_row(r) for r in rows], limit, ["last_name", "first_name", "id"])
 
 
-@router.get("/{patient_id}", summary="One patient")
+@router.get(
+    "/{patient_id}", response_model=answers.Patient, responses=problems(404), summary="One patient"
+)
 def get_patient(patient_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     return patient_out(ledger.get(Patient, patient_id, practice_of(caller)))

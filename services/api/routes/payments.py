@@ -9,7 +9,9 @@ from adapters.processor.port import CardInput
 from domain.errors import InvalidValue
 from domain.payments import AssociationSource, Method, Payment
 from services import payments as uc
+from services.api import answers
 from services.api.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.api.openapi import problems
 from services.api.schemas import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
 from services.views import ledger_entry_out, payment_out, receipt_out
 
@@ -18,6 +20,7 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
 @router.post(
     "",
+    response_model=answers.Payment,
     status_code=201,
     summary="Collect a payment (terminal or virtual terminal); approved or declined",
 )
@@ -44,7 +47,12 @@ def collect(body: PaymentIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -
     return payment_out(ledger, payment)
 
 
-@router.get("/{payment_id}", summary="One payment with its refunds, settlement and history")
+@router.get(
+    "/{payment_id}",
+    response_model=answers.PaymentWithHistory,
+    responses=problems(404),
+    summary="One payment with its refunds, settlement and history",
+)
 def get_payment(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     payment = ledger.get(Payment, payment_id, practice_of(caller))
     return payment_out(ledger, payment, with_history=True)
@@ -52,6 +60,8 @@ def get_payment(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[s
 
 @router.post(
     "/{payment_id}/refund",
+    response_model=answers.Reversal,
+    responses=problems(404, 409),
     summary="Void if not yet processed, refund (full or amount) if processed",
 )
 def refund(
@@ -77,13 +87,21 @@ def refund(
     }
 
 
-@router.get("/{payment_id}/receipt", summary="The payment's receipt, with its refunds")
+@router.get(
+    "/{payment_id}/receipt",
+    response_model=answers.Receipt,
+    responses=problems(404),
+    summary="The payment's receipt, with its refunds",
+)
 def receipt(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     return receipt_out(ledger, ledger.get(Payment, payment_id, practice_of(caller)))
 
 
 @router.post(
-    "/{payment_id}/receipt/send", summary="Email a copy of the payment's (or one refund's) receipt"
+    "/{payment_id}/receipt/send",
+    response_model=answers.ReceiptSent,
+    responses=problems(404, 502),
+    summary="Email a copy of the payment's (or one refund's) receipt",
 )
 def send_receipt(
     payment_id: UUID, body: ReceiptSendIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
@@ -108,12 +126,22 @@ def send_receipt(
     }
 
 
-@router.get("/{payment_id}/ledger-entry", summary="What to type into the PMS (Post to Ledger)")
+@router.get(
+    "/{payment_id}/ledger-entry",
+    response_model=answers.LedgerEntry,
+    responses=problems(404),
+    summary="What to type into the PMS (Post to Ledger)",
+)
 def ledger_entry(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     return ledger_entry_out(ledger, ledger.get(Payment, payment_id, practice_of(caller)))
 
 
-@router.post("/{payment_id}/associate", summary="Mark as associated (recorded in the PMS)")
+@router.post(
+    "/{payment_id}/associate",
+    response_model=answers.Payment,
+    responses=problems(404, 409),
+    summary="Mark as associated (recorded in the PMS)",
+)
 def associate(
     payment_id: UUID, body: AssociateIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
 ) -> dict[str, Any]:
@@ -132,6 +160,8 @@ def associate(
 
 @router.post(
     "/{payment_id}/writeback/retry",
+    response_model=answers.WritebackRetried,
+    responses=problems(404),
     summary="Try a failed PMS writeback of this payment (and its refunds) again",
 )
 def retry_writeback(

@@ -9,8 +9,10 @@ from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
 from domain.users import Role
 from services import practices as uc
+from services.api import answers
 from services.api.deps import CallerDep, KeyDep, LedgerDep
 from services.api.errors import HttpProblem
+from services.api.openapi import problems
 from services.api.schemas import PracticeIn, SettingsIn
 from services.context import Ledger
 from services.due import due_work_status
@@ -69,7 +71,13 @@ def masked(block: dict[str, str]) -> dict[str, str]:
     return {k: v if k.endswith("url") else f"****{v[-4:]}" for k, v in block.items()}
 
 
-@router.post("", status_code=201, summary="Create a practice (operator token)")
+@router.post(
+    "",
+    response_model=answers.Practice,
+    responses=problems(409),
+    status_code=201,
+    summary="Create a practice (operator token)",
+)
 def create_practice(
     body: PracticeIn,
     caller: Annotated[Caller, Depends(operator)],
@@ -90,13 +98,23 @@ def create_practice(
     return practice_out(practice)
 
 
-@router.get("/{practice_id}", summary="A practice and its payments settings")
+@router.get(
+    "/{practice_id}",
+    response_model=answers.PracticeWithStatus,
+    responses=problems(404),
+    summary="A practice and its payments settings",
+)
 def get_practice(practice_id: UUID, caller: CallerDep, ledger: LedgerDep) -> dict[str, Any]:
     own_practice(caller, practice_id, operator_ok=True)
     return practice_answer(ledger, ledger.get(Practice, practice_id, practice_id))
 
 
-@router.patch("/{practice_id}/settings", summary="Change payments settings")
+@router.patch(
+    "/{practice_id}/settings",
+    response_model=answers.PracticeWithStatus,
+    responses=problems(404),
+    summary="Change payments settings",
+)
 def change_settings(
     practice_id: UUID,
     body: SettingsIn,

@@ -11,8 +11,9 @@ from domain.practices import Practice
 from domain.receivables import MONEY_COLUMNS, AmountRule, Balance, Eligibility, SnoozeReason
 from projections.receivables import NULLABLE, SORTABLE, list_ar, list_filters
 from services import receivables as uc
-from services.api import cursor
+from services.api import answers, cursor
 from services.api.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.api.openapi import problems
 from services.api.schemas import CONTROL, BalanceIn, BulkIn, FilterIn, SnoozeIn
 from services.views import patient_out
 
@@ -75,24 +76,16 @@ def snapshot_total(row: dict[str, Any]) -> int | None:
     return int(json.loads(row["snapshot"])["total"]) if row["snapshot"] else None
 
 
-@router.put("/patients/{patient_id}/balance", summary="Record a PMS balance snapshot")
+@router.put(
+    "/patients/{patient_id}/balance",
+    response_model=answers.PatientBalance,
+    responses=problems(404),
+    summary="Record a PMS balance snapshot",
+)
 def put_balance(
     patient_id: UUID, body: BalanceIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
 ) -> dict[str, Any]:
-    balance = Balance(
-        total=body.total,
-        bal_0_30=body.bal_0_30,
-        bal_31_60=body.bal_31_60,
-        bal_61_90=body.bal_61_90,
-        bal_over_90=body.bal_over_90,
-        insurance_estimate=body.insurance_estimate,
-        patient_portion=body.patient_portion
-        if body.patient_portion is not None
-        else max(0, body.total - body.insurance_estimate),
-        on_payment_plan=body.on_payment_plan,
-        is_guarantor=body.is_guarantor,
-        last_payment_date=body.last_payment_date,
-    )
+    balance = Balance.from_snapshot(**body.model_dump())
     patient = uc.record_balance(
         ledger,
         practice_id=practice_of(caller),
@@ -104,7 +97,12 @@ def put_balance(
     return {**patient_out(patient), "balance": balance.as_event_data()}
 
 
-@router.post("/pms/sync", summary="Pull patients and balances from the practice's PMS")
+@router.post(
+    "/pms/sync",
+    response_model=answers.PmsSync,
+    responses=problems(409, 502),
+    summary="Pull patients and balances from the practice's PMS",
+)
 def pms_sync(caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
     practice_id = practice_of(caller)
     result = uc.sync_pms(ledger, practice_id=practice_id, actor=caller.actor)
@@ -116,7 +114,12 @@ def pms_sync(caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]
     }
 
 
-@router.get("/ar/patients", summary="The AR list: every column filterable and sortable")
+@router.get(
+    "/ar/patients",
+    response_model=answers.ArPage,
+    responses=problems(404),
+    summary="The AR list: every column filterable and sortable",
+)
 def ar_patients(
     request: Request,
     caller: AdminDep,
@@ -182,7 +185,12 @@ def filter_out(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("/ar/filters", status_code=201, summary="Save a filter in the library")
+@router.post(
+    "/ar/filters",
+    response_model=answers.SavedFilter,
+    status_code=201,
+    summary="Save a filter in the library",
+)
 def save_filter(body: FilterIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
     saved = uc.save_filter(
         ledger, practice_id=practice_of(caller), name=body.name, raw=body.filter, actor=caller.actor
@@ -195,7 +203,9 @@ def save_filter(body: FilterIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
     }
 
 
-@router.get("/ar/filters", summary="The practice's saved filters")
+@router.get(
+    "/ar/filters", response_model=answers.FilterPage, summary="The practice's saved filters"
+)
 def get_filters(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     return {
         "items": [filter_out(r) for r in list_filters(ledger.db, practice_of(caller))],
@@ -203,7 +213,12 @@ def get_filters(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     }
 
 
-@router.delete("/ar/filters/{filter_id}", status_code=204, summary="Delete a saved filter")
+@router.delete(
+    "/ar/filters/{filter_id}",
+    responses=problems(404),
+    status_code=204,
+    summary="Delete a saved filter",
+)
 def delete_filter(filter_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> Response:
     uc.delete_filter(
         ledger, practice_id=practice_of(caller), filter_id=filter_id, actor=caller.actor
@@ -211,7 +226,12 @@ def delete_filter(filter_id: UUID, caller: AdminDep, ledger: LedgerDep, key: Key
     return Response(status_code=204)
 
 
-@router.post("/patients/{patient_id}/snooze", summary="Snooze a patient until a date")
+@router.post(
+    "/patients/{patient_id}/snooze",
+    response_model=answers.PatientSnooze,
+    responses=problems(404, 409),
+    summary="Snooze a patient until a date",
+)
 def snooze(
     patient_id: UUID, body: SnoozeIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
 ) -> dict[str, Any]:
@@ -235,7 +255,12 @@ def snooze(
     }
 
 
-@router.delete("/patients/{patient_id}/snooze", summary="End a snooze early")
+@router.delete(
+    "/patients/{patient_id}/snooze",
+    response_model=answers.PatientSnooze,
+    responses=problems(404, 409),
+    summary="End a snooze early",
+)
 def unsnooze(patient_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
     patient = uc.end_snooze(
         ledger, practice_id=practice_of(caller), patient_id=patient_id, actor=caller.actor
@@ -244,7 +269,10 @@ def unsnooze(patient_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep)
 
 
 @router.post(
-    "/payment-requests/bulk", summary="One request to each selected (or matching) eligible patient"
+    "/payment-requests/bulk",
+    response_model=answers.BulkSent,
+    responses=problems(404),
+    summary="One request to each selected (or matching) eligible patient",
 )
 def bulk(body: BulkIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
     chosen = [n for n in ("patient_ids", "filter", "filter_id") if getattr(body, n) is not None]

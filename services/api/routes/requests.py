@@ -10,8 +10,9 @@ from projections.base import iso
 from projections.feed import read_history
 from projections.requests import list_requests
 from services import requests as uc
-from services.api import cursor
+from services.api import answers, cursor
 from services.api.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.api.openapi import problems
 from services.api.ranges import FromQ, ToQ, date_range
 from services.api.schemas import PaymentRequestIn
 from services.context import Ledger
@@ -72,7 +73,13 @@ def row_out(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=201, summary="Send a payment request by text or email")
+@router.post(
+    "",
+    response_model=answers.PaymentRequest,
+    responses=problems(409, 502),
+    status_code=201,
+    summary="Send a payment request by text or email",
+)
 def send(
     body: PaymentRequestIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
 ) -> dict[str, Any]:
@@ -90,7 +97,11 @@ def send(
     return request_out(ledger, request)
 
 
-@router.get("", summary="Payment requests sent in a date range (default: the last 30 days)")
+@router.get(
+    "",
+    response_model=answers.RequestPage,
+    summary="Payment requests sent in a date range (default: the last 30 days)",
+)
 def get_requests(
     caller: AdminDep,
     ledger: LedgerDep,
@@ -119,13 +130,23 @@ def get_requests(
     return answer
 
 
-@router.get("/{request_id}", summary="One request with its history")
+@router.get(
+    "/{request_id}",
+    response_model=answers.PaymentRequestWithHistory,
+    responses=problems(404),
+    summary="One request with its history",
+)
 def get_request(request_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     request = ledger.get(PaymentRequest, request_id, practice_of(caller))
     return request_out(ledger, request, with_history=True)
 
 
-@router.post("/{request_id}/cancel", summary="Cancel a request by hand")
+@router.post(
+    "/{request_id}/cancel",
+    response_model=answers.PaymentRequest,
+    responses=problems(404, 409),
+    summary="Cancel a request by hand",
+)
 def cancel(request_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
     request = uc.cancel_request(
         ledger, practice_id=practice_of(caller), request_id=request_id, actor=caller.actor

@@ -9,8 +9,10 @@ from adapters.clock import ClockOutOfRange, SandboxClock
 from adapters.messaging.email import list_outbox
 from domain.errors import InvalidValue
 from projections.base import iso
+from services.api import answers
 from services.api.deps import AdminDep, KeyDep, LedgerDep, practice_of
 from services.api.errors import HttpProblem
+from services.api.openapi import problems
 from services.api.schemas import ClockAdvanceIn
 from services.due import DueWork, DueWorkFailed, run_due_work
 
@@ -25,7 +27,12 @@ def sandbox_clock(request: Request) -> SandboxClock:
     return clock
 
 
-@router.get("/clock", summary="The practice's test clock")
+@router.get(
+    "/clock",
+    response_model=answers.Clock,
+    responses=problems(404),
+    summary="The practice's test clock",
+)
 def get_clock(request: Request, caller: AdminDep) -> dict[str, Any]:
     clock = sandbox_clock(request)
     practice_id = practice_of(caller)
@@ -33,7 +40,10 @@ def get_clock(request: Request, caller: AdminDep) -> dict[str, Any]:
 
 
 @router.post(
-    "/clock/advance", summary="Move the practice's test clock forward and run what fell due"
+    "/clock/advance",
+    response_model=answers.ClockAdvanced,
+    responses=problems(404),
+    summary="Move the practice's test clock forward and run what fell due",
 )
 def advance(
     body: ClockAdvanceIn, request: Request, caller: AdminDep, ledger: LedgerDep, key: KeyDep
@@ -65,6 +75,10 @@ def advance(
     return {"now": iso(now), **work.as_dict(), "due_work_error": failure}
 
 
-@router.get("/outbox", summary="Messages the embedded default kept instead of sending")
+@router.get(
+    "/outbox",
+    response_model=answers.Outbox,
+    summary="Messages the embedded default kept instead of sending",
+)
 def outbox(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     return {"items": list_outbox(ledger.db, practice_of(caller))}

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Path
 from pydantic import Field
 
 from services import terminal as uc
+from services.api import answers
 from services.api.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.api.openapi import problems
 from services.api.schemas import Body, Text
 
 router = APIRouter(prefix="/v1/terminal/readers", tags=["card readers"])
@@ -27,12 +29,23 @@ class LabelIn(Body):
     label: Text
 
 
-@router.get("", summary="The practice's card readers (Stripe Terminal)")
+@router.get(
+    "",
+    response_model=answers.ReaderList,
+    responses=problems(502),
+    summary="The practice's card readers (Stripe Terminal)",
+)
 def list_readers(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     return {"items": uc.list_readers(ledger, practice_of(caller))}
 
 
-@router.post("", status_code=201, summary="Register a card reader by the code it shows")
+@router.post(
+    "",
+    status_code=201,
+    response_model=answers.Reader,
+    responses=problems(502),
+    summary="Register a card reader by the code it shows",
+)
 def register_reader(
     body: ReaderIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
 ) -> dict[str, Any]:
@@ -41,7 +54,12 @@ def register_reader(
     )
 
 
-@router.patch("/{reader_id}", summary="Change a card reader's label")
+@router.patch(
+    "/{reader_id}",
+    response_model=answers.Reader,
+    responses=problems(502),
+    summary="Change a card reader's label",
+)
 def label_reader(
     reader_id: ReaderId, body: LabelIn, caller: AdminDep, ledger: LedgerDep
 ) -> dict[str, Any]:

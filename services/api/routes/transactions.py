@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from projections.transactions import list_transactions
-from services.api import cursor
+from services.api import answers, cursor
 from services.api.deps import AdminDep, LedgerDep, practice_of
 from services.api.ranges import FromQ, ToQ, date_range
 from services.views import transaction_row, unassociated_badge
@@ -14,7 +14,11 @@ from services.views import transaction_row, unassociated_badge
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
 
-@router.get("", summary="Transactions in a date range (default: the last 30 days), newest first")
+@router.get(
+    "",
+    response_model=answers.TransactionPage,
+    summary="Transactions in a date range (default: the last 30 days), newest first",
+)
 def get_transactions(
     caller: AdminDep,
     ledger: LedgerDep,
@@ -57,6 +61,7 @@ def get_transactions(
 
 @router.get(
     "/unassociated-count",
+    response_model=answers.UnassociatedCount,
     summary="The alert badge: entries (payments, refunds, voids) not yet in the PMS ledger",
     description="Over all time. `count` is the number of entries that need posting: the "
     "`unposted` entries of the rows that `GET /v1/transactions?association=unassociated` lists "

@@ -10,8 +10,10 @@ from fastapi import APIRouter, Depends
 from domain.users import Role, User
 from projections.base import iso
 from services import accounts as uc
+from services.api import answers
 from services.api.deps import CallerDep, KeyDep, LedgerDep
 from services.api.errors import HttpProblem
+from services.api.openapi import problems
 from services.api.schemas import PasswordIn, RoleIn, UserIn
 from services.practices import Caller
 
@@ -74,13 +76,20 @@ def row_out(row: uc.UserRow) -> dict[str, Any]:
     }
 
 
-@router.get("", summary="The practice's users (admins)")
+@router.get(
+    "",
+    response_model=answers.UserList,
+    responses=problems(404),
+    summary="The practice's users (admins)",
+)
 def list_users(practice_id: UUID, caller: UsersAdmin, ledger: LedgerDep) -> dict[str, Any]:
     return {"items": [row_out(r) for r in uc.list_users(ledger, practice_id)]}
 
 
 @router.post(
     "",
+    response_model=answers.InvitedUser,
+    responses=problems(404, 409),
     status_code=201,
     summary="Invite a user; the answer holds its API token, shown only once",
 )
@@ -106,7 +115,12 @@ def invite_user(
     }
 
 
-@router.patch("/{user_id}", summary="Change a user's role (admins)")
+@router.patch(
+    "/{user_id}",
+    response_model=answers.User,
+    responses=problems(404, 409),
+    summary="Change a user's role (admins)",
+)
 def change_role(
     practice_id: UUID,
     user_id: UUID,
@@ -120,7 +134,10 @@ def change_role(
 
 
 @router.delete(
-    "/{user_id}", summary="Revoke a user: its token and sessions stop working at once (admins)"
+    "/{user_id}",
+    response_model=answers.User,
+    responses=problems(404, 409),
+    summary="Revoke a user: its token and sessions stop working at once (admins)",
 )
 def revoke_user(
     practice_id: UUID, user_id: UUID, caller: UsersAdmin, ledger: LedgerDep, key: KeyDep
@@ -130,6 +147,8 @@ def revoke_user(
 
 @router.put(
     "/{user_id}/password",
+    response_model=answers.User,
+    responses=problems(404),
     summary="Set a person's password (admins): for someone who forgot theirs",
 )
 def set_password(

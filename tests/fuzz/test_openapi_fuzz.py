@@ -1,0 +1,181 @@
+"""Every operation of the served OpenAPI document, fuzzed by Schemathesis as a practice's
+admin, on SQLite and on PostgreSQL: no 5xx, every 4xx is problem+json, and every answer
+has a status code and a body that its operation declares.
+
+`PAYLEDGER_FUZZ_EXAMPLES` sets the examples per operation (a few in the normal suite;
+`make fuzz` runs many).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from schemathesis import Case
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from services.api.app import create_app
+from services.bootstrap import build_ledger
+from services.settings import Settings
+from tests.conftest import OPERATOR_TOKEN, Api
+
+#: examples per operation; the long run (`make fuzz`) also runs the coverage phase: every
+#: boundary and every kind of invalid value that each parameter's schema defines
+EXAMPLES = int(os.environ.get("PAYLEDGER_FUZZ_EXAMPLES", "0") or 0)
+LONG = EXAMPLES > 0
+EXAMPLES = EXAMPLES or 3
+PROBLEM = "application/problem+json"
+
+
+def problem_json_on_4xx(ctx: Any, response: Any, case: Case) -> bool | None:
+    """Every refusal of the API is RFC 9457 problem details with the status it was sent
+    with (the pay page answers patients in HTML, as its operations declare)."""
+    if 400 <= response.status_code < 500 and case.path.startswith("/v1"):
+        content_type = response.headers.get("content-type", [""])
+        content_type = content_type[0] if isinstance(content_type, list) else content_type
+        assert content_type.startswith(PROBLEM), (
+            f"{response.status_code} answered as {content_type!r}, not {PROBLEM}"
+        )
+        body = response.json()
+        assert body["status"] == response.status_code and body["detail"], body
+    return None
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+    problem_json_on_4xx,
+]
+
+
+class Fuzzed:
+    """An app on one backend with a practice, its admin and a few objects to find."""
+
+    def __init__(self, data_dir: Path, database_url: str | None) -> None:
+        self.backend = "postgresql" if database_url else "sqlite"
+        self.statuses: Counter[int] = Counter()
+        self.operations: set[str] = set()
+        self.ledger = build_ledger(
+            Settings(
+                data_dir=data_dir,
+                database_url=database_url,
+                operator_token=OPERATOR_TOKEN,
+                run_scheduler=False,
+            )
+        )
+        self.app: FastAPI = create_app(self.ledger, scheduler=False)
+        api = Api(TestClient(self.app, raise_server_exceptions=False)).setup()
+        patient = api.post(
+            "/v1/patients",
+            {"pms_patient_id": "1", "first_name": "Ann", "last_name": "Lee", "email": "a@b.co"},
+        )
+        assert patient.status_code == 201, patient.text
+        assert api.pay(12500, patient_id=patient.json()["id"]).status_code == 201
+        self.headers = api.admin
+
+    def call(self, case: Case) -> None:
+        response = case.call_and_validate(app=self.app, headers=self.headers, checks=CHECKS)
+        self.statuses[response.status_code] += 1
+        self.operations.add(case.operation.label)
+
+    def summary(self) -> str:
+        by_class = Counter(f"{status // 100}xx" for status in self.statuses.elements())
+        return (
+            f"fuzz on {self.backend}: {sum(self.statuses.values())} requests over "
+            f"{len(self.operations)} operations ({EXAMPLES} examples each"
+            f"{' and the coverage phase' if LONG else ''}); "
+            f"{', '.join(f'{k} {v}' for k, v in sorted(by_class.items()))}; "
+            f"5xx {by_class.get('5xx', 0)}"
+        )
+
+
+def served_document() -> dict[str, Any]:
+    """The OpenAPI document the app serves (the same on either backend)."""
+    with tempfile.TemporaryDirectory() as folder:
+        ledger = build_ledger(
+            Settings(data_dir=Path(folder), operator_token=OPERATOR_TOKEN, run_scheduler=False)
+        )
+        try:
+            answer = TestClient(create_app(ledger, scheduler=False)).get("/openapi.json")
+            assert answer.status_code == 200, answer.text
+            document: dict[str, Any] = answer.json()
+            return document
+        finally:
+            ledger.store.close()
+
+
+#: Schemathesis's rejections, and 413: a body over the size limit is refused before it is read
+REJECTIONS = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "checks": {"negative_data_rejection": {"expected-statuses": REJECTIONS}},
+        "phases": {"coverage": {"enabled": LONG}},
+    }
+)
+SCHEMA = schemathesis.openapi.from_dict(served_document(), config=CONFIG)
+
+
+@pytest.fixture(scope="module")
+def on_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
+    fuzzed = Fuzzed(tmp_path_factory.mktemp("fuzz-sqlite") / "var", None)
+    yield fuzzed
+    print("\n" + fuzzed.summary())
+    fuzzed.ledger.store.close()
+
+
+@pytest.fixture(scope="module")
+def on_postgres(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
+    name = f"payledger_fuzz_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"{postgres_server.rsplit('/', 1)[0]}/{name}"
+    fuzzed = Fuzzed(tmp_path_factory.mktemp("fuzz-postgres") / "var", url)
+    yield fuzzed
+    print("\n" + fuzzed.summary())
+    fuzzed.ledger.store.close()
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+
+
+@SCHEMA.parametrize()
+@FUZZ
+def test_every_operation_on_sqlite(case: Case, on_sqlite: Fuzzed) -> None:
+    on_sqlite.call(case)
+
+
+@pytest.mark.postgres
+@SCHEMA.parametrize()
+@FUZZ
+def test_every_operation_on_postgres(case: Case, on_postgres: Fuzzed) -> None:
+    on_postgres.call(case)
