@@ -42,6 +42,7 @@ from tests.e2e.scenario import (
     OD_DEVELOPER_KEY,
     PASSWORD,
     Made,
+    dashboard_paths,
     populate,
 )
 from tests.e2e.test_tenancy_generated import OBJECT_PARAMS, PUBLIC, Operation, operations
@@ -134,38 +135,6 @@ def sign_in(api: Api, ledger: Any) -> tuple[TestClient, str]:
     cookie = web.cookies.get(SESSION_COOKIE)
     assert cookie
     return web, str(cookie).rsplit(".", 1)[0]
-
-
-def dashboard_paths(api: Api, made: Made) -> list[tuple[str, str]]:
-    """Every GET page of the dashboard (not in the OpenAPI document), with ids filled in."""
-    found: list[tuple[str, str]] = []
-    for route in api.client.app.router.routes:  # type: ignore[attr-defined]
-        for context in getattr(route, "effective_route_contexts", list)():
-            path = getattr(context, "path", "")
-            methods = getattr(context, "methods", set()) or set()
-            if "GET" not in methods or getattr(context, "include_in_schema", True):
-                continue
-            if path.startswith(("/docs", "/redoc", "/favicon", "/openapi", "/static")):
-                continue
-            params = re.findall(r"\{(\w+)\}", path)
-            fills: dict[str, list[str]] = {
-                "kind": ["terminal", "virtual"],
-                "view": ["transactions", "deposits", "payment-requests"],
-            }
-            for name in params:
-                if name in OBJECT_PARAMS:
-                    fills[name] = made.ids.get(OBJECT_PARAMS[name][0], [])
-            combos: list[dict[str, str]] = [{}]
-            for name in params:
-                assert name in fills, f"no way to fill {name!r} of {path}"
-                combos = [{**c, name: v} for c in combos for v in fills[name]]
-            for values in combos:
-                url = path
-                for name, value in values.items():
-                    url = url.replace("{" + name + "}", value)
-                found.append((f"GET {path}", url))
-    assert len(found) > 15, found
-    return found
 
 
 # -- the database ---------------------------------------------------------------------
