@@ -328,8 +328,9 @@ def _open_session(ledger: Ledger, user: User, now: datetime) -> WebSession:
 def session_user(ledger: Ledger, token: str) -> SessionUser | None:
     """Who holds this session; None when it is unknown, expired, signed out or its user was
     revoked. The user is read from its events on every call: a change shows at once."""
-    row = ledger.accounts.live_session(hash_token(token), ledger.clock.now())
-    if row is None:
+    token_hash = hash_token(token)
+    row = ledger.accounts.live_session(token_hash, ledger.clock.now())
+    if row is None or not hmac.compare_digest(str(row["token_hash"]), token_hash):
         return None
     user = ledger.find(User, UUID(row["user_id"]))
     if user is None or not user.is_active or str(user.practice_id) != row["practice_id"]:

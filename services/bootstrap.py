@@ -12,6 +12,7 @@ from adapters.messaging.sms import HttpSmsSender, OutboxSmsSender
 from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
 from adapters.processor.sandbox import SandboxProcessor
+from adapters.sealed import Sealer
 from adapters.store import StoreConfig, open_store
 from projections.base import Projection
 from projections.deposits import Deposits
@@ -70,6 +71,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
     if not settings.kafka_bootstrap:
         projections.append(WritebackIntake())  # else the Kafka consumers take it in
     projector = Projector(store, db, projections)
+    secret = settings.secret()
     ledger = Ledger(
         settings=settings,
         store=store,
@@ -82,8 +84,8 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         sms=HttpSmsSender(settings.sms_url, settings.sms_token)
         if settings.sms_url
         else OutboxSmsSender(db),
-        secret=settings.secret(),
-        journal=Journal(db),
+        secret=secret,
+        journal=Journal(db, Sealer(secret, "pms-connection")),
         accounts=Accounts(db),
     )
     projector.catch_up()

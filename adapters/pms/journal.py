@@ -9,10 +9,14 @@ next attempt reads the PMS back before it writes again.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from adapters.sealed import Sealer, Unreadable
 from adapters.sql import Database, Tx
+
+log = logging.getLogger("payledger.writeback")
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS writeback_journal (
@@ -74,9 +78,19 @@ def now_text(at: datetime | None = None) -> str:
 
 
 class Journal:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
+        """With a sealer, the PMS connection settings are kept sealed (and any kept in
+        clear by an older version are sealed now)."""
         self.db = db
+        self.sealer = sealer
         db.run_ddl(DDL)
+        if sealer is not None:
+            self._seal_existing(sealer)
+
+    def _seal_existing(self, sealer: Sealer) -> None:
+        for row in self.db.query("SELECT practice_id, config FROM pms_connections"):
+            if not sealer.is_sealed(str(row["config"])):
+                self.set_connection(str(row["practice_id"]), json.loads(row["config"]))
 
     # -- intake (inside the consumer's transaction) ----------------------------------
 
@@ -291,8 +305,21 @@ class Journal:
         row = self.db.query_one(
             "SELECT config FROM pms_connections WHERE practice_id = ?", (practice_id,)
         )
-        config: dict[str, Any] = json.loads(row["config"]) if row else {}
+        if row is None:
+            return {}
+        text = str(row["config"])
+        if self.sealer is not None:
+            try:
+                text = self.sealer.open(text)
+            except Unreadable as error:
+                log.error("the PMS connection of practice %s is unreadable: %s", practice_id, error)
+                return {}
+        config: dict[str, Any] = json.loads(text)
         return config
+
+    def _stored(self, config: dict[str, Any]) -> str:
+        text = json.dumps(config)
+        return self.sealer.seal(text) if self.sealer is not None else text
 
     def set_connection(self, practice_id: str, config: dict[str, Any]) -> None:
         with self.db.transaction() as tx:
@@ -300,5 +327,5 @@ class Journal:
                 "INSERT INTO pms_connections (practice_id, config, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (practice_id) DO UPDATE SET config = excluded.config, "
                 "updated_at = excluded.updated_at",
-                (practice_id, json.dumps(config), now_text()),
+                (practice_id, self._stored(config), now_text()),
             )

@@ -3,6 +3,7 @@ tokens never reach the access log."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -73,3 +74,50 @@ def test_the_access_log_holds_no_pay_link_token(
         )
     assert "s3cr3tT0ken" not in caplog.text
     assert "/pay/[redacted]" in caplog.text
+
+
+# -- PMS keys ---------------------------------------------------------------------------
+
+KEYS = {
+    "base_url": "http://od.example/api/v1",
+    "developer_key": "dev-Secret-1",
+    "customer_key": "cust-Secret-2",
+}
+
+
+def test_pms_keys_are_kept_sealed_and_read_back(make_ledger: LedgerFactory) -> None:
+    ledger: Ledger = make_ledger("sqlite")
+    ledger.journal.set_connection("p1", {"opendental": KEYS})
+    stored = ledger.db.query_one("SELECT config FROM pms_connections WHERE practice_id = 'p1'")
+    assert stored is not None
+    assert "dev-Secret-1" not in stored["config"] and "cust-Secret-2" not in stored["config"]
+    assert stored["config"].startswith("sealed:v1:")
+    assert ledger.journal.connection("p1") == {"opendental": KEYS}
+
+
+def test_keys_kept_in_clear_by_an_older_version_are_sealed_at_start(
+    make_ledger: LedgerFactory,
+) -> None:
+    first: Ledger = make_ledger("sqlite")
+    with first.db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO pms_connections (practice_id, config, updated_at) VALUES (?, ?, ?)",
+            ("p1", json.dumps({"opendental": KEYS}), "2026-01-01T00:00:00.000000Z"),
+        )
+    first.store.close()
+    again: Ledger = make_ledger("sqlite")
+    stored = again.db.query_one("SELECT config FROM pms_connections WHERE practice_id = 'p1'")
+    assert stored is not None and "dev-Secret-1" not in stored["config"]
+    assert again.journal.connection("p1") == {"opendental": KEYS}
+
+
+def test_keys_sealed_under_another_secret_key_read_as_no_connection(
+    make_ledger: LedgerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    first: Ledger = make_ledger("sqlite", secret_key="the-first-key")
+    first.journal.set_connection("p1", {"opendental": KEYS})
+    first.store.close()
+    again: Ledger = make_ledger("sqlite", secret_key="another-key")
+    with caplog.at_level(logging.ERROR):
+        assert again.journal.connection("p1") == {}
+    assert "unreadable" in caplog.text and "dev-Secret-1" not in caplog.text
