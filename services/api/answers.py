@@ -714,3 +714,9 @@ class Reader(Answer):
 
 class ReaderList(Answer):
     items: list[Reader]
+
+
+class WebhookReceived(Answer):
+    received: bool
+    id: str = Field(description="Stripe's event id")
+    replayed: bool = Field(description="true when this event id was received before")

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, Request
 from starlette.concurrency import run_in_threadpool
 
+from services.api import answers
 from services.api.deps import LedgerDep
+from services.api.openapi import problems
 from services.stripe_events import apply_pending_events, receive_event
 
 router = APIRouter(tags=["stripe"])
@@ -15,6 +17,8 @@ router = APIRouter(tags=["stripe"])
 
 @router.post(
     "/webhooks/stripe",
+    response_model=answers.WebhookReceived,
+    responses=problems(404, 413, 422),
     summary="Stripe's webhook endpoint (Stripe-Signature verified; an event id counts once)",
 )
 async def stripe_webhook(

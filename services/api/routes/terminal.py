@@ -32,7 +32,7 @@ class LabelIn(Body):
 @router.get(
     "",
     response_model=answers.ReaderList,
-    responses=problems(502),
+    responses=problems(409, 502),
     summary="The practice's card readers (Stripe Terminal)",
 )
 def list_readers(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def list_readers(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     "",
     status_code=201,
     response_model=answers.Reader,
-    responses=problems(502),
+    responses=problems(409, 502),
     summary="Register a card reader by the code it shows",
 )
 def register_reader(
@@ -57,7 +57,7 @@ def register_reader(
 @router.patch(
     "/{reader_id}",
     response_model=answers.Reader,
-    responses=problems(502),
+    responses=problems(409, 502),
     summary="Change a card reader's label",
 )
 def label_reader(
