@@ -505,6 +505,7 @@ class WritebackIntake(Projection):
     like a projection (rows and position in one transaction)."""
 
     name = "writeback_intake"
+    role = "intake"
     tables = ()  # the journal is never dropped: replaying it is harmless (rows are keyed)
     ddl = JOURNAL_DDL
 

@@ -22,4 +22,15 @@ def healthz(ledger: LedgerDep) -> Any:
         "database": "postgresql" if ledger.db.postgres else "sqlite",
         "sandbox": ledger.settings.sandbox,
         "position": position,
+        "projections": [
+            {
+                "name": state.name,
+                "role": state.role,
+                "position": state.position,
+                "lag": max(0, position - state.position),
+                "error": state.error,
+                "failures": state.failures,
+            }
+            for state in ledger.projector.states()
+        ],
     }
