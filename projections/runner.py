@@ -4,7 +4,9 @@ Each projection has its own runner and its own row in ``projection_tracking``.
 A runner reads a page of notifications after its own position and applies the
 events and moves the position in one transaction: the position moves by
 compare-and-set first, so two processes catching up at once never apply an
-event twice (the loser rolls back and reads again).
+event twice (the loser rolls back and reads again). ``projection_tracking`` itself
+is a durable table (adapters/migrations.py); each projection's own tables are
+created from its definition and rebuilt when that changes.
 
 Runners are independent: a projection that fails on an event stops only
 itself. Its error is kept (``/healthz`` and ``/metrics`` show it) and it is
@@ -32,14 +34,6 @@ from eventsourcing.persistence import OperationalError
 from adapters.sql import Database, Tx
 from adapters.store import EventStore
 from projections.base import Projection
-
-TRACKING_DDL = (
-    """CREATE TABLE IF NOT EXISTS projection_tracking (
-        name TEXT PRIMARY KEY,
-        position BIGINT NOT NULL,
-        schema TEXT NOT NULL DEFAULT ''
-    )""",
-)
 
 PAGE = 500
 #: pauses before a failing runner is tried again by the background thread
@@ -173,7 +167,6 @@ class Projector:
         self.db = db
         self.projections = list(projections)
         self.runners = [Runner(store, db, p) for p in self.projections]
-        db.run_ddl(TRACKING_DDL)
         for projection in self.projections:
             self.create(projection)
         for runner in self.runners:

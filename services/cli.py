@@ -21,7 +21,7 @@ from domain.money import format_dollars
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
 from domain.users import Role
-from services.bootstrap import build_ledger
+from services.bootstrap import build_ledger, migrate_database
 from services.settings import Settings
 
 
@@ -130,6 +130,12 @@ def rebuild(args: argparse.Namespace) -> int:
     for name in names:
         ledger.projector.rebuild(name)
         print(f"rebuilt {name} at position {ledger.projector.position(name)}")
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    now, every = migrate_database(settings_from(args))
+    print(f"applied {', '.join(map(str, now)) or 'nothing'}; schema at version {max(every)}")
     return 0
 
 
@@ -319,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild_p = proj_p.add_parser("rebuild", help="drop and replay views from position 0")
     rebuild_p.add_argument("name", nargs="?", help="one view (default: all)")
     rebuild_p.set_defaults(run=rebuild)
+
+    migrate_p = commands.add_parser(
+        "migrate", help="apply the durable tables' pending migrations (also done at start-up)"
+    )
+    migrate_p.set_defaults(run=migrate)
     return parser
 
 
