@@ -15,34 +15,6 @@ from uuid import UUID, uuid4
 
 from adapters.sql import Database, Row, Tx
 
-DDL = (
-    """CREATE TABLE IF NOT EXISTS user_logins (
-        email TEXT PRIMARY KEY,
-        user_id TEXT NOT NULL UNIQUE,
-        practice_id TEXT NOT NULL,
-        password_hash TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS web_sessions (
-        token_hash TEXT PRIMARY KEY,
-        user_id TEXT NOT NULL,
-        practice_id TEXT NOT NULL,
-        csrf_token TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        expires_at TEXT NOT NULL,
-        signed_out_at TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS web_sessions_by_user ON web_sessions (user_id, signed_out_at)",
-    """CREATE TABLE IF NOT EXISTS login_failures (
-        id TEXT PRIMARY KEY,
-        email TEXT NOT NULL,
-        client_address TEXT NOT NULL,
-        at TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS login_failures_by_email ON login_failures (email, at)",
-    "CREATE INDEX IF NOT EXISTS login_failures_by_address ON login_failures (client_address, at)",
-)
-
 
 def text(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat(timespec="microseconds")
@@ -53,13 +25,12 @@ def instant(value: str) -> datetime:
 
 
 class Accounts:
-    """The accounts tables; created once when the ledger is built."""
+    """The accounts tables (made by adapters/migrations.py)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        db.run_ddl(DDL)
 
     # -- logins ------------------------------------------------------------------------
 

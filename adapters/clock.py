@@ -13,14 +13,6 @@ from uuid import UUID
 
 from adapters.sql import Database
 
-DDL = (
-    """CREATE TABLE IF NOT EXISTS sandbox_clock (
-        practice_id TEXT PRIMARY KEY,
-        offset_seconds DOUBLE PRECISION NOT NULL
-    )""",
-)
-
-
 #: how far a test clock may run ahead of real time: ten years (dates stay sane)
 MAX_OFFSET_SECONDS = 10 * 366 * 86400
 
@@ -44,7 +36,6 @@ class SandboxClock(Clock):
     def __init__(self, db: Database, real: Clock | None = None) -> None:
         self._db = db
         self._real = real or SystemClock()
-        db.run_ddl(DDL)
 
     def now(self, practice_id: UUID | None = None) -> datetime:
         real = self._real.now()

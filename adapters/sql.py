@@ -80,8 +80,3 @@ class Database:
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
-
-    def run_ddl(self, statements: Sequence[str]) -> None:
-        with self.transaction() as tx:
-            for statement in statements:
-                tx.execute(statement)

@@ -19,6 +19,8 @@ class Projection:
     name: ClassVar[str]
     #: bump when the handlers change what they write: the projection then rebuilds itself
     version: ClassVar[int] = 1
+    #: what the runner serves: "view" (display), "work" (what is due), "intake" (writeback)
+    role: ClassVar[str] = "view"
     tables: ClassVar[tuple[str, ...]]
     ddl: ClassVar[tuple[str, ...]]
     _handlers: ClassVar[dict[type, Handler]]

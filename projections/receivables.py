@@ -30,6 +30,7 @@ class Receivables(Projection):
     its association, or if never associated from when it happened)."""
 
     name = "receivables"
+    role = "work"
     version = 2  # 2: live balances and PMS syncs
     tables = ("ar_patients", "ar_filters", "ar_zones", "ar_movements", "ar_syncs")
     ddl = (

@@ -26,6 +26,7 @@ UPSERT_COUNTED = UPSERT_STATUS + (
 
 class PaymentRequests(Projection):
     name = "payment_requests"
+    role = "work"
     version = 2  # 2: one upsert per message event
     tables = ("payment_requests", "payment_request_messages", "request_zones", "request_patients")
     ddl = (

@@ -1,10 +1,22 @@
-"""Runs projections over the event store's ordered notification log.
+"""Runs projections over the event store's ordered notification log, one runner each.
 
-Each projection has its own row in ``projection_tracking``. A catch-up reads
-a page of notifications, and for each projection behind it applies the
+Each projection has its own runner and its own row in ``projection_tracking``.
+A runner reads a page of notifications after its own position and applies the
 events and moves the position in one transaction: the position moves by
 compare-and-set first, so two processes catching up at once never apply an
-event twice (the loser rolls back and reads again).
+event twice (the loser rolls back and reads again). ``projection_tracking`` itself
+is a durable table (adapters/migrations.py); each projection's own tables are
+created from its definition and rebuilt when that changes.
+
+Runners are independent: a projection that fails on an event stops only
+itself. Its error is kept (``/healthz`` and ``/metrics`` show it) and it is
+tried again after a growing pause, while every other view, the work lists
+and the writeback intake go on.
+
+In a server the runners are driven by one background thread beside the API
+(``Projector.start``); a command that must show its own result waits, with a
+bound, until the views reach the position of its events (``wait_for``).
+Without the thread (tests, the CLI) the caller catches the runners up itself.
 """
 
 from __future__ import annotations
@@ -12,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import OperationalError
@@ -21,15 +35,12 @@ from adapters.sql import Database, Tx
 from adapters.store import EventStore
 from projections.base import Projection
 
-TRACKING_DDL = (
-    """CREATE TABLE IF NOT EXISTS projection_tracking (
-        name TEXT PRIMARY KEY,
-        position BIGINT NOT NULL,
-        schema TEXT NOT NULL DEFAULT ''
-    )""",
-)
-
 PAGE = 500
+#: pauses before a failing runner is tried again by the background thread
+FIRST_RETRY = 1.0
+LAST_RETRY = 60.0
+#: how long a command waits for the views to show its events
+WAIT_BOUND = 5.0
 
 log = logging.getLogger("payledger.projections")
 
@@ -43,15 +54,127 @@ class PositionMoved(Exception):
     """Another process applied this page first."""
 
 
+@dataclass(frozen=True)
+class RunnerState:
+    """What /healthz and /metrics show of one runner."""
+
+    name: str
+    role: str
+    position: int
+    error: str | None
+    failures: int
+
+
+class Runner:
+    """One projection's catch-up: its own position, its own transactions, its own failure."""
+
+    def __init__(self, store: EventStore, db: Database, projection: Projection) -> None:
+        self.store = store
+        self.db = db
+        self.projection = projection
+        self.name = projection.name
+        self.lock = threading.Lock()
+        self.position = 0
+        self.error: str | None = None
+        self.failures = 0
+        self.retry_at = 0.0
+
+    def load_position(self) -> int:
+        row = self.db.query_one(
+            "SELECT position FROM projection_tracking WHERE name = ?", (self.name,)
+        )
+        self.position = int(row["position"]) if row else 0
+        return self.position
+
+    def catch_up(self) -> int:
+        """Apply every recorded event after this runner's position; returns the position.
+        A failure is recorded on the runner, then raised."""
+        failure = self.try_catch_up()
+        if failure is not None:
+            raise failure
+        return self.position
+
+    def try_catch_up(self) -> Exception | None:
+        """As `catch_up`, but a failure is recorded on the runner and returned."""
+        with self.lock:
+            try:
+                self.load_position()
+                while True:
+                    notifications = self.store.recorder.select_notifications(
+                        start=self.position, limit=PAGE, inclusive_of_start=False
+                    )
+                    if not notifications:
+                        break
+                    events = [(n.id, self.store.mapper.to_domain_event(n)) for n in notifications]
+                    self._apply(events)
+                    self.load_position()
+            except Exception as error:
+                self._failed(error)
+                return error
+            if self.error is not None:
+                log.info("projection %s recovered at position %s", self.name, self.position)
+            self.error, self.failures, self.retry_at = None, 0, 0.0
+            return None
+
+    def _failed(self, error: Exception) -> None:
+        self.failures += 1
+        self.error = f"{type(error).__name__}: {error}"
+        pause = min(LAST_RETRY, FIRST_RETRY * 2 ** (self.failures - 1))
+        self.retry_at = time.monotonic() + pause
+        log.error(
+            "projection %s failed after position %s (%s); the other views go on, "
+            "it is tried again in %.0fs",
+            self.name,
+            self.position,
+            self.error,
+            pause,
+        )
+
+    def _apply(self, events: list[tuple[int, Any]]) -> None:
+        """One transaction for the page: the projection's rows and its position."""
+        try:
+            with self.db.transaction() as tx:
+                _move(tx, self.name, self.position, events[-1][0])
+                for position, event in events:
+                    self.projection.process(tx, event, position)
+        except PositionMoved:
+            return  # another process got there first; the next loop reads again
+        except OperationalError as error:
+            if "deadlock" not in str(error):
+                raise
+            log.info("projection %s deadlocked with another process; reading again", self.name)
+
+    def state(self) -> RunnerState:
+        return RunnerState(
+            self.name, self.projection.role, self.position, self.error, self.failures
+        )
+
+
+def _move(tx: Tx, name: str, old: int, new: int) -> None:
+    tx.execute(
+        "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?",
+        (new, name, old),
+    )
+    if tx.rowcount != 1:
+        raise PositionMoved(name)
+
+
 class Projector:
+    """The runners of every projection, and the background thread that drives them."""
+
     def __init__(self, store: EventStore, db: Database, projections: Sequence[Projection]) -> None:
         self.store = store
         self.db = db
         self.projections = list(projections)
-        self._lock = threading.Lock()
-        db.run_ddl(TRACKING_DDL)
+        self.runners = [Runner(store, db, p) for p in self.projections]
         for projection in self.projections:
             self.create(projection)
+        for runner in self.runners:
+            runner.load_position()
+        self._wake = threading.Event()
+        self._moved = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def create(self, projection: Projection) -> None:
         """Create the projection's tables; when their definition changed, start it afresh."""
@@ -82,6 +205,9 @@ class Projector:
             tx.execute(f"DROP TABLE IF EXISTS {table}")
         tx.execute("DELETE FROM projection_tracking WHERE name = ?", (projection.name,))
 
+    def runner(self, name: str) -> Runner:
+        return next(r for r in self.runners if r.name == name)
+
     def position(self, name: str) -> int:
         return self.positions().get(name, 0)
 
@@ -89,53 +215,92 @@ class Projector:
         rows = self.db.query("SELECT name, position FROM projection_tracking")
         return {str(r["name"]): int(r["position"]) for r in rows}
 
+    def states(self) -> list[RunnerState]:
+        return [r.state() for r in self.runners]
+
     def catch_up(self) -> int:
-        """Apply every recorded event to every projection; returns the last position."""
-        with self._lock:
-            while True:
-                stored = self.positions()
-                positions = {p.name: stored.get(p.name, 0) for p in self.projections}
-                start = min(positions.values(), default=0)
-                notifications = self.store.recorder.select_notifications(
-                    start=start, limit=PAGE, inclusive_of_start=False
-                )
-                if not notifications:
-                    return start
-                events = [(n.id, self.store.mapper.to_domain_event(n)) for n in notifications]
-                self._apply(positions, events)
+        """Bring every runner up to date now, each on its own; returns the lowest position.
+        Every runner runs even when one fails; the first failure is then raised."""
+        failure: Exception | None = None
+        for runner in self.runners:
+            failure = runner.try_catch_up() or failure
+        self._notify_moved()
+        if failure is not None:
+            raise failure
+        return min((r.position for r in self.runners), default=0)
 
-    def _apply(self, positions: dict[str, int], events: list[tuple[int, Any]]) -> None:
-        """One transaction for the page: each projection's rows and its position."""
-        try:
-            with self.db.transaction() as tx:
-                for projection in self.projections:
-                    old = positions[projection.name]
-                    behind = [(pos, e) for pos, e in events if pos > old]
-                    if not behind:
-                        continue
-                    self._move(tx, projection.name, old, behind[-1][0])
-                    for position, event in behind:
-                        projection.process(tx, event, position)
-        except PositionMoved:
-            return  # another process got there first; the next loop reads again
-        except OperationalError as error:
-            if "deadlock" not in str(error):
-                raise
-            log.info("projection catch-up deadlocked with another process; reading again")
+    def catch_up_quietly(self) -> None:
+        """Bring the views up to date, or wait for the background thread to; a failing
+        runner is recorded (and shown on /healthz and /metrics), not raised."""
+        target = self.store.recorder.max_notification_id() or 0
+        if self.running:
+            self.wait_for(target)
+            return
+        for runner in self.runners:
+            runner.try_catch_up()  # a failure is kept (and logged) on its runner
+        self._notify_moved()
 
-    @staticmethod
-    def _move(tx: Tx, name: str, old: int, new: int) -> None:
-        tx.execute(
-            "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?",
-            (new, name, old),
+    def wait_for(self, position: int, bound: float = WAIT_BOUND) -> bool:
+        """Wait until every runner that is not failing has reached `position` (at most
+        `bound` seconds); without the background thread, catch up here instead."""
+        if not self.running:
+            self.catch_up_quietly()
+            return self._reached(position)
+        deadline = time.monotonic() + bound
+        self._wake.set()
+        with self._moved:
+            while not self._reached(position):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("the views did not reach position %s in %ss", position, bound)
+                    return False
+                self._moved.wait(left)
+        return True
+
+    def _reached(self, position: int) -> bool:
+        return all(r.position >= position for r in self.runners if r.error is None)
+
+    def _notify_moved(self) -> None:
+        with self._moved:
+            self._moved.notify_all()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, interval: float = 0.5) -> None:
+        """Drive the runners from a background thread beside the API."""
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, args=(interval,), name="payledger-projections", daemon=True
         )
-        if tx.rowcount != 1:
-            raise PositionMoved(name)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._thread = None
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            now = time.monotonic()
+            for runner in self.runners:
+                if runner.error is not None and now < runner.retry_at:
+                    continue
+                runner.try_catch_up()  # a failure is kept on the runner; the others go on
+                self._notify_moved()
 
     def rebuild(self, name: str) -> None:
         """Drop one projection's tables and position and replay it from position 0."""
         projection = next(p for p in self.projections if p.name == name)
-        with self._lock, self.db.transaction() as tx:
+        runner = self.runner(name)
+        with runner.lock, self.db.transaction() as tx:
             self._drop(tx, projection)
         self.create(projection)
-        self.catch_up()
+        runner.catch_up()

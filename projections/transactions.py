@@ -18,6 +18,7 @@ from projections.base import Projection, handles, iso
 
 class Transactions(Projection):
     name = "transactions"
+    role = "work"
     version = 3  # 2: deposit ids from Settled events; 3: what needs posting (domain/posting.py)
     tables = ("transactions", "transaction_refunds", "transaction_zones", "transaction_patients")
     ddl = (

@@ -9,6 +9,7 @@ from adapters.bank_calendar import FederalReserveHolidays
 from adapters.clock import Clock, SandboxClock, SystemClock
 from adapters.messaging.email import EmailSender, OutboxEmailSender, SmtpEmailSender
 from adapters.messaging.sms import HttpSmsSender, OutboxSmsSender
+from adapters.migrations import applied, migrate
 from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
 from adapters.processor.sandbox import SandboxProcessor
@@ -24,10 +25,8 @@ from projections.requests import PaymentRequests
 from projections.runner import Projector
 from projections.transactions import Transactions
 from projections.users import Users
-from services import due, stripe_events
 from services.context import Ledger
 from services.settings import Settings
-from services.web import pay_limits
 from services.writeback import WritebackIntake
 
 log = logging.getLogger("payledger")
@@ -54,15 +53,25 @@ def build_processor(settings: Settings) -> CardProcessor:
     return SandboxProcessor()
 
 
+def migrate_database(settings: Settings) -> tuple[list[int], list[int]]:
+    """Apply the durable tables' pending migrations; returns (applied now, all applied)."""
+    if not settings.database_url:
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store = open_store(StoreConfig(settings.database_url, settings.sqlite_path))
+    try:
+        db = store.database()
+        return migrate(db), applied(db)
+    finally:
+        store.close()
+
+
 def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledger:
     """`real_clock` stands in for the system clock (tests pin time with it)."""
     if not settings.database_url:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = open_store(StoreConfig(settings.database_url, settings.sqlite_path))
     db = store.database()
-    db.run_ddl(due.DDL)
-    db.run_ddl(pay_limits.DDL)
-    db.run_ddl(stripe_events.DDL)
+    migrate(db)  # the durable tables; the projections make their own below
     clock: Clock = (
         SandboxClock(db, real_clock) if settings.sandbox else (real_clock or SystemClock())
     )

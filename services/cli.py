@@ -21,7 +21,7 @@ from domain.money import format_dollars
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
 from domain.users import PLATFORM, Role
-from services.bootstrap import build_ledger
+from services.bootstrap import build_ledger, migrate_database
 from services.settings import Settings
 
 
@@ -236,6 +236,12 @@ def audit_verify(args: argparse.Namespace) -> int:
     for error in verdict.errors:
         print(f"FAILED: {error}")
     return 1
+
+
+def migrate(args: argparse.Namespace) -> int:
+    now, every = migrate_database(settings_from(args))
+    print(f"applied {', '.join(map(str, now)) or 'nothing'}; schema at version {max(every)}")
+    return 0
 
 
 def kafka_settings(args: argparse.Namespace) -> Settings:
@@ -466,6 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify_p.add_argument("file")
     verify_p.set_defaults(run=audit_verify)
+
+    migrate_p = commands.add_parser(
+        "migrate", help="apply the durable tables' pending migrations (also done at start-up)"
+    )
+    migrate_p.set_defaults(run=migrate)
     return parser
 
 

@@ -72,19 +72,17 @@ class Ledger:
         return aggregate if isinstance(aggregate, kind) else None
 
     def save(self, *aggregates: LedgerAggregate) -> None:
-        """Save all pending events in one transaction, then bring the views up to date."""
-        self.store.save(*aggregates)
-        if self.settings.maintain_views:
-            self.catch_up()
+        """Save all pending events in one transaction, then wait (with a bound) until the
+        views show them, so that the command's answer and the next read agree."""
+        recordings = self.store.save(*aggregates)
+        if self.settings.maintain_views and recordings:
+            self.projector.wait_for(max(r.notification.id for r in recordings))
 
     def catch_up(self) -> None:
         """Bring the views up to date. The command's events are already saved: a view that
-        fails to apply them must not fail (or repeat) the command; the scheduler tries
-        again and /metrics shows the lag."""
-        try:
-            self.projector.catch_up()
-        except Exception:
-            log.exception("the views could not catch up; they will be retried")
+        fails to apply them must not fail (or repeat) the command; its runner keeps the
+        error (shown on /healthz and /metrics) and tries again, the other views go on."""
+        self.projector.catch_up_quietly()
 
 
 def noun(kind: type) -> str:

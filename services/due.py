@@ -38,18 +38,6 @@ class DueWork:
 
 log = logging.getLogger("payledger.due")
 
-#: the due work of each practice: failing or not, and how often it failed
-DDL = (
-    """CREATE TABLE IF NOT EXISTS due_work_status (
-        practice_id TEXT PRIMARY KEY,
-        failing INTEGER NOT NULL,
-        consecutive INTEGER NOT NULL,
-        failures INTEGER NOT NULL,
-        last_error TEXT,
-        failed_at TEXT
-    )""",
-)
-
 
 class DueWorkFailed(Exception):
     """A practice's due work failed; what ran before the failure is saved."""

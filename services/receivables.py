@@ -510,7 +510,7 @@ def bulk_send(
 ) -> list[Outcome]:
     """One request to each selected patient who is eligible; every selected patient
     gets an outcome. With an Idempotency-Key a retry sends nothing twice."""
-    ledger.projector.catch_up()
+    ledger.catch_up()
     practice = ledger.get(Practice, practice_id, practice_id)
     day = today(ledger, practice).isoformat()
     if patient_ids is not None:

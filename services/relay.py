@@ -22,12 +22,6 @@ from services.publish import TOPIC, to_public
 
 log = logging.getLogger("payledger.relay")
 
-DDL = (
-    """CREATE TABLE IF NOT EXISTS relay_position (
-        name TEXT PRIMARY KEY,
-        position BIGINT NOT NULL
-    )""",
-)
 PAGE = 500
 
 
@@ -48,7 +42,6 @@ class Relay:
             topic,
             name,
         )
-        db.run_ddl(DDL)
         self._producer: Any = None
 
     def position(self) -> int:

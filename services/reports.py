@@ -28,7 +28,7 @@ def yesterday(ledger: Ledger, practice: Practice) -> date:
 
 
 def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
-    ledger.projector.catch_up()
+    ledger.catch_up()
     practice = ledger.get(Practice, practice_id, practice_id)
     payments = payments_of_day(ledger.db, practice_id, day.isoformat())
     refunds = refunds_of_day(ledger.db, practice_id, day.isoformat())

@@ -169,7 +169,7 @@ def send_many(
 ) -> Iterator[tuple[UUID, PaymentRequest]]:
     """Requests for many patients, saved a chunk per transaction, then delivered.
     With a key, each patient's request id derives from it: a retry finds, not resends."""
-    ledger.projector.catch_up()
+    ledger.catch_up()
     for start in range(0, len(items), BULK_CHUNK):
         chunk = items[start : start + BULK_CHUNK]
         ids = {
@@ -285,7 +285,7 @@ def open_link(ledger: Ledger, token: str) -> PayLink:
     token_hash = hash_token(token)
     row = request_by_token_hash(ledger.db, token_hash)
     if row is None:
-        ledger.projector.catch_up()
+        ledger.catch_up()
         row = request_by_token_hash(ledger.db, token_hash)
     if row is None:
         raise NotFound("this payment link is not valid")

@@ -41,10 +41,7 @@ class Scheduler:
         """Each part on its own: a failing one is logged and the others still run (and
         within due work, each practice's work is isolated from the others')."""
         work = DueWork()
-        try:
-            self._ledger.projector.catch_up()
-        except Exception:
-            log.exception("the views could not catch up; the due work goes on")
+        self._ledger.catch_up()  # a failing view is kept on its runner; the due work goes on
         try:
             work = run_due_work(self._ledger)
         except Exception:

@@ -45,7 +45,7 @@ def batch_id_for(practice_id: UUID, batch_date: date, supplement: int = 0) -> UU
 
 def close_due_batches(ledger: Ledger, practice_id: UUID) -> list[Batch]:
     """Close every batch of the practice whose cut-off has passed; returns the new batches."""
-    ledger.projector.catch_up()
+    ledger.catch_up()
     practice = ledger.get(Practice, practice_id, practice_id)
     now = ledger.clock.now(practice_id)
     due: dict[date, list[BatchItem]] = defaultdict(list)

@@ -31,20 +31,6 @@ TOLERANCE = 300
 ACTOR = "processor:stripe"
 REFERENCE = "payledger_reference"
 
-DDL = (
-    """CREATE TABLE IF NOT EXISTS stripe_events (
-        id TEXT PRIMARY KEY,
-        type TEXT NOT NULL,
-        account TEXT,
-        created BIGINT NOT NULL,
-        received_at TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        applied_at TEXT,
-        outcome TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS stripe_events_pending ON stripe_events (applied_at, received_at)",
-)
-
 #: events that confirm what the ledger itself asked of Stripe: nothing to change
 CONFIRMATIONS = {
     "payment_intent.created",

@@ -23,7 +23,6 @@ from typing import Any
 from uuid import UUID
 
 from adapters.pms.eaglesoft import BridgeSettings, EaglesoftBridge
-from adapters.pms.journal import DDL as JOURNAL_DDL
 from adapters.pms.journal import Journal, now_text
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
 from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
@@ -505,8 +504,9 @@ class WritebackIntake(Projection):
     like a projection (rows and position in one transaction)."""
 
     name = "writeback_intake"
+    role = "intake"
     tables = ()  # the journal is never dropped: replaying it is harmless (rows are keyed)
-    ddl = JOURNAL_DDL
+    ddl = ()  # the journal is a durable table: adapters/migrations.py
 
     def process(self, tx: Tx, event: Any, position: int) -> None:
         published = to_public(event, position)

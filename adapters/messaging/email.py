@@ -68,26 +68,11 @@ class SmtpEmailSender(EmailSender):
         return message_id
 
 
-OUTBOX_DDL = (
-    """CREATE TABLE IF NOT EXISTS outbox (
-        id TEXT PRIMARY KEY,
-        practice_id TEXT,
-        channel TEXT NOT NULL,
-        recipient TEXT NOT NULL,
-        subject TEXT,
-        body TEXT NOT NULL,
-        sent_at TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS outbox_by_practice ON outbox (practice_id, sent_at)",
-)
-
-
 class OutboxEmailSender(EmailSender):
     """Keeps every message in the database instead of sending it (embedded default)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        db.run_ddl(OUTBOX_DDL)
 
     def send(self, message: Email) -> str:
         return keep_in_outbox(
@@ -129,7 +114,6 @@ def keep_in_outbox(
 
 
 def list_outbox(db: Database, practice_id: UUID, limit: int = 50) -> list[dict[str, object]]:
-    db.run_ddl(OUTBOX_DDL)
     rows = db.query(
         "SELECT id, channel, recipient, subject, body, sent_at FROM outbox "
         "WHERE practice_id = ? ORDER BY sent_at DESC LIMIT ?",

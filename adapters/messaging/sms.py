@@ -16,7 +16,7 @@ from uuid import UUID
 
 import httpx
 
-from adapters.messaging.email import OUTBOX_DDL, SendFailed, keep_in_outbox
+from adapters.messaging.email import SendFailed, keep_in_outbox
 from adapters.sql import Database
 
 
@@ -65,7 +65,6 @@ class OutboxSmsSender(SmsSender):
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        db.run_ddl(OUTBOX_DDL)
 
     def send(self, message: Sms) -> str:
         return keep_in_outbox(

@@ -18,60 +18,6 @@ from adapters.sql import Database, Tx
 
 log = logging.getLogger("payledger.writeback")
 
-DDL = (
-    """CREATE TABLE IF NOT EXISTS writeback_journal (
-        id TEXT PRIMARY KEY,
-        practice_id TEXT NOT NULL,
-        pms TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        payment_id TEXT,
-        depends_on TEXT,
-        position BIGINT NOT NULL,
-        payload TEXT NOT NULL,
-        status TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        outcome_unknown INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        pms_reference TEXT,
-        next_attempt_at TEXT NOT NULL,
-        claimed_until TEXT,
-        first_attempt_at TEXT,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS writeback_due ON writeback_journal "
-    "(pms, status, next_attempt_at, position)",
-    "CREATE INDEX IF NOT EXISTS writeback_by_payment ON writeback_journal (payment_id)",
-    "CREATE INDEX IF NOT EXISTS writeback_by_practice ON writeback_journal "
-    "(practice_id, status, position)",
-    """CREATE TABLE IF NOT EXISTS writeback_practices (
-        practice_id TEXT PRIMARY KEY,
-        pms TEXT NOT NULL,
-        auto_writeback INTEGER NOT NULL,
-        timezone TEXT NOT NULL,
-        pms_payment_type TEXT,
-        position BIGINT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS writeback_patients (
-        id TEXT PRIMARY KEY,
-        practice_id TEXT NOT NULL,
-        pms_patient_id TEXT NOT NULL,
-        is_guarantor INTEGER NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS writeback_status (
-        practice_id TEXT PRIMARY KEY,
-        failing_since TEXT,
-        last_error TEXT,
-        last_error_at TEXT,
-        last_success_at TEXT
-    )""",
-    """CREATE TABLE IF NOT EXISTS pms_connections (
-        practice_id TEXT PRIMARY KEY,
-        config TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    )""",
-)
-
 
 def now_text(at: datetime | None = None) -> str:
     return (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -83,7 +29,6 @@ class Journal:
         clear by an older version are sealed now)."""
         self.db = db
         self.sealer = sealer
-        db.run_ddl(DDL)
         if sealer is not None:
             self._seal_existing(sealer)
 

@@ -53,12 +53,14 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         job = Scheduler(ledger, ledger.settings.scheduler_interval) if run_scheduler else None
         if job:
+            ledger.projector.start()  # the views catch up beside the API, off the request path
             job.start()
         try:
             yield
         finally:
             if job:
                 job.stop()
+                ledger.projector.stop()
 
     app = FastAPI(
         title="payledger",

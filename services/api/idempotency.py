@@ -45,20 +45,6 @@ MAX_KEY = 255
 SECRET_FIELDS = frozenset({"token", "pay_url"})
 NOT_KEPT = "[not kept]"
 
-DDL = (
-    """CREATE TABLE IF NOT EXISTS idempotency_keys (
-        scope TEXT NOT NULL,
-        key TEXT NOT NULL,
-        fingerprint TEXT NOT NULL,
-        status_code INTEGER,
-        content_type TEXT,
-        body TEXT,
-        claimed_at TEXT NOT NULL,
-        PRIMARY KEY (scope, key)
-    )""",
-)
-#: columns added since the table was first made: (name, type)
-ADDED_COLUMNS = (("claimant", "TEXT"), ("secrets", "TEXT"))
 
 #: the (scope, key) pairs this process is running now
 _running: set[tuple[str, str]] = set()
@@ -152,8 +138,6 @@ class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, db: Database) -> None:
         self.app = app
         self.db = db
-        db.run_ddl(DDL)
-        add_columns(db)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in MUTATING:
@@ -329,25 +313,6 @@ def replay(row: dict[str, Any]) -> Response:
         media_type=row["content_type"],
         headers={"Idempotent-Replayed": "true"},
     )
-
-
-def add_columns(db: Database) -> None:
-    """Bring a table made by an older version up to date (safe in several processes)."""
-    for name, kind in ADDED_COLUMNS:
-        if not has_column(db, name):
-            try:
-                db.run_ddl([f"ALTER TABLE idempotency_keys ADD COLUMN {name} {kind}"])
-            except Exception:
-                if not has_column(db, name):  # not another process adding it at once
-                    raise
-
-
-def has_column(db: Database, name: str) -> bool:
-    try:
-        db.query(f"SELECT {name} FROM idempotency_keys WHERE 1 = 0")  # noqa: S608
-    except Exception:
-        return False
-    return True
 
 
 async def read_body(receive: Receive) -> bytes:

@@ -45,6 +45,12 @@ class Metrics:
             ["projection"],
             registry=self.registry,
         )
+        self.failing = Gauge(
+            "payledger_projection_failing",
+            "1 while a projection's runner is failing, labelled with its error",
+            ["projection", "error"],
+            registry=self.registry,
+        )
         self.writeback = Gauge(
             "payledger_writeback_entries",
             "writeback journal rows",
@@ -67,6 +73,10 @@ class Metrics:
         last = ledger.store.recorder.max_notification_id() or 0
         for name, position in ledger.projector.positions().items():
             self.lag.labels(name).set(max(0, last - position))
+        self.failing.clear()
+        for state in ledger.projector.states():
+            if state.error is not None:
+                self.failing.labels(state.name, state.error[:200]).set(1)
         rows = ledger.db.query(
             "SELECT pms, status, COUNT(*) AS n FROM writeback_journal GROUP BY pms, status"
         )

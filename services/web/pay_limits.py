@@ -19,14 +19,6 @@ PER_LINK = 5
 PER_ADDRESS = 20
 WINDOW = timedelta(minutes=15)
 
-DDL = (
-    """CREATE TABLE IF NOT EXISTS pay_attempt_windows (
-        scope TEXT PRIMARY KEY,
-        window_start TEXT NOT NULL,
-        attempts INTEGER NOT NULL
-    )""",
-)
-
 
 class Limited(Exception):
     """Too many failed attempts in the window."""

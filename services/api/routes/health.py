@@ -76,6 +76,17 @@ def healthz(ledger: LedgerDep) -> Any:
             "sandbox": ledger.settings.sandbox,
             "position": position,
             "views": {"lag": max(lag.values(), default=0), "behind": lag},
+            "projections": [
+                {
+                    "name": state.name,
+                    "role": state.role,
+                    "position": state.position,
+                    "lag": max(0, position - state.position),
+                    "error": state.error,
+                    "failures": state.failures,
+                }
+                for state in ledger.projector.states()
+            ],
         },
         headers={"Cache-Control": "no-store"},
     )
