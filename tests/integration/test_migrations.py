@@ -3,6 +3,7 @@ durable tables are made by migrations only, at start-up and by `payledger migrat
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,9 @@ JOURNAL = (
     "2026-03-04T05:00:00.000000Z",
 )
 KEY = ("practice:p1", "key-1", "f" * 64, 201, "application/json", '{"id": "x"}', "2026-03-04")
-CONNECTION = ("p1", "sealed-config", "2026-03-04T05:00:00.000000Z")
+#: kept in clear by the old version: sealed at start-up, and still the same settings
+CONFIG = {"opendental": {"base_url": "https://od.example/api/v1", "customer_key": "ck-1"}}
+CONNECTION = ("p1", json.dumps(CONFIG), "2026-03-04T05:00:00.000000Z")
 
 
 def settings_for(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
@@ -118,9 +121,9 @@ def test_an_old_database_is_upgraded_without_losing_a_row(
             "claimant, secrets FROM idempotency_keys"
         )
         assert [tuple(row.values()) for row in keys] == [(*KEY, None, None)]
-        assert [tuple(r.values()) for r in db.query("SELECT * FROM pms_connections")] == [
-            CONNECTION
-        ]
+        [connection] = db.query("SELECT * FROM pms_connections")
+        assert connection["practice_id"] == "p1" and "ck-1" not in connection["config"]
+        assert ledger.journal.connection("p1") == CONFIG
         assert db.query("SELECT offset_seconds FROM sandbox_clock") == [{"offset_seconds": 3600.0}]
         # the tables the old database lacked are there too
         assert db.query("SELECT COUNT(*) AS n FROM web_sessions") == [{"n": 0}]
