@@ -194,6 +194,17 @@ def test_in_process_and_kafka_transports_write_the_same(
     ]
 
 
+def kill_and_restart(
+    relay: subprocess.Popen[bytes], worker: subprocess.Popen[bytes], env: dict[str, str], log: Path
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """kill -9 of the relay and the writeback consumer, then both started again."""
+    relay.send_signal(signal.SIGKILL)
+    worker.send_signal(signal.SIGKILL)
+    relay.wait()
+    worker.wait()
+    return spawn("relay", env, log), spawn("writeback", env, log, "--pms", "opendental")
+
+
 def spawn(command: str, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", command, *extra],
@@ -226,6 +237,7 @@ def test_kill_nine_relay_and_consumer_in_the_middle_of_2000_payments(
     worker = spawn("writeback", env, log, "--pms", "opendental")
     order: dict[str, list[str]] = {str(p.id): [] for p, _ in practices}
     killed = False
+    written_at_kill = 0
     try:
         for n in range(2000):
             practice, patients = practices[n % 2]
@@ -240,14 +252,15 @@ def test_kill_nine_relay_and_consumer_in_the_middle_of_2000_payments(
             )
             order[str(practice.id)].append(str(payment.id))
             if not killed and len(fake.payments) >= 150:
-                relay.send_signal(signal.SIGKILL)
-                worker.send_signal(signal.SIGKILL)
-                relay.wait()
-                worker.wait()
+                written_at_kill = len(fake.payments)
+                relay, worker = kill_and_restart(relay, worker, env, log)
                 killed = True
-                relay = spawn("relay", env, log)
-                worker = spawn("writeback", env, log, "--pms", "opendental")
-        assert killed, "the processes were never killed mid-flight"
+        if not killed:  # a slow machine: all collected before 150 were written; kill now
+            wait_until(lambda: len(fake.payments) >= 150, 180, "150 payments written")
+            written_at_kill = len(fake.payments)
+            relay, worker = kill_and_restart(relay, worker, env, log)
+        # killed in the middle of the writeback, with payments still to write
+        assert written_at_kill < 2000, "the processes were never killed mid-flight"
         wait_until(lambda: associated(ledger) == 2000, 180, "2000 payments written")
     finally:
         for process in (relay, worker):
