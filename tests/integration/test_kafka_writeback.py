@@ -230,6 +230,8 @@ def test_kill_nine_relay_and_consumer_in_the_middle_of_2000_payments(
         "PAYLEDGER_DATABASE_URL": postgres_url,
         "PAYLEDGER_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "PAYLEDGER_DATA_DIR": str(tmp_path / "proc"),
+        # one secret key for every process, as in compose.yaml: the PMS keys are sealed
+        "PAYLEDGER_SECRET_KEY": ledger.settings.secret().decode(),
         "PAYLEDGER_WRITEBACK_CLAIM_SECONDS": "3",
     }
     log = tmp_path / "processes.log"
