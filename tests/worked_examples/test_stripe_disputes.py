@@ -10,12 +10,14 @@ the deposit whose payout carries them; a lost dispute is a negative entry in the
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from services.writeback import Worker
 from tests.conftest import Api, LedgerFactory, PinnedClock
+from tests.e2e.test_secrets_scan import sign_in
 from tests.fakes.opendental import FakeOpenDental, serving
 from tests.fakes.stripe import DISPUTE_FEE, FakeStripe, sign
 from tests.stripe_fixtures import served_fake_stripe, stripe_api  # noqa: F401
@@ -239,7 +241,10 @@ def test_a_dispute_won_is_reinstated_in_a_later_payout_and_never_posted(
 
 
 def test_a_lost_dispute_waits_in_the_post_to_ledger_queue_of_a_dentrix_practice(
-    api_for: Callable[..., Api], clock: PinnedClock, fake_stripe: FakeStripe
+    api_for: Callable[..., Api],
+    clock: PinnedClock,
+    fake_stripe: FakeStripe,
+    make_ledger: LedgerFactory,
 ) -> None:
     api, account = stripe_api(api_for, clock, fake_stripe)
     changed = api.client.patch(
@@ -255,6 +260,12 @@ def test_a_lost_dispute_waits_in_the_post_to_ledger_queue_of_a_dentrix_practice(
     assert api.get("/v1/ledger-queue").json()["items"] == []
     lost = fake_stripe.close_dispute(dispute["id"], won=False)
     deliver(api, fake_stripe.event("charge.dispute.closed", lost, account))
+
+    # The dashboard's Transactions row carries the badge.
+    web, _ = sign_in(api, make_ledger.made[-1])
+    page = web.get("/payments/transactions", params={"from": "2026-03-04", "to": "2026-03-04"})
+    assert page.status_code == 200
+    assert re.search(r'class="pill pill-bad dispute-badge"[^>]*>Dispute lost<', page.text)
 
     (item,) = api.get("/v1/ledger-queue").json()["items"]
     assert item["kind"] == "dispute"
