@@ -70,6 +70,7 @@ class Deposit(LedgerAggregate):
             deposit.lines = list(self.lines)
             deposit.payout_id = None
             deposit.payout_failure = None
+            deposit.adjustments = []
 
     class Paid(LedgerAggregate.Event):
         def apply(self, deposit: Deposit) -> None:
@@ -84,10 +85,18 @@ class Deposit(LedgerAggregate):
         arrival_date: str
         items: list[dict[str, Any]]
         differences: list[dict[str, Any]]
+        #: lines the payout adds to the deposit: a dispute's withdrawal (`dispute`, a
+        #: negative amount), its fee (`dispute_fee`) or its reinstatement when won
+        #: (`dispute_reversal`); each with payment_id, dispute_id, balance_transaction,
+        #: amount and fee_amount
+        adjustments: list[dict[str, Any]] | None = None
 
         def apply(self, deposit: Deposit) -> None:
             deposit.payout_id = self.payout_id
             deposit.payout_failure = None
+            for line in self.adjustments or []:
+                deposit.adjustments.append(line)
+                deposit.net_amount += int(line["amount"]) - int(line["fee_amount"])
 
     class PayoutFailed(LedgerAggregate.Event):
         """The processor's payout of this deposit failed (the bank refused it)."""
@@ -108,6 +117,7 @@ class Deposit(LedgerAggregate):
         lines: list[dict[str, object]]
         payout_id: str | None
         payout_failure: str | None
+        adjustments: list[dict[str, Any]]
 
     @classmethod
     def schedule(
@@ -162,9 +172,11 @@ class Deposit(LedgerAggregate):
         differences: list[dict[str, Any]],
         at: datetime,
         actor: str,
+        adjustments: list[dict[str, Any]] | None = None,
     ) -> None:
         self.record(
             self.PayoutReconciled,
+            adjustments=adjustments or [],
             at=at,
             actor=actor,
             payout_id=payout_id,

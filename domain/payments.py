@@ -4,12 +4,16 @@ Rules (PRODUCT.md section 1, reference/payments.md):
 - a void removes an unprocessed payment from its open batch, for the full amount;
 - once the batch has closed (settled = processed) the payment can only be
   refunded, in part or in full, never beyond what remains, within 13 months;
-- a declined payment moves no money and can be neither voided nor refunded.
+- a declined payment moves no money and can be neither voided nor refunded;
+- a settled payment can be disputed by the cardholder (at the processor): the dispute
+  is recorded on it (reason, amount, evidence due date, status) until it is won or
+  lost; a disputed payment is not refunded unless the dispute was won; a lost dispute
+  is a negative entry in the PMS ledger.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from uuid import UUID
@@ -28,7 +32,14 @@ from domain.errors import (
     VoidNotAllowed,
 )
 from domain.money import Money, check_payment_amount, format_dollars
-from domain.posting import Association, Entry, PostedRefund, association_of, ledger_entries
+from domain.posting import (
+    Association,
+    Entry,
+    PostedDispute,
+    PostedRefund,
+    association_of,
+    ledger_entries,
+)
 from domain.schedule import refund_deadline
 
 
@@ -108,6 +119,29 @@ class PendingRefund:
     amount: int
     at: datetime
     actor: str
+
+
+#: a dispute's statuses once the card network decided (or the inquiry closed)
+DISPUTE_CLOSED = ("won", "lost", "warning_closed")
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """The cardholder's dispute of the payment, as the processor reports it."""
+
+    id: str
+    reason: str
+    amount: int
+    evidence_due_by: datetime | None
+    status: str
+    opened_at: datetime
+    closed_at: datetime | None = None
+    posted: bool = False
+    pms_reference: str | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.status in DISPUTE_CLOSED
 
 
 class Payment(LedgerAggregate):
@@ -225,6 +259,72 @@ class Payment(LedgerAggregate):
         def apply(self, payment: Payment) -> None:
             payment.void_associated = True
 
+    class DisputeOpened(LedgerAggregate.Event):
+        """The cardholder disputed the payment: the processor took `amount` back for now."""
+
+        dispute_id: str
+        reason: str
+        amount: int
+        evidence_due_by: datetime | None
+        status: str
+        processor_event_id: str
+
+        def apply(self, payment: Payment) -> None:
+            payment.dispute = Dispute(
+                self.dispute_id,
+                self.reason,
+                self.amount,
+                self.evidence_due_by,
+                self.status,
+                self.at,
+            )
+            payment.processor_events.add(self.processor_event_id)
+
+    class DisputeUpdated(LedgerAggregate.Event):
+        """The dispute moved on (evidence submitted: `under_review`), or its due date did."""
+
+        dispute_id: str
+        status: str
+        evidence_due_by: datetime | None
+        processor_event_id: str
+
+        def apply(self, payment: Payment) -> None:
+            assert payment.dispute is not None
+            payment.dispute = replace(
+                payment.dispute, status=self.status, evidence_due_by=self.evidence_due_by
+            )
+            payment.processor_events.add(self.processor_event_id)
+
+    class DisputeClosed(LedgerAggregate.Event):
+        """The card network decided: `won` (the money comes back) or `lost` (it stays
+        taken: a negative entry in the PMS ledger); `warning_closed` for an inquiry."""
+
+        dispute_id: str
+        status: str
+        #: the disputed amount (taken back for good when lost)
+        amount: int
+        processor_event_id: str
+
+        def apply(self, payment: Payment) -> None:
+            assert payment.dispute is not None
+            payment.dispute = replace(
+                payment.dispute, status=self.status, amount=self.amount, closed_at=self.at
+            )
+            payment.processor_events.add(self.processor_event_id)
+
+    class DisputeAssociated(LedgerAggregate.Event):
+        """The lost dispute's negative entry is in the PMS ledger."""
+
+        dispute_id: str
+        source: str
+        pms_reference: str | None
+
+        def apply(self, payment: Payment) -> None:
+            assert payment.dispute is not None
+            payment.dispute = replace(
+                payment.dispute, posted=True, pms_reference=self.pms_reference
+            )
+
     class ReceiptSent(LedgerAggregate.Event):
         email: str
         refund_id: UUID | None
@@ -262,6 +362,9 @@ class Payment(LedgerAggregate):
         self.associated_refunds: dict[UUID, str | None] = {}
         self.void_associated = False
         self.receipts_sent = 0
+        self.dispute: Dispute | None = None
+        #: the processor's events (webhooks) already recorded on this payment
+        self.processor_events: set[str] = set()
 
     # -- creation ----------------------------------------------------------
 
@@ -396,6 +499,11 @@ class Payment(LedgerAggregate):
             raise RefundNotAllowed(
                 "this payment has not settled yet: it can only be voided (in full) until its "
                 "batch closes"
+            )
+        if self.dispute is not None and self.dispute.status not in ("won", "warning_closed"):
+            raise RefundNotAllowed(
+                f"this payment is disputed by the cardholder (dispute {self.dispute.status}): "
+                "the card network decides, it cannot be refunded"
             )
         if now > refund_deadline(self.occurred_at):
             raise RefundWindowClosed(
@@ -553,6 +661,89 @@ class Payment(LedgerAggregate):
             pms_reference=pms_reference,
         )
 
+    def record_dispute(
+        self,
+        *,
+        dispute_id: str,
+        reason: str,
+        amount: int,
+        evidence_due_by: datetime | None,
+        status: str,
+        processor_event_id: str,
+        at: datetime,
+        actor: str,
+    ) -> bool:
+        """Record what the processor says of a dispute of this payment; False when it
+        changes nothing (an event already recorded, a closed dispute, no news). Events
+        may arrive out of order: a dispute first heard of closed is opened, then closed."""
+        if processor_event_id in self.processor_events:
+            return False
+        if self.status != Status.SETTLED:
+            raise PaymentNotApproved(f"a {self.status} payment was not captured: no dispute")
+        if self.dispute is not None and self.dispute.id != dispute_id:
+            raise InvalidValue(
+                f"this payment is already disputed ({self.dispute.id}); a charge is disputed once"
+            )
+        check_payment_amount(amount)
+        event = {"dispute_id": dispute_id, "processor_event_id": processor_event_id}
+        if self.dispute is None:
+            opened = status
+            if status in DISPUTE_CLOSED:
+                opened = (
+                    "warning_needs_response" if status == "warning_closed" else "needs_response"
+                )
+            self.record(
+                self.DisputeOpened,
+                at=at,
+                actor=actor,
+                reason=reason,
+                amount=amount,
+                evidence_due_by=evidence_due_by,
+                status=opened,
+                **event,
+            )
+            if status not in DISPUTE_CLOSED:
+                return True
+            event["processor_event_id"] += ":closed"
+        assert self.dispute is not None
+        if self.dispute.closed:
+            return False
+        if status in DISPUTE_CLOSED:
+            self.record(
+                self.DisputeClosed, at=at, actor=actor, status=status, amount=amount, **event
+            )
+            return True
+        if (status, evidence_due_by) == (self.dispute.status, self.dispute.evidence_due_by):
+            return False
+        self.record(
+            self.DisputeUpdated,
+            at=at,
+            actor=actor,
+            status=status,
+            evidence_due_by=evidence_due_by,
+            **event,
+        )
+        return True
+
+    def associate_dispute(
+        self, *, source: AssociationSource, pms_reference: str | None, at: datetime, actor: str
+    ) -> None:
+        """Record that the lost dispute's negative entry is in the PMS ledger."""
+        if self.dispute is None or self.dispute.status != "lost":
+            raise PaymentNotApproved(
+                "this payment has no lost dispute: there is no dispute entry to post"
+            )
+        if self.dispute.posted:
+            raise AlreadyAssociated("this dispute is already associated with the PMS ledger")
+        self.record(
+            self.DisputeAssociated,
+            at=at,
+            actor=actor,
+            dispute_id=self.dispute.id,
+            source=source.value,
+            pms_reference=pms_reference,
+        )
+
     def record_receipt_sent(
         self, *, email: str, refund_id: UUID | None, at: datetime, actor: str
     ) -> None:
@@ -578,6 +769,9 @@ class Payment(LedgerAggregate):
                 for r in self.refunds
             ],
             void_posted=self.void_associated,
+            lost_dispute=PostedDispute(self.dispute.id, self.dispute.amount, self.dispute.posted)
+            if self.dispute is not None and self.dispute.status == "lost"
+            else None,
         )
 
     @property

@@ -16,7 +16,7 @@ from projections.base import Projection, handles, iso
 
 class Deposits(Projection):
     name = "deposits"
-    version = 2  # 2: the processor's payout of each deposit (Stripe)
+    version = 3  # 2: the processor's payout of each deposit (Stripe); 3: dispute lines
     tables = ("deposits", "deposit_items", "deposit_sources", "deposit_patients")
     ddl = (
         """CREATE TABLE IF NOT EXISTS deposits (
@@ -40,7 +40,8 @@ class Deposits(Projection):
             payout_arrival_date TEXT,
             payout_failure TEXT,
             payout_fees_amount BIGINT,
-            payout_differences TEXT NOT NULL DEFAULT '[]'
+            payout_differences TEXT NOT NULL DEFAULT '[]',
+            disputes_amount BIGINT NOT NULL DEFAULT 0
         )""",
         "CREATE INDEX IF NOT EXISTS deposits_by_date ON deposits (practice_id, deposit_date, id)",
         "CREATE INDEX IF NOT EXISTS deposits_by_status ON deposits (practice_id, status)",
@@ -59,6 +60,7 @@ class Deposits(Projection):
             amount BIGINT NOT NULL,
             fee_amount BIGINT NOT NULL,
             net_amount BIGINT NOT NULL,
+            dispute_id TEXT,
             PRIMARY KEY (deposit_id, line)
         )""",
         """CREATE TABLE IF NOT EXISTS deposit_sources (
@@ -190,6 +192,49 @@ class Deposits(Projection):
                 json.dumps(e.differences),
                 str(e.originator_id),
             ),
+        )
+        for line in e.adjustments or []:
+            self.adjustment(tx, str(e.originator_id), line)
+
+    def adjustment(self, tx: Tx, deposit_id: str, line: dict[str, Any]) -> None:
+        """A dispute's line, added by the payout that carried it."""
+        source = tx.one(
+            "SELECT s.*, p.name AS patient_name FROM deposit_sources s "
+            "LEFT JOIN deposit_patients p ON p.id = s.patient_id WHERE s.id = ?",
+            (str(line["payment_id"]),),
+        )
+        assert source is not None, "a dispute line follows its payment"
+        number = tx.one(
+            "SELECT COALESCE(MAX(line), 0) + 1 AS n FROM deposit_items WHERE deposit_id = ?",
+            (deposit_id,),
+        )
+        amount, fee = int(line["amount"]), int(line["fee_amount"])
+        tx.execute(
+            "INSERT INTO deposit_items (deposit_id, line, kind, payment_id, refund_id, "
+            "occurred_at, patient_id, patient_name, card_brand, card_last4, transaction_id, "
+            "amount, fee_amount, net_amount, dispute_id) "
+            "VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                deposit_id,
+                int(number["n"]) if number else 1,
+                line["kind"],
+                str(line["payment_id"]),
+                source["occurred_at"],
+                source["patient_id"],
+                source["patient_name"],
+                source["card_brand"],
+                source["card_last4"],
+                line["balance_transaction"],
+                amount,
+                fee,
+                amount - fee,
+                line["dispute_id"],
+            ),
+        )
+        tx.execute(
+            "UPDATE deposits SET net_amount = net_amount + ?, fees_amount = fees_amount + ?, "
+            "disputes_amount = disputes_amount + ? WHERE id = ?",
+            (amount - fee, fee, amount, deposit_id),
         )
 
     @handles(Deposit.PayoutFailed)

@@ -5,7 +5,7 @@ off) or when it has no patient to match in the PMS. Each item holds exactly the
 Enter Payment fields: date, payment type, amount, payment number (our transaction
 id), provider, patient, note. Marking it associated (manual or inbox) takes it off
 the queue with the user and time; a void of an unposted payment takes it off too;
-a refund of a payment adds a negative item.
+a refund of a payment adds a negative item, and so does a dispute the practice lost.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from adapters.sql import Database, Tx
 from domain.money import format_dollars
 from domain.patients import Patient
 from domain.payments import Payment
+from domain.posting import dispute_marker
 from domain.practices import Practice
 from domain.schedule import local_date
 from projections.base import Projection, handles, iso
@@ -24,7 +25,7 @@ from projections.base import Projection, handles, iso
 
 class LedgerQueue(Projection):
     name = "ledger_queue"
-    version = 2  # 2: voids of posted payments
+    version = 3  # 2: voids of posted payments; 3: lost disputes
     tables = ("ledger_queue", "ledger_queue_practices", "ledger_queue_patients")
     ddl = (
         """CREATE TABLE IF NOT EXISTS ledger_queue (
@@ -223,6 +224,48 @@ class LedgerQueue(Projection):
             "UPDATE ledger_queue SET status = 'done', done_at = ?, done_by = ?, "
             "done_source = ?, pms_reference = ? WHERE id = ? AND status = 'open'",
             (iso(e.at), e.actor, e.source, e.pms_reference, str(e.refund_id)),
+        )
+
+    @handles(Payment.DisputeClosed)
+    def dispute_closed(self, tx: Tx, e: Payment.DisputeClosed, position: int) -> None:
+        """A lost dispute of a queued payment: the money is taken back, a negative item."""
+        if e.status != "lost":
+            return
+        payment = tx.one("SELECT * FROM ledger_queue WHERE id = ?", (str(e.originator_id),))
+        if payment is None:
+            return
+        practice = tx.one(
+            "SELECT timezone FROM ledger_queue_practices WHERE practice_id = ?",
+            (str(e.practice_id),),
+        )
+        tx.execute(
+            "INSERT INTO ledger_queue (id, practice_id, kind, payment_id, date, payment_type, "
+            "amount, payment_number, patient_id, patient_name, pms_patient_id, note, reason, "
+            "status, queued_at) VALUES (?, ?, 'dispute', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?) "
+            "ON CONFLICT (id) DO NOTHING",
+            (
+                dispute_marker(e.dispute_id),
+                str(e.practice_id),
+                str(e.originator_id),
+                local_date(e.at, practice["timezone"] if practice else "UTC").isoformat(),
+                payment["payment_type"],
+                -e.amount,
+                e.dispute_id,
+                payment["patient_id"],
+                payment["patient_name"],
+                payment["pms_patient_id"],
+                f"lost card dispute {format_dollars(e.amount)} of [ref:{e.originator_id}]",
+                payment["reason"],
+                iso(e.at),
+            ),
+        )
+
+    @handles(Payment.DisputeAssociated)
+    def dispute_associated(self, tx: Tx, e: Payment.DisputeAssociated, position: int) -> None:
+        tx.execute(
+            "UPDATE ledger_queue SET status = 'done', done_at = ?, done_by = ?, "
+            "done_source = ?, pms_reference = ? WHERE id = ? AND status = 'open'",
+            (iso(e.at), e.actor, e.source, e.pms_reference, dispute_marker(e.dispute_id)),
         )
 
 

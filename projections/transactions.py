@@ -10,7 +10,13 @@ from adapters.sql import Database, Tx
 from domain.deposits import deposit_id_for
 from domain.patients import Patient
 from domain.payments import Payment, Status
-from domain.posting import PostedRefund, association_of, ledger_entries, needs_posting
+from domain.posting import (
+    PostedDispute,
+    PostedRefund,
+    association_of,
+    ledger_entries,
+    needs_posting,
+)
 from domain.practices import Practice
 from domain.schedule import local_date
 from projections.base import Projection, handles, iso
@@ -19,7 +25,8 @@ from projections.base import Projection, handles, iso
 class Transactions(Projection):
     name = "transactions"
     role = "work"
-    version = 3  # 2: deposit ids from Settled events; 3: what needs posting (domain/posting.py)
+    # 2: deposit ids from Settled events; 3: what needs posting (domain/posting.py); 4: disputes
+    version = 4
     tables = ("transactions", "transaction_refunds", "transaction_zones", "transaction_patients")
     ddl = (
         """CREATE TABLE IF NOT EXISTS transactions (
@@ -51,7 +58,11 @@ class Transactions(Projection):
             void_posted INTEGER NOT NULL DEFAULT 0,
             unposted TEXT NOT NULL DEFAULT '[]',
             unposted_count INTEGER NOT NULL DEFAULT 0,
-            actor TEXT NOT NULL
+            actor TEXT NOT NULL,
+            dispute_id TEXT,
+            dispute_status TEXT,
+            dispute_amount BIGINT,
+            dispute_posted INTEGER NOT NULL DEFAULT 0
         )""",
         "CREATE INDEX IF NOT EXISTS transactions_by_association ON transactions "
         "(practice_id, association, local_date)",
@@ -212,6 +223,32 @@ class Transactions(Projection):
         tx.execute("UPDATE transactions SET void_posted = 1 WHERE id = ?", (str(e.originator_id),))
         refresh_posting(tx, str(e.originator_id))
 
+    @handles(Payment.DisputeOpened, Payment.DisputeUpdated, Payment.DisputeClosed)
+    def disputed(
+        self,
+        tx: Tx,
+        e: Payment.DisputeOpened | Payment.DisputeUpdated | Payment.DisputeClosed,
+        position: int,
+    ) -> None:
+        tx.execute(
+            "UPDATE transactions SET dispute_id = ?, dispute_status = ?, "
+            "dispute_amount = COALESCE(?, dispute_amount) WHERE id = ?",
+            (
+                e.dispute_id,
+                e.status,
+                None if isinstance(e, Payment.DisputeUpdated) else e.amount,
+                str(e.originator_id),
+            ),
+        )
+        refresh_posting(tx, str(e.originator_id))
+
+    @handles(Payment.DisputeAssociated)
+    def dispute_associated(self, tx: Tx, e: Payment.DisputeAssociated, position: int) -> None:
+        tx.execute(
+            "UPDATE transactions SET dispute_posted = 1 WHERE id = ?", (str(e.originator_id),)
+        )
+        refresh_posting(tx, str(e.originator_id))
+
 
 def refresh_posting(tx: Tx, payment_id: str) -> None:
     """The row's association and what of it needs posting, by the one definition."""
@@ -233,6 +270,11 @@ def refresh_posting(tx: Tx, payment_id: str) -> None:
             for r in refunds
         ],
         void_posted=bool(row["void_posted"]),
+        lost_dispute=PostedDispute(
+            row["dispute_id"], int(row["dispute_amount"]), bool(row["dispute_posted"])
+        )
+        if row["dispute_status"] == "lost"
+        else None,
     )
     unposted = needs_posting(entries)
     tx.execute(

@@ -257,8 +257,10 @@ def associate_payment(
     actor: str,
     refund_id: UUID | None = None,
     void: bool = False,
+    dispute: bool = False,
 ) -> Payment:
-    """Mark the payment (or one of its refunds, or its void) as recorded in the PMS ledger."""
+    """Mark the payment (or one of its refunds, its void or its lost dispute) as recorded in
+    the PMS ledger."""
 
     def attempt() -> Payment:
         payment = ledger.get(Payment, payment_id, practice_id)
@@ -269,6 +271,10 @@ def associate_payment(
             )
         elif void:
             payment.associate_void(source=source, pms_reference=pms_reference, at=now, actor=actor)
+        elif dispute:
+            payment.associate_dispute(
+                source=source, pms_reference=pms_reference, at=now, actor=actor
+            )
         else:
             payment.associate(source=source, pms_reference=pms_reference, at=now, actor=actor)
         ledger.save(payment)

@@ -8,8 +8,10 @@ carries records the payout (`PayoutReconciled`: its id, the arrival date, Stripe
 per item, and every difference) and is marked paid on the arrival date. Differences:
 `payout_missing_item` (a line of the deposit the payout does not carry),
 `payout_fee_mismatch`, `payout_amount_mismatch`, `payout_unknown_item` (an item of the
-payout the ledger has in no deposit). On `payout.failed` the deposits it carried (or,
-unknown, none) show the failure.
+payout the ledger has in no deposit). A dispute's adjustments that the payout carries
+(the withdrawal and Stripe's dispute fee; the reinstatement of a won dispute) become
+lines of the newest deposit the payout carries. On `payout.failed` the deposits it
+carried (or, unknown, none) show the failure.
 """
 
 from __future__ import annotations
@@ -52,20 +54,63 @@ def reconcile_payout(ledger: Ledger, account: str | None, payout: dict[str, Any]
         return "no practice with this account"
     payout_id = str(payout["id"])
     arrival = datetime.fromtimestamp(int(payout["arrival_date"]), UTC).date()
-    items = [
-        i
-        for i in ledger.processor.payout_items(account, payout_id)
-        if i.kind in ("charge", "payment", "refund")
-    ]
+    carried = ledger.processor.payout_items(account, payout_id)
+    items = [i for i in carried if i.kind in ("charge", "payment", "refund")]
     by_deposit, unknown = match(ledger, practice.id, items)
+    adjustments, unknown_disputes = dispute_lines(
+        ledger, practice.id, [i for i in carried if i.kind == "adjustment" and i.dispute_id]
+    )
     if not by_deposit:
         return f"no deposit carries any of its {len(items)} items"
+    # A dispute's adjustment belongs to no batch: it shows in the newest deposit the
+    # payout carries (the payout's own money), as negative (or, reinstated, positive) lines.
+    newest = latest_deposit(ledger, list(by_deposit))
     first = True
     for deposit_id, matched in sorted(by_deposit.items()):
-        extra = [unknown_item(i) for i in unknown] if first else []
+        extra = [unknown_item(i) for i in unknown + unknown_disputes] if first else []
         first = False
-        record(ledger, practice, deposit_id, payout_id, arrival, matched, extra)
+        lines = adjustments if deposit_id == newest else []
+        record(ledger, practice, deposit_id, payout_id, arrival, matched, extra, lines)
     return f"matched to {len(by_deposit)} deposit(s)"
+
+
+def latest_deposit(ledger: Ledger, deposit_ids: list[UUID]) -> UUID:
+    marks = ", ".join("?" for _ in deposit_ids)
+    row = ledger.db.query_one(
+        f"SELECT id FROM deposits WHERE id IN ({marks}) "  # noqa: S608
+        "ORDER BY batch_date DESC, id DESC LIMIT 1",
+        [str(d) for d in deposit_ids],
+    )
+    return UUID(row["id"]) if row else max(deposit_ids)
+
+
+def dispute_lines(
+    ledger: Ledger, practice_id: UUID, items: list[PayoutItem]
+) -> tuple[list[dict[str, Any]], list[PayoutItem]]:
+    """A dispute's adjustments as deposit lines: the withdrawal (`dispute`, negative) or
+    the reinstatement of a won dispute (`dispute_reversal`, positive), and Stripe's
+    dispute fee as a line of its own (`dispute_fee`). Adjustments of payments the
+    ledger does not know are returned apart."""
+    lines: list[dict[str, Any]] = []
+    unknown: list[PayoutItem] = []
+    for item in items:
+        row = ledger.db.query_one(
+            "SELECT id FROM transactions WHERE practice_id = ? AND transaction_id = ?",
+            (str(practice_id), item.transaction_id or ""),
+        )
+        if row is None:
+            unknown.append(item)
+            continue
+        where = {
+            "payment_id": row["id"],
+            "dispute_id": item.dispute_id,
+            "balance_transaction": item.balance_transaction,
+        }
+        kind = "dispute" if item.amount < 0 else "dispute_reversal"
+        lines.append({"kind": kind, **where, "amount": item.amount, "fee_amount": 0})
+        if item.fee:
+            lines.append({"kind": "dispute_fee", **where, "amount": 0, "fee_amount": item.fee})
+    return lines, unknown
 
 
 def match(
@@ -103,6 +148,7 @@ def record(
     arrival: date,
     matched: list[tuple[PayoutItem, str, str | None]],
     extra: list[dict[str, Any]],
+    adjustments: list[dict[str, Any]] | None = None,
 ) -> None:
     for _ in range(5):
         deposit = ledger.get(Deposit, deposit_id, practice.id)
@@ -168,6 +214,7 @@ def record(
             arrival_date=arrival,
             items=items,
             differences=differences,
+            adjustments=adjustments or [],
             at=now,
             actor=ACTOR,
         )

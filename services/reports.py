@@ -5,7 +5,8 @@ date and its deposit), the ledger's totals for payments taken and refunds
 made that day, what of it is associated with the PMS, and every difference:
 a payment not yet associated, a refund not yet written back, a payment of
 the day that settled in another batch (or not yet), a deposit whose items
-do not add up to it.
+do not add up to it, a lost dispute not yet in the PMS. The dispute lines of the day's
+deposits (a withdrawal, its fee, a reinstatement) are listed apart.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from uuid import UUID
 
 from domain.practices import Practice
 from domain.schedule import local_date
+from projections.base import parse_iso
 from projections.deposits import deposit_items, deposits_of_batch_date, payout_of
 from projections.transactions import payments_of_day, refunds_of_day
 from services.context import Ledger
 
 MONEY_MOVED = ("approved", "settled")
+#: the deposit lines a dispute's adjustments make (payouts.py)
+DISPUTE_LINES = ("dispute", "dispute_fee", "dispute_reversal")
 
 
 def yesterday(ledger: Ledger, practice: Practice) -> date:
@@ -60,7 +64,33 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
                     payment_id=r["payment_id"],
                 )
             )
+    disputes: list[dict[str, Any]] = []
+    for p in payments_disputed_lost(ledger, practice_id, day):
+        if not p["dispute_posted"]:
+            differences.append(
+                {
+                    "kind": "dispute_not_written_back",
+                    "payment_id": p["id"],
+                    "dispute_id": p["dispute_id"],
+                    "amount": -int(p["dispute_amount"]),
+                    "detail": "lost dispute not yet in the PMS ledger",
+                }
+            )
     for d in deposits:
+        for line in deposit_items(ledger.db, UUID(d["id"])):
+            if line["kind"] in DISPUTE_LINES:
+                disputes.append(
+                    {
+                        "kind": line["kind"],
+                        "deposit_id": d["id"],
+                        "payout_id": d["payout_id"],
+                        "payment_id": line["payment_id"],
+                        "dispute_id": line["dispute_id"],
+                        "amount": int(line["amount"]),
+                        "fee_amount": int(line["fee_amount"]),
+                        "net_amount": int(line["net_amount"]),
+                    }
+                )
         payout = payout_of(d)
         if payout is not None:
             for difference in payout["differences"]:
@@ -99,6 +129,7 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
             "refunds_count": sum(int(d["refunds_count"]) for d in deposits),
             "refunds_amount": sum(int(d["refunds_amount"]) for d in deposits),
             "fees_amount": sum(int(d["fees_amount"]) for d in deposits),
+            "disputes_amount": sum(int(d["disputes_amount"]) for d in deposits),
             "net_amount": sum(int(d["net_amount"]) for d in deposits),
             "deposits": [
                 {
@@ -125,9 +156,22 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
             "refunds_written_count": len(written_refunds),
             "refunds_written_amount": sum(int(r["amount"]) for r in written_refunds),
         },
+        "disputes": disputes,
         "differences": differences,
         "balanced": not differences,
     }
+
+
+def payments_disputed_lost(ledger: Ledger, practice_id: UUID, day: date) -> list[dict[str, Any]]:
+    """The payments whose dispute was lost on the day (practice-local), from the feed."""
+    rows = ledger.db.query(
+        "SELECT t.id, t.dispute_id, t.dispute_amount, t.dispute_posted, f.occurred_at "
+        "FROM transactions t JOIN event_feed f ON f.aggregate_id = t.id "
+        "WHERE t.practice_id = ? AND t.dispute_status = 'lost' AND f.type = 'PaymentDisputeClosed'",
+        (str(practice_id),),
+    )
+    practice = ledger.get(Practice, practice_id, practice_id)
+    return [r for r in rows if local_date(parse_iso(r["occurred_at"]), practice.timezone) == day]
 
 
 def item(kind: str, row: dict[str, Any], detail: str, **extra: Any) -> dict[str, Any]:

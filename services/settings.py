@@ -45,6 +45,8 @@ class Settings:
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     #: where Stripe's API is (tests point it at a fake); None = Stripe's own
     stripe_api_base: str | None = None
+    #: the platform's publishable key (pk_...), for Stripe.js and its Payment Element
+    stripe_publishable_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.processor not in PROCESSORS:
@@ -103,6 +105,7 @@ class Settings:
             "stripe_secret_key": env.get("PAYLEDGER_STRIPE_SECRET_KEY") or None,
             "stripe_webhook_secret": env.get("PAYLEDGER_STRIPE_WEBHOOK_SECRET") or None,
             "stripe_api_base": env.get("PAYLEDGER_STRIPE_API_BASE") or None,
+            "stripe_publishable_key": env.get("PAYLEDGER_STRIPE_PUBLISHABLE_KEY") or None,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -42,13 +43,18 @@ CONFIRMATIONS = {
     "charge.refunded",
     "charge.failed",
 }
-#: events recorded for the reader and dispute handling, not yet acted on
+#: events recorded for the reader handling (the reader's result is polled), not acted on;
+#: a dispute's funds events repeat what its created and closed events say
 RECORDED = {
     "terminal.reader.action_succeeded",
     "terminal.reader.action_failed",
-    "charge.dispute.created",
-    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
 }
+#: a dispute's life: each records what it says on the disputed payment
+DISPUTE_EVENTS = {"charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"}
+#: who records a dispute on a payment
+DISPUTE_ACTOR = "system:stripe"
 
 
 class WebhookRefused(InvalidValue):
@@ -124,6 +130,8 @@ def apply_event(ledger: Ledger, kind: str, account: str | None, event: dict[str,
         return payouts.reconcile_payout(ledger, account, event["data"]["object"])
     if kind == "payout.failed":
         return payouts.payout_failed(ledger, account, event["data"]["object"])
+    if kind in DISPUTE_EVENTS:
+        return dispute_event(ledger, account, str(event["id"]), event["data"]["object"])
     if kind in CONFIRMATIONS:
         return "confirmation"
     if kind in RECORDED:
@@ -161,3 +169,39 @@ def intent_canceled(ledger: Ledger, account: str | None, intent: dict[str, Any])
 
 def practice_account(ledger: Ledger, practice_id: UUID) -> str | None:
     return ledger.get(Practice, practice_id, practice_id).stripe_account
+
+
+def dispute_event(
+    ledger: Ledger, account: str | None, event_id: str, dispute: dict[str, Any]
+) -> str:
+    """A dispute of a ledger payment (found by its PaymentIntent in the practice of the
+    account), recorded on the payment once per Stripe event id."""
+    practice = payouts.practice_of_account(ledger, account)
+    if practice is None:
+        return "no practice with this account"
+    row = ledger.db.query_one(
+        "SELECT id FROM transactions WHERE practice_id = ? AND transaction_id = ?",
+        (str(practice.id), str(dispute.get("payment_intent") or "")),
+    )
+    if row is None:
+        return "no such payment of this account"
+    due = (dispute.get("evidence_details") or {}).get("due_by")
+
+    def attempt() -> str:
+        payment = ledger.get(Payment, UUID(row["id"]), practice.id)
+        changed = payment.record_dispute(
+            dispute_id=str(dispute["id"]),
+            reason=str(dispute.get("reason") or "general"),
+            amount=int(dispute["amount"]),
+            evidence_due_by=datetime.fromtimestamp(int(due), UTC) if due else None,
+            status=str(dispute["status"]),
+            processor_event_id=event_id,
+            at=ledger.clock.now(practice.id),
+            actor=DISPUTE_ACTOR,
+        )
+        if not changed:
+            return "dispute unchanged"
+        ledger.save(payment)
+        return f"dispute {dispute['status']}"
+
+    return retry_on_conflict(attempt)

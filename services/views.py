@@ -54,6 +54,27 @@ def transaction_row(row: dict[str, Any]) -> dict[str, Any]:
         "pms_reference": row["pms_reference"],
         "batch_id": row["batch_id"],
         "deposit_id": row["deposit_id"],
+        "dispute_status": row.get("dispute_status"),
+    }
+
+
+def dispute_out(payment: Payment) -> dict[str, Any] | None:
+    dispute = payment.dispute
+    if dispute is None:
+        return None
+    association = "not_applicable"
+    if dispute.status == "lost":
+        association = "associated" if dispute.posted else "unassociated"
+    return {
+        "id": dispute.id,
+        "status": dispute.status,
+        "reason": dispute.reason,
+        "amount": dispute.amount,
+        "evidence_due_by": iso(dispute.evidence_due_by) if dispute.evidence_due_by else None,
+        "opened_at": iso(dispute.opened_at),
+        "closed_at": iso(dispute.closed_at) if dispute.closed_at else None,
+        "association": association,
+        "pms_reference": dispute.pms_reference,
     }
 
 
@@ -99,6 +120,7 @@ def payment_out(ledger: Ledger, payment: Payment, *, with_history: bool = False)
             }
             for r in payment.refunds
         ],
+        "dispute": dispute_out(payment),
         "writeback_attempts": writeback_of_payment(ledger.journal, payment.id),
     }
     if with_history:

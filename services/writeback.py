@@ -1,4 +1,5 @@
-"""PMS writeback: turn payment, refund, void and request events into PMS entries, once.
+"""PMS writeback: turn payment, refund, void, lost dispute and request events into PMS
+entries, once.
 
 Intake (from Kafka or, in the embedded default, from the ordered log in process)
 records what each practice is owed in the writeback journal; rows are keyed by our
@@ -30,6 +31,7 @@ from adapters.sql import Tx
 from domain.errors import AlreadyAssociated, PaymentsError
 from domain.money import format_dollars
 from domain.payments import AssociationSource, Payment, Status
+from domain.posting import dispute_marker
 from domain.schedule import practice_time
 from projections.base import Projection
 from services.context import Ledger
@@ -183,6 +185,44 @@ def reversal(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
     )
 
 
+def dispute_closed(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+    """A lost dispute of a payment that is (or will be) written: a negative entry, once
+    (the row is keyed by the dispute's marker)."""
+    if e.data["status"] != "lost":
+        return
+    payment = tx.one(
+        "SELECT * FROM writeback_journal WHERE id = ? AND kind = 'payment'", (str(e.aggregate_id),)
+    )
+    if payment is None or payment["status"] == "unmatched":
+        return
+    original = json.loads(payment["payload"])
+    practice = tx.one(
+        "SELECT timezone FROM writeback_practices WHERE practice_id = ?", (str(e.practice_id),)
+    )
+    amount = int(e.data["amount"])
+    payload = {
+        **original,
+        "amount": -amount,
+        "pay_date": practice_time(e.occurred_at, practice["timezone"] if practice else "UTC")
+        .date()
+        .isoformat(),
+        "note": f"Lost card dispute {e.data['dispute_id']} of card payment "
+        f"[ref:{e.aggregate_id}] {format_dollars(amount)}",
+        "original_marker": str(e.aggregate_id),
+    }
+    Journal.add(
+        tx,
+        id=dispute_marker(e.data["dispute_id"]),
+        practice_id=str(e.practice_id),
+        pms=payment["pms"],
+        kind="reversal",
+        payment_id=str(e.aggregate_id),
+        position=e.position,
+        payload=payload,
+        depends_on=str(e.aggregate_id),
+    )
+
+
 def associated_by_staff(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
     """Staff posted it by hand: an automatic write not yet tried would duplicate it."""
     if e.data.get("source") == AssociationSource.AUTOMATIC.value:
@@ -229,6 +269,7 @@ HANDLERS = {
     "PaymentVoided": reversal,
     "PaymentRefunded": reversal,
     "PaymentAssociated": associated_by_staff,
+    "PaymentDisputeClosed": dispute_closed,
     "PaymentRequestSent": request_sent,
 }
 
@@ -437,7 +478,12 @@ class Worker:
             return
         practice_id = UUID(item["practice_id"])
         is_void = item["id"].startswith("void:")
-        refund_id = UUID(item["id"]) if item["kind"] == "reversal" and not is_void else None
+        is_dispute = item["id"].startswith("dispute:")
+        refund_id = (
+            UUID(item["id"])
+            if item["kind"] == "reversal" and not is_void and not is_dispute
+            else None
+        )
         try:
             associate_payment(
                 self.ledger,
@@ -448,6 +494,7 @@ class Worker:
                 actor=f"system:writeback-{item['pms']}",
                 refund_id=refund_id,
                 void=is_void,
+                dispute=is_dispute,
             )
         except AlreadyAssociated:
             pass

@@ -457,7 +457,8 @@ class StripeProcessor(CardProcessor):
 @dataclass(frozen=True)
 class PayoutItem:
     """One balance transaction of a payout: a charge (`transaction_id` = its PaymentIntent),
-    a refund (and the ledger's refund id from its metadata), or something else."""
+    a refund (and the ledger's refund id from its metadata), a dispute's adjustment (its
+    dispute and the disputed PaymentIntent), or something else."""
 
     kind: str
     balance_transaction: str
@@ -465,6 +466,9 @@ class PayoutItem:
     refund_reference: str | None
     amount: int
     fee: int
+    #: the dispute (`dp_...`) of an `adjustment` that a dispute made (its withdrawal,
+    #: or its reinstatement when won); None otherwise
+    dispute_id: str | None = None
 
 
 def payout_item(txn: Any) -> PayoutItem:
@@ -473,6 +477,9 @@ def payout_item(txn: Any) -> PayoutItem:
     reference = None
     if txn.type == "refund" and not isinstance(source, str) and source.metadata is not None:
         reference = source.metadata.to_dict().get(REFERENCE)
+    dispute_id = None
+    if not isinstance(source, str) and getattr(source, "object", None) == "dispute":
+        dispute_id = str(source.id)
     return PayoutItem(
         kind=str(txn.type),
         balance_transaction=str(txn.id),
@@ -480,6 +487,7 @@ def payout_item(txn: Any) -> PayoutItem:
         refund_reference=reference,
         amount=int(txn.amount),
         fee=int(txn.fee),
+        dispute_id=dispute_id,
     )
 
 

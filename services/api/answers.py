@@ -74,6 +74,24 @@ class WritebackAttempt(Answer):
     next_attempt_at: str | None
 
 
+class PaymentDispute(Answer):
+    """The cardholder's dispute of the payment (Stripe)."""
+
+    id: str
+    status: str = Field(
+        description="needs_response, under_review, won, lost (warning_... for an inquiry)"
+    )
+    reason: str
+    amount: int
+    evidence_due_by: str | None
+    opened_at: str
+    closed_at: str | None
+    association: Literal["associated", "unassociated", "not_applicable"] = Field(
+        description="whether a lost dispute's negative entry is in the PMS ledger"
+    )
+    pms_reference: str | None
+
+
 class Payment(Answer):
     id: str
     status: str
@@ -100,6 +118,7 @@ class Payment(Answer):
     deposit_id: str | None
     voided_at: str | None
     refunds: list[Refund]
+    dispute: PaymentDispute | None
     writeback_attempts: list[WritebackAttempt]
 
 
@@ -212,6 +231,7 @@ class TransactionRow(Answer):
     pms_reference: str | None
     batch_id: str | None
     deposit_id: str | None
+    dispute_status: str | None = Field(description="the status of its dispute, if disputed")
 
 
 NEXT = "pass as `cursor` for the next page; null on the last page"
@@ -254,6 +274,10 @@ class DepositRow(Answer):
     gross_amount: int
     refunds_amount: int
     fees_amount: int
+    disputes_amount: int = Field(
+        description="the disputes' amounts its payout carried: withdrawals negative, "
+        "reinstatements positive (their fees are in fees_amount)"
+    )
     net_amount: int
     account: str
     batch_id: str
@@ -277,6 +301,9 @@ class DepositItem(Answer):
     amount: int
     fee_amount: int
     net_amount: int
+    dispute_id: str | None = Field(
+        description="the dispute of a `dispute`, `dispute_fee` or `dispute_reversal` line"
+    )
 
 
 class Deposit(DepositRow):
@@ -338,6 +365,7 @@ class CloseBatch(Answer):
     refunds_count: int
     refunds_amount: int
     fees_amount: int
+    disputes_amount: int
     net_amount: int
     deposits: list[CloseDeposit]
 
@@ -366,6 +394,11 @@ class DailyClose(Answer):
     batch: CloseBatch
     ledger: CloseLedger
     pms: ClosePms
+    disputes: list[dict[str, Any]] = Field(
+        description="the dispute lines of the day's deposits (withdrawals, fees, "
+        "reinstatements): kind, deposit_id, payout_id, payment_id, dispute_id, amount, "
+        "fee_amount, net_amount"
+    )
     differences: list[dict[str, Any]] = Field(
         description="each with `kind`, the payment, refund or deposit, `amount` and `detail`"
     )

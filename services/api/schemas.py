@@ -186,6 +186,9 @@ class AssociateIn(Body):
     void: StrictBool = Field(
         False, description="mark the void's negative entry (of a payment posted, then voided)"
     )
+    dispute: StrictBool = Field(
+        False, description="mark the negative entry of the payment's lost dispute"
+    )
 
 
 class ReceiptSendIn(Body):

@@ -24,6 +24,7 @@ from services.api.openapi import pages
 from services.context import Ledger
 from services.requests import PayLink, open_link, pay_request
 from services.web import pay_limits
+from services.web.security import STRIPE_CONTENT_SECURITY_POLICY, STRIPE_JS
 
 router = APIRouter(tags=["pay page"], include_in_schema=True)
 templates = Environment(
@@ -36,7 +37,22 @@ HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Fra
 
 def page(status: int, **context: Any) -> HTMLResponse:
     html = templates.get_template("pay.html").render(**context)
-    return HTMLResponse(html, status_code=status, headers=HEADERS)
+    headers = dict(HEADERS)
+    if context.get("stripe"):
+        headers["Content-Security-Policy"] = STRIPE_CONTENT_SECURITY_POLICY
+    return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def stripe_element(ledger: Ledger, account: str | None, amount: int) -> dict[str, Any] | None:
+    """What the page needs to show Stripe's Payment Element (None: card fields)."""
+    if ledger.processor.accepts_card_numbers:
+        return None
+    return {
+        "js": STRIPE_JS,
+        "key": ledger.settings.stripe_publishable_key or "",
+        "account": account or "",
+        "amount": amount,
+    }
 
 
 def closed_page(link: PayLink, message: str) -> HTMLResponse:
@@ -52,6 +68,7 @@ def closed_page(link: PayLink, message: str) -> HTMLResponse:
 def open_page(
     link: PayLink,
     action: str,
+    stripe: dict[str, Any] | None,
     status: int = 200,
     error: str | None = None,
     amount_value: str | None = None,
@@ -69,6 +86,7 @@ def open_page(
         attempt=secrets.token_urlsafe(16),
         expires=expires,
         error=error,
+        stripe=stripe,
     )
 
 
@@ -140,7 +158,7 @@ def show(token: str, request: Request, ledger: LedgerDep) -> HTMLResponse:
         link.request.check_open(ledger.clock.now(link.practice.id))
     except RequestClosed as closed:
         return closed_page(link, closed_message(closed, link))
-    return open_page(link, str(request.url.path))
+    return open_page(link, str(request.url.path), element(ledger, link))
 
 
 @router.post(
@@ -166,6 +184,7 @@ def pay(
         link.request.check_open(ledger.clock.now(link.practice.id))
     except RequestClosed as closed:
         return closed_page(link, closed_message(closed, link))
+    stripe = element(ledger, link)
     try:  # the attempt's place in the windows, before the card goes anywhere
         place = pay_limits.take_place(
             ledger.db,
@@ -178,6 +197,7 @@ def pay(
         response = open_page(
             link,
             action,
+            stripe,
             429,
             "Too many unsuccessful attempts. Please wait 15 minutes and try again.",
         )
@@ -186,28 +206,39 @@ def pay(
     amount_text = fields.get("amount", "")
     try:
         amount = parse_dollars(amount_text) if amount_text.strip() else link.request.amount.cents
-        card = CardInput(
-            number=fields.get("card_number", "").strip(),
-            exp_month=parse_int(fields.get("exp_month", ""), "exp_month", "expiry month"),
-            exp_year=parse_int(fields.get("exp_year", ""), "exp_year", "expiry year"),
-            cvc=fields.get("cvc", "").strip(),
-        )
+        card, payment_method = None, None
+        if stripe is None:
+            card = CardInput(
+                number=fields.get("card_number", "").strip(),
+                exp_month=parse_int(fields.get("exp_month", ""), "exp_month", "expiry month"),
+                exp_year=parse_int(fields.get("exp_year", ""), "exp_year", "expiry year"),
+                cvc=fields.get("cvc", "").strip(),
+            )
+        else:
+            payment_method = fields.get("payment_method", "").strip()
+            if not PAYMENT_METHOD.fullmatch(payment_method):
+                raise InvalidValue(
+                    "the card form did not send the card; reload the page and enter the card again",
+                    field="payment_method",
+                )
         payment = pay_request(
             ledger,
             link,
             amount=amount,
             card=card,
+            payment_method=payment_method,
             attempt_id=fields.get("attempt") or secrets.token_urlsafe(16),
         )
     except RequestClosed as closed:
         pay_limits.give_back(ledger.db, place)
         return closed_page(link, closed_message(closed, link))
     except PaymentsError as error:  # a failed attempt: its place stays taken
-        return open_page(link, action, 422, friendly(error), amount_text or None)
+        return open_page(link, action, stripe, 422, friendly(error), amount_text or None)
     if payment.status != Status.APPROVED:
         return open_page(
             link,
             action,
+            stripe,
             402,
             sentence(f"your card was declined ({payment.decline_reason})")
             + " No money was taken. You can try another card.",
@@ -223,6 +254,14 @@ def pay(
         card=str(payment.card),
         transaction_id=payment.transaction_id,
     )
+
+
+def element(ledger: Ledger, link: PayLink) -> dict[str, Any] | None:
+    return stripe_element(ledger, link.practice.stripe_account, link.request.amount.cents)
+
+
+#: a PaymentMethod id as Stripe.js gives it
+PAYMENT_METHOD = re.compile(r"pm_[A-Za-z0-9_]{1,200}", re.ASCII)
 
 
 def closed_message(closed: RequestClosed, link: PayLink) -> str:

@@ -21,6 +21,26 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     )
 )
+#: the pages that show Stripe's Payment Element (pay page, virtual terminal) with Stripe
+#: on: Stripe.js from js.stripe.com, its frames from there, its calls to api.stripe.com;
+#: every other page (and every page of the sandbox) keeps the policy above
+STRIPE_CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' https://js.stripe.com",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self' https://api.stripe.com",
+        "frame-src https://js.stripe.com",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+STRIPE_JS = "https://js.stripe.com/v3/"
 HTML_HEADERS = {
     b"content-security-policy": CONTENT_SECURITY_POLICY.encode(),
     b"x-content-type-options": b"nosniff",

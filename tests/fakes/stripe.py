@@ -19,7 +19,11 @@ SDK pointed at it through its API base address. It follows Stripe's API referenc
   `card_error`, `card_declined`, with the decline code);
 - Refunds: create (by payment_intent, never beyond what remains: `amount_too_large`,
   `charge_already_refunded`), list by payment_intent;
-- a capture makes a balance transaction with Stripe's fee (2.9% + 30 cents).
+- a capture makes a balance transaction with Stripe's fee (2.9% + 30 cents);
+- disputes (`open_dispute`, `submit_evidence`, `close_dispute`): the dispute object, its
+  withdrawal (an `adjustment` balance transaction whose source is the dispute: the
+  amount out and the $15.00 dispute fee) and, when won, its reinstatement (another
+  `adjustment`, reporting category `dispute_reversal`); payouts carry them.
 
 Faults to inject (a queue, each taken by the next POST whose path starts with the
 given prefix): "429" (refused before executing, not saved), "500-after-apply"
@@ -69,6 +73,8 @@ CANCELABLE = (
     "processing",
 )
 NOW = 1_700_000_000
+#: Stripe's fee of a dispute in the United States, in cents
+DISPUTE_FEE = 1500
 
 
 class StripeError(Exception):
@@ -527,16 +533,38 @@ class FakeStripe:
         return self.render(intent, params)
 
     def balance_transaction(
-        self, scope: str, kind: str, source: str, amount: int, fee: int
+        self,
+        scope: str,
+        kind: str,
+        source: str,
+        amount: int,
+        fee: int,
+        *,
+        category: str | None = None,
+        description: str | None = None,
+        fee_description: str = "Stripe processing fees",
     ) -> dict[str, Any]:
         txn = {
             "id": self.new_id("txn"),
             "object": "balance_transaction",
             "_account": scope,
             "type": kind,
+            "reporting_category": category or kind,
+            "description": description,
             "source": source,
             "amount": amount,
             "fee": fee,
+            "fee_details": [
+                {
+                    "amount": fee,
+                    "application": None,
+                    "currency": "usd",
+                    "description": fee_description,
+                    "type": "stripe_fee",
+                }
+            ]
+            if fee
+            else [],
             "net": amount - fee,
             "currency": "usd",
             "status": "pending",
@@ -622,6 +650,96 @@ class FakeStripe:
             "data": list(reversed(found))[:limit],
         }
 
+    # -- Disputes -----------------------------------------------------------------------
+
+    def open_dispute(
+        self, intent_id: str, *, reason: str = "fraudulent", due_in_days: int = 7
+    ) -> dict[str, Any]:
+        """What Stripe does when the cardholder disputes a captured charge: a dispute
+        (`needs_response`) and its withdrawal, a balance transaction of type `adjustment`
+        (reporting category `dispute`) whose source is the dispute: the disputed amount
+        out, and the dispute fee ($15.00). The dispute object, as sent with
+        `charge.dispute.created`."""
+        with self.lock:
+            intent = self.objects[intent_id]
+            charge = self.objects[intent["latest_charge"]]
+            assert charge["captured"], "only a captured charge can be disputed"
+            assert not charge.get("disputed"), "a charge is disputed at most once"
+            dispute_id = self.new_id("dp")
+            amount = charge["amount_captured"] - charge["amount_refunded"]
+            txn = self.balance_transaction(
+                intent["_account"],
+                "adjustment",
+                dispute_id,
+                -amount,
+                DISPUTE_FEE,
+                category="dispute",
+                description=f"Chargeback withdrawal for {charge['id']}",
+                fee_description="Dispute fee",
+            )
+            created = int(time.time())
+            dispute = {
+                "id": dispute_id,
+                "object": "dispute",
+                "_account": intent["_account"],
+                "amount": amount,
+                "balance_transactions": [txn["id"]],
+                "charge": charge["id"],
+                "created": created,
+                "currency": "usd",
+                "evidence_details": {
+                    "due_by": created + due_in_days * 86400,
+                    "has_evidence": False,
+                    "past_due": False,
+                    "submission_count": 0,
+                },
+                "is_charge_refundable": False,
+                "livemode": False,
+                "metadata": {},
+                "payment_intent": intent_id,
+                "reason": reason,
+                "status": "needs_response",
+            }
+            self.objects[dispute_id] = dispute
+            charge["disputed"] = True
+            return self.dispute_out(dispute)
+
+    def submit_evidence(self, dispute_id: str) -> dict[str, Any]:
+        """Evidence submitted: the dispute is `under_review` (`charge.dispute.updated`)."""
+        with self.lock:
+            dispute = self.objects[dispute_id]
+            dispute["status"] = "under_review"
+            dispute["evidence_details"].update(has_evidence=True, submission_count=1)
+            return self.dispute_out(dispute)
+
+    def close_dispute(self, dispute_id: str, *, won: bool) -> dict[str, Any]:
+        """The card network's decision (`charge.dispute.closed`): `lost` keeps the money
+        withdrawn; `won` reinstates the disputed amount (a second `adjustment`, reporting
+        category `dispute_reversal`). The dispute fee is not returned."""
+        with self.lock:
+            dispute = self.objects[dispute_id]
+            dispute["status"] = "won" if won else "lost"
+            if won:
+                txn = self.balance_transaction(
+                    dispute["_account"],
+                    "adjustment",
+                    dispute_id,
+                    dispute["amount"],
+                    0,
+                    category="dispute_reversal",
+                    description=f"Chargeback reversal for {dispute['charge']}",
+                )
+                dispute["balance_transactions"].append(txn["id"])
+            return self.dispute_out(dispute)
+
+    def dispute_out(self, dispute: dict[str, Any]) -> dict[str, Any]:
+        """A dispute as Stripe shows it: its balance transactions in full."""
+        shown = public(dispute)
+        shown["balance_transactions"] = [
+            public(self.objects[t]) for t in dispute["balance_transactions"]
+        ]
+        return shown
+
     # -- Payouts ------------------------------------------------------------------------
 
     def pay_out(
@@ -701,7 +819,10 @@ class FakeStripe:
         for txn in page:
             shown = public(txn)
             if expand and txn["source"] in self.objects:
-                shown["source"] = public(self.objects[txn["source"]])
+                source = self.objects[txn["source"]]
+                shown["source"] = (
+                    self.dispute_out(source) if source["object"] == "dispute" else public(source)
+                )
             data.append(shown)
         return {
             "object": "list",

@@ -42,6 +42,7 @@ def deposit_out(row: dict[str, Any]) -> dict[str, Any]:
         "gross_amount": int(row["gross_amount"]),
         "refunds_amount": int(row["refunds_amount"]),
         "fees_amount": int(row["fees_amount"]),
+        "disputes_amount": int(row.get("disputes_amount") or 0),
         "net_amount": net,
         "account": row["account"],
         "batch_id": row["batch_id"],
@@ -67,6 +68,7 @@ def deposit_item_out(row: dict[str, Any]) -> dict[str, Any]:
         "amount": int(row["amount"]),
         "fee_amount": int(row["fee_amount"]),
         "net_amount": int(row["net_amount"]),
+        "dispute_id": row.get("dispute_id"),
     }
 
 

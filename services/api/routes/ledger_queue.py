@@ -43,6 +43,7 @@ def item_out(row: dict[str, Any]) -> dict[str, Any]:
                 "source": "manual",
                 **({"refund_id": row["refund_id"]} if row["refund_id"] else {}),
                 **({"void": True} if row["kind"] == "void" else {}),
+                **({"dispute": True} if row["kind"] == "dispute" else {}),
             },
         },
     }

@@ -154,6 +154,7 @@ def associate(
         actor=caller.actor,
         refund_id=body.refund_id,
         void=body.void,
+        dispute=body.dispute,
     )
     return payment_out(ledger, payment)
 

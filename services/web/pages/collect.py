@@ -17,6 +17,8 @@ from services.api.schemas import CardIn, PaymentIn, PaymentRequestIn
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice
+from services.web.pay import stripe_element
+from services.web.security import STRIPE_CONTENT_SECURITY_POLICY
 from services.web.session import Admin, Manager, PostedForm, ledger_of
 
 router = APIRouter(include_in_schema=False)
@@ -50,11 +52,13 @@ def collect_page(
     status: int = 200,
     values: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    return render.page(
+    place = practice(request, user)
+    stripe = stripe_element(ledger_of(request), place.stripe_account if place else None, 50)
+    response = render.page(
         request,
         "payments/collect.html",
         user=user,
-        practice=practice(request, user),
+        practice=place,
         section="payments",
         tab="transactions",
         kind=kind,
@@ -63,7 +67,11 @@ def collect_page(
         error=error,
         status=status,
         values=values or dict(request.query_params),
+        stripe=stripe,
     )
+    if stripe is not None and kind == "virtual":
+        response.headers["Content-Security-Policy"] = STRIPE_CONTENT_SECURITY_POLICY
+    return response
 
 
 @router.get("/payments/collect/{kind}")
@@ -71,6 +79,10 @@ def collect_form(request: Request, user: Manager, kind: str) -> HTMLResponse:
     if kind not in KINDS:
         kind = "terminal"
     return collect_page(request, user, kind)
+
+
+def refuse_no_card() -> str:
+    raise FormError("The card form did not send the card: enter the card again.", 422)
 
 
 def whole_number(text: str, field: str) -> int:
@@ -110,6 +122,14 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
                 method="terminal",
                 amount=amount,
                 terminal_id=form.get("terminal_id") or None,
+                patient_id=patient,
+            )
+        elif not ledger.processor.accepts_card_numbers:
+            body = run(
+                PaymentIn,
+                method="virtual_terminal",
+                amount=amount,
+                payment_method=form.get("payment_method") or refuse_no_card(),
                 patient_id=patient,
             )
         else:

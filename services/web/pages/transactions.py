@@ -260,6 +260,7 @@ def associate(request: Request, user: Admin, form: PostedForm, payment_id: UUID)
             pms_reference=form.get("pms_reference") or None,
             refund_id=form.get("refund_id") or None,
             void=form.get("void") == "true",
+            dispute=form.get("dispute") == "true",
         )
         run(payments_api.associate, payment_id, body, user.caller, ledger_of(request), None)
     except FormError as refused:
@@ -272,7 +273,13 @@ def associate(request: Request, user: Admin, form: PostedForm, payment_id: UUID)
             status=refused.status,
         )
     what = (
-        "refund" if form.get("refund_id") else "void" if form.get("void") == "true" else "payment"
+        "refund"
+        if form.get("refund_id")
+        else "void"
+        if form.get("void") == "true"
+        else "lost dispute"
+        if form.get("dispute") == "true"
+        else "payment"
     )
     back = form.get("back") or "/payments/transactions"
     return render.redirect(
