@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import psycopg
 import pytest
 import schemathesis
@@ -179,3 +180,28 @@ def test_every_operation_on_sqlite(case: Case, on_sqlite: Fuzzed) -> None:
 @FUZZ
 def test_every_operation_on_postgres(case: Case, on_postgres: Fuzzed) -> None:
     on_postgres.call(case)
+
+
+#: clock advance bodies: (body, valid by the served schema and accepted by the API)
+CLOCK_BODIES = [
+    ({"seconds": 60}, True),
+    ({"to": "2030-01-01T00:00:00Z"}, True),
+    ({"seconds": None, "to": "2030-01-01T00:00:00Z"}, True),
+    ({}, False),
+    ({"seconds": None}, False),
+    ({"seconds": None, "to": None}, False),
+    ({"seconds": 5, "to": "2030-01-01T00:00:00Z"}, False),
+]
+
+
+@pytest.mark.parametrize(("body", "valid"), CLOCK_BODIES)
+def test_the_schema_says_which_clock_advances_are_accepted(
+    api: Api, body: dict[str, Any], valid: bool
+) -> None:
+    """`seconds` or `to`, exactly one: the served schema refuses what the API refuses."""
+    document = served_document()
+    schema = document["components"]["schemas"]["ClockAdvanceIn"]
+    validator = jsonschema_rs.Draft202012Validator({**schema, "components": document["components"]})
+    assert validator.is_valid(body) is valid, body
+    answer = api.post("/v1/sandbox/clock/advance", body)
+    assert answer.status_code == (200 if valid else 422), answer.text
