@@ -22,7 +22,7 @@ import httpx
 from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
 from adapters.pms.reader import PmsPatient, PmsReader, PmsUnavailable
 from domain.money import Money
-from domain.receivables import Balance
+from domain.receivables import Balance, default_patient_portion
 
 PAGE = 100
 
@@ -187,7 +187,7 @@ class OpenDental(PmsWriter, PmsReader):
             insurance_estimate=insurance,
             patient_portion=to_cents(a.get("PatEstBal"))
             if a.get("PatEstBal") is not None
-            else max(0, total - insurance),
+            else default_patient_portion(total, insurance),
             on_payment_plan=to_bool(a.get("HasPaymentPlan", False)),
             is_guarantor=True,
             last_payment_date=parse_date(a.get("DateLastPay")),

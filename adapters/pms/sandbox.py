@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import date
 
 from adapters.pms.reader import PmsPatient, PmsReader
-from domain.receivables import Balance
+from domain.receivables import Balance, default_patient_portion
 
 # pms id, first, last, email, phone, guarantor, (0-30, 31-60, 61-90, >90, ins. est., plan)
 FAMILIES: list[tuple[str, str, str, str | None, str | None, str | None, tuple[int, ...] | None]] = [
@@ -75,7 +75,7 @@ def balance_of(values: tuple[int, ...]) -> Balance:
         bal_61_90=b61,
         bal_over_90=b90,
         insurance_estimate=insurance,
-        patient_portion=max(0, total - insurance),
+        patient_portion=default_patient_portion(total, insurance),
         on_payment_plan=bool(plan),
         is_guarantor=True,
         last_payment_date=date(2026, 9, 15) if total else None,
