@@ -13,9 +13,9 @@ from domain.patients import Patient
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.receivables import AmountRule, Balance, Eligibility
 from projections.receivables import list_ar
+from services.app.practices import create_practice
+from services.app.receivables import bulk_send, parse_filter, today
 from services.context import Ledger
-from services.practices import create_practice
-from services.receivables import bulk_send, parse_filter, today
 
 GUARANTORS = int(os.environ.get("PAYLEDGER_BENCH_AR", "100000"))
 BULK = int(os.environ.get("PAYLEDGER_BENCH_BULK", "5000"))

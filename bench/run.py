@@ -36,11 +36,11 @@ from domain.payments import Method
 from domain.practices import DepositAccount, PmsKind
 from projections.deposits import list_deposits
 from projections.transactions import list_transactions
+from services.app.due import run_due_work
+from services.app.payments import collect_payment, refund_payment
+from services.app.practices import create_practice
 from services.bootstrap import build_ledger
 from services.context import Ledger
-from services.due import run_due_work
-from services.payments import collect_payment, refund_payment
-from services.practices import create_practice
 from services.settings import Settings
 
 ADMIN_URL = os.environ.get(

@@ -47,13 +47,13 @@ from domain.payments import Method
 from domain.practices import DepositAccount, PmsKind
 from domain.receivables import Balance
 from domain.users import Role
-from services import accounts
+from services.app import accounts
+from services.app.due import run_due_work
+from services.app.payments import collect_payment, refund_payment
+from services.app.practices import create_practice, register_patient
+from services.app.receivables import record_balance
 from services.bootstrap import build_ledger
 from services.context import Ledger
-from services.due import run_due_work
-from services.payments import collect_payment, refund_payment
-from services.practices import create_practice, register_patient
-from services.receivables import record_balance
 from services.settings import Settings
 
 #: the defaults are a tenth of a tenth of the platform-audit size (replaying a million events
@@ -385,7 +385,7 @@ def serve(port: int) -> None:
     """The API alone, without the scheduler (its due work would write while we measure)."""
     import uvicorn
 
-    from services.api.app import create_app
+    from services.http.app import create_app
 
     settings = Settings.from_env(None, run_scheduler=False)
     uvicorn.run(create_app(build_ledger(settings)), host="127.0.0.1", port=port, log_level="error")

@@ -14,10 +14,10 @@ from typing import Any
 from adapters.processor.port import CardInput
 from domain.payments import Method
 from domain.practices import DepositAccount, PmsKind
+from services.app.payments import collect_payment
+from services.app.practices import create_practice, register_patient
 from services.context import Ledger
-from services.payments import collect_payment
-from services.practices import create_practice, register_patient
-from services.writeback import Worker
+from services.workers.writeback import Worker
 from tests.fakes.opendental import FakeOpenDental, Served
 
 PAYMENTS = int(os.environ.get("PAYLEDGER_BENCH_WRITEBACK", "300"))

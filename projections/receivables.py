@@ -410,7 +410,7 @@ def last_sync(db: Database, practice_id: UUID) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class ArQuery:
-    """Validated filter values (see services/api/schemas.py ArFilter for the names)."""
+    """Validated filter values (see services/http/schemas.py ArFilter for the names)."""
 
     ranges: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     last_request_status: tuple[str, ...] = ()

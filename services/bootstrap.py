@@ -27,7 +27,7 @@ from projections.transactions import Transactions
 from projections.users import Users
 from services.context import Ledger
 from services.settings import Settings
-from services.writeback import WritebackIntake
+from services.workers.writeback import WritebackIntake
 
 log = logging.getLogger("payledger")
 

@@ -48,8 +48,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from services.api.app import create_app
-    from services.demo import demo_people, seed_demo
+    from services.app.demo import demo_people, seed_demo
+    from services.http.app import create_app
 
     settings = settings_from(args)
     ledger = build_ledger(settings)
@@ -80,7 +80,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def practice_create(args: argparse.Namespace) -> int:
-    from services.practices import create_practice
+    from services.app.practices import create_practice
 
     ledger = build_ledger(settings_from(args))
     practice = create_practice(
@@ -98,7 +98,7 @@ def practice_create(args: argparse.Namespace) -> int:
 
 
 def user_create(args: argparse.Namespace) -> int:
-    from services.accounts import invite_user
+    from services.app.accounts import invite_user
 
     role = Role(args.role)
     if (role == Role.PLATFORM_AUDITOR) == (args.practice is not None):
@@ -153,7 +153,7 @@ def replay_command(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    from services import replay
+    from services.app import replay
     from services.bootstrap import all_projections
 
     views = all_projections()
@@ -207,7 +207,7 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 def audit_export(args: argparse.Namespace) -> int:
-    from services.audit_export import export_lines
+    from services.app.audit_export import export_lines
 
     ledger = build_ledger(settings_from(args))
     try:
@@ -220,7 +220,7 @@ def audit_export(args: argparse.Namespace) -> int:
 
 
 def audit_verify(args: argparse.Namespace) -> int:
-    from services.audit_export import verify_lines
+    from services.app.audit_export import verify_lines
 
     path = Path(args.file)
     if not path.is_file():
@@ -267,7 +267,7 @@ def run_until_stopped(*targets: Any) -> int:
 
 
 def relay(args: argparse.Namespace) -> int:
-    from services.relay import Relay
+    from services.workers.relay import Relay
 
     settings = kafka_settings(args)
     assert settings.kafka_bootstrap is not None
@@ -277,7 +277,7 @@ def relay(args: argparse.Namespace) -> int:
 
 
 def writeback(args: argparse.Namespace) -> int:
-    from services.writeback_consumer import WritebackConsumer
+    from services.workers.writeback_consumer import WritebackConsumer
 
     settings = kafka_settings(args)
     assert settings.kafka_bootstrap is not None
@@ -293,8 +293,8 @@ def writeback(args: argparse.Namespace) -> int:
 
 
 def daily_close(args: argparse.Namespace) -> int:
-    from services.reports import daily_close as report
-    from services.reports import yesterday
+    from services.app.reports import daily_close as report
+    from services.app.reports import yesterday
 
     ledger = build_ledger(settings_from(args))
     practice = ledger.get(Practice, args.practice, None)

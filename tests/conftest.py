@@ -20,9 +20,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.clock import Clock
-from services.api.app import create_app
 from services.bootstrap import build_ledger
 from services.context import Ledger
+from services.http.app import create_app
 from services.settings import Settings
 from tests.kafka_broker import kafka_bootstrap  # noqa: F401 - a fixture for all tests
 

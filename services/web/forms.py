@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from domain.errors import InvalidValue, PaymentsError
 from domain.money import MAX_AMOUNT_CENTS, format_dollars
-from services.api.errors import HttpProblem
+from services.http.errors import HttpProblem
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ def sentence(text: str) -> str:
 
 def run(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a use case or API function; turn every refusal into a FormError."""
-    from services.api.errors import status_for
+    from services.http.errors import status_for
 
     try:
         return action(*args, **kwargs)

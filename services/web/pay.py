@@ -19,10 +19,10 @@ from domain.money import MAX_AMOUNT_CENTS, format_dollars
 from domain.payments import Status
 from domain.requests import RequestClosed
 from domain.schedule import zone
-from services.api.deps import LedgerDep
-from services.api.openapi import pages
+from services.app.requests import PayLink, open_link, pay_request
 from services.context import Ledger
-from services.requests import PayLink, open_link, pay_request
+from services.http.deps import LedgerDep
+from services.http.openapi import pages
 from services.web import pay_limits
 from services.web.security import STRIPE_CONTENT_SECURITY_POLICY, STRIPE_JS
 

@@ -15,7 +15,7 @@ from markupsafe import Markup
 from domain.money import format_dollars
 from domain.practices import Practice
 from domain.schedule import zone
-from services.accounts import SessionUser
+from services.app.accounts import SessionUser
 from services.web import session
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -2,7 +2,7 @@
 session; CSRF tokens on every form; one-shot notices after a redirect.
 
 The cookie holds a random session token and its HMAC under the service's secret key;
-the server keeps only the token's hash (services/accounts.py), so signing out or
+the server keeps only the token's hash (services/app/accounts.py), so signing out or
 revoking the user ends the session at once.
 """
 
@@ -22,8 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from domain.users import Role
-from services import accounts
-from services.accounts import SessionUser
+from services.app import accounts
+from services.app.accounts import SessionUser
 from services.context import Ledger
 
 SESSION_COOKIE = "pl_session"

@@ -19,11 +19,11 @@ import pytest
 import uvicorn
 
 from domain.users import Role
-from services import accounts
-from services.api.app import create_app
+from services.app import accounts
+from services.app.demo import seed_demo
 from services.bootstrap import build_ledger
 from services.context import Ledger
-from services.demo import seed_demo
+from services.http.app import create_app
 from services.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"

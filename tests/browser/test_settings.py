@@ -10,8 +10,8 @@ from uuid import UUID
 
 from domain.practices import DepositAccount, PmsKind
 from domain.users import Role
-from services import accounts
-from services.practices import create_practice
+from services.app import accounts
+from services.app.practices import create_practice
 from tests.browser.conftest import PASSWORD, Browse
 
 

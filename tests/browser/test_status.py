@@ -13,9 +13,9 @@ import pytest
 from domain.payments import Method
 from domain.requests import Channel
 from domain.schedule import zone
-from services.payments import collect_payment
-from services.practices import register_patient, set_pms_connection
-from services.requests import send_request
+from services.app.payments import collect_payment
+from services.app.practices import register_patient, set_pms_connection
+from services.app.requests import send_request
 from tests.browser.conftest import Browse
 from tests.browser.test_settings import new_office
 

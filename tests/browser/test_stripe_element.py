@@ -16,10 +16,10 @@ import uvicorn
 from domain.practices import DepositAccount, PmsKind
 from domain.requests import Channel
 from domain.schedule import DEFAULT_CUTOFF
-from services.api.app import create_app
+from services.app.practices import change_settings, create_practice, register_patient
+from services.app.requests import pay_url, send_request
 from services.bootstrap import build_ledger
-from services.practices import change_settings, create_practice, register_patient
-from services.requests import pay_url, send_request
+from services.http.app import create_app
 from services.settings import Settings
 from tests.browser.conftest import free_port
 from tests.fakes.opendental import Served

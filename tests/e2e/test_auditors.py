@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from domain.users import PLATFORM, Role
-from services import accounts
+from services.app import accounts
 from services.context import Ledger
 from tests.conftest import Api
 from tests.e2e.support import assert_problem, new_patient, paid, second_practice

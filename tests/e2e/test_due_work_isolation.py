@@ -10,8 +10,8 @@ from uuid import UUID
 
 import pytest
 
-from services import due, payments
-from services.scheduler import Scheduler
+from services.app import due, payments
+from services.workers.scheduler import Scheduler
 from tests.conftest import Api, PinnedClock
 from tests.e2e.support import assert_problem, paid, second_practice
 

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from domain.users import Role
-from services import accounts
+from services.app import accounts
 from tests.conftest import Api, PinnedClock
 from tests.e2e.scenario import PASSWORD, Made, dashboard_paths, populate
 from tests.e2e.support import second_practice

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
-from services.api import idempotency
+from services.http import idempotency
 from tests.conftest import Api
 from tests.e2e.support import assert_problem, history_types, keyed, new_patient, paid
 

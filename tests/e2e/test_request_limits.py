@@ -12,7 +12,7 @@ import anyio
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from services.api.limits import RequestLimitsMiddleware
+from services.http.limits import RequestLimitsMiddleware
 from tests.conftest import Api, PinnedClock
 from tests.e2e.support import assert_problem
 

@@ -32,7 +32,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from domain.users import Role
-from services import accounts
+from services.app import accounts
 from services.web.session import SESSION_COOKIE
 from tests.conftest import Api, PinnedClock
 from tests.e2e.scenario import (

@@ -15,7 +15,7 @@ Practice A (Oak) and practice B (Elm) each hold something of every kind
 
 B's staff get 403 on every /v1 route (staff may do nothing under /v1: shared/API.md,
 "everything under /v1 except practice setup needs an admin of that practice";
-services/api/deps.py `get_admin`). A missing, malformed, revoked or unknown token, or
+services/http/deps.py `get_admin`). A missing, malformed, revoked or unknown token, or
 a web session's id (a signed-out one, or one past its 12 hours) sent as a bearer token,
 gets 401 on every route that takes a token.
 """
@@ -30,9 +30,9 @@ from typing import Any
 
 import pytest
 
-from services import accounts
-from services.as_of import VIEWS as REPORT_VIEWS
-from services.exports import VIEWS as EXPORT_VIEWS
+from services.app import accounts
+from services.app.as_of import VIEWS as REPORT_VIEWS
+from services.app.exports import VIEWS as EXPORT_VIEWS
 from tests.conftest import Api, PinnedClock
 from tests.e2e.scenario import PASSWORD, Made, card, populate
 from tests.e2e.support import PROBLEM, second_practice

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from domain.users import Role
-from services import accounts
-from services.api.app import create_app
+from services.app import accounts
+from services.http.app import create_app
 from tests.conftest import LedgerFactory, PinnedClock
 
 PASSWORD = "a-long-enough-password"

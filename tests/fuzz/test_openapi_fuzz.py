@@ -34,8 +34,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from services.api.app import create_app
 from services.bootstrap import build_ledger
+from services.http.app import create_app
 from services.settings import Settings
 from tests.conftest import OPERATOR_TOKEN, Api
 

@@ -14,10 +14,10 @@ import pytest
 from domain.errors import AlreadyExists, Conflict, InvalidValue
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.users import Role, User, UserStatus
-from services import accounts
-from services.accounts import SignInRefused
+from services.app import accounts
+from services.app.accounts import SignInRefused
+from services.app.practices import OPERATOR, Authenticator, create_practice
 from services.context import Ledger
-from services.practices import OPERATOR, Authenticator, create_practice
 from tests.conftest import LedgerFactory, PinnedClock
 
 PASSWORD = "correct horse battery"

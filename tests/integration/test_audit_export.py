@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.audit_export import verify_lines
+from services.app.audit_export import verify_lines
 from services.cli import main
 from tests.conftest import Api, PinnedClock
 from tests.e2e.support import new_patient, paid, second_practice

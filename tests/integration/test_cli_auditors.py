@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from domain.practices import DepositAccount, PmsKind
-from services.api.app import create_app
+from services.app.practices import create_practice
 from services.bootstrap import build_ledger
 from services.cli import main
-from services.practices import create_practice
+from services.http.app import create_app
 from services.settings import Settings
 
 
@@ -65,7 +65,7 @@ def test_a_platform_auditor_from_the_cli_reads_every_practice_and_writes_nothing
 def test_replay_prints_checksums_and_verify_names_a_changed_row(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from services.demo import seed_demo
+    from services.app.demo import seed_demo
 
     settings = Settings(data_dir=tmp_path / "var", run_scheduler=False)
     ledger = build_ledger(settings)

@@ -11,11 +11,11 @@ import pytest
 
 from domain.practices import DepositAccount, PmsKind
 from domain.users import Role
-from services import accounts
+from services.app import accounts
+from services.app.demo import CREDENTIALS_FILE, demo_people, demo_practice_id
+from services.app.practices import create_practice
 from services.cli import main
 from services.context import Ledger
-from services.demo import CREDENTIALS_FILE, demo_people, demo_practice_id
-from services.practices import create_practice
 from tests.conftest import LedgerFactory, PinnedClock
 
 
@@ -164,7 +164,7 @@ def test_a_lost_credentials_file_gives_new_passwords(
 def test_every_start_prints_the_same_demo_token_and_adds_no_user(
     make_ledger: LedgerFactory, clock: PinnedClock
 ) -> None:
-    from services.demo import seed_demo
+    from services.app.demo import seed_demo
 
     ledger = make_ledger("sqlite", clock)
     demo_office(ledger)

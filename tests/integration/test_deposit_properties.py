@@ -25,10 +25,10 @@ from domain.payments import Method, Payment, Status
 from domain.practices import DepositAccount, PmsKind
 from domain.schedule import parse_cutoff
 from projections.deposits import deposit_items
+from services.app.due import run_due_work
+from services.app.payments import collect_payment, refund_payment
+from services.app.practices import change_settings, create_practice
 from services.bootstrap import build_ledger
-from services.due import run_due_work
-from services.payments import collect_payment, refund_payment
-from services.practices import change_settings, create_practice
 from services.settings import Settings
 from tests.conftest import PinnedClock
 

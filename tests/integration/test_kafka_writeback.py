@@ -21,12 +21,12 @@ from adapters.processor.port import CardInput
 from domain.payments import Method
 from domain.practices import DepositAccount, PmsKind
 from domain.schedule import parse_cutoff
+from services.app.payments import collect_payment
+from services.app.practices import create_practice, register_patient
+from services.app.publish import PublishedEvent
 from services.context import Ledger
-from services.payments import collect_payment
-from services.practices import create_practice, register_patient
-from services.publish import PublishedEvent
-from services.relay import Relay
-from services.writeback_consumer import WritebackConsumer
+from services.workers.relay import Relay
+from services.workers.writeback_consumer import WritebackConsumer
 from tests.conftest import LedgerFactory, PinnedClock
 from tests.fakes.opendental import FakeOpenDental, serving
 

@@ -19,10 +19,10 @@ from adapters.processor.sandbox import SandboxProcessor
 from domain.payments import AssociationSource, Method, Payment, ReversalKind
 from domain.practices import DepositAccount, PmsKind
 from domain.schedule import parse_cutoff
+from services.app.payments import associate_payment, collect_payment, refund_payment
+from services.app.practices import create_practice
+from services.app.settlement import close_due_batches
 from services.context import Ledger
-from services.payments import associate_payment, collect_payment, refund_payment
-from services.practices import create_practice
-from services.settlement import close_due_batches
 from tests.conftest import PinnedClock
 
 CARD = CardInput("4242424242424242", 12, 2030, "123")

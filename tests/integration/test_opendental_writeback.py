@@ -15,11 +15,11 @@ from domain.payments import Method
 from domain.practices import DepositAccount, PmsKind
 from domain.requests import Channel
 from domain.schedule import parse_cutoff
+from services.app.payments import collect_payment, refund_payment
+from services.app.practices import change_settings, create_practice, register_patient
+from services.app.requests import send_request
 from services.context import Ledger
-from services.payments import collect_payment, refund_payment
-from services.practices import change_settings, create_practice, register_patient
-from services.requests import send_request
-from services.writeback import Worker
+from services.workers.writeback import Worker
 from tests.conftest import LedgerFactory, PinnedClock
 from tests.fakes.opendental import FakeOpenDental, serving
 

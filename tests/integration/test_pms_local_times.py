@@ -10,9 +10,9 @@ import pytest
 
 from domain.payments import Method
 from domain.requests import Channel
-from services.payments import collect_payment
-from services.requests import send_request
-from services.writeback import Worker
+from services.app.payments import collect_payment
+from services.app.requests import send_request
+from services.workers.writeback import Worker
 from tests.conftest import LedgerFactory, PinnedClock
 from tests.fakes.opendental import FakeOpenDental, serving
 from tests.integration.test_opendental_writeback import CARD, drain, setup

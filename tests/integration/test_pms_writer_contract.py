@@ -128,9 +128,9 @@ def test_bad_credentials_are_refused_and_keys_never_shown() -> None:
 def test_an_eaglesoft_practice_writes_through_its_bridge(make_ledger: Any, clock: Any) -> None:
     from domain.practices import DepositAccount, PmsKind
     from domain.schedule import parse_cutoff
-    from services.payments import collect_payment, refund_payment
-    from services.practices import create_practice, register_patient
-    from services.writeback import Worker
+    from services.app.payments import collect_payment, refund_payment
+    from services.app.practices import create_practice, register_patient
+    from services.workers.writeback import Worker
     from tests.integration.test_opendental_writeback import drain
 
     bridge = FakeBridge()

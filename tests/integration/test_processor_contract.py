@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from services.settlement import _capture
+from services.app.settlement import _capture
 from tests.conftest import Api, PinnedClock
 from tests.fakes.stripe import FakeStripe
 from tests.stripe_fixtures import served_fake_stripe, stripe_api  # noqa: F401 - a fixture

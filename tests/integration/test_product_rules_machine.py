@@ -54,12 +54,12 @@ from domain.receivables import Balance, SnoozeReason
 from domain.requests import Channel, PaymentRequest, RequestStatus
 from domain.schedule import parse_cutoff
 from projections.deposits import deposit_items
-from services import receivables, requests
+from services.app import receivables, requests
+from services.app.due import run_due_work
+from services.app.payments import collect_payment, refund_payment
+from services.app.practices import change_settings, create_practice, register_patient
 from services.bootstrap import build_ledger
 from services.context import Ledger
-from services.due import run_due_work
-from services.payments import collect_payment, refund_payment
-from services.practices import change_settings, create_practice, register_patient
 from services.settings import Settings
 from tests.conftest import PinnedClock
 from tests.integration.test_store_contract import table_dump

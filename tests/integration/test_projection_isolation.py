@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 
 from domain.payments import Method, Payment
 from projections.deposits import Deposits
-from services.api.app import create_app
+from services.app.payments import collect_payment
+from services.app.settlement import close_due_batches
 from services.context import Ledger
-from services.payments import collect_payment
-from services.settlement import close_due_batches
+from services.http.app import create_app
 from tests.conftest import LedgerFactory, PinnedClock
 from tests.integration.test_store_contract import CARD, new_practice
 

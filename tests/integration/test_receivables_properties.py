@@ -22,10 +22,10 @@ from domain.practices import DepositAccount, PmsKind
 from domain.receivables import AmountRule, Balance, Eligibility, SnoozeReason
 from domain.schedule import parse_cutoff
 from projections.receivables import SORTABLE, list_ar
+from services.app.practices import create_practice, register_patient
+from services.app.receivables import bulk_send, parse_filter, record_balance, snooze, today
 from services.bootstrap import build_ledger
 from services.context import Ledger
-from services.practices import create_practice, register_patient
-from services.receivables import bulk_send, parse_filter, record_balance, snooze, today
 from services.settings import Settings
 from tests.conftest import LedgerFactory, PinnedClock
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from adapters.sql import Database
 from domain.base import LedgerAggregate
-from services import replay
+from services.app import replay
 from services.bootstrap import all_projections
 from services.context import Ledger
 from tests.conftest import Api, PinnedClock

@@ -14,10 +14,10 @@ from domain.patients import Patient
 from domain.practices import DepositAccount, PmsKind
 from domain.requests import Channel, PaymentRequest, RequestStatus
 from domain.schedule import parse_cutoff
+from services.app.due import run_due_work
+from services.app.practices import change_settings, create_practice, register_patient
+from services.app.requests import send_request
 from services.context import Ledger
-from services.due import run_due_work
-from services.practices import change_settings, create_practice, register_patient
-from services.requests import send_request
 from tests.conftest import LedgerFactory, PinnedClock
 
 DAY = 86400

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from services.api.access_log import redact_path
-from services.api.app import create_app
 from services.context import Ledger
+from services.http.access_log import redact_path
+from services.http.app import create_app
 from tests.conftest import LedgerFactory
 
 

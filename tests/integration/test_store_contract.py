@@ -15,9 +15,9 @@ from domain.payments import AssociationSource, CardSummary, Method, Payment
 from domain.practices import DepositAccount, PmsKind
 from domain.schedule import parse_cutoff
 from projections.transactions import Transactions
+from services.app.payments import associate_payment, collect_payment, refund_payment
+from services.app.practices import create_practice
 from services.context import Ledger
-from services.payments import associate_payment, collect_payment, refund_payment
-from services.practices import create_practice
 from tests.conftest import LedgerFactory, PinnedClock
 
 CARD = CardInput("4242424242424242", 12, 2030, "123")

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.processor.sandbox import SandboxProcessor
-from services.api.idempotency import IdempotencyMiddleware
 from services.cli import main
 from services.context import Ledger
+from services.http.idempotency import IdempotencyMiddleware
 
 CRASH_FILE = Path(os.environ.get("PAYLEDGER_CRASH_FILE", "/nonexistent"))
 

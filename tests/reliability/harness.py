@@ -37,9 +37,9 @@ from typing import Any
 
 import httpx
 
+from services.app.practices import keyed_id
 from services.bootstrap import build_ledger
 from services.context import Ledger
-from services.practices import keyed_id
 from services.settings import Settings
 from tests.fakes.opendental import FakeOpenDental, Served
 from tests.reliability.cluster import (

@@ -7,9 +7,9 @@ from collections import Counter
 from domain.payments import Method
 from domain.practices import DepositAccount, PmsKind
 from domain.schedule import parse_cutoff
+from services.app.payments import collect_payment
+from services.app.practices import create_practice
 from services.context import Ledger
-from services.payments import collect_payment
-from services.practices import create_practice
 from tests.conftest import LedgerFactory, PinnedClock
 from tests.fakes.opendental import FakeOpenDental
 from tests.reliability.harness import (

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.practices import keyed_id
+from services.app.practices import keyed_id
 from tests.reliability.cluster import PrivatePostgres
 from tests.reliability.conftest import Server, new_database, set_up
 

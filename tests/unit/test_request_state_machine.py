@@ -46,7 +46,7 @@ class Requests(RuleBasedStateMachine):
         self.closed: dict[UUID, tuple[RequestStatus, int]] = {}
 
     def send(self, patient: Patient, amount: int) -> None:
-        """What services.requests.send_request does, in memory."""
+        """What services.app.requests.send_request does, in memory."""
         request = PaymentRequest.send(
             id=uuid4(),
             practice_id=PRACTICE,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from services.writeback import Worker
+from services.workers.writeback import Worker
 from tests.conftest import Api, PinnedClock
 from tests.fakes.opendental import FakeOpenDental, Served
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from services.writeback import Worker
+from services.workers.writeback import Worker
 from tests.conftest import Api, LedgerFactory, PinnedClock
 from tests.e2e.test_secrets_scan import sign_in
 from tests.fakes.opendental import FakeOpenDental, serving

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.payments import refund_payment
-from services.writeback import Worker
+from services.app.payments import refund_payment
+from services.workers.writeback import Worker
 from tests.conftest import LedgerFactory, PinnedClock
 from tests.fakes.opendental import FakeOpenDental, serving
 from tests.integration.test_opendental_writeback import pay, setup

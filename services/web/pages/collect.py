@@ -9,11 +9,11 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from services.api.routes import deposits as deposits_api
-from services.api.routes import patients as patients_api
-from services.api.routes import payments as payments_api
-from services.api.routes import requests as requests_api
-from services.api.schemas import CardIn, PaymentIn, PaymentRequestIn
+from services.http.routes import deposits as deposits_api
+from services.http.routes import patients as patients_api
+from services.http.routes import payments as payments_api
+from services.http.routes import requests as requests_api
+from services.http.schemas import CardIn, PaymentIn, PaymentRequestIn
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice

@@ -9,8 +9,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from domain.practices import Practice
-from services.accounts import SessionUser
-from services.api.deps import practice_of
+from services.app.accounts import SessionUser
+from services.http.deps import practice_of
 from services.web import render
 from services.web.forms import FormError
 from services.web.session import ledger_of

@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from services.api.routes import deposits as deposits_api
+from services.http.routes import deposits as deposits_api
 from services.web import render
 from services.web.forms import FormError, optional_date, run
 from services.web.pages.common import practice

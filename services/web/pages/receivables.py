@@ -19,10 +19,10 @@ from domain.errors import InvalidValue
 from domain.money import MAX_AMOUNT_CENTS
 from domain.receivables import BUCKETS, MONEY_COLUMNS, AmountRule, SnoozeReason
 from projections.receivables import REQUEST_STATUSES, SORTABLE
-from services import receivables as uc
-from services.api.routes import patients as patients_api
-from services.api.routes import receivables as ar_api
-from services.api.schemas import BulkIn, FilterIn, SnoozeIn
+from services.app import receivables as uc
+from services.http.routes import patients as patients_api
+from services.http.routes import receivables as ar_api
+from services.http.schemas import BulkIn, FilterIn, SnoozeIn
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice

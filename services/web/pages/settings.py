@@ -11,11 +11,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from domain.errors import InvalidValue
 from domain.users import MIN_PASSWORD
-from services.accounts import SessionUser
-from services.api.deps import practice_of
-from services.api.routes import practices as practices_api
-from services.api.routes import users as users_api
-from services.api.schemas import OpenDentalIn, PasswordIn, RoleIn, SettingsIn, UserIn
+from services.app.accounts import SessionUser
+from services.http.deps import practice_of
+from services.http.routes import practices as practices_api
+from services.http.routes import users as users_api
+from services.http.schemas import OpenDentalIn, PasswordIn, RoleIn, SettingsIn, UserIn
 from services.web import render
 from services.web.forms import FormError, run
 from services.web.pages.common import practice

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from services import accounts
+from services.app import accounts
 from services.web import render, session
 
 router = APIRouter(include_in_schema=False)

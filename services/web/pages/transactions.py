@@ -12,18 +12,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.payments import Payment, Status
 from domain.schedule import zone
-from services.api.deps import practice_of
-from services.api.routes import ledger_queue as queue_api
-from services.api.routes import payments as payments_api
-from services.api.routes import transactions as transactions_api
-from services.api.schemas import AssociateIn, ReceiptSendIn, RefundIn
-from services.views import receipt_out
+from services.http.deps import practice_of
+from services.http.routes import ledger_queue as queue_api
+from services.http.routes import payments as payments_api
+from services.http.routes import transactions as transactions_api
+from services.http.schemas import AssociateIn, ReceiptSendIn, RefundIn
+from services.http.views import receipt_out
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages import common
 from services.web.pages.common import practice
 from services.web.session import Admin, Manager, PostedForm, ledger_of
-from services.writeback import writeback_of_payments
+from services.workers.writeback import writeback_of_payments
 
 router = APIRouter(include_in_schema=False)
 

@@ -1,0 +1,222 @@
+"""Reports as they stood at a past instant: the views replayed up to then, for one practice.
+
+The practice's events that had happened by the instant (by their `at`, the
+practice's clock) are replayed through fresh copies of the projections into a
+scratch SQLite database, and the report is read from there with the same
+queries as the live view. Only the practice's own events are read: the event
+feed's index on (practice_id, position) names their positions, and the stored
+events are fetched by position (the few recorded after the feed's position are
+read from the log's tail), so the time grows with the practice's history, not
+with the store's. History is never edited, so the answer for a past
+instant never changes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+from eventsourcing.sqlite import SQLiteDatastore
+
+from adapters.sql import Database
+from domain.base import LedgerAggregate
+from domain.practices import Practice
+from domain.schedule import local_date
+from projections.base import Projection, iso
+from projections.deposits import Deposits, list_deposits
+from projections.directory import Directory
+from projections.receivables import Receivables, list_ar
+from projections.requests import PaymentRequests, list_requests
+from projections.transactions import Transactions, list_transactions
+from services.context import Ledger
+
+PAGE = 1000
+#: positions fetched in one statement
+CHUNK = 500
+VIEWS: dict[str, Callable[[], list[Projection]]] = {
+    "transactions": lambda: [Directory(), Transactions()],
+    "deposits": lambda: [Directory(), Deposits()],
+    "payment-requests": lambda: [Directory(), PaymentRequests()],
+    "accounts-receivable": lambda: [Directory(), Receivables()],
+}
+
+
+def practice_notifications(
+    ledger: Ledger, practice_id: UUID, as_of: datetime
+) -> Iterator[Notification]:
+    """The practice's stored events that had happened by `as_of`, in log order, read by
+    position: the event feed's (practice_id, position) index names them, and the few
+    recorded after the feed's own position are read from the log's tail. Nothing of the
+    other practices is read or decoded."""
+    db = ledger.db
+    tracked = db.query_one("SELECT position FROM projection_tracking WHERE name = 'event_feed'")
+    indexed_to = int(tracked["position"]) if tracked else 0
+    rows = db.query(
+        "SELECT position FROM event_feed WHERE practice_id = ? AND position <= ? "
+        "AND occurred_at <= ? ORDER BY position",
+        (str(practice_id), indexed_to, iso(as_of)),
+    )
+    positions = [int(r["position"]) for r in rows]
+    for i in range(0, len(positions), CHUNK):
+        yield from stored_events(ledger, positions[i : i + CHUNK])
+    start = indexed_to
+    while True:
+        tail = ledger.store.recorder.select_notifications(
+            start=start, limit=PAGE, inclusive_of_start=False
+        )
+        if not tail:
+            return
+        yield from tail
+        start = tail[-1].id
+
+
+def stored_events(ledger: Ledger, positions: list[int]) -> list[Notification]:
+    """The stored events at these positions, in order, as the recorder would give them."""
+    recorder: Any = ledger.store.recorder
+    marks = ", ".join("?" for _ in positions)
+    if ledger.db.postgres:
+        table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+        key = "notification_id"
+    else:
+        table, key = recorder.events_table_name, "rowid"
+    rows = ledger.db.query(
+        f"SELECT {key} AS position, originator_id, originator_version, topic, state "  # noqa: S608 (the recorder's own table)
+        f"FROM {table} WHERE {key} IN ({marks}) ORDER BY {key}",
+        positions,
+    )
+    return [
+        Notification(
+            id=int(r["position"]),
+            originator_id=r["originator_id"]
+            if isinstance(r["originator_id"], UUID)
+            else recorder.convert_originator_id(r["originator_id"]),
+            originator_version=int(r["originator_version"]),
+            topic=r["topic"],
+            state=bytes(r["state"]),
+        )
+        for r in rows
+    ]
+
+
+def replay(
+    ledger: Ledger,
+    practice_id: UUID,
+    projections: list[Projection],
+    as_of: datetime,
+    scratch: Database,
+) -> int:
+    """Apply the practice's events up to `as_of` to `projections` in `scratch`; returns how
+    many events were applied."""
+    with scratch.transaction() as tx:
+        for projection in projections:
+            for statement in projection.ddl:
+                tx.execute(statement)
+    applied = 0
+    batch: list[Notification] = []
+    for notification in practice_notifications(ledger, practice_id, as_of):
+        batch.append(notification)
+        if len(batch) >= PAGE:
+            applied += apply(ledger, practice_id, projections, as_of, scratch, batch)
+            batch = []
+    return applied + apply(ledger, practice_id, projections, as_of, scratch, batch)
+
+
+def apply(
+    ledger: Ledger,
+    practice_id: UUID,
+    projections: list[Projection],
+    as_of: datetime,
+    scratch: Database,
+    batch: list[Notification],
+) -> int:
+    applied = 0
+    with scratch.transaction() as tx:
+        for n in batch:
+            event = ledger.store.mapper.to_domain_event(n)
+            if (
+                isinstance(event, LedgerAggregate.Event)
+                and event.practice_id == practice_id
+                and event.at <= as_of
+            ):
+                for projection in projections:
+                    projection.process(tx, event, n.id)
+                applied += 1
+    return applied
+
+
+def report_as_of(
+    ledger: Ledger,
+    practice_id: UUID,
+    view: str,
+    as_of: datetime,
+    date_from: str,
+    date_to: str,
+    limit: int,
+) -> dict[str, Any]:
+    practice = ledger.get(Practice, practice_id, practice_id)
+    day = local_date(as_of, practice.timezone).isoformat()
+    with tempfile.TemporaryDirectory() as folder:
+        datastore = SQLiteDatastore(str(Path(folder) / "as-of.sqlite3"))
+        try:
+            scratch = Database(datastore, postgres=False)
+            applied = replay(ledger, practice_id, VIEWS[view](), as_of, scratch)
+            rows = read(view, scratch, practice_id, date_from, date_to, limit, day)
+        finally:
+            datastore.close()
+    return {
+        "view": view,
+        "as_of": as_of.isoformat(),
+        "events_applied": applied,
+        "from": date_from,
+        "to": date_to,
+        "day": day,
+        "items": rows,
+    }
+
+
+def read(
+    view: str,
+    db: Database,
+    practice_id: UUID,
+    date_from: str,
+    date_to: str,
+    limit: int,
+    day: str,
+) -> list[dict[str, Any]]:
+    """The view's rows as its live list reads them (Accounts receivable: every guarantor with
+    a balance, by balance, as the list shows it on `day`; the date range does not apply)."""
+    if view == "accounts-receivable":
+        from services.app.receivables import parse_filter
+
+        query, _ = parse_filter({})
+        return list_ar(db, practice_id, query, today=day, sort="-total", after=None, limit=limit)
+    if view == "transactions":
+        return list_transactions(
+            db,
+            practice_id,
+            date_from=date_from,
+            date_to=date_to,
+            association=None,
+            patient_id=None,
+            after=None,
+            limit=limit,
+        )
+    if view == "deposits":
+        return list_deposits(
+            db, practice_id, date_from=date_from, date_to=date_to, after=None, limit=limit
+        )
+    return list_requests(
+        db,
+        practice_id,
+        date_from=date_from,
+        date_to=date_to,
+        status=None,
+        patient_id=None,
+        after=None,
+        limit=limit,
+    )

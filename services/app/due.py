@@ -1,0 +1,114 @@
+"""Everything that falls due with time: batch closes, deposits, request expiries,
+reminders, message retries, the end of snoozes and scheduled PMS syncs. Run by the
+server's scheduler and by the sandbox clock's advance; safe in several processes at once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+from uuid import UUID
+
+from adapters.sql import Database
+from projections.base import iso
+from projections.directory import practice_ids
+from services.app.receivables import end_due_snoozes, sync_due
+from services.app.requests import deliver_due, expire_due, remind_due
+from services.app.settlement import close_due_batches, pay_due_deposits
+from services.context import Ledger
+
+
+@dataclass(frozen=True)
+class DueWork:
+    batches_closed: int = 0
+    deposits_paid: int = 0
+    requests_expired: int = 0
+    reminders_sent: int = 0
+    messages_retried: int = 0
+    snoozes_ended: int = 0
+    pms_syncs: int = 0
+
+    def __add__(self, other: DueWork) -> DueWork:
+        mine, theirs = asdict(self), asdict(other)
+        return DueWork(**{k: mine[k] + theirs[k] for k in mine})
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+log = logging.getLogger("payledger.due")
+
+
+class DueWorkFailed(Exception):
+    """A practice's due work failed; what ran before the failure is saved."""
+
+
+def run_due_work(ledger: Ledger, practice_id: UUID | None = None) -> DueWork:
+    """Run everything that fell due, for one practice or all. Each practice's work is
+    isolated: a failure is logged and recorded on that practice (shown with it and
+    counted in /metrics), and the other practices' work goes on. For one practice,
+    the failure is raised (as DueWorkFailed) once it is recorded."""
+    ids = [practice_id] if practice_id else practice_ids(ledger.db)
+    total = DueWork()
+    for pid in ids:
+        try:
+            total += practice_due_work(ledger, pid)
+        except Exception as error:
+            log.exception("due work of practice %s failed; the others go on", pid)
+            record_failure(ledger.db, pid, error, ledger)
+            if practice_id is not None:
+                raise DueWorkFailed(describe(error)) from error
+            continue
+        record_success(ledger.db, pid)
+    return total
+
+
+def practice_due_work(ledger: Ledger, pid: UUID) -> DueWork:
+    return DueWork(
+        batches_closed=len(close_due_batches(ledger, pid)),
+        deposits_paid=pay_due_deposits(ledger, pid),
+        requests_expired=expire_due(ledger, pid),
+        reminders_sent=remind_due(ledger, pid),
+        messages_retried=deliver_due(ledger, pid),
+        snoozes_ended=end_due_snoozes(ledger, pid),
+        pms_syncs=sync_due(ledger, pid),
+    )
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def record_failure(db: Database, practice_id: UUID, error: BaseException, ledger: Ledger) -> None:
+    with db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO due_work_status "
+            "(practice_id, failing, consecutive, failures, last_error, failed_at) "
+            "VALUES (?, 1, 1, 1, ?, ?) ON CONFLICT (practice_id) DO UPDATE SET failing = 1, "
+            "consecutive = due_work_status.consecutive + 1, "
+            "failures = due_work_status.failures + 1, "
+            "last_error = excluded.last_error, failed_at = excluded.failed_at",
+            (str(practice_id), describe(error), iso(ledger.clock.now())),
+        )
+
+
+def record_success(db: Database, practice_id: UUID) -> None:
+    with db.transaction() as tx:
+        tx.execute(
+            "UPDATE due_work_status SET failing = 0, consecutive = 0 "
+            "WHERE practice_id = ? AND failing = 1",
+            (str(practice_id),),
+        )
+
+
+def due_work_status(db: Database, practice_id: UUID) -> dict[str, Any]:
+    """As shown on the practice: ok or failing, failures in a row, the last error."""
+    row = db.query_one("SELECT * FROM due_work_status WHERE practice_id = ?", (str(practice_id),))
+    if row is None or not row["failing"]:
+        return {"status": "ok", "failures": 0, "last_error": None, "failed_at": None}
+    return {
+        "status": "failing",
+        "failures": int(row["consecutive"]),
+        "last_error": row["last_error"],
+        "failed_at": row["failed_at"],
+    }

@@ -1,0 +1,359 @@
+"""Use cases: collect a payment, void or refund it, associate it, send its receipt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from uuid import UUID
+
+from adapters.messaging.email import Email, SendFailed
+from adapters.processor.cards import check_card
+from adapters.processor.port import CardInput
+from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
+from domain.money import Money, check_payment_amount
+from domain.patients import Patient
+from domain.payments import AssociationSource, CardSummary, Method, Payment, ReversalKind
+from domain.practices import Practice
+from domain.schedule import batch_date_for, cutoff_instant, local_date, zone
+from services.app.practices import keyed_id
+from services.app.settlement import close_due_batches
+from services.context import Ledger, retry_on_conflict
+
+
+class EmailNotSent(PaymentsError):
+    code = "email-not-sent"
+
+
+def collect_payment(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    amount: int,
+    method: Method,
+    actor: str,
+    card: CardInput | None = None,
+    payment_method: str | None = None,
+    terminal_id: str | None = None,
+    patient_id: UUID | None = None,
+    request_id: UUID | None = None,
+    key: str | None = None,
+) -> Payment:
+    """Authorise (captured when its batch closes); a decline is recorded too (and moves no
+    money). The card comes as typed (sandbox) or as a processor's payment method id."""
+    money = check_payment_amount(amount)
+    practice = ledger.get(Practice, practice_id, practice_id)
+    now = ledger.clock.now(practice_id)
+    if patient_id is not None:
+        check_patient(ledger, practice_id, patient_id)
+    if method == Method.VIRTUAL_TERMINAL or method == Method.PAY_LINK:
+        card = check_card_input(ledger, card, payment_method, local_date(now, practice.timezone))
+        if card is None and payment_method is None:
+            raise InvalidValue(f"a {method.value} payment needs the card", field="card")
+    elif card is not None or payment_method is not None:
+        raise InvalidValue(
+            "a terminal payment takes the card at the terminal: send terminal_id, not card",
+            field="card" if card is not None else "payment_method",
+        )
+    payment_id = keyed_id(practice_id, "payment", key)
+    existing = ledger.find(Payment, payment_id)
+    if existing is not None:
+        return existing
+    payment = charge(
+        ledger,
+        practice,
+        payment_id=payment_id,
+        amount=money,
+        method=method,
+        card=card,
+        payment_method=payment_method,
+        terminal_id=terminal_id,
+        patient_id=patient_id,
+        request_id=request_id,
+        at=now,
+        actor=actor,
+    )
+    ledger.save(payment)
+    return payment
+
+
+def check_card_input(
+    ledger: Ledger, card: CardInput | None, payment_method: str | None, today: date
+) -> CardInput | None:
+    """A typed card only where the processor takes card numbers (never with Stripe)."""
+    if card is not None and not ledger.processor.accepts_card_numbers:
+        raise InvalidCard(
+            f"card numbers are not accepted: cards are processed by {ledger.processor.name}, "
+            "where the card is entered in its own payment form; send the payment method id "
+            "it gives (payment_method) instead of card",
+            field="card",
+        )
+    if card is not None and payment_method is not None:
+        raise InvalidValue("send either card or payment_method, not both", field="payment_method")
+    return check_card(card, today) if card is not None else None
+
+
+def charge(
+    ledger: Ledger,
+    practice: Practice,
+    *,
+    payment_id: UUID,
+    amount: Money,
+    method: Method,
+    card: CardInput | None,
+    terminal_id: str | None,
+    patient_id: UUID | None,
+    request_id: UUID | None,
+    at: datetime,
+    actor: str,
+    payment_method: str | None = None,
+) -> Payment:
+    """Authorise and capture through the processor; the payment (approved or declined),
+    not yet saved."""
+    result = ledger.processor.charge(
+        reference=payment_id,
+        amount=amount.cents,
+        card=card,
+        terminal_id=terminal_id,
+        payment_method=payment_method,
+        account=practice.stripe_account,
+    )
+    summary = CardSummary(result.brand, result.last4)
+    common = {
+        "id": payment_id,
+        "practice_id": practice.id,
+        "amount": amount,
+        "method": method,
+        "card": summary,
+        "terminal_id": terminal_id,
+        "patient_id": patient_id,
+        "request_id": request_id,
+        "at": at,
+        "actor": actor,
+    }
+    if result.approved and result.transaction_id:
+        batch_date = batch_date_for(at, practice.timezone, practice.batch_cutoff)
+        return Payment.capture(
+            transaction_id=result.transaction_id,
+            batch_date=batch_date,
+            settles_at=cutoff_instant(batch_date, practice.timezone, practice.batch_cutoff),
+            **common,  # type: ignore[arg-type]
+        )
+    return Payment.decline(reason=result.decline_reason or "declined", **common)  # type: ignore[arg-type]
+
+
+def account_of(ledger: Ledger, practice_id: UUID) -> str | None:
+    """The practice's account at the processor (its Stripe connected account)."""
+    return ledger.get(Practice, practice_id, practice_id).stripe_account
+
+
+def check_patient(ledger: Ledger, practice_id: UUID, patient_id: UUID) -> Patient:
+    try:
+        return ledger.get(Patient, patient_id, practice_id)
+    except NotFound:
+        raise InvalidValue(
+            f"patient_id {patient_id} is not a patient of this practice", field="patient_id"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Reversal:
+    kind: ReversalKind
+    payment: Payment
+    amount: int
+    refund_id: UUID | None
+
+
+def refund_payment(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    payment_id: UUID,
+    amount: int | None,
+    actor: str,
+    key: str | None = None,
+) -> Reversal:
+    """The one refund action: a void while unprocessed, a refund once settled.
+
+    Money moves once per intent. The intent's id is fixed here, once, before any retry;
+    the processor gets it as its idempotency reference. A refund's intent is recorded
+    first (it holds its amount), then the processor is asked, then its answer is
+    recorded: a version conflict, a retry with the same key or a crash in between
+    resumes the same intent and never makes a second one.
+    """
+    close_due_batches(ledger, practice_id)
+    refund_id = keyed_id(payment_id, "refund", key)
+    void_id = keyed_id(payment_id, "void", key)
+    for left in list(ledger.get(Payment, payment_id, practice_id).pending_refunds):
+        if left != refund_id:  # an intent left by a crash (or under way): finish it
+            finish_refund(ledger, practice_id, payment_id, left)
+
+    def attempt() -> Reversal | None:
+        payment = ledger.get(Payment, payment_id, practice_id)
+        now = ledger.clock.now(practice_id)
+        if payment.void_id == void_id:  # a retry of this void: answer it again
+            return Reversal(ReversalKind.VOID, payment, payment.amount.cents, None)
+        done = next((r for r in payment.refunds if r.id == refund_id), None)
+        if done is not None:  # a retry of a refund that was recorded: answer it again
+            return Reversal(ReversalKind.REFUND, payment, done.amount, refund_id)
+        if refund_id in payment.pending_refunds:
+            return None
+        wanted = None if amount is None else check_payment_amount(amount)
+        if payment.reversal_kind(now) == ReversalKind.VOID:
+            payment.check_void(now, wanted)
+            processor_void_id = ledger.processor.void(
+                transaction_id=payment.transaction_id or "",
+                reference=void_id,
+                account=account_of(ledger, practice_id),
+            )
+            payment.void(processor_void_id=processor_void_id, at=now, actor=actor, void_id=void_id)
+            ledger.save(payment)
+            return Reversal(ReversalKind.VOID, payment, payment.amount.cents, None)
+        refund_amount = wanted or payment.remaining
+        payment.request_refund(refund_id=refund_id, amount=refund_amount, at=now, actor=actor)
+        ledger.save(payment)
+        return None
+
+    decided = retry_on_conflict(attempt)
+    if decided is not None:
+        return decided
+    return finish_refund(ledger, practice_id, payment_id, refund_id)
+
+
+def finish_refund(ledger: Ledger, practice_id: UUID, payment_id: UUID, refund_id: UUID) -> Reversal:
+    """Ask the processor for a requested refund (under its id) and record its answer."""
+    payment = ledger.get(Payment, payment_id, practice_id)
+    pending = payment.pending_refunds.get(refund_id)
+    if pending is not None:
+        processor_refund_id = ledger.processor.refund(
+            transaction_id=payment.transaction_id or "",
+            amount=pending.amount,
+            reference=refund_id,
+            account=account_of(ledger, practice_id),
+        )
+
+    def record() -> Reversal:
+        payment = ledger.get(Payment, payment_id, practice_id)
+        done = next((r for r in payment.refunds if r.id == refund_id), None)
+        if done is None:
+            payment.complete_refund(
+                refund_id=refund_id,
+                processor_refund_id=processor_refund_id,
+                at=ledger.clock.now(practice_id),
+            )
+            ledger.save(payment)
+            done = payment.find_refund(refund_id)
+        return Reversal(ReversalKind.REFUND, payment, done.amount, refund_id)
+
+    return retry_on_conflict(record)
+
+
+def associate_payment(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    payment_id: UUID,
+    source: AssociationSource,
+    pms_reference: str | None,
+    actor: str,
+    refund_id: UUID | None = None,
+    void: bool = False,
+    dispute: bool = False,
+) -> Payment:
+    """Mark the payment (or one of its refunds, its void or its lost dispute) as recorded in
+    the PMS ledger."""
+
+    def attempt() -> Payment:
+        payment = ledger.get(Payment, payment_id, practice_id)
+        now = ledger.clock.now(practice_id)
+        if refund_id is not None:
+            payment.associate_refund(
+                refund_id=refund_id, source=source, pms_reference=pms_reference, at=now, actor=actor
+            )
+        elif void:
+            payment.associate_void(source=source, pms_reference=pms_reference, at=now, actor=actor)
+        elif dispute:
+            payment.associate_dispute(
+                source=source, pms_reference=pms_reference, at=now, actor=actor
+            )
+        else:
+            payment.associate(source=source, pms_reference=pms_reference, at=now, actor=actor)
+        ledger.save(payment)
+        return payment
+
+    return retry_on_conflict(attempt)
+
+
+def send_receipt(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    payment_id: UUID,
+    email: str,
+    refund_id: UUID | None,
+    actor: str,
+) -> Payment:
+    """Email a copy of a payment's (or one refund's) receipt and record that it was sent."""
+    payment = ledger.get(Payment, payment_id, practice_id)
+    practice = ledger.get(Practice, practice_id, practice_id)
+    now = ledger.clock.now(practice_id)
+    payment.check_receipt(refund_id)
+    message = receipt_email(practice, payment, refund_id, email, now)
+    try:
+        ledger.email.send(message)
+    except SendFailed as error:
+        raise EmailNotSent(
+            f"the receipt could not be emailed ({error}); nothing was recorded, try again"
+        ) from error
+    retry_on_conflict(
+        lambda: _save_receipt(ledger, payment_id, practice_id, email, refund_id, actor)
+    )
+    return payment
+
+
+def _save_receipt(
+    ledger: Ledger,
+    payment_id: UUID,
+    practice_id: UUID,
+    email: str,
+    refund_id: UUID | None,
+    actor: str,
+) -> None:
+    payment = ledger.get(Payment, payment_id, practice_id)
+    payment.record_receipt_sent(
+        email=email, refund_id=refund_id, at=ledger.clock.now(practice_id), actor=actor
+    )
+    ledger.save(payment)
+
+
+def receipt_email(
+    practice: Practice, payment: Payment, refund_id: UUID | None, to: str, now: datetime
+) -> Email:
+    if refund_id is not None:
+        refund = payment.find_refund(refund_id)
+        what, amount, when = "Refund", Money(refund.amount), refund.at
+        ref = refund.processor_refund_id
+    else:
+        what, amount, when = "Payment", payment.amount, payment.occurred_at
+        ref = payment.transaction_id or ""
+    local = when.astimezone(zone(practice.timezone))
+    body = "\n".join(
+        [
+            f"{practice.name}",
+            "",
+            f"{what} receipt",
+            f"Amount: {amount}",
+            f"Date: {local:%Y-%m-%d %H:%M} ({practice.timezone})",
+            f"Status: {payment.receipt_status(refund_id).value}",
+            f"Transaction id: {ref}",
+            f"Card: {payment.card}",
+            "",
+            f"Sent: {now.astimezone(zone(practice.timezone)):%Y-%m-%d %H:%M}",
+            "Thank you.",
+        ]
+    )
+    return Email(
+        to=to,
+        subject=f"{practice.name}: {what.lower()} receipt {amount}",
+        body=body,
+        practice_id=practice.id,
+    )

@@ -1,0 +1,263 @@
+"""Stripe's payouts matched with the ledger's deposits.
+
+A deposit is the expected deposit of one batch. Stripe pays out on its own schedule,
+and one payout may carry several batches. On `payout.paid` the payout's balance
+transactions (`balance_transactions?payout=`) are matched, charge by charge and refund
+by refund, to the deposit lines of the batches they settled in; each deposit it
+carries records the payout (`PayoutReconciled`: its id, the arrival date, Stripe's fee
+per item, and every difference) and is marked paid on the arrival date. Differences:
+`payout_missing_item` (a line of the deposit the payout does not carry),
+`payout_fee_mismatch`, `payout_amount_mismatch`, `payout_unknown_item` (an item of the
+payout the ledger has in no deposit). A dispute's adjustments that the payout carries
+(the withdrawal and Stripe's dispute fee; the reinstatement of a won dispute) become
+lines of the newest deposit the payout carries. On `payout.failed` the deposits it
+carried (or, unknown, none) show the failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from adapters.processor.stripe import PayoutItem, StripeProcessor
+from domain.deposits import Deposit
+from domain.practices import Practice
+from domain.schedule import zone
+from projections.directory import practice_ids
+from services.app.settlement import DEPOSIT_TIME
+from services.context import Ledger
+
+log = logging.getLogger("payledger.payouts")
+
+ACTOR = "processor:stripe"
+
+
+def practice_of_account(ledger: Ledger, account: str | None) -> Practice | None:
+    if not account:
+        return None
+    for practice_id in practice_ids(ledger.db):
+        practice = ledger.get(Practice, practice_id, practice_id)
+        if practice.stripe_account == account:
+            return practice
+    return None
+
+
+def reconcile_payout(ledger: Ledger, account: str | None, payout: dict[str, Any]) -> str:
+    """Match a paid payout with the deposits it carries; the outcome, in words."""
+    practice = practice_of_account(ledger, account)
+    if practice is None or not isinstance(ledger.processor, StripeProcessor):
+        return "no practice with this account"
+    payout_id = str(payout["id"])
+    arrival = datetime.fromtimestamp(int(payout["arrival_date"]), UTC).date()
+    carried = ledger.processor.payout_items(account, payout_id)
+    items = [i for i in carried if i.kind in ("charge", "payment", "refund")]
+    by_deposit, unknown = match(ledger, practice.id, items)
+    adjustments, unknown_disputes = dispute_lines(
+        ledger, practice.id, [i for i in carried if i.kind == "adjustment" and i.dispute_id]
+    )
+    if not by_deposit:
+        return f"no deposit carries any of its {len(items)} items"
+    # A dispute's adjustment belongs to no batch: it shows in the newest deposit the
+    # payout carries (the payout's own money), as negative (or, reinstated, positive) lines.
+    newest = latest_deposit(ledger, list(by_deposit))
+    first = True
+    for deposit_id, matched in sorted(by_deposit.items()):
+        extra = [unknown_item(i) for i in unknown + unknown_disputes] if first else []
+        first = False
+        lines = adjustments if deposit_id == newest else []
+        record(ledger, practice, deposit_id, payout_id, arrival, matched, extra, lines)
+    return f"matched to {len(by_deposit)} deposit(s)"
+
+
+def latest_deposit(ledger: Ledger, deposit_ids: list[UUID]) -> UUID:
+    marks = ", ".join("?" for _ in deposit_ids)
+    row = ledger.db.query_one(
+        f"SELECT id FROM deposits WHERE id IN ({marks}) "  # noqa: S608
+        "ORDER BY batch_date DESC, id DESC LIMIT 1",
+        [str(d) for d in deposit_ids],
+    )
+    return UUID(row["id"]) if row else max(deposit_ids)
+
+
+def dispute_lines(
+    ledger: Ledger, practice_id: UUID, items: list[PayoutItem]
+) -> tuple[list[dict[str, Any]], list[PayoutItem]]:
+    """A dispute's adjustments as deposit lines: the withdrawal (`dispute`, negative) or
+    the reinstatement of a won dispute (`dispute_reversal`, positive), and Stripe's
+    dispute fee as a line of its own (`dispute_fee`). Adjustments of payments the
+    ledger does not know are returned apart."""
+    lines: list[dict[str, Any]] = []
+    unknown: list[PayoutItem] = []
+    for item in items:
+        row = ledger.db.query_one(
+            "SELECT id FROM transactions WHERE practice_id = ? AND transaction_id = ?",
+            (str(practice_id), item.transaction_id or ""),
+        )
+        if row is None:
+            unknown.append(item)
+            continue
+        where = {
+            "payment_id": row["id"],
+            "dispute_id": item.dispute_id,
+            "balance_transaction": item.balance_transaction,
+        }
+        kind = "dispute" if item.amount < 0 else "dispute_reversal"
+        lines.append({"kind": kind, **where, "amount": item.amount, "fee_amount": 0})
+        if item.fee:
+            lines.append({"kind": "dispute_fee", **where, "amount": 0, "fee_amount": item.fee})
+    return lines, unknown
+
+
+def match(
+    ledger: Ledger, practice_id: UUID, items: list[PayoutItem]
+) -> tuple[dict[UUID, list[tuple[PayoutItem, str, str | None]]], list[PayoutItem]]:
+    """The payout's items by the deposit that holds them: (item, payment id, refund id)."""
+    by_deposit: dict[UUID, list[tuple[PayoutItem, str, str | None]]] = defaultdict(list)
+    unknown: list[PayoutItem] = []
+    for item in items:
+        row = None
+        if item.kind == "refund" and item.refund_reference:
+            row = ledger.db.query_one(
+                "SELECT payment_id, id AS refund_id, deposit_id FROM transaction_refunds "
+                "WHERE practice_id = ? AND id = ?",
+                (str(practice_id), item.refund_reference),
+            )
+        elif item.kind != "refund" and item.transaction_id:
+            row = ledger.db.query_one(
+                "SELECT id AS payment_id, NULL AS refund_id, deposit_id FROM transactions "
+                "WHERE practice_id = ? AND transaction_id = ?",
+                (str(practice_id), item.transaction_id),
+            )
+        if row is None or row["deposit_id"] is None:
+            unknown.append(item)
+            continue
+        by_deposit[UUID(row["deposit_id"])].append((item, row["payment_id"], row["refund_id"]))
+    return by_deposit, unknown
+
+
+def record(
+    ledger: Ledger,
+    practice: Practice,
+    deposit_id: UUID,
+    payout_id: str,
+    arrival: date,
+    matched: list[tuple[PayoutItem, str, str | None]],
+    extra: list[dict[str, Any]],
+    adjustments: list[dict[str, Any]] | None = None,
+) -> None:
+    for _ in range(5):
+        deposit = ledger.get(Deposit, deposit_id, practice.id)
+        if deposit.payout_id == payout_id and deposit.payout_failure is None:
+            return  # recorded already (the event applied twice)
+        lines = {
+            (
+                str(line["payment_id"]),
+                None if line["refund_id"] is None else str(line["refund_id"]),
+            ): line
+            for line in deposit.lines
+        }
+        found = {(payment_id, refund_id): item for item, payment_id, refund_id in matched}
+        differences = list(extra)
+        for key, line in lines.items():
+            item = found.get(key)
+            amount, fee = int(str(line["amount"])), int(str(line["fee_amount"]))
+            where = {"payment_id": key[0], "refund_id": key[1]}
+            if item is None:
+                differences.append(
+                    {
+                        "kind": "payout_missing_item",
+                        **where,
+                        "amount": amount,
+                        "detail": "in the deposit, not in Stripe's payout",
+                    }
+                )
+                continue
+            if item.amount != amount:
+                differences.append(
+                    {
+                        "kind": "payout_amount_mismatch",
+                        **where,
+                        "amount": amount,
+                        "stripe_amount": item.amount,
+                        "detail": "Stripe's amount differs from the deposit line's",
+                    }
+                )
+            if item.fee != fee:
+                differences.append(
+                    {
+                        "kind": "payout_fee_mismatch",
+                        **where,
+                        "amount": amount,
+                        "fee_amount": fee,
+                        "stripe_fee": item.fee,
+                        "detail": "Stripe's fee differs from the deposit line's",
+                    }
+                )
+        items = [
+            {
+                "payment_id": payment_id,
+                "refund_id": refund_id,
+                "balance_transaction": item.balance_transaction,
+                "amount": item.amount,
+                "stripe_fee": item.fee,
+            }
+            for item, payment_id, refund_id in matched
+        ]
+        now = ledger.clock.now(practice.id)
+        deposit.reconcile_payout(
+            payout_id=payout_id,
+            arrival_date=arrival,
+            items=items,
+            differences=differences,
+            adjustments=adjustments or [],
+            at=now,
+            actor=ACTOR,
+        )
+        if deposit.paid_at is None:
+            paid_at = datetime.combine(arrival, DEPOSIT_TIME, tzinfo=zone(practice.timezone))
+            deposit.mark_paid(at=min(paid_at, now), actor=ACTOR)
+        try:
+            ledger.save(deposit)
+            return
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"deposit {deposit_id} kept changing; the payout is matched later")
+
+
+def unknown_item(item: PayoutItem) -> dict[str, Any]:
+    return {
+        "kind": "payout_unknown_item",
+        "balance_transaction": item.balance_transaction,
+        "transaction_id": item.transaction_id,
+        "amount": item.amount,
+        "stripe_fee": item.fee,
+        "detail": "in Stripe's payout, in no deposit of the ledger",
+    }
+
+
+def payout_failed(ledger: Ledger, account: str | None, payout: dict[str, Any]) -> str:
+    """Show a failed payout on the deposits it carries."""
+    practice = practice_of_account(ledger, account)
+    if practice is None or not isinstance(ledger.processor, StripeProcessor):
+        return "no practice with this account"
+    payout_id = str(payout["id"])
+    items = ledger.processor.payout_items(account, payout_id)
+    by_deposit, _ = match(ledger, practice.id, items)
+    for deposit_id in sorted(by_deposit):
+        deposit = ledger.get(Deposit, deposit_id, practice.id)
+        if deposit.payout_failure is not None and deposit.payout_id == payout_id:
+            continue
+        deposit.fail_payout(
+            payout_id=payout_id,
+            failure_code=str(payout.get("failure_code") or "failed"),
+            failure_message=str(payout.get("failure_message") or "the payout failed"),
+            at=ledger.clock.now(practice.id),
+            actor=ACTOR,
+        )
+        ledger.save(deposit)
+    return f"failure shown on {len(by_deposit)} deposit(s)"

@@ -1,0 +1,558 @@
+"""Use cases: balances (by hand or PMS sync), the AR list and its filters, the filter
+library, snoozes, and bulk payment requests."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from adapters.pms.opendental import OpenDental, OpenDentalSettings
+from adapters.pms.reader import PmsReader, PmsUnavailable
+from adapters.pms.sandbox import SandboxPmsReader
+from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
+from domain.patients import Patient
+from domain.practices import PmsKind, Practice
+from domain.receivables import (
+    MAX_BALANCE,
+    MONEY_COLUMNS,
+    AmountRule,
+    Balance,
+    Candidate,
+    Eligibility,
+    PmsSync,
+    SavedFilter,
+    SkipReason,
+    SnoozeReason,
+    amount_for,
+    channel_for,
+    check_snooze,
+    filter_id_for,
+    skip_reason,
+    sync_id_for,
+)
+from domain.requests import Channel
+from domain.schedule import local_date
+from projections.base import iso
+from projections.receivables import (
+    REQUEST_STATUSES,
+    ArQuery,
+    due_snooze_ends,
+    get_filter,
+    last_sync,
+    list_ar,
+)
+from services.app.practices import patient_id_for, register_patient
+from services.app.requests import send_many
+from services.context import Ledger, retry_on_conflict
+
+log = logging.getLogger("payledger.receivables")
+
+DATE_RANGES = {"last_payment": "last_payment_date", "last_request": "last_request_date"}
+FLAGS = ("snoozed", "has_email", "has_phone", "on_payment_plan")
+FILTER_NAMES = (
+    *(f"{edge}_{c}" for c in MONEY_COLUMNS for edge in ("min", "max")),
+    *(f"{name}_{edge}" for name in DATE_RANGES for edge in ("from", "to")),
+    "last_request_status",
+    "q",
+    *FLAGS,
+)
+
+
+def today(ledger: Ledger, practice: Practice) -> date:
+    return local_date(ledger.clock.now(practice.id), practice.timezone)
+
+
+# -- filters -------------------------------------------------------------------------
+
+
+def parse_filter(raw: dict[str, Any]) -> tuple[ArQuery, dict[str, Any]]:
+    """Validate filter values (from a query string or JSON); the query and the applied
+    filters in their canonical form."""
+    applied: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in FILTER_NAMES:
+            raise InvalidValue(
+                f"unknown filter {name!r}; filters are: {', '.join(FILTER_NAMES)}", field=name
+            )
+        if value is None or value == "" or value == []:
+            continue
+        applied[name] = canonical(name, value)
+    ranges: dict[str, tuple[Any, Any]] = {}
+    for column in MONEY_COLUMNS:
+        low, high = applied.get(f"min_{column}"), applied.get(f"max_{column}")
+        if low is not None or high is not None:
+            ranges[column] = (low, high)
+    for prefix, column in DATE_RANGES.items():
+        low, high = applied.get(f"{prefix}_from"), applied.get(f"{prefix}_to")
+        if low is not None or high is not None:
+            ranges[column] = (low, high)
+    for column, (low, high) in ranges.items():
+        if low is not None and high is not None and low > high:
+            raise InvalidValue(
+                f"the range for {column} is empty: {low} is above {high}", field=column
+            )
+    query = ArQuery(
+        ranges=ranges,
+        last_request_status=tuple(applied.get("last_request_status", ())),
+        q=applied.get("q"),
+        snoozed=applied.get("snoozed"),
+        has_email=applied.get("has_email"),
+        has_phone=applied.get("has_phone"),
+        on_payment_plan=applied.get("on_payment_plan"),
+    )
+    return query, applied
+
+
+def canonical(name: str, value: Any) -> Any:
+    if name.startswith(("min_", "max_")):
+        return cents(name, value)
+    if name.endswith(("_from", "_to")):
+        try:
+            return date.fromisoformat(str(value)).isoformat()
+        except ValueError:
+            raise InvalidValue(f"{name} must be a date as YYYY-MM-DD", field=name) from None
+    if name in FLAGS:
+        return flag(name, value)
+    if name == "last_request_status":
+        items = value.split(",") if isinstance(value, str) else list(value)
+        bad = [str(i) for i in items if i not in REQUEST_STATUSES]
+        if bad:
+            raise InvalidValue(
+                f"last_request_status takes {', '.join(REQUEST_STATUSES)}; not {', '.join(bad)}",
+                field=name,
+            )
+        return sorted(set(items))
+    text = str(value).strip()
+    if len(text) > 100:
+        raise InvalidValue("q is at most 100 characters", field=name)
+    return text
+
+
+def cents(name: str, value: Any) -> int:
+    if isinstance(value, bool | float):
+        raise InvalidValue(f"{name} must be whole cents, e.g. 20000 for $200.00", field=name)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidValue(
+            f"{name} must be whole cents, e.g. 20000 for $200.00", field=name
+        ) from None
+    if abs(number) > MAX_BALANCE:
+        raise InvalidValue(
+            f"{name} must be between -{MAX_BALANCE} and {MAX_BALANCE} cents", field=name
+        )
+    return number
+
+
+def flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise InvalidValue(f"{name} must be true or false", field=name)
+
+
+def saved_filter_values(ledger: Ledger, practice_id: UUID, filter_id: UUID) -> dict[str, Any]:
+    row = get_filter(ledger.db, practice_id, filter_id)
+    if row is None:
+        raise NotFound(f"no saved filter {filter_id}")
+    values: dict[str, Any] = json.loads(row["filter"])
+    return values
+
+
+def save_filter(
+    ledger: Ledger, *, practice_id: UUID, name: str, raw: dict[str, Any], actor: str
+) -> SavedFilter:
+    _, applied = parse_filter(raw)
+    now = ledger.clock.now(practice_id)
+    existing = ledger.find(SavedFilter, filter_id_for(practice_id, name))
+    if existing is not None and existing.practice_id == practice_id:
+        existing.save_again(name=name, filter=applied, at=now, actor=actor)
+        saved = existing
+    else:
+        saved = SavedFilter.save_new(
+            practice_id=practice_id, name=name, filter=applied, at=now, actor=actor
+        )
+    try:
+        ledger.save(saved)
+    except IntegrityError:
+        raise Conflict(f"a filter named {name!r} was saved at the same moment") from None
+    return saved
+
+
+def delete_filter(ledger: Ledger, *, practice_id: UUID, filter_id: UUID, actor: str) -> None:
+    saved = ledger.get(SavedFilter, filter_id, practice_id)
+    if saved.deleted:
+        raise NotFound(f"no saved filter {filter_id}")
+    saved.delete(at=ledger.clock.now(practice_id), actor=actor)
+    ledger.save(saved)
+
+
+# -- balances and PMS sync -------------------------------------------------------------
+
+
+def record_balance(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    patient_id: UUID,
+    balance: Balance,
+    source: str,
+    actor: str,
+) -> Patient:
+    def attempt() -> Patient:
+        patient = ledger.get(Patient, patient_id, practice_id)
+        if patient.record_balance(
+            balance, source=source, at=ledger.clock.now(practice_id), actor=actor
+        ):
+            ledger.save(patient)
+        return patient
+
+    return retry_on_conflict(attempt)
+
+
+class PmsSyncFailed(PaymentsError):
+    code = "pms-unavailable"
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    patients_seen: int
+    patients_added: int
+    balances_recorded: int
+
+
+def reader_for(ledger: Ledger, practice: Practice) -> PmsReader:
+    """Open Dental's API when the practice has its connection; in sandbox mode, else the
+    sandbox office."""
+    config = ledger.journal.connection(str(practice.id))
+    if practice.pms == PmsKind.OPENDENTAL and "opendental" in config:
+        c = config["opendental"]
+        return OpenDental(
+            OpenDentalSettings(
+                c["base_url"], c["developer_key"], c["customer_key"], float(c.get("timeout", 30))
+            )
+        )
+    if ledger.settings.sandbox:
+        return SandboxPmsReader()
+    raise Conflict(
+        f"no PMS reader is configured for {practice.name} ({practice.pms.value}): "
+        "set its connection in the practice settings"
+    )
+
+
+def has_reader(ledger: Ledger, practice: Practice) -> bool:
+    """A PMS the scheduled sync can read: Open Dental with its connection settings."""
+    return practice.pms == PmsKind.OPENDENTAL and "opendental" in ledger.journal.connection(
+        str(practice.id)
+    )
+
+
+def sync_pms(ledger: Ledger, *, practice_id: UUID, actor: str) -> SyncResult:
+    """Pull patients and family balances through the practice's PMS reader; the sync's
+    start and outcome are recorded (the AR list and the practice show them)."""
+    practice = ledger.get(Practice, practice_id, practice_id)
+    reader = reader_for(ledger, practice)
+    sync = start_sync(ledger, practice_id, actor)
+    assert sync.started_at is not None
+    try:
+        result = read_balances(ledger, practice_id, reader, sync.started_at, actor)
+    except PmsUnavailable as error:
+        failed = PmsSyncFailed(f"the PMS could not be read: {error}")
+        finish_sync(ledger, sync, actor, error=failed.detail)
+        raise failed from error
+    except PaymentsError as error:
+        finish_sync(ledger, sync, actor, error=error.detail)
+        raise
+    finish_sync(ledger, sync, actor, result=result)
+    return result
+
+
+def start_sync(ledger: Ledger, practice_id: UUID, actor: str) -> PmsSync:
+    """Claim the practice's sync: a second one at the same moment is refused."""
+    now = ledger.clock.now(practice_id)
+    sync = ledger.find(PmsSync, sync_id_for(practice_id, now.date())) or PmsSync.open(
+        practice_id=practice_id, at=now, actor=actor
+    )
+    sync.start(at=now, actor=actor)
+    try:
+        ledger.save(sync)
+    except IntegrityError:
+        raise Conflict("a PMS sync of this practice started at the same moment") from None
+    return sync
+
+
+def finish_sync(
+    ledger: Ledger,
+    sync: PmsSync,
+    actor: str,
+    *,
+    result: SyncResult | None = None,
+    error: str | None = None,
+) -> None:
+    sync.finish(
+        at=ledger.clock.now(sync.practice_id),
+        actor=actor,
+        error=error,
+        seen=result.patients_seen if result else 0,
+        added=result.patients_added if result else 0,
+        recorded=result.balances_recorded if result else 0,
+    )
+    try:
+        ledger.save(sync)
+    except IntegrityError:  # a stale claim was taken over: that sync reports for itself
+        log.warning("PMS sync of %s finished after another one started", sync.practice_id)
+
+
+def read_balances(
+    ledger: Ledger, practice_id: UUID, reader: PmsReader, read_at: datetime, actor: str
+) -> SyncResult:
+    """Register new patients and record each changed balance, as of when the read began."""
+    by_pms: dict[str, UUID] = {}
+    seen = added = recorded = 0
+    pms_patients = list(reader.patients())
+    for pms_patient in pms_patients:
+        seen += 1
+        guarantor = by_pms.get(pms_patient.guarantor_pms_id or "")
+        patient = ledger.find(Patient, patient_id_for(practice_id, pms_patient.pms_patient_id))
+        if patient is None:
+            patient = register_patient(
+                ledger,
+                practice_id=practice_id,
+                pms_patient_id=pms_patient.pms_patient_id,
+                first_name=pms_patient.first_name,
+                last_name=pms_patient.last_name,
+                email=pms_patient.email,
+                phone=pms_patient.phone,
+                guarantor_id=guarantor,
+                actor=actor,
+            )
+            added += 1
+        by_pms[pms_patient.pms_patient_id] = patient.id
+        if pms_patient.balance is not None and patient.record_balance(
+            pms_patient.balance,
+            source="pms-sync",
+            at=ledger.clock.now(practice_id),
+            actor=actor,
+            as_of=read_at,
+        ):
+            ledger.save(patient)
+            recorded += 1
+    return SyncResult(seen, added, recorded)
+
+
+def sync_due(ledger: Ledger, practice_id: UUID) -> int:
+    """The scheduled sync: when the practice's interval has passed since the last one
+    started (Open Dental with its connection only). Its failure is recorded, not raised."""
+    practice = ledger.get(Practice, practice_id, practice_id)
+    if practice.pms_sync_minutes == 0 or not has_reader(ledger, practice):
+        return 0
+    last = last_sync(ledger.db, practice_id)
+    now = ledger.clock.now(practice_id)
+    if last is not None and last["started_at"]:
+        started = datetime.fromisoformat(last["started_at"].replace("Z", "+00:00"))
+        if now < started + timedelta(minutes=practice.pms_sync_minutes):
+            return 0
+    try:
+        sync_pms(ledger, practice_id=practice_id, actor="system:pms-sync")
+    except (PmsSyncFailed, Conflict) as error:
+        log.warning("scheduled PMS sync of %s failed: %s", practice_id, error)
+        return 0
+    return 1
+
+
+def sync_status(ledger: Ledger, practice: Practice) -> dict[str, Any]:
+    """How fresh the practice's balances are: the last sync, its outcome and the next one."""
+    last = last_sync(ledger.db, practice.id) or {}
+    scheduled = practice.pms_sync_minutes > 0 and has_reader(ledger, practice)
+    next_due = None
+    if scheduled:
+        started = last.get("started_at")
+        next_due = (
+            iso(
+                datetime.fromisoformat(started.replace("Z", "+00:00"))
+                + timedelta(minutes=practice.pms_sync_minutes)
+            )
+            if started
+            else iso(ledger.clock.now(practice.id))
+        )
+    return {
+        "interval_minutes": practice.pms_sync_minutes,
+        "scheduled": scheduled,
+        "last_started_at": last.get("started_at"),
+        "last_finished_at": last.get("finished_at"),
+        "outcome": "running"
+        if last.get("started_at") and (last.get("finished_at") or "") < last["started_at"]
+        else last.get("outcome"),
+        "error": last.get("error"),
+        "last_ok_at": last.get("last_ok_at"),
+        "patients_seen": last.get("patients_seen"),
+        "balances_recorded": last.get("balances_recorded"),
+        "next_due_at": next_due,
+    }
+
+
+# -- snoozes ---------------------------------------------------------------------------
+
+
+def snooze(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    patient_id: UUID,
+    until: date,
+    reason: SnoozeReason,
+    note: str | None,
+    actor: str,
+) -> Patient:
+    practice = ledger.get(Practice, practice_id, practice_id)
+
+    def attempt() -> Patient:
+        patient = ledger.get(Patient, patient_id, practice_id)
+        patient.snooze_until(
+            check_snooze(until, reason, note, today(ledger, practice)),
+            at=ledger.clock.now(practice_id),
+            actor=actor,
+        )
+        ledger.save(patient)
+        return patient
+
+    return retry_on_conflict(attempt)
+
+
+def end_snooze(ledger: Ledger, *, practice_id: UUID, patient_id: UUID, actor: str) -> Patient:
+    practice = ledger.get(Practice, practice_id, practice_id)
+
+    def attempt() -> Patient:
+        patient = ledger.get(Patient, patient_id, practice_id)
+        if not patient.is_snoozed(today(ledger, practice)):
+            raise Conflict(f"{patient.name} is not snoozed")
+        patient.end_snooze(how="early", at=ledger.clock.now(practice_id), actor=actor)
+        ledger.save(patient)
+        return patient
+
+    return retry_on_conflict(attempt)
+
+
+def end_due_snoozes(ledger: Ledger, practice_id: UUID) -> int:
+    """Record the end of each snooze whose date has come (it stopped counting already)."""
+    practice = ledger.get(Practice, practice_id, practice_id)
+    day = today(ledger, practice)
+    ended = 0
+    for patient_id in due_snooze_ends(ledger.db, practice_id, day.isoformat()):
+        patient = ledger.get(Patient, UUID(patient_id), practice_id)
+        if patient.snooze is None or patient.is_snoozed(day):
+            continue
+        patient.end_snooze(
+            how="expired", at=ledger.clock.now(practice_id), actor="system:scheduler"
+        )
+        try:
+            ledger.save(patient)
+        except IntegrityError:
+            continue
+        ended += 1
+    return ended
+
+
+# -- bulk requests ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    patient_id: str
+    outcome: str  # "sent" or "skipped"
+    reason: str | None = None
+    request_id: str | None = None
+    amount: int | None = None
+    channel: str | None = None
+
+
+def candidate_of(row: dict[str, Any], day: str) -> Candidate:
+    balance = (
+        Balance(
+            **{c: int(row[c]) for c in MONEY_COLUMNS},
+            on_payment_plan=bool(row["on_payment_plan"]),
+            is_guarantor=bool(row["is_guarantor"]),
+            last_payment_date=None,
+        )
+        if row["has_balance"]
+        else None
+    )
+    return Candidate(
+        UUID(row["id"]),
+        balance,
+        snoozed=bool(row["snooze_until"] and row["snooze_until"] > day),
+        has_email=bool(row["has_email"]),
+        has_phone=bool(row["has_phone"]),
+    )
+
+
+def bulk_send(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    patient_ids: list[UUID] | None,
+    raw_filter: dict[str, Any] | None,
+    channel: str,
+    rule: AmountRule,
+    rules: Eligibility,
+    actor: str,
+    key: str | None,
+) -> list[Outcome]:
+    """One request to each selected patient who is eligible; every selected patient
+    gets an outcome. With an Idempotency-Key a retry sends nothing twice."""
+    ledger.catch_up()
+    practice = ledger.get(Practice, practice_id, practice_id)
+    day = today(ledger, practice).isoformat()
+    if patient_ids is not None:
+        wanted = list(dict.fromkeys(str(p) for p in patient_ids))
+        query = ArQuery(guarantors_only=False, with_balance_only=False, patient_ids=tuple(wanted))
+        found = {
+            r["id"]: r
+            for r in list_ar(
+                ledger.db, practice_id, query, today=day, sort="last_name", after=None, limit=None
+            )
+        }
+        selected: list[tuple[str, dict[str, Any] | None]] = [(p, found.get(p)) for p in wanted]
+    else:
+        query, _ = parse_filter(raw_filter or {})
+        selected = [
+            (r["id"], r)
+            for r in list_ar(
+                ledger.db, practice_id, query, today=day, sort="last_name", after=None, limit=None
+            )
+        ]
+    outcomes: dict[str, Outcome] = {}
+    to_send: list[tuple[UUID, int, Channel]] = []
+    for pid, row in selected:
+        if row is None:
+            outcomes[pid] = Outcome(pid, "skipped", SkipReason.UNKNOWN_PATIENT.value)
+            continue
+        candidate = candidate_of(row, day)
+        reason = skip_reason(candidate, rules, rule, channel)
+        if reason is not None:
+            outcomes[pid] = Outcome(pid, "skipped", reason.value)
+            continue
+        assert candidate.balance is not None
+        chosen = channel_for(candidate, channel)
+        assert chosen is not None
+        to_send.append((candidate.patient_id, amount_for(candidate.balance, rule), Channel(chosen)))
+    for patient_id, request in send_many(ledger, practice, to_send, actor=actor, key=key):
+        outcomes[str(patient_id)] = Outcome(
+            str(patient_id),
+            "sent",
+            None,
+            str(request.id),
+            request.amount.cents,
+            request.channel.value,
+        )
+    return [outcomes[pid] for pid, _ in selected]

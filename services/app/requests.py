@@ -1,0 +1,469 @@
+"""Use cases: send a payment request, pay it on the hosted page, cancel it, and the
+time-driven work (expiry after two weeks, reminders, message retries).
+
+Pay links carry a token of 256 bits: HMAC-SHA256 under the service's secret key of
+the request id and a 128-bit nonce from `secrets`. Only the nonce and the token's
+SHA-256 are stored; the link can be rebuilt for a reminder or a retry, and it is
+useless once the request is paid, cancelled or expired.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from adapters.messaging.email import Email, SendFailed
+from adapters.messaging.sms import Sms
+from adapters.processor.port import CardInput
+from domain.errors import Conflict, InvalidValue, NotFound
+from domain.money import Money, check_payment_amount
+from domain.patients import Patient
+from domain.payments import Method, Payment, Status
+from domain.practices import Practice
+from domain.requests import CancelReason, Channel, PaymentRequest, RequestStatus
+from domain.schedule import local_date, zone
+from projections.requests import (
+    due_deliveries,
+    due_expiries,
+    due_reminders,
+    existing_requests,
+    request_by_token_hash,
+)
+from services.app.payments import charge, check_card_input, check_patient
+from services.app.practices import keyed_id
+from services.context import Ledger, retry_on_conflict
+
+log = logging.getLogger("payledger.requests")
+
+SYSTEM = "system:scheduler"
+
+
+def make_token(secret: bytes, request_id: UUID, nonce: str) -> str:
+    digest = hmac.new(secret, f"pay:{request_id}:{nonce}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def pay_url(ledger: Ledger, request: PaymentRequest) -> str:
+    token = make_token(ledger.secret, request.id, request.token_nonce)
+    return f"{ledger.settings.base_url}/pay/{token}"
+
+
+def destination_for(patient: Patient, channel: Channel, destination: str | None) -> str:
+    found = destination or (patient.phone if channel == Channel.SMS else patient.email)
+    if not found:
+        what = "phone number" if channel == Channel.SMS else "email address"
+        raise InvalidValue(
+            f"{patient.name} has no {what}: give a destination or choose the other channel",
+            field="destination",
+        )
+    return found
+
+
+def send_request(
+    ledger: Ledger,
+    *,
+    practice_id: UUID,
+    patient_id: UUID,
+    amount: int,
+    channel: Channel,
+    actor: str,
+    destination: str | None = None,
+    key: str | None = None,
+    override_snooze: bool = False,
+) -> PaymentRequest:
+    """Send a request; an older outstanding one of the patient is cancelled as superseded
+    in the same transaction. A snoozed patient needs `override_snooze`."""
+    money = check_payment_amount(amount)
+    practice = ledger.get(Practice, practice_id, practice_id)
+    patient = check_patient(ledger, practice_id, patient_id)
+    if not override_snooze:
+        patient.check_not_snoozed(local_date(ledger.clock.now(practice_id), practice.timezone))
+    to = destination_for(patient, channel, destination)
+    request_id = keyed_id(practice_id, "request", key)
+    existing = ledger.find(PaymentRequest, request_id)
+    if existing is not None:
+        return existing
+
+    def attempt() -> PaymentRequest:
+        changed = open_request(
+            ledger,
+            practice,
+            ledger.get(Patient, patient_id, practice_id),
+            request_id,
+            money,
+            channel,
+            to,
+            actor,
+        )
+        ledger.save(*changed)
+        return changed[1]  # type: ignore[return-value]
+
+    retry_on_conflict(attempt)
+    deliver(ledger, practice_id, request_id, 0)
+    return ledger.get(PaymentRequest, request_id, practice_id)
+
+
+def open_request(
+    ledger: Ledger,
+    practice: Practice,
+    patient: Patient,
+    request_id: UUID,
+    money: Money,
+    channel: Channel,
+    to: str,
+    actor: str,
+) -> list[Patient | PaymentRequest]:
+    """The aggregates to save for a new request: the patient (its slot), the request, and
+    the older request it supersedes, if that one is still outstanding."""
+    now = ledger.clock.now(practice.id)
+    nonce = secrets.token_hex(16)
+    request = PaymentRequest.send(
+        id=request_id,
+        practice_id=practice.id,
+        patient_id=patient.id,
+        amount=money,
+        channel=channel,
+        destination=to,
+        token_nonce=nonce,
+        token_hash=hash_token(make_token(ledger.secret, request_id, nonce)),
+        reminder_days=practice.reminder_days,
+        practice_name=practice.name,
+        at=now,
+        actor=actor,
+    )
+    changed: list[Patient | PaymentRequest] = [patient, request]
+    if patient.latest_request_id is not None:
+        older = ledger.get(PaymentRequest, patient.latest_request_id, practice.id)
+        if older.is_outstanding(now):
+            older.cancel(
+                reason=CancelReason.SUPERSEDED, at=now, actor=actor, superseded_by=request_id
+            )
+            changed.append(older)
+    patient.open_request(request_id, at=now, actor=actor)
+    return changed
+
+
+BULK_CHUNK = 250
+
+
+def send_many(
+    ledger: Ledger,
+    practice: Practice,
+    items: list[tuple[UUID, int, Channel]],
+    *,
+    actor: str,
+    key: str | None,
+) -> Iterator[tuple[UUID, PaymentRequest]]:
+    """Requests for many patients, saved a chunk per transaction, then delivered.
+    With a key, each patient's request id derives from it: a retry finds, not resends."""
+    ledger.catch_up()
+    for start in range(0, len(items), BULK_CHUNK):
+        chunk = items[start : start + BULK_CHUNK]
+        ids = {
+            pid: keyed_id(practice.id, "request", f"bulk:{key}:{pid}" if key else None)
+            for pid, _, _ in chunk
+        }
+        known = existing_requests(ledger.db, [str(i) for i in ids.values()])
+        new: list[tuple[UUID, PaymentRequest]] = []
+        changed: list[Patient | PaymentRequest] = []
+        for patient_id, amount, channel in chunk:
+            if str(ids[patient_id]) in known:
+                yield patient_id, ledger.get(PaymentRequest, ids[patient_id], practice.id)
+                continue
+            patient = ledger.get(Patient, patient_id, practice.id)
+            to = destination_for(patient, channel, None)
+            opened = open_request(
+                ledger, practice, patient, ids[patient_id], Money(amount), channel, to, actor
+            )
+            changed.extend(opened)
+            new.append((patient_id, opened[1]))  # type: ignore[arg-type]
+        try:
+            ledger.save(*changed)
+        except IntegrityError:  # a patient changed meanwhile: one at a time for this chunk
+            for patient_id, request in new:
+                if ledger.find(PaymentRequest, request.id) is None:
+                    retry_on_conflict(
+                        partial(
+                            open_and_save,
+                            ledger,
+                            practice,
+                            patient_id,
+                            request.id,
+                            request.amount,
+                            request.channel,
+                            request.destination,
+                            actor,
+                        )
+                    )
+            new = [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in new]
+        yield from deliver_many(ledger, practice, new)
+
+
+def open_and_save(
+    ledger: Ledger,
+    practice: Practice,
+    patient_id: UUID,
+    request_id: UUID,
+    money: Money,
+    channel: Channel,
+    to: str,
+    actor: str,
+) -> None:
+    patient = ledger.get(Patient, patient_id, practice.id)
+    ledger.save(*open_request(ledger, practice, patient, request_id, money, channel, to, actor))
+
+
+def deliver_many(
+    ledger: Ledger, practice: Practice, sent: list[tuple[UUID, PaymentRequest]]
+) -> list[tuple[UUID, PaymentRequest]]:
+    """Deliver the first message of many saved requests: claims in one save, results in one.
+    Returns the requests as they stand afterwards."""
+    now = ledger.clock.now(practice.id)
+    requests = [r for _, r in sent if 0 in r.due_deliveries(now)]
+    for request in requests:
+        request.claim_delivery(0, at=now, actor=SYSTEM)
+    try:
+        ledger.save(*requests)
+    except IntegrityError:
+        for request in requests:  # claimed elsewhere or changed: one by one
+            deliver(ledger, practice.id, request.id, 0)
+        return [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in sent]
+    results = [(request, send_message(ledger, practice, request, 0)) for request in requests]
+    at = ledger.clock.now(practice.id)
+    for request, (message_id, error) in results:
+        if error is None:
+            request.delivered(0, message_id, at=at, actor=SYSTEM)
+        else:
+            request.delivery_failed(0, error, at=at, actor=SYSTEM)
+    try:
+        ledger.save(*(request for request, _ in results))
+    except IntegrityError:
+        for request, (message_id, error) in results:
+            record_delivery(ledger, practice.id, request.id, 0, message_id, error)
+        return [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in sent]
+    return sent
+
+
+def cancel_request(
+    ledger: Ledger, *, practice_id: UUID, request_id: UUID, actor: str
+) -> PaymentRequest:
+    def attempt() -> PaymentRequest:
+        request = ledger.get(PaymentRequest, request_id, practice_id)
+        request.cancel(reason=CancelReason.STAFF, at=ledger.clock.now(practice_id), actor=actor)
+        ledger.save(request)
+        return request
+
+    return retry_on_conflict(attempt)
+
+
+# -- the hosted pay page -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PayLink:
+    request: PaymentRequest
+    practice: Practice
+
+
+def open_link(ledger: Ledger, token: str) -> PayLink:
+    """The request behind a pay link (whatever its state); NotFound for an unknown token."""
+    if not token or len(token) > 100:
+        raise NotFound("this payment link is not valid")
+    token_hash = hash_token(token)
+    row = request_by_token_hash(ledger.db, token_hash)
+    if row is None:
+        ledger.catch_up()
+        row = request_by_token_hash(ledger.db, token_hash)
+    if row is None:
+        raise NotFound("this payment link is not valid")
+    request = ledger.get(PaymentRequest, UUID(row["id"]), None)
+    if not hmac.compare_digest(request.token_hash, token_hash):
+        raise NotFound("this payment link is not valid")
+    return PayLink(request, ledger.get(Practice, request.practice_id, request.practice_id))
+
+
+def pay_request(
+    ledger: Ledger,
+    link: PayLink,
+    *,
+    amount: int,
+    card: CardInput | None,
+    attempt_id: str,
+    payment_method: str | None = None,
+) -> Payment:
+    """Pay a request on its page: the payment and the request's completion in one save.
+
+    `attempt_id` comes from the form, so a double-submitted form charges once.
+    """
+    practice, request_id = link.practice, link.request.id
+    now = ledger.clock.now(practice.id)
+    request = ledger.get(PaymentRequest, request_id, practice.id)
+    money = Money(amount)
+    request.check_payable(money, now)
+    card = check_card_input(ledger, card, payment_method, local_date(now, practice.timezone))
+    if card is None and payment_method is None:
+        raise InvalidValue("the payment needs the card", field="card")
+    payment_id = keyed_id(request_id, "pay-attempt", attempt_id[:100])
+    existing = ledger.find(Payment, payment_id)
+    if existing is not None:
+        return existing
+    payment = charge(
+        ledger,
+        practice,
+        payment_id=payment_id,
+        amount=money,
+        method=Method.PAY_LINK,
+        card=card,
+        payment_method=payment_method,
+        terminal_id=None,
+        patient_id=request.patient_id,
+        request_id=request_id,
+        at=now,
+        actor="patient",
+    )
+    if payment.status != Status.APPROVED:
+        ledger.save(payment)
+        return payment
+    request.complete(payment_id=payment.id, paid=money, at=now, actor="patient")
+    try:
+        ledger.save(payment, request)
+    except IntegrityError:
+        # Paid, cancelled or superseded at this very moment: give the money back.
+        ledger.processor.void(
+            transaction_id=payment.transaction_id or "",
+            reference=keyed_id(payment_id, "void", "request-changed"),
+            account=practice.stripe_account,
+        )
+        raise Conflict("this request changed while you were paying; no money was taken") from None
+    return payment
+
+
+# -- messages ---------------------------------------------------------------------
+
+
+def message_text(
+    ledger: Ledger, practice: Practice, request: PaymentRequest, number: int
+) -> tuple[str, str]:
+    """Subject and body: the practice, the amount and the link; nothing clinical."""
+    url = pay_url(ledger, request)
+    expires = request.expires_at.astimezone(zone(practice.timezone)).strftime("%b %d, %Y")
+    lead = "Reminder: " if number else ""
+    subject = f"{lead}{practice.name}: payment request for {request.amount}"
+    body = (
+        f"{lead}{practice.name} has sent you a payment request for {request.amount}. "
+        f"Pay securely here: {url} (the link expires {expires})."
+    )
+    return subject, body
+
+
+def deliver(ledger: Ledger, practice_id: UUID, request_id: UUID, number: int) -> bool:
+    """Claim, send and record one message; False when there was nothing to do."""
+    request = ledger.get(PaymentRequest, request_id, practice_id)
+    now = ledger.clock.now(practice_id)
+    if number not in request.due_deliveries(now):
+        return False
+    request.claim_delivery(number, at=now, actor=SYSTEM)
+    try:
+        ledger.save(request)
+    except IntegrityError:
+        return False  # another process claimed it
+    practice = ledger.get(Practice, practice_id, practice_id)
+    message_id, error = send_message(ledger, practice, request, number)
+    record_delivery(ledger, practice_id, request_id, number, message_id, error)
+    return True
+
+
+def send_message(
+    ledger: Ledger, practice: Practice, request: PaymentRequest, number: int
+) -> tuple[str, str | None]:
+    """Hand one message to its sender: its id, or the error."""
+    subject, body = message_text(ledger, practice, request, number)
+    try:
+        if request.channel == Channel.SMS:
+            return ledger.sms.send(
+                Sms(request.destination, body, f"{request.id}:{number}", practice.id)
+            ), None
+        return ledger.email.send(Email(request.destination, subject, body, practice.id)), None
+    except SendFailed as failure:
+        log.warning("payment request %s message %s not sent: %s", request.id, number, failure)
+        return "", str(failure)
+
+
+def record_delivery(
+    ledger: Ledger,
+    practice_id: UUID,
+    request_id: UUID,
+    number: int,
+    message_id: str,
+    error: str | None,
+) -> None:
+    def record() -> None:
+        fresh = ledger.get(PaymentRequest, request_id, practice_id)
+        at = ledger.clock.now(practice_id)
+        if error is None:
+            fresh.delivered(number, message_id, at=at, actor=SYSTEM)
+        else:
+            fresh.delivery_failed(number, error, at=at, actor=SYSTEM)
+        ledger.save(fresh)
+
+    retry_on_conflict(record)
+
+
+# -- due work ------------------------------------------------------------------------
+
+
+def expire_due(ledger: Ledger, practice_id: UUID) -> int:
+    now = ledger.clock.now(practice_id)
+    expired = 0
+    for request_id in due_expiries(ledger.db, practice_id, now):
+        request = ledger.get(PaymentRequest, UUID(request_id), practice_id)
+        if request.status != RequestStatus.REQUESTED:
+            continue
+        request.cancel(reason=CancelReason.EXPIRED, at=now, actor="system:expiry")
+        try:
+            ledger.save(request)
+        except IntegrityError:
+            continue  # expired (or paid) by another process just now
+        expired += 1
+    return expired
+
+
+def remind_due(ledger: Ledger, practice_id: UUID) -> int:
+    now = ledger.clock.now(practice_id)
+    reminded = 0
+    for request_id in due_reminders(ledger.db, practice_id, now):
+        request = ledger.get(PaymentRequest, UUID(request_id), practice_id)
+        number = request.due_reminder(now)
+        if number is None:
+            continue
+        request.remind(number, at=now, actor=SYSTEM)
+        try:
+            ledger.save(request)
+        except IntegrityError:
+            continue  # reminded by another process just now
+        deliver(ledger, practice_id, request.id, number)
+        reminded += 1
+    return reminded
+
+
+def deliver_due(ledger: Ledger, practice_id: UUID) -> int:
+    now = ledger.clock.now(practice_id)
+    attempted = 0
+    for request_id in due_deliveries(ledger.db, practice_id, now):
+        request = ledger.get(PaymentRequest, UUID(request_id), practice_id)
+        for number in request.due_deliveries(now):
+            attempted += deliver(ledger, practice_id, request.id, number)
+    return attempted

@@ -1,0 +1,207 @@
+"""Stripe's webhooks: verified, recorded once by event id, then applied apart from the request.
+
+`receive_event` checks the `Stripe-Signature` header against the webhook secret
+(`stripe.Webhook.construct_event`, 5 minutes of tolerance) and records the event in
+`stripe_events` unless its id is there already (a replayed webhook changes nothing).
+`apply_pending_events` applies what was recorded: it runs after the answer has gone
+and at each scheduler tick, so the webhook is answered at once and an event left by a
+crash is applied later. Unknown event types are recorded, logged and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import stripe
+
+from domain.errors import InvalidValue, NotFound
+from domain.payments import Payment, Status
+from domain.practices import Practice
+from projections.base import iso
+from services.app import payouts
+from services.context import Ledger, retry_on_conflict
+
+log = logging.getLogger("payledger.stripe.events")
+
+#: how old a signed webhook may be, in seconds (Stripe's documented default)
+TOLERANCE = 300
+ACTOR = "processor:stripe"
+REFERENCE = "payledger_reference"
+
+#: events that confirm what the ledger itself asked of Stripe: nothing to change
+CONFIRMATIONS = {
+    "payment_intent.created",
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.succeeded",
+    "charge.captured",
+    "charge.refunded",
+    "charge.failed",
+}
+#: events recorded for the reader handling (the reader's result is polled), not acted on;
+#: a dispute's funds events repeat what its created and closed events say
+RECORDED = {
+    "terminal.reader.action_succeeded",
+    "terminal.reader.action_failed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+}
+#: a dispute's life: each records what it says on the disputed payment
+DISPUTE_EVENTS = {"charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"}
+#: who records a dispute on a payment
+DISPUTE_ACTOR = "system:stripe"
+
+
+class WebhookRefused(InvalidValue):
+    code = "webhook-signature-invalid"
+
+
+class WebhooksOff(NotFound):
+    code = "webhooks-off"
+
+
+def receive_event(ledger: Ledger, payload: bytes, signature: str | None) -> tuple[str, bool]:
+    """Verify and record one webhook; (event id, whether it was new)."""
+    secret = ledger.settings.stripe_webhook_secret
+    if ledger.settings.processor != "stripe" or not secret:
+        raise WebhooksOff("Stripe webhooks are not configured on this service")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature or "", secret, TOLERANCE)
+    except stripe.SignatureVerificationError:
+        raise WebhookRefused(
+            "the Stripe-Signature header does not match the payload, or is older than 5 "
+            "minutes: nothing was recorded",
+            field="Stripe-Signature",
+        ) from None
+    except ValueError:
+        raise WebhookRefused("the payload is not a Stripe event (JSON)", field="body") from None
+    event_id, kind = str(event.id), str(event.type)
+    with ledger.db.transaction() as tx:
+        known = tx.one("SELECT id FROM stripe_events WHERE id = ?", (event_id,))
+        if known is not None:
+            return event_id, False
+        tx.execute(
+            "INSERT INTO stripe_events (id, type, account, created, received_at, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (
+                event_id,
+                kind,
+                getattr(event, "account", None),
+                int(event.created or 0),
+                iso(ledger.clock.now()),
+                payload.decode("utf-8"),
+            ),
+        )
+    return event_id, True
+
+
+def apply_pending_events(ledger: Ledger, limit: int = 100) -> int:
+    """Apply the recorded events not applied yet, oldest first; returns how many."""
+    rows = ledger.db.query(
+        "SELECT id, type, account, payload FROM stripe_events WHERE applied_at IS NULL "
+        "ORDER BY received_at, id LIMIT ?",
+        (limit,),
+    )
+    for row in rows:
+        try:
+            outcome = apply_event(ledger, row["type"], row["account"], json.loads(row["payload"]))
+        except Exception as error:
+            log.exception("stripe event %s (%s) could not be applied", row["id"], row["type"])
+            outcome = f"failed: {type(error).__name__}"
+            if not isinstance(error, NotFound | InvalidValue):
+                continue  # tried again at the next tick
+        with ledger.db.transaction() as tx:
+            tx.execute(
+                "UPDATE stripe_events SET applied_at = ?, outcome = ? WHERE id = ?",
+                (iso(ledger.clock.now()), outcome, row["id"]),
+            )
+    return len(rows)
+
+
+def apply_event(ledger: Ledger, kind: str, account: str | None, event: dict[str, Any]) -> str:
+    if kind == "payment_intent.canceled":
+        return intent_canceled(ledger, account, event["data"]["object"])
+    if kind == "payout.paid":
+        return payouts.reconcile_payout(ledger, account, event["data"]["object"])
+    if kind == "payout.failed":
+        return payouts.payout_failed(ledger, account, event["data"]["object"])
+    if kind in DISPUTE_EVENTS:
+        return dispute_event(ledger, account, str(event["id"]), event["data"]["object"])
+    if kind in CONFIRMATIONS:
+        return "confirmation"
+    if kind in RECORDED:
+        return "recorded"
+    log.info("stripe event type %s is not used; ignored", kind)
+    return "ignored"
+
+
+def intent_canceled(ledger: Ledger, account: str | None, intent: dict[str, Any]) -> str:
+    """An authorisation cancelled at Stripe (from its dashboard, or expired) before the
+    batch closed: the payment will not be captured, so it leaves the batch, as a refused
+    capture does. A void made here is already recorded: nothing changes."""
+    reference = (intent.get("metadata") or {}).get(REFERENCE)
+    if not reference:
+        return "not a ledger payment"
+    payment = ledger.find(Payment, UUID(reference))
+    if payment is None or practice_account(ledger, payment.practice_id) != account:
+        return "no such payment of this account"
+    reason = intent.get("cancellation_reason") or "canceled"
+
+    def attempt() -> str:
+        current = ledger.get(Payment, payment.id, payment.practice_id)
+        if current.status != Status.APPROVED:
+            return f"already {current.status.value}"
+        current.fail_capture(
+            reason=f"the authorisation was cancelled at Stripe ({reason})",
+            at=ledger.clock.now(current.practice_id),
+            actor=ACTOR,
+        )
+        ledger.save(current)
+        return "payment left the batch"
+
+    return retry_on_conflict(attempt)
+
+
+def practice_account(ledger: Ledger, practice_id: UUID) -> str | None:
+    return ledger.get(Practice, practice_id, practice_id).stripe_account
+
+
+def dispute_event(
+    ledger: Ledger, account: str | None, event_id: str, dispute: dict[str, Any]
+) -> str:
+    """A dispute of a ledger payment (found by its PaymentIntent in the practice of the
+    account), recorded on the payment once per Stripe event id."""
+    practice = payouts.practice_of_account(ledger, account)
+    if practice is None:
+        return "no practice with this account"
+    row = ledger.db.query_one(
+        "SELECT id FROM transactions WHERE practice_id = ? AND transaction_id = ?",
+        (str(practice.id), str(dispute.get("payment_intent") or "")),
+    )
+    if row is None:
+        return "no such payment of this account"
+    due = (dispute.get("evidence_details") or {}).get("due_by")
+
+    def attempt() -> str:
+        payment = ledger.get(Payment, UUID(row["id"]), practice.id)
+        changed = payment.record_dispute(
+            dispute_id=str(dispute["id"]),
+            reason=str(dispute.get("reason") or "general"),
+            amount=int(dispute["amount"]),
+            evidence_due_by=datetime.fromtimestamp(int(due), UTC) if due else None,
+            status=str(dispute["status"]),
+            processor_event_id=event_id,
+            at=ledger.clock.now(practice.id),
+            actor=DISPUTE_ACTOR,
+        )
+        if not changed:
+            return "dispute unchanged"
+        ledger.save(payment)
+        return f"dispute {dispute['status']}"
+
+    return retry_on_conflict(attempt)

@@ -1,0 +1,182 @@
+"""RFC 9457 problem details, and the one place that maps domain errors to HTTP."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from adapters.processor.port import ProcessorUnavailable
+from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
+from services.app.payments import EmailNotSent
+from services.app.receivables import PmsSyncFailed
+from services.http.access_log import redact_path
+
+log = logging.getLogger("payledger.api")
+
+PROBLEM = "application/problem+json"
+
+STATUS_BY_ERROR: list[tuple[type[PaymentsError], int]] = [
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidValue, 422),
+    (EmailNotSent, 502),
+    (PmsSyncFailed, 502),
+    (ProcessorUnavailable, 502),
+]
+
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal error",
+    502: "Bad gateway",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{code or TITLES.get(status, 'error').lower().replace(' ', '-')}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if field:
+        body["field"] = field
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+class HttpProblem(Exception):
+    """A problem raised by the API layer itself (auth, paging, headers)."""
+
+    def __init__(
+        self, status: int, detail: str, *, code: str | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.code, self.field = status, detail, code, field
+
+
+def allowed_methods(request: Request, allow: str | None) -> str:
+    """Every method that some operation of the API takes at this request's path (the
+    framework names only those of the first route that matched the path)."""
+    methods = {m.strip() for m in (allow or "").split(",") if m.strip()}
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+def status_for(error: PaymentsError) -> int:
+    for kind, status in STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 422
+
+
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts)
+
+
+def error_field(error: dict[str, Any]) -> str:
+    """The field of a validation error; a body-wide check may name the field in its context."""
+    path = field_path(error.get("loc", ()))
+    inner = (
+        (error.get("ctx") or {}).get("field") if error.get("type") == "control_character" else None
+    )
+    if inner:
+        return f"{path}.{inner}" if path else str(inner)
+    return path
+
+
+def error_message(error: dict[str, Any]) -> str:
+    if tuple(error.get("loc", ())) == ("body",):
+        if error.get("type") == "missing":
+            return "this request needs a JSON body (Content-Type: application/json)"
+        if error.get("type") in ("model_attributes_type", "dict_type"):
+            return (
+                "the request body must be a JSON object holding this request's fields "
+                "(Content-Type: application/json)"
+            )
+    message = str(error.get("msg", "invalid"))
+    return message.removeprefix("Value error, ")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PaymentsError)
+    async def domain_error(request: Request, error: PaymentsError) -> JSONResponse:
+        return problem(status_for(error), error.detail, code=error.code, field=error.field)
+
+    @app.exception_handler(HttpProblem)
+    async def http_problem(request: Request, error: HttpProblem) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return problem(
+            error.status, error.detail, code=error.code, field=error.field, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [{"field": error_field(e), "message": error_message(e)} for e in error.errors()]
+        if any(e.get("type") == "json_invalid" for e in error.errors()):
+            return problem(400, "the request body is not valid JSON", code="malformed-json")
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+        if len(errors) > 1:
+            detail += f" (and {len(errors) - 1} more)"
+        return problem(
+            422, detail, code="invalid-request", field=first["field"] or None, errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        detail = (
+            error.detail if isinstance(error.detail, str) else TITLES.get(error.status_code, "")
+        )
+        if error.status_code == 404 and detail == "Not Found":
+            detail = f"no such resource: {request.url.path}"
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = allowed_methods(request, headers.get("Allow"))
+            detail = f"{request.method} is not taken here; use {headers['Allow']}"
+        return problem(error.status_code, detail, headers=headers or None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, redact_path(request.url.path))
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return problem(500, "an unexpected error occurred; nothing was changed by this request")
+        return problem(
+            500,
+            "an unexpected error occurred; what this request saved before it stays saved, "
+            "and the rest was not done: retry it with the same Idempotency-Key to finish it "
+            "without doing anything twice, or check the object first",
+        )

@@ -1,0 +1,324 @@
+"""Idempotency-Key on every mutating call (Stripe's semantics).
+
+The same key with the same request answers the first response again; with
+another request, 409. Keys belong to the authenticated caller (a user, or the
+operator), whatever the spelling of the Authorization header; a request
+without a valid token is not kept (it is refused with 401 anyway). A key is
+claimed before the request runs, so two concurrent requests with one key never
+both run (the second gets 409 and may retry). Only successful (2xx) answers are
+kept; a refused request releases its key, so a corrected request may use it
+again. A claim records the process that holds it: a claim of a process known to
+be dead (same host, that process gone, or this very process not running it) is
+taken over at once; one of a process elsewhere after CLAIM_TIMEOUT. The use
+cases derive new ids from the key, so the rerun finds what the first run saved.
+A kept answer holds no secret: a bearer token or a pay link in it is replaced,
+and such an answer is not replayed (409, with the rest of the answer).
+Keys are kept for at least 24 hours (they are not purged today).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import threading
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import anyio
+from eventsourcing.persistence import IntegrityError
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapters.sql import Database
+from services.http.deps import bearer_token
+from services.http.errors import problem
+
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+CLAIM_TIMEOUT = timedelta(seconds=60)
+MAX_KEY = 255
+#: fields of an answer that hold a secret: never kept in a stored answer
+SECRET_FIELDS = frozenset({"token", "pay_url"})
+NOT_KEPT = "[not kept]"
+
+
+#: the (scope, key) pairs this process is running now
+_running: set[tuple[str, str]] = set()
+_running_lock = threading.Lock()
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
+    return hashlib.sha256(b"\n".join([method.encode(), path.encode(), query, body])).hexdigest()
+
+
+def process_start(pid: int) -> str | None:
+    """When a process started (clock ticks since boot), or None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+@cache
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """Which process holds a claim: host, boot, pid and the process's start time."""
+
+    host: str
+    boot: str
+    pid: int
+    start: str
+
+    @classmethod
+    def current(cls) -> ProcessIdentity:
+        return cls(socket.gethostname(), boot_id(), os.getpid(), process_start(os.getpid()) or "")
+
+    def with_pid(self, pid: int, start: str) -> ProcessIdentity:
+        return replace(self, pid=pid, start=start)
+
+    @property
+    def text(self) -> str:
+        return f"{self.host}|{self.boot}|{self.pid}|{self.start}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> ProcessIdentity | None:
+        parts = (text or "").split("|")
+        if len(parts) != 4 or not parts[2].isdigit():
+            return None
+        return cls(parts[0], parts[1], int(parts[2]), parts[3])
+
+    def is_dead(self, scope: str, key: str) -> bool:
+        """Known dead: on this host and boot, and gone (or this process, not running it).
+        A process elsewhere is not known dead (its claim times out instead)."""
+        me = ProcessIdentity.current()
+        if not self.boot or (self.host, self.boot) != (me.host, me.boot):
+            return False
+        if self == me:
+            with _running_lock:
+                return (scope, key) not in _running
+        return process_start(self.pid) != self.start
+
+
+def redact(value: Any) -> tuple[Any, set[str]]:
+    """The value with the secrets of an answer replaced, and the names of those replaced."""
+    if isinstance(value, dict):
+        found: set[str] = set()
+        out = {}
+        for name, item in value.items():
+            if name in SECRET_FIELDS and isinstance(item, str):
+                out[name] = NOT_KEPT
+                found.add(name)
+            else:
+                out[name], inner = redact(item)
+                found |= inner
+        return out, found
+    if isinstance(value, list):
+        items = [redact(item) for item in value]
+        return [i for i, _ in items], set().union(*(f for _, f in items))
+    return value, set()
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp, db: Database) -> None:
+        self.app = app
+        self.db = db
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in MUTATING:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        key = headers.get("idempotency-key")
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        if not 1 <= len(key) <= MAX_KEY:
+            await problem(
+                400,
+                f"Idempotency-Key must be 1 to {MAX_KEY} characters",
+                code="invalid-idempotency-key",
+            )(scope, receive, send)
+            return
+        owner = await anyio.to_thread.run_sync(principal, scope, headers.get("authorization"))
+        if owner is None:  # refused with 401 (or a page without login): nothing to keep
+            await self.app(scope, receive, send)
+            return
+        body = await read_body(receive)
+        print_ = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body)
+        stored = await anyio.to_thread.run_sync(self.claim, owner, key, print_)
+        if stored is not None:
+            await stored(scope, receive, send)
+            return
+        scope.setdefault("state", {})["idempotency_key"] = key
+        captured: dict[str, Any] = {"status": 500, "headers": [], "body": b""}
+
+        async def replay_body() -> Message:
+            nonlocal body
+            chunk, body = body, b""
+            return {"type": "http.request", "body": chunk, "more_body": False}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = message.get("headers", [])
+            elif message["type"] == "http.response.body":
+                captured["body"] += message.get("body", b"")
+            await send(message)
+
+        try:
+            await self.app(scope, replay_body, capture)
+        finally:
+            await anyio.to_thread.run_sync(self.finish, owner, key, captured)
+
+    def claim(self, owner: str, key: str, fingerprint: str) -> Any:
+        """Claim the key; or return the response to give instead of running the request."""
+        me = ProcessIdentity.current().text
+        try:
+            with self.db.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO idempotency_keys (scope, key, fingerprint, claimed_at, claimant) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (owner, key, fingerprint, now_text(), me),
+                )
+            return running(owner, key)
+        except IntegrityError:
+            pass
+        row = self.db.query_one(
+            "SELECT * FROM idempotency_keys WHERE scope = ? AND key = ?", (owner, key)
+        )
+        if row is None:  # released in between
+            return self.claim(owner, key, fingerprint)
+        if row["fingerprint"] != fingerprint:
+            return problem(
+                409,
+                "this Idempotency-Key was used for a different request; "
+                "use a new key for a new request",
+                code="idempotency-key-reused",
+            )
+        if row["status_code"] is not None:
+            return replay(row)
+        if not self.abandoned(owner, key, row):
+            return in_use()
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE idempotency_keys SET claimed_at = ?, claimant = ? "
+                "WHERE scope = ? AND key = ? AND claimed_at = ? AND status_code IS NULL",
+                (now_text(), me, owner, key, row["claimed_at"]),
+            )
+            taken = tx.rowcount == 1
+        return running(owner, key) if taken else in_use()
+
+    @staticmethod
+    def abandoned(owner: str, key: str, row: dict[str, Any]) -> bool:
+        """The claim's process is known dead, or the claim is older than CLAIM_TIMEOUT."""
+        claimant = ProcessIdentity.parse(row.get("claimant"))
+        if claimant is not None and claimant.is_dead(owner, key):
+            return True
+        claimed_at = datetime.fromisoformat(row["claimed_at"])
+        return datetime.now(UTC) - claimed_at >= CLAIM_TIMEOUT
+
+    def finish(self, owner: str, key: str, captured: dict[str, Any]) -> None:
+        try:
+            with self.db.transaction() as tx:
+                if 200 <= captured["status"] < 300:
+                    content_type = next(
+                        (
+                            v.decode("latin-1")
+                            for k, v in captured["headers"]
+                            if k.lower() == b"content-type"
+                        ),
+                        "application/json",
+                    )
+                    body, secrets = kept_body(captured["body"].decode("utf-8"), content_type)
+                    tx.execute(
+                        "UPDATE idempotency_keys SET status_code = ?, content_type = ?, body = ?, "
+                        "secrets = ? WHERE scope = ? AND key = ?",
+                        (captured["status"], content_type, body, secrets, owner, key),
+                    )
+                else:
+                    tx.execute(
+                        "DELETE FROM idempotency_keys WHERE scope = ? AND key = ?", (owner, key)
+                    )
+        finally:
+            with _running_lock:
+                _running.discard((owner, key))
+
+
+def principal(scope: Scope, authorization: str | None) -> str | None:
+    """Who the request is from, as authenticated: the scope of its keys."""
+    token = bearer_token(authorization)
+    if token is None:
+        return None
+    caller = scope["app"].state.authenticator.caller(token)
+    return None if caller is None else str(caller.actor)
+
+
+def running(owner: str, key: str) -> None:
+    with _running_lock:
+        _running.add((owner, key))
+
+
+def in_use() -> Response:
+    return problem(
+        409,
+        "a request with this Idempotency-Key is still being processed; retry in a moment",
+        code="idempotency-key-in-use",
+    )
+
+
+def kept_body(body: str, content_type: str) -> tuple[str, str | None]:
+    """The answer as kept: without its secrets, and the names of those left out."""
+    if "json" not in content_type:
+        return body, None
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body, None
+    redacted, found = redact(parsed)
+    if not found:
+        return body, None
+    return json.dumps(redacted), ",".join(sorted(found))
+
+
+def replay(row: dict[str, Any]) -> Response:
+    if row.get("secrets"):
+        return problem(
+            409,
+            "the request with this Idempotency-Key was carried out, but its answer held a "
+            f"secret ({row['secrets'].replace(',', ', ')}) that is not kept, so it cannot be "
+            "given again; 'answer' holds the rest of it (read the object with GET, or make a "
+            "new request with a new key)",
+            code="idempotent-answer-not-kept",
+            extra={"answer": json.loads(row["body"])},
+        )
+    return Response(
+        content=row["body"],
+        status_code=int(row["status_code"]),
+        media_type=row["content_type"],
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+async def read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)

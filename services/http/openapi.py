@@ -1,0 +1,169 @@
+"""What the OpenAPI document says each route answers when it refuses, and the rules of
+the edge that make it true: every error is `application/problem+json` (a `Problem`);
+a /v1 route refuses a query parameter it does not take (400, naming it); a method a path
+does not take is a 405 that lists the ones it does in `Allow`.
+
+Each route declares its own refusals with `responses=problems(...)` (404 of an object it
+looks up, 409 of a rule of the ledger, 502 of a service behind it); the document adds
+those that follow from the operation's shape: 400, 401 and 403 on every /v1 route, 422
+where it takes parameters or a body, 413 where it takes a body, 409 where it takes an
+`Idempotency-Key`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.http.deps import bearer, get_caller
+from services.http.errors import PROBLEM, TITLES, HttpProblem
+
+#: routes whose query string is a filter of any of many columns, checked by the use case
+OPEN_QUERY = {"/v1/ar/patients"}
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; some problems add members of their own."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="a URI reference naming the kind of problem")
+    title: str
+    status: int
+    detail: str = Field(description="what went wrong, and what to change")
+    field: str | None = Field(None, description="the field (or parameter) at fault")
+    errors: list[FieldError] | None = Field(None, description="every field at fault")
+
+
+#: what each status means on this API, as the document says it
+MEANINGS = {
+    400: "Malformed: an unknown query parameter, a bad cursor, bad JSON or a bad header",
+    401: "No valid bearer token",
+    403: "The token's user may not do this",
+    404: "No such object in this practice",
+    405: "The path does not take this method (`Allow` lists those it takes)",
+    409: "In conflict with the object's state, or an Idempotency-Key in use or reused",
+    413: "The body is over 64 KiB",
+    422: "A value is invalid: `field` and `errors` say which and why",
+    429: "Too many attempts: wait (`Retry-After`) and try again",
+    502: "A service behind the ledger (the PMS, email) refused or failed",
+}
+
+REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route for the problems it can answer."""
+    return {
+        status: {
+            "description": MEANINGS.get(status, TITLES.get(status, "Error")),
+            "content": {PROBLEM: {"schema": REF}},
+        }
+        for status in statuses
+    }
+
+
+def pages(**statuses: str) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of an HTML page: each status with what the page then says."""
+    return {
+        int(status.removeprefix("s")): {"description": meaning, "content": {"text/html": {}}}
+        for status, meaning in statuses.items()
+    }
+
+
+def params(dependant: Dependant, kind: str) -> list[str]:
+    """The names of a route's parameters of one kind (query, path, header), its
+    dependencies' included."""
+    names = [p.alias for p in getattr(dependant, f"{kind}_params")]
+    for sub in dependant.dependencies:
+        names += params(sub, kind)
+    return names
+
+
+def derived_statuses(operation: dict[str, Any]) -> list[int]:
+    """The problems that follow from a /v1 operation's shape."""
+    parameters = operation.get("parameters", [])
+    statuses = [400, 401, 403]
+    if parameters or "requestBody" in operation:
+        statuses.append(422)
+    if "requestBody" in operation:
+        statuses.append(413)
+    if any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in parameters):
+        statuses.append(409)
+    return statuses
+
+
+async def known_query_only(request: Request) -> None:
+    """Refuse a query parameter that a /v1 route does not take (400, naming it), once the
+    caller is known to be someone (a stranger learns nothing of the route: 401)."""
+    route = request.scope.get("route")
+    if not request.url.path.startswith("/v1") or not isinstance(route, APIRoute):
+        return
+    if route.path in OPEN_QUERY:
+        return
+    known = set(params(route.dependant, "query"))
+    unknown = [name for name in request.query_params if name not in known]
+    if not unknown:
+        return
+    get_caller(request, await bearer(request))
+    takes = ", ".join(sorted(known)) or "none"
+    raise HttpProblem(
+        400,
+        f"unknown query parameter {unknown[0]!r}; this route takes: {takes}",
+        code="unknown-parameter",
+        field=unknown[0],
+    )
+
+
+def declare_problems(schema: dict[str, Any]) -> None:
+    """Every error response of the document as a Problem in application/problem+json."""
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            default_422 = responses.get("422", {}).get("content", {}).get("application/json")
+            if default_422 is not None:  # the framework's own validation answer
+                del responses["422"]
+            wanted = derived_statuses(operation) if path.startswith("/v1") else []
+            if default_422 is not None:
+                wanted.append(422)
+            for status, response in problems(*wanted).items():
+                responses.setdefault(str(status), response)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in components["Problem"].pop("$defs", {}).items():
+        components.setdefault(name, sub)
+    text = json.dumps(schema)
+    for name in ("HTTPValidationError", "ValidationError"):
+        if f'"#/components/schemas/{name}"' not in text:
+            components.pop(name, None)
+
+
+def install(app: FastAPI) -> None:
+    """Serve a document whose every refusal is a declared Problem (call after the routes
+    are in)."""
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        declare_problems(schema)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = document  # type: ignore[method-assign]

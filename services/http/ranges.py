@@ -1,0 +1,59 @@
+"""Date ranges of the list endpoints: practice-local dates, the last 30 days by default."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Query
+from pydantic import BeforeValidator
+
+from domain.errors import InvalidValue
+from domain.practices import Practice
+from services.context import Ledger
+from services.http.views import default_range
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+ISO_INSTANT = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?"
+)
+
+
+def iso_date(value: Any) -> Any:
+    """Dates in ISO form only: not a number of seconds (`0` is not 1970-01-01)."""
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return value
+
+
+def iso_instant(value: Any) -> Any:
+    if not isinstance(value, str) or not ISO_INSTANT.fullmatch(value):
+        raise ValueError("must be an ISO 8601 instant such as 2026-03-04T15:00:00Z")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(iso_date)]
+IsoInstant = Annotated[datetime, BeforeValidator(iso_instant)]
+FromQ = Annotated[IsoDate | None, Query(alias="from", description="YYYY-MM-DD, practice-local")]
+ToQ = Annotated[IsoDate | None, Query(description="YYYY-MM-DD, practice-local, inclusive")]
+
+
+def date_range(
+    ledger: Ledger,
+    practice_id: UUID,
+    from_: date | None,
+    to: date | None,
+    latest: date | None = None,
+) -> tuple[str, str]:
+    """The asked range; by default the 30 days up to today, or up to `latest` when that is
+    later (the deposits list runs to the latest scheduled deposit)."""
+    practice = ledger.get(Practice, practice_id, practice_id)
+    default_from, default_to = default_range(ledger, practice)
+    if latest is not None and latest > default_to:
+        default_to = latest
+    date_from, date_to = from_ or default_from, to or default_to
+    if date_from > date_to:
+        raise InvalidValue(f"from ({date_from}) is after to ({date_to})", field="from")
+    return date_from.isoformat(), date_to.isoformat()

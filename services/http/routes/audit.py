@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from domain.errors import NotFound
+from projections.feed import read_feed, read_history
+from projections.users import with_actor_names
+from services.app import replay
+from services.app.audit_export import export_lines
+from services.bootstrap import all_projections
+from services.context import Ledger
+from services.http import answers
+from services.http.deps import AdminDep, LedgerDep, practice_of
+from services.http.openapi import problems
+from services.http.ranges import IsoInstant
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+#: the largest position a client may send (18 digits, as in the cursor)
+MAX_POSITION = 999_999_999_999_999_999
+
+
+def feed_page(
+    ledger: Ledger, practice_id: UUID, items: list[dict[str, Any]], limit: int
+) -> dict[str, Any]:
+    """A page of events, each with `actor_name` (the user's name) beside its `actor`."""
+    more = len(items) > limit
+    items = with_actor_names(ledger.db, practice_id, items[:limit])
+    return {"items": items, "next_cursor": str(items[-1]["position"]) if more else None}
+
+
+@router.get(
+    "/events",
+    response_model=answers.EventPage,
+    summary="The practice's ordered event feed after a position",
+)
+def get_events(
+    caller: AdminDep,
+    ledger: LedgerDep,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="a position; 0 = from the start")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+) -> dict[str, Any]:
+    start = int(cursor) if cursor else after
+    practice_id = practice_of(caller)
+    return feed_page(
+        ledger, practice_id, read_feed(ledger.db, practice_id, start, limit + 1), limit
+    )
+
+
+@router.get(
+    "/history/{aggregate_id}",
+    response_model=answers.EventPage,
+    responses=problems(404),
+    summary="Every event of one payment, patient, batch or practice, in order",
+)
+def get_history(
+    aggregate_id: UUID,
+    caller: AdminDep,
+    ledger: LedgerDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+) -> dict[str, Any]:
+    start = int(cursor) if cursor else 0
+    items = read_history(ledger.db, practice_of(caller), aggregate_id, start, limit + 1)
+    if not items and start == 0:
+        raise NotFound(f"no history for {aggregate_id}")
+    return feed_page(ledger, practice_of(caller), items, limit)
+
+
+@router.get(
+    "/audit/checksums",
+    response_model=answers.Checksums,
+    summary="Each view's checksum over the practice's rows, and the position it is at",
+)
+def get_checksums(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    """The same canonical checksum `payledger replay` prints (docs/auditing.md), over the rows
+    of the caller's practice; `position` is the last event of the log each view has applied,
+    `log_position` the last event recorded."""
+    practice_id = practice_of(caller)
+    views = replay.live_checksums(ledger.db, all_projections(), practice_id)
+    return {
+        "practice_id": str(practice_id),
+        "log_position": replay.last_position(ledger.store),
+        "views": views,
+    }
+
+
+@router.get(
+    "/audit/export",
+    summary="Every event of the practice as JSON lines chained by SHA-256, streamed",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+def get_export(
+    caller: AdminDep,
+    ledger: LedgerDep,
+    until: Annotated[
+        IsoInstant | None,
+        Query(description="only the events that happened by this instant (default: all)"),
+    ] = None,
+) -> StreamingResponse:
+    """One line per event in the public event schema (docs/events.md), each with its
+    SHA-256 chained to the line before, then a closing line with the count, the last hash
+    and each view's checksum as of the end. Check it with `payledger audit verify FILE`
+    (docs/auditing.md)."""
+    practice_id = practice_of(caller)
+    instant = until if until is None or until.tzinfo else until.replace(tzinfo=UTC)
+    name = f"payledger-{practice_id}.jsonl"
+    return StreamingResponse(
+        export_lines(ledger, practice_id, instant),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

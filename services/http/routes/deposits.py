@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from domain.errors import NotFound
+from domain.practices import Practice
+from projections.deposits import (
+    deposit_items,
+    get_deposit,
+    latest_scheduled_date,
+    list_deposits,
+    payout_of,
+)
+from services.app import reports
+from services.app.as_of import VIEWS as AS_OF_VIEWS
+from services.app.as_of import report_as_of as as_of_report
+from services.app.exports import VIEWS, export_csv
+from services.http import answers, cursor
+from services.http.deps import AdminDep, LedgerDep, practice_of
+from services.http.openapi import problems
+from services.http.ranges import FromQ, IsoDate, IsoInstant, ToQ, date_range
+from services.http.routes.receivables import ar_row
+from services.http.routes.requests import row_out as request_row
+from services.http.views import transaction_row
+
+router = APIRouter(prefix="/v1", tags=["deposits and reports"])
+
+
+def deposit_out(row: dict[str, Any]) -> dict[str, Any]:
+    net = int(row["net_amount"])
+    return {
+        "id": row["id"],
+        "deposit_date": row["deposit_date"],
+        "status": row["status"],
+        "kind": "withdrawal" if net < 0 else "deposit",
+        "gross_amount": int(row["gross_amount"]),
+        "refunds_amount": int(row["refunds_amount"]),
+        "fees_amount": int(row["fees_amount"]),
+        "disputes_amount": int(row.get("disputes_amount") or 0),
+        "net_amount": net,
+        "account": row["account"],
+        "batch_id": row["batch_id"],
+        "batch_date": row["batch_date"],
+        "sales_count": int(row["sales_count"]),
+        "refunds_count": int(row["refunds_count"]),
+        "paid_at": row["paid_at"],
+        "payout": payout_of(row),
+    }
+
+
+def deposit_item_out(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "line": int(row["line"]),
+        "kind": row["kind"],
+        "payment_id": row["payment_id"],
+        "refund_id": row["refund_id"],
+        "occurred_at": row["occurred_at"],
+        "patient_id": row["patient_id"],
+        "patient_name": row["patient_name"],
+        "card": {"brand": row["card_brand"], "last4": row["card_last4"]},
+        "transaction_id": row["transaction_id"],
+        "amount": int(row["amount"]),
+        "fee_amount": int(row["fee_amount"]),
+        "net_amount": int(row["net_amount"]),
+        "dispute_id": row.get("dispute_id"),
+    }
+
+
+@router.get(
+    "/deposits",
+    response_model=answers.DepositPage,
+    summary="Deposits by deposit date (default: a month ago to the latest scheduled deposit)",
+)
+def get_deposits(
+    caller: AdminDep,
+    ledger: LedgerDep,
+    from_: FromQ = None,
+    to: ToQ = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor_: Annotated[str | None, Query(alias="cursor")] = None,
+) -> dict[str, Any]:
+    practice_id = practice_of(caller)
+    latest = latest_scheduled_date(ledger.db, practice_id)
+    date_from, date_to = date_range(ledger, practice_id, from_, to, latest)
+    after = cursor.decode_pair(cursor_)
+    rows = list_deposits(
+        ledger.db,
+        practice_id,
+        date_from=date_from,
+        date_to=date_to,
+        after=after,
+        limit=limit + 1,
+    )
+    answer = cursor.page([deposit_out(r) for r in rows], limit, ["deposit_date", "id"])
+    answer["from"], answer["to"] = date_from, date_to
+    return answer
+
+
+@router.get(
+    "/deposits/{deposit_id}",
+    response_model=answers.Deposit,
+    responses=problems(404),
+    summary="One deposit with its itemised payments and refunds",
+)
+def get_one_deposit(deposit_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    row = get_deposit(ledger.db, practice_of(caller), deposit_id)
+    if row is None:
+        raise NotFound(f"no deposit {deposit_id}")
+    answer = deposit_out(row)
+    answer["items"] = [deposit_item_out(i) for i in deposit_items(ledger.db, deposit_id)]
+    return answer
+
+
+@router.get(
+    "/reports/daily-close",
+    response_model=answers.DailyClose,
+    summary="Batch, ledger and PMS side by side for one day, with every difference",
+)
+def daily_close(
+    caller: AdminDep,
+    ledger: LedgerDep,
+    date_: Annotated[IsoDate | None, Query(alias="date", description="default: yesterday")] = None,
+) -> dict[str, Any]:
+    practice_id = practice_of(caller)
+    practice = ledger.get(Practice, practice_id, practice_id)
+    return reports.daily_close(ledger, practice_id, date_ or reports.yesterday(ledger, practice))
+
+
+@router.get(
+    "/exports/{view}.csv",
+    responses=problems(404),
+    summary="CSV export: transactions, deposits (with items) or payment-requests",
+    response_class=StreamingResponse,
+)
+def export(
+    view: str, caller: AdminDep, ledger: LedgerDep, from_: FromQ = None, to: ToQ = None
+) -> StreamingResponse:
+    if view not in VIEWS:
+        raise NotFound(f"no export {view!r}; available: {', '.join(sorted(VIEWS))}")
+    practice_id = practice_of(caller)
+    latest = latest_scheduled_date(ledger.db, practice_id) if view == "deposits" else None
+    date_from, date_to = date_range(ledger, practice_id, from_, to, latest)
+    filename = re.sub(r"[^a-z-]", "", view) + f"-{date_from}-to-{date_to}.csv"
+    return StreamingResponse(
+        export_csv(ledger, view, practice_id, date_from, date_to),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/reports/{view}",
+    response_model=answers.AsOfReport,
+    responses=problems(404),
+    summary="A view as it stood at a past instant (transactions, deposits, payment-requests, "
+    "accounts-receivable)",
+)
+def report_as_of(
+    view: str,
+    caller: AdminDep,
+    ledger: LedgerDep,
+    as_of: IsoInstant,
+    from_: FromQ = None,
+    to: ToQ = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    if view not in AS_OF_VIEWS:
+        raise NotFound(f"no report {view!r}; available: daily-close, {', '.join(AS_OF_VIEWS)}")
+    practice_id = practice_of(caller)
+    instant = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    date_from, date_to = date_range(ledger, practice_id, from_, to)
+    answer = as_of_report(ledger, practice_id, view, instant, date_from, date_to, limit)
+
+    def ar_item(row: dict[str, Any]) -> dict[str, Any]:
+        return ar_row(row, answer["day"])
+
+    shape = {
+        "transactions": transaction_row,
+        "deposits": deposit_out,
+        "payment-requests": request_row,
+        "accounts-receivable": ar_item,
+    }[view]
+    answer["items"] = [shape(r) for r in answer["items"]]
+    return answer

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from domain.patients import Patient
+from projections.directory import list_patients
+from services.app import practices as uc
+from services.http import answers, cursor
+from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.http.openapi import problems
+from services.http.schemas import PatientIn
+from services.http.views import patient_out, patient_row
+
+router = APIRouter(prefix="/v1/patients", tags=["patients"])
+
+
+@router.post(
+    "",
+    response_model=answers.Patient,
+    responses=problems(409),
+    status_code=201,
+    summary="Register a patient (as the PMS knows them)",
+)
+def create_patient(
+    body: PatientIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    patient = uc.register_patient(
+        ledger,
+        practice_id=practice_of(caller),
+        pms_patient_id=body.pms_patient_id,
+        first_name=body.first_name,
+        last_name=body.last_name,
+        email=body.email,
+        phone=body.phone,
+        guarantor_id=body.guarantor_id,
+        actor=caller.actor,
+    )
+    return patient_out(patient)
+
+
+@router.get("", response_model=answers.PatientPage, summary="Patients, by last name")
+def get_patients(
+    caller: AdminDep,
+    ledger: LedgerDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor_: Annotated[str | None, Query(alias="cursor")] = None,
+) -> dict[str, Any]:
+    after = cursor.decode(cursor_, 3)
+    rows = list_patients(ledger.db, practice_of(caller), tuple(after) if after else None, limit + 1)  # type: ignore[arg-type]
+    return cursor.page([patient_row(r) for r in rows], limit, ["last_name", "first_name", "id"])
+
+
+@router.get(
+    "/{patient_id}", response_model=answers.Patient, responses=problems(404), summary="One patient"
+)
+def get_patient(patient_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    return patient_out(ledger.get(Patient, patient_id, practice_of(caller)))

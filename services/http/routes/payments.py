@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body
+
+from adapters.processor.port import CardInput
+from domain.errors import InvalidValue
+from domain.payments import AssociationSource, Method, Payment
+from services.app import payments as uc
+from services.http import answers
+from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.http.openapi import problems
+from services.http.schemas import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
+from services.http.views import ledger_entry_out, payment_out, receipt_out
+
+router = APIRouter(prefix="/v1/payments", tags=["payments"])
+
+
+@router.post(
+    "",
+    response_model=answers.Payment,
+    status_code=201,
+    summary="Collect a payment (terminal or virtual terminal); approved or declined",
+)
+def collect(body: PaymentIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+    card = (
+        CardInput(body.card.number, body.card.exp_month, body.card.exp_year, body.card.cvc)
+        if body.card
+        else None
+    )
+    if body.method == "terminal" and not body.terminal_id:
+        raise InvalidValue("a terminal payment needs the terminal_id", field="terminal_id")
+    payment = uc.collect_payment(
+        ledger,
+        practice_id=practice_of(caller),
+        amount=body.amount,
+        method=Method(body.method),
+        card=card,
+        payment_method=body.payment_method,
+        terminal_id=body.terminal_id,
+        patient_id=body.patient_id,
+        actor=caller.actor,
+        key=key,
+    )
+    return payment_out(ledger, payment)
+
+
+@router.get(
+    "/{payment_id}",
+    response_model=answers.PaymentWithHistory,
+    responses=problems(404),
+    summary="One payment with its refunds, settlement and history",
+)
+def get_payment(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    payment = ledger.get(Payment, payment_id, practice_of(caller))
+    return payment_out(ledger, payment, with_history=True)
+
+
+@router.post(
+    "/{payment_id}/refund",
+    response_model=answers.Reversal,
+    responses=problems(404, 409),
+    summary="Void if not yet processed, refund (full or amount) if processed",
+)
+def refund(
+    payment_id: UUID,
+    caller: AdminDep,
+    ledger: LedgerDep,
+    key: KeyDep,
+    body: RefundIn | None = Body(None),
+) -> dict[str, Any]:
+    reversal = uc.refund_payment(
+        ledger,
+        practice_id=practice_of(caller),
+        payment_id=payment_id,
+        amount=body.amount if body else None,
+        actor=caller.actor,
+        key=key,
+    )
+    return {
+        "kind": reversal.kind.value,
+        "amount": reversal.amount,
+        "refund_id": str(reversal.refund_id) if reversal.refund_id else None,
+        "payment": payment_out(ledger, reversal.payment),
+    }
+
+
+@router.get(
+    "/{payment_id}/receipt",
+    response_model=answers.Receipt,
+    responses=problems(404),
+    summary="The payment's receipt, with its refunds",
+)
+def receipt(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    return receipt_out(ledger, ledger.get(Payment, payment_id, practice_of(caller)))
+
+
+@router.post(
+    "/{payment_id}/receipt/send",
+    response_model=answers.ReceiptSent,
+    responses=problems(404, 502),
+    summary="Email a copy of the payment's (or one refund's) receipt",
+)
+def send_receipt(
+    payment_id: UUID, body: ReceiptSendIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    if body.email.lower() != body.confirm_email.lower():
+        raise InvalidValue(
+            "email and confirm_email differ: check the address", field="confirm_email"
+        )
+    payment = uc.send_receipt(
+        ledger,
+        practice_id=practice_of(caller),
+        payment_id=payment_id,
+        email=body.email,
+        refund_id=body.refund_id,
+        actor=caller.actor,
+    )
+    return {
+        "sent": True,
+        "email": body.email,
+        "payment_id": str(payment.id),
+        "refund_id": str(body.refund_id) if body.refund_id else None,
+    }
+
+
+@router.get(
+    "/{payment_id}/ledger-entry",
+    response_model=answers.LedgerEntry,
+    responses=problems(404),
+    summary="What to type into the PMS (Post to Ledger)",
+)
+def ledger_entry(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    return ledger_entry_out(ledger, ledger.get(Payment, payment_id, practice_of(caller)))
+
+
+@router.post(
+    "/{payment_id}/associate",
+    response_model=answers.Payment,
+    responses=problems(404, 409),
+    summary="Mark as associated (recorded in the PMS)",
+)
+def associate(
+    payment_id: UUID, body: AssociateIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    payment = uc.associate_payment(
+        ledger,
+        practice_id=practice_of(caller),
+        payment_id=payment_id,
+        source=AssociationSource(body.source),
+        pms_reference=body.pms_reference,
+        actor=caller.actor,
+        refund_id=body.refund_id,
+        void=body.void,
+        dispute=body.dispute,
+    )
+    return payment_out(ledger, payment)
+
+
+@router.post(
+    "/{payment_id}/writeback/retry",
+    response_model=answers.WritebackRetried,
+    responses=problems(404),
+    summary="Try a failed PMS writeback of this payment (and its refunds) again",
+)
+def retry_writeback(
+    payment_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    payment = ledger.get(Payment, payment_id, practice_of(caller))
+    retried = ledger.journal.retry_failed(str(payment.practice_id), str(payment.id))
+    return {"retried": retried, "payment": payment_out(ledger, payment)}

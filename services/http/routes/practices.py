@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends
+
+from domain.practices import DepositAccount, PmsKind, Practice
+from domain.schedule import parse_cutoff
+from domain.users import Role
+from services.app import practices as uc
+from services.app.due import due_work_status
+from services.app.practices import Caller
+from services.app.receivables import sync_status
+from services.context import Ledger
+from services.http import answers
+from services.http.deps import CallerDep, KeyDep, LedgerDep
+from services.http.errors import HttpProblem
+from services.http.openapi import problems
+from services.http.schemas import PracticeIn, SettingsIn
+from services.http.views import practice_out
+from services.workers.writeback import practice_status
+
+router = APIRouter(prefix="/v1/practices", tags=["practices"])
+
+
+def own_practice(caller: Caller, practice_id: UUID, *, operator_ok: bool = False) -> None:
+    """Admins reach only their own practice (another one is simply not found)."""
+    if caller.is_operator:
+        if operator_ok:
+            return
+        raise HttpProblem(403, "the operator token is for practice set-up only", code="forbidden")
+    if caller.is_platform_auditor:
+        return  # reads any practice; its writes were refused already
+    if caller.practice_id != practice_id:
+        raise HttpProblem(404, f"no practice {practice_id}", code="not-found")
+    if caller.role not in (Role.ADMIN, Role.AUDITOR):
+        raise HttpProblem(403, "only admins may change practice settings", code="forbidden")
+
+
+def operator(caller: CallerDep) -> Caller:
+    if not caller.is_operator:
+        raise HttpProblem(403, "creating a practice needs the operator token", code="forbidden")
+    return caller
+
+
+def practice_admin(practice_id: UUID, caller: CallerDep) -> Caller:
+    """Checked before the body is validated: a staff user gets 403, whatever it sent."""
+    own_practice(caller, practice_id)
+    return caller
+
+
+def practice_admin_or_operator(practice_id: UUID, caller: CallerDep) -> Caller:
+    own_practice(caller, practice_id, operator_ok=True)
+    return caller
+
+
+def practice_answer(ledger: Ledger, practice: Practice) -> dict[str, Any]:
+    connection = ledger.journal.connection(str(practice.id))
+    return {
+        **practice_out(practice),
+        "connection": {kind: masked(block) for kind, block in connection.items()},
+        "writeback": practice_status(ledger.journal, practice.id),
+        "pms_sync": sync_status(ledger, practice),
+        "due_work": due_work_status(ledger.db, practice.id),
+    }
+
+
+def masked(block: dict[str, str]) -> dict[str, str]:
+    """Connection settings as shown: URLs in full, keys and tokens as their last 4."""
+    return {k: v if k.endswith("url") else f"****{v[-4:]}" for k, v in block.items()}
+
+
+@router.post(
+    "",
+    response_model=answers.Practice,
+    responses=problems(409),
+    status_code=201,
+    summary="Create a practice (operator token)",
+)
+def create_practice(
+    body: PracticeIn,
+    caller: Annotated[Caller, Depends(operator)],
+    ledger: LedgerDep,
+    key: KeyDep,
+) -> dict[str, Any]:
+    practice = uc.create_practice(
+        ledger,
+        name=body.name,
+        timezone=body.timezone,
+        pms=PmsKind(body.pms),
+        auto_writeback=body.auto_writeback,
+        deposit_account=DepositAccount(body.deposit_account.kind, body.deposit_account.last4),
+        batch_cutoff=parse_cutoff(body.batch_cutoff),
+        actor=caller.actor,
+        key=key,
+    )
+    return practice_out(practice)
+
+
+@router.get(
+    "/{practice_id}",
+    response_model=answers.PracticeWithStatus,
+    responses=problems(404),
+    summary="A practice and its payments settings",
+)
+def get_practice(practice_id: UUID, caller: CallerDep, ledger: LedgerDep) -> dict[str, Any]:
+    own_practice(caller, practice_id, operator_ok=True)
+    return practice_answer(ledger, ledger.get(Practice, practice_id, practice_id))
+
+
+@router.patch(
+    "/{practice_id}/settings",
+    response_model=answers.PracticeWithStatus,
+    responses=problems(404),
+    summary="Change payments settings",
+)
+def change_settings(
+    practice_id: UUID,
+    body: SettingsIn,
+    caller: Annotated[Caller, Depends(practice_admin)],
+    ledger: LedgerDep,
+    key: KeyDep,
+) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    connection: dict[str, Any] = {
+        k: changes.pop(k) for k in ("opendental", "eaglesoft") if k in changes
+    }
+    practice = uc.change_settings(ledger, practice_id, changes, caller.actor)
+    if connection:
+        uc.set_pms_connection(ledger, practice_id, connection)
+    return practice_answer(ledger, practice)

@@ -1,0 +1,319 @@
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+
+from domain.errors import InvalidValue
+from domain.practices import Practice
+from domain.receivables import MONEY_COLUMNS, AmountRule, Balance, Eligibility, SnoozeReason
+from projections.receivables import NULLABLE, SORTABLE, list_ar, list_filters
+from services.app import receivables as uc
+from services.http import answers, cursor
+from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.http.openapi import problems
+from services.http.schemas import CONTROL, BalanceIn, BulkIn, FilterIn, SnoozeIn
+from services.http.views import patient_out
+
+router = APIRouter(prefix="/v1", tags=["accounts receivable"])
+
+PAGING = {"limit", "cursor", "sort"}
+
+
+def ar_row(row: dict[str, Any], today: str) -> dict[str, Any]:
+    snoozed = bool(row["snooze_until"] and row["snooze_until"] > today)
+    return {
+        "id": row["id"],
+        "pms_patient_id": row["pms_patient_id"],
+        "first_name": row["first_name"],
+        "last_name": row["last_name"],
+        **{
+            c: int(row[c])
+            for c in (
+                "total",
+                "bal_0_30",
+                "bal_31_60",
+                "bal_61_90",
+                "bal_over_90",
+                "insurance_estimate",
+                "patient_portion",
+            )
+        },
+        "on_payment_plan": bool(row["on_payment_plan"]),
+        "is_guarantor": bool(row["is_guarantor"]),
+        "last_payment_date": row["last_payment_date"],
+        "last_request": {
+            "id": row["last_request_id"],
+            "date": row["last_request_date"],
+            "amount": row["last_request_amount"],
+            "status": row["last_request_status"],
+        }
+        if row["last_request_id"]
+        else None,
+        "snoozed": snoozed,
+        "snooze": {
+            "until": row["snooze_until"],
+            "reason": row["snooze_reason"],
+            "note": row["snooze_note"],
+        }
+        if snoozed
+        else None,
+        "email": row["email"],
+        "phone": row["phone"],
+        "has_email": bool(row["has_email"]),
+        "has_phone": bool(row["has_phone"]),
+        "balance_as_of": row["balance_as_of"],
+        "balance_at_snapshot": snapshot_total(row),
+        "collected_since": int(row["collected_since"]),
+        "balance": int(row["total"]),
+    }
+
+
+def snapshot_total(row: dict[str, Any]) -> int | None:
+    """The PMS's total as of `balance_as_of` (the money columns are live)."""
+    return int(json.loads(row["snapshot"])["total"]) if row["snapshot"] else None
+
+
+@router.put(
+    "/patients/{patient_id}/balance",
+    response_model=answers.PatientBalance,
+    responses=problems(404),
+    summary="Record a PMS balance snapshot",
+)
+def put_balance(
+    patient_id: UUID, body: BalanceIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    balance = Balance.from_snapshot(**body.model_dump())
+    patient = uc.record_balance(
+        ledger,
+        practice_id=practice_of(caller),
+        patient_id=patient_id,
+        balance=balance,
+        source="api",
+        actor=caller.actor,
+    )
+    return {**patient_out(patient), "balance": balance.as_event_data()}
+
+
+@router.post(
+    "/pms/sync",
+    response_model=answers.PmsSync,
+    responses=problems(409, 502),
+    summary="Pull patients and balances from the practice's PMS",
+)
+def pms_sync(caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+    practice_id = practice_of(caller)
+    result = uc.sync_pms(ledger, practice_id=practice_id, actor=caller.actor)
+    return {
+        "patients_seen": result.patients_seen,
+        "patients_added": result.patients_added,
+        "balances_recorded": result.balances_recorded,
+        "pms_sync": uc.sync_status(ledger, ledger.get(Practice, practice_id, practice_id)),
+    }
+
+
+@router.get(
+    "/ar/patients",
+    response_model=answers.ArPage,
+    responses=problems(404),
+    summary="The AR list: every column filterable and sortable",
+)
+def ar_patients(
+    request: Request,
+    caller: AdminDep,
+    ledger: LedgerDep,
+    sort: Annotated[str, Query(description="a column, '-' first for descending")] = "-total",
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor_: Annotated[str | None, Query(alias="cursor")] = None,
+    filter_id: UUID | None = None,
+) -> dict[str, Any]:
+    practice_id = practice_of(caller)
+    if sort.lstrip("-") not in SORTABLE:
+        raise InvalidValue(
+            f"sort by one of {', '.join(SORTABLE)} ('-' first for descending)", field="sort"
+        )
+    raw: dict[str, Any] = {}
+    if filter_id is not None:
+        raw.update(uc.saved_filter_values(ledger, practice_id, filter_id))
+    for name in request.query_params:
+        if name in PAGING or name == "filter_id":
+            continue
+        values = request.query_params.getlist(name)
+        if any(CONTROL.search(v) for v in values):
+            raise InvalidValue(
+                f"{name} must not hold control characters such as NUL; remove them", field=name
+            )
+        raw[name] = ",".join(values) if name == "last_request_status" else values[-1]
+    query, applied = uc.parse_filter(raw)
+    practice = ledger.get(Practice, practice_id, practice_id)
+    today = uc.today(ledger, practice).isoformat()
+    column = sort.lstrip("-")
+    first: cursor.Kinds = (
+        (int,) if column in MONEY_COLUMNS else (str, type(None)) if column in NULLABLE else (str,)
+    )
+    after = cursor.decode_pair(cursor_, first)
+    rows = list_ar(
+        ledger.db,
+        practice_id,
+        query,
+        today=today,
+        sort=sort,
+        after=after,
+        limit=limit + 1,
+    )
+    items = [ar_row(r, today) for r in rows]
+    more = len(items) > limit
+    items = items[:limit]
+    next_cursor = cursor.encode([rows[limit - 1][column], rows[limit - 1]["id"]]) if more else None
+    return {
+        "items": items,
+        "next_cursor": next_cursor,
+        "filters": applied,
+        "sort": sort,
+        "pms_sync": uc.sync_status(ledger, practice),
+    }
+
+
+def filter_out(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "filter": json.loads(row["filter"]),
+        "saved_at": row["saved_at"],
+    }
+
+
+@router.post(
+    "/ar/filters",
+    response_model=answers.SavedFilter,
+    status_code=201,
+    summary="Save a filter in the library",
+)
+def save_filter(body: FilterIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+    saved = uc.save_filter(
+        ledger, practice_id=practice_of(caller), name=body.name, raw=body.filter, actor=caller.actor
+    )
+    return {
+        "id": str(saved.id),
+        "name": saved.name,
+        "filter": saved.filter,
+        "saved_at": saved.saved_at.isoformat(),
+    }
+
+
+@router.get(
+    "/ar/filters", response_model=answers.FilterPage, summary="The practice's saved filters"
+)
+def get_filters(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    return {
+        "items": [filter_out(r) for r in list_filters(ledger.db, practice_of(caller))],
+        "next_cursor": None,
+    }
+
+
+@router.delete(
+    "/ar/filters/{filter_id}",
+    responses=problems(404),
+    status_code=204,
+    summary="Delete a saved filter",
+)
+def delete_filter(filter_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> Response:
+    uc.delete_filter(
+        ledger, practice_id=practice_of(caller), filter_id=filter_id, actor=caller.actor
+    )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/patients/{patient_id}/snooze",
+    response_model=answers.PatientSnooze,
+    responses=problems(404, 409),
+    summary="Snooze a patient until a date",
+)
+def snooze(
+    patient_id: UUID, body: SnoozeIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    patient = uc.snooze(
+        ledger,
+        practice_id=practice_of(caller),
+        patient_id=patient_id,
+        until=body.until,
+        reason=SnoozeReason(body.reason),
+        note=body.note,
+        actor=caller.actor,
+    )
+    assert patient.snooze is not None
+    return {
+        **patient_out(patient),
+        "snooze": {
+            "until": patient.snooze.until.isoformat(),
+            "reason": patient.snooze.reason.value,
+            "note": patient.snooze.note,
+        },
+    }
+
+
+@router.delete(
+    "/patients/{patient_id}/snooze",
+    response_model=answers.PatientSnooze,
+    responses=problems(404, 409),
+    summary="End a snooze early",
+)
+def unsnooze(patient_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+    patient = uc.end_snooze(
+        ledger, practice_id=practice_of(caller), patient_id=patient_id, actor=caller.actor
+    )
+    return {**patient_out(patient), "snooze": None}
+
+
+@router.post(
+    "/payment-requests/bulk",
+    response_model=answers.BulkSent,
+    responses=problems(404),
+    summary="One request to each selected (or matching) eligible patient",
+)
+def bulk(body: BulkIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+    chosen = [n for n in ("patient_ids", "filter", "filter_id") if getattr(body, n) is not None]
+    if len(chosen) != 1:
+        raise InvalidValue(
+            "select patients with exactly one of patient_ids, filter, filter_id",
+            field="patient_ids",
+        )
+    practice_id = practice_of(caller)
+    raw_filter = body.filter
+    if body.filter_id is not None:
+        raw_filter = uc.saved_filter_values(ledger, practice_id, body.filter_id)
+    outcomes = uc.bulk_send(
+        ledger,
+        practice_id=practice_id,
+        patient_ids=body.patient_ids,
+        raw_filter=raw_filter,
+        channel=body.channel,
+        rule=AmountRule(body.amount_rule),
+        rules=Eligibility(
+            min_balance=body.min_balance,
+            guarantors_only=body.guarantors_only,
+            skip_payment_plan=body.skip_payment_plan,
+            skip_snoozed=body.skip_snoozed,
+        ),
+        actor=caller.actor,
+        key=key,
+    )
+    results = [
+        {
+            "patient_id": o.patient_id,
+            "outcome": o.outcome,
+            "reason": o.reason,
+            "request_id": o.request_id,
+            "amount": o.amount,
+            "channel": o.channel,
+        }
+        for o in outcomes
+    ]
+    return {
+        "results": results,
+        "sent": sum(1 for o in outcomes if o.outcome == "sent"),
+        "skipped": sum(1 for o in outcomes if o.outcome == "skipped"),
+    }

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from adapters.clock import ClockOutOfRange, SandboxClock
+from adapters.messaging.email import list_outbox
+from domain.errors import InvalidValue
+from projections.base import iso
+from services.app.due import DueWork, DueWorkFailed, run_due_work
+from services.http import answers
+from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.http.errors import HttpProblem
+from services.http.openapi import problems
+from services.http.schemas import ClockAdvanceIn
+
+router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
+
+
+def sandbox_clock(request: Request) -> SandboxClock:
+    clock = request.app.state.ledger.sandbox_clock
+    if clock is None:
+        raise HttpProblem(404, "sandbox mode is off (PAYLEDGER_SANDBOX=0): there is no test clock")
+    assert isinstance(clock, SandboxClock)
+    return clock
+
+
+@router.get(
+    "/clock",
+    response_model=answers.Clock,
+    responses=problems(404),
+    summary="The practice's test clock",
+)
+def get_clock(request: Request, caller: AdminDep) -> dict[str, Any]:
+    clock = sandbox_clock(request)
+    practice_id = practice_of(caller)
+    return {"now": iso(clock.now(practice_id)), "offset_seconds": clock.offset(practice_id)}
+
+
+@router.post(
+    "/clock/advance",
+    response_model=answers.ClockAdvanced,
+    responses=problems(404),
+    summary="Move the practice's test clock forward and run what fell due",
+)
+def advance(
+    body: ClockAdvanceIn, request: Request, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    clock = sandbox_clock(request)
+    practice_id = practice_of(caller)
+    if (body.seconds is None) == (body.to is None):
+        raise InvalidValue(
+            "send either seconds (> 0) or to (an instant), not both", field="seconds"
+        )
+    seconds: float
+    if body.to is not None:
+        target = body.to if body.to.tzinfo else body.to.replace(tzinfo=UTC)
+        seconds = (target - clock.now(practice_id)).total_seconds()
+        if seconds <= 0:
+            raise InvalidValue("the test clock only moves forward: 'to' is in its past", field="to")
+    else:
+        assert body.seconds is not None
+        seconds = body.seconds
+    try:
+        now = clock.advance(practice_id, seconds)
+    except ClockOutOfRange as error:
+        raise InvalidValue(str(error), field="to" if body.to is not None else "seconds") from None
+    try:
+        work, failure = run_due_work(ledger, practice_id), None
+    except DueWorkFailed as failed:  # the clock moved: say so, and what did not run
+        work = DueWork()
+        failure = f"the clock moved, but what fell due did not all run: {failed}"
+    return {"now": iso(now), **work.as_dict(), "due_work_error": failure}
+
+
+@router.get(
+    "/outbox",
+    response_model=answers.Outbox,
+    summary="Messages the embedded default kept instead of sending",
+)
+def outbox(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    return {"items": list_outbox(ledger.db, practice_of(caller))}

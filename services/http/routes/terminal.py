@@ -1,0 +1,66 @@
+"""Card readers (Stripe Terminal) of the caller's practice."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import Field
+
+from services.app import terminal as uc
+from services.http import answers
+from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.http.openapi import problems
+from services.http.schemas import Body, Text
+
+router = APIRouter(prefix="/v1/terminal/readers", tags=["card readers"])
+
+ReaderId = Annotated[str, Path(pattern=r"^tmr_[A-Za-z0-9_]{1,100}$")]
+
+
+class ReaderIn(Body):
+    registration_code: Annotated[str, Field(min_length=1, max_length=100)] = Field(
+        description="the pairing code the reader shows on its screen"
+    )
+    label: Text | None = Field(None, description="a name for it, such as 'Front desk'")
+
+
+class LabelIn(Body):
+    label: Text
+
+
+@router.get(
+    "",
+    response_model=answers.ReaderList,
+    responses=problems(409, 502),
+    summary="The practice's card readers (Stripe Terminal)",
+)
+def list_readers(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    return {"items": uc.list_readers(ledger, practice_of(caller))}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=answers.Reader,
+    responses=problems(409, 502),
+    summary="Register a card reader by the code it shows",
+)
+def register_reader(
+    body: ReaderIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    return uc.register_reader(
+        ledger, practice_of(caller), code=body.registration_code, label=body.label, key=key
+    )
+
+
+@router.patch(
+    "/{reader_id}",
+    response_model=answers.Reader,
+    responses=problems(409, 502),
+    summary="Change a card reader's label",
+)
+def label_reader(
+    reader_id: ReaderId, body: LabelIn, caller: AdminDep, ledger: LedgerDep
+) -> dict[str, Any]:
+    return uc.label_reader(ledger, practice_of(caller), reader_id, body.label)

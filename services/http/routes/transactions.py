@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from projections.transactions import list_transactions
+from services.http import answers, cursor
+from services.http.deps import AdminDep, LedgerDep, practice_of
+from services.http.ranges import FromQ, ToQ, date_range
+from services.http.views import transaction_row, unassociated_badge
+
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
+
+
+@router.get(
+    "",
+    response_model=answers.TransactionPage,
+    summary="Transactions in a date range (default: the last 30 days), newest first",
+)
+def get_transactions(
+    caller: AdminDep,
+    ledger: LedgerDep,
+    from_: FromQ = None,
+    to: ToQ = None,
+    association: Annotated[
+        Literal["associated", "unassociated", "not_applicable"] | None,
+        Query(
+            description="associated: all of it is in the PMS; unassociated: something of it "
+            "(the payment, a refund, the void of a posted payment) needs posting; "
+            "not_applicable: declined, or voided before it was posted"
+        ),
+    ] = None,
+    patient_id: UUID | None = None,
+    status: Annotated[
+        Literal["approved", "declined", "voided", "settled", "refunded"] | None,
+        Query(description="a payment status, or `refunded`: settled with refunds"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor_: Annotated[str | None, Query(alias="cursor")] = None,
+) -> dict[str, Any]:
+    practice_id = practice_of(caller)
+    date_from, date_to = date_range(ledger, practice_id, from_, to)
+    after = cursor.decode_pair(cursor_)
+    rows = list_transactions(
+        ledger.db,
+        practice_id,
+        date_from=date_from,
+        date_to=date_to,
+        association=association,
+        patient_id=patient_id,
+        status=status,
+        after=after,
+        limit=limit + 1,
+    )
+    answer = cursor.page([transaction_row(r) for r in rows], limit, ["occurred_at", "id"])
+    answer["from"], answer["to"] = date_from, date_to
+    return answer
+
+
+@router.get(
+    "/unassociated-count",
+    response_model=answers.UnassociatedCount,
+    summary="The alert badge: entries (payments, refunds, voids) not yet in the PMS ledger",
+    description="Over all time. `count` is the number of entries that need posting: the "
+    "`unposted` entries of the rows that `GET /v1/transactions?association=unassociated` lists "
+    "from `oldest_date`, and for a practice that posts by hand the Post to Ledger queue's "
+    "items; `transactions` is the number of those rows.",
+)
+def get_unassociated_count(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    return unassociated_badge(ledger, practice_of(caller))

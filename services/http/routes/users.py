@@ -1,0 +1,163 @@
+"""The practice's users: list, invite, change role, revoke."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends
+
+from domain.users import Role, User
+from projections.base import iso
+from services.app import accounts as uc
+from services.app.practices import Caller
+from services.http import answers
+from services.http.deps import CallerDep, KeyDep, LedgerDep
+from services.http.errors import HttpProblem
+from services.http.openapi import problems
+from services.http.schemas import PasswordIn, RoleIn, UserIn
+
+router = APIRouter(prefix="/v1/practices/{practice_id}/users", tags=["users"])
+
+
+def users_of(caller: Caller, practice_id: UUID, *, operator_ok: bool = False) -> None:
+    """Admins manage the users of their own practice (another one is simply not found);
+    the operator may add users at set-up."""
+    if caller.is_operator:
+        if operator_ok:
+            return
+        raise HttpProblem(
+            403,
+            "the operator token adds users only; use a practice admin's token",
+            code="forbidden",
+        )
+    if caller.is_platform_auditor:
+        return  # reads any practice's users; its writes were refused already
+    if caller.practice_id != practice_id:
+        raise HttpProblem(404, f"no practice {practice_id}", code="not-found")
+    if caller.role not in (Role.ADMIN, Role.AUDITOR):
+        raise HttpProblem(403, "only admins may see or change users", code="forbidden")
+
+
+def users_admin(practice_id: UUID, caller: CallerDep) -> Caller:
+    """Checked before the body is validated: a staff user gets 403, whatever it sent."""
+    users_of(caller, practice_id)
+    return caller
+
+
+def users_admin_or_operator(practice_id: UUID, caller: CallerDep) -> Caller:
+    users_of(caller, practice_id, operator_ok=True)
+    return caller
+
+
+UsersAdmin = Annotated[Caller, Depends(users_admin)]
+UsersAdminOrOperator = Annotated[Caller, Depends(users_admin_or_operator)]
+
+
+def user_out(user: User) -> dict[str, Any]:
+    return {
+        "id": str(user.id),
+        "name": user.name,
+        "email": user.email,
+        "role": user.role.value,
+        "status": user.status.value,
+        "created_at": iso(user.created_at),
+    }
+
+
+def row_out(row: uc.UserRow) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "name": row.name,
+        "email": row.email,
+        "role": row.role.value,
+        "status": row.status.value,
+        "created_at": iso(row.created_at),
+    }
+
+
+@router.get(
+    "",
+    response_model=answers.UserList,
+    responses=problems(404),
+    summary="The practice's users (admins)",
+)
+def list_users(practice_id: UUID, caller: UsersAdmin, ledger: LedgerDep) -> dict[str, Any]:
+    return {"items": [row_out(r) for r in uc.list_users(ledger, practice_id)]}
+
+
+@router.post(
+    "",
+    response_model=answers.InvitedUser,
+    responses=problems(404, 409),
+    status_code=201,
+    summary="Invite a user; the answer holds its API token, shown only once",
+)
+def invite_user(
+    practice_id: UUID, body: UserIn, caller: UsersAdminOrOperator, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    user, token = uc.invite_user(
+        ledger,
+        practice_id=practice_id,
+        name=body.name,
+        email=body.email,
+        role=Role(body.role),
+        password=body.password,
+        actor=caller.actor,
+        key=key,
+    )
+    return {
+        "id": str(user.id),
+        "name": user.name,
+        "role": user.role.value,
+        "email": user.email,
+        "token": token,
+    }
+
+
+@router.patch(
+    "/{user_id}",
+    response_model=answers.User,
+    responses=problems(404, 409),
+    summary="Change a user's role (admins)",
+)
+def change_role(
+    practice_id: UUID,
+    user_id: UUID,
+    body: RoleIn,
+    caller: UsersAdmin,
+    ledger: LedgerDep,
+    key: KeyDep,
+) -> dict[str, Any]:
+    user = uc.change_role(ledger, practice_id, user_id, Role(body.role), caller.actor, key)
+    return user_out(user)
+
+
+@router.delete(
+    "/{user_id}",
+    response_model=answers.User,
+    responses=problems(404, 409),
+    summary="Revoke a user: its token and sessions stop working at once (admins)",
+)
+def revoke_user(
+    practice_id: UUID, user_id: UUID, caller: UsersAdmin, ledger: LedgerDep, key: KeyDep
+) -> dict[str, Any]:
+    return user_out(uc.revoke_user(ledger, practice_id, user_id, caller.actor, key))
+
+
+@router.put(
+    "/{user_id}/password",
+    response_model=answers.User,
+    responses=problems(404),
+    summary="Set a person's password (admins): for someone who forgot theirs",
+)
+def set_password(
+    practice_id: UUID,
+    user_id: UUID,
+    body: PasswordIn,
+    caller: UsersAdmin,
+    ledger: LedgerDep,
+    key: KeyDep,
+) -> dict[str, Any]:
+    user = uc.set_password(ledger, practice_id, user_id, body.password, caller.actor)
+    return user_out(user)

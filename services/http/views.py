@@ -1,0 +1,280 @@
+"""Read-side answers for the API: payments, receipts, ledger entries, lists."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Any
+from uuid import UUID
+
+from domain.deposits import deposit_id_for
+from domain.money import format_dollars
+from domain.patients import Patient
+from domain.payments import Payment
+from domain.posting import needs_posting
+from domain.practices import Practice
+from domain.schedule import local_date, zone
+from projections.base import iso
+from projections.feed import read_history
+from projections.transactions import unassociated_summary
+from projections.users import actor_names, with_actor_names
+from services.context import Ledger
+from services.workers.writeback import writeback_of_payment
+
+DEFAULT_RANGE_DAYS = 30
+
+
+def default_range(ledger: Ledger, practice: Practice) -> tuple[date, date]:
+    """The last month: the 30 days up to today, in practice-local dates."""
+    today = local_date(ledger.clock.now(practice.id), practice.timezone)
+    return today - timedelta(days=DEFAULT_RANGE_DAYS - 1), today
+
+
+def card_out(brand: str, last4: str) -> dict[str, str]:
+    return {"brand": brand, "last4": last4}
+
+
+def transaction_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "occurred_at": row["occurred_at"],
+        "date": row["local_date"],
+        "amount": int(row["amount"]),
+        "refunded_amount": int(row["refunded_amount"]),
+        "status": row["status"],
+        "method": row["method"],
+        "terminal_id": row["terminal_id"],
+        "card": card_out(row["card_brand"], row["card_last4"]),
+        "transaction_id": row["transaction_id"],
+        "decline_reason": row["decline_reason"],
+        "patient_id": row["patient_id"],
+        "patient_name": row["patient_name"],
+        "association": row["association"],
+        "unposted": json.loads(row["unposted"]),
+        "pms_reference": row["pms_reference"],
+        "batch_id": row["batch_id"],
+        "deposit_id": row["deposit_id"],
+        "dispute_status": row.get("dispute_status"),
+    }
+
+
+def dispute_out(payment: Payment) -> dict[str, Any] | None:
+    dispute = payment.dispute
+    if dispute is None:
+        return None
+    association = "not_applicable"
+    if dispute.status == "lost":
+        association = "associated" if dispute.posted else "unassociated"
+    return {
+        "id": dispute.id,
+        "status": dispute.status,
+        "reason": dispute.reason,
+        "amount": dispute.amount,
+        "evidence_due_by": iso(dispute.evidence_due_by) if dispute.evidence_due_by else None,
+        "opened_at": iso(dispute.opened_at),
+        "closed_at": iso(dispute.closed_at) if dispute.closed_at else None,
+        "association": association,
+        "pms_reference": dispute.pms_reference,
+    }
+
+
+def payment_out(ledger: Ledger, payment: Payment, *, with_history: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": str(payment.id),
+        "status": payment.status.value,
+        "amount": payment.amount.cents,
+        "refunded_amount": payment.refunded.cents,
+        "method": payment.method.value,
+        "terminal_id": payment.terminal_id,
+        "card": card_out(payment.card.brand, payment.card.last4),
+        "transaction_id": payment.transaction_id,
+        "decline_reason": payment.decline_reason,
+        "capture_failure": payment.capture_failure,
+        "patient_id": str(payment.patient_id) if payment.patient_id else None,
+        "request_id": str(payment.request_id) if payment.request_id else None,
+        "occurred_at": iso(payment.occurred_at),
+        "association": payment.association.value,
+        "unposted": [e.as_dict() for e in needs_posting(payment.ledger_entries)],
+        "association_source": payment.association_source.value
+        if payment.association_source
+        else None,
+        "pms_reference": payment.pms_reference,
+        "settles_at": iso(payment.settles_at) if payment.settles_at else None,
+        "batch_id": str(payment.batch_id) if payment.batch_id else None,
+        "settled_at": iso(payment.settled_at) if payment.settled_at else None,
+        "deposit_id": str(deposit_id_for(payment.batch_id)) if payment.batch_id else None,
+        "voided_at": iso(payment.voided_at) if payment.voided_at else None,
+        "refunds": [
+            {
+                "id": str(r.id),
+                "amount": r.amount,
+                "occurred_at": iso(r.at),
+                "processor_refund_id": r.processor_refund_id,
+                "batch_id": str(r.batch_id) if r.batch_id else None,
+                "deposit_id": str(deposit_id_for(r.batch_id)) if r.batch_id else None,
+                "association": "associated"
+                if r.id in payment.associated_refunds
+                else "unassociated",
+                "pms_reference": payment.associated_refunds.get(r.id),
+                "actor": r.actor,
+            }
+            for r in payment.refunds
+        ],
+        "dispute": dispute_out(payment),
+        "writeback_attempts": writeback_of_payment(ledger.journal, payment.id),
+    }
+    if with_history:
+        history = read_history(ledger.db, payment.practice_id, payment.id, 0, 1000)
+        out["history"] = with_actor_names(ledger.db, payment.practice_id, history)
+    return out
+
+
+def receipt_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
+    practice = ledger.get(Practice, payment.practice_id, payment.practice_id)
+    tz = zone(practice.timezone)
+    card = card_out(payment.card.brand, payment.card.last4)
+    names = actor_names(
+        ledger.db, payment.practice_id, [payment.actor, *(r.actor for r in payment.refunds)]
+    )
+    return {
+        "payment_id": str(payment.id),
+        "actor": payment.actor,
+        "actor_name": names[payment.actor],
+        "practice_name": practice.name,
+        "completed_at": iso(payment.occurred_at),
+        "completed_local": payment.occurred_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        "amount": payment.amount.cents,
+        "amount_display": format_dollars(payment.amount.cents),
+        "status": payment.status.value,
+        "confirmation": payment.receipt_status().value,
+        "voided_at": iso(payment.voided_at) if payment.voided_at else None,
+        "transaction_id": payment.transaction_id,
+        "card": card,
+        "refunds": [
+            {
+                "refund_id": str(r.id),
+                "completed_at": iso(r.at),
+                "amount": r.amount,
+                "amount_display": format_dollars(r.amount),
+                "confirmation": payment.receipt_status(r.id).value,
+                "transaction_id": r.processor_refund_id,
+                "card": card,
+                "actor": r.actor,
+                "actor_name": names[r.actor],
+            }
+            for r in payment.refunds
+        ],
+        "copies_sent": payment.receipts_sent,
+    }
+
+
+def ledger_entry_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
+    """Exactly what staff type into the PMS's Enter Payment window."""
+    practice = ledger.get(Practice, payment.practice_id, payment.practice_id)
+    patient = (
+        ledger.get(Patient, payment.patient_id, payment.practice_id) if payment.patient_id else None
+    )
+    guarantor = (
+        ledger.get(Patient, patient.guarantor_id, payment.practice_id)
+        if patient and patient.guarantor_id
+        else patient
+    )
+    return {
+        "payment_id": str(payment.id),
+        "date": local_date(payment.occurred_at, practice.timezone).isoformat(),
+        "payment_type": practice.pms_payment_type or "Credit Card",
+        "amount": payment.amount.cents,
+        "amount_display": payment.amount.dollars(),
+        "payment_number": payment.transaction_id,
+        "bank_branch": None,
+        "provider": None,
+        "patient": {
+            "id": str(patient.id),
+            "pms_patient_id": patient.pms_patient_id,
+            "name": patient.name,
+        }
+        if patient
+        else None,
+        "post_to": {
+            "id": str(guarantor.id),
+            "pms_patient_id": guarantor.pms_patient_id,
+            "name": guarantor.name,
+        }
+        if guarantor
+        else None,
+        "split_method": "patient" if patient else "family",
+        "note": f"{payment.card.brand} ****{payment.card.last4} card payment [ref:{payment.id}]",
+        "status": payment.status.value,
+        "association": payment.association.value,
+        "refunds": [
+            {
+                "refund_id": str(r.id),
+                "date": local_date(r.at, practice.timezone).isoformat(),
+                "amount": -r.amount,
+                "amount_display": f"-{format_dollars(r.amount)[1:]}",
+                "note": f"refund of [ref:{payment.id}] [ref:{r.id}]",
+            }
+            for r in payment.refunds
+        ],
+    }
+
+
+def unassociated_badge(ledger: Ledger, practice_id: UUID) -> dict[str, Any]:
+    """The dashboard's alert badge: `count`, the entries not yet in the PMS ledger over all
+    time (payments, refunds, voids of posted payments: domain/posting.py), the same entries
+    as the `association=unassociated` list holds (`unposted` on its rows) and, for a practice
+    that posts by hand, as the Post to Ledger queue; `transactions`, how many rows that list
+    has; `oldest_date`, its first date (open the list from there to see them all)."""
+    return unassociated_summary(ledger.db, practice_id)
+
+
+def practice_out(practice: Practice) -> dict[str, Any]:
+    return {
+        "id": str(practice.id),
+        "name": practice.name,
+        "timezone": practice.timezone,
+        "pms": practice.pms.value,
+        "auto_writeback": practice.auto_writeback,
+        "deposit_account": {
+            "kind": practice.deposit_account.kind,
+            "last4": practice.deposit_account.last4,
+            "masked": practice.deposit_account.masked,
+        },
+        "batch_cutoff": practice.batch_cutoff.strftime("%H:%M"),
+        "pms_payment_type": practice.pms_payment_type,
+        "fee_rate_bps": practice.fee_rate_bps,
+        "reminder_days": practice.reminder_days,
+        "pms_sync_minutes": practice.pms_sync_minutes,
+        "stripe_account": practice.stripe_account,
+    }
+
+
+def patient_out(patient: Patient) -> dict[str, Any]:
+    return {
+        "id": str(patient.id),
+        "pms_patient_id": patient.pms_patient_id,
+        "first_name": patient.first_name,
+        "last_name": patient.last_name,
+        "email": patient.email,
+        "phone": patient.phone,
+        "guarantor_id": str(patient.guarantor_id) if patient.guarantor_id else None,
+    }
+
+
+def patient_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: row[k]
+        for k in (
+            "id",
+            "pms_patient_id",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "guarantor_id",
+        )
+    }
+
+
+def uuid_or_none(value: str | None) -> UUID | None:
+    return UUID(value) if value else None

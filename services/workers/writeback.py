@@ -1,0 +1,561 @@
+"""PMS writeback: turn payment, refund, void, lost dispute and request events into PMS
+entries, once.
+
+Intake (from Kafka or, in the embedded default, from the ordered log in process)
+records what each practice is owed in the writeback journal; rows are keyed by our
+marker, so at-least-once delivery gives one row. The worker claims due rows in
+log order (a reversal waits for its payment; nothing else waits) and calls the
+practice's PMS writer; on success it issues the command that marks the payment
+(or refund) associated with the PMS reference. Failures are retried with backoff
+(a Retry-After pauses the practice's writes to that PMS); after the configured
+attempts the row is failed, shown on the payment, and the practice's status
+turns failing.
+A write whose outcome is unknown is read back (by its marker) at once, and again
+before any retry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from adapters.pms.eaglesoft import BridgeSettings, EaglesoftBridge
+from adapters.pms.journal import Journal, now_text
+from adapters.pms.opendental import OpenDental, OpenDentalSettings
+from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
+from adapters.sql import Tx
+from domain.errors import AlreadyAssociated, PaymentsError
+from domain.money import format_dollars
+from domain.payments import AssociationSource, Payment, Status
+from domain.posting import dispute_marker
+from domain.schedule import practice_time
+from projections.base import Projection
+from services.app.payments import associate_payment
+from services.app.publish import PublishedEvent, to_public
+from services.context import Ledger
+
+log = logging.getLogger("payledger.writeback")
+
+AUTOMATIC_KINDS = ("opendental", "eaglesoft")
+MAX_ATTEMPTS = 8
+#: how long an attempt holds its row; a process that dies mid-call frees it after this
+CLAIM_SECONDS = float(os.environ.get("PAYLEDGER_WRITEBACK_CLAIM_SECONDS", "60"))
+FIRST_DELAY = 30.0  # seconds; doubles with each attempt, at most an hour
+
+
+def backoff(attempts: int, first: float = FIRST_DELAY) -> float:
+    return float(min(3600.0, first * 2 ** max(0, attempts - 1)))
+
+
+# -- intake --------------------------------------------------------------------------
+
+
+def intake(tx: Tx, event: PublishedEvent, only_pms: str | None = None) -> None:
+    """Record what this event owes a PMS (inside the consumer's transaction)."""
+    handler = HANDLERS.get(event.type)
+    if handler is not None:
+        handler(tx, event, only_pms)
+
+
+def practice_created(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+    d = e.data
+    tx.execute(
+        "INSERT INTO writeback_practices (practice_id, pms, auto_writeback, timezone, "
+        "pms_payment_type, position) VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT (practice_id) "
+        "DO NOTHING",
+        (str(e.practice_id), d["pms"], int(d["auto_writeback"]), d["timezone"], e.position),
+    )
+
+
+def settings_changed(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+    changes = e.data["changes"]
+    for name, column in (
+        ("pms", "pms"),
+        ("auto_writeback", "auto_writeback"),
+        ("pms_payment_type", "pms_payment_type"),
+    ):
+        if name in changes:
+            value = changes[name]
+            tx.execute(
+                f"UPDATE writeback_practices SET {column} = ?, position = ? "  # noqa: S608
+                "WHERE practice_id = ? AND position < ?",
+                (
+                    int(value) if isinstance(value, bool) else value,
+                    e.position,
+                    str(e.practice_id),
+                    e.position,
+                ),
+            )
+
+
+def patient_registered(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+    tx.execute(
+        "INSERT INTO writeback_patients (id, practice_id, pms_patient_id, is_guarantor) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        (
+            str(e.aggregate_id),
+            str(e.practice_id),
+            e.data["pms_patient_id"],
+            int(e.data.get("guarantor_id") is None),
+        ),
+    )
+
+
+def automatic_practice(tx: Tx, e: PublishedEvent, only_pms: str | None) -> dict[str, Any] | None:
+    practice = tx.one(
+        "SELECT * FROM writeback_practices WHERE practice_id = ?", (str(e.practice_id),)
+    )
+    if practice is None or not practice["auto_writeback"]:
+        return None
+    if practice["pms"] not in AUTOMATIC_KINDS or (only_pms and practice["pms"] != only_pms):
+        return None
+    return practice
+
+
+def payment_captured(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+    practice = automatic_practice(tx, e, only_pms)
+    if practice is None:
+        return
+    d = e.data
+    patient = (
+        tx.one("SELECT * FROM writeback_patients WHERE id = ?", (d["patient_id"],))
+        if d.get("patient_id")
+        else None
+    )
+    payload = {
+        "pms_patient_id": patient["pms_patient_id"] if patient else None,
+        "amount": d["amount"],
+        "pay_date": practice_time(e.occurred_at, practice["timezone"]).date().isoformat(),
+        "pay_type": practice["pms_payment_type"],
+        "note": f"Card payment {d['card_brand']} ****{d['card_last4']} "
+        f"{format_dollars(d['amount'])} txn {d['transaction_id']}",
+        "patient_preferred": bool(patient and not patient["is_guarantor"]),
+    }
+    Journal.add(
+        tx,
+        id=str(e.aggregate_id),
+        practice_id=str(e.practice_id),
+        pms=practice["pms"],
+        kind="payment",
+        payment_id=str(e.aggregate_id),
+        position=e.position,
+        payload=payload,
+        status="pending" if patient else "unmatched",
+    )
+
+
+def reversal(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+    """A void or refund of a payment that is (or will be) written: a negative entry."""
+    payment = tx.one(
+        "SELECT * FROM writeback_journal WHERE id = ? AND kind = 'payment'", (str(e.aggregate_id),)
+    )
+    if payment is None or payment["status"] == "unmatched":
+        return
+    original = json.loads(payment["payload"])
+    practice = tx.one(
+        "SELECT timezone FROM writeback_practices WHERE practice_id = ?", (str(e.practice_id),)
+    )
+    is_void = e.type == "PaymentVoided"
+    marker = f"void:{e.aggregate_id}" if is_void else str(e.data["refund_id"])
+    amount = -(original["amount"] if is_void else e.data["amount"])
+    payload = {
+        **original,
+        "amount": amount,
+        "pay_date": practice_time(e.occurred_at, practice["timezone"] if practice else "UTC")
+        .date()
+        .isoformat(),
+        "note": f"{'Void' if is_void else 'Refund'} of card payment [ref:{e.aggregate_id}] "
+        f"{format_dollars(-amount)}",
+        "original_marker": str(e.aggregate_id),
+    }
+    Journal.add(
+        tx,
+        id=marker,
+        practice_id=str(e.practice_id),
+        pms=payment["pms"],
+        kind="reversal",
+        payment_id=str(e.aggregate_id),
+        position=e.position,
+        payload=payload,
+        depends_on=str(e.aggregate_id),
+    )
+
+
+def dispute_closed(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+    """A lost dispute of a payment that is (or will be) written: a negative entry, once
+    (the row is keyed by the dispute's marker)."""
+    if e.data["status"] != "lost":
+        return
+    payment = tx.one(
+        "SELECT * FROM writeback_journal WHERE id = ? AND kind = 'payment'", (str(e.aggregate_id),)
+    )
+    if payment is None or payment["status"] == "unmatched":
+        return
+    original = json.loads(payment["payload"])
+    practice = tx.one(
+        "SELECT timezone FROM writeback_practices WHERE practice_id = ?", (str(e.practice_id),)
+    )
+    amount = int(e.data["amount"])
+    payload = {
+        **original,
+        "amount": -amount,
+        "pay_date": practice_time(e.occurred_at, practice["timezone"] if practice else "UTC")
+        .date()
+        .isoformat(),
+        "note": f"Lost card dispute {e.data['dispute_id']} of card payment "
+        f"[ref:{e.aggregate_id}] {format_dollars(amount)}",
+        "original_marker": str(e.aggregate_id),
+    }
+    Journal.add(
+        tx,
+        id=dispute_marker(e.data["dispute_id"]),
+        practice_id=str(e.practice_id),
+        pms=payment["pms"],
+        kind="reversal",
+        payment_id=str(e.aggregate_id),
+        position=e.position,
+        payload=payload,
+        depends_on=str(e.aggregate_id),
+    )
+
+
+def associated_by_staff(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+    """Staff posted it by hand: an automatic write not yet tried would duplicate it."""
+    if e.data.get("source") == AssociationSource.AUTOMATIC.value:
+        return
+    tx.execute(
+        "UPDATE writeback_journal SET status = 'skipped', last_error = "
+        "'associated by staff before it was written' WHERE id = ? AND status = 'pending' "
+        "AND attempts = 0",
+        (str(e.aggregate_id),),
+    )
+
+
+def request_sent(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+    practice = automatic_practice(tx, e, only_pms)
+    if practice is None or practice["pms"] != "opendental":
+        return
+    patient = tx.one("SELECT * FROM writeback_patients WHERE id = ?", (e.data["patient_id"],))
+    if patient is None:
+        return
+    payload = {
+        "pms_patient_id": patient["pms_patient_id"],
+        "mode": e.data["commlog_mode"],
+        "note": e.data["commlog_note"],
+        "at": e.occurred_at.isoformat(),
+        "timezone": practice["timezone"],
+    }
+    Journal.add(
+        tx,
+        id=str(e.aggregate_id),
+        practice_id=str(e.practice_id),
+        pms=practice["pms"],
+        kind="commlog",
+        payment_id=None,
+        position=e.position,
+        payload=payload,
+    )
+
+
+HANDLERS = {
+    "PracticeCreated": practice_created,
+    "PracticeSettingsChanged": settings_changed,
+    "PatientRegistered": patient_registered,
+    "PaymentCaptured": payment_captured,
+    "PaymentVoided": reversal,
+    "PaymentRefunded": reversal,
+    "PaymentAssociated": associated_by_staff,
+    "PaymentDisputeClosed": dispute_closed,
+    "PaymentRequestSent": request_sent,
+}
+
+
+# -- the worker ----------------------------------------------------------------------
+
+
+def writer_for(journal: Journal, practice_id: str, pms: str) -> PmsWriter:
+    config = journal.connection(practice_id)
+    if pms == "opendental" and "opendental" in config:
+        c = config["opendental"]
+        return OpenDental(
+            OpenDentalSettings(
+                c["base_url"], c["developer_key"], c["customer_key"], float(c.get("timeout", 30))
+            )
+        )
+    if pms == "eaglesoft" and "eaglesoft" in config:
+        c = config["eaglesoft"]
+        return EaglesoftBridge(
+            BridgeSettings(c["bridge_url"], c["token"], float(c.get("timeout", 30)))
+        )
+    raise PmsWriteError(f"no {pms} connection settings for this practice", retryable=True)
+
+
+def entry_of(item: dict[str, Any]) -> LedgerEntry:
+    p = json.loads(item["payload"])
+    return LedgerEntry(
+        marker=item["id"],
+        pms_patient_id=p["pms_patient_id"],
+        amount=p["amount"],
+        pay_date=date.fromisoformat(p["pay_date"]),
+        pay_type=p.get("pay_type"),
+        note=p["note"],
+        patient_preferred=p["patient_preferred"],
+        original_marker=p.get("original_marker"),
+    )
+
+
+class Worker:
+    """Processes due journal rows of one PMS kind (or all)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        journal: Journal,
+        pms: str | None = None,
+        writers: dict[str, PmsWriter] | None = None,
+        first_delay: float = FIRST_DELAY,
+        max_attempts: int = MAX_ATTEMPTS,
+        claim_seconds: float = CLAIM_SECONDS,
+    ) -> None:
+        self.ledger = ledger
+        self.journal = journal
+        self.pms = pms
+        self.writers = writers  # tests may pin a writer per practice
+        self.first_delay = first_delay
+        self.max_attempts = max_attempts
+        self.claim_seconds = claim_seconds
+
+    def run_once(self, limit: int = 100) -> int:
+        done = 0
+        paused: set[str] = set()  # practices whose PMS asked us to wait, this round
+        for item in self.journal.due(self.pms, limit):
+            if item["practice_id"] in paused:
+                continue
+            if self.journal.claim(item, self.claim_seconds):
+                claimed = {
+                    **item,
+                    "attempts": int(item["attempts"]) + 1,
+                    "outcome_unknown": bool(item["outcome_unknown"]),  # as the last try left it
+                    "first_attempt_at": item["first_attempt_at"] or now_text(),
+                }
+                result = self.process(claimed)
+                if result is None:
+                    paused.add(item["practice_id"])
+                done += result or 0
+        return done
+
+    def process(self, item: dict[str, Any]) -> int | None:
+        """1 when written, 0 when not (yet), None when the PMS asked us to wait."""
+        writer: PmsWriter | None = None
+        try:
+            writer = (self.writers or {}).get(item["practice_id"]) or writer_for(
+                self.journal, item["practice_id"], item["pms"]
+            )
+            written = self.attempt(writer, item)
+        except PmsWriteError as error:
+            found = self.read_back_at_once(writer, item, error)
+            if found is None:
+                self.failed(item, error)
+                self.journal.record_outcome(item["practice_id"], str(error))
+                return None if error.retry_after is not None else 0
+            written = found
+        if written is None:
+            return 0
+        self.journal.record_outcome(item["practice_id"], None)
+        # Associate first: a crash in between leaves the row pending with its outcome
+        # unknown, so the next attempt finds the entry by its marker and associates then.
+        self.associate(item, written)
+        self.journal.finish(item["id"], status="done", reference=written.reference)
+        log.info("wrote %s %s to %s: %s", item["kind"], item["id"], item["pms"], written.reference)
+        return 1
+
+    def read_back_at_once(
+        self, writer: PmsWriter | None, item: dict[str, Any], error: PmsWriteError
+    ) -> Written | None:
+        """The PMS may have applied a write whose answer was lost (500, 504, timeout).
+        Reading is safe, so look for it now rather than after a backoff; when it is not
+        there (yet), the row is retried later and read back again before any write."""
+        if writer is None or not error.outcome_unknown or item["kind"] == "commlog":
+            return None
+        try:
+            return self.read_back(writer, entry_of(item), item)
+        except PmsWriteError as unreadable:
+            log.warning("could not read back %s %s: %s", item["kind"], item["id"], unreadable)
+            return None
+
+    def attempt(self, writer: PmsWriter, item: dict[str, Any]) -> Written | None:
+        if item["kind"] == "commlog":
+            p = json.loads(item["payload"])
+            written = writer.post_commlog(
+                Commlog(
+                    item["id"],
+                    p["pms_patient_id"],
+                    p["mode"],
+                    p["note"],
+                    practice_time(
+                        datetime.fromisoformat(p["at"]),
+                        p.get("timezone") or self.journal.timezone(item["practice_id"]),
+                    ),
+                )
+            )
+            if written is None:
+                self.journal.finish(
+                    item["id"], status="skipped", error="this PMS keeps no communication log"
+                )
+            return written
+        if item["kind"] == "reversal" and not self.dependency_written(item):
+            return None
+        if item["kind"] == "payment" and item["attempts"] == 1 and self.voided(item):
+            self.journal.finish(item["id"], status="skipped", error="voided before it was written")
+            return None
+        entry = entry_of(item)
+        if item["outcome_unknown"]:
+            found = self.read_back(writer, entry, item)
+            if found is not None:
+                return found
+        return writer.post_entry(entry)
+
+    def read_back(
+        self, writer: PmsWriter, entry: LedgerEntry, item: dict[str, Any]
+    ) -> Written | None:
+        """Look for an earlier attempt by marker, on the days it could have been entered."""
+        first = datetime.fromisoformat(item["first_attempt_at"].replace("Z", "+00:00")).date()
+        days = sorted({entry.pay_date, first - timedelta(days=1), first, first + timedelta(days=1)})
+        for day in days:
+            found = writer.find_entry(LedgerEntry(**{**entry.__dict__, "pay_date": day}))
+            if found is not None:
+                return found
+        return None
+
+    def dependency_written(self, item: dict[str, Any]) -> bool:
+        payment = self.journal.get(item["depends_on"])
+        status = payment["status"] if payment else "skipped"
+        if status == "done":
+            return True
+        if status in ("pending", "failed"):
+            self.journal.defer(item["id"], 5 if status == "pending" else 300)
+        else:  # the payment was never written: nothing to take back
+            self.journal.finish(
+                item["id"], status="skipped", error=f"the payment was not written ({status})"
+            )
+        return False
+
+    def voided(self, item: dict[str, Any]) -> bool:
+        payment = self.ledger.find(Payment, UUID(item["payment_id"]))
+        return payment is not None and payment.status == Status.VOIDED
+
+    def failed(self, item: dict[str, Any], error: PmsWriteError) -> None:
+        attempts = int(item["attempts"])
+        final = not error.retryable or attempts >= self.max_attempts
+        delay = (
+            error.retry_after
+            if error.retry_after is not None
+            else backoff(attempts, self.first_delay)
+        )
+        log.warning(
+            "writeback of %s %s failed (attempt %s): %s", item["kind"], item["id"], attempts, error
+        )
+        if error.retry_after is not None and not final:
+            self.journal.pause_practice(
+                item["practice_id"],
+                item["pms"],
+                datetime.now(UTC) + timedelta(seconds=error.retry_after),
+            )
+        self.journal.finish(
+            item["id"],
+            status="failed" if final else "pending",
+            error=str(error),
+            unknown=error.outcome_unknown or bool(item["outcome_unknown"]),
+            retry_at=datetime.now(UTC) + timedelta(seconds=delay),
+        )
+
+    def associate(self, item: dict[str, Any], written: Written) -> None:
+        if item["kind"] == "commlog":
+            return
+        practice_id = UUID(item["practice_id"])
+        is_void = item["id"].startswith("void:")
+        is_dispute = item["id"].startswith("dispute:")
+        refund_id = (
+            UUID(item["id"])
+            if item["kind"] == "reversal" and not is_void and not is_dispute
+            else None
+        )
+        try:
+            associate_payment(
+                self.ledger,
+                practice_id=practice_id,
+                payment_id=UUID(item["payment_id"]),
+                source=AssociationSource.AUTOMATIC,
+                pms_reference=written.reference,
+                actor=f"system:writeback-{item['pms']}",
+                refund_id=refund_id,
+                void=is_void,
+                dispute=is_dispute,
+            )
+        except AlreadyAssociated:
+            pass
+        except PaymentsError as error:
+            log.warning("payment %s written but not associated: %s", item["payment_id"], error)
+
+
+def writeback_of_payment(journal: Journal, payment_id: UUID) -> list[dict[str, Any]]:
+    return writeback_of_payments(journal, [payment_id]).get(payment_id, [])
+
+
+def writeback_of_payments(
+    journal: Journal, payment_ids: list[UUID]
+) -> dict[UUID, list[dict[str, Any]]]:
+    """Each payment's writeback attempts (one query for all of them)."""
+    rows = journal.of_payments([str(p) for p in payment_ids])
+    return {
+        payment_id: [
+            {
+                "id": r["id"],
+                "kind": r["kind"],
+                "status": r["status"],
+                "attempts": int(r["attempts"]),
+                "last_error": r["last_error"],
+                "pms_reference": r["pms_reference"],
+                "next_attempt_at": r["next_attempt_at"] if r["status"] == "pending" else None,
+            }
+            for r in rows.get(str(payment_id), [])
+        ]
+        for payment_id in payment_ids
+    }
+
+
+def practice_status(journal: Journal, practice_id: UUID) -> dict[str, Any]:
+    """`failing` from the first refused or failed write until a write succeeds (or while a
+    write has failed for good), with the last error and since when; counts by status."""
+    counts = journal.summary(str(practice_id))
+    state = journal.status(str(practice_id))
+    failing = bool(state.get("failing_since")) or bool(counts.get("failed"))
+    return {
+        "status": "failing" if failing else "ok",
+        "failing_since": (state.get("failing_since") or state.get("last_error_at"))
+        if failing
+        else None,
+        "last_error": state.get("last_error") if failing else None,
+        "last_error_at": state.get("last_error_at"),
+        "last_success_at": state.get("last_success_at"),
+        **counts,
+    }
+
+
+class WritebackIntake(Projection):
+    """The embedded default's transport: intake straight from the ordered log, tracked
+    like a projection (rows and position in one transaction)."""
+
+    name = "writeback_intake"
+    role = "intake"
+    tables = ()  # the journal is never dropped: replaying it is harmless (rows are keyed)
+    ddl = ()  # the journal is a durable table: adapters/migrations.py
+
+    def process(self, tx: Tx, event: Any, position: int) -> None:
+        published = to_public(event, position)
+        if published is not None:
+            intake(tx, published)
