@@ -16,6 +16,10 @@ from services.app.practices import Authenticator, Caller
 from services.context import Ledger
 from services.http.errors import HttpProblem
 
+MAX_KEY = 255
+#: an Idempotency-Key: printable ASCII, no space at either end (HTTP would strip it)
+KEY_PATTERN = "^[!-~]([ -~]*[!-~])?$"
+
 
 def get_ledger(request: Request) -> Ledger:
     ledger: Ledger = request.app.state.ledger
@@ -122,7 +126,9 @@ def get_idempotency_key(
         str | None,
         Header(
             alias="Idempotency-Key",
-            description="Same key and body replay the first answer; another body is a 409.",
+            description="Same key and body replay the first answer; another body is a 409. "
+            "1 to 255 printable ASCII characters, no space at either end.",
+            json_schema_extra={"pattern": KEY_PATTERN, "minLength": 1, "maxLength": MAX_KEY},
         ),
     ] = None,
 ) -> str | None:

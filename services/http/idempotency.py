@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass, replace
@@ -35,12 +36,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.sql import Database
-from services.http.deps import bearer_token
+from services.http.deps import KEY_PATTERN, MAX_KEY, bearer_token
 from services.http.errors import problem
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 CLAIM_TIMEOUT = timedelta(seconds=60)
-MAX_KEY = 255
+KEY = re.compile(KEY_PATTERN)
 #: fields of an answer that hold a secret: never kept in a stored answer
 SECRET_FIELDS = frozenset({"token", "pay_url"})
 NOT_KEPT = "[not kept]"
@@ -148,10 +149,11 @@ class IdempotencyMiddleware:
         if key is None:
             await self.app(scope, receive, send)
             return
-        if not 1 <= len(key) <= MAX_KEY:
+        if not 1 <= len(key) <= MAX_KEY or not KEY.match(key):
             await problem(
                 400,
-                f"Idempotency-Key must be 1 to {MAX_KEY} characters",
+                f"Idempotency-Key must be 1 to {MAX_KEY} printable ASCII characters "
+                "(no space at either end)",
                 code="invalid-idempotency-key",
             )(scope, receive, send)
             return

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.http.deps import bearer, get_caller
 from services.http.errors import PROBLEM, TITLES, HttpProblem
+from services.http.schemas import Body
 
 #: routes whose query string is a filter of any of many columns, checked by the use case
 OPEN_QUERY = {"/v1/ar/patients"}
@@ -149,6 +150,41 @@ def declare_problems(schema: dict[str, Any]) -> None:
             components.pop(name, None)
 
 
+#: text without the control characters every body refuses (services/http/schemas.py CONTROL)
+CONTROL_FREE = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"
+
+
+def request_models() -> set[str]:
+    """The names of the request body models (every one refuses control characters)."""
+    names: set[str] = set()
+    pending: list[type[Body]] = [Body]
+    while pending:
+        model = pending.pop()
+        names.add(model.__name__)
+        pending.extend(model.__subclasses__())
+    return names
+
+
+def without_control_characters(node: Any) -> None:
+    """State in the schema that a body's text holds no control characters (tab, newline
+    and carriage return are fine): every string of a request body model gets the pattern,
+    beside any pattern of its own."""
+    if isinstance(node, list):
+        for item in node:
+            without_control_characters(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "string" and "enum" not in node and "const" not in node:
+        if "pattern" not in node:
+            node["pattern"] = CONTROL_FREE
+        elif node["pattern"] != CONTROL_FREE:
+            node.setdefault("allOf", []).append({"pattern": CONTROL_FREE})
+    for key, value in node.items():
+        if key not in ("enum", "const", "examples", "default"):
+            without_control_characters(value)
+
+
 def install(app: FastAPI) -> None:
     """Serve a document whose every refusal is a declared Problem (call after the routes
     are in)."""
@@ -163,6 +199,10 @@ def install(app: FastAPI) -> None:
             routes=app.routes,
         )
         declare_problems(schema)
+        bodies = request_models()
+        for name, model in schema.get("components", {}).get("schemas", {}).items():
+            if name in bodies:
+                without_control_characters(model)
         app.openapi_schema = schema
         return schema
 

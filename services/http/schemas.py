@@ -18,6 +18,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from domain.money import MAX_AMOUNT_CENTS
+from services.app.receivables import FILTER_NAMES
+
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: control characters (tab, newline and carriage return are fine); PostgreSQL cannot store NUL
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -50,9 +53,39 @@ def check_email(value: str) -> str:
     return value
 
 
-Email = Annotated[str, AfterValidator(check_email)]
+Email = Annotated[
+    str,
+    AfterValidator(check_email),
+    Field(json_schema_extra={"pattern": EMAIL.pattern, "maxLength": 254}),
+]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 Cents = Annotated[StrictInt, Field(description="integer cents, e.g. 12500 = $125.00")]
+#: an amount of money that moves: the bounds are the domain's (domain/money.py), stated in
+#: the schema while the domain's own 422 (`invalid-amount`) keeps its wording
+Amount = Annotated[
+    StrictInt,
+    Field(
+        description="integer cents, e.g. 12500 = $125.00",
+        json_schema_extra={"minimum": 1, "maximum": MAX_AMOUNT_CENTS},
+    ),
+]
+
+
+def exactly_one_of(*names: str) -> dict[str, Any]:
+    """A `oneOf` saying that exactly one of these properties is given and not null (the
+    schema's statement of a rule the route checks with its own 422)."""
+    return {
+        "oneOf": [
+            {
+                "required": [name],
+                "properties": {
+                    name: {"not": {"type": "null"}},
+                    **{other: {"type": "null"} for other in names if other != name},
+                },
+            }
+            for name in names
+        ]
+    }
 
 
 class Body(BaseModel):
@@ -152,15 +185,60 @@ class PatientIn(Body):
 
 
 class CardIn(Body):
-    number: Annotated[str, Field(min_length=1, max_length=23)]
-    exp_month: StrictInt
-    exp_year: StrictInt
-    cvc: Annotated[str, Field(min_length=1, max_length=4)]
+    """A card as typed. The schema states its shape; the card's own rules (the Luhn check
+    digit, not expired) are checked when it is used (422 `invalid-card`)."""
+
+    number: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=23,
+            description="12 to 19 digits; spaces and dashes between them are ignored",
+            json_schema_extra={"pattern": "^[ -]*([0-9][ -]*){12,19}$"},
+        ),
+    ]
+    exp_month: Annotated[StrictInt, Field(json_schema_extra={"minimum": 1, "maximum": 12})]
+    exp_year: Annotated[
+        StrictInt,
+        Field(
+            description="four digits (2030), or two (30)",
+            json_schema_extra={
+                "anyOf": [{"minimum": 0, "maximum": 99}, {"minimum": 2000, "maximum": 2100}]
+            },
+        ),
+    ]
+    cvc: Annotated[
+        str, Field(min_length=1, max_length=4, json_schema_extra={"pattern": "^[0-9]{3,4}$"})
+    ]
 
 
 class PaymentIn(Body):
+    """A `terminal` payment names its reader and takes no card; a `virtual_terminal` one
+    carries exactly one of `card` (sandbox) or `payment_method` (Stripe)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["method", "terminal_id"],
+                    "properties": {
+                        "method": {"const": "terminal"},
+                        "terminal_id": {"type": "string"},
+                        "card": {"type": "null"},
+                        "payment_method": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["method"],
+                    "properties": {"method": {"const": "virtual_terminal"}},
+                    **exactly_one_of("card", "payment_method"),
+                },
+            ]
+        }
+    )
+
     method: Literal["terminal", "virtual_terminal"]
-    amount: Cents
+    amount: Amount
     terminal_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     card: CardIn | None = Field(
         None, description="the card as typed (sandbox only; refused when Stripe processes cards)"
@@ -172,7 +250,7 @@ class PaymentIn(Body):
 
 
 class RefundIn(Body):
-    amount: Cents | None = Field(
+    amount: Amount | None = Field(
         None, description="cents to refund; omit for the whole remainder (a void is always full)"
     )
 
@@ -215,7 +293,7 @@ class ClockAdvanceIn(Body):
 
 class PaymentRequestIn(Body):
     patient_id: UUID
-    amount: Cents
+    amount: Amount
     channel: Literal["sms", "email"]
     destination: Annotated[str, Field(min_length=3, max_length=254)] | None = Field(
         None, description="default: the patient's phone (sms) or email"
@@ -253,16 +331,24 @@ class SnoozeIn(Body):
     note: Annotated[str, Field(max_length=500)] | None = None
 
 
+#: an AR filter: its names are stated here; its values are checked by the AR rules
+FILTER: dict[str, Any] = {"propertyNames": {"enum": list(FILTER_NAMES)}}
+
+
 class FilterIn(Body):
     name: Annotated[str, Field(min_length=1, max_length=80)]
-    filter: dict[str, Any]
+    filter: dict[str, Any] = Field(json_schema_extra=FILTER)
 
 
 class BulkIn(Body):
+    model_config = ConfigDict(
+        json_schema_extra=exactly_one_of("patient_ids", "filter", "filter_id")
+    )
+
     patient_ids: list[UUID] | None = Field(
         None, max_length=1_000, description="up to 1,000 (a body is at most 64 KiB)"
     )
-    filter: dict[str, Any] | None = None
+    filter: dict[str, Any] | None = Field(None, json_schema_extra=FILTER)
     filter_id: UUID | None = None
     channel: Literal["sms", "email", "preferred"] = "preferred"
     amount_rule: Literal[

@@ -441,3 +441,28 @@ def test_a_duplicate_patient_is_409(api: Api) -> None:
         ({"pms_patient_id": "9", "first_name": "A", "last_name": "B", "phone": "call me"}, "phone"),
     ):
         assert_problem(api.post("/v1/patients", body), 422, field=field)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["x" * 256, " leading-space", "trailing-space ", "caf\u00e9", "tab\there"],
+    ids=["256 characters", "leading space", "trailing space", "not ASCII", "a tab"],
+)
+def test_a_bad_idempotency_key_is_a_400_and_nothing_is_recorded(api: Api, key: str) -> None:
+    before = api.get("/v1/transactions").json()["items"]
+    answer = api.client.post(
+        "/v1/payments",
+        json=SALE,
+        headers={**api.admin, "Idempotency-Key": key.encode("latin-1")},
+    )
+    assert_problem(answer, 400, says="printable ASCII")
+    assert api.get("/v1/transactions").json()["items"] == before
+
+
+def test_the_longest_printable_idempotency_key_is_taken(api: Api) -> None:
+    key = "k-" + "~" * 252 + "z"
+    headers = {**api.admin, "Idempotency-Key": key}
+    first = api.client.post("/v1/payments", json=SALE, headers=headers)
+    again = api.client.post("/v1/payments", json=SALE, headers=headers)
+    assert first.status_code == 201, first.text
+    assert again.json()["id"] == first.json()["id"]

@@ -124,7 +124,13 @@ def ar_patients(
     request: Request,
     caller: AdminDep,
     ledger: LedgerDep,
-    sort: Annotated[str, Query(description="a column, '-' first for descending")] = "-total",
+    sort: Annotated[
+        str,
+        Query(
+            description="a column, '-' first for descending",
+            json_schema_extra={"enum": [f"{d}{c}" for c in SORTABLE for d in ("", "-")]},
+        ),
+    ] = "-total",
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
     filter_id: UUID | None = None,
