@@ -58,7 +58,9 @@ Email = Annotated[
     AfterValidator(check_email),
     Field(json_schema_extra={"pattern": EMAIL.pattern, "maxLength": 254}),
 ]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+#: a character that is not white space (as str.strip sees it): names must hold one
+NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+Text = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra={"pattern": NOT_BLANK})]
 Cents = Annotated[StrictInt, Field(description="integer cents, e.g. 12500 = $125.00")]
 #: an amount of money that moves: the bounds are the domain's (domain/money.py), stated in
 #: the schema while the domain's own 422 (`invalid-amount`) keeps its wording
@@ -133,7 +135,9 @@ class SettingsIn(Body):
     pms: Literal["opendental", "eaglesoft", "dentrix"] | None = None
     auto_writeback: StrictBool | None = None
     batch_cutoff: str | None = None
-    pms_payment_type: Annotated[str, Field(max_length=50)] | None = None
+    pms_payment_type: (
+        Annotated[str, Field(max_length=50, json_schema_extra={"pattern": NOT_BLANK})] | None
+    ) = None
     opendental: OpenDentalIn | None = Field(
         None, description="Open Dental API connection; the keys are stored apart and never shown"
     )
@@ -176,7 +180,9 @@ class PasswordIn(Body):
 
 
 class PatientIn(Body):
-    pms_patient_id: Annotated[str, Field(min_length=1, max_length=64)]
+    pms_patient_id: Annotated[
+        str, Field(min_length=1, max_length=64, json_schema_extra={"pattern": NOT_BLANK})
+    ]
     first_name: Text
     last_name: Text
     email: Email | None = None

@@ -318,3 +318,15 @@ def test_the_schema_says_which_bulk_selections_are_accepted(
     answer = api.post("/v1/payment-requests/bulk", body)
     assert (answer.status_code < 300) is valid, answer.text
     assert answer.status_code < 300 or answer.status_code == 422, answer.text
+
+
+@pytest.mark.parametrize(
+    ("last_name", "valid"),
+    [("Lee", True), (" Lee\u00a0", True), ("\u0085", False), ("\u3000 \t", False), ("", False)],
+)
+def test_the_schema_says_a_name_is_not_blank(api: Api, last_name: str, valid: bool) -> None:
+    """A name holds something besides white space, as the domain strips it."""
+    body = {"pms_patient_id": "7", "first_name": "Ann", "last_name": last_name}
+    assert valid_by_schema("PatientIn", body) is valid, body
+    answer = api.post("/v1/patients", body)
+    assert answer.status_code == (201 if valid else 422), answer.text
