@@ -25,7 +25,8 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from eventsourcing.persistence import OperationalError
 
 from adapters.sql import Database, Tx
 from adapters.store import EventStore
+from projections import rebuild as bulk
 from projections.base import Projection
 
 PAGE = 500
@@ -297,10 +299,37 @@ class Projector:
                 self._notify_moved()
 
     def rebuild(self, name: str) -> None:
-        """Drop one projection's tables and position and replay it from position 0."""
+        """Replay one projection from position 0: built in memory with its own handlers,
+        then its tables replaced at once (projections/rebuild.py); then caught up. One
+        without tables of its own (the writeback intake writes durable, keyed tables) is
+        replayed through the live database instead."""
         projection = next(p for p in self.projections if p.name == name)
         runner = self.runner(name)
-        with runner.lock, self.db.transaction() as tx:
-            self._drop(tx, projection)
-        self.create(projection)
+        if projection.tables:
+            self.install(bulk.last_position(self.store), [projection])
+        else:
+            with runner.lock, self.db.transaction() as tx:
+                self._drop(tx, projection)
+            self.create(projection)
         runner.catch_up()
+
+    def install(
+        self,
+        stop: int,
+        projections: Sequence[Projection],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Build the projections up to `stop` in memory and replace their tables and
+        positions with the result; their runners wait meanwhile (only for the copy)."""
+        if not all(p.tables for p in projections):
+            raise ValueError("only projections with tables of their own are built in memory")
+        with bulk.build(self.store, projections, stop, progress) as scratch:
+            runners = [self.runner(p.name) for p in projections]
+            with ExitStack() as held:
+                for runner in runners:
+                    held.enter_context(runner.lock)
+                schemas = {p.name: schema_hash(p) for p in projections}
+                bulk.install(self.db, scratch, projections, stop, schemas)
+                for runner in runners:
+                    runner.load_position()
+        self._notify_moved()
