@@ -43,6 +43,9 @@ FIRST_RETRY = 1.0
 LAST_RETRY = 60.0
 #: how long a command waits for the views to show its events
 WAIT_BOUND = 5.0
+#: a view at position 0 (new, or its tables changed) on a log longer than this is built in
+#: memory and copied in (projections/rebuild.py) instead of applied event by event
+BULK_FROM = 1000
 
 log = logging.getLogger("payledger.projections")
 
@@ -224,6 +227,7 @@ class Projector:
         """Bring every runner up to date now, each on its own; returns the lowest position.
         Every runner runs even when one fails; the first failure is then raised."""
         failure: Exception | None = None
+        self.build_fresh()
         for runner in self.runners:
             failure = runner.try_catch_up() or failure
         self._notify_moved()
@@ -238,6 +242,7 @@ class Projector:
         if self.running:
             self.wait_for(target)
             return
+        self.build_fresh()
         for runner in self.runners:
             runner.try_catch_up()  # a failure is kept (and logged) on its runner
         self._notify_moved()
@@ -312,6 +317,28 @@ class Projector:
                 self._drop(tx, projection)
             self.create(projection)
         runner.catch_up()
+
+    def build_fresh(self) -> None:
+        """The views starting afresh on a long log (at position 0: new, or their tables
+        changed), built in memory together and copied in; a failure is logged and leaves
+        them to catch up event by event (where it is recorded on the runner, which is then
+        not built in memory again)."""
+        fresh = [
+            r.projection
+            for r in self.runners
+            if r.projection.tables and r.position == 0 and r.error is None
+        ]
+        if not fresh:
+            return
+        stop = bulk.last_position(self.store)
+        if stop < BULK_FROM:
+            return
+        names = ", ".join(p.name for p in fresh)
+        log.info("building %s in memory up to position %s", names, stop)
+        try:
+            self.install(stop, fresh)
+        except Exception:
+            log.exception("building %s in memory failed; they catch up event by event", names)
 
     def install(
         self,
