@@ -79,15 +79,18 @@ def row_text(row: dict[str, Any]) -> str:
 
 
 def table_rows(tx: Tx, table: str, practice_id: UUID | None = None) -> list[str]:
-    """The table's rows (of one practice, or all), canonical and sorted. Table names come
-    from the projections' own definitions, never from a request."""
+    """The table's rows (of one practice, or all), canonical and sorted."""
+    return sorted(row_text(r) for r in select_rows(tx, table, practice_id))
+
+
+def select_rows(tx: Tx, table: str, practice_id: UUID | None = None) -> list[dict[str, Any]]:
+    """The table's rows (of one practice, or all) as the database gives them. Table names
+    come from the projections' own definitions, never from a request."""
     if practice_id is None:
-        rows = tx.execute(f"SELECT * FROM {table}")  # noqa: S608
-    else:
-        where = SCOPES.get(table, "practice_id = ?")
-        sql = f"SELECT * FROM {table} WHERE {where}"  # noqa: S608
-        rows = tx.execute(sql, (str(practice_id),))
-    return sorted(row_text(r) for r in rows)
+        return tx.execute(f"SELECT * FROM {table}")  # noqa: S608
+    where = SCOPES.get(table, "practice_id = ?")
+    sql = f"SELECT * FROM {table} WHERE {where}"  # noqa: S608
+    return tx.execute(sql, (str(practice_id),))
 
 
 @dataclass
@@ -116,6 +119,19 @@ def view_rows(tx: Tx, projection: Projection, practice_id: UUID | None = None) -
     return ViewRows(projection.name, {t: table_rows(tx, t, practice_id) for t in projection.tables})
 
 
+def read_view(db: Database, projection: Projection, practice_id: UUID | None = None) -> ViewRows:
+    """A live view's rows, each table read in its own short transaction and put in canonical
+    form after it (PostgreSQL ends a transaction left idle for long: eventsourcing's
+    idle-in-transaction timeout). A view's rows change only together with its position,
+    so the callers read the positions before and after and read again when they moved."""
+    tables = {}
+    for table in projection.tables:
+        with db.reading() as tx:
+            rows = select_rows(tx, table, practice_id)
+        tables[table] = sorted(row_text(r) for r in rows)
+    return ViewRows(projection.name, tables)
+
+
 def positions(db: Database) -> dict[str, int]:
     rows = db.query("SELECT name, position FROM projection_tracking")
     return {str(r["name"]): int(r["position"]) for r in rows}
@@ -124,13 +140,12 @@ def positions(db: Database) -> dict[str, int]:
 def live_checksums(
     db: Database, projections: Sequence[Projection], practice_id: UUID | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Each view's checksum, row count and the position it is at, read together (the read
-    is repeated when a view moved while it was read)."""
+    """Each view's checksum, row count and the position it is at (the read is repeated
+    when a view moved while it was read)."""
     while True:
         before = positions(db)
-        with db.reading() as tx:
-            # one view's rows at a time: only their checksum and count are kept
-            views = {p.name: summary(view_rows(tx, p, practice_id)) for p in projections}
+        # one view's rows at a time: only their checksum and count are kept
+        views = {p.name: summary(read_view(db, p, practice_id)) for p in projections}
         if positions(db) == before:
             break
     return {name: {**v, "position": before.get(name, 0)} for name, v in views.items()}
@@ -244,8 +259,7 @@ def verify(
     """Replay beside the live views (read only) and report every row that differs."""
     while True:
         before = positions(db)
-        with db.reading() as tx:
-            live = {p.name: view_rows(tx, p) for p in projections}
+        live = {p.name: read_view(db, p) for p in projections}
         if positions(db) == before:
             break
     until = {p.name: before.get(p.name, 0) for p in projections}
