@@ -10,7 +10,7 @@ they become ``%s``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,6 +51,16 @@ class Tx:
         try:
             self._cursor.executemany(sql, [tuple(r) for r in rows])
         except (sqlite3.IntegrityError, psycopg.errors.IntegrityError) as error:
+            raise IntegrityError(str(error)) from error
+
+    def copy_in(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        """PostgreSQL only: stream rows into a `COPY ... FROM STDIN` statement."""
+        assert self._postgres, "COPY is PostgreSQL's"
+        try:
+            with self._cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.errors.IntegrityError as error:
             raise IntegrityError(str(error)) from error
 
     def _raw_cursor(self) -> Any:

@@ -25,7 +25,8 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from eventsourcing.persistence import OperationalError
 
 from adapters.sql import Database, Tx
 from adapters.store import EventStore
+from projections import rebuild as bulk
 from projections.base import Projection
 
 PAGE = 500
@@ -41,6 +43,9 @@ FIRST_RETRY = 1.0
 LAST_RETRY = 60.0
 #: how long a command waits for the views to show its events
 WAIT_BOUND = 5.0
+#: a view at position 0 (new, or its tables changed) on a log longer than this is built in
+#: memory and copied in (projections/rebuild.py) instead of applied event by event
+BULK_FROM = 1000
 
 log = logging.getLogger("payledger.projections")
 
@@ -222,6 +227,7 @@ class Projector:
         """Bring every runner up to date now, each on its own; returns the lowest position.
         Every runner runs even when one fails; the first failure is then raised."""
         failure: Exception | None = None
+        self.build_fresh()
         for runner in self.runners:
             failure = runner.try_catch_up() or failure
         self._notify_moved()
@@ -236,6 +242,7 @@ class Projector:
         if self.running:
             self.wait_for(target)
             return
+        self.build_fresh()
         for runner in self.runners:
             runner.try_catch_up()  # a failure is kept (and logged) on its runner
         self._notify_moved()
@@ -297,10 +304,59 @@ class Projector:
                 self._notify_moved()
 
     def rebuild(self, name: str) -> None:
-        """Drop one projection's tables and position and replay it from position 0."""
+        """Replay one projection from position 0: built in memory with its own handlers,
+        then its tables replaced at once (projections/rebuild.py); then caught up. One
+        without tables of its own (the writeback intake writes durable, keyed tables) is
+        replayed through the live database instead."""
         projection = next(p for p in self.projections if p.name == name)
         runner = self.runner(name)
-        with runner.lock, self.db.transaction() as tx:
-            self._drop(tx, projection)
-        self.create(projection)
+        if projection.tables:
+            self.install(bulk.last_position(self.store), [projection])
+        else:
+            with runner.lock, self.db.transaction() as tx:
+                self._drop(tx, projection)
+            self.create(projection)
         runner.catch_up()
+
+    def build_fresh(self) -> None:
+        """The views starting afresh on a long log (at position 0: new, or their tables
+        changed), built in memory together and copied in; a failure is logged and leaves
+        them to catch up event by event (where it is recorded on the runner, which is then
+        not built in memory again)."""
+        fresh = [
+            r.projection
+            for r in self.runners
+            if r.projection.tables and r.position == 0 and r.error is None
+        ]
+        if not fresh:
+            return
+        stop = bulk.last_position(self.store)
+        if stop < BULK_FROM:
+            return
+        names = ", ".join(p.name for p in fresh)
+        log.info("building %s in memory up to position %s", names, stop)
+        try:
+            self.install(stop, fresh)
+        except Exception:
+            log.exception("building %s in memory failed; they catch up event by event", names)
+
+    def install(
+        self,
+        stop: int,
+        projections: Sequence[Projection],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Build the projections up to `stop` in memory and replace their tables and
+        positions with the result; their runners wait meanwhile (only for the copy)."""
+        if not all(p.tables for p in projections):
+            raise ValueError("only projections with tables of their own are built in memory")
+        with bulk.build(self.store, projections, stop, progress) as scratch:
+            runners = [self.runner(p.name) for p in projections]
+            with ExitStack() as held:
+                for runner in runners:
+                    held.enter_context(runner.lock)
+                schemas = {p.name: schema_hash(p) for p in projections}
+                bulk.install(self.db, scratch, projections, stop, schemas)
+                for runner in runners:
+                    runner.load_position()
+        self._notify_moved()

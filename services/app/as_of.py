@@ -1,8 +1,8 @@
 """Reports as they stood at a past instant: the views replayed up to then, for one practice.
 
 The practice's events that had happened by the instant (by their `at`, the
-practice's clock) are replayed through fresh copies of the projections into a
-scratch SQLite database, and the report is read from there with the same
+practice's clock) are replayed through fresh copies of the projections into an
+in-memory SQLite database (projections/rebuild.py), and the report is read from there with the same
 queries as the live view. Only the practice's own events are read: the event
 feed's index on (practice_id, position) names their positions, and the stored
 events are fetched by position (the few recorded after the feed's position are
@@ -13,15 +13,12 @@ instant never changes.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from eventsourcing.sqlite import SQLiteDatastore
 
 from adapters.sql import Database
 from domain.base import LedgerAggregate
@@ -30,6 +27,7 @@ from domain.schedule import local_date
 from projections.base import Projection, iso
 from projections.deposits import Deposits, list_deposits
 from projections.directory import Directory
+from projections.rebuild import Scratch
 from projections.receivables import Receivables, list_ar
 from projections.requests import PaymentRequests, list_requests
 from projections.transactions import Transactions, list_transactions
@@ -47,27 +45,31 @@ VIEWS: dict[str, Callable[[], list[Projection]]] = {
 
 
 def practice_notifications(
-    ledger: Ledger, practice_id: UUID, as_of: datetime
+    ledger: Ledger, practice_id: UUID, as_of: datetime | None, stop: int | None = None
 ) -> Iterator[Notification]:
-    """The practice's stored events that had happened by `as_of`, in log order, read by
-    position: the event feed's (practice_id, position) index names them, and the few
-    recorded after the feed's own position are read from the log's tail. Nothing of the
-    other practices is read or decoded."""
+    """The practice's stored events that had happened by `as_of` (default: all), up to
+    position `stop` (default: the end of the log), in log order, read by position: the
+    event feed's (practice_id, position) index names them, and the few recorded after
+    the feed's own position are read from the log's tail (those of other practices among
+    them are for the caller to skip). Nothing else of the other practices is read."""
     db = ledger.db
     tracked = db.query_one("SELECT position FROM projection_tracking WHERE name = 'event_feed'")
     indexed_to = int(tracked["position"]) if tracked else 0
-    rows = db.query(
-        "SELECT position FROM event_feed WHERE practice_id = ? AND position <= ? "
-        "AND occurred_at <= ? ORDER BY position",
-        (str(practice_id), indexed_to, iso(as_of)),
-    )
+    if stop is not None:
+        indexed_to = min(indexed_to, stop)
+    sql = "SELECT position FROM event_feed WHERE practice_id = ? AND position <= ?"
+    params: list[Any] = [str(practice_id), indexed_to]
+    if as_of is not None:
+        sql += " AND occurred_at <= ?"
+        params.append(iso(as_of))
+    rows = db.query(sql + " ORDER BY position", params)
     positions = [int(r["position"]) for r in rows]
     for i in range(0, len(positions), CHUNK):
         yield from stored_events(ledger, positions[i : i + CHUNK])
     start = indexed_to
-    while True:
+    while stop is None or start < stop:
         tail = ledger.store.recorder.select_notifications(
-            start=start, limit=PAGE, inclusive_of_start=False
+            start=start, limit=PAGE, stop=stop, inclusive_of_start=False
         )
         if not tail:
             return
@@ -160,14 +162,9 @@ def report_as_of(
 ) -> dict[str, Any]:
     practice = ledger.get(Practice, practice_id, practice_id)
     day = local_date(as_of, practice.timezone).isoformat()
-    with tempfile.TemporaryDirectory() as folder:
-        datastore = SQLiteDatastore(str(Path(folder) / "as-of.sqlite3"))
-        try:
-            scratch = Database(datastore, postgres=False)
-            applied = replay(ledger, practice_id, VIEWS[view](), as_of, scratch)
-            rows = read(view, scratch, practice_id, date_from, date_to, limit, day)
-        finally:
-            datastore.close()
+    with Scratch() as scratch:
+        applied = replay(ledger, practice_id, VIEWS[view](), as_of, scratch.db)
+        rows = read(view, scratch.db, practice_id, date_from, date_to, limit, day)
     return {
         "view": view,
         "as_of": as_of.isoformat(),

@@ -18,23 +18,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import types
 import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from pathlib import Path
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.sqlite import SQLiteDatastore
-
-from adapters.sql import Database
 from domain.base import LedgerAggregate, event_type
 from projections.base import parse_iso
 from projections.feed import PRIVATE_FIELDS
+from projections.rebuild import PAGE, Scratch
 from services.app import replay
+from services.app.as_of import practice_notifications
 from services.app.publish import to_public
 from services.bootstrap import all_projections
 from services.context import Ledger
@@ -56,46 +54,38 @@ def chained(prev: str, body: dict[str, Any]) -> str:
 
 def export_lines(ledger: Ledger, practice_id: UUID, until: datetime | None = None) -> Iterator[str]:
     """The practice's events up to `until` (by when they happened; default: all), one line
-    each, then the closing line; replayed on the way into a scratch database for the
-    closing line's checksums."""
+    each, then the closing line; replayed on the way into an in-memory database for the
+    closing line's checksums. Only the practice's own records are read and decoded
+    (services/app/as_of.py, `practice_notifications`)."""
     views = all_projections()
     stop = replay.last_position(ledger.store)
     prev, count, position = GENESIS, 0, 0
-    with tempfile.TemporaryDirectory() as folder:
-        datastore = SQLiteDatastore(str(Path(folder) / "export.sqlite3"))
-        try:
-            scratch = Database(datastore, postgres=False)
-            with scratch.transaction() as tx:
-                for projection in views:
-                    for statement in projection.ddl:
-                        tx.execute(statement)
-            for page in replay.pages(ledger.store, 0, stop):
-                mine = [
-                    (pos, e)
-                    for pos, e in page
-                    if isinstance(e, LedgerAggregate.Event)
-                    and e.practice_id == practice_id
-                    and (until is None or e.at <= until)
-                ]
-                if not mine:
-                    continue
-                with scratch.transaction() as tx:
-                    for pos, event in mine:
-                        for projection in views:
-                            projection.process(tx, event, pos)
-                lines = []
-                for pos, event in mine:
-                    public = to_public(event, pos)
-                    assert public is not None
-                    body = public.model_dump(mode="json")
-                    digest = chained(prev, body)
-                    lines.append(canonical({"event": body, "hash": digest, "prev_hash": prev}))
-                    prev, count, position = digest, count + 1, pos
-                yield "".join(line + "\n" for line in lines)
-            with scratch.reading() as tx:
-                checksums = {p.name: replay.view_rows(tx, p, practice_id).checksum for p in views}
-        finally:
-            datastore.close()
+
+    def mine(event: Any) -> bool:
+        return (
+            isinstance(event, LedgerAggregate.Event)
+            and event.practice_id == practice_id
+            and (until is None or event.at <= until)
+        )
+
+    with Scratch(views) as scratch:
+        for batch in batches(practice_notifications(ledger, practice_id, until, stop), PAGE):
+            page = [(n.id, ledger.store.mapper.to_domain_event(n)) for n in batch]
+            page = [(pos, event) for pos, event in page if mine(event)]
+            if not page:
+                continue
+            scratch.apply(page)
+            lines = []
+            for pos, event in page:
+                public = to_public(event, pos)
+                assert public is not None
+                body = public.model_dump(mode="json")
+                digest = chained(prev, body)
+                lines.append(canonical({"event": body, "hash": digest, "prev_hash": prev}))
+                prev, count, position = digest, count + 1, pos
+            yield "".join(line + "\n" for line in lines)
+        with scratch.db.reading() as tx:
+            checksums = {p.name: replay.view_rows(tx, p, practice_id).checksum for p in views}
     end = {
         "format": FORMAT,
         "practice_id": str(practice_id),
@@ -106,6 +96,12 @@ def export_lines(ledger: Ledger, practice_id: UUID, until: datetime | None = Non
         "checksums": checksums,
     }
     yield canonical({"end": end, "hash": chained(prev, end), "prev_hash": prev}) + "\n"
+
+
+def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 # -- verify -------------------------------------------------------------------------------
@@ -182,21 +178,10 @@ def replayed_checksums(events: list[dict[str, Any]], practice_id: UUID) -> dict[
     """The events rebuilt from their public form and replayed into an empty in-memory
     database: each view's checksum over the practice's rows."""
     views = all_projections()
-    datastore = SQLiteDatastore(":memory:")
-    try:
-        scratch = Database(datastore, postgres=False)
-        with scratch.transaction() as tx:
-            for projection in views:
-                for statement in projection.ddl:
-                    tx.execute(statement)
-            for public in events:
-                event = from_public(public)
-                for projection in views:
-                    projection.process(tx, event, int(public["position"]))
-        with scratch.reading() as tx:
+    with Scratch(views) as scratch:
+        scratch.apply([(int(public["position"]), from_public(public)) for public in events])
+        with scratch.db.reading() as tx:
             return {p.name: replay.view_rows(tx, p, practice_id).checksum for p in views}
-    finally:
-        datastore.close()
 
 
 def event_classes() -> dict[str, type[LedgerAggregate.Event]]:

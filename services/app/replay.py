@@ -7,11 +7,13 @@ sorted by that text. It does not depend on the backend (SQLite or
 PostgreSQL), on the order rows were written, or on the database's collation, so the same
 events give the same checksum wherever they are replayed.
 
-- `rebuild`: drop the chosen views and replay the whole log into fresh tables, moving each
-  view's tracking position page by page (compare-and-set, as the projector does, so a
-  running service catching up at the same time never applies an event twice).
+- `rebuild`: replay the whole log through the views' own handlers into fresh tables in
+  memory, then replace the live tables with them and move the tracking positions in one
+  transaction (COPY on PostgreSQL; projections/rebuild.py). A running service catching up
+  at the same time waits for that transaction, then goes on from the installed position,
+  so no event is applied twice or missed.
 - `verify`: replay the log, up to the position the live views are at, into fresh tables in
-  a scratch SQLite database beside the live ones, which are only read; compare row by row.
+  an in-memory SQLite database beside the live ones, which are only read; compare row by row.
 
 Only the read models are replayed (`all_projections`); the writeback intake has effects
 outside the database and is never replayed here.
@@ -21,23 +23,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.sqlite import SQLiteDatastore
-
 from adapters.sql import Database, Tx
 from adapters.store import EventStore
+from projections import rebuild as bulk
 from projections.base import Projection
 from projections.feed import PRIVATE_FIELDS
 from projections.runner import Projector
 
-PAGE = 1000
+PAGE = bulk.PAGE
 
 #: rows of a practice in the tables that have no practice_id column of their own
 SCOPES: dict[str, str] = {
@@ -51,7 +50,7 @@ SCOPES: dict[str, str] = {
 }
 
 #: (position reached, last position) after each page
-Progress = Callable[[int, int], None]
+Progress = bulk.Progress
 
 
 def canonical(value: Any) -> Any:
@@ -80,15 +79,18 @@ def row_text(row: dict[str, Any]) -> str:
 
 
 def table_rows(tx: Tx, table: str, practice_id: UUID | None = None) -> list[str]:
-    """The table's rows (of one practice, or all), canonical and sorted. Table names come
-    from the projections' own definitions, never from a request."""
+    """The table's rows (of one practice, or all), canonical and sorted."""
+    return sorted(row_text(r) for r in select_rows(tx, table, practice_id))
+
+
+def select_rows(tx: Tx, table: str, practice_id: UUID | None = None) -> list[dict[str, Any]]:
+    """The table's rows (of one practice, or all) as the database gives them. Table names
+    come from the projections' own definitions, never from a request."""
     if practice_id is None:
-        rows = tx.execute(f"SELECT * FROM {table}")  # noqa: S608
-    else:
-        where = SCOPES.get(table, "practice_id = ?")
-        sql = f"SELECT * FROM {table} WHERE {where}"  # noqa: S608
-        rows = tx.execute(sql, (str(practice_id),))
-    return sorted(row_text(r) for r in rows)
+        return tx.execute(f"SELECT * FROM {table}")  # noqa: S608
+    where = SCOPES.get(table, "practice_id = ?")
+    sql = f"SELECT * FROM {table} WHERE {where}"  # noqa: S608
+    return tx.execute(sql, (str(practice_id),))
 
 
 @dataclass
@@ -117,6 +119,19 @@ def view_rows(tx: Tx, projection: Projection, practice_id: UUID | None = None) -
     return ViewRows(projection.name, {t: table_rows(tx, t, practice_id) for t in projection.tables})
 
 
+def read_view(db: Database, projection: Projection, practice_id: UUID | None = None) -> ViewRows:
+    """A live view's rows, each table read in its own short transaction and put in canonical
+    form after it (PostgreSQL ends a transaction left idle for long: eventsourcing's
+    idle-in-transaction timeout). A view's rows change only together with its position,
+    so the callers read the positions before and after and read again when they moved."""
+    tables = {}
+    for table in projection.tables:
+        with db.reading() as tx:
+            rows = select_rows(tx, table, practice_id)
+        tables[table] = sorted(row_text(r) for r in rows)
+    return ViewRows(projection.name, tables)
+
+
 def positions(db: Database) -> dict[str, int]:
     rows = db.query("SELECT name, position FROM projection_tracking")
     return {str(r["name"]): int(r["position"]) for r in rows}
@@ -125,34 +140,28 @@ def positions(db: Database) -> dict[str, int]:
 def live_checksums(
     db: Database, projections: Sequence[Projection], practice_id: UUID | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Each view's checksum, row count and the position it is at, read together (the read
-    is repeated when a view moved while it was read)."""
+    """Each view's checksum, row count and the position it is at (the read is repeated
+    when a view moved while it was read)."""
     while True:
         before = positions(db)
-        with db.reading() as tx:
-            views = {p.name: view_rows(tx, p, practice_id) for p in projections}
+        # one view's rows at a time: only their checksum and count are kept
+        views = {p.name: summary(read_view(db, p, practice_id)) for p in projections}
         if positions(db) == before:
             break
-    return {
-        name: {"checksum": v.checksum, "rows": v.count, "position": before.get(name, 0)}
-        for name, v in views.items()
-    }
+    return {name: {**v, "position": before.get(name, 0)} for name, v in views.items()}
+
+
+def summary(view: ViewRows) -> dict[str, Any]:
+    return {"checksum": view.checksum, "rows": view.count}
 
 
 def last_position(store: EventStore) -> int:
-    return int(store.recorder.max_notification_id() or 0)  # type: ignore[attr-defined]
+    return bulk.last_position(store)
 
 
 def pages(store: EventStore, start: int, stop: int) -> Iterable[list[tuple[int, Any]]]:
     """The log's decoded events after `start` up to `stop`, a page at a time."""
-    while start < stop:
-        notifications = store.recorder.select_notifications(  # type: ignore[attr-defined]
-            start=start, limit=PAGE, stop=stop, inclusive_of_start=False
-        )
-        if not notifications:
-            return
-        yield [(n.id, store.mapper.to_domain_event(n)) for n in notifications]
-        start = notifications[-1].id
+    return bulk.pages(store, start, stop)
 
 
 # -- rebuilding in place ------------------------------------------------------------------
@@ -165,60 +174,11 @@ def rebuild(
     projections: Sequence[Projection],
     progress: Progress | None = None,
 ) -> dict[str, int]:
-    """Drop the views and replay the whole log into fresh tables; their positions."""
-    with db.transaction() as tx:
-        for projection in projections:
-            for table in projection.tables:
-                tx.execute(f"DROP TABLE IF EXISTS {table}")
-            tx.execute("DELETE FROM projection_tracking WHERE name = ?", (projection.name,))
-    for projection in projections:
-        projector.create(projection)
-    stop = last_position(store)
-    while True:
-        at = positions(db)
-        start = min(at.get(p.name, 0) for p in projections)
-        moved = False
-        for page in pages(store, start, max(stop, start)):
-            if not apply_page(db, projections, at, page):
-                moved = True  # the running service applied it first: read the positions again
-                break
-            if progress:
-                progress(page[-1][0], stop)
-        if not moved:
-            break
+    """Replay the whole log into fresh tables and put them in place of the views; their
+    positions."""
+    projector.install(last_position(store), projections, progress)
     final = positions(db)
     return {p.name: final.get(p.name, 0) for p in projections}
-
-
-def apply_page(
-    db: Database, projections: Sequence[Projection], at: dict[str, int], page: list[tuple[int, Any]]
-) -> bool:
-    """Apply a page to the views behind it and move their positions in one transaction;
-    False (nothing applied) when another process moved a position first."""
-    try:
-        with db.transaction() as tx:
-            for projection in projections:
-                old = at.get(projection.name, 0)
-                behind = [(pos, e) for pos, e in page if pos > old]
-                if not behind:
-                    continue
-                tx.execute(
-                    "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?",
-                    (behind[-1][0], projection.name, old),
-                )
-                if tx.rowcount != 1:
-                    raise _Moved()
-                for position, event in behind:
-                    projection.process(tx, event, position)
-    except _Moved:
-        return False
-    for projection in projections:
-        at[projection.name] = max(at.get(projection.name, 0), page[-1][0])
-    return True
-
-
-class _Moved(Exception):
-    pass
 
 
 # -- verifying beside the live views ------------------------------------------------------
@@ -272,6 +232,24 @@ def replay_into(
             progress(page[-1][0], stop)
 
 
+def replay_in_memory(
+    store: EventStore,
+    projections: Sequence[Projection],
+    until: dict[str, int],
+    progress: Progress | None = None,
+) -> dict[str, ViewRows]:
+    """The views replayed up to their positions in `until` in an in-memory database: their
+    rows."""
+    stop = max(until.values(), default=0)
+    with bulk.Scratch(projections) as scratch:
+        for page in pages(store, 0, stop):
+            scratch.apply(page, until)
+            if progress:
+                progress(page[-1][0], stop)
+        with scratch.db.reading() as tx:
+            return {p.name: view_rows(tx, p) for p in projections}
+
+
 def verify(
     store: EventStore,
     db: Database,
@@ -281,20 +259,11 @@ def verify(
     """Replay beside the live views (read only) and report every row that differs."""
     while True:
         before = positions(db)
-        with db.reading() as tx:
-            live = {p.name: view_rows(tx, p) for p in projections}
+        live = {p.name: read_view(db, p) for p in projections}
         if positions(db) == before:
             break
     until = {p.name: before.get(p.name, 0) for p in projections}
-    with tempfile.TemporaryDirectory() as folder:
-        datastore = SQLiteDatastore(str(Path(folder) / "replay.sqlite3"))
-        try:
-            scratch = Database(datastore, postgres=False)
-            replay_into(store, scratch, projections, until, progress)
-            with scratch.reading() as tx:
-                replayed = {p.name: view_rows(tx, p) for p in projections}
-        finally:
-            datastore.close()
+    replayed = replay_in_memory(store, projections, until, progress)
     differences = [d for p in projections for d in compare(p.name, live[p.name], replayed[p.name])]
     return Verification(
         live={
