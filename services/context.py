@@ -71,12 +71,32 @@ class Ledger:
             return None
         return aggregate if isinstance(aggregate, kind) else None
 
-    def save(self, *aggregates: LedgerAggregate) -> None:
+    def get_many(
+        self, kind: type[A], aggregate_ids: list[UUID], practice_id: UUID
+    ) -> dict[UUID, A]:
+        """Load many aggregates of one practice in a few queries; an id that is missing,
+        of another kind or of another practice is absent from the answer."""
+        return {
+            key: aggregate
+            for key, aggregate in self.store.get_many(aggregate_ids).items()
+            if isinstance(aggregate, kind) and aggregate.practice_id == practice_id
+        }
+
+    def save(self, *aggregates: LedgerAggregate, show: bool = True) -> int:
         """Save all pending events in one transaction, then wait (with a bound) until the
-        views show them, so that the command's answer and the next read agree."""
+        views show them, so that the command's answer and the next read agree. Returns the
+        position of the last event saved (0 when there was none). A command saving in
+        several steps passes `show=False` and calls `show` once with the last position."""
         recordings = self.store.save(*aggregates)
-        if self.settings.maintain_views and recordings:
-            self.projector.wait_for(max(r.notification.id for r in recordings))
+        position = max((r.notification.id for r in recordings), default=0)
+        if show:
+            self.show(position)
+        return position
+
+    def show(self, position: int) -> None:
+        """Wait (with a bound) until the views show the events up to `position`."""
+        if self.settings.maintain_views and position:
+            self.projector.wait_for(position)
 
     def catch_up(self) -> None:
         """Bring the views up to date. The command's events are already saved: a view that
