@@ -13,6 +13,7 @@ from uuid import UUID
 from eventsourcing.application import Application, project_aggregate
 from eventsourcing.persistence import StoredEvent
 
+from adapters.group_commit import GroupCommit
 from adapters.sql import Database
 
 SELECT_MANY = "SELECT originator_id, originator_version, topic, state"
@@ -23,6 +24,8 @@ class EventStore(Application[UUID]):
     """Holds every aggregate of every practice; events are never edited."""
 
     name = "payledger"
+    #: on PostgreSQL, the writer that shares transactions among concurrent saves
+    group_commit: GroupCommit | None = None
 
     def database(self) -> Database:
         datastore = self.recorder.datastore  # type: ignore[attr-defined]
@@ -124,4 +127,7 @@ def open_store(config: StoreConfig, **extra_env: Any) -> EventStore:
         make_private(config.sqlite_path)
     env = config.environment()
     env.update({k: str(v) for k, v in extra_env.items()})
-    return EventStore(env=env)
+    store = EventStore(env=env)
+    if store.is_postgres:  # concurrent saves share transactions (adapters/group_commit.py)
+        store.group_commit = GroupCommit(store.recorder).install()  # type: ignore[arg-type]
+    return store

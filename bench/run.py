@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import os
 import statistics
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import time as clock_time
+from functools import partial
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -48,6 +51,7 @@ ADMIN_URL = os.environ.get(
 )
 N = int(os.environ.get("PAYLEDGER_BENCH_N", "400"))
 PRACTICES = int(os.environ.get("PAYLEDGER_BENCH_PRACTICES", "100"))
+WRITERS = 8
 CARD = CardInput("4242424242424242", 12, 2030, "123")
 
 
@@ -83,6 +87,75 @@ def raw_inserts(url: str) -> float:
         return rate(N, run)
 
 
+def raw_inserts_concurrent(url: str, writers: int = WRITERS) -> float:
+    """Single-row insert transactions from `writers` connections at once."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE raw8 (id uuid PRIMARY KEY, amount bigint, body jsonb)")
+    connections = [psycopg.connect(url, autocommit=True) for _ in range(writers)]
+
+    def insert(conn: psycopg.Connection[Any]) -> None:
+        for i in range(N // writers):
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO raw8 VALUES (%s, %s, %s)", (uuid.uuid4(), i, '{"amount": 1}')
+                )
+
+    try:
+        return rate(
+            N // writers * writers, lambda: in_threads([partial(insert, c) for c in connections])
+        )
+    finally:
+        for conn in connections:
+            conn.close()
+
+
+def in_threads(actions: list[Callable[[], None]]) -> None:
+    """Run the actions each in its own thread; the first error is raised."""
+    errors: list[BaseException] = []
+
+    def run(action: Callable[[], None]) -> None:
+        try:
+            action()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in actions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def collect_concurrent(
+    ledger: Ledger, practice_id: uuid.UUID, writers: int = WRITERS, *, show: bool = True
+) -> float:
+    """`collect_payment` from `writers` threads at once, the views kept by their background
+    runners as in the server; each command waits until they show its payment, or with
+    `show=False` returns once its events are committed (the store path alone)."""
+
+    def collect() -> None:
+        for i in range(N // writers):
+            collect_payment(
+                ledger,
+                practice_id=practice_id,
+                amount=2000 + i,
+                method=Method.VIRTUAL_TERMINAL,
+                card=CARD,
+                actor="bench",
+            )
+
+    settings = ledger.settings
+    ledger.settings = replace(settings, maintain_views=show)
+    ledger.projector.start(interval=0.05)
+    try:
+        return rate(N // writers * writers, lambda: in_threads([collect] * writers))
+    finally:
+        ledger.projector.stop()
+        ledger.settings = settings
+
+
 def ledger_figures(url: str) -> dict[str, Any]:
     with TemporaryDirectory() as tmp:
         ledger = build_ledger(Settings(data_dir=Path(tmp), database_url=url, run_scheduler=False))
@@ -116,6 +189,14 @@ def ledger_figures(url: str) -> dict[str, Any]:
         figures: dict[str, Any] = {"collect": rate(N, collect)}
         figures["collect_p50_ms"] = statistics.median(latencies) * 1000
         figures["collect_p99_ms"] = statistics.quantiles(latencies, n=100)[98] * 1000
+        group = ledger.store.group_commit
+        before = (group.transactions, group.saves) if group else (0, 0)
+        figures["collect8_stored"] = collect_concurrent(ledger, practice.id, show=False)
+        if group:
+            saves, txns = group.saves - before[1], group.transactions - before[0]
+            figures["collect8_per_txn"] = saves / max(1, txns)
+        ledger.catch_up()
+        figures["collect8"] = collect_concurrent(ledger, practice.id)
         assert ledger.sandbox_clock is not None
         ledger.sandbox_clock.advance(practice.id, 86400)
 
