@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from typing import TypeVar
@@ -28,6 +30,8 @@ from projections.runner import Projector
 from services.settings import Settings
 
 log = logging.getLogger("payledger")
+
+_unwaited: ContextVar[bool] = ContextVar("unwaited", default=False)
 
 A = TypeVar("A", bound=LedgerAggregate)
 R = TypeVar("R")
@@ -94,9 +98,23 @@ class Ledger:
         return position
 
     def show(self, position: int) -> None:
-        """Wait (with a bound) until the views show the events up to `position`."""
-        if self.settings.maintain_views and position:
-            self.projector.wait_for(position)
+        """Wait (with a bound) until the views show the events up to `position`; not
+        inside `unwaited` while the views' runners work in the background."""
+        if not self.settings.maintain_views or not position:
+            return
+        if _unwaited.get() and self.projector.running:
+            return
+        self.projector.wait_for(position)
+
+    @contextmanager
+    def unwaited(self) -> Iterator[None]:
+        """Work that nobody waits on (the writeback worker): its saves do not wait for
+        the views, which show them as soon as their background runners get there."""
+        token = _unwaited.set(True)
+        try:
+            yield
+        finally:
+            _unwaited.reset(token)
 
     def catch_up(self) -> None:
         """Bring the views up to date. The command's events are already saved: a view that
