@@ -29,6 +29,7 @@ the table lock serialises batches exactly as it serialised single saves.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,6 +96,9 @@ class GroupCommit:
         try:
             self._write(batch)
         finally:
+            for each in batch:  # never a caller left without its answer
+                if not each.done:
+                    each.error, each.done = RuntimeError("the group commit was interrupted"), True
             with self._changed:
                 self._writing = False
                 self._changed.notify_all()
@@ -111,6 +115,8 @@ class GroupCommit:
         of the batch is done afterwards, with its ids or its error."""
         last: BaseException | None = None
         for _ in range(3):
+            for pending in batch:
+                pending.ids, pending.error = [], None
             try:
                 try:
                     self._write_together(batch)
@@ -118,6 +124,7 @@ class GroupCommit:
                     self._write_apart(batch)
             except (InterfaceError, OperationalError) as error:
                 last = error
+                time.sleep(0.2)  # as the recorder's own retries
                 continue
             except BaseException as error:
                 last = error
