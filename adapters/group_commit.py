@@ -140,9 +140,24 @@ class GroupCommit:
             pending.done = True
 
     def _write_together(self, batch: list[Pending]) -> None:
+        """The whole batch in one statement, pipelined with the lock and the commit (one
+        round trip for the statements, as the recorder's own insert)."""
         events = [e for p in batch for e in p.events]
-        with self._transaction() as curs:
-            ids = self._insert(curs, events)
+        recorder = self._recorder
+        failure: Exception | None = None
+        ids: list[int] = []
+        with recorder.datastore.get_connection() as conn:
+            with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as curs:
+                recorder._lock_table(curs)
+                recorder._notify_channel(curs)
+                try:
+                    PostgresAggregateRecorder._insert_stored_events(recorder, curs, events)
+                    pipeline.sync()  # a broken uniqueness is raised here, not at commit
+                    ids = [int(row["notification_id"]) for row in curs.fetchall()]
+                except Exception as error:  # raised once the pipeline is closed
+                    failure = error
+            if failure is not None:
+                raise failure
         start = 0
         for pending in batch:
             pending.ids = ids[start : start + len(pending.events)]
