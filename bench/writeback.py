@@ -1,12 +1,20 @@
 """Writeback figures for `make bench`: capture -> associated latency and writebacks per
-second, in process, against the strict Open Dental fake served over HTTP."""
+second, in process, against the strict Open Dental fake served over HTTP with a delay
+on every call (20 ms: a PMS API over the internet), across many practices.
+
+The payments are collected first, with the worker stopped, then the worker is started:
+writebacks per second is its rate over that backlog. The latency figure is measured
+separately, one payment at a time while the worker runs (capture -> associated, from
+the two events' times)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from datetime import time as clock_time
 from typing import Any
@@ -17,20 +25,39 @@ from domain.practices import DepositAccount, PmsKind
 from services.app.payments import collect_payment
 from services.app.practices import create_practice, register_patient
 from services.context import Ledger
-from services.workers.writeback import Worker
+from services.workers.writeback import PARALLEL, Worker
 from tests.fakes.opendental import FakeOpenDental, Served
 
-PAYMENTS = int(os.environ.get("PAYLEDGER_BENCH_WRITEBACK", "300"))
+PAYMENTS = int(os.environ.get("PAYLEDGER_BENCH_WRITEBACK", "1000"))
+PRACTICES = int(os.environ.get("PAYLEDGER_BENCH_WRITEBACK_PRACTICES", "100"))
+LATENCY = float(os.environ.get("PAYLEDGER_BENCH_PMS_LATENCY", "0.02"))
+PATIENTS = 5
+SAMPLES = int(os.environ.get("PAYLEDGER_BENCH_WRITEBACK_SAMPLES", "100"))
+
+Asgi = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+def delayed(app: Asgi, seconds: float) -> Asgi:
+    """The app, answering every HTTP request `seconds` late."""
+
+    async def serve(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(seconds)
+        await app(scope, receive, send)
+
+    return serve
+
+
 CARD = CardInput("4242424242424242", 12, 2030, "123")
 
 
 def writeback_figures(ledger: Ledger) -> dict[str, Any]:
     fake = FakeOpenDental()
-    for n in range(1, 21):
+    for n in range(1, PATIENTS + 1):
         fake.add_patient(n)
-    with Served(fake.app) as url:
+    with Served(delayed(fake.app, LATENCY)) as url:
         practices = []
-        for index in range(4):
+        for index in range(PRACTICES):
             practice = create_practice(
                 ledger,
                 name=f"Writeback Dental {index}",
@@ -63,41 +90,51 @@ def writeback_figures(ledger: Ledger) -> dict[str, Any]:
                     guarantor_id=None,
                     actor="bench",
                 )
-                for n in range(1, 21)
+                for n in range(1, PATIENTS + 1)
             ]
             practices.append((practice, patients))
+
+        def collect(n: int) -> str:
+            practice, patients = practices[n % len(practices)]
+            return str(
+                collect_payment(
+                    ledger,
+                    practice_id=practice.id,
+                    amount=1000 + n,
+                    method=Method.VIRTUAL_TERMINAL,
+                    card=CARD,
+                    patient_id=patients[n % PATIENTS].id,
+                    actor="bench",
+                ).id
+            )
+
+        backlog = [collect(n) for n in range(PAYMENTS)]
+        ledger.projector.catch_up()  # the journal holds the backlog
         stop = threading.Event()
-        worker = Worker(ledger, ledger.journal, "opendental")
+        worker = Worker(ledger, ledger.journal, "opendental", parallel=PARALLEL)
 
         def work() -> None:
             while not stop.is_set():
-                if not worker.run_once():
-                    time.sleep(0.01)
+                if not worker.run_once(limit=500):
+                    time.sleep(0.005)
 
+        ledger.projector.start(interval=0.01)  # as in the server: the views in the background
         thread = threading.Thread(target=work)
+        started = time.perf_counter()
         thread.start()
-        ids = []
-        for n in range(PAYMENTS):
-            practice, patients = practices[n % len(practices)]
-            ids.append(
-                str(
-                    collect_payment(
-                        ledger,
-                        practice_id=practice.id,
-                        amount=1000 + n,
-                        method=Method.VIRTUAL_TERMINAL,
-                        card=CARD,
-                        patient_id=patients[n % 20].id,
-                        actor="bench",
-                    ).id
-                )
-            )
         deadline = time.time() + 300
         while len(fake.payments) < PAYMENTS and time.time() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
+        drained = time.perf_counter() - started
+        samples = []
+        for n in range(SAMPLES):  # one at a time, the worker running
+            samples.append(collect(PAYMENTS + n))
+            while len(fake.payments) < PAYMENTS + n + 1 and time.time() < deadline:
+                time.sleep(0.002)
         time.sleep(0.5)
         stop.set()
         thread.join()
+        ledger.projector.stop()
     ledger.projector.catch_up()
     rows = ledger.db.query(
         "SELECT aggregate_id, type, occurred_at FROM event_feed WHERE type IN "
@@ -108,16 +145,16 @@ def writeback_figures(ledger: Ledger) -> dict[str, Any]:
         times.setdefault(r["aggregate_id"], {})[r["type"]] = datetime.fromisoformat(
             r["occurred_at"].replace("Z", "+00:00")
         )
-    pairs = [times[i] for i in ids if "PaymentAssociated" in times.get(i, {})]
+    pairs = [times[i] for i in samples if "PaymentAssociated" in times.get(i, {})]
     latencies = [(t["PaymentAssociated"] - t["PaymentCaptured"]).total_seconds() for t in pairs]
-    span = (
-        max(t["PaymentAssociated"] for t in pairs) - min(t["PaymentCaptured"] for t in pairs)
-    ).total_seconds()
     cuts = statistics.quantiles(latencies, n=100)
     return {
-        "written": len(pairs),
+        "written": sum(1 for i in backlog if "PaymentAssociated" in times.get(i, {})),
+        "backlog": PAYMENTS,
+        "practices": PRACTICES,
+        "latency_ms": LATENCY * 1000,
         "p50_ms": cuts[49] * 1000,
         "p99_ms": cuts[98] * 1000,
-        "per_second": len(pairs) / span if span else 0.0,
+        "per_second": PAYMENTS / drained if drained else 0.0,
         "duplicates": len(fake.payments) - len(set(fake.paid_markers())),
     }

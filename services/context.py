@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from typing import TypeVar
@@ -28,6 +30,8 @@ from projections.runner import Projector
 from services.settings import Settings
 
 log = logging.getLogger("payledger")
+
+_unwaited: ContextVar[bool] = ContextVar("unwaited", default=False)
 
 A = TypeVar("A", bound=LedgerAggregate)
 R = TypeVar("R")
@@ -71,12 +75,46 @@ class Ledger:
             return None
         return aggregate if isinstance(aggregate, kind) else None
 
-    def save(self, *aggregates: LedgerAggregate) -> None:
+    def get_many(
+        self, kind: type[A], aggregate_ids: list[UUID], practice_id: UUID
+    ) -> dict[UUID, A]:
+        """Load many aggregates of one practice in a few queries; an id that is missing,
+        of another kind or of another practice is absent from the answer."""
+        return {
+            key: aggregate
+            for key, aggregate in self.store.get_many(aggregate_ids).items()
+            if isinstance(aggregate, kind) and aggregate.practice_id == practice_id
+        }
+
+    def save(self, *aggregates: LedgerAggregate, show: bool = True) -> int:
         """Save all pending events in one transaction, then wait (with a bound) until the
-        views show them, so that the command's answer and the next read agree."""
+        views show them, so that the command's answer and the next read agree. Returns the
+        position of the last event saved (0 when there was none). A command saving in
+        several steps passes `show=False` and calls `show` once with the last position."""
         recordings = self.store.save(*aggregates)
-        if self.settings.maintain_views and recordings:
-            self.projector.wait_for(max(r.notification.id for r in recordings))
+        position = max((r.notification.id for r in recordings), default=0)
+        if show:
+            self.show(position)
+        return position
+
+    def show(self, position: int) -> None:
+        """Wait (with a bound) until the views show the events up to `position`; not
+        inside `unwaited` while the views' runners work in the background."""
+        if not self.settings.maintain_views or not position:
+            return
+        if _unwaited.get() and self.projector.running:
+            return
+        self.projector.wait_for(position)
+
+    @contextmanager
+    def unwaited(self) -> Iterator[None]:
+        """Work that nobody waits on (the writeback worker): its saves do not wait for
+        the views, which show them as soon as their background runners get there."""
+        token = _unwaited.set(True)
+        try:
+            yield
+        finally:
+            _unwaited.reset(token)
 
     def catch_up(self) -> None:
         """Bring the views up to date. The command's events are already saved: a view that

@@ -6,9 +6,11 @@ import json
 import smtplib
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import TypeVar
 from uuid import UUID
 
 from adapters.sql import Database
@@ -30,6 +32,20 @@ class EmailSender(ABC):
     @abstractmethod
     def send(self, message: Email) -> str:
         """Send one message; returns its message id. Raises SendFailed."""
+
+    def send_many(self, messages: Sequence[Email]) -> list[str | SendFailed]:
+        """Send several messages: each one's id, or its failure, in order."""
+        return [attempt(self.send, message) for message in messages]
+
+
+M = TypeVar("M")
+
+
+def attempt(send: Callable[[M], str], message: M) -> str | SendFailed:
+    try:
+        return send(message)
+    except SendFailed as failure:
+        return failure
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,51 @@ class OutboxEmailSender(EmailSender):
             message.subject,
             message.body,
             message.practice_id,
+        )
+
+    def send_many(self, messages: Sequence[Email]) -> list[str | SendFailed]:
+        """Every message in one transaction."""
+        kept = [
+            Kept(f"<{uuid.uuid4()}@outbox>", "email", m.to, m.subject, m.body, m.practice_id)
+            for m in messages
+        ]
+        keep_many_in_outbox(self._db, kept)
+        return [k.message_id for k in kept]
+
+
+@dataclass(frozen=True)
+class Kept:
+    """One outbox row."""
+
+    message_id: str
+    channel: str
+    recipient: str
+    subject: str | None
+    body: str
+    practice_id: UUID | None
+
+
+def keep_many_in_outbox(db: Database, kept: Sequence[Kept]) -> None:
+    """Record messages in the outbox in one transaction."""
+    if not kept:
+        return
+    at = datetime.now(UTC).isoformat()
+    with db.transaction() as tx:
+        tx.executemany(
+            "INSERT INTO outbox (id, practice_id, channel, recipient, subject, body, sent_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    k.message_id,
+                    str(k.practice_id) if k.practice_id else None,
+                    k.channel,
+                    k.recipient,
+                    k.subject,
+                    k.body,
+                    at,
+                )
+                for k in kept
+            ],
         )
 
 

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
 import httpx
 
-from adapters.messaging.email import SendFailed, keep_in_outbox
+from adapters.messaging.email import (
+    Kept,
+    SendFailed,
+    attempt,
+    keep_in_outbox,
+    keep_many_in_outbox,
+)
 from adapters.sql import Database
 
 
@@ -32,6 +39,10 @@ class SmsSender(ABC):
     @abstractmethod
     def send(self, message: Sms) -> str:
         """Send one text; returns its message id. Raises SendFailed."""
+
+    def send_many(self, messages: Sequence[Sms]) -> list[str | SendFailed]:
+        """Send several texts: each one's id, or its failure, in order."""
+        return [attempt(self.send, message) for message in messages]
 
 
 class HttpSmsSender(SmsSender):
@@ -76,3 +87,11 @@ class OutboxSmsSender(SmsSender):
             message.body,
             message.practice_id,
         )
+
+    def send_many(self, messages: Sequence[Sms]) -> list[str | SendFailed]:
+        """Every text in one transaction."""
+        kept = [
+            Kept(f"sms-{uuid.uuid4()}", "sms", m.to, None, m.body, m.practice_id) for m in messages
+        ]
+        keep_many_in_outbox(self._db, kept)
+        return [k.message_id for k in kept]

@@ -132,7 +132,10 @@ class Journal:
         error: str | None = None,
         unknown: bool = False,
         retry_at: datetime | None = None,
+        succeeded_for: str | None = None,
     ) -> None:
+        """Record an attempt's end; `succeeded_for`: a write to this practice's PMS
+        succeeded, recorded on its status in the same transaction."""
         stamp = now_text()
         with self.db.transaction() as tx:
             tx.execute(
@@ -141,6 +144,8 @@ class Journal:
                 "next_attempt_at = ?, updated_at = ? WHERE id = ?",
                 (status, reference, error, int(unknown), now_text(retry_at), stamp, item_id),
             )
+            if succeeded_for is not None:
+                self._succeeded(tx, succeeded_for, stamp)
 
     def defer(self, item_id: str, seconds: float) -> None:
         """Not now, without counting an attempt (waiting for the entry it depends on)."""
@@ -207,12 +212,7 @@ class Journal:
         stamp = now_text()
         with self.db.transaction() as tx:
             if error is None:
-                tx.execute(
-                    "INSERT INTO writeback_status (practice_id, last_success_at) VALUES (?, ?) "
-                    "ON CONFLICT (practice_id) DO UPDATE SET failing_since = NULL, "
-                    "last_success_at = excluded.last_success_at",
-                    (practice_id, stamp),
-                )
+                self._succeeded(tx, practice_id, stamp)
                 return
             tx.execute(
                 "INSERT INTO writeback_status (practice_id, failing_since, last_error, "
@@ -222,6 +222,15 @@ class Journal:
                 "last_error_at = excluded.last_error_at",
                 (practice_id, stamp, error, stamp),
             )
+
+    @staticmethod
+    def _succeeded(tx: Tx, practice_id: str, stamp: str) -> None:
+        tx.execute(
+            "INSERT INTO writeback_status (practice_id, last_success_at) VALUES (?, ?) "
+            "ON CONFLICT (practice_id) DO UPDATE SET failing_since = NULL, "
+            "last_success_at = excluded.last_success_at",
+            (practice_id, stamp),
+        )
 
     def status(self, practice_id: str) -> dict[str, Any]:
         row = self.db.query_one(

@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from uuid import UUID
@@ -125,9 +124,11 @@ def open_request(
     channel: Channel,
     to: str,
     actor: str,
+    loaded: dict[UUID, PaymentRequest] | None = None,
 ) -> list[Patient | PaymentRequest]:
     """The aggregates to save for a new request: the patient (its slot), the request, and
-    the older request it supersedes, if that one is still outstanding."""
+    the older request it supersedes, if that one is still outstanding (taken from
+    `loaded` when a bulk command read it already)."""
     now = ledger.clock.now(practice.id)
     nonce = secrets.token_hex(16)
     request = PaymentRequest.send(
@@ -146,7 +147,9 @@ def open_request(
     )
     changed: list[Patient | PaymentRequest] = [patient, request]
     if patient.latest_request_id is not None:
-        older = ledger.get(PaymentRequest, patient.latest_request_id, practice.id)
+        older = (loaded or {}).get(patient.latest_request_id) or ledger.get(
+            PaymentRequest, patient.latest_request_id, practice.id
+        )
         if older.is_outstanding(now):
             older.cancel(
                 reason=CancelReason.SUPERSEDED, at=now, actor=actor, superseded_by=request_id
@@ -156,7 +159,7 @@ def open_request(
     return changed
 
 
-BULK_CHUNK = 250
+BULK_CHUNK = 500
 
 
 def send_many(
@@ -166,50 +169,90 @@ def send_many(
     *,
     actor: str,
     key: str | None,
-) -> Iterator[tuple[UUID, PaymentRequest]]:
-    """Requests for many patients, saved a chunk per transaction, then delivered.
-    With a key, each patient's request id derives from it: a retry finds, not resends."""
+) -> list[tuple[UUID, PaymentRequest]]:
+    """Requests for many patients, saved a chunk per transaction (each new request with
+    its first message already claimed), then delivered; the views are waited for once, at
+    the end. With a key, each patient's request id derives from it: a retry finds, not
+    resends."""
     ledger.catch_up()
-    for start in range(0, len(items), BULK_CHUNK):
-        chunk = items[start : start + BULK_CHUNK]
-        ids = {
-            pid: keyed_id(practice.id, "request", f"bulk:{key}:{pid}" if key else None)
-            for pid, _, _ in chunk
-        }
-        known = existing_requests(ledger.db, [str(i) for i in ids.values()])
-        new: list[tuple[UUID, PaymentRequest]] = []
-        changed: list[Patient | PaymentRequest] = []
-        for patient_id, amount, channel in chunk:
-            if str(ids[patient_id]) in known:
-                yield patient_id, ledger.get(PaymentRequest, ids[patient_id], practice.id)
-                continue
-            patient = ledger.get(Patient, patient_id, practice.id)
-            to = destination_for(patient, channel, None)
-            opened = open_request(
-                ledger, practice, patient, ids[patient_id], Money(amount), channel, to, actor
-            )
-            changed.extend(opened)
-            new.append((patient_id, opened[1]))  # type: ignore[arg-type]
-        try:
-            ledger.save(*changed)
-        except IntegrityError:  # a patient changed meanwhile: one at a time for this chunk
-            for patient_id, request in new:
-                if ledger.find(PaymentRequest, request.id) is None:
-                    retry_on_conflict(
-                        partial(
-                            open_and_save,
-                            ledger,
-                            practice,
-                            patient_id,
-                            request.id,
-                            request.amount,
-                            request.channel,
-                            request.destination,
-                            actor,
-                        )
+    done: list[tuple[UUID, PaymentRequest]] = []
+    position = 0
+    with ledger.clock.held():
+        for start in range(0, len(items), BULK_CHUNK):
+            sent, last = send_chunk(ledger, practice, items[start : start + BULK_CHUNK], actor, key)
+            done.extend(sent)
+            position = max(position, last)
+    ledger.show(position)
+    return done
+
+
+def send_chunk(
+    ledger: Ledger,
+    practice: Practice,
+    chunk: list[tuple[UUID, int, Channel]],
+    actor: str,
+    key: str | None,
+) -> tuple[list[tuple[UUID, PaymentRequest]], int]:
+    """One chunk of `send_many`: its requests and the position of its last event."""
+    ids = {
+        pid: keyed_id(practice.id, "request", f"bulk:{key}:{pid}" if key else None)
+        for pid, _, _ in chunk
+    }
+    known = existing_requests(ledger.db, [str(i) for i in ids.values()])
+    fresh = [pid for pid, _, _ in chunk if str(ids[pid]) not in known]
+    patients = ledger.get_many(Patient, fresh, practice.id)
+    older = ledger.get_many(
+        PaymentRequest,
+        [p.latest_request_id for p in patients.values() if p.latest_request_id is not None],
+        practice.id,
+    )
+    done: list[tuple[UUID, PaymentRequest]] = []
+    new: list[tuple[UUID, PaymentRequest]] = []
+    changed: list[Patient | PaymentRequest] = []
+    now = ledger.clock.now(practice.id)
+    for patient_id, amount, channel in chunk:
+        if str(ids[patient_id]) in known:
+            done.append((patient_id, ledger.get(PaymentRequest, ids[patient_id], practice.id)))
+            continue
+        patient = patients.get(patient_id) or ledger.get(Patient, patient_id, practice.id)
+        to = destination_for(patient, channel, None)
+        opened = open_request(
+            ledger, practice, patient, ids[patient_id], Money(amount), channel, to, actor, older
+        )
+        request = opened[1]
+        assert isinstance(request, PaymentRequest)
+        if 0 in request.due_deliveries(now):
+            request.claim_delivery(0, at=now, actor=SYSTEM)
+        changed.extend(opened)
+        new.append((patient_id, request))
+    try:
+        position = ledger.save(*changed, show=False)
+        claimed = True
+    except IntegrityError:  # a patient changed meanwhile: one at a time for this chunk
+        for patient_id, request in new:
+            if ledger.find(PaymentRequest, request.id) is None:
+                retry_on_conflict(
+                    partial(
+                        open_and_save,
+                        ledger,
+                        practice,
+                        patient_id,
+                        request.id,
+                        request.amount,
+                        request.channel,
+                        request.destination,
+                        actor,
                     )
-            new = [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in new]
-        yield from deliver_many(ledger, practice, new)
+                )
+        new = [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in new]
+        position, claimed = 0, False
+    delivered, last = deliver_many(ledger, practice, new, claimed=claimed)
+    return done + delivered, max(position, last)
+
+
+def claimed_by_caller(request: PaymentRequest) -> bool:
+    first = request.messages.get(0)
+    return first is not None and first.status == "pending" and first.claimed_until is not None
 
 
 def open_and_save(
@@ -227,34 +270,43 @@ def open_and_save(
 
 
 def deliver_many(
-    ledger: Ledger, practice: Practice, sent: list[tuple[UUID, PaymentRequest]]
-) -> list[tuple[UUID, PaymentRequest]]:
-    """Deliver the first message of many saved requests: claims in one save, results in one.
-    Returns the requests as they stand afterwards."""
+    ledger: Ledger,
+    practice: Practice,
+    sent: list[tuple[UUID, PaymentRequest]],
+    *,
+    claimed: bool,
+) -> tuple[list[tuple[UUID, PaymentRequest]], int]:
+    """Deliver the first message of many saved requests (claimed by the caller already,
+    or here in one save), the messages handed over together, results in one save.
+    Returns the requests as they stand afterwards, and the position of the last event
+    saved (0 when the views were already waited for)."""
     now = ledger.clock.now(practice.id)
-    requests = [r for _, r in sent if 0 in r.due_deliveries(now)]
-    for request in requests:
-        request.claim_delivery(0, at=now, actor=SYSTEM)
-    try:
-        ledger.save(*requests)
-    except IntegrityError:
-        for request in requests:  # claimed elsewhere or changed: one by one
-            deliver(ledger, practice.id, request.id, 0)
-        return [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in sent]
-    results = [(request, send_message(ledger, practice, request, 0)) for request in requests]
+    if claimed:
+        requests = [r for _, r in sent if claimed_by_caller(r)]
+    else:
+        requests = [r for _, r in sent if 0 in r.due_deliveries(now)]
+        for request in requests:
+            request.claim_delivery(0, at=now, actor=SYSTEM)
+        try:
+            ledger.save(*requests)
+        except IntegrityError:
+            for request in requests:  # claimed elsewhere or changed: one by one
+                deliver(ledger, practice.id, request.id, 0)
+            return [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in sent], 0
+    results = send_messages(ledger, practice, requests, 0)
     at = ledger.clock.now(practice.id)
-    for request, (message_id, error) in results:
+    for request, (message_id, error) in zip(requests, results, strict=True):
         if error is None:
             request.delivered(0, message_id, at=at, actor=SYSTEM)
         else:
             request.delivery_failed(0, error, at=at, actor=SYSTEM)
     try:
-        ledger.save(*(request for request, _ in results))
+        position = ledger.save(*requests, show=False)
     except IntegrityError:
-        for request, (message_id, error) in results:
+        for request, (message_id, error) in zip(requests, results, strict=True):
             record_delivery(ledger, practice.id, request.id, 0, message_id, error)
-        return [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in sent]
-    return sent
+        return [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in sent], 0
+    return sent, position
 
 
 def cancel_request(
@@ -400,6 +452,43 @@ def send_message(
     except SendFailed as failure:
         log.warning("payment request %s message %s not sent: %s", request.id, number, failure)
         return "", str(failure)
+
+
+def send_messages(
+    ledger: Ledger, practice: Practice, requests: list[PaymentRequest], number: int
+) -> list[tuple[str, str | None]]:
+    """Hand many messages to their senders, each channel's together: each one's id and
+    error, in the order of `requests`."""
+    texts = [message_text(ledger, practice, r, number) for r in requests]
+    results: list[tuple[str, str | None]] = [("", None)] * len(requests)
+    sms = [i for i, r in enumerate(requests) if r.channel == Channel.SMS]
+    email = [i for i, r in enumerate(requests) if r.channel != Channel.SMS]
+    answers: list[str | SendFailed] = []
+    if sms:
+        answers = ledger.sms.send_many(
+            [
+                Sms(requests[i].destination, texts[i][1], f"{requests[i].id}:{number}", practice.id)
+                for i in sms
+            ]
+        )
+        for i, answer in zip(sms, answers, strict=True):
+            results[i] = outcome(requests[i], number, answer)
+    if email:
+        answers = ledger.email.send_many(
+            [Email(requests[i].destination, *texts[i], practice.id) for i in email]
+        )
+        for i, answer in zip(email, answers, strict=True):
+            results[i] = outcome(requests[i], number, answer)
+    return results
+
+
+def outcome(
+    request: PaymentRequest, number: int, answer: str | SendFailed
+) -> tuple[str, str | None]:
+    if isinstance(answer, SendFailed):
+        log.warning("payment request %s message %s not sent: %s", request.id, number, answer)
+        return "", str(answer)
+    return answer, None
 
 
 def record_delivery(

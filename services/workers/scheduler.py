@@ -14,7 +14,7 @@ from services.app.accounts import tidy_sign_ins
 from services.app.due import DueWork, run_due_work
 from services.app.stripe_events import apply_pending_events
 from services.context import Ledger
-from services.workers.writeback import Worker
+from services.workers.writeback import PARALLEL, Worker
 
 log = logging.getLogger("payledger.scheduler")
 
@@ -53,7 +53,9 @@ class Scheduler:
                 log.exception("stripe events could not be applied; retrying at the next tick")
         if not self._ledger.settings.kafka_bootstrap:  # else `payledger writeback` does it
             try:
-                Worker(self._ledger, self._ledger.journal).run_once()
+                # practices side by side on PostgreSQL; the embedded SQLite file has one writer
+                parallel = PARALLEL if self._ledger.store.is_postgres else 1
+                Worker(self._ledger, self._ledger.journal, parallel=parallel).run_once()
             except Exception:
                 log.exception("writeback failed; retrying at the next tick")
         if self._tidied_at is None or time.monotonic() - self._tidied_at >= TIDY_EVERY:

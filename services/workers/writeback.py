@@ -16,11 +16,14 @@ before any retry.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from adapters.pms.eaglesoft import BridgeSettings, EaglesoftBridge
@@ -40,10 +43,15 @@ from services.context import Ledger
 
 log = logging.getLogger("payledger.writeback")
 
+R = TypeVar("R")
+
 AUTOMATIC_KINDS = ("opendental", "eaglesoft")
 MAX_ATTEMPTS = 8
 #: how long an attempt holds its row; a process that dies mid-call frees it after this
 CLAIM_SECONDS = float(os.environ.get("PAYLEDGER_WRITEBACK_CLAIM_SECONDS", "60"))
+#: how many practices' rows the service's worker writes at once (a Worker made without
+#: `parallel` takes one practice at a time)
+PARALLEL = int(os.environ.get("PAYLEDGER_WRITEBACK_PARALLEL", "16"))
 FIRST_DELAY = 30.0  # seconds; doubles with each attempt, at most an hour
 
 
@@ -320,6 +328,7 @@ class Worker:
         first_delay: float = FIRST_DELAY,
         max_attempts: int = MAX_ATTEMPTS,
         claim_seconds: float = CLAIM_SECONDS,
+        parallel: int = 1,
     ) -> None:
         self.ledger = ledger
         self.journal = journal
@@ -328,13 +337,34 @@ class Worker:
         self.first_delay = first_delay
         self.max_attempts = max_attempts
         self.claim_seconds = claim_seconds
+        self.parallel = parallel
 
     def run_once(self, limit: int = 100) -> int:
-        done = 0
-        paused: set[str] = set()  # practices whose PMS asked us to wait, this round
+        """One round over the due rows: each practice's in log order, the practices side
+        by side (at most `parallel` at once), so that a slow or refusing PMS holds up only
+        its own practice. The association each write makes is saved without waiting for
+        the views when their runners work in the background (nobody waits on it)."""
+        practices: dict[str, list[dict[str, Any]]] = {}
         for item in self.journal.due(self.pms, limit):
-            if item["practice_id"] in paused:
-                continue
+            practices.setdefault(item["practice_id"], []).append(item)
+        rounds = list(practices.values())
+        with self.ledger.unwaited():
+            if self.parallel <= 1 or len(rounds) <= 1:
+                return sum(self.run_practice(items) for items in rounds)
+            with ThreadPoolExecutor(min(self.parallel, len(rounds))) as pool:
+                return sum(pool.map(self.in_context(self.run_practice), rounds))
+
+    @staticmethod
+    def in_context(action: Callable[[R], int]) -> Callable[[R], int]:
+        """`action` run in a copy of the caller's context (the pool's threads have none)."""
+        context = contextvars.copy_context()
+        return lambda argument: context.copy().run(action, argument)
+
+    def run_practice(self, items: list[dict[str, Any]]) -> int:
+        """One practice's due rows in order, until its PMS asks us to wait."""
+        done = 0
+        writers: dict[str, PmsWriter] = {}
+        for item in items:
             if self.journal.claim(item, self.claim_seconds):
                 claimed = {
                     **item,
@@ -342,19 +372,25 @@ class Worker:
                     "outcome_unknown": bool(item["outcome_unknown"]),  # as the last try left it
                     "first_attempt_at": item["first_attempt_at"] or now_text(),
                 }
-                result = self.process(claimed)
+                result = self.process(claimed, writers)
                 if result is None:
-                    paused.add(item["practice_id"])
-                done += result or 0
+                    break  # paused: the practice's other rows wait for the next round
+                done += result
         return done
 
-    def process(self, item: dict[str, Any]) -> int | None:
-        """1 when written, 0 when not (yet), None when the PMS asked us to wait."""
+    def process(
+        self, item: dict[str, Any], writers: dict[str, PmsWriter] | None = None
+    ) -> int | None:
+        """1 when written, 0 when not (yet), None when the PMS asked us to wait.
+        `writers`: the writers made so far this round, by PMS (made once, not per row)."""
         writer: PmsWriter | None = None
+        made = writers if writers is not None else {}
         try:
-            writer = (self.writers or {}).get(item["practice_id"]) or writer_for(
-                self.journal, item["practice_id"], item["pms"]
-            )
+            writer = (self.writers or {}).get(item["practice_id"]) or made.get(item["pms"])
+            if writer is None:
+                writer = made[item["pms"]] = writer_for(
+                    self.journal, item["practice_id"], item["pms"]
+                )
             written = self.attempt(writer, item)
         except PmsWriteError as error:
             found = self.read_back_at_once(writer, item, error)
@@ -365,11 +401,15 @@ class Worker:
             written = found
         if written is None:
             return 0
-        self.journal.record_outcome(item["practice_id"], None)
         # Associate first: a crash in between leaves the row pending with its outcome
         # unknown, so the next attempt finds the entry by its marker and associates then.
         self.associate(item, written)
-        self.journal.finish(item["id"], status="done", reference=written.reference)
+        self.journal.finish(
+            item["id"],
+            status="done",
+            reference=written.reference,
+            succeeded_for=item["practice_id"],
+        )
         log.info("wrote %s %s to %s: %s", item["kind"], item["id"], item["pms"], written.reference)
         return 1
 

@@ -15,7 +15,7 @@ from typing import Any
 from adapters.kafka import consumer
 from services.app.publish import TOPIC, PublishedEvent
 from services.context import Ledger
-from services.workers.writeback import Worker, intake
+from services.workers.writeback import PARALLEL, Worker, intake
 
 log = logging.getLogger("payledger.writeback")
 
@@ -59,7 +59,7 @@ class WritebackConsumer:
                     intake(tx, PublishedEvent.decode(record.value), only_pms=self.pms)
 
     def work(self, stop: threading.Event) -> None:
-        worker = Worker(self.ledger, self.ledger.journal, self.pms)
+        worker = Worker(self.ledger, self.ledger.journal, self.pms, parallel=PARALLEL)
         while not stop.is_set():
             try:
                 if not worker.run_once():

@@ -123,3 +123,39 @@ def test_retry_after_pauses_the_practice_and_no_other(
     for payment in mine:
         row = ledger.journal.get(str(payment.id))
         assert row is not None and row["status"] == "pending"
+
+
+@pytest.mark.postgres
+def test_practices_are_written_side_by_side_each_in_its_own_order(
+    fake: tuple[FakeOpenDental, str], make_ledger: LedgerFactory, clock: PinnedClock
+) -> None:
+    """The service's worker writes several practices at once (on PostgreSQL); each
+    practice's payments still reach Open Dental once each and in the order taken, and a
+    refund still waits for its payment."""
+    od, url = fake
+    ledger = make_ledger("postgres", clock)
+    offices = [setup(ledger, url) for _ in range(4)]
+    taken = {
+        practice.id: [pay(ledger, practice, patients[n], 5000 + 10 * i + n) for n in range(4)]
+        for i, (practice, patients) in enumerate(offices)
+    }
+    first = taken[offices[0][0].id][0]
+    clock.move(days=2)  # settled: a partial refund
+    refund_payment(
+        ledger, practice_id=offices[0][0].id, payment_id=first.id, amount=100, actor="user:desk"
+    )
+
+    rounds(Worker(ledger, ledger.journal, "opendental", parallel=4), ledger, 2)
+
+    markers = od.paid_markers()
+    every = {str(p.id) for ps in taken.values() for p in ps}
+    assert Counter(m for m in markers if m in every) == dict.fromkeys(every, 1)
+    assert len(markers) == len(every) + 1  # and the refund, once
+    for payments in taken.values():
+        ids = [str(p.id) for p in payments]
+        assert [m for m in markers if m in ids] == ids  # in the order taken
+        for payment in payments:
+            fresh = ledger.get(type(payment), payment.id, payment.practice_id)
+            assert fresh.pms_reference is not None, f"{payment.id} is not associated"
+    reversal = [r for r in ledger.journal.of_payment(str(first.id)) if r["kind"] == "reversal"]
+    assert len(reversal) == 1 and reversal[0]["status"] == "done"
