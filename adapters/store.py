@@ -11,17 +11,44 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
-from adapters.sql import Database
+from adapters.sql import Database, ReadPool
 
 
 class EventStore(Application[UUID]):
     """Holds every aggregate of every practice; events are never edited."""
 
     name = "payledger"
+    _database: Database | None = None
 
     def database(self) -> Database:
-        datastore = self.recorder.datastore  # type: ignore[attr-defined]
-        return Database(datastore, postgres=self.is_postgres)
+        """The tables beside the events: written in the store's transactions, read on a
+        pool of connections of their own. One per store, closed with it."""
+        if self._database is None:
+            datastore = self.recorder.datastore  # type: ignore[attr-defined]
+            self._database = Database(datastore, postgres=self.is_postgres, reads=self.read_pool())
+        return self._database
+
+    def read_pool(self) -> ReadPool | None:
+        if self.is_postgres:
+            return ReadPool.postgresql(
+                {
+                    "dbname": self.env.get("POSTGRES_DBNAME"),
+                    "host": self.env.get("POSTGRES_HOST"),
+                    "port": self.env.get("POSTGRES_PORT"),
+                    "user": self.env.get("POSTGRES_USER"),
+                    "password": self.env.get("POSTGRES_PASSWORD") or None,
+                    "connect_timeout": 10,
+                }
+            )
+        path = self.env.get("SQLITE_DBNAME", "")
+        if not path or ":memory:" in path or "mode=memory" in path:
+            return None  # one database per connection: reads share the store's
+        return ReadPool.sqlite(path, timeout=float(self.env.get("SQLITE_LOCK_TIMEOUT", "10")))
+
+    def close(self) -> None:
+        if self._database is not None:
+            self._database.close()
+        super().close()
 
     @property
     def is_postgres(self) -> bool:
