@@ -17,13 +17,15 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 from eventsourcing.persistence import IntegrityError
 from psycopg.rows import dict_row
 
 Row = dict[str, Any]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @lru_cache(maxsize=4096)
@@ -216,3 +218,17 @@ class Database:
     def close(self) -> None:
         if self._reads is not None:
             self._reads.close()
+
+
+class Reads:
+    """The read side as the use cases, routes and pages see it: they run a view's query
+    (a function of the database and its arguments, defined beside its projection or its
+    table's adapter) without holding a connection or writing SQL themselves."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __call__(
+        self, query: Callable[Concatenate[Database, P], R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        return query(self._db, *args, **kwargs)
