@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
+import psycopg
 from eventsourcing.application import Application
 
 from adapters.sql import Database, ReadPool
@@ -28,22 +29,36 @@ class EventStore(Application[UUID]):
             self._database = Database(datastore, postgres=self.is_postgres, reads=self.read_pool())
         return self._database
 
+    def conninfo(self, connect_timeout: float = 10) -> dict[str, Any]:
+        """PostgreSQL's connection parameters, as the store has them."""
+        return {
+            "dbname": self.env.get("POSTGRES_DBNAME"),
+            "host": self.env.get("POSTGRES_HOST"),
+            "port": self.env.get("POSTGRES_PORT"),
+            "user": self.env.get("POSTGRES_USER"),
+            "password": self.env.get("POSTGRES_PASSWORD") or None,
+            "connect_timeout": connect_timeout,
+        }
+
     def read_pool(self) -> ReadPool | None:
         if self.is_postgres:
-            return ReadPool.postgresql(
-                {
-                    "dbname": self.env.get("POSTGRES_DBNAME"),
-                    "host": self.env.get("POSTGRES_HOST"),
-                    "port": self.env.get("POSTGRES_PORT"),
-                    "user": self.env.get("POSTGRES_USER"),
-                    "password": self.env.get("POSTGRES_PASSWORD") or None,
-                    "connect_timeout": 10,
-                }
-            )
+            return ReadPool.postgresql(self.conninfo())
         path = self.env.get("SQLITE_DBNAME", "")
         if not path or ":memory:" in path or "mode=memory" in path:
             return None  # one database per connection: reads share the store's
         return ReadPool.sqlite(path, timeout=float(self.env.get("SQLITE_LOCK_TIMEOUT", "10")))
+
+    def probe(self, connect_timeout: float) -> None:
+        """On PostgreSQL, open a connection of its own (within the timeout): a pool waits
+        for its own timeout before giving up on a server that is down. Raises when the
+        server does not answer."""
+        if self.is_postgres:
+            with psycopg.connect(**self.conninfo(connect_timeout)) as conn:
+                conn.execute("SELECT 1")
+
+    def ping(self) -> None:
+        """One read on the read side's pool (raises when it fails)."""
+        self.database().query("SELECT 1 AS ok")
 
     def close(self) -> None:
         if self._database is not None:

@@ -26,6 +26,7 @@ from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
 from adapters.sql import Database, Reads
 from adapters.store import EventStore
+from adapters.stripe_events import StripeEvents
 from domain.base import LedgerAggregate
 from domain.errors import Conflict, NotFound
 from projections.runner import Projector
@@ -65,6 +66,10 @@ class Ledger:
     @cached_property
     def pay_attempts(self) -> PayAttemptWindows:
         return PayAttemptWindows(self.db)
+
+    @cached_property
+    def stripe_events(self) -> StripeEvents:
+        return StripeEvents(self.db)
 
     @cached_property
     def due_work(self) -> DueWorkStatus:
