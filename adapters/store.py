@@ -65,6 +65,10 @@ class EventStore(Application[UUID]):
             self._database.close()
         super().close()
 
+    def last_position(self) -> int:
+        """The notification log's last position (0 when no event is recorded yet)."""
+        return int(self.recorder.max_notification_id() or 0)
+
     @property
     def is_postgres(self) -> bool:
         return type(self.recorder).__module__.startswith("eventsourcing.postgres")

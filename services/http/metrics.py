@@ -70,7 +70,7 @@ class Metrics:
         )
 
     def refresh(self, ledger: Ledger) -> None:
-        last = ledger.store.recorder.max_notification_id() or 0
+        last = ledger.store.last_position()
         for name, position in ledger.projector.positions().items():
             self.lag.labels(name).set(max(0, last - position))
         self.failing.clear()

@@ -37,7 +37,7 @@ def read_positions(ledger: Ledger) -> tuple[int, dict[str, int]]:
 
 def read_positions_once(ledger: Ledger) -> tuple[int, dict[str, int]]:
     ledger.store.ping()
-    position = ledger.store.recorder.max_notification_id() or 0
+    position = ledger.store.last_position()
     return position, ledger.projector.positions()
 
 
