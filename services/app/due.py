@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
+from adapters.due_work import DueWorkStatus
 from projections.base import iso
 from projections.directory import practice_ids
 from services.app.receivables import end_due_snoozes, sync_due
@@ -78,9 +79,9 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:500]
 
 
-def due_work_status(ledger: Ledger, practice_id: UUID) -> dict[str, Any]:
+def due_work_status(status: DueWorkStatus, practice_id: UUID) -> dict[str, Any]:
     """As shown on the practice: ok or failing, failures in a row, the last error."""
-    row = ledger.due_work.of_practice(str(practice_id))
+    row = status.of_practice(str(practice_id))
     if row is None or not row.failing:
         return {"status": "ok", "failures": 0, "last_error": None, "failed_at": None}
     return {
