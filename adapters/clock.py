@@ -20,6 +20,17 @@ from adapters.sql import Database
 MAX_OFFSET_SECONDS = 10 * 366 * 86400
 
 
+def iso(instant: datetime) -> str:
+    """A time as stored (TEXT): UTC ISO 8601 with microseconds and a Z, so that text order
+    is time order."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_text(at: datetime | None = None) -> str:
+    """The real time now (or ``at``), as stored."""
+    return iso(at or datetime.now(UTC))
+
+
 class ClockOutOfRange(ValueError):
     """An advance would take a test clock more than MAX_OFFSET_SECONDS ahead."""
 

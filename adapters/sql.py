@@ -1,23 +1,69 @@
-"""One small SQL interface over the event store's own connection pool.
+"""One small SQL interface for the tables beside the events.
 
 Projections, idempotency records, the sandbox clock and the outbox live in
 the same database as the events (the SQLite file or the PostgreSQL
-database), so a projection's rows and its tracking position commit in one
-transaction. SQL is written once with ``?`` placeholders; for PostgreSQL
-they become ``%s``.
+database). Writes go through the event store's pool, so that a projection's
+rows and its tracking position commit in one transaction; reads take a
+connection from a pool of their own (``ReadPool``). SQL is written once with
+``?`` placeholders; ``dialect_sql`` turns them into ``%s`` for PostgreSQL,
+leaving string literals, quoted names and comments alone.
 """
 
 from __future__ import annotations
 
+import queue
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from functools import lru_cache
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 from eventsourcing.persistence import IntegrityError
+from psycopg.rows import dict_row
 
 Row = dict[str, Any]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@lru_cache(maxsize=4096)
+def dialect_sql(sql: str, *, postgres: bool) -> str:
+    """The statement for the dialect: for PostgreSQL (psycopg's ``%s`` placeholders) each
+    ``?`` placeholder becomes ``%s`` and each literal ``%`` becomes ``%%``; a ``?`` inside
+    a string literal, a quoted name or a comment stays as it is. SQLite takes ``?`` as is."""
+    if not postgres:
+        return sql
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in ("'", '"'):  # a literal or a quoted name, to its closing quote ('' is a quote)
+            end = i + 1
+            while end < n:
+                if sql[end] == c:
+                    if end + 1 < n and sql[end + 1] == c:
+                        end += 2
+                        continue
+                    break
+                end += 1
+            out.append(sql[i : end + 1].replace("%", "%%"))
+            i = end + 1
+        elif sql.startswith("--", i):  # a comment to the end of the line
+            end = sql.find("\n", i)
+            end = n if end == -1 else end
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            end = n if end == -1 else end + 2
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        else:
+            out.append("%s" if c == "?" else "%%" if c == "%" else c)
+            i += 1
+    return "".join(out)
 
 
 class Tx:
@@ -29,10 +75,8 @@ class Tx:
         self.rowcount = 0
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        if self._postgres:
-            sql = sql.replace("?", "%s")
         try:
-            self._cursor.execute(sql, tuple(params))
+            self._cursor.execute(dialect_sql(sql, postgres=self._postgres), tuple(params))
         except (sqlite3.IntegrityError, psycopg.errors.IntegrityError) as error:
             raise IntegrityError(str(error)) from error
         raw = self._raw_cursor()
@@ -46,10 +90,10 @@ class Tx:
         return rows[0] if rows else None
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if self._postgres:
-            sql = sql.replace("?", "%s")
         try:
-            self._cursor.executemany(sql, [tuple(r) for r in rows])
+            self._cursor.executemany(
+                dialect_sql(sql, postgres=self._postgres), [tuple(r) for r in rows]
+            )
         except (sqlite3.IntegrityError, psycopg.errors.IntegrityError) as error:
             raise IntegrityError(str(error)) from error
 
@@ -67,10 +111,96 @@ class Tx:
         return getattr(self._cursor, "sqlite_cursor", self._cursor)
 
 
+class ReadPool:
+    """Connections for reading, ours (not the event store's): opened when needed, kept
+    open between reads (at most ``size`` idle ones), each read in a transaction that is
+    rolled back at its end. A connection that failed is closed, not kept."""
+
+    def __init__(self, connect: Callable[[], Any], *, postgres: bool, size: int = 5) -> None:
+        self._connect = connect
+        self.postgres = postgres
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue(maxsize=size)
+        self._closed = threading.Event()
+
+    @classmethod
+    def sqlite(cls, path: str, *, timeout: float, size: int = 5) -> ReadPool:
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(
+                path, uri=True, check_same_thread=False, isolation_level=None, timeout=timeout
+            )
+            conn.row_factory = sqlite3.Row
+            return conn
+
+        return cls(connect, postgres=False, size=size)
+
+    @classmethod
+    def postgresql(cls, conninfo: dict[str, Any], *, size: int = 5) -> ReadPool:
+        def connect() -> psycopg.Connection[Row]:
+            return psycopg.connect(
+                **conninfo,
+                autocommit=True,
+                row_factory=dict_row,
+                options="-c idle_in_transaction_session_timeout=10000",
+            )
+
+        return cls(connect, postgres=True, size=size)
+
+    @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        conn = self._take()
+        try:
+            if self.postgres:
+                with conn.transaction(force_rollback=True), conn.cursor() as cursor:
+                    yield Tx(cursor, postgres=True)
+            else:
+                cursor = conn.cursor()
+                cursor.execute("BEGIN")
+                try:
+                    yield Tx(cursor, postgres=False)
+                finally:
+                    conn.rollback()
+                    cursor.close()
+        except (sqlite3.OperationalError, sqlite3.InterfaceError, psycopg.OperationalError):
+            conn.close()
+            raise
+        except BaseException:
+            self._give_back(conn)
+            raise
+        else:
+            self._give_back(conn)
+
+    def _take(self) -> Any:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return self._connect()
+
+    def _give_back(self, conn: Any) -> None:
+        if self._closed.is_set() or getattr(conn, "closed", False):
+            conn.close()
+            return
+        try:
+            self._idle.put_nowait(conn)
+        except queue.Full:
+            conn.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
 class Database:
-    def __init__(self, datastore: Any, *, postgres: bool) -> None:
+    """Write transactions on the event store's pool; reads on ``reads`` when given (a
+    scratch database of one connection, e.g. in memory, reads on its own pool)."""
+
+    def __init__(self, datastore: Any, *, postgres: bool, reads: ReadPool | None = None) -> None:
         self._datastore = datastore
         self.postgres = postgres
+        self._reads = reads
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -80,6 +210,10 @@ class Database:
 
     @contextmanager
     def reading(self) -> Iterator[Tx]:
+        if self._reads is not None:
+            with self._reads.reading() as tx:
+                yield tx
+            return
         with self._datastore.transaction(commit=False) as cursor:
             yield Tx(cursor, postgres=self.postgres)
 
@@ -90,3 +224,21 @@ class Database:
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
+
+    def close(self) -> None:
+        if self._reads is not None:
+            self._reads.close()
+
+
+class Reads:
+    """The read side as the use cases, routes and pages see it: they run a view's query
+    (a function of the database and its arguments, defined beside its projection or its
+    table's adapter) without holding a connection or writing SQL themselves."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __call__(
+        self, query: Callable[Concatenate[Database, P], R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        return query(self._db, *args, **kwargs)

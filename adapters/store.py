@@ -10,11 +10,12 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
+import psycopg
 from eventsourcing.application import Application, project_aggregate
 from eventsourcing.persistence import StoredEvent
 
 from adapters.group_commit import GroupCommit
-from adapters.sql import Database
+from adapters.sql import Database, ReadPool
 
 SELECT_MANY = "SELECT originator_id, originator_version, topic, state"
 ORDER_MANY = "ORDER BY originator_id, originator_version"
@@ -26,10 +27,55 @@ class EventStore(Application[UUID]):
     name = "payledger"
     #: on PostgreSQL, the writer that shares transactions among concurrent saves
     group_commit: GroupCommit | None = None
+    _database: Database | None = None
 
     def database(self) -> Database:
-        datastore = self.recorder.datastore  # type: ignore[attr-defined]
-        return Database(datastore, postgres=self.is_postgres)
+        """The tables beside the events: written in the store's transactions, read on a
+        pool of connections of their own. One per store, closed with it."""
+        if self._database is None:
+            datastore = self.recorder.datastore  # type: ignore[attr-defined]
+            self._database = Database(datastore, postgres=self.is_postgres, reads=self.read_pool())
+        return self._database
+
+    def conninfo(self, connect_timeout: float = 10) -> dict[str, Any]:
+        """PostgreSQL's connection parameters, as the store has them."""
+        return {
+            "dbname": self.env.get("POSTGRES_DBNAME"),
+            "host": self.env.get("POSTGRES_HOST"),
+            "port": self.env.get("POSTGRES_PORT"),
+            "user": self.env.get("POSTGRES_USER"),
+            "password": self.env.get("POSTGRES_PASSWORD") or None,
+            "connect_timeout": connect_timeout,
+        }
+
+    def read_pool(self) -> ReadPool | None:
+        if self.is_postgres:
+            return ReadPool.postgresql(self.conninfo())
+        path = self.env.get("SQLITE_DBNAME", "")
+        if not path or ":memory:" in path or "mode=memory" in path:
+            return None  # one database per connection: reads share the store's
+        return ReadPool.sqlite(path, timeout=float(self.env.get("SQLITE_LOCK_TIMEOUT", "10")))
+
+    def probe(self, connect_timeout: float) -> None:
+        """On PostgreSQL, open a connection of its own (within the timeout): a pool waits
+        for its own timeout before giving up on a server that is down. Raises when the
+        server does not answer."""
+        if self.is_postgres:
+            with psycopg.connect(**self.conninfo(connect_timeout)) as conn:
+                conn.execute("SELECT 1")
+
+    def ping(self) -> None:
+        """One read on the read side's pool (raises when it fails)."""
+        self.database().query("SELECT 1 AS ok")
+
+    def close(self) -> None:
+        if self._database is not None:
+            self._database.close()
+        super().close()
+
+    def last_position(self) -> int:
+        """The notification log's last position (0 when no event is recorded yet)."""
+        return int(self.recorder.max_notification_id() or 0)
 
     @property
     def is_postgres(self) -> bool:

@@ -1,6 +1,6 @@
 """The Payment aggregate: a card payment from capture (or decline) to refund.
 
-Rules (PRODUCT.md section 1, reference/payments.md):
+Rules (docs/design.md, "Rules" and "The ledger's rules on Stripe"):
 - a void removes an unprocessed payment from its open batch, for the full amount;
 - once the batch has closed (settled = processed) the payment can only be
   refunded, in part or in full, never beyond what remains, within 13 months;

@@ -1,6 +1,6 @@
 """The PaymentRequest aggregate: a pay link sent by text or email.
 
-Rules (PRODUCT.md section 3):
+Rules (docs/design.md, "Rules"):
 - a request asks for a positive amount; the patient may pay less, never more, never zero;
 - it expires (cancels itself) 14 days after it was sent; an expired, cancelled or
   paid request takes no payment;

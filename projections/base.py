@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+from adapters.clock import iso as iso  # times are stored in one format, defined there
 from adapters.sql import Tx
 
 Handler = Callable[[Any, Tx, Any, int], None]
@@ -58,11 +59,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
-
-
-def iso(instant: datetime) -> str:
-    """UTC ISO 8601 with microseconds, so that text order is time order."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_iso(text: str) -> datetime:

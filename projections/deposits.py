@@ -318,3 +318,14 @@ def deposits_of_batch_date(
         "SELECT * FROM deposits WHERE practice_id = ? AND batch_date = ? ORDER BY batch_id",
         (str(practice_id), batch_date),
     )
+
+
+def latest_deposit_of(db: Database, deposit_ids: list[UUID]) -> UUID | None:
+    """The deposit of the latest batch date among these (None if none is in the view)."""
+    marks = ", ".join("?" for _ in deposit_ids)
+    row = db.query_one(
+        f"SELECT id FROM deposits WHERE id IN ({marks}) "  # noqa: S608
+        "ORDER BY batch_date DESC, id DESC LIMIT 1",
+        [str(d) for d in deposit_ids],
+    )
+    return UUID(row["id"]) if row else None

@@ -410,7 +410,8 @@ def last_sync(db: Database, practice_id: UUID) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class ArQuery:
-    """Validated filter values (see services/http/schemas.py ArFilter for the names)."""
+    """Validated filter values (services/app/receivables.py parse_filter reads them from
+    the names FILTER_NAMES lists)."""
 
     ranges: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     last_request_status: tuple[str, ...] = ()

@@ -238,7 +238,7 @@ class Projector:
     def catch_up_quietly(self) -> None:
         """Bring the views up to date, or wait for the background thread to; a failing
         runner is recorded (and shown on /healthz and /metrics), not raised."""
-        target = self.store.recorder.max_notification_id() or 0
+        target = self.store.last_position()
         if self.running:
             self.wait_for(target)
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -383,4 +384,51 @@ def refunds_of_day(db: Database, practice_id: UUID, day: str) -> list[dict[str, 
         "SELECT * FROM transaction_refunds WHERE practice_id = ? AND local_date = ? "
         "ORDER BY occurred_at, id",
         (str(practice_id), day),
+    )
+
+
+def payment_of_processor(db: Database, practice_id: UUID, transaction_id: str) -> UUID | None:
+    """The ledger payment the processor knows as ``transaction_id`` (a PaymentIntent)."""
+    row = db.query_one(
+        "SELECT id FROM transactions WHERE practice_id = ? AND transaction_id = ?",
+        (str(practice_id), transaction_id),
+    )
+    return UUID(row["id"]) if row else None
+
+
+@dataclass(frozen=True)
+class DepositPlace:
+    """Where a processor's item sits in the ledger: its payment, its refund (for a
+    refund), and the deposit that holds it (None until its batch closes)."""
+
+    payment_id: str
+    refund_id: str | None
+    deposit_id: str | None
+
+
+def place_of_refund(db: Database, practice_id: UUID, refund_id: str) -> DepositPlace | None:
+    row = db.query_one(
+        "SELECT payment_id, id AS refund_id, deposit_id FROM transaction_refunds "
+        "WHERE practice_id = ? AND id = ?",
+        (str(practice_id), refund_id),
+    )
+    return DepositPlace(**row) if row else None
+
+
+def place_of_payment(db: Database, practice_id: UUID, transaction_id: str) -> DepositPlace | None:
+    row = db.query_one(
+        "SELECT id AS payment_id, deposit_id FROM transactions "
+        "WHERE practice_id = ? AND transaction_id = ?",
+        (str(practice_id), transaction_id),
+    )
+    return DepositPlace(row["payment_id"], None, row["deposit_id"]) if row else None
+
+
+def disputes_lost(db: Database, practice_id: UUID) -> list[dict[str, Any]]:
+    """The practice's payments whose dispute was lost, with when it closed (from the feed)."""
+    return db.query(
+        "SELECT t.id, t.dispute_id, t.dispute_amount, t.dispute_posted, f.occurred_at "
+        "FROM transactions t JOIN event_feed f ON f.aggregate_id = t.id "
+        "WHERE t.practice_id = ? AND t.dispute_status = 'lost' AND f.type = 'PaymentDisputeClosed'",
+        (str(practice_id),),
     )

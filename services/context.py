@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import TypeVar
 from uuid import UUID
 
@@ -18,12 +19,16 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.accounts import Accounts
 from adapters.clock import Clock, SandboxClock
+from adapters.due_work import DueWorkStatus
+from adapters.idempotency_keys import IdempotencyKeys
 from adapters.messaging.email import EmailSender
 from adapters.messaging.sms import SmsSender
+from adapters.pay_attempts import PayAttemptWindows
 from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
-from adapters.sql import Database
+from adapters.sql import Database, Reads
 from adapters.store import EventStore
+from adapters.stripe_events import StripeEvents
 from domain.base import LedgerAggregate
 from domain.errors import Conflict, NotFound
 from projections.runner import Projector
@@ -51,6 +56,28 @@ class Ledger:
     secret: bytes
     journal: Journal
     accounts: Accounts
+
+    # -- the read side and the durable tables, as query objects (no connection in hand) --
+
+    @cached_property
+    def reads(self) -> Reads:
+        return Reads(self.db)
+
+    @cached_property
+    def idempotency_keys(self) -> IdempotencyKeys:
+        return IdempotencyKeys(self.db)
+
+    @cached_property
+    def pay_attempts(self) -> PayAttemptWindows:
+        return PayAttemptWindows(self.db)
+
+    @cached_property
+    def stripe_events(self) -> StripeEvents:
+        return StripeEvents(self.db)
+
+    @cached_property
+    def due_work(self) -> DueWorkStatus:
+        return DueWorkStatus(self.db)
 
     @property
     def sandbox_clock(self) -> SandboxClock | None:

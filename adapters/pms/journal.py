@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from adapters.clock import now_text as now_text  # also the writeback worker's
 from adapters.sealed import Sealer, Unreadable
 from adapters.sql import Database, Tx
 
 log = logging.getLogger("payledger.writeback")
 
 
-def now_text(at: datetime | None = None) -> str:
-    return (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+@dataclass(frozen=True)
+class EntryCount:
+    pms: str
+    status: str
+    entries: int
 
 
 class Journal:
@@ -252,6 +257,13 @@ class Journal:
             (practice_id,),
         )
         return {str(r["status"]): int(r["n"]) for r in rows}
+
+    def counts(self) -> list[EntryCount]:
+        """How many entries each PMS has in each status, over all practices."""
+        rows = self.db.query(
+            "SELECT pms, status, COUNT(*) AS n FROM writeback_journal GROUP BY pms, status"
+        )
+        return [EntryCount(str(r["pms"]), str(r["status"]), int(r["n"])) for r in rows]
 
     # -- connection settings (secrets: kept here, not in events) ---------------------
 

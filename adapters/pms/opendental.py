@@ -11,7 +11,7 @@ The keys are never logged.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -36,6 +36,16 @@ class OpenDentalSettings:
 
     def __repr__(self) -> str:
         return f"OpenDentalSettings(base_url={self.base_url!r}, keys=***)"
+
+    @classmethod
+    def of_connection(cls, connection: Mapping[str, Any]) -> OpenDentalSettings:
+        """From a practice's kept connection settings (its "opendental" part)."""
+        return cls(
+            connection["base_url"],
+            connection["developer_key"],
+            connection["customer_key"],
+            float(connection.get("timeout", 30)),
+        )
 
 
 def to_cents(value: Any) -> int:

@@ -228,7 +228,7 @@ def _other_active_admins(ledger: Ledger, user: User) -> int:
     only says whom to read, so a lagging view can make the rule stricter, never looser)."""
     ledger.catch_up()
     count = 0
-    for admin_id in admin_ids(ledger.db, user.practice_id):
+    for admin_id in ledger.reads(admin_ids, user.practice_id):
         other = ledger.find(User, admin_id) if admin_id != user.id else None
         if other is not None and other.practice_id == user.practice_id and other.is_active_admin:
             count += 1
@@ -245,7 +245,7 @@ def list_users(ledger: Ledger, practice_id: UUID) -> list[UserRow]:
             status=UserStatus(r["status"]),
             created_at=parse_iso(r["created_at"]),
         )
-        for r in user_rows(ledger.db, practice_id)
+        for r in ledger.reads(user_rows, practice_id)
     ]
 
 

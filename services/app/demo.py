@@ -166,7 +166,7 @@ def _seed(ledger: Ledger, practice_id: UUID) -> Practice:
 def _patients(ledger: Ledger, practice_id: UUID) -> list[Patient]:
     """The office's families and balances, as the (sandbox) PMS has them."""
     sync_pms(ledger, practice_id=practice_id, actor=ACTOR)
-    rows = list_patients(ledger.db, practice_id, None, 100)
+    rows = ledger.reads(list_patients, practice_id, None, 100)
     return [ledger.get(Patient, UUID(r["id"]), practice_id) for r in rows]
 
 
@@ -287,7 +287,7 @@ def _one_visit(ledger: Ledger, practice_id: UUID, patient: Patient, rng: random.
 def _maybe_refund_earlier(ledger: Ledger, practice_id: UUID, rng: random.Random) -> None:
     if rng.random() > 0.08:
         return
-    rows = settled_unrefunded(ledger.db, practice_id, limit=10)
+    rows = ledger.reads(settled_unrefunded, practice_id, limit=10)
     if not rows:
         return
     payment = ledger.get(Payment, UUID(rng.choice(rows)["id"]), practice_id)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
-from adapters.sql import Database
+from adapters.due_work import DueWorkStatus
 from projections.base import iso
 from projections.directory import practice_ids
 from services.app.receivables import end_due_snoozes, sync_due
@@ -48,18 +48,18 @@ def run_due_work(ledger: Ledger, practice_id: UUID | None = None) -> DueWork:
     isolated: a failure is logged and recorded on that practice (shown with it and
     counted in /metrics), and the other practices' work goes on. For one practice,
     the failure is raised (as DueWorkFailed) once it is recorded."""
-    ids = [practice_id] if practice_id else practice_ids(ledger.db)
+    ids = [practice_id] if practice_id else ledger.reads(practice_ids)
     total = DueWork()
     for pid in ids:
         try:
             total += practice_due_work(ledger, pid)
         except Exception as error:
             log.exception("due work of practice %s failed; the others go on", pid)
-            record_failure(ledger.db, pid, error, ledger)
+            ledger.due_work.record_failure(str(pid), describe(error), iso(ledger.clock.now()))
             if practice_id is not None:
                 raise DueWorkFailed(describe(error)) from error
             continue
-        record_success(ledger.db, pid)
+        ledger.due_work.record_success(str(pid))
     return total
 
 
@@ -79,36 +79,14 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:500]
 
 
-def record_failure(db: Database, practice_id: UUID, error: BaseException, ledger: Ledger) -> None:
-    with db.transaction() as tx:
-        tx.execute(
-            "INSERT INTO due_work_status "
-            "(practice_id, failing, consecutive, failures, last_error, failed_at) "
-            "VALUES (?, 1, 1, 1, ?, ?) ON CONFLICT (practice_id) DO UPDATE SET failing = 1, "
-            "consecutive = due_work_status.consecutive + 1, "
-            "failures = due_work_status.failures + 1, "
-            "last_error = excluded.last_error, failed_at = excluded.failed_at",
-            (str(practice_id), describe(error), iso(ledger.clock.now())),
-        )
-
-
-def record_success(db: Database, practice_id: UUID) -> None:
-    with db.transaction() as tx:
-        tx.execute(
-            "UPDATE due_work_status SET failing = 0, consecutive = 0 "
-            "WHERE practice_id = ? AND failing = 1",
-            (str(practice_id),),
-        )
-
-
-def due_work_status(db: Database, practice_id: UUID) -> dict[str, Any]:
+def due_work_status(status: DueWorkStatus, practice_id: UUID) -> dict[str, Any]:
     """As shown on the practice: ok or failing, failures in a row, the last error."""
-    row = db.query_one("SELECT * FROM due_work_status WHERE practice_id = ?", (str(practice_id),))
-    if row is None or not row["failing"]:
+    row = status.of_practice(str(practice_id))
+    if row is None or not row.failing:
         return {"status": "ok", "failures": 0, "last_error": None, "failed_at": None}
     return {
         "status": "failing",
-        "failures": int(row["consecutive"]),
-        "last_error": row["last_error"],
-        "failed_at": row["failed_at"],
+        "failures": row.consecutive,
+        "last_error": row.last_error,
+        "failed_at": row.failed_at,
     }

@@ -69,8 +69,8 @@ def transactions_rows(
 ) -> Iterator[list[Any]]:
     after: tuple[str, str] | None = None
     while True:
-        rows = list_transactions(
-            ledger.db,
+        rows = ledger.reads(
+            list_transactions,
             practice_id,
             date_from=date_from,
             date_to=date_to,
@@ -109,8 +109,13 @@ def deposits_rows(
 ) -> Iterator[list[Any]]:
     after: tuple[str, str] | None = None
     while True:
-        deposits = list_deposits(
-            ledger.db, practice_id, date_from=date_from, date_to=date_to, after=after, limit=PAGE
+        deposits = ledger.reads(
+            list_deposits,
+            practice_id,
+            date_from=date_from,
+            date_to=date_to,
+            after=after,
+            limit=PAGE,
         )
         for d in deposits:
             head = [
@@ -124,7 +129,7 @@ def deposits_rows(
                 dollars(d["fees_amount"]),
                 dollars(d["net_amount"]),
             ]
-            for i in deposit_items(ledger.db, UUID(d["id"])):
+            for i in ledger.reads(deposit_items, UUID(d["id"])):
                 yield [
                     *head,
                     i["line"],
@@ -166,8 +171,8 @@ def requests_rows(
 ) -> Iterator[list[Any]]:
     after: tuple[str, str] | None = None
     while True:
-        rows = list_requests(
-            ledger.db,
+        rows = ledger.reads(
+            list_requests,
             practice_id,
             date_from=date_from,
             date_to=date_to,

@@ -28,7 +28,9 @@ from adapters.processor.stripe import PayoutItem, StripeProcessor
 from domain.deposits import Deposit
 from domain.practices import Practice
 from domain.schedule import zone
+from projections.deposits import latest_deposit_of
 from projections.directory import practice_ids
+from projections.transactions import payment_of_processor, place_of_payment, place_of_refund
 from services.app.settlement import DEPOSIT_TIME
 from services.context import Ledger
 
@@ -40,7 +42,7 @@ ACTOR = "processor:stripe"
 def practice_of_account(ledger: Ledger, account: str | None) -> Practice | None:
     if not account:
         return None
-    for practice_id in practice_ids(ledger.db):
+    for practice_id in ledger.reads(practice_ids):
         practice = ledger.get(Practice, practice_id, practice_id)
         if practice.stripe_account == account:
             return practice
@@ -75,13 +77,7 @@ def reconcile_payout(ledger: Ledger, account: str | None, payout: dict[str, Any]
 
 
 def latest_deposit(ledger: Ledger, deposit_ids: list[UUID]) -> UUID:
-    marks = ", ".join("?" for _ in deposit_ids)
-    row = ledger.db.query_one(
-        f"SELECT id FROM deposits WHERE id IN ({marks}) "  # noqa: S608
-        "ORDER BY batch_date DESC, id DESC LIMIT 1",
-        [str(d) for d in deposit_ids],
-    )
-    return UUID(row["id"]) if row else max(deposit_ids)
+    return ledger.reads(latest_deposit_of, deposit_ids) or max(deposit_ids)
 
 
 def dispute_lines(
@@ -94,15 +90,12 @@ def dispute_lines(
     lines: list[dict[str, Any]] = []
     unknown: list[PayoutItem] = []
     for item in items:
-        row = ledger.db.query_one(
-            "SELECT id FROM transactions WHERE practice_id = ? AND transaction_id = ?",
-            (str(practice_id), item.transaction_id or ""),
-        )
-        if row is None:
+        payment_id = ledger.reads(payment_of_processor, practice_id, item.transaction_id or "")
+        if payment_id is None:
             unknown.append(item)
             continue
         where = {
-            "payment_id": row["id"],
+            "payment_id": str(payment_id),
             "dispute_id": item.dispute_id,
             "balance_transaction": item.balance_transaction,
         }
@@ -120,23 +113,15 @@ def match(
     by_deposit: dict[UUID, list[tuple[PayoutItem, str, str | None]]] = defaultdict(list)
     unknown: list[PayoutItem] = []
     for item in items:
-        row = None
+        place = None
         if item.kind == "refund" and item.refund_reference:
-            row = ledger.db.query_one(
-                "SELECT payment_id, id AS refund_id, deposit_id FROM transaction_refunds "
-                "WHERE practice_id = ? AND id = ?",
-                (str(practice_id), item.refund_reference),
-            )
+            place = ledger.reads(place_of_refund, practice_id, item.refund_reference)
         elif item.kind != "refund" and item.transaction_id:
-            row = ledger.db.query_one(
-                "SELECT id AS payment_id, NULL AS refund_id, deposit_id FROM transactions "
-                "WHERE practice_id = ? AND transaction_id = ?",
-                (str(practice_id), item.transaction_id),
-            )
-        if row is None or row["deposit_id"] is None:
+            place = ledger.reads(place_of_payment, practice_id, item.transaction_id)
+        if place is None or place.deposit_id is None:
             unknown.append(item)
             continue
-        by_deposit[UUID(row["deposit_id"])].append((item, row["payment_id"], row["refund_id"]))
+        by_deposit[UUID(place.deposit_id)].append((item, place.payment_id, place.refund_id))
     return by_deposit, unknown
 
 

@@ -52,6 +52,7 @@ def keyed_id(scope: UUID | str, kind: str, key: str | None) -> UUID:
 
 
 def hash_token(token: str) -> str:
+    """How a bearer token or a pay link's token is kept: its SHA-256, never the token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -162,7 +162,7 @@ def flag(name: str, value: Any) -> bool:
 
 
 def saved_filter_values(ledger: Ledger, practice_id: UUID, filter_id: UUID) -> dict[str, Any]:
-    row = get_filter(ledger.db, practice_id, filter_id)
+    row = ledger.reads(get_filter, practice_id, filter_id)
     if row is None:
         raise NotFound(f"no saved filter {filter_id}")
     values: dict[str, Any] = json.loads(row["filter"])
@@ -236,12 +236,7 @@ def reader_for(ledger: Ledger, practice: Practice) -> PmsReader:
     sandbox office."""
     config = ledger.journal.connection(str(practice.id))
     if practice.pms == PmsKind.OPENDENTAL and "opendental" in config:
-        c = config["opendental"]
-        return OpenDental(
-            OpenDentalSettings(
-                c["base_url"], c["developer_key"], c["customer_key"], float(c.get("timeout", 30))
-            )
-        )
+        return OpenDental(OpenDentalSettings.of_connection(config["opendental"]))
     if ledger.settings.sandbox:
         return SandboxPmsReader()
     raise Conflict(
@@ -356,7 +351,7 @@ def sync_due(ledger: Ledger, practice_id: UUID) -> int:
     practice = ledger.get(Practice, practice_id, practice_id)
     if practice.pms_sync_minutes == 0 or not has_reader(ledger, practice):
         return 0
-    last = last_sync(ledger.db, practice_id)
+    last = ledger.reads(last_sync, practice_id)
     now = ledger.clock.now(practice_id)
     if last is not None and last["started_at"]:
         started = datetime.fromisoformat(last["started_at"].replace("Z", "+00:00"))
@@ -372,7 +367,7 @@ def sync_due(ledger: Ledger, practice_id: UUID) -> int:
 
 def sync_status(ledger: Ledger, practice: Practice) -> dict[str, Any]:
     """How fresh the practice's balances are: the last sync, its outcome and the next one."""
-    last = last_sync(ledger.db, practice.id) or {}
+    last = ledger.reads(last_sync, practice.id) or {}
     scheduled = practice.pms_sync_minutes > 0 and has_reader(ledger, practice)
     next_due = None
     if scheduled:
@@ -448,7 +443,7 @@ def end_due_snoozes(ledger: Ledger, practice_id: UUID) -> int:
     practice = ledger.get(Practice, practice_id, practice_id)
     day = today(ledger, practice)
     ended = 0
-    for patient_id in due_snooze_ends(ledger.db, practice_id, day.isoformat()):
+    for patient_id in ledger.reads(due_snooze_ends, practice_id, day.isoformat()):
         patient = ledger.get(Patient, UUID(patient_id), practice_id)
         if patient.snooze is None or patient.is_snoozed(day):
             continue
@@ -518,8 +513,8 @@ def bulk_send(
         query = ArQuery(guarantors_only=False, with_balance_only=False, patient_ids=tuple(wanted))
         found = {
             r["id"]: r
-            for r in list_ar(
-                ledger.db, practice_id, query, today=day, sort="last_name", after=None, limit=None
+            for r in ledger.reads(
+                list_ar, practice_id, query, today=day, sort="last_name", after=None, limit=None
             )
         }
         selected: list[tuple[str, dict[str, Any] | None]] = [(p, found.get(p)) for p in wanted]
@@ -527,8 +522,8 @@ def bulk_send(
         query, _ = parse_filter(raw_filter or {})
         selected = [
             (r["id"], r)
-            for r in list_ar(
-                ledger.db, practice_id, query, today=day, sort="last_name", after=None, limit=None
+            for r in ledger.reads(
+                list_ar, practice_id, query, today=day, sort="last_name", after=None, limit=None
             )
         ]
     outcomes: dict[str, Outcome] = {}

@@ -19,7 +19,7 @@ from domain.practices import Practice
 from domain.schedule import local_date
 from projections.base import parse_iso
 from projections.deposits import deposit_items, deposits_of_batch_date, payout_of
-from projections.transactions import payments_of_day, refunds_of_day
+from projections.transactions import disputes_lost, payments_of_day, refunds_of_day
 from services.context import Ledger
 
 MONEY_MOVED = ("approved", "settled")
@@ -34,9 +34,9 @@ def yesterday(ledger: Ledger, practice: Practice) -> date:
 def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
     ledger.catch_up()
     practice = ledger.get(Practice, practice_id, practice_id)
-    payments = payments_of_day(ledger.db, practice_id, day.isoformat())
-    refunds = refunds_of_day(ledger.db, practice_id, day.isoformat())
-    deposits = deposits_of_batch_date(ledger.db, practice_id, day.isoformat())
+    payments = ledger.reads(payments_of_day, practice_id, day.isoformat())
+    refunds = ledger.reads(refunds_of_day, practice_id, day.isoformat())
+    deposits = ledger.reads(deposits_of_batch_date, practice_id, day.isoformat())
     batch_ids = {d["batch_id"] for d in deposits}
     moved = [p for p in payments if p["status"] in MONEY_MOVED]
     differences: list[dict[str, Any]] = []
@@ -77,7 +77,7 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
                 }
             )
     for d in deposits:
-        for line in deposit_items(ledger.db, UUID(d["id"])):
+        for line in ledger.reads(deposit_items, UUID(d["id"])):
             if line["kind"] in DISPUTE_LINES:
                 disputes.append(
                     {
@@ -105,7 +105,7 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
                         "detail": f"the payout failed ({payout['failure']})",
                     }
                 )
-        items_net = sum(int(i["net_amount"]) for i in deposit_items(ledger.db, UUID(d["id"])))
+        items_net = sum(int(i["net_amount"]) for i in ledger.reads(deposit_items, UUID(d["id"])))
         if items_net != int(d["net_amount"]):
             differences.append(
                 {
@@ -164,12 +164,7 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
 
 def payments_disputed_lost(ledger: Ledger, practice_id: UUID, day: date) -> list[dict[str, Any]]:
     """The payments whose dispute was lost on the day (practice-local), from the feed."""
-    rows = ledger.db.query(
-        "SELECT t.id, t.dispute_id, t.dispute_amount, t.dispute_posted, f.occurred_at "
-        "FROM transactions t JOIN event_feed f ON f.aggregate_id = t.id "
-        "WHERE t.practice_id = ? AND t.dispute_status = 'lost' AND f.type = 'PaymentDisputeClosed'",
-        (str(practice_id),),
-    )
+    rows = ledger.reads(disputes_lost, practice_id)
     practice = ledger.get(Practice, practice_id, practice_id)
     return [r for r in rows if local_date(parse_iso(r["occurred_at"]), practice.timezone) == day]
 

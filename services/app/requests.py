@@ -38,7 +38,7 @@ from projections.requests import (
     request_by_token_hash,
 )
 from services.app.payments import charge, check_card_input, check_patient
-from services.app.practices import keyed_id
+from services.app.practices import hash_token, keyed_id
 from services.context import Ledger, retry_on_conflict
 
 log = logging.getLogger("payledger.requests")
@@ -49,10 +49,6 @@ SYSTEM = "system:scheduler"
 def make_token(secret: bytes, request_id: UUID, nonce: str) -> str:
     digest = hmac.new(secret, f"pay:{request_id}:{nonce}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def pay_url(ledger: Ledger, request: PaymentRequest) -> str:

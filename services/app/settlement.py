@@ -49,11 +49,11 @@ def close_due_batches(ledger: Ledger, practice_id: UUID) -> list[Batch]:
     practice = ledger.get(Practice, practice_id, practice_id)
     now = ledger.clock.now(practice_id)
     due: dict[date, list[BatchItem]] = defaultdict(list)
-    for row in due_for_settlement(ledger.db, practice_id, iso(now)):
+    for row in ledger.reads(due_for_settlement, practice_id, iso(now)):
         due[date.fromisoformat(row["batch_date"])].append(
             BatchItem("payment", UUID(row["id"]), None, int(row["amount"]))
         )
-    for row in unsettled_refunds(ledger.db, practice_id):
+    for row in ledger.reads(unsettled_refunds, practice_id):
         day = batch_date_for(
             parse_iso(row["occurred_at"]), practice.timezone, practice.batch_cutoff
         )
@@ -186,7 +186,9 @@ def pay_due_deposits(ledger: Ledger, practice_id: UUID) -> int:
     practice = ledger.get(Practice, practice_id, practice_id)
     now = ledger.clock.now(practice_id)
     paid = 0
-    for row in due_deposits(ledger.db, practice_id, now.astimezone(zone(practice.timezone)).date()):
+    for row in ledger.reads(
+        due_deposits, practice_id, now.astimezone(zone(practice.timezone)).date()
+    ):
         deposit_date = date.fromisoformat(row["deposit_date"])
         paid_at = datetime.combine(deposit_date, DEPOSIT_TIME, tzinfo=zone(practice.timezone))
         if paid_at > now:

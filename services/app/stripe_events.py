@@ -22,6 +22,7 @@ from domain.errors import InvalidValue, NotFound
 from domain.payments import Payment, Status
 from domain.practices import Practice
 from projections.base import iso
+from projections.transactions import payment_of_processor
 from services.app import payouts
 from services.context import Ledger, retry_on_conflict
 
@@ -81,46 +82,30 @@ def receive_event(ledger: Ledger, payload: bytes, signature: str | None) -> tupl
     except ValueError:
         raise WebhookRefused("the payload is not a Stripe event (JSON)", field="body") from None
     event_id, kind = str(event.id), str(event.type)
-    with ledger.db.transaction() as tx:
-        known = tx.one("SELECT id FROM stripe_events WHERE id = ?", (event_id,))
-        if known is not None:
-            return event_id, False
-        tx.execute(
-            "INSERT INTO stripe_events (id, type, account, created, received_at, payload) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (
-                event_id,
-                kind,
-                getattr(event, "account", None),
-                int(event.created or 0),
-                iso(ledger.clock.now()),
-                payload.decode("utf-8"),
-            ),
-        )
-    return event_id, True
+    new = ledger.stripe_events.record(
+        event_id,
+        kind,
+        getattr(event, "account", None),
+        int(event.created or 0),
+        iso(ledger.clock.now()),
+        payload.decode("utf-8"),
+    )
+    return event_id, new
 
 
 def apply_pending_events(ledger: Ledger, limit: int = 100) -> int:
     """Apply the recorded events not applied yet, oldest first; returns how many."""
-    rows = ledger.db.query(
-        "SELECT id, type, account, payload FROM stripe_events WHERE applied_at IS NULL "
-        "ORDER BY received_at, id LIMIT ?",
-        (limit,),
-    )
-    for row in rows:
+    received = ledger.stripe_events.pending(limit)
+    for event in received:
         try:
-            outcome = apply_event(ledger, row["type"], row["account"], json.loads(row["payload"]))
+            outcome = apply_event(ledger, event.type, event.account, json.loads(event.payload))
         except Exception as error:
-            log.exception("stripe event %s (%s) could not be applied", row["id"], row["type"])
+            log.exception("stripe event %s (%s) could not be applied", event.id, event.type)
             outcome = f"failed: {type(error).__name__}"
             if not isinstance(error, NotFound | InvalidValue):
                 continue  # tried again at the next tick
-        with ledger.db.transaction() as tx:
-            tx.execute(
-                "UPDATE stripe_events SET applied_at = ?, outcome = ? WHERE id = ?",
-                (iso(ledger.clock.now()), outcome, row["id"]),
-            )
-    return len(rows)
+        ledger.stripe_events.applied(event.id, iso(ledger.clock.now()), outcome)
+    return len(received)
 
 
 def apply_event(ledger: Ledger, kind: str, account: str | None, event: dict[str, Any]) -> str:
@@ -179,16 +164,15 @@ def dispute_event(
     practice = payouts.practice_of_account(ledger, account)
     if practice is None:
         return "no practice with this account"
-    row = ledger.db.query_one(
-        "SELECT id FROM transactions WHERE practice_id = ? AND transaction_id = ?",
-        (str(practice.id), str(dispute.get("payment_intent") or "")),
+    payment_id = ledger.reads(
+        payment_of_processor, practice.id, str(dispute.get("payment_intent") or "")
     )
-    if row is None:
+    if payment_id is None:
         return "no such payment of this account"
     due = (dispute.get("evidence_details") or {}).get("due_by")
 
     def attempt() -> str:
-        payment = ledger.get(Payment, UUID(row["id"]), practice.id)
+        payment = ledger.get(Payment, payment_id, practice.id)
         changed = payment.record_dispute(
             dispute_id=str(dispute["id"]),
             reason=str(dispute.get("reason") or "general"),

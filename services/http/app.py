@@ -75,7 +75,7 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
     access_log.install()
     app.state.authenticator = Authenticator(ledger)
     errors.install(app)
-    app.add_middleware(IdempotencyMiddleware, db=ledger.db)
+    app.add_middleware(IdempotencyMiddleware, keys=ledger.idempotency_keys)
     app.add_middleware(RequestLimitsMiddleware)  # before the body is read for anything
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from eventsourcing.persistence import IntegrityError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.sql import Database
+from adapters.clock import now_text as now_text  # claims are stamped in the stored format
+from adapters.idempotency_keys import IdempotencyKeys, KeptKey
 from services.http.deps import KEY_PATTERN, MAX_KEY, bearer_token
 from services.http.errors import problem
 
@@ -50,10 +50,6 @@ NOT_KEPT = "[not kept]"
 #: the (scope, key) pairs this process is running now
 _running: set[tuple[str, str]] = set()
 _running_lock = threading.Lock()
-
-
-def now_text() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
@@ -136,9 +132,9 @@ def redact(value: Any) -> tuple[Any, set[str]]:
 
 
 class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp, db: Database) -> None:
+    def __init__(self, app: ASGIApp, keys: IdempotencyKeys) -> None:
         self.app = app
-        self.db = db
+        self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in MUTATING:
@@ -191,72 +187,56 @@ class IdempotencyMiddleware:
     def claim(self, owner: str, key: str, fingerprint: str) -> Any:
         """Claim the key; or return the response to give instead of running the request."""
         me = ProcessIdentity.current().text
-        try:
-            with self.db.transaction() as tx:
-                tx.execute(
-                    "INSERT INTO idempotency_keys (scope, key, fingerprint, claimed_at, claimant) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (owner, key, fingerprint, now_text(), me),
-                )
+        if self.keys.claim(owner, key, fingerprint, now_text(), me):
             return running(owner, key)
-        except IntegrityError:
-            pass
-        row = self.db.query_one(
-            "SELECT * FROM idempotency_keys WHERE scope = ? AND key = ?", (owner, key)
-        )
+        row = self.keys.get(owner, key)
         if row is None:  # released in between
             return self.claim(owner, key, fingerprint)
-        if row["fingerprint"] != fingerprint:
+        if row.fingerprint != fingerprint:
             return problem(
                 409,
                 "this Idempotency-Key was used for a different request; "
                 "use a new key for a new request",
                 code="idempotency-key-reused",
             )
-        if row["status_code"] is not None:
+        if row.status_code is not None:
             return replay(row)
         if not self.abandoned(owner, key, row):
             return in_use()
-        with self.db.transaction() as tx:
-            tx.execute(
-                "UPDATE idempotency_keys SET claimed_at = ?, claimant = ? "
-                "WHERE scope = ? AND key = ? AND claimed_at = ? AND status_code IS NULL",
-                (now_text(), me, owner, key, row["claimed_at"]),
-            )
-            taken = tx.rowcount == 1
+        taken = self.keys.take_over(owner, key, row.claimed_at, now_text(), me)
         return running(owner, key) if taken else in_use()
 
     @staticmethod
-    def abandoned(owner: str, key: str, row: dict[str, Any]) -> bool:
+    def abandoned(owner: str, key: str, row: KeptKey) -> bool:
         """The claim's process is known dead, or the claim is older than CLAIM_TIMEOUT."""
-        claimant = ProcessIdentity.parse(row.get("claimant"))
+        claimant = ProcessIdentity.parse(row.claimant)
         if claimant is not None and claimant.is_dead(owner, key):
             return True
-        claimed_at = datetime.fromisoformat(row["claimed_at"])
+        claimed_at = datetime.fromisoformat(row.claimed_at)
         return datetime.now(UTC) - claimed_at >= CLAIM_TIMEOUT
 
     def finish(self, owner: str, key: str, captured: dict[str, Any]) -> None:
         try:
-            with self.db.transaction() as tx:
-                if 200 <= captured["status"] < 300:
-                    content_type = next(
-                        (
-                            v.decode("latin-1")
-                            for k, v in captured["headers"]
-                            if k.lower() == b"content-type"
-                        ),
-                        "application/json",
-                    )
-                    body, secrets = kept_body(captured["body"].decode("utf-8"), content_type)
-                    tx.execute(
-                        "UPDATE idempotency_keys SET status_code = ?, content_type = ?, body = ?, "
-                        "secrets = ? WHERE scope = ? AND key = ?",
-                        (captured["status"], content_type, body, secrets, owner, key),
-                    )
-                else:
-                    tx.execute(
-                        "DELETE FROM idempotency_keys WHERE scope = ? AND key = ?", (owner, key)
-                    )
+            if 200 <= captured["status"] < 300:
+                content_type = next(
+                    (
+                        v.decode("latin-1")
+                        for k, v in captured["headers"]
+                        if k.lower() == b"content-type"
+                    ),
+                    "application/json",
+                )
+                body, secrets = kept_body(captured["body"].decode("utf-8"), content_type)
+                self.keys.keep(
+                    owner,
+                    key,
+                    status_code=captured["status"],
+                    content_type=content_type,
+                    body=body,
+                    secrets=secrets,
+                )
+            else:
+                self.keys.release(owner, key)
         finally:
             with _running_lock:
                 _running.discard((owner, key))
@@ -298,21 +278,21 @@ def kept_body(body: str, content_type: str) -> tuple[str, str | None]:
     return json.dumps(redacted), ",".join(sorted(found))
 
 
-def replay(row: dict[str, Any]) -> Response:
-    if row.get("secrets"):
+def replay(row: KeptKey) -> Response:
+    if row.secrets:
         return problem(
             409,
             "the request with this Idempotency-Key was carried out, but its answer held a "
-            f"secret ({row['secrets'].replace(',', ', ')}) that is not kept, so it cannot be "
+            f"secret ({row.secrets.replace(',', ', ')}) that is not kept, so it cannot be "
             "given again; 'answer' holds the rest of it (read the object with GET, or make a "
             "new request with a new key)",
             code="idempotent-answer-not-kept",
-            extra={"answer": json.loads(row["body"])},
+            extra={"answer": json.loads(row.body or "null")},
         )
     return Response(
-        content=row["body"],
-        status_code=int(row["status_code"]),
-        media_type=row["content_type"],
+        content=row.body,
+        status_code=int(row.status_code or 0),
+        media_type=row.content_type,
         headers={"Idempotent-Replayed": "true"},
     )
 

@@ -70,24 +70,18 @@ class Metrics:
         )
 
     def refresh(self, ledger: Ledger) -> None:
-        last = ledger.store.recorder.max_notification_id() or 0
+        last = ledger.store.last_position()
         for name, position in ledger.projector.positions().items():
             self.lag.labels(name).set(max(0, last - position))
         self.failing.clear()
         for state in ledger.projector.states():
             if state.error is not None:
                 self.failing.labels(state.name, state.error[:200]).set(1)
-        rows = ledger.db.query(
-            "SELECT pms, status, COUNT(*) AS n FROM writeback_journal GROUP BY pms, status"
-        )
-        for row in rows:
-            self.writeback.labels(row["pms"], row["status"]).set(int(row["n"]))
-        due = ledger.db.query_one(
-            "SELECT COALESCE(SUM(failing), 0) AS failing, COALESCE(SUM(failures), 0) AS failures "
-            "FROM due_work_status"
-        )
-        self.due_failing.set(int(due["failing"]) if due else 0)
-        self.due_failures.set(int(due["failures"]) if due else 0)
+        for count in ledger.journal.counts():
+            self.writeback.labels(count.pms, count.status).set(count.entries)
+        due = ledger.due_work.totals()
+        self.due_failing.set(due.failing)
+        self.due_failures.set(due.failures)
 
 
 class MetricsMiddleware:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -13,6 +14,7 @@ from pydantic import BeforeValidator
 from domain.errors import InvalidValue
 from domain.practices import Practice
 from services.context import Ledger
+from services.http import cursor
 from services.http.views import default_range
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -57,3 +59,33 @@ def date_range(
     if date_from > date_to:
         raise InvalidValue(f"from ({date_from}) is after to ({date_to})", field="from")
     return date_from.isoformat(), date_to.isoformat()
+
+
+def dated_page(
+    ledger: Ledger,
+    practice_id: UUID,
+    window: tuple[str, str],
+    cursor_: str | None,
+    limit: int,
+    *,
+    query: Callable[..., list[dict[str, Any]]],
+    out: Callable[[dict[str, Any]], dict[str, Any]],
+    order: list[str],
+    **filters: Any,
+) -> dict[str, Any]:
+    """One page of a list in a date range (``window``, from ``date_range``): the view's
+    rows after the cursor, as answered (``out``), with the next page's cursor (by
+    ``order``) and the range read."""
+    date_from, date_to = window
+    rows = ledger.reads(
+        query,
+        practice_id,
+        date_from=date_from,
+        date_to=date_to,
+        after=cursor.decode_pair(cursor_),
+        limit=limit + 1,
+        **filters,
+    )
+    answer = cursor.page([out(r) for r in rows], limit, order)
+    answer["from"], answer["to"] = date_from, date_to
+    return answer

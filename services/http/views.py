@@ -124,8 +124,8 @@ def payment_out(ledger: Ledger, payment: Payment, *, with_history: bool = False)
         "writeback_attempts": writeback_of_payment(ledger.journal, payment.id),
     }
     if with_history:
-        history = read_history(ledger.db, payment.practice_id, payment.id, 0, 1000)
-        out["history"] = with_actor_names(ledger.db, payment.practice_id, history)
+        history = ledger.reads(read_history, payment.practice_id, payment.id, 0, 1000)
+        out["history"] = ledger.reads(with_actor_names, payment.practice_id, history)
     return out
 
 
@@ -133,8 +133,8 @@ def receipt_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
     practice = ledger.get(Practice, payment.practice_id, payment.practice_id)
     tz = zone(practice.timezone)
     card = card_out(payment.card.brand, payment.card.last4)
-    names = actor_names(
-        ledger.db, payment.practice_id, [payment.actor, *(r.actor for r in payment.refunds)]
+    names = ledger.reads(
+        actor_names, payment.practice_id, [payment.actor, *(r.actor for r in payment.refunds)]
     )
     return {
         "payment_id": str(payment.id),
@@ -225,7 +225,7 @@ def unassociated_badge(ledger: Ledger, practice_id: UUID) -> dict[str, Any]:
     as the `association=unassociated` list holds (`unposted` on its rows) and, for a practice
     that posts by hand, as the Post to Ledger queue; `transactions`, how many rows that list
     has; `oldest_date`, its first date (open the list from there to see them all)."""
-    return unassociated_summary(ledger.db, practice_id)
+    return ledger.reads(unassociated_summary, practice_id)
 
 
 def practice_out(practice: Practice) -> dict[str, Any]:

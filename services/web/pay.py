@@ -187,7 +187,7 @@ def pay(
     stripe = element(ledger, link)
     try:  # the attempt's place in the windows, before the card goes anywhere
         place = pay_limits.take_place(
-            ledger.db,
+            ledger.pay_attempts,
             request_id=str(link.request.id),
             address=address,
             link_now=ledger.clock.now(link.practice.id),
@@ -230,7 +230,7 @@ def pay(
             attempt_id=fields.get("attempt") or secrets.token_urlsafe(16),
         )
     except RequestClosed as closed:
-        pay_limits.give_back(ledger.db, place)
+        pay_limits.give_back(ledger.pay_attempts, place)
         return closed_page(link, closed_message(closed, link))
     except PaymentsError as error:  # a failed attempt: its place stays taken
         return open_page(link, action, stripe, 422, friendly(error), amount_text or None)
@@ -244,7 +244,7 @@ def pay(
             + " No money was taken. You can try another card.",
             amount_text or None,
         )
-    pay_limits.give_back(ledger.db, place)
+    pay_limits.give_back(ledger.pay_attempts, place)
     return page(
         200,
         title="Payment received",

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from adapters.sql import Database
-from projections.base import iso
+from adapters.clock import iso
+from adapters.pay_attempts import PayAttemptWindows, Window, WindowFull
 
 PER_LINK = 5
 PER_ADDRESS = 20
@@ -32,39 +32,27 @@ class Place:
 
 
 def take_place(
-    db: Database, *, request_id: str, address: str, link_now: datetime, real_now: datetime
+    windows: PayAttemptWindows,
+    *,
+    request_id: str,
+    address: str,
+    link_now: datetime,
+    real_now: datetime,
 ) -> Place:
     """Take a place in the link's window and the address's; Limited when either is full
     (then neither is taken)."""
-    windows = (
+    both = (
         (f"link:{request_id}", PER_LINK, link_now),
         (f"address:{address}", PER_ADDRESS, real_now),
     )
-    with db.transaction() as tx:
-        for scope, limit, now in windows:
-            start, expired = iso(now), iso(now - WINDOW)
-            tx.execute(
-                "INSERT INTO pay_attempt_windows (scope, window_start, attempts) VALUES (?, ?, 0) "
-                "ON CONFLICT (scope) DO NOTHING",
-                (scope, start),
-            )
-            tx.execute(
-                "UPDATE pay_attempt_windows SET "
-                "attempts = CASE WHEN window_start <= ? THEN 1 ELSE attempts + 1 END, "
-                "window_start = CASE WHEN window_start <= ? THEN ? ELSE window_start END "
-                "WHERE scope = ? AND (window_start <= ? OR attempts < ?)",
-                (expired, expired, start, scope, expired, limit),
-            )
-            if tx.rowcount != 1:
-                raise Limited(scope)  # rolls back the place taken in the other window
-    return Place(tuple(scope for scope, _, _ in windows))
+    try:
+        windows.take(
+            [Window(scope, limit, iso(now), iso(now - WINDOW)) for scope, limit, now in both]
+        )
+    except WindowFull as full:
+        raise Limited(*full.args) from None
+    return Place(tuple(scope for scope, _, _ in both))
 
 
-def give_back(db: Database, place: Place) -> None:
-    with db.transaction() as tx:
-        for scope in place.scopes:
-            tx.execute(
-                "UPDATE pay_attempt_windows SET attempts = attempts - 1 "
-                "WHERE scope = ? AND attempts > 0",
-                (scope,),
-            )
+def give_back(windows: PayAttemptWindows, place: Place) -> None:
+    windows.give_back(place.scopes)

@@ -1,5 +1,5 @@
 """The domain is pure: it imports only the standard library's pure modules, eventsourcing's
-domain module and itself, and never reads a clock or a random source (STYLE.md habit 1).
+domain module and itself, and never reads a clock or a random source (docs/design.md, "Layers").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Payment aggregate, one rule per test (PRODUCT.md section 1, reference/payments.md).
+"""The Payment aggregate, one rule per test (docs/design.md, "Rules").
 
 A payment is taken on Wednesday 4 March 2026 at 10:00 in New York; its batch closes
 at 23:59 that evening (CLOSES_AT, 04:59 UTC on the 5th).

@@ -30,7 +30,7 @@ def feed_page(
 ) -> dict[str, Any]:
     """A page of events, each with `actor_name` (the user's name) beside its `actor`."""
     more = len(items) > limit
-    items = with_actor_names(ledger.db, practice_id, items[:limit])
+    items = ledger.reads(with_actor_names, practice_id, items[:limit])
     return {"items": items, "next_cursor": str(items[-1]["position"]) if more else None}
 
 
@@ -51,7 +51,7 @@ def get_events(
     start = int(cursor) if cursor else after
     practice_id = practice_of(caller)
     return feed_page(
-        ledger, practice_id, read_feed(ledger.db, practice_id, start, limit + 1), limit
+        ledger, practice_id, ledger.reads(read_feed, practice_id, start, limit + 1), limit
     )
 
 
@@ -69,7 +69,7 @@ def get_history(
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
 ) -> dict[str, Any]:
     start = int(cursor) if cursor else 0
-    items = read_history(ledger.db, practice_of(caller), aggregate_id, start, limit + 1)
+    items = ledger.reads(read_history, practice_of(caller), aggregate_id, start, limit + 1)
     if not items and start == 0:
         raise NotFound(f"no history for {aggregate_id}")
     return feed_page(ledger, practice_of(caller), items, limit)
@@ -85,7 +85,7 @@ def get_checksums(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     of the caller's practice; `position` is the last event of the log each view has applied,
     `log_position` the last event recorded."""
     practice_id = practice_of(caller)
-    views = replay.live_checksums(ledger.db, all_projections(), practice_id)
+    views = ledger.reads(replay.live_checksums, all_projections(), practice_id)
     return {
         "practice_id": str(practice_id),
         "log_position": replay.last_position(ledger.store),

@@ -21,10 +21,10 @@ from services.app import reports
 from services.app.as_of import VIEWS as AS_OF_VIEWS
 from services.app.as_of import report_as_of as as_of_report
 from services.app.exports import VIEWS, export_csv
-from services.http import answers, cursor
+from services.http import answers
 from services.http.deps import AdminDep, LedgerDep, practice_of
 from services.http.openapi import problems
-from services.http.ranges import FromQ, IsoDate, IsoInstant, ToQ, date_range
+from services.http.ranges import FromQ, IsoDate, IsoInstant, ToQ, date_range, dated_page
 from services.http.routes.receivables import ar_row
 from services.http.routes.requests import row_out as request_row
 from services.http.views import transaction_row
@@ -86,20 +86,17 @@ def get_deposits(
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
-    latest = latest_scheduled_date(ledger.db, practice_id)
-    date_from, date_to = date_range(ledger, practice_id, from_, to, latest)
-    after = cursor.decode_pair(cursor_)
-    rows = list_deposits(
-        ledger.db,
+    latest = ledger.reads(latest_scheduled_date, practice_id)
+    return dated_page(
+        ledger,
         practice_id,
-        date_from=date_from,
-        date_to=date_to,
-        after=after,
-        limit=limit + 1,
+        date_range(ledger, practice_id, from_, to, latest),
+        cursor_,
+        limit,
+        query=list_deposits,
+        out=deposit_out,
+        order=["deposit_date", "id"],
     )
-    answer = cursor.page([deposit_out(r) for r in rows], limit, ["deposit_date", "id"])
-    answer["from"], answer["to"] = date_from, date_to
-    return answer
 
 
 @router.get(
@@ -109,11 +106,11 @@ def get_deposits(
     summary="One deposit with its itemised payments and refunds",
 )
 def get_one_deposit(deposit_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
-    row = get_deposit(ledger.db, practice_of(caller), deposit_id)
+    row = ledger.reads(get_deposit, practice_of(caller), deposit_id)
     if row is None:
         raise NotFound(f"no deposit {deposit_id}")
     answer = deposit_out(row)
-    answer["items"] = [deposit_item_out(i) for i in deposit_items(ledger.db, deposit_id)]
+    answer["items"] = [deposit_item_out(i) for i in ledger.reads(deposit_items, deposit_id)]
     return answer
 
 
@@ -144,7 +141,7 @@ def export(
     if view not in VIEWS:
         raise NotFound(f"no export {view!r}; available: {', '.join(sorted(VIEWS))}")
     practice_id = practice_of(caller)
-    latest = latest_scheduled_date(ledger.db, practice_id) if view == "deposits" else None
+    latest = ledger.reads(latest_scheduled_date, practice_id) if view == "deposits" else None
     date_from, date_to = date_range(ledger, practice_id, from_, to, latest)
     filename = re.sub(r"[^a-z-]", "", view) + f"-{date_from}-to-{date_to}.csv"
     return StreamingResponse(

@@ -3,7 +3,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import psycopg
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -27,9 +26,7 @@ def read_positions(ledger: Ledger) -> tuple[int, dict[str, int]]:
     the pool would wait for its own timeout before giving up on a server that is
     down, and a pooled connection of before a restart fails although the server is
     back. Then the pool is read, past such stale connections."""
-    if ledger.settings.database_url:
-        with psycopg.connect(ledger.settings.database_url, connect_timeout=CONNECT_TIMEOUT) as c:
-            c.execute("SELECT 1")
+    ledger.store.probe(CONNECT_TIMEOUT)
     for _ in range(TRIES - 1):
         try:
             return read_positions_once(ledger)
@@ -39,8 +36,8 @@ def read_positions(ledger: Ledger) -> tuple[int, dict[str, int]]:
 
 
 def read_positions_once(ledger: Ledger) -> tuple[int, dict[str, int]]:
-    ledger.db.query("SELECT 1 AS ok")
-    position = ledger.store.recorder.max_notification_id() or 0
+    ledger.store.ping()
+    position = ledger.store.last_position()
     return position, ledger.projector.positions()
 
 
@@ -72,7 +69,7 @@ def healthz(ledger: LedgerDep) -> Any:
     return JSONResponse(
         {
             "status": "ok",
-            "database": "postgresql" if ledger.db.postgres else "sqlite",
+            "database": "postgresql" if ledger.store.is_postgres else "sqlite",
             "sandbox": ledger.settings.sandbox,
             "position": position,
             "views": {"lag": max(lag.values(), default=0), "behind": lag},

@@ -61,7 +61,7 @@ def ledger_queue(
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
     after = cursor.decode_pair(cursor_)
-    rows = open_items(ledger.db, practice_of(caller), after, limit + 1)
+    rows = ledger.reads(open_items, practice_of(caller), after, limit + 1)
     items = [item_out(r) for r in rows]
     more = len(items) > limit
     next_cursor = (

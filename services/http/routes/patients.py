@@ -49,7 +49,9 @@ def get_patients(
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
     after = cursor.decode(cursor_, 3)
-    rows = list_patients(ledger.db, practice_of(caller), tuple(after) if after else None, limit + 1)  # type: ignore[arg-type]
+    rows = ledger.reads(
+        list_patients, practice_of(caller), tuple(after) if after else None, limit + 1
+    )  # type: ignore[arg-type]
     return cursor.page([patient_row(r) for r in rows], limit, ["last_name", "first_name", "id"])
 
 

@@ -62,7 +62,7 @@ def practice_answer(ledger: Ledger, practice: Practice) -> dict[str, Any]:
         "connection": {kind: masked(block) for kind, block in connection.items()},
         "writeback": practice_status(ledger.journal, practice.id),
         "pms_sync": sync_status(ledger, practice),
-        "due_work": due_work_status(ledger.db, practice.id),
+        "due_work": due_work_status(ledger.due_work, practice.id),
     }
 
 

@@ -160,8 +160,8 @@ def ar_patients(
         (int,) if column in MONEY_COLUMNS else (str, type(None)) if column in NULLABLE else (str,)
     )
     after = cursor.decode_pair(cursor_, first)
-    rows = list_ar(
-        ledger.db,
+    rows = ledger.reads(
+        list_ar,
         practice_id,
         query,
         today=today,
@@ -214,7 +214,7 @@ def save_filter(body: FilterIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
 )
 def get_filters(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     return {
-        "items": [filter_out(r) for r in list_filters(ledger.db, practice_of(caller))],
+        "items": [filter_out(r) for r in ledger.reads(list_filters, practice_of(caller))],
         "next_cursor": None,
     }
 

@@ -11,10 +11,10 @@ from projections.feed import read_history
 from projections.requests import list_requests
 from services.app import requests as uc
 from services.context import Ledger
-from services.http import answers, cursor
+from services.http import answers
 from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
 from services.http.openapi import problems
-from services.http.ranges import FromQ, ToQ, date_range
+from services.http.ranges import FromQ, ToQ, date_range, dated_page
 from services.http.schemas import PaymentRequestIn
 
 router = APIRouter(prefix="/v1/payment-requests", tags=["payment requests"])
@@ -50,7 +50,7 @@ def request_out(ledger: Ledger, r: PaymentRequest, *, with_history: bool = False
         ],
     }
     if with_history:
-        out["history"] = read_history(ledger.db, r.practice_id, r.id, 0, 1000)
+        out["history"] = ledger.reads(read_history, r.practice_id, r.id, 0, 1000)
     return out
 
 
@@ -113,21 +113,18 @@ def get_requests(
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
-    date_from, date_to = date_range(ledger, practice_id, from_, to)
-    after = cursor.decode_pair(cursor_)
-    rows = list_requests(
-        ledger.db,
+    return dated_page(
+        ledger,
         practice_id,
-        date_from=date_from,
-        date_to=date_to,
+        date_range(ledger, practice_id, from_, to),
+        cursor_,
+        limit,
+        query=list_requests,
+        out=row_out,
+        order=["sent_at", "id"],
         status=status,
         patient_id=patient_id,
-        after=after,
-        limit=limit + 1,
     )
-    answer = cursor.page([row_out(r) for r in rows], limit, ["sent_at", "id"])
-    answer["from"], answer["to"] = date_from, date_to
-    return answer
 
 
 @router.get(

@@ -81,4 +81,4 @@ def advance(
     summary="Messages the embedded default kept instead of sending",
 )
 def outbox(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
-    return {"items": list_outbox(ledger.db, practice_of(caller))}
+    return {"items": ledger.reads(list_outbox, practice_of(caller))}

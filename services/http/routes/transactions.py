@@ -6,9 +6,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from projections.transactions import list_transactions
-from services.http import answers, cursor
+from services.http import answers
 from services.http.deps import AdminDep, LedgerDep, practice_of
-from services.http.ranges import FromQ, ToQ, date_range
+from services.http.ranges import FromQ, ToQ, date_range, dated_page
 from services.http.views import transaction_row, unassociated_badge
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
@@ -41,22 +41,19 @@ def get_transactions(
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
-    date_from, date_to = date_range(ledger, practice_id, from_, to)
-    after = cursor.decode_pair(cursor_)
-    rows = list_transactions(
-        ledger.db,
+    return dated_page(
+        ledger,
         practice_id,
-        date_from=date_from,
-        date_to=date_to,
+        date_range(ledger, practice_id, from_, to),
+        cursor_,
+        limit,
+        query=list_transactions,
+        out=transaction_row,
+        order=["occurred_at", "id"],
         association=association,
         patient_id=patient_id,
         status=status,
-        after=after,
-        limit=limit + 1,
     )
-    answer = cursor.page([transaction_row(r) for r in rows], limit, ["occurred_at", "id"])
-    answer["from"], answer["to"] = date_from, date_to
-    return answer
 
 
 @router.get(

@@ -91,7 +91,7 @@ def one_request(request: Request, user: Admin, request_id: UUID) -> dict[str, An
     found: dict[str, Any] = run(requests_api.get_request, request_id, user.caller, ledger)
     patient = run(patients_api.get_patient, UUID(found["patient_id"]), user.caller, ledger)
     found["patient_name"] = f"{patient['first_name']} {patient['last_name']}".strip()
-    history = with_actor_names(ledger.db, practice_of(user.caller), found["history"])
+    history = ledger.reads(with_actor_names, practice_of(user.caller), found["history"])
     found["events"] = [describe(h) for h in history]
     return found
 
