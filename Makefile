@@ -29,8 +29,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist): its tests mostly wait on
+# PostgreSQL, the broker and the clock, so more workers than cores still pay.
+TEST_WORKERS ?= 4
 test: install postgres browser lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 # The long fault run (see docs/reliability.md, "Faults"): CHAOS_TRIALS trials of load with
 # kill -9, a PostgreSQL restart (of a private cluster) and broker pauses; seeded by
