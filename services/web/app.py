@@ -3,6 +3,7 @@ work offline, security headers, and what a page does when sign-in or a role is m
 
 from __future__ import annotations
 
+import inspect
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -11,6 +12,7 @@ import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.web import render, session
 from services.web.pages import (
@@ -73,7 +75,41 @@ def wants_fragment(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
+#: paths that answer machines (problem+json), never a page
+NOT_PAGES = ("/v1", "/webhooks", "/metrics", "/healthz", "/openapi", "/static", "/docs")
+
+
+def is_page_request(request: Request) -> bool:
+    """A person's browser asking for a page (not the API, not htmx, not an asset)."""
+    return (
+        request.method in ("GET", "HEAD")
+        and not request.url.path.startswith(NOT_PAGES)
+        and "text/html" in request.headers.get("accept", "")
+        and not wants_fragment(request)
+    )
+
+
 def install_handlers(app: FastAPI) -> None:
+    api_answer = app.exception_handlers[StarletteHTTPException]
+
+    @app.exception_handler(StarletteHTTPException)
+    async def page_not_found(request: Request, error: StarletteHTTPException) -> Response:
+        """A browser that asks for a page that does not exist gets a page saying so,
+        with the way back; the API keeps its problem+json."""
+        if error.status_code == 404 and is_page_request(request):
+            user = await session.current_user(request)
+            return render.page(
+                request,
+                "error.html",
+                user=user,
+                status=404,
+                heading="Page not found",
+                message=f"There is no page at {request.url.path}. "
+                "Use the menu, or go back to Payments.",
+            )
+        answer = api_answer(request, error)
+        return await answer if inspect.isawaitable(answer) else answer
+
     @app.exception_handler(session.SignInRequired)
     async def sign_in_first(request: Request, signal: session.SignInRequired) -> Response:
         location = session.signin_location(signal.next_path)

@@ -243,3 +243,21 @@ def second_admin(api: Api, name: str) -> dict[str, str]:
     made = api.post(f"/v1/practices/{api.practice_id}/users", {"name": name, "role": "admin"})
     assert made.status_code == 201, made.text
     return {"Authorization": f"Bearer {made.json()['token']}"}
+
+
+def test_a_page_that_does_not_exist_is_a_page_saying_so(oak: Office) -> None:
+    """A browser asking for an unknown page gets a 404 page with the way back, signed in or
+    not; the API and htmx keep their own answers."""
+    web, _ = browser(oak.api, "admin@oak.example")
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    for client in (web, TestClient(oak.api.client.app, base_url="http://127.0.0.1")):
+        answer = client.get("/deposits", headers=html)
+        assert answer.status_code == 404, answer.text
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "Page not found" in answer.text and "/deposits" in answer.text
+        assert_security_headers(answer, "/deposits")
+    api = web.get("/v1/no-such-thing", headers=html)
+    assert api.status_code == 404
+    assert api.headers["content-type"] == "application/problem+json"
+    fragment = web.get("/no-such-fragment", headers={**html, "HX-Request": "true"})
+    assert fragment.headers["content-type"] == "application/problem+json"
