@@ -1,6 +1,6 @@
 """Group commit on PostgreSQL: concurrent saves share transactions, and nothing else moves.
 
-8 threads save new aggregates and change a few shared ones (real version conflicts,
+8 threads x 500 saves: new aggregates and change a few shared ones (real version conflicts,
 retried), while a reader tails the log the way the projections do."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from eventsourcing.persistence import IntegrityError
 from adapters.store import EventStore, StoreConfig, open_store
 
 THREADS = 8
-SAVES = 60
+SAVES = 500
 
 
 class Counter(Aggregate):
