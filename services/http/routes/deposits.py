@@ -86,7 +86,8 @@ def get_deposits(
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
-    latest = latest_scheduled_date(ledger.db, practice_id)
+    # the latest scheduled deposit only stretches the default end
+    latest = latest_scheduled_date(ledger.db, practice_id) if to is None else None
     date_from, date_to = date_range(ledger, practice_id, from_, to, latest)
     after = cursor.decode_pair(cursor_)
     rows = list_deposits(
