@@ -44,7 +44,9 @@ class Deposits(Projection):
             disputes_amount BIGINT NOT NULL DEFAULT 0
         )""",
         "CREATE INDEX IF NOT EXISTS deposits_by_date ON deposits (practice_id, deposit_date, id)",
-        "CREATE INDEX IF NOT EXISTS deposits_by_status ON deposits (practice_id, status)",
+        # the latest scheduled deposit (the list's default end) is the index's last entry
+        "CREATE INDEX IF NOT EXISTS deposits_by_status_date "
+        "ON deposits (practice_id, status, deposit_date)",
         """CREATE TABLE IF NOT EXISTS deposit_items (
             deposit_id TEXT NOT NULL,
             line INTEGER NOT NULL,

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from domain.base import LedgerAggregate
 from projections import rebuild as bulk
 from projections import runner as runner_module
+from projections.base import Projection
 from projections.runner import Projector
 from services.app import replay
 from services.bootstrap import all_projections
@@ -111,6 +112,42 @@ def test_views_starting_afresh_on_a_long_log_are_built_in_memory(
     assert dump(ledger) == live
     last = replay.last_position(ledger.store)
     assert {projector.position(p.name) for p in all_projections()} == {last}
+
+
+def test_views_built_by_several_processes_hold_the_rows_built_by_one(
+    api_for: Callable[..., Api], clock: PinnedClock, backend: str
+) -> None:
+    api = api_for(backend, clock).setup()
+    ledger = grown(api, [("patient", 0, 2), ("pay", 0, 4100), ("refund", 0, 9), ("pay", 1, 700)])
+    views, last = all_projections(), replay.last_position(ledger.store)
+    assert len(bulk.split(views, 3)) == 3
+    assert sorted(p.name for share in bulk.split(views, 3) for p in share) == sorted(
+        p.name for p in views
+    )
+
+    def rows(workers: int) -> dict[str, list[tuple[Any, ...]]]:
+        with bulk.build(ledger.store, views, last, workers=workers) as scratch:
+            return {
+                table: sorted(map(repr, scratch.rows(table)[1]))
+                for p in views
+                for table in p.tables
+            }
+
+    alone = rows(1)
+    assert alone["transactions"] and alone["event_feed"]
+    assert rows(3) == alone
+    feed = next(p for p in views if p.name == "event_feed")  # built here; Broken by a worker
+    with pytest.raises(RuntimeError, match="building \\['broken'\\] failed"):
+        bulk.build(ledger.store, [feed, Broken()], last, workers=2)
+
+
+class Broken(Projection):
+    name = "broken"
+    tables = ("broken",)
+    ddl = ("CREATE TABLE IF NOT EXISTS broken (id TEXT PRIMARY KEY)",)
+
+    def process(self, tx: Any, event: Any, position: int) -> None:
+        tx.execute("INSERT INTO broken (id) VALUES ('the same id every time')")
 
 
 ODD = ["tab\there", "new\nline", "back\\slash \\N", "", "quote ' and \" ", "snow ☃ é", None]

@@ -86,7 +86,8 @@ def get_deposits(
     cursor_: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
-    latest = ledger.reads(latest_scheduled_date, practice_id)
+    # the latest scheduled deposit only stretches the default end
+    latest = ledger.reads(latest_scheduled_date, practice_id) if to is None else None
     return dated_page(
         ledger,
         practice_id,
