@@ -101,25 +101,12 @@ class Runner:
 
     def try_catch_up(self) -> Exception | None:
         """As `catch_up`, but a failure is recorded on the runner and returned."""
-        with self.lock:
-            try:
-                self.load_position()
-                while True:
-                    notifications = self.store.recorder.select_notifications(
-                        start=self.position, limit=PAGE, inclusive_of_start=False
-                    )
-                    if not notifications:
-                        break
-                    events = [(n.id, self.store.mapper.to_domain_event(n)) for n in notifications]
-                    self._apply(events)
-                    self.load_position()
-            except Exception as error:
-                self._failed(error)
-                return error
-            if self.error is not None:
-                log.info("projection %s recovered at position %s", self.name, self.position)
-            self.error, self.failures, self.retry_at = None, 0, 0.0
-            return None
+        return catch_up_together(self.store, self.db, [self]).get(self.name)
+
+    def _recovered(self) -> None:
+        if self.error is not None:
+            log.info("projection %s recovered at position %s", self.name, self.position)
+        self.error, self.failures, self.retry_at = None, 0, 0.0
 
     def _failed(self, error: Exception) -> None:
         self.failures += 1
@@ -136,18 +123,24 @@ class Runner:
         )
 
     def _apply(self, events: list[tuple[int, Any]]) -> None:
-        """One transaction for the page: the projection's rows and its position."""
+        """One transaction for the page: the projection's rows and its position. The
+        position kept in memory follows; when another process applied the page first
+        (or a deadlock rolled it back) it is read again."""
         try:
             with self.db.transaction() as tx:
                 _move(tx, self.name, self.position, events[-1][0])
                 for position, event in events:
                     self.projection.process(tx, event, position)
         except PositionMoved:
-            return  # another process got there first; the next loop reads again
+            self.load_position()  # another process got there first; go on from there
+            return
         except OperationalError as error:
             if "deadlock" not in str(error):
                 raise
             log.info("projection %s deadlocked with another process; reading again", self.name)
+            self.load_position()
+            return
+        self.position = events[-1][0]
 
     def state(self) -> RunnerState:
         return RunnerState(
@@ -162,6 +155,64 @@ def _move(tx: Tx, name: str, old: int, new: int) -> None:
     )
     if tx.rowcount != 1:
         raise PositionMoved(name)
+
+
+def catch_up_together(
+    store: EventStore,
+    db: Database,
+    runners: Sequence[Runner],
+    moved: Callable[[], None] | None = None,
+) -> dict[str, Exception]:
+    """Catch the runners up on one read of the log: each page after the lowest of their
+    positions is read and decoded once and handed to every runner behind it, which applies
+    its part in its own transaction with its own position. A runner that fails stops only
+    itself (its error is recorded on it and returned, by name); the others go on.
+    `moved` is called after each page."""
+    failures: dict[str, Exception] = {}
+    positions = {
+        str(r["name"]): int(r["position"])
+        for r in db.query("SELECT name, position FROM projection_tracking")
+    }
+    active: list[Runner] = []
+    for runner in runners:
+        with runner.lock:
+            runner.position = positions.get(runner.name, 0)
+        active.append(runner)
+    while active:
+        start = min(r.position for r in active)
+        try:
+            notifications = store.recorder.select_notifications(
+                start=start, limit=PAGE, inclusive_of_start=False
+            )
+            events = [(n.id, store.mapper.to_domain_event(n)) for n in notifications]
+        except Exception as error:
+            for runner in active:
+                runner._failed(error)
+                failures[runner.name] = error
+            return failures
+        if not events:
+            break
+        last = events[-1][0]
+        for runner in list(active):
+            with runner.lock:
+                if runner.position < start:
+                    continue  # moved back meanwhile (rebuilt): the next page starts at it
+                behind = [(i, e) for i, e in events if i > runner.position]
+                if not behind:
+                    continue
+                try:
+                    runner._apply(behind)
+                except Exception as error:
+                    runner._failed(error)
+                    failures[runner.name] = error
+                    active.remove(runner)
+        if moved is not None:
+            moved()
+        if len(events) < PAGE and all(r.position >= last for r in active):
+            break
+    for runner in active:
+        runner._recovered()
+    return failures
 
 
 class Projector:
@@ -226,11 +277,10 @@ class Projector:
     def catch_up(self) -> int:
         """Bring every runner up to date now, each on its own; returns the lowest position.
         Every runner runs even when one fails; the first failure is then raised."""
-        failure: Exception | None = None
         self.build_fresh()
-        for runner in self.runners:
-            failure = runner.try_catch_up() or failure
+        failures = catch_up_together(self.store, self.db, self.runners, self._notify_moved)
         self._notify_moved()
+        failure = next((failures[r.name] for r in self.runners if r.name in failures), None)
         if failure is not None:
             raise failure
         return min((r.position for r in self.runners), default=0)
@@ -243,8 +293,8 @@ class Projector:
             self.wait_for(target)
             return
         self.build_fresh()
-        for runner in self.runners:
-            runner.try_catch_up()  # a failure is kept (and logged) on its runner
+        # a failure is kept (and logged) on its runner
+        catch_up_together(self.store, self.db, self.runners, self._notify_moved)
         self._notify_moved()
 
     def wait_for(self, position: int, bound: float = WAIT_BOUND) -> bool:
@@ -297,11 +347,10 @@ class Projector:
             self._wake.wait(interval)
             self._wake.clear()
             now = time.monotonic()
-            for runner in self.runners:
-                if runner.error is not None and now < runner.retry_at:
-                    continue
-                runner.try_catch_up()  # a failure is kept on the runner; the others go on
-                self._notify_moved()
+            due = [r for r in self.runners if r.error is None or now >= r.retry_at]
+            # a failure is kept on its runner; the others go on
+            catch_up_together(self.store, self.db, due, self._notify_moved)
+            self._notify_moved()
 
     def rebuild(self, name: str) -> None:
         """Replay one projection from position 0: built in memory with its own handlers,
