@@ -99,10 +99,12 @@ class PaymentRequests(Projection):
 
     @handles(PaymentRequest.Sent)
     def sent(self, tx: Tx, e: PaymentRequest.Sent, position: int) -> None:
-        zone_row = tx.one(
-            "SELECT timezone FROM request_zones WHERE practice_id = ?", (str(e.practice_id),)
+        found = tx.one(  # the practice's zone and the patient's name in one round trip
+            "SELECT (SELECT timezone FROM request_zones WHERE practice_id = ?) AS timezone, "
+            "(SELECT name FROM request_patients WHERE id = ?) AS name",
+            (str(e.practice_id), str(e.patient_id)),
         )
-        name_row = tx.one("SELECT name FROM request_patients WHERE id = ?", (str(e.patient_id),))
+        assert found is not None  # one row, of NULLs when nothing is found
         first_reminder = iso(e.at + timedelta(days=e.reminder_days[0])) if e.reminder_days else None
         tx.execute(
             "INSERT INTO payment_requests (id, practice_id, patient_id, patient_name, "
@@ -113,8 +115,8 @@ class PaymentRequests(Projection):
                 str(e.originator_id),
                 str(e.practice_id),
                 str(e.patient_id),
-                name_row["name"] if name_row else None,
-                local_date(e.at, zone_row["timezone"] if zone_row else "UTC").isoformat(),
+                found["name"],
+                local_date(e.at, found["timezone"] or "UTC").isoformat(),
                 iso(e.at),
                 e.actor,
                 e.amount,
