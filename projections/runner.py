@@ -167,6 +167,8 @@ class PipelinedTx(Tx):
     def __init__(self, tx: Tx) -> None:
         super().__init__(tx._cursor, postgres=True)
         self._held: list[tuple[str, tuple[Any, ...]]] = []
+        #: what the page's handlers keep for the rest of it (projections.base.page_memo)
+        self.memo: dict[Any, Any] = {}
 
     @property  # type: ignore[override]
     def rowcount(self) -> int:
