@@ -26,8 +26,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -234,6 +236,21 @@ def _move(tx: Tx, name: str, old: int, new: int) -> None:
         raise PositionMoved(name)
 
 
+#: the views applying one page side by side on PostgreSQL (each on a pooled connection,
+#: so a few: the pool serves the commands too)
+APPLIERS = 4
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _appliers() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(APPLIERS, thread_name_prefix="payledger-view")
+        return _pool
+
+
 def catch_up_together(
     store: EventStore,
     db: Database,
@@ -270,19 +287,17 @@ def catch_up_together(
         if not events:
             break
         last = events[-1][0]
-        for runner in list(active):
-            with runner.lock:
-                if runner.position < start:
-                    continue  # moved back meanwhile (rebuilt): the next page starts at it
-                behind = [(i, e) for i, e in events if i > runner.position]
-                if not behind:
-                    continue
-                try:
-                    runner._apply(behind)
-                except Exception as error:
-                    runner._failed(error)
-                    failures[runner.name] = error
-                    active.remove(runner)
+
+        apply = partial(_apply_page, start=start, events=events, failures=failures)
+
+        if db.postgres and len(active) > 1:
+            # side by side, each on its own connection: a page costs about the slowest
+            # view's round trips, not the sum of all of them
+            list(_appliers().map(apply, active))
+        else:
+            for runner in active:
+                apply(runner)
+        active = [r for r in active if r.name not in failures]
         if moved is not None:
             moved()
         if len(events) < PAGE and all(r.position >= last for r in active):
@@ -290,6 +305,23 @@ def catch_up_together(
     for runner in active:
         runner._recovered()
     return failures
+
+
+def _apply_page(
+    runner: Runner, *, start: int, events: list[tuple[int, Any]], failures: dict[str, Exception]
+) -> None:
+    """The runner's part of a page read from after `start`; a failure is recorded."""
+    with runner.lock:
+        if runner.position < start:
+            return  # moved back meanwhile (rebuilt): the next page starts at it
+        behind = [(i, e) for i, e in events if i > runner.position]
+        if not behind:
+            return
+        try:
+            runner._apply(behind)
+        except Exception as error:
+            runner._failed(error)
+            failures[runner.name] = error
 
 
 class Projector:
