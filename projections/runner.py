@@ -1,10 +1,13 @@
 """Runs projections over the event store's ordered notification log, one runner each.
 
 Each projection has its own runner and its own row in ``projection_tracking``.
-A runner reads a page of notifications after its own position and applies the
-events and moves the position in one transaction: the position moves by
-compare-and-set first, so two processes catching up at once never apply an
-event twice (the loser rolls back and reads again). ``projection_tracking`` itself
+The runners behind are caught up together (``catch_up_together``): each page of
+notifications after the lowest of their positions is read and decoded once and
+handed to every runner, which applies its part and moves its own position in
+one transaction of its own (on PostgreSQL a few runners side by side, each on
+its own connection, with the page's writes pipelined: ``PipelinedTx``). The
+position moves by compare-and-set first, so two processes catching up at once
+never apply an event twice (the loser rolls back and reads again). ``projection_tracking`` itself
 is a durable table (adapters/migrations.py); each projection's own tables are
 created from its definition and rebuilt when that changes.
 
