@@ -33,6 +33,10 @@ from bench.run import fresh_database
 SECONDS = int(os.environ.get("PAYLEDGER_BENCH_HTTP_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("PAYLEDGER_BENCH_HTTP_CONNECTIONS", "8"))
 BIN = Path(sys.executable).parent
+#: the server stack of both servers: "auto" (uvloop and httptools, installed with payledger)
+#: or "asyncio" (the standard event loop and h11), to compare the two
+STACK = os.environ.get("PAYLEDGER_BENCH_HTTP_STACK", "auto")
+STACK_ARGS = ["--loop", "asyncio", "--http", "h11"] if STACK == "asyncio" else []
 
 PAYMENT_SCRIPT = """
 local counter = 0
@@ -159,7 +163,7 @@ def trivial_figures(env: dict[str, str], tmp: Path) -> dict[str, dict[str, float
     port = free_port()
     argv = [
         str(BIN / "python"), "-m", "uvicorn", "bench.trivial:app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "info",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "info", *STACK_ARGS,
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     with served(argv, env, f"{base}/v1/transactions", tmp / "trivial.log"):
@@ -172,7 +176,7 @@ def trivial_figures(env: dict[str, str], tmp: Path) -> dict[str, dict[str, float
 def ledger_figures(env: dict[str, str], tmp: Path) -> dict[str, dict[str, float]]:
     token = setup_practice(env)
     port = free_port()
-    argv = [str(BIN / "payledger"), "serve", "--port", str(port)]
+    argv = [str(BIN / "payledger"), "serve", "--port", str(port), *STACK_ARGS]
     base = f"http://127.0.0.1:{port}"
     with served(argv, env, f"{base}/healthz", tmp / "payledger.log"):
         script = PAYMENT_SCRIPT % {"token": token, "body": BODY}
@@ -200,7 +204,7 @@ def main() -> None:
             runs["PostgreSQL"] = ledger_figures(pg_env, tmp)
     print(
         f"payledger bench-http: wrk, {CONNECTIONS} connections, {SECONDS} s per figure, "
-        "one uvicorn process each (same run)\n"
+        f"one uvicorn process each (same run), server stack: {STACK}\n"
     )
     row = "  {:44s} {:8.0f} /s  p50 {:6.1f} ms  p99 {:6.1f} ms  {}"
     print(row.format("floor: trivial FastAPI POST (pydantic body)", floor["post"]["rps"],

@@ -39,6 +39,31 @@ class Projection:
             handler(self, tx, event, position)
 
 
+def page_memo(tx: Tx) -> dict[Any, Any] | None:
+    """Values the handlers of one page keep for the rest of its transaction (on PostgreSQL,
+    where each read is a round trip), or None: a handler that writes what it keeps there
+    forgets it. Gone with the transaction, so never stale across pages or processes."""
+    memo: dict[Any, Any] | None = getattr(tx, "memo", None)
+    return memo
+
+
+def remembered(tx: Tx, key: Any, load: Callable[[], Any]) -> Any:
+    """`load()`, kept for the rest of the page where its transaction keeps values."""
+    memo = page_memo(tx)
+    if memo is None:
+        return load()
+    if key not in memo:
+        memo[key] = load()
+    return memo[key]
+
+
+def forget(tx: Tx, key: Any) -> None:
+    """A handler that writes what is kept under `key` forgets it."""
+    memo = page_memo(tx)
+    if memo is not None:
+        memo.pop(key, None)
+
+
 def handles(*event_classes: type) -> Callable[[Handler], Handler]:
     def mark(function: Handler) -> Handler:
         function._handles = event_classes  # type: ignore[attr-defined]

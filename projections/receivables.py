@@ -15,7 +15,7 @@ from domain.practices import Practice
 from domain.receivables import MONEY_COLUMNS, Balance, PmsSync, SavedFilter, live_balance
 from domain.requests import PaymentRequest
 from domain.schedule import local_date
-from projections.base import Projection, handles, iso
+from projections.base import Projection, forget, handles, iso, remembered
 
 #: columns a list can be sorted by (all indexed with practice_id and id)
 SORTABLE = (*MONEY_COLUMNS, "last_name", "last_payment_date", "last_request_date", "snooze_until")
@@ -112,6 +112,7 @@ class Receivables(Projection):
 
     @handles(Practice.Created)
     def practice(self, tx: Tx, e: Practice.Created, position: int) -> None:
+        forget(tx, ("ar_zone", str(e.practice_id)))
         tx.execute(
             "INSERT INTO ar_zones (practice_id, timezone, pms, auto_writeback, writes_back) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -205,8 +206,8 @@ class Receivables(Projection):
         if e.patient_id is None:
             return
         add_movement(tx, e, str(e.originator_id), e.amount)
-        zone = tx.one("SELECT timezone FROM ar_zones WHERE practice_id = ?", (str(e.practice_id),))
-        day = local_date(e.at, zone["timezone"] if zone else "UTC").isoformat()
+        zone = practice_zone(tx, str(e.practice_id))
+        day = local_date(e.at, zone).isoformat()
         tx.execute(
             "UPDATE ar_patients SET last_payment_date = ? WHERE (last_payment_date IS NULL OR "
             "last_payment_date < ?) AND (id = ? OR id = (SELECT guarantor_id FROM ar_patients "
@@ -283,13 +284,13 @@ class Receivables(Projection):
 
     @handles(PaymentRequest.Sent)
     def request_sent(self, tx: Tx, e: PaymentRequest.Sent, position: int) -> None:
-        zone = tx.one("SELECT timezone FROM ar_zones WHERE practice_id = ?", (str(e.practice_id),))
+        zone = practice_zone(tx, str(e.practice_id))
         tx.execute(
             "UPDATE ar_patients SET last_request_id = ?, last_request_date = ?, "
             "last_request_amount = ?, last_request_status = 'requested' WHERE id = ?",
             (
                 str(e.originator_id),
-                local_date(e.at, zone["timezone"] if zone else "UTC").isoformat(),
+                local_date(e.at, zone).isoformat(),
                 e.amount,
                 str(e.patient_id),
             ),
@@ -336,6 +337,17 @@ NOT_COUNTED = "(associated_at >= ? OR (associated_at IS NULL AND (written_back =
 def writes_back(pms: str, auto_writeback: bool) -> bool:
     """Payments reach this practice's PMS by the automatic writeback (not by hand)."""
     return auto_writeback and pms in ("opendental", "eaglesoft")
+
+
+def practice_zone(tx: Tx, practice_id: str) -> str:
+    """The practice's time zone ("UTC" before it is known); read once per page where the
+    page's transaction keeps values (it is only written when the practice is created)."""
+
+    def load() -> str:
+        row = tx.one("SELECT timezone FROM ar_zones WHERE practice_id = ?", (practice_id,))
+        return str(row["timezone"]) if row else "UTC"
+
+    return str(remembered(tx, ("ar_zone", practice_id), load))
 
 
 def add_movement(tx: Tx, e: Any, marker: str, amount: int) -> None:

@@ -12,7 +12,7 @@ from domain.patients import Patient
 from domain.practices import Practice
 from domain.requests import PaymentRequest
 from domain.schedule import local_date
-from projections.base import Projection, handles, iso, parse_iso
+from projections.base import Projection, forget, handles, iso, parse_iso, remembered
 
 UPSERT_STATUS = (
     "INSERT INTO payment_request_messages (request_id, number, practice_id, status, next_at, "
@@ -22,6 +22,11 @@ UPSERT_STATUS = (
 UPSERT_COUNTED = UPSERT_STATUS + (
     ", attempts = excluded.attempts, last_error = excluded.last_error"
 )
+
+
+def request_zone(tx: Tx, practice_id: UUID) -> str:
+    row = tx.one("SELECT timezone FROM request_zones WHERE practice_id = ?", (str(practice_id),))
+    return str(row["timezone"]) if row else "UTC"
 
 
 class PaymentRequests(Projection):
@@ -85,6 +90,7 @@ class PaymentRequests(Projection):
 
     @handles(Practice.Created)
     def practice(self, tx: Tx, e: Practice.Created, position: int) -> None:
+        forget(tx, ("request_zone", str(e.practice_id)))
         tx.execute(
             "INSERT INTO request_zones (practice_id, timezone) VALUES (?, ?)",
             (str(e.practice_id), e.timezone),
@@ -99,22 +105,22 @@ class PaymentRequests(Projection):
 
     @handles(PaymentRequest.Sent)
     def sent(self, tx: Tx, e: PaymentRequest.Sent, position: int) -> None:
-        zone_row = tx.one(
-            "SELECT timezone FROM request_zones WHERE practice_id = ?", (str(e.practice_id),)
+        zone = remembered(  # once per page: a practice's zone is written when it is created
+            tx, ("request_zone", str(e.practice_id)), lambda: request_zone(tx, e.practice_id)
         )
-        name_row = tx.one("SELECT name FROM request_patients WHERE id = ?", (str(e.patient_id),))
         first_reminder = iso(e.at + timedelta(days=e.reminder_days[0])) if e.reminder_days else None
         tx.execute(
             "INSERT INTO payment_requests (id, practice_id, patient_id, patient_name, "
             "requested_date, sent_at, sender, amount, status, channel, destination, token_hash, "
             "expires_at, reminder_days, next_reminder_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, (SELECT name FROM request_patients WHERE id = ?), ?, ?, ?, ?, "
+            "'requested', ?, ?, ?, ?, ?, ?)",  # the patient's name read by the insert itself
             (
                 str(e.originator_id),
                 str(e.practice_id),
                 str(e.patient_id),
-                name_row["name"] if name_row else None,
-                local_date(e.at, zone_row["timezone"] if zone_row else "UTC").isoformat(),
+                str(e.patient_id),
+                local_date(e.at, zone).isoformat(),
                 iso(e.at),
                 e.actor,
                 e.amount,

@@ -117,12 +117,13 @@ class Transactions(Projection):
     def payment_created(
         self, tx: Tx, e: Payment.Captured | Payment.Declined, position: int
     ) -> None:
-        timezone = practice_zone(tx, e.practice_id)
-        name_row = (
-            tx.one("SELECT name FROM transaction_patients WHERE id = ?", (str(e.patient_id),))
-            if e.patient_id
-            else None
+        found = tx.one(  # the practice's zone and the patient's name in one round trip
+            "SELECT (SELECT timezone FROM transaction_zones WHERE practice_id = ?) AS timezone, "
+            "(SELECT name FROM transaction_patients WHERE id = ?) AS name",
+            (str(e.practice_id), str(e.patient_id) if e.patient_id else None),
         )
+        assert found is not None  # one row, of NULLs when nothing is found
+        timezone = str(found["timezone"] or "UTC")
         captured = isinstance(e, Payment.Captured)
         tx.execute(
             "INSERT INTO transactions (id, practice_id, occurred_at, local_date, amount, status, "
@@ -143,7 +144,7 @@ class Transactions(Projection):
                 e.transaction_id if isinstance(e, Payment.Captured) else None,
                 e.reason if isinstance(e, Payment.Declined) else None,
                 str(e.patient_id) if e.patient_id else None,
-                name_row["name"] if name_row else None,
+                found["name"],
                 str(e.request_id) if e.request_id else None,
                 e.batch_date if isinstance(e, Payment.Captured) else None,
                 iso(e.settles_at) if isinstance(e, Payment.Captured) else None,

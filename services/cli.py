@@ -75,7 +75,14 @@ def serve(args: argparse.Namespace) -> int:
         print(f"\n  payledger at {url} (docs at {url}/docs)\n", flush=True)
     store = (settings.database_url and "PostgreSQL") or f"SQLite at {settings.sqlite_path}"
     print(f"  store: {store}; sandbox: {'on' if settings.sandbox else 'off'}\n", flush=True)
-    uvicorn.run(create_app(ledger), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(
+        create_app(ledger),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        loop=args.loop,
+        http=args.http,
+    )
     return 0
 
 
@@ -379,6 +386,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--host", default="127.0.0.1")
     serve_p.add_argument("--port", type=int, default=8000)
     serve_p.add_argument("--data-dir", default=argparse.SUPPRESS)
+    serve_p.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop (auto: uvloop, installed with payledger)",
+    )
+    serve_p.add_argument(
+        "--http",
+        choices=("auto", "h11", "httptools"),
+        default="auto",
+        help="HTTP parser (auto: httptools, installed with payledger)",
+    )
     serve_p.add_argument(
         "--demo",
         action=argparse.BooleanOptionalAction,

@@ -55,7 +55,10 @@ def collect_payment(
             field="card" if card is not None else "payment_method",
         )
     payment_id = keyed_id(practice_id, "payment", key)
-    existing = ledger.find(Payment, payment_id)
+    # a retry with the same key finds the first attempt's payment before charging again
+    # (a conflict at the insert would come after the processor charged the card); without
+    # a key the id is new, and there is nothing to find
+    existing = ledger.find(Payment, payment_id) if key is not None else None
     if existing is not None:
         return existing
     payment = charge(

@@ -1,0 +1,65 @@
+"""`python -m bench.write`: the write-path figures of `make bench` alone, in a few minutes.
+
+Raw single-row inserts from 8 connections (the baseline), collect with 8 writers
+(store path only, and each command waiting for the views), and a bulk payment
+request to `PAYLEDGER_BENCH_BULK` patients end to end, split into the command's
+own work and the views catching up. Ratios only: compare runs by their ratios.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from bench.ar import BULK, populate, practice
+from bench.run import WRITERS, collect_concurrent, fresh_database, raw_inserts_concurrent
+from domain.receivables import AmountRule, Eligibility
+from services.app.receivables import bulk_send
+from services.bootstrap import build_ledger
+from services.settings import Settings
+
+
+def main() -> None:
+    with fresh_database() as raw_url:
+        raw8 = raw_inserts_concurrent(raw_url)
+    with fresh_database() as url, TemporaryDirectory() as tmp:
+        ledger = build_ledger(Settings(data_dir=Path(tmp), database_url=url, run_scheduler=False))
+        target = practice(ledger, "Write Dental")
+        stored = collect_concurrent(ledger, target.id, show=False)
+        ledger.catch_up()
+        shown = collect_concurrent(ledger, target.id)
+        bulk = practice(ledger, "Bulk Dental")
+        populate(ledger, bulk, BULK)
+        settings = ledger.settings
+        started = time.perf_counter()
+        ledger.settings = replace(settings, maintain_views=False)
+        outcomes = bulk_send(
+            ledger,
+            practice_id=bulk.id,
+            patient_ids=None,
+            raw_filter={"min_total": 1},
+            channel="preferred",
+            rule=AmountRule.TOTAL,
+            rules=Eligibility(),
+            actor="bench",
+            key="bench-bulk",
+        )
+        command = time.perf_counter() - started
+        ledger.settings = settings
+        ledger.projector.catch_up()
+        total = time.perf_counter() - started
+        ledger.store.close()
+    sent = sum(1 for o in outcomes if o.outcome == "sent")
+    print(f"raw insert txns, {WRITERS} connections   {raw8:8.0f} /s (1.00x)")
+    print(f"collect, {WRITERS} writers, stored        {stored:8.0f} /s ({stored / raw8:.2f}x raw)")
+    print(f"collect, {WRITERS} writers, views shown   {shown:8.0f} /s ({shown / raw8:.2f}x raw)")
+    print(
+        f"bulk to {BULK} patients ({sent} sent): {total:.1f} s end to end, "
+        f"{command:.1f} s the command, {total - command:.1f} s the views"
+    )
+
+
+if __name__ == "__main__":
+    main()
