@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from adapters.sql import Database
+from adapters.sql import Database, dialect_sql
 
 OFFSET = "SELECT offset_seconds FROM sandbox_clock WHERE practice_id = ?"
 #: how far a test clock may run ahead of real time: ten years (dates stay sane)
@@ -98,7 +98,7 @@ class SandboxClock(Clock):
         if not self._db.postgres:
             return self._db.query_one(OFFSET, (str(practice_id),))
         with self._db._datastore.cursor() as cursor:  # the pool's connections autocommit
-            cursor.execute(OFFSET.replace("?", "%s"), (str(practice_id),))
+            cursor.execute(dialect_sql(OFFSET, postgres=True), (str(practice_id),))
             row: dict[str, Any] | None = cursor.fetchone()
             return row
 

@@ -38,7 +38,7 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from adapters.sql import Database, Tx
+from adapters.sql import Database, Tx, dialect_sql
 from adapters.store import EventStore
 from projections import rebuild as bulk
 from projections.base import Projection
@@ -187,13 +187,13 @@ class PipelinedTx(Tx):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         head = sql.lstrip()[:6].upper()
         if head in HELD and "RETURNING" not in sql.upper():
-            self._held.append((sql.replace("?", "%s"), tuple(params)))
+            self._held.append((dialect_sql(sql, postgres=True), tuple(params)))
             return []
         if not self._held:
             return super().execute(sql, params)
         with self._pipeline() as pipeline:
             self._send_held()
-            self._cursor.execute(sql.replace("?", "%s"), tuple(params))
+            self._cursor.execute(dialect_sql(sql, postgres=True), tuple(params))
             pipeline.sync()  # one round trip: the held writes and this statement
             self._rowcount = self._cursor.rowcount
             if self._cursor.description is None:
