@@ -42,13 +42,12 @@ SQL_MODULES = (
 CONNECTION_ATTRIBUTES = frozenset({"db", "datastore"})
 
 #: Known exceptions, each (module, what it does): modules whose SQL and connections are
-#: being moved behind adapters by work in progress elsewhere (the pay-link requests,
-#: the views' replay, as-of reads and the audit export, which rebuild views in a
-#: scratch database of their own). A new violation anywhere, these modules included,
-#: fails the test; remove an entry once its module keeps to its side.
+#: being moved behind adapters by work in progress elsewhere (the views' replay, as-of
+#: reads and the audit export, which rebuild views in a scratch database of their own).
+#: A new violation anywhere, these modules included, fails the test; remove an entry
+#: once its module keeps to its side.
 KNOWN_EXCEPTIONS = frozenset(
     {
-        ("services/app/requests.py", ".db"),
         ("services/app/replay.py", "import adapters.sql"),
         ("services/app/replay.py", "import eventsourcing.sqlite"),
         ("services/app/replay.py", ".db"),
