@@ -25,9 +25,10 @@ from projections.requests import PaymentRequests
 from projections.runner import Projector
 from projections.transactions import Transactions
 from projections.users import Users
+from projections.writeback_intake import WritebackIntake
 from services.context import Ledger
 from services.settings import Settings
-from services.workers.writeback import WritebackIntake
+from services.workers.writeback import take_in
 
 log = logging.getLogger("payledger")
 
@@ -78,7 +79,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
     email: EmailSender = SmtpEmailSender(settings.smtp) if settings.smtp else OutboxEmailSender(db)
     projections = all_projections()
     if not settings.kafka_bootstrap:
-        projections.append(WritebackIntake())  # else the Kafka consumers take it in
+        projections.append(WritebackIntake(take_in))  # else the Kafka consumers take it in
     projector = Projector(store, db, projections)
     secret = settings.secret()
     ledger = Ledger(

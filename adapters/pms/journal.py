@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,42 +44,14 @@ class Journal:
             if not sealer.is_sealed(str(row["config"])):
                 self.set_connection(str(row["practice_id"]), json.loads(row["config"]))
 
-    # -- intake (inside the consumer's transaction) ----------------------------------
+    # -- intake ------------------------------------------------------------------------
 
-    @staticmethod
-    def add(
-        tx: Tx,
-        *,
-        id: str,
-        practice_id: str,
-        pms: str,
-        kind: str,
-        payment_id: str | None,
-        position: int,
-        payload: dict[str, Any],
-        status: str = "pending",
-        depends_on: str | None = None,
-    ) -> None:
-        stamp = now_text()
-        tx.execute(
-            "INSERT INTO writeback_journal (id, practice_id, pms, kind, payment_id, depends_on, "
-            "position, payload, status, next_attempt_at, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (
-                id,
-                practice_id,
-                pms,
-                kind,
-                payment_id,
-                depends_on,
-                position,
-                json.dumps(payload, sort_keys=True),
-                status,
-                stamp,
-                stamp,
-                stamp,
-            ),
-        )
+    @contextmanager
+    def intake(self) -> Iterator[JournalIntake]:
+        """The intake's tables in one transaction (the Kafka consumer's: its rows commit
+        before its offsets)."""
+        with self.db.transaction() as tx:
+            yield JournalIntake(tx)
 
     # -- the worker -------------------------------------------------------------------
 
@@ -295,3 +269,113 @@ class Journal:
                 "updated_at = excluded.updated_at",
                 (practice_id, self._stored(config), now_text()),
             )
+
+
+#: the practice's settings the intake keeps, by the name the settings event gives them
+PRACTICE_SETTINGS = {
+    "pms": "pms",
+    "auto_writeback": "auto_writeback",
+    "pms_payment_type": "pms_payment_type",
+}
+
+
+class JournalIntake:
+    """What the intake records, inside one transaction (the Kafka consumer's, or the
+    intake projection's with its tracking position): the practices and patients as the
+    writeback knows them, and the journal's new rows."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
+    def practice_created(
+        self, practice_id: str, *, pms: str, auto_writeback: bool, timezone: str, position: int
+    ) -> None:
+        self._tx.execute(
+            "INSERT INTO writeback_practices (practice_id, pms, auto_writeback, timezone, "
+            "pms_payment_type, position) VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT (practice_id) "
+            "DO NOTHING",
+            (practice_id, pms, int(auto_writeback), timezone, position),
+        )
+
+    def practice_setting_changed(
+        self, practice_id: str, setting: str, value: Any, position: int
+    ) -> None:
+        """One of PRACTICE_SETTINGS changed at ``position`` (an older change is ignored)."""
+        column = PRACTICE_SETTINGS[setting]
+        self._tx.execute(
+            f"UPDATE writeback_practices SET {column} = ?, position = ? "  # noqa: S608
+            "WHERE practice_id = ? AND position < ?",
+            (int(value) if isinstance(value, bool) else value, position, practice_id, position),
+        )
+
+    def patient_registered(
+        self, patient_id: str, *, practice_id: str, pms_patient_id: Any, is_guarantor: bool
+    ) -> None:
+        self._tx.execute(
+            "INSERT INTO writeback_patients (id, practice_id, pms_patient_id, is_guarantor) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (patient_id, practice_id, pms_patient_id, int(is_guarantor)),
+        )
+
+    def practice(self, practice_id: str) -> dict[str, Any] | None:
+        return self._tx.one(
+            "SELECT * FROM writeback_practices WHERE practice_id = ?", (practice_id,)
+        )
+
+    def timezone(self, practice_id: str) -> str:
+        """The practice's time zone as the writeback knows it (UTC if unknown)."""
+        row = self._tx.one(
+            "SELECT timezone FROM writeback_practices WHERE practice_id = ?", (practice_id,)
+        )
+        return str(row["timezone"]) if row else "UTC"
+
+    def patient(self, patient_id: str) -> dict[str, Any] | None:
+        return self._tx.one("SELECT * FROM writeback_patients WHERE id = ?", (patient_id,))
+
+    def payment_entry(self, payment_id: str) -> dict[str, Any] | None:
+        """The journal's row of a payment's own entry."""
+        return self._tx.one(
+            "SELECT * FROM writeback_journal WHERE id = ? AND kind = 'payment'", (payment_id,)
+        )
+
+    def skip_untried(self, entry_id: str, reason: str) -> None:
+        """Skip an entry that no attempt has tried yet (one that has stays as it is)."""
+        self._tx.execute(
+            "UPDATE writeback_journal SET status = 'skipped', last_error = ? "
+            "WHERE id = ? AND status = 'pending' AND attempts = 0",
+            (reason, entry_id),
+        )
+
+    def add(
+        self,
+        *,
+        id: str,
+        practice_id: str,
+        pms: str,
+        kind: str,
+        payment_id: str | None,
+        position: int,
+        payload: dict[str, Any],
+        status: str = "pending",
+        depends_on: str | None = None,
+    ) -> None:
+        stamp = now_text()
+        self._tx.execute(
+            "INSERT INTO writeback_journal (id, practice_id, pms, kind, payment_id, depends_on, "
+            "position, payload, status, next_attempt_at, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (
+                id,
+                practice_id,
+                pms,
+                kind,
+                payment_id,
+                depends_on,
+                position,
+                json.dumps(payload, sort_keys=True),
+                status,
+                stamp,
+                stamp,
+                stamp,
+            ),
+        )
