@@ -17,8 +17,8 @@ from services.http import answers
 from services.http.deps import CallerDep, KeyDep, LedgerDep
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
+from services.http.representations import practice_out
 from services.http.schemas import PracticeIn, SettingsIn
-from services.http.views import practice_out
 from services.workers.writeback import practice_status
 
 router = APIRouter(prefix="/v1/practices", tags=["practices"])
