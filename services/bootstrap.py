@@ -7,8 +7,8 @@ import logging
 from adapters.accounts import Accounts
 from adapters.bank_calendar import FederalReserveHolidays
 from adapters.clock import Clock, SandboxClock, SystemClock
-from adapters.messaging.email import EmailSender, OutboxEmailSender, SmtpEmailSender
-from adapters.messaging.sms import HttpSmsSender, OutboxSmsSender
+from adapters.messaging.email import EmailSender, SandboxMailboxEmailSender, SmtpEmailSender
+from adapters.messaging.sms import HttpSmsSender, SandboxMailboxSmsSender
 from adapters.migrations import applied, migrate
 from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
@@ -76,7 +76,9 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
     clock: Clock = (
         SandboxClock(db, real_clock) if settings.sandbox else (real_clock or SystemClock())
     )
-    email: EmailSender = SmtpEmailSender(settings.smtp) if settings.smtp else OutboxEmailSender(db)
+    email: EmailSender = (
+        SmtpEmailSender(settings.smtp) if settings.smtp else SandboxMailboxEmailSender(db)
+    )
     projections = all_projections()
     if not settings.kafka_bootstrap:
         projections.append(WritebackIntake(take_in))  # else the Kafka consumers take it in
@@ -93,7 +95,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         bank_holidays=FederalReserveHolidays(),
         sms=HttpSmsSender(settings.sms_url, settings.sms_token)
         if settings.sms_url
-        else OutboxSmsSender(db),
+        else SandboxMailboxSmsSender(db),
         secret=secret,
         journal=Journal(db, Sealer(secret, "pms-connection")),
         accounts=Accounts(db),

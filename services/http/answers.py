@@ -710,7 +710,7 @@ class ClockAdvanced(Answer):
     )
 
 
-class OutboxMessage(Answer):
+class SandboxMailboxMessage(Answer):
     id: str
     channel: str
     recipient: str
@@ -719,8 +719,8 @@ class OutboxMessage(Answer):
     sent_at: str
 
 
-class Outbox(Answer):
-    items: list[OutboxMessage]
+class SandboxMailbox(Answer):
+    items: list[SandboxMailboxMessage]
 
 
 # -- auditing and card readers ----------------------------------------------------------
