@@ -10,6 +10,7 @@ from adapters.clock import Clock, SandboxClock, SystemClock
 from adapters.messaging.email import EmailSender, SandboxMailboxEmailSender, SmtpEmailSender
 from adapters.messaging.sms import HttpSmsSender, SandboxMailboxSmsSender
 from adapters.migrations import applied, migrate
+from adapters.pms.connections import PmsConnections
 from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
 from adapters.processor.sandbox import SandboxProcessor
@@ -97,7 +98,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         if settings.sms_url
         else SandboxMailboxSmsSender(db),
         secret=secret,
-        journal=Journal(db, Sealer(secret, "pms-connection")),
+        journal=Journal(db, PmsConnections(db, Sealer(secret, "pms-connection"))),
         accounts=Accounts(db),
     )
     projector.catch_up()

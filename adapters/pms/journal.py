@@ -9,7 +9,6 @@ next attempt reads the PMS back before it writes again.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,10 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.clock import now_text as now_text  # also the writeback worker's
-from adapters.sealed import Sealer, Unreadable
+from adapters.pms.connections import PmsConnections
 from adapters.sql import Database, Tx
-
-log = logging.getLogger("payledger.writeback")
 
 
 @dataclass(frozen=True)
@@ -31,18 +28,11 @@ class EntryCount:
 
 
 class Journal:
-    def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
-        """With a sealer, the PMS connection settings are kept sealed (and any kept in
-        clear by an older version are sealed now)."""
+    def __init__(self, db: Database, connections: PmsConnections) -> None:
+        """``connections``: the practices' PMS connection settings, which the worker's
+        writers are made from (kept apart: adapters/pms/connections.py)."""
         self.db = db
-        self.sealer = sealer
-        if sealer is not None:
-            self._seal_existing(sealer)
-
-    def _seal_existing(self, sealer: Sealer) -> None:
-        for row in self.db.query("SELECT practice_id, config FROM pms_connections"):
-            if not sealer.is_sealed(str(row["config"])):
-                self.set_connection(str(row["practice_id"]), json.loads(row["config"]))
+        self.connections = connections
 
     # -- intake ------------------------------------------------------------------------
 
@@ -239,36 +229,11 @@ class Journal:
         )
         return [EntryCount(str(r["pms"]), str(r["status"]), int(r["n"])) for r in rows]
 
-    # -- connection settings (secrets: kept here, not in events) ---------------------
-
-    def connection(self, practice_id: str) -> dict[str, Any]:
-        row = self.db.query_one(
-            "SELECT config FROM pms_connections WHERE practice_id = ?", (practice_id,)
-        )
-        if row is None:
-            return {}
-        text = str(row["config"])
-        if self.sealer is not None:
-            try:
-                text = self.sealer.open(text)
-            except Unreadable as error:
-                log.error("the PMS connection of practice %s is unreadable: %s", practice_id, error)
-                return {}
-        config: dict[str, Any] = json.loads(text)
-        return config
-
-    def _stored(self, config: dict[str, Any]) -> str:
-        text = json.dumps(config)
-        return self.sealer.seal(text) if self.sealer is not None else text
+    # -- connection settings ------------------------------------------------------------
 
     def set_connection(self, practice_id: str, config: dict[str, Any]) -> None:
-        with self.db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO pms_connections (practice_id, config, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (practice_id) DO UPDATE SET config = excluded.config, "
-                "updated_at = excluded.updated_at",
-                (practice_id, self._stored(config), now_text()),
-            )
+        """``connections.keep``, as bench/writeback.py calls it."""
+        self.connections.keep(practice_id, config)
 
 
 #: the practice's settings the intake keeps, by the name the settings event gives them

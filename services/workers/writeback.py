@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
+from adapters.pms.connections import PmsConnections
 from adapters.pms.eaglesoft import BridgeSettings, EaglesoftBridge
 from adapters.pms.journal import PRACTICE_SETTINGS, Journal, JournalIntake, now_text
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
@@ -243,8 +244,8 @@ HANDLERS = {
 # -- the worker ----------------------------------------------------------------------
 
 
-def writer_for(journal: Journal, practice_id: str, pms: str) -> PmsWriter:
-    config = journal.connection(practice_id)
+def writer_for(connections: PmsConnections, practice_id: str, pms: str) -> PmsWriter:
+    config = connections.of(practice_id)
     if pms == "opendental" and "opendental" in config:
         return OpenDental(OpenDentalSettings.of_connection(config["opendental"]))
     if pms == "eaglesoft" and "eaglesoft" in config:
@@ -342,7 +343,7 @@ class Worker:
             writer = (self.writers or {}).get(item["practice_id"]) or made.get(item["pms"])
             if writer is None:
                 writer = made[item["pms"]] = writer_for(
-                    self.journal, item["practice_id"], item["pms"]
+                    self.journal.connections, item["practice_id"], item["pms"]
                 )
             written = self.attempt(writer, item)
         except PmsWriteError as error:

@@ -50,7 +50,7 @@ def od_practice(ledger: Ledger, url: str, name: str) -> tuple[Any, list[Any]]:
         batch_cutoff=parse_cutoff("23:59"),
         actor="operator",
     )
-    ledger.journal.set_connection(
+    ledger.journal.connections.keep(
         str(practice.id),
         {
             "opendental": {

@@ -56,7 +56,7 @@ def practice_admin_or_operator(practice_id: UUID, caller: CallerDep) -> Caller:
 
 
 def practice_answer(ledger: Ledger, practice: Practice) -> dict[str, Any]:
-    connection = ledger.journal.connection(str(practice.id))
+    connection = ledger.journal.connections.of(str(practice.id))
     return {
         **practice_out(practice),
         "connection": {kind: masked(block) for kind, block in connection.items()},
