@@ -1,6 +1,6 @@
 """One small SQL interface for the tables beside the events.
 
-Projections, idempotency records, the sandbox clock and the outbox live in
+Projections, idempotency records, the sandbox clock and the sandbox mailbox live in
 the same database as the events (the SQLite file or the PostgreSQL
 database). Writes go through the event store's pool, so that a projection's
 rows and its tracking position commit in one transaction; reads take a

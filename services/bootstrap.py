@@ -7,9 +7,10 @@ import logging
 from adapters.accounts import Accounts
 from adapters.bank_calendar import FederalReserveHolidays
 from adapters.clock import Clock, SandboxClock, SystemClock
-from adapters.messaging.email import EmailSender, OutboxEmailSender, SmtpEmailSender
-from adapters.messaging.sms import HttpSmsSender, OutboxSmsSender
+from adapters.messaging.email import EmailSender, SandboxMailboxEmailSender, SmtpEmailSender
+from adapters.messaging.sms import HttpSmsSender, SandboxMailboxSmsSender
 from adapters.migrations import applied, migrate
+from adapters.pms.connections import PmsConnections
 from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
 from adapters.processor.sandbox import SandboxProcessor
@@ -25,9 +26,10 @@ from projections.requests import PaymentRequests
 from projections.runner import Projector
 from projections.transactions import Transactions
 from projections.users import Users
+from projections.writeback_intake import WritebackIntake
 from services.context import Ledger
 from services.settings import Settings
-from services.workers.writeback import WritebackIntake
+from services.workers.writeback import take_in
 
 log = logging.getLogger("payledger")
 
@@ -75,10 +77,12 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
     clock: Clock = (
         SandboxClock(db, real_clock) if settings.sandbox else (real_clock or SystemClock())
     )
-    email: EmailSender = SmtpEmailSender(settings.smtp) if settings.smtp else OutboxEmailSender(db)
+    email: EmailSender = (
+        SmtpEmailSender(settings.smtp) if settings.smtp else SandboxMailboxEmailSender(db)
+    )
     projections = all_projections()
     if not settings.kafka_bootstrap:
-        projections.append(WritebackIntake())  # else the Kafka consumers take it in
+        projections.append(WritebackIntake(take_in))  # else the Kafka consumers take it in
     projector = Projector(store, db, projections)
     secret = settings.secret()
     ledger = Ledger(
@@ -92,9 +96,9 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         bank_holidays=FederalReserveHolidays(),
         sms=HttpSmsSender(settings.sms_url, settings.sms_token)
         if settings.sms_url
-        else OutboxSmsSender(db),
+        else SandboxMailboxSmsSender(db),
         secret=secret,
-        journal=Journal(db, Sealer(secret, "pms-connection")),
+        journal=Journal(db, PmsConnections(db, Sealer(secret, "pms-connection"))),
         accounts=Accounts(db),
     )
     projector.catch_up()

@@ -280,7 +280,7 @@ def relay(args: argparse.Namespace) -> int:
     assert settings.kafka_bootstrap is not None
     ledger = build_ledger(settings)
     print(f"relay: publishing the event log to {settings.kafka_bootstrap}", flush=True)
-    return run_until_stopped(Relay(ledger.store, ledger.db, settings.kafka_bootstrap).run)
+    return run_until_stopped(Relay(ledger.store, settings.kafka_bootstrap).run)
 
 
 def writeback(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""The email sender port, an SMTP adapter and the embedded default's outbox."""
+"""The email sender port, an SMTP adapter and the embedded default's sandbox mailbox
+(table ``outbox``: the messages kept instead of sent, shown in the sandbox)."""
 
 from __future__ import annotations
 
@@ -84,14 +85,14 @@ class SmtpEmailSender(EmailSender):
         return message_id
 
 
-class OutboxEmailSender(EmailSender):
+class SandboxMailboxEmailSender(EmailSender):
     """Keeps every message in the database instead of sending it (embedded default)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
     def send(self, message: Email) -> str:
-        return keep_in_outbox(
+        return keep_in_sandbox_mailbox(
             self._db,
             f"<{uuid.uuid4()}@outbox>",
             "email",
@@ -107,13 +108,13 @@ class OutboxEmailSender(EmailSender):
             Kept(f"<{uuid.uuid4()}@outbox>", "email", m.to, m.subject, m.body, m.practice_id)
             for m in messages
         ]
-        keep_many_in_outbox(self._db, kept)
+        keep_many_in_sandbox_mailbox(self._db, kept)
         return [k.message_id for k in kept]
 
 
 @dataclass(frozen=True)
 class Kept:
-    """One outbox row."""
+    """One message in the sandbox mailbox."""
 
     message_id: str
     channel: str
@@ -123,8 +124,8 @@ class Kept:
     practice_id: UUID | None
 
 
-def keep_many_in_outbox(db: Database, kept: Sequence[Kept]) -> None:
-    """Record messages in the outbox in one transaction."""
+def keep_many_in_sandbox_mailbox(db: Database, kept: Sequence[Kept]) -> None:
+    """Record messages in the sandbox mailbox in one transaction."""
     if not kept:
         return
     at = datetime.now(UTC).isoformat()
@@ -147,7 +148,7 @@ def keep_many_in_outbox(db: Database, kept: Sequence[Kept]) -> None:
         )
 
 
-def keep_in_outbox(
+def keep_in_sandbox_mailbox(
     db: Database,
     message_id: str,
     channel: str,
@@ -156,7 +157,7 @@ def keep_in_outbox(
     body: str,
     practice_id: UUID | None,
 ) -> str:
-    """Record a message in the outbox instead of sending it; returns its id."""
+    """Record a message in the sandbox mailbox instead of sending it; returns its id."""
     with db.transaction() as tx:
         tx.execute(
             "INSERT INTO outbox (id, practice_id, channel, recipient, subject, body, sent_at) "
@@ -174,7 +175,9 @@ def keep_in_outbox(
     return message_id
 
 
-def list_outbox(db: Database, practice_id: UUID, limit: int = 50) -> list[dict[str, object]]:
+def list_sandbox_mailbox(
+    db: Database, practice_id: UUID, limit: int = 50
+) -> list[dict[str, object]]:
     rows = db.query(
         "SELECT id, channel, recipient, subject, body, sent_at FROM outbox "
         "WHERE practice_id = ? ORDER BY sent_at DESC LIMIT ?",

@@ -1,4 +1,4 @@
-"""The SMS sender port, an HTTP gateway adapter and the embedded default's outbox.
+"""The SMS sender port, an HTTP gateway adapter and the embedded default's sandbox mailbox.
 
 The gateway protocol (docs/sms-gateway.md): ``POST {url}`` with
 ``Authorization: Bearer {token}`` (when set) and the JSON body
@@ -21,8 +21,8 @@ from adapters.messaging.email import (
     Kept,
     SendFailed,
     attempt,
-    keep_in_outbox,
-    keep_many_in_outbox,
+    keep_in_sandbox_mailbox,
+    keep_many_in_sandbox_mailbox,
 )
 from adapters.sql import Database
 
@@ -71,14 +71,14 @@ class HttpSmsSender(SmsSender):
         return str(found) if found else f"sms-{uuid.uuid4()}"
 
 
-class OutboxSmsSender(SmsSender):
+class SandboxMailboxSmsSender(SmsSender):
     """Keeps every text in the database instead of sending it (embedded default)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
     def send(self, message: Sms) -> str:
-        return keep_in_outbox(
+        return keep_in_sandbox_mailbox(
             self._db,
             f"sms-{uuid.uuid4()}",
             "sms",
@@ -93,5 +93,5 @@ class OutboxSmsSender(SmsSender):
         kept = [
             Kept(f"sms-{uuid.uuid4()}", "sms", m.to, None, m.body, m.practice_id) for m in messages
         ]
-        keep_many_in_outbox(self._db, kept)
+        keep_many_in_sandbox_mailbox(self._db, kept)
         return [k.message_id for k in kept]

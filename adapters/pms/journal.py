@@ -9,16 +9,15 @@ next attempt reads the PMS back before it writes again.
 from __future__ import annotations
 
 import json
-import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.clock import now_text as now_text  # also the writeback worker's
-from adapters.sealed import Sealer, Unreadable
+from adapters.pms.connections import PmsConnections
 from adapters.sql import Database, Tx
-
-log = logging.getLogger("payledger.writeback")
 
 
 @dataclass(frozen=True)
@@ -29,55 +28,20 @@ class EntryCount:
 
 
 class Journal:
-    def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
-        """With a sealer, the PMS connection settings are kept sealed (and any kept in
-        clear by an older version are sealed now)."""
+    def __init__(self, db: Database, connections: PmsConnections) -> None:
+        """``connections``: the practices' PMS connection settings, which the worker's
+        writers are made from (kept apart: adapters/pms/connections.py)."""
         self.db = db
-        self.sealer = sealer
-        if sealer is not None:
-            self._seal_existing(sealer)
+        self.connections = connections
 
-    def _seal_existing(self, sealer: Sealer) -> None:
-        for row in self.db.query("SELECT practice_id, config FROM pms_connections"):
-            if not sealer.is_sealed(str(row["config"])):
-                self.set_connection(str(row["practice_id"]), json.loads(row["config"]))
+    # -- intake ------------------------------------------------------------------------
 
-    # -- intake (inside the consumer's transaction) ----------------------------------
-
-    @staticmethod
-    def add(
-        tx: Tx,
-        *,
-        id: str,
-        practice_id: str,
-        pms: str,
-        kind: str,
-        payment_id: str | None,
-        position: int,
-        payload: dict[str, Any],
-        status: str = "pending",
-        depends_on: str | None = None,
-    ) -> None:
-        stamp = now_text()
-        tx.execute(
-            "INSERT INTO writeback_journal (id, practice_id, pms, kind, payment_id, depends_on, "
-            "position, payload, status, next_attempt_at, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (
-                id,
-                practice_id,
-                pms,
-                kind,
-                payment_id,
-                depends_on,
-                position,
-                json.dumps(payload, sort_keys=True),
-                status,
-                stamp,
-                stamp,
-                stamp,
-            ),
-        )
+    @contextmanager
+    def intake(self) -> Iterator[JournalIntake]:
+        """The intake's tables in one transaction (the Kafka consumer's: its rows commit
+        before its offsets)."""
+        with self.db.transaction() as tx:
+            yield JournalIntake(tx)
 
     # -- the worker -------------------------------------------------------------------
 
@@ -265,33 +229,118 @@ class Journal:
         )
         return [EntryCount(str(r["pms"]), str(r["status"]), int(r["n"])) for r in rows]
 
-    # -- connection settings (secrets: kept here, not in events) ---------------------
-
-    def connection(self, practice_id: str) -> dict[str, Any]:
-        row = self.db.query_one(
-            "SELECT config FROM pms_connections WHERE practice_id = ?", (practice_id,)
-        )
-        if row is None:
-            return {}
-        text = str(row["config"])
-        if self.sealer is not None:
-            try:
-                text = self.sealer.open(text)
-            except Unreadable as error:
-                log.error("the PMS connection of practice %s is unreadable: %s", practice_id, error)
-                return {}
-        config: dict[str, Any] = json.loads(text)
-        return config
-
-    def _stored(self, config: dict[str, Any]) -> str:
-        text = json.dumps(config)
-        return self.sealer.seal(text) if self.sealer is not None else text
+    # -- connection settings ------------------------------------------------------------
 
     def set_connection(self, practice_id: str, config: dict[str, Any]) -> None:
-        with self.db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO pms_connections (practice_id, config, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (practice_id) DO UPDATE SET config = excluded.config, "
-                "updated_at = excluded.updated_at",
-                (practice_id, self._stored(config), now_text()),
-            )
+        """``connections.keep``, as bench/writeback.py calls it."""
+        self.connections.keep(practice_id, config)
+
+
+#: the practice's settings the intake keeps, by the name the settings event gives them
+PRACTICE_SETTINGS = {
+    "pms": "pms",
+    "auto_writeback": "auto_writeback",
+    "pms_payment_type": "pms_payment_type",
+}
+
+
+class JournalIntake:
+    """What the intake records, inside one transaction (the Kafka consumer's, or the
+    intake projection's with its tracking position): the practices and patients as the
+    writeback knows them, and the journal's new rows."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
+    def practice_created(
+        self, practice_id: str, *, pms: str, auto_writeback: bool, timezone: str, position: int
+    ) -> None:
+        self._tx.execute(
+            "INSERT INTO writeback_practices (practice_id, pms, auto_writeback, timezone, "
+            "pms_payment_type, position) VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT (practice_id) "
+            "DO NOTHING",
+            (practice_id, pms, int(auto_writeback), timezone, position),
+        )
+
+    def practice_setting_changed(
+        self, practice_id: str, setting: str, value: Any, position: int
+    ) -> None:
+        """One of PRACTICE_SETTINGS changed at ``position`` (an older change is ignored)."""
+        column = PRACTICE_SETTINGS[setting]
+        self._tx.execute(
+            f"UPDATE writeback_practices SET {column} = ?, position = ? "  # noqa: S608
+            "WHERE practice_id = ? AND position < ?",
+            (int(value) if isinstance(value, bool) else value, position, practice_id, position),
+        )
+
+    def patient_registered(
+        self, patient_id: str, *, practice_id: str, pms_patient_id: Any, is_guarantor: bool
+    ) -> None:
+        self._tx.execute(
+            "INSERT INTO writeback_patients (id, practice_id, pms_patient_id, is_guarantor) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (patient_id, practice_id, pms_patient_id, int(is_guarantor)),
+        )
+
+    def practice(self, practice_id: str) -> dict[str, Any] | None:
+        return self._tx.one(
+            "SELECT * FROM writeback_practices WHERE practice_id = ?", (practice_id,)
+        )
+
+    def timezone(self, practice_id: str) -> str:
+        """The practice's time zone as the writeback knows it (UTC if unknown)."""
+        row = self._tx.one(
+            "SELECT timezone FROM writeback_practices WHERE practice_id = ?", (practice_id,)
+        )
+        return str(row["timezone"]) if row else "UTC"
+
+    def patient(self, patient_id: str) -> dict[str, Any] | None:
+        return self._tx.one("SELECT * FROM writeback_patients WHERE id = ?", (patient_id,))
+
+    def payment_entry(self, payment_id: str) -> dict[str, Any] | None:
+        """The journal's row of a payment's own entry."""
+        return self._tx.one(
+            "SELECT * FROM writeback_journal WHERE id = ? AND kind = 'payment'", (payment_id,)
+        )
+
+    def skip_untried(self, entry_id: str, reason: str) -> None:
+        """Skip an entry that no attempt has tried yet (one that has stays as it is)."""
+        self._tx.execute(
+            "UPDATE writeback_journal SET status = 'skipped', last_error = ? "
+            "WHERE id = ? AND status = 'pending' AND attempts = 0",
+            (reason, entry_id),
+        )
+
+    def add(
+        self,
+        *,
+        id: str,
+        practice_id: str,
+        pms: str,
+        kind: str,
+        payment_id: str | None,
+        position: int,
+        payload: dict[str, Any],
+        status: str = "pending",
+        depends_on: str | None = None,
+    ) -> None:
+        stamp = now_text()
+        self._tx.execute(
+            "INSERT INTO writeback_journal (id, practice_id, pms, kind, payment_id, depends_on, "
+            "position, payload, status, next_attempt_at, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (
+                id,
+                practice_id,
+                pms,
+                kind,
+                payment_id,
+                depends_on,
+                position,
+                json.dumps(payload, sort_keys=True),
+                status,
+                stamp,
+                stamp,
+                stamp,
+            ),
+        )

@@ -103,9 +103,9 @@ def change_settings(
 def set_pms_connection(ledger: Ledger, practice_id: UUID, blocks: dict[str, Any]) -> None:
     """Keep the PMS connection settings (secrets) apart from the events; the practice's
     waiting writes are due at once with the new settings."""
-    current = ledger.journal.connection(str(practice_id))
+    current = ledger.journal.connections.of(str(practice_id))
     current.update(blocks)
-    ledger.journal.set_connection(str(practice_id), current)
+    ledger.journal.connections.keep(str(practice_id), current)
     ledger.journal.retry_failed(str(practice_id))  # the cause may be fixed: try again now
 
 

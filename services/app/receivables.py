@@ -234,7 +234,7 @@ class SyncResult:
 def reader_for(ledger: Ledger, practice: Practice) -> PmsReader:
     """Open Dental's API when the practice has its connection; in sandbox mode, else the
     sandbox office."""
-    config = ledger.journal.connection(str(practice.id))
+    config = ledger.journal.connections.of(str(practice.id))
     if practice.pms == PmsKind.OPENDENTAL and "opendental" in config:
         return OpenDental(OpenDentalSettings.of_connection(config["opendental"]))
     if ledger.settings.sandbox:
@@ -247,7 +247,7 @@ def reader_for(ledger: Ledger, practice: Practice) -> PmsReader:
 
 def has_reader(ledger: Ledger, practice: Practice) -> bool:
     """A PMS the scheduled sync can read: Open Dental with its connection settings."""
-    return practice.pms == PmsKind.OPENDENTAL and "opendental" in ledger.journal.connection(
+    return practice.pms == PmsKind.OPENDENTAL and "opendental" in ledger.journal.connections.of(
         str(practice.id)
     )
 

@@ -194,7 +194,7 @@ def send_chunk(
         pid: keyed_id(practice.id, "request", f"bulk:{key}:{pid}" if key else None)
         for pid, _, _ in chunk
     }
-    known = existing_requests(ledger.db, [str(i) for i in ids.values()])
+    known = ledger.reads(existing_requests, [str(i) for i in ids.values()])
     fresh = [pid for pid, _, _ in chunk if str(ids[pid]) not in known]
     patients = ledger.get_many(Patient, fresh, practice.id)
     older = ledger.get_many(
@@ -331,10 +331,10 @@ def open_link(ledger: Ledger, token: str) -> PayLink:
     if not token or len(token) > 100:
         raise NotFound("this payment link is not valid")
     token_hash = hash_token(token)
-    row = request_by_token_hash(ledger.db, token_hash)
+    row = ledger.reads(request_by_token_hash, token_hash)
     if row is None:
         ledger.catch_up()
-        row = request_by_token_hash(ledger.db, token_hash)
+        row = ledger.reads(request_by_token_hash, token_hash)
     if row is None:
         raise NotFound("this payment link is not valid")
     request = ledger.get(PaymentRequest, UUID(row["id"]), None)
@@ -513,7 +513,7 @@ def record_delivery(
 def expire_due(ledger: Ledger, practice_id: UUID) -> int:
     now = ledger.clock.now(practice_id)
     expired = 0
-    for request_id in due_expiries(ledger.db, practice_id, now):
+    for request_id in ledger.reads(due_expiries, practice_id, now):
         request = ledger.get(PaymentRequest, UUID(request_id), practice_id)
         if request.status != RequestStatus.REQUESTED:
             continue
@@ -529,7 +529,7 @@ def expire_due(ledger: Ledger, practice_id: UUID) -> int:
 def remind_due(ledger: Ledger, practice_id: UUID) -> int:
     now = ledger.clock.now(practice_id)
     reminded = 0
-    for request_id in due_reminders(ledger.db, practice_id, now):
+    for request_id in ledger.reads(due_reminders, practice_id, now):
         request = ledger.get(PaymentRequest, UUID(request_id), practice_id)
         number = request.due_reminder(now)
         if number is None:
@@ -547,7 +547,7 @@ def remind_due(ledger: Ledger, practice_id: UUID) -> int:
 def deliver_due(ledger: Ledger, practice_id: UUID) -> int:
     now = ledger.clock.now(practice_id)
     attempted = 0
-    for request_id in due_deliveries(ledger.db, practice_id, now):
+    for request_id in ledger.reads(due_deliveries, practice_id, now):
         request = ledger.get(PaymentRequest, UUID(request_id), practice_id)
         for number in request.due_deliveries(now):
             attempted += deliver(ledger, practice_id, request.id, number)

@@ -1,9 +1,10 @@
 """Response bodies: what each route answers, so the OpenAPI document states it.
 
-The answers are built as plain dicts (services/http/views.py and the routes); these models
-declare their fields in the same order and forbid any other field, so an answer that
-drifts from its declaration fails loudly instead of being trimmed. Ids and instants are
-text as the API writes them (ids as UUIDs, instants ISO 8601 UTC, dates `YYYY-MM-DD`).
+The answers are built as plain dicts (services/http/representations.py and the
+routes); these models declare their fields in the same order and forbid any other
+field, so an answer that drifts from its declaration fails loudly instead of being
+trimmed. Ids and instants are text as the API writes them (ids as UUIDs, instants
+ISO 8601 UTC, dates `YYYY-MM-DD`).
 """
 
 from __future__ import annotations
@@ -709,7 +710,7 @@ class ClockAdvanced(Answer):
     )
 
 
-class OutboxMessage(Answer):
+class SandboxMailboxMessage(Answer):
     id: str
     channel: str
     recipient: str
@@ -718,8 +719,8 @@ class OutboxMessage(Answer):
     sent_at: str
 
 
-class Outbox(Answer):
-    items: list[OutboxMessage]
+class SandboxMailbox(Answer):
+    items: list[SandboxMailboxMessage]
 
 
 # -- auditing and card readers ----------------------------------------------------------

@@ -15,7 +15,7 @@ from domain.errors import InvalidValue
 from domain.practices import Practice
 from services.context import Ledger
 from services.http import cursor
-from services.http.views import default_range
+from services.http.representations import default_range
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 ISO_INSTANT = re.compile(

@@ -16,9 +16,10 @@ import time
 from typing import Any
 
 from adapters.kafka import ensure_topic, producer
-from adapters.sql import Database
+from adapters.relay_positions import RelayPositions
 from adapters.store import EventStore
 from services.app.publish import TOPIC, to_public
+from services.workers.backoff import with_backoff
 
 log = logging.getLogger("payledger.relay")
 
@@ -29,32 +30,21 @@ class Relay:
     def __init__(
         self,
         store: EventStore,
-        db: Database,
         bootstrap: str,
         *,
         topic: str = TOPIC,
         name: str = "kafka",
     ) -> None:
-        self.store, self.db, self.bootstrap, self.topic, self.name = (
-            store,
-            db,
-            bootstrap,
-            topic,
-            name,
-        )
+        self.store, self.bootstrap, self.topic, self.name = store, bootstrap, topic, name
+        self.positions = RelayPositions(store.database())
         self._producer: Any = None
+        self._ensured = False
 
     def position(self) -> int:
-        row = self.db.query_one("SELECT position FROM relay_position WHERE name = ?", (self.name,))
-        return int(row["position"]) if row else 0
+        return self.positions.of(self.name)
 
     def remember(self, position: int) -> None:
-        with self.db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO relay_position (name, position) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                (self.name, position),
-            )
+        self.positions.remember(self.name, position)
 
     def publish_once(self) -> int:
         """Publish one page; returns how many events were acknowledged."""
@@ -80,22 +70,19 @@ class Relay:
         return len(futures)
 
     def run(self, stop: threading.Event) -> None:
-        delay = 0.5
-        ensured = False
-        while not stop.is_set():
-            try:
-                if not ensured:
-                    ensure_topic(self.bootstrap, self.topic)
-                    ensured = True
-                published = self.publish_once()
-                delay = 0.5
-                if not published:
-                    stop.wait(0.2)
-            except Exception as error:  # broker down, timeouts: back off, never skip
-                log.warning("relay could not publish (%s); retrying in %.1fs", error, delay)
-                self.close()
-                stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+        def step() -> None:
+            if not self._ensured:
+                ensure_topic(self.bootstrap, self.topic)
+                self._ensured = True
+            if not self.publish_once():
+                stop.wait(0.2)
+
+        def failed(error: Exception, delay: float) -> None:
+            # broker down, timeouts: back off, never skip
+            log.warning("relay could not publish (%s); retrying in %.1fs", error, delay)
+            self.close()
+
+        with_backoff(stop, step, failed=failed)
 
     def close(self) -> None:
         if self._producer is not None:

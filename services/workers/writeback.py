@@ -26,17 +26,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
+from adapters.pms.connections import PmsConnections
 from adapters.pms.eaglesoft import BridgeSettings, EaglesoftBridge
-from adapters.pms.journal import Journal, now_text
+from adapters.pms.journal import PRACTICE_SETTINGS, Journal, JournalIntake, now_text
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
 from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
-from adapters.sql import Tx
 from domain.errors import AlreadyAssociated, PaymentsError
 from domain.money import format_dollars
 from domain.payments import AssociationSource, Payment, Status
 from domain.posting import dispute_marker
 from domain.schedule import practice_time
-from projections.base import Projection
 from services.app.payments import associate_payment
 from services.app.publish import PublishedEvent, to_public
 from services.context import Ledger
@@ -62,61 +61,44 @@ def backoff(attempts: int, first: float = FIRST_DELAY) -> float:
 # -- intake --------------------------------------------------------------------------
 
 
-def intake(tx: Tx, event: PublishedEvent, only_pms: str | None = None) -> None:
+def intake(journal: JournalIntake, event: PublishedEvent, only_pms: str | None = None) -> None:
     """Record what this event owes a PMS (inside the consumer's transaction)."""
     handler = HANDLERS.get(event.type)
     if handler is not None:
-        handler(tx, event, only_pms)
+        handler(journal, event, only_pms)
 
 
-def practice_created(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+def practice_created(journal: JournalIntake, e: PublishedEvent, only_pms: str | None) -> None:
     d = e.data
-    tx.execute(
-        "INSERT INTO writeback_practices (practice_id, pms, auto_writeback, timezone, "
-        "pms_payment_type, position) VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT (practice_id) "
-        "DO NOTHING",
-        (str(e.practice_id), d["pms"], int(d["auto_writeback"]), d["timezone"], e.position),
+    journal.practice_created(
+        str(e.practice_id),
+        pms=d["pms"],
+        auto_writeback=bool(d["auto_writeback"]),
+        timezone=d["timezone"],
+        position=e.position,
     )
 
 
-def settings_changed(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+def settings_changed(journal: JournalIntake, e: PublishedEvent, only_pms: str | None) -> None:
     changes = e.data["changes"]
-    for name, column in (
-        ("pms", "pms"),
-        ("auto_writeback", "auto_writeback"),
-        ("pms_payment_type", "pms_payment_type"),
-    ):
+    for name in PRACTICE_SETTINGS:
         if name in changes:
-            value = changes[name]
-            tx.execute(
-                f"UPDATE writeback_practices SET {column} = ?, position = ? "  # noqa: S608
-                "WHERE practice_id = ? AND position < ?",
-                (
-                    int(value) if isinstance(value, bool) else value,
-                    e.position,
-                    str(e.practice_id),
-                    e.position,
-                ),
-            )
+            journal.practice_setting_changed(str(e.practice_id), name, changes[name], e.position)
 
 
-def patient_registered(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
-    tx.execute(
-        "INSERT INTO writeback_patients (id, practice_id, pms_patient_id, is_guarantor) "
-        "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        (
-            str(e.aggregate_id),
-            str(e.practice_id),
-            e.data["pms_patient_id"],
-            int(e.data.get("guarantor_id") is None),
-        ),
+def patient_registered(journal: JournalIntake, e: PublishedEvent, only_pms: str | None) -> None:
+    journal.patient_registered(
+        str(e.aggregate_id),
+        practice_id=str(e.practice_id),
+        pms_patient_id=e.data["pms_patient_id"],
+        is_guarantor=e.data.get("guarantor_id") is None,
     )
 
 
-def automatic_practice(tx: Tx, e: PublishedEvent, only_pms: str | None) -> dict[str, Any] | None:
-    practice = tx.one(
-        "SELECT * FROM writeback_practices WHERE practice_id = ?", (str(e.practice_id),)
-    )
+def automatic_practice(
+    journal: JournalIntake, e: PublishedEvent, only_pms: str | None
+) -> dict[str, Any] | None:
+    practice = journal.practice(str(e.practice_id))
     if practice is None or not practice["auto_writeback"]:
         return None
     if practice["pms"] not in AUTOMATIC_KINDS or (only_pms and practice["pms"] != only_pms):
@@ -124,16 +106,12 @@ def automatic_practice(tx: Tx, e: PublishedEvent, only_pms: str | None) -> dict[
     return practice
 
 
-def payment_captured(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
-    practice = automatic_practice(tx, e, only_pms)
+def payment_captured(journal: JournalIntake, e: PublishedEvent, only_pms: str | None) -> None:
+    practice = automatic_practice(journal, e, only_pms)
     if practice is None:
         return
     d = e.data
-    patient = (
-        tx.one("SELECT * FROM writeback_patients WHERE id = ?", (d["patient_id"],))
-        if d.get("patient_id")
-        else None
-    )
+    patient = journal.patient(d["patient_id"]) if d.get("patient_id") else None
     payload = {
         "pms_patient_id": patient["pms_patient_id"] if patient else None,
         "amount": d["amount"],
@@ -143,8 +121,7 @@ def payment_captured(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
         f"{format_dollars(d['amount'])} txn {d['transaction_id']}",
         "patient_preferred": bool(patient and not patient["is_guarantor"]),
     }
-    Journal.add(
-        tx,
+    journal.add(
         id=str(e.aggregate_id),
         practice_id=str(e.practice_id),
         pms=practice["pms"],
@@ -156,32 +133,26 @@ def payment_captured(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
     )
 
 
-def reversal(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+def reversal(journal: JournalIntake, e: PublishedEvent, only_pms: str | None) -> None:
     """A void or refund of a payment that is (or will be) written: a negative entry."""
-    payment = tx.one(
-        "SELECT * FROM writeback_journal WHERE id = ? AND kind = 'payment'", (str(e.aggregate_id),)
-    )
+    payment = journal.payment_entry(str(e.aggregate_id))
     if payment is None or payment["status"] == "unmatched":
         return
     original = json.loads(payment["payload"])
-    practice = tx.one(
-        "SELECT timezone FROM writeback_practices WHERE practice_id = ?", (str(e.practice_id),)
-    )
     is_void = e.type == "PaymentVoided"
     marker = f"void:{e.aggregate_id}" if is_void else str(e.data["refund_id"])
     amount = -(original["amount"] if is_void else e.data["amount"])
     payload = {
         **original,
         "amount": amount,
-        "pay_date": practice_time(e.occurred_at, practice["timezone"] if practice else "UTC")
+        "pay_date": practice_time(e.occurred_at, journal.timezone(str(e.practice_id)))
         .date()
         .isoformat(),
         "note": f"{'Void' if is_void else 'Refund'} of card payment [ref:{e.aggregate_id}] "
         f"{format_dollars(-amount)}",
         "original_marker": str(e.aggregate_id),
     }
-    Journal.add(
-        tx,
+    journal.add(
         id=marker,
         practice_id=str(e.practice_id),
         pms=payment["pms"],
@@ -193,33 +164,27 @@ def reversal(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
     )
 
 
-def dispute_closed(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+def dispute_closed(journal: JournalIntake, e: PublishedEvent, only_pms: str | None) -> None:
     """A lost dispute of a payment that is (or will be) written: a negative entry, once
     (the row is keyed by the dispute's marker)."""
     if e.data["status"] != "lost":
         return
-    payment = tx.one(
-        "SELECT * FROM writeback_journal WHERE id = ? AND kind = 'payment'", (str(e.aggregate_id),)
-    )
+    payment = journal.payment_entry(str(e.aggregate_id))
     if payment is None or payment["status"] == "unmatched":
         return
     original = json.loads(payment["payload"])
-    practice = tx.one(
-        "SELECT timezone FROM writeback_practices WHERE practice_id = ?", (str(e.practice_id),)
-    )
     amount = int(e.data["amount"])
     payload = {
         **original,
         "amount": -amount,
-        "pay_date": practice_time(e.occurred_at, practice["timezone"] if practice else "UTC")
+        "pay_date": practice_time(e.occurred_at, journal.timezone(str(e.practice_id)))
         .date()
         .isoformat(),
         "note": f"Lost card dispute {e.data['dispute_id']} of card payment "
         f"[ref:{e.aggregate_id}] {format_dollars(amount)}",
         "original_marker": str(e.aggregate_id),
     }
-    Journal.add(
-        tx,
+    journal.add(
         id=dispute_marker(e.data["dispute_id"]),
         practice_id=str(e.practice_id),
         pms=payment["pms"],
@@ -231,23 +196,18 @@ def dispute_closed(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
     )
 
 
-def associated_by_staff(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
+def associated_by_staff(journal: JournalIntake, e: PublishedEvent, only_pms: str | None) -> None:
     """Staff posted it by hand: an automatic write not yet tried would duplicate it."""
     if e.data.get("source") == AssociationSource.AUTOMATIC.value:
         return
-    tx.execute(
-        "UPDATE writeback_journal SET status = 'skipped', last_error = "
-        "'associated by staff before it was written' WHERE id = ? AND status = 'pending' "
-        "AND attempts = 0",
-        (str(e.aggregate_id),),
-    )
+    journal.skip_untried(str(e.aggregate_id), "associated by staff before it was written")
 
 
-def request_sent(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
-    practice = automatic_practice(tx, e, only_pms)
+def request_sent(journal: JournalIntake, e: PublishedEvent, only_pms: str | None) -> None:
+    practice = automatic_practice(journal, e, only_pms)
     if practice is None or practice["pms"] != "opendental":
         return
-    patient = tx.one("SELECT * FROM writeback_patients WHERE id = ?", (e.data["patient_id"],))
+    patient = journal.patient(e.data["patient_id"])
     if patient is None:
         return
     payload = {
@@ -257,8 +217,7 @@ def request_sent(tx: Tx, e: PublishedEvent, only_pms: str | None) -> None:
         "at": e.occurred_at.isoformat(),
         "timezone": practice["timezone"],
     }
-    Journal.add(
-        tx,
+    journal.add(
         id=str(e.aggregate_id),
         practice_id=str(e.practice_id),
         pms=practice["pms"],
@@ -285,15 +244,10 @@ HANDLERS = {
 # -- the worker ----------------------------------------------------------------------
 
 
-def writer_for(journal: Journal, practice_id: str, pms: str) -> PmsWriter:
-    config = journal.connection(practice_id)
+def writer_for(connections: PmsConnections, practice_id: str, pms: str) -> PmsWriter:
+    config = connections.of(practice_id)
     if pms == "opendental" and "opendental" in config:
-        c = config["opendental"]
-        return OpenDental(
-            OpenDentalSettings(
-                c["base_url"], c["developer_key"], c["customer_key"], float(c.get("timeout", 30))
-            )
-        )
+        return OpenDental(OpenDentalSettings.of_connection(config["opendental"]))
     if pms == "eaglesoft" and "eaglesoft" in config:
         c = config["eaglesoft"]
         return EaglesoftBridge(
@@ -389,7 +343,7 @@ class Worker:
             writer = (self.writers or {}).get(item["practice_id"]) or made.get(item["pms"])
             if writer is None:
                 writer = made[item["pms"]] = writer_for(
-                    self.journal, item["practice_id"], item["pms"]
+                    self.journal.connections, item["practice_id"], item["pms"]
                 )
             written = self.attempt(writer, item)
         except PmsWriteError as error:
@@ -586,16 +540,9 @@ def practice_status(journal: Journal, practice_id: UUID) -> dict[str, Any]:
     }
 
 
-class WritebackIntake(Projection):
-    """The embedded default's transport: intake straight from the ordered log, tracked
-    like a projection (rows and position in one transaction)."""
-
-    name = "writeback_intake"
-    role = "intake"
-    tables = ()  # the journal is never dropped: replaying it is harmless (rows are keyed)
-    ddl = ()  # the journal is a durable table: adapters/migrations.py
-
-    def process(self, tx: Tx, event: Any, position: int) -> None:
-        published = to_public(event, position)
-        if published is not None:
-            intake(tx, published)
+def take_in(journal: JournalIntake, event: Any, position: int) -> None:
+    """The embedded default's transport (projections/writeback_intake.py): intake straight
+    from the ordered log, each event in its public form."""
+    published = to_public(event, position)
+    if published is not None:
+        intake(journal, published)

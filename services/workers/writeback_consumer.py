@@ -15,6 +15,7 @@ from typing import Any
 from adapters.kafka import consumer
 from services.app.publish import TOPIC, PublishedEvent
 from services.context import Ledger
+from services.workers.backoff import with_backoff
 from services.workers.writeback import PARALLEL, Worker, intake
 
 log = logging.getLogger("payledger.writeback")
@@ -24,39 +25,39 @@ class WritebackConsumer:
     def __init__(self, ledger: Ledger, pms: str, bootstrap: str, *, topic: str = TOPIC) -> None:
         self.ledger, self.pms, self.bootstrap, self.topic = ledger, pms, bootstrap, topic
         self.group = f"payledger-writeback-{pms}"
+        self._client: Any = None
 
     def consume(self, stop: threading.Event) -> None:
-        client: Any = None
-        delay = 0.5
-        while not stop.is_set():
-            try:
-                if client is None:
-                    client = consumer(self.bootstrap, self.topic, self.group)
-                records = client.poll(timeout_ms=500)
-                if records:
-                    self.take_in(records)
-                    client.commit()
-                delay = 0.5
-            except Exception as error:  # broker down: back off, offsets keep our place
-                log.warning(
-                    "writeback consumer (%s) failed: %s; retrying in %.1fs", self.pms, error, delay
-                )
-                if client is not None:
-                    try:
-                        client.close(autocommit=False)
-                    except Exception:
-                        log.debug("consumer close failed", exc_info=True)
-                    client = None
-                stop.wait(delay)
-                delay = min(delay * 2, 10.0)
-        if client is not None:
-            client.close(autocommit=False)
+        def step() -> None:
+            if self._client is None:
+                self._client = consumer(self.bootstrap, self.topic, self.group)
+            records = self._client.poll(timeout_ms=500)
+            if records:
+                self.take_in(records)
+                self._client.commit()
+
+        def failed(error: Exception, delay: float) -> None:
+            # broker down: back off, offsets keep our place
+            log.warning(
+                "writeback consumer (%s) failed: %s; retrying in %.1fs", self.pms, error, delay
+            )
+            if self._client is not None:
+                try:
+                    self._client.close(autocommit=False)
+                except Exception:
+                    log.debug("consumer close failed", exc_info=True)
+                self._client = None
+
+        with_backoff(stop, step, failed=failed)
+        if self._client is not None:
+            self._client.close(autocommit=False)
+            self._client = None
 
     def take_in(self, records: dict[Any, list[Any]]) -> None:
-        with self.ledger.db.transaction() as tx:
+        with self.ledger.journal.intake() as journal:
             for batch in records.values():
                 for record in batch:
-                    intake(tx, PublishedEvent.decode(record.value), only_pms=self.pms)
+                    intake(journal, PublishedEvent.decode(record.value), only_pms=self.pms)
 
     def work(self, stop: threading.Event) -> None:
         worker = Worker(self.ledger, self.ledger.journal, self.pms, parallel=PARALLEL)

@@ -143,7 +143,7 @@ class Browse:
         self.page.click("button[type=submit]")
         self.page.wait_for_load_state()
 
-    def outbox(self) -> list[dict[str, Any]]:
+    def sandbox_mailbox(self) -> list[dict[str, Any]]:
         """The messages the sandbox kept instead of sending, newest first."""
         response = httpx.get(
             self.server.url + "/v1/sandbox/outbox",

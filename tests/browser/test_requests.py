@@ -17,7 +17,7 @@ def pay_link_sent_to(browse: Browse, recipient: str, timeout: float = 20) -> str
     """The pay link in the newest message to `recipient` (the scheduler delivers it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for message in browse.outbox():
+        for message in browse.sandbox_mailbox():
             if message["recipient"] == recipient:
                 found = PAY_LINK.search(str(message["body"]))
                 assert found, message["body"]

@@ -1,5 +1,5 @@
 """Practice status: writeback state, the daily close of a chosen day, the sandbox's test
-clock and outbox."""
+clock and sandbox mailbox."""
 
 from __future__ import annotations
 
@@ -186,8 +186,8 @@ def test_advancing_the_test_clock_a_day_makes_a_deposit(browse: Browse) -> None:
         assert "$125.00" in browse.page.locator("main").inner_text()
 
 
-def test_the_outbox_opens_a_pay_link(browse: Browse) -> None:
-    office = new_office(browse, "Outbox Test Dental")
+def test_the_sandbox_mailbox_opens_a_pay_link(browse: Browse) -> None:
+    office = new_office(browse, "Mailbox Test Dental")
     ledger = browse.server.ledger
     patient = register_patient(
         ledger,
@@ -202,7 +202,7 @@ def test_the_outbox_opens_a_pay_link(browse: Browse) -> None:
     )
     browse.sign_in(office.email)
     browse.go("/payments/status")
-    assert "No messages yet" in browse.page.locator("#outbox").inner_text()
+    assert "No messages yet" in browse.page.locator("#sandbox-mailbox").inner_text()
     send_request(
         ledger,
         practice_id=office.id,
@@ -212,11 +212,11 @@ def test_the_outbox_opens_a_pay_link(browse: Browse) -> None:
         actor="operator",
     )
     browse.go("/payments/status")
-    message = browse.page.locator("#outbox li.message").first
+    message = browse.page.locator("#sandbox-mailbox li.message").first
     assert "maria.lopez@patients.example" in message.inner_text()
     link = message.locator("a[href*='/pay/']")
     assert link.count() == 1
-    browse.shot("outbox", full=True)
+    browse.shot("sandbox-mailbox", full=True)
     # The pay page names no icon, so the browser asks for /favicon.ico (a 404): allowed
     # here, and only that one.
     missing: list[str] = []

@@ -116,7 +116,7 @@ def test_a_receipt_is_read_and_a_copy_sent(browse: Browse) -> None:
     browse.page.click("button:has-text('Confirm and send')")
     browse.page.wait_for_load_state()
     assert "patient.copy@example.com" in browse.page.inner_text("#notice")
-    assert any(m.get("recipient") == "patient.copy@example.com" for m in browse.outbox())
+    assert any(m.get("recipient") == "patient.copy@example.com" for m in browse.sandbox_mailbox())
 
 
 def test_mismatched_confirmation_email_is_refused(browse: Browse) -> None:

@@ -21,7 +21,7 @@ def refund(api: Api, payment_id: str, body: dict[str, int] | None = None) -> dic
     return answer
 
 
-def outbox_bodies(api: Api) -> list[str]:
+def mailbox_bodies(api: Api) -> list[str]:
     return [m["body"] for m in api.get("/v1/sandbox/outbox").json()["items"]]
 
 
@@ -39,7 +39,7 @@ def test_a_voided_payments_receipt_says_voided(api: Api) -> None:
         {"email": "ann@example.com", "confirm_email": "ann@example.com"},
     )
     assert sent.status_code == 200, sent.text
-    [body] = outbox_bodies(api)
+    [body] = mailbox_bodies(api)
     assert "Status: voided" in body and "approved" not in body
 
 
@@ -54,14 +54,14 @@ def test_a_refund_receipt_says_pending_until_its_batch_closes_then_refunded(api:
     assert pending["confirmation"] == "refund pending settlement"
     body = {"email": "ann@example.com", "confirm_email": "ann@example.com", "refund_id": refund_id}
     assert api.post(f"/v1/payments/{payment['id']}/receipt/send", body).status_code == 200
-    [first] = outbox_bodies(api)
+    [first] = mailbox_bodies(api)
     assert "Status: refund pending settlement" in first and "settled\n" not in first
 
     api.advance(DAY)  # the refund's batch closed
     [settled] = api.get(f"/v1/payments/{payment['id']}/receipt").json()["refunds"]
     assert settled["confirmation"] == "refunded"
     assert api.post(f"/v1/payments/{payment['id']}/receipt/send", body).status_code == 200
-    assert sorted(b.split("Status: ")[1].split("\n")[0] for b in outbox_bodies(api)) == [
+    assert sorted(b.split("Status: ")[1].split("\n")[0] for b in mailbox_bodies(api)) == [
         "refund pending settlement",
         "refunded",
     ]

@@ -252,7 +252,7 @@ def test_void_then_refunds_with_the_receipt_listing_them(api: Api) -> None:
     assert all(x["transaction_id"] and x["card"]["last4"] == "4242" for x in r["refunds"])
 
 
-def test_send_a_receipt_copy_to_the_outbox(api: Api) -> None:
+def test_send_a_receipt_copy_to_the_sandbox_mailbox(api: Api) -> None:
     payment = paid(api, 10000)
     path = f"/v1/payments/{payment['id']}/receipt/send"
     sent = api.post(path, {"email": "ann@example.com", "confirm_email": "Ann@Example.com"})

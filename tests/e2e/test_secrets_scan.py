@@ -67,7 +67,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("GET /payments/requests/{request_id}", "pay-link token"): (
         "the dashboard's request page shows the open link to its practice"
     ),
-    ("GET /payments/status", "pay-link token"): ("sandbox only: the status page shows the outbox"),
+    ("GET /payments/status", "pay-link token"): (
+        "sandbox only: the status page shows the sandbox mailbox"
+    ),
     ("table outbox", "pay-link token"): (
         "sandbox only: the embedded sender keeps each message (as the patient got it) "
         "instead of sending it"
@@ -156,8 +158,9 @@ def table_texts(db: Any) -> dict[str, str]:
 
 
 def sqlite_bytes(path: Path, secrets: Secrets) -> None:
-    """The files as they are (every secret but the pay links, which the sandbox outbox
-    keeps), then a copy made without the outbox's rows: no secret at all."""
+    """The files as they are (every secret but the pay links, which the sandbox mailbox
+    keeps), then a copy made without the sandbox mailbox's rows (table outbox): no secret
+    at all."""
     files = sorted(path.parent.glob(path.name + "*"))
     assert files
     for file in files:
@@ -169,7 +172,9 @@ def sqlite_bytes(path: Path, secrets: Secrets) -> None:
         conn.execute("DELETE FROM outbox")
         conn.commit()
         conn.execute(f"VACUUM INTO '{copy}'")
-    check(secrets, "the SQLite file without its outbox", copy.read_bytes().decode("latin-1"))
+    check(
+        secrets, "the SQLite file without its sandbox mailbox", copy.read_bytes().decode("latin-1")
+    )
 
 
 def postgres_dump(url: str, secrets: Secrets) -> None:

@@ -50,7 +50,7 @@ def od_practice(ledger: Ledger, url: str, name: str) -> tuple[Any, list[Any]]:
         batch_cutoff=parse_cutoff("23:59"),
         actor="operator",
     )
-    ledger.journal.set_connection(
+    ledger.journal.connections.keep(
         str(practice.id),
         {
             "opendental": {
@@ -120,7 +120,7 @@ def test_relay_publishes_the_public_schema_in_order_per_practice(
             actor="user:x",
         )
     topic = f"test.events.{uuid.uuid4().hex[:8]}"
-    relay = Relay(ledger.store, ledger.db, kafka_bootstrap, topic=topic, name=topic)
+    relay = Relay(ledger.store, kafka_bootstrap, topic=topic, name=topic)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,))
     thread.start()
@@ -170,7 +170,7 @@ def test_in_process_and_kafka_transports_write_the_same(
     stop = threading.Event()
     if bootstrap:
         topic = f"test.events.{uuid.uuid4().hex[:8]}"
-        relay = Relay(ledger.store, ledger.db, bootstrap, topic=topic, name=topic)
+        relay = Relay(ledger.store, bootstrap, topic=topic, name=topic)
         consumer = WritebackConsumer(ledger, "opendental", bootstrap, topic=topic)
         loops = [relay.run, consumer.consume, consumer.work]
     else:  # the embedded default: intake is a projection of the log, in process

@@ -44,7 +44,7 @@ def setup(ledger: Ledger, url: str) -> tuple[Any, list[Any]]:
         actor="operator",
     )
     change_settings(ledger, practice.id, {"pms_payment_type": "391"}, "operator")
-    ledger.journal.set_connection(
+    ledger.journal.connections.keep(
         str(practice.id),
         {
             "opendental": {

@@ -87,12 +87,12 @@ KEYS = {
 
 def test_pms_keys_are_kept_sealed_and_read_back(make_ledger: LedgerFactory) -> None:
     ledger: Ledger = make_ledger("sqlite")
-    ledger.journal.set_connection("p1", {"opendental": KEYS})
+    ledger.journal.connections.keep("p1", {"opendental": KEYS})
     stored = ledger.db.query_one("SELECT config FROM pms_connections WHERE practice_id = 'p1'")
     assert stored is not None
     assert "dev-Secret-1" not in stored["config"] and "cust-Secret-2" not in stored["config"]
     assert stored["config"].startswith("sealed:v1:")
-    assert ledger.journal.connection("p1") == {"opendental": KEYS}
+    assert ledger.journal.connections.of("p1") == {"opendental": KEYS}
 
 
 def test_keys_kept_in_clear_by_an_older_version_are_sealed_at_start(
@@ -108,16 +108,16 @@ def test_keys_kept_in_clear_by_an_older_version_are_sealed_at_start(
     again: Ledger = make_ledger("sqlite")
     stored = again.db.query_one("SELECT config FROM pms_connections WHERE practice_id = 'p1'")
     assert stored is not None and "dev-Secret-1" not in stored["config"]
-    assert again.journal.connection("p1") == {"opendental": KEYS}
+    assert again.journal.connections.of("p1") == {"opendental": KEYS}
 
 
 def test_keys_sealed_under_another_secret_key_read_as_no_connection(
     make_ledger: LedgerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     first: Ledger = make_ledger("sqlite", secret_key="the-first-key")
-    first.journal.set_connection("p1", {"opendental": KEYS})
+    first.journal.connections.keep("p1", {"opendental": KEYS})
     first.store.close()
     again: Ledger = make_ledger("sqlite", secret_key="another-key")
     with caplog.at_level(logging.ERROR):
-        assert again.journal.connection("p1") == {}
+        assert again.journal.connections.of("p1") == {}
     assert "unreadable" in caplog.text and "dev-Secret-1" not in caplog.text

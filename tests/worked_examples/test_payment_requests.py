@@ -67,10 +67,10 @@ def test_a_request_paid_in_full_completes_and_shows_in_transactions(api: Api) ->
     patient = new_patient(api)
     request = send(api, patient, 12500)
     # The patient's text holds the practice, the amount and the link.
-    outbox = api.get("/v1/sandbox/outbox").json()["items"]
-    assert outbox[0]["channel"] == "sms" and outbox[0]["recipient"] == "+16175550123"
-    assert "Elm Dental" in outbox[0]["body"] and "$125.00" in outbox[0]["body"]
-    assert request["pay_url"] in outbox[0]["body"]
+    mailbox = api.get("/v1/sandbox/outbox").json()["items"]
+    assert mailbox[0]["channel"] == "sms" and mailbox[0]["recipient"] == "+16175550123"
+    assert "Elm Dental" in mailbox[0]["body"] and "$125.00" in mailbox[0]["body"]
+    assert request["pay_url"] in mailbox[0]["body"]
 
     page = api.client.get(pay_path(request))
     assert page.status_code == 200
@@ -149,8 +149,8 @@ def test_two_reminders_before_expiry_at_the_practice_offsets(api: Api) -> None:
     api.advance(3 * DAY)
     api.advance(7 * DAY)
     api.advance(4 * DAY)
-    outbox = api.get("/v1/sandbox/outbox").json()["items"]
-    subjects = sorted(m["subject"] for m in outbox)
+    mailbox = api.get("/v1/sandbox/outbox").json()["items"]
+    subjects = sorted(m["subject"] for m in mailbox)
     assert subjects == [
         "Elm Dental: payment request for $80.00",
         "Reminder: Elm Dental: payment request for $80.00",

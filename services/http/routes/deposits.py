@@ -25,9 +25,9 @@ from services.http import answers
 from services.http.deps import AdminDep, LedgerDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import FromQ, IsoDate, IsoInstant, ToQ, date_range, dated_page
+from services.http.representations import transaction_row
 from services.http.routes.receivables import ar_row
 from services.http.routes.requests import row_out as request_row
-from services.http.views import transaction_row
 
 router = APIRouter(prefix="/v1", tags=["deposits and reports"])
 

@@ -11,8 +11,8 @@ from services.app import practices as uc
 from services.http import answers, cursor
 from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
 from services.http.openapi import problems
+from services.http.representations import patient_out, patient_row
 from services.http.schemas import PatientIn
-from services.http.views import patient_out, patient_row
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 

@@ -12,8 +12,8 @@ from services.app import payments as uc
 from services.http import answers
 from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
 from services.http.openapi import problems
+from services.http.representations import ledger_entry_out, payment_out, receipt_out
 from services.http.schemas import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
-from services.http.views import ledger_entry_out, payment_out, receipt_out
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 

@@ -17,8 +17,8 @@ from services.http import answers
 from services.http.deps import CallerDep, KeyDep, LedgerDep
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
+from services.http.representations import practice_out
 from services.http.schemas import PracticeIn, SettingsIn
-from services.http.views import practice_out
 from services.workers.writeback import practice_status
 
 router = APIRouter(prefix="/v1/practices", tags=["practices"])
@@ -56,7 +56,7 @@ def practice_admin_or_operator(practice_id: UUID, caller: CallerDep) -> Caller:
 
 
 def practice_answer(ledger: Ledger, practice: Practice) -> dict[str, Any]:
-    connection = ledger.journal.connection(str(practice.id))
+    connection = ledger.journal.connections.of(str(practice.id))
     return {
         **practice_out(practice),
         "connection": {kind: masked(block) for kind, block in connection.items()},

@@ -14,8 +14,8 @@ from services.app import receivables as uc
 from services.http import answers, cursor
 from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
 from services.http.openapi import problems
+from services.http.representations import patient_out
 from services.http.schemas import CONTROL, BalanceIn, BulkIn, FilterIn, SnoozeIn
-from services.http.views import patient_out
 
 router = APIRouter(prefix="/v1", tags=["accounts receivable"])
 

@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from adapters.clock import ClockOutOfRange, SandboxClock
-from adapters.messaging.email import list_outbox
+from adapters.messaging.email import list_sandbox_mailbox
 from domain.errors import InvalidValue
 from projections.base import iso
 from services.app.due import DueWork, DueWorkFailed, run_due_work
@@ -77,8 +77,8 @@ def advance(
 
 @router.get(
     "/outbox",
-    response_model=answers.Outbox,
+    response_model=answers.SandboxMailbox,
     summary="Messages the embedded default kept instead of sending",
 )
-def outbox(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
-    return {"items": ledger.reads(list_outbox, practice_of(caller))}
+def sandbox_mailbox(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+    return {"items": ledger.reads(list_sandbox_mailbox, practice_of(caller))}

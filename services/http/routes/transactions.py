@@ -9,7 +9,7 @@ from projections.transactions import list_transactions
 from services.http import answers
 from services.http.deps import AdminDep, LedgerDep, practice_of
 from services.http.ranges import FromQ, ToQ, date_range, dated_page
-from services.http.views import transaction_row, unassociated_badge
+from services.http.representations import transaction_row, unassociated_badge
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 

@@ -1,5 +1,6 @@
 """Practice status: the PMS writeback of the practice, the daily close of a chosen day and
-its differences, and in sandbox mode the test clock and the outbox of kept messages."""
+its differences, and in sandbox mode the test clock and the sandbox mailbox (the messages
+kept instead of sent)."""
 
 from __future__ import annotations
 
@@ -66,12 +67,12 @@ def text_with_links(body: str) -> list[tuple[str, bool]]:
 
 def sandbox_context(request: Request, user: SessionUser) -> dict[str, Any]:
     if not request.app.state.ledger.settings.sandbox:
-        return {"clock": None, "outbox": []}
+        return {"clock": None, "mailbox": []}
     ledger = ledger_of(request)
-    outbox = sandbox_api.outbox(user.caller, ledger)["items"]
+    mailbox = sandbox_api.sandbox_mailbox(user.caller, ledger)["items"]
     return {
         "clock": sandbox_api.get_clock(request, user.caller),
-        "outbox": [{**m, "pieces": text_with_links(str(m["body"]))} for m in outbox[:10]],
+        "mailbox": [{**m, "pieces": text_with_links(str(m["body"]))} for m in mailbox[:10]],
     }
 
 

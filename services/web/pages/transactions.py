@@ -13,11 +13,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from domain.payments import Payment, Status
 from domain.schedule import zone
 from services.http.deps import practice_of
+from services.http.representations import receipt_out
 from services.http.routes import ledger_queue as queue_api
 from services.http.routes import payments as payments_api
 from services.http.routes import transactions as transactions_api
 from services.http.schemas import AssociateIn, ReceiptSendIn, RefundIn
-from services.http.views import receipt_out
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages import common

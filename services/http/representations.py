@@ -1,4 +1,6 @@
-"""Read-side answers for the API: payments, receipts, ledger entries, lists."""
+"""Read-side representations for the API (the answers' dicts, before their response models
+in answers.py): payments, receipts, ledger entries, lists. Not to be confused with the
+views (the projections' read models) they are made from."""
 
 from __future__ import annotations
 
