@@ -68,7 +68,7 @@ def writeback_figures(ledger: Ledger) -> dict[str, Any]:
                 batch_cutoff=clock_time(23, 59),
                 actor="bench",
             )
-            ledger.journal.set_connection(
+            ledger.journal.connections.keep(
                 str(practice.id),
                 {
                     "opendental": {

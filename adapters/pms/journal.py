@@ -229,12 +229,6 @@ class Journal:
         )
         return [EntryCount(str(r["pms"]), str(r["status"]), int(r["n"])) for r in rows]
 
-    # -- connection settings ------------------------------------------------------------
-
-    def set_connection(self, practice_id: str, config: dict[str, Any]) -> None:
-        """``connections.keep``, as bench/writeback.py calls it."""
-        self.connections.keep(practice_id, config)
-
 
 #: the practice's settings the intake keeps, by the name the settings event gives them
 PRACTICE_SETTINGS = {
