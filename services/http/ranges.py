@@ -40,6 +40,9 @@ IsoDate = Annotated[date, BeforeValidator(iso_date)]
 IsoInstant = Annotated[datetime, BeforeValidator(iso_instant)]
 FromQ = Annotated[IsoDate | None, Query(alias="from", description="YYYY-MM-DD, practice-local")]
 ToQ = Annotated[IsoDate | None, Query(description="YYYY-MM-DD, practice-local, inclusive")]
+#: a list's page size and the cursor its previous page returned
+LimitQ = Annotated[int, Query(ge=1, le=100)]
+CursorQ = Annotated[str | None, Query(alias="cursor")]
 
 
 def date_range(

@@ -17,7 +17,7 @@ from services.context import Ledger
 from services.http import answers
 from services.http.deps import AdminDep, LedgerDep, practice_of
 from services.http.openapi import problems
-from services.http.ranges import IsoInstant
+from services.http.ranges import IsoInstant, LimitQ
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
@@ -45,7 +45,7 @@ def get_events(
     after: Annotated[
         int, Query(ge=0, le=MAX_POSITION, description="a position; 0 = from the start")
     ] = 0,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: LimitQ = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
 ) -> dict[str, Any]:
     start = int(cursor) if cursor else after
@@ -65,7 +65,7 @@ def get_history(
     aggregate_id: UUID,
     caller: AdminDep,
     ledger: LedgerDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: LimitQ = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
 ) -> dict[str, Any]:
     start = int(cursor) if cursor else 0

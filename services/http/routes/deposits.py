@@ -24,7 +24,16 @@ from services.app.exports import VIEWS, export_csv
 from services.http import answers
 from services.http.deps import AdminDep, LedgerDep, practice_of
 from services.http.openapi import problems
-from services.http.ranges import FromQ, IsoDate, IsoInstant, ToQ, date_range, dated_page
+from services.http.ranges import (
+    CursorQ,
+    FromQ,
+    IsoDate,
+    IsoInstant,
+    LimitQ,
+    ToQ,
+    date_range,
+    dated_page,
+)
 from services.http.representations import transaction_row
 from services.http.routes.receivables import ar_row
 from services.http.routes.requests import row_out as request_row
@@ -82,8 +91,8 @@ def get_deposits(
     ledger: LedgerDep,
     from_: FromQ = None,
     to: ToQ = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor_: Annotated[str | None, Query(alias="cursor")] = None,
+    limit: LimitQ = 50,
+    cursor_: CursorQ = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
     # the latest scheduled deposit only stretches the default end

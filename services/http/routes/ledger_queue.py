@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from domain.money import Money
 from projections.ledger_queue import open_items
 from services.http import answers, cursor
 from services.http.deps import AdminDep, LedgerDep, practice_of
+from services.http.ranges import CursorQ, LimitQ
 
 router = APIRouter(prefix="/v1", tags=["post to ledger"])
 
@@ -57,8 +58,8 @@ def item_out(row: dict[str, Any]) -> dict[str, Any]:
 def ledger_queue(
     caller: AdminDep,
     ledger: LedgerDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor_: Annotated[str | None, Query(alias="cursor")] = None,
+    limit: LimitQ = 50,
+    cursor_: CursorQ = None,
 ) -> dict[str, Any]:
     after = cursor.decode_pair(cursor_)
     rows = ledger.reads(open_items, practice_of(caller), after, limit + 1)

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from domain.patients import Patient
 from projections.directory import list_patients
@@ -11,6 +11,7 @@ from services.app import practices as uc
 from services.http import answers, cursor
 from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
 from services.http.openapi import problems
+from services.http.ranges import CursorQ, LimitQ
 from services.http.representations import patient_out, patient_row
 from services.http.schemas import PatientIn
 
@@ -45,8 +46,8 @@ def create_patient(
 def get_patients(
     caller: AdminDep,
     ledger: LedgerDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor_: Annotated[str | None, Query(alias="cursor")] = None,
+    limit: LimitQ = 50,
+    cursor_: CursorQ = None,
 ) -> dict[str, Any]:
     after = cursor.decode(cursor_, 3)
     rows = ledger.reads(

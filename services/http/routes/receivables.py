@@ -14,6 +14,7 @@ from services.app import receivables as uc
 from services.http import answers, cursor
 from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
 from services.http.openapi import problems
+from services.http.ranges import CursorQ, LimitQ
 from services.http.representations import patient_out
 from services.http.schemas import CONTROL, BalanceIn, BulkIn, FilterIn, SnoozeIn
 
@@ -131,8 +132,8 @@ def ar_patients(
             json_schema_extra={"enum": [f"{d}{c}" for c in SORTABLE for d in ("", "-")]},
         ),
     ] = "-total",
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor_: Annotated[str | None, Query(alias="cursor")] = None,
+    limit: LimitQ = 50,
+    cursor_: CursorQ = None,
     filter_id: UUID | None = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from domain.requests import Channel, PaymentRequest
 from projections.base import iso
@@ -14,7 +14,7 @@ from services.context import Ledger
 from services.http import answers
 from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
 from services.http.openapi import problems
-from services.http.ranges import FromQ, ToQ, date_range, dated_page
+from services.http.ranges import CursorQ, FromQ, LimitQ, ToQ, date_range, dated_page
 from services.http.schemas import PaymentRequestIn
 
 router = APIRouter(prefix="/v1/payment-requests", tags=["payment requests"])
@@ -109,8 +109,8 @@ def get_requests(
     to: ToQ = None,
     status: Literal["requested", "completed", "cancelled"] | None = None,
     patient_id: UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor_: Annotated[str | None, Query(alias="cursor")] = None,
+    limit: LimitQ = 50,
+    cursor_: CursorQ = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
     return dated_page(

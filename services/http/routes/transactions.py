@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from projections.transactions import list_transactions
 from services.http import answers
 from services.http.deps import AdminDep, LedgerDep, practice_of
-from services.http.ranges import FromQ, ToQ, date_range, dated_page
+from services.http.ranges import CursorQ, FromQ, LimitQ, ToQ, date_range, dated_page
 from services.http.representations import transaction_row, unassociated_badge
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
@@ -37,8 +37,8 @@ def get_transactions(
         Literal["approved", "declined", "voided", "settled", "refunded"] | None,
         Query(description="a payment status, or `refunded`: settled with refunds"),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor_: Annotated[str | None, Query(alias="cursor")] = None,
+    limit: LimitQ = 50,
+    cursor_: CursorQ = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
     return dated_page(
