@@ -284,14 +284,7 @@ class ReceiptSendIn(Body):
 class ClockAdvanceIn(Body):
     """Exactly one of `seconds` or `to`: the schema says so with `oneOf`."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["seconds"], "properties": {"seconds": {"type": "integer"}}},
-                {"required": ["to"], "properties": {"to": {"type": "string"}}},
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("seconds", "to"))
 
     seconds: StrictInt | None = Field(None, ge=1, le=400 * 86400)
     to: datetime | None = None
