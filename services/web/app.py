@@ -12,11 +12,16 @@ import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from domain.errors import PaymentsError
+from domain.practices import Practice
+from services.app.accounts import SessionUser
 from services.web import render, session
 from services.web.pages import (
     collect,
+    common,
     deposits,
     receivables,
     requests,
@@ -89,6 +94,16 @@ def is_page_request(request: Request) -> bool:
     )
 
 
+def practice_shown(request: Request, user: SessionUser | None) -> Practice | None:
+    """The signed-in person's practice, for the side bar of a page that is not a tab's."""
+    if user is None:
+        return None
+    try:
+        return common.practice(request, user)
+    except PaymentsError:  # a platform auditor names no practice of their own
+        return None
+
+
 def install_handlers(app: FastAPI) -> None:
     api_answer = app.exception_handlers[StarletteHTTPException]
 
@@ -98,10 +113,12 @@ def install_handlers(app: FastAPI) -> None:
         with the way back; the API keeps its problem+json."""
         if error.status_code == 404 and is_page_request(request):
             user = await session.current_user(request)
+            shown = await run_in_threadpool(practice_shown, request, user)
             return render.page(
                 request,
                 "error.html",
                 user=user,
+                practice=shown,
                 status=404,
                 heading="Page not found",
                 message=f"There is no page at {request.url.path}. "

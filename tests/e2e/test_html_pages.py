@@ -256,6 +256,7 @@ def test_a_page_that_does_not_exist_is_a_page_saying_so(oak: Office) -> None:
         assert answer.headers["content-type"].startswith("text/html")
         assert "Page not found" in answer.text and "/deposits" in answer.text
         assert_security_headers(answer, "/deposits")
+    assert "Oak Dental" in web.get("/deposits", headers=html).text, "the side bar names it"
     api = web.get("/v1/no-such-thing", headers=html)
     assert api.status_code == 404
     assert api.headers["content-type"] == "application/problem+json"
