@@ -15,7 +15,7 @@ from domain.receivables import AmountRule, Balance, Eligibility
 from projections.receivables import list_ar
 from services.app.practices import create_practice
 from services.app.receivables import bulk_send, parse_filter, today
-from services.context import Ledger
+from services.context import Components
 
 GUARANTORS = int(os.environ.get("PAYLEDGER_BENCH_AR", "100000"))
 BULK = int(os.environ.get("PAYLEDGER_BENCH_BULK", "5000"))
@@ -56,9 +56,9 @@ QUERIES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-def practice(ledger: Ledger, name: str) -> Practice:
+def practice(ctx: Components, name: str) -> Practice:
     return create_practice(
-        ledger,
+        ctx,
         name=name,
         timezone="America/New_York",
         pms=PmsKind.OPENDENTAL,
@@ -69,10 +69,10 @@ def practice(ledger: Ledger, name: str) -> Practice:
     )
 
 
-def populate(ledger: Ledger, target: Practice, count: int) -> float:
+def populate(ctx: Components, target: Practice, count: int) -> float:
     """Patients with balances, saved many per transaction; returns seconds taken."""
     started = time.perf_counter()
-    now = ledger.clock.now(target.id)
+    now = ctx.clock.now(target.id)
     for start in range(0, count, CHUNK):
         batch = []
         for n in range(start, min(count, start + CHUNK)):
@@ -108,13 +108,13 @@ def populate(ledger: Ledger, target: Practice, count: int) -> float:
                 actor="bench",
             )
             batch.append(patient)
-        ledger.store.save(*batch)
-    ledger.projector.catch_up()
+        ctx.store.save(*batch)
+    ctx.projector.catch_up()
     return time.perf_counter() - started
 
 
-def filter_latencies(ledger: Ledger, target: Practice) -> dict[str, float]:
-    day = today(ledger, target).isoformat()
+def filter_latencies(ctx: Components, target: Practice) -> dict[str, float]:
+    day = today(ctx, target).isoformat()
     figures: dict[str, float] = {}
     everything: list[float] = []
     for label, raw, sort in QUERIES:
@@ -122,11 +122,11 @@ def filter_latencies(ledger: Ledger, target: Practice) -> dict[str, float]:
         samples = []
         for _ in range(40):
             started = time.perf_counter()
-            rows = list_ar(ledger.db, target.id, query, today=day, sort=sort, after=None, limit=51)
+            rows = list_ar(ctx.db, target.id, query, today=day, sort=sort, after=None, limit=51)
             if rows:  # and the second page, through the cursor
                 last = rows[min(len(rows), 50) - 1]
                 list_ar(
-                    ledger.db,
+                    ctx.db,
                     target.id,
                     query,
                     today=day,
@@ -141,12 +141,12 @@ def filter_latencies(ledger: Ledger, target: Practice) -> dict[str, float]:
     return figures
 
 
-def bulk_seconds(ledger: Ledger) -> tuple[float, int]:
-    target = practice(ledger, "Bulk Dental")
-    populate(ledger, target, BULK)
+def bulk_seconds(ctx: Components) -> tuple[float, int]:
+    target = practice(ctx, "Bulk Dental")
+    populate(ctx, target, BULK)
     started = time.perf_counter()
     outcomes = bulk_send(
-        ledger,
+        ctx,
         practice_id=target.id,
         patient_ids=None,
         raw_filter={"min_total": 1},
@@ -159,9 +159,9 @@ def bulk_seconds(ledger: Ledger) -> tuple[float, int]:
     return time.perf_counter() - started, sum(1 for o in outcomes if o.outcome == "sent")
 
 
-def ar_figures(ledger: Ledger) -> dict[str, Any]:
-    target = practice(ledger, "AR Dental")
-    load = populate(ledger, target, GUARANTORS)
-    figures: dict[str, Any] = {"load_s": load, "filters": filter_latencies(ledger, target)}
-    figures["bulk_s"], figures["bulk_sent"] = bulk_seconds(ledger)
+def ar_figures(ctx: Components) -> dict[str, Any]:
+    target = practice(ctx, "AR Dental")
+    load = populate(ctx, target, GUARANTORS)
+    figures: dict[str, Any] = {"load_s": load, "filters": filter_latencies(ctx, target)}
+    figures["bulk_s"], figures["bulk_sent"] = bulk_seconds(ctx)
     return figures

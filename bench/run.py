@@ -46,8 +46,8 @@ from projections.transactions import list_transactions
 from services.app.due import run_due_work
 from services.app.payments import collect_payment, refund_payment
 from services.app.practices import create_practice
-from services.bootstrap import build_ledger
-from services.context import Ledger
+from services.bootstrap import build_components
+from services.context import Components
 from services.settings import Settings
 
 ADMIN_URL = os.environ.get(
@@ -133,7 +133,7 @@ def in_threads(actions: list[Callable[[], None]]) -> None:
 
 
 def collect_concurrent(
-    ledger: Ledger, practice_id: uuid.UUID, writers: int = WRITERS, *, show: bool = True
+    ctx: Components, practice_id: uuid.UUID, writers: int = WRITERS, *, show: bool = True
 ) -> float:
     """`collect_payment` from `writers` threads at once, the views kept by their background
     runners as in the server; each command waits until they show its payment, or with
@@ -142,7 +142,7 @@ def collect_concurrent(
     def collect() -> None:
         for i in range(N // writers):
             collect_payment(
-                ledger,
+                ctx,
                 practice_id=practice_id,
                 amount=2000 + i,
                 method=Method.VIRTUAL_TERMINAL,
@@ -150,21 +150,21 @@ def collect_concurrent(
                 actor="bench",
             )
 
-    settings = ledger.settings
-    ledger.settings = replace(settings, maintain_views=show)
-    ledger.projector.start(interval=0.05)
+    settings = ctx.settings
+    ctx.settings = replace(settings, maintain_views=show)
+    ctx.projector.start(interval=0.05)
     try:
         return rate(N // writers * writers, lambda: in_threads([collect] * writers))
     finally:
-        ledger.projector.stop()
-        ledger.settings = settings
+        ctx.projector.stop()
+        ctx.settings = settings
 
 
 def ledger_figures(url: str) -> dict[str, Any]:
     with TemporaryDirectory() as tmp:
-        ledger = build_ledger(Settings(data_dir=Path(tmp), database_url=url, run_scheduler=False))
+        ctx = build_components(Settings(data_dir=Path(tmp), database_url=url, run_scheduler=False))
         practice = create_practice(
-            ledger,
+            ctx,
             name="Bench Dental",
             timezone="America/New_York",
             pms=PmsKind.OPENDENTAL,
@@ -181,7 +181,7 @@ def ledger_figures(url: str) -> dict[str, Any]:
             for i in range(N):
                 started = time.perf_counter()
                 payment = collect_payment(
-                    ledger,
+                    ctx,
                     practice_id=practice.id,
                     amount=1000 + i,
                     method=Method.VIRTUAL_TERMINAL,
@@ -190,7 +190,7 @@ def ledger_figures(url: str) -> dict[str, Any]:
                 )
                 # read-your-writes: the command's answer comes once its row is in the
                 # Transactions view, so its latency is capture -> visible
-                row = ledger.db.query_one(
+                row = ctx.db.query_one(
                     "SELECT id FROM transactions WHERE id = ?", (str(payment.id),)
                 )
                 latencies.append(time.perf_counter() - started)
@@ -202,36 +202,36 @@ def ledger_figures(url: str) -> dict[str, Any]:
         figures["collect_p50_ms"] = statistics.median(latencies) * 1000
         figures["collect_p99_ms"] = statistics.quantiles(latencies, n=100)[98] * 1000
         figures["not_visible"] = len(figures_missing)
-        group = ledger.store.group_commit
+        group = ctx.store.group_commit
         before = (group.transactions, group.saves) if group else (0, 0)
-        figures["collect8_stored"] = collect_concurrent(ledger, practice.id, show=False)
+        figures["collect8_stored"] = collect_concurrent(ctx, practice.id, show=False)
         if group:
             saves, txns = group.saves - before[1], group.transactions - before[0]
             figures["collect8_per_txn"] = saves / max(1, txns)
-        ledger.catch_up()
-        figures["collect8"] = collect_concurrent(ledger, practice.id)
-        assert ledger.sandbox_clock is not None
-        ledger.sandbox_clock.advance(practice.id, 86400)
+        ctx.catch_up()
+        figures["collect8"] = collect_concurrent(ctx, practice.id)
+        assert ctx.sandbox_clock is not None
+        ctx.sandbox_clock.advance(practice.id, 86400)
 
         def refund() -> None:
             for pid in ids[: N // 2]:
                 refund_payment(
-                    ledger, practice_id=practice.id, payment_id=pid, amount=100, actor="bench"
+                    ctx, practice_id=practice.id, payment_id=pid, amount=100, actor="bench"
                 )
 
         figures["refund"] = rate(N // 2, refund)
-        events = ledger.store.recorder.max_notification_id() or 0
+        events = ctx.store.recorder.max_notification_id() or 0
 
         def rebuild() -> None:
-            for projection in ledger.projector.projections:
-                ledger.projector.rebuild(projection.name)
+            for projection in ctx.projector.projections:
+                ctx.projector.rebuild(projection.name)
 
-        figures["rebuild_events"] = rate(events * len(ledger.projector.projections), rebuild)
+        figures["rebuild_events"] = rate(events * len(ctx.projector.projections), rebuild)
 
         def read() -> None:
             for _ in range(200):
                 list_transactions(
-                    ledger.db,
+                    ctx.db,
                     practice.id,
                     date_from="2000-01-01",
                     date_to="2100-01-01",
@@ -242,19 +242,19 @@ def ledger_figures(url: str) -> dict[str, Any]:
                 )
 
         figures["read_page"] = rate(200, read)
-        figures.update(deposit_propagation(ledger))
-        figures["writeback"] = writeback_figures(ledger)
-        figures["ar"] = ar_figures(ledger)
-        ledger.store.close()
+        figures.update(deposit_propagation(ctx))
+        figures["writeback"] = writeback_figures(ctx)
+        figures["ar"] = ar_figures(ctx)
+        ctx.store.close()
         return figures
 
 
-def deposit_propagation(ledger: Ledger) -> dict[str, float]:
+def deposit_propagation(ctx: Components) -> dict[str, float]:
     """From the cut-off's batch close starting to the deposit being readable, per practice."""
     delays = []
     for number in range(PRACTICES):
         practice = create_practice(
-            ledger,
+            ctx,
             name=f"Propagation {number}",
             timezone="America/Chicago",
             pms=PmsKind.DENTRIX,
@@ -265,19 +265,19 @@ def deposit_propagation(ledger: Ledger) -> dict[str, float]:
         )
         for amount in (1500, 2500, 9900):
             collect_payment(
-                ledger,
+                ctx,
                 practice_id=practice.id,
                 amount=amount,
                 method=Method.VIRTUAL_TERMINAL,
                 card=CARD,
                 actor="bench",
             )
-        assert ledger.sandbox_clock is not None
-        ledger.sandbox_clock.advance(practice.id, 86400)
+        assert ctx.sandbox_clock is not None
+        ctx.sandbox_clock.advance(practice.id, 86400)
         started = time.perf_counter()
-        run_due_work(ledger, practice.id)
+        run_due_work(ctx, practice.id)
         while not list_deposits(
-            ledger.db,
+            ctx.db,
             practice.id,
             date_from="2000-01-01",
             date_to="2100-01-01",

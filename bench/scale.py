@@ -56,8 +56,8 @@ from services.app.due import run_due_work
 from services.app.payments import collect_payment, refund_payment
 from services.app.practices import create_practice, register_patient
 from services.app.receivables import record_balance
-from services.bootstrap import build_ledger
-from services.context import Ledger
+from services.bootstrap import build_components
+from services.context import Components
 from services.settings import Settings
 
 #: the defaults are a fiftieth of the platform-audit size (a few minutes in all);
@@ -91,9 +91,9 @@ def template_history(per_practice: int, patients: int) -> list[tuple[Any, ...]]:
     """A practice's stored records (originator_id, version, topic, state), in log order."""
     with TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), run_scheduler=False, maintain_views=False)
-        ledger = build_ledger(settings)  # the views catch up once a day, before the due work
+        ctx = build_components(settings)  # the views catch up once a day, before the due work
         practice = create_practice(
-            ledger,
+            ctx,
             name="Scale Dental",
             timezone="America/New_York",
             pms=PmsKind.OPENDENTAL,
@@ -106,7 +106,7 @@ def template_history(per_practice: int, patients: int) -> list[tuple[Any, ...]]:
         ids = []
         for i in range(patients):
             patient = register_patient(
-                ledger,
+                ctx,
                 practice_id=pid,
                 pms_patient_id=str(1000 + i),
                 first_name=f"Pat{i}",
@@ -119,7 +119,7 @@ def template_history(per_practice: int, patients: int) -> list[tuple[Any, ...]]:
             ids.append(patient.id)
             total = (i * 7919) % 250_000
             record_balance(
-                ledger,
+                ctx,
                 practice_id=pid,
                 patient_id=patient.id,
                 balance=Balance(
@@ -137,12 +137,12 @@ def template_history(per_practice: int, patients: int) -> list[tuple[Any, ...]]:
                 source="api",
                 actor="bench",
             )
-        assert ledger.sandbox_clock is not None
+        assert ctx.sandbox_clock is not None
         n = 0
-        while last_position(ledger) < per_practice:
+        while last_position(ctx) < per_practice:
             for _ in range(12):
                 payment = collect_payment(
-                    ledger,
+                    ctx,
                     practice_id=pid,
                     amount=1000 + (n * 37) % 90_000,
                     method=Method.VIRTUAL_TERMINAL,
@@ -152,25 +152,25 @@ def template_history(per_practice: int, patients: int) -> list[tuple[Any, ...]]:
                 )
                 if n % 9 == 0:
                     refund_payment(  # a void
-                        ledger, practice_id=pid, payment_id=payment.id, amount=None, actor="bench"
+                        ctx, practice_id=pid, payment_id=payment.id, amount=None, actor="bench"
                     )
                 n += 1
-            ledger.sandbox_clock.advance(pid, 86400)
-            ledger.catch_up()
-            run_due_work(ledger)
-        table = ledger.store.recorder.events_table_name  # type: ignore[attr-defined]
-        rows = ledger.db.query(
+            ctx.sandbox_clock.advance(pid, 86400)
+            ctx.catch_up()
+            run_due_work(ctx)
+        table = ctx.store.recorder.events_table_name  # type: ignore[attr-defined]
+        rows = ctx.db.query(
             f"SELECT originator_id, originator_version, topic, state FROM {table} ORDER BY rowid"
         )
-        ledger.store.close()
+        ctx.store.close()
     return [
         (uuid.UUID(r["originator_id"]), r["originator_version"], r["topic"], bytes(r["state"]))
         for r in rows
     ]
 
 
-def last_position(ledger: Ledger) -> int:
-    return int(ledger.store.recorder.max_notification_id() or 0)  # type: ignore[attr-defined]
+def last_position(ctx: Components) -> int:
+    return int(ctx.store.recorder.max_notification_id() or 0)  # type: ignore[attr-defined]
 
 
 # -- 2. clones, COPYed ----------------------------------------------------------------
@@ -220,16 +220,16 @@ def copy_clones(url: str, table: str, template: list[tuple[Any, ...]], practices
 # -- 3. figures -----------------------------------------------------------------------
 
 
-def select_and_decode(ledger: Ledger) -> float:
+def select_and_decode(ctx: Components) -> float:
     started, start, decoded = time.perf_counter(), 0, 0
     while True:
-        page = ledger.store.recorder.select_notifications(  # type: ignore[attr-defined]
+        page = ctx.store.recorder.select_notifications(  # type: ignore[attr-defined]
             start=start, limit=1000, inclusive_of_start=False
         )
         if not page:
             break
         for n in page:
-            ledger.store.mapper.to_domain_event(n)
+            ctx.store.mapper.to_domain_event(n)
         decoded += len(page)
         start = page[-1].id
     return decoded / (time.perf_counter() - started)
@@ -283,14 +283,14 @@ def replay() -> None:
 
     Projector.install = timed  # type: ignore[method-assign]
     started = time.perf_counter()
-    ledger = build_ledger(Settings.from_env(None, run_scheduler=False))
+    ctx = build_components(Settings.from_env(None, run_scheduler=False))
     startup = time.perf_counter() - started
     assert len(built) == 1, "the start-up built the fresh views in memory once"
     started = time.perf_counter()
-    for name, view in live_checksums(ledger.db, all_projections()).items():
+    for name, view in live_checksums(ctx.db, all_projections()).items():
         say(f"{name:<18} {view['checksum']} {view['rows']:>10} rows  at {view['position']}")
     checksums = time.perf_counter() - started
-    ledger.store.close()
+    ctx.store.close()
     figures = {"startup_s": startup, "build_s": built[0], "checksums_s": checksums}
     print(json.dumps(figures))
 
@@ -322,10 +322,10 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
-def api_figures(url: str, data: Path, ledger: Ledger) -> dict[str, Any]:
-    practice_id = ledger.db.query("SELECT id FROM practices ORDER BY id LIMIT 1")[0]["id"]
+def api_figures(url: str, data: Path, ctx: Components) -> dict[str, Any]:
+    practice_id = ctx.db.query("SELECT id FROM practices ORDER BY id LIMIT 1")[0]["id"]
     _, token = accounts.invite_user(
-        ledger,
+        ctx,
         practice_id=uuid.UUID(practice_id),
         name="Scale Auditor",
         email=None,
@@ -387,15 +387,15 @@ def main() -> None:
     figures: dict[str, Any] = {"template_events": len(template)}
     with fresh_database() as url, TemporaryDirectory() as tmp:
         data = Path(tmp)
-        ledger = build_ledger(
+        ctx = build_components(
             Settings(data_dir=data, database_url=url, run_scheduler=False, maintain_views=False)
         )
         started = time.perf_counter()
-        table = ledger.store.recorder.events_table_name  # type: ignore[attr-defined]
+        table = ctx.store.recorder.events_table_name  # type: ignore[attr-defined]
         figures["events"] = copy_clones(url, table, template, PRACTICES)
         figures["generate_s"] = time.perf_counter() - started
         say(f"stored {figures['events']:,} events in {figures['generate_s']:.1f} s")
-        figures["select_decode_per_s"] = select_and_decode(ledger)
+        figures["select_decode_per_s"] = select_and_decode(ctx)
         say(f"select and decode: {figures['select_decode_per_s']:,.0f} events/s")
         child = replay_in_child(url, data)
         figures["catch_up_s"] = child["startup_s"]
@@ -406,10 +406,10 @@ def main() -> None:
         figures["replay_per_s"] = figures["events"] / seconds
         figures["replay_peak_rss_mib"] = child["rss_kib"] / 1024
         say(f"replay: {seconds:.1f} s ({figures['replay_per_s']:,.0f} events/s)")
-        for runner in ledger.projector.runners:  # the views and the intake the child caught up
+        for runner in ctx.projector.runners:  # the views and the intake the child caught up
             runner.load_position()
-        figures.update(api_figures(url, data, ledger))
-        ledger.store.close()
+        figures.update(api_figures(url, data, ctx))
+        ctx.store.close()
     report(figures)
 
 
@@ -447,7 +447,9 @@ def serve(port: int) -> None:
     from services.http.app import create_app
 
     settings = Settings.from_env(None, run_scheduler=False)
-    uvicorn.run(create_app(build_ledger(settings)), host="127.0.0.1", port=port, log_level="error")
+    uvicorn.run(
+        create_app(build_components(settings)), host="127.0.0.1", port=port, log_level="error"
+    )
 
 
 if __name__ == "__main__":

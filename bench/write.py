@@ -17,7 +17,7 @@ from bench.ar import BULK, populate, practice
 from bench.run import WRITERS, collect_concurrent, fresh_database, raw_inserts_concurrent
 from domain.receivables import AmountRule, Eligibility
 from services.app.receivables import bulk_send
-from services.bootstrap import build_ledger
+from services.bootstrap import build_components
 from services.settings import Settings
 
 
@@ -25,18 +25,18 @@ def main() -> None:
     with fresh_database() as raw_url:
         raw8 = raw_inserts_concurrent(raw_url)
     with fresh_database() as url, TemporaryDirectory() as tmp:
-        ledger = build_ledger(Settings(data_dir=Path(tmp), database_url=url, run_scheduler=False))
-        target = practice(ledger, "Write Dental")
-        stored = collect_concurrent(ledger, target.id, show=False)
-        ledger.catch_up()
-        shown = collect_concurrent(ledger, target.id)
-        bulk = practice(ledger, "Bulk Dental")
-        populate(ledger, bulk, BULK)
-        settings = ledger.settings
+        ctx = build_components(Settings(data_dir=Path(tmp), database_url=url, run_scheduler=False))
+        target = practice(ctx, "Write Dental")
+        stored = collect_concurrent(ctx, target.id, show=False)
+        ctx.catch_up()
+        shown = collect_concurrent(ctx, target.id)
+        bulk = practice(ctx, "Bulk Dental")
+        populate(ctx, bulk, BULK)
+        settings = ctx.settings
         started = time.perf_counter()
-        ledger.settings = replace(settings, maintain_views=False)
+        ctx.settings = replace(settings, maintain_views=False)
         outcomes = bulk_send(
-            ledger,
+            ctx,
             practice_id=bulk.id,
             patient_ids=None,
             raw_filter={"min_total": 1},
@@ -47,10 +47,10 @@ def main() -> None:
             key="bench-bulk",
         )
         command = time.perf_counter() - started
-        ledger.settings = settings
-        ledger.projector.catch_up()
+        ctx.settings = settings
+        ctx.projector.catch_up()
         total = time.perf_counter() - started
-        ledger.store.close()
+        ctx.store.close()
     sent = sum(1 for o in outcomes if o.outcome == "sent")
     print(f"raw insert txns, {WRITERS} connections   {raw8:8.0f} /s (1.00x)")
     print(f"collect, {WRITERS} writers, stored        {stored:8.0f} /s ({stored / raw8:.2f}x raw)")

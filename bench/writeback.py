@@ -24,7 +24,7 @@ from domain.payments import Method
 from domain.practices import DepositAccount, PmsKind
 from services.app.payments import collect_payment
 from services.app.practices import create_practice, register_patient
-from services.context import Ledger
+from services.context import Components
 from services.workers.writeback import PARALLEL, Worker
 from tests.fakes.opendental import FakeOpenDental, Served
 
@@ -51,7 +51,7 @@ def delayed(app: Asgi, seconds: float) -> Asgi:
 CARD = CardInput("4242424242424242", 12, 2030, "123")
 
 
-def writeback_figures(ledger: Ledger) -> dict[str, Any]:
+def writeback_figures(ctx: Components) -> dict[str, Any]:
     fake = FakeOpenDental()
     for n in range(1, PATIENTS + 1):
         fake.add_patient(n)
@@ -59,7 +59,7 @@ def writeback_figures(ledger: Ledger) -> dict[str, Any]:
         practices = []
         for index in range(PRACTICES):
             practice = create_practice(
-                ledger,
+                ctx,
                 name=f"Writeback Dental {index}",
                 timezone="America/New_York",
                 pms=PmsKind.OPENDENTAL,
@@ -68,7 +68,7 @@ def writeback_figures(ledger: Ledger) -> dict[str, Any]:
                 batch_cutoff=clock_time(23, 59),
                 actor="bench",
             )
-            ledger.journal.connections.keep(
+            ctx.journal.connections.keep(
                 str(practice.id),
                 {
                     "opendental": {
@@ -80,7 +80,7 @@ def writeback_figures(ledger: Ledger) -> dict[str, Any]:
             )
             patients = [
                 register_patient(
-                    ledger,
+                    ctx,
                     practice_id=practice.id,
                     pms_patient_id=str(n),
                     first_name="P",
@@ -98,7 +98,7 @@ def writeback_figures(ledger: Ledger) -> dict[str, Any]:
             practice, patients = practices[n % len(practices)]
             return str(
                 collect_payment(
-                    ledger,
+                    ctx,
                     practice_id=practice.id,
                     amount=1000 + n,
                     method=Method.VIRTUAL_TERMINAL,
@@ -109,16 +109,16 @@ def writeback_figures(ledger: Ledger) -> dict[str, Any]:
             )
 
         backlog = [collect(n) for n in range(PAYMENTS)]
-        ledger.projector.catch_up()  # the journal holds the backlog
+        ctx.projector.catch_up()  # the journal holds the backlog
         stop = threading.Event()
-        worker = Worker(ledger, ledger.journal, "opendental", parallel=PARALLEL)
+        worker = Worker(ctx, ctx.journal, "opendental", parallel=PARALLEL)
 
         def work() -> None:
             while not stop.is_set():
                 if not worker.run_once(limit=500):
                     time.sleep(0.005)
 
-        ledger.projector.start(interval=0.01)  # as in the server: the views in the background
+        ctx.projector.start(interval=0.01)  # as in the server: the views in the background
         thread = threading.Thread(target=work)
         started = time.perf_counter()
         thread.start()
@@ -134,9 +134,9 @@ def writeback_figures(ledger: Ledger) -> dict[str, Any]:
         time.sleep(0.5)
         stop.set()
         thread.join()
-        ledger.projector.stop()
-    ledger.projector.catch_up()
-    rows = ledger.db.query(
+        ctx.projector.stop()
+    ctx.projector.catch_up()
+    rows = ctx.db.query(
         "SELECT aggregate_id, type, occurred_at FROM event_feed WHERE type IN "
         "('PaymentCaptured', 'PaymentAssociated')"
     )

@@ -1,4 +1,4 @@
-"""The composition root: builds the ledger from settings. Nothing is built at import time."""
+"""The composition root: builds the components from settings; nothing is built at import time."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from projections.runner import Projector
 from projections.transactions import Transactions
 from projections.users import Users
 from projections.writeback_intake import WritebackIntake
-from services.context import Ledger
+from services.context import Components
 from services.settings import Settings
 from services.workers.writeback import take_in
 
@@ -67,7 +67,7 @@ def migrate_database(settings: Settings) -> tuple[list[int], list[int]]:
         store.close()
 
 
-def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledger:
+def build_components(settings: Settings, *, real_clock: Clock | None = None) -> Components:
     """`real_clock` stands in for the system clock (tests pin time with it)."""
     if not settings.database_url:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         projections.append(WritebackIntake(take_in))  # else the Kafka consumers take it in
     projector = Projector(store, db, projections)
     secret = settings.secret()
-    ledger = Ledger(
+    ctx = Components(
         settings=settings,
         store=store,
         db=db,
@@ -102,4 +102,4 @@ def build_ledger(settings: Settings, *, real_clock: Clock | None = None) -> Ledg
         accounts=Accounts(db),
     )
     projector.catch_up()
-    return ledger
+    return ctx

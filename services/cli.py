@@ -21,7 +21,7 @@ from domain.money import format_dollars
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
 from domain.users import PLATFORM, Role
-from services.bootstrap import build_ledger, migrate_database
+from services.bootstrap import build_components, migrate_database
 from services.settings import Settings
 
 
@@ -52,13 +52,13 @@ def serve(args: argparse.Namespace) -> int:
     from services.http.app import create_app
 
     settings = settings_from(args)
-    ledger = build_ledger(settings)
+    ctx = build_components(settings)
     url = f"http://{args.host}:{args.port}"
     if args.demo:
         print("Seeding demo data (first run only)...", flush=True)
         logging.getLogger("payledger").setLevel(logging.WARNING)
-        practice, token = seed_demo(ledger)
-        people = demo_people(ledger)
+        practice, token = seed_demo(ctx)
+        people = demo_people(ctx)
         logging.getLogger("payledger").setLevel(logging.INFO)
         sign_ins = "".join(
             f"  Sign in at {url}/ as {p.email} / {p.password} ({p.role.value})\n" for p in people
@@ -76,7 +76,7 @@ def serve(args: argparse.Namespace) -> int:
     store = (settings.database_url and "PostgreSQL") or f"SQLite at {settings.sqlite_path}"
     print(f"  store: {store}; sandbox: {'on' if settings.sandbox else 'off'}\n", flush=True)
     uvicorn.run(
-        create_app(ledger),
+        create_app(ctx),
         host=args.host,
         port=args.port,
         log_level="info",
@@ -89,9 +89,9 @@ def serve(args: argparse.Namespace) -> int:
 def practice_create(args: argparse.Namespace) -> int:
     from services.app.practices import create_practice
 
-    ledger = build_ledger(settings_from(args))
+    ctx = build_components(settings_from(args))
     practice = create_practice(
-        ledger,
+        ctx,
         name=args.name,
         timezone=args.timezone,
         pms=PmsKind(args.pms),
@@ -116,9 +116,9 @@ def user_create(args: argparse.Namespace) -> int:
         )
         return 2
     password = read_password(sys.stdin) if args.password_stdin else None
-    ledger = build_ledger(settings_from(args))
+    ctx = build_components(settings_from(args))
     user, token = invite_user(
-        ledger,
+        ctx,
         practice_id=args.practice or PLATFORM,
         name=args.name,
         email=args.email,
@@ -140,11 +140,11 @@ def read_password(stream: TextIO) -> str:
 
 
 def rebuild(args: argparse.Namespace) -> int:
-    ledger = build_ledger(settings_from(args))
-    names = [args.name] if args.name else [p.name for p in ledger.projector.projections]
+    ctx = build_components(settings_from(args))
+    names = [args.name] if args.name else [p.name for p in ctx.projector.projections]
     for name in names:
-        ledger.projector.rebuild(name)
-        print(f"rebuilt {name} at position {ledger.projector.position(name)}")
+        ctx.projector.rebuild(name)
+        print(f"rebuilt {name} at position {ctx.projector.position(name)}")
     return 0
 
 
@@ -170,7 +170,7 @@ def replay_command(args: argparse.Namespace) -> int:
             names = ", ".join(p.name for p in all_projections())
             print(f"error: no view {args.projection!r}; one of: all, {names}", file=sys.stderr)
             return 2
-    ledger = build_ledger(settings_from(args))
+    ctx = build_components(settings_from(args))
     err = Console(stderr=True)
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -190,10 +190,10 @@ def replay_command(args: argparse.Namespace) -> int:
                 bar.update(task, rate=f"{position / elapsed:,.0f}")
 
         if args.verify:
-            result = replay.verify(ledger.store, ledger.db, views, advance)
+            result = replay.verify(ctx.store, ctx.db, views, advance)
         else:
-            replay.rebuild(ledger.store, ledger.db, ledger.projector, views, advance)
-            checksums = replay.live_checksums(ledger.db, views)
+            replay.rebuild(ctx.store, ctx.db, ctx.projector, views, advance)
+            checksums = replay.live_checksums(ctx.db, views)
     if args.verify:
         for name, live in result.live.items():
             same = "ok" if live["checksum"] == result.replayed[name] else "DIFFERS"
@@ -204,25 +204,25 @@ def replay_command(args: argparse.Namespace) -> int:
             print(f"differs: {d.view}.{d.table}, {where}: {d.row}")
         if len(result.differences) > args.max_differences:
             print(f"... and {len(result.differences) - args.max_differences} more rows differ")
-        ledger.store.close()
+        ctx.store.close()
         return 0 if result.ok else 1
     for name, answer in checksums.items():
         print(f"{name:<18} {answer['checksum']}  {answer['rows']:>9} rows  "
               f"at {answer['position']}")  # fmt: skip
-    ledger.store.close()
+    ctx.store.close()
     return 0
 
 
 def audit_export(args: argparse.Namespace) -> int:
     from services.app.audit_export import export_lines
 
-    ledger = build_ledger(settings_from(args))
+    ctx = build_components(settings_from(args))
     try:
-        for chunk in export_lines(ledger, args.practice, args.until):
+        for chunk in export_lines(ctx, args.practice, args.until):
             sys.stdout.write(chunk)
         sys.stdout.flush()
     finally:
-        ledger.store.close()
+        ctx.store.close()
     return 0
 
 
@@ -278,9 +278,9 @@ def relay(args: argparse.Namespace) -> int:
 
     settings = kafka_settings(args)
     assert settings.kafka_bootstrap is not None
-    ledger = build_ledger(settings)
+    ctx = build_components(settings)
     print(f"relay: publishing the event log to {settings.kafka_bootstrap}", flush=True)
-    return run_until_stopped(Relay(ledger.store, settings.kafka_bootstrap).run)
+    return run_until_stopped(Relay(ctx.store, settings.kafka_bootstrap).run)
 
 
 def writeback(args: argparse.Namespace) -> int:
@@ -288,8 +288,8 @@ def writeback(args: argparse.Namespace) -> int:
 
     settings = kafka_settings(args)
     assert settings.kafka_bootstrap is not None
-    ledger = build_ledger(settings)
-    consumer = WritebackConsumer(ledger, args.pms, settings.kafka_bootstrap)
+    ctx = build_components(settings)
+    consumer = WritebackConsumer(ctx, args.pms, settings.kafka_bootstrap)
     print(f"writeback ({args.pms}): consumer group {consumer.group}", flush=True)
     if args.pms == "dentrix":
         print(
@@ -303,10 +303,10 @@ def daily_close(args: argparse.Namespace) -> int:
     from services.app.reports import daily_close as report
     from services.app.reports import yesterday
 
-    ledger = build_ledger(settings_from(args))
-    practice = ledger.get(Practice, args.practice, None)
-    day = args.date or yesterday(ledger, practice)
-    result = report(ledger, practice.id, day)
+    ctx = build_components(settings_from(args))
+    practice = ctx.get(Practice, args.practice, None)
+    day = args.date or yesterday(ctx, practice)
+    result = report(ctx, practice.id, day)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -43,7 +43,7 @@ R = TypeVar("R")
 
 
 @dataclass
-class Ledger:
+class Components:
     settings: Settings
     store: EventStore
     db: Database

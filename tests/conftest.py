@@ -1,4 +1,4 @@
-"""Shared fixtures: ledgers on SQLite and PostgreSQL, a pinned clock, an HTTP client.
+"""Shared fixtures: components on SQLite and PostgreSQL, a pinned clock, an HTTP client.
 
 PostgreSQL: each test that needs it gets a database of its own on the server
 at PAYLEDGER_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
@@ -20,8 +20,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.clock import Clock
-from services.bootstrap import build_ledger
-from services.context import Ledger
+from services.bootstrap import build_components
+from services.context import Components
 from services.http.app import create_app
 from services.settings import Settings
 from tests.kafka_broker import kafka_bootstrap  # noqa: F401 - a fixture for all tests
@@ -77,14 +77,14 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 
 @dataclass
-class LedgerFactory:
+class ComponentsFactory:
     tmp_path: Path
     request: pytest.FixtureRequest
-    made: list[Ledger] = field(default_factory=list)
+    made: list[Components] = field(default_factory=list)
 
     def __call__(
         self, backend: str = "sqlite", clock: Clock | None = None, **settings: Any
-    ) -> Ledger:
+    ) -> Components:
         url = None
         if backend == "postgres":
             url = self.request.getfixturevalue("postgres_url")
@@ -95,18 +95,18 @@ class LedgerFactory:
             "run_scheduler": False,
         }
         values.update(settings)
-        ledger = build_ledger(Settings(**values), real_clock=clock)
-        self.made.append(ledger)
-        return ledger
+        ctx = build_components(Settings(**values), real_clock=clock)
+        self.made.append(ctx)
+        return ctx
 
     def close(self) -> None:
-        for ledger in self.made:
-            ledger.store.close()
+        for ctx in self.made:
+            ctx.store.close()
 
 
 @pytest.fixture
-def make_ledger(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LedgerFactory]:
-    factory = LedgerFactory(tmp_path, request)
+def make_components(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ComponentsFactory]:
+    factory = ComponentsFactory(tmp_path, request)
     yield factory
     factory.close()
 
@@ -123,9 +123,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def ledger(make_ledger: LedgerFactory, backend: str, clock: PinnedClock) -> Ledger:
+def ctx(make_components: ComponentsFactory, backend: str, clock: PinnedClock) -> Components:
     """A ledger on each backend, with time pinned."""
-    return make_ledger(backend, clock)
+    return make_components(backend, clock)
 
 
 class Api:
@@ -190,10 +190,10 @@ class Api:
 
 
 @pytest.fixture
-def api_for(make_ledger: LedgerFactory) -> Callable[..., Api]:
+def api_for(make_components: ComponentsFactory) -> Callable[..., Api]:
     def make(backend: str = "sqlite", clock: Clock | None = None, **settings: Any) -> Api:
-        ledger = make_ledger(backend, clock, **settings)
-        client = TestClient(create_app(ledger, scheduler=False), raise_server_exceptions=False)
+        ctx = make_components(backend, clock, **settings)
+        client = TestClient(create_app(ctx, scheduler=False), raise_server_exceptions=False)
         return Api(client)
 
     return make

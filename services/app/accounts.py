@@ -36,7 +36,7 @@ from projections.base import parse_iso
 from projections.users import admin_ids
 from projections.users import list_users as user_rows
 from services.app.practices import Caller, caller_of, hash_token, user_id_for_token_hash
-from services.context import Ledger
+from services.context import Components
 
 SESSION_LENGTH = timedelta(hours=12)
 WRONG = "The email or password is not right."
@@ -96,7 +96,7 @@ def decoy_hash() -> str:
 
 
 def invite_user(
-    ledger: Ledger,
+    ctx: Components,
     *,
     practice_id: UUID,
     name: str,
@@ -110,11 +110,11 @@ def invite_user(
     and a first password the person may also sign in. With a key, a retry finds the
     user the first attempt made and answers the same token."""
     if role != Role.PLATFORM_AUDITOR:
-        ledger.get(Practice, practice_id, practice_id)
+        ctx.get(Practice, practice_id, practice_id)
     login_email = _login_email(email, password)
-    token = _new_token(ledger, practice_id, key)
+    token = _new_token(ctx, practice_id, key)
     user_id = user_id_for_token_hash(hash_token(token))
-    existing = ledger.find(User, user_id)
+    existing = ctx.find(User, user_id)
     if existing is not None and existing.practice_id == practice_id:
         return existing, token
     user = User.create(
@@ -124,16 +124,16 @@ def invite_user(
         role=role,
         token_hash=hash_token(token),
         email=login_email,
-        at=ledger.clock.now(practice_id),
+        at=ctx.clock.now(practice_id),
         actor=actor,
     )
     if login_email is not None and password is not None:
-        _add_login(ledger, login_email, user, password)
+        _add_login(ctx, login_email, user, password)
     try:
-        ledger.save(user)
+        ctx.save(user)
     except Exception:
         if login_email is not None:
-            ledger.accounts.remove_login(user.id)
+            ctx.accounts.remove_login(user.id)
         raise
     return user, token
 
@@ -152,20 +152,20 @@ def _login_email(email: str | None, password: str | None) -> str | None:
     return normal_email(email)
 
 
-def _new_token(ledger: Ledger, practice_id: UUID, key: str | None) -> str:
+def _new_token(ctx: Components, practice_id: UUID, key: str | None) -> str:
     if key is None:
         return f"plt_{secrets.token_urlsafe(32)}"
-    mac = hmac.new(ledger.secret, f"user-token:{practice_id}:{key}".encode(), "sha256")
+    mac = hmac.new(ctx.secret, f"user-token:{practice_id}:{key}".encode(), "sha256")
     return f"plt_{mac.hexdigest()}"
 
 
-def _add_login(ledger: Ledger, email: str, user: User, password: str) -> None:
+def _add_login(ctx: Components, email: str, user: User, password: str) -> None:
     try:
-        ledger.accounts.add_login(
-            email, user.id, user.practice_id, hasher().hash(password), ledger.clock.now()
+        ctx.accounts.add_login(
+            email, user.id, user.practice_id, hasher().hash(password), ctx.clock.now()
         )
     except IntegrityError:
-        mine = ledger.accounts.login_of(user.id)
+        mine = ctx.accounts.login_of(user.id)
         if mine is None or mine["email"] != email:
             raise AlreadyExists(
                 f"a user with the email {email} already exists; each person signs in "
@@ -175,7 +175,7 @@ def _add_login(ledger: Ledger, email: str, user: User, password: str) -> None:
 
 
 def change_role(
-    ledger: Ledger,
+    ctx: Components,
     practice_id: UUID,
     user_id: UUID,
     role: Role,
@@ -184,58 +184,58 @@ def change_role(
 ) -> User:
     """Give the user a new role (the same role again changes nothing, so a retry with the
     same `key` is harmless)."""
-    with ledger.accounts.users_of(practice_id):
-        user = ledger.get(User, user_id, practice_id)
-        others = _other_active_admins(ledger, user)
+    with ctx.accounts.users_of(practice_id):
+        user = ctx.get(User, user_id, practice_id)
+        others = _other_active_admins(ctx, user)
         if user.change_role(
-            role, other_active_admins=others, at=ledger.clock.now(practice_id), actor=actor
+            role, other_active_admins=others, at=ctx.clock.now(practice_id), actor=actor
         ):
-            ledger.save(user)
+            ctx.save(user)
     return user
 
 
 def revoke_user(
-    ledger: Ledger, practice_id: UUID, user_id: UUID, actor: str, key: str | None = None
+    ctx: Components, practice_id: UUID, user_id: UUID, actor: str, key: str | None = None
 ) -> User:
     """Revoke the user: its token and sessions stop working at once; its email may be
     invited again. Revoking a revoked user changes nothing (retries are harmless)."""
-    with ledger.accounts.users_of(practice_id):
-        user = ledger.get(User, user_id, practice_id)
-        others = _other_active_admins(ledger, user)
-        if user.revoke(other_active_admins=others, at=ledger.clock.now(practice_id), actor=actor):
-            ledger.save(user)
-    ledger.accounts.end_sessions_of(user.id, ledger.clock.now())
-    ledger.accounts.remove_login(user.id)
+    with ctx.accounts.users_of(practice_id):
+        user = ctx.get(User, user_id, practice_id)
+        others = _other_active_admins(ctx, user)
+        if user.revoke(other_active_admins=others, at=ctx.clock.now(practice_id), actor=actor):
+            ctx.save(user)
+    ctx.accounts.end_sessions_of(user.id, ctx.clock.now())
+    ctx.accounts.remove_login(user.id)
     return user
 
 
 def set_password(
-    ledger: Ledger, practice_id: UUID, user_id: UUID, password: str, actor: str
+    ctx: Components, practice_id: UUID, user_id: UUID, password: str, actor: str
 ) -> User:
     """A new password for a person who signs in (the event says only that it changed)."""
     check_password(password)
-    user = ledger.get(User, user_id, practice_id)
-    if ledger.accounts.login_of(user.id) is None:
+    user = ctx.get(User, user_id, practice_id)
+    if ctx.accounts.login_of(user.id) is None:
         raise InvalidValue(f"{user.name} has no email to sign in with", field="user_id")
-    user.change_password(at=ledger.clock.now(practice_id), actor=actor)
-    ledger.accounts.set_password(user.id, hasher().hash(password), ledger.clock.now())
-    ledger.save(user)
+    user.change_password(at=ctx.clock.now(practice_id), actor=actor)
+    ctx.accounts.set_password(user.id, hasher().hash(password), ctx.clock.now())
+    ctx.save(user)
     return user
 
 
-def _other_active_admins(ledger: Ledger, user: User) -> int:
+def _other_active_admins(ctx: Components, user: User) -> int:
     """How many other active admins the practice has, each read from its events (the view
     only says whom to read, so a lagging view can make the rule stricter, never looser)."""
-    ledger.catch_up()
+    ctx.catch_up()
     count = 0
-    for admin_id in ledger.reads(admin_ids, user.practice_id):
-        other = ledger.find(User, admin_id) if admin_id != user.id else None
+    for admin_id in ctx.reads(admin_ids, user.practice_id):
+        other = ctx.find(User, admin_id) if admin_id != user.id else None
         if other is not None and other.practice_id == user.practice_id and other.is_active_admin:
             count += 1
     return count
 
 
-def list_users(ledger: Ledger, practice_id: UUID) -> list[UserRow]:
+def list_users(ctx: Components, practice_id: UUID) -> list[UserRow]:
     return [
         UserRow(
             id=UUID(r["id"]),
@@ -245,7 +245,7 @@ def list_users(ledger: Ledger, practice_id: UUID) -> list[UserRow]:
             status=UserStatus(r["status"]),
             created_at=parse_iso(r["created_at"]),
         )
-        for r in ledger.reads(user_rows, practice_id)
+        for r in ctx.reads(user_rows, practice_id)
     ]
 
 
@@ -257,20 +257,20 @@ FAILURES_KEPT = timedelta(days=1)
 SESSIONS_KEPT = timedelta(days=30)
 
 
-def tidy_sign_ins(ledger: Ledger) -> tuple[int, int]:
+def tidy_sign_ins(ctx: Components) -> tuple[int, int]:
     """Forget failed sign-ins and ended sessions nobody needs any more (the scheduler
     runs this); returns how many of each were forgotten."""
-    now = ledger.clock.now()
-    return ledger.accounts.tidy(now - FAILURES_KEPT, now - SESSIONS_KEPT)
+    now = ctx.clock.now()
+    return ctx.accounts.tidy(now - FAILURES_KEPT, now - SESSIONS_KEPT)
 
 
-def sign_in(ledger: Ledger, email: str, password: str, client_address: str) -> WebSession:
+def sign_in(ctx: Components, email: str, password: str, client_address: str) -> WebSession:
     """A new session for the person, or SignInRefused. Each attempt counts as failed
     before its password is checked (so concurrent guesses count), and stops counting
     once it succeeds."""
     key = email.strip().lower()[:MAX_KEPT]
-    now = ledger.clock.now()
-    attempt, by_email, by_address = ledger.accounts.claim_attempt(
+    now = ctx.clock.now()
+    attempt, by_email, by_address = ctx.accounts.claim_attempt(
         key, client_address[:MAX_KEPT], now, now - WINDOW - LOCK
     )
     locks = [
@@ -279,26 +279,26 @@ def sign_in(ledger: Ledger, email: str, password: str, client_address: str) -> W
     ]
     retry_at = max((t for t in locks if t is not None), default=None)
     if retry_at is not None:
-        ledger.accounts.forget_attempt(attempt)
+        ctx.accounts.forget_attempt(attempt)
         raise SignInRefused(
             f"Too many failed sign-ins; try again after {clock_time(retry_at)} UTC.",
             retry_at=retry_at,
         )
-    user = _signing_in(ledger, key, password)
+    user = _signing_in(ctx, key, password)
     if user is None:
         raise SignInRefused(WRONG)
-    ledger.accounts.forget_attempt(attempt)
-    return _open_session(ledger, user, now)
+    ctx.accounts.forget_attempt(attempt)
+    return _open_session(ctx, user, now)
 
 
-def _signing_in(ledger: Ledger, email: str, password: str) -> User | None:
+def _signing_in(ctx: Components, email: str, password: str) -> User | None:
     """The active user with this email and password, or None."""
-    login = ledger.accounts.login(email)
+    login = ctx.accounts.login(email)
     if not password_matches(login["password_hash"] if login else decoy_hash(), password):
         return None
     if login is None:
         return None
-    user = ledger.find(User, UUID(login["user_id"]))
+    user = ctx.find(User, UUID(login["user_id"]))
     return user if user is not None and user.is_active else None
 
 
@@ -309,12 +309,12 @@ def password_matches(password_hash: str, password: str) -> bool:
         return False
 
 
-def _open_session(ledger: Ledger, user: User, now: datetime) -> WebSession:
+def _open_session(ctx: Components, user: User, now: datetime) -> WebSession:
     token = secrets.token_urlsafe(32)
     session = WebSession(
         token=token, csrf_token=secrets.token_urlsafe(32), expires_at=now + SESSION_LENGTH
     )
-    ledger.accounts.open_session(
+    ctx.accounts.open_session(
         hash_token(token),
         user_id=user.id,
         practice_id=user.practice_id,
@@ -325,14 +325,14 @@ def _open_session(ledger: Ledger, user: User, now: datetime) -> WebSession:
     return session
 
 
-def session_user(ledger: Ledger, token: str) -> SessionUser | None:
+def session_user(ctx: Components, token: str) -> SessionUser | None:
     """Who holds this session; None when it is unknown, expired, signed out or its user was
     revoked. The user is read from its events on every call: a change shows at once."""
     token_hash = hash_token(token)
-    row = ledger.accounts.live_session(token_hash, ledger.clock.now())
+    row = ctx.accounts.live_session(token_hash, ctx.clock.now())
     if row is None or not hmac.compare_digest(str(row["token_hash"]), token_hash):
         return None
-    user = ledger.find(User, UUID(row["user_id"]))
+    user = ctx.find(User, UUID(row["user_id"]))
     if user is None or not user.is_active or str(user.practice_id) != row["practice_id"]:
         return None
     return SessionUser(
@@ -344,8 +344,8 @@ def session_user(ledger: Ledger, token: str) -> SessionUser | None:
     )
 
 
-def sign_out(ledger: Ledger, token: str) -> None:
-    ledger.accounts.end_session(hash_token(token), ledger.clock.now())
+def sign_out(ctx: Components, token: str) -> None:
+    ctx.accounts.end_session(hash_token(token), ctx.clock.now())
 
 
 def clock_time(instant: datetime) -> str:

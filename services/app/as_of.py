@@ -31,7 +31,7 @@ from projections.rebuild import Scratch
 from projections.receivables import Receivables, list_ar
 from projections.requests import PaymentRequests, list_requests
 from projections.transactions import Transactions, list_transactions
-from services.context import Ledger
+from services.context import Components
 
 PAGE = 1000
 #: positions fetched in one statement
@@ -45,14 +45,14 @@ VIEWS: dict[str, Callable[[], list[Projection]]] = {
 
 
 def practice_notifications(
-    ledger: Ledger, practice_id: UUID, as_of: datetime | None, stop: int | None = None
+    ctx: Components, practice_id: UUID, as_of: datetime | None, stop: int | None = None
 ) -> Iterator[Notification]:
     """The practice's stored events that had happened by `as_of` (default: all), up to
     position `stop` (default: the end of the log), in log order, read by position: the
     event feed's (practice_id, position) index names them, and the few recorded after
     the feed's own position are read from the log's tail (those of other practices among
     them are for the caller to skip). Nothing else of the other practices is read."""
-    db = ledger.db
+    db = ctx.db
     tracked = db.query_one("SELECT position FROM projection_tracking WHERE name = 'event_feed'")
     indexed_to = int(tracked["position"]) if tracked else 0
     if stop is not None:
@@ -65,10 +65,10 @@ def practice_notifications(
     rows = db.query(sql + " ORDER BY position", params)
     positions = [int(r["position"]) for r in rows]
     for i in range(0, len(positions), CHUNK):
-        yield from stored_events(ledger, positions[i : i + CHUNK])
+        yield from stored_events(ctx, positions[i : i + CHUNK])
     start = indexed_to
     while stop is None or start < stop:
-        tail = ledger.store.recorder.select_notifications(
+        tail = ctx.store.recorder.select_notifications(
             start=start, limit=PAGE, stop=stop, inclusive_of_start=False
         )
         if not tail:
@@ -77,16 +77,16 @@ def practice_notifications(
         start = tail[-1].id
 
 
-def stored_events(ledger: Ledger, positions: list[int]) -> list[Notification]:
+def stored_events(ctx: Components, positions: list[int]) -> list[Notification]:
     """The stored events at these positions, in order, as the recorder would give them."""
-    recorder: Any = ledger.store.recorder
+    recorder: Any = ctx.store.recorder
     marks = ", ".join("?" for _ in positions)
-    if ledger.db.postgres:
+    if ctx.db.postgres:
         table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
         key = "notification_id"
     else:
         table, key = recorder.events_table_name, "rowid"
-    rows = ledger.db.query(
+    rows = ctx.db.query(
         f"SELECT {key} AS position, originator_id, originator_version, topic, state "  # noqa: S608 (the recorder's own table)
         f"FROM {table} WHERE {key} IN ({marks}) ORDER BY {key}",
         positions,
@@ -106,7 +106,7 @@ def stored_events(ledger: Ledger, positions: list[int]) -> list[Notification]:
 
 
 def replay(
-    ledger: Ledger,
+    ctx: Components,
     practice_id: UUID,
     projections: list[Projection],
     as_of: datetime,
@@ -120,16 +120,16 @@ def replay(
                 tx.execute(statement)
     applied = 0
     batch: list[Notification] = []
-    for notification in practice_notifications(ledger, practice_id, as_of):
+    for notification in practice_notifications(ctx, practice_id, as_of):
         batch.append(notification)
         if len(batch) >= PAGE:
-            applied += apply(ledger, practice_id, projections, as_of, scratch, batch)
+            applied += apply(ctx, practice_id, projections, as_of, scratch, batch)
             batch = []
-    return applied + apply(ledger, practice_id, projections, as_of, scratch, batch)
+    return applied + apply(ctx, practice_id, projections, as_of, scratch, batch)
 
 
 def apply(
-    ledger: Ledger,
+    ctx: Components,
     practice_id: UUID,
     projections: list[Projection],
     as_of: datetime,
@@ -139,7 +139,7 @@ def apply(
     applied = 0
     with scratch.transaction() as tx:
         for n in batch:
-            event = ledger.store.mapper.to_domain_event(n)
+            event = ctx.store.mapper.to_domain_event(n)
             if (
                 isinstance(event, LedgerAggregate.Event)
                 and event.practice_id == practice_id
@@ -152,7 +152,7 @@ def apply(
 
 
 def report_as_of(
-    ledger: Ledger,
+    ctx: Components,
     practice_id: UUID,
     view: str,
     as_of: datetime,
@@ -160,10 +160,10 @@ def report_as_of(
     date_to: str,
     limit: int,
 ) -> dict[str, Any]:
-    practice = ledger.get(Practice, practice_id, practice_id)
+    practice = ctx.get(Practice, practice_id, practice_id)
     day = local_date(as_of, practice.timezone).isoformat()
     with Scratch() as scratch:
-        applied = replay(ledger, practice_id, VIEWS[view](), as_of, scratch.db)
+        applied = replay(ctx, practice_id, VIEWS[view](), as_of, scratch.db)
         rows = read(view, scratch.db, practice_id, date_from, date_to, limit, day)
     return {
         "view": view,

@@ -35,7 +35,7 @@ from services.app import replay
 from services.app.as_of import practice_notifications
 from services.app.publish import to_public
 from services.bootstrap import all_projections
-from services.context import Ledger
+from services.context import Components
 
 GENESIS = "0" * 64
 FORMAT = "payledger-audit-export/1"
@@ -52,13 +52,15 @@ def chained(prev: str, body: dict[str, Any]) -> str:
 # -- export -------------------------------------------------------------------------------
 
 
-def export_lines(ledger: Ledger, practice_id: UUID, until: datetime | None = None) -> Iterator[str]:
+def export_lines(
+    ctx: Components, practice_id: UUID, until: datetime | None = None
+) -> Iterator[str]:
     """The practice's events up to `until` (by when they happened; default: all), one line
     each, then the closing line; replayed on the way into an in-memory database for the
     closing line's checksums. Only the practice's own records are read and decoded
     (services/app/as_of.py, `practice_notifications`)."""
     views = all_projections()
-    stop = replay.last_position(ledger.store)
+    stop = replay.last_position(ctx.store)
     prev, count, position = GENESIS, 0, 0
 
     def mine(event: Any) -> bool:
@@ -69,8 +71,8 @@ def export_lines(ledger: Ledger, practice_id: UUID, until: datetime | None = Non
         )
 
     with Scratch(views) as scratch:
-        for batch in batches(practice_notifications(ledger, practice_id, until, stop), PAGE):
-            page = [(n.id, ledger.store.mapper.to_domain_event(n)) for n in batch]
+        for batch in batches(practice_notifications(ctx, practice_id, until, stop), PAGE):
+            page = [(n.id, ctx.store.mapper.to_domain_event(n)) for n in batch]
             page = [(pos, event) for pos, event in page if mine(event)]
             if not page:
                 continue

@@ -32,7 +32,7 @@ from services.app.payments import associate_payment, collect_payment, refund_pay
 from services.app.practices import keyed_id
 from services.app.receivables import save_filter, snooze, sync_pms, today
 from services.app.requests import PayLink, pay_request, send_request
-from services.context import Ledger
+from services.context import Components
 
 DEMO_DAYS = 30
 ACTOR = "system:demo"
@@ -61,16 +61,16 @@ PEOPLE = (
 CREDENTIALS_FILE = "demo-credentials.txt"
 
 
-def seed_demo(ledger: Ledger) -> tuple[Practice, str]:
+def seed_demo(ctx: Components) -> tuple[Practice, str]:
     """Seed once (later runs find the practice and its people); returns it and the demo's
     admin API token (the same on every start, derived from the service's secret key)."""
     practice_id = demo_practice_id()
-    practice = ledger.find(Practice, practice_id)
+    practice = ctx.find(Practice, practice_id)
     if practice is None:
-        practice = _seed(ledger, practice_id)
-    demo_people(ledger)
+        practice = _seed(ctx, practice_id)
+    demo_people(ctx)
     _, token = invite_user(
-        ledger,
+        ctx,
         practice_id=practice_id,
         name="Demo API token",
         email=None,
@@ -82,13 +82,13 @@ def seed_demo(ledger: Ledger) -> tuple[Practice, str]:
     return practice, token
 
 
-def demo_people(ledger: Ledger) -> list[DemoPerson]:
+def demo_people(ctx: Components) -> list[DemoPerson]:
     """The demo's people and their passwords: made once, kept in the data directory
     (mode 0600); a password that no longer signs in (a new database) is set anew."""
-    path = ledger.settings.data_dir / CREDENTIALS_FILE
+    path = ctx.settings.data_dir / CREDENTIALS_FILE
     saved = _read_credentials(path)
     people = [
-        DemoPerson(name, email, role, _password_for(ledger, name, email, role, saved.get(email)))
+        DemoPerson(name, email, role, _password_for(ctx, name, email, role, saved.get(email)))
         for name, email, role in PEOPLE
     ]
     if any(saved.get(p.email) != p.password for p in people):
@@ -96,12 +96,12 @@ def demo_people(ledger: Ledger) -> list[DemoPerson]:
     return people
 
 
-def _password_for(ledger: Ledger, name: str, email: str, role: Role, saved: str | None) -> str:
-    login = ledger.accounts.login(email)
+def _password_for(ctx: Components, name: str, email: str, role: Role, saved: str | None) -> str:
+    login = ctx.accounts.login(email)
     if login is None:
         password = saved or secrets.token_urlsafe(12)
         invite_user(
-            ledger,
+            ctx,
             practice_id=demo_practice_id(),
             name=name,
             email=email,
@@ -113,7 +113,7 @@ def _password_for(ledger: Ledger, name: str, email: str, role: Role, saved: str 
     if saved is not None and password_matches(login["password_hash"], saved):
         return saved
     password = secrets.token_urlsafe(12)
-    set_password(ledger, UUID(login["practice_id"]), UUID(login["user_id"]), password, ACTOR)
+    set_password(ctx, UUID(login["practice_id"]), UUID(login["user_id"]), password, ACTOR)
     return password
 
 
@@ -132,8 +132,8 @@ def _write_credentials(path: Path, people: list[DemoPerson]) -> None:
     path.chmod(0o600)
 
 
-def _seed(ledger: Ledger, practice_id: UUID) -> Practice:
-    clock = ledger.sandbox_clock
+def _seed(ctx: Components, practice_id: UUID) -> Practice:
+    clock = ctx.sandbox_clock
     if clock is None:
         raise RuntimeError("demo data needs sandbox mode (unset PAYLEDGER_SANDBOX=0)")
     rng = random.Random(20261126)  # noqa: S311 (repeatable demo data)
@@ -149,43 +149,43 @@ def _seed(ledger: Ledger, practice_id: UUID) -> Practice:
         actor=ACTOR,
     )
     practice.change_settings({"reminder_days": [3, 10]}, at=practice.created_at, actor=ACTOR)
-    ledger.save(practice)
-    patients = _patients(ledger, practice_id)
+    ctx.save(practice)
+    patients = _patients(ctx, practice_id)
     start_day = clock.now(practice_id).astimezone(zone(practice.timezone)).date()
     for offset in range(DEMO_DAYS + 1):
         day = start_day + timedelta(days=offset)
         if day.weekday() == 6:
             continue
-        _seed_day(ledger, clock, practice, day, patients, rng)
+        _seed_day(ctx, clock, practice, day, patients, rng)
     clock.set_offset(practice_id, 0.0)
-    run_due_work(ledger, practice_id)
-    _finish(ledger, practice, patients)
+    run_due_work(ctx, practice_id)
+    _finish(ctx, practice, patients)
     return practice
 
 
-def _patients(ledger: Ledger, practice_id: UUID) -> list[Patient]:
+def _patients(ctx: Components, practice_id: UUID) -> list[Patient]:
     """The office's families and balances, as the (sandbox) PMS has them."""
-    sync_pms(ledger, practice_id=practice_id, actor=ACTOR)
-    rows = ledger.reads(list_patients, practice_id, None, 100)
-    return [ledger.get(Patient, UUID(r["id"]), practice_id) for r in rows]
+    sync_pms(ctx, practice_id=practice_id, actor=ACTOR)
+    rows = ctx.reads(list_patients, practice_id, None, 100)
+    return [ctx.get(Patient, UUID(r["id"]), practice_id) for r in rows]
 
 
-def _finish(ledger: Ledger, practice: Practice, patients: list[Patient]) -> None:
+def _finish(ctx: Components, practice: Practice, patients: list[Patient]) -> None:
     """Today's AR (balances read again this morning, so the month's payments are in the
     PMS's figures), a snoozed family and a saved filter in the library."""
-    sync_pms(ledger, practice_id=practice.id, actor=ACTOR)
+    sync_pms(ctx, practice_id=practice.id, actor=ACTOR)
     cohen = next(p for p in patients if p.last_name == "Cohen")
     snooze(
-        ledger,
+        ctx,
         practice_id=practice.id,
         patient_id=cohen.id,
-        until=today(ledger, practice) + timedelta(days=21),
+        until=today(ctx, practice) + timedelta(days=21),
         reason=SnoozeReason.CLAIM_NEEDS_RESUBMISSION,
         note=None,
         actor=ACTOR,
     )
     save_filter(
-        ledger,
+        ctx,
         practice_id=practice.id,
         name="Over 90 days, above $200",
         raw={"min_bal_over_90": 20001, "snoozed": False},
@@ -194,7 +194,7 @@ def _finish(ledger: Ledger, practice: Practice, patients: list[Patient]) -> None
 
 
 def _seed_day(
-    ledger: Ledger,
+    ctx: Components,
     clock: SandboxClock,
     practice: Practice,
     day: object,
@@ -209,13 +209,13 @@ def _seed_day(
         at = opening + timedelta(minutes=minute)
         if at >= real_now:
             return
-        _move_to(ledger, clock, practice.id, at)
-        _one_visit(ledger, practice.id, rng.choice(patients), rng)
-    _maybe_request(ledger, practice, patients, rng)
+        _move_to(ctx, clock, practice.id, at)
+        _one_visit(ctx, practice.id, rng.choice(patients), rng)
+    _maybe_request(ctx, practice, patients, rng)
 
 
 def _maybe_request(
-    ledger: Ledger, practice: Practice, patients: list[Patient], rng: random.Random
+    ctx: Components, practice: Practice, patients: list[Patient], rng: random.Random
 ) -> None:
     """Some days a balance is billed by text or email; about half are paid by the patient."""
     if rng.random() > 0.5:
@@ -225,7 +225,7 @@ def _maybe_request(
     if channel == Channel.EMAIL and not patient.email:
         channel = Channel.SMS
     request = send_request(
-        ledger,
+        ctx,
         practice_id=practice.id,
         patient_id=patient.id,
         amount=rng.choice(AMOUNTS),
@@ -235,7 +235,7 @@ def _maybe_request(
     if rng.random() < 0.5:
         paid = request.amount.cents if rng.random() < 0.7 else request.amount.cents // 2
         pay_request(
-            ledger,
+            ctx,
             PayLink(request, practice),
             amount=paid,
             card=CardInput(APPROVE, 11, 2031, "321"),
@@ -243,17 +243,17 @@ def _maybe_request(
         )
 
 
-def _move_to(ledger: Ledger, clock: SandboxClock, practice_id: UUID, at: datetime) -> None:
+def _move_to(ctx: Components, clock: SandboxClock, practice_id: UUID, at: datetime) -> None:
     seconds = (at - clock.now(practice_id)).total_seconds()
     if seconds > 0:
         clock.advance(practice_id, seconds)
-        run_due_work(ledger, practice_id)
+        run_due_work(ctx, practice_id)
 
 
-def _one_visit(ledger: Ledger, practice_id: UUID, patient: Patient, rng: random.Random) -> None:
+def _one_visit(ctx: Components, practice_id: UUID, patient: Patient, rng: random.Random) -> None:
     terminal = rng.random() < 0.6
     payment = collect_payment(
-        ledger,
+        ctx,
         practice_id=practice_id,
         amount=rng.choice(AMOUNTS),
         method=Method.TERMINAL if terminal else Method.VIRTUAL_TERMINAL,
@@ -269,30 +269,30 @@ def _one_visit(ledger: Ledger, practice_id: UUID, patient: Patient, rng: random.
     roll = rng.random()
     if roll < 0.05:
         refund_payment(
-            ledger, practice_id=practice_id, payment_id=payment.id, amount=None, actor=ACTOR
+            ctx, practice_id=practice_id, payment_id=payment.id, amount=None, actor=ACTOR
         )
         return
     if roll < 0.85:
         associate_payment(
-            ledger,
+            ctx,
             practice_id=practice_id,
             payment_id=payment.id,
             source=AssociationSource.MANUAL,
             pms_reference=f"PayNum {rng.randint(20000, 99999)}",
             actor=ACTOR,
         )
-    _maybe_refund_earlier(ledger, practice_id, rng)
+    _maybe_refund_earlier(ctx, practice_id, rng)
 
 
-def _maybe_refund_earlier(ledger: Ledger, practice_id: UUID, rng: random.Random) -> None:
+def _maybe_refund_earlier(ctx: Components, practice_id: UUID, rng: random.Random) -> None:
     if rng.random() > 0.08:
         return
-    rows = ledger.reads(settled_unrefunded, practice_id, limit=10)
+    rows = ctx.reads(settled_unrefunded, practice_id, limit=10)
     if not rows:
         return
-    payment = ledger.get(Payment, UUID(rng.choice(rows)["id"]), practice_id)
+    payment = ctx.get(Payment, UUID(rng.choice(rows)["id"]), practice_id)
     refund = refund_payment(
-        ledger,
+        ctx,
         practice_id=practice_id,
         payment_id=payment.id,
         amount=max(100, payment.amount.cents // 2),
@@ -300,7 +300,7 @@ def _maybe_refund_earlier(ledger: Ledger, practice_id: UUID, rng: random.Random)
     )
     if rng.random() < 0.7:
         associate_payment(
-            ledger,
+            ctx,
             practice_id=practice_id,
             payment_id=payment.id,
             source=AssociationSource.MANUAL,

@@ -15,7 +15,7 @@ from projections.directory import practice_ids
 from services.app.receivables import end_due_snoozes, sync_due
 from services.app.requests import deliver_due, expire_due, remind_due
 from services.app.settlement import close_due_batches, pay_due_deposits
-from services.context import Ledger
+from services.context import Components
 
 
 @dataclass(frozen=True)
@@ -43,35 +43,35 @@ class DueWorkFailed(Exception):
     """A practice's due work failed; what ran before the failure is saved."""
 
 
-def run_due_work(ledger: Ledger, practice_id: UUID | None = None) -> DueWork:
+def run_due_work(ctx: Components, practice_id: UUID | None = None) -> DueWork:
     """Run everything that fell due, for one practice or all. Each practice's work is
     isolated: a failure is logged and recorded on that practice (shown with it and
     counted in /metrics), and the other practices' work goes on. For one practice,
     the failure is raised (as DueWorkFailed) once it is recorded."""
-    ids = [practice_id] if practice_id else ledger.reads(practice_ids)
+    ids = [practice_id] if practice_id else ctx.reads(practice_ids)
     total = DueWork()
     for pid in ids:
         try:
-            total += practice_due_work(ledger, pid)
+            total += practice_due_work(ctx, pid)
         except Exception as error:
             log.exception("due work of practice %s failed; the others go on", pid)
-            ledger.due_work.record_failure(str(pid), describe(error), iso(ledger.clock.now()))
+            ctx.due_work.record_failure(str(pid), describe(error), iso(ctx.clock.now()))
             if practice_id is not None:
                 raise DueWorkFailed(describe(error)) from error
             continue
-        ledger.due_work.record_success(str(pid))
+        ctx.due_work.record_success(str(pid))
     return total
 
 
-def practice_due_work(ledger: Ledger, pid: UUID) -> DueWork:
+def practice_due_work(ctx: Components, pid: UUID) -> DueWork:
     return DueWork(
-        batches_closed=len(close_due_batches(ledger, pid)),
-        deposits_paid=pay_due_deposits(ledger, pid),
-        requests_expired=expire_due(ledger, pid),
-        reminders_sent=remind_due(ledger, pid),
-        messages_retried=deliver_due(ledger, pid),
-        snoozes_ended=end_due_snoozes(ledger, pid),
-        pms_syncs=sync_due(ledger, pid),
+        batches_closed=len(close_due_batches(ctx, pid)),
+        deposits_paid=pay_due_deposits(ctx, pid),
+        requests_expired=expire_due(ctx, pid),
+        reminders_sent=remind_due(ctx, pid),
+        messages_retried=deliver_due(ctx, pid),
+        snoozes_ended=end_due_snoozes(ctx, pid),
+        pms_syncs=sync_due(ctx, pid),
     )
 
 

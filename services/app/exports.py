@@ -13,7 +13,7 @@ from domain.money import Money
 from projections.deposits import deposit_items, list_deposits
 from projections.requests import list_requests
 from projections.transactions import list_transactions
-from services.context import Ledger
+from services.context import Components
 
 PAGE = 500
 
@@ -65,11 +65,11 @@ def dollars(cents: Any) -> str:
 
 
 def transactions_rows(
-    ledger: Ledger, practice_id: UUID, date_from: str, date_to: str
+    ctx: Components, practice_id: UUID, date_from: str, date_to: str
 ) -> Iterator[list[Any]]:
     after: tuple[str, str] | None = None
     while True:
-        rows = ledger.reads(
+        rows = ctx.reads(
             list_transactions,
             practice_id,
             date_from=date_from,
@@ -105,11 +105,11 @@ def transactions_rows(
 
 
 def deposits_rows(
-    ledger: Ledger, practice_id: UUID, date_from: str, date_to: str
+    ctx: Components, practice_id: UUID, date_from: str, date_to: str
 ) -> Iterator[list[Any]]:
     after: tuple[str, str] | None = None
     while True:
-        deposits = ledger.reads(
+        deposits = ctx.reads(
             list_deposits,
             practice_id,
             date_from=date_from,
@@ -129,7 +129,7 @@ def deposits_rows(
                 dollars(d["fees_amount"]),
                 dollars(d["net_amount"]),
             ]
-            for i in ledger.reads(deposit_items, UUID(d["id"])):
+            for i in ctx.reads(deposit_items, UUID(d["id"])):
                 yield [
                     *head,
                     i["line"],
@@ -167,11 +167,11 @@ REQUEST_COLUMNS = [
 
 
 def requests_rows(
-    ledger: Ledger, practice_id: UUID, date_from: str, date_to: str
+    ctx: Components, practice_id: UUID, date_from: str, date_to: str
 ) -> Iterator[list[Any]]:
     after: tuple[str, str] | None = None
     while True:
-        rows = ledger.reads(
+        rows = ctx.reads(
             list_requests,
             practice_id,
             date_from=date_from,
@@ -203,7 +203,7 @@ def requests_rows(
         after = (rows[-1]["sent_at"], rows[-1]["id"])
 
 
-Rows = Callable[[Ledger, UUID, str, str], Iterator[list[Any]]]
+Rows = Callable[[Components, UUID, str, str], Iterator[list[Any]]]
 
 #: view name -> (columns, rows); amounts in the CSV are dollars with cents ("125.00")
 VIEWS: dict[str, tuple[list[str], Rows]] = {
@@ -214,13 +214,13 @@ VIEWS: dict[str, tuple[list[str], Rows]] = {
 
 
 def export_csv(
-    ledger: Ledger, view: str, practice_id: UUID, date_from: str, date_to: str
+    ctx: Components, view: str, practice_id: UUID, date_from: str, date_to: str
 ) -> Iterator[str]:
     columns, rows = VIEWS[view]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
-    for row in rows(ledger, practice_id, date_from, date_to):
+    for row in rows(ctx, practice_id, date_from, date_to):
         writer.writerow(row)
         if buffer.tell() > 64_000:
             yield buffer.getvalue()

@@ -17,7 +17,7 @@ from domain.practices import Practice
 from domain.schedule import batch_date_for, cutoff_instant, local_date, zone
 from services.app.practices import keyed_id
 from services.app.settlement import close_due_batches
-from services.context import Ledger, retry_on_conflict
+from services.context import Components, retry_on_conflict
 
 
 class EmailNotSent(PaymentsError):
@@ -25,7 +25,7 @@ class EmailNotSent(PaymentsError):
 
 
 def collect_payment(
-    ledger: Ledger,
+    ctx: Components,
     *,
     practice_id: UUID,
     amount: int,
@@ -41,12 +41,12 @@ def collect_payment(
     """Authorise (captured when its batch closes); a decline is recorded too (and moves no
     money). The card comes as typed (sandbox) or as a processor's payment method id."""
     money = check_payment_amount(amount)
-    practice = ledger.get(Practice, practice_id, practice_id)
-    now = ledger.clock.now(practice_id)
+    practice = ctx.get(Practice, practice_id, practice_id)
+    now = ctx.clock.now(practice_id)
     if patient_id is not None:
-        check_patient(ledger, practice_id, patient_id)
+        check_patient(ctx, practice_id, patient_id)
     if method == Method.VIRTUAL_TERMINAL or method == Method.PAY_LINK:
-        card = check_card_input(ledger, card, payment_method, local_date(now, practice.timezone))
+        card = check_card_input(ctx, card, payment_method, local_date(now, practice.timezone))
         if card is None and payment_method is None:
             raise InvalidValue(f"a {method.value} payment needs the card", field="card")
     elif card is not None or payment_method is not None:
@@ -58,11 +58,11 @@ def collect_payment(
     # a retry with the same key finds the first attempt's payment before charging again
     # (a conflict at the insert would come after the processor charged the card); without
     # a key the id is new, and there is nothing to find
-    existing = ledger.find(Payment, payment_id) if key is not None else None
+    existing = ctx.find(Payment, payment_id) if key is not None else None
     if existing is not None:
         return existing
     payment = charge(
-        ledger,
+        ctx,
         practice,
         payment_id=payment_id,
         amount=money,
@@ -75,17 +75,17 @@ def collect_payment(
         at=now,
         actor=actor,
     )
-    ledger.save(payment)
+    ctx.save(payment)
     return payment
 
 
 def check_card_input(
-    ledger: Ledger, card: CardInput | None, payment_method: str | None, today: date
+    ctx: Components, card: CardInput | None, payment_method: str | None, today: date
 ) -> CardInput | None:
     """A typed card only where the processor takes card numbers (never with Stripe)."""
-    if card is not None and not ledger.processor.accepts_card_numbers:
+    if card is not None and not ctx.processor.accepts_card_numbers:
         raise InvalidCard(
-            f"card numbers are not accepted: cards are processed by {ledger.processor.name}, "
+            f"card numbers are not accepted: cards are processed by {ctx.processor.name}, "
             "where the card is entered in its own payment form; send the payment method id "
             "it gives (payment_method) instead of card",
             field="card",
@@ -96,7 +96,7 @@ def check_card_input(
 
 
 def charge(
-    ledger: Ledger,
+    ctx: Components,
     practice: Practice,
     *,
     payment_id: UUID,
@@ -112,7 +112,7 @@ def charge(
 ) -> Payment:
     """Authorise and capture through the processor; the payment (approved or declined),
     not yet saved."""
-    result = ledger.processor.charge(
+    result = ctx.processor.charge(
         reference=payment_id,
         amount=amount.cents,
         card=card,
@@ -144,14 +144,14 @@ def charge(
     return Payment.decline(reason=result.decline_reason or "declined", **common)  # type: ignore[arg-type]
 
 
-def account_of(ledger: Ledger, practice_id: UUID) -> str | None:
+def account_of(ctx: Components, practice_id: UUID) -> str | None:
     """The practice's account at the processor (its Stripe connected account)."""
-    return ledger.get(Practice, practice_id, practice_id).stripe_account
+    return ctx.get(Practice, practice_id, practice_id).stripe_account
 
 
-def check_patient(ledger: Ledger, practice_id: UUID, patient_id: UUID) -> Patient:
+def check_patient(ctx: Components, practice_id: UUID, patient_id: UUID) -> Patient:
     try:
-        return ledger.get(Patient, patient_id, practice_id)
+        return ctx.get(Patient, patient_id, practice_id)
     except NotFound:
         raise InvalidValue(
             f"patient_id {patient_id} is not a patient of this practice", field="patient_id"
@@ -167,7 +167,7 @@ class Reversal:
 
 
 def refund_payment(
-    ledger: Ledger,
+    ctx: Components,
     *,
     practice_id: UUID,
     payment_id: UUID,
@@ -183,16 +183,16 @@ def refund_payment(
     recorded: a version conflict, a retry with the same key or a crash in between
     resumes the same intent and never makes a second one.
     """
-    close_due_batches(ledger, practice_id)
+    close_due_batches(ctx, practice_id)
     refund_id = keyed_id(payment_id, "refund", key)
     void_id = keyed_id(payment_id, "void", key)
-    for left in list(ledger.get(Payment, payment_id, practice_id).pending_refunds):
+    for left in list(ctx.get(Payment, payment_id, practice_id).pending_refunds):
         if left != refund_id:  # an intent left by a crash (or under way): finish it
-            finish_refund(ledger, practice_id, payment_id, left)
+            finish_refund(ctx, practice_id, payment_id, left)
 
     def attempt() -> Reversal | None:
-        payment = ledger.get(Payment, payment_id, practice_id)
-        now = ledger.clock.now(practice_id)
+        payment = ctx.get(Payment, payment_id, practice_id)
+        now = ctx.clock.now(practice_id)
         if payment.void_id == void_id:  # a retry of this void: answer it again
             return Reversal(ReversalKind.VOID, payment, payment.amount.cents, None)
         done = next((r for r in payment.refunds if r.id == refund_id), None)
@@ -203,47 +203,49 @@ def refund_payment(
         wanted = None if amount is None else check_payment_amount(amount)
         if payment.reversal_kind(now) == ReversalKind.VOID:
             payment.check_void(now, wanted)
-            processor_void_id = ledger.processor.void(
+            processor_void_id = ctx.processor.void(
                 transaction_id=payment.transaction_id or "",
                 reference=void_id,
-                account=account_of(ledger, practice_id),
+                account=account_of(ctx, practice_id),
             )
             payment.void(processor_void_id=processor_void_id, at=now, actor=actor, void_id=void_id)
-            ledger.save(payment)
+            ctx.save(payment)
             return Reversal(ReversalKind.VOID, payment, payment.amount.cents, None)
         refund_amount = wanted or payment.remaining
         payment.request_refund(refund_id=refund_id, amount=refund_amount, at=now, actor=actor)
-        ledger.save(payment)
+        ctx.save(payment)
         return None
 
     decided = retry_on_conflict(attempt)
     if decided is not None:
         return decided
-    return finish_refund(ledger, practice_id, payment_id, refund_id)
+    return finish_refund(ctx, practice_id, payment_id, refund_id)
 
 
-def finish_refund(ledger: Ledger, practice_id: UUID, payment_id: UUID, refund_id: UUID) -> Reversal:
+def finish_refund(
+    ctx: Components, practice_id: UUID, payment_id: UUID, refund_id: UUID
+) -> Reversal:
     """Ask the processor for a requested refund (under its id) and record its answer."""
-    payment = ledger.get(Payment, payment_id, practice_id)
+    payment = ctx.get(Payment, payment_id, practice_id)
     pending = payment.pending_refunds.get(refund_id)
     if pending is not None:
-        processor_refund_id = ledger.processor.refund(
+        processor_refund_id = ctx.processor.refund(
             transaction_id=payment.transaction_id or "",
             amount=pending.amount,
             reference=refund_id,
-            account=account_of(ledger, practice_id),
+            account=account_of(ctx, practice_id),
         )
 
     def record() -> Reversal:
-        payment = ledger.get(Payment, payment_id, practice_id)
+        payment = ctx.get(Payment, payment_id, practice_id)
         done = next((r for r in payment.refunds if r.id == refund_id), None)
         if done is None:
             payment.complete_refund(
                 refund_id=refund_id,
                 processor_refund_id=processor_refund_id,
-                at=ledger.clock.now(practice_id),
+                at=ctx.clock.now(practice_id),
             )
-            ledger.save(payment)
+            ctx.save(payment)
             done = payment.find_refund(refund_id)
         return Reversal(ReversalKind.REFUND, payment, done.amount, refund_id)
 
@@ -251,7 +253,7 @@ def finish_refund(ledger: Ledger, practice_id: UUID, payment_id: UUID, refund_id
 
 
 def associate_payment(
-    ledger: Ledger,
+    ctx: Components,
     *,
     practice_id: UUID,
     payment_id: UUID,
@@ -266,8 +268,8 @@ def associate_payment(
     the PMS ledger."""
 
     def attempt() -> Payment:
-        payment = ledger.get(Payment, payment_id, practice_id)
-        now = ledger.clock.now(practice_id)
+        payment = ctx.get(Payment, payment_id, practice_id)
+        now = ctx.clock.now(practice_id)
         if refund_id is not None:
             payment.associate_refund(
                 refund_id=refund_id, source=source, pms_reference=pms_reference, at=now, actor=actor
@@ -280,14 +282,14 @@ def associate_payment(
             )
         else:
             payment.associate(source=source, pms_reference=pms_reference, at=now, actor=actor)
-        ledger.save(payment)
+        ctx.save(payment)
         return payment
 
     return retry_on_conflict(attempt)
 
 
 def send_receipt(
-    ledger: Ledger,
+    ctx: Components,
     *,
     practice_id: UUID,
     payment_id: UUID,
@@ -296,36 +298,34 @@ def send_receipt(
     actor: str,
 ) -> Payment:
     """Email a copy of a payment's (or one refund's) receipt and record that it was sent."""
-    payment = ledger.get(Payment, payment_id, practice_id)
-    practice = ledger.get(Practice, practice_id, practice_id)
-    now = ledger.clock.now(practice_id)
+    payment = ctx.get(Payment, payment_id, practice_id)
+    practice = ctx.get(Practice, practice_id, practice_id)
+    now = ctx.clock.now(practice_id)
     payment.check_receipt(refund_id)
     message = receipt_email(practice, payment, refund_id, email, now)
     try:
-        ledger.email.send(message)
+        ctx.email.send(message)
     except SendFailed as error:
         raise EmailNotSent(
             f"the receipt could not be emailed ({error}); nothing was recorded, try again"
         ) from error
-    retry_on_conflict(
-        lambda: _save_receipt(ledger, payment_id, practice_id, email, refund_id, actor)
-    )
+    retry_on_conflict(lambda: _save_receipt(ctx, payment_id, practice_id, email, refund_id, actor))
     return payment
 
 
 def _save_receipt(
-    ledger: Ledger,
+    ctx: Components,
     payment_id: UUID,
     practice_id: UUID,
     email: str,
     refund_id: UUID | None,
     actor: str,
 ) -> None:
-    payment = ledger.get(Payment, payment_id, practice_id)
+    payment = ctx.get(Payment, payment_id, practice_id)
     payment.record_receipt_sent(
-        email=email, refund_id=refund_id, at=ledger.clock.now(practice_id), actor=actor
+        email=email, refund_id=refund_id, at=ctx.clock.now(practice_id), actor=actor
     )
-    ledger.save(payment)
+    ctx.save(payment)
 
 
 def receipt_email(

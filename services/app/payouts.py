@@ -32,56 +32,56 @@ from projections.deposits import latest_deposit_of
 from projections.directory import practice_ids
 from projections.transactions import payment_of_processor, place_of_payment, place_of_refund
 from services.app.settlement import DEPOSIT_TIME
-from services.context import Ledger
+from services.context import Components
 
 log = logging.getLogger("payledger.payouts")
 
 ACTOR = "processor:stripe"
 
 
-def practice_of_account(ledger: Ledger, account: str | None) -> Practice | None:
+def practice_of_account(ctx: Components, account: str | None) -> Practice | None:
     if not account:
         return None
-    for practice_id in ledger.reads(practice_ids):
-        practice = ledger.get(Practice, practice_id, practice_id)
+    for practice_id in ctx.reads(practice_ids):
+        practice = ctx.get(Practice, practice_id, practice_id)
         if practice.stripe_account == account:
             return practice
     return None
 
 
-def reconcile_payout(ledger: Ledger, account: str | None, payout: dict[str, Any]) -> str:
+def reconcile_payout(ctx: Components, account: str | None, payout: dict[str, Any]) -> str:
     """Match a paid payout with the deposits it carries; the outcome, in words."""
-    practice = practice_of_account(ledger, account)
-    if practice is None or not isinstance(ledger.processor, StripeProcessor):
+    practice = practice_of_account(ctx, account)
+    if practice is None or not isinstance(ctx.processor, StripeProcessor):
         return "no practice with this account"
     payout_id = str(payout["id"])
     arrival = datetime.fromtimestamp(int(payout["arrival_date"]), UTC).date()
-    carried = ledger.processor.payout_items(account, payout_id)
+    carried = ctx.processor.payout_items(account, payout_id)
     items = [i for i in carried if i.kind in ("charge", "payment", "refund")]
-    by_deposit, unknown = match(ledger, practice.id, items)
+    by_deposit, unknown = match(ctx, practice.id, items)
     adjustments, unknown_disputes = dispute_lines(
-        ledger, practice.id, [i for i in carried if i.kind == "adjustment" and i.dispute_id]
+        ctx, practice.id, [i for i in carried if i.kind == "adjustment" and i.dispute_id]
     )
     if not by_deposit:
         return f"no deposit carries any of its {len(items)} items"
     # A dispute's adjustment belongs to no batch: it shows in the newest deposit the
     # payout carries (the payout's own money), as negative (or, reinstated, positive) lines.
-    newest = latest_deposit(ledger, list(by_deposit))
+    newest = latest_deposit(ctx, list(by_deposit))
     first = True
     for deposit_id, matched in sorted(by_deposit.items()):
         extra = [unknown_item(i) for i in unknown + unknown_disputes] if first else []
         first = False
         lines = adjustments if deposit_id == newest else []
-        record(ledger, practice, deposit_id, payout_id, arrival, matched, extra, lines)
+        record(ctx, practice, deposit_id, payout_id, arrival, matched, extra, lines)
     return f"matched to {len(by_deposit)} deposit(s)"
 
 
-def latest_deposit(ledger: Ledger, deposit_ids: list[UUID]) -> UUID:
-    return ledger.reads(latest_deposit_of, deposit_ids) or max(deposit_ids)
+def latest_deposit(ctx: Components, deposit_ids: list[UUID]) -> UUID:
+    return ctx.reads(latest_deposit_of, deposit_ids) or max(deposit_ids)
 
 
 def dispute_lines(
-    ledger: Ledger, practice_id: UUID, items: list[PayoutItem]
+    ctx: Components, practice_id: UUID, items: list[PayoutItem]
 ) -> tuple[list[dict[str, Any]], list[PayoutItem]]:
     """A dispute's adjustments as deposit lines: the withdrawal (`dispute`, negative) or
     the reinstatement of a won dispute (`dispute_reversal`, positive), and Stripe's
@@ -90,7 +90,7 @@ def dispute_lines(
     lines: list[dict[str, Any]] = []
     unknown: list[PayoutItem] = []
     for item in items:
-        payment_id = ledger.reads(payment_of_processor, practice_id, item.transaction_id or "")
+        payment_id = ctx.reads(payment_of_processor, practice_id, item.transaction_id or "")
         if payment_id is None:
             unknown.append(item)
             continue
@@ -107,7 +107,7 @@ def dispute_lines(
 
 
 def match(
-    ledger: Ledger, practice_id: UUID, items: list[PayoutItem]
+    ctx: Components, practice_id: UUID, items: list[PayoutItem]
 ) -> tuple[dict[UUID, list[tuple[PayoutItem, str, str | None]]], list[PayoutItem]]:
     """The payout's items by the deposit that holds them: (item, payment id, refund id)."""
     by_deposit: dict[UUID, list[tuple[PayoutItem, str, str | None]]] = defaultdict(list)
@@ -115,9 +115,9 @@ def match(
     for item in items:
         place = None
         if item.kind == "refund" and item.refund_reference:
-            place = ledger.reads(place_of_refund, practice_id, item.refund_reference)
+            place = ctx.reads(place_of_refund, practice_id, item.refund_reference)
         elif item.kind != "refund" and item.transaction_id:
-            place = ledger.reads(place_of_payment, practice_id, item.transaction_id)
+            place = ctx.reads(place_of_payment, practice_id, item.transaction_id)
         if place is None or place.deposit_id is None:
             unknown.append(item)
             continue
@@ -126,7 +126,7 @@ def match(
 
 
 def record(
-    ledger: Ledger,
+    ctx: Components,
     practice: Practice,
     deposit_id: UUID,
     payout_id: str,
@@ -136,7 +136,7 @@ def record(
     adjustments: list[dict[str, Any]] | None = None,
 ) -> None:
     for _ in range(5):
-        deposit = ledger.get(Deposit, deposit_id, practice.id)
+        deposit = ctx.get(Deposit, deposit_id, practice.id)
         if deposit.payout_id == payout_id and deposit.payout_failure is None:
             return  # recorded already (the event applied twice)
         lines = {
@@ -193,7 +193,7 @@ def record(
             }
             for item, payment_id, refund_id in matched
         ]
-        now = ledger.clock.now(practice.id)
+        now = ctx.clock.now(practice.id)
         deposit.reconcile_payout(
             payout_id=payout_id,
             arrival_date=arrival,
@@ -207,7 +207,7 @@ def record(
             paid_at = datetime.combine(arrival, DEPOSIT_TIME, tzinfo=zone(practice.timezone))
             deposit.mark_paid(at=min(paid_at, now), actor=ACTOR)
         try:
-            ledger.save(deposit)
+            ctx.save(deposit)
             return
         except IntegrityError:
             continue
@@ -225,24 +225,24 @@ def unknown_item(item: PayoutItem) -> dict[str, Any]:
     }
 
 
-def payout_failed(ledger: Ledger, account: str | None, payout: dict[str, Any]) -> str:
+def payout_failed(ctx: Components, account: str | None, payout: dict[str, Any]) -> str:
     """Show a failed payout on the deposits it carries."""
-    practice = practice_of_account(ledger, account)
-    if practice is None or not isinstance(ledger.processor, StripeProcessor):
+    practice = practice_of_account(ctx, account)
+    if practice is None or not isinstance(ctx.processor, StripeProcessor):
         return "no practice with this account"
     payout_id = str(payout["id"])
-    items = ledger.processor.payout_items(account, payout_id)
-    by_deposit, _ = match(ledger, practice.id, items)
+    items = ctx.processor.payout_items(account, payout_id)
+    by_deposit, _ = match(ctx, practice.id, items)
     for deposit_id in sorted(by_deposit):
-        deposit = ledger.get(Deposit, deposit_id, practice.id)
+        deposit = ctx.get(Deposit, deposit_id, practice.id)
         if deposit.payout_failure is not None and deposit.payout_id == payout_id:
             continue
         deposit.fail_payout(
             payout_id=payout_id,
             failure_code=str(payout.get("failure_code") or "failed"),
             failure_message=str(payout.get("failure_message") or "the payout failed"),
-            at=ledger.clock.now(practice.id),
+            at=ctx.clock.now(practice.id),
             actor=ACTOR,
         )
-        ledger.save(deposit)
+        ctx.save(deposit)
     return f"failure shown on {len(by_deposit)} deposit(s)"

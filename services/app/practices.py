@@ -15,7 +15,7 @@ from domain.errors import AlreadyExists, InvalidValue, NotFound
 from domain.patients import Patient
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.users import Role, User
-from services.context import Ledger
+from services.context import Components
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def user_id_for_token_hash(token_hash: str) -> UUID:
 
 
 def create_practice(
-    ledger: Ledger,
+    ctx: Components,
     *,
     name: str,
     timezone: str,
@@ -73,7 +73,7 @@ def create_practice(
     key: str | None = None,
 ) -> Practice:
     practice_id = keyed_id("operator", "practice", key)
-    existing = ledger.find(Practice, practice_id)
+    existing = ctx.find(Practice, practice_id)
     if existing is not None:
         return existing
     practice = Practice.create(
@@ -84,29 +84,29 @@ def create_practice(
         auto_writeback=auto_writeback,
         deposit_account=deposit_account,
         batch_cutoff=batch_cutoff,
-        at=ledger.clock.now(),
+        at=ctx.clock.now(),
         actor=actor,
     )
-    ledger.save(practice)
+    ctx.save(practice)
     return practice
 
 
 def change_settings(
-    ledger: Ledger, practice_id: UUID, changes: dict[str, Any], actor: str
+    ctx: Components, practice_id: UUID, changes: dict[str, Any], actor: str
 ) -> Practice:
-    practice = ledger.get(Practice, practice_id, practice_id)
-    if practice.change_settings(changes, at=ledger.clock.now(practice_id), actor=actor):
-        ledger.save(practice)
+    practice = ctx.get(Practice, practice_id, practice_id)
+    if practice.change_settings(changes, at=ctx.clock.now(practice_id), actor=actor):
+        ctx.save(practice)
     return practice
 
 
-def set_pms_connection(ledger: Ledger, practice_id: UUID, blocks: dict[str, Any]) -> None:
+def set_pms_connection(ctx: Components, practice_id: UUID, blocks: dict[str, Any]) -> None:
     """Keep the PMS connection settings (secrets) apart from the events; the practice's
     waiting writes are due at once with the new settings."""
-    current = ledger.journal.connections.of(str(practice_id))
+    current = ctx.journal.connections.of(str(practice_id))
     current.update(blocks)
-    ledger.journal.connections.keep(str(practice_id), current)
-    ledger.journal.retry_failed(str(practice_id))  # the cause may be fixed: try again now
+    ctx.journal.connections.keep(str(practice_id), current)
+    ctx.journal.retry_failed(str(practice_id))  # the cause may be fixed: try again now
 
 
 class Authenticator:
@@ -114,15 +114,15 @@ class Authenticator:
     request (one indexed read of a few events), so a revocation or a new role counts at
     once, whichever process made it."""
 
-    def __init__(self, ledger: Ledger) -> None:
-        self._ledger = ledger
+    def __init__(self, ctx: Components) -> None:
+        self._ctx = ctx
 
     def caller(self, token: str) -> Caller | None:
-        operator = self._ledger.settings.operator_token
+        operator = self._ctx.settings.operator_token
         if operator and hmac.compare_digest(token.encode(), operator.encode()):
             return OPERATOR
         token_hash = hash_token(token)
-        user = self._ledger.find(User, user_id_for_token_hash(token_hash))
+        user = self._ctx.find(User, user_id_for_token_hash(token_hash))
         if user is None or not hmac.compare_digest(user.token_hash, token_hash):
             return None
         if not user.is_active:
@@ -143,7 +143,7 @@ def patient_id_for(practice_id: UUID, pms_patient_id: str) -> UUID:
 
 
 def register_patient(
-    ledger: Ledger,
+    ctx: Components,
     *,
     practice_id: UUID,
     pms_patient_id: str,
@@ -157,7 +157,7 @@ def register_patient(
     """Patients are keyed by their PMS id: one PMS patient is one patient here."""
     if guarantor_id is not None:
         try:
-            ledger.get(Patient, guarantor_id, practice_id)
+            ctx.get(Patient, guarantor_id, practice_id)
         except NotFound:
             raise InvalidValue(
                 f"guarantor_id {guarantor_id} is not a patient of this practice",
@@ -173,11 +173,11 @@ def register_patient(
         email=email,
         phone=phone,
         guarantor_id=guarantor_id,
-        at=ledger.clock.now(practice_id),
+        at=ctx.clock.now(practice_id),
         actor=actor,
     )
     try:
-        ledger.save(patient)
+        ctx.save(patient)
     except IntegrityError:
         raise AlreadyExists(
             f"a patient with pms_patient_id {pms_patient_id!r} already exists: {patient_id}",

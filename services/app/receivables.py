@@ -49,7 +49,7 @@ from projections.receivables import (
 )
 from services.app.practices import patient_id_for, register_patient
 from services.app.requests import send_many
-from services.context import Ledger, retry_on_conflict
+from services.context import Components, retry_on_conflict
 
 log = logging.getLogger("payledger.receivables")
 
@@ -64,8 +64,8 @@ FILTER_NAMES = (
 )
 
 
-def today(ledger: Ledger, practice: Practice) -> date:
-    return local_date(ledger.clock.now(practice.id), practice.timezone)
+def today(ctx: Components, practice: Practice) -> date:
+    return local_date(ctx.clock.now(practice.id), practice.timezone)
 
 
 # -- filters -------------------------------------------------------------------------
@@ -161,8 +161,8 @@ def flag(name: str, value: Any) -> bool:
     raise InvalidValue(f"{name} must be true or false", field=name)
 
 
-def saved_filter_values(ledger: Ledger, practice_id: UUID, filter_id: UUID) -> dict[str, Any]:
-    row = ledger.reads(get_filter, practice_id, filter_id)
+def saved_filter_values(ctx: Components, practice_id: UUID, filter_id: UUID) -> dict[str, Any]:
+    row = ctx.reads(get_filter, practice_id, filter_id)
     if row is None:
         raise NotFound(f"no saved filter {filter_id}")
     values: dict[str, Any] = json.loads(row["filter"])
@@ -170,11 +170,11 @@ def saved_filter_values(ledger: Ledger, practice_id: UUID, filter_id: UUID) -> d
 
 
 def save_filter(
-    ledger: Ledger, *, practice_id: UUID, name: str, raw: dict[str, Any], actor: str
+    ctx: Components, *, practice_id: UUID, name: str, raw: dict[str, Any], actor: str
 ) -> SavedFilter:
     _, applied = parse_filter(raw)
-    now = ledger.clock.now(practice_id)
-    existing = ledger.find(SavedFilter, filter_id_for(practice_id, name))
+    now = ctx.clock.now(practice_id)
+    existing = ctx.find(SavedFilter, filter_id_for(practice_id, name))
     if existing is not None and existing.practice_id == practice_id:
         existing.save_again(name=name, filter=applied, at=now, actor=actor)
         saved = existing
@@ -183,25 +183,25 @@ def save_filter(
             practice_id=practice_id, name=name, filter=applied, at=now, actor=actor
         )
     try:
-        ledger.save(saved)
+        ctx.save(saved)
     except IntegrityError:
         raise Conflict(f"a filter named {name!r} was saved at the same moment") from None
     return saved
 
 
-def delete_filter(ledger: Ledger, *, practice_id: UUID, filter_id: UUID, actor: str) -> None:
-    saved = ledger.get(SavedFilter, filter_id, practice_id)
+def delete_filter(ctx: Components, *, practice_id: UUID, filter_id: UUID, actor: str) -> None:
+    saved = ctx.get(SavedFilter, filter_id, practice_id)
     if saved.deleted:
         raise NotFound(f"no saved filter {filter_id}")
-    saved.delete(at=ledger.clock.now(practice_id), actor=actor)
-    ledger.save(saved)
+    saved.delete(at=ctx.clock.now(practice_id), actor=actor)
+    ctx.save(saved)
 
 
 # -- balances and PMS sync -------------------------------------------------------------
 
 
 def record_balance(
-    ledger: Ledger,
+    ctx: Components,
     *,
     practice_id: UUID,
     patient_id: UUID,
@@ -210,11 +210,11 @@ def record_balance(
     actor: str,
 ) -> Patient:
     def attempt() -> Patient:
-        patient = ledger.get(Patient, patient_id, practice_id)
+        patient = ctx.get(Patient, patient_id, practice_id)
         if patient.record_balance(
-            balance, source=source, at=ledger.clock.now(practice_id), actor=actor
+            balance, source=source, at=ctx.clock.now(practice_id), actor=actor
         ):
-            ledger.save(patient)
+            ctx.save(patient)
         return patient
 
     return retry_on_conflict(attempt)
@@ -231,13 +231,13 @@ class SyncResult:
     balances_recorded: int
 
 
-def reader_for(ledger: Ledger, practice: Practice) -> PmsReader:
+def reader_for(ctx: Components, practice: Practice) -> PmsReader:
     """Open Dental's API when the practice has its connection; in sandbox mode, else the
     sandbox office."""
-    config = ledger.journal.connections.of(str(practice.id))
+    config = ctx.journal.connections.of(str(practice.id))
     if practice.pms == PmsKind.OPENDENTAL and "opendental" in config:
         return OpenDental(OpenDentalSettings.of_connection(config["opendental"]))
-    if ledger.settings.sandbox:
+    if ctx.settings.sandbox:
         return SandboxPmsReader()
     raise Conflict(
         f"no PMS reader is configured for {practice.name} ({practice.pms.value}): "
@@ -245,49 +245,49 @@ def reader_for(ledger: Ledger, practice: Practice) -> PmsReader:
     )
 
 
-def has_reader(ledger: Ledger, practice: Practice) -> bool:
+def has_reader(ctx: Components, practice: Practice) -> bool:
     """A PMS the scheduled sync can read: Open Dental with its connection settings."""
-    return practice.pms == PmsKind.OPENDENTAL and "opendental" in ledger.journal.connections.of(
+    return practice.pms == PmsKind.OPENDENTAL and "opendental" in ctx.journal.connections.of(
         str(practice.id)
     )
 
 
-def sync_pms(ledger: Ledger, *, practice_id: UUID, actor: str) -> SyncResult:
+def sync_pms(ctx: Components, *, practice_id: UUID, actor: str) -> SyncResult:
     """Pull patients and family balances through the practice's PMS reader; the sync's
     start and outcome are recorded (the AR list and the practice show them)."""
-    practice = ledger.get(Practice, practice_id, practice_id)
-    reader = reader_for(ledger, practice)
-    sync = start_sync(ledger, practice_id, actor)
+    practice = ctx.get(Practice, practice_id, practice_id)
+    reader = reader_for(ctx, practice)
+    sync = start_sync(ctx, practice_id, actor)
     assert sync.started_at is not None
     try:
-        result = read_balances(ledger, practice_id, reader, sync.started_at, actor)
+        result = read_balances(ctx, practice_id, reader, sync.started_at, actor)
     except PmsUnavailable as error:
         failed = PmsSyncFailed(f"the PMS could not be read: {error}")
-        finish_sync(ledger, sync, actor, error=failed.detail)
+        finish_sync(ctx, sync, actor, error=failed.detail)
         raise failed from error
     except PaymentsError as error:
-        finish_sync(ledger, sync, actor, error=error.detail)
+        finish_sync(ctx, sync, actor, error=error.detail)
         raise
-    finish_sync(ledger, sync, actor, result=result)
+    finish_sync(ctx, sync, actor, result=result)
     return result
 
 
-def start_sync(ledger: Ledger, practice_id: UUID, actor: str) -> PmsSync:
+def start_sync(ctx: Components, practice_id: UUID, actor: str) -> PmsSync:
     """Claim the practice's sync: a second one at the same moment is refused."""
-    now = ledger.clock.now(practice_id)
-    sync = ledger.find(PmsSync, sync_id_for(practice_id, now.date())) or PmsSync.open(
+    now = ctx.clock.now(practice_id)
+    sync = ctx.find(PmsSync, sync_id_for(practice_id, now.date())) or PmsSync.open(
         practice_id=practice_id, at=now, actor=actor
     )
     sync.start(at=now, actor=actor)
     try:
-        ledger.save(sync)
+        ctx.save(sync)
     except IntegrityError:
         raise Conflict("a PMS sync of this practice started at the same moment") from None
     return sync
 
 
 def finish_sync(
-    ledger: Ledger,
+    ctx: Components,
     sync: PmsSync,
     actor: str,
     *,
@@ -295,7 +295,7 @@ def finish_sync(
     error: str | None = None,
 ) -> None:
     sync.finish(
-        at=ledger.clock.now(sync.practice_id),
+        at=ctx.clock.now(sync.practice_id),
         actor=actor,
         error=error,
         seen=result.patients_seen if result else 0,
@@ -303,13 +303,13 @@ def finish_sync(
         recorded=result.balances_recorded if result else 0,
     )
     try:
-        ledger.save(sync)
+        ctx.save(sync)
     except IntegrityError:  # a stale claim was taken over: that sync reports for itself
         log.warning("PMS sync of %s finished after another one started", sync.practice_id)
 
 
 def read_balances(
-    ledger: Ledger, practice_id: UUID, reader: PmsReader, read_at: datetime, actor: str
+    ctx: Components, practice_id: UUID, reader: PmsReader, read_at: datetime, actor: str
 ) -> SyncResult:
     """Register new patients and record each changed balance, as of when the read began."""
     by_pms: dict[str, UUID] = {}
@@ -318,10 +318,10 @@ def read_balances(
     for pms_patient in pms_patients:
         seen += 1
         guarantor = by_pms.get(pms_patient.guarantor_pms_id or "")
-        patient = ledger.find(Patient, patient_id_for(practice_id, pms_patient.pms_patient_id))
+        patient = ctx.find(Patient, patient_id_for(practice_id, pms_patient.pms_patient_id))
         if patient is None:
             patient = register_patient(
-                ledger,
+                ctx,
                 practice_id=practice_id,
                 pms_patient_id=pms_patient.pms_patient_id,
                 first_name=pms_patient.first_name,
@@ -336,39 +336,39 @@ def read_balances(
         if pms_patient.balance is not None and patient.record_balance(
             pms_patient.balance,
             source="pms-sync",
-            at=ledger.clock.now(practice_id),
+            at=ctx.clock.now(practice_id),
             actor=actor,
             as_of=read_at,
         ):
-            ledger.save(patient)
+            ctx.save(patient)
             recorded += 1
     return SyncResult(seen, added, recorded)
 
 
-def sync_due(ledger: Ledger, practice_id: UUID) -> int:
+def sync_due(ctx: Components, practice_id: UUID) -> int:
     """The scheduled sync: when the practice's interval has passed since the last one
     started (Open Dental with its connection only). Its failure is recorded, not raised."""
-    practice = ledger.get(Practice, practice_id, practice_id)
-    if practice.pms_sync_minutes == 0 or not has_reader(ledger, practice):
+    practice = ctx.get(Practice, practice_id, practice_id)
+    if practice.pms_sync_minutes == 0 or not has_reader(ctx, practice):
         return 0
-    last = ledger.reads(last_sync, practice_id)
-    now = ledger.clock.now(practice_id)
+    last = ctx.reads(last_sync, practice_id)
+    now = ctx.clock.now(practice_id)
     if last is not None and last["started_at"]:
         started = datetime.fromisoformat(last["started_at"].replace("Z", "+00:00"))
         if now < started + timedelta(minutes=practice.pms_sync_minutes):
             return 0
     try:
-        sync_pms(ledger, practice_id=practice_id, actor="system:pms-sync")
+        sync_pms(ctx, practice_id=practice_id, actor="system:pms-sync")
     except (PmsSyncFailed, Conflict) as error:
         log.warning("scheduled PMS sync of %s failed: %s", practice_id, error)
         return 0
     return 1
 
 
-def sync_status(ledger: Ledger, practice: Practice) -> dict[str, Any]:
+def sync_status(ctx: Components, practice: Practice) -> dict[str, Any]:
     """How fresh the practice's balances are: the last sync, its outcome and the next one."""
-    last = ledger.reads(last_sync, practice.id) or {}
-    scheduled = practice.pms_sync_minutes > 0 and has_reader(ledger, practice)
+    last = ctx.reads(last_sync, practice.id) or {}
+    scheduled = practice.pms_sync_minutes > 0 and has_reader(ctx, practice)
     next_due = None
     if scheduled:
         started = last.get("started_at")
@@ -378,7 +378,7 @@ def sync_status(ledger: Ledger, practice: Practice) -> dict[str, Any]:
                 + timedelta(minutes=practice.pms_sync_minutes)
             )
             if started
-            else iso(ledger.clock.now(practice.id))
+            else iso(ctx.clock.now(practice.id))
         )
     return {
         "interval_minutes": practice.pms_sync_minutes,
@@ -400,7 +400,7 @@ def sync_status(ledger: Ledger, practice: Practice) -> dict[str, Any]:
 
 
 def snooze(
-    ledger: Ledger,
+    ctx: Components,
     *,
     practice_id: UUID,
     patient_id: UUID,
@@ -409,49 +409,47 @@ def snooze(
     note: str | None,
     actor: str,
 ) -> Patient:
-    practice = ledger.get(Practice, practice_id, practice_id)
+    practice = ctx.get(Practice, practice_id, practice_id)
 
     def attempt() -> Patient:
-        patient = ledger.get(Patient, patient_id, practice_id)
+        patient = ctx.get(Patient, patient_id, practice_id)
         patient.snooze_until(
-            check_snooze(until, reason, note, today(ledger, practice)),
-            at=ledger.clock.now(practice_id),
+            check_snooze(until, reason, note, today(ctx, practice)),
+            at=ctx.clock.now(practice_id),
             actor=actor,
         )
-        ledger.save(patient)
+        ctx.save(patient)
         return patient
 
     return retry_on_conflict(attempt)
 
 
-def end_snooze(ledger: Ledger, *, practice_id: UUID, patient_id: UUID, actor: str) -> Patient:
-    practice = ledger.get(Practice, practice_id, practice_id)
+def end_snooze(ctx: Components, *, practice_id: UUID, patient_id: UUID, actor: str) -> Patient:
+    practice = ctx.get(Practice, practice_id, practice_id)
 
     def attempt() -> Patient:
-        patient = ledger.get(Patient, patient_id, practice_id)
-        if not patient.is_snoozed(today(ledger, practice)):
+        patient = ctx.get(Patient, patient_id, practice_id)
+        if not patient.is_snoozed(today(ctx, practice)):
             raise Conflict(f"{patient.name} is not snoozed")
-        patient.end_snooze(how="early", at=ledger.clock.now(practice_id), actor=actor)
-        ledger.save(patient)
+        patient.end_snooze(how="early", at=ctx.clock.now(practice_id), actor=actor)
+        ctx.save(patient)
         return patient
 
     return retry_on_conflict(attempt)
 
 
-def end_due_snoozes(ledger: Ledger, practice_id: UUID) -> int:
+def end_due_snoozes(ctx: Components, practice_id: UUID) -> int:
     """Record the end of each snooze whose date has come (it stopped counting already)."""
-    practice = ledger.get(Practice, practice_id, practice_id)
-    day = today(ledger, practice)
+    practice = ctx.get(Practice, practice_id, practice_id)
+    day = today(ctx, practice)
     ended = 0
-    for patient_id in ledger.reads(due_snooze_ends, practice_id, day.isoformat()):
-        patient = ledger.get(Patient, UUID(patient_id), practice_id)
+    for patient_id in ctx.reads(due_snooze_ends, practice_id, day.isoformat()):
+        patient = ctx.get(Patient, UUID(patient_id), practice_id)
         if patient.snooze is None or patient.is_snoozed(day):
             continue
-        patient.end_snooze(
-            how="expired", at=ledger.clock.now(practice_id), actor="system:scheduler"
-        )
+        patient.end_snooze(how="expired", at=ctx.clock.now(practice_id), actor="system:scheduler")
         try:
-            ledger.save(patient)
+            ctx.save(patient)
         except IntegrityError:
             continue
         ended += 1
@@ -492,7 +490,7 @@ def candidate_of(row: dict[str, Any], day: str) -> Candidate:
 
 
 def bulk_send(
-    ledger: Ledger,
+    ctx: Components,
     *,
     practice_id: UUID,
     patient_ids: list[UUID] | None,
@@ -505,15 +503,15 @@ def bulk_send(
 ) -> list[Outcome]:
     """One request to each selected patient who is eligible; every selected patient
     gets an outcome. With an Idempotency-Key a retry sends nothing twice."""
-    ledger.catch_up()
-    practice = ledger.get(Practice, practice_id, practice_id)
-    day = today(ledger, practice).isoformat()
+    ctx.catch_up()
+    practice = ctx.get(Practice, practice_id, practice_id)
+    day = today(ctx, practice).isoformat()
     if patient_ids is not None:
         wanted = list(dict.fromkeys(str(p) for p in patient_ids))
         query = ArQuery(guarantors_only=False, with_balance_only=False, patient_ids=tuple(wanted))
         found = {
             r["id"]: r
-            for r in ledger.reads(
+            for r in ctx.reads(
                 list_ar, practice_id, query, today=day, sort="last_name", after=None, limit=None
             )
         }
@@ -522,7 +520,7 @@ def bulk_send(
         query, _ = parse_filter(raw_filter or {})
         selected = [
             (r["id"], r)
-            for r in ledger.reads(
+            for r in ctx.reads(
                 list_ar, practice_id, query, today=day, sort="last_name", after=None, limit=None
             )
         ]
@@ -541,7 +539,7 @@ def bulk_send(
         chosen = channel_for(candidate, channel)
         assert chosen is not None
         to_send.append((candidate.patient_id, amount_for(candidate.balance, rule), Channel(chosen)))
-    for patient_id, request in send_many(ledger, practice, to_send, actor=actor, key=key):
+    for patient_id, request in send_many(ctx, practice, to_send, actor=actor, key=key):
         outcomes[str(patient_id)] = Outcome(
             str(patient_id),
             "sent",

@@ -20,23 +20,23 @@ from domain.schedule import local_date
 from projections.base import parse_iso
 from projections.deposits import deposit_items, deposits_of_batch_date, payout_of
 from projections.transactions import disputes_lost, payments_of_day, refunds_of_day
-from services.context import Ledger
+from services.context import Components
 
 MONEY_MOVED = ("approved", "settled")
 #: the deposit lines a dispute's adjustments make (payouts.py)
 DISPUTE_LINES = ("dispute", "dispute_fee", "dispute_reversal")
 
 
-def yesterday(ledger: Ledger, practice: Practice) -> date:
-    return local_date(ledger.clock.now(practice.id), practice.timezone) - timedelta(days=1)
+def yesterday(ctx: Components, practice: Practice) -> date:
+    return local_date(ctx.clock.now(practice.id), practice.timezone) - timedelta(days=1)
 
 
-def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
-    ledger.catch_up()
-    practice = ledger.get(Practice, practice_id, practice_id)
-    payments = ledger.reads(payments_of_day, practice_id, day.isoformat())
-    refunds = ledger.reads(refunds_of_day, practice_id, day.isoformat())
-    deposits = ledger.reads(deposits_of_batch_date, practice_id, day.isoformat())
+def daily_close(ctx: Components, practice_id: UUID, day: date) -> dict[str, Any]:
+    ctx.catch_up()
+    practice = ctx.get(Practice, practice_id, practice_id)
+    payments = ctx.reads(payments_of_day, practice_id, day.isoformat())
+    refunds = ctx.reads(refunds_of_day, practice_id, day.isoformat())
+    deposits = ctx.reads(deposits_of_batch_date, practice_id, day.isoformat())
     batch_ids = {d["batch_id"] for d in deposits}
     moved = [p for p in payments if p["status"] in MONEY_MOVED]
     differences: list[dict[str, Any]] = []
@@ -65,7 +65,7 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
                 )
             )
     disputes: list[dict[str, Any]] = []
-    for p in payments_disputed_lost(ledger, practice_id, day):
+    for p in payments_disputed_lost(ctx, practice_id, day):
         if not p["dispute_posted"]:
             differences.append(
                 {
@@ -77,7 +77,7 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
                 }
             )
     for d in deposits:
-        for line in ledger.reads(deposit_items, UUID(d["id"])):
+        for line in ctx.reads(deposit_items, UUID(d["id"])):
             if line["kind"] in DISPUTE_LINES:
                 disputes.append(
                     {
@@ -105,7 +105,7 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
                         "detail": f"the payout failed ({payout['failure']})",
                     }
                 )
-        items_net = sum(int(i["net_amount"]) for i in ledger.reads(deposit_items, UUID(d["id"])))
+        items_net = sum(int(i["net_amount"]) for i in ctx.reads(deposit_items, UUID(d["id"])))
         if items_net != int(d["net_amount"]):
             differences.append(
                 {
@@ -162,10 +162,10 @@ def daily_close(ledger: Ledger, practice_id: UUID, day: date) -> dict[str, Any]:
     }
 
 
-def payments_disputed_lost(ledger: Ledger, practice_id: UUID, day: date) -> list[dict[str, Any]]:
+def payments_disputed_lost(ctx: Components, practice_id: UUID, day: date) -> list[dict[str, Any]]:
     """The payments whose dispute was lost on the day (practice-local), from the feed."""
-    rows = ledger.reads(disputes_lost, practice_id)
-    practice = ledger.get(Practice, practice_id, practice_id)
+    rows = ctx.reads(disputes_lost, practice_id)
+    practice = ctx.get(Practice, practice_id, practice_id)
     return [r for r in rows if local_date(parse_iso(r["occurred_at"]), practice.timezone) == day]
 
 

@@ -39,7 +39,7 @@ from projections.requests import (
 )
 from services.app.payments import charge, check_card_input, check_patient
 from services.app.practices import hash_token, keyed_id
-from services.context import Ledger, retry_on_conflict
+from services.context import Components, retry_on_conflict
 
 log = logging.getLogger("payledger.requests")
 
@@ -51,9 +51,9 @@ def make_token(secret: bytes, request_id: UUID, nonce: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def pay_url(ledger: Ledger, request: PaymentRequest) -> str:
-    token = make_token(ledger.secret, request.id, request.token_nonce)
-    return f"{ledger.settings.base_url}/pay/{token}"
+def pay_url(ctx: Components, request: PaymentRequest) -> str:
+    token = make_token(ctx.secret, request.id, request.token_nonce)
+    return f"{ctx.settings.base_url}/pay/{token}"
 
 
 def destination_for(patient: Patient, channel: Channel, destination: str | None) -> str:
@@ -68,7 +68,7 @@ def destination_for(patient: Patient, channel: Channel, destination: str | None)
 
 
 def send_request(
-    ledger: Ledger,
+    ctx: Components,
     *,
     practice_id: UUID,
     patient_id: UUID,
@@ -82,37 +82,37 @@ def send_request(
     """Send a request; an older outstanding one of the patient is cancelled as superseded
     in the same transaction. A snoozed patient needs `override_snooze`."""
     money = check_payment_amount(amount)
-    practice = ledger.get(Practice, practice_id, practice_id)
-    patient = check_patient(ledger, practice_id, patient_id)
+    practice = ctx.get(Practice, practice_id, practice_id)
+    patient = check_patient(ctx, practice_id, patient_id)
     if not override_snooze:
-        patient.check_not_snoozed(local_date(ledger.clock.now(practice_id), practice.timezone))
+        patient.check_not_snoozed(local_date(ctx.clock.now(practice_id), practice.timezone))
     to = destination_for(patient, channel, destination)
     request_id = keyed_id(practice_id, "request", key)
-    existing = ledger.find(PaymentRequest, request_id)
+    existing = ctx.find(PaymentRequest, request_id)
     if existing is not None:
         return existing
 
     def attempt() -> PaymentRequest:
         changed = open_request(
-            ledger,
+            ctx,
             practice,
-            ledger.get(Patient, patient_id, practice_id),
+            ctx.get(Patient, patient_id, practice_id),
             request_id,
             money,
             channel,
             to,
             actor,
         )
-        ledger.save(*changed)
+        ctx.save(*changed)
         return changed[1]  # type: ignore[return-value]
 
     retry_on_conflict(attempt)
-    deliver(ledger, practice_id, request_id, 0)
-    return ledger.get(PaymentRequest, request_id, practice_id)
+    deliver(ctx, practice_id, request_id, 0)
+    return ctx.get(PaymentRequest, request_id, practice_id)
 
 
 def open_request(
-    ledger: Ledger,
+    ctx: Components,
     practice: Practice,
     patient: Patient,
     request_id: UUID,
@@ -125,7 +125,7 @@ def open_request(
     """The aggregates to save for a new request: the patient (its slot), the request, and
     the older request it supersedes, if that one is still outstanding (taken from
     `loaded` when a bulk command read it already)."""
-    now = ledger.clock.now(practice.id)
+    now = ctx.clock.now(practice.id)
     nonce = secrets.token_hex(16)
     request = PaymentRequest.send(
         id=request_id,
@@ -135,7 +135,7 @@ def open_request(
         channel=channel,
         destination=to,
         token_nonce=nonce,
-        token_hash=hash_token(make_token(ledger.secret, request_id, nonce)),
+        token_hash=hash_token(make_token(ctx.secret, request_id, nonce)),
         reminder_days=practice.reminder_days,
         practice_name=practice.name,
         at=now,
@@ -143,7 +143,7 @@ def open_request(
     )
     changed: list[Patient | PaymentRequest] = [patient, request]
     if patient.latest_request_id is not None:
-        older = (loaded or {}).get(patient.latest_request_id) or ledger.get(
+        older = (loaded or {}).get(patient.latest_request_id) or ctx.get(
             PaymentRequest, patient.latest_request_id, practice.id
         )
         if older.is_outstanding(now):
@@ -159,7 +159,7 @@ BULK_CHUNK = 500
 
 
 def send_many(
-    ledger: Ledger,
+    ctx: Components,
     practice: Practice,
     items: list[tuple[UUID, int, Channel]],
     *,
@@ -170,20 +170,20 @@ def send_many(
     its first message already claimed), then delivered; the views are waited for once, at
     the end. With a key, each patient's request id derives from it: a retry finds, not
     resends."""
-    ledger.catch_up()
+    ctx.catch_up()
     done: list[tuple[UUID, PaymentRequest]] = []
     position = 0
-    with ledger.clock.held():
+    with ctx.clock.held():
         for start in range(0, len(items), BULK_CHUNK):
-            sent, last = send_chunk(ledger, practice, items[start : start + BULK_CHUNK], actor, key)
+            sent, last = send_chunk(ctx, practice, items[start : start + BULK_CHUNK], actor, key)
             done.extend(sent)
             position = max(position, last)
-    ledger.show(position)
+    ctx.show(position)
     return done
 
 
 def send_chunk(
-    ledger: Ledger,
+    ctx: Components,
     practice: Practice,
     chunk: list[tuple[UUID, int, Channel]],
     actor: str,
@@ -194,10 +194,10 @@ def send_chunk(
         pid: keyed_id(practice.id, "request", f"bulk:{key}:{pid}" if key else None)
         for pid, _, _ in chunk
     }
-    known = ledger.reads(existing_requests, [str(i) for i in ids.values()])
+    known = ctx.reads(existing_requests, [str(i) for i in ids.values()])
     fresh = [pid for pid, _, _ in chunk if str(ids[pid]) not in known]
-    patients = ledger.get_many(Patient, fresh, practice.id)
-    older = ledger.get_many(
+    patients = ctx.get_many(Patient, fresh, practice.id)
+    older = ctx.get_many(
         PaymentRequest,
         [p.latest_request_id for p in patients.values() if p.latest_request_id is not None],
         practice.id,
@@ -205,15 +205,15 @@ def send_chunk(
     done: list[tuple[UUID, PaymentRequest]] = []
     new: list[tuple[UUID, PaymentRequest]] = []
     changed: list[Patient | PaymentRequest] = []
-    now = ledger.clock.now(practice.id)
+    now = ctx.clock.now(practice.id)
     for patient_id, amount, channel in chunk:
         if str(ids[patient_id]) in known:
-            done.append((patient_id, ledger.get(PaymentRequest, ids[patient_id], practice.id)))
+            done.append((patient_id, ctx.get(PaymentRequest, ids[patient_id], practice.id)))
             continue
-        patient = patients.get(patient_id) or ledger.get(Patient, patient_id, practice.id)
+        patient = patients.get(patient_id) or ctx.get(Patient, patient_id, practice.id)
         to = destination_for(patient, channel, None)
         opened = open_request(
-            ledger, practice, patient, ids[patient_id], Money(amount), channel, to, actor, older
+            ctx, practice, patient, ids[patient_id], Money(amount), channel, to, actor, older
         )
         request = opened[1]
         assert isinstance(request, PaymentRequest)
@@ -222,15 +222,15 @@ def send_chunk(
         changed.extend(opened)
         new.append((patient_id, request))
     try:
-        position = ledger.save(*changed, show=False)
+        position = ctx.save(*changed, show=False)
         claimed = True
     except IntegrityError:  # a patient changed meanwhile: one at a time for this chunk
         for patient_id, request in new:
-            if ledger.find(PaymentRequest, request.id) is None:
+            if ctx.find(PaymentRequest, request.id) is None:
                 retry_on_conflict(
                     partial(
                         open_and_save,
-                        ledger,
+                        ctx,
                         practice,
                         patient_id,
                         request.id,
@@ -240,9 +240,9 @@ def send_chunk(
                         actor,
                     )
                 )
-        new = [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in new]
+        new = [(pid, ctx.get(PaymentRequest, r.id, practice.id)) for pid, r in new]
         position, claimed = 0, False
-    delivered, last = deliver_many(ledger, practice, new, claimed=claimed)
+    delivered, last = deliver_many(ctx, practice, new, claimed=claimed)
     return done + delivered, max(position, last)
 
 
@@ -252,7 +252,7 @@ def claimed_by_caller(request: PaymentRequest) -> bool:
 
 
 def open_and_save(
-    ledger: Ledger,
+    ctx: Components,
     practice: Practice,
     patient_id: UUID,
     request_id: UUID,
@@ -261,12 +261,12 @@ def open_and_save(
     to: str,
     actor: str,
 ) -> None:
-    patient = ledger.get(Patient, patient_id, practice.id)
-    ledger.save(*open_request(ledger, practice, patient, request_id, money, channel, to, actor))
+    patient = ctx.get(Patient, patient_id, practice.id)
+    ctx.save(*open_request(ctx, practice, patient, request_id, money, channel, to, actor))
 
 
 def deliver_many(
-    ledger: Ledger,
+    ctx: Components,
     practice: Practice,
     sent: list[tuple[UUID, PaymentRequest]],
     *,
@@ -276,7 +276,7 @@ def deliver_many(
     or here in one save), the messages handed over together, results in one save.
     Returns the requests as they stand afterwards, and the position of the last event
     saved (0 when the views were already waited for)."""
-    now = ledger.clock.now(practice.id)
+    now = ctx.clock.now(practice.id)
     if claimed:
         requests = [r for _, r in sent if claimed_by_caller(r)]
     else:
@@ -284,34 +284,34 @@ def deliver_many(
         for request in requests:
             request.claim_delivery(0, at=now, actor=SYSTEM)
         try:
-            ledger.save(*requests)
+            ctx.save(*requests)
         except IntegrityError:
             for request in requests:  # claimed elsewhere or changed: one by one
-                deliver(ledger, practice.id, request.id, 0)
-            return [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in sent], 0
-    results = send_messages(ledger, practice, requests, 0)
-    at = ledger.clock.now(practice.id)
+                deliver(ctx, practice.id, request.id, 0)
+            return [(pid, ctx.get(PaymentRequest, r.id, practice.id)) for pid, r in sent], 0
+    results = send_messages(ctx, practice, requests, 0)
+    at = ctx.clock.now(practice.id)
     for request, (message_id, error) in zip(requests, results, strict=True):
         if error is None:
             request.delivered(0, message_id, at=at, actor=SYSTEM)
         else:
             request.delivery_failed(0, error, at=at, actor=SYSTEM)
     try:
-        position = ledger.save(*requests, show=False)
+        position = ctx.save(*requests, show=False)
     except IntegrityError:
         for request, (message_id, error) in zip(requests, results, strict=True):
-            record_delivery(ledger, practice.id, request.id, 0, message_id, error)
-        return [(pid, ledger.get(PaymentRequest, r.id, practice.id)) for pid, r in sent], 0
+            record_delivery(ctx, practice.id, request.id, 0, message_id, error)
+        return [(pid, ctx.get(PaymentRequest, r.id, practice.id)) for pid, r in sent], 0
     return sent, position
 
 
 def cancel_request(
-    ledger: Ledger, *, practice_id: UUID, request_id: UUID, actor: str
+    ctx: Components, *, practice_id: UUID, request_id: UUID, actor: str
 ) -> PaymentRequest:
     def attempt() -> PaymentRequest:
-        request = ledger.get(PaymentRequest, request_id, practice_id)
-        request.cancel(reason=CancelReason.STAFF, at=ledger.clock.now(practice_id), actor=actor)
-        ledger.save(request)
+        request = ctx.get(PaymentRequest, request_id, practice_id)
+        request.cancel(reason=CancelReason.STAFF, at=ctx.clock.now(practice_id), actor=actor)
+        ctx.save(request)
         return request
 
     return retry_on_conflict(attempt)
@@ -326,25 +326,25 @@ class PayLink:
     practice: Practice
 
 
-def open_link(ledger: Ledger, token: str) -> PayLink:
+def open_link(ctx: Components, token: str) -> PayLink:
     """The request behind a pay link (whatever its state); NotFound for an unknown token."""
     if not token or len(token) > 100:
         raise NotFound("this payment link is not valid")
     token_hash = hash_token(token)
-    row = ledger.reads(request_by_token_hash, token_hash)
+    row = ctx.reads(request_by_token_hash, token_hash)
     if row is None:
-        ledger.catch_up()
-        row = ledger.reads(request_by_token_hash, token_hash)
+        ctx.catch_up()
+        row = ctx.reads(request_by_token_hash, token_hash)
     if row is None:
         raise NotFound("this payment link is not valid")
-    request = ledger.get(PaymentRequest, UUID(row["id"]), None)
+    request = ctx.get(PaymentRequest, UUID(row["id"]), None)
     if not hmac.compare_digest(request.token_hash, token_hash):
         raise NotFound("this payment link is not valid")
-    return PayLink(request, ledger.get(Practice, request.practice_id, request.practice_id))
+    return PayLink(request, ctx.get(Practice, request.practice_id, request.practice_id))
 
 
 def pay_request(
-    ledger: Ledger,
+    ctx: Components,
     link: PayLink,
     *,
     amount: int,
@@ -357,19 +357,19 @@ def pay_request(
     `attempt_id` comes from the form, so a double-submitted form charges once.
     """
     practice, request_id = link.practice, link.request.id
-    now = ledger.clock.now(practice.id)
-    request = ledger.get(PaymentRequest, request_id, practice.id)
+    now = ctx.clock.now(practice.id)
+    request = ctx.get(PaymentRequest, request_id, practice.id)
     money = Money(amount)
     request.check_payable(money, now)
-    card = check_card_input(ledger, card, payment_method, local_date(now, practice.timezone))
+    card = check_card_input(ctx, card, payment_method, local_date(now, practice.timezone))
     if card is None and payment_method is None:
         raise InvalidValue("the payment needs the card", field="card")
     payment_id = keyed_id(request_id, "pay-attempt", attempt_id[:100])
-    existing = ledger.find(Payment, payment_id)
+    existing = ctx.find(Payment, payment_id)
     if existing is not None:
         return existing
     payment = charge(
-        ledger,
+        ctx,
         practice,
         payment_id=payment_id,
         amount=money,
@@ -383,14 +383,14 @@ def pay_request(
         actor="patient",
     )
     if payment.status != Status.APPROVED:
-        ledger.save(payment)
+        ctx.save(payment)
         return payment
     request.complete(payment_id=payment.id, paid=money, at=now, actor="patient")
     try:
-        ledger.save(payment, request)
+        ctx.save(payment, request)
     except IntegrityError:
         # Paid, cancelled or superseded at this very moment: give the money back.
-        ledger.processor.void(
+        ctx.processor.void(
             transaction_id=payment.transaction_id or "",
             reference=keyed_id(payment_id, "void", "request-changed"),
             account=practice.stripe_account,
@@ -403,10 +403,10 @@ def pay_request(
 
 
 def message_text(
-    ledger: Ledger, practice: Practice, request: PaymentRequest, number: int
+    ctx: Components, practice: Practice, request: PaymentRequest, number: int
 ) -> tuple[str, str]:
     """Subject and body: the practice, the amount and the link; nothing clinical."""
-    url = pay_url(ledger, request)
+    url = pay_url(ctx, request)
     expires = request.expires_at.astimezone(zone(practice.timezone)).strftime("%b %d, %Y")
     lead = "Reminder: " if number else ""
     subject = f"{lead}{practice.name}: payment request for {request.amount}"
@@ -417,51 +417,51 @@ def message_text(
     return subject, body
 
 
-def deliver(ledger: Ledger, practice_id: UUID, request_id: UUID, number: int) -> bool:
+def deliver(ctx: Components, practice_id: UUID, request_id: UUID, number: int) -> bool:
     """Claim, send and record one message; False when there was nothing to do."""
-    request = ledger.get(PaymentRequest, request_id, practice_id)
-    now = ledger.clock.now(practice_id)
+    request = ctx.get(PaymentRequest, request_id, practice_id)
+    now = ctx.clock.now(practice_id)
     if number not in request.due_deliveries(now):
         return False
     request.claim_delivery(number, at=now, actor=SYSTEM)
     try:
-        ledger.save(request)
+        ctx.save(request)
     except IntegrityError:
         return False  # another process claimed it
-    practice = ledger.get(Practice, practice_id, practice_id)
-    message_id, error = send_message(ledger, practice, request, number)
-    record_delivery(ledger, practice_id, request_id, number, message_id, error)
+    practice = ctx.get(Practice, practice_id, practice_id)
+    message_id, error = send_message(ctx, practice, request, number)
+    record_delivery(ctx, practice_id, request_id, number, message_id, error)
     return True
 
 
 def send_message(
-    ledger: Ledger, practice: Practice, request: PaymentRequest, number: int
+    ctx: Components, practice: Practice, request: PaymentRequest, number: int
 ) -> tuple[str, str | None]:
     """Hand one message to its sender: its id, or the error."""
-    subject, body = message_text(ledger, practice, request, number)
+    subject, body = message_text(ctx, practice, request, number)
     try:
         if request.channel == Channel.SMS:
-            return ledger.sms.send(
+            return ctx.sms.send(
                 Sms(request.destination, body, f"{request.id}:{number}", practice.id)
             ), None
-        return ledger.email.send(Email(request.destination, subject, body, practice.id)), None
+        return ctx.email.send(Email(request.destination, subject, body, practice.id)), None
     except SendFailed as failure:
         log.warning("payment request %s message %s not sent: %s", request.id, number, failure)
         return "", str(failure)
 
 
 def send_messages(
-    ledger: Ledger, practice: Practice, requests: list[PaymentRequest], number: int
+    ctx: Components, practice: Practice, requests: list[PaymentRequest], number: int
 ) -> list[tuple[str, str | None]]:
     """Hand many messages to their senders, each channel's together: each one's id and
     error, in the order of `requests`."""
-    texts = [message_text(ledger, practice, r, number) for r in requests]
+    texts = [message_text(ctx, practice, r, number) for r in requests]
     results: list[tuple[str, str | None]] = [("", None)] * len(requests)
     sms = [i for i, r in enumerate(requests) if r.channel == Channel.SMS]
     email = [i for i, r in enumerate(requests) if r.channel != Channel.SMS]
     answers: list[str | SendFailed] = []
     if sms:
-        answers = ledger.sms.send_many(
+        answers = ctx.sms.send_many(
             [
                 Sms(requests[i].destination, texts[i][1], f"{requests[i].id}:{number}", practice.id)
                 for i in sms
@@ -470,7 +470,7 @@ def send_messages(
         for i, answer in zip(sms, answers, strict=True):
             results[i] = outcome(requests[i], number, answer)
     if email:
-        answers = ledger.email.send_many(
+        answers = ctx.email.send_many(
             [Email(requests[i].destination, *texts[i], practice.id) for i in email]
         )
         for i, answer in zip(email, answers, strict=True):
@@ -488,7 +488,7 @@ def outcome(
 
 
 def record_delivery(
-    ledger: Ledger,
+    ctx: Components,
     practice_id: UUID,
     request_id: UUID,
     number: int,
@@ -496,13 +496,13 @@ def record_delivery(
     error: str | None,
 ) -> None:
     def record() -> None:
-        fresh = ledger.get(PaymentRequest, request_id, practice_id)
-        at = ledger.clock.now(practice_id)
+        fresh = ctx.get(PaymentRequest, request_id, practice_id)
+        at = ctx.clock.now(practice_id)
         if error is None:
             fresh.delivered(number, message_id, at=at, actor=SYSTEM)
         else:
             fresh.delivery_failed(number, error, at=at, actor=SYSTEM)
-        ledger.save(fresh)
+        ctx.save(fresh)
 
     retry_on_conflict(record)
 
@@ -510,45 +510,45 @@ def record_delivery(
 # -- due work ------------------------------------------------------------------------
 
 
-def expire_due(ledger: Ledger, practice_id: UUID) -> int:
-    now = ledger.clock.now(practice_id)
+def expire_due(ctx: Components, practice_id: UUID) -> int:
+    now = ctx.clock.now(practice_id)
     expired = 0
-    for request_id in ledger.reads(due_expiries, practice_id, now):
-        request = ledger.get(PaymentRequest, UUID(request_id), practice_id)
+    for request_id in ctx.reads(due_expiries, practice_id, now):
+        request = ctx.get(PaymentRequest, UUID(request_id), practice_id)
         if request.status != RequestStatus.REQUESTED:
             continue
         request.cancel(reason=CancelReason.EXPIRED, at=now, actor="system:expiry")
         try:
-            ledger.save(request)
+            ctx.save(request)
         except IntegrityError:
             continue  # expired (or paid) by another process just now
         expired += 1
     return expired
 
 
-def remind_due(ledger: Ledger, practice_id: UUID) -> int:
-    now = ledger.clock.now(practice_id)
+def remind_due(ctx: Components, practice_id: UUID) -> int:
+    now = ctx.clock.now(practice_id)
     reminded = 0
-    for request_id in ledger.reads(due_reminders, practice_id, now):
-        request = ledger.get(PaymentRequest, UUID(request_id), practice_id)
+    for request_id in ctx.reads(due_reminders, practice_id, now):
+        request = ctx.get(PaymentRequest, UUID(request_id), practice_id)
         number = request.due_reminder(now)
         if number is None:
             continue
         request.remind(number, at=now, actor=SYSTEM)
         try:
-            ledger.save(request)
+            ctx.save(request)
         except IntegrityError:
             continue  # reminded by another process just now
-        deliver(ledger, practice_id, request.id, number)
+        deliver(ctx, practice_id, request.id, number)
         reminded += 1
     return reminded
 
 
-def deliver_due(ledger: Ledger, practice_id: UUID) -> int:
-    now = ledger.clock.now(practice_id)
+def deliver_due(ctx: Components, practice_id: UUID) -> int:
+    now = ctx.clock.now(practice_id)
     attempted = 0
-    for request_id in ledger.reads(due_deliveries, practice_id, now):
-        request = ledger.get(PaymentRequest, UUID(request_id), practice_id)
+    for request_id in ctx.reads(due_deliveries, practice_id, now):
+        request = ctx.get(PaymentRequest, UUID(request_id), practice_id)
         for number in request.due_deliveries(now):
-            attempted += deliver(ledger, practice_id, request.id, number)
+            attempted += deliver(ctx, practice_id, request.id, number)
     return attempted

@@ -28,7 +28,7 @@ from domain.schedule import batch_date_for, cutoff_instant, zone
 from projections.base import iso, parse_iso
 from projections.deposits import due_deposits
 from projections.transactions import due_for_settlement, unsettled_refunds
-from services.context import Ledger
+from services.context import Components
 
 log = logging.getLogger("payledger.settlement")
 
@@ -43,17 +43,17 @@ def batch_id_for(practice_id: UUID, batch_date: date, supplement: int = 0) -> UU
     return uuid5(NAMESPACE_URL, f"payledger:{practice_id}:batch:{batch_date.isoformat()}{suffix}")
 
 
-def close_due_batches(ledger: Ledger, practice_id: UUID) -> list[Batch]:
+def close_due_batches(ctx: Components, practice_id: UUID) -> list[Batch]:
     """Close every batch of the practice whose cut-off has passed; returns the new batches."""
-    ledger.catch_up()
-    practice = ledger.get(Practice, practice_id, practice_id)
-    now = ledger.clock.now(practice_id)
+    ctx.catch_up()
+    practice = ctx.get(Practice, practice_id, practice_id)
+    now = ctx.clock.now(practice_id)
     due: dict[date, list[BatchItem]] = defaultdict(list)
-    for row in ledger.reads(due_for_settlement, practice_id, iso(now)):
+    for row in ctx.reads(due_for_settlement, practice_id, iso(now)):
         due[date.fromisoformat(row["batch_date"])].append(
             BatchItem("payment", UUID(row["id"]), None, int(row["amount"]))
         )
-    for row in ledger.reads(unsettled_refunds, practice_id):
+    for row in ctx.reads(unsettled_refunds, practice_id):
         day = batch_date_for(
             parse_iso(row["occurred_at"]), practice.timezone, practice.batch_cutoff
         )
@@ -63,31 +63,31 @@ def close_due_batches(ledger: Ledger, practice_id: UUID) -> list[Batch]:
             )
     closed = []
     for day in sorted(due):
-        batch = _close(ledger, practice, day, due[day])
+        batch = _close(ctx, practice, day, due[day])
         if batch is not None:
             closed.append(batch)
     return closed
 
 
-def _close(ledger: Ledger, practice: Practice, day: date, items: list[BatchItem]) -> Batch | None:
+def _close(ctx: Components, practice: Practice, day: date, items: list[BatchItem]) -> Batch | None:
     closes_at = cutoff_instant(day, practice.timezone, practice.batch_cutoff)
     for supplement in range(10):
         batch_id = batch_id_for(practice.id, day, supplement)
-        if ledger.find(Batch, batch_id) is not None:
+        if ctx.find(Batch, batch_id) is not None:
             continue
-        payments = {i.payment_id: ledger.get(Payment, i.payment_id, practice.id) for i in items}
+        payments = {i.payment_id: ctx.get(Payment, i.payment_id, practice.id) for i in items}
         fees: dict[UUID, int | None] = {}
         failed = [
             payments[i.payment_id]
             for i in items
-            if i.kind == "payment" and not _capture(ledger, practice, payments[i.payment_id], fees)
+            if i.kind == "payment" and not _capture(ctx, practice, payments[i.payment_id], fees)
         ]
         settled = [i for i in items if _settle(payments[i.payment_id], i, batch_id, closes_at)]
         if not settled:
             if failed:
-                _save_failed(ledger, failed)
+                _save_failed(ctx, failed)
             return None
-        lines = [_line(ledger, practice, item, fees.get(item.payment_id)) for item in settled]
+        lines = [_line(ctx, practice, item, fees.get(item.payment_id)) for item in settled]
         batch = Batch.close(
             id=batch_id,
             practice_id=practice.id,
@@ -101,14 +101,14 @@ def _close(ledger: Ledger, practice: Practice, day: date, items: list[BatchItem]
             practice_id=practice.id,
             batch_id=batch_id,
             batch_date=day,
-            deposit_date=next_business_day(day, ledger.bank_holidays),
+            deposit_date=next_business_day(day, ctx.bank_holidays),
             account=practice.deposit_account.masked,
             lines=lines,
             at=closes_at,
             actor=DEPOSIT_ACTOR,
         )
         try:
-            ledger.save(batch, deposit, *payments.values())
+            ctx.save(batch, deposit, *payments.values())
         except IntegrityError:
             # Another process closed it, or a payment changed (a void) meanwhile:
             # the caller's next run sees the new state.
@@ -120,7 +120,7 @@ def _close(ledger: Ledger, practice: Practice, day: date, items: list[BatchItem]
 
 
 def _capture(
-    ledger: Ledger, practice: Practice, payment: Payment, fees: dict[UUID, int | None]
+    ctx: Components, practice: Practice, payment: Payment, fees: dict[UUID, int | None]
 ) -> bool:
     """Capture an approved payment at the processor as its batch closes; False (and the
     failure recorded on the payment) when the processor refuses. The capture's reference is
@@ -129,7 +129,7 @@ def _capture(
     if payment.status != Status.APPROVED:
         return True
     try:
-        done = ledger.processor.capture(
+        done = ctx.processor.capture(
             transaction_id=payment.transaction_id or "",
             amount=payment.amount.cents,
             reference=capture_reference(payment.id),
@@ -137,7 +137,7 @@ def _capture(
         )
     except CaptureFailed as failure:
         log.warning("capture of payment %s refused: %s", payment.id, failure.reason)
-        payment.fail_capture(reason=failure.reason, at=ledger.clock.now(practice.id), actor=ACTOR)
+        payment.fail_capture(reason=failure.reason, at=ctx.clock.now(practice.id), actor=ACTOR)
         return False
     fees[payment.id] = done.fee
     return True
@@ -147,9 +147,9 @@ def capture_reference(payment_id: UUID) -> UUID:
     return uuid5(NAMESPACE_URL, f"payledger:{payment_id}:capture")
 
 
-def _save_failed(ledger: Ledger, payments: list[Payment]) -> None:
+def _save_failed(ctx: Components, payments: list[Payment]) -> None:
     try:
-        ledger.save(*payments)
+        ctx.save(*payments)
     except IntegrityError:
         log.info("capture failures not recorded: concurrent change; the next close retries")
 
@@ -169,36 +169,34 @@ def _settle(payment: Payment, item: BatchItem, batch_id: UUID, at: datetime) -> 
 
 
 def _line(
-    ledger: Ledger, practice: Practice, item: BatchItem, fee: int | None = None
+    ctx: Components, practice: Practice, item: BatchItem, fee: int | None = None
 ) -> DepositLine:
     if item.kind == "refund":
         return DepositLine("refund", item.payment_id, item.refund_id, -item.amount, 0)
     if fee is None:
-        fee = ledger.processor.sale_fee(amount=item.amount, fee_rate_bps=practice.fee_rate_bps)
+        fee = ctx.processor.sale_fee(amount=item.amount, fee_rate_bps=practice.fee_rate_bps)
     return DepositLine("payment", item.payment_id, None, item.amount, fee)
 
 
-def pay_due_deposits(ledger: Ledger, practice_id: UUID) -> int:
+def pay_due_deposits(ctx: Components, practice_id: UUID) -> int:
     """Mark paid the scheduled deposits whose date has come (sandbox: the processor pays).
     On Stripe a deposit is paid when Stripe's payout that carries it arrives (payouts.py)."""
-    if ledger.processor.name == "stripe":
+    if ctx.processor.name == "stripe":
         return 0
-    practice = ledger.get(Practice, practice_id, practice_id)
-    now = ledger.clock.now(practice_id)
+    practice = ctx.get(Practice, practice_id, practice_id)
+    now = ctx.clock.now(practice_id)
     paid = 0
-    for row in ledger.reads(
-        due_deposits, practice_id, now.astimezone(zone(practice.timezone)).date()
-    ):
+    for row in ctx.reads(due_deposits, practice_id, now.astimezone(zone(practice.timezone)).date()):
         deposit_date = date.fromisoformat(row["deposit_date"])
         paid_at = datetime.combine(deposit_date, DEPOSIT_TIME, tzinfo=zone(practice.timezone))
         if paid_at > now:
             continue
-        deposit = ledger.get(Deposit, UUID(row["id"]), practice_id)
+        deposit = ctx.get(Deposit, UUID(row["id"]), practice_id)
         if deposit.paid_at is not None:
             continue
         deposit.mark_paid(at=paid_at, actor=DEPOSIT_ACTOR)
         try:
-            ledger.save(deposit)
+            ctx.save(deposit)
         except IntegrityError:
             continue  # paid by another process just now
         paid += 1

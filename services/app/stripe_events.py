@@ -24,7 +24,7 @@ from domain.practices import Practice
 from projections.base import iso
 from projections.transactions import payment_of_processor
 from services.app import payouts
-from services.context import Ledger, retry_on_conflict
+from services.context import Components, retry_on_conflict
 
 log = logging.getLogger("payledger.stripe.events")
 
@@ -66,10 +66,10 @@ class WebhooksOff(NotFound):
     code = "webhooks-off"
 
 
-def receive_event(ledger: Ledger, payload: bytes, signature: str | None) -> tuple[str, bool]:
+def receive_event(ctx: Components, payload: bytes, signature: str | None) -> tuple[str, bool]:
     """Verify and record one webhook; (event id, whether it was new)."""
-    secret = ledger.settings.stripe_webhook_secret
-    if ledger.settings.processor != "stripe" or not secret:
+    secret = ctx.settings.stripe_webhook_secret
+    if ctx.settings.processor != "stripe" or not secret:
         raise WebhooksOff("Stripe webhooks are not configured on this service")
     try:
         event = stripe.Webhook.construct_event(payload, signature or "", secret, TOLERANCE)
@@ -82,41 +82,41 @@ def receive_event(ledger: Ledger, payload: bytes, signature: str | None) -> tupl
     except ValueError:
         raise WebhookRefused("the payload is not a Stripe event (JSON)", field="body") from None
     event_id, kind = str(event.id), str(event.type)
-    new = ledger.stripe_events.record(
+    new = ctx.stripe_events.record(
         event_id,
         kind,
         getattr(event, "account", None),
         int(event.created or 0),
-        iso(ledger.clock.now()),
+        iso(ctx.clock.now()),
         payload.decode("utf-8"),
     )
     return event_id, new
 
 
-def apply_pending_events(ledger: Ledger, limit: int = 100) -> int:
+def apply_pending_events(ctx: Components, limit: int = 100) -> int:
     """Apply the recorded events not applied yet, oldest first; returns how many."""
-    received = ledger.stripe_events.pending(limit)
+    received = ctx.stripe_events.pending(limit)
     for event in received:
         try:
-            outcome = apply_event(ledger, event.type, event.account, json.loads(event.payload))
+            outcome = apply_event(ctx, event.type, event.account, json.loads(event.payload))
         except Exception as error:
             log.exception("stripe event %s (%s) could not be applied", event.id, event.type)
             outcome = f"failed: {type(error).__name__}"
             if not isinstance(error, NotFound | InvalidValue):
                 continue  # tried again at the next tick
-        ledger.stripe_events.applied(event.id, iso(ledger.clock.now()), outcome)
+        ctx.stripe_events.applied(event.id, iso(ctx.clock.now()), outcome)
     return len(received)
 
 
-def apply_event(ledger: Ledger, kind: str, account: str | None, event: dict[str, Any]) -> str:
+def apply_event(ctx: Components, kind: str, account: str | None, event: dict[str, Any]) -> str:
     if kind == "payment_intent.canceled":
-        return intent_canceled(ledger, account, event["data"]["object"])
+        return intent_canceled(ctx, account, event["data"]["object"])
     if kind == "payout.paid":
-        return payouts.reconcile_payout(ledger, account, event["data"]["object"])
+        return payouts.reconcile_payout(ctx, account, event["data"]["object"])
     if kind == "payout.failed":
-        return payouts.payout_failed(ledger, account, event["data"]["object"])
+        return payouts.payout_failed(ctx, account, event["data"]["object"])
     if kind in DISPUTE_EVENTS:
-        return dispute_event(ledger, account, str(event["id"]), event["data"]["object"])
+        return dispute_event(ctx, account, str(event["id"]), event["data"]["object"])
     if kind in CONFIRMATIONS:
         return "confirmation"
     if kind in RECORDED:
@@ -125,46 +125,46 @@ def apply_event(ledger: Ledger, kind: str, account: str | None, event: dict[str,
     return "ignored"
 
 
-def intent_canceled(ledger: Ledger, account: str | None, intent: dict[str, Any]) -> str:
+def intent_canceled(ctx: Components, account: str | None, intent: dict[str, Any]) -> str:
     """An authorisation cancelled at Stripe (from its dashboard, or expired) before the
     batch closed: the payment will not be captured, so it leaves the batch, as a refused
     capture does. A void made here is already recorded: nothing changes."""
     reference = (intent.get("metadata") or {}).get(REFERENCE)
     if not reference:
         return "not a ledger payment"
-    payment = ledger.find(Payment, UUID(reference))
-    if payment is None or practice_account(ledger, payment.practice_id) != account:
+    payment = ctx.find(Payment, UUID(reference))
+    if payment is None or practice_account(ctx, payment.practice_id) != account:
         return "no such payment of this account"
     reason = intent.get("cancellation_reason") or "canceled"
 
     def attempt() -> str:
-        current = ledger.get(Payment, payment.id, payment.practice_id)
+        current = ctx.get(Payment, payment.id, payment.practice_id)
         if current.status != Status.APPROVED:
             return f"already {current.status.value}"
         current.fail_capture(
             reason=f"the authorisation was cancelled at Stripe ({reason})",
-            at=ledger.clock.now(current.practice_id),
+            at=ctx.clock.now(current.practice_id),
             actor=ACTOR,
         )
-        ledger.save(current)
+        ctx.save(current)
         return "payment left the batch"
 
     return retry_on_conflict(attempt)
 
 
-def practice_account(ledger: Ledger, practice_id: UUID) -> str | None:
-    return ledger.get(Practice, practice_id, practice_id).stripe_account
+def practice_account(ctx: Components, practice_id: UUID) -> str | None:
+    return ctx.get(Practice, practice_id, practice_id).stripe_account
 
 
 def dispute_event(
-    ledger: Ledger, account: str | None, event_id: str, dispute: dict[str, Any]
+    ctx: Components, account: str | None, event_id: str, dispute: dict[str, Any]
 ) -> str:
     """A dispute of a ledger payment (found by its PaymentIntent in the practice of the
     account), recorded on the payment once per Stripe event id."""
-    practice = payouts.practice_of_account(ledger, account)
+    practice = payouts.practice_of_account(ctx, account)
     if practice is None:
         return "no practice with this account"
-    payment_id = ledger.reads(
+    payment_id = ctx.reads(
         payment_of_processor, practice.id, str(dispute.get("payment_intent") or "")
     )
     if payment_id is None:
@@ -172,7 +172,7 @@ def dispute_event(
     due = (dispute.get("evidence_details") or {}).get("due_by")
 
     def attempt() -> str:
-        payment = ledger.get(Payment, payment_id, practice.id)
+        payment = ctx.get(Payment, payment_id, practice.id)
         changed = payment.record_dispute(
             dispute_id=str(dispute["id"]),
             reason=str(dispute.get("reason") or "general"),
@@ -180,12 +180,12 @@ def dispute_event(
             evidence_due_by=datetime.fromtimestamp(int(due), UTC) if due else None,
             status=str(dispute["status"]),
             processor_event_id=event_id,
-            at=ledger.clock.now(practice.id),
+            at=ctx.clock.now(practice.id),
             actor=DISPUTE_ACTOR,
         )
         if not changed:
             return "dispute unchanged"
-        ledger.save(payment)
+        ctx.save(payment)
         return f"dispute {dispute['status']}"
 
     return retry_on_conflict(attempt)

@@ -12,32 +12,32 @@ from uuid import UUID
 from adapters.processor.stripe import StripeProcessor
 from domain.errors import Conflict, InvalidValue
 from domain.practices import Practice
-from services.context import Ledger
+from services.context import Components
 
 
 class ReadersNotAvailable(Conflict):
     code = "readers-not-available"
 
 
-def stripe_of(ledger: Ledger) -> StripeProcessor:
-    if not isinstance(ledger.processor, StripeProcessor):
+def stripe_of(ctx: Components) -> StripeProcessor:
+    if not isinstance(ctx.processor, StripeProcessor):
         raise ReadersNotAvailable(
             "card readers are registered on Stripe (PAYLEDGER_PROCESSOR=stripe); the sandbox "
             "takes any terminal_id as a simulated terminal"
         )
-    return ledger.processor
+    return ctx.processor
 
 
-def account_of(ledger: Ledger, practice_id: UUID) -> str | None:
-    return ledger.get(Practice, practice_id, practice_id).stripe_account
+def account_of(ctx: Components, practice_id: UUID) -> str | None:
+    return ctx.get(Practice, practice_id, practice_id).stripe_account
 
 
-def list_readers(ledger: Ledger, practice_id: UUID) -> list[dict[str, Any]]:
-    return stripe_of(ledger).readers(account_of(ledger, practice_id))
+def list_readers(ctx: Components, practice_id: UUID) -> list[dict[str, Any]]:
+    return stripe_of(ctx).readers(account_of(ctx, practice_id))
 
 
 def register_reader(
-    ledger: Ledger, practice_id: UUID, *, code: str, label: str | None, key: str | None
+    ctx: Components, practice_id: UUID, *, code: str, label: str | None, key: str | None
 ) -> dict[str, Any]:
     code = code.strip()
     if not code:
@@ -45,10 +45,10 @@ def register_reader(
             "registration_code is the code the reader shows on its screen",
             field="registration_code",
         )
-    return stripe_of(ledger).register_reader(
-        account_of(ledger, practice_id), code=code, label=label, key=f"{practice_id}:{key or code}"
+    return stripe_of(ctx).register_reader(
+        account_of(ctx, practice_id), code=code, label=label, key=f"{practice_id}:{key or code}"
     )
 
 
-def label_reader(ledger: Ledger, practice_id: UUID, reader_id: str, label: str) -> dict[str, Any]:
-    return stripe_of(ledger).label_reader(account_of(ledger, practice_id), reader_id, label)
+def label_reader(ctx: Components, practice_id: UUID, reader_id: str, label: str) -> dict[str, Any]:
+    return stripe_of(ctx).label_reader(account_of(ctx, practice_id), reader_id, label)

@@ -1,4 +1,4 @@
-"""The FastAPI application, built around one ledger."""
+"""The FastAPI application, built around one set of components."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from services.app.practices import Authenticator
-from services.context import Ledger
+from services.context import Components
 from services.http import access_log, errors, metrics, openapi
 from services.http.idempotency import IdempotencyMiddleware
 from services.http.limits import RequestLimitsMiddleware
@@ -46,21 +46,21 @@ at `/`. Mutating calls accept an `Idempotency-Key`. Errors are
 """
 
 
-def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
-    run_scheduler = ledger.settings.run_scheduler if scheduler is None else scheduler
+def create_app(ctx: Components, *, scheduler: bool | None = None) -> FastAPI:
+    run_scheduler = ctx.settings.run_scheduler if scheduler is None else scheduler
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        job = Scheduler(ledger, ledger.settings.scheduler_interval) if run_scheduler else None
+        job = Scheduler(ctx, ctx.settings.scheduler_interval) if run_scheduler else None
         if job:
-            ledger.projector.start()  # the views catch up beside the API, off the request path
+            ctx.projector.start()  # the views catch up beside the API, off the request path
             job.start()
         try:
             yield
         finally:
             if job:
                 job.stop()
-                ledger.projector.stop()
+                ctx.projector.stop()
 
     app = FastAPI(
         title="payledger",
@@ -71,11 +71,11 @@ def create_app(ledger: Ledger, *, scheduler: bool | None = None) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(openapi.known_query_only)],
     )
-    app.state.ledger = ledger
+    app.state.ctx = ctx
     access_log.install()
-    app.state.authenticator = Authenticator(ledger)
+    app.state.authenticator = Authenticator(ctx)
     errors.install(app)
-    app.add_middleware(IdempotencyMiddleware, keys=ledger.idempotency_keys)
+    app.add_middleware(IdempotencyMiddleware, keys=ctx.idempotency_keys)
     app.add_middleware(RequestLimitsMiddleware)  # before the body is read for anything
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

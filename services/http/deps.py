@@ -1,4 +1,4 @@
-"""Request dependencies: the ledger, the caller, and the admin-only rule."""
+"""Request dependencies: the components, the caller, and the admin-only rule."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from domain.errors import NotFound
 from domain.practices import Practice
 from domain.users import Role
 from services.app.practices import Authenticator, Caller
-from services.context import Ledger
+from services.context import Components
 from services.http.errors import HttpProblem
 
 MAX_KEY = 255
@@ -21,9 +21,9 @@ MAX_KEY = 255
 KEY_PATTERN = "^[!-~]([ -~]*[!-~])?$"
 
 
-def get_ledger(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.ledger
-    return ledger
+def get_components(request: Request) -> Components:
+    ctx: Components = request.app.state.ctx
+    return ctx
 
 
 bearer = HTTPBearer(
@@ -91,9 +91,9 @@ def with_named_practice(request: Request, caller: Caller) -> Caller:
             f"{PRACTICE_HEADER} must be a practice id (a UUID), not {named[:60]!r}",
             code="invalid-request",
         ) from None
-    ledger: Ledger = request.app.state.ledger
+    ctx: Components = request.app.state.ctx
     try:
-        ledger.get(Practice, practice_id, practice_id)
+        ctx.get(Practice, practice_id, practice_id)
     except NotFound:
         raise HttpProblem(404, f"no practice {practice_id}", code="not-found") from None
     return replace(caller, practice_id=practice_id)
@@ -145,7 +145,7 @@ def practice_of(caller: Caller) -> UUID:
     return caller.practice_id
 
 
-LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+ComponentsDep = Annotated[Components, Depends(get_components)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 AdminDep = Annotated[Caller, Depends(get_admin)]
 KeyDep = Annotated[str | None, Depends(get_idempotency_key)]

@@ -18,7 +18,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.context import Ledger
+from services.context import Components
 from services.http.deps import bearer_token
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
@@ -69,17 +69,17 @@ class Metrics:
             registry=self.registry,
         )
 
-    def refresh(self, ledger: Ledger) -> None:
-        last = ledger.store.last_position()
-        for name, position in ledger.projector.positions().items():
+    def refresh(self, ctx: Components) -> None:
+        last = ctx.store.last_position()
+        for name, position in ctx.projector.positions().items():
             self.lag.labels(name).set(max(0, last - position))
         self.failing.clear()
-        for state in ledger.projector.states():
+        for state in ctx.projector.states():
             if state.error is not None:
                 self.failing.labels(state.name, state.error[:200]).set(1)
-        for count in ledger.journal.counts():
+        for count in ctx.journal.counts():
             self.writeback.labels(count.pms, count.status).set(count.entries)
-        due = ledger.due_work.totals()
+        due = ctx.due_work.totals()
         self.due_failing.set(due.failing)
         self.due_failures.set(due.failures)
 
@@ -117,7 +117,7 @@ router = APIRouter(tags=["health"])
 
 def check_metrics_token(request: Request) -> None:
     """/metrics takes its own token (PAYLEDGER_METRICS_TOKEN), never a user's; unset = off."""
-    expected = request.app.state.ledger.settings.metrics_token
+    expected = request.app.state.ctx.settings.metrics_token
     if not expected:
         raise HttpProblem(
             404,
@@ -145,5 +145,5 @@ def check_metrics_token(request: Request) -> None:
 def metrics(request: Request) -> Response:
     check_metrics_token(request)
     collected: Metrics = request.app.state.metrics
-    collected.refresh(request.app.state.ledger)
+    collected.refresh(request.app.state.ctx)
     return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

@@ -13,7 +13,7 @@ from pydantic import BeforeValidator
 
 from domain.errors import InvalidValue
 from domain.practices import Practice
-from services.context import Ledger
+from services.context import Components
 from services.http import cursor
 from services.http.representations import default_range
 
@@ -46,7 +46,7 @@ CursorQ = Annotated[str | None, Query(alias="cursor")]
 
 
 def date_range(
-    ledger: Ledger,
+    ctx: Components,
     practice_id: UUID,
     from_: date | None,
     to: date | None,
@@ -54,8 +54,8 @@ def date_range(
 ) -> tuple[str, str]:
     """The asked range; by default the 30 days up to today, or up to `latest` when that is
     later (the deposits list runs to the latest scheduled deposit)."""
-    practice = ledger.get(Practice, practice_id, practice_id)
-    default_from, default_to = default_range(ledger, practice)
+    practice = ctx.get(Practice, practice_id, practice_id)
+    default_from, default_to = default_range(ctx, practice)
     if latest is not None and latest > default_to:
         default_to = latest
     date_from, date_to = from_ or default_from, to or default_to
@@ -65,7 +65,7 @@ def date_range(
 
 
 def dated_page(
-    ledger: Ledger,
+    ctx: Components,
     practice_id: UUID,
     window: tuple[str, str],
     cursor_: str | None,
@@ -80,7 +80,7 @@ def dated_page(
     rows after the cursor, as answered (``out``), with the next page's cursor (by
     ``order``) and the range read."""
     date_from, date_to = window
-    rows = ledger.reads(
+    rows = ctx.reads(
         query,
         practice_id,
         date_from=date_from,

@@ -20,15 +20,15 @@ from projections.base import iso
 from projections.feed import read_history
 from projections.transactions import unassociated_summary
 from projections.users import actor_names, with_actor_names
-from services.context import Ledger
+from services.context import Components
 from services.workers.writeback import writeback_of_payment
 
 DEFAULT_RANGE_DAYS = 30
 
 
-def default_range(ledger: Ledger, practice: Practice) -> tuple[date, date]:
+def default_range(ctx: Components, practice: Practice) -> tuple[date, date]:
     """The last month: the 30 days up to today, in practice-local dates."""
-    today = local_date(ledger.clock.now(practice.id), practice.timezone)
+    today = local_date(ctx.clock.now(practice.id), practice.timezone)
     return today - timedelta(days=DEFAULT_RANGE_DAYS - 1), today
 
 
@@ -80,7 +80,7 @@ def dispute_out(payment: Payment) -> dict[str, Any] | None:
     }
 
 
-def payment_out(ledger: Ledger, payment: Payment, *, with_history: bool = False) -> dict[str, Any]:
+def payment_out(ctx: Components, payment: Payment, *, with_history: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": str(payment.id),
         "status": payment.status.value,
@@ -123,19 +123,19 @@ def payment_out(ledger: Ledger, payment: Payment, *, with_history: bool = False)
             for r in payment.refunds
         ],
         "dispute": dispute_out(payment),
-        "writeback_attempts": writeback_of_payment(ledger.journal, payment.id),
+        "writeback_attempts": writeback_of_payment(ctx.journal, payment.id),
     }
     if with_history:
-        history = ledger.reads(read_history, payment.practice_id, payment.id, 0, 1000)
-        out["history"] = ledger.reads(with_actor_names, payment.practice_id, history)
+        history = ctx.reads(read_history, payment.practice_id, payment.id, 0, 1000)
+        out["history"] = ctx.reads(with_actor_names, payment.practice_id, history)
     return out
 
 
-def receipt_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
-    practice = ledger.get(Practice, payment.practice_id, payment.practice_id)
+def receipt_out(ctx: Components, payment: Payment) -> dict[str, Any]:
+    practice = ctx.get(Practice, payment.practice_id, payment.practice_id)
     tz = zone(practice.timezone)
     card = card_out(payment.card.brand, payment.card.last4)
-    names = ledger.reads(
+    names = ctx.reads(
         actor_names, payment.practice_id, [payment.actor, *(r.actor for r in payment.refunds)]
     )
     return {
@@ -170,14 +170,14 @@ def receipt_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
     }
 
 
-def ledger_entry_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
+def ledger_entry_out(ctx: Components, payment: Payment) -> dict[str, Any]:
     """Exactly what staff type into the PMS's Enter Payment window."""
-    practice = ledger.get(Practice, payment.practice_id, payment.practice_id)
+    practice = ctx.get(Practice, payment.practice_id, payment.practice_id)
     patient = (
-        ledger.get(Patient, payment.patient_id, payment.practice_id) if payment.patient_id else None
+        ctx.get(Patient, payment.patient_id, payment.practice_id) if payment.patient_id else None
     )
     guarantor = (
-        ledger.get(Patient, patient.guarantor_id, payment.practice_id)
+        ctx.get(Patient, patient.guarantor_id, payment.practice_id)
         if patient and patient.guarantor_id
         else patient
     )
@@ -221,13 +221,13 @@ def ledger_entry_out(ledger: Ledger, payment: Payment) -> dict[str, Any]:
     }
 
 
-def unassociated_badge(ledger: Ledger, practice_id: UUID) -> dict[str, Any]:
+def unassociated_badge(ctx: Components, practice_id: UUID) -> dict[str, Any]:
     """The dashboard's alert badge: `count`, the entries not yet in the PMS ledger over all
     time (payments, refunds, voids of posted payments: domain/posting.py), the same entries
     as the `association=unassociated` list holds (`unposted` on its rows) and, for a practice
     that posts by hand, as the Post to Ledger queue; `transactions`, how many rows that list
     has; `oldest_date`, its first date (open the list from there to see them all)."""
-    return ledger.reads(unassociated_summary, practice_id)
+    return ctx.reads(unassociated_summary, practice_id)
 
 
 def practice_out(practice: Practice) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from domain.payments import Status
 from domain.requests import RequestClosed
 from domain.schedule import zone
 from services.app.requests import PayLink, open_link, pay_request
-from services.context import Ledger
-from services.http.deps import LedgerDep
+from services.context import Components
+from services.http.deps import ComponentsDep
 from services.http.openapi import pages
 from services.web import pay_limits
 from services.web.security import STRIPE_CONTENT_SECURITY_POLICY, STRIPE_JS
@@ -43,13 +43,13 @@ def page(status: int, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=headers)
 
 
-def stripe_element(ledger: Ledger, account: str | None, amount: int) -> dict[str, Any] | None:
+def stripe_element(ctx: Components, account: str | None, amount: int) -> dict[str, Any] | None:
     """What the page needs to show Stripe's Payment Element (None: card fields)."""
-    if ledger.processor.accepts_card_numbers:
+    if ctx.processor.accepts_card_numbers:
         return None
     return {
         "js": STRIPE_JS,
-        "key": ledger.settings.stripe_publishable_key or "",
+        "key": ctx.settings.stripe_publishable_key or "",
         "account": account or "",
         "amount": amount,
     }
@@ -123,9 +123,9 @@ def parse_int(text: str, field: str, label: str) -> int:
         raise InvalidValue(f"Enter the {label} as a number", field=field) from None
 
 
-def find_link(ledger: Ledger, token: str) -> PayLink | None:
+def find_link(ctx: Components, token: str) -> PayLink | None:
     try:
-        return open_link(ledger, token)
+        return open_link(ctx, token)
     except NotFound:
         return None
 
@@ -150,15 +150,15 @@ ATTEMPT_STATUSES = pages(
     responses=PAGE_STATUSES,
     summary="The hosted pay page",
 )
-def show(token: str, request: Request, ledger: LedgerDep) -> HTMLResponse:
-    link = find_link(ledger, token)
+def show(token: str, request: Request, ctx: ComponentsDep) -> HTMLResponse:
+    link = find_link(ctx, token)
     if link is None:
         return not_found_page()
     try:
-        link.request.check_open(ledger.clock.now(link.practice.id))
+        link.request.check_open(ctx.clock.now(link.practice.id))
     except RequestClosed as closed:
         return closed_page(link, closed_message(closed, link))
-    return open_page(link, str(request.url.path), element(ledger, link))
+    return open_page(link, str(request.url.path), element(ctx, link))
 
 
 @router.post(
@@ -167,31 +167,31 @@ def show(token: str, request: Request, ledger: LedgerDep) -> HTMLResponse:
     responses=ATTEMPT_STATUSES,
     summary="Pay from the hosted page",
 )
-async def submit(token: str, request: Request, ledger: LedgerDep) -> HTMLResponse:
+async def submit(token: str, request: Request, ctx: ComponentsDep) -> HTMLResponse:
     form = await request.form()
     fields = {k: str(v) for k, v in form.items()}
     address = request.client.host if request.client else "unknown"
-    return await run_in_threadpool(pay, ledger, token, fields, str(request.url.path), address)
+    return await run_in_threadpool(pay, ctx, token, fields, str(request.url.path), address)
 
 
 def pay(
-    ledger: Ledger, token: str, fields: dict[str, str], action: str, address: str = "unknown"
+    ctx: Components, token: str, fields: dict[str, str], action: str, address: str = "unknown"
 ) -> HTMLResponse:
-    link = find_link(ledger, token)
+    link = find_link(ctx, token)
     if link is None:
         return not_found_page()
     try:
-        link.request.check_open(ledger.clock.now(link.practice.id))
+        link.request.check_open(ctx.clock.now(link.practice.id))
     except RequestClosed as closed:
         return closed_page(link, closed_message(closed, link))
-    stripe = element(ledger, link)
+    stripe = element(ctx, link)
     try:  # the attempt's place in the windows, before the card goes anywhere
         place = pay_limits.take_place(
-            ledger.pay_attempts,
+            ctx.pay_attempts,
             request_id=str(link.request.id),
             address=address,
-            link_now=ledger.clock.now(link.practice.id),
-            real_now=ledger.clock.now(),
+            link_now=ctx.clock.now(link.practice.id),
+            real_now=ctx.clock.now(),
         )
     except pay_limits.Limited:
         response = open_page(
@@ -222,7 +222,7 @@ def pay(
                     field="payment_method",
                 )
         payment = pay_request(
-            ledger,
+            ctx,
             link,
             amount=amount,
             card=card,
@@ -230,7 +230,7 @@ def pay(
             attempt_id=fields.get("attempt") or secrets.token_urlsafe(16),
         )
     except RequestClosed as closed:
-        pay_limits.give_back(ledger.pay_attempts, place)
+        pay_limits.give_back(ctx.pay_attempts, place)
         return closed_page(link, closed_message(closed, link))
     except PaymentsError as error:  # a failed attempt: its place stays taken
         return open_page(link, action, stripe, 422, friendly(error), amount_text or None)
@@ -244,7 +244,7 @@ def pay(
             + " No money was taken. You can try another card.",
             amount_text or None,
         )
-    pay_limits.give_back(ledger.pay_attempts, place)
+    pay_limits.give_back(ctx.pay_attempts, place)
     return page(
         200,
         title="Payment received",
@@ -256,8 +256,8 @@ def pay(
     )
 
 
-def element(ledger: Ledger, link: PayLink) -> dict[str, Any] | None:
-    return stripe_element(ledger, link.practice.stripe_account, link.request.amount.cents)
+def element(ctx: Components, link: PayLink) -> dict[str, Any] | None:
+    return stripe_element(ctx, link.practice.stripe_account, link.request.amount.cents)
 
 
 #: a PaymentMethod id as Stripe.js gives it

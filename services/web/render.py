@@ -111,7 +111,7 @@ def page(
         notice=notice,
         csrf_token=user.csrf_token if user else "",
         form_key=session.new_form_key,
-        sandbox=request.app.state.ledger.settings.sandbox,
+        sandbox=request.app.state.ctx.settings.sandbox,
         read_only=bool(user and user.caller.reads_only),
         **context,
     )

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from domain.users import Role
 from services.app import accounts
 from services.app.accounts import SessionUser
-from services.context import Ledger
+from services.context import Components
 
 SESSION_COOKIE = "pl_session"
 SIGNIN_CSRF_COOKIE = "pl_signin_csrf"
@@ -57,9 +57,9 @@ class CsrfRefused(Exception):
     """A form came without this session's CSRF token."""
 
 
-def ledger_of(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.ledger
-    return ledger
+def ctx_of(request: Request) -> Components:
+    ctx: Components = request.app.state.ctx
+    return ctx
 
 
 def sign(secret: bytes, value: str) -> str:
@@ -94,19 +94,19 @@ def set_cookie(
 
 
 def start_session(request: Request, response: Response, session: accounts.WebSession) -> None:
-    ledger = ledger_of(request)
-    set_cookie(request, response, SESSION_COOKIE, sign(ledger.secret, session.token), 12 * 3600)
+    ctx = ctx_of(request)
+    set_cookie(request, response, SESSION_COOKIE, sign(ctx.secret, session.token), 12 * 3600)
 
 
 def session_token(request: Request) -> str | None:
-    return unsign(ledger_of(request).secret, request.cookies.get(SESSION_COOKIE))
+    return unsign(ctx_of(request).secret, request.cookies.get(SESSION_COOKIE))
 
 
 async def current_user(request: Request) -> SessionUser | None:
     token = session_token(request)
     if token is None:
         return None
-    return await run_in_threadpool(accounts.session_user, ledger_of(request), token)
+    return await run_in_threadpool(accounts.session_user, ctx_of(request), token)
 
 
 async def signed_in(request: Request) -> SessionUser:
@@ -185,11 +185,11 @@ def signin_csrf(request: Request) -> str:
 def set_notice(request: Request, response: Response, text: str, kind: str = "ok") -> None:
     """A message shown once on the next page (signed, so nobody can put words in our mouth)."""
     payload = base64.urlsafe_b64encode(json.dumps([kind, text]).encode()).decode()
-    set_cookie(request, response, NOTICE_COOKIE, sign(ledger_of(request).secret, payload), 60)
+    set_cookie(request, response, NOTICE_COOKIE, sign(ctx_of(request).secret, payload), 60)
 
 
 def take_notice(request: Request, response: Response) -> dict[str, Any] | None:
-    payload = unsign(ledger_of(request).secret, request.cookies.get(NOTICE_COOKIE))
+    payload = unsign(ctx_of(request).secret, request.cookies.get(NOTICE_COOKIE))
     if request.cookies.get(NOTICE_COOKIE):
         response.delete_cookie(NOTICE_COOKIE, path="/")
     if payload is None:

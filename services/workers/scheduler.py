@@ -13,7 +13,7 @@ import time
 from services.app.accounts import tidy_sign_ins
 from services.app.due import DueWork, run_due_work
 from services.app.stripe_events import apply_pending_events
-from services.context import Ledger
+from services.context import Components
 from services.workers.writeback import PARALLEL, Worker
 
 log = logging.getLogger("payledger.scheduler")
@@ -23,8 +23,8 @@ TIDY_EVERY = 3600.0
 
 
 class Scheduler:
-    def __init__(self, ledger: Ledger, interval: float) -> None:
-        self._ledger = ledger
+    def __init__(self, ctx: Components, interval: float) -> None:
+        self._ctx = ctx
         self._interval = interval
         self._stop = threading.Event()
         self._tidied_at: float | None = None
@@ -41,26 +41,26 @@ class Scheduler:
         """Each part on its own: a failing one is logged and the others still run (and
         within due work, each practice's work is isolated from the others')."""
         work = DueWork()
-        self._ledger.catch_up()  # a failing view is kept on its runner; the due work goes on
+        self._ctx.catch_up()  # a failing view is kept on its runner; the due work goes on
         try:
-            work = run_due_work(self._ledger)
+            work = run_due_work(self._ctx)
         except Exception:
             log.exception("the due work could not run; writeback goes on")
-        if self._ledger.settings.processor == "stripe":
+        if self._ctx.settings.processor == "stripe":
             try:
-                apply_pending_events(self._ledger)
+                apply_pending_events(self._ctx)
             except Exception:
                 log.exception("stripe events could not be applied; retrying at the next tick")
-        if not self._ledger.settings.kafka_bootstrap:  # else `payledger writeback` does it
+        if not self._ctx.settings.kafka_bootstrap:  # else `payledger writeback` does it
             try:
                 # practices side by side on PostgreSQL; the embedded SQLite file has one writer
-                parallel = PARALLEL if self._ledger.store.is_postgres else 1
-                Worker(self._ledger, self._ledger.journal, parallel=parallel).run_once()
+                parallel = PARALLEL if self._ctx.store.is_postgres else 1
+                Worker(self._ctx, self._ctx.journal, parallel=parallel).run_once()
             except Exception:
                 log.exception("writeback failed; retrying at the next tick")
         if self._tidied_at is None or time.monotonic() - self._tidied_at >= TIDY_EVERY:
             try:
-                tidy_sign_ins(self._ledger)
+                tidy_sign_ins(self._ctx)
                 self._tidied_at = time.monotonic()
             except Exception:
                 log.exception("old sign-ins could not be forgotten; retrying at the next tick")

@@ -38,7 +38,7 @@ from domain.posting import dispute_marker
 from domain.schedule import practice_time
 from services.app.payments import associate_payment
 from services.app.publish import PublishedEvent, to_public
-from services.context import Ledger
+from services.context import Components
 
 log = logging.getLogger("payledger.writeback")
 
@@ -275,7 +275,7 @@ class Worker:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ctx: Components,
         journal: Journal,
         pms: str | None = None,
         writers: dict[str, PmsWriter] | None = None,
@@ -284,7 +284,7 @@ class Worker:
         claim_seconds: float = CLAIM_SECONDS,
         parallel: int = 1,
     ) -> None:
-        self.ledger = ledger
+        self.ctx = ctx
         self.journal = journal
         self.pms = pms
         self.writers = writers  # tests may pin a writer per practice
@@ -302,7 +302,7 @@ class Worker:
         for item in self.journal.due(self.pms, limit):
             practices.setdefault(item["practice_id"], []).append(item)
         rounds = list(practices.values())
-        with self.ledger.unwaited():
+        with self.ctx.unwaited():
             if self.parallel <= 1 or len(rounds) <= 1:
                 return sum(self.run_practice(items) for items in rounds)
             with ThreadPoolExecutor(min(self.parallel, len(rounds))) as pool:
@@ -439,7 +439,7 @@ class Worker:
         return False
 
     def voided(self, item: dict[str, Any]) -> bool:
-        payment = self.ledger.find(Payment, UUID(item["payment_id"]))
+        payment = self.ctx.find(Payment, UUID(item["payment_id"]))
         return payment is not None and payment.status == Status.VOIDED
 
     def failed(self, item: dict[str, Any], error: PmsWriteError) -> None:
@@ -480,7 +480,7 @@ class Worker:
         )
         try:
             associate_payment(
-                self.ledger,
+                self.ctx,
                 practice_id=practice_id,
                 payment_id=UUID(item["payment_id"]),
                 source=AssociationSource.AUTOMATIC,

@@ -14,7 +14,7 @@ from typing import Any
 
 from adapters.kafka import consumer
 from services.app.publish import TOPIC, PublishedEvent
-from services.context import Ledger
+from services.context import Components
 from services.workers.backoff import with_backoff
 from services.workers.writeback import PARALLEL, Worker, intake
 
@@ -22,8 +22,8 @@ log = logging.getLogger("payledger.writeback")
 
 
 class WritebackConsumer:
-    def __init__(self, ledger: Ledger, pms: str, bootstrap: str, *, topic: str = TOPIC) -> None:
-        self.ledger, self.pms, self.bootstrap, self.topic = ledger, pms, bootstrap, topic
+    def __init__(self, ctx: Components, pms: str, bootstrap: str, *, topic: str = TOPIC) -> None:
+        self.ctx, self.pms, self.bootstrap, self.topic = ctx, pms, bootstrap, topic
         self.group = f"payledger-writeback-{pms}"
         self._client: Any = None
 
@@ -54,13 +54,13 @@ class WritebackConsumer:
             self._client = None
 
     def take_in(self, records: dict[Any, list[Any]]) -> None:
-        with self.ledger.journal.intake() as journal:
+        with self.ctx.journal.intake() as journal:
             for batch in records.values():
                 for record in batch:
                     intake(journal, PublishedEvent.decode(record.value), only_pms=self.pms)
 
     def work(self, stop: threading.Event) -> None:
-        worker = Worker(self.ledger, self.ledger.journal, self.pms, parallel=PARALLEL)
+        worker = Worker(self.ctx, self.ctx.journal, self.pms, parallel=PARALLEL)
         while not stop.is_set():
             try:
                 if not worker.run_once():

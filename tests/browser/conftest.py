@@ -21,8 +21,8 @@ import uvicorn
 from domain.users import Role
 from services.app import accounts
 from services.app.demo import seed_demo
-from services.bootstrap import build_ledger
-from services.context import Ledger
+from services.bootstrap import build_components
+from services.context import Components
 from services.http.app import create_app
 from services.settings import Settings
 
@@ -42,7 +42,7 @@ def free_port() -> int:
 @dataclass
 class Server:
     url: str
-    ledger: Ledger
+    ctx: Components
     practice_id: Any
     admin_token: str
 
@@ -58,10 +58,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         base_url=f"http://127.0.0.1:{port}",
         scheduler_interval=0.5,
     )
-    ledger = build_ledger(settings)
-    practice, admin_token = seed_demo(ledger)
+    ctx = build_components(settings)
+    practice, admin_token = seed_demo(ctx)
     accounts.invite_user(
-        ledger,
+        ctx,
         practice_id=practice.id,
         name="Robin Front",
         email=ADMIN_EMAIL,
@@ -70,7 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         actor="operator",
     )
     accounts.invite_user(
-        ledger,
+        ctx,
         practice_id=practice.id,
         name="Sam Assistant",
         email=STAFF_EMAIL,
@@ -78,7 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         password=PASSWORD,
         actor="operator",
     )
-    app = create_app(ledger)
+    app = create_app(ctx)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -87,10 +87,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     while not uv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert uv.started, "the server did not start"
-    yield Server(f"http://127.0.0.1:{port}", ledger, practice.id, admin_token)
+    yield Server(f"http://127.0.0.1:{port}", ctx, practice.id, admin_token)
     uv.should_exit = True
     thread.join(10)
-    ledger.store.close()
+    ctx.store.close()
 
 
 @pytest.fixture(scope="package")

@@ -29,9 +29,9 @@ class Office:
 
 
 def new_office(browse: Browse, name: str, *, auto_writeback: bool = False) -> Office:
-    ledger = browse.server.ledger
+    ctx = browse.server.ctx
     practice = create_practice(
-        ledger,
+        ctx,
         name=name,
         timezone="America/Chicago",
         pms=PmsKind.OPENDENTAL,
@@ -43,7 +43,7 @@ def new_office(browse: Browse, name: str, *, auto_writeback: bool = False) -> Of
     )
     email = new_email("owner")
     _, token = accounts.invite_user(
-        ledger,
+        ctx,
         practice_id=practice.id,
         name="Alex Owner",
         email=email,
@@ -58,7 +58,7 @@ def person(browse: Browse, name: str, role: Role) -> str:
     """A person of the demo practice who signs in; returns their email."""
     email = new_email(name.split()[0].lower())
     accounts.invite_user(
-        browse.server.ledger,
+        browse.server.ctx,
         practice_id=browse.server.practice_id,
         name=name,
         email=email,
@@ -252,5 +252,5 @@ def test_an_admin_sets_a_new_password_for_someone_who_forgot_theirs(browse: Brow
     row(browse, email).locator("button", has_text="Set password").click()
     browse.page.wait_for_load_state()
     assert "Pat Forgetful has a new password" in browse.page.locator("#notice").inner_text()
-    login = browse.server.ledger
+    login = browse.server.ctx
     assert accounts.sign_in(login, email, "a-brand-new-password", "127.0.0.2").token

@@ -23,9 +23,9 @@ from tests.browser.test_settings import new_office
 def a_past_weekday(browse: Browse) -> date:
     """A day of the demo's card history: a few days back, not a Sunday (the office is
     closed on Sundays)."""
-    ledger = browse.server.ledger
+    ctx = browse.server.ctx
     pid = browse.server.practice_id
-    today = ledger.clock.now(pid).astimezone(zone("America/New_York")).date()
+    today = ctx.clock.now(pid).astimezone(zone("America/New_York")).date()
     day = today - timedelta(days=3)
     return day - timedelta(days=1) if day.weekday() == 6 else day
 
@@ -101,14 +101,14 @@ def refusing_pms() -> Iterator[str]:
 
 def test_a_failing_writeback_shows_its_last_error(browse: Browse, refusing_pms: str) -> None:
     office = new_office(browse, "Failing PMS Dental", auto_writeback=True)
-    ledger = browse.server.ledger
+    ctx = browse.server.ctx
     set_pms_connection(
-        ledger,
+        ctx,
         office.id,
         {"opendental": {"base_url": refusing_pms, "developer_key": "d", "customer_key": "c"}},
     )
     patient = register_patient(
-        ledger,
+        ctx,
         practice_id=office.id,
         pms_patient_id="77",
         first_name="Noor",
@@ -119,7 +119,7 @@ def test_a_failing_writeback_shows_its_last_error(browse: Browse, refusing_pms: 
         actor="operator",
     )
     collect_payment(
-        ledger,
+        ctx,
         practice_id=office.id,
         amount=4500,
         method=Method.TERMINAL,
@@ -151,9 +151,9 @@ def test_a_bad_day_says_what_to_fix(browse: Browse) -> None:
 
 def test_advancing_the_test_clock_a_day_makes_a_deposit(browse: Browse) -> None:
     office = new_office(browse, "Clock Test Dental")
-    ledger = browse.server.ledger
+    ctx = browse.server.ctx
     payment = collect_payment(
-        ledger,
+        ctx,
         practice_id=office.id,
         amount=12500,
         method=Method.TERMINAL,
@@ -161,7 +161,7 @@ def test_advancing_the_test_clock_a_day_makes_a_deposit(browse: Browse) -> None:
         actor="operator",
     )
     auth = {"Authorization": f"Bearer {office.token}"}
-    today = ledger.clock.now(office.id).astimezone(zone("America/Chicago")).date()
+    today = ctx.clock.now(office.id).astimezone(zone("America/Chicago")).date()
     days = f"from={today - timedelta(days=1)}&to={today + timedelta(days=10)}"
     deposits_url = f"{browse.server.url}/v1/deposits?{days}"
     assert browse.page.request.get(deposits_url, headers=auth).json()["items"] == []
@@ -188,9 +188,9 @@ def test_advancing_the_test_clock_a_day_makes_a_deposit(browse: Browse) -> None:
 
 def test_the_sandbox_mailbox_opens_a_pay_link(browse: Browse) -> None:
     office = new_office(browse, "Mailbox Test Dental")
-    ledger = browse.server.ledger
+    ctx = browse.server.ctx
     patient = register_patient(
-        ledger,
+        ctx,
         practice_id=office.id,
         pms_patient_id="501",
         first_name="Maria",
@@ -204,7 +204,7 @@ def test_the_sandbox_mailbox_opens_a_pay_link(browse: Browse) -> None:
     browse.go("/payments/status")
     assert "No messages yet" in browse.page.locator("#sandbox-mailbox").inner_text()
     send_request(
-        ledger,
+        ctx,
         practice_id=office.id,
         patient_id=patient.id,
         amount=8900,

@@ -18,7 +18,7 @@ from domain.requests import Channel
 from domain.schedule import DEFAULT_CUTOFF
 from services.app.practices import change_settings, create_practice, register_patient
 from services.app.requests import pay_url, send_request
-from services.bootstrap import build_ledger
+from services.bootstrap import build_components
 from services.http.app import create_app
 from services.settings import Settings
 from tests.browser.conftest import free_port
@@ -35,7 +35,7 @@ def stripe_pay_page(tmp_path: Path) -> Iterator[tuple[str, str]]:
     fake = FakeStripe()
     with Served(fake.app) as stripe_base:
         port = free_port()
-        ledger = build_ledger(
+        ctx = build_components(
             Settings(
                 data_dir=tmp_path / "var",
                 operator_token="browser-operator",
@@ -50,7 +50,7 @@ def stripe_pay_page(tmp_path: Path) -> Iterator[tuple[str, str]]:
         )
         account = fake.add_account()
         practice = create_practice(
-            ledger,
+            ctx,
             name="Elm Dental",
             timezone="America/New_York",
             pms=PmsKind.OPENDENTAL,
@@ -59,9 +59,9 @@ def stripe_pay_page(tmp_path: Path) -> Iterator[tuple[str, str]]:
             batch_cutoff=DEFAULT_CUTOFF,
             actor="operator",
         )
-        change_settings(ledger, practice.id, {"stripe_account": account}, "operator")
+        change_settings(ctx, practice.id, {"stripe_account": account}, "operator")
         patient = register_patient(
-            ledger,
+            ctx,
             practice_id=practice.id,
             pms_patient_id="77",
             first_name="Rosa",
@@ -72,7 +72,7 @@ def stripe_pay_page(tmp_path: Path) -> Iterator[tuple[str, str]]:
             actor="operator",
         )
         sent = send_request(
-            ledger,
+            ctx,
             practice_id=practice.id,
             patient_id=patient.id,
             amount=8000,
@@ -80,7 +80,7 @@ def stripe_pay_page(tmp_path: Path) -> Iterator[tuple[str, str]]:
             actor="operator",
         )
         server = uvicorn.Server(
-            uvicorn.Config(create_app(ledger), host="127.0.0.1", port=port, log_level="warning")
+            uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -89,11 +89,11 @@ def stripe_pay_page(tmp_path: Path) -> Iterator[tuple[str, str]]:
             time.sleep(0.05)
         assert server.started
         try:
-            yield pay_url(ledger, sent), account
+            yield pay_url(ctx, sent), account
         finally:
             server.should_exit = True
             thread.join(10)
-            ledger.store.close()
+            ctx.store.close()
 
 
 def test_the_pay_page_says_when_stripes_card_form_cannot_load(

@@ -11,7 +11,7 @@ import pytest
 
 from domain.users import PLATFORM, Role
 from services.app import accounts
-from services.context import Ledger
+from services.context import Components
 from tests.conftest import Api
 from tests.e2e.support import assert_problem, new_patient, paid, second_practice
 
@@ -19,9 +19,9 @@ READS = {"get"}
 WRITES = {"post", "put", "patch", "delete"}
 
 
-def ledger_of(api: Api) -> Ledger:
-    ledger: Ledger = api.client.app.state.ledger  # type: ignore[attr-defined]
-    return ledger
+def ctx_of(api: Api) -> Components:
+    ctx: Components = api.client.app.state.ctx  # type: ignore[attr-defined]
+    return ctx
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -39,7 +39,7 @@ def auditor_of(api: Api) -> dict[str, str]:
 
 def platform_auditor(api: Api) -> dict[str, str]:
     _, token = accounts.invite_user(
-        ledger_of(api),
+        ctx_of(api),
         practice_id=PLATFORM,
         name="Pat Platform",
         email=None,

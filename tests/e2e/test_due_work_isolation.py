@@ -19,10 +19,10 @@ DAY = 86400
 
 
 def failing_for(practice_id: str, real: Callable[..., Any]) -> Callable[..., Any]:
-    def work(ledger: Any, pid: UUID) -> Any:
+    def work(ctx: Any, pid: UUID) -> Any:
         if str(pid) == practice_id:
             raise OverflowError("date value out of range")
-        return real(ledger, pid)
+        return real(ctx, pid)
 
     return work
 
@@ -39,8 +39,8 @@ def test_one_practices_failure_does_not_stop_the_others(
         due, "close_due_batches", failing_for(broken.practice_id, due.close_due_batches)
     )
     clock.move(seconds=DAY)
-    ledger = broken.client.app.state.ledger  # type: ignore[attr-defined]
-    Scheduler(ledger, 60).tick()
+    ctx = broken.client.app.state.ctx  # type: ignore[attr-defined]
+    Scheduler(ctx, 60).tick()
     settled = healthy.get(f"/v1/payments/{payment['id']}").json()
     assert settled["status"] == "settled"
     shown = broken.get(f"/v1/practices/{broken.practice_id}").json()["due_work"]
@@ -57,7 +57,7 @@ def test_one_practices_failure_does_not_stop_the_others(
     assert "payledger_due_work_failing_practices 1.0" in text
     assert "payledger_due_work_failures 1.0" in text
     monkeypatch.undo()
-    Scheduler(ledger, 60).tick()
+    Scheduler(ctx, 60).tick()
     assert broken.get(f"/v1/practices/{broken.practice_id}").json()["due_work"]["status"] == "ok"
 
 

@@ -32,9 +32,9 @@ class Office:
 def browser(api: Api, email: str, role: Role = Role.ADMIN) -> tuple[TestClient, str]:
     """A person of `api`'s practice signed in on the dashboard (plain HTTP on the local
     machine); answers the browser and the user's id."""
-    ledger = api.client.app.state.ledger  # type: ignore[attr-defined]
+    ctx = api.client.app.state.ctx  # type: ignore[attr-defined]
     user, _ = accounts.invite_user(
-        ledger,
+        ctx,
         practice_id=UUID(api.practice_id),
         name=email.split("@")[0].title(),
         email=email,

@@ -50,7 +50,7 @@ def at_once(count: int, action: Callable[[], Any]) -> list[Any]:
 
 
 def charges(api: Api) -> int:
-    processor = api.client.app.state.ledger.processor  # type: ignore[attr-defined]
+    processor = api.client.app.state.ctx.processor  # type: ignore[attr-defined]
     assert isinstance(processor, SandboxProcessor)
     return processor.calls["charge"]
 

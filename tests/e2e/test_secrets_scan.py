@@ -112,12 +112,12 @@ def check(secrets: Secrets, where: str, text: str) -> None:
 # -- the dashboard --------------------------------------------------------------------
 
 
-def sign_in(api: Api, ledger: Any) -> tuple[TestClient, str]:
+def sign_in(api: Api, ctx: Any) -> tuple[TestClient, str]:
     """An admin signs in on the dashboard (on the local machine: plain HTTP); answers the
     browser and the session id (the cookie's token)."""
     web = TestClient(api.client.app, base_url="http://127.0.0.1")
     accounts.invite_user(
-        ledger,
+        ctx,
         practice_id=UUID(api.practice_id),
         name="Scan Admin",
         email=ADMIN_EMAIL,
@@ -208,9 +208,9 @@ def test_no_secret_is_kept_logged_or_shown(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     api = api_for(backend, clock).setup()
-    ledger = api.client.app.state.ledger  # type: ignore[attr-defined]
+    ctx = api.client.app.state.ctx  # type: ignore[attr-defined]
     made = populate(api, "7")
-    web, session_token = sign_in(api, ledger)
+    web, session_token = sign_in(api, ctx)
     secrets = secrets_of(api, made, session_token)
 
     answers: list[tuple[str, Any]] = []
@@ -240,13 +240,13 @@ def test_no_secret_is_kept_logged_or_shown(
     assert practice["connection"]["opendental"]["developer_key"] == "****" + OD_DEVELOPER_KEY[-4:]
 
     # The database.
-    for table, text in table_texts(ledger.db).items():
+    for table, text in table_texts(ctx.db).items():
         check(secrets, f"table {table}", text)
     if backend == "sqlite":
-        ledger.store.close()
+        ctx.store.close()
         sqlite_bytes(tmp_path / "var" / "payledger.sqlite3", secrets)
     else:
-        postgres_dump(str(ledger.settings.database_url), secrets)
+        postgres_dump(str(ctx.settings.database_url), secrets)
 
     # Every log line.
     assert caplog.records, "the run logs something"

@@ -416,15 +416,15 @@ def staff_get_403_on_every_v1_route(two: Two) -> None:
 
 def bad_credentials(two: Two, clock: PinnedClock) -> dict[str, dict[str, str]]:
     """Headers that carry no valid token, by what is wrong with them."""
-    ledger = two.elm.client.app.state.ledger  # type: ignore[attr-defined]
+    ctx = two.elm.client.app.state.ctx  # type: ignore[attr-defined]
     invited = next(
         r
         for r in two.elm.get(f"/v1/practices/{two.elm.practice_id}/users").json()["items"]
         if r["name"] == "Invited Person"
     )
-    session = accounts.sign_in(ledger, invited["email"], PASSWORD, "10.0.0.9")
-    signed_out = accounts.sign_in(ledger, invited["email"], PASSWORD, "10.0.0.9")
-    accounts.sign_out(ledger, signed_out.token)
+    session = accounts.sign_in(ctx, invited["email"], PASSWORD, "10.0.0.9")
+    signed_out = accounts.sign_in(ctx, invited["email"], PASSWORD, "10.0.0.9")
+    accounts.sign_out(ctx, signed_out.token)
     # The invited user's own API token, then the user revoked.
     revoked_token = two.mine.tokens[0]
     assert two.elm.get("/v1/transactions", headers=bearer(revoked_token)).status_code == 403

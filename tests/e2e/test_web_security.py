@@ -11,15 +11,15 @@ from fastapi.testclient import TestClient
 from domain.users import Role
 from services.app import accounts
 from services.http.app import create_app
-from tests.conftest import LedgerFactory, PinnedClock
+from tests.conftest import ComponentsFactory, PinnedClock
 
 PASSWORD = "a-long-enough-password"
 
 
 @pytest.fixture
-def web(make_ledger: LedgerFactory, clock: PinnedClock) -> Any:
-    ledger = make_ledger("sqlite", clock)
-    client = TestClient(create_app(ledger, scheduler=False), base_url="http://127.0.0.1")
+def web(make_components: ComponentsFactory, clock: PinnedClock) -> Any:
+    ctx = make_components("sqlite", clock)
+    client = TestClient(create_app(ctx, scheduler=False), base_url="http://127.0.0.1")
     admin = client.post(
         "/v1/practices",
         json={
@@ -34,7 +34,7 @@ def web(make_ledger: LedgerFactory, clock: PinnedClock) -> Any:
 
     for email, role in (("admin@elm.example", Role.ADMIN), ("staff@elm.example", Role.STAFF)):
         accounts.invite_user(
-            ledger,
+            ctx,
             practice_id=UUID(admin["id"]),
             name=email.split("@")[0].title(),
             email=email,
@@ -88,7 +88,7 @@ def test_the_session_cookie_is_httponly_lax_and_signed(web: TestClient) -> None:
 
 
 def test_the_cookie_is_secure_away_from_the_local_machine(
-    make_ledger: LedgerFactory, clock: PinnedClock, web: TestClient
+    make_components: ComponentsFactory, clock: PinnedClock, web: TestClient
 ) -> None:
     remote = TestClient(web.app, base_url="https://payments.example.com")
     answer = sign_in(remote)

@@ -37,7 +37,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from services.app.receivables import FILTER_NAMES
-from services.bootstrap import build_ledger
+from services.bootstrap import build_components
 from services.http.app import create_app
 from services.settings import Settings
 from tests.conftest import OPERATOR_TOKEN, Api
@@ -126,7 +126,7 @@ class Fuzzed:
         self.backend = "postgresql" if database_url else "sqlite"
         self.statuses: Counter[int] = Counter()
         self.operations: set[str] = set()
-        self.ledger = build_ledger(
+        self.ctx = build_components(
             Settings(
                 data_dir=data_dir,
                 database_url=database_url,
@@ -134,7 +134,7 @@ class Fuzzed:
                 run_scheduler=False,
             )
         )
-        self.app: FastAPI = create_app(self.ledger, scheduler=False)
+        self.app: FastAPI = create_app(self.ctx, scheduler=False)
         api = Api(TestClient(self.app, raise_server_exceptions=False)).setup()
         patient = api.post(
             "/v1/patients",
@@ -166,16 +166,16 @@ class Fuzzed:
 def served_document() -> dict[str, Any]:
     """The OpenAPI document the app serves (the same on either backend)."""
     with tempfile.TemporaryDirectory() as folder:
-        ledger = build_ledger(
+        ctx = build_components(
             Settings(data_dir=Path(folder), operator_token=OPERATOR_TOKEN, run_scheduler=False)
         )
         try:
-            answer = TestClient(create_app(ledger, scheduler=False)).get("/openapi.json")
+            answer = TestClient(create_app(ctx, scheduler=False)).get("/openapi.json")
             assert answer.status_code == 200, answer.text
             document: dict[str, Any] = answer.json()
             return document
         finally:
-            ledger.store.close()
+            ctx.store.close()
 
 
 #: Schemathesis's rejections, and 413: a body over the size limit is refused before it is read
@@ -194,7 +194,7 @@ def on_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     fuzzed = Fuzzed(tmp_path_factory.mktemp("fuzz-sqlite") / "var", None)
     yield fuzzed
     print("\n" + fuzzed.summary())
-    fuzzed.ledger.store.close()
+    fuzzed.ctx.store.close()
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +206,7 @@ def on_postgres(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) 
     fuzzed = Fuzzed(tmp_path_factory.mktemp("fuzz-postgres") / "var", url)
     yield fuzzed
     print("\n" + fuzzed.summary())
-    fuzzed.ledger.store.close()
+    fuzzed.ctx.store.close()
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -17,8 +17,8 @@ from domain.users import Role, User, UserStatus
 from services.app import accounts
 from services.app.accounts import SignInRefused
 from services.app.practices import OPERATOR, Authenticator, create_practice
-from services.context import Ledger
-from tests.conftest import LedgerFactory, PinnedClock
+from services.context import Components
+from tests.conftest import ComponentsFactory, PinnedClock
 
 PASSWORD = "correct horse battery"
 WRONG = "The email or password is not right."
@@ -26,9 +26,9 @@ HERE = "203.0.113.7"
 T = TypeVar("T")
 
 
-def practice(ledger: Ledger, name: str = "Elm Dental") -> Practice:
+def practice(ctx: Components, name: str = "Elm Dental") -> Practice:
     return create_practice(
-        ledger,
+        ctx,
         name=name,
         timezone="America/New_York",
         pms=PmsKind.DENTRIX,
@@ -40,14 +40,14 @@ def practice(ledger: Ledger, name: str = "Elm Dental") -> Practice:
 
 
 def person(
-    ledger: Ledger,
+    ctx: Components,
     elm: Practice,
     email: str = "dana@elm.example",
     role: Role = Role.ADMIN,
     name: str = "Dana Reyes",
 ) -> tuple[User, str]:
     return accounts.invite_user(
-        ledger,
+        ctx,
         practice_id=elm.id,
         name=name,
         email=email,
@@ -63,71 +63,71 @@ def refusal(action: Callable[[], Any]) -> SignInRefused:
     return refused.value
 
 
-def test_a_person_signs_in_and_out(ledger: Ledger, clock: PinnedClock) -> None:
-    elm = practice(ledger)
-    dana, _ = person(ledger, elm)
-    session = accounts.sign_in(ledger, " Dana@Elm.example ", PASSWORD, HERE)
+def test_a_person_signs_in_and_out(ctx: Components, clock: PinnedClock) -> None:
+    elm = practice(ctx)
+    dana, _ = person(ctx, elm)
+    session = accounts.sign_in(ctx, " Dana@Elm.example ", PASSWORD, HERE)
     assert session.expires_at == clock.current + timedelta(hours=12)
-    user = accounts.session_user(ledger, session.token)
+    user = accounts.session_user(ctx, session.token)
     assert user is not None
     assert user.user_id == dana.id and user.name == "Dana Reyes"
     assert user.email == "dana@elm.example" and user.csrf_token == session.csrf_token
     assert user.caller.actor == f"user:{dana.id}"
     assert user.caller.practice_id == elm.id and user.caller.role == Role.ADMIN
     # The token is kept only as its hash.
-    stored = ledger.db.query("SELECT * FROM web_sessions")
+    stored = ctx.db.query("SELECT * FROM web_sessions")
     assert len(stored) == 1 and session.token not in str(stored)
-    accounts.sign_out(ledger, session.token)
-    assert accounts.session_user(ledger, session.token) is None
-    assert accounts.session_user(ledger, "not-a-session") is None
+    accounts.sign_out(ctx, session.token)
+    assert accounts.session_user(ctx, session.token) is None
+    assert accounts.session_user(ctx, "not-a-session") is None
 
 
-def test_a_session_lasts_twelve_hours(ledger: Ledger, clock: PinnedClock) -> None:
-    person(ledger, practice(ledger))
-    session = accounts.sign_in(ledger, "dana@elm.example", PASSWORD, HERE)
+def test_a_session_lasts_twelve_hours(ctx: Components, clock: PinnedClock) -> None:
+    person(ctx, practice(ctx))
+    session = accounts.sign_in(ctx, "dana@elm.example", PASSWORD, HERE)
     clock.move(hours=11, minutes=59)
-    assert accounts.session_user(ledger, session.token) is not None
+    assert accounts.session_user(ctx, session.token) is not None
     clock.move(minutes=1)
-    assert accounts.session_user(ledger, session.token) is None
+    assert accounts.session_user(ctx, session.token) is None
 
 
-def test_wrong_password_and_unknown_email_get_the_same_answer(ledger: Ledger) -> None:
-    person(ledger, practice(ledger))
-    wrong = refusal(lambda: accounts.sign_in(ledger, "dana@elm.example", "not it at all", HERE))
-    unknown = refusal(lambda: accounts.sign_in(ledger, "nobody@elm.example", PASSWORD, HERE))
+def test_wrong_password_and_unknown_email_get_the_same_answer(ctx: Components) -> None:
+    person(ctx, practice(ctx))
+    wrong = refusal(lambda: accounts.sign_in(ctx, "dana@elm.example", "not it at all", HERE))
+    unknown = refusal(lambda: accounts.sign_in(ctx, "nobody@elm.example", PASSWORD, HERE))
     assert str(wrong) == str(unknown) == WRONG
     assert wrong.retry_at is None and unknown.retry_at is None
 
 
 def test_five_failures_lock_the_email_for_fifteen_minutes(
-    ledger: Ledger, clock: PinnedClock
+    ctx: Components, clock: PinnedClock
 ) -> None:
-    person(ledger, practice(ledger))
+    person(ctx, practice(ctx))
     for _ in range(5):
-        refusal(lambda: accounts.sign_in(ledger, "dana@elm.example", "guess guess", HERE))
+        refusal(lambda: accounts.sign_in(ctx, "dana@elm.example", "guess guess", HERE))
     clock.move(seconds=30)
-    locked = refusal(lambda: accounts.sign_in(ledger, "dana@elm.example", PASSWORD, "198.51.100.2"))
+    locked = refusal(lambda: accounts.sign_in(ctx, "dana@elm.example", PASSWORD, "198.51.100.2"))
     # 15:00 UTC + 15 minutes; the right password does not help meanwhile.
     assert str(locked) == "Too many failed sign-ins; try again after 3:15 PM UTC."
     assert locked.retry_at == datetime(2026, 3, 4, 15, 15, tzinfo=UTC)
     # An unknown email locks the same way: the answer says nothing of who exists.
     for _ in range(5):
-        refusal(lambda: accounts.sign_in(ledger, "nobody@elm.example", "guess guess", HERE))
+        refusal(lambda: accounts.sign_in(ctx, "nobody@elm.example", "guess guess", HERE))
     assert "Too many" in str(
-        refusal(lambda: accounts.sign_in(ledger, "nobody@elm.example", "x", HERE))
+        refusal(lambda: accounts.sign_in(ctx, "nobody@elm.example", "x", HERE))
     )
     clock.move(minutes=14, seconds=30)
-    assert accounts.sign_in(ledger, "dana@elm.example", PASSWORD, HERE).token
+    assert accounts.sign_in(ctx, "dana@elm.example", PASSWORD, HERE).token
 
 
-def test_twenty_failures_lock_the_client_address(ledger: Ledger) -> None:
-    person(ledger, practice(ledger))
+def test_twenty_failures_lock_the_client_address(ctx: Components) -> None:
+    person(ctx, practice(ctx))
     for number in range(20):
-        refusal(lambda n=number: accounts.sign_in(ledger, f"guess{n}@elm.example", "x" * 10, HERE))
-    locked = refusal(lambda: accounts.sign_in(ledger, "dana@elm.example", PASSWORD, HERE))
+        refusal(lambda n=number: accounts.sign_in(ctx, f"guess{n}@elm.example", "x" * 10, HERE))
+    locked = refusal(lambda: accounts.sign_in(ctx, "dana@elm.example", PASSWORD, HERE))
     assert "Too many failed sign-ins" in str(locked)
     # Another address is not locked.
-    assert accounts.sign_in(ledger, "dana@elm.example", PASSWORD, "198.51.100.2").token
+    assert accounts.sign_in(ctx, "dana@elm.example", PASSWORD, "198.51.100.2").token
 
 
 def concurrently(count: int, action: Callable[[], T]) -> list[T | BaseException]:
@@ -144,46 +144,46 @@ def concurrently(count: int, action: Callable[[], T]) -> list[T | BaseException]
         return list(pool.map(lambda _: run(), range(count)))
 
 
-def test_concurrent_wrong_attempts_check_at_most_five_passwords(ledger: Ledger) -> None:
-    person(ledger, practice(ledger))
+def test_concurrent_wrong_attempts_check_at_most_five_passwords(ctx: Components) -> None:
+    person(ctx, practice(ctx))
     answers = concurrently(
-        12, lambda: accounts.sign_in(ledger, "dana@elm.example", "guess guess", HERE)
+        12, lambda: accounts.sign_in(ctx, "dana@elm.example", "guess guess", HERE)
     )
     messages = sorted(str(a) for a in answers)
     assert all(isinstance(a, SignInRefused) for a in answers), answers
     assert messages.count(WRONG) == 5, messages
     assert sum("Too many failed sign-ins" in m for m in messages) == 7, messages
-    assert ledger.accounts.failures("dana@elm.example") == 5
-    locked = refusal(lambda: accounts.sign_in(ledger, "dana@elm.example", PASSWORD, HERE))
+    assert ctx.accounts.failures("dana@elm.example") == 5
+    locked = refusal(lambda: accounts.sign_in(ctx, "dana@elm.example", PASSWORD, HERE))
     assert locked.retry_at is not None
 
 
-def test_a_revoked_users_sessions_and_token_stop_at_once(ledger: Ledger) -> None:
-    elm = practice(ledger)
-    dana, _ = person(ledger, elm)
-    sam, sam_token = person(ledger, elm, "sam@elm.example", Role.STAFF, "Sam Okafor")
-    authenticator = Authenticator(ledger)
+def test_a_revoked_users_sessions_and_token_stop_at_once(ctx: Components) -> None:
+    elm = practice(ctx)
+    dana, _ = person(ctx, elm)
+    sam, sam_token = person(ctx, elm, "sam@elm.example", Role.STAFF, "Sam Okafor")
+    authenticator = Authenticator(ctx)
     assert authenticator.caller(sam_token) is not None
-    session = accounts.sign_in(ledger, "sam@elm.example", PASSWORD, HERE)
-    revoked = accounts.revoke_user(ledger, elm.id, sam.id, f"user:{dana.id}")
+    session = accounts.sign_in(ctx, "sam@elm.example", PASSWORD, HERE)
+    revoked = accounts.revoke_user(ctx, elm.id, sam.id, f"user:{dana.id}")
     assert revoked.status == UserStatus.REVOKED
-    assert accounts.session_user(ledger, session.token) is None
+    assert accounts.session_user(ctx, session.token) is None
     assert authenticator.caller(sam_token) is None
     assert "not right" in str(
-        refusal(lambda: accounts.sign_in(ledger, "sam@elm.example", PASSWORD, HERE))
+        refusal(lambda: accounts.sign_in(ctx, "sam@elm.example", PASSWORD, HERE))
     )
-    rows = ledger.db.query("SELECT signed_out_at FROM web_sessions")
+    rows = ctx.db.query("SELECT signed_out_at FROM web_sessions")
     assert [r["signed_out_at"] is not None for r in rows] == [True]
     # The email is free again for a new invitation.
-    again, _ = person(ledger, elm, "SAM@elm.example", Role.STAFF, "Sam Okafor")
+    again, _ = person(ctx, elm, "SAM@elm.example", Role.STAFF, "Sam Okafor")
     assert again.id != sam.id and again.is_active
 
 
 def test_a_new_role_shows_at_once_in_another_process(
-    make_ledger: LedgerFactory, backend: str, clock: PinnedClock
+    make_components: ComponentsFactory, backend: str, clock: PinnedClock
 ) -> None:
-    one = make_ledger(backend, clock)
-    two = make_ledger(backend, clock)  # the same database, as a second API process
+    one = make_components(backend, clock)
+    two = make_components(backend, clock)  # the same database, as a second API process
     elm = practice(one)
     dana, _ = person(one, elm)
     sam, token = person(one, elm, "sam@elm.example", Role.STAFF, "Sam Okafor")
@@ -198,20 +198,20 @@ def test_a_new_role_shows_at_once_in_another_process(
     assert accounts.session_user(two, session.token) is None
 
 
-def test_the_last_admin_stays(ledger: Ledger) -> None:
-    elm = practice(ledger)
-    dana, _ = person(ledger, elm)
-    sam, _ = person(ledger, elm, "sam@elm.example", Role.STAFF, "Sam Okafor")
+def test_the_last_admin_stays(ctx: Components) -> None:
+    elm = practice(ctx)
+    dana, _ = person(ctx, elm)
+    sam, _ = person(ctx, elm, "sam@elm.example", Role.STAFF, "Sam Okafor")
     with pytest.raises(Conflict, match="last active admin"):
-        accounts.change_role(ledger, elm.id, dana.id, Role.STAFF, "operator")
+        accounts.change_role(ctx, elm.id, dana.id, Role.STAFF, "operator")
     with pytest.raises(Conflict, match="cannot revoke yourself"):
-        accounts.revoke_user(ledger, elm.id, dana.id, f"user:{dana.id}")
-    accounts.change_role(ledger, elm.id, sam.id, Role.ADMIN, f"user:{dana.id}")
+        accounts.revoke_user(ctx, elm.id, dana.id, f"user:{dana.id}")
+    accounts.change_role(ctx, elm.id, sam.id, Role.ADMIN, f"user:{dana.id}")
     # Now Dana may step down, and then Sam is the last admin.
-    accounts.change_role(ledger, elm.id, dana.id, Role.STAFF, f"user:{dana.id}")
+    accounts.change_role(ctx, elm.id, dana.id, Role.STAFF, f"user:{dana.id}")
     with pytest.raises(Conflict, match="last active admin"):
-        accounts.revoke_user(ledger, elm.id, sam.id, f"user:{dana.id}")
-    rows = {r.name: (r.role, r.status) for r in accounts.list_users(ledger, elm.id)}
+        accounts.revoke_user(ctx, elm.id, sam.id, f"user:{dana.id}")
+    rows = {r.name: (r.role, r.status) for r in accounts.list_users(ctx, elm.id)}
     assert rows == {
         "Dana Reyes": (Role.STAFF, UserStatus.ACTIVE),
         "Sam Okafor": (Role.ADMIN, UserStatus.ACTIVE),
@@ -219,21 +219,21 @@ def test_the_last_admin_stays(ledger: Ledger) -> None:
 
 
 def test_two_admins_demoting_each_other_at_once_leave_one_admin(
-    make_ledger: LedgerFactory, backend: str, clock: PinnedClock
+    make_components: ComponentsFactory, backend: str, clock: PinnedClock
 ) -> None:
     """Two processes on PostgreSQL (an advisory lock holds); one on SQLite (a thread lock)."""
-    one = make_ledger(backend, clock)
-    two = make_ledger(backend, clock) if backend == "postgres" else one
+    one = make_components(backend, clock)
+    two = make_components(backend, clock) if backend == "postgres" else one
     elm = practice(one)
     dana, _ = person(one, elm)
     sam, _ = person(one, elm, "sam@elm.example", Role.ADMIN, "Sam Okafor")
     calls = [(one, dana, sam), (two, sam, dana)]
     barrier = threading.Barrier(2)
 
-    def demote(ledger: Ledger, actor: User, target: User) -> object:
+    def demote(ctx: Components, actor: User, target: User) -> object:
         barrier.wait()
         try:
-            return accounts.change_role(ledger, elm.id, target.id, Role.STAFF, f"user:{actor.id}")
+            return accounts.change_role(ctx, elm.id, target.id, Role.STAFF, f"user:{actor.id}")
         except Conflict as refused:
             return refused
 
@@ -245,13 +245,13 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(
     assert sorted(roles) == [Role.ADMIN, Role.STAFF]
 
 
-def test_an_email_belongs_to_one_person_across_practices(ledger: Ledger) -> None:
-    elm, oak = practice(ledger), practice(ledger, "Oak Dental")
-    person(ledger, elm)
+def test_an_email_belongs_to_one_person_across_practices(ctx: Components) -> None:
+    elm, oak = practice(ctx), practice(ctx, "Oak Dental")
+    person(ctx, elm)
     with pytest.raises(AlreadyExists) as taken:
-        person(ledger, oak, "DANA@elm.example")
+        person(ctx, oak, "DANA@elm.example")
     assert taken.value.field == "email"
-    assert [r.name for r in accounts.list_users(ledger, oak.id)] == []
+    assert [r.name for r in accounts.list_users(ctx, oak.id)] == []
 
 
 @pytest.mark.parametrize(
@@ -264,12 +264,12 @@ def test_an_email_belongs_to_one_person_across_practices(ledger: Ledger) -> None
     ],
 )
 def test_an_invitation_needs_an_email_and_a_good_password(
-    ledger: Ledger, email: str | None, password: str | None, field: str
+    ctx: Components, email: str | None, password: str | None, field: str
 ) -> None:
-    elm = practice(ledger)
+    elm = practice(ctx)
     with pytest.raises(InvalidValue) as refused:
         accounts.invite_user(
-            ledger,
+            ctx,
             practice_id=elm.id,
             name="Dana",
             email=email,
@@ -278,12 +278,12 @@ def test_an_invitation_needs_an_email_and_a_good_password(
             actor="operator",
         )
     assert refused.value.field == field
-    assert accounts.list_users(ledger, elm.id) == []
-    assert ledger.db.query("SELECT * FROM user_logins") == []
+    assert accounts.list_users(ctx, elm.id) == []
+    assert ctx.db.query("SELECT * FROM user_logins") == []
 
 
-def test_an_invitation_retried_with_its_key_finds_the_first(ledger: Ledger) -> None:
-    elm = practice(ledger)
+def test_an_invitation_retried_with_its_key_finds_the_first(ctx: Components) -> None:
+    elm = practice(ctx)
     values: dict[str, Any] = {
         "practice_id": elm.id,
         "name": "Dana",
@@ -293,46 +293,46 @@ def test_an_invitation_retried_with_its_key_finds_the_first(ledger: Ledger) -> N
         "actor": "operator",
         "key": "operator:k1",
     }
-    first, first_token = accounts.invite_user(ledger, **values)
-    again, again_token = accounts.invite_user(ledger, **values)
+    first, first_token = accounts.invite_user(ctx, **values)
+    again, again_token = accounts.invite_user(ctx, **values)
     assert (again.id, again_token) == (first.id, first_token)
-    assert len(accounts.list_users(ledger, elm.id)) == 1
+    assert len(accounts.list_users(ctx, elm.id)) == 1
 
 
-def test_a_new_password_replaces_the_old(ledger: Ledger) -> None:
-    elm = practice(ledger)
-    dana, _ = person(ledger, elm)
-    accounts.set_password(ledger, elm.id, dana.id, "a brand new secret", f"user:{dana.id}")
+def test_a_new_password_replaces_the_old(ctx: Components) -> None:
+    elm = practice(ctx)
+    dana, _ = person(ctx, elm)
+    accounts.set_password(ctx, elm.id, dana.id, "a brand new secret", f"user:{dana.id}")
     assert "not right" in str(
-        refusal(lambda: accounts.sign_in(ledger, "dana@elm.example", PASSWORD, HERE))
+        refusal(lambda: accounts.sign_in(ctx, "dana@elm.example", PASSWORD, HERE))
     )
-    assert accounts.sign_in(ledger, "dana@elm.example", "a brand new secret", HERE).token
-    types = ledger.db.query(
+    assert accounts.sign_in(ctx, "dana@elm.example", "a brand new secret", HERE).token
+    types = ctx.db.query(
         "SELECT type FROM event_feed WHERE aggregate_id = ? ORDER BY position", (str(dana.id),)
     )
     assert [t["type"] for t in types] == ["UserCreated", "UserPasswordChanged"]
-    stored = ledger.db.query("SELECT password_hash FROM user_logins")
+    stored = ctx.db.query("SELECT password_hash FROM user_logins")
     assert stored[0]["password_hash"].startswith("$argon2id$")
 
 
 def test_old_failed_sign_ins_and_ended_sessions_are_forgotten(
-    ledger: Ledger, clock: PinnedClock
+    ctx: Components, clock: PinnedClock
 ) -> None:
     """The scheduler keeps the sign-in tables small: failed attempts are kept a day
     (long past any lockout), ended sessions thirty days; live ones are never touched."""
-    person(ledger, practice(ledger))
-    refusal(lambda: accounts.sign_in(ledger, "dana@elm.example", "not it at all", HERE))
-    signed_out = accounts.sign_in(ledger, "dana@elm.example", PASSWORD, HERE)
-    accounts.sign_out(ledger, signed_out.token)
+    person(ctx, practice(ctx))
+    refusal(lambda: accounts.sign_in(ctx, "dana@elm.example", "not it at all", HERE))
+    signed_out = accounts.sign_in(ctx, "dana@elm.example", PASSWORD, HERE)
+    accounts.sign_out(ctx, signed_out.token)
     clock.move(days=29)
-    live = accounts.sign_in(ledger, "dana@elm.example", PASSWORD, HERE)
-    refusal(lambda: accounts.sign_in(ledger, "dana@elm.example", "still not it", HERE))
-    assert ledger.accounts.failures("dana@elm.example") == 2
+    live = accounts.sign_in(ctx, "dana@elm.example", PASSWORD, HERE)
+    refusal(lambda: accounts.sign_in(ctx, "dana@elm.example", "still not it", HERE))
+    assert ctx.accounts.failures("dana@elm.example") == 2
 
-    assert accounts.tidy_sign_ins(ledger) == (1, 0)  # the day-old failure only
-    assert accounts.session_user(ledger, live.token) is not None  # live: untouched
+    assert accounts.tidy_sign_ins(ctx) == (1, 0)  # the day-old failure only
+    assert accounts.session_user(ctx, live.token) is not None  # live: untouched
     clock.move(days=1, minutes=1)
-    assert accounts.tidy_sign_ins(ledger) == (1, 1)  # and the session ended 30 days ago
-    assert ledger.accounts.failures("dana@elm.example") == 0
+    assert accounts.tidy_sign_ins(ctx) == (1, 1)  # and the session ended 30 days ago
+    assert ctx.accounts.failures("dana@elm.example") == 0
     # the session that expired yesterday is still kept (who was signed in when)
-    assert len(ledger.db.query("SELECT token_hash FROM web_sessions")) == 1
+    assert len(ctx.db.query("SELECT token_hash FROM web_sessions")) == 1

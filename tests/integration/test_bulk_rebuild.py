@@ -21,27 +21,27 @@ from projections.base import Projection
 from projections.runner import Projector
 from services.app import replay
 from services.bootstrap import all_projections
-from services.context import Ledger
+from services.context import Components
 from tests.conftest import Api, PinnedClock
-from tests.integration.test_replay import History, ledger_of, step
+from tests.integration.test_replay import History, ctx_of, step
 
 
-def dump(ledger: Ledger) -> dict[str, list[str]]:
+def dump(ctx: Components) -> dict[str, list[str]]:
     """Every view's rows as the database returns them (types included), in a fixed order."""
     return {
-        table: sorted(repr(sorted(r.items())) for r in ledger.db.query(f"SELECT * FROM {table}"))
+        table: sorted(repr(sorted(r.items())) for r in ctx.db.query(f"SELECT * FROM {table}"))
         for p in all_projections()
         for table in p.tables
     }
 
 
-def grown(api: Api, steps: list[tuple[str, int, int]]) -> Ledger:
+def grown(api: Api, steps: list[tuple[str, int, int]]) -> Components:
     history = History(api)
     for action, which, n in steps:
         history.run(action, which, n)
-    ledger = ledger_of(api)
-    ledger.projector.catch_up()
-    return ledger
+    ctx = ctx_of(api)
+    ctx.projector.catch_up()
+    return ctx
 
 
 def test_the_bulk_rebuild_writes_the_rows_the_live_handlers_wrote(
@@ -56,13 +56,13 @@ def test_the_bulk_rebuild_writes_the_rows_the_live_handlers_wrote(
     )
     @given(steps=st.lists(step, min_size=3, max_size=15))
     def same(steps: list[tuple[str, int, int]]) -> None:
-        ledger = grown(api, steps)  # each example adds to the same, longer history
+        ctx = grown(api, steps)  # each example adds to the same, longer history
         views = all_projections()
-        before, checksums = dump(ledger), replay.live_checksums(ledger.db, views)
-        positions = replay.rebuild(ledger.store, ledger.db, ledger.projector, views)
-        assert dump(ledger) == before
-        assert replay.live_checksums(ledger.db, views) == checksums
-        assert set(positions.values()) == {replay.last_position(ledger.store)}
+        before, checksums = dump(ctx), replay.live_checksums(ctx.db, views)
+        positions = replay.rebuild(ctx.store, ctx.db, ctx.projector, views)
+        assert dump(ctx) == before
+        assert replay.live_checksums(ctx.db, views) == checksums
+        assert set(positions.values()) == {replay.last_position(ctx.store)}
 
     same()
 
@@ -73,22 +73,22 @@ def test_a_view_installed_at_a_past_position_catches_up_the_rest_once(
     api = api_for(backend, clock).setup()
     steps = [("patient", 0, 1), ("pay", 0, 5000), ("refund", 0, 7), ("advance", 0, 30)]
     steps += [("pay", 1, 900), ("patient", 1, 2), ("pay", 1, 1200), ("refund", 1, 3)]
-    ledger = grown(api, steps)
-    live = dump(ledger)
-    last = replay.last_position(ledger.store)
+    ctx = grown(api, steps)
+    live = dump(ctx)
+    last = replay.last_position(ctx.store)
     middle = last // 2
     views = all_projections()
 
-    ledger.projector.install(middle, views)
-    assert {ledger.projector.position(p.name) for p in views} == {middle}
-    events = [e for page in bulk.pages(ledger.store, 0, middle) for _, e in page]
+    ctx.projector.install(middle, views)
+    assert {ctx.projector.position(p.name) for p in views} == {middle}
+    events = [e for page in bulk.pages(ctx.store, 0, middle) for _, e in page]
     feed = sum(isinstance(e, LedgerAggregate.Event) for e in events)
-    assert len(ledger.db.query("SELECT position FROM event_feed")) == feed
-    assert dump(ledger) != live
+    assert len(ctx.db.query("SELECT position FROM event_feed")) == feed
+    assert dump(ctx) != live
 
-    ledger.projector.catch_up()  # the runners go on from the installed position
-    assert dump(ledger) == live
-    assert {ledger.projector.position(p.name) for p in views} == {last}
+    ctx.projector.catch_up()  # the runners go on from the installed position
+    assert dump(ctx) == live
+    assert {ctx.projector.position(p.name) for p in views} == {last}
 
 
 def test_views_starting_afresh_on_a_long_log_are_built_in_memory(
@@ -99,18 +99,18 @@ def test_views_starting_afresh_on_a_long_log_are_built_in_memory(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     api = api_for(backend, clock).setup()
-    ledger = grown(api, [("patient", 0, 1), ("pay", 0, 4100), ("pay", 1, 800), ("refund", 0, 9)])
-    live = dump(ledger)
+    ctx = grown(api, [("patient", 0, 1), ("pay", 0, 4100), ("pay", 1, 800), ("refund", 0, 9)])
+    live = dump(ctx)
     monkeypatch.setattr(runner_module, "BULK_FROM", 1)
-    with ledger.db.transaction() as tx:  # as when their tables' definition changed
+    with ctx.db.transaction() as tx:  # as when their tables' definition changed
         tx.execute("UPDATE projection_tracking SET schema = 'before' WHERE name <> 'users'")
     with caplog.at_level(logging.INFO, logger="payledger.projections"):
-        projector = Projector(ledger.store, ledger.db, all_projections())
+        projector = Projector(ctx.store, ctx.db, all_projections())
         projector.catch_up()
     built = [r.getMessage() for r in caplog.records if "in memory up to" in r.getMessage()]
     assert len(built) == 1 and "transactions" in built[0] and "users" not in built[0], built
-    assert dump(ledger) == live
-    last = replay.last_position(ledger.store)
+    assert dump(ctx) == live
+    last = replay.last_position(ctx.store)
     assert {projector.position(p.name) for p in all_projections()} == {last}
 
 
@@ -118,15 +118,15 @@ def test_views_built_by_several_processes_hold_the_rows_built_by_one(
     api_for: Callable[..., Api], clock: PinnedClock, backend: str
 ) -> None:
     api = api_for(backend, clock).setup()
-    ledger = grown(api, [("patient", 0, 2), ("pay", 0, 4100), ("refund", 0, 9), ("pay", 1, 700)])
-    views, last = all_projections(), replay.last_position(ledger.store)
+    ctx = grown(api, [("patient", 0, 2), ("pay", 0, 4100), ("refund", 0, 9), ("pay", 1, 700)])
+    views, last = all_projections(), replay.last_position(ctx.store)
     assert len(bulk.split(views, 3)) == 3
     assert sorted(p.name for share in bulk.split(views, 3) for p in share) == sorted(
         p.name for p in views
     )
 
     def rows(workers: int) -> dict[str, list[tuple[Any, ...]]]:
-        with bulk.build(ledger.store, views, last, workers=workers) as scratch:
+        with bulk.build(ctx.store, views, last, workers=workers) as scratch:
             return {
                 table: sorted(map(repr, scratch.rows(table)[1]))
                 for p in views
@@ -138,7 +138,7 @@ def test_views_built_by_several_processes_hold_the_rows_built_by_one(
     assert rows(3) == alone
     feed = next(p for p in views if p.name == "event_feed")  # built here; Broken by a worker
     with pytest.raises(RuntimeError, match="building \\['broken'\\] failed"):
-        bulk.build(ledger.store, [feed, Broken()], last, workers=2)
+        bulk.build(ctx.store, [feed, Broken()], last, workers=2)
 
 
 class Broken(Projection):
@@ -157,12 +157,12 @@ def test_copied_rows_keep_every_value(
     api_for: Callable[..., Api], clock: PinnedClock, backend: str
 ) -> None:
     """Text that COPY must escape, NULLs, empty text and big integers arrive as they left."""
-    ledger = ledger_of(api_for(backend, clock))
+    ctx = ctx_of(api_for(backend, clock))
     rows: list[tuple[Any, ...]] = [
         (i, text, (2**62 + i) if i % 2 else -i) for i, text in enumerate(ODD)
     ]
-    with ledger.db.transaction() as tx:
+    with ctx.db.transaction() as tx:
         tx.execute("CREATE TABLE copy_check (id BIGINT PRIMARY KEY, text TEXT, n BIGINT)")
-        bulk.copy_rows(tx, ledger.db.postgres, "copy_check", ["id", "text", "n"], iter(rows))
-    back = ledger.db.query("SELECT id, text, n FROM copy_check ORDER BY id")
+        bulk.copy_rows(tx, ctx.db.postgres, "copy_check", ["id", "text", "n"], iter(rows))
+    back = ctx.db.query("SELECT id, text, n FROM copy_check ORDER BY id")
     assert [(r["id"], r["text"], r["n"]) for r in back] == rows

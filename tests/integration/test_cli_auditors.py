@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from domain.practices import DepositAccount, PmsKind
 from services.app.practices import create_practice
-from services.bootstrap import build_ledger
+from services.bootstrap import build_components
 from services.cli import main
 from services.http.app import create_app
 from services.settings import Settings
@@ -20,10 +20,10 @@ def test_a_platform_auditor_from_the_cli_reads_every_practice_and_writes_nothing
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = Settings(data_dir=tmp_path / "var", run_scheduler=False)
-    ledger = build_ledger(settings)
+    ctx = build_components(settings)
     ids = [
         create_practice(
-            ledger,
+            ctx,
             name=name,
             timezone="America/Chicago",
             pms=PmsKind.DENTRIX,
@@ -34,7 +34,7 @@ def test_a_platform_auditor_from_the_cli_reads_every_practice_and_writes_nothing
         ).id
         for name in ("Elm Dental", "Oak Dental")
     ]
-    ledger.store.close()
+    ctx.store.close()
     data = ["--data-dir", str(settings.data_dir)]
 
     # A platform auditor belongs to no practice; a practice auditor needs one.
@@ -49,7 +49,7 @@ def test_a_platform_auditor_from_the_cli_reads_every_practice_and_writes_nothing
     assert "(platform-auditor)" in out
     token = out.split("token ", 1)[1].split()[0]
 
-    again = build_ledger(settings)
+    again = build_components(settings)
     client = TestClient(create_app(again, scheduler=False), raise_server_exceptions=False)
     auth = {"Authorization": f"Bearer {token}"}
     for practice_id, name in zip(ids, ("Elm Dental", "Oak Dental"), strict=True):
@@ -68,9 +68,9 @@ def test_replay_prints_checksums_and_verify_names_a_changed_row(
     from services.app.demo import seed_demo
 
     settings = Settings(data_dir=tmp_path / "var", run_scheduler=False)
-    ledger = build_ledger(settings)
-    seed_demo(ledger)
-    ledger.store.close()
+    ctx = build_components(settings)
+    seed_demo(ctx)
+    ctx.store.close()
     data = ["--data-dir", str(settings.data_dir)]
 
     assert main([*data, "replay", "--verify"]) == 0
@@ -87,7 +87,7 @@ def test_replay_prints_checksums_and_verify_names_a_changed_row(
     assert main([*data, "replay", "--projection", "nope"]) == 2
     assert "one of: all, directory" in capsys.readouterr().err
 
-    again = build_ledger(settings)
+    again = build_components(settings)
     with again.db.transaction() as tx:
         tx.execute("UPDATE deposits SET net_amount = net_amount + 1 WHERE rowid = 1")
     again.store.close()

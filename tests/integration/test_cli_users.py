@@ -15,8 +15,8 @@ from services.app import accounts
 from services.app.demo import CREDENTIALS_FILE, demo_people, demo_practice_id
 from services.app.practices import create_practice
 from services.cli import main
-from services.context import Ledger
-from tests.conftest import LedgerFactory, PinnedClock
+from services.context import Components
+from tests.conftest import ComponentsFactory, PinnedClock
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -72,13 +72,13 @@ def test_user_create_with_an_email_and_a_password_from_stdin(
 def test_signing_in_with_what_the_cli_made(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from services.bootstrap import build_ledger
+    from services.bootstrap import build_components
     from services.settings import Settings
 
     settings = Settings(data_dir=tmp_path / "var", run_scheduler=False)
-    ledger = build_ledger(settings)
+    ctx = build_components(settings)
     elm = create_practice(
-        ledger,
+        ctx,
         name="Elm Dental",
         timezone="America/Chicago",
         pms=PmsKind.DENTRIX,
@@ -87,7 +87,7 @@ def test_signing_in_with_what_the_cli_made(
         batch_cutoff=time(23, 59),
         actor="operator",
     )
-    ledger.store.close()
+    ctx.store.close()
     monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\n"))
     run(
         capsys,
@@ -103,17 +103,17 @@ def test_signing_in_with_what_the_cli_made(
         "dana@elm.example",
         "--password-stdin",
     )
-    again = build_ledger(settings)
+    again = build_components(settings)
     session = accounts.sign_in(again, "dana@elm.example", "correct horse battery", "127.0.0.1")
     user = accounts.session_user(again, session.token)
     assert user is not None and user.caller.role == Role.ADMIN
     again.store.close()
 
 
-def demo_office(ledger: Ledger) -> None:
+def demo_office(ctx: Components) -> None:
     """The demo practice alone (its id comes from the key the demo uses), without history."""
     create_practice(
-        ledger,
+        ctx,
         name="Maple Street Dental",
         timezone="America/New_York",
         pms=PmsKind.OPENDENTAL,
@@ -126,50 +126,50 @@ def demo_office(ledger: Ledger) -> None:
 
 
 def test_the_demo_people_get_passwords_once_kept_in_a_private_file(
-    make_ledger: LedgerFactory, clock: PinnedClock
+    make_components: ComponentsFactory, clock: PinnedClock
 ) -> None:
-    ledger = make_ledger("sqlite", clock)
-    demo_office(ledger)
-    people = demo_people(ledger)
+    ctx = make_components("sqlite", clock)
+    demo_office(ctx)
+    people = demo_people(ctx)
     assert [(p.email, p.role) for p in people] == [
         ("admin@maplestreetdental.example", Role.ADMIN),
         ("staff@maplestreetdental.example", Role.STAFF),
     ]
-    path = ledger.settings.data_dir / CREDENTIALS_FILE
+    path = ctx.settings.data_dir / CREDENTIALS_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for person in people:
         assert len(person.password) >= 10 and person.password in path.read_text()
-        assert accounts.sign_in(ledger, person.email, person.password, "127.0.0.1").token
+        assert accounts.sign_in(ctx, person.email, person.password, "127.0.0.1").token
     # Later starts find the same people and passwords.
-    assert demo_people(ledger) == people
-    assert len(accounts.list_users(ledger, demo_practice_id())) == 2
+    assert demo_people(ctx) == people
+    assert len(accounts.list_users(ctx, demo_practice_id())) == 2
 
 
 def test_a_lost_credentials_file_gives_new_passwords(
-    make_ledger: LedgerFactory, clock: PinnedClock
+    make_components: ComponentsFactory, clock: PinnedClock
 ) -> None:
-    ledger = make_ledger("sqlite", clock)
-    demo_office(ledger)
-    first = demo_people(ledger)
-    (ledger.settings.data_dir / CREDENTIALS_FILE).unlink()
-    second = demo_people(ledger)
+    ctx = make_components("sqlite", clock)
+    demo_office(ctx)
+    first = demo_people(ctx)
+    (ctx.settings.data_dir / CREDENTIALS_FILE).unlink()
+    second = demo_people(ctx)
     assert [p.email for p in second] == [p.email for p in first]
     assert all(a.password != b.password for a, b in zip(first, second, strict=True))
     admin = second[0]
-    assert accounts.sign_in(ledger, admin.email, admin.password, "127.0.0.1").token
+    assert accounts.sign_in(ctx, admin.email, admin.password, "127.0.0.1").token
     with pytest.raises(accounts.SignInRefused):
-        accounts.sign_in(ledger, admin.email, first[0].password, "127.0.0.1")
+        accounts.sign_in(ctx, admin.email, first[0].password, "127.0.0.1")
 
 
 def test_every_start_prints_the_same_demo_token_and_adds_no_user(
-    make_ledger: LedgerFactory, clock: PinnedClock
+    make_components: ComponentsFactory, clock: PinnedClock
 ) -> None:
     from services.app.demo import seed_demo
 
-    ledger = make_ledger("sqlite", clock)
-    demo_office(ledger)
-    _, first = seed_demo(ledger)
-    _, second = seed_demo(ledger)
+    ctx = make_components("sqlite", clock)
+    demo_office(ctx)
+    _, first = seed_demo(ctx)
+    _, second = seed_demo(ctx)
     assert first == second
-    names = [u.name for u in accounts.list_users(ledger, demo_practice_id())]
+    names = [u.name for u in accounts.list_users(ctx, demo_practice_id())]
     assert names.count("Demo API token") == 1

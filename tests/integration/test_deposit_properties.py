@@ -28,7 +28,7 @@ from projections.deposits import deposit_items
 from services.app.due import run_due_work
 from services.app.payments import collect_payment, refund_payment
 from services.app.practices import change_settings, create_practice
-from services.bootstrap import build_ledger
+from services.bootstrap import build_components
 from services.settings import Settings
 from tests.conftest import PinnedClock
 
@@ -56,9 +56,9 @@ def test_deposits_reconcile_with_payments(
 ) -> None:
     clock = PinnedClock(datetime(2026, 3, 4, 15, 0, tzinfo=UTC))
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = build_ledger(Settings(data_dir=Path(tmp), run_scheduler=False), real_clock=clock)
+        ctx = build_components(Settings(data_dir=Path(tmp), run_scheduler=False), real_clock=clock)
         practice = create_practice(
-            ledger,
+            ctx,
             name="Prop Dental",
             timezone="America/Los_Angeles",
             pms=PmsKind.EAGLESOFT,
@@ -67,12 +67,12 @@ def test_deposits_reconcile_with_payments(
             batch_cutoff=parse_cutoff(cutoff),
             actor="operator",
         )
-        change_settings(ledger, practice.id, {"fee_rate_bps": fee_rate}, "operator")
+        change_settings(ctx, practice.id, {"fee_rate_bps": fee_rate}, "operator")
         payments: list[UUID] = []
         for kind, a, b in actions:
             if kind == "pay":
                 payment = collect_payment(
-                    ledger,
+                    ctx,
                     practice_id=practice.id,
                     amount=a,
                     method=Method.VIRTUAL_TERMINAL,
@@ -81,12 +81,12 @@ def test_deposits_reconcile_with_payments(
                 )
                 payments.append(payment.id)
             elif kind == "refund" and payments:
-                target = ledger.get(Payment, payments[a % len(payments)], practice.id)
+                target = ctx.get(Payment, payments[a % len(payments)], practice.id)
                 amount = max(1, target.amount.cents * int(str(b)) // 100)
                 # a refusal (declined, voided, exceeding) must change nothing
                 with contextlib.suppress(PaymentsError):
                     refund_payment(
-                        ledger,
+                        ctx,
                         practice_id=practice.id,
                         payment_id=target.id,
                         amount=amount if target.status == Status.SETTLED else None,
@@ -94,33 +94,33 @@ def test_deposits_reconcile_with_payments(
                     )
             elif kind == "advance":
                 clock.move(hours=a)
-                run_due_work(ledger, practice.id)
+                run_due_work(ctx, practice.id)
         clock.move(days=5)
-        run_due_work(ledger, practice.id)
+        run_due_work(ctx, practice.id)
 
-        settled = [ledger.get(Payment, pid, practice.id) for pid in payments]
+        settled = [ctx.get(Payment, pid, practice.id) for pid in payments]
         sales = sum(p.amount.cents for p in settled if p.status == Status.SETTLED)
         refunds = sum(p.refunded.cents for p in settled)
         assert all(p.status in (Status.SETTLED, Status.VOIDED, Status.DECLINED) for p in settled)
         assert all(not p.refunds for p in settled if p.status != Status.SETTLED)
 
-        deposits = ledger.db.query("SELECT * FROM deposits")
+        deposits = ctx.db.query("SELECT * FROM deposits")
         fees = sum(int(d["fees_amount"]) for d in deposits)
         assert sum(int(d["net_amount"]) for d in deposits) == sales - refunds - fees
         if fee_rate == 0:
             assert fees == 0
         lines = Counter()
         for d in deposits:
-            items = deposit_items(ledger.db, UUID(d["id"]))
+            items = deposit_items(ctx.db, UUID(d["id"]))
             assert sum(int(i["net_amount"]) for i in items) == int(d["net_amount"])
             lines.update((i["kind"], i["refund_id"] or i["payment_id"]) for i in items)
         assert all(count == 1 for count in lines.values()), "an item is in two deposits"
         batch_items = Counter()
         for d in deposits:
-            batch = ledger.get(Batch, UUID(d["batch_id"]), practice.id)
+            batch = ctx.get(Batch, UUID(d["batch_id"]), practice.id)
             batch_items.update((i.kind, i.refund_id or i.payment_id) for i in batch.items)
         assert all(count == 1 for count in batch_items.values()), "an item is in two batches"
         assert sum(1 for kind, _ in batch_items if kind == "payment") == sum(
             1 for p in settled if p.status == Status.SETTLED
         )
-        ledger.store.close()
+        ctx.store.close()

@@ -12,7 +12,7 @@ from uuid import uuid4
 from eventsourcing.utils import _topic_cache, get_topic, register_topic
 
 from domain.base import LedgerAggregate
-from services.context import Ledger
+from services.context import Components
 
 AT = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
 
@@ -80,38 +80,38 @@ def the_code_now_says(old: type, new: type) -> None:
         register_topic(get_topic(before), after)
 
 
-def stored_states(ledger: Ledger, chair_id: Any) -> list[bytes]:
-    return [bytes(s.state) for s in ledger.store.recorder.select_events(chair_id)]
+def stored_states(ctx: Components, chair_id: Any) -> list[bytes]:
+    return [bytes(s.state) for s in ctx.store.recorder.select_events(chair_id)]
 
 
-def test_an_event_stored_under_version_1_loads_under_version_2(ledger: Ledger) -> None:
+def test_an_event_stored_under_version_1_loads_under_version_2(ctx: Components) -> None:
     practice_id = uuid4()
     chair = Chair._create(
         Chair.Created, id=uuid4(), practice_id=practice_id, name="Op 1", at=AT, actor="operator"
     )
     chair.record(Chair.Moved, at=AT, actor="operator", room="east")
-    ledger.store.save(chair)
-    before = stored_states(ledger, chair.id)
+    ctx.store.save(chair)
+    before = stored_states(ctx, chair.id)
     try:
         the_code_now_says(Chair, ChairV2)
-        loaded = ledger.store.repository.get(chair.id)
+        loaded = ctx.store.repository.get(chair.id)
         assert isinstance(loaded, ChairV2)
         assert (loaded.name, loaded.colour, loaded.place) == ("Op 1", "unrecorded", "east")
-        events = ledger.store.repository.event_store.get(chair.id)
+        events = ctx.store.repository.event_store.get(chair.id)
         moved = list(events)[1]
         assert isinstance(moved, ChairV2.Moved) and moved.place == "east"
         assert not hasattr(moved, "room")
 
         # New events are stored under version 2 and load as they were written.
         loaded.record(ChairV2.Moved, at=AT, actor="operator", place="west")
-        ledger.store.save(loaded)
-        again = ledger.store.repository.get(chair.id)
+        ctx.store.save(loaded)
+        again = ctx.store.repository.get(chair.id)
         assert isinstance(again, ChairV2) and again.place == "west" and again.version == 3
         # History was not edited: the version-1 records are as they were stored.
-        assert stored_states(ledger, chair.id)[:2] == before
+        assert stored_states(ctx, chair.id)[:2] == before
         assert (
             b"class_version" not in before[1]
-            and b"class_version" in (stored_states(ledger, chair.id)[2])
+            and b"class_version" in (stored_states(ctx, chair.id)[2])
         )
     finally:
         for cls in (Chair, Chair.Created, Chair.Moved):

@@ -24,10 +24,10 @@ from domain.schedule import parse_cutoff
 from services.app.payments import collect_payment
 from services.app.practices import create_practice, register_patient
 from services.app.publish import PublishedEvent
-from services.context import Ledger
+from services.context import Components
 from services.workers.relay import Relay
 from services.workers.writeback_consumer import WritebackConsumer
-from tests.conftest import LedgerFactory, PinnedClock
+from tests.conftest import ComponentsFactory, PinnedClock
 from tests.fakes.opendental import FakeOpenDental, serving
 
 CARD = CardInput("4242424242424242", 12, 2030, "123")
@@ -39,9 +39,9 @@ def od() -> Iterator[tuple[FakeOpenDental, str]]:
         yield served
 
 
-def od_practice(ledger: Ledger, url: str, name: str) -> tuple[Any, list[Any]]:
+def od_practice(ctx: Components, url: str, name: str) -> tuple[Any, list[Any]]:
     practice = create_practice(
-        ledger,
+        ctx,
         name=name,
         timezone="America/New_York",
         pms=PmsKind.OPENDENTAL,
@@ -50,7 +50,7 @@ def od_practice(ledger: Ledger, url: str, name: str) -> tuple[Any, list[Any]]:
         batch_cutoff=parse_cutoff("23:59"),
         actor="operator",
     )
-    ledger.journal.connections.keep(
+    ctx.journal.connections.keep(
         str(practice.id),
         {
             "opendental": {
@@ -63,7 +63,7 @@ def od_practice(ledger: Ledger, url: str, name: str) -> tuple[Any, list[Any]]:
     )
     patients = [
         register_patient(
-            ledger,
+            ctx,
             practice_id=practice.id,
             pms_patient_id=str(n),
             first_name="P",
@@ -78,9 +78,9 @@ def od_practice(ledger: Ledger, url: str, name: str) -> tuple[Any, list[Any]]:
     return practice, patients
 
 
-def associated(ledger: Ledger) -> int:
-    ledger.projector.catch_up()
-    row = ledger.db.query_one(
+def associated(ctx: Components) -> int:
+    ctx.projector.catch_up()
+    row = ctx.db.query_one(
         "SELECT COUNT(*) AS n FROM transactions WHERE association = 'associated'"
     )
     return int(row["n"]) if row else 0
@@ -95,13 +95,13 @@ def wait_until(condition: Any, seconds: float, what: str) -> None:
 
 
 def test_relay_publishes_the_public_schema_in_order_per_practice(
-    make_ledger: LedgerFactory, clock: PinnedClock, kafka_bootstrap: str
+    make_components: ComponentsFactory, clock: PinnedClock, kafka_bootstrap: str
 ) -> None:
     from adapters.kafka import consumer
 
-    ledger = make_ledger("postgres", clock, kafka_bootstrap=kafka_bootstrap)
+    ctx = make_components("postgres", clock, kafka_bootstrap=kafka_bootstrap)
     practice = create_practice(
-        ledger,
+        ctx,
         name="Feed Dental",
         timezone="America/New_York",
         pms=PmsKind.DENTRIX,
@@ -112,7 +112,7 @@ def test_relay_publishes_the_public_schema_in_order_per_practice(
     )
     for amount in range(100, 110):
         collect_payment(
-            ledger,
+            ctx,
             practice_id=practice.id,
             amount=amount,
             method=Method.TERMINAL,
@@ -120,7 +120,7 @@ def test_relay_publishes_the_public_schema_in_order_per_practice(
             actor="user:x",
         )
     topic = f"test.events.{uuid.uuid4().hex[:8]}"
-    relay = Relay(ledger.store, kafka_bootstrap, topic=topic, name=topic)
+    relay = Relay(ctx.store, kafka_bootstrap, topic=topic, name=topic)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,))
     thread.start()
@@ -139,12 +139,12 @@ def test_relay_publishes_the_public_schema_in_order_per_practice(
     assert all(e.version == 1 and e.actor for e in events)
     raw = events[1].model_dump_json()
     assert "4242424242424242" not in raw and "originator" not in raw
-    assert relay.position() == ledger.store.recorder.max_notification_id()
+    assert relay.position() == ctx.store.recorder.max_notification_id()
 
 
 @pytest.mark.parametrize("transport", ["in-process", "kafka"])
 def test_in_process_and_kafka_transports_write_the_same(
-    make_ledger: LedgerFactory,
+    make_components: ComponentsFactory,
     clock: PinnedClock,
     request: pytest.FixtureRequest,
     od: tuple[FakeOpenDental, str],
@@ -153,11 +153,11 @@ def test_in_process_and_kafka_transports_write_the_same(
     """One consumer code (intake + worker) over either transport: the same writes."""
     fake, url = od
     bootstrap = request.getfixturevalue("kafka_bootstrap") if transport == "kafka" else None
-    ledger = make_ledger("postgres", clock, kafka_bootstrap=bootstrap)
-    practice, patients = od_practice(ledger, url, "Transport Dental")
+    ctx = make_components("postgres", clock, kafka_bootstrap=bootstrap)
+    practice, patients = od_practice(ctx, url, "Transport Dental")
     payments = [
         collect_payment(
-            ledger,
+            ctx,
             practice_id=practice.id,
             amount=500 + n,
             method=Method.VIRTUAL_TERMINAL,
@@ -170,23 +170,23 @@ def test_in_process_and_kafka_transports_write_the_same(
     stop = threading.Event()
     if bootstrap:
         topic = f"test.events.{uuid.uuid4().hex[:8]}"
-        relay = Relay(ledger.store, bootstrap, topic=topic, name=topic)
-        consumer = WritebackConsumer(ledger, "opendental", bootstrap, topic=topic)
+        relay = Relay(ctx.store, bootstrap, topic=topic, name=topic)
+        consumer = WritebackConsumer(ctx, "opendental", bootstrap, topic=topic)
         loops = [relay.run, consumer.consume, consumer.work]
     else:  # the embedded default: intake is a projection of the log, in process
-        consumer = WritebackConsumer(ledger, "opendental", "unused")
+        consumer = WritebackConsumer(ctx, "opendental", "unused")
         loops = [consumer.work]
     threads = [threading.Thread(target=t, args=(stop,)) for t in loops]
     for t in threads:
         t.start()
     try:
-        wait_until(lambda: associated(ledger) == 20, 60, "20 payments written")
+        wait_until(lambda: associated(ctx) == 20, 60, "20 payments written")
     finally:
         stop.set()
         for t in threads:
             t.join()
     assert fake.paid_markers() == [str(p.id) for p in payments]  # each once, in order
-    journal = ledger.db.query(
+    journal = ctx.db.query(
         "SELECT kind, status, payment_id FROM writeback_journal ORDER BY position"
     )
     assert journal == [
@@ -215,7 +215,7 @@ def spawn(command: str, env: dict[str, str], log: Path, *extra: str) -> subproce
 
 
 def test_kill_nine_relay_and_consumer_in_the_middle_of_2000_payments(
-    make_ledger: LedgerFactory,
+    make_components: ComponentsFactory,
     postgres_url: str,
     clock: PinnedClock,
     kafka_bootstrap: str,
@@ -223,15 +223,15 @@ def test_kill_nine_relay_and_consumer_in_the_middle_of_2000_payments(
     tmp_path: Path,
 ) -> None:
     fake, url = od
-    ledger = make_ledger("postgres", clock, kafka_bootstrap=kafka_bootstrap)
-    practices = [od_practice(ledger, url, f"Crash Dental {n}") for n in range(2)]
+    ctx = make_components("postgres", clock, kafka_bootstrap=kafka_bootstrap)
+    practices = [od_practice(ctx, url, f"Crash Dental {n}") for n in range(2)]
     env = {
         **os.environ,
         "PAYLEDGER_DATABASE_URL": postgres_url,
         "PAYLEDGER_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "PAYLEDGER_DATA_DIR": str(tmp_path / "proc"),
         # one secret key for every process, as in compose.yaml: the PMS keys are sealed
-        "PAYLEDGER_SECRET_KEY": ledger.settings.secret().decode(),
+        "PAYLEDGER_SECRET_KEY": ctx.settings.secret().decode(),
         "PAYLEDGER_WRITEBACK_CLAIM_SECONDS": "3",
     }
     log = tmp_path / "processes.log"
@@ -244,7 +244,7 @@ def test_kill_nine_relay_and_consumer_in_the_middle_of_2000_payments(
         for n in range(2000):
             practice, patients = practices[n % 2]
             payment = collect_payment(
-                ledger,
+                ctx,
                 practice_id=practice.id,
                 amount=100 + n,
                 method=Method.VIRTUAL_TERMINAL,
@@ -263,7 +263,7 @@ def test_kill_nine_relay_and_consumer_in_the_middle_of_2000_payments(
             relay, worker = kill_and_restart(relay, worker, env, log)
         # killed in the middle of the writeback, with payments still to write
         assert written_at_kill < 2000, "the processes were never killed mid-flight"
-        wait_until(lambda: associated(ledger) == 2000, 180, "2000 payments written")
+        wait_until(lambda: associated(ctx) == 2000, 180, "2000 payments written")
     finally:
         for process in (relay, worker):
             process.send_signal(signal.SIGKILL)

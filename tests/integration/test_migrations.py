@@ -10,7 +10,7 @@ import pytest
 
 from adapters.migrations import MIGRATIONS, applied
 from adapters.store import StoreConfig, open_store
-from services.bootstrap import build_ledger
+from services.bootstrap import build_components
 from services.cli import main
 from services.settings import Settings
 from tests.conftest import OPERATOR_TOKEN, PinnedClock
@@ -110,9 +110,9 @@ def test_an_old_database_is_upgraded_without_losing_a_row(
 ) -> None:
     settings = settings_for(tmp_path, backend, request)
     make_old_database(settings, added_columns=added_columns)
-    ledger = build_ledger(settings, real_clock=clock)
+    ctx = build_components(settings, real_clock=clock)
     try:
-        db = ledger.db
+        db = ctx.db
         assert applied(db) == [m.version for m in MIGRATIONS]
         journal = db.query("SELECT * FROM writeback_journal")
         assert [tuple(row.values()) for row in journal] == [JOURNAL]
@@ -123,12 +123,12 @@ def test_an_old_database_is_upgraded_without_losing_a_row(
         assert [tuple(row.values()) for row in keys] == [(*KEY, None, None)]
         [connection] = db.query("SELECT * FROM pms_connections")
         assert connection["practice_id"] == "p1" and "ck-1" not in connection["config"]
-        assert ledger.journal.connections.of("p1") == CONFIG
+        assert ctx.journal.connections.of("p1") == CONFIG
         assert db.query("SELECT offset_seconds FROM sandbox_clock") == [{"offset_seconds": 3600.0}]
         # the tables the old database lacked are there too
         assert db.query("SELECT COUNT(*) AS n FROM web_sessions") == [{"n": 0}]
     finally:
-        ledger.store.close()
+        ctx.store.close()
 
 
 def test_migrate_applies_each_migration_once(

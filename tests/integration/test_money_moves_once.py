@@ -22,21 +22,21 @@ from domain.schedule import parse_cutoff
 from services.app.payments import associate_payment, collect_payment, refund_payment
 from services.app.practices import create_practice
 from services.app.settlement import close_due_batches
-from services.context import Ledger
+from services.context import Components
 from tests.conftest import PinnedClock
 
 CARD = CardInput("4242424242424242", 12, 2030, "123")
 DAY = 86400
 
 
-def processor(ledger: Ledger) -> SandboxProcessor:
-    assert isinstance(ledger.processor, SandboxProcessor)
-    return ledger.processor
+def processor(ctx: Components) -> SandboxProcessor:
+    assert isinstance(ctx.processor, SandboxProcessor)
+    return ctx.processor
 
 
-def paid(ledger: Ledger, amount: int = 10_000) -> Payment:
+def paid(ctx: Components, amount: int = 10_000) -> Payment:
     practice = create_practice(
-        ledger,
+        ctx,
         name="Once Dental",
         timezone="America/New_York",
         pms=PmsKind.DENTRIX,
@@ -46,7 +46,7 @@ def paid(ledger: Ledger, amount: int = 10_000) -> Payment:
         actor="operator",
     )
     return collect_payment(
-        ledger,
+        ctx,
         practice_id=practice.id,
         amount=amount,
         method=Method.VIRTUAL_TERMINAL,
@@ -56,10 +56,10 @@ def paid(ledger: Ledger, amount: int = 10_000) -> Payment:
 
 
 @contextmanager
-def a_concurrent_associate(ledger: Ledger, payment: Payment, *, at_save: int) -> Iterator[None]:
+def a_concurrent_associate(ctx: Components, payment: Payment, *, at_save: int) -> Iterator[None]:
     """Just before the refund's `at_save`-th save of the payment, another writer (the
     writeback worker) associates it, so that save meets a version conflict."""
-    real_save = ledger.save
+    real_save = ctx.save
     saves = {"n": 0, "injected": False}
 
     def save(*aggregates: Any) -> None:
@@ -68,7 +68,7 @@ def a_concurrent_associate(ledger: Ledger, payment: Payment, *, at_save: int) ->
             if saves["n"] == at_save:
                 saves["injected"] = True
                 associate_payment(
-                    ledger,
+                    ctx,
                     practice_id=payment.practice_id,
                     payment_id=payment.id,
                     source=AssociationSource.AUTOMATIC,
@@ -77,39 +77,39 @@ def a_concurrent_associate(ledger: Ledger, payment: Payment, *, at_save: int) ->
                 )
         real_save(*aggregates)
 
-    ledger.save = save  # type: ignore[method-assign]
+    ctx.save = save  # type: ignore[method-assign]
     try:
         yield
     finally:
-        ledger.save = real_save  # type: ignore[method-assign]
+        ctx.save = real_save  # type: ignore[method-assign]
     assert saves["injected"], "the conflict was not forced"
 
 
 @pytest.mark.parametrize("key", [None, "refund-key-1"])
 @pytest.mark.parametrize("at_save", [1, 2])
 def test_a_refund_racing_an_associate_refunds_once(
-    ledger: Ledger, clock: PinnedClock, key: str | None, at_save: int
+    ctx: Components, clock: PinnedClock, key: str | None, at_save: int
 ) -> None:
-    payment = paid(ledger)
+    payment = paid(ctx)
     clock.move(seconds=DAY)  # past the cut-off: the payment settles, so this is a refund
-    close_due_batches(ledger, payment.practice_id)
-    refund = partial_refund(ledger, payment, key)
-    with a_concurrent_associate(ledger, payment, at_save=at_save):
+    close_due_batches(ctx, payment.practice_id)
+    refund = partial_refund(ctx, payment, key)
+    with a_concurrent_associate(ctx, payment, at_save=at_save):
         reversal = refund()
     assert reversal.kind == ReversalKind.REFUND
-    stored = ledger.get(Payment, payment.id, payment.practice_id)
+    stored = ctx.get(Payment, payment.id, payment.practice_id)
     assert [r.amount for r in stored.refunds] == [2500]
     assert stored.is_associated
-    assert processor(ledger).movements["refund"] == 1
+    assert processor(ctx).movements["refund"] == 1
     assert stored.refunds[0].processor_refund_id == reversal.payment.refunds[0].processor_refund_id
 
 
 @pytest.mark.parametrize("key", [None, "void-key-1"])
-def test_a_void_racing_an_associate_voids_once(ledger: Ledger, key: str | None) -> None:
-    payment = paid(ledger)
-    with a_concurrent_associate(ledger, payment, at_save=1):
+def test_a_void_racing_an_associate_voids_once(ctx: Components, key: str | None) -> None:
+    payment = paid(ctx)
+    with a_concurrent_associate(ctx, payment, at_save=1):
         reversal = refund_payment(
-            ledger,
+            ctx,
             practice_id=payment.practice_id,
             payment_id=payment.id,
             amount=None,
@@ -117,15 +117,15 @@ def test_a_void_racing_an_associate_voids_once(ledger: Ledger, key: str | None) 
             key=key,
         )
     assert reversal.kind == ReversalKind.VOID
-    assert processor(ledger).movements["void"] == 1
+    assert processor(ctx).movements["void"] == 1
 
 
 def test_a_refund_retried_with_its_key_after_a_crash_resumes_the_same_intent(
-    ledger: Ledger, clock: PinnedClock
+    ctx: Components, clock: PinnedClock
 ) -> None:
-    payment = paid(ledger)
+    payment = paid(ctx)
     clock.move(seconds=DAY)
-    sandbox = processor(ledger)
+    sandbox = processor(ctx)
     real_refund = sandbox.refund
 
     def crash(**kwargs: Any) -> str:
@@ -134,10 +134,10 @@ def test_a_refund_retried_with_its_key_after_a_crash_resumes_the_same_intent(
 
     sandbox.refund = crash  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
-        partial_refund(ledger, payment, "crash-key")()
+        partial_refund(ctx, payment, "crash-key")()
     sandbox.refund = real_refund  # type: ignore[method-assign]
-    reversal = partial_refund(ledger, payment, "crash-key")()
-    stored = ledger.get(Payment, payment.id, payment.practice_id)
+    reversal = partial_refund(ctx, payment, "crash-key")()
+    stored = ctx.get(Payment, payment.id, payment.practice_id)
     assert [r.amount for r in stored.refunds] == [2500]
     assert reversal.refund_id == stored.refunds[0].id
     assert sandbox.movements["refund"] == 1
@@ -145,11 +145,11 @@ def test_a_refund_retried_with_its_key_after_a_crash_resumes_the_same_intent(
 
 
 def test_an_intent_left_without_a_key_is_finished_by_the_next_refund(
-    ledger: Ledger, clock: PinnedClock
+    ctx: Components, clock: PinnedClock
 ) -> None:
-    payment = paid(ledger)
+    payment = paid(ctx)
     clock.move(seconds=DAY)
-    sandbox = processor(ledger)
+    sandbox = processor(ctx)
     real_refund = sandbox.refund
 
     def crash(**kwargs: Any) -> str:
@@ -157,20 +157,20 @@ def test_an_intent_left_without_a_key_is_finished_by_the_next_refund(
 
     sandbox.refund = crash  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
-        partial_refund(ledger, payment, None)()
+        partial_refund(ctx, payment, None)()
     sandbox.refund = real_refund  # type: ignore[method-assign]
-    left = ledger.get(Payment, payment.id, payment.practice_id)
+    left = ctx.get(Payment, payment.id, payment.practice_id)
     assert left.remaining.cents == 7500  # the intent holds its amount
-    partial_refund(ledger, payment, None)()
-    stored = ledger.get(Payment, payment.id, payment.practice_id)
+    partial_refund(ctx, payment, None)()
+    stored = ctx.get(Payment, payment.id, payment.practice_id)
     assert [r.amount for r in stored.refunds] == [2500, 2500]
     assert stored.pending_refunds == {}
     assert sandbox.movements["refund"] == 2
 
 
-def partial_refund(ledger: Ledger, payment: Payment, key: str | None) -> Callable[[], Any]:
+def partial_refund(ctx: Components, payment: Payment, key: str | None) -> Callable[[], Any]:
     return lambda: refund_payment(
-        ledger,
+        ctx,
         practice_id=payment.practice_id,
         payment_id=payment.id,
         amount=2500,

@@ -125,7 +125,7 @@ def test_bad_credentials_are_refused_and_keys_never_shown() -> None:
     assert "Secret-9f3a" not in repr(settings) and "dev-key" not in repr(settings)
 
 
-def test_an_eaglesoft_practice_writes_through_its_bridge(make_ledger: Any, clock: Any) -> None:
+def test_an_eaglesoft_practice_writes_through_its_bridge(make_components: Any, clock: Any) -> None:
     from domain.practices import DepositAccount, PmsKind
     from domain.schedule import parse_cutoff
     from services.app.payments import collect_payment, refund_payment
@@ -135,9 +135,9 @@ def test_an_eaglesoft_practice_writes_through_its_bridge(make_ledger: Any, clock
 
     bridge = FakeBridge()
     bridge.patients.add("E-9")
-    ledger = make_ledger("sqlite", clock)
+    ctx = make_components("sqlite", clock)
     practice = create_practice(
-        ledger,
+        ctx,
         name="ES Dental",
         timezone="America/Phoenix",
         pms=PmsKind.EAGLESOFT,
@@ -147,7 +147,7 @@ def test_an_eaglesoft_practice_writes_through_its_bridge(make_ledger: Any, clock
         actor="operator",
     )
     patient = register_patient(
-        ledger,
+        ctx,
         practice_id=practice.id,
         pms_patient_id="E-9",
         first_name="Eve",
@@ -158,13 +158,13 @@ def test_an_eaglesoft_practice_writes_through_its_bridge(make_ledger: Any, clock
         actor="operator",
     )
     with Served(bridge.app) as url:
-        ledger.journal.connections.keep(
+        ctx.journal.connections.keep(
             str(practice.id),
             {"eaglesoft": {"bridge_url": url, "token": "bridge-token", "timeout": 2}},
         )
         bridge.faults.extend(["500-after-apply", "429"])
         payment = collect_payment(
-            ledger,
+            ctx,
             practice_id=practice.id,
             amount=7000,
             method=Method.TERMINAL,
@@ -172,14 +172,14 @@ def test_an_eaglesoft_practice_writes_through_its_bridge(make_ledger: Any, clock
             patient_id=patient.id,
             actor="user:desk",
         )
-        worker = Worker(ledger, ledger.journal, "eaglesoft", first_delay=0.05)
-        drain(worker, ledger)
+        worker = Worker(ctx, ctx.journal, "eaglesoft", first_delay=0.05)
+        drain(worker, ctx)
         clock.move(days=1)
         refund_payment(
-            ledger, practice_id=practice.id, payment_id=payment.id, amount=2500, actor="user:desk"
+            ctx, practice_id=practice.id, payment_id=payment.id, amount=2500, actor="user:desk"
         )
-        drain(worker, ledger)
+        drain(worker, ctx)
     kinds = sorted((e["kind"], e["amount"]) for e in bridge.entries.values())
     assert kinds == [("payment", 7000), ("refund", 2500)]
-    fresh = ledger.get(type(payment), payment.id, practice.id)
+    fresh = ctx.get(type(payment), payment.id, practice.id)
     assert fresh.pms_reference is not None and fresh.pms_reference.startswith("Eaglesoft tran")

@@ -133,11 +133,11 @@ def test_a_close_run_again_after_a_crash_captures_nothing_twice(processed: Proce
     from domain.practices import Practice
 
     payment = processed.pay(9900)
-    ledger = processed.api.client.app.state.ledger  # type: ignore[attr-defined]
-    practice_id = ledger.get(Payment, payment_id(payment), None).practice_id
-    practice = ledger.get(Practice, practice_id, practice_id)
+    ctx = processed.api.client.app.state.ctx  # type: ignore[attr-defined]
+    practice_id = ctx.get(Payment, payment_id(payment), None).practice_id
+    practice = ctx.get(Practice, practice_id, practice_id)
     fees: dict[object, int | None] = {}
-    assert _capture(ledger, practice, ledger.get(Payment, payment_id(payment), practice_id), fees)  # type: ignore[arg-type]
+    assert _capture(ctx, practice, ctx.get(Payment, payment_id(payment), practice_id), fees)  # type: ignore[arg-type]
     processed.api.advance(DAY)
     assert processed.api.get(f"/v1/payments/{payment['id']}").json()["status"] == "settled"
     if processed.fake is not None:

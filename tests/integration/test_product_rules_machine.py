@@ -58,8 +58,8 @@ from services.app import receivables, requests
 from services.app.due import run_due_work
 from services.app.payments import collect_payment, refund_payment
 from services.app.practices import change_settings, create_practice, register_patient
-from services.bootstrap import build_ledger
-from services.context import Ledger
+from services.bootstrap import build_components
+from services.context import Components
 from services.settings import Settings
 from tests.conftest import PinnedClock
 from tests.integration.test_store_contract import table_dump
@@ -87,7 +87,7 @@ class ProductRules(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="payledger-rules-"))
-        self.ledger: Ledger | None = None
+        self.ctx: Components | None = None
         self.payments: list[UUID] = []
         self.requests: list[UUID] = []
         self.patients: list[UUID] = []
@@ -105,12 +105,12 @@ class ProductRules(RuleBasedStateMachine):
         url = type(self).postgres_url
         if url is not None:
             url = fresh_postgres(url)
-        self.ledger = build_ledger(
+        self.ctx = build_components(
             Settings(data_dir=self.tmp, database_url=url, run_scheduler=False),
             real_clock=self.clock,
         )
         practice = create_practice(
-            self.ledger,
+            self.ctx,
             name="Rules Dental",
             timezone="America/New_York",
             pms=PmsKind.DENTRIX,
@@ -120,10 +120,10 @@ class ProductRules(RuleBasedStateMachine):
             actor="operator",
         )
         self.practice_id = practice.id
-        change_settings(self.ledger, practice.id, {"fee_rate_bps": fee_rate}, "operator")
+        change_settings(self.ctx, practice.id, {"fee_rate_bps": fee_rate}, "operator")
         for n in range(3):
             patient = register_patient(
-                self.ledger,
+                self.ctx,
                 practice_id=practice.id,
                 pms_patient_id=str(100 + n),
                 first_name=f"Pat{n}",
@@ -136,9 +136,9 @@ class ProductRules(RuleBasedStateMachine):
             self.patients.append(patient.id)
 
     @property
-    def led(self) -> Ledger:
-        assert self.ledger is not None
-        return self.ledger
+    def led(self) -> Components:
+        assert self.ctx is not None
+        return self.ctx
 
     @property
     def processor(self) -> SandboxProcessor:
@@ -306,12 +306,12 @@ class ProductRules(RuleBasedStateMachine):
 
     @invariant()
     def every_rule_holds(self) -> None:
-        if self.ledger is None:
+        if self.ctx is None:
             return
         self.steps += 1
-        ledger, practice_id = self.led, self.practice_id
-        ledger.catch_up()
-        payments = [ledger.get(Payment, pid, practice_id) for pid in self.payments]
+        ctx, practice_id = self.led, self.practice_id
+        ctx.catch_up()
+        payments = [ctx.get(Payment, pid, practice_id) for pid in self.payments]
         now = self.now()
 
         # No refund beyond capture; nothing settles twice.
@@ -320,7 +320,7 @@ class ProductRules(RuleBasedStateMachine):
             assert p.refunded.cents == 0 or p.status == Status.SETTLED, p.id
             settled = [
                 e
-                for e in ledger.store.repository.event_store.get(p.id)
+                for e in ctx.store.repository.event_store.get(p.id)
                 if type(e).__name__ == "Settled"
             ]
             assert len(settled) <= (1 if p.status == Status.SETTLED else 0), p.id
@@ -333,16 +333,16 @@ class ProductRules(RuleBasedStateMachine):
 
         # Batches and deposits: each item once; exactly the settled payments and the
         # refunds of closed batches; deposits add up to the cent.
-        batch_rows = ledger.db.query(
+        batch_rows = ctx.db.query(
             "SELECT id, batch_id, net_amount FROM deposits WHERE practice_id = ?",
             (str(practice_id),),
         )
         in_batches: Counter[tuple[str, str]] = Counter()
         in_deposits: Counter[tuple[str, str]] = Counter()
         for row in batch_rows:
-            batch = ledger.get(Batch, UUID(row["batch_id"]), practice_id)
+            batch = ctx.get(Batch, UUID(row["batch_id"]), practice_id)
             in_batches.update((i.kind, str(i.refund_id or i.payment_id)) for i in batch.items)
-            items = deposit_items(ledger.db, UUID(row["id"]))
+            items = deposit_items(ctx.db, UUID(row["id"]))
             assert sum(int(i["net_amount"]) for i in items) == int(row["net_amount"])
             in_deposits.update((i["kind"], i["refund_id"] or i["payment_id"]) for i in items)
         assert all(n == 1 for n in in_batches.values()), "an item is in two batches"
@@ -353,7 +353,7 @@ class ProductRules(RuleBasedStateMachine):
         assert {i for kind, i in in_batches if kind == "refund"} == batched_refunds
         gross = sum(p.amount.cents for p in payments if p.status == Status.SETTLED)
         refunded = sum(r.amount for p in payments for r in p.refunds if r.batch_id)
-        fees_and_net = ledger.db.query_one(
+        fees_and_net = ctx.db.query_one(
             "SELECT COALESCE(SUM(net_amount), 0) AS net, COALESCE(SUM(fees_amount), 0) AS fees "
             "FROM deposits WHERE practice_id = ?",
             (str(practice_id),),
@@ -365,17 +365,17 @@ class ProductRules(RuleBasedStateMachine):
         # after it closed; a paid one by a payment of its amount or less.
         outstanding: Counter[UUID] = Counter()
         for rid in self.requests:
-            r = ledger.get(PaymentRequest, rid, practice_id)
+            r = ctx.get(PaymentRequest, rid, practice_id)
             if r.is_outstanding(now):
                 outstanding[r.patient_id] += 1
             if r.status == RequestStatus.COMPLETED:
-                paid = ledger.get(Payment, r.payment_id, practice_id)  # type: ignore[arg-type]
+                paid = ctx.get(Payment, r.payment_id, practice_id)  # type: ignore[arg-type]
                 assert paid.amount == r.paid_amount and paid.amount <= r.amount
                 assert paid.occurred_at < r.expires_at
             else:
                 assert r.payment_id is None
         assert all(n <= 1 for n in outstanding.values()), outstanding
-        views = ledger.db.query(
+        views = ctx.db.query(
             "SELECT patient_id, COUNT(*) AS n FROM payment_requests "
             "WHERE practice_id = ? AND status = 'requested' AND expires_at > ? "
             "GROUP BY patient_id",
@@ -394,9 +394,9 @@ class ProductRules(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            if self.ledger is not None:
+            if self.ctx is not None:
                 self.views_equal_a_rebuild()
-                self.ledger.store.close()
+                self.ctx.store.close()
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -457,7 +457,7 @@ def test_the_product_rules_hold_after_every_step_on_postgres(postgres_server: st
         postgres_url = postgres_server
 
         def teardown(self) -> None:
-            url = str(self.led.settings.database_url) if self.ledger is not None else None
+            url = str(self.led.settings.database_url) if self.ctx is not None else None
             super().teardown()
             if url is not None:
                 drop_postgres(postgres_server, url.rsplit("/", 1)[1])

@@ -13,9 +13,9 @@ from domain.payments import Method, Payment
 from projections.deposits import Deposits
 from services.app.payments import collect_payment
 from services.app.settlement import close_due_batches
-from services.context import Ledger
+from services.context import Components
 from services.http.app import create_app
-from tests.conftest import LedgerFactory, PinnedClock
+from tests.conftest import ComponentsFactory, PinnedClock
 from tests.integration.test_store_contract import CARD, new_practice
 
 POISON = 666  # the amount of the one payment the broken view cannot take
@@ -34,23 +34,26 @@ def broken_deposits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(params=["inline", "background thread"])
-def ledger_running(
-    request: pytest.FixtureRequest, make_ledger: LedgerFactory, backend: str, clock: PinnedClock
-) -> Iterator[Ledger]:
-    ledger = make_ledger(backend, clock, metrics_token="scrape-me")
+def components_running(
+    request: pytest.FixtureRequest,
+    make_components: ComponentsFactory,
+    backend: str,
+    clock: PinnedClock,
+) -> Iterator[Components]:
+    ctx = make_components(backend, clock, metrics_token="scrape-me")
     if request.param == "background thread":
-        ledger.projector.start(interval=0.05)
-    yield ledger
-    ledger.projector.stop()
+        ctx.projector.start(interval=0.05)
+    yield ctx
+    ctx.projector.stop()
 
 
 def test_a_failing_view_stops_only_itself(
-    ledger_running: Ledger, clock: PinnedClock, broken_deposits: None
+    components_running: Components, clock: PinnedClock, broken_deposits: None
 ) -> None:
-    ledger = ledger_running
-    practice = new_practice(ledger)
+    ctx = components_running
+    practice = new_practice(ctx)
     poisoned = collect_payment(
-        ledger,
+        ctx,
         practice_id=practice.id,
         amount=POISON,
         method=Method.VIRTUAL_TERMINAL,
@@ -58,17 +61,17 @@ def test_a_failing_view_stops_only_itself(
         actor="user:test",
     )
     after = collect_payment(
-        ledger,
+        ctx,
         practice_id=practice.id,
         amount=700,
         method=Method.VIRTUAL_TERMINAL,
         card=CARD,
         actor="user:test",
     )
-    later_practice = new_practice(ledger)
+    later_practice = new_practice(ctx)
 
     # the other display views and work lists show both payments at once
-    rows = ledger.db.query(
+    rows = ctx.db.query(
         "SELECT id, amount FROM transactions WHERE practice_id = ? ORDER BY amount",
         (str(practice.id),),
     )
@@ -76,30 +79,30 @@ def test_a_failing_view_stops_only_itself(
         (str(poisoned.id), POISON),
         (str(after.id), 700),
     ]
-    feed = ledger.db.query(
+    feed = ctx.db.query(
         "SELECT aggregate_id FROM event_feed WHERE aggregate_id = ?", (str(after.id),)
     )
     assert len(feed) >= 1
 
     # the writeback intake took in what came after the poisoned event
-    assert ledger.db.query_one(
+    assert ctx.db.query_one(
         "SELECT practice_id FROM writeback_practices WHERE practice_id = ?",
         (str(later_practice.id),),
     ) == {"practice_id": str(later_practice.id)}
 
     # settlement chooses its work from the transactions view, not the failing one
     clock.move(days=2)
-    batches = close_due_batches(ledger, practice.id)
+    batches = close_due_batches(ctx, practice.id)
     assert sorted(i.amount for b in batches for i in b.items) == [POISON, 700]
 
     # the failing view stopped before the event, kept its error, and is shown
-    state = {s.name: s for s in ledger.projector.states()}
+    state = {s.name: s for s in ctx.projector.states()}
     assert state["deposits"].error is not None
     assert "cannot take this payment" in state["deposits"].error
     assert state["deposits"].position < state["transactions"].position
     assert all(s.error is None for name, s in state.items() if name != "deposits")
 
-    client = TestClient(create_app(ledger, scheduler=False))
+    client = TestClient(create_app(ctx, scheduler=False))
     health = client.get("/healthz").json()
     views = {p["name"]: p for p in health["projections"]}
     assert "cannot take this payment" in views["deposits"]["error"]
@@ -116,9 +119,9 @@ def test_a_failing_view_stops_only_itself(
 
 
 def test_a_failing_view_recovers_when_it_can(
-    ledger_running: Ledger, clock: PinnedClock, monkeypatch: pytest.MonkeyPatch
+    components_running: Components, clock: PinnedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ledger = ledger_running
+    ctx = components_running
     original = Deposits.process
     broken = True
 
@@ -128,18 +131,18 @@ def test_a_failing_view_recovers_when_it_can(
         original(self, tx, event, position)
 
     monkeypatch.setattr(Deposits, "process", process)
-    practice = new_practice(ledger)
+    practice = new_practice(ctx)
     collect_payment(
-        ledger,
+        ctx,
         practice_id=practice.id,
         amount=900,
         method=Method.VIRTUAL_TERMINAL,
         card=CARD,
         actor="user:test",
     )
-    assert ledger.projector.runner("deposits").error == "RuntimeError: disk full"
+    assert ctx.projector.runner("deposits").error == "RuntimeError: disk full"
     broken = False
-    ledger.projector.catch_up()  # tried again now, not after the pause
-    last = ledger.store.recorder.max_notification_id()
-    assert ledger.projector.runner("deposits").error is None
-    assert ledger.projector.position("deposits") == last
+    ctx.projector.catch_up()  # tried again now, not after the pause
+    last = ctx.store.recorder.max_notification_id()
+    assert ctx.projector.runner("deposits").error is None
+    assert ctx.projector.position("deposits") == last

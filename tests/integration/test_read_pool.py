@@ -7,37 +7,37 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from services.context import Ledger
-from tests.conftest import LedgerFactory
+from services.context import Components
+from tests.conftest import ComponentsFactory
 
 
-def test_a_read_sees_what_a_write_committed(ledger: Ledger) -> None:
-    with ledger.db.transaction() as tx:
+def test_a_read_sees_what_a_write_committed(ctx: Components) -> None:
+    with ctx.db.transaction() as tx:
         tx.execute("INSERT INTO relay_position (name, position) VALUES (?, ?)", ("read-pool", 7))
-    row = ledger.db.query_one("SELECT position FROM relay_position WHERE name = ?", ("read-pool",))
+    row = ctx.db.query_one("SELECT position FROM relay_position WHERE name = ?", ("read-pool",))
     assert row is not None and int(row["position"]) == 7
 
 
-def test_a_read_changes_nothing(ledger: Ledger) -> None:
-    with ledger.db.reading() as tx:
+def test_a_read_changes_nothing(ctx: Components) -> None:
+    with ctx.db.reading() as tx:
         tx.execute("INSERT INTO relay_position (name, position) VALUES (?, ?)", ("read-only", 1))
-    assert ledger.db.query("SELECT * FROM relay_position WHERE name = ?", ("read-only",)) == []
+    assert ctx.db.query("SELECT * FROM relay_position WHERE name = ?", ("read-only",)) == []
 
 
-def test_a_question_mark_in_a_literal_is_not_a_placeholder(ledger: Ledger) -> None:
-    row = ledger.db.query_one("SELECT 'why?' AS q, ? AS v, '100%' AS p", ("ok",))
+def test_a_question_mark_in_a_literal_is_not_a_placeholder(ctx: Components) -> None:
+    row = ctx.db.query_one("SELECT 'why?' AS q, ? AS v, '100%' AS p", ("ok",))
     assert row == {"q": "why?", "v": "ok", "p": "100%"}
 
 
 def test_reads_come_back_after_the_server_ends_the_pools_connections(
-    make_ledger: LedgerFactory,
+    make_components: ComponentsFactory,
 ) -> None:
-    ledger = make_ledger("postgres")
-    url = ledger.settings.database_url
+    ctx = make_components("postgres")
+    url = ctx.settings.database_url
     assert url is not None
     dbname = url.rsplit("/", 1)[1]
     for _ in range(3):  # a few connections into the pool, idle
-        ledger.db.query("SELECT 1 AS ok")
+        ctx.db.query("SELECT 1 AS ok")
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -47,7 +47,7 @@ def test_reads_come_back_after_the_server_ends_the_pools_connections(
     failures = 0
     for _ in range(10):
         try:
-            assert ledger.db.query_one("SELECT 1 AS ok") == {"ok": 1}
+            assert ctx.db.query_one("SELECT 1 AS ok") == {"ok": 1}
             break
         except psycopg.OperationalError:
             failures += 1

@@ -24,10 +24,10 @@ from domain.schedule import parse_cutoff
 from projections.receivables import SORTABLE, list_ar
 from services.app.practices import create_practice, register_patient
 from services.app.receivables import bulk_send, parse_filter, record_balance, snooze, today
-from services.bootstrap import build_ledger
-from services.context import Ledger
+from services.bootstrap import build_components
+from services.context import Components
 from services.settings import Settings
-from tests.conftest import LedgerFactory, PinnedClock
+from tests.conftest import ComponentsFactory, PinnedClock
 
 people = st.lists(
     st.tuples(
@@ -45,22 +45,22 @@ people = st.lists(
 
 
 @contextmanager
-def fresh_ledger() -> Iterator[Ledger]:
+def fresh_components() -> Iterator[Components]:
     """A ledger of its own for one example (the fixtures live for the whole test)."""
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = build_ledger(
+        ctx = build_components(
             Settings(data_dir=Path(tmp), run_scheduler=False),
             real_clock=PinnedClock(datetime(2026, 3, 4, 15, 0, tzinfo=UTC)),
         )
         try:
-            yield ledger
+            yield ctx
         finally:
-            ledger.store.close()
+            ctx.store.close()
 
 
-def populate(ledger: Ledger, rows: list[tuple[Any, ...]]) -> Any:
+def populate(ctx: Components, rows: list[tuple[Any, ...]]) -> Any:
     practice = create_practice(
-        ledger,
+        ctx,
         name="AR Dental",
         timezone="America/New_York",
         pms=PmsKind.OPENDENTAL,
@@ -69,10 +69,10 @@ def populate(ledger: Ledger, rows: list[tuple[Any, ...]]) -> Any:
         batch_cutoff=parse_cutoff("23:59"),
         actor="operator",
     )
-    day = today(ledger, practice)
+    day = today(ctx, practice)
     for n, (current, over, email, phone, plan, snoozed, has_balance) in enumerate(rows):
         patient = register_patient(
-            ledger,
+            ctx,
             practice_id=practice.id,
             pms_patient_id=str(n),
             first_name="P",
@@ -84,7 +84,7 @@ def populate(ledger: Ledger, rows: list[tuple[Any, ...]]) -> Any:
         )
         if has_balance:
             record_balance(
-                ledger,
+                ctx,
                 practice_id=practice.id,
                 patient_id=patient.id,
                 balance=Balance(
@@ -95,7 +95,7 @@ def populate(ledger: Ledger, rows: list[tuple[Any, ...]]) -> Any:
             )
         if snoozed:
             snooze(
-                ledger,
+                ctx,
                 practice_id=practice.id,
                 patient_id=patient.id,
                 until=day.replace(year=day.year + 1),
@@ -116,31 +116,27 @@ def populate(ledger: Ledger, rows: list[tuple[Any, ...]]) -> Any:
 def test_paging_returns_each_match_once_in_order(
     rows: list[tuple[Any, ...]], sort: str, page: int, min_total: int | None
 ) -> None:
-    with fresh_ledger() as ledger:
-        check_paging(ledger, rows, sort, page, min_total)
+    with fresh_components() as ctx:
+        check_paging(ctx, rows, sort, page, min_total)
 
 
 def check_paging(
-    ledger: Ledger, rows: list[tuple[Any, ...]], sort: str, page: int, min_total: int | None
+    ctx: Components, rows: list[tuple[Any, ...]], sort: str, page: int, min_total: int | None
 ) -> None:
-    check_paging_of(ledger, populate(ledger, rows), sort, page, min_total)
+    check_paging_of(ctx, populate(ctx, rows), sort, page, min_total)
 
 
 def check_paging_of(
-    ledger: Ledger, practice: Any, sort: str, page: int, min_total: int | None = None
+    ctx: Components, practice: Any, sort: str, page: int, min_total: int | None = None
 ) -> None:
     query, _ = parse_filter({"min_total": min_total} if min_total is not None else {})
-    day = today(ledger, practice).isoformat()
-    everything = list_ar(
-        ledger.db, practice.id, query, today=day, sort=sort, after=None, limit=None
-    )
+    day = today(ctx, practice).isoformat()
+    everything = list_ar(ctx.db, practice.id, query, today=day, sort=sort, after=None, limit=None)
     column = sort.lstrip("-")
     seen: list[str] = []
     after = None
     while True:
-        chunk = list_ar(
-            ledger.db, practice.id, query, today=day, sort=sort, after=after, limit=page
-        )
+        chunk = list_ar(ctx.db, practice.id, query, today=day, sort=sort, after=after, limit=page)
         seen.extend(r["id"] for r in chunk)
         if len(chunk) < page:
             break
@@ -166,9 +162,9 @@ def test_bulk_outcome_partitions_the_selection(
     skip_snoozed: bool,
     skip_plan: bool,
 ) -> None:
-    with fresh_ledger() as ledger:
+    with fresh_components() as ctx:
         check_bulk(
-            ledger,
+            ctx,
             rows,
             channel,
             rule,
@@ -179,20 +175,20 @@ def test_bulk_outcome_partitions_the_selection(
 
 
 def check_bulk(
-    ledger: Ledger, rows: list[tuple[Any, ...]], channel: str, rule: AmountRule, rules: Eligibility
+    ctx: Components, rows: list[tuple[Any, ...]], channel: str, rule: AmountRule, rules: Eligibility
 ) -> None:
     min_balance = rules.min_balance
-    practice = populate(ledger, rows)
+    practice = populate(ctx, rows)
     selected = [
         r["id"]
-        for r in ledger.db.query(
+        for r in ctx.db.query(
             "SELECT id FROM ar_patients WHERE practice_id = ?", (str(practice.id),)
         )
     ]
 
     def run() -> list[Any]:
         return bulk_send(
-            ledger,
+            ctx,
             practice_id=practice.id,
             patient_ids=[UUID(s) for s in selected],
             raw_filter=None,
@@ -209,18 +205,18 @@ def check_bulk(
     assert all((o.outcome == "skipped") == (o.reason is not None) for o in outcomes)
     assert all(o.amount is None or o.amount >= min_balance for o in outcomes)
     sent = {o.patient_id: o.request_id for o in outcomes if o.outcome == "sent"}
-    messages = ledger.db.query_one("SELECT COUNT(*) AS n FROM outbox")
+    messages = ctx.db.query_one("SELECT COUNT(*) AS n FROM outbox")
     assert messages is not None and int(messages["n"]) == len(sent)
     again = run()
     assert {o.patient_id: o.request_id for o in again if o.outcome == "sent"} == sent
-    messages = ledger.db.query_one("SELECT COUNT(*) AS n FROM outbox")
+    messages = ctx.db.query_one("SELECT COUNT(*) AS n FROM outbox")
     assert messages is not None and int(messages["n"]) == len(sent)
 
 
 def test_paging_on_postgresql_for_every_sort(
-    make_ledger: LedgerFactory, clock: PinnedClock
+    make_components: ComponentsFactory, clock: PinnedClock
 ) -> None:
-    ledger = make_ledger("postgres", clock)
+    ctx = make_components("postgres", clock)
     rows = [
         (
             n * 1733 % 9000 - 500,
@@ -233,13 +229,13 @@ def test_paging_on_postgresql_for_every_sort(
         )
         for n in range(40)
     ]
-    populate_once = populate(ledger, rows)
+    populate_once = populate(ctx, rows)
     for sort in (*SORTABLE, *(f"-{c}" for c in SORTABLE)):
         for page in (1, 4, 9):
-            check_paging_of(ledger, populate_once, sort, page)
+            check_paging_of(ctx, populate_once, sort, page)
     assert len(
         list_ar(
-            ledger.db,
+            ctx.db,
             populate_once.id,
             parse_filter({})[0],
             today="2026-03-04",

@@ -19,7 +19,7 @@ from adapters.sql import Database
 from domain.base import LedgerAggregate
 from services.app import replay
 from services.bootstrap import all_projections
-from services.context import Ledger
+from services.context import Components
 from tests.conftest import Api, PinnedClock
 
 CARDS = ["4242424242424242", "4242424242424242", "4000000000000002"]
@@ -86,15 +86,15 @@ class History:
             office.advance(n * 3600)
 
 
-def ledger_of(api: Api) -> Ledger:
-    ledger: Ledger = api.client.app.state.ledger  # type: ignore[attr-defined]
-    return ledger
+def ctx_of(api: Api) -> Components:
+    ctx: Components = api.client.app.state.ctx  # type: ignore[attr-defined]
+    return ctx
 
 
-def replayed_alone(ledger: Ledger, practice_id: UUID) -> dict[str, str]:
+def replayed_alone(ctx: Components, practice_id: UUID) -> dict[str, str]:
     """The practice's own events replayed alone into an empty database: its checksums."""
     views = all_projections()
-    until = {p.name: replay.last_position(ledger.store) for p in views}
+    until = {p.name: replay.last_position(ctx.store) for p in views}
 
     def keep(event: Any) -> bool:
         return isinstance(event, LedgerAggregate.Event) and event.practice_id == practice_id
@@ -103,7 +103,7 @@ def replayed_alone(ledger: Ledger, practice_id: UUID) -> dict[str, str]:
         datastore = SQLiteDatastore(str(Path(folder) / "alone.sqlite3"))
         try:
             scratch = Database(datastore, postgres=False)
-            replay.replay_into(ledger.store, scratch, views, until, keep=keep)
+            replay.replay_into(ctx.store, scratch, views, until, keep=keep)
             with scratch.reading() as tx:
                 return {p.name: replay.view_rows(tx, p, practice_id).checksum for p in views}
         finally:
@@ -113,10 +113,10 @@ def replayed_alone(ledger: Ledger, practice_id: UUID) -> dict[str, str]:
 def check_history(api: Api, history: History, steps: list[tuple[str, int, int]]) -> None:
     for action, which, n in steps:
         history.run(action, which, n)
-    ledger = ledger_of(api)
+    ctx = ctx_of(api)
     views = all_projections()
 
-    verified = replay.verify(ledger.store, ledger.db, views)
+    verified = replay.verify(ctx.store, ctx.db, views)
     assert verified.differences == [] and verified.ok, verified.differences[:5]
     assert set(verified.replayed) == {p.name for p in views}
 
@@ -126,7 +126,7 @@ def check_history(api: Api, history: History, steps: list[tuple[str, int, int]])
         body = answer.json()
         assert body["practice_id"] == office.practice_id
         live = {name: v["checksum"] for name, v in body["views"].items()}
-        assert live == replayed_alone(ledger, UUID(office.practice_id))
+        assert live == replayed_alone(ctx, UUID(office.practice_id))
         assert all(v["position"] == body["log_position"] for v in body["views"].values())
 
 
@@ -147,18 +147,16 @@ def test_live_views_equal_their_replay_after_any_history(
 
     grows()
 
-    ledger = ledger_of(api)
+    ctx = ctx_of(api)
     views = all_projections()
-    before = replay.live_checksums(ledger.db, views)
+    before = replay.live_checksums(ctx.db, views)
     seen: list[int] = []
-    replay.rebuild(
-        ledger.store, ledger.db, ledger.projector, views, lambda at, last: seen.append(at)
-    )
-    after = replay.live_checksums(ledger.db, views)
+    replay.rebuild(ctx.store, ctx.db, ctx.projector, views, lambda at, last: seen.append(at))
+    after = replay.live_checksums(ctx.db, views)
     assert {n: v["checksum"] for n, v in after.items()} == {
         n: v["checksum"] for n, v in before.items()
     }
-    assert seen and seen[-1] == replay.last_position(ledger.store)
+    assert seen and seen[-1] == replay.last_position(ctx.store)
 
 
 def test_a_row_changed_behind_the_logs_back_is_reported(
@@ -167,10 +165,10 @@ def test_a_row_changed_behind_the_logs_back_is_reported(
     api = api_for(backend, clock).setup()
     paid = api.pay(4200)
     assert paid.status_code == 201, paid.text
-    ledger = ledger_of(api)
-    with ledger.db.transaction() as tx:
+    ctx = ctx_of(api)
+    with ctx.db.transaction() as tx:
         tx.execute("UPDATE transactions SET amount = 4201 WHERE id = ?", (paid.json()["id"],))
-    verified = replay.verify(ledger.store, ledger.db, all_projections())
+    verified = replay.verify(ctx.store, ctx.db, all_projections())
     assert not verified.ok
     assert {(d.view, d.table, d.side) for d in verified.differences} == {
         ("transactions", "transactions", "live"),

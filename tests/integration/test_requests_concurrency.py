@@ -1,4 +1,4 @@
-"""Payment requests under concurrency, against PostgreSQL with two independent ledgers
+"""Payment requests under concurrency, against PostgreSQL with two independent sets of components
 (as two server processes would be): one outstanding request per patient, and due work
 (expiry, reminders, deliveries) done once however many schedulers run it."""
 
@@ -17,8 +17,8 @@ from domain.schedule import parse_cutoff
 from services.app.due import run_due_work
 from services.app.practices import change_settings, create_practice, register_patient
 from services.app.requests import send_request
-from services.context import Ledger
-from tests.conftest import LedgerFactory, PinnedClock
+from services.context import Components
+from tests.conftest import ComponentsFactory, PinnedClock
 
 DAY = 86400
 
@@ -43,9 +43,9 @@ def race(*actions: Callable[[], Any]) -> list[Any]:
     return results
 
 
-def setup(ledger: Ledger, patients: int) -> tuple[Any, list[Patient]]:
+def setup(ctx: Components, patients: int) -> tuple[Any, list[Patient]]:
     practice = create_practice(
-        ledger,
+        ctx,
         name="Race Dental",
         timezone="America/Denver",
         pms=PmsKind.OPENDENTAL,
@@ -54,10 +54,10 @@ def setup(ledger: Ledger, patients: int) -> tuple[Any, list[Patient]]:
         batch_cutoff=parse_cutoff("23:59"),
         actor="operator",
     )
-    change_settings(ledger, practice.id, {"reminder_days": [3, 10]}, "operator")
+    change_settings(ctx, practice.id, {"reminder_days": [3, 10]}, "operator")
     people = [
         register_patient(
-            ledger,
+            ctx,
             practice_id=practice.id,
             pms_patient_id=str(n),
             first_name="Pat",
@@ -72,8 +72,8 @@ def setup(ledger: Ledger, patients: int) -> tuple[Any, list[Patient]]:
     return practice, people
 
 
-def outstanding(ledger: Ledger, practice_id: Any, patient_id: Any) -> list[str]:
-    rows = ledger.db.query(
+def outstanding(ctx: Components, practice_id: Any, patient_id: Any) -> list[str]:
+    rows = ctx.db.query(
         "SELECT id FROM payment_requests WHERE practice_id = ? AND patient_id = ? "
         "AND status = 'requested'",
         (str(practice_id), str(patient_id)),
@@ -82,24 +82,24 @@ def outstanding(ledger: Ledger, practice_id: Any, patient_id: Any) -> list[str]:
 
 
 def test_two_concurrent_sends_leave_exactly_one_outstanding(
-    make_ledger: LedgerFactory, postgres_url: str, clock: PinnedClock
+    make_components: ComponentsFactory, postgres_url: str, clock: PinnedClock
 ) -> None:
-    one = make_ledger("postgres", clock)
-    two = make_ledger("postgres", clock)
+    one = make_components("postgres", clock)
+    two = make_components("postgres", clock)
     practice, patients = setup(one, 8)
     for patient in patients:
         results = race(
             *(
                 partial(
                     send_request,
-                    ledger,
+                    ctx,
                     practice_id=practice.id,
                     patient_id=patient.id,
                     amount=amount,
                     channel=Channel.EMAIL,
                     actor="user:race",
                 )
-                for ledger, amount in ((one, 1000), (two, 2000), (one, 3000), (two, 4000))
+                for ctx, amount in ((one, 1000), (two, 2000), (one, 3000), (two, 4000))
             )
         )
         sent = [r for r in results if isinstance(r, PaymentRequest)]
@@ -112,10 +112,10 @@ def test_two_concurrent_sends_leave_exactly_one_outstanding(
 
 
 def test_due_work_runs_once_in_two_schedulers(
-    make_ledger: LedgerFactory, postgres_url: str, clock: PinnedClock
+    make_components: ComponentsFactory, postgres_url: str, clock: PinnedClock
 ) -> None:
-    one = make_ledger("postgres", clock)
-    two = make_ledger("postgres", clock)
+    one = make_components("postgres", clock)
+    two = make_components("postgres", clock)
     practice, patients = setup(one, 6)
     requests = [
         send_request(

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from services.context import Ledger
+from services.context import Components
 from services.http.access_log import redact_path
 from services.http.app import create_app
-from tests.conftest import LedgerFactory
+from tests.conftest import ComponentsFactory
 
 
 def mode(path: Path) -> int:
@@ -22,12 +22,12 @@ def mode(path: Path) -> int:
 
 
 def test_the_sqlite_files_are_readable_by_their_owner_only(
-    make_ledger: LedgerFactory, tmp_path: Path
+    make_components: ComponentsFactory, tmp_path: Path
 ) -> None:
     old = os.umask(0o022)  # the usual umask: files would be world-readable by default
     try:
-        ledger = make_ledger("sqlite")
-        with ledger.db.transaction() as tx:
+        ctx = make_components("sqlite")
+        with ctx.db.transaction() as tx:
             tx.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
     finally:
         os.umask(old)
@@ -39,13 +39,13 @@ def test_the_sqlite_files_are_readable_by_their_owner_only(
 
 
 def test_an_existing_world_readable_database_is_made_private(
-    make_ledger: LedgerFactory, tmp_path: Path
+    make_components: ComponentsFactory, tmp_path: Path
 ) -> None:
     (tmp_path / "var").mkdir()
     database = tmp_path / "var" / "payledger.sqlite3"
     database.touch(mode=0o644)
     database.chmod(0o644)
-    make_ledger("sqlite")
+    make_components("sqlite")
     assert mode(database) == 0o600
 
 
@@ -62,10 +62,10 @@ def test_pay_link_tokens_are_redacted_from_paths(path: str, logged: str) -> None
 
 
 def test_the_access_log_holds_no_pay_link_token(
-    make_ledger: LedgerFactory, caplog: pytest.LogCaptureFixture
+    make_components: ComponentsFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ledger: Ledger = make_ledger("sqlite")
-    create_app(ledger, scheduler=False)
+    ctx: Components = make_components("sqlite")
+    create_app(ctx, scheduler=False)
     access = logging.getLogger("uvicorn.access")
     with caplog.at_level(logging.INFO, logger="uvicorn.access"):
         # as uvicorn's access logger writes a line
@@ -85,39 +85,39 @@ KEYS = {
 }
 
 
-def test_pms_keys_are_kept_sealed_and_read_back(make_ledger: LedgerFactory) -> None:
-    ledger: Ledger = make_ledger("sqlite")
-    ledger.journal.connections.keep("p1", {"opendental": KEYS})
-    stored = ledger.db.query_one("SELECT config FROM pms_connections WHERE practice_id = 'p1'")
+def test_pms_keys_are_kept_sealed_and_read_back(make_components: ComponentsFactory) -> None:
+    ctx: Components = make_components("sqlite")
+    ctx.journal.connections.keep("p1", {"opendental": KEYS})
+    stored = ctx.db.query_one("SELECT config FROM pms_connections WHERE practice_id = 'p1'")
     assert stored is not None
     assert "dev-Secret-1" not in stored["config"] and "cust-Secret-2" not in stored["config"]
     assert stored["config"].startswith("sealed:v1:")
-    assert ledger.journal.connections.of("p1") == {"opendental": KEYS}
+    assert ctx.journal.connections.of("p1") == {"opendental": KEYS}
 
 
 def test_keys_kept_in_clear_by_an_older_version_are_sealed_at_start(
-    make_ledger: LedgerFactory,
+    make_components: ComponentsFactory,
 ) -> None:
-    first: Ledger = make_ledger("sqlite")
+    first: Components = make_components("sqlite")
     with first.db.transaction() as tx:
         tx.execute(
             "INSERT INTO pms_connections (practice_id, config, updated_at) VALUES (?, ?, ?)",
             ("p1", json.dumps({"opendental": KEYS}), "2026-01-01T00:00:00.000000Z"),
         )
     first.store.close()
-    again: Ledger = make_ledger("sqlite")
+    again: Components = make_components("sqlite")
     stored = again.db.query_one("SELECT config FROM pms_connections WHERE practice_id = 'p1'")
     assert stored is not None and "dev-Secret-1" not in stored["config"]
     assert again.journal.connections.of("p1") == {"opendental": KEYS}
 
 
 def test_keys_sealed_under_another_secret_key_read_as_no_connection(
-    make_ledger: LedgerFactory, caplog: pytest.LogCaptureFixture
+    make_components: ComponentsFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    first: Ledger = make_ledger("sqlite", secret_key="the-first-key")
+    first: Components = make_components("sqlite", secret_key="the-first-key")
     first.journal.connections.keep("p1", {"opendental": KEYS})
     first.store.close()
-    again: Ledger = make_ledger("sqlite", secret_key="another-key")
+    again: Components = make_components("sqlite", secret_key="another-key")
     with caplog.at_level(logging.ERROR):
         assert again.journal.connections.of("p1") == {}
     assert "unreadable" in caplog.text and "dev-Secret-1" not in caplog.text

@@ -17,15 +17,15 @@ from domain.schedule import parse_cutoff
 from projections.transactions import Transactions
 from services.app.payments import associate_payment, collect_payment, refund_payment
 from services.app.practices import create_practice
-from services.context import Ledger
-from tests.conftest import LedgerFactory, PinnedClock
+from services.context import Components
+from tests.conftest import ComponentsFactory, PinnedClock
 
 CARD = CardInput("4242424242424242", 12, 2030, "123")
 
 
-def new_practice(ledger: Ledger) -> Payment:
+def new_practice(ctx: Components) -> Payment:
     return create_practice(
-        ledger,
+        ctx,
         name="Contract Dental",
         timezone="America/Chicago",
         pms=PmsKind.DENTRIX,
@@ -36,13 +36,13 @@ def new_practice(ledger: Ledger) -> Payment:
     )  # type: ignore[return-value]
 
 
-def some_history(ledger: Ledger, clock: PinnedClock) -> list[Payment]:
-    practice = new_practice(ledger)
+def some_history(ctx: Components, clock: PinnedClock) -> list[Payment]:
+    practice = new_practice(ctx)
     payments = []
     for amount in (1000, 2550, 99_999_999):
         payments.append(
             collect_payment(
-                ledger,
+                ctx,
                 practice_id=practice.id,
                 amount=amount,
                 method=Method.VIRTUAL_TERMINAL,
@@ -51,14 +51,14 @@ def some_history(ledger: Ledger, clock: PinnedClock) -> list[Payment]:
             )
         )
     refund_payment(
-        ledger, practice_id=practice.id, payment_id=payments[0].id, amount=None, actor="user:test"
+        ctx, practice_id=practice.id, payment_id=payments[0].id, amount=None, actor="user:test"
     )
     clock.move(days=1)
     refund_payment(
-        ledger, practice_id=practice.id, payment_id=payments[1].id, amount=550, actor="user:test"
+        ctx, practice_id=practice.id, payment_id=payments[1].id, amount=550, actor="user:test"
     )
     associate_payment(
-        ledger,
+        ctx,
         practice_id=practice.id,
         payment_id=payments[2].id,
         source=AssociationSource.INBOX,
@@ -68,13 +68,13 @@ def some_history(ledger: Ledger, clock: PinnedClock) -> list[Payment]:
     return payments
 
 
-def table_dump(ledger: Ledger, tables: tuple[str, ...]) -> dict[str, list[dict[str, object]]]:
-    return {t: ledger.db.query(f"SELECT * FROM {t} ORDER BY 1") for t in tables}
+def table_dump(ctx: Components, tables: tuple[str, ...]) -> dict[str, list[dict[str, object]]]:
+    return {t: ctx.db.query(f"SELECT * FROM {t} ORDER BY 1") for t in tables}
 
 
-def test_aggregates_round_trip(ledger: Ledger, clock: PinnedClock) -> None:
-    payments = some_history(ledger, clock)
-    loaded = ledger.store.repository.get(payments[1].id)
+def test_aggregates_round_trip(ctx: Components, clock: PinnedClock) -> None:
+    payments = some_history(ctx, clock)
+    loaded = ctx.store.repository.get(payments[1].id)
     assert isinstance(loaded, Payment)
     assert loaded.amount.cents == 2550
     assert loaded.refunded.cents == 550
@@ -82,75 +82,75 @@ def test_aggregates_round_trip(ledger: Ledger, clock: PinnedClock) -> None:
     assert loaded.occurred_at.tzinfo is not None
 
 
-def test_a_stale_save_is_refused(ledger: Ledger, clock: PinnedClock) -> None:
-    payment = some_history(ledger, clock)[2]
-    first = ledger.store.repository.get(payment.id)
-    second = ledger.store.repository.get(payment.id)
+def test_a_stale_save_is_refused(ctx: Components, clock: PinnedClock) -> None:
+    payment = some_history(ctx, clock)[2]
+    first = ctx.store.repository.get(payment.id)
+    second = ctx.store.repository.get(payment.id)
     first.record_receipt_sent(email="a@example.com", refund_id=None, at=clock.current, actor="x")
     second.record_receipt_sent(email="b@example.com", refund_id=None, at=clock.current, actor="x")
-    ledger.store.save(first)
+    ctx.store.save(first)
     with pytest.raises(IntegrityError):
-        ledger.store.save(second)
+        ctx.store.save(second)
 
 
-def test_notification_log_is_ordered_and_complete(ledger: Ledger, clock: PinnedClock) -> None:
-    some_history(ledger, clock)
-    notifications = ledger.store.recorder.select_notifications(start=0, limit=1000)
+def test_notification_log_is_ordered_and_complete(ctx: Components, clock: PinnedClock) -> None:
+    some_history(ctx, clock)
+    notifications = ctx.store.recorder.select_notifications(start=0, limit=1000)
     ids = [n.id for n in notifications]
     assert ids == sorted(ids)
-    assert ledger.projector.position("transactions") == ids[-1]
-    assert ledger.projector.position("event_feed") == ids[-1]
+    assert ctx.projector.position("transactions") == ids[-1]
+    assert ctx.projector.position("event_feed") == ids[-1]
 
 
-def test_rebuild_gives_the_same_rows(ledger: Ledger, clock: PinnedClock) -> None:
-    some_history(ledger, clock)
-    for projection in ledger.projector.projections:
-        before = table_dump(ledger, projection.tables)
-        position = ledger.projector.position(projection.name)
-        ledger.projector.rebuild(projection.name)
-        assert table_dump(ledger, projection.tables) == before
-        assert ledger.projector.position(projection.name) == position
+def test_rebuild_gives_the_same_rows(ctx: Components, clock: PinnedClock) -> None:
+    some_history(ctx, clock)
+    for projection in ctx.projector.projections:
+        before = table_dump(ctx, projection.tables)
+        position = ctx.projector.position(projection.name)
+        ctx.projector.rebuild(projection.name)
+        assert table_dump(ctx, projection.tables) == before
+        assert ctx.projector.position(projection.name) == position
 
 
-def test_rows_and_position_commit_together(ledger: Ledger, clock: PinnedClock) -> None:
+def test_rows_and_position_commit_together(ctx: Components, clock: PinnedClock) -> None:
     """A handler that fails leaves neither rows nor a moved position behind."""
-    some_history(ledger, clock)
-    position = ledger.projector.position("transactions")
+    some_history(ctx, clock)
+    position = ctx.projector.position("transactions")
     original = Transactions._handlers[Payment.Associated]
 
     def broken(self: Transactions, tx: object, event: object, pos: int) -> None:
         raise RuntimeError("disk full")
 
-    practice_id = ledger.db.query("SELECT id FROM practices")[0]["id"]
-    payment_id = ledger.db.query(
+    practice_id = ctx.db.query("SELECT id FROM practices")[0]["id"]
+    payment_id = ctx.db.query(
         "SELECT id FROM transactions WHERE association = 'unassociated' "
         "AND status = 'settled' AND practice_id = ?",
         (practice_id,),
     )[0]["id"]
-    payment = ledger.store.repository.get(UUID(payment_id))
+    payment = ctx.store.repository.get(UUID(payment_id))
     payment.associate(
         source=AssociationSource.MANUAL, pms_reference=None, at=clock.current, actor="user:test"
     )
-    ledger.store.save(payment)
+    ctx.store.save(payment)
     Transactions._handlers[Payment.Associated] = broken
     try:
         with pytest.raises(RuntimeError):
-            ledger.projector.catch_up()
+            ctx.projector.catch_up()
     finally:
         Transactions._handlers[Payment.Associated] = original
-    assert ledger.projector.position("transactions") == position
+    assert ctx.projector.position("transactions") == position
     sql = "SELECT association_source FROM transactions WHERE id = ?"
-    assert ledger.db.query_one(sql, (payment_id,)) == {"association_source": None}
-    ledger.projector.catch_up()
-    assert ledger.db.query_one(sql, (payment_id,)) == {"association_source": "manual"}
+    assert ctx.db.query_one(sql, (payment_id,)) == {"association_source": None}
+    ctx.projector.catch_up()
+    assert ctx.db.query_one(sql, (payment_id,)) == {"association_source": "manual"}
 
 
 def test_two_processes_catching_up_apply_each_event_once(
-    make_ledger: LedgerFactory, postgres_url: str, clock: PinnedClock
+    make_components: ComponentsFactory, postgres_url: str, clock: PinnedClock
 ) -> None:
     """Two projectors on one PostgreSQL database race; every event is applied exactly once."""
-    writer = make_ledger("postgres", clock)
-    other = make_ledger("postgres", clock)
+    writer = make_components("postgres", clock)
+    other = make_components("postgres", clock)
     practice = new_practice(writer)
     for _ in range(3):
         for amount in range(100, 140):
@@ -180,9 +180,9 @@ def test_two_processes_catching_up_apply_each_event_once(
 
 
 def test_a_failing_view_neither_fails_nor_repeats_the_command(
-    ledger: Ledger, clock: PinnedClock
+    ctx: Components, clock: PinnedClock
 ) -> None:
-    practice = new_practice(ledger)
+    practice = new_practice(ctx)
     original = Transactions._handlers[Payment.Captured]
 
     def broken(self: Transactions, tx: object, event: object, pos: int) -> None:
@@ -191,7 +191,7 @@ def test_a_failing_view_neither_fails_nor_repeats_the_command(
     Transactions._handlers[Payment.Captured] = broken
     try:
         payment = collect_payment(
-            ledger,
+            ctx,
             practice_id=practice.id,
             amount=700,
             method=Method.VIRTUAL_TERMINAL,
@@ -202,20 +202,22 @@ def test_a_failing_view_neither_fails_nor_repeats_the_command(
         Transactions._handlers[Payment.Captured] = original
     captured = [
         n
-        for n in ledger.store.recorder.select_notifications(start=0, limit=100)
+        for n in ctx.store.recorder.select_notifications(start=0, limit=100)
         if n.originator_id == payment.id
     ]
     assert len(captured) == 1  # saved once, not once per retry
-    ledger.projector.catch_up()  # the view recovers when it can
-    assert ledger.db.query_one(
-        "SELECT amount FROM transactions WHERE id = ?", (str(payment.id),)
-    ) == {"amount": 700}
+    ctx.projector.catch_up()  # the view recovers when it can
+    assert ctx.db.query_one("SELECT amount FROM transactions WHERE id = ?", (str(payment.id),)) == {
+        "amount": 700
+    }
 
 
-def test_a_refund_retried_with_its_key_is_recorded_once(ledger: Ledger, clock: PinnedClock) -> None:
-    practice = new_practice(ledger)
+def test_a_refund_retried_with_its_key_is_recorded_once(
+    ctx: Components, clock: PinnedClock
+) -> None:
+    practice = new_practice(ctx)
     payment = collect_payment(
-        ledger,
+        ctx,
         practice_id=practice.id,
         amount=5000,
         method=Method.VIRTUAL_TERMINAL,
@@ -224,7 +226,7 @@ def test_a_refund_retried_with_its_key_is_recorded_once(ledger: Ledger, clock: P
     )
     clock.move(days=1)
     first = refund_payment(
-        ledger,
+        ctx,
         practice_id=practice.id,
         payment_id=payment.id,
         amount=300,
@@ -232,7 +234,7 @@ def test_a_refund_retried_with_its_key_is_recorded_once(ledger: Ledger, clock: P
         key="r-1",
     )
     again = refund_payment(
-        ledger,
+        ctx,
         practice_id=practice.id,
         payment_id=payment.id,
         amount=300,
@@ -240,4 +242,4 @@ def test_a_refund_retried_with_its_key_is_recorded_once(ledger: Ledger, clock: P
         key="r-1",
     )
     assert again.refund_id == first.refund_id
-    assert ledger.get(Payment, payment.id, practice.id).refunded.cents == 300
+    assert ctx.get(Payment, payment.id, practice.id).refunded.cents == 300

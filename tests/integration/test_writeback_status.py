@@ -37,8 +37,8 @@ def refused_payment(api: Api, url: str) -> tuple[dict[str, Any], Worker]:
     body = {"pms_patient_id": "101", "first_name": "A", "last_name": "B"}
     patient = api.post("/v1/patients", body)
     payment = api.pay(2500, patient_id=patient.json()["id"]).json()
-    ledger = api.client.app.state.ledger
-    worker = Worker(ledger, ledger.journal, "opendental")  # backoff from 30 s, as in production
+    ctx = api.client.app.state.ctx
+    worker = Worker(ctx, ctx.journal, "opendental")  # backoff from 30 s, as in production
     worker.run_once()
     return payment, worker
 
@@ -78,8 +78,8 @@ def test_retry_makes_a_waiting_write_due_and_says_how_many(
     od, url = fake
     api = api_for("sqlite", clock).setup(pms="opendental", auto_writeback=True)
     payment, worker = refused_payment(api, url)
-    ledger = api.client.app.state.ledger
-    ledger.journal.connections.keep(  # fixed behind the API's back: nothing made it due
+    ctx = api.client.app.state.ctx
+    ctx.journal.connections.keep(  # fixed behind the API's back: nothing made it due
         api.practice_id,
         {"opendental": {"base_url": url, "developer_key": "dev-key", "customer_key": "cust-key"}},
     )

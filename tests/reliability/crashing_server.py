@@ -22,7 +22,7 @@ from typing import Any
 
 from adapters.processor.sandbox import SandboxProcessor
 from services.cli import main
-from services.context import Ledger
+from services.context import Components
 from services.http.idempotency import IdempotencyMiddleware
 
 CRASH_FILE = Path(os.environ.get("PAYLEDGER_CRASH_FILE", "/nonexistent"))
@@ -63,7 +63,7 @@ after(IdempotencyMiddleware, "claim", "claimed")
 after(SandboxProcessor, "charge", "charged")
 after(SandboxProcessor, "void", "voided")
 after(SandboxProcessor, "refund", "refunded")
-after(Ledger, "save", "saved")
+after(Components, "save", "saved")
 before(IdempotencyMiddleware, "finish", "answered")
 after(IdempotencyMiddleware, "finish", "kept")
 

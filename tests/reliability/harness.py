@@ -38,8 +38,8 @@ from typing import Any
 import httpx
 
 from services.app.practices import keyed_id
-from services.bootstrap import build_ledger
-from services.context import Ledger
+from services.bootstrap import build_components
+from services.context import Components
 from services.settings import Settings
 from tests.fakes.opendental import FakeOpenDental, Served
 from tests.reliability.cluster import (
@@ -431,17 +431,17 @@ def run(plan: Plan, progress: Callable[[str], None] = print) -> Outcome:
                 step(f"{plan.trials} trials done; the clients finish")
                 load.finish()
                 step(f"{len(load.commands)} commands sent; waiting for writeback")
-                ledger = truth(database_url, broker.bootstrap, postgres.dir)
-                failures = wait_for_writeback(ledger, 120)
+                ctx = truth(database_url, broker.bootstrap, postgres.dir)
+                failures = wait_for_writeback(ctx, 120)
             for service in services:
                 service.stop()
             step("writeback finished; checking the store, the PMS and the views")
             outcome = Outcome(plan, load.commands, faults.counts)
             outcome.failures.extend(failures)
-            check_commands(ledger, outcome)
-            check_pms(ledger, fake, outcome)
-            check_views(ledger, outcome)
-            ledger.store.close()
+            check_commands(ctx, outcome)
+            check_pms(ctx, fake, outcome)
+            check_views(ctx, outcome)
+            ctx.store.close()
         outcome.seconds = time.monotonic() - started
         return outcome
     finally:
@@ -504,7 +504,7 @@ def set_up_practice(base: str, od_url: str) -> tuple[str, list[str]]:
     return user.json()["token"], patients
 
 
-def truth(database_url: str, bootstrap: str, data_dir: Path) -> Ledger:
+def truth(database_url: str, bootstrap: str, data_dir: Path) -> Components:
     """A ledger on the run's database, to read the event store and the views."""
     settings = Settings(
         data_dir=data_dir / "checker",
@@ -514,18 +514,18 @@ def truth(database_url: str, bootstrap: str, data_dir: Path) -> Ledger:
         secret_key="chaos-secret-key",
         run_scheduler=False,
     )
-    return build_ledger(settings)
+    return build_components(settings)
 
 
-def wait_for_writeback(ledger: Ledger, stall: float) -> list[str]:
+def wait_for_writeback(ctx: Components, stall: float) -> list[str]:
     """Until every payment with a patient is in the writeback journal and every entry
     of the journal is finished (done, or skipped when voided before it was written).
     A backlog is waited for as long as it shrinks; `stall` seconds without progress
     is a failure."""
     last_progress, best = time.monotonic(), None
     while True:
-        wanted = {str(p["id"]) for p in payments(ledger) if p["patient_id"] is not None}
-        rows = ledger.db.query("SELECT id, kind, status FROM writeback_journal")
+        wanted = {str(p["id"]) for p in payments(ctx) if p["patient_id"] is not None}
+        rows = ctx.db.query("SELECT id, kind, status FROM writeback_journal")
         taken = {r["id"] for r in rows if r["kind"] == "payment"}
         unfinished = [r for r in rows if r["status"] not in ("done", "skipped")]
         if wanted <= taken and not unfinished:
@@ -541,36 +541,36 @@ def wait_for_writeback(ledger: Ledger, stall: float) -> list[str]:
         time.sleep(0.5)
 
 
-def events(ledger: Ledger) -> list[tuple[int, Any]]:
+def events(ctx: Components) -> list[tuple[int, Any]]:
     out: list[tuple[int, Any]] = []
     start = 0
     while True:
-        page = ledger.store.recorder.select_notifications(
+        page = ctx.store.recorder.select_notifications(
             start=start, limit=1000, inclusive_of_start=False
         )
         if not page:
             return out
-        out.extend((n.id, ledger.store.mapper.to_domain_event(n)) for n in page)
+        out.extend((n.id, ctx.store.mapper.to_domain_event(n)) for n in page)
         start = page[-1].id
 
 
-def payments(ledger: Ledger) -> list[dict[str, Any]]:
+def payments(ctx: Components) -> list[dict[str, Any]]:
     """Every payment made, from the event store: id, amount, patient, request."""
     return [
         {"id": e.originator_id, "amount": e.amount, "patient_id": e.patient_id,
          "request_id": e.request_id, "approved": type(e).__name__ == "Captured"}
-        for _, e in events(ledger)
+        for _, e in events(ctx)
         if type(e).__qualname__ in ("Payment.Captured", "Payment.Declined")
     ]  # fmt: skip
 
 
-def check_commands(ledger: Ledger, outcome: Outcome) -> None:
+def check_commands(ctx: Components, outcome: Outcome) -> None:
     from domain.payments import Payment
     from domain.requests import PaymentRequest, RequestStatus
 
     fail = outcome.failures.append
-    log = events(ledger)
-    made = payments(ledger)
+    log = events(ctx)
+    made = payments(ctx)
     by_amount = Counter(p["amount"] for p in made)
     payment_ids = {str(p["id"]) for p in made}
     requests_by_amount = Counter(
@@ -598,7 +598,7 @@ def check_commands(ledger: Ledger, outcome: Outcome) -> None:
                 outcome.lost += command.acked and stored == 0
                 outcome.duplicated += stored > 1
         elif command.kind == "refund" and command.target:
-            payment = ledger.get(Payment, uuid.UUID(command.target), practice_id)
+            payment = ctx.get(Payment, uuid.UUID(command.target), practice_id)
             reversals = len(payment.refunds) + (payment.void_id is not None)
             if payment.pending_refunds:
                 fail(f"payment {command.target}: a refund intent left unfinished")
@@ -610,7 +610,7 @@ def check_commands(ledger: Ledger, outcome: Outcome) -> None:
                 fail(f"refund {command.key} (unacknowledged): {reversals} reversals")
                 outcome.duplicated += 1
         elif command.kind == "pay_page" and command.target:
-            request = ledger.get(PaymentRequest, uuid.UUID(command.target), practice_id)
+            request = ctx.get(PaymentRequest, uuid.UUID(command.target), practice_id)
             taken = [p for p in made if str(p["request_id"]) == command.target and p["approved"]]
             if len(taken) > 1:
                 fail(f"request {command.target} took {len(taken)} payments")
@@ -622,14 +622,14 @@ def check_commands(ledger: Ledger, outcome: Outcome) -> None:
                 outcome.lost += not taken
     for _, event in log:  # no intent left behind anywhere (a partial write)
         if type(event).__qualname__ == "Payment.RefundRequested":
-            payment = ledger.get(Payment, event.originator_id, practice_id)
+            payment = ctx.get(Payment, event.originator_id, practice_id)
             if payment.pending_refunds:
                 fail(f"payment {payment.id}: refund intent {list(payment.pending_refunds)} left")
     if sum(by_amount.values()) != len(by_amount):
         fail("two payments share an amount: a command made two payments")
 
 
-def check_pms(ledger: Ledger, fake: FakeOpenDental, outcome: Outcome) -> None:
+def check_pms(ctx: Components, fake: FakeOpenDental, outcome: Outcome) -> None:
     """Every journal entry written is in the fake PMS once, and nothing else is."""
     written = Counter(p["PayNote"] for p in fake.payments)
     outcome.pms_writes = len(fake.payments)
@@ -638,7 +638,7 @@ def check_pms(ledger: Ledger, fake: FakeOpenDental, outcome: Outcome) -> None:
         outcome.failures.append(f"written to the PMS more than once: {twice[:5]}")
         outcome.duplicated += len(twice)
     markers = Counter(fake.paid_markers())
-    done = {r["id"] for r in ledger.db.query(
+    done = {r["id"] for r in ctx.db.query(
         "SELECT id FROM writeback_journal WHERE status = 'done' AND kind = 'payment'")}  # fmt: skip
     for payment_id in done:
         if markers[payment_id] != 1:
@@ -647,21 +647,21 @@ def check_pms(ledger: Ledger, fake: FakeOpenDental, outcome: Outcome) -> None:
             outcome.duplicated += markers[payment_id] > 1
 
 
-def table_rows(ledger: Ledger, tables: Any) -> dict[str, list[str]]:
+def table_rows(ctx: Components, tables: Any) -> dict[str, list[str]]:
     return {
-        table: sorted(repr(sorted(r.items())) for r in ledger.db.query(f"SELECT * FROM {table}"))
+        table: sorted(repr(sorted(r.items())) for r in ctx.db.query(f"SELECT * FROM {table}"))
         for table in tables
     }
 
 
-def check_views(ledger: Ledger, outcome: Outcome) -> None:
+def check_views(ctx: Components, outcome: Outcome) -> None:
     """Every view, caught up, equals the same view replayed from position 0."""
-    ledger.projector.catch_up()
+    ctx.projector.catch_up()
     equal = True
-    for projection in ledger.projector.projections:
-        before = table_rows(ledger, projection.tables)
-        ledger.projector.rebuild(projection.name)
-        after = table_rows(ledger, projection.tables)
+    for projection in ctx.projector.projections:
+        before = table_rows(ctx, projection.tables)
+        ctx.projector.rebuild(projection.name)
+        after = table_rows(ctx, projection.tables)
         if before != after:
             equal = False
             for table in projection.tables:

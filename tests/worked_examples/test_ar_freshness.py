@@ -145,8 +145,8 @@ def test_a_payment_waiting_for_the_writeback_is_not_in_the_pms_yet(
     clock.move(hours=1)
     api.advance(1)  # a sync before the payment was written: the PMS still says $380
     assert figures(ar(api)[0]) == (38000, 30000, 8000)
-    ledger = api.client.app.state.ledger
-    Worker(ledger, ledger.journal, "opendental").run_once()  # written and associated
+    ctx = api.client.app.state.ctx
+    Worker(ctx, ctx.journal, "opendental").run_once()  # written and associated
     assert len(od.payments) == 1
     assert figures(ar(api)[0]) == (38000, 30000, 8000)
     od.patients[1001]["aging"] = aging(8000)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.workers.writeback import Worker
-from tests.conftest import Api, LedgerFactory, PinnedClock
+from tests.conftest import Api, ComponentsFactory, PinnedClock
 from tests.e2e.test_secrets_scan import sign_in
 from tests.fakes.opendental import FakeOpenDental, serving
 from tests.fakes.stripe import DISPUTE_FEE, FakeStripe, sign
@@ -83,14 +83,14 @@ def test_a_dispute_opened_and_lost(
     api_for: Callable[..., Api],
     clock: PinnedClock,
     fake_stripe: FakeStripe,
-    make_ledger: LedgerFactory,
+    make_components: ComponentsFactory,
     backend: str,
 ) -> None:
     od: FakeOpenDental
     with serving([201]) as (od, url):
         api, account = stripe_api(api_for, clock, fake_stripe, backend)
-        ledger = make_ledger.made[-1]
-        worker = Worker(ledger, ledger.journal, "opendental")
+        ctx = make_components.made[-1]
+        worker = Worker(ctx, ctx.journal, "opendental")
         patient_id = open_dental_practice(api, url)
         # Wednesday: $100.00 from Ana; the batch closes, Stripe captures it and pays out.
         taken = pay(api, 10000, patient_id=patient_id)
@@ -185,12 +185,12 @@ def test_a_dispute_won_is_reinstated_in_a_later_payout_and_never_posted(
     api_for: Callable[..., Api],
     clock: PinnedClock,
     fake_stripe: FakeStripe,
-    make_ledger: LedgerFactory,
+    make_components: ComponentsFactory,
 ) -> None:
     with serving([201]) as (od, url):
         api, account = stripe_api(api_for, clock, fake_stripe)
-        ledger = make_ledger.made[-1]
-        worker = Worker(ledger, ledger.journal, "opendental")
+        ctx = make_components.made[-1]
+        worker = Worker(ctx, ctx.journal, "opendental")
         patient_id = open_dental_practice(api, url)
         taken = pay(api, 10000, patient_id=patient_id)
         api.advance(DAY)
@@ -237,14 +237,14 @@ def test_a_dispute_won_is_reinstated_in_a_later_payout_and_never_posted(
         worker.run_once()
         worker.run_once()
         assert sorted(p["PayAmt"] for p in od.payments) == ["-10.00", "100.00", "20.00", "50.00"]
-        assert not ledger.db.query("SELECT id FROM writeback_journal WHERE id LIKE 'dispute:%'", ())
+        assert not ctx.db.query("SELECT id FROM writeback_journal WHERE id LIKE 'dispute:%'", ())
 
 
 def test_a_lost_dispute_waits_in_the_post_to_ledger_queue_of_a_dentrix_practice(
     api_for: Callable[..., Api],
     clock: PinnedClock,
     fake_stripe: FakeStripe,
-    make_ledger: LedgerFactory,
+    make_components: ComponentsFactory,
 ) -> None:
     api, account = stripe_api(api_for, clock, fake_stripe)
     changed = api.client.patch(
@@ -262,7 +262,7 @@ def test_a_lost_dispute_waits_in_the_post_to_ledger_queue_of_a_dentrix_practice(
     deliver(api, fake_stripe.event("charge.dispute.closed", lost, account))
 
     # The dashboard's Transactions row carries the badge.
-    web, _ = sign_in(api, make_ledger.made[-1])
+    web, _ = sign_in(api, make_components.made[-1])
     page = web.get("/payments/transactions", params={"from": "2026-03-04", "to": "2026-03-04"})
     assert page.status_code == 200
     assert re.search(r'class="pill pill-bad dispute-badge"[^>]*>Dispute lost<', page.text)

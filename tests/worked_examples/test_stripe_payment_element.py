@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.web.security import CONTENT_SECURITY_POLICY
-from tests.conftest import Api, LedgerFactory, PinnedClock
+from tests.conftest import Api, ComponentsFactory, PinnedClock
 from tests.e2e.test_secrets_scan import sign_in
 from tests.fakes.stripe import FakeStripe
 from tests.stripe_fixtures import served_fake_stripe, stripe_api  # noqa: F401
@@ -84,10 +84,10 @@ def test_the_virtual_terminal_posts_the_payment_method_from_stripes_element(
     api_for: Callable[..., Api],
     clock: PinnedClock,
     fake_stripe: FakeStripe,
-    make_ledger: LedgerFactory,
+    make_components: ComponentsFactory,
 ) -> None:
     api, account = element_api(api_for, clock, fake_stripe)
-    web, _ = sign_in(api, make_ledger.made[-1])
+    web, _ = sign_in(api, make_components.made[-1])
     form = web.get("/payments/collect/virtual")
     check_element_page(form, account)
     terminal = web.get("/payments/collect/terminal")

@@ -119,7 +119,7 @@ def test_the_secret_key_is_never_logged_nor_answered(
     fake_stripe.fail_next("/v1/payment_intents/", "500-before-apply")
     api.advance(DAY)
     answers.append(api.post(f"/v1/payments/{payment['id']}/refund", {"amount": 100}).text)
-    for text in [*answers, caplog.text, repr(api.client.app.state.ledger.settings)]:  # type: ignore[attr-defined]
+    for text in [*answers, caplog.text, repr(api.client.app.state.ctx.settings)]:  # type: ignore[attr-defined]
         assert fake_stripe.secret_key not in text
         assert "whsec_test_payledger" not in text
 

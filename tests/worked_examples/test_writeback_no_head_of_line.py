@@ -19,7 +19,7 @@ import pytest
 
 from services.app.payments import refund_payment
 from services.workers.writeback import Worker
-from tests.conftest import LedgerFactory, PinnedClock
+from tests.conftest import ComponentsFactory, PinnedClock
 from tests.fakes.opendental import FakeOpenDental, serving
 from tests.integration.test_opendental_writeback import pay, setup
 
@@ -33,119 +33,120 @@ def fake() -> Iterator[tuple[FakeOpenDental, str]]:
         yield served
 
 
-def rounds(worker: Worker, ledger: object, n: int) -> None:
+def rounds(worker: Worker, ctx: object, n: int) -> None:
     for _ in range(n):
-        ledger.projector.catch_up()  # type: ignore[attr-defined]
+        ctx.projector.catch_up()  # type: ignore[attr-defined]
         worker.run_once()
 
 
 @pytest.mark.parametrize("fault", ["500-after-apply", "504-after-apply", "timeout-after-apply"])
 def test_an_unknown_outcome_is_read_back_at_once_and_holds_no_one(
-    fake: tuple[FakeOpenDental, str], make_ledger: LedgerFactory, clock: PinnedClock, fault: str
+    fake: tuple[FakeOpenDental, str],
+    make_components: ComponentsFactory,
+    clock: PinnedClock,
+    fault: str,
 ) -> None:
     od, url = fake
     od.timeout_sleep = 1.0
-    ledger = make_ledger("sqlite", clock)
-    practice, patients = setup(ledger, url)
+    ctx = make_components("sqlite", clock)
+    practice, patients = setup(ctx, url)
     od.faults.append(fault)
-    payments = [pay(ledger, practice, patients[n], 1000 + n) for n in range(5)]
+    payments = [pay(ctx, practice, patients[n], 1000 + n) for n in range(5)]
 
-    rounds(Worker(ledger, ledger.journal, "opendental", first_delay=REAL_FIRST_DELAY), ledger, 2)
+    rounds(Worker(ctx, ctx.journal, "opendental", first_delay=REAL_FIRST_DELAY), ctx, 2)
 
     # All five are in Open Dental once, the troubled one included (found by its marker).
     assert Counter(od.paid_markers()) == {str(p.id): 1 for p in payments}
     assert od.reads >= 1
     for payment in payments:
-        fresh = ledger.get(type(payment), payment.id, practice.id)
+        fresh = ctx.get(type(payment), payment.id, practice.id)
         assert fresh.pms_reference is not None, f"{payment.id} is not associated"
-    pending = ledger.db.query_one(
+    pending = ctx.db.query_one(
         "SELECT COUNT(*) AS n FROM writeback_journal WHERE status = 'pending'"
     )
     assert pending == {"n": 0}
 
 
 def test_a_write_that_did_not_land_retries_alone(
-    fake: tuple[FakeOpenDental, str], make_ledger: LedgerFactory, clock: PinnedClock
+    fake: tuple[FakeOpenDental, str], make_components: ComponentsFactory, clock: PinnedClock
 ) -> None:
     """500 before applying: the read back finds nothing, so that payment waits out its
     backoff; the practice's other payments are written meanwhile."""
     od, url = fake
-    ledger = make_ledger("sqlite", clock)
-    practice, patients = setup(ledger, url)
+    ctx = make_components("sqlite", clock)
+    practice, patients = setup(ctx, url)
     od.faults.append("500-before-apply")
-    first, *others = [pay(ledger, practice, patients[n], 2000 + n) for n in range(5)]
+    first, *others = [pay(ctx, practice, patients[n], 2000 + n) for n in range(5)]
 
-    rounds(Worker(ledger, ledger.journal, "opendental", first_delay=REAL_FIRST_DELAY), ledger, 2)
+    rounds(Worker(ctx, ctx.journal, "opendental", first_delay=REAL_FIRST_DELAY), ctx, 2)
 
     assert sorted(od.paid_markers()) == sorted(str(p.id) for p in others)
-    row = ledger.journal.get(str(first.id))
+    row = ctx.journal.get(str(first.id))
     assert row is not None and row["status"] == "pending" and row["last_error"]
     assert datetime.fromisoformat(row["next_attempt_at"].replace("Z", "+00:00")) > datetime.now(UTC)
 
 
 def test_a_refund_waits_for_its_payment_and_nothing_else_does(
-    fake: tuple[FakeOpenDental, str], make_ledger: LedgerFactory, clock: PinnedClock
+    fake: tuple[FakeOpenDental, str], make_components: ComponentsFactory, clock: PinnedClock
 ) -> None:
     od, url = fake
-    ledger = make_ledger("sqlite", clock)
-    practice, patients = setup(ledger, url)
+    ctx = make_components("sqlite", clock)
+    practice, patients = setup(ctx, url)
     od.faults.append("500-before-apply")
-    first = pay(ledger, practice, patients[0], 3000)
+    first = pay(ctx, practice, patients[0], 3000)
     clock.move(days=1)  # captured and settled: the refund is a refund, not a void
-    ledger.projector.catch_up()
-    refund_payment(
-        ledger, practice_id=practice.id, payment_id=first.id, amount=500, actor="user:desk"
-    )
-    later = pay(ledger, practice, patients[1], 3001)
+    ctx.projector.catch_up()
+    refund_payment(ctx, practice_id=practice.id, payment_id=first.id, amount=500, actor="user:desk")
+    later = pay(ctx, practice, patients[1], 3001)
 
-    rounds(Worker(ledger, ledger.journal, "opendental", first_delay=REAL_FIRST_DELAY), ledger, 2)
+    rounds(Worker(ctx, ctx.journal, "opendental", first_delay=REAL_FIRST_DELAY), ctx, 2)
 
     assert od.paid_markers() == [str(later.id)]  # the refund did not go before its payment
-    reversal = [r for r in ledger.journal.of_payment(str(first.id)) if r["kind"] == "reversal"]
+    reversal = [r for r in ctx.journal.of_payment(str(first.id)) if r["kind"] == "reversal"]
     assert len(reversal) == 1 and reversal[0]["status"] == "pending"
 
 
 def test_retry_after_pauses_the_practice_and_no_other(
-    fake: tuple[FakeOpenDental, str], make_ledger: LedgerFactory, clock: PinnedClock
+    fake: tuple[FakeOpenDental, str], make_components: ComponentsFactory, clock: PinnedClock
 ) -> None:
     od, url = fake
-    ledger = make_ledger("sqlite", clock)
-    practice, patients = setup(ledger, url)
-    other, other_patients = setup(ledger, url)
+    ctx = make_components("sqlite", clock)
+    practice, patients = setup(ctx, url)
+    other, other_patients = setup(ctx, url)
     od.faults.append("429")  # Retry-After: 1
-    mine = [pay(ledger, practice, patients[n], 4000 + n) for n in range(3)]
-    theirs = pay(ledger, other, other_patients[0], 4100)
+    mine = [pay(ctx, practice, patients[n], 4000 + n) for n in range(3)]
+    theirs = pay(ctx, other, other_patients[0], 4100)
 
-    rounds(Worker(ledger, ledger.journal, "opendental", first_delay=REAL_FIRST_DELAY), ledger, 2)
+    rounds(Worker(ctx, ctx.journal, "opendental", first_delay=REAL_FIRST_DELAY), ctx, 2)
 
     assert od.paid_markers() == [str(theirs.id)]  # the throttled practice waited
     assert od.calls == 2  # one refused call, then only the other practice's
     for payment in mine:
-        row = ledger.journal.get(str(payment.id))
+        row = ctx.journal.get(str(payment.id))
         assert row is not None and row["status"] == "pending"
 
 
 @pytest.mark.postgres
 def test_practices_are_written_side_by_side_each_in_its_own_order(
-    fake: tuple[FakeOpenDental, str], make_ledger: LedgerFactory, clock: PinnedClock
+    fake: tuple[FakeOpenDental, str], make_components: ComponentsFactory, clock: PinnedClock
 ) -> None:
     """The service's worker writes several practices at once (on PostgreSQL); each
     practice's payments still reach Open Dental once each and in the order taken, and a
     refund still waits for its payment."""
     od, url = fake
-    ledger = make_ledger("postgres", clock)
-    offices = [setup(ledger, url) for _ in range(4)]
+    ctx = make_components("postgres", clock)
+    offices = [setup(ctx, url) for _ in range(4)]
     taken = {
-        practice.id: [pay(ledger, practice, patients[n], 5000 + 10 * i + n) for n in range(4)]
+        practice.id: [pay(ctx, practice, patients[n], 5000 + 10 * i + n) for n in range(4)]
         for i, (practice, patients) in enumerate(offices)
     }
     first = taken[offices[0][0].id][0]
     clock.move(days=2)  # settled: a partial refund
     refund_payment(
-        ledger, practice_id=offices[0][0].id, payment_id=first.id, amount=100, actor="user:desk"
+        ctx, practice_id=offices[0][0].id, payment_id=first.id, amount=100, actor="user:desk"
     )
 
-    rounds(Worker(ledger, ledger.journal, "opendental", parallel=4), ledger, 2)
+    rounds(Worker(ctx, ctx.journal, "opendental", parallel=4), ctx, 2)
 
     markers = od.paid_markers()
     every = {str(p.id) for ps in taken.values() for p in ps}
@@ -155,7 +156,7 @@ def test_practices_are_written_side_by_side_each_in_its_own_order(
         ids = [str(p.id) for p in payments]
         assert [m for m in markers if m in ids] == ids  # in the order taken
         for payment in payments:
-            fresh = ledger.get(type(payment), payment.id, payment.practice_id)
+            fresh = ctx.get(type(payment), payment.id, payment.practice_id)
             assert fresh.pms_reference is not None, f"{payment.id} is not associated"
-    reversal = [r for r in ledger.journal.of_payment(str(first.id)) if r["kind"] == "reversal"]
+    reversal = [r for r in ctx.journal.of_payment(str(first.id)) if r["kind"] == "reversal"]
     assert len(reversal) == 1 and reversal[0]["status"] == "done"

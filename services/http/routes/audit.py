@@ -13,9 +13,9 @@ from projections.users import with_actor_names
 from services.app import replay
 from services.app.audit_export import export_lines
 from services.bootstrap import all_projections
-from services.context import Ledger
+from services.context import Components
 from services.http import answers
-from services.http.deps import AdminDep, LedgerDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import IsoInstant, LimitQ
 
@@ -26,11 +26,11 @@ MAX_POSITION = 999_999_999_999_999_999
 
 
 def feed_page(
-    ledger: Ledger, practice_id: UUID, items: list[dict[str, Any]], limit: int
+    ctx: Components, practice_id: UUID, items: list[dict[str, Any]], limit: int
 ) -> dict[str, Any]:
     """A page of events, each with `actor_name` (the user's name) beside its `actor`."""
     more = len(items) > limit
-    items = ledger.reads(with_actor_names, practice_id, items[:limit])
+    items = ctx.reads(with_actor_names, practice_id, items[:limit])
     return {"items": items, "next_cursor": str(items[-1]["position"]) if more else None}
 
 
@@ -41,7 +41,7 @@ def feed_page(
 )
 def get_events(
     caller: AdminDep,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     after: Annotated[
         int, Query(ge=0, le=MAX_POSITION, description="a position; 0 = from the start")
     ] = 0,
@@ -50,9 +50,7 @@ def get_events(
 ) -> dict[str, Any]:
     start = int(cursor) if cursor else after
     practice_id = practice_of(caller)
-    return feed_page(
-        ledger, practice_id, ledger.reads(read_feed, practice_id, start, limit + 1), limit
-    )
+    return feed_page(ctx, practice_id, ctx.reads(read_feed, practice_id, start, limit + 1), limit)
 
 
 @router.get(
@@ -64,15 +62,15 @@ def get_events(
 def get_history(
     aggregate_id: UUID,
     caller: AdminDep,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     limit: LimitQ = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
 ) -> dict[str, Any]:
     start = int(cursor) if cursor else 0
-    items = ledger.reads(read_history, practice_of(caller), aggregate_id, start, limit + 1)
+    items = ctx.reads(read_history, practice_of(caller), aggregate_id, start, limit + 1)
     if not items and start == 0:
         raise NotFound(f"no history for {aggregate_id}")
-    return feed_page(ledger, practice_of(caller), items, limit)
+    return feed_page(ctx, practice_of(caller), items, limit)
 
 
 @router.get(
@@ -80,15 +78,15 @@ def get_history(
     response_model=answers.Checksums,
     summary="Each view's checksum over the practice's rows, and the position it is at",
 )
-def get_checksums(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+def get_checksums(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
     """The same canonical checksum `payledger replay` prints (docs/auditing.md), over the rows
     of the caller's practice; `position` is the last event of the log each view has applied,
     `log_position` the last event recorded."""
     practice_id = practice_of(caller)
-    views = ledger.reads(replay.live_checksums, all_projections(), practice_id)
+    views = ctx.reads(replay.live_checksums, all_projections(), practice_id)
     return {
         "practice_id": str(practice_id),
-        "log_position": replay.last_position(ledger.store),
+        "log_position": replay.last_position(ctx.store),
         "views": views,
     }
 
@@ -101,7 +99,7 @@ def get_checksums(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
 )
 def get_export(
     caller: AdminDep,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     until: Annotated[
         IsoInstant | None,
         Query(description="only the events that happened by this instant (default: all)"),
@@ -115,7 +113,7 @@ def get_export(
     instant = until if until is None or until.tzinfo else until.replace(tzinfo=UTC)
     name = f"payledger-{practice_id}.jsonl"
     return StreamingResponse(
-        export_lines(ledger, practice_id, instant),
+        export_lines(ctx, practice_id, instant),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -22,7 +22,7 @@ from services.app.as_of import VIEWS as AS_OF_VIEWS
 from services.app.as_of import report_as_of as as_of_report
 from services.app.exports import VIEWS, export_csv
 from services.http import answers
-from services.http.deps import AdminDep, LedgerDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import (
     CursorQ,
@@ -88,7 +88,7 @@ def deposit_item_out(row: dict[str, Any]) -> dict[str, Any]:
 )
 def get_deposits(
     caller: AdminDep,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     from_: FromQ = None,
     to: ToQ = None,
     limit: LimitQ = 50,
@@ -96,11 +96,11 @@ def get_deposits(
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
     # the latest scheduled deposit only stretches the default end
-    latest = ledger.reads(latest_scheduled_date, practice_id) if to is None else None
+    latest = ctx.reads(latest_scheduled_date, practice_id) if to is None else None
     return dated_page(
-        ledger,
+        ctx,
         practice_id,
-        date_range(ledger, practice_id, from_, to, latest),
+        date_range(ctx, practice_id, from_, to, latest),
         cursor_,
         limit,
         query=list_deposits,
@@ -115,12 +115,12 @@ def get_deposits(
     responses=problems(404),
     summary="One deposit with its itemised payments and refunds",
 )
-def get_one_deposit(deposit_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
-    row = ledger.reads(get_deposit, practice_of(caller), deposit_id)
+def get_one_deposit(deposit_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+    row = ctx.reads(get_deposit, practice_of(caller), deposit_id)
     if row is None:
         raise NotFound(f"no deposit {deposit_id}")
     answer = deposit_out(row)
-    answer["items"] = [deposit_item_out(i) for i in ledger.reads(deposit_items, deposit_id)]
+    answer["items"] = [deposit_item_out(i) for i in ctx.reads(deposit_items, deposit_id)]
     return answer
 
 
@@ -131,12 +131,12 @@ def get_one_deposit(deposit_id: UUID, caller: AdminDep, ledger: LedgerDep) -> di
 )
 def daily_close(
     caller: AdminDep,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     date_: Annotated[IsoDate | None, Query(alias="date", description="default: yesterday")] = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
-    practice = ledger.get(Practice, practice_id, practice_id)
-    return reports.daily_close(ledger, practice_id, date_ or reports.yesterday(ledger, practice))
+    practice = ctx.get(Practice, practice_id, practice_id)
+    return reports.daily_close(ctx, practice_id, date_ or reports.yesterday(ctx, practice))
 
 
 @router.get(
@@ -146,16 +146,16 @@ def daily_close(
     response_class=StreamingResponse,
 )
 def export(
-    view: str, caller: AdminDep, ledger: LedgerDep, from_: FromQ = None, to: ToQ = None
+    view: str, caller: AdminDep, ctx: ComponentsDep, from_: FromQ = None, to: ToQ = None
 ) -> StreamingResponse:
     if view not in VIEWS:
         raise NotFound(f"no export {view!r}; available: {', '.join(sorted(VIEWS))}")
     practice_id = practice_of(caller)
-    latest = ledger.reads(latest_scheduled_date, practice_id) if view == "deposits" else None
-    date_from, date_to = date_range(ledger, practice_id, from_, to, latest)
+    latest = ctx.reads(latest_scheduled_date, practice_id) if view == "deposits" else None
+    date_from, date_to = date_range(ctx, practice_id, from_, to, latest)
     filename = re.sub(r"[^a-z-]", "", view) + f"-{date_from}-to-{date_to}.csv"
     return StreamingResponse(
-        export_csv(ledger, view, practice_id, date_from, date_to),
+        export_csv(ctx, view, practice_id, date_from, date_to),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
@@ -171,7 +171,7 @@ def export(
 def report_as_of(
     view: str,
     caller: AdminDep,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     as_of: IsoInstant,
     from_: FromQ = None,
     to: ToQ = None,
@@ -181,8 +181,8 @@ def report_as_of(
         raise NotFound(f"no report {view!r}; available: daily-close, {', '.join(AS_OF_VIEWS)}")
     practice_id = practice_of(caller)
     instant = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
-    date_from, date_to = date_range(ledger, practice_id, from_, to)
-    answer = as_of_report(ledger, practice_id, view, instant, date_from, date_to, limit)
+    date_from, date_to = date_range(ctx, practice_id, from_, to)
+    answer = as_of_report(ctx, practice_id, view, instant, date_from, date_to, limit)
 
     def ar_item(row: dict[str, Any]) -> dict[str, Any]:
         return ar_row(row, answer["day"])

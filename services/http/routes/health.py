@@ -6,8 +6,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from services.context import Ledger
-from services.http.deps import LedgerDep
+from services.context import Components
+from services.http.deps import ComponentsDep
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("payledger.health")
@@ -19,26 +19,26 @@ TRIES = 8
 CONNECT_TIMEOUT = 2
 
 
-def read_positions(ledger: Ledger) -> tuple[int, dict[str, int]]:
+def read_positions(ctx: Components) -> tuple[int, dict[str, int]]:
     """The log's last position and each view's, asked of the database.
 
     On PostgreSQL a connection of its own is opened first (within CONNECT_TIMEOUT):
     the pool would wait for its own timeout before giving up on a server that is
     down, and a pooled connection of before a restart fails although the server is
     back. Then the pool is read, past such stale connections."""
-    ledger.store.probe(CONNECT_TIMEOUT)
+    ctx.store.probe(CONNECT_TIMEOUT)
     for _ in range(TRIES - 1):
         try:
-            return read_positions_once(ledger)
+            return read_positions_once(ctx)
         except Exception as error:  # a connection of before a restart: try a fresh one
             log.info("health check: %s; trying again", error)
-    return read_positions_once(ledger)
+    return read_positions_once(ctx)
 
 
-def read_positions_once(ledger: Ledger) -> tuple[int, dict[str, int]]:
-    ledger.store.ping()
-    position = ledger.store.last_position()
-    return position, ledger.projector.positions()
+def read_positions_once(ctx: Components) -> tuple[int, dict[str, int]]:
+    ctx.store.ping()
+    position = ctx.store.last_position()
+    return position, ctx.projector.positions()
 
 
 @router.get(
@@ -46,12 +46,12 @@ def read_positions_once(ledger: Ledger) -> tuple[int, dict[str, int]]:
     summary="Liveness: the database checked, and how far each view lags behind the log",
     responses={503: {"description": "the database is unreachable (the reason is given)"}},
 )
-def healthz(ledger: LedgerDep) -> Any:
+def healthz(ctx: ComponentsDep) -> Any:
     """200 with the log's position and each view's lag (events recorded that the view
     has not applied yet) when the database answers; 503 with the reason when it does
     not. Nothing here is cached: every call asks the database."""
     try:
-        position, positions = read_positions(ledger)
+        position, positions = read_positions(ctx)
     except Exception as error:  # the answer is the check
         reason = " ".join(str(error).split()) or type(error).__name__
         return JSONResponse(
@@ -63,14 +63,12 @@ def healthz(ledger: LedgerDep) -> Any:
             status_code=503,
             headers={"Retry-After": "5", "Cache-Control": "no-store"},
         )
-    lag = {
-        p.name: max(0, position - positions.get(p.name, 0)) for p in ledger.projector.projections
-    }
+    lag = {p.name: max(0, position - positions.get(p.name, 0)) for p in ctx.projector.projections}
     return JSONResponse(
         {
             "status": "ok",
-            "database": "postgresql" if ledger.store.is_postgres else "sqlite",
-            "sandbox": ledger.settings.sandbox,
+            "database": "postgresql" if ctx.store.is_postgres else "sqlite",
+            "sandbox": ctx.settings.sandbox,
             "position": position,
             "views": {"lag": max(lag.values(), default=0), "behind": lag},
             "projections": [
@@ -82,7 +80,7 @@ def healthz(ledger: LedgerDep) -> Any:
                     "error": state.error,
                     "failures": state.failures,
                 }
-                for state in ledger.projector.states()
+                for state in ctx.projector.states()
             ],
         },
         headers={"Cache-Control": "no-store"},

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from domain.money import Money
 from projections.ledger_queue import open_items
 from services.http import answers, cursor
-from services.http.deps import AdminDep, LedgerDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, practice_of
 from services.http.ranges import CursorQ, LimitQ
 
 router = APIRouter(prefix="/v1", tags=["post to ledger"])
@@ -57,12 +57,12 @@ def item_out(row: dict[str, Any]) -> dict[str, Any]:
 )
 def ledger_queue(
     caller: AdminDep,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     limit: LimitQ = 50,
     cursor_: CursorQ = None,
 ) -> dict[str, Any]:
     after = cursor.decode_pair(cursor_)
-    rows = ledger.reads(open_items, practice_of(caller), after, limit + 1)
+    rows = ctx.reads(open_items, practice_of(caller), after, limit + 1)
     items = [item_out(r) for r in rows]
     more = len(items) > limit
     next_cursor = (

@@ -9,7 +9,7 @@ from domain.patients import Patient
 from projections.directory import list_patients
 from services.app import practices as uc
 from services.http import answers, cursor
-from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import CursorQ, LimitQ
 from services.http.representations import patient_out, patient_row
@@ -26,10 +26,10 @@ router = APIRouter(prefix="/v1/patients", tags=["patients"])
     summary="Register a patient (as the PMS knows them)",
 )
 def create_patient(
-    body: PatientIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+    body: PatientIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     patient = uc.register_patient(
-        ledger,
+        ctx,
         practice_id=practice_of(caller),
         pms_patient_id=body.pms_patient_id,
         first_name=body.first_name,
@@ -45,19 +45,17 @@ def create_patient(
 @router.get("", response_model=answers.PatientPage, summary="Patients, by last name")
 def get_patients(
     caller: AdminDep,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     limit: LimitQ = 50,
     cursor_: CursorQ = None,
 ) -> dict[str, Any]:
     after = cursor.decode(cursor_, 3)
-    rows = ledger.reads(
-        list_patients, practice_of(caller), tuple(after) if after else None, limit + 1
-    )  # type: ignore[arg-type]
+    rows = ctx.reads(list_patients, practice_of(caller), tuple(after) if after else None, limit + 1)  # type: ignore[arg-type]
     return cursor.page([patient_row(r) for r in rows], limit, ["last_name", "first_name", "id"])
 
 
 @router.get(
     "/{patient_id}", response_model=answers.Patient, responses=problems(404), summary="One patient"
 )
-def get_patient(patient_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
-    return patient_out(ledger.get(Patient, patient_id, practice_of(caller)))
+def get_patient(patient_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+    return patient_out(ctx.get(Patient, patient_id, practice_of(caller)))

@@ -10,7 +10,7 @@ from domain.errors import InvalidValue
 from domain.payments import AssociationSource, Method, Payment
 from services.app import payments as uc
 from services.http import answers
-from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.representations import ledger_entry_out, payment_out, receipt_out
 from services.http.schemas import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
     status_code=201,
     summary="Collect a payment (terminal or virtual terminal); approved or declined",
 )
-def collect(body: PaymentIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+def collect(body: PaymentIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
     card = (
         CardInput(body.card.number, body.card.exp_month, body.card.exp_year, body.card.cvc)
         if body.card
@@ -33,7 +33,7 @@ def collect(body: PaymentIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -
     if body.method == "terminal" and not body.terminal_id:
         raise InvalidValue("a terminal payment needs the terminal_id", field="terminal_id")
     payment = uc.collect_payment(
-        ledger,
+        ctx,
         practice_id=practice_of(caller),
         amount=body.amount,
         method=Method(body.method),
@@ -44,7 +44,7 @@ def collect(body: PaymentIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -
         actor=caller.actor,
         key=key,
     )
-    return payment_out(ledger, payment)
+    return payment_out(ctx, payment)
 
 
 @router.get(
@@ -53,9 +53,9 @@ def collect(body: PaymentIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -
     responses=problems(404),
     summary="One payment with its refunds, settlement and history",
 )
-def get_payment(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
-    payment = ledger.get(Payment, payment_id, practice_of(caller))
-    return payment_out(ledger, payment, with_history=True)
+def get_payment(payment_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+    payment = ctx.get(Payment, payment_id, practice_of(caller))
+    return payment_out(ctx, payment, with_history=True)
 
 
 @router.post(
@@ -67,12 +67,12 @@ def get_payment(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[s
 def refund(
     payment_id: UUID,
     caller: AdminDep,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     key: KeyDep,
     body: RefundIn | None = Body(None),
 ) -> dict[str, Any]:
     reversal = uc.refund_payment(
-        ledger,
+        ctx,
         practice_id=practice_of(caller),
         payment_id=payment_id,
         amount=body.amount if body else None,
@@ -83,7 +83,7 @@ def refund(
         "kind": reversal.kind.value,
         "amount": reversal.amount,
         "refund_id": str(reversal.refund_id) if reversal.refund_id else None,
-        "payment": payment_out(ledger, reversal.payment),
+        "payment": payment_out(ctx, reversal.payment),
     }
 
 
@@ -93,8 +93,8 @@ def refund(
     responses=problems(404),
     summary="The payment's receipt, with its refunds",
 )
-def receipt(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
-    return receipt_out(ledger, ledger.get(Payment, payment_id, practice_of(caller)))
+def receipt(payment_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+    return receipt_out(ctx, ctx.get(Payment, payment_id, practice_of(caller)))
 
 
 @router.post(
@@ -104,14 +104,14 @@ def receipt(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, 
     summary="Email a copy of the payment's (or one refund's) receipt",
 )
 def send_receipt(
-    payment_id: UUID, body: ReceiptSendIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+    payment_id: UUID, body: ReceiptSendIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     if body.email.lower() != body.confirm_email.lower():
         raise InvalidValue(
             "email and confirm_email differ: check the address", field="confirm_email"
         )
     payment = uc.send_receipt(
-        ledger,
+        ctx,
         practice_id=practice_of(caller),
         payment_id=payment_id,
         email=body.email,
@@ -132,8 +132,8 @@ def send_receipt(
     responses=problems(404),
     summary="What to type into the PMS (Post to Ledger)",
 )
-def ledger_entry(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
-    return ledger_entry_out(ledger, ledger.get(Payment, payment_id, practice_of(caller)))
+def ledger_entry(payment_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+    return ledger_entry_out(ctx, ctx.get(Payment, payment_id, practice_of(caller)))
 
 
 @router.post(
@@ -143,10 +143,10 @@ def ledger_entry(payment_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[
     summary="Mark as associated (recorded in the PMS)",
 )
 def associate(
-    payment_id: UUID, body: AssociateIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+    payment_id: UUID, body: AssociateIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     payment = uc.associate_payment(
-        ledger,
+        ctx,
         practice_id=practice_of(caller),
         payment_id=payment_id,
         source=AssociationSource(body.source),
@@ -156,7 +156,7 @@ def associate(
         void=body.void,
         dispute=body.dispute,
     )
-    return payment_out(ledger, payment)
+    return payment_out(ctx, payment)
 
 
 @router.post(
@@ -166,8 +166,8 @@ def associate(
     summary="Try a failed PMS writeback of this payment (and its refunds) again",
 )
 def retry_writeback(
-    payment_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+    payment_id: UUID, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
-    payment = ledger.get(Payment, payment_id, practice_of(caller))
-    retried = ledger.journal.retry_failed(str(payment.practice_id), str(payment.id))
-    return {"retried": retried, "payment": payment_out(ledger, payment)}
+    payment = ctx.get(Payment, payment_id, practice_of(caller))
+    retried = ctx.journal.retry_failed(str(payment.practice_id), str(payment.id))
+    return {"retried": retried, "payment": payment_out(ctx, payment)}

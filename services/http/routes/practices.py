@@ -12,9 +12,9 @@ from services.app import practices as uc
 from services.app.due import due_work_status
 from services.app.practices import Caller
 from services.app.receivables import sync_status
-from services.context import Ledger
+from services.context import Components
 from services.http import answers
-from services.http.deps import CallerDep, KeyDep, LedgerDep
+from services.http.deps import CallerDep, ComponentsDep, KeyDep
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
 from services.http.representations import practice_out
@@ -55,14 +55,14 @@ def practice_admin_or_operator(practice_id: UUID, caller: CallerDep) -> Caller:
     return caller
 
 
-def practice_answer(ledger: Ledger, practice: Practice) -> dict[str, Any]:
-    connection = ledger.journal.connections.of(str(practice.id))
+def practice_answer(ctx: Components, practice: Practice) -> dict[str, Any]:
+    connection = ctx.journal.connections.of(str(practice.id))
     return {
         **practice_out(practice),
         "connection": {kind: masked(block) for kind, block in connection.items()},
-        "writeback": practice_status(ledger.journal, practice.id),
-        "pms_sync": sync_status(ledger, practice),
-        "due_work": due_work_status(ledger.due_work, practice.id),
+        "writeback": practice_status(ctx.journal, practice.id),
+        "pms_sync": sync_status(ctx, practice),
+        "due_work": due_work_status(ctx.due_work, practice.id),
     }
 
 
@@ -81,11 +81,11 @@ def masked(block: dict[str, str]) -> dict[str, str]:
 def create_practice(
     body: PracticeIn,
     caller: Annotated[Caller, Depends(operator)],
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     key: KeyDep,
 ) -> dict[str, Any]:
     practice = uc.create_practice(
-        ledger,
+        ctx,
         name=body.name,
         timezone=body.timezone,
         pms=PmsKind(body.pms),
@@ -104,9 +104,9 @@ def create_practice(
     responses=problems(404),
     summary="A practice and its payments settings",
 )
-def get_practice(practice_id: UUID, caller: CallerDep, ledger: LedgerDep) -> dict[str, Any]:
+def get_practice(practice_id: UUID, caller: CallerDep, ctx: ComponentsDep) -> dict[str, Any]:
     own_practice(caller, practice_id, operator_ok=True)
-    return practice_answer(ledger, ledger.get(Practice, practice_id, practice_id))
+    return practice_answer(ctx, ctx.get(Practice, practice_id, practice_id))
 
 
 @router.patch(
@@ -119,14 +119,14 @@ def change_settings(
     practice_id: UUID,
     body: SettingsIn,
     caller: Annotated[Caller, Depends(practice_admin)],
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     key: KeyDep,
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     connection: dict[str, Any] = {
         k: changes.pop(k) for k in ("opendental", "eaglesoft") if k in changes
     }
-    practice = uc.change_settings(ledger, practice_id, changes, caller.actor)
+    practice = uc.change_settings(ctx, practice_id, changes, caller.actor)
     if connection:
-        uc.set_pms_connection(ledger, practice_id, connection)
-    return practice_answer(ledger, practice)
+        uc.set_pms_connection(ctx, practice_id, connection)
+    return practice_answer(ctx, practice)

@@ -12,7 +12,7 @@ from domain.receivables import MONEY_COLUMNS, AmountRule, Balance, Eligibility, 
 from projections.receivables import NULLABLE, SORTABLE, list_ar, list_filters
 from services.app import receivables as uc
 from services.http import answers, cursor
-from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import CursorQ, LimitQ
 from services.http.representations import patient_out
@@ -84,11 +84,11 @@ def snapshot_total(row: dict[str, Any]) -> int | None:
     summary="Record a PMS balance snapshot",
 )
 def put_balance(
-    patient_id: UUID, body: BalanceIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+    patient_id: UUID, body: BalanceIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     balance = Balance.from_snapshot(**body.model_dump())
     patient = uc.record_balance(
-        ledger,
+        ctx,
         practice_id=practice_of(caller),
         patient_id=patient_id,
         balance=balance,
@@ -104,14 +104,14 @@ def put_balance(
     responses=problems(409, 502),
     summary="Pull patients and balances from the practice's PMS",
 )
-def pms_sync(caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+def pms_sync(caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
     practice_id = practice_of(caller)
-    result = uc.sync_pms(ledger, practice_id=practice_id, actor=caller.actor)
+    result = uc.sync_pms(ctx, practice_id=practice_id, actor=caller.actor)
     return {
         "patients_seen": result.patients_seen,
         "patients_added": result.patients_added,
         "balances_recorded": result.balances_recorded,
-        "pms_sync": uc.sync_status(ledger, ledger.get(Practice, practice_id, practice_id)),
+        "pms_sync": uc.sync_status(ctx, ctx.get(Practice, practice_id, practice_id)),
     }
 
 
@@ -124,7 +124,7 @@ def pms_sync(caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]
 def ar_patients(
     request: Request,
     caller: AdminDep,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     sort: Annotated[
         str,
         Query(
@@ -143,7 +143,7 @@ def ar_patients(
         )
     raw: dict[str, Any] = {}
     if filter_id is not None:
-        raw.update(uc.saved_filter_values(ledger, practice_id, filter_id))
+        raw.update(uc.saved_filter_values(ctx, practice_id, filter_id))
     for name in request.query_params:
         if name in PAGING or name == "filter_id":
             continue
@@ -154,14 +154,14 @@ def ar_patients(
             )
         raw[name] = ",".join(values) if name == "last_request_status" else values[-1]
     query, applied = uc.parse_filter(raw)
-    practice = ledger.get(Practice, practice_id, practice_id)
-    today = uc.today(ledger, practice).isoformat()
+    practice = ctx.get(Practice, practice_id, practice_id)
+    today = uc.today(ctx, practice).isoformat()
     column = sort.lstrip("-")
     first: cursor.Kinds = (
         (int,) if column in MONEY_COLUMNS else (str, type(None)) if column in NULLABLE else (str,)
     )
     after = cursor.decode_pair(cursor_, first)
-    rows = ledger.reads(
+    rows = ctx.reads(
         list_ar,
         practice_id,
         query,
@@ -179,7 +179,7 @@ def ar_patients(
         "next_cursor": next_cursor,
         "filters": applied,
         "sort": sort,
-        "pms_sync": uc.sync_status(ledger, practice),
+        "pms_sync": uc.sync_status(ctx, practice),
     }
 
 
@@ -198,9 +198,11 @@ def filter_out(row: dict[str, Any]) -> dict[str, Any]:
     status_code=201,
     summary="Save a filter in the library",
 )
-def save_filter(body: FilterIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+def save_filter(
+    body: FilterIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
+) -> dict[str, Any]:
     saved = uc.save_filter(
-        ledger, practice_id=practice_of(caller), name=body.name, raw=body.filter, actor=caller.actor
+        ctx, practice_id=practice_of(caller), name=body.name, raw=body.filter, actor=caller.actor
     )
     return {
         "id": str(saved.id),
@@ -213,9 +215,9 @@ def save_filter(body: FilterIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
 @router.get(
     "/ar/filters", response_model=answers.FilterPage, summary="The practice's saved filters"
 )
-def get_filters(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
+def get_filters(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
     return {
-        "items": [filter_out(r) for r in ledger.reads(list_filters, practice_of(caller))],
+        "items": [filter_out(r) for r in ctx.reads(list_filters, practice_of(caller))],
         "next_cursor": None,
     }
 
@@ -226,10 +228,8 @@ def get_filters(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     status_code=204,
     summary="Delete a saved filter",
 )
-def delete_filter(filter_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> Response:
-    uc.delete_filter(
-        ledger, practice_id=practice_of(caller), filter_id=filter_id, actor=caller.actor
-    )
+def delete_filter(filter_id: UUID, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> Response:
+    uc.delete_filter(ctx, practice_id=practice_of(caller), filter_id=filter_id, actor=caller.actor)
     return Response(status_code=204)
 
 
@@ -240,10 +240,10 @@ def delete_filter(filter_id: UUID, caller: AdminDep, ledger: LedgerDep, key: Key
     summary="Snooze a patient until a date",
 )
 def snooze(
-    patient_id: UUID, body: SnoozeIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+    patient_id: UUID, body: SnoozeIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     patient = uc.snooze(
-        ledger,
+        ctx,
         practice_id=practice_of(caller),
         patient_id=patient_id,
         until=body.until,
@@ -268,9 +268,9 @@ def snooze(
     responses=problems(404, 409),
     summary="End a snooze early",
 )
-def unsnooze(patient_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+def unsnooze(patient_id: UUID, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
     patient = uc.end_snooze(
-        ledger, practice_id=practice_of(caller), patient_id=patient_id, actor=caller.actor
+        ctx, practice_id=practice_of(caller), patient_id=patient_id, actor=caller.actor
     )
     return {**patient_out(patient), "snooze": None}
 
@@ -281,7 +281,7 @@ def unsnooze(patient_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep)
     responses=problems(404),
     summary="One request to each selected (or matching) eligible patient",
 )
-def bulk(body: BulkIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+def bulk(body: BulkIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
     chosen = [n for n in ("patient_ids", "filter", "filter_id") if getattr(body, n) is not None]
     if len(chosen) != 1:
         raise InvalidValue(
@@ -291,9 +291,9 @@ def bulk(body: BulkIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict
     practice_id = practice_of(caller)
     raw_filter = body.filter
     if body.filter_id is not None:
-        raw_filter = uc.saved_filter_values(ledger, practice_id, body.filter_id)
+        raw_filter = uc.saved_filter_values(ctx, practice_id, body.filter_id)
     outcomes = uc.bulk_send(
-        ledger,
+        ctx,
         practice_id=practice_id,
         patient_ids=body.patient_ids,
         raw_filter=raw_filter,

@@ -10,9 +10,9 @@ from projections.base import iso
 from projections.feed import read_history
 from projections.requests import list_requests
 from services.app import requests as uc
-from services.context import Ledger
+from services.context import Components
 from services.http import answers
-from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import CursorQ, FromQ, LimitQ, ToQ, date_range, dated_page
 from services.http.schemas import PaymentRequestIn
@@ -20,7 +20,9 @@ from services.http.schemas import PaymentRequestIn
 router = APIRouter(prefix="/v1/payment-requests", tags=["payment requests"])
 
 
-def request_out(ledger: Ledger, r: PaymentRequest, *, with_history: bool = False) -> dict[str, Any]:
+def request_out(
+    ctx: Components, r: PaymentRequest, *, with_history: bool = False
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": str(r.id),
         "patient_id": str(r.patient_id),
@@ -36,7 +38,7 @@ def request_out(ledger: Ledger, r: PaymentRequest, *, with_history: bool = False
         "expires_at": iso(r.expires_at),
         "payment_id": str(r.payment_id) if r.payment_id else None,
         "superseded_by": str(r.superseded_by) if r.superseded_by else None,
-        "pay_url": uc.pay_url(ledger, r) if r.status.value == "requested" else None,
+        "pay_url": uc.pay_url(ctx, r) if r.status.value == "requested" else None,
         "messages": [
             {
                 "number": m.number,
@@ -50,7 +52,7 @@ def request_out(ledger: Ledger, r: PaymentRequest, *, with_history: bool = False
         ],
     }
     if with_history:
-        out["history"] = ledger.reads(read_history, r.practice_id, r.id, 0, 1000)
+        out["history"] = ctx.reads(read_history, r.practice_id, r.id, 0, 1000)
     return out
 
 
@@ -81,10 +83,10 @@ def row_out(row: dict[str, Any]) -> dict[str, Any]:
     summary="Send a payment request by text or email",
 )
 def send(
-    body: PaymentRequestIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+    body: PaymentRequestIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     request = uc.send_request(
-        ledger,
+        ctx,
         practice_id=practice_of(caller),
         patient_id=body.patient_id,
         amount=body.amount,
@@ -94,7 +96,7 @@ def send(
         key=key,
         override_snooze=body.override_snooze,
     )
-    return request_out(ledger, request)
+    return request_out(ctx, request)
 
 
 @router.get(
@@ -104,7 +106,7 @@ def send(
 )
 def get_requests(
     caller: AdminDep,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     from_: FromQ = None,
     to: ToQ = None,
     status: Literal["requested", "completed", "cancelled"] | None = None,
@@ -114,9 +116,9 @@ def get_requests(
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
     return dated_page(
-        ledger,
+        ctx,
         practice_id,
-        date_range(ledger, practice_id, from_, to),
+        date_range(ctx, practice_id, from_, to),
         cursor_,
         limit,
         query=list_requests,
@@ -133,9 +135,9 @@ def get_requests(
     responses=problems(404),
     summary="One request with its history",
 )
-def get_request(request_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
-    request = ledger.get(PaymentRequest, request_id, practice_of(caller))
-    return request_out(ledger, request, with_history=True)
+def get_request(request_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+    request = ctx.get(PaymentRequest, request_id, practice_of(caller))
+    return request_out(ctx, request, with_history=True)
 
 
 @router.post(
@@ -144,8 +146,8 @@ def get_request(request_id: UUID, caller: AdminDep, ledger: LedgerDep) -> dict[s
     responses=problems(404, 409),
     summary="Cancel a request by hand",
 )
-def cancel(request_id: UUID, caller: AdminDep, ledger: LedgerDep, key: KeyDep) -> dict[str, Any]:
+def cancel(request_id: UUID, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
     request = uc.cancel_request(
-        ledger, practice_id=practice_of(caller), request_id=request_id, actor=caller.actor
+        ctx, practice_id=practice_of(caller), request_id=request_id, actor=caller.actor
     )
-    return request_out(ledger, request)
+    return request_out(ctx, request)

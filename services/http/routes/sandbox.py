@@ -11,7 +11,7 @@ from domain.errors import InvalidValue
 from projections.base import iso
 from services.app.due import DueWork, DueWorkFailed, run_due_work
 from services.http import answers
-from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
 from services.http.schemas import ClockAdvanceIn
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
 
 
 def sandbox_clock(request: Request) -> SandboxClock:
-    clock = request.app.state.ledger.sandbox_clock
+    clock = request.app.state.ctx.sandbox_clock
     if clock is None:
         raise HttpProblem(404, "sandbox mode is off (PAYLEDGER_SANDBOX=0): there is no test clock")
     assert isinstance(clock, SandboxClock)
@@ -46,7 +46,7 @@ def get_clock(request: Request, caller: AdminDep) -> dict[str, Any]:
     summary="Move the practice's test clock forward and run what fell due",
 )
 def advance(
-    body: ClockAdvanceIn, request: Request, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+    body: ClockAdvanceIn, request: Request, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     clock = sandbox_clock(request)
     practice_id = practice_of(caller)
@@ -68,7 +68,7 @@ def advance(
     except ClockOutOfRange as error:
         raise InvalidValue(str(error), field="to" if body.to is not None else "seconds") from None
     try:
-        work, failure = run_due_work(ledger, practice_id), None
+        work, failure = run_due_work(ctx, practice_id), None
     except DueWorkFailed as failed:  # the clock moved: say so, and what did not run
         work = DueWork()
         failure = f"the clock moved, but what fell due did not all run: {failed}"
@@ -80,5 +80,5 @@ def advance(
     response_model=answers.SandboxMailbox,
     summary="Messages the embedded default kept instead of sending",
 )
-def sandbox_mailbox(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
-    return {"items": ledger.reads(list_sandbox_mailbox, practice_of(caller))}
+def sandbox_mailbox(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+    return {"items": ctx.reads(list_sandbox_mailbox, practice_of(caller))}

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.app.stripe_events import apply_pending_events, receive_event
 from services.http import answers
-from services.http.deps import LedgerDep
+from services.http.deps import ComponentsDep
 from services.http.openapi import problems
 
 router = APIRouter(tags=["stripe"])
@@ -22,11 +22,11 @@ router = APIRouter(tags=["stripe"])
     summary="Stripe's webhook endpoint (Stripe-Signature verified; an event id counts once)",
 )
 async def stripe_webhook(
-    request: Request, ledger: LedgerDep, background: BackgroundTasks
+    request: Request, ctx: ComponentsDep, background: BackgroundTasks
 ) -> dict[str, Any]:
     payload = await request.body()
     signature = request.headers.get("stripe-signature")
-    event_id, new = await run_in_threadpool(receive_event, ledger, payload, signature)
+    event_id, new = await run_in_threadpool(receive_event, ctx, payload, signature)
     if new:  # applied once the answer has gone (and by the scheduler, should this fail)
-        background.add_task(apply_pending_events, ledger)
+        background.add_task(apply_pending_events, ctx)
     return {"received": True, "id": event_id, "replayed": not new}

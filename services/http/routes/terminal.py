@@ -9,7 +9,7 @@ from pydantic import Field
 
 from services.app import terminal as uc
 from services.http import answers
-from services.http.deps import AdminDep, KeyDep, LedgerDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.schemas import Body, Text
 
@@ -35,8 +35,8 @@ class LabelIn(Body):
     responses=problems(409, 502),
     summary="The practice's card readers (Stripe Terminal)",
 )
-def list_readers(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
-    return {"items": uc.list_readers(ledger, practice_of(caller))}
+def list_readers(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+    return {"items": uc.list_readers(ctx, practice_of(caller))}
 
 
 @router.post(
@@ -47,10 +47,10 @@ def list_readers(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
     summary="Register a card reader by the code it shows",
 )
 def register_reader(
-    body: ReaderIn, caller: AdminDep, ledger: LedgerDep, key: KeyDep
+    body: ReaderIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     return uc.register_reader(
-        ledger, practice_of(caller), code=body.registration_code, label=body.label, key=key
+        ctx, practice_of(caller), code=body.registration_code, label=body.label, key=key
     )
 
 
@@ -61,6 +61,6 @@ def register_reader(
     summary="Change a card reader's label",
 )
 def label_reader(
-    reader_id: ReaderId, body: LabelIn, caller: AdminDep, ledger: LedgerDep
+    reader_id: ReaderId, body: LabelIn, caller: AdminDep, ctx: ComponentsDep
 ) -> dict[str, Any]:
-    return uc.label_reader(ledger, practice_of(caller), reader_id, body.label)
+    return uc.label_reader(ctx, practice_of(caller), reader_id, body.label)

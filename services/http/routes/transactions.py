@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 
 from projections.transactions import list_transactions
 from services.http import answers
-from services.http.deps import AdminDep, LedgerDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, practice_of
 from services.http.ranges import CursorQ, FromQ, LimitQ, ToQ, date_range, dated_page
 from services.http.representations import transaction_row, unassociated_badge
 
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 )
 def get_transactions(
     caller: AdminDep,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     from_: FromQ = None,
     to: ToQ = None,
     association: Annotated[
@@ -42,9 +42,9 @@ def get_transactions(
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
     return dated_page(
-        ledger,
+        ctx,
         practice_id,
-        date_range(ledger, practice_id, from_, to),
+        date_range(ctx, practice_id, from_, to),
         cursor_,
         limit,
         query=list_transactions,
@@ -65,5 +65,5 @@ def get_transactions(
     "from `oldest_date`, and for a practice that posts by hand the Post to Ledger queue's "
     "items; `transactions` is the number of those rows.",
 )
-def get_unassociated_count(caller: AdminDep, ledger: LedgerDep) -> dict[str, Any]:
-    return unassociated_badge(ledger, practice_of(caller))
+def get_unassociated_count(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+    return unassociated_badge(ctx, practice_of(caller))

@@ -12,7 +12,7 @@ from projections.base import iso
 from services.app import accounts as uc
 from services.app.practices import Caller
 from services.http import answers
-from services.http.deps import CallerDep, KeyDep, LedgerDep
+from services.http.deps import CallerDep, ComponentsDep, KeyDep
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
 from services.http.schemas import PasswordIn, RoleIn, UserIn
@@ -82,8 +82,8 @@ def row_out(row: uc.UserRow) -> dict[str, Any]:
     responses=problems(404),
     summary="The practice's users (admins)",
 )
-def list_users(practice_id: UUID, caller: UsersAdmin, ledger: LedgerDep) -> dict[str, Any]:
-    return {"items": [row_out(r) for r in uc.list_users(ledger, practice_id)]}
+def list_users(practice_id: UUID, caller: UsersAdmin, ctx: ComponentsDep) -> dict[str, Any]:
+    return {"items": [row_out(r) for r in uc.list_users(ctx, practice_id)]}
 
 
 @router.post(
@@ -94,10 +94,10 @@ def list_users(practice_id: UUID, caller: UsersAdmin, ledger: LedgerDep) -> dict
     summary="Invite a user; the answer holds its API token, shown only once",
 )
 def invite_user(
-    practice_id: UUID, body: UserIn, caller: UsersAdminOrOperator, ledger: LedgerDep, key: KeyDep
+    practice_id: UUID, body: UserIn, caller: UsersAdminOrOperator, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     user, token = uc.invite_user(
-        ledger,
+        ctx,
         practice_id=practice_id,
         name=body.name,
         email=body.email,
@@ -126,10 +126,10 @@ def change_role(
     user_id: UUID,
     body: RoleIn,
     caller: UsersAdmin,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     key: KeyDep,
 ) -> dict[str, Any]:
-    user = uc.change_role(ledger, practice_id, user_id, Role(body.role), caller.actor, key)
+    user = uc.change_role(ctx, practice_id, user_id, Role(body.role), caller.actor, key)
     return user_out(user)
 
 
@@ -140,9 +140,9 @@ def change_role(
     summary="Revoke a user: its token and sessions stop working at once (admins)",
 )
 def revoke_user(
-    practice_id: UUID, user_id: UUID, caller: UsersAdmin, ledger: LedgerDep, key: KeyDep
+    practice_id: UUID, user_id: UUID, caller: UsersAdmin, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
-    return user_out(uc.revoke_user(ledger, practice_id, user_id, caller.actor, key))
+    return user_out(uc.revoke_user(ctx, practice_id, user_id, caller.actor, key))
 
 
 @router.put(
@@ -156,8 +156,8 @@ def set_password(
     user_id: UUID,
     body: PasswordIn,
     caller: UsersAdmin,
-    ledger: LedgerDep,
+    ctx: ComponentsDep,
     key: KeyDep,
 ) -> dict[str, Any]:
-    user = uc.set_password(ledger, practice_id, user_id, body.password, caller.actor)
+    user = uc.set_password(ctx, practice_id, user_id, body.password, caller.actor)
     return user_out(user)

@@ -19,7 +19,7 @@ from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice
 from services.web.pay import stripe_element
 from services.web.security import STRIPE_CONTENT_SECURITY_POLICY
-from services.web.session import Admin, Manager, PostedForm, ledger_of
+from services.web.session import Admin, Manager, PostedForm, ctx_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -35,7 +35,7 @@ def patients(request: Request, user: Admin) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     cursor: str | None = None
     while len(found) < 1000:
-        answer = patients_api.get_patients(user.caller, ledger_of(request), 100, cursor)
+        answer = patients_api.get_patients(user.caller, ctx_of(request), 100, cursor)
         found.extend(answer["items"])
         cursor = answer["next_cursor"]
         if not cursor:
@@ -53,7 +53,7 @@ def collect_page(
     values: dict[str, str] | None = None,
 ) -> HTMLResponse:
     place = practice(request, user)
-    stripe = stripe_element(ledger_of(request), place.stripe_account if place else None, 50)
+    stripe = stripe_element(ctx_of(request), place.stripe_account if place else None, 50)
     response = render.page(
         request,
         "payments/collect.html",
@@ -95,7 +95,7 @@ def whole_number(text: str, field: str) -> int:
 
 @router.post("/payments/collect/{kind}")
 def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Response:
-    ledger = ledger_of(request)
+    ctx = ctx_of(request)
     values = {k: v for k, v in form.fields.items() if k not in ("card_number", "cvc")}
     patient = form.get("patient_id") or None
     try:
@@ -109,7 +109,7 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
                 destination=form.get("destination") or None,
                 override_snooze=form.get("override_snooze") == "true",
             )
-            answer = run(requests_api.send, body, user.caller, ledger, form.key(user))
+            answer = run(requests_api.send, body, user.caller, ctx, form.key(user))
             return render.redirect(
                 request,
                 "/payments/requests",
@@ -124,7 +124,7 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
                 terminal_id=form.get("terminal_id") or None,
                 patient_id=patient,
             )
-        elif not ledger.processor.accepts_card_numbers:
+        elif not ctx.processor.accepts_card_numbers:
             body = run(
                 PaymentIn,
                 method="virtual_terminal",
@@ -147,7 +147,7 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
                 card=card,
                 patient_id=patient,
             )
-        payment = run(payments_api.collect, body, user.caller, ledger, form.key(user))
+        payment = run(payments_api.collect, body, user.caller, ctx, form.key(user))
     except FormError as refused:
         return collect_page(
             request, user, kind, error=refused.message, status=refused.status, values=values
@@ -177,7 +177,7 @@ def export(request: Request, user: Admin, view: str) -> Response:
             deposits_api.export,
             view,
             user.caller,
-            ledger_of(request),
+            ctx_of(request),
             optional_date(q.get("from", ""), "from"),
             optional_date(q.get("to", ""), "to"),
         )

@@ -13,12 +13,12 @@ from services.app.accounts import SessionUser
 from services.http.deps import practice_of
 from services.web import render
 from services.web.forms import FormError
-from services.web.session import ledger_of
+from services.web.session import ctx_of
 
 
 def practice(request: Request, user: SessionUser) -> Practice:
     pid = practice_of(user.caller)
-    return ledger_of(request).get(Practice, pid, pid)
+    return ctx_of(request).get(Practice, pid, pid)
 
 
 def detail_page(

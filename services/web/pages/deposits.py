@@ -18,7 +18,7 @@ from services.web import render
 from services.web.forms import FormError, optional_date, run
 from services.web.pages.common import practice
 from services.web.pages.transactions import badge_count
-from services.web.session import Admin, ledger_of
+from services.web.session import Admin, ctx_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,14 +37,14 @@ def filters_of(request: Request) -> dict[str, str]:
 
 def all_deposits(request: Request, user: Admin, f: dict[str, str]) -> dict[str, Any]:
     """Every deposit of the range (the API pages them; the tab shows the whole range)."""
-    ledger = ledger_of(request)
+    ctx = ctx_of(request)
     items: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
         answer = run(
             deposits_api.get_deposits,
             user.caller,
-            ledger,
+            ctx,
             from_=optional_date(f["from"], "from"),
             to=optional_date(f["to"], "to"),
             limit=100,
@@ -198,7 +198,7 @@ def deposit_row(request: Request, user: Admin, deposit_id: UUID) -> HTMLResponse
     """One deposit's rows, opened (with its itemised list) or closed, for the arrow."""
     opened = request.query_params.get("open") == "1"
     try:
-        deposit = run(deposits_api.get_one_deposit, deposit_id, user.caller, ledger_of(request))
+        deposit = run(deposits_api.get_one_deposit, deposit_id, user.caller, ctx_of(request))
     except FormError as refused:
         return HTMLResponse(refused.message, status_code=refused.status)
     html = render.fragment(

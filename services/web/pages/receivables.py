@@ -26,7 +26,7 @@ from services.http.schemas import BulkIn, FilterIn, SnoozeIn
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice
-from services.web.session import Admin, Form, PostedForm, ledger_of
+from services.web.session import Admin, Form, PostedForm, ctx_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -161,13 +161,13 @@ class Listing:
 
 
 def fetch(
-    user: Admin, ledger: Any, pairs: list[tuple[str, str]], sort: str, cursor: str | None
+    user: Admin, ctx: Any, pairs: list[tuple[str, str]], sort: str, cursor: str | None
 ) -> Listing:
     answer = run(
         ar_api.ar_patients,
         api_request(pairs),
         user.caller,
-        ledger,
+        ctx,
         sort=sort,
         limit=PAGE_SIZE,
         cursor_=cursor,
@@ -177,7 +177,7 @@ def fetch(
     canonical = to_pairs(applied)
     every = answer["items"] if not cursor and not answer["next_cursor"] else None
     if every is None:
-        every = all_rows(user, ledger, canonical)
+        every = all_rows(user, ctx, canonical)
     return Listing(
         rows=answer["items"],
         applied=applied,
@@ -189,14 +189,14 @@ def fetch(
     )
 
 
-def all_rows(user: Admin, ledger: Any, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def all_rows(user: Admin, ctx: Any, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     cursor: str | None = None
     while len(rows) < CHART_ROWS:
         answer = ar_api.ar_patients(
             api_request(pairs),
             user.caller,
-            ledger,
+            ctx,
             sort="-total",
             limit=100,
             cursor_=cursor,
@@ -343,15 +343,15 @@ def ar_page(
     bulk: dict[str, Any] | None = None,
     open_panel: bool = False,
 ) -> HTMLResponse:
-    ledger = ledger_of(request)
+    ctx = ctx_of(request)
     try:
-        listing = fetch(user, ledger, pairs, sort, cursor)
+        listing = fetch(user, ctx, pairs, sort, cursor)
     except FormError as refused:
         error, status = refused.message, refused.status
         typed = typed or dict(pairs)
-        listing = fetch(user, ledger, [], "-total", None)
+        listing = fetch(user, ctx, [], "-total", None)
     office = practice(request, user)
-    saved = ar_api.get_filters(user.caller, ledger)["items"]
+    saved = ar_api.get_filters(user.caller, ctx)["items"]
     query = urlencode(listing.pairs)
     sort_param = keep_sort(listing.sort)
     return render.page(
@@ -389,8 +389,8 @@ def ar_page(
         reasons=[r.value for r in SnoozeReason],
         rules=RULE_NAMES,
         channels=CHANNELS,
-        snooze_default=(uc.today(ledger, office) + timedelta(days=14)).isoformat(),
-        snooze_min=(uc.today(ledger, office) + timedelta(days=1)).isoformat(),
+        snooze_default=(uc.today(ctx, office) + timedelta(days=14)).isoformat(),
+        snooze_min=(uc.today(ctx, office) + timedelta(days=1)).isoformat(),
     )
 
 
@@ -434,7 +434,7 @@ def back_to(form: Form) -> str:
 def sync_now(request: Request, user: Admin, form: PostedForm) -> Response:
     """Read patients and balances from the PMS now, instead of at the next scheduled sync."""
     try:
-        answer = run(ar_api.pms_sync, user.caller, ledger_of(request), form.key(user))
+        answer = run(ar_api.pms_sync, user.caller, ctx_of(request), form.key(user))
     except FormError as refused:
         return render.redirect(request, back_to(form), refused.message, "error")
     return render.redirect(
@@ -455,7 +455,7 @@ def save_filter(request: Request, user: Admin, form: PostedForm) -> Response:
         if not pairs:
             raise FormError("Apply at least one filter before saving it in the library.")
         body = run(FilterIn, name=form.get("name"), filter=raw_filter(pairs))
-        saved = run(ar_api.save_filter, body, user.caller, ledger_of(request), form.key(user))
+        saved = run(ar_api.save_filter, body, user.caller, ctx_of(request), form.key(user))
     except FormError as refused:
         return ar_page(request, user, pairs, error=refused.message, status=refused.status)
     return render.redirect(
@@ -465,10 +465,10 @@ def save_filter(request: Request, user: Admin, form: PostedForm) -> Response:
 
 @router.post(PAGE + "/filters/{filter_id}/delete")
 def delete_filter(request: Request, user: Admin, form: PostedForm, filter_id: UUID) -> Response:
-    ledger = ledger_of(request)
-    names = {s["id"]: s["name"] for s in ar_api.get_filters(user.caller, ledger)["items"]}
+    ctx = ctx_of(request)
+    names = {s["id"]: s["name"] for s in ar_api.get_filters(user.caller, ctx)["items"]}
     try:
-        run(ar_api.delete_filter, filter_id, user.caller, ledger, form.key(user))
+        run(ar_api.delete_filter, filter_id, user.caller, ctx, form.key(user))
     except FormError as refused:
         return render.redirect(request, back_to(form), refused.message, "error")
     return render.redirect(
@@ -481,12 +481,12 @@ def delete_filter(request: Request, user: Admin, form: PostedForm, filter_id: UU
 # -- snoozes ---------------------------------------------------------------------------
 
 
-def names_of(user: Admin, ledger: Any) -> dict[str, str]:
+def names_of(user: Admin, ctx: Any) -> dict[str, str]:
     """Every patient's name by id, for sentences about many patients."""
     names: dict[str, str] = {}
     cursor: str | None = None
     while len(names) < CHART_ROWS:
-        answer = patients_api.get_patients(user.caller, ledger, 100, cursor)
+        answer = patients_api.get_patients(user.caller, ctx, 100, cursor)
         names.update((p["id"], f"{p['first_name']} {p['last_name']}") for p in answer["items"])
         cursor = answer["next_cursor"]
         if not cursor:
@@ -513,7 +513,7 @@ def patient_ids(ids: list[str]) -> list[UUID]:
 
 @router.post(PAGE + "/snooze")
 def snooze_selected(request: Request, user: Admin, form: PostedForm) -> Response:
-    ledger = ledger_of(request)
+    ctx = ctx_of(request)
     ids = selected(form)
     values = {
         "until": form.get("until"),
@@ -529,9 +529,7 @@ def snooze_selected(request: Request, user: Admin, form: PostedForm) -> Response
             reason=form.get("reason"),
             note=form.get("note") or None,
         )
-        done = [
-            run(ar_api.snooze, pid, body, user.caller, ledger, form.key(user)) for pid in patients
-        ]
+        done = [run(ar_api.snooze, pid, body, user.caller, ctx, form.key(user)) for pid in patients]
     except FormError as refused:
         return ar_page(
             request,
@@ -558,7 +556,7 @@ def snooze_selected(request: Request, user: Admin, form: PostedForm) -> Response
 @router.post(PAGE + "/{patient_id}/unsnooze")
 def unsnooze(request: Request, user: Admin, form: PostedForm, patient_id: UUID) -> Response:
     try:
-        patient = run(ar_api.unsnooze, patient_id, user.caller, ledger_of(request), None)
+        patient = run(ar_api.unsnooze, patient_id, user.caller, ctx_of(request), None)
     except FormError as refused:
         return render.redirect(request, back_to(form), refused.message, "error")
     return render.redirect(
@@ -602,7 +600,7 @@ def min_balance_cents(text: str) -> int:
 
 @router.post(PAGE + "/bulk")
 def bulk_send(request: Request, user: Admin, form: PostedForm) -> Response:
-    ledger = ledger_of(request)
+    ctx = ctx_of(request)
     pairs = back_pairs(form)
     scope = form.get("scope") or "selected"
     values = {
@@ -634,12 +632,12 @@ def bulk_send(request: Request, user: Admin, form: PostedForm) -> Response:
             skip_payment_plan=values["skip_payment_plan"],
             skip_snoozed=values["skip_snoozed"],
         )
-        answer = run(ar_api.bulk, body, user.caller, ledger, form.key(user))
+        answer = run(ar_api.bulk, body, user.caller, ctx, form.key(user))
     except FormError as refused:
         return ar_page(
             request, user, pairs, error=refused.message, status=refused.status, bulk=values
         )
-    names = names_of(user, ledger)
+    names = names_of(user, ctx)
     results = [
         {
             **r,

@@ -20,7 +20,7 @@ from services.web.forms import FormError, optional_date, run
 from services.web.pages import common
 from services.web.pages.common import practice
 from services.web.pages.transactions import badge_count
-from services.web.session import Admin, Manager, PostedForm, ledger_of
+from services.web.session import Admin, Manager, PostedForm, ctx_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,7 +42,7 @@ def listing(request: Request, user: Admin, f: dict[str, str]) -> dict[str, Any]:
     answer = run(
         requests_api.get_requests,
         user.caller,
-        ledger_of(request),
+        ctx_of(request),
         from_=optional_date(f["from"], "from"),
         to=optional_date(f["to"], "to"),
         status=f["status"] or None,  # type: ignore[arg-type]
@@ -87,11 +87,11 @@ def requests_page(request: Request, user: Admin) -> HTMLResponse:
 
 def one_request(request: Request, user: Admin, request_id: UUID) -> dict[str, Any]:
     """The request with its history, and the patient's name."""
-    ledger = ledger_of(request)
-    found: dict[str, Any] = run(requests_api.get_request, request_id, user.caller, ledger)
-    patient = run(patients_api.get_patient, UUID(found["patient_id"]), user.caller, ledger)
+    ctx = ctx_of(request)
+    found: dict[str, Any] = run(requests_api.get_request, request_id, user.caller, ctx)
+    patient = run(patients_api.get_patient, UUID(found["patient_id"]), user.caller, ctx)
     found["patient_name"] = f"{patient['first_name']} {patient['last_name']}".strip()
-    history = ledger.reads(with_actor_names, practice_of(user.caller), found["history"])
+    history = ctx.reads(with_actor_names, practice_of(user.caller), found["history"])
     found["events"] = [describe(h) for h in history]
     return found
 
@@ -151,9 +151,7 @@ def cancel_page(request: Request, user: Manager, request_id: UUID) -> HTMLRespon
 @router.post("/payments/requests/{request_id}/cancel")
 def cancel(request: Request, user: Admin, form: PostedForm, request_id: UUID) -> Response:
     try:
-        answer = run(
-            requests_api.cancel, request_id, user.caller, ledger_of(request), form.key(user)
-        )
+        answer = run(requests_api.cancel, request_id, user.caller, ctx_of(request), form.key(user))
     except FormError as refused:
         return detail_page(
             request,
@@ -180,9 +178,9 @@ def resend_page(request: Request, user: Manager, request_id: UUID) -> HTMLRespon
 def resend(request: Request, user: Admin, form: PostedForm, request_id: UUID) -> Response:
     """A new request for the same patient, amount, channel and destination; sending it
     cancels the patient's outstanding request (reason: superseded)."""
-    ledger = ledger_of(request)
+    ctx = ctx_of(request)
     try:
-        old = run(requests_api.get_request, request_id, user.caller, ledger)
+        old = run(requests_api.get_request, request_id, user.caller, ctx)
         body = run(
             PaymentRequestIn,
             patient_id=old["patient_id"],
@@ -191,7 +189,7 @@ def resend(request: Request, user: Admin, form: PostedForm, request_id: UUID) ->
             destination=old["destination"],
             override_snooze=form.get("override_snooze") == "true",
         )
-        answer = run(requests_api.send, body, user.caller, ledger, form.key(user))
+        answer = run(requests_api.send, body, user.caller, ctx, form.key(user))
     except FormError as refused:
         return detail_page(
             request,

@@ -19,7 +19,7 @@ from services.http.schemas import OpenDentalIn, PasswordIn, RoleIn, SettingsIn, 
 from services.web import render
 from services.web.forms import FormError, run
 from services.web.pages.common import practice
-from services.web.session import Admin, Manager, PostedForm, ledger_of
+from services.web.session import Admin, Manager, PostedForm, ctx_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,10 +37,10 @@ def settings_page(
     invited: dict[str, Any] | None = None,
     payments: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    ledger = ledger_of(request)
+    ctx = ctx_of(request)
     pid = practice_of(user.caller)
-    people = users_api.list_users(pid, user.caller, ledger)["items"]
-    answer = practices_api.get_practice(pid, user.caller, ledger)
+    people = users_api.list_users(pid, user.caller, ctx)["items"]
+    answer = practices_api.get_practice(pid, user.caller, ctx)
     return render.page(
         request,
         "settings.html",
@@ -98,7 +98,7 @@ def invite(request: Request, user: Admin, form: PostedForm) -> Response:
             practice_of(user.caller),
             body,
             user.caller,
-            ledger_of(request),
+            ctx_of(request),
             form.key(user),
         )
     except FormError as refused:
@@ -119,7 +119,7 @@ def user_action(
             user_id,
             *body,
             user.caller,
-            ledger_of(request),
+            ctx_of(request),
             form.key(user),
         )
     except FormError as refused:
@@ -181,10 +181,10 @@ def change_payments(request: Request, user: Admin, form: PostedForm) -> Response
         "reminder_days": form.get("reminder_days"),
         "od_base_url": form.get("od_base_url"),
     }
-    ledger = ledger_of(request)
+    ctx = ctx_of(request)
     pid = practice_of(user.caller)
     try:
-        current = practices_api.get_practice(pid, user.caller, ledger)
+        current = practices_api.get_practice(pid, user.caller, ctx)
         changes: dict[str, Any] = {
             "pms": values["pms"],
             "batch_cutoff": values["batch_cutoff"],
@@ -196,7 +196,7 @@ def change_payments(request: Request, user: Admin, form: PostedForm) -> Response
         if connection is not None:
             changes["opendental"] = connection
         body = run(SettingsIn, **changes)
-        run(practices_api.change_settings, pid, body, user.caller, ledger, form.key(user))
+        run(practices_api.change_settings, pid, body, user.caller, ctx, form.key(user))
     except FormError as refused:
         return settings_page(
             request, user, error=refused.message, status=refused.status, payments=values

@@ -67,10 +67,10 @@ async def signin(
             request, next=next, email=email, error="Enter your email and password.", status=422
         )
     client = request.client.host if request.client else "unknown"
-    ledger = session.ledger_of(request)
+    ctx = session.ctx_of(request)
     try:
         web_session = await run_in_threadpool(
-            accounts.sign_in, ledger, email.strip(), password, client
+            accounts.sign_in, ctx, email.strip(), password, client
         )
     except accounts.SignInRefused as refused:
         return signin_page(request, next=next, email=email, error=str(refused), status=401)
@@ -84,7 +84,7 @@ async def signin(
 async def signout(request: Request, form: session.PostedForm) -> Response:
     token = session.session_token(request)
     if token:
-        await run_in_threadpool(accounts.sign_out, session.ledger_of(request), token)
+        await run_in_threadpool(accounts.sign_out, session.ctx_of(request), token)
     response = render.redirect(request, "/signin", "You are signed out.")
     response.delete_cookie(session.SESSION_COOKIE, path="/")
     return response

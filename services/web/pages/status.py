@@ -23,7 +23,7 @@ from services.web.forms import FormError, optional_date, run
 from services.web.pages.common import practice
 from services.web.pages.settings import PMS_NAMES
 from services.web.pages.transactions import with_writeback
-from services.web.session import Admin, PostedForm, ledger_of
+from services.web.session import Admin, PostedForm, ctx_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,11 +43,11 @@ DIFFERENCE_KINDS = {
 
 def failed_writebacks(request: Request, user: SessionUser) -> list[dict[str, Any]]:
     """Payments of the last 90 days whose writeback failed, newest first, with the error."""
-    ledger = ledger_of(request)
-    today = ledger.clock.now(practice_of(user.caller)).date()
+    ctx = ctx_of(request)
+    today = ctx.clock.now(practice_of(user.caller)).date()
     answer = transactions_api.get_transactions(
         user.caller,
-        ledger,
+        ctx,
         from_=today - FAILED_LOOKBACK,
         to=today + timedelta(days=1),
         association="unassociated",
@@ -56,7 +56,7 @@ def failed_writebacks(request: Request, user: SessionUser) -> list[dict[str, Any
         limit=100,
         cursor_=None,
     )
-    rows = with_writeback(ledger, answer["items"])
+    rows = with_writeback(ctx, answer["items"])
     return [r for r in rows if r["writeback"]["kind"] == "failed"][:10]
 
 
@@ -66,10 +66,10 @@ def text_with_links(body: str) -> list[tuple[str, bool]]:
 
 
 def sandbox_context(request: Request, user: SessionUser) -> dict[str, Any]:
-    if not request.app.state.ledger.settings.sandbox:
+    if not request.app.state.ctx.settings.sandbox:
         return {"clock": None, "mailbox": []}
-    ledger = ledger_of(request)
-    mailbox = sandbox_api.sandbox_mailbox(user.caller, ledger)["items"]
+    ctx = ctx_of(request)
+    mailbox = sandbox_api.sandbox_mailbox(user.caller, ctx)["items"]
     return {
         "clock": sandbox_api.get_clock(request, user.caller),
         "mailbox": [{**m, "pieces": text_with_links(str(m["body"]))} for m in mailbox[:10]],
@@ -83,16 +83,16 @@ def status_page(
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    ledger = ledger_of(request)
+    ctx = ctx_of(request)
     pid = practice_of(user.caller)
     day_text = request.query_params.get("date", "")
     try:
         day = run(optional_date, day_text, "the day")
-        close = run(deposits_api.daily_close, user.caller, ledger, day)
+        close = run(deposits_api.daily_close, user.caller, ctx, day)
     except FormError as refused:
         error, status = refused.message, refused.status
-        close = deposits_api.daily_close(user.caller, ledger, None)
-    writeback = practices_api.get_practice(pid, user.caller, ledger)["writeback"]
+        close = deposits_api.daily_close(user.caller, ctx, None)
+    writeback = practices_api.get_practice(pid, user.caller, ctx)["writeback"]
     failed = failed_writebacks(request, user) if writeback["status"] == "failing" else []
     office = practice(request, user)
     return render.page(
@@ -130,7 +130,7 @@ def advance_clock(request: Request, user: Admin, form: PostedForm) -> Response:
             ClockAdvanceIn(seconds=seconds),
             request,
             user.caller,
-            ledger_of(request),
+            ctx_of(request),
             form.key(user),
         )
     except FormError as refused:

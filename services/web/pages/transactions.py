@@ -22,7 +22,7 @@ from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages import common
 from services.web.pages.common import practice
-from services.web.session import Admin, Manager, PostedForm, ledger_of
+from services.web.session import Admin, Manager, PostedForm, ctx_of
 from services.workers.writeback import writeback_of_payments
 
 router = APIRouter(include_in_schema=False)
@@ -48,12 +48,12 @@ def filters_of(request: Request) -> dict[str, str]:
 
 
 def listing(request: Request, user: Admin) -> dict[str, Any]:
-    ledger = ledger_of(request)
+    ctx = ctx_of(request)
     f = filters_of(request)
     answer = run(
         transactions_api.get_transactions,
         user.caller,
-        ledger,
+        ctx,
         from_=optional_date(f["from"], "from"),
         to=optional_date(f["to"], "to"),
         association=f["association"] or None,  # type: ignore[arg-type]
@@ -62,7 +62,7 @@ def listing(request: Request, user: Admin) -> dict[str, Any]:
         limit=50,
         cursor_=f["cursor"] or None,
     )
-    rows = with_writeback(ledger, answer["items"])
+    rows = with_writeback(ctx, answer["items"])
     base = {k: v for k, v in f.items() if v and k != "cursor"}
     base["from"], base["to"] = answer["from"], answer["to"]
     more = (
@@ -76,7 +76,7 @@ def listing(request: Request, user: Admin) -> dict[str, Any]:
     }
 
 
-def with_writeback(ledger: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_writeback(ctx: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows and the state of each one's PMS writeback, as the office needs to read it."""
     asked = [
         UUID(row["id"])
@@ -84,7 +84,7 @@ def with_writeback(ledger: Any, rows: list[dict[str, Any]]) -> list[dict[str, An
         if row["association"] != "associated"
         and (row["status"] in ("approved", "settled") or row["association"] == "unassociated")
     ]
-    attempts_of = writeback_of_payments(ledger.journal, asked)
+    attempts_of = writeback_of_payments(ctx.journal, asked)
     return [
         {**row, "writeback": writeback_state(row, attempts_of.get(UUID(row["id"])))} for row in rows
     ]
@@ -145,7 +145,7 @@ def transactions_rows(request: Request, user: Admin) -> HTMLResponse:
 
 
 def badge_count(request: Request, user: Admin) -> int:
-    answer = transactions_api.get_unassociated_count(user.caller, ledger_of(request))
+    answer = transactions_api.get_unassociated_count(user.caller, ctx_of(request))
     return int(answer["count"])
 
 
@@ -156,28 +156,28 @@ def badge(request: Request, user: Admin) -> HTMLResponse:
 
 
 def load_payment(request: Request, user: Admin, payment_id: UUID) -> Payment:
-    payment: Payment = run(ledger_of(request).get, Payment, payment_id, practice_of(user.caller))
+    payment: Payment = run(ctx_of(request).get, Payment, payment_id, practice_of(user.caller))
     return payment
 
 
 def detail_context(request: Request, user: Admin, payment_id: UUID) -> dict[str, Any]:
-    ledger = ledger_of(request)
+    ctx = ctx_of(request)
     payment = load_payment(request, user, payment_id)
-    answer = payments_api.get_payment(payment_id, user.caller, ledger)
+    answer = payments_api.get_payment(payment_id, user.caller, ctx)
     pid = practice_of(user.caller)
-    now = ledger.clock.now(pid)
+    now = ctx.clock.now(pid)
     kind = None
     if payment.status in (Status.APPROVED, Status.SETTLED) and payment.remaining.cents > 0:
         kind = payment.reversal_kind(now).value
     queue = [
         item
-        for item in queue_api.ledger_queue(user.caller, ledger, limit=100)["items"]
+        for item in queue_api.ledger_queue(user.caller, ctx, limit=100)["items"]
         if item["payment_id"] == str(payment_id)
     ]
     return {
         "payment": answer,
-        "receipt": receipt_out(ledger, payment),
-        "entry": payments_api.ledger_entry(payment_id, user.caller, ledger),
+        "receipt": receipt_out(ctx, payment),
+        "entry": payments_api.ledger_entry(payment_id, user.caller, ctx),
         "reversal_kind": kind,
         "remaining": payment.remaining.cents,
         "queue": queue,
@@ -222,12 +222,12 @@ def refund_page(request: Request, user: Manager, payment_id: UUID) -> HTMLRespon
 
 @router.post("/payments/transactions/{payment_id}/refund")
 def refund(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> Response:
-    ledger = ledger_of(request)
+    ctx = ctx_of(request)
     try:
         body = None
         if form.get("kind") == "refund" and form.get("amount"):
             body = RefundIn(amount=run(dollars_to_cents, form.get("amount")))
-        answer = run(payments_api.refund, payment_id, user.caller, ledger, form.key(user), body)
+        answer = run(payments_api.refund, payment_id, user.caller, ctx, form.key(user), body)
     except FormError as refused:
         return detail_page(
             request,
@@ -262,7 +262,7 @@ def associate(request: Request, user: Admin, form: PostedForm, payment_id: UUID)
             void=form.get("void") == "true",
             dispute=form.get("dispute") == "true",
         )
-        run(payments_api.associate, payment_id, body, user.caller, ledger_of(request), None)
+        run(payments_api.associate, payment_id, body, user.caller, ctx_of(request), None)
     except FormError as refused:
         return detail_page(
             request,
@@ -290,9 +290,7 @@ def associate(request: Request, user: Admin, form: PostedForm, payment_id: UUID)
 @router.post("/payments/transactions/{payment_id}/retry")
 def retry(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> Response:
     try:
-        answer = run(
-            payments_api.retry_writeback, payment_id, user.caller, ledger_of(request), None
-        )
+        answer = run(payments_api.retry_writeback, payment_id, user.caller, ctx_of(request), None)
     except FormError as refused:
         return render.redirect(request, "/payments/transactions", refused.message, "error")
     count = int(answer["retried"])
@@ -326,7 +324,7 @@ def send_receipt(request: Request, user: Admin, form: PostedForm, payment_id: UU
             payment_id,
             body,
             user.caller,
-            ledger_of(request),
+            ctx_of(request),
             form.key(user),
         )
     except FormError as refused:
