@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 from eventsourcing.persistence import IntegrityError
@@ -228,17 +228,3 @@ class Database:
     def close(self) -> None:
         if self._reads is not None:
             self._reads.close()
-
-
-class Reads:
-    """The read side as the use cases, routes and pages see it: they run a view's query
-    (a function of the database and its arguments, defined beside its projection or its
-    table's adapter) without holding a connection or writing SQL themselves."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def __call__(
-        self, query: Callable[Concatenate[Database, P], R], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        return query(self._db, *args, **kwargs)

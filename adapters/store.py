@@ -12,7 +12,7 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.application import Application, project_aggregate
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 
 from adapters.group_commit import GroupCommit
 from adapters.sql import Database, ReadPool
@@ -80,6 +80,50 @@ class EventStore(Application[UUID]):
     @property
     def is_postgres(self) -> bool:
         return type(self.recorder).__module__.startswith("eventsourcing.postgres")
+
+    def notifications_at(self, positions: list[int]) -> list[Notification]:
+        """The stored events at these log positions, in order, as the recorder would give
+        them (a practice's events named by an index, read without reading the others)."""
+        if not positions:
+            return []
+        recorder: Any = self.recorder
+        if self.is_postgres:
+            table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+            key, marks = "notification_id", "= ANY(%s)"
+            params: list[Any] = [list(positions)]
+        else:
+            table, key = recorder.events_table_name, "rowid"
+            marks, params = f"IN ({', '.join('?' for _ in positions)})", list(positions)
+        # the recorder's own table and column names, never a request's text
+        sql = (
+            f"SELECT {key} AS position, originator_id, originator_version, topic, state "  # noqa: S608
+            f"FROM {table} WHERE {key} {marks} ORDER BY {key}"
+        )
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return [
+            Notification(
+                id=int(r["position"]),
+                originator_id=r["originator_id"]
+                if isinstance(r["originator_id"], UUID)
+                else recorder.convert_originator_id(r["originator_id"]),
+                originator_version=int(r["originator_version"]),
+                topic=r["topic"],
+                state=bytes(r["state"]),
+            )
+            for r in rows
+        ]
+
+    def notifications_after(
+        self, start: int, limit: int, stop: int | None = None
+    ) -> list[Notification]:
+        """Up to `limit` stored events after position `start` (up to `stop`), in log order."""
+        return list(
+            self.recorder.select_notifications(
+                start=start, limit=limit, stop=stop, inclusive_of_start=False
+            )
+        )
 
     def get_many(self, ids: Iterable[UUID]) -> dict[UUID, Any]:
         """Many aggregates read in one query per thousand (a bulk command's patients),

@@ -13,8 +13,9 @@ from domain.patients import Patient
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.receivables import AmountRule, Balance, Eligibility
 from projections.receivables import list_ar
+from services.app.ar_filters import parse_filter
 from services.app.practices import create_practice
-from services.app.receivables import bulk_send, parse_filter, today
+from services.app.receivables import bulk_send, today
 from services.context import Components
 
 GUARANTORS = int(os.environ.get("PAYLEDGER_BENCH_AR", "100000"))
@@ -122,11 +123,13 @@ def filter_latencies(ctx: Components, target: Practice) -> dict[str, float]:
         samples = []
         for _ in range(40):
             started = time.perf_counter()
-            rows = list_ar(ctx.db, target.id, query, today=day, sort=sort, after=None, limit=51)
+            rows = list_ar(
+                ctx.store.database(), target.id, query, today=day, sort=sort, after=None, limit=51
+            )
             if rows:  # and the second page, through the cursor
                 last = rows[min(len(rows), 50) - 1]
                 list_ar(
-                    ctx.db,
+                    ctx.store.database(),
                     target.id,
                     query,
                     today=day,

@@ -190,7 +190,7 @@ def ledger_figures(url: str) -> dict[str, Any]:
                 )
                 # read-your-writes: the command's answer comes once its row is in the
                 # Transactions view, so its latency is capture -> visible
-                row = ctx.db.query_one(
+                row = ctx.store.database().query_one(
                     "SELECT id FROM transactions WHERE id = ?", (str(payment.id),)
                 )
                 latencies.append(time.perf_counter() - started)
@@ -231,7 +231,7 @@ def ledger_figures(url: str) -> dict[str, Any]:
         def read() -> None:
             for _ in range(200):
                 list_transactions(
-                    ctx.db,
+                    ctx.store.database(),
                     practice.id,
                     date_from="2000-01-01",
                     date_to="2100-01-01",
@@ -277,7 +277,7 @@ def deposit_propagation(ctx: Components) -> dict[str, float]:
         started = time.perf_counter()
         run_due_work(ctx, practice.id)
         while not list_deposits(
-            ctx.db,
+            ctx.store.database(),
             practice.id,
             date_from="2000-01-01",
             date_to="2100-01-01",

@@ -159,7 +159,7 @@ def template_history(per_practice: int, patients: int) -> list[tuple[Any, ...]]:
             ctx.catch_up()
             run_due_work(ctx)
         table = ctx.store.recorder.events_table_name  # type: ignore[attr-defined]
-        rows = ctx.db.query(
+        rows = ctx.store.database().query(
             f"SELECT originator_id, originator_version, topic, state FROM {table} ORDER BY rowid"
         )
         ctx.store.close()
@@ -269,8 +269,8 @@ def replay() -> None:
     applies the writeback intake event by event; the replay's checksums are then read
     from the installed views. Building the views a second time would measure the same
     build again, so the replay is timed as that build plus its checksums."""
+    from projections.replay import live_checksums
     from projections.runner import Projector
-    from services.app.replay import live_checksums
     from services.bootstrap import all_projections
 
     built: list[float] = []
@@ -287,7 +287,7 @@ def replay() -> None:
     startup = time.perf_counter() - started
     assert len(built) == 1, "the start-up built the fresh views in memory once"
     started = time.perf_counter()
-    for name, view in live_checksums(ctx.db, all_projections()).items():
+    for name, view in live_checksums(ctx.store.database(), all_projections()).items():
         say(f"{name:<18} {view['checksum']} {view['rows']:>10} rows  at {view['position']}")
     checksums = time.perf_counter() - started
     ctx.store.close()
@@ -323,7 +323,9 @@ def peak_rss_kib(pid: int) -> int:
 
 
 def api_figures(url: str, data: Path, ctx: Components) -> dict[str, Any]:
-    practice_id = ctx.db.query("SELECT id FROM practices ORDER BY id LIMIT 1")[0]["id"]
+    practice_id = ctx.store.database().query("SELECT id FROM practices ORDER BY id LIMIT 1")[0][
+        "id"
+    ]
     _, token = accounts.invite_user(
         ctx,
         practice_id=uuid.UUID(practice_id),

@@ -68,7 +68,7 @@ def writeback_figures(ctx: Components) -> dict[str, Any]:
                 batch_cutoff=clock_time(23, 59),
                 actor="bench",
             )
-            ctx.journal.connections.keep(
+            ctx.pms_connections.keep(
                 str(practice.id),
                 {
                     "opendental": {
@@ -136,7 +136,7 @@ def writeback_figures(ctx: Components) -> dict[str, Any]:
         thread.join()
         ctx.projector.stop()
     ctx.projector.catch_up()
-    rows = ctx.db.query(
+    rows = ctx.store.database().query(
         "SELECT aggregate_id, type, occurred_at FROM event_feed WHERE type IN "
         "('PaymentCaptured', 'PaymentAssociated')"
     )

@@ -97,3 +97,23 @@ def read_history(
         (str(practice_id), str(aggregate_id), after, limit),
     )
     return [feed_item(r) for r in rows]
+
+
+def practice_positions(
+    db: Database, practice_id: UUID, occurred_by: str | None, stop: int | None
+) -> tuple[list[int], int]:
+    """The log positions of the practice's events that had happened by `occurred_by` (an
+    ISO instant; default: all), up to `stop` (default: as far as the feed has got), read
+    from the feed's (practice_id, position) index; and the position the feed has got to:
+    events after it are not indexed yet (the caller reads them from the log's tail)."""
+    tracked = db.query_one("SELECT position FROM projection_tracking WHERE name = 'event_feed'")
+    indexed_to = int(tracked["position"]) if tracked else 0
+    if stop is not None:
+        indexed_to = min(indexed_to, stop)
+    sql = "SELECT position FROM event_feed WHERE practice_id = ? AND position <= ?"
+    params: list[Any] = [str(practice_id), indexed_to]
+    if occurred_by is not None:
+        sql += " AND occurred_at <= ?"
+        params.append(occurred_by)
+    rows = db.query(sql + " ORDER BY position", params)
+    return [int(r["position"]) for r in rows], indexed_to

@@ -33,6 +33,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
+from adapters.reads import Reads
 from adapters.sql import Database, Tx
 from adapters.store import EventStore
 from projections.base import Projection
@@ -112,6 +113,11 @@ class Scratch:
             self.connection.commit()
         else:
             self.connection.rollback()
+
+    @property
+    def reads(self) -> Reads:
+        """The scratch views' queries, as the live views' are run."""
+        return Reads(self.db)
 
     def apply(
         self,

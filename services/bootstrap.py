@@ -7,21 +7,28 @@ import logging
 from adapters.accounts import Accounts
 from adapters.bank_calendar import FederalReserveHolidays
 from adapters.clock import Clock, SandboxClock, SystemClock
+from adapters.due_work import DueWorkStatus
+from adapters.idempotency_keys import IdempotencyKeys
 from adapters.messaging.email import EmailSender, SandboxMailboxEmailSender, SmtpEmailSender
 from adapters.messaging.sms import HttpSmsSender, SandboxMailboxSmsSender
 from adapters.migrations import applied, migrate
+from adapters.pay_attempts import PayAttemptWindows
 from adapters.pms.connections import PmsConnections
 from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
 from adapters.processor.sandbox import SandboxProcessor
+from adapters.reads import Reads
+from adapters.relay_positions import RelayPositions
 from adapters.sealed import Sealer
 from adapters.store import StoreConfig, open_store
+from adapters.stripe_events import StripeEvents
 from projections.base import Projection
 from projections.deposits import Deposits
 from projections.directory import Directory
 from projections.feed import EventFeed
 from projections.ledger_queue import LedgerQueue
 from projections.receivables import Receivables
+from projections.replay import ViewTables
 from projections.requests import PaymentRequests
 from projections.runner import Projector
 from projections.transactions import Transactions
@@ -88,7 +95,6 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
     ctx = Components(
         settings=settings,
         store=store,
-        db=db,
         clock=clock,
         processor=build_processor(settings),
         email=email,
@@ -98,8 +104,16 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
         if settings.sms_url
         else SandboxMailboxSmsSender(db),
         secret=secret,
-        journal=Journal(db, PmsConnections(db, Sealer(secret, "pms-connection"))),
+        journal=Journal(db),
+        pms_connections=PmsConnections(db, Sealer(secret, "pms-connection")),
         accounts=Accounts(db),
+        reads=Reads(db),
+        idempotency_keys=IdempotencyKeys(db),
+        pay_attempts=PayAttemptWindows(db),
+        stripe_events=StripeEvents(db),
+        due_work=DueWorkStatus(db),
+        relay_positions=RelayPositions(db),
+        views=ViewTables(store, projector),
     )
     projector.catch_up()
     return ctx

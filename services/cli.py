@@ -160,7 +160,6 @@ def replay_command(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    from services.app import replay
     from services.bootstrap import all_projections
 
     views = all_projections()
@@ -190,10 +189,10 @@ def replay_command(args: argparse.Namespace) -> int:
                 bar.update(task, rate=f"{position / elapsed:,.0f}")
 
         if args.verify:
-            result = replay.verify(ctx.store, ctx.db, views, advance)
+            result = ctx.views.verify(views, advance)
         else:
-            replay.rebuild(ctx.store, ctx.db, ctx.projector, views, advance)
-            checksums = replay.live_checksums(ctx.db, views)
+            ctx.views.rebuild(views, advance)
+            checksums = ctx.views.checksums(views)
     if args.verify:
         for name, live in result.live.items():
             same = "ok" if live["checksum"] == result.replayed[name] else "DIFFERS"
@@ -280,7 +279,7 @@ def relay(args: argparse.Namespace) -> int:
     assert settings.kafka_bootstrap is not None
     ctx = build_components(settings)
     print(f"relay: publishing the event log to {settings.kafka_bootstrap}", flush=True)
-    return run_until_stopped(Relay(ctx.store, settings.kafka_bootstrap).run)
+    return run_until_stopped(Relay(ctx.store, ctx.relay_positions, settings.kafka_bootstrap).run)
 
 
 def writeback(args: argparse.Namespace) -> int:

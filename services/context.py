@@ -6,12 +6,11 @@ import logging
 import random
 import time
 from collections.abc import Callable, Container, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
-from functools import cached_property
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -24,13 +23,16 @@ from adapters.idempotency_keys import IdempotencyKeys
 from adapters.messaging.email import EmailSender
 from adapters.messaging.sms import SmsSender
 from adapters.pay_attempts import PayAttemptWindows
+from adapters.pms.connections import PmsConnections
 from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
-from adapters.sql import Database, Reads
+from adapters.reads import Reads
+from adapters.relay_positions import RelayPositions
 from adapters.store import EventStore
 from adapters.stripe_events import StripeEvents
 from domain.base import LedgerAggregate
 from domain.errors import Conflict, NotFound
+from projections.replay import ViewTables
 from projections.runner import Projector
 from services.settings import Settings
 
@@ -44,9 +46,14 @@ R = TypeVar("R")
 
 @dataclass
 class Components:
+    """What the use cases, routes, pages and workers are given (built once, by
+    services/bootstrap.py): the event store, the views' runners, the outside services,
+    and the read side and durable tables as query objects. No database or connection is
+    among them. Each use-case module states the part it needs as a protocol (`Loading`,
+    `Reading`, `Timed`, …, below), so that its functions can use nothing else."""
+
     settings: Settings
     store: EventStore
-    db: Database
     clock: Clock
     processor: CardProcessor
     email: EmailSender
@@ -55,29 +62,15 @@ class Components:
     sms: SmsSender
     secret: bytes
     journal: Journal
+    pms_connections: PmsConnections
     accounts: Accounts
-
-    # -- the read side and the durable tables, as query objects (no connection in hand) --
-
-    @cached_property
-    def reads(self) -> Reads:
-        return Reads(self.db)
-
-    @cached_property
-    def idempotency_keys(self) -> IdempotencyKeys:
-        return IdempotencyKeys(self.db)
-
-    @cached_property
-    def pay_attempts(self) -> PayAttemptWindows:
-        return PayAttemptWindows(self.db)
-
-    @cached_property
-    def stripe_events(self) -> StripeEvents:
-        return StripeEvents(self.db)
-
-    @cached_property
-    def due_work(self) -> DueWorkStatus:
-        return DueWorkStatus(self.db)
+    reads: Reads
+    idempotency_keys: IdempotencyKeys
+    pay_attempts: PayAttemptWindows
+    stripe_events: StripeEvents
+    due_work: DueWorkStatus
+    relay_positions: RelayPositions
+    views: ViewTables
 
     @property
     def sandbox_clock(self) -> SandboxClock | None:
@@ -148,6 +141,129 @@ class Components:
         fails to apply them must not fail (or repeat) the command; its runner keeps the
         error (shown on /healthz and /metrics) and tries again, the other views go on."""
         self.projector.catch_up_quietly()
+
+
+# -- the parts, as the use cases ask for them ----------------------------------------------
+#
+# Each use-case module names what it needs as one protocol made of these roles, e.g.
+# ``class Needs(Aggregates, Reading, Timed, Protocol)``, and its functions take
+# ``ctx: Needs``: the type checker then refuses any use of a part the module did not ask
+# for. `Components` has every part; the routes, pages and workers pass it on.
+
+
+class Aggregates(Protocol):
+    """Load and save aggregates; wait until the views show what was saved."""
+
+    def get(self, kind: type[A], aggregate_id: UUID, practice_id: UUID | None) -> A: ...
+    def find(self, kind: type[A], aggregate_id: UUID) -> A | None: ...
+    def get_many(
+        self, kind: type[A], aggregate_ids: list[UUID], practice_id: UUID
+    ) -> dict[UUID, A]: ...
+    def save(self, *aggregates: LedgerAggregate, show: bool = True) -> int: ...
+    def show(self, position: int) -> None: ...
+    def catch_up(self) -> None: ...
+    def unwaited(self) -> AbstractContextManager[None]: ...
+
+
+class Reading(Protocol):
+    """The views' and tables' queries (adapters/reads.py)."""
+
+    @property
+    def reads(self) -> Reads: ...
+
+
+class Timed(Protocol):
+    """The clock (per practice in the sandbox)."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def sandbox_clock(self) -> SandboxClock | None: ...
+
+
+class Configured(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+
+
+class Charging(Protocol):
+    """The card processor."""
+
+    @property
+    def processor(self) -> CardProcessor: ...
+
+
+class Messaging(Protocol):
+    """Email and text messages to patients and staff."""
+
+    @property
+    def email(self) -> EmailSender: ...
+    @property
+    def sms(self) -> SmsSender: ...
+
+
+class Signing(Protocol):
+    """The service's secret key (pay-link tokens, cookies)."""
+
+    @property
+    def secret(self) -> bytes: ...
+
+
+class Journaled(Protocol):
+    """The writeback journal."""
+
+    @property
+    def journal(self) -> Journal: ...
+
+
+class PmsConnected(Protocol):
+    """The practices' PMS connection settings (sealed at rest)."""
+
+    @property
+    def pms_connections(self) -> PmsConnections: ...
+
+
+class AccountsKept(Protocol):
+    """Passwords, sign-in attempts and sessions."""
+
+    @property
+    def accounts(self) -> Accounts: ...
+
+
+class Calendared(Protocol):
+    """The banks' holidays (deposit dates)."""
+
+    @property
+    def bank_holidays(self) -> Container[date]: ...
+
+
+class DueWorkKept(Protocol):
+    @property
+    def due_work(self) -> DueWorkStatus: ...
+
+
+class StripeEventsKept(Protocol):
+    @property
+    def stripe_events(self) -> StripeEvents: ...
+
+
+class PayAttemptsKept(Protocol):
+    @property
+    def pay_attempts(self) -> PayAttemptWindows: ...
+
+
+class EventLog(Protocol):
+    """The event store itself, read by position (the auditors' tools)."""
+
+    @property
+    def store(self) -> EventStore: ...
+
+
+class ViewsKept(Protocol):
+    """The views' tables as a whole: checksums, verified replay, rebuild."""
+
+    @property
+    def views(self) -> ViewTables: ...
 
 
 def noun(kind: type) -> str:

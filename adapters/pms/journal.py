@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.clock import now_text as now_text  # also the writeback worker's
-from adapters.pms.connections import PmsConnections
 from adapters.sql import Database, Tx
 
 
@@ -28,11 +27,8 @@ class EntryCount:
 
 
 class Journal:
-    def __init__(self, db: Database, connections: PmsConnections) -> None:
-        """``connections``: the practices' PMS connection settings, which the worker's
-        writers are made from (kept apart: adapters/pms/connections.py)."""
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.connections = connections
 
     # -- intake ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Protocol
 from uuid import UUID
 
 from argon2 import PasswordHasher
@@ -36,7 +37,12 @@ from projections.base import parse_iso
 from projections.users import admin_ids
 from projections.users import list_users as user_rows
 from services.app.practices import Caller, caller_of, hash_token, user_id_for_token_hash
-from services.context import Components
+from services.context import AccountsKept, Aggregates, Reading, Signing, Timed
+
+
+class Needs(Aggregates, Reading, Timed, Signing, AccountsKept, Protocol):
+    """The parts these use cases are given (services/context.py)."""
+
 
 SESSION_LENGTH = timedelta(hours=12)
 WRONG = "The email or password is not right."
@@ -96,7 +102,7 @@ def decoy_hash() -> str:
 
 
 def invite_user(
-    ctx: Components,
+    ctx: Needs,
     *,
     practice_id: UUID,
     name: str,
@@ -152,14 +158,14 @@ def _login_email(email: str | None, password: str | None) -> str | None:
     return normal_email(email)
 
 
-def _new_token(ctx: Components, practice_id: UUID, key: str | None) -> str:
+def _new_token(ctx: Needs, practice_id: UUID, key: str | None) -> str:
     if key is None:
         return f"plt_{secrets.token_urlsafe(32)}"
     mac = hmac.new(ctx.secret, f"user-token:{practice_id}:{key}".encode(), "sha256")
     return f"plt_{mac.hexdigest()}"
 
 
-def _add_login(ctx: Components, email: str, user: User, password: str) -> None:
+def _add_login(ctx: Needs, email: str, user: User, password: str) -> None:
     try:
         ctx.accounts.add_login(
             email, user.id, user.practice_id, hasher().hash(password), ctx.clock.now()
@@ -175,7 +181,7 @@ def _add_login(ctx: Components, email: str, user: User, password: str) -> None:
 
 
 def change_role(
-    ctx: Components,
+    ctx: Needs,
     practice_id: UUID,
     user_id: UUID,
     role: Role,
@@ -195,7 +201,7 @@ def change_role(
 
 
 def revoke_user(
-    ctx: Components, practice_id: UUID, user_id: UUID, actor: str, key: str | None = None
+    ctx: Needs, practice_id: UUID, user_id: UUID, actor: str, key: str | None = None
 ) -> User:
     """Revoke the user: its token and sessions stop working at once; its email may be
     invited again. Revoking a revoked user changes nothing (retries are harmless)."""
@@ -209,9 +215,7 @@ def revoke_user(
     return user
 
 
-def set_password(
-    ctx: Components, practice_id: UUID, user_id: UUID, password: str, actor: str
-) -> User:
+def set_password(ctx: Needs, practice_id: UUID, user_id: UUID, password: str, actor: str) -> User:
     """A new password for a person who signs in (the event says only that it changed)."""
     check_password(password)
     user = ctx.get(User, user_id, practice_id)
@@ -223,7 +227,7 @@ def set_password(
     return user
 
 
-def _other_active_admins(ctx: Components, user: User) -> int:
+def _other_active_admins(ctx: Needs, user: User) -> int:
     """How many other active admins the practice has, each read from its events (the view
     only says whom to read, so a lagging view can make the rule stricter, never looser)."""
     ctx.catch_up()
@@ -235,7 +239,7 @@ def _other_active_admins(ctx: Components, user: User) -> int:
     return count
 
 
-def list_users(ctx: Components, practice_id: UUID) -> list[UserRow]:
+def list_users(ctx: Needs, practice_id: UUID) -> list[UserRow]:
     return [
         UserRow(
             id=UUID(r["id"]),
@@ -257,14 +261,14 @@ FAILURES_KEPT = timedelta(days=1)
 SESSIONS_KEPT = timedelta(days=30)
 
 
-def tidy_sign_ins(ctx: Components) -> tuple[int, int]:
+def tidy_sign_ins(ctx: Needs) -> tuple[int, int]:
     """Forget failed sign-ins and ended sessions nobody needs any more (the scheduler
     runs this); returns how many of each were forgotten."""
     now = ctx.clock.now()
     return ctx.accounts.tidy(now - FAILURES_KEPT, now - SESSIONS_KEPT)
 
 
-def sign_in(ctx: Components, email: str, password: str, client_address: str) -> WebSession:
+def sign_in(ctx: Needs, email: str, password: str, client_address: str) -> WebSession:
     """A new session for the person, or SignInRefused. Each attempt counts as failed
     before its password is checked (so concurrent guesses count), and stops counting
     once it succeeds."""
@@ -291,7 +295,7 @@ def sign_in(ctx: Components, email: str, password: str, client_address: str) -> 
     return _open_session(ctx, user, now)
 
 
-def _signing_in(ctx: Components, email: str, password: str) -> User | None:
+def _signing_in(ctx: Needs, email: str, password: str) -> User | None:
     """The active user with this email and password, or None."""
     login = ctx.accounts.login(email)
     if not password_matches(login["password_hash"] if login else decoy_hash(), password):
@@ -309,7 +313,7 @@ def password_matches(password_hash: str, password: str) -> bool:
         return False
 
 
-def _open_session(ctx: Components, user: User, now: datetime) -> WebSession:
+def _open_session(ctx: Needs, user: User, now: datetime) -> WebSession:
     token = secrets.token_urlsafe(32)
     session = WebSession(
         token=token, csrf_token=secrets.token_urlsafe(32), expires_at=now + SESSION_LENGTH
@@ -325,7 +329,7 @@ def _open_session(ctx: Components, user: User, now: datetime) -> WebSession:
     return session
 
 
-def session_user(ctx: Components, token: str) -> SessionUser | None:
+def session_user(ctx: Needs, token: str) -> SessionUser | None:
     """Who holds this session; None when it is unknown, expired, signed out or its user was
     revoked. The user is read from its events on every call: a change shows at once."""
     token_hash = hash_token(token)
@@ -344,7 +348,7 @@ def session_user(ctx: Components, token: str) -> SessionUser | None:
     )
 
 
-def sign_out(ctx: Components, token: str) -> None:
+def sign_out(ctx: Needs, token: str) -> None:
     ctx.accounts.end_session(hash_token(token), ctx.clock.now())
 
 

@@ -8,7 +8,7 @@ Each line is one event of the practice, in log order, in the public event schema
 
 The last line is chained the same way and holds, instead of an event, the count, the last
 event's hash, the position and the checksum of every view over the practice's rows as of
-the end (services/app/replay.py). `verify` checks the chain line by line, then rebuilds the
+the end (projections/replay.py). `verify` checks the chain line by line, then rebuilds the
 events from the file, replays them into an empty in-memory database and compares the
 checksums: someone holding only the file and this program can tell whether it is whole
 and whether the views the service showed are what its events say.
@@ -24,18 +24,24 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from domain.base import LedgerAggregate, event_type
+from projections import replay
 from projections.base import parse_iso
 from projections.feed import PRIVATE_FIELDS
 from projections.rebuild import PAGE, Scratch
-from services.app import replay
+from services.app import as_of
 from services.app.as_of import practice_notifications
 from services.app.publish import to_public
 from services.bootstrap import all_projections
-from services.context import Components
+from services.context import EventLog, ViewsKept
+
+
+class Needs(as_of.Needs, EventLog, ViewsKept, Protocol):
+    """The parts these use cases are given (services/context.py)."""
+
 
 GENESIS = "0" * 64
 FORMAT = "payledger-audit-export/1"
@@ -52,15 +58,13 @@ def chained(prev: str, body: dict[str, Any]) -> str:
 # -- export -------------------------------------------------------------------------------
 
 
-def export_lines(
-    ctx: Components, practice_id: UUID, until: datetime | None = None
-) -> Iterator[str]:
+def export_lines(ctx: Needs, practice_id: UUID, until: datetime | None = None) -> Iterator[str]:
     """The practice's events up to `until` (by when they happened; default: all), one line
     each, then the closing line; replayed on the way into an in-memory database for the
     closing line's checksums. Only the practice's own records are read and decoded
     (services/app/as_of.py, `practice_notifications`)."""
     views = all_projections()
-    stop = replay.last_position(ctx.store)
+    stop = ctx.views.last_position()
     prev, count, position = GENESIS, 0, 0
 
     def mine(event: Any) -> bool:
@@ -86,8 +90,7 @@ def export_lines(
                 lines.append(canonical({"event": body, "hash": digest, "prev_hash": prev}))
                 prev, count, position = digest, count + 1, pos
             yield "".join(line + "\n" for line in lines)
-        with scratch.db.reading() as tx:
-            checksums = {p.name: replay.view_rows(tx, p, practice_id).checksum for p in views}
+        checksums = replay.scratch_checksums(scratch, views, practice_id)
     end = {
         "format": FORMAT,
         "practice_id": str(practice_id),
@@ -182,8 +185,7 @@ def replayed_checksums(events: list[dict[str, Any]], practice_id: UUID) -> dict[
     views = all_projections()
     with Scratch(views) as scratch:
         scratch.apply([(int(public["position"]), from_public(public)) for public in events])
-        with scratch.db.reading() as tx:
-            return {p.name: replay.view_rows(tx, p, practice_id).checksum for p in views}
+        return replay.scratch_checksums(scratch, views, practice_id)
 
 
 def event_classes() -> dict[str, type[LedgerAggregate.Event]]:

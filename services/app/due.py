@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from adapters.due_work import DueWorkStatus
 from projections.base import iso
 from projections.directory import practice_ids
+from services.app import receivables, settlement
 from services.app.receivables import end_due_snoozes, sync_due
 from services.app.requests import deliver_due, expire_due, remind_due
 from services.app.settlement import close_due_batches, pay_due_deposits
-from services.context import Components
+from services.context import DueWorkKept, Reading, Timed
+
+
+class Needs(receivables.Needs, settlement.Needs, Reading, Timed, DueWorkKept, Protocol):
+    """The parts these use cases are given (services/context.py)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class DueWorkFailed(Exception):
     """A practice's due work failed; what ran before the failure is saved."""
 
 
-def run_due_work(ctx: Components, practice_id: UUID | None = None) -> DueWork:
+def run_due_work(ctx: Needs, practice_id: UUID | None = None) -> DueWork:
     """Run everything that fell due, for one practice or all. Each practice's work is
     isolated: a failure is logged and recorded on that practice (shown with it and
     counted in /metrics), and the other practices' work goes on. For one practice,
@@ -63,7 +68,7 @@ def run_due_work(ctx: Components, practice_id: UUID | None = None) -> DueWork:
     return total
 
 
-def practice_due_work(ctx: Components, pid: UUID) -> DueWork:
+def practice_due_work(ctx: Needs, pid: UUID) -> DueWork:
     return DueWork(
         batches_closed=len(close_due_batches(ctx, pid)),
         deposits_paid=pay_due_deposits(ctx, pid),

@@ -6,14 +6,19 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from domain.money import Money
 from projections.deposits import deposit_items, list_deposits
 from projections.requests import list_requests
 from projections.transactions import list_transactions
-from services.context import Components
+from services.context import Reading
+
+
+class Needs(Reading, Protocol):
+    """The parts these use cases are given (services/context.py)."""
+
 
 PAGE = 500
 
@@ -65,7 +70,7 @@ def dollars(cents: Any) -> str:
 
 
 def transactions_rows(
-    ctx: Components, practice_id: UUID, date_from: str, date_to: str
+    ctx: Needs, practice_id: UUID, date_from: str, date_to: str
 ) -> Iterator[list[Any]]:
     after: tuple[str, str] | None = None
     while True:
@@ -105,7 +110,7 @@ def transactions_rows(
 
 
 def deposits_rows(
-    ctx: Components, practice_id: UUID, date_from: str, date_to: str
+    ctx: Needs, practice_id: UUID, date_from: str, date_to: str
 ) -> Iterator[list[Any]]:
     after: tuple[str, str] | None = None
     while True:
@@ -167,7 +172,7 @@ REQUEST_COLUMNS = [
 
 
 def requests_rows(
-    ctx: Components, practice_id: UUID, date_from: str, date_to: str
+    ctx: Needs, practice_id: UUID, date_from: str, date_to: str
 ) -> Iterator[list[Any]]:
     after: tuple[str, str] | None = None
     while True:
@@ -203,7 +208,7 @@ def requests_rows(
         after = (rows[-1]["sent_at"], rows[-1]["id"])
 
 
-Rows = Callable[[Components, UUID, str, str], Iterator[list[Any]]]
+Rows = Callable[[Needs, UUID, str, str], Iterator[list[Any]]]
 
 #: view name -> (columns, rows); amounts in the CSV are dollars with cents ("125.00")
 VIEWS: dict[str, tuple[list[str], Rows]] = {
@@ -214,7 +219,7 @@ VIEWS: dict[str, tuple[list[str], Rows]] = {
 
 
 def export_csv(
-    ctx: Components, view: str, practice_id: UUID, date_from: str, date_to: str
+    ctx: Needs, view: str, practice_id: UUID, date_from: str, date_to: str
 ) -> Iterator[str]:
     columns, rows = VIEWS[view]
     buffer = io.StringIO()

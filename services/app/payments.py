@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Protocol
 from uuid import UUID
 
 from adapters.messaging.email import Email, SendFailed
@@ -15,9 +16,14 @@ from domain.patients import Patient
 from domain.payments import AssociationSource, CardSummary, Method, Payment, ReversalKind
 from domain.practices import Practice
 from domain.schedule import batch_date_for, cutoff_instant, local_date, zone
+from services.app import settlement
 from services.app.practices import keyed_id
 from services.app.settlement import close_due_batches
-from services.context import Components, retry_on_conflict
+from services.context import Aggregates, Charging, Messaging, Timed, retry_on_conflict
+
+
+class Needs(settlement.Needs, Aggregates, Timed, Charging, Messaging, Protocol):
+    """The parts these use cases are given (services/context.py)."""
 
 
 class EmailNotSent(PaymentsError):
@@ -25,7 +31,7 @@ class EmailNotSent(PaymentsError):
 
 
 def collect_payment(
-    ctx: Components,
+    ctx: Needs,
     *,
     practice_id: UUID,
     amount: int,
@@ -80,7 +86,7 @@ def collect_payment(
 
 
 def check_card_input(
-    ctx: Components, card: CardInput | None, payment_method: str | None, today: date
+    ctx: Needs, card: CardInput | None, payment_method: str | None, today: date
 ) -> CardInput | None:
     """A typed card only where the processor takes card numbers (never with Stripe)."""
     if card is not None and not ctx.processor.accepts_card_numbers:
@@ -96,7 +102,7 @@ def check_card_input(
 
 
 def charge(
-    ctx: Components,
+    ctx: Needs,
     practice: Practice,
     *,
     payment_id: UUID,
@@ -144,12 +150,12 @@ def charge(
     return Payment.decline(reason=result.decline_reason or "declined", **common)  # type: ignore[arg-type]
 
 
-def account_of(ctx: Components, practice_id: UUID) -> str | None:
+def account_of(ctx: Needs, practice_id: UUID) -> str | None:
     """The practice's account at the processor (its Stripe connected account)."""
     return ctx.get(Practice, practice_id, practice_id).stripe_account
 
 
-def check_patient(ctx: Components, practice_id: UUID, patient_id: UUID) -> Patient:
+def check_patient(ctx: Needs, practice_id: UUID, patient_id: UUID) -> Patient:
     try:
         return ctx.get(Patient, patient_id, practice_id)
     except NotFound:
@@ -167,7 +173,7 @@ class Reversal:
 
 
 def refund_payment(
-    ctx: Components,
+    ctx: Needs,
     *,
     practice_id: UUID,
     payment_id: UUID,
@@ -222,9 +228,7 @@ def refund_payment(
     return finish_refund(ctx, practice_id, payment_id, refund_id)
 
 
-def finish_refund(
-    ctx: Components, practice_id: UUID, payment_id: UUID, refund_id: UUID
-) -> Reversal:
+def finish_refund(ctx: Needs, practice_id: UUID, payment_id: UUID, refund_id: UUID) -> Reversal:
     """Ask the processor for a requested refund (under its id) and record its answer."""
     payment = ctx.get(Payment, payment_id, practice_id)
     pending = payment.pending_refunds.get(refund_id)
@@ -253,7 +257,7 @@ def finish_refund(
 
 
 def associate_payment(
-    ctx: Components,
+    ctx: Needs,
     *,
     practice_id: UUID,
     payment_id: UUID,
@@ -289,7 +293,7 @@ def associate_payment(
 
 
 def send_receipt(
-    ctx: Components,
+    ctx: Needs,
     *,
     practice_id: UUID,
     payment_id: UUID,
@@ -314,7 +318,7 @@ def send_receipt(
 
 
 def _save_receipt(
-    ctx: Components,
+    ctx: Needs,
     payment_id: UUID,
     practice_id: UUID,
     email: str,

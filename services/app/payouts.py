@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -32,14 +32,19 @@ from projections.deposits import latest_deposit_of
 from projections.directory import practice_ids
 from projections.transactions import payment_of_processor, place_of_payment, place_of_refund
 from services.app.settlement import DEPOSIT_TIME
-from services.context import Components
+from services.context import Aggregates, Charging, Reading, Timed
+
+
+class Needs(Aggregates, Reading, Timed, Charging, Protocol):
+    """The parts these use cases are given (services/context.py)."""
+
 
 log = logging.getLogger("payledger.payouts")
 
 ACTOR = "processor:stripe"
 
 
-def practice_of_account(ctx: Components, account: str | None) -> Practice | None:
+def practice_of_account(ctx: Needs, account: str | None) -> Practice | None:
     if not account:
         return None
     for practice_id in ctx.reads(practice_ids):
@@ -49,7 +54,7 @@ def practice_of_account(ctx: Components, account: str | None) -> Practice | None
     return None
 
 
-def reconcile_payout(ctx: Components, account: str | None, payout: dict[str, Any]) -> str:
+def reconcile_payout(ctx: Needs, account: str | None, payout: dict[str, Any]) -> str:
     """Match a paid payout with the deposits it carries; the outcome, in words."""
     practice = practice_of_account(ctx, account)
     if practice is None or not isinstance(ctx.processor, StripeProcessor):
@@ -76,12 +81,12 @@ def reconcile_payout(ctx: Components, account: str | None, payout: dict[str, Any
     return f"matched to {len(by_deposit)} deposit(s)"
 
 
-def latest_deposit(ctx: Components, deposit_ids: list[UUID]) -> UUID:
+def latest_deposit(ctx: Needs, deposit_ids: list[UUID]) -> UUID:
     return ctx.reads(latest_deposit_of, deposit_ids) or max(deposit_ids)
 
 
 def dispute_lines(
-    ctx: Components, practice_id: UUID, items: list[PayoutItem]
+    ctx: Needs, practice_id: UUID, items: list[PayoutItem]
 ) -> tuple[list[dict[str, Any]], list[PayoutItem]]:
     """A dispute's adjustments as deposit lines: the withdrawal (`dispute`, negative) or
     the reinstatement of a won dispute (`dispute_reversal`, positive), and Stripe's
@@ -107,7 +112,7 @@ def dispute_lines(
 
 
 def match(
-    ctx: Components, practice_id: UUID, items: list[PayoutItem]
+    ctx: Needs, practice_id: UUID, items: list[PayoutItem]
 ) -> tuple[dict[UUID, list[tuple[PayoutItem, str, str | None]]], list[PayoutItem]]:
     """The payout's items by the deposit that holds them: (item, payment id, refund id)."""
     by_deposit: dict[UUID, list[tuple[PayoutItem, str, str | None]]] = defaultdict(list)
@@ -126,7 +131,7 @@ def match(
 
 
 def record(
-    ctx: Components,
+    ctx: Needs,
     practice: Practice,
     deposit_id: UUID,
     payout_id: str,
@@ -225,7 +230,7 @@ def unknown_item(item: PayoutItem) -> dict[str, Any]:
     }
 
 
-def payout_failed(ctx: Components, account: str | None, payout: dict[str, Any]) -> str:
+def payout_failed(ctx: Needs, account: str | None, payout: dict[str, Any]) -> str:
     """Show a failed payout on the deposits it carries."""
     practice = practice_of_account(ctx, account)
     if practice is None or not isinstance(ctx.processor, StripeProcessor):

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import time
-from typing import Any
+from typing import Any, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.persistence import IntegrityError
@@ -15,7 +15,11 @@ from domain.errors import AlreadyExists, InvalidValue, NotFound
 from domain.patients import Patient
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.users import Role, User
-from services.context import Components
+from services.context import Aggregates, Configured, Journaled, PmsConnected, Timed
+
+
+class Needs(Aggregates, Timed, Configured, Journaled, PmsConnected, Protocol):
+    """The parts these use cases are given (services/context.py)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ def user_id_for_token_hash(token_hash: str) -> UUID:
 
 
 def create_practice(
-    ctx: Components,
+    ctx: Needs,
     *,
     name: str,
     timezone: str,
@@ -91,21 +95,19 @@ def create_practice(
     return practice
 
 
-def change_settings(
-    ctx: Components, practice_id: UUID, changes: dict[str, Any], actor: str
-) -> Practice:
+def change_settings(ctx: Needs, practice_id: UUID, changes: dict[str, Any], actor: str) -> Practice:
     practice = ctx.get(Practice, practice_id, practice_id)
     if practice.change_settings(changes, at=ctx.clock.now(practice_id), actor=actor):
         ctx.save(practice)
     return practice
 
 
-def set_pms_connection(ctx: Components, practice_id: UUID, blocks: dict[str, Any]) -> None:
+def set_pms_connection(ctx: Needs, practice_id: UUID, blocks: dict[str, Any]) -> None:
     """Keep the PMS connection settings (secrets) apart from the events; the practice's
     waiting writes are due at once with the new settings."""
-    current = ctx.journal.connections.of(str(practice_id))
+    current = ctx.pms_connections.of(str(practice_id))
     current.update(blocks)
-    ctx.journal.connections.keep(str(practice_id), current)
+    ctx.pms_connections.keep(str(practice_id), current)
     ctx.journal.retry_failed(str(practice_id))  # the cause may be fixed: try again now
 
 
@@ -114,7 +116,7 @@ class Authenticator:
     request (one indexed read of a few events), so a revocation or a new role counts at
     once, whichever process made it."""
 
-    def __init__(self, ctx: Components) -> None:
+    def __init__(self, ctx: Needs) -> None:
         self._ctx = ctx
 
     def caller(self, token: str) -> Caller | None:
@@ -143,7 +145,7 @@ def patient_id_for(practice_id: UUID, pms_patient_id: str) -> UUID:
 
 
 def register_patient(
-    ctx: Components,
+    ctx: Needs,
     *,
     practice_id: UUID,
     pms_patient_id: str,

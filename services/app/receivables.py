@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -15,11 +15,10 @@ from eventsourcing.persistence import IntegrityError
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
 from adapters.pms.reader import PmsReader, PmsUnavailable
 from adapters.pms.sandbox import SandboxPmsReader
-from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
+from domain.errors import Conflict, NotFound, PaymentsError
 from domain.patients import Patient
 from domain.practices import PmsKind, Practice
 from domain.receivables import (
-    MAX_BALANCE,
     MONEY_COLUMNS,
     AmountRule,
     Balance,
@@ -40,128 +39,36 @@ from domain.requests import Channel
 from domain.schedule import local_date
 from projections.base import iso
 from projections.receivables import (
-    REQUEST_STATUSES,
     ArQuery,
     due_snooze_ends,
     get_filter,
     last_sync,
     list_ar,
 )
+from services.app import practices, requests
+from services.app.ar_filters import parse_filter
 from services.app.practices import patient_id_for, register_patient
 from services.app.requests import send_many
-from services.context import Components, retry_on_conflict
+from services.context import Aggregates, Configured, PmsConnected, Reading, Timed, retry_on_conflict
+
+
+class Needs(
+    requests.Needs, practices.Needs, Aggregates, Reading, Timed, Configured, PmsConnected, Protocol
+):
+    """The parts these use cases are given (services/context.py)."""
+
 
 log = logging.getLogger("payledger.receivables")
 
-DATE_RANGES = {"last_payment": "last_payment_date", "last_request": "last_request_date"}
-FLAGS = ("snoozed", "has_email", "has_phone", "on_payment_plan")
-FILTER_NAMES = (
-    *(f"{edge}_{c}" for c in MONEY_COLUMNS for edge in ("min", "max")),
-    *(f"{name}_{edge}" for name in DATE_RANGES for edge in ("from", "to")),
-    "last_request_status",
-    "q",
-    *FLAGS,
-)
 
-
-def today(ctx: Components, practice: Practice) -> date:
+def today(ctx: Needs, practice: Practice) -> date:
     return local_date(ctx.clock.now(practice.id), practice.timezone)
 
 
 # -- filters -------------------------------------------------------------------------
 
 
-def parse_filter(raw: dict[str, Any]) -> tuple[ArQuery, dict[str, Any]]:
-    """Validate filter values (from a query string or JSON); the query and the applied
-    filters in their canonical form."""
-    applied: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name not in FILTER_NAMES:
-            raise InvalidValue(
-                f"unknown filter {name!r}; filters are: {', '.join(FILTER_NAMES)}", field=name
-            )
-        if value is None or value == "" or value == []:
-            continue
-        applied[name] = canonical(name, value)
-    ranges: dict[str, tuple[Any, Any]] = {}
-    for column in MONEY_COLUMNS:
-        low, high = applied.get(f"min_{column}"), applied.get(f"max_{column}")
-        if low is not None or high is not None:
-            ranges[column] = (low, high)
-    for prefix, column in DATE_RANGES.items():
-        low, high = applied.get(f"{prefix}_from"), applied.get(f"{prefix}_to")
-        if low is not None or high is not None:
-            ranges[column] = (low, high)
-    for column, (low, high) in ranges.items():
-        if low is not None and high is not None and low > high:
-            raise InvalidValue(
-                f"the range for {column} is empty: {low} is above {high}", field=column
-            )
-    query = ArQuery(
-        ranges=ranges,
-        last_request_status=tuple(applied.get("last_request_status", ())),
-        q=applied.get("q"),
-        snoozed=applied.get("snoozed"),
-        has_email=applied.get("has_email"),
-        has_phone=applied.get("has_phone"),
-        on_payment_plan=applied.get("on_payment_plan"),
-    )
-    return query, applied
-
-
-def canonical(name: str, value: Any) -> Any:
-    if name.startswith(("min_", "max_")):
-        return cents(name, value)
-    if name.endswith(("_from", "_to")):
-        try:
-            return date.fromisoformat(str(value)).isoformat()
-        except ValueError:
-            raise InvalidValue(f"{name} must be a date as YYYY-MM-DD", field=name) from None
-    if name in FLAGS:
-        return flag(name, value)
-    if name == "last_request_status":
-        items = value.split(",") if isinstance(value, str) else list(value)
-        bad = [str(i) for i in items if i not in REQUEST_STATUSES]
-        if bad:
-            raise InvalidValue(
-                f"last_request_status takes {', '.join(REQUEST_STATUSES)}; not {', '.join(bad)}",
-                field=name,
-            )
-        return sorted(set(items))
-    text = str(value).strip()
-    if len(text) > 100:
-        raise InvalidValue("q is at most 100 characters", field=name)
-    return text
-
-
-def cents(name: str, value: Any) -> int:
-    if isinstance(value, bool | float):
-        raise InvalidValue(f"{name} must be whole cents, e.g. 20000 for $200.00", field=name)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidValue(
-            f"{name} must be whole cents, e.g. 20000 for $200.00", field=name
-        ) from None
-    if abs(number) > MAX_BALANCE:
-        raise InvalidValue(
-            f"{name} must be between -{MAX_BALANCE} and {MAX_BALANCE} cents", field=name
-        )
-    return number
-
-
-def flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
-        return False
-    raise InvalidValue(f"{name} must be true or false", field=name)
-
-
-def saved_filter_values(ctx: Components, practice_id: UUID, filter_id: UUID) -> dict[str, Any]:
+def saved_filter_values(ctx: Needs, practice_id: UUID, filter_id: UUID) -> dict[str, Any]:
     row = ctx.reads(get_filter, practice_id, filter_id)
     if row is None:
         raise NotFound(f"no saved filter {filter_id}")
@@ -170,7 +77,7 @@ def saved_filter_values(ctx: Components, practice_id: UUID, filter_id: UUID) -> 
 
 
 def save_filter(
-    ctx: Components, *, practice_id: UUID, name: str, raw: dict[str, Any], actor: str
+    ctx: Needs, *, practice_id: UUID, name: str, raw: dict[str, Any], actor: str
 ) -> SavedFilter:
     _, applied = parse_filter(raw)
     now = ctx.clock.now(practice_id)
@@ -189,7 +96,7 @@ def save_filter(
     return saved
 
 
-def delete_filter(ctx: Components, *, practice_id: UUID, filter_id: UUID, actor: str) -> None:
+def delete_filter(ctx: Needs, *, practice_id: UUID, filter_id: UUID, actor: str) -> None:
     saved = ctx.get(SavedFilter, filter_id, practice_id)
     if saved.deleted:
         raise NotFound(f"no saved filter {filter_id}")
@@ -201,7 +108,7 @@ def delete_filter(ctx: Components, *, practice_id: UUID, filter_id: UUID, actor:
 
 
 def record_balance(
-    ctx: Components,
+    ctx: Needs,
     *,
     practice_id: UUID,
     patient_id: UUID,
@@ -231,10 +138,10 @@ class SyncResult:
     balances_recorded: int
 
 
-def reader_for(ctx: Components, practice: Practice) -> PmsReader:
+def reader_for(ctx: Needs, practice: Practice) -> PmsReader:
     """Open Dental's API when the practice has its connection; in sandbox mode, else the
     sandbox office."""
-    config = ctx.journal.connections.of(str(practice.id))
+    config = ctx.pms_connections.of(str(practice.id))
     if practice.pms == PmsKind.OPENDENTAL and "opendental" in config:
         return OpenDental(OpenDentalSettings.of_connection(config["opendental"]))
     if ctx.settings.sandbox:
@@ -245,14 +152,14 @@ def reader_for(ctx: Components, practice: Practice) -> PmsReader:
     )
 
 
-def has_reader(ctx: Components, practice: Practice) -> bool:
+def has_reader(ctx: Needs, practice: Practice) -> bool:
     """A PMS the scheduled sync can read: Open Dental with its connection settings."""
-    return practice.pms == PmsKind.OPENDENTAL and "opendental" in ctx.journal.connections.of(
+    return practice.pms == PmsKind.OPENDENTAL and "opendental" in ctx.pms_connections.of(
         str(practice.id)
     )
 
 
-def sync_pms(ctx: Components, *, practice_id: UUID, actor: str) -> SyncResult:
+def sync_pms(ctx: Needs, *, practice_id: UUID, actor: str) -> SyncResult:
     """Pull patients and family balances through the practice's PMS reader; the sync's
     start and outcome are recorded (the AR list and the practice show them)."""
     practice = ctx.get(Practice, practice_id, practice_id)
@@ -272,7 +179,7 @@ def sync_pms(ctx: Components, *, practice_id: UUID, actor: str) -> SyncResult:
     return result
 
 
-def start_sync(ctx: Components, practice_id: UUID, actor: str) -> PmsSync:
+def start_sync(ctx: Needs, practice_id: UUID, actor: str) -> PmsSync:
     """Claim the practice's sync: a second one at the same moment is refused."""
     now = ctx.clock.now(practice_id)
     sync = ctx.find(PmsSync, sync_id_for(practice_id, now.date())) or PmsSync.open(
@@ -287,7 +194,7 @@ def start_sync(ctx: Components, practice_id: UUID, actor: str) -> PmsSync:
 
 
 def finish_sync(
-    ctx: Components,
+    ctx: Needs,
     sync: PmsSync,
     actor: str,
     *,
@@ -309,7 +216,7 @@ def finish_sync(
 
 
 def read_balances(
-    ctx: Components, practice_id: UUID, reader: PmsReader, read_at: datetime, actor: str
+    ctx: Needs, practice_id: UUID, reader: PmsReader, read_at: datetime, actor: str
 ) -> SyncResult:
     """Register new patients and record each changed balance, as of when the read began."""
     by_pms: dict[str, UUID] = {}
@@ -345,7 +252,7 @@ def read_balances(
     return SyncResult(seen, added, recorded)
 
 
-def sync_due(ctx: Components, practice_id: UUID) -> int:
+def sync_due(ctx: Needs, practice_id: UUID) -> int:
     """The scheduled sync: when the practice's interval has passed since the last one
     started (Open Dental with its connection only). Its failure is recorded, not raised."""
     practice = ctx.get(Practice, practice_id, practice_id)
@@ -365,7 +272,7 @@ def sync_due(ctx: Components, practice_id: UUID) -> int:
     return 1
 
 
-def sync_status(ctx: Components, practice: Practice) -> dict[str, Any]:
+def sync_status(ctx: Needs, practice: Practice) -> dict[str, Any]:
     """How fresh the practice's balances are: the last sync, its outcome and the next one."""
     last = ctx.reads(last_sync, practice.id) or {}
     scheduled = practice.pms_sync_minutes > 0 and has_reader(ctx, practice)
@@ -400,7 +307,7 @@ def sync_status(ctx: Components, practice: Practice) -> dict[str, Any]:
 
 
 def snooze(
-    ctx: Components,
+    ctx: Needs,
     *,
     practice_id: UUID,
     patient_id: UUID,
@@ -424,7 +331,7 @@ def snooze(
     return retry_on_conflict(attempt)
 
 
-def end_snooze(ctx: Components, *, practice_id: UUID, patient_id: UUID, actor: str) -> Patient:
+def end_snooze(ctx: Needs, *, practice_id: UUID, patient_id: UUID, actor: str) -> Patient:
     practice = ctx.get(Practice, practice_id, practice_id)
 
     def attempt() -> Patient:
@@ -438,7 +345,7 @@ def end_snooze(ctx: Components, *, practice_id: UUID, patient_id: UUID, actor: s
     return retry_on_conflict(attempt)
 
 
-def end_due_snoozes(ctx: Components, practice_id: UUID) -> int:
+def end_due_snoozes(ctx: Needs, practice_id: UUID) -> int:
     """Record the end of each snooze whose date has come (it stopped counting already)."""
     practice = ctx.get(Practice, practice_id, practice_id)
     day = today(ctx, practice)
@@ -490,7 +397,7 @@ def candidate_of(row: dict[str, Any], day: str) -> Candidate:
 
 
 def bulk_send(
-    ctx: Components,
+    ctx: Needs,
     *,
     practice_id: UUID,
     patient_ids: list[UUID] | None,

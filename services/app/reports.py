@@ -12,7 +12,7 @@ deposits (a withdrawal, its fee, a reinstatement) are listed apart.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from domain.practices import Practice
@@ -20,18 +20,23 @@ from domain.schedule import local_date
 from projections.base import parse_iso
 from projections.deposits import deposit_items, deposits_of_batch_date, payout_of
 from projections.transactions import disputes_lost, payments_of_day, refunds_of_day
-from services.context import Components
+from services.context import Aggregates, Reading, Timed
+
+
+class Needs(Aggregates, Reading, Timed, Protocol):
+    """The parts these use cases are given (services/context.py)."""
+
 
 MONEY_MOVED = ("approved", "settled")
 #: the deposit lines a dispute's adjustments make (payouts.py)
 DISPUTE_LINES = ("dispute", "dispute_fee", "dispute_reversal")
 
 
-def yesterday(ctx: Components, practice: Practice) -> date:
+def yesterday(ctx: Needs, practice: Practice) -> date:
     return local_date(ctx.clock.now(practice.id), practice.timezone) - timedelta(days=1)
 
 
-def daily_close(ctx: Components, practice_id: UUID, day: date) -> dict[str, Any]:
+def daily_close(ctx: Needs, practice_id: UUID, day: date) -> dict[str, Any]:
     ctx.catch_up()
     practice = ctx.get(Practice, practice_id, practice_id)
     payments = ctx.reads(payments_of_day, practice_id, day.isoformat())
@@ -162,7 +167,7 @@ def daily_close(ctx: Components, practice_id: UUID, day: date) -> dict[str, Any]
     }
 
 
-def payments_disputed_lost(ctx: Components, practice_id: UUID, day: date) -> list[dict[str, Any]]:
+def payments_disputed_lost(ctx: Needs, practice_id: UUID, day: date) -> list[dict[str, Any]]:
     """The payments whose dispute was lost on the day (practice-local), from the feed."""
     rows = ctx.reads(disputes_lost, practice_id)
     practice = ctx.get(Practice, practice_id, practice_id)

@@ -16,6 +16,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -37,9 +38,26 @@ from projections.requests import (
     existing_requests,
     request_by_token_hash,
 )
+from services.app import payments
 from services.app.payments import charge, check_card_input, check_patient
 from services.app.practices import hash_token, keyed_id
-from services.context import Components, retry_on_conflict
+from services.context import (
+    Aggregates,
+    Charging,
+    Configured,
+    Messaging,
+    Reading,
+    Signing,
+    Timed,
+    retry_on_conflict,
+)
+
+
+class Needs(
+    payments.Needs, Aggregates, Reading, Timed, Configured, Charging, Messaging, Signing, Protocol
+):
+    """The parts these use cases are given (services/context.py)."""
+
 
 log = logging.getLogger("payledger.requests")
 
@@ -51,7 +69,7 @@ def make_token(secret: bytes, request_id: UUID, nonce: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def pay_url(ctx: Components, request: PaymentRequest) -> str:
+def pay_url(ctx: Needs, request: PaymentRequest) -> str:
     token = make_token(ctx.secret, request.id, request.token_nonce)
     return f"{ctx.settings.base_url}/pay/{token}"
 
@@ -68,7 +86,7 @@ def destination_for(patient: Patient, channel: Channel, destination: str | None)
 
 
 def send_request(
-    ctx: Components,
+    ctx: Needs,
     *,
     practice_id: UUID,
     patient_id: UUID,
@@ -112,7 +130,7 @@ def send_request(
 
 
 def open_request(
-    ctx: Components,
+    ctx: Needs,
     practice: Practice,
     patient: Patient,
     request_id: UUID,
@@ -159,7 +177,7 @@ BULK_CHUNK = 500
 
 
 def send_many(
-    ctx: Components,
+    ctx: Needs,
     practice: Practice,
     items: list[tuple[UUID, int, Channel]],
     *,
@@ -183,7 +201,7 @@ def send_many(
 
 
 def send_chunk(
-    ctx: Components,
+    ctx: Needs,
     practice: Practice,
     chunk: list[tuple[UUID, int, Channel]],
     actor: str,
@@ -252,7 +270,7 @@ def claimed_by_caller(request: PaymentRequest) -> bool:
 
 
 def open_and_save(
-    ctx: Components,
+    ctx: Needs,
     practice: Practice,
     patient_id: UUID,
     request_id: UUID,
@@ -266,7 +284,7 @@ def open_and_save(
 
 
 def deliver_many(
-    ctx: Components,
+    ctx: Needs,
     practice: Practice,
     sent: list[tuple[UUID, PaymentRequest]],
     *,
@@ -306,7 +324,7 @@ def deliver_many(
 
 
 def cancel_request(
-    ctx: Components, *, practice_id: UUID, request_id: UUID, actor: str
+    ctx: Needs, *, practice_id: UUID, request_id: UUID, actor: str
 ) -> PaymentRequest:
     def attempt() -> PaymentRequest:
         request = ctx.get(PaymentRequest, request_id, practice_id)
@@ -326,7 +344,7 @@ class PayLink:
     practice: Practice
 
 
-def open_link(ctx: Components, token: str) -> PayLink:
+def open_link(ctx: Needs, token: str) -> PayLink:
     """The request behind a pay link (whatever its state); NotFound for an unknown token."""
     if not token or len(token) > 100:
         raise NotFound("this payment link is not valid")
@@ -344,7 +362,7 @@ def open_link(ctx: Components, token: str) -> PayLink:
 
 
 def pay_request(
-    ctx: Components,
+    ctx: Needs,
     link: PayLink,
     *,
     amount: int,
@@ -403,7 +421,7 @@ def pay_request(
 
 
 def message_text(
-    ctx: Components, practice: Practice, request: PaymentRequest, number: int
+    ctx: Needs, practice: Practice, request: PaymentRequest, number: int
 ) -> tuple[str, str]:
     """Subject and body: the practice, the amount and the link; nothing clinical."""
     url = pay_url(ctx, request)
@@ -417,7 +435,7 @@ def message_text(
     return subject, body
 
 
-def deliver(ctx: Components, practice_id: UUID, request_id: UUID, number: int) -> bool:
+def deliver(ctx: Needs, practice_id: UUID, request_id: UUID, number: int) -> bool:
     """Claim, send and record one message; False when there was nothing to do."""
     request = ctx.get(PaymentRequest, request_id, practice_id)
     now = ctx.clock.now(practice_id)
@@ -435,7 +453,7 @@ def deliver(ctx: Components, practice_id: UUID, request_id: UUID, number: int) -
 
 
 def send_message(
-    ctx: Components, practice: Practice, request: PaymentRequest, number: int
+    ctx: Needs, practice: Practice, request: PaymentRequest, number: int
 ) -> tuple[str, str | None]:
     """Hand one message to its sender: its id, or the error."""
     subject, body = message_text(ctx, practice, request, number)
@@ -451,7 +469,7 @@ def send_message(
 
 
 def send_messages(
-    ctx: Components, practice: Practice, requests: list[PaymentRequest], number: int
+    ctx: Needs, practice: Practice, requests: list[PaymentRequest], number: int
 ) -> list[tuple[str, str | None]]:
     """Hand many messages to their senders, each channel's together: each one's id and
     error, in the order of `requests`."""
@@ -488,7 +506,7 @@ def outcome(
 
 
 def record_delivery(
-    ctx: Components,
+    ctx: Needs,
     practice_id: UUID,
     request_id: UUID,
     number: int,
@@ -510,7 +528,7 @@ def record_delivery(
 # -- due work ------------------------------------------------------------------------
 
 
-def expire_due(ctx: Components, practice_id: UUID) -> int:
+def expire_due(ctx: Needs, practice_id: UUID) -> int:
     now = ctx.clock.now(practice_id)
     expired = 0
     for request_id in ctx.reads(due_expiries, practice_id, now):
@@ -526,7 +544,7 @@ def expire_due(ctx: Components, practice_id: UUID) -> int:
     return expired
 
 
-def remind_due(ctx: Components, practice_id: UUID) -> int:
+def remind_due(ctx: Needs, practice_id: UUID) -> int:
     now = ctx.clock.now(practice_id)
     reminded = 0
     for request_id in ctx.reads(due_reminders, practice_id, now):
@@ -544,7 +562,7 @@ def remind_due(ctx: Components, practice_id: UUID) -> int:
     return reminded
 
 
-def deliver_due(ctx: Components, practice_id: UUID) -> int:
+def deliver_due(ctx: Needs, practice_id: UUID) -> int:
     now = ctx.clock.now(practice_id)
     attempted = 0
     for request_id in ctx.reads(due_deliveries, practice_id, now):

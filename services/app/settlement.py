@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import date, datetime, time
+from typing import Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.persistence import IntegrityError
@@ -28,7 +29,12 @@ from domain.schedule import batch_date_for, cutoff_instant, zone
 from projections.base import iso, parse_iso
 from projections.deposits import due_deposits
 from projections.transactions import due_for_settlement, unsettled_refunds
-from services.context import Components
+from services.context import Aggregates, Calendared, Charging, Reading, Timed
+
+
+class Needs(Aggregates, Reading, Timed, Charging, Calendared, Protocol):
+    """The parts these use cases are given (services/context.py)."""
+
 
 log = logging.getLogger("payledger.settlement")
 
@@ -43,7 +49,7 @@ def batch_id_for(practice_id: UUID, batch_date: date, supplement: int = 0) -> UU
     return uuid5(NAMESPACE_URL, f"payledger:{practice_id}:batch:{batch_date.isoformat()}{suffix}")
 
 
-def close_due_batches(ctx: Components, practice_id: UUID) -> list[Batch]:
+def close_due_batches(ctx: Needs, practice_id: UUID) -> list[Batch]:
     """Close every batch of the practice whose cut-off has passed; returns the new batches."""
     ctx.catch_up()
     practice = ctx.get(Practice, practice_id, practice_id)
@@ -69,7 +75,7 @@ def close_due_batches(ctx: Components, practice_id: UUID) -> list[Batch]:
     return closed
 
 
-def _close(ctx: Components, practice: Practice, day: date, items: list[BatchItem]) -> Batch | None:
+def _close(ctx: Needs, practice: Practice, day: date, items: list[BatchItem]) -> Batch | None:
     closes_at = cutoff_instant(day, practice.timezone, practice.batch_cutoff)
     for supplement in range(10):
         batch_id = batch_id_for(practice.id, day, supplement)
@@ -120,7 +126,7 @@ def _close(ctx: Components, practice: Practice, day: date, items: list[BatchItem
 
 
 def _capture(
-    ctx: Components, practice: Practice, payment: Payment, fees: dict[UUID, int | None]
+    ctx: Needs, practice: Practice, payment: Payment, fees: dict[UUID, int | None]
 ) -> bool:
     """Capture an approved payment at the processor as its batch closes; False (and the
     failure recorded on the payment) when the processor refuses. The capture's reference is
@@ -147,7 +153,7 @@ def capture_reference(payment_id: UUID) -> UUID:
     return uuid5(NAMESPACE_URL, f"payledger:{payment_id}:capture")
 
 
-def _save_failed(ctx: Components, payments: list[Payment]) -> None:
+def _save_failed(ctx: Needs, payments: list[Payment]) -> None:
     try:
         ctx.save(*payments)
     except IntegrityError:
@@ -168,9 +174,7 @@ def _settle(payment: Payment, item: BatchItem, batch_id: UUID, at: datetime) -> 
     return True
 
 
-def _line(
-    ctx: Components, practice: Practice, item: BatchItem, fee: int | None = None
-) -> DepositLine:
+def _line(ctx: Needs, practice: Practice, item: BatchItem, fee: int | None = None) -> DepositLine:
     if item.kind == "refund":
         return DepositLine("refund", item.payment_id, item.refund_id, -item.amount, 0)
     if fee is None:
@@ -178,7 +182,7 @@ def _line(
     return DepositLine("payment", item.payment_id, None, item.amount, fee)
 
 
-def pay_due_deposits(ctx: Components, practice_id: UUID) -> int:
+def pay_due_deposits(ctx: Needs, practice_id: UUID) -> int:
     """Mark paid the scheduled deposits whose date has come (sandbox: the processor pays).
     On Stripe a deposit is paid when Stripe's payout that carries it arrives (payouts.py)."""
     if ctx.processor.name == "stripe":

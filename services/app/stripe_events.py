@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import stripe
@@ -24,7 +24,19 @@ from domain.practices import Practice
 from projections.base import iso
 from projections.transactions import payment_of_processor
 from services.app import payouts
-from services.context import Components, retry_on_conflict
+from services.context import (
+    Aggregates,
+    Configured,
+    Reading,
+    StripeEventsKept,
+    Timed,
+    retry_on_conflict,
+)
+
+
+class Needs(payouts.Needs, Aggregates, Reading, Timed, Configured, StripeEventsKept, Protocol):
+    """The parts these use cases are given (services/context.py)."""
+
 
 log = logging.getLogger("payledger.stripe.events")
 
@@ -66,7 +78,7 @@ class WebhooksOff(NotFound):
     code = "webhooks-off"
 
 
-def receive_event(ctx: Components, payload: bytes, signature: str | None) -> tuple[str, bool]:
+def receive_event(ctx: Needs, payload: bytes, signature: str | None) -> tuple[str, bool]:
     """Verify and record one webhook; (event id, whether it was new)."""
     secret = ctx.settings.stripe_webhook_secret
     if ctx.settings.processor != "stripe" or not secret:
@@ -93,7 +105,7 @@ def receive_event(ctx: Components, payload: bytes, signature: str | None) -> tup
     return event_id, new
 
 
-def apply_pending_events(ctx: Components, limit: int = 100) -> int:
+def apply_pending_events(ctx: Needs, limit: int = 100) -> int:
     """Apply the recorded events not applied yet, oldest first; returns how many."""
     received = ctx.stripe_events.pending(limit)
     for event in received:
@@ -108,7 +120,7 @@ def apply_pending_events(ctx: Components, limit: int = 100) -> int:
     return len(received)
 
 
-def apply_event(ctx: Components, kind: str, account: str | None, event: dict[str, Any]) -> str:
+def apply_event(ctx: Needs, kind: str, account: str | None, event: dict[str, Any]) -> str:
     if kind == "payment_intent.canceled":
         return intent_canceled(ctx, account, event["data"]["object"])
     if kind == "payout.paid":
@@ -125,7 +137,7 @@ def apply_event(ctx: Components, kind: str, account: str | None, event: dict[str
     return "ignored"
 
 
-def intent_canceled(ctx: Components, account: str | None, intent: dict[str, Any]) -> str:
+def intent_canceled(ctx: Needs, account: str | None, intent: dict[str, Any]) -> str:
     """An authorisation cancelled at Stripe (from its dashboard, or expired) before the
     batch closed: the payment will not be captured, so it leaves the batch, as a refused
     capture does. A void made here is already recorded: nothing changes."""
@@ -152,13 +164,11 @@ def intent_canceled(ctx: Components, account: str | None, intent: dict[str, Any]
     return retry_on_conflict(attempt)
 
 
-def practice_account(ctx: Components, practice_id: UUID) -> str | None:
+def practice_account(ctx: Needs, practice_id: UUID) -> str | None:
     return ctx.get(Practice, practice_id, practice_id).stripe_account
 
 
-def dispute_event(
-    ctx: Components, account: str | None, event_id: str, dispute: dict[str, Any]
-) -> str:
+def dispute_event(ctx: Needs, account: str | None, event_id: str, dispute: dict[str, Any]) -> str:
     """A dispute of a ledger payment (found by its PaymentIntent in the practice of the
     account), recorded on the payment once per Stripe event id."""
     practice = payouts.practice_of_account(ctx, account)

@@ -6,20 +6,24 @@ A terminal payment names its reader as `terminal_id` (a `tmr_...` id).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from adapters.processor.stripe import StripeProcessor
 from domain.errors import Conflict, InvalidValue
 from domain.practices import Practice
-from services.context import Components
+from services.context import Aggregates, Charging
+
+
+class Needs(Aggregates, Charging, Protocol):
+    """The parts these use cases are given (services/context.py)."""
 
 
 class ReadersNotAvailable(Conflict):
     code = "readers-not-available"
 
 
-def stripe_of(ctx: Components) -> StripeProcessor:
+def stripe_of(ctx: Needs) -> StripeProcessor:
     if not isinstance(ctx.processor, StripeProcessor):
         raise ReadersNotAvailable(
             "card readers are registered on Stripe (PAYLEDGER_PROCESSOR=stripe); the sandbox "
@@ -28,16 +32,16 @@ def stripe_of(ctx: Components) -> StripeProcessor:
     return ctx.processor
 
 
-def account_of(ctx: Components, practice_id: UUID) -> str | None:
+def account_of(ctx: Needs, practice_id: UUID) -> str | None:
     return ctx.get(Practice, practice_id, practice_id).stripe_account
 
 
-def list_readers(ctx: Components, practice_id: UUID) -> list[dict[str, Any]]:
+def list_readers(ctx: Needs, practice_id: UUID) -> list[dict[str, Any]]:
     return stripe_of(ctx).readers(account_of(ctx, practice_id))
 
 
 def register_reader(
-    ctx: Components, practice_id: UUID, *, code: str, label: str | None, key: str | None
+    ctx: Needs, practice_id: UUID, *, code: str, label: str | None, key: str | None
 ) -> dict[str, Any]:
     code = code.strip()
     if not code:
@@ -50,5 +54,5 @@ def register_reader(
     )
 
 
-def label_reader(ctx: Components, practice_id: UUID, reader_id: str, label: str) -> dict[str, Any]:
+def label_reader(ctx: Needs, practice_id: UUID, reader_id: str, label: str) -> dict[str, Any]:
     return stripe_of(ctx).label_reader(account_of(ctx, practice_id), reader_id, label)

@@ -754,3 +754,35 @@ class WebhookReceived(Answer):
     received: bool
     id: str = Field(description="Stripe's event id")
     replayed: bool = Field(description="true when this event id was received before")
+
+
+class ViewsLag(Answer):
+    lag: int = Field(description="events recorded that the slowest view has not applied yet")
+    behind: dict[str, int] = Field(description="each view's lag, by name")
+
+
+class RunnerHealth(Answer):
+    name: str
+    role: Literal["view", "work", "intake"] = Field(
+        description="view (a list to show), work (what due work is chosen from) or intake "
+        "(the writeback intake)"
+    )
+    position: int
+    lag: int
+    error: str | None = Field(description="the last failure, while the runner is failing")
+    failures: int
+
+
+class Health(Answer):
+    status: Literal["ok"]
+    database: Literal["postgresql", "sqlite"]
+    sandbox: bool
+    position: int = Field(description="the log's last position")
+    views: ViewsLag
+    projections: list[RunnerHealth]
+
+
+class HealthFailing(Answer):
+    status: Literal["failing"]
+    database: Literal["unreachable"]
+    reason: str

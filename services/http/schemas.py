@@ -19,7 +19,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from domain.money import MAX_AMOUNT_CENTS
-from services.app.receivables import FILTER_NAMES
+from services.app.ar_filters import FILTER_NAMES
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: control characters (tab, newline and carriage return are fine); PostgreSQL cannot store NUL

@@ -30,13 +30,14 @@ class Relay:
     def __init__(
         self,
         store: EventStore,
+        positions: RelayPositions,
         bootstrap: str,
         *,
         topic: str = TOPIC,
         name: str = "kafka",
     ) -> None:
         self.store, self.bootstrap, self.topic, self.name = store, bootstrap, topic, name
-        self.positions = RelayPositions(store.database())
+        self.positions = positions
         self._producer: Any = None
         self._ensured = False
 

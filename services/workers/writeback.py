@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from adapters.pms.connections import PmsConnections
@@ -36,9 +36,15 @@ from domain.money import format_dollars
 from domain.payments import AssociationSource, Payment, Status
 from domain.posting import dispute_marker
 from domain.schedule import practice_time
+from services.app import payments
 from services.app.payments import associate_payment
 from services.app.publish import PublishedEvent, to_public
-from services.context import Components
+from services.context import Aggregates, PmsConnected
+
+
+class Needs(payments.Needs, Aggregates, PmsConnected, Protocol):
+    """The parts these use cases are given (services/context.py)."""
+
 
 log = logging.getLogger("payledger.writeback")
 
@@ -275,7 +281,7 @@ class Worker:
 
     def __init__(
         self,
-        ctx: Components,
+        ctx: Needs,
         journal: Journal,
         pms: str | None = None,
         writers: dict[str, PmsWriter] | None = None,
@@ -343,7 +349,7 @@ class Worker:
             writer = (self.writers or {}).get(item["practice_id"]) or made.get(item["pms"])
             if writer is None:
                 writer = made[item["pms"]] = writer_for(
-                    self.journal.connections, item["practice_id"], item["pms"]
+                    self.ctx.pms_connections, item["practice_id"], item["pms"]
                 )
             written = self.attempt(writer, item)
         except PmsWriteError as error:

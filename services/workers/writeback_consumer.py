@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from adapters.kafka import consumer
 from services.app.publish import TOPIC, PublishedEvent
-from services.context import Components
+from services.context import Journaled
+from services.workers import writeback
 from services.workers.backoff import with_backoff
 from services.workers.writeback import PARALLEL, Worker, intake
+
+
+class Needs(writeback.Needs, Journaled, Protocol):
+    """The parts these use cases are given (services/context.py)."""
+
 
 log = logging.getLogger("payledger.writeback")
 
 
 class WritebackConsumer:
-    def __init__(self, ctx: Components, pms: str, bootstrap: str, *, topic: str = TOPIC) -> None:
+    def __init__(self, ctx: Needs, pms: str, bootstrap: str, *, topic: str = TOPIC) -> None:
         self.ctx, self.pms, self.bootstrap, self.topic = ctx, pms, bootstrap, topic
         self.group = f"payledger-writeback-{pms}"
         self._client: Any = None

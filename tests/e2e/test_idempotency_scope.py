@@ -59,7 +59,7 @@ def test_a_void_rerun_after_its_kept_answer_was_lost_answers_the_void(api: Api) 
     path = f"/v1/payments/{payment['id']}/refund"
     first = api.client.post(path, headers=keyed(api, "v-2"))
     assert first.status_code == 200, first.text
-    db = api.client.app.state.ctx.db  # type: ignore[attr-defined]
+    db = api.client.app.state.ctx.store.database()  # type: ignore[attr-defined]
     with db.transaction() as tx:  # as after a crash between the save and the kept answer
         tx.execute("DELETE FROM idempotency_keys WHERE key = ?", ("v-2",))
     again = api.client.post(path, headers=keyed(api, "v-2"))
@@ -71,7 +71,7 @@ def test_a_void_rerun_after_its_kept_answer_was_lost_answers_the_void(api: Api) 
 
 def leave_claim(api: Api, key: str, claimant: str, body: dict[str, Any]) -> None:
     """A claim as a process that died in the middle of the request leaves it."""
-    db = api.client.app.state.ctx.db  # type: ignore[attr-defined]
+    db = api.client.app.state.ctx.store.database()  # type: ignore[attr-defined]
     fingerprint = idempotency.fingerprint(
         "POST", "/v1/payments", b"", json.dumps(body, separators=(",", ":")).encode()
     )
@@ -118,7 +118,7 @@ def test_a_claim_of_a_live_process_elsewhere_waits(api: Api) -> None:
 
 
 def kept_bodies(api: Api) -> str:
-    db = api.client.app.state.ctx.db  # type: ignore[attr-defined]
+    db = api.client.app.state.ctx.store.database()  # type: ignore[attr-defined]
     return json.dumps(db.query("SELECT body FROM idempotency_keys"))
 
 

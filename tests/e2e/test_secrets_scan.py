@@ -240,7 +240,7 @@ def test_no_secret_is_kept_logged_or_shown(
     assert practice["connection"]["opendental"]["developer_key"] == "****" + OD_DEVELOPER_KEY[-4:]
 
     # The database.
-    for table, text in table_texts(ctx.db).items():
+    for table, text in table_texts(ctx.store.database()).items():
         check(secrets, f"table {table}", text)
     if backend == "sqlite":
         ctx.store.close()

@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from services.app.receivables import FILTER_NAMES
+from services.app.ar_filters import FILTER_NAMES
 from services.bootstrap import build_components
 from services.http.app import create_app
 from services.settings import Settings

@@ -75,7 +75,7 @@ def test_a_person_signs_in_and_out(ctx: Components, clock: PinnedClock) -> None:
     assert user.caller.actor == f"user:{dana.id}"
     assert user.caller.practice_id == elm.id and user.caller.role == Role.ADMIN
     # The token is kept only as its hash.
-    stored = ctx.db.query("SELECT * FROM web_sessions")
+    stored = ctx.store.database().query("SELECT * FROM web_sessions")
     assert len(stored) == 1 and session.token not in str(stored)
     accounts.sign_out(ctx, session.token)
     assert accounts.session_user(ctx, session.token) is None
@@ -172,7 +172,7 @@ def test_a_revoked_users_sessions_and_token_stop_at_once(ctx: Components) -> Non
     assert "not right" in str(
         refusal(lambda: accounts.sign_in(ctx, "sam@elm.example", PASSWORD, HERE))
     )
-    rows = ctx.db.query("SELECT signed_out_at FROM web_sessions")
+    rows = ctx.store.database().query("SELECT signed_out_at FROM web_sessions")
     assert [r["signed_out_at"] is not None for r in rows] == [True]
     # The email is free again for a new invitation.
     again, _ = person(ctx, elm, "SAM@elm.example", Role.STAFF, "Sam Okafor")
@@ -279,7 +279,7 @@ def test_an_invitation_needs_an_email_and_a_good_password(
         )
     assert refused.value.field == field
     assert accounts.list_users(ctx, elm.id) == []
-    assert ctx.db.query("SELECT * FROM user_logins") == []
+    assert ctx.store.database().query("SELECT * FROM user_logins") == []
 
 
 def test_an_invitation_retried_with_its_key_finds_the_first(ctx: Components) -> None:
@@ -307,11 +307,11 @@ def test_a_new_password_replaces_the_old(ctx: Components) -> None:
         refusal(lambda: accounts.sign_in(ctx, "dana@elm.example", PASSWORD, HERE))
     )
     assert accounts.sign_in(ctx, "dana@elm.example", "a brand new secret", HERE).token
-    types = ctx.db.query(
+    types = ctx.store.database().query(
         "SELECT type FROM event_feed WHERE aggregate_id = ? ORDER BY position", (str(dana.id),)
     )
     assert [t["type"] for t in types] == ["UserCreated", "UserPasswordChanged"]
-    stored = ctx.db.query("SELECT password_hash FROM user_logins")
+    stored = ctx.store.database().query("SELECT password_hash FROM user_logins")
     assert stored[0]["password_hash"].startswith("$argon2id$")
 
 
@@ -335,4 +335,4 @@ def test_old_failed_sign_ins_and_ended_sessions_are_forgotten(
     assert accounts.tidy_sign_ins(ctx) == (1, 1)  # and the session ended 30 days ago
     assert ctx.accounts.failures("dana@elm.example") == 0
     # the session that expired yesterday is still kept (who was signed in when)
-    assert len(ctx.db.query("SELECT token_hash FROM web_sessions")) == 1
+    assert len(ctx.store.database().query("SELECT token_hash FROM web_sessions")) == 1

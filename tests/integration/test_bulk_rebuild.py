@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from domain.base import LedgerAggregate
 from projections import rebuild as bulk
+from projections import replay
 from projections import runner as runner_module
 from projections.base import Projection
 from projections.runner import Projector
-from services.app import replay
 from services.bootstrap import all_projections
 from services.context import Components
 from tests.conftest import Api, PinnedClock
@@ -29,7 +29,9 @@ from tests.integration.test_replay import History, ctx_of, step
 def dump(ctx: Components) -> dict[str, list[str]]:
     """Every view's rows as the database returns them (types included), in a fixed order."""
     return {
-        table: sorted(repr(sorted(r.items())) for r in ctx.db.query(f"SELECT * FROM {table}"))
+        table: sorted(
+            repr(sorted(r.items())) for r in ctx.store.database().query(f"SELECT * FROM {table}")
+        )
         for p in all_projections()
         for table in p.tables
     }
@@ -58,10 +60,10 @@ def test_the_bulk_rebuild_writes_the_rows_the_live_handlers_wrote(
     def same(steps: list[tuple[str, int, int]]) -> None:
         ctx = grown(api, steps)  # each example adds to the same, longer history
         views = all_projections()
-        before, checksums = dump(ctx), replay.live_checksums(ctx.db, views)
-        positions = replay.rebuild(ctx.store, ctx.db, ctx.projector, views)
+        before, checksums = dump(ctx), replay.live_checksums(ctx.store.database(), views)
+        positions = replay.rebuild(ctx.store, ctx.store.database(), ctx.projector, views)
         assert dump(ctx) == before
-        assert replay.live_checksums(ctx.db, views) == checksums
+        assert replay.live_checksums(ctx.store.database(), views) == checksums
         assert set(positions.values()) == {replay.last_position(ctx.store)}
 
     same()
@@ -83,7 +85,7 @@ def test_a_view_installed_at_a_past_position_catches_up_the_rest_once(
     assert {ctx.projector.position(p.name) for p in views} == {middle}
     events = [e for page in bulk.pages(ctx.store, 0, middle) for _, e in page]
     feed = sum(isinstance(e, LedgerAggregate.Event) for e in events)
-    assert len(ctx.db.query("SELECT position FROM event_feed")) == feed
+    assert len(ctx.store.database().query("SELECT position FROM event_feed")) == feed
     assert dump(ctx) != live
 
     ctx.projector.catch_up()  # the runners go on from the installed position
@@ -102,10 +104,10 @@ def test_views_starting_afresh_on_a_long_log_are_built_in_memory(
     ctx = grown(api, [("patient", 0, 1), ("pay", 0, 4100), ("pay", 1, 800), ("refund", 0, 9)])
     live = dump(ctx)
     monkeypatch.setattr(runner_module, "BULK_FROM", 1)
-    with ctx.db.transaction() as tx:  # as when their tables' definition changed
+    with ctx.store.database().transaction() as tx:  # as when their tables' definition changed
         tx.execute("UPDATE projection_tracking SET schema = 'before' WHERE name <> 'users'")
     with caplog.at_level(logging.INFO, logger="payledger.projections"):
-        projector = Projector(ctx.store, ctx.db, all_projections())
+        projector = Projector(ctx.store, ctx.store.database(), all_projections())
         projector.catch_up()
     built = [r.getMessage() for r in caplog.records if "in memory up to" in r.getMessage()]
     assert len(built) == 1 and "transactions" in built[0] and "users" not in built[0], built
@@ -161,8 +163,10 @@ def test_copied_rows_keep_every_value(
     rows: list[tuple[Any, ...]] = [
         (i, text, (2**62 + i) if i % 2 else -i) for i, text in enumerate(ODD)
     ]
-    with ctx.db.transaction() as tx:
+    with ctx.store.database().transaction() as tx:
         tx.execute("CREATE TABLE copy_check (id BIGINT PRIMARY KEY, text TEXT, n BIGINT)")
-        bulk.copy_rows(tx, ctx.db.postgres, "copy_check", ["id", "text", "n"], iter(rows))
-    back = ctx.db.query("SELECT id, text, n FROM copy_check ORDER BY id")
+        bulk.copy_rows(
+            tx, ctx.store.database().postgres, "copy_check", ["id", "text", "n"], iter(rows)
+        )
+    back = ctx.store.database().query("SELECT id, text, n FROM copy_check ORDER BY id")
     assert [(r["id"], r["text"], r["n"]) for r in back] == rows

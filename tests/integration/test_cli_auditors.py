@@ -88,7 +88,7 @@ def test_replay_prints_checksums_and_verify_names_a_changed_row(
     assert "one of: all, directory" in capsys.readouterr().err
 
     again = build_components(settings)
-    with again.db.transaction() as tx:
+    with again.store.database().transaction() as tx:
         tx.execute("UPDATE deposits SET net_amount = net_amount + 1 WHERE rowid = 1")
     again.store.close()
     assert main([*data, "replay", "--verify"]) == 1

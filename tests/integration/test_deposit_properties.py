@@ -104,14 +104,14 @@ def test_deposits_reconcile_with_payments(
         assert all(p.status in (Status.SETTLED, Status.VOIDED, Status.DECLINED) for p in settled)
         assert all(not p.refunds for p in settled if p.status != Status.SETTLED)
 
-        deposits = ctx.db.query("SELECT * FROM deposits")
+        deposits = ctx.store.database().query("SELECT * FROM deposits")
         fees = sum(int(d["fees_amount"]) for d in deposits)
         assert sum(int(d["net_amount"]) for d in deposits) == sales - refunds - fees
         if fee_rate == 0:
             assert fees == 0
         lines = Counter()
         for d in deposits:
-            items = deposit_items(ctx.db, UUID(d["id"]))
+            items = deposit_items(ctx.store.database(), UUID(d["id"]))
             assert sum(int(i["net_amount"]) for i in items) == int(d["net_amount"])
             lines.update((i["kind"], i["refund_id"] or i["payment_id"]) for i in items)
         assert all(count == 1 for count in lines.values()), "an item is in two deposits"

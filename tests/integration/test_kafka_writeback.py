@@ -50,7 +50,7 @@ def od_practice(ctx: Components, url: str, name: str) -> tuple[Any, list[Any]]:
         batch_cutoff=parse_cutoff("23:59"),
         actor="operator",
     )
-    ctx.journal.connections.keep(
+    ctx.pms_connections.keep(
         str(practice.id),
         {
             "opendental": {
@@ -80,7 +80,7 @@ def od_practice(ctx: Components, url: str, name: str) -> tuple[Any, list[Any]]:
 
 def associated(ctx: Components) -> int:
     ctx.projector.catch_up()
-    row = ctx.db.query_one(
+    row = ctx.store.database().query_one(
         "SELECT COUNT(*) AS n FROM transactions WHERE association = 'associated'"
     )
     return int(row["n"]) if row else 0
@@ -120,7 +120,7 @@ def test_relay_publishes_the_public_schema_in_order_per_practice(
             actor="user:x",
         )
     topic = f"test.events.{uuid.uuid4().hex[:8]}"
-    relay = Relay(ctx.store, kafka_bootstrap, topic=topic, name=topic)
+    relay = Relay(ctx.store, ctx.relay_positions, kafka_bootstrap, topic=topic, name=topic)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,))
     thread.start()
@@ -170,7 +170,7 @@ def test_in_process_and_kafka_transports_write_the_same(
     stop = threading.Event()
     if bootstrap:
         topic = f"test.events.{uuid.uuid4().hex[:8]}"
-        relay = Relay(ctx.store, bootstrap, topic=topic, name=topic)
+        relay = Relay(ctx.store, ctx.relay_positions, bootstrap, topic=topic, name=topic)
         consumer = WritebackConsumer(ctx, "opendental", bootstrap, topic=topic)
         loops = [relay.run, consumer.consume, consumer.work]
     else:  # the embedded default: intake is a projection of the log, in process
@@ -186,7 +186,7 @@ def test_in_process_and_kafka_transports_write_the_same(
         for t in threads:
             t.join()
     assert fake.paid_markers() == [str(p.id) for p in payments]  # each once, in order
-    journal = ctx.db.query(
+    journal = ctx.store.database().query(
         "SELECT kind, status, payment_id FROM writeback_journal ORDER BY position"
     )
     assert journal == [

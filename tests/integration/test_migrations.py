@@ -112,7 +112,7 @@ def test_an_old_database_is_upgraded_without_losing_a_row(
     make_old_database(settings, added_columns=added_columns)
     ctx = build_components(settings, real_clock=clock)
     try:
-        db = ctx.db
+        db = ctx.store.database()
         assert applied(db) == [m.version for m in MIGRATIONS]
         journal = db.query("SELECT * FROM writeback_journal")
         assert [tuple(row.values()) for row in journal] == [JOURNAL]
@@ -123,7 +123,7 @@ def test_an_old_database_is_upgraded_without_losing_a_row(
         assert [tuple(row.values()) for row in keys] == [(*KEY, None, None)]
         [connection] = db.query("SELECT * FROM pms_connections")
         assert connection["practice_id"] == "p1" and "ck-1" not in connection["config"]
-        assert ctx.journal.connections.of("p1") == CONFIG
+        assert ctx.pms_connections.of("p1") == CONFIG
         assert db.query("SELECT offset_seconds FROM sandbox_clock") == [{"offset_seconds": 3600.0}]
         # the tables the old database lacked are there too
         assert db.query("SELECT COUNT(*) AS n FROM web_sessions") == [{"n": 0}]

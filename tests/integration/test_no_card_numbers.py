@@ -63,7 +63,7 @@ def test_postgres_tables_hold_no_card_number(
     caplog.set_level(logging.DEBUG)
     api = api_for("postgres", clock).setup()
     exercise(api)
-    db = api.client.app.state.ctx.db  # type: ignore[attr-defined]
+    db = api.client.app.state.ctx.store.database()  # type: ignore[attr-defined]
     tables = [
         r["table_name"]
         for r in db.query(

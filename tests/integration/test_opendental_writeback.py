@@ -44,7 +44,7 @@ def setup(ctx: Components, url: str) -> tuple[Any, list[Any]]:
         actor="operator",
     )
     change_settings(ctx, practice.id, {"pms_payment_type": "391"}, "operator")
-    ctx.journal.connections.keep(
+    ctx.pms_connections.keep(
         str(practice.id),
         {
             "opendental": {
@@ -78,7 +78,7 @@ def drain(worker: Worker, ctx: Components, seconds: float = 20) -> None:
     while time.time() < deadline:
         ctx.projector.catch_up()
         worker.run_once()
-        pending = ctx.db.query_one(
+        pending = ctx.store.database().query_one(
             "SELECT COUNT(*) AS n FROM writeback_journal WHERE status = 'pending'"
         )
         if pending is not None and int(pending["n"]) == 0:
@@ -129,7 +129,7 @@ def test_each_payment_lands_once_through_every_fault(
         assert fresh.association_source.value == "automatic"
         assert fresh.pms_reference == f"PayNum {by_marker[str(payment.id)]['PayNum']}"
         assert Decimal_of(by_marker[str(payment.id)]["PayAmt"]) == payment.amount.cents
-    assert ctx.db.query_one(
+    assert ctx.store.database().query_one(
         "SELECT COUNT(*) AS n FROM transactions WHERE association = 'unassociated'"
     ) == {"n": 0}
 

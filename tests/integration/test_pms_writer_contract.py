@@ -158,7 +158,7 @@ def test_an_eaglesoft_practice_writes_through_its_bridge(make_components: Any, c
         actor="operator",
     )
     with Served(bridge.app) as url:
-        ctx.journal.connections.keep(
+        ctx.pms_connections.keep(
             str(practice.id),
             {"eaglesoft": {"bridge_url": url, "token": "bridge-token", "timeout": 2}},
         )

@@ -227,7 +227,7 @@ class ProductRules(RuleBasedStateMachine):
         link = requests.open_link(self.led, token)
         amount = max(1, before.amount.cents * percent // 100)
         open_ = before.is_outstanding(self.now())
-        count = len(self.led.db.query("SELECT id FROM transactions"))
+        count = len(self.led.store.database().query("SELECT id FROM transactions"))
         charges = self.processor.movements["charge"]
         try:
             payment = requests.pay_request(
@@ -249,7 +249,7 @@ class ProductRules(RuleBasedStateMachine):
             self.payments.append(payment.id)
         else:
             assert after.status == RequestStatus.REQUESTED
-        assert len(self.led.db.query("SELECT id FROM transactions")) >= count
+        assert len(self.led.store.database().query("SELECT id FROM transactions")) >= count
 
     @precondition(lambda self: self.requests)
     @rule(index=st.integers(0, 50))
@@ -333,7 +333,7 @@ class ProductRules(RuleBasedStateMachine):
 
         # Batches and deposits: each item once; exactly the settled payments and the
         # refunds of closed batches; deposits add up to the cent.
-        batch_rows = ctx.db.query(
+        batch_rows = ctx.store.database().query(
             "SELECT id, batch_id, net_amount FROM deposits WHERE practice_id = ?",
             (str(practice_id),),
         )
@@ -342,7 +342,7 @@ class ProductRules(RuleBasedStateMachine):
         for row in batch_rows:
             batch = ctx.get(Batch, UUID(row["batch_id"]), practice_id)
             in_batches.update((i.kind, str(i.refund_id or i.payment_id)) for i in batch.items)
-            items = deposit_items(ctx.db, UUID(row["id"]))
+            items = deposit_items(ctx.store.database(), UUID(row["id"]))
             assert sum(int(i["net_amount"]) for i in items) == int(row["net_amount"])
             in_deposits.update((i["kind"], i["refund_id"] or i["payment_id"]) for i in items)
         assert all(n == 1 for n in in_batches.values()), "an item is in two batches"
@@ -353,7 +353,7 @@ class ProductRules(RuleBasedStateMachine):
         assert {i for kind, i in in_batches if kind == "refund"} == batched_refunds
         gross = sum(p.amount.cents for p in payments if p.status == Status.SETTLED)
         refunded = sum(r.amount for p in payments for r in p.refunds if r.batch_id)
-        fees_and_net = ctx.db.query_one(
+        fees_and_net = ctx.store.database().query_one(
             "SELECT COALESCE(SUM(net_amount), 0) AS net, COALESCE(SUM(fees_amount), 0) AS fees "
             "FROM deposits WHERE practice_id = ?",
             (str(practice_id),),
@@ -375,7 +375,7 @@ class ProductRules(RuleBasedStateMachine):
             else:
                 assert r.payment_id is None
         assert all(n <= 1 for n in outstanding.values()), outstanding
-        views = ctx.db.query(
+        views = ctx.store.database().query(
             "SELECT patient_id, COUNT(*) AS n FROM payment_requests "
             "WHERE practice_id = ? AND status = 'requested' AND expires_at > ? "
             "GROUP BY patient_id",

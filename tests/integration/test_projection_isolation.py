@@ -71,7 +71,7 @@ def test_a_failing_view_stops_only_itself(
     later_practice = new_practice(ctx)
 
     # the other display views and work lists show both payments at once
-    rows = ctx.db.query(
+    rows = ctx.store.database().query(
         "SELECT id, amount FROM transactions WHERE practice_id = ? ORDER BY amount",
         (str(practice.id),),
     )
@@ -79,13 +79,13 @@ def test_a_failing_view_stops_only_itself(
         (str(poisoned.id), POISON),
         (str(after.id), 700),
     ]
-    feed = ctx.db.query(
+    feed = ctx.store.database().query(
         "SELECT aggregate_id FROM event_feed WHERE aggregate_id = ?", (str(after.id),)
     )
     assert len(feed) >= 1
 
     # the writeback intake took in what came after the poisoned event
-    assert ctx.db.query_one(
+    assert ctx.store.database().query_one(
         "SELECT practice_id FROM writeback_practices WHERE practice_id = ?",
         (str(later_practice.id),),
     ) == {"practice_id": str(later_practice.id)}

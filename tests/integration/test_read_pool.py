@@ -12,20 +12,25 @@ from tests.conftest import ComponentsFactory
 
 
 def test_a_read_sees_what_a_write_committed(ctx: Components) -> None:
-    with ctx.db.transaction() as tx:
+    with ctx.store.database().transaction() as tx:
         tx.execute("INSERT INTO relay_position (name, position) VALUES (?, ?)", ("read-pool", 7))
-    row = ctx.db.query_one("SELECT position FROM relay_position WHERE name = ?", ("read-pool",))
+    row = ctx.store.database().query_one(
+        "SELECT position FROM relay_position WHERE name = ?", ("read-pool",)
+    )
     assert row is not None and int(row["position"]) == 7
 
 
 def test_a_read_changes_nothing(ctx: Components) -> None:
-    with ctx.db.reading() as tx:
+    with ctx.store.database().reading() as tx:
         tx.execute("INSERT INTO relay_position (name, position) VALUES (?, ?)", ("read-only", 1))
-    assert ctx.db.query("SELECT * FROM relay_position WHERE name = ?", ("read-only",)) == []
+    assert (
+        ctx.store.database().query("SELECT * FROM relay_position WHERE name = ?", ("read-only",))
+        == []
+    )
 
 
 def test_a_question_mark_in_a_literal_is_not_a_placeholder(ctx: Components) -> None:
-    row = ctx.db.query_one("SELECT 'why?' AS q, ? AS v, '100%' AS p", ("ok",))
+    row = ctx.store.database().query_one("SELECT 'why?' AS q, ? AS v, '100%' AS p", ("ok",))
     assert row == {"q": "why?", "v": "ok", "p": "100%"}
 
 
@@ -37,7 +42,7 @@ def test_reads_come_back_after_the_server_ends_the_pools_connections(
     assert url is not None
     dbname = url.rsplit("/", 1)[1]
     for _ in range(3):  # a few connections into the pool, idle
-        ctx.db.query("SELECT 1 AS ok")
+        ctx.store.database().query("SELECT 1 AS ok")
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -47,7 +52,7 @@ def test_reads_come_back_after_the_server_ends_the_pools_connections(
     failures = 0
     for _ in range(10):
         try:
-            assert ctx.db.query_one("SELECT 1 AS ok") == {"ok": 1}
+            assert ctx.store.database().query_one("SELECT 1 AS ok") == {"ok": 1}
             break
         except psycopg.OperationalError:
             failures += 1

@@ -22,8 +22,9 @@ from domain.practices import DepositAccount, PmsKind
 from domain.receivables import AmountRule, Balance, Eligibility, SnoozeReason
 from domain.schedule import parse_cutoff
 from projections.receivables import SORTABLE, list_ar
+from services.app.ar_filters import parse_filter
 from services.app.practices import create_practice, register_patient
-from services.app.receivables import bulk_send, parse_filter, record_balance, snooze, today
+from services.app.receivables import bulk_send, record_balance, snooze, today
 from services.bootstrap import build_components
 from services.context import Components
 from services.settings import Settings
@@ -131,12 +132,16 @@ def check_paging_of(
 ) -> None:
     query, _ = parse_filter({"min_total": min_total} if min_total is not None else {})
     day = today(ctx, practice).isoformat()
-    everything = list_ar(ctx.db, practice.id, query, today=day, sort=sort, after=None, limit=None)
+    everything = list_ar(
+        ctx.store.database(), practice.id, query, today=day, sort=sort, after=None, limit=None
+    )
     column = sort.lstrip("-")
     seen: list[str] = []
     after = None
     while True:
-        chunk = list_ar(ctx.db, practice.id, query, today=day, sort=sort, after=after, limit=page)
+        chunk = list_ar(
+            ctx.store.database(), practice.id, query, today=day, sort=sort, after=after, limit=page
+        )
         seen.extend(r["id"] for r in chunk)
         if len(chunk) < page:
             break
@@ -181,7 +186,7 @@ def check_bulk(
     practice = populate(ctx, rows)
     selected = [
         r["id"]
-        for r in ctx.db.query(
+        for r in ctx.store.database().query(
             "SELECT id FROM ar_patients WHERE practice_id = ?", (str(practice.id),)
         )
     ]
@@ -205,11 +210,11 @@ def check_bulk(
     assert all((o.outcome == "skipped") == (o.reason is not None) for o in outcomes)
     assert all(o.amount is None or o.amount >= min_balance for o in outcomes)
     sent = {o.patient_id: o.request_id for o in outcomes if o.outcome == "sent"}
-    messages = ctx.db.query_one("SELECT COUNT(*) AS n FROM outbox")
+    messages = ctx.store.database().query_one("SELECT COUNT(*) AS n FROM outbox")
     assert messages is not None and int(messages["n"]) == len(sent)
     again = run()
     assert {o.patient_id: o.request_id for o in again if o.outcome == "sent"} == sent
-    messages = ctx.db.query_one("SELECT COUNT(*) AS n FROM outbox")
+    messages = ctx.store.database().query_one("SELECT COUNT(*) AS n FROM outbox")
     assert messages is not None and int(messages["n"]) == len(sent)
 
 
@@ -235,7 +240,7 @@ def test_paging_on_postgresql_for_every_sort(
             check_paging_of(ctx, populate_once, sort, page)
     assert len(
         list_ar(
-            ctx.db,
+            ctx.store.database(),
             populate_once.id,
             parse_filter({})[0],
             today="2026-03-04",

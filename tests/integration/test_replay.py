@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from adapters.sql import Database
 from domain.base import LedgerAggregate
-from services.app import replay
+from projections import replay
 from services.bootstrap import all_projections
 from services.context import Components
 from tests.conftest import Api, PinnedClock
@@ -116,7 +116,7 @@ def check_history(api: Api, history: History, steps: list[tuple[str, int, int]])
     ctx = ctx_of(api)
     views = all_projections()
 
-    verified = replay.verify(ctx.store, ctx.db, views)
+    verified = replay.verify(ctx.store, ctx.store.database(), views)
     assert verified.differences == [] and verified.ok, verified.differences[:5]
     assert set(verified.replayed) == {p.name for p in views}
 
@@ -149,10 +149,12 @@ def test_live_views_equal_their_replay_after_any_history(
 
     ctx = ctx_of(api)
     views = all_projections()
-    before = replay.live_checksums(ctx.db, views)
+    before = replay.live_checksums(ctx.store.database(), views)
     seen: list[int] = []
-    replay.rebuild(ctx.store, ctx.db, ctx.projector, views, lambda at, last: seen.append(at))
-    after = replay.live_checksums(ctx.db, views)
+    replay.rebuild(
+        ctx.store, ctx.store.database(), ctx.projector, views, lambda at, last: seen.append(at)
+    )
+    after = replay.live_checksums(ctx.store.database(), views)
     assert {n: v["checksum"] for n, v in after.items()} == {
         n: v["checksum"] for n, v in before.items()
     }
@@ -166,9 +168,9 @@ def test_a_row_changed_behind_the_logs_back_is_reported(
     paid = api.pay(4200)
     assert paid.status_code == 201, paid.text
     ctx = ctx_of(api)
-    with ctx.db.transaction() as tx:
+    with ctx.store.database().transaction() as tx:
         tx.execute("UPDATE transactions SET amount = 4201 WHERE id = ?", (paid.json()["id"],))
-    verified = replay.verify(ctx.store, ctx.db, all_projections())
+    verified = replay.verify(ctx.store, ctx.store.database(), all_projections())
     assert not verified.ok
     assert {(d.view, d.table, d.side) for d in verified.differences} == {
         ("transactions", "transactions", "live"),

@@ -73,7 +73,7 @@ def setup(ctx: Components, patients: int) -> tuple[Any, list[Patient]]:
 
 
 def outstanding(ctx: Components, practice_id: Any, patient_id: Any) -> list[str]:
-    rows = ctx.db.query(
+    rows = ctx.store.database().query(
         "SELECT id FROM payment_requests WHERE practice_id = ? AND patient_id = ? "
         "AND status = 'requested'",
         (str(practice_id), str(patient_id)),
@@ -133,7 +133,7 @@ def test_due_work_runs_once_in_two_schedulers(
         race(lambda: run_due_work(one, practice.id), lambda: run_due_work(two, practice.id))
     one.projector.catch_up()
     for request in requests:
-        history = one.db.query(
+        history = one.store.database().query(
             "SELECT type, data FROM event_feed WHERE aggregate_id = ? ORDER BY position",
             (str(request.id),),
         )
@@ -143,5 +143,7 @@ def test_due_work_runs_once_in_two_schedulers(
         assert types["PaymentRequestDelivered"] == 3  # the request and two reminders
         final = one.get(PaymentRequest, request.id, practice.id)
         assert final.cancel_reason is not None and final.cancel_reason.value == "expired"
-    sent = one.db.query("SELECT recipient, COUNT(*) AS n FROM outbox GROUP BY recipient")
+    sent = one.store.database().query(
+        "SELECT recipient, COUNT(*) AS n FROM outbox GROUP BY recipient"
+    )
     assert {r["recipient"]: int(r["n"]) for r in sent} == {f"p{n}@example.com": 3 for n in range(6)}

@@ -27,7 +27,7 @@ def test_the_sqlite_files_are_readable_by_their_owner_only(
     old = os.umask(0o022)  # the usual umask: files would be world-readable by default
     try:
         ctx = make_components("sqlite")
-        with ctx.db.transaction() as tx:
+        with ctx.store.database().transaction() as tx:
             tx.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
     finally:
         os.umask(old)
@@ -87,37 +87,41 @@ KEYS = {
 
 def test_pms_keys_are_kept_sealed_and_read_back(make_components: ComponentsFactory) -> None:
     ctx: Components = make_components("sqlite")
-    ctx.journal.connections.keep("p1", {"opendental": KEYS})
-    stored = ctx.db.query_one("SELECT config FROM pms_connections WHERE practice_id = 'p1'")
+    ctx.pms_connections.keep("p1", {"opendental": KEYS})
+    stored = ctx.store.database().query_one(
+        "SELECT config FROM pms_connections WHERE practice_id = 'p1'"
+    )
     assert stored is not None
     assert "dev-Secret-1" not in stored["config"] and "cust-Secret-2" not in stored["config"]
     assert stored["config"].startswith("sealed:v1:")
-    assert ctx.journal.connections.of("p1") == {"opendental": KEYS}
+    assert ctx.pms_connections.of("p1") == {"opendental": KEYS}
 
 
 def test_keys_kept_in_clear_by_an_older_version_are_sealed_at_start(
     make_components: ComponentsFactory,
 ) -> None:
     first: Components = make_components("sqlite")
-    with first.db.transaction() as tx:
+    with first.store.database().transaction() as tx:
         tx.execute(
             "INSERT INTO pms_connections (practice_id, config, updated_at) VALUES (?, ?, ?)",
             ("p1", json.dumps({"opendental": KEYS}), "2026-01-01T00:00:00.000000Z"),
         )
     first.store.close()
     again: Components = make_components("sqlite")
-    stored = again.db.query_one("SELECT config FROM pms_connections WHERE practice_id = 'p1'")
+    stored = again.store.database().query_one(
+        "SELECT config FROM pms_connections WHERE practice_id = 'p1'"
+    )
     assert stored is not None and "dev-Secret-1" not in stored["config"]
-    assert again.journal.connections.of("p1") == {"opendental": KEYS}
+    assert again.pms_connections.of("p1") == {"opendental": KEYS}
 
 
 def test_keys_sealed_under_another_secret_key_read_as_no_connection(
     make_components: ComponentsFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     first: Components = make_components("sqlite", secret_key="the-first-key")
-    first.journal.connections.keep("p1", {"opendental": KEYS})
+    first.pms_connections.keep("p1", {"opendental": KEYS})
     first.store.close()
     again: Components = make_components("sqlite", secret_key="another-key")
     with caplog.at_level(logging.ERROR):
-        assert again.journal.connections.of("p1") == {}
+        assert again.pms_connections.of("p1") == {}
     assert "unreadable" in caplog.text and "dev-Secret-1" not in caplog.text

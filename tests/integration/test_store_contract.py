@@ -69,7 +69,7 @@ def some_history(ctx: Components, clock: PinnedClock) -> list[Payment]:
 
 
 def table_dump(ctx: Components, tables: tuple[str, ...]) -> dict[str, list[dict[str, object]]]:
-    return {t: ctx.db.query(f"SELECT * FROM {t} ORDER BY 1") for t in tables}
+    return {t: ctx.store.database().query(f"SELECT * FROM {t} ORDER BY 1") for t in tables}
 
 
 def test_aggregates_round_trip(ctx: Components, clock: PinnedClock) -> None:
@@ -121,8 +121,8 @@ def test_rows_and_position_commit_together(ctx: Components, clock: PinnedClock) 
     def broken(self: Transactions, tx: object, event: object, pos: int) -> None:
         raise RuntimeError("disk full")
 
-    practice_id = ctx.db.query("SELECT id FROM practices")[0]["id"]
-    payment_id = ctx.db.query(
+    practice_id = ctx.store.database().query("SELECT id FROM practices")[0]["id"]
+    payment_id = ctx.store.database().query(
         "SELECT id FROM transactions WHERE association = 'unassociated' "
         "AND status = 'settled' AND practice_id = ?",
         (practice_id,),
@@ -140,9 +140,9 @@ def test_rows_and_position_commit_together(ctx: Components, clock: PinnedClock) 
         Transactions._handlers[Payment.Associated] = original
     assert ctx.projector.position("transactions") == position
     sql = "SELECT association_source FROM transactions WHERE id = ?"
-    assert ctx.db.query_one(sql, (payment_id,)) == {"association_source": None}
+    assert ctx.store.database().query_one(sql, (payment_id,)) == {"association_source": None}
     ctx.projector.catch_up()
-    assert ctx.db.query_one(sql, (payment_id,)) == {"association_source": "manual"}
+    assert ctx.store.database().query_one(sql, (payment_id,)) == {"association_source": "manual"}
 
 
 def test_two_processes_catching_up_apply_each_event_once(
@@ -173,7 +173,9 @@ def test_two_processes_catching_up_apply_each_event_once(
             t.start()
         for t in threads:
             t.join()
-    count = writer.db.query_one("SELECT COUNT(*) AS n, SUM(amount) AS total FROM transactions")
+    count = writer.store.database().query_one(
+        "SELECT COUNT(*) AS n, SUM(amount) AS total FROM transactions"
+    )
     assert count is not None
     assert int(count["n"]) == 120
     assert int(count["total"]) == 3 * sum(range(100, 140))
@@ -207,9 +209,9 @@ def test_a_failing_view_neither_fails_nor_repeats_the_command(
     ]
     assert len(captured) == 1  # saved once, not once per retry
     ctx.projector.catch_up()  # the view recovers when it can
-    assert ctx.db.query_one("SELECT amount FROM transactions WHERE id = ?", (str(payment.id),)) == {
-        "amount": 700
-    }
+    assert ctx.store.database().query_one(
+        "SELECT amount FROM transactions WHERE id = ?", (str(payment.id),)
+    ) == {"amount": 700}
 
 
 def test_a_refund_retried_with_its_key_is_recorded_once(

@@ -79,7 +79,7 @@ def test_retry_makes_a_waiting_write_due_and_says_how_many(
     api = api_for("sqlite", clock).setup(pms="opendental", auto_writeback=True)
     payment, worker = refused_payment(api, url)
     ctx = api.client.app.state.ctx
-    ctx.journal.connections.keep(  # fixed behind the API's back: nothing made it due
+    ctx.pms_connections.keep(  # fixed behind the API's back: nothing made it due
         api.practice_id,
         {"opendental": {"base_url": url, "developer_key": "dev-key", "customer_key": "cust-key"}},
     )

@@ -525,7 +525,7 @@ def wait_for_writeback(ctx: Components, stall: float) -> list[str]:
     last_progress, best = time.monotonic(), None
     while True:
         wanted = {str(p["id"]) for p in payments(ctx) if p["patient_id"] is not None}
-        rows = ctx.db.query("SELECT id, kind, status FROM writeback_journal")
+        rows = ctx.store.database().query("SELECT id, kind, status FROM writeback_journal")
         taken = {r["id"] for r in rows if r["kind"] == "payment"}
         unfinished = [r for r in rows if r["status"] not in ("done", "skipped")]
         if wanted <= taken and not unfinished:
@@ -638,7 +638,7 @@ def check_pms(ctx: Components, fake: FakeOpenDental, outcome: Outcome) -> None:
         outcome.failures.append(f"written to the PMS more than once: {twice[:5]}")
         outcome.duplicated += len(twice)
     markers = Counter(fake.paid_markers())
-    done = {r["id"] for r in ctx.db.query(
+    done = {r["id"] for r in ctx.store.database().query(
         "SELECT id FROM writeback_journal WHERE status = 'done' AND kind = 'payment'")}  # fmt: skip
     for payment_id in done:
         if markers[payment_id] != 1:
@@ -649,7 +649,9 @@ def check_pms(ctx: Components, fake: FakeOpenDental, outcome: Outcome) -> None:
 
 def table_rows(ctx: Components, tables: Any) -> dict[str, list[str]]:
     return {
-        table: sorted(repr(sorted(r.items())) for r in ctx.db.query(f"SELECT * FROM {table}"))
+        table: sorted(
+            repr(sorted(r.items())) for r in ctx.store.database().query(f"SELECT * FROM {table}")
+        )
         for table in tables
     }
 

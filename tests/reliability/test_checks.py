@@ -77,7 +77,7 @@ def test_a_view_that_differs_from_its_rebuild_is_seen(
     equal = outcome_of()
     check_views(ctx, equal)
     assert equal.views_equal and equal.failures == []
-    with ctx.db.transaction() as tx:
+    with ctx.store.database().transaction() as tx:
         tx.execute("UPDATE transactions SET amount = amount + 1")
     differs = outcome_of()
     check_views(ctx, differs)

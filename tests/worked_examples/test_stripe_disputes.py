@@ -237,7 +237,9 @@ def test_a_dispute_won_is_reinstated_in_a_later_payout_and_never_posted(
         worker.run_once()
         worker.run_once()
         assert sorted(p["PayAmt"] for p in od.payments) == ["-10.00", "100.00", "20.00", "50.00"]
-        assert not ctx.db.query("SELECT id FROM writeback_journal WHERE id LIKE 'dispute:%'", ())
+        assert not ctx.store.database().query(
+            "SELECT id FROM writeback_journal WHERE id LIKE 'dispute:%'", ()
+        )
 
 
 def test_a_lost_dispute_waits_in_the_post_to_ledger_queue_of_a_dentrix_practice(

@@ -61,7 +61,7 @@ def test_an_unknown_outcome_is_read_back_at_once_and_holds_no_one(
     for payment in payments:
         fresh = ctx.get(type(payment), payment.id, practice.id)
         assert fresh.pms_reference is not None, f"{payment.id} is not associated"
-    pending = ctx.db.query_one(
+    pending = ctx.store.database().query_one(
         "SELECT COUNT(*) AS n FROM writeback_journal WHERE status = 'pending'"
     )
     assert pending == {"n": 0}

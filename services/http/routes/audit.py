@@ -10,7 +10,6 @@ from fastapi.responses import StreamingResponse
 from domain.errors import NotFound
 from projections.feed import read_feed, read_history
 from projections.users import with_actor_names
-from services.app import replay
 from services.app.audit_export import export_lines
 from services.bootstrap import all_projections
 from services.context import Components
@@ -83,10 +82,10 @@ def get_checksums(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
     of the caller's practice; `position` is the last event of the log each view has applied,
     `log_position` the last event recorded."""
     practice_id = practice_of(caller)
-    views = ctx.reads(replay.live_checksums, all_projections(), practice_id)
+    views = ctx.views.checksums(all_projections(), practice_id)
     return {
         "practice_id": str(practice_id),
-        "log_position": replay.last_position(ctx.store),
+        "log_position": ctx.views.last_position(),
         "views": views,
     }
 

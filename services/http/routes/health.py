@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from services.context import Components
+from services.http import answers
 from services.http.deps import ComponentsDep
 
 router = APIRouter(tags=["health"])
@@ -44,9 +44,15 @@ def read_positions_once(ctx: Components) -> tuple[int, dict[str, int]]:
 @router.get(
     "/healthz",
     summary="Liveness: the database checked, and how far each view lags behind the log",
-    responses={503: {"description": "the database is unreachable (the reason is given)"}},
+    response_model=answers.Health,
+    responses={
+        503: {
+            "model": answers.HealthFailing,
+            "description": "the database is unreachable (the reason is given)",
+        }
+    },
 )
-def healthz(ctx: ComponentsDep) -> Any:
+def healthz(ctx: ComponentsDep) -> JSONResponse:
     """200 with the log's position and each view's lag (events recorded that the view
     has not applied yet) when the database answers; 503 with the reason when it does
     not. Nothing here is cached: every call asks the database."""
@@ -54,17 +60,18 @@ def healthz(ctx: ComponentsDep) -> Any:
         position, positions = read_positions(ctx)
     except Exception as error:  # the answer is the check
         reason = " ".join(str(error).split()) or type(error).__name__
+        failing = answers.HealthFailing(
+            status="failing",
+            database="unreachable",
+            reason=f"the database is unreachable: {reason}",
+        )
         return JSONResponse(
-            {
-                "status": "failing",
-                "database": "unreachable",
-                "reason": f"the database is unreachable: {reason}",
-            },
+            failing.model_dump(mode="json"),
             status_code=503,
             headers={"Retry-After": "5", "Cache-Control": "no-store"},
         )
     lag = {p.name: max(0, position - positions.get(p.name, 0)) for p in ctx.projector.projections}
-    return JSONResponse(
+    health = answers.Health.model_validate(
         {
             "status": "ok",
             "database": "postgresql" if ctx.store.is_postgres else "sqlite",
@@ -82,6 +89,6 @@ def healthz(ctx: ComponentsDep) -> Any:
                 }
                 for state in ctx.projector.states()
             ],
-        },
-        headers={"Cache-Control": "no-store"},
+        }
     )
+    return JSONResponse(health.model_dump(mode="json"), headers={"Cache-Control": "no-store"})

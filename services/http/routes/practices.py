@@ -56,7 +56,7 @@ def practice_admin_or_operator(practice_id: UUID, caller: CallerDep) -> Caller:
 
 
 def practice_answer(ctx: Components, practice: Practice) -> dict[str, Any]:
-    connection = ctx.journal.connections.of(str(practice.id))
+    connection = ctx.pms_connections.of(str(practice.id))
     return {
         **practice_out(practice),
         "connection": {kind: masked(block) for kind, block in connection.items()},

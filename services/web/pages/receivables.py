@@ -19,6 +19,7 @@ from domain.errors import InvalidValue
 from domain.money import MAX_AMOUNT_CENTS
 from domain.receivables import BUCKETS, MONEY_COLUMNS, AmountRule, SnoozeReason
 from projections.receivables import REQUEST_STATUSES, SORTABLE
+from services.app import ar_filters
 from services.app import receivables as uc
 from services.http.routes import patients as patients_api
 from services.http.routes import receivables as ar_api
@@ -72,7 +73,7 @@ CHANNELS = {
     "email": "Email only",
 }
 #: bulk filters are canonical already; only these names pass from a page's query string
-FILTER_NAMES = set(uc.FILTER_NAMES)
+FILTER_NAMES = set(ar_filters.FILTER_NAMES)
 AMOUNT = re.compile(r"-?\$?(\d{1,3}(,\d{3})+|\d+)(\.\d{1,2})?", re.ASCII)
 
 

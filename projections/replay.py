@@ -291,3 +291,38 @@ def _counts(rows: list[str]) -> dict[str, int]:
     for row in rows:
         counts[row] = counts.get(row, 0) + 1
     return counts
+
+
+def scratch_checksums(
+    scratch: bulk.Scratch, projections: Sequence[Projection], practice_id: UUID | None = None
+) -> dict[str, str]:
+    """Each view's checksum over its rows (of one practice, or all) in a scratch database."""
+    with scratch.db.reading() as tx:
+        return {p.name: view_rows(tx, p, practice_id).checksum for p in projections}
+
+
+class ViewTables:
+    """The live views' tables taken as a whole, for the auditors' tools and `payledger
+    replay`: their checksums, a verified replay beside them, a rebuild in their place. The
+    use cases and the command line hold this, never the database under it."""
+
+    def __init__(self, store: EventStore, projector: Projector) -> None:
+        self._store, self._projector = store, projector
+
+    def checksums(
+        self, projections: Sequence[Projection], practice_id: UUID | None = None
+    ) -> dict[str, dict[str, Any]]:
+        return live_checksums(self._store.database(), projections, practice_id)
+
+    def verify(
+        self, projections: Sequence[Projection], progress: Progress | None = None
+    ) -> Verification:
+        return verify(self._store, self._store.database(), projections, progress)
+
+    def rebuild(
+        self, projections: Sequence[Projection], progress: Progress | None = None
+    ) -> dict[str, int]:
+        return rebuild(self._store, self._store.database(), self._projector, projections, progress)
+
+    def last_position(self) -> int:
+        return last_position(self._store)
