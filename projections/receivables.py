@@ -422,8 +422,7 @@ def last_sync(db: Database, practice_id: UUID) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class ArQuery:
-    """Validated filter values (services/app/receivables.py parse_filter reads them from
-    the names FILTER_NAMES lists)."""
+    """Validated filter values (the model in services/app/ar_filters.py makes them)."""
 
     ranges: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     last_request_status: tuple[str, ...] = ()

@@ -20,6 +20,10 @@ In a server the runners are driven by one background thread beside the API
 (``Projector.start``); a command that must show its own result waits, with a
 bound, until the views reach the position of its events (``wait_for``).
 Without the thread (tests, the CLI) the caller catches the runners up itself.
+In production the runners run in processes of their own (``payledger
+projections run``, ``--role`` to split the display views, the work lists and
+the intake): a projector made ``elsewhere`` applies nothing and waits by
+reading the positions those processes commit.
 """
 
 from __future__ import annotations
@@ -330,10 +334,19 @@ def _apply_page(
 class Projector:
     """The runners of every projection, and the background thread that drives them."""
 
-    def __init__(self, store: EventStore, db: Database, projections: Sequence[Projection]) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        db: Database,
+        projections: Sequence[Projection],
+        *,
+        elsewhere: bool = False,
+    ) -> None:
         self.store = store
         self.db = db
         self.projections = list(projections)
+        #: the runners run in other processes: wait for the positions they commit
+        self.elsewhere = elsewhere
         self.runners = [Runner(store, db, p) for p in self.projections]
         for projection in self.projections:
             self.create(projection)
@@ -384,7 +397,20 @@ class Projector:
         return {str(r["name"]): int(r["position"]) for r in rows}
 
     def states(self) -> list[RunnerState]:
+        if self.elsewhere:
+            self._refresh()
         return [r.state() for r in self.runners]
+
+    def only(self, roles: Sequence[str]) -> Projector:
+        """A projector of the runners of these roles (view, work, intake) alone, for a
+        process that runs them."""
+        return Projector(self.store, self.db, [p for p in self.projections if p.role in roles])
+
+    def _refresh(self) -> None:
+        """The positions the runners' own processes committed."""
+        positions = self.positions()
+        for runner in self.runners:
+            runner.position = positions.get(runner.name, 0)
 
     def catch_up(self) -> int:
         """Bring every runner up to date now, each on its own; returns the lowest position.
@@ -401,7 +427,7 @@ class Projector:
         """Bring the views up to date, or wait for the background thread to; a failing
         runner is recorded (and shown on /healthz and /metrics), not raised."""
         target = self.store.last_position()
-        if self.running:
+        if self.running or self.elsewhere:
             self.wait_for(target)
             return
         self.build_fresh()
@@ -409,9 +435,13 @@ class Projector:
         catch_up_together(self.store, self.db, self.runners, self._notify_moved)
         self._notify_moved()
 
-    def wait_for(self, position: int, bound: float = WAIT_BOUND) -> bool:
+    def wait_for(self, position: int, bound: float | None = None) -> bool:
         """Wait until every runner that is not failing has reached `position` (at most
-        `bound` seconds); without the background thread, catch up here instead."""
+        `bound` seconds); without the background thread, catch up here instead. When the
+        runners run elsewhere, read their positions until they get there."""
+        bound = WAIT_BOUND if bound is None else bound
+        if self.elsewhere:
+            return self._poll_until(position, bound)
         if not self.running:
             self.catch_up_quietly()
             return self._reached(position)
@@ -426,6 +456,20 @@ class Projector:
                 self._moved.wait(left)
         return True
 
+    def _poll_until(self, position: int, bound: float) -> bool:
+        deadline = time.monotonic() + bound
+        pause = 0.002
+        while True:
+            self._refresh()
+            if self._reached(position):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning("the views did not reach position %s in %ss", position, bound)
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.05)
+
     def _reached(self, position: int) -> bool:
         return all(r.position >= position for r in self.runners if r.error is None)
 
@@ -438,8 +482,9 @@ class Projector:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self, interval: float = 0.5) -> None:
-        """Drive the runners from a background thread beside the API."""
-        if self.running:
+        """Drive the runners from a background thread beside the API (not when they run
+        in processes of their own)."""
+        if self.running or self.elsewhere:
             return
         self._stop.clear()
         self._thread = threading.Thread(

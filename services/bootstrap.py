@@ -90,7 +90,7 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
     projections = all_projections()
     if not settings.kafka_bootstrap:
         projections.append(WritebackIntake(take_in))  # else the Kafka consumers take it in
-    projector = Projector(store, db, projections)
+    projector = Projector(store, db, projections, elsewhere=not settings.run_views)
     secret = settings.secret()
     ctx = Components(
         settings=settings,
@@ -115,5 +115,6 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
         relay_positions=RelayPositions(db),
         views=ViewTables(store, projector),
     )
-    projector.catch_up()
+    if settings.run_views:
+        projector.catch_up()
     return ctx

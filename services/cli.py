@@ -139,6 +139,24 @@ def read_password(stream: TextIO) -> str:
     return stream.readline().rstrip("\r\n")
 
 
+def run_projections(args: argparse.Namespace) -> int:
+    """The views' runners in a process of their own (production: the API processes are
+    started with PAYLEDGER_RUN_VIEWS=0 and wait for the positions these commit)."""
+    # built as an API process is (its projector applies nothing), then the runners of
+    # the roles asked for are made to run here
+    ctx = build_components(replace(settings_from(args), run_views=False))
+    projector = ctx.projector.only(args.role or ["view", "work", "intake"])
+    names = ", ".join(p.name for p in projector.projections) or "none"
+    print(f"projections: running {names}", flush=True)
+    projector.start(interval=args.interval)
+
+    def until(stop: threading.Event) -> None:
+        stop.wait()
+        projector.stop()
+
+    return run_until_stopped(until)
+
+
 def rebuild(args: argparse.Namespace) -> int:
     ctx = build_components(settings_from(args))
     names = [args.name] if args.name else [p.name for p in ctx.projector.projections]
@@ -251,7 +269,8 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def kafka_settings(args: argparse.Namespace) -> Settings:
-    settings = replace(settings_from(args), maintain_views=False)
+    # these processes show no views: they neither wait for nor run the runners
+    settings = replace(settings_from(args), maintain_views=False, run_views=False)
     if not settings.kafka_bootstrap:
         raise SystemExit("set PAYLEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka brokers)")
     return settings
@@ -457,6 +476,23 @@ def build_parser() -> argparse.ArgumentParser:
     proj_p = commands.add_parser("projections", help="read models").add_subparsers(
         required=True, metavar="action"
     )
+    run_p = proj_p.add_parser(
+        "run", help="run the views' runners until stopped (beside API processes that do not)"
+    )
+    run_p.add_argument(
+        "--role",
+        action="append",
+        choices=["view", "work", "intake"],
+        help="only the runners of this role (repeatable; default: all)",
+    )
+    run_p.add_argument(
+        "--interval",
+        type=float,
+        default=0.02,
+        metavar="SECONDS",
+        help="how often to look for new events (default 0.02: API processes wait for them)",
+    )
+    run_p.set_defaults(run=run_projections)
     rebuild_p = proj_p.add_parser("rebuild", help="drop and replay views from position 0")
     rebuild_p.add_argument("name", nargs="?", help="one view (default: all)")
     rebuild_p.set_defaults(run=rebuild)

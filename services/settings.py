@@ -37,6 +37,10 @@ class Settings:
     #: catch the views up after each save (the API: read your writes); the relay and the
     #: writeback workers leave that to the API processes
     maintain_views: bool = True
+    #: run the views' runners in this process (a thread beside the API, or inline); off
+    #: (PAYLEDGER_RUN_VIEWS=0), `payledger projections run` processes run them and this
+    #: one waits for their positions in the database
+    run_views: bool = True
     run_scheduler: bool = True
     #: the card processor: "sandbox" (test cards, nothing charged) or "stripe"
     processor: str = "sandbox"
@@ -101,6 +105,7 @@ class Settings:
             "sms_token": env.get("PAYLEDGER_SMS_TOKEN") or None,
             "secret_key": env.get("PAYLEDGER_SECRET_KEY") or None,
             "kafka_bootstrap": env.get("PAYLEDGER_KAFKA_BOOTSTRAP") or None,
+            "run_views": _flag(env.get("PAYLEDGER_RUN_VIEWS"), True),
             "processor": (env.get("PAYLEDGER_PROCESSOR") or "sandbox").strip().lower(),
             "stripe_secret_key": env.get("PAYLEDGER_STRIPE_SECRET_KEY") or None,
             "stripe_webhook_secret": env.get("PAYLEDGER_STRIPE_WEBHOOK_SECRET") or None,

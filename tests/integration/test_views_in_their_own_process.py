@@ -1,0 +1,161 @@
+"""Production runs the views' runners in processes of their own (`payledger projections
+run`, compose.yaml's `views` service); the API processes (PAYLEDGER_RUN_VIEWS=0) apply
+nothing themselves, and a command still answers after the views show its result."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adapters.processor.port import CardInput
+from domain.payments import Method
+from domain.practices import DepositAccount, PmsKind
+from domain.schedule import parse_cutoff
+from projections import runner
+from projections.transactions import list_transactions
+from services.app.payments import collect_payment
+from services.app.practices import create_practice
+from services.context import Components
+from services.http.app import create_app
+from services.settings import Settings
+from tests.conftest import ComponentsFactory, PinnedClock
+
+CARD = CardInput("4242424242424242", 12, 2030, "123")
+
+
+def start_runners(url: str, data: Path, log: Path, *roles: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PAYLEDGER_DATABASE_URL": url, "PAYLEDGER_DATA_DIR": str(data)}
+    flags = [arg for role in roles for arg in ("--role", role)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "projections", "run", *flags],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.fixture
+def api_process(
+    make_components: ComponentsFactory,
+    postgres_url: str,
+    clock: PinnedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Components:
+    """An API process's components: its views run elsewhere. With no runner process up,
+    a command waits the bound (shortened here) and answers."""
+    monkeypatch.setattr(runner, "WAIT_BOUND", 0.3)
+    return make_components("postgres", clock, run_views=False)
+
+
+@pytest.fixture
+def stopped() -> Iterator[list[subprocess.Popen[bytes]]]:
+    processes: list[subprocess.Popen[bytes]] = []
+    yield processes
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_a_command_shows_its_result_once_the_runner_process_applied_it(
+    api_process: Components,
+    postgres_url: str,
+    tmp_path: Path,
+    stopped: list[subprocess.Popen[bytes]],
+) -> None:
+    ctx = api_process
+    assert ctx.projector.elsewhere and not ctx.projector.running
+    practice = create_practice(
+        ctx,
+        name="Split Dental",
+        timezone="America/Chicago",
+        pms=PmsKind.DENTRIX,
+        auto_writeback=False,
+        deposit_account=DepositAccount("Checking", "1234"),
+        batch_cutoff=parse_cutoff("23:59"),
+        actor="operator",
+    )
+    # no runner process is up: the command waited its bound, and the API process applied
+    # nothing itself
+    assert not ctx.projector.wait_for(ctx.store.last_position(), bound=0.1)
+    assert ctx.projector.positions() == {p.name: 0 for p in ctx.projector.projections}
+
+    log = tmp_path / "runners.log"
+    stopped.append(start_runners(postgres_url, tmp_path / "proc", log))
+    assert ctx.projector.wait_for(ctx.store.last_position(), bound=60), log.read_text()
+    payment = collect_payment(
+        ctx,
+        practice_id=practice.id,
+        amount=4200,
+        method=Method.VIRTUAL_TERMINAL,
+        card=CARD,
+        actor="user:test",
+    )
+    # the command waited until the runner process showed it: read your writes
+    rows = ctx.reads(
+        list_transactions,
+        practice.id,
+        date_from="2026-03-01",
+        date_to="2026-03-31",
+        association=None,
+        patient_id=None,
+        after=None,
+        limit=10,
+    )
+    assert [(r["id"], r["amount"]) for r in rows] == [(str(payment.id), 4200)], log.read_text()
+
+    # /healthz of the API process shows the positions the runner process committed
+    client = TestClient(create_app(ctx, scheduler=False))
+    health = client.get("/healthz").json()
+    assert health["views"]["lag"] == 0
+    assert {p["name"]: p["lag"] for p in health["projections"]} == {
+        p.name: 0 for p in ctx.projector.projections
+    }
+
+
+def test_runner_processes_split_by_role(
+    api_process: Components,
+    postgres_url: str,
+    tmp_path: Path,
+    stopped: list[subprocess.Popen[bytes]],
+) -> None:
+    ctx = api_process
+    create_practice(
+        ctx,
+        name="Work Only Dental",
+        timezone="America/Chicago",
+        pms=PmsKind.DENTRIX,
+        auto_writeback=False,
+        deposit_account=DepositAccount("Checking", "1234"),
+        batch_cutoff=parse_cutoff("23:59"),
+        actor="operator",
+    )
+    last = ctx.store.last_position()
+    stopped.append(start_runners(postgres_url, tmp_path / "proc", tmp_path / "work.log", "work"))
+    work = {p.name for p in ctx.projector.projections if p.role == "work"}
+    assert work == {"transactions", "payment_requests", "receivables"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        positions = ctx.projector.positions()
+        if all(positions[name] >= last for name in work):
+            break
+        time.sleep(0.05)
+    positions = ctx.projector.positions()
+    assert all(positions[name] == last for name in work), (
+        positions,
+        last,
+        (tmp_path / "work.log").read_text(),
+    )
+    # the display views belong to another process, which is not running
+    assert all(positions[p.name] == 0 for p in ctx.projector.projections if p.role == "view")
+
+
+def test_settings_read_the_switch() -> None:
+    assert Settings.from_env({}).run_views is True
+    assert Settings.from_env({"PAYLEDGER_RUN_VIEWS": "0"}).run_views is False
