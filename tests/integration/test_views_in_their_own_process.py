@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from adapters.processor.port import CardInput
 from domain.payments import Method
-from domain.practices import DepositAccount, PmsKind
+from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
 from projections import runner
 from projections.transactions import list_transactions
@@ -38,6 +38,19 @@ def start_runners(url: str, data: Path, log: Path, *roles: str) -> subprocess.Po
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
+    )
+
+
+def new_practice(ctx: Components, name: str) -> Practice:
+    return create_practice(
+        ctx,
+        name=name,
+        timezone="America/Chicago",
+        pms=PmsKind.DENTRIX,
+        auto_writeback=False,
+        deposit_account=DepositAccount("Checking", "1234"),
+        batch_cutoff=parse_cutoff("23:59"),
+        actor="operator",
     )
 
 
@@ -71,16 +84,7 @@ def test_a_command_shows_its_result_once_the_runner_process_applied_it(
 ) -> None:
     ctx = api_process
     assert ctx.projector.elsewhere and not ctx.projector.running
-    practice = create_practice(
-        ctx,
-        name="Split Dental",
-        timezone="America/Chicago",
-        pms=PmsKind.DENTRIX,
-        auto_writeback=False,
-        deposit_account=DepositAccount("Checking", "1234"),
-        batch_cutoff=parse_cutoff("23:59"),
-        actor="operator",
-    )
+    practice = new_practice(ctx, "Split Dental")
     # no runner process is up: the command waited its bound, and the API process applied
     # nothing itself
     assert not ctx.projector.wait_for(ctx.store.last_position(), bound=0.1)
@@ -126,16 +130,7 @@ def test_runner_processes_split_by_role(
     stopped: list[subprocess.Popen[bytes]],
 ) -> None:
     ctx = api_process
-    create_practice(
-        ctx,
-        name="Work Only Dental",
-        timezone="America/Chicago",
-        pms=PmsKind.DENTRIX,
-        auto_writeback=False,
-        deposit_account=DepositAccount("Checking", "1234"),
-        batch_cutoff=parse_cutoff("23:59"),
-        actor="operator",
-    )
+    new_practice(ctx, "Work Only Dental")
     last = ctx.store.last_position()
     stopped.append(start_runners(postgres_url, tmp_path / "proc", tmp_path / "work.log", "work"))
     work = {p.name for p in ctx.projector.projections if p.role == "work"}
