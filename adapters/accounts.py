@@ -11,9 +11,36 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypedDict
 from uuid import UUID, uuid4
 
-from adapters.sql import Database, Row, Tx
+from adapters.sql import Database, Tx, columns_of, row_as
+
+
+class LoginRow(TypedDict):
+    """A row of ``user_logins``: a user's sign-in email and password hash."""
+
+    email: str
+    user_id: str
+    practice_id: str
+    password_hash: str
+    updated_at: str
+
+
+class WebSessionRow(TypedDict):
+    """A row of ``web_sessions``: a signed-in browser, found by its token's hash."""
+
+    token_hash: str
+    user_id: str
+    practice_id: str
+    csrf_token: str
+    created_at: str
+    expires_at: str
+    signed_out_at: str | None
+
+
+LOGIN_COLUMNS = columns_of(LoginRow)
+SESSION_COLUMNS = columns_of(WebSessionRow)
 
 
 def text(instant: datetime) -> str:
@@ -45,11 +72,19 @@ class Accounts:
                 (email, str(user_id), str(practice_id), password_hash, text(at)),
             )
 
-    def login(self, email: str) -> Row | None:
-        return self.db.query_one("SELECT * FROM user_logins WHERE email = ?", (email,))
+    def login(self, email: str) -> LoginRow | None:
+        row = self.db.query_one(
+            f"SELECT {LOGIN_COLUMNS} FROM user_logins WHERE email = ?",  # noqa: S608
+            (email,),
+        )
+        return row_as(LoginRow, row)
 
-    def login_of(self, user_id: UUID) -> Row | None:
-        return self.db.query_one("SELECT * FROM user_logins WHERE user_id = ?", (str(user_id),))
+    def login_of(self, user_id: UUID) -> LoginRow | None:
+        row = self.db.query_one(
+            f"SELECT {LOGIN_COLUMNS} FROM user_logins WHERE user_id = ?",  # noqa: S608
+            (str(user_id),),
+        )
+        return row_as(LoginRow, row)
 
     def set_password(self, user_id: UUID, password_hash: str, at: datetime) -> None:
         with self.db.transaction() as tx:
@@ -88,12 +123,13 @@ class Accounts:
                 ),
             )
 
-    def live_session(self, token_hash: str, now: datetime) -> Row | None:
-        return self.db.query_one(
-            "SELECT * FROM web_sessions WHERE token_hash = ? AND signed_out_at IS NULL "
-            "AND expires_at > ?",
+    def live_session(self, token_hash: str, now: datetime) -> WebSessionRow | None:
+        row = self.db.query_one(
+            f"SELECT {SESSION_COLUMNS} FROM web_sessions "  # noqa: S608 (the row's columns)
+            "WHERE token_hash = ? AND signed_out_at IS NULL AND expires_at > ?",
             (token_hash, text(now)),
         )
+        return row_as(WebSessionRow, row)
 
     def end_session(self, token_hash: str, at: datetime) -> None:
         with self.db.transaction() as tx:

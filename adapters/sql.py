@@ -14,10 +14,10 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import psycopg
 from eventsourcing.persistence import IntegrityError
@@ -26,6 +26,25 @@ from psycopg.rows import dict_row
 Row = dict[str, Any]
 P = ParamSpec("P")
 R = TypeVar("R")
+#: a query's row type: a TypedDict beside the query, one key per column it selects
+RowT = TypeVar("RowT", bound=Mapping[str, object])
+
+
+def rows_as(kind: type[RowT], rows: list[Row]) -> list[RowT]:
+    """The rows as the query's row type. A cast, not a check (nothing is spent per row):
+    tests/unit/test_typed_rows.py holds each row type to the columns its query returns."""
+    return cast("list[RowT]", rows)
+
+
+def row_as(kind: type[RowT], row: Row | None) -> RowT | None:
+    """One row (or None) as the query's row type; a cast, as ``rows_as``."""
+    return cast("RowT | None", row)
+
+
+def columns_of(kind: type[Mapping[str, object]], prefix: str = "") -> str:
+    """A row type's keys as a select list, in the order the type declares them (each
+    after ``prefix``, e.g. a table's alias and a dot)."""
+    return ", ".join(prefix + name for name in kind.__annotations__)
 
 
 @lru_cache(maxsize=4096)

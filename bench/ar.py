@@ -12,7 +12,7 @@ from uuid import uuid4
 from domain.patients import Patient
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.receivables import AmountRule, Balance, Eligibility
-from projections.receivables import list_ar
+from projections.receivables import list_ar, sort_value
 from services.app.ar_filters import parse_filter
 from services.app.practices import create_practice
 from services.app.receivables import bulk_send, today
@@ -134,7 +134,7 @@ def filter_latencies(ctx: Components, target: Practice) -> dict[str, float]:
                     query,
                     today=day,
                     sort=sort,
-                    after=(last[sort.lstrip("-")], last["id"]),
+                    after=(sort_value(last, sort.lstrip("-")), last["id"]),
                     limit=51,
                 )
             samples.append((time.perf_counter() - started) / 2)

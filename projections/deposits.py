@@ -4,14 +4,81 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID
 
-from adapters.sql import Database, Tx
+from adapters.sql import Database, Tx, columns_of, row_as, rows_as
 from domain.deposits import Deposit
 from domain.patients import Patient
 from domain.payments import Payment
 from projections.base import Projection, handles, iso
+
+
+class DepositRow(TypedDict):
+    """A row of ``deposits``: one batch's deposit (a withdrawal when the net is negative)."""
+
+    id: str
+    practice_id: str
+    batch_id: str
+    batch_date: str
+    deposit_date: str
+    status: str
+    gross_amount: int
+    refunds_amount: int
+    fees_amount: int
+    net_amount: int
+    sales_count: int
+    refunds_count: int
+    account: str
+    scheduled_at: str
+    paid_at: str | None
+    payout_id: str | None
+    payout_status: str | None
+    payout_arrival_date: str | None
+    payout_failure: str | None
+    payout_fees_amount: int | None
+    payout_differences: str  # JSON: the payout's differences from the deposit
+    disputes_amount: int
+
+
+class DepositItemRow(TypedDict):
+    """A row of ``deposit_items``: one line of a deposit (a payment, refund or dispute)."""
+
+    deposit_id: str
+    line: int
+    kind: str
+    payment_id: str
+    refund_id: str | None
+    occurred_at: str
+    patient_id: str | None
+    patient_name: str | None
+    card_brand: str
+    card_last4: str
+    transaction_id: str
+    amount: int
+    fee_amount: int
+    net_amount: int
+    dispute_id: str | None
+
+
+class DueDepositRow(TypedDict):
+    id: str
+    deposit_date: str
+
+
+class Payout(TypedDict):
+    """A deposit's payout at the processor, as shown with it."""
+
+    id: str
+    status: str | None
+    arrival_date: str | None
+    failure: str | None
+    fees_amount: int | None
+    differences: list[Any]
+
+
+DEPOSIT_COLUMNS = columns_of(DepositRow)
+ITEM_COLUMNS = columns_of(DepositItemRow)
 
 
 class Deposits(Projection):
@@ -248,12 +315,13 @@ class Deposits(Projection):
         )
 
 
-def payout_of(row: dict[str, Any]) -> dict[str, Any] | None:
+def payout_of(row: DepositRow) -> Payout | None:
     """A deposit's payout at the processor, as shown with it (None before any)."""
-    if not row.get("payout_id"):
+    payout_id = row.get("payout_id")
+    if not payout_id:
         return None
     return {
-        "id": row["payout_id"],
+        "id": payout_id,
         "status": row["payout_status"],
         "arrival_date": row["payout_arrival_date"],
         "failure": row["payout_failure"],
@@ -270,16 +338,19 @@ def list_deposits(
     date_to: str,
     after: tuple[str, str] | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[DepositRow]:
     """Newest deposit date first."""
-    sql = "SELECT * FROM deposits WHERE practice_id = ? AND deposit_date BETWEEN ? AND ?"
+    sql = (
+        f"SELECT {DEPOSIT_COLUMNS} FROM deposits "  # noqa: S608 (the row type's columns)
+        "WHERE practice_id = ? AND deposit_date BETWEEN ? AND ?"
+    )
     params: list[Any] = [str(practice_id), date_from, date_to]
     if after:
         sql += " AND (deposit_date, id) < (?, ?)"
         params.extend(after)
     sql += " ORDER BY deposit_date DESC, id DESC LIMIT ?"
     params.append(limit)
-    return db.query(sql, params)
+    return rows_as(DepositRow, db.query(sql, params))
 
 
 def latest_scheduled_date(db: Database, practice_id: UUID) -> date | None:
@@ -292,34 +363,40 @@ def latest_scheduled_date(db: Database, practice_id: UUID) -> date | None:
     return date.fromisoformat(row["latest"]) if row and row["latest"] else None
 
 
-def get_deposit(db: Database, practice_id: UUID, deposit_id: UUID) -> dict[str, Any] | None:
-    return db.query_one(
-        "SELECT * FROM deposits WHERE practice_id = ? AND id = ?",
+def get_deposit(db: Database, practice_id: UUID, deposit_id: UUID) -> DepositRow | None:
+    row = db.query_one(
+        f"SELECT {DEPOSIT_COLUMNS} FROM deposits "  # noqa: S608 (the row type's columns)
+        "WHERE practice_id = ? AND id = ?",
         (str(practice_id), str(deposit_id)),
     )
+    return row_as(DepositRow, row)
 
 
-def deposit_items(db: Database, deposit_id: UUID) -> list[dict[str, Any]]:
-    return db.query(
-        "SELECT * FROM deposit_items WHERE deposit_id = ? ORDER BY line", (str(deposit_id),)
+def deposit_items(db: Database, deposit_id: UUID) -> list[DepositItemRow]:
+    rows = db.query(
+        f"SELECT {ITEM_COLUMNS} FROM deposit_items "  # noqa: S608 (the row type's columns)
+        "WHERE deposit_id = ? ORDER BY line",
+        (str(deposit_id),),
     )
+    return rows_as(DepositItemRow, rows)
 
 
-def due_deposits(db: Database, practice_id: UUID, local_today: date) -> list[dict[str, Any]]:
-    return db.query(
+def due_deposits(db: Database, practice_id: UUID, local_today: date) -> list[DueDepositRow]:
+    rows = db.query(
         "SELECT id, deposit_date FROM deposits WHERE practice_id = ? AND status = 'scheduled' "
         "AND deposit_date <= ? ORDER BY deposit_date, id",
         (str(practice_id), local_today.isoformat()),
     )
+    return rows_as(DueDepositRow, rows)
 
 
-def deposits_of_batch_date(
-    db: Database, practice_id: UUID, batch_date: str
-) -> list[dict[str, Any]]:
-    return db.query(
-        "SELECT * FROM deposits WHERE practice_id = ? AND batch_date = ? ORDER BY batch_id",
+def deposits_of_batch_date(db: Database, practice_id: UUID, batch_date: str) -> list[DepositRow]:
+    rows = db.query(
+        f"SELECT {DEPOSIT_COLUMNS} FROM deposits "  # noqa: S608 (the row type's columns)
+        "WHERE practice_id = ? AND batch_date = ? ORDER BY batch_id",
         (str(practice_id), batch_date),
     )
+    return rows_as(DepositRow, rows)
 
 
 def latest_deposit_of(db: Database, deposit_ids: list[UUID]) -> UUID | None:

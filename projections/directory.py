@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID
 
-from adapters.sql import Database, Tx
+from adapters.sql import Database, Tx, columns_of, rows_as
 from domain.patients import Patient
 from domain.practices import Practice
 from projections.base import Projection, handles, iso
+
+
+class PatientRow(TypedDict):
+    """A row of ``patients``: one patient as registered from the PMS."""
+
+    id: str
+    practice_id: str
+    pms_patient_id: str
+    first_name: str
+    last_name: str
+    email: str | None
+    phone: str | None
+    guarantor_id: str | None
+    registered_at: str
+
+
+PATIENT_COLUMNS = columns_of(PatientRow)
 
 
 class Directory(Projection):
@@ -68,12 +85,12 @@ def practice_ids(db: Database) -> list[UUID]:
 
 def list_patients(
     db: Database, practice_id: UUID, after: tuple[str, str, str] | None, limit: int
-) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM patients WHERE practice_id = ?"
+) -> list[PatientRow]:
+    sql = f"SELECT {PATIENT_COLUMNS} FROM patients WHERE practice_id = ?"  # noqa: S608
     params: list[Any] = [str(practice_id)]
     if after:
         sql += " AND (last_name, first_name, id) > (?, ?, ?)"
         params.extend(after)
     sql += " ORDER BY last_name, first_name, id LIMIT ?"
     params.append(limit)
-    return db.query(sql, params)
+    return rows_as(PatientRow, db.query(sql, params))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from adapters.sql import Database, Tx
+from adapters.sql import Database, Tx, columns_of, rows_as
 from domain.base import LedgerAggregate, event_data, event_type
 from projections.base import Projection, dumps, iso
 
@@ -64,7 +64,31 @@ class EventFeed(Projection):
         )
 
 
-def feed_item(row: dict[str, Any]) -> dict[str, Any]:
+class FeedRow(TypedDict):
+    """What the feed's reads select of a row of ``event_feed``."""
+
+    position: int
+    event_id: str
+    type: str
+    aggregate_id: str
+    occurred_at: str
+    actor: str
+    data: str  # JSON: the event's fields, less the private ones
+
+
+class FeedItem(TypedDict):
+    """One event as the feed and the histories show it."""
+
+    position: int
+    id: str
+    type: str
+    aggregate_id: str
+    occurred_at: str
+    actor: str
+    data: dict[str, Any]
+
+
+def feed_item(row: FeedRow) -> FeedItem:
     return {
         "position": int(row["position"]),
         "id": row["event_id"],
@@ -76,25 +100,31 @@ def feed_item(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-COLUMNS = "position, event_id, type, aggregate_id, occurred_at, actor, data"
+COLUMNS = columns_of(FeedRow)
 
 
-def read_feed(db: Database, practice_id: UUID, after: int, limit: int) -> list[dict[str, Any]]:
-    rows = db.query(
-        f"SELECT {COLUMNS} FROM event_feed WHERE practice_id = ? AND position > ? "  # noqa: S608
-        "ORDER BY position LIMIT ?",
-        (str(practice_id), after, limit),
+def read_feed(db: Database, practice_id: UUID, after: int, limit: int) -> list[FeedItem]:
+    rows = rows_as(
+        FeedRow,
+        db.query(
+            f"SELECT {COLUMNS} FROM event_feed WHERE practice_id = ? AND position > ? "  # noqa: S608
+            "ORDER BY position LIMIT ?",
+            (str(practice_id), after, limit),
+        ),
     )
     return [feed_item(r) for r in rows]
 
 
 def read_history(
     db: Database, practice_id: UUID, aggregate_id: UUID, after: int, limit: int
-) -> list[dict[str, Any]]:
-    rows = db.query(
-        f"SELECT {COLUMNS} FROM event_feed WHERE practice_id = ? AND aggregate_id = ? "  # noqa: S608
-        "AND position > ? ORDER BY position LIMIT ?",
-        (str(practice_id), str(aggregate_id), after, limit),
+) -> list[FeedItem]:
+    rows = rows_as(
+        FeedRow,
+        db.query(
+            f"SELECT {COLUMNS} FROM event_feed WHERE practice_id = ? AND aggregate_id = ? "  # noqa: S608
+            "AND position > ? ORDER BY position LIMIT ?",
+            (str(practice_id), str(aggregate_id), after, limit),
+        ),
     )
     return [feed_item(r) for r in rows]
 

@@ -10,10 +10,10 @@ a refund of a payment adds a negative item, and so does a dispute the practice l
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID
 
-from adapters.sql import Database, Tx
+from adapters.sql import Database, Tx, columns_of, rows_as
 from domain.money import format_dollars
 from domain.patients import Patient
 from domain.payments import Payment
@@ -21,6 +21,36 @@ from domain.posting import dispute_marker
 from domain.practices import Practice
 from domain.schedule import local_date
 from projections.base import Projection, handles, iso
+
+
+class LedgerQueueRow(TypedDict):
+    """A row of ``ledger_queue``: one entry to post in the PMS by hand (a payment, or a
+    refund, void or lost dispute of one: negative), and whether it was."""
+
+    id: str
+    practice_id: str
+    kind: str
+    payment_id: str
+    refund_id: str | None
+    date: str
+    payment_type: str
+    amount: int
+    payment_number: str
+    provider: str | None
+    patient_id: str | None
+    patient_name: str | None
+    pms_patient_id: str | None
+    note: str
+    reason: str
+    status: str
+    queued_at: str
+    done_at: str | None
+    done_by: str | None
+    done_source: str | None
+    pms_reference: str | None
+
+
+QUEUE_COLUMNS = columns_of(LedgerQueueRow)
 
 
 class LedgerQueue(Projection):
@@ -271,10 +301,15 @@ class LedgerQueue(Projection):
 
 def open_items(
     db: Database, practice_id: UUID, after: tuple[str, str] | None, limit: int
-) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM ledger_queue WHERE practice_id = ? AND status = 'open'"
+) -> list[LedgerQueueRow]:
+    sql = (
+        f"SELECT {QUEUE_COLUMNS} FROM ledger_queue "  # noqa: S608 (the row type's columns)
+        "WHERE practice_id = ? AND status = 'open'"
+    )
     params: list[Any] = [str(practice_id)]
     if after:
         sql += " AND (queued_at, id) > (?, ?)"
         params.extend(after)
-    return db.query(sql + " ORDER BY queued_at, id LIMIT ?", [*params, limit])
+    return rows_as(
+        LedgerQueueRow, db.query(sql + " ORDER BY queued_at, id LIMIT ?", [*params, limit])
+    )

@@ -4,11 +4,12 @@ snooze and contact channels; and the practice's library of saved filters."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID
 
-from adapters.sql import Database, Tx
+from adapters.sql import Database, Tx, columns_of, row_as, rows_as
 from domain.patients import Patient
 from domain.payments import Payment
 from domain.practices import Practice
@@ -21,6 +22,76 @@ from projections.base import Projection, forget, handles, iso, remembered
 SORTABLE = (*MONEY_COLUMNS, "last_name", "last_payment_date", "last_request_date", "snooze_until")
 NULLABLE = ("last_payment_date", "last_request_date", "snooze_until")
 REQUEST_STATUSES = ("requested", "completed", "cancelled", "none")
+
+
+class ArRow(TypedDict):
+    """A row of ``ar_patients``: one patient, with live balances (the money columns,
+    MONEY_COLUMNS, are integer cents) when the PMS reported any (``has_balance``)."""
+
+    id: str
+    practice_id: str
+    pms_patient_id: str
+    first_name: str
+    last_name: str
+    search_name: str
+    email: str | None
+    phone: str | None
+    has_email: int
+    has_phone: int
+    guarantor_id: str | None
+    has_balance: int
+    is_guarantor: int
+    total: int
+    bal_0_30: int
+    bal_31_60: int
+    bal_61_90: int
+    bal_over_90: int
+    insurance_estimate: int
+    patient_portion: int
+    on_payment_plan: int
+    pms_last_payment_date: str | None
+    last_payment_date: str | None
+    balance_as_of: str | None
+    balance_source: str | None
+    snapshot: str | None  # JSON: the PMS's balance as recorded
+    collected_since: int
+    last_request_id: str | None
+    last_request_date: str | None
+    last_request_amount: int | None
+    last_request_status: str
+    snooze_until: str | None
+    snooze_reason: str | None
+    snooze_note: str | None
+
+
+class ArFilterRow(TypedDict):
+    """A row of ``ar_filters``: one saved filter of the practice's library."""
+
+    id: str
+    practice_id: str
+    name: str
+    filter: str  # JSON: the filter's values by name
+    saved_at: str
+    deleted: int
+
+
+class ArSyncRow(TypedDict):
+    """A row of ``ar_syncs``: the practice's last PMS sync."""
+
+    practice_id: str
+    started_at: str | None
+    finished_at: str | None
+    outcome: str | None
+    error: str | None
+    last_ok_at: str | None
+    patients_seen: int | None
+    patients_added: int | None
+    balances_recorded: int | None
+
+
+AR_COLUMNS = columns_of(ArRow)
+FILTER_COLUMNS = columns_of(ArFilterRow)
+SYNC_COLUMNS = columns_of(ArSyncRow)
 
 
 class Receivables(Projection):
@@ -416,8 +487,12 @@ def confirm_snapshots(tx: Tx, practice_id: str, read_at: str) -> None:
         refresh_live(tx, row["guarantor_id"])
 
 
-def last_sync(db: Database, practice_id: UUID) -> dict[str, Any] | None:
-    return db.query_one("SELECT * FROM ar_syncs WHERE practice_id = ?", (str(practice_id),))
+def last_sync(db: Database, practice_id: UUID) -> ArSyncRow | None:
+    row = db.query_one(
+        f"SELECT {SYNC_COLUMNS} FROM ar_syncs WHERE practice_id = ?",  # noqa: S608
+        (str(practice_id),),
+    )
+    return row_as(ArSyncRow, row)
 
 
 @dataclass(frozen=True)
@@ -485,7 +560,7 @@ def list_ar(
     sort: str,
     after: tuple[Any, str] | None,
     limit: int | None,
-) -> list[dict[str, Any]]:
+) -> list[ArRow]:
     """Rows in `sort` order (a column, '-' first for descending), keyset-paged on (sort, id)."""
     descending = sort.startswith("-")
     column = sort.lstrip("-")
@@ -502,25 +577,35 @@ def list_ar(
             condition += f" AND (({column}, id) {op} (?, ?){null_side})"
             params.extend(after)
     order = f"{column} {direction}" + (" NULLS LAST" if nullable else "")
-    sql = f"SELECT * FROM ar_patients WHERE {condition} ORDER BY {order}, id {direction}"  # noqa: S608 (columns are whitelisted)
+    sql = f"SELECT {AR_COLUMNS} FROM ar_patients WHERE {condition} ORDER BY {order}, id {direction}"  # noqa: S608 (columns are whitelisted)
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    return db.query(sql, params)
+    return rows_as(ArRow, db.query(sql, params))
 
 
-def list_filters(db: Database, practice_id: UUID) -> list[dict[str, Any]]:
-    return db.query(
-        "SELECT * FROM ar_filters WHERE practice_id = ? AND deleted = 0 ORDER BY name",
+def sort_value(row: ArRow, column: str) -> Any:
+    """The row's value in a sortable column (SORTABLE: what a page's cursor holds)."""
+    columns: Mapping[str, Any] = row
+    return columns[column]
+
+
+def list_filters(db: Database, practice_id: UUID) -> list[ArFilterRow]:
+    rows = db.query(
+        f"SELECT {FILTER_COLUMNS} FROM ar_filters "  # noqa: S608 (the row type's columns)
+        "WHERE practice_id = ? AND deleted = 0 ORDER BY name",
         (str(practice_id),),
     )
+    return rows_as(ArFilterRow, rows)
 
 
-def get_filter(db: Database, practice_id: UUID, filter_id: UUID) -> dict[str, Any] | None:
-    return db.query_one(
-        "SELECT * FROM ar_filters WHERE practice_id = ? AND id = ? AND deleted = 0",
+def get_filter(db: Database, practice_id: UUID, filter_id: UUID) -> ArFilterRow | None:
+    row = db.query_one(
+        f"SELECT {FILTER_COLUMNS} FROM ar_filters "  # noqa: S608 (the row type's columns)
+        "WHERE practice_id = ? AND id = ? AND deleted = 0",
         (str(practice_id), str(filter_id)),
     )
+    return row_as(ArFilterRow, row)
 
 
 def due_snooze_ends(db: Database, practice_id: UUID, today: str) -> list[str]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID
 
-from adapters.sql import Database, Tx
+from adapters.sql import Database, Tx, columns_of, row_as, rows_as
 from domain.patients import Patient
 from domain.practices import Practice
 from domain.requests import PaymentRequest
@@ -27,6 +27,36 @@ UPSERT_COUNTED = UPSERT_STATUS + (
 def request_zone(tx: Tx, practice_id: UUID) -> str:
     row = tx.one("SELECT timezone FROM request_zones WHERE practice_id = ?", (str(practice_id),))
     return str(row["timezone"]) if row else "UTC"
+
+
+class PaymentRequestRow(TypedDict):
+    """A row of ``payment_requests``: one request to pay, and where its messages stand."""
+
+    id: str
+    practice_id: str
+    patient_id: str
+    patient_name: str | None
+    requested_date: str
+    sent_at: str
+    sender: str
+    amount: int
+    paid_amount: int | None
+    status: str
+    cancel_reason: str | None
+    cancelled_by: str | None
+    closed_at: str | None
+    channel: str
+    destination: str
+    token_hash: str
+    expires_at: str
+    payment_id: str | None
+    reminder_days: str  # JSON: the days after sending that each reminder is due
+    reminders_sent: int
+    next_reminder_at: str | None
+    delivery_status: str
+
+
+REQUEST_COLUMNS = columns_of(PaymentRequestRow)
 
 
 class PaymentRequests(Projection):
@@ -223,8 +253,12 @@ class PaymentRequests(Projection):
         )
 
 
-def request_by_token_hash(db: Database, token_hash: str) -> dict[str, Any] | None:
-    return db.query_one("SELECT * FROM payment_requests WHERE token_hash = ?", (token_hash,))
+def request_by_token_hash(db: Database, token_hash: str) -> PaymentRequestRow | None:
+    row = db.query_one(
+        f"SELECT {REQUEST_COLUMNS} FROM payment_requests WHERE token_hash = ?",  # noqa: S608
+        (token_hash,),
+    )
+    return row_as(PaymentRequestRow, row)
 
 
 def list_requests(
@@ -237,8 +271,11 @@ def list_requests(
     patient_id: UUID | None,
     after: tuple[str, str] | None,
     limit: int,
-) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM payment_requests WHERE practice_id = ? AND requested_date BETWEEN ? AND ?"
+) -> list[PaymentRequestRow]:
+    sql = (
+        f"SELECT {REQUEST_COLUMNS} FROM payment_requests "  # noqa: S608 (the row type's columns)
+        "WHERE practice_id = ? AND requested_date BETWEEN ? AND ?"
+    )
     params: list[Any] = [str(practice_id), date_from, date_to]
     if status:
         sql += " AND status = ?"
@@ -251,7 +288,7 @@ def list_requests(
         params.extend(after)
     sql += " ORDER BY sent_at DESC, id DESC LIMIT ?"
     params.append(limit)
-    return db.query(sql, params)
+    return rows_as(PaymentRequestRow, db.query(sql, params))
 
 
 def due_expiries(db: Database, practice_id: UUID, now: datetime) -> list[str]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID
 
-from adapters.sql import Database, Tx
+from adapters.sql import Database, Tx, columns_of, rows_as
 from domain.deposits import deposit_id_for
 from domain.patients import Patient
 from domain.payments import Payment, Status
@@ -21,6 +21,102 @@ from domain.posting import (
 from domain.practices import Practice
 from domain.schedule import local_date
 from projections.base import Projection, handles, iso
+
+
+class TransactionRow(TypedDict):
+    """A row of ``transactions``: one payment, captured or declined."""
+
+    id: str
+    practice_id: str
+    occurred_at: str
+    local_date: str
+    amount: int
+    refunded_amount: int
+    status: str
+    method: str
+    terminal_id: str | None
+    card_brand: str
+    card_last4: str
+    transaction_id: str | None
+    decline_reason: str | None
+    patient_id: str | None
+    patient_name: str | None
+    request_id: str | None
+    association: str
+    association_source: str | None
+    pms_reference: str | None
+    batch_date: str | None
+    settles_at: str | None
+    batch_id: str | None
+    deposit_id: str | None
+    settled_at: str | None
+    voided_at: str | None
+    void_posted: int
+    unposted: str  # JSON: the entries that need posting (domain/posting.py)
+    unposted_count: int
+    actor: str
+    dispute_id: str | None
+    dispute_status: str | None
+    dispute_amount: int | None
+    dispute_posted: int
+
+
+class RefundRow(TypedDict):
+    """A row of ``transaction_refunds``: one refund of a payment."""
+
+    id: str
+    payment_id: str
+    practice_id: str
+    amount: int
+    occurred_at: str
+    local_date: str
+    processor_refund_id: str
+    batch_id: str | None
+    deposit_id: str | None
+    association: str
+    pms_reference: str | None
+    actor: str
+
+
+class DueSettlementRow(TypedDict):
+    """An approved payment whose batch cut-off has passed."""
+
+    id: str
+    batch_date: str  # never NULL here: every approved payment has one (Payment.Captured)
+    amount: int
+
+
+class UnsettledRefundRow(TypedDict):
+    id: str
+    payment_id: str
+    amount: int
+    occurred_at: str
+
+
+class PaymentIdRow(TypedDict):
+    id: str
+
+
+class LostDisputeRow(TypedDict):
+    """A payment whose dispute was lost, with when the dispute closed."""
+
+    id: str
+    dispute_id: str  # never NULL here: a lost dispute was closed (Payment.DisputeClosed)
+    dispute_amount: int  # as dispute_id
+    dispute_posted: int
+    occurred_at: str
+
+
+class UnassociatedSummary(TypedDict):
+    """The unassociated-count badge."""
+
+    count: int
+    transactions: int
+    oldest_date: str | None
+
+
+TRANSACTION_COLUMNS = columns_of(TransactionRow)
+REFUND_COLUMNS = columns_of(RefundRow)
 
 
 class Transactions(Projection):
@@ -297,7 +393,7 @@ def practice_zone(tx: Tx, practice_id: UUID) -> str:
     return str(row["timezone"]) if row else "UTC"
 
 
-def unassociated_summary(db: Database, practice_id: UUID) -> dict[str, Any]:
+def unassociated_summary(db: Database, practice_id: UUID) -> UnassociatedSummary:
     """The badge, over all time: the entries that need posting (payments, refunds, voids of
     posted payments; domain/posting.py), the transactions they belong to and the oldest
     one's date (open the list from there to see them all)."""
@@ -321,10 +417,13 @@ def list_transactions(
     after: tuple[str, str] | None,
     limit: int,
     status: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[TransactionRow]:
     """Newest first; `after` is the (occurred_at, id) of the last row of the previous page.
     `status` is a payment status, or `refunded` (settled with refunds)."""
-    sql = "SELECT * FROM transactions WHERE practice_id = ? AND local_date BETWEEN ? AND ?"
+    sql = (
+        f"SELECT {TRANSACTION_COLUMNS} FROM transactions "  # noqa: S608 (the row type's columns)
+        "WHERE practice_id = ? AND local_date BETWEEN ? AND ?"
+    )
     params: list[Any] = [str(practice_id), date_from, date_to]
     if status == "refunded":
         sql += " AND refunded_amount > 0"
@@ -342,50 +441,55 @@ def list_transactions(
         params.extend(after)
     sql += " ORDER BY occurred_at DESC, id DESC LIMIT ?"
     params.append(limit)
-    return db.query(sql, params)
+    return rows_as(TransactionRow, db.query(sql, params))
 
 
-def due_for_settlement(db: Database, practice_id: UUID, now_iso: str) -> list[dict[str, Any]]:
+def due_for_settlement(db: Database, practice_id: UUID, now_iso: str) -> list[DueSettlementRow]:
     """Approved payments whose batch cut-off has passed, oldest first."""
-    return db.query(
+    rows = db.query(
         "SELECT id, batch_date, amount FROM transactions WHERE practice_id = ? "
         "AND status = 'approved' AND settles_at <= ? ORDER BY occurred_at, id",
         (str(practice_id), now_iso),
     )
+    return rows_as(DueSettlementRow, rows)
 
 
-def unsettled_refunds(db: Database, practice_id: UUID) -> list[dict[str, Any]]:
-    return db.query(
+def unsettled_refunds(db: Database, practice_id: UUID) -> list[UnsettledRefundRow]:
+    rows = db.query(
         "SELECT id, payment_id, amount, occurred_at FROM transaction_refunds "
         "WHERE practice_id = ? AND batch_id IS NULL ORDER BY occurred_at, id",
         (str(practice_id),),
     )
+    return rows_as(UnsettledRefundRow, rows)
 
 
-def settled_unrefunded(db: Database, practice_id: UUID, *, limit: int) -> list[dict[str, Any]]:
+def settled_unrefunded(db: Database, practice_id: UUID, *, limit: int) -> list[PaymentIdRow]:
     """The newest settled payments with nothing refunded yet."""
-    return db.query(
+    rows = db.query(
         "SELECT id FROM transactions WHERE practice_id = ? AND status = 'settled' "
         "AND refunded_amount = 0 ORDER BY occurred_at DESC LIMIT ?",
         (str(practice_id), limit),
     )
+    return rows_as(PaymentIdRow, rows)
 
 
-def payments_of_day(db: Database, practice_id: UUID, day: str) -> list[dict[str, Any]]:
+def payments_of_day(db: Database, practice_id: UUID, day: str) -> list[TransactionRow]:
     """Every payment captured or declined on a practice-local date, oldest first."""
-    return db.query(
-        "SELECT * FROM transactions WHERE practice_id = ? AND local_date = ? "
-        "ORDER BY occurred_at, id",
+    rows = db.query(
+        f"SELECT {TRANSACTION_COLUMNS} FROM transactions "  # noqa: S608 (the row type's columns)
+        "WHERE practice_id = ? AND local_date = ? ORDER BY occurred_at, id",
         (str(practice_id), day),
     )
+    return rows_as(TransactionRow, rows)
 
 
-def refunds_of_day(db: Database, practice_id: UUID, day: str) -> list[dict[str, Any]]:
-    return db.query(
-        "SELECT * FROM transaction_refunds WHERE practice_id = ? AND local_date = ? "
-        "ORDER BY occurred_at, id",
+def refunds_of_day(db: Database, practice_id: UUID, day: str) -> list[RefundRow]:
+    rows = db.query(
+        f"SELECT {REFUND_COLUMNS} FROM transaction_refunds "  # noqa: S608 (the row type's columns)
+        "WHERE practice_id = ? AND local_date = ? ORDER BY occurred_at, id",
         (str(practice_id), day),
     )
+    return rows_as(RefundRow, rows)
 
 
 def payment_of_processor(db: Database, practice_id: UUID, transaction_id: str) -> UUID | None:
@@ -425,11 +529,12 @@ def place_of_payment(db: Database, practice_id: UUID, transaction_id: str) -> De
     return DepositPlace(row["payment_id"], None, row["deposit_id"]) if row else None
 
 
-def disputes_lost(db: Database, practice_id: UUID) -> list[dict[str, Any]]:
+def disputes_lost(db: Database, practice_id: UUID) -> list[LostDisputeRow]:
     """The practice's payments whose dispute was lost, with when it closed (from the feed)."""
-    return db.query(
+    rows = db.query(
         "SELECT t.id, t.dispute_id, t.dispute_amount, t.dispute_posted, f.occurred_at "
         "FROM transactions t JOIN event_feed f ON f.aggregate_id = t.id "
         "WHERE t.practice_id = ? AND t.dispute_status = 'lost' AND f.type = 'PaymentDisputeClosed'",
         (str(practice_id),),
     )
+    return rows_as(LostDisputeRow, rows)

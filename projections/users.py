@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TypedDict
 from uuid import UUID
 
-from adapters.sql import Database, Tx
+from adapters.sql import Database, Tx, rows_as
 from domain.users import User, UserStatus
 from projections.base import Projection, handles, iso
+from projections.feed import FeedItem
+
+
+class UserRow(TypedDict):
+    """What the users list selects of a row of ``users``."""
+
+    id: str
+    name: str
+    email: str | None
+    role: str
+    status: str
+    created_at: str
+
+
+class UserNameRow(TypedDict):
+    id: str
+    name: str
+
+
+class NamedFeedItem(FeedItem):
+    """A feed or history item with its actor's readable name."""
+
+    actor_name: str
 
 
 class Users(Projection):
@@ -55,12 +78,13 @@ class Users(Projection):
         )
 
 
-def list_users(db: Database, practice_id: UUID) -> list[dict[str, Any]]:
-    return db.query(
+def list_users(db: Database, practice_id: UUID) -> list[UserRow]:
+    rows = db.query(
         "SELECT id, name, email, role, status, created_at FROM users "
         "WHERE practice_id = ? ORDER BY created_at, id",
         (str(practice_id),),
     )
+    return rows_as(UserRow, rows)
 
 
 def admin_ids(db: Database, practice_id: UUID) -> list[UUID]:
@@ -84,14 +108,15 @@ def actor_names(db: Database, practice_id: UUID, actors: Iterable[str]) -> dict[
     return {actor: names.get(actor) or kind_name(actor) for actor in wanted}
 
 
-def _user_names(db: Database, practice_id: UUID, user_ids: list[str]) -> list[dict[str, Any]]:
+def _user_names(db: Database, practice_id: UUID, user_ids: list[str]) -> list[UserNameRow]:
     if not user_ids:
         return []
     marks = ", ".join("?" for _ in user_ids)
-    return db.query(
+    rows = db.query(
         f"SELECT id, name FROM users WHERE practice_id = ? AND id IN ({marks})",  # noqa: S608
         (str(practice_id), *user_ids),
     )
+    return rows_as(UserNameRow, rows)
 
 
 def kind_name(actor: str) -> str:
@@ -104,8 +129,8 @@ def kind_name(actor: str) -> str:
 
 
 def with_actor_names(
-    db: Database, practice_id: UUID, items: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    db: Database, practice_id: UUID, items: Sequence[FeedItem]
+) -> list[NamedFeedItem]:
     """Feed or history items with `actor_name` beside `actor`."""
     names = actor_names(db, practice_id, (item["actor"] for item in items))
     return [{**item, "actor_name": names[item["actor"]]} for item in items]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import smtplib
 import uuid
 from abc import ABC, abstractmethod
@@ -11,10 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 from uuid import UUID
 
-from adapters.sql import Database
+from adapters.sql import Database, columns_of, rows_as
 
 
 @dataclass(frozen=True)
@@ -175,12 +174,21 @@ def keep_in_sandbox_mailbox(
     return message_id
 
 
-def list_sandbox_mailbox(
-    db: Database, practice_id: UUID, limit: int = 50
-) -> list[dict[str, object]]:
+class MailboxRow(TypedDict):
+    """What the sandbox mailbox's listing selects of a row of ``outbox``."""
+
+    id: str
+    channel: str
+    recipient: str
+    subject: str | None
+    body: str
+    sent_at: str
+
+
+def list_sandbox_mailbox(db: Database, practice_id: UUID, limit: int = 50) -> list[MailboxRow]:
     rows = db.query(
-        "SELECT id, channel, recipient, subject, body, sent_at FROM outbox "
+        f"SELECT {columns_of(MailboxRow)} FROM outbox "  # noqa: S608 (the row type's columns)
         "WHERE practice_id = ? ORDER BY sent_at DESC LIMIT ?",
         (str(practice_id), limit),
     )
-    return [json.loads(json.dumps(r)) for r in rows]
+    return rows_as(MailboxRow, rows)

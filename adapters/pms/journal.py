@@ -13,10 +13,69 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from adapters.clock import now_text as now_text  # also the writeback worker's
-from adapters.sql import Database, Tx
+from adapters.sql import Database, Tx, columns_of, row_as, rows_as
+
+
+class JournalEntryRow(TypedDict):
+    """A row of ``writeback_journal``: one entry owed to a PMS and how its writing goes."""
+
+    id: str
+    practice_id: str
+    pms: str
+    kind: str
+    payment_id: str | None
+    depends_on: str | None
+    position: int
+    payload: str  # JSON: what to write
+    status: str
+    attempts: int
+    outcome_unknown: int
+    last_error: str | None
+    pms_reference: str | None
+    next_attempt_at: str
+    claimed_until: str | None
+    first_attempt_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class WritebackStatus(TypedDict, total=False):
+    """A practice's row of ``writeback_status``: no keys before its first recorded write."""
+
+    practice_id: str
+    failing_since: str | None
+    last_error: str | None
+    last_error_at: str | None
+    last_success_at: str | None
+
+
+class WritebackPracticeRow(TypedDict):
+    """A row of ``writeback_practices``: a practice as the writeback knows it."""
+
+    practice_id: str
+    pms: str
+    auto_writeback: int
+    timezone: str
+    pms_payment_type: str | None
+    position: int
+
+
+class WritebackPatientRow(TypedDict):
+    """A row of ``writeback_patients``: a patient as the writeback knows them."""
+
+    id: str
+    practice_id: str
+    pms_patient_id: str
+    is_guarantor: int
+
+
+ENTRY_COLUMNS = columns_of(JournalEntryRow)
+STATUS_COLUMNS = columns_of(WritebackStatus)
+PRACTICE_COLUMNS = columns_of(WritebackPracticeRow)
+PATIENT_COLUMNS = columns_of(WritebackPatientRow)
 
 
 @dataclass(frozen=True)
@@ -41,21 +100,23 @@ class Journal:
 
     # -- the worker -------------------------------------------------------------------
 
-    def due(self, pms: str | None, limit: int = 100) -> list[dict[str, Any]]:
+    def due(self, pms: str | None, limit: int = 100) -> list[JournalEntryRow]:
         """Pending rows that are due and not held by another attempt, oldest first.
 
         No row waits for another of its practice except where order matters: a
         reversal waits for its payment (the worker defers it until then)."""
         stamp = now_text()
         sql = (
-            "SELECT * FROM writeback_journal WHERE status = 'pending' AND next_attempt_at <= ? "
+            f"SELECT {ENTRY_COLUMNS} FROM writeback_journal "  # noqa: S608 (the row's columns)
+            "WHERE status = 'pending' AND next_attempt_at <= ? "
             "AND (claimed_until IS NULL OR claimed_until < ?)"
         )
         params: list[Any] = [stamp, stamp]
         if pms:
             sql += " AND pms = ?"
             params.append(pms)
-        return self.db.query(sql + " ORDER BY position LIMIT ?", [*params, limit])
+        rows = self.db.query(sql + " ORDER BY position LIMIT ?", [*params, limit])
+        return rows_as(JournalEntryRow, rows)
 
     def pause_practice(self, practice_id: str, pms: str, until: datetime) -> None:
         """The PMS asked us to wait (Retry-After): none of the practice's rows for it
@@ -68,7 +129,7 @@ class Journal:
                 (later, practice_id, pms, later),
             )
 
-    def claim(self, item: dict[str, Any], seconds: float = 120) -> bool:
+    def claim(self, item: JournalEntryRow, seconds: float = 120) -> bool:
         """Take the row for one attempt; the outcome is unknown until recorded."""
         stamp = now_text()
         with self.db.transaction() as tx:
@@ -121,24 +182,29 @@ class Journal:
                 (now_text(datetime.now(UTC) + timedelta(seconds=seconds)), item_id),
             )
 
-    def get(self, item_id: str) -> dict[str, Any] | None:
-        return self.db.query_one("SELECT * FROM writeback_journal WHERE id = ?", (item_id,))
+    def get(self, item_id: str) -> JournalEntryRow | None:
+        row = self.db.query_one(
+            f"SELECT {ENTRY_COLUMNS} FROM writeback_journal WHERE id = ?",  # noqa: S608
+            (item_id,),
+        )
+        return row_as(JournalEntryRow, row)
 
-    def of_payment(self, payment_id: str) -> list[dict[str, Any]]:
+    def of_payment(self, payment_id: str) -> list[JournalEntryRow]:
         return self.of_payments([payment_id]).get(payment_id, [])
 
-    def of_payments(self, payment_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    def of_payments(self, payment_ids: list[str]) -> dict[str, list[JournalEntryRow]]:
         """The rows of many payments in one query, by payment, in log order."""
-        found: dict[str, list[dict[str, Any]]] = {}
+        found: dict[str, list[JournalEntryRow]] = {}
         if not payment_ids:
             return found
         marks = ", ".join("?" for _ in payment_ids)
-        for row in self.db.query(
-            f"SELECT * FROM writeback_journal WHERE payment_id IN ({marks}) "  # noqa: S608
-            "ORDER BY position",
+        rows = self.db.query(
+            f"SELECT {ENTRY_COLUMNS} FROM writeback_journal "  # noqa: S608 (the row's columns)
+            f"WHERE payment_id IN ({marks}) ORDER BY position",
             payment_ids,
-        ):
-            found.setdefault(row["payment_id"], []).append(row)
+        )
+        for row in rows_as(JournalEntryRow, rows):
+            found.setdefault(str(row["payment_id"]), []).append(row)
         return found
 
     def retry_failed(self, practice_id: str, payment_id: str | None = None) -> int:
@@ -197,11 +263,12 @@ class Journal:
             (practice_id, stamp),
         )
 
-    def status(self, practice_id: str) -> dict[str, Any]:
+    def status(self, practice_id: str) -> WritebackStatus:
         row = self.db.query_one(
-            "SELECT * FROM writeback_status WHERE practice_id = ?", (practice_id,)
+            f"SELECT {STATUS_COLUMNS} FROM writeback_status WHERE practice_id = ?",  # noqa: S608
+            (practice_id,),
         )
-        return dict(row) if row else {}
+        return row_as(WritebackStatus, row) or {}
 
     def timezone(self, practice_id: str) -> str:
         """The practice's time zone as the writeback knows it (UTC if unknown)."""
@@ -272,10 +339,13 @@ class JournalIntake:
             (patient_id, practice_id, pms_patient_id, int(is_guarantor)),
         )
 
-    def practice(self, practice_id: str) -> dict[str, Any] | None:
-        return self._tx.one(
-            "SELECT * FROM writeback_practices WHERE practice_id = ?", (practice_id,)
+    def practice(self, practice_id: str) -> WritebackPracticeRow | None:
+        row = self._tx.one(
+            f"SELECT {PRACTICE_COLUMNS} FROM writeback_practices "  # noqa: S608 (the row's columns)
+            "WHERE practice_id = ?",
+            (practice_id,),
         )
+        return row_as(WritebackPracticeRow, row)
 
     def timezone(self, practice_id: str) -> str:
         """The practice's time zone as the writeback knows it (UTC if unknown)."""
@@ -284,14 +354,21 @@ class JournalIntake:
         )
         return str(row["timezone"]) if row else "UTC"
 
-    def patient(self, patient_id: str) -> dict[str, Any] | None:
-        return self._tx.one("SELECT * FROM writeback_patients WHERE id = ?", (patient_id,))
-
-    def payment_entry(self, payment_id: str) -> dict[str, Any] | None:
-        """The journal's row of a payment's own entry."""
-        return self._tx.one(
-            "SELECT * FROM writeback_journal WHERE id = ? AND kind = 'payment'", (payment_id,)
+    def patient(self, patient_id: str) -> WritebackPatientRow | None:
+        row = self._tx.one(
+            f"SELECT {PATIENT_COLUMNS} FROM writeback_patients WHERE id = ?",  # noqa: S608
+            (patient_id,),
         )
+        return row_as(WritebackPatientRow, row)
+
+    def payment_entry(self, payment_id: str) -> JournalEntryRow | None:
+        """The journal's row of a payment's own entry."""
+        row = self._tx.one(
+            f"SELECT {ENTRY_COLUMNS} FROM writeback_journal "  # noqa: S608 (the row's columns)
+            "WHERE id = ? AND kind = 'payment'",
+            (payment_id,),
+        )
+        return row_as(JournalEntryRow, row)
 
     def skip_untried(self, entry_id: str, reason: str) -> None:
         """Skip an entry that no attempt has tried yet (one that has stays as it is)."""

@@ -25,13 +25,13 @@ from domain.base import LedgerAggregate
 from domain.practices import Practice
 from domain.schedule import local_date
 from projections.base import Projection, iso
-from projections.deposits import Deposits, list_deposits
+from projections.deposits import DepositRow, Deposits, list_deposits
 from projections.directory import Directory
 from projections.feed import practice_positions
 from projections.rebuild import Scratch
-from projections.receivables import Receivables, list_ar
-from projections.requests import PaymentRequests, list_requests
-from projections.transactions import Transactions, list_transactions
+from projections.receivables import ArRow, Receivables, list_ar
+from projections.requests import PaymentRequestRow, PaymentRequests, list_requests
+from projections.transactions import TransactionRow, Transactions, list_transactions
 from services.context import Aggregates, EventLog, Reading
 
 
@@ -132,7 +132,7 @@ def read(
     date_to: str,
     limit: int,
     day: str,
-) -> list[dict[str, Any]]:
+) -> list[ArRow] | list[TransactionRow] | list[DepositRow] | list[PaymentRequestRow]:
     """The view's rows as its live list reads them (Accounts receivable: every guarantor with
     a balance, by balance, as the list shows it on `day`; the date range does not apply)."""
     if view == "accounts-receivable":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -40,6 +41,7 @@ from domain.schedule import local_date
 from projections.base import iso
 from projections.receivables import (
     ArQuery,
+    ArRow,
     due_snooze_ends,
     get_filter,
     last_sync,
@@ -274,7 +276,8 @@ def sync_due(ctx: Needs, practice_id: UUID) -> int:
 
 def sync_status(ctx: Needs, practice: Practice) -> dict[str, Any]:
     """How fresh the practice's balances are: the last sync, its outcome and the next one."""
-    last = ctx.reads(last_sync, practice.id) or {}
+    found = ctx.reads(last_sync, practice.id)
+    last: Mapping[str, Any] = found or {}
     scheduled = practice.pms_sync_minutes > 0 and has_reader(ctx, practice)
     next_due = None
     if scheduled:
@@ -376,7 +379,7 @@ class Outcome:
     channel: str | None = None
 
 
-def candidate_of(row: dict[str, Any], day: str) -> Candidate:
+def candidate_of(row: Mapping[str, Any], day: str) -> Candidate:
     balance = (
         Balance(
             **{c: int(row[c]) for c in MONEY_COLUMNS},
@@ -422,7 +425,7 @@ def bulk_send(
                 list_ar, practice_id, query, today=day, sort="last_name", after=None, limit=None
             )
         }
-        selected: list[tuple[str, dict[str, Any] | None]] = [(p, found.get(p)) for p in wanted]
+        selected: list[tuple[str, ArRow | None]] = [(p, found.get(p)) for p in wanted]
     else:
         query, _ = parse_filter(raw_filter or {})
         selected = [

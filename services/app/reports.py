@@ -19,7 +19,14 @@ from domain.practices import Practice
 from domain.schedule import local_date
 from projections.base import parse_iso
 from projections.deposits import deposit_items, deposits_of_batch_date, payout_of
-from projections.transactions import disputes_lost, payments_of_day, refunds_of_day
+from projections.transactions import (
+    LostDisputeRow,
+    RefundRow,
+    TransactionRow,
+    disputes_lost,
+    payments_of_day,
+    refunds_of_day,
+)
 from services.context import Aggregates, Reading, Timed
 
 
@@ -70,14 +77,14 @@ def daily_close(ctx: Needs, practice_id: UUID, day: date) -> dict[str, Any]:
                 )
             )
     disputes: list[dict[str, Any]] = []
-    for p in payments_disputed_lost(ctx, practice_id, day):
-        if not p["dispute_posted"]:
+    for lost in payments_disputed_lost(ctx, practice_id, day):
+        if not lost["dispute_posted"]:
             differences.append(
                 {
                     "kind": "dispute_not_written_back",
-                    "payment_id": p["id"],
-                    "dispute_id": p["dispute_id"],
-                    "amount": -int(p["dispute_amount"]),
+                    "payment_id": lost["id"],
+                    "dispute_id": lost["dispute_id"],
+                    "amount": -int(lost["dispute_amount"]),
                     "detail": "lost dispute not yet in the PMS ledger",
                 }
             )
@@ -167,14 +174,14 @@ def daily_close(ctx: Needs, practice_id: UUID, day: date) -> dict[str, Any]:
     }
 
 
-def payments_disputed_lost(ctx: Needs, practice_id: UUID, day: date) -> list[dict[str, Any]]:
+def payments_disputed_lost(ctx: Needs, practice_id: UUID, day: date) -> list[LostDisputeRow]:
     """The payments whose dispute was lost on the day (practice-local), from the feed."""
     rows = ctx.reads(disputes_lost, practice_id)
     practice = ctx.get(Practice, practice_id, practice_id)
     return [r for r in rows if local_date(parse_iso(r["occurred_at"]), practice.timezone) == day]
 
 
-def item(kind: str, row: dict[str, Any], detail: str, **extra: Any) -> dict[str, Any]:
+def item(kind: str, row: TransactionRow | RefundRow, detail: str, **extra: Any) -> dict[str, Any]:
     key = "payment_id" if kind.startswith("payment") else "refund_id"
     return {
         "kind": kind,

@@ -59,13 +59,15 @@ def close_due_batches(ctx: Needs, practice_id: UUID) -> list[Batch]:
         due[date.fromisoformat(row["batch_date"])].append(
             BatchItem("payment", UUID(row["id"]), None, int(row["amount"]))
         )
-    for row in ctx.reads(unsettled_refunds, practice_id):
+    for refund in ctx.reads(unsettled_refunds, practice_id):
         day = batch_date_for(
-            parse_iso(row["occurred_at"]), practice.timezone, practice.batch_cutoff
+            parse_iso(refund["occurred_at"]), practice.timezone, practice.batch_cutoff
         )
         if cutoff_instant(day, practice.timezone, practice.batch_cutoff) <= now:
             due[day].append(
-                BatchItem("refund", UUID(row["payment_id"]), UUID(row["id"]), int(row["amount"]))
+                BatchItem(
+                    "refund", UUID(refund["payment_id"]), UUID(refund["id"]), int(refund["amount"])
+                )
             )
     closed = []
     for day in sorted(due):

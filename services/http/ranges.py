@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from fastapi import Query
@@ -16,6 +16,8 @@ from domain.practices import Practice
 from services.context import Components
 from services.http import cursor
 from services.http.representations import default_range
+
+RowT = TypeVar("RowT")
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 ISO_INSTANT = re.compile(
@@ -71,8 +73,8 @@ def dated_page(
     cursor_: str | None,
     limit: int,
     *,
-    query: Callable[..., list[dict[str, Any]]],
-    out: Callable[[dict[str, Any]], dict[str, Any]],
+    query: Callable[..., list[RowT]],
+    out: Callable[[RowT], dict[str, Any]],
     order: list[str],
     **filters: Any,
 ) -> dict[str, Any]:

@@ -5,6 +5,7 @@ views (the projections' read models) they are made from."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
@@ -18,7 +19,7 @@ from domain.practices import Practice
 from domain.schedule import local_date, zone
 from projections.base import iso
 from projections.feed import read_history
-from projections.transactions import unassociated_summary
+from projections.transactions import TransactionRow, UnassociatedSummary, unassociated_summary
 from projections.users import actor_names, with_actor_names
 from services.context import Components
 from services.workers.writeback import writeback_of_payment
@@ -36,7 +37,7 @@ def card_out(brand: str, last4: str) -> dict[str, str]:
     return {"brand": brand, "last4": last4}
 
 
-def transaction_row(row: dict[str, Any]) -> dict[str, Any]:
+def transaction_row(row: TransactionRow) -> dict[str, Any]:
     return {
         "id": row["id"],
         "occurred_at": row["occurred_at"],
@@ -221,7 +222,7 @@ def ledger_entry_out(ctx: Components, payment: Payment) -> dict[str, Any]:
     }
 
 
-def unassociated_badge(ctx: Components, practice_id: UUID) -> dict[str, Any]:
+def unassociated_badge(ctx: Components, practice_id: UUID) -> UnassociatedSummary:
     """The dashboard's alert badge: `count`, the entries not yet in the PMS ledger over all
     time (payments, refunds, voids of posted payments: domain/posting.py), the same entries
     as the `association=unassociated` list holds (`unposted` on its rows) and, for a practice
@@ -263,7 +264,7 @@ def patient_out(patient: Patient) -> dict[str, Any]:
     }
 
 
-def patient_row(row: dict[str, Any]) -> dict[str, Any]:
+def patient_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         k: row[k]
         for k in (

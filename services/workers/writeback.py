@@ -28,7 +28,14 @@ from uuid import UUID
 
 from adapters.pms.connections import PmsConnections
 from adapters.pms.eaglesoft import BridgeSettings, EaglesoftBridge
-from adapters.pms.journal import PRACTICE_SETTINGS, Journal, JournalIntake, now_text
+from adapters.pms.journal import (
+    PRACTICE_SETTINGS,
+    Journal,
+    JournalEntryRow,
+    JournalIntake,
+    WritebackPracticeRow,
+    now_text,
+)
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
 from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
 from domain.errors import AlreadyAssociated, PaymentsError
@@ -103,7 +110,7 @@ def patient_registered(journal: JournalIntake, e: PublishedEvent, only_pms: str 
 
 def automatic_practice(
     journal: JournalIntake, e: PublishedEvent, only_pms: str | None
-) -> dict[str, Any] | None:
+) -> WritebackPracticeRow | None:
     practice = journal.practice(str(e.practice_id))
     if practice is None or not practice["auto_writeback"]:
         return None
@@ -304,7 +311,7 @@ class Worker:
         by side (at most `parallel` at once), so that a slow or refusing PMS holds up only
         its own practice. The association each write makes is saved without waiting for
         the views when their runners work in the background (nobody waits on it)."""
-        practices: dict[str, list[dict[str, Any]]] = {}
+        practices: dict[str, list[JournalEntryRow]] = {}
         for item in self.journal.due(self.pms, limit):
             practices.setdefault(item["practice_id"], []).append(item)
         rounds = list(practices.values())
@@ -320,13 +327,13 @@ class Worker:
         context = contextvars.copy_context()
         return lambda argument: context.copy().run(action, argument)
 
-    def run_practice(self, items: list[dict[str, Any]]) -> int:
+    def run_practice(self, items: list[JournalEntryRow]) -> int:
         """One practice's due rows in order, until its PMS asks us to wait."""
         done = 0
         writers: dict[str, PmsWriter] = {}
         for item in items:
             if self.journal.claim(item, self.claim_seconds):
-                claimed = {
+                claimed: dict[str, Any] = {
                     **item,
                     "attempts": int(item["attempts"]) + 1,
                     "outcome_unknown": bool(item["outcome_unknown"]),  # as the last try left it

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Annotated, Any
 from uuid import UUID
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from domain.errors import NotFound
-from projections.feed import read_feed, read_history
+from projections.feed import FeedItem, read_feed, read_history
 from projections.users import with_actor_names
 from services.app.audit_export import export_lines
 from services.bootstrap import all_projections
@@ -25,7 +26,7 @@ MAX_POSITION = 999_999_999_999_999_999
 
 
 def feed_page(
-    ctx: Components, practice_id: UUID, items: list[dict[str, Any]], limit: int
+    ctx: Components, practice_id: UUID, items: Sequence[FeedItem], limit: int
 ) -> dict[str, Any]:
     """A page of events, each with `actor_name` (the user's name) beside its `actor`."""
     more = len(items) > limit

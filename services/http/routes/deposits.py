@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC
 from typing import Annotated, Any
 from uuid import UUID
@@ -11,6 +12,8 @@ from fastapi.responses import StreamingResponse
 from domain.errors import NotFound
 from domain.practices import Practice
 from projections.deposits import (
+    DepositItemRow,
+    DepositRow,
     deposit_items,
     get_deposit,
     latest_scheduled_date,
@@ -41,7 +44,7 @@ from services.http.routes.requests import row_out as request_row
 router = APIRouter(prefix="/v1", tags=["deposits and reports"])
 
 
-def deposit_out(row: dict[str, Any]) -> dict[str, Any]:
+def deposit_out(row: DepositRow) -> dict[str, Any]:
     net = int(row["net_amount"])
     return {
         "id": row["id"],
@@ -63,7 +66,7 @@ def deposit_out(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def deposit_item_out(row: dict[str, Any]) -> dict[str, Any]:
+def deposit_item_out(row: DepositItemRow) -> dict[str, Any]:
     return {
         "line": int(row["line"]),
         "kind": row["kind"],
@@ -187,11 +190,11 @@ def report_as_of(
     def ar_item(row: dict[str, Any]) -> dict[str, Any]:
         return ar_row(row, answer["day"])
 
-    shape = {
+    shapes: dict[str, Callable[[Any], dict[str, Any]]] = {
         "transactions": transaction_row,
         "deposits": deposit_out,
         "payment-requests": request_row,
         "accounts-receivable": ar_item,
-    }[view]
-    answer["items"] = [shape(r) for r in answer["items"]]
+    }
+    answer["items"] = [shapes[view](r) for r in answer["items"]]
     return answer

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from domain.money import Money
-from projections.ledger_queue import open_items
+from projections.ledger_queue import LedgerQueueRow, open_items
 from services.http import answers, cursor
 from services.http.deps import AdminDep, ComponentsDep, practice_of
 from services.http.ranges import CursorQ, LimitQ
@@ -13,7 +13,7 @@ from services.http.ranges import CursorQ, LimitQ
 router = APIRouter(prefix="/v1", tags=["post to ledger"])
 
 
-def item_out(row: dict[str, Any]) -> dict[str, Any]:
+def item_out(row: LedgerQueueRow) -> dict[str, Any]:
     return {
         "id": row["id"],
         "kind": row["kind"],

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -9,7 +10,14 @@ from fastapi import APIRouter, Query, Request, Response
 from domain.errors import InvalidValue
 from domain.practices import Practice
 from domain.receivables import MONEY_COLUMNS, AmountRule, Balance, Eligibility, SnoozeReason
-from projections.receivables import NULLABLE, SORTABLE, list_ar, list_filters
+from projections.receivables import (
+    NULLABLE,
+    SORTABLE,
+    ArFilterRow,
+    list_ar,
+    list_filters,
+    sort_value,
+)
 from services.app import receivables as uc
 from services.app.ar_filters import parse_filter
 from services.http import answers, cursor
@@ -24,7 +32,7 @@ router = APIRouter(prefix="/v1", tags=["accounts receivable"])
 PAGING = {"limit", "cursor", "sort"}
 
 
-def ar_row(row: dict[str, Any], today: str) -> dict[str, Any]:
+def ar_row(row: Mapping[str, Any], today: str) -> dict[str, Any]:
     snoozed = bool(row["snooze_until"] and row["snooze_until"] > today)
     return {
         "id": row["id"],
@@ -73,7 +81,7 @@ def ar_row(row: dict[str, Any], today: str) -> dict[str, Any]:
     }
 
 
-def snapshot_total(row: dict[str, Any]) -> int | None:
+def snapshot_total(row: Mapping[str, Any]) -> int | None:
     """The PMS's total as of `balance_as_of` (the money columns are live)."""
     return int(json.loads(row["snapshot"])["total"]) if row["snapshot"] else None
 
@@ -170,7 +178,11 @@ def ar_patients(
     items = [ar_row(r, today) for r in rows]
     more = len(items) > limit
     items = items[:limit]
-    next_cursor = cursor.encode([rows[limit - 1][column], rows[limit - 1]["id"]]) if more else None
+    next_cursor = (
+        cursor.encode([sort_value(rows[limit - 1], column), rows[limit - 1]["id"]])
+        if more
+        else None
+    )
     return {
         "items": items,
         "next_cursor": next_cursor,
@@ -180,7 +192,7 @@ def ar_patients(
     }
 
 
-def filter_out(row: dict[str, Any]) -> dict[str, Any]:
+def filter_out(row: ArFilterRow) -> dict[str, Any]:
     return {
         "id": row["id"],
         "name": row["name"],

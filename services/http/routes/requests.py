@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from domain.requests import Channel, PaymentRequest
 from projections.base import iso
 from projections.feed import read_history
-from projections.requests import list_requests
+from projections.requests import PaymentRequestRow, list_requests
 from services.app import requests as uc
 from services.context import Components
 from services.http import answers
@@ -56,7 +56,7 @@ def request_out(
     return out
 
 
-def row_out(row: dict[str, Any]) -> dict[str, Any]:
+def row_out(row: PaymentRequestRow) -> dict[str, Any]:
     return {
         "id": row["id"],
         "patient_id": row["patient_id"],

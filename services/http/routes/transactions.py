@@ -5,7 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from projections.transactions import list_transactions
+from projections.transactions import UnassociatedSummary, list_transactions
 from services.http import answers
 from services.http.deps import AdminDep, ComponentsDep, practice_of
 from services.http.ranges import CursorQ, FromQ, LimitQ, ToQ, date_range, dated_page
@@ -65,5 +65,5 @@ def get_transactions(
     "from `oldest_date`, and for a practice that posts by hand the Post to Ledger queue's "
     "items; `transactions` is the number of those rows.",
 )
-def get_unassociated_count(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def get_unassociated_count(caller: AdminDep, ctx: ComponentsDep) -> UnassociatedSummary:
     return unassociated_badge(ctx, practice_of(caller))

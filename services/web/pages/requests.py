@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from projections.users import with_actor_names
+from projections.users import NamedFeedItem, with_actor_names
 from services.http.deps import practice_of
 from services.http.routes import patients as patients_api
 from services.http.routes import requests as requests_api
@@ -96,7 +96,7 @@ def one_request(request: Request, user: Admin, request_id: UUID) -> dict[str, An
     return found
 
 
-def describe(item: dict[str, Any]) -> dict[str, Any]:
+def describe(item: NamedFeedItem) -> dict[str, Any]:
     """One event of a request's history as a sentence an office reads."""
     data, kind = item["data"], item["type"].removeprefix("PaymentRequest")
     message = "the request" if not data.get("number") else f"reminder {data.get('number')}"
