@@ -9,9 +9,11 @@ migrate``, never on a request path. Projection tables are disposable: each
 projection creates its own from its definition and rebuilds them when that
 changes (projections/runner.py).
 
-The Alembic environment is this package: ``env.py`` and the revisions in
+The Alembic environment is this package: ``env.py``, the revisions in
 ``versions/`` (``NNNN_slug.py``, revision ``"NNNN"``, each revising the one
-before). No alembic.ini is read: the configuration is made here. Alembic records
+before) and ``script.py.mako``, the skeleton of a new one (docs/design.md,
+"Migrations", says how to add one). No alembic.ini is read: the configuration
+is made here (``alembic_config``). Alembic records
 the schema's revision in ``alembic_version``.
 
 - Fast path: when ``alembic_version`` already names the head revision (one
