@@ -109,16 +109,14 @@ def migrate(store: EventStore) -> list[str]:
     quiet_alembic()
     from alembic import command
 
-    done: list[str] = []
+    done: list[tuple[str, str]] = []
 
     def record(
         *, ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], **_: Any
     ) -> None:
-        revision = step.up_revision
+        revision = step.up_revision  # a Script: a Revision with its docstring as doc
         if step.is_upgrade and not step.is_stamp and revision is not None:
-            done.append(revision.revision)
-            # a Script (a Revision with its file's docstring as doc)
-            log.info("applied revision %s: %s", revision.revision, getattr(revision, "doc", ""))
+            done.append((revision.revision, getattr(revision, "doc", "")))
 
     with migrating(store) as connection:
         config = alembic_config(connection)
@@ -133,7 +131,9 @@ def migrate(store: EventStore) -> list[str]:
             log.info("adopted schema_migrations version %s as revision %s", old, OLD_VERSIONS[old])
         config.attributes["on_version_apply"] = record
         command.upgrade(config, "head")
-    return done
+    for revision, doc in done:  # committed
+        log.info("applied revision %s: %s", revision, doc)
+    return [revision for revision, _ in done]
 
 
 def applied(store: EventStore) -> list[str]:
