@@ -4,7 +4,7 @@ Durable tables hold what cannot be rebuilt from the events (the writeback
 journal, idempotency keys, PMS connections, logins and sessions, the sandbox
 clock, the sandbox mailbox (table outbox), pay-page limits, Stripe's webhook
 events, positions of the relay and of the projection runners). They are created
-and changed here only, at start-up (``build_ledger``) and by ``payledger
+and changed here only, at start-up (services/bootstrap.py) and by ``payledger
 migrate``, never on a request path. Projection tables are disposable: each
 projection creates its own from its definition and rebuilds them when that
 changes (projections/runner.py).
