@@ -52,7 +52,7 @@ def instant(value: str) -> datetime:
 
 
 class Accounts:
-    """The accounts tables (made by adapters/migrations.py)."""
+    """The accounts tables (made by adapters/migrations/)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db

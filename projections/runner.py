@@ -8,7 +8,7 @@ one transaction of its own (on PostgreSQL a few runners side by side, each on
 its own connection, with the page's writes pipelined: ``PipelinedTx``). The
 position moves by compare-and-set first, so two processes catching up at once
 never apply an event twice (the loser rolls back and reads again). ``projection_tracking`` itself
-is a durable table (adapters/migrations.py); each projection's own tables are
+is a durable table (adapters/migrations/); each projection's own tables are
 created from its definition and rebuilt when that changes.
 
 Runners are independent: a projection that fails on an event stops only

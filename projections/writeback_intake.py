@@ -18,7 +18,7 @@ class WritebackIntake(Projection):
     name = "writeback_intake"
     role = "intake"
     tables = ()  # the journal is never dropped: replaying it is harmless (rows are keyed)
-    ddl = ()  # the journal is a durable table: adapters/migrations.py
+    ddl = ()  # the journal is a durable table: adapters/migrations/
 
     def __init__(self, take_in: Callable[[JournalIntake, Any, int], None]) -> None:
         self._take_in = take_in

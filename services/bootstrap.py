@@ -62,14 +62,13 @@ def build_processor(settings: Settings) -> CardProcessor:
     return SandboxProcessor()
 
 
-def migrate_database(settings: Settings) -> tuple[list[int], list[int]]:
+def migrate_database(settings: Settings) -> tuple[list[str], list[str]]:
     """Apply the durable tables' pending migrations; returns (applied now, all applied)."""
     if not settings.database_url:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = open_store(StoreConfig(settings.database_url, settings.sqlite_path))
     try:
-        db = store.database()
-        return migrate(db), applied(db)
+        return migrate(store), applied(store)
     finally:
         store.close()
 
@@ -80,7 +79,7 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = open_store(StoreConfig(settings.database_url, settings.sqlite_path))
     db = store.database()
-    migrate(db)  # the durable tables; the projections make their own below
+    migrate(store)  # the durable tables; the projections make their own below
     clock: Clock = (
         SandboxClock(db, real_clock) if settings.sandbox else (real_clock or SystemClock())
     )

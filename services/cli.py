@@ -264,7 +264,7 @@ def audit_verify(args: argparse.Namespace) -> int:
 
 def migrate(args: argparse.Namespace) -> int:
     now, every = migrate_database(settings_from(args))
-    print(f"applied {', '.join(map(str, now)) or 'nothing'}; schema at version {max(every)}")
+    print(f"applied {', '.join(map(str, now)) or 'nothing'}; schema at revision {max(every)}")
     return 0
 
 

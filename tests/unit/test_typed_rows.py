@@ -35,10 +35,10 @@ from adapters.pms.journal import (
     WritebackStatus,
 )
 from adapters.sql import Database
+from adapters.store import StoreConfig, open_store
 from adapters.stripe_events import ReceivedEvent
 from projections import deposits, directory, feed, ledger_queue, receivables, requests, users
 from projections import transactions as txns
-from projections.rebuild import Scratch
 
 P = UUID(int=1)  # the practice
 DAY = "2026-03-10"
@@ -93,8 +93,9 @@ PYTHON_TYPE = {"TEXT": str, "INTEGER": int, "BIGINT": int, "DOUBLE PRECISION": f
 
 
 @pytest.fixture(scope="module")
-def empty() -> Iterator[Database]:
-    """Every projection's tables and every durable table, empty."""
+def empty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """Every projection's tables and every durable table (made by the migrations, as at
+    start-up), empty, in an SQLite file of their own."""
     projections = [
         txns.Transactions(),
         deposits.Deposits(),
@@ -105,9 +106,15 @@ def empty() -> Iterator[Database]:
         ledger_queue.LedgerQueue(),
         users.Users(),
     ]
-    with Scratch(projections) as scratch:
-        migrate(scratch.db)
-        yield scratch.db
+    store = open_store(StoreConfig(None, str(tmp_path_factory.mktemp("rows") / "rows.sqlite3")))
+    migrate(store)
+    db = store.database()
+    with db.transaction() as tx:
+        for projection in projections:
+            for statement in projection.ddl:
+                tx.execute(statement)
+    yield db
+    store.close()
 
 
 def columns(db: Database, table: str) -> dict[str, tuple[str, bool]]:

@@ -1,42 +1,20 @@
-"""The durable tables' schema: numbered migrations, applied once each, in order.
+"""The durable tables as first made.
 
-Durable tables hold what cannot be rebuilt from the events (the writeback
-journal, idempotency keys, PMS connections, logins and sessions, the sandbox
-clock, the sandbox mailbox (table outbox), pay-page limits, positions of the relay and
-of the projection runners). They are created and changed here only, at start-up
-(``build_ledger``) and by ``payledger migrate``, never on a request path.
-Projection tables are disposable: each projection creates its own from its
-definition and rebuilds them when that changes (projections/runner.py).
+Every statement is ``CREATE ... IF NOT EXISTS``: a database made before migrations
+existed already has some of these tables, with its rows, and keeps them as they are.
 
-``schema_migrations`` records each applied version. A migration runs in one
-transaction with its row; on PostgreSQL an advisory lock keeps two processes
-starting at once from migrating together. Version 1 is the schema as the
-tables were first made (``CREATE ... IF NOT EXISTS``), so a database made
-before migrations existed is adopted without losing a row.
+Revision ID: 0001
+Revises: (none)
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from alembic import op
 
-from adapters.sql import Database, Tx
-
-log = logging.getLogger("payledger.migrations")
-
-#: any constant: the key of the PostgreSQL advisory lock held while migrating
-LOCK_KEY = 7_242_017
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    statements: Sequence[str] = ()
-    steps: Sequence[Callable[[Tx, bool], None]] = field(default_factory=tuple)
-
+revision: str = "0001"
+down_revision: str | None = None
+branch_labels: str | None = None
+depends_on: str | None = None
 
 BASELINE = (
     # the projection runners' positions
@@ -173,91 +151,10 @@ BASELINE = (
 )
 
 
-def columns(tx: Tx, table: str, postgres: bool) -> set[str]:
-    if postgres:
-        rows = tx.execute(
-            "SELECT column_name AS name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = ?",
-            (table,),
-        )
-    else:
-        rows = tx.execute(f"PRAGMA table_info({table})")
-    return {str(r["name"]) for r in rows}
+def upgrade() -> None:
+    for statement in BASELINE:
+        op.execute(statement)
 
 
-def add_column(table: str, name: str, kind: str) -> Callable[[Tx, bool], None]:
-    """Add a column unless the table already has it (as tables made before migrations do)."""
-
-    def step(tx: Tx, postgres: bool) -> None:
-        if name not in columns(tx, table, postgres):
-            tx.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-
-    return step
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "the durable tables as first made", statements=BASELINE),
-    Migration(
-        2,
-        "idempotency keys: who claims a key, and which secret fields an answer left out",
-        steps=(
-            add_column("idempotency_keys", "claimant", "TEXT"),
-            add_column("idempotency_keys", "secrets", "TEXT"),
-        ),
-    ),
-    Migration(
-        3,
-        "Stripe's webhook events, each recorded once by its id",
-        statements=(
-            """CREATE TABLE IF NOT EXISTS stripe_events (
-        id TEXT PRIMARY KEY,
-        type TEXT NOT NULL,
-        account TEXT,
-        created BIGINT NOT NULL,
-        received_at TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        applied_at TEXT,
-        outcome TEXT
-    )""",
-            "CREATE INDEX IF NOT EXISTS stripe_events_pending "
-            "ON stripe_events (applied_at, received_at)",
-        ),
-    ),
-)
-
-SCHEMA_MIGRATIONS = """CREATE TABLE IF NOT EXISTS schema_migrations (
-    version INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    applied_at TEXT NOT NULL
-)"""
-
-
-def applied(db: Database) -> list[int]:
-    with db.transaction() as tx:
-        tx.execute(SCHEMA_MIGRATIONS)
-        rows = tx.execute("SELECT version FROM schema_migrations ORDER BY version")
-    return [int(r["version"]) for r in rows]
-
-
-def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
-    """Apply every migration not yet applied, in order; returns the versions applied now."""
-    done: list[int] = []
-    with db.transaction() as tx:
-        if db.postgres:
-            tx.execute("SELECT pg_advisory_xact_lock(?)", (LOCK_KEY,))
-        tx.execute(SCHEMA_MIGRATIONS)
-        have = {int(r["version"]) for r in tx.execute("SELECT version FROM schema_migrations")}
-        for migration in sorted(migrations, key=lambda m: m.version):
-            if migration.version in have:
-                continue
-            for statement in migration.statements:
-                tx.execute(statement)
-            for step in migration.steps:
-                step(tx, db.postgres)
-            tx.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.name, datetime.now(UTC).isoformat()),
-            )
-            log.info("applied migration %s: %s", migration.version, migration.name)
-            done.append(migration.version)
-    return done
+def downgrade() -> None:
+    raise NotImplementedError("downgrades are not supported (docs/design.md, Migrations)")
