@@ -95,10 +95,14 @@ class Runner:
         self.retry_at = 0.0
 
     def load_position(self) -> int:
+        """The position (and any failure) the database has for this runner."""
         row = self.db.query_one(
-            "SELECT position FROM projection_tracking WHERE name = ?", (self.name,)
+            "SELECT position, error, failures FROM projection_tracking WHERE name = ?",
+            (self.name,),
         )
         self.position = int(row["position"]) if row else 0
+        self.error = row["error"] if row else None
+        self.failures = int(row["failures"]) if row else 0
         return self.position
 
     def catch_up(self) -> int:
@@ -116,13 +120,16 @@ class Runner:
     def _recovered(self) -> None:
         if self.error is not None:
             log.info("projection %s recovered at position %s", self.name, self.position)
-        self.error, self.failures, self.retry_at = None, 0, 0.0
+            self.error, self.failures = None, 0
+            self._record_failure()
+        self.retry_at = 0.0
 
     def _failed(self, error: Exception) -> None:
         self.failures += 1
         self.error = f"{type(error).__name__}: {error}"
         pause = min(LAST_RETRY, FIRST_RETRY * 2 ** (self.failures - 1))
         self.retry_at = time.monotonic() + pause
+        self._record_failure()
         log.error(
             "projection %s failed after position %s (%s); the other views go on, "
             "it is tried again in %.0fs",
@@ -131,6 +138,19 @@ class Runner:
             self.error,
             pause,
         )
+
+    def _record_failure(self) -> None:
+        """Keep the runner's error (or its recovery) beside its position, where processes
+        that do not run it read it (their /healthz, and commands that would wait for it).
+        A database that cannot take it now is told at the next failure or recovery."""
+        try:
+            with self.db.transaction() as tx:
+                tx.execute(
+                    "UPDATE projection_tracking SET error = ?, failures = ? WHERE name = ?",
+                    (self.error, self.failures, self.name),
+                )
+        except Exception as error:  # the runner's own state stays right; this is a report
+            log.warning("could not record projection %s's state: %s", self.name, error)
 
     def _apply(self, events: list[tuple[int, Any]]) -> None:
         """One transaction for the page: the projection's rows and its position. The
@@ -407,10 +427,18 @@ class Projector:
         return Projector(self.store, self.db, [p for p in self.projections if p.role in roles])
 
     def _refresh(self) -> None:
-        """The positions the runners' own processes committed."""
-        positions = self.positions()
+        """The positions, errors and failure counts the runners' own processes committed."""
+        rows = {
+            str(r["name"]): r
+            for r in self.db.query(
+                "SELECT name, position, error, failures FROM projection_tracking"
+            )
+        }
         for runner in self.runners:
-            runner.position = positions.get(runner.name, 0)
+            row = rows.get(runner.name)
+            runner.position = int(row["position"]) if row else 0
+            runner.error = row["error"] if row else None
+            runner.failures = int(row["failures"]) if row else 0
 
     def catch_up(self) -> int:
         """Bring every runner up to date now, each on its own; returns the lowest position.

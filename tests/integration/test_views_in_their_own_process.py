@@ -19,6 +19,7 @@ from domain.payments import Method
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
 from projections import runner
+from projections.deposits import Deposits
 from projections.transactions import list_transactions
 from services.app.payments import collect_payment
 from services.app.practices import create_practice
@@ -26,8 +27,10 @@ from services.context import Components
 from services.http.app import create_app
 from services.settings import Settings
 from tests.conftest import ComponentsFactory, PinnedClock
+from tests.integration.test_projection_isolation import POISON, broken_deposits  # noqa: F401
 
 CARD = CardInput("4242424242424242", 12, 2030, "123")
+ORIGINAL_DEPOSITS = Deposits.process
 
 
 def start_runners(url: str, data: Path, log: Path, *roles: str) -> subprocess.Popen[bytes]:
@@ -154,3 +157,48 @@ def test_runner_processes_split_by_role(
 def test_settings_read_the_switch() -> None:
     assert Settings.from_env({}).run_views is True
     assert Settings.from_env({"PAYLEDGER_RUN_VIEWS": "0"}).run_views is False
+
+
+@pytest.mark.usefixtures("broken_deposits")
+def test_a_view_failing_in_the_runner_process_shows_on_the_api_process(
+    api_process: Components, make_components: ComponentsFactory, clock: PinnedClock
+) -> None:
+    """The runners' process (here a second set of components on the same database, its
+    runners on a background thread) keeps a failing view's error beside its position;
+    the API process shows it and does not wait for that view."""
+    ctx = api_process
+    runners = make_components("postgres", clock)
+    runners.projector.start(interval=0.02)
+    try:
+        practice = new_practice(ctx, "Broken Dental")
+        collect_payment(
+            ctx,
+            practice_id=practice.id,
+            amount=POISON,
+            method=Method.VIRTUAL_TERMINAL,
+            card=CARD,
+            actor="user:test",
+        )
+        started = time.monotonic()
+        assert ctx.projector.wait_for(ctx.store.last_position(), bound=30)
+        assert time.monotonic() - started < 5  # the failing view is not waited for
+
+        state = {s.name: s for s in ctx.projector.states()}
+        assert "cannot take this payment" in (state["deposits"].error or "")
+        assert state["deposits"].failures >= 1
+        assert all(s.error is None for name, s in state.items() if name != "deposits")
+        health = TestClient(create_app(ctx, scheduler=False)).get("/healthz").json()
+        views = {p["name"]: p for p in health["projections"]}
+        assert "cannot take this payment" in views["deposits"]["error"]
+        assert views["deposits"]["lag"] > 0 and views["transactions"]["lag"] == 0
+    finally:
+        runners.projector.stop()
+
+    # once the view can take the event, its recovery clears the error for everyone
+    runners.projector.runner("deposits").retry_at = 0.0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Deposits, "process", ORIGINAL_DEPOSITS)
+        runners.projector.catch_up()
+    state = {s.name: s for s in ctx.projector.states()}
+    assert state["deposits"].error is None and state["deposits"].failures == 0
+    assert state["deposits"].position == ctx.store.last_position()
