@@ -188,11 +188,42 @@ class ReadPool:
         else:
             self._give_back(conn)
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One statement. On PostgreSQL a SELECT is sent alone in autocommit, its own
+        snapshot: one round trip instead of three (BEGIN, the statement, ROLLBACK). A
+        pooled connection that the server ended (a restart) is dropped and the statement
+        sent again on a new one, once (the other idle ones, as old, are dropped too): a
+        read can always be repeated."""
+        if not (self.postgres and sql.lstrip()[:6].upper() == "SELECT"):
+            with self.reading() as tx:
+                return tx.execute(sql, params)
+        for attempt in (1, 2):
+            pooled, conn = self._take_marked()
+            try:
+                with conn.cursor() as cursor:
+                    rows = Tx(cursor, postgres=True).execute(sql, params)
+            except psycopg.OperationalError:
+                conn.close()
+                if pooled and attempt == 1:
+                    self._drop_idle()
+                    continue
+                raise
+            except BaseException:
+                self._give_back(conn)
+                raise
+            self._give_back(conn)
+            return rows
+        raise AssertionError("unreachable")
+
     def _take(self) -> Any:
+        return self._take_marked()[1]
+
+    def _take_marked(self) -> tuple[bool, Any]:
+        """A connection, and whether it came from the pool (it may have gone stale)."""
         try:
-            return self._idle.get_nowait()
+            return True, self._idle.get_nowait()
         except queue.Empty:
-            return self._connect()
+            return False, self._connect()
 
     def _give_back(self, conn: Any) -> None:
         if self._closed.is_set() or getattr(conn, "closed", False):
@@ -205,6 +236,9 @@ class ReadPool:
 
     def close(self) -> None:
         self._closed.set()
+        self._drop_idle()
+
+    def _drop_idle(self) -> None:
         while True:
             try:
                 self._idle.get_nowait().close()
@@ -237,6 +271,8 @@ class Database:
             yield Tx(cursor, postgres=self.postgres)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self._reads is not None:
+            return self._reads.query(sql, params)
         with self.reading() as tx:
             return tx.execute(sql, params)
 

@@ -1,6 +1,7 @@
 """The read side's own pool, on SQLite and PostgreSQL: reads see what was committed, a
 read changes nothing, placeholders are translated outside literals only, and a pool
-whose connections the server ended reads again (each broken connection is dropped)."""
+whose connections the server ended reads again (a one-statement read is repeated on a
+new connection; each broken connection is dropped)."""
 
 from __future__ import annotations
 
@@ -49,10 +50,25 @@ def test_reads_come_back_after_the_server_ends_the_pools_connections(
             "WHERE datname = %s AND pid <> pg_backend_pid()",
             (dbname,),
         )
+    # a read is repeated on a new connection: the caller sees no failure, and the stale
+    # connections are gone from the pool
+    assert ctx.store.database().query_one("SELECT 1 AS ok") == {"ok": 1}
+    assert ctx.store.database().query("SELECT 2 AS ok") == [{"ok": 2}]
+    # a read in a transaction of several statements cannot be repeated for its caller: a
+    # connection ended under it fails that read once, then is dropped
+    for _ in range(3):
+        ctx.store.database().query("SELECT 1 AS ok")
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (dbname,),
+        )
     failures = 0
     for _ in range(10):
         try:
-            assert ctx.store.database().query_one("SELECT 1 AS ok") == {"ok": 1}
+            with ctx.store.database().reading() as tx:
+                assert tx.one("SELECT 1 AS ok") == {"ok": 1}
             break
         except psycopg.OperationalError:
             failures += 1
