@@ -35,6 +35,16 @@ def test_a_question_mark_in_a_literal_is_not_a_placeholder(ctx: Components) -> N
     assert row == {"q": "why?", "v": "ok", "p": "100%"}
 
 
+def end_connections(url: str, dbname: str) -> None:
+    """What a server restart does to the pool: every connection to the database ended."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (dbname,),
+        )
+
+
 def test_reads_come_back_after_the_server_ends_the_pools_connections(
     make_components: ComponentsFactory,
 ) -> None:
@@ -44,12 +54,7 @@ def test_reads_come_back_after_the_server_ends_the_pools_connections(
     dbname = url.rsplit("/", 1)[1]
     for _ in range(3):  # a few connections into the pool, idle
         ctx.store.database().query("SELECT 1 AS ok")
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (dbname,),
-        )
+    end_connections(url, dbname)
     # a read is repeated on a new connection: the caller sees no failure, and the stale
     # connections are gone from the pool
     assert ctx.store.database().query_one("SELECT 1 AS ok") == {"ok": 1}
@@ -58,12 +63,7 @@ def test_reads_come_back_after_the_server_ends_the_pools_connections(
     # connection ended under it fails that read once, then is dropped
     for _ in range(3):
         ctx.store.database().query("SELECT 1 AS ok")
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (dbname,),
-        )
+    end_connections(url, dbname)
     failures = 0
     for _ in range(10):
         try:
