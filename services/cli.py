@@ -148,6 +148,7 @@ def run_projections(args: argparse.Namespace) -> int:
     projector = ctx.projector.only(args.role or ["view", "work", "intake"])
     names = ", ".join(p.name for p in projector.projections) or "none"
     print(f"projections: running {names}", flush=True)
+    projector.catch_up_quietly()  # a view new on a long log is built in memory first
     projector.start(interval=args.interval)
 
     def until(stop: threading.Event) -> None:
