@@ -1,4 +1,4 @@
-"""The ledger's parts, as the use cases see them, and the load/save helpers they share."""
+"""The components the use cases are given, the roles they ask for, and the load/save helpers."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class Components:
     """What the use cases, routes, pages and workers are given (built once, by
     services/bootstrap.py): the event store, the views' runners, the outside services,
     and the read side and durable tables as query objects. No database or connection is
-    among them. Each use-case module states the part it needs as a protocol (`Loading`,
+    among them. Each use-case module states the part it needs as a protocol (`Aggregates`,
     `Reading`, `Timed`, …, below), so that its functions can use nothing else."""
 
     settings: Settings
