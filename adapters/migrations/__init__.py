@@ -73,7 +73,12 @@ def head() -> str:
 
 
 def current(db: Database) -> str | None:
-    """The revision ``alembic_version`` names; None when the table is not there yet."""
+    """The revision ``alembic_version`` names; None when the table is not there yet (on
+    PostgreSQL asked first, so that a new database's log holds no error for it)."""
+    if db.postgres:
+        there = db.query_one("SELECT to_regclass('alembic_version') IS NOT NULL AS there")
+        if there is None or not there["there"]:
+            return None
     try:
         row = db.query_one("SELECT version_num FROM alembic_version")
     except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
