@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,12 +213,34 @@ def make_private(sqlite_path: str) -> None:
             each.chmod(PRIVATE)
 
 
+#: any constant: the key of the PostgreSQL advisory lock held while a process makes the
+#: event store's tables (processes starting at once on a new database make them once)
+CREATE_LOCK_KEY = 7_242_018
+
+
+@contextmanager
+def creating_alone(database_url: str) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock (on a connection of its own) while the store makes
+    its tables: `CREATE TABLE IF NOT EXISTS` run by two processes at once on a new database
+    fails in one of them."""
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (CREATE_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (CREATE_LOCK_KEY,))
+
+
 def open_store(config: StoreConfig, **extra_env: Any) -> EventStore:
     if not config.database_url:
         make_private(config.sqlite_path)
     env = config.environment()
     env.update({k: str(v) for k, v in extra_env.items()})
-    store = EventStore(env=env)
+    if config.database_url:
+        with creating_alone(config.database_url):
+            store = EventStore(env=env)
+    else:
+        store = EventStore(env=env)
     if store.is_postgres:  # concurrent saves share transactions (adapters/group_commit.py)
         store.group_commit = GroupCommit(store.recorder).install()  # type: ignore[arg-type]
     return store

@@ -43,7 +43,7 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from adapters.sql import Database, Tx, dialect_sql
-from adapters.store import EventStore
+from adapters.store import CREATE_LOCK_KEY, EventStore
 from projections import rebuild as bulk
 from projections.base import Projection
 
@@ -386,9 +386,13 @@ class Projector:
         if existing is not None and existing["schema"] == schema:
             return  # no DDL: it would lock tables other processes are writing
         with self.db.transaction() as tx:
+            if self.db.postgres:  # processes starting at once make the tables once
+                tx.execute("SELECT pg_advisory_xact_lock(?)", (CREATE_LOCK_KEY,))
             row = tx.one(
                 "SELECT schema FROM projection_tracking WHERE name = ?", (projection.name,)
             )
+            if row is not None and row["schema"] == schema:
+                return  # another process made them meanwhile
             if row is not None and row["schema"] != schema:
                 log.info("projection %s changed its tables: rebuilding it", projection.name)
                 self._drop(tx, projection)
