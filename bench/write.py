@@ -13,10 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from bench.ar import BULK, populate, practice
+from bench.ar import BULK, populate, practice, send_to_everyone
 from bench.run import WRITERS, collect_concurrent, fresh_database, raw_inserts_concurrent
-from domain.receivables import AmountRule, Eligibility
-from services.app.receivables import bulk_send
 from services.bootstrap import build_components
 from services.settings import Settings
 
@@ -35,23 +33,12 @@ def main() -> None:
         settings = ctx.settings
         started = time.perf_counter()
         ctx.settings = replace(settings, maintain_views=False)
-        outcomes = bulk_send(
-            ctx,
-            practice_id=bulk.id,
-            patient_ids=None,
-            raw_filter={"min_total": 1},
-            channel="preferred",
-            rule=AmountRule.TOTAL,
-            rules=Eligibility(),
-            actor="bench",
-            key="bench-bulk",
-        )
+        sent = send_to_everyone(ctx, bulk.id)
         command = time.perf_counter() - started
         ctx.settings = settings
         ctx.projector.catch_up()
         total = time.perf_counter() - started
         ctx.store.close()
-    sent = sum(1 for o in outcomes if o.outcome == "sent")
     print(f"raw insert txns, {WRITERS} connections   {raw8:8.0f} /s (1.00x)")
     print(f"collect, {WRITERS} writers, stored        {stored:8.0f} /s ({stored / raw8:.2f}x raw)")
     print(f"collect, {WRITERS} writers, views shown   {shown:8.0f} /s ({shown / raw8:.2f}x raw)")
