@@ -220,7 +220,7 @@ def ledger_figures(url: str) -> dict[str, Any]:
                 )
 
         figures["refund"] = rate(N // 2, refund)
-        events = ctx.store.recorder.max_notification_id() or 0
+        events = ctx.store.last_position()
 
         def rebuild() -> None:
             for projection in ctx.projector.projections:

@@ -77,9 +77,6 @@ def load() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-LOAD_AT_START = load()
-
-
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -139,7 +136,7 @@ def template_history(per_practice: int, patients: int) -> list[tuple[Any, ...]]:
             )
         assert ctx.sandbox_clock is not None
         n = 0
-        while last_position(ctx) < per_practice:
+        while ctx.store.last_position() < per_practice:
             for _ in range(12):
                 payment = collect_payment(
                     ctx,
@@ -167,10 +164,6 @@ def template_history(per_practice: int, patients: int) -> list[tuple[Any, ...]]:
         (uuid.UUID(r["originator_id"]), r["originator_version"], r["topic"], bytes(r["state"]))
         for r in rows
     ]
-
-
-def last_position(ctx: Components) -> int:
-    return int(ctx.store.recorder.max_notification_id() or 0)  # type: ignore[attr-defined]
 
 
 # -- 2. clones, COPYed ----------------------------------------------------------------
@@ -269,7 +262,6 @@ def replay() -> None:
     applies the writeback intake event by event; the replay's checksums are then read
     from the installed views. Building the views a second time would measure the same
     build again, so the replay is timed as that build plus its checksums."""
-    from projections.replay import live_checksums
     from projections.runner import Projector
     from services.bootstrap import all_projections
 
@@ -287,7 +279,7 @@ def replay() -> None:
     startup = time.perf_counter() - started
     assert len(built) == 1, "the start-up built the fresh views in memory once"
     started = time.perf_counter()
-    for name, view in live_checksums(ctx.store.database(), all_projections()).items():
+    for name, view in ctx.views.checksums(all_projections()).items():
         say(f"{name:<18} {view['checksum']} {view['rows']:>10} rows  at {view['position']}")
     checksums = time.perf_counter() - started
     ctx.store.close()
@@ -386,7 +378,7 @@ def main() -> None:
     say(
         f"one practice's history: {len(template):,} events in {time.perf_counter() - started:.1f} s"
     )
-    figures: dict[str, Any] = {"template_events": len(template)}
+    figures: dict[str, Any] = {"template_events": len(template), "load_at_start": load()}
     with fresh_database() as url, TemporaryDirectory() as tmp:
         data = Path(tmp)
         ctx = build_components(
@@ -438,7 +430,7 @@ def report(f: dict[str, Any]) -> None:
         out.write(f"as-of {view:<16} {f[f'as_of_{view}_s']:>10.2f} s  "
                   f"({f[f'as_of_{view}_events']:,} events; target < 2 s)\n")  # fmt: skip
     out.write(f"API peak RSS           {f['api_peak_rss_mib']:>12.0f} MiB\n")
-    out.write(f"load average           {LOAD_AT_START} at the start, {load()} at the end\n")
+    out.write(f"load average           {f['load_at_start']} at the start, {load()} at the end\n")
     print(out.getvalue())
 
 

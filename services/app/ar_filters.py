@@ -22,7 +22,7 @@ from projections.receivables import REQUEST_STATUSES, ArQuery
 
 DATE_RANGES = {"last_payment": "last_payment_date", "last_request": "last_request_date"}
 FLAGS = ("snoozed", "has_email", "has_phone", "on_payment_plan")
-#: control characters (tab, newline and carriage return are fine)
+#: control characters (tab, newline and carriage return are fine); PostgreSQL cannot store NUL
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: the longest search text
 Q_LENGTH = 100

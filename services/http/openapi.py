@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.http.deps import bearer, get_caller
 from services.http.errors import PROBLEM, TITLES, HttpProblem
-from services.http.schemas import Body
+from services.http.schemas import CONTROL, Body
 
 #: routes whose query string is a filter of any of many columns, checked by the use case
 OPEN_QUERY = {"/v1/ar/patients"}
@@ -150,8 +150,8 @@ def declare_problems(schema: dict[str, Any]) -> None:
             components.pop(name, None)
 
 
-#: text without the control characters every body refuses (services/http/schemas.py CONTROL)
-CONTROL_FREE = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"
+#: text without the control characters every body refuses (the same class as CONTROL)
+CONTROL_FREE = f"^[^{CONTROL.pattern[1:-1]}]*$"
 
 
 def request_models() -> set[str]:

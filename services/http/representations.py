@@ -277,7 +277,3 @@ def patient_row(row: Mapping[str, Any]) -> dict[str, Any]:
             "guarantor_id",
         )
     }
-
-
-def uuid_or_none(value: str | None) -> UUID | None:
-    return UUID(value) if value else None

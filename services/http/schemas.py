@@ -19,11 +19,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from domain.money import MAX_AMOUNT_CENTS
-from services.app.ar_filters import FILTER_NAMES
+from services.app.ar_filters import CONTROL, FILTER_NAMES
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-#: control characters (tab, newline and carriage return are fine); PostgreSQL cannot store NUL
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def control_character_at(value: Any, path: str = "") -> str | None:
