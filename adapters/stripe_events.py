@@ -25,15 +25,12 @@ class StripeEvents:
     ) -> bool:
         """Record a received event; False when its id was recorded before."""
         with self._db.transaction() as tx:
-            known = tx.one("SELECT id FROM stripe_events WHERE id = ?", (event_id,))
-            if known is not None:
-                return False
             tx.execute(
                 "INSERT INTO stripe_events (id, type, account, created, received_at, payload) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (event_id, kind, account, created, at, payload),
             )
-        return True
+            return tx.rowcount == 1
 
     def pending(self, limit: int) -> list[ReceivedEvent]:
         """The events not applied yet, oldest first."""

@@ -51,7 +51,7 @@ Progress = Callable[[int, int], None]
 
 
 def last_position(store: EventStore) -> int:
-    return int(store.recorder.max_notification_id() or 0)  # type: ignore[attr-defined]
+    return store.last_position()
 
 
 def pages(store: EventStore, start: int, stop: int) -> Iterable[list[tuple[int, Any]]]:

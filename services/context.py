@@ -247,11 +247,6 @@ class StripeEventsKept(Protocol):
     def stripe_events(self) -> StripeEvents: ...
 
 
-class PayAttemptsKept(Protocol):
-    @property
-    def pay_attempts(self) -> PayAttemptWindows: ...
-
-
 class EventLog(Protocol):
     """The event store itself, read by position (the auditors' tools)."""
 

@@ -89,7 +89,8 @@ def daily_close(ctx: Needs, practice_id: UUID, day: date) -> dict[str, Any]:
                 }
             )
     for d in deposits:
-        for line in ctx.reads(deposit_items, UUID(d["id"])):
+        items = ctx.reads(deposit_items, UUID(d["id"]))
+        for line in items:
             if line["kind"] in DISPUTE_LINES:
                 disputes.append(
                     {
@@ -117,7 +118,7 @@ def daily_close(ctx: Needs, practice_id: UUID, day: date) -> dict[str, Any]:
                         "detail": f"the payout failed ({payout['failure']})",
                     }
                 )
-        items_net = sum(int(i["net_amount"]) for i in ctx.reads(deposit_items, UUID(d["id"])))
+        items_net = sum(int(i["net_amount"]) for i in items)
         if items_net != int(d["net_amount"]):
             differences.append(
                 {

@@ -21,9 +21,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.app.ar_filters import CONTROL
 from services.http.deps import bearer, get_caller
 from services.http.errors import PROBLEM, TITLES, HttpProblem
-from services.http.schemas import CONTROL, Body
+from services.http.schemas import Body
 
 #: routes whose query string is a filter of any of many columns, checked by the use case
 OPEN_QUERY = {"/v1/ar/patients"}
