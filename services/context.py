@@ -119,10 +119,10 @@ class Components:
 
     def show(self, position: int) -> None:
         """Wait (with a bound) until the views show the events up to `position`; not
-        inside `unwaited` while the views' runners work in the background."""
+        inside `unwaited` while the views' runners work in the background or elsewhere."""
         if not self.settings.maintain_views or not position:
             return
-        if _unwaited.get() and self.projector.running:
+        if _unwaited.get() and (self.projector.running or self.projector.elsewhere):
             return
         self.projector.wait_for(position)
 

@@ -202,3 +202,16 @@ def test_a_view_failing_in_the_runner_process_shows_on_the_api_process(
     state = {s.name: s for s in ctx.projector.states()}
     assert state["deposits"].error is None and state["deposits"].failures == 0
     assert state["deposits"].position == ctx.store.last_position()
+
+
+def test_work_nobody_waits_on_does_not_wait_for_runners_elsewhere(
+    api_process: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writeback worker's saves (`unwaited`) do not wait for the views in an API
+    process whose runners run elsewhere, as they do not beside a runner thread."""
+    ctx = api_process
+    monkeypatch.setattr(runner, "WAIT_BOUND", 3.0)
+    with ctx.unwaited():
+        started = time.monotonic()
+        new_practice(ctx, "Unwaited Dental")
+        assert time.monotonic() - started < 1.5
