@@ -157,20 +157,8 @@ def keep_in_sandbox_mailbox(
     practice_id: UUID | None,
 ) -> str:
     """Record a message in the sandbox mailbox instead of sending it; returns its id."""
-    with db.transaction() as tx:
-        tx.execute(
-            "INSERT INTO outbox (id, practice_id, channel, recipient, subject, body, sent_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                message_id,
-                str(practice_id) if practice_id else None,
-                channel,
-                recipient,
-                subject,
-                body,
-                datetime.now(UTC).isoformat(),
-            ),
-        )
+    kept = Kept(message_id, channel, recipient, subject, body, practice_id)
+    keep_many_in_sandbox_mailbox(db, [kept])
     return message_id
 
 

@@ -52,7 +52,7 @@ class FilterRules(BaseModel):
 
     @model_validator(mode="after")
     def ranges_are_not_empty(self) -> FilterRules:
-        for column, (low, high) in self.ranges().items():
+        for column, (low, high) in ranges_of(self.applied()).items():
             if low is not None and high is not None and low > high:
                 raise InvalidValue(
                     f"the range for {column} is empty: {low} is above {high}", field=column
@@ -63,28 +63,32 @@ class FilterRules(BaseModel):
         """The filters given, in canonical form."""
         return self.model_dump(exclude_none=True)
 
-    def ranges(self) -> dict[str, tuple[Any, Any]]:
-        given = self.applied()
-        edges = [(c, f"min_{c}", f"max_{c}") for c in MONEY_COLUMNS] + [
-            (column, f"{prefix}_from", f"{prefix}_to") for prefix, column in DATE_RANGES.items()
-        ]
-        return {
-            column: (given.get(low), given.get(high))
-            for column, low, high in edges
-            if low in given or high in given
-        }
 
-    def query(self) -> ArQuery:
-        given = self.applied()
-        return ArQuery(
-            ranges=self.ranges(),
-            last_request_status=tuple(given.get("last_request_status", ())),
-            q=given.get("q"),
-            snoozed=given.get("snoozed"),
-            has_email=given.get("has_email"),
-            has_phone=given.get("has_phone"),
-            on_payment_plan=given.get("on_payment_plan"),
-        )
+#: each range filter's column and its two edges' names
+EDGES = [(c, f"min_{c}", f"max_{c}") for c in MONEY_COLUMNS] + [
+    (column, f"{prefix}_from", f"{prefix}_to") for prefix, column in DATE_RANGES.items()
+]
+
+
+def ranges_of(given: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The ranges among the filters given: (low, high) by column, None for an open end."""
+    return {
+        column: (given.get(low), given.get(high))
+        for column, low, high in EDGES
+        if low in given or high in given
+    }
+
+
+def query_of(given: dict[str, Any]) -> ArQuery:
+    return ArQuery(
+        ranges=ranges_of(given),
+        last_request_status=tuple(given.get("last_request_status", ())),
+        q=given.get("q"),
+        snoozed=given.get("snoozed"),
+        has_email=given.get("has_email"),
+        has_phone=given.get("has_phone"),
+        on_payment_plan=given.get("on_payment_plan"),
+    )
 
 
 FIELDS: dict[str, Any] = {
@@ -105,9 +109,8 @@ ArFilters: type[FilterRules] = create_model(  # type: ignore[call-overload]
 def parse_filter(raw: dict[str, Any]) -> tuple[ArQuery, dict[str, Any]]:
     """Validate filter values (from a query string or JSON): the query, and the applied
     filters in their canonical form, in the order given."""
-    filters = ArFilters.model_validate(raw)
-    given = filters.applied()
-    return filters.query(), {name: given[name] for name in raw if name in given}
+    given = ArFilters.model_validate(raw).applied()
+    return query_of(given), {name: given[name] for name in raw if name in given}
 
 
 def canonical(name: str, value: Any) -> Any:
