@@ -220,13 +220,18 @@ def send_chunk(
         [p.latest_request_id for p in patients.values() if p.latest_request_id is not None],
         practice.id,
     )
+    sent_before = ctx.get_many(
+        PaymentRequest, [ids[p] for p, _, _ in chunk if str(ids[p]) in known], practice.id
+    )
     done: list[tuple[UUID, PaymentRequest]] = []
     new: list[tuple[UUID, PaymentRequest]] = []
     changed: list[Patient | PaymentRequest] = []
     now = ctx.clock.now(practice.id)
     for patient_id, amount, channel in chunk:
         if str(ids[patient_id]) in known:
-            done.append((patient_id, ctx.get(PaymentRequest, ids[patient_id], practice.id)))
+            request_id = ids[patient_id]
+            before = sent_before.get(request_id) or ctx.get(PaymentRequest, request_id, practice.id)
+            done.append((patient_id, before))
             continue
         patient = patients.get(patient_id) or ctx.get(Patient, patient_id, practice.id)
         to = destination_for(patient, channel, None)
