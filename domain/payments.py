@@ -108,17 +108,37 @@ class Refund:
     at: datetime
     actor: str
     batch_id: UUID | None = None
+    #: set when the processor reported the refund failed after it was made (the money
+    #: went back to the payment: it counts as not refunded)
+    failed: str | None = None
 
 
 @dataclass(frozen=True)
 class PendingRefund:
     """A refund decided and recorded before the processor is asked: it holds its amount
-    until its outcome is recorded, and a retry (or a restart) finishes it under its id."""
+    until its outcome is recorded (succeeded or refused). While the processor's answer is
+    unknown (`unknown_since`), the reconciler reads it back under its id."""
 
     id: UUID
     amount: int
     at: datetime
     actor: str
+    unknown_since: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingVoid:
+    """A void decided and recorded before the processor is asked: the payment is neither
+    captured nor refunded while it is open; it ends voided or refused."""
+
+    id: UUID
+    at: datetime
+    actor: str
+    unknown_since: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
 
 
 #: a dispute's statuses once the card network decided (or the inquiry closed)
@@ -187,9 +207,53 @@ class Payment(LedgerAggregate):
 
         def apply(self, payment: Payment) -> None:
             payment.status = Status.VOIDED
+            payment.pending_void = None
             payment.voided_at = self.at
             payment.void_id = self.void_id
             payment.capture_failure = self.capture_failure
+
+    class VoidRequested(LedgerAggregate.Event):
+        """The intent of a void, recorded before the processor is asked: from now on the
+        batch close does not capture the payment, and nothing refunds it."""
+
+        void_id: UUID
+
+        def apply(self, payment: Payment) -> None:
+            payment.pending_void = PendingVoid(self.void_id, self.at, self.actor)
+
+    class VoidOutcomeUnknown(LedgerAggregate.Event):
+        """The processor's answer to the void was lost: the reconciler reads it back."""
+
+        void_id: UUID
+        error: str
+
+        def apply(self, payment: Payment) -> None:
+            if payment.pending_void is not None:
+                payment.pending_void = replace(
+                    payment.pending_void,
+                    unknown_since=payment.pending_void.unknown_since or self.at,
+                    attempts=payment.pending_void.attempts + 1,
+                    last_error=self.error,
+                )
+
+    class VoidRefused(LedgerAggregate.Event):
+        """The processor refused the void (final): the payment stays approved."""
+
+        void_id: UUID
+        reason: str
+
+        def apply(self, payment: Payment) -> None:
+            payment.pending_void = None
+            payment.refused_voids[self.void_id] = self.reason
+
+    class CaptureRequested(LedgerAggregate.Event):
+        """The batch close is about to capture the payment (its intent): from now on it is
+        not voided; it settles, or its capture fails."""
+
+        reference: UUID
+
+        def apply(self, payment: Payment) -> None:
+            payment.capture_requested = True
 
     class Settled(LedgerAggregate.Event):
         batch_id: UUID
@@ -220,6 +284,50 @@ class Payment(LedgerAggregate):
             payment.refunds.append(
                 Refund(self.refund_id, self.amount, self.processor_refund_id, self.at, self.actor)
             )
+
+    class RefundOutcomeUnknown(LedgerAggregate.Event):
+        """The processor's answer to the refund was lost: it keeps holding its amount and
+        the reconciler reads it back under its id before anything is sent again."""
+
+        refund_id: UUID
+        error: str
+
+        def apply(self, payment: Payment) -> None:
+            pending = payment.pending_refunds.get(self.refund_id)
+            if pending is not None:
+                payment.pending_refunds[self.refund_id] = replace(
+                    pending,
+                    unknown_since=pending.unknown_since or self.at,
+                    attempts=pending.attempts + 1,
+                    last_error=self.error,
+                )
+
+    class RefundRefused(LedgerAggregate.Event):
+        """The processor refused the refund (final): nothing moved; its amount is free."""
+
+        refund_id: UUID
+        amount: int
+        reason: str
+
+        def apply(self, payment: Payment) -> None:
+            payment.pending_refunds.pop(self.refund_id, None)
+            payment.refused_refunds[self.refund_id] = self.reason
+
+    class RefundFailed(LedgerAggregate.Event):
+        """The processor reported a refund failed after it was made (the card could not
+        take it back): the money stays with the practice, the refund counts no more."""
+
+        refund_id: UUID
+        amount: int
+        reason: str
+        processor_event_id: str
+
+        def apply(self, payment: Payment) -> None:
+            payment.refunds = [
+                replace(r, failed=self.reason) if r.id == self.refund_id else r
+                for r in payment.refunds
+            ]
+            payment.processor_events.add(self.processor_event_id)
 
     class RefundSettled(LedgerAggregate.Event):
         refund_id: UUID
@@ -356,6 +464,11 @@ class Payment(LedgerAggregate):
         self.capture_failure: str | None = None
         self.refunds: list[Refund] = []
         self.pending_refunds: dict[UUID, PendingRefund] = {}
+        #: refunds the processor refused (final), with its reason
+        self.refused_refunds: dict[UUID, str] = {}
+        self.pending_void: PendingVoid | None = None
+        self.refused_voids: dict[UUID, str] = {}
+        self.capture_requested = False
         self.association_source: AssociationSource | None = None
         self.pms_reference: str | None = None
         self.associated_at: datetime | None = None
@@ -444,7 +557,12 @@ class Payment(LedgerAggregate):
 
     @property
     def refunded(self) -> Money:
-        return Money(sum(r.amount for r in self.refunds))
+        return Money(sum(r.amount for r in self.refunds if r.failed is None))
+
+    @property
+    def open_intents(self) -> int:
+        """Effects asked of the processor whose outcome is not recorded yet."""
+        return len(self.pending_refunds) + (self.pending_void is not None)
 
     @property
     def remaining(self) -> Money:
@@ -477,7 +595,12 @@ class Payment(LedgerAggregate):
 
     def check_void(self, now: datetime, amount: Money | None = None) -> None:
         self.check_reversible()
-        if self.is_processed(now):
+        if self.pending_void is not None:
+            raise VoidNotAllowed(
+                "a void of this payment is already under way; its outcome is shown on the "
+                "payment once the processor confirms it"
+            )
+        if self.capture_requested or self.is_processed(now):
             raise VoidNotAllowed(
                 "this payment's batch has closed (it is processed): refund it instead of voiding"
             )
@@ -490,6 +613,11 @@ class Payment(LedgerAggregate):
 
     def check_refund(self, amount: Money, now: datetime) -> None:
         self.check_reversible()
+        if self.pending_void is not None:
+            raise RefundNotAllowed(
+                "a void of this payment is under way: nothing can be refunded until the "
+                "processor confirms its outcome"
+            )
         if self.status == Status.SETTLED and self.remaining.cents <= 0:
             raise NothingLeftToRefund(
                 f"nothing left to refund: {self.refunded} of {self.amount} already refunded"
@@ -519,6 +647,8 @@ class Payment(LedgerAggregate):
     def check_settle(self) -> None:
         if self.status == Status.SETTLED:
             raise AlreadySettled("this payment has already settled")
+        if self.pending_void is not None:
+            raise PaymentNotApproved("a void of this payment is under way: it is not captured")
         if self.status != Status.APPROVED:
             raise PaymentNotApproved(f"a {self.status} payment does not settle")
 
@@ -544,6 +674,43 @@ class Payment(LedgerAggregate):
             self.Voided, at=at, actor=actor, processor_void_id=processor_void_id, void_id=void_id
         )
 
+    def request_void(self, *, void_id: UUID, at: datetime, actor: str) -> None:
+        """Record a void's intent before the processor is asked (the cut-off is judged at
+        `at`, the moment the person asked)."""
+        self.check_void(at)
+        self.record(self.VoidRequested, at=at, actor=actor, void_id=void_id)
+
+    def complete_void(self, *, void_id: UUID, processor_void_id: str, at: datetime) -> None:
+        """Record the processor's confirmation of the void under way (in the requester's
+        name)."""
+        pending = self.check_pending_void(void_id)
+        self.record(
+            self.Voided,
+            at=at,
+            actor=pending.actor,
+            processor_void_id=processor_void_id,
+            void_id=void_id,
+        )
+
+    def refuse_void(self, *, void_id: UUID, reason: str, at: datetime, actor: str) -> None:
+        self.check_pending_void(void_id)
+        self.record(self.VoidRefused, at=at, actor=actor, void_id=void_id, reason=reason)
+
+    def void_unknown(self, *, void_id: UUID, error: str, at: datetime, actor: str) -> None:
+        self.check_pending_void(void_id)
+        self.record(self.VoidOutcomeUnknown, at=at, actor=actor, void_id=void_id, error=error)
+
+    def check_pending_void(self, void_id: UUID) -> PendingVoid:
+        if self.pending_void is None or self.pending_void.id != void_id:
+            raise InvalidValue(f"this payment has no void {void_id} under way")
+        return self.pending_void
+
+    def request_capture(self, *, reference: UUID, at: datetime, actor: str) -> None:
+        """Record the batch close's intent to capture (it serialises with a void)."""
+        self.check_settle()
+        if not self.capture_requested:
+            self.record(self.CaptureRequested, at=at, actor=actor, reference=reference)
+
     def fail_capture(self, *, reason: str, at: datetime, actor: str) -> None:
         """The processor refused to capture it at the cut-off: it leaves the batch unpaid,
         as a void does (no money moved), with the processor's reason."""
@@ -559,7 +726,11 @@ class Payment(LedgerAggregate):
 
     def request_refund(self, *, refund_id: UUID, amount: Money, at: datetime, actor: str) -> None:
         """Record a refund's intent before the processor is asked; it holds the amount."""
-        if refund_id in self.pending_refunds or any(r.id == refund_id for r in self.refunds):
+        if (
+            refund_id in self.pending_refunds
+            or refund_id in self.refused_refunds
+            or any(r.id == refund_id for r in self.refunds)
+        ):
             raise AlreadyExists(f"refund {refund_id} was already requested")
         self.check_refund(amount, at)
         self.record(
@@ -579,6 +750,46 @@ class Payment(LedgerAggregate):
             amount=pending.amount,
             processor_refund_id=processor_refund_id,
         )
+
+    def refuse_refund(self, *, refund_id: UUID, reason: str, at: datetime, actor: str) -> None:
+        """The processor refused the refund (final): its amount is free again."""
+        pending = self.check_pending_refund(refund_id)
+        self.record(
+            self.RefundRefused,
+            at=at,
+            actor=actor,
+            refund_id=refund_id,
+            amount=pending.amount,
+            reason=reason,
+        )
+
+    def refund_unknown(self, *, refund_id: UUID, error: str, at: datetime, actor: str) -> None:
+        self.check_pending_refund(refund_id)
+        self.record(self.RefundOutcomeUnknown, at=at, actor=actor, refund_id=refund_id, error=error)
+
+    def fail_refund(
+        self, *, refund_id: UUID, reason: str, processor_event_id: str, at: datetime, actor: str
+    ) -> bool:
+        """The processor says a refund made earlier failed; False when already recorded."""
+        refund = self.find_refund(refund_id)
+        if refund.failed is not None or processor_event_id in self.processor_events:
+            return False
+        self.record(
+            self.RefundFailed,
+            at=at,
+            actor=actor,
+            refund_id=refund_id,
+            amount=refund.amount,
+            reason=reason,
+            processor_event_id=processor_event_id,
+        )
+        return True
+
+    def check_pending_refund(self, refund_id: UUID) -> PendingRefund:
+        pending = self.pending_refunds.get(refund_id)
+        if pending is None:
+            raise InvalidValue(f"this payment has no refund {refund_id} under way")
+        return pending
 
     def refund(
         self, *, refund_id: UUID, amount: Money, processor_refund_id: str, at: datetime, actor: str

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Literal
 from uuid import UUID
 
 from domain.errors import Conflict, InvalidValue, PaymentsError
@@ -60,6 +63,15 @@ class ProcessorUnavailable(PaymentsError):
     code = "processor-unavailable"
 
 
+class OutcomeUnknown(ProcessorUnavailable):
+    """The request left for the processor and its answer was lost (a 5xx, a timeout, a
+    dropped connection): the processor may or may not have acted. The caller records the
+    intent's outcome as unknown; the reconciler reads it back (`look_up`) before anything
+    is sent again."""
+
+    code = "processor-outcome-unknown"
+
+
 class ProcessorRefused(InvalidValue):
     """The processor refused the request as invalid (its message says what to fix)."""
 
@@ -75,6 +87,31 @@ class CaptureFailed(Exception):
         self.reason = reason
 
 
+class Effect(StrEnum):
+    """What a call asks the processor to do to money."""
+
+    CHARGE = "charge"
+    VOID = "void"
+    CAPTURE = "capture"
+    REFUND = "refund"
+
+
+@dataclass(frozen=True)
+class LookedUp:
+    """What the processor holds under an intent's reference, read back with a consistent
+    read (never an eventually consistent search): `succeeded` (with the processor's id of
+    it, and the fee of a capture when known), `refused` (it exists and failed or was
+    cancelled: final, with the reason) or `absent` (the processor has nothing under it)."""
+
+    state: Literal["succeeded", "refused", "absent"]
+    processor_id: str | None = None
+    reason: str | None = None
+    fee: int | None = None
+
+
+ABSENT = LookedUp("absent")
+
+
 class CardProcessor(ABC):
     """Every call that moves money takes a `reference`, the caller's intent id: a call
     made again with the same reference answers the first result again and moves no
@@ -85,6 +122,10 @@ class CardProcessor(ABC):
     accepts_card_numbers: bool = True
     #: the processor's name, as settings and answers say it
     name: str = "processor"
+    #: how long the processor remembers an idempotency key (None: for ever). After it,
+    #: a call is never sent again under its key without reading back first, and an
+    #: intent read back absent is refused (nothing moved)
+    key_memory: timedelta | None = None
 
     @abstractmethod
     def charge(
@@ -101,7 +142,9 @@ class CardProcessor(ABC):
 
     @abstractmethod
     def void(self, *, transaction_id: str, reference: UUID, account: str | None = None) -> str:
-        """Remove an unsettled sale from its open batch; returns the void's id."""
+        """Remove an unsettled sale from its open batch; returns the void's id. Raises
+        ProcessorRefused when the processor refuses (final) and OutcomeUnknown when its
+        answer was lost."""
 
     @abstractmethod
     def capture(
@@ -118,4 +161,14 @@ class CardProcessor(ABC):
     def refund(
         self, *, transaction_id: str, amount: int, reference: UUID, account: str | None = None
     ) -> str:
-        """Return money of a settled sale to the card; returns the refund's id."""
+        """Return money of a settled sale to the card; returns the refund's id. Raises
+        ProcessorRefused when the processor refuses (final: nothing moved) and
+        OutcomeUnknown when its answer was lost."""
+
+    @abstractmethod
+    def look_up(
+        self, *, effect: Effect, reference: UUID, transaction_id: str, account: str | None = None
+    ) -> LookedUp:
+        """Read back what the processor did under `reference` (a void, capture or refund of
+        the sale `transaction_id`). Raises OutcomeUnknown when the processor cannot be read
+        now (the reconciler tries again later)."""

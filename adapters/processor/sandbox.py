@@ -28,6 +28,8 @@ from adapters.processor.port import (
     CardInput,
     CardProcessor,
     ChargeResult,
+    Effect,
+    LookedUp,
     ReferenceReused,
 )
 from domain.deposits import fee_for
@@ -121,6 +123,23 @@ class SandboxProcessor(CardProcessor):
             "refund", reference, (transaction_id, amount), sandbox_id("re", reference), moves=True
         )
         return answer
+
+    def look_up(
+        self, *, effect: Effect, reference: UUID, transaction_id: str, account: str | None = None
+    ) -> LookedUp:
+        """What the sandbox did under the reference: its first answer, or nothing."""
+        with self._lock:
+            known = self._answers.get((effect.value, reference))
+        if known is None:
+            return LookedUp("absent")
+        result = known[1]
+        if isinstance(result, Capture):
+            return LookedUp("succeeded", result.transaction_id, fee=result.fee)
+        if isinstance(result, ChargeResult):
+            if not result.approved:
+                return LookedUp("refused", reason=result.decline_reason)
+            return LookedUp("succeeded", result.transaction_id)
+        return LookedUp("succeeded", str(result))
 
     def _once(
         self, kind: str, reference: UUID, parameters: tuple[Any, ...], result: Any, *, moves: bool

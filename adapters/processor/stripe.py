@@ -22,17 +22,22 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
 import stripe
 
 from adapters.processor.port import (
+    ABSENT,
     Capture,
     CaptureFailed,
     CardInput,
     CardProcessor,
     ChargeResult,
+    Effect,
+    LookedUp,
+    OutcomeUnknown,
     ProcessorRefused,
     ProcessorUnavailable,
     ReferenceReused,
@@ -63,6 +68,8 @@ DECLINE_WORDS = {
 class StripeProcessor(CardProcessor):
     accepts_card_numbers = False
     name = "stripe"
+    #: Stripe keeps an idempotency key's answer for 24 hours
+    key_memory = timedelta(hours=24)
 
     def __init__(
         self,
@@ -393,6 +400,41 @@ class StripeProcessor(CardProcessor):
 
         return self._call("refund", refund, read_back)
 
+    def look_up(
+        self, *, effect: Effect, reference: UUID, transaction_id: str, account: str | None = None
+    ) -> LookedUp:
+        """Read back with consistent reads only: the PaymentIntent by its id (a void, a
+        capture), the payment's Refunds listed by PaymentIntent (a refund, by its metadata)."""
+        scope = {"stripe_account": self._options(account, "")["stripe_account"]}
+        try:
+            if effect == Effect.REFUND:
+                listed = self._client.v1.refunds.list(
+                    {"payment_intent": transaction_id, "limit": 100},
+                    scope,  # type: ignore[arg-type]
+                )
+                for made in listed.auto_paging_iter():
+                    meta = made.metadata.to_dict() if made.metadata is not None else {}
+                    if meta.get(REFERENCE) == str(reference):
+                        if made.status in ("failed", "canceled"):
+                            return LookedUp("refused", str(made.id), reason=refund_failure(made))
+                        return LookedUp("succeeded", str(made.id))
+                return LookedUp("absent")
+            expand = {"expand": ["latest_charge.balance_transaction"]}
+            intent = self._client.v1.payment_intents.retrieve(transaction_id, expand, scope)  # type: ignore[arg-type]
+        except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as error:
+            raise OutcomeUnknown(
+                f"Stripe could not be read back ({type(error).__name__}); tried again later"
+            ) from None
+        if effect == Effect.VOID:
+            return LookedUp("succeeded", str(intent.id)) if intent.status == "canceled" else ABSENT
+        if effect == Effect.CAPTURE:
+            if intent.status == "succeeded":
+                return LookedUp("succeeded", str(intent.id), fee=captured(intent).fee)
+            if intent.status == "canceled":
+                return LookedUp("refused", reason=f"the authorisation was {intent.status}")
+            return ABSENT
+        return charge_looked_up(intent)
+
     def sale_fee(self, *, amount: int, fee_rate_bps: int) -> int:
         """The practice's rate: Stripe's own fee per item is reconciled with its payout."""
         return fee_for(amount, fee_rate_bps)
@@ -496,6 +538,18 @@ def captured(intent: stripe.PaymentIntent) -> Capture:
     txn = charge.balance_transaction if isinstance(charge, stripe.Charge) else None
     fee = int(txn.fee) if isinstance(txn, stripe.BalanceTransaction) else None
     return Capture(str(intent.id), fee)
+
+
+def charge_looked_up(intent: stripe.PaymentIntent) -> LookedUp:
+    result = charge_result(intent)
+    if result.approved:
+        return LookedUp("succeeded", result.transaction_id)
+    return LookedUp("refused", str(intent.id), reason=result.decline_reason)
+
+
+def refund_failure(refund: Any) -> str:
+    reason = getattr(refund, "failure_reason", None) or refund.status
+    return f"Stripe's refund {refund.status}: {str(reason).replace('_', ' ')}"
 
 
 def charge_result(intent: stripe.PaymentIntent) -> ChargeResult:
