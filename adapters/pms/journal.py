@@ -100,7 +100,9 @@ class Journal:
 
     # -- the worker -------------------------------------------------------------------
 
-    def due(self, pms: str | None, limit: int = 100) -> list[JournalEntryRow]:
+    def due(
+        self, pms: str | None, limit: int = 100, practice_id: str | None = None
+    ) -> list[JournalEntryRow]:
         """Pending rows that are due and not held by another attempt, oldest first.
 
         No row waits for another of its practice except where order matters: a
@@ -115,6 +117,9 @@ class Journal:
         if pms:
             sql += " AND pms = ?"
             params.append(pms)
+        if practice_id:
+            sql += " AND practice_id = ?"
+            params.append(practice_id)
         rows = self.db.query(sql + " ORDER BY position LIMIT ?", [*params, limit])
         return rows_as(JournalEntryRow, rows)
 

@@ -321,6 +321,11 @@ class Worker:
             with ThreadPoolExecutor(min(self.parallel, len(rounds))) as pool:
                 return sum(pool.map(self.in_context(self.run_practice), rounds))
 
+    def run_for(self, practice_id: str, limit: int = 100) -> int:
+        """One round over one practice's due rows (the scheduler's job of that practice)."""
+        with self.ctx.unwaited():
+            return self.run_practice(self.journal.due(self.pms, limit, practice_id))
+
     @staticmethod
     def in_context(action: Callable[[R], int]) -> Callable[[R], int]:
         """`action` run in a copy of the caller's context (the pool's threads have none)."""
