@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from adapters.accounts import Accounts
 from adapters.bank_calendar import FederalReserveHolidays
 from adapters.clock import Clock, SandboxClock, SystemClock
-from adapters.due_work import DueWorkStatus
+from adapters.due_work import AdvisoryClaims, DueWorkStatus, JobClaims, ProcessClaims
 from adapters.idempotency_keys import IdempotencyKeys
 from adapters.messaging.email import EmailSender, SandboxMailboxEmailSender, SmtpEmailSender
 from adapters.messaging.sms import HttpSmsSender, SandboxMailboxSmsSender
@@ -20,7 +21,7 @@ from adapters.processor.sandbox import SandboxProcessor
 from adapters.reads import Reads
 from adapters.relay_positions import RelayPositions
 from adapters.sealed import Sealer
-from adapters.store import StoreConfig, open_store
+from adapters.store import EventStore, StoreConfig, open_store
 from adapters.stripe_events import StripeEvents
 from projections.base import Projection
 from projections.deposits import Deposits
@@ -73,6 +74,14 @@ def migrate_database(settings: Settings) -> tuple[list[str], list[str]]:
         store.close()
 
 
+def job_claims(store: EventStore, settings: Settings) -> JobClaims:
+    """Who runs each scheduled job now: PostgreSQL's advisory locks across processes; in
+    the embedded default's one process, its memory (per SQLite file)."""
+    if store.is_postgres:
+        return AdvisoryClaims(store.conninfo())
+    return ProcessClaims(os.path.abspath(settings.sqlite_path))
+
+
 def build_components(settings: Settings, *, real_clock: Clock | None = None) -> Components:
     """`real_clock` stands in for the system clock (tests pin time with it)."""
     if not settings.database_url:
@@ -110,7 +119,7 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
         idempotency_keys=IdempotencyKeys(db),
         pay_attempts=PayAttemptWindows(db),
         stripe_events=StripeEvents(db),
-        due_work=DueWorkStatus(db),
+        due_work=DueWorkStatus(db, job_claims(store, settings)),
         relay_positions=RelayPositions(db),
         views=ViewTables(store, projector),
     )

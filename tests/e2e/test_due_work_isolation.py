@@ -18,6 +18,14 @@ from tests.e2e.support import assert_problem, paid, second_practice
 DAY = 86400
 
 
+def run_scheduler_once(ctx: Any) -> None:
+    scheduler = Scheduler(ctx, 60)
+    try:
+        scheduler.run_once(timeout=60)
+    finally:
+        scheduler.stop()
+
+
 def failing_for(practice_id: str, real: Callable[..., Any]) -> Callable[..., Any]:
     def work(ctx: Any, pid: UUID) -> Any:
         if str(pid) == practice_id:
@@ -40,7 +48,7 @@ def test_one_practices_failure_does_not_stop_the_others(
     )
     clock.move(seconds=DAY)
     ctx = broken.client.app.state.ctx  # type: ignore[attr-defined]
-    Scheduler(ctx, 60).tick()
+    run_scheduler_once(ctx)
     settled = healthy.get(f"/v1/payments/{payment['id']}").json()
     assert settled["status"] == "settled"
     shown = broken.get(f"/v1/practices/{broken.practice_id}").json()["due_work"]
@@ -57,7 +65,7 @@ def test_one_practices_failure_does_not_stop_the_others(
     assert "payledger_due_work_failing_practices 1.0" in text
     assert "payledger_due_work_failures 1.0" in text
     monkeypatch.undo()
-    Scheduler(ctx, 60).tick()
+    run_scheduler_once(ctx)
     assert broken.get(f"/v1/practices/{broken.practice_id}").json()["due_work"]["status"] == "ok"
 
 
