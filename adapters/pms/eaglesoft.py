@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from adapters.pms.http import Answer, BoundedHttp, CallFailed, NotJson
 from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
 
 
@@ -23,36 +24,49 @@ class BridgeSettings:
 class EaglesoftBridge(PmsWriter):
     def __init__(self, settings: BridgeSettings, client: httpx.Client | None = None) -> None:
         self._settings = settings
-        self._client = client or httpx.Client(timeout=settings.timeout)
+        self._http = BoundedHttp(settings.timeout, client, name="the Eaglesoft bridge")
+        self.call_seconds = settings.timeout
         self._headers = {"Authorization": f"Bearer {settings.token}"}
 
-    def _call(self, method: str, path: str, body: Any = None, *, writes: bool) -> httpx.Response:
+    def _call(self, method: str, path: str, body: Any = None, *, writes: bool) -> Answer:
+        """The bridge's answer (2xx or 4xx); PmsWriteError for what leaves a write's
+        outcome unknown (a timeout, a dropped connection, a 5xx, a redirect) and 429."""
         url = self._settings.bridge_url.rstrip("/") + path
         try:
-            response = self._client.request(method, url, json=body, headers=self._headers)
-        except httpx.TimeoutException as error:
+            answer = self._http.request(method, url, json=body, headers=self._headers)
+        except CallFailed as error:
             raise PmsWriteError(
-                f"the Eaglesoft bridge timed out on {path}", retryable=True, outcome_unknown=writes
+                str(error), retryable=True, outcome_unknown=writes and error.sent
             ) from error
-        except httpx.HTTPError as error:
-            raise PmsWriteError(
-                f"the Eaglesoft bridge is unreachable: {type(error).__name__}", retryable=True
-            ) from error
-        if response.status_code == 429:
+        if answer.status == 429:
             try:
-                wait = float(response.headers.get("Retry-After", "1"))
+                wait = max(0.0, float(answer.headers.get("Retry-After", "1")))
             except ValueError:
                 wait = 1.0
             raise PmsWriteError(
                 "the Eaglesoft bridge is throttling (429)", retryable=True, retry_after=wait
             )
-        if response.status_code >= 500:
+        if answer.status >= 500 or answer.status < 200 or 300 <= answer.status < 400:
             raise PmsWriteError(
-                f"the Eaglesoft bridge answered {response.status_code}",
+                f"the Eaglesoft bridge answered {answer.status} on {method} {path}",
                 retryable=True,
                 outcome_unknown=writes,
             )
-        return response
+        return answer
+
+    def _transaction(self, answer: Answer, call: str, *, writes: bool) -> Written:
+        """The entry's transaction number from a 200/201 answer; a body without it
+        (an HTML page, cut-off JSON) leaves a write's outcome unknown."""
+        try:
+            body = answer.json()
+            number = body["transaction_number"]
+        except (NotJson, KeyError, TypeError) as error:
+            raise PmsWriteError(
+                f"the Eaglesoft bridge answered {call} without a transaction number ({error})",
+                retryable=True,
+                outcome_unknown=writes,
+            ) from error
+        return Written(f"Eaglesoft tran {number}")
 
     def post_entry(self, entry: LedgerEntry) -> Written:
         body: dict[str, Any] = {
@@ -68,23 +82,29 @@ class EaglesoftBridge(PmsWriter):
         else:
             body["original_reference"] = entry.original_marker
             path = "/v1/refund-adjustments"
-        response = self._call("POST", path, body, writes=True)
-        if response.status_code in (200, 201):
-            return Written(f"Eaglesoft tran {response.json()['transaction_number']}")
+        answer = self._call("POST", path, body, writes=True)
+        if answer.status in (200, 201):
+            return self._transaction(answer, f"POST {path}", writes=True)
         raise PmsWriteError(
-            f"the Eaglesoft bridge refused ({response.status_code}): {response.text[:300]}",
-            retryable=response.status_code == 401,
+            f"the Eaglesoft bridge refused ({answer.status}): {answer.text[:300]}",
+            retryable=answer.status == 401,
         )
 
     def find_entry(self, entry: LedgerEntry) -> Written | None:
-        response = self._call("GET", f"/v1/entries/{entry.marker}", writes=False)
-        if response.status_code == 404:
+        answer = self._call("GET", f"/v1/entries/{entry.marker}", writes=False)
+        if answer.status == 404:
+            try:
+                answer.json()
+            except NotJson as error:  # not the bridge's answer: a proxy's page
+                raise PmsWriteError(
+                    f"the Eaglesoft bridge's lookup answered 404 with {error}", retryable=True
+                ) from error
             return None
-        if response.status_code != 200:
+        if answer.status != 200:
             raise PmsWriteError(
-                f"the Eaglesoft bridge lookup failed ({response.status_code})", retryable=True
+                f"the Eaglesoft bridge lookup failed ({answer.status})", retryable=True
             )
-        return Written(f"Eaglesoft tran {response.json()['transaction_number']}")
+        return self._transaction(answer, "GET /v1/entries", writes=False)
 
     def post_commlog(self, commlog: Commlog) -> Written | None:
         return None  # protocol v1 has no communication log

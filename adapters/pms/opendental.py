@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from adapters.pms.http import BoundedHttp, CallFailed, NotJson
 from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
 from adapters.pms.reader import PmsPatient, PmsReader, PmsUnavailable
 from domain.money import Money
@@ -65,7 +66,8 @@ def to_bool(value: Any) -> bool:
 class OpenDental(PmsWriter, PmsReader):
     def __init__(self, settings: OpenDentalSettings, client: httpx.Client | None = None) -> None:
         self._settings = settings
-        self._client = client or httpx.Client(timeout=settings.timeout)
+        self._http = BoundedHttp(settings.timeout, client, name="Open Dental")
+        self.call_seconds = settings.timeout
         self._headers = {
             "Authorization": f"ODFHIR {settings.developer_key}/{settings.customer_key}",
             "Content-Type": "application/json",
@@ -83,24 +85,23 @@ class OpenDental(PmsWriter, PmsReader):
         params: dict[str, Any] | None = None,
         writes: bool = False,
     ) -> Any:
+        """The answer's JSON; PmsWriteError otherwise. For a write, anything that may
+        have happened after the request left (a timeout, a dropped connection, a 5xx, a
+        redirect, a 2xx whose body is not JSON) leaves its outcome unknown."""
         try:
-            response = self._client.request(
+            answer = self._http.request(
                 method, self._url(path), json=json, params=params, headers=self._headers
             )
-        except httpx.TimeoutException as error:
+        except CallFailed as error:
             raise PmsWriteError(
-                f"Open Dental timed out on {method} {path}", retryable=True, outcome_unknown=writes
+                str(error), retryable=True, outcome_unknown=writes and error.sent
             ) from error
-        except httpx.HTTPError as error:
-            raise PmsWriteError(
-                f"Open Dental unreachable: {type(error).__name__}",
-                retryable=True,
-                outcome_unknown=False,
-            ) from error
-        status = response.status_code
+        status = answer.status
         if status == 429:
             raise PmsWriteError(
-                "Open Dental is throttling (429)", retryable=True, retry_after=retry_after(response)
+                "Open Dental is throttling (429)",
+                retryable=True,
+                retry_after=retry_after(answer.headers),
             )
         if status >= 500:
             raise PmsWriteError(
@@ -108,14 +109,31 @@ class OpenDental(PmsWriter, PmsReader):
                 retryable=True,
                 outcome_unknown=writes,
             )
+        if 300 <= status < 400 or status < 200:
+            where = answer.headers.get("location", "")
+            raise PmsWriteError(
+                f"Open Dental answered {status} on {method} {path}"
+                + (f" (a redirect to {where[:200]})" if where else "")
+                + ": check the connection's base URL",
+                retryable=True,
+                outcome_unknown=writes,
+            )
         if status == 404:
-            raise PmsWriteError(f"Open Dental: not found ({response.text[:200]})", retryable=False)
+            raise PmsWriteError(f"Open Dental: not found ({answer.text[:200]})", retryable=False)
         if status >= 400:
             raise PmsWriteError(
-                f"Open Dental refused ({status}): {response.text[:300]}",
+                f"Open Dental refused ({status}): {answer.text[:300]}",
                 retryable=status in (401, 403),
             )
-        return response.json() if response.content else None
+        try:
+            return answer.json()
+        except NotJson as error:
+            raise PmsWriteError(
+                f"Open Dental answered {status} on {method} {path} with {error}: "
+                "is the base URL its API's?",
+                retryable=True,
+                outcome_unknown=writes,
+            ) from error
 
     # -- writer ----------------------------------------------------------------------
 
@@ -130,14 +148,25 @@ class OpenDental(PmsWriter, PmsReader):
         if entry.pay_type:
             body["PayType"] = int(entry.pay_type)
         answer = self._call("POST", "/payments", json=body, writes=True)
+        if not isinstance(answer, dict) or answer.get("PayNum") in (None, ""):
+            raise PmsWriteError(
+                "Open Dental answered POST /payments without the payment's PayNum",
+                retryable=True,
+                outcome_unknown=True,
+            )
         return Written(f"PayNum {answer['PayNum']}")
 
     def find_entry(self, entry: LedgerEntry) -> Written | None:
         params = {"PatNum": entry.pms_patient_id, "DateEntry": entry.pay_date.isoformat()}
         rows = self._call("GET", "/payments", params=params) or []
+        if not isinstance(rows, list):
+            raise PmsWriteError(
+                "Open Dental answered GET /payments with something other than a list",
+                retryable=True,
+            )
         for row in rows:
-            if entry.tag in str(row.get("PayNote", "")):
-                return Written(f"PayNum {row['PayNum']}")
+            if isinstance(row, dict) and entry.tag in str(row.get("PayNote", "")):
+                return Written(f"PayNum {row.get('PayNum')}")
         return None
 
     def post_commlog(self, commlog: Commlog) -> Written | None:
@@ -150,18 +179,32 @@ class OpenDental(PmsWriter, PmsReader):
             "commType": "Misc",
         }
         answer = self._call("POST", "/commlogs", json=body, writes=True)
-        return Written(f"CommlogNum {answer.get('CommlogNum')}")
+        number = answer.get("CommlogNum") if isinstance(answer, dict) else None
+        return Written(f"CommlogNum {number}")
 
     # -- reader ----------------------------------------------------------------------
 
     def patients(self) -> Iterator[PmsPatient]:
+        """Every patient, guarantors first. Anything but the answers documented (an
+        unreachable or refusing API, a page that is not a list of patients, an aging
+        that is not an object of amounts, a page served again whatever the Offset) is
+        PmsUnavailable, saying what was wrong."""
         try:
             offset = 0
             rows_all: list[dict[str, Any]] = []
+            seen: set[str] = set()
             while True:
                 rows = self._call("GET", "/patients", params={"Limit": PAGE, "Offset": offset})
-                rows_all.extend(rows or [])
-                if not rows or len(rows) < PAGE:
+                page = self._rows(rows, "GET /patients")
+                numbers = {str(r.get("PatNum")) for r in page}
+                if page and numbers <= seen:
+                    raise PmsUnavailable(
+                        f"Open Dental answered GET /patients at Offset {offset} with patients "
+                        "it had already listed (is Offset honoured?)"
+                    )
+                seen |= numbers
+                rows_all.extend(page)
+                if len(page) < PAGE:
                     break
                 offset += PAGE
             rows_all.sort(key=lambda r: str(r.get("Guarantor")) != str(r.get("PatNum")))
@@ -169,6 +212,18 @@ class OpenDental(PmsWriter, PmsReader):
                 yield self._patient(row)
         except PmsWriteError as error:
             raise PmsUnavailable(str(error)) from error
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise PmsUnavailable(
+                f"Open Dental answered with a patient or a balance not as documented: {error!r}"
+            ) from error
+
+    @staticmethod
+    def _rows(rows: Any, call: str) -> list[dict[str, Any]]:
+        if rows is None:
+            return []
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise PmsUnavailable(f"Open Dental answered {call} with something other than a list")
+        return rows
 
     def _patient(self, row: dict[str, Any]) -> PmsPatient:
         pat_num, guarantor = str(row["PatNum"]), str(row.get("Guarantor") or row["PatNum"])
@@ -186,6 +241,11 @@ class OpenDental(PmsWriter, PmsReader):
 
     def aging(self, pat_num: str) -> Balance:
         a = self._call("GET", f"/accountmodules/{pat_num}/Aging") or {}
+        if not isinstance(a, dict):
+            raise PmsUnavailable(
+                f"Open Dental answered GET /accountmodules/{pat_num}/Aging with something "
+                "other than an object"
+            )
         total = to_cents(a.get("Total"))
         insurance = to_cents(a.get("InsEst"))
         return Balance(
@@ -212,8 +272,8 @@ def parse_date(value: Any) -> date | None:
     return None if parsed.year < 1900 else parsed
 
 
-def retry_after(response: httpx.Response) -> float:
+def retry_after(headers: httpx.Headers) -> float:
     try:
-        return max(0.0, float(response.headers.get("Retry-After", "1")))
+        return max(0.0, float(headers.get("Retry-After", "1")))
     except ValueError:
         return 1.0

@@ -2,7 +2,9 @@
 
 Every entry carries a marker ``[ref:<our id>]`` in its note: no PMS API offers an
 idempotency key, so a writer finds an earlier attempt by that marker when the
-outcome of a call is unknown (a timeout, a 5xx, a 504).
+outcome of a call is unknown: anything that may have happened after the request
+left (a timeout, a dropped connection, a 5xx, a 504, a redirect, an answer that is
+not the JSON expected).
 """
 
 from __future__ import annotations
@@ -69,6 +71,10 @@ class PmsWriteError(Exception):
 
 
 class PmsWriter(ABC):
+    #: the longest one call to the PMS can take, in seconds (its answer read in full or
+    #: given up on); the writeback's claim on an entry outlasts an attempt's calls
+    call_seconds: float = 30.0
+
     @abstractmethod
     def post_entry(self, entry: LedgerEntry) -> Written:
         """Post a payment or a negative entry."""
