@@ -166,13 +166,14 @@ class Journal:
         succeeded_for: str | None = None,
     ) -> None:
         """Record an attempt's end; `succeeded_for`: a write to this practice's PMS
-        succeeded, recorded on its status in the same transaction."""
+        succeeded, recorded on its status in the same transaction. A row that is done
+        (the entry was associated meanwhile, e.g. posted by hand) stays done."""
         stamp = now_text()
         with self.db.transaction() as tx:
             tx.execute(
                 "UPDATE writeback_journal SET status = ?, pms_reference = COALESCE(?, "
                 "pms_reference), last_error = ?, outcome_unknown = ?, claimed_until = NULL, "
-                "next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                "next_attempt_at = ?, updated_at = ? WHERE id = ? AND status <> 'done'",
                 (status, reference, error, int(unknown), now_text(retry_at), stamp, item_id),
             )
             if succeeded_for is not None:
@@ -375,12 +376,16 @@ class JournalIntake:
         )
         return row_as(JournalEntryRow, row)
 
-    def skip_untried(self, entry_id: str, reason: str) -> None:
-        """Skip an entry that no attempt has tried yet (one that has stays as it is)."""
+    def associated(self, entry_id: str, reference: str | None) -> None:
+        """The entry is in the PMS ledger by our events (written, posted by hand or
+        matched from the inbox): its row, however its writing went, is done, with no
+        call to the PMS. A row under an attempt now is finished too; the attempt, when it
+        ends, asks the ledger again before anything is re-sent."""
         self._tx.execute(
-            "UPDATE writeback_journal SET status = 'skipped', last_error = ? "
-            "WHERE id = ? AND status = 'pending' AND attempts = 0",
-            (reason, entry_id),
+            "UPDATE writeback_journal SET status = 'done', pms_reference = COALESCE(?, "
+            "pms_reference), last_error = NULL, outcome_unknown = 0, updated_at = ? "
+            "WHERE id = ? AND status IN ('pending', 'failed', 'unmatched')",
+            (reference, now_text(), entry_id),
         )
 
     def add(

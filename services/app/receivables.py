@@ -177,6 +177,10 @@ def sync_pms(ctx: Needs, *, practice_id: UUID, actor: str) -> SyncResult:
     except PaymentsError as error:
         finish_sync(ctx, sync, actor, error=error.detail)
         raise
+    except BaseException as error:
+        # whatever stopped it, the sync is finished (failed), so the next one is not refused
+        finish_sync(ctx, sync, actor, error=f"the sync stopped: {type(error).__name__}")
+        raise
     finish_sync(ctx, sync, actor, result=result)
     return result
 
@@ -223,7 +227,12 @@ def read_balances(
     """Register new patients and record each changed balance, as of when the read began."""
     by_pms: dict[str, UUID] = {}
     seen = added = recorded = 0
-    pms_patients = list(reader.patients())
+    try:
+        pms_patients = list(reader.patients())
+    except PmsUnavailable:
+        raise
+    except Exception as error:  # a reader that did not expect what the PMS answered
+        raise PmsUnavailable(f"its answer could not be read ({error!r})") from error
     for pms_patient in pms_patients:
         seen += 1
         guarantor = by_pms.get(pms_patient.guarantor_pms_id or "")

@@ -10,8 +10,16 @@ practice's PMS writer; on success it issues the command that marks the payment
 (a Retry-After pauses the practice's writes to that PMS); after the configured
 attempts the row is failed, shown on the payment, and the practice's status
 turns failing.
-A write whose outcome is unknown is read back (by its marker) at once, and again
-before any retry.
+A write whose outcome is unknown (anything after the request left: a timeout, a dropped
+connection, a 5xx, a body that is not the answer expected) is read back (by its marker)
+at once, and again before any retry.
+
+The ledger decides: before each write the worker reads the payment's events and writes
+only an entry that still needs posting (domain/posting.py, as the badge and Post to
+Ledger say); every association (payment, refund, void, lost dispute; automatic, by
+hand or from the inbox) finishes the entry's row as done, with no call to the PMS. A
+claim holds its row longer than an attempt's calls can take (each call's time is
+bounded by the writer), so two workers never write one row at once.
 """
 
 from __future__ import annotations
@@ -20,8 +28,9 @@ import contextvars
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -59,7 +68,16 @@ R = TypeVar("R")
 
 AUTOMATIC_KINDS = ("opendental", "eaglesoft")
 MAX_ATTEMPTS = 8
-#: how long an attempt holds its row; a process that dies mid-call frees it after this
+#: the days an earlier attempt's entry is looked for on (its pay date, and the day
+#: before, of and after its first attempt): at most this many reads
+READ_BACK_DAYS = 4
+#: the most PMS calls one attempt makes: a read back, the write, and a read back of a
+#: write whose answer was lost
+CALLS_PER_ATTEMPT = 2 * READ_BACK_DAYS + 1
+#: the margin an attempt's claim keeps over its calls' longest time (the claim, in
+#: seconds, is CALLS_PER_ATTEMPT times the writer's `call_seconds` plus this), so that a
+#: second worker never takes a row whose attempt is still under way; a process that
+#: dies mid-attempt frees its row after the claim
 CLAIM_SECONDS = float(os.environ.get("PAYLEDGER_WRITEBACK_CLAIM_SECONDS", "60"))
 #: how many practices' rows the service's worker writes at once (a Worker made without
 #: `parallel` takes one practice at a time)
@@ -209,11 +227,28 @@ def dispute_closed(journal: JournalIntake, e: PublishedEvent, only_pms: str | No
     )
 
 
-def associated_by_staff(journal: JournalIntake, e: PublishedEvent, only_pms: str | None) -> None:
-    """Staff posted it by hand: an automatic write not yet tried would duplicate it."""
-    if e.data.get("source") == AssociationSource.AUTOMATIC.value:
-        return
-    journal.skip_untried(str(e.aggregate_id), "associated by staff before it was written")
+#: how the journal states an entry that was associated without a write of ours
+BY_HAND = {"manual": "posted by hand", "inbox": "matched from the office inbox"}
+
+
+def associated(journal: JournalIntake, e: PublishedEvent, only_pms: str | None) -> None:
+    """An entry of the payment is in the PMS ledger (a payment, refund, void or lost
+    dispute; written automatically, posted by hand or matched from the inbox): its
+    journal row is finished as done, so no attempt writes it (again)."""
+    d = e.data
+    if e.type == "PaymentRefundAssociated":
+        marker = str(d["refund_id"])
+    elif e.type == "PaymentVoidAssociated":
+        marker = f"void:{e.aggregate_id}"
+    elif e.type == "PaymentDisputeAssociated":
+        marker = dispute_marker(d["dispute_id"])
+    else:
+        marker = str(e.aggregate_id)
+    source = str(d.get("source") or "")
+    reference = d.get("pms_reference")
+    if source in BY_HAND:
+        reference = f"{BY_HAND[source]}: {reference}" if reference else BY_HAND[source]
+    journal.associated(marker, reference)
 
 
 def request_sent(journal: JournalIntake, e: PublishedEvent, only_pms: str | None) -> None:
@@ -248,7 +283,10 @@ HANDLERS = {
     "PaymentCaptured": payment_captured,
     "PaymentVoided": reversal,
     "PaymentRefunded": reversal,
-    "PaymentAssociated": associated_by_staff,
+    "PaymentAssociated": associated,
+    "PaymentRefundAssociated": associated,
+    "PaymentVoidAssociated": associated,
+    "PaymentDisputeAssociated": associated,
     "PaymentDisputeClosed": dispute_closed,
     "PaymentRequestSent": request_sent,
 }
@@ -281,6 +319,29 @@ def entry_of(item: dict[str, Any]) -> LedgerEntry:
         patient_preferred=p["patient_preferred"],
         original_marker=p.get("original_marker"),
     )
+
+
+@dataclass(frozen=True)
+class InLedger:
+    """An entry as the ledger has it: still owed to the PMS, posted (associated) with
+    its reference, or owed no more (why)."""
+
+    owed: bool
+    posted: bool = False
+    reference: str | None = None
+    why: str = ""
+    payment: Payment | None = None
+
+
+def reference_of(payment: Payment, kind: str, marker: str) -> str | None:
+    """The PMS reference the ledger keeps for an associated entry of the payment."""
+    if kind == "payment":
+        return payment.pms_reference
+    if kind == "refund":
+        return payment.associated_refunds.get(UUID(marker))
+    if kind == "dispute" and payment.dispute is not None:
+        return payment.dispute.pms_reference
+    return None
 
 
 class Worker:
@@ -337,7 +398,7 @@ class Worker:
         done = 0
         writers: dict[str, PmsWriter] = {}
         for item in items:
-            if self.journal.claim(item, self.claim_seconds):
+            if self.journal.claim(item, self.lease(item, writers)):
                 claimed: dict[str, Any] = {
                     **item,
                     "attempts": int(item["attempts"]) + 1,
@@ -350,6 +411,23 @@ class Worker:
                 done += result
         return done
 
+    def lease(self, item: Mapping[str, Any], writers: dict[str, PmsWriter]) -> float:
+        """How long an attempt at this row holds it: longer than its calls can take (each
+        call's time is bounded by the writer), plus the margin."""
+        try:
+            writer = self.writer_of(item, writers)
+        except PmsWriteError:
+            return self.claim_seconds  # no writer: the attempt makes no call
+        return CALLS_PER_ATTEMPT * writer.call_seconds + self.claim_seconds
+
+    def writer_of(self, item: Mapping[str, Any], made: dict[str, PmsWriter]) -> PmsWriter:
+        writer = (self.writers or {}).get(item["practice_id"]) or made.get(item["pms"])
+        if writer is None:
+            writer = made[item["pms"]] = writer_for(
+                self.ctx.pms_connections, item["practice_id"], item["pms"]
+            )
+        return writer
+
     def process(
         self, item: dict[str, Any], writers: dict[str, PmsWriter] | None = None
     ) -> int | None:
@@ -358,11 +436,7 @@ class Worker:
         writer: PmsWriter | None = None
         made = writers if writers is not None else {}
         try:
-            writer = (self.writers or {}).get(item["practice_id"]) or made.get(item["pms"])
-            if writer is None:
-                writer = made[item["pms"]] = writer_for(
-                    self.ctx.pms_connections, item["practice_id"], item["pms"]
-                )
+            writer = self.writer_of(item, made)
             written = self.attempt(writer, item)
         except PmsWriteError as error:
             found = self.read_back_at_once(writer, item, error)
@@ -374,7 +448,8 @@ class Worker:
         if written is None:
             return 0
         # Associate first: a crash in between leaves the row pending with its outcome
-        # unknown, so the next attempt finds the entry by its marker and associates then.
+        # unknown, so the next attempt finds the entry associated in the ledger (or by
+        # its marker in the PMS) and finishes it without writing again.
         self.associate(item, written)
         self.journal.finish(
             item["id"],
@@ -419,17 +494,50 @@ class Worker:
                     item["id"], status="skipped", error="this PMS keeps no communication log"
                 )
             return written
-        if item["kind"] == "reversal" and not self.dependency_written(item):
-            return None
-        if item["kind"] == "payment" and item["attempts"] == 1 and self.voided(item):
-            self.journal.finish(item["id"], status="skipped", error="voided before it was written")
+        ledger = self.in_ledger(item)
+        if ledger.posted:
+            # associated already (posted by hand, matched from the inbox, or written by
+            # an attempt that died before it finished the row): nothing is sent
+            self.journal.finish(
+                item["id"], status="done", reference=ledger.reference or "associated by staff"
+            )
             return None
         entry = entry_of(item)
+        if not ledger.owed:
+            # e.g. voided before it was written; an attempt whose outcome is unknown may
+            # have written it though: look, and finish it as found
+            found = self.read_back(writer, entry, item) if item["outcome_unknown"] else None
+            if found is None:
+                self.journal.finish(item["id"], status="skipped", error=ledger.why)
+            return found
+        if item["kind"] == "reversal" and not self.dependency_written(item, ledger.payment):
+            return None
         if item["outcome_unknown"]:
             found = self.read_back(writer, entry, item)
             if found is not None:
                 return found
         return writer.post_entry(entry)
+
+    def in_ledger(self, item: Mapping[str, Any]) -> InLedger:
+        """What the ledger says of this entry now (the Payment's events, read from the
+        store: the one definition of domain/posting.py, never the PMS's rows)."""
+        payment = self.ctx.find(Payment, UUID(item["payment_id"]))
+        if payment is None:
+            return InLedger(owed=False, why="the payment is not in the ledger")
+        for entry in payment.ledger_entries:
+            if entry.id == item["id"]:
+                return InLedger(
+                    owed=not entry.posted,
+                    posted=entry.posted,
+                    reference=reference_of(payment, entry.kind, entry.id),
+                    payment=payment,
+                )
+        why = (
+            "voided before it was written"
+            if payment.status == Status.VOIDED
+            else "the ledger owes the PMS no such entry"
+        )
+        return InLedger(owed=False, why=why, payment=payment)
 
     def read_back(
         self, writer: PmsWriter, entry: LedgerEntry, item: dict[str, Any]
@@ -443,9 +551,13 @@ class Worker:
                 return found
         return None
 
-    def dependency_written(self, item: dict[str, Any]) -> bool:
-        payment = self.journal.get(item["depends_on"])
-        status = payment["status"] if payment else "skipped"
+    def dependency_written(self, item: dict[str, Any], payment: Payment | None) -> bool:
+        """A reversal waits for its payment's entry: in the PMS once the ledger has it
+        associated (written, or posted by hand) or its row is done."""
+        if payment is not None and payment.is_associated:
+            return True
+        row = self.journal.get(item["depends_on"])
+        status = row["status"] if row else "skipped"
         if status == "done":
             return True
         if status in ("pending", "failed"):
@@ -455,10 +567,6 @@ class Worker:
                 item["id"], status="skipped", error=f"the payment was not written ({status})"
             )
         return False
-
-    def voided(self, item: dict[str, Any]) -> bool:
-        payment = self.ctx.find(Payment, UUID(item["payment_id"]))
-        return payment is not None and payment.status == Status.VOIDED
 
     def failed(self, item: dict[str, Any], error: PmsWriteError) -> None:
         attempts = int(item["attempts"])
