@@ -43,12 +43,23 @@ from adapters.processor.port import (
     ReferenceReused,
 )
 from domain.deposits import fee_for
-from domain.errors import InvalidCard, InvalidValue, NotFound
+from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
 
 log = logging.getLogger("payledger.stripe")
 
 T = TypeVar("T")
 
+#: the API version every request asks for: the one the pinned SDK (pyproject.toml) is
+#: generated from and tested against (tests/fakes/stripe_params.py); a new SDK is taken
+#: with its version, after the tests pass on it
+STRIPE_VERSION = "2026-10-28.endive"
+#: how far back a lost create is looked for, in seconds (clocks differ a little)
+CLOCK_SKEW = 300
+#: the decline of a card whose issuer asks for 3-D Secure
+NEEDS_AUTHENTICATION = (
+    "the card needs authentication (3-D Secure), which this payment cannot complete; "
+    "the payment was cancelled at Stripe: ask for another card"
+)
 #: the metadata key that carries the ledger's reference on Stripe's objects
 REFERENCE = "payledger_reference"
 CURRENCY = "usd"
@@ -86,6 +97,7 @@ class StripeProcessor(CardProcessor):
         addresses: dict[str, str] = {"api": api_base} if api_base else {}
         self._client = stripe.StripeClient(
             secret_key,
+            stripe_version=STRIPE_VERSION,
             base_addresses=addresses,  # type: ignore[arg-type]
             max_network_retries=0,  # retried here, with read-back of unknown outcomes
         )
@@ -128,38 +140,117 @@ class StripeProcessor(CardProcessor):
                 "Payment Element)",
                 field="payment_method",
             )
-        options = self._options(account, f"payledger-charge-{reference}")
-        params: dict[str, Any] = {
-            "amount": amount,
-            "currency": CURRENCY,
-            "capture_method": "manual",
-            "confirm": True,
-            "payment_method": payment_method,
-            "payment_method_types": ["card"],
-            "metadata": {REFERENCE: str(reference)},
-            "expand": ["latest_charge"],
-        }
+        since = int(time.time()) - CLOCK_SKEW
+        intent = self._create_intent(
+            reference,
+            account,
+            since,
+            {
+                "amount": amount,
+                "currency": CURRENCY,
+                "capture_method": "manual",
+                "allowed_payment_method_types": ["card"],
+                "payment_method": payment_method,
+                "metadata": {REFERENCE: str(reference)},
+                "expand": ["latest_charge"],
+            },
+        )
+        return self._confirm(reference, account, intent)
 
-        def create() -> ChargeResult:
+    def _create_intent(
+        self, reference: UUID, account: str | None, since: int, params: dict[str, Any]
+    ) -> stripe.PaymentIntent:
+        """Create the PaymentIntent unconfirmed, under the charge's key. A lost answer is
+        read back with a consistent list (the account's PaymentIntents created since just
+        before the call, matched on the reference in their metadata), never with Search,
+        which Stripe documents as eventually consistent."""
+        options = self._options(account, f"payledger-charge-{reference}")
+
+        def create() -> stripe.PaymentIntent:
+            return self._client.v1.payment_intents.create(params, options)  # type: ignore[arg-type]
+
+        return self._call("charge", create, lambda: self._intent_of(reference, account, since))
+
+    def _intent_of(
+        self, reference: UUID, account: str | None, since: int
+    ) -> stripe.PaymentIntent | None:
+        """The account's PaymentIntent made under `reference` since `since` (a consistent
+        list, every page), or None."""
+        scope = {"stripe_account": self._options(account, "")["stripe_account"]}
+        listed = self._client.v1.payment_intents.list(
+            {"created": {"gte": since}, "limit": 100, "expand": ["data.latest_charge"]},
+            scope,  # type: ignore[arg-type]
+        )
+        for intent in listed.auto_paging_iter():
+            meta = intent.metadata.to_dict() if intent.metadata is not None else {}
+            if meta.get(REFERENCE) == str(reference):
+                return intent
+        return None
+
+    def _confirm(
+        self, reference: UUID, account: str | None, intent: stripe.PaymentIntent
+    ) -> ChargeResult:
+        """Confirm the PaymentIntent with its PaymentMethod. `error_on_requires_action`:
+        a card that needs 3-D Secure is refused at once (the service has no customer to
+        show the challenge to) and its intent cancelled, a decline saying why. A lost
+        answer is read back by retrieving the intent by its id."""
+        intent_id = str(intent.id)
+        settled = confirmed(intent)
+        if settled is not None:  # confirmed by an earlier attempt
+            return self._finish(reference, account, intent_id, settled)
+        scope = {"stripe_account": self._options(account, "")["stripe_account"]}
+        params = {"error_on_requires_action": True, "expand": ["latest_charge"]}
+        keys = iter(range(self._attempts))
+
+        def confirm() -> ChargeResult:
+            # A PaymentIntent authorises at most once, so once a read back showed it still
+            # unconfirmed, a new key is safe (Stripe replays a saved 500 for the old one).
+            attempt = next(keys, 0)
+            key = f"payledger-confirm-{reference}" + (f"-{attempt}" if attempt else "")
             try:
-                intent = self._client.v1.payment_intents.create(params, options)  # type: ignore[arg-type]
+                done = self._client.v1.payment_intents.confirm(
+                    intent_id,
+                    params,  # type: ignore[arg-type]
+                    {**scope, "idempotency_key": key},  # type: ignore[arg-type]
+                )
             except stripe.CardError as error:
+                if (error.code or "") == "authentication_required":
+                    return needs_authentication(*card_of_error(error))
                 return declined(error)
-            return charge_result(intent)
+            return confirmed(done) or charge_result(done)
 
         def read_back() -> ChargeResult | None:
-            found = self._client.v1.payment_intents.search(
-                {
-                    "query": f"metadata['{REFERENCE}']:'{reference}'",
-                    "expand": ["data.latest_charge"],
-                },
-                {"stripe_account": options["stripe_account"]},
-            )
-            for intent in found.data:
-                return charge_result(intent)
-            return None
+            return confirmed(self._retrieve(intent_id, scope))
 
-        return self._call("charge", create, read_back)
+        return self._finish(reference, account, intent_id, self._call("charge", confirm, read_back))
+
+    def _finish(
+        self, reference: UUID, account: str | None, intent_id: str, result: ChargeResult
+    ) -> ChargeResult:
+        """A decline for want of authentication cancels the intent at Stripe, so nothing
+        stays open there; the decline is recorded once Stripe confirms the cancel."""
+        if result.approved or result.decline_reason != NEEDS_AUTHENTICATION:
+            return result
+        options = self._options(account, f"payledger-abandon-{reference}")
+
+        def cancel() -> str:
+            try:
+                self._client.v1.payment_intents.cancel(
+                    intent_id,
+                    {"cancellation_reason": "abandoned"},
+                    options,  # type: ignore[arg-type]
+                )
+            except stripe.InvalidRequestError:
+                if self._retrieve(intent_id, options).status != "canceled":
+                    raise
+            return intent_id
+
+        def read_back() -> str | None:
+            status = self._retrieve(intent_id, options).status
+            return intent_id if status == "canceled" else None
+
+        self._call("cancel", cancel, read_back)
+        return result
 
     def _reader_charge(
         self, reference: UUID, amount: int, reader_id: str, account: str | None
@@ -173,20 +264,11 @@ class StripeProcessor(CardProcessor):
             "amount": amount,
             "currency": CURRENCY,
             "capture_method": "manual",
-            "payment_method_types": ["card_present"],
+            "allowed_payment_method_types": ["card_present"],
             "metadata": {REFERENCE: str(reference)},
         }
-
-        def create() -> str:
-            intent = self._client.v1.payment_intents.create(params, options)  # type: ignore[arg-type]
-            return str(intent.id)
-
-        def find() -> str | None:
-            query = f"metadata['{REFERENCE}']:'{reference}'"
-            found = self._client.v1.payment_intents.search({"query": query}, scope)  # type: ignore[arg-type]
-            return next((str(i.id) for i in found.data), None)
-
-        intent_id = self._call("charge", create, find)
+        since = int(time.time()) - CLOCK_SKEW
+        intent_id = str(self._create_intent(reference, account, since, params).id)
         intent = self._retrieve(intent_id, options)
         if intent.status in ("requires_payment_method", "requires_confirmation") and (
             intent.last_payment_error is None
@@ -403,37 +485,81 @@ class StripeProcessor(CardProcessor):
     def look_up(
         self, *, effect: Effect, reference: UUID, transaction_id: str, account: str | None = None
     ) -> LookedUp:
-        """Read back with consistent reads only: the PaymentIntent by its id (a void, a
-        capture), the payment's Refunds listed by PaymentIntent (a refund, by its metadata)."""
+        """Read back with consistent reads only, never Search: the PaymentIntent by its id
+        (a void, a capture, a charge whose intent is known), the account's PaymentIntents
+        listed by `created` over Stripe's key memory and matched on the reference (a charge
+        whose create answer was lost), the payment's Refunds listed by PaymentIntent and
+        matched on the reference (a refund)."""
         scope = {"stripe_account": self._options(account, "")["stripe_account"]}
         try:
             if effect == Effect.REFUND:
-                listed = self._client.v1.refunds.list(
-                    {"payment_intent": transaction_id, "limit": 100},
-                    scope,  # type: ignore[arg-type]
-                )
-                for made in listed.auto_paging_iter():
-                    meta = made.metadata.to_dict() if made.metadata is not None else {}
-                    if meta.get(REFERENCE) == str(reference):
-                        if made.status in ("failed", "canceled"):
-                            return LookedUp("refused", str(made.id), reason=refund_failure(made))
-                        return LookedUp("succeeded", str(made.id))
-                return LookedUp("absent")
-            expand = {"expand": ["latest_charge.balance_transaction"]}
-            intent = self._client.v1.payment_intents.retrieve(transaction_id, expand, scope)  # type: ignore[arg-type]
-        except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as error:
+                return self._refund_looked_up(reference, transaction_id, scope)
+            if effect == Effect.CHARGE and not transaction_id:
+                since = int(time.time()) - int(self.key_memory.total_seconds()) - CLOCK_SKEW
+                found = self._intent_of(reference, account, since)
+                if found is None:
+                    return ABSENT
+                intent = found
+            else:
+                expand = {"expand": ["latest_charge.balance_transaction"]}
+                intent = self._client.v1.payment_intents.retrieve(transaction_id, expand, scope)  # type: ignore[arg-type]
+        except stripe.InvalidRequestError as error:
+            if error.code == "resource_missing":
+                return ABSENT
+            raise OutcomeUnknown(f"Stripe could not be read back: {error}") from None
+        except stripe.StripeError as error:
             raise OutcomeUnknown(
                 f"Stripe could not be read back ({type(error).__name__}); tried again later"
             ) from None
+        status = str(intent.status)
         if effect == Effect.VOID:
-            return LookedUp("succeeded", str(intent.id)) if intent.status == "canceled" else ABSENT
+            if status == "canceled":
+                return LookedUp("succeeded", str(intent.id))
+            if status == "succeeded":
+                return LookedUp("refused", str(intent.id), reason="the payment was captured")
+            return ABSENT
         if effect == Effect.CAPTURE:
-            if intent.status == "succeeded":
+            if status == "succeeded":
                 return LookedUp("succeeded", str(intent.id), fee=captured(intent).fee)
-            if intent.status == "canceled":
-                return LookedUp("refused", reason=f"the authorisation was {intent.status}")
+            if status == "canceled":
+                return LookedUp("refused", reason=f"the authorisation was {status}")
             return ABSENT
         return charge_looked_up(intent)
+
+    def _refund_looked_up(
+        self, reference: UUID, transaction_id: str, scope: dict[str, Any]
+    ) -> LookedUp:
+        listed = self._client.v1.refunds.list(
+            {"payment_intent": transaction_id, "limit": 100},
+            scope,  # type: ignore[arg-type]
+        )
+        for made in listed.auto_paging_iter():
+            meta = made.metadata.to_dict() if made.metadata is not None else {}
+            if meta.get(REFERENCE) == str(reference):
+                if made.status in ("failed", "canceled"):
+                    return LookedUp("refused", str(made.id), reason=refund_failure(made))
+                return LookedUp("succeeded", str(made.id))
+        return ABSENT
+
+    def payout(self, account: str | None, payout_id: str) -> dict[str, Any]:
+        """The payout as Stripe holds it now (a webhook's copy may be older)."""
+        scope = {"stripe_account": self._options(account, "")["stripe_account"]}
+        found = self._call(
+            "payout reading",
+            lambda: self._client.v1.payouts.retrieve(payout_id, {}, scope),  # type: ignore[arg-type]
+            lambda: None,
+        )
+        return dict(found.to_dict())
+
+    def refund_now(self, account: str | None, refund_id: str) -> dict[str, Any]:
+        """The refund as Stripe holds it now (a webhook's copy may be older)."""
+        scope = {"stripe_account": self._options(account, "")["stripe_account"]}
+        found = self._call(
+            "refund reading",
+            lambda: self._client.v1.refunds.retrieve(refund_id, {}, scope),  # type: ignore[arg-type]
+            lambda: None,
+        )
+        return dict(found.to_dict())
 
     def sale_fee(self, *, amount: int, fee_rate_bps: int) -> int:
         """The practice's rate: Stripe's own fee per item is reconciled with its payout."""
@@ -452,12 +578,20 @@ class StripeProcessor(CardProcessor):
 
     def _retrieve(self, intent_id: str, options: dict[str, Any]) -> stripe.PaymentIntent:
         return self._client.v1.payment_intents.retrieve(
-            intent_id, {}, {"stripe_account": options["stripe_account"]}
+            intent_id,
+            {"expand": ["latest_charge"]},
+            {"stripe_account": options["stripe_account"]},
         )
 
     def _call(self, kind: str, action: Callable[[], T], read_back: Callable[[], T | None]) -> T:
-        """Run `action`; a rate limit is retried under the same key, an unknown outcome (a 5xx,
-        a lost connection) is read back first, then retried under the same key."""
+        """Run `action` under its Idempotency-Key, mapping every Stripe error: a rate limit
+        is retried (Stripe did not act); a failure that may have reached Stripe (a 5xx, a
+        timeout, a dropped connection) is read back first (a consistent read), then
+        retried. Raises ProcessorRefused (422) for an invalid request, ReferenceReused
+        (409) for a key used with other parameters, ProcessorUnavailable (502) when Stripe
+        surely did not act (a rate limit to the end, a refused key or account), and
+        OutcomeUnknown (502) when the last failure may have reached it."""
+        maybe_acted = False
         for attempt in range(self._attempts):
             if attempt:
                 time.sleep(min(self._backoff * 2 ** (attempt - 1), 8.0))
@@ -470,6 +604,7 @@ class StripeProcessor(CardProcessor):
                 ) from None
             except stripe.RateLimitError:
                 log.warning("stripe %s: rate limited, retrying (attempt %s)", kind, attempt + 1)
+                maybe_acted = False
                 continue
             except stripe.AuthenticationError:
                 raise ProcessorUnavailable(
@@ -480,20 +615,72 @@ class StripeProcessor(CardProcessor):
                     "Stripe refused access to the practice's connected account: check "
                     "stripe_account in the practice's settings"
                 ) from None
+            except stripe.InvalidRequestError as error:
+                raise refused(kind, error) from None
+            except stripe.CardError as error:
+                raise ProcessorRefused(
+                    f"Stripe refused the {kind}: {error.user_message or error}",
+                    field=FIELDS.get(error.param or ""),
+                ) from None
             except (stripe.APIConnectionError, stripe.APIError) as error:
                 log.warning(
                     "stripe %s: outcome unknown (%s), reading it back", kind, type(error).__name__
                 )
+                maybe_acted = True
+            except stripe.StripeError as error:  # any other class: by its status
+                status = error.http_status or 500
+                if 400 <= status < 500 and status != 429:
+                    raise ProcessorRefused(
+                        f"Stripe refused the {kind}: {error.user_message or error}"
+                    ) from None
+                log.warning("stripe %s: outcome unknown (%s)", kind, type(error).__name__)
+                maybe_acted = status != 429
             try:
                 known = read_back()
-            except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError):
+            except stripe.StripeError as error:
+                log.warning("stripe %s: reading back failed (%s)", kind, type(error).__name__)
                 known = None
             if known is not None:
                 return known
+        if maybe_acted:
+            raise OutcomeUnknown(
+                f"Stripe's answer to the {kind} was lost after {self._attempts} attempts and "
+                "it could not be read back: Stripe may have acted. Nothing is sent again "
+                "before it is read back; retry with the same Idempotency-Key"
+            )
         raise ProcessorUnavailable(
             f"Stripe could not be reached for the {kind} after {self._attempts} attempts; "
             "nothing was recorded, try again"
         )
+
+
+#: Stripe's parameters that are the ledger's own request fields
+FIELDS = {
+    "payment_method": "payment_method",
+    "amount": "amount",
+    "registration_code": "registration_code",
+}
+
+
+def refused(kind: str, error: stripe.InvalidRequestError) -> PaymentsError:
+    """Stripe's 400/404: a request field Stripe refused (an unknown PaymentMethod: 422
+    naming payment_method), something Stripe will not do (422 with its message), or a
+    parameter this service sent that Stripe's API version does not take (502: the
+    service and Stripe's version differ, nothing the caller can fix)."""
+    message = error.user_message or str(error) or "invalid request"
+    param = error.param or ""
+    if (error.code or "").startswith("parameter_") and param not in FIELDS:
+        log.error("stripe %s: Stripe refused a parameter it was sent: %s", kind, message)
+        return ProcessorUnavailable(
+            f"Stripe refused the {kind}: its API version {STRIPE_VERSION} does not take what "
+            f"this service sent ({message}); nothing was recorded"
+        )
+    if error.code == "resource_missing" and param in FIELDS:
+        return ProcessorRefused(
+            f"Stripe does not know this {param.replace('_', ' ')}: {message}",
+            field=FIELDS[param],
+        )
+    return ProcessorRefused(f"Stripe refused the {kind}: {message}", field=FIELDS.get(param))
 
 
 @dataclass(frozen=True)
@@ -541,7 +728,13 @@ def captured(intent: stripe.PaymentIntent) -> Capture:
 
 
 def charge_looked_up(intent: stripe.PaymentIntent) -> LookedUp:
-    result = charge_result(intent)
+    """A charge's intent: authorised (succeeded), declined or cancelled (refused), not
+    confirmed yet (absent: nothing was authorised); still processing is unknown."""
+    result = confirmed(intent)
+    if result is None:
+        if intent.status == "processing":
+            raise OutcomeUnknown("Stripe is still processing the payment; read back later")
+        return ABSENT
     if result.approved:
         return LookedUp("succeeded", result.transaction_id)
     return LookedUp("refused", str(intent.id), reason=result.decline_reason)
@@ -561,17 +754,50 @@ def charge_result(intent: stripe.PaymentIntent) -> ChargeResult:
     return ChargeResult(False, brand, last4, decline_reason=in_words(code or intent.status))
 
 
-def declined(error: stripe.CardError) -> ChargeResult:
+def confirmed(intent: stripe.PaymentIntent) -> ChargeResult | None:
+    """What a confirmed PaymentIntent says: approved (`requires_capture`), declined (its
+    last payment error, or cancelled), needing authentication (3-D Secure); None while it
+    is not confirmed (or still processing)."""
+    status = str(intent.status)
+    if status in ("requires_capture", "succeeded"):
+        return charge_result(intent)
+    brand, last4 = card_of(intent)
+    if status == "requires_action":
+        return needs_authentication(brand, last4)
+    error = intent.last_payment_error
+    if status == "requires_payment_method" and error is not None:
+        if (error.code or "") == "authentication_required":
+            return needs_authentication(brand, last4)
+        return charge_result(intent)
+    if status == "canceled":
+        reason = str(intent.cancellation_reason or "canceled")
+        return ChargeResult(
+            False,
+            brand,
+            last4,
+            decline_reason=f"the payment was cancelled at Stripe ({in_words(reason)})",
+        )
+    return None
+
+
+def needs_authentication(brand: str, last4: str) -> ChargeResult:
+    return ChargeResult(False, brand, last4, decline_reason=NEEDS_AUTHENTICATION)
+
+
+def card_of_error(error: stripe.CardError) -> tuple[str, str]:
     detail = error.error
     method = detail.payment_method if detail is not None else None
     card = method.card if method is not None else None
+    if card is None:
+        return "card", ""
+    return str(card.brand), str(card.last4)
+
+
+def declined(error: stripe.CardError) -> ChargeResult:
+    detail = error.error
     code = (detail.decline_code or detail.code) if detail is not None else None
-    return ChargeResult(
-        False,
-        str(card.brand) if card is not None else "card",
-        str(card.last4) if card is not None else "",
-        decline_reason=in_words(code or "card_declined"),
-    )
+    brand, last4 = card_of_error(error)
+    return ChargeResult(False, brand, last4, decline_reason=in_words(code or "card_declined"))
 
 
 def card_of(intent: stripe.PaymentIntent) -> tuple[str, str]:

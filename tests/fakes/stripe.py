@@ -4,26 +4,40 @@ Served as an ASGI app on a free loopback port (`Served`), for the official `stri
 SDK pointed at it through its API base address. It follows Stripe's API reference:
 
 - `Authorization: Bearer <secret key>` (401 otherwise), form-encoded bodies with
-  bracketed keys (`metadata[k]=v`, `expand[0]=x`), unknown parameters refused (400
-  `parameter_unknown`), error objects `{"error": {type, code, message, param, ...}}`;
+  bracketed keys (`metadata[k]=v`, `expand[0]=x`), error objects
+  `{"error": {type, code, message, param, ...}}`;
+- every request's parameters are checked against the pinned SDK's own parameter types
+  for its API version (`stripe.params`, tests/fakes/stripe_params.py): a parameter the
+  version does not know is 400 `parameter_unknown` (so is one the fake does not model),
+  a missing required one `parameter_missing`; a `Stripe-Version` other than the pinned
+  one is refused (the fake answers that version only);
 - `Stripe-Account` selects a connected account: objects of one account are invisible
   (404 `resource_missing`) to another; an unknown account is refused (403);
 - `Idempotency-Key` on POST: the same key with the same parameters replays the first
   answer (header `Idempotent-Replayed: true`), with other parameters or another
   endpoint is an `idempotency_error` (400). Only requests that began executing are
   saved (a validation error or a 429 is not; a 402 decline or a 500 is);
-- PaymentIntents: create (confirm=true with a PaymentMethod), retrieve, cancel
-  (only before capture), capture (`amount_to_capture` up to `amount_capturable`),
-  search by metadata; the test PaymentMethods `pm_card_visa`, `pm_card_mastercard`,
-  `pm_card_chargeDeclined`, `pm_card_chargeDeclinedInsufficientFunds` (402
-  `card_error`, `card_declined`, with the decline code);
+- PaymentIntents: create (confirmed at once with confirm=true, or later), confirm
+  (`error_on_requires_action`), retrieve, list (by `created` range, newest first, a
+  consistent read), cancel (only before capture), capture (`amount_to_capture` up to
+  `amount_capturable`), search by metadata (eventually consistent: an object is found
+  only a minute after it was made); the test PaymentMethods `pm_card_visa`,
+  `pm_card_mastercard`, `pm_card_chargeDeclined`,
+  `pm_card_chargeDeclinedInsufficientFunds` (402 `card_error`, `card_declined`, with
+  the decline code), `pm_card_authenticationRequired` (3-D Secure: `requires_action`,
+  or with `error_on_requires_action` a 402 `authentication_required`); any other
+  PaymentMethod is 400 `resource_missing` (param `payment_method`);
 - Refunds: create (by payment_intent, never beyond what remains: `amount_too_large`,
-  `charge_already_refunded`), list by payment_intent;
+  `charge_already_refunded`), retrieve, list by payment_intent; `fail_refund` is the
+  bank refusing a refund later (status `failed`, a `refund_failure` balance
+  transaction returning the amount, sent with `refund.failed`);
 - a capture makes a balance transaction with Stripe's fee (2.9% + 30 cents);
 - disputes (`open_dispute`, `submit_evidence`, `close_dispute`): the dispute object, its
   withdrawal (an `adjustment` balance transaction whose source is the dispute: the
   amount out and the $15.00 dispute fee) and, when won, its reinstatement (another
-  `adjustment`, reporting category `dispute_reversal`); payouts carry them.
+  `adjustment`, reporting category `dispute_reversal`); payouts carry them, and any
+  other balance transaction (`add_balance_transaction`, e.g. a Climate `contribution`);
+- payouts: retrieve; `fail_payout` is the bank returning a paid payout (`failed`).
 
 Faults to inject (a queue, each taken by the next POST whose path starts with the
 given prefix): "429" (refused before executing, not saved), "500-after-apply"
@@ -45,10 +59,15 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import stripe.params
+import stripe.params.terminal
+import stripe.params.test_helpers.terminal
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.stripe_params import ParameterError, check
 
 TEST_PAYMENT_METHODS: dict[str, dict[str, Any]] = {
     "pm_card_visa": {"brand": "visa", "last4": "4242"},
@@ -59,7 +78,14 @@ TEST_PAYMENT_METHODS: dict[str, dict[str, Any]] = {
         "last4": "9995",
         "decline": "insufficient_funds",
     },
+    #: a card whose issuer asks for 3-D Secure on every payment
+    "pm_card_authenticationRequired": {"brand": "visa", "last4": "3184", "three_d_secure": True},
 }
+#: the API version the fake answers (the pinned SDK's): requests of another are refused
+API_VERSION = stripe.api_version
+#: how long a new object takes to reach Stripe's search index ("under normal operating
+#: conditions, data is searchable in less than a minute")
+SEARCH_LAG = 60.0
 #: Stripe's registration code of a simulated reader, and the device it registers
 SIMULATED_READER_CODES = {
     "simulated-wpe": "simulated_wisepos_e",
@@ -252,6 +278,16 @@ class FakeStripe:
                     "have been revoked.",
                 },
             )
+        version = request.headers.get("stripe-version")
+        if version != API_VERSION:
+            return error_response(
+                400,
+                {
+                    "type": "invalid_request_error",
+                    "message": f"This fake answers API version {API_VERSION} only; the request "
+                    f"asked for {version}.",
+                },
+            )
         scope = account or "platform"
         if method == "GET":
             params = decode_form(parse_qsl(request.url.query, keep_blank_values=True))
@@ -314,31 +350,93 @@ class FakeStripe:
         return JSONResponse(content, status_code=status)
 
     def route(self, method: str, path: str, params: dict[str, Any], scope: str) -> Any:
-        routes: list[tuple[str, str, Callable[..., Any]]] = [
-            ("POST", r"/v1/payment_intents", self.create_intent),
-            ("GET", r"/v1/payment_intents/search", self.search_intents),
-            ("GET", r"/v1/payment_intents/(pi_\w+)", self.retrieve_intent),
-            ("POST", r"/v1/payment_intents/(pi_\w+)/cancel", self.cancel_intent),
-            ("POST", r"/v1/payment_intents/(pi_\w+)/capture", self.capture_intent),
-            ("POST", r"/v1/refunds", self.create_refund),
-            ("GET", r"/v1/balance_transactions", self.list_balance_transactions),
-            ("GET", r"/v1/payouts/(po_\w+)", self.retrieve_payout),
-            ("POST", r"/v1/terminal/readers", self.create_reader),
-            ("GET", r"/v1/terminal/readers", self.list_readers),
-            ("GET", r"/v1/terminal/readers/(tmr_\w+)", self.retrieve_reader),
-            ("POST", r"/v1/terminal/readers/(tmr_\w+)", self.update_reader),
-            ("POST", r"/v1/terminal/readers/(tmr_\w+)/process_payment_intent", self.process_intent),
-            ("POST", r"/v1/terminal/readers/(tmr_\w+)/cancel_action", self.cancel_action),
+        p, terminal = stripe.params, stripe.params.terminal
+        helpers = stripe.params.test_helpers.terminal
+        routes: list[tuple[str, str, Callable[..., Any], type]] = [
+            ("POST", r"/v1/payment_intents", self.create_intent, p.PaymentIntentCreateParams),
+            ("GET", r"/v1/payment_intents", self.list_intents, p.PaymentIntentListParams),
+            (
+                "GET",
+                r"/v1/payment_intents/search",
+                self.search_intents,
+                p.PaymentIntentSearchParams,
+            ),
+            (
+                "GET",
+                r"/v1/payment_intents/(pi_\w+)",
+                self.retrieve_intent,
+                p.PaymentIntentRetrieveParams,
+            ),
+            (
+                "POST",
+                r"/v1/payment_intents/(pi_\w+)/confirm",
+                self.confirm_intent,
+                p.PaymentIntentConfirmParams,
+            ),
+            (
+                "POST",
+                r"/v1/payment_intents/(pi_\w+)/cancel",
+                self.cancel_intent,
+                p.PaymentIntentCancelParams,
+            ),
+            (
+                "POST",
+                r"/v1/payment_intents/(pi_\w+)/capture",
+                self.capture_intent,
+                p.PaymentIntentCaptureParams,
+            ),
+            ("POST", r"/v1/refunds", self.create_refund, p.RefundCreateParams),
+            ("GET", r"/v1/refunds", self.list_refunds, p.RefundListParams),
+            ("GET", r"/v1/refunds/(re_\w+)", self.retrieve_refund, p.RefundRetrieveParams),
+            (
+                "GET",
+                r"/v1/balance_transactions",
+                self.list_balance_transactions,
+                p.BalanceTransactionListParams,
+            ),
+            ("GET", r"/v1/payouts/(po_\w+)", self.retrieve_payout, p.PayoutRetrieveParams),
+            ("POST", r"/v1/terminal/readers", self.create_reader, terminal.ReaderCreateParams),
+            ("GET", r"/v1/terminal/readers", self.list_readers, terminal.ReaderListParams),
+            (
+                "GET",
+                r"/v1/terminal/readers/(tmr_\w+)",
+                self.retrieve_reader,
+                terminal.ReaderRetrieveParams,
+            ),
+            (
+                "POST",
+                r"/v1/terminal/readers/(tmr_\w+)",
+                self.update_reader,
+                terminal.ReaderUpdateParams,
+            ),
+            (
+                "POST",
+                r"/v1/terminal/readers/(tmr_\w+)/process_payment_intent",
+                self.process_intent,
+                terminal.ReaderProcessPaymentIntentParams,
+            ),
+            (
+                "POST",
+                r"/v1/terminal/readers/(tmr_\w+)/cancel_action",
+                self.cancel_action,
+                terminal.ReaderCancelActionParams,
+            ),
             (
                 "POST",
                 r"/v1/test_helpers/terminal/readers/(tmr_\w+)/present_payment_method",
                 self.present_payment_method,
+                helpers.ReaderPresentPaymentMethodParams,
             ),
-            ("GET", r"/v1/refunds", self.list_refunds),
         ]
-        for route_method, pattern, handler in routes:
+        for route_method, pattern, handler, typed in routes:
             match = re.fullmatch(pattern, path)
             if match and route_method == method:
+                try:
+                    check(params, typed)
+                except ParameterError as error:
+                    raise not_saved(
+                        invalid(error.message, param=error.param, code=error.code)
+                    ) from None
                 return handler(params, scope, *match.groups())
         raise StripeError(
             404,
@@ -354,8 +452,8 @@ class FakeStripe:
     def create_intent(self, params: dict[str, Any], scope: str) -> dict[str, Any]:
         allowed(
             params,
-            "amount currency capture_method confirm payment_method payment_method_types "
-            "metadata expand description",
+            "amount currency capture_method confirm payment_method allowed_payment_method_types "
+            "error_on_requires_action metadata expand description",
         )
         amount = integer(params, "amount", required=True)
         if params.get("currency") != "usd":
@@ -372,10 +470,19 @@ class FakeStripe:
         method_id = params.get("payment_method")
         if method_id is not None and method_id not in TEST_PAYMENT_METHODS:
             raise not_saved(missing("PaymentMethod", method_id, "payment_method"))
+        confirm = boolean(params, "confirm")
+        if "error_on_requires_action" in params and not confirm:
+            raise not_saved(
+                invalid(
+                    "error_on_requires_action can only be used with confirm=true.",
+                    param="error_on_requires_action",
+                )
+            )
         intent: dict[str, Any] = {
             "id": self.new_id("pi"),
             "object": "payment_intent",
             "_account": scope,
+            "_indexed_at": time.monotonic() + SEARCH_LAG,
             "amount": amount,
             "amount_capturable": 0,
             "amount_received": 0,
@@ -383,50 +490,144 @@ class FakeStripe:
             "capture_method": capture_method,
             "status": "requires_payment_method" if method_id is None else "requires_confirmation",
             "payment_method": method_id,
-            "payment_method_types": params.get("payment_method_types", ["card"]),
+            "payment_method_types": params.get("allowed_payment_method_types", ["card"]),
             "metadata": params.get("metadata", {}),
             "latest_charge": None,
             "last_payment_error": None,
+            "next_action": None,
             "cancellation_reason": None,
             "canceled_at": None,
-            "created": NOW,
+            "created": int(time.time()),
             "livemode": False,
         }
         self.objects[intent["id"]] = intent
-        if boolean(params, "confirm"):
-            if method_id is None:
-                raise invalid(
-                    "You cannot confirm this PaymentIntent because it's missing a payment method.",
-                    code="payment_intent_unexpected_state",
-                )
-            card = TEST_PAYMENT_METHODS[method_id]
-            charge = self.new_charge(intent, card)
-            if "decline" in card:
+        if confirm:
+            self.confirm(intent, params)
+        return self.render(intent, params)
+
+    def confirm_intent(self, params: dict[str, Any], scope: str, intent_id: str) -> Any:
+        allowed(params, "payment_method error_on_requires_action expand")
+        intent = self.intent_of(intent_id, scope)
+        method_id = params.get("payment_method")
+        if method_id is not None and method_id not in TEST_PAYMENT_METHODS:
+            raise not_saved(missing("PaymentMethod", method_id, "payment_method"))
+        if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
+            raise invalid(
+                "This PaymentIntent's status is "
+                f"{intent['status']}, so it cannot be confirmed: only a PaymentIntent that "
+                "requires a payment method or confirmation can be.",
+                code="payment_intent_unexpected_state",
+            )
+        if method_id is not None:
+            intent["payment_method"] = method_id
+        self.confirm(intent, params)
+        return self.render(intent, params)
+
+    def confirm(self, intent: dict[str, Any], params: dict[str, Any]) -> None:
+        """Confirm with the intent's PaymentMethod: an authorisation, a decline (402), or
+        3-D Secure (`requires_action`; with `error_on_requires_action` a 402
+        `authentication_required` and the intent back to `requires_payment_method`)."""
+        method_id = intent["payment_method"]
+        if method_id is None:
+            raise invalid(
+                "You cannot confirm this PaymentIntent because it's missing a payment method.",
+                code="payment_intent_unexpected_state",
+            )
+        card = TEST_PAYMENT_METHODS[method_id]
+        if card.get("three_d_secure"):
+            if boolean(params, "error_on_requires_action"):
                 error = {
                     "type": "card_error",
-                    "code": "card_declined",
-                    "decline_code": card["decline"],
-                    "message": "Your card was declined."
-                    if card["decline"] == "generic_decline"
-                    else "Your card has insufficient funds.",
-                    "charge": charge["id"],
+                    "code": "authentication_required",
+                    "decline_code": "authentication_required",
+                    "message": "Your card was declined. This transaction requires authentication.",
                     "payment_method": payment_method_object(method_id),
                 }
                 intent.update(
-                    status="requires_payment_method",
-                    last_payment_error=error,
-                    payment_method=None,
+                    status="requires_payment_method", last_payment_error=error, payment_method=None
                 )
-                charge.update(status="failed", failure_code="card_declined")
                 raise StripeError(402, {**error, "payment_intent": self.render(intent, params)})
-            manual = capture_method == "manual"
             intent.update(
-                status="requires_capture" if manual else "succeeded",
-                amount_capturable=amount if manual else 0,
-                amount_received=0 if manual else amount,
+                status="requires_action",
+                next_action={
+                    "type": "use_stripe_sdk",
+                    "use_stripe_sdk": {"type": "three_d_secure_redirect"},
+                },
             )
-            charge.update(captured=not manual, amount_captured=0 if manual else amount)
-        return self.render(intent, params)
+            return
+        charge = self.new_charge(intent, card)
+        if "decline" in card:
+            error = {
+                "type": "card_error",
+                "code": "card_declined",
+                "decline_code": card["decline"],
+                "message": "Your card was declined."
+                if card["decline"] == "generic_decline"
+                else "Your card has insufficient funds.",
+                "charge": charge["id"],
+                "payment_method": payment_method_object(method_id),
+            }
+            intent.update(
+                status="requires_payment_method", last_payment_error=error, payment_method=None
+            )
+            charge.update(status="failed", failure_code="card_declined")
+            raise StripeError(402, {**error, "payment_intent": self.render(intent, params)})
+        manual = intent["capture_method"] == "manual"
+        amount = intent["amount"]
+        intent.update(
+            status="requires_capture" if manual else "succeeded",
+            amount_capturable=amount if manual else 0,
+            amount_received=0 if manual else amount,
+        )
+        charge.update(captured=not manual, amount_captured=0 if manual else amount)
+
+    def list_intents(self, params: dict[str, Any], scope: str) -> Any:
+        """A consistent list of the account's PaymentIntents, newest first, by `created`."""
+        allowed(params, "created limit starting_after ending_before expand customer")
+        created = params.get("created")
+        bounds = created if isinstance(created, dict) else {"eq": created} if created else {}
+        tests = {
+            "gt": lambda c, v: c > v,
+            "gte": lambda c, v: c >= v,
+            "lt": lambda c, v: c < v,
+            "lte": lambda c, v: c <= v,
+            "eq": lambda c, v: c == v,
+        }
+        limits = {k: integer(bounds, k) for k in bounds}
+        found = [
+            o
+            for o in self.objects.values()
+            if o["object"] == "payment_intent"
+            and o["_account"] == scope
+            and all(tests[k](o["created"], v) for k, v in limits.items())
+        ][::-1]
+        return self.page_of(found, params, "/v1/payment_intents", self.render)
+
+    def page_of(
+        self,
+        found: list[dict[str, Any]],
+        params: dict[str, Any],
+        url: str,
+        show: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """One page of a list, newest first: `limit` (1 to 100, 10 by default) after
+        `starting_after`; `expand` of `data.x` expands x in each item."""
+        limit = integer(params, "limit") if "limit" in params else 10
+        if not 1 <= limit <= 100:
+            raise not_saved(invalid("Limit must be between 1 and 100", param="limit"))
+        after = params.get("starting_after")
+        if after is not None:
+            ids = [o["id"] for o in found]
+            if after not in ids:
+                raise not_saved(missing("object", after, "starting_after"))
+            found = found[ids.index(after) + 1 :]
+        inner = {"expand": [e.removeprefix("data.") for e in params.get("expand", [])]}
+        return {
+            "object": "list",
+            "url": url,
+            "has_more": len(found) > limit,
+            "data": [show(o, inner) for o in found[:limit]],
+        }
 
     def new_charge(self, intent: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
         charge = {
@@ -473,6 +674,7 @@ class FakeStripe:
             if o["object"] == "payment_intent"
             and o["_account"] == scope
             and o["metadata"].get(name) == value
+            and o["_indexed_at"] <= time.monotonic()
         ]
         inner = {"expand": [e.removeprefix("data.") for e in params.get("expand", [])]}
         return {
@@ -623,6 +825,7 @@ class FakeStripe:
             "metadata": params.get("metadata", {}),
             "reason": params.get("reason"),
             "status": "succeeded",
+            "failure_reason": None,
             "created": NOW,
         }
         txn = self.balance_transaction(scope, "refund", refund["id"], -amount, 0)
@@ -635,20 +838,39 @@ class FakeStripe:
     def list_refunds(self, params: dict[str, Any], scope: str) -> Any:
         allowed(params, "payment_intent charge limit starting_after ending_before expand")
         found = [
-            public(o)
+            o
             for o in self.objects.values()
             if o["object"] == "refund"
             and o["_account"] == scope
             and params.get("payment_intent", o["payment_intent"]) == o["payment_intent"]
             and params.get("charge", o["charge"]) == o["charge"]
-        ]
-        limit = integer(params, "limit") if "limit" in params else 10
-        return {
-            "object": "list",
-            "url": "/v1/refunds",
-            "has_more": len(found) > limit,
-            "data": list(reversed(found))[:limit],
-        }
+        ][::-1]
+        return self.page_of(found, params, "/v1/refunds", lambda o, _: public(o))
+
+    def retrieve_refund(self, params: dict[str, Any], scope: str, refund_id: str) -> Any:
+        allowed(params, "expand")
+        refund = self.objects.get(refund_id)
+        if refund is None or refund["_account"] != scope or refund["object"] != "refund":
+            raise not_saved(missing("refund", refund_id))
+        return public(refund)
+
+    def fail_refund(self, refund_id: str, reason: str = "expired_or_canceled_card") -> Any:
+        """The card's bank refused a refund after it was made: the refund is `failed` with
+        its `failure_reason`, and a `refund_failure` balance transaction returns its amount
+        to the balance. The refund object, as sent with `refund.failed`."""
+        with self.lock:
+            refund = self.objects[refund_id]
+            assert refund["status"] in ("pending", "succeeded"), "only a made refund fails"
+            txn = self.balance_transaction(
+                refund["_account"], "refund_failure", refund_id, refund["amount"], 0
+            )
+            refund.update(
+                status="failed", failure_reason=reason, failure_balance_transaction=txn["id"]
+            )
+            charge = self.objects[refund["charge"]]
+            charge["amount_refunded"] -= refund["amount"]
+            charge["refunded"] = False
+            return public(refund)
 
     # -- Disputes -----------------------------------------------------------------------
 
@@ -788,6 +1010,33 @@ class FakeStripe:
             own = self.balance_transaction(account, "payout", payout_id, -amount, 0)
             own["_payout"] = payout_id
             return public(payout)
+
+    def fail_payout(self, payout_id: str, failure_code: str = "account_closed") -> Any:
+        """The bank returned a payout (even one Stripe had marked paid): it is `failed`,
+        final. The payout object, as sent with `payout.failed`."""
+        with self.lock:
+            payout = self.objects[payout_id]
+            payout.update(
+                status="failed",
+                failure_code=failure_code,
+                failure_message="The bank account has been closed."
+                if failure_code == "account_closed"
+                else "The payout failed.",
+            )
+            return public(payout)
+
+    def add_balance_transaction(
+        self, account: str, kind: str, amount: int, fee: int = 0, description: str = ""
+    ) -> dict[str, Any]:
+        """A balance transaction of any other type (a Climate `contribution`, a
+        `stripe_fee`, a `tax_fee`, ...): payouts carry it like the others."""
+        with self.lock:
+            source = self.new_id("src")
+            return public(
+                self.balance_transaction(
+                    account, kind, source, amount, fee, description=description or kind
+                )
+            )
 
     def retrieve_payout(self, params: dict[str, Any], scope: str, payout_id: str) -> Any:
         allowed(params, "expand")
