@@ -27,6 +27,7 @@ from projections.base import Projection
 from projections.deposits import Deposits
 from projections.directory import Directory
 from projections.feed import EventFeed
+from projections.intents import OpenIntents
 from projections.ledger_queue import LedgerQueue
 from projections.receivables import Receivables
 from projections.replay import ViewTables
@@ -52,6 +53,7 @@ def all_projections() -> list[Projection]:
         LedgerQueue(),
         EventFeed(),
         Users(),
+        OpenIntents(),
     ]
 
 

@@ -19,6 +19,7 @@ from eventsourcing.persistence import IntegrityError
 from adapters.accounts import Accounts
 from adapters.clock import Clock, SandboxClock
 from adapters.due_work import DueWorkStatus
+from adapters.effects import deciding
 from adapters.idempotency_keys import IdempotencyKeys
 from adapters.messaging.email import EmailSender
 from adapters.messaging.sms import SmsSender
@@ -269,10 +270,12 @@ def noun(kind: type) -> str:
 
 def retry_on_conflict(action: Callable[[], R], attempts: int = 6) -> R:
     """Run a load-decide-save action again when another writer saved the aggregate first
-    (after a short random pause, so that racing writers spread out)."""
+    (after a short random pause, so that racing writers spread out). The action decides and
+    saves only: a call to a processor or a PMS inside it is refused (adapters/effects.py)."""
     for attempt in range(attempts):
         try:
-            return action()
+            with deciding():
+                return action()
         except IntegrityError:
             if attempt == attempts - 1:
                 raise Conflict(

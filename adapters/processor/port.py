@@ -11,9 +11,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Literal
+from functools import wraps
+from typing import Any, Literal
 from uuid import UUID
 
+from adapters.effects import check_outside_retry
 from domain.errors import Conflict, InvalidValue, PaymentsError
 
 
@@ -87,6 +89,20 @@ class CaptureFailed(Exception):
         self.reason = reason
 
 
+#: the port's calls that act on money
+EFFECTS = ("charge", "void", "capture", "refund")
+
+
+def guarded(name: str, method: Any) -> Any:
+    @wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        check_outside_retry(f"the processor's {name}")
+        return method(self, *args, **kwargs)
+
+    call._guarded = True  # type: ignore[attr-defined]
+    return call
+
+
 class Effect(StrEnum):
     """What a call asks the processor to do to money."""
 
@@ -115,7 +131,17 @@ ABSENT = LookedUp("absent")
 class CardProcessor(ABC):
     """Every call that moves money takes a `reference`, the caller's intent id: a call
     made again with the same reference answers the first result again and moves no
-    more money (as a real gateway's idempotency key does)."""
+    more money (as a real gateway's idempotency key does).
+
+    Every adapter's `charge`, `void`, `capture` and `refund` refuse to run inside a retry
+    on conflict (adapters/effects.py): the subclass's methods are wrapped here."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in EFFECTS:
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_guarded", False):
+                setattr(cls, name, guarded(name, method))
 
     #: False when card numbers must never reach the service (the card is entered in the
     #: processor's own form and only a payment method id is sent)

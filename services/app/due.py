@@ -12,14 +12,17 @@ from uuid import UUID
 from adapters.due_work import DueWorkStatus
 from projections.base import iso
 from projections.directory import practice_ids
-from services.app import receivables, settlement
+from services.app import receivables, reconcile, settlement
 from services.app.receivables import end_due_snoozes, sync_due
+from services.app.reconcile import reconcile_due
 from services.app.requests import deliver_due, expire_due, remind_due
 from services.app.settlement import close_due_batches, pay_due_deposits
 from services.context import DueWorkKept, Reading, Timed
 
 
-class Needs(receivables.Needs, settlement.Needs, Reading, Timed, DueWorkKept, Protocol):
+class Needs(
+    receivables.Needs, settlement.Needs, reconcile.Needs, Reading, Timed, DueWorkKept, Protocol
+):
     """The parts these use cases are given (services/context.py)."""
 
 
@@ -32,6 +35,7 @@ class DueWork:
     messages_retried: int = 0
     snoozes_ended: int = 0
     pms_syncs: int = 0
+    intents_reconciled: int = 0
 
     def __add__(self, other: DueWork) -> DueWork:
         mine, theirs = asdict(self), asdict(other)
@@ -77,6 +81,7 @@ def practice_due_work(ctx: Needs, pid: UUID) -> DueWork:
         messages_retried=deliver_due(ctx, pid),
         snoozes_ended=end_due_snoozes(ctx, pid),
         pms_syncs=sync_due(ctx, pid),
+        intents_reconciled=reconcile_due(ctx, pid),
     )
 
 

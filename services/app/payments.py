@@ -9,20 +9,21 @@ from uuid import UUID
 
 from adapters.messaging.email import Email, SendFailed
 from adapters.processor.cards import check_card
-from adapters.processor.port import CardInput
+from adapters.processor.port import CardInput, OutcomeUnknown, ProcessorRefused
 from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
 from domain.money import Money, check_payment_amount
 from domain.patients import Patient
 from domain.payments import AssociationSource, CardSummary, Method, Payment, ReversalKind
 from domain.practices import Practice
 from domain.schedule import batch_date_for, cutoff_instant, local_date, zone
-from services.app import settlement
+from services.app import intents, settlement
+from services.app.intents import REFUND, VOID, IntentKind, carry_out
 from services.app.practices import keyed_id
 from services.app.settlement import close_due_batches
 from services.context import Aggregates, Charging, Messaging, Timed, retry_on_conflict
 
 
-class Needs(settlement.Needs, Aggregates, Timed, Charging, Messaging, Protocol):
+class Needs(settlement.Needs, intents.Needs, Aggregates, Timed, Charging, Messaging, Protocol):
     """The parts these use cases are given (services/context.py)."""
 
 
@@ -183,77 +184,66 @@ def refund_payment(
 ) -> Reversal:
     """The one refund action: a void while unprocessed, a refund once settled.
 
-    Money moves once per intent. The intent's id is fixed here, once, before any retry;
-    the processor gets it as its idempotency reference. A refund's intent is recorded
-    first (it holds its amount), then the processor is asked, then its answer is
-    recorded: a version conflict, a retry with the same key or a crash in between
-    resumes the same intent and never makes a second one.
+    Money moves once per intent (services/app/intents.py). The intent's id is fixed here,
+    once, from the key; the decision (void or refund, judged at the moment asked) and its
+    intent are saved inside a retry on conflict that decides only; the processor is
+    called once after it, and its outcome is recorded. The same request again (same key)
+    answers the first outcome, or resumes an intent whose outcome is unknown by reading it
+    back first. Other intents left open are the reconciler's: never sent from here.
     """
     close_due_batches(ctx, practice_id)
     refund_id = keyed_id(payment_id, "refund", key)
     void_id = keyed_id(payment_id, "void", key)
-    for left in list(ctx.get(Payment, payment_id, practice_id).pending_refunds):
-        if left != refund_id:  # an intent left by a crash (or under way): finish it
-            finish_refund(ctx, practice_id, payment_id, left)
+    asked_at = ctx.clock.now(practice_id)
+    wanted = None if amount is None else check_payment_amount(amount)
 
-    def attempt() -> Reversal | None:
+    def decide() -> Reversal | tuple[IntentKind, UUID, bool]:
         payment = ctx.get(Payment, payment_id, practice_id)
-        now = ctx.clock.now(practice_id)
-        if payment.void_id == void_id:  # a retry of this void: answer it again
-            return Reversal(ReversalKind.VOID, payment, payment.amount.cents, None)
-        done = next((r for r in payment.refunds if r.id == refund_id), None)
-        if done is not None:  # a retry of a refund that was recorded: answer it again
-            return Reversal(ReversalKind.REFUND, payment, done.amount, refund_id)
+        answered = answer_again(payment, void_id, refund_id)
+        if answered is not None:
+            return answered
+        if payment.pending_void is not None and payment.pending_void.id == void_id:
+            return (VOID, void_id, True)
         if refund_id in payment.pending_refunds:
-            return None
-        wanted = None if amount is None else check_payment_amount(amount)
-        if payment.reversal_kind(now) == ReversalKind.VOID:
-            payment.check_void(now, wanted)
-            processor_void_id = ctx.processor.void(
-                transaction_id=payment.transaction_id or "",
-                reference=void_id,
-                account=account_of(ctx, practice_id),
-            )
-            payment.void(processor_void_id=processor_void_id, at=now, actor=actor, void_id=void_id)
+            return (REFUND, refund_id, True)
+        if payment.reversal_kind(asked_at) == ReversalKind.VOID:
+            payment.check_void(asked_at, wanted)
+            payment.request_void(void_id=void_id, at=asked_at, actor=actor)
             ctx.save(payment)
-            return Reversal(ReversalKind.VOID, payment, payment.amount.cents, None)
+            return (VOID, void_id, False)
         refund_amount = wanted or payment.remaining
-        payment.request_refund(refund_id=refund_id, amount=refund_amount, at=now, actor=actor)
+        payment.request_refund(refund_id=refund_id, amount=refund_amount, at=asked_at, actor=actor)
         ctx.save(payment)
-        return None
+        return (REFUND, refund_id, False)
 
-    decided = retry_on_conflict(attempt)
-    if decided is not None:
+    decided = retry_on_conflict(decide)
+    if isinstance(decided, Reversal):
         return decided
-    return finish_refund(ctx, practice_id, payment_id, refund_id)
-
-
-def finish_refund(ctx: Needs, practice_id: UUID, payment_id: UUID, refund_id: UUID) -> Reversal:
-    """Ask the processor for a requested refund (under its id) and record its answer."""
-    payment = ctx.get(Payment, payment_id, practice_id)
-    pending = payment.pending_refunds.get(refund_id)
-    if pending is not None:
-        processor_refund_id = ctx.processor.refund(
-            transaction_id=payment.transaction_id or "",
-            amount=pending.amount,
-            reference=refund_id,
-            account=account_of(ctx, practice_id),
+    kind, intent_id, resumed = decided
+    payment = carry_out(
+        ctx, kind, practice_id, payment_id, intent_id, actor=actor, read_first=resumed
+    )
+    answered = answer_again(payment, void_id, refund_id)
+    if answered is None:  # a resumed intent still open: its outcome is not known yet
+        raise OutcomeUnknown(
+            f"the outcome of this {kind.effect} is not known yet; the ledger reads it back "
+            "from the processor and records it (shown on the payment)"
         )
+    return answered
 
-    def record() -> Reversal:
-        payment = ctx.get(Payment, payment_id, practice_id)
-        done = next((r for r in payment.refunds if r.id == refund_id), None)
-        if done is None:
-            payment.complete_refund(
-                refund_id=refund_id,
-                processor_refund_id=processor_refund_id,
-                at=ctx.clock.now(practice_id),
-            )
-            ctx.save(payment)
-            done = payment.find_refund(refund_id)
+
+def answer_again(payment: Payment, void_id: UUID, refund_id: UUID) -> Reversal | None:
+    """The recorded outcome of the intents under these ids: the reversal made, or the
+    processor's refusal raised again; None while neither has an outcome."""
+    if payment.void_id == void_id:
+        return Reversal(ReversalKind.VOID, payment, payment.amount.cents, None)
+    done = next((r for r in payment.refunds if r.id == refund_id), None)
+    if done is not None:
         return Reversal(ReversalKind.REFUND, payment, done.amount, refund_id)
-
-    return retry_on_conflict(record)
+    refused = payment.refused_voids.get(void_id) or payment.refused_refunds.get(refund_id)
+    if refused is not None:
+        raise ProcessorRefused(f"the processor refused it: {refused}")
+    return None
 
 
 def associate_payment(

@@ -20,7 +20,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
-from adapters.processor.port import CaptureFailed
+from adapters.processor.port import CaptureFailed, Effect
 from domain.batches import Batch, BatchItem
 from domain.deposits import Deposit, DepositLine, next_business_day
 from domain.payments import Payment, Status
@@ -84,12 +84,18 @@ def _close(ctx: Needs, practice: Practice, day: date, items: list[BatchItem]) ->
         if ctx.find(Batch, batch_id) is not None:
             continue
         payments = {i.payment_id: ctx.get(Payment, i.payment_id, practice.id) for i in items}
+        asked = _request_captures(ctx, practice, payments, items)
+        if asked is None:
+            return None  # a void was decided meanwhile: the next run sees it
         fees: dict[UUID, int | None] = {}
         failed = [
             payments[i.payment_id]
             for i in items
-            if i.kind == "payment" and not _capture(ctx, practice, payments[i.payment_id], fees)
+            if i.kind == "payment"
+            and _capture(ctx, practice, payments[i.payment_id], fees, i.payment_id not in asked)
+            is False
         ]
+        items = [i for i in items if i.kind != "payment" or i.payment_id in fees]
         settled = [i for i in items if _settle(payments[i.payment_id], i, batch_id, closes_at)]
         if not settled:
             if failed:
@@ -127,26 +133,79 @@ def _close(ctx: Needs, practice: Practice, day: date, items: list[BatchItem]) ->
     return None
 
 
+def _request_captures(
+    ctx: Needs, practice: Practice, payments: dict[UUID, Payment], items: list[BatchItem]
+) -> set[UUID] | None:
+    """Record the intent to capture on each approved payment of the batch, in one save,
+    before any is captured: a void decided at the same moment conflicts with it, so either
+    the void wins (nothing is captured) or the capture does (it becomes a refund later).
+    Returns the payments asked now (the others were asked by an earlier close, whose
+    answer may have been lost); None when that save met a concurrent change."""
+    now = ctx.clock.now(practice.id)
+    asking = [
+        payments[i.payment_id]
+        for i in items
+        if i.kind == "payment"
+        and payments[i.payment_id].status == Status.APPROVED
+        and payments[i.payment_id].pending_void is None
+        and not payments[i.payment_id].capture_requested
+    ]
+    for payment in asking:
+        payment.request_capture(reference=capture_reference(payment.id), at=now, actor=ACTOR)
+    if asking:
+        try:
+            ctx.save(*asking, show=False)
+        except IntegrityError:
+            log.info("captures of %s not asked: concurrent change; next close retries", practice.id)
+            return None
+    return {payment.id for payment in asking}
+
+
 def _capture(
-    ctx: Needs, practice: Practice, payment: Payment, fees: dict[UUID, int | None]
-) -> bool:
-    """Capture an approved payment at the processor as its batch closes; False (and the
-    failure recorded on the payment) when the processor refuses. The capture's reference is
-    derived from the payment, so a close run again after a crash captures nothing twice.
-    The processor's fee of it, when it tells it, goes into `fees`."""
+    ctx: Needs,
+    practice: Practice,
+    payment: Payment,
+    fees: dict[UUID, int | None],
+    read_first: bool,
+) -> bool | None:
+    """Capture an approved payment at the processor as its batch closes (its intent is
+    recorded): True when captured (its fee, when the processor tells it, goes into
+    `fees`), False (and the failure recorded on the payment) when the processor refuses,
+    None when it is not captured now (a void under way, or the processor's answer lost:
+    the next close reads it back first and it joins a supplementary batch). The capture's
+    reference is derived from the payment, so nothing is captured twice."""
     if payment.status != Status.APPROVED:
+        fees[payment.id] = None
         return True
+    if payment.pending_void is not None or not payment.capture_requested:
+        return None
+    reference = capture_reference(payment.id)
     try:
+        if read_first:
+            looked = ctx.processor.look_up(
+                effect=Effect.CAPTURE,
+                reference=reference,
+                transaction_id=payment.transaction_id or "",
+                account=practice.stripe_account,
+            )
+            if looked.state == "succeeded":
+                fees[payment.id] = looked.fee
+                return True
+            if looked.state == "refused":
+                raise CaptureFailed(looked.reason or "the processor did not capture it")
         done = ctx.processor.capture(
             transaction_id=payment.transaction_id or "",
             amount=payment.amount.cents,
-            reference=capture_reference(payment.id),
+            reference=reference,
             account=practice.stripe_account,
         )
     except CaptureFailed as failure:
         log.warning("capture of payment %s refused: %s", payment.id, failure.reason)
         payment.fail_capture(reason=failure.reason, at=ctx.clock.now(practice.id), actor=ACTOR)
         return False
+    except Exception as error:
+        log.warning("capture of payment %s: outcome unknown (%s)", payment.id, error)
+        return None
     fees[payment.id] = done.fee
     return True
 

@@ -705,6 +705,9 @@ class ClockAdvanced(Answer):
     messages_retried: int
     snoozes_ended: int
     pms_syncs: int
+    intents_reconciled: int = Field(
+        description="open voids and refunds whose outcome the reconciler read back and recorded"
+    )
     due_work_error: str | None = Field(
         description="set when the clock moved but what fell due did not all run"
     )

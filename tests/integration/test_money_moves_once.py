@@ -14,13 +14,15 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from adapters.processor.port import CardInput, ReferenceReused
+from adapters.processor.port import CardInput, OutcomeUnknown, ReferenceReused
 from adapters.processor.sandbox import SandboxProcessor
 from domain.payments import AssociationSource, Method, Payment, ReversalKind
 from domain.practices import DepositAccount, PmsKind
 from domain.schedule import parse_cutoff
+from services.app.intents import NOT_MADE
 from services.app.payments import associate_payment, collect_payment, refund_payment
 from services.app.practices import create_practice
+from services.app.reconcile import SETTLE_AFTER, reconcile_due
 from services.app.settlement import close_due_batches
 from services.context import Components
 from tests.conftest import PinnedClock
@@ -120,33 +122,40 @@ def test_a_void_racing_an_associate_voids_once(ctx: Components, key: str | None)
     assert processor(ctx).movements["void"] == 1
 
 
-def test_a_refund_retried_with_its_key_after_a_crash_resumes_the_same_intent(
+def test_a_refund_retried_with_its_key_after_a_lost_answer_reads_it_back(
     ctx: Components, clock: PinnedClock
 ) -> None:
+    """The money moved, then the answer was lost: the same request again reads the
+    refund back under its id and records it, without asking for it a second time."""
     payment = paid(ctx)
     clock.move(seconds=DAY)
     sandbox = processor(ctx)
     real_refund = sandbox.refund
 
     def crash(**kwargs: Any) -> str:
-        real_refund(**kwargs)  # the money moved, then the process died
-        raise RuntimeError("killed")
+        real_refund(**kwargs)  # the money moved, then the connection died
+        raise RuntimeError("connection reset")
 
     sandbox.refund = crash  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OutcomeUnknown):
         partial_refund(ctx, payment, "crash-key")()
     sandbox.refund = real_refund  # type: ignore[method-assign]
+    unknown = ctx.get(Payment, payment.id, payment.practice_id)
+    assert [p.unknown_since is not None for p in unknown.pending_refunds.values()] == [True]
     reversal = partial_refund(ctx, payment, "crash-key")()
     stored = ctx.get(Payment, payment.id, payment.practice_id)
     assert [r.amount for r in stored.refunds] == [2500]
     assert reversal.refund_id == stored.refunds[0].id
     assert sandbox.movements["refund"] == 1
-    assert sandbox.calls["refund"] == 2
+    assert sandbox.calls["refund"] == 1  # read back, not sent again
 
 
-def test_an_intent_left_without_a_key_is_finished_by_the_next_refund(
+def test_an_intent_left_without_a_key_is_never_sent_by_the_next_refund(
     ctx: Components, clock: PinnedClock
 ) -> None:
+    """A refund whose answer never came, then the same refund asked again with no key (a
+    new intent): the patient is refunded once. The old intent is the reconciler's: read
+    back absent, it ends refused and frees its amount; it is never sent."""
     payment = paid(ctx)
     clock.move(seconds=DAY)
     sandbox = processor(ctx)
@@ -156,16 +165,23 @@ def test_an_intent_left_without_a_key_is_finished_by_the_next_refund(
         raise RuntimeError("the processor did not answer")
 
     sandbox.refund = crash  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OutcomeUnknown):
         partial_refund(ctx, payment, None)()
     sandbox.refund = real_refund  # type: ignore[method-assign]
     left = ctx.get(Payment, payment.id, payment.practice_id)
     assert left.remaining.cents == 7500  # the intent holds its amount
     partial_refund(ctx, payment, None)()
     stored = ctx.get(Payment, payment.id, payment.practice_id)
-    assert [r.amount for r in stored.refunds] == [2500, 2500]
+    assert [r.amount for r in stored.refunds] == [2500]
+    assert len(stored.pending_refunds) == 1
+    clock.move(seconds=SETTLE_AFTER.total_seconds())
+    assert reconcile_due(ctx, payment.practice_id) == 1
+    stored = ctx.get(Payment, payment.id, payment.practice_id)
+    assert [r.amount for r in stored.refunds] == [2500]
     assert stored.pending_refunds == {}
-    assert sandbox.movements["refund"] == 2
+    assert list(stored.refused_refunds.values()) == [NOT_MADE]
+    assert stored.remaining.cents == 7500
+    assert sandbox.movements["refund"] == 1
 
 
 def partial_refund(ctx: Components, payment: Payment, key: str | None) -> Callable[[], Any]:

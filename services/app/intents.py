@@ -1,0 +1,241 @@
+"""The protocol of every effect on the processor: intent, one call, an outcome always.
+
+1. **Intent first.** The use case records the intent on the payment (`VoidRequested`,
+   `RefundRequested`, `CaptureRequested`) under an id derived from the ledger's own ids,
+   inside a retry on conflict that decides and saves only.
+2. **One call, outside any retry.** `carry_out` makes the call once, under the intent's
+   id as the processor's idempotency reference (adapters/effects.py refuses a call made
+   inside a retry).
+3. **An outcome always.** Succeeded (`Voided`, `Refunded`), refused (`VoidRefused`,
+   `RefundRefused`: final, with the processor's reason, releasing what the intent held)
+   or unknown (`VoidOutcomeUnknown`, `RefundOutcomeUnknown`: the answer was lost). An
+   unknown outcome is read back (`CardProcessor.look_up`, a consistent read) before
+   anything is sent again: by a retry of the same request (same key), or by the
+   reconciler (services/app/reconcile.py) in the practice's due work.
+
+A refund read back absent is never sent again by the reconciler: the person may have
+refunded again with a new key meanwhile, so sending the old intent could refund twice; it
+ends refused ("nothing moved") and frees its amount. A void read back absent is sent
+again: cancelling an authorisation twice moves no money. Past the processor's key memory
+(`key_memory`, 24 hours on Stripe) nothing is sent again under a key; an intent read back
+absent then ends refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from adapters.processor.port import Effect, LookedUp, OutcomeUnknown
+from domain.errors import PaymentsError
+from domain.payments import Payment
+from domain.practices import Practice
+from services.context import Aggregates, Charging, Reading, Timed, retry_on_conflict
+
+log = logging.getLogger("payledger.intents")
+
+#: the actor of outcomes the reconciler records
+RECONCILER = "system:reconciler"
+#: what a refused intent says when the processor has no record of it
+NOT_MADE = "the processor has no record of it: no money moved"
+
+
+class Needs(Aggregates, Reading, Timed, Charging, Protocol):
+    """The parts these use cases are given (services/context.py)."""
+
+
+@dataclass(frozen=True)
+class IntentKind:
+    """How one kind of intent is sent, found open, and ended."""
+
+    effect: Effect
+    #: the processor's call; returns the processor's id of what it did
+    send: Callable[[Needs, Payment, UUID, str | None], str]
+    is_open: Callable[[Payment, UUID], bool]
+    succeeded: Callable[[Payment, UUID, str, datetime], None]
+    refused: Callable[[Payment, UUID, str, datetime, str], None]
+    unknown: Callable[[Payment, UUID, str, datetime, str], None]
+    #: whether an intent read back absent is sent again by the reconciler
+    resend_when_absent: bool
+
+
+def _send_refund(ctx: Needs, payment: Payment, intent_id: UUID, account: str | None) -> str:
+    return ctx.processor.refund(
+        transaction_id=payment.transaction_id or "",
+        amount=payment.pending_refunds[intent_id].amount,
+        reference=intent_id,
+        account=account,
+    )
+
+
+def _send_void(ctx: Needs, payment: Payment, intent_id: UUID, account: str | None) -> str:
+    return ctx.processor.void(
+        transaction_id=payment.transaction_id or "", reference=intent_id, account=account
+    )
+
+
+REFUND = IntentKind(
+    effect=Effect.REFUND,
+    send=_send_refund,
+    is_open=lambda p, i: i in p.pending_refunds,
+    succeeded=lambda p, i, pid, at: p.complete_refund(refund_id=i, processor_refund_id=pid, at=at),
+    refused=lambda p, i, why, at, actor: p.refuse_refund(
+        refund_id=i, reason=why, at=at, actor=actor
+    ),
+    unknown=lambda p, i, error, at, actor: p.refund_unknown(
+        refund_id=i, error=error, at=at, actor=actor
+    ),
+    resend_when_absent=False,
+)
+
+VOID = IntentKind(
+    effect=Effect.VOID,
+    send=_send_void,
+    is_open=lambda p, i: p.pending_void is not None and p.pending_void.id == i,
+    succeeded=lambda p, i, pid, at: p.complete_void(void_id=i, processor_void_id=pid, at=at),
+    refused=lambda p, i, why, at, actor: p.refuse_void(void_id=i, reason=why, at=at, actor=actor),
+    unknown=lambda p, i, error, at, actor: p.void_unknown(
+        void_id=i, error=error, at=at, actor=actor
+    ),
+    resend_when_absent=True,
+)
+
+
+def carry_out(
+    ctx: Needs,
+    kind: IntentKind,
+    practice_id: UUID,
+    payment_id: UUID,
+    intent_id: UUID,
+    *,
+    actor: str,
+    read_first: bool,
+    resend: bool = True,
+) -> Payment:
+    """Make the intent's one call (after reading back first when an earlier call may
+    have reached the processor) and record its outcome. Raises the processor's refusal
+    after recording it, and OutcomeUnknown after recording an unknown outcome."""
+    payment = ctx.get(Payment, payment_id, practice_id)
+    if not kind.is_open(payment, intent_id):
+        return payment
+    account = ctx.get(Practice, practice_id, practice_id).stripe_account
+    if read_first:
+        try:
+            looked = ctx.processor.look_up(
+                effect=kind.effect,
+                reference=intent_id,
+                transaction_id=payment.transaction_id or "",
+                account=account,
+            )
+        except PaymentsError as error:
+            raise _unknown(ctx, kind, practice_id, payment_id, intent_id, actor, error) from None
+        if looked.state != "absent" or not (resend and within_key_memory(ctx, payment, intent_id)):
+            return _record_looked_up(ctx, kind, practice_id, payment_id, intent_id, actor, looked)
+    try:
+        processor_id = kind.send(ctx, payment, intent_id, account)
+    except OutcomeUnknown as error:
+        raise _unknown(ctx, kind, practice_id, payment_id, intent_id, actor, error) from None
+    except PaymentsError as error:
+        _record(ctx, kind, practice_id, payment_id, intent_id, "refused", error.detail, actor)
+        raise
+    except Exception as error:  # the call's fate is not known: read back before any resend
+        raise _unknown(ctx, kind, practice_id, payment_id, intent_id, actor, error) from error
+    return _record(ctx, kind, practice_id, payment_id, intent_id, "succeeded", processor_id, actor)
+
+
+def within_key_memory(ctx: Needs, payment: Payment, intent_id: UUID) -> bool:
+    """Whether the processor still remembers the intent's key (so a call sent again under
+    it cannot act twice)."""
+    memory = ctx.processor.key_memory
+    if memory is None:
+        return True
+    asked = requested_at(payment, intent_id)
+    return asked is None or ctx.clock.now(payment.practice_id) - asked < memory
+
+
+def requested_at(payment: Payment, intent_id: UUID) -> datetime | None:
+    pending = payment.pending_refunds.get(intent_id)
+    if pending is not None:
+        return pending.at
+    if payment.pending_void is not None and payment.pending_void.id == intent_id:
+        return payment.pending_void.at
+    return None
+
+
+def _record_looked_up(
+    ctx: Needs,
+    kind: IntentKind,
+    practice_id: UUID,
+    payment_id: UUID,
+    intent_id: UUID,
+    actor: str,
+    looked: LookedUp,
+) -> Payment:
+    if looked.state == "succeeded":
+        return _record(
+            ctx,
+            kind,
+            practice_id,
+            payment_id,
+            intent_id,
+            "succeeded",
+            looked.processor_id or "",
+            actor,
+        )
+    reason = looked.reason or NOT_MADE
+    return _record(ctx, kind, practice_id, payment_id, intent_id, "refused", reason, actor)
+
+
+def _unknown(
+    ctx: Needs,
+    kind: IntentKind,
+    practice_id: UUID,
+    payment_id: UUID,
+    intent_id: UUID,
+    actor: str,
+    error: BaseException,
+) -> OutcomeUnknown:
+    detail = error.detail if isinstance(error, PaymentsError) else f"{type(error).__name__}"
+    log.warning(
+        "%s %s of payment %s: outcome unknown (%s)", kind.effect, intent_id, payment_id, detail
+    )
+    _record(ctx, kind, practice_id, payment_id, intent_id, "unknown", detail, actor)
+    return OutcomeUnknown(
+        f"the processor's answer to this {kind.effect} was lost ({detail}); the {kind.effect} "
+        "is recorded as under way: the ledger reads it back from the processor and records "
+        "how it ended (shown on the payment). Do not ask again with a new key; the same "
+        "request with the same Idempotency-Key is safe."
+    )
+
+
+def _record(
+    ctx: Needs,
+    kind: IntentKind,
+    practice_id: UUID,
+    payment_id: UUID,
+    intent_id: UUID,
+    outcome: str,
+    value: str,
+    actor: str,
+) -> Payment:
+    """Save the outcome (a retry that only saves); nothing when another recorded it first."""
+
+    def save() -> Payment:
+        payment = ctx.get(Payment, payment_id, practice_id)
+        if not kind.is_open(payment, intent_id):
+            return payment
+        at = ctx.clock.now(practice_id)
+        if outcome == "succeeded":
+            kind.succeeded(payment, intent_id, value, at)
+        elif outcome == "refused":
+            kind.refused(payment, intent_id, value, at, actor)
+        else:
+            kind.unknown(payment, intent_id, value, at, actor)
+        ctx.save(payment)
+        return payment
+
+    return retry_on_conflict(save)
