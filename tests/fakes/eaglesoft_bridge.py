@@ -1,4 +1,9 @@
-"""A fake Eaglesoft bridge agent that follows docs/eaglesoft-bridge.md, with faults."""
+"""A fake Eaglesoft bridge agent that follows docs/eaglesoft-bridge.md, with faults.
+
+Faults (a queue, one per post): "429", "503-before-apply", "500-after-apply",
+"drop-after-apply" (the connection is closed with no answer), "html-after-apply" (a
+proxy's HTML page with 200).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.opendental import DROP, PROXY_PAGE, dropping
 
 
 class FakeBridge:
@@ -19,12 +26,15 @@ class FakeBridge:
         self.entries: dict[str, dict[str, Any]] = {}
         self.faults: deque[str] = deque()
         self.lock = threading.Lock()
-        self.app = Starlette(
-            routes=[
-                Route("/v1/payments", self.post, methods=["POST"]),
-                Route("/v1/refund-adjustments", self.post, methods=["POST"]),
-                Route("/v1/entries/{reference}", self.lookup, methods=["GET"]),
-            ]
+        self.posts = 0
+        self.app = dropping(
+            Starlette(
+                routes=[
+                    Route("/v1/payments", self.post, methods=["POST"]),
+                    Route("/v1/refund-adjustments", self.post, methods=["POST"]),
+                    Route("/v1/entries/{reference}", self.lookup, methods=["GET"]),
+                ]
+            )
         )
 
     def _auth(self, request: Request) -> Response | None:
@@ -35,6 +45,7 @@ class FakeBridge:
     async def post(self, request: Request) -> Response:
         if (refused := self._auth(request)) is not None:
             return refused
+        self.posts += 1
         fault = self.faults.popleft() if self.faults else None
         if fault == "429":
             return JSONResponse({"error": "busy"}, status_code=429, headers={"Retry-After": "1"})
@@ -60,6 +71,10 @@ class FakeBridge:
             self.entries[body["reference"]] = entry
         if fault == "500-after-apply":
             return JSONResponse({"error": "internal"}, status_code=500)
+        if fault == "drop-after-apply":
+            request.scope[DROP] = True
+        if fault == "html-after-apply":
+            return HTMLResponse(PROXY_PAGE, status_code=200)
         return JSONResponse({"transaction_number": entry["transaction_number"]}, status_code=201)
 
     async def lookup(self, request: Request) -> Response:

@@ -7,7 +7,13 @@ POST /commlogs, GET /accountmodules/{PatNum}/Aging, GET /patients (Limit/Offset)
 
 Faults (a queue, one per write call): "429" (Retry-After: 1), "500-after-apply",
 "504-after-apply", "timeout-after-apply" (answers after the client gave up),
+"drop-after-apply" (the connection is closed with no answer), "html-after-apply"
+(a proxy's HTML page with 200), "truncated-after-apply" (201 with cut-off JSON),
 "500-before-apply", "400".
+
+Read faults (a queue, one per GET): "html-200" (a proxy's error page with 200),
+"truncated-json", "redirect" (302 to a sign-in page), "huge" (a page of 6 MB),
+"endless" (a page that never ends), "hang" (no answer for `timeout_sleep` seconds).
 """
 
 from __future__ import annotations
@@ -26,8 +32,75 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+PROXY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+DROP = "fake.drop"
+
+
+def dropping(app: Any) -> Any:
+    """The app, able to close a connection with no answer: a handler that sets
+    scope[DROP] has its answer thrown away and the connection closed (the server's
+    transport, reached through uvicorn's `send`)."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def guarded(message: Message) -> None:
+            if scope.get(DROP):
+                transport = getattr(getattr(send, "__self__", None), "transport", None)
+                if transport is None:
+                    raise RuntimeError("this server gives no transport to close")
+                transport.close()
+                return
+            await send(message)
+
+        await app(scope, receive, guarded)
+
+    return asgi
+
+
+async def read_fault(fault: str | None, sleep: float) -> Response | None:
+    """What a troubled Open Dental (or what stands in front of it) answers a GET."""
+    if fault == "html-200":
+        return HTMLResponse(PROXY_PAGE, status_code=200)
+    if fault == "truncated-json":
+        return Response('[{"PatNum": "10', media_type="application/json")
+    if fault == "redirect":
+        return RedirectResponse("https://sign-in.example.com/?next=/api/v1", status_code=302)
+    if fault == "huge":
+        chunk = b'{"PatNum": "1", "FName": "' + b"x" * 65000 + b'"},'
+
+        async def huge() -> Any:
+            yield b"["
+            for _ in range(100):
+                yield chunk
+            yield b'{"PatNum": "2"}]'
+
+        return StreamingResponse(huge(), media_type="application/json")
+    if fault == "endless":
+
+        async def endless() -> Any:
+            yield b"["
+            while True:
+                await asyncio.sleep(0.01)
+                yield b" "
+
+        return StreamingResponse(endless(), media_type="application/json")
+    if fault == "hang":
+        await asyncio.sleep(sleep)
+    return None
+
 
 MODES = {"None", "Email", "Mail", "Phone", "In Person", "Text", "Email and Text", "Phone and Text"}
 
@@ -39,11 +112,15 @@ class FakeOpenDental:
         self.payments: list[dict[str, Any]] = []
         self.commlogs: list[dict[str, Any]] = []
         self.faults: deque[str] = deque()
+        self.read_faults: deque[str] = deque()
         self.timeout_sleep = 2.0
         self.lock = threading.Lock()
         self.calls = 0
         self.reads = 0
-        self.app = Starlette(
+        self.app = dropping(self.starlette())
+
+    def starlette(self) -> Starlette:
+        return Starlette(
             routes=[
                 Route("/api/v1/payments", self.post_payment, methods=["POST"]),
                 Route("/api/v1/payments", self.get_payments, methods=["GET"]),
@@ -117,6 +194,12 @@ class FakeOpenDental:
             return JSONResponse("Gateway timeout.", status_code=504)
         if fault == "timeout-after-apply":
             await asyncio.sleep(self.timeout_sleep)
+        if fault == "drop-after-apply":
+            request.scope[DROP] = True
+        if fault == "html-after-apply":
+            return HTMLResponse(PROXY_PAGE, status_code=200)
+        if fault == "truncated-after-apply":
+            return Response('{"PayNum": "1', status_code=201, media_type="application/json")
         return JSONResponse(
             {k: v for k, v in row.items() if k != "isPatientPreferred"}, status_code=201
         )
@@ -146,9 +229,12 @@ class FakeOpenDental:
             return "Patient not found."
         return None
 
-    async def get_payments(self, request: Request) -> JSONResponse:
+    async def get_payments(self, request: Request) -> Response:
         if (refused := self.unauthorised(request)) is not None:
             return refused
+        fault = self.read_faults.popleft() if self.read_faults else None
+        if (troubled := await read_fault(fault, self.timeout_sleep)) is not None:
+            return troubled
         self.reads += 1
         pat, entered = request.query_params.get("PatNum"), request.query_params.get("DateEntry")
         rows = [
@@ -178,17 +264,23 @@ class FakeOpenDental:
         self.commlogs.append(row)
         return JSONResponse(row, status_code=201)
 
-    async def aging(self, request: Request) -> JSONResponse:
+    async def aging(self, request: Request) -> Response:
         if (refused := self.unauthorised(request)) is not None:
             return refused
+        fault = self.read_faults.popleft() if self.read_faults else None
+        if (troubled := await read_fault(fault, self.timeout_sleep)) is not None:
+            return troubled
         patient = self.patients.get(request.path_params["pat_num"])
         if patient is None:
             return JSONResponse("Patient not found.", status_code=404)
         return JSONResponse({k: str(v) for k, v in patient["aging"].items()})
 
-    async def list_patients(self, request: Request) -> JSONResponse:
+    async def list_patients(self, request: Request) -> Response:
         if (refused := self.unauthorised(request)) is not None:
             return refused
+        fault = self.read_faults.popleft() if self.read_faults else None
+        if (troubled := await read_fault(fault, self.timeout_sleep)) is not None:
+            return troubled
         limit = min(100, int(request.query_params.get("Limit", 100)))
         offset = int(request.query_params.get("Offset", 0))
         rows = sorted(self.patients.values(), key=lambda p: p["PatNum"])[offset : offset + limit]

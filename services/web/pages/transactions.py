@@ -11,7 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.payments import Payment, Status
-from domain.schedule import zone
+from domain.posting import needs_posting
+from domain.schedule import local_date, zone
 from services.http.deps import practice_of
 from services.http.representations import receipt_out
 from services.http.routes import ledger_queue as queue_api
@@ -246,9 +247,80 @@ def refund(request: Request, user: Admin, form: PostedForm, payment_id: UUID) ->
     return render.redirect(request, "/payments/transactions", text)
 
 
+def posting_context(request: Request, user: Admin, payment_id: UUID) -> dict[str, Any]:
+    """Post to Ledger: what of the payment still needs posting, and only that (the
+    Payment's ledger entries, domain/posting.py: the badge's and the writeback's
+    definition). A posted payment whose refund waits shows the payment as associated
+    with its reference and asks only for the refund's negative entry."""
+    payment = load_payment(request, user, payment_id)
+    tz = practice(request, user).timezone
+    entries = payment.ledger_entries
+    own = next((e for e in entries if e.kind == "payment"), None)
+    refunds = {str(r.id): r for r in payment.refunds}
+    reversals = []
+    for e in needs_posting(entries):
+        if e.kind == "payment":
+            continue
+        at = (
+            refunds[e.id].at
+            if e.kind == "refund"
+            else payment.voided_at
+            if e.kind == "void"
+            else payment.dispute.closed_at
+            if payment.dispute is not None
+            else None
+        ) or payment.occurred_at
+        what = {"refund": "Refund", "void": "Void", "dispute": "Lost dispute"}[e.kind]
+        reversals.append(
+            {
+                "kind": e.kind,
+                "id": e.id,
+                "amount": e.amount,
+                "date": local_date(at, tz).isoformat(),
+                "note": f"{what} of card payment [ref:{payment.id}] [ref:{e.id}]",
+                "refund_id": e.id if e.kind == "refund" else None,
+            }
+        )
+    return {
+        "posting": {
+            "payment_needed": own is not None and not own.posted,
+            "payment_posted": own is not None and own.posted,
+            "payment_reference": payment.pms_reference,
+            "payment_source": payment.association_source.value
+            if payment.association_source
+            else None,
+            "reversals": reversals,
+            "nothing_left": not needs_posting(entries),
+        }
+    }
+
+
+def post_detail(
+    request: Request,
+    user: Admin,
+    payment_id: UUID,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    return common.detail_page(
+        request,
+        user,
+        "payments/post.html",
+        tab="transactions",
+        missing="Payment not found",
+        load=lambda: {
+            **detail_context(request, user, payment_id),
+            **posting_context(request, user, payment_id),
+        },
+        error=error,
+        status=status,
+    )
+
+
 @router.get("/payments/transactions/{payment_id}/post")
 def post_page(request: Request, user: Manager, payment_id: UUID) -> HTMLResponse:
-    return detail_page(request, user, payment_id, "payments/post.html")
+    return post_detail(request, user, payment_id)
 
 
 @router.post("/payments/transactions/{payment_id}/associate")
@@ -264,14 +336,7 @@ def associate(request: Request, user: Admin, form: PostedForm, payment_id: UUID)
         )
         run(payments_api.associate, payment_id, body, user.caller, ctx_of(request), None)
     except FormError as refused:
-        return detail_page(
-            request,
-            user,
-            payment_id,
-            "payments/post.html",
-            error=refused.message,
-            status=refused.status,
-        )
+        return post_detail(request, user, payment_id, error=refused.message, status=refused.status)
     what = (
         "refund"
         if form.get("refund_id")
