@@ -71,6 +71,7 @@ class Deposit(LedgerAggregate):
             deposit.payout_id = None
             deposit.payout_failure = None
             deposit.adjustments = []
+            deposit.other_payouts = []
 
     class Paid(LedgerAggregate.Event):
         def apply(self, deposit: Deposit) -> None:
@@ -98,6 +99,24 @@ class Deposit(LedgerAggregate):
                 deposit.adjustments.append(line)
                 deposit.net_amount += int(line["amount"]) - int(line["fee_amount"])
 
+    class PayoutAdjusted(LedgerAggregate.Event):
+        """A payout that carried none of the ledger's sales or refunds (only a dispute's
+        adjustments, or balance transactions of other kinds), recorded on the practice's
+        newest deposit so that nothing it moved is left out: its dispute lines join the
+        deposit (as `PayoutReconciled.adjustments`), its other items are differences. The
+        deposit's own payout stays as it was."""
+
+        payout_id: str
+        arrival_date: str
+        adjustments: list[dict[str, Any]]
+        differences: list[dict[str, Any]]
+
+        def apply(self, deposit: Deposit) -> None:
+            deposit.other_payouts = [*getattr(deposit, "other_payouts", []), self.payout_id]
+            for line in self.adjustments:
+                deposit.adjustments.append(line)
+                deposit.net_amount += int(line["amount"]) - int(line["fee_amount"])
+
     class PayoutFailed(LedgerAggregate.Event):
         """The processor's payout of this deposit failed (the bank refused it)."""
 
@@ -118,6 +137,7 @@ class Deposit(LedgerAggregate):
         payout_id: str | None
         payout_failure: str | None
         adjustments: list[dict[str, Any]]
+        other_payouts: list[str]
 
     @classmethod
     def schedule(
@@ -174,6 +194,10 @@ class Deposit(LedgerAggregate):
         actor: str,
         adjustments: list[dict[str, Any]] | None = None,
     ) -> None:
+        if self.payout_id == payout_id and self.payout_failure is not None:
+            raise Conflict(
+                f"payout {payout_id} failed: a failed payout is final, it is never paid again"
+            )
         self.record(
             self.PayoutReconciled,
             adjustments=adjustments or [],
@@ -184,6 +208,31 @@ class Deposit(LedgerAggregate):
             items=items,
             differences=differences,
         )
+
+    def adjust_by_payout(
+        self,
+        *,
+        payout_id: str,
+        arrival_date: date,
+        adjustments: list[dict[str, Any]],
+        differences: list[dict[str, Any]],
+        at: datetime,
+        actor: str,
+    ) -> bool:
+        """Record a payout that carried none of the ledger's sales or refunds; False when
+        it is recorded already."""
+        if payout_id in getattr(self, "other_payouts", []) or payout_id == self.payout_id:
+            return False
+        self.record(
+            self.PayoutAdjusted,
+            at=at,
+            actor=actor,
+            payout_id=payout_id,
+            arrival_date=arrival_date.isoformat(),
+            adjustments=adjustments,
+            differences=differences,
+        )
+        return True
 
     def fail_payout(
         self, *, payout_id: str, failure_code: str, failure_message: str, at: datetime, actor: str

@@ -251,6 +251,8 @@ class Deposits(Projection):
 
     @handles(Deposit.PayoutReconciled)
     def payout_reconciled(self, tx: Tx, e: Deposit.PayoutReconciled, position: int) -> None:
+        # the differences of other payouts recorded on this deposit (PayoutAdjusted) stay
+        others = [d for d in differences_of(tx, str(e.originator_id)) if d.get("payout_id")]
         tx.execute(
             "UPDATE deposits SET payout_id = ?, payout_status = 'paid', payout_arrival_date = ?, "
             "payout_failure = NULL, payout_fees_amount = ?, payout_differences = ? WHERE id = ?",
@@ -258,11 +260,23 @@ class Deposits(Projection):
                 e.payout_id,
                 e.arrival_date,
                 sum(int(i["stripe_fee"]) for i in e.items),
-                json.dumps(e.differences),
+                json.dumps([*e.differences, *others]),
                 str(e.originator_id),
             ),
         )
         for line in e.adjustments or []:
+            self.adjustment(tx, str(e.originator_id), line)
+
+    @handles(Deposit.PayoutAdjusted)
+    def payout_adjusted(self, tx: Tx, e: Deposit.PayoutAdjusted, position: int) -> None:
+        """Another payout's dispute lines and differences, on this deposit."""
+        kept = differences_of(tx, str(e.originator_id))
+        added = [{**d, "payout_id": e.payout_id} for d in e.differences]
+        tx.execute(
+            "UPDATE deposits SET payout_differences = ? WHERE id = ?",
+            (json.dumps([*kept, *added]), str(e.originator_id)),
+        )
+        for line in e.adjustments:
             self.adjustment(tx, str(e.originator_id), line)
 
     def adjustment(self, tx: Tx, deposit_id: str, line: dict[str, Any]) -> None:
@@ -313,6 +327,21 @@ class Deposits(Projection):
             "WHERE id = ?",
             (e.payout_id, f"{e.failure_code}: {e.failure_message}", str(e.originator_id)),
         )
+
+
+def differences_of(tx: Tx, deposit_id: str) -> list[dict[str, Any]]:
+    row = tx.one("SELECT payout_differences FROM deposits WHERE id = ?", (deposit_id,))
+    found: list[dict[str, Any]] = json.loads((row or {}).get("payout_differences") or "[]")
+    return found
+
+
+def latest_deposit_of_practice(db: Database, practice_id: UUID) -> UUID | None:
+    """The practice's deposit of the latest batch date (None before its first)."""
+    row = db.query_one(
+        "SELECT id FROM deposits WHERE practice_id = ? ORDER BY batch_date DESC, id DESC LIMIT 1",
+        (str(practice_id),),
+    )
+    return UUID(row["id"]) if row else None
 
 
 def payout_of(row: DepositRow) -> Payout | None:

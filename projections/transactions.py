@@ -76,6 +76,8 @@ class RefundRow(TypedDict):
     association: str
     pms_reference: str | None
     actor: str
+    #: why the refund failed after it was made (it counts no more); None otherwise
+    failure: str | None
 
 
 class DueSettlementRow(TypedDict):
@@ -122,8 +124,9 @@ REFUND_COLUMNS = columns_of(RefundRow)
 class Transactions(Projection):
     name = "transactions"
     role = "work"
-    # 2: deposit ids from Settled events; 3: what needs posting (domain/posting.py); 4: disputes
-    version = 4
+    # 2: deposit ids from Settled events; 3: what needs posting (domain/posting.py); 4: disputes;
+    # 5: a refund's failure after it was made
+    version = 5
     tables = ("transactions", "transaction_refunds", "transaction_zones", "transaction_patients")
     ddl = (
         """CREATE TABLE IF NOT EXISTS transactions (
@@ -179,7 +182,8 @@ class Transactions(Projection):
             deposit_id TEXT,
             association TEXT NOT NULL DEFAULT 'unassociated',
             pms_reference TEXT,
-            actor TEXT NOT NULL
+            actor TEXT NOT NULL,
+            failure TEXT
         )""",
         "CREATE INDEX IF NOT EXISTS transaction_refunds_by_payment "
         "ON transaction_refunds (payment_id)",
@@ -291,6 +295,18 @@ class Transactions(Projection):
             (e.amount, str(e.originator_id)),
         )
         refresh_posting(tx, str(e.originator_id))
+
+    @handles(Payment.RefundFailed)
+    def refund_failed(self, tx: Tx, e: Payment.RefundFailed, position: int) -> None:
+        """A refund the processor reported failed after it was made: it says why, and
+        the payment's refunded amount no longer counts it."""
+        tx.execute(
+            "UPDATE transaction_refunds SET failure = ? WHERE id = ?", (e.reason, str(e.refund_id))
+        )
+        tx.execute(
+            "UPDATE transactions SET refunded_amount = refunded_amount - ? WHERE id = ?",
+            (e.amount, str(e.originator_id)),
+        )
 
     @handles(Payment.RefundSettled)
     def refund_settled(self, tx: Tx, e: Payment.RefundSettled, position: int) -> None:

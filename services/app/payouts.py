@@ -26,13 +26,14 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.processor.stripe import PayoutItem, StripeProcessor
 from domain.deposits import Deposit
+from domain.errors import NotFound
 from domain.practices import Practice
 from domain.schedule import zone
-from projections.deposits import latest_deposit_of
+from projections.deposits import latest_deposit_of, latest_deposit_of_practice
 from projections.directory import practice_ids
 from projections.transactions import payment_of_processor, place_of_payment, place_of_refund
 from services.app.settlement import DEPOSIT_TIME
-from services.context import Aggregates, Charging, Reading, Timed
+from services.context import Aggregates, Charging, Reading, Timed, retry_on_conflict
 
 
 class Needs(Aggregates, Reading, Timed, Charging, Protocol):
@@ -54,31 +55,84 @@ def practice_of_account(ctx: Needs, account: str | None) -> Practice | None:
     return None
 
 
+#: the balance transactions matched with deposit lines
+MATCHED = ("charge", "payment", "refund")
+#: the payout's own balance transaction (its withdrawal from the balance)
+OWN = "payout"
+
+
 def reconcile_payout(ctx: Needs, account: str | None, payout: dict[str, Any]) -> str:
-    """Match a paid payout with the deposits it carries; the outcome, in words."""
+    """Match a paid payout with the deposits it carries; the outcome, in words.
+
+    Webhooks arrive in any order, so the payout is read as Stripe holds it now: a payout
+    that failed since (a failed payout is final) shows its failure instead, one not paid
+    yet records nothing. Every balance transaction it carries is accounted for: sales and
+    refunds matched to deposit lines, a dispute's adjustments as lines of the newest
+    deposit, anything else as a difference (`payout_other_item`)."""
     practice = practice_of_account(ctx, account)
     if practice is None or not isinstance(ctx.processor, StripeProcessor):
         return "no practice with this account"
     payout_id = str(payout["id"])
-    arrival = datetime.fromtimestamp(int(payout["arrival_date"]), UTC).date()
+    current = ctx.processor.payout(account, payout_id)
+    if current.get("status") == "failed":
+        return payout_failed(ctx, account, current)
+    if current.get("status") != "paid":
+        return f"the payout is {current.get('status')} at Stripe: nothing recorded yet"
+    arrival = datetime.fromtimestamp(int(current["arrival_date"]), UTC).date()
     carried = ctx.processor.payout_items(account, payout_id)
-    items = [i for i in carried if i.kind in ("charge", "payment", "refund")]
+    items = [i for i in carried if i.kind in MATCHED]
+    disputed = [i for i in carried if i.kind == "adjustment" and i.dispute_id]
+    others = [i for i in carried if i.kind not in (*MATCHED, OWN) and i not in disputed]
     by_deposit, unknown = match(ctx, practice.id, items)
-    adjustments, unknown_disputes = dispute_lines(
-        ctx, practice.id, [i for i in carried if i.kind == "adjustment" and i.dispute_id]
-    )
+    adjustments, unknown_disputes = dispute_lines(ctx, practice.id, disputed)
+    extra = [unknown_item(i) for i in unknown + unknown_disputes]
+    extra += [other_item(i) for i in others]
     if not by_deposit:
-        return f"no deposit carries any of its {len(items)} items"
+        return adjust(ctx, practice, payout_id, arrival, adjustments, extra)
     # A dispute's adjustment belongs to no batch: it shows in the newest deposit the
     # payout carries (the payout's own money), as negative (or, reinstated, positive) lines.
     newest = latest_deposit(ctx, list(by_deposit))
     first = True
     for deposit_id, matched in sorted(by_deposit.items()):
-        extra = [unknown_item(i) for i in unknown + unknown_disputes] if first else []
+        listed = extra if first else []
         first = False
         lines = adjustments if deposit_id == newest else []
-        record(ctx, practice, deposit_id, payout_id, arrival, matched, extra, lines)
+        record(ctx, practice, deposit_id, payout_id, arrival, matched, listed, lines)
     return f"matched to {len(by_deposit)} deposit(s)"
+
+
+def adjust(
+    ctx: Needs,
+    practice: Practice,
+    payout_id: str,
+    arrival: date,
+    adjustments: list[dict[str, Any]],
+    differences: list[dict[str, Any]],
+) -> str:
+    """A payout that carries none of the ledger's sales or refunds (only a dispute's
+    adjustments, or other items) is recorded on the practice's newest deposit: its
+    withdrawal and fee become lines there, its other items differences."""
+    if not adjustments and not differences:
+        return "the payout carries nothing"
+    deposit_id = ctx.reads(latest_deposit_of_practice, practice.id)
+    if deposit_id is None:
+        raise NotFound("no deposit yet to record this payout on; it is applied again later")
+
+    def attempt() -> str:
+        deposit = ctx.get(Deposit, deposit_id, practice.id)
+        if not deposit.adjust_by_payout(
+            payout_id=payout_id,
+            arrival_date=arrival,
+            adjustments=adjustments,
+            differences=differences,
+            at=ctx.clock.now(practice.id),
+            actor=ACTOR,
+        ):
+            return "recorded already"
+        ctx.save(deposit)
+        return f"recorded on deposit {deposit_id}"
+
+    return retry_on_conflict(attempt)
 
 
 def latest_deposit(ctx: Needs, deposit_ids: list[UUID]) -> UUID:
@@ -142,8 +196,8 @@ def record(
 ) -> None:
     for _ in range(5):
         deposit = ctx.get(Deposit, deposit_id, practice.id)
-        if deposit.payout_id == payout_id and deposit.payout_failure is None:
-            return  # recorded already (the event applied twice)
+        if deposit.payout_id == payout_id:
+            return  # recorded already (the event applied twice), or failed: final
         lines = {
             (
                 str(line["payment_id"]),
@@ -230,14 +284,29 @@ def unknown_item(item: PayoutItem) -> dict[str, Any]:
     }
 
 
+def other_item(item: PayoutItem) -> dict[str, Any]:
+    """A balance transaction of a kind the ledger does not match (a Climate contribution,
+    a returned refund, a fee of Stripe's, ...): listed, never dropped."""
+    return {
+        "kind": "payout_other_item",
+        "stripe_type": item.kind,
+        "balance_transaction": item.balance_transaction,
+        "amount": item.amount,
+        "stripe_fee": item.fee,
+        "detail": f"in Stripe's payout: a {item.kind.replace('_', ' ')} the ledger does not "
+        "carry in any deposit",
+    }
+
+
 def payout_failed(ctx: Needs, account: str | None, payout: dict[str, Any]) -> str:
-    """Show a failed payout on the deposits it carries."""
+    """Show a failed payout on the deposits it carries (final: a later `payout.paid`
+    changes nothing)."""
     practice = practice_of_account(ctx, account)
     if practice is None or not isinstance(ctx.processor, StripeProcessor):
         return "no practice with this account"
     payout_id = str(payout["id"])
     items = ctx.processor.payout_items(account, payout_id)
-    by_deposit, _ = match(ctx, practice.id, items)
+    by_deposit, _ = match(ctx, practice.id, [i for i in items if i.kind in MATCHED])
     for deposit_id in sorted(by_deposit):
         deposit = ctx.get(Deposit, deposit_id, practice.id)
         if deposit.payout_failure is not None and deposit.payout_id == payout_id:

@@ -11,6 +11,7 @@ deposits (a withdrawal, its fee, a reinstatement) are listed apart.
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any, Protocol
 from uuid import UUID
@@ -105,19 +106,21 @@ def daily_close(ctx: Needs, practice_id: UUID, day: date) -> dict[str, Any]:
                     }
                 )
         payout = payout_of(d)
-        if payout is not None:
-            for difference in payout["differences"]:
-                differences.append({**difference, "deposit_id": d["id"], "payout_id": payout["id"]})
-            if payout["status"] == "failed":
-                differences.append(
-                    {
-                        "kind": "payout_failed",
-                        "deposit_id": d["id"],
-                        "payout_id": payout["id"],
-                        "amount": int(d["net_amount"]),
-                        "detail": f"the payout failed ({payout['failure']})",
-                    }
-                )
+        # a payout's differences, and those of other payouts recorded on the deposit (a
+        # payout of only dispute adjustments or other items: they carry their payout_id)
+        for difference in json.loads(d["payout_differences"] or "[]"):
+            known = {"payout_id": payout["id"]} if payout is not None else {}
+            differences.append({**known, **difference, "deposit_id": d["id"]})
+        if payout is not None and payout["status"] == "failed":
+            differences.append(
+                {
+                    "kind": "payout_failed",
+                    "deposit_id": d["id"],
+                    "payout_id": payout["id"],
+                    "amount": int(d["net_amount"]),
+                    "detail": f"the payout failed ({payout['failure']})",
+                }
+            )
         items_net = sum(int(i["net_amount"]) for i in items)
         if items_net != int(d["net_amount"]):
             differences.append(

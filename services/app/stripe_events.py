@@ -18,6 +18,7 @@ from uuid import UUID
 
 import stripe
 
+from adapters.processor.stripe import StripeProcessor
 from domain.errors import InvalidValue, NotFound
 from domain.payments import Payment, Status
 from domain.practices import Practice
@@ -66,6 +67,8 @@ RECORDED = {
 }
 #: a dispute's life: each records what it says on the disputed payment
 DISPUTE_EVENTS = {"charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"}
+#: a refund's changes after it was made: a failed one counts no more
+REFUND_EVENTS = {"refund.failed", "refund.updated", "charge.refund.updated"}
 #: who records a dispute on a payment
 DISPUTE_ACTOR = "system:stripe"
 
@@ -127,6 +130,8 @@ def apply_event(ctx: Needs, kind: str, account: str | None, event: dict[str, Any
         return payouts.reconcile_payout(ctx, account, event["data"]["object"])
     if kind == "payout.failed":
         return payouts.payout_failed(ctx, account, event["data"]["object"])
+    if kind in REFUND_EVENTS:
+        return refund_event(ctx, account, str(event["id"]), event["data"]["object"])
     if kind in DISPUTE_EVENTS:
         return dispute_event(ctx, account, str(event["id"]), event["data"]["object"])
     if kind in CONFIRMATIONS:
@@ -160,6 +165,45 @@ def intent_canceled(ctx: Needs, account: str | None, intent: dict[str, Any]) -> 
         )
         ctx.save(current)
         return "payment left the batch"
+
+    return retry_on_conflict(attempt)
+
+
+def refund_event(ctx: Needs, account: str | None, event_id: str, refund: dict[str, Any]) -> str:
+    """A refund that failed after it was made (the card's bank refused it): the payment
+    records it (`RefundFailed`), so the refund counts no more and says why. The refund is
+    read as Stripe holds it now, since webhooks arrive in any order."""
+    reference = (refund.get("metadata") or {}).get(REFERENCE)
+    practice = payouts.practice_of_account(ctx, account)
+    if not reference or practice is None or not isinstance(ctx.processor, StripeProcessor):
+        return "not a ledger refund"
+    current = ctx.processor.refund_now(account, str(refund["id"]))
+    if current.get("status") != "failed":
+        return f"refund {current.get('status')}"
+    payment_id = ctx.reads(
+        payment_of_processor, practice.id, str(current.get("payment_intent") or "")
+    )
+    if payment_id is None:
+        return "no such payment of this account"
+    reason = str(current.get("failure_reason") or "failed").replace("_", " ")
+    refund_id = UUID(reference)
+
+    def attempt() -> str:
+        payment = ctx.get(Payment, payment_id, practice.id)
+        if all(r.id != refund_id for r in payment.refunds):
+            # not recorded as made: its intent's outcome is read back by the reconciler
+            return "refund not recorded yet"
+        changed = payment.fail_refund(
+            refund_id=refund_id,
+            reason=f"the refund failed at Stripe: {reason}",
+            processor_event_id=event_id,
+            at=ctx.clock.now(practice.id),
+            actor=ACTOR,
+        )
+        if not changed:
+            return "recorded already"
+        ctx.save(payment)
+        return "refund failed"
 
     return retry_on_conflict(attempt)
 

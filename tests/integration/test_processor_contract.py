@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from services.app.settlement import _capture
+from services.app.settlement import capture_reference
 from tests.conftest import Api, PinnedClock
 from tests.fakes.stripe import FakeStripe
 from tests.stripe_fixtures import served_fake_stripe, stripe_api  # noqa: F401 - a fixture
@@ -127,8 +127,9 @@ def test_a_retried_collect_charges_once(processed: Processed) -> None:
 
 
 def test_a_close_run_again_after_a_crash_captures_nothing_twice(processed: Processed) -> None:
-    """The close captured the payment, then died before saving its batch: the next run
-    captures it again under the same idempotency key, which moves no more money."""
+    """The close recorded its intent and captured the payment, then died before saving
+    its batch: the next run reads the capture back under the same reference, which moves
+    no more money."""
     from domain.payments import Payment
     from domain.practices import Practice
 
@@ -136,8 +137,17 @@ def test_a_close_run_again_after_a_crash_captures_nothing_twice(processed: Proce
     ctx = processed.api.client.app.state.ctx  # type: ignore[attr-defined]
     practice_id = ctx.get(Payment, payment_id(payment), None).practice_id
     practice = ctx.get(Practice, practice_id, practice_id)
-    fees: dict[object, int | None] = {}
-    assert _capture(ctx, practice, ctx.get(Payment, payment_id(payment), practice_id), fees)  # type: ignore[arg-type]
+    reference = capture_reference(payment_id(payment))  # type: ignore[arg-type]
+    intent = ctx.get(Payment, payment_id(payment), practice_id)
+    intent.request_capture(reference=reference, at=ctx.clock.now(practice_id), actor="test")
+    ctx.save(intent)
+    done = ctx.processor.capture(
+        transaction_id=str(payment["transaction_id"]),
+        amount=9900,
+        reference=reference,
+        account=practice.stripe_account,
+    )
+    assert done.transaction_id == payment["transaction_id"]
     processed.api.advance(DAY)
     assert processed.api.get(f"/v1/payments/{payment['id']}").json()["status"] == "settled"
     if processed.fake is not None:
