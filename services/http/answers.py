@@ -93,6 +93,30 @@ class PaymentDispute(Answer):
     pms_reference: str | None
 
 
+class OpenIntent(Answer):
+    """A void or refund asked of the processor whose outcome is not recorded yet."""
+
+    id: str
+    effect: Literal["void", "refund"]
+    amount: int
+    state: Literal["pending", "unknown"] = Field(
+        description="pending: the call is under way; unknown: its answer was lost, and the "
+        "reconciler reads it back from the processor (see the README)"
+    )
+    requested_at: str
+    requested_by: str
+    attempts: int = Field(description="read backs that could not settle it so far")
+    last_error: str | None
+
+
+class RefusedIntent(Answer):
+    """A void or refund the processor refused (final: no money moved)."""
+
+    id: str
+    effect: Literal["void", "refund"]
+    reason: str
+
+
 class Payment(Answer):
     id: str
     status: str
@@ -119,6 +143,10 @@ class Payment(Answer):
     deposit_id: str | None
     voided_at: str | None
     refunds: list[Refund]
+    open_intents: list[OpenIntent] = Field(
+        description="voids and refunds under way: their amount is held until they end"
+    )
+    refused_intents: list[RefusedIntent]
     dispute: PaymentDispute | None
     writeback_attempts: list[WritebackAttempt]
 

@@ -123,6 +123,15 @@ def payment_out(ctx: Components, payment: Payment, *, with_history: bool = False
             }
             for r in payment.refunds
         ],
+        "open_intents": open_intents_out(payment),
+        "refused_intents": [
+            {"id": str(i), "effect": "refund", "reason": why}
+            for i, why in payment.refused_refunds.items()
+        ]
+        + [
+            {"id": str(i), "effect": "void", "reason": why}
+            for i, why in payment.refused_voids.items()
+        ],
         "dispute": dispute_out(payment),
         "writeback_attempts": writeback_of_payment(ctx.journal, payment.id),
     }
@@ -130,6 +139,30 @@ def payment_out(ctx: Components, payment: Payment, *, with_history: bool = False
         history = ctx.reads(read_history, payment.practice_id, payment.id, 0, 1000)
         out["history"] = ctx.reads(with_actor_names, payment.practice_id, history)
     return out
+
+
+def open_intents_out(payment: Payment) -> list[dict[str, Any]]:
+    """The payment's voids and refunds under way, from its own events."""
+    pending: list[tuple[str, UUID, int, Any]] = [
+        ("refund", r.id, r.amount, r) for r in payment.pending_refunds.values()
+    ]
+    if payment.pending_void is not None:
+        pending.append(
+            ("void", payment.pending_void.id, payment.amount.cents, payment.pending_void)
+        )
+    return [
+        {
+            "id": str(intent_id),
+            "effect": effect,
+            "amount": amount,
+            "state": "unknown" if intent.unknown_since is not None else "pending",
+            "requested_at": iso(intent.at),
+            "requested_by": intent.actor,
+            "attempts": intent.attempts,
+            "last_error": intent.last_error,
+        }
+        for effect, intent_id, amount, intent in pending
+    ]
 
 
 def receipt_out(ctx: Components, payment: Payment) -> dict[str, Any]:
