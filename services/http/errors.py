@@ -6,6 +6,7 @@ import logging
 import re
 from typing import Any
 
+import stripe
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -102,6 +103,14 @@ def status_for(error: PaymentsError) -> int:
     return 422
 
 
+def stripe_problem(error: stripe.StripeError) -> tuple[int, str]:
+    message = error.user_message or str(error) or type(error).__name__
+    if isinstance(error, stripe.InvalidRequestError | stripe.CardError):
+        return 422, f"Stripe refused the request: {message}"
+    log.warning("stripe error reached the API: %s", type(error).__name__)
+    return 502, f"Stripe could not answer ({type(error).__name__}); nothing was recorded"
+
+
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts)
@@ -135,6 +144,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PaymentsError)
     async def domain_error(request: Request, error: PaymentsError) -> JSONResponse:
         return problem(status_for(error), error.detail, code=error.code, field=error.field)
+
+    @app.exception_handler(stripe.StripeError)
+    async def stripe_error(request: Request, error: stripe.StripeError) -> JSONResponse:
+        """A Stripe error the adapter did not turn into the ledger's own (a read of a
+        reader, say): a request Stripe refused is 422, anything else 502; never a 500."""
+        return problem(*stripe_problem(error))
 
     @app.exception_handler(HttpProblem)
     async def http_problem(request: Request, error: HttpProblem) -> JSONResponse:

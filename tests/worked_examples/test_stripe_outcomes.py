@@ -293,3 +293,17 @@ def test_a_balance_transaction_of_another_type_is_a_difference_in_the_daily_clos
     assert (other[0]["stripe_type"], other[0]["amount"]) == ("contribution", -97)
     assert other[0]["payout_id"] == payout["id"]
     assert close["balanced"] is False
+
+
+def test_a_stripe_error_outside_a_money_call_is_never_a_500(
+    api_for: Callable[..., Api], clock: PinnedClock, fake_stripe: FakeStripe
+) -> None:
+    api, account = stripe_api(api_for, clock, fake_stripe)
+    # The platform loses access to the practice's account (Stripe answers 403).
+    fake_stripe.accounts.discard(account)
+    listed = api.get("/v1/terminal/readers")
+    assert listed.status_code == 502, listed.text
+    assert "Stripe" in listed.json()["detail"]
+    refused = collect(api, 5000)
+    assert refused.status_code == 502, refused.text
+    assert "stripe_account" in refused.json()["detail"]
