@@ -2,6 +2,10 @@
 
 Rules (docs/design.md, "Rules"):
 - a request asks for a positive amount; the patient may pay less, never more, never zero;
+  a payment of less leaves it open for what is still owed (`PartlyPaid`), the payment of
+  what is owed completes it;
+- a payment that counted towards a request and is voided afterwards no longer counts:
+  the request is reopened (`Reopened`, with the reason), payable again for what is owed;
 - it expires (cancels itself) 14 days after it was sent; an expired, cancelled or
   paid request takes no payment;
 - up to two reminders before expiry, at offsets the practice sets;
@@ -108,6 +112,9 @@ class PaymentRequest(LedgerAggregate):
             request.closed_at = None
             request.superseded_by = None
             request.messages = {0: Message(0)}
+            request.paid_by = {}
+            request.reopened_at = None
+            request.reopen_reason = None
 
     class Reminded(LedgerAggregate.Event):
         number: int
@@ -152,15 +159,43 @@ class PaymentRequest(LedgerAggregate):
                 last_error=self.error,
             )
 
-    class Completed(LedgerAggregate.Event):
+    class PartlyPaid(LedgerAggregate.Event):
+        """A payment of less than what was owed: the request stays open for the rest."""
+
         payment_id: UUID
-        paid_amount: int
+        paid_amount: int  # this payment's amount
 
         def apply(self, request: PaymentRequest) -> None:
+            request.count_payment(self.payment_id, self.paid_amount)
+
+    class Completed(LedgerAggregate.Event):
+        payment_id: UUID
+        paid_amount: int  # this payment's amount (what was still owed)
+
+        def apply(self, request: PaymentRequest) -> None:
+            request.count_payment(self.payment_id, self.paid_amount)
             request.status = RequestStatus.COMPLETED
             request.payment_id = self.payment_id
-            request.paid_amount = Money(self.paid_amount)
             request.closed_at = self.at
+
+    class Reopened(LedgerAggregate.Event):
+        """A payment that counted towards the request was voided: it no longer counts,
+        and a request it completed is open again for what is owed."""
+
+        payment_id: UUID
+        amount: int  # what no longer counts (the voided payment's amount)
+        reason: str
+
+        def apply(self, request: PaymentRequest) -> None:
+            request.paid_by.pop(self.payment_id, None)
+            total = sum(request.paid_by.values())
+            request.paid_amount = Money(total) if total else None
+            if request.status == RequestStatus.COMPLETED:
+                request.status = RequestStatus.REQUESTED
+                request.payment_id = None
+                request.closed_at = None
+            request.reopened_at = self.at
+            request.reopen_reason = self.reason
 
     class Cancelled(LedgerAggregate.Event):
         reason: str
@@ -192,6 +227,10 @@ class PaymentRequest(LedgerAggregate):
         closed_at: datetime | None
         superseded_by: UUID | None
         messages: dict[int, Message]
+        #: the payments that count towards the request, and their amounts in cents
+        paid_by: dict[UUID, int]
+        reopened_at: datetime | None
+        reopen_reason: str | None
 
     @classmethod
     def send(
@@ -239,6 +278,19 @@ class PaymentRequest(LedgerAggregate):
         )
 
     # -- derived -----------------------------------------------------------------
+
+    def count_payment(self, payment_id: UUID, cents: int) -> None:
+        self.paid_by[payment_id] = cents
+        self.paid_amount = Money(sum(self.paid_by.values()))
+
+    @property
+    def owed(self) -> Money:
+        """What is still to pay: the amount less the payments that count."""
+        return Money(self.amount.cents - sum(self.paid_by.values()))
+
+    @property
+    def partly_paid(self) -> bool:
+        return self.status == RequestStatus.REQUESTED and bool(self.paid_by)
 
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at
@@ -288,7 +340,12 @@ class PaymentRequest(LedgerAggregate):
     def check_payable(self, amount: Money, now: datetime) -> None:
         self.check_open(now)
         check_payment_amount(amount.cents)
-        if amount > self.amount:
+        if amount > self.owed:
+            if self.paid_by:
+                raise InvalidAmount(
+                    f"the amount may be at most the {self.owed} still owed "
+                    f"({self.paid_amount} of {self.amount} is paid), not {amount}"
+                )
             raise InvalidAmount(
                 f"the amount may be at most the {self.amount} requested, not {amount}"
             )
@@ -296,10 +353,29 @@ class PaymentRequest(LedgerAggregate):
     # -- commands ---------------------------------------------------------------------
 
     def complete(self, *, payment_id: UUID, paid: Money, at: datetime, actor: str) -> None:
+        """Count an approved payment: what is owed completes the request; less leaves it
+        open for the rest (PartlyPaid)."""
         self.check_payable(paid, at)
+        event = self.Completed if paid == self.owed else self.PartlyPaid
+        self.record(event, at=at, actor=actor, payment_id=payment_id, paid_amount=paid.cents)
+
+    def reopen(self, *, payment_id: UUID, reason: str, at: datetime, actor: str) -> bool:
+        """The payment `payment_id` was voided: if it counted towards this request (it
+        completed it, or paid part of it), record that it no longer does; a completed
+        request is open again for what is owed, until its expiry as before. Changes
+        nothing (and returns False) for any other payment, or one already taken back."""
+        if payment_id not in self.paid_by:
+            return False
+        reason = reason.strip()[:200] or "the payment was voided"
         self.record(
-            self.Completed, at=at, actor=actor, payment_id=payment_id, paid_amount=paid.cents
+            self.Reopened,
+            at=at,
+            actor=actor,
+            payment_id=payment_id,
+            amount=self.paid_by[payment_id],
+            reason=reason,
         )
+        return True
 
     def cancel(
         self, *, reason: CancelReason, at: datetime, actor: str, superseded_by: UUID | None = None
@@ -309,7 +385,8 @@ class PaymentRequest(LedgerAggregate):
                 raise RequestClosed("only an open request expires")
             if not self.is_expired(at):
                 raise Conflict("this request is not due to expire yet")
-            at = self.expires_at
+            # the instant it expired; a request reopened after that expires on reopening
+            at = max(self.expires_at, self.reopened_at or self.expires_at)
         else:
             self.check_open(at)
         self.record(

@@ -12,6 +12,7 @@ from uuid import UUID
 from adapters.sql import Database, Tx, columns_of, row_as, rows_as
 from domain.patients import Patient
 from domain.payments import Payment
+from domain.posting import dispute_marker
 from domain.practices import Practice
 from domain.receivables import MONEY_COLUMNS, Balance, PmsSync, SavedFilter, live_balance
 from domain.requests import PaymentRequest
@@ -97,12 +98,14 @@ SYNC_COLUMNS = columns_of(ArSyncRow)
 class Receivables(Projection):
     """Money columns are live: the PMS snapshot (kept in `snapshot`, as of `balance_as_of`)
     less `collected_since`, what this ledger collected since that the PMS had not counted
-    (`ar_movements`: payments, refunds and voids of posted payments, each in the PMS from
-    its association, or if never associated from when it happened)."""
+    (`ar_movements`: payments, refunds, voids of posted payments and lost disputes, each
+    in the PMS from its association, or if never associated from when it happened).
+    "Last paid" is the latest of the PMS's date and the days of this ledger's payments
+    that still stand (a voided payment does not count; a declined one never did)."""
 
     name = "receivables"
     role = "work"
-    version = 2  # 2: live balances and PMS syncs
+    version = 3  # 2: live balances and PMS syncs; 3: lost disputes, last paid after voids
     tables = ("ar_patients", "ar_filters", "ar_zones", "ar_movements", "ar_syncs")
     ddl = (
         f"""CREATE TABLE IF NOT EXISTS ar_patients (
@@ -164,7 +167,9 @@ class Receivables(Projection):
             amount BIGINT NOT NULL,
             at TEXT NOT NULL,
             written_back INTEGER NOT NULL DEFAULT 0,
-            associated_at TEXT
+            associated_at TEXT,
+            patient_id TEXT,
+            day TEXT
         )""",
         "CREATE INDEX IF NOT EXISTS ar_movements_by_guarantor ON ar_movements (guarantor_id)",
         "CREATE INDEX IF NOT EXISTS ar_movements_by_payment ON ar_movements (payment_id)",
@@ -288,8 +293,13 @@ class Receivables(Projection):
 
     @handles(Payment.Voided)
     def voided(self, tx: Tx, e: Payment.Voided, position: int) -> None:
-        """Voided before it reached the PMS: it never counted. After: take it back too."""
-        payment = tx.one("SELECT * FROM ar_movements WHERE id = ?", (str(e.originator_id),))
+        """Voided before it reached the PMS: it never counted. After: take it back too.
+        Either way the family owes it again, and it is nobody's last payment."""
+        payment = tx.one(
+            "SELECT id, guarantor_id, amount, associated_at, patient_id FROM ar_movements "
+            "WHERE id = ?",
+            (str(e.originator_id),),
+        )
         if payment is None:
             return
         if payment["associated_at"] is None:
@@ -297,17 +307,35 @@ class Receivables(Projection):
             refresh_live(tx, payment["guarantor_id"])
         else:
             add_movement(tx, e, f"void:{e.originator_id}", -int(payment["amount"]))
+        refresh_last_paid(tx, payment["patient_id"], payment["guarantor_id"])
 
     @handles(Payment.Refunded)
     def refunded(self, tx: Tx, e: Payment.Refunded, position: int) -> None:
         if tx.one("SELECT 1 AS x FROM ar_movements WHERE id = ?", (str(e.originator_id),)):
             add_movement(tx, e, str(e.refund_id), -e.amount)
 
-    @handles(Payment.Associated, Payment.RefundAssociated, Payment.VoidAssociated)
+    @handles(Payment.DisputeClosed)
+    def dispute_closed(self, tx: Tx, e: Payment.DisputeClosed, position: int) -> None:
+        """A lost dispute took the money back for good: the family owes it again (a
+        negative movement, as a refund; the PMS counts it once its entry is posted)."""
+        if e.status != "lost":
+            return
+        if tx.one("SELECT 1 AS x FROM ar_movements WHERE id = ?", (str(e.originator_id),)):
+            add_movement(tx, e, dispute_marker(e.dispute_id), -e.amount)
+
+    @handles(
+        Payment.Associated,
+        Payment.RefundAssociated,
+        Payment.VoidAssociated,
+        Payment.DisputeAssociated,
+    )
     def posted(
         self,
         tx: Tx,
-        e: Payment.Associated | Payment.RefundAssociated | Payment.VoidAssociated,
+        e: Payment.Associated
+        | Payment.RefundAssociated
+        | Payment.VoidAssociated
+        | Payment.DisputeAssociated,
         position: int,
     ) -> None:
         """From now on the PMS counts it (its next snapshot holds it)."""
@@ -315,6 +343,8 @@ class Receivables(Projection):
             marker = str(e.refund_id)
         elif isinstance(e, Payment.VoidAssociated):
             marker = f"void:{e.originator_id}"
+        elif isinstance(e, Payment.DisputeAssociated):
+            marker = dispute_marker(e.dispute_id)
         else:
             marker = str(e.originator_id)
         movement = tx.one("SELECT guarantor_id FROM ar_movements WHERE id = ?", (marker,))
@@ -365,6 +395,15 @@ class Receivables(Projection):
                 e.amount,
                 str(e.patient_id),
             ),
+        )
+
+    @handles(PaymentRequest.Reopened)
+    def request_reopened(self, tx: Tx, e: PaymentRequest.Reopened, position: int) -> None:
+        """Its payment was voided: a completed request is requested again."""
+        tx.execute(
+            "UPDATE ar_patients SET last_request_status = 'requested' WHERE last_request_id = ? "
+            "AND last_request_status = 'completed'",
+            (str(e.originator_id),),
         )
 
     @handles(PaymentRequest.Completed, PaymentRequest.Cancelled)
@@ -424,15 +463,20 @@ def practice_zone(tx: Tx, practice_id: str) -> str:
 def add_movement(tx: Tx, e: Any, marker: str, amount: int) -> None:
     """A payment (positive), refund or void (negative) of a patient's family."""
     payment_id = str(e.originator_id)
+    patient: str | None
     if isinstance(e, Payment.Captured):
         family = tx.one(
             "SELECT COALESCE(guarantor_id, id) AS guarantor FROM ar_patients WHERE id = ?",
             (str(e.patient_id),),
         )
         guarantor = family["guarantor"] if family else None
+        patient = str(e.patient_id)
     else:
-        payment = tx.one("SELECT guarantor_id FROM ar_movements WHERE id = ?", (payment_id,))
+        payment = tx.one(
+            "SELECT guarantor_id, patient_id FROM ar_movements WHERE id = ?", (payment_id,)
+        )
         guarantor = payment["guarantor_id"] if payment else None
+        patient = payment["patient_id"] if payment else None
     if guarantor is None:
         return
     practice = tx.one(
@@ -440,7 +484,8 @@ def add_movement(tx: Tx, e: Any, marker: str, amount: int) -> None:
     )
     tx.execute(
         "INSERT INTO ar_movements (id, practice_id, guarantor_id, payment_id, amount, at, "
-        "written_back) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        "written_back, patient_id, day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO NOTHING",
         (
             marker,
             str(e.practice_id),
@@ -449,9 +494,32 @@ def add_movement(tx: Tx, e: Any, marker: str, amount: int) -> None:
             amount,
             iso(e.at),
             int(practice["writes_back"]) if practice else 0,
+            patient,
+            local_date(e.at, practice_zone(tx, str(e.practice_id))).isoformat(),
         ),
     )
     refresh_live(tx, guarantor)
+
+
+def refresh_last_paid(tx: Tx, patient_id: str | None, guarantor_id: str) -> None:
+    """ "Last paid" of the patient and of its guarantor after a payment stopped counting:
+    the latest of the PMS's date and the days of the payments that still stand (a
+    payment's own movement, without a void)."""
+    for row_id in {patient_id or guarantor_id, guarantor_id}:
+        row = tx.one("SELECT pms_last_payment_date FROM ar_patients WHERE id = ?", (row_id,))
+        if row is None:
+            continue
+        standing = tx.one(
+            "SELECT MAX(m.day) AS day FROM ar_movements m WHERE (m.patient_id = ? OR "
+            "m.guarantor_id = ?) AND m.id = m.payment_id AND NOT EXISTS (SELECT 1 FROM "
+            "ar_movements v WHERE v.id = 'void:' || m.payment_id)",
+            (row_id, row_id),
+        )
+        days = [d for d in (row["pms_last_payment_date"], standing and standing["day"]) if d]
+        tx.execute(
+            "UPDATE ar_patients SET last_payment_date = ? WHERE id = ?",
+            (max(days) if days else None, row_id),
+        )
 
 
 def refresh_live(tx: Tx, guarantor_id: str) -> None:

@@ -54,6 +54,7 @@ class PaymentRequestRow(TypedDict):
     reminders_sent: int
     next_reminder_at: str | None
     delivery_status: str
+    reopen_reason: str | None  # why a payment of it stopped counting (it was voided)
 
 
 REQUEST_COLUMNS = columns_of(PaymentRequestRow)
@@ -62,7 +63,7 @@ REQUEST_COLUMNS = columns_of(PaymentRequestRow)
 class PaymentRequests(Projection):
     name = "payment_requests"
     role = "work"
-    version = 2  # 2: one upsert per message event
+    version = 3  # 2: one upsert per message event; 3: partly paid and reopened requests
     tables = ("payment_requests", "payment_request_messages", "request_zones", "request_patients")
     ddl = (
         """CREATE TABLE IF NOT EXISTS payment_requests (
@@ -87,7 +88,8 @@ class PaymentRequests(Projection):
             reminder_days TEXT NOT NULL,
             reminders_sent INTEGER NOT NULL DEFAULT 0,
             next_reminder_at TEXT,
-            delivery_status TEXT NOT NULL DEFAULT 'pending'
+            delivery_status TEXT NOT NULL DEFAULT 'pending',
+            reopen_reason TEXT
         )""",
         "CREATE UNIQUE INDEX IF NOT EXISTS payment_requests_token ON payment_requests (token_hash)",
         "CREATE INDEX IF NOT EXISTS payment_requests_by_date ON payment_requests "
@@ -236,12 +238,35 @@ class PaymentRequests(Projection):
             error=e.error,
         )
 
+    @handles(PaymentRequest.PartlyPaid)
+    def partly_paid(self, tx: Tx, e: PaymentRequest.PartlyPaid, position: int) -> None:
+        """Still requested, for what is owed: the amount less `paid_amount`."""
+        tx.execute(
+            "UPDATE payment_requests SET paid_amount = COALESCE(paid_amount, 0) + ? WHERE id = ?",
+            (e.paid_amount, str(e.originator_id)),
+        )
+
     @handles(PaymentRequest.Completed)
     def completed(self, tx: Tx, e: PaymentRequest.Completed, position: int) -> None:
         tx.execute(
-            "UPDATE payment_requests SET status = 'completed', paid_amount = ?, payment_id = ?, "
-            "closed_at = ? WHERE id = ?",
+            "UPDATE payment_requests SET status = 'completed', "
+            "paid_amount = COALESCE(paid_amount, 0) + ?, payment_id = ?, closed_at = ? "
+            "WHERE id = ?",
             (e.paid_amount, str(e.payment_id), iso(e.at), str(e.originator_id)),
+        )
+
+    @handles(PaymentRequest.Reopened)
+    def reopened(self, tx: Tx, e: PaymentRequest.Reopened, position: int) -> None:
+        """The voided payment no longer counts: a completed request is requested again
+        (and so back on the expiry, reminder and delivery lists), with the reason."""
+        tx.execute(
+            "UPDATE payment_requests SET "
+            "paid_amount = NULLIF(COALESCE(paid_amount, 0) - ?, 0), "
+            "payment_id = CASE WHEN status = 'completed' THEN NULL ELSE payment_id END, "
+            "closed_at = CASE WHEN status = 'completed' THEN NULL ELSE closed_at END, "
+            "status = CASE WHEN status = 'completed' THEN 'requested' ELSE status END, "
+            "reopen_reason = ? WHERE id = ?",
+            (e.amount, e.reason, str(e.originator_id)),
         )
 
     @handles(PaymentRequest.Cancelled)

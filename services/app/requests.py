@@ -10,13 +10,15 @@ useless once the request is paid, cancelled or expired.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import logging
 import secrets
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import NoReturn, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -24,7 +26,7 @@ from eventsourcing.persistence import IntegrityError
 from adapters.messaging.email import Email, SendFailed
 from adapters.messaging.sms import Sms
 from adapters.processor.port import CardInput
-from domain.errors import Conflict, InvalidValue, NotFound
+from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
 from domain.money import Money, check_payment_amount
 from domain.patients import Patient
 from domain.payments import Method, Payment, Status
@@ -366,6 +368,52 @@ def open_link(ctx: Needs, token: str) -> PayLink:
     return PayLink(request, ctx.get(Practice, request.practice_id, request.practice_id))
 
 
+def reload_link(ctx: Needs, link: PayLink) -> PayLink:
+    """The link's request as it stands now."""
+    return PayLink(ctx.get(PaymentRequest, link.request.id, link.practice.id), link.practice)
+
+
+def attempt_payment_id(request_id: UUID, attempt_id: str) -> UUID:
+    """The payment of one pay-page form: its id derives from the request and the form's
+    attempt id, so every post of that form names the same payment (and the processor
+    gets that id as its idempotency reference)."""
+    return keyed_id(request_id, "pay-attempt", attempt_id[:100])
+
+
+#: the key of the recorded void of a pay-page payment whose request changed meanwhile
+#: (its void id is keyed_id(payment id, "void", this))
+REQUEST_CHANGED = "request-changed"
+PAY_PAGE = "system:pay-page"
+
+
+class RequestChanged(Conflict):
+    """The request was paid by another attempt, cancelled, superseded or expired while
+    this attempt's card was being charged; the charge was given back (a recorded void)."""
+
+    code = "request-changed"
+
+
+def attempt_outcome(ctx: Needs, link: PayLink, attempt_id: str) -> Payment | None:
+    """What an earlier post of this form came to: its payment (approved or declined),
+    None when this form was never charged. RequestChanged when that payment was given
+    back because its request changed meanwhile."""
+    if not attempt_id:
+        return None
+    payment = ctx.find(Payment, attempt_payment_id(link.request.id, attempt_id))
+    if payment is None or payment.practice_id != link.practice.id:
+        return None
+    if payment.status == Status.DECLINED:
+        return payment
+    request = ctx.get(PaymentRequest, link.request.id, link.practice.id)
+    if payment.id in request.paid_by:
+        return payment
+    if payment.status == Status.VOIDED or payment.pending_void is not None:
+        raise RequestChanged("this request changed while you were paying; no money was taken")
+    if payment.status == Status.APPROVED:  # saved on its own, its void not recorded yet
+        give_back(ctx, link.practice, request.id, payment)
+    return payment  # settled (and perhaps refunded by the office since)
+
+
 def pay_request(
     ctx: Needs,
     link: PayLink,
@@ -377,9 +425,15 @@ def pay_request(
 ) -> Payment:
     """Pay a request on its page: the payment and the request's completion in one save.
 
-    `attempt_id` comes from the form, so a double-submitted form charges once.
+    `attempt_id` comes from the form, so a form posted twice (one after the other, or
+    both at once) charges once and both posts answer the same payment. Only a request
+    that really changed meanwhile (paid by another attempt, cancelled, superseded,
+    expired) gives the money back, by a recorded void of the saved payment.
     """
     practice, request_id = link.practice, link.request.id
+    earlier = attempt_outcome(ctx, link, attempt_id)
+    if earlier is not None:
+        return earlier
     now = ctx.clock.now(practice.id)
     request = ctx.get(PaymentRequest, request_id, practice.id)
     money = Money(amount)
@@ -387,10 +441,7 @@ def pay_request(
     card = check_card_input(ctx, card, payment_method, local_date(now, practice.timezone))
     if card is None and payment_method is None:
         raise InvalidValue("the payment needs the card", field="card")
-    payment_id = keyed_id(request_id, "pay-attempt", attempt_id[:100])
-    existing = ctx.find(Payment, payment_id)
-    if existing is not None:
-        return existing
+    payment_id = attempt_payment_id(request_id, attempt_id)
     payment = charge(
         ctx,
         practice,
@@ -406,20 +457,86 @@ def pay_request(
         actor="patient",
     )
     if payment.status != Status.APPROVED:
-        ctx.save(payment)
+        try:
+            ctx.save(payment)
+        except IntegrityError:  # the same form's other post recorded the decline
+            return ctx.get(Payment, payment_id, practice.id)
         return payment
     request.complete(payment_id=payment.id, paid=money, at=now, actor="patient")
+    unsaved = copy.deepcopy(payment)  # with its pending events, should this save fail
     try:
         ctx.save(payment, request)
     except IntegrityError:
-        # Paid, cancelled or superseded at this very moment: give the money back.
-        ctx.processor.void(
-            transaction_id=payment.transaction_id or "",
-            reference=keyed_id(payment_id, "void", "request-changed"),
-            account=practice.stripe_account,
-        )
-        raise Conflict("this request changed while you were paying; no money was taken") from None
+        return settle_lost_save(ctx, practice, request_id, unsaved)
     return payment
+
+
+def settle_lost_save(ctx: Needs, practice: Practice, request_id: UUID, payment: Payment) -> Payment:
+    """The save of an approved pay-page payment and its request failed. When the same
+    form's other post saved this very payment, answer it (its authorisation is the one
+    both posts got: it must not be voided). Otherwise the request changed meanwhile:
+    save the payment on its own and give the money back by a recorded void."""
+    saved = ctx.find(Payment, payment.id)
+    request = ctx.get(PaymentRequest, request_id, practice.id)
+    if saved is not None and saved.id in request.paid_by:
+        return saved
+    if saved is None:
+        with suppress(IntegrityError):  # the other post saved it on its own just now
+            ctx.save(payment)
+    give_back(ctx, practice, request_id, payment)
+
+
+def give_back(ctx: Needs, practice: Practice, request_id: UUID, payment: Payment) -> NoReturn:
+    """Void (or, past its cut-off, refund) a saved pay-page payment whose request changed
+    while the card was charged: a recorded reversal, keyed so that every post of the form
+    and every retry asks for the same one. Always raises RequestChanged."""
+    try:
+        payments.refund_payment(
+            ctx,
+            practice_id=practice.id,
+            payment_id=payment.id,
+            amount=None,
+            actor=PAY_PAGE,
+            key=REQUEST_CHANGED,
+        )
+    except PaymentsError as refused:
+        log.error(
+            "pay-page payment %s of changed request %s was not given back: %s",
+            payment.id,
+            request_id,
+            refused,
+        )
+        raise RequestChanged(
+            "this request changed while you were paying; please contact the office about "
+            "the amount held on your card"
+        ) from None
+    raise RequestChanged("this request changed while you were paying; no money was taken")
+
+
+def reopen_after_void(ctx: Needs, practice_id: UUID, payment_id: UUID) -> PaymentRequest | None:
+    """A voided pay-link payment no longer counts towards its request: the request it
+    completed is open again for what is owed (one it paid part of owes that part again).
+    Returns the request when it changed, None when there was nothing to do (not a
+    pay-link payment, not voided, or taken back already). A void saves this together
+    with the payment's `Voided`; this use case catches up one that did not."""
+
+    def attempt() -> PaymentRequest | None:
+        payment = ctx.get(Payment, payment_id, practice_id)
+        if payment.request_id is None or payment.status != Status.VOIDED:
+            return None
+        request = ctx.get(PaymentRequest, payment.request_id, practice_id)
+        at = payment.voided_at or ctx.clock.now(practice_id)
+        if not request.reopen(payment_id=payment_id, reason=VOIDED, at=at, actor=REOPENER):
+            return None
+        ctx.save(request)
+        return request
+
+    return retry_on_conflict(attempt)
+
+
+#: the reason a request is reopened when its payment was voided
+VOIDED = "the payment was voided"
+REOPENER = "system:reopen"
 
 
 # -- messages ---------------------------------------------------------------------
@@ -432,9 +549,14 @@ def message_text(
     url = pay_url(ctx, request)
     expires = request.expires_at.astimezone(zone(practice.timezone)).strftime("%b %d, %Y")
     lead = "Reminder: " if number else ""
-    subject = f"{lead}{practice.name}: payment request for {request.amount}"
+    subject = f"{lead}{practice.name}: payment request for {request.owed}"
+    owed = (
+        f"{request.amount}"
+        if request.paid_amount is None
+        else (f"{request.amount}, of which {request.owed} is still owed")
+    )
     body = (
-        f"{lead}{practice.name} has sent you a payment request for {request.amount}. "
+        f"{lead}{practice.name} has sent you a payment request for {owed}. "
         f"Pay securely here: {url} (the link expires {expires})."
     )
     return subject, body

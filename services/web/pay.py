@@ -16,10 +16,17 @@ from starlette.concurrency import run_in_threadpool
 from adapters.processor.port import CardInput
 from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
 from domain.money import MAX_AMOUNT_CENTS, format_dollars
-from domain.payments import Status
+from domain.payments import Payment, Status
 from domain.requests import RequestClosed
 from domain.schedule import zone
-from services.app.requests import PayLink, open_link, pay_request
+from services.app.requests import (
+    PayLink,
+    RequestChanged,
+    attempt_outcome,
+    open_link,
+    pay_request,
+    reload_link,
+)
 from services.context import Components
 from services.http.deps import ComponentsDep
 from services.http.openapi import pages
@@ -75,13 +82,22 @@ def open_page(
 ) -> HTMLResponse:
     request = link.request
     expires = request.expires_at.astimezone(zone(link.practice.timezone)).strftime("%B %d, %Y")
+    owed = request.owed
+    paid_note = None
+    if request.paid_amount is not None:  # partly paid: what is paid, of what was asked
+        paid_note = (
+            f"{format_dollars(request.paid_amount.cents)} of "
+            f"{format_dollars(request.amount.cents)} is paid."
+        )
     return page(
         status,
         title=f"Pay {link.practice.name}",
         practice_name=link.practice.name,
         state="open",
-        amount_display=format_dollars(request.amount.cents),
-        amount_value=amount_value or request.amount.dollars(),
+        amount_display=format_dollars(owed.cents),
+        amount_cents=owed.cents,
+        amount_value=amount_value or owed.dollars(),
+        paid_note=paid_note,
         action=action,
         attempt=secrets.token_urlsafe(16),
         expires=expires,
@@ -180,11 +196,17 @@ def pay(
     link = find_link(ctx, token)
     if link is None:
         return not_found_page()
+    stripe = element(ctx, link)
+    try:  # a form posted before answers what it came to, whatever the request is now
+        earlier = attempt_outcome(ctx, link, fields.get("attempt", ""))
+    except PaymentsError as error:
+        return open_or_closed(ctx, link, action, stripe, error)
+    if earlier is not None:
+        return outcome_page(link, action, stripe, earlier, fields.get("amount") or None)
     try:
         link.request.check_open(ctx.clock.now(link.practice.id))
     except RequestClosed as closed:
         return closed_page(link, closed_message(closed, link))
-    stripe = element(ctx, link)
     try:  # the attempt's place in the windows, before the card goes anywhere
         place = pay_limits.take_place(
             ctx.pay_attempts,
@@ -205,7 +227,7 @@ def pay(
         return response
     amount_text = fields.get("amount", "")
     try:
-        amount = parse_dollars(amount_text) if amount_text.strip() else link.request.amount.cents
+        amount = parse_dollars(amount_text) if amount_text.strip() else link.request.owed.cents
         card, payment_method = None, None
         if stripe is None:
             card = CardInput(
@@ -233,8 +255,21 @@ def pay(
         pay_limits.give_back(ctx.pay_attempts, place)
         return closed_page(link, closed_message(closed, link))
     except PaymentsError as error:  # a failed attempt: its place stays taken
-        return open_page(link, action, stripe, 422, friendly(error), amount_text or None)
-    if payment.status != Status.APPROVED:
+        return open_or_closed(ctx, link, action, stripe, error, amount_text or None)
+    if payment.status == Status.APPROVED:
+        pay_limits.give_back(ctx.pay_attempts, place)
+    return outcome_page(link, action, stripe, payment, amount_text or None)
+
+
+def outcome_page(
+    link: PayLink,
+    action: str,
+    stripe: dict[str, Any] | None,
+    payment: Payment,
+    amount_text: str | None,
+) -> HTMLResponse:
+    """The receipt of an approved payment; the open page saying why a card was declined."""
+    if payment.status == Status.DECLINED:
         return open_page(
             link,
             action,
@@ -242,9 +277,8 @@ def pay(
             402,
             sentence(f"your card was declined ({payment.decline_reason})")
             + " No money was taken. You can try another card.",
-            amount_text or None,
+            amount_text,
         )
-    pay_limits.give_back(ctx.pay_attempts, place)
     return page(
         200,
         title="Payment received",
@@ -256,8 +290,33 @@ def pay(
     )
 
 
+def open_or_closed(
+    ctx: Components,
+    link: PayLink,
+    action: str,
+    stripe: dict[str, Any] | None,
+    error: PaymentsError,
+    amount_text: str | None = None,
+) -> HTMLResponse:
+    """A refused attempt: the page again with the reason (422) while the request takes
+    payments, else the closed page saying why."""
+    fresh = reload_link(ctx, link)
+    if isinstance(error, RequestChanged):
+        try:
+            fresh.request.check_open(ctx.clock.now(link.practice.id))
+        except RequestClosed:
+            return page(
+                422,
+                title="Payment not taken",
+                practice_name=link.practice.name,
+                state="closed",
+                message=sentence(error.detail),
+            )
+    return open_page(fresh, action, stripe, 422, friendly(error), amount_text)
+
+
 def element(ctx: Components, link: PayLink) -> dict[str, Any] | None:
-    return stripe_element(ctx, link.practice.stripe_account, link.request.amount.cents)
+    return stripe_element(ctx, link.practice.stripe_account, link.request.owed.cents)
 
 
 #: a PaymentMethod id as Stripe.js gives it

@@ -90,11 +90,26 @@ def test_a_request_paid_in_full_completes_and_shows_in_transactions(api: Api) ->
     assert pay(api, request).status_code == 410
 
 
-def test_a_partial_payment_completes_with_less_than_requested(api: Api) -> None:
+def test_a_partial_payment_leaves_the_rest_payable(api: Api) -> None:
     request = send(api, new_patient(api), 20000)
     assert pay(api, request, amount="75.50").status_code == 200
+    part = api.get(f"/v1/payment-requests/{request['id']}").json()
+    # Still requested, for the $124.50 still owed.
+    assert (part["status"], part["amount"], part["paid_amount"]) == ("requested", 20000, 7550)
+    page = api.client.get(pay_path(request))
+    assert page.status_code == 200
+    assert "$75.50 of $200.00 is paid" in page.text and "$124.50" in page.text
+    assert 'value="124.50"' in page.text
+    # More than what is owed is refused, saying what is owed.
+    too_much = pay(api, request, amount="125.00")
+    assert too_much.status_code == 422
+    assert "at most the $124.50 still owed" in too_much.text
+    # Paying the rest completes it.
+    assert pay(api, request).status_code == 200
     done = api.get(f"/v1/payment-requests/{request['id']}").json()
-    assert (done["status"], done["amount"], done["paid_amount"]) == ("completed", 20000, 7550)
+    assert (done["status"], done["paid_amount"]) == ("completed", 20000)
+    assert pay(api, request).status_code == 410
+    assert len(api.get("/v1/transactions").json()["items"]) == 2
 
 
 def test_paying_more_than_requested_is_refused(api: Api) -> None:
@@ -198,6 +213,9 @@ def test_requests_report_lists_paid_and_cancelled_with_reasons(api: Api) -> None
     superseded = send(api, first, 1000)
     paid = send(api, first, 2000)
     pay(api, paid, amount="15.00")
+    pay(api, paid, amount="5.00")
+    part_paid = send(api, second, 4000)
+    pay(api, part_paid, amount="10.00")
     open_one = send(api, second, 3000)
     report = api.get("/v1/payment-requests").json()["items"]
     rows = {
@@ -205,11 +223,12 @@ def test_requests_report_lists_paid_and_cancelled_with_reasons(api: Api) -> None
     }
     assert rows == {
         superseded["id"]: ("cancelled", 1000, None, "superseded"),
-        paid["id"]: ("completed", 2000, 1500, None),
+        paid["id"]: ("completed", 2000, 2000, None),
+        part_paid["id"]: ("cancelled", 4000, 1000, "superseded"),
         open_one["id"]: ("requested", 3000, None, None),
     }
     only_open = api.get("/v1/payment-requests", params={"status": "requested"}).json()["items"]
     assert [r["id"] for r in only_open] == [open_one["id"]]
     csv_text = api.get("/v1/exports/payment-requests.csv").text
     assert csv_text.splitlines()[0].startswith("id,date,sent_at,patient_id")
-    assert ",20.00,15.00,completed," in csv_text
+    assert ",20.00,20.00,completed," in csv_text
