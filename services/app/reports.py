@@ -17,9 +17,10 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from domain.practices import Practice
-from domain.schedule import local_date
-from projections.base import parse_iso
+from domain.schedule import cutoff_instant, local_date
+from projections.base import iso, parse_iso
 from projections.deposits import deposit_items, deposits_of_batch_date, payout_of
+from projections.intents import OpenIntentRow, open_intents
 from projections.transactions import (
     LostDisputeRow,
     RefundRow,
@@ -132,6 +133,9 @@ def daily_close(ctx: Needs, practice_id: UUID, day: date) -> dict[str, Any]:
                     "detail": "the deposit's items do not add up to it",
                 }
             )
+    end_of_day = cutoff_instant(day, practice.timezone, practice.batch_cutoff)
+    intents = ctx.reads(open_intents, practice_id, iso(end_of_day))
+    unknown = [i for i in intents if i["unknown_since"] is not None]
     associated = [p for p in moved if p["association_source"] is not None]
     written_refunds = [r for r in refunds if r["association"] == "associated"]
     return {
@@ -173,8 +177,33 @@ def daily_close(ctx: Needs, practice_id: UUID, day: date) -> dict[str, Any]:
             "refunds_written_amount": sum(int(r["amount"]) for r in written_refunds),
         },
         "disputes": disputes,
-        "differences": differences,
-        "balanced": not differences,
+        "differences": differences + [intent_difference(i) for i in unknown],
+        "open_intents": [intent_out(i) for i in intents],
+        "balanced": not differences and not unknown,
+    }
+
+
+def intent_out(row: OpenIntentRow) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "effect": row["effect"],
+        "payment_id": row["payment_id"],
+        "amount": row["amount"],
+        "requested_at": row["requested_at"],
+        "state": "unknown" if row["unknown_since"] is not None else "pending",
+        "attempts": row["attempts"],
+        "last_error": row["last_error"],
+    }
+
+
+def intent_difference(row: OpenIntentRow) -> dict[str, Any]:
+    return {
+        "kind": "intent_unknown",
+        "payment_id": row["payment_id"],
+        "intent_id": row["id"],
+        "amount": row["amount"],
+        "detail": f"the processor's answer to this {row['effect']} was lost; the reconciler "
+        f"reads it back ({row['attempts']} attempts so far: {row['last_error']})",
     }
 
 

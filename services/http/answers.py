@@ -431,6 +431,12 @@ class DailyClose(Answer):
     differences: list[dict[str, Any]] = Field(
         description="each with `kind`, the payment, refund or deposit, `amount` and `detail`"
     )
+    open_intents: list[dict[str, Any]] = Field(
+        description="voids and refunds asked of the processor on or before the day whose "
+        "outcome is not recorded yet: id, effect, payment_id, amount, requested_at, "
+        "state (pending or unknown), attempts, last_error; each unknown one is also a "
+        "difference (`intent_unknown`)"
+    )
     balanced: bool
 
 
@@ -529,6 +535,14 @@ class DueWorkStatus(Answer):
     failed_at: str | None
 
 
+class OpenIntentTotals(Answer):
+    """The practice's voids and refunds under way at the processor."""
+
+    open: int
+    unknown: int = Field(description="of which the processor's answer was lost")
+    oldest: str | None = Field(description="when the oldest was asked")
+
+
 class PracticeWithStatus(Practice):
     connection: dict[str, dict[str, str]] = Field(
         description="PMS connection settings: URLs in full, keys and tokens as their last 4"
@@ -536,6 +550,7 @@ class PracticeWithStatus(Practice):
     writeback: WritebackStatus
     pms_sync: SyncStatus
     due_work: DueWorkStatus
+    open_intents: OpenIntentTotals
 
 
 class Patient(Answer):

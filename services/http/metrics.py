@@ -18,6 +18,8 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from projections.base import parse_iso
+from projections.intents import intent_totals
 from services.context import Components
 from services.http.deps import bearer_token
 from services.http.errors import HttpProblem
@@ -63,6 +65,19 @@ class Metrics:
             "practices whose due work (batch close, deposits, expiries, messages) is failing",
             registry=self.registry,
         )
+        self.intents_open = Gauge(
+            "payledger_open_intents",
+            "voids and refunds asked of the processor whose outcome is not recorded yet, "
+            "by state (pending: under way; unknown: the answer was lost, read back by the "
+            "reconciler)",
+            ["state"],
+            registry=self.registry,
+        )
+        self.intent_age = Gauge(
+            "payledger_open_intent_oldest_seconds",
+            "the age of the oldest open intent (0 when there is none)",
+            registry=self.registry,
+        )
         self.due_failures = Gauge(
             "payledger_due_work_failures",
             "failed runs of practices' due work, since the database was made",
@@ -79,6 +94,13 @@ class Metrics:
                 self.failing.labels(state.name, state.error[:200]).set(1)
         for count in ctx.journal.counts():
             self.writeback.labels(count.pms, count.status).set(count.entries)
+        intents = ctx.reads(intent_totals)
+        self.intents_open.labels("unknown").set(intents["unknown"])
+        self.intents_open.labels("pending").set(intents["open"] - intents["unknown"])
+        oldest = intents["oldest"]
+        self.intent_age.set(
+            max(0.0, (ctx.clock.now() - parse_iso(oldest)).total_seconds()) if oldest else 0
+        )
         due = ctx.due_work.totals()
         self.due_failing.set(due.failing)
         self.due_failures.set(due.failures)

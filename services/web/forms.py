@@ -22,9 +22,24 @@ DOLLARS = re.compile(r"\$?(\d{1,3}(,\d{3})+|\d+)(\.\d{1,2})?", re.ASCII)
 class FormError(Exception):
     """A use case refused the form; `message` is a sentence for the page."""
 
-    def __init__(self, message: str, status: int = 422, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, status: int = 422, field: str | None = None, code: str = ""
+    ) -> None:
         super().__init__(message)
-        self.message, self.status, self.field = message, status, field
+        self.message, self.status, self.field, self.code = message, status, field, code
+
+    @property
+    def may_be_under_way(self) -> bool:
+        """Whether what the form asked may still happen (the answer was lost, or it could
+        not run just now): the form sent again must carry the same idempotency key, so that
+        it finishes that attempt instead of starting a second one."""
+        return self.status >= 500 or self.code in UNDER_WAY_CODES
+
+
+#: refusals after which the same request, sent again, may finish what was begun
+UNDER_WAY_CODES = frozenset(
+    {"processor-outcome-unknown", "processor-unavailable", "conflict", "idempotency-key-in-use"}
+)
 
 
 def sentence(text: str) -> str:
@@ -42,9 +57,13 @@ def run(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return action(*args, **kwargs)
     except HttpProblem as problem:
-        raise FormError(sentence(problem.detail), problem.status, problem.field) from None
+        raise FormError(
+            sentence(problem.detail), problem.status, problem.field, problem.code or ""
+        ) from None
     except PaymentsError as error:
-        raise FormError(sentence(error.detail), status_for(error), error.field) from None
+        raise FormError(
+            sentence(error.detail), status_for(error), error.field, error.code
+        ) from None
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))

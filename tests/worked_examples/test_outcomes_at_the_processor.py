@@ -9,6 +9,7 @@ outcome that the ledger records.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from services.app.settlement import close_due_batches
 from services.context import Components, retry_on_conflict
 from services.http.app import create_app
 from tests.conftest import Api, ComponentsFactory, PinnedClock
+from tests.e2e.test_html_pages import browser
 from tests.faulty_processor import FaultyProcessor
 
 CARD = CardInput("4242424242424242", 12, 2030, "123")
@@ -349,7 +351,7 @@ def test_no_effect_is_made_inside_a_retry_on_conflict(office: Components) -> Non
 def test_the_api_says_an_unknown_refund_is_under_way_and_its_key_finishes_it(
     make_components: ComponentsFactory, clock: PinnedClock
 ) -> None:
-    ctx = make_components("sqlite", clock)
+    ctx = make_components("sqlite", clock, metrics_token="scrape")
     ctx.processor = FaultyProcessor()
     client = TestClient(create_app(ctx, scheduler=False), raise_server_exceptions=False)
     api = Api(client).setup()
@@ -364,8 +366,64 @@ def test_the_api_says_an_unknown_refund_is_under_way_and_its_key_finishes_it(
     assert [(i["effect"], i["amount"], i["state"]) for i in shown["open_intents"]] == [
         ("refund", 2500, "unknown")
     ]
+    # Practice status, the day's close and /metrics show it too, until it ends.
+    status = api.get(f"/v1/practices/{api.practice_id}").json()["open_intents"]
+    assert (status["open"], status["unknown"]) == (1, 1)
+    today = shown["open_intents"][0]["requested_at"][:10]
+    close = api.get("/v1/reports/daily-close", params={"date": today}).json()
+    assert [d["kind"] for d in close["differences"]] == ["intent_unknown"]
+    assert [(i["effect"], i["state"]) for i in close["open_intents"]] == [("refund", "unknown")]
+    assert not close["balanced"]
+    metrics = api.client.get("/metrics", headers={"Authorization": "Bearer scrape"}).text
+    assert 'payledger_open_intents{state="unknown"} 1.0' in metrics
     again = api.post(f"/v1/payments/{payment['id']}/refund", {"amount": 2500}, headers=key)
     assert again.status_code == 200, again.text
     assert again.json()["amount"] == 2500
     assert api.get(f"/v1/payments/{payment['id']}").json()["open_intents"] == []
     assert sandbox(ctx).movements["refund"] == 1
+
+
+# -- 10. the dashboard's refund form keeps its key through its own error page -------------
+
+
+def test_confirm_refund_pressed_again_after_a_lost_answer_refunds_once(
+    make_components: ComponentsFactory, clock: PinnedClock
+) -> None:
+    ctx = make_components("sqlite", clock)
+    ctx.processor = FaultyProcessor()
+    api = Api(TestClient(create_app(ctx, scheduler=False), raise_server_exceptions=False))
+    api.setup()
+    payment = api.pay(15_000).json()
+    api.advance(int(DAY.total_seconds()))
+    web, _ = browser(api, "front.desk@birch.example")
+    refund_url = f"/payments/transactions/{payment['id']}/refund"
+    form = web.get(refund_url).text
+    fields = {name: hidden(form, name) for name in ("csrf_token", "idempotency_key", "kind")}
+
+    # The processor refunds, but its answer is lost: the page says so ...
+    sandbox(ctx).answers["refund"].append("500-after")
+    lost = web.post(refund_url, data={**fields, "amount": "50.00"}, follow_redirects=False)
+    assert lost.status_code == 502
+    assert "was lost" in lost.text
+    # ... and its form carries the same key, so Confirm again finishes that refund.
+    assert hidden(lost.text, "idempotency_key") == fields["idempotency_key"]
+    again = {**fields, "csrf_token": hidden(lost.text, "csrf_token"), "amount": "50.00"}
+    done = web.post(refund_url, data=again, follow_redirects=False)
+    assert done.status_code == 303, done.text
+    shown = api.get(f"/v1/payments/{payment['id']}").json()
+    assert [r["amount"] for r in shown["refunds"]] == [5000]
+    assert sandbox(ctx).movements["refund"] == 1
+
+    # A refusal is final: the next form is a new refund (a new key).
+    sandbox(ctx).answers["refund"].append("refuse")
+    form = web.get(refund_url).text
+    fields = {name: hidden(form, name) for name in ("csrf_token", "idempotency_key", "kind")}
+    refused = web.post(refund_url, data={**fields, "amount": "20.00"}, follow_redirects=False)
+    assert refused.status_code == 422
+    assert hidden(refused.text, "idempotency_key") != fields["idempotency_key"]
+
+
+def hidden(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]+)"', page)
+    assert found is not None, f"no {name} in the page"
+    return found.group(1)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
 from domain.users import Role
+from projections.intents import intent_totals
 from services.app import practices as uc
 from services.app.due import due_work_status
 from services.app.practices import Caller
@@ -63,6 +64,7 @@ def practice_answer(ctx: Components, practice: Practice) -> dict[str, Any]:
         "writeback": practice_status(ctx.journal, practice.id),
         "pms_sync": sync_status(ctx, practice),
         "due_work": due_work_status(ctx.due_work, practice.id),
+        "open_intents": ctx.reads(intent_totals, practice.id),
     }
 
 

@@ -38,6 +38,7 @@ DIFFERENCE_KINDS = {
     "payment_not_in_batch": "Payment not in the day's batch",
     "refund_not_written_back": "Refund not in the PMS",
     "deposit_mismatch": "Deposit does not add up",
+    "intent_unknown": "Outcome unknown at the processor",
 }
 
 
