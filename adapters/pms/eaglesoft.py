@@ -22,6 +22,8 @@ class BridgeSettings:
 
 
 class EaglesoftBridge(PmsWriter):
+    lookup_by_day = False  # GET /v1/entries/{reference}
+
     def __init__(self, settings: BridgeSettings, client: httpx.Client | None = None) -> None:
         self._settings = settings
         self._http = BoundedHttp(settings.timeout, client, name="the Eaglesoft bridge")

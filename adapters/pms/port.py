@@ -74,6 +74,10 @@ class PmsWriter(ABC):
     #: the longest one call to the PMS can take, in seconds (its answer read in full or
     #: given up on); the writeback's claim on an entry outlasts an attempt's calls
     call_seconds: float = 30.0
+    #: find_entry looks on the entry's pay date (Open Dental's GET by DateEntry), so an
+    #: earlier attempt is looked for on each day it could have been entered; False when
+    #: the PMS finds an entry by its marker alone (the Eaglesoft bridge)
+    lookup_by_day: bool = True
 
     @abstractmethod
     def post_entry(self, entry: LedgerEntry) -> Written:

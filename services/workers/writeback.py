@@ -364,6 +364,7 @@ class Worker:
         self.writers = writers  # tests may pin a writer per practice
         self.first_delay = first_delay
         self.max_attempts = max_attempts
+        # the claim's margin over the longest time an attempt's calls can take
         self.claim_seconds = claim_seconds
         self.parallel = parallel
 
@@ -545,7 +546,9 @@ class Worker:
         """Look for an earlier attempt by marker, on the days it could have been entered."""
         first = datetime.fromisoformat(item["first_attempt_at"].replace("Z", "+00:00")).date()
         days = sorted({entry.pay_date, first - timedelta(days=1), first, first + timedelta(days=1)})
-        for day in days:
+        if not writer.lookup_by_day:
+            days = [entry.pay_date]
+        for day in days[:READ_BACK_DAYS]:
             found = writer.find_entry(LedgerEntry(**{**entry.__dict__, "pay_date": day}))
             if found is not None:
                 return found

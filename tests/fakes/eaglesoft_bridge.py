@@ -27,6 +27,7 @@ class FakeBridge:
         self.faults: deque[str] = deque()
         self.lock = threading.Lock()
         self.posts = 0
+        self.lookups = 0
         self.app = dropping(
             Starlette(
                 routes=[
@@ -80,6 +81,7 @@ class FakeBridge:
     async def lookup(self, request: Request) -> Response:
         if (refused := self._auth(request)) is not None:
             return refused
+        self.lookups += 1
         entry = self.entries.get(request.path_params["reference"])
         if entry is None:
             return JSONResponse({"error": "not found"}, status_code=404)

@@ -301,7 +301,7 @@ def test_eaglesoft_a_dropped_answer_is_looked_up_by_its_reference(
         payment = pay(ctx, practice, patients[0], 3300)
         ctx.projector.catch_up()
         Worker(ctx, ctx.journal, "eaglesoft", first_delay=0.01).run_once()
-        assert bridge.posts == 1  # looked up, not posted again
+        assert (bridge.posts, bridge.lookups) == (1, 1)  # looked up once, not posted again
         [entry] = bridge.entries.values()
         fresh = ctx.get(type(payment), payment.id, practice.id)
         assert fresh.pms_reference == f"Eaglesoft tran {entry['transaction_number']}"
