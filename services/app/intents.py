@@ -32,14 +32,17 @@ from uuid import UUID
 
 from adapters.processor.port import Effect, LookedUp, OutcomeUnknown
 from domain.errors import PaymentsError
-from domain.payments import Payment
+from domain.payments import Payment, Status
 from domain.practices import Practice
+from domain.requests import PaymentRequest
 from services.context import Aggregates, Charging, Reading, Timed, retry_on_conflict
 
 log = logging.getLogger("payledger.intents")
 
 #: the actor of outcomes the reconciler records
 RECONCILER = "system:reconciler"
+#: the actor of a request reopened because its payment was voided
+REOPENER = "system:reopen"
 #: what a refused intent says when the processor has no record of it
 NOT_MADE = "the processor has no record of it: no money moved"
 
@@ -147,6 +150,22 @@ def carry_out(
     return _record(ctx, kind, practice_id, payment_id, intent_id, "succeeded", processor_id, actor)
 
 
+def requests_reopened(ctx: Needs, payment: Payment) -> list[PaymentRequest]:
+    """A voided pay-link payment no longer pays its request: the request, reopened for
+    what is owed, to be saved with the payment's `Voided` (nothing for other payments)."""
+    if payment.request_id is None or payment.status != Status.VOIDED:
+        return []
+    request = ctx.get(PaymentRequest, payment.request_id, payment.practice_id)
+    reason = (
+        f"the payment was not captured ({payment.capture_failure})"
+        if payment.capture_failure
+        else "the payment was voided"
+    )
+    at = payment.voided_at or ctx.clock.now(payment.practice_id)
+    changed = request.reopen(payment_id=payment.id, reason=reason, at=at, actor=REOPENER)
+    return [request] if changed else []
+
+
 def within_key_memory(ctx: Needs, payment: Payment, intent_id: UUID) -> bool:
     """Whether the processor still remembers the intent's key (so a call sent again under
     it cannot act twice)."""
@@ -235,7 +254,7 @@ def _record(
             kind.refused(payment, intent_id, value, at, actor)
         else:
             kind.unknown(payment, intent_id, value, at, actor)
-        ctx.save(payment)
+        ctx.save(payment, *requests_reopened(ctx, payment))
         return payment
 
     return retry_on_conflict(save)

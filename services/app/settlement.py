@@ -29,6 +29,7 @@ from domain.schedule import batch_date_for, cutoff_instant, zone
 from projections.base import iso, parse_iso
 from projections.deposits import due_deposits
 from projections.transactions import due_for_settlement, unsettled_refunds
+from services.app.intents import requests_reopened
 from services.context import Aggregates, Calendared, Charging, Reading, Timed
 
 
@@ -121,8 +122,9 @@ def _close(ctx: Needs, practice: Practice, day: date, items: list[BatchItem]) ->
             at=closes_at,
             actor=DEPOSIT_ACTOR,
         )
+        reopened = [r for p in failed for r in requests_reopened(ctx, p)]
         try:
-            ctx.save(batch, deposit, *payments.values())
+            ctx.save(batch, deposit, *payments.values(), *reopened)
         except IntegrityError:
             # Another process closed it, or a payment changed (a void) meanwhile:
             # the caller's next run sees the new state.
@@ -216,7 +218,7 @@ def capture_reference(payment_id: UUID) -> UUID:
 
 def _save_failed(ctx: Needs, payments: list[Payment]) -> None:
     try:
-        ctx.save(*payments)
+        ctx.save(*payments, *(r for p in payments for r in requests_reopened(ctx, p)))
     except IntegrityError:
         log.info("capture failures not recorded: concurrent change; the next close retries")
 
