@@ -108,9 +108,12 @@ def test_the_reconciler_reads_a_charge_back_without_its_intents_id(
     account = fake_stripe.add_account()
     processor = StripeProcessor(fake_stripe.secret_key, api_base=fake_stripe.base_url)
     reference = uuid4()
-    assert processor.look_up(
-        effect=Effect.CHARGE, reference=reference, transaction_id="", account=account
-    ).state == ("absent")
+    assert (
+        processor.look_up(
+            effect=Effect.CHARGE, reference=reference, transaction_id="", account=account
+        ).state
+        == "absent"
+    )
     fake_stripe.fail_next("/v1/payment_intents", "500-after-apply")
     made = processor.charge(
         reference=reference, amount=5000, payment_method="pm_card_visa", account=account
