@@ -12,6 +12,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import wraps
+from typing import Any
+
+from adapters.effects import check_outside_retry
+
+
+def guarded(what: str, method: Any) -> Any:
+    @wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        check_outside_retry(what)
+        return method(self, *args, **kwargs)
+
+    return call
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,16 @@ class PmsWriteError(Exception):
 
 
 class PmsWriter(ABC):
+    """Every writer's `post_entry` and `post_commlog` refuse to run inside a retry on
+    conflict (adapters/effects.py): the subclass's methods are wrapped here."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("post_entry", "post_commlog"):
+            method = cls.__dict__.get(name)
+            if method is not None:
+                setattr(cls, name, guarded(f"the PMS's {name}", method))
+
     #: the longest one call to the PMS can take, in seconds (its answer read in full or
     #: given up on); the writeback's claim on an entry outlasts an attempt's calls
     call_seconds: float = 30.0

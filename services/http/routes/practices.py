@@ -70,7 +70,7 @@ def practice_answer(ctx: Components, practice: Practice) -> dict[str, Any]:
 
 def masked(block: dict[str, str]) -> dict[str, str]:
     """Connection settings as shown: URLs in full, keys and tokens as their last 4."""
-    return {k: v if k.endswith("url") else f"****{v[-4:]}" for k, v in block.items()}
+    return {k: str(v) if k.endswith("url") else f"****{str(v)[-4:]}" for k, v in block.items()}
 
 
 @router.post(
