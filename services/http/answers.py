@@ -63,6 +63,11 @@ class Refund(Answer):
     association: Literal["associated", "unassociated"]
     pms_reference: str | None
     actor: str
+    failed: str | None = Field(
+        default=None,
+        description="set when the processor reported the refund failed after it was made "
+        "(the money stayed with the practice): why; it no longer counts as refunded",
+    )
 
 
 class WritebackAttempt(Answer):

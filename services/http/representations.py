@@ -120,6 +120,7 @@ def payment_out(ctx: Components, payment: Payment, *, with_history: bool = False
                 else "unassociated",
                 "pms_reference": payment.associated_refunds.get(r.id),
                 "actor": r.actor,
+                "failed": r.failed,
             }
             for r in payment.refunds
         ],
