@@ -91,10 +91,13 @@ class AdvisoryClaims:
         with self._lock:
             if key in self._held:
                 return False
-            if self._try(self._connection(), key):
+            try:
+                taken = self._try(self._connection(), key)
+            except psycopg.OperationalError:  # the server ended it: once more, on a new one
+                taken = self._try(self._connection(), key)
+            if taken:
                 self._held.add(key)
-                return True
-            return False
+            return taken
 
     def release(self, key: str) -> None:
         with self._lock:
