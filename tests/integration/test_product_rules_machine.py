@@ -238,14 +238,18 @@ class ProductRules(RuleBasedStateMachine):
                 attempt_id=f"attempt-{self.steps}",
             )
         except PaymentsError:
-            assert not open_ or amount > before.amount.cents or card == DECLINE
+            assert not open_ or amount > before.owed.cents or card == DECLINE
             assert self.processor.movements["charge"] == charges, "a refused page moved money"
             return
         assert open_, "an expired, superseded, cancelled or paid request took a payment"
-        assert amount <= before.amount.cents
+        assert amount <= before.owed.cents
         after = self.request(index)
         if payment.status == Status.APPROVED:
-            assert after.status == RequestStatus.COMPLETED and after.payment_id == payment.id
+            assert payment.id in after.paid_by
+            if amount == before.owed.cents:  # what was owed completes it; less leaves the rest
+                assert after.status == RequestStatus.COMPLETED and after.payment_id == payment.id
+            else:
+                assert after.status == RequestStatus.REQUESTED
             self.payments.append(payment.id)
         else:
             assert after.status == RequestStatus.REQUESTED
@@ -368,10 +372,11 @@ class ProductRules(RuleBasedStateMachine):
             r = ctx.get(PaymentRequest, rid, practice_id)
             if r.is_outstanding(now):
                 outstanding[r.patient_id] += 1
+            for pid, cents in r.paid_by.items():  # paid in full, or in part while open
+                paid = ctx.get(Payment, pid, practice_id)
+                assert paid.amount.cents == cents and paid.occurred_at < r.expires_at
             if r.status == RequestStatus.COMPLETED:
-                paid = ctx.get(Payment, r.payment_id, practice_id)  # type: ignore[arg-type]
-                assert paid.amount == r.paid_amount and paid.amount <= r.amount
-                assert paid.occurred_at < r.expires_at
+                assert r.paid_amount == r.amount and r.payment_id in r.paid_by
             else:
                 assert r.payment_id is None
         assert all(n <= 1 for n in outstanding.values()), outstanding
