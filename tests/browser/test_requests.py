@@ -145,3 +145,44 @@ def test_the_requests_list_fits_a_tablet(browse: Browse) -> None:
     wrap = browse.page.evaluate("document.getElementById('requests').parentElement.clientWidth")
     assert table <= wrap, f"the table is cut at tablet width ({table} > {wrap})"
     browse.shot("tablet", full=True)
+
+
+def test_the_pay_button_follows_the_amount_typed_and_a_part_paid_link_says_what_is_owed(
+    browse: Browse,
+) -> None:
+    browse.sign_in()
+    send_request(browse, 2, "123.45", "part.payer@browser.example")
+    link = pay_link_sent_to(browse, "part.payer@browser.example")
+    browse.page.goto(link)
+    button = browse.page.locator("#pay-button")
+    assert button.inner_text() == "Pay $123.45"
+
+    # The patient types 50: the button says what will be charged.
+    browse.page.fill("#amount", "50")
+    assert button.inner_text() == "Pay $50.00"
+    browse.shot("pay-button-follows")
+    browse.page.fill("#amount", "1,000")  # more than is owed: no amount on the button
+    assert button.inner_text() == "Pay"
+    browse.page.fill("#amount", "fifty")
+    assert button.inner_text() == "Pay"
+    browse.page.fill("#amount", "$50.5")
+    assert button.inner_text() == "Pay $50.50"
+
+    browse.page.fill("#amount", "50.00")
+    browse.page.fill("#card_number", "4242424242424242")
+    browse.page.fill("#exp_month", "12")
+    browse.page.fill("#exp_year", "2031")
+    browse.page.fill("#cvc", "123")
+    button.click()
+    browse.page.wait_for_load_state()
+    assert "Your payment of $50.00 was approved" in browse.page.inner_text("#result")
+
+    # The same link, opened again, asks for what is still owed.
+    browse.page.goto(link)
+    body = browse.page.inner_text("main")
+    assert "Still owed on this payment request" in body
+    assert "$73.45" in browse.page.inner_text(".amount")
+    assert "$50.00 of $123.45 is paid." in body
+    assert browse.page.input_value("#amount") == "73.45"
+    assert button.inner_text() == "Pay $73.45"
+    browse.shot("part-paid-link", full=True)
