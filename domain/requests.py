@@ -359,13 +359,26 @@ class PaymentRequest(LedgerAggregate):
         event = self.Completed if paid == self.owed else self.PartlyPaid
         self.record(event, at=at, actor=actor, payment_id=payment_id, paid_amount=paid.cents)
 
-    def reopen(self, *, payment_id: UUID, reason: str, at: datetime, actor: str) -> bool:
+    def reopen(
+        self,
+        *,
+        payment_id: UUID,
+        reason: str,
+        at: datetime,
+        actor: str,
+        superseded_by: UUID | None = None,
+    ) -> bool:
         """The payment `payment_id` was voided: if it counted towards this request (it
         completed it, or paid part of it), record that it no longer does; a completed
         request is open again for what is owed, until its expiry as before. Changes
-        nothing (and returns False) for any other payment, or one already taken back."""
+        nothing (and returns False) for any other payment, or one already taken back.
+
+        `superseded_by`: the patient's latest request when it is another one. A patient
+        has one outstanding request, so a request reopened behind a newer one is
+        cancelled at once as superseded by it (unpaid, with the reason on record)."""
         if payment_id not in self.paid_by:
             return False
+        was_completed = self.status == RequestStatus.COMPLETED
         reason = reason.strip()[:200] or "the payment was voided"
         self.record(
             self.Reopened,
@@ -375,6 +388,14 @@ class PaymentRequest(LedgerAggregate):
             amount=self.paid_by[payment_id],
             reason=reason,
         )
+        if was_completed and superseded_by is not None and superseded_by != self.id:
+            self.record(
+                self.Cancelled,
+                at=at,
+                actor=actor,
+                reason=CancelReason.SUPERSEDED.value,
+                superseded_by=superseded_by,
+            )
         return True
 
     def cancel(

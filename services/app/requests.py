@@ -515,7 +515,8 @@ def give_back(ctx: Needs, practice: Practice, request_id: UUID, payment: Payment
 
 def reopen_after_void(ctx: Needs, practice_id: UUID, payment_id: UUID) -> PaymentRequest | None:
     """A voided pay-link payment no longer counts towards its request: the request it
-    completed is open again for what is owed (one it paid part of owes that part again).
+    completed is open again for what is owed (one it paid part of owes that part again),
+    unless the patient has a newer request: then it is cancelled as superseded by it.
     Returns the request when it changed, None when there was nothing to do (not a
     pay-link payment, not voided, or taken back already). A void saves this together
     with the payment's `Voided`; this use case catches up one that did not."""
@@ -525,8 +526,11 @@ def reopen_after_void(ctx: Needs, practice_id: UUID, payment_id: UUID) -> Paymen
         if payment.request_id is None or payment.status != Status.VOIDED:
             return None
         request = ctx.get(PaymentRequest, payment.request_id, practice_id)
+        latest = ctx.get(Patient, request.patient_id, practice_id).latest_request_id
         at = payment.voided_at or ctx.clock.now(practice_id)
-        if not request.reopen(payment_id=payment_id, reason=VOIDED, at=at, actor=REOPENER):
+        if not request.reopen(
+            payment_id=payment_id, reason=VOIDED, at=at, actor=REOPENER, superseded_by=latest
+        ):
             return None
         ctx.save(request)
         return request

@@ -193,3 +193,38 @@ def test_a_voided_part_payment_is_owed_again_on_its_request(
     state = api.get(f"/v1/payment-requests/{request['id']}").json()
     assert (state["status"], state["paid_amount"]) == ("requested", None)
     assert "Pay $120.00" in api.client.get(pay_path(request)).text
+
+
+def test_a_voided_payment_of_a_request_behind_a_newer_one_leaves_it_unpaid(
+    api: Api, make_components: ComponentsFactory
+) -> None:
+    patient = rosa(api)
+    first = send(api, patient, 12000)
+    assert pay(api, first).status_code == 200
+    paid = api.get(f"/v1/payment-requests/{first['id']}").json()
+    newer = send(api, patient, 18000)  # the office asks for the rest of her balance
+
+    assert api.post(f"/v1/payments/{paid['payment_id']}/refund").json()["kind"] == "void"
+    reopen_after_void(the_ledger(make_components), UUID(api.practice_id), UUID(paid["payment_id"]))
+
+    # One outstanding request per patient: the older one is unpaid, with the reason on
+    # record, and cancelled as superseded by the newer one, which is left as it was.
+    older = api.get(f"/v1/payment-requests/{first['id']}").json()
+    assert (older["status"], older["cancel_reason"], older["paid_amount"]) == (
+        "cancelled",
+        "superseded",
+        None,
+    )
+    assert older["superseded_by"] == newer["id"]
+    assert [e["type"] for e in older["history"]][-2:] == [
+        "PaymentRequestReopened",
+        "PaymentRequestCancelled",
+    ]
+    assert api.client.get(pay_path(first)).status_code == 410
+    assert api.get(f"/v1/payment-requests/{newer['id']}").json()["status"] == "requested"
+    assert ar_row(api, patient)["last_request"] == {
+        "id": newer["id"],
+        "date": "2026-03-04",
+        "amount": 18000,
+        "status": "requested",
+    }
