@@ -11,6 +11,8 @@ from typing import TypedDict
 from uuid import UUID
 
 from adapters.sql import Database, Tx, columns_of, row_as, rows_as
+from domain.base import LedgerAggregate
+from domain.charges import ChargeAttempt
 from domain.payments import Payment
 from projections.base import Projection, handles, iso
 
@@ -67,22 +69,9 @@ class OpenIntents(Projection):
     )
 
     def _open(self, tx: Tx, intent_id: str, e: Payment.Event, effect: str, amount: int) -> None:
-        tx.execute(
-            "INSERT INTO open_intents (id, practice_id, payment_id, effect, amount, "
-            "requested_at, requested_by, unknown_since, attempts, last_error, last_tried_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0, NULL, NULL)",
-            (
-                intent_id,
-                str(e.practice_id),
-                str(e.originator_id),
-                effect,
-                amount,
-                iso(e.at),
-                e.actor,
-            ),
-        )
+        insert_intent(tx, intent_id, e, str(e.originator_id), effect, amount)
 
-    def _unknown(self, tx: Tx, intent_id: str, e: Payment.Event, error: str) -> None:
+    def _unknown(self, tx: Tx, intent_id: str, e: LedgerAggregate.Event, error: str) -> None:
         tx.execute(
             "UPDATE open_intents SET unknown_since = COALESCE(unknown_since, ?), "
             "attempts = attempts + 1, last_error = ?, last_tried_at = ? WHERE id = ?",
@@ -91,6 +80,30 @@ class OpenIntents(Projection):
 
     def _close(self, tx: Tx, intent_id: str) -> None:
         tx.execute("DELETE FROM open_intents WHERE id = ?", (intent_id,))
+
+    @handles(ChargeAttempt.Requested, ChargeAttempt.Asked)
+    def charge_asked(
+        self, tx: Tx, e: ChargeAttempt.Requested | ChargeAttempt.Asked, position: int
+    ) -> None:
+        """Asked (again, after a refusal or a lost answer): open, asked just now."""
+        intent_id = str(e.originator_id)
+        tx.execute("DELETE FROM open_intents WHERE id = ?", (intent_id,))
+        insert_intent(tx, intent_id, e, str(e.payment_id), "charge", e.amount)
+
+    @handles(ChargeAttempt.OutcomeUnknown)
+    def charge_unknown(self, tx: Tx, e: ChargeAttempt.OutcomeUnknown, position: int) -> None:
+        self._unknown(tx, str(e.originator_id), e, e.error)
+
+    @handles(ChargeAttempt.Refused, ChargeAttempt.NotMade, ChargeAttempt.Released)
+    def charge_ended(self, tx: Tx, e: ChargeAttempt.Event, position: int) -> None:
+        self._close(tx, str(e.originator_id))
+
+    @handles(Payment.Captured, Payment.Declined)
+    def charge_recorded(self, tx: Tx, e: Payment.Event, position: int) -> None:
+        tx.execute(
+            "DELETE FROM open_intents WHERE payment_id = ? AND effect = 'charge'",
+            (str(e.originator_id),),
+        )
 
     @handles(Payment.RefundRequested)
     def refund_requested(self, tx: Tx, e: Payment.RefundRequested, position: int) -> None:
@@ -139,6 +152,23 @@ class OpenIntents(Projection):
             "DELETE FROM open_intents WHERE payment_id = ? AND effect = 'capture'",
             (str(e.originator_id),),
         )
+
+
+def insert_intent(
+    tx: Tx,
+    intent_id: str,
+    e: LedgerAggregate.Event,
+    payment_id: str,
+    effect: str,
+    amount: int,
+) -> None:
+    values = [intent_id, str(e.practice_id), payment_id, effect, amount, iso(e.at), e.actor]
+    tx.execute(
+        "INSERT INTO open_intents (id, practice_id, payment_id, effect, amount, "
+        "requested_at, requested_by, unknown_since, attempts, last_error, last_tried_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0, NULL, NULL)",
+        values,
+    )
 
 
 def open_intents(db: Database, practice_id: UUID, before: str | None = None) -> list[OpenIntentRow]:

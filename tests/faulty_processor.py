@@ -20,6 +20,8 @@ from uuid import UUID
 
 from adapters.processor.port import (
     Capture,
+    CardInput,
+    ChargeResult,
     Effect,
     LookedUp,
     OutcomeUnknown,
@@ -57,6 +59,30 @@ class FaultyProcessor(SandboxProcessor):
         if answer == "500-after":
             raise OutcomeUnknown(f"the processor answered 500 after the {kind} (test)")
         return result
+
+    def charge(
+        self,
+        *,
+        reference: UUID,
+        amount: int,
+        card: CardInput | None = None,
+        terminal_id: str | None = None,
+        payment_method: str | None = None,
+        account: str | None = None,
+    ) -> ChargeResult:
+        act = SandboxProcessor.charge.__wrapped__  # type: ignore[attr-defined]
+        answer: ChargeResult = self._faulty(
+            "charge",
+            lambda: act(
+                self,
+                reference=reference,
+                amount=amount,
+                card=card,
+                terminal_id=terminal_id,
+                payment_method=payment_method,
+            ),
+        )
+        return answer
 
     def void(self, *, transaction_id: str, reference: UUID, account: str | None = None) -> str:
         act = SandboxProcessor.void.__wrapped__  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from uuid import UUID
 from adapters.messaging.email import Email, SendFailed
 from adapters.processor.cards import check_card
 from adapters.processor.port import CardInput, OutcomeUnknown, ProcessorRefused
+from domain.charges import ChargeAttempt, attempt_id_of
 from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
 from domain.money import Money, check_payment_amount
 from domain.patients import Patient
@@ -117,16 +118,32 @@ def charge(
     actor: str,
     payment_method: str | None = None,
 ) -> Payment:
-    """Authorise and capture through the processor; the payment (approved or declined),
-    not yet saved."""
-    result = ctx.processor.charge(
-        reference=payment_id,
-        amount=amount.cents,
-        card=card,
-        terminal_id=terminal_id,
-        payment_method=payment_method,
-        account=practice.stripe_account,
-    )
+    """Authorise through the processor (captured when its batch closes); the payment
+    (approved or declined), not yet saved. The attempt is recorded first
+    (domain/charges.py); a refusal or a lost answer is recorded on it before it is raised."""
+    attempt_id = ask_to_charge(ctx, practice.id, payment_id, amount, method, at, actor)
+    try:
+        result = ctx.processor.charge(
+            reference=payment_id,
+            amount=amount.cents,
+            card=card,
+            terminal_id=terminal_id,
+            payment_method=payment_method,
+            account=practice.stripe_account,
+        )
+    except OutcomeUnknown as error:
+        end_attempt(ctx, practice.id, attempt_id, "unknown", error.detail, actor)
+        raise OutcomeUnknown(
+            f"{error.detail.rstrip('.')}. The payment is not recorded: send the same request "
+            "again with the same Idempotency-Key to finish it (it is authorised once); "
+            "otherwise the ledger reads it back and releases any hold on the card"
+        ) from None
+    except PaymentsError as error:
+        end_attempt(ctx, practice.id, attempt_id, "refused", error.detail, actor)
+        raise
+    except Exception as error:
+        end_attempt(ctx, practice.id, attempt_id, "unknown", type(error).__name__, actor)
+        raise
     summary = CardSummary(result.brand, result.last4)
     common = {
         "id": payment_id,
@@ -149,6 +166,57 @@ def charge(
             **common,  # type: ignore[arg-type]
         )
     return Payment.decline(reason=result.decline_reason or "declined", **common)  # type: ignore[arg-type]
+
+
+def ask_to_charge(
+    ctx: Needs,
+    practice_id: UUID,
+    payment_id: UUID,
+    amount: Money,
+    method: Method,
+    at: datetime,
+    actor: str,
+) -> UUID:
+    """Record the authorisation's intent (or, for the same request again, that it asks
+    again); refuses when the reconciler released an authorisation under this id."""
+    attempt_id = attempt_id_of(payment_id)
+
+    def ask() -> None:
+        attempt = ctx.find(ChargeAttempt, attempt_id)
+        if attempt is None:
+            attempt = ChargeAttempt.request(
+                practice_id=practice_id,
+                payment_id=payment_id,
+                amount=amount.cents,
+                method=method.value,
+                at=at,
+                actor=actor,
+            )
+        else:
+            attempt.ask_again(at=at, actor=actor)
+        ctx.save(attempt, show=False)
+
+    retry_on_conflict(ask)
+    return attempt_id
+
+
+def end_attempt(
+    ctx: Needs, practice_id: UUID, attempt_id: UUID, outcome: str, detail: str, actor: str
+) -> None:
+    """Record that the processor refused the authorisation, or that its answer was lost."""
+
+    def record() -> None:
+        attempt = ctx.get(ChargeAttempt, attempt_id, practice_id)
+        if not attempt.is_open or attempt.state == "releasing":
+            return
+        now = ctx.clock.now(practice_id)
+        if outcome == "refused":
+            attempt.refuse(reason=detail, at=now, actor=actor)
+        else:
+            attempt.unknown(error=detail, at=now, actor=actor)
+        ctx.save(attempt, show=False)
+
+    retry_on_conflict(record)
 
 
 def account_of(ctx: Needs, practice_id: UUID) -> str | None:

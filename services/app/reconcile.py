@@ -18,11 +18,16 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
+from adapters.processor.port import Effect
+from domain.charges import ChargeAttempt, release_reference
 from domain.errors import PaymentsError
+from domain.payments import Payment
+from domain.practices import Practice
 from projections.base import iso, parse_iso
 from projections.intents import OpenIntentRow, open_intents
 from services.app import intents
 from services.app.intents import RECONCILER, REFUND, VOID, carry_out
+from services.context import retry_on_conflict
 
 log = logging.getLogger("payledger.reconcile")
 
@@ -43,6 +48,9 @@ def reconcile_due(ctx: Needs, practice_id: UUID) -> int:
     for row in ctx.reads(open_intents, practice_id, iso(now - SETTLE_AFTER)):
         if row["effect"] == "capture" or not is_due(row, now):
             continue
+        if row["effect"] == "charge":
+            ended += settle_charge(ctx, practice_id, UUID(row["id"]))
+            continue
         kind = REFUND if row["effect"] == "refund" else VOID
         try:
             payment = carry_out(
@@ -61,6 +69,70 @@ def reconcile_due(ctx: Needs, practice_id: UUID) -> int:
         if not kind.is_open(payment, UUID(row["id"])):  # ended, not unknown once more
             ended += 1
     return ended
+
+
+def settle_charge(ctx: Needs, practice_id: UUID, attempt_id: UUID) -> bool:
+    """Read back an authorisation whose answer was lost and that nobody finished: none at
+    the processor ends it not made, a decline ends it refused, and an authorisation the
+    ledger never recorded is released (voided under a reference of its own, its intent
+    recorded first): the person was told it was not recorded, and may have taken the
+    payment again, so it is never captured. True when the attempt ended."""
+    attempt = ctx.get(ChargeAttempt, attempt_id, practice_id)
+    if not attempt.is_open or ctx.find(Payment, attempt.payment_id) is not None:
+        return False
+    account = ctx.get(Practice, practice_id, practice_id).stripe_account
+    transaction_id = attempt.transaction_id
+    if attempt.state != "releasing":
+        try:
+            looked = ctx.processor.look_up(
+                effect=Effect.CHARGE,
+                reference=attempt.payment_id,
+                transaction_id="",
+                account=account,
+            )
+        except PaymentsError as error:
+            return record_charge(ctx, practice_id, attempt_id, "unknown", error.detail)
+        if looked.state != "succeeded":
+            return record_charge(ctx, practice_id, attempt_id, looked.state, looked.reason or "")
+        transaction_id = looked.processor_id or ""
+        if not record_charge(ctx, practice_id, attempt_id, "releasing", transaction_id):
+            return False
+    try:
+        void_id = ctx.processor.void(
+            transaction_id=transaction_id or "",
+            reference=release_reference(attempt.payment_id),
+            account=account,
+        )
+    except PaymentsError as error:
+        return record_charge(ctx, practice_id, attempt_id, "unknown", error.detail)
+    return record_charge(ctx, practice_id, attempt_id, "released", void_id)
+
+
+def record_charge(
+    ctx: Needs, practice_id: UUID, attempt_id: UUID, outcome: str, detail: str
+) -> bool:
+    """Record what the read back found; False when it stays unknown, or when the attempt
+    had ended or its payment was recorded meanwhile (nothing then is recorded)."""
+
+    def record() -> bool:
+        attempt = ctx.get(ChargeAttempt, attempt_id, practice_id)
+        if not attempt.is_open or ctx.find(Payment, attempt.payment_id) is not None:
+            return False
+        at = ctx.clock.now(practice_id)
+        if outcome == "absent":
+            attempt.not_made(at=at, actor=RECONCILER)
+        elif outcome == "refused":
+            attempt.refuse(reason=detail or "declined", at=at, actor=RECONCILER)
+        elif outcome == "releasing":
+            attempt.request_release(transaction_id=detail, at=at, actor=RECONCILER)
+        elif outcome == "released":
+            attempt.release(processor_void_id=detail, at=at, actor=RECONCILER)
+        else:
+            attempt.unknown(error=detail, at=at, actor=RECONCILER)
+        ctx.save(attempt, show=False)
+        return True
+
+    return retry_on_conflict(record) and outcome != "unknown"
 
 
 def is_due(row: OpenIntentRow, now: datetime) -> bool:

@@ -18,10 +18,11 @@ from fastapi.testclient import TestClient
 
 from adapters.effects import EffectInsideRetry
 from adapters.processor.port import CardInput, OutcomeUnknown, ProcessorRefused
+from domain.charges import AuthorisationReleased
 from domain.payments import AssociationSource, Method, Payment, Status
 from domain.practices import DepositAccount, PmsKind
 from domain.schedule import parse_cutoff
-from projections.intents import intent_totals, open_intents_of_payment
+from projections.intents import intent_totals, open_intents, open_intents_of_payment
 from services.app.payments import associate_payment, collect_payment, refund_payment
 from services.app.practices import create_practice
 from services.app.reconcile import SETTLE_AFTER, reconcile_due
@@ -427,3 +428,78 @@ def hidden(page: str, name: str) -> str:
     found = re.search(rf'name="{name}" value="([^"]+)"', page)
     assert found is not None, f"no {name} in the page"
     return found.group(1)
+
+
+# -- authorisations whose answer was lost ------------------------------------------------
+
+
+def collect(ctx: Components, practice_id: Any, key: str | None) -> Payment:
+    return collect_payment(
+        ctx,
+        practice_id=practice_id,
+        amount=8_000,
+        method=Method.VIRTUAL_TERMINAL,
+        card=CARD,
+        actor="user:admin",
+        key=key,
+    )
+
+
+def test_a_collect_retried_with_its_key_after_a_lost_answer_authorises_once(
+    office: Components, clock: PinnedClock
+) -> None:
+    practice_id = a_payment(office).practice_id
+    sandbox(office).answers["charge"].append("500-after")
+    with pytest.raises(OutcomeUnknown, match="same Idempotency-Key"):
+        collect(office, practice_id, "visit-41")
+    office.catch_up()
+    [attempt] = [i for i in office.reads(open_intents, practice_id) if i["effect"] == "charge"]
+    assert attempt["unknown_since"] is not None
+
+    payment = collect(office, practice_id, "visit-41")
+    assert payment.status == Status.APPROVED
+    assert sandbox(office).movements["charge"] == 2  # the first payment, and this one
+    assert office.reads(open_intents, practice_id) == []
+
+
+def test_an_authorisation_nobody_finished_is_released_never_captured(
+    office: Components, clock: PinnedClock
+) -> None:
+    practice_id = a_payment(office).practice_id
+    sandbox(office).answers["charge"].append("500-after")
+    with pytest.raises(OutcomeUnknown):
+        collect(office, practice_id, "visit-42")
+    office.catch_up()
+
+    # The front desk took the payment again with a new key; the first authorisation
+    # was made at the processor but never recorded. The reconciler releases it.
+    collect(office, practice_id, "visit-42-again")
+    clock.move(seconds=SETTLE_AFTER.total_seconds())
+    assert reconcile_due(office, practice_id) == 1
+    office.catch_up()
+    assert office.reads(open_intents, practice_id) == []
+    assert sandbox(office).movements["void"] == 1
+
+    # The first key now says what happened; nothing of it is ever captured.
+    with pytest.raises(AuthorisationReleased, match="released"):
+        collect(office, practice_id, "visit-42")
+    clock.move(days=1)
+    close_due_batches(office, practice_id)
+    assert sandbox(office).movements["capture"] == 2  # the first payment and the retaken one
+
+
+def test_an_authorisation_that_never_arrived_ends_not_made(
+    office: Components, clock: PinnedClock
+) -> None:
+    practice_id = a_payment(office).practice_id
+    sandbox(office).answers["charge"].append("drop-before")
+    with pytest.raises(OutcomeUnknown):
+        collect(office, practice_id, "visit-43")
+    office.catch_up()
+    clock.move(seconds=SETTLE_AFTER.total_seconds())
+    assert reconcile_due(office, practice_id) == 1
+    office.catch_up()
+    assert office.reads(open_intents, practice_id) == []
+    # The same request later asks again, and is recorded once.
+    assert collect(office, practice_id, "visit-43").status == Status.APPROVED
+    assert sandbox(office).movements["charge"] == 2
