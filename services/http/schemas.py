@@ -118,15 +118,25 @@ class PracticeIn(Body):
     batch_cutoff: str = Field("23:59", examples=["23:59"])
 
 
+#: how long one call to the PMS may take, in seconds (the writeback's claim on an entry
+#: outlasts an attempt's calls, so a shorter timeout frees a dead worker's entries sooner)
+PmsTimeout = Annotated[
+    StrictInt,
+    Field(ge=1, le=120, description="seconds one call to the PMS may take (default 30)"),
+]
+
+
 class OpenDentalIn(Body):
     base_url: Annotated[str, Field(pattern=r"^https?://", max_length=300)]
     developer_key: Annotated[str, Field(min_length=1, max_length=200)]
     customer_key: Annotated[str, Field(min_length=1, max_length=200)]
+    timeout: PmsTimeout | None = None
 
 
 class EaglesoftIn(Body):
     bridge_url: Annotated[str, Field(pattern=r"^https?://", max_length=300)]
     token: Annotated[str, Field(min_length=1, max_length=500)]
+    timeout: PmsTimeout | None = None
 
 
 class SettingsIn(Body):

@@ -486,7 +486,14 @@ def set_up_practice(base: str, od_url: str) -> tuple[str, list[str]]:
         )
         user.raise_for_status()
         admin = {"Authorization": f"Bearer {user.json()['token']}"}
-        connection = {"base_url": od_url, "developer_key": "dev-key", "customer_key": "cust-key"}
+        # a short call timeout: a writeback process killed mid-attempt holds its entries
+        # for an attempt's calls (9 x the timeout) and the claim's margin, then they are due
+        connection = {
+            "base_url": od_url,
+            "developer_key": "dev-key",
+            "customer_key": "cust-key",
+            "timeout": 4,
+        }
         http.patch(
             f"/v1/practices/{practice_id}/settings",
             json={"opendental": connection},

@@ -69,8 +69,12 @@ def practice_answer(ctx: Components, practice: Practice) -> dict[str, Any]:
 
 
 def masked(block: dict[str, str]) -> dict[str, str]:
-    """Connection settings as shown: URLs in full, keys and tokens as their last 4."""
-    return {k: str(v) if k.endswith("url") else f"****{str(v)[-4:]}" for k, v in block.items()}
+    """Connection settings as shown: URLs and the timeout in full, keys and tokens as their
+    last 4."""
+    return {
+        k: str(v) if k.endswith("url") or k == "timeout" else f"****{str(v)[-4:]}"
+        for k, v in block.items()
+    }
 
 
 @router.post(
@@ -126,7 +130,9 @@ def change_settings(
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     connection: dict[str, Any] = {
-        k: changes.pop(k) for k in ("opendental", "eaglesoft") if k in changes
+        k: {n: v for n, v in changes.pop(k).items() if v is not None}
+        for k in ("opendental", "eaglesoft")
+        if k in changes
     }
     practice = uc.change_settings(ctx, practice_id, changes, caller.actor)
     if connection:
