@@ -89,3 +89,28 @@ def test_every_pay_page_message_is_a_sentence(api: Api) -> None:
     assert "The card number must be 12 to 19 digits." in messages
     assert "The expiry month must be 1 to 12." in messages
     assert "The CVC must be 3 or 4 digits." in messages
+
+
+def test_a_part_paid_link_says_what_is_still_owed(api: Api) -> None:
+    request = send(api, new_patient(api), 12000)
+    assert pay(api, request, amount="50").status_code == 200
+
+    # Not "already paid": the link asks for the $70.00 still owed, and says what is paid.
+    page = api.client.get(pay_path(request))
+    assert page.status_code == 200
+    assert "already paid" not in page.text
+    assert 'aria-label="Amount due">$70.00</p>' in page.text
+    assert "$50.00 of $120.00 is paid." in page.text
+    assert "You may pay up to $70.00." in page.text
+    assert ">Pay $70.00</button>" in page.text
+
+    too_much = pay(api, request, amount="70.01")
+    assert too_much.status_code == 422
+    assert message(too_much) == (
+        "The amount may be at most the $70.00 still owed ($50.00 of $120.00 is paid), not $70.01."
+    )
+    assert_sentence(message(too_much))
+
+    assert pay(api, request, amount="70").status_code == 200
+    done = api.client.get(pay_path(request))
+    assert message(done) == "This request has already been paid. Thank you."
