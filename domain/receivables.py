@@ -150,7 +150,8 @@ class Candidate:
 
 def live_balance(snapshot: Balance, collected: int) -> Balance:
     """The balance now: the PMS snapshot less what this ledger collected since that the PMS
-    had not counted (payments less refunds; negative when refunds outweigh payments).
+    had not counted (payments less refunds, voids of posted payments and lost disputes;
+    negative when those outweigh payments, so the family owes that much more).
     A payment pays the oldest bucket first; what it pays beyond the balance is a credit
     in the current bucket; a net refund reopens the current bucket. The insurance
     estimate is the PMS's own; the patient's portion drops by what was paid (not below 0)."""
