@@ -232,3 +232,17 @@ def test_requests_report_lists_paid_and_cancelled_with_reasons(api: Api) -> None
     csv_text = api.get("/v1/exports/payment-requests.csv").text
     assert csv_text.splitlines()[0].startswith("id,date,sent_at,patient_id")
     assert ",20.00,20.00,completed," in csv_text
+
+
+def test_a_reminder_of_a_part_paid_request_asks_for_what_is_still_owed(api: Api) -> None:
+    api.client.patch(
+        f"/v1/practices/{api.practice_id}/settings", json={"reminder_days": [3]}, headers=api.admin
+    )
+    request = send(api, new_patient(api), 8000, channel="email")
+    assert pay(api, request, amount="30.00").status_code == 200
+    api.advance(3 * DAY)
+    reminder = [
+        m for m in api.get("/v1/sandbox/outbox").json()["items"] if "Reminder" in m["subject"]
+    ]
+    assert [m["subject"] for m in reminder] == ["Reminder: Elm Dental: payment request for $50.00"]
+    assert "a payment request for $80.00, of which $50.00 is still owed" in reminder[0]["body"]
