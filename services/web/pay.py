@@ -155,7 +155,8 @@ ATTEMPT_STATUSES = pages(
     s402="The card was declined; the page says so and stays open",
     s404="No such payment link",
     s410="The request was paid, cancelled, replaced or expired; the page says which",
-    s422="An entry is invalid; the page says which",
+    s422="An entry is invalid, or the request changed while the card was charged (its "
+    "charge given back); the page says which",
     s429="Too many unsuccessful attempts; wait (`Retry-After`)",
 )
 
@@ -201,12 +202,14 @@ def pay(
         earlier = attempt_outcome(ctx, link, fields.get("attempt", ""))
     except PaymentsError as error:
         return open_or_closed(ctx, link, action, stripe, error)
-    if earlier is not None:
-        return outcome_page(link, action, stripe, earlier, fields.get("amount") or None)
     try:
         link.request.check_open(ctx.clock.now(link.practice.id))
     except RequestClosed as closed:
+        if earlier is not None and earlier.status != Status.DECLINED:
+            return outcome_page(link, action, stripe, earlier, None)  # this form paid it
         return closed_page(link, closed_message(closed, link))
+    if earlier is not None:
+        return outcome_page(link, action, stripe, earlier, fields.get("amount") or None)
     try:  # the attempt's place in the windows, before the card goes anywhere
         place = pay_limits.take_place(
             ctx.pay_attempts,
