@@ -32,6 +32,7 @@ from uuid import UUID
 
 from adapters.processor.port import Effect, LookedUp, OutcomeUnknown
 from domain.errors import PaymentsError
+from domain.patients import Patient
 from domain.payments import Payment, Status
 from domain.practices import Practice
 from domain.requests import PaymentRequest
@@ -162,7 +163,10 @@ def requests_reopened(ctx: Needs, payment: Payment) -> list[PaymentRequest]:
         else "the payment was voided"
     )
     at = payment.voided_at or ctx.clock.now(payment.practice_id)
-    changed = request.reopen(payment_id=payment.id, reason=reason, at=at, actor=REOPENER)
+    latest = ctx.get(Patient, request.patient_id, payment.practice_id).latest_request_id
+    changed = request.reopen(
+        payment_id=payment.id, reason=reason, at=at, actor=REOPENER, superseded_by=latest
+    )
     return [request] if changed else []
 
 
