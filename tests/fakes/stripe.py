@@ -39,10 +39,17 @@ SDK pointed at it through its API base address. It follows Stripe's API referenc
   other balance transaction (`add_balance_transaction`, e.g. a Climate `contribution`);
 - payouts: retrieve; `fail_payout` is the bank returning a paid payout (`failed`).
 
-Faults to inject (a queue, each taken by the next POST whose path starts with the
-given prefix): "429" (refused before executing, not saved), "500-after-apply"
-(executed, then a 500 is answered and saved under the idempotency key, as Stripe
-does), "500-before-apply".
+Faults to inject (a queue, each taken by the next request of its method, POST unless
+said, whose path starts with the given prefix): "429" (refused before executing, not
+saved), "500-after-apply" (executed, then a 500 is answered and saved under the
+idempotency key, as Stripe does), "500-before-apply", "refuse" (a 400 the endpoint
+answers once it began executing, saved under the key; nothing done), "drop-before-apply"
+and "drop-after-apply" (a timeout or a dropped connection: the connection is closed
+unanswered, before the request reached Stripe, or after Stripe executed it and saved its
+answer under the key), "late" (the connection is closed unanswered and the request
+reaches Stripe only later, at `deliver_late()`, executed then as any request is: a key
+used meanwhile replays its first answer). A GET takes "429", "500-before-apply" and
+"drop-before-apply".
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.opendental import DROP, dropping
 from tests.fakes.stripe_params import ParameterError, check
 
 TEST_PAYMENT_METHODS: dict[str, dict[str, Any]] = {
@@ -101,6 +109,17 @@ CANCELABLE = (
 NOW = 1_700_000_000
 #: Stripe's fee of a dispute in the United States, in cents
 DISPUTE_FEE = 1500
+#: the faults a POST can meet, and a GET (see the module's docstring)
+FAULTS = (
+    "429",
+    "500-before-apply",
+    "500-after-apply",
+    "refuse",
+    "drop-before-apply",
+    "drop-after-apply",
+    "late",
+)
+READ_FAULTS = ("429", "500-before-apply", "drop-before-apply")
 
 
 class StripeError(Exception):
@@ -184,15 +203,20 @@ class FakeStripe:
         self.accounts: set[str] = set()
         self.objects: dict[str, dict[str, Any]] = {}  # id -> object (with "_account")
         self.idempotent: dict[tuple[str, str], tuple[str, dict[str, Any], int, Any]] = {}
-        self.faults: list[tuple[str, str]] = []
+        #: faults to inject: (method, path prefix, fault)
+        self.faults: list[tuple[str, str, str]] = []
+        #: requests that reach Stripe only later (`deliver_late`): (path, params, scope, key)
+        self.late: list[tuple[str, dict[str, Any], str, str | None]] = []
         #: per PaymentIntent: how many times it was captured (money moved)
         self.captures: Counter[str] = Counter()
         self.cancels: Counter[str] = Counter()
         #: every request: (method, path, Stripe-Account, Idempotency-Key)
         self.requests: list[tuple[str, str, str | None, str | None]] = []
         self._ids = itertools.count(1)
-        self.app = Starlette(
-            routes=[Route("/v1/{path:path}", self.handle, methods=["GET", "POST", "DELETE"])]
+        self.app = dropping(
+            Starlette(
+                routes=[Route("/v1/{path:path}", self.handle, methods=["GET", "POST", "DELETE"])]
+            )
         )
 
     # -- test controls --------------------------------------------------------------
@@ -202,9 +226,21 @@ class FakeStripe:
         self.accounts.add(account)
         return account
 
-    def fail_next(self, path_prefix: str, fault: str) -> None:
-        assert fault in {"429", "500-after-apply", "500-before-apply"}
-        self.faults.append((path_prefix, fault))
+    def fail_next(self, path_prefix: str, fault: str, method: str = "POST") -> None:
+        if method == "GET":
+            assert fault in READ_FAULTS, fault
+        else:
+            assert method == "POST" and fault in FAULTS, (method, fault)
+        self.faults.append((method, path_prefix, fault))
+
+    def deliver_late(self) -> int:
+        """The requests that were late ("late" fault) reach Stripe now, in the order sent;
+        how many."""
+        with self.lock:
+            late, self.late = self.late, []
+            for path, params, scope, key in late:
+                self.execute("POST", path, params, scope, key)
+            return len(late)
 
     def expire_authorization(self, intent_id: str) -> None:
         """What Stripe does when an uncaptured authorisation expires (after 7 days)."""
@@ -303,6 +339,32 @@ class FakeStripe:
                     },
                 )
             params = decode_form(parse_qsl(body, keep_blank_values=True))
+        fault = None
+        for index, (fault_method, prefix, _kind) in enumerate(self.faults):
+            if fault_method == method and path.startswith(prefix):
+                fault = self.faults.pop(index)[2]
+                break
+        if fault in ("drop-before-apply", "late"):
+            if fault == "late":
+                self.late.append((path, params, scope, key))
+            request.scope[DROP] = True
+            return Response(status_code=200)
+        answered = self.execute(method, path, params, scope, key, fault)
+        if fault == "drop-after-apply":
+            request.scope[DROP] = True
+        return answered
+
+    def execute(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        scope: str,
+        key: str | None,
+        fault: str | None = None,
+    ) -> Response:
+        """A request that reached Stripe: its key's first answer replayed, or executed (and
+        its answer saved under its key when it began executing)."""
         if method == "POST" and key is not None:
             known = self.idempotent.get((scope, key))
             if known is not None:
@@ -320,12 +382,6 @@ class FakeStripe:
                 return JSONResponse(
                     content, status_code=status, headers={"Idempotent-Replayed": "true"}
                 )
-        fault = None
-        if method == "POST":
-            for index, (prefix, _kind) in enumerate(self.faults):
-                if path.startswith(prefix):
-                    fault = self.faults.pop(index)[1]
-                    break
         if fault == "429":
             return error_response(
                 429,
@@ -338,6 +394,8 @@ class FakeStripe:
         if fault == "500-before-apply":
             return error_response(500, {"type": "api_error", "message": "An error occurred."})
         try:
+            if fault == "refuse":
+                raise invalid("The request was refused (an injected refusal).")
             status, content = 200, self.route(method, path, params, scope)
         except StripeError as error:
             status, content = error.status, {"error": error.error}
