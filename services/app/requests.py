@@ -513,36 +513,6 @@ def give_back(ctx: Needs, practice: Practice, request_id: UUID, payment: Payment
     raise RequestChanged("this request changed while you were paying; no money was taken")
 
 
-def reopen_after_void(ctx: Needs, practice_id: UUID, payment_id: UUID) -> PaymentRequest | None:
-    """A voided pay-link payment no longer counts towards its request: the request it
-    completed is open again for what is owed (one it paid part of owes that part again),
-    unless the patient has a newer request: then it is cancelled as superseded by it.
-    Returns the request when it changed, None when there was nothing to do (not a
-    pay-link payment, not voided, or taken back already). A void saves this together
-    with the payment's `Voided`; this use case catches up one that did not."""
-
-    def attempt() -> PaymentRequest | None:
-        payment = ctx.get(Payment, payment_id, practice_id)
-        if payment.request_id is None or payment.status != Status.VOIDED:
-            return None
-        request = ctx.get(PaymentRequest, payment.request_id, practice_id)
-        latest = ctx.get(Patient, request.patient_id, practice_id).latest_request_id
-        at = payment.voided_at or ctx.clock.now(practice_id)
-        if not request.reopen(
-            payment_id=payment_id, reason=VOIDED, at=at, actor=REOPENER, superseded_by=latest
-        ):
-            return None
-        ctx.save(request)
-        return request
-
-    return retry_on_conflict(attempt)
-
-
-#: the reason a request is reopened when its payment was voided
-VOIDED = "the payment was voided"
-REOPENER = "system:reopen"
-
-
 # -- messages ---------------------------------------------------------------------
 
 

@@ -15,7 +15,6 @@ from typing import Any
 from uuid import UUID
 
 from domain.payments import Payment
-from services.app.requests import reopen_after_void
 from services.context import Components
 from tests.conftest import Api, ComponentsFactory
 from tests.worked_examples.test_payment_requests import pay, pay_path, send
@@ -131,9 +130,7 @@ def test_a_voided_payment_is_owed_again_and_is_nobodys_last_payment(api: Api) ->
     assert row["last_payment_date"] == "2026-02-10"
 
 
-def test_a_voided_pay_link_payment_reopens_its_request(
-    api: Api, make_components: ComponentsFactory
-) -> None:
+def test_a_voided_pay_link_payment_reopens_its_request(api: Api) -> None:
     patient = rosa(api)
     request = send(api, patient, 12000)
     assert pay(api, request).status_code == 200
@@ -144,9 +141,7 @@ def test_a_voided_pay_link_payment_reopens_its_request(
     # The office voids the payment the same day (the patient paid the wrong bill).
     voided = api.post(f"/v1/payments/{paid['payment_id']}/refund").json()
     assert voided["kind"] == "void"
-    # The void reopens the request (recorded with the void, or caught up here).
-    ctx = the_ledger(make_components)
-    reopen_after_void(ctx, UUID(api.practice_id), UUID(paid["payment_id"]))
+    # The void reopens the request, in the same save as the payment's void.
 
     # The request is requested again, for the whole $120.00, and says why.
     state = api.get(f"/v1/payment-requests/{request['id']}").json()
@@ -161,8 +156,11 @@ def test_a_voided_pay_link_payment_reopens_its_request(
     listed = api.get("/v1/payment-requests", params={"status": "requested"}).json()["items"]
     assert [r["id"] for r in listed] == [request["id"]]
     assert ar_row(api, patient)["last_request"]["status"] == "requested"
-    # Catching up again changes nothing more.
-    assert reopen_after_void(ctx, UUID(api.practice_id), UUID(paid["payment_id"])) is None
+    # Voiding again changes nothing more.
+    again = api.post(f"/v1/payments/{paid['payment_id']}/refund")
+    assert again.status_code in (200, 409, 422), again.text
+    after = api.get(f"/v1/payment-requests/{request['id']}").json()["history"]
+    assert [e["type"] for e in after].count("PaymentRequestReopened") == 1
 
     # The link takes payment again, for what is owed.
     page = api.client.get(pay_path(request))
@@ -174,9 +172,7 @@ def test_a_voided_pay_link_payment_reopens_its_request(
     assert (expired["status"], expired["cancel_reason"]) == ("cancelled", "expired")
 
 
-def test_a_voided_part_payment_is_owed_again_on_its_request(
-    api: Api, make_components: ComponentsFactory
-) -> None:
+def test_a_voided_part_payment_is_owed_again_on_its_request(api: Api) -> None:
     patient = rosa(api)
     request = send(api, patient, 12000)
     assert pay(api, request, amount="50.00").status_code == 200
@@ -188,16 +184,13 @@ def test_a_voided_part_payment_is_owed_again_on_its_request(
     (partly,) = [e for e in history if e["type"] == "PaymentRequestPartlyPaid"]
     payment_id = partly["data"]["payment_id"]
     assert api.post(f"/v1/payments/{payment_id}/refund").json()["kind"] == "void"
-    reopen_after_void(the_ledger(make_components), UUID(api.practice_id), UUID(payment_id))
 
     state = api.get(f"/v1/payment-requests/{request['id']}").json()
     assert (state["status"], state["paid_amount"]) == ("requested", None)
     assert "Pay $120.00" in api.client.get(pay_path(request)).text
 
 
-def test_a_voided_payment_of_a_request_behind_a_newer_one_leaves_it_unpaid(
-    api: Api, make_components: ComponentsFactory
-) -> None:
+def test_a_voided_payment_of_a_request_behind_a_newer_one_leaves_it_unpaid(api: Api) -> None:
     patient = rosa(api)
     first = send(api, patient, 12000)
     assert pay(api, first).status_code == 200
@@ -205,7 +198,6 @@ def test_a_voided_payment_of_a_request_behind_a_newer_one_leaves_it_unpaid(
     newer = send(api, patient, 18000)  # the office asks for the rest of her balance
 
     assert api.post(f"/v1/payments/{paid['payment_id']}/refund").json()["kind"] == "void"
-    reopen_after_void(the_ledger(make_components), UUID(api.practice_id), UUID(paid["payment_id"]))
 
     # One outstanding request per patient: the older one is unpaid, with the reason on
     # record, and cancelled as superseded by the newer one, which is left as it was.
