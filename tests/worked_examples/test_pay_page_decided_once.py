@@ -33,8 +33,12 @@ from tests.worked_examples.test_payment_requests import CARD, new_patient, pay_p
 
 
 @pytest.fixture
-def office(make_components: ComponentsFactory, clock: PinnedClock) -> Iterator[Office]:
-    ctx = make_components("postgres", clock)
+def office(
+    make_components: ComponentsFactory, clock: PinnedClock, backend: str
+) -> Iterator[Office]:
+    """The office's ledger on each backend (the posts' threads race on PostgreSQL's
+    concurrent transactions, and on SQLite's one writer)."""
+    ctx = make_components(backend, clock)
     client = TestClient(create_app(ctx, scheduler=False), raise_server_exceptions=False)
     yield Office(ctx, Api(client).setup())
     client.close()
