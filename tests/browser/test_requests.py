@@ -186,3 +186,14 @@ def test_the_pay_button_follows_the_amount_typed_and_a_part_paid_link_says_what_
     assert browse.page.input_value("#amount") == "73.45"
     assert button.inner_text() == "Pay $73.45"
     browse.shot("part-paid-link", full=True)
+
+    # The office sees it still requested, with what is paid, and the part payment in
+    # its history.
+    browse.go("/payments/requests")
+    row = request_row(browse, "$123.45")
+    cells = row.locator("td").all_inner_texts()
+    assert "Requested" in cells[4]
+    assert cells[3].strip().startswith("$50.00")
+    row.locator("summary:has-text('Actions')").click()
+    row.locator("a:has-text('History')").click()
+    assert "Paid $50.00 of it" in browse.page.inner_text("#request-history")

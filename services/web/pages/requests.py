@@ -110,7 +110,9 @@ def describe(item: NamedFeedItem) -> dict[str, Any]:
         "DeliveryClaimed": lambda: f"Delivering {message} (attempt {data.get('attempt')})",
         "Delivered": lambda: f"Delivered {message}",
         "DeliveryFailed": lambda: f"Could not deliver {message}: {data.get('error')}",
+        "PartlyPaid": lambda: f"Paid {render.money(data.get('paid_amount'))} of it",
         "Completed": lambda: f"Paid {render.money(data.get('paid_amount'))}",
+        "Reopened": lambda: f"Owed again: {data.get('reason')}",
         "Cancelled": lambda: f"Cancelled (reason: {data.get('reason')})",
     }.get(kind, lambda: render.label(kind))()
     return {**item, "text": text}
