@@ -25,11 +25,13 @@ from uuid import UUID
 
 from adapters.processor.port import (
     Capture,
+    CaptureFailed,
     CardInput,
     CardProcessor,
     ChargeResult,
     Effect,
     LookedUp,
+    ProcessorRefused,
     ReferenceReused,
 )
 from domain.deposits import fee_for
@@ -58,6 +60,8 @@ class SandboxProcessor(CardProcessor):
         self._answers: OrderedDict[tuple[str, UUID], tuple[tuple[Any, ...], Any]] = OrderedDict()
         self.calls: Counter[str] = Counter()
         self.movements: Counter[str] = Counter()
+        self._captured: set[str] = set()
+        self._voided: set[str] = set()
 
     def charge(
         self,
@@ -98,6 +102,11 @@ class SandboxProcessor(CardProcessor):
         return answer
 
     def void(self, *, transaction_id: str, reference: UUID, account: str | None = None) -> str:
+        """Cancel an authorisation; refused once it was captured (as a real gateway does)."""
+        with self._lock:
+            if transaction_id in self._captured and ("void", reference) not in self._answers:
+                raise ProcessorRefused("the sale was captured already: it cannot be voided")
+            self._voided.add(transaction_id)
         answer: str = self._once(
             "void", reference, (transaction_id,), sandbox_id("void", reference), moves=True
         )
@@ -106,7 +115,12 @@ class SandboxProcessor(CardProcessor):
     def capture(
         self, *, transaction_id: str, amount: int, reference: UUID, account: str | None = None
     ) -> Capture:
-        """The sandbox's sales are as good as captured: this only records the call."""
+        """The sandbox's sales are as good as captured: this records the call, and refuses
+        to capture a voided authorisation (as a real gateway does)."""
+        with self._lock:
+            if transaction_id in self._voided and ("capture", reference) not in self._answers:
+                raise CaptureFailed("the authorisation was cancelled")
+            self._captured.add(transaction_id)
         answer: Capture = self._once(
             "capture", reference, (transaction_id, amount), Capture(transaction_id), moves=True
         )
