@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
+from typing import TypeVar
 from uuid import UUID
 
 from domain.base import LedgerAggregate
@@ -141,6 +142,19 @@ class PendingVoid:
     last_error: str | None = None
 
 
+Intent = TypeVar("Intent", PendingRefund, PendingVoid)
+
+
+def marked_unknown(intent: Intent, at: datetime, error: str) -> Intent:
+    """The intent after another answer was lost (the first loss dates it)."""
+    return replace(
+        intent,
+        unknown_since=intent.unknown_since or at,
+        attempts=intent.attempts + 1,
+        last_error=error,
+    )
+
+
 #: a dispute's statuses once the card network decided (or the inquiry closed)
 DISPUTE_CLOSED = ("won", "lost", "warning_closed")
 
@@ -229,12 +243,7 @@ class Payment(LedgerAggregate):
 
         def apply(self, payment: Payment) -> None:
             if payment.pending_void is not None:
-                payment.pending_void = replace(
-                    payment.pending_void,
-                    unknown_since=payment.pending_void.unknown_since or self.at,
-                    attempts=payment.pending_void.attempts + 1,
-                    last_error=self.error,
-                )
+                payment.pending_void = marked_unknown(payment.pending_void, self.at, self.error)
 
     class VoidRefused(LedgerAggregate.Event):
         """The processor refused the void (final): the payment stays approved."""
@@ -295,11 +304,8 @@ class Payment(LedgerAggregate):
         def apply(self, payment: Payment) -> None:
             pending = payment.pending_refunds.get(self.refund_id)
             if pending is not None:
-                payment.pending_refunds[self.refund_id] = replace(
-                    pending,
-                    unknown_since=pending.unknown_since or self.at,
-                    attempts=pending.attempts + 1,
-                    last_error=self.error,
+                payment.pending_refunds[self.refund_id] = marked_unknown(
+                    pending, self.at, self.error
                 )
 
     class RefundRefused(LedgerAggregate.Event):

@@ -39,7 +39,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -47,7 +46,6 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from adapters.processor.port import Capture, CardInput, ChargeResult
@@ -65,6 +63,7 @@ from services.context import Components
 from services.settings import Settings
 from tests.conftest import PinnedClock
 from tests.faulty_processor import ANSWERS, FaultyProcessor
+from tests.integration.test_product_rules_machine import run
 
 EXAMPLES = int(os.environ.get("PAYLEDGER_OUTCOME_EXAMPLES", "15"))
 CARD = CardInput("4242424242424242", 12, 2030, "123")
@@ -282,18 +281,6 @@ def processor_state(sandbox: FaultyProcessor) -> Moved:
             moved.refund_amounts[str(result)] += parameters[1]
             moved.refund_ids.add(str(result))
     return moved
-
-
-def run(machine: type[RuleBasedStateMachine], examples: int, steps: int) -> None:
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=examples,
-            stateful_step_count=steps,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
-    )
 
 
 def test_money_moves_once_and_every_intent_ends_on_the_sandbox() -> None:

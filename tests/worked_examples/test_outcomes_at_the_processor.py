@@ -1,6 +1,6 @@
 """Worked examples: a processor that refuses, does not answer, or answers late.
 
-Birch Dental is in New York; its batch closes at 23:59. A $100.00 payment taken on
+An office in New York whose batch closes at 23:59. A $100.00 payment taken on
 Wednesday 4 March 2026 at 10:00 settles that night. The processor here is the sandbox
 with the faults of a real gateway (tests/faulty_processor.py): each of its answers is
 set by the example. Whatever it does, money moves once and every intent ends in one
@@ -20,11 +20,8 @@ from adapters.effects import EffectInsideRetry
 from adapters.processor.port import CardInput, OutcomeUnknown, ProcessorRefused
 from domain.charges import AuthorisationReleased
 from domain.payments import AssociationSource, Method, Payment, Status
-from domain.practices import DepositAccount, PmsKind
-from domain.schedule import parse_cutoff
 from projections.intents import intent_totals, open_intents, open_intents_of_payment
 from services.app.payments import associate_payment, collect_payment, refund_payment
-from services.app.practices import create_practice
 from services.app.reconcile import SETTLE_AFTER, reconcile_due
 from services.app.settlement import close_due_batches
 from services.context import Components, retry_on_conflict
@@ -32,6 +29,7 @@ from services.http.app import create_app
 from tests.conftest import Api, ComponentsFactory, PinnedClock
 from tests.e2e.test_html_pages import browser
 from tests.faulty_processor import FaultyProcessor
+from tests.integration.test_money_moves_once import paid
 
 CARD = CardInput("4242424242424242", 12, 2030, "123")
 DAY = timedelta(days=1)
@@ -49,24 +47,8 @@ def sandbox(ctx: Components) -> FaultyProcessor:
 
 
 def a_payment(ctx: Components, amount: int = 10_000) -> Payment:
-    practice = create_practice(
-        ctx,
-        name="Birch Dental",
-        timezone="America/New_York",
-        pms=PmsKind.DENTRIX,
-        auto_writeback=False,
-        deposit_account=DepositAccount("Checking", "2222"),
-        batch_cutoff=parse_cutoff("23:59"),
-        actor="operator",
-    )
-    return collect_payment(
-        ctx,
-        practice_id=practice.id,
-        amount=amount,
-        method=Method.VIRTUAL_TERMINAL,
-        card=CARD,
-        actor="user:admin",
-    )
+    """A $100.00 payment (by default) of a new office in New York, batch at 23:59."""
+    return paid(ctx, amount)
 
 
 def refund(ctx: Components, payment: Payment, amount: int | None, key: str | None) -> Any:
