@@ -38,12 +38,17 @@ test: install postgres browser lint
 # The long fault run (see docs/reliability.md, "Faults"): CHAOS_TRIALS trials of load with
 # kill -9, a PostgreSQL restart (of a private cluster) and broker pauses; seeded by
 # CHAOS_SEED (printed); the processes' log is kept in var/chaos.
+# Then the outside systems' state machines (processor and PMS faults at every call),
+# OUTCOME_EXAMPLES examples each instead of the bounded run's few.
 CHAOS_TRIALS ?= 1000
 CHAOS_SEED ?=
-chaos: install
+OUTCOME_EXAMPLES ?= 500
+chaos: install postgres
 	mkdir -p var/chaos
 	CHAOS_SEED=$(CHAOS_SEED) $(BIN)/python -m tests.reliability --trials $(CHAOS_TRIALS) \
 		--log-dir var/chaos
+	PAYLEDGER_OUTCOME_EXAMPLES=$(OUTCOME_EXAMPLES) $(BIN)/pytest -p no:randomly \
+		tests/integration/test_outcome_machine*.py
 
 # Every operation of the OpenAPI document, fuzzed long on SQLite and PostgreSQL.
 FUZZ_EXAMPLES ?= 100
