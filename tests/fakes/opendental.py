@@ -9,11 +9,18 @@ Faults (a queue, one per write call): "429" (Retry-After: 1), "500-after-apply",
 "504-after-apply", "timeout-after-apply" (answers after the client gave up),
 "drop-after-apply" (the connection is closed with no answer), "html-after-apply"
 (a proxy's HTML page with 200), "truncated-after-apply" (201 with cut-off JSON),
-"500-before-apply", "400".
+"500-before-apply", "400", "hang-before-apply" (no answer for `timeout_sleep` seconds,
+then a 500: nothing applied), "apply-late" (applied `timeout_sleep` seconds after the
+request came, when the client has given up). Commlogs have their own queue,
+`commlog_faults`, with the same faults.
 
 Read faults (a queue, one per GET): "html-200" (a proxy's error page with 200),
 "truncated-json", "redirect" (302 to a sign-in page), "huge" (a page of 6 MB),
-"endless" (a page that never ends), "hang" (no answer for `timeout_sleep` seconds).
+"endless" (a page that never ends), "hang" (no answer for `timeout_sleep` seconds),
+"500", "drop" (GET /payments and GET /commlogs only: the connection closed unanswered).
+
+`in_flight` counts the requests being handled (an answer sent late, an entry applied
+late); `settle()` waits until there are none.
 """
 
 from __future__ import annotations
@@ -99,7 +106,41 @@ async def read_fault(fault: str | None, sleep: float) -> Response | None:
         return StreamingResponse(endless(), media_type="application/json")
     if fault == "hang":
         await asyncio.sleep(sleep)
+    if fault == "500":
+        return JSONResponse("Internal error.", status_code=500)
     return None
+
+
+class InFlight:
+    """Counts the requests an app is handling, answered or not (a handler may go on after
+    the client gave up: an answer sent late, an entry applied late)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def wrap(self, app: Any) -> Any:
+        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":  # the server's lifespan lasts as long as it runs
+                await app(scope, receive, send)
+                return
+            with self.lock:
+                self.count += 1
+            try:
+                await app(scope, receive, send)
+            finally:
+                with self.lock:
+                    self.count -= 1
+
+        return asgi
+
+    def settle(self, seconds: float = 10.0) -> None:
+        """Wait until no request is being handled."""
+        deadline = time.monotonic() + seconds
+        while self.count:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the fake is still handling requests")
+            time.sleep(0.005)
 
 
 MODES = {"None", "Email", "Mail", "Phone", "In Person", "Text", "Email and Text", "Phone and Text"}
@@ -112,12 +153,18 @@ class FakeOpenDental:
         self.payments: list[dict[str, Any]] = []
         self.commlogs: list[dict[str, Any]] = []
         self.faults: deque[str] = deque()
+        self.commlog_faults: deque[str] = deque()
         self.read_faults: deque[str] = deque()
         self.timeout_sleep = 2.0
         self.lock = threading.Lock()
         self.calls = 0
         self.reads = 0
-        self.app = dropping(self.starlette())
+        self.in_flight = InFlight()
+        self.app = self.in_flight.wrap(dropping(self.starlette()))
+
+    def settle(self, seconds: float = 10.0) -> None:
+        """Wait until no request is being handled (late answers sent, late entries in)."""
+        self.in_flight.settle(seconds)
 
     def starlette(self) -> Starlette:
         return Starlette(
@@ -125,6 +172,7 @@ class FakeOpenDental:
                 Route("/api/v1/payments", self.post_payment, methods=["POST"]),
                 Route("/api/v1/payments", self.get_payments, methods=["GET"]),
                 Route("/api/v1/commlogs", self.post_commlog, methods=["POST"]),
+                Route("/api/v1/commlogs", self.get_commlogs, methods=["GET"]),
                 Route("/api/v1/accountmodules/{pat_num:int}/Aging", self.aging, methods=["GET"]),
                 Route("/api/v1/patients", self.list_patients, methods=["GET"]),
             ]
@@ -151,7 +199,7 @@ class FakeOpenDental:
             return JSONResponse("Invalid authorization header.", status_code=401)
         return None
 
-    async def post_payment(self, request: Request) -> JSONResponse:
+    async def post_payment(self, request: Request) -> Response:
         if (refused := self.unauthorised(request)) is not None:
             return refused
         self.calls += 1
@@ -163,6 +211,9 @@ class FakeOpenDental:
                 "Bad request." if fault == "400" else "Internal error.",
                 status_code=400 if fault == "400" else 500,
             )
+        if fault == "hang-before-apply":
+            await asyncio.sleep(self.timeout_sleep)
+            return JSONResponse("Internal error.", status_code=500)
         try:
             body = await request.json()
         except ValueError:
@@ -171,6 +222,8 @@ class FakeOpenDental:
         if error:
             status = 404 if error.startswith("Patient") else 400
             return JSONResponse(error, status_code=status)
+        if fault == "apply-late":
+            await asyncio.sleep(self.timeout_sleep)
         with self.lock:
             row = {
                 "PayNum": str(1000 + len(self.payments)),
@@ -188,18 +241,8 @@ class FakeOpenDental:
                 "isPatientPreferred": body.get("isPatientPreferred", "false"),
             }
             self.payments.append(row)
-        if fault == "500-after-apply":
-            return JSONResponse("Internal error.", status_code=500)
-        if fault == "504-after-apply":
-            return JSONResponse("Gateway timeout.", status_code=504)
-        if fault == "timeout-after-apply":
-            await asyncio.sleep(self.timeout_sleep)
-        if fault == "drop-after-apply":
-            request.scope[DROP] = True
-        if fault == "html-after-apply":
-            return HTMLResponse(PROXY_PAGE, status_code=200)
-        if fault == "truncated-after-apply":
-            return Response('{"PayNum": "1', status_code=201, media_type="application/json")
+        if (troubled := await self.after_apply(request, fault)) is not None:
+            return troubled
         return JSONResponse(
             {k: v for k, v in row.items() if k != "isPatientPreferred"}, status_code=201
         )
@@ -235,6 +278,9 @@ class FakeOpenDental:
         fault = self.read_faults.popleft() if self.read_faults else None
         if (troubled := await read_fault(fault, self.timeout_sleep)) is not None:
             return troubled
+        if fault == "drop":
+            request.scope[DROP] = True
+            return JSONResponse([])
         self.reads += 1
         pat, entered = request.query_params.get("PatNum"), request.query_params.get("DateEntry")
         rows = [
@@ -247,9 +293,20 @@ class FakeOpenDental:
             [{k: v for k, v in r.items() if k != "isPatientPreferred"} for r in rows]
         )
 
-    async def post_commlog(self, request: Request) -> JSONResponse:
+    async def post_commlog(self, request: Request) -> Response:
         if (refused := self.unauthorised(request)) is not None:
             return refused
+        fault = self.commlog_faults.popleft() if self.commlog_faults else None
+        if fault == "429":
+            return JSONResponse("Too many requests.", status_code=429, headers={"Retry-After": "1"})
+        if fault in ("500-before-apply", "400"):
+            return JSONResponse(
+                "Bad request." if fault == "400" else "Internal error.",
+                status_code=400 if fault == "400" else 500,
+            )
+        if fault == "hang-before-apply":
+            await asyncio.sleep(self.timeout_sleep)
+            return JSONResponse("Internal error.", status_code=500)
         body = await request.json()
         for name in ("PatNum", "Note"):
             if name not in body:
@@ -260,9 +317,44 @@ class FakeOpenDental:
             return JSONResponse("SentOrReceived is invalid.", status_code=400)
         if int(body["PatNum"]) not in self.patients:
             return JSONResponse("Patient not found.", status_code=404)
-        row = {"CommlogNum": str(500 + len(self.commlogs)), **body}
-        self.commlogs.append(row)
+        if fault == "apply-late":
+            await asyncio.sleep(self.timeout_sleep)
+        with self.lock:
+            row = {"CommlogNum": str(500 + len(self.commlogs)), **body}
+            self.commlogs.append(row)
+        if (troubled := await self.after_apply(request, fault)) is not None:
+            return troubled
         return JSONResponse(row, status_code=201)
+
+    async def after_apply(self, request: Request, fault: str | None) -> Response | None:
+        """What an applied write answers under a fault (None: its normal answer)."""
+        if fault == "500-after-apply":
+            return JSONResponse("Internal error.", status_code=500)
+        if fault == "504-after-apply":
+            return JSONResponse("Gateway timeout.", status_code=504)
+        if fault == "timeout-after-apply":
+            await asyncio.sleep(self.timeout_sleep)
+        if fault == "drop-after-apply":
+            request.scope[DROP] = True
+        if fault == "html-after-apply":
+            return HTMLResponse(PROXY_PAGE, status_code=200)
+        if fault == "truncated-after-apply":
+            return Response('{"PayNum": "1', status_code=201, media_type="application/json")
+        return None
+
+    async def get_commlogs(self, request: Request) -> Response:
+        """GET /commlogs?PatNum=: the patient's communication log."""
+        if (refused := self.unauthorised(request)) is not None:
+            return refused
+        fault = self.read_faults.popleft() if self.read_faults else None
+        if (troubled := await read_fault(fault, self.timeout_sleep)) is not None:
+            return troubled
+        if fault == "drop":
+            request.scope[DROP] = True
+            return JSONResponse([])
+        self.reads += 1
+        pat = request.query_params.get("PatNum")
+        return JSONResponse([c for c in self.commlogs if pat is None or str(c["PatNum"]) == pat])
 
     async def aging(self, request: Request) -> Response:
         if (refused := self.unauthorised(request)) is not None:
@@ -285,6 +377,9 @@ class FakeOpenDental:
         offset = int(request.query_params.get("Offset", 0))
         rows = sorted(self.patients.values(), key=lambda p: p["PatNum"])[offset : offset + limit]
         return JSONResponse([{k: str(v) for k, v in r.items() if k != "aging"} for r in rows])
+
+    def commlog_markers(self) -> list[str]:
+        return [c["Note"].rsplit("[ref:", 1)[1].rstrip("]") for c in self.commlogs]
 
     def paid_markers(self) -> list[str]:
         return [p["PayNote"].rsplit("[ref:", 1)[1].rstrip("]") for p in self.payments]
