@@ -217,6 +217,14 @@ class StripeProcessor(CardProcessor):
                 if (error.code or "") == "authentication_required":
                     return needs_authentication(*card_of_error(error))
                 return declined(error)
+            except stripe.InvalidRequestError as error:
+                # An earlier attempt whose answer was lost (and could not be read back)
+                # confirmed it already: its outcome is the intent's, not a refusal.
+                if error.code == "payment_intent_unexpected_state":
+                    settled = confirmed(self._retrieve(intent_id, scope))
+                    if settled is not None:
+                        return settled
+                raise
             return confirmed(done) or charge_result(done)
 
         def read_back() -> ChargeResult | None:
@@ -603,8 +611,9 @@ class StripeProcessor(CardProcessor):
                     "another request"
                 ) from None
             except stripe.RateLimitError:
+                # Stripe did not act on this attempt; an earlier one may have (its answer
+                # lost), so the outcome stays unknown if it did
                 log.warning("stripe %s: rate limited, retrying (attempt %s)", kind, attempt + 1)
-                maybe_acted = False
                 continue
             except stripe.AuthenticationError:
                 raise ProcessorUnavailable(
