@@ -4,9 +4,9 @@ Header ``Authorization: ODFHIR {DeveloperKey}/{CustomerKey}``; PascalCase fields
 numbers and booleans may come back as strings. Payments: ``POST /payments``
 (PayAmt in dollars, PayDate, PayType, PayNote with our marker, isPatientPreferred);
 refunds and voids are negative payments. Read back: ``GET /payments?PatNum=&DateEntry=``.
-Commlogs: ``POST /commlogs``. Balances: ``GET /accountmodules/{PatNum}/Aging``;
-patients: ``GET /patients`` paged with Limit/Offset (at most 100 rows a call).
-The keys are never logged.
+Commlogs: ``POST /commlogs``, read back by ``GET /commlogs?PatNum=``. Balances:
+``GET /accountmodules/{PatNum}/Aging``; patients: ``GET /patients`` paged with
+Limit/Offset (at most 100 rows a call). The keys are never logged.
 """
 
 from __future__ import annotations
@@ -181,6 +181,20 @@ class OpenDental(PmsWriter, PmsReader):
         answer = self._call("POST", "/commlogs", json=body, writes=True)
         number = answer.get("CommlogNum") if isinstance(answer, dict) else None
         return Written(f"CommlogNum {number}")
+
+    def find_commlog(self, commlog: Commlog) -> Written | None:
+        """Read back by the marker in the note: ``GET /commlogs?PatNum=``."""
+        rows = self._call("GET", "/commlogs", params={"PatNum": commlog.pms_patient_id}) or []
+        if not isinstance(rows, list):
+            raise PmsWriteError(
+                "Open Dental answered GET /commlogs with something other than a list",
+                retryable=True,
+            )
+        tag = f"[ref:{commlog.marker}]"
+        for row in rows:
+            if isinstance(row, dict) and tag in str(row.get("Note", "")):
+                return Written(f"CommlogNum {row.get('CommlogNum')}")
+        return None
 
     # -- reader ----------------------------------------------------------------------
 

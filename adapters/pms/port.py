@@ -113,3 +113,8 @@ class PmsWriter(ABC):
     @abstractmethod
     def post_commlog(self, commlog: Commlog) -> Written | None:
         """Record a communication log entry; None when the PMS keeps no commlog."""
+
+    def find_commlog(self, commlog: Commlog) -> Written | None:
+        """The commlog if an earlier attempt landed (found by its marker), else None (and
+        None from a PMS that keeps no commlog)."""
+        return None

@@ -467,9 +467,11 @@ class Worker:
         """The PMS may have applied a write whose answer was lost (500, 504, timeout).
         Reading is safe, so look for it now rather than after a backoff; when it is not
         there (yet), the row is retried later and read back again before any write."""
-        if writer is None or not error.outcome_unknown or item["kind"] == "commlog":
+        if writer is None or not error.outcome_unknown:
             return None
         try:
+            if item["kind"] == "commlog":
+                return writer.find_commlog(self.commlog_of(item))
             return self.read_back(writer, entry_of(item), item)
         except PmsWriteError as unreadable:
             log.warning("could not read back %s %s: %s", item["kind"], item["id"], unreadable)
@@ -477,19 +479,12 @@ class Worker:
 
     def attempt(self, writer: PmsWriter, item: dict[str, Any]) -> Written | None:
         if item["kind"] == "commlog":
-            p = json.loads(item["payload"])
-            written = writer.post_commlog(
-                Commlog(
-                    item["id"],
-                    p["pms_patient_id"],
-                    p["mode"],
-                    p["note"],
-                    practice_time(
-                        datetime.fromisoformat(p["at"]),
-                        p.get("timezone") or self.journal.timezone(item["practice_id"]),
-                    ),
-                )
-            )
+            commlog = self.commlog_of(item)
+            if item["outcome_unknown"]:  # an earlier attempt may have written it: look
+                found = writer.find_commlog(commlog)
+                if found is not None:
+                    return found
+            written = writer.post_commlog(commlog)
             if written is None:
                 self.journal.finish(
                     item["id"], status="skipped", error="this PMS keeps no communication log"
@@ -504,6 +499,10 @@ class Worker:
             )
             return None
         entry = entry_of(item)
+        if not ledger.owed and self.voided_after_written(item, ledger.payment):
+            ledger = InLedger(owed=True, payment=ledger.payment)
+        elif not ledger.owed and self.waits_for_read_back(item, ledger.payment):
+            return None
         if not ledger.owed:
             # e.g. voided before it was written; an attempt whose outcome is unknown may
             # have written it though: look, and finish it as found
@@ -518,6 +517,19 @@ class Worker:
             if found is not None:
                 return found
         return writer.post_entry(entry)
+
+    def commlog_of(self, item: Mapping[str, Any]) -> Commlog:
+        p = json.loads(item["payload"])
+        return Commlog(
+            item["id"],
+            p["pms_patient_id"],
+            p["mode"],
+            p["note"],
+            practice_time(
+                datetime.fromisoformat(p["at"]),
+                p.get("timezone") or self.journal.timezone(item["practice_id"]),
+            ),
+        )
 
     def in_ledger(self, item: Mapping[str, Any]) -> InLedger:
         """What the ledger says of this entry now (the Payment's events, read from the
@@ -553,6 +565,28 @@ class Worker:
             if found is not None:
                 return found
         return None
+
+    def voided_after_written(self, item: Mapping[str, Any], payment: Payment | None) -> bool:
+        """The void of a payment whose write landed before the void (its answer was lost,
+        and the read back that found it came after the void): the ledger keeps it as
+        voided before it was posted (a voided payment is not associated), but the PMS has
+        the payment, so its reversal is owed. The payment's row, done with the reference
+        read back, says so."""
+        if not item["id"].startswith("void:") or payment is None or payment.is_associated:
+            return False
+        row = self.journal.get(str(item["depends_on"]))
+        return row is not None and row["status"] == "done" and row["pms_reference"] is not None
+
+    def waits_for_read_back(self, item: Mapping[str, Any], payment: Payment | None) -> bool:
+        """The void of a payment whose last write's outcome is unknown waits until that
+        write is read back (found: the void is owed; not found: nothing is)."""
+        if not item["id"].startswith("void:") or payment is None or payment.is_associated:
+            return False
+        row = self.journal.get(str(item["depends_on"]))
+        if row is None or row["status"] not in ("pending", "failed") or not row["outcome_unknown"]:
+            return False
+        self.journal.defer(item["id"], 5 if row["status"] == "pending" else 300)
+        return True
 
     def dependency_written(self, item: dict[str, Any], payment: Payment | None) -> bool:
         """A reversal waits for its payment's entry: in the PMS once the ledger has it
