@@ -494,18 +494,21 @@ def test_history_of_a_payment_a_patient_and_the_practice(api: Api) -> None:
     assert set(body) >= {"items", "next_cursor"}
     assert [e["type"] for e in body["items"]] == [
         "PaymentCaptured",
+        "PaymentCaptureRequested",
         "PaymentSettled",
         "PaymentRefundRequested",
         "PaymentRefunded",
     ]
     assert all(e["aggregate_id"] == payment["id"] for e in body["items"])
     assert body["items"][1]["actor"].startswith("system")
+    assert body["items"][2]["actor"].startswith("system")
     paged = api.get(f"/v1/history/{payment['id']}", params={"limit": 1}).json()
     assert len(paged["items"]) == 1 and paged["next_cursor"]
     rest = api.get(
         f"/v1/history/{payment['id']}", params={"limit": 100, "cursor": paged["next_cursor"]}
     ).json()
     assert [e["type"] for e in rest["items"]] == [
+        "PaymentCaptureRequested",
         "PaymentSettled",
         "PaymentRefundRequested",
         "PaymentRefunded",
