@@ -341,9 +341,7 @@ class Payment(LedgerAggregate):
 
         def apply(self, payment: Payment) -> None:
             payment.refunds = [
-                Refund(r.id, r.amount, r.processor_refund_id, r.at, r.actor, self.batch_id)
-                if r.id == self.refund_id
-                else r
+                replace(r, batch_id=self.batch_id) if r.id == self.refund_id else r
                 for r in payment.refunds
             ]
 

@@ -35,6 +35,7 @@ it long).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -48,9 +49,10 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, settings
+from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -119,6 +121,13 @@ class Asked:
     key: str
     amount: int | None
     card: str = ""
+
+
+def event(value: str) -> None:
+    """Count what happened in Hypothesis's statistics (nothing outside a Hypothesis run,
+    as when a worked example below drives the machine's steps itself)."""
+    with contextlib.suppress(InvalidArgument):
+        hypothesis_event(value)
 
 
 class OutcomesOnStripe(RuleBasedStateMachine):
@@ -349,12 +358,8 @@ class OutcomesOnStripe(RuleBasedStateMachine):
 
     @rule(index=st.integers(0, 20))
     def the_bank_refuses_a_refund(self, index: int) -> None:
-        """Days later: of a refund whose batch has closed (one that fails before its batch
-        closes: `test_a_refund_failed_before_its_batch_closes_counts_no_more`)."""
-        settled = {r.processor_refund_id for p in self.payments() for r in p.refunds if r.batch_id}
-        made = [
-            r for r in self.stripe_refunds() if r["status"] == "succeeded" and r["id"] in settled
-        ]
+        """Days later, or before the refund's batch closes."""
+        made = [r for r in self.stripe_refunds() if r["status"] == "succeeded"]
         if made:
             self.fake.fail_refund(made[index % len(made)]["id"])
 
@@ -633,11 +638,6 @@ def served_machine() -> Any:
     return machine, served
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Payment.RefundSettled rebuilds the refund without its `failed` reason "
-    "(domain/payments.py), so a refund that failed before its batch closed counts again",
-)
 def test_a_refund_failed_before_its_batch_closes_counts_no_more() -> None:
     machine, served = served_machine()
     try:
