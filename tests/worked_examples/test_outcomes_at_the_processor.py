@@ -388,7 +388,10 @@ def test_confirm_refund_pressed_again_after_a_lost_answer_refunds_once(
     lost = web.post(refund_url, data={**fields, "amount": "50.00"}, follow_redirects=False)
     assert lost.status_code == 502
     assert "was lost" in lost.text
-    # ... and its form carries the same key, so Confirm again finishes that refund.
+    # The payment's page shows the refund under way, its outcome being read back.
+    page = web.get(f"/payments/transactions/{payment['id']}").text
+    assert "Under way at the card processor" in page and "answer was lost" in page
+    # ... and the refund form carries the same key, so Confirm again finishes it.
     assert hidden(lost.text, "idempotency_key") == fields["idempotency_key"]
     again = {**fields, "csrf_token": hidden(lost.text, "csrf_token"), "amount": "50.00"}
     done = web.post(refund_url, data=again, follow_redirects=False)
@@ -396,6 +399,14 @@ def test_confirm_refund_pressed_again_after_a_lost_answer_refunds_once(
     shown = api.get(f"/v1/payments/{payment['id']}").json()
     assert [r["amount"] for r in shown["refunds"]] == [5000]
     assert sandbox(ctx).movements["refund"] == 1
+    page = web.get(f"/payments/transactions/{payment['id']}").text
+    assert "Under way at the card processor" not in page
+    history = re.findall(r"<strong>(Payment\w+)</strong>", page)
+    assert history[-3:] == [
+        "PaymentRefundRequested",
+        "PaymentRefundOutcomeUnknown",
+        "PaymentRefunded",
+    ]
 
     # A refusal is final: the next form is a new refund (a new key).
     sandbox(ctx).answers["refund"].append("refuse")
