@@ -391,6 +391,8 @@ def test_confirm_refund_pressed_again_after_a_lost_answer_refunds_once(
     # The payment's page shows the refund under way, its outcome being read back.
     page = web.get(f"/payments/transactions/{payment['id']}").text
     assert "Under way at the card processor" in page and "answer was lost" in page
+    status = web.get("/payments/status").text
+    assert "1 outcome unknown" in status, status
     # ... and the refund form carries the same key, so Confirm again finishes it.
     assert hidden(lost.text, "idempotency_key") == fields["idempotency_key"]
     again = {**fields, "csrf_token": hidden(lost.text, "csrf_token"), "amount": "50.00"}
@@ -401,6 +403,7 @@ def test_confirm_refund_pressed_again_after_a_lost_answer_refunds_once(
     assert sandbox(ctx).movements["refund"] == 1
     page = web.get(f"/payments/transactions/{payment['id']}").text
     assert "Under way at the card processor" not in page
+    assert "Nothing under way" in web.get("/payments/status").text
     history = re.findall(r"<strong>(Payment\w+)</strong>", page)
     assert history[-3:] == [
         "PaymentRefundRequested",

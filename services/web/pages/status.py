@@ -93,7 +93,8 @@ def status_page(
     except FormError as refused:
         error, status = refused.message, refused.status
         close = deposits_api.daily_close(user.caller, ctx, None)
-    writeback = practices_api.get_practice(pid, user.caller, ctx)["writeback"]
+    status_of_practice = practices_api.get_practice(pid, user.caller, ctx)
+    writeback = status_of_practice["writeback"]
     failed = failed_writebacks(request, user) if writeback["status"] == "failing" else []
     office = practice(request, user)
     return render.page(
@@ -106,6 +107,7 @@ def status_page(
         status=status,
         error=error,
         writeback=writeback,
+        intents=status_of_practice["open_intents"],
         failed=failed,
         close=close,
         kinds=DIFFERENCE_KINDS,
