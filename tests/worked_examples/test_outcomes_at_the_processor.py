@@ -391,6 +391,7 @@ def test_confirm_refund_pressed_again_after_a_lost_answer_refunds_once(
     # The payment's page shows the refund under way, its outcome being read back.
     page = web.get(f"/payments/transactions/{payment['id']}").text
     assert "Under way at the card processor" in page and "answer was lost" in page
+    assert "still under way at the processor" in web.get(refund_url).text
     status = web.get("/payments/status").text
     assert "1 outcome unknown" in status, status
     # ... and the refund form carries the same key, so Confirm again finishes it.
