@@ -118,6 +118,30 @@ class Components:
             self.show(position)
         return position
 
+    def change(
+        self,
+        kind: type[A],
+        aggregate_id: UUID,
+        practice_id: UUID | None,
+        decide: Callable[[A], R],
+        *,
+        show: bool = True,
+    ) -> R:
+        """The shape of a command on one aggregate: load it, decide (its methods check a
+        rule and record events), save what was recorded, answer what `decide` returned.
+        On a version conflict all of it runs again with the aggregate as saved by the
+        other writer: decisions only, since no call to a processor or a PMS may be made
+        inside (adapters/effects.py). Nothing recorded, nothing saved."""
+
+        def attempt() -> R:
+            aggregate = self.get(kind, aggregate_id, practice_id)
+            answer = decide(aggregate)
+            if aggregate.pending_events:
+                self.save(aggregate, show=show)
+            return answer
+
+        return retry_on_conflict(attempt)
+
     def show(self, position: int) -> None:
         """Wait (with a bound) until the views show the events up to `position`; not
         inside `unwaited` while the views' runners work in the background or elsewhere."""
@@ -161,6 +185,15 @@ class Aggregates(Protocol):
         self, kind: type[A], aggregate_ids: list[UUID], practice_id: UUID
     ) -> dict[UUID, A]: ...
     def save(self, *aggregates: LedgerAggregate, show: bool = True) -> int: ...
+    def change(
+        self,
+        kind: type[A],
+        aggregate_id: UUID,
+        practice_id: UUID | None,
+        decide: Callable[[A], R],
+        *,
+        show: bool = True,
+    ) -> R: ...
     def show(self, position: int) -> None: ...
     def catch_up(self) -> None: ...
     def unwaited(self) -> AbstractContextManager[None]: ...

@@ -205,8 +205,7 @@ def end_attempt(
 ) -> None:
     """Record that the processor refused the authorisation, or that its answer was lost."""
 
-    def record() -> None:
-        attempt = ctx.get(ChargeAttempt, attempt_id, practice_id)
+    def decide(attempt: ChargeAttempt) -> None:
         if not attempt.is_open or attempt.state == "releasing":
             return
         now = ctx.clock.now(practice_id)
@@ -214,9 +213,8 @@ def end_attempt(
             attempt.refuse(reason=detail, at=now, actor=actor)
         else:
             attempt.unknown(error=detail, at=now, actor=actor)
-        ctx.save(attempt, show=False)
 
-    retry_on_conflict(record)
+    ctx.change(ChargeAttempt, attempt_id, practice_id, decide, show=False)
 
 
 def account_of(ctx: Needs, practice_id: UUID) -> str | None:
@@ -329,8 +327,7 @@ def associate_payment(
     """Mark the payment (or one of its refunds, its void or its lost dispute) as recorded in
     the PMS ledger."""
 
-    def attempt() -> Payment:
-        payment = ctx.get(Payment, payment_id, practice_id)
+    def decide(payment: Payment) -> Payment:
         now = ctx.clock.now(practice_id)
         if refund_id is not None:
             payment.associate_refund(
@@ -344,10 +341,9 @@ def associate_payment(
             )
         else:
             payment.associate(source=source, pms_reference=pms_reference, at=now, actor=actor)
-        ctx.save(payment)
         return payment
 
-    return retry_on_conflict(attempt)
+    return ctx.change(Payment, payment_id, practice_id, decide)
 
 
 def send_receipt(
@@ -371,23 +367,13 @@ def send_receipt(
         raise EmailNotSent(
             f"the receipt could not be emailed ({error}); nothing was recorded, try again"
         ) from error
-    retry_on_conflict(lambda: _save_receipt(ctx, payment_id, practice_id, email, refund_id, actor))
-    return payment
 
+    def decide(fresh: Payment) -> Payment:
+        at = ctx.clock.now(practice_id)
+        fresh.record_receipt_sent(email=email, refund_id=refund_id, at=at, actor=actor)
+        return fresh
 
-def _save_receipt(
-    ctx: Needs,
-    payment_id: UUID,
-    practice_id: UUID,
-    email: str,
-    refund_id: UUID | None,
-    actor: str,
-) -> None:
-    payment = ctx.get(Payment, payment_id, practice_id)
-    payment.record_receipt_sent(
-        email=email, refund_id=refund_id, at=ctx.clock.now(practice_id), actor=actor
-    )
-    ctx.save(payment)
+    return ctx.change(Payment, payment_id, practice_id, decide)
 
 
 def receipt_email(

@@ -33,7 +33,7 @@ from projections.deposits import latest_deposit_of, latest_deposit_of_practice
 from projections.directory import practice_ids
 from projections.transactions import payment_of_processor, place_of_payment, place_of_refund
 from services.app.settlement import DEPOSIT_TIME
-from services.context import Aggregates, Charging, Reading, Timed, retry_on_conflict
+from services.context import Aggregates, Charging, Reading, Timed
 
 
 class Needs(Aggregates, Reading, Timed, Charging, Protocol):
@@ -118,8 +118,7 @@ def adjust(
     if deposit_id is None:
         raise NotFound("no deposit yet to record this payout on; it is applied again later")
 
-    def attempt() -> str:
-        deposit = ctx.get(Deposit, deposit_id, practice.id)
+    def decide(deposit: Deposit) -> str:
         if not deposit.adjust_by_payout(
             payout_id=payout_id,
             arrival_date=arrival,
@@ -129,10 +128,9 @@ def adjust(
             actor=ACTOR,
         ):
             return "recorded already"
-        ctx.save(deposit)
         return f"recorded on deposit {deposit_id}"
 
-    return retry_on_conflict(attempt)
+    return ctx.change(Deposit, deposit_id, practice.id, decide)
 
 
 def latest_deposit(ctx: Needs, deposit_ids: list[UUID]) -> UUID:

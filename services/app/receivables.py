@@ -51,7 +51,7 @@ from services.app import practices, requests
 from services.app.ar_filters import parse_filter
 from services.app.practices import patient_id_for, register_patient
 from services.app.requests import send_many
-from services.context import Aggregates, Configured, PmsConnected, Reading, Timed, retry_on_conflict
+from services.context import Aggregates, Configured, PmsConnected, Reading, Timed
 
 
 class Needs(
@@ -118,15 +118,11 @@ def record_balance(
     source: str,
     actor: str,
 ) -> Patient:
-    def attempt() -> Patient:
-        patient = ctx.get(Patient, patient_id, practice_id)
-        if patient.record_balance(
-            balance, source=source, at=ctx.clock.now(practice_id), actor=actor
-        ):
-            ctx.save(patient)
+    def decide(patient: Patient) -> Patient:
+        patient.record_balance(balance, source=source, at=ctx.clock.now(practice_id), actor=actor)
         return patient
 
-    return retry_on_conflict(attempt)
+    return ctx.change(Patient, patient_id, practice_id, decide)
 
 
 class PmsSyncFailed(PaymentsError):
@@ -330,31 +326,27 @@ def snooze(
 ) -> Patient:
     practice = ctx.get(Practice, practice_id, practice_id)
 
-    def attempt() -> Patient:
-        patient = ctx.get(Patient, patient_id, practice_id)
+    def decide(patient: Patient) -> Patient:
         patient.snooze_until(
             check_snooze(until, reason, note, today(ctx, practice)),
             at=ctx.clock.now(practice_id),
             actor=actor,
         )
-        ctx.save(patient)
         return patient
 
-    return retry_on_conflict(attempt)
+    return ctx.change(Patient, patient_id, practice_id, decide)
 
 
 def end_snooze(ctx: Needs, *, practice_id: UUID, patient_id: UUID, actor: str) -> Patient:
     practice = ctx.get(Practice, practice_id, practice_id)
 
-    def attempt() -> Patient:
-        patient = ctx.get(Patient, patient_id, practice_id)
+    def decide(patient: Patient) -> Patient:
         if not patient.is_snoozed(today(ctx, practice)):
             raise Conflict(f"{patient.name} is not snoozed")
         patient.end_snooze(how="early", at=ctx.clock.now(practice_id), actor=actor)
-        ctx.save(patient)
         return patient
 
-    return retry_on_conflict(attempt)
+    return ctx.change(Patient, patient_id, practice_id, decide)
 
 
 def end_due_snoozes(ctx: Needs, practice_id: UUID) -> int:

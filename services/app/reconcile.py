@@ -27,7 +27,6 @@ from projections.base import iso, parse_iso
 from projections.intents import OpenIntentRow, open_intents
 from services.app import intents
 from services.app.intents import RECONCILER, REFUND, VOID, carry_out
-from services.context import retry_on_conflict
 
 log = logging.getLogger("payledger.reconcile")
 
@@ -114,8 +113,7 @@ def record_charge(
     """Record what the read back found; False when it stays unknown, or when the attempt
     had ended or its payment was recorded meanwhile (nothing then is recorded)."""
 
-    def record() -> bool:
-        attempt = ctx.get(ChargeAttempt, attempt_id, practice_id)
+    def decide(attempt: ChargeAttempt) -> bool:
         if not attempt.is_open or ctx.find(Payment, attempt.payment_id) is not None:
             return False
         at = ctx.clock.now(practice_id)
@@ -129,10 +127,11 @@ def record_charge(
             attempt.release(processor_void_id=detail, at=at, actor=RECONCILER)
         else:
             attempt.unknown(error=detail, at=at, actor=RECONCILER)
-        ctx.save(attempt, show=False)
         return True
 
-    return retry_on_conflict(record) and outcome != "unknown"
+    return ctx.change(ChargeAttempt, attempt_id, practice_id, decide, show=False) and (
+        outcome != "unknown"
+    )
 
 
 def is_due(row: OpenIntentRow, now: datetime) -> bool:

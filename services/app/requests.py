@@ -333,13 +333,11 @@ def deliver_many(
 def cancel_request(
     ctx: Needs, *, practice_id: UUID, request_id: UUID, actor: str
 ) -> PaymentRequest:
-    def attempt() -> PaymentRequest:
-        request = ctx.get(PaymentRequest, request_id, practice_id)
+    def decide(request: PaymentRequest) -> PaymentRequest:
         request.cancel(reason=CancelReason.STAFF, at=ctx.clock.now(practice_id), actor=actor)
-        ctx.save(request)
         return request
 
-    return retry_on_conflict(attempt)
+    return ctx.change(PaymentRequest, request_id, practice_id, decide)
 
 
 # -- the hosted pay page -------------------------------------------------------------
@@ -614,16 +612,14 @@ def record_delivery(
     message_id: str,
     error: str | None,
 ) -> None:
-    def record() -> None:
-        fresh = ctx.get(PaymentRequest, request_id, practice_id)
+    def decide(fresh: PaymentRequest) -> None:
         at = ctx.clock.now(practice_id)
         if error is None:
             fresh.delivered(number, message_id, at=at, actor=SYSTEM)
         else:
             fresh.delivery_failed(number, error, at=at, actor=SYSTEM)
-        ctx.save(fresh)
 
-    retry_on_conflict(record)
+    ctx.change(PaymentRequest, request_id, practice_id, decide)
 
 
 # -- due work ------------------------------------------------------------------------

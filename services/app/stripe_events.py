@@ -25,6 +25,7 @@ from domain.practices import Practice
 from projections.base import iso
 from projections.transactions import payment_of_processor
 from services.app import payouts
+from services.app.intents import requests_reopened
 from services.context import (
     Aggregates,
     Configured,
@@ -163,7 +164,7 @@ def intent_canceled(ctx: Needs, account: str | None, intent: dict[str, Any]) -> 
             at=ctx.clock.now(current.practice_id),
             actor=ACTOR,
         )
-        ctx.save(current)
+        ctx.save(current, *requests_reopened(ctx, current))  # no money moved: owed again
         return "payment left the batch"
 
     return retry_on_conflict(attempt)
@@ -188,8 +189,7 @@ def refund_event(ctx: Needs, account: str | None, event_id: str, refund: dict[st
     reason = str(current.get("failure_reason") or "failed").replace("_", " ")
     refund_id = UUID(reference)
 
-    def attempt() -> str:
-        payment = ctx.get(Payment, payment_id, practice.id)
+    def decide(payment: Payment) -> str:
         if all(r.id != refund_id for r in payment.refunds):
             # not recorded as made: its intent's outcome is read back by the reconciler
             return "refund not recorded yet"
@@ -200,12 +200,9 @@ def refund_event(ctx: Needs, account: str | None, event_id: str, refund: dict[st
             at=ctx.clock.now(practice.id),
             actor=ACTOR,
         )
-        if not changed:
-            return "recorded already"
-        ctx.save(payment)
-        return "refund failed"
+        return "refund failed" if changed else "recorded already"
 
-    return retry_on_conflict(attempt)
+    return ctx.change(Payment, payment_id, practice.id, decide)
 
 
 def practice_account(ctx: Needs, practice_id: UUID) -> str | None:
@@ -225,8 +222,7 @@ def dispute_event(ctx: Needs, account: str | None, event_id: str, dispute: dict[
         return "no such payment of this account"
     due = (dispute.get("evidence_details") or {}).get("due_by")
 
-    def attempt() -> str:
-        payment = ctx.get(Payment, payment_id, practice.id)
+    def decide(payment: Payment) -> str:
         changed = payment.record_dispute(
             dispute_id=str(dispute["id"]),
             reason=str(dispute.get("reason") or "general"),
@@ -237,9 +233,6 @@ def dispute_event(ctx: Needs, account: str | None, event_id: str, dispute: dict[
             at=ctx.clock.now(practice.id),
             actor=DISPUTE_ACTOR,
         )
-        if not changed:
-            return "dispute unchanged"
-        ctx.save(payment)
-        return f"dispute {dispute['status']}"
+        return f"dispute {dispute['status']}" if changed else "dispute unchanged"
 
-    return retry_on_conflict(attempt)
+    return ctx.change(Payment, payment_id, practice.id, decide)

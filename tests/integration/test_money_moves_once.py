@@ -64,7 +64,7 @@ def a_concurrent_associate(ctx: Components, payment: Payment, *, at_save: int) -
     real_save = ctx.save
     saves = {"n": 0, "injected": False}
 
-    def save(*aggregates: Any) -> None:
+    def save(*aggregates: Any, **kw: Any) -> int:
         if not saves["injected"] and any(a.id == payment.id for a in aggregates):
             saves["n"] += 1
             if saves["n"] == at_save:
@@ -77,7 +77,7 @@ def a_concurrent_associate(ctx: Components, payment: Payment, *, at_save: int) -
                     pms_reference="PMS-1",
                     actor="system:writeback",
                 )
-        real_save(*aggregates)
+        return real_save(*aggregates, **kw)
 
     ctx.save = save  # type: ignore[method-assign]
     try:

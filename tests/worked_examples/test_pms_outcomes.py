@@ -430,11 +430,12 @@ def test_a_sync_that_meets_a_bad_answer_ends_failed_and_the_next_one_runs(
 ) -> None:
     od = FakeOpenDental()
     od.add_patient(1001, "Maria", "Alvarez", aging={"Total": "120.00", "Bal_0_30": "120.00"})
-    od.timeout_sleep = 3.0
+    od.timeout_sleep = 8.0
     with Served(od.app) as url:
         api = api_for("sqlite", clock).setup(pms="opendental")
         ctx: Components = api.client.app.state.ctx  # type: ignore[attr-defined]
-        connect_od(ctx, UUID(api.practice_id), f"{url}/api/v1", "cust-key", timeout=1.0)
+        # short enough that a hang ends the sync soon, long enough for a loaded machine
+        connect_od(ctx, UUID(api.practice_id), f"{url}/api/v1", "cust-key", timeout=3.0)
         od.read_faults.append(fault)
 
         first = api.post("/v1/pms/sync")
