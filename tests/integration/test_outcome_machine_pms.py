@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 from uuid import UUID
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -59,7 +58,6 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from adapters.clock import iso
@@ -85,6 +83,7 @@ from services.workers.writeback import Worker
 from tests.conftest import PinnedClock
 from tests.fakes.eaglesoft_bridge import FakeBridge
 from tests.fakes.opendental import FakeOpenDental, Served
+from tests.integration.test_product_rules_machine import run as run_machine
 
 #: examples per PMS of the bounded run (PAYLEDGER_OUTCOME_EXAMPLES=300 for a long one)
 EXAMPLES = int(os.environ.get("PAYLEDGER_OUTCOME_EXAMPLES", "15"))
@@ -503,15 +502,7 @@ def reset(fake: Any) -> None:
 
 
 def run(machine: type[PmsOutcomes]) -> None:
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=STEPS,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
-    )
+    run_machine(machine, examples=EXAMPLES, steps=STEPS)
 
 
 def test_open_dental_writes_what_the_ledger_owes_once() -> None:

@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-from hypothesis import HealthCheck, settings
 from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -59,7 +58,6 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from adapters.processor.stripe import REFERENCE, StripeProcessor
@@ -81,6 +79,7 @@ from services.settings import Settings
 from tests.conftest import PinnedClock
 from tests.fakes.opendental import Served
 from tests.fakes.stripe import FAULTS, READ_FAULTS, FakeStripe, sign
+from tests.integration.test_product_rules_machine import run
 
 SECRET_KEY = "sk_test_51PayledgerOutcomeMachine00000000000000000000"
 WEBHOOK_SECRET = "whsec_test_payledger_outcomes"
@@ -612,15 +611,7 @@ def test_every_effect_on_stripe_ends_and_moves_money_as_recorded() -> None:
             pass
 
         Machine.fake, Machine.base_url = fake, base
-        run_state_machine_as_test(
-            Machine,
-            settings=settings(
-                max_examples=EXAMPLES,
-                stateful_step_count=STEPS,
-                deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-            ),
-        )
+        run(Machine, examples=EXAMPLES, steps=STEPS)
 
 
 def served_machine() -> Any:
