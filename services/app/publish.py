@@ -15,6 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from domain.base import LedgerAggregate, event_data, event_type
+from domain.charges import ChargeAttempt
 from projections.base import jsonable
 from projections.feed import PRIVATE_FIELDS, event_id
 
@@ -49,8 +50,9 @@ class PublishedEvent(BaseModel):
 
 
 def to_public(event: Any, position: int) -> PublishedEvent | None:
-    """The public form of a stored domain event (None for events that are not published)."""
-    if not isinstance(event, LedgerAggregate.Event):
+    """The public form of a stored domain event (None for events that are not published:
+    an authorisation's attempt is the ledger's own bookkeeping; its payment is published)."""
+    if not isinstance(event, LedgerAggregate.Event) or isinstance(event, ChargeAttempt.Event):
         return None
     data = event_data(event)
     practice_id = data.pop("practice_id")
