@@ -49,10 +49,18 @@ class PublishedEvent(BaseModel):
         return cls.model_validate_json(raw)
 
 
+def to_publish(event: Any, position: int) -> PublishedEvent | None:
+    """What the relay publishes: the public form, but for an authorisation's attempt,
+    which is the ledger's own bookkeeping (the payment it records is published)."""
+    if isinstance(event, ChargeAttempt.Event):
+        return None
+    return to_public(event, position)
+
+
 def to_public(event: Any, position: int) -> PublishedEvent | None:
-    """The public form of a stored domain event (None for events that are not published:
-    an authorisation's attempt is the ledger's own bookkeeping; its payment is published)."""
-    if not isinstance(event, LedgerAggregate.Event) or isinstance(event, ChargeAttempt.Event):
+    """The public form of a stored domain event (None for what is not a ledger event);
+    the audit export holds every one."""
+    if not isinstance(event, LedgerAggregate.Event):
         return None
     data = event_data(event)
     practice_id = data.pop("practice_id")

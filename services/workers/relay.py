@@ -18,7 +18,7 @@ from typing import Any
 from adapters.kafka import ensure_topic, producer
 from adapters.relay_positions import RelayPositions
 from adapters.store import EventStore
-from services.app.publish import TOPIC, to_public
+from services.app.publish import TOPIC, to_publish
 from services.workers.backoff import with_backoff
 
 log = logging.getLogger("payledger.relay")
@@ -59,7 +59,7 @@ class Relay:
             self._producer = producer(self.bootstrap)
         futures = []
         for n in notifications:
-            event = to_public(self.store.mapper.to_domain_event(n), n.id)
+            event = to_publish(self.store.mapper.to_domain_event(n), n.id)
             if event is not None:
                 futures.append(
                     self._producer.send(self.topic, key=event.key(), value=event.encode())
