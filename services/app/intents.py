@@ -34,8 +34,8 @@ from adapters.processor.port import Effect, LookedUp, OutcomeUnknown
 from domain.errors import PaymentsError
 from domain.patients import Patient
 from domain.payments import Payment, Status
-from domain.practices import Practice
 from domain.requests import PaymentRequest
+from services.app.practices import account_of
 from services.context import Aggregates, Charging, Reading, Timed, retry_on_conflict
 
 log = logging.getLogger("payledger.intents")
@@ -126,7 +126,7 @@ def carry_out(
     payment = ctx.get(Payment, payment_id, practice_id)
     if not kind.is_open(payment, intent_id):
         return payment
-    account = ctx.get(Practice, practice_id, practice_id).stripe_account
+    account = account_of(ctx, practice_id)
     if read_first:
         try:
             looked = ctx.processor.look_up(

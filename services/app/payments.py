@@ -217,11 +217,6 @@ def end_attempt(
     ctx.change(ChargeAttempt, attempt_id, practice_id, decide, show=False)
 
 
-def account_of(ctx: Needs, practice_id: UUID) -> str | None:
-    """The practice's account at the processor (its Stripe connected account)."""
-    return ctx.get(Practice, practice_id, practice_id).stripe_account
-
-
 def check_patient(ctx: Needs, practice_id: UUID, patient_id: UUID) -> Patient:
     try:
         return ctx.get(Patient, patient_id, practice_id)

@@ -47,6 +47,11 @@ class Caller:
 OPERATOR = Caller(actor="operator", practice_id=None, role=None)
 
 
+def account_of(ctx: Aggregates, practice_id: UUID) -> str | None:
+    """The practice's account at the processor (its Stripe connected account)."""
+    return ctx.get(Practice, practice_id, practice_id).stripe_account
+
+
 def keyed_id(scope: UUID | str, kind: str, key: str | None) -> UUID:
     """A new aggregate id; derived from the idempotency key when there is one,
     so that a retry after a crash finds what the first attempt saved."""

@@ -22,11 +22,11 @@ from adapters.processor.port import Effect
 from domain.charges import ChargeAttempt, release_reference
 from domain.errors import PaymentsError
 from domain.payments import Payment
-from domain.practices import Practice
 from projections.base import iso, parse_iso
 from projections.intents import OpenIntentRow, open_intents
 from services.app import intents
 from services.app.intents import RECONCILER, REFUND, VOID, carry_out
+from services.app.practices import account_of
 
 log = logging.getLogger("payledger.reconcile")
 
@@ -79,7 +79,7 @@ def settle_charge(ctx: Needs, practice_id: UUID, attempt_id: UUID) -> bool:
     attempt = ctx.get(ChargeAttempt, attempt_id, practice_id)
     if not attempt.is_open or ctx.find(Payment, attempt.payment_id) is not None:
         return False
-    account = ctx.get(Practice, practice_id, practice_id).stripe_account
+    account = account_of(ctx, practice_id)
     transaction_id = attempt.transaction_id
     if attempt.state != "releasing":
         try:

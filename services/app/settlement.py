@@ -144,13 +144,14 @@ def _request_captures(
     Returns the payments asked now (the others were asked by an earlier close, whose
     answer may have been lost); None when that save met a concurrent change."""
     now = ctx.clock.now(practice.id)
+    sales = {i.payment_id for i in items if i.kind == "payment"}
     asking = [
-        payments[i.payment_id]
-        for i in items
-        if i.kind == "payment"
-        and payments[i.payment_id].status == Status.APPROVED
-        and payments[i.payment_id].pending_void is None
-        and not payments[i.payment_id].capture_requested
+        p
+        for p in payments.values()
+        if p.id in sales
+        and p.status == Status.APPROVED
+        and p.pending_void is None
+        and not p.capture_requested
     ]
     for payment in asking:
         payment.request_capture(reference=capture_reference(payment.id), at=now, actor=ACTOR)

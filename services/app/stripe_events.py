@@ -21,11 +21,11 @@ import stripe
 from adapters.processor.stripe import StripeProcessor
 from domain.errors import InvalidValue, NotFound
 from domain.payments import Payment, Status
-from domain.practices import Practice
 from projections.base import iso
 from projections.transactions import payment_of_processor
 from services.app import payouts
 from services.app.intents import requests_reopened
+from services.app.practices import account_of
 from services.context import (
     Aggregates,
     Configured,
@@ -151,7 +151,7 @@ def intent_canceled(ctx: Needs, account: str | None, intent: dict[str, Any]) -> 
     if not reference:
         return "not a ledger payment"
     payment = ctx.find(Payment, UUID(reference))
-    if payment is None or practice_account(ctx, payment.practice_id) != account:
+    if payment is None or account_of(ctx, payment.practice_id) != account:
         return "no such payment of this account"
     reason = intent.get("cancellation_reason") or "canceled"
 
@@ -203,10 +203,6 @@ def refund_event(ctx: Needs, account: str | None, event_id: str, refund: dict[st
         return "refund failed" if changed else "recorded already"
 
     return ctx.change(Payment, payment_id, practice.id, decide)
-
-
-def practice_account(ctx: Needs, practice_id: UUID) -> str | None:
-    return ctx.get(Practice, practice_id, practice_id).stripe_account
 
 
 def dispute_event(ctx: Needs, account: str | None, event_id: str, dispute: dict[str, Any]) -> str:

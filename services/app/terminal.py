@@ -11,7 +11,7 @@ from uuid import UUID
 
 from adapters.processor.stripe import StripeProcessor
 from domain.errors import Conflict, InvalidValue
-from domain.practices import Practice
+from services.app.practices import account_of
 from services.context import Aggregates, Charging
 
 
@@ -30,10 +30,6 @@ def stripe_of(ctx: Needs) -> StripeProcessor:
             "takes any terminal_id as a simulated terminal"
         )
     return ctx.processor
-
-
-def account_of(ctx: Needs, practice_id: UUID) -> str | None:
-    return ctx.get(Practice, practice_id, practice_id).stripe_account
 
 
 def list_readers(ctx: Needs, practice_id: UUID) -> list[dict[str, Any]]:
