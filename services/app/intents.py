@@ -31,6 +31,7 @@ from typing import Protocol
 from uuid import UUID
 
 from adapters.processor.port import Effect, LookedUp, OutcomeUnknown
+from domain.charges import ChargeAttempt
 from domain.errors import PaymentsError
 from domain.patients import Patient
 from domain.payments import Payment, Status
@@ -262,3 +263,31 @@ def _record(
         return payment
 
     return retry_on_conflict(save)
+
+
+def record_charge(
+    ctx: Needs, practice_id: UUID, attempt_id: UUID, actor: str, outcome: str, detail: str
+) -> bool:
+    """Record how an authorisation's attempt went (refused, unknown; read back: absent,
+    releasing, released); False when it stays unknown, or when the attempt had ended or
+    its payment was recorded meanwhile (nothing then is recorded)."""
+
+    def decide(attempt: ChargeAttempt) -> bool:
+        if not attempt.is_open or ctx.find(Payment, attempt.payment_id) is not None:
+            return False
+        at = ctx.clock.now(practice_id)
+        if outcome == "absent":
+            attempt.not_made(at=at, actor=actor)
+        elif outcome == "refused":
+            attempt.refuse(reason=detail or "declined", at=at, actor=actor)
+        elif outcome == "releasing":
+            attempt.request_release(transaction_id=detail, at=at, actor=actor)
+        elif outcome == "released":
+            attempt.release(processor_void_id=detail, at=at, actor=actor)
+        else:
+            attempt.unknown(error=detail, at=at, actor=actor)
+        return True
+
+    return ctx.change(ChargeAttempt, attempt_id, practice_id, decide, show=False) and (
+        outcome != "unknown"
+    )

@@ -18,7 +18,7 @@ from domain.payments import AssociationSource, CardSummary, Method, Payment, Rev
 from domain.practices import Practice
 from domain.schedule import batch_date_for, cutoff_instant, local_date, zone
 from services.app import intents, settlement
-from services.app.intents import REFUND, VOID, IntentKind, carry_out
+from services.app.intents import REFUND, VOID, IntentKind, carry_out, record_charge
 from services.app.practices import keyed_id
 from services.app.settlement import close_due_batches
 from services.context import Aggregates, Charging, Messaging, Timed, retry_on_conflict
@@ -132,17 +132,17 @@ def charge(
             account=practice.stripe_account,
         )
     except OutcomeUnknown as error:
-        end_attempt(ctx, practice.id, attempt_id, "unknown", error.detail, actor)
+        record_charge(ctx, practice.id, attempt_id, actor, "unknown", error.detail)
         raise OutcomeUnknown(
             f"{error.detail.rstrip('.')}. The payment is not recorded: send the same request "
             "again with the same Idempotency-Key to finish it (it is authorised once); "
             "otherwise the ledger reads it back and releases any hold on the card"
         ) from None
     except PaymentsError as error:
-        end_attempt(ctx, practice.id, attempt_id, "refused", error.detail, actor)
+        record_charge(ctx, practice.id, attempt_id, actor, "refused", error.detail)
         raise
     except Exception as error:
-        end_attempt(ctx, practice.id, attempt_id, "unknown", type(error).__name__, actor)
+        record_charge(ctx, practice.id, attempt_id, actor, "unknown", type(error).__name__)
         raise
     summary = CardSummary(result.brand, result.last4)
     common = {
@@ -198,23 +198,6 @@ def ask_to_charge(
 
     retry_on_conflict(ask)
     return attempt_id
-
-
-def end_attempt(
-    ctx: Needs, practice_id: UUID, attempt_id: UUID, outcome: str, detail: str, actor: str
-) -> None:
-    """Record that the processor refused the authorisation, or that its answer was lost."""
-
-    def decide(attempt: ChargeAttempt) -> None:
-        if not attempt.is_open or attempt.state == "releasing":
-            return
-        now = ctx.clock.now(practice_id)
-        if outcome == "refused":
-            attempt.refuse(reason=detail, at=now, actor=actor)
-        else:
-            attempt.unknown(error=detail, at=now, actor=actor)
-
-    ctx.change(ChargeAttempt, attempt_id, practice_id, decide, show=False)
 
 
 def check_patient(ctx: Needs, practice_id: UUID, patient_id: UUID) -> Patient:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 from uuid import UUID
 
@@ -25,7 +26,7 @@ from domain.payments import Payment
 from projections.base import iso, parse_iso
 from projections.intents import OpenIntentRow, open_intents
 from services.app import intents
-from services.app.intents import RECONCILER, REFUND, VOID, carry_out
+from services.app.intents import RECONCILER, REFUND, VOID, carry_out, record_charge
 from services.app.practices import account_of
 
 log = logging.getLogger("payledger.reconcile")
@@ -80,6 +81,7 @@ def settle_charge(ctx: Needs, practice_id: UUID, attempt_id: UUID) -> bool:
     if not attempt.is_open or ctx.find(Payment, attempt.payment_id) is not None:
         return False
     account = account_of(ctx, practice_id)
+    record = partial(record_charge, ctx, practice_id, attempt_id, RECONCILER)
     transaction_id = attempt.transaction_id
     if attempt.state != "releasing":
         try:
@@ -90,11 +92,11 @@ def settle_charge(ctx: Needs, practice_id: UUID, attempt_id: UUID) -> bool:
                 account=account,
             )
         except PaymentsError as error:
-            return record_charge(ctx, practice_id, attempt_id, "unknown", error.detail)
+            return record("unknown", error.detail)
         if looked.state != "succeeded":
-            return record_charge(ctx, practice_id, attempt_id, looked.state, looked.reason or "")
+            return record(looked.state, looked.reason or "")
         transaction_id = looked.processor_id or ""
-        if not record_charge(ctx, practice_id, attempt_id, "releasing", transaction_id):
+        if not record("releasing", transaction_id):
             return False
     try:
         void_id = ctx.processor.void(
@@ -103,35 +105,8 @@ def settle_charge(ctx: Needs, practice_id: UUID, attempt_id: UUID) -> bool:
             account=account,
         )
     except PaymentsError as error:
-        return record_charge(ctx, practice_id, attempt_id, "unknown", error.detail)
-    return record_charge(ctx, practice_id, attempt_id, "released", void_id)
-
-
-def record_charge(
-    ctx: Needs, practice_id: UUID, attempt_id: UUID, outcome: str, detail: str
-) -> bool:
-    """Record what the read back found; False when it stays unknown, or when the attempt
-    had ended or its payment was recorded meanwhile (nothing then is recorded)."""
-
-    def decide(attempt: ChargeAttempt) -> bool:
-        if not attempt.is_open or ctx.find(Payment, attempt.payment_id) is not None:
-            return False
-        at = ctx.clock.now(practice_id)
-        if outcome == "absent":
-            attempt.not_made(at=at, actor=RECONCILER)
-        elif outcome == "refused":
-            attempt.refuse(reason=detail or "declined", at=at, actor=RECONCILER)
-        elif outcome == "releasing":
-            attempt.request_release(transaction_id=detail, at=at, actor=RECONCILER)
-        elif outcome == "released":
-            attempt.release(processor_void_id=detail, at=at, actor=RECONCILER)
-        else:
-            attempt.unknown(error=detail, at=at, actor=RECONCILER)
-        return True
-
-    return ctx.change(ChargeAttempt, attempt_id, practice_id, decide, show=False) and (
-        outcome != "unknown"
-    )
+        return record("unknown", error.detail)
+    return record("released", void_id)
 
 
 def is_due(row: OpenIntentRow, now: datetime) -> bool:
