@@ -55,7 +55,10 @@ FUZZ_EXAMPLES ?= 100
 fuzz: install postgres
 	PAYLEDGER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -s
 
-bench: install postgres bench-http
+# every target's figure beside its baseline of the same run (the HTTP ones included), then a
+# summary of verdicts; PAYLEDGER_BENCH_REPLAY_EVENTS (1000000) sizes the replay figure
+bench: install postgres
+	./scripts/ensure-wrk
 	$(BIN)/python -m bench.run
 
 bench-http: install postgres

@@ -6,8 +6,36 @@ log on) on this machine, measured in one run with wrk (8 connections, 2 threads)
 - floor: a trivial FastAPI POST endpoint with a pydantic body (bench/trivial.py), and
   a trivial GET;
 - `POST /v1/payments`: a virtual-terminal payment with a test card, each request its
-  own Idempotency-Key, on PostgreSQL and on the embedded SQLite store;
-- `GET /v1/transactions`: the first page of the month.
+  own Idempotency-Key, on PostgreSQL and on the embedded SQLite store (targets: >= 0.3x
+  the trivial POST, p99 < 50 ms);
+- `GET /v1/transactions`: the first page of the month (target: >= 0.5x the trivial GET);
+- PostgreSQL transactions per payment (target <= 1.5), below.
+
+Transactions per payment. PostgreSQL 15 counts every committed transaction of a database
+in pg_stat_database's `xact_commit`, but a backend adds its own count to that shared
+figure at most once a second while it works (within a second of going idle) and at its
+exit; the counter is read from a connection to another database (the admin one), so
+reading it adds nothing. On a fresh database, with the practice and its admin made by the
+CLI (processes that have exited), the server is run twice, each time the same way:
+
+1. start `payledger serve`; warm it up with a few payments (PAYLEDGER_BENCH_WARMUP, 5);
+   count the payments recorded (Payment.Captured events in the store, a connection that
+   exits at once); wait SETTLE seconds, so every backend has flushed the start-up's and
+   the warm-up's counts; read `xact_commit` (before);
+2. the idle window: nothing for SECONDS; the load window: wrk for SECONDS (8 connections,
+   each request its own Idempotency-Key);
+3. stop the server (SIGTERM, wait for its exit), wait until no client backend is
+   connected to the database and the counter stops moving (every count flushed at the
+   backends' exit), read `xact_commit` (after), then count the payments again.
+
+The idle window measures what the server commits without a request: its background
+runners' polling over SECONDS, the counts still pending in its backends when "before" was
+read (at most a second's worth each) and its shutdown. Transactions per payment is
+(load window's commits - idle window's commits) / payments recorded in the load window;
+the raw figure (without the subtraction) is printed beside it. Its baseline is the same
+counting of raw single-row INSERT transactions from 8 psycopg connections (1.00 when the
+method counts right). Autovacuum's transactions in the bench database, if any run in a
+window, are counted too (a handful over thousands of payments).
 
 Ratios are what to compare between runs; absolute figures move with the machine.
 """
@@ -24,19 +52,40 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from bench.run import fresh_database
+import psycopg
+
+from bench.run import ADMIN_URL, fresh_database, in_threads
+from bench.verdicts import Check, Target, XactCount, line, load_average, xact_per_payment
 
 SECONDS = int(os.environ.get("PAYLEDGER_BENCH_HTTP_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("PAYLEDGER_BENCH_HTTP_CONNECTIONS", "8"))
+#: payments made before "before" is read, so the measured window starts on a warm server
+WARMUP = int(os.environ.get("PAYLEDGER_BENCH_WARMUP", "5"))
+#: seconds between the warm-up and reading "before": PostgreSQL 15 flushes an idle
+#: backend's counts within a second
+SETTLE = float(os.environ.get("PAYLEDGER_BENCH_SETTLE", "2.5"))
+#: raw INSERT transactions counted for the baseline of transactions per payment
+RAW_INSERTS = int(os.environ.get("PAYLEDGER_BENCH_RAW_INSERTS", "800"))
 BIN = Path(sys.executable).parent
 #: the server stack of both servers: "auto" (uvloop and httptools, installed with payledger)
 #: or "asyncio" (the standard event loop and h11), to compare the two
 STACK = os.environ.get("PAYLEDGER_BENCH_HTTP_STACK", "auto")
 STACK_ARGS = ["--loop", "asyncio", "--http", "h11"] if STACK == "asyncio" else []
+#: the stored events of Payment.Captured: one a payment recorded (approved)
+CAPTURED = "SELECT count(*) FROM payledger_events WHERE topic LIKE '%:Payment.Captured'"
+
+#: the targets (docs/performance.md, "What `make bench` prints")
+POST_RATIO = Target(">=", 0.3, on="ratio")
+POST_P99 = Target("<", 50, "ms")
+GET_RATIO = Target(">=", 0.5, on="ratio")
+XACT_PER_PAYMENT = Target("<=", 1.5)
 
 PAYMENT_SCRIPT = """
 local counter = 0
@@ -94,6 +143,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 @contextmanager
 def served(argv: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[None]:
+    """The server running while inside; on leaving, terminated and waited for."""
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -101,7 +151,11 @@ def served(argv: list[str], env: dict[str, str], ready: str, log: Path) -> Itera
         yield
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 def cli(env: dict[str, str], *args: str) -> str:
@@ -141,21 +195,37 @@ def wrk(url: str, script: str) -> dict[str, float]:
     return parse_wrk(done.stdout)
 
 
-def parse_wrk(text: str) -> dict[str, float]:
-    def ms(value: str) -> float:
-        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
-        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
+
+def wrk_ms(value: str) -> float:
+    """A wrk duration ("812.00us", "3.41ms", "1.02s", "1.50m") in milliseconds."""
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", value)
+    if found is None:
+        raise ValueError(f"not a wrk duration: {value!r}")
+    return float(found.group(1)) * UNITS_MS[found.group(2)]
+
+
+def parse_wrk(text: str) -> dict[str, float]:
+    """wrk's summary (run with --latency): requests per second, p50 and p99 in ms, the
+    requests made, non-2xx answers and socket errors (timeouts included)."""
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    p50 = re.search(r"\s50%\s+(\S+)", text)
-    p99 = re.search(r"\s99%\s+(\S+)", text)
+    p50 = re.search(r"^\s+50(?:\.000)?%\s+(\S+)", text, re.MULTILINE)
+    p99 = re.search(r"^\s+99(?:\.000)?%\s+(\S+)", text, re.MULTILINE)
+    made = re.search(r"(\d+) requests in ", text)
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    assert rps and p50 and p99, text
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    if not (rps and p50 and p99):
+        raise ValueError(f"not wrk's output with --latency:\n{text}")
     return {
         "rps": float(rps.group(1)),
-        "p50_ms": ms(p50.group(1)),
-        "p99_ms": ms(p99.group(1)),
+        "p50_ms": wrk_ms(p50.group(1)),
+        "p99_ms": wrk_ms(p99.group(1)),
+        "requests": float(made.group(1)) if made else 0.0,
         "non_2xx": float(errors.group(1)) if errors else 0.0,
+        "socket_errors": float(sum(int(n) for n in sockets.groups())) if sockets else 0.0,
     }
 
 
@@ -185,9 +255,151 @@ def ledger_figures(env: dict[str, str], tmp: Path) -> dict[str, dict[str, float]
     return figures
 
 
-def main() -> None:
+# -- PostgreSQL transactions per payment (the module's docstring says how) ----------------
+
+
+def database_of(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+def commits(database: str) -> int:
+    """pg_stat_database's xact_commit of `database`, read from the admin database (so the
+    reading adds no transaction to it)."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (database,)
+        ).fetchone()
+    assert row is not None, database
+    return int(row[0])
+
+
+def settled_commits(database: str, timeout: float = 30.0) -> int:
+    """The counter once no client backend is connected to `database` (each flushed its
+    counts at its exit) and two readings half a second apart agree."""
+    deadline = time.time() + timeout
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        while time.time() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = %s AND backend_type = 'client backend'",
+                (database,),
+            ).fetchone()
+            if row is not None and int(row[0]) == 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"backends still connected to {database} after {timeout} s")
+    last = commits(database)
+    while time.time() < deadline:
+        time.sleep(0.5)
+        now = commits(database)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def payments_recorded(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(CAPTURED).fetchone()
+    return int(row[0]) if row else 0
+
+
+def pay(base: str, token: str, n: int) -> None:
+    request = urllib.request.Request(
+        f"{base}/v1/payments",
+        data=BODY.encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": f"bench-warmup-{uuid.uuid4().hex}-{n}",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 201, answer.status
+
+
+def xact_window(
+    env: dict[str, str], url: str, token: str, tmp: Path, *, load: bool
+) -> tuple[XactCount, dict[str, float]]:
+    """One window of the count (the module's docstring): the idle one, or with wrk's load."""
+    database = database_of(url)
+    port = free_port()
+    argv = [str(BIN / "payledger"), "serve", "--port", str(port), *STACK_ARGS]
+    base = f"http://127.0.0.1:{port}"
+    figures: dict[str, float] = {}
+    with served(argv, env, f"{base}/healthz", tmp / f"xact-{'load' if load else 'idle'}.log"):
+        for n in range(WARMUP):
+            pay(base, token, n)
+        payments_before = payments_recorded(url)
+        time.sleep(SETTLE)
+        before = commits(database)
+        if load:
+            figures = wrk(f"{base}/v1/payments", PAYMENT_SCRIPT % {"token": token, "body": BODY})
+        else:
+            time.sleep(SECONDS)
+    after = settled_commits(database)
+    return XactCount(before, after, payments_before, payments_recorded(url)), figures
+
+
+def raw_xact_per_insert() -> float:
+    """The baseline: single-row INSERT transactions from 8 psycopg connections, counted the
+    same way (the connections closed, the counter settled); 1.00 when the method is right."""
+    with fresh_database() as url:
+        database = database_of(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE raw (id uuid PRIMARY KEY, amount bigint, body jsonb)")
+        before = settled_commits(database)
+        connections = [psycopg.connect(url, autocommit=True) for _ in range(CONNECTIONS)]
+
+        def insert(conn: psycopg.Connection[Any]) -> None:
+            for i in range(RAW_INSERTS // CONNECTIONS):
+                with conn.transaction():
+                    conn.execute(
+                        "INSERT INTO raw VALUES (%s, %s, %s)", (uuid.uuid4(), i, '{"amount": 1}')
+                    )
+
+        try:
+            in_threads([partial(insert, c) for c in connections])
+        finally:
+            for conn in connections:
+                conn.close()
+        after = settled_commits(database)
+        return (after - before) / (RAW_INSERTS // CONNECTIONS * CONNECTIONS)
+
+
+def transactions_per_payment(base_env: dict[str, str], tmp: Path) -> dict[str, Any]:
+    with fresh_database() as url:
+        env = {
+            **base_env,
+            "PAYLEDGER_DATA_DIR": str(tmp / "xact"),
+            "PAYLEDGER_DATABASE_URL": url,
+        }
+        token = setup_practice(env)
+        idle, _ = xact_window(env, url, token, tmp, load=False)
+        load, figures = xact_window(env, url, token, tmp, load=True)
+    return {
+        "per_payment": xact_per_payment(load, idle),
+        "raw_per_payment": load.commits / load.payments if load.payments else None,
+        "load_commits": load.commits,
+        "idle_commits": idle.commits,
+        "idle_payments": idle.payments,
+        "payments": load.payments,
+        "wrk_requests": figures.get("requests", 0.0),
+        "wrk_non_2xx": figures.get("non_2xx", 0.0),
+        "raw_insert": raw_xact_per_insert(),
+    }
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def measure() -> dict[str, Any]:
+    """Every figure of this module, measured in one run."""
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk (make bench-http does it)")
+    started_at = load_average()
     with tempfile.TemporaryDirectory() as tmp_text:
         tmp = Path(tmp_text)
         base_env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
@@ -202,26 +414,93 @@ def main() -> None:
                 "PAYLEDGER_DATABASE_URL": url,
             }
             runs["PostgreSQL"] = ledger_figures(pg_env, tmp)
-    print(
-        f"payledger bench-http: wrk, {CONNECTIONS} connections, {SECONDS} s per figure, "
-        f"one uvicorn process each (same run), server stack: {STACK}\n"
+        xact = transactions_per_payment(base_env, tmp)
+    return {"floor": floor, **runs, "xact": xact, "load_average": [started_at, load_average()]}
+
+
+def xact_check(xact: dict[str, Any]) -> Check:
+    raw = xact.get("raw_per_payment")
+    return Check(
+        "PostgreSQL transactions per payment (HTTP, 8 clients)",
+        xact.get("per_payment"),
+        "",
+        XACT_PER_PAYMENT,
+        baseline=xact.get("raw_insert"),
+        baseline_label="raw INSERT transactions, counted the same way:",
+        note=(
+            f"{xact['load_commits']} commits under load - {xact['idle_commits']} idle, "
+            f"over {xact['payments']} payments recorded; "
+            f"{'-' if raw is None else f'{raw:.2f}'} without the idle subtraction"
+        ),
     )
-    row = "  {:44s} {:8.0f} /s  p50 {:6.1f} ms  p99 {:6.1f} ms  {}"
-    print(row.format("floor: trivial FastAPI POST (pydantic body)", floor["post"]["rps"],
-                     floor["post"]["p50_ms"], floor["post"]["p99_ms"], "(1.00x)"))  # fmt: skip
-    print(row.format("floor: trivial FastAPI GET", floor["get"]["rps"], floor["get"]["p50_ms"],
-                     floor["get"]["p99_ms"], "(1.00x)"))  # fmt: skip
-    for store, figures in runs.items():
-        for kind, label, target in (
-            ("post", f"POST /v1/payments on {store}", "target >= 0.70x, p99 < 50 ms"),
-            ("get", f"GET /v1/transactions on {store}", "target >= 0.80x"),
-        ):
-            f = figures[kind]
-            ratio = f["rps"] / floor[kind]["rps"]
-            failed = f" {int(f['non_2xx'])} non-2xx!" if f["non_2xx"] else ""
-            print(row.format(label, f["rps"], f["p50_ms"], f["p99_ms"],
-                             f"({ratio:.2f}x; {target}){failed}"))  # fmt: skip
-    print(json.dumps({"floor": floor, **runs}), file=sys.stderr)
+
+
+def http_checks(figures: dict[str, Any]) -> list[Check]:
+    """The HTTP targets, each beside the trivial endpoint of the same run."""
+    floor = figures["floor"]
+    checks = []
+    for store in ("PostgreSQL", "SQLite"):
+        post, get = figures[store]["post"], figures[store]["get"]
+        failed = f"{int(post['non_2xx'])} non-2xx" if post.get("non_2xx") else ""
+        checks += [
+            Check(
+                f"POST /v1/payments on {store}, rate",
+                post["rps"],
+                "/s",
+                POST_RATIO,
+                floor["post"]["rps"],
+                "trivial FastAPI POST",
+                failed,
+            ),
+            Check(
+                f"POST /v1/payments on {store}, p99",
+                post["p99_ms"],
+                "ms",
+                POST_P99,
+                floor["post"]["p99_ms"],
+                "trivial FastAPI POST",
+                f"p50 {post['p50_ms']:.1f} ms",
+            ),
+            Check(
+                f"GET /v1/transactions (month page) on {store}, rate",
+                get["rps"],
+                "/s",
+                GET_RATIO,
+                floor["get"]["rps"],
+                "trivial FastAPI GET",
+                f"{int(get['non_2xx'])} non-2xx" if get.get("non_2xx") else "",
+            ),
+        ]
+    return checks
+
+
+def report(figures: dict[str, Any]) -> list[Check]:
+    """Print the HTTP section (and the structure line); the checks, for the summary."""
+    print(
+        f"HTTP: wrk, {CONNECTIONS} connections, {SECONDS} s per figure, one uvicorn process "
+        f"each (same run), server stack: {STACK}; load average "
+        f"{' at the start, '.join(figures['load_average'])} at the end\n"
+    )
+    floor = figures["floor"]
+    for kind, label in (("post", "trivial FastAPI POST (pydantic body)"), ("get", "trivial GET")):
+        f = floor[kind]
+        print(
+            f"  floor, {label}: {f['rps']:.0f} /s, p50 {f['p50_ms']:.1f} ms, "
+            f"p99 {f['p99_ms']:.1f} ms"
+        )
+    checks = http_checks(figures)
+    for check in checks:
+        print(line(check))
+    structure = xact_check(figures["xact"])
+    print(f"\nStructure (does not depend on the machine's noise):\n{line(structure)}")
+    return [structure, *checks]
+
+
+def main() -> None:
+    figures = measure()
+    print("payledger bench-http\n")
+    report(figures)
+    print(json.dumps(figures), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,12 @@ on every call (20 ms: a PMS API over the internet), across many practices.
 The payments are collected first, with the worker stopped, then the worker is started:
 writebacks per second is its rate over that backlog. The latency figure is measured
 separately, one payment at a time while the worker runs (capture -> associated, from
-the two events' times)."""
+the two events' times).
+
+Its baseline, in the same run: the PMS calls alone, as many payment POSTs as the backlog
+to another fake served the same way (same delay), from as many threads as the worker's
+parallel writes (PAYLEDGER_WRITEBACK_PARALLEL), each with its own HTTP client: the rate
+the PMS allows with that parallelism, nothing of the ledger's around it."""
 
 from __future__ import annotations
 
@@ -17,7 +22,10 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from datetime import time as clock_time
+from functools import partial
 from typing import Any
+
+import httpx
 
 from adapters.processor.port import CardInput
 from domain.payments import Method
@@ -51,7 +59,41 @@ def delayed(app: Asgi, seconds: float) -> Asgi:
 CARD = CardInput("4242424242424242", 12, 2030, "123")
 
 
+def pms_calls_per_second(calls: int = PAYMENTS, parallel: int = PARALLEL) -> float:
+    """The baseline: `calls` payment POSTs to a fake Open Dental answering LATENCY late,
+    from `parallel` threads at once; calls per second."""
+    fake = FakeOpenDental()
+    fake.add_patient(1)
+    with Served(delayed(fake.app, LATENCY)) as url:
+
+        def post(count: int) -> None:
+            with httpx.Client(
+                base_url=f"{url}/api/v1",
+                headers={"Authorization": fake.auth},
+                timeout=30,
+            ) as client:
+                for n in range(count):
+                    answer = client.post(
+                        "/payments",
+                        json={"PayAmt": 10.5, "PatNum": 1, "PayNote": f"bench [ref:{n}]"},
+                    )
+                    answer.raise_for_status()
+
+        shares = [calls // parallel + (1 if i < calls % parallel else 0) for i in range(parallel)]
+        threads = [threading.Thread(target=partial(post, share)) for share in shares]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    if len(fake.payments) != calls:
+        raise RuntimeError(f"the baseline made {len(fake.payments)} of {calls} PMS calls")
+    return calls / elapsed
+
+
 def writeback_figures(ctx: Components) -> dict[str, Any]:
+    pms_per_second = pms_calls_per_second()
     fake = FakeOpenDental()
     for n in range(1, PATIENTS + 1):
         fake.add_patient(n)
@@ -156,5 +198,7 @@ def writeback_figures(ctx: Components) -> dict[str, Any]:
         "p50_ms": cuts[49] * 1000,
         "p99_ms": cuts[98] * 1000,
         "per_second": PAYMENTS / drained if drained else 0.0,
+        "pms_per_second": pms_per_second,
+        "parallel": PARALLEL,
         "duplicates": len(fake.payments) - len(set(fake.paid_markers())),
     }
