@@ -6,12 +6,18 @@ numbers and booleans may come back as strings. Payments: ``POST /payments``
 refunds and voids are negative payments. Read back: ``GET /payments?PatNum=&DateEntry=``.
 Commlogs: ``POST /commlogs``, read back by ``GET /commlogs?PatNum=``. Balances:
 ``GET /accountmodules/{PatNum}/Aging``; patients: ``GET /patients`` paged with
-Limit/Offset (at most 100 rows a call). The keys are never logged.
+Limit/Offset (at most 100 rows a call). Its API has no call that gives many families'
+aging at once, so a sync reads the patients' pages, then one aging per guarantor, up to
+`sync_concurrency` calls at once (a connection setting, default 16), and waits out any
+429's Retry-After (and keeps to `requests_per_second` when the connection sets one).
+The keys are never logged.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -21,11 +27,20 @@ import httpx
 
 from adapters.pms.http import BoundedHttp, CallFailed, NotJson
 from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
-from adapters.pms.reader import PmsPatient, PmsReader, PmsUnavailable
+from adapters.pms.reader import (
+    DEFAULT_CONCURRENCY,
+    PmsPatient,
+    PmsReader,
+    PmsUnavailable,
+    Throttle,
+    Throttled,
+)
 from domain.money import Money
 from domain.receivables import Balance, default_patient_portion
 
 PAGE = 100
+#: calls at once a sync makes to one practice's Open Dental unless its connection says
+SYNC_CONCURRENCY = int(os.environ.get("PAYLEDGER_PMS_SYNC_CONCURRENCY", DEFAULT_CONCURRENCY))
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,10 @@ class OpenDentalSettings:
     developer_key: str
     customer_key: str
     timeout: float = 30.0
+    #: a sync's calls under way at once (its pool), and the calls a second it may start
+    #: (None: no known rate; a 429 is waited out whatever this says)
+    sync_concurrency: int = SYNC_CONCURRENCY
+    requests_per_second: float | None = None
 
     def __repr__(self) -> str:
         return f"OpenDentalSettings(base_url={self.base_url!r}, keys=***)"
@@ -41,11 +60,14 @@ class OpenDentalSettings:
     @classmethod
     def of_connection(cls, connection: Mapping[str, Any]) -> OpenDentalSettings:
         """From a practice's kept connection settings (its "opendental" part)."""
+        rate = connection.get("requests_per_second")
         return cls(
             connection["base_url"],
             connection["developer_key"],
             connection["customer_key"],
             float(connection.get("timeout", 30)),
+            int(connection.get("sync_concurrency") or SYNC_CONCURRENCY),
+            float(rate) if rate else None,
         )
 
 
@@ -68,6 +90,8 @@ class OpenDental(PmsWriter, PmsReader):
         self._settings = settings
         self._http = BoundedHttp(settings.timeout, client, name="Open Dental")
         self.call_seconds = settings.timeout
+        self._throttle = Throttle(settings.sync_concurrency, settings.requests_per_second)
+        self.concurrency = self._throttle.concurrency
         self._headers = {
             "Authorization": f"ODFHIR {settings.developer_key}/{settings.customer_key}",
             "Content-Type": "application/json",
@@ -198,37 +222,89 @@ class OpenDental(PmsWriter, PmsReader):
 
     # -- reader ----------------------------------------------------------------------
 
-    def patients(self) -> Iterator[PmsPatient]:
-        """Every patient, guarantors first. Anything but the answers documented (an
-        unreachable or refusing API, a page that is not a list of patients, an aging
-        that is not an object of amounts, a page served again whatever the Offset) is
-        PmsUnavailable, saying what was wrong."""
+    def _read(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """A GET within the sync's limits (a 429 waited out and asked again)."""
+
+        def once() -> Any:
+            try:
+                return self._call("GET", path, params=params)
+            except PmsWriteError as error:
+                if error.retry_after is not None:
+                    raise Throttled(str(error), error.retry_after) from error
+                raise
+
         try:
-            offset = 0
-            rows_all: list[dict[str, Any]] = []
-            seen: set[str] = set()
-            while True:
-                rows = self._call("GET", "/patients", params={"Limit": PAGE, "Offset": offset})
-                page = self._rows(rows, "GET /patients")
-                numbers = {str(r.get("PatNum")) for r in page}
-                if page and numbers <= seen:
-                    raise PmsUnavailable(
-                        f"Open Dental answered GET /patients at Offset {offset} with patients "
-                        "it had already listed (is Offset honoured?)"
-                    )
-                seen |= numbers
-                rows_all.extend(page)
-                if len(page) < PAGE:
-                    break
-                offset += PAGE
-            rows_all.sort(key=lambda r: str(r.get("Guarantor")) != str(r.get("PatNum")))
-            for row in rows_all:
-                yield self._patient(row)
+            return self._throttle.call(once)
+        except Throttled as error:
+            raise PmsUnavailable(f"{error} (still, after waiting as asked)") from error
         except PmsWriteError as error:
             raise PmsUnavailable(str(error)) from error
+
+    def patients(self) -> Iterator[PmsPatient]:
+        """Every patient, guarantors first, each guarantor with its aging (one call after
+        another; a sync reads `roster` and `balance_of` in parallel instead)."""
+        for patient in self.roster():
+            yield patient if patient.guarantor_pms_id else self._with_balance(patient)
+
+    def _with_balance(self, patient: PmsPatient) -> PmsPatient:
+        return PmsPatient(
+            patient.pms_patient_id,
+            patient.first_name,
+            patient.last_name,
+            patient.email,
+            patient.phone,
+            patient.guarantor_pms_id,
+            self.balance_of(patient),
+        )
+
+    def roster(self) -> list[PmsPatient]:
+        """Every patient, guarantors first, without their balances (`balance_of`): the
+        pages read `concurrency` at a time. Anything but the answers documented (an
+        unreachable or refusing API, a page that is not a list of patients, a page served
+        again whatever the Offset) is PmsUnavailable, saying what was wrong."""
+        try:
+            rows_all = self._all_pages()
+            rows_all.sort(key=lambda r: str(r.get("Guarantor")) != str(r.get("PatNum")))
+            return [self._patient(row) for row in rows_all]
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise PmsUnavailable(
-                f"Open Dental answered with a patient or a balance not as documented: {error!r}"
+                f"Open Dental answered with a patient not as documented: {error!r}"
+            ) from error
+
+    def _all_pages(self) -> list[dict[str, Any]]:
+        rows_all: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        offset = 0
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="od-pages") as pool:
+            while True:
+                offsets = [offset + PAGE * n for n in range(self.concurrency)]
+                answers = list(pool.map(self._page, offsets))
+                for at, page in zip(offsets, answers, strict=True):
+                    numbers = {str(r.get("PatNum")) for r in page}
+                    if page and numbers <= seen:
+                        raise PmsUnavailable(
+                            f"Open Dental answered GET /patients at Offset {at} with patients "
+                            "it had already listed (is Offset honoured?)"
+                        )
+                    seen |= numbers
+                    rows_all.extend(page)
+                    if len(page) < PAGE:
+                        return rows_all
+                offset = offsets[-1] + PAGE
+
+    def _page(self, offset: int) -> list[dict[str, Any]]:
+        rows = self._read("/patients", {"Limit": PAGE, "Offset": offset})
+        return self._rows(rows, "GET /patients")
+
+    def balance_of(self, patient: PmsPatient) -> Balance | None:
+        """The family's aging (a guarantor's): one call, within the sync's limits."""
+        if patient.guarantor_pms_id is not None:
+            return patient.balance
+        try:
+            return self.aging(patient.pms_patient_id)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise PmsUnavailable(
+                f"Open Dental answered with a balance not as documented: {error!r}"
             ) from error
 
     @staticmethod
@@ -239,9 +315,9 @@ class OpenDental(PmsWriter, PmsReader):
             raise PmsUnavailable(f"Open Dental answered {call} with something other than a list")
         return rows
 
-    def _patient(self, row: dict[str, Any]) -> PmsPatient:
+    @staticmethod
+    def _patient(row: dict[str, Any]) -> PmsPatient:
         pat_num, guarantor = str(row["PatNum"]), str(row.get("Guarantor") or row["PatNum"])
-        balance = self.aging(pat_num) if guarantor == pat_num else None
         phone = row.get("WirelessPhone") or row.get("HmPhone") or None
         return PmsPatient(
             pat_num,
@@ -250,11 +326,11 @@ class OpenDental(PmsWriter, PmsReader):
             row.get("Email") or None,
             phone,
             None if guarantor == pat_num else guarantor,
-            balance,
+            None,
         )
 
     def aging(self, pat_num: str) -> Balance:
-        a = self._call("GET", f"/accountmodules/{pat_num}/Aging") or {}
+        a = self._read(f"/accountmodules/{pat_num}/Aging") or {}
         if not isinstance(a, dict):
             raise PmsUnavailable(
                 f"Open Dental answered GET /accountmodules/{pat_num}/Aging with something "

@@ -520,6 +520,19 @@ class WritebackStatus(BaseModel):
     last_success_at: str | None
 
 
+class SyncProgress(Answer):
+    """How far the last sync came: counted while it runs in the process that runs it
+    (elsewhere, and after a restart, only its times and, once it ended, its patients)."""
+
+    started_at: str | None
+    finished_at: str | None
+    guarantors_done: int | None
+    guarantors_total: int | None
+    patients_done: int | None
+    patients_total: int | None
+    error: str | None
+
+
 class SyncStatus(Answer):
     interval_minutes: int
     scheduled: bool
@@ -531,6 +544,7 @@ class SyncStatus(Answer):
     patients_seen: int | None
     balances_recorded: int | None
     next_due_at: str | None
+    progress: SyncProgress
 
 
 class DueWorkStatus(Answer):
@@ -680,9 +694,10 @@ class FilterPage(Answer):
 
 
 class PmsSync(Answer):
-    patients_seen: int
-    patients_added: int
-    balances_recorded: int
+    """A sync started in the background (`started`), or the one already running
+    (`started` false); its status and progress: GET /v1/pms/sync."""
+
+    started: bool
     pms_sync: SyncStatus
 
 

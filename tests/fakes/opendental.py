@@ -20,7 +20,12 @@ Read faults (a queue, one per GET): "html-200" (a proxy's error page with 200),
 "500", "drop" (GET /payments and GET /commlogs only: the connection closed unanswered).
 
 `in_flight` counts the requests being handled (an answer sent late, an entry applied
-late); `settle()` waits until there are none.
+late), and its `peak` the most at once; `settle()` waits until there are none.
+
+Load: `latency` delays every answer by that many seconds (an API over the internet);
+`most_at_once` answers 429 (Retry-After: `retry_after`) to a request beyond that many
+under way (Open Dental's throttling); `broken_aging` holds the PatNums whose aging
+answers 500 (an office's API failing in the middle of a sync).
 """
 
 from __future__ import annotations
@@ -117,6 +122,7 @@ class InFlight:
 
     def __init__(self) -> None:
         self.count = 0
+        self.peak = 0
         self.lock = threading.Lock()
 
     def wrap(self, app: Any) -> Any:
@@ -126,6 +132,7 @@ class InFlight:
                 return
             with self.lock:
                 self.count += 1
+                self.peak = max(self.peak, self.count)
             try:
                 await app(scope, receive, send)
             finally:
@@ -159,8 +166,35 @@ class FakeOpenDental:
         self.lock = threading.Lock()
         self.calls = 0
         self.reads = 0
+        self.latency = 0.0
+        self.most_at_once: int | None = None
+        self.retry_after = "1"
+        self.throttled = 0
+        self.broken_aging: set[int] = set()
+        self.aging_reads = 0
         self.in_flight = InFlight()
-        self.app = self.in_flight.wrap(dropping(self.starlette()))
+        self.app = self.in_flight.wrap(self.loaded(dropping(self.starlette())))
+
+    def loaded(self, app: Any) -> Any:
+        """The app, answering `latency` late, and 429 beyond `most_at_once` at once."""
+
+        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                if self.most_at_once is not None and self.in_flight.count > self.most_at_once:
+                    with self.lock:
+                        self.throttled += 1
+                    throttled = JSONResponse(
+                        "Too many requests.",
+                        status_code=429,
+                        headers={"Retry-After": self.retry_after},
+                    )
+                    await throttled(scope, receive, send)
+                    return
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+            await app(scope, receive, send)
+
+        return asgi
 
     def settle(self, seconds: float = 10.0) -> None:
         """Wait until no request is being handled (late answers sent, late entries in)."""
@@ -362,9 +396,14 @@ class FakeOpenDental:
         fault = self.read_faults.popleft() if self.read_faults else None
         if (troubled := await read_fault(fault, self.timeout_sleep)) is not None:
             return troubled
-        patient = self.patients.get(request.path_params["pat_num"])
+        pat_num = request.path_params["pat_num"]
+        if pat_num in self.broken_aging:
+            return JSONResponse("Internal error.", status_code=500)
+        patient = self.patients.get(pat_num)
         if patient is None:
             return JSONResponse("Patient not found.", status_code=404)
+        with self.lock:
+            self.aging_reads += 1
         return JSONResponse({k: str(v) for k, v in patient["aging"].items()})
 
     async def list_patients(self, request: Request) -> Response:

@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.conftest import Api
 from tests.fakes.opendental import FakeOpenDental, Served
+from tests.pms_syncs import ended
 
 
 def test_pms_sync_reads_open_dental(api_for: Any, clock: Any) -> None:
@@ -43,9 +44,15 @@ def test_pms_sync_reads_open_dental(api_for: Any, clock: Any) -> None:
         )
         assert patched.status_code == 200
         answer = api.post("/v1/pms/sync")
-    assert answer.status_code == 200, answer.text
-    counts = {k: answer.json()[k] for k in ("patients_seen", "patients_added", "balances_recorded")}
-    assert counts == {"patients_seen": 131, "patients_added": 131, "balances_recorded": 130}
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["started"] is True
+        status = ended(api)
+    assert status["outcome"] == "ok", status
+    assert (status["patients_seen"], status["balances_recorded"]) == (131, 130)
+    progress = status["progress"]
+    assert (progress["guarantors_done"], progress["guarantors_total"]) == (130, 130)
+    assert (progress["patients_done"], progress["patients_total"]) == (131, 131)
+    assert progress["finished_at"] == status["last_finished_at"]
     rows = api.get("/v1/ar/patients", params={"q": "f7 l7", "limit": 5}).json()["items"]
     [row] = [r for r in rows if r["pms_patient_id"] == "7"]
     assert (row["total"], row["bal_0_30"], row["bal_over_90"]) == (26250, 1250, 25000)
@@ -69,5 +76,7 @@ def test_an_unreachable_open_dental_is_a_clear_error(api_for: Any, clock: Any) -
         },
     )
     answer = api.post("/v1/pms/sync")
-    assert answer.status_code == 502
-    assert "could not be read" in answer.json()["detail"]
+    assert answer.status_code == 202, answer.text  # answered at once; read in the background
+    status = ended(api)
+    assert status["outcome"] == "failed"
+    assert "could not be read" in status["error"] and "unreachable" in status["error"]

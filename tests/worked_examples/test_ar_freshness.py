@@ -15,6 +15,7 @@ import pytest
 from services.workers.writeback import Worker
 from tests.conftest import Api, PinnedClock
 from tests.fakes.opendental import FakeOpenDental, Served
+from tests.pms_syncs import ended, sync
 
 HOUR = 3600
 
@@ -68,12 +69,15 @@ def test_a_payment_today_lowers_the_live_balance_until_the_pms_counts_it(
     office: tuple[Api, FakeOpenDental, PinnedClock],
 ) -> None:
     api, od, clock = office
-    synced = api.post("/v1/pms/sync")  # 09:00: the PMS says $380
-    assert synced.status_code == 200, synced.text
-    row, sync = ar(api)
+    assert sync(api)["outcome"] == "ok"  # 09:00: the PMS says $380
+    row, status = ar(api)
     assert figures(row) == (38000, 0, 38000)
-    assert (sync["outcome"], sync["interval_minutes"], sync["scheduled"]) == ("ok", 60, True)
-    assert sync["last_ok_at"].startswith("2026-03-04T14:00")
+    assert (status["outcome"], status["interval_minutes"], status["scheduled"]) == (
+        "ok",
+        60,
+        True,
+    )
+    assert status["last_ok_at"].startswith("2026-03-04T14:00")
 
     clock.move(hours=1)  # 10:00: the family pays $300 at the desk
     payment = api.pay(30000, patient_id=row["id"])
@@ -91,10 +95,11 @@ def test_a_payment_today_lowers_the_live_balance_until_the_pms_counts_it(
     # 11:00: the hourly sync reads the PMS, which has counted the payment: $80.
     od.patients[1001]["aging"] = aging(8000)
     clock.move(hours=1)
-    assert api.advance(1)["pms_syncs"] == 1
-    row, sync = ar(api)
+    assert api.advance(1)["pms_syncs"] == 1  # started in the background
+    ended(api)
+    row, status = ar(api)
     assert figures(row) == (8000, 0, 8000)
-    assert sync["outcome"] == "ok" and sync["last_ok_at"].startswith("2026-03-04T16:00")
+    assert status["outcome"] == "ok" and status["last_ok_at"].startswith("2026-03-04T16:00")
     assert api.get(f"/v1/practices/{api.practice_id}").json()["pms_sync"]["outcome"] == "ok"
     assert api.advance(60)["pms_syncs"] == 0  # not due again before noon
 
@@ -103,7 +108,7 @@ def test_a_family_with_nothing_left_to_pay_is_not_asked(
     office: tuple[Api, FakeOpenDental, PinnedClock],
 ) -> None:
     api, _, clock = office
-    api.post("/v1/pms/sync")
+    sync(api)
     row, _ = ar(api)
     clock.move(minutes=30)
     assert api.pay(38000, patient_id=row["id"]).status_code == 201
@@ -121,7 +126,7 @@ def test_an_unchanged_pms_balance_still_counts_what_was_posted_before_the_sync(
     """The PMS's total did not move (a new charge of $300 and the $300 payment), so no
     new snapshot is recorded: the sync still confirms the balance as of its read."""
     api, _, clock = office
-    api.post("/v1/pms/sync")
+    sync(api)
     row, _ = ar(api)
     clock.move(hours=1)
     payment = api.pay(30000, patient_id=row["id"]).json()
@@ -129,6 +134,7 @@ def test_an_unchanged_pms_balance_still_counts_what_was_posted_before_the_sync(
     assert figures(ar(api)[0]) == (38000, 30000, 8000)
     clock.move(hours=1)
     api.advance(1)  # the scheduled sync: still $380 in the PMS
+    ended(api)
     assert figures(ar(api)[0]) == (38000, 0, 38000)
 
 
@@ -138,12 +144,13 @@ def test_a_payment_waiting_for_the_writeback_is_not_in_the_pms_yet(
     api, od, clock = office
     settings = f"/v1/practices/{api.practice_id}/settings"
     api.client.patch(settings, json={"auto_writeback": True}, headers=api.admin)
-    api.post("/v1/pms/sync")
+    sync(api)
     row, _ = ar(api)
     clock.move(hours=1)
     api.pay(30000, patient_id=row["id"])
     clock.move(hours=1)
     api.advance(1)  # a sync before the payment was written: the PMS still says $380
+    ended(api)
     assert figures(ar(api)[0]) == (38000, 30000, 8000)
     ctx = api.client.app.state.ctx
     Worker(ctx, ctx.journal, "opendental").run_once()  # written and associated
@@ -152,6 +159,7 @@ def test_a_payment_waiting_for_the_writeback_is_not_in_the_pms_yet(
     od.patients[1001]["aging"] = aging(8000)
     clock.move(hours=1)
     api.advance(1)
+    ended(api)
     assert figures(ar(api)[0]) == (8000, 0, 8000)
 
 
@@ -159,15 +167,17 @@ def test_a_failed_sync_is_shown_with_its_error(
     office: tuple[Api, FakeOpenDental, PinnedClock],
 ) -> None:
     api, _, clock = office
-    api.post("/v1/pms/sync")
+    sync(api)
     url = api.get(f"/v1/practices/{api.practice_id}").json()["connection"]["opendental"]
     connect(api, url["base_url"], "wrong-key")
     clock.move(hours=1)
-    assert api.advance(1)["pms_syncs"] == 0
-    _, sync = ar(api)
-    assert sync["outcome"] == "failed" and "401" in sync["error"]
-    assert sync["last_ok_at"].startswith("2026-03-04T14:00")  # balances as of then
+    assert api.advance(1)["pms_syncs"] == 1  # started; it fails in the background
+    ended(api)
+    _, status = ar(api)
+    assert status["outcome"] == "failed" and "401" in status["error"]
+    assert status["progress"]["error"] == status["error"]
+    assert status["last_ok_at"].startswith("2026-03-04T14:00")  # balances as of then
     practice = api.get(f"/v1/practices/{api.practice_id}").json()
     assert practice["pms_sync"]["outcome"] == "failed"
-    refused = api.post("/v1/pms/sync")
-    assert refused.status_code == 502 and "401" in refused.json()["detail"]
+    again = sync(api)  # by hand: answered at once, failed again in the background
+    assert again["outcome"] == "failed" and "401" in again["error"]

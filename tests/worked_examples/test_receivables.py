@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Api
+from tests.pms_syncs import sync
 
 
 def patient(
@@ -172,11 +173,10 @@ def test_a_snooze_ends_by_itself_at_its_date(api: Api) -> None:
 
 
 def test_pms_sync_brings_the_demo_families(api: Api) -> None:
-    answer = api.post("/v1/pms/sync").json()
-    counts = {k: answer[k] for k in ("patients_seen", "patients_added", "balances_recorded")}
-    assert counts == {"patients_seen": 12, "patients_added": 12, "balances_recorded": 9}
-    assert answer["pms_sync"]["outcome"] == "ok"
-    assert api.post("/v1/pms/sync").json()["balances_recorded"] == 0  # nothing changed
+    status = sync(api)
+    counts = {k: status[k] for k in ("outcome", "patients_seen", "balances_recorded")}
+    assert counts == {"outcome": "ok", "patients_seen": 12, "balances_recorded": 9}
+    assert sync(api)["balances_recorded"] == 0  # nothing changed
     rows = api.get("/v1/ar/patients", params={"limit": 100}).json()["items"]
     assert len(rows) == 9  # guarantors with a balance
     assert rows[0]["total"] >= rows[-1]["total"]

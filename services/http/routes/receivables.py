@@ -109,19 +109,35 @@ def put_balance(
 
 @router.post(
     "/pms/sync",
+    status_code=202,
     response_model=answers.PmsSync,
-    responses=problems(409, 502),
-    summary="Pull patients and balances from the practice's PMS",
+    responses=problems(409),
+    summary="Start pulling patients and balances from the practice's PMS",
+    description="The sync runs in the background: the answer comes at once, with its "
+    "status and progress (read them again at GET /v1/pms/sync, the Location). A sync "
+    "already running is not started twice: its status is the answer (`started` false). "
+    "A PMS that cannot be read ends the sync `failed`, with the error in its status.",
 )
-def pms_sync(caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
+def pms_sync(
+    response: Response, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
+) -> dict[str, Any]:
     practice_id = practice_of(caller)
-    result = uc.sync_pms(ctx, practice_id=practice_id, actor=caller.actor)
+    started = uc.sync_in_background(ctx, practice_id=practice_id, actor=caller.actor)
+    response.headers["Location"] = "/v1/pms/sync"
     return {
-        "patients_seen": result.patients_seen,
-        "patients_added": result.patients_added,
-        "balances_recorded": result.balances_recorded,
+        "started": started,
         "pms_sync": uc.sync_status(ctx, ctx.get(Practice, practice_id, practice_id)),
     }
+
+
+@router.get(
+    "/pms/sync",
+    response_model=answers.SyncStatus,
+    summary="The PMS sync's status and progress",
+)
+def pms_sync_status(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+    practice_id = practice_of(caller)
+    return uc.sync_status(ctx, ctx.get(Practice, practice_id, practice_id))
 
 
 @router.get(

@@ -24,7 +24,7 @@ from services.app import receivables as uc
 from services.http.routes import patients as patients_api
 from services.http.routes import receivables as ar_api
 from services.http.schemas import BulkIn, FilterIn, SnoozeIn
-from services.web import render
+from services.web import render, session
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice
 from services.web.session import Admin, Form, PostedForm, ctx_of
@@ -433,17 +433,36 @@ def back_to(form: Form) -> str:
 
 @router.post(PAGE + "/sync")
 def sync_now(request: Request, user: Admin, form: PostedForm) -> Response:
-    """Read patients and balances from the PMS now, instead of at the next scheduled sync."""
+    """Start reading patients and balances from the PMS now, instead of at the next
+    scheduled sync: it runs in the background and the tab shows how far it came."""
     try:
-        answer = run(ar_api.pms_sync, user.caller, ctx_of(request), form.key(user))
+        answer = run(ar_api.pms_sync, Response(), user.caller, ctx_of(request), form.key(user))
     except FormError as refused:
         return render.redirect(request, back_to(form), refused.message, "error")
-    return render.redirect(
-        request,
-        back_to(form),
-        f"Synced with the PMS: {answer['patients_seen']} patients read, "
-        f"{answer['balances_recorded']} balances recorded.",
+    if answer["started"]:
+        notice = "Sync with the PMS started: its progress is shown above the list."
+    else:
+        notice = "A sync with the PMS is already running: its progress is shown above the list."
+    return render.redirect(request, back_to(form), notice)
+
+
+@router.get(PAGE + "/sync/status")
+def sync_progress(request: Request, user: Admin) -> HTMLResponse:
+    """The sync's line on the tab, read again while a sync runs (htmx)."""
+    try:
+        status = run(ar_api.pms_sync_status, user.caller, ctx_of(request))
+    except FormError as refused:
+        return HTMLResponse(refused.message, status_code=refused.status)
+    html = render.fragment(
+        "payments/ar_sync.html",
+        pms_sync=status,
+        sync_query=request.query_params.get("query", ""),
+        local=render.LocalTime(practice(request, user).timezone),
+        csrf_token=user.csrf_token,
+        form_key=session.new_form_key,
+        read_only=user.caller.reads_only,
     )
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 # -- the filter library ----------------------------------------------------------------
