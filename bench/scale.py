@@ -228,6 +228,58 @@ def select_and_decode(ctx: Components) -> float:
     return decoded / (time.perf_counter() - started)
 
 
+def fast_decode(ctx: Components) -> float:
+    """Events/s of the replay's own read and decode (projections/rebuild.py `raw_pages`,
+    projections/decode.py): the floor of the replay as it is built."""
+    from projections import rebuild
+    from projections.decode import decode_page
+
+    stop = ctx.store.last_position()
+    started, decoded = time.perf_counter(), 0
+    for records in rebuild.raw_pages(ctx.store, 0, stop):
+        decoded += len(decode_page(ctx.store.mapper, records))
+    return decoded / (time.perf_counter() - started)
+
+
+def replay_figures(events: int) -> dict[str, float]:
+    """For `make bench`: a store of about `events` events (PAYLEDGER_SCALE_PRACTICES, else
+    one practice per 5,000 events; a tenth as many guarantors) made as `main` makes it,
+    on a fresh PostgreSQL database; then, in this process, the library's select and
+    decode, the replay's own read and decode ("decode alone"), and the replay of every
+    view from position 0 (`Projector.install`, the call `payledger replay` makes, plus
+    the checksums it prints). Events/s of each, the load average as numbers."""
+    from services.bootstrap import all_projections
+
+    practices = int(os.environ.get("PAYLEDGER_SCALE_PRACTICES", max(1, events // 5000)))
+    template = template_history(events // practices, max(1, events // 10 // practices))
+    figures: dict[str, float] = {"load_at_start": os.getloadavg()[0]}
+    with fresh_database() as url, TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=Path(tmp), database_url=url, run_scheduler=False, maintain_views=False
+        )
+        ctx = build_components(settings)
+        try:
+            table = ctx.store.recorder.events_table_name  # type: ignore[attr-defined]
+            figures["events"] = copy_clones(url, table, template, practices)
+            figures["library_decode_per_s"] = select_and_decode(ctx)
+            figures["decode_per_s"] = fast_decode(ctx)
+            stop = ctx.store.last_position()
+            views = all_projections()
+            started = time.perf_counter()
+            ctx.projector.install(stop, views)
+            figures["build_install_s"] = time.perf_counter() - started
+            checked = time.perf_counter()
+            ctx.views.checksums(views)
+            figures["checksums_s"] = time.perf_counter() - checked
+            figures["replay_s"] = time.perf_counter() - started
+            figures["replay_per_s"] = figures["events"] / figures["replay_s"]
+            figures["ratio"] = figures["replay_per_s"] / figures["decode_per_s"]
+        finally:
+            ctx.store.close()
+    figures["load_at_end"] = os.getloadavg()[0]
+    return figures
+
+
 def child_env(url: str, data: Path) -> dict[str, str]:
     return {
         **os.environ,
@@ -356,7 +408,7 @@ def api_figures(url: str, data: Path, ctx: Components) -> dict[str, Any]:
             ar = {"min_total": 50_000, "has_email": "true", "sort": "-total"}
             figures["ar_filter"] = timings(c, "/v1/ar/patients", ar, SAMPLES)
             for view in ("transactions", "accounts-receivable"):
-                params = {"as_of": "2030-01-01T00:00:00Z", **span, "limit": 100}
+                params: dict[str, Any] = {"as_of": "2030-01-01T00:00:00Z", **span, "limit": 100}
                 started = time.perf_counter()
                 answer = c.get(f"/v1/reports/{view}", params=params)
                 assert answer.status_code == 200, answer.text[:500]
@@ -451,5 +503,7 @@ if __name__ == "__main__":
         serve(int(sys.argv[2]))
     elif sys.argv[1:2] == ["replay"]:
         replay()
+    elif sys.argv[1:2] == ["figures"]:  # replay_figures alone: python -m bench.scale figures N
+        print(json.dumps(replay_figures(int(sys.argv[2]) if sys.argv[2:] else EVENTS)))
     else:
         main()

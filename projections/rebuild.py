@@ -24,21 +24,36 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import sqlite3
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from multiprocessing.connection import Connection
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
+from typing import Any, NamedTuple
+
+from eventsourcing.persistence import IntegrityError
+from psycopg.rows import tuple_row
 
 from adapters.reads import Reads
 from adapters.sql import Database, Tx
 from adapters.store import EventStore
 from projections.base import Projection
+from projections.decode import decode_page
+from projections.receivables import SORTABLE
 
 PAGE = 1000
+#: the scratch database is private, in memory and thrown away on error: no journal, no sync
+PRAGMAS = (
+    "PRAGMA journal_mode = OFF",
+    "PRAGMA synchronous = OFF",
+    "PRAGMA temp_store = MEMORY",
+    "PRAGMA cache_size = -262144",  # KiB: 256 MiB of page cache
+    "PRAGMA locking_mode = EXCLUSIVE",
+)
 #: rows written per executemany on SQLite
 BATCH = 10_000
 #: a log shorter than this is built in this process alone (a worker's start costs more)
@@ -54,32 +69,162 @@ def last_position(store: EventStore) -> int:
     return store.last_position()
 
 
+class Record(NamedTuple):
+    """A stored event at its position, as `Notification` (what the decoders read of it)."""
+
+    id: int
+    originator_id: Any
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+def select_records(store: EventStore, start: int, stop: int, limit: int = PAGE) -> list[Any]:
+    """The stored events after `start` up to `stop` (at most `limit`), in log order: on
+    PostgreSQL read as plain rows (the recorder's own query, less its per-row objects)."""
+    recorder: Any = store.recorder
+    if not store.is_postgres:
+        return list(
+            recorder.select_notifications(
+                start=start, limit=limit, stop=stop, inclusive_of_start=False
+            )
+        )
+    table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+    sql = (
+        "SELECT notification_id, originator_id, originator_version, topic, state "  # noqa: S608
+        f"FROM {table} WHERE notification_id > %s AND notification_id <= %s "
+        "ORDER BY notification_id LIMIT %s"
+    )
+    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(sql, (start, stop, limit), prepare=True)
+        rows = cur.fetchall()
+    make = Record._make
+    return [make(row) if type(row[4]) is bytes else make((*row[:4], bytes(row[4]))) for row in rows]
+
+
 def pages(store: EventStore, start: int, stop: int) -> Iterable[list[tuple[int, Any]]]:
     """The log's decoded events after `start` up to `stop`, a page at a time."""
-    while start < stop:
-        notifications = store.recorder.select_notifications(  # type: ignore[attr-defined]
-            start=start, limit=PAGE, stop=stop, inclusive_of_start=False
-        )
-        if not notifications:
-            return
-        yield [(n.id, store.mapper.to_domain_event(n)) for n in notifications]
-        start = notifications[-1].id
+    for records in raw_pages(store, start, stop):
+        yield decode_page(store.mapper, records)
 
 
 def raw_pages(store: EventStore, start: int, stop: int) -> Iterable[Sequence[Any]]:
     """The log's stored records after `start` up to `stop`, a page at a time, undecoded."""
     while start < stop:
-        notifications = store.recorder.select_notifications(  # type: ignore[attr-defined]
-            start=start, limit=PAGE, stop=stop, inclusive_of_start=False
-        )
-        if not notifications:
+        records = select_records(store, start, stop)
+        if not records:
             return
-        yield notifications
-        start = notifications[-1].id
+        yield records
+        start = records[-1].id
 
 
 def is_table(statement: str) -> bool:
     return statement.lstrip().upper().startswith("CREATE TABLE")
+
+
+#: writes a scratch transaction may hold and send together (they return nothing)
+HELD = ("INSERT", "UPDATE", "DELETE")
+#: indexes no handler looks up by (they serve the list queries): a build goes without
+#: them, and `Scratch.reads` makes them before the first query
+DEFERRED_INDEXES = frozenset(
+    {
+        *(f"ar_by_{c}" for c in SORTABLE if c != "total"),  # ar_by_total: confirm_snapshots
+        "transactions_by_date",
+        "deposits_by_date",
+        "deposits_by_status_date",
+        "payment_requests_by_date",
+        "event_feed_practice",
+        "event_feed_aggregate",
+        "users_by_practice",
+        "patients_by_practice",
+        "ledger_queue_open",
+        "open_intents_by_practice",
+    }
+)
+_INDEX_NAME = re.compile(r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)
+
+
+def deferred(statement: str) -> bool:
+    """A statement making an index the build goes without."""
+    found = _INDEX_NAME.match(statement.lstrip())
+    return found is not None and found.group(1) in DEFERRED_INDEXES
+
+
+@lru_cache(maxsize=4096)
+def holdable(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() in HELD and "RETURNING" not in sql.upper()
+
+
+class ScratchTx(Tx):
+    """A page's transaction on the scratch database, as `Tx` to the handlers (a read sees
+    every write before it, in order; `rowcount` is the last statement's; an integrity
+    error is `IntegrityError`), in fewer calls into SQLite: the writes that return
+    nothing are held and each run of the same statement sent with one `executemany`
+    when a statement that returns something comes, or at the end of the page (as
+    `PipelinedTx` does on PostgreSQL). It keeps the page's values (`page_memo`)."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        super().__init__(cursor, postgres=False)
+        self._held: list[tuple[str, Sequence[Any]]] = []
+        self.memo: dict[Any, Any] = {}
+
+    @property  # type: ignore[override]
+    def rowcount(self) -> int:
+        self.flush(last_alone=True)
+        return self._rowcount
+
+    @rowcount.setter
+    def rowcount(self, value: int) -> None:
+        self._rowcount = value
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        if holdable(sql):
+            self._held.append((sql, params))
+            return []
+        if self._held:
+            self.flush()
+        cursor = self._cursor
+        try:
+            cursor.execute(sql, params)
+        except sqlite3.IntegrityError as error:
+            raise IntegrityError(str(error)) from error
+        self._rowcount = cursor.rowcount
+        description = cursor.description
+        if description is None:
+            return []
+        names = [d[0] for d in description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.flush()
+        super().executemany(sql, rows)
+
+    def flush(self, *, last_alone: bool = False) -> None:
+        """Send the held writes, each run of one statement at once (the last alone when
+        its own row count is asked for)."""
+        held, self._held = self._held, []
+        if not held:
+            return
+        last = held.pop() if last_alone else None
+        cursor = self._cursor
+        try:
+            start = 0
+            while start < len(held):
+                sql = held[start][0]
+                end = start + 1
+                while end < len(held) and held[end][0] == sql:
+                    end += 1
+                if end - start == 1:
+                    cursor.execute(sql, held[start][1])
+                else:
+                    cursor.executemany(sql, [params for _, params in held[start:end]])
+                self._rowcount = cursor.rowcount
+                start = end
+            if last is not None:
+                cursor.execute(last[0], last[1])
+                self._rowcount = cursor.rowcount
+        except sqlite3.IntegrityError as error:
+            raise IntegrityError(str(error)) from error
 
 
 class Scratch:
@@ -89,15 +234,21 @@ class Scratch:
     def __init__(self, projections: Sequence[Projection] = ()) -> None:
         self.connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self.connection.row_factory = sqlite3.Row
-        self.connection.execute("PRAGMA journal_mode = OFF")
+        for pragma in PRAGMAS:
+            self.connection.execute(pragma)
         self.db = Database(self, postgres=False)
         self.projections = list(projections)
         self.attached: dict[str, str] = {}
         self.folder: TemporaryDirectory[str] | None = None
+        #: the index statements the build goes without, made by `indexed`
+        self.deferred: list[str] = []
         with self.db.transaction() as tx:
             for projection in self.projections:
                 for statement in projection.ddl:
-                    tx.execute(statement)
+                    if deferred(statement):
+                        self.deferred.append(statement)
+                    else:
+                        tx.execute(statement)
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[sqlite3.Cursor]:
@@ -114,9 +265,16 @@ class Scratch:
         else:
             self.connection.rollback()
 
+    def indexed(self) -> None:
+        """Make the indexes the build went without (before the list queries run)."""
+        statements, self.deferred = self.deferred, []
+        for statement in statements:
+            self.connection.execute(statement)
+
     @property
     def reads(self) -> Reads:
-        """The scratch views' queries, as the live views' are run."""
+        """The scratch views' queries, as the live views' are run (with every index)."""
+        self.indexed()
         return Reads(self.db)
 
     def apply(
@@ -128,16 +286,21 @@ class Scratch:
         """Apply a page of events to every view (each up to its position in `until`, when
         given; only those `keep` accepts, when given) in one transaction; how many events
         were kept."""
-        kept = 0
-        with self.db.transaction() as tx:
-            for position, event in page:
-                if keep is not None and not keep(event):
-                    continue
-                kept += 1
-                for projection in self.projections:
-                    if until is None or position <= until[projection.name]:
-                        projection.process(tx, event, position)
-        return kept
+        if keep is not None:
+            page = [(position, event) for position, event in page if keep(event)]
+        # view by view: a view's handlers touch its own tables only (so the views can be
+        # built apart, `build`), and a run of the same write goes to SQLite at once
+        with self.transaction(commit=True) as cursor:
+            tx = ScratchTx(cursor)
+            for projection in self.projections:
+                tx.memo = {}  # a view's own, as each runner's page on PostgreSQL
+                process = projection.process
+                limit = None if until is None else until[projection.name]
+                for position, event in page:
+                    if limit is None or position <= limit:
+                        process(tx, event, position)
+            tx.flush()
+        return len(page)
 
     def attach(self, path: Path, projections: Sequence[Projection]) -> None:
         """Attach a database file holding these views' tables (built by a worker): `rows`
@@ -232,7 +395,7 @@ def build_in_parallel(
         for records in raw_pages(store, 0, stop):
             for _, pipe, _, share in workers:
                 hand(pipe, share, records)  # a worker takes it when done with the one before
-            scratch.apply([(n.id, store.mapper.to_domain_event(n)) for n in records])
+            scratch.apply(decode_page(store.mapper, records))
             if progress:
                 progress(records[-1].id, stop)
         for process, pipe, path, share in workers:
@@ -277,7 +440,7 @@ def work(pipe: Connection, mapper: Any, projections: Sequence[Projection], path:
     try:
         with Scratch(projections) as scratch:
             while (records := pipe.recv()) is not None:
-                scratch.apply([(n.id, mapper.to_domain_event(n)) for n in records])
+                scratch.apply(decode_page(mapper, records))
             target = sqlite3.connect(path)
             scratch.connection.backup(target)
             target.close()

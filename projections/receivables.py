@@ -173,6 +173,8 @@ class Receivables(Projection):
         )""",
         "CREATE INDEX IF NOT EXISTS ar_movements_by_guarantor ON ar_movements (guarantor_id)",
         "CREATE INDEX IF NOT EXISTS ar_movements_by_payment ON ar_movements (payment_id)",
+        # "last paid" after a void reads a patient's movements (refresh_last_paid)
+        "CREATE INDEX IF NOT EXISTS ar_movements_by_patient ON ar_movements (patient_id)",
         """CREATE TABLE IF NOT EXISTS ar_syncs (
             practice_id TEXT PRIMARY KEY,
             started_at TEXT,
