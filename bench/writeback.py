@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from datetime import time as clock_time
 from functools import partial
+from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import httpx
@@ -32,7 +34,9 @@ from domain.payments import Method
 from domain.practices import DepositAccount, PmsKind
 from services.app.payments import collect_payment
 from services.app.practices import create_practice, register_patient
+from services.bootstrap import build_components
 from services.context import Components
+from services.settings import Settings
 from services.workers.writeback import PARALLEL, Worker
 from tests.fakes.opendental import FakeOpenDental, Served
 
@@ -202,3 +206,41 @@ def writeback_figures(ctx: Components) -> dict[str, Any]:
         "parallel": PARALLEL,
         "duplicates": len(fake.payments) - len(set(fake.paid_markers())),
     }
+
+
+def figures() -> dict[str, float]:
+    """The writeback figures on a fresh PostgreSQL database of their own (for bench/run.py
+    and `python -m bench.writeback`): {"writeback_per_s": writebacks per second over the
+    backlog, "writeback_p50_ms", "writeback_p99_ms": capture -> associated, one at a
+    time, "writeback_duplicates": entries written twice (0)}."""
+    from bench.run import fresh_database  # bench/run.py imports this module
+
+    with fresh_database() as url, TemporaryDirectory() as tmp:
+        ctx = build_components(Settings(data_dir=Path(tmp), database_url=url, run_scheduler=False))
+        try:
+            found = writeback_figures(ctx)
+        finally:
+            ctx.store.close()
+    return {
+        "writeback_per_s": float(found["per_second"]),
+        "writeback_p50_ms": float(found["p50_ms"]),
+        "writeback_p99_ms": float(found["p99_ms"]),
+        "writeback_duplicates": float(found["duplicates"]),
+        "writeback_written": float(found["written"]),
+    }
+
+
+def main() -> None:
+    found = figures()
+    print(
+        f"writeback across {PRACTICES} practices (PMS answering {LATENCY * 1000:.0f} ms late): "
+        f"{found['writeback_per_s']:.0f} /s over a backlog of {PAYMENTS} "
+        f"({found['writeback_written']:.0f} written, {found['writeback_duplicates']:.0f} "
+        f"duplicates; target >= 500: {'met' if found['writeback_per_s'] >= 500 else 'MISSED'}); "
+        f"capture -> associated p50 {found['writeback_p50_ms']:.0f} ms / "
+        f"p99 {found['writeback_p99_ms']:.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,7 @@ next attempt reads the PMS back before it writes again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -85,6 +85,49 @@ class EntryCount:
     entries: int
 
 
+@dataclass(frozen=True)
+class Finish:
+    """An attempt's end: the row's new status (a row that is done stays done)."""
+
+    item_id: str
+    status: str
+    reference: str | None = None
+    error: str | None = None
+    unknown: bool = False
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    """A row claimed with its batch and never tried (the practice was paused first): as it
+    was before the claim."""
+
+    item_id: str
+    unknown: bool
+    first_attempt_at: str | None
+
+
+@dataclass(frozen=True)
+class Pause:
+    """The PMS asked for a pause (Retry-After): the practice's pending rows wait until."""
+
+    practice_id: str
+    pms: str
+    until: datetime
+
+
+@dataclass(frozen=True)
+class PracticeOutcome:
+    """A write to the practice's PMS succeeded (no error) or failed (its error)."""
+
+    practice_id: str
+    error: str | None
+
+
+#: what a batch of attempts records at its end, in one transaction (`Journal.record`)
+Outcome = Finish | Release | Pause | PracticeOutcome
+
+
 class Journal:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -126,33 +169,32 @@ class Journal:
     def pause_practice(self, practice_id: str, pms: str, until: datetime) -> None:
         """The PMS asked us to wait (Retry-After): none of the practice's rows for it
         is tried before then."""
-        later = now_text(until)
-        with self.db.transaction() as tx:
-            tx.execute(
-                "UPDATE writeback_journal SET next_attempt_at = ? WHERE practice_id = ? "
-                "AND pms = ? AND status = 'pending' AND next_attempt_at < ?",
-                (later, practice_id, pms, later),
-            )
+        self.record([Pause(practice_id, pms, until)])
 
     def claim(self, item: JournalEntryRow, seconds: float = 120) -> bool:
         """Take the row for one attempt; the outcome is unknown until recorded."""
+        return bool(self.claim_many([item], seconds))
+
+    def claim_many(self, items: Sequence[JournalEntryRow], seconds: float) -> list[str]:
+        """Take many rows (one practice's batch) for one attempt each, in one transaction,
+        before any of their calls: each outcome is unknown until recorded. `seconds`
+        covers the whole batch (its outcomes are recorded together at its end). The ids
+        taken, in order; a row another attempt holds or finished meanwhile is not."""
         stamp = now_text()
+        until = now_text(datetime.now(UTC) + timedelta(seconds=seconds))
+        taken: list[str] = []
         with self.db.transaction() as tx:
-            tx.execute(
-                "UPDATE writeback_journal SET claimed_until = ?, attempts = attempts + 1, "
-                "outcome_unknown = 1, first_attempt_at = COALESCE(first_attempt_at, ?), "
-                "updated_at = ? WHERE id = ? AND status = 'pending' AND attempts = ? "
-                "AND (claimed_until IS NULL OR claimed_until < ?)",
-                (
-                    now_text(datetime.now(UTC) + timedelta(seconds=seconds)),
-                    stamp,
-                    stamp,
-                    item["id"],
-                    item["attempts"],
-                    stamp,
-                ),
-            )
-            return tx.rowcount == 1
+            for item in items:
+                tx.execute(
+                    "UPDATE writeback_journal SET claimed_until = ?, attempts = attempts + 1, "
+                    "outcome_unknown = 1, first_attempt_at = COALESCE(first_attempt_at, ?), "
+                    "updated_at = ? WHERE id = ? AND status = 'pending' AND attempts = ? "
+                    "AND (claimed_until IS NULL OR claimed_until < ?)",
+                    (until, stamp, stamp, item["id"], item["attempts"], stamp),
+                )
+                if tx.rowcount == 1:
+                    taken.append(item["id"])
+        return taken
 
     def finish(
         self,
@@ -168,16 +210,55 @@ class Journal:
         """Record an attempt's end; `succeeded_for`: a write to this practice's PMS
         succeeded, recorded on its status in the same transaction. A row that is done
         (the entry was associated meanwhile, e.g. posted by hand) stays done."""
+        self.record(
+            [
+                Finish(item_id, status, reference, error, unknown, retry_at),
+                *([PracticeOutcome(succeeded_for, None)] if succeeded_for else []),
+            ]
+        )
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """A batch's outcomes in one transaction, in order: rows finished, rows released
+        untried, a practice paused, the practice's status after each write."""
+        if not outcomes:
+            return
         stamp = now_text()
         with self.db.transaction() as tx:
-            tx.execute(
-                "UPDATE writeback_journal SET status = ?, pms_reference = COALESCE(?, "
-                "pms_reference), last_error = ?, outcome_unknown = ?, claimed_until = NULL, "
-                "next_attempt_at = ?, updated_at = ? WHERE id = ? AND status <> 'done'",
-                (status, reference, error, int(unknown), now_text(retry_at), stamp, item_id),
-            )
-            if succeeded_for is not None:
-                self._succeeded(tx, succeeded_for, stamp)
+            for outcome in outcomes:
+                if isinstance(outcome, Finish):
+                    tx.execute(
+                        "UPDATE writeback_journal SET status = ?, pms_reference = COALESCE(?, "
+                        "pms_reference), last_error = ?, outcome_unknown = ?, "
+                        "claimed_until = NULL, next_attempt_at = ?, updated_at = ? "
+                        "WHERE id = ? AND status <> 'done'",
+                        (
+                            outcome.status,
+                            outcome.reference,
+                            outcome.error,
+                            int(outcome.unknown),
+                            now_text(outcome.retry_at),
+                            stamp,
+                            outcome.item_id,
+                        ),
+                    )
+                elif isinstance(outcome, Release):
+                    tx.execute(
+                        "UPDATE writeback_journal SET claimed_until = NULL, "
+                        "attempts = attempts - 1, outcome_unknown = ?, first_attempt_at = ? "
+                        "WHERE id = ? AND status = 'pending'",
+                        (int(outcome.unknown), outcome.first_attempt_at, outcome.item_id),
+                    )
+                elif isinstance(outcome, Pause):
+                    later = now_text(outcome.until)
+                    tx.execute(
+                        "UPDATE writeback_journal SET next_attempt_at = ? WHERE practice_id = ? "
+                        "AND pms = ? AND status = 'pending' AND next_attempt_at < ?",
+                        (later, outcome.practice_id, outcome.pms, later),
+                    )
+                elif outcome.error is None:
+                    self._succeeded(tx, outcome.practice_id, stamp)
+                else:
+                    self._failing(tx, outcome.practice_id, outcome.error, stamp)
 
     def defer(self, item_id: str, seconds: float) -> None:
         """Not now, without counting an attempt (waiting for the entry it depends on)."""
@@ -246,19 +327,18 @@ class Journal:
     def record_outcome(self, practice_id: str, error: str | None) -> None:
         """A write failed (or was refused): the practice is failing from now until a write
         succeeds. A success: back to ok."""
-        stamp = now_text()
-        with self.db.transaction() as tx:
-            if error is None:
-                self._succeeded(tx, practice_id, stamp)
-                return
-            tx.execute(
-                "INSERT INTO writeback_status (practice_id, failing_since, last_error, "
-                "last_error_at) VALUES (?, ?, ?, ?) ON CONFLICT (practice_id) DO UPDATE SET "
-                "failing_since = COALESCE(writeback_status.failing_since, "
-                "excluded.failing_since), last_error = excluded.last_error, "
-                "last_error_at = excluded.last_error_at",
-                (practice_id, stamp, error, stamp),
-            )
+        self.record([PracticeOutcome(practice_id, error)])
+
+    @staticmethod
+    def _failing(tx: Tx, practice_id: str, error: str, stamp: str) -> None:
+        tx.execute(
+            "INSERT INTO writeback_status (practice_id, failing_since, last_error, "
+            "last_error_at) VALUES (?, ?, ?, ?) ON CONFLICT (practice_id) DO UPDATE SET "
+            "failing_since = COALESCE(writeback_status.failing_since, "
+            "excluded.failing_since), last_error = excluded.last_error, "
+            "last_error_at = excluded.last_error_at",
+            (practice_id, stamp, error, stamp),
+        )
 
     @staticmethod
     def _succeeded(tx: Tx, practice_id: str, stamp: str) -> None:

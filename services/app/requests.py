@@ -10,15 +10,19 @@ useless once the request is paid, cancelled or expired.
 from __future__ import annotations
 
 import base64
+import contextvars
 import copy
 import hashlib
 import hmac
 import logging
 import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import NoReturn, Protocol
+from typing import NoReturn, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -62,6 +66,8 @@ class Needs(
 
 
 log = logging.getLogger("payledger.requests")
+
+R = TypeVar("R")
 
 SYSTEM = "system:scheduler"
 
@@ -175,6 +181,7 @@ def open_request(
     return changed
 
 
+#: patients per command of a bulk request: one read of each kind, one transaction
 BULK_CHUNK = 500
 
 
@@ -186,30 +193,103 @@ def send_many(
     actor: str,
     key: str | None,
 ) -> list[tuple[UUID, PaymentRequest]]:
-    """Requests for many patients, saved a chunk per transaction (each new request with
-    its first message already claimed), then delivered; the views are waited for once, at
-    the end. With a key, each patient's request id derives from it: a retry finds, not
-    resends."""
+    """Requests for many patients, one command per chunk of BULK_CHUNK: the chunk's reads
+    made once (which requests exist, the patients, their older requests), then its
+    patients, new requests and superseded ones saved in one transaction with each new
+    request's first message already claimed (the outbox: the claim is recorded with the
+    request, before anything is sent). The claimed messages are handed to the sender
+    (`Bulk`), which sends each chunk's messages together and records their outcomes in one
+    save while the next chunk is read and saved; the views follow chunk by chunk. The
+    command answers once every message is recorded and the views show it all. With a key,
+    each patient's request id derives from it: a retry finds, not resends."""
     ctx.catch_up()
-    done: list[tuple[UUID, PaymentRequest]] = []
-    position = 0
-    with ctx.clock.held():
+    with ctx.clock.held(), Bulk(ctx, practice) as bulk:
         for start in range(0, len(items), BULK_CHUNK):
-            sent, last = send_chunk(ctx, practice, items[start : start + BULK_CHUNK], actor, key)
-            done.extend(sent)
-            position = max(position, last)
-    ctx.show(position)
-    return done
+            bulk.chunk(items[start : start + BULK_CHUNK], actor, key)
+    ctx.show(bulk.position)
+    return bulk.done
 
 
-def send_chunk(
+class Bulk:
+    """The sending side of a bulk request: one thread sends the chunks' claimed messages
+    in order and records their outcomes, another keeps the views following, so that the
+    command's own thread only reads and saves. Every message is sent once (it was claimed
+    in the chunk's transaction) and its outcome recorded, whatever happens to the rest."""
+
+    def __init__(self, ctx: Needs, practice: Practice) -> None:
+        self.ctx = ctx
+        self.practice = practice
+        self.done: list[tuple[UUID, PaymentRequest]] = []
+        self.position = 0
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="payledger-bulk-send")
+        self._views = ThreadPoolExecutor(1, thread_name_prefix="payledger-bulk-views")
+        self._pending: list[Future[tuple[list[tuple[UUID, PaymentRequest]], int]]] = []
+        self._shown: Future[None] | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Bulk:
+        return self
+
+    def __exit__(self, *failure: object) -> None:
+        """Wait for every chunk's messages to be sent and recorded (also when a later
+        chunk failed: what was claimed is sent), then for the views' follower."""
+        try:
+            for future in self._pending:
+                sent, last = future.result()
+                self.done.extend(sent)
+                self.position = max(self.position, last)
+        finally:
+            self._sender.shutdown(wait=True)
+            self._views.shutdown(wait=True)
+
+    def chunk(self, chunk: list[tuple[UUID, int, Channel]], actor: str, key: str | None) -> None:
+        """Read and save one chunk here; hand its messages to the sender."""
+        before, new, position, claimed = save_chunk(self.ctx, self.practice, chunk, actor, key)
+        self.done.extend(before)
+        self.position = max(self.position, position)
+        if position:
+            self.follow(position)
+        if new:
+            send = partial(deliver_many, self.ctx, self.practice, new, claimed=claimed)
+            self._pending.append(self._sender.submit(self.in_context(self.sent(send))))
+
+    def sent(
+        self, send: Callable[[], tuple[list[tuple[UUID, PaymentRequest]], int]]
+    ) -> Callable[[], tuple[list[tuple[UUID, PaymentRequest]], int]]:
+        def run() -> tuple[list[tuple[UUID, PaymentRequest]], int]:
+            done, last = send()
+            if last:
+                self.follow(last)
+            return done, last
+
+        return run
+
+    def follow(self, position: int) -> None:
+        """Let the views catch up to `position` beside the command (one catch-up at a
+        time; one already queued covers a later position too)."""
+        with self._lock:
+            if self._shown is not None and not self._shown.running():
+                return  # queued, not started: it catches up to the end of the log
+            self._shown = self._views.submit(self.in_context(partial(self.ctx.catch_up)))
+
+    @staticmethod
+    def in_context(action: Callable[[], R]) -> Callable[[], R]:
+        """`action` run in a copy of the command's context (its held clock)."""
+        context = contextvars.copy_context()
+        return lambda: context.run(action)
+
+
+def save_chunk(
     ctx: Needs,
     practice: Practice,
     chunk: list[tuple[UUID, int, Channel]],
     actor: str,
     key: str | None,
-) -> tuple[list[tuple[UUID, PaymentRequest]], int]:
-    """One chunk of `send_many`: its requests and the position of its last event."""
+) -> tuple[list[tuple[UUID, PaymentRequest]], list[tuple[UUID, PaymentRequest]], int, bool]:
+    """One chunk of `send_many`, read and saved: the requests sent before (a retry), the
+    new ones, the position of the chunk's last event, and whether the new requests' first
+    messages were claimed in the chunk's transaction (when a patient changed meanwhile the
+    chunk is saved one request at a time, unclaimed, and `deliver_many` claims them)."""
     ids = {
         pid: keyed_id(practice.id, "request", f"bulk:{key}:{pid}" if key else None)
         for pid, _, _ in chunk
@@ -247,8 +327,7 @@ def send_chunk(
         changed.extend(opened)
         new.append((patient_id, request))
     try:
-        position = ctx.save(*changed, show=False)
-        claimed = True
+        return done, new, ctx.save(*changed, show=False), True
     except IntegrityError:  # a patient changed meanwhile: one at a time for this chunk
         for patient_id, request in new:
             if ctx.find(PaymentRequest, request.id) is None:
@@ -266,9 +345,7 @@ def send_chunk(
                     )
                 )
         new = [(pid, ctx.get(PaymentRequest, r.id, practice.id)) for pid, r in new]
-        position, claimed = 0, False
-    delivered, last = deliver_many(ctx, practice, new, claimed=claimed)
-    return done + delivered, max(position, last)
+        return done, new, 0, False
 
 
 def claimed_by_caller(request: PaymentRequest) -> bool:

@@ -28,6 +28,7 @@ import contextvars
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,13 +36,20 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+from eventsourcing.persistence import IntegrityError
+
 from adapters.pms.connections import PmsConnections
 from adapters.pms.eaglesoft import BridgeSettings, EaglesoftBridge
 from adapters.pms.journal import (
     PRACTICE_SETTINGS,
+    Finish,
     Journal,
     JournalEntryRow,
     JournalIntake,
+    Outcome,
+    Pause,
+    PracticeOutcome,
+    Release,
     WritebackPracticeRow,
     now_text,
 )
@@ -81,7 +89,10 @@ CALLS_PER_ATTEMPT = 2 * READ_BACK_DAYS + 1
 CLAIM_SECONDS = float(os.environ.get("PAYLEDGER_WRITEBACK_CLAIM_SECONDS", "60"))
 #: how many practices' rows the service's worker writes at once (a Worker made without
 #: `parallel` takes one practice at a time)
-PARALLEL = int(os.environ.get("PAYLEDGER_WRITEBACK_PARALLEL", "16"))
+PARALLEL = int(os.environ.get("PAYLEDGER_WRITEBACK_PARALLEL", "32"))
+#: how many of a practice's rows one batch takes: claimed together before their calls,
+#: their outcomes recorded together after them (one transaction, not one per row)
+BATCH = int(os.environ.get("PAYLEDGER_WRITEBACK_BATCH", "20"))
 FIRST_DELAY = 30.0  # seconds; doubles with each attempt, at most an hour
 
 
@@ -295,8 +306,33 @@ HANDLERS = {
 # -- the worker ----------------------------------------------------------------------
 
 
+#: the writers made, by practice and PMS, with the settings each was made from: a writer
+#: (its HTTP client, its throttle) is made again only when the practice's settings change
+_writers: dict[tuple[str, str], tuple[str, PmsWriter]] = {}
+_writers_lock = threading.Lock()
+#: the most writers kept (beyond it, the oldest are made again when next needed)
+KEPT_WRITERS = 10_000
+
+
 def writer_for(connections: PmsConnections, practice_id: str, pms: str) -> PmsWriter:
+    """The practice's writer for its PMS, as its connection settings say now (the
+    settings are read every time; the writer is reused while they stay the same)."""
     config = connections.of(practice_id)
+    settings = json.dumps(config.get(pms), sort_keys=True)
+    with _writers_lock:
+        kept = _writers.get((practice_id, pms))
+    if kept is not None and kept[0] == settings:
+        return kept[1]
+    writer = make_writer(config, pms)
+    with _writers_lock:
+        if len(_writers) >= KEPT_WRITERS:
+            for key in list(_writers)[: KEPT_WRITERS // 10]:
+                del _writers[key]
+        _writers[(practice_id, pms)] = (settings, writer)
+    return writer
+
+
+def make_writer(config: Mapping[str, Any], pms: str) -> PmsWriter:
     if pms == "opendental" and "opendental" in config:
         return OpenDental(OpenDentalSettings.of_connection(config["opendental"]))
     if pms == "eaglesoft" and "eaglesoft" in config:
@@ -395,22 +431,56 @@ class Worker:
         return lambda argument: context.copy().run(action, argument)
 
     def run_practice(self, items: list[JournalEntryRow]) -> int:
-        """One practice's due rows in order, until its PMS asks us to wait."""
+        """One practice's due rows in order, a batch of BATCH at a time, until its PMS asks
+        us to wait: the batch's rows claimed in one transaction before any call, one call
+        each (outside any retry), and the batch's outcomes (associations, then the rows
+        and the practice's status) recorded together at its end."""
         done = 0
         writers: dict[str, PmsWriter] = {}
-        for item in items:
-            if self.journal.claim(item, self.lease(item, writers)):
+        for start in range(0, len(items), BATCH):
+            written, paused = self.run_batch(items[start : start + BATCH], writers)
+            done += written
+            if paused:
+                break  # the practice's other rows wait for the next round
+        return done
+
+    def run_batch(
+        self, items: list[JournalEntryRow], writers: dict[str, PmsWriter]
+    ) -> tuple[int, bool]:
+        """One batch of a practice's rows: how many were written, and whether the PMS
+        asked us to wait (the batch's untried rows are then released as they were)."""
+        lease = sum(self.lease(item, writers) for item in items) - (len(items) - 1) * (
+            self.claim_seconds
+        )
+        taken = set(self.journal.claim_many(items, lease))
+        batch = Batch(self)
+        done, paused = 0, False
+        stamp = now_text()
+        try:
+            for item in items:
+                if item["id"] not in taken:
+                    continue
+                if paused:
+                    batch.release(item)
+                    continue
+                if item["depends_on"] in batch.unrecorded:
+                    batch.flush()  # its payment's outcome first: the reversal reads it
                 claimed: dict[str, Any] = {
                     **item,
                     "attempts": int(item["attempts"]) + 1,
                     "outcome_unknown": bool(item["outcome_unknown"]),  # as the last try left it
-                    "first_attempt_at": item["first_attempt_at"] or now_text(),
+                    "first_attempt_at": item["first_attempt_at"] or stamp,
                 }
-                result = self.process(claimed, writers)
+                result = self.process(claimed, writers, batch)
                 if result is None:
-                    break  # paused: the practice's other rows wait for the next round
+                    paused = True
+                    continue
                 done += result
-        return done
+        except BaseException:
+            batch.flush()  # what was called is recorded; the rest stays claimed, unknown
+            raise
+        batch.flush()
+        return done, paused
 
     def lease(self, item: Mapping[str, Any], writers: dict[str, PmsWriter]) -> float:
         """How long an attempt at this row holds it: longer than its calls can take (each
@@ -430,35 +500,34 @@ class Worker:
         return writer
 
     def process(
-        self, item: dict[str, Any], writers: dict[str, PmsWriter] | None = None
+        self,
+        item: dict[str, Any],
+        writers: dict[str, PmsWriter] | None = None,
+        batch: Batch | None = None,
     ) -> int | None:
         """1 when written, 0 when not (yet), None when the PMS asked us to wait.
-        `writers`: the writers made so far this round, by PMS (made once, not per row)."""
+        `writers`: the writers made so far this round, by PMS (made once, not per row).
+        `batch`: where the outcome is kept until the batch's end (without one, it is
+        recorded at once)."""
         writer: PmsWriter | None = None
         made = writers if writers is not None else {}
+        into = batch or Batch(self)
         try:
             writer = self.writer_of(item, made)
             written = self.attempt(writer, item)
         except PmsWriteError as error:
             found = self.read_back_at_once(writer, item, error)
             if found is None:
-                self.failed(item, error)
-                self.journal.record_outcome(item["practice_id"], str(error))
+                self.failed(item, error, into)
+                if batch is None:
+                    into.flush()
                 return None if error.retry_after is not None else 0
             written = found
         if written is None:
             return 0
-        # Associate first: a crash in between leaves the row pending with its outcome
-        # unknown, so the next attempt finds the entry associated in the ledger (or by
-        # its marker in the PMS) and finishes it without writing again.
-        self.associate(item, written)
-        self.journal.finish(
-            item["id"],
-            status="done",
-            reference=written.reference,
-            succeeded_for=item["practice_id"],
-        )
-        log.info("wrote %s %s to %s: %s", item["kind"], item["id"], item["pms"], written.reference)
+        into.written(item, written)
+        if batch is None:
+            into.flush()
         return 1
 
     def read_back_at_once(
@@ -605,7 +674,7 @@ class Worker:
             )
         return False
 
-    def failed(self, item: dict[str, Any], error: PmsWriteError) -> None:
+    def failed(self, item: dict[str, Any], error: PmsWriteError, batch: Batch) -> None:
         attempts = int(item["attempts"])
         final = not error.retryable or attempts >= self.max_attempts
         delay = (
@@ -617,34 +686,33 @@ class Worker:
             "writeback of %s %s failed (attempt %s): %s", item["kind"], item["id"], attempts, error
         )
         if error.retry_after is not None and not final:
-            self.journal.pause_practice(
-                item["practice_id"],
-                item["pms"],
-                datetime.now(UTC) + timedelta(seconds=error.retry_after),
+            batch.outcomes.append(
+                Pause(
+                    item["practice_id"],
+                    item["pms"],
+                    datetime.now(UTC) + timedelta(seconds=error.retry_after),
+                )
             )
-        self.journal.finish(
-            item["id"],
-            status="failed" if final else "pending",
-            error=str(error),
-            unknown=error.outcome_unknown or bool(item["outcome_unknown"]),
-            retry_at=datetime.now(UTC) + timedelta(seconds=delay),
+        batch.outcomes.append(
+            Finish(
+                item["id"],
+                status="failed" if final else "pending",
+                error=str(error),
+                unknown=error.outcome_unknown or bool(item["outcome_unknown"]),
+                retry_at=datetime.now(UTC) + timedelta(seconds=delay),
+            )
         )
+        batch.outcomes.append(PracticeOutcome(item["practice_id"], str(error)))
 
     def associate(self, item: dict[str, Any], written: Written) -> None:
+        """One entry's association on its own (with its retries on a conflict)."""
         if item["kind"] == "commlog":
             return
-        practice_id = UUID(item["practice_id"])
-        is_void = item["id"].startswith("void:")
-        is_dispute = item["id"].startswith("dispute:")
-        refund_id = (
-            UUID(item["id"])
-            if item["kind"] == "reversal" and not is_void and not is_dispute
-            else None
-        )
+        refund_id, is_void, is_dispute = association(item)
         try:
             associate_payment(
                 self.ctx,
-                practice_id=practice_id,
+                practice_id=UUID(item["practice_id"]),
                 payment_id=UUID(item["payment_id"]),
                 source=AssociationSource.AUTOMATIC,
                 pms_reference=written.reference,
@@ -657,6 +725,105 @@ class Worker:
             pass
         except PaymentsError as error:
             log.warning("payment %s written but not associated: %s", item["payment_id"], error)
+
+
+def association(item: Mapping[str, Any]) -> tuple[UUID | None, bool, bool]:
+    """Which of the payment's entries a row is: (its refund id, its void, its lost
+    dispute); all empty for the payment itself."""
+    is_void = item["id"].startswith("void:")
+    is_dispute = item["id"].startswith("dispute:")
+    refund_id = (
+        UUID(item["id"]) if item["kind"] == "reversal" and not is_void and not is_dispute else None
+    )
+    return refund_id, is_void, is_dispute
+
+
+def mark_associated(
+    payment: Payment, item: Mapping[str, Any], reference: str, at: datetime
+) -> None:
+    """Record on the payment that the row's entry is in the PMS (as `associate_payment`
+    decides it: the payment, one refund, the void or the lost dispute)."""
+    refund_id, is_void, is_dispute = association(item)
+    actor = f"system:writeback-{item['pms']}"
+    source = AssociationSource.AUTOMATIC
+    if refund_id is not None:
+        payment.associate_refund(
+            refund_id=refund_id, source=source, pms_reference=reference, at=at, actor=actor
+        )
+    elif is_void:
+        payment.associate_void(source=source, pms_reference=reference, at=at, actor=actor)
+    elif is_dispute:
+        payment.associate_dispute(source=source, pms_reference=reference, at=at, actor=actor)
+    else:
+        payment.associate(source=source, pms_reference=reference, at=at, actor=actor)
+
+
+class Batch:
+    """One practice's batch of attempts, their outcomes kept until its end and recorded
+    together (`flush`): first the associations of what was written, on the payments'
+    events in one save, then the rows and the practice's status in one transaction of the
+    journal. A crash before the end leaves the batch's rows claimed with their outcome
+    unknown: their next attempt reads the ledger and the PMS back before writing."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.outcomes: list[Outcome] = []
+        self.writes: list[tuple[dict[str, Any], Written]] = []
+        #: the rows whose outcome is kept here, not yet recorded
+        self.unrecorded: set[str] = set()
+
+    def written(self, item: dict[str, Any], written: Written) -> None:
+        self.writes.append((item, written))
+        self.outcomes.append(Finish(item["id"], status="done", reference=written.reference))
+        self.outcomes.append(PracticeOutcome(item["practice_id"], None))
+        self.unrecorded.add(item["id"])
+        log.info("wrote %s %s to %s: %s", item["kind"], item["id"], item["pms"], written.reference)
+
+    def release(self, item: Mapping[str, Any]) -> None:
+        """Claimed with the batch, not tried: as it was (the practice was paused)."""
+        self.outcomes.append(
+            Release(item["id"], bool(item["outcome_unknown"]), item["first_attempt_at"])
+        )
+
+    def flush(self) -> None:
+        """Associate first: a crash in between leaves the rows pending with their outcome
+        unknown, so their next attempt finds each entry associated in the ledger (or by
+        its marker in the PMS) and finishes it without writing again."""
+        if self.writes:
+            self.associate(self.writes)
+        if self.outcomes:
+            self.worker.journal.record(self.outcomes)
+        self.writes, self.outcomes, self.unrecorded = [], [], set()
+
+    def associate(self, writes: list[tuple[dict[str, Any], Written]]) -> None:
+        """The written entries' associations, every payment of the batch in one save; on a
+        conflict (a payment changed meanwhile), each on its own with its retries."""
+        ctx = self.worker.ctx
+        entries = [(item, w) for item, w in writes if item["kind"] != "commlog"]
+        if not entries:
+            return
+        ids = list(dict.fromkeys(UUID(item["payment_id"]) for item, _ in entries))
+        practice_id = UUID(entries[0][0]["practice_id"])
+        payments = ctx.get_many(Payment, ids, practice_id)
+        at = ctx.clock.now(practice_id)
+        for item, written in entries:
+            payment = payments.get(UUID(item["payment_id"]))
+            if payment is None:
+                log.warning("payment %s written but not in the ledger", item["payment_id"])
+                continue
+            try:
+                mark_associated(payment, item, written.reference, at)
+            except AlreadyAssociated:
+                pass
+            except PaymentsError as error:
+                log.warning("payment %s written but not associated: %s", item["payment_id"], error)
+        changed = [p for p in payments.values() if p.pending_events]
+        try:
+            if changed:
+                ctx.save(*changed)
+        except IntegrityError:
+            for item, written in entries:
+                self.worker.associate(item, written)
 
 
 def writeback_of_payment(journal: Journal, payment_id: UUID) -> list[dict[str, Any]]:
