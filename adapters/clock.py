@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
-from adapters.sql import Database, dialect_sql
+from adapters.changes import AggregateCache
+from adapters.persistence import CHANGED_CHANNEL
+from adapters.sql import Database, Tx
 
 OFFSET = "SELECT offset_seconds FROM sandbox_clock WHERE practice_id = ?"
 #: how far a test clock may run ahead of real time: ten years (dates stay sane)
@@ -59,9 +60,16 @@ _held: ContextVar[dict[UUID, float] | None] = ContextVar("sandbox_offsets", defa
 
 
 class SandboxClock(Clock):
-    def __init__(self, db: Database, real: Clock | None = None) -> None:
+    """Each practice's offset is read from the database, or from `cache` (adapters/
+    changes.py) when given: a change of an offset notifies every process, as the cached
+    aggregates' changes do."""
+
+    def __init__(
+        self, db: Database, real: Clock | None = None, cache: AggregateCache | None = None
+    ) -> None:
         self._db = db
         self._real = real or SystemClock()
+        self._cache = cache
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -86,27 +94,32 @@ class SandboxClock(Clock):
         held = _held.get()
         if held is not None and practice_id in held:
             return held[practice_id]
-        row = self._read(practice_id)
-        found = min(float(row["offset_seconds"]), MAX_OFFSET_SECONDS) if row else 0.0
+        if self._cache is not None:
+            found = self._cache.get(
+                offset_key(practice_id), lambda: self._stored(practice_id), lambda _: True
+            )
+        else:
+            found = self._stored(practice_id)
         if held is not None:
             held[practice_id] = found
         return found
 
-    def _read(self, practice_id: UUID) -> dict[str, Any] | None:
-        """The stored offset. On PostgreSQL one statement outside a transaction (it is its
-        own snapshot): one round trip instead of three (BEGIN, SELECT, ROLLBACK)."""
-        if not self._db.postgres:
-            return self._db.query_one(OFFSET, (str(practice_id),))
-        with self._db._datastore.cursor() as cursor:  # the pool's connections autocommit
-            cursor.execute(dialect_sql(OFFSET, postgres=True), (str(practice_id),))
-            row: dict[str, Any] | None = cursor.fetchone()
-            return row
+    def _stored(self, practice_id: UUID) -> float:
+        """The stored offset (one statement, its own snapshot, on the read pool)."""
+        row = self._db.query_one(OFFSET, (str(practice_id),))
+        return min(float(row["offset_seconds"]), MAX_OFFSET_SECONDS) if row else 0.0
 
-    @staticmethod
-    def _forget(practice_id: UUID) -> None:
+    def _forget(self, practice_id: UUID) -> None:
         held = _held.get()
         if held is not None:
             held.pop(practice_id, None)
+        if self._cache is not None:
+            self._cache.evict([offset_key(practice_id)])
+
+    def _tell_others(self, tx: Tx, practice_id: UUID) -> None:
+        """Other processes forget the offset when this transaction commits."""
+        if self._db.postgres and self._cache is not None:
+            tx.execute("SELECT pg_notify(?, ?)", (CHANGED_CHANNEL, str(offset_key(practice_id))))
 
     def advance(self, practice_id: UUID, seconds: float) -> datetime:
         """Move the practice's clock forward; the clock never goes back, and never more
@@ -125,6 +138,7 @@ class SandboxClock(Clock):
             )
             if tx.rowcount != 1:
                 raise ClockOutOfRange(too_far())
+            self._tell_others(tx, practice_id)
         self._forget(practice_id)
         return self.now(practice_id)
 
@@ -136,7 +150,13 @@ class SandboxClock(Clock):
                 "ON CONFLICT (practice_id) DO UPDATE SET offset_seconds = excluded.offset_seconds",
                 (str(practice_id), seconds),
             )
+            self._tell_others(tx, practice_id)
         self._forget(practice_id)
+
+
+def offset_key(practice_id: UUID) -> UUID:
+    """The cache's key of a practice's offset (not the practice's own id)."""
+    return uuid5(practice_id, "sandbox-clock-offset")
 
 
 def too_far() -> str:

@@ -14,8 +14,10 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import Application, project_aggregate
 from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
 
-from adapters.group_commit import GroupCommit
+from adapters.changes import AggregateCache, ChangeFeed
+from adapters.persistence import LedgerRecorder
 from adapters.sql import Database, ReadPool
 
 SELECT_MANY = "SELECT originator_id, originator_version, topic, state"
@@ -26,9 +28,51 @@ class EventStore(Application[UUID]):
     """Holds every aggregate of every practice; events are never edited."""
 
     name = "payledger"
-    #: on PostgreSQL, the writer that shares transactions among concurrent saves
-    group_commit: GroupCommit | None = None
     _database: Database | None = None
+    #: practices and users kept in the process (PostgreSQL only: adapters/changes.py)
+    cache: AggregateCache | None = None
+    _feed: ChangeFeed | None = None
+    _cached_kinds: tuple[type, ...] = ()
+
+    def start_cache(self, kinds: tuple[type, ...]) -> None:
+        """Keep aggregates of these kinds in the process, evicted by the change feed (on
+        PostgreSQL; on SQLite every read goes to the file)."""
+        if not self.is_postgres or self.cache is not None:
+            return
+        self._cached_kinds = kinds
+        self.cache = AggregateCache()
+        self._feed = ChangeFeed(self.conninfo(), self.cache).start()
+        self._feed.wait_live(2.0)
+
+    def load(self, aggregate_id: UUID) -> Any:
+        """An aggregate by id (AggregateNotFoundError when it has no events); one of a
+        cached kind comes from the cache when it has it."""
+        if self.cache is None:
+            return self.repository.get(aggregate_id)
+        return self.cache.get(
+            aggregate_id,
+            lambda: self.repository.get(aggregate_id),
+            lambda found: isinstance(found, self._cached_kinds),
+        )
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        recordings = super().save(*objs, **kwargs)
+        if self.cache is not None:  # this process reads its own writes at once
+            self.cache.evict({r.domain_event.originator_id for r in recordings})
+        return recordings
+
+    @property
+    def ledger_recorder(self) -> LedgerRecorder:
+        """The recorder (adapters/persistence.py): the views' hook, the statements written
+        without events, the transactions' counters."""
+        recorder = self.recorder
+        assert isinstance(recorder, LedgerRecorder), type(recorder)
+        return recorder
+
+    @property
+    def group_commit(self) -> LedgerRecorder | None:
+        """On PostgreSQL, the recorder that shares transactions among concurrent saves."""
+        return self.ledger_recorder if self.is_postgres else None
 
     def database(self) -> Database:
         """The tables beside the events: written in the store's transactions, read on a
@@ -70,6 +114,8 @@ class EventStore(Application[UUID]):
         self.database().query("SELECT 1 AS ok")
 
     def close(self) -> None:
+        if self._feed is not None:
+            self._feed.stop()
         if self._database is not None:
             self._database.close()
         super().close()
@@ -80,7 +126,7 @@ class EventStore(Application[UUID]):
 
     @property
     def is_postgres(self) -> bool:
-        return type(self.recorder).__module__.startswith("eventsourcing.postgres")
+        return isinstance(self.recorder, PostgresApplicationRecorder)
 
     def notifications_at(self, positions: list[int]) -> list[Notification]:
         """The stored events at these log positions, in order, as the recorder would give
@@ -174,7 +220,7 @@ class StoreConfig:
     def environment(self) -> dict[str, str]:
         if not self.database_url:
             return {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "PERSISTENCE_MODULE": "adapters.persistence:SqliteLedgerFactory",
                 "SQLITE_DBNAME": self.sqlite_path,
                 "SQLITE_LOCK_TIMEOUT": "10",
             }
@@ -184,7 +230,7 @@ class StoreConfig:
                 f"PAYLEDGER_DATABASE_URL must be a postgresql:// URL, got {url.scheme!r}"
             )
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "adapters.persistence:PostgresLedgerFactory",
             "POSTGRES_DBNAME": (url.path or "/payledger").lstrip("/"),
             "POSTGRES_HOST": url.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(url.port or 5432),
@@ -241,6 +287,4 @@ def open_store(config: StoreConfig, **extra_env: Any) -> EventStore:
             store = EventStore(env=env)
     else:
         store = EventStore(env=env)
-    if store.is_postgres:  # concurrent saves share transactions (adapters/group_commit.py)
-        store.group_commit = GroupCommit(store.recorder).install()  # type: ignore[arg-type]
     return store

@@ -23,6 +23,8 @@ from adapters.relay_positions import RelayPositions
 from adapters.sealed import Sealer
 from adapters.store import EventStore, StoreConfig, open_store
 from adapters.stripe_events import StripeEvents
+from domain.practices import Practice
+from domain.users import User
 from projections.base import Projection
 from projections.deposits import Deposits
 from projections.directory import Directory
@@ -91,8 +93,11 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
     store = open_store(StoreConfig(settings.database_url, settings.sqlite_path))
     db = store.database()
     migrate(store)  # the durable tables; the projections make their own below
+    store.start_cache((Practice, User))  # every request's caller and practice
     clock: Clock = (
-        SandboxClock(db, real_clock) if settings.sandbox else (real_clock or SystemClock())
+        SandboxClock(db, real_clock, store.cache)
+        if settings.sandbox
+        else (real_clock or SystemClock())
     )
     email: EmailSender = (
         SmtpEmailSender(settings.smtp) if settings.smtp else SandboxMailboxEmailSender(db)
@@ -101,6 +106,8 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
     if not settings.kafka_bootstrap:
         projections.append(WritebackIntake(take_in))  # else the Kafka consumers take it in
     projector = Projector(store, db, projections, elsewhere=not settings.run_views)
+    if settings.maintain_views:  # a command's events reach the views in its transaction
+        store.ledger_recorder.inline = projector.apply_inline
     secret = settings.secret()
     ctx = Components(
         settings=settings,
@@ -118,7 +125,7 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
         pms_connections=PmsConnections(db, Sealer(secret, "pms-connection")),
         accounts=Accounts(db),
         reads=Reads(db),
-        idempotency_keys=IdempotencyKeys(db),
+        idempotency_keys=IdempotencyKeys(db, store.ledger_recorder.write),
         pay_attempts=PayAttemptWindows(db),
         stripe_events=StripeEvents(db),
         due_work=DueWorkStatus(db, job_claims(store, settings)),

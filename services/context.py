@@ -80,7 +80,7 @@ class Components:
     def get(self, kind: type[A], aggregate_id: UUID, practice_id: UUID | None) -> A:
         """Load an aggregate; another practice's aggregate is as absent as a missing one."""
         try:
-            aggregate: object = self.store.repository.get(aggregate_id)
+            aggregate: object = self.store.load(aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(f"no {noun(kind)} {aggregate_id}") from None
         if not isinstance(aggregate, kind) or (
@@ -91,7 +91,7 @@ class Components:
 
     def find(self, kind: type[A], aggregate_id: UUID) -> A | None:
         try:
-            aggregate: object = self.store.repository.get(aggregate_id)
+            aggregate: object = self.store.load(aggregate_id)
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, kind) else None

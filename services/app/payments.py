@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Protocol
 from uuid import UUID
 
+from adapters.idempotency_keys import key_is_new
 from adapters.messaging.email import Email, SendFailed
 from adapters.processor.cards import check_card
 from adapters.processor.port import CardInput, OutcomeUnknown, ProcessorRefused
@@ -66,7 +67,8 @@ def collect_payment(
     # a retry with the same key finds the first attempt's payment before charging again
     # (a conflict at the insert would come after the processor charged the card); without
     # a key the id is new, and there is nothing to find
-    existing = ctx.find(Payment, payment_id) if key is not None else None
+    # (a key new to its caller has saved nothing yet: nothing to look for)
+    existing = ctx.find(Payment, payment_id) if key is not None and not key_is_new() else None
     if existing is not None:
         return existing
     payment = charge(
@@ -180,9 +182,15 @@ def ask_to_charge(
     """Record the authorisation's intent (or, for the same request again, that it asks
     again); refuses when the reconciler released an authorisation under this id."""
     attempt_id = attempt_id_of(payment_id)
+    # a request whose Idempotency-Key is new to its caller has no attempt yet: it is saved
+    # without a read first (when there was one after all, the insert conflicts and the
+    # retry reads it)
+    tries = [0]
 
     def ask() -> None:
-        attempt = ctx.find(ChargeAttempt, attempt_id)
+        tries[0] += 1
+        fresh = tries[0] == 1 and key_is_new()
+        attempt = None if fresh else ctx.find(ChargeAttempt, attempt_id)
         if attempt is None:
             attempt = ChargeAttempt.request(
                 practice_id=practice_id,

@@ -12,7 +12,10 @@ be dead (same host, that process gone, or this very process not running it) is
 taken over at once; one of a process elsewhere after CLAIM_TIMEOUT. The use
 cases derive new ids from the key, so the rerun finds what the first run saved.
 A kept answer holds no secret: a bearer token or a pay link in it is replaced,
-and such an answer is not replayed (409, with the rest of the answer).
+and such an answer is not replayed (409, with the rest of the answer). The answer is
+kept before it is sent, so a retry right after it replays it (never 409 in use). A key
+claimed for the first time is new to the use cases (`key_is_new`): they need not look
+for what an earlier run saved.
 Keys are kept for at least 24 hours (they are not purged today).
 """
 
@@ -35,7 +38,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.clock import now_text as now_text  # claims are stamped in the stored format
-from adapters.idempotency_keys import IdempotencyKeys, KeptKey
+from adapters.idempotency_keys import IdempotencyKeys, KeptKey, new_key
 from services.http.deps import KEY_PATTERN, MAX_KEY, bearer_token
 from services.http.errors import problem
 
@@ -159,12 +162,13 @@ class IdempotencyMiddleware:
             return
         body = await read_body(receive)
         print_ = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body)
-        stored = await anyio.to_thread.run_sync(self.claim, owner, key, print_)
+        stored, is_new = await anyio.to_thread.run_sync(self.claim, owner, key, print_)
         if stored is not None:
             await stored(scope, receive, send)
             return
         scope.setdefault("state", {})["idempotency_key"] = key
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": b""}
+        held: list[Message] = []
 
         async def replay_body() -> Message:
             nonlocal body
@@ -172,39 +176,55 @@ class IdempotencyMiddleware:
             return {"type": "http.request", "body": chunk, "more_body": False}
 
         async def capture(message: Message) -> None:
+            # held until the answer is kept: a retry with the key then replays it at once
             if message["type"] == "http.response.start":
                 captured["status"] = message["status"]
                 captured["headers"] = message.get("headers", [])
             elif message["type"] == "http.response.body":
                 captured["body"] += message.get("body", b"")
-            await send(message)
+            held.append(message)
 
         try:
-            await self.app(scope, replay_body, capture)
+            with new_key(is_new):
+                await self.app(scope, replay_body, capture)
         finally:
             await anyio.to_thread.run_sync(self.finish, owner, key, captured)
+        for message in held:
+            await send(message)
 
-    def claim(self, owner: str, key: str, fingerprint: str) -> Any:
-        """Claim the key; or return the response to give instead of running the request."""
+    def claim(self, owner: str, key: str, fingerprint: str) -> tuple[Any, bool]:
+        """Claim the key: (None, whether the key is new to its caller) when the request is
+        to run; else (the response to give instead, False)."""
         me = ProcessIdentity.current().text
         if self.keys.claim(owner, key, fingerprint, now_text(), me):
-            return running(owner, key)
+            running(owner, key)
+            return None, True
         row = self.keys.get(owner, key)
-        if row is None:  # released in between
+        if row is None:  # gone in between
             return self.claim(owner, key, fingerprint)
+        if row.claimant is None and row.status_code is None:  # released: free for any request
+            if self.keys.claim_released(owner, key, fingerprint, now_text(), me):
+                running(owner, key)
+                return None, False
+            return in_use(), False
         if row.fingerprint != fingerprint:
-            return problem(
-                409,
-                "this Idempotency-Key was used for a different request; "
-                "use a new key for a new request",
-                code="idempotency-key-reused",
+            return (
+                problem(
+                    409,
+                    "this Idempotency-Key was used for a different request; "
+                    "use a new key for a new request",
+                    code="idempotency-key-reused",
+                ),
+                False,
             )
         if row.status_code is not None:
-            return replay(row)
+            return replay(row), False
         if not self.abandoned(owner, key, row):
-            return in_use()
-        taken = self.keys.take_over(owner, key, row.claimed_at, now_text(), me)
-        return running(owner, key) if taken else in_use()
+            return in_use(), False
+        if not self.keys.take_over(owner, key, row.claimed_at, now_text(), me):
+            return in_use(), False
+        running(owner, key)
+        return None, False
 
     @staticmethod
     def abandoned(owner: str, key: str, row: KeptKey) -> bool:

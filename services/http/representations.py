@@ -81,7 +81,15 @@ def dispute_out(payment: Payment) -> dict[str, Any] | None:
     }
 
 
-def payment_out(ctx: Components, payment: Payment, *, with_history: bool = False) -> dict[str, Any]:
+def payment_out(
+    ctx: Components,
+    payment: Payment,
+    *,
+    with_history: bool = False,
+    writeback_attempts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The payment; its writeback attempts read from the journal unless the caller
+    knows them (a payment just made for a practice that does not write back: none)."""
     out: dict[str, Any] = {
         "id": str(payment.id),
         "status": payment.status.value,
@@ -134,7 +142,9 @@ def payment_out(ctx: Components, payment: Payment, *, with_history: bool = False
             for i, why in payment.refused_voids.items()
         ],
         "dispute": dispute_out(payment),
-        "writeback_attempts": writeback_of_payment(ctx.journal, payment.id),
+        "writeback_attempts": writeback_of_payment(ctx.journal, payment.id)
+        if writeback_attempts is None
+        else writeback_attempts,
     }
     if with_history:
         history = ctx.reads(read_history, payment.practice_id, payment.id, 0, 1000)

@@ -137,13 +137,20 @@ def patient_registered(journal: JournalIntake, e: PublishedEvent, only_pms: str 
     )
 
 
+def writes_back_automatically(pms: str, auto_writeback: bool) -> bool:
+    """Whether the intake makes a writeback entry for a practice's new payment."""
+    return auto_writeback and pms in AUTOMATIC_KINDS
+
+
 def automatic_practice(
     journal: JournalIntake, e: PublishedEvent, only_pms: str | None
 ) -> WritebackPracticeRow | None:
     practice = journal.practice(str(e.practice_id))
-    if practice is None or not practice["auto_writeback"]:
+    if practice is None or not writes_back_automatically(
+        practice["pms"], bool(practice["auto_writeback"])
+    ):
         return None
-    if practice["pms"] not in AUTOMATIC_KINDS or (only_pms and practice["pms"] != only_pms):
+    if only_pms and practice["pms"] != only_pms:
         return None
     return practice
 

@@ -5,15 +5,18 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body
 
+from adapters.idempotency_keys import key_is_new
 from adapters.processor.port import CardInput
 from domain.errors import InvalidValue
 from domain.payments import AssociationSource, Method, Payment
+from domain.practices import Practice
 from services.app import payments as uc
 from services.http import answers
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.representations import ledger_entry_out, payment_out, receipt_out
 from services.http.schemas import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
+from services.workers.writeback import writes_back_automatically
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -44,7 +47,13 @@ def collect(body: PaymentIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) 
         actor=caller.actor,
         key=key,
     )
-    return payment_out(ctx, payment)
+    # a payment made by this request (its key is new) has a writeback entry only where
+    # the practice writes back automatically: otherwise nothing to read
+    practice = ctx.get(Practice, payment.practice_id, payment.practice_id)
+    none_made = key_is_new() and not writes_back_automatically(
+        practice.pms.value, practice.auto_writeback
+    )
+    return payment_out(ctx, payment, writeback_attempts=[] if none_made else None)
 
 
 @router.get(
