@@ -72,7 +72,9 @@ class Throttle:
     """Keeps a reader's calls within the PMS's limits: at most `concurrency` at once, at
     most `per_second` started each second (when the PMS has a known rate), and when it
     answers 429 every caller waits out its Retry-After before the call is made again (up
-    to `retries` times; then the 429 is the caller's)."""
+    to `retries` times for one call; then the 429 is the caller's). A 429 also halves the
+    calls let through at once; each run of successes as long as that limit lets one more
+    through again, up to `concurrency`."""
 
     def __init__(
         self,
@@ -87,15 +89,20 @@ class Throttle:
         self.per_second = per_second if per_second and per_second > 0 else None
         self.retries = retries
         self.most_wait = most_wait
-        self._slots = threading.BoundedSemaphore(self.concurrency)
-        self._lock = threading.Lock()
+        self.limit = self.concurrency  # calls let through at once now
+        self._in_use = 0
+        self._successes = 0
+        self._changed = threading.Condition()
         self._not_before = 0.0  # monotonic: no call starts before (a 429's Retry-After)
         self._next_start = 0.0  # monotonic: the next start the rate allows
         self._sleep = sleep
         self.throttled = 0  # 429s met (for tests and logs)
 
-    def _wait_turn(self) -> None:
-        with self._lock:
+    def _acquire(self) -> None:
+        with self._changed:
+            while self._in_use >= self.limit:
+                self._changed.wait()
+            self._in_use += 1
             now = time.monotonic()
             start = max(now, self._not_before)
             if self.per_second is not None:
@@ -104,19 +111,37 @@ class Throttle:
         if start > now:
             self._sleep(start - now)
 
+    def _release(self, *, throttled: float | None) -> None:
+        with self._changed:
+            self._in_use -= 1
+            if throttled is not None:
+                self.throttled += 1
+                self._successes = 0
+                self.limit = max(1, self.limit // 2)
+                wait = min(self.most_wait, max(0.0, throttled))
+                self._not_before = max(self._not_before, time.monotonic() + wait)
+            else:
+                self._successes += 1
+                if self.limit < self.concurrency and self._successes >= self.limit:
+                    self.limit += 1
+                    self._successes = 0
+            self._changed.notify_all()
+
     def call(self, action: Callable[[], T]) -> T:
         """`action` within the limits; a Throttled it raises is waited out and retried."""
         attempt = 0
         while True:
-            with self._slots:
-                self._wait_turn()
-                try:
-                    return action()
-                except Throttled as throttled:
-                    attempt += 1
-                    with self._lock:
-                        self.throttled += 1
-                        wait = min(self.most_wait, max(0.0, throttled.retry_after))
-                        self._not_before = max(self._not_before, time.monotonic() + wait)
-                    if attempt > self.retries:
-                        raise
+            self._acquire()
+            try:
+                answer = action()
+            except Throttled as throttled:
+                self._release(throttled=throttled.retry_after)
+                attempt += 1
+                if attempt > self.retries:
+                    raise
+                continue
+            except BaseException:
+                self._release(throttled=None)
+                raise
+            self._release(throttled=None)
+            return answer
