@@ -66,6 +66,8 @@ log = logging.getLogger("payledger.store")
 
 #: at most this many parts go into one transaction
 MAX_BATCH = 256
+#: how long a writer waits for the parts of callers writing side by side (seconds)
+GATHER = 0.002
 #: the channel that tells processes which cached aggregates changed (adapters/changes.py)
 CHANGED_CHANNEL = "payledger_changed"
 #: the events of these aggregates are cached in processes: their ids are notified
@@ -136,7 +138,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._changed = threading.Condition()
+        lock = threading.Lock()
+        self._changed = threading.Condition(lock)  # a part is done, or the writer is free
+        self._arrived = threading.Condition(lock)  # a part arrived while the writer gathers
+        self._gathering = False
+        self._last_batch = 0
         self._queue: list[Part] = []
         self._writing = False
         self._table = SQL("{0}.{1}").format(
@@ -166,12 +172,16 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
     def _queued(self, part: Part) -> Part:
         with self._changed:
             self._queue.append(part)
+            if self._gathering:
+                self._arrived.notify()
             while not part.done and self._writing:
                 self._changed.wait()
             if part.done:
                 return self._answer(part)
             self._writing = True
+            self._gather()
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            self._last_batch = len(batch)
         try:
             self._write(batch)
         finally:
@@ -182,6 +192,24 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
                 self._writing = False
                 self._changed.notify_all()
         return self._answer(part)
+
+    def _gather(self) -> None:
+        """As PostgreSQL's own commit_delay: when the last transaction was shared (callers
+        are writing side by side), wait a moment (GATHER at most) for as many parts as it
+        had, so that they share this one too; a lone caller never waits."""
+        wanted = min(self._last_batch, MAX_BATCH)
+        if wanted < 2 or len(self._queue) >= wanted:
+            return
+        deadline = time.monotonic() + GATHER
+        self._gathering = True
+        try:
+            while len(self._queue) < wanted:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._arrived.wait(left)
+        finally:
+            self._gathering = False
 
     @staticmethod
     def _answer(part: Part) -> Part:
