@@ -1,29 +1,35 @@
-"""Runs projections over the event store's ordered notification log, one runner each.
+"""Runs projections over the event store's ordered notification log.
 
-Each projection has its own runner and its own row in ``projection_tracking``.
+A command's events are applied to the views **inline**, in the transaction that inserts
+them (`Projector.apply_inline`, the event store's hook: adapters/persistence.py), for
+every view whose position is exactly the last position before them; the command's own
+read of its writes then waits for nothing. A view that is behind (new, rebuilt, failing,
+or left behind by a process that does not apply views inline) is caught up by its
+**runner**, which applies the log in order from its position in ``projection_tracking``.
+
 The runners behind are caught up together (``catch_up_together``): each page of
-notifications after the lowest of their positions is read and decoded once and
-handed to every runner, which applies its part and moves its own position in
-one transaction of its own (on PostgreSQL a few runners side by side, each on
-its own connection, with the page's writes pipelined: ``PipelinedTx``). The
-position moves by compare-and-set first, so two processes catching up at once
-never apply an event twice (the loser rolls back and reads again). ``projection_tracking`` itself
-is a durable table (adapters/migrations/); each projection's own tables are
-created from its definition and rebuilt when that changes.
+notifications after the lowest of their positions is read and decoded once and applied
+to every runner behind it in ONE transaction, each view under a savepoint of its own
+with its own position (so a view that fails is rolled back alone and the others move
+on, at one commit per page). Positions move by compare-and-set, inline and in the
+runners alike, so two processes never apply an event twice (the loser rolls back its
+savepoint and reads again). ``projection_tracking`` itself is a durable table
+(adapters/migrations/); each projection's own tables are created from its definition
+and rebuilt when that changes.
 
-Runners are independent: a projection that fails on an event stops only
-itself. Its error is kept (``/healthz`` and ``/metrics`` show it) and it is
-tried again after a growing pause, while every other view, the work lists
-and the writeback intake go on.
+Runners are independent: a projection that fails on an event stops only itself. Its
+error is kept (``/healthz`` and ``/metrics`` show it), it is no longer applied inline,
+and it is tried again after a growing pause, while every other view, the work lists and
+the writeback intake go on.
 
 In a server the runners are driven by one background thread beside the API
-(``Projector.start``); a command that must show its own result waits, with a
-bound, until the views reach the position of its events (``wait_for``).
-Without the thread (tests, the CLI) the caller catches the runners up itself.
-In production the runners run in processes of their own (``payledger
-projections run``, ``--role`` to split the display views, the work lists and
-the intake): a projector made ``elsewhere`` applies nothing and waits by
-reading the positions those processes commit.
+(``Projector.start``); a command whose views were not all applied inline waits, with a
+bound, until they reach the position of its events (``wait_for``). Without the thread
+(tests, the CLI) the caller catches the runners up itself. In production the runners
+run in processes of their own (``payledger projections run``, ``--role`` to split the
+display views, the work lists and the intake): a projector made ``elsewhere`` runs no
+runner and waits by reading the positions those processes commit (the API processes
+still apply their own commands' events inline).
 """
 
 from __future__ import annotations
@@ -33,14 +39,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError, Notification, OperationalError
 
 from adapters.sql import Database, Tx, dialect_sql
 from adapters.store import CREATE_LOCK_KEY, EventStore
@@ -152,29 +156,6 @@ class Runner:
         except Exception as error:  # the runner's own state stays right; this is a report
             log.warning("could not record projection %s's state: %s", self.name, error)
 
-    def _apply(self, events: list[tuple[int, Any]]) -> None:
-        """One transaction for the page: the projection's rows and its position. The
-        position kept in memory follows; when another process applied the page first
-        (or a deadlock rolled it back) it is read again."""
-        try:
-            with self.db.transaction() as plain:
-                tx = PipelinedTx(plain) if self.db.postgres else plain
-                _move(tx, self.name, self.position, events[-1][0])
-                for position, event in events:
-                    self.projection.process(tx, event, position)
-                if isinstance(tx, PipelinedTx):
-                    tx.flush()
-        except PositionMoved:
-            self.load_position()  # another process got there first; go on from there
-            return
-        except OperationalError as error:
-            if "deadlock" not in str(error):
-                raise
-            log.info("projection %s deadlocked with another process; reading again", self.name)
-            self.load_position()
-            return
-        self.position = events[-1][0]
-
     def state(self) -> RunnerState:
         return RunnerState(
             self.name, self.projection.role, self.position, self.error, self.failures
@@ -182,7 +163,7 @@ class Runner:
 
 
 #: statements that return nothing: held, and sent with the next one that does (or at commit)
-HELD = ("INSERT", "UPDATE", "DELETE")
+HELD = ("INSERT", "UPDATE", "DELETE", "SAVEPO", "RELEAS")
 
 
 class PipelinedTx(Tx):
@@ -263,21 +244,6 @@ def _move(tx: Tx, name: str, old: int, new: int) -> None:
         raise PositionMoved(name)
 
 
-#: the views applying one page side by side on PostgreSQL (each on a pooled connection,
-#: so a few: the pool serves the commands too)
-APPLIERS = 4
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _appliers() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(APPLIERS, thread_name_prefix="payledger-view")
-        return _pool
-
-
 def catch_up_together(
     store: EventStore,
     db: Database,
@@ -285,10 +251,10 @@ def catch_up_together(
     moved: Callable[[], None] | None = None,
 ) -> dict[str, Exception]:
     """Catch the runners up on one read of the log: each page after the lowest of their
-    positions is read and decoded once and handed to every runner behind it, which applies
-    its part in its own transaction with its own position. A runner that fails stops only
-    itself (its error is recorded on it and returned, by name); the others go on.
-    `moved` is called after each page."""
+    positions is read and decoded once, and applied to every runner behind it in ONE
+    transaction, each view under a savepoint of its own with its own position: a view
+    that fails is rolled back alone (its error is recorded on it and returned, by name)
+    and the others move on, at one commit per page. `moved` is called after each page."""
     failures: dict[str, Exception] = {}
     positions = {
         str(r["name"]): int(r["position"])
@@ -314,16 +280,7 @@ def catch_up_together(
         if not events:
             break
         last = events[-1][0]
-
-        apply = partial(_apply_page, start=start, events=events, failures=failures)
-
-        if db.postgres and len(active) > 1:
-            # side by side, each on its own connection: a page costs about the slowest
-            # view's round trips, not the sum of all of them
-            list(_appliers().map(apply, active))
-        else:
-            for runner in active:
-                apply(runner)
+        _apply_page(db, active, start, events, failures)
         active = [r for r in active if r.name not in failures]
         if moved is not None:
             moved()
@@ -335,20 +292,112 @@ def catch_up_together(
 
 
 def _apply_page(
-    runner: Runner, *, start: int, events: list[tuple[int, Any]], failures: dict[str, Exception]
+    db: Database,
+    runners: Sequence[Runner],
+    start: int,
+    events: list[tuple[int, Any]],
+    failures: dict[str, Exception],
 ) -> None:
-    """The runner's part of a page read from after `start`; a failure is recorded."""
-    with runner.lock:
-        if runner.position < start:
-            return  # moved back meanwhile (rebuilt): the next page starts at it
-        behind = [(i, e) for i, e in events if i > runner.position]
-        if not behind:
+    """One transaction for the page: every runner behind applies its part and moves its
+    position under a savepoint of its own. A runner that fails is rolled back to its
+    savepoint and recorded as failed (after the commit); one whose position another
+    process moved first reads it again."""
+    held = ExitStack()
+    applied: list[tuple[Runner, int]] = []
+    failed: list[tuple[Runner, Exception]] = []
+    reread: list[Runner] = []
+    try:
+        with held:
+            for runner in runners:
+                held.enter_context(runner.lock)
+            with db.transaction() as plain:
+                for runner in runners:
+                    if runner.position < start:
+                        continue  # moved back meanwhile (rebuilt): the next page starts at it
+                    behind = [(i, e) for i, e in events if i > runner.position]
+                    if not behind:
+                        continue
+                    outcome = apply_under_savepoint(
+                        plain, db.postgres, runner, runner.position, behind
+                    )
+                    if outcome is None:
+                        applied.append((runner, behind[-1][0]))
+                    elif isinstance(outcome, PositionMoved):
+                        reread.append(runner)
+                    else:
+                        failed.append((runner, outcome))
+            for runner, position in applied:
+                runner.position = position
+    except Exception as error:  # the page's transaction itself: every view of it
+        if not (isinstance(error, OperationalError) and "deadlock" in str(error)):
+            for runner in runners:
+                runner._failed(error)
+                failures[runner.name] = error
             return
-        try:
-            runner._apply(behind)
-        except Exception as error:
-            runner._failed(error)
-            failures[runner.name] = error
+        log.info("the views' page deadlocked with another process; reading again")
+        reread, failed = list(runners), []
+    for runner in reread:
+        runner.load_position()
+    for runner, problem in failed:
+        runner._failed(problem)
+        failures[runner.name] = problem
+
+
+def wants(projection: Projection, event: Any) -> bool:
+    """Whether the projection does anything with the event (one with its own `process`,
+    such as the event feed, takes every event)."""
+    return type(projection).process is not Projection.process or (
+        type(event) in projection._handlers
+    )
+
+
+def apply_inline_savepoint(
+    page: Tx, runner: Runner, events: list[tuple[int, Any]]
+) -> Exception | None:
+    """Apply events to one view inline, under a savepoint (its position was moved by the
+    caller): None when applied, else the error, the view's part rolled back. On
+    PostgreSQL the savepoint, the view's writes and the release go in one round trip."""
+    if isinstance(page, PipelinedTx):
+        page.memo = {}
+    page.execute("SAVEPOINT view_inline")
+    try:
+        for position, event in events:
+            runner.projection.process(page, event, position)
+        page.execute("RELEASE SAVEPOINT view_inline")
+        if isinstance(page, PipelinedTx):
+            page.flush()  # a broken write is raised here, inside this view's savepoint
+    except Exception as error:
+        if isinstance(page, PipelinedTx):
+            unsent, page._held = page._held, []
+            if any(sql.startswith("SAVEPOINT") for sql, _ in unsent):
+                return error  # nothing of this view reached the database
+        page.execute("ROLLBACK TO SAVEPOINT view_inline")
+        page.execute("RELEASE SAVEPOINT view_inline")
+        return error
+    return None
+
+
+def apply_under_savepoint(
+    plain: Tx, postgres: bool, runner: Runner, old: int, events: list[tuple[int, Any]]
+) -> Exception | None:
+    """Apply events to one view inside the caller's transaction, its position moved from
+    `old` to the last event's by compare-and-set, under a savepoint: None when applied,
+    else the error (PositionMoved when another process got there first), the view's
+    part rolled back and the transaction still usable."""
+    plain.execute("SAVEPOINT view_page")
+    tx = PipelinedTx(plain) if postgres else plain
+    try:
+        _move(tx, runner.name, old, events[-1][0])
+        for position, event in events:
+            runner.projection.process(tx, event, position)
+        if isinstance(tx, PipelinedTx):
+            tx.flush()
+    except Exception as error:
+        plain.execute("ROLLBACK TO SAVEPOINT view_page")
+        plain.execute("RELEASE SAVEPOINT view_page")
+        return error
+    plain.execute("RELEASE SAVEPOINT view_page")
+    return None
 
 
 class Projector:
@@ -409,6 +458,58 @@ class Projector:
         for table in projection.tables:
             tx.execute(f"DROP TABLE IF EXISTS {table}")
         tx.execute("DELETE FROM projection_tracking WHERE name = ?", (projection.name,))
+
+    def apply_inline(
+        self, tx: Tx, head: int, written: list[Notification]
+    ) -> Callable[[], None] | None:
+        """The event store's hook (adapters/persistence.py), inside the transaction that
+        inserted `written` right after position `head`: every view whose position is
+        exactly `head` (and not failing) applies them here, under a savepoint of its own,
+        its position moved with them. A view behind, failing or being rebuilt is left to
+        its runner, which catches it up in order. Returns what to do once committed: the
+        runners' positions in this process follow, so a command's read of its own writes
+        waits for nothing."""
+        events = [(n.id, self.store.mapper.to_domain_event(n)) for n in written]
+        last = events[-1][0]
+        page = PipelinedTx(tx) if self.db.postgres else tx
+        # the views at `head` move with the events (compare-and-set, as the runners do)
+        rows = page.execute(
+            "UPDATE projection_tracking SET position = ? WHERE position = ? AND error IS NULL "
+            "RETURNING name",
+            (last, head),
+        )
+        at_head = {str(r["name"]) for r in rows}
+        moved: list[Runner] = []
+        for runner in self.runners:
+            if runner.name not in at_head:
+                continue
+            mine = [e for e in events if wants(runner.projection, e[1])]
+            if mine:
+                failure = apply_inline_savepoint(page, runner, mine)
+                if failure is not None:
+                    page.execute(
+                        "UPDATE projection_tracking SET position = ? WHERE name = ?",
+                        (head, runner.name),
+                    )
+                    log.warning(
+                        "projection %s was not applied inline (%s: %s); its runner catches it up",
+                        runner.name,
+                        type(failure).__name__,
+                        failure,
+                    )
+                    continue
+            moved.append(runner)
+        if isinstance(page, PipelinedTx):
+            page.flush()
+
+        def committed() -> None:
+            for runner in moved:
+                if runner.position < last:
+                    runner.position = last
+            if moved:
+                self._notify_moved()
+
+        return committed
 
     def runner(self, name: str) -> Runner:
         return next(r for r in self.runners if r.name == name)
@@ -472,6 +573,8 @@ class Projector:
         `bound` seconds); without the background thread, catch up here instead. When the
         runners run elsewhere, read their positions until they get there."""
         bound = WAIT_BOUND if bound is None else bound
+        if self._reached(position):  # applied inline with the events: nothing to wait for
+            return True
         if self.elsewhere:
             return self._poll_until(position, bound)
         if not self.running:
