@@ -473,10 +473,13 @@ class Projector:
         last = events[-1][0]
         page = PipelinedTx(tx) if self.db.postgres else tx
         # the views at `head` move with the events (compare-and-set, as the runners do)
+        # (only this projector's views: a view another process keeps is not moved here)
+        names = [r.name for r in self.runners]
+        marks = ", ".join("?" for _ in names)
         rows = page.execute(
-            "UPDATE projection_tracking SET position = ? WHERE position = ? AND error IS NULL "
-            "RETURNING name",
-            (last, head),
+            "UPDATE projection_tracking SET position = ? WHERE position = ? AND error IS NULL "  # noqa: S608
+            f"AND name IN ({marks}) RETURNING name",
+            (last, head, *names),
         )
         at_head = {str(r["name"]) for r in rows}
         moved: list[Runner] = []

@@ -248,3 +248,31 @@ def test_a_refund_retried_with_its_key_is_recorded_once(
     )
     assert again.refund_id == first.refund_id
     assert ctx.get(Payment, payment.id, practice.id).refunded.cents == 300
+
+
+def test_a_view_kept_by_another_process_is_not_moved_inline(
+    ctx: Components, clock: PinnedClock
+) -> None:
+    """Inline application moves only the views this process keeps: a view of the same
+    database that its projector does not have (e.g. the writeback intake, taken in by the
+    Kafka consumers instead) stays where it is, for whoever keeps it."""
+    some_history(ctx, clock)
+    head = ctx.store.last_position()
+    with ctx.store.database().transaction() as tx:
+        tx.execute(
+            "INSERT INTO projection_tracking (name, position, schema) VALUES (?, ?, ?)",
+            ("kept_elsewhere", head, "x"),
+        )
+    practice_id = ctx.store.database().query("SELECT id FROM practices")[0]["id"]
+    payment_id = ctx.store.database().query(
+        "SELECT id FROM transactions WHERE association = 'unassociated' AND practice_id = ?",
+        (practice_id,),
+    )[0]["id"]
+    payment = ctx.store.repository.get(UUID(payment_id))
+    payment.associate(
+        source=AssociationSource.MANUAL, pms_reference=None, at=clock.current, actor="user:test"
+    )
+    ctx.store.save(payment)
+    assert ctx.store.last_position() > head
+    assert ctx.projector.position("transactions") == ctx.store.last_position()
+    assert ctx.projector.position("kept_elsewhere") == head
