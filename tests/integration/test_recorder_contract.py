@@ -35,11 +35,8 @@ Where our recorders deliberately differ from the library's, the test says so:
 
 from __future__ import annotations
 
-import importlib
-import sys
 import tempfile
 import threading
-import types
 import unittest
 import uuid
 from collections.abc import Callable
@@ -51,6 +48,13 @@ import pytest
 from eventsourcing.persistence import AggregateRecorder, Notification
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+# the library's test module imports its AES cipher: pycryptodome is in the test extra
+from eventsourcing.tests.persistence import (
+    AggregateRecorderTestCase,
+    ApplicationRecorderTestCase,
+    NonInterleavingNotificationIDsBaseCase,
+)
 from eventsourcing.utils import Environment
 
 from adapters.persistence import (
@@ -62,36 +66,6 @@ from adapters.persistence import (
 from adapters.sql import Tx
 from adapters.store import EventStore, StoreConfig
 from tests.conftest import ADMIN_URL, IN_CI, postgres_available
-
-
-def _without_pycryptodome() -> None:
-    """The library's test module imports its AES cipher, which needs pycryptodome (the
-    library's ``crypto`` extra, not one of ours: the ledger seals with ``cryptography``).
-    No recorder test uses the cipher: without pycryptodome, stand-ins for the names the
-    cipher module imports let the contract load (any use of them would fail loudly)."""
-    try:
-        importlib.import_module("Crypto.Cipher.AES")
-    except ImportError:
-        crypto, cipher = types.ModuleType("Crypto"), types.ModuleType("Crypto.Cipher")
-        aes, gcm = (
-            types.ModuleType("Crypto.Cipher.AES"),
-            types.ModuleType("Crypto.Cipher._mode_gcm"),
-        )
-        aes.key_size = (16, 24, 32)  # type: ignore[attr-defined]
-        gcm.GcmMode = type("GcmMode", (), {})  # type: ignore[attr-defined]
-        cipher.AES = aes  # type: ignore[attr-defined]
-        crypto.Cipher = cipher  # type: ignore[attr-defined]
-        for module in (crypto, cipher, aes, gcm):
-            sys.modules[module.__name__] = module
-
-
-_without_pycryptodome()
-
-from eventsourcing.tests.persistence import (  # noqa: E402
-    AggregateRecorderTestCase,
-    ApplicationRecorderTestCase,
-    NonInterleavingNotificationIDsBaseCase,
-)
 
 #: the store's name: its events table is ``payledger_events``, as in production
 APP = EventStore.name
