@@ -105,6 +105,20 @@ def changed_payload(ids: list[str]) -> str:
     return "*" if len(ids) > MAX_NOTIFIED else ",".join(ids)
 
 
+def as_notifications(ids: Sequence[int], events: Sequence[StoredEvent]) -> list[Notification]:
+    """Stored events with the positions they were given."""
+    return [
+        Notification(
+            id=i,
+            originator_id=e.originator_id,
+            originator_version=e.originator_version,
+            topic=e.topic,
+            state=e.state,
+        )
+        for i, e in zip(ids, events, strict=True)
+    ]
+
+
 @dataclass
 class Part:
     """One caller's part of a transaction: its statements, its events, then its ids
@@ -353,16 +367,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         if self.inline is None:
             return None
         written = [
-            Notification(
-                id=i,
-                originator_id=e.originator_id,
-                originator_version=e.originator_version,
-                topic=e.topic,
-                state=e.state,
-            )
+            n
             for part in batch
             if part.error is None
-            for i, e in zip(part.ids, part.events, strict=True)
+            for n in as_notifications(part.ids, part.events)
         ]
         if not written:
             return None
@@ -420,16 +428,7 @@ class SqliteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
         self, tx: Tx, head: int, ids: list[int], events: Sequence[StoredEvent]
     ) -> Callable[[], None] | None:
         assert self.inline is not None
-        written = [
-            Notification(
-                id=i,
-                originator_id=e.originator_id,
-                originator_version=e.originator_version,
-                topic=e.topic,
-                state=e.state,
-            )
-            for i, e in zip(ids, events, strict=True)
-        ]
+        written = as_notifications(ids, events)
         tx.execute("SAVEPOINT inline_views")
         try:
             after = self.inline(tx, head, written)
