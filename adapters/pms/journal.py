@@ -177,9 +177,9 @@ class Journal:
 
     def claim_many(self, items: Sequence[JournalEntryRow], seconds: float) -> list[str]:
         """Take many rows (one practice's batch) for one attempt each, in one transaction,
-        before any of their calls: each outcome is unknown until recorded. `seconds`
-        covers the whole batch (its outcomes are recorded together at its end). The ids
-        taken, in order; a row another attempt holds or finished meanwhile is not."""
+        before any of their calls: each outcome is unknown until recorded. `seconds` is
+        how long they are held (the attempt extends it while it works: `extend`). The
+        ids taken, in order; a row another attempt holds or finished meanwhile is not."""
         stamp = now_text()
         until = now_text(datetime.now(UTC) + timedelta(seconds=seconds))
         taken: list[str] = []
@@ -195,6 +195,23 @@ class Journal:
                 if tx.rowcount == 1:
                     taken.append(item["id"])
         return taken
+
+    def extend(self, ids: Sequence[str], seconds: float) -> list[str]:
+        """Hold rows this attempt still holds (not finished, not taken over after their
+        claim ran out) for `seconds` more from now; the ids still held."""
+        stamp = now_text()
+        until = now_text(datetime.now(UTC) + timedelta(seconds=seconds))
+        kept: list[str] = []
+        with self.db.transaction() as tx:
+            for item_id in ids:
+                tx.execute(
+                    "UPDATE writeback_journal SET claimed_until = ? WHERE id = ? "
+                    "AND status = 'pending' AND claimed_until >= ?",
+                    (until, item_id, stamp),
+                )
+                if tx.rowcount == 1:
+                    kept.append(item_id)
+        return kept
 
     def finish(
         self,

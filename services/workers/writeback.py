@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -456,17 +457,24 @@ class Worker:
     ) -> tuple[int, bool]:
         """One batch of a practice's rows: how many were written, and whether the PMS
         asked us to wait (the batch's untried rows are then released as they were)."""
-        lease = sum(self.lease(item, writers) for item in items) - (len(items) - 1) * (
-            self.claim_seconds
-        )
-        taken = set(self.journal.claim_many(items, lease))
+        # held for two of the longest attempts, extended while the batch works: a worker
+        # that dies holds its rows no longer than that (not for the whole batch's worst)
+        lease = max(self.lease(item, writers) for item in items)
+        taken = set(self.journal.claim_many(items, 2 * lease))
+        held_until = time.monotonic() + 2 * lease
         batch = Batch(self)
         done, paused = 0, False
         stamp = now_text()
         try:
-            for item in items:
+            for index, item in enumerate(items):
                 if item["id"] not in taken:
                     continue
+                if not paused and time.monotonic() + lease > held_until:
+                    left = [i["id"] for i in items[index:] if i["id"] in taken]
+                    taken -= set(left) - set(self.journal.extend(left, 2 * lease))
+                    held_until = time.monotonic() + 2 * lease
+                    if item["id"] not in taken:
+                        continue
                 if paused:
                     batch.release(item)
                     continue
