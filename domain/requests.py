@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from domain.base import LedgerAggregate
@@ -81,6 +81,12 @@ def retry_delay(attempt: int) -> timedelta:
 
 class PaymentRequest(LedgerAggregate):
     class Sent(LedgerAggregate.Created):
+        """The request, sent. `claimed_until` (class version 2): when the request's first
+        message was claimed with it (its first attempt, the outbox entry of a bulk
+        request: one event, not a `DeliveryClaimed` of its own), until when; None when it
+        was not (claimed afterwards by `DeliveryClaimed`), as in every version 1 event."""
+
+        class_version = 2
         patient_id: UUID
         amount: int
         channel: str
@@ -91,6 +97,11 @@ class PaymentRequest(LedgerAggregate):
         reminder_days: list[int]
         commlog_mode: str
         commlog_note: str
+        claimed_until: datetime | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["claimed_until"] = None
 
         def apply(self, request: PaymentRequest) -> None:
             request.practice_id = self.practice_id
@@ -111,7 +122,11 @@ class PaymentRequest(LedgerAggregate):
             request.cancelled_by = None
             request.closed_at = None
             request.superseded_by = None
-            request.messages = {0: Message(0)}
+            request.messages = {
+                0: Message(0)
+                if self.claimed_until is None
+                else Message(0, attempts=1, claimed_until=self.claimed_until)
+            }
             request.paid_by = {}
             request.reopened_at = None
             request.reopen_reason = None
@@ -248,7 +263,10 @@ class PaymentRequest(LedgerAggregate):
         practice_name: str,
         at: datetime,
         actor: str,
+        claim: bool = False,
     ) -> PaymentRequest:
+        """A new request; with `claim`, its first message claimed with it (attempt 1,
+        for CLAIM_FOR: the caller sends it and records the outcome)."""
         check_payment_amount(amount.cents)
         if not destination.strip():
             raise InvalidValue(f"the patient has no {channel.value} contact", field="channel")
@@ -273,6 +291,7 @@ class PaymentRequest(LedgerAggregate):
             reminder_days=list(reminder_days),
             commlog_mode=mode,
             commlog_note=note,
+            claimed_until=at + CLAIM_FOR if claim else None,
             at=at,
             actor=actor,
         )

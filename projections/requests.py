@@ -164,7 +164,21 @@ class PaymentRequests(Projection):
                 first_reminder,
             ),
         )
-        self._message(tx, e.originator_id, 0, e.practice_id, "pending", iso(e.at))
+        # its one message, pending (due now, or claimed with it until `claimed_until`);
+        # the request's delivery status is its default, pending: no update of it here
+        claimed = e.claimed_until
+        tx.execute(
+            UPSERT_COUNTED,
+            (
+                str(e.originator_id),
+                0,
+                str(e.practice_id),
+                "pending",
+                iso(claimed if claimed is not None else e.at),
+                1 if claimed is not None else 0,
+                None,
+            ),
+        )
 
     @staticmethod
     def _message(

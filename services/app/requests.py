@@ -147,10 +147,13 @@ def open_request(
     to: str,
     actor: str,
     loaded: dict[UUID, PaymentRequest] | None = None,
+    *,
+    claim: bool = False,
 ) -> list[Patient | PaymentRequest]:
     """The aggregates to save for a new request: the patient (its slot), the request, and
     the older request it supersedes, if that one is still outstanding (taken from
-    `loaded` when a bulk command read it already)."""
+    `loaded` when a bulk command read it already). With `claim`, the request's first
+    message is claimed by its own `Sent` event (the caller sends it)."""
     now = ctx.clock.now(practice.id)
     nonce = secrets.token_hex(16)
     request = PaymentRequest.send(
@@ -166,6 +169,7 @@ def open_request(
         practice_name=practice.name,
         at=now,
         actor=actor,
+        claim=claim,
     )
     changed: list[Patient | PaymentRequest] = [patient, request]
     if patient.latest_request_id is not None:
@@ -308,7 +312,6 @@ def save_chunk(
     done: list[tuple[UUID, PaymentRequest]] = []
     new: list[tuple[UUID, PaymentRequest]] = []
     changed: list[Patient | PaymentRequest] = []
-    now = ctx.clock.now(practice.id)
     for patient_id, amount, channel in chunk:
         if str(ids[patient_id]) in known:
             request_id = ids[patient_id]
@@ -318,12 +321,19 @@ def save_chunk(
         patient = patients.get(patient_id) or ctx.get(Patient, patient_id, practice.id)
         to = destination_for(patient, channel, None)
         opened = open_request(
-            ctx, practice, patient, ids[patient_id], Money(amount), channel, to, actor, older
+            ctx,
+            practice,
+            patient,
+            ids[patient_id],
+            Money(amount),
+            channel,
+            to,
+            actor,
+            older,
+            claim=True,  # the outbox entry: claimed by the request's own Sent event
         )
         request = opened[1]
         assert isinstance(request, PaymentRequest)
-        if 0 in request.due_deliveries(now):
-            request.claim_delivery(0, at=now, actor=SYSTEM)
         changed.extend(opened)
         new.append((patient_id, request))
     try:

@@ -34,7 +34,30 @@ from projections.decode import Decoder, decode_page
 
 #: stored states of older class versions, by topic: {class_version: [state, ...]}; every
 #: class with a class_version above 1 needs every older version here
-OLDER: dict[str, dict[int, list[dict[str, Any]]]] = {}
+OLDER: dict[str, dict[int, list[dict[str, Any]]]] = {
+    # version 1: no `claimed_until` (its first message claimed by a DeliveryClaimed)
+    "domain.requests:PaymentRequest.Sent": {
+        1: [
+            {
+                "originator_topic": "domain.requests:PaymentRequest",
+                "timestamp": datetime(2026, 3, 2, 15, 4, 5, 6, tzinfo=UTC),
+                "practice_id": UUID(int=2),
+                "at": datetime(2026, 3, 2, 15, 4, 5, 6, tzinfo=UTC),
+                "actor": "user:1",
+                "patient_id": UUID(int=3),
+                "amount": 12_345,
+                "channel": "sms",
+                "destination": "+15555550100",
+                "token_nonce": "00" * 16,
+                "token_hash": "ab" * 32,
+                "expires_at": datetime(2026, 3, 16, 15, 4, 5, 6, tzinfo=UTC),
+                "reminder_days": [3, 10],
+                "commlog_mode": "Text",
+                "commlog_note": "Payment request for $123.45 sent by text",
+            }
+        ]
+    }
+}
 
 
 def domain_event_classes() -> list[type]:
