@@ -16,6 +16,8 @@ is a proxy or a wrong base URL, and is the caller's to report).
 from __future__ import annotations
 
 import json
+import ssl
+import threading
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any
@@ -70,6 +72,21 @@ NOT_SENT = (
 )
 
 
+_tls: ssl.SSLContext | None = None
+_tls_lock = threading.Lock()
+
+
+def shared_tls() -> ssl.SSLContext:
+    """One TLS context (the default verification, certifi's authorities) for every PMS
+    client of this process: making one reads and parses the authorities' file, tens of
+    milliseconds of CPU, which a client per practice paid each time."""
+    global _tls
+    with _tls_lock:
+        if _tls is None:
+            _tls = httpx.create_ssl_context()
+        return _tls
+
+
 class BoundedHttp:
     def __init__(
         self,
@@ -84,7 +101,7 @@ class BoundedHttp:
         self.seconds = seconds
         self.max_bytes = max_bytes
         self.name = name
-        self._client = client or httpx.Client(follow_redirects=False)
+        self._client = client or httpx.Client(follow_redirects=False, verify=shared_tls())
 
     def request(
         self,

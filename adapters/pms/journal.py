@@ -128,6 +128,14 @@ class PracticeOutcome:
 Outcome = Finish | Release | Pause | PracticeOutcome
 
 
+#: an attempt's end (a row that is done stays done)
+FINISH_SQL = (
+    "UPDATE writeback_journal SET status = ?, pms_reference = COALESCE(?, pms_reference), "
+    "last_error = ?, outcome_unknown = ?, claimed_until = NULL, next_attempt_at = ?, "
+    "updated_at = ? WHERE id = ? AND status <> 'done'"
+)
+
+
 class Journal:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -166,6 +174,25 @@ class Journal:
         rows = self.db.query(sql + " ORDER BY position LIMIT ?", [*params, limit])
         return rows_as(JournalEntryRow, rows)
 
+    def due_practices(self, pms: str | None, limit: int, busy: Sequence[str] = ()) -> list[str]:
+        """The practices with due rows (as `due` finds them), the one whose oldest due row
+        is oldest first, leaving out `busy` ones (those a worker is writing now)."""
+        stamp = now_text()
+        sql = (
+            "SELECT practice_id, MIN(position) AS first FROM writeback_journal "
+            "WHERE status = 'pending' AND next_attempt_at <= ? "
+            "AND (claimed_until IS NULL OR claimed_until < ?)"
+        )
+        params: list[Any] = [stamp, stamp]
+        if pms:
+            sql += " AND pms = ?"
+            params.append(pms)
+        if busy:
+            sql += f" AND practice_id NOT IN ({', '.join('?' for _ in busy)})"
+            params.extend(busy)
+        rows = self.db.query(sql + " GROUP BY practice_id ORDER BY first LIMIT ?", [*params, limit])
+        return [str(r["practice_id"]) for r in rows]
+
     def pause_practice(self, practice_id: str, pms: str, until: datetime) -> None:
         """The PMS asked us to wait (Retry-After): none of the practice's rows for it
         is tried before then."""
@@ -180,38 +207,45 @@ class Journal:
         before any of their calls: each outcome is unknown until recorded. `seconds` is
         how long they are held (the attempt extends it while it works: `extend`). The
         ids taken, in order; a row another attempt holds or finished meanwhile is not."""
+        if not items:
+            return []
         stamp = now_text()
         until = now_text(datetime.now(UTC) + timedelta(seconds=seconds))
-        taken: list[str] = []
+        pairs = ", ".join("(?, ?)" for _ in items)
         with self.db.transaction() as tx:
-            for item in items:
-                tx.execute(
-                    "UPDATE writeback_journal SET claimed_until = ?, attempts = attempts + 1, "
-                    "outcome_unknown = 1, first_attempt_at = COALESCE(first_attempt_at, ?), "
-                    "updated_at = ? WHERE id = ? AND status = 'pending' AND attempts = ? "
-                    "AND (claimed_until IS NULL OR claimed_until < ?)",
-                    (until, stamp, stamp, item["id"], item["attempts"], stamp),
-                )
-                if tx.rowcount == 1:
-                    taken.append(item["id"])
-        return taken
+            rows = tx.execute(
+                "UPDATE writeback_journal SET claimed_until = ?, attempts = attempts + 1, "  # noqa: S608
+                "outcome_unknown = 1, first_attempt_at = COALESCE(first_attempt_at, ?), "
+                "updated_at = ? WHERE status = 'pending' "
+                "AND (claimed_until IS NULL OR claimed_until < ?) "
+                f"AND (id, attempts) IN ({pairs}) RETURNING id",
+                [
+                    until,
+                    stamp,
+                    stamp,
+                    stamp,
+                    *(v for item in items for v in (item["id"], item["attempts"])),
+                ],
+            )
+        claimed = {str(r["id"]) for r in rows}
+        return [item["id"] for item in items if item["id"] in claimed]
 
     def extend(self, ids: Sequence[str], seconds: float) -> list[str]:
         """Hold rows this attempt still holds (not finished, not taken over after their
         claim ran out) for `seconds` more from now; the ids still held."""
         stamp = now_text()
         until = now_text(datetime.now(UTC) + timedelta(seconds=seconds))
-        kept: list[str] = []
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
         with self.db.transaction() as tx:
-            for item_id in ids:
-                tx.execute(
-                    "UPDATE writeback_journal SET claimed_until = ? WHERE id = ? "
-                    "AND status = 'pending' AND claimed_until >= ?",
-                    (until, item_id, stamp),
-                )
-                if tx.rowcount == 1:
-                    kept.append(item_id)
-        return kept
+            rows = tx.execute(
+                "UPDATE writeback_journal SET claimed_until = ? WHERE "  # noqa: S608
+                f"id IN ({marks}) AND status = 'pending' AND claimed_until >= ? RETURNING id",
+                [until, *ids, stamp],
+            )
+        kept = {str(r["id"]) for r in rows}
+        return [item_id for item_id in ids if item_id in kept]
 
     def finish(
         self,
@@ -240,14 +274,20 @@ class Journal:
         if not outcomes:
             return
         stamp = now_text()
+        finishes: list[tuple[Any, ...]] = []
+        #: each practice's last status outcome recorded here: the same one again (same
+        #: stamp, same transaction) changes nothing, so a batch's writes record it once
+        last: dict[str, PracticeOutcome] = {}
         with self.db.transaction() as tx:
+
+            def finish_rows() -> None:  # consecutive rows' ends in one round trip
+                if finishes:
+                    tx.executemany(FINISH_SQL, finishes)
+                    finishes.clear()
+
             for outcome in outcomes:
                 if isinstance(outcome, Finish):
-                    tx.execute(
-                        "UPDATE writeback_journal SET status = ?, pms_reference = COALESCE(?, "
-                        "pms_reference), last_error = ?, outcome_unknown = ?, "
-                        "claimed_until = NULL, next_attempt_at = ?, updated_at = ? "
-                        "WHERE id = ? AND status <> 'done'",
+                    finishes.append(
                         (
                             outcome.status,
                             outcome.reference,
@@ -256,9 +296,11 @@ class Journal:
                             now_text(outcome.retry_at),
                             stamp,
                             outcome.item_id,
-                        ),
+                        )
                     )
-                elif isinstance(outcome, Release):
+                    continue
+                finish_rows()
+                if isinstance(outcome, Release):
                     tx.execute(
                         "UPDATE writeback_journal SET claimed_until = NULL, "
                         "attempts = attempts - 1, outcome_unknown = ?, first_attempt_at = ? "
@@ -272,10 +314,15 @@ class Journal:
                         "AND pms = ? AND status = 'pending' AND next_attempt_at < ?",
                         (later, outcome.practice_id, outcome.pms, later),
                     )
-                elif outcome.error is None:
-                    self._succeeded(tx, outcome.practice_id, stamp)
+                elif last.get(outcome.practice_id) == outcome:
+                    continue
                 else:
-                    self._failing(tx, outcome.practice_id, outcome.error, stamp)
+                    last[outcome.practice_id] = outcome
+                    if outcome.error is None:
+                        self._succeeded(tx, outcome.practice_id, stamp)
+                    else:
+                        self._failing(tx, outcome.practice_id, outcome.error, stamp)
+            finish_rows()
 
     def defer(self, item_id: str, seconds: float) -> None:
         """Not now, without counting an attempt (waiting for the entry it depends on)."""

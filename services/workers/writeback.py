@@ -31,7 +31,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -95,6 +96,11 @@ PARALLEL = int(os.environ.get("PAYLEDGER_WRITEBACK_PARALLEL", "32"))
 #: their outcomes recorded together after them (one transaction, not one per row)
 BATCH = int(os.environ.get("PAYLEDGER_WRITEBACK_BATCH", "20"))
 FIRST_DELAY = 30.0  # seconds; doubles with each attempt, at most an hour
+#: how many of its due rows a practice's job takes in the continuous loop (`Worker.run`)
+#: before it makes way for the practices waiting for a thread
+JOB_ROWS = int(os.environ.get("PAYLEDGER_WRITEBACK_JOB_ROWS", str(5 * BATCH)))
+#: seconds the continuous loop waits, with nothing due, before it looks again
+IDLE = 0.2
 
 
 def backoff(attempts: int, first: float = FIRST_DELAY) -> float:
@@ -427,6 +433,43 @@ class Worker:
             with ThreadPoolExecutor(min(self.parallel, len(rounds))) as pool:
                 return sum(pool.map(self.in_context(self.run_practice), rounds))
 
+    def run(self, stop: threading.Event, *, idle: float = IDLE, rows: int = JOB_ROWS) -> None:
+        """Write until `stop`: each practice with due rows gets a job of its own (its rows
+        in order, a batch at a time, at most `rows` of them), at most `parallel` jobs at
+        once (at least one). A job that ends makes way at once for the next practice with
+        due rows (the one waiting longest first), or for its own next rows: no practice
+        waits for another's batch, as a round of `run_once` waits for its slowest, and a
+        slow PMS holds only its own practice's job."""
+        running: dict[str, Future[int]] = {}
+        slots = max(1, self.parallel)
+        with self.ctx.unwaited(), ThreadPoolExecutor(slots) as pool:
+            job = self.in_context(partial_run_for(self, rows))
+            while not stop.is_set():
+                for practice_id, future in list(running.items()):
+                    if future.done():
+                        del running[practice_id]
+                        if future.exception() is not None:
+                            log.error(
+                                "writeback of practice %s failed; retrying",
+                                practice_id,
+                                exc_info=future.exception(),
+                            )
+                if len(running) < slots:
+                    try:
+                        due = self.journal.due_practices(
+                            self.pms, slots - len(running), list(running)
+                        )
+                    except Exception:
+                        log.exception("could not read the due writeback; retrying")
+                        due = []
+                    for practice_id in due:
+                        running[practice_id] = pool.submit(job, practice_id)
+                if running:
+                    wait_for(list(running.values()), timeout=idle, return_when=FIRST_COMPLETED)
+                else:
+                    stop.wait(idle)
+            wait_for(list(running.values()))
+
     def run_for(self, practice_id: str, limit: int = 100) -> int:
         """One round over one practice's due rows (the scheduler's job of that practice)."""
         with self.ctx.unwaited():
@@ -529,7 +572,7 @@ class Worker:
         into = batch or Batch(self)
         try:
             writer = self.writer_of(item, made)
-            written = self.attempt(writer, item)
+            written = self.attempt(writer, item, into)
         except PmsWriteError as error:
             found = self.read_back_at_once(writer, item, error)
             if found is None:
@@ -561,7 +604,11 @@ class Worker:
             log.warning("could not read back %s %s: %s", item["kind"], item["id"], unreadable)
             return None
 
-    def attempt(self, writer: PmsWriter, item: dict[str, Any]) -> Written | None:
+    def attempt(
+        self, writer: PmsWriter, item: dict[str, Any], batch: Batch | None = None
+    ) -> Written | None:
+        """The row's one attempt: the ledger asked first (the payment read is kept on the
+        `batch`, whose associations it then carries without reading it again)."""
         if item["kind"] == "commlog":
             commlog = self.commlog_of(item)
             if item["outcome_unknown"]:  # an earlier attempt may have written it: look
@@ -575,6 +622,8 @@ class Worker:
                 )
             return written
         ledger = self.in_ledger(item)
+        if batch is not None and ledger.payment is not None:
+            batch.read(ledger.payment)
         if ledger.posted:
             # associated already (posted by hand, matched from the inbox, or written by
             # an attempt that died before it finished the row): nothing is sent
@@ -742,6 +791,11 @@ class Worker:
             log.warning("payment %s written but not associated: %s", item["payment_id"], error)
 
 
+def partial_run_for(worker: Worker, rows: int) -> Callable[[str], int]:
+    """A practice's job of the continuous loop: up to `rows` of its due rows."""
+    return lambda practice_id: worker.run_for(practice_id, rows)
+
+
 def association(item: Mapping[str, Any]) -> tuple[UUID | None, bool, bool]:
     """Which of the payment's entries a row is: (its refund id, its void, its lost
     dispute); all empty for the payment itself."""
@@ -786,6 +840,15 @@ class Batch:
         self.writes: list[tuple[dict[str, Any], Written]] = []
         #: the rows whose outcome is kept here, not yet recorded
         self.unrecorded: set[str] = set()
+        #: the payments the batch's attempts read (their newest read), by id: the
+        #: associations are recorded on them (saved with a version check: a payment changed
+        #: since is read again, each entry on its own)
+        self.payments: dict[UUID, Payment] = {}
+
+    def read(self, payment: Payment) -> None:
+        kept = self.payments.get(payment.id)
+        if kept is None or kept.version < payment.version:
+            self.payments[payment.id] = payment
 
     def written(self, item: dict[str, Any], written: Written) -> None:
         self.writes.append((item, written))
@@ -808,7 +871,7 @@ class Batch:
             self.associate(self.writes)
         if self.outcomes:
             self.worker.journal.record(self.outcomes)
-        self.writes, self.outcomes, self.unrecorded = [], [], set()
+        self.writes, self.outcomes, self.unrecorded, self.payments = [], [], set(), {}
 
     def associate(self, writes: list[tuple[dict[str, Any], Written]]) -> None:
         """The written entries' associations, every payment of the batch in one save; on a
@@ -819,7 +882,14 @@ class Batch:
             return
         ids = list(dict.fromkeys(UUID(item["payment_id"]) for item, _ in entries))
         practice_id = UUID(entries[0][0]["practice_id"])
-        payments = ctx.get_many(Payment, ids, practice_id)
+        payments = {
+            i: self.payments[i]
+            for i in ids
+            if i in self.payments and self.payments[i].practice_id == practice_id
+        }
+        missing = [i for i in ids if i not in payments]
+        if missing:
+            payments.update(ctx.get_many(Payment, missing, practice_id))
         at = ctx.clock.now(practice_id)
         for item, written in entries:
             payment = payments.get(UUID(item["payment_id"]))

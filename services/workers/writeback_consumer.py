@@ -66,11 +66,12 @@ class WritebackConsumer:
                     intake(journal, PublishedEvent.decode(record.value), only_pms=self.pms)
 
     def work(self, stop: threading.Event) -> None:
+        """Write continuously (`Worker.run`): each practice's due rows as a job of its own,
+        up to PARALLEL at once, a practice's next job started as soon as its last ends."""
         worker = Worker(self.ctx, self.ctx.journal, self.pms, parallel=PARALLEL)
         while not stop.is_set():
             try:
-                if not worker.run_once():
-                    stop.wait(0.2)
+                worker.run(stop)
             except Exception:
                 log.exception("writeback worker failed; retrying")
                 stop.wait(1.0)

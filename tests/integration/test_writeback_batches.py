@@ -196,3 +196,47 @@ def test_outcomes_are_recorded_even_when_a_later_call_blows_up(
     assert blew is not None and blew["status"] == "pending" and blew["outcome_unknown"] == 1
     assert blew["claimed_until"] is not None
     assert untried is not None and untried["outcome_unknown"] == 1  # not known: read back
+
+
+def test_the_continuous_loop_writes_other_practices_while_a_slow_one_works(
+    make_components: ComponentsFactory, clock: PinnedClock, backend: str
+) -> None:
+    """`Worker.run` (what `payledger writeback` runs): a practice's job ending starts the
+    next at once, so entries of a fast practice that arrive while a slow practice's batch
+    is under way are written before it ends (a round of `run_once` waits for its
+    slowest practice)."""
+    ctx = make_components(backend, clock)
+    slow_practice, slow_payments = office(ctx, 3, 6000)
+    fast_practice, fast_patients = setup(ctx, "http://127.0.0.1:9/unused")
+    first = [pay(ctx, fast_practice, fast_patients[n], 7000 + n) for n in range(2)]
+    ctx.projector.catch_up()
+    slow, fast = Scripted(delay=0.5), Scripted()
+    worker = Worker(
+        ctx,
+        ctx.journal,
+        "opendental",
+        writers={str(slow_practice.id): slow, str(fast_practice.id): fast},
+        parallel=2,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"idle": 0.01})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(fast.calls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        later = [pay(ctx, fast_practice, fast_patients[n], 7100 + n) for n in range(2)]
+        ctx.projector.catch_up()
+        while (len(fast.calls) < 4 or len(slow.calls) < 3) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+    assert not thread.is_alive()
+    assert fast.calls == [str(p.id) for p in first + later]
+    assert slow.calls == [str(p.id) for p in slow_payments]
+    # the fast practice's later entries were written while the slow batch was under way
+    assert fast.answered[-1] < slow.answered[-1]
+    for payment in first + later + slow_payments:
+        row = ctx.journal.get(str(payment.id))
+        assert row is not None and row["status"] == "done" and row["attempts"] == 1
