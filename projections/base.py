@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+import orjson
+
 from adapters.clock import iso as clock_iso  # times are stored in one format, defined there
 from adapters.sql import Tx
 
@@ -102,4 +104,45 @@ def parse_iso(text: str) -> datetime:
 
 
 def dumps(value: Any) -> str:
-    return _ENCODER.encode(jsonable(value))  # json.dumps(..., separators, sort_keys)
+    """`json.dumps(jsonable(value), separators=(",", ":"), sort_keys=True)`: by orjson
+    where that is the same text (no float, every integer within 64 bits, all ASCII but
+    DEL, text keys), else by `json`."""
+    plain = _plain(value)
+    if plain is not _NOT_PLAIN:
+        try:
+            text = orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # an integer beyond 64 bits
+            pass
+        else:
+            if text.isascii() and b"\x7f" not in text:  # `json` escapes DEL and beyond
+                return text.decode()
+    return _ENCODER.encode(jsonable(value))
+
+
+_NOT_PLAIN = object()
+
+
+def _plain(value: Any) -> Any:
+    """`jsonable(value)`, or `_NOT_PLAIN` where it holds a float (orjson spells some
+    floats otherwise) or a key that is not text."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                return _NOT_PLAIN
+            item = _plain(v)
+            if item is _NOT_PLAIN:
+                return _NOT_PLAIN
+            out[k] = item
+        return out
+    if kind is list or kind is tuple:
+        items = [_plain(v) for v in value]
+        return _NOT_PLAIN if any(v is _NOT_PLAIN for v in items) else items
+    if isinstance(value, float):
+        return _NOT_PLAIN
+    if isinstance(value, dict | list | tuple | str | int):  # a subclass: as `jsonable`
+        return _NOT_PLAIN
+    return jsonable(value)

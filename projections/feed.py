@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from hashlib import sha1
 from typing import Any, TypedDict
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -19,8 +20,37 @@ def event_id(aggregate_id: UUID, version: int) -> UUID:
     return uuid5(NAMESPACE_URL, f"payledger:event:{aggregate_id}:{version}")
 
 
+_URL = NAMESPACE_URL.bytes
+
+
+def event_id_text(aggregate: str, version: int) -> str:
+    """`str(event_id(UUID(aggregate), version))`, without the two UUID objects (uuid5:
+    the name's SHA-1 in the URL namespace, its version and variant bits set)."""
+    name = f"payledger:event:{aggregate}:{version}".encode()
+    digest = bytearray(sha1(_URL + name, usedforsecurity=False).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_TEXTS: dict[UUID, str] = {}
+
+
+def practice_text(practice_id: UUID) -> str:
+    """`str(practice_id)`, kept (a few practices, many events each)."""
+    found = _TEXTS.get(practice_id)
+    if found is None:
+        if len(_TEXTS) >= 10_000:
+            _TEXTS.clear()
+        found = _TEXTS[practice_id] = str(practice_id)
+    return found
+
+
 class EventFeed(Projection):
     name = "event_feed"
+    #: a row per event of a practice's aggregate, from that event alone (projections/rebuild.py)
+    per_practice = True
     tables = ("event_feed",)
     ddl = (
         """CREATE TABLE IF NOT EXISTS event_feed (
@@ -47,16 +77,20 @@ class EventFeed(Projection):
         actor = data.pop("actor")
         for name in PRIVATE_FIELDS:
             data.pop(name, None)
+        aggregate = str(event.originator_id)
+        version = event.originator_version
         tx.execute(
             "INSERT INTO event_feed (position, practice_id, event_id, type, aggregate_id, "
             "aggregate_version, occurred_at, actor, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 position,
-                str(practice_id),
-                str(event_id(event.originator_id, event.originator_version)),
+                practice_text(practice_id) if type(practice_id) is UUID else str(practice_id),
+                event_id_text(aggregate, version)
+                if type(event.originator_id) is UUID
+                else str(event_id(event.originator_id, version)),
                 event_type(event),
-                str(event.originator_id),
-                event.originator_version,
+                aggregate,
+                version,
                 iso(occurred_at),
                 actor,
                 dumps(data),

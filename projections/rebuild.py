@@ -22,11 +22,13 @@ install, then finds its position moved and reads again, from the installed posit
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import re
 import sqlite3
 import traceback
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -35,14 +37,17 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any, NamedTuple
 
+import orjson
 from eventsourcing.persistence import IntegrityError
 from psycopg.rows import tuple_row
 
 from adapters.reads import Reads
 from adapters.sql import Database, Tx
 from adapters.store import EventStore
+from domain.base import LedgerAggregate
 from projections.base import Projection
-from projections.decode import decode_page
+from projections.decode import decode_page, decoder
+from projections.feed import PRIVATE_FIELDS
 from projections.receivables import SORTABLE
 
 PAGE = 1000
@@ -155,6 +160,23 @@ def holdable(sql: str) -> bool:
     return sql.lstrip()[:6].upper() in HELD and "RETURNING" not in sql.upper()
 
 
+_WRITTEN = re.compile(r"\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.I)
+_WORD = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=4096)
+def words(sql: str) -> frozenset[str]:
+    """Every name a statement mentions (a superset of the tables it reads or writes)."""
+    return frozenset(word.lower() for word in _WORD.findall(sql))
+
+
+@lru_cache(maxsize=4096)
+def written(sql: str) -> str | None:
+    """The table a write statement writes."""
+    found = _WRITTEN.match(sql)
+    return found.group(1).lower() if found else None
+
+
 class ScratchTx(Tx):
     """A page's transaction on the scratch database, as `Tx` to the handlers (a read sees
     every write before it, in order; `rowcount` is the last statement's; an integrity
@@ -163,9 +185,13 @@ class ScratchTx(Tx):
     when a statement that returns something comes, or at the end of the page (as
     `PipelinedTx` does on PostgreSQL). It keeps the page's values (`page_memo`)."""
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
+    def __init__(self, cursor: sqlite3.Cursor, tables: Iterable[str] = ()) -> None:
         super().__init__(cursor, postgres=False)
         self._held: list[tuple[str, Sequence[Any]]] = []
+        #: the tables the held writes write
+        self._held_tables: set[str] = set()
+        #: the scratch's tables: a write that names one besides its own is sent at once
+        self._tables = frozenset(t.lower() for t in tables)
         self.memo: dict[Any, Any] = {}
 
     @property  # type: ignore[override]
@@ -179,10 +205,14 @@ class ScratchTx(Tx):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         if holdable(sql):
-            self._held.append((sql, params))
-            return []
-        if self._held:
-            self.flush()
+            table = written(sql)
+            if table is not None and not (words(sql) & self._tables) - {table}:
+                self._held.append((sql, params))
+                self._held_tables.add(table)
+                return []
+            self.flush()  # it reads another table: sent after what is held, at once
+        elif self._held and words(sql) & self._held_tables:
+            self.flush()  # it reads a table a held write writes
         cursor = self._cursor
         try:
             cursor.execute(sql, params)
@@ -206,6 +236,14 @@ class ScratchTx(Tx):
         if not held:
             return
         last = held.pop() if last_alone else None
+        if len(self._held_tables) > 1:
+            # the writes of different tables do not touch each other's rows: each table's
+            # in their order, so that longer runs of one statement go at once
+            by_table: dict[str | None, list[tuple[str, Sequence[Any]]]] = {}
+            for write in held:
+                by_table.setdefault(written(write[0]), []).append(write)
+            held = [write for writes in by_table.values() for write in writes]
+        self._held_tables = set()
         cursor = self._cursor
         try:
             start = 0
@@ -239,9 +277,12 @@ class Scratch:
         self.db = Database(self, postgres=False)
         self.projections = list(projections)
         self.attached: dict[str, str] = {}
+        #: the schemas of the other shares of the practices (`attach_share`)
+        self.shares: list[str] = []
         self.folder: TemporaryDirectory[str] | None = None
         #: the index statements the build goes without, made by `indexed`
         self.deferred: list[str] = []
+        self.tables = [table for projection in self.projections for table in projection.tables]
         with self.db.transaction() as tx:
             for projection in self.projections:
                 for statement in projection.ddl:
@@ -291,7 +332,7 @@ class Scratch:
         # view by view: a view's handlers touch its own tables only (so the views can be
         # built apart, `build`), and a run of the same write goes to SQLite at once
         with self.transaction(commit=True) as cursor:
-            tx = ScratchTx(cursor)
+            tx = ScratchTx(cursor, self.tables)
             for projection in self.projections:
                 tx.memo = {}  # a view's own, as each runner's page on PostgreSQL
                 process = projection.process
@@ -311,13 +352,31 @@ class Scratch:
             for table in projection.tables:
                 self.attached[table] = schema
 
+    def attach_share(self, path: Path) -> None:
+        """Attach a database file holding every view's tables for a share of the practices
+        (built by a worker, `build_by_practice`): `rows` reads them from there too."""
+        schema = f"s{len(self.shares)}"
+        self.connection.execute(f"ATTACH DATABASE ? AS {schema}", (str(path),))
+        self.shares.append(schema)
+
     def rows(self, table: str) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
-        """A table's column names and its rows as plain tuples, streamed."""
+        """A table's column names and its rows as plain tuples (of every share), streamed."""
         cursor = self.connection.cursor()
         cursor.row_factory = None
         where = f"{self.attached[table]}.{table}" if table in self.attached else table
         cursor.execute(f"SELECT * FROM {where}")  # noqa: S608 (the projection's own table)
-        return [c[0] for c in cursor.description], iter(cursor)
+        columns = [c[0] for c in cursor.description]
+        if not self.shares:
+            return columns, iter(cursor)
+        names = ", ".join(columns)
+        others = []
+        for schema in self.shares:
+            other = self.connection.cursor()
+            other.row_factory = None
+            # the same columns by name, in this table's order
+            other.execute(f"SELECT {names} FROM {schema}.{table}")  # noqa: S608
+            others.append(other)
+        return columns, itertools.chain(cursor, *others)
 
     def close(self) -> None:
         self.connection.close()
@@ -343,6 +402,8 @@ def build(
     more, else this one alone)."""
     if workers is None:
         workers = (os.cpu_count() or 1) if stop >= PARALLEL_FROM else 1
+    if workers > 1 and by_practice(store, projections):
+        return build_by_practice(store, projections, stop, workers, progress)
     shares = split(projections, workers)
     if len(shares) > 1:
         return build_in_parallel(store, shares, stop, progress)
@@ -355,6 +416,117 @@ def build(
     except BaseException:
         scratch.close()
         raise
+    return scratch
+
+
+def per_practice(projection: Projection) -> bool:
+    """Every row of the view depends on the events of one practice only: its handlers are
+    the events of the practices' aggregates (each holds its practice) and keep each
+    practice's rows apart (no view in `all_projections` keys a row across practices: their
+    keys are the aggregates' ids, or made of them, or positions); the event feed, which
+    takes every event of a practice's aggregate as it is, says so itself."""
+    if getattr(projection, "per_practice", False):
+        return True
+    handlers = type(projection)._handlers
+    return (
+        type(projection).process is Projection.process
+        and bool(handlers)
+        and all(issubclass(cls, LedgerAggregate.Event) for cls in handlers)
+    )
+
+
+def by_practice(store: EventStore, projections: Sequence[Projection]) -> bool:
+    """The views can be built a share of the practices at a time: each is `per_practice`
+    and the stored events say their practice without decoding (no cipher or compressor)."""
+    return decoder(store.mapper).fast and all(per_practice(p) for p in projections)
+
+
+class Router:
+    """Which of `shares` builds a stored event: its practice's (the practices are dealt out
+    in the order they first appear; an aggregate's events all have its practice, read
+    from its first event's JSON)."""
+
+    def __init__(self, mapper: Any, shares: int) -> None:
+        self.mapper = mapper
+        self.shares = shares
+        self.practices: dict[Any, int] = {}
+        self.aggregates: dict[Any, int] = {}
+
+    def share(self, record: Any) -> int:
+        found = self.aggregates.get(record.originator_id)
+        if found is not None:
+            return found
+        practice = self.practice(record)
+        share = self.practices.get(practice)
+        if share is None:
+            share = self.practices[practice] = len(self.practices) % self.shares
+        self.aggregates[record.originator_id] = share
+        return share
+
+    def practice(self, record: Any) -> Any:
+        try:
+            state = orjson.loads(record.state)
+        except orjson.JSONDecodeError:
+            state = None
+        if type(state) is dict and "practice_id" in state:
+            found = state["practice_id"]
+            return found if type(found) is str else orjson.dumps(found, option=orjson.OPT_SORT_KEYS)
+        event = decode_page(self.mapper, [record])[0][1]  # what orjson does not read
+        return str(getattr(event, "practice_id", None))
+
+
+def build_by_practice(
+    store: EventStore,
+    projections: Sequence[Projection],
+    stop: int,
+    workers: int,
+    progress: Progress | None,
+) -> Scratch:
+    """Every view built by `workers` processes, each for its share of the practices
+    (`Router`): this one reads the log, hands every other share's records to its forked
+    worker through a pipe and builds its own share; the workers' databases are attached
+    to this one's `Scratch`, whose `rows` gives every share's rows of a table."""
+    context = multiprocessing.get_context("fork")
+    scratch = Scratch(projections)
+    scratch.folder = TemporaryDirectory(prefix="payledger-build-")
+    router = Router(store.mapper, workers)
+    pipes = []
+    try:
+        for number in range(1, workers):
+            mine, theirs = context.Pipe()
+            path = Path(scratch.folder.name) / f"{number}.sqlite"
+            process = context.Process(
+                target=work, args=(theirs, store.mapper, projections, path), daemon=True
+            )
+            process.start()
+            theirs.close()
+            pipes.append((process, mine, path))
+        share = router.share
+        for records in raw_pages(store, 0, stop):
+            parts: list[list[Any]] = [[] for _ in range(workers)]
+            for record in records:
+                parts[share(record)].append(record)
+            for (_, pipe, _), part in zip(pipes, parts[1:], strict=True):
+                if part:
+                    hand(pipe, projections, part)
+            if parts[0]:
+                scratch.apply(decode_page(store.mapper, parts[0]))
+            if progress:
+                progress(records[-1].id, stop)
+        for process, pipe, path in pipes:
+            hand(pipe, projections, None)
+            answer(pipe, projections)
+            process.join()
+            scratch.attach_share(path)
+    except BaseException:
+        scratch.close()
+        raise
+    finally:
+        for process, pipe, _ in pipes:
+            pipe.close()
+            if process.is_alive():
+                process.kill()
+            process.join()
     return scratch
 
 
@@ -451,6 +623,75 @@ def work(pipe: Connection, mapper: Any, projections: Sequence[Projection], path:
         pipe.close()
 
 
+#: the checksums of the views `install` put in place, by database (its datastore): each
+#: view's (position, the tracking row's version) when installed, and its summary
+INSTALLED: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[int, str], dict[str, Any]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def stamps(tx: Tx) -> dict[str, tuple[int, str]]:
+    """PostgreSQL: each view's position and the version of its tracking row (`xmin`: the
+    transaction that wrote it last; every write to a view moves its row)."""
+    rows = tx.execute("SELECT name, position, xmin::text AS stamp FROM projection_tracking")
+    return {str(r["name"]): (int(r["position"]), str(r["stamp"])) for r in rows}
+
+
+def installed_checksums(
+    db: Database, projections: Sequence[Projection]
+) -> dict[str, dict[str, Any]] | None:
+    """The checksums `install` computed from the rows it copied into `db` (PostgreSQL),
+    when no view moved since (its tracking row unchanged), each given once; else None."""
+    if not db.postgres:
+        return None
+    kept = INSTALLED.get(getattr(db, "_datastore", db))
+    if not kept or any(p.name not in kept for p in projections):
+        return None
+    with db.reading() as tx:
+        now = stamps(tx)
+    if any(now.get(p.name) != kept[p.name][0] for p in projections):
+        return None
+    return {p.name: {**kept.pop(p.name)[1], "position": now[p.name][0]} for p in projections}
+
+
+def row_line(columns: Sequence[str]) -> Callable[[tuple[Any, ...]], str]:
+    """A scratch row (a tuple of `columns`) as `replay.row_text` puts it (canonical JSON),
+    by orjson where every value is text, an integer or NULL (the same text: the scratch
+    has no other values but for a rare one, which goes to `row_text`)."""
+    from projections.replay import row_text  # replay builds on this module
+
+    names = list(columns)
+    plain = (str, int, type(None))
+    dumps = orjson.dumps
+    option = orjson.OPT_SORT_KEYS
+    private = [c for c in columns if c in PRIVATE_FIELDS]
+
+    def line(row: tuple[Any, ...]) -> str:
+        values = dict(zip(names, row, strict=True))
+        for name in private:
+            del values[name]
+        for value in row:
+            if type(value) not in plain:
+                return row_text(values)
+        try:
+            return dumps(values, option=option).decode()
+        except TypeError:  # an integer beyond 64 bits
+            return row_text(values)
+
+    return line
+
+
+def noted(
+    columns: Sequence[str], rows: Iterator[tuple[Any, ...]], lines: list[str]
+) -> Iterator[tuple[Any, ...]]:
+    """The rows, each also put in `lines` as its checksum's line."""
+    line = row_line(columns)
+    append = lines.append
+    for row in rows:
+        append(line(row))
+        yield row
+
+
 def install(
     db: Database,
     scratch: Scratch,
@@ -459,7 +700,12 @@ def install(
     schemas: dict[str, str],
 ) -> None:
     """Replace the views' tables in `db` by the rows built in `scratch` and set their
-    tracking positions to `position`, in one transaction."""
+    tracking positions to `position`, in one transaction. On PostgreSQL each view's
+    checksum is computed from the rows as they are copied (`installed_checksums`: the
+    checksum the live tables give, without reading them back)."""
+    from projections.replay import ViewRows, summary  # replay builds on this module
+
+    checksums: dict[str, dict[str, Any]] = {}
     with db.transaction() as tx:
         for projection in projections:
             # the tracking row first: a runner's compare-and-set waits for this transaction
@@ -475,15 +721,29 @@ def install(
             for statement in projection.ddl:
                 if is_table(statement):
                     tx.execute(statement)
+            lines: dict[str, list[str]] = {}
             for table in projection.tables:
                 columns, rows = scratch.rows(table)
+                if db.postgres:
+                    rows = noted(columns, rows, lines.setdefault(table, []))
                 copy_rows(tx, db.postgres, table, columns, rows)
+            if db.postgres:
+                for table_lines in lines.values():
+                    table_lines.sort()
+                checksums[projection.name] = summary(ViewRows(projection.name, lines))
+                del lines
             for statement in projection.ddl:
                 if not is_table(statement):
                     tx.execute(statement)
             if db.postgres:  # the planner's statistics, before the first query plans with none
                 for table in projection.tables:
                     tx.execute(f"ANALYZE {table}")
+        if db.postgres:
+            now = stamps(tx)
+            installed = {name: (now[name], checksums[name]) for name in checksums}
+    if db.postgres:
+        key = getattr(db, "_datastore", db)
+        INSTALLED.setdefault(key, {}).update(installed)
 
 
 def copy_rows(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, TypedDict
 from uuid import UUID
 
@@ -191,6 +192,7 @@ class Receivables(Projection):
     @handles(Practice.Created)
     def practice(self, tx: Tx, e: Practice.Created, position: int) -> None:
         forget(tx, ("ar_zone", str(e.practice_id)))
+        forget(tx, ("ar_writes_back", str(e.practice_id)))
         tx.execute(
             "INSERT INTO ar_zones (practice_id, timezone, pms, auto_writeback, writes_back) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -210,6 +212,7 @@ class Receivables(Projection):
         row = tx.one("SELECT * FROM ar_zones WHERE practice_id = ?", (str(e.practice_id),))
         if row is None:
             return
+        forget(tx, ("ar_writes_back", str(e.practice_id)))
         pms = str(e.changes.get("pms", row["pms"]))
         auto = bool(e.changes.get("auto_writeback", row["auto_writeback"]))
         tx.execute(
@@ -462,6 +465,17 @@ def practice_zone(tx: Tx, practice_id: str) -> str:
     return str(remembered(tx, ("ar_zone", practice_id), load))
 
 
+def practice_writes_back(tx: Tx, practice_id: str) -> int:
+    """1 when the practice's payments reach its PMS by the automatic writeback; read once
+    per page where the page's transaction keeps values (its settings handler forgets it)."""
+
+    def load() -> int:
+        row = tx.one("SELECT writes_back FROM ar_zones WHERE practice_id = ?", (practice_id,))
+        return int(row["writes_back"]) if row else 0
+
+    return int(remembered(tx, ("ar_writes_back", practice_id), load))
+
+
 def add_movement(tx: Tx, e: Any, marker: str, amount: int) -> None:
     """A payment (positive), refund or void (negative) of a patient's family."""
     payment_id = str(e.originator_id)
@@ -481,9 +495,7 @@ def add_movement(tx: Tx, e: Any, marker: str, amount: int) -> None:
         patient = payment["patient_id"] if payment else None
     if guarantor is None:
         return
-    practice = tx.one(
-        "SELECT writes_back FROM ar_zones WHERE practice_id = ?", (str(e.practice_id),)
-    )
+    practice_id = str(e.practice_id)
     tx.execute(
         "INSERT INTO ar_movements (id, practice_id, guarantor_id, payment_id, amount, at, "
         "written_back, patient_id, day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -495,9 +507,9 @@ def add_movement(tx: Tx, e: Any, marker: str, amount: int) -> None:
             payment_id,
             amount,
             iso(e.at),
-            int(practice["writes_back"]) if practice else 0,
+            practice_writes_back(tx, practice_id),
             patient,
-            local_date(e.at, practice_zone(tx, str(e.practice_id))).isoformat(),
+            local_date(e.at, practice_zone(tx, practice_id)).isoformat(),
         ),
     )
     refresh_live(tx, guarantor)
@@ -535,12 +547,21 @@ def refresh_live(tx: Tx, guarantor_id: str) -> None:
         (guarantor_id, as_of, as_of),
     )
     collected = int(pending["n"]) if pending else 0
-    live = live_balance(Balance.from_event_data(json.loads(row["snapshot"])), collected)
-    sets = ", ".join(f"{c} = ?" for c in MONEY_COLUMNS)
-    tx.execute(
-        f"UPDATE ar_patients SET {sets}, collected_since = ? WHERE id = ?",  # noqa: S608
-        (*(getattr(live, c) for c in MONEY_COLUMNS), collected, guarantor_id),
-    )
+    tx.execute(LIVE_UPDATE, (*live_columns(row["snapshot"], collected), collected, guarantor_id))
+
+
+LIVE_UPDATE = (
+    f"UPDATE ar_patients SET {', '.join(f'{c} = ?' for c in MONEY_COLUMNS)}, "  # noqa: S608
+    "collected_since = ? WHERE id = ?"
+)
+
+
+@lru_cache(maxsize=4096)
+def live_columns(snapshot: str, collected: int) -> tuple[int, ...]:
+    """The money columns of a snapshot (its JSON) less what was collected since (the same
+    snapshots and sums recur: kept)."""
+    live = live_balance(Balance.from_event_data(json.loads(snapshot)), collected)
+    return tuple(getattr(live, c) for c in MONEY_COLUMNS)
 
 
 def confirm_snapshots(tx: Tx, practice_id: str, read_at: str) -> None:

@@ -141,7 +141,13 @@ def live_checksums(
     db: Database, projections: Sequence[Projection], practice_id: UUID | None = None
 ) -> dict[str, dict[str, Any]]:
     """Each view's checksum, row count and the position it is at (the read is repeated
-    when a view moved while it was read)."""
+    when a view moved while it was read). Right after a rebuild on PostgreSQL, those the
+    rebuild computed from the rows it copied in (`bulk.installed_checksums`: the same
+    rows, when no view moved since)."""
+    if practice_id is None:
+        installed = bulk.installed_checksums(db, projections)
+        if installed is not None:
+            return installed
     while True:
         before = positions(db)
         # one view's rows at a time: only their checksum and count are kept

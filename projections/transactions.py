@@ -225,18 +225,26 @@ class Transactions(Projection):
         assert found is not None  # one row, of NULLs when nothing is found
         timezone = str(found["timezone"] or "UTC")
         captured = isinstance(e, Payment.Captured)
+        status = Status.APPROVED if captured else Status.DECLINED
+        # what needs posting, from the row as written (a new payment: not posted, no
+        # refunds, no void, no dispute), without reading it back (as `refresh_posting`)
+        entries = ledger_entries(
+            payment_id=str(e.originator_id), status=status, amount=e.amount, payment_posted=False
+        )
+        unposted = needs_posting(entries)
         tx.execute(
             "INSERT INTO transactions (id, practice_id, occurred_at, local_date, amount, status, "
             "method, terminal_id, card_brand, card_last4, transaction_id, decline_reason, "
-            "patient_id, patient_name, request_id, association, batch_date, settles_at, actor) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'unassociated', ?, ?, ?)",
+            "patient_id, patient_name, request_id, association, batch_date, settles_at, actor, "
+            "unposted, unposted_count) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 str(e.originator_id),
                 str(e.practice_id),
                 iso(e.at),
                 local_date(e.at, timezone).isoformat(),
                 e.amount,
-                Status.APPROVED if captured else Status.DECLINED,
+                status,
                 e.method,
                 e.terminal_id,
                 e.card_brand,
@@ -246,12 +254,14 @@ class Transactions(Projection):
                 str(e.patient_id) if e.patient_id else None,
                 found["name"],
                 str(e.request_id) if e.request_id else None,
+                association_of(entries).value,
                 e.batch_date if isinstance(e, Payment.Captured) else None,
                 iso(e.settles_at) if isinstance(e, Payment.Captured) else None,
                 e.actor,
+                json.dumps([entry.as_dict() for entry in unposted]),
+                len(unposted),
             ),
         )
-        refresh_posting(tx, str(e.originator_id))
 
     @handles(Payment.Voided)
     def voided(self, tx: Tx, e: Payment.Voided, position: int) -> None:
