@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypedDict
 from uuid import UUID
 
@@ -22,6 +23,17 @@ UPSERT_STATUS = (
 UPSERT_COUNTED = UPSERT_STATUS + (
     ", attempts = excluded.attempts, last_error = excluded.last_error"
 )
+
+
+@lru_cache(maxsize=64)
+def _reminder_text(days: tuple[int, ...]) -> str:
+    return json.dumps(list(days))
+
+
+def reminder_text(days: list[int]) -> str:
+    """The request's reminder days as the view keeps them (JSON; a practice has one
+    setting, so the text is made once)."""
+    return _reminder_text(tuple(days))
 
 
 def request_zone(tx: Tx, practice_id: UUID) -> str:
@@ -137,10 +149,17 @@ class PaymentRequests(Projection):
 
     @handles(PaymentRequest.Sent)
     def sent(self, tx: Tx, e: PaymentRequest.Sent, position: int) -> None:
-        zone = remembered(  # once per page: a practice's zone is written when it is created
-            tx, ("request_zone", str(e.practice_id)), lambda: request_zone(tx, e.practice_id)
+        practice_id, request_id, patient_id = (
+            str(e.practice_id),
+            str(e.originator_id),
+            str(e.patient_id),
         )
-        first_reminder = iso(e.at + timedelta(days=e.reminder_days[0])) if e.reminder_days else None
+        zone = remembered(  # once per page: a practice's zone is written when it is created
+            tx, ("request_zone", practice_id), lambda: request_zone(tx, e.practice_id)
+        )
+        at = e.at
+        days = e.reminder_days
+        first_reminder = iso(at + timedelta(days=days[0])) if days else None
         tx.execute(
             "INSERT INTO payment_requests (id, practice_id, patient_id, patient_name, "
             "requested_date, sent_at, sender, amount, status, channel, destination, token_hash, "
@@ -148,19 +167,19 @@ class PaymentRequests(Projection):
             "VALUES (?, ?, ?, (SELECT name FROM request_patients WHERE id = ?), ?, ?, ?, ?, "
             "'requested', ?, ?, ?, ?, ?, ?)",  # the patient's name read by the insert itself
             (
-                str(e.originator_id),
-                str(e.practice_id),
-                str(e.patient_id),
-                str(e.patient_id),
-                local_date(e.at, zone).isoformat(),
-                iso(e.at),
+                request_id,
+                practice_id,
+                patient_id,
+                patient_id,
+                local_date(at, zone).isoformat(),
+                iso(at),
                 e.actor,
                 e.amount,
                 e.channel,
                 e.destination,
                 e.token_hash,
                 iso(e.expires_at),
-                json.dumps(e.reminder_days),
+                reminder_text(days),
                 first_reminder,
             ),
         )
@@ -170,11 +189,11 @@ class PaymentRequests(Projection):
         tx.execute(
             UPSERT_COUNTED,
             (
-                str(e.originator_id),
+                request_id,
                 0,
-                str(e.practice_id),
+                practice_id,
                 "pending",
-                iso(claimed if claimed is not None else e.at),
+                iso(claimed if claimed is not None else at),
                 1 if claimed is not None else 0,
                 None,
             ),
@@ -191,16 +210,17 @@ class PaymentRequests(Projection):
         attempts: int | None = None,
         error: str | None = None,
     ) -> None:
+        request = str(request_id)
         tx.execute(
             UPSERT_COUNTED if attempts is not None else UPSERT_STATUS,
-            (str(request_id), number, str(practice_id), status, next_at, attempts or 0, error),
+            (request, number, str(practice_id), status, next_at, attempts or 0, error),
         )
         tx.execute(  # the request's overall delivery status: failed, else pending, else sent
             "UPDATE payment_requests SET delivery_status = (SELECT CASE "
             "WHEN SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) > 0 THEN 'failed' "
             "WHEN SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) > 0 THEN 'pending' "
             "ELSE 'sent' END FROM payment_request_messages WHERE request_id = ?) WHERE id = ?",
-            (str(request_id), str(request_id)),
+            (request, request),
         )
 
     @handles(PaymentRequest.Reminded)
