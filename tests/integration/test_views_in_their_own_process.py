@@ -1,6 +1,9 @@
 """Production runs the views' runners in processes of their own (`payledger projections
 run`, compose.yaml's `views` service); the API processes (PAYLEDGER_RUN_VIEWS=0) apply
-nothing themselves, and a command still answers after the views show its result."""
+their own commands' events inline (views at the head) and run no runner; what is left
+behind (events of processes that do not apply views inline, such as the Kafka workers)
+is the runner processes', and a command still answers after the views show its
+result."""
 
 from __future__ import annotations
 
@@ -87,9 +90,12 @@ def test_a_command_shows_its_result_once_the_runner_process_applied_it(
 ) -> None:
     ctx = api_process
     assert ctx.projector.elsewhere and not ctx.projector.running
+    # events saved without the views inline (as the Kafka workers save them)
+    ctx.store.ledger_recorder.inline = None
     practice = new_practice(ctx, "Split Dental")
+    ctx.store.ledger_recorder.inline = ctx.projector.apply_inline
     # no runner process is up: the command waited its bound, and the API process applied
-    # nothing itself
+    # nothing itself (its views were not at the head: behind, they are the runners')
     assert not ctx.projector.wait_for(ctx.store.last_position(), bound=0.1)
     assert ctx.projector.positions() == {p.name: 0 for p in ctx.projector.projections}
 
@@ -133,6 +139,7 @@ def test_runner_processes_split_by_role(
     stopped: list[subprocess.Popen[bytes]],
 ) -> None:
     ctx = api_process
+    ctx.store.ledger_recorder.inline = None  # saved as the Kafka workers save: no views
     new_practice(ctx, "Work Only Dental")
     last = ctx.store.last_position()
     stopped.append(start_runners(postgres_url, tmp_path / "proc", tmp_path / "work.log", "work"))
@@ -152,6 +159,34 @@ def test_runner_processes_split_by_role(
     )
     # the display views belong to another process, which is not running
     assert all(positions[p.name] == 0 for p in ctx.projector.projections if p.role == "view")
+
+
+def test_an_api_process_applies_its_own_commands_inline(api_process: Components) -> None:
+    """With no runner process up, an API process's command shows at once: its events were
+    applied to the views at the head in the transaction that saved them."""
+    ctx = api_process
+    practice = new_practice(ctx, "Inline Dental")
+    payment = collect_payment(
+        ctx,
+        practice_id=practice.id,
+        amount=4200,
+        method=Method.VIRTUAL_TERMINAL,
+        card=CARD,
+        actor="user:test",
+    )
+    last = ctx.store.last_position()
+    assert ctx.projector.positions() == {p.name: last for p in ctx.projector.projections}
+    rows = ctx.reads(
+        list_transactions,
+        practice.id,
+        date_from="2026-03-01",
+        date_to="2026-03-31",
+        association=None,
+        patient_id=None,
+        after=None,
+        limit=10,
+    )
+    assert [(r["id"], r["amount"]) for r in rows] == [(str(payment.id), 4200)]
 
 
 def test_settings_read_the_switch() -> None:

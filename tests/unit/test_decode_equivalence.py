@@ -201,16 +201,16 @@ def test_the_fast_decode_makes_the_events_the_mapper_makes(cls: type, store: Eve
     check()
 
 
-@pytest.mark.parametrize(
-    "topic, version, state",
-    [(t, v, s) for t, versions in OLDER.items() for v, states in versions.items() for s in states],
-)
-def test_older_class_versions_are_upcast_alike(
-    topic: str, version: int, state: dict[str, Any], store: EventStore
-) -> None:
-    encoded = store.mapper.transcoder.encode({**state, "class_version": version})
-    stored = StoredEvent(UUID(int=1), 1, topic, encoded)
-    same(store.mapper.to_domain_event(stored), Decoder(store.mapper).decode(stored))
+def test_older_class_versions_are_upcast_alike(store: EventStore) -> None:
+    """Every older stored form (OLDER) decodes as the mapper upcasts it. One test over
+    all of them, not one per form: with no upcast in the domain yet, a parametrised test
+    would be skipped, and nothing is skipped in CI."""
+    for topic, versions in OLDER.items():
+        for version, states in versions.items():
+            for state in states:
+                encoded = store.mapper.transcoder.encode({**state, "class_version": version})
+                stored = StoredEvent(UUID(int=1), 1, topic, encoded)
+                same(store.mapper.to_domain_event(stored), Decoder(store.mapper).decode(stored))
 
 
 def test_records_the_fast_path_cannot_read_go_to_the_mapper(store: EventStore) -> None:
