@@ -40,6 +40,8 @@ log = logging.getLogger("payledger.cache")
 T = TypeVar("T")
 #: entries kept at most (a server holds a few practices and their users)
 MAX_ENTRIES = 10_000
+#: how long the listener waits for a notification before it looks whether to stop
+LISTEN_SLICE = 0.05
 
 
 class AggregateCache:
@@ -134,7 +136,7 @@ class ChangeFeed:
                     self._cache.set_live(True)
                     pause = 0.1
                     while not self._stop.is_set():
-                        for notify in conn.notifies(timeout=1.0):
+                        for notify in conn.notifies(timeout=LISTEN_SLICE):
                             self._apply(notify.payload)
             except Exception as error:
                 if self._stop.is_set():
