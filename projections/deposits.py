@@ -211,13 +211,9 @@ class Deposits(Projection):
                 iso(e.at),
             ),
         )
+        sources = line_sources(tx, [source_of(line) for line in lines])
         for number, line in enumerate(lines, start=1):
-            source_id = line["refund_id"] if line["kind"] == "refund" else line["payment_id"]
-            source = tx.one(
-                "SELECT s.*, p.name AS patient_name FROM deposit_sources s "
-                "LEFT JOIN deposit_patients p ON p.id = s.patient_id WHERE s.id = ?",
-                (str(source_id),),
-            )
+            source = sources.get(source_of(line))
             assert source is not None, "a deposit line follows its payment or refund"
             amount, fee = int(str(line["amount"])), int(str(line["fee_amount"]))
             tx.execute(
@@ -327,6 +323,33 @@ class Deposits(Projection):
             "WHERE id = ?",
             (e.payout_id, f"{e.failure_code}: {e.failure_message}", str(e.originator_id)),
         )
+
+
+#: deposit lines' sources read per statement
+SOURCES_AT_ONCE = 500
+
+
+def source_of(line: Any) -> str:
+    """The id of what a deposit line pays out: its refund's, else its payment's."""
+    return str(line["refund_id"] if line["kind"] == "refund" else line["payment_id"])
+
+
+def line_sources(tx: Tx, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The deposit lines' sources with their patients' names, by id (a few statements for
+    a deposit's lines, not one a line)."""
+    found: dict[str, dict[str, Any]] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), SOURCES_AT_ONCE):
+        chunk = unique[start : start + SOURCES_AT_ONCE]
+        rows = tx.execute(
+            "SELECT s.*, p.name AS patient_name FROM deposit_sources s "  # noqa: S608
+            "LEFT JOIN deposit_patients p ON p.id = s.patient_id "
+            f"WHERE s.id IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        )
+        for row in rows:
+            found[str(row["id"])] = row
+    return found
 
 
 def differences_of(tx: Tx, deposit_id: str) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from domain.payments import Payment
 from domain.posting import dispute_marker
 from domain.practices import Practice
 from domain.schedule import local_date
-from projections.base import Projection, handles, iso
+from projections.base import Projection, forget, handles, iso, remembered
 
 
 class LedgerQueueRow(TypedDict):
@@ -99,6 +99,7 @@ class LedgerQueue(Projection):
 
     @handles(Practice.Created)
     def practice(self, tx: Tx, e: Practice.Created, position: int) -> None:
+        forget(tx, ("ledger_queue_practice", str(e.practice_id)))
         tx.execute(
             "INSERT INTO ledger_queue_practices (practice_id, pms, auto_writeback, "
             "timezone) VALUES (?, ?, ?, ?)",
@@ -107,6 +108,7 @@ class LedgerQueue(Projection):
 
     @handles(Practice.SettingsChanged)
     def settings(self, tx: Tx, e: Practice.SettingsChanged, position: int) -> None:
+        forget(tx, ("ledger_queue_practice", str(e.practice_id)))
         for name, column in (
             ("pms", "pms"),
             ("auto_writeback", "auto_writeback"),
@@ -129,9 +131,7 @@ class LedgerQueue(Projection):
 
     @handles(Payment.Captured)
     def captured(self, tx: Tx, e: Payment.Captured, position: int) -> None:
-        practice = tx.one(
-            "SELECT * FROM ledger_queue_practices WHERE practice_id = ?", (str(e.practice_id),)
-        )
+        practice = practice_row(tx, str(e.practice_id))
         if practice is None:
             return
         by_hand = practice["pms"] == "dentrix" or not practice["auto_writeback"]
@@ -297,6 +297,19 @@ class LedgerQueue(Projection):
             "done_source = ?, pms_reference = ? WHERE id = ? AND status = 'open'",
             (iso(e.at), e.actor, e.source, e.pms_reference, dispute_marker(e.dispute_id)),
         )
+
+
+def practice_row(tx: Tx, practice_id: str) -> dict[str, Any] | None:
+    """The practice's row of ``ledger_queue_practices`` (read only), read once per page where
+    the page's transaction keeps values (its handlers forget it when they write it)."""
+    row: dict[str, Any] | None = remembered(
+        tx,
+        ("ledger_queue_practice", practice_id),
+        lambda: tx.one(
+            "SELECT * FROM ledger_queue_practices WHERE practice_id = ?", (practice_id,)
+        ),
+    )
+    return row
 
 
 def open_items(

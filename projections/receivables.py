@@ -443,12 +443,6 @@ class Receivables(Projection):
         tx.execute("UPDATE ar_filters SET deleted = 1 WHERE id = ?", (str(e.originator_id),))
 
 
-#: a movement the PMS had not counted at the snapshot (`?` twice: the snapshot's time):
-#: posted at or after it; or not posted and either waiting for the automatic writeback (so
-#: certainly not in the PMS) or, posted by hand, made after it
-NOT_COUNTED = "(associated_at >= ? OR (associated_at IS NULL AND (written_back = 1 OR at > ?)))"
-
-
 def writes_back(pms: str, auto_writeback: bool) -> bool:
     """Payments reach this practice's PMS by the automatic writeback (not by hand)."""
     return auto_writeback and pms in ("opendental", "eaglesoft")
@@ -538,18 +532,22 @@ def refresh_last_paid(tx: Tx, patient_id: str | None, guarantor_id: str) -> None
 
 def refresh_live(tx: Tx, guarantor_id: str) -> None:
     """The row's live money columns: its snapshot less what the PMS had not counted."""
-    row = tx.one("SELECT snapshot, balance_as_of FROM ar_patients WHERE id = ?", (guarantor_id,))
+    row = tx.one(LIVE_READ, (guarantor_id,))
     if row is None or row["snapshot"] is None:
         return
-    as_of = row["balance_as_of"]
-    pending = tx.one(
-        f"SELECT COALESCE(SUM(amount), 0) AS n FROM ar_movements WHERE guarantor_id = ? AND {NOT_COUNTED}",  # noqa: S608, E501
-        (guarantor_id, as_of, as_of),
-    )
-    collected = int(pending["n"]) if pending else 0
+    collected = int(row["n"])
     tx.execute(LIVE_UPDATE, (*live_columns(row["snapshot"], collected), collected, guarantor_id))
 
 
+#: the row's snapshot and the sum of the family's movements the PMS had not counted at it
+#: (`balance_as_of`): posted at or after it; or not posted and either waiting for the
+#: automatic writeback (so certainly not in the PMS) or, posted by hand, made after it
+LIVE_READ = (
+    "SELECT p.snapshot, (SELECT COALESCE(SUM(m.amount), 0) FROM ar_movements m WHERE "
+    "m.guarantor_id = p.id AND (m.associated_at >= p.balance_as_of OR (m.associated_at IS "
+    "NULL AND (m.written_back = 1 OR m.at > p.balance_as_of)))) AS n FROM ar_patients p "
+    "WHERE p.id = ?"
+)
 LIVE_UPDATE = (
     f"UPDATE ar_patients SET {', '.join(f'{c} = ?' for c in MONEY_COLUMNS)}, "  # noqa: S608
     "collected_since = ? WHERE id = ?"
