@@ -458,6 +458,13 @@ class JournalIntake:
 
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
+        #: what the page's transaction keeps for the rest of it (PipelinedTx.memo), if any:
+        #: a practice's row is read once per page, not once per event
+        self._memo: dict[Any, Any] | None = getattr(tx, "memo", None)
+
+    def _forget_practice(self, practice_id: str) -> None:
+        if self._memo is not None:
+            self._memo.pop(("writeback_practice", practice_id), None)
 
     def practice_created(
         self, practice_id: str, *, pms: str, auto_writeback: bool, timezone: str, position: int
@@ -468,6 +475,7 @@ class JournalIntake:
             "DO NOTHING",
             (practice_id, pms, int(auto_writeback), timezone, position),
         )
+        self._forget_practice(practice_id)
 
     def practice_setting_changed(
         self, practice_id: str, setting: str, value: Any, position: int
@@ -479,6 +487,7 @@ class JournalIntake:
             "WHERE practice_id = ? AND position < ?",
             (int(value) if isinstance(value, bool) else value, position, practice_id, position),
         )
+        self._forget_practice(practice_id)
 
     def patient_registered(
         self, patient_id: str, *, practice_id: str, pms_patient_id: Any, is_guarantor: bool
@@ -490,11 +499,16 @@ class JournalIntake:
         )
 
     def practice(self, practice_id: str) -> WritebackPracticeRow | None:
+        key = ("writeback_practice", practice_id)
+        if self._memo is not None and key in self._memo:
+            return row_as(WritebackPracticeRow, self._memo[key])
         row = self._tx.one(
             f"SELECT {PRACTICE_COLUMNS} FROM writeback_practices "  # noqa: S608 (the row's columns)
             "WHERE practice_id = ?",
             (practice_id,),
         )
+        if self._memo is not None:
+            self._memo[key] = row
         return row_as(WritebackPracticeRow, row)
 
     def timezone(self, practice_id: str) -> str:
