@@ -3,6 +3,8 @@ schedulers of a database; let go of when the job ends or its holder's connection
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 
 from adapters.due_work import CLAIM_NAMESPACE, AdvisoryClaims, JobClaims, ProcessClaims
@@ -52,6 +54,18 @@ def test_a_claim_ends_with_its_holders_connection(make_components: ComponentsFac
                 "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                 (CLAIM_NAMESPACE,),
             )
+            # pg_terminate_backend only signals: wait until the session is gone
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                row = admin.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND classid = %s AND pid <> pg_backend_pid() AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())",
+                    (CLAIM_NAMESPACE,),
+                ).fetchone()
+                if row is not None and row[0] == 0:
+                    break
+                time.sleep(0.02)
         assert theirs.claim("practice:b")  # freed with the session
         # the holder's next claim opens a new connection and takes back what its
         # running jobs still hold, where no one took it meanwhile
