@@ -8,11 +8,15 @@ database (`Scratch`), a page of events per transaction, then `install` replaces 
 view's tables in the target with those rows in one transaction: COPY on PostgreSQL,
 executemany on SQLite, the indexes created after the rows.
 
-Each view's build is independent of the others', so a long log is built by several
-processes at once (`build`, one per core): this process reads the log a page at a time and
-hands the raw records to forked workers, each of which decodes them and applies its share of
-the views to its own in-memory database, then writes it to a file this process attaches;
-this process builds one share itself meanwhile.
+A long log is built by several processes at once (`build`, one per core). Every view's rows
+depend on its practice's events alone (`per_practice`), so each process builds every view
+for a share of the practices (`build_by_practice`): this process reads the log a page at a
+time, deals each record to its practice's share (`Router`) and hands the raw records to
+forked workers, each of which decodes its own and applies them to its own in-memory
+database, then writes it to a file this process attaches (`Scratch.rows` reads a table's
+rows of every share); this process builds its share meanwhile. Where that does not hold
+(a view that is not per practice, a cipher or a compressor), each process builds a share
+of the views instead (`build_in_parallel`).
 
 `install` takes the views' rows in ``projection_tracking`` first and sets each position
 to the one the rows were built to. A runner catching up at the same time (this process
@@ -321,7 +325,8 @@ class Scratch:
 
     @property
     def reads(self) -> Reads:
-        """The scratch views' queries, as the live views' are run (with every index)."""
+        """The scratch views' queries, as the live views' are run (with every index); of
+        this process's rows only (a scratch built by shares is read by `rows`)."""
         self.indexed()
         return Reads(self.db)
 
