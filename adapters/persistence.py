@@ -38,6 +38,7 @@ practice or user.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -66,8 +67,10 @@ log = logging.getLogger("payledger.store")
 
 #: at most this many parts go into one transaction
 MAX_BATCH = 256
-#: how long a writer waits for the parts of callers writing side by side (seconds)
+#: how long a writer waits for the parts of callers writing side by side (seconds), and
+#: over how many recent transactions it judges how many to wait for
 GATHER = 0.002
+RECENT = 8
 #: the channel that tells processes which cached aggregates changed (adapters/changes.py)
 CHANGED_CHANNEL = "payledger_changed"
 #: the events of these aggregates are cached in processes: their ids are notified
@@ -156,7 +159,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         self._changed = threading.Condition(lock)  # a part is done, or the writer is free
         self._arrived = threading.Condition(lock)  # a part arrived while the writer gathers
         self._gathering = False
-        self._last_batch = 0
+        self._recent: collections.deque[int] = collections.deque(maxlen=RECENT)
         self._queue: list[Part] = []
         self._writing = False
         self._table = SQL("{0}.{1}").format(
@@ -195,7 +198,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             self._writing = True
             self._gather()
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            self._last_batch = len(batch)
+            self._recent.append(len(batch))
         try:
             self._write(batch)
         finally:
@@ -208,10 +211,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         return self._answer(part)
 
     def _gather(self) -> None:
-        """As PostgreSQL's own commit_delay: when the last transaction was shared (callers
-        are writing side by side), wait a moment (GATHER at most) for as many parts as it
-        had, so that they share this one too; a lone caller never waits."""
-        wanted = min(self._last_batch, MAX_BATCH)
+        """As PostgreSQL's own commit_delay: when the recent transactions were shared
+        (callers are writing side by side), wait a moment (GATHER at most) for as many
+        parts as the largest of them had, so that they share this one too; a lone caller
+        never waits."""
+        wanted = min(max(self._recent, default=0), MAX_BATCH)
         if wanted < 2 or len(self._queue) >= wanted:
             return
         deadline = time.monotonic() + GATHER
@@ -242,7 +246,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             try:
                 try:
                     after = self._write_together(batch)
-                except IntegrityError:
+                except IntegrityError as conflict:
+                    log.debug(
+                        "a batch of %s parts conflicted (%s): written apart", len(batch), conflict
+                    )
                     after = self._write_apart(batch)
             except (InterfaceError, OperationalError) as error:
                 last = error
