@@ -18,7 +18,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import time as clock_time
@@ -26,8 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-import psycopg
-
+from bench.run import fresh_database
 from domain.practices import DepositAccount, PmsKind
 from projections.receivables import last_sync
 from services.app.practices import create_practice
@@ -37,24 +35,9 @@ from services.context import Components
 from services.settings import Settings
 from tests.fakes.opendental import FakeOpenDental, Served
 
-ADMIN_URL = os.environ.get(
-    "PAYLEDGER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 GUARANTORS = int(os.environ.get("PAYLEDGER_BENCH_SYNC_GUARANTORS", "10000"))
 LATENCY = float(os.environ.get("PAYLEDGER_BENCH_SYNC_LATENCY", "0.04"))
 TARGET_SECONDS = 60.0
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"payledger_bench_sync_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def office(guarantors: int) -> FakeOpenDental:
