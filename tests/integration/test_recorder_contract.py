@@ -136,9 +136,15 @@ class SqlitePlace(unittest.TestCase):
         self.addCleanup(folder.cleanup)
         self.path = Path(folder.name) / "events.db"
         self.factories: list[SqliteLedgerFactory] = []
+        self.threads_before = set(threading.enumerate())
         self.addCleanup(self.close_factories)
 
     def close_factories(self) -> None:
+        # the library's concurrency tests tell their reader threads to stop but do not
+        # join them: one still reading when its SQLite connection closes crashes the
+        # process, so they are waited for first
+        for thread in set(threading.enumerate()) - self.threads_before:
+            thread.join(timeout=10)
         for factory in self.factories:
             factory.close()
 
