@@ -117,9 +117,9 @@ def set_pms_connection(ctx: Needs, practice_id: UUID, blocks: dict[str, Any]) ->
 
 
 class Authenticator:
-    """Resolves a bearer token to a caller. The user is read from its events on every
-    request (one indexed read of a few events), so a revocation or a new role counts at
-    once, whichever process made it."""
+    """Resolves a bearer token to a caller. The user comes from the store's cache of users
+    (adapters/changes.py) or its events: a revocation or a new role counts at once in the
+    process that made it, and in others when PostgreSQL delivers its notification."""
 
     def __init__(self, ctx: Needs) -> None:
         self._ctx = ctx
