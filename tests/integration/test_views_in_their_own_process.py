@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -60,6 +61,32 @@ def new_practice(ctx: Components, name: str) -> Practice:
     )
 
 
+def pay(ctx: Components, practice: Practice) -> Any:
+    return collect_payment(
+        ctx,
+        practice_id=practice.id,
+        amount=4200,
+        method=Method.VIRTUAL_TERMINAL,
+        card=CARD,
+        actor="user:test",
+    )
+
+
+def month_rows(ctx: Components, practice: Practice) -> list[tuple[str, int]]:
+    """The Transactions view's rows of March 2026 (the pinned clock's month)."""
+    rows = ctx.reads(
+        list_transactions,
+        practice.id,
+        date_from="2026-03-01",
+        date_to="2026-03-31",
+        association=None,
+        patient_id=None,
+        after=None,
+        limit=10,
+    )
+    return [(r["id"], r["amount"]) for r in rows]
+
+
 @pytest.fixture
 def api_process(
     make_components: ComponentsFactory,
@@ -102,26 +129,9 @@ def test_a_command_shows_its_result_once_the_runner_process_applied_it(
     log = tmp_path / "runners.log"
     stopped.append(start_runners(postgres_url, tmp_path / "proc", log))
     assert ctx.projector.wait_for(ctx.store.last_position(), bound=60), log.read_text()
-    payment = collect_payment(
-        ctx,
-        practice_id=practice.id,
-        amount=4200,
-        method=Method.VIRTUAL_TERMINAL,
-        card=CARD,
-        actor="user:test",
-    )
+    payment = pay(ctx, practice)
     # the command waited until the runner process showed it: read your writes
-    rows = ctx.reads(
-        list_transactions,
-        practice.id,
-        date_from="2026-03-01",
-        date_to="2026-03-31",
-        association=None,
-        patient_id=None,
-        after=None,
-        limit=10,
-    )
-    assert [(r["id"], r["amount"]) for r in rows] == [(str(payment.id), 4200)], log.read_text()
+    assert month_rows(ctx, practice) == [(str(payment.id), 4200)], log.read_text()
 
     # /healthz of the API process shows the positions the runner process committed
     client = TestClient(create_app(ctx, scheduler=False))
@@ -166,27 +176,10 @@ def test_an_api_process_applies_its_own_commands_inline(api_process: Components)
     applied to the views at the head in the transaction that saved them."""
     ctx = api_process
     practice = new_practice(ctx, "Inline Dental")
-    payment = collect_payment(
-        ctx,
-        practice_id=practice.id,
-        amount=4200,
-        method=Method.VIRTUAL_TERMINAL,
-        card=CARD,
-        actor="user:test",
-    )
+    payment = pay(ctx, practice)
     last = ctx.store.last_position()
     assert ctx.projector.positions() == {p.name: last for p in ctx.projector.projections}
-    rows = ctx.reads(
-        list_transactions,
-        practice.id,
-        date_from="2026-03-01",
-        date_to="2026-03-31",
-        association=None,
-        patient_id=None,
-        after=None,
-        limit=10,
-    )
-    assert [(r["id"], r["amount"]) for r in rows] == [(str(payment.id), 4200)]
+    assert month_rows(ctx, practice) == [(str(payment.id), 4200)]
 
 
 def test_settings_read_the_switch() -> None:
