@@ -87,6 +87,8 @@ class Command:
     tries: int = 0
     no_answer: int = 0  # connection refused or cut, or timed out
     server_errors: int = 0  # 5xx answers (a crash or the database away), retried
+    #: each try's answer (status, or "no answer") and when: told in a failure about it
+    history: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -144,9 +146,12 @@ class Client:
             command.tries += 1
             try:
                 answer = self.http.request(method, path, headers=headers, **kw)
-            except httpx.HTTPError:
+            except httpx.HTTPError as error:
                 answer = None
                 command.no_answer += 1
+                command.history.append(f"{time.strftime('%X')} {type(error).__name__}")
+            if answer is not None:
+                command.history.append(f"{time.strftime('%X')} {answer.status_code}")
             if answer is not None:
                 command.server_errors += answer.status_code >= 500
                 retry = answer.status_code >= 500 or answer.status_code == 429
@@ -586,6 +591,7 @@ def check_commands(ctx: Components, outcome: Outcome) -> None:
     practice_id = next(
         e.originator_id for _, e in log if type(e).__qualname__.startswith("Practice.")
     )
+    told = {c.answer_id: c for c in outcome.commands if c.kind == "payment" and c.answer_id}
     for command in outcome.commands:
         if command.kind == "payment":
             stored = by_amount[command.amount]
@@ -597,7 +603,10 @@ def check_commands(ctx: Components, outcome: Outcome) -> None:
                 fail(f"payment {command.key} (unacknowledged) stored {stored} times")
                 outcome.duplicated += 1
             if command.acked and command.answer_id not in payment_ids:
-                fail(f"payment {command.key} answered an id that is not stored")
+                fail(
+                    f"payment {command.key} answered {command.answer_id}, which is not "
+                    f"stored; its tries: {command.history}"
+                )
         elif command.kind == "request":
             stored = requests_by_amount[command.amount]
             if (command.acked and stored != 1) or stored > 1:
@@ -605,7 +614,12 @@ def check_commands(ctx: Components, outcome: Outcome) -> None:
                 outcome.lost += command.acked and stored == 0
                 outcome.duplicated += stored > 1
         elif command.kind == "refund" and command.target:
-            payment = ctx.get(Payment, uuid.UUID(command.target), practice_id)
+            payment = ctx.find(Payment, uuid.UUID(command.target))
+            if payment is None:  # told as the payment's own failure too
+                paid = told.get(command.target)
+                fail(f"refund {command.key}: its payment {command.target} is not stored "
+                     f"(the payment's tries: {paid and paid.history})")  # fmt: skip
+                continue
             reversals = len(payment.refunds) + (payment.void_id is not None)
             if payment.pending_refunds:
                 fail(f"payment {command.target}: a refund intent left unfinished")

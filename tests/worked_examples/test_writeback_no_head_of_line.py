@@ -47,9 +47,15 @@ def test_an_unknown_outcome_is_read_back_at_once_and_holds_no_one(
     fault: str,
 ) -> None:
     od, url = fake
-    od.timeout_sleep = 1.0
     ctx = make_components("sqlite", clock)
     practice, patients = setup(ctx, url)
+    # calls time out after 1.5 s (setup's 0.5 s can pass on a loaded machine, which would
+    # leave a read back unanswered); the late answer comes well after that
+    od.timeout_sleep = 3.0
+    connection = ctx.pms_connections.of(str(practice.id))
+    ctx.pms_connections.keep(
+        str(practice.id), {"opendental": {**connection["opendental"], "timeout": 1.5}}
+    )
     od.faults.append(fault)
     payments = [pay(ctx, practice, patients[n], 1000 + n) for n in range(5)]
 
