@@ -61,7 +61,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
 from psycopg.sql import SQL, Identifier
 
-from adapters.sql import Tx, dialect_sql
+from adapters.sql import Tx, committed, dialect_sql
 
 log = logging.getLogger("payledger.store")
 
@@ -302,7 +302,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         ids: list[int] = []
         head = 0
         after: Callable[[], None] | None = None
-        with self.datastore.get_connection() as conn, conn.transaction():
+        with self.datastore.get_connection() as conn, committed(conn):
             statement_cursors: list[list[psycopg.Cursor[Any]]] = []
             with conn.pipeline() as pipeline, conn.cursor() as curs:
                 head_cursor = conn.cursor()
@@ -342,7 +342,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
     def _write_apart(self, batch: list[Part]) -> Callable[[], None] | None:
         """A savepoint per part: the conflicting ones fail alone."""
         events = [e for p in batch for e in p.events]
-        with self.datastore.get_connection() as conn, conn.transaction():
+        with self.datastore.get_connection() as conn, committed(conn):
             with conn.cursor() as curs:
                 head = 0
                 if events:

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, ParamSpec, TypeVar, cast
 
 import psycopg
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 from psycopg.rows import dict_row
 
 Row = dict[str, Any]
@@ -246,6 +246,23 @@ class ReadPool:
                 return
 
 
+@contextmanager
+def committed(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Transaction]:
+    """``conn.transaction()``, which raises when its block ends without an error but the
+    transaction was not committed. psycopg leaves the transaction of a broken connection
+    alone (no COMMIT, no error) when the block ends normally: a block that caught the
+    break itself (the inline views catch their failures, so that they never undo the
+    events) would otherwise tell its callers that a write happened that did not. Nothing
+    was sent to commit, so the write can be made again."""
+    with conn.transaction() as txn:
+        yield txn
+    if txn.status is not psycopg.Transaction.Status.COMMITTED:
+        raise OperationalError(
+            f"the transaction was not committed ({txn.status.value}): its connection was "
+            "lost, and nothing of it was written"
+        )
+
+
 class Database:
     """Write transactions on the event store's pool; reads on ``reads`` when given (a
     scratch database of one connection, e.g. in memory, reads on its own pool)."""
@@ -257,9 +274,15 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        """A read-write transaction: committed on success, rolled back on error."""
-        with self._datastore.transaction(commit=True) as cursor:
-            yield Tx(cursor, postgres=self.postgres)
+        """A read-write transaction: committed on success, rolled back on error (and an
+        OperationalError when its connection broke inside, even if the block caught the
+        break: see `committed`)."""
+        if not self.postgres:
+            with self._datastore.transaction(commit=True) as cursor:
+                yield Tx(cursor, postgres=False)
+            return
+        with self._datastore.get_connection() as conn, committed(conn):
+            yield Tx(conn.cursor(), postgres=True)
 
     @contextmanager
     def reading(self) -> Iterator[Tx]:

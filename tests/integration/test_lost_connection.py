@@ -1,0 +1,74 @@
+"""A connection that breaks inside a transaction never reads as a commit.
+
+psycopg leaves the transaction of a connection that broke alone when its block ends
+without an exception: nothing is committed and nothing is raised. A block that caught
+the break itself (the inline views do: their failure must not undo the events) would
+then tell its callers that a write happened that did not, and a payment answered 201
+would be missing from the ledger. Here the break is real: the transaction's own backend
+is terminated (as a PostgreSQL restart does), and the error is caught where it happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import time
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import OperationalError
+
+from domain.practices import DepositAccount, PmsKind
+from services.app.practices import create_practice
+from services.context import Components
+from tests.conftest import ComponentsFactory, PinnedClock
+
+pytestmark = pytest.mark.postgres
+
+TERMINATE = "SELECT pg_terminate_backend(pg_backend_pid())"
+
+
+def new_practice(ctx: Components, name: str) -> Any:
+    return create_practice(
+        ctx,
+        name=name,
+        timezone="America/New_York",
+        pms=PmsKind.OPENDENTAL,
+        auto_writeback=False,
+        deposit_account=DepositAccount("Checking", "1234"),
+        batch_cutoff=time(23, 59),
+        actor="operator",
+    )
+
+
+def test_a_save_whose_connection_broke_in_the_inline_views_is_written_again(
+    make_components: ComponentsFactory, clock: PinnedClock
+) -> None:
+    ctx = make_components("postgres", clock)
+    recorder = ctx.store.ledger_recorder
+    views = recorder.inline
+    breaks = [1]
+
+    def break_once(tx: Any, head: int, written: Any) -> Any:
+        if breaks:
+            breaks.pop()
+            tx.execute(TERMINATE)  # raises; the recorder catches the views' errors
+        return views(tx, head, written) if views else None
+
+    recorder.inline = break_once
+    practice = new_practice(ctx, "Broken Line Dental")
+
+    assert not breaks  # the connection did break
+    events = ctx.store.recorder.select_events(practice.id)
+    assert len(events) == practice.version  # written once, by the second attempt
+
+
+def test_a_table_write_whose_connection_broke_inside_raises(
+    make_components: ComponentsFactory, clock: PinnedClock
+) -> None:
+    ctx = make_components("postgres", clock)
+    db = ctx.store.database()
+    with pytest.raises(OperationalError, match="not committed"), db.transaction() as tx:
+        tx.execute("INSERT INTO relay_position (name, position) VALUES (?, ?)", ("lost", 7))
+        with contextlib.suppress(Exception):
+            tx.execute(TERMINATE)
+    assert db.query("SELECT * FROM relay_position WHERE name = 'lost'") == []
