@@ -644,7 +644,11 @@ class Projector:
             now = time.monotonic()
             due = [r for r in self.runners if r.error is None or now >= r.retry_at]
             # a failure is kept on its runner; the others go on
-            catch_up_together(self.store, self.db, due, self._notify_moved)
+            try:
+                catch_up_together(self.store, self.db, due, self._notify_moved)
+            except Exception:  # the database away (a restart): the next round tries again
+                log.exception("the views could not catch up; trying again")
+                self._stop.wait(min(1.0, 10 * interval))
             self._notify_moved()
 
     def rebuild(self, name: str) -> None:

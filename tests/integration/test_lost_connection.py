@@ -11,9 +11,11 @@ is terminated (as a PostgreSQL restart does), and the error is caught where it h
 from __future__ import annotations
 
 import contextlib
-from datetime import time
+import time
+from datetime import time as clock_time
 from typing import Any
 
+import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError
 
@@ -35,7 +37,7 @@ def new_practice(ctx: Components, name: str) -> Any:
         pms=PmsKind.OPENDENTAL,
         auto_writeback=False,
         deposit_account=DepositAccount("Checking", "1234"),
-        batch_cutoff=time(23, 59),
+        batch_cutoff=clock_time(23, 59),
         actor="operator",
     )
 
@@ -72,3 +74,42 @@ def test_a_table_write_whose_connection_broke_inside_raises(
         with contextlib.suppress(Exception):
             tx.execute(TERMINATE)
     assert db.query("SELECT * FROM relay_position WHERE name = 'lost'") == []
+
+
+def test_the_views_thread_outlives_the_database_going_away(
+    make_components: ComponentsFactory, clock: PinnedClock, postgres_server: str
+) -> None:
+    """Every connection of the store is cut (as by a PostgreSQL restart) while the views'
+    background thread runs: it says so in the log and goes on, and catches up a view that
+    was left behind meanwhile (here: saved without the inline views)."""
+    ctx = make_components("postgres", clock)
+    ctx.projector.start(interval=0.05)
+    try:
+        database = ctx.store.env.get("POSTGRES_DBNAME")
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            # no new connection for half a second, and every one there is cut
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            try:
+                for _ in range(5):
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()",
+                        (database,),
+                    )
+                    time.sleep(0.1)
+            finally:
+                admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        assert ctx.projector.running
+
+        ctx.store.ledger_recorder.inline = None  # left to the thread
+        practice = new_practice(ctx, "Behind Dental")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not ctx.store.database().query(
+            "SELECT 1 FROM practices WHERE id = ?", (str(practice.id),)
+        ):
+            time.sleep(0.05)
+        assert ctx.store.database().query(
+            "SELECT name FROM practices WHERE id = ?", (str(practice.id),)
+        ) == [{"name": "Behind Dental"}]
+    finally:
+        ctx.projector.stop()
