@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 import psycopg
-from eventsourcing.application import Application, project_aggregate
+from eventsourcing.application import Application
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
@@ -22,6 +22,15 @@ from adapters.sql import Database, ReadPool
 
 SELECT_MANY = "SELECT originator_id, originator_version, topic, state"
 ORDER_MANY = "ORDER BY originator_id, originator_version"
+
+
+def mutate_all(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The aggregate with the events applied in turn: the library's `project_aggregate`
+    without its check of each event against a runtime protocol (about 20 µs an event on
+    Python 3.11; our events are the library's own classes)."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
 
 
 class EventStore(Application[UUID]):
@@ -48,15 +57,23 @@ class EventStore(Application[UUID]):
         """An aggregate by id (AggregateNotFoundError when it has no events); one of a
         cached kind comes from the cache when it has it."""
         if self.cache is None:
-            return self.repository.get(aggregate_id)
+            return self.repository.get(aggregate_id, projector_func=mutate_all)
         return self.cache.get(
             aggregate_id,
-            lambda: self.repository.get(aggregate_id),
+            lambda: self.repository.get(aggregate_id, projector_func=mutate_all),
             lambda found: isinstance(found, self._cached_kinds),
         )
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
-        recordings = super().save(*objs, **kwargs)
+        """The aggregates' pending events, put in the store in one transaction. As the
+        library's `save` (with no snapshots or aggregate cache of the library's to keep,
+        and no followers to notify), without its runtime protocol checks of each object,
+        which cost about 20 µs each on Python 3.11 (a bulk saves thousands of them)."""
+        if self.snapshots is not None or self.repository.cache is not None:
+            recordings = super().save(*objs, **kwargs)  # the library's, which keeps them
+        else:
+            events = [e for obj in objs if obj is not None for e in obj.collect_events()]
+            recordings = self.events.put(events, **kwargs)
         if self.cache is not None:  # this process reads its own writes at once
             self.cache.evict({r.domain_event.originator_id for r in recordings})
         return recordings
@@ -205,7 +222,7 @@ class EventStore(Application[UUID]):
                         )
                     )
         return {
-            key: project_aggregate(None, (self.mapper.to_domain_event(e) for e in stored))
+            key: mutate_all(None, (self.mapper.to_domain_event(e) for e in stored))
             for key, stored in found.items()
         }
 
