@@ -12,34 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from datetime import time as clock_time
 from typing import Any
 
 import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError
 
-from domain.practices import DepositAccount, PmsKind
-from services.app.practices import create_practice
-from services.context import Components
 from tests.conftest import ComponentsFactory, PinnedClock
+from tests.integration.test_store_contract import new_practice
 
 pytestmark = pytest.mark.postgres
 
 TERMINATE = "SELECT pg_terminate_backend(pg_backend_pid())"
-
-
-def new_practice(ctx: Components, name: str) -> Any:
-    return create_practice(
-        ctx,
-        name=name,
-        timezone="America/New_York",
-        pms=PmsKind.OPENDENTAL,
-        auto_writeback=False,
-        deposit_account=DepositAccount("Checking", "1234"),
-        batch_cutoff=clock_time(23, 59),
-        actor="operator",
-    )
 
 
 def test_a_save_whose_connection_broke_in_the_inline_views_is_written_again(
@@ -57,7 +41,7 @@ def test_a_save_whose_connection_broke_in_the_inline_views_is_written_again(
         return views(tx, head, written) if views else None
 
     recorder.inline = break_once
-    practice = new_practice(ctx, "Broken Line Dental")
+    practice = new_practice(ctx)
 
     assert not breaks  # the connection did break
     events = ctx.store.recorder.select_events(practice.id)
@@ -102,7 +86,7 @@ def test_the_views_thread_outlives_the_database_going_away(
         assert ctx.projector.running
 
         ctx.store.ledger_recorder.inline = None  # left to the thread
-        practice = new_practice(ctx, "Behind Dental")
+        practice = new_practice(ctx)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not ctx.store.database().query(
             "SELECT 1 FROM practices WHERE id = ?", (str(practice.id),)
@@ -110,6 +94,6 @@ def test_the_views_thread_outlives_the_database_going_away(
             time.sleep(0.05)
         assert ctx.store.database().query(
             "SELECT name FROM practices WHERE id = ?", (str(practice.id),)
-        ) == [{"name": "Behind Dental"}]
+        ) == [{"name": "Contract Dental"}]
     finally:
         ctx.projector.stop()
