@@ -277,19 +277,25 @@ def kafka_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def run_until_stopped(*targets: Any) -> int:
-    """Run the loops in threads until SIGTERM or SIGINT."""
+def run_until_stopped(*targets: Any, check: float = 0.5) -> int:
+    """Run the loops in threads until SIGTERM or SIGINT (0). A loop that ends on its own
+    (an error it did not survive) stops the others and the process (1), so that its
+    supervisor starts it again rather than leave a process that works no more."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     threads = [threading.Thread(target=t, args=(stop,), daemon=True) for t in targets]
     for thread in threads:
         thread.start()
-    while not stop.wait(0.5):
-        pass
+    ended = False
+    while not stop.wait(check):
+        if any(not thread.is_alive() for thread in threads):
+            logging.getLogger("payledger").error("a loop of this process ended; it stops")
+            ended = True
+            stop.set()
     for thread in threads:
         thread.join(timeout=10)
-    return 0
+    return 1 if ended else 0
 
 
 def relay(args: argparse.Namespace) -> int:
