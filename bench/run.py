@@ -11,6 +11,8 @@ where a target is absolute):
 - HTTP (bench/http.py): `POST /v1/payments` >= 0.3x the trivial FastAPI endpoint
   (bench/trivial.py), p99 < 50 ms, on PostgreSQL and on SQLite; `GET /v1/transactions`
   (the month page) >= 0.5x the trivial GET;
+- rate limits (bench/rate_limits.py): the limiter's cost per request < 5% of a payment's
+  server time (`POST /v1/payments` on PostgreSQL, the HTTP figures of the same run);
 - replay: every view from position 0 at PAYLEDGER_BENCH_REPLAY_EVENTS events (1,000,000)
   >= 20,000 events/s; baseline: select-and-decode alone, same run
   (`bench.scale.replay_figures`, when it exists);
@@ -51,6 +53,7 @@ import psycopg
 from adapters.processor.port import CardInput
 from bench.ar import GUARANTORS, bulk_seconds, filter_latencies, populate
 from bench.ar import practice as ar_practice
+from bench.rate_limits import limiter_cost, rate_limit_check
 from bench.verdicts import Check, Target, line, load_average, summary
 from bench.writeback import writeback_figures
 from domain.payments import Method
@@ -502,6 +505,12 @@ def main() -> None:
     found: dict[str, Any] = {}
     found["http"] = http.measure()
     checks = http.report(found["http"])
+    with fresh_database() as url, components(url) as ctx:
+        found["rate_limits"] = limiter_cost(ctx, bench_practice(ctx))
+    checks.append(
+        rate_limit_check(found["rate_limits"], found["http"]["PostgreSQL"]["post"]["rps"])
+    )
+    print(f"\n{line(checks[-1])}", flush=True)
     for name, measure in (
         ("replay", replay_check),
         ("bulk", bulk_check),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from adapters.messaging.email import SmtpSettings
@@ -17,6 +17,46 @@ def _flag(value: str | None, default: bool) -> bool:
 
 
 PROCESSORS = ("sandbox", "stripe")
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """How many requests each budget takes in one window (services/http/rate_limits.py;
+    docs/reliability.md, "Rate limits"). A budget of 0 is no limit."""
+
+    #: the length of a counting window, in seconds
+    window_seconds: int = 1
+    #: per caller (an API token, or a dashboard session's user)
+    caller_reads: int = 50
+    caller_writes: int = 50
+    #: per practice, all its callers together
+    practice_reads: int = 100
+    practice_writes: int = 100
+    #: the pay page, per pay link and per client address
+    pay_link: int = 10
+    pay_address: int = 30
+    #: how often each process adds its counts to the shared ones (PostgreSQL), in seconds
+    sync_seconds: float = 0.05
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> RateLimits:
+        """PAYLEDGER_RATE_LIMIT_<FIELD> for each field (e.g. PAYLEDGER_RATE_LIMIT_CALLER_READS)."""
+        values: dict[str, object] = {}
+        for each in fields(cls):
+            raw = env.get(f"PAYLEDGER_RATE_LIMIT_{each.name.upper()}", "").strip()
+            if raw:
+                values[each.name] = float(raw) if each.name == "sync_seconds" else int(raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        if self.window_seconds < 1 or self.sync_seconds <= 0:
+            raise ValueError(
+                "PAYLEDGER_RATE_LIMIT_WINDOW_SECONDS must be 1 or more and "
+                "PAYLEDGER_RATE_LIMIT_SYNC_SECONDS more than 0"
+            )
+        budgets = (self.caller_reads, self.caller_writes, self.practice_reads)
+        if min(*budgets, self.practice_writes, self.pay_link, self.pay_address) < 0:
+            raise ValueError("a PAYLEDGER_RATE_LIMIT_... budget is 0 (no limit) or more")
 
 
 @dataclass(frozen=True)
@@ -51,6 +91,8 @@ class Settings:
     stripe_api_base: str | None = None
     #: the platform's publishable key (pk_...), for Stripe.js and its Payment Element
     stripe_publishable_key: str | None = None
+    #: the HTTP API's and the dashboard's rate limits
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
     def __post_init__(self) -> None:
         if self.processor not in PROCESSORS:
@@ -111,6 +153,7 @@ class Settings:
             "stripe_webhook_secret": env.get("PAYLEDGER_STRIPE_WEBHOOK_SECRET") or None,
             "stripe_api_base": env.get("PAYLEDGER_STRIPE_API_BASE") or None,
             "stripe_publishable_key": env.get("PAYLEDGER_STRIPE_PUBLISHABLE_KEY") or None,
+            "rate_limits": RateLimits.from_env(env),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from services.http import access_log, errors, metrics, openapi
 from services.http.idempotency import IdempotencyMiddleware
 from services.http.limits import RequestLimitsMiddleware
 from services.http.metrics import Metrics, MetricsMiddleware
+from services.http.rate_limits import rate_limiting
 from services.http.routes import (
     audit,
     deposits,
@@ -58,6 +59,7 @@ def create_app(ctx: Components, *, scheduler: bool | None = None) -> FastAPI:
         try:
             yield
         finally:
+            app.state.rate_limiter.close()
             if job:
                 job.stop()
                 ctx.projector.stop()
@@ -77,6 +79,7 @@ def create_app(ctx: Components, *, scheduler: bool | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware, keys=ctx.idempotency_keys)
     app.add_middleware(RequestLimitsMiddleware)  # before the body is read for anything
+    app.state.rate_limiter = rate_limiting(app, ctx)  # before the Idempotency-Key is claimed
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (

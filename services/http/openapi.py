@@ -7,7 +7,8 @@ Each route declares its own refusals with `responses=problems(...)` (404 of an o
 looks up, 409 of a rule of the ledger, 502 of a service behind it); the document adds
 those that follow from the operation's shape: 400, 401 and 403 on every /v1 route, 422
 where it takes parameters or a body, 413 where it takes a body, 409 where it takes an
-`Idempotency-Key`.
+`Idempotency-Key`. Every operation that is rate limited (services/http/rate_limits.py)
+declares its 429 and the RateLimit-* headers on each of its 2xx and 4xx answers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.app.ar_filters import CONTROL
 from services.http.deps import bearer, get_caller
 from services.http.errors import PROBLEM, TITLES, HttpProblem
+from services.http.rate_limits import is_limited
 from services.http.schemas import Body
 
 #: routes whose query string is a filter of any of many columns, checked by the use case
@@ -151,6 +153,45 @@ def declare_problems(schema: dict[str, Any]) -> None:
             components.pop(name, None)
 
 
+#: the headers of a rate-limited operation's answers (draft-ietf-httpapi-ratelimit-headers)
+RATE_HEADERS = {
+    "RateLimit-Limit": "The requests the tightest budget of this request takes in one window",
+    "RateLimit-Remaining": "The requests that budget has left in the current window",
+    "RateLimit-Reset": "Seconds until the current window ends and the budget is whole again",
+}
+RETRY_AFTER = "Seconds to wait before trying again (the current window's end)"
+
+
+def header_ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def rate_limited_answer(path: str) -> dict[str, Any]:
+    """The 429 of a limited operation: problem+json from the JSON API, a page elsewhere."""
+    content = {PROBLEM: {"schema": REF}} if path.startswith("/v1") else {"text/html": {}}
+    return {"description": "Too many requests: wait (`Retry-After`) and retry", "content": content}
+
+
+def declare_rate_limits(schema: dict[str, Any]) -> None:
+    """A 429 with Retry-After on every limited operation, and the RateLimit-* headers on
+    each of its 2xx and 4xx answers."""
+    headers = schema.setdefault("components", {}).setdefault("headers", {})
+    integer = {"type": "integer", "minimum": 0}
+    for name, description in {**RATE_HEADERS, "Retry-After": RETRY_AFTER}.items():
+        headers[name] = {"description": description, "schema": integer}
+    for path, operations in schema.get("paths", {}).items():
+        if not is_limited(path):
+            continue
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            too_many = responses.setdefault("429", rate_limited_answer(path))
+            too_many.setdefault("headers", {})["Retry-After"] = header_ref("Retry-After")
+            for status, response in responses.items():
+                if status.startswith(("2", "4")):
+                    declared = response.setdefault("headers", {})
+                    declared.update({name: header_ref(name) for name in RATE_HEADERS})
+
+
 #: text without the control characters every body refuses (the same class as CONTROL)
 CONTROL_FREE = f"^[^{CONTROL.pattern[1:-1]}]*$"
 
@@ -200,6 +241,7 @@ def install(app: FastAPI) -> None:
             routes=app.routes,
         )
         declare_problems(schema)
+        declare_rate_limits(schema)
         bodies = request_models()
         for name, model in schema.get("components", {}).get("schemas", {}).items():
             if name in bodies:

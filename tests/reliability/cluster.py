@@ -25,6 +25,12 @@ import psycopg
 from tests.kafka_broker import tansu_binary
 
 PG_BIN = Path(os.environ.get("PAYLEDGER_PG_BIN", "/usr/lib/postgresql/15/bin"))
+#: the fault runs load the API as fast as their clients go: its rate limits count (and sync
+#: through PostgreSQL, across its restarts) but are set out of the load's reach
+UNREACHED_RATE_LIMITS = {
+    f"PAYLEDGER_RATE_LIMIT_{name}": "1000000"
+    for name in ("CALLER_READS", "CALLER_WRITES", "PRACTICE_READS", "PRACTICE_WRITES")
+}
 
 
 def free_port() -> int:

@@ -12,7 +12,13 @@ import httpx
 import psycopg
 import pytest
 
-from tests.reliability.cluster import PrivatePostgres, Service, free_port, wait_for_port
+from tests.reliability.cluster import (
+    UNREACHED_RATE_LIMITS,
+    PrivatePostgres,
+    Service,
+    free_port,
+    wait_for_port,
+)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 OPERATOR = "fault-test-operator"
@@ -57,6 +63,7 @@ class Server:
             "PAYLEDGER_DATA_DIR": str(data_dir),
             "PAYLEDGER_SECRET_KEY": "fault-test-secret",
             "PAYLEDGER_BASE_URL": self.base,
+            **UNREACHED_RATE_LIMITS,
         }
         self.service = Service("api", ["serve", "--port", str(self.port)], env, log)
         if module != "services.cli":

@@ -43,6 +43,7 @@ from services.context import Components
 from services.settings import Settings
 from tests.fakes.opendental import FakeOpenDental, Served
 from tests.reliability.cluster import (
+    UNREACHED_RATE_LIMITS,
     Broker,
     PrivatePostgres,
     Service,
@@ -408,6 +409,7 @@ def run(plan: Plan, progress: Callable[[str], None] = print) -> Outcome:
             "PAYLEDGER_SECRET_KEY": "chaos-secret-key",
             "PAYLEDGER_BASE_URL": base,
             "PAYLEDGER_WRITEBACK_CLAIM_SECONDS": "3",
+            **UNREACHED_RATE_LIMITS,
         }
         api = Service("api", ["serve", "--port", str(port)], env, log)
         relay = Service("relay", ["relay"], env, log)
