@@ -23,13 +23,20 @@ from adapters.clock import Clock
 from services.bootstrap import build_components
 from services.context import Components
 from services.http.app import create_app
-from services.settings import Settings
+from services.settings import RateLimits, Settings
 from tests.kafka_broker import kafka_bootstrap  # noqa: F401 - a fixture for all tests
 
 ADMIN_URL = os.environ.get(
     "PAYLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 OPERATOR_TOKEN = "operator-test-token"
+#: rate limits that never refuse: for the sweeps that send every route in a burst from one
+#: client (what they check is not the limits, which tests/worked_examples/test_rate_limits.py
+#: checks)
+NO_RATE_LIMITS = RateLimits(
+    caller_reads=0, caller_writes=0, practice_reads=0, practice_writes=0, pay_link=0,
+    pay_address=0,
+)  # fmt: skip
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BACKENDS = ["sqlite", "postgres"]
 

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from domain.users import Role
 from services.app import accounts
-from tests.conftest import Api, PinnedClock
+from tests.conftest import NO_RATE_LIMITS, Api, PinnedClock
 from tests.e2e.scenario import PASSWORD, Made, dashboard_paths, populate
 from tests.e2e.support import second_practice
 
@@ -57,7 +57,7 @@ def browser(api: Api, email: str, role: Role = Role.ADMIN) -> tuple[TestClient, 
 
 @pytest.fixture
 def oak(api_for: Callable[..., Api], clock: PinnedClock) -> Office:
-    api = api_for("sqlite", clock).setup(name="Oak Dental")
+    api = api_for("sqlite", clock, rate_limits=NO_RATE_LIMITS).setup(name="Oak Dental")
     made = populate(api, "1")
     return Office(api, made, dashboard_paths(api, made))
 

@@ -33,7 +33,7 @@ import pytest
 from services.app import accounts
 from services.app.as_of import VIEWS as REPORT_VIEWS
 from services.app.exports import VIEWS as EXPORT_VIEWS
-from tests.conftest import Api, PinnedClock
+from tests.conftest import NO_RATE_LIMITS, Api, PinnedClock
 from tests.e2e.scenario import PASSWORD, Made, card, populate
 from tests.e2e.support import PROBLEM, second_practice
 
@@ -310,7 +310,7 @@ class Two:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def two(api_for: Callable[..., Api], clock: PinnedClock, request: pytest.FixtureRequest) -> Two:
-    elm = api_for(str(request.param), clock).setup()
+    elm = api_for(str(request.param), clock, rate_limits=NO_RATE_LIMITS).setup()
     oak = second_practice(elm)
     theirs = populate(oak, "1")
     mine = populate(elm, "1")
