@@ -82,8 +82,18 @@ def serve(args: argparse.Namespace) -> int:
         log_level="info",
         loop=args.loop,
         http=args.http,
+        **proxy_options(settings),
     )
     return 0
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's handling of X-Forwarded-For: only from the proxies the operator names
+    (PAYLEDGER_TRUSTED_PROXIES). uvicorn's own default trusts 127.0.0.1, which would let
+    any local client choose the address its sign-in and pay-page attempts count on."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 def practice_create(args: argparse.Namespace) -> int:
