@@ -60,6 +60,9 @@ class Settings:
     #: the proxies (addresses or networks) whose X-Forwarded-For names the client; none by
     #: default, so a client's own header never changes the address its attempts count on
     trusted_proxies: tuple[str, ...] = ()
+    #: hosts (name or name:port) a PMS connection may reach even at a private or loopback
+    #: address; none by default (adapters/pms/addresses.py)
+    pms_allowed_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.processor not in PROCESSORS:
@@ -129,6 +132,7 @@ class Settings:
             "stripe_api_base": env.get("PAYLEDGER_STRIPE_API_BASE") or None,
             "stripe_publishable_key": env.get("PAYLEDGER_STRIPE_PUBLISHABLE_KEY") or None,
             "trusted_proxies": _list(env.get("PAYLEDGER_TRUSTED_PROXIES")),
+            "pms_allowed_hosts": _list(env.get("PAYLEDGER_PMS_ALLOWED_HOSTS")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

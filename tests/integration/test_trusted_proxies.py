@@ -43,7 +43,8 @@ class Served:
             env["PAYLEDGER_TRUSTED_PROXIES"] = trusted
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.log = tmp_path / "server.log"
-        self.service = Service("api", ["serve", "--no-demo", "--port", str(self.port)], env, self.log)
+        command = ["serve", "--no-demo", "--port", str(self.port)]
+        self.service = Service("api", command, env, self.log)
 
     def start(self) -> Served:
         self.service.start()
