@@ -91,7 +91,14 @@ def served_office(guarantors: int, latency: float) -> Iterator[tuple[str, Connec
 def measure(url: str, guarantors: int = GUARANTORS, latency: float = LATENCY) -> float:
     """Seconds for one sync of `guarantors` families, started in the background."""
     with TemporaryDirectory() as tmp, served_office(guarantors, latency) as (served, office_):
-        ctx = build_components(Settings(data_dir=Path(tmp), database_url=url, run_scheduler=False))
+        # the Open Dental fake is served on 127.0.0.1: allowed, as an office's own network
+        settings = Settings(
+            data_dir=Path(tmp),
+            database_url=url,
+            run_scheduler=False,
+            pms_allowed_hosts=("127.0.0.1",),
+        )
+        ctx = build_components(settings)
         try:
             return timed_sync(ctx, served, office_, guarantors)
         finally:

@@ -283,7 +283,14 @@ def figures() -> dict[str, float]:
     from bench.run import fresh_database  # bench/run.py imports this module
 
     with fresh_database() as url, TemporaryDirectory() as tmp:
-        ctx = build_components(Settings(data_dir=Path(tmp), database_url=url, run_scheduler=False))
+        # the Open Dental fake is served on 127.0.0.1: allowed, as an office's own network
+        settings = Settings(
+            data_dir=Path(tmp),
+            database_url=url,
+            run_scheduler=False,
+            pms_allowed_hosts=("127.0.0.1",),
+        )
+        ctx = build_components(settings)
         try:
             found = writeback_figures(ctx)
         finally:

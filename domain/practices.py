@@ -44,7 +44,8 @@ class DepositAccount:
         return f"{self.kind} ****{self.last4}"
 
 
-#: settings that PATCH .../settings may change, with their validators
+#: settings that PATCH .../settings may change, with their validators (the processor
+#: account is not one: it is connected by the operator, `connect_account`)
 SETTING_NAMES = (
     "pms",
     "auto_writeback",
@@ -53,7 +54,6 @@ SETTING_NAMES = (
     "fee_rate_bps",
     "reminder_days",
     "pms_sync_minutes",
-    "stripe_account",
 )
 
 #: the highest processing fee rate a practice can be set to: 10%
@@ -159,6 +159,16 @@ class Practice(LedgerAggregate):
             self.record(self.SettingsChanged, at=at, actor=actor, changes=different)
         return bool(different)
 
+    def connect_account(self, account: str | None, *, at: datetime, actor: str) -> bool:
+        """Record the practice's Stripe connected account (None: disconnected); False when
+        it is the account already. The caller holds the account's claim
+        (domain/processor_accounts.py), so no other practice has it."""
+        checked = check_stripe_account(account)
+        if checked == self.stripe_account:
+            return False
+        self.record(self.SettingsChanged, at=at, actor=actor, changes={"stripe_account": checked})
+        return True
+
     def setting(self, name: str) -> Any:
         if name == "batch_cutoff":
             return self.batch_cutoff.strftime("%H:%M")
@@ -206,14 +216,19 @@ def check_setting(name: str, value: Any) -> Any:
         )
     if name == "pms_sync_minutes":
         return check_sync_minutes(value)
-    if name == "stripe_account" and value is not None:
-        if not isinstance(value, str) or not re.fullmatch(r"acct_[A-Za-z0-9]{1,64}", value):
-            raise InvalidValue(
-                "stripe_account must be the practice's Stripe account id, such as "
-                "acct_1Nv0FGQ9RKHgCVdK (or null to disconnect it)",
-                field=name,
-            )
-        return value
     if name == "pms_payment_type" and value is not None and not str(value).strip():
         raise InvalidValue("pms_payment_type must be the PMS's id of a payment type", field=name)
     return value if name != "pms_payment_type" or value is None else str(value)
+
+
+def check_stripe_account(value: Any) -> str | None:
+    """A Stripe connected account's id (acct_...), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"acct_[A-Za-z0-9]{1,64}", value):
+        raise InvalidValue(
+            "stripe_account must be the practice's Stripe account id, such as "
+            "acct_1Nv0FGQ9RKHgCVdK (or null to disconnect it)",
+            field="stripe_account",
+        )
+    return value

@@ -14,6 +14,7 @@ from adapters.messaging.email import EmailSender, SandboxMailboxEmailSender, Smt
 from adapters.messaging.sms import HttpSmsSender, SandboxMailboxSmsSender
 from adapters.migrations import applied, migrate
 from adapters.pay_attempts import PayAttemptWindows
+from adapters.pms.addresses import AllowedHosts
 from adapters.pms.connections import PmsConnections
 from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
@@ -122,7 +123,9 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
         else SandboxMailboxSmsSender(db),
         secret=secret,
         journal=Journal(db),
-        pms_connections=PmsConnections(db, Sealer(secret, "pms-connection")),
+        pms_connections=PmsConnections(
+            db, Sealer(secret, "pms-connection"), AllowedHosts.of(settings.pms_allowed_hosts)
+        ),
         accounts=Accounts(db),
         reads=Reads(db),
         idempotency_keys=IdempotencyKeys(db, store.ledger_recorder.write),

@@ -82,8 +82,18 @@ def serve(args: argparse.Namespace) -> int:
         log_level="info",
         loop=args.loop,
         http=args.http,
+        **proxy_options(settings),
     )
     return 0
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's handling of X-Forwarded-For: only from the proxies the operator names
+    (PAYLEDGER_TRUSTED_PROXIES). uvicorn's own default trusts 127.0.0.1, which would let
+    any local client choose the address its sign-in and pay-page attempts count on."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 def practice_create(args: argparse.Namespace) -> int:
@@ -101,6 +111,19 @@ def practice_create(args: argparse.Namespace) -> int:
         actor="operator:cli",
     )
     print(practice.id)
+    return 0
+
+
+def practice_stripe_account(args: argparse.Namespace) -> int:
+    """The operator's connection of a practice to its Stripe account (as PUT
+    /v1/practices/{id}/stripe-account with the operator token): an account another
+    practice holds is refused."""
+    from services.app.practices import connect_stripe_account
+
+    ctx = build_components(settings_from(args))
+    account = None if args.disconnect else args.account
+    practice = connect_stripe_account(ctx, args.practice, account, "operator:cli")
+    print(f"{practice.name}: Stripe account {practice.stripe_account or 'none'}")
     return 0
 
 
@@ -443,6 +466,15 @@ def build_parser() -> argparse.ArgumentParser:
     create_p.add_argument("--cutoff", default="23:59", help="batch cut-off, HH:MM local")
     create_p.add_argument("--auto-writeback", action=argparse.BooleanOptionalAction, default=False)
     create_p.set_defaults(run=practice_create)
+    stripe_p = practice_p.add_parser(
+        "stripe-account",
+        help="connect a practice to its Stripe account (after Stripe Connect onboarding)",
+    )
+    stripe_p.add_argument("--practice", type=uuid_arg, required=True)
+    which = stripe_p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--account", help="the connected account's id, acct_...")
+    which.add_argument("--disconnect", action="store_true", help="connect it to no account")
+    stripe_p.set_defaults(run=practice_stripe_account)
 
     user_p = commands.add_parser("user", help="users").add_subparsers(
         required=True, metavar="action"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field, fields
@@ -14,6 +15,11 @@ def _flag(value: str | None, default: bool) -> bool:
     if value is None or value.strip() == "":
         return default
     return value.strip().lower() not in {"0", "false", "no", "off"}
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    """'a, b' -> ('a', 'b'); unset or empty: ()."""
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
 PROCESSORS = ("sandbox", "stripe")
@@ -93,6 +99,12 @@ class Settings:
     stripe_publishable_key: str | None = None
     #: the HTTP API's and the dashboard's rate limits
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    #: the proxies (addresses or networks) whose X-Forwarded-For names the client; none by
+    #: default, so a client's own header never changes the address its attempts count on
+    trusted_proxies: tuple[str, ...] = ()
+    #: hosts (name or name:port) a PMS connection may reach even at a private or loopback
+    #: address; none by default (adapters/pms/addresses.py)
+    pms_allowed_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.processor not in PROCESSORS:
@@ -102,6 +114,14 @@ class Settings:
             )
         if self.processor == "stripe" and not self.stripe_secret_key:
             raise ValueError("PAYLEDGER_PROCESSOR=stripe needs PAYLEDGER_STRIPE_SECRET_KEY")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    "PAYLEDGER_TRUSTED_PROXIES is a comma-separated list of the proxies' "
+                    f"addresses or networks (10.0.0.5, 10.0.0.0/24), not {proxy!r}"
+                ) from None
 
     @property
     def sqlite_path(self) -> str:
@@ -154,6 +174,8 @@ class Settings:
             "stripe_api_base": env.get("PAYLEDGER_STRIPE_API_BASE") or None,
             "stripe_publishable_key": env.get("PAYLEDGER_STRIPE_PUBLISHABLE_KEY") or None,
             "rate_limits": RateLimits.from_env(env),
+            "trusted_proxies": _list(env.get("PAYLEDGER_TRUSTED_PROXIES")),
+            "pms_allowed_hosts": _list(env.get("PAYLEDGER_PMS_ALLOWED_HOSTS")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

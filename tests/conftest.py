@@ -37,6 +37,8 @@ NO_RATE_LIMITS = RateLimits(
     caller_reads=0, caller_writes=0, practice_reads=0, practice_writes=0, pay_link=0,
     pay_address=0,
 )  # fmt: skip
+#: where the tests' PMS fakes are served (PAYLEDGER_PMS_ALLOWED_HOSTS of the tests)
+LOCAL_PMS = ("127.0.0.1",)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BACKENDS = ["sqlite", "postgres"]
 
@@ -100,6 +102,9 @@ class ComponentsFactory:
             "database_url": url,
             "operator_token": OPERATOR_TOKEN,
             "run_scheduler": False,
+            # the PMS fakes are served on 127.0.0.1: the operator allows it, as an office's
+            # own network would be (tests/integration/test_pms_addresses.py: without it)
+            "pms_allowed_hosts": LOCAL_PMS,
         }
         values.update(settings)
         ctx = build_components(Settings(**values), real_clock=clock)

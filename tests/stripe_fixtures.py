@@ -35,13 +35,14 @@ def stripe_settings(fake: FakeStripe) -> dict[str, Any]:
 def stripe_api(
     api_for: Callable[..., Api], clock: PinnedClock, fake: FakeStripe, backend: str = "sqlite"
 ) -> tuple[Api, str]:
-    """An API whose practice is a connected account of the fake; and that account."""
+    """An API whose practice is a connected account of the fake (connected by the
+    operator); and that account."""
     api = api_for(backend, clock, **stripe_settings(fake)).setup()
     account = fake.add_account()
-    changed = api.client.patch(
-        f"/v1/practices/{api.practice_id}/settings",
+    changed = api.client.put(
+        f"/v1/practices/{api.practice_id}/stripe-account",
         json={"stripe_account": account},
-        headers=api.admin,
+        headers=api.operator,
     )
     assert changed.status_code == 200, changed.text
     return api, account

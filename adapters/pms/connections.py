@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from adapters.clock import now_text
+from adapters.pms.addresses import AllowedHosts
 from adapters.sealed import Sealer, Unreadable
 from adapters.sql import Database
 
@@ -16,11 +17,15 @@ log = logging.getLogger("payledger.writeback")
 
 
 class PmsConnections:
-    def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
+    def __init__(
+        self, db: Database, sealer: Sealer | None = None, allowed: AllowedHosts | None = None
+    ) -> None:
         """With a sealer, the settings are kept sealed (and any kept in clear by an older
-        version are sealed now)."""
+        version are sealed now). `allowed`: the hosts the operator lets the connections
+        reach even at private addresses (PAYLEDGER_PMS_ALLOWED_HOSTS)."""
         self._db = db
         self._sealer = sealer
+        self.allowed = allowed or AllowedHosts()
         if sealer is not None:
             self._seal_existing(sealer)
 

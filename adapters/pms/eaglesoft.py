@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from adapters.pms.addresses import AllowedHosts
 from adapters.pms.http import Answer, BoundedHttp, CallFailed, NotJson
 from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
 
@@ -16,9 +18,14 @@ class BridgeSettings:
     bridge_url: str
     token: str
     timeout: float = 30.0
+    #: hosts the operator lets calls reach even at private addresses (adapters/pms/addresses.py)
+    allowed: AllowedHosts = field(default_factory=AllowedHosts)
 
     def __repr__(self) -> str:
         return f"BridgeSettings(bridge_url={self.bridge_url!r}, token=***)"
+
+
+log = logging.getLogger("payledger.pms")
 
 
 class EaglesoftBridge(PmsWriter):
@@ -26,7 +33,9 @@ class EaglesoftBridge(PmsWriter):
 
     def __init__(self, settings: BridgeSettings, client: httpx.Client | None = None) -> None:
         self._settings = settings
-        self._http = BoundedHttp(settings.timeout, client, name="the Eaglesoft bridge")
+        self._http = BoundedHttp(
+            settings.timeout, client, name="the Eaglesoft bridge", allowed=settings.allowed
+        )
         self.call_seconds = settings.timeout
         self._headers = {"Authorization": f"Bearer {settings.token}"}
 
@@ -49,6 +58,14 @@ class EaglesoftBridge(PmsWriter):
                 "the Eaglesoft bridge is throttling (429)", retryable=True, retry_after=wait
             )
         if answer.status >= 500 or answer.status < 200 or 300 <= answer.status < 400:
+            log.warning(
+                "the Eaglesoft bridge answered %s on %s %s: %r (location %r)",
+                answer.status,
+                method,
+                path,
+                answer.start(),
+                answer.headers.get("location", "")[:300],
+            )
             raise PmsWriteError(
                 f"the Eaglesoft bridge answered {answer.status} on {method} {path}",
                 retryable=True,
@@ -87,8 +104,13 @@ class EaglesoftBridge(PmsWriter):
         answer = self._call("POST", path, body, writes=True)
         if answer.status in (200, 201):
             return self._transaction(answer, f"POST {path}", writes=True)
+        # the body goes to the server's log only, never into the error the practice sees
+        log.warning(
+            "the Eaglesoft bridge answered %s on POST %s: %r", answer.status, path, answer.start()
+        )
         raise PmsWriteError(
-            f"the Eaglesoft bridge refused ({answer.status}): {answer.text[:300]}",
+            f"the Eaglesoft bridge refused ({answer.status}) on POST {path}"
+            + (": check the bridge's token" if answer.status == 401 else ""),
             retryable=answer.status == 401,
         )
 

@@ -11,11 +11,19 @@ How the bound holds: connecting, sending and each read of the answer are given a
 of the time each (httpx's per-operation timeouts), and no read of the body starts once
 two thirds have passed. Redirects are not followed (a PMS API does not redirect: a 3xx
 is a proxy or a wrong base URL, and is the caller's to report).
+
+Where a call may go is checked at each connection (adapters/pms/addresses.py): never to
+this host, a private network or a cloud's metadata service, unless the operator allows
+the host. What a failure says is the same whatever stopped the connection ("could not
+connect to Open Dental at <host>"), so that the errors shown to a practice do not tell
+which ports of a host are open; and no message carries the body of an answer (the
+callers log it, truncated, on the server only).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import threading
 from dataclasses import dataclass
@@ -23,6 +31,10 @@ from time import monotonic
 from typing import Any
 
 import httpx
+
+from adapters.pms.addresses import AddressRefused, AllowedHosts, GuardedTransport
+
+log = logging.getLogger("payledger.pms")
 
 #: the most a PMS answer may hold (a page of 100 patients is a few tens of kilobytes)
 MAX_BYTES = 4 * 1024 * 1024
@@ -51,15 +63,20 @@ class Answer:
         return self.body.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        """The body as JSON; NotJson (with what it looked like) when it is not."""
+        """The body as JSON; NotJson (saying its content type) when it is not. What it
+        looked like is logged here, never put in the error, which may be shown."""
         if not self.body:
             return None
         try:
             return json.loads(self.body)
         except ValueError:
             kind = self.headers.get("content-type", "no content type").split(";")[0]
-            start = " ".join(self.text[:80].split())
-            raise NotJson(f"a body that is not JSON ({kind}: {start!r})") from None
+            log.warning("a PMS answer that is not JSON (%s): %r", kind, self.start())
+            raise NotJson(f"a body that is not JSON ({kind[:60]})") from None
+
+    def start(self) -> str:
+        """The beginning of the body, for the server's log only."""
+        return " ".join(self.text[:300].split())
 
 
 #: errors raised before any byte of the request left
@@ -95,13 +112,19 @@ class BoundedHttp:
         *,
         max_bytes: int = MAX_BYTES,
         name: str = "the PMS",
+        allowed: AllowedHosts | None = None,
     ) -> None:
+        """Without a `client`, calls reach global addresses only, and the hosts `allowed`
+        (the operator's PAYLEDGER_PMS_ALLOWED_HOSTS)."""
         if seconds <= 0:
             raise ValueError("a PMS call needs a positive timeout")
         self.seconds = seconds
         self.max_bytes = max_bytes
         self.name = name
-        self._client = client or httpx.Client(follow_redirects=False, verify=shared_tls())
+        self._client = client or httpx.Client(
+            follow_redirects=False,
+            transport=GuardedTransport(allowed or AllowedHosts(), shared_tls()),
+        )
 
     def request(
         self,
@@ -114,6 +137,7 @@ class BoundedHttp:
     ) -> Answer:
         start = monotonic()
         step = self.seconds / 3
+        where = f"{self.name} at {host_of(url)}"
         try:
             with self._client.stream(
                 method,
@@ -129,7 +153,7 @@ class BoundedHttp:
                 while True:
                     if monotonic() - start > self.seconds - step:
                         raise CallFailed(
-                            f"{self.name} did not finish its answer to {method} within "
+                            f"{where} did not finish its answer to {method} within "
                             f"{self.seconds:g} s",
                             sent=True,
                         )
@@ -139,23 +163,31 @@ class BoundedHttp:
                     body += chunk
                     if len(body) > self.max_bytes:
                         raise CallFailed(
-                            f"{self.name} answered {method} with more than "
+                            f"{where} answered {method} with more than "
                             f"{self.max_bytes // (1024 * 1024)} MB",
                             sent=True,
                         )
                 return Answer(response.status_code, response.headers, bytes(body))
+        except AddressRefused as refused:
+            raise CallFailed(f"could not connect to {where}: {refused}", sent=False) from None
         except NOT_SENT as error:
-            raise CallFailed(
-                f"{self.name} is unreachable ({type(error).__name__})", sent=False
-            ) from error
+            log.info("could not connect to %s: %r", where, error)
+            raise CallFailed(f"could not connect to {where}", sent=False) from error
         except httpx.InvalidURL as error:
-            raise CallFailed(f"{self.name}'s URL is not valid: {error}", sent=False) from error
+            raise CallFailed(f"{self.name}'s URL is not valid", sent=False) from error
         except httpx.TimeoutException as error:
+            log.info("%s timed out on %s: %r", where, method, error)
             raise CallFailed(
-                f"{self.name} timed out on {method} ({type(error).__name__})", sent=True
+                f"{where} did not answer {method} within {self.seconds:g} s", sent=True
             ) from error
         except httpx.HTTPError as error:
-            raise CallFailed(
-                f"{self.name} dropped the connection on {method} ({type(error).__name__})",
-                sent=True,
-            ) from error
+            log.info("%s dropped the connection on %s: %r", where, method, error)
+            raise CallFailed(f"{where} dropped the connection on {method}", sent=True) from error
+
+
+def host_of(url: str) -> str:
+    """The host a URL names (as written), for messages."""
+    try:
+        return httpx.URL(url).host or "?"
+    except httpx.InvalidURL:
+        return "?"

@@ -15,17 +15,19 @@ The keys are never logged.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
 
-from adapters.pms.http import BoundedHttp, CallFailed, NotJson
+from adapters.pms.addresses import AllowedHosts
+from adapters.pms.http import Answer, BoundedHttp, CallFailed, NotJson
 from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
 from adapters.pms.reader import (
     DEFAULT_CONCURRENCY,
@@ -37,6 +39,8 @@ from adapters.pms.reader import (
 )
 from domain.money import Money
 from domain.receivables import Balance, default_patient_portion
+
+log = logging.getLogger("payledger.pms")
 
 PAGE = 100
 #: calls at once a sync makes to one practice's Open Dental unless its connection says
@@ -53,12 +57,16 @@ class OpenDentalSettings:
     #: (None: no known rate; a 429 is waited out whatever this says)
     sync_concurrency: int = SYNC_CONCURRENCY
     requests_per_second: float | None = None
+    #: hosts the operator lets calls reach even at private addresses (adapters/pms/addresses.py)
+    allowed: AllowedHosts = field(default_factory=AllowedHosts)
 
     def __repr__(self) -> str:
         return f"OpenDentalSettings(base_url={self.base_url!r}, keys=***)"
 
     @classmethod
-    def of_connection(cls, connection: Mapping[str, Any]) -> OpenDentalSettings:
+    def of_connection(
+        cls, connection: Mapping[str, Any], allowed: AllowedHosts | None = None
+    ) -> OpenDentalSettings:
         """From a practice's kept connection settings (its "opendental" part)."""
         rate = connection.get("requests_per_second")
         return cls(
@@ -68,6 +76,7 @@ class OpenDentalSettings:
             float(connection.get("timeout", 30)),
             int(connection.get("sync_concurrency") or SYNC_CONCURRENCY),
             float(rate) if rate else None,
+            allowed or AllowedHosts(),
         )
 
 
@@ -88,7 +97,9 @@ def to_bool(value: Any) -> bool:
 class OpenDental(PmsWriter, PmsReader):
     def __init__(self, settings: OpenDentalSettings, client: httpx.Client | None = None) -> None:
         self._settings = settings
-        self._http = BoundedHttp(settings.timeout, client, name="Open Dental")
+        self._http = BoundedHttp(
+            settings.timeout, client, name="Open Dental", allowed=settings.allowed
+        )
         self.call_seconds = settings.timeout
         self._throttle = Throttle(settings.sync_concurrency, settings.requests_per_second)
         self.concurrency = self._throttle.concurrency
@@ -128,25 +139,31 @@ class OpenDental(PmsWriter, PmsReader):
                 retry_after=retry_after(answer.headers),
             )
         if status >= 500:
+            logged(answer, method, path)
             raise PmsWriteError(
                 f"Open Dental answered {status} on {method} {path}",
                 retryable=True,
                 outcome_unknown=writes,
             )
         if 300 <= status < 400 or status < 200:
-            where = answer.headers.get("location", "")
+            logged(answer, method, path)
             raise PmsWriteError(
                 f"Open Dental answered {status} on {method} {path}"
-                + (f" (a redirect to {where[:200]})" if where else "")
+                + (" (a redirect, not followed)" if 300 <= status < 400 else "")
                 + ": check the connection's base URL",
                 retryable=True,
                 outcome_unknown=writes,
             )
         if status == 404:
-            raise PmsWriteError(f"Open Dental: not found ({answer.text[:200]})", retryable=False)
-        if status >= 400:
+            logged(answer, method, path)
             raise PmsWriteError(
-                f"Open Dental refused ({status}): {answer.text[:300]}",
+                f"Open Dental answered 404 (not found) on {method} {path}", retryable=False
+            )
+        if status >= 400:
+            logged(answer, method, path)
+            raise PmsWriteError(
+                f"Open Dental refused ({status}) on {method} {path}"
+                + (": check the developer and customer keys" if status in (401, 403) else ""),
                 retryable=status in (401, 403),
             )
         try:
@@ -267,8 +284,9 @@ class OpenDental(PmsWriter, PmsReader):
             rows_all.sort(key=lambda r: str(r.get("Guarantor")) != str(r.get("PatNum")))
             return [self._patient(row) for row in rows_all]
         except (KeyError, TypeError, ValueError, AttributeError) as error:
+            log.warning("Open Dental answered with a patient not as documented: %r", error)
             raise PmsUnavailable(
-                f"Open Dental answered with a patient not as documented: {error!r}"
+                f"Open Dental answered with a patient not as documented ({type(error).__name__})"
             ) from error
 
     def _all_pages(self) -> list[dict[str, Any]]:
@@ -303,8 +321,9 @@ class OpenDental(PmsWriter, PmsReader):
         try:
             return self.aging(patient.pms_patient_id)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
+            log.warning("Open Dental answered with a balance not as documented: %r", error)
             raise PmsUnavailable(
-                f"Open Dental answered with a balance not as documented: {error!r}"
+                f"Open Dental answered with a balance not as documented ({type(error).__name__})"
             ) from error
 
     @staticmethod
@@ -352,6 +371,20 @@ class OpenDental(PmsWriter, PmsReader):
             is_guarantor=True,
             last_payment_date=parse_date(a.get("DateLastPay")),
         )
+
+
+def logged(answer: Answer, method: str, path: str) -> None:
+    """An answer refused: its body (the start) goes to the server's log, never into the
+    error, which the practice sees (and which could otherwise show what another service
+    answered, were the URL pointed at one)."""
+    log.warning(
+        "Open Dental answered %s on %s %s: %r (location %r)",
+        answer.status,
+        method,
+        path,
+        answer.start(),
+        answer.headers.get("location", "")[:300],
+    )
 
 
 def parse_date(value: Any) -> date | None:

@@ -1,11 +1,20 @@
 """CSV exports for the practice's accountant: transactions, deposits with their items,
-payment requests."""
+payment requests.
+
+Every cell goes through `spreadsheet_cell`: a text that a spreadsheet would read as a
+formula (it begins with `=`, `+`, `-`, `@`, a tab, a carriage return or a line feed, or
+the full-width forms of the first four) is written with a leading `'`, so that a
+patient named `=HYPERLINK(...)` is shown as text, never run (OWASP, CSV injection).
+Amounts are written by us as numbers (`Decimal`, e.g. -12.50 for a refund) and stay
+numbers: only text is changed.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -65,8 +74,33 @@ DEPOSIT_COLUMNS = [
 ]
 
 
-def dollars(cents: Any) -> str:
-    return Money(int(cents)).dollars()
+#: what a spreadsheet takes as the start of a formula (or of a cell it re-reads as one)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def dollars(cents: Any) -> Decimal:
+    """An amount as a number in dollars with cents (Decimal('-12.50')): written as it is,
+    since a number is never a formula."""
+    return Decimal(Money(int(cents)).dollars())
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A cell as written to a CSV file: text that would start a formula gets a leading
+    `'` (shown as text by spreadsheets); numbers, empty cells and other text unchanged.
+    The one place every CSV cell of the service passes through."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class SpreadsheetSafeWriter:
+    """`csv.writer` whose every row passes through `spreadsheet_cell`."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        self._writer = csv.writer(stream)
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([spreadsheet_cell(cell) for cell in row])
 
 
 def transactions_rows(
@@ -223,7 +257,7 @@ def export_csv(
 ) -> Iterator[str]:
     columns, rows = VIEWS[view]
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SpreadsheetSafeWriter(buffer)
     writer.writerow(columns)
     for row in rows(ctx, practice_id, date_from, date_to):
         writer.writerow(row)

@@ -30,8 +30,8 @@ from domain.errors import NotFound
 from domain.practices import Practice
 from domain.schedule import zone
 from projections.deposits import latest_deposit_of, latest_deposit_of_practice
-from projections.directory import practice_ids
 from projections.transactions import payment_of_processor, place_of_payment, place_of_refund
+from services.app.practices import practices_holding
 from services.app.settlement import DEPOSIT_TIME
 from services.context import Aggregates, Charging, Reading, Timed
 
@@ -45,14 +45,24 @@ log = logging.getLogger("payledger.payouts")
 ACTOR = "processor:stripe"
 
 
+class AccountHeldTwice(Exception):
+    """Two practices name the same Stripe account (possible only in data written before an
+    account could belong to one practice only): an event of that account belongs to
+    neither until the operator connects it to one, so it is not applied."""
+
+
 def practice_of_account(ctx: Needs, account: str | None) -> Practice | None:
+    """The practice that holds the account; None when none does; AccountHeldTwice when
+    more than one does (never the oldest of them: the event could be the other's)."""
     if not account:
         return None
-    for practice_id in ctx.reads(practice_ids):
-        practice = ctx.get(Practice, practice_id, practice_id)
-        if practice.stripe_account == account:
-            return practice
-    return None
+    holders = practices_holding(ctx, account)
+    if len(holders) > 1:
+        raise AccountHeldTwice(
+            f"the Stripe account {account} is held by the practices "
+            f"{', '.join(str(p.id) for p in holders)}: connect it to one of them only"
+        )
+    return holders[0] if holders else None
 
 
 #: the balance transactions matched with deposit lines

@@ -5,21 +5,36 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time
 from typing import Any, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
+from adapters.pms.addresses import AddressRefused, check_url
 from domain.errors import AlreadyExists, InvalidValue, NotFound
 from domain.patients import Patient
-from domain.practices import DepositAccount, PmsKind, Practice
+from domain.practices import DepositAccount, PmsKind, Practice, check_stripe_account
+from domain.processor_accounts import ProcessorAccount, claim_id, held_elsewhere
 from domain.users import Role, User
-from services.context import Aggregates, Configured, Journaled, PmsConnected, Timed
+from projections.directory import practice_ids
+from services.context import (
+    Aggregates,
+    Configured,
+    Journaled,
+    PmsConnected,
+    Reading,
+    Timed,
+    retry_on_conflict,
+)
 
 
 class Needs(Aggregates, Timed, Configured, Journaled, PmsConnected, Protocol):
     """The parts these use cases are given (services/context.py)."""
+
+
+class AccountNeeds(Aggregates, Timed, Reading, Protocol):
+    """What connecting a processor account is given: the practices, to find who holds it."""
 
 
 @dataclass(frozen=True)
@@ -107,9 +122,96 @@ def change_settings(ctx: Needs, practice_id: UUID, changes: dict[str, Any], acto
     return practice
 
 
+#: the processor whose accounts practices connect (the sandbox needs none)
+STRIPE = "stripe"
+
+
+def connect_stripe_account(
+    ctx: AccountNeeds, practice_id: UUID, account: str | None, actor: str
+) -> Practice:
+    """Connect the practice to its Stripe account (None: disconnect it): the operator's
+    action, after onboarding the practice through Stripe Connect. The account's claim
+    (domain/processor_accounts.py) and the practice's setting are saved together, and
+    the account it had is released in the same save; a version conflict (another practice
+    claiming the same account at the same moment) decides again, and then finds the
+    account held: 409."""
+    checked = check_stripe_account(account)
+
+    def attempt() -> Practice:
+        practice = ctx.get(Practice, practice_id, practice_id)
+        previous = practice.stripe_account
+        if previous == checked:
+            return practice
+        now = ctx.clock.now()
+        claims = []
+        if checked is not None:
+            claims.append(claimed(ctx, checked, practice_id, now, actor))
+        if previous is not None:
+            old = ctx.find(ProcessorAccount, claim_id(STRIPE, previous))
+            if old is not None and old.release(practice_id, at=now, actor=actor):
+                claims.append(old)
+        practice.connect_account(checked, at=now, actor=actor)
+        ctx.save(practice, *claims)
+        return practice
+
+    return retry_on_conflict(attempt)
+
+
+def claimed(
+    ctx: AccountNeeds, account: str, practice_id: UUID, now: datetime, actor: str
+) -> ProcessorAccount:
+    """The account's claim, taken for the practice (AccountHeld when another has it). An
+    account connected before claims were kept has none: the practices are asked, so that
+    it is not given to a second one."""
+    claim = ctx.find(ProcessorAccount, claim_id(STRIPE, account))
+    if claim is None:
+        if any(p.id != practice_id for p in practices_holding(ctx, account)):
+            raise held_elsewhere(account)
+        return ProcessorAccount.claim_new(
+            processor=STRIPE, account=account, holder=practice_id, at=now, actor=actor
+        )
+    claim.claim(practice_id, at=now, actor=actor)
+    return claim
+
+
+def practices_holding(ctx: AccountNeeds, account: str) -> list[Practice]:
+    """Every practice whose settings name the account (one at most, unless an older
+    version let two practices set it)."""
+    found = []
+    for pid in ctx.reads(practice_ids):
+        practice = ctx.get(Practice, pid, pid)
+        if practice.stripe_account == account:
+            found.append(practice)
+    return found
+
+
+#: the URL of each kind of PMS connection, by its field
+PMS_URLS = {"opendental": "base_url", "eaglesoft": "bridge_url"}
+
+
+def check_pms_connection(ctx: PmsConnected, blocks: dict[str, Any]) -> None:
+    """A PMS URL may not point at this host, a private network or a cloud's metadata
+    service (adapters/pms/addresses.py) unless the operator allows its host: checked
+    before anything is kept (the calls check each address again)."""
+    for kind, field in PMS_URLS.items():
+        url = blocks.get(kind, {}).get(field)
+        if url is None:
+            continue
+        try:
+            check_url(str(url), ctx.pms_connections.allowed)
+        except AddressRefused as refused:
+            raise InvalidValue(
+                f"{kind}.{field} may not be used: {refused}. Give the PMS's address on the "
+                "internet; a PMS on the practice's own network is reached only when the "
+                "service's operator allows its host (PAYLEDGER_PMS_ALLOWED_HOSTS)",
+                field=f"{kind}.{field}",
+            ) from None
+
+
 def set_pms_connection(ctx: Needs, practice_id: UUID, blocks: dict[str, Any]) -> None:
     """Keep the PMS connection settings (secrets) apart from the events; the practice's
     waiting writes are due at once with the new settings."""
+    check_pms_connection(ctx, blocks)
     current = ctx.pms_connections.of(str(practice_id))
     current.update(blocks)
     ctx.pms_connections.keep(str(practice_id), current)

@@ -232,7 +232,8 @@ def reader_for(ctx: Needs, practice: Practice) -> PmsReader:
     sandbox office."""
     config = ctx.pms_connections.of(str(practice.id))
     if practice.pms == PmsKind.OPENDENTAL and "opendental" in config:
-        return OpenDental(OpenDentalSettings.of_connection(config["opendental"]))
+        allowed = ctx.pms_connections.allowed
+        return OpenDental(OpenDentalSettings.of_connection(config["opendental"], allowed))
     if ctx.settings.sandbox:
         return SandboxPmsReader()
     raise Conflict(

@@ -115,6 +115,9 @@ def apply_pending_events(ctx: Needs, limit: int = 100) -> int:
     for event in received:
         try:
             outcome = apply_event(ctx, event.type, event.account, json.loads(event.payload))
+        except payouts.AccountHeldTwice as error:
+            log.error("stripe event %s (%s) not applied: %s", event.id, event.type, error)
+            continue  # left pending until the account belongs to one practice
         except Exception as error:
             log.exception("stripe event %s (%s) could not be applied", event.id, event.type)
             outcome = f"failed: {type(error).__name__}"

@@ -162,7 +162,16 @@ class SettingsIn(Body):
         "15 to 1440, default 60; 0 = only by hand (POST /v1/pms/sync)",
     )
     stripe_account: Annotated[str, Field(max_length=80)] | None = Field(
-        None, description="the practice's Stripe connected account id (acct_...); null = none"
+        None,
+        description="not an admin's: the operator connects the practice's Stripe account "
+        "(PUT /v1/practices/{id}/stripe-account); sent here it is refused with 403",
+    )
+
+
+class StripeAccountIn(Body):
+    stripe_account: Annotated[str, Field(max_length=80)] | None = Field(
+        description="the practice's Stripe connected account id (acct_...), onboarded "
+        "through Stripe Connect; null disconnects it"
     )
 
 

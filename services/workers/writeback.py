@@ -40,6 +40,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from adapters.pms.addresses import AllowedHosts
 from adapters.pms.connections import PmsConnections
 from adapters.pms.eaglesoft import BridgeSettings, EaglesoftBridge
 from adapters.pms.journal import (
@@ -337,7 +338,7 @@ def writer_for(connections: PmsConnections, practice_id: str, pms: str) -> PmsWr
         kept = _writers.get((practice_id, pms))
     if kept is not None and kept[0] == settings:
         return kept[1]
-    writer = make_writer(config, pms)
+    writer = make_writer(config, pms, connections.allowed)
     with _writers_lock:
         if len(_writers) >= KEPT_WRITERS:
             for key in list(_writers)[: KEPT_WRITERS // 10]:
@@ -346,13 +347,19 @@ def writer_for(connections: PmsConnections, practice_id: str, pms: str) -> PmsWr
     return writer
 
 
-def make_writer(config: Mapping[str, Any], pms: str) -> PmsWriter:
+def make_writer(
+    config: Mapping[str, Any], pms: str, allowed: AllowedHosts | None = None
+) -> PmsWriter:
+    """The writer of the practice's connection; it reaches private addresses only for the
+    hosts the operator allows (`allowed`)."""
     if pms == "opendental" and "opendental" in config:
-        return OpenDental(OpenDentalSettings.of_connection(config["opendental"]))
+        return OpenDental(OpenDentalSettings.of_connection(config["opendental"], allowed))
     if pms == "eaglesoft" and "eaglesoft" in config:
         c = config["eaglesoft"]
         return EaglesoftBridge(
-            BridgeSettings(c["bridge_url"], c["token"], float(c.get("timeout", 30)))
+            BridgeSettings(
+                c["bridge_url"], c["token"], float(c.get("timeout", 30)), allowed or AllowedHosts()
+            )
         )
     raise PmsWriteError(f"no {pms} connection settings for this practice", retryable=True)
 

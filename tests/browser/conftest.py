@@ -57,6 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         operator_token="browser-operator",
         base_url=f"http://127.0.0.1:{port}",
         scheduler_interval=0.5,
+        pms_allowed_hosts=("127.0.0.1",),  # the PMS fakes some pages are shown with
     )
     ctx = build_components(settings)
     practice, admin_token = seed_demo(ctx)

@@ -11,7 +11,7 @@ from uuid import UUID
 from domain.practices import DepositAccount, PmsKind
 from domain.users import Role
 from services.app import accounts
-from services.app.practices import create_practice
+from services.app.practices import connect_stripe_account, create_practice
 from tests.browser.conftest import PASSWORD, Browse
 
 
@@ -254,3 +254,19 @@ def test_an_admin_sets_a_new_password_for_someone_who_forgot_theirs(browse: Brow
     assert "Pat Forgetful has a new password" in browse.page.locator("#notice").inner_text()
     login = browse.server.ctx
     assert accounts.sign_in(login, email, "a-brand-new-password", "127.0.0.2").token
+
+
+def test_the_stripe_account_is_shown_and_says_who_connects_it(browse: Browse) -> None:
+    office = new_office(browse, "Stripe Shown Dental")
+    connect_stripe_account(browse.server.ctx, office.id, "acct_1ShownInSettings", "operator")
+    browse.sign_in(office.email)
+    browse.go("/settings")
+    shown = browse.page.locator("#stripe-account").inner_text()
+    assert "acct_1ShownInSettings" in shown
+    assert "operator connects it" in shown and "Stripe Connect" in shown
+    # read only: the form has no field for it, and saving the form keeps it
+    assert browse.page.locator("#settings-form input[name*=stripe]").count() == 0
+    browse.page.click("#settings-form button[type=submit]")
+    browse.page.wait_for_load_state()
+    assert "saved" in browse.page.locator("#notice").inner_text()
+    assert "acct_1ShownInSettings" in browse.page.locator("#stripe-account").inner_text()

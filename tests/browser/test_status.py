@@ -134,7 +134,10 @@ def test_a_failing_writeback_shows_its_last_error(browse: Browse, refusing_pms: 
             break
         browse.page.wait_for_timeout(250)
     assert browse.page.locator("#writeback-state").inner_text() == "Failing"
-    assert "PatNum is invalid" in browse.page.locator("#last-error").inner_text()
+    last_error = browse.page.locator("#last-error").inner_text()
+    # who refused what, never the PMS's own answer (docs/reliability.md)
+    assert "Open Dental refused (400) on POST /payments" in last_error
+    assert "PatNum is invalid" not in last_error
     failed = browse.page.locator("#failed-writebacks tbody tr")
     assert failed.count() == 1
     assert "Noor Haddad" in failed.inner_text() and "$45.00" in failed.inner_text()

@@ -16,7 +16,7 @@ import uvicorn
 from domain.practices import DepositAccount, PmsKind
 from domain.requests import Channel
 from domain.schedule import DEFAULT_CUTOFF
-from services.app.practices import change_settings, create_practice, register_patient
+from services.app.practices import connect_stripe_account, create_practice, register_patient
 from services.app.requests import pay_url, send_request
 from services.bootstrap import build_components
 from services.http.app import create_app
@@ -59,7 +59,7 @@ def stripe_pay_page(tmp_path: Path) -> Iterator[tuple[str, str]]:
             batch_cutoff=DEFAULT_CUTOFF,
             actor="operator",
         )
-        change_settings(ctx, practice.id, {"stripe_account": account}, "operator")
+        connect_stripe_account(ctx, practice.id, account, "operator")
         patient = register_patient(
             ctx,
             practice_id=practice.id,

@@ -91,7 +91,7 @@ PUBLIC: dict[str, str] = {
 }
 
 #: routes for the operator only: a practice's admin gets 403
-OPERATOR_ONLY = {"POST /v1/practices"}
+OPERATOR_ONLY = {"POST /v1/practices", "PUT /v1/practices/{practice_id}/stripe-account"}
 
 #: routes the sandbox processor does not serve: they answer 409 saying so (card readers
 #: live on Stripe Terminal; docs/stripe.md), whoever asks
@@ -115,6 +115,7 @@ BODIES: dict[str, Any] = {
         "deposit_account": {"kind": "Checking", "last4": "1111"},
     },
     "PATCH /v1/practices/{practice_id}/settings": {"batch_cutoff": "18:00"},
+    "PUT /v1/practices/{practice_id}/stripe-account": {"stripe_account": "acct_1Tenancy"},
     "POST /v1/patients": {
         "pms_patient_id": "tenancy-new",
         "first_name": "Ike",

@@ -79,4 +79,5 @@ def test_an_unreachable_open_dental_is_a_clear_error(api_for: Any, clock: Any) -
     assert answer.status_code == 202, answer.text  # answered at once; read in the background
     status = ended(api)
     assert status["outcome"] == "failed"
-    assert "could not be read" in status["error"] and "unreachable" in status["error"]
+    assert "could not be read" in status["error"]
+    assert "could not connect to Open Dental at 127.0.0.1" in status["error"]

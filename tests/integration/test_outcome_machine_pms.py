@@ -80,7 +80,7 @@ from services.bootstrap import build_components
 from services.context import Components
 from services.settings import Settings
 from services.workers.writeback import Worker
-from tests.conftest import PinnedClock
+from tests.conftest import LOCAL_PMS, PinnedClock
 from tests.fakes.eaglesoft_bridge import FakeBridge
 from tests.fakes.opendental import FakeOpenDental, Served
 from tests.integration.test_product_rules_machine import run as run_machine
@@ -136,7 +136,8 @@ class PmsOutcomes(RuleBasedStateMachine):
     def open_the_office(self) -> None:
         self.clock = PinnedClock(datetime(2026, 3, 4, 15, 0, tzinfo=UTC))
         self.ctx = build_components(
-            Settings(data_dir=self.tmp, run_scheduler=False), real_clock=self.clock
+            Settings(data_dir=self.tmp, run_scheduler=False, pms_allowed_hosts=LOCAL_PMS),
+            real_clock=self.clock,
         )
         reset(self.fake)
         practice = create_practice(

@@ -69,7 +69,7 @@ from domain.practices import DepositAccount, PmsKind
 from domain.schedule import batch_date_for, cutoff_instant, parse_cutoff
 from projections.intents import open_intents
 from services.app.payments import collect_payment, refund_payment
-from services.app.practices import change_settings, create_practice, keyed_id
+from services.app.practices import connect_stripe_account, create_practice, keyed_id
 from services.app.reconcile import SETTLE_AFTER, reconcile_due
 from services.app.settlement import close_due_batches
 from services.app.stripe_events import apply_pending_events, receive_event
@@ -178,7 +178,7 @@ class OutcomesOnStripe(RuleBasedStateMachine):
         )
         self.practice_id = practice.id
         self.account = self.fake.add_account()
-        change_settings(self.ctx, practice.id, {"stripe_account": self.account}, "operator")
+        connect_stripe_account(self.ctx, practice.id, self.account, "operator")
 
     @property
     def led(self) -> Components:

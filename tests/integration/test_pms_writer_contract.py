@@ -9,12 +9,16 @@ from typing import Any
 
 import pytest
 
+from adapters.pms.addresses import AllowedHosts
 from adapters.pms.eaglesoft import BridgeSettings, EaglesoftBridge
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
 from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter
 from domain.payments import Method
 from tests.fakes.eaglesoft_bridge import FakeBridge
 from tests.fakes.opendental import FakeOpenDental, Served
+
+#: the fakes are served on 127.0.0.1, which PMS calls reach only when allowed
+LOCAL = AllowedHosts.of(["127.0.0.1"])
 
 
 class Harness:
@@ -32,7 +36,11 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         od.add_patient(42)
         with Served(od.app) as url:
             yield Harness(
-                OpenDental(OpenDentalSettings(f"{url}/api/v1", "dev-key", "cust-key", timeout=2)),
+                OpenDental(
+                    OpenDentalSettings(
+                        f"{url}/api/v1", "dev-key", "cust-key", timeout=2, allowed=LOCAL
+                    )
+                ),
                 od,
                 "od",
             )
@@ -41,7 +49,9 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         bridge.patients.add("42")
         with Served(bridge.app) as url:
             yield Harness(
-                EaglesoftBridge(BridgeSettings(url, "bridge-token", timeout=2)), bridge, "eaglesoft"
+                EaglesoftBridge(BridgeSettings(url, "bridge-token", timeout=2, allowed=LOCAL)),
+                bridge,
+                "eaglesoft",
             )
 
 
@@ -116,7 +126,9 @@ def test_bad_credentials_are_refused_and_keys_never_shown() -> None:
     od = FakeOpenDental()
     od.add_patient(42)
     with Served(od.app) as url:
-        settings = OpenDentalSettings(f"{url}/api/v1", "dev-key", "Secret-9f3a", timeout=2)
+        settings = OpenDentalSettings(
+            f"{url}/api/v1", "dev-key", "Secret-9f3a", timeout=2, allowed=LOCAL
+        )
         writer = OpenDental(settings)
         with pytest.raises(PmsWriteError) as refused:
             writer.post_entry(entry())

@@ -64,6 +64,7 @@ class Server:
             "PAYLEDGER_SECRET_KEY": "fault-test-secret",
             "PAYLEDGER_BASE_URL": self.base,
             **UNREACHED_RATE_LIMITS,
+            "PAYLEDGER_PMS_ALLOWED_HOSTS": "127.0.0.1",  # the PMS fakes' host
         }
         self.service = Service("api", ["serve", "--port", str(self.port)], env, log)
         if module != "services.cli":

@@ -410,6 +410,11 @@ def run(plan: Plan, progress: Callable[[str], None] = print) -> Outcome:
             "PAYLEDGER_BASE_URL": base,
             "PAYLEDGER_WRITEBACK_CLAIM_SECONDS": "3",
             **UNREACHED_RATE_LIMITS,
+            # the pay page's clients stand behind a proxy here: the load names each
+            # client's address in X-Forwarded-For, from 127.0.0.1
+            "PAYLEDGER_TRUSTED_PROXIES": "127.0.0.1",
+            # the Open Dental fake is served on 127.0.0.1
+            "PAYLEDGER_PMS_ALLOWED_HOSTS": "127.0.0.1",
         }
         api = Service("api", ["serve", "--port", str(port)], env, log)
         relay = Service("relay", ["relay"], env, log)

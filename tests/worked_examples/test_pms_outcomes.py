@@ -31,6 +31,7 @@ from uuid import UUID
 
 import pytest
 
+from adapters.pms.addresses import AllowedHosts
 from domain.practices import DepositAccount, PmsKind
 from domain.schedule import parse_cutoff
 from services.app.payments import associate_payment, refund_payment
@@ -43,6 +44,9 @@ from tests.fakes.eaglesoft_bridge import FakeBridge
 from tests.fakes.opendental import FakeOpenDental, Served, serving
 from tests.integration.test_opendental_writeback import drain, pay, setup
 from tests.pms_syncs import sync
+
+#: the fakes are served on 127.0.0.1, which PMS calls reach only when allowed
+LOCAL = AllowedHosts.of(["127.0.0.1"])
 
 DAY = 86400
 
@@ -354,7 +358,9 @@ def test_an_open_dental_call_ends_within_its_timeout_whatever_it_sends() -> None
     od.add_patient(101)
     od.timeout_sleep = 5.0
     with Served(od.app) as url:
-        reader = OpenDental(OpenDentalSettings(f"{url}/api/v1", "dev-key", "cust-key", 1.0))
+        reader = OpenDental(
+            OpenDentalSettings(f"{url}/api/v1", "dev-key", "cust-key", 1.0, allowed=LOCAL)
+        )
         for fault in ("endless", "hang", "huge"):
             od.read_faults.append(fault)
             began = time.monotonic()

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import pytest
 
+from adapters.pms.addresses import AllowedHosts
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
 from domain.patients import Patient
 from domain.receivables import PmsSync, sync_id_for
@@ -30,6 +31,9 @@ from tests.conftest import Api, PinnedClock
 from tests.e2e.test_html_pages import browser
 from tests.fakes.opendental import FakeOpenDental, Served
 from tests.pms_syncs import ended
+
+#: the fakes are served on 127.0.0.1, which PMS calls reach only when allowed
+LOCAL = AllowedHosts.of(["127.0.0.1"])
 
 FAMILIES = 260
 MEMBERS = (1001, 1002, 1003)  # family members of the first three families
@@ -123,7 +127,7 @@ def history(ctx: Components, practice_id: UUID, pms_id: str) -> list[tuple[str, 
 def sequential_sync(ctx: Components, practice_id: UUID, url: str) -> SyncResult:
     """The sync as it was: every patient, then one aging after another, each patient
     registered and each balance saved on its own."""
-    reader = OpenDental(OpenDentalSettings.of_connection(connection(url)["opendental"]))
+    reader = OpenDental(OpenDentalSettings.of_connection(connection(url)["opendental"], LOCAL))
     sync = start_sync(ctx, practice_id, "admin")
     assert sync.started_at is not None
     by_pms: dict[str, UUID] = {}

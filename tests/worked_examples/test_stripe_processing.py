@@ -101,8 +101,8 @@ def test_a_practice_without_a_stripe_account_is_told_to_connect_one(
     )
     assert refused.status_code == 422
     assert refused.json()["field"] == "stripe_account"
-    path = f"/v1/practices/{api.practice_id}/settings"
-    bad = api.client.patch(path, json={"stripe_account": "sk_live_x"}, headers=api.admin)
+    path = f"/v1/practices/{api.practice_id}/stripe-account"
+    bad = api.client.put(path, json={"stripe_account": "sk_live_x"}, headers=api.operator)
     assert bad.status_code == 422 and bad.json()["field"] == "stripe_account"
 
 

@@ -19,7 +19,7 @@ from services.http.deps import CallerDep, ComponentsDep, KeyDep
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
 from services.http.representations import practice_out
-from services.http.schemas import PracticeIn, SettingsIn
+from services.http.schemas import PracticeIn, SettingsIn, StripeAccountIn
 from services.workers.writeback import practice_status
 
 router = APIRouter(prefix="/v1/practices", tags=["practices"])
@@ -43,6 +43,22 @@ def operator(caller: CallerDep) -> Caller:
     if not caller.is_operator:
         raise HttpProblem(403, "creating a practice needs the operator token", code="forbidden")
     return caller
+
+
+def account_operator(caller: CallerDep) -> Caller:
+    """Connecting a practice's Stripe account is the operator's: onboarding the practice
+    through Stripe Connect is what shows the account is the practice's."""
+    if not caller.is_operator:
+        raise HttpProblem(403, OPERATOR_SETS_ACCOUNT, code="forbidden", field="stripe_account")
+    return caller
+
+
+OPERATOR_SETS_ACCOUNT = (
+    "the practice's Stripe account is connected by the service's operator (with the "
+    "operator token, PUT /v1/practices/{id}/stripe-account), after onboarding the practice "
+    "through Stripe Connect, which shows the account is the practice's; leave "
+    "stripe_account out of the settings"
+)
 
 
 def practice_admin(practice_id: UUID, caller: CallerDep) -> Caller:
@@ -129,12 +145,33 @@ def change_settings(
     key: KeyDep,
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
+    if "stripe_account" in changes:
+        raise HttpProblem(403, OPERATOR_SETS_ACCOUNT, code="forbidden", field="stripe_account")
     connection: dict[str, Any] = {
         k: {n: v for n, v in changes.pop(k).items() if v is not None}
         for k in ("opendental", "eaglesoft")
         if k in changes
     }
+    uc.check_pms_connection(ctx, connection)  # before anything is kept
     practice = uc.change_settings(ctx, practice_id, changes, caller.actor)
     if connection:
         uc.set_pms_connection(ctx, practice_id, connection)
+    return practice_answer(ctx, practice)
+
+
+@router.put(
+    "/{practice_id}/stripe-account",
+    response_model=answers.PracticeWithStatus,
+    responses=problems(404, 409),
+    summary="Connect the practice's Stripe account (operator token)",
+)
+def connect_stripe_account(
+    practice_id: UUID,
+    body: StripeAccountIn,
+    caller: Annotated[Caller, Depends(account_operator)],
+    ctx: ComponentsDep,
+    key: KeyDep,
+) -> dict[str, Any]:
+    """An account belongs to one practice: one held by another practice is a 409."""
+    practice = uc.connect_stripe_account(ctx, practice_id, body.stripe_account, caller.actor)
     return practice_answer(ctx, practice)

@@ -57,6 +57,7 @@ def settings_page(
         invited=invited,
         settings=answer,
         payments=payments or payments_values(answer),
+        processor=ctx.settings.processor,
     )
 
 
