@@ -164,6 +164,11 @@ class SettingsIn(Body):
     stripe_account: Annotated[str, Field(max_length=80)] | None = Field(
         None, description="the practice's Stripe connected account id (acct_...); null = none"
     )
+    require_2fa_for_admins: StrictBool | None = Field(
+        None,
+        description="true: admins without two-step sign-in must turn it on at their next "
+        "sign-in, before they reach any page",
+    )
 
 
 class UserIn(Body):
