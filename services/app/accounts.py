@@ -163,7 +163,7 @@ def invite_user(
     if login_email is not None and password is not None:
         _add_login(ctx, login_email, user, password)
     created = entry(
-        ctx, user, SecurityKind.TOKEN_CREATED, actor, address, f"a {role.value}'s API token"
+        ctx, user, SecurityKind.TOKEN_CREATED, actor, address, f"for a new {role.value}"
     )
     try:
         ctx.save(user, attach=[created.statement()])
