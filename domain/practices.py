@@ -54,6 +54,7 @@ SETTING_NAMES = (
     "fee_rate_bps",
     "reminder_days",
     "pms_sync_minutes",
+    "require_2fa_for_admins",
 )
 
 #: the highest processing fee rate a practice can be set to: 10%
@@ -85,6 +86,7 @@ class Practice(LedgerAggregate):
             practice.reminder_days = []
             practice.pms_sync_minutes = DEFAULT_SYNC_MINUTES
             practice.stripe_account = None
+            practice.require_2fa_for_admins = False
             practice.created_at = self.at
 
     class SettingsChanged(LedgerAggregate.Event):
@@ -112,6 +114,8 @@ class Practice(LedgerAggregate):
         pms_sync_minutes: int
         #: the practice's Stripe connected account (acct_...), where Stripe processes its cards
         stripe_account: str | None
+        #: admins without a second factor must turn one on before they reach any page
+        require_2fa_for_admins: bool
         created_at: datetime
 
     @classmethod
@@ -200,8 +204,8 @@ def check_setting(name: str, value: Any) -> Any:
             ) from None
     if name == "batch_cutoff":
         return parse_cutoff(str(value)).strftime("%H:%M")
-    if name == "auto_writeback" and not isinstance(value, bool):
-        raise InvalidValue("auto_writeback must be true or false", field=name)
+    if name in ("auto_writeback", "require_2fa_for_admins") and not isinstance(value, bool):
+        raise InvalidValue(f"{name} must be true or false", field=name)
     if name == "reminder_days":
         if not isinstance(value, list):
             raise InvalidValue("reminder_days must be a list such as [3, 10]", field=name)

@@ -69,6 +69,7 @@ class User(LedgerAggregate):
             user.email = self.email
             user.status = UserStatus.ACTIVE
             user.created_at = self.at
+            user.two_factor_since = None
 
     class RoleChanged(LedgerAggregate.Event):
         role: str
@@ -86,6 +87,23 @@ class User(LedgerAggregate):
         def apply(self, user: User) -> None:
             pass
 
+    class TwoFactorEnabled(LedgerAggregate.Event):
+        """Sign-in asks for a time-based code too; the secret and the recovery codes are
+        kept apart from the events (sealed and hashed, in the accounts tables)."""
+
+        def apply(self, user: User) -> None:
+            user.two_factor_since = self.at
+
+    class TwoFactorDisabled(LedgerAggregate.Event):
+        """Sign-in asks for the password only again: turned off by the user (with their
+        password and a code), or reset by an admin (`reset`) for someone who lost both
+        their device and their recovery codes."""
+
+        reset: bool
+
+        def apply(self, user: User) -> None:
+            user.two_factor_since = None
+
     if TYPE_CHECKING:
         name: str
         role: Role
@@ -93,6 +111,8 @@ class User(LedgerAggregate):
         email: str | None
         status: UserStatus
         created_at: datetime
+        #: when the second factor was turned on; None while sign-in asks for the password only
+        two_factor_since: datetime | None
 
     @classmethod
     def create(
@@ -161,6 +181,35 @@ class User(LedgerAggregate):
         check_can_change(self)
         self.record(self.PasswordChanged, at=at, actor=actor)
 
+    def enable_two_factor(self, *, at: datetime, actor: str) -> None:
+        check_can_change(self)
+        if actor != actor_of(self.id):
+            raise CannotChangeUser("only the person themselves can turn on two-step sign-in")
+        if self.two_factor_since is not None:
+            raise CannotChangeUser("two-step sign-in is on already; turn it off first")
+        self.record(self.TwoFactorEnabled, at=at, actor=actor)
+
+    def disable_two_factor(self, *, at: datetime, actor: str) -> bool:
+        """The person turns it off themselves; False when it was off."""
+        check_can_change(self)
+        if self.two_factor_since is None:
+            return False
+        self.record(self.TwoFactorDisabled, at=at, actor=actor, reset=False)
+        return True
+
+    def reset_two_factor(self, *, at: datetime, actor: str) -> bool:
+        """An admin turns another person's second factor off; False when it was off."""
+        check_can_change(self)
+        if actor == actor_of(self.id):
+            raise CannotChangeUser(
+                "you cannot reset your own two-step sign-in; turn it off on your account "
+                "page with your password and a code, or ask another admin"
+            )
+        if self.two_factor_since is None:
+            return False
+        self.record(self.TwoFactorDisabled, at=at, actor=actor, reset=True)
+        return True
+
 
 def actor_of(user_id: UUID) -> str:
     return f"user:{user_id}"
@@ -217,3 +266,25 @@ def locked_until(
     ]
     latest = max(ends, default=None)
     return latest if latest is not None and latest > now else None
+
+
+class SecurityKind(StrEnum):
+    """What an entry of the security log records."""
+
+    SIGN_IN = "sign-in"
+    SIGN_IN_FAILED = "sign-in-failed"
+    LOCKED_OUT = "locked-out"
+    SIGNED_OUT = "signed-out"
+    SESSIONS_ENDED = "sessions-ended"
+    PASSWORD_CHANGED = "password-changed"  # noqa: S105 (a kind of entry, no password)
+    ROLE_CHANGED = "role-changed"
+    TWO_FACTOR_ENABLED = "two-factor-enabled"
+    TWO_FACTOR_DISABLED = "two-factor-disabled"
+    TWO_FACTOR_RESET = "two-factor-reset"
+    RECOVERY_CODE_USED = "recovery-code-used"
+    TOKEN_CREATED = "token-created"  # noqa: S105
+    TOKEN_REVOKED = "token-revoked"  # noqa: S105
+
+
+#: the actor of an entry about an attempt by someone not (yet) signed in
+ANONYMOUS = "anonymous"

@@ -21,6 +21,7 @@ class UserRow(TypedDict):
     role: str
     status: str
     created_at: str
+    two_factor_since: str | None
 
 
 class UserNameRow(TypedDict):
@@ -36,6 +37,7 @@ class NamedFeedItem(FeedItem):
 
 class Users(Projection):
     name = "users"
+    version = 2  # the second factor's since
     tables = ("users",)
     ddl = (
         """CREATE TABLE IF NOT EXISTS users (
@@ -45,7 +47,8 @@ class Users(Projection):
             email TEXT,
             role TEXT NOT NULL,
             status TEXT NOT NULL,
-            created_at TEXT NOT NULL
+            created_at TEXT NOT NULL,
+            two_factor_since TEXT
         )""",
         "CREATE INDEX IF NOT EXISTS users_by_practice ON users (practice_id, created_at)",
     )
@@ -70,6 +73,16 @@ class Users(Projection):
     def role_changed(self, tx: Tx, e: User.RoleChanged, position: int) -> None:
         tx.execute("UPDATE users SET role = ? WHERE id = ?", (e.role, str(e.originator_id)))
 
+    @handles(User.TwoFactorEnabled)
+    def two_factor_enabled(self, tx: Tx, e: User.TwoFactorEnabled, position: int) -> None:
+        tx.execute(
+            "UPDATE users SET two_factor_since = ? WHERE id = ?", (iso(e.at), str(e.originator_id))
+        )
+
+    @handles(User.TwoFactorDisabled)
+    def two_factor_disabled(self, tx: Tx, e: User.TwoFactorDisabled, position: int) -> None:
+        tx.execute("UPDATE users SET two_factor_since = NULL WHERE id = ?", (str(e.originator_id),))
+
     @handles(User.Revoked)
     def revoked(self, tx: Tx, e: User.Revoked, position: int) -> None:
         tx.execute(
@@ -80,7 +93,7 @@ class Users(Projection):
 
 def list_users(db: Database, practice_id: UUID) -> list[UserRow]:
     rows = db.query(
-        "SELECT id, name, email, role, status, created_at FROM users "
+        "SELECT id, name, email, role, status, created_at, two_factor_since FROM users "
         "WHERE practice_id = ? ORDER BY created_at, id",
         (str(practice_id),),
     )

@@ -126,7 +126,7 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
         pms_connections=PmsConnections(
             db, Sealer(secret, "pms-connection"), AllowedHosts.of(settings.pms_allowed_hosts)
         ),
-        accounts=Accounts(db),
+        accounts=Accounts(db, Sealer(secret, "second-factor")),
         reads=Reads(db),
         idempotency_keys=IdempotencyKeys(db, store.ledger_recorder.write),
         pay_attempts=PayAttemptWindows(db),

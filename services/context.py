@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from adapters.idempotency_keys import IdempotencyKeys
 from adapters.messaging.email import EmailSender
 from adapters.messaging.sms import SmsSender
 from adapters.pay_attempts import PayAttemptWindows
+from adapters.persistence import Statement, attached
 from adapters.pms.connections import PmsConnections
 from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
@@ -107,12 +108,17 @@ class Components:
             if isinstance(aggregate, kind) and aggregate.practice_id == practice_id
         }
 
-    def save(self, *aggregates: LedgerAggregate, show: bool = True) -> int:
+    def save(
+        self, *aggregates: LedgerAggregate, show: bool = True, attach: Sequence[Statement] = ()
+    ) -> int:
         """Save all pending events in one transaction, then wait (with a bound) until the
         views show them, so that the command's answer and the next read agree. Returns the
         position of the last event saved (0 when there was none). A command saving in
-        several steps passes `show=False` and calls `show` once with the last position."""
-        recordings = self.store.save(*aggregates)
+        several steps passes `show=False` and calls `show` once with the last position.
+        `attach`: statements of the durable tables (made by their adapters) that commit
+        with the events or not at all."""
+        with attached(*attach):
+            recordings = self.store.save(*aggregates)
         position = max((r.notification.id for r in recordings), default=0)
         if show:
             self.show(position)
@@ -184,7 +190,9 @@ class Aggregates(Protocol):
     def get_many(
         self, kind: type[A], aggregate_ids: list[UUID], practice_id: UUID
     ) -> dict[UUID, A]: ...
-    def save(self, *aggregates: LedgerAggregate, show: bool = True) -> int: ...
+    def save(
+        self, *aggregates: LedgerAggregate, show: bool = True, attach: Sequence[Statement] = ()
+    ) -> int: ...
     def change(
         self,
         kind: type[A],

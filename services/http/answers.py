@@ -506,6 +506,9 @@ class Practice(Answer):
     reminder_days: list[int]
     pms_sync_minutes: int
     stripe_account: str | None = Field(description="the practice's Stripe connected account")
+    require_2fa_for_admins: bool = Field(
+        description="admins without two-step sign-in must turn it on at their next sign-in"
+    )
 
 
 class WritebackStatus(BaseModel):
@@ -614,6 +617,11 @@ class PatientSnooze(Patient):
     snooze: Snooze | None
 
 
+class TwoFactor(Answer):
+    enabled: bool = Field(description="whether sign-in asks for a code after the password")
+    since: str | None = Field(description="when it was turned on; null while it is off")
+
+
 class User(Answer):
     id: str
     name: str
@@ -621,10 +629,28 @@ class User(Answer):
     role: Literal["admin", "staff", "auditor", "platform-auditor"]
     status: str
     created_at: str
+    two_factor: TwoFactor
 
 
 class UserList(Answer):
     items: list[User]
+
+
+class SecurityLogEntry(Answer):
+    id: str
+    at: str = Field(description="when (UTC)")
+    kind: str = Field(description="what happened, e.g. sign-in, role-changed")
+    actor: str = Field(description="who did it: user:<id>, operator, or anonymous")
+    actor_name: str | None
+    user_id: str | None = Field(description="the person it is about")
+    user_name: str | None
+    client_address: str | None = Field(description="the address the request came from")
+    detail: str = Field(description="more words about it; never a secret")
+
+
+class SecurityLogPage(Answer):
+    items: list[SecurityLogEntry]
+    next_cursor: str | None = Field(description=NEXT)
 
 
 class InvitedUser(Answer):

@@ -25,6 +25,7 @@ from services.http.routes import (
     receivables,
     requests,
     sandbox,
+    security_log,
     stripe_webhooks,
     terminal,
     transactions,
@@ -95,6 +96,7 @@ def create_app(ctx: Components, *, scheduler: bool | None = None) -> FastAPI:
         sandbox,
         health,
         users,
+        security_log,
         stripe_webhooks,
         terminal,
     ):

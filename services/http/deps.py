@@ -140,6 +140,11 @@ def get_idempotency_key(
     return f"{caller.actor}:{idempotency_key}"
 
 
+def get_client_address(request: Request) -> str:
+    """The address a request came from, as the security log keeps it."""
+    return request.client.host if request.client else "unknown"
+
+
 def practice_of(caller: Caller) -> UUID:
     assert caller.practice_id is not None
     return caller.practice_id
@@ -149,3 +154,4 @@ ComponentsDep = Annotated[Components, Depends(get_components)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 AdminDep = Annotated[Caller, Depends(get_admin)]
 KeyDep = Annotated[str | None, Depends(get_idempotency_key)]
+AddressDep = Annotated[str, Depends(get_client_address)]

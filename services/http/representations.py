@@ -293,6 +293,7 @@ def practice_out(practice: Practice) -> dict[str, Any]:
         "reminder_days": practice.reminder_days,
         "pms_sync_minutes": practice.pms_sync_minutes,
         "stripe_account": practice.stripe_account,
+        "require_2fa_for_admins": practice.require_2fa_for_admins,
     }
 
 

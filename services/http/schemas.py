@@ -173,6 +173,11 @@ class StripeAccountIn(Body):
         description="the practice's Stripe connected account id (acct_...), onboarded "
         "through Stripe Connect; null disconnects it"
     )
+    require_2fa_for_admins: StrictBool | None = Field(
+        None,
+        description="true: admins without two-step sign-in must turn it on at their next "
+        "sign-in, before they reach any page",
+    )
 
 
 class UserIn(Body):

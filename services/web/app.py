@@ -20,11 +20,13 @@ from domain.practices import Practice
 from services.app.accounts import SessionUser
 from services.web import render, session
 from services.web.pages import (
+    account,
     collect,
     common,
     deposits,
     receivables,
     requests,
+    security_log,
     settings,
     signin,
     status,
@@ -34,7 +36,18 @@ from services.web.security import SecurityHeadersMiddleware
 
 STATIC = Path(__file__).parent / "static"
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
-PAGES = (signin, transactions, collect, deposits, requests, receivables, settings, status)
+PAGES = (
+    signin,
+    transactions,
+    collect,
+    deposits,
+    requests,
+    receivables,
+    settings,
+    status,
+    account,
+    security_log,
+)
 
 
 def install(app: FastAPI) -> None:
@@ -133,6 +146,13 @@ def install_handlers(app: FastAPI) -> None:
         if wants_fragment(request):
             return Response(status_code=401, headers={"HX-Redirect": location})
         return RedirectResponse(location, status_code=303)
+
+    @app.exception_handler(session.EnrolmentRequired)
+    async def enrol_first(request: Request, signal: session.EnrolmentRequired) -> Response:
+        """An admin whose practice requires two-step sign-in sets it up before anything."""
+        if wants_fragment(request):
+            return Response(status_code=401, headers={"HX-Redirect": "/account"})
+        return RedirectResponse("/account", status_code=303)
 
     @app.exception_handler(session.AdminsOnly)
     async def admins_only(request: Request, signal: session.AdminsOnly) -> Response:

@@ -28,6 +28,8 @@ from services.context import Components
 
 SESSION_COOKIE = "pl_session"
 SIGNIN_CSRF_COOKIE = "pl_signin_csrf"
+#: the code step of a sign-in: names the person whose password was right (signed)
+SIGNIN_CODE_COOKIE = "pl_signin_code"
 NOTICE_COOKIE = "pl_notice"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -37,6 +39,16 @@ class SignInRequired(Exception):
 
     def __init__(self, next_path: str) -> None:
         self.next_path = next_path
+
+
+class EnrolmentRequired(Exception):
+    """The practice requires admins to use two-step sign-in, and this admin has not turned
+    it on: every page but their account page sends them there first."""
+
+
+#: what an admin who must enrol may still reach: their account page (where they enrol)
+#: and signing out
+ENROLMENT_PATHS = ("/account", "/signout")
 
 
 class AdminsOnly(Exception):
@@ -114,7 +126,14 @@ async def signed_in(request: Request) -> SessionUser:
     if user is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target)
+    if user.must_enrol and not request.url.path.startswith(ENROLMENT_PATHS):
+        raise EnrolmentRequired()
     return user
+
+
+def client_address(request: Request) -> str:
+    """The address the request came from, as sign-in lockouts and the security log keep it."""
+    return request.client.host if request.client else "unknown"
 
 
 #: methods that change nothing

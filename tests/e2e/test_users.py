@@ -47,6 +47,7 @@ def test_an_admin_lists_and_invites_people(api: Api) -> None:
         "role": "admin",
         "status": "active",
         "created_at": row["created_at"],
+        "two_factor": {"enabled": False, "since": None},
     }
     assert made["token"] not in api.get(users_path(api)).text
     # The new admin's token works at once.

@@ -125,6 +125,9 @@ DURABLE = {
     "due_work_status",
     "relay_position",
     "stripe_events",
+    "second_factors",
+    "recovery_codes",
+    "security_log",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -10,9 +11,10 @@ from fastapi import APIRouter, Depends
 from domain.users import Role, User
 from projections.base import iso
 from services.app import accounts as uc
+from services.app import second_factor
 from services.app.practices import Caller
 from services.http import answers
-from services.http.deps import CallerDep, ComponentsDep, KeyDep
+from services.http.deps import AddressDep, CallerDep, ComponentsDep, KeyDep
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
 from services.http.schemas import PasswordIn, RoleIn, UserIn
@@ -62,6 +64,7 @@ def user_out(user: User) -> dict[str, Any]:
         "role": user.role.value,
         "status": user.status.value,
         "created_at": iso(user.created_at),
+        "two_factor": two_factor_out(user.two_factor_since),
     }
 
 
@@ -73,7 +76,12 @@ def row_out(row: uc.UserRow) -> dict[str, Any]:
         "role": row.role.value,
         "status": row.status.value,
         "created_at": iso(row.created_at),
+        "two_factor": two_factor_out(row.two_factor_since),
     }
+
+
+def two_factor_out(since: datetime | None) -> dict[str, Any]:
+    return {"enabled": since is not None, "since": None if since is None else iso(since)}
 
 
 @router.get(
@@ -94,7 +102,12 @@ def list_users(practice_id: UUID, caller: UsersAdmin, ctx: ComponentsDep) -> dic
     summary="Invite a user; the answer holds its API token, shown only once",
 )
 def invite_user(
-    practice_id: UUID, body: UserIn, caller: UsersAdminOrOperator, ctx: ComponentsDep, key: KeyDep
+    practice_id: UUID,
+    body: UserIn,
+    caller: UsersAdminOrOperator,
+    ctx: ComponentsDep,
+    key: KeyDep,
+    address: AddressDep,
 ) -> dict[str, Any]:
     user, token = uc.invite_user(
         ctx,
@@ -105,6 +118,7 @@ def invite_user(
         password=body.password,
         actor=caller.actor,
         key=key,
+        address=address,
     )
     return {
         "id": str(user.id),
@@ -128,8 +142,10 @@ def change_role(
     caller: UsersAdmin,
     ctx: ComponentsDep,
     key: KeyDep,
+    address: AddressDep,
 ) -> dict[str, Any]:
-    user = uc.change_role(ctx, practice_id, user_id, Role(body.role), caller.actor, key)
+    """The person's sessions end: they sign in again as what they are now."""
+    user = uc.change_role(ctx, practice_id, user_id, Role(body.role), caller.actor, key, address)
     return user_out(user)
 
 
@@ -140,16 +156,21 @@ def change_role(
     summary="Revoke a user: its token and sessions stop working at once (admins)",
 )
 def revoke_user(
-    practice_id: UUID, user_id: UUID, caller: UsersAdmin, ctx: ComponentsDep, key: KeyDep
+    practice_id: UUID,
+    user_id: UUID,
+    caller: UsersAdmin,
+    ctx: ComponentsDep,
+    key: KeyDep,
+    address: AddressDep,
 ) -> dict[str, Any]:
-    return user_out(uc.revoke_user(ctx, practice_id, user_id, caller.actor, key))
+    return user_out(uc.revoke_user(ctx, practice_id, user_id, caller.actor, key, address))
 
 
 @router.put(
     "/{user_id}/password",
     response_model=answers.User,
     responses=problems(404),
-    summary="Set a person's password (admins): for someone who forgot theirs",
+    summary="Set a person's password (admins): for someone who forgot theirs; their sessions end",
 )
 def set_password(
     practice_id: UUID,
@@ -158,6 +179,25 @@ def set_password(
     caller: UsersAdmin,
     ctx: ComponentsDep,
     key: KeyDep,
+    address: AddressDep,
 ) -> dict[str, Any]:
-    user = uc.set_password(ctx, practice_id, user_id, body.password, caller.actor)
+    user = uc.set_password(ctx, practice_id, user_id, body.password, caller.actor, address)
     return user_out(user)
+
+
+@router.delete(
+    "/{user_id}/two-factor",
+    response_model=answers.User,
+    responses=problems(404, 409),
+    summary="Reset a person's two-step sign-in (admins): for someone who lost their phone "
+    "and their recovery codes; their sessions end",
+)
+def reset_two_factor(
+    practice_id: UUID,
+    user_id: UUID,
+    caller: UsersAdmin,
+    ctx: ComponentsDep,
+    key: KeyDep,
+    address: AddressDep,
+) -> dict[str, Any]:
+    return user_out(second_factor.reset(ctx, practice_id, user_id, caller.actor, address))

@@ -10,16 +10,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from domain.errors import InvalidValue
-from domain.users import MIN_PASSWORD
+from domain.users import MIN_PASSWORD, User
+from services.app import accounts
 from services.app.accounts import SessionUser
 from services.http.deps import practice_of
 from services.http.routes import practices as practices_api
 from services.http.routes import users as users_api
 from services.http.schemas import OpenDentalIn, PasswordIn, RoleIn, SettingsIn, UserIn
-from services.web import render
+from services.web import render, session
 from services.web.forms import FormError, run
 from services.web.pages.common import practice
-from services.web.session import Admin, Manager, PostedForm, ctx_of
+from services.web.session import Admin, Manager, PostedForm, client_address, ctx_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -101,6 +102,7 @@ def invite(request: Request, user: Admin, form: PostedForm) -> Response:
             user.caller,
             ctx_of(request),
             form.key(user),
+            client_address(request),
         )
     except FormError as refused:
         return settings_page(
@@ -122,6 +124,7 @@ def user_action(
             user.caller,
             ctx_of(request),
             form.key(user),
+            client_address(request),
         )
     except FormError as refused:
         return settings_page(request, user, error=refused.message, status=refused.status)
@@ -137,6 +140,8 @@ def change_role(request: Request, user: Admin, form: PostedForm, user_id: UUID) 
     answer = user_action(request, user, form, user_id, users_api.change_role, body)
     if isinstance(answer, Response):
         return answer
+    if user_id == user.user_id:  # your sessions ended with the change: sign in as you are now
+        return render.redirect(request, "/signin", "Your role changed; sign in again.")
     return render.redirect(
         request, "/settings", f"{answer['name']} is now {ROLES[answer['role']].lower()}."
     )
@@ -151,11 +156,62 @@ def set_password(request: Request, user: Admin, form: PostedForm, user_id: UUID)
     answer = user_action(request, user, form, user_id, users_api.set_password, body)
     if isinstance(answer, Response):
         return answer
+    if user_id == user.user_id:  # your own: every session ended, this browser gets a new one
+        response = render.redirect(request, "/settings", "You have a new password.")
+        return renew_session(request, response, user)
     return render.redirect(
         request,
         "/settings",
-        f"{answer['name']} has a new password; give it to them in person or by phone.",
+        f"{answer['name']} has a new password; give it to them in person or by phone. "
+        "Their sessions were signed out.",
     )
+
+
+def renew_session(request: Request, response: Response, user: SessionUser) -> Response:
+    """A new session for this browser, after a change that ended every session of the
+    signed-in person."""
+    ctx = ctx_of(request)
+    person = ctx.get(User, user.user_id, practice_of(user.caller))
+    session.start_session(request, response, accounts.open_session(ctx, person, ctx.clock.now()))
+    return response
+
+
+@router.post("/settings/users/{user_id}/two-factor/reset")
+def reset_two_factor(request: Request, user: Admin, form: PostedForm, user_id: UUID) -> Response:
+    answer = user_action(request, user, form, user_id, users_api.reset_two_factor)
+    if isinstance(answer, Response):
+        return answer
+    return render.redirect(
+        request,
+        "/settings",
+        f"{answer['name']}'s two-step sign-in was reset: they sign in with their password "
+        "alone, and may turn it on again from their account page.",
+    )
+
+
+@router.post("/settings/security")
+def change_security(request: Request, user: Admin, form: PostedForm) -> Response:
+    ctx = ctx_of(request)
+    required = form.get("require_2fa_for_admins") == "true"
+    try:
+        body = run(SettingsIn, require_2fa_for_admins=required)
+        run(
+            practices_api.change_settings,
+            practice_of(user.caller),
+            body,
+            user.caller,
+            ctx,
+            form.key(user),
+        )
+    except FormError as refused:
+        return settings_page(request, user, error=refused.message, status=refused.status)
+    if required:
+        notice = (
+            "Admins now need two-step sign-in: those without it set it up before anything else."
+        )
+    else:
+        notice = "Two-step sign-in is now each admin's own choice."
+    return render.redirect(request, "/settings", notice)
 
 
 @router.post("/settings/users/{user_id}/revoke")
