@@ -166,17 +166,17 @@ class SettingsIn(Body):
         description="not an admin's: the operator connects the practice's Stripe account "
         "(PUT /v1/practices/{id}/stripe-account); sent here it is refused with 403",
     )
+    require_2fa_for_admins: StrictBool | None = Field(
+        None,
+        description="true: admins without two-step sign-in must turn it on at their next "
+        "sign-in, before they reach any page",
+    )
 
 
 class StripeAccountIn(Body):
     stripe_account: Annotated[str, Field(max_length=80)] | None = Field(
         description="the practice's Stripe connected account id (acct_...), onboarded "
         "through Stripe Connect; null disconnects it"
-    )
-    require_2fa_for_admins: StrictBool | None = Field(
-        None,
-        description="true: admins without two-step sign-in must turn it on at their next "
-        "sign-in, before they reach any page",
     )
 
 
