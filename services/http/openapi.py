@@ -13,7 +13,7 @@ where it takes parameters or a body, 413 where it takes a body, 409 where it tak
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
@@ -22,8 +22,9 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.app.ar_filters import CONTROL
+from services.http.bounds import Code, Message, whole
 from services.http.deps import bearer, get_caller
-from services.http.errors import PROBLEM, TITLES, HttpProblem
+from services.http.errors import FIELD_LENGTH, MAX_ERRORS, PROBLEM, TITLES, HttpProblem
 from services.http.schemas import Body
 
 #: routes whose query string is a filter of any of many columns, checked by the use case
@@ -31,21 +32,26 @@ OPEN_QUERY = {"/v1/ar/patients"}
 
 
 class FieldError(BaseModel):
-    field: str
-    message: str
+    field: Annotated[str, Field(max_length=FIELD_LENGTH)]
+    message: Message
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details; some problems add members of their own."""
+    """RFC 9457 problem details; some problems add members of their own. Its bounds are
+    kept by `errors.problem`, which cuts what it is given to them."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(description="a URI reference naming the kind of problem")
-    title: str
-    status: int
-    detail: str = Field(description="what went wrong, and what to change")
-    field: str | None = Field(None, description="the field (or parameter) at fault")
-    errors: list[FieldError] | None = Field(None, description="every field at fault")
+    type: Code = Field(description="a URI reference naming the kind of problem")
+    title: Code
+    status: Annotated[int, whole(400, 599)]
+    detail: Message = Field(description="what went wrong, and what to change")
+    field: Annotated[str, Field(max_length=FIELD_LENGTH)] | None = Field(
+        None, description="the field (or parameter) at fault"
+    )
+    errors: list[FieldError] | None = Field(
+        None, max_length=MAX_ERRORS, description="every field at fault (the first 100)"
+    )
 
 
 #: what each status means on this API, as the document says it
@@ -59,6 +65,8 @@ MEANINGS = {
     413: "The body is over 64 KiB",
     422: "A value is invalid: `field` and `errors` say which and why",
     429: "Too many attempts: wait (`Retry-After`) and try again",
+    500: "An unexpected error: a read changed nothing; a write's finished steps stay, and "
+    "the same call with the same Idempotency-Key finishes it without doing anything twice",
     502: "A service behind the ledger (the PMS, email) refused or failed",
 }
 
@@ -139,18 +147,44 @@ def declare_problems(schema: dict[str, Any]) -> None:
             wanted = derived_statuses(operation) if path.startswith("/v1") else []
             if default_422 is not None:
                 wanted.append(422)
+            wanted.append(500)  # any route can fail unexpectedly: errors.install answers it
             for status, response in problems(*wanted).items():
                 responses.setdefault(str(status), response)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, sub in components["Problem"].pop("$defs", {}).items():
         components.setdefault(name, sub)
-    text = json.dumps(schema)
     for name in ("HTTPValidationError", "ValidationError"):
-        if f'"#/components/schemas/{name}"' not in text:
+        if f'"#/components/schemas/{name}"' not in json.dumps(schema):
             components.pop(name, None)
 
 
+def parameters_never_null(schema: dict[str, Any]) -> None:
+    """State an optional parameter as its own type: a parameter left out is absent, never
+    null (the framework spells an optional one `anyOf: [type, null]`, which hides the type
+    and its bounds from a reader and from linters)."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                declared = parameter.get("schema", {})
+                options = declared.get("anyOf", [])
+                if len(options) == 2 and NULL in options:
+                    del declared["anyOf"]
+                    declared.update(next(o for o in options if o != NULL))
+                    if declared.get("default", "") is None:
+                        del declared["default"]
+
+
+def pages_without_schema(schema: dict[str, Any]) -> None:
+    """An HTML page is a page, not a string to validate: its answers name the media type
+    alone (as the pay page's refusals do)."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                response.get("content", {}).get("text/html", {}).pop("schema", None)
+
+
+NULL = {"type": "null"}
 #: text without the control characters every body refuses (the same class as CONTROL)
 CONTROL_FREE = f"^[^{CONTROL.pattern[1:-1]}]*$"
 
@@ -200,6 +234,8 @@ def install(app: FastAPI) -> None:
             routes=app.routes,
         )
         declare_problems(schema)
+        parameters_never_null(schema)
+        pages_without_schema(schema)
         bodies = request_models()
         for name, model in schema.get("components", {}).get("schemas", {}).items():
             if name in bodies:

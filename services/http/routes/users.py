@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Depends
 
@@ -12,6 +11,7 @@ from projections.base import iso
 from services.app import accounts as uc
 from services.app.practices import Caller
 from services.http import answers
+from services.http.bounds import Id
 from services.http.deps import CallerDep, ComponentsDep, KeyDep
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
@@ -20,7 +20,7 @@ from services.http.schemas import PasswordIn, RoleIn, UserIn
 router = APIRouter(prefix="/v1/practices/{practice_id}/users", tags=["users"])
 
 
-def users_of(caller: Caller, practice_id: UUID, *, operator_ok: bool = False) -> None:
+def users_of(caller: Caller, practice_id: Id, *, operator_ok: bool = False) -> None:
     """Admins manage the users of their own practice (another one is simply not found);
     the operator may add users at set-up."""
     if caller.is_operator:
@@ -39,13 +39,13 @@ def users_of(caller: Caller, practice_id: UUID, *, operator_ok: bool = False) ->
         raise HttpProblem(403, "only admins may see or change users", code="forbidden")
 
 
-def users_admin(practice_id: UUID, caller: CallerDep) -> Caller:
+def users_admin(practice_id: Id, caller: CallerDep) -> Caller:
     """Checked before the body is validated: a staff user gets 403, whatever it sent."""
     users_of(caller, practice_id)
     return caller
 
 
-def users_admin_or_operator(practice_id: UUID, caller: CallerDep) -> Caller:
+def users_admin_or_operator(practice_id: Id, caller: CallerDep) -> Caller:
     users_of(caller, practice_id, operator_ok=True)
     return caller
 
@@ -82,7 +82,7 @@ def row_out(row: uc.UserRow) -> dict[str, Any]:
     responses=problems(404),
     summary="The practice's users (admins)",
 )
-def list_users(practice_id: UUID, caller: UsersAdmin, ctx: ComponentsDep) -> dict[str, Any]:
+def list_users(practice_id: Id, caller: UsersAdmin, ctx: ComponentsDep) -> dict[str, Any]:
     return {"items": [row_out(r) for r in uc.list_users(ctx, practice_id)]}
 
 
@@ -94,7 +94,7 @@ def list_users(practice_id: UUID, caller: UsersAdmin, ctx: ComponentsDep) -> dic
     summary="Invite a user; the answer holds its API token, shown only once",
 )
 def invite_user(
-    practice_id: UUID, body: UserIn, caller: UsersAdminOrOperator, ctx: ComponentsDep, key: KeyDep
+    practice_id: Id, body: UserIn, caller: UsersAdminOrOperator, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     user, token = uc.invite_user(
         ctx,
@@ -122,8 +122,8 @@ def invite_user(
     summary="Change a user's role (admins)",
 )
 def change_role(
-    practice_id: UUID,
-    user_id: UUID,
+    practice_id: Id,
+    user_id: Id,
     body: RoleIn,
     caller: UsersAdmin,
     ctx: ComponentsDep,
@@ -140,7 +140,7 @@ def change_role(
     summary="Revoke a user: its token and sessions stop working at once (admins)",
 )
 def revoke_user(
-    practice_id: UUID, user_id: UUID, caller: UsersAdmin, ctx: ComponentsDep, key: KeyDep
+    practice_id: Id, user_id: Id, caller: UsersAdmin, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     return user_out(uc.revoke_user(ctx, practice_id, user_id, caller.actor, key))
 
@@ -152,8 +152,8 @@ def revoke_user(
     summary="Set a person's password (admins): for someone who forgot theirs",
 )
 def set_password(
-    practice_id: UUID,
-    user_id: UUID,
+    practice_id: Id,
+    user_id: Id,
     body: PasswordIn,
     caller: UsersAdmin,
     ctx: ComponentsDep,
