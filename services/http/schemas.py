@@ -31,7 +31,10 @@ from services.http.bounds import (
     whole,
 )
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: white space as str.strip and Python's `\s` see it, spelled out: JSON Schema's `\s` (ECMA
+#: 262) leaves out some of it (NEL, U+0085), so a pattern with `\s` would allow more
+SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+EMAIL = re.compile(rf"^[^@{SPACE}]+@[^@{SPACE}]+\.[^@{SPACE}]+$")
 
 
 def control_character_at(value: Any, path: str = "") -> str | None:
@@ -76,7 +79,7 @@ Cutoff = Annotated[
     ),
 ]
 #: a character that is not white space (as str.strip sees it): names must hold one
-NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+NOT_BLANK = f"[^{SPACE}]"
 Text = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra={"pattern": NOT_BLANK})]
 
 
