@@ -3,12 +3,16 @@ never a partial write. Each value here is far past what the document declares.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import jsonschema_rs
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, PinnedClock
+from tests.e2e.scenario import populate
 from tests.e2e.support import assert_problem, new_patient, paid
+from tests.e2e.test_tenancy_generated import SANDBOX_REFUSES, operations, own_calls
 
 UUID = "6f1c3d8e-8a7e-4d53-9d1e-2b0c1f1e2a3b"
 
@@ -99,3 +103,35 @@ def test_a_problem_does_not_echo_an_unbounded_parameter_name(api: Api) -> None:
     problem = assert_problem(answer, 400)
     assert len(problem["field"]) <= 200
     assert len(problem["detail"]) <= 2_000
+
+
+def test_every_answer_of_a_working_day_keeps_the_declared_bounds_and_formats(
+    api_for: Callable[..., Api], clock: PinnedClock
+) -> None:
+    """A day of everything (tests/e2e/scenario.py), then every JSON read of the document:
+    each answer is valid against its declared schema, formats (uuid, date, date-time)
+    included, so the document claims nothing of an answer that is not so."""
+    api = api_for("sqlite", clock).setup()
+    made = populate(api, "1")
+    document = api.client.app.openapi()  # type: ignore[attr-defined]
+    checked = 0
+    for op in operations(api):
+        if op.method != "GET" or not op.path.startswith("/v1"):
+            continue
+        answer = document["paths"][op.path]["get"]["responses"]["200"].get("content", {})
+        if "application/json" not in answer:
+            continue  # a CSV or a stream
+        schema = {**answer["application/json"]["schema"], "components": document["components"]}
+        validator = jsonschema_rs.validator_for(schema, validate_formats=True)
+        for call in own_calls(op, made):
+            response = call.send(api, api.admin)
+            if op.name in SANDBOX_REFUSES:
+                assert response.status_code == 409, response.text
+                continue
+            assert response.status_code == 200, (op.name, response.text)
+            errors = [
+                f"{e.instance_path}: {e.message}" for e in validator.iter_errors(response.json())
+            ]
+            assert errors == [], (op.name, call.url, errors[:5])
+            checked += 1
+    assert checked > 25
