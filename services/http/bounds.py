@@ -1,7 +1,7 @@
 """The bounds of the API's values, in one place.
 
 Each type here states its limit in the OpenAPI document (`maxLength`; `minimum`,
-`maximum` and an `int32`/`int64` format; `maxItems` through `Many`) and is the type
+`maximum` and an `int32`/`int64` format; `maxItems` with `first`) and is the type
 the request models, parameters and answer models use, so the document and the
 validation are one: a request past a bound is a 422 naming the field.
 
@@ -173,8 +173,6 @@ Message = Annotated[str, clipped(MESSAGE_LENGTH), Field(max_length=MESSAGE_LENGT
 Url = Annotated[str, Field(max_length=URL_LENGTH)]
 Cursor = Annotated[str, Field(max_length=URL_LENGTH)]
 BodyText = Annotated[str, clipped(BODY_LENGTH), Field(max_length=BODY_LENGTH)]
-#: the last four digits of a card or an account
-Last4 = Annotated[str, Field(max_length=4)]
 
 
 def first(limit: int) -> BeforeValidator:
