@@ -28,6 +28,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python scripts/openapi-lint
 
 # The suite runs in TEST_WORKERS processes (pytest-xdist): its tests mostly wait on
 # PostgreSQL, the broker and the clock, so more workers than cores still pay.

@@ -436,9 +436,13 @@ class PayLink:
     practice: Practice
 
 
+#: the longest pay link token looked up (ours are 43 characters); a longer one is unknown
+MAX_TOKEN = 100
+
+
 def open_link(ctx: Needs, token: str) -> PayLink:
     """The request behind a pay link (whatever its state); NotFound for an unknown token."""
-    if not token or len(token) > 100:
+    if not token or len(token) > MAX_TOKEN:
         raise NotFound("this payment link is not valid")
     token_hash = hash_token(token)
     row = ctx.reads(request_by_token_hash, token_hash)

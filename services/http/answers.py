@@ -9,9 +9,40 @@ ISO 8601 UTC, dates `YYYY-MM-DD`).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from domain.practices import MAX_FEE_RATE_BPS
+from domain.receivables import SYNC_MINUTES_RANGE
+from domain.requests import EXPIRES_AFTER, MAX_REMINDERS
+from services.http.bounds import (
+    HISTORY,
+    PAGE,
+    PARTS,
+    BodyText,
+    Cents,
+    Code,
+    Count,
+    Cursor,
+    DayOut,
+    EmailOut,
+    IdOut,
+    InstantOut,
+    Message,
+    Name,
+    Note,
+    Position,
+    Reference,
+    Total,
+    Url,
+    first,
+    whole,
+)
+
+FeeRate = Annotated[int, whole(0, MAX_FEE_RATE_BPS)]
+SyncMinutes = Annotated[int, whole(0, SYNC_MINUTES_RANGE[1])]
+ReminderDay = Annotated[int, whole(1, EXPIRES_AFTER.days - 1)]
 
 
 class Answer(BaseModel):
@@ -19,51 +50,51 @@ class Answer(BaseModel):
 
 
 class Card(Answer):
-    brand: str
-    last4: str
+    brand: Code
+    last4: Code
 
 
 class Entry(Answer):
     """An entry of a payment not yet in the PMS ledger: the payment, a refund or a void."""
 
-    kind: str
-    id: str
-    amount: int
+    kind: Code
+    id: Name
+    amount: Cents
 
 
 class Event(Answer):
-    position: int
-    id: str
-    type: str
-    aggregate_id: str
-    occurred_at: str
-    actor: str
+    position: Position
+    id: IdOut
+    type: Code
+    aggregate_id: IdOut
+    occurred_at: InstantOut
+    actor: Code
     data: dict[str, Any]
 
 
 class NamedEvent(Event):
-    actor_name: str | None = Field(description="the user's name, or System")
+    actor_name: Name | None = Field(description="the user's name, or System")
 
 
 class EventPage(Answer):
-    items: list[NamedEvent]
-    next_cursor: str | None
+    items: Annotated[list[NamedEvent], first(PAGE), Field(max_length=PAGE)]
+    next_cursor: Cursor | None
 
 
 # -- payments ---------------------------------------------------------------------------
 
 
 class Refund(Answer):
-    id: str
-    amount: int
-    occurred_at: str
-    processor_refund_id: str | None
-    batch_id: str | None
-    deposit_id: str | None
+    id: IdOut
+    amount: Cents
+    occurred_at: InstantOut
+    processor_refund_id: Reference | None
+    batch_id: IdOut | None
+    deposit_id: IdOut | None
     association: Literal["associated", "unassociated"]
-    pms_reference: str | None
-    actor: str
-    failed: str | None = Field(
+    pms_reference: Reference | None
+    actor: Code
+    failed: Message | None = Field(
         default=None,
         description="set when the processor reported the refund failed after it was made "
         "(the money stayed with the practice): why; it no longer counts as refunded",
@@ -71,175 +102,175 @@ class Refund(Answer):
 
 
 class WritebackAttempt(Answer):
-    id: str
-    kind: str
-    status: str
-    attempts: int
-    last_error: str | None
-    pms_reference: str | None
-    next_attempt_at: str | None
+    id: Name
+    kind: Code
+    status: Code
+    attempts: Count
+    last_error: Message | None
+    pms_reference: Reference | None
+    next_attempt_at: InstantOut | None
 
 
 class PaymentDispute(Answer):
     """The cardholder's dispute of the payment (Stripe)."""
 
-    id: str
-    status: str = Field(
+    id: Reference
+    status: Code = Field(
         description="needs_response, under_review, won, lost (warning_... for an inquiry)"
     )
-    reason: str
-    amount: int
-    evidence_due_by: str | None
-    opened_at: str
-    closed_at: str | None
+    reason: Message
+    amount: Cents
+    evidence_due_by: InstantOut | None
+    opened_at: InstantOut
+    closed_at: InstantOut | None
     association: Literal["associated", "unassociated", "not_applicable"] = Field(
         description="whether a lost dispute's negative entry is in the PMS ledger"
     )
-    pms_reference: str | None
+    pms_reference: Reference | None
 
 
 class OpenIntent(Answer):
     """A void or refund asked of the processor whose outcome is not recorded yet."""
 
-    id: str
+    id: IdOut
     effect: Literal["void", "refund"]
-    amount: int
+    amount: Cents
     state: Literal["pending", "unknown"] = Field(
         description="pending: the call is under way; unknown: its answer was lost, and the "
         "reconciler reads it back from the processor (see the README)"
     )
-    requested_at: str
-    requested_by: str
-    attempts: int = Field(description="read backs that could not settle it so far")
-    last_error: str | None
+    requested_at: InstantOut
+    requested_by: Name
+    attempts: Count = Field(description="read backs that could not settle it so far")
+    last_error: Message | None
 
 
 class RefusedIntent(Answer):
     """A void or refund the processor refused (final: no money moved)."""
 
-    id: str
+    id: IdOut
     effect: Literal["void", "refund"]
-    reason: str
+    reason: Message
 
 
 class Payment(Answer):
-    id: str
-    status: str
-    amount: int
-    refunded_amount: int
-    method: str
-    terminal_id: str | None
+    id: IdOut
+    status: Code
+    amount: Cents
+    refunded_amount: Cents
+    method: Code
+    terminal_id: Reference | None
     card: Card
-    transaction_id: str | None
-    decline_reason: str | None
-    capture_failure: str | None = Field(
+    transaction_id: Reference | None
+    decline_reason: Message | None
+    capture_failure: Message | None = Field(
         description="why the processor refused to capture it at the cut-off (it was voided)"
     )
-    patient_id: str | None
-    request_id: str | None
-    occurred_at: str
-    association: str
-    unposted: list[Entry]
-    association_source: str | None
-    pms_reference: str | None
-    settles_at: str | None
-    batch_id: str | None
-    settled_at: str | None
-    deposit_id: str | None
-    voided_at: str | None
-    refunds: list[Refund]
-    open_intents: list[OpenIntent] = Field(
+    patient_id: IdOut | None
+    request_id: IdOut | None
+    occurred_at: InstantOut
+    association: Code
+    unposted: Annotated[list[Entry], first(PARTS), Field(max_length=PARTS)]
+    association_source: Code | None
+    pms_reference: Reference | None
+    settles_at: InstantOut | None
+    batch_id: IdOut | None
+    settled_at: InstantOut | None
+    deposit_id: IdOut | None
+    voided_at: InstantOut | None
+    refunds: Annotated[list[Refund], first(PARTS), Field(max_length=PARTS)]
+    open_intents: Annotated[list[OpenIntent], first(PARTS), Field(max_length=PARTS)] = Field(
         description="voids and refunds under way: their amount is held until they end"
     )
-    refused_intents: list[RefusedIntent]
+    refused_intents: Annotated[list[RefusedIntent], first(PARTS), Field(max_length=PARTS)]
     dispute: PaymentDispute | None
-    writeback_attempts: list[WritebackAttempt]
+    writeback_attempts: Annotated[list[WritebackAttempt], first(PARTS), Field(max_length=PARTS)]
 
 
 class PaymentWithHistory(Payment):
-    history: list[NamedEvent]
+    history: Annotated[list[NamedEvent], first(HISTORY), Field(max_length=HISTORY)]
 
 
 class Reversal(Answer):
     kind: Literal["void", "refund"]
-    amount: int
-    refund_id: str | None
+    amount: Cents
+    refund_id: IdOut | None
     payment: Payment
 
 
 class ReceiptRefund(Answer):
-    refund_id: str
-    completed_at: str
-    amount: int
-    amount_display: str
-    confirmation: str
-    transaction_id: str | None
+    refund_id: IdOut
+    completed_at: InstantOut
+    amount: Cents
+    amount_display: Code
+    confirmation: Code
+    transaction_id: Reference | None
     card: Card
-    actor: str
-    actor_name: str | None
+    actor: Code
+    actor_name: Name | None
 
 
 class Receipt(Answer):
-    payment_id: str
-    actor: str
-    actor_name: str | None
-    practice_name: str
-    completed_at: str
-    completed_local: str
-    amount: int
-    amount_display: str
-    status: str
-    confirmation: str
-    voided_at: str | None
-    transaction_id: str | None
+    payment_id: IdOut
+    actor: Code
+    actor_name: Name | None
+    practice_name: Name
+    completed_at: InstantOut
+    completed_local: Name
+    amount: Cents
+    amount_display: Code
+    status: Code
+    confirmation: Code
+    voided_at: InstantOut | None
+    transaction_id: Reference | None
     card: Card
-    refunds: list[ReceiptRefund]
-    copies_sent: int
+    refunds: Annotated[list[ReceiptRefund], first(PARTS), Field(max_length=PARTS)]
+    copies_sent: Count
 
 
 class ReceiptSent(Answer):
     sent: bool
-    email: str
-    payment_id: str
-    refund_id: str | None
+    email: EmailOut
+    payment_id: IdOut
+    refund_id: IdOut | None
 
 
 class PmsPatient(Answer):
-    id: str
-    pms_patient_id: str
-    name: str
+    id: IdOut
+    pms_patient_id: Reference
+    name: Name
 
 
 class LedgerEntryRefund(Answer):
-    refund_id: str
-    date: str
-    amount: int
-    amount_display: str
-    note: str
+    refund_id: IdOut
+    date: DayOut
+    amount: Cents
+    amount_display: Code
+    note: Note
 
 
 class LedgerEntry(Answer):
     """Exactly what staff type into the PMS's Enter Payment window."""
 
-    payment_id: str
-    date: str
-    payment_type: str
-    amount: int
-    amount_display: str
-    payment_number: str | None
-    bank_branch: str | None
-    provider: str | None
+    payment_id: IdOut
+    date: DayOut
+    payment_type: Code
+    amount: Cents
+    amount_display: Code
+    payment_number: Name | None
+    bank_branch: Name | None
+    provider: Name | None
     patient: PmsPatient | None
     post_to: PmsPatient | None
     split_method: Literal["patient", "family"]
-    note: str
-    status: str
-    association: str
-    refunds: list[LedgerEntryRefund]
+    note: Note
+    status: Code
+    association: Code
+    refunds: Annotated[list[LedgerEntryRefund], first(PARTS), Field(max_length=PARTS)]
 
 
 class WritebackRetried(Answer):
-    retried: int
+    retried: Count
     payment: Payment
 
 
@@ -247,25 +278,25 @@ class WritebackRetried(Answer):
 
 
 class TransactionRow(Answer):
-    id: str
-    occurred_at: str
-    date: str
-    amount: int
-    refunded_amount: int
-    status: str
-    method: str
-    terminal_id: str | None
+    id: IdOut
+    occurred_at: InstantOut
+    date: DayOut
+    amount: Cents
+    refunded_amount: Cents
+    status: Code
+    method: Code
+    terminal_id: Reference | None
     card: Card
-    transaction_id: str | None
-    decline_reason: str | None
-    patient_id: str | None
-    patient_name: str | None
-    association: str
-    unposted: list[Entry]
-    pms_reference: str | None
-    batch_id: str | None
-    deposit_id: str | None
-    dispute_status: str | None = Field(description="the status of its dispute, if disputed")
+    transaction_id: Reference | None
+    decline_reason: Message | None
+    patient_id: IdOut | None
+    patient_name: Name | None
+    association: Code
+    unposted: Annotated[list[Entry], first(PARTS), Field(max_length=PARTS)]
+    pms_reference: Reference | None
+    batch_id: IdOut | None
+    deposit_id: IdOut | None
+    dispute_status: Name | None = Field(description="the status of its dispute, if disputed")
 
 
 NEXT = "pass as `cursor` for the next page; null on the last page"
@@ -274,169 +305,174 @@ TO = Field(description="the last date of the range, inclusive")
 
 
 class TransactionPage(Answer):
-    items: list[TransactionRow]
-    next_cursor: str | None = Field(description=NEXT)
-    from_: str = FROM
-    to: str = TO
+    items: Annotated[list[TransactionRow], first(PAGE), Field(max_length=PAGE)]
+    next_cursor: Cursor | None = Field(description=NEXT)
+    from_: DayOut = FROM
+    to: DayOut = TO
 
 
 class UnassociatedCount(Answer):
-    count: int
-    transactions: int
-    oldest_date: str | None
+    count: Count
+    transactions: Count
+    oldest_date: DayOut | None
 
 
 class Payout(Answer):
     """The processor's payout that carried the deposit (Stripe), as reconciled."""
 
-    id: str
-    status: str
-    arrival_date: str | None
-    failure: str | None
-    fees_amount: int | None
-    differences: list[dict[str, Any]] = Field(
+    id: Reference
+    status: Code
+    arrival_date: Name | None
+    failure: Message | None
+    fees_amount: Total | None
+    differences: Annotated[list[dict[str, Any]], first(PARTS), Field(max_length=PARTS)] = Field(
         description="each with `kind` (payout_missing_item, payout_fee_mismatch, "
         "payout_amount_mismatch, payout_unknown_item), the item and `detail`"
     )
 
 
 class DepositRow(Answer):
-    id: str
-    deposit_date: str
-    status: str
+    id: IdOut
+    deposit_date: DayOut
+    status: Code
     kind: Literal["deposit", "withdrawal"]
-    gross_amount: int
-    refunds_amount: int
-    fees_amount: int
-    disputes_amount: int = Field(
+    gross_amount: Total
+    refunds_amount: Total
+    fees_amount: Total
+    disputes_amount: Total = Field(
         description="the disputes' amounts its payout carried: withdrawals negative, "
         "reinstatements positive (their fees are in fees_amount)"
     )
-    net_amount: int
-    account: str
-    batch_id: str
-    batch_date: str
-    sales_count: int
-    refunds_count: int
-    paid_at: str | None
+    net_amount: Total
+    account: Name
+    batch_id: IdOut
+    batch_date: DayOut
+    sales_count: Count
+    refunds_count: Count
+    paid_at: InstantOut | None
     payout: Payout | None = Field(description="the payout that carried it, once it arrived")
 
 
 class DepositItem(Answer):
-    line: int
-    kind: str
-    payment_id: str
-    refund_id: str | None
-    occurred_at: str
-    patient_id: str | None
-    patient_name: str | None
+    line: Count
+    kind: Code
+    payment_id: IdOut
+    refund_id: IdOut | None
+    occurred_at: InstantOut
+    patient_id: IdOut | None
+    patient_name: Name | None
     card: Card
-    transaction_id: str | None
-    amount: int
-    fee_amount: int
-    net_amount: int
-    dispute_id: str | None = Field(
+    transaction_id: Reference | None
+    amount: Total
+    fee_amount: Total
+    net_amount: Total
+    dispute_id: Reference | None = Field(
         description="the dispute of a `dispute`, `dispute_fee` or `dispute_reversal` line"
     )
 
 
 class Deposit(DepositRow):
-    items: list[DepositItem]
+    items: Annotated[list[DepositItem], first(PARTS), Field(max_length=PARTS)]
 
 
 class DepositPage(Answer):
-    items: list[DepositRow]
-    next_cursor: str | None = Field(description=NEXT)
-    from_: str = FROM
-    to: str = TO
+    items: Annotated[list[DepositRow], first(PAGE), Field(max_length=PAGE)]
+    next_cursor: Cursor | None = Field(description=NEXT)
+    from_: DayOut = FROM
+    to: DayOut = TO
 
 
 class RequestRow(Answer):
-    id: str
-    patient_id: str
-    patient_name: str | None
-    date: str
-    sent_at: str
-    amount: int
-    paid_amount: int | None
-    status: str
-    cancel_reason: str | None
-    channel: str
-    expires_at: str
-    payment_id: str | None
-    reminders_sent: int
-    delivery_status: str | None
+    id: IdOut
+    patient_id: IdOut
+    patient_name: Name | None
+    date: DayOut
+    sent_at: InstantOut
+    amount: Cents
+    paid_amount: Cents | None
+    status: Code
+    cancel_reason: Code | None
+    channel: Code
+    expires_at: InstantOut
+    payment_id: IdOut | None
+    reminders_sent: Count
+    delivery_status: Code | None
 
 
 class RequestPage(Answer):
-    items: list[RequestRow]
-    next_cursor: str | None = Field(description=NEXT)
-    from_: str = FROM
-    to: str = TO
+    items: Annotated[list[RequestRow], first(PAGE), Field(max_length=PAGE)]
+    next_cursor: Cursor | None = Field(description=NEXT)
+    from_: DayOut = FROM
+    to: DayOut = TO
 
 
 class AsOfReport(Answer):
     view: Literal["transactions", "deposits", "payment-requests", "accounts-receivable"]
-    as_of: str
-    events_applied: int
-    from_: str = FROM
-    to: str = TO
-    day: str = Field(description="the practice-local date at `as_of` (AR ages count from it)")
-    items: list[TransactionRow] | list[DepositRow] | list[RequestRow] | list[ArRow]
+    as_of: InstantOut
+    events_applied: Position
+    from_: DayOut = FROM
+    to: DayOut = TO
+    day: DayOut = Field(description="the practice-local date at `as_of` (AR ages count from it)")
+    items: (
+        Annotated[list[TransactionRow], Field(max_length=PAGE)]
+        | Annotated[list[DepositRow], Field(max_length=PAGE)]
+        | Annotated[list[RequestRow], Field(max_length=PAGE)]
+        | Annotated[list[ArRow], Field(max_length=PAGE)]
+    )
 
 
 class CloseDeposit(Answer):
-    id: str
-    deposit_date: str
-    status: str
-    net_amount: int
+    id: IdOut
+    deposit_date: DayOut
+    status: Code
+    net_amount: Total
 
 
 class CloseBatch(Answer):
-    batch_ids: list[str]
-    sales_count: int
-    gross_amount: int
-    refunds_count: int
-    refunds_amount: int
-    fees_amount: int
-    disputes_amount: int
-    net_amount: int
-    deposits: list[CloseDeposit]
+    batch_ids: Annotated[list[IdOut], first(PARTS), Field(max_length=PARTS)]
+    sales_count: Count
+    gross_amount: Total
+    refunds_count: Count
+    refunds_amount: Total
+    fees_amount: Total
+    disputes_amount: Total
+    net_amount: Total
+    deposits: Annotated[list[CloseDeposit], first(PARTS), Field(max_length=PARTS)]
 
 
 class CloseLedger(Answer):
-    payments_count: int
-    payments_amount: int
-    voided_count: int
-    voided_amount: int
-    declined_count: int
-    refunds_count: int
-    refunds_amount: int
+    payments_count: Count
+    payments_amount: Total
+    voided_count: Count
+    voided_amount: Total
+    declined_count: Count
+    refunds_count: Count
+    refunds_amount: Total
 
 
 class ClosePms(Answer):
-    associated_count: int
-    associated_amount: int
-    refunds_written_count: int
-    refunds_written_amount: int
+    associated_count: Count
+    associated_amount: Total
+    refunds_written_count: Count
+    refunds_written_amount: Total
 
 
 class DailyClose(Answer):
-    practice_id: str
-    practice_name: str
-    date: str
+    practice_id: IdOut
+    practice_name: Name
+    date: DayOut
     batch: CloseBatch
     ledger: CloseLedger
     pms: ClosePms
-    disputes: list[dict[str, Any]] = Field(
+    disputes: Annotated[list[dict[str, Any]], first(PARTS), Field(max_length=PARTS)] = Field(
         description="the dispute lines of the day's deposits (withdrawals, fees, "
         "reinstatements): kind, deposit_id, payout_id, payment_id, dispute_id, amount, "
         "fee_amount, net_amount"
     )
-    differences: list[dict[str, Any]] = Field(
+    differences: Annotated[list[dict[str, Any]], first(PARTS), Field(max_length=PARTS)] = Field(
         description="each with `kind`, the payment, refund or deposit, `amount` and `detail`"
     )
-    open_intents: list[dict[str, Any]] = Field(
+    open_intents: Annotated[list[dict[str, Any]], first(PARTS), Field(max_length=PARTS)] = Field(
         description="voids and refunds asked of the processor on or before the day whose "
         "outcome is not recorded yet: id, effect, payment_id, amount, requested_at, "
         "state (pending or unknown), attempts, last_error; each unknown one is also a "
@@ -446,66 +482,68 @@ class DailyClose(Answer):
 
 
 class QueuePatient(Answer):
-    id: str
-    name: str
-    pms_patient_id: str
+    id: IdOut
+    name: Name
+    pms_patient_id: Reference
 
 
 class EnterPayment(Answer):
-    date: str
-    payment_type: str
-    amount: int
-    amount_display: str
-    payment_number: str | None
-    provider: str | None
+    date: DayOut
+    payment_type: Code
+    amount: Cents
+    amount_display: Code
+    payment_number: Name | None
+    provider: Name | None
     patient: QueuePatient | None
-    note: str
+    note: Note
 
 
 class MarkAssociated(Answer):
     method: Literal["POST"]
-    path: str
+    path: Url
     body: dict[str, Any]
 
 
 class QueueItem(Answer):
-    id: str
-    kind: str
-    payment_id: str
-    refund_id: str | None
-    reason: str | None
-    queued_at: str
+    id: Name
+    kind: Code
+    payment_id: IdOut
+    refund_id: IdOut | None
+    reason: Message | None
+    queued_at: InstantOut
     enter_payment: EnterPayment
     mark_associated: MarkAssociated
 
 
 class QueuePage(Answer):
-    items: list[QueueItem]
-    next_cursor: str | None = Field(description=NEXT)
+    items: Annotated[list[QueueItem], first(PAGE), Field(max_length=PAGE)]
+    next_cursor: Cursor | None = Field(description=NEXT)
 
 
 # -- practices, patients, users -----------------------------------------------------------
 
 
 class DepositAccount(Answer):
-    kind: str
-    last4: str
-    masked: str
+    kind: Code
+    last4: Code
+    masked: Name
 
 
 class Practice(Answer):
-    id: str
-    name: str
-    timezone: str
-    pms: str
+    id: IdOut
+    name: Name
+    timezone: Name
+    pms: Code
     auto_writeback: bool
     deposit_account: DepositAccount
-    batch_cutoff: str
-    pms_payment_type: str | None
-    fee_rate_bps: int
-    reminder_days: list[int]
-    pms_sync_minutes: int
-    stripe_account: str | None = Field(description="the practice's Stripe connected account")
+    batch_cutoff: Name
+    pms_payment_type: Name | None
+    fee_rate_bps: FeeRate
+    reminder_days: Annotated[
+        list[ReminderDay], first(MAX_REMINDERS), Field(max_length=MAX_REMINDERS)
+    ]
+    pms_sync_minutes: SyncMinutes
+    stripe_account: Reference | None = Field(description="the practice's Stripe connected account")
     require_2fa_for_admins: bool = Field(
         description="admins without two-step sign-in must turn it on at their next sign-in"
     )
@@ -517,56 +555,56 @@ class WritebackStatus(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     status: Literal["ok", "failing"]
-    failing_since: str | None
-    last_error: str | None
-    last_error_at: str | None
-    last_success_at: str | None
+    failing_since: InstantOut | None
+    last_error: Message | None
+    last_error_at: InstantOut | None
+    last_success_at: InstantOut | None
 
 
 class SyncProgress(Answer):
     """How far the last sync came: counted while it runs in the process that runs it
     (elsewhere, and after a restart, only its times and, once it ended, its patients)."""
 
-    started_at: str | None
-    finished_at: str | None
-    guarantors_done: int | None
-    guarantors_total: int | None
-    patients_done: int | None
-    patients_total: int | None
-    error: str | None
+    started_at: InstantOut | None
+    finished_at: InstantOut | None
+    guarantors_done: Count | None
+    guarantors_total: Count | None
+    patients_done: Count | None
+    patients_total: Count | None
+    error: Message | None
 
 
 class SyncStatus(Answer):
-    interval_minutes: int
+    interval_minutes: SyncMinutes
     scheduled: bool
-    last_started_at: str | None
-    last_finished_at: str | None
-    outcome: str | None
-    error: str | None
-    last_ok_at: str | None
-    patients_seen: int | None
-    balances_recorded: int | None
-    next_due_at: str | None
+    last_started_at: InstantOut | None
+    last_finished_at: InstantOut | None
+    outcome: Code | None
+    error: Message | None
+    last_ok_at: InstantOut | None
+    patients_seen: Count | None
+    balances_recorded: Count | None
+    next_due_at: InstantOut | None
     progress: SyncProgress
 
 
 class DueWorkStatus(Answer):
     status: Literal["ok", "failing"]
-    failures: int
-    last_error: str | None
-    failed_at: str | None
+    failures: Count
+    last_error: Message | None
+    failed_at: InstantOut | None
 
 
 class OpenIntentTotals(Answer):
     """The practice's voids and refunds under way at the processor."""
 
-    open: int
-    unknown: int = Field(description="of which the processor's answer was lost")
-    oldest: str | None = Field(description="when the oldest was asked")
+    open: Count
+    unknown: Count = Field(description="of which the processor's answer was lost")
+    oldest: InstantOut | None = Field(description="when the oldest was asked")
 
 
 class PracticeWithStatus(Practice):
-    connection: dict[str, dict[str, str]] = Field(
+    connection: dict[str, dict[str, Name]] = Field(
         description="PMS connection settings: URLs in full, keys and tokens as their last 4"
     )
     writeback: WritebackStatus
@@ -576,31 +614,31 @@ class PracticeWithStatus(Practice):
 
 
 class Patient(Answer):
-    id: str
-    pms_patient_id: str
-    first_name: str
-    last_name: str
-    email: str | None
-    phone: str | None
-    guarantor_id: str | None
+    id: IdOut
+    pms_patient_id: Reference
+    first_name: Name
+    last_name: Name
+    email: EmailOut | None
+    phone: Name | None
+    guarantor_id: IdOut | None
 
 
 class PatientPage(Answer):
-    items: list[Patient]
-    next_cursor: str | None = Field(description=NEXT)
+    items: Annotated[list[Patient], first(PAGE), Field(max_length=PAGE)]
+    next_cursor: Cursor | None = Field(description=NEXT)
 
 
 class BalanceOut(Answer):
-    total: int
-    bal_0_30: int
-    bal_31_60: int
-    bal_61_90: int
-    bal_over_90: int
-    insurance_estimate: int
-    patient_portion: int
+    total: Total
+    bal_0_30: Total
+    bal_31_60: Total
+    bal_61_90: Total
+    bal_over_90: Total
+    insurance_estimate: Total
+    patient_portion: Total
     on_payment_plan: bool
     is_guarantor: bool
-    last_payment_date: str | None
+    last_payment_date: DayOut | None
 
 
 class PatientBalance(Patient):
@@ -608,9 +646,9 @@ class PatientBalance(Patient):
 
 
 class Snooze(Answer):
-    until: str
-    reason: str
-    note: str | None
+    until: DayOut
+    reason: Message
+    note: Note | None
 
 
 class PatientSnooze(Patient):
@@ -619,104 +657,104 @@ class PatientSnooze(Patient):
 
 class TwoFactor(Answer):
     enabled: bool = Field(description="whether sign-in asks for a code after the password")
-    since: str | None = Field(description="when it was turned on; null while it is off")
+    since: InstantOut | None = Field(description="when it was turned on; null while it is off")
 
 
 class User(Answer):
-    id: str
-    name: str
-    email: str | None
+    id: IdOut
+    name: Name
+    email: EmailOut | None
     role: Literal["admin", "staff", "auditor", "platform-auditor"]
-    status: str
-    created_at: str
+    status: Code
+    created_at: InstantOut
     two_factor: TwoFactor
 
 
 class UserList(Answer):
-    items: list[User]
+    items: Annotated[list[User], first(PARTS), Field(max_length=PARTS)]
 
 
 class SecurityLogEntry(Answer):
-    id: str
-    at: str = Field(description="when (UTC)")
-    kind: str = Field(description="what happened, e.g. sign-in, role-changed")
-    actor: str = Field(description="who did it: user:<id>, operator, or anonymous")
-    actor_name: str | None
-    user_id: str | None = Field(description="the person it is about")
-    user_name: str | None
-    client_address: str | None = Field(description="the address the request came from")
-    detail: str = Field(description="more words about it; never a secret")
+    id: IdOut
+    at: InstantOut = Field(description="when (UTC)")
+    kind: Code = Field(description="what happened, e.g. sign-in, role-changed")
+    actor: Reference = Field(description="who did it: user:<id>, operator, or anonymous")
+    actor_name: Name | None
+    user_id: IdOut | None = Field(description="the person it is about")
+    user_name: Name | None
+    client_address: Code | None = Field(description="the address the request came from")
+    detail: Message = Field(description="more words about it; never a secret")
 
 
 class SecurityLogPage(Answer):
-    items: list[SecurityLogEntry]
-    next_cursor: str | None = Field(description=NEXT)
+    items: Annotated[list[SecurityLogEntry], first(PAGE), Field(max_length=PAGE)]
+    next_cursor: Cursor | None = Field(description=NEXT)
 
 
 class InvitedUser(Answer):
-    id: str
-    name: str
+    id: IdOut
+    name: Name
     role: Literal["admin", "staff", "auditor", "platform-auditor"]
-    email: str | None
-    token: str = Field(description="the user's API token, shown only in this answer")
+    email: EmailOut | None
+    token: Name = Field(description="the user's API token, shown only in this answer")
 
 
 # -- accounts receivable ----------------------------------------------------------------
 
 
 class LastRequest(Answer):
-    id: str
-    date: str | None
-    amount: int | None
-    status: str | None
+    id: IdOut
+    date: DayOut | None
+    amount: Cents | None
+    status: Code | None
 
 
 class ArRow(Answer):
-    id: str
-    pms_patient_id: str
-    first_name: str
-    last_name: str
-    total: int
-    bal_0_30: int
-    bal_31_60: int
-    bal_61_90: int
-    bal_over_90: int
-    insurance_estimate: int
-    patient_portion: int
+    id: Name
+    pms_patient_id: Reference
+    first_name: Name
+    last_name: Name
+    total: Total
+    bal_0_30: Total
+    bal_31_60: Total
+    bal_61_90: Total
+    bal_over_90: Total
+    insurance_estimate: Total
+    patient_portion: Total
     on_payment_plan: bool
     is_guarantor: bool
-    last_payment_date: str | None
+    last_payment_date: DayOut | None
     last_request: LastRequest | None
     snoozed: bool
     snooze: Snooze | None
-    email: str | None
-    phone: str | None
+    email: EmailOut | None
+    phone: Name | None
     has_email: bool
     has_phone: bool
-    balance_as_of: str | None
-    balance_at_snapshot: int | None
-    collected_since: int
-    balance: int
+    balance_as_of: InstantOut | None
+    balance_at_snapshot: Total | None
+    collected_since: Total
+    balance: Total
 
 
 class ArPage(Answer):
-    items: list[ArRow]
-    next_cursor: str | None = Field(description=NEXT)
+    items: Annotated[list[ArRow], first(PAGE), Field(max_length=PAGE)]
+    next_cursor: Cursor | None = Field(description=NEXT)
     filters: dict[str, Any] = Field(description="the filters applied, in canonical form")
-    sort: str
+    sort: Code
     pms_sync: SyncStatus
 
 
 class SavedFilter(Answer):
-    id: str
-    name: str
+    id: IdOut
+    name: Name
     filter: dict[str, Any]
-    saved_at: str
+    saved_at: InstantOut
 
 
 class FilterPage(Answer):
-    items: list[SavedFilter]
-    next_cursor: str | None = Field(description="always null: the library is one page")
+    items: Annotated[list[SavedFilter], first(PAGE), Field(max_length=PAGE)]
+    next_cursor: Cursor | None = Field(description="always null: the library is one page")
 
 
 class PmsSync(Answer):
@@ -728,153 +766,153 @@ class PmsSync(Answer):
 
 
 class BulkResult(Answer):
-    patient_id: str
+    patient_id: IdOut
     outcome: Literal["sent", "skipped"]
-    reason: str | None
-    request_id: str | None
-    amount: int | None
-    channel: str | None
+    reason: Message | None
+    request_id: IdOut | None
+    amount: Total | None
+    channel: Code | None
 
 
 class BulkSent(Answer):
-    results: list[BulkResult]
-    sent: int
-    skipped: int
+    results: Annotated[list[BulkResult], first(PARTS), Field(max_length=PARTS)]
+    sent: Count
+    skipped: Count
 
 
 # -- payment requests ---------------------------------------------------------------------
 
 
 class RequestMessage(Answer):
-    number: int
+    number: Count
     kind: Literal["request", "reminder"]
-    status: str
-    attempts: int
-    last_error: str | None
-    retry_at: str | None
+    status: Code
+    attempts: Count
+    last_error: Message | None
+    retry_at: InstantOut | None
 
 
 class PaymentRequest(Answer):
-    id: str
-    patient_id: str
-    amount: int
-    paid_amount: int | None
-    status: str
-    cancel_reason: str | None
-    cancelled_by: str | None
-    channel: str
-    destination: str
-    sent_at: str
-    sender: str
-    expires_at: str
-    payment_id: str | None
-    superseded_by: str | None
-    pay_url: str | None
-    messages: list[RequestMessage]
+    id: IdOut
+    patient_id: IdOut
+    amount: Cents
+    paid_amount: Cents | None
+    status: Code
+    cancel_reason: Code | None
+    cancelled_by: Code | None
+    channel: Code
+    destination: EmailOut
+    sent_at: InstantOut
+    sender: Code
+    expires_at: InstantOut
+    payment_id: IdOut | None
+    superseded_by: IdOut | None
+    pay_url: Url | None
+    messages: Annotated[list[RequestMessage], first(PARTS), Field(max_length=PARTS)]
 
 
 class PaymentRequestWithHistory(PaymentRequest):
-    history: list[Event]
+    history: Annotated[list[Event], first(HISTORY), Field(max_length=HISTORY)]
 
 
 # -- sandbox ----------------------------------------------------------------------------
 
 
 class Clock(Answer):
-    now: str
+    now: InstantOut
     offset_seconds: float
 
 
 class ClockAdvanced(Answer):
-    now: str
-    batches_closed: int
-    deposits_paid: int
-    requests_expired: int
-    reminders_sent: int
-    messages_retried: int
-    snoozes_ended: int
-    pms_syncs: int
-    intents_reconciled: int = Field(
+    now: InstantOut
+    batches_closed: Count
+    deposits_paid: Count
+    requests_expired: Count
+    reminders_sent: Count
+    messages_retried: Count
+    snoozes_ended: Count
+    pms_syncs: Count
+    intents_reconciled: Count = Field(
         description="open voids and refunds whose outcome the reconciler read back and recorded"
     )
-    due_work_error: str | None = Field(
+    due_work_error: Message | None = Field(
         description="set when the clock moved but what fell due did not all run"
     )
 
 
 class SandboxMailboxMessage(Answer):
-    id: str
-    channel: str
-    recipient: str
-    subject: str | None
-    body: str
-    sent_at: str
+    id: Name
+    channel: Code
+    recipient: EmailOut
+    subject: Name | None
+    body: BodyText
+    sent_at: InstantOut
 
 
 class SandboxMailbox(Answer):
-    items: list[SandboxMailboxMessage]
+    items: Annotated[list[SandboxMailboxMessage], first(PARTS), Field(max_length=PARTS)]
 
 
 # -- auditing and card readers ----------------------------------------------------------
 
 
 class ViewChecksum(Answer):
-    checksum: str = Field(description="SHA-256 over the view's rows in canonical order")
-    rows: int
-    position: int = Field(description="the last event of the log the view has applied")
+    checksum: Code = Field(description="SHA-256 over the view's rows in canonical order")
+    rows: Position
+    position: Position = Field(description="the last event of the log the view has applied")
 
 
 class Checksums(Answer):
-    practice_id: str
-    log_position: int = Field(description="the last event recorded")
+    practice_id: IdOut
+    log_position: Position = Field(description="the last event recorded")
     views: dict[str, ViewChecksum]
 
 
 class Reader(Answer):
-    id: str
-    label: str | None
-    device_type: str | None
-    serial_number: str | None
-    status: str | None
+    id: Reference
+    label: Name | None
+    device_type: Name | None
+    serial_number: Name | None
+    status: Code | None
 
 
 class ReaderList(Answer):
-    items: list[Reader]
+    items: Annotated[list[Reader], first(PARTS), Field(max_length=PARTS)]
 
 
 class WebhookReceived(Answer):
     received: bool
-    id: str = Field(description="Stripe's event id")
+    id: Reference = Field(description="Stripe's event id")
     replayed: bool = Field(description="true when this event id was received before")
 
 
 class ViewsLag(Answer):
-    lag: int = Field(description="events recorded that the slowest view has not applied yet")
-    behind: dict[str, int] = Field(description="each view's lag, by name")
+    lag: Position = Field(description="events recorded that the slowest view has not applied yet")
+    behind: dict[str, Position] = Field(description="each view's lag, by name")
 
 
 class RunnerHealth(Answer):
-    name: str
+    name: Name
     role: Literal["view", "work", "intake"] = Field(
         description="view (a list to show), work (what due work is chosen from) or intake "
         "(the writeback intake)"
     )
-    position: int
-    lag: int
-    error: str | None = Field(description="the last failure, while the runner is failing")
-    failures: int
+    position: Position
+    lag: Position
+    error: Message | None = Field(description="the last failure, while the runner is failing")
+    failures: Count
 
 
 class Health(Answer):
     status: Literal["ok"]
     database: Literal["postgresql", "sqlite"]
     sandbox: bool
-    position: int = Field(description="the log's last position")
+    position: Position = Field(description="the log's last position")
     views: ViewsLag
-    projections: list[RunnerHealth]
+    projections: Annotated[list[RunnerHealth], first(PARTS), Field(max_length=PARTS)]
 
 
 class HealthFailing(Answer):
     status: Literal["failing"]
     database: Literal["unreachable"]
-    reason: str
+    reason: Message

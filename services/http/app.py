@@ -13,6 +13,7 @@ from services.http import access_log, errors, metrics, openapi
 from services.http.idempotency import IdempotencyMiddleware
 from services.http.limits import RequestLimitsMiddleware
 from services.http.metrics import Metrics, MetricsMiddleware
+from services.http.origin import OriginMiddleware, origin_of
 from services.http.rate_limits import rate_limiting
 from services.http.routes import (
     audit,
@@ -83,6 +84,7 @@ def create_app(ctx: Components, *, scheduler: bool | None = None) -> FastAPI:
     app.state.rate_limiter = rate_limiting(app, ctx)  # before the Idempotency-Key is claimed
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(OriginMiddleware, origin=origin_of(ctx.settings.base_url))
     for module in (
         practices,
         patients,

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import WithJsonSchema
 
 from domain.errors import NotFound
 from domain.practices import Practice
@@ -120,15 +121,23 @@ def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     return caller
 
 
+#: an Idempotency-Key as the document states it (the middleware refuses any other with a 400)
+KeyText = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "pattern": KEY_PATTERN, "minLength": 1, "maxLength": MAX_KEY}
+    ),
+]
+
+
 def get_idempotency_key(
     caller: Annotated[Caller, Depends(get_caller)],
     idempotency_key: Annotated[
-        str | None,
+        KeyText | None,
         Header(
             alias="Idempotency-Key",
             description="Same key and body replay the first answer; another body is a 409. "
             "1 to 255 printable ASCII characters, no space at either end.",
-            json_schema_extra={"pattern": KEY_PATTERN, "minLength": 1, "maxLength": MAX_KEY},
         ),
     ] = None,
 ) -> str | None:

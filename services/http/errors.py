@@ -17,10 +17,15 @@ from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
 from services.app.payments import EmailNotSent
 from services.app.receivables import PmsSyncFailed
 from services.http.access_log import redact_path
+from services.http.bounds import MESSAGE_LENGTH
 
 log = logging.getLogger("payledger.api")
 
 PROBLEM = "application/problem+json"
+#: a problem's bounds, as its schema states them (services/http/openapi.py, `Problem`): what
+#: it is given (a parameter's name, a value echoed back) is cut to them
+FIELD_LENGTH = 200
+MAX_ERRORS = 100
 
 STATUS_BY_ERROR: list[tuple[type[PaymentsError], int]] = [
     (NotFound, 404),
@@ -62,15 +67,23 @@ def problem(
         "type": f"/problems/{code or TITLES.get(status, 'error').lower().replace(' ', '-')}",
         "title": TITLES.get(status, "Error"),
         "status": status,
-        "detail": detail,
+        "detail": cut(detail, MESSAGE_LENGTH),
     }
     if field:
-        body["field"] = field
+        body["field"] = cut(field, FIELD_LENGTH)
     if errors:
-        body["errors"] = errors
+        body["errors"] = [
+            {"field": cut(e["field"], FIELD_LENGTH), "message": cut(e["message"], MESSAGE_LENGTH)}
+            for e in errors[:MAX_ERRORS]
+        ]
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def cut(text: str, limit: int) -> str:
+    """Text within its bound, an ellipsis at the end when it was longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class HttpProblem(Exception):

@@ -14,7 +14,7 @@ declares its 429 and the RateLimit-* headers on each of its 2xx and 4xx answers.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
@@ -23,8 +23,9 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.app.ar_filters import CONTROL
+from services.http.bounds import URL_LENGTH, Code, Message, whole
 from services.http.deps import bearer, get_caller
-from services.http.errors import PROBLEM, TITLES, HttpProblem
+from services.http.errors import FIELD_LENGTH, MAX_ERRORS, PROBLEM, TITLES, HttpProblem
 from services.http.rate_limits import is_limited
 from services.http.schemas import Body
 
@@ -33,21 +34,26 @@ OPEN_QUERY = {"/v1/ar/patients"}
 
 
 class FieldError(BaseModel):
-    field: str
-    message: str
+    field: Annotated[str, Field(max_length=FIELD_LENGTH)]
+    message: Message
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details; some problems add members of their own."""
+    """RFC 9457 problem details; some problems add members of their own. Its bounds are
+    kept by `errors.problem`, which cuts what it is given to them."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(description="a URI reference naming the kind of problem")
-    title: str
-    status: int
-    detail: str = Field(description="what went wrong, and what to change")
-    field: str | None = Field(None, description="the field (or parameter) at fault")
-    errors: list[FieldError] | None = Field(None, description="every field at fault")
+    type: Code = Field(description="a URI reference naming the kind of problem")
+    title: Code
+    status: Annotated[int, whole(400, 599)]
+    detail: Message = Field(description="what went wrong, and what to change")
+    field: Annotated[str, Field(max_length=FIELD_LENGTH)] | None = Field(
+        None, description="the field (or parameter) at fault"
+    )
+    errors: list[FieldError] | None = Field(
+        None, max_length=MAX_ERRORS, description="every field at fault (the first 100)"
+    )
 
 
 #: what each status means on this API, as the document says it
@@ -61,6 +67,8 @@ MEANINGS = {
     413: "The body is over 64 KiB",
     422: "A value is invalid: `field` and `errors` say which and why",
     429: "Too many attempts: wait (`Retry-After`) and try again",
+    500: "An unexpected error: a read changed nothing; a write's finished steps stay, and "
+    "the same call with the same Idempotency-Key finishes it without doing anything twice",
     502: "A service behind the ledger (the PMS, email) refused or failed",
 }
 
@@ -141,15 +149,15 @@ def declare_problems(schema: dict[str, Any]) -> None:
             wanted = derived_statuses(operation) if path.startswith("/v1") else []
             if default_422 is not None:
                 wanted.append(422)
+            wanted.append(500)  # any route can fail unexpectedly: errors.install answers it
             for status, response in problems(*wanted).items():
                 responses.setdefault(str(status), response)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, sub in components["Problem"].pop("$defs", {}).items():
         components.setdefault(name, sub)
-    text = json.dumps(schema)
     for name in ("HTTPValidationError", "ValidationError"):
-        if f'"#/components/schemas/{name}"' not in text:
+        if f'"#/components/schemas/{name}"' not in json.dumps(schema):
             components.pop(name, None)
 
 
@@ -172,11 +180,28 @@ def rate_limited_answer(path: str) -> dict[str, Any]:
     return {"description": "Too many requests: wait (`Retry-After`) and retry", "content": content}
 
 
+ORIGIN = "Access-Control-Allow-Origin"
+
+
+def declare_origin(schema: dict[str, Any]) -> None:
+    """Every answer states the API's cross-origin policy (services/http/origin.py)."""
+    headers = schema.setdefault("components", {}).setdefault("headers", {})
+    headers[ORIGIN] = {
+        "description": "This service's own origin: no page of another origin may read the "
+        "answer in a browser",
+        "schema": {"type": "string", "format": "uri", "maxLength": URL_LENGTH},
+    }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                response.setdefault("headers", {})[ORIGIN] = header_ref(ORIGIN)
+
+
 def declare_rate_limits(schema: dict[str, Any]) -> None:
     """A 429 with Retry-After on every limited operation, and the RateLimit-* headers on
     each of its 2xx and 4xx answers."""
     headers = schema.setdefault("components", {}).setdefault("headers", {})
-    integer = {"type": "integer", "minimum": 0}
+    integer = {"type": "integer", "format": "int32", "minimum": 0, "maximum": 2**31 - 1}
     for name, description in {**RATE_HEADERS, "Retry-After": RETRY_AFTER}.items():
         headers[name] = {"description": description, "schema": integer}
     for path, operations in schema.get("paths", {}).items():
@@ -192,6 +217,32 @@ def declare_rate_limits(schema: dict[str, Any]) -> None:
                     declared.update({name: header_ref(name) for name in RATE_HEADERS})
 
 
+def parameters_never_null(schema: dict[str, Any]) -> None:
+    """State an optional parameter as its own type: a parameter left out is absent, never
+    null (the framework spells an optional one `anyOf: [type, null]`, which hides the type
+    and its bounds from a reader and from linters)."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                declared = parameter.get("schema", {})
+                options = declared.get("anyOf", [])
+                if len(options) == 2 and NULL in options:
+                    del declared["anyOf"]
+                    declared.update(next(o for o in options if o != NULL))
+                    if declared.get("default", "") is None:
+                        del declared["default"]
+
+
+def pages_without_schema(schema: dict[str, Any]) -> None:
+    """An HTML page is a page, not a string to validate: its answers name the media type
+    alone (as the pay page's refusals do)."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                response.get("content", {}).get("text/html", {}).pop("schema", None)
+
+
+NULL = {"type": "null"}
 #: text without the control characters every body refuses (the same class as CONTROL)
 CONTROL_FREE = f"^[^{CONTROL.pattern[1:-1]}]*$"
 
@@ -241,7 +292,10 @@ def install(app: FastAPI) -> None:
             routes=app.routes,
         )
         declare_problems(schema)
+        parameters_never_null(schema)
+        pages_without_schema(schema)
         declare_rate_limits(schema)
+        declare_origin(schema)
         bodies = request_models()
         for name, model in schema.get("components", {}).get("schemas", {}).items():
             if name in bodies:

@@ -9,12 +9,13 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from fastapi import Query
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 
 from domain.errors import InvalidValue
 from domain.practices import Practice
 from services.context import Components
 from services.http import cursor
+from services.http.bounds import DATE_LENGTH, INSTANT_LENGTH, int_format
 from services.http.representations import default_range
 
 RowT = TypeVar("RowT")
@@ -38,13 +39,21 @@ def iso_instant(value: Any) -> Any:
     return value
 
 
-IsoDate = Annotated[date, BeforeValidator(iso_date)]
-IsoInstant = Annotated[datetime, BeforeValidator(iso_instant)]
+IsoDate = Annotated[
+    date,
+    BeforeValidator(iso_date),
+    WithJsonSchema({"type": "string", "format": "date", "maxLength": DATE_LENGTH}),
+]
+IsoInstant = Annotated[
+    datetime,
+    BeforeValidator(iso_instant),
+    WithJsonSchema({"type": "string", "format": "date-time", "maxLength": INSTANT_LENGTH}),
+]
 FromQ = Annotated[IsoDate | None, Query(alias="from", description="YYYY-MM-DD, practice-local")]
 ToQ = Annotated[IsoDate | None, Query(description="YYYY-MM-DD, practice-local, inclusive")]
 #: a list's page size and the cursor its previous page returned
-LimitQ = Annotated[int, Query(ge=1, le=100)]
-CursorQ = Annotated[str | None, Query(alias="cursor")]
+LimitQ = Annotated[int, Query(ge=1, le=100, json_schema_extra=int_format(1, 100))]
+CursorQ = Annotated[str | None, Query(alias="cursor", max_length=cursor.MAX_CURSOR)]
 
 
 def date_range(

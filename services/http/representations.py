@@ -22,6 +22,7 @@ from projections.feed import read_history
 from projections.transactions import TransactionRow, UnassociatedSummary, unassociated_summary
 from projections.users import actor_names, with_actor_names
 from services.context import Components
+from services.http.bounds import HISTORY
 from services.workers.writeback import writeback_of_payment
 
 DEFAULT_RANGE_DAYS = 30
@@ -147,7 +148,7 @@ def payment_out(
         else writeback_attempts,
     }
     if with_history:
-        history = ctx.reads(read_history, payment.practice_id, payment.id, 0, 1000)
+        history = ctx.reads(read_history, payment.practice_id, payment.id, 0, HISTORY)
         out["history"] = ctx.reads(with_actor_names, payment.practice_id, history)
     return out
 

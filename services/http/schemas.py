@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -19,9 +17,24 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from domain.money import MAX_AMOUNT_CENTS
+from domain.practices import MAX_FEE_RATE_BPS
+from domain.receivables import MAX_BALANCE, SYNC_MINUTES_RANGE
+from domain.requests import EXPIRES_AFTER, MAX_REMINDERS
+from domain.schedule import CUTOFF_PATTERN
 from services.app.ar_filters import CONTROL, FILTER_NAMES
+from services.http.bounds import (
+    Amount,
+    Day,
+    Id,
+    Instant,
+    stated,
+    whole,
+)
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: white space as str.strip and Python's `\s` see it, spelled out: JSON Schema's `\s` (ECMA
+#: 262) leaves out some of it (NEL, U+0085), so a pattern with `\s` would allow more
+SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+EMAIL = re.compile(rf"^[^@{SPACE}]+@[^@{SPACE}]+\.[^@{SPACE}]+$")
 
 
 def control_character_at(value: Any, path: str = "") -> str | None:
@@ -56,19 +69,18 @@ Email = Annotated[
     AfterValidator(check_email),
     Field(json_schema_extra={"pattern": EMAIL.pattern, "maxLength": 254}),
 ]
-#: a character that is not white space (as str.strip sees it): names must hold one
-NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-Text = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra={"pattern": NOT_BLANK})]
-Cents = Annotated[StrictInt, Field(description="integer cents, e.g. 12500 = $125.00")]
-#: an amount of money that moves: the bounds are the domain's (domain/money.py), stated in
-#: the schema while the domain's own 422 (`invalid-amount`) keeps its wording
-Amount = Annotated[
-    StrictInt,
+#: a cut-off time, HH:MM (24-hour); the domain checks it with its own wording
+Cutoff = Annotated[
+    str,
     Field(
-        description="integer cents, e.g. 12500 = $125.00",
-        json_schema_extra={"minimum": 1, "maximum": MAX_AMOUNT_CENTS},
+        max_length=5,
+        examples=["23:59"],
+        json_schema_extra={"pattern": f"^{CUTOFF_PATTERN.pattern}$"},
     ),
 ]
+#: a character that is not white space (as str.strip sees it): names must hold one
+NOT_BLANK = f"[^{SPACE}]"
+Text = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra={"pattern": NOT_BLANK})]
 
 
 def exactly_one_of(*names: str) -> dict[str, Any]:
@@ -106,7 +118,7 @@ class Body(BaseModel):
 
 class DepositAccountIn(Body):
     kind: Text = Field(examples=["Checking"])
-    last4: Annotated[str, Field(pattern=r"^\d{4}$", examples=["6789"])]
+    last4: Annotated[str, Field(max_length=4, pattern=r"^\d{4}$", examples=["6789"])]
 
 
 class PracticeIn(Body):
@@ -115,14 +127,14 @@ class PracticeIn(Body):
     pms: Literal["opendental", "eaglesoft", "dentrix"]
     auto_writeback: StrictBool = False
     deposit_account: DepositAccountIn
-    batch_cutoff: str = Field("23:59", examples=["23:59"])
+    batch_cutoff: Cutoff = "23:59"
 
 
 #: how long one call to the PMS may take, in seconds (the writeback's claim on an entry
 #: outlasts an attempt's calls, so a shorter timeout frees a dead worker's entries sooner)
 PmsTimeout = Annotated[
     StrictInt,
-    Field(ge=1, le=120, description="seconds one call to the PMS may take (default 30)"),
+    whole(1, 120, description="seconds one call to the PMS may take (default 30)"),
 ]
 
 
@@ -139,10 +151,14 @@ class EaglesoftIn(Body):
     timeout: PmsTimeout | None = None
 
 
+#: a PMS sync interval is 0 (by hand) or 15 minutes and more
+NOT_SOON = {"minimum": 1, "maximum": SYNC_MINUTES_RANGE[0] - 1}
+
+
 class SettingsIn(Body):
     pms: Literal["opendental", "eaglesoft", "dentrix"] | None = None
     auto_writeback: StrictBool | None = None
-    batch_cutoff: str | None = None
+    batch_cutoff: Cutoff | None = None
     pms_payment_type: (
         Annotated[str, Field(max_length=50, json_schema_extra={"pattern": NOT_BLANK})] | None
     ) = None
@@ -150,13 +166,23 @@ class SettingsIn(Body):
         None, description="Open Dental API connection; the keys are stored apart and never shown"
     )
     eaglesoft: EaglesoftIn | None = Field(None, description="the office bridge agent")
-    reminder_days: list[StrictInt] | None = Field(
-        None, description="up to two reminders, days after sending, e.g. [3, 10]"
-    )
-    fee_rate_bps: StrictInt | None = Field(
-        None, description="sandbox processing fee in basis points of each sale (290 = 2.9%)"
-    )
-    pms_sync_minutes: StrictInt | None = Field(
+    reminder_days: (
+        Annotated[
+            list[Annotated[StrictInt, Field(json_schema_extra=stated(1, EXPIRES_AFTER.days - 1))]],
+            Field(json_schema_extra={"maxItems": MAX_REMINDERS}),
+        ]
+        | None
+    ) = Field(None, description="up to two reminders, days after sending, e.g. [3, 10]")
+    fee_rate_bps: (
+        Annotated[StrictInt, Field(json_schema_extra=stated(0, MAX_FEE_RATE_BPS))] | None
+    ) = Field(None, description="sandbox processing fee in basis points of each sale (290 = 2.9%)")
+    pms_sync_minutes: (
+        Annotated[
+            StrictInt,
+            Field(json_schema_extra={**stated(0, SYNC_MINUTES_RANGE[1]), "not": NOT_SOON}),
+        ]
+        | None
+    ) = Field(
         None,
         description="how often balances are read from the PMS (Open Dental), in minutes: "
         "15 to 1440, default 60; 0 = only by hand (POST /v1/pms/sync)",
@@ -208,8 +234,8 @@ class PatientIn(Body):
     first_name: Text
     last_name: Text
     email: Email | None = None
-    phone: Annotated[str, Field(pattern=r"^\+?[0-9 ()\-]{7,20}$")] | None = None
-    guarantor_id: UUID | None = None
+    phone: Annotated[str, Field(max_length=21, pattern=r"^\+?[0-9 ()\-]{7,20}$")] | None = None
+    guarantor_id: Id | None = None
 
 
 class CardIn(Body):
@@ -225,14 +251,12 @@ class CardIn(Body):
             json_schema_extra={"pattern": "^[ -]*([0-9][ -]*){12,19}$"},
         ),
     ]
-    exp_month: Annotated[StrictInt, Field(json_schema_extra={"minimum": 1, "maximum": 12})]
+    exp_month: Annotated[StrictInt, Field(json_schema_extra=stated(1, 12))]
     exp_year: Annotated[
         StrictInt,
         Field(
             description="four digits (2030), or two (30)",
-            json_schema_extra={
-                "anyOf": [{"minimum": 0, "maximum": 99}, {"minimum": 2000, "maximum": 2100}]
-            },
+            json_schema_extra=stated(0, 2100, anyOf=[{"maximum": 99}, {"minimum": 2000}]),
         ),
     ]
     cvc: Annotated[
@@ -251,7 +275,7 @@ class PaymentIn(Body):
                     "required": ["method", "terminal_id"],
                     "properties": {
                         "method": {"const": "terminal"},
-                        "terminal_id": {"type": "string"},
+                        "terminal_id": {"type": "string", "maxLength": 64},
                         "card": {"type": "null"},
                         "payment_method": {"type": "null"},
                     },
@@ -271,10 +295,10 @@ class PaymentIn(Body):
     card: CardIn | None = Field(
         None, description="the card as typed (sandbox only; refused when Stripe processes cards)"
     )
-    payment_method: Annotated[str, Field(pattern=r"^pm_[A-Za-z0-9_]{1,200}$")] | None = Field(
-        None, description="a Stripe PaymentMethod id from Stripe's Payment Element (pm_...)"
-    )
-    patient_id: UUID | None = None
+    payment_method: (
+        Annotated[str, Field(max_length=203, pattern=r"^pm_[A-Za-z0-9_]{1,200}$")] | None
+    ) = Field(None, description="a Stripe PaymentMethod id from Stripe's Payment Element (pm_...)")
+    patient_id: Id | None = None
 
 
 class RefundIn(Body):
@@ -286,7 +310,7 @@ class RefundIn(Body):
 class AssociateIn(Body):
     source: Literal["manual", "inbox"]
     pms_reference: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    refund_id: UUID | None = Field(
+    refund_id: Id | None = Field(
         None, description="mark this refund's negative entry as recorded instead of the payment"
     )
     void: StrictBool = Field(
@@ -300,7 +324,7 @@ class AssociateIn(Body):
 class ReceiptSendIn(Body):
     email: Email
     confirm_email: Email = Field(description="the same address again, as the person confirmed it")
-    refund_id: UUID | None = None
+    refund_id: Id | None = None
 
 
 class ClockAdvanceIn(Body):
@@ -308,12 +332,12 @@ class ClockAdvanceIn(Body):
 
     model_config = ConfigDict(json_schema_extra=exactly_one_of("seconds", "to"))
 
-    seconds: StrictInt | None = Field(None, ge=1, le=400 * 86400)
-    to: datetime | None = None
+    seconds: Annotated[StrictInt, whole(1, 400 * 86400)] | None = None
+    to: Instant | None = None
 
 
 class PaymentRequestIn(Body):
-    patient_id: UUID
+    patient_id: Id
     amount: Amount
     channel: Literal["sms", "email"]
     destination: Annotated[str, Field(min_length=3, max_length=254)] | None = Field(
@@ -322,7 +346,7 @@ class PaymentRequestIn(Body):
     override_snooze: StrictBool = Field(False, description="send even if the patient is snoozed")
 
 
-Balance = Annotated[StrictInt, Field(ge=-10_000_000_000, le=10_000_000_000)]
+Balance = Annotated[StrictInt, whole(-MAX_BALANCE, MAX_BALANCE)]
 
 
 class BalanceIn(Body):
@@ -337,11 +361,11 @@ class BalanceIn(Body):
     patient_portion: Balance | None = Field(None, description="default: total - insurance")
     on_payment_plan: StrictBool = False
     is_guarantor: StrictBool = True
-    last_payment_date: date | None = None
+    last_payment_date: Day | None = None
 
 
 class SnoozeIn(Body):
-    until: date
+    until: Day
     reason: Literal[
         "claim_not_started",
         "claim_needs_resubmission",
@@ -366,16 +390,16 @@ class BulkIn(Body):
         json_schema_extra=exactly_one_of("patient_ids", "filter", "filter_id")
     )
 
-    patient_ids: list[UUID] | None = Field(
+    patient_ids: list[Id] | None = Field(
         None, max_length=1_000, description="up to 1,000 (a body is at most 64 KiB)"
     )
     filter: dict[str, Any] | None = Field(None, json_schema_extra=FILTER)
-    filter_id: UUID | None = None
+    filter_id: Id | None = None
     channel: Literal["sms", "email", "preferred"] = "preferred"
     amount_rule: Literal[
         "total", "patient_portion", "bal_0_30", "bal_31_60", "bal_61_90", "bal_over_90"
     ] = "total"
-    min_balance: Annotated[StrictInt, Field(ge=1, le=99_999_999)] = 1
+    min_balance: Annotated[StrictInt, whole(1, MAX_AMOUNT_CENTS)] = 1
     guarantors_only: StrictBool = True
     skip_payment_plan: StrictBool = True
     skip_snoozed: StrictBool = True

@@ -6,11 +6,12 @@ import re
 import secrets
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from adapters.processor.port import CardInput
@@ -20,6 +21,7 @@ from domain.payments import Payment, Status
 from domain.requests import RequestClosed
 from domain.schedule import zone
 from services.app.requests import (
+    MAX_TOKEN,
     PayLink,
     RequestChanged,
     attempt_outcome,
@@ -146,6 +148,11 @@ def find_link(ctx: Components, token: str) -> PayLink | None:
         return None
 
 
+#: the pay link's token as the document states it: a longer one is an unknown link (the
+#: page's 404, not a problem: a patient sees a page)
+PayToken = Annotated[
+    str, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_TOKEN})
+]
 PAGE_STATUSES = pages(
     s404="No such payment link",
     s410="The request was paid, cancelled, replaced or expired; the page says which",
@@ -167,7 +174,7 @@ ATTEMPT_STATUSES = pages(
     responses=PAGE_STATUSES,
     summary="The hosted pay page",
 )
-def show(token: str, request: Request, ctx: ComponentsDep) -> HTMLResponse:
+def show(token: PayToken, request: Request, ctx: ComponentsDep) -> HTMLResponse:
     link = find_link(ctx, token)
     if link is None:
         return not_found_page()
@@ -184,7 +191,7 @@ def show(token: str, request: Request, ctx: ComponentsDep) -> HTMLResponse:
     responses=ATTEMPT_STATUSES,
     summary="Pay from the hosted page",
 )
-async def submit(token: str, request: Request, ctx: ComponentsDep) -> HTMLResponse:
+async def submit(token: PayToken, request: Request, ctx: ComponentsDep) -> HTMLResponse:
     form = await request.form()
     fields = {k: str(v) for k, v in form.items()}
     address = request.client.host if request.client else "unknown"

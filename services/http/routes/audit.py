@@ -3,7 +3,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
@@ -15,6 +14,7 @@ from services.app.audit_export import export_lines
 from services.bootstrap import all_projections
 from services.context import Components
 from services.http import answers
+from services.http.bounds import Id, int_format
 from services.http.deps import AdminDep, ComponentsDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import IsoInstant, LimitQ
@@ -26,7 +26,7 @@ MAX_POSITION = 999_999_999_999_999_999
 
 
 def feed_page(
-    ctx: Components, practice_id: UUID, items: Sequence[FeedItem], limit: int
+    ctx: Components, practice_id: Id, items: Sequence[FeedItem], limit: int
 ) -> dict[str, Any]:
     """A page of events, each with `actor_name` (the user's name) beside its `actor`."""
     more = len(items) > limit
@@ -43,10 +43,16 @@ def get_events(
     caller: AdminDep,
     ctx: ComponentsDep,
     after: Annotated[
-        int, Query(ge=0, le=MAX_POSITION, description="a position; 0 = from the start")
+        int,
+        Query(
+            ge=0,
+            le=MAX_POSITION,
+            description="a position; 0 = from the start",
+            json_schema_extra=int_format(0, MAX_POSITION),
+        ),
     ] = 0,
     limit: LimitQ = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+    cursor: Annotated[str | None, Query(max_length=18, pattern=r"^\d{1,18}$")] = None,
 ) -> dict[str, Any]:
     start = int(cursor) if cursor else after
     practice_id = practice_of(caller)
@@ -60,11 +66,11 @@ def get_events(
     summary="Every event of one payment, patient, batch or practice, in order",
 )
 def get_history(
-    aggregate_id: UUID,
+    aggregate_id: Id,
     caller: AdminDep,
     ctx: ComponentsDep,
     limit: LimitQ = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+    cursor: Annotated[str | None, Query(max_length=18, pattern=r"^\d{1,18}$")] = None,
 ) -> dict[str, Any]:
     start = int(cursor) if cursor else 0
     items = ctx.reads(read_history, practice_of(caller), aggregate_id, start, limit + 1)

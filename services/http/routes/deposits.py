@@ -4,9 +4,8 @@ import re
 from collections.abc import Callable
 from datetime import UTC
 from typing import Annotated, Any
-from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
 from domain.errors import NotFound
@@ -25,6 +24,7 @@ from services.app.as_of import VIEWS as AS_OF_VIEWS
 from services.app.as_of import report_as_of as as_of_report
 from services.app.exports import VIEWS, export_csv
 from services.http import answers
+from services.http.bounds import PAGE, Id, int_format
 from services.http.deps import AdminDep, ComponentsDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import (
@@ -42,6 +42,9 @@ from services.http.routes.receivables import ar_row
 from services.http.routes.requests import row_out as request_row
 
 router = APIRouter(prefix="/v1", tags=["deposits and reports"])
+
+#: the name of an export or a report (an unknown one is a 404 that lists them)
+ViewName = Annotated[str, Path(max_length=40)]
 
 
 def deposit_out(row: DepositRow) -> dict[str, Any]:
@@ -118,7 +121,7 @@ def get_deposits(
     responses=problems(404),
     summary="One deposit with its itemised payments and refunds",
 )
-def get_one_deposit(deposit_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def get_one_deposit(deposit_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
     row = ctx.reads(get_deposit, practice_of(caller), deposit_id)
     if row is None:
         raise NotFound(f"no deposit {deposit_id}")
@@ -149,7 +152,7 @@ def daily_close(
     response_class=StreamingResponse,
 )
 def export(
-    view: str, caller: AdminDep, ctx: ComponentsDep, from_: FromQ = None, to: ToQ = None
+    view: ViewName, caller: AdminDep, ctx: ComponentsDep, from_: FromQ = None, to: ToQ = None
 ) -> StreamingResponse:
     if view not in VIEWS:
         raise NotFound(f"no export {view!r}; available: {', '.join(sorted(VIEWS))}")
@@ -172,13 +175,13 @@ def export(
     "accounts-receivable)",
 )
 def report_as_of(
-    view: str,
+    view: ViewName,
     caller: AdminDep,
     ctx: ComponentsDep,
     as_of: IsoInstant,
     from_: FromQ = None,
     to: ToQ = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=PAGE, json_schema_extra=int_format(1, PAGE))] = 100,
 ) -> dict[str, Any]:
     if view not in AS_OF_VIEWS:
         raise NotFound(f"no report {view!r}; available: daily-close, {', '.join(AS_OF_VIEWS)}")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from fastapi import APIRouter
 
@@ -9,6 +8,7 @@ from domain.patients import Patient
 from projections.directory import list_patients
 from services.app import practices as uc
 from services.http import answers, cursor
+from services.http.bounds import Id
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import CursorQ, LimitQ
@@ -57,5 +57,5 @@ def get_patients(
 @router.get(
     "/{patient_id}", response_model=answers.Patient, responses=problems(404), summary="One patient"
 )
-def get_patient(patient_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def get_patient(patient_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
     return patient_out(ctx.get(Patient, patient_id, practice_of(caller)))

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from fastapi import APIRouter, Body
 
@@ -12,6 +11,7 @@ from domain.payments import AssociationSource, Method, Payment
 from domain.practices import Practice
 from services.app import payments as uc
 from services.http import answers
+from services.http.bounds import Id
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.representations import ledger_entry_out, payment_out, receipt_out
@@ -62,7 +62,7 @@ def collect(body: PaymentIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) 
     responses=problems(404),
     summary="One payment with its refunds, settlement and history",
 )
-def get_payment(payment_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def get_payment(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
     payment = ctx.get(Payment, payment_id, practice_of(caller))
     return payment_out(ctx, payment, with_history=True)
 
@@ -74,7 +74,7 @@ def get_payment(payment_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[
     summary="Void if not yet processed, refund (full or amount) if processed",
 )
 def refund(
-    payment_id: UUID,
+    payment_id: Id,
     caller: AdminDep,
     ctx: ComponentsDep,
     key: KeyDep,
@@ -102,7 +102,7 @@ def refund(
     responses=problems(404),
     summary="The payment's receipt, with its refunds",
 )
-def receipt(payment_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def receipt(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
     return receipt_out(ctx, ctx.get(Payment, payment_id, practice_of(caller)))
 
 
@@ -113,7 +113,7 @@ def receipt(payment_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str,
     summary="Email a copy of the payment's (or one refund's) receipt",
 )
 def send_receipt(
-    payment_id: UUID, body: ReceiptSendIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
+    payment_id: Id, body: ReceiptSendIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     if body.email.lower() != body.confirm_email.lower():
         raise InvalidValue(
@@ -141,7 +141,7 @@ def send_receipt(
     responses=problems(404),
     summary="What to type into the PMS (Post to Ledger)",
 )
-def ledger_entry(payment_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def ledger_entry(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
     return ledger_entry_out(ctx, ctx.get(Payment, payment_id, practice_of(caller)))
 
 
@@ -152,7 +152,7 @@ def ledger_entry(payment_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict
     summary="Mark as associated (recorded in the PMS)",
 )
 def associate(
-    payment_id: UUID, body: AssociateIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
+    payment_id: Id, body: AssociateIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     payment = uc.associate_payment(
         ctx,
@@ -175,7 +175,7 @@ def associate(
     summary="Try a failed PMS writeback of this payment (and its refunds) again",
 )
 def retry_writeback(
-    payment_id: UUID, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
+    payment_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     payment = ctx.get(Payment, payment_id, practice_of(caller))
     retried = ctx.journal.retry_failed(str(payment.practice_id), str(payment.id))

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Depends
 
@@ -15,6 +14,7 @@ from services.app.practices import Caller
 from services.app.receivables import sync_status
 from services.context import Components
 from services.http import answers
+from services.http.bounds import Id
 from services.http.deps import CallerDep, ComponentsDep, KeyDep
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
@@ -25,7 +25,7 @@ from services.workers.writeback import practice_status
 router = APIRouter(prefix="/v1/practices", tags=["practices"])
 
 
-def own_practice(caller: Caller, practice_id: UUID, *, operator_ok: bool = False) -> None:
+def own_practice(caller: Caller, practice_id: Id, *, operator_ok: bool = False) -> None:
     """Admins reach only their own practice (another one is simply not found)."""
     if caller.is_operator:
         if operator_ok:
@@ -61,13 +61,13 @@ OPERATOR_SETS_ACCOUNT = (
 )
 
 
-def practice_admin(practice_id: UUID, caller: CallerDep) -> Caller:
+def practice_admin(practice_id: Id, caller: CallerDep) -> Caller:
     """Checked before the body is validated: a staff user gets 403, whatever it sent."""
     own_practice(caller, practice_id)
     return caller
 
 
-def practice_admin_or_operator(practice_id: UUID, caller: CallerDep) -> Caller:
+def practice_admin_or_operator(practice_id: Id, caller: CallerDep) -> Caller:
     own_practice(caller, practice_id, operator_ok=True)
     return caller
 
@@ -126,7 +126,7 @@ def create_practice(
     responses=problems(404),
     summary="A practice and its payments settings",
 )
-def get_practice(practice_id: UUID, caller: CallerDep, ctx: ComponentsDep) -> dict[str, Any]:
+def get_practice(practice_id: Id, caller: CallerDep, ctx: ComponentsDep) -> dict[str, Any]:
     own_practice(caller, practice_id, operator_ok=True)
     return practice_answer(ctx, ctx.get(Practice, practice_id, practice_id))
 
@@ -138,7 +138,7 @@ def get_practice(practice_id: UUID, caller: CallerDep, ctx: ComponentsDep) -> di
     summary="Change payments settings",
 )
 def change_settings(
-    practice_id: UUID,
+    practice_id: Id,
     body: SettingsIn,
     caller: Annotated[Caller, Depends(practice_admin)],
     ctx: ComponentsDep,
@@ -166,7 +166,7 @@ def change_settings(
     summary="Connect the practice's Stripe account (operator token)",
 )
 def connect_stripe_account(
-    practice_id: UUID,
+    practice_id: Id,
     body: StripeAccountIn,
     caller: Annotated[Caller, Depends(account_operator)],
     ctx: ComponentsDep,

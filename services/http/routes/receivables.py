@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -21,6 +20,7 @@ from projections.receivables import (
 from services.app import receivables as uc
 from services.app.ar_filters import parse_filter
 from services.http import answers, cursor
+from services.http.bounds import Id
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import CursorQ, LimitQ
@@ -93,7 +93,7 @@ def snapshot_total(row: Mapping[str, Any]) -> int | None:
     summary="Record a PMS balance snapshot",
 )
 def put_balance(
-    patient_id: UUID, body: BalanceIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
+    patient_id: Id, body: BalanceIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     balance = Balance.from_snapshot(**body.model_dump())
     patient = uc.record_balance(
@@ -159,7 +159,7 @@ def ar_patients(
     ] = "-total",
     limit: LimitQ = 50,
     cursor_: CursorQ = None,
-    filter_id: UUID | None = None,
+    filter_id: Id | None = None,
 ) -> dict[str, Any]:
     practice_id = practice_of(caller)
     if sort.lstrip("-") not in SORTABLE:
@@ -253,7 +253,7 @@ def get_filters(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
     status_code=204,
     summary="Delete a saved filter",
 )
-def delete_filter(filter_id: UUID, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> Response:
+def delete_filter(filter_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> Response:
     uc.delete_filter(ctx, practice_id=practice_of(caller), filter_id=filter_id, actor=caller.actor)
     return Response(status_code=204)
 
@@ -265,7 +265,7 @@ def delete_filter(filter_id: UUID, caller: AdminDep, ctx: ComponentsDep, key: Ke
     summary="Snooze a patient until a date",
 )
 def snooze(
-    patient_id: UUID, body: SnoozeIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
+    patient_id: Id, body: SnoozeIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
     patient = uc.snooze(
         ctx,
@@ -293,7 +293,7 @@ def snooze(
     responses=problems(404, 409),
     summary="End a snooze early",
 )
-def unsnooze(patient_id: UUID, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
+def unsnooze(patient_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
     patient = uc.end_snooze(
         ctx, practice_id=practice_of(caller), patient_id=patient_id, actor=caller.actor
     )

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from typing import Any, Literal
-from uuid import UUID
 
 from fastapi import APIRouter
 
@@ -12,6 +11,7 @@ from projections.requests import PaymentRequestRow, list_requests
 from services.app import requests as uc
 from services.context import Components
 from services.http import answers
+from services.http.bounds import HISTORY, Id
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import CursorQ, FromQ, LimitQ, ToQ, date_range, dated_page
@@ -52,7 +52,7 @@ def request_out(
         ],
     }
     if with_history:
-        out["history"] = ctx.reads(read_history, r.practice_id, r.id, 0, 1000)
+        out["history"] = ctx.reads(read_history, r.practice_id, r.id, 0, HISTORY)
     return out
 
 
@@ -110,7 +110,7 @@ def get_requests(
     from_: FromQ = None,
     to: ToQ = None,
     status: Literal["requested", "completed", "cancelled"] | None = None,
-    patient_id: UUID | None = None,
+    patient_id: Id | None = None,
     limit: LimitQ = 50,
     cursor_: CursorQ = None,
 ) -> dict[str, Any]:
@@ -135,7 +135,7 @@ def get_requests(
     responses=problems(404),
     summary="One request with its history",
 )
-def get_request(request_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def get_request(request_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
     request = ctx.get(PaymentRequest, request_id, practice_of(caller))
     return request_out(ctx, request, with_history=True)
 
@@ -146,7 +146,7 @@ def get_request(request_id: UUID, caller: AdminDep, ctx: ComponentsDep) -> dict[
     responses=problems(404, 409),
     summary="Cancel a request by hand",
 )
-def cancel(request_id: UUID, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
+def cancel(request_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
     request = uc.cancel_request(
         ctx, practice_id=practice_of(caller), request_id=request_id, actor=caller.actor
     )

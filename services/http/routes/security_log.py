@@ -5,13 +5,13 @@ auditors of the practice)."""
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Query
 
 from domain.users import SecurityKind
 from services.app.security_log import read_log
 from services.http import answers, cursor
+from services.http.bounds import Id
 from services.http.deps import AdminDep, ComponentsDep, practice_of
 from services.http.openapi import problems
 
@@ -32,7 +32,7 @@ def get_security_log(
     caller: AdminDep,
     ctx: ComponentsDep,
     kind: Annotated[SecurityKind | None, Query(description="only entries of this kind")] = None,
-    user_id: Annotated[UUID | None, Query(description="only entries about this person")] = None,
+    user_id: Annotated[Id | None, Query(description="only entries about this person")] = None,
     limit: LimitQ = 50,
     cursor_: Annotated[
         str | None,

@@ -15,7 +15,7 @@ from services.http.schemas import Body, Text
 
 router = APIRouter(prefix="/v1/terminal/readers", tags=["card readers"])
 
-ReaderId = Annotated[str, Path(pattern=r"^tmr_[A-Za-z0-9_]{1,100}$")]
+ReaderId = Annotated[str, Path(max_length=104, pattern=r"^tmr_[A-Za-z0-9_]{1,100}$")]
 
 
 class ReaderIn(Body):

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from fastapi import APIRouter, Query
 
 from projections.transactions import UnassociatedSummary, list_transactions
 from services.http import answers
+from services.http.bounds import Id
 from services.http.deps import AdminDep, ComponentsDep, practice_of
 from services.http.ranges import CursorQ, FromQ, LimitQ, ToQ, date_range, dated_page
 from services.http.representations import transaction_row, unassociated_badge
@@ -32,7 +32,7 @@ def get_transactions(
             "not_applicable: declined, or voided before it was posted"
         ),
     ] = None,
-    patient_id: UUID | None = None,
+    patient_id: Id | None = None,
     status: Annotated[
         Literal["approved", "declined", "voided", "settled", "refunded"] | None,
         Query(description="a payment status, or `refunded`: settled with refunds"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Depends
 
@@ -14,6 +13,7 @@ from services.app import accounts as uc
 from services.app import second_factor
 from services.app.practices import Caller
 from services.http import answers
+from services.http.bounds import Id
 from services.http.deps import AddressDep, CallerDep, ComponentsDep, KeyDep
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
@@ -22,7 +22,7 @@ from services.http.schemas import PasswordIn, RoleIn, UserIn
 router = APIRouter(prefix="/v1/practices/{practice_id}/users", tags=["users"])
 
 
-def users_of(caller: Caller, practice_id: UUID, *, operator_ok: bool = False) -> None:
+def users_of(caller: Caller, practice_id: Id, *, operator_ok: bool = False) -> None:
     """Admins manage the users of their own practice (another one is simply not found);
     the operator may add users at set-up."""
     if caller.is_operator:
@@ -41,13 +41,13 @@ def users_of(caller: Caller, practice_id: UUID, *, operator_ok: bool = False) ->
         raise HttpProblem(403, "only admins may see or change users", code="forbidden")
 
 
-def users_admin(practice_id: UUID, caller: CallerDep) -> Caller:
+def users_admin(practice_id: Id, caller: CallerDep) -> Caller:
     """Checked before the body is validated: a staff user gets 403, whatever it sent."""
     users_of(caller, practice_id)
     return caller
 
 
-def users_admin_or_operator(practice_id: UUID, caller: CallerDep) -> Caller:
+def users_admin_or_operator(practice_id: Id, caller: CallerDep) -> Caller:
     users_of(caller, practice_id, operator_ok=True)
     return caller
 
@@ -90,7 +90,7 @@ def two_factor_out(since: datetime | None) -> dict[str, Any]:
     responses=problems(404),
     summary="The practice's users (admins)",
 )
-def list_users(practice_id: UUID, caller: UsersAdmin, ctx: ComponentsDep) -> dict[str, Any]:
+def list_users(practice_id: Id, caller: UsersAdmin, ctx: ComponentsDep) -> dict[str, Any]:
     return {"items": [row_out(r) for r in uc.list_users(ctx, practice_id)]}
 
 
@@ -102,7 +102,7 @@ def list_users(practice_id: UUID, caller: UsersAdmin, ctx: ComponentsDep) -> dic
     summary="Invite a user; the answer holds its API token, shown only once",
 )
 def invite_user(
-    practice_id: UUID,
+    practice_id: Id,
     body: UserIn,
     caller: UsersAdminOrOperator,
     ctx: ComponentsDep,
@@ -136,8 +136,8 @@ def invite_user(
     summary="Change a user's role (admins)",
 )
 def change_role(
-    practice_id: UUID,
-    user_id: UUID,
+    practice_id: Id,
+    user_id: Id,
     body: RoleIn,
     caller: UsersAdmin,
     ctx: ComponentsDep,
@@ -156,8 +156,8 @@ def change_role(
     summary="Revoke a user: its token and sessions stop working at once (admins)",
 )
 def revoke_user(
-    practice_id: UUID,
-    user_id: UUID,
+    practice_id: Id,
+    user_id: Id,
     caller: UsersAdmin,
     ctx: ComponentsDep,
     key: KeyDep,
@@ -173,8 +173,8 @@ def revoke_user(
     summary="Set a person's password (admins): for someone who forgot theirs; their sessions end",
 )
 def set_password(
-    practice_id: UUID,
-    user_id: UUID,
+    practice_id: Id,
+    user_id: Id,
     body: PasswordIn,
     caller: UsersAdmin,
     ctx: ComponentsDep,
@@ -193,8 +193,8 @@ def set_password(
     "and their recovery codes; their sessions end",
 )
 def reset_two_factor(
-    practice_id: UUID,
-    user_id: UUID,
+    practice_id: Id,
+    user_id: Id,
     caller: UsersAdmin,
     ctx: ComponentsDep,
     key: KeyDep,
