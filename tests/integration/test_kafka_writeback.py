@@ -234,6 +234,7 @@ def test_kill_nine_relay_and_consumer_in_the_middle_of_2000_payments(
         # one secret key for every process, as in compose.yaml: the PMS keys are sealed
         "PAYLEDGER_SECRET_KEY": ctx.settings.secret().decode(),
         "PAYLEDGER_WRITEBACK_CLAIM_SECONDS": "3",
+        "PAYLEDGER_PMS_ALLOWED_HOSTS": "127.0.0.1",  # the Open Dental fake's host
     }
     log = tmp_path / "processes.log"
     relay = spawn("relay", env, log)

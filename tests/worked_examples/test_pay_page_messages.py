@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from typing import Any
 
-from tests.conftest import Api, PinnedClock
+import pytest
+
+from tests.conftest import BACKENDS, NO_RATE_LIMITS, Api, PinnedClock
 from tests.worked_examples.test_payment_requests import DAY, new_patient, pay, pay_path, send
 
 MESSAGE = re.compile(r'id="(?:result|error)">(.*?)</p>', re.S)
+
+
+@pytest.fixture(params=BACKENDS)
+def api(api_for: Callable[..., Api], clock: PinnedClock, request: pytest.FixtureRequest) -> Api:
+    """The suite's API, without the request-rate limits: these pages are sent to one
+    link many times a second here (the limits have tests of their own; the pay page's
+    failed-attempt limit, which these test, stays)."""
+    return api_for(str(request.param), clock, rate_limits=NO_RATE_LIMITS).setup()
 
 
 def message(response: Any) -> str:

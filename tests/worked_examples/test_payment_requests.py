@@ -6,12 +6,23 @@ Elm Dental (New York). The clock starts on Wednesday 4 March 2026, 10:00 local.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from tests.conftest import Api
+import pytest
+
+from tests.conftest import BACKENDS, NO_RATE_LIMITS, Api, PinnedClock
 
 DAY = 86400
 CARD = {"card_number": "4242424242424242", "exp_month": "12", "exp_year": "2030", "cvc": "123"}
+
+
+@pytest.fixture(params=BACKENDS)
+def api(api_for: Callable[..., Api], clock: PinnedClock, request: pytest.FixtureRequest) -> Api:
+    """The suite's API, without the request-rate limits: these pages are sent to one
+    link many times a second here (the limits have tests of their own; the pay page's
+    failed-attempt limit, which these test, stays)."""
+    return api_for(str(request.param), clock, rate_limits=NO_RATE_LIMITS).setup()
 
 
 def new_patient(api: Api, pms_id: str = "501", **extra: Any) -> dict[str, Any]:
