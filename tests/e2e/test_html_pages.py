@@ -29,9 +29,8 @@ class Office:
     pages: list[tuple[str, str]]
 
 
-def browser(api: Api, email: str, role: Role = Role.ADMIN) -> tuple[TestClient, str]:
-    """A person of `api`'s practice signed in on the dashboard (plain HTTP on the local
-    machine); answers the browser and the user's id."""
+def person(api: Api, email: str, role: Role = Role.STAFF) -> UUID:
+    """A person of `api`'s practice, with PASSWORD; answers the user's id."""
     ctx = api.client.app.state.ctx  # type: ignore[attr-defined]
     user, _ = accounts.invite_user(
         ctx,
@@ -42,6 +41,13 @@ def browser(api: Api, email: str, role: Role = Role.ADMIN) -> tuple[TestClient, 
         password=PASSWORD,
         actor="operator",
     )
+    return user.id
+
+
+def browser(api: Api, email: str, role: Role = Role.ADMIN) -> tuple[TestClient, str]:
+    """A person of `api`'s practice signed in on the dashboard (plain HTTP on the local
+    machine); answers the browser and the user's id."""
+    user_id = person(api, email, role)
     web = TestClient(api.client.app, base_url="http://127.0.0.1")
     page = web.get("/signin")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
@@ -52,7 +58,7 @@ def browser(api: Api, email: str, role: Role = Role.ADMIN) -> tuple[TestClient, 
         follow_redirects=False,
     )
     assert answer.status_code == 303, answer.text
-    return web, str(user.id)
+    return web, str(user_id)
 
 
 @pytest.fixture

@@ -5,29 +5,12 @@ sign-in sends its admins to enrol first; the security log's API and who may read
 from __future__ import annotations
 
 import re
-from uuid import UUID
 
 from fastapi.testclient import TestClient
 
 from domain.users import Role
-from services.app import accounts
 from tests.conftest import Api
-
-PASSWORD = "a-long-enough-password"
-
-
-def person(api: Api, email: str, role: Role = Role.STAFF) -> UUID:
-    ctx = api.client.app.state.ctx  # type: ignore[attr-defined]
-    user, _ = accounts.invite_user(
-        ctx,
-        practice_id=UUID(api.practice_id),
-        name=email.split("@")[0].title(),
-        email=email,
-        role=role,
-        password=PASSWORD,
-        actor="operator",
-    )
-    return user.id
+from tests.e2e.test_html_pages import PASSWORD, person
 
 
 def signed_in(api: Api, email: str, password: str = PASSWORD) -> TestClient:
