@@ -82,18 +82,27 @@ def test_a_burst_split_over_two_processes_stays_within_the_documented_bound(
     api, elsewhere, _, _ = two_processes(make_components)
     at_a_window_start()
 
-    def fire(client: Api) -> list[int]:
+    def answer(client: Api) -> tuple[int, int]:
+        status = client.get(BADGE)
+        # the window the answer was counted in: its end is now + RateLimit-Reset
+        ends = time.time() + int(status.headers["RateLimit-Reset"])
+        return status.status_code, round(ends / WINDOW)
+
+    def fire(client: Api) -> list[tuple[int, int]]:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(lambda _: client.get(BADGE).status_code, range(250)))
+            return list(pool.map(lambda _: answer(client), range(250)))
 
     with ThreadPoolExecutor(max_workers=2) as both:
         runs = [both.submit(fire, api), both.submit(fire, elsewhere)]
         answers = [status for run in runs for status in run.result()]
 
-    passed = Counter(answers)[200]
+    # a loaded machine may take longer than a window for the burst: each window on its own
+    passed = Counter(window for status, window in answers if status == 200)
+    first = min(window for _, window in answers)
     # exact in each process; across them at most each process's own budget (a burst
-    # faster than one sync); never less than the budget
-    assert BUDGET <= passed <= 2 * BUDGET
+    # faster than one sync); never less than the budget in the window the burst began
+    assert BUDGET <= passed[first], passed
+    assert all(count <= 2 * BUDGET for count in passed.values()), passed
 
 
 def test_the_shared_counts_add_up_and_ended_windows_are_purged(postgres_url: str) -> None:
