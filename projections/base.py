@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 from typing import Any, ClassVar
-from uuid import UUID
 
 import orjson
 
-from adapters.clock import iso as clock_iso  # times are stored in one format, defined there
+from adapters.encoding import iso as iso  # the views use these names from here too
+from adapters.encoding import jsonable as jsonable
+from adapters.encoding import parse_iso as parse_iso
 from adapters.sql import Tx
 
 Handler = Callable[[Any, Tx, Any, int], None]
@@ -74,33 +74,7 @@ def handles(*event_classes: type) -> Callable[[Handler], Handler]:
     return mark
 
 
-def iso(instant: datetime) -> str:
-    """A time as stored: `adapters.clock.iso`, the same text, sooner for a UTC time (every
-    time an event holds; tests/unit/test_decode_equivalence.py holds the two together)."""
-    if instant.tzinfo is UTC and instant.year >= 1000:
-        return instant.isoformat(timespec="microseconds")[:-6] + "Z"
-    return clock_iso(instant)
-
-
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def dumps(value: Any) -> str:

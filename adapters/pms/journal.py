@@ -458,7 +458,8 @@ class JournalIntake:
 
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
-        #: what the page's transaction keeps for the rest of it (PipelinedTx.memo), if any:
+        #: what the page's transaction keeps for the rest of it (PipelinedTx.memo in
+        #: adapters/sql.py), if any:
         #: a practice's row is read once per page, not once per event
         self._memo: dict[Any, Any] | None = getattr(tx, "memo", None)
 

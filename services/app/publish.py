@@ -14,9 +14,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from adapters.encoding import jsonable
 from domain.base import LedgerAggregate, event_data, event_type
 from domain.charges import ChargeAttempt
-from projections.base import jsonable
 from projections.feed import PRIVATE_FIELDS, event_id
 
 SCHEMA_VERSION = 1
