@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeAlias
 from uuid import UUID
 
 from domain.errors import PaymentsError
@@ -421,15 +421,12 @@ def uuid_arg(text: str) -> UUID:
         raise argparse.ArgumentTypeError(f"{text!r} is not a practice id (a UUID)") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="payledger", description=__doc__)
-    parser.add_argument(
-        "--data-dir",
-        default=os.environ.get("PAYLEDGER_DATA_DIR"),
-        help="where the embedded SQLite store lives (default ./var)",
-    )
-    commands = parser.add_subparsers(required=True, metavar="command")
+#: the parser's subcommands, to which each `add_…_commands` adds its own
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+
+def add_serve_commands(commands: Commands) -> None:
+    """`serve`: the API and dashboard in one process."""
     serve_p = commands.add_parser("serve", help="serve the API and dashboard")
     serve_p.add_argument("--host", default="127.0.0.1")
     serve_p.add_argument("--port", type=int, default=8000)
@@ -454,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_p.set_defaults(run=serve)
 
+
+def add_practice_commands(commands: Commands) -> None:
+    """`practice create` and `practice stripe-account`."""
     practice_p = commands.add_parser("practice", help="practices").add_subparsers(
         required=True, metavar="action"
     )
@@ -476,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--disconnect", action="store_true", help="connect it to no account")
     stripe_p.set_defaults(run=practice_stripe_account)
 
+
+def add_user_commands(commands: Commands) -> None:
+    """`user create`."""
     user_p = commands.add_parser("user", help="users").add_subparsers(
         required=True, metavar="action"
     )
@@ -493,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ucreate.set_defaults(run=user_create)
 
+
+def add_report_commands(commands: Commands) -> None:
+    """`report daily-close`."""
     report_p = commands.add_parser("report", help="reports").add_subparsers(
         required=True, metavar="report"
     )
@@ -506,12 +512,18 @@ def build_parser() -> argparse.ArgumentParser:
     close_p.add_argument("--json", action="store_true", help="print the report as JSON")
     close_p.set_defaults(run=daily_close)
 
+
+def add_workers_commands(commands: Commands) -> None:
+    """`relay` and `writeback`: the worker processes beside the API."""
     relay_p = commands.add_parser("relay", help="publish the event log to Kafka")
     relay_p.set_defaults(run=relay)
     wb_p = commands.add_parser("writeback", help="write payments into one kind of PMS")
     wb_p.add_argument("--pms", required=True, choices=[k.value for k in PmsKind])
     wb_p.set_defaults(run=writeback)
 
+
+def add_projections_commands(commands: Commands) -> None:
+    """`projections run` and `projections rebuild`."""
     proj_p = commands.add_parser("projections", help="read models").add_subparsers(
         required=True, metavar="action"
     )
@@ -536,6 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild_p.add_argument("name", nargs="?", help="one view (default: all)")
     rebuild_p.set_defaults(run=rebuild)
 
+
+def add_replay_commands(commands: Commands) -> None:
+    """`replay`: rebuild or verify the views with a progress bar."""
     replay_p = commands.add_parser(
         "replay", help="rebuild the views with a progress bar and print their checksums"
     )
@@ -550,6 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay_p.add_argument("--max-differences", type=int, default=50, help=argparse.SUPPRESS)
     replay_p.set_defaults(run=replay_command)
 
+
+def add_audit_commands(commands: Commands) -> None:
+    """`audit export` and `audit verify`."""
     audit_p = commands.add_parser("audit", help="a practice's history as a checkable file")
     audit_cmds = audit_p.add_subparsers(required=True, metavar="action")
     export_p = audit_cmds.add_parser(
@@ -566,10 +584,39 @@ def build_parser() -> argparse.ArgumentParser:
     verify_p.add_argument("file")
     verify_p.set_defaults(run=audit_verify)
 
+
+def add_migrate_commands(commands: Commands) -> None:
+    """`migrate`: the durable tables' pending migrations."""
     migrate_p = commands.add_parser(
         "migrate", help="apply the durable tables' pending migrations (also done at start-up)"
     )
     migrate_p.set_defaults(run=migrate)
+
+
+#: each adds its commands to the parser's subcommands
+COMMANDS = (
+    add_serve_commands,
+    add_practice_commands,
+    add_user_commands,
+    add_report_commands,
+    add_workers_commands,
+    add_projections_commands,
+    add_replay_commands,
+    add_audit_commands,
+    add_migrate_commands,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="payledger", description=__doc__)
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("PAYLEDGER_DATA_DIR"),
+        help="where the embedded SQLite store lives (default ./var)",
+    )
+    commands = parser.add_subparsers(required=True, metavar="command")
+    for add in COMMANDS:
+        add(commands)
     return parser
 
 
