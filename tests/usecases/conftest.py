@@ -1,0 +1,120 @@
+"""The use-case suite's office: Elm Dental in New York (batch cut-off 23:59, deposits to
+Checking ****6789), on a ledger in memory (tests/usecases/memory.py), with the clock
+pinned at Wednesday 4 March 2026, 10:00 in New York (tests/conftest.py's `clock`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import time
+from uuid import UUID
+
+import pytest
+
+from adapters.processor.port import CardInput
+from domain.patients import Patient
+from domain.payments import Method, Payment
+from domain.practices import DepositAccount, PmsKind, Practice
+from services.app.due import DueWork, run_due_work
+from services.app.payments import collect_payment
+from services.app.practices import create_practice, register_patient
+from tests.conftest import PinnedClock
+from tests.faulty_processor import FaultyProcessor
+from tests.usecases.memory import MemoryLedger
+
+ADMIN = "user:front-desk"
+APPROVED = "4242424242424242"
+DECLINED = "4000000000000002"
+INSUFFICIENT = "4000000000009995"
+
+
+def card(number: str = APPROVED) -> CardInput:
+    return CardInput(number=number, exp_month=12, exp_year=2030, cvc="123")
+
+
+@dataclass
+class Office:
+    """One practice on its ledger, and what its front desk does most."""
+
+    ledger: MemoryLedger
+    clock: PinnedClock
+    practice: Practice
+
+    @property
+    def id(self) -> UUID:
+        return self.practice.id
+
+    def pay(self, amount: int, number: str = APPROVED, **extra: object) -> Payment:
+        """A payment at the virtual terminal (card keyed in by staff)."""
+        return collect_payment(
+            self.ledger,
+            practice_id=self.id,
+            amount=amount,
+            method=Method.VIRTUAL_TERMINAL,
+            card=card(number),
+            actor=ADMIN,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def patient(
+        self, pms_id: str = "501", first_name: str = "Rosa", guarantor_id: UUID | None = None
+    ) -> Patient:
+        return register_patient(
+            self.ledger,
+            practice_id=self.id,
+            pms_patient_id=pms_id,
+            first_name=first_name,
+            last_name="Diaz",
+            email="rosa@example.com",
+            phone="+16175550123",
+            guarantor_id=guarantor_id,
+            actor=ADMIN,
+        )
+
+    def advance(self, **delta: float) -> DueWork:
+        """Time passes, and what fell due runs (as the sandbox clock's advance does)."""
+        self.clock.move(**delta)
+        return run_due_work(self.ledger, self.id)
+
+    def payment(self, payment_id: UUID) -> Payment:
+        return self.ledger.get(Payment, payment_id, self.id)
+
+
+def open_office(
+    ledger: MemoryLedger,
+    clock: PinnedClock,
+    pms: PmsKind = PmsKind.OPENDENTAL,
+    auto_writeback: bool = False,
+    name: str = "Elm Dental",
+) -> Office:
+    practice = create_practice(
+        ledger,
+        name=name,
+        timezone="America/New_York",
+        pms=pms,
+        auto_writeback=auto_writeback,
+        deposit_account=DepositAccount("Checking", "6789"),
+        batch_cutoff=time(23, 59),
+        actor="operator",
+    )
+    return Office(ledger, clock, practice)
+
+
+@pytest.fixture
+def ledger(clock: PinnedClock) -> MemoryLedger:
+    return MemoryLedger(clock)
+
+
+@pytest.fixture
+def office(ledger: MemoryLedger, clock: PinnedClock) -> Office:
+    return open_office(ledger, clock)
+
+
+@pytest.fixture
+def faulty() -> FaultyProcessor:
+    return FaultyProcessor()
+
+
+@pytest.fixture
+def faulty_office(faulty: FaultyProcessor, clock: PinnedClock) -> Office:
+    """Elm Dental on a processor whose answers the test scripts."""
+    return open_office(MemoryLedger(clock, faulty), clock)
