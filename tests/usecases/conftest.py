@@ -14,9 +14,11 @@ from adapters.processor.port import CardInput
 from domain.patients import Patient
 from domain.payments import Method, Payment
 from domain.practices import DepositAccount, PmsKind, Practice
+from projections.deposits import DepositItemRow, DepositRow, deposit_items, get_deposit
+from projections.transactions import TransactionRow, list_transactions
 from services.app.due import DueWork, run_due_work
 from services.app.payments import collect_payment
-from services.app.practices import create_practice, register_patient
+from services.app.practices import change_settings, create_practice, register_patient
 from tests.conftest import PinnedClock
 from tests.faulty_processor import FaultyProcessor
 from tests.usecases.memory import MemoryLedger
@@ -77,6 +79,31 @@ class Office:
 
     def payment(self, payment_id: UUID) -> Payment:
         return self.ledger.get(Payment, payment_id, self.id)
+
+    def transactions(self) -> dict[UUID, TransactionRow]:
+        """The Transactions view's rows (every date), by payment."""
+        rows = self.ledger.reads(
+            list_transactions,
+            self.id,
+            date_from="2000-01-01",
+            date_to="2100-01-01",
+            association=None,
+            patient_id=None,
+            after=None,
+            limit=1000,
+        )
+        return {UUID(r["id"]): r for r in rows}
+
+    def deposit_of(self, payment_id: UUID) -> tuple[DepositRow, list[DepositItemRow]]:
+        """The deposit a payment is in (the Deposits view's row) and its items."""
+        deposit_id = self.transactions()[payment_id]["deposit_id"]
+        assert deposit_id is not None, f"payment {payment_id} is in no deposit"
+        deposit = self.ledger.reads(get_deposit, self.id, UUID(deposit_id))
+        assert deposit is not None
+        return deposit, self.ledger.reads(deposit_items, UUID(deposit_id))
+
+    def settings(self, **changes: object) -> None:
+        change_settings(self.ledger, self.id, changes, ADMIN)
 
 
 def open_office(

@@ -209,7 +209,9 @@ class PmsLedger(PmsWriter):
         self.entries[entry.marker] = entry
         if self.answers_lost > 0:
             self.answers_lost -= 1
-            raise PmsWriteError("the connection dropped (test)", retryable=True, outcome_unknown=True)
+            raise PmsWriteError(
+                "the connection dropped (test)", retryable=True, outcome_unknown=True
+            )
         return self.reference(entry.marker)
 
     def find_entry(self, entry: LedgerEntry) -> Written | None:
@@ -303,7 +305,9 @@ class MemoryLedger:
                     for view in self.views:
                         view.process(tx, decoded, position)
                 if stored:
-                    tx.execute("UPDATE projection_tracking SET position = ?", (first + len(stored) - 1,))
+                    tx.execute(
+                        "UPDATE projection_tracking SET position = ?", (first + len(stored) - 1,)
+                    )
             self.events.append(stored)
             return len(self.events.log) if stored else 0
 

@@ -47,7 +47,11 @@ def test_a_partial_refund_after_settlement_then_the_rest(office: Office) -> None
     part = refund_payment(
         office.ledger, practice_id=office.id, payment_id=payment.id, amount=8000, actor=ADMIN
     )
-    assert (part.kind, part.amount, part.payment.refunded.cents) == (ReversalKind.REFUND, 8000, 8000)
+    assert (part.kind, part.amount, part.payment.refunded.cents) == (
+        ReversalKind.REFUND,
+        8000,
+        8000,
+    )
 
     rest = refund_payment(
         office.ledger, practice_id=office.id, payment_id=payment.id, amount=None, actor=ADMIN
@@ -77,7 +81,7 @@ def test_a_voided_payment_cannot_be_voided_again(office: Office) -> None:
     refund_payment(
         office.ledger, practice_id=office.id, payment_id=payment.id, amount=None, actor=ADMIN
     )
-    with pytest.raises(Conflict) as again:
+    with pytest.raises(Conflict):
         refund_payment(
             office.ledger, practice_id=office.id, payment_id=payment.id, amount=None, actor=ADMIN
         )
