@@ -268,6 +268,10 @@ class MemoryLedger:
             raise AggregateNotFoundError(aggregate_id)
         return mutate_all(None, (self.mapper.to_domain_event(e) for e in stored))
 
+    def history(self, aggregate_id: UUID) -> list[Any]:
+        """An aggregate's events, oldest first, as stored."""
+        return [self.mapper.to_domain_event(e) for e in self.events.streams.get(aggregate_id, [])]
+
     def get(self, kind: type[A], aggregate_id: UUID, practice_id: UUID | None) -> A:
         found = self.find(kind, aggregate_id)
         if found is None or (practice_id is not None and found.practice_id != practice_id):
