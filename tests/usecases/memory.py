@@ -255,10 +255,17 @@ class MemoryLedger:
         self.mapper = event_mapper()
         self.views = projections()
         self._saving = threading.Lock()
+        #: writes of "another writer", each run just before the next save of its aggregate
+        self._first: dict[UUID, Callable[[], object]] = {}
 
     @property
     def sandbox_clock(self) -> SandboxClock | None:
         return None
+
+    def before_next_save_of(self, aggregate_id: UUID, write: Callable[[], object]) -> None:
+        """Another writer saves the aggregate just before the next save of it here (which
+        then meets a version conflict, as two processes racing would)."""
+        self._first[aggregate_id] = write
 
     # -- Aggregates ------------------------------------------------------------------
 
@@ -296,6 +303,10 @@ class MemoryLedger:
     ) -> int:
         """The aggregates' pending events, all or none: the version check first, then the
         attached statements and the views in one transaction, then the log."""
+        for aggregate in aggregates:
+            other = self._first.pop(aggregate.id, None)
+            if other is not None:
+                other()
         events = [e for a in aggregates if a is not None for e in a.collect_events()]
         stored = [self.mapper.to_stored_event(e) for e in events]
         with self._saving:
