@@ -189,9 +189,11 @@ class Phone(SmsSender):
 
 @dataclass
 class PmsLedger(PmsWriter):
-    """A PMS's ledger in memory, behind the writer port: entries and commlogs by marker.
-    `refusing`: every write is refused with this reason (a wrong key); `answers_lost`: the
-    next writes land, and their answers are lost (the outcome is unknown)."""
+    """A PMS's ledger in memory, behind the writer port: entries and commlogs by marker
+    (found again by it, as Open Dental's are by the `[ref:…]` in their note). `refusing`:
+    every write is refused with this reason (a wrong key: nothing lands, and trying again
+    will not help); `answers_lost`: the next writes land, and their answers are lost (the
+    outcome is unknown until read back)."""
 
     entries: dict[str, LedgerEntry] = field(default_factory=dict)
     commlogs: dict[str, Commlog] = field(default_factory=dict)
@@ -205,7 +207,7 @@ class PmsLedger(PmsWriter):
     def post_entry(self, entry: LedgerEntry) -> Written:
         self.posts.append(entry.marker)
         if self.refusing is not None:
-            raise PmsWriteError(self.refusing, retryable=True)
+            raise PmsWriteError(self.refusing, retryable=False)
         self.entries[entry.marker] = entry
         if self.answers_lost > 0:
             self.answers_lost -= 1
