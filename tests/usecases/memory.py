@@ -136,13 +136,13 @@ class EventLog:
     """Every aggregate's stored events by id, and the ordered log of them all."""
 
     def __init__(self) -> None:
-        self.streams: dict[UUID, list[StoredEvent]] = {}
+        self.streams: dict[UUID | str, list[StoredEvent]] = {}
         self.log: list[StoredEvent] = []
 
     def check(self, events: Sequence[StoredEvent]) -> None:
         """As the store's unique (aggregate, version): each event's version must be the
         next of its aggregate, else nothing is saved."""
-        versions = {key: len(stream) for key, stream in self.streams.items()}
+        versions: dict[UUID | str, int] = {k: len(s) for k, s in self.streams.items()}
         for event in events:
             expected = versions.get(event.originator_id, 0) + 1
             if event.originator_version != expected:

@@ -10,6 +10,7 @@ import pytest
 
 from domain.base import event_type
 from domain.errors import InvalidAmount
+from domain.money import Money
 from domain.patients import Patient
 from domain.payments import Method, Payment, ReversalKind, Status
 from domain.requests import CancelReason, Channel, PaymentRequest, RequestClosed, RequestStatus
@@ -73,9 +74,9 @@ def test_a_request_paid_in_full_completes_and_the_payment_is_a_pay_link_payment(
     payment = pay(office, request)
 
     done = state(office, request)
-    assert (done.status, done.paid_amount.cents, done.payment_id) == (
+    assert (done.status, done.paid_amount, done.payment_id) == (
         RequestStatus.COMPLETED,
-        12500,
+        Money(12500),
         payment.id,
     )
     assert (payment.method, payment.patient_id, payment.request_id) == (
@@ -100,10 +101,10 @@ def test_a_part_payment_leaves_the_rest_payable_and_never_more(office: Office) -
     request = send(office, office.patient(), 20000)
     pay(office, request, amount=7550)
     part = state(office, request)
-    assert (part.status, part.paid_amount.cents, part.owed.cents) == (
+    assert (part.status, part.paid_amount, part.owed) == (
         RequestStatus.REQUESTED,
-        7550,
-        12450,
+        Money(7550),
+        Money(12450),
     )
 
     with pytest.raises(InvalidAmount, match=r"at most the \$124.50 still owed"):
