@@ -11,6 +11,7 @@ from uuid import UUID
 import pytest
 
 from adapters.processor.port import CardInput
+from adapters.processor.sandbox import SandboxProcessor
 from domain.patients import Patient
 from domain.payments import Method, Payment
 from domain.practices import DepositAccount, PmsKind, Practice
@@ -45,7 +46,7 @@ class Office:
     def id(self) -> UUID:
         return self.practice.id
 
-    def pay(self, amount: int, number: str = APPROVED, **extra: object) -> Payment:
+    def pay(self, amount: int, number: str = APPROVED, patient_id: UUID | None = None) -> Payment:
         """A payment at the virtual terminal (card keyed in by staff)."""
         return collect_payment(
             self.ledger,
@@ -54,7 +55,7 @@ class Office:
             method=Method.VIRTUAL_TERMINAL,
             card=card(number),
             actor=ADMIN,
-            **extra,  # type: ignore[arg-type]
+            patient_id=patient_id,
         )
 
     def patient(
@@ -101,6 +102,12 @@ class Office:
         deposit = self.ledger.reads(get_deposit, self.id, UUID(deposit_id))
         assert deposit is not None
         return deposit, self.ledger.reads(deposit_items, UUID(deposit_id))
+
+    def money_moved(self) -> dict[str, int]:
+        """What the sandbox processor moved, by kind (charge, void, capture, refund)."""
+        processor = self.ledger.processor
+        assert isinstance(processor, SandboxProcessor)
+        return dict(processor.movements)
 
     def settings(self, **changes: object) -> None:
         change_settings(self.ledger, self.id, changes, ADMIN)

@@ -16,7 +16,14 @@ from domain.payments import Method, Payment, ReversalKind, Status
 from domain.requests import CancelReason, Channel, PaymentRequest, RequestClosed, RequestStatus
 from projections.requests import list_requests
 from services.app.payments import refund_payment
-from services.app.requests import cancel_request, open_link, pay_request, pay_url, send_request
+from services.app.requests import (
+    RequestChanged,
+    cancel_request,
+    open_link,
+    pay_request,
+    pay_url,
+    send_request,
+)
 from tests.usecases.conftest import ADMIN, APPROVED, INSUFFICIENT, Office, card
 
 
@@ -94,7 +101,7 @@ def test_the_same_form_posted_twice_charges_once(office: Office) -> None:
     first = pay(office, request, attempt="form-1")
     again = pay(office, request, attempt="form-1")
     assert again.id == first.id
-    assert office.ledger.processor.movements["charge"] == 1  # type: ignore[attr-defined]
+    assert office.money_moved() == {"charge": 1}
 
 
 def test_a_part_payment_leaves_the_rest_payable_and_never_more(office: Office) -> None:
@@ -296,3 +303,40 @@ def test_a_voided_payment_of_a_request_behind_a_newer_one_leaves_it_superseded(
     )
     assert history(office, first)[-2:] == ["PaymentRequestReopened", "PaymentRequestCancelled"]
     assert state(office, newer).status == RequestStatus.REQUESTED
+
+
+def test_the_same_form_saved_first_by_its_other_post_answers_that_payment(
+    office: Office,
+) -> None:
+    """A double tap: both posts carry the form's attempt id, so both name one payment."""
+    request = send(office, office.patient(), 12000)
+    answers: list[Payment] = []
+    office.ledger.before_next_save_of(
+        request.id, lambda: answers.append(pay(office, request, attempt="tap"))
+    )
+
+    mine = pay(office, request, attempt="tap")
+
+    assert [a.id for a in answers] == [mine.id]
+    assert state(office, request).status == RequestStatus.COMPLETED
+    assert office.money_moved() == {"charge": 1}
+
+
+def test_a_request_cancelled_while_its_card_was_charged_gives_the_money_back_by_a_void(
+    office: Office,
+) -> None:
+    request = send(office, office.patient(), 12000)
+    office.ledger.before_next_save_of(
+        request.id,
+        lambda: cancel_request(
+            office.ledger, practice_id=office.id, request_id=request.id, actor=ADMIN
+        ),
+    )
+
+    with pytest.raises(RequestChanged, match="no money was taken"):
+        pay(office, request)
+
+    [payment_id] = office.transactions()
+    assert office.payment(payment_id).status == Status.VOIDED  # recorded, not forgotten
+    assert state(office, request).cancel_reason == CancelReason.STAFF
+    assert office.money_moved() == {"charge": 1, "void": 1}

@@ -5,6 +5,8 @@ test_unassociated_counts_agree.py show the same against served fakes and through
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import pytest
 
 from adapters.pms.journal import JournalEntryRow
@@ -47,7 +49,10 @@ def unassociated(office: Office) -> int:
     return office.ledger.reads(unassociated_summary, office.id)["count"]
 
 
-def by_hand(office: Office, payment: Payment, reference: str | None, **which: object) -> None:
+def by_hand(
+    office: Office, payment: Payment, reference: str | None, refund_id: UUID | None = None
+) -> None:
+    """Staff post the entry in the PMS themselves and mark it associated."""
     associate_payment(
         office.ledger,
         practice_id=office.id,
@@ -55,7 +60,7 @@ def by_hand(office: Office, payment: Payment, reference: str | None, **which: ob
         source=AssociationSource.MANUAL,
         pms_reference=reference,
         actor=ADMIN,
-        **which,  # type: ignore[arg-type]
+        refund_id=refund_id,
     )
 
 
