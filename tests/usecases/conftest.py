@@ -13,13 +13,15 @@ import pytest
 from adapters.processor.port import CardInput
 from adapters.processor.sandbox import SandboxProcessor
 from domain.patients import Patient
-from domain.payments import Method, Payment
+from domain.payments import AssociationSource, Method, Payment
 from domain.practices import DepositAccount, PmsKind, Practice
+from domain.requests import Channel, PaymentRequest
 from projections.deposits import DepositItemRow, DepositRow, deposit_items, get_deposit
 from projections.transactions import TransactionRow, list_transactions
 from services.app.due import DueWork, run_due_work
-from services.app.payments import collect_payment
+from services.app.payments import Reversal, associate_payment, collect_payment, refund_payment
 from services.app.practices import change_settings, create_practice, register_patient
+from services.app.requests import send_request
 from tests.conftest import PinnedClock
 from tests.faulty_processor import FaultyProcessor
 from tests.usecases.memory import MemoryLedger
@@ -71,6 +73,55 @@ class Office:
             phone="+16175550123",
             guarantor_id=guarantor_id,
             actor=ADMIN,
+        )
+
+    def refund(
+        self, payment_id: UUID, amount: int | None = None, key: str | None = None
+    ) -> Reversal:
+        """The Refund action (a void before the batch closes, a refund after)."""
+        return refund_payment(
+            self.ledger,
+            practice_id=self.id,
+            payment_id=payment_id,
+            amount=amount,
+            actor=ADMIN,
+            key=key,
+        )
+
+    def associate(
+        self,
+        payment_id: UUID,
+        reference: str | None = None,
+        source: AssociationSource = AssociationSource.MANUAL,
+        refund_id: UUID | None = None,
+    ) -> Payment:
+        """Mark the payment (or one refund) recorded in the PMS, by hand by default."""
+        return associate_payment(
+            self.ledger,
+            practice_id=self.id,
+            payment_id=payment_id,
+            source=source,
+            pms_reference=reference,
+            actor=ADMIN,
+            refund_id=refund_id,
+        )
+
+    def request(
+        self,
+        patient: Patient,
+        amount: int,
+        channel: Channel = Channel.SMS,
+        override_snooze: bool = False,
+    ) -> PaymentRequest:
+        """Send the patient a pay link."""
+        return send_request(
+            self.ledger,
+            practice_id=self.id,
+            patient_id=patient.id,
+            amount=amount,
+            channel=channel,
+            actor=ADMIN,
+            override_snooze=override_snooze,
         )
 
     def advance(self, **delta: float) -> DueWork:

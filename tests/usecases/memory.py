@@ -4,7 +4,8 @@
   event library's own mapper encodes and decodes them, as the store does), under the
   store's rule: a version is taken once, so a save whose aggregate another writer saved
   first fails with the library's IntegrityError and saves nothing, and `change` decides
-  again on the aggregate as saved (`services.context.retry_on_conflict`, the real one).
+  again on the aggregate as saved (the service's own `Components.change`, run over
+  this ledger).
 - **The views** are the real projections (services/bootstrap.py's list, and the
   writeback intake) on an SQLite database in memory: every save applies its events to
   them in one transaction with its attached statements, as the store applies a
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -63,12 +64,13 @@ from projections.base import Projection
 from projections.runner import Projector
 from projections.writeback_intake import WritebackIntake
 from services.bootstrap import all_projections
-from services.context import noun, retry_on_conflict
+from services.context import Components, noun
 from services.settings import Settings
 from services.workers.writeback import take_in
 
 A = TypeVar("A", bound=LedgerAggregate)
 R = TypeVar("R")
+M = TypeVar("M")
 
 SECRET = b"use-case tests: a key of their own"
 
@@ -158,33 +160,32 @@ class EventLog:
 
 
 @dataclass
-class Mailbox(EmailSender):
-    """Emails as sent; the next `failing` sends fail (the server refused them)."""
+class Handed(Generic[M]):
+    """Messages as handed over; the next `failing` hand-overs are refused."""
 
-    sent: list[Email] = field(default_factory=list)
+    sent: list[M] = field(default_factory=list)
     failing: int = 0
+
+    def hand_over(self, message: M, what: str) -> str:
+        if self.failing > 0:
+            self.failing -= 1
+            raise SendFailed(f"the {what} was refused (test)")
+        self.sent.append(message)
+        return f"{what}-{len(self.sent)}"
+
+
+class Mailbox(Handed[Email], EmailSender):
+    """Emails as the mail server took them."""
 
     def send(self, message: Email) -> str:
-        if self.failing > 0:
-            self.failing -= 1
-            raise SendFailed("the mail server refused the message (test)")
-        self.sent.append(message)
-        return f"email-{len(self.sent)}"
+        return self.hand_over(message, "email")
 
 
-@dataclass
-class Phone(SmsSender):
-    """Texts as sent; the next `failing` sends fail (the gateway refused them)."""
-
-    sent: list[Sms] = field(default_factory=list)
-    failing: int = 0
+class Phone(Handed[Sms], SmsSender):
+    """Texts as the gateway took them."""
 
     def send(self, message: Sms) -> str:
-        if self.failing > 0:
-            self.failing -= 1
-            raise SendFailed("the text gateway refused the message (test)")
-        self.sent.append(message)
-        return f"sms-{len(self.sent)}"
+        return self.hand_over(message, "text")
 
 
 @dataclass
@@ -337,14 +338,10 @@ class MemoryLedger:
         *,
         show: bool = True,
     ) -> R:
-        def attempt() -> R:
-            aggregate = self.get(kind, aggregate_id, practice_id)
-            answer = decide(aggregate)
-            if aggregate.pending_events:
-                self.save(aggregate)
-            return answer
-
-        return retry_on_conflict(attempt)
+        """The service's own command shape (`Components.change`: load, decide, save what
+        was recorded, and all of it again on a version conflict), over this ledger."""
+        real = cast(Components, self)  # it uses only `get` and `save`, which are here
+        return Components.change(real, kind, aggregate_id, practice_id, decide, show=show)
 
     def show(self, position: int) -> None:
         """The views show every save as it returns (applied in its transaction)."""

@@ -7,10 +7,9 @@ from datetime import UTC, date, datetime
 
 from domain.payments import AssociationSource
 from projections.deposits import DepositItemRow, DepositRow, deposits_of_batch_date
-from services.app.payments import associate_payment, refund_payment
 from services.app.reports import daily_close
 from tests.conftest import PinnedClock
-from tests.usecases.conftest import ADMIN, Office, open_office
+from tests.usecases.conftest import Office, open_office
 from tests.usecases.memory import MemoryLedger
 
 
@@ -30,9 +29,8 @@ def test_a_day_of_sales_a_void_and_a_refund_of_an_earlier_sale(office: Office) -
     earlier = office.pay(10000)  # Wednesday; settles that night
     office.advance(days=1)  # Thursday 10:00
     first, mistaken, third = office.pay(5000), office.pay(7500), office.pay(12000)
-    ledger = office.ledger
-    refund_payment(ledger, practice_id=office.id, payment_id=mistaken.id, amount=None, actor=ADMIN)
-    refund_payment(ledger, practice_id=office.id, payment_id=earlier.id, amount=4000, actor=ADMIN)
+    office.refund(mistaken.id)
+    office.refund(earlier.id, 4000)
 
     office.advance(days=1)  # Friday 10:00: Thursday's batch closed at 23:59
 
@@ -68,9 +66,7 @@ def test_a_batch_before_a_bank_holiday_is_deposited_after_it() -> None:
 def test_a_batch_of_refunds_only_is_a_withdrawal(office: Office) -> None:
     payment = office.pay(20000)
     office.advance(days=1)
-    refund = refund_payment(
-        office.ledger, practice_id=office.id, payment_id=payment.id, amount=8000, actor=ADMIN
-    )
+    refund = office.refund(payment.id, 8000)
     office.advance(days=1)
     [withdrawal] = office.ledger.reads(deposits_of_batch_date, office.id, "2026-03-05")
     assert (withdrawal["gross_amount"], withdrawal["net_amount"]) == (0, -8000)
@@ -100,14 +96,7 @@ def test_fees_are_itemised_and_the_deposit_still_adds_up(office: Office) -> None
 
 def test_the_daily_close_lists_what_is_not_yet_in_the_pms(office: Office) -> None:
     posted, waiting = office.pay(5000), office.pay(7000)
-    associate_payment(
-        office.ledger,
-        practice_id=office.id,
-        payment_id=posted.id,
-        source=AssociationSource.MANUAL,
-        pms_reference=None,
-        actor=ADMIN,
-    )
+    office.associate(posted.id)
     office.advance(days=1)
 
     report = daily_close(office.ledger, office.id, date(2026, 3, 4))
@@ -118,12 +107,5 @@ def test_the_daily_close_lists_what_is_not_yet_in_the_pms(office: Office) -> Non
         ("payment_not_associated", str(waiting.id), 7000)
     ]
 
-    associate_payment(
-        office.ledger,
-        practice_id=office.id,
-        payment_id=waiting.id,
-        source=AssociationSource.INBOX,
-        pms_reference=None,
-        actor=ADMIN,
-    )
+    office.associate(waiting.id, source=AssociationSource.INBOX)
     assert daily_close(office.ledger, office.id, date(2026, 3, 4))["balanced"]

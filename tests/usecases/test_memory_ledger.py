@@ -10,7 +10,6 @@ from eventsourcing.persistence import IntegrityError
 from domain.errors import AlreadyExists
 from domain.payments import AssociationSource
 from projections.transactions import unassociated_summary
-from services.app.payments import associate_payment
 from tests.usecases.conftest import ADMIN, Office
 
 
@@ -47,14 +46,7 @@ def test_change_decides_again_on_the_aggregate_as_the_other_writer_saved_it(
         office.ledger.save(fresh)
 
     office.ledger.before_next_save_of(payment.id, other_writer_voids_it_first)
-    associate_payment(
-        office.ledger,
-        practice_id=office.id,
-        payment_id=payment.id,
-        source=AssociationSource.MANUAL,
-        pms_reference="PayNum 7",
-        actor=ADMIN,
-    )
+    office.associate(payment.id, "PayNum 7")
     after = office.payment(payment.id)
     assert after.pending_void is not None  # the other writer's event is kept
     assert after.pms_reference == "PayNum 7"  # and the association was decided again

@@ -15,14 +15,12 @@ from domain.patients import Patient
 from domain.payments import Method, Payment, ReversalKind, Status
 from domain.requests import CancelReason, Channel, PaymentRequest, RequestClosed, RequestStatus
 from projections.requests import list_requests
-from services.app.payments import refund_payment
 from services.app.requests import (
     RequestChanged,
     cancel_request,
     open_link,
     pay_request,
     pay_url,
-    send_request,
 )
 from tests.usecases.conftest import ADMIN, APPROVED, INSUFFICIENT, Office, card
 
@@ -30,14 +28,7 @@ from tests.usecases.conftest import ADMIN, APPROVED, INSUFFICIENT, Office, card
 def send(
     office: Office, patient: Patient, amount: int, channel: Channel = Channel.SMS
 ) -> PaymentRequest:
-    return send_request(
-        office.ledger,
-        practice_id=office.id,
-        patient_id=patient.id,
-        amount=amount,
-        channel=channel,
-        actor=ADMIN,
-    )
+    return office.request(patient, amount, channel)
 
 
 def pay(
@@ -266,9 +257,7 @@ def test_a_voided_pay_link_payment_reopens_its_request_for_what_is_owed(office: 
     request = send(office, office.patient(), 12000)
     payment = pay(office, request)
 
-    voided = refund_payment(
-        office.ledger, practice_id=office.id, payment_id=payment.id, amount=None, actor=ADMIN
-    )
+    voided = office.refund(payment.id)
 
     assert voided.kind == ReversalKind.VOID
     reopened = state(office, request)
@@ -291,9 +280,7 @@ def test_a_voided_payment_of_a_request_behind_a_newer_one_leaves_it_superseded(
     payment = pay(office, first)
     newer = send(office, patient, 18000)
 
-    refund_payment(
-        office.ledger, practice_id=office.id, payment_id=payment.id, amount=None, actor=ADMIN
-    )
+    office.refund(payment.id)
 
     older = state(office, first)
     assert (older.status, older.cancel_reason, older.superseded_by) == (

@@ -14,7 +14,7 @@ from adapters.processor.port import OutcomeUnknown, ProcessorRefused
 from domain.charges import AuthorisationReleased
 from domain.payments import AssociationSource, Method, Payment, ReversalKind, Status
 from projections.intents import intent_totals, open_intents, open_intents_of_payment
-from services.app.payments import Reversal, associate_payment, collect_payment, refund_payment
+from services.app.payments import Reversal, collect_payment
 from services.app.reconcile import SETTLE_AFTER, reconcile_due
 from services.app.reports import daily_close
 from services.app.settlement import close_due_batches
@@ -26,14 +26,7 @@ SETTLING = SETTLE_AFTER.total_seconds()
 
 
 def refund(office: Office, payment: Payment, amount: int | None, key: str | None) -> Reversal:
-    return refund_payment(
-        office.ledger,
-        practice_id=office.id,
-        payment_id=payment.id,
-        amount=amount,
-        actor=ADMIN,
-        key=key,
-    )
+    return office.refund(payment.id, amount, key)
 
 
 def settled(office: Office, amount: int = 10_000) -> Payment:
@@ -41,6 +34,33 @@ def settled(office: Office, amount: int = 10_000) -> Payment:
     office.clock.move(days=1)
     close_due_batches(office.ledger, office.id)
     assert office.payment(payment.id).status == Status.SETTLED
+    return payment
+
+
+def unanswered_refund(
+    office: Office, faulty: FaultyProcessor, answer: str, key: str | None = None
+) -> Payment:
+    """A settled $100.00 payment whose $25.00 refund the processor meets with `answer`
+    ("500-after", "drop-before", "late"): the admin is told its outcome is unknown."""
+    payment = settled(office)
+    faulty.answers["refund"].append(answer)
+    with pytest.raises(OutcomeUnknown, match="reads it back"):
+        refund(office, payment, 2500, key)
+    return payment
+
+
+def reconcile_later(office: Office) -> int:
+    """The reconciler's run once an intent's settling time has passed."""
+    office.clock.move(seconds=SETTLING)
+    return reconcile_due(office.ledger, office.id)
+
+
+def capture_unanswered(office: Office, faulty: FaultyProcessor) -> Payment:
+    """A $100.00 payment whose capture at the cut-off was made, its answer lost."""
+    payment = office.pay(10_000)
+    faulty.answers["capture"].append("500-after")
+    office.clock.move(days=1)
+    assert close_due_batches(office.ledger, office.id) == []
     return payment
 
 
@@ -82,11 +102,7 @@ def test_a_refund_whose_answer_was_lost_is_read_back_by_the_reconciler(
     faulty_office: Office, faulty: FaultyProcessor
 ) -> None:
     office = faulty_office
-    payment = settled(office)
-    faulty.answers["refund"].append("500-after")
-
-    with pytest.raises(OutcomeUnknown, match="reads it back"):
-        refund(office, payment, 2500, None)
+    payment = unanswered_refund(office, faulty, "500-after")
     [intent] = office.ledger.reads(open_intents_of_payment, payment.id)
     assert (intent["effect"], intent["amount"], intent["attempts"]) == ("refund", 2500, 1)
     assert office.ledger.reads(intent_totals, office.id)["unknown"] == 1
@@ -94,8 +110,7 @@ def test_a_refund_whose_answer_was_lost_is_read_back_by_the_reconciler(
     assert [d["kind"] for d in close["differences"]] == ["intent_unknown"]
 
     assert reconcile_due(office.ledger, office.id) == 0  # within its settling time
-    office.clock.move(seconds=SETTLING)
-    assert reconcile_due(office.ledger, office.id) == 1
+    assert reconcile_later(office) == 1
 
     after = office.payment(payment.id)
     assert [(r.amount, r.actor) for r in after.refunds] == [(2500, ADMIN)]
@@ -108,16 +123,12 @@ def test_a_refund_whose_answer_was_lost_is_read_back_by_the_reconciler(
 def test_a_refund_never_received_and_asked_again_with_a_new_key_refunds_once(
     faulty_office: Office, faulty: FaultyProcessor
 ) -> None:
-    payment = settled(faulty_office)
-    faulty.answers["refund"].append("drop-before")
-    with pytest.raises(OutcomeUnknown):
-        refund(faulty_office, payment, 2500, "first-click")
+    payment = unanswered_refund(faulty_office, faulty, "drop-before", "first-click")
 
     refund(faulty_office, payment, 2500, "second-click")
     assert faulty_office.payment(payment.id).remaining.cents == 5000  # the first still holds
 
-    faulty_office.clock.move(seconds=SETTLING)
-    reconcile_due(faulty_office.ledger, faulty_office.id)  # absent: refused, never sent
+    reconcile_later(faulty_office)  # absent: refused, never sent
     after = faulty_office.payment(payment.id)
     assert ([r.amount for r in after.refunds], after.remaining.cents) == ([2500], 7500)
     assert faulty.movements["refund"] == 1
@@ -126,10 +137,7 @@ def test_a_refund_never_received_and_asked_again_with_a_new_key_refunds_once(
 def test_a_refund_retried_with_its_key_reads_back_before_sending_again(
     faulty_office: Office, faulty: FaultyProcessor
 ) -> None:
-    payment = settled(faulty_office)
-    faulty.answers["refund"].append("drop-before")
-    with pytest.raises(OutcomeUnknown):
-        refund(faulty_office, payment, 2500, "same-key")
+    payment = unanswered_refund(faulty_office, faulty, "drop-before", "same-key")
     assert refund(faulty_office, payment, 2500, "same-key").amount == 2500
     assert faulty.movements["refund"] == 1
 
@@ -137,15 +145,11 @@ def test_a_refund_retried_with_its_key_reads_back_before_sending_again(
 def test_a_late_refund_is_recorded_once_whoever_finds_it(
     faulty_office: Office, faulty: FaultyProcessor
 ) -> None:
-    payment = settled(faulty_office)
-    faulty.answers["refund"].append("late")
-    with pytest.raises(OutcomeUnknown):
-        refund(faulty_office, payment, 2500, "late-key")
+    payment = unanswered_refund(faulty_office, faulty, "late", "late-key")
     faulty.deliver_late()
 
     refund(faulty_office, payment, 2500, "late-key")
-    faulty_office.clock.move(seconds=SETTLING)
-    assert reconcile_due(faulty_office.ledger, faulty_office.id) == 0
+    assert reconcile_later(faulty_office) == 0
     assert [r.amount for r in faulty_office.payment(payment.id).refunds] == [2500]
     assert (faulty.calls["refund"], faulty.movements["refund"]) == (1, 1)
 
@@ -153,13 +157,9 @@ def test_a_late_refund_is_recorded_once_whoever_finds_it(
 def test_a_processor_that_cannot_be_read_is_read_again_after_a_pause(
     faulty_office: Office, faulty: FaultyProcessor
 ) -> None:
-    payment = settled(faulty_office)
-    faulty.answers["refund"].append("500-after")
-    with pytest.raises(OutcomeUnknown):
-        refund(faulty_office, payment, 2500, None)
+    payment = unanswered_refund(faulty_office, faulty, "500-after")
     faulty.reads_fail = 1
-    faulty_office.clock.move(seconds=SETTLING)
-    assert reconcile_due(faulty_office.ledger, faulty_office.id) == 0
+    assert reconcile_later(faulty_office) == 0
     [intent] = faulty_office.ledger.reads(open_intents_of_payment, payment.id)
     assert intent["attempts"] == 2
     assert reconcile_due(faulty_office.ledger, faulty_office.id) == 0  # its pause
@@ -176,14 +176,7 @@ def test_a_void_decided_before_the_cut_off_stays_a_void_through_a_conflict(
     office.clock.move(hours=13, minutes=58, seconds=59)  # 23:58:59
 
     def writeback_associates_and_the_cut_off_passes() -> None:
-        associate_payment(
-            office.ledger,
-            practice_id=office.id,
-            payment_id=payment.id,
-            source=AssociationSource.AUTOMATIC,
-            pms_reference="PMS-9",
-            actor="system:writeback",
-        )
+        office.associate(payment.id, "PMS-9", AssociationSource.AUTOMATIC)
         office.clock.move(minutes=2)
 
     office.ledger.before_next_save_of(payment.id, writeback_associates_and_the_cut_off_passes)
@@ -230,10 +223,7 @@ def test_a_refused_void_leaves_the_payment_to_settle(
 def test_a_capture_whose_answer_was_lost_is_read_back_by_the_next_close(
     faulty_office: Office, faulty: FaultyProcessor
 ) -> None:
-    payment = faulty_office.pay(10_000)
-    faulty.answers["capture"].append("500-after")
-    faulty_office.clock.move(days=1)
-    assert close_due_batches(faulty_office.ledger, faulty_office.id) == []
+    payment = capture_unanswered(faulty_office, faulty)
     assert faulty_office.payment(payment.id).capture_requested
 
     assert len(close_due_batches(faulty_office.ledger, faulty_office.id)) == 1
@@ -244,10 +234,7 @@ def test_a_capture_whose_answer_was_lost_is_read_back_by_the_next_close(
 def test_the_refund_action_after_a_capture_was_asked_is_a_refund_never_a_void(
     faulty_office: Office, faulty: FaultyProcessor
 ) -> None:
-    payment = faulty_office.pay(10_000)
-    faulty.answers["capture"].append("500-after")
-    faulty_office.clock.move(days=1)
-    close_due_batches(faulty_office.ledger, faulty_office.id)
+    payment = capture_unanswered(faulty_office, faulty)
     assert refund(faulty_office, payment, None, None).kind == ReversalKind.REFUND
     assert dict(faulty.movements) == {"charge": 1, "capture": 1, "refund": 1}
 
@@ -287,8 +274,7 @@ def test_an_authorisation_nobody_finished_is_released_never_captured(
         collect(faulty_office, "visit-42")
     collect(faulty_office, "visit-42-again")  # the front desk took it again, a new key
 
-    faulty_office.clock.move(seconds=SETTLING)
-    assert reconcile_due(faulty_office.ledger, faulty_office.id) == 1
+    assert reconcile_later(faulty_office) == 1
     assert faulty_office.ledger.reads(open_intents, faulty_office.id) == []
     assert faulty.movements["void"] == 1
     with pytest.raises(AuthorisationReleased, match="released"):
@@ -303,8 +289,7 @@ def test_an_authorisation_that_never_arrived_ends_not_made_and_may_be_asked_agai
     faulty.answers["charge"].append("drop-before")
     with pytest.raises(OutcomeUnknown):
         collect(faulty_office, "visit-43")
-    faulty_office.clock.move(seconds=SETTLING)
-    assert reconcile_due(faulty_office.ledger, faulty_office.id) == 1
+    assert reconcile_later(faulty_office) == 1
     assert faulty_office.ledger.reads(open_intents, faulty_office.id) == []
     assert collect(faulty_office, "visit-43").status == Status.APPROVED
     assert faulty.movements["charge"] == 1

@@ -18,9 +18,7 @@ from domain.receivables import AmountRule, Balance, Eligibility, SnoozeReason
 from domain.requests import Channel
 from projections.receivables import ArQuery, ArRow, list_ar
 from services.app.ar_filters import parse_filter
-from services.app.payments import refund_payment
 from services.app.receivables import bulk_send, record_balance, snooze
-from services.app.requests import send_request
 from tests.usecases.conftest import ADMIN, APPROVED, DECLINED, Office
 
 
@@ -99,9 +97,7 @@ def test_a_voided_payment_is_owed_again_and_is_nobodys_last_payment(office: Offi
     assert rows(office)[rosa.id]["last_payment_date"] == "2026-02-10"  # a decline never was
 
     payment = paid_by(office, rosa, 12000)
-    refund_payment(
-        office.ledger, practice_id=office.id, payment_id=payment.id, amount=None, actor=ADMIN
-    )
+    office.refund(payment.id)
 
     row = rows(office)[rosa.id]
     assert (row["total"], row["collected_since"], row["last_payment_date"]) == (
@@ -192,18 +188,7 @@ def test_a_single_request_to_a_snoozed_patient_needs_an_override(office: Office)
     owes(office, ana, current=5000)
     snoozed(office, ana)
 
-    def send(override: bool) -> None:
-        send_request(
-            office.ledger,
-            practice_id=office.id,
-            patient_id=ana.id,
-            amount=5000,
-            channel=Channel.EMAIL,
-            actor=ADMIN,
-            override_snooze=override,
-        )
-
     with pytest.raises(Conflict):
-        send(override=False)
-    send(override=True)
+        office.request(ana, 5000, Channel.EMAIL)
+    office.request(ana, 5000, Channel.EMAIL, override_snooze=True)
     assert rows(office)[ana.id]["last_request_status"] == "requested"

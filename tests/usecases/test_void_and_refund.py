@@ -9,8 +9,7 @@ import pytest
 from domain.errors import Conflict, RefundExceedsRemaining
 from domain.payments import ReversalKind, Status
 from projections.transactions import unassociated_summary
-from services.app.payments import refund_payment
-from tests.usecases.conftest import ADMIN, DECLINED, Office
+from tests.usecases.conftest import DECLINED, Office
 
 
 def test_a_payment_is_approved_and_a_declined_card_moves_no_money(office: Office) -> None:
@@ -26,9 +25,7 @@ def test_a_same_day_refund_is_a_void_for_the_full_amount(office: Office) -> None
     payment = office.pay(12500)
     office.advance(hours=5)  # 15:00: the visit is cancelled
 
-    answer = refund_payment(
-        office.ledger, practice_id=office.id, payment_id=payment.id, amount=None, actor=ADMIN
-    )
+    answer = office.refund(payment.id)
 
     assert (answer.kind, answer.amount) == (ReversalKind.VOID, 12500)
     assert answer.payment.status == Status.VOIDED and answer.payment.refunds == []
@@ -44,32 +41,24 @@ def test_a_partial_refund_after_settlement_then_the_rest(office: Office) -> None
     office.advance(hours=23)  # Thursday 09:00: last night's batch closed
     assert office.payment(payment.id).status == Status.SETTLED
 
-    part = refund_payment(
-        office.ledger, practice_id=office.id, payment_id=payment.id, amount=8000, actor=ADMIN
-    )
+    part = office.refund(payment.id, 8000)
     assert (part.kind, part.amount, part.payment.refunded.cents) == (
         ReversalKind.REFUND,
         8000,
         8000,
     )
 
-    rest = refund_payment(
-        office.ledger, practice_id=office.id, payment_id=payment.id, amount=None, actor=ADMIN
-    )
+    rest = office.refund(payment.id)
     assert (rest.kind, rest.amount, rest.payment.remaining.cents) == (ReversalKind.REFUND, 22000, 0)
 
 
 def test_a_refund_beyond_what_remains_is_refused_and_records_nothing(office: Office) -> None:
     payment = office.pay(5000)
     office.advance(hours=24)
-    refund_payment(
-        office.ledger, practice_id=office.id, payment_id=payment.id, amount=3000, actor=ADMIN
-    )
+    office.refund(payment.id, 3000)
 
     with pytest.raises(RefundExceedsRemaining) as refused:
-        refund_payment(
-            office.ledger, practice_id=office.id, payment_id=payment.id, amount=2500, actor=ADMIN
-        )
+        office.refund(payment.id, 2500)
 
     assert "$25.00" in refused.value.detail and "$20.00" in refused.value.detail
     after = office.payment(payment.id)
@@ -78,13 +67,9 @@ def test_a_refund_beyond_what_remains_is_refused_and_records_nothing(office: Off
 
 def test_a_voided_payment_cannot_be_voided_again(office: Office) -> None:
     payment = office.pay(4000)
-    refund_payment(
-        office.ledger, practice_id=office.id, payment_id=payment.id, amount=None, actor=ADMIN
-    )
+    office.refund(payment.id)
     with pytest.raises(Conflict):
-        refund_payment(
-            office.ledger, practice_id=office.id, payment_id=payment.id, amount=None, actor=ADMIN
-        )
+        office.refund(payment.id)
 
 
 def test_a_payment_at_2358_settles_that_night_and_one_at_0001_the_next(office: Office) -> None:
@@ -96,7 +81,5 @@ def test_a_payment_at_2358_settles_that_night_and_one_at_0001_the_next(office: O
 
     assert office.payment(late.id).status == Status.SETTLED
     assert office.payment(early.id).status == Status.APPROVED
-    answer = refund_payment(
-        office.ledger, practice_id=office.id, payment_id=early.id, amount=None, actor=ADMIN
-    )
+    answer = office.refund(early.id)
     assert answer.kind == ReversalKind.VOID

@@ -5,21 +5,16 @@ test_unassociated_counts_agree.py show the same against served fakes and through
 
 from __future__ import annotations
 
-from uuid import UUID
-
 import pytest
 
 from adapters.pms.journal import JournalEntryRow
-from domain.payments import AssociationSource, Payment
+from domain.payments import Payment
 from domain.practices import PmsKind
-from domain.requests import Channel
 from projections.ledger_queue import open_items
 from projections.transactions import unassociated_summary
-from services.app.payments import associate_payment, refund_payment
-from services.app.requests import send_request
 from services.workers.writeback import Worker
 from tests.conftest import PinnedClock
-from tests.usecases.conftest import ADMIN, Office, open_office
+from tests.usecases.conftest import Office, open_office
 from tests.usecases.memory import MemoryLedger, PmsLedger
 
 
@@ -49,21 +44,6 @@ def unassociated(office: Office) -> int:
     return office.ledger.reads(unassociated_summary, office.id)["count"]
 
 
-def by_hand(
-    office: Office, payment: Payment, reference: str | None, refund_id: UUID | None = None
-) -> None:
-    """Staff post the entry in the PMS themselves and mark it associated."""
-    associate_payment(
-        office.ledger,
-        practice_id=office.id,
-        payment_id=payment.id,
-        source=AssociationSource.MANUAL,
-        pms_reference=reference,
-        actor=ADMIN,
-        refund_id=refund_id,
-    )
-
-
 def test_a_payment_is_written_once_and_associated_with_the_pms_reference(
     writing: Office, pms: PmsLedger
 ) -> None:
@@ -87,9 +67,7 @@ def test_a_refund_is_written_as_a_negative_entry_after_its_payment(
     payment = writing.pay(15000, patient_id=writing.patient().id)
     write_back(writing, pms)
     writing.advance(days=1)
-    refund = refund_payment(
-        writing.ledger, practice_id=writing.id, payment_id=payment.id, amount=4000, actor=ADMIN
-    )
+    refund = writing.refund(payment.id, 4000)
 
     write_back(writing, pms)
 
@@ -102,9 +80,7 @@ def test_a_payment_voided_before_it_was_written_is_never_written(
     writing: Office, pms: PmsLedger
 ) -> None:
     payment = writing.pay(5000, patient_id=writing.patient().id)
-    refund_payment(
-        writing.ledger, practice_id=writing.id, payment_id=payment.id, amount=None, actor=ADMIN
-    )
+    writing.refund(payment.id)
     write_back(writing, pms)
     assert pms.posts == []
     assert journal(writing, payment)[str(payment.id)][0] == "skipped"
@@ -135,7 +111,7 @@ def test_a_refused_write_fails_visibly_and_what_was_posted_by_hand_is_not_writte
     assert status == "failed"
     assert unassociated(writing) == 1
 
-    by_hand(writing, payment, "PayNum 58627")  # the office posts it itself
+    writing.associate(payment.id, "PayNum 58627")  # the office posts it itself
     pms.refusing = None
     writing.ledger.journal.retry_failed(str(writing.id))
     write_back(writing, pms)
@@ -161,14 +137,7 @@ def test_a_request_sent_is_logged_in_open_dental_as_a_commlog(
     writing: Office, pms: PmsLedger
 ) -> None:
     patient = writing.patient()
-    send_request(
-        writing.ledger,
-        practice_id=writing.id,
-        patient_id=patient.id,
-        amount=5000,
-        channel=Channel.SMS,
-        actor=ADMIN,
-    )
+    writing.request(patient, 5000)
     write_back(writing, pms)
     [commlog] = pms.commlogs.values()
     assert (commlog.pms_patient_id, commlog.mode) == ("501", "Text")
@@ -180,9 +149,7 @@ def test_a_dentrix_office_posts_by_hand_from_the_post_to_ledger_queue(
     office = open_office(ledger, clock, PmsKind.DENTRIX)
     payment = office.pay(12000, patient_id=office.patient().id)
     office.advance(days=1)
-    refund = refund_payment(
-        ledger, practice_id=office.id, payment_id=payment.id, amount=2000, actor=ADMIN
-    )
+    refund = office.refund(payment.id, 2000)
     write_back(office, pms)
     assert pms.posts == []  # no automatic write
 
@@ -190,8 +157,8 @@ def test_a_dentrix_office_posts_by_hand_from_the_post_to_ledger_queue(
     assert [(r["kind"], r["amount"]) for r in queue] == [("payment", 12000), ("refund", -2000)]
     assert unassociated(office) == 2  # the badge counts both entries to post
 
-    by_hand(office, payment, "Dentrix 1")
-    by_hand(office, payment, None, refund_id=refund.refund_id)
+    office.associate(payment.id, "Dentrix 1")
+    office.associate(payment.id, refund_id=refund.refund_id)
 
     assert ledger.reads(open_items, office.id, None, 50) == []
     assert unassociated(office) == 0
