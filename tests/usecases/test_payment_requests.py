@@ -327,3 +327,18 @@ def test_a_request_cancelled_while_its_card_was_charged_gives_the_money_back_by_
     assert office.payment(payment_id).status == Status.VOIDED  # recorded, not forgotten
     assert state(office, request).cancel_reason == CancelReason.STAFF
     assert office.money_moved() == {"charge": 1, "void": 1}
+
+
+def test_a_voided_part_payment_is_owed_again_on_its_request(office: Office) -> None:
+    request = send(office, office.patient(), 12000)
+    part = pay(office, request, amount=5000)
+    assert state(office, request).owed == Money(7000)
+
+    office.refund(part.id)
+
+    after = state(office, request)
+    assert (after.status, after.paid_amount, after.owed) == (
+        RequestStatus.REQUESTED,
+        None,
+        Money(12000),
+    )

@@ -16,9 +16,16 @@ from domain.patients import Patient
 from domain.payments import Payment
 from domain.receivables import AmountRule, Balance, Eligibility, SnoozeReason
 from domain.requests import Channel
-from projections.receivables import ArQuery, ArRow, list_ar
+from projections.receivables import ArQuery, ArRow, list_ar, list_filters
 from services.app.ar_filters import parse_filter
-from services.app.receivables import bulk_send, record_balance, snooze
+from services.app.receivables import (
+    bulk_send,
+    delete_filter,
+    record_balance,
+    save_filter,
+    saved_filter_values,
+    snooze,
+)
 from tests.usecases.conftest import ADMIN, APPROVED, DECLINED, Office
 
 
@@ -192,3 +199,30 @@ def test_a_single_request_to_a_snoozed_patient_needs_an_override(office: Office)
         office.request(ana, 5000, Channel.EMAIL)
     office.request(ana, 5000, Channel.EMAIL, override_snooze=True)
     assert rows(office)[ana.id]["last_request_status"] == "requested"
+
+
+def test_a_saved_filter_reapplied_later_reflects_new_balances(office: Office) -> None:
+    ana, ben = office.patient("1", "Ana"), office.patient("2", "Ben")
+    owes(office, ana, over_90=25000)
+    owes(office, ben, over_90=5000)
+    saved = save_filter(
+        office.ledger,
+        practice_id=office.id,
+        name="Over 90, above $200",
+        raw={"min_bal_over_90": 20001},
+        actor=ADMIN,
+    )
+
+    def found() -> list[UUID]:
+        values = saved_filter_values(office.ledger, office.id, saved.id)
+        return list(rows(office, parse_filter(values)[0]))
+
+    assert found() == [ana.id]
+    owes(office, ana, over_90=10000)  # a week later the PMS reports new balances
+    owes(office, ben, over_90=30000)
+    assert found() == [ben.id]
+    assert [f["name"] for f in office.ledger.reads(list_filters, office.id)] == [
+        "Over 90, above $200"
+    ]
+    delete_filter(office.ledger, practice_id=office.id, filter_id=saved.id, actor=ADMIN)
+    assert office.ledger.reads(list_filters, office.id) == []
