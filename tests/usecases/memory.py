@@ -22,7 +22,7 @@ import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable, Container, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -83,15 +83,20 @@ def projections() -> list[Projection]:
 @lru_cache(maxsize=1)
 def template() -> sqlite3.Connection:
     """A database with every table the ledger's SQLite file has (the durable tables by
-    their migrations, the views' by their projections), made once per process."""
-    path = Path(tempfile.mkdtemp(prefix="payledger-usecases-")) / "template.sqlite3"
-    store = open_store(StoreConfig(None, str(path)))
-    try:
-        migrate(store)
-        Projector(store, store.database(), projections())
-    finally:
-        store.close()
-    return sqlite3.connect(path, check_same_thread=False)
+    their migrations, the views' by their projections), made once per process in a file
+    and kept in memory."""
+    with tempfile.TemporaryDirectory(prefix="payledger-usecases-") as folder:
+        path = Path(folder) / "template.sqlite3"
+        store = open_store(StoreConfig(None, str(path)))
+        try:
+            migrate(store)
+            Projector(store, store.database(), projections())
+        finally:
+            store.close()
+        kept = sqlite3.connect(":memory:", check_same_thread=False)
+        with closing(sqlite3.connect(path)) as made:
+            made.backup(kept)
+    return kept
 
 
 class OneConnection:
