@@ -9,7 +9,8 @@ import pytest
 from domain.errors import Conflict, RefundExceedsRemaining
 from domain.payments import ReversalKind, Status
 from projections.transactions import unassociated_summary
-from tests.usecases.conftest import DECLINED, Office
+from services.app.payments import EmailNotSent, send_receipt
+from tests.usecases.conftest import ADMIN, DECLINED, Office
 
 
 def test_a_payment_is_approved_and_a_declined_card_moves_no_money(office: Office) -> None:
@@ -83,3 +84,39 @@ def test_a_payment_at_2358_settles_that_night_and_one_at_0001_the_next(office: O
     assert office.payment(early.id).status == Status.APPROVED
     answer = office.refund(early.id)
     assert answer.kind == ReversalKind.VOID
+
+
+def test_a_receipt_copy_is_emailed_and_its_sending_recorded(office: Office) -> None:
+    payment = office.pay(30000)
+    office.advance(days=1)
+    refund = office.refund(payment.id, 8000)
+
+    send_receipt(
+        office.ledger,
+        practice_id=office.id,
+        payment_id=payment.id,
+        email="rosa@example.com",
+        refund_id=refund.refund_id,
+        actor=ADMIN,
+    )
+
+    [email] = office.ledger.email.sent
+    assert (email.to, email.subject) == ("rosa@example.com", "Elm Dental: refund receipt $80.00")
+    assert "Card: Visa ending in 4242" in email.body and "4242424242424242" not in email.body
+    assert "Status: refund pending settlement" in email.body
+    assert office.payment(payment.id).receipts_sent == 1
+
+
+def test_a_receipt_the_mail_server_refused_is_not_recorded(office: Office) -> None:
+    payment = office.pay(30000)
+    office.ledger.email.failing = 1
+    with pytest.raises(EmailNotSent, match="nothing was recorded"):
+        send_receipt(
+            office.ledger,
+            practice_id=office.id,
+            payment_id=payment.id,
+            email="rosa@example.com",
+            refund_id=None,
+            actor=ADMIN,
+        )
+    assert office.payment(payment.id).receipts_sent == 0
