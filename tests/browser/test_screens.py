@@ -64,7 +64,9 @@ def first_href(browse: Browse, path: str, pattern: str) -> str:
 
 def concrete_paths(browse: Browse, pay_link: str) -> tuple[list[str], list[str]]:
     """(signed-in pages, signed-out pages) with ids filled in."""
-    payment = first_href(browse, "/payments/transactions", r"/payments/transactions/([0-9a-f-]{36})")
+    payment = first_href(
+        browse, "/payments/transactions", r"/payments/transactions/([0-9a-f-]{36})"
+    )
     request = first_href(browse, "/payments/requests", r"/payments/requests/([0-9a-f-]{36})")
     ids = {"payment": payment, "request": request, "pay": pay_link.rsplit("/", 1)[1]}
     signed_in: list[str] = []

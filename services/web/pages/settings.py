@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from domain.errors import InvalidValue
-from domain.users import MIN_PASSWORD, User
+from domain.users import MIN_PASSWORD, User, check_password, normal_email
 from services.app import accounts
 from services.app.accounts import SessionUser
 from services.http.deps import practice_of
@@ -93,8 +93,12 @@ def invite(request: Request, user: Admin, form: PostedForm) -> Response:
             errors.add("name", "Enter the person's name")
         if not values["email"]:
             errors.add("email", "Enter the email they sign in with")
+        else:
+            errors.check("email", normal_email, values["email"])
         if not form.fields.get("password"):
             errors.add("password", "Enter a first password for them to sign in with")
+        else:
+            errors.check("password", check_password, form.fields["password"])
         body = errors.check(
             "name",
             UserIn,

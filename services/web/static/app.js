@@ -145,22 +145,18 @@
   }
   document.addEventListener("htmx:beforeRequest", function (event) {
     var el = event.detail.elt;
-    if (event.defaultPrevented || isPoll(el)) return;
-    var button = el.matches("button, input[type=submit]") ? el :
-      (el.tagName === "FORM" ? event.detail.requestConfig && event.detail.requestConfig.triggeringEvent &&
-        event.detail.requestConfig.triggeringEvent.submitter : null);
-    el.setAttribute("data-busy-button", "");
-    el._busyButton = button || null;
+    var xhr = event.detail.xhr;
+    if (event.defaultPrevented || isPoll(el) || !xhr) return;
+    var config = event.detail.requestConfig;
+    var submitter = config && config.triggeringEvent && config.triggeringEvent.submitter;
+    var button = el.matches("button, input[type=submit]") ? el : submitter || null;
     markBusy(button);
     showBusy(true);
-  });
-  document.addEventListener("htmx:afterRequest", function (event) {
-    var el = event.detail.elt;
-    if (!el || !el.hasAttribute("data-busy-button")) return;
-    el.removeAttribute("data-busy-button");
-    if (el._busyButton && document.contains(el._busyButton)) unmarkBusy(el._busyButton);
-    el._busyButton = null;
-    showBusy(false);
+    // the request's end, however it ends (the element may have been swapped away by then)
+    xhr.addEventListener("loadend", function () {
+      if (button && document.contains(button)) unmarkBusy(button);
+      showBusy(false);
+    });
   });
   document.addEventListener("htmx:afterSettle", function () { labelCells(); });
   if (document.readyState === "loading") {
