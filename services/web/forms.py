@@ -36,6 +36,12 @@ class FormError(Exception):
         self.fields: dict[str, str] = dict(fields or ({field: message} if field else {}))
 
     @property
+    def shown(self) -> dict[str, Any]:
+        """What a page shows of the refusal: its sentence at the top (`error`), its status,
+        and each field's message beside the field (`errors`)."""
+        return {"error": self.message, "status": self.status, "errors": self.fields}
+
+    @property
     def may_be_under_way(self) -> bool:
         """Whether what the form asked may still happen (the answer was lost, or it could
         not run just now): the form sent again must carry the same idempotency key, so that

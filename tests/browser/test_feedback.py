@@ -33,15 +33,17 @@ def field_message(browse: Browse, field: str) -> str:
     return str(message.inner_text())
 
 
+def fill(browse: Browse, **fields: str) -> None:
+    for name, value in fields.items():
+        browse.page.fill(f"#{name}", value)
+
+
 def test_every_mistake_in_the_virtual_terminal_shows_beside_its_field(browse: Browse) -> None:
     browse.problems.expect("422")
     browse.sign_in()
     browse.go("/payments/collect/virtual")
-    browse.page.fill("#amount", "12.345")
-    browse.page.fill("#card_number", "4242 4242 4242 4241")
-    browse.page.fill("#exp_month", "13")
-    browse.page.fill("#exp_year", "2031")
-    browse.page.fill("#cvc", "12")
+    fill(browse, amount="12.345", card_number="4242 4242 4242 4241", exp_month="13")
+    fill(browse, exp_year="2031", cvc="12")
     browse.page.click("button:has-text('Charge card')")
     browse.page.wait_for_load_state()
     assert "dollars and cents" in field_message(browse, "amount")
@@ -95,11 +97,7 @@ def test_the_pay_page_says_every_mistake_at_once(browse: Browse) -> None:
     send_request(browse, 1, "30.00", "mistakes@browser.example")
     link = pay_link_sent_to(browse, "mistakes@browser.example")
     browse.page.goto(link)
-    browse.page.fill("#amount", "abc")
-    browse.page.fill("#card_number", "1234")
-    browse.page.fill("#exp_month", "12")
-    browse.page.fill("#exp_year", "2031")
-    browse.page.fill("#cvc", "")
+    fill(browse, amount="abc", card_number="1234", exp_month="12", exp_year="2031", cvc="")
     browse.page.click("#pay-button")
     browse.page.wait_for_load_state()
     assert "dollars and cents" in field_message(browse, "amount")

@@ -90,15 +90,15 @@ def concrete_paths(browse: Browse, pay_link: str) -> tuple[list[str], list[str]]
 def overflow(page: Any) -> list[str]:
     """The elements wider than the viewport, named, for a message that says what to fix."""
     found: list[str] = page.evaluate(
-        """() => {
+        r"""() => {
           const w = document.documentElement.clientWidth, out = [];
           for (const el of document.querySelectorAll('body *')) {
             const r = el.getBoundingClientRect();
-            if (r.right > w + 1 && r.width > 0 && getComputedStyle(el).visibility !== 'hidden') {
-              out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
-                (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ').join('.') : '') +
-                ' right=' + Math.round(r.right));
-            }
+            if (r.right <= w + 1 || r.width === 0 || !el.checkVisibility()) continue;
+            const classes = typeof el.className === 'string' && el.className
+              ? '.' + el.className.trim().split(/\s+/).join('.') : '';
+            const name = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + classes;
+            out.push(name + ' right=' + Math.round(r.right));
           }
           return out.slice(0, 8);
         }"""

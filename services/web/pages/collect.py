@@ -198,15 +198,7 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
             )
         payment = run(payments_api.collect, body, user.caller, ctx, form.key(user))
     except FormError as refused:
-        return collect_page(
-            request,
-            user,
-            kind,
-            error=refused.message,
-            status=refused.status,
-            values=values,
-            errors=refused.fields,
-        )
+        return collect_page(request, user, kind, values=values, **refused.shown)
     if payment["status"] == "declined":
         return collect_page(
             request,

@@ -118,14 +118,7 @@ def invite(request: Request, user: Admin, form: PostedForm) -> Response:
             client_address(request),
         )
     except FormError as refused:
-        return settings_page(
-            request,
-            user,
-            error=refused.message,
-            status=refused.status,
-            invite=values,
-            errors=refused.fields,
-        )
+        return settings_page(request, user, invite=values, **refused.shown)
     return settings_page(request, user, status=201, invited=answer)
 
 
@@ -276,14 +269,7 @@ def change_payments(request: Request, user: Admin, form: PostedForm) -> Response
         errors.done()
         run(practices_api.change_settings, pid, body, user.caller, ctx, form.key(user))
     except FormError as refused:
-        return settings_page(
-            request,
-            user,
-            error=refused.message,
-            status=refused.status,
-            payments=values,
-            errors=refused.fields,
-        )
+        return settings_page(request, user, payments=values, **refused.shown)
     return render.redirect(request, "/settings", "The payments settings were saved.")
 
 
