@@ -20,13 +20,26 @@ DOLLARS = re.compile(r"\$?(\d{1,3}(,\d{3})+|\d+)(\.\d{1,2})?", re.ASCII)
 
 
 class FormError(Exception):
-    """A use case refused the form; `message` is a sentence for the page."""
+    """A use case refused the form; `message` is a sentence for the page, and `fields`
+    the message of each field at fault (by the form's input name), shown beside it."""
 
     def __init__(
-        self, message: str, status: int = 422, field: str | None = None, code: str = ""
+        self,
+        message: str,
+        status: int = 422,
+        field: str | None = None,
+        code: str = "",
+        fields: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message, self.status, self.field, self.code = message, status, field, code
+        self.fields: dict[str, str] = dict(fields or ({field: message} if field else {}))
+
+    @property
+    def shown(self) -> dict[str, Any]:
+        """What a page shows of the refusal: its sentence at the top (`error`), its status,
+        and each field's message beside the field (`errors`)."""
+        return {"error": self.message, "status": self.status, "errors": self.fields}
 
     @property
     def may_be_under_way(self) -> bool:
@@ -65,10 +78,57 @@ def run(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             sentence(error.detail), status_for(error), error.field, error.code
         ) from None
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        raise FormError(sentence(f"{where}: {message}" if where else message), 422, where) from None
+        fields: dict[str, str] = {}
+        for mistake in error.errors():
+            where = ".".join(str(p) for p in mistake.get("loc", ()))
+            text = str(mistake.get("msg", "invalid")).removeprefix("Value error, ")
+            fields.setdefault(where, sentence(text))
+        where, text = next(iter(fields.items()))
+        raise FormError(
+            sentence(f"{where}: {text}" if where else text), 422, where, fields=fields
+        ) from None
+
+
+class FieldErrors:
+    """Every mistake in a form at once: each field is checked on its own and its message
+    kept, so a form sent with several mistakes says all of them beside their fields, not
+    only the first. `check` runs a parse or use case for a field and answers None when it
+    refuses; `done` refuses the form if any field was wrong.
+
+    `names` maps a use case's field names to the form's input names where they differ
+    (e.g. {"number": "card_number"})."""
+
+    def __init__(self, names: dict[str, str] | None = None) -> None:
+        self.fields: dict[str, str] = {}
+        self.names = names or {}
+
+    def add(self, field: str, message: str) -> None:
+        self.fields.setdefault(field, sentence(message))
+
+    def check(self, field: str, action: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        try:
+            return run(action, *args, **kwargs)
+        except FormError as refused:
+            self.absorb(refused, field)
+            return None
+
+    def absorb(self, refused: FormError, field: str | None = None) -> None:
+        """A refusal's messages, each under its input's name (`field` when it names none)."""
+        for where, text in (refused.fields or {field or "": refused.message}).items():
+            self.add(self.names.get(where, where) or field or "", text)
+
+    def done(self) -> None:
+        if self.fields:
+            raise self.error()
+
+    def error(self, status: int = 422) -> FormError:
+        messages = list(dict.fromkeys(self.fields.values()))
+        summary = (
+            messages[0]
+            if len(messages) == 1
+            else f"{len(messages)} entries need fixing: " + " ".join(messages)
+        )
+        return FormError(summary, status, next(iter(self.fields)), fields=dict(self.fields))
 
 
 def dollars_to_cents(text: str, field: str = "amount") -> int:

@@ -14,12 +14,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
+from adapters.processor.cards import card_mistakes
 from adapters.processor.port import CardInput
 from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
 from domain.money import MAX_AMOUNT_CENTS, format_dollars
 from domain.payments import Payment, Status
 from domain.requests import RequestClosed
-from domain.schedule import zone
+from domain.schedule import local_date, zone
 from services.app.requests import (
     MAX_TOKEN,
     PayLink,
@@ -32,7 +33,7 @@ from services.app.requests import (
 from services.context import Components
 from services.http.deps import ComponentsDep
 from services.http.openapi import pages
-from services.web import pay_limits
+from services.web import pay_limits, render
 from services.web.security import STRIPE_CONTENT_SECURITY_POLICY, STRIPE_JS
 
 router = APIRouter(tags=["pay page"], include_in_schema=True)
@@ -40,6 +41,7 @@ templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
 )
+templates.globals.update(invalid=render.invalid, field_error=render.field_error)
 
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
 
@@ -81,6 +83,7 @@ def open_page(
     status: int = 200,
     error: str | None = None,
     amount_value: str | None = None,
+    mistakes: dict[str, str] | None = None,
 ) -> HTMLResponse:
     request = link.request
     expires = request.expires_at.astimezone(zone(link.practice.timezone)).strftime("%B %d, %Y")
@@ -104,6 +107,7 @@ def open_page(
         attempt=secrets.token_urlsafe(16),
         expires=expires,
         error=error,
+        errors=mistakes or {},
         stripe=stripe,
     )
 
@@ -236,6 +240,17 @@ def pay(
         response.headers["Retry-After"] = str(int(pay_limits.WINDOW.total_seconds()))
         return response
     amount_text = fields.get("amount", "")
+    mistakes = typed_mistakes(ctx, link, fields, stripe is not None)
+    if mistakes:  # every field's mistake at once, beside its field; a failed attempt
+        return open_page(
+            reload_link(ctx, link),
+            action,
+            stripe,
+            422,
+            mistakes_summary(mistakes),
+            amount_text or None,
+            mistakes,
+        )
     try:
         amount = parse_dollars(amount_text) if amount_text.strip() else link.request.owed.cents
         card, payment_method = None, None
@@ -269,6 +284,54 @@ def pay(
     if payment.status == Status.APPROVED:
         pay_limits.give_back(ctx.pay_attempts, place)
     return outcome_page(link, action, stripe, payment, amount_text or None)
+
+
+#: the card's fields as the card checks name them -> the pay page's inputs
+CARD_INPUTS = {
+    "card.number": "card_number",
+    "card.exp_month": "exp_month",
+    "card.exp_year": "exp_year",
+    "card.cvc": "cvc",
+}
+
+
+def typed_mistakes(
+    ctx: Components, link: PayLink, fields: dict[str, str], stripe: bool
+) -> dict[str, str]:
+    """Each field the patient typed wrong, by its input's name, with what to fix: all of
+    them at once (the amount, and the card's fields each checked on its own)."""
+    found: dict[str, str] = {}
+    amount_text = fields.get("amount", "")
+    if amount_text.strip():
+        try:
+            parse_dollars(amount_text)
+        except PaymentsError as error:
+            found["amount"] = sentence(error.detail)
+    if stripe:
+        return found
+    numbers: dict[str, int] = {}
+    for name, words in (("exp_month", "expiry month"), ("exp_year", "expiry year")):
+        try:
+            numbers[name] = parse_int(fields.get(name, ""), name, words)
+        except PaymentsError as error:
+            found[name] = sentence(error.detail)
+    card = CardInput(
+        number=fields.get("card_number", "").strip(),
+        exp_month=numbers.get("exp_month", 0),
+        exp_year=numbers.get("exp_year", 0),
+        cvc=fields.get("cvc", "").strip(),
+    )
+    today = local_date(ctx.clock.now(link.practice.id), link.practice.timezone)
+    for mistake in card_mistakes(card, today):
+        found.setdefault(CARD_INPUTS.get(mistake.field or "", "card_number"), friendly(mistake))
+    return found
+
+
+def mistakes_summary(mistakes: dict[str, str]) -> str:
+    messages = list(dict.fromkeys(mistakes.values()))
+    if len(messages) == 1:
+        return messages[0]
+    return f"Please fix the {len(messages)} entries marked below: " + " ".join(messages)
 
 
 def outcome_page(

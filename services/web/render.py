@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
+from markupsafe import Markup, escape
 
 from domain.money import format_dollars
 from domain.practices import Practice
@@ -86,6 +87,35 @@ def cents_input(cents: Any) -> str:
     return f"{'-' if int(cents) < 0 else ''}{whole}.{rest:02d}"
 
 
+def error_id(name: str) -> str:
+    return "error-" + "".join(c if c.isalnum() else "-" for c in name)
+
+
+@pass_context
+def invalid(context: Context, name: str, described_by: str = "") -> Markup:
+    """An input's marks when the form was refused for it: aria-invalid, and its message
+    named by aria-describedby (with `described_by`, the input's own help, when it has one).
+    Templates write <input name="amount"{{ invalid('amount') }}> and put
+    {{ field_error('amount') }} after it."""
+    if name not in (context.get("errors") or {}):
+        if not described_by:
+            return Markup("")
+        return Markup(' aria-describedby="{}"').format(described_by)
+    ids = f"{error_id(name)} {described_by}".strip()
+    return Markup(' aria-invalid="true" aria-describedby="{}"').format(ids)
+
+
+@pass_context
+def field_error(context: Context, name: str) -> Markup:
+    """The message beside a field the form was refused for (nothing when it is right)."""
+    message = (context.get("errors") or {}).get(name)
+    if not message:
+        return Markup("")
+    return Markup('<p class="field-error" id="{}">{}</p>').format(error_id(name), escape(message))
+
+
+env.globals["invalid"] = invalid
+env.globals["field_error"] = field_error
 env.filters["money"] = money
 env.filters["label"] = label
 env.filters["cents_input"] = cents_input

@@ -3,21 +3,26 @@ email. Each form carries its own idempotency key, so a double click takes one pa
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
+from adapters.processor.cards import card_mistakes
+from adapters.processor.port import CardInput
+from domain.errors import InvalidValue
+from domain.schedule import local_date
 from services.http.routes import deposits as deposits_api
 from services.http.routes import patients as patients_api
 from services.http.routes import payments as payments_api
 from services.http.routes import requests as requests_api
 from services.http.schemas import CardIn, PaymentIn, PaymentRequestIn
 from services.web import render
-from services.web.forms import FormError, dollars_to_cents, optional_date, run
+from services.web.forms import FieldErrors, FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice
-from services.web.pay import stripe_element
+from services.web.pay import friendly, stripe_element
 from services.web.security import STRIPE_CONTENT_SECURITY_POLICY
 from services.web.session import Admin, Manager, PostedForm, ctx_of
 
@@ -51,6 +56,7 @@ def collect_page(
     error: str | None = None,
     status: int = 200,
     values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     place = practice(request, user)
     stripe = stripe_element(ctx_of(request), place.stripe_account if place else None, 50)
@@ -67,6 +73,7 @@ def collect_page(
         error=error,
         status=status,
         values=values or dict(request.query_params),
+        errors=errors or {},
         stripe=stripe,
     )
     if stripe is not None and kind == "virtual":
@@ -86,11 +93,38 @@ def refuse_no_card() -> str:
 
 
 def whole_number(text: str, field: str) -> int:
-    from domain.errors import InvalidValue
-
     if not text.strip().isascii() or not text.strip().isdigit():
         raise InvalidValue(f"{field} must be a number", field=field)
     return int(text.strip())
+
+
+#: the card's fields as the API and the card checks name them -> the form's inputs
+CARD_FIELDS = {
+    "card.number": "card_number",
+    "card.exp_month": "exp_month",
+    "card.exp_year": "exp_year",
+    "card.cvc": "cvc",
+    "number": "card_number",
+    "exp_month": "exp_month",
+    "exp_year": "exp_year",
+    "cvc": "cvc",
+}
+
+
+def typed_card(fields: dict[str, str], errors: FieldErrors, today: date) -> CardInput | None:
+    """The card as typed, each of its fields checked on its own (every mistake kept in
+    `errors`, in the card holder's words); None when any is wrong."""
+    month = errors.check("exp_month", whole_number, fields.get("exp_month", ""), "expiry month")
+    year = errors.check("exp_year", whole_number, fields.get("exp_year", ""), "expiry year")
+    card = CardInput(
+        number=fields.get("card_number", "").strip(),
+        exp_month=month if month is not None else 0,
+        exp_year=year if year is not None else 0,
+        cvc=fields.get("cvc", "").strip(),
+    )
+    for mistake in card_mistakes(card, today):
+        errors.add(CARD_FIELDS.get(mistake.field or "", "card_number"), friendly(mistake))
+    return None if errors.fields else card
 
 
 @router.post("/payments/collect/{kind}")
@@ -98,17 +132,23 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
     ctx = ctx_of(request)
     values = {k: v for k, v in form.fields.items() if k not in ("card_number", "cvc")}
     patient = form.get("patient_id") or None
+    # every field is checked before anything is sent, so all mistakes show at once
+    errors = FieldErrors(CARD_FIELDS)
     try:
-        amount = run(dollars_to_cents, form.get("amount"))
+        amount = errors.check("amount", dollars_to_cents, form.get("amount"))
         if kind == "request":
-            body: Any = run(
+            if not patient:
+                errors.add("patient_id", "Choose the patient to send the request to")
+            body: Any = errors.check(
+                "destination",
                 PaymentRequestIn,
                 patient_id=patient or "",
-                amount=amount,
+                amount=amount or 1,
                 channel=form.get("channel") or "email",
                 destination=form.get("destination") or None,
                 override_snooze=form.get("override_snooze") == "true",
             )
+            errors.done()
             answer = run(requests_api.send, body, user.caller, ctx, form.key(user))
             return render.redirect(
                 request,
@@ -117,6 +157,9 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
                 f"{'text' if answer['channel'] == 'sms' else 'email'}.",
             )
         if kind == "terminal":
+            if not form.get("terminal_id"):
+                errors.add("terminal_id", "Enter the terminal the patient pays at")
+            errors.done()
             body = run(
                 PaymentIn,
                 method="terminal",
@@ -125,6 +168,7 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
                 patient_id=patient,
             )
         elif not ctx.processor.accepts_card_numbers:
+            errors.done()
             body = run(
                 PaymentIn,
                 method="virtual_terminal",
@@ -133,13 +177,18 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
                 patient_id=patient,
             )
         else:
-            card = run(
+            place = practice(request, user)
+            today = local_date(ctx.clock.now(place.id), place.timezone)
+            typed = typed_card(form.fields, errors, today)
+            card = typed and errors.check(
+                "card_number",
                 CardIn,
-                number=form.get("card_number").replace(" ", ""),
-                exp_month=run(whole_number, form.get("exp_month"), "expiry month"),
-                exp_year=run(whole_number, form.get("exp_year"), "expiry year"),
-                cvc=form.get("cvc"),
+                number=typed.number,
+                exp_month=typed.exp_month,
+                exp_year=typed.exp_year,
+                cvc=typed.cvc,
             )
+            errors.done()
             body = run(
                 PaymentIn,
                 method="virtual_terminal",
@@ -149,9 +198,7 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
             )
         payment = run(payments_api.collect, body, user.caller, ctx, form.key(user))
     except FormError as refused:
-        return collect_page(
-            request, user, kind, error=refused.message, status=refused.status, values=values
-        )
+        return collect_page(request, user, kind, values=values, **refused.shown)
     if payment["status"] == "declined":
         return collect_page(
             request,

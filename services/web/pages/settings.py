@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from domain.errors import InvalidValue
-from domain.users import MIN_PASSWORD, User
+from domain.users import MIN_PASSWORD, User, check_password, normal_email
 from services.app import accounts
 from services.app.accounts import SessionUser
 from services.http.deps import practice_of
@@ -18,7 +18,7 @@ from services.http.routes import practices as practices_api
 from services.http.routes import users as users_api
 from services.http.schemas import OpenDentalIn, PasswordIn, RoleIn, SettingsIn, UserIn
 from services.web import render, session
-from services.web.forms import FormError, run
+from services.web.forms import FieldErrors, FormError, run
 from services.web.pages.common import practice
 from services.web.session import Admin, Manager, PostedForm, client_address, ctx_of
 
@@ -37,6 +37,7 @@ def settings_page(
     invite: dict[str, str] | None = None,
     invited: dict[str, Any] | None = None,
     payments: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     ctx = ctx_of(request)
     pid = practice_of(user.caller)
@@ -59,6 +60,7 @@ def settings_page(
         settings=answer,
         payments=payments or payments_values(answer),
         processor=ctx.settings.processor,
+        errors=errors or {},
     )
 
 
@@ -85,16 +87,27 @@ def invite(request: Request, user: Admin, form: PostedForm) -> Response:
     """Invite a person. The page answers directly (no redirect): the new user's API token
     is shown this once and is never stored in a cookie or a URL."""
     values = {k: form.get(k) for k in ("name", "email", "role")}
+    errors = FieldErrors()
     try:
-        body = run(
+        if not values["name"].strip():
+            errors.add("name", "Enter the person's name")
+        if not values["email"]:
+            errors.add("email", "Enter the email they sign in with")
+        else:
+            errors.check("email", normal_email, values["email"])
+        if not form.fields.get("password"):
+            errors.add("password", "Enter a first password for them to sign in with")
+        else:
+            errors.check("password", check_password, form.fields["password"])
+        body = errors.check(
+            "name",
             UserIn,
             name=values["name"],
             email=values["email"] or None,
             role=values["role"],
             password=form.fields.get("password") or None,
         )
-        if body.email is None or body.password is None:
-            raise FormError("Enter the person's email and a first password to sign in with.")
+        errors.done()
         answer = run(
             users_api.invite_user,
             practice_of(user.caller),
@@ -105,9 +118,7 @@ def invite(request: Request, user: Admin, form: PostedForm) -> Response:
             client_address(request),
         )
     except FormError as refused:
-        return settings_page(
-            request, user, error=refused.message, status=refused.status, invite=values
-        )
+        return settings_page(request, user, invite=values, **refused.shown)
     return settings_page(request, user, status=201, invited=answer)
 
 
@@ -240,25 +251,36 @@ def change_payments(request: Request, user: Admin, form: PostedForm) -> Response
     }
     ctx = ctx_of(request)
     pid = practice_of(user.caller)
+    errors = FieldErrors(SETTINGS_INPUTS)
     try:
         current = practices_api.get_practice(pid, user.caller, ctx)
+        days = errors.check("reminder_days", reminder_days, values["reminder_days"])
         changes: dict[str, Any] = {
             "pms": values["pms"],
             "batch_cutoff": values["batch_cutoff"],
             "auto_writeback": values["auto_writeback"] == "true",
             "pms_payment_type": values["pms_payment_type"] or None,
-            "reminder_days": run(reminder_days, values["reminder_days"]),
+            "reminder_days": days or [],
         }
-        connection = opendental_change(form, current)
+        connection = errors.check("od_base_url", opendental_change, form, current)
         if connection is not None:
             changes["opendental"] = connection
-        body = run(SettingsIn, **changes)
+        body = errors.check("batch_cutoff", SettingsIn, **changes)
+        errors.done()
         run(practices_api.change_settings, pid, body, user.caller, ctx, form.key(user))
     except FormError as refused:
-        return settings_page(
-            request, user, error=refused.message, status=refused.status, payments=values
-        )
+        return settings_page(request, user, payments=values, **refused.shown)
     return render.redirect(request, "/settings", "The payments settings were saved.")
+
+
+#: the settings' names in the API -> the form's inputs
+SETTINGS_INPUTS = {
+    "base_url": "od_base_url",
+    "opendental": "od_base_url",
+    "opendental.base_url": "od_base_url",
+    "developer_key": "od_developer_key",
+    "customer_key": "od_customer_key",
+}
 
 
 def reminder_days(text: str) -> list[int]:

@@ -235,9 +235,8 @@ def refund(request: Request, user: Admin, form: PostedForm, payment_id: UUID) ->
             user,
             payment_id,
             "payments/refund.html",
-            error=refused.message,
-            status=refused.status,
             amount_value=form.get("amount"),
+            **refused.shown,
             # the same key when the refund may be under way: pressing Confirm again
             # finishes that refund (or answers it) instead of starting a second one
             form_key_value=form.get("idempotency_key") if refused.may_be_under_way else None,

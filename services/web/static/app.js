@@ -56,4 +56,112 @@
       event.preventDefault();
     }
   });
+  // --- phones and tablets ---
+  // A table stacks into rows on a phone; each cell is labelled with its column's name,
+  // taken from the table's header unless the template gives the cell a data-label.
+  function labelCells(root) {
+    (root || document).querySelectorAll("table.grid").forEach(function (table) {
+      if (!table.tHead || !table.tHead.rows.length) return;
+      var names = [];
+      Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
+        var name = th.textContent.replace(/[▲▼↑↓]/g, "").replace(/\s+/g, " ").trim();
+        for (var i = 0; i < (th.colSpan || 1); i++) names.push(name);
+      });
+      Array.prototype.forEach.call(table.tBodies, function (body) {
+        Array.prototype.forEach.call(body.rows, function (row) {
+          var column = 0;
+          Array.prototype.forEach.call(row.cells, function (cell) {
+            if (!cell.hasAttribute("data-label") && cell.colSpan === 1) {
+              cell.setAttribute("data-label", names[column] || "");
+            }
+            column += cell.colSpan || 1;
+          });
+        });
+      });
+    });
+  }
+
+  // --- feedback ---
+  // While a request runs, a bar at the top of the page moves and the button pressed shows
+  // it is busy and cannot be pressed again (a form cannot be sent twice). A button with
+  // data-working="Sending…" says that instead of its label while a long action runs.
+  var busy = 0;
+  function showBusy(on) {
+    busy = Math.max(0, busy + (on ? 1 : -1));
+    document.documentElement.classList.toggle("is-busy", busy > 0);
+    var bar = document.getElementById("busy");
+    if (bar) bar.hidden = busy === 0;
+  }
+  function markBusy(button) {
+    if (!button) return;
+    button.classList.add("is-busy");
+    button.setAttribute("aria-busy", "true");
+    var working = button.getAttribute("data-working");
+    if (working) {
+      button.setAttribute("data-label-before", button.textContent);
+      button.textContent = working;
+    }
+    var note = button.form && button.form.querySelector("[data-working-note]");
+    if (note) note.hidden = false;
+    // disabled once the form's values are taken, so the button's own name and value go too
+    window.setTimeout(function () { button.disabled = true; }, 0);
+  }
+  function unmarkBusy(button) {
+    if (!button) return;
+    button.classList.remove("is-busy");
+    button.removeAttribute("aria-busy");
+    button.disabled = false;
+    var before = button.getAttribute("data-label-before");
+    if (before !== null) {
+      button.textContent = before;
+      button.removeAttribute("data-label-before");
+    }
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || form.hasAttribute("hx-post") || form.hasAttribute("hx-get")) return;
+    if (form.getAttribute("data-sending") === "1") {
+      event.preventDefault(); // already on its way: a second press sends nothing
+      return;
+    }
+    form.setAttribute("data-sending", "1");
+    markBusy(event.submitter || form.querySelector("button[type=submit], button:not([type])"));
+    showBusy(true);
+  });
+  // Back to a page kept by the browser: its forms may be sent again.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("form[data-sending]").forEach(function (form) {
+      form.removeAttribute("data-sending");
+      form.querySelectorAll("button.is-busy").forEach(unmarkBusy);
+    });
+    busy = 0;
+    showBusy(false);
+  });
+
+  function isPoll(el) {
+    return el && el.closest && el.closest("[data-poll], #badge-slot") !== null;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var el = event.detail.elt;
+    var xhr = event.detail.xhr;
+    if (event.defaultPrevented || isPoll(el) || !xhr) return;
+    var config = event.detail.requestConfig;
+    var submitter = config && config.triggeringEvent && config.triggeringEvent.submitter;
+    var button = el.matches("button, input[type=submit]") ? el : submitter || null;
+    markBusy(button);
+    showBusy(true);
+    // the request's end, however it ends (the element may have been swapped away by then)
+    xhr.addEventListener("loadend", function () {
+      if (button && document.contains(button)) unmarkBusy(button);
+      showBusy(false);
+    });
+  });
+  document.addEventListener("htmx:afterSettle", function () { labelCells(); });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { labelCells(); });
+  } else {
+    labelCells();
+  }
 })();

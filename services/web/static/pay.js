@@ -47,3 +47,32 @@
     start();
   }
 })();
+
+// The pay button, once pressed, shows that the payment is on its way and cannot be pressed
+// again (a second press would send nothing new, but the patient should see it is working).
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || form.querySelector("#payment-element")) return;
+    if (form.getAttribute("data-sending") === "1") {
+      event.preventDefault();
+      return;
+    }
+    form.setAttribute("data-sending", "1");
+    var button = form.querySelector("#pay-button");
+    if (button) {
+      button.setAttribute("aria-busy", "true");
+      button.textContent = "Paying…";
+      window.setTimeout(function () { button.disabled = true; }, 0);
+    }
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("form[data-sending]").forEach(function (form) {
+      form.removeAttribute("data-sending");
+      var button = form.querySelector("#pay-button");
+      if (button) { button.disabled = false; button.removeAttribute("aria-busy"); }
+    });
+  });
+})();
