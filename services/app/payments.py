@@ -20,7 +20,7 @@ from domain.practices import Practice
 from domain.schedule import batch_date_for, cutoff_instant, local_date, zone
 from services.app import intents, settlement
 from services.app.intents import REFUND, VOID, IntentKind, carry_out, record_charge
-from services.app.practices import keyed_id
+from services.app.practices import keyed_id, processor_account
 from services.app.settlement import close_due_batches
 from services.context import Aggregates, Charging, Messaging, Timed, retry_on_conflict
 
@@ -131,7 +131,7 @@ def charge(
             card=card,
             terminal_id=terminal_id,
             payment_method=payment_method,
-            account=practice.stripe_account,
+            account=processor_account(ctx.processor, practice),
         )
     except OutcomeUnknown as error:
         record_charge(ctx, practice.id, attempt_id, actor, "unknown", error.detail)

@@ -603,6 +603,12 @@ class OpenIntentTotals(Answer):
     oldest: InstantOut | None = Field(description="when the oldest was asked")
 
 
+class ClearentConnection(Answer):
+    practice_id: Reference = Field(description="the practice")
+    processor: Literal["clearent"] = Field(description="the processor the key is for")
+    connected: bool = Field(description="whether the practice has a Clearent API key kept")
+
+
 class PracticeWithStatus(Practice):
     connection: dict[str, dict[str, Name]] = Field(
         description="PMS connection settings: URLs in full, keys and tokens as their last 4"

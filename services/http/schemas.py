@@ -206,6 +206,15 @@ class StripeAccountIn(Body):
     )
 
 
+class ClearentKeyIn(Body):
+    api_key: (
+        Annotated[str, Field(min_length=8, max_length=200, pattern=r"^[A-Za-z0-9_\-]+$")] | None
+    ) = Field(
+        description="the practice's API key at Clearent (its Virtual Terminal's settings, "
+        "API Keys); kept sealed and never shown again; null forgets it"
+    )
+
+
 class UserIn(Body):
     name: Text
     role: Literal["admin", "staff", "auditor"]
