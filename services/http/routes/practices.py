@@ -192,4 +192,4 @@ def set_clearent_key(
 ) -> dict[str, Any]:
     """The key is kept sealed and never answered; the same key again changes nothing."""
     connected = uc.set_clearent_key(ctx, practice_id, body.api_key, caller.actor)
-    return {"practice_id": practice_id, "processor": "clearent", "connected": connected}
+    return {"practice_id": str(practice_id), "processor": "clearent", "connected": connected}
