@@ -33,6 +33,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,6 +135,9 @@ class ClearentProcessor(CardProcessor):
     name = "clearent"
     saves_cards = True
     keyed_by_practice = True
+    #: Clearent takes no idempotency key: nothing is sent again under a reference once
+    #: its answer was lost, before it is read back (an intent read back absent is refused)
+    key_memory = timedelta(0)
 
     def __init__(
         self,

@@ -46,6 +46,7 @@ import itertools
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -188,8 +189,8 @@ class FakeClearent:
         #: requests refused as invalid against the contract (a test expects none)
         self.invalid: list[str] = []
         #: per AUTH: how many times it was captured, voided
-        self.captures: dict[str, int] = {}
-        self.voids: dict[str, int] = {}
+        self.captures: Counter[str] = Counter()
+        self.voids: Counter[str] = Counter()
         self._ids = itertools.count(115139811)
         self.app = dropping(
             Starlette(
@@ -429,8 +430,6 @@ class FakeClearent:
                 **{"voided-auth": "false", "authorization-code": "TAS274"},
                 **common,
             )
-            self.captures[txn["id"]] = 0
-            self.voids[txn["id"]] = 0
             return 200, txn
         txn = self.new_transaction(key, "SALE", amount, **common)
         self.into_batch(key, txn)
