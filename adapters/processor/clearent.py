@@ -85,8 +85,9 @@ PREFIXES = (
 
 
 def cents_text(cents: int) -> str:
-    """Clearent's amounts are decimal strings of dollars ("25.00")."""
-    return f"{cents // 100}.{cents % 100:02d}"
+    """Clearent's amounts are decimal strings of dollars ("25.00", "-3.10")."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
 
 
 def text_cents(value: Any) -> int:
@@ -396,12 +397,29 @@ class ClearentProcessor(CardProcessor):
             time_zone=terminal.get("time-zone"),
         )
 
+    def close_batch(self, account: str | None, *, total_count: int, net_amount: int) -> bool:
+        """Close the open batch, Clearent checking its totals against these (its batch
+        validation, PUT /rest/v2/batches/open): False when they differ (it stays open)."""
+        key = self._key(account)
+        body = {"total-count": str(total_count), "net-amount": cents_text(net_amount)}
+        try:
+            answer = self._client.put(
+                "/rest/v2/batches/open", json=body, headers=self._headers(key)
+            )
+        except httpx.HTTPError as error:
+            log.warning("clearent batch close: %s; tried again later", type(error).__name__)
+            return False
+        if answer.status_code != 200:
+            log.warning("clearent batch close refused (%s)", answer.status_code)
+            return False
+        return True
+
     def transactions_of_batch(self, account: str | None, batch: str) -> list[dict[str, Any]]:
         """The CAPTURE, SALE and REFUND transactions Clearent put in a batch: the search
         filtered client-side by `batch-string-id` (the description has no batch filter)."""
         key = self._key(account)
         found: list[dict[str, Any]] = []
-        for kind in ("CAPTURE", "REFUND"):
+        for kind in ("CAPTURE", "SALE", "REFUND"):
             page = 1
             while True:
                 answer = self._get(

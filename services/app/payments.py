@@ -184,7 +184,11 @@ def wait_for_a_lost_charge(ctx: Needs, practice: Practice, payment_id: UUID, at:
     if ctx.processor.key_memory != timedelta(0):
         return
     attempt = ctx.find(ChargeAttempt, attempt_id_of(payment_id))
-    if attempt is None or attempt.state != "unknown" or at - attempt.asked_at >= LOST_CHARGE_SETTLES:
+    if (
+        attempt is None
+        or attempt.state != "unknown"
+        or at - attempt.asked_at >= LOST_CHARGE_SETTLES
+    ):
         return
     looked = ctx.processor.look_up(
         effect=Effect.CHARGE,

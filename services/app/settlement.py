@@ -252,6 +252,10 @@ def pay_due_deposits(ctx: Needs, practice_id: UUID) -> int:
     On Stripe a deposit is paid when Stripe's payout that carries it arrives (payouts.py)."""
     if ctx.processor.name == "stripe":
         return 0
+    if ctx.processor.name == "clearent":  # paid as Clearent's batches close
+        from services.app.clearent_batches import settle_batches
+
+        return settle_batches(ctx, practice_id)
     practice = ctx.get(Practice, practice_id, practice_id)
     now = ctx.clock.now(practice_id)
     paid = 0

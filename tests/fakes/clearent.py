@@ -127,6 +127,9 @@ REQUESTS: dict[str, Any] = {
         closed(["type", "id", "amount"], type={"enum": ["CAPTURE"]}, id=TEXT, amount=TEXT)
     ),
     "VOID": validator(closed(["type", "id"], type={"enum": ["VOID"]}, id=TEXT)),
+    "BATCH": validator(
+        closed(["total-count", "net-amount"], **{"total-count": TEXT, "net-amount": TEXT})
+    ),
     "TOKEN": validator(
         closed(
             ["card", "exp-date"],
@@ -160,7 +163,8 @@ def cents(text: str) -> int:
 
 
 def dollars(amount: int) -> str:
-    return f"{amount // 100}.{amount % 100:02d}"
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{abs(amount) // 100}.{abs(amount) % 100:02d}"
 
 
 class Refused(Exception):
@@ -291,6 +295,8 @@ class FakeClearent:
                 return self.error(400, "The gateway refused the request")
             if method == "GET":
                 answered = self.read(key, path, given)
+            elif method == "PUT":
+                answered = self.close_validated(key, path, given)
             else:
                 answered = self.execute(key, path, given)
         if fault == "500-after-apply":
@@ -537,6 +543,33 @@ class FakeClearent:
         return JSONResponse(answer)
 
     # -- batches -------------------------------------------------------------------
+
+    def close_validated(self, key: str, path: str, body: dict[str, Any]) -> Response:
+        """PUT /rest/v2/batches/open: the open batch closes when its totals are the ones
+        given (Clearent's batch validation example)."""
+        if path != "/rest/v2/batches/open":
+            return self.error(404, f"No operation at {path}")
+        errors = [str(e) for e in REQUESTS["BATCH"].iter_errors(body)]
+        if errors:
+            return self.invalid_request(f"BATCH {path}", errors)
+        open_now = [b for b in self.batches[key] if b["status"] == "OPEN"]
+        if not open_now:
+            return self.error(400, "There is no open batch")
+        batch = open_now[0]
+        shown = self.batch_out(key, batch)
+        if (shown["total-count"], shown["net-amount"]) != (body["total-count"], body["net-amount"]):
+            return self.error(400, "The batch totals do not match")
+        batch["status"] = "CLOSED"
+        for txn_id in batch["items"]:
+            self.transactions[txn_id]["settled"] = "true"
+        return JSONResponse(
+            {
+                "code": "200",
+                "status": "success",
+                "exchange-id": self.exchange_id(),
+                "payload": {"payloadType": "batch", "batch": self.batch_out(key, batch)},
+            }
+        )
 
     def open_batch(self, key: str) -> dict[str, Any]:
         for batch in self.batches[key]:

@@ -365,9 +365,7 @@ class OutcomesOnClearent(RuleBasedStateMachine):
                 assert auth is not None and auth["voided-auth"] == "true"
             self.check_refunds(payment, auth, final=final)
 
-    def check_refunds(
-        self, payment: Payment, auth: dict[str, Any] | None, *, final: bool
-    ) -> None:
+    def check_refunds(self, payment: Payment, auth: dict[str, Any] | None, *, final: bool) -> None:
         asked = {
             e.refund_id: e.amount
             for e in self.led.store.repository.event_store.get(payment.id)
