@@ -225,7 +225,7 @@ def test_a_refund_beyond_what_remains_is_refused_by_clearent_too(
     api_for: Callable[..., Api], clock: PinnedClock, fake_clearent: FakeClearent
 ) -> None:
     """The ledger refuses it first; Clearent, asked directly, refuses it as well."""
-    api, key = clearent_api(api_for, clock, fake_clearent)
+    api, _ = clearent_api(api_for, clock, fake_clearent)
     payment = pay(api, 5000)
     api.advance(23 * HOUR)
     processor = api.client.app.state.ctx.processor  # type: ignore[attr-defined]
