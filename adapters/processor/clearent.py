@@ -387,10 +387,13 @@ class ClearentProcessor(CardProcessor):
         """Whether Clearent closes the terminal's batch itself, and when."""
         key = self._key(account)
         answer = self._get("settings reading", key, "/rest/v2/settings/terminal", {})
+        # the answer's shape as Clearent's mobile app reads it (TerminalSettingsResponse):
+        # payload.transactions["terminal-settings"]
         payload = answer.get("payload") or {}
-        terminal = payload.get("terminal") if isinstance(payload, dict) else None
+        settings = payload.get("transactions") if isinstance(payload, dict) else None
+        terminal = settings.get("terminal-settings") if isinstance(settings, dict) else None
         if not isinstance(terminal, dict):
-            terminal = {}
+            raise OutcomeUnknown("Clearent's terminal settings could not be read")
         return BatchSettings(
             auto_close=str(terminal.get("enable-auto-close-batch", "false")).lower() == "true",
             batch_time_utc=terminal.get("batch-time-utc"),

@@ -13,10 +13,12 @@ cites each file and commit):
 - Clearent's examples (clearent/API-Examples) for the operations the description lacks:
   AUTH (the fields of a SALE, `type` AUTH), CAPTURE (`type`, `id`, `amount`) and VOID
   (`type`, `id`) on POST /rest/v2/transactions; POST /rest/v2/tokens (card, card-type,
-  exp-date, csc, avs-address, avs-zip, description, customer-key); GET
+  exp-date, csc, avs-address, avs-zip, description, customer-key); PUT
+  /rest/v2/batches/open (total-count, net-amount: Clearent's batch validation); GET
   /rest/v2/settings/terminal (terminal-name, time-zone, batch-time-utc,
   enable-auto-close-batch) - each closed to other fields;
-- GET /rest/v2/batches?status= as Clearent's mobile app reads it (OpenBatchResponse).
+- GET /rest/v2/batches?status= and GET /rest/v2/settings/terminal answered as
+  Clearent's mobile app reads them (OpenBatchResponse, TerminalSettingsResponse).
 
 The `api-key` header selects a merchant (401 without a known one): one merchant never
 sees another's transactions. State: an AUTH is `pending` until captured (CAPTURE up to
@@ -650,7 +652,7 @@ class FakeClearent:
                     "code": "200",
                     "status": "success",
                     "exchange-id": self.exchange_id(),
-                    "payload": {"payloadType": "terminal", "terminal": terminal},
+                    "payload": {"transactions": {"terminal-settings": terminal}},
                 }
             )
         return self.error(404, f"No operation at {path}")
