@@ -240,3 +240,20 @@ def test_a_refund_beyond_what_remains_is_refused_by_clearent_too(
         processor.charge(
             reference=uuid4(), amount=100, payment_method="pm_x", account=api.practice_id
         )
+
+
+def test_the_status_page_says_who_closes_the_batch_at_clearent(
+    api_for: Callable[..., Api], clock: PinnedClock, fake_clearent: FakeClearent
+) -> None:
+    from tests.e2e.test_html_pages import browser
+
+    api, _ = clearent_api(api_for, clock, fake_clearent, auto_close=True, batch_time_utc="04:00")
+    pay(api, 12000)
+    api.advance(23 * HOUR)
+    web, _ = browser(api, "office@elm.example")
+    page = web.get("/payments/status", params={"date": "2026-03-04"})
+    assert page.status_code == 200, page.text
+    assert (
+        "Clearent closes the batch itself at 04:00 UTC (its gateway settings): payments "
+        "captured at your cut-off are deposited with the batch Clearent closes next."
+    ) in page.text
