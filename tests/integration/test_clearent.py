@@ -257,3 +257,48 @@ def test_the_status_page_says_who_closes_the_batch_at_clearent(
         "Clearent closes the batch itself at 04:00 UTC (its gateway settings): payments "
         "captured at your cut-off are deposited with the batch Clearent closes next."
     ) in page.text
+
+
+@pytest.mark.parametrize("fault", ["slow", "drop-after-apply", "500-after-apply"])
+def test_an_authorisation_whose_answer_is_late_or_lost_is_read_back_not_sent_again(
+    api_for: Callable[..., Api], clock: PinnedClock, fake_clearent: FakeClearent, fault: str
+) -> None:
+    api, key = clearent_api(api_for, clock, fake_clearent)
+    processor = ClearentProcessor(
+        lambda _: key, base_url=fake_clearent.base_url, backoff=0, timeout=0.5
+    )
+    fake_clearent.slow_seconds = 1.5  # longer than the adapter waits
+    fake_clearent.fail_next("/rest/v2/transactions", fault)
+    reference = uuid4()
+    result = processor.charge(
+        reference=reference, amount=4200, payment_method=VISA, account=api.practice_id
+    )
+    (auth,) = fake_clearent.of(key, "AUTH")
+    assert (result.approved, result.transaction_id) == (True, auth["id"])
+    assert auth["order-id"] == str(reference)
+
+
+def test_a_late_authorisation_is_never_sent_twice_by_a_retry(
+    api_for: Callable[..., Api], clock: PinnedClock, fake_clearent: FakeClearent
+) -> None:
+    """The request left, its answer was lost, and it reaches Clearent only later: the same
+    request again within the settling time is read back and answered 502, never sent."""
+    api, key = clearent_api(api_for, clock, fake_clearent)
+    body = {"method": "virtual_terminal", "amount": 4200, "payment_method": VISA}
+    headers = {**api.admin, "Idempotency-Key": "late-collect-1"}
+    fake_clearent.fail_next("/rest/v2/transactions", "late")
+    first = api.client.post("/v1/payments", json=body, headers=headers)
+    assert first.status_code == 502, first.text
+    again = api.client.post("/v1/payments", json=body, headers=headers)
+    assert again.status_code == 502, again.text
+    assert "not sent again for" in again.json()["detail"]
+    assert fake_clearent.of(key, "AUTH") == []
+    assert fake_clearent.deliver_late() == 1  # it arrives
+    api.advance(16 * 60)
+    # meanwhile the reconciler read it back: authorised, never recorded, so released
+    # (voided: the person was told it was not recorded); the same request says so
+    (auth,) = fake_clearent.of(key, "AUTH")  # authorised once
+    assert auth["voided-auth"] == "true"
+    third = api.client.post("/v1/payments", json=body, headers=headers)
+    assert third.status_code == 409, third.text
+    assert len(fake_clearent.of(key, "AUTH")) == 1
