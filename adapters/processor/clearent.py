@@ -217,7 +217,7 @@ class ClearentProcessor(CardProcessor):
                 "expiry) or a saved card",
                 field="payment_method",
             )
-        found = self._by_order(key, reference, "AUTH")
+        found = self._by_order(key, reference, "AUTH", kind="check before the charge")
         if found is not None:  # sent before (its answer lost): never authorised twice
             return charge_result(found)
         answer = self._send("charge", key, "/rest/v2/transactions", body, reference, "AUTH")
@@ -225,7 +225,7 @@ class ClearentProcessor(CardProcessor):
 
     def void(self, *, transaction_id: str, reference: UUID, account: str | None = None) -> str:
         key = self._key(account)
-        auth = self._transaction(key, transaction_id)
+        auth = self._transaction(key, transaction_id, kind="check before the void")
         if auth is None:
             raise ProcessorRefused(f"Clearent has no transaction {transaction_id} to void")
         if flag(auth, "voided-auth") or flag(auth, "voided"):
@@ -248,7 +248,7 @@ class ClearentProcessor(CardProcessor):
         """Capture the AUTH into Clearent's open batch; answers the AUTH's id (the sale's
         id in the ledger, which refunds are made against)."""
         key = self._key(account)
-        auth = self._transaction(key, transaction_id)
+        auth = self._transaction(key, transaction_id, kind="check before the capture")
         if auth is None:
             raise CaptureFailed(f"Clearent has no transaction {transaction_id}")
         if flag(auth, "voided-auth") or flag(auth, "voided"):
@@ -271,7 +271,7 @@ class ClearentProcessor(CardProcessor):
         self, *, transaction_id: str, amount: int, reference: UUID, account: str | None = None
     ) -> str:
         key = self._key(account)
-        found = self._by_order(key, reference, "REFUND")
+        found = self._by_order(key, reference, "REFUND", kind="check before the refund")
         if found is not None:
             return refund_id(found)
         body = {
@@ -340,7 +340,7 @@ class ClearentProcessor(CardProcessor):
         key = self._key(account)
         if effect in (Effect.CHARGE, Effect.REFUND):
             kind = "AUTH" if effect == Effect.CHARGE else "REFUND"
-            found = self._by_order(key, reference, kind, lost="read back")
+            found = self._by_order(key, reference, kind, lost=str(effect))
             if found is None:
                 return ABSENT
             if approved(found):
@@ -349,7 +349,7 @@ class ClearentProcessor(CardProcessor):
             return LookedUp("refused", str(found.get("id")), reason=decline_reason(found))
         if effect == Effect.SAVE_CARD:
             return ABSENT  # Clearent's token list is not in its published contract
-        auth = self._transaction(key, transaction_id, lost="read back")
+        auth = self._transaction(key, transaction_id, lost=str(effect))
         if auth is None:
             return ABSENT
         voided = flag(auth, "voided-auth") or flag(auth, "voided")
@@ -557,24 +557,31 @@ class ClearentProcessor(CardProcessor):
                 raise OutcomeUnknown(f"Clearent could not be read ({answer.status_code})")
             document = answer.json()
             return document if isinstance(document, dict) else {}
+        what = f"to read back the {lost}" if lost else f"for the {kind}"
         raise OutcomeUnknown(
-            f"Clearent could not be read back for the {lost or kind}; tried again later"
+            f"Clearent could not be reached {what}: nothing was sent now; it is read back "
+            "again later"
         )
 
     def _transaction(
-        self, key: str, transaction_id: str, lost: str | None = None
+        self, key: str, transaction_id: str, lost: str | None = None, kind: str = "reading"
     ) -> dict[str, Any] | None:
-        answer = self._get("reading", key, "/rest/v2/transactions", {"id": transaction_id}, lost)
+        answer = self._get(kind, key, "/rest/v2/transactions", {"id": transaction_id}, lost)
         for txn in transactions_in(answer):
             if str(txn.get("id")) == transaction_id:
                 return txn
         return None
 
     def _by_order(
-        self, key: str, reference: UUID, txn_type: str, lost: str | None = None
+        self,
+        key: str,
+        reference: UUID,
+        txn_type: str,
+        lost: str | None = None,
+        kind: str = "reading",
     ) -> dict[str, Any] | None:
         answer = self._get(
-            "reading",
+            kind,
             key,
             "/rest/v2/transactions",
             {"order-id": str(reference), "type": txn_type, "level": "merchant"},
