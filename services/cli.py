@@ -131,10 +131,10 @@ def practice_clearent_key(args: argparse.Namespace) -> int:
     """The operator sets a practice's Clearent API key (as PUT
     /v1/practices/{id}/clearent-key): read from standard input, never from the command
     line (which other users of the machine can see); kept sealed."""
+    from pydantic import ValidationError
+
     from services.app.practices import set_clearent_key
     from services.http.schemas import ClearentKeyIn
-
-    from pydantic import ValidationError
 
     key = None if args.remove else sys.stdin.readline().strip()
     try:
