@@ -460,3 +460,15 @@ def latest_deposit_of(db: Database, deposit_ids: list[UUID]) -> UUID | None:
         [str(d) for d in deposit_ids],
     )
     return UUID(row["id"]) if row else None
+
+
+def batches_matched(db: Database, practice_id: UUID, payout_ids: list[str]) -> set[str]:
+    """Which of these payouts (or Clearent batches) a deposit of the practice records."""
+    if not payout_ids:
+        return set()
+    marks = ", ".join("?" for _ in payout_ids)
+    rows = db.query(
+        f"SELECT payout_id FROM deposits WHERE practice_id = ? AND payout_id IN ({marks})",  # noqa: S608
+        [str(practice_id), *payout_ids],
+    )
+    return {str(r["payout_id"]) for r in rows}

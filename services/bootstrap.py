@@ -19,6 +19,7 @@ from adapters.pms.connections import PmsConnections
 from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
 from adapters.processor.sandbox import SandboxProcessor
+from adapters.processor_keys import ProcessorKeys
 from adapters.reads import Reads
 from adapters.relay_positions import RelayPositions
 from adapters.sealed import Sealer
@@ -60,7 +61,13 @@ def all_projections() -> list[Projection]:
     ]
 
 
-def build_processor(settings: Settings) -> CardProcessor:
+def build_processor(settings: Settings, keys: ProcessorKeys | None = None) -> CardProcessor:
+    if settings.processor == "clearent":
+        from adapters.processor.clearent import ClearentProcessor
+
+        if keys is None:
+            raise ValueError("PAYLEDGER_PROCESSOR=clearent needs the practices' keys")
+        return ClearentProcessor(keys.of, base_url=settings.clearent_url)
     if settings.processor == "stripe":
         from adapters.processor.stripe import StripeProcessor
 
@@ -110,11 +117,12 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
     if settings.maintain_views:  # a command's events reach the views in its transaction
         store.ledger_recorder.inline = projector.apply_inline
     secret = settings.secret()
+    processor_keys = ProcessorKeys(db, Sealer(secret, "processor-key"), settings.processor)
     ctx = Components(
         settings=settings,
         store=store,
         clock=clock,
-        processor=build_processor(settings),
+        processor=build_processor(settings, processor_keys),
         email=email,
         projector=projector,
         bank_holidays=FederalReserveHolidays(),
@@ -134,6 +142,7 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
         due_work=DueWorkStatus(db, job_claims(store, settings)),
         relay_positions=RelayPositions(db),
         views=ViewTables(store, projector),
+        processor_keys=processor_keys,
     )
     if settings.run_views:
         projector.catch_up()

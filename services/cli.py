@@ -127,6 +127,31 @@ def practice_stripe_account(args: argparse.Namespace) -> int:
     return 0
 
 
+def practice_clearent_key(args: argparse.Namespace) -> int:
+    """The operator sets a practice's Clearent API key (as PUT
+    /v1/practices/{id}/clearent-key): read from standard input, never from the command
+    line (which other users of the machine can see); kept sealed."""
+    from pydantic import ValidationError
+
+    from services.app.practices import set_clearent_key
+    from services.http.schemas import ClearentKeyIn
+
+    key = None if args.remove else sys.stdin.readline().strip()
+    try:
+        ClearentKeyIn(api_key=key)  # the same check as the API's
+    except ValidationError:
+        print(
+            "error (api_key): the key on standard input must be 8 to 200 letters, digits, "
+            "- or _ (as Clearent's virtual terminal shows it)",
+            file=sys.stderr,
+        )
+        return 2
+    ctx = build_components(settings_from(args))
+    connected = set_clearent_key(ctx, args.practice, key, "operator:cli")
+    print(f"practice {args.practice}: Clearent API key {'kept' if connected else 'removed'}")
+    return 0
+
+
 def user_create(args: argparse.Namespace) -> int:
     from services.app.accounts import invite_user
 
@@ -475,6 +500,13 @@ def add_practice_commands(commands: Commands) -> None:
     which.add_argument("--account", help="the connected account's id, acct_...")
     which.add_argument("--disconnect", action="store_true", help="connect it to no account")
     stripe_p.set_defaults(run=practice_stripe_account)
+    clearent_p = practice_p.add_parser(
+        "clearent-key",
+        help="set a practice's Clearent API key, read from standard input (or --remove it)",
+    )
+    clearent_p.add_argument("--practice", type=uuid_arg, required=True)
+    clearent_p.add_argument("--remove", action="store_true", help="forget the practice's key")
+    clearent_p.set_defaults(run=practice_clearent_key)
 
 
 def add_user_commands(commands: Commands) -> None:

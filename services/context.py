@@ -28,6 +28,7 @@ from adapters.persistence import Statement, attached
 from adapters.pms.connections import PmsConnections
 from adapters.pms.journal import Journal
 from adapters.processor.port import CardProcessor
+from adapters.processor_keys import ProcessorKeys
 from adapters.reads import Reads
 from adapters.relay_positions import RelayPositions
 from adapters.store import EventStore
@@ -73,6 +74,8 @@ class Components:
     due_work: DueWorkStatus
     relay_positions: RelayPositions
     views: ViewTables
+    #: each practice's own key at the processor (Clearent), sealed; None on the others
+    processor_keys: ProcessorKeys | None = None
 
     @property
     def sandbox_clock(self) -> SandboxClock | None:

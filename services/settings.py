@@ -22,7 +22,7 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
-PROCESSORS = ("sandbox", "stripe")
+PROCESSORS = ("sandbox", "stripe", "clearent")
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,10 @@ class Settings:
     stripe_api_base: str | None = None
     #: the platform's publishable key (pk_...), for Stripe.js and its Payment Element
     stripe_publishable_key: str | None = None
+    #: Clearent's gateway (each practice's API key is set by the operator, kept sealed):
+    #: its sandbox host unless set (PAYLEDGER_CLEARENT_URL=https://gateway.clearent.net
+    #: in production); card numbers are taken only with the sandbox host
+    clearent_url: str = "https://gateway-sb.clearent.net"
     #: the HTTP API's and the dashboard's rate limits
     rate_limits: RateLimits = field(default_factory=RateLimits)
     #: the proxies (addresses or networks) whose X-Forwarded-For names the client; none by
@@ -114,6 +118,11 @@ class Settings:
             )
         if self.processor == "stripe" and not self.stripe_secret_key:
             raise ValueError("PAYLEDGER_PROCESSOR=stripe needs PAYLEDGER_STRIPE_SECRET_KEY")
+        if not self.clearent_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError(
+                "PAYLEDGER_CLEARENT_URL must be an https:// address, such as "
+                "https://gateway.clearent.net (production) or https://gateway-sb.clearent.net"
+            )
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)
@@ -173,6 +182,9 @@ class Settings:
             "stripe_webhook_secret": env.get("PAYLEDGER_STRIPE_WEBHOOK_SECRET") or None,
             "stripe_api_base": env.get("PAYLEDGER_STRIPE_API_BASE") or None,
             "stripe_publishable_key": env.get("PAYLEDGER_STRIPE_PUBLISHABLE_KEY") or None,
+            "clearent_url": (
+                env.get("PAYLEDGER_CLEARENT_URL") or "https://gateway-sb.clearent.net"
+            ).strip(),
             "rate_limits": RateLimits.from_env(env),
             "trusted_proxies": _list(env.get("PAYLEDGER_TRUSTED_PROXIES")),
             "pms_allowed_hosts": _list(env.get("PAYLEDGER_PMS_ALLOWED_HOSTS")),

@@ -33,6 +33,7 @@ from adapters.processor.port import (
     LookedUp,
     ProcessorRefused,
     ReferenceReused,
+    SavedCard,
 )
 from domain.deposits import fee_for
 from domain.errors import InvalidCard
@@ -72,7 +73,10 @@ class SandboxProcessor(CardProcessor):
         terminal_id: str | None = None,
         payment_method: str | None = None,
         account: str | None = None,
+        saved_card: SavedCard | None = None,
     ) -> ChargeResult:
+        if saved_card is not None:
+            raise ProcessorRefused(f"{self.name} cannot charge a saved card here")
         if payment_method is not None:
             if payment_method not in TEST_PAYMENT_METHODS:
                 raise InvalidCard(

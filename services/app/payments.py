@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
 from adapters.idempotency_keys import key_is_new
 from adapters.messaging.email import Email, SendFailed
 from adapters.processor.cards import check_card
-from adapters.processor.port import CardInput, OutcomeUnknown, ProcessorRefused
+from adapters.processor.port import CardInput, Effect, OutcomeUnknown, ProcessorRefused
 from domain.charges import ChargeAttempt, attempt_id_of
 from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
 from domain.money import Money, check_payment_amount
@@ -20,7 +20,7 @@ from domain.practices import Practice
 from domain.schedule import batch_date_for, cutoff_instant, local_date, zone
 from services.app import intents, settlement
 from services.app.intents import REFUND, VOID, IntentKind, carry_out, record_charge
-from services.app.practices import keyed_id
+from services.app.practices import keyed_id, processor_account
 from services.app.settlement import close_due_batches
 from services.context import Aggregates, Charging, Messaging, Timed, retry_on_conflict
 
@@ -123,6 +123,7 @@ def charge(
     """Authorise through the processor (captured when its batch closes); the payment
     (approved or declined), not yet saved. The attempt is recorded first
     (domain/charges.py); a refusal or a lost answer is recorded on it before it is raised."""
+    wait_for_a_lost_charge(ctx, practice, payment_id, at)
     attempt_id = ask_to_charge(ctx, practice.id, payment_id, amount, method, at, actor)
     try:
         result = ctx.processor.charge(
@@ -131,7 +132,7 @@ def charge(
             card=card,
             terminal_id=terminal_id,
             payment_method=payment_method,
-            account=practice.stripe_account,
+            account=processor_account(ctx.processor, practice),
         )
     except OutcomeUnknown as error:
         record_charge(ctx, practice.id, attempt_id, actor, "unknown", error.detail)
@@ -168,6 +169,41 @@ def charge(
             **common,  # type: ignore[arg-type]
         )
     return Payment.decline(reason=result.decline_reason or "declined", **common)  # type: ignore[arg-type]
+
+
+#: how long a charge whose answer was lost is left before it may be sent again, where the
+#: processor keeps no idempotency key (Clearent): a request may still be on its way
+LOST_CHARGE_SETTLES = timedelta(minutes=15)
+
+
+def wait_for_a_lost_charge(ctx: Needs, practice: Practice, payment_id: UUID, at: datetime) -> None:
+    """With a processor that remembers no key (`key_memory` zero: Clearent), a charge asked
+    again soon after its answer was lost is read back, never sent: found, the processor's
+    charge answers it without sending (it reads back by the reference first); not found,
+    nothing is sent before the first request has surely arrived or never will."""
+    if ctx.processor.key_memory != timedelta(0):
+        return
+    attempt = ctx.find(ChargeAttempt, attempt_id_of(payment_id))
+    if (
+        attempt is None
+        or attempt.state != "unknown"
+        or at - attempt.asked_at >= LOST_CHARGE_SETTLES
+    ):
+        return
+    looked = ctx.processor.look_up(
+        effect=Effect.CHARGE,
+        reference=payment_id,
+        transaction_id="",
+        account=processor_account(ctx.processor, practice),
+    )
+    if looked.state == "absent":
+        wait = attempt.asked_at + LOST_CHARGE_SETTLES - at
+        raise OutcomeUnknown(
+            f"the first request's answer was lost and {ctx.processor.name} has no record of "
+            f"it yet, which takes no idempotency key: it is not sent again for "
+            f"{int(wait.total_seconds() // 60) + 1} more minutes, in case it is still on its "
+            "way; send the same request again with the same Idempotency-Key then"
+        )
 
 
 def ask_to_charge(

@@ -201,7 +201,13 @@ def record(
     matched: list[tuple[PayoutItem, str, str | None]],
     extra: list[dict[str, Any]],
     adjustments: list[dict[str, Any]] | None = None,
+    *,
+    processor: str = "Stripe",
+    fees: bool = True,
+    actor: str = ACTOR,
 ) -> None:
+    """Record the payout (or Clearent's batch) on the deposit, line by line. `fees`: the
+    processor tells a fee per item (Stripe); Clearent's come on its statement."""
     for _ in range(5):
         deposit = ctx.get(Deposit, deposit_id, practice.id)
         if deposit.payout_id == payout_id:
@@ -225,7 +231,8 @@ def record(
                         "kind": "payout_missing_item",
                         **where,
                         "amount": amount,
-                        "detail": "in the deposit, not in Stripe's payout",
+                        "detail": f"in the deposit, not in {processor}'s "
+                        + ("payout" if fees else "batch"),
                     }
                 )
                 continue
@@ -236,10 +243,10 @@ def record(
                         **where,
                         "amount": amount,
                         "stripe_amount": item.amount,
-                        "detail": "Stripe's amount differs from the deposit line's",
+                        "detail": f"{processor}'s amount differs from the deposit line's",
                     }
                 )
-            if item.fee != fee:
+            if fees and item.fee != fee:
                 differences.append(
                     {
                         "kind": "payout_fee_mismatch",
@@ -268,11 +275,11 @@ def record(
             differences=differences,
             adjustments=adjustments or [],
             at=now,
-            actor=ACTOR,
+            actor=actor,
         )
         if deposit.paid_at is None:
             paid_at = datetime.combine(arrival, DEPOSIT_TIME, tzinfo=zone(practice.timezone))
-            deposit.mark_paid(at=min(paid_at, now), actor=ACTOR)
+            deposit.mark_paid(at=min(paid_at, now), actor=actor)
         try:
             ctx.save(deposit)
             return

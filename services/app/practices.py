@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any, Protocol
@@ -12,7 +13,8 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from eventsourcing.persistence import IntegrityError
 
 from adapters.pms.addresses import AddressRefused, check_url
-from domain.errors import AlreadyExists, InvalidValue, NotFound
+from adapters.processor.port import CardProcessor
+from domain.errors import AlreadyExists, Conflict, InvalidValue, NotFound
 from domain.patients import Patient
 from domain.practices import DepositAccount, PmsKind, Practice, check_stripe_account
 from domain.processor_accounts import ProcessorAccount, claim_id, held_elsewhere
@@ -27,6 +29,8 @@ from services.context import (
     Timed,
     retry_on_conflict,
 )
+
+log = logging.getLogger("payledger")
 
 
 class Needs(Aggregates, Timed, Configured, Journaled, PmsConnected, Protocol):
@@ -63,8 +67,18 @@ OPERATOR = Caller(actor="operator", practice_id=None, role=None)
 
 
 def account_of(ctx: Aggregates, practice_id: UUID) -> str | None:
-    """The practice's account at the processor (its Stripe connected account)."""
-    return ctx.get(Practice, practice_id, practice_id).stripe_account
+    """The practice's account at the processor (its Stripe connected account; with
+    Clearent, the practice's own id, under which its API key is kept)."""
+    practice = ctx.get(Practice, practice_id, practice_id)
+    processor = getattr(ctx, "processor", None)  # the components have one; a bare store not
+    if processor is not None and processor.keyed_by_practice:
+        return str(practice.id)
+    return practice.stripe_account
+
+
+def processor_account(processor: CardProcessor, practice: Practice) -> str | None:
+    """What the processor's calls take as the practice's `account`."""
+    return str(practice.id) if processor.keyed_by_practice else practice.stripe_account
 
 
 def keyed_id(scope: UUID | str, kind: str, key: str | None) -> UUID:
@@ -155,6 +169,24 @@ def connect_stripe_account(
         return practice
 
     return retry_on_conflict(attempt)
+
+
+def set_clearent_key(ctx: Any, practice_id: UUID, key: str | None, actor: str) -> bool:
+    """Keep the practice's Clearent API key, sealed (None: forget it): the operator's
+    action, with the key from the practice's Clearent account. Whether one is kept."""
+    ctx.get(Practice, practice_id, practice_id)  # 404 for a practice that is not
+    keys = ctx.processor_keys
+    if not ctx.processor.keyed_by_practice or keys is None:
+        raise Conflict(
+            f"this service processes cards on {ctx.processor.name}, not Clearent: a Clearent "
+            "key is set once PAYLEDGER_PROCESSOR=clearent",
+            field="api_key",
+        )
+    keys.keep(str(practice_id), key)
+    log.info(
+        "practice %s: Clearent API key %s by %s", practice_id, "set" if key else "removed", actor
+    )
+    return key is not None
 
 
 def claimed(

@@ -180,7 +180,17 @@ def daily_close(ctx: Needs, practice_id: UUID, day: date) -> dict[str, Any]:
         "differences": differences + [intent_difference(i) for i in unknown],
         "open_intents": [intent_out(i) for i in intents],
         "balanced": not differences and not unknown,
+        "batch_close": clearent_batch_close(ctx, practice),
     }
+
+
+def clearent_batch_close(ctx: Needs, practice: Practice) -> dict[str, Any] | None:
+    """With Clearent, who closes its batch (read from the merchant's gateway settings)."""
+    if getattr(ctx, "processor", None) is None or ctx.processor.name != "clearent":  # type: ignore[attr-defined]
+        return None
+    from services.app.clearent_batches import batch_close_rule
+
+    return batch_close_rule(ctx, practice)  # type: ignore[arg-type]
 
 
 def intent_out(row: OpenIntentRow) -> dict[str, Any]:

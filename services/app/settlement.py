@@ -30,6 +30,7 @@ from projections.base import iso, parse_iso
 from projections.deposits import due_deposits
 from projections.transactions import due_for_settlement, unsettled_refunds
 from services.app.intents import requests_reopened
+from services.app.practices import processor_account
 from services.context import Aggregates, Calendared, Charging, Reading, Timed
 
 
@@ -189,7 +190,7 @@ def _capture(
                 effect=Effect.CAPTURE,
                 reference=reference,
                 transaction_id=payment.transaction_id or "",
-                account=practice.stripe_account,
+                account=processor_account(ctx.processor, practice),
             )
             if looked.state == "succeeded":
                 fees[payment.id] = looked.fee
@@ -200,7 +201,7 @@ def _capture(
             transaction_id=payment.transaction_id or "",
             amount=payment.amount.cents,
             reference=reference,
-            account=practice.stripe_account,
+            account=processor_account(ctx.processor, practice),
         )
     except CaptureFailed as failure:
         log.warning("capture of payment %s refused: %s", payment.id, failure.reason)
@@ -251,6 +252,10 @@ def pay_due_deposits(ctx: Needs, practice_id: UUID) -> int:
     On Stripe a deposit is paid when Stripe's payout that carries it arrives (payouts.py)."""
     if ctx.processor.name == "stripe":
         return 0
+    if ctx.processor.name == "clearent":  # paid as Clearent's batches close
+        from services.app.clearent_batches import settle_batches
+
+        return settle_batches(ctx, practice_id)
     practice = ctx.get(Practice, practice_id, practice_id)
     now = ctx.clock.now(practice_id)
     paid = 0

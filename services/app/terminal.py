@@ -28,6 +28,12 @@ def stripe_of(ctx: Needs) -> StripeProcessor:
         raise ReadersNotAvailable(
             "card readers are registered on Stripe (PAYLEDGER_PROCESSOR=stripe); the sandbox "
             "takes any terminal_id as a simulated terminal"
+            + (
+                "; Clearent's readers are driven by Clearent's mobile SDK on a phone or tablet, "
+                "not by this service"
+                if ctx.processor.name == "clearent"
+                else ""
+            )
         )
     return ctx.processor
 

@@ -457,6 +457,16 @@ class ClosePms(Answer):
     refunds_written_amount: Total
 
 
+class BatchCloseRule(Answer):
+    by: Literal["clearent", "practice_cutoff", "unknown"] = Field(
+        description="who closes Clearent's batch: Clearent itself (the merchant's gateway "
+        "settings) or the ledger at the practice's cut-off"
+    )
+    batch_time_utc: Code | None = Field(None, description="Clearent's batch time, UTC")
+    cutoff: Code | None = Field(None, description="the practice's cut-off")
+    detail: Message
+
+
 class DailyClose(Answer):
     practice_id: IdOut
     practice_name: Name
@@ -479,6 +489,9 @@ class DailyClose(Answer):
         "difference (`intent_unknown`)"
     )
     balanced: bool
+    batch_close: BatchCloseRule | None = Field(
+        None, description="with Clearent: which batch close rules the deposits (else null)"
+    )
 
 
 class QueuePatient(Answer):
@@ -601,6 +614,12 @@ class OpenIntentTotals(Answer):
     open: Count
     unknown: Count = Field(description="of which the processor's answer was lost")
     oldest: InstantOut | None = Field(description="when the oldest was asked")
+
+
+class ClearentConnection(Answer):
+    practice_id: Reference = Field(description="the practice")
+    processor: Literal["clearent"] = Field(description="the processor the key is for")
+    connected: bool = Field(description="whether the practice has a Clearent API key kept")
 
 
 class PracticeWithStatus(Practice):

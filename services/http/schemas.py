@@ -206,6 +206,15 @@ class StripeAccountIn(Body):
     )
 
 
+class ClearentKeyIn(Body):
+    api_key: (
+        Annotated[str, Field(min_length=8, max_length=200, pattern=r"^[A-Za-z0-9_\-]+$")] | None
+    ) = Field(
+        description="the practice's API key at Clearent (its Virtual Terminal's settings, "
+        "API Keys); kept sealed and never shown again; null forgets it"
+    )
+
+
 class UserIn(Body):
     name: Text
     role: Literal["admin", "staff", "auditor"]
@@ -296,8 +305,16 @@ class PaymentIn(Body):
         None, description="the card as typed (sandbox only; refused when Stripe processes cards)"
     )
     payment_method: (
-        Annotated[str, Field(max_length=203, pattern=r"^pm_[A-Za-z0-9_]{1,200}$")] | None
-    ) = Field(None, description="a Stripe PaymentMethod id from Stripe's Payment Element (pm_...)")
+        Annotated[
+            str,
+            Field(max_length=203, pattern=r"^(pm_[A-Za-z0-9_]{1,200}|[0-9]{12,24}:[0-9]{4})$"),
+        ]
+        | None
+    ) = Field(
+        None,
+        description="a Stripe PaymentMethod id from Stripe's Payment Element (pm_...); with "
+        "Clearent, the card's Clearent token and its expiry MMYY (token:MMYY)",
+    )
     patient_id: Id | None = None
 
 

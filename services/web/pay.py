@@ -55,8 +55,9 @@ def page(status: int, **context: Any) -> HTMLResponse:
 
 
 def stripe_element(ctx: Components, account: str | None, amount: int) -> dict[str, Any] | None:
-    """What the page needs to show Stripe's Payment Element (None: card fields)."""
-    if ctx.processor.accepts_card_numbers:
+    """What the page needs to show Stripe's Payment Element (None: card fields; on any
+    processor other than Stripe, whose form is not Stripe's)."""
+    if ctx.processor.accepts_card_numbers or ctx.processor.name != "stripe":
         return None
     return {
         "js": STRIPE_JS,

@@ -91,7 +91,11 @@ PUBLIC: dict[str, str] = {
 }
 
 #: routes for the operator only: a practice's admin gets 403
-OPERATOR_ONLY = {"POST /v1/practices", "PUT /v1/practices/{practice_id}/stripe-account"}
+OPERATOR_ONLY = {
+    "POST /v1/practices",
+    "PUT /v1/practices/{practice_id}/stripe-account",
+    "PUT /v1/practices/{practice_id}/clearent-key",
+}
 
 #: routes the sandbox processor does not serve: they answer 409 saying so (card readers
 #: live on Stripe Terminal; docs/stripe.md), whoever asks
@@ -116,6 +120,7 @@ BODIES: dict[str, Any] = {
     },
     "PATCH /v1/practices/{practice_id}/settings": {"batch_cutoff": "18:00"},
     "PUT /v1/practices/{practice_id}/stripe-account": {"stripe_account": "acct_1Tenancy"},
+    "PUT /v1/practices/{practice_id}/clearent-key": {"api_key": "tenancy0clearent0key"},
     "POST /v1/patients": {
         "pms_patient_id": "tenancy-new",
         "first_name": "Ike",

@@ -1,10 +1,15 @@
-"""One ledger, two processors: the same scenarios on the sandbox and on Stripe (the fake).
+"""One ledger, three processors: the same scenarios on the sandbox, on Stripe and on
+Clearent (the fakes).
 
 The ledger's rules do not depend on the processor: a payment is approved or declined
 when collected, voided in full before its batch's cut-off, settled at the cut-off and
 refunded after it, never beyond what remains. On Stripe each step is also checked at
 the processor: an authorised PaymentIntent, cancelled by a void, captured once at the
-cut-off, refunded by a Refund; every call on the practice's connected account.
+cut-off, refunded by a Refund; every call on the practice's connected account. On
+Clearent: an AUTH carrying the payment's id as its order id, voided by a VOID, captured
+once by a CAPTURE into Clearent's open batch, refunded by REFUNDs against the AUTH, every
+call under the practice's own API key and every request valid against Clearent's
+published description (the fixture checks it).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from dataclasses import dataclass
 import pytest
 
 from services.app.settlement import capture_reference
+from tests.clearent_fixtures import TOKENS, clearent_api, served_fake_clearent  # noqa: F401
 from tests.conftest import Api, PinnedClock
+from tests.fakes.clearent import FakeClearent
 from tests.fakes.stripe import FakeStripe
 from tests.stripe_fixtures import served_fake_stripe, stripe_api  # noqa: F401 - a fixture
 
@@ -28,11 +35,19 @@ class Processed:
     api: Api
     fake: FakeStripe | None
     account: str | None
+    clearent: FakeClearent | None = None
+
+    def method(self, payment_method: str) -> str:
+        return TOKENS[payment_method] if self.clearent is not None else payment_method
 
     def pay(self, amount: int, payment_method: str = "pm_card_visa") -> dict[str, object]:
         answer = self.api.post(
             "/v1/payments",
-            {"method": "virtual_terminal", "amount": amount, "payment_method": payment_method},
+            {
+                "method": "virtual_terminal",
+                "amount": amount,
+                "payment_method": self.method(payment_method),
+            },
         )
         assert answer.status_code == 201, answer.text
         body: dict[str, object] = answer.json()
@@ -42,13 +57,21 @@ class Processed:
         assert self.fake is not None and self.account is not None
         return next(i for i in self.fake.intents(self.account) if i["id"] == transaction_id)
 
+    def clearent_auth(self, transaction_id: object) -> dict[str, object]:
+        assert self.clearent is not None and self.account is not None
+        return next(t for t in self.clearent.of(self.account, "AUTH") if t["id"] == transaction_id)
 
-@pytest.fixture(params=["sandbox", "stripe"])
+
+@pytest.fixture(params=["sandbox", "stripe", "clearent"])
 def processed(
     request: pytest.FixtureRequest, api_for: Callable[..., Api], clock: PinnedClock
 ) -> Processed:
     if request.param == "sandbox":
         return Processed(api_for("sqlite", clock).setup(), None, None)
+    if request.param == "clearent":
+        clearent = request.getfixturevalue("fake_clearent")
+        api, key = clearent_api(api_for, clock, clearent)
+        return Processed(api, None, key, clearent)
     fake = request.getfixturevalue("fake_stripe")
     api, account = stripe_api(api_for, clock, fake)
     return Processed(api, fake, account)
@@ -71,6 +94,15 @@ def test_a_payment_voided_before_the_cut_off_is_never_captured(processed: Proces
         assert intent["status"] == "canceled"
         assert intent["capture_method"] == "manual"
         assert processed.fake.captures[str(intent["id"])] == 0
+    if processed.clearent is not None:
+        auth = processed.clearent_auth(payment["transaction_id"])
+        assert (auth["voided-auth"], auth["pending"], auth["order-id"]) == (
+            "true",
+            "true",
+            payment["id"],
+        )
+        assert processed.clearent.captures[str(auth["id"])] == 0
+        assert processed.clearent.voids[str(auth["id"])] == 1
 
 
 def test_a_payment_is_captured_once_at_the_cut_off_then_refunded_in_part(
@@ -99,6 +131,17 @@ def test_a_payment_is_captured_once_at_the_cut_off_then_refunded_in_part(
         assert [r["amount"] for r in processed.fake.refunds_of(intent_id)] == [8000, 22000]
         # every call was made on the practice's connected account
         assert {r[2] for r in processed.fake.requests} == {processed.account}
+    if processed.clearent is not None:
+        auth_id = str(payment["transaction_id"])
+        assert processed.clearent.captures[auth_id] == 1
+        assert processed.clearent_auth(auth_id)["pending"] == "false"
+        assert processed.clearent.refunded(auth_id) == [8000, 22000]
+        # the sale's batch was closed at the cut-off (its totals validated by Clearent);
+        # the refunds are in the next one
+        (closed,) = processed.clearent.batch_answers(str(processed.account), "CLOSED")
+        (now_open,) = processed.clearent.batch_answers(str(processed.account), "OPEN")
+        assert (closed["sales-total"], closed["net-amount"]) == ("300.00", "300.00")
+        assert (now_open["refund-total"], now_open["net-amount"]) == ("300.00", "-300.00")
 
 
 def test_a_declined_card_is_recorded_and_moves_nothing(processed: Processed) -> None:
@@ -115,7 +158,11 @@ def test_a_declined_card_is_recorded_and_moves_nothing(processed: Processed) -> 
 
 
 def test_a_retried_collect_charges_once(processed: Processed) -> None:
-    body = {"method": "virtual_terminal", "amount": 4200, "payment_method": "pm_card_visa"}
+    body = {
+        "method": "virtual_terminal",
+        "amount": 4200,
+        "payment_method": processed.method("pm_card_visa"),
+    }
     headers = {**processed.api.admin, "Idempotency-Key": "collect-once-1"}
     first = processed.api.client.post("/v1/payments", json=body, headers=headers)
     again = processed.api.client.post("/v1/payments", json=body, headers=headers)
@@ -124,6 +171,8 @@ def test_a_retried_collect_charges_once(processed: Processed) -> None:
     if processed.fake is not None:
         assert processed.account is not None
         assert len(processed.fake.intents(processed.account)) == 1
+    if processed.clearent is not None:
+        assert len(processed.clearent.of(str(processed.account), "AUTH")) == 1
 
 
 def test_a_close_run_again_after_a_crash_captures_nothing_twice(processed: Processed) -> None:
@@ -132,6 +181,7 @@ def test_a_close_run_again_after_a_crash_captures_nothing_twice(processed: Proce
     no more money."""
     from domain.payments import Payment
     from domain.practices import Practice
+    from services.app.practices import processor_account
 
     payment = processed.pay(9900)
     ctx = processed.api.client.app.state.ctx  # type: ignore[attr-defined]
@@ -145,13 +195,15 @@ def test_a_close_run_again_after_a_crash_captures_nothing_twice(processed: Proce
         transaction_id=str(payment["transaction_id"]),
         amount=9900,
         reference=reference,
-        account=practice.stripe_account,
+        account=processor_account(ctx.processor, practice),
     )
     assert done.transaction_id == payment["transaction_id"]
     processed.api.advance(DAY)
     assert processed.api.get(f"/v1/payments/{payment['id']}").json()["status"] == "settled"
     if processed.fake is not None:
         assert processed.fake.captures[str(payment["transaction_id"])] == 1
+    if processed.clearent is not None:
+        assert processed.clearent.captures[str(payment["transaction_id"])] == 1
 
 
 def payment_id(payment: dict[str, object]) -> object:

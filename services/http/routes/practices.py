@@ -19,7 +19,7 @@ from services.http.deps import CallerDep, ComponentsDep, KeyDep
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
 from services.http.representations import practice_out
-from services.http.schemas import PracticeIn, SettingsIn, StripeAccountIn
+from services.http.schemas import ClearentKeyIn, PracticeIn, SettingsIn, StripeAccountIn
 from services.workers.writeback import practice_status
 
 router = APIRouter(prefix="/v1/practices", tags=["practices"])
@@ -175,3 +175,21 @@ def connect_stripe_account(
     """An account belongs to one practice: one held by another practice is a 409."""
     practice = uc.connect_stripe_account(ctx, practice_id, body.stripe_account, caller.actor)
     return practice_answer(ctx, practice)
+
+
+@router.put(
+    "/{practice_id}/clearent-key",
+    response_model=answers.ClearentConnection,
+    responses=problems(404, 409),
+    summary="Set the practice's Clearent API key (operator token)",
+)
+def set_clearent_key(
+    practice_id: Id,
+    body: ClearentKeyIn,
+    caller: Annotated[Caller, Depends(account_operator)],
+    ctx: ComponentsDep,
+    key: KeyDep,
+) -> dict[str, Any]:
+    """The key is kept sealed and never answered; the same key again changes nothing."""
+    connected = uc.set_clearent_key(ctx, practice_id, body.api_key, caller.actor)
+    return {"practice_id": str(practice_id), "processor": "clearent", "connected": connected}

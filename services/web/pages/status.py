@@ -39,6 +39,8 @@ DIFFERENCE_KINDS = {
     "refund_not_written_back": "Refund not in the PMS",
     "deposit_mismatch": "Deposit does not add up",
     "intent_unknown": "Outcome unknown at the processor",
+    "batch_unknown_item": "In Clearent's batch, not in a deposit",
+    "batch_total_mismatch": "Clearent's batch does not add up",
 }
 
 
