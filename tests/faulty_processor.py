@@ -26,6 +26,7 @@ from adapters.processor.port import (
     LookedUp,
     OutcomeUnknown,
     ProcessorRefused,
+    SavedCard,
 )
 from adapters.processor.sandbox import SandboxProcessor
 
@@ -69,6 +70,7 @@ class FaultyProcessor(SandboxProcessor):
         terminal_id: str | None = None,
         payment_method: str | None = None,
         account: str | None = None,
+        saved_card: SavedCard | None = None,
     ) -> ChargeResult:
         act = SandboxProcessor.charge.__wrapped__  # type: ignore[attr-defined]
         answer: ChargeResult = self._faulty(
@@ -80,6 +82,7 @@ class FaultyProcessor(SandboxProcessor):
                 card=card,
                 terminal_id=terminal_id,
                 payment_method=payment_method,
+                saved_card=saved_card,
             ),
         )
         return answer

@@ -44,6 +44,20 @@ class ChargeResult:
 
 
 @dataclass(frozen=True)
+class SavedCard:
+    """A card the processor keeps for the practice, with the patient's consent: its token
+    at the processor (Stripe: a PaymentMethod id attached to `customer`; Clearent: the
+    token of POST /rest/v2/tokens; the sandbox: its own token) and what may be shown."""
+
+    token: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    customer: str | None = None  # the processor's customer id, where it has one (Stripe)
+
+
+@dataclass(frozen=True)
 class Capture:
     """A captured sale: the processor's id, and its fee when the processor tells it at
     capture (Stripe does; None = the fee follows the practice's rate)."""
@@ -90,7 +104,7 @@ class CaptureFailed(Exception):
 
 
 #: the port's calls that act on money
-EFFECTS = ("charge", "void", "capture", "refund")
+EFFECTS = ("charge", "void", "capture", "refund", "save_card")
 
 
 def guarded(name: str, method: Any) -> Any:
@@ -110,6 +124,7 @@ class Effect(StrEnum):
     VOID = "void"
     CAPTURE = "capture"
     REFUND = "refund"
+    SAVE_CARD = "save_card"
 
 
 @dataclass(frozen=True)
@@ -152,6 +167,8 @@ class CardProcessor(ABC):
     #: a call is never sent again under its key without reading back first, and an
     #: intent read back absent is refused (nothing moved)
     key_memory: timedelta | None = None
+    #: True when the processor can keep a card for later charges
+    saves_cards: bool = False
 
     @abstractmethod
     def charge(
@@ -163,8 +180,24 @@ class CardProcessor(ABC):
         terminal_id: str | None = None,
         payment_method: str | None = None,
         account: str | None = None,
+        saved_card: SavedCard | None = None,
     ) -> ChargeResult:
-        """Authorise. `reference` makes a retried charge idempotent."""
+        """Authorise. `reference` makes a retried charge idempotent. `saved_card`: charge
+        the stored card off-session (no card, terminal or payment_method given)."""
+
+    def save_card(
+        self,
+        *,
+        reference: UUID,
+        card: CardInput | None = None,
+        payment_method: str | None = None,
+        account: str | None = None,
+    ) -> SavedCard:
+        """Keep a card at the processor for later charges (the patient consented). Same
+        reference -> same SavedCard, nothing saved twice. Raises ProcessorRefused (final)
+        or OutcomeUnknown (answer lost; read back before sending again). Default: raises
+        ProcessorRefused("<name> cannot keep cards")."""
+        raise ProcessorRefused(f"{self.name} cannot keep cards")
 
     @abstractmethod
     def void(self, *, transaction_id: str, reference: UUID, account: str | None = None) -> str:

@@ -41,6 +41,7 @@ from adapters.processor.port import (
     ProcessorRefused,
     ProcessorUnavailable,
     ReferenceReused,
+    SavedCard,
 )
 from domain.deposits import fee_for
 from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
@@ -120,7 +121,10 @@ class StripeProcessor(CardProcessor):
         terminal_id: str | None = None,
         payment_method: str | None = None,
         account: str | None = None,
+        saved_card: SavedCard | None = None,
     ) -> ChargeResult:
+        if saved_card is not None:
+            raise ProcessorRefused("Stripe cannot charge a kept card here: none is kept there")
         if card is not None:
             raise InvalidCard(
                 "card numbers are not accepted with Stripe: the card is entered in Stripe's "
