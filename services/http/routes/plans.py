@@ -8,11 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from adapters.processor.port import CardInput
+from domain.patients import Patient
 from domain.plans import PaymentPlan
 from projections.plans import cards_of_patient, plans_of_patient, plans_of_practice
 from services.app import cards as card_uc
 from services.app import plans as plan_uc
-from services.app.payments import check_patient
 from services.http import answers
 from services.http.bounds import Id
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
@@ -39,6 +39,7 @@ def save_card(
         if body.card
         else None
     )
+    ctx.get(Patient, patient_id, practice_of(caller))  # another practice's: 404
     kept = card_uc.save_card(
         ctx,
         practice_id=practice_of(caller),
@@ -61,7 +62,7 @@ def save_card(
 )
 def list_cards(patient_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
     practice_id = practice_of(caller)
-    check_patient(ctx, practice_id, patient_id)
+    ctx.get(Patient, patient_id, practice_id)  # another practice's: 404
     rows = ctx.reads(cards_of_patient, practice_id, patient_id)
     return {"items": [saved_card_row(r) for r in rows]}
 
