@@ -9,6 +9,7 @@ moves.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.conftest import Api
@@ -214,3 +215,50 @@ def test_a_card_on_file_is_charged_from_the_patients_page(api: Api) -> None:
         4500,
     )
     assert payment["card"]["last4"] == "4242"
+
+
+def test_the_patient_keeps_their_card_on_the_pay_page(api: Api) -> None:
+    ann = new_patient(api)
+    sent = api.post(
+        "/v1/payment-requests", {"patient_id": ann["id"], "amount": 8500, "channel": "email"}
+    ).json()
+    token = str(sent["pay_url"]).rsplit("/pay/", 1)[1]
+    page = api.client.get(f"/pay/{token}")
+    assert "Keep my card on file" in page.text and "Elm Dental" in page.text
+    attempt = re.search(r'name="attempt" value="([^"]+)"', page.text)
+    assert attempt is not None
+    fields = {
+        "card_number": "4242424242424242",
+        "exp_month": "12",
+        "exp_year": "2030",
+        "cvc": "123",
+        "attempt": attempt.group(1),
+        "keep_card": "yes",
+    }
+    paid = api.client.post(f"/pay/{token}", data=fields)
+    assert paid.status_code == 200, paid.text
+    assert "Your card ending 4242 is kept on file with Elm Dental" in paid.text
+
+    # The same form posted again keeps nothing twice.
+    again = api.client.post(f"/pay/{token}", data=fields)
+    assert again.status_code == 200
+    cards = api.get(f"/v1/patients/{ann['id']}/cards").json()["items"]
+    assert [(c["state"], c["source"], c["last4"]) for c in cards] == [("saved", "pay_link", "4242")]
+    history = api.get(f"/v1/history/{cards[0]['id']}").json()["items"]
+    assert [(e["type"], e["actor"]) for e in history] == [
+        ("CardSaveRequested", "patient"),
+        ("CardSaved", "patient"),
+    ]
+
+    # Without the box ticked, nothing is kept.
+    other = new_patient(api, "2")
+    sent = api.post(
+        "/v1/payment-requests", {"patient_id": other["id"], "amount": 1000, "channel": "email"}
+    ).json()
+    token = str(sent["pay_url"]).rsplit("/pay/", 1)[1]
+    attempt = re.search(r'name="attempt" value="([^"]+)"', api.client.get(f"/pay/{token}").text)
+    assert attempt is not None
+    fields = {**fields, "attempt": attempt.group(1)}
+    del fields["keep_card"]
+    assert api.client.post(f"/pay/{token}", data=fields).status_code == 200
+    assert api.get(f"/v1/patients/{other['id']}/cards").json()["items"] == []
