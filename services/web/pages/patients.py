@@ -203,24 +203,25 @@ def patient_page(
     request: Request,
     user: Manager,
     patient_id: str,
+    refused: FormError | None = None,
     *,
-    error: str | None = None,
-    status: int = 200,
     values: dict[str, str] | None = None,
     form: str | None = None,
 ) -> HTMLResponse:
+    """The patient's page; after a refused form, with what to fix (`form`: which form to
+    open again, with the `values` typed)."""
     place = practice(request, user)
     try:
         context = patient_context(request, user, patient_id)
-    except FormError as refused:
+    except FormError as missing:
         return render.page(
             request,
             "error.html",
             user=user,
             practice=place,
-            status=refused.status,
+            status=missing.status,
             heading="Patient not found",
-            message=refused.message,
+            message=missing.message,
         )
     return render.page(
         request,
@@ -229,9 +230,9 @@ def patient_page(
         practice=place,
         section="payments",
         tab="patients",
-        error=error,
+        error=refused.message if refused else None,
         failed_form=form,
-        status=status,
+        status=refused.status if refused else 200,
         values=values or {},
         **context,
     )
@@ -279,15 +280,7 @@ def keep_card(request: Request, user: Admin, form: PostedForm, patient_id: str) 
             form.key(user),
         )
     except FormError as refused:
-        return patient_page(
-            request,
-            user,
-            patient_id,
-            error=refused.message,
-            status=refused.status,
-            values=values,
-            form="card",
-        )
+        return patient_page(request, user, patient_id, refused, values=values, form="card")
     return render.redirect(
         request,
         here(patient_id, "cards"),
@@ -312,18 +305,10 @@ def charge_card(
             form.key(user),
         )
     except FormError as refused:
-        return patient_page(
-            request, user, patient_id, error=refused.message, status=refused.status, form="charge"
-        )
+        return patient_page(request, user, patient_id, refused, form="charge")
     if payment["status"] == "declined":
-        return patient_page(
-            request,
-            user,
-            patient_id,
-            error=f"The card was declined ({payment['decline_reason']}). No money was taken.",
-            status=402,
-            form="charge",
-        )
+        declined = f"The card was declined ({payment['decline_reason']}). No money was taken."
+        return patient_page(request, user, patient_id, FormError(declined, 402), form="charge")
     return render.redirect(
         request,
         here(patient_id, "payments"),
@@ -346,7 +331,7 @@ def remove_card(
             form.key(user),
         )
     except FormError as refused:
-        return patient_page(request, user, patient_id, error=refused.message, status=refused.status)
+        return patient_page(request, user, patient_id, refused)
     return render.redirect(
         request,
         here(patient_id, "cards"),
@@ -373,15 +358,7 @@ def create_plan(request: Request, user: Admin, form: PostedForm, patient_id: str
         )
         plan = run(plans_api.create_plan, body, user.caller, ctx, form.key(user))
     except FormError as refused:
-        return patient_page(
-            request,
-            user,
-            patient_id,
-            error=refused.message,
-            status=refused.status,
-            values=values,
-            form="plan",
-        )
+        return patient_page(request, user, patient_id, refused, values=values, form="plan")
     return render.redirect(
         request,
         here(patient_id, f"plan-{plan['id']}"),
@@ -420,7 +397,7 @@ def cancel_plan(
             form.key(user),
         )
     except FormError as refused:
-        return patient_page(request, user, patient_id, error=refused.message, status=refused.status)
+        return patient_page(request, user, patient_id, refused)
     return render.redirect(
         request, here(patient_id, f"plan-{plan_id}"), "The payment plan was cancelled."
     )
