@@ -278,14 +278,17 @@ def due_plans(db: Database, practice_id: UUID, today: date) -> list[UUID]:
     return [UUID(str(r["id"])) for r in rows]
 
 
-def plan_holders(db: Database, practice_id: UUID, patient_ids: list[str]) -> dict[str, str]:
-    """The live plan of each of these patients that has one (patient id -> plan id)."""
+def plan_holders(
+    db: Database, practice_id: UUID, patient_ids: list[str]
+) -> dict[str, dict[str, str]]:
+    """The live plan of each of these patients that has one (patient id -> its `id` and
+    `state`: active or past_due)."""
     if not patient_ids:
         return {}
     marks = ", ".join("?" for _ in patient_ids)
     rows = db.query(
-        f"SELECT patient_id, id FROM payment_plans WHERE practice_id = ? "  # noqa: S608
+        f"SELECT patient_id, id, state FROM payment_plans WHERE practice_id = ? "  # noqa: S608
         f"AND patient_id IN ({marks}) AND state IN ('active', 'past_due') ORDER BY created_at",
         (str(practice_id), *patient_ids),
     )
-    return {str(r["patient_id"]): str(r["id"]) for r in rows}
+    return {str(r["patient_id"]): {"id": str(r["id"]), "state": str(r["state"])} for r in rows}
