@@ -48,6 +48,10 @@ class Method(StrEnum):
     TERMINAL = "terminal"
     VIRTUAL_TERMINAL = "virtual_terminal"
     PAY_LINK = "pay_link"
+    #: a card the patient let the practice keep, charged from the patient's page
+    CARD_ON_FILE = "card_on_file"
+    #: a payment plan's scheduled charge of a kept card
+    PAYMENT_PLAN = "payment_plan"
 
 
 class Status(StrEnum):

@@ -94,3 +94,17 @@ def list_patients(
     sql += " ORDER BY last_name, first_name, id LIMIT ?"
     params.append(limit)
     return rows_as(PatientRow, db.query(sql, params))
+
+
+def find_patients(db: Database, practice_id: UUID, words: str, limit: int) -> list[PatientRow]:
+    """Patients whose name (first, last, or both in either order) or PMS id has every word
+    typed, by last name."""
+    sql = f"SELECT {PATIENT_COLUMNS} FROM patients WHERE practice_id = ?"  # noqa: S608
+    params: list[Any] = [str(practice_id)]
+    for word in words.lower().split()[:5]:
+        like = "%" + word.replace("%", "").replace("_", "") + "%"
+        sql += " AND (LOWER(first_name) LIKE ? OR LOWER(last_name) LIKE ? OR pms_patient_id = ?)"
+        params.extend([like, like, word])
+    sql += " ORDER BY last_name, first_name, id LIMIT ?"
+    params.append(limit)
+    return rows_as(PatientRow, db.query(sql, params))

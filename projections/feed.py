@@ -11,8 +11,9 @@ from adapters.sql import Database, Tx, columns_of, rows_as
 from domain.base import LedgerAggregate, event_data, event_type
 from projections.base import Projection, dumps, iso
 
-#: fields that never leave the service
-PRIVATE_FIELDS = {"token_hash", "token_nonce"}
+#: fields that never leave the service (the feed, history, published events): a pay link's
+#: token hash and nonce, and the processor's token of a card on file (a handle to charge it)
+PRIVATE_FIELDS = {"token_hash", "token_nonce", "token"}
 
 
 def event_id(aggregate_id: UUID, version: int) -> UUID:

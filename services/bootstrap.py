@@ -33,6 +33,7 @@ from projections.directory import Directory
 from projections.feed import EventFeed
 from projections.intents import OpenIntents
 from projections.ledger_queue import LedgerQueue
+from projections.plans import Plans
 from projections.receivables import Receivables
 from projections.replay import ViewTables
 from projections.requests import PaymentRequests
@@ -58,6 +59,7 @@ def all_projections() -> list[Projection]:
         EventFeed(),
         Users(),
         OpenIntents(),
+        Plans(),
     ]
 
 

@@ -55,6 +55,7 @@ REMEMBERED = 100_000
 
 class SandboxProcessor(CardProcessor):
     name = "sandbox"
+    saves_cards = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -76,8 +77,8 @@ class SandboxProcessor(CardProcessor):
         saved_card: SavedCard | None = None,
     ) -> ChargeResult:
         if saved_card is not None:
-            raise ProcessorRefused(f"{self.name} cannot charge a saved card here")
-        if payment_method is not None:
+            number = saved_number(saved_card)
+        elif payment_method is not None:
             if payment_method not in TEST_PAYMENT_METHODS:
                 raise InvalidCard(
                     "in sandbox mode only the test payment methods are accepted: "
@@ -102,6 +103,45 @@ class SandboxProcessor(CardProcessor):
             )
         answer: ChargeResult = self._once(
             "charge", reference, (amount, number[-4:], terminal_id), result, moves=result.approved
+        )
+        return answer
+
+    def save_card(
+        self,
+        *,
+        reference: UUID,
+        card: CardInput | None = None,
+        payment_method: str | None = None,
+        account: str | None = None,
+    ) -> SavedCard:
+        """Keep a test card: its token is derived from the reference (the same after a
+        restart), and a charge of it behaves as its test card does."""
+        if payment_method is not None:
+            if payment_method not in TEST_PAYMENT_METHODS:
+                raise InvalidCard(
+                    "in sandbox mode only the test payment methods are accepted: "
+                    + ", ".join(TEST_PAYMENT_METHODS),
+                    field="payment_method",
+                )
+            number, exp_month, exp_year = TEST_PAYMENT_METHODS[payment_method], 12, 2034
+        elif card is not None:
+            number, exp_month, exp_year = card.number, card.exp_month, card.exp_year
+        else:
+            raise ProcessorRefused("a card to keep is needed: the card or its payment method")
+        if number != APPROVE and number not in DECLINES:
+            raise InvalidCard(
+                "in sandbox mode only the test cards are accepted: 4242424242424242 approves, "
+                "4000000000000002 and 4000000000009995 decline"
+            )
+        saved = SavedCard(
+            token=sandbox_id("card", reference),
+            brand=card_brand(number),
+            last4=number[-4:],
+            exp_month=exp_month,
+            exp_year=exp_year,
+        )
+        answer: SavedCard = self._once(
+            "save_card", reference, (number[-4:], exp_month, exp_year), saved, moves=False
         )
         return answer
 
@@ -153,6 +193,8 @@ class SandboxProcessor(CardProcessor):
         result = known[1]
         if isinstance(result, Capture):
             return LookedUp("succeeded", result.transaction_id, fee=result.fee)
+        if isinstance(result, SavedCard):
+            return LookedUp("succeeded", result.token)
         if isinstance(result, ChargeResult):
             if not result.approved:
                 return LookedUp("refused", reason=result.decline_reason)
@@ -179,6 +221,16 @@ class SandboxProcessor(CardProcessor):
             if moves:
                 self.movements[kind] += 1
             return result
+
+
+def saved_number(saved: SavedCard) -> str:
+    """The test card a sandbox token stands for (its last four tell them apart)."""
+    if not saved.token.startswith("card_sb_"):
+        raise InvalidCard("this saved card is not the sandbox's: keep the card again")
+    return next(
+        (n for n in (APPROVE, *DECLINES) if n.endswith(saved.last4)),
+        APPROVE,
+    )
 
 
 def sandbox_id(prefix: str, reference: UUID) -> str:

@@ -124,7 +124,7 @@ class StripeProcessor(CardProcessor):
         saved_card: SavedCard | None = None,
     ) -> ChargeResult:
         if saved_card is not None:
-            raise ProcessorRefused(f"{self.name} cannot charge a saved card here")
+            raise ProcessorRefused("Stripe cannot charge a kept card here: none is kept there")
         if card is not None:
             raise InvalidCard(
                 "card numbers are not accepted with Stripe: the card is entered in Stripe's "

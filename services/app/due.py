@@ -1,6 +1,7 @@
 """Everything that falls due with time: batch closes, deposits, request expiries,
-reminders, message retries, the end of snoozes and scheduled PMS syncs. Run by the
-server's scheduler and by the sandbox clock's advance; safe in several processes at once."""
+reminders, message retries, the end of snoozes, scheduled PMS syncs and payment plans'
+charges. Run by the server's scheduler and by the sandbox clock's advance; safe in several
+processes at once."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from uuid import UUID
 from adapters.due_work import DueWorkStatus
 from projections.base import iso
 from projections.directory import practice_ids
-from services.app import receivables, reconcile, settlement
+from services.app import plans, receivables, reconcile, settlement
 from services.app.receivables import end_due_snoozes, sync_due
 from services.app.reconcile import reconcile_due
 from services.app.requests import deliver_due, expire_due, remind_due
@@ -21,7 +22,14 @@ from services.context import DueWorkKept, Reading, Timed
 
 
 class Needs(
-    receivables.Needs, settlement.Needs, reconcile.Needs, Reading, Timed, DueWorkKept, Protocol
+    plans.Needs,
+    receivables.Needs,
+    settlement.Needs,
+    reconcile.Needs,
+    Reading,
+    Timed,
+    DueWorkKept,
+    Protocol,
 ):
     """The parts these use cases are given (services/context.py)."""
 
@@ -36,6 +44,7 @@ class DueWork:
     snoozes_ended: int = 0
     pms_syncs: int = 0
     intents_reconciled: int = 0
+    plan_charges: int = 0
 
     def __add__(self, other: DueWork) -> DueWork:
         mine, theirs = asdict(self), asdict(other)
@@ -82,6 +91,7 @@ def practice_due_work(ctx: Needs, pid: UUID) -> DueWork:
         snoozes_ended=end_due_snoozes(ctx, pid),
         pms_syncs=sync_due(ctx, pid),
         intents_reconciled=reconcile_due(ctx, pid),
+        plan_charges=plans.charge_due_plans(ctx, pid),
     )
 
 

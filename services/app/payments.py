@@ -10,7 +10,7 @@ from uuid import UUID
 from adapters.idempotency_keys import key_is_new
 from adapters.messaging.email import Email, SendFailed
 from adapters.processor.cards import check_card
-from adapters.processor.port import CardInput, Effect, OutcomeUnknown, ProcessorRefused
+from adapters.processor.port import CardInput, Effect, OutcomeUnknown, ProcessorRefused, SavedCard
 from domain.charges import ChargeAttempt, attempt_id_of
 from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
 from domain.money import Money, check_payment_amount
@@ -119,6 +119,7 @@ def charge(
     at: datetime,
     actor: str,
     payment_method: str | None = None,
+    saved_card: SavedCard | None = None,
 ) -> Payment:
     """Authorise through the processor (captured when its batch closes); the payment
     (approved or declined), not yet saved. The attempt is recorded first
@@ -133,6 +134,7 @@ def charge(
             terminal_id=terminal_id,
             payment_method=payment_method,
             account=processor_account(ctx.processor, practice),
+            saved_card=saved_card,
         )
     except OutcomeUnknown as error:
         record_charge(ctx, practice.id, attempt_id, actor, "unknown", error.detail)

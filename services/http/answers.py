@@ -37,6 +37,7 @@ from services.http.bounds import (
     Total,
     Url,
     first,
+    int_format,
     whole,
 )
 
@@ -854,6 +855,9 @@ class ClockAdvanced(Answer):
     intents_reconciled: Count = Field(
         description="open voids and refunds whose outcome the reconciler read back and recorded"
     )
+    plan_charges: Count = Field(
+        0, description="payment plans' scheduled charges made (approved or declined)"
+    )
     due_work_error: Message | None = Field(
         description="set when the clock moved but what fell due did not all run"
     )
@@ -935,3 +939,70 @@ class HealthFailing(Answer):
     status: Literal["failing"]
     database: Literal["unreachable"]
     reason: Message
+
+
+# --- cards on file and payment plans ---
+
+
+class SavedCardOut(Answer):
+    id: IdOut
+    patient_id: IdOut
+    state: Literal["saving", "unknown", "saved", "refused", "removed"]
+    brand: Code | None
+    last4: Annotated[str, Field(max_length=4)] | None
+    exp_month: Annotated[int, Field(ge=0, le=12, json_schema_extra=int_format(0, 12))] | None
+    exp_year: Annotated[int, Field(ge=0, le=9999, json_schema_extra=int_format(0, 9999))] | None
+    consent: Note
+    consented_at: InstantOut
+    source: Code
+    saved_at: InstantOut | None
+    removed_at: InstantOut | None
+    removed_by: Reference | None
+    reason: Message | None
+
+
+class SavedCardList(Answer):
+    items: Annotated[list[SavedCardOut], first(PAGE), Field(max_length=PAGE)]
+
+
+class PlanChargeOut(Answer):
+    number: Count
+    due_on: DayOut
+    amount: Cents
+    status: Literal["paid", "failed", "retrying", "scheduled", "not_charged"]
+    payment_id: IdOut | None
+
+
+class PlanFailureOut(Answer):
+    number: Count
+    payment_id: IdOut | None
+    reason: Message
+    at: InstantOut
+    retry_on: DayOut | None
+
+
+class PlanOut(Answer):
+    id: IdOut
+    patient_id: IdOut
+    card_id: IdOut
+    amount: Cents
+    total: Cents
+    every: Count
+    unit: Literal["weeks", "months"]
+    start: DayOut
+    note: Note | None
+    state: Literal["active", "past_due", "cancelled", "completed"]
+    paid: Cents
+    remaining: Cents
+    next_charge_on: DayOut | None
+    schedule: Annotated[list[PlanChargeOut], first(PARTS), Field(max_length=PARTS)]
+    failures: Annotated[list[PlanFailureOut], first(PARTS), Field(max_length=PARTS)]
+    created_at: InstantOut
+    created_by: Reference
+    ended_at: InstantOut | None
+    ended_by: Reference | None
+    end_reason: Message | None
+
+
+class PlanList(Answer):
+    items: Annotated[list[PlanOut], first(PAGE), Field(max_length=PAGE)]

@@ -22,6 +22,7 @@ from services.http.routes import (
     ledger_queue,
     patients,
     payments,
+    plans,
     practices,
     receivables,
     requests,
@@ -103,6 +104,8 @@ def create_app(ctx: Components, *, scheduler: bool | None = None) -> FastAPI:
         terminal,
     ):
         app.include_router(module.router)
+    app.include_router(plans.cards)
+    app.include_router(plans.plans)
     app.include_router(pay.router)
     app.include_router(metrics.router)
     web.install(app)

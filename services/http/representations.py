@@ -10,15 +10,18 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
+from domain.cards import Card
 from domain.deposits import deposit_id_for
 from domain.money import format_dollars
 from domain.patients import Patient
 from domain.payments import Payment
+from domain.plans import PaymentPlan, plan_lines
 from domain.posting import needs_posting
 from domain.practices import Practice
 from domain.schedule import local_date, zone
 from projections.base import iso
 from projections.feed import read_history
+from projections.plans import CardRow
 from projections.transactions import TransactionRow, UnassociatedSummary, unassociated_summary
 from projections.users import actor_names, with_actor_names
 from services.context import Components
@@ -323,3 +326,76 @@ def patient_row(row: Mapping[str, Any]) -> dict[str, Any]:
             "guarantor_id",
         )
     }
+
+
+# --- cards on file and payment plans ---
+
+
+def saved_card_out(card: Card) -> dict[str, Any]:
+    return {
+        "id": str(card.id),
+        "patient_id": str(card.patient_id),
+        "state": card.state,
+        "brand": card.brand,
+        "last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+        "consent": card.consent,
+        "consented_at": iso(card.consented_at),
+        "source": card.source,
+        "saved_at": iso(card.saved_at) if card.saved_at else None,
+        "removed_at": iso(card.removed_at) if card.removed_at else None,
+        "removed_by": card.removed_by,
+        "reason": card.reason,
+    }
+
+
+def saved_card_row(row: CardRow) -> dict[str, Any]:
+    return dict(row)
+
+
+def plan_out(plan: PaymentPlan) -> dict[str, Any]:
+    return {
+        "id": str(plan.id),
+        "patient_id": str(plan.patient_id),
+        "card_id": str(plan.card_id),
+        "amount": plan.schedule.amount,
+        "total": plan.schedule.total,
+        "every": plan.schedule.every,
+        "unit": plan.schedule.unit.value,
+        "start": plan.schedule.start.isoformat(),
+        "note": plan.note,
+        "state": plan.state.value,
+        "paid": plan.paid,
+        "remaining": plan.schedule.total - plan.paid,
+        "next_charge_on": _day(plan.next_due_on()),
+        "schedule": [
+            {
+                "number": line.number,
+                "due_on": line.due_on.isoformat(),
+                "amount": line.amount,
+                "status": line.status,
+                "payment_id": str(line.payment_id) if line.payment_id else None,
+            }
+            for line in plan_lines(plan)
+        ],
+        "failures": [
+            {
+                "number": f.installment,
+                "payment_id": str(f.payment_id) if f.payment_id else None,
+                "reason": f.reason,
+                "at": iso(f.at),
+                "retry_on": _day(f.retry_on),
+            }
+            for f in plan.failures
+        ],
+        "created_at": iso(plan.created_at),
+        "created_by": plan.created_by,
+        "ended_at": iso(plan.ended_at) if plan.ended_at else None,
+        "ended_by": plan.ended_by,
+        "end_reason": plan.end_reason,
+    }
+
+
+def _day(day: date | None) -> str | None:
+    return day.isoformat() if day else None

@@ -16,6 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from domain.cards import CONSENT_MAX
 from domain.money import MAX_AMOUNT_CENTS
 from domain.practices import MAX_FEE_RATE_BPS
 from domain.receivables import MAX_BALANCE, SYNC_MINUTES_RANGE
@@ -420,3 +421,42 @@ class BulkIn(Body):
     guarantors_only: StrictBool = True
     skip_payment_plan: StrictBool = True
     skip_snoozed: StrictBool = True
+
+
+# --- cards on file and payment plans ---
+
+
+class CardSaveIn(Body):
+    """A card to keep on file: exactly one of `card` (sandbox) or `payment_method`
+    (Stripe), and the consent the patient gave, in the words they were shown."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("card", "payment_method"))
+
+    card: CardIn | None = Field(None, description="the card as typed (sandbox only)")
+    payment_method: (
+        Annotated[str, Field(max_length=203, pattern=r"^pm_[A-Za-z0-9_]{1,200}$")] | None
+    ) = Field(None, description="a Stripe PaymentMethod id from Stripe's Payment Element (pm_...)")
+    consent: Annotated[str, Field(min_length=1, max_length=CONSENT_MAX)] = Field(
+        description="the consent the patient gave, as worded to them (recorded with its time)"
+    )
+
+
+class CardChargeIn(Body):
+    amount: Amount
+
+
+class PlanIn(Body):
+    patient_id: Id
+    card_id: Id = Field(description="a card on file of the patient")
+    amount: Amount = Field(description="cents charged each time (the last charge: what is left)")
+    total: Amount = Field(description="cents in all; the plan completes when they are charged")
+    every: Annotated[StrictInt, Field(json_schema_extra=stated(1, 52))] = Field(
+        description="charges every this many weeks (1 to 52) or months (1 to 12)"
+    )
+    unit: Literal["weeks", "months"]
+    start: Day = Field(description="the first charge's date (the practice's date)")
+    note: Annotated[str, Field(max_length=500)] | None = None
+
+
+class PlanCancelIn(Body):
+    reason: Annotated[str, Field(min_length=1, max_length=500)]

@@ -16,11 +16,13 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters.processor.cards import card_mistakes
 from adapters.processor.port import CardInput
+from domain.cards import consent_for
 from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
 from domain.money import MAX_AMOUNT_CENTS, format_dollars
 from domain.payments import Payment, Status
 from domain.requests import RequestClosed
 from domain.schedule import local_date, zone
+from services.app import cards
 from services.app.requests import (
     MAX_TOKEN,
     PayLink,
@@ -110,6 +112,7 @@ def open_page(
         error=error,
         errors=mistakes or {},
         stripe=stripe,
+        consent=consent_for(link.practice.name),
     )
 
 
@@ -284,6 +287,9 @@ def pay(
         return open_or_closed(ctx, link, action, stripe, error, amount_text or None)
     if payment.status == Status.APPROVED:
         pay_limits.give_back(ctx.pay_attempts, place)
+        if card is not None and fields.get("keep_card") == "yes":
+            kept = keep_card(ctx, link, card, fields.get("attempt") or "")
+            return outcome_page(link, action, stripe, payment, amount_text or None, kept)
     return outcome_page(link, action, stripe, payment, amount_text or None)
 
 
@@ -335,14 +341,34 @@ def mistakes_summary(mistakes: dict[str, str]) -> str:
     return f"Please fix the {len(messages)} entries marked below: " + " ".join(messages)
 
 
+def keep_card(ctx: Components, link: PayLink, card: CardInput, attempt: str) -> str:
+    """Keep the card just paid with on file (the patient ticked the consent); what to say."""
+    try:
+        kept = cards.save_card(
+            ctx,
+            practice_id=link.practice.id,
+            patient_id=link.request.patient_id,
+            consent=consent_for(link.practice.name),
+            source="pay_link",
+            actor="patient",
+            card=card,
+            key=f"pay:{link.request.id}:{attempt}:card",
+        )
+    except PaymentsError as error:
+        return sentence(f"your card could not be kept on file ({friendly(error)})")
+    return f"Your card ending {kept.last4} is kept on file with {link.practice.name}."
+
+
 def outcome_page(
     link: PayLink,
     action: str,
     stripe: dict[str, Any] | None,
     payment: Payment,
     amount_text: str | None,
+    kept: str | None = None,
 ) -> HTMLResponse:
-    """The receipt of an approved payment; the open page saying why a card was declined."""
+    """The receipt of an approved payment (and whether the card was kept on file); the open
+    page saying why a card was declined."""
     if payment.status == Status.DECLINED:
         return open_page(
             link,
@@ -361,6 +387,7 @@ def outcome_page(
         paid_display=format_dollars(payment.amount.cents),
         card=str(payment.card),
         transaction_id=payment.transaction_id,
+        kept=kept,
     )
 
 

@@ -252,6 +252,34 @@ def populate(api: Api, pms_number: str = "1") -> Made:
     )
     made.add("filter", saved["id"])
 
+    # A card on file with the patient's consent, and a payment plan charged to it.
+    kept = ok(
+        made,
+        post(
+            f"/v1/patients/{guarantor['id']}/cards",
+            {"card": card(), "consent": "Gail agreed to keep this card on file."},
+        ),
+        201,
+    )
+    made.add("card", kept["id"])
+    plan = ok(
+        made,
+        post(
+            "/v1/payment-plans",
+            {
+                "patient_id": guarantor["id"],
+                "card_id": kept["id"],
+                "amount": 10000,
+                "total": 30000,
+                "every": 1,
+                "unit": "months",
+                "start": "2026-03-04",
+            },
+        ),
+        201,
+    )
+    made.add("plan", plan["id"])
+
     # The next day: the batch closed, a deposit, a refund of a settled payment.
     api.advance(DAY)
     refund = ok(made, post(f"/v1/payments/{first['id']}/refund", {"amount": 2500}))

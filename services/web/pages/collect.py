@@ -12,13 +12,15 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from adapters.processor.cards import card_mistakes
 from adapters.processor.port import CardInput
+from domain.cards import consent_for
 from domain.errors import InvalidValue
 from domain.schedule import local_date
 from services.http.routes import deposits as deposits_api
 from services.http.routes import patients as patients_api
 from services.http.routes import payments as payments_api
+from services.http.routes import plans as plans_api
 from services.http.routes import requests as requests_api
-from services.http.schemas import CardIn, PaymentIn, PaymentRequestIn
+from services.http.schemas import CardIn, CardSaveIn, PaymentIn, PaymentRequestIn
 from services.web import render
 from services.web.forms import FieldErrors, FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice
@@ -75,6 +77,8 @@ def collect_page(
         values=values or dict(request.query_params),
         errors=errors or {},
         stripe=stripe,
+        consent=consent_for(place.name),
+        keeps_cards=ctx_of(request).processor.saves_cards,
     )
     if stripe is not None and kind == "virtual":
         response.headers["Content-Security-Policy"] = STRIPE_CONTENT_SECURITY_POLICY
@@ -132,9 +136,14 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
     ctx = ctx_of(request)
     values = {k: v for k, v in form.fields.items() if k not in ("card_number", "cvc")}
     patient = form.get("patient_id") or None
+    keep = kind == "virtual" and form.get("keep_card") == "yes"
     # every field is checked before anything is sent, so all mistakes show at once
     errors = FieldErrors(CARD_FIELDS)
     try:
+        if keep and not patient:
+            errors.add(
+                "patient_id", "Choose the patient whose card is kept on file, or untick the box"
+            )
         amount = errors.check("amount", dollars_to_cents, form.get("amount"))
         if kind == "request":
             if not patient:
@@ -209,11 +218,36 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
             values=values,
         )
     card_text = f"{payment['card']['brand']} ending {payment['card']['last4']}"
-    return render.redirect(
-        request,
-        "/payments/transactions",
-        f"Payment of {render.money(payment['amount'])} approved on {card_text}.",
+    done = f"Payment of {render.money(payment['amount'])} approved on {card_text}."
+    if keep and patient:
+        return render.redirect(
+            request, f"/payments/patients/{patient}#cards", done + keep_card(request, user, form)
+        )
+    return render.redirect(request, "/payments/transactions", done)
+
+
+def keep_card(request: Request, user: Admin, form: PostedForm) -> str:
+    """Keep the card just charged on file (the patient ticked the consent); what to say."""
+    card = CardIn(
+        number=form.get("card_number").replace(" ", ""),
+        exp_month=int(form.get("exp_month")),
+        exp_year=int(form.get("exp_year")),
+        cvc=form.get("cvc"),
     )
+    key = form.key(user)
+    try:
+        body = run(CardSaveIn, card=card, consent=consent_for(practice(request, user).name))
+        kept = run(
+            plans_api.save_card,
+            UUID(form.get("patient_id")),
+            body,
+            user.caller,
+            ctx_of(request),
+            f"{key}:card" if key else None,
+        )
+    except FormError as refused:
+        return f" The card was not kept on file: {refused.message}"
+    return f" The card ending {kept['last4']} is on file."
 
 
 @router.get("/payments/exports/{view}.csv")

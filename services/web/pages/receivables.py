@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from domain.errors import InvalidValue
 from domain.money import MAX_AMOUNT_CENTS
 from domain.receivables import BUCKETS, MONEY_COLUMNS, AmountRule, SnoozeReason
+from projections.plans import plan_holders
 from projections.receivables import REQUEST_STATUSES, SORTABLE
 from services.app import ar_filters
 from services.app import receivables as uc
@@ -365,6 +366,7 @@ def ar_page(
         error=error,
         status=status,
         rows=listing.rows,
+        plan_holders=ctx.reads(plan_holders, office.id, [str(r["id"]) for r in listing.rows]),
         applied=listing.applied,
         values=typed if typed is not None else form_values(listing.applied),
         chips=chips(listing.applied, listing.pairs, listing.sort),
