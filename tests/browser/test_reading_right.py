@@ -3,6 +3,12 @@ settings of each PMS, the links staff see, the sandbox clock and the receipts' c
 
 from __future__ import annotations
 
+import time
+import uuid
+from typing import Any
+
+import httpx
+
 from tests.browser.conftest import Browse
 from tests.browser.test_transactions import collect_by_card
 
@@ -19,3 +25,80 @@ def test_details_and_history_lists_the_payment_events(browse: Browse) -> None:
     assert "$61.25" in history
     assert "Robin Front" in history
     browse.shot("payment-history")
+
+
+def api(browse: Browse, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {browse.server.admin_token}"}
+    if method in ("POST", "PUT", "DELETE"):
+        headers["Idempotency-Key"] = str(uuid.uuid4())
+    return httpx.request(method, browse.server.url + path, headers=headers, timeout=30, **kwargs)
+
+
+def ar_rows(browse: Browse) -> list[dict[str, Any]]:
+    answer = api(browse, "GET", "/v1/ar/patients", params={"limit": 100})
+    assert answer.status_code == 200, answer.text
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+def card_payment(browse: Browse, cents: int, patient_id: str, card: str) -> dict[str, Any]:
+    body = {
+        "method": "virtual_terminal",
+        "amount": cents,
+        "patient_id": patient_id,
+        "card": {"number": card, "exp_month": 12, "exp_year": 2031, "cvc": "123"},
+    }
+    answer = api(browse, "POST", "/v1/payments", json=body)
+    assert answer.status_code in (201, 402), answer.text
+    made: dict[str, Any] = answer.json()
+    return made
+
+
+def test_a_voided_or_declined_payment_is_nobodys_last_payment(browse: Browse) -> None:
+    row = next(r for r in ar_rows(browse) if r["total"] > 1000)
+    before = row["last_payment_date"]
+    declined = card_payment(browse, 700, row["id"], "4000000000000002")
+    assert declined.get("status", "declined") == "declined"
+    paid = card_payment(browse, 500, row["id"], "4242424242424242")
+    assert paid["status"] == "approved"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        after = next(r for r in ar_rows(browse) if r["id"] == row["id"])
+        if after["last_payment_date"] != before:
+            break
+        time.sleep(0.2)
+    assert after["last_payment_date"] != before  # the approved one counts
+    voided = api(browse, "POST", f"/v1/payments/{paid['id']}/refund")
+    assert voided.status_code in (200, 201), voided.text
+    assert voided.json()["kind"] == "void"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        after = next(r for r in ar_rows(browse) if r["id"] == row["id"])
+        if after["last_payment_date"] == before:
+            break
+        time.sleep(0.2)
+    assert after["last_payment_date"] == before
+    browse.sign_in()
+    browse.go("/payments/ar")
+    line = browse.page.locator(f"#ar-table tbody tr[data-id='{row['id']}']")
+    shown = line.inner_text()
+    today = after.get("last_payment_date") or "never"
+    browse.shot("ar-after-void")
+    assert "Dec 7" not in shown or today != before, shown
+
+
+def test_a_guarantor_paid_to_zero_is_not_listed_with_a_balance(browse: Browse) -> None:
+    row = min((r for r in ar_rows(browse) if r["total"] > 0), key=lambda r: r["total"])
+    paid = card_payment(browse, row["total"], row["id"], "4242424242424242")
+    assert paid["status"] == "approved"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(r["id"] == row["id"] for r in ar_rows(browse)):
+        time.sleep(0.2)
+    assert all(r["id"] != row["id"] for r in ar_rows(browse))
+    browse.sign_in()
+    browse.go("/payments/ar")
+    assert "every guarantor with a balance" in browse.page.inner_text("main")
+    assert browse.page.locator(f"#ar-table tbody tr[data-id='{row['id']}']").count() == 0
+    for cell in browse.page.locator("#ar-table tbody tr[data-id] td.balance strong").all():
+        assert cell.inner_text().strip() != "$0.00"
+    api(browse, "POST", f"/v1/payments/{paid['id']}/refund")  # puts the balance back
