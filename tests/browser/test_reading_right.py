@@ -102,3 +102,33 @@ def test_a_guarantor_paid_to_zero_is_not_listed_with_a_balance(browse: Browse) -
     for cell in browse.page.locator("#ar-table tbody tr[data-id] td.balance strong").all():
         assert cell.inner_text().strip() != "$0.00"
     api(browse, "POST", f"/v1/payments/{paid['id']}/refund")  # puts the balance back
+
+
+def test_a_refund_since_the_pms_figures_reads_as_added_back(browse: Browse) -> None:
+    """The PMS counted the month's payments this morning; a refund since puts money back
+    on the family's balance: "+ $x refunded since", never "− -$x"."""
+    listed = api(browse, "GET", "/v1/transactions", params={"status": "settled", "limit": 100})
+    assert listed.status_code == 200, listed.text
+    by_patient = {r["id"]: r for r in ar_rows(browse)}
+    payment = next(
+        t
+        for t in listed.json()["items"]
+        if t["patient_id"] in by_patient and not t["refunded_amount"]
+    )
+    refunded = api(browse, "POST", f"/v1/payments/{payment['id']}/refund")
+    assert refunded.status_code in (200, 201), refunded.text
+    assert refunded.json()["kind"] == "refund"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = next(r for r in ar_rows(browse) if r["id"] == payment["patient_id"])
+        if row["collected_since"] < 0:
+            break
+        time.sleep(0.2)
+    assert row["collected_since"] < 0
+    browse.sign_in()
+    browse.go(f"/payments/ar?q={row['last_name']}")
+    cell = browse.page.locator(f"#ar-table tbody tr[data-id='{row['id']}'] td.balance")
+    text = " ".join(cell.inner_text().split())
+    browse.shot("ar-refunded-since")
+    assert "-$" not in text, text
+    assert f"+ ${-row['collected_since'] / 100:,.2f} refunded since" in text, text
