@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.browser.conftest import Browse
+from tests.browser.conftest import STAFF_EMAIL, Browse
 from tests.browser.test_transactions import collect_by_card
 
 
@@ -132,3 +132,17 @@ def test_a_refund_since_the_pms_figures_reads_as_added_back(browse: Browse) -> N
     browse.shot("ar-refunded-since")
     assert "-$" not in text, text
     assert f"+ ${-row['collected_since'] / 100:,.2f} refunded since" in text, text
+
+
+def test_staff_see_only_the_links_they_may_use(browse: Browse) -> None:
+    browse.problems.expect("403")  # staff land on "available to admins"
+    browse.sign_in(STAFF_EMAIL)
+    menu = browse.page.inner_text("nav.menu")
+    browse.shot("staff-menu")
+    for link in ("Payments", "Practice status", "Settings", "Security log"):
+        assert link not in menu, menu
+    assert "Your account" in menu and "API docs" in menu
+    refused = browse.go("/settings")  # typed by hand: still refused by the server
+    assert refused.status == 403
+    browse.go("/account")
+    assert "Settings" not in browse.page.inner_text("nav.menu")
