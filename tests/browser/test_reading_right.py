@@ -3,13 +3,22 @@ settings of each PMS, the links staff see, the sandbox clock and the receipts' c
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import httpx
+import pytest
+
+from domain.payments import Method
+from services.app.payments import collect_payment
+from services.app.practices import register_patient, set_pms_connection
 
 from tests.browser.conftest import STAFF_EMAIL, Browse
+from tests.browser.test_settings import new_office
 from tests.browser.test_transactions import collect_by_card
 
 
@@ -146,3 +155,72 @@ def test_staff_see_only_the_links_they_may_use(browse: Browse) -> None:
     assert refused.status == 403
     browse.go("/account")
     assert "Settings" not in browse.page.inner_text("nav.menu")
+
+
+class Unavailable(BaseHTTPRequestHandler):
+    """An Open Dental that is down for now (503: worth retrying later)."""
+
+    def answer(self) -> None:
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def unavailable_pms() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), Unavailable)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_writeback_that_is_retrying_can_be_retried_now(
+    browse: Browse, unavailable_pms: str
+) -> None:
+    office = new_office(browse, "Retrying PMS Dental", auto_writeback=True)
+    ctx = browse.server.ctx
+    set_pms_connection(
+        ctx,
+        office.id,
+        {"opendental": {"base_url": unavailable_pms, "developer_key": "d", "customer_key": "c"}},
+    )
+    patient = register_patient(
+        ctx,
+        practice_id=office.id,
+        pms_patient_id="78",
+        first_name="Ines",
+        last_name="Duarte",
+        email=None,
+        phone=None,
+        guarantor_id=None,
+        actor="operator",
+    )
+    collect_payment(
+        ctx,
+        practice_id=office.id,
+        amount=3900,
+        method=Method.TERMINAL,
+        terminal_id="front-desk-1",
+        patient_id=patient.id,
+        actor="operator",
+    )
+    browse.sign_in(office.email)
+    row = browse.page.locator("#transactions tbody tr", has_text="$39.00").first
+    for _ in range(40):  # the service's worker writes back every half second
+        browse.go("/payments/transactions")
+        row = browse.page.locator("#transactions tbody tr", has_text="$39.00").first
+        if "Retrying" in row.locator("td.writeback").inner_text():
+            break
+        browse.page.wait_for_timeout(250)
+    assert "Retrying" in row.locator("td.writeback").inner_text()
+    browse.shot("retrying")
+    row.locator("button:has-text('Retry')").click()
+    browse.page.wait_for_load_state()
+    assert "The writeback will be tried again now." in browse.page.inner_text("#notice")

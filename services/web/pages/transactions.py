@@ -419,7 +419,7 @@ def retry(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> 
     text = (
         "The writeback will be tried again now."
         if count
-        else "Nothing to retry: no failed writeback is waiting for this payment."
+        else "Nothing to retry: no writeback of this payment is failed or waiting to be retried."
     )
     return render.redirect(request, "/payments/transactions", text)
 
