@@ -851,6 +851,7 @@ class SandboxMailboxMessage(Answer):
 
 class SandboxMailbox(Answer):
     items: Annotated[list[SandboxMailboxMessage], first(PARTS), Field(max_length=PARTS)]
+    next_cursor: Cursor | None = Field(description=NEXT)
 
 
 # -- auditing and card readers ----------------------------------------------------------

@@ -10,10 +10,11 @@ from adapters.messaging.email import list_sandbox_mailbox
 from domain.errors import InvalidValue
 from projections.base import iso
 from services.app.due import DueWork, DueWorkFailed, run_due_work
-from services.http import answers
+from services.http import answers, cursor
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
+from services.http.ranges import CursorQ, LimitQ
 from services.http.schemas import ClockAdvanceIn
 
 router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
@@ -80,5 +81,15 @@ def advance(
     response_model=answers.SandboxMailbox,
     summary="Messages the embedded default kept instead of sending",
 )
-def sandbox_mailbox(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
-    return {"items": ctx.reads(list_sandbox_mailbox, practice_of(caller))}
+def sandbox_mailbox(
+    caller: AdminDep, ctx: ComponentsDep, limit: LimitQ = 50, cursor_: CursorQ = None
+) -> dict[str, Any]:
+    after = cursor.decode_pair(cursor_)
+    rows = ctx.reads(list_sandbox_mailbox, practice_of(caller), limit + 1, after)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    return {
+        "items": rows,
+        "next_cursor": cursor.encode([last["sent_at"], last["id"]]) if more and last else None,
+    }
