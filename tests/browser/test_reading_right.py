@@ -7,8 +7,10 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -224,3 +226,27 @@ def test_a_writeback_that_is_retrying_can_be_retried_now(
     row.locator("button:has-text('Retry')").click()
     browse.page.wait_for_load_state()
     assert "The writeback will be tried again now." in browse.page.inner_text("#notice")
+
+
+def test_the_test_clock_moves_a_week_or_to_a_chosen_time(browse: Browse) -> None:
+    browse.sign_in()
+    browse.go("/payments/status")
+    assert browse.page.locator("#advance-week").is_visible()
+    now = browse.server.ctx.clock.now(browse.server.practice_id)
+    target = (now.astimezone(ZoneInfo("America/New_York")) + timedelta(days=2)).replace(
+        hour=9, minute=30, second=0, microsecond=0
+    )
+    browse.page.fill("#clock-to", target.strftime("%Y-%m-%dT%H:%M"))
+    browse.shot("clock-form")
+    browse.page.click("#advance-to")
+    browse.page.wait_for_load_state()
+    notice = browse.page.inner_text("#notice")
+    assert "The test clock moved forward" in notice, notice
+    moved = browse.server.ctx.clock.now(browse.server.practice_id)
+    assert abs((moved - target).total_seconds()) < 5
+    browse.page.fill("#clock-to", "2020-01-01T09:00")
+    browse.problems.expect("422")
+    browse.page.click("#advance-to")
+    browse.page.wait_for_load_state()
+    text = browse.page.inner_text("main")
+    assert "only moves forward" in text and "'to'" not in text
