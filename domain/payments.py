@@ -443,6 +443,8 @@ class Payment(LedgerAggregate):
 
         def apply(self, payment: Payment) -> None:
             payment.receipts_sent += 1
+            sent = payment.copies_sent
+            sent[self.refund_id] = sent.get(self.refund_id, 0) + 1
 
     # -- state ---------------------------------------------------------------
 
@@ -479,6 +481,8 @@ class Payment(LedgerAggregate):
         self.associated_refunds: dict[UUID, str | None] = {}
         self.void_associated = False
         self.receipts_sent = 0
+        #: copies sent of each receipt: the payment's (None) and each refund's (its id)
+        self.copies_sent: dict[UUID | None, int] = {}
         self.dispute: Dispute | None = None
         #: the processor's events (webhooks) already recorded on this payment
         self.processor_events: set[str] = set()

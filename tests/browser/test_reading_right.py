@@ -250,3 +250,29 @@ def test_the_test_clock_moves_a_week_or_to_a_chosen_time(browse: Browse) -> None
     browse.page.wait_for_load_state()
     text = browse.page.inner_text("main")
     assert "only moves forward" in text and "'to'" not in text
+
+
+def test_a_refund_receipt_counts_only_its_own_copies(browse: Browse) -> None:
+    listed = api(browse, "GET", "/v1/transactions", params={"status": "settled", "limit": 100})
+    payment = next(t for t in listed.json()["items"] if not t["refunded_amount"])
+    copy = {"email": "front@example.com", "confirm_email": "front@example.com"}
+    sent = api(browse, "POST", f"/v1/payments/{payment['id']}/receipt/send", json=copy)
+    assert sent.status_code == 200, sent.text
+    refund = api(browse, "POST", f"/v1/payments/{payment['id']}/refund", json={"amount": 100})
+    assert refund.status_code in (200, 201), refund.text
+    refund_id = refund.json()["refund_id"]
+    browse.sign_in()
+    browse.go(f"/payments/transactions/{payment['id']}/receipt?refund_id={refund_id}")
+    panel = browse.page.inner_text("#receipt-panel")
+    assert "Refund receipt" in panel
+    assert "sent so far" not in panel, panel
+    browse.page.fill("#email", "patient@example.com")
+    browse.page.fill("#confirm_email", "patient@example.com")
+    browse.page.click("button:has-text('Confirm and send')")
+    browse.page.wait_for_load_state()
+    browse.go(f"/payments/transactions/{payment['id']}/receipt?refund_id={refund_id}")
+    copies = browse.page.inner_text("#copies-sent")
+    assert copies == "Copies of this refund receipt sent so far: 1."
+    browse.go(f"/payments/transactions/{payment['id']}/receipt")
+    assert browse.page.inner_text("#copies-sent") == "Copies of this receipt sent so far: 1."
+    browse.shot("receipt-copies")
