@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +18,6 @@ import pytest
 from domain.payments import Method
 from services.app.payments import collect_payment
 from services.app.practices import register_patient, set_pms_connection
-
 from tests.browser.conftest import STAFF_EMAIL, Browse
 from tests.browser.test_settings import new_office
 from tests.browser.test_transactions import collect_by_card
@@ -117,7 +116,7 @@ def test_a_guarantor_paid_to_zero_is_not_listed_with_a_balance(browse: Browse) -
 
 def test_a_refund_since_the_pms_figures_reads_as_added_back(browse: Browse) -> None:
     """The PMS counted the month's payments this morning; a refund since puts money back
-    on the family's balance: "+ $x refunded since", never "− -$x"."""
+    on the family's balance: "+ $x refunded since", never two minus signs."""
     listed = api(browse, "GET", "/v1/transactions", params={"status": "settled", "limit": 100})
     assert listed.status_code == 200, listed.text
     by_patient = {r["id"]: r for r in ar_rows(browse)}
@@ -276,3 +275,31 @@ def test_a_refund_receipt_counts_only_its_own_copies(browse: Browse) -> None:
     browse.go(f"/payments/transactions/{payment['id']}/receipt")
     assert browse.page.inner_text("#copies-sent") == "Copies of this receipt sent so far: 1."
     browse.shot("receipt-copies")
+
+
+def test_deposits_of_one_date_are_listed_newest_batch_first(browse: Browse) -> None:
+    answer = api(browse, "GET", "/v1/deposits", params={"limit": 100})
+    assert answer.status_code == 200, answer.text
+    pairs = [(d["deposit_date"], d["batch_date"]) for d in answer.json()["items"]]
+    dates = [p[0] for p in pairs]
+    assert len(set(dates)) < len(dates), "the demo has a date with several deposits"
+    assert pairs == sorted(pairs, reverse=True)
+    paged, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api(browse, "GET", "/v1/deposits", params=params).json()
+        paged += [(d["deposit_date"], d["batch_date"]) for d in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert paged == pairs
+    browse.sign_in()
+    browse.go("/payments/deposits")
+    assert "deposits of one date: newest batch first" in browse.page.inner_text("main")
+    shown = browse.page.locator("tr.deposit-row td:nth-child(2)").all_inner_texts()
+    batches = [" ".join(t.split()) for t in shown]
+    browse.shot("deposits-order", full=True)
+    assert len(batches) == len(pairs)
+    for text, (_, batch_date) in zip(batches, pairs, strict=True):
+        day = date.fromisoformat(batch_date)
+        assert f"batch of {day:%b} {day.day}" in text, (text, batch_date)
