@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from domain.payments import Method
+from domain.practices import PmsKind
 from services.app.payments import collect_payment
 from services.app.practices import register_patient, set_pms_connection
 from tests.browser.conftest import STAFF_EMAIL, Browse
@@ -303,3 +304,60 @@ def test_deposits_of_one_date_are_listed_newest_batch_first(browse: Browse) -> N
     for text, (_, batch_date) in zip(batches, pairs, strict=True):
         day = date.fromisoformat(batch_date)
         assert f"batch of {day:%b} {day.day}" in text, (text, batch_date)
+
+
+def test_a_dentrix_practice_is_told_what_is_true_of_its_writeback(browse: Browse) -> None:
+    office = new_office(browse, "Dentrix Dental", pms=PmsKind.DENTRIX)
+    browse.sign_in(office.email)
+    browse.go("/payments/status")
+    text = browse.page.inner_text("#writeback-manual")
+    browse.shot("dentrix-status")
+    assert "Turn it on" not in text
+    assert "Dentrix" in text and "Post to Ledger" in text
+
+
+def test_settings_shows_the_practice_pms_and_sets_up_the_eaglesoft_bridge(
+    browse: Browse,
+) -> None:
+    office = new_office(browse, "Eaglesoft Dental", pms=PmsKind.EAGLESOFT)
+    browse.sign_in(office.email)
+    browse.go("/settings")
+    fieldset = browse.page.locator("#pms-connection")
+    assert "Eaglesoft bridge" in fieldset.inner_text()
+    assert "Open Dental" not in fieldset.inner_text()
+    assert "Not set up" in browse.page.inner_text("#connection-state")
+    browse.page.fill("#es_bridge_url", "ftp://bridge.example")
+    browse.page.fill("#es_token", "secret-token-1234")
+    browse.problems.expect("422")
+    browse.page.click("button:has-text('Save payments settings')")
+    browse.page.wait_for_load_state()
+    error = browse.page.inner_text("main")
+    assert "bridge_url" not in error and "http" in error, error
+    browse.shot("eaglesoft-refused")
+    browse.page.fill("#es_bridge_url", "http://127.0.0.1:9/bridge")
+    browse.page.fill("#es_token", "secret-token-1234")
+    browse.page.fill("#es_timeout", "20")
+    browse.page.click("button:has-text('Save payments settings')")
+    browse.page.wait_for_load_state()
+    assert "The payments settings were saved." in browse.page.inner_text("#notice")
+    state = browse.page.inner_text("#connection-state")
+    assert "Connected" in state and "http://127.0.0.1:9/bridge" in state, state
+    assert "secret-token-1234" not in browse.page.content()
+    assert "****1234" in state
+    browse.shot("eaglesoft-connected")
+    answer = httpx.get(
+        f"{browse.server.url}/v1/practices/{office.id}",
+        headers={"Authorization": f"Bearer {office.token}"},
+    ).json()
+    assert answer["connection"]["eaglesoft"]["bridge_url"] == "http://127.0.0.1:9/bridge"
+    assert answer["connection"]["eaglesoft"]["timeout"] == "20"
+
+
+def test_settings_of_a_dentrix_practice_offers_no_connection(browse: Browse) -> None:
+    office = new_office(browse, "Dentrix Settings Dental", pms=PmsKind.DENTRIX)
+    browse.sign_in(office.email)
+    browse.go("/settings")
+    text = browse.page.inner_text("#pms-connection")
+    browse.shot("dentrix-settings")
+    assert "Open Dental" not in text and "Not set up" not in text
+    assert "Dentrix" in text and "Post to Ledger" in text
