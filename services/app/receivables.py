@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
 from adapters.pms.reader import PmsPatient, PmsReader, PmsUnavailable
-from adapters.pms.sandbox import SandboxPmsReader
+from adapters.pms.sandbox import SandboxPmsReader, is_simulated
 from domain.errors import AlreadyExists, Conflict, NotFound, PaymentsError
 from domain.patients import Patient
 from domain.practices import PmsKind, Practice
@@ -231,6 +231,8 @@ def reader_for(ctx: Needs, practice: Practice) -> PmsReader:
     """Open Dental's API when the practice has its connection; in sandbox mode, else the
     sandbox office."""
     config = ctx.pms_connections.of(str(practice.id))
+    if practice.pms == PmsKind.OPENDENTAL and is_simulated(config.get("opendental")):
+        return SandboxPmsReader()  # the demo's simulated Open Dental
     if practice.pms == PmsKind.OPENDENTAL and "opendental" in config:
         allowed = ctx.pms_connections.allowed
         return OpenDental(OpenDentalSettings.of_connection(config["opendental"], allowed))

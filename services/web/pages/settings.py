@@ -312,8 +312,10 @@ def eaglesoft_change(form: Any, current: dict[str, Any]) -> EaglesoftIn | None:
     token = form.get("es_token")
     timeout = form.get("es_timeout")
     known = current["connection"].get("eaglesoft", {})
-    if not token and bridge_url == known.get("bridge_url", "") and timeout == str(
-        known.get("timeout", "")
+    if (
+        not token
+        and bridge_url == known.get("bridge_url", "")
+        and timeout == str(known.get("timeout", ""))
     ):
         return None
     if not bridge_url or not token:
