@@ -628,7 +628,7 @@ class Payment(LedgerAggregate):
             )
         if self.status == Status.SETTLED and self.remaining.cents <= 0:
             raise NothingLeftToRefund(
-                f"nothing left to refund: {self.refunded} of {self.amount} already refunded"
+                f"nothing is left to refund: all {self.amount} of this payment was refunded already"
             )
         check_payment_amount(amount.cents)
         if self.status != Status.SETTLED:
@@ -648,8 +648,8 @@ class Payment(LedgerAggregate):
             )
         if amount > self.remaining:
             raise RefundExceedsRemaining(
-                f"a refund of {amount} would exceed what remains of this payment "
-                f"({self.remaining} of {self.amount})"
+                f"a refund of {amount} is more than is left to refund: {self.remaining} of "
+                f"this {self.amount} payment can still be refunded"
             )
 
     def check_settle(self) -> None:
@@ -1015,4 +1015,6 @@ class Payment(LedgerAggregate):
 
 def check_method(method: Method, terminal_id: str | None) -> None:
     if method == Method.TERMINAL and not terminal_id:
-        raise InvalidValue("a terminal payment needs the terminal_id", field="terminal_id")
+        raise InvalidValue(
+            "a terminal payment needs the card reader it is taken on", field="terminal_id"
+        )

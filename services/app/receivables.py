@@ -307,9 +307,15 @@ def run_sync(
     except PaymentsError as error:
         end_sync(ctx, sync, actor, progress, error=error.detail)
         raise
-    except BaseException as error:
+    except BaseException:
         # whatever stopped it, the sync is finished (failed), so the next one is not refused
-        end_sync(ctx, sync, actor, progress, error=f"the sync stopped: {type(error).__name__}")
+        end_sync(
+            ctx,
+            sync,
+            actor,
+            progress,
+            error="the sync stopped on an unexpected error (the server's log has it)",
+        )
         raise
     end_sync(ctx, sync, actor, progress, result=result)
     return result
@@ -393,7 +399,7 @@ def read_balances(
     except PmsUnavailable:
         raise
     except Exception as error:  # a reader that did not expect what the PMS answered
-        raise PmsUnavailable(f"its answer could not be read ({error!r})") from error
+        raise PmsUnavailable("its answer was not what its documentation says") from error
     progress.patients_total = len(roster)
     progress.guarantors_total = sum(1 for p in roster if p.guarantor_pms_id is None)
     first_at: dict[str, int] = {}
@@ -445,7 +451,7 @@ def read_balances(
                             future.cancel()
                 if isinstance(failure, PmsUnavailable):
                     raise failure
-                raise PmsUnavailable(f"its answer could not be read ({failure!r})") from failure
+                raise PmsUnavailable("its answer was not what its documentation says") from failure
     return SyncResult(len(roster), added, recorded)
 
 

@@ -361,3 +361,38 @@ def test_settings_of_a_dentrix_practice_offers_no_connection(browse: Browse) -> 
     browse.shot("dentrix-settings")
     assert "Open Dental" not in text and "Not set up" not in text
     assert "Dentrix" in text and "Post to Ledger" in text
+
+
+def test_refusals_on_the_pages_say_what_to_fix_in_words(browse: Browse) -> None:
+    browse.problems.expect("422")
+    listed = api(browse, "GET", "/v1/transactions", params={"status": "settled", "limit": 100})
+    payment = next(t for t in listed.json()["items"] if not t["refunded_amount"])
+    part = api(browse, "POST", f"/v1/payments/{payment['id']}/refund", json={"amount": 100})
+    assert part.status_code in (200, 201), part.text
+    browse.sign_in()
+    browse.go(f"/payments/transactions/{payment['id']}/receipt")
+    browse.page.fill("#email", "one@example.com")
+    browse.page.fill("#confirm_email", "two@example.com")
+    browse.page.click("button:has-text('Confirm and send')")
+    browse.page.wait_for_load_state()
+    error = browse.page.inner_text("#form-error")
+    assert "The two email addresses differ" in error and "_" not in error, error
+    browse.go(f"/payments/transactions/{payment['id']}/refund")
+    browse.page.fill("#amount", f"{payment['amount'] / 100:.2f}")
+    browse.page.click("button:has-text('Confirm refund')")
+    browse.page.wait_for_load_state()
+    error = browse.page.inner_text("#form-error")
+    browse.shot("over-refund")
+    left, whole = payment["amount"] - 100, payment["amount"]
+    assert f"${left / 100:,.2f} of this ${whole / 100:,.2f} payment can still be refunded" in (
+        error
+    ), error
+    row = next(r for r in ar_rows(browse) if r["total"] > 0)
+    snooze = api(
+        browse,
+        "POST",
+        f"/v1/patients/{row['id']}/snooze",
+        json={"until": "2031-01-01", "reason": "other"},
+    )
+    assert snooze.status_code == 422, snooze.text
+    assert snooze.json()["detail"].lower().startswith("add a note when the reason is other")

@@ -332,7 +332,7 @@ def test_a_refund_greater_than_what_remains_is_422(api: Api) -> None:
     api.advance(86400)
     path = f"/v1/payments/{payment['id']}/refund"
     too_much = api.post(path, {"amount": 1001})
-    assert_problem(too_much, 422, field="amount", says="exceed what remains")
+    assert_problem(too_much, 422, field="amount", says="more than is left to refund")
     assert api.post(path, {"amount": 600}).status_code == 200
     over_rest = api.post(path, {"amount": 401})
     problem = assert_problem(over_rest, 422, field="amount", says="exceed")
