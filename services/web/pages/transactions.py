@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -196,7 +197,7 @@ def describe(item: dict[str, Any], amount: int) -> dict[str, Any]:
     money = render.money
     card = f"{data.get('card_brand', 'card')} ending {data.get('card_last4', '')}".strip()
     reference = f" (PMS reference {data['pms_reference']})" if data.get("pms_reference") else ""
-    text = {
+    sentences: dict[str, Callable[[], str]] = {
         "Captured": lambda: f"Approved {money(data.get('amount'))} on {card}",
         "Declined": lambda: f"Declined {money(data.get('amount'))} on {card}: {data.get('reason')}",
         "CaptureRequested": lambda: "Asked the card processor to take the payment",
@@ -238,7 +239,8 @@ def describe(item: dict[str, Any], amount: int) -> dict[str, Any]:
             f"{'Refund receipt' if data.get('refund_id') else 'Receipt'} sent to "
             f"{data.get('email')}"
         ),
-    }.get(kind, lambda: render.label(kind))()
+    }
+    text = sentences.get(kind, lambda: render.label(kind))()
     return {**item, "text": text}
 
 
