@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -15,12 +15,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from domain.payments import Method
 from domain.practices import PmsKind
-from services.app.payments import collect_payment
-from services.app.practices import register_patient, set_pms_connection
 from tests.browser.conftest import STAFF_EMAIL, Browse
 from tests.browser.test_settings import new_office
+from tests.browser.test_status import office_writing_back_to
 from tests.browser.test_transactions import collect_by_card
 
 
@@ -52,6 +50,17 @@ def ar_rows(browse: Browse) -> list[dict[str, Any]]:
     return items
 
 
+def ar_row_when(browse: Browse, row_id: str, ready: Callable[[dict[str, Any]], bool]) -> Any:
+    """The AR row once `ready` holds of it (the views follow within moments), else as it
+    is after 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        row = next(r for r in ar_rows(browse) if r["id"] == row_id)
+        if ready(row) or time.monotonic() > deadline:
+            return row
+        time.sleep(0.2)
+
+
 def card_payment(browse: Browse, cents: int, patient_id: str, card: str) -> dict[str, Any]:
     body = {
         "method": "virtual_terminal",
@@ -72,22 +81,12 @@ def test_a_voided_or_declined_payment_is_nobodys_last_payment(browse: Browse) ->
     assert declined.get("status", "declined") == "declined"
     paid = card_payment(browse, 500, row["id"], "4242424242424242")
     assert paid["status"] == "approved"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        after = next(r for r in ar_rows(browse) if r["id"] == row["id"])
-        if after["last_payment_date"] != before:
-            break
-        time.sleep(0.2)
+    after = ar_row_when(browse, row["id"], lambda r: r["last_payment_date"] != before)
     assert after["last_payment_date"] != before  # the approved one counts
     voided = api(browse, "POST", f"/v1/payments/{paid['id']}/refund")
     assert voided.status_code in (200, 201), voided.text
     assert voided.json()["kind"] == "void"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        after = next(r for r in ar_rows(browse) if r["id"] == row["id"])
-        if after["last_payment_date"] == before:
-            break
-        time.sleep(0.2)
+    after = ar_row_when(browse, row["id"], lambda r: r["last_payment_date"] == before)
     assert after["last_payment_date"] == before
     browse.sign_in()
     browse.go("/payments/ar")
@@ -129,12 +128,7 @@ def test_a_refund_since_the_pms_figures_reads_as_added_back(browse: Browse) -> N
     refunded = api(browse, "POST", f"/v1/payments/{payment['id']}/refund")
     assert refunded.status_code in (200, 201), refunded.text
     assert refunded.json()["kind"] == "refund"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        row = next(r for r in ar_rows(browse) if r["id"] == payment["patient_id"])
-        if row["collected_since"] < 0:
-            break
-        time.sleep(0.2)
+    row = ar_row_when(browse, payment["patient_id"], lambda r: r["collected_since"] < 0)
     assert row["collected_since"] < 0
     browse.sign_in()
     browse.go(f"/payments/ar?q={row['last_name']}")
@@ -186,32 +180,8 @@ def unavailable_pms() -> Iterator[str]:
 def test_a_writeback_that_is_retrying_can_be_retried_now(
     browse: Browse, unavailable_pms: str
 ) -> None:
-    office = new_office(browse, "Retrying PMS Dental", auto_writeback=True)
-    ctx = browse.server.ctx
-    set_pms_connection(
-        ctx,
-        office.id,
-        {"opendental": {"base_url": unavailable_pms, "developer_key": "d", "customer_key": "c"}},
-    )
-    patient = register_patient(
-        ctx,
-        practice_id=office.id,
-        pms_patient_id="78",
-        first_name="Ines",
-        last_name="Duarte",
-        email=None,
-        phone=None,
-        guarantor_id=None,
-        actor="operator",
-    )
-    collect_payment(
-        ctx,
-        practice_id=office.id,
-        amount=3900,
-        method=Method.TERMINAL,
-        terminal_id="front-desk-1",
-        patient_id=patient.id,
-        actor="operator",
+    office = office_writing_back_to(
+        browse, "Retrying PMS Dental", unavailable_pms, ("78", "Ines", "Duarte"), 3900
     )
     browse.sign_in(office.email)
     row = browse.page.locator("#transactions tbody tr", has_text="$39.00").first
