@@ -148,4 +148,4 @@ def test_switching_on_automatic_writeback_for_dentrix_is_refused(api: Api) -> No
     )
     assert both.status_code == 200, both.text
     again = api.client.patch(settings, json={"auto_writeback": True}, headers=api.admin)
-    assert_problem(again, 422, field="auto_writeback", says="posts by hand")
+    assert_problem(again, 422, field="auto_writeback", says="staff post them by hand")
