@@ -3,12 +3,11 @@ settings of each PMS, the links staff see, the sandbox clock and the receipts' c
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,7 +17,7 @@ import pytest
 from domain.practices import PmsKind
 from tests.browser.conftest import STAFF_EMAIL, Browse
 from tests.browser.test_settings import new_office
-from tests.browser.test_status import office_writing_back_to
+from tests.browser.test_status import office_writing_back_to, serve_pms
 from tests.browser.test_transactions import collect_by_card
 
 
@@ -169,12 +168,7 @@ class Unavailable(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def unavailable_pms() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), Unavailable)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
-    server.shutdown()
-    server.server_close()
+    yield from serve_pms(Unavailable)
 
 
 def test_a_writeback_that_is_retrying_can_be_retried_now(

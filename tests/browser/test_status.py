@@ -89,14 +89,19 @@ class Refusing(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def refusing_pms() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), Refusing)
+def serve_pms(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An Open Dental answering as `handler` does, on 127.0.0.1: its API's base URL."""
+    server = HTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def refusing_pms() -> Iterator[str]:
+    yield from serve_pms(Refusing)
 
 
 def office_writing_back_to(
