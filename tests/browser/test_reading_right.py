@@ -360,3 +360,22 @@ def test_refusals_on_the_pages_say_what_to_fix_in_words(browse: Browse) -> None:
     )
     assert snooze.status_code == 422, snooze.text
     assert snooze.json()["detail"].lower().startswith("add a note when the reason is other")
+
+
+def test_the_demo_writes_payments_back_to_its_simulated_open_dental(browse: Browse) -> None:
+    row = next(r for r in ar_rows(browse) if r["total"] > 0)
+    paid = card_payment(browse, 1234, row["id"], "4242424242424242")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        payment = api(browse, "GET", f"/v1/payments/{paid['id']}").json()
+        if payment["association"] == "associated":
+            break
+        time.sleep(0.3)
+    assert payment["association"] == "associated", payment["writeback_attempts"]
+    assert payment["pms_reference"].startswith("PayNum ")
+    browse.sign_in()
+    browse.go("/settings")
+    assert "simulated Open Dental" in browse.page.inner_text("#connection-state")
+    browse.go(f"/payments/transactions/{paid['id']}")
+    assert payment["pms_reference"] in browse.page.inner_text("ol.history")
+    api(browse, "POST", f"/v1/payments/{paid['id']}/refund")  # puts the balance back
