@@ -2,21 +2,35 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Two stamps, named by pyproject.toml's checksum: the runtime's (what `make run` needs)
+# and the test extra's (pytest, mypy, Playwright...: `make test` and `make lint`). The test
+# stamp depends on the runtime's, so after a change to pyproject.toml either target
+# installs what it needs, in either order.
+SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.installed-run-$(SUM)
+TEST_STAMP := $(VENV)/.installed-test-$(SUM)
+PORT ?= 8000
 
-.PHONY: install run test lint bench bench-http bench-scale chaos fuzz postgres browser clean
+.PHONY: install install-run run test lint bench bench-http bench-scale chaos fuzz postgres browser clean
 
-install: $(STAMP)
+install: $(TEST_STAMP)
 
-$(STAMP): pyproject.toml
+install-run: $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	$(BIN)/python -m pip install -q -e .
+	rm -f $(VENV)/.installed-run-*
+	touch $(RUN_STAMP)
 
-run: install
-	$(BIN)/payledger serve --demo
+$(TEST_STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-test-*
+	touch $(TEST_STAMP)
+
+run: install-run
+	$(BIN)/payledger serve --demo --port $(PORT)
 
 postgres:
 	./scripts/ensure-postgres

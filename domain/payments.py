@@ -447,6 +447,8 @@ class Payment(LedgerAggregate):
 
         def apply(self, payment: Payment) -> None:
             payment.receipts_sent += 1
+            sent = payment.copies_sent
+            sent[self.refund_id] = sent.get(self.refund_id, 0) + 1
 
     # -- state ---------------------------------------------------------------
 
@@ -483,6 +485,8 @@ class Payment(LedgerAggregate):
         self.associated_refunds: dict[UUID, str | None] = {}
         self.void_associated = False
         self.receipts_sent = 0
+        #: copies sent of each receipt: the payment's (None) and each refund's (its id)
+        self.copies_sent: dict[UUID | None, int] = {}
         self.dispute: Dispute | None = None
         #: the processor's events (webhooks) already recorded on this payment
         self.processor_events: set[str] = set()
@@ -628,7 +632,7 @@ class Payment(LedgerAggregate):
             )
         if self.status == Status.SETTLED and self.remaining.cents <= 0:
             raise NothingLeftToRefund(
-                f"nothing left to refund: {self.refunded} of {self.amount} already refunded"
+                f"nothing is left to refund: all {self.amount} of this payment was refunded already"
             )
         check_payment_amount(amount.cents)
         if self.status != Status.SETTLED:
@@ -648,8 +652,8 @@ class Payment(LedgerAggregate):
             )
         if amount > self.remaining:
             raise RefundExceedsRemaining(
-                f"a refund of {amount} would exceed what remains of this payment "
-                f"({self.remaining} of {self.amount})"
+                f"a refund of {amount} is more than is left to refund: {self.remaining} of "
+                f"this {self.amount} payment can still be refunded"
             )
 
     def check_settle(self) -> None:
@@ -1015,4 +1019,6 @@ class Payment(LedgerAggregate):
 
 def check_method(method: Method, terminal_id: str | None) -> None:
     if method == Method.TERMINAL and not terminal_id:
-        raise InvalidValue("a terminal payment needs the terminal_id", field="terminal_id")
+        raise InvalidValue(
+            "a terminal payment needs the card reader it is taken on", field="terminal_id"
+        )

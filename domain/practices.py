@@ -30,12 +30,12 @@ class DepositAccount:
     def __post_init__(self) -> None:
         if not (len(self.last4) == 4 and self.last4.isascii() and self.last4.isdigit()):
             raise InvalidValue(
-                "deposit_account.last4 must be the last four digits of the account",
+                "the deposit account's last four digits must be four digits",
                 field="deposit_account",
             )
         if not self.kind.strip():
             raise InvalidValue(
-                "deposit_account.kind must name the account, e.g. 'Checking'",
+                "the deposit account must be named, e.g. 'Checking'",
                 field="deposit_account",
             )
 
@@ -185,9 +185,9 @@ def check_writeback(pms: PmsKind, auto_writeback: bool) -> None:
     """Automatic writeback needs a PMS with an API: Dentrix offices post by hand."""
     if pms == PmsKind.DENTRIX and auto_writeback:
         raise InvalidValue(
-            "auto_writeback cannot be true for a Dentrix practice: Dentrix posts by hand "
-            "(it has no API to write payments into; staff post them from the Post to Ledger "
-            "queue); set auto_writeback to false",
+            "automatic writeback cannot be turned on for a Dentrix practice: Dentrix accepts "
+            "no payments written by other programs, so staff post them by hand from the Post "
+            "to Ledger queue",
             field="auto_writeback",
         )
 
@@ -205,23 +205,28 @@ def check_setting(name: str, value: Any) -> Any:
     if name == "batch_cutoff":
         return parse_cutoff(str(value)).strftime("%H:%M")
     if name in ("auto_writeback", "require_2fa_for_admins") and not isinstance(value, bool):
-        raise InvalidValue(f"{name} must be true or false", field=name)
+        raise InvalidValue(f"{name.replace('_', ' ')} must be true or false", field=name)
     if name == "reminder_days":
         if not isinstance(value, list):
-            raise InvalidValue("reminder_days must be a list such as [3, 10]", field=name)
+            raise InvalidValue(
+                "the reminder days must be a list of days such as [3, 10]", field=name
+            )
         return check_reminder_days(value)
     if name == "fee_rate_bps" and (
         isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FEE_RATE_BPS
     ):
         raise InvalidValue(
-            f"fee_rate_bps must be a whole number of basis points from 0 to {MAX_FEE_RATE_BPS} "
+            f"the processing fee rate must be a whole number of basis points from 0 to "
+            f"{MAX_FEE_RATE_BPS} "
             "(e.g. 290 = 2.9%)",
             field=name,
         )
     if name == "pms_sync_minutes":
         return check_sync_minutes(value)
     if name == "pms_payment_type" and value is not None and not str(value).strip():
-        raise InvalidValue("pms_payment_type must be the PMS's id of a payment type", field=name)
+        raise InvalidValue(
+            "the PMS payment type must be the PMS's id of a payment type", field=name
+        )
     return value if name != "pms_payment_type" or value is None else str(value)
 
 
@@ -231,7 +236,7 @@ def check_stripe_account(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not re.fullmatch(r"acct_[A-Za-z0-9]{1,64}", value):
         raise InvalidValue(
-            "stripe_account must be the practice's Stripe account id, such as "
+            "the Stripe account must be the practice's Stripe account id, such as "
             "acct_1Nv0FGQ9RKHgCVdK (or null to disconnect it)",
             field="stripe_account",
         )

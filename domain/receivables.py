@@ -123,7 +123,7 @@ def check_snooze(until: date, reason: SnoozeReason, note: str | None, today: dat
     if until <= today:
         raise InvalidValue(f"snooze until a future date (after {today.isoformat()})", field="until")
     if reason == SnoozeReason.OTHER and not (note or "").strip():
-        raise InvalidValue("a snooze for reason 'other' needs a note", field="note")
+        raise InvalidValue("add a note when the reason is Other", field="note")
     return Snooze(until, reason, (note or "").strip() or None)
 
 
@@ -231,7 +231,7 @@ def check_sync_minutes(value: Any) -> int:
         or not (value == 0 or low <= value <= high)
     ):
         raise InvalidValue(
-            f"pms_sync_minutes is the PMS sync interval in minutes, {low} to {high} "
+            f"the PMS sync interval is in minutes, {low} to {high} "
             "(60 = hourly), or 0 to sync only by hand",
             field="pms_sync_minutes",
         )

@@ -391,16 +391,17 @@ def list_deposits(
     after: tuple[str, str] | None,
     limit: int,
 ) -> list[DepositRow]:
-    """Newest deposit date first."""
+    """Newest deposit date first; within a date, newest batch first. `after`: the last
+    row's ("deposit_date batch_date", id)."""
     sql = (
         f"SELECT {DEPOSIT_COLUMNS} FROM deposits "  # noqa: S608 (the row type's columns)
         "WHERE practice_id = ? AND deposit_date BETWEEN ? AND ?"
     )
     params: list[Any] = [str(practice_id), date_from, date_to]
     if after:
-        sql += " AND (deposit_date, id) < (?, ?)"
+        sql += " AND (deposit_date || ' ' || batch_date, id) < (?, ?)"
         params.extend(after)
-    sql += " ORDER BY deposit_date DESC, id DESC LIMIT ?"
+    sql += " ORDER BY deposit_date DESC, batch_date DESC, id DESC LIMIT ?"
     params.append(limit)
     return rows_as(DepositRow, db.query(sql, params))
 

@@ -603,7 +603,9 @@ class ArQuery:
 def where(query: ArQuery, practice_id: UUID, today: str) -> tuple[str, list[Any]]:
     clauses = ["practice_id = ?"]
     if query.with_balance_only:
-        clauses.append("has_balance = 1")
+        # a balance the PMS reported that is still owed (or owed back): a family paid to
+        # $0.00 here since is no longer one "with a balance"
+        clauses.append("has_balance = 1 AND total <> 0")
     params: list[Any] = [str(practice_id)]
     for column, (low, high) in query.ranges.items():
         if low is not None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar
 from uuid import UUID
 
 from adapters.sql import Database, columns_of, rows_as
@@ -173,10 +173,14 @@ class MailboxRow(TypedDict):
     sent_at: str
 
 
-def list_sandbox_mailbox(db: Database, practice_id: UUID, limit: int = 50) -> list[MailboxRow]:
-    rows = db.query(
-        f"SELECT {columns_of(MailboxRow)} FROM outbox "  # noqa: S608 (the row type's columns)
-        "WHERE practice_id = ? ORDER BY sent_at DESC LIMIT ?",
-        (str(practice_id), limit),
-    )
+def list_sandbox_mailbox(
+    db: Database, practice_id: UUID, limit: int = 50, after: tuple[str, str] | None = None
+) -> list[MailboxRow]:
+    """Newest first, keyset-paged on (sent_at, id): `after` is the last row of a page."""
+    sql = f"SELECT {columns_of(MailboxRow)} FROM outbox WHERE practice_id = ?"  # noqa: S608 (the row type's columns)
+    params: list[Any] = [str(practice_id)]
+    if after is not None:
+        sql += " AND (sent_at < ? OR (sent_at = ? AND id < ?))"
+        params.extend([after[0], after[0], after[1]])
+    rows = db.query(sql + " ORDER BY sent_at DESC, id DESC LIMIT ?", [*params, limit])
     return rows_as(MailboxRow, rows)

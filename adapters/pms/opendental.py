@@ -286,7 +286,7 @@ class OpenDental(PmsWriter, PmsReader):
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             log.warning("Open Dental answered with a patient not as documented: %r", error)
             raise PmsUnavailable(
-                f"Open Dental answered with a patient not as documented ({type(error).__name__})"
+                "Open Dental answered with a patient not as its documentation says"
             ) from error
 
     def _all_pages(self) -> list[dict[str, Any]]:
@@ -323,7 +323,7 @@ class OpenDental(PmsWriter, PmsReader):
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             log.warning("Open Dental answered with a balance not as documented: %r", error)
             raise PmsUnavailable(
-                f"Open Dental answered with a balance not as documented ({type(error).__name__})"
+                "Open Dental answered with a balance not as its documentation says"
             ) from error
 
     @staticmethod

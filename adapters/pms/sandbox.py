@@ -1,10 +1,15 @@
-"""A sandbox PMS that serves the demo office's patients and balances."""
+"""A sandbox PMS that serves the demo office's patients and balances, and a simulated
+Open Dental that takes the demo's writeback (its ledger kept in this process's memory)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import threading
+from collections.abc import Iterator, Mapping
 from datetime import date
+from typing import Any
 
+from adapters.pms.port import Commlog, LedgerEntry, PmsWriter, Written
 from adapters.pms.reader import PmsPatient, PmsReader
 from domain.receivables import Balance, default_patient_portion
 
@@ -88,3 +93,45 @@ class SandboxPmsReader(PmsReader):
             yield PmsPatient(
                 pms_id, first, last, email, phone, guarantor, balance_of(values) if values else None
             )
+
+
+#: the connection block of a practice connected to the simulated Open Dental (kept by the
+#: demo in sandbox mode only: the API's Open Dental connection takes a URL and two keys)
+SIMULATED = {"simulated": "sandbox"}
+
+
+def is_simulated(block: Mapping[str, Any] | None) -> bool:
+    return bool(block) and block.get("simulated") == SIMULATED["simulated"]  # type: ignore[union-attr]
+
+
+class SimulatedOpenDental(PmsWriter):
+    """Open Dental as the sandbox simulates it: every entry and commlog is accepted and
+    numbered as Open Dental numbers them (PayNum, CommlogNum), and found again by its
+    marker. Its ledger lives in this process (a restart forgets it, as a sandbox may)."""
+
+    lookup_by_day = False
+    _lock = threading.Lock()
+    _numbers = itertools.count(50001)
+    _ledger: dict[str, Written] = {}
+
+    def post_entry(self, entry: LedgerEntry) -> Written:
+        return self._keep(entry.tag, "PayNum")
+
+    def find_entry(self, entry: LedgerEntry) -> Written | None:
+        with self._lock:
+            return self._ledger.get(entry.tag)
+
+    def post_commlog(self, commlog: Commlog) -> Written | None:
+        return self._keep(f"commlog:{commlog.marker}", "CommlogNum")
+
+    def find_commlog(self, commlog: Commlog) -> Written | None:
+        with self._lock:
+            return self._ledger.get(f"commlog:{commlog.marker}")
+
+    def _keep(self, key: str, kind: str) -> Written:
+        with self._lock:
+            written = self._ledger.get(key)
+            if written is None:
+                written = Written(f"{kind} {next(self._numbers)}")
+                self._ledger[key] = written
+            return written

@@ -134,14 +134,14 @@ class StripeProcessor(CardProcessor):
         if terminal_id is not None:
             if payment_method is not None:
                 raise InvalidValue(
-                    "a terminal payment takes the card at the reader: send terminal_id only",
+                    "a terminal payment takes the card at the reader: send the reader only",
                     field="payment_method",
                 )
             return self._reader_charge(reference, amount, terminal_id, account)
         if not payment_method:
             raise InvalidValue(
-                "with Stripe a payment needs payment_method (the PaymentMethod id from Stripe's "
-                "Payment Element)",
+                "with Stripe a payment needs the card's PaymentMethod id from Stripe's Payment "
+                "Element",
                 field="payment_method",
             )
         since = int(time.time()) - CLOCK_SKEW
@@ -582,8 +582,8 @@ class StripeProcessor(CardProcessor):
     def _options(self, account: str | None, key: str) -> dict[str, Any]:
         if not account:
             raise InvalidValue(
-                "this practice has no Stripe account connected: set stripe_account (its "
-                "acct_... id) in the practice's settings",
+                "this practice has no Stripe account connected: the service's operator "
+                "connects it (its acct_... id) in the practice's settings",
                 field="stripe_account",
             )
         return {"stripe_account": account, "idempotency_key": key}
@@ -625,8 +625,8 @@ class StripeProcessor(CardProcessor):
                 ) from None
             except stripe.PermissionError:
                 raise ProcessorUnavailable(
-                    "Stripe refused access to the practice's connected account: check "
-                    "stripe_account in the practice's settings"
+                    "Stripe refused access to the practice's connected account: ask the "
+                    "service's operator to check the Stripe account in the practice's settings"
                 ) from None
             except stripe.InvalidRequestError as error:
                 raise refused(kind, error) from None

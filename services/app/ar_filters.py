@@ -132,7 +132,8 @@ def canonical(name: str, value: Any) -> Any:
         bad = [str(i) for i in items if i not in REQUEST_STATUSES]
         if bad:
             raise InvalidValue(
-                f"last_request_status takes {', '.join(REQUEST_STATUSES)}; not {', '.join(bad)}",
+                f"the last request's status is one of {', '.join(REQUEST_STATUSES)}; "
+                f"not {', '.join(bad)}",
                 field=name,
             )
         return sorted(set(items))

@@ -16,6 +16,7 @@ from pathlib import Path
 from uuid import UUID
 
 from adapters.clock import SandboxClock
+from adapters.pms.sandbox import SIMULATED
 from adapters.processor.port import CardInput
 from domain.patients import Patient
 from domain.payments import AssociationSource, Method, Payment, Status
@@ -29,7 +30,7 @@ from projections.transactions import settled_unrefunded
 from services.app.accounts import invite_user, password_matches, set_password
 from services.app.due import run_due_work
 from services.app.payments import associate_payment, collect_payment, refund_payment
-from services.app.practices import keyed_id
+from services.app.practices import change_settings, keyed_id
 from services.app.receivables import save_filter, snooze, sync_pms, today
 from services.app.requests import PayLink, pay_request, send_request
 from services.context import Components
@@ -160,7 +161,16 @@ def _seed(ctx: Components, practice_id: UUID) -> Practice:
     clock.set_offset(practice_id, 0.0)
     run_due_work(ctx, practice_id)
     _finish(ctx, practice, patients)
-    return practice
+    return connect_simulated_pms(ctx, practice)
+
+
+def connect_simulated_pms(ctx: Components, practice: Practice) -> Practice:
+    """From today on, the demo office writes back to a simulated Open Dental (the
+    sandbox PMS): each payment and refund taken now is posted to its ledger by itself.
+    The month of history before stays as offices find it on their first day, some of it
+    to post by hand (Post to Ledger)."""
+    ctx.pms_connections.keep(str(practice.id), {"opendental": dict(SIMULATED)})
+    return change_settings(ctx, practice.id, {"auto_writeback": True}, ACTOR)
 
 
 def _patients(ctx: Components, practice_id: UUID) -> list[Patient]:

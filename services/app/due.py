@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from adapters.due_work import DueWorkStatus
+from domain.errors import PaymentsError
 from projections.base import iso
 from projections.directory import practice_ids
 from services.app import plans, receivables, reconcile, settlement
@@ -96,7 +97,11 @@ def practice_due_work(ctx: Needs, pid: UUID) -> DueWork:
 
 
 def describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:500]
+    """What went wrong in words: a refusal's own sentence, else the error's text (its class
+    name only in the server's log)."""
+    if isinstance(error, PaymentsError):
+        return error.detail[:500]
+    return (str(error) or "an unexpected error (the server's log has it)")[:500]
 
 
 def due_work_status(status: DueWorkStatus, practice_id: UUID) -> dict[str, Any]:

@@ -60,7 +60,7 @@ def collect_payment(
             raise InvalidValue(f"a {method.value} payment needs the card", field="card")
     elif card is not None or payment_method is not None:
         raise InvalidValue(
-            "a terminal payment takes the card at the terminal: send terminal_id, not card",
+            "a terminal payment takes the card at the reader: send the reader, not a card",
             field="card" if card is not None else "payment_method",
         )
     payment_id = keyed_id(practice_id, "payment", key)
@@ -101,7 +101,9 @@ def check_card_input(
             field="card",
         )
     if card is not None and payment_method is not None:
-        raise InvalidValue("send either card or payment_method, not both", field="payment_method")
+        raise InvalidValue(
+            "send either a card or a Stripe payment method, not both", field="payment_method"
+        )
     return check_card(card, today) if card is not None else None
 
 
@@ -251,7 +253,7 @@ def check_patient(ctx: Needs, practice_id: UUID, patient_id: UUID) -> Patient:
         return ctx.get(Patient, patient_id, practice_id)
     except NotFound:
         raise InvalidValue(
-            f"patient_id {patient_id} is not a patient of this practice", field="patient_id"
+            f"the patient {patient_id} is not a patient of this practice", field="patient_id"
         ) from None
 
 

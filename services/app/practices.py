@@ -219,6 +219,11 @@ def practices_holding(ctx: AccountNeeds, account: str) -> list[Practice]:
 
 #: the URL of each kind of PMS connection, by its field
 PMS_URLS = {"opendental": "base_url", "eaglesoft": "bridge_url"}
+#: the connections' addresses as messages name them
+CONNECTION_WORDS = {
+    "opendental": "the Open Dental base URL",
+    "eaglesoft": "the Eaglesoft bridge address",
+}
 
 
 def check_pms_connection(ctx: PmsConnected, blocks: dict[str, Any]) -> None:
@@ -233,7 +238,8 @@ def check_pms_connection(ctx: PmsConnected, blocks: dict[str, Any]) -> None:
             check_url(str(url), ctx.pms_connections.allowed)
         except AddressRefused as refused:
             raise InvalidValue(
-                f"{kind}.{field} may not be used: {refused}. Give the PMS's address on the "
+                f"{CONNECTION_WORDS.get(kind, kind)} may not be used: {refused}. Give the "
+                "PMS's address on the "
                 "internet; a PMS on the practice's own network is reached only when the "
                 "service's operator allows its host (PAYLEDGER_PMS_ALLOWED_HOSTS)",
                 field=f"{kind}.{field}",
@@ -301,7 +307,7 @@ def register_patient(
             ctx.get(Patient, guarantor_id, practice_id)
         except NotFound:
             raise InvalidValue(
-                f"guarantor_id {guarantor_id} is not a patient of this practice",
+                f"the guarantor {guarantor_id} is not a patient of this practice",
                 field="guarantor_id",
             ) from None
     patient_id = patient_id_for(practice_id, pms_patient_id)

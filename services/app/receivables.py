@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
 from adapters.pms.reader import PmsPatient, PmsReader, PmsUnavailable
-from adapters.pms.sandbox import SandboxPmsReader
+from adapters.pms.sandbox import SandboxPmsReader, is_simulated
 from domain.errors import AlreadyExists, Conflict, NotFound, PaymentsError
 from domain.patients import Patient
 from domain.practices import PmsKind, Practice
@@ -231,6 +231,8 @@ def reader_for(ctx: Needs, practice: Practice) -> PmsReader:
     """Open Dental's API when the practice has its connection; in sandbox mode, else the
     sandbox office."""
     config = ctx.pms_connections.of(str(practice.id))
+    if practice.pms == PmsKind.OPENDENTAL and is_simulated(config.get("opendental")):
+        return SandboxPmsReader()  # the demo's simulated Open Dental
     if practice.pms == PmsKind.OPENDENTAL and "opendental" in config:
         allowed = ctx.pms_connections.allowed
         return OpenDental(OpenDentalSettings.of_connection(config["opendental"], allowed))
@@ -305,9 +307,15 @@ def run_sync(
     except PaymentsError as error:
         end_sync(ctx, sync, actor, progress, error=error.detail)
         raise
-    except BaseException as error:
+    except BaseException:
         # whatever stopped it, the sync is finished (failed), so the next one is not refused
-        end_sync(ctx, sync, actor, progress, error=f"the sync stopped: {type(error).__name__}")
+        end_sync(
+            ctx,
+            sync,
+            actor,
+            progress,
+            error="the sync stopped on an unexpected error (the server's log has it)",
+        )
         raise
     end_sync(ctx, sync, actor, progress, result=result)
     return result
@@ -391,7 +399,7 @@ def read_balances(
     except PmsUnavailable:
         raise
     except Exception as error:  # a reader that did not expect what the PMS answered
-        raise PmsUnavailable(f"its answer could not be read ({error!r})") from error
+        raise PmsUnavailable("its answer was not what its documentation says") from error
     progress.patients_total = len(roster)
     progress.guarantors_total = sum(1 for p in roster if p.guarantor_pms_id is None)
     first_at: dict[str, int] = {}
@@ -443,7 +451,7 @@ def read_balances(
                             future.cancel()
                 if isinstance(failure, PmsUnavailable):
                     raise failure
-                raise PmsUnavailable(f"its answer could not be read ({failure!r})") from failure
+                raise PmsUnavailable("its answer was not what its documentation says") from failure
     return SyncResult(len(roster), added, recorded)
 
 

@@ -48,7 +48,7 @@ def register_reader(
     code = code.strip()
     if not code:
         raise InvalidValue(
-            "registration_code is the code the reader shows on its screen",
+            "the registration code is the code the reader shows on its screen",
             field="registration_code",
         )
     return stripe_of(ctx).register_reader(

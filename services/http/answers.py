@@ -209,6 +209,7 @@ class ReceiptRefund(Answer):
     card: Card
     actor: Code
     actor_name: Name | None
+    copies_sent: Count = Field(description="copies of this refund's receipt sent")
 
 
 class Receipt(Answer):
@@ -226,7 +227,9 @@ class Receipt(Answer):
     transaction_id: Reference | None
     card: Card
     refunds: Annotated[list[ReceiptRefund], first(PARTS), Field(max_length=PARTS)]
-    copies_sent: Count
+    copies_sent: Count = Field(
+        description="copies of the payment's receipt sent (a refund's: its own)"
+    )
 
 
 class ReceiptSent(Answer):
@@ -874,6 +877,7 @@ class SandboxMailboxMessage(Answer):
 
 class SandboxMailbox(Answer):
     items: Annotated[list[SandboxMailboxMessage], first(PARTS), Field(max_length=PARTS)]
+    next_cursor: Cursor | None = Field(description=NEXT)
 
 
 # -- auditing and card readers ----------------------------------------------------------

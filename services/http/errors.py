@@ -121,7 +121,7 @@ def stripe_problem(error: stripe.StripeError) -> tuple[int, str]:
     if isinstance(error, stripe.InvalidRequestError | stripe.CardError):
         return 422, f"Stripe refused the request: {message}"
     log.warning("stripe error reached the API: %s", type(error).__name__)
-    return 502, f"Stripe could not answer ({type(error).__name__}); nothing was recorded"
+    return 502, "Stripe could not answer; nothing was recorded: try again in a moment"
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:

@@ -212,10 +212,11 @@ def receipt_out(ctx: Components, payment: Payment) -> dict[str, Any]:
                 "card": card,
                 "actor": r.actor,
                 "actor_name": names[r.actor],
+                "copies_sent": payment.copies_sent.get(r.id, 0),
             }
             for r in payment.refunds
         ],
-        "copies_sent": payment.receipts_sent,
+        "copies_sent": payment.copies_sent.get(None, 0),
     }
 
 

@@ -81,12 +81,9 @@ def run(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         fields: dict[str, str] = {}
         for mistake in error.errors():
             where = ".".join(str(p) for p in mistake.get("loc", ()))
-            text = str(mistake.get("msg", "invalid")).removeprefix("Value error, ")
-            fields.setdefault(where, sentence(text))
+            fields.setdefault(where, sentence(in_words(mistake)))
         where, text = next(iter(fields.items()))
-        raise FormError(
-            sentence(f"{where}: {text}" if where else text), 422, where, fields=fields
-        ) from None
+        raise FormError(text, 422, where, fields=fields) from None
 
 
 class FieldErrors:
@@ -129,6 +126,59 @@ class FieldErrors:
             else f"{len(messages)} entries need fixing: " + " ".join(messages)
         )
         return FormError(summary, status, next(iter(self.fields)), fields=dict(self.fields))
+
+
+#: form fields as a page's messages name them (the others: their name in words)
+FIELD_WORDS = {
+    "base_url": "the Open Dental base URL",
+    "developer_key": "the developer key",
+    "customer_key": "the customer key",
+    "bridge_url": "the Eaglesoft bridge address",
+    "token": "the bridge token",
+    "timeout": "the time limit",
+    "confirm_email": "the confirmation email address",
+    "email": "the email address",
+    "batch_cutoff": "the batch cut-off",
+    "pms_payment_type": "the PMS payment type",
+    "reminder_days": "the reminder days",
+    "refund_id": "the refund",
+    "amount": "the amount",
+}
+
+
+def in_words(error: Any) -> str:
+    """A validation error as a page says it: the field in words, then what to fix (never
+    the field's internal name, nor a pattern)."""
+    loc = [str(p) for p in error.get("loc", ()) if not str(p).isdigit()]
+    name = loc[-1] if loc else ""
+    field = FIELD_WORDS.get(name, name.replace("_", " ") or "this value")
+    kind, ctx = str(error.get("type", "")), error.get("ctx") or {}
+    if kind == "string_pattern_mismatch":
+        what = (
+            "must start with http:// or https://"
+            if "http" in str(ctx.get("pattern", ""))
+            else "is not in the expected form"
+        )
+    elif kind == "string_too_short":
+        what = (
+            "is required"
+            if ctx.get("min_length") == 1
+            else f"needs at least {ctx.get('min_length')} characters"
+        )
+    elif kind == "string_too_long":
+        what = f"may have at most {ctx.get('max_length')} characters"
+    elif kind == "missing":
+        what = "is required"
+    elif kind in ("greater_than_equal", "greater_than"):
+        what = f"must be at least {ctx.get('ge', ctx.get('gt'))}"
+    elif kind in ("less_than_equal", "less_than"):
+        what = f"may be at most {ctx.get('le', ctx.get('lt'))}"
+    elif kind in ("int_type", "int_parsing", "int_from_float"):
+        what = "must be a whole number"
+    else:
+        what = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+        return f"{field}: {what}" if loc else what
+    return f"{field} {what}"
 
 
 def dollars_to_cents(text: str, field: str = "amount") -> int:

@@ -58,6 +58,7 @@ from adapters.pms.journal import (
 )
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
 from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
+from adapters.pms.sandbox import SimulatedOpenDental, is_simulated
 from domain.errors import AlreadyAssociated, PaymentsError
 from domain.money import format_dollars
 from domain.payments import AssociationSource, Payment, Status
@@ -352,6 +353,8 @@ def make_writer(
 ) -> PmsWriter:
     """The writer of the practice's connection; it reaches private addresses only for the
     hosts the operator allows (`allowed`)."""
+    if pms == "opendental" and is_simulated(config.get("opendental")):
+        return SimulatedOpenDental()  # the demo's, in sandbox mode (services/app/demo.py)
     if pms == "opendental" and "opendental" in config:
         return OpenDental(OpenDentalSettings.of_connection(config["opendental"], allowed))
     if pms == "eaglesoft" and "eaglesoft" in config:

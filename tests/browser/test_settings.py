@@ -28,13 +28,15 @@ class Office:
     token: str
 
 
-def new_office(browse: Browse, name: str, *, auto_writeback: bool = False) -> Office:
+def new_office(
+    browse: Browse, name: str, *, auto_writeback: bool = False, pms: PmsKind = PmsKind.OPENDENTAL
+) -> Office:
     ctx = browse.server.ctx
     practice = create_practice(
         ctx,
         name=name,
         timezone="America/Chicago",
-        pms=PmsKind.OPENDENTAL,
+        pms=pms,
         auto_writeback=auto_writeback,
         deposit_account=DepositAccount("Checking", "4321"),
         batch_cutoff=time(17, 0),

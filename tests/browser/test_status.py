@@ -17,7 +17,7 @@ from services.app.payments import collect_payment
 from services.app.practices import register_patient, set_pms_connection
 from services.app.requests import send_request
 from tests.browser.conftest import Browse
-from tests.browser.test_settings import new_office
+from tests.browser.test_settings import Office, new_office
 
 
 def a_past_weekday(browse: Browse) -> date:
@@ -89,9 +89,9 @@ class Refusing(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def refusing_pms() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), Refusing)
+def serve_pms(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An Open Dental answering as `handler` does, on 127.0.0.1: its API's base URL."""
+    server = HTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
@@ -99,20 +99,30 @@ def refusing_pms() -> Iterator[str]:
     server.server_close()
 
 
-def test_a_failing_writeback_shows_its_last_error(browse: Browse, refusing_pms: str) -> None:
-    office = new_office(browse, "Failing PMS Dental", auto_writeback=True)
+@pytest.fixture
+def refusing_pms() -> Iterator[str]:
+    yield from serve_pms(Refusing)
+
+
+def office_writing_back_to(
+    browse: Browse, name: str, pms_url: str, patient: tuple[str, str, str], amount: int
+) -> Office:
+    """A new office writing back to the Open Dental at `pms_url`, with one terminal
+    payment of `amount` cents by its patient (PMS id, first name, last name)."""
+    office = new_office(browse, name, auto_writeback=True)
     ctx = browse.server.ctx
     set_pms_connection(
         ctx,
         office.id,
-        {"opendental": {"base_url": refusing_pms, "developer_key": "d", "customer_key": "c"}},
+        {"opendental": {"base_url": pms_url, "developer_key": "d", "customer_key": "c"}},
     )
-    patient = register_patient(
+    pms_id, first, last = patient
+    registered = register_patient(
         ctx,
         practice_id=office.id,
-        pms_patient_id="77",
-        first_name="Noor",
-        last_name="Haddad",
+        pms_patient_id=pms_id,
+        first_name=first,
+        last_name=last,
         email=None,
         phone=None,
         guarantor_id=None,
@@ -121,11 +131,18 @@ def test_a_failing_writeback_shows_its_last_error(browse: Browse, refusing_pms: 
     collect_payment(
         ctx,
         practice_id=office.id,
-        amount=4500,
+        amount=amount,
         method=Method.TERMINAL,
         terminal_id="front-desk-1",
-        patient_id=patient.id,
+        patient_id=registered.id,
         actor="operator",
+    )
+    return office
+
+
+def test_a_failing_writeback_shows_its_last_error(browse: Browse, refusing_pms: str) -> None:
+    office = office_writing_back_to(
+        browse, "Failing PMS Dental", refusing_pms, ("77", "Noor", "Haddad"), 4500
     )
     browse.sign_in(office.email)
     for _ in range(40):  # the service's worker writes back every half second

@@ -77,11 +77,13 @@ def test_refunding_a_fully_refunded_payment_says_nothing_is_left(api: Api) -> No
     refund(api, payment["id"])  # the rest
     again = api.post(f"/v1/payments/{payment['id']}/refund", {})
     problem = assert_problem(
-        again, 409, says="nothing left to refund: $100.00 of $100.00 already refunded"
+        again,
+        409,
+        says="nothing is left to refund: all $100.00 of this payment was refunded already",
     )
     assert problem.get("field") is None
     with_amount = api.post(f"/v1/payments/{payment['id']}/refund", {"amount": 100})
-    assert_problem(with_amount, 409, says="nothing left to refund")
+    assert_problem(with_amount, 409, says="nothing is left to refund")
     assert api.get(f"/v1/payments/{payment['id']}").json()["refunded_amount"] == 10000
 
 
@@ -146,4 +148,4 @@ def test_switching_on_automatic_writeback_for_dentrix_is_refused(api: Api) -> No
     )
     assert both.status_code == 200, both.text
     again = api.client.patch(settings, json={"auto_writeback": True}, headers=api.admin)
-    assert_problem(again, 422, field="auto_writeback", says="posts by hand")
+    assert_problem(again, 422, field="auto_writeback", says="staff post them by hand")

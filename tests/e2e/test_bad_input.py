@@ -316,13 +316,13 @@ def test_bad_feed_parameters_are_explained(api: Api, params: dict[str, Any], fie
 
 def test_a_terminal_payment_needs_a_terminal_and_no_card(api: Api) -> None:
     no_terminal = api.post("/v1/payments", {"method": "terminal", "amount": 100})
-    assert_problem(no_terminal, 422, field="terminal_id", says="terminal_id")
+    assert_problem(no_terminal, 422, field="terminal_id", says="needs the card reader")
     empty = api.post("/v1/payments", {"method": "terminal", "terminal_id": "", "amount": 100})
     assert_problem(empty, 422, field="terminal_id")
     with_card = api.post(
         "/v1/payments", {"method": "terminal", "terminal_id": "T-1", "amount": 100, "card": CARD}
     )
-    assert_problem(with_card, 422, field="card", says="terminal_id, not card")
+    assert_problem(with_card, 422, field="card", says="send the reader, not a card")
     assert CARD["number"] not in with_card.text
     assert api.get("/v1/transactions").json()["items"] == []
 
@@ -332,10 +332,10 @@ def test_a_refund_greater_than_what_remains_is_422(api: Api) -> None:
     api.advance(86400)
     path = f"/v1/payments/{payment['id']}/refund"
     too_much = api.post(path, {"amount": 1001})
-    assert_problem(too_much, 422, field="amount", says="exceed what remains")
+    assert_problem(too_much, 422, field="amount", says="more than is left to refund")
     assert api.post(path, {"amount": 600}).status_code == 200
     over_rest = api.post(path, {"amount": 401})
-    problem = assert_problem(over_rest, 422, field="amount", says="exceed")
+    problem = assert_problem(over_rest, 422, field="amount", says="more than is left to refund")
     assert "$4.00" in problem["detail"]
     for bad in (0, -1):
         assert_problem(api.post(path, {"amount": bad}), 422, field="amount")

@@ -269,6 +269,8 @@ def test_send_a_receipt_copy_to_the_sandbox_mailbox(api: Api) -> None:
 
     api.advance(86400)
     refund = api.post(f"/v1/payments/{payment['id']}/refund", {"amount": 1500}).json()
+    receipt = api.get(f"/v1/payments/{payment['id']}/receipt").json()
+    assert [r["copies_sent"] for r in receipt["refunds"]] == [0]  # none of its own yet
     again = api.post(
         path,
         {
@@ -284,6 +286,8 @@ def test_send_a_receipt_copy_to_the_sandbox_mailbox(api: Api) -> None:
     assert "4242424242424242" not in to_bo["body"]
     sent_events = [t for t in history_types(api, payment["id"]) if t.endswith("ReceiptSent")]
     assert len(sent_events) == 2
+    receipt = api.get(f"/v1/payments/{payment['id']}/receipt").json()
+    assert receipt["copies_sent"] == 1 and receipt["refunds"][0]["copies_sent"] == 1
 
 
 def test_the_ledger_entry_holds_what_staff_type_in(api: Api) -> None:

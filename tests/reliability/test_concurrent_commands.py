@@ -3,7 +3,7 @@ share one database: the invariants hold, the loser gets a clear 409 (or its answ
 fresh state), never a 500.
 
 - two refunds of one payment at once (more than it has left between them: the loser
-  gets 409, or 422 "would exceed what remains" as a sequential refund would; and two
+  gets 409, or 422 "is more than is left to refund" as a sequential refund would; and two
   voids of an unsettled one);
 - two payment requests for one patient at once (one outstanding request remains);
 - a pay-page payment racing an office cancel of that request (paid, or cancelled with
@@ -124,7 +124,7 @@ def test_two_refunds_of_one_payment_at_once_never_exceed_it(office: Office) -> N
         # the loser is judged on fresh state: what remains is less than it asked
         loser = next(a for a in answers if a.status_code != 200)
         clear_409(loser, 422)
-        assert loser.status_code == 409 or "exceed what remains" in loser.json()["detail"]
+        assert loser.status_code == 409 or "more than is left to refund" in loser.json()["detail"]
         state = office.one.get(f"/v1/payments/{payment['id']}").json()
         assert [r["amount"] for r in state["refunds"]] == [6000]
         assert state["refunded_amount"] == 6000

@@ -246,7 +246,10 @@ def test_partial_refunds_add_up_to_at_most_the_captured_amount() -> None:
     assert payment.remaining == Money(0)
     with refused(NothingLeftToRefund, payment) as error:
         refund(payment, 1, at=NEXT_MORNING + 3 * MINUTE)
-    assert error.value.detail == "nothing left to refund: $125.00 of $125.00 already refunded"
+    assert (
+        error.value.detail
+        == "nothing is left to refund: all $125.00 of this payment was refunded already"
+    )
 
 
 def test_a_refund_exceeding_what_remains_is_refused() -> None:

@@ -175,6 +175,12 @@ def test_two_reminders_before_expiry_at_the_practice_offsets(api: Api) -> None:
     api.advance(3 * DAY)
     api.advance(7 * DAY)
     api.advance(4 * DAY)
+    reminded_on_days_3_and_10_then_expired(api, request)
+
+
+def reminded_on_days_3_and_10_then_expired(api: Api, request: dict[str, Any]) -> None:
+    """The $80.00 email request of 4 March: the request and two reminders in the outbox,
+    reminded on 7 and 14 March, then expired (on record with its whole history)."""
     mailbox = api.get("/v1/sandbox/outbox").json()["items"]
     subjects = sorted(m["subject"] for m in mailbox)
     assert subjects == [
@@ -188,8 +194,9 @@ def test_two_reminders_before_expiry_at_the_practice_offsets(api: Api) -> None:
         (1, "2026-03-07"),
         (2, "2026-03-14"),
     ]
-    # The expired request stays on record with its whole history.
     assert history[-1]["type"] == "PaymentRequestCancelled"
+    kinds = [e["type"] for e in history]
+    assert kinds.index("PaymentRequestReminded") < kinds.index("PaymentRequestCancelled")
 
 
 def test_a_paid_request_sends_no_reminder(api: Api) -> None:

@@ -103,16 +103,25 @@ def get_deposits(
     practice_id = practice_of(caller)
     # the latest scheduled deposit only stretches the default end
     latest = ctx.reads(latest_scheduled_date, practice_id) if to is None else None
-    return dated_page(
+    # newest deposit date first, and within a date the newest batch first: the cursor's
+    # sort value is the pair as one text ("deposit_date batch_date", ISO dates)
+    answer = dated_page(
         ctx,
         practice_id,
         date_range(ctx, practice_id, from_, to, latest),
         cursor_,
         limit,
         query=list_deposits,
-        out=deposit_out,
-        order=["deposit_date", "id"],
+        out=lambda row: {**deposit_out(row), "order": deposit_order(row)},
+        order=["order", "id"],
     )
+    for item in answer["items"]:
+        del item["order"]
+    return answer
+
+
+def deposit_order(row: DepositRow) -> str:
+    return f"{row['deposit_date']} {row['batch_date']}"
 
 
 @router.get(

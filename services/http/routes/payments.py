@@ -34,7 +34,9 @@ def collect(body: PaymentIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) 
         else None
     )
     if body.method == "terminal" and not body.terminal_id:
-        raise InvalidValue("a terminal payment needs the terminal_id", field="terminal_id")
+        raise InvalidValue(
+            "a terminal payment needs the card reader it is taken on", field="terminal_id"
+        )
     payment = uc.collect_payment(
         ctx,
         practice_id=practice_of(caller),
@@ -117,7 +119,7 @@ def send_receipt(
 ) -> dict[str, Any]:
     if body.email.lower() != body.confirm_email.lower():
         raise InvalidValue(
-            "email and confirm_email differ: check the address", field="confirm_email"
+            "the two email addresses differ: type the same address twice", field="confirm_email"
         )
     payment = uc.send_receipt(
         ctx,

@@ -88,7 +88,7 @@ def masked(block: dict[str, str]) -> dict[str, str]:
     """Connection settings as shown: URLs and the timeout in full, keys and tokens as their
     last 4."""
     return {
-        k: str(v) if k.endswith("url") or k == "timeout" else f"****{str(v)[-4:]}"
+        k: str(v) if k.endswith("url") or k in ("timeout", "simulated") else f"****{str(v)[-4:]}"
         for k, v in block.items()
     }
 

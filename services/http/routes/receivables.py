@@ -310,7 +310,7 @@ def bulk(body: BulkIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dic
     chosen = [n for n in ("patient_ids", "filter", "filter_id") if getattr(body, n) is not None]
     if len(chosen) != 1:
         raise InvalidValue(
-            "select patients with exactly one of patient_ids, filter, filter_id",
+            "choose the patients one way only: a list of patients, a filter or a saved filter",
             field="patient_ids",
         )
     practice_id = practice_of(caller)

@@ -1,19 +1,22 @@
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from fastapi import APIRouter, Request
 
-from adapters.clock import ClockOutOfRange, SandboxClock
+from adapters.clock import MAX_OFFSET_SECONDS, ClockOutOfRange, SandboxClock, too_far
 from adapters.messaging.email import list_sandbox_mailbox
 from domain.errors import InvalidValue
 from projections.base import iso
 from services.app.due import DueWork, DueWorkFailed, run_due_work
-from services.http import answers
+from services.context import Components
+from services.http import answers, cursor
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
+from services.http.ranges import CursorQ, LimitQ
 from services.http.schemas import ClockAdvanceIn
 
 router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
@@ -59,20 +62,58 @@ def advance(
         target = body.to if body.to.tzinfo else body.to.replace(tzinfo=UTC)
         seconds = (target - clock.now(practice_id)).total_seconds()
         if seconds <= 0:
-            raise InvalidValue("the test clock only moves forward: 'to' is in its past", field="to")
+            raise InvalidValue(
+                "the test clock only moves forward: choose a time after its current time",
+                field="to",
+            )
     else:
         assert body.seconds is not None
         seconds = body.seconds
+    field = "to" if body.to is not None else "seconds"
+    if clock.offset(practice_id) + seconds > MAX_OFFSET_SECONDS:
+        raise InvalidValue(too_far(), field=field)
+    if seconds > MAX_MOVE_SECONDS:
+        raise InvalidValue("the test clock moves at most 400 days at once", field=field)
     try:
-        now = clock.advance(practice_id, seconds)
+        now, work, failure = advance_by_days(ctx, clock, practice_id, seconds)
     except ClockOutOfRange as error:
-        raise InvalidValue(str(error), field="to" if body.to is not None else "seconds") from None
-    try:
-        work, failure = run_due_work(ctx, practice_id), None
-    except DueWorkFailed as failed:  # the clock moved: say so, and what did not run
-        work = DueWork()
-        failure = f"the clock moved, but what fell due did not all run: {failed}"
+        raise InvalidValue(str(error), field=field) from None
     return {"now": iso(now), **work.as_dict(), "due_work_error": failure}
+
+
+#: the clock moves a day at most between two runs of what fell due, 400 days at most in all
+STEP_SECONDS = 86400.0
+DAILY_SECONDS = 31 * STEP_SECONDS
+MAX_MOVE_SECONDS = 400 * 86400
+
+
+def advance_by_days(
+    ctx: Components, clock: SandboxClock, practice_id: UUID, seconds: float
+) -> tuple[datetime, DueWork, str | None]:
+    """Move the clock forward a day at a time (the first 31 days of the move), running what
+    fell due after each step: a move of weeks sends the reminders due on the days crossed,
+    on their days, before the expiry that follows them, as if the time had passed. A
+    failure stops the running (it is recorded on the practice); the clock still moves all
+    the way, and the answer says so."""
+    work, left = DueWork(), float(seconds)
+    now = clock.now(practice_id)
+    failure: str | None = None
+    stepped = 0.0
+    while left > 0:
+        # a day at a time through the first month (a request's reminders and expiry, the
+        # batches and deposits of the money taken before the move); the rest in one go,
+        # as nothing made before the move falls due in it but snoozes' ends
+        step = min(STEP_SECONDS, left) if stepped < DAILY_SECONDS else left
+        stepped += step
+        left -= step
+        now = clock.advance(practice_id, step)
+        if failure is not None:
+            continue
+        try:
+            work += run_due_work(ctx, practice_id)
+        except DueWorkFailed as failed:  # the clock moved: say so, and what did not run
+            failure = f"the clock moved, but what fell due did not all run: {failed}"
+    return now, work, failure
 
 
 @router.get(
@@ -80,5 +121,15 @@ def advance(
     response_model=answers.SandboxMailbox,
     summary="Messages the embedded default kept instead of sending",
 )
-def sandbox_mailbox(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
-    return {"items": ctx.reads(list_sandbox_mailbox, practice_of(caller))}
+def sandbox_mailbox(
+    caller: AdminDep, ctx: ComponentsDep, limit: LimitQ = 50, cursor_: CursorQ = None
+) -> dict[str, Any]:
+    after = cursor.decode_pair(cursor_)
+    rows = ctx.reads(list_sandbox_mailbox, practice_of(caller), limit + 1, after)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    return {
+        "items": rows,
+        "next_cursor": cursor.encode([last["sent_at"], last["id"]]) if more and last else None,
+    }

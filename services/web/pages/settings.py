@@ -16,7 +16,7 @@ from services.app.accounts import SessionUser
 from services.http.deps import practice_of
 from services.http.routes import practices as practices_api
 from services.http.routes import users as users_api
-from services.http.schemas import OpenDentalIn, PasswordIn, RoleIn, SettingsIn, UserIn
+from services.http.schemas import EaglesoftIn, OpenDentalIn, PasswordIn, RoleIn, SettingsIn, UserIn
 from services.web import render, session
 from services.web.forms import FieldErrors, FormError, run
 from services.web.pages.common import practice
@@ -67,6 +67,7 @@ def settings_page(
 def payments_values(answer: dict[str, Any]) -> dict[str, str]:
     """The payments settings as the form shows them (keys never shown, only typed anew)."""
     opendental = answer["connection"].get("opendental", {})
+    eaglesoft = answer["connection"].get("eaglesoft", {})
     return {
         "pms": answer["pms"],
         "batch_cutoff": answer["batch_cutoff"],
@@ -74,6 +75,8 @@ def payments_values(answer: dict[str, Any]) -> dict[str, str]:
         "pms_payment_type": answer["pms_payment_type"] or "",
         "reminder_days": ", ".join(str(d) for d in answer["reminder_days"]),
         "od_base_url": opendental.get("base_url", ""),
+        "es_bridge_url": eaglesoft.get("bridge_url", ""),
+        "es_timeout": str(eaglesoft.get("timeout", "")),
     }
 
 
@@ -248,6 +251,8 @@ def change_payments(request: Request, user: Admin, form: PostedForm) -> Response
         "pms_payment_type": form.get("pms_payment_type"),
         "reminder_days": form.get("reminder_days"),
         "od_base_url": form.get("od_base_url"),
+        "es_bridge_url": form.get("es_bridge_url"),
+        "es_timeout": form.get("es_timeout"),
     }
     ctx = ctx_of(request)
     pid = practice_of(user.caller)
@@ -265,6 +270,9 @@ def change_payments(request: Request, user: Admin, form: PostedForm) -> Response
         connection = errors.check("od_base_url", opendental_change, form, current)
         if connection is not None:
             changes["opendental"] = connection
+        bridge = errors.check("es_bridge_url", eaglesoft_change, form, current)
+        if bridge is not None:
+            changes["eaglesoft"] = bridge
         body = errors.check("batch_cutoff", SettingsIn, **changes)
         errors.done()
         run(practices_api.change_settings, pid, body, user.caller, ctx, form.key(user))
@@ -297,6 +305,8 @@ def reminder_days(text: str) -> list[int]:
 def opendental_change(form: Any, current: dict[str, Any]) -> OpenDentalIn | None:
     """The Open Dental connection to store, or None when nothing was typed. The keys are
     never shown, so changing the connection means typing both keys again."""
+    if "od_base_url" not in form.fields:  # the page shows another PMS's connection
+        return None
     base_url = form.get("od_base_url")
     developer_key = form.get("od_developer_key")
     customer_key = form.get("od_customer_key")
@@ -311,5 +321,37 @@ def opendental_change(form: Any, current: dict[str, Any]) -> OpenDentalIn | None
         )
     body: OpenDentalIn = run(
         OpenDentalIn, base_url=base_url, developer_key=developer_key, customer_key=customer_key
+    )
+    return body
+
+
+def eaglesoft_change(form: Any, current: dict[str, Any]) -> EaglesoftIn | None:
+    """The Eaglesoft bridge to store (validated as the API does), or None when nothing was
+    typed. The token is never shown, so changing the bridge means typing it again."""
+    if "es_bridge_url" not in form.fields:
+        return None
+    bridge_url = form.get("es_bridge_url")
+    token = form.get("es_token")
+    timeout = form.get("es_timeout")
+    known = current["connection"].get("eaglesoft", {})
+    if (
+        not token
+        and bridge_url == known.get("bridge_url", "")
+        and timeout == str(known.get("timeout", ""))
+    ):
+        return None
+    if not bridge_url or not token:
+        raise FormError(
+            "To set up the Eaglesoft bridge, type its address and its token (a stored "
+            "token is never shown, so type it again to change the bridge).",
+            field="eaglesoft",
+        )
+    if timeout and not (timeout.isascii() and timeout.isdigit()):
+        raise FormError(
+            "The bridge's time limit is a whole number of seconds, from 1 to 120.",
+            field="eaglesoft.timeout",
+        )
+    body: EaglesoftIn = run(
+        EaglesoftIn, bridge_url=bridge_url, token=token, timeout=int(timeout) if timeout else None
     )
     return body

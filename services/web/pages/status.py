@@ -5,12 +5,13 @@ kept instead of sent)."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from domain.schedule import zone
 from services.app.accounts import SessionUser
 from services.http.deps import practice_of
 from services.http.routes import deposits as deposits_api
@@ -28,7 +29,7 @@ from services.web.session import Admin, PostedForm, ctx_of
 router = APIRouter(include_in_schema=False)
 
 #: the test clock's buttons: form value -> (seconds, words)
-STEPS = {"hour": (3600, "1 hour"), "day": (86400, "1 day")}
+STEPS = {"hour": (3600, "1 hour"), "day": (86400, "1 day"), "week": (7 * 86400, "1 week")}
 #: how far back the page looks for payments whose writeback failed
 FAILED_LOOKBACK = timedelta(days=90)
 LINK = re.compile(r"(https?://[^\s<>\"']+)")
@@ -125,14 +126,28 @@ def practice_status(request: Request, user: Admin) -> HTMLResponse:
 
 @router.post("/payments/status/clock")
 def advance_clock(request: Request, user: Admin, form: PostedForm) -> Response:
-    step = STEPS.get(form.get("step"))
-    if step is None:
-        return status_page(request, user, error="Choose 1 hour or 1 day.", status=422)
-    seconds, words = step
+    tz = practice(request, user).timezone
+    local = render.LocalTime(tz)
+    if form.get("step") == "to":
+        try:
+            moment = datetime.fromisoformat(form.get("to"))
+        except ValueError:
+            return status_page(
+                request, user, error="Choose the date and time to move the clock to.", status=422
+            )
+        target = moment.replace(tzinfo=zone(tz)) if moment.tzinfo is None else moment
+        body, words = ClockAdvanceIn(to=target), ""
+    elif form.get("step") in STEPS:
+        seconds, words = STEPS[form.get("step")]
+        body, words = ClockAdvanceIn(seconds=seconds), f" {words}"
+    else:
+        return status_page(
+            request, user, error="Choose 1 hour, 1 day, 1 week or a date.", status=422
+        )
     try:
         answer = run(
             sandbox_api.advance,
-            ClockAdvanceIn(seconds=seconds),
+            body,
             request,
             user.caller,
             ctx_of(request),
@@ -140,11 +155,10 @@ def advance_clock(request: Request, user: Admin, form: PostedForm) -> Response:
         )
     except FormError as refused:
         return status_page(request, user, error=refused.message, status=refused.status)
-    local = render.LocalTime(practice(request, user).timezone)
     return render.redirect(
         request,
         "/payments/status#test-clock",
-        f"The test clock moved {words} forward, to {local.datetime(answer['now'])}. "
+        f"The test clock moved{words} forward, to {local.datetime(answer['now'])}. "
         + done_work(answer),
     )
 

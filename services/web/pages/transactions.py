@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -175,6 +176,7 @@ def detail_context(request: Request, user: Admin, payment_id: UUID) -> dict[str,
         for item in queue_api.ledger_queue(user.caller, ctx, limit=100)["items"]
         if item["payment_id"] == str(payment_id)
     ]
+    answer["events"] = [describe(h, payment.amount.cents) for h in answer.get("history", [])]
     return {
         "payment": answer,
         "receipt": receipt_out(ctx, payment),
@@ -186,6 +188,60 @@ def detail_context(request: Request, user: Admin, payment_id: UUID) -> dict[str,
         if payment.settles_at
         else None,
     }
+
+
+def describe(item: dict[str, Any], amount: int) -> dict[str, Any]:
+    """One event of a payment's history as a sentence an office reads, its amounts in
+    dollars (`amount`: the payment's own, for the events that do not carry one)."""
+    data, kind = item["data"], item["type"].removeprefix("Payment")
+    money = render.money
+    card = f"{data.get('card_brand', 'card')} ending {data.get('card_last4', '')}".strip()
+    reference = f" (PMS reference {data['pms_reference']})" if data.get("pms_reference") else ""
+    sentences: dict[str, Callable[[], str]] = {
+        "Captured": lambda: f"Approved {money(data.get('amount'))} on {card}",
+        "Declined": lambda: f"Declined {money(data.get('amount'))} on {card}: {data.get('reason')}",
+        "CaptureRequested": lambda: "Asked the card processor to take the payment",
+        "Settled": lambda: f"Settled {money(amount)} in the processor's batch",
+        "VoidRequested": lambda: f"Asked the card processor to void {money(amount)}",
+        "VoidOutcomeUnknown": lambda: (
+            "The processor's answer to the void was lost; reading it back"
+        ),
+        "VoidRefused": lambda: f"The processor refused the void: {data.get('reason')}",
+        "Voided": lambda: f"Voided {money(amount)}: no money was taken",
+        "RefundRequested": lambda: (
+            f"Asked the card processor to refund {money(data.get('amount'))}"
+        ),
+        "RefundOutcomeUnknown": lambda: (
+            "The processor's answer to a refund was lost; reading it back"
+        ),
+        "RefundRefused": lambda: (
+            f"The processor refused a refund of {money(data.get('amount'))}: {data.get('reason')}"
+        ),
+        "Refunded": lambda: f"Refunded {money(data.get('amount'))}",
+        "RefundFailed": lambda: (
+            f"A refund of {money(data.get('amount'))} failed at the bank: {data.get('reason')}"
+        ),
+        "RefundSettled": lambda: "The refund settled in the processor's batch",
+        "Associated": lambda: f"Marked as posted to the PMS ledger{reference}",
+        "RefundAssociated": lambda: f"The refund marked as posted to the PMS ledger{reference}",
+        "VoidAssociated": lambda: f"The void marked as posted to the PMS ledger{reference}",
+        "DisputeOpened": lambda: (
+            f"The cardholder disputed {money(data.get('amount'))} "
+            f"({render.label(data.get('reason'))})"
+        ),
+        "DisputeUpdated": lambda: f"The dispute is now {render.label(data.get('status')).lower()}",
+        "DisputeClosed": lambda: (
+            f"The dispute closed: {render.label(data.get('status')).lower()} "
+            f"({money(data.get('amount'))})"
+        ),
+        "DisputeAssociated": lambda: f"The dispute marked as posted to the PMS ledger{reference}",
+        "ReceiptSent": lambda: (
+            f"{'Refund receipt' if data.get('refund_id') else 'Receipt'} sent to "
+            f"{data.get('email')}"
+        ),
+    }
+    text = sentences.get(kind, lambda: render.label(kind))()
+    return {**item, "text": text}
 
 
 def detail_page(
@@ -364,7 +420,7 @@ def retry(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> 
     text = (
         "The writeback will be tried again now."
         if count
-        else "Nothing to retry: no failed writeback is waiting for this payment."
+        else "Nothing to retry: no writeback of this payment is failed or waiting to be retried."
     )
     return render.redirect(request, "/payments/transactions", text)
 
