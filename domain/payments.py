@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from domain.base import LedgerAggregate
@@ -438,8 +438,16 @@ class Payment(LedgerAggregate):
             )
 
     class ReceiptSent(LedgerAggregate.Event):
-        email: str
+        """A copy of the receipt sent by email (`email`) or by text (`phone`, version 2)."""
+
+        class_version = 2
+        email: str | None
         refund_id: UUID | None
+        phone: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["phone"] = None  # version 1 sent by email only
 
         def apply(self, payment: Payment) -> None:
             payment.receipts_sent += 1
@@ -960,10 +968,18 @@ class Payment(LedgerAggregate):
         )
 
     def record_receipt_sent(
-        self, *, email: str, refund_id: UUID | None, at: datetime, actor: str
+        self,
+        *,
+        email: str | None,
+        refund_id: UUID | None,
+        at: datetime,
+        actor: str,
+        phone: str | None = None,
     ) -> None:
         self.check_receipt(refund_id)
-        self.record(self.ReceiptSent, at=at, actor=actor, email=email, refund_id=refund_id)
+        self.record(
+            self.ReceiptSent, at=at, actor=actor, email=email, refund_id=refund_id, phone=phone
+        )
 
     def find_refund(self, refund_id: UUID) -> Refund:
         for refund in self.refunds:
@@ -999,14 +1015,20 @@ class Payment(LedgerAggregate):
         if refund_id is not None:
             refund = self.find_refund(refund_id)
             return ReceiptStatus.REFUNDED if refund.batch_id else ReceiptStatus.REFUND_PENDING
-        if self.status == Status.DECLINED:
-            return ReceiptStatus.DECLINED
-        if self.status == Status.VOIDED:
-            return ReceiptStatus.VOIDED
-        return ReceiptStatus.APPROVED
+        return receipt_status_of(self.status)
 
     def describe(self) -> str:
         return f"{self.card.brand} ****{self.card.last4} {format_dollars(self.amount.cents)}"
+
+
+def receipt_status_of(status: Status | str) -> ReceiptStatus:
+    """What a payment's receipt states for its status: a settled payment's receipt, as an
+    approved one's, says Approved (settling is the batch's business, not the patient's)."""
+    if status == Status.DECLINED:
+        return ReceiptStatus.DECLINED
+    if status == Status.VOIDED:
+        return ReceiptStatus.VOIDED
+    return ReceiptStatus.APPROVED
 
 
 def check_method(method: Method, terminal_id: str | None) -> None:

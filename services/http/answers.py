@@ -230,7 +230,9 @@ class Receipt(Answer):
 
 class ReceiptSent(Answer):
     sent: bool
-    email: EmailOut
+    channel: Literal["email", "sms"]
+    email: EmailOut | None
+    phone: Code | None
     payment_id: IdOut
     refund_id: IdOut | None
 
@@ -307,6 +309,15 @@ TO = Field(description="the last date of the range, inclusive")
 class TransactionPage(Answer):
     items: Annotated[list[TransactionRow], first(PAGE), Field(max_length=PAGE)]
     next_cursor: Cursor | None = Field(description=NEXT)
+    from_: DayOut = FROM
+    to: DayOut = TO
+
+
+class TransactionTotals(Answer):
+    count: Count
+    collected_amount: Total
+    refunded_amount: Total
+    net_amount: Total
     from_: DayOut = FROM
     to: DayOut = TO
 

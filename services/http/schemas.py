@@ -321,9 +321,24 @@ class AssociateIn(Body):
     )
 
 
+#: a phone number to text (a pattern of digits, spaces, parentheses and dashes)
+Phone = Annotated[str, Field(max_length=21, pattern=r"^\+?[0-9 ()\-]{7,20}$")]
+
+
 class ReceiptSendIn(Body):
-    email: Email
-    confirm_email: Email = Field(description="the same address again, as the person confirmed it")
+    """A copy by email (`email` and `confirm_email`) or by text (`phone` and
+    `confirm_phone`): exactly one of the two."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("email", "phone"))
+
+    email: Email | None = None
+    confirm_email: Email | None = Field(
+        None, description="the same address again, as the person confirmed it"
+    )
+    phone: Phone | None = None
+    confirm_phone: Phone | None = Field(
+        None, description="the same number again, as the person confirmed it"
+    )
     refund_id: Id | None = None
 
 

@@ -56,7 +56,21 @@ OLDER: dict[str, dict[int, list[dict[str, Any]]]] = {
                 "commlog_note": "Payment request for $123.45 sent by text",
             }
         ]
-    }
+    },
+    # version 1: sent by email only (no `phone`)
+    "domain.payments:Payment.ReceiptSent": {
+        1: [
+            {
+                "originator_topic": "domain.payments:Payment",
+                "timestamp": datetime(2026, 3, 2, 15, 4, 5, 6, tzinfo=UTC),
+                "practice_id": UUID(int=2),
+                "at": datetime(2026, 3, 2, 15, 4, 5, 6, tzinfo=UTC),
+                "actor": "user:1",
+                "email": "ruth@example.com",
+                "refund_id": None,
+            }
+        ]
+    },
 }
 
 
