@@ -383,7 +383,12 @@ def receipt_text(practice: Practice, payment: Payment, refund_id: UUID | None) -
     """The receipt as one text message."""
     if refund_id is not None:
         refund = payment.find_refund(refund_id)
-        what, amount, when, ref = "Refund", Money(refund.amount), refund.at, refund.processor_refund_id
+        what, amount, when, ref = (
+            "Refund",
+            Money(refund.amount),
+            refund.at,
+            refund.processor_refund_id,
+        )
     else:
         what, amount, when = "Payment", payment.amount, payment.occurred_at
         ref = payment.transaction_id or ""
@@ -391,7 +396,9 @@ def receipt_text(practice: Practice, payment: Payment, refund_id: UUID | None) -
     status = payment.receipt_status(refund_id).value.capitalize()
     return (
         f"{practice.name}: {what.lower()} receipt. {amount}, {status}, {local:%Y-%m-%d %H:%M}, "
-        f"card ending {payment.card.last4}" + (f", transaction {ref}" if ref else "") + ". Thank you."
+        f"card ending {payment.card.last4}"
+        + (f", transaction {ref}" if ref else "")
+        + ". Thank you."
     )
 
 

@@ -24,6 +24,7 @@ from services.web.pages import (
     collect,
     common,
     deposits,
+    ledger,
     receivables,
     requests,
     security_log,
@@ -39,6 +40,7 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 PAGES = (
     signin,
     transactions,
+    ledger,
     collect,
     deposits,
     requests,

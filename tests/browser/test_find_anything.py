@@ -35,7 +35,7 @@ def shots(browse: Browse, name: str, *, fits_phone: str = "") -> None:
     390 px are the phone layout's change)."""
     for size, (width, height) in SIZES.items():
         browse.page.set_viewport_size({"width": width, "height": height})
-        browse.shot(f"{name}-{size}", full=True)
+        browse.shot(f"{name}-{size}", full=size != "phone")
         if size == "phone" and fits_phone:
             box = browse.page.locator(fits_phone).bounding_box()
             assert box is not None and box["x"] + box["width"] <= 390, box

@@ -96,6 +96,12 @@ def listing(request: Request, user: Admin) -> dict[str, Any]:
     )
     totals = run(transactions_api.get_transaction_totals, user.caller, ctx, **asked)  # type: ignore[arg-type]
     rows = with_writeback(ctx, answer["items"])
+    # the unassociated filter explains the badge: it counts entries, over every date
+    badge_note = (
+        transactions_api.get_unassociated_count(user.caller, ctx)
+        if f["association"] == "unassociated"
+        else None
+    )
     shown = {**f, "from": answer["from"], "to": answer["to"]}
     base = {k: v for k, v in f.items() if v and k != "cursor"}
     if not f["period"]:
@@ -129,20 +135,18 @@ def listing(request: Request, user: Admin) -> dict[str, Any]:
             for name, text in PERIODS.items()
         ],
         "any_filter": any(f[k] for k in FILTERS),
-        "outside": outside_range(request, user, f, answer["from"], totals["count"]),
+        "outside": outside_of(request, user, f, answer["from"], badge_note["oldest_date"])
+        if badge_note and not f["q"] and not f["status"]
+        else None,
+        "badge_note": badge_note,
     }
 
 
-def outside_range(
-    request: Request, user: Admin, f: dict[str, str], date_from: str, listed: int
+def outside_of(
+    request: Request, user: Admin, f: dict[str, str], date_from: str, oldest: str | None
 ) -> dict[str, Any] | None:
-    """The unassociated transactions older than the range (the badge counts them all): how
-    many, and the list from the oldest one, so the badge and the filter never disagree
-    unexplained."""
-    if f["association"] != "unassociated" or f["q"] or f["status"]:
-        return None
-    summary = transactions_api.get_unassociated_count(user.caller, ctx_of(request))
-    oldest = summary["oldest_date"]
+    """How many unassociated transactions lie before the range (the badge counts them too),
+    and the list from the oldest one: the badge and the filter never disagree unexplained."""
     if oldest is None or oldest >= date_from:
         return None
     before = run(
@@ -578,5 +582,8 @@ def receipt_download(request: Request, user: Admin, payment_id: UUID) -> Respons
     return Response(
         pdf,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
     )
