@@ -62,6 +62,7 @@ def test_a_search_finds_by_amount_and_card_and_the_totals_cover_the_list(browse:
     count, collected, refunded, net = totals_on_page(browse)
     assert int(count) == expected["count"] > 0
     assert collected == f"${expected['collected_amount'] / 100:,.2f}"
+    assert refunded == f"${expected['refunded_amount'] / 100:,.2f}"
     assert net == f"${expected['net_amount'] / 100:,.2f}"
     assert "matching “4242”" in browse.page.inner_text("#tx-range")
     shots(browse, "search")

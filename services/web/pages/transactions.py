@@ -24,8 +24,8 @@ from services.http.schemas import AssociateIn, ReceiptSendIn, RefundIn
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages import common
-from services.web.receipt_pdf import receipt_pdf
 from services.web.pages.common import practice
+from services.web.receipt_pdf import receipt_pdf
 from services.web.session import Admin, Manager, PostedForm, ctx_of
 from services.workers.writeback import writeback_of_payments
 
