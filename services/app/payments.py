@@ -234,6 +234,8 @@ def refund_payment(
     amount: int | None,
     actor: str,
     key: str | None = None,
+    reason: str | None = None,
+    note: str | None = None,
 ) -> Reversal:
     """The one refund action: a void while unprocessed, a refund once settled.
 
@@ -261,11 +263,20 @@ def refund_payment(
             return (REFUND, refund_id, True)
         if payment.reversal_kind(asked_at) == ReversalKind.VOID:
             payment.check_void(asked_at, wanted)
-            payment.request_void(void_id=void_id, at=asked_at, actor=actor)
+            payment.request_void(
+                void_id=void_id, at=asked_at, actor=actor, reason=reason, note=note
+            )
             ctx.save(payment)
             return (VOID, void_id, False)
         refund_amount = wanted or payment.remaining
-        payment.request_refund(refund_id=refund_id, amount=refund_amount, at=asked_at, actor=actor)
+        payment.request_refund(
+            refund_id=refund_id,
+            amount=refund_amount,
+            at=asked_at,
+            actor=actor,
+            reason=reason,
+            note=note,
+        )
         ctx.save(payment)
         return (REFUND, refund_id, False)
 

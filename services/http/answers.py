@@ -84,6 +84,11 @@ class EventPage(Answer):
 # -- payments ---------------------------------------------------------------------------
 
 
+ReversalReasonOut = Literal[
+    "patient_request", "duplicate", "overcharge", "treatment_changed", "other"
+]
+
+
 class Refund(Answer):
     id: IdOut
     amount: Cents
@@ -99,6 +104,10 @@ class Refund(Answer):
         description="set when the processor reported the refund failed after it was made "
         "(the money stayed with the practice): why; it no longer counts as refunded",
     )
+    reason: ReversalReasonOut | None = Field(
+        default=None, description="why staff refunded it; null when no reason was recorded"
+    )
+    note: Note | None = None
 
 
 class WritebackAttempt(Answer):
@@ -178,6 +187,10 @@ class Payment(Answer):
     settled_at: InstantOut | None
     deposit_id: IdOut | None
     voided_at: InstantOut | None
+    void_reason: ReversalReasonOut | None = Field(
+        default=None, description="why staff voided it; null when no reason was recorded"
+    )
+    void_note: Note | None = None
     refunds: Annotated[list[Refund], first(PARTS), Field(max_length=PARTS)]
     open_intents: Annotated[list[OpenIntent], first(PARTS), Field(max_length=PARTS)] = Field(
         description="voids and refunds under way: their amount is held until they end"
@@ -208,6 +221,8 @@ class ReceiptRefund(Answer):
     card: Card
     actor: Code
     actor_name: Name | None
+    reason: ReversalReasonOut | None = None
+    note: Note | None = None
 
 
 class Receipt(Answer):
@@ -222,6 +237,9 @@ class Receipt(Answer):
     status: Code
     confirmation: Code
     voided_at: InstantOut | None
+    void_reason: ReversalReasonOut | None = None
+    void_note: Note | None = None
+    decline_reason: Message | None = None
     transaction_id: Reference | None
     card: Card
     refunds: Annotated[list[ReceiptRefund], first(PARTS), Field(max_length=PARTS)]

@@ -17,6 +17,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from domain.money import MAX_AMOUNT_CENTS
+from domain.payments import REVERSAL_NOTE_LENGTH
 from domain.practices import MAX_FEE_RATE_BPS
 from domain.receivables import MAX_BALANCE, SYNC_MINUTES_RANGE
 from domain.requests import EXPIRES_AFTER, MAX_REMINDERS
@@ -304,6 +305,12 @@ class PaymentIn(Body):
 class RefundIn(Body):
     amount: Amount | None = Field(
         None, description="cents to refund; omit for the whole remainder (a void is always full)"
+    )
+    reason: (
+        Literal["patient_request", "duplicate", "overcharge", "treatment_changed", "other"] | None
+    ) = Field(None, description="why: recorded on the refund or void, shown in its history")
+    note: Annotated[str, Field(max_length=REVERSAL_NOTE_LENGTH)] | None = Field(
+        None, description="a few words more; needed when the reason is `other`"
     )
 
 

@@ -87,6 +87,8 @@ def refund(
         amount=body.amount if body else None,
         actor=caller.actor,
         key=key,
+        reason=body.reason if body else None,
+        note=(body.note or "").strip() or None if body else None,
     )
     return {
         "kind": reversal.kind.value,

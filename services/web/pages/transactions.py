@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.patients import Patient
-from domain.payments import Payment, Status, receipt_status_of
+from domain.payments import Payment, ReversalReason, Status, receipt_status_of
 from domain.posting import needs_posting
 from domain.schedule import local_date, zone
 from services.http.deps import practice_of
@@ -305,6 +305,7 @@ def detail_page(
         load=lambda: detail_context(request, user, payment_id),
         error=error,
         status=status,
+        reasons=REASONS,
         **extra,
     )
 
@@ -312,6 +313,16 @@ def detail_page(
 @router.get("/payments/transactions/{payment_id}")
 def payment_page(request: Request, user: Admin, payment_id: UUID) -> HTMLResponse:
     return detail_page(request, user, payment_id, "payments/payment.html")
+
+
+#: the reasons of a refund or void, as the form lists them (domain: ReversalReason)
+REASONS = {
+    ReversalReason.PATIENT_REQUEST.value: "Patient request",
+    ReversalReason.DUPLICATE.value: "Duplicate payment",
+    ReversalReason.OVERCHARGE.value: "Overcharge",
+    ReversalReason.TREATMENT_CHANGED.value: "Treatment changed",
+    ReversalReason.OTHER.value: "Other (say why in the note)",
+}
 
 
 @router.get("/payments/transactions/{payment_id}/refund")
@@ -323,9 +334,13 @@ def refund_page(request: Request, user: Manager, payment_id: UUID) -> HTMLRespon
 def refund(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> Response:
     ctx = ctx_of(request)
     try:
-        body = None
+        reason = form.get("reason")
+        if reason not in REASONS:
+            raise FormError("Choose why from the list of reasons.", field="reason")
+        amount = None
         if form.get("kind") == "refund" and form.get("amount"):
-            body = RefundIn(amount=run(dollars_to_cents, form.get("amount")))
+            amount = run(dollars_to_cents, form.get("amount"))
+        body = run(RefundIn, amount=amount, reason=reason, note=form.get("note") or None)
         answer = run(payments_api.refund, payment_id, user.caller, ctx, form.key(user), body)
     except FormError as refused:
         return detail_page(
@@ -336,6 +351,8 @@ def refund(request: Request, user: Admin, form: PostedForm, payment_id: UUID) ->
             error=refused.message,
             status=refused.status,
             amount_value=form.get("amount"),
+            reason_value=form.get("reason"),
+            note_value=form.get("note"),
             # the same key when the refund may be under way: pressing Confirm again
             # finishes that refund (or answers it) instead of starting a second one
             form_key_value=form.get("idempotency_key") if refused.may_be_under_way else None,
@@ -572,6 +589,11 @@ def receipt_download(request: Request, user: Admin, payment_id: UUID) -> Respons
     ]
     if refund is None and payment.decline_reason and receipt["confirmation"] == "declined":
         facts.append(("Reason", payment.decline_reason))
+    why, note = (
+        (refund["reason"], refund["note"]) if refund else (payment.void_reason, payment.void_note)
+    )
+    if why:
+        facts.append(("Reason", render.label(why) + (f": {note}" if note else "")))
     facts += [
         ("Transaction id", part["transaction_id"] or "none (no money moved)"),
         ("Card", f"{receipt['card']['brand'].capitalize()} ending {receipt['card']['last4']}"),
