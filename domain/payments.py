@@ -128,6 +128,12 @@ def check_reversal_reason(reason: str | None, note: str | None) -> None:
         raise InvalidValue("say why in the note when the reason is Other", field="note")
 
 
+def asked_without_reason(state: dict[str, Any]) -> None:
+    """The upcast of a version 1 refund or void intent: no reason or note was asked."""
+    state["reason"] = None
+    state["note"] = None
+
+
 @dataclass(frozen=True)
 class Refund:
     id: UUID
@@ -273,10 +279,7 @@ class Payment(LedgerAggregate):
         reason: str | None
         note: str | None
 
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["reason"] = None
-            state["note"] = None
+        upcast_v1_v2 = staticmethod(asked_without_reason)
 
         def apply(self, payment: Payment) -> None:
             payment.pending_void = PendingVoid(
@@ -330,10 +333,7 @@ class Payment(LedgerAggregate):
         reason: str | None
         note: str | None
 
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["reason"] = None
-            state["note"] = None
+        upcast_v1_v2 = staticmethod(asked_without_reason)
 
         def apply(self, payment: Payment) -> None:
             payment.pending_refunds[self.refund_id] = PendingRefund(

@@ -7,20 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
-
 from tests.browser.conftest import Browse
-from tests.browser.test_find_anything import shots
-
-
-def api_get(browse: Browse, path: str, **params: Any) -> Any:
-    response = httpx.get(
-        browse.server.url + path,
-        params=params,
-        headers={"Authorization": f"Bearer {browse.server.admin_token}"},
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+from tests.browser.test_find_anything import api_get, shots
 
 
 def patient_payment(browse: Browse) -> dict[str, Any]:

@@ -6,20 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from tests.browser.conftest import Browse
-from tests.browser.test_find_anything import shots
-from tests.browser.test_transactions import collect_by_card
-
-
-def api_get(browse: Browse, path: str) -> Any:
-    response = httpx.get(
-        browse.server.url + path,
-        headers={"Authorization": f"Bearer {browse.server.admin_token}"},
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+from tests.browser.test_find_anything import api_get, shots
+from tests.browser.test_transactions import collect_by_card, settled_unrefunded
 
 
 def open_refund(browse: Browse, row: Any) -> None:
@@ -63,14 +52,7 @@ def test_a_void_says_why_and_other_needs_a_note(browse: Browse) -> None:
 
 def test_a_refund_receipt_shows_its_reason(browse: Browse) -> None:
     browse.sign_in()
-    browse.go("/payments/transactions?status=settled")
-    rows = browse.page.locator("#transactions tbody tr[data-id]")
-    target = None
-    for i in range(rows.count()):
-        if not rows.nth(i).locator("td").nth(5).inner_text().strip():
-            target = rows.nth(i)
-            break
-    assert target is not None
+    target = settled_unrefunded(browse)
     payment_id = target.get_attribute("data-id")
     open_refund(browse, target)
     browse.page.fill("#amount", "5.00")

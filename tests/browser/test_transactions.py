@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 
@@ -64,19 +65,22 @@ def test_a_same_day_payment_is_voided_through_actions(browse: Browse) -> None:
     assert "Voided" in row.inner_text()
 
 
-def test_a_settled_payment_is_refunded_in_part(browse: Browse) -> None:
-    browse.sign_in()
+def settled_unrefunded(browse: Browse) -> Any:
+    """The row of a settled payment with nothing refunded yet, on the settled list."""
     browse.go("/payments/transactions?status=settled")
     rows = browse.page.locator("#transactions tbody tr")
-    target = None
     for i in range(rows.count()):
         text = rows.nth(i).inner_text()
         if "Settled" in text and "$" in text:
             cells = rows.nth(i).locator("td")
             if not cells.nth(5).inner_text().strip():  # nothing refunded yet
-                target = rows.nth(i)
-                break
-    assert target is not None, "the demo office has a settled payment without refunds"
+                return rows.nth(i)
+    raise AssertionError("the demo office has a settled payment without refunds")
+
+
+def test_a_settled_payment_is_refunded_in_part(browse: Browse) -> None:
+    browse.sign_in()
+    target = settled_unrefunded(browse)
     amount = target.locator("td").nth(4).inner_text().strip()
     target.locator("summary:has-text('Actions')").click()
     target.locator("a:has-text('Refund')").click()

@@ -122,6 +122,16 @@ def send_receipt(
             "give either an email address or a phone number to send the receipt to",
             field="email",
         )
+    if body.email is not None and body.confirm_email is None:
+        raise InvalidValue(
+            "confirm_email is required: type the address again to confirm it",
+            field="confirm_email",
+        )
+    if body.phone is not None and body.confirm_phone is None:
+        raise InvalidValue(
+            "confirm_phone is required: type the number again to confirm it",
+            field="confirm_phone",
+        )
     if body.phone is not None and digits(body.phone) != digits(body.confirm_phone or ""):
         raise InvalidValue(
             "the phone number and its confirmation differ: check the number",
