@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from domain.base import LedgerAggregate
@@ -105,6 +105,39 @@ BRAND_NAMES = {
 }
 
 
+class ReversalReason(StrEnum):
+    """Why staff refunded or voided a payment (the short list the refund form offers)."""
+
+    PATIENT_REQUEST = "patient_request"
+    DUPLICATE = "duplicate"
+    OVERCHARGE = "overcharge"
+    TREATMENT_CHANGED = "treatment_changed"
+    OTHER = "other"
+
+
+#: the longest note a refund or a void may carry
+REVERSAL_NOTE_LENGTH = 200
+
+
+def check_reversal_reason(reason: str | None, note: str | None) -> None:
+    """A reason from the list (or none, as before reasons were asked); a note of at most
+    REVERSAL_NOTE_LENGTH characters, which "other" needs."""
+    if reason is not None and reason not in set(ReversalReason):
+        raise InvalidValue("choose a reason from the list", field="reason")
+    if note is not None and len(note) > REVERSAL_NOTE_LENGTH:
+        raise InvalidValue(
+            f"the note is longer than {REVERSAL_NOTE_LENGTH} characters", field="note"
+        )
+    if reason == ReversalReason.OTHER and not (note or "").strip():
+        raise InvalidValue("say why in the note when the reason is Other", field="note")
+
+
+def asked_without_reason(state: dict[str, Any]) -> None:
+    """The upcast of a version 1 refund or void intent: no reason or note was asked."""
+    state["reason"] = None
+    state["note"] = None
+
+
 @dataclass(frozen=True)
 class Refund:
     id: UUID
@@ -116,6 +149,9 @@ class Refund:
     #: set when the processor reported the refund failed after it was made (the money
     #: went back to the payment: it counts as not refunded)
     failed: str | None = None
+    #: why staff refunded (ReversalReason) and their note; None before reasons were asked
+    reason: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +167,8 @@ class PendingRefund:
     unknown_since: datetime | None = None
     attempts: int = 0
     last_error: str | None = None
+    reason: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +182,8 @@ class PendingVoid:
     unknown_since: datetime | None = None
     attempts: int = 0
     last_error: str | None = None
+    reason: str | None = None
+    note: str | None = None
 
 
 Intent = TypeVar("Intent", PendingRefund, PendingVoid)
@@ -224,6 +264,9 @@ class Payment(LedgerAggregate):
         capture_failure: str | None = None
 
         def apply(self, payment: Payment) -> None:
+            if payment.pending_void is not None:
+                payment.void_reason = payment.pending_void.reason
+                payment.void_note = payment.pending_void.note
             payment.status = Status.VOIDED
             payment.pending_void = None
             payment.voided_at = self.at
@@ -232,12 +275,20 @@ class Payment(LedgerAggregate):
 
     class VoidRequested(LedgerAggregate.Event):
         """The intent of a void, recorded before the processor is asked: from now on the
-        batch close does not capture the payment, and nothing refunds it."""
+        batch close does not capture the payment, and nothing refunds it. Version 2 says
+        why (`reason`, ReversalReason, and `note`); version 1 has neither."""
 
+        class_version = 2
         void_id: UUID
+        reason: str | None
+        note: str | None
+
+        upcast_v1_v2 = staticmethod(asked_without_reason)
 
         def apply(self, payment: Payment) -> None:
-            payment.pending_void = PendingVoid(self.void_id, self.at, self.actor)
+            payment.pending_void = PendingVoid(
+                self.void_id, self.at, self.actor, reason=self.reason, note=self.note
+            )
 
     class VoidOutcomeUnknown(LedgerAggregate.Event):
         """The processor's answer to the void was lost: the reconciler reads it back."""
@@ -277,14 +328,25 @@ class Payment(LedgerAggregate):
             payment.settled_at = self.at
 
     class RefundRequested(LedgerAggregate.Event):
-        """The intent of a refund, recorded before the processor is asked."""
+        """The intent of a refund, recorded before the processor is asked. Version 2 says
+        why (`reason`, ReversalReason, and `note`); version 1 has neither."""
 
+        class_version = 2
         refund_id: UUID
         amount: int
+        reason: str | None
+        note: str | None
+
+        upcast_v1_v2 = staticmethod(asked_without_reason)
 
         def apply(self, payment: Payment) -> None:
             payment.pending_refunds[self.refund_id] = PendingRefund(
-                self.refund_id, self.amount, self.at, self.actor
+                self.refund_id,
+                self.amount,
+                self.at,
+                self.actor,
+                reason=self.reason,
+                note=self.note,
             )
 
     class Refunded(LedgerAggregate.Event):
@@ -293,9 +355,17 @@ class Payment(LedgerAggregate):
         processor_refund_id: str
 
         def apply(self, payment: Payment) -> None:
-            payment.pending_refunds.pop(self.refund_id, None)
+            asked = payment.pending_refunds.pop(self.refund_id, None)
             payment.refunds.append(
-                Refund(self.refund_id, self.amount, self.processor_refund_id, self.at, self.actor)
+                Refund(
+                    self.refund_id,
+                    self.amount,
+                    self.processor_refund_id,
+                    self.at,
+                    self.actor,
+                    reason=asked.reason if asked else None,
+                    note=asked.note if asked else None,
+                )
             )
 
     class RefundOutcomeUnknown(LedgerAggregate.Event):
@@ -442,8 +512,16 @@ class Payment(LedgerAggregate):
             )
 
     class ReceiptSent(LedgerAggregate.Event):
-        email: str
+        """A copy of the receipt sent by email (`email`) or by text (`phone`, version 2)."""
+
+        class_version = 2
+        email: str | None
         refund_id: UUID | None
+        phone: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["phone"] = None  # version 1 sent by email only
 
         def apply(self, payment: Payment) -> None:
             payment.receipts_sent += 1
@@ -470,6 +548,9 @@ class Payment(LedgerAggregate):
         self.batch_id: UUID | None = None
         self.settled_at: datetime | None = None
         self.voided_at: datetime | None = None
+        #: why staff voided it (ReversalReason) and their note; None before reasons were asked
+        self.void_reason: str | None = None
+        self.void_note: str | None = None
         self.void_id: UUID | None = None
         self.capture_failure: str | None = None
         self.refunds: list[Refund] = []
@@ -686,11 +767,22 @@ class Payment(LedgerAggregate):
             self.Voided, at=at, actor=actor, processor_void_id=processor_void_id, void_id=void_id
         )
 
-    def request_void(self, *, void_id: UUID, at: datetime, actor: str) -> None:
-        """Record a void's intent before the processor is asked (the cut-off is judged at
-        `at`, the moment the person asked)."""
+    def request_void(
+        self,
+        *,
+        void_id: UUID,
+        at: datetime,
+        actor: str,
+        reason: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Record a void's intent, and why, before the processor is asked (the cut-off is
+        judged at `at`, the moment the person asked)."""
         self.check_void(at)
-        self.record(self.VoidRequested, at=at, actor=actor, void_id=void_id)
+        check_reversal_reason(reason, note)
+        self.record(
+            self.VoidRequested, at=at, actor=actor, void_id=void_id, reason=reason, note=note
+        )
 
     def complete_void(self, *, void_id: UUID, processor_void_id: str, at: datetime) -> None:
         """Record the processor's confirmation of the void under way (in the requester's
@@ -736,8 +828,18 @@ class Payment(LedgerAggregate):
             capture_failure=reason or "the processor did not capture it",
         )
 
-    def request_refund(self, *, refund_id: UUID, amount: Money, at: datetime, actor: str) -> None:
-        """Record a refund's intent before the processor is asked; it holds the amount."""
+    def request_refund(
+        self,
+        *,
+        refund_id: UUID,
+        amount: Money,
+        at: datetime,
+        actor: str,
+        reason: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Record a refund's intent, and why, before the processor is asked; it holds the
+        amount."""
         if (
             refund_id in self.pending_refunds
             or refund_id in self.refused_refunds
@@ -745,8 +847,15 @@ class Payment(LedgerAggregate):
         ):
             raise AlreadyExists(f"refund {refund_id} was already requested")
         self.check_refund(amount, at)
+        check_reversal_reason(reason, note)
         self.record(
-            self.RefundRequested, at=at, actor=actor, refund_id=refund_id, amount=amount.cents
+            self.RefundRequested,
+            at=at,
+            actor=actor,
+            refund_id=refund_id,
+            amount=amount.cents,
+            reason=reason,
+            note=note,
         )
 
     def complete_refund(self, *, refund_id: UUID, processor_refund_id: str, at: datetime) -> None:
@@ -968,10 +1077,18 @@ class Payment(LedgerAggregate):
         )
 
     def record_receipt_sent(
-        self, *, email: str, refund_id: UUID | None, at: datetime, actor: str
+        self,
+        *,
+        email: str | None,
+        refund_id: UUID | None,
+        at: datetime,
+        actor: str,
+        phone: str | None = None,
     ) -> None:
         self.check_receipt(refund_id)
-        self.record(self.ReceiptSent, at=at, actor=actor, email=email, refund_id=refund_id)
+        self.record(
+            self.ReceiptSent, at=at, actor=actor, email=email, refund_id=refund_id, phone=phone
+        )
 
     def find_refund(self, refund_id: UUID) -> Refund:
         for refund in self.refunds:
@@ -1007,14 +1124,20 @@ class Payment(LedgerAggregate):
         if refund_id is not None:
             refund = self.find_refund(refund_id)
             return ReceiptStatus.REFUNDED if refund.batch_id else ReceiptStatus.REFUND_PENDING
-        if self.status == Status.DECLINED:
-            return ReceiptStatus.DECLINED
-        if self.status == Status.VOIDED:
-            return ReceiptStatus.VOIDED
-        return ReceiptStatus.APPROVED
+        return receipt_status_of(self.status)
 
     def describe(self) -> str:
         return f"{self.card.brand} ****{self.card.last4} {format_dollars(self.amount.cents)}"
+
+
+def receipt_status_of(status: Status | str) -> ReceiptStatus:
+    """What a payment's receipt states for its status: a settled payment's receipt, as an
+    approved one's, says Approved (settling is the batch's business, not the patient's)."""
+    if status == Status.DECLINED:
+        return ReceiptStatus.DECLINED
+    if status == Status.VOIDED:
+        return ReceiptStatus.VOIDED
+    return ReceiptStatus.APPROVED
 
 
 def check_method(method: Method, terminal_id: str | None) -> None:

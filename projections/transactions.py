@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypedDict
 from uuid import UUID
 
 from adapters.sql import Database, Tx, columns_of, rows_as
 from domain.deposits import deposit_id_for
+from domain.money import MAX_AMOUNT_CENTS
 from domain.patients import Patient
 from domain.payments import Payment, Status
 from domain.posting import (
@@ -170,6 +173,11 @@ class Transactions(Projection):
         "(practice_id, local_date, occurred_at, id)",
         "CREATE INDEX IF NOT EXISTS transactions_unsettled ON transactions "
         "(practice_id, status, settles_at)",
+        # a search by amount or by a card's last four over any range of dates
+        "CREATE INDEX IF NOT EXISTS transactions_by_amount ON transactions "
+        "(practice_id, amount, local_date)",
+        "CREATE INDEX IF NOT EXISTS transactions_by_card ON transactions "
+        "(practice_id, card_last4, local_date)",
         """CREATE TABLE IF NOT EXISTS transaction_refunds (
             id TEXT PRIMARY KEY,
             payment_id TEXT NOT NULL,
@@ -432,24 +440,39 @@ def unassociated_summary(db: Database, practice_id: UUID) -> UnassociatedSummary
     return {"count": int(row["n"]), "transactions": int(row["t"]), "oldest_date": row["oldest"]}
 
 
-def list_transactions(
-    db: Database,
+#: what a search may be: an amount ("125", "$1,250.5", "125.00") or else words of a name
+AMOUNT_TEXT = re.compile(r"\$?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d{1,2})?")
+
+
+def search_clause(q: str) -> tuple[str, list[Any]]:
+    """The rows a search finds: an amount finds the payments of that amount (whole dollars
+    or with cents), four digits also the cards ending in them, and any other text the
+    patients whose name holds it (case aside)."""
+    text = q.strip()
+    if AMOUNT_TEXT.fullmatch(text):
+        cents = int((Decimal(text.lstrip("$ ").replace(",", "")) * 100).to_integral_value())
+        if cents > MAX_AMOUNT_CENTS:  # no payment is that large (and no column holds it)
+            cents = -1
+        if re.fullmatch(r"\d{4}", text):
+            return " AND (amount = ? OR card_last4 = ?)", [cents, text]
+        return " AND amount = ?", [cents]
+    pattern = "%" + re.sub(r"([\\%_])", r"\\\1", text.lower()) + "%"
+    return " AND LOWER(patient_name) LIKE ? ESCAPE '\\'", [pattern]
+
+
+def filter_clause(
     practice_id: UUID,
-    *,
     date_from: str,
     date_to: str,
+    *,
     association: str | None,
     patient_id: UUID | None,
-    after: tuple[str, str] | None,
-    limit: int,
-    status: str | None = None,
-) -> list[TransactionRow]:
-    """Newest first; `after` is the (occurred_at, id) of the last row of the previous page.
+    status: str | None,
+    q: str | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause of a list's filters (the list and its totals share it).
     `status` is a payment status, or `refunded` (settled with refunds)."""
-    sql = (
-        f"SELECT {TRANSACTION_COLUMNS} FROM transactions "  # noqa: S608 (the row type's columns)
-        "WHERE practice_id = ? AND local_date BETWEEN ? AND ?"
-    )
+    sql = "WHERE practice_id = ? AND local_date BETWEEN ? AND ?"
     params: list[Any] = [str(practice_id), date_from, date_to]
     if status == "refunded":
         sql += " AND refunded_amount > 0"
@@ -462,12 +485,88 @@ def list_transactions(
     if patient_id:
         sql += " AND patient_id = ?"
         params.append(str(patient_id))
+    if q and q.strip():
+        more, values = search_clause(q)
+        sql += more
+        params.extend(values)
+    return sql, params
+
+
+def list_transactions(
+    db: Database,
+    practice_id: UUID,
+    *,
+    date_from: str,
+    date_to: str,
+    association: str | None,
+    patient_id: UUID | None,
+    after: tuple[str, str] | None,
+    limit: int,
+    status: str | None = None,
+    q: str | None = None,
+) -> list[TransactionRow]:
+    """Newest first; `after` is the (occurred_at, id) of the last row of the previous page."""
+    where, params = filter_clause(
+        practice_id,
+        date_from,
+        date_to,
+        association=association,
+        patient_id=patient_id,
+        status=status,
+        q=q,
+    )
+    sql = f"SELECT {TRANSACTION_COLUMNS} FROM transactions {where}"  # noqa: S608 (the row type's columns)
     if after:
         sql += " AND (occurred_at, id) < (?, ?)"
         params.extend(after)
     sql += " ORDER BY occurred_at DESC, id DESC LIMIT ?"
     params.append(limit)
     return rows_as(TransactionRow, db.query(sql, params))
+
+
+class TransactionTotals(TypedDict):
+    """The totals of a filtered list, over all its pages."""
+
+    count: int
+    collected: int
+    refunded: int
+
+
+def transaction_totals(
+    db: Database,
+    practice_id: UUID,
+    *,
+    date_from: str,
+    date_to: str,
+    association: str | None,
+    patient_id: UUID | None,
+    status: str | None = None,
+    q: str | None = None,
+) -> TransactionTotals:
+    """The rows the list's filters find: how many, what they collected (approved and
+    settled payments: a decline or a void moves no money) and what was refunded of them."""
+    where, params = filter_clause(
+        practice_id,
+        date_from,
+        date_to,
+        association=association,
+        patient_id=patient_id,
+        status=status,
+        q=q,
+    )
+    row = db.query_one(
+        "SELECT COUNT(*) AS count, "  # noqa: S608 (the clause is built of fixed text)
+        "COALESCE(SUM(CASE WHEN status IN ('approved', 'settled') THEN amount ELSE 0 END), 0) "
+        "AS collected, COALESCE(SUM(refunded_amount), 0) AS refunded "
+        f"FROM transactions {where}",
+        params,
+    )
+    assert row is not None
+    return {
+        "count": int(row["count"]),
+        "collected": int(row["collected"]),
+        "refunded": int(row["refunded"]),
+    }
 
 
 def due_for_settlement(db: Database, practice_id: UUID, now_iso: str) -> list[DueSettlementRow]:

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from adapters.idempotency_keys import key_is_new
 from adapters.messaging.email import Email, SendFailed
+from adapters.messaging.sms import Sms
 from adapters.processor.cards import check_card
 from adapters.processor.port import CardInput, Effect, OutcomeUnknown, ProcessorRefused, SavedCard
 from domain.charges import ChargeAttempt, attempt_id_of
@@ -273,6 +274,8 @@ def refund_payment(
     amount: int | None,
     actor: str,
     key: str | None = None,
+    reason: str | None = None,
+    note: str | None = None,
 ) -> Reversal:
     """The one refund action: a void while unprocessed, a refund once settled.
 
@@ -300,11 +303,20 @@ def refund_payment(
             return (REFUND, refund_id, True)
         if payment.reversal_kind(asked_at) == ReversalKind.VOID:
             payment.check_void(asked_at, wanted)
-            payment.request_void(void_id=void_id, at=asked_at, actor=actor)
+            payment.request_void(
+                void_id=void_id, at=asked_at, actor=actor, reason=reason, note=note
+            )
             ctx.save(payment)
             return (VOID, void_id, False)
         refund_amount = wanted or payment.remaining
-        payment.request_refund(refund_id=refund_id, amount=refund_amount, at=asked_at, actor=actor)
+        payment.request_refund(
+            refund_id=refund_id,
+            amount=refund_amount,
+            at=asked_at,
+            actor=actor,
+            reason=reason,
+            note=note,
+        )
         ctx.save(payment)
         return (REFUND, refund_id, False)
 
@@ -377,29 +389,68 @@ def send_receipt(
     *,
     practice_id: UUID,
     payment_id: UUID,
-    email: str,
+    email: str | None,
     refund_id: UUID | None,
     actor: str,
+    phone: str | None = None,
 ) -> Payment:
-    """Email a copy of a payment's (or one refund's) receipt and record that it was sent."""
+    """Send a copy of a payment's (or one refund's) receipt, by email or by text (`phone`),
+    and record that it was sent (and where)."""
     payment = ctx.get(Payment, payment_id, practice_id)
     practice = ctx.get(Practice, practice_id, practice_id)
     now = ctx.clock.now(practice_id)
     payment.check_receipt(refund_id)
-    message = receipt_email(practice, payment, refund_id, email, now)
     try:
-        ctx.email.send(message)
+        if phone is not None:
+            reference = f"receipt:{payment.id}:{refund_id or ''}:{payment.receipts_sent + 1}"
+            ctx.sms.send(
+                Sms(phone, receipt_text(practice, payment, refund_id), reference, practice.id)
+            )
+        elif email is not None:
+            ctx.email.send(receipt_email(practice, payment, refund_id, email, now))
+        else:
+            raise InvalidValue("give an email address or a phone number", field="email")
     except SendFailed as error:
+        how = "texted" if phone is not None else "emailed"
         raise EmailNotSent(
-            f"the receipt could not be emailed ({error}); nothing was recorded, try again"
+            f"the receipt could not be {how} ({error}); nothing was recorded, try again"
         ) from error
 
     def decide(fresh: Payment) -> Payment:
         at = ctx.clock.now(practice_id)
-        fresh.record_receipt_sent(email=email, refund_id=refund_id, at=at, actor=actor)
+        fresh.record_receipt_sent(
+            email=email if phone is None else None,
+            phone=phone,
+            refund_id=refund_id,
+            at=at,
+            actor=actor,
+        )
         return fresh
 
     return ctx.change(Payment, payment_id, practice_id, decide)
+
+
+def receipt_text(practice: Practice, payment: Payment, refund_id: UUID | None) -> str:
+    """The receipt as one text message."""
+    if refund_id is not None:
+        refund = payment.find_refund(refund_id)
+        what, amount, when, ref = (
+            "Refund",
+            Money(refund.amount),
+            refund.at,
+            refund.processor_refund_id,
+        )
+    else:
+        what, amount, when = "Payment", payment.amount, payment.occurred_at
+        ref = payment.transaction_id or ""
+    local = when.astimezone(zone(practice.timezone))
+    status = payment.receipt_status(refund_id).value.capitalize()
+    return (
+        f"{practice.name}: {what.lower()} receipt. {amount}, {status}, {local:%Y-%m-%d %H:%M}, "
+        f"card ending {payment.card.last4}"
+        + (f", transaction {ref}" if ref else "")
+        + ". Thank you."
+    )
 
 
 def receipt_email(

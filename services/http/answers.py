@@ -85,6 +85,11 @@ class EventPage(Answer):
 # -- payments ---------------------------------------------------------------------------
 
 
+ReversalReasonOut = Literal[
+    "patient_request", "duplicate", "overcharge", "treatment_changed", "other"
+]
+
+
 class Refund(Answer):
     id: IdOut
     amount: Cents
@@ -100,6 +105,10 @@ class Refund(Answer):
         description="set when the processor reported the refund failed after it was made "
         "(the money stayed with the practice): why; it no longer counts as refunded",
     )
+    reason: ReversalReasonOut | None = Field(
+        default=None, description="why staff refunded it; null when no reason was recorded"
+    )
+    note: Note | None = None
 
 
 class WritebackAttempt(Answer):
@@ -179,6 +188,10 @@ class Payment(Answer):
     settled_at: InstantOut | None
     deposit_id: IdOut | None
     voided_at: InstantOut | None
+    void_reason: ReversalReasonOut | None = Field(
+        default=None, description="why staff voided it; null when no reason was recorded"
+    )
+    void_note: Note | None = None
     refunds: Annotated[list[Refund], first(PARTS), Field(max_length=PARTS)]
     open_intents: Annotated[list[OpenIntent], first(PARTS), Field(max_length=PARTS)] = Field(
         description="voids and refunds under way: their amount is held until they end"
@@ -210,6 +223,8 @@ class ReceiptRefund(Answer):
     actor: Code
     actor_name: Name | None
     copies_sent: Count = Field(description="copies of this refund's receipt sent")
+    reason: ReversalReasonOut | None = None
+    note: Note | None = None
 
 
 class Receipt(Answer):
@@ -224,6 +239,9 @@ class Receipt(Answer):
     status: Code
     confirmation: Code
     voided_at: InstantOut | None
+    void_reason: ReversalReasonOut | None = None
+    void_note: Note | None = None
+    decline_reason: Message | None = None
     transaction_id: Reference | None
     card: Card
     refunds: Annotated[list[ReceiptRefund], first(PARTS), Field(max_length=PARTS)]
@@ -234,7 +252,9 @@ class Receipt(Answer):
 
 class ReceiptSent(Answer):
     sent: bool
-    email: EmailOut
+    channel: Literal["email", "sms"]
+    email: EmailOut | None
+    phone: Code | None
     payment_id: IdOut
     refund_id: IdOut | None
 
@@ -311,6 +331,15 @@ TO = Field(description="the last date of the range, inclusive")
 class TransactionPage(Answer):
     items: Annotated[list[TransactionRow], first(PAGE), Field(max_length=PAGE)]
     next_cursor: Cursor | None = Field(description=NEXT)
+    from_: DayOut = FROM
+    to: DayOut = TO
+
+
+class TransactionTotals(Answer):
+    count: Count
+    collected_amount: Total
+    refunded_amount: Total
+    net_amount: Total
     from_: DayOut = FROM
     to: DayOut = TO
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime
-from typing import Annotated, Any, TypeVar
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import Query
@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 
 from domain.errors import InvalidValue
 from domain.practices import Practice
+from domain.schedule import local_date
 from services.context import Components
 from services.http import cursor
 from services.http.bounds import DATE_LENGTH, INSTANT_LENGTH, int_format
@@ -73,6 +74,49 @@ def date_range(
     if date_from > date_to:
         raise InvalidValue(f"from ({date_from}) is after to ({date_to})", field="from")
     return date_from.isoformat(), date_to.isoformat()
+
+
+PERIODS = ("today", "yesterday", "this_week", "this_month", "last_month")
+Period = Literal["today", "yesterday", "this_week", "this_month", "last_month"]
+PeriodQ = Annotated[
+    Period | None,
+    Query(
+        description="a date preset in the practice's calendar instead of `from` and `to`: "
+        "`this_week` starts on Monday; `this_month` and `this_week` run to today"
+    ),
+]
+
+
+def period_dates(today: date, period: str) -> tuple[date, date]:
+    """The practice-local dates of a preset, seen from `today`."""
+    if period == "today":
+        return today, today
+    if period == "yesterday":
+        return today - timedelta(days=1), today - timedelta(days=1)
+    if period == "this_week":
+        return today - timedelta(days=today.weekday()), today
+    if period == "this_month":
+        return today.replace(day=1), today
+    last_of_previous = today.replace(day=1) - timedelta(days=1)
+    return last_of_previous.replace(day=1), last_of_previous
+
+
+def chosen_range(
+    ctx: Components,
+    practice_id: UUID,
+    from_: date | None,
+    to: date | None,
+    period: str | None,
+) -> tuple[str, str]:
+    """The dates asked: a preset, or `from` and `to` (by default the last 30 days)."""
+    if period is None:
+        return date_range(ctx, practice_id, from_, to)
+    if from_ is not None or to is not None:
+        raise InvalidValue("Choose a period or dates (from, to), not both.", field="period")
+    practice = ctx.get(Practice, practice_id, practice_id)
+    today = local_date(ctx.clock.now(practice_id), practice.timezone)
+    first, last = period_dates(today, period)
+    return first.isoformat(), last.isoformat()
 
 
 def dated_page(

@@ -119,6 +119,8 @@ def payment_out(
         "settled_at": iso(payment.settled_at) if payment.settled_at else None,
         "deposit_id": str(deposit_id_for(payment.batch_id)) if payment.batch_id else None,
         "voided_at": iso(payment.voided_at) if payment.voided_at else None,
+        "void_reason": payment.void_reason,
+        "void_note": payment.void_note,
         "refunds": [
             {
                 "id": str(r.id),
@@ -133,6 +135,8 @@ def payment_out(
                 "pms_reference": payment.associated_refunds.get(r.id),
                 "actor": r.actor,
                 "failed": r.failed,
+                "reason": r.reason,
+                "note": r.note,
             }
             for r in payment.refunds
         ],
@@ -199,6 +203,9 @@ def receipt_out(ctx: Components, payment: Payment) -> dict[str, Any]:
         "status": payment.status.value,
         "confirmation": payment.receipt_status().value,
         "voided_at": iso(payment.voided_at) if payment.voided_at else None,
+        "void_reason": payment.void_reason,
+        "void_note": payment.void_note,
+        "decline_reason": payment.decline_reason,
         "transaction_id": payment.transaction_id,
         "card": card,
         "refunds": [
@@ -213,6 +220,8 @@ def receipt_out(ctx: Components, payment: Payment) -> dict[str, Any]:
                 "actor": r.actor,
                 "actor_name": names[r.actor],
                 "copies_sent": payment.copies_sent.get(r.id, 0),
+                "reason": r.reason,
+                "note": r.note,
             }
             for r in payment.refunds
         ],

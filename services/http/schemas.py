@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from domain.cards import CONSENT_MAX
 from domain.money import MAX_AMOUNT_CENTS
+from domain.payments import REVERSAL_NOTE_LENGTH
 from domain.practices import MAX_FEE_RATE_BPS
 from domain.receivables import MAX_BALANCE, SYNC_MINUTES_RANGE
 from domain.requests import EXPIRES_AFTER, MAX_REMINDERS
@@ -323,6 +324,12 @@ class RefundIn(Body):
     amount: Amount | None = Field(
         None, description="cents to refund; omit for the whole remainder (a void is always full)"
     )
+    reason: (
+        Literal["patient_request", "duplicate", "overcharge", "treatment_changed", "other"] | None
+    ) = Field(None, description="why: recorded on the refund or void, shown in its history")
+    note: Annotated[str, Field(max_length=REVERSAL_NOTE_LENGTH)] | None = Field(
+        None, description="a few words more; needed when the reason is `other`"
+    )
 
 
 class AssociateIn(Body):
@@ -339,9 +346,24 @@ class AssociateIn(Body):
     )
 
 
+#: a phone number to text (a pattern of digits, spaces, parentheses and dashes)
+Phone = Annotated[str, Field(max_length=21, pattern=r"^\+?[0-9 ()\-]{7,20}$")]
+
+
 class ReceiptSendIn(Body):
-    email: Email
-    confirm_email: Email = Field(description="the same address again, as the person confirmed it")
+    """A copy by email (`email` and `confirm_email`) or by text (`phone` and
+    `confirm_phone`): exactly one of the two."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("email", "phone"))
+
+    email: Email | None = None
+    confirm_email: Email | None = Field(
+        None, description="the same address again, as the person confirmed it"
+    )
+    phone: Phone | None = None
+    confirm_phone: Phone | None = Field(
+        None, description="the same number again, as the person confirmed it"
+    )
     refund_id: Id | None = None
 
 

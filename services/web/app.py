@@ -24,6 +24,7 @@ from services.web.pages import (
     collect,
     common,
     deposits,
+    ledger,
     patients,
     receivables,
     requests,
@@ -40,6 +41,7 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 PAGES = (
     signin,
     transactions,
+    ledger,
     collect,
     deposits,
     requests,

@@ -37,8 +37,9 @@ def test_a_minimum_balance_filters_the_list_with_a_chip_and_a_highlighted_column
     browse.go("/payments/ar")
     everyone = rows(browse).count()
     assert everyone >= 3
+    browse.page.click("#ar-table th[data-column=total] summary.colfilter-button")
     browse.page.fill("#f-min_total", "300")
-    browse.page.click("#ar-filter-form button:has-text('Apply')")
+    browse.page.click("#ar-table th[data-column=total] button:has-text('Apply')")
     browse.page.wait_for_load_state()
     assert "min_total=30000" in browse.page.url  # the API's name and unit (cents)
     chips = browse.page.locator("#ar-chips .chip")
@@ -66,8 +67,9 @@ def test_the_filter_form_refuses_an_amount_that_is_not_dollars(browse: Browse) -
     browse.problems.expect("422")
     browse.sign_in()
     browse.go("/payments/ar")
+    browse.page.click("#ar-table th[data-column=total] summary.colfilter-button")
     browse.page.fill("#f-min_total", "lots")
-    browse.page.click("#ar-filter-form button:has-text('Apply')")
+    browse.page.click("#ar-table th[data-column=total] button:has-text('Apply')")
     browse.page.wait_for_load_state()
     assert "minimum balance in dollars" in browse.page.inner_text("#form-error")
     assert browse.page.input_value("#f-min_total") == "lots"

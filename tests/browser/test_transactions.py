@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 
@@ -56,6 +57,7 @@ def test_a_same_day_payment_is_voided_through_actions(browse: Browse) -> None:
     explainer = browse.page.inner_text("#refund-explainer")
     assert "voided" in explainer and "no money is taken" in explainer
     browse.shot("void-confirm")
+    browse.page.select_option("#reason", "duplicate")
     browse.page.click("button:has-text('Confirm void')")
     browse.page.wait_for_load_state()
     assert "Voided $88.10" in browse.page.inner_text("#notice")
@@ -63,25 +65,29 @@ def test_a_same_day_payment_is_voided_through_actions(browse: Browse) -> None:
     assert "Voided" in row.inner_text()
 
 
-def test_a_settled_payment_is_refunded_in_part(browse: Browse) -> None:
-    browse.sign_in()
+def settled_unrefunded(browse: Browse) -> Any:
+    """The row of a settled payment with nothing refunded yet, on the settled list."""
     browse.go("/payments/transactions?status=settled")
     rows = browse.page.locator("#transactions tbody tr")
-    target = None
     for i in range(rows.count()):
         text = rows.nth(i).inner_text()
         if "Settled" in text and "$" in text:
             cells = rows.nth(i).locator("td")
             if not cells.nth(5).inner_text().strip():  # nothing refunded yet
-                target = rows.nth(i)
-                break
-    assert target is not None, "the demo office has a settled payment without refunds"
+                return rows.nth(i)
+    raise AssertionError("the demo office has a settled payment without refunds")
+
+
+def test_a_settled_payment_is_refunded_in_part(browse: Browse) -> None:
+    browse.sign_in()
+    target = settled_unrefunded(browse)
     amount = target.locator("td").nth(4).inner_text().strip()
     target.locator("summary:has-text('Actions')").click()
     target.locator("a:has-text('Refund')").click()
     assert "refunded" in browse.page.inner_text("#refund-explainer")
     assert browse.page.input_value("#amount") == amount.lstrip("$").replace(",", "")
     browse.page.fill("#amount", "10.00")
+    browse.page.select_option("#reason", "overcharge")
     browse.shot("refund-confirm")
     browse.page.click("button:has-text('Confirm refund')")
     browse.page.wait_for_load_state()
@@ -96,6 +102,7 @@ def test_a_refund_beyond_what_remains_is_refused_on_the_page(browse: Browse) -> 
     row.locator("summary:has-text('Actions')").click()
     row.locator("a:has-text('Refund')").click()
     browse.page.fill("#amount", "999999.00")
+    browse.page.select_option("#reason", "patient_request")
     browse.page.click("button:has-text('Confirm refund')")
     browse.page.wait_for_load_state()
     assert browse.page.locator("#form-error").is_visible()
@@ -110,7 +117,7 @@ def test_a_receipt_is_read_and_a_copy_sent(browse: Browse) -> None:
     for label in ("Completed", "Amount", "Confirmation", "Transaction id", "Card"):
         assert label in text
     browse.shot("receipt-popover")
-    receipt.locator("a:has-text('Send copy')").click()
+    receipt.locator("a:has-text('Open, print or send')").click()
     browse.page.fill("#email", "patient.copy@example.com")
     browse.page.fill("#confirm_email", "patient.copy@example.com")
     browse.page.click("button:has-text('Confirm and send')")

@@ -56,7 +56,47 @@ OLDER: dict[str, dict[int, list[dict[str, Any]]]] = {
                 "commlog_note": "Payment request for $123.45 sent by text",
             }
         ]
-    }
+    },
+    # version 1: no reason or note
+    "domain.payments:Payment.RefundRequested": {
+        1: [
+            {
+                "originator_topic": "domain.payments:Payment",
+                "timestamp": datetime(2026, 3, 2, 15, 4, 5, 6, tzinfo=UTC),
+                "practice_id": UUID(int=2),
+                "at": datetime(2026, 3, 2, 15, 4, 5, 6, tzinfo=UTC),
+                "actor": "user:1",
+                "refund_id": UUID(int=4),
+                "amount": 2_500,
+            }
+        ]
+    },
+    "domain.payments:Payment.VoidRequested": {
+        1: [
+            {
+                "originator_topic": "domain.payments:Payment",
+                "timestamp": datetime(2026, 3, 2, 15, 4, 5, 6, tzinfo=UTC),
+                "practice_id": UUID(int=2),
+                "at": datetime(2026, 3, 2, 15, 4, 5, 6, tzinfo=UTC),
+                "actor": "user:1",
+                "void_id": UUID(int=5),
+            }
+        ]
+    },
+    # version 1: sent by email only (no `phone`)
+    "domain.payments:Payment.ReceiptSent": {
+        1: [
+            {
+                "originator_topic": "domain.payments:Payment",
+                "timestamp": datetime(2026, 3, 2, 15, 4, 5, 6, tzinfo=UTC),
+                "practice_id": UUID(int=2),
+                "at": datetime(2026, 3, 2, 15, 4, 5, 6, tzinfo=UTC),
+                "actor": "user:1",
+                "email": "ruth@example.com",
+                "refund_id": None,
+            }
+        ]
+    },
 }
 
 

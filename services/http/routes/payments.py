@@ -89,6 +89,8 @@ def refund(
         amount=body.amount if body else None,
         actor=caller.actor,
         key=key,
+        reason=body.reason if body else None,
+        note=(body.note or "").strip() or None if body else None,
     )
     return {
         "kind": reversal.kind.value,
@@ -112,12 +114,32 @@ def receipt(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, A
     "/{payment_id}/receipt/send",
     response_model=answers.ReceiptSent,
     responses=problems(404, 502),
-    summary="Email a copy of the payment's (or one refund's) receipt",
+    summary="Email or text a copy of the payment's (or one refund's) receipt",
 )
 def send_receipt(
     payment_id: Id, body: ReceiptSendIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> dict[str, Any]:
-    if body.email.lower() != body.confirm_email.lower():
+    if (body.email is None) == (body.phone is None):
+        raise InvalidValue(
+            "give either an email address or a phone number to send the receipt to",
+            field="email",
+        )
+    if body.email is not None and body.confirm_email is None:
+        raise InvalidValue(
+            "confirm_email is required: type the address again to confirm it",
+            field="confirm_email",
+        )
+    if body.phone is not None and body.confirm_phone is None:
+        raise InvalidValue(
+            "confirm_phone is required: type the number again to confirm it",
+            field="confirm_phone",
+        )
+    if body.phone is not None and digits(body.phone) != digits(body.confirm_phone or ""):
+        raise InvalidValue(
+            "the phone number and its confirmation differ: check the number",
+            field="confirm_phone",
+        )
+    if body.email is not None and body.email.lower() != (body.confirm_email or "").lower():
         raise InvalidValue(
             "the two email addresses differ: type the same address twice", field="confirm_email"
         )
@@ -126,15 +148,22 @@ def send_receipt(
         practice_id=practice_of(caller),
         payment_id=payment_id,
         email=body.email,
+        phone=body.phone,
         refund_id=body.refund_id,
         actor=caller.actor,
     )
     return {
         "sent": True,
+        "channel": "sms" if body.phone is not None else "email",
         "email": body.email,
+        "phone": body.phone,
         "payment_id": str(payment.id),
         "refund_id": str(body.refund_id) if body.refund_id else None,
     }
+
+
+def digits(phone: str) -> str:
+    return "".join(c for c in phone if c.isdigit())
 
 
 @router.get(

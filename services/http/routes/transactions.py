@@ -4,14 +4,45 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from projections.transactions import UnassociatedSummary, list_transactions
+from projections.transactions import UnassociatedSummary, list_transactions, transaction_totals
 from services.http import answers
 from services.http.bounds import Id
 from services.http.deps import AdminDep, ComponentsDep, practice_of
-from services.http.ranges import CursorQ, FromQ, LimitQ, ToQ, date_range, dated_page
+from services.http.ranges import (
+    CursorQ,
+    FromQ,
+    LimitQ,
+    PeriodQ,
+    ToQ,
+    chosen_range,
+    dated_page,
+)
 from services.http.representations import transaction_row, unassociated_badge
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
+
+AssociationQ = Annotated[
+    Literal["associated", "unassociated", "not_applicable"] | None,
+    Query(
+        description="associated: all of it is in the PMS; unassociated: something of it "
+        "(the payment, a refund, the void of a posted payment) needs posting; "
+        "not_applicable: declined, or voided before it was posted"
+    ),
+]
+StatusQ = Annotated[
+    Literal["approved", "declined", "voided", "settled", "refunded"] | None,
+    Query(description="a payment status, or `refunded`: settled with refunds"),
+]
+#: the longest search: a name, an amount or a card's last four
+SEARCH_LENGTH = 100
+SearchQ = Annotated[
+    str | None,
+    Query(
+        max_length=SEARCH_LENGTH,
+        description="search: an amount (`125`, `125.00` or `$125` finds $125.00), a card's "
+        "last four digits (`4242`, which also finds $4,242.00), or part of the patient's name",
+    ),
+]
 
 
 @router.get(
@@ -24,19 +55,11 @@ def get_transactions(
     ctx: ComponentsDep,
     from_: FromQ = None,
     to: ToQ = None,
-    association: Annotated[
-        Literal["associated", "unassociated", "not_applicable"] | None,
-        Query(
-            description="associated: all of it is in the PMS; unassociated: something of it "
-            "(the payment, a refund, the void of a posted payment) needs posting; "
-            "not_applicable: declined, or voided before it was posted"
-        ),
-    ] = None,
+    association: AssociationQ = None,
     patient_id: Id | None = None,
-    status: Annotated[
-        Literal["approved", "declined", "voided", "settled", "refunded"] | None,
-        Query(description="a payment status, or `refunded`: settled with refunds"),
-    ] = None,
+    status: StatusQ = None,
+    q: SearchQ = None,
+    period: PeriodQ = None,
     limit: LimitQ = 50,
     cursor_: CursorQ = None,
 ) -> dict[str, Any]:
@@ -44,7 +67,7 @@ def get_transactions(
     return dated_page(
         ctx,
         practice_id,
-        date_range(ctx, practice_id, from_, to),
+        chosen_range(ctx, practice_id, from_, to, period),
         cursor_,
         limit,
         query=list_transactions,
@@ -53,7 +76,49 @@ def get_transactions(
         association=association,
         patient_id=patient_id,
         status=status,
+        q=q,
     )
+
+
+@router.get(
+    "/totals",
+    response_model=answers.TransactionTotals,
+    summary="Totals of the transactions a list's filters find, over all its pages",
+    description="Takes the filters of `GET /v1/transactions` (no `limit` or `cursor`). "
+    "`collected_amount` is what approved and settled payments took (declines and voids move "
+    "no money), `refunded_amount` what was refunded of them, `net_amount` the difference.",
+)
+def get_transaction_totals(
+    caller: AdminDep,
+    ctx: ComponentsDep,
+    from_: FromQ = None,
+    to: ToQ = None,
+    association: AssociationQ = None,
+    patient_id: Id | None = None,
+    status: StatusQ = None,
+    q: SearchQ = None,
+    period: PeriodQ = None,
+) -> dict[str, Any]:
+    practice_id = practice_of(caller)
+    date_from, date_to = chosen_range(ctx, practice_id, from_, to, period)
+    totals = ctx.reads(
+        transaction_totals,
+        practice_id,
+        date_from=date_from,
+        date_to=date_to,
+        association=association,
+        patient_id=patient_id,
+        status=status,
+        q=q,
+    )
+    return {
+        "count": totals["count"],
+        "collected_amount": totals["collected"],
+        "refunded_amount": totals["refunded"],
+        "net_amount": totals["collected"] - totals["refunded"],
+        "from": date_from,
+        "to": date_to,
+    }
 
 
 @router.get(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -11,7 +12,8 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from domain.payments import Payment, Status
+from domain.patients import Patient
+from domain.payments import Payment, ReversalReason, Status, receipt_status_of
 from domain.posting import needs_posting
 from domain.schedule import local_date, zone
 from services.http.deps import practice_of
@@ -24,6 +26,7 @@ from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages import common
 from services.web.pages.common import practice
+from services.web.receipt_pdf import receipt_pdf
 from services.web.session import Admin, Manager, PostedForm, ctx_of
 from services.workers.writeback import writeback_of_payments
 
@@ -38,9 +41,26 @@ def payments_home() -> Response:
     return RedirectResponse("/payments/transactions", status_code=303)
 
 
+#: the date presets, as the buttons above the list name them
+PERIODS = {
+    "today": "Today",
+    "yesterday": "Yesterday",
+    "this_week": "This week",
+    "this_month": "This month",
+    "last_month": "Last month",
+}
+#: the list's filters, in the order the query string carries them
+FILTERS = ("q", "period", "from", "to", "association", "status")
+
+
 def filters_of(request: Request) -> dict[str, str]:
     q = request.query_params
+    typed = q.get("from", "") or q.get("to", "")
+    # dates typed in the Date column's filter win over a preset the page carried along
+    period = q.get("period", "") if q.get("period") in PERIODS and not typed else ""
     return {
+        "q": q.get("q", "").strip()[: transactions_api.SEARCH_LENGTH],
+        "period": period,
         "from": q.get("from", ""),
         "to": q.get("to", ""),
         "association": q.get("association", "") if q.get("association") in ASSOCIATIONS else "",
@@ -49,32 +69,105 @@ def filters_of(request: Request) -> dict[str, str]:
     }
 
 
+def query_of(f: dict[str, str], **change: str) -> str:
+    """The list's query string with some filters changed ('' removes one)."""
+    merged = {**{k: f[k] for k in FILTERS}, **change}
+    return urlencode({k: v for k, v in merged.items() if v})
+
+
 def listing(request: Request, user: Admin) -> dict[str, Any]:
     ctx = ctx_of(request)
     f = filters_of(request)
+    asked = {
+        "from_": optional_date(f["from"], "from"),
+        "to": optional_date(f["to"], "to"),
+        "association": f["association"] or None,
+        "patient_id": None,
+        "status": f["status"] or None,
+        "q": f["q"] or None,
+        "period": f["period"] or None,
+    }
     answer = run(
         transactions_api.get_transactions,
         user.caller,
         ctx,
-        from_=optional_date(f["from"], "from"),
-        to=optional_date(f["to"], "to"),
-        association=f["association"] or None,  # type: ignore[arg-type]
-        patient_id=None,
-        status=f["status"] or None,  # type: ignore[arg-type]
+        **asked,  # type: ignore[arg-type]
         limit=50,
         cursor_=f["cursor"] or None,
     )
+    totals = run(transactions_api.get_transaction_totals, user.caller, ctx, **asked)  # type: ignore[arg-type]
     rows = with_writeback(ctx, answer["items"])
+    # the unassociated filter explains the badge: it counts entries, over every date
+    badge_note = (
+        transactions_api.get_unassociated_count(user.caller, ctx)
+        if f["association"] == "unassociated"
+        else None
+    )
+    shown = {**f, "from": answer["from"], "to": answer["to"]}
     base = {k: v for k, v in f.items() if v and k != "cursor"}
-    base["from"], base["to"] = answer["from"], answer["to"]
+    if not f["period"]:
+        base["from"], base["to"] = answer["from"], answer["to"]
     more = (
         "?" + urlencode({**base, "cursor": answer["next_cursor"]}) if answer["next_cursor"] else ""
     )
     return {
         "rows": rows,
-        "filters": {**f, "from": answer["from"], "to": answer["to"]},
+        "filters": shown,
+        "asked": f,
         "query": urlencode({k: v for k, v in f.items() if v}),
         "more": more,
+        "totals": totals,
+        "filtered": [
+            column
+            for column, on in (
+                ("date", f["from"] or f["to"] or f["period"]),
+                ("status", f["status"]),
+                ("pms", f["association"]),
+            )
+            if on
+        ],
+        "periods": [
+            {
+                "name": name,
+                "text": text,
+                "href": "?" + query_of(f, period=name, **{"from": "", "to": ""}),
+                "on": f["period"] == name,
+            }
+            for name, text in PERIODS.items()
+        ],
+        "any_filter": any(f[k] for k in FILTERS),
+        "outside": outside_of(request, user, f, answer["from"], badge_note["oldest_date"])
+        if badge_note and not f["q"] and not f["status"]
+        else None,
+        "badge_note": badge_note,
+    }
+
+
+def outside_of(
+    request: Request, user: Admin, f: dict[str, str], date_from: str, oldest: str | None
+) -> dict[str, Any] | None:
+    """How many unassociated transactions lie before the range (the badge counts them too),
+    and the list from the oldest one: the badge and the filter never disagree unexplained."""
+    if oldest is None or oldest >= date_from:
+        return None
+    before = run(
+        transactions_api.get_transaction_totals,
+        user.caller,
+        ctx_of(request),
+        from_=optional_date(oldest, "from"),
+        to=optional_date((date.fromisoformat(date_from) - timedelta(days=1)).isoformat(), "to"),
+        association="unassociated",
+        patient_id=None,
+        status=None,
+        q=None,
+        period=None,
+    )["count"]
+    if not before:
+        return None
+    return {
+        "count": before,
+        "before": date_from,
+        "href": "?" + query_of(f, period="", **{"from": oldest, "to": ""}),
     }
 
 
@@ -88,7 +181,12 @@ def with_writeback(ctx: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     ]
     attempts_of = writeback_of_payments(ctx.journal, asked)
     return [
-        {**row, "writeback": writeback_state(row, attempts_of.get(UUID(row["id"])))} for row in rows
+        {
+            **row,
+            "writeback": writeback_state(row, attempts_of.get(UUID(row["id"]))),
+            "confirmation": receipt_status_of(row["status"]).value,
+        }
+        for row in rows
     ]
 
 
@@ -263,6 +361,7 @@ def detail_page(
         load=lambda: detail_context(request, user, payment_id),
         error=error,
         status=status,
+        reasons=REASONS,
         **extra,
     )
 
@@ -270,6 +369,16 @@ def detail_page(
 @router.get("/payments/transactions/{payment_id}")
 def payment_page(request: Request, user: Admin, payment_id: UUID) -> HTMLResponse:
     return detail_page(request, user, payment_id, "payments/payment.html")
+
+
+#: the reasons of a refund or void, as the form lists them (domain: ReversalReason)
+REASONS = {
+    ReversalReason.PATIENT_REQUEST.value: "Patient request",
+    ReversalReason.DUPLICATE.value: "Duplicate payment",
+    ReversalReason.OVERCHARGE.value: "Overcharge",
+    ReversalReason.TREATMENT_CHANGED.value: "Treatment changed",
+    ReversalReason.OTHER.value: "Other (say why in the note)",
+}
 
 
 @router.get("/payments/transactions/{payment_id}/refund")
@@ -281,9 +390,13 @@ def refund_page(request: Request, user: Manager, payment_id: UUID) -> HTMLRespon
 def refund(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> Response:
     ctx = ctx_of(request)
     try:
-        body = None
+        reason = form.get("reason")
+        if reason not in REASONS:
+            raise FormError("Choose why from the list of reasons.", field="reason")
+        amount = None
         if form.get("kind") == "refund" and form.get("amount"):
-            body = RefundIn(amount=run(dollars_to_cents, form.get("amount")))
+            amount = run(dollars_to_cents, form.get("amount"))
+        body = run(RefundIn, amount=amount, reason=reason, note=form.get("note") or None)
         answer = run(payments_api.refund, payment_id, user.caller, ctx, form.key(user), body)
     except FormError as refused:
         return detail_page(
@@ -293,6 +406,8 @@ def refund(request: Request, user: Admin, form: PostedForm, payment_id: UUID) ->
             "payments/refund.html",
             amount_value=form.get("amount"),
             **refused.shown,
+            reason_value=form.get("reason"),
+            note_value=form.get("note"),
             # the same key when the refund may be under way: pressing Confirm again
             # finishes that refund (or answers it) instead of starting a second one
             form_key_value=form.get("idempotency_key") if refused.may_be_under_way else None,
@@ -425,21 +540,47 @@ def retry(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> 
     return render.redirect(request, "/payments/transactions", text)
 
 
+def patient_contact(request: Request, user: Admin, payment_id: UUID) -> dict[str, str]:
+    """The payment's patient's email and phone, from their record: the send form's defaults."""
+    payment = load_payment(request, user, payment_id)
+    if payment.patient_id is None:
+        return {"email": "", "phone": ""}
+    patient = ctx_of(request).get(Patient, payment.patient_id, practice_of(user.caller))
+    return {"email": patient.email or "", "phone": patient.phone or ""}
+
+
 @router.get("/payments/transactions/{payment_id}/receipt")
 def receipt_page(request: Request, user: Manager, payment_id: UUID) -> HTMLResponse:
     refund_id = request.query_params.get("refund_id", "")
+    try:
+        contact = patient_contact(request, user, payment_id)
+    except FormError:
+        contact = {"email": "", "phone": ""}  # the page says the payment is not found
     return detail_page(
-        request, user, payment_id, "payments/receipt.html", refund_id=refund_id, email=""
+        request,
+        user,
+        payment_id,
+        "payments/receipt.html",
+        refund_id=refund_id,
+        channel="email",
+        email=contact["email"],
+        confirm_email=contact["email"],
+        phone=contact["phone"],
+        confirm_phone=contact["phone"],
+        from_record=contact,
     )
 
 
 @router.post("/payments/transactions/{payment_id}/receipt")
 def send_receipt(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> Response:
+    by_text = form.get("channel") == "sms"
     try:
         body = run(
             ReceiptSendIn,
-            email=form.get("email"),
-            confirm_email=form.get("confirm_email"),
+            email=None if by_text else form.get("email"),
+            confirm_email=None if by_text else form.get("confirm_email"),
+            phone=form.get("phone") if by_text else None,
+            confirm_phone=form.get("confirm_phone") if by_text else None,
             refund_id=form.get("refund_id") or None,
         )
         run(
@@ -456,11 +597,70 @@ def send_receipt(request: Request, user: Admin, form: PostedForm, payment_id: UU
             user,
             payment_id,
             "payments/receipt.html",
-            error=refused.message,
+            error=receipt_error(refused.message, by_text),
             status=refused.status,
             refund_id=form.get("refund_id"),
+            channel="sms" if by_text else "email",
             email=form.get("email"),
+            confirm_email=form.get("confirm_email"),
+            phone=form.get("phone"),
+            confirm_phone=form.get("confirm_phone"),
+            from_record={"email": "", "phone": ""},
         )
+    where = f"by text to {form.get('phone')}" if by_text else f"to {form.get('email')}"
     return render.redirect(
-        request, "/payments/transactions", f"A copy of the receipt was sent to {form.get('email')}."
+        request, "/payments/transactions", f"A copy of the receipt was sent {where}."
+    )
+
+
+def receipt_error(message: str, by_text: bool) -> str:
+    """The refusal in the form's words: a malformed number or address names its field."""
+    if "phone" in message and "pattern" in message.lower():
+        return "Enter the phone number with digits, e.g. (617) 555-0101."
+    if "Email and confirm_email differ" in message:
+        return "The two email addresses differ: check the address."
+    return message
+
+
+@router.get("/payments/transactions/{payment_id}/receipt.pdf")
+def receipt_download(request: Request, user: Admin, payment_id: UUID) -> Response:
+    """The receipt (or a refund's, `?refund_id=`) as a PDF to keep or print."""
+    ctx = ctx_of(request)
+    try:
+        payment = load_payment(request, user, payment_id)
+    except FormError as refused:
+        return HTMLResponse(refused.message, status_code=refused.status)
+    receipt = receipt_out(ctx, payment)
+    refund_id = request.query_params.get("refund_id", "")
+    refund = next((r for r in receipt["refunds"] if r["refund_id"] == refund_id), None)
+    if refund_id and refund is None:
+        return HTMLResponse("This payment has no such refund.", status_code=404)
+    local = render.LocalTime(practice(request, user).timezone)
+    part = refund or receipt
+    facts = [
+        ("Completed", local.datetime(part["completed_at"])),
+        ("Amount", render.money(part["amount"])),
+        ("Confirmation", str(part["confirmation"]).capitalize()),
+    ]
+    if refund is None and payment.decline_reason and receipt["confirmation"] == "declined":
+        facts.append(("Reason", payment.decline_reason))
+    why, note = (
+        (refund["reason"], refund["note"]) if refund else (payment.void_reason, payment.void_note)
+    )
+    if why:
+        facts.append(("Reason", render.label(why) + (f": {note}" if note else "")))
+    facts += [
+        ("Transaction id", part["transaction_id"] or "none (no money moved)"),
+        ("Card", f"{receipt['card']['brand'].capitalize()} ending {receipt['card']['last4']}"),
+    ]
+    title = "Refund receipt" if refund else "Receipt"
+    pdf = receipt_pdf(title, receipt["practice_name"], facts, "Thank you.")
+    name = f"receipt-{(refund_id or str(payment_id))[:8]}.pdf"
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
     )

@@ -164,4 +164,49 @@
   } else {
     labelCells();
   }
+
+  // Popovers marked data-hover (receipts) open on hover and on keyboard focus as well as on
+  // click; one opened by hover closes when the pointer leaves, one clicked stays open.
+  function hoverPopover(target) {
+    return target && target.closest ? target.closest("details.popover[data-hover]") : null;
+  }
+  document.addEventListener("mouseover", function (event) {
+    var d = hoverPopover(event.target);
+    if (d && !d.open) {
+      closeAll(d);
+      d.setAttribute("data-hovered", "1");
+      d.open = true;
+    }
+  });
+  document.addEventListener("mouseout", function (event) {
+    var d = hoverPopover(event.target);
+    if (d && d.hasAttribute("data-hovered") && !d.contains(event.relatedTarget)) {
+      d.removeAttribute("data-hovered");
+      d.open = false;
+    }
+  });
+  document.addEventListener("focusin", function (event) {
+    var d = hoverPopover(event.target);
+    if (d && !d.open && event.target.tagName === "SUMMARY") {
+      closeAll(d);
+      d.setAttribute("data-hovered", "1");
+      d.open = true;
+    }
+  });
+  // a click on the summary of a popover hover opened keeps it open (instead of closing it)
+  document.addEventListener("click", function (event) {
+    var summary = event.target.closest ? event.target.closest("details.popover[data-hover] > summary") : null;
+    if (!summary) return;
+    var d = summary.parentElement;
+    if (d.hasAttribute("data-hovered")) {
+      event.preventDefault();
+      d.removeAttribute("data-hovered");
+      d.open = true;
+    }
+  });
+
+  // Printing: a button that prints the page (the receipt) with the print stylesheet.
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("[data-print]")) window.print();
+  });
 })();
