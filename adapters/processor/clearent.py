@@ -177,7 +177,7 @@ class ClearentProcessor(CardProcessor):
             raise InvalidValue(
                 "Clearent's card readers are driven by Clearent's mobile SDK on a phone or "
                 "tablet, not by this service: take the card in Clearent's app, or enter it "
-                "here without terminal_id",
+                "here without a terminal",
                 field="terminal_id",
             )
         key = self._key(account)
@@ -205,16 +205,16 @@ class ClearentProcessor(CardProcessor):
             token, _, expiry = payment_method.partition(":")
             if not token.isdigit() or len(expiry) != 4 or not expiry.isdigit():
                 raise InvalidValue(
-                    "with Clearent, payment_method is the card's Clearent token and its expiry "
-                    "(MMYY) joined by a colon, such as 1100000000000004242:1230",
+                    "with Clearent, the payment method is the card's Clearent token and its "
+                    "expiry (MMYY) joined by a colon, such as 1100000000000004242:1230",
                     field="payment_method",
                 )
             body["card"] = token
             body["exp-date"] = expiry
         else:
             raise InvalidValue(
-                "with Clearent a payment needs payment_method (the card's Clearent token and "
-                "expiry) or a saved card",
+                "with Clearent a payment needs a payment method (the card's Clearent token "
+                "and expiry) or a saved card",
                 field="payment_method",
             )
         found = self._by_order(key, reference, "AUTH", kind="check before the charge")

@@ -184,11 +184,18 @@ def test_a_deposit_opened_with_htmx_shows_the_bar_and_a_busy_button(browse: Brow
     held = hold_requests(browse, pattern)
     browse.page.locator("#deposits .expander").first.click(no_wait_after=True)
     browse.page.wait_for_selector("#busy:not([hidden])")
+    # an htmx button stays focusable (the keyboard keeps its place) but is marked
+    # disabled, and a second press while it is busy sends nothing
     busy = browse.page.evaluate(
         "Array.from(document.querySelectorAll('#deposits .expander')).some("
-        "b => b.disabled && b.getAttribute('aria-busy') === 'true')"
+        "b => b.getAttribute('aria-disabled') === 'true' && b.getAttribute('aria-busy') === 'true')"
     )
     assert busy, "the pressed arrow shows busy and is disabled while its request runs"
+    sent: list[str] = []
+    browse.page.on("request", lambda r: sent.append(r.url) if "/row" in r.url else None)
+    browse.page.locator("#deposits .expander").first.click(no_wait_after=True, force=True)
+    browse.page.wait_for_timeout(300)
+    assert sent == [], "a second press of a busy button sent its request again"
     held.let_go()
     browse.page.wait_for_selector("#busy", state="hidden")
     assert browse.page.locator("#deposits tr.deposit-items").count() >= 1

@@ -70,7 +70,7 @@ def test_a_request_paid_on_the_pay_page_reads_completed(browse: Browse) -> None:
     assert cells[3].strip().startswith("$61.23")  # paid in full
     assert cells[5].strip() == ""  # no cancel reason
     row.locator("summary:has-text('Actions')").click()
-    row.locator("a:has-text('History')").click()
+    row.get_by_role("link", name="History", exact=True).click()
     history = browse.page.inner_text("#request-history")
     assert "Sent $61.23 by email to pay.link@browser.example" in history
     assert "Paid $61.23" in history
@@ -195,5 +195,5 @@ def test_the_pay_button_follows_the_amount_typed_and_a_part_paid_link_says_what_
     assert "Requested" in cells[4]
     assert cells[3].strip().startswith("$50.00")
     row.locator("summary:has-text('Actions')").click()
-    row.locator("a:has-text('History')").click()
+    row.get_by_role("link", name="History", exact=True).click()
     assert "Paid $50.00 of it" in browse.page.inner_text("#request-history")

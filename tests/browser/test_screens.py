@@ -31,8 +31,10 @@ WITH_IDS: dict[str, str | None] = {
     "/payments/requests/{request_id}": "request",
     "/payments/requests/{request_id}/cancel": "request",
     "/payments/requests/{request_id}/resend": "request",
+    "/payments/patients/{patient_id}": "patient",
     "/pay/{token}": "pay",
     "/payments/exports/{view}.csv": None,  # a download, not a page
+    "/payments/transactions/{payment_id}/receipt.pdf": None,  # a download, not a page
     "/payments/deposits/{deposit_id}/row": None,  # a part of the Deposits page
 }
 #: pages a signed-out visitor sees (the patient's pay page, sign-in)
@@ -68,7 +70,13 @@ def concrete_paths(browse: Browse, pay_link: str) -> tuple[list[str], list[str]]
         browse, "/payments/transactions", r"/payments/transactions/([0-9a-f-]{36})"
     )
     request = first_href(browse, "/payments/requests", r"/payments/requests/([0-9a-f-]{36})")
-    ids = {"payment": payment, "request": request, "pay": pay_link.rsplit("/", 1)[1]}
+    patient = first_href(browse, "/payments/patients", r"/payments/patients/([0-9a-f-]{36})")
+    ids = {
+        "payment": payment,
+        "request": request,
+        "patient": patient,
+        "pay": pay_link.rsplit("/", 1)[1],
+    }
     signed_in: list[str] = []
     signed_out: list[str] = []
     missing = [p for p in page_routes() if "{" in p and p not in WITH_IDS]

@@ -92,7 +92,7 @@
     var bar = document.getElementById("busy");
     if (bar) bar.hidden = busy === 0;
   }
-  function markBusy(button) {
+  function markBusy(button, keepFocus) {
     if (!button) return;
     button.classList.add("is-busy");
     button.setAttribute("aria-busy", "true");
@@ -103,13 +103,17 @@
     }
     var note = button.form && button.form.querySelector("[data-working-note]");
     if (note) note.hidden = false;
-    // disabled once the form's values are taken, so the button's own name and value go too
-    window.setTimeout(function () { button.disabled = true; }, 0);
+    // disabled once the form's values are taken, so the button's own name and value go too;
+    // an htmx button keeps its focus instead (a disabled one loses it, and the element
+    // swapped in for it would not get it back): a second press is refused while busy
+    if (keepFocus) button.setAttribute("aria-disabled", "true");
+    else window.setTimeout(function () { button.disabled = true; }, 0);
   }
   function unmarkBusy(button) {
     if (!button) return;
     button.classList.remove("is-busy");
     button.removeAttribute("aria-busy");
+    button.removeAttribute("aria-disabled");
     button.disabled = false;
     var before = button.getAttribute("data-label-before");
     if (before !== null) {
@@ -150,7 +154,11 @@
     var config = event.detail.requestConfig;
     var submitter = config && config.triggeringEvent && config.triggeringEvent.submitter;
     var button = el.matches("button, input[type=submit]") ? el : submitter || null;
-    markBusy(button);
+    if (button && button.classList.contains("is-busy")) {
+      event.preventDefault(); // already on its way: a second press sends nothing
+      return;
+    }
+    markBusy(button, true);
     showBusy(true);
     // the request's end, however it ends (the element may have been swapped away by then)
     xhr.addEventListener("loadend", function () {
