@@ -343,6 +343,7 @@ def test_refusals_on_the_pages_say_what_to_fix_in_words(browse: Browse) -> None:
     assert "The two email addresses differ" in error and "_" not in error, error
     browse.go(f"/payments/transactions/{payment['id']}/refund")
     browse.page.fill("#amount", f"{payment['amount'] / 100:.2f}")
+    browse.page.select_option("#reason", index=1)
     browse.page.click("button:has-text('Confirm refund')")
     browse.page.wait_for_load_state()
     error = browse.page.inner_text("#form-error")
