@@ -42,6 +42,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "port", None) and not os.environ.get("PAYLEDGER_BASE_URL"):
+        # links sent to patients (pay links, receipts) point where this process serves
+        wildcard = args.host in ("", "::") or args.host == ".".join(["0"] * 4)
+        host = "127.0.0.1" if wildcard else args.host
+        overrides["base_url"] = f"http://{host}:{args.port}"
     return Settings.from_env(None, **overrides)
 
 

@@ -46,3 +46,15 @@ def test_sigterm_stops_the_loops_with_0() -> None:
 
     threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
     assert run_until_stopped(works, check=0.05) == 0
+
+
+def test_links_sent_to_patients_point_where_the_demo_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.cli import build_parser, settings_from
+
+    monkeypatch.delenv("PAYLEDGER_BASE_URL", raising=False)
+    args = build_parser().parse_args(["serve", "--demo", "--port", "8123"])
+    assert settings_from(args).base_url == "http://127.0.0.1:8123"
+    monkeypatch.setenv("PAYLEDGER_BASE_URL", "https://pay.example.com")
+    assert settings_from(args).base_url == "https://pay.example.com"
