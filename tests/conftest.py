@@ -112,6 +112,11 @@ class ComponentsFactory:
         return ctx
 
     def close(self) -> None:
+        from services.app.receivables import SYNCS
+
+        # a PMS sync still writing on its own thread (the demo's simulated Open Dental is
+        # read in the background) must end before its store's connection is closed
+        SYNCS.wait(timeout=30)
         for ctx in self.made:
             ctx.store.close()
 
