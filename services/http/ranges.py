@@ -108,11 +108,11 @@ def chosen_range(
     to: date | None,
     period: str | None,
 ) -> tuple[str, str]:
-    """The dates asked: a preset, or `from` and `to` (by default the last 30 days)."""
+    """The dates asked: a preset, or `from` and `to` (by default the last 30 days). A
+    preset sent with dates wins over them (the dashboard's preset buttons keep the form's
+    other fields)."""
     if period is None:
         return date_range(ctx, practice_id, from_, to)
-    if from_ is not None or to is not None:
-        raise InvalidValue("Choose a period or dates (from, to), not both.", field="period")
     practice = ctx.get(Practice, practice_id, practice_id)
     today = local_date(ctx.clock.now(practice_id), practice.timezone)
     first, last = period_dates(today, period)

@@ -76,7 +76,7 @@ def test_replay_prints_checksums_and_verify_names_a_changed_row(
     assert main([*data, "replay", "--verify"]) == 0
     verified = capsys.readouterr()
     lines = verified.out.splitlines()
-    assert len(lines) == 9 and all(line.endswith("ok") for line in lines), verified.out
+    assert len(lines) == 10 and all(line.endswith("ok") for line in lines), verified.out
     assert "events/s" in verified.err and "ETA" in verified.err
     checksums = {line.split()[0]: line.split()[1] for line in lines}
 

@@ -154,7 +154,7 @@ def test_runner_processes_split_by_role(
     last = ctx.store.last_position()
     stopped.append(start_runners(postgres_url, tmp_path / "proc", tmp_path / "work.log", "work"))
     work = {p.name for p in ctx.projector.projections if p.role == "work"}
-    assert work == {"transactions", "payment_requests", "receivables", "open_intents"}
+    assert work == {"transactions", "payment_requests", "receivables", "open_intents", "plans"}
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         positions = ctx.projector.positions()

@@ -309,4 +309,4 @@ def test_a_stripe_error_outside_a_money_call_is_never_a_500(
     assert "Stripe" in listed.json()["detail"]
     refused = collect(api, 5000)
     assert refused.status_code == 502, refused.text
-    assert "stripe_account" in refused.json()["detail"]
+    assert "Stripe account in the practice's settings" in refused.json()["detail"]

@@ -126,12 +126,12 @@ def send_receipt(
         )
     if body.email is not None and body.confirm_email is None:
         raise InvalidValue(
-            "Type the email address a second time, to confirm it",
+            "A confirmation is required: type the email address a second time",
             field="confirm_email",
         )
     if body.phone is not None and body.confirm_phone is None:
         raise InvalidValue(
-            "Type the mobile number a second time, to confirm it",
+            "A confirmation is required: type the mobile number a second time",
             field="confirm_phone",
         )
     if body.phone is not None and digits(body.phone) != digits(body.confirm_phone or ""):
