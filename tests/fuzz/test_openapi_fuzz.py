@@ -69,7 +69,8 @@ def problem_json_on_4xx(ctx: Any, response: Any, case: Case) -> bool | None:
 BEYOND_THE_SCHEMA: list[tuple[str, str, str]] = [
     ("invalid-cursor", r"^cursor is not one this API returned", "a cursor is opaque and signed"),
     ("invalid-value", r"^from \(.+\) is after to \(", "a range's ends compared with each other"),
-    ("invalid-value", r"^the two email addresses differ", "two fields that must be equal"),
+    ("invalid-value", r"(?i)^the two .* differ", "two fields that must be equal"),
+    ("invalid-value", r"^A confirmation is required", "a field needed with another one"),
     ("invalid-value", r"is not a patient of this practice$", "an id that must name a patient"),
     ("invalid-value", r"^the test clock ", "the sandbox clock: forward, < 10 years"),
     ("invalid-request", r"Input should be a valid integer", "JSON Schema's integers include 100.0"),
