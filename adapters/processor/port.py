@@ -142,6 +142,16 @@ class Capability(StrEnum):
     PAYMENT_ELEMENT = "payment element"
 
 
+#: the port's calls of each capability (a processor that declares one answers them all)
+CAPABILITY_CALLS: dict[Capability, tuple[str, ...]] = {
+    Capability.PAYOUTS: ("payout", "payout_items"),
+    Capability.REFUND_STATUS: ("refund_now",),
+    Capability.READERS: ("readers", "register_reader", "label_reader"),
+    Capability.BATCHES: ("batch_settings", "batches", "close_batch", "batch_items"),
+    Capability.PAYMENT_ELEMENT: (),
+}
+
+
 class SettledBy(StrEnum):
     """What pays a deposit (the ledger's batch, closed at the practice's cut-off)."""
 
