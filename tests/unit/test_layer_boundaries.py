@@ -7,8 +7,9 @@ the query objects under adapters/. Adapters and projections import nothing from
 services.
 
 Nothing under services/ asks which card processor it talks to (an ``isinstance`` with a
-processor class, a processor's ``.name`` compared with a processor's name): it asks the
-port what the processor can do (``CardProcessor.capabilities``, ``settles_by``).
+processor class, a processor's ``.name`` compared with a processor's name), nor imports
+a processor's adapter (services/bootstrap.py alone chooses one): it asks the port what
+the processor can do (``CardProcessor.capabilities``, ``settles_by``).
 """
 
 from __future__ import annotations
@@ -150,11 +151,37 @@ def processor_checks(source: str) -> list[str]:
 
 
 SERVICES = modules("services")
+#: the one module that chooses the processor's adapter, from the settings
+COMPOSITION_ROOT = ROOT / "services/bootstrap.py"
+#: the processors' adapters: above the port only the port is imported
+ADAPTER_MODULES = tuple(f"adapters.processor.{p}" for p in PROCESSORS)
+
+
+def adapter_imports(source: str) -> set[str]:
+    return {
+        m
+        for m in imported_modules(ast.parse(source))
+        for adapter in ADAPTER_MODULES
+        if within(m, adapter)
+    }
 
 
 @pytest.mark.parametrize("module", SERVICES, ids=name)
 def test_nothing_above_the_port_asks_which_processor_it_talks_to(module: Path) -> None:
     assert processor_checks(module.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize("module", [m for m in SERVICES if m != COMPOSITION_ROOT], ids=name)
+def test_nothing_above_the_port_imports_a_processors_adapter(module: Path) -> None:
+    assert adapter_imports(module.read_text(encoding="utf-8")) == set()
+
+
+def test_the_adapter_import_check_catches_an_adapter_and_lets_the_port_through() -> None:
+    assert adapter_imports("from adapters.processor.stripe import PayoutItem") != set()
+    assert adapter_imports("def f():\n    from adapters.processor import clearent") != set()
+    assert adapter_imports("import adapters.processor.sandbox") != set()
+    assert adapter_imports("from adapters.processor.port import Capability") == set()
+    assert adapter_imports("from adapters.processor.cards import card_mistakes") == set()
 
 
 @pytest.mark.parametrize(
