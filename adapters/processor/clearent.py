@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -43,6 +42,9 @@ import httpx
 
 from adapters.processor.port import (
     ABSENT,
+    Batch,
+    BatchSettings,
+    Capability,
     Capture,
     CaptureFailed,
     CardInput,
@@ -51,9 +53,11 @@ from adapters.processor.port import (
     Effect,
     LookedUp,
     OutcomeUnknown,
+    PayoutItem,
     ProcessorRefused,
     ProcessorUnavailable,
     SavedCard,
+    SettledBy,
 )
 from domain.deposits import fee_for
 from domain.errors import InvalidCard, InvalidValue
@@ -104,30 +108,6 @@ def is_sandbox_host(base_url: str) -> bool:
     return host in ("gateway-sb.clearent.net", "127.0.0.1", "localhost", "::1")
 
 
-@dataclass(frozen=True)
-class Batch:
-    """One of Clearent's batches (GET /rest/v2/batches), amounts in cents."""
-
-    id: str
-    status: str
-    sales_count: int
-    sales_total: int
-    refund_count: int
-    refund_total: int
-    net_amount: int
-    total_count: int
-    date_opened: str | None
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    """The terminal's batch settings at Clearent (GET /rest/v2/settings/terminal)."""
-
-    auto_close: bool
-    batch_time_utc: str | None
-    time_zone: str | None
-
-
 class Lost(Exception):
     """The request may have reached Clearent; its answer did not come back."""
 
@@ -139,6 +119,16 @@ class ClearentProcessor(CardProcessor):
     #: Clearent takes no idempotency key: nothing is sent again under a reference once
     #: its answer was lost, before it is read back (an intent read back absent is refused)
     key_memory = timedelta(0)
+    #: its batches, closed by Clearent at its batch time or by the ledger at the cut-off
+    capabilities = frozenset({Capability.BATCHES})
+    #: a deposit is paid as Clearent's batch that holds its items closes
+    settles_by = SettledBy.BATCH_CLOSE
+    instead = {
+        Capability.READERS: "card readers are registered on Stripe (PAYLEDGER_PROCESSOR="
+        "stripe); the sandbox takes any terminal_id as a simulated terminal; Clearent's "
+        "readers are driven by Clearent's mobile SDK on a phone or tablet, not by this "
+        "service",
+    }
 
     def __init__(
         self,
@@ -439,6 +429,26 @@ class ClearentProcessor(CardProcessor):
                     break
                 page += 1
         return found
+
+    def batch_items(self, account: str | None, batch_id: str) -> list[PayoutItem]:
+        """A batch's transactions as payout items: a CAPTURE (or SALE) by the AUTH it
+        captured, a REFUND by its order id (the ledger's refund id); no fee (Clearent's
+        come on its monthly statement)."""
+        items = []
+        for txn in self.transactions_of_batch(account, batch_id):
+            refund = txn.get("type") == "REFUND"
+            amount = text_cents(txn.get("amount", "0"))
+            items.append(
+                PayoutItem(
+                    kind="refund" if refund else "charge",
+                    balance_transaction=str(txn.get("id")),
+                    transaction_id=None if refund else str(txn.get("ref-id") or txn.get("id")),
+                    refund_reference=str(txn.get("order-id")) if refund else None,
+                    amount=-amount if refund else amount,
+                    fee=0,
+                )
+            )
+        return items
 
     # -- the calls ---------------------------------------------------------------
 

@@ -3,7 +3,14 @@
 A payment is authorised when it is collected (`charge`), voided before its batch's
 cut-off (`void`), captured when the batch closes (`capture`) and refunded after that
 (`refund`). `account` is the practice's account at the processor (a Stripe connected
-account), None where the processor has no such notion."""
+account), None where the processor has no such notion.
+
+Beyond these, a processor declares what else it does (`capabilities`, `settles_by`) and
+the use cases ask it, never which processor it is: payouts of its own and their items
+(`Capability.PAYOUTS`), a refund read as it is now (`REFUND_STATUS`), card readers
+(`READERS`), batches it closes and lists (`BATCHES`), its own card form in the browser
+(`PAYMENT_ELEMENT`). A capability's methods on a processor that lacks it raise
+`Unsupported`, whose words say what the processor does instead."""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from functools import wraps
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from adapters.effects import check_outside_retry
@@ -103,6 +110,103 @@ class CaptureFailed(Exception):
         self.reason = reason
 
 
+class Unsupported(Conflict):
+    """The processor lacks the capability a call needs (`CardProcessor.capabilities`); the
+    detail says, in words, what the processor does instead. The use case turns it into
+    its own answer (a 409 of its kind, or nothing to do)."""
+
+    code = "processor-capability-missing"
+
+    def __init__(self, capability: Capability, detail: str) -> None:
+        super().__init__(detail)
+        self.capability = capability
+
+
+class Capability(StrEnum):
+    """What a processor does beyond authorise, void, capture and refund."""
+
+    #: it pays deposits out in payouts of its own, which it tells of by events: `payout`
+    #: (one as it is now) and `payout_items` (what one carries, with its fee per item)
+    PAYOUTS = "payouts"
+    #: a refund can fail after it was made, and it tells so by an event: `refund_now`
+    #: reads the refund as the processor holds it now
+    REFUND_STATUS = "refund status"
+    #: card readers registered at the processor, on the practice's account: `readers`,
+    #: `register_reader`, `label_reader`
+    READERS = "card readers"
+    #: batches of its own that it lists, and closes when asked: `batch_settings`,
+    #: `batches`, `close_batch`, `batch_items`
+    BATCHES = "batches"
+    #: its own card form collects the card in the payer's browser (Stripe's Payment
+    #: Element): the pay page shows it instead of card fields
+    PAYMENT_ELEMENT = "payment element"
+
+
+#: the port's calls of each capability (a processor that declares one answers them all)
+CAPABILITY_CALLS: dict[Capability, tuple[str, ...]] = {
+    Capability.PAYOUTS: ("payout", "payout_items"),
+    Capability.REFUND_STATUS: ("refund_now",),
+    Capability.READERS: ("readers", "register_reader", "label_reader"),
+    Capability.BATCHES: ("batch_settings", "batches", "close_batch", "batch_items"),
+    Capability.PAYMENT_ELEMENT: (),
+}
+
+
+class SettledBy(StrEnum):
+    """What pays a deposit (the ledger's batch, closed at the practice's cut-off)."""
+
+    #: the deposit is paid on its date: the ledger's cut-off capture is the settlement
+    CUTOFF = "cutoff"
+    #: the processor's payout that carries the deposit's items pays it (`PAYOUTS`)
+    PAYOUTS = "payouts"
+    #: the processor's batch close pays it: each closed batch is matched with the
+    #: deposits that hold its items (`BATCHES`)
+    BATCH_CLOSE = "batch close"
+
+
+@dataclass(frozen=True)
+class PayoutItem:
+    """One item a payout (or a processor's closed batch) carries: a charge
+    (`transaction_id` = the processor's id of the sale), a refund (and the ledger's refund
+    id), a dispute's adjustment (its dispute and the disputed sale), or something else
+    (`kind` as the processor names it)."""
+
+    kind: str
+    balance_transaction: str
+    transaction_id: str | None
+    refund_reference: str | None
+    amount: int
+    fee: int
+    #: the dispute (`dp_...`) of an `adjustment` that a dispute made (its withdrawal,
+    #: or its reinstatement when won); None otherwise
+    dispute_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One of the processor's batches (Clearent: GET /rest/v2/batches), amounts in cents."""
+
+    id: str
+    status: str
+    sales_count: int
+    sales_total: int
+    refund_count: int
+    refund_total: int
+    net_amount: int
+    total_count: int
+    date_opened: str | None
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """Who closes the processor's batch (Clearent: GET /rest/v2/settings/terminal):
+    `auto_close` when the processor closes it itself, at `batch_time_utc`."""
+
+    auto_close: bool
+    batch_time_utc: str | None
+    time_zone: str | None
+
+
 #: the port's calls that act on money
 EFFECTS = ("charge", "void", "capture", "refund", "save_card")
 
@@ -173,6 +277,23 @@ class CardProcessor(ABC):
     #: credentials itself (Clearent's API key per practice), rather than one platform key
     #: and an account id per practice (Stripe Connect)
     keyed_by_practice: bool = False
+    #: what the processor does beyond authorise, void, capture and refund
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: what pays a deposit
+    settles_by: ClassVar[SettledBy] = SettledBy.CUTOFF
+    #: in words, what the processor does instead of a capability it lacks (read by
+    #: `without`; a capability not listed is said generically)
+    instead: ClassVar[dict[Capability, str]] = {}
+
+    def can(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def without(self, capability: Capability) -> str:
+        """Why this processor cannot do what `capability` names, in words."""
+        return self.instead.get(capability) or f"{self.name} has no {capability.value}"
+
+    def unsupported(self, capability: Capability) -> Unsupported:
+        return Unsupported(capability, self.without(capability))
 
     @abstractmethod
     def charge(
@@ -235,3 +356,52 @@ class CardProcessor(ABC):
         """Read back what the processor did under `reference` (a void, capture or refund of
         the sale `transaction_id`). Raises OutcomeUnknown when the processor cannot be read
         now (the reconciler tries again later)."""
+
+    # -- capabilities: a processor that lacks one raises Unsupported -----------------
+
+    def payout(self, account: str | None, payout_id: str) -> dict[str, Any]:
+        """PAYOUTS: the payout as the processor holds it now (an event's copy may be
+        older): its `status` ("paid", "failed", ...), `arrival_date` (a Unix time),
+        `failure_code` and `failure_message`."""
+        raise self.unsupported(Capability.PAYOUTS)
+
+    def payout_items(self, account: str | None, payout_id: str) -> list[PayoutItem]:
+        """PAYOUTS: every item the payout carries, with the processor's fee of each."""
+        raise self.unsupported(Capability.PAYOUTS)
+
+    def refund_now(self, account: str | None, refund_id: str) -> dict[str, Any]:
+        """REFUND_STATUS: the refund as the processor holds it now: its `status`
+        ("failed" when it failed after it was made), `failure_reason` and the
+        `payment_intent` it refunds."""
+        raise self.unsupported(Capability.REFUND_STATUS)
+
+    def readers(self, account: str | None) -> list[dict[str, Any]]:
+        """READERS: the practice's card readers."""
+        raise self.unsupported(Capability.READERS)
+
+    def register_reader(
+        self, account: str | None, *, code: str, label: str | None, key: str
+    ) -> dict[str, Any]:
+        """READERS: register a reader by the code it shows (`key` makes it idempotent)."""
+        raise self.unsupported(Capability.READERS)
+
+    def label_reader(self, account: str | None, reader_id: str, label: str) -> dict[str, Any]:
+        """READERS: change a reader's label."""
+        raise self.unsupported(Capability.READERS)
+
+    def batch_settings(self, account: str | None) -> BatchSettings:
+        """BATCHES: whether the processor closes the batch itself, and when."""
+        raise self.unsupported(Capability.BATCHES)
+
+    def batches(self, account: str | None, status: str = "CLOSED") -> list[Batch]:
+        """BATCHES: the practice's batches of a status (OPEN or CLOSED)."""
+        raise self.unsupported(Capability.BATCHES)
+
+    def close_batch(self, account: str | None, *, total_count: int, net_amount: int) -> bool:
+        """BATCHES: close the open batch if it holds these totals (False: it stays open)."""
+        raise self.unsupported(Capability.BATCHES)
+
+    def batch_items(self, account: str | None, batch_id: str) -> list[PayoutItem]:
+        """BATCHES: the sales and refunds a batch holds, as payout items (a sale by the
+        processor's id of its authorisation, a refund by the ledger's refund id)."""
+        raise self.unsupported(Capability.BATCHES)

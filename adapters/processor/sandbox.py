@@ -24,6 +24,7 @@ from typing import Any
 from uuid import UUID
 
 from adapters.processor.port import (
+    Capability,
     Capture,
     CaptureFailed,
     CardInput,
@@ -34,6 +35,7 @@ from adapters.processor.port import (
     ProcessorRefused,
     ReferenceReused,
     SavedCard,
+    SettledBy,
 )
 from domain.deposits import fee_for
 from domain.errors import InvalidCard
@@ -56,6 +58,13 @@ REMEMBERED = 100_000
 class SandboxProcessor(CardProcessor):
     name = "sandbox"
     saves_cards = True
+    #: no payouts, readers or batches of its own: a deposit is paid on its date
+    capabilities = frozenset()
+    settles_by = SettledBy.CUTOFF
+    instead = {
+        Capability.READERS: "card readers are registered on Stripe (PAYLEDGER_PROCESSOR="
+        "stripe); the sandbox takes any terminal_id as a simulated terminal",
+    }
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

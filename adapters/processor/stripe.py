@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -30,6 +29,7 @@ import stripe
 
 from adapters.processor.port import (
     ABSENT,
+    Capability,
     Capture,
     CaptureFailed,
     CardInput,
@@ -38,10 +38,12 @@ from adapters.processor.port import (
     Effect,
     LookedUp,
     OutcomeUnknown,
+    PayoutItem,
     ProcessorRefused,
     ProcessorUnavailable,
     ReferenceReused,
     SavedCard,
+    SettledBy,
 )
 from domain.deposits import fee_for
 from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
@@ -82,6 +84,16 @@ class StripeProcessor(CardProcessor):
     name = "stripe"
     #: Stripe keeps an idempotency key's answer for 24 hours
     key_memory = timedelta(hours=24)
+    capabilities = frozenset(
+        {
+            Capability.PAYOUTS,
+            Capability.REFUND_STATUS,
+            Capability.READERS,
+            Capability.PAYMENT_ELEMENT,
+        }
+    )
+    #: a deposit is paid when Stripe's payout that carries it arrives (payout.paid)
+    settles_by = SettledBy.PAYOUTS
 
     def __init__(
         self,
@@ -694,23 +706,6 @@ def refused(kind: str, error: stripe.InvalidRequestError) -> PaymentsError:
             field=FIELDS[param],
         )
     return ProcessorRefused(f"Stripe refused the {kind}: {message}", field=FIELDS.get(param))
-
-
-@dataclass(frozen=True)
-class PayoutItem:
-    """One balance transaction of a payout: a charge (`transaction_id` = its PaymentIntent),
-    a refund (and the ledger's refund id from its metadata), a dispute's adjustment (its
-    dispute and the disputed PaymentIntent), or something else."""
-
-    kind: str
-    balance_transaction: str
-    transaction_id: str | None
-    refund_reference: str | None
-    amount: int
-    fee: int
-    #: the dispute (`dp_...`) of an `adjustment` that a dispute made (its withdrawal,
-    #: or its reinstatement when won); None otherwise
-    dispute_id: str | None = None
 
 
 def payout_item(txn: Any) -> PayoutItem:

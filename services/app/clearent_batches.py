@@ -26,8 +26,7 @@ import logging
 from typing import Any, Protocol
 from uuid import UUID
 
-from adapters.processor.clearent import Batch, BatchSettings, ClearentProcessor, text_cents
-from adapters.processor.stripe import PayoutItem
+from adapters.processor.port import Batch, BatchSettings, Capability, CardProcessor, PayoutItem
 from domain.errors import PaymentsError
 from domain.practices import Practice
 from domain.schedule import local_date
@@ -45,9 +44,10 @@ class Needs(Aggregates, Reading, Timed, Charging, Protocol):
     """The parts these use cases are given (services/context.py)."""
 
 
-def clearent_of(ctx: Needs) -> ClearentProcessor | None:
+def clearent_of(ctx: Needs) -> CardProcessor | None:
+    """The processor, where its batch close pays the deposits (None elsewhere)."""
     processor = ctx.processor
-    return processor if isinstance(processor, ClearentProcessor) else None
+    return processor if processor.can(Capability.BATCHES) else None
 
 
 def batch_close_rule(ctx: Needs, practice: Practice) -> dict[str, Any] | None:
@@ -108,7 +108,7 @@ def settle_batches(ctx: Needs, practice_id: UUID) -> int:
     return matched
 
 
-def close_open_batch(ctx: Needs, clearent: ClearentProcessor, practice: Practice) -> None:
+def close_open_batch(ctx: Needs, clearent: CardProcessor, practice: Practice) -> None:
     """Close Clearent's open batch with the totals of its transactions the ledger holds in
     a deposit already (those captured or refunded before the last cut-off); a batch that
     holds anything else stays open (it is the next cut-off's)."""
@@ -123,27 +123,13 @@ def close_open_batch(ctx: Needs, clearent: ClearentProcessor, practice: Practice
         clearent.close_batch(account, total_count=count, net_amount=net)
 
 
-def batch_items(clearent: ClearentProcessor, account: str, batch_id: str) -> list[PayoutItem]:
+def batch_items(clearent: CardProcessor, account: str, batch_id: str) -> list[PayoutItem]:
     """A batch's transactions as payout items: a CAPTURE (or SALE) by the AUTH it
     captured, a REFUND by its order id (the ledger's refund id)."""
-    items = []
-    for txn in clearent.transactions_of_batch(account, batch_id):
-        refund = txn.get("type") == "REFUND"
-        amount = text_cents(txn.get("amount", "0"))
-        items.append(
-            PayoutItem(
-                kind="refund" if refund else "charge",
-                balance_transaction=str(txn.get("id")),
-                transaction_id=None if refund else str(txn.get("ref-id") or txn.get("id")),
-                refund_reference=str(txn.get("order-id")) if refund else None,
-                amount=-amount if refund else amount,
-                fee=0,
-            )
-        )
-    return items
+    return clearent.batch_items(account, batch_id)
 
 
-def match_batch(ctx: Needs, clearent: ClearentProcessor, practice: Practice, batch: Batch) -> int:
+def match_batch(ctx: Needs, clearent: CardProcessor, practice: Practice, batch: Batch) -> int:
     account = str(practice.id)
     items = batch_items(clearent, account, batch.id)
     by_deposit, unknown = payouts.match(ctx, practice.id, items)

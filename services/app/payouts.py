@@ -24,7 +24,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from adapters.processor.stripe import PayoutItem, StripeProcessor
+from adapters.processor.port import Capability, PayoutItem
 from domain.deposits import Deposit
 from domain.errors import NotFound
 from domain.practices import Practice
@@ -80,7 +80,7 @@ def reconcile_payout(ctx: Needs, account: str | None, payout: dict[str, Any]) ->
     refunds matched to deposit lines, a dispute's adjustments as lines of the newest
     deposit, anything else as a difference (`payout_other_item`)."""
     practice = practice_of_account(ctx, account)
-    if practice is None or not isinstance(ctx.processor, StripeProcessor):
+    if practice is None or not ctx.processor.can(Capability.PAYOUTS):
         return "no practice with this account"
     payout_id = str(payout["id"])
     current = ctx.processor.payout(account, payout_id)
@@ -317,7 +317,7 @@ def payout_failed(ctx: Needs, account: str | None, payout: dict[str, Any]) -> st
     """Show a failed payout on the deposits it carries (final: a later `payout.paid`
     changes nothing)."""
     practice = practice_of_account(ctx, account)
-    if practice is None or not isinstance(ctx.processor, StripeProcessor):
+    if practice is None or not ctx.processor.can(Capability.PAYOUTS):
         return "no practice with this account"
     payout_id = str(payout["id"])
     items = ctx.processor.payout_items(account, payout_id)

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
+from adapters.processor.port import Capability
 from domain.practices import Practice
 from domain.schedule import cutoff_instant, local_date
 from projections.base import iso, parse_iso
@@ -185,8 +186,10 @@ def daily_close(ctx: Needs, practice_id: UUID, day: date) -> dict[str, Any]:
 
 
 def clearent_batch_close(ctx: Needs, practice: Practice) -> dict[str, Any] | None:
-    """With Clearent, who closes its batch (read from the merchant's gateway settings)."""
-    if getattr(ctx, "processor", None) is None or ctx.processor.name != "clearent":  # type: ignore[attr-defined]
+    """Where the processor's batch close pays the deposits (Clearent), who closes its batch
+    (read from the merchant's gateway settings)."""
+    processor = getattr(ctx, "processor", None)
+    if processor is None or not processor.can(Capability.BATCHES):
         return None
     from services.app.clearent_batches import batch_close_rule
 

@@ -20,7 +20,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
-from adapters.processor.port import CaptureFailed, Effect
+from adapters.processor.port import CaptureFailed, Effect, SettledBy
 from domain.batches import Batch, BatchItem
 from domain.deposits import Deposit, DepositLine, next_business_day
 from domain.payments import Payment, Status
@@ -248,11 +248,15 @@ def _line(ctx: Needs, practice: Practice, item: BatchItem, fee: int | None = Non
 
 
 def pay_due_deposits(ctx: Needs, practice_id: UUID) -> int:
-    """Mark paid the scheduled deposits whose date has come (sandbox: the processor pays).
-    On Stripe a deposit is paid when Stripe's payout that carries it arrives (payouts.py)."""
-    if ctx.processor.name == "stripe":
+    """Mark paid the scheduled deposits whose date has come, where the ledger's cut-off
+    capture settles them (the sandbox). Where the processor's payouts pay them (Stripe), a
+    deposit is paid when the payout that carries it arrives (payouts.py); where the
+    processor's batch close does (Clearent), as its closed batches are matched
+    (clearent_batches.py)."""
+    settles_by = ctx.processor.settles_by
+    if settles_by == SettledBy.PAYOUTS:
         return 0
-    if ctx.processor.name == "clearent":  # paid as Clearent's batches close
+    if settles_by == SettledBy.BATCH_CLOSE:
         from services.app.clearent_batches import settle_batches
 
         return settle_batches(ctx, practice_id)

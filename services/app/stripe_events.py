@@ -18,7 +18,7 @@ from uuid import UUID
 
 import stripe
 
-from adapters.processor.stripe import StripeProcessor
+from adapters.processor.port import Capability
 from domain.errors import InvalidValue, NotFound
 from domain.payments import Payment, Status
 from projections.base import iso
@@ -179,7 +179,7 @@ def refund_event(ctx: Needs, account: str | None, event_id: str, refund: dict[st
     read as Stripe holds it now, since webhooks arrive in any order."""
     reference = (refund.get("metadata") or {}).get(REFERENCE)
     practice = payouts.practice_of_account(ctx, account)
-    if not reference or practice is None or not isinstance(ctx.processor, StripeProcessor):
+    if not reference or practice is None or not ctx.processor.can(Capability.REFUND_STATUS):
         return "not a ledger refund"
     current = ctx.processor.refund_now(account, str(refund["id"]))
     if current.get("status") != "failed":

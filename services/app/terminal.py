@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 from uuid import UUID
 
-from adapters.processor.stripe import StripeProcessor
+from adapters.processor.port import Capability, CardProcessor
 from domain.errors import Conflict, InvalidValue
 from services.app.practices import account_of
 from services.context import Aggregates, Charging
@@ -23,23 +23,16 @@ class ReadersNotAvailable(Conflict):
     code = "readers-not-available"
 
 
-def stripe_of(ctx: Needs) -> StripeProcessor:
-    if not isinstance(ctx.processor, StripeProcessor):
-        raise ReadersNotAvailable(
-            "card readers are registered on Stripe (PAYLEDGER_PROCESSOR=stripe); the sandbox "
-            "takes any terminal_id as a simulated terminal"
-            + (
-                "; Clearent's readers are driven by Clearent's mobile SDK on a phone or tablet, "
-                "not by this service"
-                if ctx.processor.name == "clearent"
-                else ""
-            )
-        )
+def readers_of(ctx: Needs) -> CardProcessor:
+    """The processor, when it registers card readers (409 otherwise, saying what it does
+    instead)."""
+    if not ctx.processor.can(Capability.READERS):
+        raise ReadersNotAvailable(ctx.processor.without(Capability.READERS))
     return ctx.processor
 
 
 def list_readers(ctx: Needs, practice_id: UUID) -> list[dict[str, Any]]:
-    return stripe_of(ctx).readers(account_of(ctx, practice_id))
+    return readers_of(ctx).readers(account_of(ctx, practice_id))
 
 
 def register_reader(
@@ -51,10 +44,10 @@ def register_reader(
             "the registration code is the code the reader shows on its screen",
             field="registration_code",
         )
-    return stripe_of(ctx).register_reader(
+    return readers_of(ctx).register_reader(
         account_of(ctx, practice_id), code=code, label=label, key=f"{practice_id}:{key or code}"
     )
 
 
 def label_reader(ctx: Needs, practice_id: UUID, reader_id: str, label: str) -> dict[str, Any]:
-    return stripe_of(ctx).label_reader(account_of(ctx, practice_id), reader_id, label)
+    return readers_of(ctx).label_reader(account_of(ctx, practice_id), reader_id, label)

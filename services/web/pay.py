@@ -15,7 +15,7 @@ from pydantic import WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from adapters.processor.cards import card_mistakes
-from adapters.processor.port import CardInput
+from adapters.processor.port import Capability, CardInput
 from domain.cards import consent_for
 from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
 from domain.money import MAX_AMOUNT_CENTS, format_dollars
@@ -58,8 +58,8 @@ def page(status: int, **context: Any) -> HTMLResponse:
 
 def stripe_element(ctx: Components, account: str | None, amount: int) -> dict[str, Any] | None:
     """What the page needs to show Stripe's Payment Element (None: card fields; on any
-    processor other than Stripe, whose form is not Stripe's)."""
-    if ctx.processor.accepts_card_numbers or ctx.processor.name != "stripe":
+    processor whose own card form is not Stripe's Payment Element)."""
+    if not ctx.processor.can(Capability.PAYMENT_ELEMENT):
         return None
     return {
         "js": STRIPE_JS,

@@ -5,6 +5,11 @@ workers (services/workers) and the command line (services/cli.py) import no SQL 
 and no SQL interface, and never hold a database: they read through ``ctx.reads`` and
 the query objects under adapters/. Adapters and projections import nothing from
 services.
+
+Nothing under services/ asks which card processor it talks to (an ``isinstance`` with a
+processor class, a processor's ``.name`` compared with a processor's name), nor imports
+a processor's adapter (services/bootstrap.py alone chooses one): it asks the port what
+the processor can do (``CardProcessor.capabilities``, ``settles_by``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import ast
 from pathlib import Path
 
 import pytest
+
+from services.settings import PROCESSORS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,6 +87,141 @@ def seam_violations(source: str) -> set[str]:
         if isinstance(node, ast.Attribute) and node.attr in CONNECTION_ATTRIBUTES
     }
     return found
+
+
+def named(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def processor_classes(node: ast.AST) -> list[str]:
+    """The processor classes an expression names (`StripeProcessor`, `a.B | CProcessor`,
+    a tuple of them)."""
+    return [
+        n
+        for part in ast.walk(node)
+        if (n := named(part)) is not None and n.endswith("Processor") and n != "CardProcessor"
+    ]
+
+
+def processor_names(node: ast.AST) -> list[str]:
+    """The processors' names an expression holds ("stripe", ("stripe", "clearent"))."""
+    return [
+        part.value
+        for part in ast.walk(node)
+        if isinstance(part, ast.Constant) and isinstance(part.value, str)
+        if part.value in PROCESSORS
+    ]
+
+
+def processor_checks(source: str) -> list[str]:
+    """Where a module asks which processor it talks to instead of what it can do: an
+    isinstance (or issubclass) with a processor class, a type compared with one, or a
+    `.name` compared (or matched) with a processor's name."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        line = getattr(node, "lineno", 0)
+        if (
+            isinstance(node, ast.Call)
+            and named(node.func) in ("isinstance", "issubclass")
+            and len(node.args) == 2
+            and processor_classes(node.args[1])
+        ):
+            found.append(f"line {line}: isinstance with {processor_classes(node.args[1])[0]}")
+        elif isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(named(o) == "name" for o in operands if isinstance(o, ast.Attribute)):
+                names = [n for o in operands for n in processor_names(o)]
+                if names:
+                    found.append(f"line {line}: .name compared with {names[0]!r}")
+            classes = [c for o in operands if named(o) is not None for c in processor_classes(o)]
+            if classes:
+                found.append(f"line {line}: compared with {classes[0]}")
+        elif (
+            isinstance(node, ast.Match)
+            and isinstance(node.subject, ast.Attribute)
+            and node.subject.attr == "name"
+            and any(processor_names(case.pattern) for case in node.cases)
+        ):
+            found.append(f"line {line}: .name matched with a processor's name")
+    return found
+
+
+SERVICES = modules("services")
+#: the one module that chooses the processor's adapter, from the settings
+COMPOSITION_ROOT = ROOT / "services/bootstrap.py"
+#: the processors' adapters: above the port only the port is imported
+ADAPTER_MODULES = tuple(f"adapters.processor.{p}" for p in PROCESSORS)
+
+
+def adapter_imports(source: str) -> set[str]:
+    return {
+        m
+        for m in imported_modules(ast.parse(source))
+        for adapter in ADAPTER_MODULES
+        if within(m, adapter)
+    }
+
+
+@pytest.mark.parametrize("module", SERVICES, ids=name)
+def test_nothing_above_the_port_asks_which_processor_it_talks_to(module: Path) -> None:
+    assert processor_checks(module.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize("module", [m for m in SERVICES if m != COMPOSITION_ROOT], ids=name)
+def test_nothing_above_the_port_imports_a_processors_adapter(module: Path) -> None:
+    assert adapter_imports(module.read_text(encoding="utf-8")) == set()
+
+
+def test_the_adapter_import_check_catches_an_adapter_and_lets_the_port_through() -> None:
+    assert adapter_imports("from adapters.processor.stripe import PayoutItem") != set()
+    assert adapter_imports("def f():\n    from adapters.processor import clearent") != set()
+    assert adapter_imports("import adapters.processor.sandbox") != set()
+    assert adapter_imports("from adapters.processor.port import Capability") == set()
+    assert adapter_imports("from adapters.processor.cards import card_mistakes") == set()
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "if isinstance(ctx.processor, StripeProcessor):\n    pass",
+        "ok = not isinstance(processor, ClearentProcessor)",
+        "ok = isinstance(p, stripe.StripeProcessor | ClearentProcessor)",
+        "ok = isinstance(p, (SandboxProcessor, StripeProcessor))",
+        "ok = issubclass(type(p), StripeProcessor)",
+        "ok = type(ctx.processor) is StripeProcessor",
+        "ok = ctx.processor.name == 'stripe'",
+        "ok = 'clearent' == processor.name",
+        "ok = ctx.processor.name != 'stripe'",
+        "ok = ctx.processor.name in ('stripe', 'clearent')",
+        "ok = self._ctx.processor.name not in {'sandbox'}",
+        "match ctx.processor.name:\n    case 'stripe':\n        pass",
+        "def f(ctx):\n    return ctx.processor.name == 'clearent' and ctx.x",
+    ],
+)
+def test_the_processor_check_catches_a_question_of_which_processor(source: str) -> None:
+    assert processor_checks(source) != []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "ok = ctx.processor.can(Capability.READERS)",
+        "ok = ctx.processor.settles_by == SettledBy.PAYOUTS",
+        "ok = isinstance(error, stripe.InvalidRequestError | stripe.CardError)",
+        "ok = isinstance(ctx.processor, CardProcessor)",
+        "ok = practice.name == 'Smile Dental'",
+        "detail = f'cards are processed by {ctx.processor.name}'",
+        "ok = kind == 'stripe'",
+        "from adapters.processor.sandbox import SandboxProcessor",
+        "processor = SandboxProcessor()",
+    ],
+)
+def test_the_processor_check_lets_capabilities_through(source: str) -> None:
+    assert processor_checks(source) == []
 
 
 def service_imports(source: str) -> set[str]:
