@@ -5,10 +5,9 @@ Rules (docs/design.md, "Rules" and "The ledger's rules on Stripe"):
 - once the batch has closed (settled = processed) the payment can only be
   refunded, in part or in full, never beyond what remains, within 13 months;
 - a declined payment moves no money and can be neither voided nor refunded;
-- a settled payment can be disputed by the cardholder (at the processor): the dispute
-  is recorded on it (reason, amount, evidence due date, status) until it is won or
-  lost; a disputed payment is not refunded unless the dispute was won; a lost dispute
-  is a negative entry in the PMS ledger.
+- a settled payment can be disputed by the cardholder (at the processor): its
+  dispute's events, state and rules are in domain/disputes.py (a base class of
+  Payment); a disputed payment is not refunded unless the dispute was won.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from domain.base import LedgerAggregate
+from domain.disputes import Disputable, Dispute
 from domain.errors import (
     AlreadyAssociated,
     AlreadyExists,
@@ -199,30 +199,7 @@ def marked_unknown(intent: Intent, at: datetime, error: str) -> Intent:
     )
 
 
-#: a dispute's statuses once the card network decided (or the inquiry closed)
-DISPUTE_CLOSED = ("won", "lost", "warning_closed")
-
-
-@dataclass(frozen=True)
-class Dispute:
-    """The cardholder's dispute of the payment, as the processor reports it."""
-
-    id: str
-    reason: str
-    amount: int
-    evidence_due_by: datetime | None
-    status: str
-    opened_at: datetime
-    closed_at: datetime | None = None
-    posted: bool = False
-    pms_reference: str | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self.status in DISPUTE_CLOSED
-
-
-class Payment(LedgerAggregate):
+class Payment(LedgerAggregate, Disputable):
     class Captured(LedgerAggregate.Created):
         amount: int
         method: str
@@ -445,72 +422,6 @@ class Payment(LedgerAggregate):
         def apply(self, payment: Payment) -> None:
             payment.void_associated = True
 
-    class DisputeOpened(LedgerAggregate.Event):
-        """The cardholder disputed the payment: the processor took `amount` back for now."""
-
-        dispute_id: str
-        reason: str
-        amount: int
-        evidence_due_by: datetime | None
-        status: str
-        processor_event_id: str
-
-        def apply(self, payment: Payment) -> None:
-            payment.dispute = Dispute(
-                self.dispute_id,
-                self.reason,
-                self.amount,
-                self.evidence_due_by,
-                self.status,
-                self.at,
-            )
-            payment.processor_events.add(self.processor_event_id)
-
-    class DisputeUpdated(LedgerAggregate.Event):
-        """The dispute moved on (evidence submitted: `under_review`), or its due date did."""
-
-        dispute_id: str
-        status: str
-        evidence_due_by: datetime | None
-        processor_event_id: str
-
-        def apply(self, payment: Payment) -> None:
-            assert payment.dispute is not None
-            payment.dispute = replace(
-                payment.dispute, status=self.status, evidence_due_by=self.evidence_due_by
-            )
-            payment.processor_events.add(self.processor_event_id)
-
-    class DisputeClosed(LedgerAggregate.Event):
-        """The card network decided: `won` (the money comes back) or `lost` (it stays
-        taken: a negative entry in the PMS ledger); `warning_closed` for an inquiry."""
-
-        dispute_id: str
-        status: str
-        #: the disputed amount (taken back for good when lost)
-        amount: int
-        processor_event_id: str
-
-        def apply(self, payment: Payment) -> None:
-            assert payment.dispute is not None
-            payment.dispute = replace(
-                payment.dispute, status=self.status, amount=self.amount, closed_at=self.at
-            )
-            payment.processor_events.add(self.processor_event_id)
-
-    class DisputeAssociated(LedgerAggregate.Event):
-        """The lost dispute's negative entry is in the PMS ledger."""
-
-        dispute_id: str
-        source: str
-        pms_reference: str | None
-
-        def apply(self, payment: Payment) -> None:
-            assert payment.dispute is not None
-            payment.dispute = replace(
-                payment.dispute, posted=True, pms_reference=self.pms_reference
-            )
-
     class ReceiptSent(LedgerAggregate.Event):
         """A copy of the receipt sent by email (`email`) or by text (`phone`, version 2)."""
 
@@ -721,7 +632,7 @@ class Payment(LedgerAggregate):
                 "this payment has not settled yet: it can only be voided (in full) until its "
                 "batch closes"
             )
-        if self.dispute is not None and self.dispute.status not in ("won", "warning_closed"):
+        if self.dispute is not None and self.refund_blocked_by_dispute:
             raise RefundNotAllowed(
                 f"this payment is disputed by the cardholder (dispute {self.dispute.status}): "
                 "the card network decides, it cannot be refunded"
@@ -744,6 +655,11 @@ class Payment(LedgerAggregate):
             raise PaymentNotApproved("a void of this payment is under way: it is not captured")
         if self.status != Status.APPROVED:
             raise PaymentNotApproved(f"a {self.status} payment does not settle")
+
+    def check_disputable(self) -> None:
+        """Only a captured payment is disputed: the processor settled it."""
+        if self.status != Status.SETTLED:
+            raise PaymentNotApproved(f"a {self.status} payment was not captured: no dispute")
 
     def check_associate(self) -> None:
         if self.status in (Status.DECLINED, Status.VOIDED):
@@ -993,89 +909,6 @@ class Payment(LedgerAggregate):
             pms_reference=pms_reference,
         )
 
-    def record_dispute(
-        self,
-        *,
-        dispute_id: str,
-        reason: str,
-        amount: int,
-        evidence_due_by: datetime | None,
-        status: str,
-        processor_event_id: str,
-        at: datetime,
-        actor: str,
-    ) -> bool:
-        """Record what the processor says of a dispute of this payment; False when it
-        changes nothing (an event already recorded, a closed dispute, no news). Events
-        may arrive out of order: a dispute first heard of closed is opened, then closed."""
-        if processor_event_id in self.processor_events:
-            return False
-        if self.status != Status.SETTLED:
-            raise PaymentNotApproved(f"a {self.status} payment was not captured: no dispute")
-        if self.dispute is not None and self.dispute.id != dispute_id:
-            raise InvalidValue(
-                f"this payment is already disputed ({self.dispute.id}); a charge is disputed once"
-            )
-        check_payment_amount(amount)
-        event = {"dispute_id": dispute_id, "processor_event_id": processor_event_id}
-        if self.dispute is None:
-            opened = status
-            if status in DISPUTE_CLOSED:
-                opened = (
-                    "warning_needs_response" if status == "warning_closed" else "needs_response"
-                )
-            self.record(
-                self.DisputeOpened,
-                at=at,
-                actor=actor,
-                reason=reason,
-                amount=amount,
-                evidence_due_by=evidence_due_by,
-                status=opened,
-                **event,
-            )
-            if status not in DISPUTE_CLOSED:
-                return True
-            event["processor_event_id"] += ":closed"
-        assert self.dispute is not None
-        if self.dispute.closed:
-            return False
-        if status in DISPUTE_CLOSED:
-            self.record(
-                self.DisputeClosed, at=at, actor=actor, status=status, amount=amount, **event
-            )
-            return True
-        if (status, evidence_due_by) == (self.dispute.status, self.dispute.evidence_due_by):
-            return False
-        self.record(
-            self.DisputeUpdated,
-            at=at,
-            actor=actor,
-            status=status,
-            evidence_due_by=evidence_due_by,
-            **event,
-        )
-        return True
-
-    def associate_dispute(
-        self, *, source: AssociationSource, pms_reference: str | None, at: datetime, actor: str
-    ) -> None:
-        """Record that the lost dispute's negative entry is in the PMS ledger."""
-        if self.dispute is None or self.dispute.status != "lost":
-            raise PaymentNotApproved(
-                "this payment has no lost dispute: there is no dispute entry to post"
-            )
-        if self.dispute.posted:
-            raise AlreadyAssociated("this dispute is already associated with the PMS ledger")
-        self.record(
-            self.DisputeAssociated,
-            at=at,
-            actor=actor,
-            dispute_id=self.dispute.id,
-            source=source.value,
-            pms_reference=pms_reference,
-        )
-
     def record_receipt_sent(
         self,
         *,
@@ -1109,8 +942,8 @@ class Payment(LedgerAggregate):
                 for r in self.refunds
             ],
             void_posted=self.void_associated,
-            lost_dispute=PostedDispute(self.dispute.id, self.dispute.amount, self.dispute.posted)
-            if self.dispute is not None and self.dispute.status == "lost"
+            lost_dispute=PostedDispute(lost.id, lost.amount, lost.posted)
+            if (lost := self.lost_dispute) is not None
             else None,
         )
 
