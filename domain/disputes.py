@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import AlreadyAssociated, InvalidValue, PaymentNotApproved
 from domain.money import check_payment_amount
 
@@ -61,12 +61,17 @@ class Disputable:
         processor_events: set[str]
 
         def record(
-            self, event_class: type[LedgerAggregate.Event], *, at: datetime, actor: str, **data: Any
+            self,
+            event_class: type[PracticeAggregate.Event],
+            *,
+            at: datetime,
+            actor: str,
+            **data: Any,
         ) -> None: ...
 
         def check_disputable(self) -> None: ...
 
-    class DisputeOpened(LedgerAggregate.Event):
+    class DisputeOpened(PracticeAggregate.Event):
         """The cardholder disputed the payment: the processor took `amount` back for now."""
 
         dispute_id: str
@@ -87,7 +92,7 @@ class Disputable:
             )
             payment.processor_events.add(self.processor_event_id)
 
-    class DisputeUpdated(LedgerAggregate.Event):
+    class DisputeUpdated(PracticeAggregate.Event):
         """The dispute moved on (evidence submitted: `under_review`), or its due date did."""
 
         dispute_id: str
@@ -102,7 +107,7 @@ class Disputable:
             )
             payment.processor_events.add(self.processor_event_id)
 
-    class DisputeClosed(LedgerAggregate.Event):
+    class DisputeClosed(PracticeAggregate.Event):
         """The card network decided: `won` (the money comes back) or `lost` (it stays
         taken: a negative entry in the PMS ledger); `warning_closed` for an inquiry."""
 
@@ -119,7 +124,7 @@ class Disputable:
             )
             payment.processor_events.add(self.processor_event_id)
 
-    class DisputeAssociated(LedgerAggregate.Event):
+    class DisputeAssociated(PracticeAggregate.Event):
         """The lost dispute's negative entry is in the PMS ledger."""
 
         dispute_id: str

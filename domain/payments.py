@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from uuid import UUID
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.disputes import Disputable, Dispute
 from domain.errors import (
     AlreadyAssociated,
@@ -199,8 +199,8 @@ def marked_unknown(intent: Intent, at: datetime, error: str) -> Intent:
     )
 
 
-class Payment(LedgerAggregate, Disputable):
-    class Captured(LedgerAggregate.Created):
+class Payment(PracticeAggregate, Disputable):
+    class Captured(PracticeAggregate.Created):
         amount: int
         method: str
         terminal_id: str | None
@@ -218,7 +218,7 @@ class Payment(LedgerAggregate, Disputable):
             payment.batch_date = date.fromisoformat(self.batch_date)
             payment.settles_at = self.settles_at
 
-    class Declined(LedgerAggregate.Created):
+    class Declined(PracticeAggregate.Created):
         amount: int
         method: str
         terminal_id: str | None
@@ -232,7 +232,7 @@ class Payment(LedgerAggregate, Disputable):
             payment.start(self, Status.DECLINED)
             payment.decline_reason = self.reason
 
-    class Voided(LedgerAggregate.Event):
+    class Voided(PracticeAggregate.Event):
         processor_void_id: str
         #: the void's intent id (its reference at the processor); None in older events
         void_id: UUID | None = None
@@ -250,7 +250,7 @@ class Payment(LedgerAggregate, Disputable):
             payment.void_id = self.void_id
             payment.capture_failure = self.capture_failure
 
-    class VoidRequested(LedgerAggregate.Event):
+    class VoidRequested(PracticeAggregate.Event):
         """The intent of a void, recorded before the processor is asked: from now on the
         batch close does not capture the payment, and nothing refunds it. Version 2 says
         why (`reason`, ReversalReason, and `note`); version 1 has neither."""
@@ -267,7 +267,7 @@ class Payment(LedgerAggregate, Disputable):
                 self.void_id, self.at, self.actor, reason=self.reason, note=self.note
             )
 
-    class VoidOutcomeUnknown(LedgerAggregate.Event):
+    class VoidOutcomeUnknown(PracticeAggregate.Event):
         """The processor's answer to the void was lost: the reconciler reads it back."""
 
         void_id: UUID
@@ -277,7 +277,7 @@ class Payment(LedgerAggregate, Disputable):
             if payment.pending_void is not None:
                 payment.pending_void = marked_unknown(payment.pending_void, self.at, self.error)
 
-    class VoidRefused(LedgerAggregate.Event):
+    class VoidRefused(PracticeAggregate.Event):
         """The processor refused the void (final): the payment stays approved."""
 
         void_id: UUID
@@ -287,7 +287,7 @@ class Payment(LedgerAggregate, Disputable):
             payment.pending_void = None
             payment.refused_voids[self.void_id] = self.reason
 
-    class CaptureRequested(LedgerAggregate.Event):
+    class CaptureRequested(PracticeAggregate.Event):
         """The batch close is about to capture the payment (its intent): from now on it is
         not voided; it settles, or its capture fails."""
 
@@ -296,7 +296,7 @@ class Payment(LedgerAggregate, Disputable):
         def apply(self, payment: Payment) -> None:
             payment.capture_requested = True
 
-    class Settled(LedgerAggregate.Event):
+    class Settled(PracticeAggregate.Event):
         batch_id: UUID
 
         def apply(self, payment: Payment) -> None:
@@ -304,7 +304,7 @@ class Payment(LedgerAggregate, Disputable):
             payment.batch_id = self.batch_id
             payment.settled_at = self.at
 
-    class RefundRequested(LedgerAggregate.Event):
+    class RefundRequested(PracticeAggregate.Event):
         """The intent of a refund, recorded before the processor is asked. Version 2 says
         why (`reason`, ReversalReason, and `note`); version 1 has neither."""
 
@@ -326,7 +326,7 @@ class Payment(LedgerAggregate, Disputable):
                 note=self.note,
             )
 
-    class Refunded(LedgerAggregate.Event):
+    class Refunded(PracticeAggregate.Event):
         refund_id: UUID
         amount: int
         processor_refund_id: str
@@ -345,7 +345,7 @@ class Payment(LedgerAggregate, Disputable):
                 )
             )
 
-    class RefundOutcomeUnknown(LedgerAggregate.Event):
+    class RefundOutcomeUnknown(PracticeAggregate.Event):
         """The processor's answer to the refund was lost: it keeps holding its amount and
         the reconciler reads it back under its id before anything is sent again."""
 
@@ -359,7 +359,7 @@ class Payment(LedgerAggregate, Disputable):
                     pending, self.at, self.error
                 )
 
-    class RefundRefused(LedgerAggregate.Event):
+    class RefundRefused(PracticeAggregate.Event):
         """The processor refused the refund (final): nothing moved; its amount is free."""
 
         refund_id: UUID
@@ -370,7 +370,7 @@ class Payment(LedgerAggregate, Disputable):
             payment.pending_refunds.pop(self.refund_id, None)
             payment.refused_refunds[self.refund_id] = self.reason
 
-    class RefundFailed(LedgerAggregate.Event):
+    class RefundFailed(PracticeAggregate.Event):
         """The processor reported a refund failed after it was made (the card could not
         take it back): the money stays with the practice, the refund counts no more."""
 
@@ -386,7 +386,7 @@ class Payment(LedgerAggregate, Disputable):
             ]
             payment.processor_events.add(self.processor_event_id)
 
-    class RefundSettled(LedgerAggregate.Event):
+    class RefundSettled(PracticeAggregate.Event):
         refund_id: UUID
         batch_id: UUID
 
@@ -396,7 +396,7 @@ class Payment(LedgerAggregate, Disputable):
                 for r in payment.refunds
             ]
 
-    class Associated(LedgerAggregate.Event):
+    class Associated(PracticeAggregate.Event):
         source: str
         pms_reference: str | None
 
@@ -405,7 +405,7 @@ class Payment(LedgerAggregate, Disputable):
             payment.pms_reference = self.pms_reference
             payment.associated_at = self.at
 
-    class RefundAssociated(LedgerAggregate.Event):
+    class RefundAssociated(PracticeAggregate.Event):
         refund_id: UUID
         source: str
         pms_reference: str | None
@@ -413,7 +413,7 @@ class Payment(LedgerAggregate, Disputable):
         def apply(self, payment: Payment) -> None:
             payment.associated_refunds[self.refund_id] = self.pms_reference
 
-    class VoidAssociated(LedgerAggregate.Event):
+    class VoidAssociated(PracticeAggregate.Event):
         """The void's negative entry is in the PMS ledger (the payment had been posted)."""
 
         source: str
@@ -422,7 +422,7 @@ class Payment(LedgerAggregate, Disputable):
         def apply(self, payment: Payment) -> None:
             payment.void_associated = True
 
-    class ReceiptSent(LedgerAggregate.Event):
+    class ReceiptSent(PracticeAggregate.Event):
         """A copy of the receipt sent by email (`email`) or by text (`phone`, version 2)."""
 
         class_version = 2

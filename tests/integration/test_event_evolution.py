@@ -12,7 +12,7 @@ from uuid import uuid4
 
 from eventsourcing.utils import _topic_cache, get_topic, register_topic
 
-from domain.base import LedgerAggregate, event_type
+from domain.base import PracticeAggregate, event_type
 from domain.payments import AssociationSource, Payment
 from services.context import Components
 from tests.unit import builders
@@ -20,17 +20,17 @@ from tests.unit import builders
 AT = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
 
 
-class Chair(LedgerAggregate):
+class Chair(PracticeAggregate):
     """Version 1: a chair has a name, and moves to a room."""
 
-    class Created(LedgerAggregate.Created):
+    class Created(PracticeAggregate.Created):
         name: str
 
         def apply(self, chair: Chair) -> None:
             chair.practice_id = self.practice_id
             chair.name = self.name
 
-    class Moved(LedgerAggregate.Event):
+    class Moved(PracticeAggregate.Event):
         room: str
 
         def apply(self, chair: Chair) -> None:
@@ -41,11 +41,11 @@ class Chair(LedgerAggregate):
         room: str
 
 
-class ChairV2(LedgerAggregate):
+class ChairV2(PracticeAggregate):
     """Version 2 of the same classes: a chair also has a colour (older chairs: 'unrecorded'),
     and `room` became `place`."""
 
-    class Created(LedgerAggregate.Created):
+    class Created(PracticeAggregate.Created):
         class_version = 2
         name: str
         colour: str
@@ -59,7 +59,7 @@ class ChairV2(LedgerAggregate):
             chair.name = self.name
             chair.colour = self.colour
 
-    class Moved(LedgerAggregate.Event):
+    class Moved(PracticeAggregate.Event):
         class_version = 2
         place: str
 
