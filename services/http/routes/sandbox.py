@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from adapters.clock import MAX_OFFSET_SECONDS, ClockOutOfRange, SandboxClock, too_far
 from adapters.messaging.email import list_sandbox_mailbox
@@ -13,6 +13,7 @@ from projections.base import iso
 from services.app.due import DueWork, DueWorkFailed, run_due_work
 from services.context import Components
 from services.http import answers, cursor
+from services.http.bounds import URL_LENGTH
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
@@ -114,7 +115,7 @@ def advance_by_days(
 
 
 @router.get(
-    "/outbox",
+    "/mailbox",
     response_model=answers.SandboxMailbox,
     summary="Messages the embedded default kept instead of sending",
 )
@@ -130,3 +131,37 @@ def sandbox_mailbox(
         "items": rows,
         "next_cursor": cursor.encode([last["sent_at"], last["id"]]) if more and last else None,
     }
+
+
+#: the sandbox mailbox's former address, answered for one release (docs/design.md)
+FORMER_MAILBOX = "/outbox"
+
+
+@router.get(
+    FORMER_MAILBOX,
+    status_code=308,
+    response_class=Response,
+    responses={
+        308: {
+            "description": "Moved for good to /v1/sandbox/mailbox (`Location`, with the same "
+            "query string): send the same request there",
+            "headers": {
+                "Location": {
+                    "description": "/v1/sandbox/mailbox and the request's query string",
+                    "schema": {"type": "string", "maxLength": URL_LENGTH},
+                }
+            },
+        }
+    },
+    deprecated=True,
+    summary="The sandbox mailbox's former address (until the next release)",
+)
+def former_sandbox_mailbox(
+    request: Request, caller: AdminDep, limit: LimitQ = 50, cursor_: CursorQ = None
+) -> Response:
+    """A permanent redirect (308: the method stays GET), the query string kept as sent.
+    It takes the mailbox's parameters (and checks them as the mailbox does) and asks for
+    an administrator as the mailbox does, so it answers a stranger no differently."""
+    query = request.url.query
+    location = f"{router.prefix}/mailbox" + (f"?{query}" if query else "")
+    return Response(status_code=308, headers={"Location": location})
