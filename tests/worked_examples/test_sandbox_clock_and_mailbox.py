@@ -41,8 +41,8 @@ def test_the_mailbox_pages_by_limit_and_cursor(api: Api) -> None:
 
 
 def test_the_former_address_redirects_to_the_mailbox_for_a_release(api: Api) -> None:
-    """`/v1/sandbox/outbox` (deprecated) answers 308 to `/v1/sandbox/mailbox`, the query
-    string kept; followed, it lists what the mailbox lists."""
+    """`/v1/sandbox/outbox` (deprecated) answers 308 to `/v1/sandbox/mailbox` with the
+    parameters sent; followed, it lists what the mailbox lists."""
     for n in range(2):
         send(api, new_patient(api, pms_id=f"70{n}", email=f"q{n}@example.com"), 2000 + n)
     moved = api.get("/v1/sandbox/outbox?limit=1", follow_redirects=False)
@@ -63,6 +63,9 @@ def test_the_former_address_redirects_to_the_mailbox_for_a_release(api: Api) -> 
     # a stranger learns nothing more from the former address than from the mailbox
     assert api.get("/v1/sandbox/outbox", headers={}, follow_redirects=False).status_code == 401
     assert api.get("/v1/sandbox/outbox?limit=0", follow_redirects=False).status_code == 422
+    for junk in ("nonsense", f"{cursor}%%"):  # a cursor the mailbox did not give out
+        refused = api.get("/v1/sandbox/outbox", params={"cursor": junk}, follow_redirects=False)
+        assert refused.status_code == 400 and refused.json()["field"] == "cursor"
 
 
 def test_one_jump_past_expiry_sends_the_reminders_of_the_days_crossed(api: Api) -> None:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
@@ -13,7 +15,6 @@ from projections.base import iso
 from services.app.due import DueWork, DueWorkFailed, run_due_work
 from services.context import Components
 from services.http import answers, cursor
-from services.http.bounds import URL_LENGTH
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
@@ -133,8 +134,12 @@ def sandbox_mailbox(
     }
 
 
-#: the sandbox mailbox's former address, answered for one release (docs/design.md)
+#: the sandbox mailbox's former address, answered for one release (README, "API")
 FORMER_MAILBOX = "/outbox"
+#: a cursor as this API gives them out (base64url, unpadded)
+CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]*")
+#: the longest `Location` the former address answers: every parameter at its longest
+LOCATION_LENGTH = len(f"{router.prefix}/mailbox?limit=100&cursor=") + cursor.MAX_CURSOR
 
 
 @router.get(
@@ -144,11 +149,11 @@ FORMER_MAILBOX = "/outbox"
     responses={
         308: {
             "description": "Moved for good to /v1/sandbox/mailbox (`Location`, with the same "
-            "query string): send the same request there",
+            "parameters): send the same request there",
             "headers": {
                 "Location": {
-                    "description": "/v1/sandbox/mailbox and the request's query string",
-                    "schema": {"type": "string", "maxLength": URL_LENGTH},
+                    "description": "/v1/sandbox/mailbox with the request's parameters",
+                    "schema": {"type": "string", "maxLength": LOCATION_LENGTH},
                 }
             },
         }
@@ -159,9 +164,19 @@ FORMER_MAILBOX = "/outbox"
 def former_sandbox_mailbox(
     request: Request, caller: AdminDep, limit: LimitQ = 50, cursor_: CursorQ = None
 ) -> Response:
-    """A permanent redirect (308: the method stays GET), the query string kept as sent.
-    It takes the mailbox's parameters (and checks them as the mailbox does) and asks for
-    an administrator as the mailbox does, so it answers a stranger no differently."""
-    query = request.url.query
-    location = f"{router.prefix}/mailbox" + (f"?{query}" if query else "")
+    """A permanent redirect (308: the method stays GET) with the parameters sent. It takes
+    the mailbox's parameters and checks them as the mailbox does (a cursor it did not give
+    out is refused), and asks for an administrator as the mailbox does."""
+    cursor.decode_pair(cursor_)  # the mailbox's own check
+    if cursor_ and not CURSOR_TEXT.fullmatch(cursor_):
+        raise HttpProblem(
+            400,
+            "cursor is not one this API returned; start without it",
+            code="invalid-cursor",
+            field="cursor",
+        )
+    sent = [("limit", str(limit))] if "limit" in request.query_params else []
+    if cursor_:
+        sent.append(("cursor", cursor_))
+    location = f"{router.prefix}/mailbox" + (f"?{urlencode(sent)}" if sent else "")
     return Response(status_code=308, headers={"Location": location})
