@@ -14,7 +14,9 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 
-class LedgerAggregate(Aggregate):
+class PracticeAggregate(Aggregate):
+    """An aggregate of one practice: it and each of its events carry the practice's id."""
+
     if TYPE_CHECKING:
         practice_id: UUID
 

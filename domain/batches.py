@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import InvalidValue
 
 
@@ -21,8 +21,8 @@ class BatchItem:
     amount: int
 
 
-class Batch(LedgerAggregate):
-    class Closed(LedgerAggregate.Created):
+class Batch(PracticeAggregate):
+    class Closed(PracticeAggregate.Created):
         batch_date: str
         items: list[dict[str, object]]
         sales_count: int

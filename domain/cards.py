@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import Conflict, InvalidValue
 
 #: the consent the patient gives, as the checkbox says it ({practice}: the practice's name)
@@ -37,7 +37,7 @@ class CardNotUsable(Conflict):
     code = "card-not-usable"
 
 
-class Card(LedgerAggregate):
+class Card(PracticeAggregate):
     if TYPE_CHECKING:
         patient_id: UUID
         consent: str
@@ -55,7 +55,7 @@ class Card(LedgerAggregate):
         removed_at: datetime | None
         removed_by: str | None
 
-    class SaveRequested(LedgerAggregate.Created):
+    class SaveRequested(PracticeAggregate.Created):
         """The patient consented (the wording they saw, and when); the processor is asked."""
 
         patient_id: UUID
@@ -75,7 +75,7 @@ class Card(LedgerAggregate):
             card.saved_at = card.removed_at = None
             card.removed_by = None
 
-    class Saved(LedgerAggregate.Event):
+    class Saved(PracticeAggregate.Event):
         token: str
         brand: str
         last4: str
@@ -90,21 +90,21 @@ class Card(LedgerAggregate):
             card.customer = self.customer
             card.saved_at = self.at
 
-    class SaveRefused(LedgerAggregate.Event):
+    class SaveRefused(PracticeAggregate.Event):
         reason: str
 
         def apply(self, card: Card) -> None:
             card.state = "refused"
             card.reason = self.reason
 
-    class SaveOutcomeUnknown(LedgerAggregate.Event):
+    class SaveOutcomeUnknown(PracticeAggregate.Event):
         error: str
 
         def apply(self, card: Card) -> None:
             card.state = "unknown"
             card.reason = self.error
 
-    class Removed(LedgerAggregate.Event):
+    class Removed(PracticeAggregate.Event):
         def apply(self, card: Card) -> None:
             card.state = "removed"
             card.removed_at = self.at

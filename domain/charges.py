@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import Conflict
 
 
@@ -38,7 +38,7 @@ def release_reference(payment_id: UUID) -> UUID:
     return uuid5(NAMESPACE_URL, f"payledger:{payment_id}:release")
 
 
-class ChargeAttempt(LedgerAggregate):
+class ChargeAttempt(PracticeAggregate):
     if TYPE_CHECKING:  # set by the events (the library takes class annotations as fields)
         payment_id: UUID
         amount: int
@@ -51,7 +51,7 @@ class ChargeAttempt(LedgerAggregate):
         transaction_id: str | None
         released_id: str | None
 
-    class Requested(LedgerAggregate.Created):
+    class Requested(PracticeAggregate.Created):
         payment_id: UUID
         amount: int
         method: str
@@ -69,7 +69,7 @@ class ChargeAttempt(LedgerAggregate):
             attempt.transaction_id = None
             attempt.released_id = None
 
-    class Asked(LedgerAggregate.Event):
+    class Asked(PracticeAggregate.Event):
         """The same request asked again (after a refusal or a lost answer)."""
 
         payment_id: UUID
@@ -79,14 +79,14 @@ class ChargeAttempt(LedgerAggregate):
             attempt.state = "asked"
             attempt.asked_at = self.at
 
-    class Refused(LedgerAggregate.Event):
+    class Refused(PracticeAggregate.Event):
         reason: str
 
         def apply(self, attempt: ChargeAttempt) -> None:
             attempt.state = "refused"
             attempt.reason = self.reason
 
-    class OutcomeUnknown(LedgerAggregate.Event):
+    class OutcomeUnknown(PracticeAggregate.Event):
         error: str
 
         def apply(self, attempt: ChargeAttempt) -> None:
@@ -95,13 +95,13 @@ class ChargeAttempt(LedgerAggregate):
             attempt.attempts += 1
             attempt.reason = self.error
 
-    class NotMade(LedgerAggregate.Event):
+    class NotMade(PracticeAggregate.Event):
         """Read back: the processor has no authorisation under the reference."""
 
         def apply(self, attempt: ChargeAttempt) -> None:
             attempt.state = "not_made"
 
-    class ReleaseRequested(LedgerAggregate.Event):
+    class ReleaseRequested(PracticeAggregate.Event):
         """Read back: the processor authorised it, the ledger never recorded it; the
         authorisation is about to be voided (its intent)."""
 
@@ -111,7 +111,7 @@ class ChargeAttempt(LedgerAggregate):
             attempt.state = "releasing"
             attempt.transaction_id = self.transaction_id
 
-    class Released(LedgerAggregate.Event):
+    class Released(PracticeAggregate.Event):
         processor_void_id: str
 
         def apply(self, attempt: ChargeAttempt) -> None:

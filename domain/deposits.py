@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import Conflict, InvalidValue
 
 #: a deposit is never more than this many days away (guards a broken holiday calendar)
@@ -49,8 +49,8 @@ class DepositLine:
         return self.amount - self.fee_amount
 
 
-class Deposit(LedgerAggregate):
-    class Scheduled(LedgerAggregate.Created):
+class Deposit(PracticeAggregate):
+    class Scheduled(PracticeAggregate.Created):
         batch_id: UUID
         batch_date: str
         deposit_date: str
@@ -73,11 +73,11 @@ class Deposit(LedgerAggregate):
             deposit.adjustments = []
             deposit.other_payouts = []
 
-    class Paid(LedgerAggregate.Event):
+    class Paid(PracticeAggregate.Event):
         def apply(self, deposit: Deposit) -> None:
             deposit.paid_at = self.at
 
-    class PayoutReconciled(LedgerAggregate.Event):
+    class PayoutReconciled(PracticeAggregate.Event):
         """The processor's payout that carried this deposit's items (Stripe), matched line
         by line: its id, the day it arrived, the processor's fee of each item, and every
         difference (an item missing from the payout, a fee or an amount that differs)."""
@@ -99,7 +99,7 @@ class Deposit(LedgerAggregate):
                 deposit.adjustments.append(line)
                 deposit.net_amount += int(line["amount"]) - int(line["fee_amount"])
 
-    class PayoutAdjusted(LedgerAggregate.Event):
+    class PayoutAdjusted(PracticeAggregate.Event):
         """A payout that carried none of the ledger's sales or refunds (only a dispute's
         adjustments, or balance transactions of other kinds), recorded on the practice's
         newest deposit so that nothing it moved is left out: its dispute lines join the
@@ -117,7 +117,7 @@ class Deposit(LedgerAggregate):
                 deposit.adjustments.append(line)
                 deposit.net_amount += int(line["amount"]) - int(line["fee_amount"])
 
-    class PayoutFailed(LedgerAggregate.Event):
+    class PayoutFailed(PracticeAggregate.Event):
         """The processor's payout of this deposit failed (the bank refused it)."""
 
         payout_id: str

@@ -6,13 +6,13 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import Conflict, InvalidValue
 from domain.receivables import Balance, PatientSnoozed, Snooze, SnoozeReason
 
 
-class Patient(LedgerAggregate):
-    class Registered(LedgerAggregate.Created):
+class Patient(PracticeAggregate):
+    class Registered(PracticeAggregate.Created):
         pms_patient_id: str
         first_name: str
         last_name: str
@@ -32,7 +32,7 @@ class Patient(LedgerAggregate):
             patient.balance = None
             patient.snooze = None
 
-    class RequestOpened(LedgerAggregate.Event):
+    class RequestOpened(PracticeAggregate.Event):
         """The patient's latest payment request (the one that may be outstanding)."""
 
         request_id: UUID
@@ -40,7 +40,7 @@ class Patient(LedgerAggregate):
         def apply(self, patient: Patient) -> None:
             patient.latest_request_id = self.request_id
 
-    class BalanceRecorded(LedgerAggregate.Event):
+    class BalanceRecorded(PracticeAggregate.Event):
         """A balance snapshot as the PMS reported it (family level, on the guarantor)."""
 
         balance: dict[str, Any]
@@ -51,7 +51,7 @@ class Patient(LedgerAggregate):
         def apply(self, patient: Patient) -> None:
             patient.balance = Balance.from_event_data(self.balance)
 
-    class Snoozed(LedgerAggregate.Event):
+    class Snoozed(PracticeAggregate.Event):
         until: str
         reason: str
         note: str | None
@@ -61,7 +61,7 @@ class Patient(LedgerAggregate):
                 date.fromisoformat(self.until), SnoozeReason(self.reason), self.note
             )
 
-    class SnoozeEnded(LedgerAggregate.Event):
+    class SnoozeEnded(PracticeAggregate.Event):
         how: str  # "early" (by staff) or "expired" (its date came)
 
         def apply(self, patient: Patient) -> None:

@@ -5,10 +5,9 @@ Rules (docs/design.md, "Rules" and "The ledger's rules on Stripe"):
 - once the batch has closed (settled = processed) the payment can only be
   refunded, in part or in full, never beyond what remains, within 13 months;
 - a declined payment moves no money and can be neither voided nor refunded;
-- a settled payment can be disputed by the cardholder (at the processor): the dispute
-  is recorded on it (reason, amount, evidence due date, status) until it is won or
-  lost; a disputed payment is not refunded unless the dispute was won; a lost dispute
-  is a negative entry in the PMS ledger.
+- a settled payment can be disputed by the cardholder (at the processor): its
+  dispute's events, state and rules are in domain/disputes.py (a base class of
+  Payment); a disputed payment is not refunded unless the dispute was won.
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from uuid import UUID
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
+from domain.disputes import Disputable, Dispute
 from domain.errors import (
     AlreadyAssociated,
     AlreadyExists,
@@ -199,31 +199,8 @@ def marked_unknown(intent: Intent, at: datetime, error: str) -> Intent:
     )
 
 
-#: a dispute's statuses once the card network decided (or the inquiry closed)
-DISPUTE_CLOSED = ("won", "lost", "warning_closed")
-
-
-@dataclass(frozen=True)
-class Dispute:
-    """The cardholder's dispute of the payment, as the processor reports it."""
-
-    id: str
-    reason: str
-    amount: int
-    evidence_due_by: datetime | None
-    status: str
-    opened_at: datetime
-    closed_at: datetime | None = None
-    posted: bool = False
-    pms_reference: str | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self.status in DISPUTE_CLOSED
-
-
-class Payment(LedgerAggregate):
-    class Captured(LedgerAggregate.Created):
+class Payment(PracticeAggregate, Disputable):
+    class Captured(PracticeAggregate.Created):
         amount: int
         method: str
         terminal_id: str | None
@@ -241,7 +218,7 @@ class Payment(LedgerAggregate):
             payment.batch_date = date.fromisoformat(self.batch_date)
             payment.settles_at = self.settles_at
 
-    class Declined(LedgerAggregate.Created):
+    class Declined(PracticeAggregate.Created):
         amount: int
         method: str
         terminal_id: str | None
@@ -255,7 +232,7 @@ class Payment(LedgerAggregate):
             payment.start(self, Status.DECLINED)
             payment.decline_reason = self.reason
 
-    class Voided(LedgerAggregate.Event):
+    class Voided(PracticeAggregate.Event):
         processor_void_id: str
         #: the void's intent id (its reference at the processor); None in older events
         void_id: UUID | None = None
@@ -273,7 +250,7 @@ class Payment(LedgerAggregate):
             payment.void_id = self.void_id
             payment.capture_failure = self.capture_failure
 
-    class VoidRequested(LedgerAggregate.Event):
+    class VoidRequested(PracticeAggregate.Event):
         """The intent of a void, recorded before the processor is asked: from now on the
         batch close does not capture the payment, and nothing refunds it. Version 2 says
         why (`reason`, ReversalReason, and `note`); version 1 has neither."""
@@ -290,7 +267,7 @@ class Payment(LedgerAggregate):
                 self.void_id, self.at, self.actor, reason=self.reason, note=self.note
             )
 
-    class VoidOutcomeUnknown(LedgerAggregate.Event):
+    class VoidOutcomeUnknown(PracticeAggregate.Event):
         """The processor's answer to the void was lost: the reconciler reads it back."""
 
         void_id: UUID
@@ -300,7 +277,7 @@ class Payment(LedgerAggregate):
             if payment.pending_void is not None:
                 payment.pending_void = marked_unknown(payment.pending_void, self.at, self.error)
 
-    class VoidRefused(LedgerAggregate.Event):
+    class VoidRefused(PracticeAggregate.Event):
         """The processor refused the void (final): the payment stays approved."""
 
         void_id: UUID
@@ -310,7 +287,7 @@ class Payment(LedgerAggregate):
             payment.pending_void = None
             payment.refused_voids[self.void_id] = self.reason
 
-    class CaptureRequested(LedgerAggregate.Event):
+    class CaptureRequested(PracticeAggregate.Event):
         """The batch close is about to capture the payment (its intent): from now on it is
         not voided; it settles, or its capture fails."""
 
@@ -319,7 +296,7 @@ class Payment(LedgerAggregate):
         def apply(self, payment: Payment) -> None:
             payment.capture_requested = True
 
-    class Settled(LedgerAggregate.Event):
+    class Settled(PracticeAggregate.Event):
         batch_id: UUID
 
         def apply(self, payment: Payment) -> None:
@@ -327,7 +304,7 @@ class Payment(LedgerAggregate):
             payment.batch_id = self.batch_id
             payment.settled_at = self.at
 
-    class RefundRequested(LedgerAggregate.Event):
+    class RefundRequested(PracticeAggregate.Event):
         """The intent of a refund, recorded before the processor is asked. Version 2 says
         why (`reason`, ReversalReason, and `note`); version 1 has neither."""
 
@@ -349,7 +326,7 @@ class Payment(LedgerAggregate):
                 note=self.note,
             )
 
-    class Refunded(LedgerAggregate.Event):
+    class Refunded(PracticeAggregate.Event):
         refund_id: UUID
         amount: int
         processor_refund_id: str
@@ -368,7 +345,7 @@ class Payment(LedgerAggregate):
                 )
             )
 
-    class RefundOutcomeUnknown(LedgerAggregate.Event):
+    class RefundOutcomeUnknown(PracticeAggregate.Event):
         """The processor's answer to the refund was lost: it keeps holding its amount and
         the reconciler reads it back under its id before anything is sent again."""
 
@@ -382,7 +359,7 @@ class Payment(LedgerAggregate):
                     pending, self.at, self.error
                 )
 
-    class RefundRefused(LedgerAggregate.Event):
+    class RefundRefused(PracticeAggregate.Event):
         """The processor refused the refund (final): nothing moved; its amount is free."""
 
         refund_id: UUID
@@ -393,7 +370,7 @@ class Payment(LedgerAggregate):
             payment.pending_refunds.pop(self.refund_id, None)
             payment.refused_refunds[self.refund_id] = self.reason
 
-    class RefundFailed(LedgerAggregate.Event):
+    class RefundFailed(PracticeAggregate.Event):
         """The processor reported a refund failed after it was made (the card could not
         take it back): the money stays with the practice, the refund counts no more."""
 
@@ -409,7 +386,7 @@ class Payment(LedgerAggregate):
             ]
             payment.processor_events.add(self.processor_event_id)
 
-    class RefundSettled(LedgerAggregate.Event):
+    class RefundSettled(PracticeAggregate.Event):
         refund_id: UUID
         batch_id: UUID
 
@@ -419,7 +396,7 @@ class Payment(LedgerAggregate):
                 for r in payment.refunds
             ]
 
-    class Associated(LedgerAggregate.Event):
+    class Associated(PracticeAggregate.Event):
         source: str
         pms_reference: str | None
 
@@ -428,7 +405,7 @@ class Payment(LedgerAggregate):
             payment.pms_reference = self.pms_reference
             payment.associated_at = self.at
 
-    class RefundAssociated(LedgerAggregate.Event):
+    class RefundAssociated(PracticeAggregate.Event):
         refund_id: UUID
         source: str
         pms_reference: str | None
@@ -436,7 +413,7 @@ class Payment(LedgerAggregate):
         def apply(self, payment: Payment) -> None:
             payment.associated_refunds[self.refund_id] = self.pms_reference
 
-    class VoidAssociated(LedgerAggregate.Event):
+    class VoidAssociated(PracticeAggregate.Event):
         """The void's negative entry is in the PMS ledger (the payment had been posted)."""
 
         source: str
@@ -445,73 +422,7 @@ class Payment(LedgerAggregate):
         def apply(self, payment: Payment) -> None:
             payment.void_associated = True
 
-    class DisputeOpened(LedgerAggregate.Event):
-        """The cardholder disputed the payment: the processor took `amount` back for now."""
-
-        dispute_id: str
-        reason: str
-        amount: int
-        evidence_due_by: datetime | None
-        status: str
-        processor_event_id: str
-
-        def apply(self, payment: Payment) -> None:
-            payment.dispute = Dispute(
-                self.dispute_id,
-                self.reason,
-                self.amount,
-                self.evidence_due_by,
-                self.status,
-                self.at,
-            )
-            payment.processor_events.add(self.processor_event_id)
-
-    class DisputeUpdated(LedgerAggregate.Event):
-        """The dispute moved on (evidence submitted: `under_review`), or its due date did."""
-
-        dispute_id: str
-        status: str
-        evidence_due_by: datetime | None
-        processor_event_id: str
-
-        def apply(self, payment: Payment) -> None:
-            assert payment.dispute is not None
-            payment.dispute = replace(
-                payment.dispute, status=self.status, evidence_due_by=self.evidence_due_by
-            )
-            payment.processor_events.add(self.processor_event_id)
-
-    class DisputeClosed(LedgerAggregate.Event):
-        """The card network decided: `won` (the money comes back) or `lost` (it stays
-        taken: a negative entry in the PMS ledger); `warning_closed` for an inquiry."""
-
-        dispute_id: str
-        status: str
-        #: the disputed amount (taken back for good when lost)
-        amount: int
-        processor_event_id: str
-
-        def apply(self, payment: Payment) -> None:
-            assert payment.dispute is not None
-            payment.dispute = replace(
-                payment.dispute, status=self.status, amount=self.amount, closed_at=self.at
-            )
-            payment.processor_events.add(self.processor_event_id)
-
-    class DisputeAssociated(LedgerAggregate.Event):
-        """The lost dispute's negative entry is in the PMS ledger."""
-
-        dispute_id: str
-        source: str
-        pms_reference: str | None
-
-        def apply(self, payment: Payment) -> None:
-            assert payment.dispute is not None
-            payment.dispute = replace(
-                payment.dispute, posted=True, pms_reference=self.pms_reference
-            )
-
-    class ReceiptSent(LedgerAggregate.Event):
+    class ReceiptSent(PracticeAggregate.Event):
         """A copy of the receipt sent by email (`email`) or by text (`phone`, version 2)."""
 
         class_version = 2
@@ -721,7 +632,7 @@ class Payment(LedgerAggregate):
                 "this payment has not settled yet: it can only be voided (in full) until its "
                 "batch closes"
             )
-        if self.dispute is not None and self.dispute.status not in ("won", "warning_closed"):
+        if self.dispute is not None and self.refund_blocked_by_dispute:
             raise RefundNotAllowed(
                 f"this payment is disputed by the cardholder (dispute {self.dispute.status}): "
                 "the card network decides, it cannot be refunded"
@@ -744,6 +655,11 @@ class Payment(LedgerAggregate):
             raise PaymentNotApproved("a void of this payment is under way: it is not captured")
         if self.status != Status.APPROVED:
             raise PaymentNotApproved(f"a {self.status} payment does not settle")
+
+    def check_disputable(self) -> None:
+        """Only a captured payment is disputed: the processor settled it."""
+        if self.status != Status.SETTLED:
+            raise PaymentNotApproved(f"a {self.status} payment was not captured: no dispute")
 
     def check_associate(self) -> None:
         if self.status in (Status.DECLINED, Status.VOIDED):
@@ -993,89 +909,6 @@ class Payment(LedgerAggregate):
             pms_reference=pms_reference,
         )
 
-    def record_dispute(
-        self,
-        *,
-        dispute_id: str,
-        reason: str,
-        amount: int,
-        evidence_due_by: datetime | None,
-        status: str,
-        processor_event_id: str,
-        at: datetime,
-        actor: str,
-    ) -> bool:
-        """Record what the processor says of a dispute of this payment; False when it
-        changes nothing (an event already recorded, a closed dispute, no news). Events
-        may arrive out of order: a dispute first heard of closed is opened, then closed."""
-        if processor_event_id in self.processor_events:
-            return False
-        if self.status != Status.SETTLED:
-            raise PaymentNotApproved(f"a {self.status} payment was not captured: no dispute")
-        if self.dispute is not None and self.dispute.id != dispute_id:
-            raise InvalidValue(
-                f"this payment is already disputed ({self.dispute.id}); a charge is disputed once"
-            )
-        check_payment_amount(amount)
-        event = {"dispute_id": dispute_id, "processor_event_id": processor_event_id}
-        if self.dispute is None:
-            opened = status
-            if status in DISPUTE_CLOSED:
-                opened = (
-                    "warning_needs_response" if status == "warning_closed" else "needs_response"
-                )
-            self.record(
-                self.DisputeOpened,
-                at=at,
-                actor=actor,
-                reason=reason,
-                amount=amount,
-                evidence_due_by=evidence_due_by,
-                status=opened,
-                **event,
-            )
-            if status not in DISPUTE_CLOSED:
-                return True
-            event["processor_event_id"] += ":closed"
-        assert self.dispute is not None
-        if self.dispute.closed:
-            return False
-        if status in DISPUTE_CLOSED:
-            self.record(
-                self.DisputeClosed, at=at, actor=actor, status=status, amount=amount, **event
-            )
-            return True
-        if (status, evidence_due_by) == (self.dispute.status, self.dispute.evidence_due_by):
-            return False
-        self.record(
-            self.DisputeUpdated,
-            at=at,
-            actor=actor,
-            status=status,
-            evidence_due_by=evidence_due_by,
-            **event,
-        )
-        return True
-
-    def associate_dispute(
-        self, *, source: AssociationSource, pms_reference: str | None, at: datetime, actor: str
-    ) -> None:
-        """Record that the lost dispute's negative entry is in the PMS ledger."""
-        if self.dispute is None or self.dispute.status != "lost":
-            raise PaymentNotApproved(
-                "this payment has no lost dispute: there is no dispute entry to post"
-            )
-        if self.dispute.posted:
-            raise AlreadyAssociated("this dispute is already associated with the PMS ledger")
-        self.record(
-            self.DisputeAssociated,
-            at=at,
-            actor=actor,
-            dispute_id=self.dispute.id,
-            source=source.value,
-            pms_reference=pms_reference,
-        )
-
     def record_receipt_sent(
         self,
         *,
@@ -1109,8 +942,8 @@ class Payment(LedgerAggregate):
                 for r in self.refunds
             ],
             void_posted=self.void_associated,
-            lost_dispute=PostedDispute(self.dispute.id, self.dispute.amount, self.dispute.posted)
-            if self.dispute is not None and self.dispute.status == "lost"
+            lost_dispute=PostedDispute(lost.id, lost.amount, lost.posted)
+            if (lost := self.lost_dispute) is not None
             else None,
         )
 

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import Conflict, InvalidValue
 from domain.money import check_payment_amount, format_dollars
 
@@ -133,7 +133,7 @@ class DueCharge:
     amount: int
 
 
-class PaymentPlan(LedgerAggregate):
+class PaymentPlan(PracticeAggregate):
     if TYPE_CHECKING:
         patient_id: UUID
         card_id: UUID
@@ -149,7 +149,7 @@ class PaymentPlan(LedgerAggregate):
         ended_by: str | None
         end_reason: str | None
 
-    class Created(LedgerAggregate.Created):
+    class Created(PracticeAggregate.Created):
         patient_id: UUID
         card_id: UUID
         amount: int
@@ -175,7 +175,7 @@ class PaymentPlan(LedgerAggregate):
             plan.created_by = self.actor
             plan.ended_at = plan.ended_by = plan.end_reason = None
 
-    class Charged(LedgerAggregate.Event):
+    class Charged(PracticeAggregate.Event):
         installment: int
         payment_id: UUID
         amount: int
@@ -184,7 +184,7 @@ class PaymentPlan(LedgerAggregate):
             plan.charges.append(PlanCharge(self.installment, self.payment_id, self.amount, self.at))
             plan.retry_on = None
 
-    class ChargeFailed(LedgerAggregate.Event):
+    class ChargeFailed(PracticeAggregate.Event):
         installment: int
         payment_id: UUID | None
         reason: str
@@ -197,7 +197,7 @@ class PaymentPlan(LedgerAggregate):
             )
             plan.retry_on = retry
 
-    class PastDue(LedgerAggregate.Event):
+    class PastDue(PracticeAggregate.Event):
         installment: int
         reason: str
 
@@ -205,14 +205,14 @@ class PaymentPlan(LedgerAggregate):
             plan.state = PlanState.PAST_DUE
             plan.end_reason = self.reason
 
-    class Cancelled(LedgerAggregate.Event):
+    class Cancelled(PracticeAggregate.Event):
         reason: str
 
         def apply(self, plan: PaymentPlan) -> None:
             plan.state = PlanState.CANCELLED
             plan.ended_at, plan.ended_by, plan.end_reason = self.at, self.actor, self.reason
 
-    class Completed(LedgerAggregate.Event):
+    class Completed(PracticeAggregate.Event):
         def apply(self, plan: PaymentPlan) -> None:
             plan.state = PlanState.COMPLETED
             plan.ended_at, plan.ended_by, plan.end_reason = self.at, self.actor, None

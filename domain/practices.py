@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import InvalidValue
 from domain.receivables import DEFAULT_SYNC_MINUTES, check_sync_minutes
 from domain.requests import check_reminder_days
@@ -61,8 +61,8 @@ SETTING_NAMES = (
 MAX_FEE_RATE_BPS = 1000
 
 
-class Practice(LedgerAggregate):
-    class Created(LedgerAggregate.Created):
+class Practice(PracticeAggregate):
+    class Created(PracticeAggregate.Created):
         name: str
         timezone: str
         pms: str
@@ -89,7 +89,7 @@ class Practice(LedgerAggregate):
             practice.require_2fa_for_admins = False
             practice.created_at = self.at
 
-    class SettingsChanged(LedgerAggregate.Event):
+    class SettingsChanged(PracticeAggregate.Event):
         changes: dict[str, Any]
 
         def apply(self, practice: Practice) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import Conflict
 from domain.users import PLATFORM
 
@@ -41,8 +41,8 @@ def held_elsewhere(account: str) -> AccountHeld:
     )
 
 
-class ProcessorAccount(LedgerAggregate):
-    class Created(LedgerAggregate.Created):
+class ProcessorAccount(PracticeAggregate):
+    class Created(PracticeAggregate.Created):
         processor: str
         account: str
         holder: UUID
@@ -53,13 +53,13 @@ class ProcessorAccount(LedgerAggregate):
             claim.account = self.account
             claim.holder = self.holder
 
-    class Claimed(LedgerAggregate.Event):
+    class Claimed(PracticeAggregate.Event):
         holder: UUID
 
         def apply(self, claim: ProcessorAccount) -> None:
             claim.holder = self.holder
 
-    class Released(LedgerAggregate.Event):
+    class Released(PracticeAggregate.Event):
         holder: UUID
 
         def apply(self, claim: ProcessorAccount) -> None:

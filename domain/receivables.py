@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import AlreadyExists, Conflict, InvalidValue
 
 BUCKETS = ("bal_0_30", "bal_31_60", "bal_61_90", "bal_over_90")
@@ -243,22 +243,22 @@ def sync_id_for(practice_id: UUID, day: date) -> UUID:
     return uuid5(NAMESPACE_URL, f"payledger:{practice_id}:pms-sync:{day.isoformat()}")
 
 
-class PmsSync(LedgerAggregate):
+class PmsSync(PracticeAggregate):
     """A practice's PMS syncs: each one started (a claim: two schedulers never run the same
     practice's sync at once) and finished with its outcome."""
 
-    class Created(LedgerAggregate.Created):
+    class Created(PracticeAggregate.Created):
         def apply(self, sync: PmsSync) -> None:
             sync.practice_id = self.practice_id
             sync.started_at = None
             sync.finished_at = None
 
-    class Started(LedgerAggregate.Event):
+    class Started(PracticeAggregate.Event):
         def apply(self, sync: PmsSync) -> None:
             sync.started_at = self.at
             sync.finished_at = None
 
-    class Finished(LedgerAggregate.Event):
+    class Finished(PracticeAggregate.Event):
         started_at: datetime
         outcome: str  # ok or failed
         error: str | None
@@ -326,10 +326,10 @@ def filter_id_for(practice_id: UUID, name: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"payledger:{practice_id}:ar-filter:{name.strip().lower()}")
 
 
-class SavedFilter(LedgerAggregate):
+class SavedFilter(PracticeAggregate):
     """A named AR filter in the practice's library; names are unique per practice."""
 
-    class Saved(LedgerAggregate.Created):
+    class Saved(PracticeAggregate.Created):
         name: str
         filter: dict[str, Any]
 
@@ -340,7 +340,7 @@ class SavedFilter(LedgerAggregate):
             saved.deleted = False
             saved.saved_at = self.at
 
-    class Resaved(LedgerAggregate.Event):
+    class Resaved(PracticeAggregate.Event):
         name: str
         filter: dict[str, Any]
 
@@ -350,7 +350,7 @@ class SavedFilter(LedgerAggregate):
             saved.deleted = False
             saved.saved_at = self.at
 
-    class Deleted(LedgerAggregate.Event):
+    class Deleted(PracticeAggregate.Event):
         def apply(self, saved: SavedFilter) -> None:
             saved.deleted = True
 

@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import Conflict, InvalidAmount, InvalidValue
 from domain.money import Money, check_payment_amount
 
@@ -79,8 +79,8 @@ def retry_delay(attempt: int) -> timedelta:
     return timedelta(minutes=2 ** (attempt - 1))
 
 
-class PaymentRequest(LedgerAggregate):
-    class Sent(LedgerAggregate.Created):
+class PaymentRequest(PracticeAggregate):
+    class Sent(PracticeAggregate.Created):
         """The request, sent. `claimed_until` (class version 2): when the request's first
         message was claimed with it (its first attempt, the outbox entry of a bulk
         request: one event, not a `DeliveryClaimed` of its own), until when; None when it
@@ -131,13 +131,13 @@ class PaymentRequest(LedgerAggregate):
             request.reopened_at = None
             request.reopen_reason = None
 
-    class Reminded(LedgerAggregate.Event):
+    class Reminded(PracticeAggregate.Event):
         number: int
 
         def apply(self, request: PaymentRequest) -> None:
             request.messages[self.number] = Message(self.number)
 
-    class DeliveryClaimed(LedgerAggregate.Event):
+    class DeliveryClaimed(PracticeAggregate.Event):
         number: int
         attempt: int
         until: datetime
@@ -148,7 +148,7 @@ class PaymentRequest(LedgerAggregate):
                 message, attempts=self.attempt, claimed_until=self.until
             )
 
-    class Delivered(LedgerAggregate.Event):
+    class Delivered(PracticeAggregate.Event):
         number: int
         message_id: str
 
@@ -158,7 +158,7 @@ class PaymentRequest(LedgerAggregate):
                 message, status="sent", claimed_until=None, retry_at=None, last_error=None
             )
 
-    class DeliveryFailed(LedgerAggregate.Event):
+    class DeliveryFailed(PracticeAggregate.Event):
         number: int
         attempt: int
         error: str
@@ -174,7 +174,7 @@ class PaymentRequest(LedgerAggregate):
                 last_error=self.error,
             )
 
-    class PartlyPaid(LedgerAggregate.Event):
+    class PartlyPaid(PracticeAggregate.Event):
         """A payment of less than what was owed: the request stays open for the rest."""
 
         payment_id: UUID
@@ -183,7 +183,7 @@ class PaymentRequest(LedgerAggregate):
         def apply(self, request: PaymentRequest) -> None:
             request.count_payment(self.payment_id, self.paid_amount)
 
-    class Completed(LedgerAggregate.Event):
+    class Completed(PracticeAggregate.Event):
         payment_id: UUID
         paid_amount: int  # this payment's amount (what was still owed)
 
@@ -193,7 +193,7 @@ class PaymentRequest(LedgerAggregate):
             request.payment_id = self.payment_id
             request.closed_at = self.at
 
-    class Reopened(LedgerAggregate.Event):
+    class Reopened(PracticeAggregate.Event):
         """A payment that counted towards the request was voided: it no longer counts,
         and a request it completed is open again for what is owed."""
 
@@ -212,7 +212,7 @@ class PaymentRequest(LedgerAggregate):
             request.reopened_at = self.at
             request.reopen_reason = self.reason
 
-    class Cancelled(LedgerAggregate.Event):
+    class Cancelled(PracticeAggregate.Event):
         reason: str
         superseded_by: UUID | None
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import Conflict, InvalidValue
 
 MIN_PASSWORD = 10
@@ -54,8 +54,8 @@ class CannotChangeUser(Conflict):
     code = "user-change-refused"
 
 
-class User(LedgerAggregate):
-    class Created(LedgerAggregate.Created):
+class User(PracticeAggregate):
+    class Created(PracticeAggregate.Created):
         name: str
         role: str
         token_hash: str
@@ -71,30 +71,30 @@ class User(LedgerAggregate):
             user.created_at = self.at
             user.two_factor_since = None
 
-    class RoleChanged(LedgerAggregate.Event):
+    class RoleChanged(PracticeAggregate.Event):
         role: str
 
         def apply(self, user: User) -> None:
             user.role = Role(self.role)
 
-    class Revoked(LedgerAggregate.Event):
+    class Revoked(PracticeAggregate.Event):
         def apply(self, user: User) -> None:
             user.status = UserStatus.REVOKED
 
-    class PasswordChanged(LedgerAggregate.Event):
+    class PasswordChanged(PracticeAggregate.Event):
         """The password was set anew; the hash itself is kept apart from the events."""
 
         def apply(self, user: User) -> None:
             pass
 
-    class TwoFactorEnabled(LedgerAggregate.Event):
+    class TwoFactorEnabled(PracticeAggregate.Event):
         """Sign-in asks for a time-based code too; the secret and the recovery codes are
         kept apart from the events (sealed and hashed, in the accounts tables)."""
 
         def apply(self, user: User) -> None:
             user.two_factor_since = self.at
 
-    class TwoFactorDisabled(LedgerAggregate.Event):
+    class TwoFactorDisabled(PracticeAggregate.Event):
         """Sign-in asks for the password only again: turned off by the user (with their
         password and a code), or reset by an admin (`reset`) for someone who lost both
         their device and their recovery codes."""

@@ -8,7 +8,7 @@ from typing import Any, TypedDict
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from adapters.sql import Database, Tx, columns_of, rows_as
-from domain.base import LedgerAggregate, event_data, event_type
+from domain.base import PracticeAggregate, event_data, event_type
 from projections.base import Projection, dumps, iso
 
 #: fields that never leave the service (the feed, history, published events): a pay link's
@@ -70,7 +70,7 @@ class EventFeed(Projection):
     )
 
     def process(self, tx: Tx, event: Any, position: int) -> None:
-        if not isinstance(event, LedgerAggregate.Event):
+        if not isinstance(event, PracticeAggregate.Event):
             return
         data = event_data(event)
         practice_id = data.pop("practice_id")

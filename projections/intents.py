@@ -11,7 +11,7 @@ from typing import TypedDict
 from uuid import UUID
 
 from adapters.sql import Database, Tx, columns_of, row_as, rows_as
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.charges import ChargeAttempt
 from domain.payments import Payment
 from projections.base import Projection, handles, iso
@@ -71,7 +71,7 @@ class OpenIntents(Projection):
     def _open(self, tx: Tx, intent_id: str, e: Payment.Event, effect: str, amount: int) -> None:
         insert_intent(tx, intent_id, e, str(e.originator_id), effect, amount)
 
-    def _unknown(self, tx: Tx, intent_id: str, e: LedgerAggregate.Event, error: str) -> None:
+    def _unknown(self, tx: Tx, intent_id: str, e: PracticeAggregate.Event, error: str) -> None:
         tx.execute(
             "UPDATE open_intents SET unknown_since = COALESCE(unknown_since, ?), "
             "attempts = attempts + 1, last_error = ?, last_tried_at = ? WHERE id = ?",
@@ -157,7 +157,7 @@ class OpenIntents(Projection):
 def insert_intent(
     tx: Tx,
     intent_id: str,
-    e: LedgerAggregate.Event,
+    e: PracticeAggregate.Event,
     payment_id: str,
     effect: str,
     amount: int,

@@ -48,7 +48,7 @@ from psycopg.rows import tuple_row
 from adapters.reads import Reads
 from adapters.sql import Database, Tx
 from adapters.store import EventStore
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from projections.base import Projection
 from projections.decode import decode_page, decoder
 from projections.feed import PRIVATE_FIELDS
@@ -443,7 +443,7 @@ def per_practice(projection: Projection) -> bool:
     return (
         type(projection).process is Projection.process
         and bool(handlers)
-        and all(issubclass(cls, LedgerAggregate.Event) for cls in handlers)
+        and all(issubclass(cls, PracticeAggregate.Event) for cls in handlers)
     )
 
 

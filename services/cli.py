@@ -9,11 +9,12 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TextIO, TypeAlias
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 from uuid import UUID
 
 from domain.errors import PaymentsError
@@ -23,6 +24,10 @@ from domain.schedule import parse_cutoff
 from domain.users import PLATFORM, Role
 from services.bootstrap import build_components, migrate_database
 from services.settings import Settings
+
+if TYPE_CHECKING:
+    from projections.replay import Verification
+    from services.context import Components
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,29 +58,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from services.app.demo import demo_people, seed_demo
     from services.http.app import create_app
 
     settings = settings_from(args)
     ctx = build_components(settings)
     url = f"http://{args.host}:{args.port}"
     if args.demo:
-        print("Seeding demo data (first run only)...", flush=True)
-        logging.getLogger("payledger").setLevel(logging.WARNING)
-        practice, token = seed_demo(ctx)
-        people = demo_people(ctx)
-        logging.getLogger("payledger").setLevel(logging.INFO)
-        sign_ins = "".join(
-            f"  Sign in at {url}/ as {p.email} / {p.password} ({p.role.value})\n" for p in people
-        )
-        print(
-            f"\n  payledger is serving {practice.name} at {url}\n"
-            f"{sign_ins}"
-            f"  API docs:    {url}/docs\n"
-            f"  Admin token: {token}\n"
-            f"  Try:         curl -H 'Authorization: Bearer {token}' {url}/v1/transactions\n",
-            flush=True,
-        )
+        seed_and_greet(ctx, url)
     else:
         print(f"\n  payledger at {url} (docs at {url}/docs)\n", flush=True)
     store = (settings.database_url and "PostgreSQL") or f"SQLite at {settings.sqlite_path}"
@@ -90,6 +79,28 @@ def serve(args: argparse.Namespace) -> int:
         **proxy_options(settings),
     )
     return 0
+
+
+def seed_and_greet(ctx: Components, url: str) -> None:
+    """`serve --demo`: the demo office (made on the first run), then how to sign in."""
+    from services.app.demo import demo_people, seed_demo
+
+    print("Seeding demo data (first run only)...", flush=True)
+    logging.getLogger("payledger").setLevel(logging.WARNING)
+    practice, token = seed_demo(ctx)
+    people = demo_people(ctx)
+    logging.getLogger("payledger").setLevel(logging.INFO)
+    sign_ins = "".join(
+        f"  Sign in at {url}/ as {p.email} / {p.password} ({p.role.value})\n" for p in people
+    )
+    print(
+        f"\n  payledger is serving {practice.name} at {url}\n"
+        f"{sign_ins}"
+        f"  API docs:    {url}/docs\n"
+        f"  Admin token: {token}\n"
+        f"  Try:         curl -H 'Authorization: Bearer {token}' {url}/v1/transactions\n",
+        flush=True,
+    )
 
 
 def proxy_options(settings: Settings) -> dict[str, Any]:
@@ -223,15 +234,6 @@ def rebuild(args: argparse.Namespace) -> int:
 def replay_command(args: argparse.Namespace) -> int:
     """Rebuild (or, with --verify, replay beside) the views with a progress bar; print a
     checksum per view; with --verify, every row that differs (exit 1 when any does)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from services.bootstrap import all_projections
 
     views = all_projections()
@@ -242,7 +244,32 @@ def replay_command(args: argparse.Namespace) -> int:
             print(f"error: no view {args.projection!r}; one of: all, {names}", file=sys.stderr)
             return 2
     ctx = build_components(settings_from(args))
-    err = Console(stderr=True)
+    try:
+        if args.verify:
+            with progress_bar("verifying") as advance:
+                result = ctx.views.verify(views, advance)
+            print_verified(result, args.max_differences)
+            return 0 if result.ok else 1
+        with progress_bar("replaying") as advance:
+            ctx.views.rebuild(views, advance)
+        print_checksums(ctx.views.checksums(views))
+        return 0
+    finally:
+        ctx.store.close()
+
+
+@contextmanager
+def progress_bar(doing: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on standard error; yields what moves it (position, last position)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -251,8 +278,8 @@ def replay_command(args: argparse.Namespace) -> int:
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("verifying" if args.verify else "replaying", total=1, rate="-")
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(doing, total=1, rate="-")
 
         def advance(position: int, last: int) -> None:
             bar.update(task, completed=position, total=max(last, 1))
@@ -260,28 +287,26 @@ def replay_command(args: argparse.Namespace) -> int:
             if elapsed > 0:
                 bar.update(task, rate=f"{position / elapsed:,.0f}")
 
-        if args.verify:
-            result = ctx.views.verify(views, advance)
-        else:
-            ctx.views.rebuild(views, advance)
-            checksums = ctx.views.checksums(views)
-    if args.verify:
-        for name, live in result.live.items():
-            same = "ok" if live["checksum"] == result.replayed[name] else "DIFFERS"
-            print(f"{name:<18} {live['checksum']}  {live['rows']:>9} rows  "
-                  f"at {live['position']}  {same}")  # fmt: skip
-        for d in result.differences[: args.max_differences]:
-            where = "only in the live view" if d.side == "live" else "only in the replay"
-            print(f"differs: {d.view}.{d.table}, {where}: {d.row}")
-        if len(result.differences) > args.max_differences:
-            print(f"... and {len(result.differences) - args.max_differences} more rows differ")
-        ctx.store.close()
-        return 0 if result.ok else 1
+        yield advance
+
+
+def print_verified(result: Verification, max_differences: int) -> None:
+    """Each view's checksum, live beside replayed, then the rows that differ."""
+    for name, live in result.live.items():
+        same = "ok" if live["checksum"] == result.replayed[name] else "DIFFERS"
+        print(f"{name:<18} {live['checksum']}  {live['rows']:>9} rows  "
+              f"at {live['position']}  {same}")  # fmt: skip
+    for d in result.differences[:max_differences]:
+        where = "only in the live view" if d.side == "live" else "only in the replay"
+        print(f"differs: {d.view}.{d.table}, {where}: {d.row}")
+    if len(result.differences) > max_differences:
+        print(f"... and {len(result.differences) - max_differences} more rows differ")
+
+
+def print_checksums(checksums: dict[str, dict[str, Any]]) -> None:
     for name, answer in checksums.items():
         print(f"{name:<18} {answer['checksum']}  {answer['rows']:>9} rows  "
               f"at {answer['position']}")  # fmt: skip
-    ctx.store.close()
-    return 0
 
 
 def audit_export(args: argparse.Namespace) -> int:
@@ -393,10 +418,22 @@ def daily_close(args: argparse.Namespace) -> int:
 
 
 def format_daily_close(r: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"Daily close for {r['practice_name']} on {r['date']}",
+            "",
+            *close_totals(r),
+            "",
+            *close_deposits(r),
+            *close_differences(r),
+        ]
+    )
+
+
+def close_totals(r: dict[str, Any]) -> list[str]:
+    """The batch, the ledger and the PMS, one line each."""
     b, led, pms = r["batch"], r["ledger"], r["pms"]
-    lines = [
-        f"Daily close for {r['practice_name']} on {r['date']}",
-        "",
+    return [
         f"  batch   {b['sales_count']:4d} sales {format_dollars(b['gross_amount']):>14}"
         f"   {b['refunds_count']:3d} refunds {format_dollars(b['refunds_amount']):>12}"
         f"   fees {format_dollars(b['fees_amount']):>10}"
@@ -408,23 +445,27 @@ def format_daily_close(r: dict[str, Any]) -> str:
         f" {format_dollars(pms['associated_amount']):>14}"
         f"   {pms['refunds_written_count']:3d} refunds "
         f"{format_dollars(pms['refunds_written_amount']):>12}",
-        "",
     ]
-    for d in b["deposits"]:
+
+
+def close_deposits(r: dict[str, Any]) -> list[str]:
+    return [
+        f"  deposit {d['id']} on {d['deposit_date']} ({d['status']}): "
+        f"{format_dollars(d['net_amount'])}"
+        for d in r["batch"]["deposits"]
+    ]
+
+
+def close_differences(r: dict[str, Any]) -> list[str]:
+    if not r["differences"]:
+        return ["  balanced: no differences"]
+    lines = [f"\n  {len(r['differences'])} difference(s):"]
+    for diff in r["differences"]:
+        ref = diff.get("payment_id") or diff.get("refund_id") or diff.get("deposit_id")
         lines.append(
-            f"  deposit {d['id']} on {d['deposit_date']} ({d['status']}): "
-            f"{format_dollars(d['net_amount'])}"
+            f"  - {diff['kind']}: {ref} {format_dollars(diff['amount'])}: {diff['detail']}"
         )
-    if r["differences"]:
-        lines.append(f"\n  {len(r['differences'])} difference(s):")
-        for diff in r["differences"]:
-            ref = diff.get("payment_id") or diff.get("refund_id") or diff.get("deposit_id")
-            lines.append(
-                f"  - {diff['kind']}: {ref} {format_dollars(diff['amount'])}: {diff['detail']}"
-            )
-    else:
-        lines.append("  balanced: no differences")
-    return "\n".join(lines)
+    return lines
 
 
 def date_arg(text: str) -> date:

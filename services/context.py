@@ -33,7 +33,7 @@ from adapters.reads import Reads
 from adapters.relay_positions import RelayPositions
 from adapters.store import EventStore
 from adapters.stripe_events import StripeEvents
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import Conflict, NotFound
 from projections.replay import ViewTables
 from projections.runner import Projector
@@ -43,7 +43,7 @@ log = logging.getLogger("payledger")
 
 _unwaited: ContextVar[bool] = ContextVar("unwaited", default=False)
 
-A = TypeVar("A", bound=LedgerAggregate)
+A = TypeVar("A", bound=PracticeAggregate)
 R = TypeVar("R")
 
 
@@ -112,7 +112,7 @@ class Components:
         }
 
     def save(
-        self, *aggregates: LedgerAggregate, show: bool = True, attach: Sequence[Statement] = ()
+        self, *aggregates: PracticeAggregate, show: bool = True, attach: Sequence[Statement] = ()
     ) -> int:
         """Save all pending events in one transaction, then wait (with a bound) until the
         views show them, so that the command's answer and the next read agree. Returns the
@@ -194,7 +194,7 @@ class Aggregates(Protocol):
         self, kind: type[A], aggregate_ids: list[UUID], practice_id: UUID
     ) -> dict[UUID, A]: ...
     def save(
-        self, *aggregates: LedgerAggregate, show: bool = True, attach: Sequence[Statement] = ()
+        self, *aggregates: PracticeAggregate, show: bool = True, attach: Sequence[Statement] = ()
     ) -> int: ...
     def change(
         self,

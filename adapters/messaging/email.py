@@ -1,5 +1,5 @@
 """The email sender port, an SMTP adapter and the embedded default's sandbox mailbox
-(table ``outbox``: the messages kept instead of sent, shown in the sandbox)."""
+(table ``mailbox``: the messages kept instead of sent, shown in the sandbox)."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ class SandboxMailboxEmailSender(EmailSender):
     def send(self, message: Email) -> str:
         return keep_in_sandbox_mailbox(
             self._db,
-            f"<{uuid.uuid4()}@outbox>",
+            f"<{uuid.uuid4()}@mailbox>",
             "email",
             message.to,
             message.subject,
@@ -104,7 +104,7 @@ class SandboxMailboxEmailSender(EmailSender):
     def send_many(self, messages: Sequence[Email]) -> list[str | SendFailed]:
         """Every message in one transaction."""
         kept = [
-            Kept(f"<{uuid.uuid4()}@outbox>", "email", m.to, m.subject, m.body, m.practice_id)
+            Kept(f"<{uuid.uuid4()}@mailbox>", "email", m.to, m.subject, m.body, m.practice_id)
             for m in messages
         ]
         keep_many_in_sandbox_mailbox(self._db, kept)
@@ -130,7 +130,7 @@ def keep_many_in_sandbox_mailbox(db: Database, kept: Sequence[Kept]) -> None:
     at = datetime.now(UTC).isoformat()
     with db.transaction() as tx:
         tx.executemany(
-            "INSERT INTO outbox (id, practice_id, channel, recipient, subject, body, sent_at) "
+            "INSERT INTO mailbox (id, practice_id, channel, recipient, subject, body, sent_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 (
@@ -163,7 +163,7 @@ def keep_in_sandbox_mailbox(
 
 
 class MailboxRow(TypedDict):
-    """What the sandbox mailbox's listing selects of a row of ``outbox``."""
+    """What the sandbox mailbox's listing selects of a row of ``mailbox``."""
 
     id: str
     channel: str
@@ -177,7 +177,7 @@ def list_sandbox_mailbox(
     db: Database, practice_id: UUID, limit: int = 50, after: tuple[str, str] | None = None
 ) -> list[MailboxRow]:
     """Newest first, keyset-paged on (sent_at, id): `after` is the last row of a page."""
-    sql = f"SELECT {columns_of(MailboxRow)} FROM outbox WHERE practice_id = ?"  # noqa: S608 (the row type's columns)
+    sql = f"SELECT {columns_of(MailboxRow)} FROM mailbox WHERE practice_id = ?"  # noqa: S608 (the row type's columns)
     params: list[Any] = [str(practice_id)]
     if after is not None:
         sql += " AND (sent_at < ? OR (sent_at = ? AND id < ?))"

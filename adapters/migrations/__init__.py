@@ -2,7 +2,7 @@
 
 Durable tables hold what cannot be rebuilt from the events (the writeback
 journal, idempotency keys, PMS connections, logins and sessions, the sandbox
-clock, the sandbox mailbox (table outbox), pay-page limits, Stripe's webhook
+clock, the sandbox mailbox (table mailbox), pay-page limits, Stripe's webhook
 events, positions of the relay and of the projection runners). They are created
 and changed here only, at start-up (services/bootstrap.py) and by ``payledger
 migrate``, never on a request path. Projection tables are disposable: each
@@ -32,7 +32,8 @@ the schema's revision in ``alembic_version``.
   NOT EXISTS``), so a database made before migrations existed is adopted
   without losing a row.
 
-Downgrades are not supported: a revision's ``downgrade`` refuses.
+Downgrades are not supported: a revision's ``downgrade`` refuses, but 0008's (a
+rename, named back).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import httpx
 
 from adapters.pms.addresses import AllowedHosts
 from adapters.pms.http import Answer, BoundedHttp, CallFailed, NotJson
-from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
+from adapters.pms.port import Commlog, PmsEntry, PmsWriteError, PmsWriter, Written
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class EaglesoftBridge(PmsWriter):
             ) from error
         return Written(f"Eaglesoft tran {number}")
 
-    def post_entry(self, entry: LedgerEntry) -> Written:
+    def post_entry(self, entry: PmsEntry) -> Written:
         body: dict[str, Any] = {
             "reference": entry.marker,
             "patient_id": entry.pms_patient_id,
@@ -114,7 +114,7 @@ class EaglesoftBridge(PmsWriter):
             retryable=answer.status == 401,
         )
 
-    def find_entry(self, entry: LedgerEntry) -> Written | None:
+    def find_entry(self, entry: PmsEntry) -> Written | None:
         answer = self._call("GET", f"/v1/entries/{entry.marker}", writes=False)
         if answer.status == 404:
             try:

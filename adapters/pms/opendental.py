@@ -28,7 +28,7 @@ import httpx
 
 from adapters.pms.addresses import AllowedHosts
 from adapters.pms.http import Answer, BoundedHttp, CallFailed, NotJson
-from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
+from adapters.pms.port import Commlog, PmsEntry, PmsWriteError, PmsWriter, Written
 from adapters.pms.reader import (
     DEFAULT_CONCURRENCY,
     PmsPatient,
@@ -178,7 +178,7 @@ class OpenDental(PmsWriter, PmsReader):
 
     # -- writer ----------------------------------------------------------------------
 
-    def post_entry(self, entry: LedgerEntry) -> Written:
+    def post_entry(self, entry: PmsEntry) -> Written:
         body: dict[str, Any] = {
             "PatNum": int(entry.pms_patient_id),
             "PayAmt": Money(entry.amount).dollars(),
@@ -197,7 +197,7 @@ class OpenDental(PmsWriter, PmsReader):
             )
         return Written(f"PayNum {answer['PayNum']}")
 
-    def find_entry(self, entry: LedgerEntry) -> Written | None:
+    def find_entry(self, entry: PmsEntry) -> Written | None:
         params = {"PatNum": entry.pms_patient_id, "DateEntry": entry.pay_date.isoformat()}
         rows = self._call("GET", "/payments", params=params) or []
         if not isinstance(rows, list):

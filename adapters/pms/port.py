@@ -28,8 +28,9 @@ def guarded(what: str, method: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class LedgerEntry:
-    """A payment (positive) or refund/void (negative) to post to a patient's ledger."""
+class PmsEntry:
+    """A PMS payment entry: a payment (positive) or a refund, void or lost dispute
+    (negative) to post to a patient's ledger in the PMS."""
 
     marker: str  # our id: the payment's, or the refund's / void's
     pms_patient_id: str
@@ -103,11 +104,11 @@ class PmsWriter(ABC):
     lookup_by_day: bool = True
 
     @abstractmethod
-    def post_entry(self, entry: LedgerEntry) -> Written:
+    def post_entry(self, entry: PmsEntry) -> Written:
         """Post a payment or a negative entry."""
 
     @abstractmethod
-    def find_entry(self, entry: LedgerEntry) -> Written | None:
+    def find_entry(self, entry: PmsEntry) -> Written | None:
         """The entry if an earlier attempt landed (found by its marker), else None."""
 
     @abstractmethod

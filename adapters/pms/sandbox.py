@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date
 from typing import Any
 
-from adapters.pms.port import Commlog, LedgerEntry, PmsWriter, Written
+from adapters.pms.port import Commlog, PmsEntry, PmsWriter, Written
 from adapters.pms.reader import PmsPatient, PmsReader
 from domain.receivables import Balance, default_patient_portion
 
@@ -114,10 +114,10 @@ class SimulatedOpenDental(PmsWriter):
     _numbers = itertools.count(50001)
     _ledger: dict[str, Written] = {}
 
-    def post_entry(self, entry: LedgerEntry) -> Written:
+    def post_entry(self, entry: PmsEntry) -> Written:
         return self._keep(entry.tag, "PayNum")
 
-    def find_entry(self, entry: LedgerEntry) -> Written | None:
+    def find_entry(self, entry: PmsEntry) -> Written | None:
         with self._lock:
             return self._ledger.get(entry.tag)
 

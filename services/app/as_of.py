@@ -21,7 +21,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 
 from adapters.reads import Reads
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.practices import Practice
 from domain.schedule import local_date
 from projections.base import Projection, iso
@@ -77,7 +77,7 @@ def replay(ctx: Needs, practice_id: UUID, as_of: datetime, scratch: Scratch) -> 
 
     def kept(event: Any) -> bool:
         return (
-            isinstance(event, LedgerAggregate.Event)
+            isinstance(event, PracticeAggregate.Event)
             and event.practice_id == practice_id
             and event.at <= as_of
         )

@@ -27,7 +27,7 @@ from itertools import islice
 from typing import Any, Protocol
 from uuid import UUID
 
-from domain.base import LedgerAggregate, event_type
+from domain.base import PracticeAggregate, event_type
 from projections import replay
 from projections.base import parse_iso
 from projections.feed import PRIVATE_FIELDS
@@ -69,7 +69,7 @@ def export_lines(ctx: Needs, practice_id: UUID, until: datetime | None = None) -
 
     def mine(event: Any) -> bool:
         return (
-            isinstance(event, LedgerAggregate.Event)
+            isinstance(event, PracticeAggregate.Event)
             and event.practice_id == practice_id
             and (until is None or event.at <= until)
         )
@@ -188,12 +188,12 @@ def replayed_checksums(events: list[dict[str, Any]], practice_id: UUID) -> dict[
         return replay.scratch_checksums(scratch, views, practice_id)
 
 
-def event_classes() -> dict[str, type[LedgerAggregate.Event]]:
+def event_classes() -> dict[str, type[PracticeAggregate.Event]]:
     """Every event class of the domain, by its public type name."""
-    found: dict[str, type[LedgerAggregate.Event]] = {}
-    for aggregate in _subclasses(LedgerAggregate):
+    found: dict[str, type[PracticeAggregate.Event]] = {}
+    for aggregate in _subclasses(PracticeAggregate):
         for value in vars(aggregate).values():
-            if isinstance(value, type) and issubclass(value, LedgerAggregate.Event):
+            if isinstance(value, type) and issubclass(value, PracticeAggregate.Event):
                 owner, _, name = value.__qualname__.rpartition(".")
                 found[f"{owner.rpartition('.')[2]}{name}"] = value
     return found
@@ -218,7 +218,7 @@ def _subclasses(cls: type) -> list[type]:
     return out
 
 
-def from_public(public: dict[str, Any]) -> LedgerAggregate.Event:
+def from_public(public: dict[str, Any]) -> PracticeAggregate.Event:
     """A domain event rebuilt from its public form, for the projections to apply: each field
     decoded by its declared type (the private fields, never published, stay empty)."""
     kind = event_classes().get(public["type"])

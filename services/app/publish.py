@@ -15,7 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from adapters.encoding import jsonable
-from domain.base import LedgerAggregate, event_data, event_type
+from domain.base import PracticeAggregate, event_data, event_type
 from domain.charges import ChargeAttempt
 from projections.feed import PRIVATE_FIELDS, event_id
 
@@ -60,7 +60,7 @@ def to_publish(event: Any, position: int) -> PublishedEvent | None:
 def to_public(event: Any, position: int) -> PublishedEvent | None:
     """The public form of a stored domain event (None for what is not a ledger event);
     the audit export holds every one."""
-    if not isinstance(event, LedgerAggregate.Event):
+    if not isinstance(event, PracticeAggregate.Event):
         return None
     data = event_data(event)
     practice_id = data.pop("practice_id")

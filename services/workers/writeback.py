@@ -57,7 +57,7 @@ from adapters.pms.journal import (
     now_text,
 )
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
-from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
+from adapters.pms.port import Commlog, PmsEntry, PmsWriteError, PmsWriter, Written
 from adapters.pms.sandbox import SimulatedOpenDental, is_simulated
 from domain.errors import AlreadyAssociated, PaymentsError
 from domain.money import format_dollars
@@ -367,9 +367,9 @@ def make_writer(
     raise PmsWriteError(f"no {pms} connection settings for this practice", retryable=True)
 
 
-def entry_of(item: dict[str, Any]) -> LedgerEntry:
+def entry_of(item: dict[str, Any]) -> PmsEntry:
     p = json.loads(item["payload"])
-    return LedgerEntry(
+    return PmsEntry(
         marker=item["id"],
         pms_patient_id=p["pms_patient_id"],
         amount=p["amount"],
@@ -695,16 +695,14 @@ class Worker:
         )
         return InLedger(owed=False, why=why, payment=payment)
 
-    def read_back(
-        self, writer: PmsWriter, entry: LedgerEntry, item: dict[str, Any]
-    ) -> Written | None:
+    def read_back(self, writer: PmsWriter, entry: PmsEntry, item: dict[str, Any]) -> Written | None:
         """Look for an earlier attempt by marker, on the days it could have been entered."""
         first = datetime.fromisoformat(item["first_attempt_at"].replace("Z", "+00:00")).date()
         days = sorted({entry.pay_date, first - timedelta(days=1), first, first + timedelta(days=1)})
         if not writer.lookup_by_day:
             days = [entry.pay_date]
         for day in days[:READ_BACK_DAYS]:
-            found = writer.find_entry(LedgerEntry(**{**entry.__dict__, "pay_date": day}))
+            found = writer.find_entry(PmsEntry(**{**entry.__dict__, "pay_date": day}))
             if found is not None:
                 return found
         return None

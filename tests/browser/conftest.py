@@ -147,7 +147,7 @@ class Browse:
     def sandbox_mailbox(self) -> list[dict[str, Any]]:
         """The messages the sandbox kept instead of sending, newest first."""
         response = httpx.get(
-            self.server.url + "/v1/sandbox/outbox",
+            self.server.url + "/v1/sandbox/mailbox",
             headers={"Authorization": f"Bearer {self.server.admin_token}"},
         )
         assert response.status_code == 200, response.text

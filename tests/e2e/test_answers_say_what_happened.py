@@ -22,7 +22,7 @@ def refund(api: Api, payment_id: str, body: dict[str, int] | None = None) -> dic
 
 
 def mailbox_bodies(api: Api) -> list[str]:
-    return [m["body"] for m in api.get("/v1/sandbox/outbox").json()["items"]]
+    return [m["body"] for m in api.get("/v1/sandbox/mailbox").json()["items"]]
 
 
 # -- receipts ----------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def endpoints(ids: dict[str, str], practice_id: str) -> list[tuple[str, str, Any
         ("GET", f"/v1/history/{pay}", None),
         ("GET", "/v1/sandbox/clock", None),
         ("POST", "/v1/sandbox/clock/advance", {"seconds": 60}),
-        ("GET", "/v1/sandbox/outbox", None),
+        ("GET", "/v1/sandbox/mailbox", None),
         ("PATCH", f"/v1/practices/{practice_id}/settings", {"batch_cutoff": "22:00"}),
     ]
 
@@ -138,7 +138,7 @@ def test_one_practice_never_sees_another_practices_objects(two: tuple[Api, Api])
     assert oak.get("/v1/ar/filters").json()["items"] == []
     feed = oak.get("/v1/events", params={"limit": 100}).json()["items"]
     assert {e["aggregate_id"] for e in feed}.isdisjoint(ids.values())
-    assert oak.get("/v1/sandbox/outbox").json()["items"] == []
+    assert oak.get("/v1/sandbox/mailbox").json()["items"] == []
     assert oak.get("/v1/transactions/unassociated-count").json()["count"] == 0
     # A payment for another practice's patient is refused, naming the field.
     refused = oak.pay(100, patient_id=ids["patient"])
@@ -307,7 +307,7 @@ def test_receipt_copies_need_a_confirmed_address(api: Api) -> None:
     )
     sent = api.post(path, {"email": "a@example.com", "confirm_email": "a@example.com"})
     assert sent.status_code == 200
-    [message] = api.get("/v1/sandbox/outbox").json()["items"]
+    [message] = api.get("/v1/sandbox/mailbox").json()["items"]
     assert "ending in 4242" in message["body"] and "4242424242424242" not in message["body"]
 
 

@@ -36,7 +36,7 @@ def calls(api: Api, ids: dict[str, str]) -> list[Call]:
         ("GET", f"/v1/history/{payment}", None),
         ("GET", "/v1/sandbox/clock", None),
         ("POST", "/v1/sandbox/clock/advance", {"seconds": 86400}),
-        ("GET", "/v1/sandbox/outbox", None),
+        ("GET", "/v1/sandbox/mailbox", None),
         ("GET", f"/v1/payments/{payment}/receipt", None),
         (
             "POST",
@@ -69,7 +69,7 @@ def unchanged(api: Api, ids: dict[str, str]) -> None:
     assert payment["association"] == "unassociated"
     assert payment["refunded_amount"] == 0 and payment["voided_at"] is None
     assert api.get("/v1/sandbox/clock").json()["offset_seconds"] == 0
-    assert api.get("/v1/sandbox/outbox").json()["items"] == []
+    assert api.get("/v1/sandbox/mailbox").json()["items"] == []
     practice = api.get(f"/v1/practices/{api.practice_id}").json()
     assert practice["batch_cutoff"] == "23:59"
     patients = api.get("/v1/patients").json()["items"]
@@ -273,7 +273,7 @@ def test_an_admin_gets_404_for_another_practices_objects(
     mine = oak.get(f"/v1/payments/{payment}").json()
     assert mine["status"] == "approved" and mine["refunded_amount"] == 0
     assert mine["association"] == "unassociated" and mine["voided_at"] is None
-    assert oak.get("/v1/sandbox/outbox").json()["items"] == []
+    assert oak.get("/v1/sandbox/mailbox").json()["items"] == []
     assert oak.get(f"/v1/practices/{oak.practice_id}").json()["batch_cutoff"] == "23:59"
 
 
@@ -293,7 +293,7 @@ def test_another_practices_objects_never_appear_in_lists_or_the_feed(
     assert by_patient.status_code == 200 and by_patient.json()["items"] == []
     assert elm.get("/v1/transactions/unassociated-count").json()["count"] == 1
     assert elm.get("/v1/patients").json()["items"] == []
-    assert elm.get("/v1/sandbox/outbox").json()["items"] == []
+    assert elm.get("/v1/sandbox/mailbox").json()["items"] == []
 
     feed: list[dict[str, Any]] = []
     cursor: str | None = None

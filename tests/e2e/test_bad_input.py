@@ -381,7 +381,7 @@ def test_a_receipt_needs_a_confirmed_address(api: Api) -> None:
         },
     )
     assert_problem(unknown_refund, 422, field="refund_id", says="no refund")
-    assert api.get("/v1/sandbox/outbox").json()["items"] == []
+    assert api.get("/v1/sandbox/mailbox").json()["items"] == []
 
 
 @pytest.mark.parametrize(

@@ -259,7 +259,7 @@ def test_send_a_receipt_copy_to_the_sandbox_mailbox(api: Api) -> None:
     assert sent.status_code == 200, sent.text
     assert sent.json()["sent"] is True and sent.json()["email"] == "ann@example.com"
     assert sent.json()["payment_id"] == payment["id"]
-    [message] = api.get("/v1/sandbox/outbox").json()["items"]
+    [message] = api.get("/v1/sandbox/mailbox").json()["items"]
     assert message["recipient"] == "ann@example.com"
     assert "$100.00" in message["subject"]
     assert "Visa ending in 4242" in message["body"]
@@ -280,7 +280,7 @@ def test_send_a_receipt_copy_to_the_sandbox_mailbox(api: Api) -> None:
         },
     )
     assert again.status_code == 200 and again.json()["refund_id"] == refund["refund_id"]
-    messages = api.get("/v1/sandbox/outbox").json()["items"]
+    messages = api.get("/v1/sandbox/mailbox").json()["items"]
     [to_bo] = [m for m in messages if m["recipient"] == "bo@example.com"]
     assert "Refund receipt" in to_bo["body"] and "$15.00" in to_bo["body"]
     assert "4242424242424242" not in to_bo["body"]

@@ -8,8 +8,8 @@ from tests.conftest import Api
 from tests.e2e.support import assert_problem, paid
 
 
-def outbox(api: Api) -> list[dict[str, str]]:
-    items: list[dict[str, str]] = api.get("/v1/sandbox/outbox").json()["items"]
+def mailbox(api: Api) -> list[dict[str, str]]:
+    items: list[dict[str, str]] = api.get("/v1/sandbox/mailbox").json()["items"]
     return items
 
 
@@ -19,7 +19,7 @@ def test_a_receipt_is_texted_and_its_sending_recorded(api: Api) -> None:
     sent = api.post(f"/v1/payments/{payment['id']}/receipt/send", body)
     assert sent.status_code == 200, sent.text
     assert sent.json()["channel"] == "sms" and sent.json()["email"] is None
-    [text] = outbox(api)
+    [text] = mailbox(api)
     assert text["body"].startswith("Elm Dental: payment receipt. $125.00, Approved")
     assert "ending 4242" in text["body"]
     history = api.get(f"/v1/history/{payment['id']}").json()["items"]
@@ -42,5 +42,5 @@ def test_a_mistyped_number_or_two_channels_send_nothing(api: Api) -> None:
     assert_problem(api.post(path, both), 422, says="either")
     assert_problem(api.post(path, {}), 422, says="either")
     assert_problem(api.post(path, {"phone": "call me", "confirm_phone": "call me"}), 422)
-    assert outbox(api) == []
+    assert mailbox(api) == []
     assert api.get(f"/v1/payments/{payment['id']}/receipt").json()["copies_sent"] == 0

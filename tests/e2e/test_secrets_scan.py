@@ -62,7 +62,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("GET /v1/payment-requests/{request_id}", "pay-link token"): (
         "an open request's pay link, to its practice (to send it again by hand)"
     ),
-    ("GET /v1/sandbox/outbox", "pay-link token"): (
+    ("GET /v1/sandbox/mailbox", "pay-link token"): (
         "sandbox only: the messages the patients would have received"
     ),
     ("GET /pay/{token}", "pay-link token"): "the pay page posts back to its own link",
@@ -73,7 +73,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("GET /payments/status", "pay-link token"): (
         "sandbox only: the status page shows the sandbox mailbox"
     ),
-    ("table outbox", "pay-link token"): (
+    ("table mailbox", "pay-link token"): (
         "sandbox only: the embedded sender keeps each message (as the patient got it) "
         "instead of sending it"
     ),
@@ -190,7 +190,7 @@ def table_texts(db: Any) -> dict[str, str]:
 
 def sqlite_bytes(path: Path, secrets: Secrets) -> None:
     """The files as they are (every secret but the pay links, which the sandbox mailbox
-    keeps), then a copy made without the sandbox mailbox's rows (table outbox): no secret
+    keeps), then a copy made without the sandbox mailbox's rows (table mailbox): no secret
     at all."""
     files = sorted(path.parent.glob(path.name + "*"))
     assert files
@@ -200,7 +200,7 @@ def sqlite_bytes(path: Path, secrets: Secrets) -> None:
         assert not leaked, (file.name, leaked)
     copy = path.parent / "scan-copy.sqlite3"
     with sqlite3.connect(path) as conn:
-        conn.execute("DELETE FROM outbox")
+        conn.execute("DELETE FROM mailbox")
         conn.commit()
         conn.execute(f"VACUUM INTO '{copy}'")
     check(
@@ -210,7 +210,7 @@ def sqlite_bytes(path: Path, secrets: Secrets) -> None:
 
 def postgres_dump(url: str, secrets: Secrets) -> None:
     dump = subprocess.run(
-        ["pg_dump", "--data-only", "--exclude-table-data=outbox", url],
+        ["pg_dump", "--data-only", "--exclude-table-data=mailbox", url],
         check=True,
         capture_output=True,
         text=True,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from projections import rebuild as bulk
 from projections import replay
 from projections import runner as runner_module
@@ -84,7 +84,7 @@ def test_a_view_installed_at_a_past_position_catches_up_the_rest_once(
     ctx.projector.install(middle, views)
     assert {ctx.projector.position(p.name) for p in views} == {middle}
     events = [e for page in bulk.pages(ctx.store, 0, middle) for _, e in page]
-    feed = sum(isinstance(e, LedgerAggregate.Event) for e in events)
+    feed = sum(isinstance(e, PracticeAggregate.Event) for e in events)
     assert len(ctx.store.database().query("SELECT position FROM event_feed")) == feed
     assert dump(ctx) != live
 

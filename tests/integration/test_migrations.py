@@ -120,7 +120,7 @@ DURABLE = {
     "web_sessions",
     "login_failures",
     "sandbox_clock",
-    "outbox",
+    "mailbox",
     "pay_attempt_windows",
     "due_work_status",
     "relay_position",
@@ -282,7 +282,8 @@ def test_a_database_of_the_numbered_migrator_is_adopted_at_its_revision(
         assert migrate(store) == REVISIONS[version:]
         assert applied(store) == REVISIONS
         assert db.query("SELECT version_num FROM alembic_version") == [{"version_num": head()}]
-        assert not index_exists(db, "outbox_by_practice")  # version 1's DDL did not run again
+        # version 1's DDL did not run again (its index would be back, renamed by 0008)
+        assert not index_exists(db, "mailbox_by_practice")
         assert index_exists(db, "stripe_events_pending")
         # the numbered migrator's table stays, as it was
         versions = db.query("SELECT version FROM schema_migrations ORDER BY version")
@@ -318,8 +319,8 @@ def test_a_version_the_revisions_do_not_know_is_refused(
 def test_every_revision_applies_in_turn_on_an_empty_database(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    """Each revision on its own, in order, on an empty database; downgrades are not
-    supported (docs/design.md, "Migrations")."""
+    """Each revision on its own, in order, on an empty database; only 0008 can be undone
+    (docs/design.md, "Migrations")."""
     with opened(settings_for(tmp_path, backend, request)) as store:
         for done, revision in enumerate(REVISIONS, start=1):
             with migrating(store) as connection:
@@ -327,6 +328,56 @@ def test_every_revision_applies_in_turn_on_an_empty_database(
             assert applied(store) == REVISIONS[:done]
         assert set(schema(store.database())) >= DURABLE
         assert migrate(store) == []
+
+
+MESSAGE = ("m1", "p1", "email", "ruth@example.com", "Your receipt", "Paid $12.50", "2026-03-04")
+
+
+def test_0008_renames_the_sandbox_mailbox_and_back_keeping_its_rows(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The one revision that can be undone: `outbox` becomes `mailbox` (its index too) with
+    every row, and the downgrade (a release rolled back) names them back."""
+    with opened(settings_for(tmp_path, backend, request)) as store:
+        db = store.database()
+        with migrating(store) as connection:
+            command.upgrade(alembic_config(connection), "0007")
+        with db.transaction() as tx:
+            tx.execute(f"INSERT INTO outbox VALUES ({', '.join('?' * 7)})", MESSAGE)
+
+        assert migrate(store) == ["0008"]
+        assert [tuple(r.values()) for r in db.query("SELECT * FROM mailbox")] == [MESSAGE]
+        assert index_exists(db, "mailbox_by_practice")
+        assert not index_exists(db, "outbox_by_practice")
+        assert "outbox" not in schema(db)
+
+        with migrating(store) as connection:
+            command.downgrade(alembic_config(connection), "0007")
+        assert applied(store) == REVISIONS[: REVISIONS.index("0007") + 1]
+        assert [tuple(r.values()) for r in db.query("SELECT * FROM outbox")] == [MESSAGE]
+        assert index_exists(db, "outbox_by_practice")
+        assert not index_exists(db, "mailbox_by_practice")
+
+        assert migrate(store) == ["0008"]  # and up again
+        assert [tuple(r.values()) for r in db.query("SELECT * FROM mailbox")] == [MESSAGE]
+        assert index_exists(db, "mailbox_by_practice")
+
+
+def db_tables(store: EventStore) -> set[str]:
+    return {t for t in schema(store.database()) if not t.startswith("index ")}
+
+
+def test_the_revisions_before_0008_refuse_to_be_undone(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    with opened(settings_for(tmp_path, backend, request)) as store:
+        migrate(store)
+        # to 0006: 0008's downgrade runs, then 0007's refuses, and the one transaction
+        # is undone
+        with pytest.raises(NotImplementedError, match="not supported"), migrating(store) as c:
+            command.downgrade(alembic_config(c), "0006")
+        assert applied(store) == REVISIONS
+        assert db_tables(store) >= {"mailbox"}
 
 
 @pytest.fixture
@@ -378,8 +429,9 @@ def test_every_way_to_the_head_gives_the_same_schema(
     made = ways.pop("empty")
     assert {t for t in made if not t.startswith("index ")} == DURABLE
     for way, found in ways.items():
-        # a numbered database lost outbox_by_practice on purpose (make_numbered_database)
-        missing = {"index outbox_by_practice"} if way.startswith("numbered") else set()
+        # a numbered database lost outbox_by_practice on purpose (make_numbered_database),
+        # and so has no mailbox_by_practice (0008 renames the index where it is)
+        missing = {"index mailbox_by_practice"} if way.startswith("numbered") else set()
         assert found == {k: v for k, v in made.items() if k not in missing}, way
 
 

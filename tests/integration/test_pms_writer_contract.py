@@ -12,7 +12,7 @@ import pytest
 from adapters.pms.addresses import AllowedHosts
 from adapters.pms.eaglesoft import BridgeSettings, EaglesoftBridge
 from adapters.pms.opendental import OpenDental, OpenDentalSettings
-from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter
+from adapters.pms.port import Commlog, PmsEntry, PmsWriteError, PmsWriter
 from domain.payments import Method
 from tests.fakes.eaglesoft_bridge import FakeBridge
 from tests.fakes.opendental import FakeOpenDental, Served
@@ -55,7 +55,7 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
             )
 
 
-def entry(marker: str = "pay-1", amount: int = 12550, **extra: Any) -> LedgerEntry:
+def entry(marker: str = "pay-1", amount: int = 12550, **extra: Any) -> PmsEntry:
     values: dict[str, Any] = {
         "marker": marker,
         "pms_patient_id": "42",
@@ -66,7 +66,7 @@ def entry(marker: str = "pay-1", amount: int = 12550, **extra: Any) -> LedgerEnt
         "patient_preferred": False,
     }
     values.update(extra)
-    return LedgerEntry(**values)
+    return PmsEntry(**values)
 
 
 def test_a_posted_entry_is_found_again_by_its_marker(harness: Harness) -> None:

@@ -210,11 +210,11 @@ def check_bulk(
     assert all((o.outcome == "skipped") == (o.reason is not None) for o in outcomes)
     assert all(o.amount is None or o.amount >= min_balance for o in outcomes)
     sent = {o.patient_id: o.request_id for o in outcomes if o.outcome == "sent"}
-    messages = ctx.store.database().query_one("SELECT COUNT(*) AS n FROM outbox")
+    messages = ctx.store.database().query_one("SELECT COUNT(*) AS n FROM mailbox")
     assert messages is not None and int(messages["n"]) == len(sent)
     again = run()
     assert {o.patient_id: o.request_id for o in again if o.outcome == "sent"} == sent
-    messages = ctx.store.database().query_one("SELECT COUNT(*) AS n FROM outbox")
+    messages = ctx.store.database().query_one("SELECT COUNT(*) AS n FROM mailbox")
     assert messages is not None and int(messages["n"]) == len(sent)
 
 

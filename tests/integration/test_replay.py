@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.sql import Database
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from projections import replay
 from services.bootstrap import all_projections
 from services.context import Components
@@ -97,7 +97,7 @@ def replayed_alone(ctx: Components, practice_id: UUID) -> dict[str, str]:
     until = {p.name: replay.last_position(ctx.store) for p in views}
 
     def keep(event: Any) -> bool:
-        return isinstance(event, LedgerAggregate.Event) and event.practice_id == practice_id
+        return isinstance(event, PracticeAggregate.Event) and event.practice_id == practice_id
 
     with tempfile.TemporaryDirectory() as folder:
         datastore = SQLiteDatastore(str(Path(folder) / "alone.sqlite3"))

@@ -144,6 +144,6 @@ def test_due_work_runs_once_in_two_schedulers(
         final = one.get(PaymentRequest, request.id, practice.id)
         assert final.cancel_reason is not None and final.cancel_reason.value == "expired"
     sent = one.store.database().query(
-        "SELECT recipient, COUNT(*) AS n FROM outbox GROUP BY recipient"
+        "SELECT recipient, COUNT(*) AS n FROM mailbox GROUP BY recipient"
     )
     assert {r["recipient"]: int(r["n"]) for r in sent} == {f"p{n}@example.com": 3 for n in range(6)}

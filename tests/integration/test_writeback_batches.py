@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from adapters.pms.journal import Journal, Outcome
-from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
+from adapters.pms.port import Commlog, PmsEntry, PmsWriteError, PmsWriter, Written
 from domain.payments import Payment
 from services.context import Components
 from services.workers.writeback import Worker
@@ -39,7 +39,7 @@ class Scripted(PmsWriter):
         self.calls: list[str] = []
         self.answered: list[float] = []
 
-    def post_entry(self, entry: LedgerEntry) -> Written:
+    def post_entry(self, entry: PmsEntry) -> Written:
         time.sleep(self.delay)
         self.calls.append(entry.marker)
         self.answered.append(time.monotonic())
@@ -49,7 +49,7 @@ class Scripted(PmsWriter):
             raise PmsWriteError("throttling (429)", retryable=True, retry_after=600)
         return Written(f"PayNum {len(self.calls)}")
 
-    def find_entry(self, entry: LedgerEntry) -> Written | None:
+    def find_entry(self, entry: PmsEntry) -> Written | None:
         return None
 
     def post_commlog(self, commlog: Commlog) -> Written | None:
@@ -180,7 +180,7 @@ def test_outcomes_are_recorded_even_when_a_later_call_blows_up(
     boom = threading.Event()
     post = pms.post_entry
 
-    def flaky(entry: LedgerEntry) -> Written:
+    def flaky(entry: PmsEntry) -> Written:
         if entry.marker == str(payments[1].id):
             boom.set()
             raise RuntimeError("a bug")

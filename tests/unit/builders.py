@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, time
 from typing import Any
 
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.money import Money
 from domain.payments import CardSummary, Method, Payment
 from domain.schedule import batch_date_for, cutoff_instant
@@ -87,10 +87,10 @@ def refund(payment: Payment, amount: int, *, at: datetime) -> uuid.UUID:
     return refund_id
 
 
-def replay(events: Sequence[Any]) -> LedgerAggregate:
+def replay(events: Sequence[Any]) -> PracticeAggregate:
     """Rebuild an aggregate by applying its events in order, as the event store does."""
     aggregate = None
     for event in events:
         aggregate = event.mutate(aggregate)
-    assert isinstance(aggregate, LedgerAggregate)
+    assert isinstance(aggregate, PracticeAggregate)
     return aggregate

@@ -75,7 +75,7 @@ PART: dict[type, tuple[str, ...]] = {
     feed.FeedRow: ("event_feed",),
     users.UserRow: ("users",),
     users.UserNameRow: ("users",),
-    MailboxRow: ("outbox",),
+    MailboxRow: ("mailbox",),
 }
 #: rows read into dataclasses (their fields are columns; the dataclass converts the types)
 DATACLASSES: dict[type, str] = {
@@ -306,7 +306,7 @@ def fill(empty: Database) -> None:
         expires_at=LATER,
         signed_out_at=None,
     )
-    insert(empty, "outbox", **at)
+    insert(empty, "mailbox", **at)
 
 
 def journal_intake(db: Database, read: Callable[[JournalIntake], Any]) -> Any:

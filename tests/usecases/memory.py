@@ -51,14 +51,14 @@ from adapters.persistence import Statement
 from adapters.pms.addresses import AllowedHosts
 from adapters.pms.connections import PmsConnections
 from adapters.pms.journal import Journal
-from adapters.pms.port import Commlog, LedgerEntry, PmsWriteError, PmsWriter, Written
+from adapters.pms.port import Commlog, PmsEntry, PmsWriteError, PmsWriter, Written
 from adapters.processor.port import CardProcessor
 from adapters.processor.sandbox import SandboxProcessor
 from adapters.reads import Reads
 from adapters.sealed import Sealer
 from adapters.sql import Database
 from adapters.store import StoreConfig, mutate_all, open_store
-from domain.base import LedgerAggregate
+from domain.base import PracticeAggregate
 from domain.errors import NotFound
 from projections.base import Projection
 from projections.runner import Projector
@@ -68,7 +68,7 @@ from services.context import Components, noun
 from services.settings import Settings
 from services.workers.writeback import take_in
 
-A = TypeVar("A", bound=LedgerAggregate)
+A = TypeVar("A", bound=PracticeAggregate)
 R = TypeVar("R")
 M = TypeVar("M")
 
@@ -201,7 +201,7 @@ class PmsLedger(PmsWriter):
     will not help); `answers_lost`: the next writes land, and their answers are lost (the
     outcome is unknown until read back)."""
 
-    entries: dict[str, LedgerEntry] = field(default_factory=dict)
+    entries: dict[str, PmsEntry] = field(default_factory=dict)
     commlogs: dict[str, Commlog] = field(default_factory=dict)
     posts: list[str] = field(default_factory=list)
     refusing: str | None = None
@@ -210,7 +210,7 @@ class PmsLedger(PmsWriter):
     def reference(self, marker: str) -> Written:
         return Written(f"PayNum {list(self.entries).index(marker) + 1}")
 
-    def post_entry(self, entry: LedgerEntry) -> Written:
+    def post_entry(self, entry: PmsEntry) -> Written:
         self.posts.append(entry.marker)
         if self.refusing is not None:
             raise PmsWriteError(self.refusing, retryable=False)
@@ -222,7 +222,7 @@ class PmsLedger(PmsWriter):
             )
         return self.reference(entry.marker)
 
-    def find_entry(self, entry: LedgerEntry) -> Written | None:
+    def find_entry(self, entry: PmsEntry) -> Written | None:
         found = self.entries.get(entry.marker)
         return self.reference(entry.marker) if found is not None else None
 
@@ -307,7 +307,7 @@ class MemoryLedger:
         return {i: a for i, a in loaded.items() if a is not None and a.practice_id == practice_id}
 
     def save(
-        self, *aggregates: LedgerAggregate, show: bool = True, attach: Sequence[Statement] = ()
+        self, *aggregates: PracticeAggregate, show: bool = True, attach: Sequence[Statement] = ()
     ) -> int:
         """The aggregates' pending events, all or none: the version check first, then the
         attached statements and the views in one transaction, then the log."""

@@ -78,7 +78,7 @@ def test_a_request_paid_in_full_completes_and_shows_in_transactions(api: Api) ->
     patient = new_patient(api)
     request = send(api, patient, 12500)
     # The patient's text holds the practice, the amount and the link.
-    mailbox = api.get("/v1/sandbox/outbox").json()["items"]
+    mailbox = api.get("/v1/sandbox/mailbox").json()["items"]
     assert mailbox[0]["channel"] == "sms" and mailbox[0]["recipient"] == "+16175550123"
     assert "Elm Dental" in mailbox[0]["body"] and "$125.00" in mailbox[0]["body"]
     assert request["pay_url"] in mailbox[0]["body"]
@@ -179,9 +179,9 @@ def test_two_reminders_before_expiry_at_the_practice_offsets(api: Api) -> None:
 
 
 def reminded_on_days_3_and_10_then_expired(api: Api, request: dict[str, Any]) -> None:
-    """The $80.00 email request of 4 March: the request and two reminders in the outbox,
+    """The $80.00 email request of 4 March: the request and two reminders in the mailbox,
     reminded on 7 and 14 March, then expired (on record with its whole history)."""
-    mailbox = api.get("/v1/sandbox/outbox").json()["items"]
+    mailbox = api.get("/v1/sandbox/mailbox").json()["items"]
     subjects = sorted(m["subject"] for m in mailbox)
     assert subjects == [
         "Elm Dental: payment request for $80.00",
@@ -206,7 +206,7 @@ def test_a_paid_request_sends_no_reminder(api: Api) -> None:
     request = send(api, new_patient(api), 8000, channel="email")
     assert pay(api, request).status_code == 200
     api.advance(5 * DAY)
-    assert len(api.get("/v1/sandbox/outbox").json()["items"]) == 1
+    assert len(api.get("/v1/sandbox/mailbox").json()["items"]) == 1
 
 
 def test_failed_card_attempts_are_rate_limited_per_link(api: Api) -> None:
@@ -260,7 +260,7 @@ def test_a_reminder_of_a_part_paid_request_asks_for_what_is_still_owed(api: Api)
     assert pay(api, request, amount="30.00").status_code == 200
     api.advance(3 * DAY)
     reminder = [
-        m for m in api.get("/v1/sandbox/outbox").json()["items"] if "Reminder" in m["subject"]
+        m for m in api.get("/v1/sandbox/mailbox").json()["items"] if "Reminder" in m["subject"]
     ]
     assert [m["subject"] for m in reminder] == ["Reminder: Elm Dental: payment request for $50.00"]
     assert "a payment request for $80.00, of which $50.00 is still owed" in reminder[0]["body"]

@@ -123,14 +123,14 @@ def test_a_bulk_send_to_ten_explains_the_four_it_skips(api: Api) -> None:
     assert by_patient[ids["NoPhone"]]["reason"] == "no_contact"
     assert by_patient[ids["Small"]]["reason"] == "below_minimum"
     assert all(by_patient[ids[f"P{n}"]]["outcome"] == "sent" for n in range(1, 7))
-    assert len(api.get("/v1/sandbox/outbox").json()["items"]) == 6
+    assert len(api.get("/v1/sandbox/mailbox").json()["items"]) == 6
 
     # Retrying with the same key sends nothing more.
     again = api.post(
         "/v1/payment-requests/bulk", body, headers={**api.admin, "Idempotency-Key": "march-run"}
     )
     assert again.json() == answer
-    assert len(api.get("/v1/sandbox/outbox").json()["items"]) == 6
+    assert len(api.get("/v1/sandbox/mailbox").json()["items"]) == 6
     # The requests are in the Payment Requests report.
     report = api.get("/v1/payment-requests", params={"status": "requested"}).json()["items"]
     assert len(report) == 6

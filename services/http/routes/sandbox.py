@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from adapters.clock import MAX_OFFSET_SECONDS, ClockOutOfRange, SandboxClock, too_far
 from adapters.messaging.email import list_sandbox_mailbox
@@ -114,7 +116,7 @@ def advance_by_days(
 
 
 @router.get(
-    "/outbox",
+    "/mailbox",
     response_model=answers.SandboxMailbox,
     summary="Messages the embedded default kept instead of sending",
 )
@@ -130,3 +132,51 @@ def sandbox_mailbox(
         "items": rows,
         "next_cursor": cursor.encode([last["sent_at"], last["id"]]) if more and last else None,
     }
+
+
+#: the sandbox mailbox's former address, answered for one release (README, "API")
+FORMER_MAILBOX = "/outbox"
+#: a cursor as this API gives them out (base64url, unpadded)
+CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]*")
+#: the longest `Location` the former address answers: every parameter at its longest
+LOCATION_LENGTH = len(f"{router.prefix}/mailbox?limit=100&cursor=") + cursor.MAX_CURSOR
+
+
+@router.get(
+    FORMER_MAILBOX,
+    status_code=308,
+    response_class=Response,
+    responses={
+        308: {
+            "description": "Moved for good to /v1/sandbox/mailbox (`Location`, with the same "
+            "parameters): send the same request there",
+            "headers": {
+                "Location": {
+                    "description": "/v1/sandbox/mailbox with the request's parameters",
+                    "schema": {"type": "string", "maxLength": LOCATION_LENGTH},
+                }
+            },
+        }
+    },
+    deprecated=True,
+    summary="The sandbox mailbox's former address (until the next release)",
+)
+def former_sandbox_mailbox(
+    request: Request, caller: AdminDep, limit: LimitQ = 50, cursor_: CursorQ = None
+) -> Response:
+    """A permanent redirect (308: the method stays GET) with the parameters sent. It takes
+    the mailbox's parameters and checks them as the mailbox does (a cursor it did not give
+    out is refused), and asks for an administrator as the mailbox does."""
+    cursor.decode_pair(cursor_)  # the mailbox's own check
+    if cursor_ and not CURSOR_TEXT.fullmatch(cursor_):
+        raise HttpProblem(
+            400,
+            "cursor is not one this API returned; start without it",
+            code="invalid-cursor",
+            field="cursor",
+        )
+    sent = [("limit", str(limit))] if "limit" in request.query_params else []
+    if cursor_:
+        sent.append(("cursor", cursor_))
+    location = f"{router.prefix}/mailbox" + (f"?{urlencode(sent)}" if sent else "")
+    return Response(status_code=308, headers={"Location": location})
