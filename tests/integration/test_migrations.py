@@ -350,6 +350,7 @@ def test_0008_renames_the_sandbox_mailbox_and_back_keeping_its_rows(
         assert index_exists(db, "mailbox_by_practice")
         assert not index_exists(db, "outbox_by_practice")
         assert "outbox" not in schema(db)
+        assert not any("outbox" in name for name in schema(db))  # its primary key's too
 
         with migrating(store) as connection:
             command.downgrade(alembic_config(connection), "0007")
@@ -357,6 +358,7 @@ def test_0008_renames_the_sandbox_mailbox_and_back_keeping_its_rows(
         assert [tuple(r.values()) for r in db.query("SELECT * FROM outbox")] == [MESSAGE]
         assert index_exists(db, "outbox_by_practice")
         assert not index_exists(db, "mailbox_by_practice")
+        assert not any("mailbox" in name for name in schema(db))
 
         assert migrate(store) == ["0008"]  # and up again
         assert [tuple(r.values()) for r in db.query("SELECT * FROM mailbox")] == [MESSAGE]

@@ -20,9 +20,12 @@ depends_on: str | None = None
 
 def rename(old: str, new: str) -> None:
     """Rename the table and its index (SQLite renames no index: it is made again, under
-    the new name, only where the old one was)."""
-    indexes = {ix["name"] for ix in inspect(op.get_bind()).get_indexes(old)}
+    the new name, only where the old one was); on PostgreSQL its primary key's too."""
+    bind = op.get_bind()
+    indexes = {ix["name"] for ix in inspect(bind).get_indexes(old)}
     op.execute(f"ALTER TABLE {old} RENAME TO {new}")
+    if bind.dialect.name == "postgresql":
+        op.execute(f"ALTER INDEX IF EXISTS {old}_pkey RENAME TO {new}_pkey")
     if f"{old}_by_practice" in indexes:
         op.execute(f"DROP INDEX {old}_by_practice")
         op.execute(f"CREATE INDEX {new}_by_practice ON {new} (practice_id, sent_at)")
