@@ -9,7 +9,8 @@ Each practice is a connected account: every call carries its `Stripe-Account`.
 - refund: a Stripe Refund of the PaymentIntent, never beyond what remains;
 - keep a card (with the patient's consent): a Customer for the patient (made once: its
   id is recorded with the card and used again for the patient's next cards; metadata
-  with the patient's id), then a SetupIntent for that Customer, `usage=off_session`,
+  with the patient's id; its key is the patient's, so a card refused after it was made
+  leaves it to the next card), then a SetupIntent for that Customer, `usage=off_session`,
   confirmed at once with the PaymentMethod id from Stripe's Payment Element: Stripe
   attaches the card's PaymentMethod to the Customer, whose id, brand, last four and
   expiry are kept (never the number);
@@ -425,13 +426,15 @@ class StripeProcessor(CardProcessor):
     def _customer(
         self, reference: UUID, patient_id: UUID | None, account: str | None, since: int
     ) -> str:
-        """A new Customer for the patient, under the card's key; a lost answer is read back
-        with the consistent list of the account's Customers made since just before."""
-        options = self._options(account, f"payledger-customer-{reference}")
+        """A new Customer for the patient, under a key of the patient (so a card refused
+        after its Customer was made leaves the Customer to the patient's next card, within
+        Stripe's key memory); a lost answer is read back with the consistent list of the
+        account's Customers made since just before, matched on the patient's id."""
+        owner = str(patient_id or reference)
+        options = self._options(account, f"payledger-customer-{owner}")
         scope = {"stripe_account": options["stripe_account"]}
-        metadata = {REFERENCE: str(reference)}
-        if patient_id is not None:
-            metadata[PATIENT] = str(patient_id)
+        name = PATIENT if patient_id is not None else REFERENCE
+        metadata = {name: owner}
 
         def create() -> str:
             made = self._client.v1.customers.create({"metadata": metadata}, options)  # type: ignore[arg-type]
@@ -444,7 +447,7 @@ class StripeProcessor(CardProcessor):
             )
             for made in listed.auto_paging_iter():
                 meta = made.metadata.to_dict() if made.metadata is not None else {}
-                if meta.get(REFERENCE) == str(reference):
+                if meta.get(name) == owner:
                     return str(made.id)
             return None
 
