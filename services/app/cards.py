@@ -12,7 +12,7 @@ from typing import Protocol
 from uuid import UUID
 
 from adapters.idempotency_keys import key_is_new
-from adapters.processor.port import CardInput, OutcomeUnknown, SavedCard
+from adapters.processor.port import CardInput, OutcomeUnknown, ProcessorUnavailable, SavedCard
 from domain.cards import Card
 from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
 from domain.money import check_payment_amount
@@ -274,8 +274,14 @@ def remove_card(
         )
         raise OutcomeUnknown(
             f"{lost.rstrip('.')}. The card is off file here and is never charged again; "
-            f"{ctx.processor.name} may still hold it: send the same request again to finish "
-            "taking it off there"
+            f"{ctx.processor.name.title()} may still hold it: send the same request again to "
+            "finish taking it off there"
+        ) from None
+    except ProcessorUnavailable as error:  # surely not done: the card stays asked
+        raise ProcessorUnavailable(
+            f"{error.detail.split(';')[0].rstrip('.')}. The card is off file here and is "
+            f"never charged again; send the same request again to take it off at "
+            f"{ctx.processor.name.title()} too"
         ) from None
     except PaymentsError as error:
         why = error.detail

@@ -429,3 +429,30 @@ def test_stripe_lost_answers_keep_charge_and_take_off_a_card_once(
     removed = api.client.delete(f"/v1/patients/{ann['id']}/cards/{card['id']}", headers=api.admin)
     assert removed.status_code == 200, removed.text
     assert fake_stripe.methods_of(fake_stripe.customers(account)[0]["id"]) == []
+
+
+def test_stripe_a_removal_stripe_did_not_take_is_finished_by_sending_it_again(
+    fake_stripe: FakeStripe, api_for: Callable[..., Api], clock: PinnedClock
+) -> None:
+    from tests.e2e.support import new_patient
+
+    api, account = stripe_api(api_for, clock, fake_stripe)
+    processed = Processed(api, fake_stripe, account)
+    ann = new_patient(api)
+    card = kept(processed, ann["id"])
+    token = card_of(processed, card["id"]).token
+    for _ in range(4):  # rate limited at every attempt: Stripe surely did nothing
+        fake_stripe.fail_next("/v1/payment_methods/", "429")
+    path = f"/v1/patients/{ann['id']}/cards/{card['id']}"
+    first = api.client.delete(path, headers=api.admin)
+    assert first.status_code == 502, first.text
+    assert first.json()["type"] == "/problems/processor-unavailable"
+    assert "send the same request again" in first.json()["detail"]
+    assert fake_stripe.objects[token]["customer"] is not None
+    listed = api.get(f"/v1/patients/{ann['id']}/cards").json()["items"]
+    assert [c["state"] for c in listed] == ["removed"]  # never charged again
+    again = api.client.delete(path, headers=api.admin)
+    assert again.status_code == 200, again.text
+    assert fake_stripe.objects[token]["customer"] is None
+    kinds = [e["type"] for e in api.get(f"/v1/history/{card['id']}").json()["items"]]
+    assert kinds[-3:] == ["CardRemoved", "CardForgetRequested", "CardForgotten"]
