@@ -382,7 +382,31 @@ class StripeProcessor(CardProcessor):
         since = int(time.time()) - CLOCK_SKEW
         if customer is None:
             customer = self._customer(reference, patient_id, account, since)
-        options = self._options(account, f"payledger-setup-{reference}")
+        known = customer is not None
+        if customer is None:
+            customer = self._customer(reference, patient_id, account, since)
+        try:
+            made = self._setup(reference, customer, payment_method, account, since, "")
+        except CustomerGone:
+            if not known:
+                raise
+            # the patient's Customer was deleted at Stripe: a new one for this card
+            customer = self._customer(reference, patient_id, account, since, again=True)
+            made = self._setup(reference, customer, payment_method, account, since, "-again")
+        return kept_card(made, customer)
+
+    def _setup(
+        self,
+        reference: UUID,
+        customer: str,
+        payment_method: str,
+        account: str | None,
+        since: int,
+        suffix: str,
+    ) -> stripe.SetupIntent:
+        """The SetupIntent confirmed at once for the Customer; a lost answer is read back
+        with the consistent list of the Customer's SetupIntents made since just before."""
+        options = self._options(account, f"payledger-setup-{reference}{suffix}")
         scope = {"stripe_account": options["stripe_account"]}
         params: dict[str, Any] = {
             "customer": customer,
@@ -404,6 +428,12 @@ class StripeProcessor(CardProcessor):
                     f"Stripe did not keep the card: {in_words(code or 'card_declined')}",
                     field="payment_method",
                 ) from None
+            except stripe.InvalidRequestError as error:
+                if error.code == "resource_missing" and error.param == "customer":
+                    raise CustomerGone(
+                        "Stripe no longer has the patient's customer: keep the card again"
+                    ) from None
+                raise
 
         def read_back() -> stripe.SetupIntent | None:
             listed = self._client.v1.setup_intents.list(
@@ -420,18 +450,25 @@ class StripeProcessor(CardProcessor):
                     )
             return None
 
-        made = self._call("card's keeping", setup, read_back)
-        return kept_card(made, customer)
+        return self._call("card's keeping", setup, read_back)
 
     def _customer(
-        self, reference: UUID, patient_id: UUID | None, account: str | None, since: int
+        self,
+        reference: UUID,
+        patient_id: UUID | None,
+        account: str | None,
+        since: int,
+        *,
+        again: bool = False,
     ) -> str:
         """A new Customer for the patient, under a key of the patient (so a card refused
         after its Customer was made leaves the Customer to the patient's next card, within
-        Stripe's key memory); a lost answer is read back with the consistent list of the
-        account's Customers made since just before, matched on the patient's id."""
+        Stripe's key memory; `again`: the patient's was deleted, a key of this card); a lost
+        answer is read back with the consistent list of the account's Customers made since
+        just before, matched on the patient's id."""
         owner = str(patient_id or reference)
-        options = self._options(account, f"payledger-customer-{owner}")
+        key = f"payledger-customer-{owner}" + (f"-{reference}" if again else "")
+        options = self._options(account, key)
         scope = {"stripe_account": options["stripe_account"]}
         name = PATIENT if patient_id is not None else REFERENCE
         metadata = {name: owner}
@@ -911,6 +948,10 @@ def refused(kind: str, error: stripe.InvalidRequestError) -> PaymentsError:
             field=FIELDS[param],
         )
     return ProcessorRefused(f"Stripe refused the {kind}: {message}", field=FIELDS.get(param))
+
+
+class CustomerGone(ProcessorRefused):
+    """Stripe no longer has the Customer a card was to be kept for (deleted there)."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ SDK pointed at it through its API base address. It follows Stripe's API referenc
   PaymentMethod is 400 `resource_missing` (param `payment_method`);
 - cards kept for later charges: Customers (create, list by `created`: a consistent
   read), SetupIntents (create, confirmed at once with `confirm=true`; list by customer,
-  retrieve), PaymentMethods (retrieve, attach to a Customer, detach). A SetupIntent or
+  retrieve), PaymentMethods (retrieve, attach to a Customer, detach); `delete_customer`
+  is the practice deleting a Customer in Stripe's dashboard. A SetupIntent or
   an attach of a test PaymentMethod (`pm_card_visa`, ...) makes a new PaymentMethod
   (`pm_...`) attached to the Customer, as Stripe does; a declining test card
   (`pm_card_chargeDeclined`, `..InsufficientFunds`) is refused (402 `card_declined`),
@@ -916,11 +917,20 @@ class FakeStripe:
             if o["object"] == "payment_method" and o["customer"] == customer
         ]
 
+    def delete_customer(self, customer_id: str) -> None:
+        """The practice deletes the Customer in Stripe's dashboard: it is gone from lists and
+        from requests (`No such customer`), and its PaymentMethods are detached."""
+        with self.lock:
+            self.objects[customer_id]["_deleted"] = True
+            for method in self.objects.values():
+                if method["object"] == "payment_method" and method["customer"] == customer_id:
+                    method.update(customer=None, _detached=True)
+
     def customers(self, account: str) -> list[dict[str, Any]]:
         return [
             public(o)
             for o in self.objects.values()
-            if o["object"] == "customer" and o["_account"] == account
+            if o["object"] == "customer" and o["_account"] == account and not o.get("_deleted")
         ]
 
     def create_customer(self, params: dict[str, Any], scope: str) -> Any:
@@ -945,13 +955,21 @@ class FakeStripe:
         found = [
             o
             for o in self.objects.values()
-            if o["object"] == "customer" and o["_account"] == scope and created_in(o, params)
+            if o["object"] == "customer"
+            and o["_account"] == scope
+            and not o.get("_deleted")
+            and created_in(o, params)
         ][::-1]
         return self.page_of(found, params, "/v1/customers", lambda o, _p: public(o))
 
     def customer_of(self, customer_id: str, scope: str) -> dict[str, Any]:
         found = self.objects.get(customer_id)
-        if found is None or found["object"] != "customer" or found["_account"] != scope:
+        if (
+            found is None
+            or found["object"] != "customer"
+            or found["_account"] != scope
+            or found.get("_deleted")
+        ):
             raise not_saved(missing("customer", customer_id, "customer"))
         return found
 

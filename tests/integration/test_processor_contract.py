@@ -456,3 +456,26 @@ def test_stripe_a_removal_stripe_did_not_take_is_finished_by_sending_it_again(
     assert fake_stripe.objects[token]["customer"] is None
     kinds = [e["type"] for e in api.get(f"/v1/history/{card['id']}").json()["items"]]
     assert kinds[-3:] == ["CardRemoved", "CardForgetRequested", "CardForgotten"]
+
+
+def test_stripe_a_patient_whose_customer_was_deleted_gets_a_new_one(
+    fake_stripe: FakeStripe, api_for: Callable[..., Api], clock: PinnedClock
+) -> None:
+    from tests.e2e.support import new_patient
+
+    api, account = stripe_api(api_for, clock, fake_stripe)
+    processed = Processed(api, fake_stripe, account)
+    ann = new_patient(api)
+    first = kept(processed, ann["id"])
+    gone = card_of(processed, first["id"]).customer
+    fake_stripe.delete_customer(gone)
+    second = kept(processed, ann["id"], "pm_card_mastercard")
+    customer = card_of(processed, second["id"]).customer
+    assert customer != gone
+    (made,) = fake_stripe.customers(account)
+    assert (made["id"], made["metadata"]["payledger_patient"]) == (customer, ann["id"])
+    charged = api.post(f"/v1/patients/{ann['id']}/cards/{second['id']}/charge", {"amount": 700})
+    assert charged.json()["status"] == "approved", charged.text
+    # the card of the deleted Customer is detached at Stripe: its charge is refused there
+    refused = api.post(f"/v1/patients/{ann['id']}/cards/{first['id']}/charge", {"amount": 700})
+    assert refused.status_code == 422, refused.text
