@@ -8,6 +8,13 @@ consent (`SaveRequested`: its wording as shown and when it was given), then the 
 is asked once, and the outcome is recorded (`Saved`, `SaveRefused`, or
 `SaveOutcomeUnknown`, which the same request again finishes: the processor answers the
 same reference with the same card).
+
+Removing a card takes it off file in the ledger at once (`Removed`: it is never charged
+again, its plans end with it). Where the processor also keeps something per card
+(Stripe: a PaymentMethod attached to the patient's Customer), taking it off there is an
+effect too: `ForgetRequested` is recorded with `Removed`, the processor is asked once,
+and the outcome is recorded (`Forgotten`, `ForgetRefused`, or `ForgetOutcomeUnknown`,
+which the same removal request again finishes).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class Card(PracticeAggregate):
         saved_at: datetime | None
         removed_at: datetime | None
         removed_by: str | None
+        forgetting: str | None
 
     class SaveRequested(PracticeAggregate.Created):
         """The patient consented (the wording they saw, and when); the processor is asked."""
@@ -74,6 +82,7 @@ class Card(PracticeAggregate):
             card.exp_month = card.exp_year = None
             card.saved_at = card.removed_at = None
             card.removed_by = None
+            card.forgetting = None
 
     class Saved(PracticeAggregate.Event):
         token: str
@@ -109,6 +118,30 @@ class Card(PracticeAggregate):
             card.state = "removed"
             card.removed_at = self.at
             card.removed_by = self.actor
+
+    class ForgetRequested(PracticeAggregate.Event):
+        """The processor is asked to take the card off (with `Removed`)."""
+
+        def apply(self, card: Card) -> None:
+            card.forgetting = "asked"
+
+    class Forgotten(PracticeAggregate.Event):
+        def apply(self, card: Card) -> None:
+            card.forgetting = "done"
+
+    class ForgetRefused(PracticeAggregate.Event):
+        reason: str
+
+        def apply(self, card: Card) -> None:
+            card.forgetting = "refused"
+            card.reason = self.reason
+
+    class ForgetOutcomeUnknown(PracticeAggregate.Event):
+        error: str
+
+        def apply(self, card: Card) -> None:
+            card.forgetting = "unknown"
+            card.reason = self.error
 
     @classmethod
     def request(
@@ -191,6 +224,28 @@ class Card(PracticeAggregate):
         if self.state == "refused":
             raise Conflict("this card was never kept: the processor refused it")
         self.record(self.Removed, at=at, actor=actor)
+
+    def ask_to_forget(self, *, at: datetime, actor: str) -> None:
+        """With `remove`, where the processor takes cards off too."""
+        if self.state == "removed" and getattr(self, "forgetting", None) is None:
+            self.record(self.ForgetRequested, at=at, actor=actor)
+
+    @property
+    def is_forgetting(self) -> bool:
+        """Removed here, and its taking off at the processor not finished."""
+        return getattr(self, "forgetting", None) in ("asked", "unknown")
+
+    def forgotten(self, *, at: datetime, actor: str) -> None:
+        if self.is_forgetting:
+            self.record(self.Forgotten, at=at, actor=actor)
+
+    def forget_refused(self, *, reason: str, at: datetime, actor: str) -> None:
+        if self.is_forgetting:
+            self.record(self.ForgetRefused, at=at, actor=actor, reason=reason)
+
+    def forget_unknown(self, *, error: str, at: datetime, actor: str) -> None:
+        if self.is_forgetting:
+            self.record(self.ForgetOutcomeUnknown, at=at, actor=actor, error=error)
 
     def describe_state(self) -> str:
         return {

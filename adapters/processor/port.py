@@ -208,7 +208,7 @@ class BatchSettings:
 
 
 #: the port's calls that act on money
-EFFECTS = ("charge", "void", "capture", "refund", "save_card")
+EFFECTS = ("charge", "void", "capture", "refund", "save_card", "keep_card", "forget_card")
 
 
 def guarded(name: str, method: Any) -> Any:
@@ -273,6 +273,10 @@ class CardProcessor(ABC):
     key_memory: timedelta | None = None
     #: True when the processor can keep a card for later charges
     saves_cards: bool = False
+    #: True when a card taken off file is also taken off at the processor (`forget_card`:
+    #: Stripe detaches its PaymentMethod from the patient's Customer); False when the
+    #: processor's token simply stays unused
+    forgets_cards: bool = False
     #: True when `account` is the practice's own id: the processor keeps each practice's
     #: credentials itself (Clearent's API key per practice), rather than one platform key
     #: and an account id per practice (Stripe Connect)
@@ -323,6 +327,31 @@ class CardProcessor(ABC):
         or OutcomeUnknown (answer lost; read back before sending again). Default: raises
         ProcessorRefused("<name> cannot keep cards")."""
         raise ProcessorRefused(f"{self.name} cannot keep cards")
+
+    def keep_card(
+        self,
+        *,
+        reference: UUID,
+        patient_id: UUID,
+        customer: str | None = None,
+        card: CardInput | None = None,
+        payment_method: str | None = None,
+        account: str | None = None,
+    ) -> SavedCard:
+        """Keep a card for the patient `patient_id`: where the processor has customers
+        (Stripe), under `customer` (the patient's customer there, known from a card kept
+        before) or a new one for the patient. Otherwise the card is kept as `save_card`
+        keeps it (the patient is the ledger's business only)."""
+        return self.save_card(
+            reference=reference, card=card, payment_method=payment_method, account=account
+        )
+
+    def forget_card(self, *, saved: SavedCard, reference: UUID, account: str | None = None) -> None:
+        """Take a kept card off at the processor (its patient's consent ended). Done again
+        with the same reference, or once it is off, it changes nothing. Raises
+        ProcessorRefused (final) or OutcomeUnknown (answer lost; the same request again
+        finishes it). Only called where `forgets_cards` is True."""
+        raise ProcessorRefused(f"{self.name} keeps no card to take off")
 
     @abstractmethod
     def void(self, *, transaction_id: str, reference: UUID, account: str | None = None) -> str:

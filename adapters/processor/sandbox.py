@@ -2,10 +2,13 @@
 
 Test cards (any future expiry, any CVC): 4242424242424242 approves;
 4000000000000002 declines (card declined); 4000000000009995 declines
-(insufficient funds). A terminal id behaves as if the first card was presented.
+(insufficient funds); 4000000000000341 is kept on file but its charges decline (card
+declined). A terminal id behaves as if the first card was presented.
 Stripe's documented test PaymentMethod ids work the same way (`pm_card_visa`
 approves, `pm_card_chargeDeclined` and `pm_card_chargeDeclinedInsufficientFunds`
-decline), so that one scenario runs on the sandbox and on Stripe alike.
+decline, `pm_card_chargeCustomerFail` is kept and then declines), so that one scenario
+runs on the sandbox and on Stripe alike. A card taken off file (`forget_card`) cannot
+be charged any more.
 
 It behaves as a real gateway does with idempotency references: a call made again
 with the same reference answers the first result again and moves no more money;
@@ -44,12 +47,14 @@ APPROVE = "4242424242424242"
 DECLINES = {
     "4000000000000002": "card declined",
     "4000000000009995": "insufficient funds",
+    "4000000000000341": "card declined",
 }
 #: Stripe's test PaymentMethod ids, as the card each stands for
 TEST_PAYMENT_METHODS = {
     "pm_card_visa": APPROVE,
     "pm_card_chargeDeclined": "4000000000000002",
     "pm_card_chargeDeclinedInsufficientFunds": "4000000000009995",
+    "pm_card_chargeCustomerFail": "4000000000000341",
 }
 #: how many references the sandbox remembers (the oldest are forgotten first)
 REMEMBERED = 100_000
@@ -58,6 +63,7 @@ REMEMBERED = 100_000
 class SandboxProcessor(CardProcessor):
     name = "sandbox"
     saves_cards = True
+    forgets_cards = True
     #: no payouts, readers or batches of its own: a deposit is paid on its date
     capabilities = frozenset()
     settles_by = SettledBy.CUTOFF
@@ -73,6 +79,7 @@ class SandboxProcessor(CardProcessor):
         self.movements: Counter[str] = Counter()
         self._captured: set[str] = set()
         self._voided: set[str] = set()
+        self._forgotten: set[str] = set()
 
     def charge(
         self,
@@ -86,6 +93,9 @@ class SandboxProcessor(CardProcessor):
         saved_card: SavedCard | None = None,
     ) -> ChargeResult:
         if saved_card is not None:
+            with self._lock:
+                if saved_card.token in self._forgotten:
+                    raise ProcessorRefused("this card was taken off file: it cannot be charged")
             number = saved_number(saved_card)
         elif payment_method is not None:
             if payment_method not in TEST_PAYMENT_METHODS:
@@ -153,6 +163,13 @@ class SandboxProcessor(CardProcessor):
             "save_card", reference, (number[-4:], exp_month, exp_year), saved, moves=False
         )
         return answer
+
+    def forget_card(self, *, saved: SavedCard, reference: UUID, account: str | None = None) -> None:
+        """Take the test card off file: a charge of its token is refused from now on."""
+        saved_number(saved)
+        with self._lock:
+            self._forgotten.add(saved.token)
+        self._once("forget_card", reference, (saved.token,), None, moves=False)
 
     def void(self, *, transaction_id: str, reference: UUID, account: str | None = None) -> str:
         """Cancel an authorisation; refused once it was captured (as a real gateway does)."""

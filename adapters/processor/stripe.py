@@ -6,7 +6,20 @@ Each practice is a connected account: every call carries its `Stripe-Account`.
   ever reaches the service): `requires_capture` is an approval, a card error a decline;
 - void: cancel the PaymentIntent (before the cut-off; no money moves, no fee);
 - capture: at the batch close, capture the PaymentIntent;
-- refund: a Stripe Refund of the PaymentIntent, never beyond what remains.
+- refund: a Stripe Refund of the PaymentIntent, never beyond what remains;
+- keep a card (with the patient's consent): a Customer for the patient (made once: its
+  id is recorded with the card and used again for the patient's next cards; metadata
+  with the patient's id; its key is the patient's, so a card refused after it was made
+  leaves it to the next card), then a SetupIntent for that Customer, `usage=off_session`,
+  confirmed at once with the PaymentMethod id from Stripe's Payment Element: Stripe
+  attaches the card's PaymentMethod to the Customer, whose id, brand, last four and
+  expiry are kept (never the number);
+- charge a kept card: a PaymentIntent with its `customer` and `payment_method`,
+  `off_session=true`, `confirm=true` (and `capture_method=manual`, as every sale): an
+  approval, or a decline (`card_declined`; `authentication_required` when the issuer
+  asks for 3-D Secure, which cannot be done without the patient: the intent is then
+  cancelled);
+- take a kept card off: detach its PaymentMethod from the Customer.
 
 Every call that changes something sends an Idempotency-Key derived from the ledger's
 reference (the intent id), so a retry, a restart or a batch close run again replays the
@@ -65,6 +78,8 @@ NEEDS_AUTHENTICATION = (
 )
 #: the metadata key that carries the ledger's reference on Stripe's objects
 REFERENCE = "payledger_reference"
+#: the metadata key that carries the patient's id on their Customer
+PATIENT = "payledger_patient"
 CURRENCY = "usd"
 #: a decline code in words
 DECLINE_WORDS = {
@@ -82,6 +97,8 @@ DECLINE_WORDS = {
 class StripeProcessor(CardProcessor):
     accepts_card_numbers = False
     name = "stripe"
+    saves_cards = True
+    forgets_cards = True
     #: Stripe keeps an idempotency key's answer for 24 hours
     key_memory = timedelta(hours=24)
     capabilities = frozenset(
@@ -136,7 +153,7 @@ class StripeProcessor(CardProcessor):
         saved_card: SavedCard | None = None,
     ) -> ChargeResult:
         if saved_card is not None:
-            raise ProcessorRefused("Stripe cannot charge a kept card here: none is kept there")
+            return self._off_session_charge(reference, amount, saved_card, account)
         if card is not None:
             raise InvalidCard(
                 "card numbers are not accepted with Stripe: the card is entered in Stripe's "
@@ -275,6 +292,243 @@ class StripeProcessor(CardProcessor):
 
         self._call("cancel", cancel, read_back)
         return result
+
+    def _off_session_charge(
+        self, reference: UUID, amount: int, saved: SavedCard, account: str | None
+    ) -> ChargeResult:
+        """A kept card charged without the patient: one PaymentIntent created confirmed,
+        `off_session`, under the charge's key. A decline answers 402 (replayed as such
+        under the key); a lost answer is read back with the consistent list of the
+        account's PaymentIntents, matched on the reference."""
+        if not saved.customer or not saved.token.startswith("pm_"):
+            raise ProcessorRefused(
+                "this card was not kept at Stripe: keep the patient's card again with Stripe"
+            )
+        options = self._options(account, f"payledger-charge-{reference}")
+        params: dict[str, Any] = {
+            "amount": amount,
+            "currency": CURRENCY,
+            "capture_method": "manual",
+            "customer": saved.customer,
+            "payment_method": saved.token,
+            "off_session": True,
+            "confirm": True,
+            "metadata": {REFERENCE: str(reference)},
+            "expand": ["latest_charge"],
+        }
+        since = int(time.time()) - CLOCK_SKEW
+        intent_id = ""
+
+        def create() -> ChargeResult:
+            nonlocal intent_id
+            try:
+                intent = self._client.v1.payment_intents.create(params, options)  # type: ignore[arg-type]
+            except stripe.CardError as error:
+                detail = error.error
+                made = detail.payment_intent if detail is not None else None
+                intent_id = str(made.id) if made is not None else ""
+                if (error.code or "") == "authentication_required":
+                    return needs_authentication(*card_of_error(error))
+                return declined(error)
+            intent_id = str(intent.id)
+            return confirmed(intent) or charge_result(intent)
+
+        def read_back() -> ChargeResult | None:
+            nonlocal intent_id
+            found = self._intent_of(reference, account, since)
+            if found is None:
+                return None
+            intent_id = str(found.id)
+            return confirmed(found)
+
+        result = self._call("charge", create, read_back)
+        if not intent_id:
+            return result
+        return self._finish(reference, account, intent_id, result)
+
+    # -- cards on file -----------------------------------------------------------------
+
+    def save_card(
+        self,
+        *,
+        reference: UUID,
+        card: CardInput | None = None,
+        payment_method: str | None = None,
+        account: str | None = None,
+    ) -> SavedCard:
+        """A card kept for a patient the ledger does not name: its own Customer."""
+        return self.keep_card(
+            reference=reference,
+            patient_id=None,
+            card=card,
+            payment_method=payment_method,
+            account=account,
+        )
+
+    def keep_card(
+        self,
+        *,
+        reference: UUID,
+        patient_id: UUID | None,
+        customer: str | None = None,
+        card: CardInput | None = None,
+        payment_method: str | None = None,
+        account: str | None = None,
+    ) -> SavedCard:
+        """The patient's Customer (`customer`, or a new one), then a SetupIntent confirmed
+        with the PaymentMethod for off-session use: the kept PaymentMethod's id, brand,
+        last four and expiry. A card whose issuer asks for 3-D Secure to be kept is
+        refused (the service cannot show the challenge); a declined card is refused."""
+        if card is not None:
+            raise InvalidCard(
+                "card numbers are not accepted with Stripe: the card is entered in Stripe's "
+                "Payment Element and only its PaymentMethod id is sent, as payment_method",
+                field="card",
+            )
+        if not payment_method:
+            raise InvalidValue(
+                "with Stripe a card is kept from its PaymentMethod id, from Stripe's Payment "
+                "Element",
+                field="payment_method",
+            )
+        since = int(time.time()) - CLOCK_SKEW
+        if customer is None:
+            customer = self._customer(reference, patient_id, account, since)
+        known = customer is not None
+        if customer is None:
+            customer = self._customer(reference, patient_id, account, since)
+        try:
+            made = self._setup(reference, customer, payment_method, account, since, "")
+        except CustomerGone:
+            if not known:
+                raise
+            # the patient's Customer was deleted at Stripe: a new one for this card
+            customer = self._customer(reference, patient_id, account, since, again=True)
+            made = self._setup(reference, customer, payment_method, account, since, "-again")
+        return kept_card(made, customer)
+
+    def _setup(
+        self,
+        reference: UUID,
+        customer: str,
+        payment_method: str,
+        account: str | None,
+        since: int,
+        suffix: str,
+    ) -> stripe.SetupIntent:
+        """The SetupIntent confirmed at once for the Customer; a lost answer is read back
+        with the consistent list of the Customer's SetupIntents made since just before."""
+        options = self._options(account, f"payledger-setup-{reference}{suffix}")
+        scope = {"stripe_account": options["stripe_account"]}
+        params: dict[str, Any] = {
+            "customer": customer,
+            "payment_method": payment_method,
+            "usage": "off_session",
+            "confirm": True,
+            "allowed_payment_method_types": ["card"],
+            "metadata": {REFERENCE: str(reference)},
+            "expand": ["payment_method"],
+        }
+
+        def setup() -> stripe.SetupIntent:
+            try:
+                return self._client.v1.setup_intents.create(params, options)  # type: ignore[arg-type]
+            except stripe.CardError as error:
+                detail = error.error
+                code = (detail.decline_code or detail.code) if detail is not None else None
+                raise ProcessorRefused(
+                    f"Stripe did not keep the card: {in_words(code or 'card_declined')}",
+                    field="payment_method",
+                ) from None
+            except stripe.InvalidRequestError as error:
+                if error.code == "resource_missing" and error.param == "customer":
+                    raise CustomerGone(
+                        "Stripe no longer has the patient's customer: keep the card again"
+                    ) from None
+                raise
+
+        def read_back() -> stripe.SetupIntent | None:
+            listed = self._client.v1.setup_intents.list(
+                {"customer": customer, "created": {"gte": since}, "limit": 100},
+                scope,  # type: ignore[arg-type]
+            )
+            for made in listed.auto_paging_iter():
+                meta = made.metadata.to_dict() if made.metadata is not None else {}
+                if meta.get(REFERENCE) == str(reference) and made.status != "processing":
+                    return self._client.v1.setup_intents.retrieve(
+                        str(made.id),
+                        {"expand": ["payment_method"]},
+                        scope,  # type: ignore[arg-type]
+                    )
+            return None
+
+        return self._call("card's keeping", setup, read_back)
+
+    def _customer(
+        self,
+        reference: UUID,
+        patient_id: UUID | None,
+        account: str | None,
+        since: int,
+        *,
+        again: bool = False,
+    ) -> str:
+        """A new Customer for the patient, under a key of the patient (so a card refused
+        after its Customer was made leaves the Customer to the patient's next card, within
+        Stripe's key memory; `again`: the patient's was deleted, a key of this card); a lost
+        answer is read back with the consistent list of the account's Customers made since
+        just before, matched on the patient's id."""
+        owner = str(patient_id or reference)
+        key = f"payledger-customer-{owner}" + (f"-{reference}" if again else "")
+        options = self._options(account, key)
+        scope = {"stripe_account": options["stripe_account"]}
+        name = PATIENT if patient_id is not None else REFERENCE
+        metadata = {name: owner}
+
+        def create() -> str:
+            made = self._client.v1.customers.create({"metadata": metadata}, options)  # type: ignore[arg-type]
+            return str(made.id)
+
+        def read_back() -> str | None:
+            listed = self._client.v1.customers.list(
+                {"created": {"gte": since}, "limit": 100},
+                scope,  # type: ignore[arg-type]
+            )
+            for made in listed.auto_paging_iter():
+                meta = made.metadata.to_dict() if made.metadata is not None else {}
+                if meta.get(name) == owner:
+                    return str(made.id)
+            return None
+
+        return self._call("patient's customer", create, read_back)
+
+    def forget_card(self, *, saved: SavedCard, reference: UUID, account: str | None = None) -> None:
+        """Detach the PaymentMethod from its Customer: it cannot be charged again. One
+        that is detached already (by an earlier attempt, or at Stripe) is taken off."""
+        options = self._options(account, f"payledger-detach-{reference}")
+        scope = {"stripe_account": options["stripe_account"]}
+        if not saved.token.startswith("pm_"):
+            raise ProcessorRefused("this card was not kept at Stripe: nothing to take off there")
+
+        def off() -> bool | None:
+            try:
+                method = self._client.v1.payment_methods.retrieve(saved.token, {}, scope)  # type: ignore[arg-type]
+            except stripe.InvalidRequestError as error:
+                if error.code == "resource_missing":
+                    return True  # Stripe holds no such PaymentMethod any more
+                raise
+            return True if method.customer is None else None
+
+        def detach() -> bool:
+            try:
+                self._client.v1.payment_methods.detach(saved.token, {}, options)  # type: ignore[arg-type]
+            except stripe.InvalidRequestError as error:
+                if off():
+                    return True
+                raise refused("card's taking off", error) from None
+            return True
+
+        self._call("card's taking off", detach, off)
 
     def _reader_charge(
         self, reference: UUID, amount: int, reader_id: str, account: str | None
@@ -708,6 +962,10 @@ def refused(kind: str, error: stripe.InvalidRequestError) -> PaymentsError:
     return ProcessorRefused(f"Stripe refused the {kind}: {message}", field=FIELDS.get(param))
 
 
+class CustomerGone(ProcessorRefused):
+    """Stripe no longer has the Customer a card was to be kept for (deleted there)."""
+
+
 def payout_item(txn: Any) -> PayoutItem:
     source = txn.source
     intent = getattr(source, "payment_intent", None) if not isinstance(source, str) else None
@@ -725,6 +983,35 @@ def payout_item(txn: Any) -> PayoutItem:
         amount=int(txn.amount),
         fee=int(txn.fee),
         dispute_id=dispute_id,
+    )
+
+
+def kept_card(setup: stripe.SetupIntent, customer: str) -> SavedCard:
+    """What a confirmed SetupIntent kept: its PaymentMethod, attached to the Customer."""
+    status = str(setup.status)
+    if status == "requires_action":
+        raise ProcessorRefused(
+            "the card needs authentication (3-D Secure) to be kept, which this form cannot "
+            "complete: ask for another card",
+            field="payment_method",
+        )
+    if status != "succeeded":
+        error = setup.last_setup_error
+        code = (error.decline_code or error.code) if error is not None else None
+        raise ProcessorRefused(
+            f"Stripe did not keep the card: {in_words(code or status)}", field="payment_method"
+        )
+    method = setup.payment_method
+    if not isinstance(method, stripe.PaymentMethod) or method.card is None:
+        raise OutcomeUnknown("Stripe's SetupIntent came back without its card")
+    card = method.card
+    return SavedCard(
+        token=str(method.id),
+        brand=str(card.brand),
+        last4=str(card.last4),
+        exp_month=int(card.exp_month),
+        exp_year=int(card.exp_year),
+        customer=customer,
     )
 
 

@@ -12,7 +12,7 @@ from typing import Protocol
 from uuid import UUID
 
 from adapters.idempotency_keys import key_is_new
-from adapters.processor.port import CardInput, OutcomeUnknown, SavedCard
+from adapters.processor.port import CardInput, OutcomeUnknown, ProcessorUnavailable, SavedCard
 from domain.cards import Card
 from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
 from domain.money import check_payment_amount
@@ -20,7 +20,7 @@ from domain.payments import Method, Payment
 from domain.plans import PaymentPlan
 from domain.practices import Practice
 from domain.schedule import local_date
-from projections.plans import live_plans_of_card
+from projections.plans import cards_of_patient, live_plans_of_card
 from services.app import payments
 from services.app.practices import account_of, keyed_id
 from services.context import retry_on_conflict
@@ -60,8 +60,10 @@ def save_card(
     if not kept.is_open:
         return kept
     try:
-        saved = ctx.processor.save_card(
+        saved = ctx.processor.keep_card(
             reference=card_id,
+            patient_id=patient_id,
+            customer=customer_of_patient(ctx, practice_id, patient_id),
             card=card,
             payment_method=payment_method,
             account=account_of(ctx, practice_id),
@@ -105,6 +107,16 @@ def save_card(
             actor=actor,
         ),
     )
+
+
+def customer_of_patient(ctx: Needs, practice_id: UUID, patient_id: UUID) -> str | None:
+    """The patient's customer at the processor (Stripe's `cus_...`), as a card kept for
+    them before recorded it; None when none was (the processor makes one)."""
+    for row in ctx.reads(cards_of_patient, practice_id, patient_id):
+        found = ctx.find(Card, UUID(row["id"]))
+        if found is not None and found.practice_id == practice_id and found.customer:
+            return found.customer
+    return None
 
 
 def request_card(
@@ -160,6 +172,11 @@ def card_of_patient(ctx: Needs, practice_id: UUID, patient_id: UUID, card_id: UU
 def saved_card(card: Card) -> SavedCard:
     """The processor's view of a card on file (to charge it)."""
     card.check_usable()
+    return held(card)
+
+
+def held(card: Card) -> SavedCard:
+    """What the processor holds of a card kept there."""
     return SavedCard(
         token=card.token or "",
         brand=card.brand or "card",
@@ -215,13 +232,20 @@ CARD_REMOVED = "its card on file was removed"
 def remove_card(
     ctx: Needs, *, practice_id: UUID, patient_id: UUID, card_id: UUID, actor: str
 ) -> Card:
-    """Take the card off file; a plan charged to it is cancelled with it (saved together)."""
+    """Take the card off file; a plan charged to it is cancelled with it (saved together).
+    Where the processor keeps the card too (Stripe), it is then taken off there, as an
+    effect: asked with the removal, one call, its outcome recorded. A lost answer leaves
+    it asked: the same removal again asks again (taking off what is off changes nothing)."""
     card_of_patient(ctx, practice_id, patient_id, card_id)
 
     def decide() -> Card:
         card = ctx.get(Card, card_id, practice_id)
+        if card.is_forgetting:
+            return card  # removed here; finish taking it off at the processor
         at = ctx.clock.now(practice_id)
         card.remove(at=at, actor=actor)
+        if ctx.processor.forgets_cards and card.token:
+            card.ask_to_forget(at=at, actor=actor)
         plans = [
             ctx.get(PaymentPlan, plan_id, practice_id)
             for plan_id in ctx.reads(live_plans_of_card, practice_id, card_id)
@@ -232,4 +256,40 @@ def remove_card(
         ctx.save(card, *plans)
         return card
 
-    return retry_on_conflict(decide)
+    card = retry_on_conflict(decide)
+    if not card.is_forgetting:
+        return card
+    try:
+        ctx.processor.forget_card(
+            saved=held(card), reference=card_id, account=account_of(ctx, practice_id)
+        )
+    except OutcomeUnknown as error:
+        lost = error.detail
+        _outcome(
+            ctx,
+            practice_id,
+            card_id,
+            actor,
+            lambda c, at: c.forget_unknown(error=lost, at=at, actor=actor),
+        )
+        raise OutcomeUnknown(
+            f"{lost.rstrip('.')}. The card is off file here and is never charged again; "
+            f"{ctx.processor.name.title()} may still hold it: send the same request again to "
+            "finish taking it off there"
+        ) from None
+    except ProcessorUnavailable as error:  # surely not done: the card stays asked
+        raise ProcessorUnavailable(
+            f"{error.detail.split(';')[0].rstrip('.')}. The card is off file here and is "
+            f"never charged again; send the same request again to take it off at "
+            f"{ctx.processor.name.title()} too"
+        ) from None
+    except PaymentsError as error:
+        why = error.detail
+        return _outcome(
+            ctx,
+            practice_id,
+            card_id,
+            actor,
+            lambda c, at: c.forget_refused(reason=why, at=at, actor=actor),
+        )
+    return _outcome(ctx, practice_id, card_id, actor, lambda c, at: c.forgotten(at=at, actor=actor))

@@ -29,7 +29,7 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.messaging.email import Email, SendFailed
 from adapters.messaging.sms import Sms
-from adapters.processor.port import CardInput
+from adapters.processor.port import CardInput, SavedCard
 from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
 from domain.money import Money, check_payment_amount
 from domain.patients import Patient
@@ -511,8 +511,11 @@ def pay_request(
     card: CardInput | None,
     attempt_id: str,
     payment_method: str | None = None,
+    saved_card: SavedCard | None = None,
 ) -> Payment:
     """Pay a request on its page: the payment and the request's completion in one save.
+    `saved_card`: the card the patient just had kept on file (Stripe keeps it before it
+    is charged), charged instead of `card` or `payment_method`.
 
     `attempt_id` comes from the form, so a form posted twice (one after the other, or
     both at once) charges once and both posts answer the same payment. Only a request
@@ -527,9 +530,12 @@ def pay_request(
     request = ctx.get(PaymentRequest, request_id, practice.id)
     money = Money(amount)
     request.check_payable(money, now)
-    card = check_card_input(ctx, card, payment_method, local_date(now, practice.timezone))
-    if card is None and payment_method is None:
-        raise InvalidValue("the payment needs the card", field="card")
+    if saved_card is not None:
+        card, payment_method = None, None
+    else:
+        card = check_card_input(ctx, card, payment_method, local_date(now, practice.timezone))
+        if card is None and payment_method is None:
+            raise InvalidValue("the payment needs the card", field="card")
     payment_id = attempt_payment_id(request_id, attempt_id)
     payment = charge(
         ctx,
@@ -544,6 +550,7 @@ def pay_request(
         request_id=request_id,
         at=now,
         actor="patient",
+        saved_card=saved_card,
     )
     if payment.status != Status.APPROVED:
         try:

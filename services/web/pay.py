@@ -15,7 +15,7 @@ from pydantic import WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from adapters.processor.cards import card_mistakes
-from adapters.processor.port import Capability, CardInput
+from adapters.processor.port import Capability, CardInput, SavedCard
 from domain.cards import consent_for
 from domain.errors import InvalidCard, InvalidValue, NotFound, PaymentsError
 from domain.money import MAX_AMOUNT_CENTS, format_dollars
@@ -272,13 +272,21 @@ def pay(
                     "the card form did not send the card; reload the page and enter the card again",
                     field="payment_method",
                 )
+        attempt = fields.get("attempt") or secrets.token_urlsafe(16)
+        saved: SavedCard | None = None
+        kept: str | None = None
+        if payment_method is not None and fields.get("keep_card") == "yes":
+            # Stripe: kept first (a card paid with once cannot be attached to the
+            # patient's Customer afterwards), then charged as the card on file
+            saved, kept = keep_method(ctx, link, payment_method, attempt)
         payment = pay_request(
             ctx,
             link,
             amount=amount,
             card=card,
-            payment_method=payment_method,
-            attempt_id=fields.get("attempt") or secrets.token_urlsafe(16),
+            payment_method=None if saved is not None else payment_method,
+            saved_card=saved,
+            attempt_id=attempt,
         )
     except RequestClosed as closed:
         pay_limits.give_back(ctx.pay_attempts, place)
@@ -289,6 +297,8 @@ def pay(
         pay_limits.give_back(ctx.pay_attempts, place)
         if card is not None and fields.get("keep_card") == "yes":
             kept = keep_card(ctx, link, card, fields.get("attempt") or "")
+            return outcome_page(link, action, stripe, payment, amount_text or None, kept)
+        if payment_method is not None and fields.get("keep_card") == "yes":
             return outcome_page(link, action, stripe, payment, amount_text or None, kept)
     return outcome_page(link, action, stripe, payment, amount_text or None)
 
@@ -339,6 +349,28 @@ def mistakes_summary(mistakes: dict[str, str]) -> str:
     if len(messages) == 1:
         return messages[0]
     return f"Please fix the {len(messages)} entries marked below: " + " ".join(messages)
+
+
+def keep_method(
+    ctx: Components, link: PayLink, payment_method: str, attempt: str
+) -> tuple[SavedCard | None, str]:
+    """Keep the card of Stripe's Payment Element on file before it is charged (the patient
+    ticked the consent): the card kept, or None, and what to say."""
+    try:
+        kept = cards.save_card(
+            ctx,
+            practice_id=link.practice.id,
+            patient_id=link.request.patient_id,
+            consent=consent_for(link.practice.name),
+            source="pay_link",
+            actor="patient",
+            payment_method=payment_method,
+            key=f"pay:{link.request.id}:{attempt}:card",
+        )
+        stored = cards.saved_card(kept)
+    except PaymentsError as error:
+        return None, sentence(f"your card could not be kept on file ({friendly(error)})")
+    return stored, f"Your card ending {kept.last4} is kept on file with {link.practice.name}."
 
 
 def keep_card(ctx: Components, link: PayLink, card: CardInput, attempt: str) -> str:

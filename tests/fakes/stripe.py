@@ -27,6 +27,20 @@ SDK pointed at it through its API base address. It follows Stripe's API referenc
   the decline code), `pm_card_authenticationRequired` (3-D Secure: `requires_action`,
   or with `error_on_requires_action` a 402 `authentication_required`); any other
   PaymentMethod is 400 `resource_missing` (param `payment_method`);
+- cards kept for later charges: Customers (create, list by `created`: a consistent
+  read), SetupIntents (create, confirmed at once with `confirm=true`; list by customer,
+  retrieve), PaymentMethods (retrieve, attach to a Customer, detach); `delete_customer`
+  is the practice deleting a Customer in Stripe's dashboard. A SetupIntent or
+  an attach of a test PaymentMethod (`pm_card_visa`, ...) makes a new PaymentMethod
+  (`pm_...`) attached to the Customer, as Stripe does; a declining test card
+  (`pm_card_chargeDeclined`, `..InsufficientFunds`) is refused (402 `card_declined`),
+  a 3-D Secure one leaves the SetupIntent `requires_action`; `pm_card_chargeCustomerFail`
+  is kept, and its charges decline. A PaymentIntent of a kept PaymentMethod names its
+  `customer` (a PaymentMethod of another Customer, or detached, is refused, 400) and is
+  confirmed `off_session`: a decline is 402 `card_declined`, and a card whose issuer asks
+  for authentication (`ask_authentication`, as an issuer may for any off-session
+  payment) is 402 `authentication_required`, the intent back to
+  `requires_payment_method`;
 - Refunds: create (by payment_intent, never beyond what remains: `amount_too_large`,
   `charge_already_refunded`), retrieve, list by payment_intent; `fail_refund` is the
   bank refusing a refund later (status `failed`, a `refund_failure` balance
@@ -88,7 +102,16 @@ TEST_PAYMENT_METHODS: dict[str, dict[str, Any]] = {
     },
     #: a card whose issuer asks for 3-D Secure on every payment
     "pm_card_authenticationRequired": {"brand": "visa", "last4": "3184", "three_d_secure": True},
+    #: attaching it to a Customer succeeds, but charging it fails
+    "pm_card_chargeCustomerFail": {
+        "brand": "visa",
+        "last4": "0341",
+        "decline": "generic_decline",
+        "attaches": True,
+    },
 }
+#: the expiry of the test PaymentMethods
+TEST_EXPIRY = {"exp_month": 12, "exp_year": 2034}
 #: the API version the fake answers (the pinned SDK's): requests of another are refused
 API_VERSION = stripe.api_version
 #: how long a new object takes to reach Stripe's search index ("under normal operating
@@ -443,6 +466,34 @@ class FakeStripe:
                 self.capture_intent,
                 p.PaymentIntentCaptureParams,
             ),
+            ("POST", r"/v1/customers", self.create_customer, p.CustomerCreateParams),
+            ("GET", r"/v1/customers", self.list_customers, p.CustomerListParams),
+            ("POST", r"/v1/setup_intents", self.create_setup, p.SetupIntentCreateParams),
+            ("GET", r"/v1/setup_intents", self.list_setups, p.SetupIntentListParams),
+            (
+                "GET",
+                r"/v1/setup_intents/(seti_\w+)",
+                self.retrieve_setup,
+                p.SetupIntentRetrieveParams,
+            ),
+            (
+                "GET",
+                r"/v1/payment_methods/(pm_\w+)",
+                self.retrieve_method,
+                p.PaymentMethodRetrieveParams,
+            ),
+            (
+                "POST",
+                r"/v1/payment_methods/(pm_\w+)/attach",
+                self.attach_method,
+                p.PaymentMethodAttachParams,
+            ),
+            (
+                "POST",
+                r"/v1/payment_methods/(pm_\w+)/detach",
+                self.detach_method,
+                p.PaymentMethodDetachParams,
+            ),
             ("POST", r"/v1/refunds", self.create_refund, p.RefundCreateParams),
             ("GET", r"/v1/refunds", self.list_refunds, p.RefundListParams),
             ("GET", r"/v1/refunds/(re_\w+)", self.retrieve_refund, p.RefundRetrieveParams),
@@ -511,7 +562,7 @@ class FakeStripe:
         allowed(
             params,
             "amount currency capture_method confirm payment_method allowed_payment_method_types "
-            "error_on_requires_action metadata expand description",
+            "error_on_requires_action metadata expand description customer off_session",
         )
         amount = integer(params, "amount", required=True)
         if params.get("currency") != "usd":
@@ -526,9 +577,20 @@ class FakeStripe:
         if capture_method not in ("automatic", "automatic_async", "manual"):
             raise not_saved(invalid("Invalid capture_method", param="capture_method"))
         method_id = params.get("payment_method")
-        if method_id is not None and method_id not in TEST_PAYMENT_METHODS:
-            raise not_saved(missing("PaymentMethod", method_id, "payment_method"))
+        customer = params.get("customer")
+        if customer is not None:
+            self.customer_of(customer, scope)
+        if method_id is not None:
+            self.usable_method(method_id, scope, customer)
         confirm = boolean(params, "confirm")
+        off_session = boolean(params, "off_session")
+        if off_session and not confirm:
+            raise not_saved(
+                invalid(
+                    "off_session can only be used when confirm is set to true.",
+                    param="off_session",
+                )
+            )
         if "error_on_requires_action" in params and not confirm:
             raise not_saved(
                 invalid(
@@ -548,6 +610,8 @@ class FakeStripe:
             "capture_method": capture_method,
             "status": "requires_payment_method" if method_id is None else "requires_confirmation",
             "payment_method": method_id,
+            "customer": customer,
+            "_off_session": off_session,
             "payment_method_types": params.get("allowed_payment_method_types", ["card"]),
             "metadata": params.get("metadata", {}),
             "latest_charge": None,
@@ -567,8 +631,8 @@ class FakeStripe:
         allowed(params, "payment_method error_on_requires_action expand")
         intent = self.intent_of(intent_id, scope)
         method_id = params.get("payment_method")
-        if method_id is not None and method_id not in TEST_PAYMENT_METHODS:
-            raise not_saved(missing("PaymentMethod", method_id, "payment_method"))
+        if method_id is not None:
+            self.usable_method(method_id, scope, intent["customer"])
         if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
             raise invalid(
                 "This PaymentIntent's status is "
@@ -591,15 +655,17 @@ class FakeStripe:
                 "You cannot confirm this PaymentIntent because it's missing a payment method.",
                 code="payment_intent_unexpected_state",
             )
-        card = TEST_PAYMENT_METHODS[method_id]
-        if card.get("three_d_secure"):
-            if boolean(params, "error_on_requires_action"):
+        card = self.card_of(method_id)
+        if card.get("three_d_secure") or (
+            card.get("asks_authentication") and intent["_off_session"]
+        ):
+            if boolean(params, "error_on_requires_action") or intent["_off_session"]:
                 error = {
                     "type": "card_error",
                     "code": "authentication_required",
                     "decline_code": "authentication_required",
                     "message": "Your card was declined. This transaction requires authentication.",
-                    "payment_method": payment_method_object(method_id),
+                    "payment_method": self.method_object(method_id),
                 }
                 intent.update(
                     status="requires_payment_method", last_payment_error=error, payment_method=None
@@ -623,7 +689,7 @@ class FakeStripe:
                 if card["decline"] == "generic_decline"
                 else "Your card has insufficient funds.",
                 "charge": charge["id"],
-                "payment_method": payment_method_object(method_id),
+                "payment_method": self.method_object(method_id),
             }
             intent.update(
                 status="requires_payment_method", last_payment_error=error, payment_method=None
@@ -832,6 +898,298 @@ class FakeStripe:
         }
         self.objects[txn["id"]] = txn
         return txn
+
+    # -- Refunds ------------------------------------------------------------------------
+
+    # -- Customers, SetupIntents, PaymentMethods ---------------------------------------
+
+    def ask_authentication(self, method_id: str) -> None:
+        """The card's issuer asks for authentication (3-D Secure) of its off-session
+        payments from now on (an issuer may, for any payment)."""
+        with self.lock:
+            self.objects[method_id]["_asks_authentication"] = True
+
+    def methods_of(self, customer: str) -> list[dict[str, Any]]:
+        """The PaymentMethods attached to the Customer now."""
+        return [
+            public(o)
+            for o in self.objects.values()
+            if o["object"] == "payment_method" and o["customer"] == customer
+        ]
+
+    def delete_customer(self, customer_id: str) -> None:
+        """The practice deletes the Customer in Stripe's dashboard: it is gone from lists and
+        from requests (`No such customer`), and its PaymentMethods are detached."""
+        with self.lock:
+            self.objects[customer_id]["_deleted"] = True
+            for method in self.objects.values():
+                if method["object"] == "payment_method" and method["customer"] == customer_id:
+                    method.update(customer=None, _detached=True)
+
+    def customers(self, account: str) -> list[dict[str, Any]]:
+        return [
+            public(o)
+            for o in self.objects.values()
+            if o["object"] == "customer" and o["_account"] == account and not o.get("_deleted")
+        ]
+
+    def create_customer(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(params, "metadata description email name expand")
+        customer = {
+            "id": self.new_id("cus"),
+            "object": "customer",
+            "_account": scope,
+            "description": params.get("description"),
+            "email": params.get("email"),
+            "name": params.get("name"),
+            "metadata": params.get("metadata", {}),
+            "invoice_settings": {"default_payment_method": None},
+            "created": int(time.time()),
+            "livemode": False,
+        }
+        self.objects[customer["id"]] = customer
+        return public(customer)
+
+    def list_customers(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(params, "created limit starting_after ending_before expand email")
+        found = [
+            o
+            for o in self.objects.values()
+            if o["object"] == "customer"
+            and o["_account"] == scope
+            and not o.get("_deleted")
+            and created_in(o, params)
+        ][::-1]
+        return self.page_of(found, params, "/v1/customers", lambda o, _p: public(o))
+
+    def customer_of(self, customer_id: str, scope: str) -> dict[str, Any]:
+        found = self.objects.get(customer_id)
+        if (
+            found is None
+            or found["object"] != "customer"
+            or found["_account"] != scope
+            or found.get("_deleted")
+        ):
+            raise not_saved(missing("customer", customer_id, "customer"))
+        return found
+
+    def method_of(self, method_id: str, scope: str) -> dict[str, Any]:
+        found = self.objects.get(method_id)
+        if found is None or found["object"] != "payment_method" or found["_account"] != scope:
+            raise not_saved(missing("PaymentMethod", method_id, "payment_method"))
+        return found
+
+    def usable_method(self, method_id: str, scope: str, customer: str | None) -> None:
+        """A test PaymentMethod, or a kept one used with its own Customer."""
+        if method_id in TEST_PAYMENT_METHODS:
+            return
+        method = self.method_of(method_id, scope)
+        if method["_detached"]:
+            raise not_saved(
+                invalid(
+                    "This PaymentMethod was previously used without being attached to a "
+                    "Customer or was detached from a Customer, and may not be used again.",
+                    param="payment_method",
+                )
+            )
+        if method["customer"] is not None and method["customer"] != customer:
+            raise not_saved(
+                invalid(
+                    f"The provided PaymentMethod belongs to a Customer ({method['customer']}); "
+                    "provide that Customer as customer to use it.",
+                    param="payment_method",
+                )
+            )
+
+    def card_of(self, method_id: str) -> dict[str, Any]:
+        """How the PaymentMethod's card answers a charge."""
+        if method_id in TEST_PAYMENT_METHODS:
+            return TEST_PAYMENT_METHODS[method_id]
+        method = self.objects[method_id]
+        card = dict(TEST_PAYMENT_METHODS[method["_test"]])
+        if method.get("_asks_authentication"):
+            card["asks_authentication"] = True
+        return card
+
+    def method_object(self, method_id: str) -> dict[str, Any]:
+        if method_id in TEST_PAYMENT_METHODS:
+            return payment_method_object(method_id)
+        return public(self.objects[method_id])
+
+    def kept_method(self, test_id: str, customer: str, scope: str) -> dict[str, Any]:
+        """A test PaymentMethod attached to a Customer: a new PaymentMethod of its card (a
+        declining card is refused, as its issuer refuses it)."""
+        card = TEST_PAYMENT_METHODS[test_id]
+        if "decline" in card and not card.get("attaches"):
+            raise StripeError(
+                402,
+                {
+                    "type": "card_error",
+                    "code": "card_declined",
+                    "decline_code": card["decline"],
+                    "message": "Your card was declined.",
+                    "param": "payment_method",
+                },
+            )
+        method = {
+            "id": self.new_id("pm"),
+            "object": "payment_method",
+            "_account": scope,
+            "_test": test_id,
+            "_detached": False,
+            "type": "card",
+            "customer": customer,
+            "card": {"brand": card["brand"], "last4": card["last4"], **TEST_EXPIRY},
+            "metadata": {},
+            "created": int(time.time()),
+            "livemode": False,
+        }
+        self.objects[method["id"]] = method
+        return method
+
+    def create_setup(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(
+            params,
+            "customer payment_method usage confirm allowed_payment_method_types metadata "
+            "expand description",
+        )
+        customer = params.get("customer")
+        if customer is not None:
+            self.customer_of(customer, scope)
+        method_id = params.get("payment_method")
+        if method_id is not None:
+            self.usable_method(method_id, scope, customer)
+        usage = params.get("usage", "off_session")
+        if usage not in ("on_session", "off_session"):
+            raise not_saved(invalid("Invalid usage", param="usage"))
+        confirm = boolean(params, "confirm")
+        setup: dict[str, Any] = {
+            "id": self.new_id("seti"),
+            "object": "setup_intent",
+            "_account": scope,
+            "customer": customer,
+            "payment_method": method_id,
+            "payment_method_types": params.get("allowed_payment_method_types", ["card"]),
+            "usage": usage,
+            "status": "requires_payment_method" if method_id is None else "requires_confirmation",
+            "last_setup_error": None,
+            "next_action": None,
+            "metadata": params.get("metadata", {}),
+            "created": int(time.time()),
+            "livemode": False,
+        }
+        self.objects[setup["id"]] = setup
+        if confirm:
+            if method_id is None:
+                raise invalid(
+                    "You cannot confirm this SetupIntent because it's missing a payment method.",
+                    code="setup_intent_unexpected_state",
+                )
+            self.confirm_setup(setup, method_id, scope)
+        return self.render_setup(setup, params)
+
+    def confirm_setup(self, setup: dict[str, Any], method_id: str, scope: str) -> None:
+        if method_id not in TEST_PAYMENT_METHODS:  # a kept one: attached already
+            method = self.objects[method_id]
+            if setup["customer"] is not None and method["customer"] is None:
+                method["customer"] = setup["customer"]
+            setup.update(status="succeeded")
+            return
+        card = TEST_PAYMENT_METHODS[method_id]
+        if card.get("three_d_secure"):
+            setup.update(
+                status="requires_action",
+                next_action={
+                    "type": "use_stripe_sdk",
+                    "use_stripe_sdk": {"type": "three_d_secure_redirect"},
+                },
+            )
+            return
+        if setup["customer"] is None:
+            raise invalid(
+                "A SetupIntent for later charges needs a customer to attach the PaymentMethod to.",
+                param="customer",
+            )
+        try:
+            method = self.kept_method(method_id, setup["customer"], scope)
+        except StripeError as error:
+            error.error["setup_intent"] = self.render_setup(
+                {**setup, "status": "requires_payment_method", "payment_method": None}, {}
+            )
+            setup.update(
+                status="requires_payment_method",
+                payment_method=None,
+                last_setup_error={
+                    k: v for k, v in error.error.items() if k not in ("setup_intent", "param")
+                },
+            )
+            raise
+        setup.update(status="succeeded", payment_method=method["id"])
+
+    def render_setup(self, setup: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        shown = public(setup)
+        if "payment_method" in params.get("expand", []) and setup["payment_method"]:
+            shown["payment_method"] = self.method_object(setup["payment_method"])
+        return shown
+
+    def list_setups(self, params: dict[str, Any], scope: str) -> Any:
+        allowed(params, "customer created limit starting_after ending_before expand")
+        customer = params.get("customer")
+        found = [
+            o
+            for o in self.objects.values()
+            if o["object"] == "setup_intent"
+            and o["_account"] == scope
+            and (customer is None or o["customer"] == customer)
+            and created_in(o, params)
+        ][::-1]
+        return self.page_of(found, params, "/v1/setup_intents", self.render_setup)
+
+    def retrieve_setup(self, params: dict[str, Any], scope: str, setup_id: str) -> Any:
+        allowed(params, "expand client_secret")
+        found = self.objects.get(setup_id)
+        if found is None or found["object"] != "setup_intent" or found["_account"] != scope:
+            raise not_saved(missing("setup_intent", setup_id, "intent"))
+        return self.render_setup(found, params)
+
+    def retrieve_method(self, params: dict[str, Any], scope: str, method_id: str) -> Any:
+        allowed(params, "expand")
+        if method_id in TEST_PAYMENT_METHODS:
+            return payment_method_object(method_id)
+        return public(self.method_of(method_id, scope))
+
+    def attach_method(self, params: dict[str, Any], scope: str, method_id: str) -> Any:
+        allowed(params, "customer expand")
+        customer = params.get("customer")
+        if customer is None:
+            raise not_saved(
+                invalid(
+                    "Missing required param: customer.", param="customer", code="parameter_missing"
+                )
+            )
+        self.customer_of(customer, scope)
+        if method_id in TEST_PAYMENT_METHODS:
+            return public(self.kept_method(method_id, customer, scope))
+        method = self.method_of(method_id, scope)
+        self.usable_method(method_id, scope, customer)
+        method["customer"] = customer
+        return public(method)
+
+    def detach_method(self, params: dict[str, Any], scope: str, method_id: str) -> Any:
+        allowed(params, "expand")
+        if method_id in TEST_PAYMENT_METHODS:
+            raise invalid(
+                "The payment method you provided is not attached to a customer so detachment "
+                "is impossible."
+            )
+        method = self.method_of(method_id, scope)
+        if method["customer"] is None:
+            raise invalid(
+                "The payment method you provided is not attached to a customer so detachment "
+                "is impossible."
+            )
+        method.update(customer=None, _detached=True)
+        return public(method)
 
     # -- Refunds ------------------------------------------------------------------------
 
@@ -1310,8 +1668,24 @@ def payment_method_object(method_id: str) -> dict[str, Any]:
         "id": method_id,
         "object": "payment_method",
         "type": "card",
-        "card": {"brand": card["brand"], "last4": card["last4"]},
+        "customer": None,
+        "card": {"brand": card["brand"], "last4": card["last4"], **TEST_EXPIRY},
     }
+
+
+def created_in(obj: dict[str, Any], params: dict[str, Any]) -> bool:
+    """Whether the object's `created` is in the list's `created` range (a timestamp, or
+    `gt`, `gte`, `lt`, `lte`)."""
+    created = params.get("created")
+    bounds = created if isinstance(created, dict) else {"eq": created} if created else {}
+    tests = {
+        "gt": lambda c, v: c > v,
+        "gte": lambda c, v: c >= v,
+        "lt": lambda c, v: c < v,
+        "lte": lambda c, v: c <= v,
+        "eq": lambda c, v: c == v,
+    }
+    return all(tests[k](obj["created"], integer(bounds, k)) for k in bounds)
 
 
 def allowed(params: dict[str, Any], names: str) -> None:

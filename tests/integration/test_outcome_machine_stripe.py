@@ -9,7 +9,8 @@ reconciler (`reconcile_due`, once the intents have settled in), and Stripe's sid
 authorisations cancelled or expired there, refunds the card's bank refuses later,
 payouts paid and returned, and the webhooks of all of it delivered through the same code
 as the endpoint's (`receive_event`, then `apply_pending_events`), duplicated and out of
-order.
+order. Cards on file too: kept for the patient's Customer (a SetupIntent), charged
+off-session (the same money protocol as a collect), removed (the PaymentMethod detached).
 
 At every call Stripe may answer: OK, refused (4xx), 429, 500 before or after acting, a
 timeout or a dropped connection before or after acting, or late (the request acts only
@@ -21,11 +22,14 @@ After every step, read from the fake's own state:
 - the refunds at Stripe of each PaymentIntent never exceed what it captured; each was
   asked by one refund intent of the ledger, for its amount, and made at most once;
 - what the ledger records as captured (settled) or refunded moved at Stripe; what it
-  records as voided or refused did not.
+  records as voided or refused did not;
+- a card the ledger holds as kept is a PaymentMethod attached to the patient's Customer
+  at Stripe; one it recorded as taken off is detached there.
 
 At the end of each example the reconciler runs a bounded number of passes (the clock
 moving as needed) and the batches close: every intent has ended (`open_intents` empty,
-no pending refund or void on any payment), the money moved at Stripe equals the
+no pending refund or void on any payment, every removed card taken off at Stripe once its
+removal is sent again), the money moved at Stripe equals the
 ledger's (captured, refunded, and the deposits' totals), and each payout's deposits add
 up to it.
 
@@ -61,6 +65,7 @@ from hypothesis.stateful import (
 )
 
 from adapters.processor.stripe import REFERENCE, StripeProcessor
+from domain.cards import Card
 from domain.charges import ChargeAttempt, attempt_id_of
 from domain.deposits import Deposit
 from domain.errors import PaymentsError
@@ -68,8 +73,14 @@ from domain.payments import Method, Payment, Status
 from domain.practices import DepositAccount, PmsKind
 from domain.schedule import batch_date_for, cutoff_instant, parse_cutoff
 from projections.intents import open_intents
+from services.app.cards import charge_card, remove_card, save_card
 from services.app.payments import collect_payment, refund_payment
-from services.app.practices import connect_stripe_account, create_practice, keyed_id
+from services.app.practices import (
+    connect_stripe_account,
+    create_practice,
+    keyed_id,
+    register_patient,
+)
 from services.app.reconcile import SETTLE_AFTER, reconcile_due
 from services.app.settlement import close_due_batches
 from services.app.stripe_events import apply_pending_events, receive_event
@@ -94,7 +105,13 @@ ATTEMPTS = 2
 
 #: which POSTs a fault is for: the next one, a refund, or a PaymentIntent's confirm,
 #: cancel or capture
-TARGETS = ("/v1/", "/v1/refunds", "/v1/payment_intents/pi_")
+TARGETS = (
+    "/v1/",
+    "/v1/refunds",
+    "/v1/payment_intents/pi_",
+    "/v1/setup_intents",
+    "/v1/payment_methods/",
+)
 ANSWERS = st.lists(st.tuples(st.sampled_from(TARGETS), st.sampled_from(FAULTS)), max_size=3)
 READS = st.lists(st.sampled_from(READ_FAULTS), max_size=2)
 CARDS = st.sampled_from(
@@ -106,6 +123,9 @@ CARDS = st.sampled_from(
         "pm_card_authenticationRequired",
     ]
 )
+#: cards kept on file: one that approves, one whose charges decline
+KEPT = st.sampled_from(["pm_card_visa", "pm_card_visa", "pm_card_chargeCustomerFail"])
+CONSENT = "I authorise Outcome Dental to keep this card on file."
 #: clock moves, in minutes: a little, past an intent's settling time, hours, a day and
 #: more (past Stripe's key memory); None: just over the next cut-off
 MOVES = st.sampled_from([2, 16, 180, None, None, None, 24 * 60 + 30])
@@ -138,6 +158,9 @@ class OutcomesOnStripe(RuleBasedStateMachine):
         self.tmp = Path(tempfile.mkdtemp(prefix="payledger-outcomes-"))
         self.ctx: Components | None = None
         self.collects: list[Asked] = []
+        #: cards asked to be kept, and charges of kept cards (`card`: the card's key)
+        self.cards: list[Asked] = []
+        self.kept_charges: list[Asked] = []
         self.refunds: dict[UUID, list[Asked]] = {}
         #: webhooks Stripe has to send (delivered in any order, some more than once)
         self.outbox: list[dict[str, Any]] = []
@@ -179,6 +202,17 @@ class OutcomesOnStripe(RuleBasedStateMachine):
         self.practice_id = practice.id
         self.account = self.fake.add_account()
         connect_stripe_account(self.ctx, practice.id, self.account, "operator")
+        self.patient_id = register_patient(
+            self.ctx,
+            practice_id=practice.id,
+            pms_patient_id="1",
+            first_name="Ann",
+            last_name="Lee",
+            email=None,
+            phone=None,
+            guarantor_id=None,
+            actor="operator",
+        ).id
 
     @property
     def led(self) -> Components:
@@ -191,9 +225,12 @@ class OutcomesOnStripe(RuleBasedStateMachine):
     def payments(self) -> list[Payment]:
         found = (
             self.led.find(Payment, keyed_id(self.practice_id, "payment", a.key))
-            for a in self.collects
+            for a in [*self.collects, *self.kept_charges]
         )
         return [p for p in found if p is not None]
+
+    def card(self, asked: Asked) -> Card | None:
+        return self.led.find(Card, keyed_id(self.practice_id, "card", asked.key))
 
     def answering(
         self, answers: list[tuple[str, str]], reads: list[str], call: Callable[[], T]
@@ -276,6 +313,85 @@ class OutcomesOnStripe(RuleBasedStateMachine):
                     if (i["metadata"] or {}).get(REFERENCE) == str(answer.id)
                 ]
                 assert intent["status"] == "canceled", intent["status"]
+
+    @rule(card=KEPT, again=st.none() | st.integers(0, 5), answers=ANSWERS, reads=READS)
+    def keep_a_card(
+        self, card: str, again: int | None, answers: list[tuple[str, str]], reads: list[str]
+    ) -> None:
+        if again is not None and self.cards:
+            asked = self.cards[again % len(self.cards)]
+        else:
+            asked = Asked(f"card-{len(self.cards)}", None, card)
+            self.cards.append(asked)
+        self.answering(
+            answers,
+            reads,
+            lambda: save_card(
+                self.led,
+                practice_id=self.practice_id,
+                patient_id=self.patient_id,
+                consent=CONSENT,
+                source="api",
+                actor=ACTOR,
+                payment_method=asked.card,
+                key=asked.key,
+            ),
+        )
+
+    @precondition(lambda self: self.cards)
+    @rule(
+        index=st.integers(0, 5),
+        amount=st.integers(50, 40_000),
+        again=st.none() | st.integers(0, 20),
+        answers=ANSWERS,
+        reads=READS,
+    )
+    def charge_a_kept_card(
+        self,
+        index: int,
+        amount: int,
+        again: int | None,
+        answers: list[tuple[str, str]],
+        reads: list[str],
+    ) -> None:
+        if again is not None and self.kept_charges:
+            asked = self.kept_charges[again % len(self.kept_charges)]
+        else:
+            card = self.cards[index % len(self.cards)]
+            asked = Asked(f"kept-{len(self.kept_charges)}", amount, card.key)
+            self.kept_charges.append(asked)
+        card_id = keyed_id(self.practice_id, "card", asked.card)
+        answer = self.answering(
+            answers,
+            reads,
+            lambda: charge_card(
+                self.led,
+                practice_id=self.practice_id,
+                patient_id=self.patient_id,
+                card_id=card_id,
+                amount=asked.amount or 0,
+                actor=ACTOR,
+                key=asked.key,
+            ),
+        )
+        if isinstance(answer, Payment):
+            assert answer.amount.cents == asked.amount
+
+    @precondition(lambda self: self.cards)
+    @rule(index=st.integers(0, 5), answers=ANSWERS, reads=READS)
+    def remove_a_card(self, index: int, answers: list[tuple[str, str]], reads: list[str]) -> None:
+        asked = self.cards[index % len(self.cards)]
+        self.answering(
+            answers,
+            reads,
+            lambda: remove_card(
+                self.led,
+                practice_id=self.practice_id,
+                patient_id=self.patient_id,
+                card_id=keyed_id(self.practice_id, "card", asked.key),
+                actor=ACTOR,
+            ),
+        )
 
     @precondition(lambda self: self.collects)
     @rule(
@@ -433,6 +549,20 @@ class OutcomesOnStripe(RuleBasedStateMachine):
             return
         self.announce()
         self.check_money(final=False)
+        self.check_cards()
+
+    def check_cards(self) -> None:
+        """Kept here: attached to the patient's Customer at Stripe; taken off: detached."""
+        for asked in self.cards:
+            card = self.card(asked)
+            if card is None or not card.token:
+                continue
+            method = self.fake.objects[card.token]
+            if card.state == "saved":
+                assert (method["customer"], method["_detached"]) == (card.customer, False)
+                assert self.fake.objects[card.customer or ""]["_account"] == self.account
+            if card.forgetting == "done":
+                assert method["customer"] is None, f"{card.id} taken off, still attached"
 
     def check_money(self, *, final: bool) -> None:
         """The fake's state against the ledger's (`final`: every outcome is recorded)."""
@@ -552,6 +682,18 @@ class OutcomesOnStripe(RuleBasedStateMachine):
 
         left = self.led.reads(open_intents, self.practice_id)
         assert left == [], f"intents still open: {left}"
+        for asked in self.cards:  # a removal whose answer was lost, sent again
+            card = self.card(asked)
+            if card is not None and card.is_forgetting:
+                remove_card(
+                    self.led,
+                    practice_id=self.practice_id,
+                    patient_id=self.patient_id,
+                    card_id=card.id,
+                    actor=ACTOR,
+                )
+                assert (self.card(asked) or card).forgetting == "done", card.id
+        self.check_cards()
         for payment in self.payments():
             assert payment.pending_refunds == {} and payment.pending_void is None, payment.id
         self.check_money(final=True)
@@ -645,6 +787,40 @@ def test_a_refund_failed_before_its_batch_closes_counts_no_more() -> None:
         machine.time_passes(answers=[], minutes=None, reads=[])  # the refund's batch closes
         (payment,) = machine.payments()
         assert payment.refunded.cents == 0, "the failed refund counts again"
+    finally:
+        machine.teardown()
+        served.__exit__()
+
+
+def test_a_kept_card_is_charged_and_taken_off_once_under_lost_answers() -> None:
+    machine, served = served_machine()
+    try:
+        lost_setup = [
+            ("/v1/setup_intents", "500-after-apply"),
+            ("/v1/setup_intents", "500-after-apply"),
+        ]
+        machine.keep_a_card(card="pm_card_visa", again=None, answers=lost_setup, reads=[])
+        machine.keep_a_card(card="pm_card_visa", again=0, answers=[], reads=[])
+        (asked,) = machine.cards
+        card = machine.card(asked)
+        assert card is not None and card.state == "saved"
+        lost_charge = [("/v1/payment_intents", "drop-after-apply")] * 2
+        machine.charge_a_kept_card(index=0, amount=5000, again=None, answers=lost_charge, reads=[])
+        machine.charge_a_kept_card(index=0, amount=5000, again=0, answers=[], reads=[])
+        (payment,) = machine.payments()
+        assert payment.status == Status.APPROVED
+        assert len(machine.fake.intents(machine.account)) == 1
+        lost_detach = [("/v1/payment_methods/", "drop-after-apply")] * 2
+        machine.remove_a_card(index=0, answers=lost_detach, reads=["500-before-apply"] * 2)
+        card = machine.card(asked)
+        assert card is not None and (card.state, card.forgetting) == ("removed", "unknown")
+        machine.money_moves_once_and_as_recorded()
+        machine.time_passes(answers=[], minutes=None, reads=[])
+        (payment,) = machine.payments()
+        assert payment.status == Status.SETTLED
+        machine.everything_ends()
+        card = machine.card(asked)
+        assert card is not None and (card.state, card.forgetting) == ("removed", "done")
     finally:
         machine.teardown()
         served.__exit__()

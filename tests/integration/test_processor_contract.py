@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -210,3 +211,271 @@ def payment_id(payment: dict[str, object]) -> object:
     from uuid import UUID
 
     return UUID(str(payment["id"]))
+
+
+# -- cards on file and payment plans: the sandbox and Stripe ---------------------------
+
+CONSENT = (
+    "I authorise Elm Dental to keep this card on file and to charge it for my care when I "
+    "agree to a payment, including the payments of a plan I agree to."
+)
+
+
+@pytest.fixture(params=["sandbox", "stripe"])
+def keeping(
+    request: pytest.FixtureRequest, api_for: Callable[..., Api], clock: PinnedClock
+) -> Processed:
+    if request.param == "sandbox":
+        return Processed(api_for("sqlite", clock).setup(), None, None)
+    fake = request.getfixturevalue("fake_stripe")
+    api, account = stripe_api(api_for, clock, fake)
+    return Processed(api, fake, account)
+
+
+def keep(processed: Processed, patient_id: str, payment_method: str = "pm_card_visa") -> Any:
+    return processed.api.post(
+        f"/v1/patients/{patient_id}/cards",
+        {"payment_method": payment_method, "consent": CONSENT},
+    )
+
+
+def kept(processed: Processed, patient_id: str, payment_method: str = "pm_card_visa") -> Any:
+    answer = keep(processed, patient_id, payment_method)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["state"] == "saved"
+    return answer.json()
+
+
+def card_of(processed: Processed, card_id: str) -> Any:
+    """The card as the ledger holds it (its token and customer at the processor)."""
+    from uuid import UUID
+
+    from domain.cards import Card
+
+    ctx = processed.api.client.app.state.ctx  # type: ignore[attr-defined]
+    return ctx.get(Card, UUID(card_id), None)
+
+
+def test_a_kept_card_is_charged_off_session_and_in_a_plan(keeping: Processed) -> None:
+    from tests.e2e.support import new_patient
+
+    api = keeping.api
+    ann = new_patient(api)
+    card = kept(keeping, ann["id"])
+    assert (card["brand"], card["last4"], card["exp_month"], card["exp_year"]) == (
+        "visa",
+        "4242",
+        12,
+        2034,
+    )
+    charged = api.post(f"/v1/patients/{ann['id']}/cards/{card['id']}/charge", {"amount": 4500})
+    assert charged.status_code == 201, charged.text
+    payment = charged.json()
+    assert (payment["status"], payment["method"], payment["card"]["last4"]) == (
+        "approved",
+        "card_on_file",
+        "4242",
+    )
+    plan = api.post(
+        "/v1/payment-plans",
+        {
+            "patient_id": ann["id"],
+            "card_id": card["id"],
+            "amount": 10000,
+            "total": 20000,
+            "every": 1,
+            "unit": "months",
+            "start": "2026-03-04",
+        },
+    )
+    assert plan.status_code == 201, plan.text
+    api.advance(HOUR)
+    assert api.get(f"/v1/payment-plans/{plan.json()['id']}").json()["paid"] == 10000
+    api.advance(DAY)
+    assert api.get(f"/v1/payments/{payment['id']}").json()["status"] == "settled"
+    # a second card of the same patient
+    other = kept(keeping, ann["id"], "pm_card_mastercard" if keeping.fake else "pm_card_visa")
+
+    if keeping.fake is not None:
+        account = keeping.account
+        assert account is not None
+        stored = card_of(keeping, card["id"])
+        assert stored.token.startswith("pm_") and stored.token != "pm_card_visa"
+        (customer,) = keeping.fake.customers(account)
+        assert customer["metadata"]["payledger_patient"] == ann["id"]
+        assert stored.customer == customer["id"]
+        assert card_of(keeping, other["id"]).customer == customer["id"]  # made once
+        assert {m["id"] for m in keeping.fake.methods_of(customer["id"])} == {
+            stored.token,
+            card_of(keeping, other["id"]).token,
+        }
+        intents = keeping.fake.intents(account)
+        assert len(intents) == 2  # the charge from the page, the plan's first charge
+        for intent in intents:
+            assert (intent["customer"], intent["payment_method"]) == (customer["id"], stored.token)
+            assert intent["capture_method"] == "manual"
+        assert keeping.fake.captures[str(payment["transaction_id"])] == 1
+        setups = [r for r in keeping.fake.requests if r[1] == "/v1/setup_intents"]
+        assert len(setups) == 2
+        assert {r[2] for r in keeping.fake.requests} == {account}
+    history = api.get(f"/v1/history/{card['id']}").text
+    assert "4242424242424242" not in history
+
+
+def test_a_kept_card_whose_charges_decline(keeping: Processed) -> None:
+    from tests.e2e.support import new_patient
+
+    api = keeping.api
+    ann = new_patient(api)
+    card = kept(keeping, ann["id"], "pm_card_chargeCustomerFail")
+    assert card["last4"] == "0341"
+    charged = api.post(f"/v1/patients/{ann['id']}/cards/{card['id']}/charge", {"amount": 4500})
+    assert charged.status_code == 201, charged.text
+    assert (charged.json()["status"], charged.json()["decline_reason"]) == (
+        "declined",
+        "card declined",
+    )
+    if keeping.fake is not None:
+        (intent,) = keeping.fake.intents(str(keeping.account))
+        assert intent["status"] == "requires_payment_method"
+        assert keeping.fake.captures[str(intent["id"])] == 0
+
+
+def test_a_removed_card_is_taken_off_at_the_processor(keeping: Processed) -> None:
+    from tests.e2e.support import new_patient
+
+    api = keeping.api
+    ann = new_patient(api)
+    card = kept(keeping, ann["id"])
+    token = card_of(keeping, card["id"]).token
+    removed = api.client.delete(f"/v1/patients/{ann['id']}/cards/{card['id']}", headers=api.admin)
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["state"] == "removed"
+    kinds = [e["type"] for e in api.get(f"/v1/history/{card['id']}").json()["items"]]
+    assert kinds[-3:] == ["CardRemoved", "CardForgetRequested", "CardForgotten"]
+    charge = api.post(f"/v1/patients/{ann['id']}/cards/{card['id']}/charge", {"amount": 500})
+    assert charge.status_code == 409
+    again = api.client.delete(f"/v1/patients/{ann['id']}/cards/{card['id']}", headers=api.admin)
+    assert again.status_code == 409
+    if keeping.fake is not None:
+        method = keeping.fake.objects[token]
+        assert (method["customer"], method["_detached"]) == (None, True)
+
+
+def test_stripe_refuses_to_keep_a_declining_card(
+    fake_stripe: FakeStripe, api_for: Callable[..., Api], clock: PinnedClock
+) -> None:
+    from tests.e2e.support import new_patient
+
+    api, account = stripe_api(api_for, clock, fake_stripe)
+    processed = Processed(api, fake_stripe, account)
+    ann = new_patient(api)
+    refused = keep(processed, ann["id"], "pm_card_chargeDeclined")
+    assert refused.status_code == 422, refused.text
+    assert "card declined" in refused.json()["detail"]
+    (card,) = api.get(f"/v1/patients/{ann['id']}/cards").json()["items"]
+    assert card["state"] == "refused"
+    needs_3ds = keep(processed, ann["id"], "pm_card_authenticationRequired")
+    assert needs_3ds.status_code == 422, needs_3ds.text
+    assert "authentication" in needs_3ds.json()["detail"]
+    numbers = api.post(
+        f"/v1/patients/{ann['id']}/cards",
+        {
+            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "1"},
+            "consent": CONSENT,
+        },
+    )
+    assert numbers.status_code == 422
+
+
+def test_stripe_an_off_session_charge_that_needs_authentication_is_declined(
+    fake_stripe: FakeStripe, api_for: Callable[..., Api], clock: PinnedClock
+) -> None:
+    from tests.e2e.support import new_patient
+
+    api, account = stripe_api(api_for, clock, fake_stripe)
+    processed = Processed(api, fake_stripe, account)
+    ann = new_patient(api)
+    card = kept(processed, ann["id"])
+    fake_stripe.ask_authentication(card_of(processed, card["id"]).token)
+    charged = api.post(f"/v1/patients/{ann['id']}/cards/{card['id']}/charge", {"amount": 4500})
+    assert charged.status_code == 201, charged.text
+    assert charged.json()["status"] == "declined"
+    assert "authentication" in charged.json()["decline_reason"]
+    (intent,) = fake_stripe.intents(account)
+    assert (intent["status"], intent["cancellation_reason"]) == ("canceled", "abandoned")
+
+
+@pytest.mark.parametrize("fault", ["500-after-apply", "drop-after-apply", "drop-before-apply"])
+def test_stripe_lost_answers_keep_charge_and_take_off_a_card_once(
+    fault: str, fake_stripe: FakeStripe, api_for: Callable[..., Api], clock: PinnedClock
+) -> None:
+    from tests.e2e.support import new_patient
+
+    api, account = stripe_api(api_for, clock, fake_stripe)
+    processed = Processed(api, fake_stripe, account)
+    ann = new_patient(api)
+    fake_stripe.fail_next("/v1/customers", fault)
+    fake_stripe.fail_next("/v1/setup_intents", fault)
+    card = kept(processed, ann["id"])
+    assert len(fake_stripe.customers(account)) == 1
+    assert len(fake_stripe.methods_of(fake_stripe.customers(account)[0]["id"])) == 1
+    fake_stripe.fail_next("/v1/payment_intents", fault)
+    charged = api.post(f"/v1/patients/{ann['id']}/cards/{card['id']}/charge", {"amount": 4500})
+    assert charged.status_code == 201, charged.text
+    assert charged.json()["status"] == "approved"
+    assert len(fake_stripe.intents(account)) == 1
+    fake_stripe.fail_next("/v1/payment_methods/", fault)
+    removed = api.client.delete(f"/v1/patients/{ann['id']}/cards/{card['id']}", headers=api.admin)
+    assert removed.status_code == 200, removed.text
+    assert fake_stripe.methods_of(fake_stripe.customers(account)[0]["id"]) == []
+
+
+def test_stripe_a_removal_stripe_did_not_take_is_finished_by_sending_it_again(
+    fake_stripe: FakeStripe, api_for: Callable[..., Api], clock: PinnedClock
+) -> None:
+    from tests.e2e.support import new_patient
+
+    api, account = stripe_api(api_for, clock, fake_stripe)
+    processed = Processed(api, fake_stripe, account)
+    ann = new_patient(api)
+    card = kept(processed, ann["id"])
+    token = card_of(processed, card["id"]).token
+    for _ in range(4):  # rate limited at every attempt: Stripe surely did nothing
+        fake_stripe.fail_next("/v1/payment_methods/", "429")
+    path = f"/v1/patients/{ann['id']}/cards/{card['id']}"
+    first = api.client.delete(path, headers=api.admin)
+    assert first.status_code == 502, first.text
+    assert first.json()["type"] == "/problems/processor-unavailable"
+    assert "send the same request again" in first.json()["detail"]
+    assert fake_stripe.objects[token]["customer"] is not None
+    listed = api.get(f"/v1/patients/{ann['id']}/cards").json()["items"]
+    assert [c["state"] for c in listed] == ["removed"]  # never charged again
+    again = api.client.delete(path, headers=api.admin)
+    assert again.status_code == 200, again.text
+    assert fake_stripe.objects[token]["customer"] is None
+    kinds = [e["type"] for e in api.get(f"/v1/history/{card['id']}").json()["items"]]
+    assert kinds[-3:] == ["CardRemoved", "CardForgetRequested", "CardForgotten"]
+
+
+def test_stripe_a_patient_whose_customer_was_deleted_gets_a_new_one(
+    fake_stripe: FakeStripe, api_for: Callable[..., Api], clock: PinnedClock
+) -> None:
+    from tests.e2e.support import new_patient
+
+    api, account = stripe_api(api_for, clock, fake_stripe)
+    processed = Processed(api, fake_stripe, account)
+    ann = new_patient(api)
+    first = kept(processed, ann["id"])
+    gone = card_of(processed, first["id"]).customer
+    fake_stripe.delete_customer(gone)
+    second = kept(processed, ann["id"], "pm_card_mastercard")
+    customer = card_of(processed, second["id"]).customer
+    assert customer != gone
+    (made,) = fake_stripe.customers(account)
+    assert (made["id"], made["metadata"]["payledger_patient"]) == (customer, ann["id"])
+    charged = api.post(f"/v1/patients/{ann['id']}/cards/{second['id']}/charge", {"amount": 700})
+    assert charged.json()["status"] == "approved", charged.text
+    # the card of the deleted Customer is detached at Stripe: its charge is refused there
+    refused = api.post(f"/v1/patients/{ann['id']}/cards/{first['id']}/charge", {"amount": 700})
+    assert refused.status_code == 422, refused.text

@@ -4,16 +4,22 @@ Elm Dental is in New York. The clock starts on Wednesday 4 March 2026 at 10:00 t
 Ann Lee owes $300.00 for a crown and agrees to pay it in three monthly charges to her
 card, which she lets the practice keep (the consent is recorded with its wording and
 time). The plan's charges run with the practice's due work, which the sandbox clock
-moves.
+moves. The scenarios of a card kept through the API run on the sandbox and on Stripe (its
+fake): there the card is Stripe's test PaymentMethod of the same card.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from tests.conftest import Api
+import pytest
+
+from tests.conftest import Api, PinnedClock
 from tests.e2e.support import new_patient
+from tests.fakes.stripe import FakeStripe
+from tests.stripe_fixtures import served_fake_stripe, stripe_api  # noqa: F401 - a fixture
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -23,11 +29,24 @@ CONSENT = (
 )
 
 
+#: the test cards as Stripe's test PaymentMethods (a card Stripe keeps, then declines)
+ON_STRIPE = {"4242424242424242": "pm_card_visa", "4000000000000002": "pm_card_chargeCustomerFail"}
+
+
+@pytest.fixture
+def on_stripe(api_for: Callable[..., Api], clock: PinnedClock, fake_stripe: FakeStripe) -> Api:
+    """The same practice processed on Stripe (the fake), its connected account set."""
+    api, _ = stripe_api(api_for, clock, fake_stripe)
+    return api
+
+
 def keep_card(api: Api, patient_id: str, number: str = "4242424242424242") -> dict[str, Any]:
-    body = {
+    body: dict[str, Any] = {
         "card": {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
         "consent": CONSENT,
     }
+    if api.client.app.state.ctx.processor.name == "stripe":  # type: ignore[attr-defined]
+        body = {"payment_method": ON_STRIPE[number], "consent": CONSENT}
     answer = api.post(f"/v1/patients/{patient_id}/cards", body)
     assert answer.status_code == 201, answer.text
     card: dict[str, Any] = answer.json()
@@ -80,6 +99,14 @@ def test_a_card_is_kept_with_consent_and_only_its_last_four(api: Api) -> None:
 
 
 def test_a_300_dollar_plan_in_three_monthly_charges_completes(api: Api) -> None:
+    a_300_dollar_plan_in_three_monthly_charges_completes(api)
+
+
+def test_a_300_dollar_plan_in_three_monthly_charges_completes_on_stripe(on_stripe: Api) -> None:
+    a_300_dollar_plan_in_three_monthly_charges_completes(on_stripe)
+
+
+def a_300_dollar_plan_in_three_monthly_charges_completes(api: Api) -> None:
     ann = new_patient(api)
     card = keep_card(api, ann["id"])
     plan = monthly_plan(api, ann["id"], card["id"])
@@ -126,6 +153,16 @@ def test_a_300_dollar_plan_in_three_monthly_charges_completes(api: Api) -> None:
 
 
 def test_a_declined_charge_is_tried_again_then_the_plan_is_past_due(api: Api) -> None:
+    a_declined_charge_is_tried_again_then_the_plan_is_past_due(api)
+
+
+def test_a_declined_charge_is_tried_again_then_the_plan_is_past_due_on_stripe(
+    on_stripe: Api,
+) -> None:
+    a_declined_charge_is_tried_again_then_the_plan_is_past_due(on_stripe)
+
+
+def a_declined_charge_is_tried_again_then_the_plan_is_past_due(api: Api) -> None:
     ann = new_patient(api)
     card = keep_card(api, ann["id"], "4000000000000002")
     plan = monthly_plan(api, ann["id"], card["id"])
@@ -157,6 +194,14 @@ def test_a_declined_charge_is_tried_again_then_the_plan_is_past_due(api: Api) ->
 
 
 def test_a_cancelled_plan_charges_nothing_more(api: Api) -> None:
+    a_cancelled_plan_charges_nothing_more(api)
+
+
+def test_a_cancelled_plan_charges_nothing_more_on_stripe(on_stripe: Api) -> None:
+    a_cancelled_plan_charges_nothing_more(on_stripe)
+
+
+def a_cancelled_plan_charges_nothing_more(api: Api) -> None:
     ann = new_patient(api)
     card = keep_card(api, ann["id"])
     plan = monthly_plan(api, ann["id"], card["id"])
@@ -176,6 +221,14 @@ def test_a_cancelled_plan_charges_nothing_more(api: Api) -> None:
 
 
 def test_a_removed_card_stops_its_plan(api: Api) -> None:
+    a_removed_card_stops_its_plan(api)
+
+
+def test_a_removed_card_stops_its_plan_on_stripe(on_stripe: Api) -> None:
+    a_removed_card_stops_its_plan(on_stripe)
+
+
+def a_removed_card_stops_its_plan(api: Api) -> None:
     ann = new_patient(api)
     card = keep_card(api, ann["id"])
     plan = monthly_plan(api, ann["id"], card["id"])
@@ -204,6 +257,14 @@ def test_a_removed_card_stops_its_plan(api: Api) -> None:
 
 
 def test_a_card_on_file_is_charged_from_the_patients_page(api: Api) -> None:
+    a_card_on_file_is_charged_from_the_patients_page(api)
+
+
+def test_a_card_on_file_is_charged_from_the_patients_page_on_stripe(on_stripe: Api) -> None:
+    a_card_on_file_is_charged_from_the_patients_page(on_stripe)
+
+
+def a_card_on_file_is_charged_from_the_patients_page(api: Api) -> None:
     ann = new_patient(api)
     card = keep_card(api, ann["id"])
     answer = api.post(f"/v1/patients/{ann['id']}/cards/{card['id']}/charge", {"amount": 4500})

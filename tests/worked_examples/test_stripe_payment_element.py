@@ -121,3 +121,91 @@ def test_the_sandbox_keeps_the_card_fields_and_the_strict_policy(api: Api) -> No
     assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert "js.stripe.com" not in page.text
     assert 'name="card_number"' in page.text
+
+
+def test_the_patient_keeps_their_card_on_the_pay_page_with_stripe(
+    api_for: Callable[..., Api], clock: PinnedClock, fake_stripe: FakeStripe
+) -> None:
+    """The consent box is on the pay page with Stripe: the card is kept for the patient's
+    Customer first (a SetupIntent), then charged as the card on file."""
+    api, account = element_api(api_for, clock, fake_stripe)
+    patient = new_patient(api)
+    request = send(api, patient, 8000)
+    page = api.client.get(pay_path(request))
+    assert 'name="keep_card"' in page.text and "Keep my card on file" in page.text
+    attempt = re.search(r'name="attempt" value="([^"]+)"', page.text)
+    assert attempt is not None
+    paid = api.client.post(
+        pay_path(request),
+        data={
+            "attempt": attempt.group(1),
+            "amount": "80.00",
+            "payment_method": "pm_card_visa",
+            "keep_card": "yes",
+        },
+    )
+    assert paid.status_code == 200, paid.text
+    assert "Your payment of $80.00 was approved" in paid.text
+    assert "Your card ending 4242 is kept on file" in paid.text
+    (card,) = api.get(f"/v1/patients/{patient['id']}/cards").json()["items"]
+    assert (card["state"], card["source"], card["last4"]) == ("saved", "pay_link", "4242")
+    (customer,) = fake_stripe.customers(account)
+    (method,) = fake_stripe.methods_of(customer["id"])
+    (intent,) = fake_stripe.intents(account)
+    assert (intent["customer"], intent["payment_method"], intent["amount"]) == (
+        customer["id"],
+        method["id"],
+        8000,
+    )
+    assert api.get(f"/v1/payment-requests/{request['id']}").json()["status"] == "completed"
+
+
+def test_the_virtual_terminal_keeps_the_card_with_stripe(
+    api_for: Callable[..., Api],
+    clock: PinnedClock,
+    fake_stripe: FakeStripe,
+    make_components: ComponentsFactory,
+) -> None:
+    api, account = element_api(api_for, clock, fake_stripe)
+    patient = new_patient(api)
+    web, _ = sign_in(api, make_components.made[-1])
+    form = web.get("/payments/collect/virtual")
+    assert 'name="keep_card"' in form.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', form.text)
+    assert csrf is not None and key is not None
+    fields = {
+        "csrf_token": csrf.group(1),
+        "idempotency_key": key.group(1),
+        "amount": "42.50",
+        "patient_id": patient["id"],
+        "keep_card": "yes",
+    }
+    refused = web.post(
+        "/payments/collect/virtual",
+        data={**fields, "payment_method": "pm_card_chargeDeclined"},
+        follow_redirects=True,
+    )
+    assert "declined (card declined)" in refused.text  # not kept, and not paid
+    key2 = re.search(r'name="idempotency_key" value="([^"]+)"', refused.text)
+    assert key2 is not None
+    approved = web.post(
+        "/payments/collect/virtual",
+        data={**fields, "idempotency_key": key2.group(1), "payment_method": "pm_card_visa"},
+        follow_redirects=True,
+    )
+    assert approved.status_code == 200, approved.text
+    assert "Payment of $42.50 approved on visa ending 4242" in approved.text
+    assert "The card ending 4242 is on file" in approved.text
+    cards = api.get(f"/v1/patients/{patient['id']}/cards").json()["items"]
+    # both consented at the same (pinned) time: in either order
+    assert sorted((c["state"], c["last4"] or "") for c in cards) == [
+        ("refused", ""),
+        ("saved", "4242"),
+    ]
+    (customer,) = fake_stripe.customers(account)
+    (method,) = fake_stripe.methods_of(customer["id"])
+    kept = [i for i in fake_stripe.intents(account) if i["customer"] == customer["id"]]
+    assert [(i["payment_method"], i["status"]) for i in kept] == [
+        (method["id"], "requires_capture")
+    ]

@@ -28,7 +28,7 @@ plans = APIRouter(prefix="/v1/payment-plans", tags=["payment plans"])
     "/{patient_id}/cards",
     response_model=answers.SavedCardOut,
     status_code=201,
-    responses=problems(404, 409),
+    responses=problems(404, 409, 502),
     summary="Keep a card on file, with the patient's consent (its wording and time recorded)",
 )
 def save_card(
@@ -70,8 +70,9 @@ def list_cards(patient_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str
 @cards.delete(
     "/{patient_id}/cards/{card_id}",
     response_model=answers.SavedCardOut,
-    responses=problems(404, 409),
-    summary="Remove a card on file (a plan charged to it is cancelled with it)",
+    responses=problems(404, 409, 502),
+    summary="Remove a card on file (a plan charged to it is cancelled with it; taken off at "
+    "the processor where it holds it)",
 )
 def remove_card(
     patient_id: Id, card_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
@@ -90,7 +91,7 @@ def remove_card(
     "/{patient_id}/cards/{card_id}/charge",
     response_model=answers.Payment,
     status_code=201,
-    responses=problems(404, 409),
+    responses=problems(404, 409, 502),
     summary="Charge a card on file (a payment like any other: approved or declined)",
 )
 def charge_card(

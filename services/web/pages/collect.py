@@ -20,7 +20,7 @@ from services.http.routes import patients as patients_api
 from services.http.routes import payments as payments_api
 from services.http.routes import plans as plans_api
 from services.http.routes import requests as requests_api
-from services.http.schemas import CardIn, CardSaveIn, PaymentIn, PaymentRequestIn
+from services.http.schemas import CardChargeIn, CardIn, CardSaveIn, PaymentIn, PaymentRequestIn
 from services.web import render
 from services.web.forms import FieldErrors, FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice
@@ -139,6 +139,7 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
     keep = kind == "virtual" and form.get("keep_card") == "yes"
     # every field is checked before anything is sent, so all mistakes show at once
     errors = FieldErrors(CARD_FIELDS)
+    note: str | None = None  # what became of the card to keep on file
     try:
         if keep and not patient:
             errors.add(
@@ -178,11 +179,27 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
             )
         elif not ctx.processor.accepts_card_numbers:
             errors.done()
+            method = form.get("payment_method") or refuse_no_card()
+            if keep and patient and ctx.processor.saves_cards:
+                # Stripe: kept first (a card paid with once cannot be attached to the
+                # patient's Customer afterwards), then charged as the card on file
+                kept, note = keep_method(request, user, form, method)
+                if kept is not None:
+                    charged = run(
+                        plans_api.charge_card,
+                        UUID(patient),
+                        UUID(kept["id"]),
+                        run(CardChargeIn, amount=amount),
+                        user.caller,
+                        ctx,
+                        form.key(user),
+                    )
+                    return collected(request, user, kind, values, charged, patient, note)
             body = run(
                 PaymentIn,
                 method="virtual_terminal",
                 amount=amount,
-                payment_method=form.get("payment_method") or refuse_no_card(),
+                payment_method=method,
                 patient_id=patient,
             )
         else:
@@ -208,6 +225,21 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
         payment = run(payments_api.collect, body, user.caller, ctx, form.key(user))
     except FormError as refused:
         return collect_page(request, user, kind, values=values, **refused.shown)
+    if keep and patient and note is None:
+        note = keep_card(request, user, form)
+    return collected(request, user, kind, values, payment, patient, note)
+
+
+def collected(
+    request: Request,
+    user: Admin,
+    kind: str,
+    values: dict[str, str],
+    payment: dict[str, Any],
+    patient: str | None,
+    kept: str | None,
+) -> Response:
+    """The page after a collect: the decline, or where it leads with what was done."""
     if payment["status"] == "declined":
         return collect_page(
             request,
@@ -219,11 +251,34 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
         )
     card_text = f"{payment['card']['brand']} ending {payment['card']['last4']}"
     done = f"Payment of {render.money(payment['amount'])} approved on {card_text}."
-    if keep and patient:
-        return render.redirect(
-            request, f"/payments/patients/{patient}#cards", done + keep_card(request, user, form)
-        )
+    if kept is not None and patient:
+        return render.redirect(request, f"/payments/patients/{patient}#cards", done + kept)
     return render.redirect(request, "/payments/transactions", done)
+
+
+def keep_method(
+    request: Request, user: Admin, form: PostedForm, payment_method: str
+) -> tuple[dict[str, Any] | None, str]:
+    """Keep the card of Stripe's Payment Element on file before it is charged (the
+    patient ticked the consent): the card kept, or None, and what to say."""
+    key = form.key(user)
+    try:
+        body = run(
+            CardSaveIn,
+            payment_method=payment_method,
+            consent=consent_for(practice(request, user).name),
+        )
+        kept = run(
+            plans_api.save_card,
+            UUID(form.get("patient_id")),
+            body,
+            user.caller,
+            ctx_of(request),
+            f"{key}:card" if key else None,
+        )
+    except FormError as refused:
+        return None, f" The card was not kept on file: {refused.message}"
+    return kept, f" The card ending {kept['last4']} is on file."
 
 
 def keep_card(request: Request, user: Admin, form: PostedForm) -> str:
