@@ -54,6 +54,7 @@ class Card(LedgerAggregate):
         saved_at: datetime | None
         removed_at: datetime | None
         removed_by: str | None
+        unknown_at: datetime | None
 
     class SaveRequested(LedgerAggregate.Created):
         """The patient consented (the wording they saw, and when); the processor is asked."""
@@ -74,6 +75,7 @@ class Card(LedgerAggregate):
             card.exp_month = card.exp_year = None
             card.saved_at = card.removed_at = None
             card.removed_by = None
+            card.unknown_at = None
 
     class Saved(LedgerAggregate.Event):
         token: str
@@ -103,6 +105,7 @@ class Card(LedgerAggregate):
         def apply(self, card: Card) -> None:
             card.state = "unknown"
             card.reason = self.error
+            card.unknown_at = self.at
 
     class Removed(LedgerAggregate.Event):
         def apply(self, card: Card) -> None:
