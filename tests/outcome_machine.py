@@ -1,8 +1,9 @@
 """The protocol of every effect (intent, one call, an outcome always) under a gateway's faults.
 
 One Hypothesis state machine, made for each processor (`outcome_machine`) and run by the
-per-processor test files (tests/integration/test_outcome_machine_stripe.py, _clearent.py)
-against the fake of that processor's API, served on a loopback port. It drives one
+per-processor test files in tests/integration: test_outcome_machine.py (the sandbox with a
+gateway's faults), test_outcome_machine_stripe.py and _clearent.py (against the fake of
+that processor's API, served on a loopback port: `run_served`). It drives one
 practice through the use cases: payments collected (with the Idempotency-Key of an
 earlier request, or a new one), the refund action (a void before the cut-off, a refund
 after; the same key again or a new one; partial amounts), the clock moving over the
