@@ -30,10 +30,13 @@ from hypothesis.stateful import rule
 
 from adapters.processor.clearent import ClearentProcessor, token_description
 from adapters.processor.port import CardInput, CardProcessor
+from domain.batches import ProcessorBatchClose, processor_close_id
 from domain.cards import Card
 from domain.payments import Payment, Status
 from services.app.cards import save_card
+from services.app.clearent_batches import settle_batches
 from services.app.practices import keyed_id, register_patient, set_clearent_key
+from services.app.settlement import close_due_batches
 from tests import outcome_machine as om
 from tests.clearent_fixtures import TOKENS
 from tests.fakes.clearent import FAULTS, READ_FAULTS, FakeClearent, cents
@@ -134,11 +137,16 @@ class OutcomesOnClearent(om.outcome_machine(CLEARENT)):  # type: ignore[misc]
 
     def before_checks(self) -> None:
         self.check_cards(final=False)
+        self.check_batch_closes(final=False)
+
+    def each_final_pass(self) -> None:
+        settle_batches(self.led, self.practice_id)
 
     def final_checks(self) -> None:
         for key in self.cards:  # the same requests again, Clearent answering
             self.keep(key)
         self.check_cards(final=True)
+        self.check_batch_closes(final=True)
 
     def torn_down(self) -> None:
         assert not self.fake.invalid, self.fake.invalid
@@ -206,6 +214,33 @@ class OutcomesOnClearent(om.outcome_machine(CLEARENT)):  # type: ignore[misc]
     @rule()
     def clearent_closes_its_batch(self) -> None:
         self.fake.close_batches(self.key)
+
+    # -- the ledger's close of Clearent's batch ------------------------------------------
+
+    @rule(fault=st.sampled_from(("late", "drop-before-apply", *POST_FAULTS)), reads=READS)
+    def the_due_work_closes_clearents_batch(self, fault: str, reads: list[str]) -> None:
+        """The due work past a cut-off: the batch close captures, then Clearent's open batch
+        is closed by the ledger (an intent) and each closed batch matched; the close may meet
+        any fault."""
+        self.move(self.minutes_to_cutoff())
+        close_due_batches(self.led, self.practice_id)
+        self.fake.fail_next("/rest/v2/batches", fault, method="PUT")
+        self.answering([], reads, lambda: settle_batches(self.led, self.practice_id))
+
+    def batch_closes(self) -> list[tuple[dict[str, Any], ProcessorBatchClose | None]]:
+        return [
+            (b, self.led.find(ProcessorBatchClose, processor_close_id(self.practice_id, b["id"])))
+            for b in self.fake.batches[self.key]
+        ]
+
+    def check_batch_closes(self, *, final: bool) -> None:
+        for batch, close in self.batch_closes():
+            if close is None:
+                continue
+            if close.state == "closed":
+                assert batch["status"] == "CLOSED", f"batch {batch['id']} recorded closed, open"
+            if final:
+                assert not close.is_open, f"the close of batch {batch['id']} never ended"
 
 
 def test_every_effect_on_clearent_ends_and_moves_money_as_recorded() -> None:
