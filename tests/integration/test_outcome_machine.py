@@ -59,12 +59,9 @@ class FaultsOfTheSandbox:
         self.processor.reads_fail = 0
 
     def fail_next(self, target: str, fault: str, method: str = "POST") -> None:
-        """One fault a kind in a call: the sandbox answers a reference again with its first
-        answer, so a second call under a reference it acted on is never refused (this
-        processor's faults cannot say so: they meet the next call, whatever its reference)."""
         if method == "GET":
             self.processor.reads_fail += 1
-        elif not self.processor.answers[target]:
+        else:
             self.processor.answers[target].append(fault)
 
     def deliver_late(self) -> None:
