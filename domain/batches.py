@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.base import PracticeAggregate
 from domain.errors import InvalidValue
@@ -105,3 +105,133 @@ def item_from_dict(data: dict[str, object]) -> BatchItem:
         refund_id=UUID(str(refund_id)) if refund_id else None,
         amount=int(str(data["amount"])),
     )
+
+
+def processor_close_id(practice_id: UUID, processor_batch_id: str) -> UUID:
+    """The id of the intent to close one of the processor's own batches."""
+    return uuid5(
+        NAMESPACE_URL, f"payledger:{practice_id}:processor-batch-close:{processor_batch_id}"
+    )
+
+
+class ProcessorBatchClose(PracticeAggregate):
+    """The intent to close one of the processor's own batches (where the ledger closes it,
+    as on Clearent): recorded before the call, its outcome always after it.
+
+    - `Requested` (then `Asked` for a later attempt): the close is asked with the totals
+      the processor checks it against;
+    - `Closed`: the processor closed it (answered, or read back closed);
+    - `Refused`: the processor refused it (its totals differ): nothing closed;
+    - `OutcomeUnknown`: the answer was lost; read back before anything is sent again;
+    - `NotClosed`: read back after the settling time, the batch still open: nothing
+      closed, a later attempt may ask again.
+    """
+
+    if TYPE_CHECKING:
+        processor_batch_id: str
+        state: str
+        total_count: int
+        net_amount: int
+        asked_at: datetime
+        unknown_since: datetime | None
+        attempts: int
+        reason: str | None
+
+    class Requested(PracticeAggregate.Created):
+        processor_batch_id: str
+        total_count: int
+        net_amount: int
+
+        def apply(self, close: ProcessorBatchClose) -> None:
+            close.practice_id = self.practice_id
+            close.processor_batch_id = self.processor_batch_id
+            close.state = "asked"
+            close.total_count = self.total_count
+            close.net_amount = self.net_amount
+            close.asked_at = self.at
+            close.unknown_since = None
+            close.attempts = 0
+            close.reason = None
+
+    class Asked(PracticeAggregate.Event):
+        """Asked again, after an attempt that closed nothing."""
+
+        total_count: int
+        net_amount: int
+
+        def apply(self, close: ProcessorBatchClose) -> None:
+            close.state = "asked"
+            close.total_count = self.total_count
+            close.net_amount = self.net_amount
+            close.asked_at = self.at
+            close.unknown_since = None
+            close.reason = None
+
+    class Closed(PracticeAggregate.Event):
+        def apply(self, close: ProcessorBatchClose) -> None:
+            close.state = "closed"
+
+    class Refused(PracticeAggregate.Event):
+        reason: str
+
+        def apply(self, close: ProcessorBatchClose) -> None:
+            close.state = "refused"
+            close.reason = self.reason
+
+    class OutcomeUnknown(PracticeAggregate.Event):
+        error: str
+
+        def apply(self, close: ProcessorBatchClose) -> None:
+            close.state = "unknown"
+            close.unknown_since = close.unknown_since or self.at
+            close.attempts += 1
+            close.reason = self.error
+
+    class NotClosed(PracticeAggregate.Event):
+        """Read back after the settling time: the batch is still open."""
+
+        def apply(self, close: ProcessorBatchClose) -> None:
+            close.state = "not_closed"
+
+    @classmethod
+    def request(
+        cls,
+        *,
+        practice_id: UUID,
+        processor_batch_id: str,
+        total_count: int,
+        net_amount: int,
+        at: datetime,
+        actor: str,
+    ) -> ProcessorBatchClose:
+        return cls._create(
+            cls.Requested,
+            id=processor_close_id(practice_id, processor_batch_id),
+            practice_id=practice_id,
+            processor_batch_id=processor_batch_id,
+            total_count=total_count,
+            net_amount=net_amount,
+            at=at,
+            actor=actor,
+        )
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in ("asked", "unknown")
+
+    def ask_again(self, *, total_count: int, net_amount: int, at: datetime, actor: str) -> None:
+        if self.is_open or self.state == "closed":
+            raise InvalidValue("the batch's close is under way or done: it is not asked again")
+        self.record(self.Asked, at=at, actor=actor, total_count=total_count, net_amount=net_amount)
+
+    def closed(self, *, at: datetime, actor: str) -> None:
+        self.record(self.Closed, at=at, actor=actor)
+
+    def refuse(self, *, reason: str, at: datetime, actor: str) -> None:
+        self.record(self.Refused, at=at, actor=actor, reason=reason)
+
+    def unknown(self, *, error: str, at: datetime, actor: str) -> None:
+        self.record(self.OutcomeUnknown, at=at, actor=actor, error=error)
+
+    def not_closed(self, *, at: datetime, actor: str) -> None:
+        self.record(self.NotClosed, at=at, actor=actor)

@@ -62,6 +62,7 @@ class Card(PracticeAggregate):
         removed_at: datetime | None
         removed_by: str | None
         forgetting: str | None
+        unknown_at: datetime | None
 
     class SaveRequested(PracticeAggregate.Created):
         """The patient consented (the wording they saw, and when); the processor is asked."""
@@ -83,6 +84,7 @@ class Card(PracticeAggregate):
             card.saved_at = card.removed_at = None
             card.removed_by = None
             card.forgetting = None
+            card.unknown_at = None
 
     class Saved(PracticeAggregate.Event):
         token: str
@@ -112,6 +114,7 @@ class Card(PracticeAggregate):
         def apply(self, card: Card) -> None:
             card.state = "unknown"
             card.reason = self.error
+            card.unknown_at = self.at
 
     class Removed(PracticeAggregate.Event):
         def apply(self, card: Card) -> None:

@@ -9,6 +9,8 @@ answers OK):
 - "late": the answer was lost and the request reaches the processor only later, at
   `deliver_late()` (OutcomeUnknown now).
 `look_up` answers "unknown" (OutcomeUnknown) while `reads_fail` is above zero.
+A call under a reference the processor acted on already meets no fault: it is answered
+as the first time (the sandbox's, and a real gateway's, answer to a reference it knows).
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ class FaultyProcessor(SandboxProcessor):
         for call in late:
             call()
 
-    def _faulty(self, kind: str, act: Callable[[], Any]) -> Any:
+    def _faulty(self, kind: str, act: Callable[[], Any], reference: UUID | None = None) -> Any:
         answer = self.answers[kind].popleft() if self.answers[kind] else "ok"
+        if reference is not None and (kind, reference) in self._answers:
+            return act()  # a reference it acted on is answered as it was the first time
         if answer == "refuse":
             self.calls[kind] += 1
             raise ProcessorRefused(f"the processor refused the {kind} (test)")
@@ -84,13 +88,16 @@ class FaultyProcessor(SandboxProcessor):
                 payment_method=payment_method,
                 saved_card=saved_card,
             ),
+            reference,
         )
         return answer
 
     def void(self, *, transaction_id: str, reference: UUID, account: str | None = None) -> str:
         act = SandboxProcessor.void.__wrapped__  # type: ignore[attr-defined]
         answer: str = self._faulty(
-            "void", lambda: act(self, transaction_id=transaction_id, reference=reference)
+            "void",
+            lambda: act(self, transaction_id=transaction_id, reference=reference),
+            reference,
         )
         return answer
 
@@ -101,6 +108,7 @@ class FaultyProcessor(SandboxProcessor):
         answer: str = self._faulty(
             "refund",
             lambda: act(self, transaction_id=transaction_id, amount=amount, reference=reference),
+            reference,
         )
         return answer
 
@@ -111,6 +119,7 @@ class FaultyProcessor(SandboxProcessor):
         answer: Capture = self._faulty(
             "capture",
             lambda: act(self, transaction_id=transaction_id, amount=amount, reference=reference),
+            reference,
         )
         return answer
 

@@ -40,6 +40,7 @@ from uuid import UUID
 
 import httpx
 
+from adapters.effects import check_outside_retry
 from adapters.processor.port import (
     ABSENT,
     Batch,
@@ -296,27 +297,27 @@ class ClearentProcessor(CardProcessor):
                 "card numbers are not accepted with Clearent's production gateway",
                 field="card",
             )
+        found = self._token_by_reference(key, reference, kind="check before keeping the card")
+        if found is not None:  # kept before (its answer lost): never two tokens for it
+            return saved_card_of(found, card)
         body = {
             "card": card.number,
             "card-type": card_type(card.number),
             "exp-date": f"{card.exp_month:02d}{card.exp_year % 100:02d}",
             "csc": card.cvc,
-            "description": f"payledger {reference}",
+            "description": token_description(reference),
         }
         try:
             payload = self._post_payload("save_card", key, "/rest/v2/tokens", body)
         except Lost:
+            found = self._token_by_reference(key, reference, lost="card's keeping")
+            if found is not None:
+                return saved_card_of(found, card)
             raise self._unknown("card's keeping") from None
-        token = payload.get("tokenResponse") or {}
+        token = payload.get("tokenResponse") or payload.get("token") or {}
         if not isinstance(token, dict) or not token.get("token-id"):
             raise OutcomeUnknown("Clearent's answer to the token has no token-id")
-        return SavedCard(
-            token=str(token["token-id"]),
-            brand=BRANDS.get(str(token.get("card-type", "")).upper(), "card"),
-            last4=str(token.get("last-four-digits") or card.number[-4:]),
-            exp_month=card.exp_month,
-            exp_year=card.exp_year,
-        )
+        return saved_card_of(token, card)
 
     def sale_fee(self, *, amount: int, fee_rate_bps: int) -> int:
         """The practice's rate: Clearent's own fees come on its statement, not per sale."""
@@ -338,7 +339,8 @@ class ClearentProcessor(CardProcessor):
                 return LookedUp("succeeded", ident)
             return LookedUp("refused", str(found.get("id")), reason=decline_reason(found))
         if effect == Effect.SAVE_CARD:
-            return ABSENT  # Clearent's token list is not in its published contract
+            token = self._token_by_reference(key, reference, lost=str(effect))
+            return ABSENT if token is None else LookedUp("succeeded", str(token["token-id"]))
         auth = self._transaction(key, transaction_id, lost=str(effect))
         if auth is None:
             return ABSENT
@@ -356,14 +358,20 @@ class ClearentProcessor(CardProcessor):
 
     # -- batches and settings ------------------------------------------------------
 
-    def batches(self, account: str | None, status: str = "CLOSED") -> list[Batch]:
+    def batches(
+        self, account: str | None, status: str = "CLOSED", lost: str | None = None
+    ) -> list[Batch]:
         """The merchant's batches of a status (OPEN or CLOSED), every page."""
         key = self._key(account)
         found: list[Batch] = []
         page = 1
         while True:
             answer = self._get(
-                "batch reading", key, "/rest/v2/batches", {"status": status, "page": str(page)}
+                "batch reading",
+                key,
+                "/rest/v2/batches",
+                {"status": status, "page": str(page)},
+                lost,
             )
             payload = answer.get("payload") or {}
             for raw in (payload.get("batches") or {}).get("batch") or []:
@@ -390,22 +398,37 @@ class ClearentProcessor(CardProcessor):
             time_zone=terminal.get("time-zone"),
         )
 
-    def close_batch(self, account: str | None, *, total_count: int, net_amount: int) -> bool:
-        """Close the open batch, Clearent checking its totals against these (its batch
-        validation, PUT /rest/v2/batches/open): False when they differ (it stays open)."""
+    def close_batch(
+        self, account: str | None, *, batch_id: str, total_count: int, net_amount: int
+    ) -> None:
+        """Close the open batch `batch_id`, Clearent checking its totals against these (its
+        batch validation, PUT /rest/v2/batches/open). One call: returns once closed;
+        raises ProcessorRefused when Clearent refuses it (its totals differ: the batch
+        stays open), ProcessorUnavailable when Clearent was not reached (nothing sent), and
+        OutcomeUnknown when the answer was lost and the batch is not read back closed
+        (the request may still be on its way: nothing is sent again before a read back)."""
+        check_outside_retry("Clearent's batch close")
         key = self._key(account)
         body = {"total-count": str(total_count), "net-amount": cents_text(net_amount)}
         try:
-            answer = self._client.put(
-                "/rest/v2/batches/open", json=body, headers=self._headers(key)
-            )
-        except httpx.HTTPError as error:
-            log.warning("clearent batch close: %s; tried again later", type(error).__name__)
-            return False
-        if answer.status_code != 200:
-            log.warning("clearent batch close refused (%s)", answer.status_code)
-            return False
-        return True
+            self._post_payload("batch close", key, "/rest/v2/batches/open", body, method="PUT")
+        except Lost:
+            if self.batch_state(account, batch_id, lost="batch close") == "CLOSED":
+                return
+            raise OutcomeUnknown(
+                "Clearent's answer to the batch close was lost and the batch is not read back "
+                "closed: the request may still be on its way; the batch is read back before "
+                "its close is asked again"
+            ) from None
+
+    def batch_state(
+        self, account: str | None, batch_id: str, lost: str | None = None
+    ) -> str | None:
+        """A batch's status read back (OPEN or CLOSED; None: Clearent lists no such batch)."""
+        for status in ("CLOSED", "OPEN"):
+            if any(b.id == batch_id for b in self.batches(account, status, lost=lost)):
+                return status
+        return None
 
     def transactions_of_batch(self, account: str | None, batch: str) -> list[dict[str, Any]]:
         """The CAPTURE, SALE and REFUND transactions Clearent put in a batch: the search
@@ -500,12 +523,14 @@ class ClearentProcessor(CardProcessor):
             raise Lost()
         return txn
 
-    def _post_payload(self, kind: str, key: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _post_payload(
+        self, kind: str, key: str, path: str, body: dict[str, Any], method: str = "POST"
+    ) -> dict[str, Any]:
         for attempt in range(self._attempts):
             if attempt:
                 time.sleep(min(self._backoff * 2 ** (attempt - 1), 8.0))
             try:
-                answer = self._client.post(path, json=body, headers=self._headers(key))
+                answer = self._client.request(method, path, json=body, headers=self._headers(key))
             except httpx.ConnectError:
                 log.warning("clearent %s: not reached, retrying (attempt %s)", kind, attempt + 1)
                 continue  # no connection: nothing was sent
@@ -601,6 +626,55 @@ class ClearentProcessor(CardProcessor):
             if txn.get("order-id") == str(reference) and txn.get("type") == txn_type:
                 return txn
         return None
+
+    def _token_by_reference(
+        self, key: str, reference: UUID, lost: str | None = None, kind: str = "reading"
+    ) -> dict[str, Any] | None:
+        """The token kept under the reference, by its description (the reference it was
+        sent with), read from the merchant's tokens (GET /rest/v2/tokens, every page)."""
+        wanted = token_description(reference)
+        page = 1
+        while True:
+            answer = self._get(
+                kind, key, "/rest/v2/tokens", {"page": str(page), "page-size": "100"}, lost
+            )
+            if not isinstance(answer.get("payload"), dict):  # no list read: never "none"
+                raise OutcomeUnknown(
+                    "Clearent's tokens could not be read back: nothing was sent now; the card "
+                    "is kept once they are"
+                )
+            for token in tokens_in(answer):
+                if token.get("description") == wanted and token.get("token-id"):
+                    return token
+            paging = answer.get("page") or {}
+            if str(paging.get("last", "true")).lower() == "true" or page >= 100:
+                return None
+            page += 1
+
+
+def token_description(reference: UUID) -> str:
+    """What a token is described by at Clearent: the ledger's reference of the card."""
+    return f"payledger {reference}"
+
+
+def tokens_in(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tokens of the merchant's token list (`payload.tokens.token`, or one token)."""
+    payload = answer.get("payload") or {}
+    many = (payload.get("tokens") or {}).get("token")
+    if isinstance(many, list):
+        return [t for t in many if isinstance(t, dict)]
+    one = payload.get("token")
+    return [one] if isinstance(one, dict) else []
+
+
+def saved_card_of(token: dict[str, Any], card: CardInput) -> SavedCard:
+    return SavedCard(
+        token=str(token["token-id"]),
+        brand=BRANDS.get(str(token.get("card-type", "")).upper(), "card"),
+        last4=str(token.get("last-four-digits") or card.number[-4:]),
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+    )
 
 
 def transactions_in(answer: dict[str, Any]) -> list[dict[str, Any]]:

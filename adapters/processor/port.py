@@ -426,8 +426,13 @@ class CardProcessor(ABC):
         """BATCHES: the practice's batches of a status (OPEN or CLOSED)."""
         raise self.unsupported(Capability.BATCHES)
 
-    def close_batch(self, account: str | None, *, total_count: int, net_amount: int) -> bool:
-        """BATCHES: close the open batch if it holds these totals (False: it stays open)."""
+    def close_batch(
+        self, account: str | None, *, batch_id: str, total_count: int, net_amount: int
+    ) -> None:
+        """BATCHES: close the open batch `batch_id` if it holds these totals: returns once
+        closed; ProcessorRefused when the processor refuses it (the batch stays open),
+        ProcessorUnavailable when it was not reached, OutcomeUnknown when the answer was
+        lost."""
         raise self.unsupported(Capability.BATCHES)
 
     def batch_items(self, account: str | None, batch_id: str) -> list[PayoutItem]:

@@ -8,11 +8,18 @@ reference, which the processor answers with the same card (nothing kept twice)."
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 from uuid import UUID
 
 from adapters.idempotency_keys import key_is_new
-from adapters.processor.port import CardInput, OutcomeUnknown, ProcessorUnavailable, SavedCard
+from adapters.processor.port import (
+    CardInput,
+    Effect,
+    OutcomeUnknown,
+    ProcessorUnavailable,
+    SavedCard,
+)
 from domain.cards import Card
 from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
 from domain.money import check_payment_amount
@@ -22,6 +29,7 @@ from domain.practices import Practice
 from domain.schedule import local_date
 from projections.plans import cards_of_patient, live_plans_of_card
 from services.app import payments
+from services.app.payments import LOST_CHARGE_SETTLES
 from services.app.practices import account_of, keyed_id
 from services.context import retry_on_conflict
 
@@ -59,6 +67,7 @@ def save_card(
     kept = request_card(ctx, practice_id, patient_id, card_id, consent, source, actor)
     if not kept.is_open:
         return kept
+    wait_for_a_lost_save(ctx, practice_id, kept)
     try:
         saved = ctx.processor.keep_card(
             reference=card_id,
@@ -117,6 +126,34 @@ def customer_of_patient(ctx: Needs, practice_id: UUID, patient_id: UUID) -> str 
         if found is not None and found.practice_id == practice_id and found.customer:
             return found.customer
     return None
+
+
+def wait_for_a_lost_save(ctx: Needs, practice_id: UUID, card: Card) -> None:
+    """With a processor that remembers no key (`key_memory` zero: Clearent), a card asked
+    again soon after its answer was lost is read back, never sent: found, the processor's
+    save answers it without sending (it reads back by the reference first); not found,
+    nothing is sent before the first request has surely arrived or never will, so one
+    consent never makes two cards at the processor."""
+    if ctx.processor.key_memory != timedelta(0) or card.state != "unknown":
+        return
+    lost_at = getattr(card, "unknown_at", None)
+    now = ctx.clock.now(practice_id)
+    if lost_at is None or now - lost_at >= LOST_CHARGE_SETTLES:
+        return
+    looked = ctx.processor.look_up(
+        effect=Effect.SAVE_CARD,
+        reference=card.id,
+        transaction_id="",
+        account=account_of(ctx, practice_id),
+    )
+    if looked.state == "absent":
+        wait = lost_at + LOST_CHARGE_SETTLES - now
+        raise OutcomeUnknown(
+            f"the first request's answer was lost and {ctx.processor.name} has no record of "
+            f"the card yet, which takes no idempotency key: it is not sent again for "
+            f"{int(wait.total_seconds() // 60) + 1} more minutes, in case it is still on its "
+            "way; send the same request again with the same Idempotency-Key then"
+        )
 
 
 def request_card(

@@ -9,7 +9,9 @@ setting (GET /rest/v2/settings/terminal, `enable-auto-close-batch`):
 - otherwise the ledger closes it right after its own cut-off, with the totals it expects
   (PUT /rest/v2/batches/open, `total-count` and `net-amount`, as Clearent's batch
   validation example does): Clearent refuses a close whose totals differ from its own,
-  so a batch closes only when it holds what the ledger's deposit holds.
+  so a batch closes only when it holds what the ledger's deposit holds. The close is an
+  intent (`ProcessorBatchClose`): recorded first, one call, its outcome recorded; one
+  whose answer was lost is read back from Clearent's batches before it is asked again.
 
 Each closed batch (GET /rest/v2/batches?status=CLOSED) is matched, transaction by
 transaction (its CAPTUREs by the AUTH's id, its REFUNDs by their order id: the ledger's
@@ -26,17 +28,29 @@ import logging
 from typing import Any, Protocol
 from uuid import UUID
 
-from adapters.processor.port import Batch, BatchSettings, Capability, CardProcessor, PayoutItem
+from adapters.processor.port import (
+    Batch,
+    BatchSettings,
+    Capability,
+    CardProcessor,
+    OutcomeUnknown,
+    PayoutItem,
+    ProcessorUnavailable,
+)
+from domain.batches import ProcessorBatchClose, processor_close_id
 from domain.errors import PaymentsError
 from domain.practices import Practice
 from domain.schedule import local_date
 from projections.deposits import batches_matched
 from services.app import payouts
-from services.context import Aggregates, Charging, Reading, Timed
+from services.app.reconcile import SETTLE_AFTER
+from services.context import Aggregates, Charging, Reading, Timed, retry_on_conflict
 
 log = logging.getLogger("payledger.clearent")
 
 ACTOR = "processor:clearent"
+#: the actor of the ledger's closes of Clearent's batch
+CLOSER = "system:batch-close"
 PREFIX = "clearent-batch-"
 
 
@@ -89,9 +103,14 @@ def settle_batches(ctx: Needs, practice_id: UUID) -> int:
     account = str(practice_id)
     try:
         settings = clearent.batch_settings(account)
-        if not settings.auto_close:
-            close_open_batch(ctx, clearent, practice)
         closed = clearent.batches(account, "CLOSED")
+        names = [PREFIX + b.id for b in closed]
+        done = ctx.reads(batches_matched, practice_id, names)
+        for batch in closed:  # a close whose answer was lost, read back closed
+            if PREFIX + batch.id not in done:
+                end_close(ctx, practice_id, batch.id, "closed")
+        if not settings.auto_close and close_open_batch(ctx, clearent, practice):
+            closed = clearent.batches(account, "CLOSED")
     except PaymentsError as error:
         log.warning("Clearent's batches of %s not read: %s", practice_id, error.detail)
         return 0
@@ -108,19 +127,100 @@ def settle_batches(ctx: Needs, practice_id: UUID) -> int:
     return matched
 
 
-def close_open_batch(ctx: Needs, clearent: CardProcessor, practice: Practice) -> None:
+def close_open_batch(ctx: Needs, clearent: CardProcessor, practice: Practice) -> bool:
     """Close Clearent's open batch with the totals of its transactions the ledger holds in
     a deposit already (those captured or refunded before the last cut-off); a batch that
-    holds anything else stays open (it is the next cut-off's)."""
+    holds anything else stays open (it is the next cut-off's). The close is an intent
+    (`ProcessorBatchClose`): recorded first, one call, its outcome recorded; a close whose
+    answer was lost is read back (the batch listed closed, or still open after the
+    settling time) before it is asked again. True when a batch closed now."""
     account = str(practice.id)
+    now = ctx.clock.now(practice.id)
     for batch in clearent.batches(account, "OPEN"):
+        close = ctx.find(ProcessorBatchClose, processor_close_id(practice.id, batch.id))
+        if close is not None and close.is_open:
+            if now - close.asked_at < SETTLE_AFTER:
+                return False  # its request may still be on its way to Clearent
+            end_close(ctx, practice.id, batch.id, "not_closed")  # read back: still open
+            close = ctx.find(ProcessorBatchClose, close.id)
         items = batch_items(clearent, account, batch.id)
         by_deposit, unknown = payouts.match(ctx, practice.id, items)
         if unknown or not by_deposit:
-            return
+            return False
         count = sum(len(v) for v in by_deposit.values())
         net = sum(i.amount for v in by_deposit.values() for i, _, _ in v)
-        clearent.close_batch(account, total_count=count, net_amount=net)
+        refused = close is not None and close.state == "refused"
+        if refused and close and (close.total_count, close.net_amount) == (count, net):
+            return False  # refused with these very totals: asked again once they change
+        if not ask_close(ctx, practice.id, batch.id, count, net):
+            return False
+        try:
+            clearent.close_batch(account, batch_id=batch.id, total_count=count, net_amount=net)
+        except OutcomeUnknown as error:
+            end_close(ctx, practice.id, batch.id, "unknown", error.detail)
+            return False
+        except ProcessorUnavailable as error:  # not reached: nothing was sent
+            log.warning("Clearent's batch %s not closed: %s", batch.id, error.detail)
+            end_close(ctx, practice.id, batch.id, "not_closed")
+            return False
+        except PaymentsError as error:
+            end_close(ctx, practice.id, batch.id, "refused", error.detail)
+            return False
+        except Exception as error:  # its fate is not known: read back before any resend
+            end_close(ctx, practice.id, batch.id, "unknown", type(error).__name__)
+            raise
+        end_close(ctx, practice.id, batch.id, "closed")
+        return True
+    return False
+
+
+def ask_close(ctx: Needs, practice_id: UUID, batch_id: str, count: int, net: int) -> bool:
+    """Record the intent to close the batch with these totals (a retry that decides and
+    saves only); False when another is under way or the batch's close is done."""
+
+    def decide() -> bool:
+        at = ctx.clock.now(practice_id)
+        close = ctx.find(ProcessorBatchClose, processor_close_id(practice_id, batch_id))
+        if close is None:
+            close = ProcessorBatchClose.request(
+                practice_id=practice_id,
+                processor_batch_id=batch_id,
+                total_count=count,
+                net_amount=net,
+                at=at,
+                actor=CLOSER,
+            )
+        elif close.is_open or close.state == "closed":
+            return False
+        else:
+            close.ask_again(total_count=count, net_amount=net, at=at, actor=CLOSER)
+        ctx.save(close)
+        return True
+
+    return retry_on_conflict(decide)
+
+
+def end_close(ctx: Needs, practice_id: UUID, batch_id: str, outcome: str, detail: str = "") -> None:
+    """Record how a close went (closed, refused, unknown, not closed): nothing when no
+    close of the batch is open."""
+
+    def decide(close: ProcessorBatchClose) -> None:
+        if not close.is_open:
+            return
+        at = ctx.clock.now(practice_id)
+        if outcome == "closed":
+            close.closed(at=at, actor=CLOSER)
+        elif outcome == "refused":
+            close.refuse(reason=detail, at=at, actor=CLOSER)
+        elif outcome == "not_closed":
+            close.not_closed(at=at, actor=CLOSER)
+        else:
+            log.warning("Clearent's batch %s: close outcome unknown (%s)", batch_id, detail)
+            close.unknown(error=detail, at=at, actor=CLOSER)
+
+    close_id = processor_close_id(practice_id, batch_id)
+    if ctx.find(ProcessorBatchClose, close_id) is not None:
+        ctx.change(ProcessorBatchClose, close_id, practice_id, decide, show=False)
 
 
 def batch_items(clearent: CardProcessor, account: str, batch_id: str) -> list[PayoutItem]:

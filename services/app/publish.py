@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from adapters.encoding import jsonable
 from domain.base import PracticeAggregate, event_data, event_type
+from domain.batches import ProcessorBatchClose
 from domain.charges import ChargeAttempt
 from projections.feed import PRIVATE_FIELDS, event_id
 
@@ -50,9 +51,10 @@ class PublishedEvent(BaseModel):
 
 
 def to_publish(event: Any, position: int) -> PublishedEvent | None:
-    """What the relay publishes: the public form, but for an authorisation's attempt,
-    which is the ledger's own bookkeeping (the payment it records is published)."""
-    if isinstance(event, ChargeAttempt.Event):
+    """What the relay publishes: the public form, but for an authorisation's attempt and
+    the close of a processor's own batch, the ledger's own bookkeeping (the payment it
+    records, the deposit the batch pays, are published)."""
+    if isinstance(event, ChargeAttempt.Event | ProcessorBatchClose.Event):
         return None
     return to_public(event, position)
 

@@ -19,6 +19,10 @@ cites each file and commit):
   enable-auto-close-batch) - each closed to other fields;
 - GET /rest/v2/batches?status= and GET /rest/v2/settings/terminal answered as
   Clearent's mobile app reads them (OpenBatchResponse, TerminalSettingsResponse).
+- GET /rest/v2/tokens (page, page-size): the merchant's tokens, each as POST
+  /rest/v2/tokens answers it, under `payload.tokens.token` and paged as the search is.
+  Assumed (docs/clearent.md): the published material shows a token's create, update and
+  delete, not its read; the adapter reads a token whose answer was lost back by it.
 
 The `api-key` header selects a merchant (401 without a known one): one merchant never
 sees another's transactions. State: an AUTH is `pending` until captured (CAPTURE up to
@@ -158,6 +162,8 @@ ANSWERS = {
 #: the query parameters the description declares for the search
 SEARCH_PARAMETERS = {p["name"] for p in COMPONENTS["parameters"].values() if p.get("in") == "query"}
 BATCH_PARAMETERS = {"status", "page", "page-size"}
+#: the token list's paging (assumed: the published examples show no token read)
+TOKEN_LIST_PARAMETERS = {"page", "page-size"}
 
 
 def cents(text: str) -> int:
@@ -227,7 +233,10 @@ class FakeClearent:
         with self.lock:
             late, self.late = self.late, []
             for key, path, body in late:
-                self.execute(key, path, body)
+                if path == "/rest/v2/batches/open":
+                    self.close_validated(key, path, body)
+                else:
+                    self.execute(key, path, body)
             return len(late)
 
     def close_batches(self, key: str | None = None) -> list[dict[str, Any]]:
@@ -526,23 +535,47 @@ class FakeClearent:
         if number not in CARDS:
             return self.error(400, "Invalid card number")
         token_id = f"11{next(self._ids):017d}"
-        self.tokens[token_id] = {"_key": key, "_number": number}
+        self.tokens[token_id] = {
+            "_key": key,
+            "_number": number,
+            "token-id": token_id,
+            "status": "Active",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "times-used": "0",
+            "card-type": CARDS[number][0],
+            "last-four-digits": number[-4:],
+            "exp-date": body["exp-date"],
+            "description": body.get("description", ""),
+        }
         answer = {
             "code": "200",
             "status": "success",
             "exchange-id": self.exchange_id(),
             "payload": {
                 "payloadType": "tokenResponse",
-                "tokenResponse": {
-                    "token-id": token_id,
-                    "card-type": CARDS[number][0],
-                    "last-four-digits": number[-4:],
-                    "exp-date": body["exp-date"],
-                    "description": body.get("description", ""),
-                },
+                "tokenResponse": public(self.tokens[token_id]),
             },
         }
         return JSONResponse(answer)
+
+    def token_list(self, key: str, query: dict[str, Any]) -> Response:
+        """GET /rest/v2/tokens: the merchant's tokens, newest first, a page at a time."""
+        unknown = sorted(set(query) - TOKEN_LIST_PARAMETERS)
+        if unknown:
+            return self.invalid_request("/rest/v2/tokens", [f"unknown parameters {unknown}"])
+        found = [public(t) for t in reversed(self.tokens.values()) if t["_key"] == key]
+        size = int(query.get("page-size", "25"))
+        page = int(query.get("page", "1"))
+        shown = found[(page - 1) * size : page * size]
+        return JSONResponse(
+            {
+                "code": "200",
+                "status": "success",
+                "exchange-id": self.exchange_id(),
+                "page": paging(page, size, len(shown), len(found)),
+                "payload": {"payloadType": "tokens", "tokens": {"token": shown}},
+            }
+        )
 
     # -- batches -------------------------------------------------------------------
 
@@ -627,6 +660,8 @@ class FakeClearent:
             if unknown:
                 return self.invalid_request(path, [f"unknown parameters {unknown}"])
             return self.search(key, query)
+        if path == "/rest/v2/tokens":
+            return self.token_list(key, query)
         if path == "/rest/v2/batches":
             unknown = sorted(set(query) - BATCH_PARAMETERS)
             if unknown:

@@ -1,37 +1,21 @@
 """The protocol of every effect (intent, one call, an outcome always) on Stripe, under faults.
 
-A Hypothesis state machine drives one practice processed on Stripe (the Stripe adapter
-talking to the fake of Stripe's API, tests/fakes/stripe.py) through the use cases:
-payments collected (with the Idempotency-Key of an earlier request, or a new one), the
-refund action (a void before the cut-off, a refund after; the same key again or a new
-one; partial amounts), the clock moving over the cut-off (the batch close captures), the
-reconciler (`reconcile_due`, once the intents have settled in), and Stripe's side:
-authorisations cancelled or expired there, refunds the card's bank refuses later,
-payouts paid and returned, and the webhooks of all of it delivered through the same code
-as the endpoint's (`receive_event`, then `apply_pending_events`), duplicated and out of
-order. Cards on file too: kept for the patient's Customer (a SetupIntent), charged
-off-session (the same money protocol as a collect), removed (the PaymentMethod detached).
+The machine of tests/outcome_machine.py (its steps and checks: read it first), on Stripe:
+the Stripe adapter talking to the fake of Stripe's API (tests/fakes/stripe.py). At every
+call Stripe may answer: OK, refused (4xx), 429, 500 before or after acting, a timeout or
+a dropped connection before or after acting, or late.
 
-At every call Stripe may answer: OK, refused (4xx), 429, 500 before or after acting, a
-timeout or a dropped connection before or after acting, or late (the request acts only
-later, before the intent's settling time is over: no call lasts that long).
-
-After every step, read from the fake's own state:
-- nothing is captured twice, and no authorisation is both cancelled and captured; at
-  most one PaymentIntent per ledger payment;
-- the refunds at Stripe of each PaymentIntent never exceed what it captured; each was
-  asked by one refund intent of the ledger, for its amount, and made at most once;
-- what the ledger records as captured (settled) or refunded moved at Stripe; what it
-  records as voided or refused did not;
-- a card the ledger holds as kept is a PaymentMethod attached to the patient's Customer
-  at Stripe; one it recorded as taken off is detached there.
-
-At the end of each example the reconciler runs a bounded number of passes (the clock
-moving as needed) and the batches close: every intent has ended (`open_intents` empty,
-no pending refund or void on any payment, every removed card taken off at Stripe once its
-removal is sent again), the money moved at Stripe equals the
-ledger's (captured, refunded, and the deposits' totals), and each payout's deposits add
-up to it.
+Stripe's side, added here: authorisations cancelled or expired there, refunds the card's
+bank refuses later, payouts paid and returned, and the webhooks of all of it delivered
+through the same code as the endpoint's (`receive_event`, then `apply_pending_events`),
+duplicated and out of order. A good card is declined only when its authorisation was
+cancelled at Stripe before the ledger heard of it. Cards on file too: kept for the
+patient's Customer (a SetupIntent), charged off-session (the same money protocol as a
+collect), removed (the PaymentMethod detached): a card the ledger holds as kept is a
+PaymentMethod attached to the patient's Customer at Stripe, one it recorded as taken off
+is detached there (a removal whose answer was lost, once sent again). At the end, Stripe
+pays out the rest: the deposits hold what Stripe's balance moved for the ledger's sales
+and refunds, and each payout's deposits add up to it.
 
 PAYLEDGER_OUTCOME_EXAMPLES sets the number of examples (40 by default; `make chaos` runs
 it long).
@@ -39,172 +23,94 @@ it long).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import sys
-import tempfile
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from datetime import timedelta
+from typing import Any, ClassVar
 from uuid import UUID
 
-from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
-from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
-    invariant,
-    precondition,
-    rule,
-)
+from hypothesis.stateful import precondition, rule
 
+from adapters.processor.port import CardProcessor
 from adapters.processor.stripe import REFERENCE, StripeProcessor
 from domain.cards import Card
-from domain.charges import ChargeAttempt, attempt_id_of
 from domain.deposits import Deposit
-from domain.errors import PaymentsError
-from domain.payments import Method, Payment, Status
-from domain.practices import DepositAccount, PmsKind
-from domain.schedule import batch_date_for, cutoff_instant, parse_cutoff
-from projections.intents import open_intents
+from domain.payments import Payment, Status
 from services.app.cards import charge_card, remove_card, save_card
-from services.app.payments import collect_payment, refund_payment
-from services.app.practices import (
-    connect_stripe_account,
-    create_practice,
-    keyed_id,
-    register_patient,
-)
-from services.app.reconcile import SETTLE_AFTER, reconcile_due
-from services.app.settlement import close_due_batches
+from services.app.practices import connect_stripe_account, keyed_id, register_patient
 from services.app.stripe_events import apply_pending_events, receive_event
-from services.bootstrap import build_components
-from services.context import Components
-from services.settings import Settings
-from tests.conftest import PinnedClock
+from tests import outcome_machine as om
 from tests.fakes.opendental import Served
 from tests.fakes.stripe import FAULTS, READ_FAULTS, FakeStripe, sign
-from tests.integration.test_product_rules_machine import run
 
 SECRET_KEY = "sk_test_51PayledgerOutcomeMachine00000000000000000000"
 WEBHOOK_SECRET = "whsec_test_payledger_outcomes"
-ACTOR = "user:front-desk"
-START = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday, 10:00 in New York
-CUTOFF = "18:00"
 #: examples of the bounded run (`make chaos` sets PAYLEDGER_OUTCOME_EXAMPLES for a long one)
 EXAMPLES = int(os.environ.get("PAYLEDGER_OUTCOME_EXAMPLES", "40"))
 STEPS = int(os.environ.get("PAYLEDGER_OUTCOME_STEPS", "30"))
-#: the adapter's attempts per call (each retried under the same key, read back between)
-ATTEMPTS = 2
 
-#: which POSTs a fault is for: the next one, a refund, or a PaymentIntent's confirm,
-#: cancel or capture
-TARGETS = (
-    "/v1/",
-    "/v1/refunds",
-    "/v1/payment_intents/pi_",
-    "/v1/setup_intents",
-    "/v1/payment_methods/",
-)
-ANSWERS = st.lists(st.tuples(st.sampled_from(TARGETS), st.sampled_from(FAULTS)), max_size=3)
 READS = st.lists(st.sampled_from(READ_FAULTS), max_size=2)
-CARDS = st.sampled_from(
-    [
+STRIPE = om.Gateway(
+    # a fault for the next POST, a refund, or a PaymentIntent's confirm, cancel or capture
+    # (confirm, cancel or capture), a SetupIntent, or a PaymentMethod's detach
+    targets=(
+        "/v1/",
+        "/v1/refunds",
+        "/v1/payment_intents/pi_",
+        "/v1/setup_intents",
+        "/v1/payment_methods/",
+    ),
+    faults=FAULTS,
+    read_faults=READ_FAULTS,
+    read_prefix="/v1/",
+    cards=(
         "pm_card_visa",
         "pm_card_visa",
         "pm_card_mastercard",
         "pm_card_chargeDeclined",
         "pm_card_authenticationRequired",
-    ]
+    ),
 )
+
+ANSWERS = st.lists(st.tuples(st.sampled_from(STRIPE.targets), st.sampled_from(FAULTS)), max_size=3)
 #: cards kept on file: one that approves, one whose charges decline
 KEPT = st.sampled_from(["pm_card_visa", "pm_card_visa", "pm_card_chargeCustomerFail"])
 CONSENT = "I authorise Outcome Dental to keep this card on file."
-#: clock moves, in minutes: a little, past an intent's settling time, hours, a day and
-#: more (past Stripe's key memory); None: just over the next cut-off
-MOVES = st.sampled_from([2, 16, 180, None, None, None, 24 * 60 + 30])
-
-T = TypeVar("T")
 
 
-@dataclass
-class Asked:
-    """A request the office sent, kept to send again with the same key."""
-
-    key: str
-    amount: int | None
-    card: str = ""
-
-
-def event(value: str) -> None:
-    """Count what happened in Hypothesis's statistics (nothing outside a Hypothesis run,
-    as when a worked example below drives the machine's steps itself)."""
-    with contextlib.suppress(InvalidArgument):
-        hypothesis_event(value)
-
-
-class OutcomesOnStripe(RuleBasedStateMachine):
+class OutcomesOnStripe(om.outcome_machine(STRIPE)):  # type: ignore[misc]
     fake: ClassVar[FakeStripe]
-    base_url: ClassVar[str]
 
     def __init__(self) -> None:
         super().__init__()
-        self.tmp = Path(tempfile.mkdtemp(prefix="payledger-outcomes-"))
-        self.ctx: Components | None = None
-        self.collects: list[Asked] = []
-        #: cards asked to be kept, and charges of kept cards (`card`: the card's key)
-        self.cards: list[Asked] = []
-        self.kept_charges: list[Asked] = []
-        self.refunds: dict[UUID, list[Asked]] = {}
         #: webhooks Stripe has to send (delivered in any order, some more than once)
         self.outbox: list[dict[str, Any]] = []
         #: what was announced already: (event type, object id, status)
         self.announced: set[tuple[str, str, str]] = set()
-        self.fake.faults.clear()
-        self.fake.late.clear()
+        #: cards asked to be kept, and charges of kept cards (`card`: the card's key)
+        self.cards: list[om.Asked] = []
+        self.kept_charges: list[om.Asked] = []
 
-    # -- set-up --------------------------------------------------------------------
+    # -- the processor ---------------------------------------------------------------
 
-    @initialize()
-    def open_the_office(self) -> None:
-        self.clock = PinnedClock(START)
-        self.ctx = build_components(
-            Settings(
-                data_dir=self.tmp,
-                run_scheduler=False,
-                processor="stripe",
-                stripe_secret_key=SECRET_KEY,
-                stripe_webhook_secret=WEBHOOK_SECRET,
-                stripe_api_base=self.base_url,
-            ),
-            real_clock=self.clock,
-        )
-        # no pause between attempts, and fewer of them: more outcomes stay unknown
-        self.ctx.processor = StripeProcessor(
-            SECRET_KEY, api_base=self.base_url, attempts=ATTEMPTS, backoff=0
-        )
-        practice = create_practice(
-            self.ctx,
-            name="Outcome Dental",
-            timezone="America/New_York",
-            pms=PmsKind.DENTRIX,
-            auto_writeback=False,
-            deposit_account=DepositAccount("Checking", "1234"),
-            batch_cutoff=parse_cutoff(CUTOFF),
-            actor="operator",
-        )
-        self.practice_id = practice.id
+    def settings(self) -> dict[str, Any]:
+        return {
+            "processor": "stripe",
+            "stripe_secret_key": SECRET_KEY,
+            "stripe_webhook_secret": WEBHOOK_SECRET,
+            "stripe_api_base": self.base_url,
+        }
+
+    def processor(self) -> CardProcessor:
+        return StripeProcessor(SECRET_KEY, api_base=self.base_url, attempts=om.ATTEMPTS, backoff=0)
+
+    def connect(self, practice_id: UUID) -> None:
         self.account = self.fake.add_account()
-        connect_stripe_account(self.ctx, practice.id, self.account, "operator")
+        connect_stripe_account(self.led, practice_id, self.account, "operator")
         self.patient_id = register_patient(
-            self.ctx,
-            practice_id=practice.id,
+            self.led,
+            practice_id=practice_id,
             pms_patient_id="1",
             first_name="Ann",
             last_name="Lee",
@@ -214,14 +120,6 @@ class OutcomesOnStripe(RuleBasedStateMachine):
             actor="operator",
         ).id
 
-    @property
-    def led(self) -> Components:
-        assert self.ctx is not None
-        return self.ctx
-
-    def now(self) -> datetime:
-        return self.led.clock.now(self.practice_id)
-
     def payments(self) -> list[Payment]:
         found = (
             self.led.find(Payment, keyed_id(self.practice_id, "payment", a.key))
@@ -229,90 +127,93 @@ class OutcomesOnStripe(RuleBasedStateMachine):
         )
         return [p for p in found if p is not None]
 
-    def card(self, asked: Asked) -> Card | None:
+    def card(self, asked: om.Asked) -> Card | None:
         return self.led.find(Card, keyed_id(self.practice_id, "card", asked.key))
 
-    def answering(
-        self, answers: list[tuple[str, str]], reads: list[str], call: Callable[[], T]
-    ) -> T | PaymentsError:
-        """Run `call` with Stripe answering the next requests so; a refusal or a lost
-        answer is the PaymentsError the use case raised (anything else is a bug)."""
-        for target, fault in answers:
-            self.fake.fail_next(target, fault)
-        for fault in reads:
-            self.fake.fail_next("/v1/", fault, method="GET")
-        try:
-            answer = call()
-        except PaymentsError as error:
-            event(f"{getattr(call, '__name__', 'call')}: {type(error).__name__}")
-            return error
-        finally:
-            self.fake.faults.clear()
-        event(f"answered: {type(answer).__name__}")
-        return answer
+    def authorisations(self) -> list[om.Authorisation]:
+        return [self.seen(i) for i in self.fake.intents(self.account)]
 
-    def move(self, minutes: int) -> None:
-        """Time passes; the requests still on their way reach Stripe first (no call lasts
-        as long as an intent's settling time)."""
-        self.fake.deliver_late()
-        self.clock.move(minutes=minutes)
+    def authorisation(self, transaction_id: str) -> om.Authorisation | None:
+        intent = self.fake.objects.get(transaction_id)
+        return None if intent is None else self.seen(intent)
 
-    def minutes_to_cutoff(self) -> int:
-        practice_tz, cutoff = "America/New_York", parse_cutoff(CUTOFF)
-        day = batch_date_for(self.now(), practice_tz, cutoff)
-        closes = cutoff_instant(day, practice_tz, cutoff)
-        return int((closes - self.now()).total_seconds() // 60) + 1
-
-    # -- the office ----------------------------------------------------------------
-
-    @rule(
-        amount=st.integers(50, 40_000),
-        card=CARDS,
-        again=st.none() | st.integers(0, 20),
-        answers=ANSWERS,
-        reads=READS,
-    )
-    def collect(
-        self,
-        amount: int,
-        card: str,
-        again: int | None,
-        answers: list[tuple[str, str]],
-        reads: list[str],
-    ) -> None:
-        if again is not None and self.collects:
-            asked = self.collects[again % len(self.collects)]
-        else:
-            asked = Asked(f"collect-{len(self.collects)}", amount, card)
-            self.collects.append(asked)
-        assert asked.amount is not None
-        answer = self.answering(
-            answers,
-            reads,
-            lambda: collect_payment(
-                self.led,
-                practice_id=self.practice_id,
-                amount=asked.amount or 0,
-                method=Method.VIRTUAL_TERMINAL,
-                payment_method=asked.card,
-                actor=ACTOR,
-                key=asked.key,
-            ),
+    def seen(self, intent: dict[str, Any]) -> om.Authorisation:
+        pid, status = str(intent["id"]), intent["status"]
+        return om.Authorisation(
+            id=pid,
+            reference=(intent.get("metadata") or {}).get(REFERENCE),
+            captures=self.fake.captures[pid],
+            voids=self.fake.cancels[pid],
+            captured=status == "succeeded",
+            captured_amount=intent["amount_received"],
+            held=status == "requires_capture",
+            voided=status == "canceled",
         )
-        if isinstance(answer, Payment):
-            assert answer.amount.cents == asked.amount
-            if answer.status == Status.DECLINED and asked.card in (
-                "pm_card_visa",
-                "pm_card_mastercard",
-            ):
-                # a good card is declined only when its authorisation was cancelled at
-                # Stripe before the ledger heard of it
-                (intent,) = [
-                    i
-                    for i in self.fake.intents(self.account)
-                    if (i["metadata"] or {}).get(REFERENCE) == str(answer.id)
-                ]
-                assert intent["status"] == "canceled", intent["status"]
+
+    def refunds_made(self, auth: om.Authorisation) -> list[om.RefundMade]:
+        return [
+            om.RefundMade(
+                id=r["id"],
+                reference=UUID(r["metadata"][REFERENCE]),
+                amount=r["amount"],
+                failed=r["status"] == "failed",
+            )
+            for r in self.fake.refunds_of(auth.id)
+        ]
+
+    def collected(self, asked: om.Asked, payment: Payment) -> None:
+        if payment.status == Status.DECLINED and asked.card in (
+            "pm_card_visa",
+            "pm_card_mastercard",
+        ):
+            # a good card is declined only when its authorisation was cancelled at Stripe
+            # before the ledger heard of it
+            (intent,) = [
+                i
+                for i in self.fake.intents(self.account)
+                if (i["metadata"] or {}).get(REFERENCE) == str(payment.id)
+            ]
+            assert intent["status"] == "canceled", intent["status"]
+
+    def ticked(self, reads: list[str]) -> None:
+        """The webhooks recorded but not applied yet."""
+        self.answering([], reads, lambda: apply_pending_events(self.led))
+
+    def before_checks(self) -> None:
+        self.announce()
+        self.check_cards()
+
+    def each_final_pass(self) -> None:
+        self.announce()
+        for sent in self.outbox:
+            self.deliver(sent, [])
+        self.outbox.clear()
+
+    def after_final_passes(self) -> None:
+        """Stripe pays out the rest and sends what it has to."""
+        arrival = int((self.now() + timedelta(days=2)).timestamp())
+        self.fake.pay_out(self.account, arrival)
+        self.announce()
+        for sent in self.outbox:
+            self.deliver(sent, [])
+        apply_pending_events(self.led)
+
+    def final_checks(self) -> None:
+        for asked in self.cards:  # a removal whose answer was lost, sent again
+            card = self.card(asked)
+            if card is not None and card.is_forgetting:
+                remove_card(
+                    self.led,
+                    practice_id=self.practice_id,
+                    patient_id=self.patient_id,
+                    card_id=card.id,
+                    actor=om.ACTOR,
+                )
+                assert (self.card(asked) or card).forgetting == "done", card.id
+        self.check_cards()
+        self.check_deposits()
+
+    # -- cards on file -----------------------------------------------------------------
 
     @rule(card=KEPT, again=st.none() | st.integers(0, 5), answers=ANSWERS, reads=READS)
     def keep_a_card(
@@ -321,7 +222,7 @@ class OutcomesOnStripe(RuleBasedStateMachine):
         if again is not None and self.cards:
             asked = self.cards[again % len(self.cards)]
         else:
-            asked = Asked(f"card-{len(self.cards)}", None, card)
+            asked = om.Asked(f"card-{len(self.cards)}", None, card)
             self.cards.append(asked)
         self.answering(
             answers,
@@ -332,7 +233,7 @@ class OutcomesOnStripe(RuleBasedStateMachine):
                 patient_id=self.patient_id,
                 consent=CONSENT,
                 source="api",
-                actor=ACTOR,
+                actor=om.ACTOR,
                 payment_method=asked.card,
                 key=asked.key,
             ),
@@ -358,7 +259,7 @@ class OutcomesOnStripe(RuleBasedStateMachine):
             asked = self.kept_charges[again % len(self.kept_charges)]
         else:
             card = self.cards[index % len(self.cards)]
-            asked = Asked(f"kept-{len(self.kept_charges)}", amount, card.key)
+            asked = om.Asked(f"kept-{len(self.kept_charges)}", amount, card.key)
             self.kept_charges.append(asked)
         card_id = keyed_id(self.practice_id, "card", asked.card)
         answer = self.answering(
@@ -370,7 +271,7 @@ class OutcomesOnStripe(RuleBasedStateMachine):
                 patient_id=self.patient_id,
                 card_id=card_id,
                 amount=asked.amount or 0,
-                actor=ACTOR,
+                actor=om.ACTOR,
                 key=asked.key,
             ),
         )
@@ -389,80 +290,24 @@ class OutcomesOnStripe(RuleBasedStateMachine):
                 practice_id=self.practice_id,
                 patient_id=self.patient_id,
                 card_id=keyed_id(self.practice_id, "card", asked.key),
-                actor=ACTOR,
+                actor=om.ACTOR,
             ),
         )
 
-    @precondition(lambda self: self.collects)
-    @rule(
-        index=st.integers(0, 20),
-        share=st.sampled_from([None, 100, 60, 25, 1]),
-        again=st.none() | st.integers(0, 5),
-        answers=ANSWERS,
-        reads=READS,
-    )
-    def refund_action(
-        self,
-        index: int,
-        share: int | None,
-        again: int | None,
-        answers: list[tuple[str, str]],
-        reads: list[str],
-    ) -> None:
-        payments = self.payments()
-        if not payments:
-            return
-        settled = [p for p in payments if p.status == Status.SETTLED]
-        if settled and index % 3:  # mostly a settled one: refunds are where money goes back
-            payments = settled
-        payment = payments[index % len(payments)]
-        asked_before = self.refunds.setdefault(payment.id, [])
-        if again is not None and asked_before:
-            asked = asked_before[again % len(asked_before)]
-        else:
-            amount = None if share is None else max(1, payment.amount.cents * share // 100)
-            asked = Asked(f"refund-{len(asked_before)}", amount)
-            asked_before.append(asked)
-        self.answering(
-            answers,
-            reads,
-            lambda: refund_payment(
-                self.led,
-                practice_id=self.practice_id,
-                payment_id=payment.id,
-                amount=asked.amount,
-                actor=ACTOR,
-                key=asked.key,
-            ),
-        )
-
-    @rule(minutes=MOVES, answers=ANSWERS, reads=READS)
-    def time_passes(
-        self, minutes: int | None, answers: list[tuple[str, str]], reads: list[str]
-    ) -> None:
-        """The scheduler's tick after the clock moved: the batch close (it captures) and
-        the webhooks recorded but not applied yet."""
-        self.move(self.minutes_to_cutoff() if minutes is None else minutes)
-        self.answering(answers, reads, lambda: close_due_batches(self.led, self.practice_id))
-        self.answering([], reads, lambda: apply_pending_events(self.led))
-
-    @rule(answers=ANSWERS, reads=READS)
-    def reconciler_pass(self, answers: list[tuple[str, str]], reads: list[str]) -> None:
-        """A pass of the reconciler, the clock first moved past the oldest intent's settling
-        time when it is not over."""
-        rows = self.led.reads(open_intents, self.practice_id)
-        if rows:
-            oldest = min(datetime.fromisoformat(r["requested_at"]) for r in rows)
-            wait = oldest + SETTLE_AFTER - self.now()
-            if wait > timedelta(0):
-                self.move(int(wait.total_seconds() // 60) + 1)
-        self.answering(answers, reads, lambda: reconcile_due(self.led, self.practice_id))
+    def check_cards(self) -> None:
+        """Kept here: attached to the patient's Customer at Stripe; taken off: detached."""
+        for asked in self.cards:
+            card = self.card(asked)
+            if card is None or not card.token:
+                continue
+            method = self.fake.objects[card.token]
+            if card.state == "saved":
+                assert (method["customer"], method["_detached"]) == (card.customer, False)
+                assert self.fake.objects[card.customer or ""]["_account"] == self.account
+            if card.forgetting == "done":
+                assert method["customer"] is None, f"{card.id} taken off, still attached"
 
     # -- Stripe's side ---------------------------------------------------------------
-
-    @rule()
-    def requests_on_their_way_arrive(self) -> None:
-        self.fake.deliver_late()
 
     @rule(index=st.integers(0, 20))
     def an_authorisation_is_cancelled_at_stripe(self, index: int) -> None:
@@ -541,164 +386,6 @@ class OutcomesOnStripe(RuleBasedStateMachine):
             if o["object"] == "payout" and o["_account"] == self.account
         ]
 
-    # -- after every step ------------------------------------------------------------
-
-    @invariant()
-    def money_moves_once_and_as_recorded(self) -> None:
-        if self.ctx is None:
-            return
-        self.announce()
-        self.check_money(final=False)
-        self.check_cards()
-
-    def check_cards(self) -> None:
-        """Kept here: attached to the patient's Customer at Stripe; taken off: detached."""
-        for asked in self.cards:
-            card = self.card(asked)
-            if card is None or not card.token:
-                continue
-            method = self.fake.objects[card.token]
-            if card.state == "saved":
-                assert (method["customer"], method["_detached"]) == (card.customer, False)
-                assert self.fake.objects[card.customer or ""]["_account"] == self.account
-            if card.forgetting == "done":
-                assert method["customer"] is None, f"{card.id} taken off, still attached"
-
-    def check_money(self, *, final: bool) -> None:
-        """The fake's state against the ledger's (`final`: every outcome is recorded)."""
-        self.led.catch_up()
-        intents = self.fake.intents(self.account)
-        by_reference: dict[str, list[dict[str, Any]]] = {}
-        for intent in intents:
-            pid = str(intent["id"])
-            assert self.fake.captures[pid] <= 1, f"{pid} captured twice"
-            assert not (self.fake.captures[pid] and self.fake.cancels[pid]), (
-                f"{pid} both cancelled and captured"
-            )
-            reference = (intent.get("metadata") or {}).get(REFERENCE)
-            if reference:
-                by_reference.setdefault(reference, []).append(intent)
-        assert all(len(v) == 1 for v in by_reference.values()), "a payment authorised twice"
-
-        payments = {str(p.id): p for p in self.payments()}
-        for reference, (intent,) in by_reference.items():
-            payment = payments.get(reference)
-            status = intent["status"]
-            if payment is None:
-                assert status != "succeeded", f"{intent['id']} captured, not in the ledger"
-                if status == "requires_capture":  # an authorisation the ledger never recorded
-                    attempt = self.led.find(ChargeAttempt, attempt_id_of(UUID(reference)))
-                    assert attempt is not None, f"{intent['id']} authorised, never asked"
-                    assert not final and attempt.is_open, (
-                        f"{intent['id']} still held, its attempt {attempt.state}"
-                    )
-                continue
-            if status == "succeeded":
-                assert payment.status == Status.SETTLED or (
-                    not final and payment.status == Status.APPROVED and payment.capture_requested
-                ), f"{intent['id']} captured, the payment {payment.status}"
-                assert intent["amount_received"] == payment.amount.cents
-
-        for payment in payments.values():
-            intent = self.fake.objects.get(payment.transaction_id or "")
-            if payment.status in (Status.SETTLED, Status.VOIDED):
-                assert intent is not None
-                captured = intent["status"] == "succeeded"
-                assert captured == (payment.status == Status.SETTLED), (
-                    f"{payment.id} {payment.status}, its PaymentIntent {intent['status']}"
-                )
-            if payment.status == Status.VOIDED and payment.capture_failure is None:
-                assert intent is not None and intent["status"] == "canceled"
-            self.check_refunds(payment, intent, final=final)
-
-    def check_refunds(
-        self, payment: Payment, intent: dict[str, Any] | None, *, final: bool
-    ) -> None:
-        asked = {
-            e.refund_id: e.amount
-            for e in self.led.store.repository.event_store.get(payment.id)
-            if isinstance(e, Payment.RefundRequested)
-        }
-        at_stripe = self.fake.refunds_of(str(intent["id"])) if intent is not None else []
-        references = Counter((r["metadata"] or {}).get(REFERENCE) for r in at_stripe)
-        assert all(n == 1 for n in references.values()), f"{payment.id}: a refund made twice"
-        moved = 0
-        made: dict[UUID, dict[str, Any]] = {}
-        for refund in at_stripe:
-            refund_id = UUID(refund["metadata"][REFERENCE])
-            assert asked.get(refund_id) == refund["amount"], (
-                f"{payment.id}: Stripe refunded {refund['amount']} under {refund_id}, the "
-                f"ledger asked {asked.get(refund_id)}"
-            )
-            made[refund_id] = refund
-            if refund["status"] != "failed":
-                moved += refund["amount"]
-        if intent is not None:
-            assert moved <= intent["amount_received"], f"{payment.id}: refunded beyond capture"
-        for refund in payment.refunds:
-            there = made.get(refund.id)
-            assert there is not None, f"{payment.id}: refund {refund.id} recorded, not made"
-            assert (there["id"], there["amount"]) == (refund.processor_refund_id, refund.amount)
-            if final:
-                assert (there["status"] == "failed") == (refund.failed is not None), refund.id
-        for refund_id in payment.refused_refunds:
-            there = made.get(refund_id)
-            assert there is None or there["status"] == "failed", (
-                f"{payment.id}: refund {refund_id} recorded as refused, made at Stripe"
-            )
-        assert payment.refunded.cents <= payment.amount.cents
-
-    # -- the end of each example ---------------------------------------------------
-
-    def teardown(self) -> None:
-        try:
-            if self.ctx is not None and sys.exc_info()[0] is None:
-                self.everything_ends()
-        finally:
-            if self.ctx is not None:
-                self.ctx.store.close()
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def everything_ends(self) -> None:
-        """Stripe answers again; the scheduler's ticks and the reconciler run until every
-        intent has ended (a bounded number of passes), the batches close, Stripe pays out
-        the rest and sends what it has to: then the ledger and Stripe agree."""
-        self.fake.faults.clear()
-        for minutes in [16, 16, 60, 60, 120, 120, self.minutes_to_cutoff(), 16, 60, 120]:
-            self.move(minutes)
-            close_due_batches(self.led, self.practice_id)
-            reconcile_due(self.led, self.practice_id)
-            self.announce()
-            for sent in self.outbox:
-                self.deliver(sent, [])
-            self.outbox.clear()
-        arrival = int((self.now() + timedelta(days=2)).timestamp())
-        self.fake.pay_out(self.account, arrival)
-        self.announce()
-        for sent in self.outbox:
-            self.deliver(sent, [])
-        apply_pending_events(self.led)
-        self.led.catch_up()
-
-        left = self.led.reads(open_intents, self.practice_id)
-        assert left == [], f"intents still open: {left}"
-        for asked in self.cards:  # a removal whose answer was lost, sent again
-            card = self.card(asked)
-            if card is not None and card.is_forgetting:
-                remove_card(
-                    self.led,
-                    practice_id=self.practice_id,
-                    patient_id=self.patient_id,
-                    card_id=card.id,
-                    actor=ACTOR,
-                )
-                assert (self.card(asked) or card).forgetting == "done", card.id
-        self.check_cards()
-        for payment in self.payments():
-            assert payment.pending_refunds == {} and payment.pending_void is None, payment.id
-        self.check_money(final=True)
-        self.check_deposits()
-
     def check_deposits(self) -> None:
         """The deposits hold what Stripe's balance moved for the ledger's sales and
         refunds; each payout is the sum of the deposits it carried (and its other items)."""
@@ -745,15 +432,7 @@ class OutcomesOnStripe(RuleBasedStateMachine):
 
 
 def test_every_effect_on_stripe_ends_and_moves_money_as_recorded() -> None:
-    fake = FakeStripe(SECRET_KEY)
-    with Served(fake.app) as base:
-        fake.base_url = base
-
-        class Machine(OutcomesOnStripe):
-            pass
-
-        Machine.fake, Machine.base_url = fake, base
-        run(Machine, examples=EXAMPLES, steps=STEPS)
+    om.run_served(OutcomesOnStripe, FakeStripe(SECRET_KEY), EXAMPLES, STEPS)
 
 
 def served_machine() -> Any:
