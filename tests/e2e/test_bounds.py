@@ -118,7 +118,11 @@ def test_every_answer_of_a_working_day_keeps_the_declared_bounds_and_formats(
     for op in operations(api):
         if op.method != "GET" or not op.path.startswith("/v1"):
             continue
-        answer = document["paths"][op.path]["get"]["responses"]["200"].get("content", {})
+        responses = document["paths"][op.path]["get"]["responses"]
+        if "200" not in responses:  # a former address, redirected (its own test's)
+            assert [s for s in responses if s[0] in "23"] == ["308"], op.path
+            continue
+        answer = responses["200"].get("content", {})
         if "application/json" not in answer:
             continue  # a CSV or a stream
         schema = {**answer["application/json"]["schema"], "components": document["components"]}

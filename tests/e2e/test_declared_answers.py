@@ -42,6 +42,10 @@ def test_every_v1_operation_declares_its_answer_and_its_problems(api: Api) -> No
         checked += 1
         assert {"400", "401", "403"} <= set(responses), (method, path)
         success = [s for s in responses if s.startswith("2")]
+        if operation.get("deprecated") and not success:  # a former address: one redirect
+            assert [s for s in responses if s.startswith("3")] == ["308"], (method, path)
+            assert "Location" in responses["308"]["headers"], (method, path)
+            continue
         assert len(success) == 1, (method, path)
         if success[0] == "204" or path.endswith(".csv"):
             continue
