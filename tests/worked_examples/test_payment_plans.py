@@ -14,6 +14,7 @@ from typing import Any
 
 from tests.conftest import Api
 from tests.e2e.support import new_patient
+from tests.e2e.test_html_pages import browser
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -176,6 +177,16 @@ def test_a_declined_charge_is_tried_again_then_the_plan_is_past_due(api: Api) ->
         ("PaymentPlanPastDueNoticeSent", "system:payment-plan"),
     ]
     assert history[-1]["data"]["email"] == "ann@example.com"
+
+    # The plan on Ann's page says so.
+    web, _ = browser(api, "frontdesk@elm.example")
+    page = web.get(f"/payments/patients/{ann['id']}")
+    assert page.status_code == 200
+    said = re.search(rf'id="notice-{plan["id"]}">([^<]+)<', page.text)
+    assert said is not None, page.text
+    assert said.group(1).startswith(
+        "The patient was emailed that the plan is past due (ann@example.com, Mar 7, 2026"
+    ), said.group(1)
 
 
 def test_a_patient_with_no_email_is_not_notified_and_that_is_recorded(api: Api) -> None:
