@@ -8,12 +8,20 @@ the money protocol of every charge; the plan records how each one went:
   tried once more three days later (`RETRY_AFTER_DAYS`); when that fails too, the plan is
   `PastDue` (no more automatic charges; the office is told and decides);
 - `Cancelled` by staff (who and when), or when its card is removed: nothing more is charged.
+
+A plan past due is told to the patient by email, once (`PastDueNotice`): the notice is
+claimed before it is sent (`PastDueNoticeClaimed`, so two schedulers never send it twice),
+then recorded as sent (`PastDueNoticeSent`, to which address) or failed (retried with
+backoff, given up after `MAX_NOTICE_ATTEMPTS`); a patient with no email address on file, or
+a plan past due for longer than `NOTICE_WITHIN` when notices began, is recorded as not
+notified (`PastDueNoticeNotSent`, with why). The office sees the plan past due on the
+patient's page and in AR.
 """
 
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -31,6 +39,18 @@ MAX_EVERY = {"weeks": 52, "months": 12}
 MAX_CHARGES = 120
 #: the furthest ahead a plan may start
 MAX_START_AHEAD_DAYS = 366
+#: how long one attempt at the past-due notice holds it (another process waits this long)
+NOTICE_CLAIM_FOR = timedelta(minutes=2)
+#: attempts at sending the past-due notice before it is given up
+MAX_NOTICE_ATTEMPTS = 6
+#: a plan past due for longer than this when its notice comes up is not notified (news
+#: that old is the office's to give)
+NOTICE_WITHIN = timedelta(days=7)
+
+
+def notice_retry_delay(attempt: int) -> timedelta:
+    """1, 2, 4, 8, 16 minutes between attempts."""
+    return timedelta(minutes=2 ** (attempt - 1))
 
 
 class Unit(StrEnum):
@@ -127,6 +147,22 @@ class PlanFailure:
 
 
 @dataclass(frozen=True)
+class PastDueNotice:
+    """The email telling the patient that the plan is past due: pending (to send), sent,
+    failed (given up) or not_sent (nowhere to send it, or too late)."""
+
+    installment: int
+    past_due_at: datetime
+    status: str = "pending"
+    attempts: int = 0
+    claimed_until: datetime | None = None
+    retry_at: datetime | None = None
+    email: str | None = None
+    sent_at: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class DueCharge:
     installment: int
     attempt: int
@@ -148,6 +184,9 @@ class PaymentPlan(PracticeAggregate):
         ended_at: datetime | None
         ended_by: str | None
         end_reason: str | None
+
+    #: the past-due notice, once the plan is past due (plans made before notices: None)
+    notice: PastDueNotice | None = None
 
     class Created(PracticeAggregate.Created):
         patient_id: UUID
@@ -204,6 +243,62 @@ class PaymentPlan(PracticeAggregate):
         def apply(self, plan: PaymentPlan) -> None:
             plan.state = PlanState.PAST_DUE
             plan.end_reason = self.reason
+            plan.notice = PastDueNotice(self.installment, self.at)
+
+    class PastDueNoticeClaimed(PracticeAggregate.Event):
+        """An attempt at the past-due email begins; it holds the notice `until` then."""
+
+        installment: int
+        attempt: int
+        until: datetime
+
+        def apply(self, plan: PaymentPlan) -> None:
+            assert plan.notice is not None
+            plan.notice = replace(plan.notice, attempts=self.attempt, claimed_until=self.until)
+
+    class PastDueNoticeSent(PracticeAggregate.Event):
+        installment: int
+        email: str
+        message_id: str
+
+        def apply(self, plan: PaymentPlan) -> None:
+            assert plan.notice is not None
+            plan.notice = replace(
+                plan.notice,
+                status="sent",
+                email=self.email,
+                sent_at=self.at,
+                claimed_until=None,
+                retry_at=None,
+                reason=None,
+            )
+
+    class PastDueNoticeFailed(PracticeAggregate.Event):
+        """The email could not be handed over: tried again at `retry_at`, or given up."""
+
+        installment: int
+        email: str
+        error: str
+        retry_at: datetime | None
+
+        def apply(self, plan: PaymentPlan) -> None:
+            assert plan.notice is not None
+            plan.notice = replace(
+                plan.notice,
+                status="pending" if self.retry_at else "failed",
+                email=self.email,
+                claimed_until=None,
+                retry_at=self.retry_at,
+                reason=self.error,
+            )
+
+    class PastDueNoticeNotSent(PracticeAggregate.Event):
+        installment: int
+        reason: str
+
+        def apply(self, plan: PaymentPlan) -> None:
+            assert plan.notice is not None
+            plan.notice = replace(plan.notice, status="not_sent", reason=self.reason)
 
     class Cancelled(PracticeAggregate.Event):
         reason: str
@@ -327,6 +422,77 @@ class PaymentPlan(PracticeAggregate):
         if not reason.strip():
             raise InvalidValue("say why the plan is cancelled", field="reason")
         self.record(self.Cancelled, at=at, actor=actor, reason=reason.strip())
+
+    # -- the past-due notice -------------------------------------------------------------
+
+    def notice_due(self, now: datetime) -> bool:
+        """The past-due email is to be attempted now: pending, not held by a live attempt,
+        its retry time come."""
+        n = self.notice
+        return (
+            n is not None
+            and n.status == "pending"
+            and (n.claimed_until is None or n.claimed_until <= now)
+            and (n.retry_at is None or n.retry_at <= now)
+        )
+
+    def claim_notice(self, *, at: datetime, actor: str) -> int:
+        """Hold the past-due notice for one attempt (saved before the email is sent: of two
+        processes, one saves the claim, the other's save clashes); its attempt number."""
+        if not self.notice_due(at):
+            raise Conflict("the past-due notice of this plan is not due")
+        assert self.notice is not None
+        attempt = self.notice.attempts + 1
+        self.record(
+            self.PastDueNoticeClaimed,
+            at=at,
+            actor=actor,
+            installment=self.notice.installment,
+            attempt=attempt,
+            until=at + NOTICE_CLAIM_FOR,
+        )
+        return attempt
+
+    def record_notice_sent(self, *, email: str, message_id: str, at: datetime, actor: str) -> None:
+        assert self.notice is not None
+        if self.notice.status != "pending":
+            raise Conflict("the past-due notice of this plan was recorded already")
+        self.record(
+            self.PastDueNoticeSent,
+            at=at,
+            actor=actor,
+            installment=self.notice.installment,
+            email=email,
+            message_id=message_id,
+        )
+
+    def record_notice_failed(self, *, email: str, error: str, at: datetime, actor: str) -> None:
+        assert self.notice is not None
+        if self.notice.status != "pending":
+            raise Conflict("the past-due notice of this plan was recorded already")
+        attempt = self.notice.attempts
+        retry = at + notice_retry_delay(attempt) if attempt < MAX_NOTICE_ATTEMPTS else None
+        self.record(
+            self.PastDueNoticeFailed,
+            at=at,
+            actor=actor,
+            installment=self.notice.installment,
+            email=email,
+            error=error[:500],
+            retry_at=retry,
+        )
+
+    def record_notice_not_sent(self, *, reason: str, at: datetime, actor: str) -> None:
+        assert self.notice is not None
+        if self.notice.status != "pending":
+            raise Conflict("the past-due notice of this plan was recorded already")
+        self.record(
+            self.PastDueNoticeNotSent,
+            at=at,
+            actor=actor,
+            installment=self.notice.installment,
+            reason=reason,
+        )
 
     @property
     def is_live(self) -> bool:

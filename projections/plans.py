@@ -102,12 +102,14 @@ class Plans(Projection):
             last_failure TEXT,
             end_reason TEXT,
             created_at TEXT NOT NULL,
-            ended_at TEXT
+            ended_at TEXT,
+            notice TEXT
         )""",
         "CREATE INDEX IF NOT EXISTS payment_plans_by_patient ON payment_plans "
         "(practice_id, patient_id, created_at)",
         "CREATE INDEX IF NOT EXISTS payment_plans_due ON payment_plans (practice_id, next_due)",
         "CREATE INDEX IF NOT EXISTS payment_plans_by_card ON payment_plans (card_id)",
+        "CREATE INDEX IF NOT EXISTS payment_plans_notices ON payment_plans (practice_id, notice)",
     )
 
     @handles(Card.SaveRequested)
@@ -209,6 +211,26 @@ class Plans(Projection):
     @handles(PaymentPlan.PastDue)
     def plan_past_due(self, tx: Tx, e: PaymentPlan.PastDue, position: int) -> None:
         self._end(tx, e, PlanState.PAST_DUE, e.reason, None)
+        tx.execute(
+            "UPDATE payment_plans SET notice = 'pending' WHERE id = ?", (str(e.originator_id),)
+        )
+
+    @handles(PaymentPlan.PastDueNoticeSent)
+    def notice_sent(self, tx: Tx, e: PaymentPlan.PastDueNoticeSent, position: int) -> None:
+        self._notice(tx, e, "sent")
+
+    @handles(PaymentPlan.PastDueNoticeFailed)
+    def notice_failed(self, tx: Tx, e: PaymentPlan.PastDueNoticeFailed, position: int) -> None:
+        self._notice(tx, e, "pending" if e.retry_at else "failed")
+
+    @handles(PaymentPlan.PastDueNoticeNotSent)
+    def notice_not_sent(self, tx: Tx, e: PaymentPlan.PastDueNoticeNotSent, position: int) -> None:
+        self._notice(tx, e, "not_sent")
+
+    def _notice(self, tx: Tx, e: PaymentPlan.Event, status: str) -> None:
+        tx.execute(
+            "UPDATE payment_plans SET notice = ? WHERE id = ?", (status, str(e.originator_id))
+        )
 
     @handles(PaymentPlan.Cancelled)
     def plan_cancelled(self, tx: Tx, e: PaymentPlan.Cancelled, position: int) -> None:
@@ -274,6 +296,16 @@ def due_plans(db: Database, practice_id: UUID, today: date) -> list[UUID]:
         "SELECT id FROM payment_plans WHERE practice_id = ? AND next_due IS NOT NULL "
         "AND next_due <= ? ORDER BY next_due, id",
         (str(practice_id), today.isoformat()),
+    )
+    return [UUID(str(r["id"])) for r in rows]
+
+
+def past_due_notices(db: Database, practice_id: UUID) -> list[UUID]:
+    """The plans whose past-due email is still to send (or to try again)."""
+    rows = db.query(
+        "SELECT id FROM payment_plans WHERE practice_id = ? AND notice = 'pending' "
+        "ORDER BY created_at, id",
+        (str(practice_id),),
     )
     return [UUID(str(r["id"])) for r in rows]
 

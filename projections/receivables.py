@@ -106,7 +106,9 @@ class Receivables(Projection):
 
     name = "receivables"
     role = "work"
-    version = 3  # 2: live balances and PMS syncs; 3: lost disputes, last paid after voids
+    # 2: live balances and PMS syncs; 3: lost disputes, last paid after voids; 4: last paid
+    # after full refunds, and the PMS's date when it is a payment that no longer stands
+    version = 4
     tables = ("ar_patients", "ar_filters", "ar_zones", "ar_movements", "ar_syncs")
     ddl = (
         f"""CREATE TABLE IF NOT EXISTS ar_patients (
@@ -250,8 +252,7 @@ class Receivables(Projection):
         tx.execute(
             "UPDATE ar_patients SET has_balance = 1, snapshot = ?, on_payment_plan = ?, "
             "is_guarantor = ?, pms_last_payment_date = ?, balance_as_of = ?, "
-            "balance_source = ?, last_payment_date = CASE WHEN last_payment_date IS NULL OR "
-            "last_payment_date < COALESCE(?, '') THEN ? ELSE last_payment_date END WHERE id = ?",
+            "balance_source = ? WHERE id = ?",
             (
                 json.dumps(b, sort_keys=True),
                 int(b["on_payment_plan"]),
@@ -259,12 +260,11 @@ class Receivables(Projection):
                 b["last_payment_date"],
                 iso(as_of),
                 e.source,
-                b["last_payment_date"],
-                b["last_payment_date"],
                 str(e.originator_id),
             ),
         )
         refresh_live(tx, str(e.originator_id))
+        refresh_last_paid(tx, None, str(e.originator_id))
 
     @handles(Patient.Snoozed)
     def snoozed(self, tx: Tx, e: Patient.Snoozed, position: int) -> None:
@@ -316,8 +316,14 @@ class Receivables(Projection):
 
     @handles(Payment.Refunded)
     def refunded(self, tx: Tx, e: Payment.Refunded, position: int) -> None:
-        if tx.one("SELECT 1 AS x FROM ar_movements WHERE id = ?", (str(e.originator_id),)):
+        """Owed again; refunded in full, it is nobody's last payment any more."""
+        payment = tx.one(
+            "SELECT guarantor_id, patient_id FROM ar_movements WHERE id = ?",
+            (str(e.originator_id),),
+        )
+        if payment is not None:
             add_movement(tx, e, str(e.refund_id), -e.amount)
+            refresh_last_paid(tx, payment["patient_id"], payment["guarantor_id"])
 
     @handles(Payment.DisputeClosed)
     def dispute_closed(self, tx: Tx, e: Payment.DisputeClosed, position: int) -> None:
@@ -510,23 +516,46 @@ def add_movement(tx: Tx, e: Any, marker: str, amount: int) -> None:
 
 
 def refresh_last_paid(tx: Tx, patient_id: str | None, guarantor_id: str) -> None:
-    """ "Last paid" of the patient and of its guarantor after a payment stopped counting:
-    the latest of the PMS's date and the days of the payments that still stand (a
-    payment's own movement, without a void)."""
+    """ "Last paid" of the patient and of its guarantor: the latest of the PMS's date and
+    the days of the payments here that still stand. A payment stands unless it was voided
+    or refunded in full (a lost dispute leaves it: the patient did pay). The PMS's date
+    does not count when it is the day of a payment here that no longer stands, or of its
+    void or refund (the PMS's own entries for them, written back or posted by hand), and
+    no payment here that stands is of that day: the PMS's date is then about a payment
+    that was given back."""
     for row_id in {patient_id or guarantor_id, guarantor_id}:
         row = tx.one("SELECT pms_last_payment_date FROM ar_patients WHERE id = ?", (row_id,))
         if row is None:
             continue
-        standing = tx.one(
-            "SELECT MAX(m.day) AS day FROM ar_movements m WHERE (m.patient_id = ? OR "
-            "m.guarantor_id = ?) AND m.id = m.payment_id AND NOT EXISTS (SELECT 1 FROM "
-            "ar_movements v WHERE v.id = 'void:' || m.payment_id)",
+        moves = tx.execute(
+            "SELECT id, payment_id, amount, day FROM ar_movements WHERE patient_id = ? "
+            "UNION SELECT id, payment_id, amount, day FROM ar_movements WHERE guarantor_id = ?",
             (row_id, row_id),
         )
-        days = [d for d in (row["pms_last_payment_date"], standing and standing["day"]) if d]
+        by_payment: dict[str, list[Any]] = {}
+        for move in moves:
+            by_payment.setdefault(str(move["payment_id"]), []).append(move)
+        standing: set[str] = set()
+        given_back: set[str] = set()
+        for payment_id, its in by_payment.items():
+            own = [m for m in its if m["id"] == payment_id]
+            voided = any(str(m["id"]).startswith("void:") for m in its)
+            refunds = sum(
+                int(m["amount"])
+                for m in its
+                if m["id"] != payment_id and not str(m["id"]).startswith(("void:", "dispute:"))
+            )
+            if own and not voided and int(own[0]["amount"]) + refunds > 0:
+                standing |= {str(m["day"]) for m in own if m["day"]}
+            else:
+                given_back |= {str(m["day"]) for m in its if m["day"]}
+        pms = row["pms_last_payment_date"]
+        if pms in given_back and pms not in standing:
+            pms = None
+        latest = [d for d in (pms, max(standing) if standing else None) if d]
         tx.execute(
             "UPDATE ar_patients SET last_payment_date = ? WHERE id = ?",
-            (max(days) if days else None, row_id),
+            (max(latest) if latest else None, row_id),
         )
 
 

@@ -83,7 +83,7 @@ def run_due_work(ctx: Needs, practice_id: UUID | None = None) -> DueWork:
 
 
 def practice_due_work(ctx: Needs, pid: UUID) -> DueWork:
-    return DueWork(
+    work = DueWork(
         batches_closed=len(close_due_batches(ctx, pid)),
         deposits_paid=pay_due_deposits(ctx, pid),
         requests_expired=expire_due(ctx, pid),
@@ -94,6 +94,11 @@ def practice_due_work(ctx: Needs, pid: UUID) -> DueWork:
         intents_reconciled=reconcile_due(ctx, pid),
         plan_charges=plans.charge_due_plans(ctx, pid),
     )
+    # after the charges: a plan that went past due just now is told at once
+    notices = plans.notify_past_due(ctx, pid)
+    if notices:
+        log.info("practice %s: %d past-due notices of payment plans sent", pid, notices)
+    return work
 
 
 def describe(error: BaseException) -> str:

@@ -7,7 +7,13 @@ is called once outside any retry under the payment's id (derived from the plan, 
 charge's number and the try), and the outcome is recorded: approved or declined, saved
 with the plan's `Charged` or `ChargeFailed` in one transaction. A lost answer leaves the
 attempt open: the next run asks again under the same reference, which the processor
-answers once (the reconciler reads it back meanwhile, as for any charge)."""
+answers once (the reconciler reads it back meanwhile, as for any charge).
+
+A plan that goes past due is told to its patient by email (`notify_past_due`, part of the
+due work too): the notice is claimed and the claim saved first (two schedulers never both
+send it), the email handed to the messaging port once, and its outcome recorded on the
+plan (sent, to which address; or failed, tried again later). Replaying or retrying sends
+nothing again: a notice recorded as sent is never due."""
 
 from __future__ import annotations
 
@@ -18,16 +24,18 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from adapters.messaging.email import Email, SendFailed
 from adapters.processor.port import OutcomeUnknown
 from domain.cards import Card
 from domain.charges import AuthorisationReleased
 from domain.errors import InvalidValue, PaymentsError
-from domain.money import Money
+from domain.money import Money, format_dollars
+from domain.patients import Patient
 from domain.payments import Method, Payment, Status
-from domain.plans import DueCharge, PaymentPlan, Schedule, Unit, plan_charge_id
+from domain.plans import NOTICE_WITHIN, DueCharge, PaymentPlan, Schedule, Unit, plan_charge_id
 from domain.practices import Practice
 from domain.schedule import local_date
-from projections.plans import due_plans
+from projections.plans import due_plans, past_due_notices
 from services.app import cards, payments
 from services.app.practices import keyed_id
 
@@ -203,3 +211,91 @@ def record_failure(
         ctx.save(plan)
     except IntegrityError:
         log.info("plan %s charge %s recorded by another process", plan.id, due.installment)
+
+
+# -- the past-due notice -------------------------------------------------------------
+
+
+def notify_past_due(ctx: Needs, practice_id: UUID) -> int:
+    """Email the patient of every plan that went past due and was not told yet; the number
+    of notices sent."""
+    sent = 0
+    for plan_id in ctx.reads(past_due_notices, practice_id):
+        sent += notify_once(ctx, practice_id, plan_id)
+    return sent
+
+
+def notify_once(ctx: Needs, practice_id: UUID, plan_id: UUID) -> bool:
+    """Claim, send and record one plan's past-due notice; True when it was sent."""
+    plan = ctx.get(PaymentPlan, plan_id, practice_id)
+    now = ctx.clock.now(practice_id)
+    if not plan.notice_due(now):
+        return False
+    assert plan.notice is not None
+    patient = ctx.get(Patient, plan.patient_id, practice_id)
+    why_not = (
+        "the patient has no email address on file"
+        if not patient.email
+        else "the plan was past due for more than a week before notices were sent"
+        if now - plan.notice.past_due_at > NOTICE_WITHIN
+        else None
+    )
+    if why_not is not None:
+        plan.record_notice_not_sent(reason=why_not, at=now, actor=SCHEDULER)
+        try:
+            ctx.save(plan)
+        except IntegrityError:
+            log.info("plan %s past-due notice recorded by another process", plan.id)
+        return False
+    plan.claim_notice(at=now, actor=SCHEDULER)
+    try:
+        ctx.save(plan)
+    except IntegrityError:
+        return False  # another process claimed it
+    practice = ctx.get(Practice, practice_id, practice_id)
+    email = patient.email or ""
+    try:
+        message_id = ctx.email.send(past_due_email(practice, patient, plan, email))
+    except SendFailed as failure:
+        log.warning("plan %s past-due notice not sent: %s", plan.id, failure)
+        record_notice(ctx, plan, email, None, str(failure))
+        return False
+    record_notice(ctx, plan, email, message_id, None)
+    return True
+
+
+def record_notice(
+    ctx: Needs, plan: PaymentPlan, email: str, message_id: str | None, error: str | None
+) -> None:
+    def decide(fresh: PaymentPlan) -> None:
+        at = ctx.clock.now(fresh.practice_id)
+        if message_id is not None:
+            fresh.record_notice_sent(email=email, message_id=message_id, at=at, actor=SCHEDULER)
+        else:
+            fresh.record_notice_failed(
+                email=email, error=error or "not sent", at=at, actor=SCHEDULER
+            )
+
+    ctx.change(PaymentPlan, plan.id, plan.practice_id, decide)
+
+
+def past_due_email(practice: Practice, patient: Patient, plan: PaymentPlan, to: str) -> Email:
+    """The patient's notice: which charge, why, what is paid and left; nothing clinical and
+    no card number beyond what the office says by phone."""
+    assert plan.notice is not None
+    number = plan.notice.installment
+    failures = [f for f in plan.failures if f.installment == number]
+    reason = failures[-1].reason if failures else "declined"
+    due_on = plan.schedule.due_on(number)
+    left = plan.schedule.total - plan.paid
+    subject = f"{practice.name}: your payment plan is past due"
+    body = (
+        f"Dear {patient.first_name},\n\n"
+        f"The {format_dollars(plan.schedule.amount_of(number))} charge of your payment plan "
+        f"with {practice.name}, due {due_on:%B} {due_on.day}, {due_on.year}, was declined twice "
+        f"({reason}). No more charges will be made to your card for this plan.\n\n"
+        f"Paid so far: {format_dollars(plan.paid)} of {format_dollars(plan.schedule.total)}; "
+        f"{format_dollars(left)} is left to pay.\n\n"
+        f"Please call {practice.name} to update your card or to arrange the rest."
+    )
+    return Email(to, subject, body, practice.id)

@@ -4,9 +4,12 @@ same words, for the patient to keep or the office to print."""
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fpdf import FPDF
+
+from services.web import render
 
 
 def latin(text: str) -> str:
@@ -39,3 +42,42 @@ def receipt_pdf(title: str, practice: str, facts: Sequence[tuple[str, str]], foo
     pdf.set_text_color(90, 100, 115)
     pdf.multi_cell(0, 5, latin(footer), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def payment_receipt_pdf(
+    receipt: Mapping[str, Any], refund_id: str | None, timezone: str
+) -> tuple[bytes, str] | None:
+    """The PDF of a payment's receipt (the receipt answer, services/http/representations.py
+    `receipt_out`), or of one of its refunds (`refund_id`), with its file name; None when
+    the payment has no such refund. The dashboard's download and the API's answer both."""
+    refund = next((r for r in receipt["refunds"] if r["refund_id"] == refund_id), None)
+    if refund_id and refund is None:
+        return None
+    local = render.LocalTime(timezone)
+    part = refund or receipt
+    facts = [
+        ("Completed", local.datetime(part["completed_at"])),
+        ("Amount", render.money(part["amount"])),
+        ("Confirmation", str(part["confirmation"]).capitalize()),
+    ]
+    if refund is None and receipt["decline_reason"] and receipt["confirmation"] == "declined":
+        facts.append(("Reason", receipt["decline_reason"]))
+    why, note = (
+        (refund["reason"], refund["note"])
+        if refund
+        else (receipt["void_reason"], receipt["void_note"])
+    )
+    if why:
+        facts.append(("Reason", render.label(why) + (f": {note}" if note else "")))
+    facts += [
+        ("Transaction id", part["transaction_id"] or "none (no money moved)"),
+        ("Card", f"{receipt['card']['brand'].capitalize()} ending {receipt['card']['last4']}"),
+    ]
+    title = "Refund receipt" if refund else "Receipt"
+    pdf = receipt_pdf(title, receipt["practice_name"], facts, "Thank you.")
+    return pdf, f"receipt-{(refund_id or receipt['payment_id'])[:8]}.pdf"
+
+
+def pdf_headers(name: str) -> dict[str, str]:
+    """A receipt's PDF is a download, never kept by a cache (it names a patient's payment)."""
+    return {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -114,11 +115,36 @@ def field_error(context: Context, name: str) -> Markup:
     return Markup('<p class="field-error" id="{}">{}</p>').format(error_id(name), escape(message))
 
 
+#: a PMS note's reference to one of our entries, e.g. "[ref:0fedd89d-d3f3-...]"
+NOTE_REFERENCE = re.compile(r"\[ref:([0-9a-fA-F-]{8,36})\]")
+
+
+def short_references(note: str | None) -> Markup:
+    """A PMS note as the office reads it: each `[ref:<id>]` shown by the first 8 characters
+    of its id (#0fedd89d; two in a row joined by a dot), the whole reference kept in its
+    title, the note's first letter capitalised."""
+    text = str(note or "")
+    text = text[:1].upper() + text[1:]
+    out, last = [], 0
+    for found in NOTE_REFERENCE.finditer(text):
+        between = text[last : found.start()]
+        out.append(Markup(" · ") if last and not between.strip() else escape(between))
+        out.append(
+            Markup('<span class="ref" title="{}">#{}</span>').format(
+                found.group(0), found.group(1)[:8]
+            )
+        )
+        last = found.end()
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
+
+
 env.globals["invalid"] = invalid
 env.globals["field_error"] = field_error
 env.filters["money"] = money
 env.filters["label"] = label
 env.filters["cents_input"] = cents_input
+env.filters["short_references"] = short_references
 
 
 def page(

@@ -37,6 +37,16 @@ def test_the_queue_lists_what_waits_and_marks_ticked_entries_with_their_referenc
     ]
     shots(browse, "queue", fits_phone="#queue-form")
 
+    # The note reads short: our reference by its first 8 characters, the whole of it in
+    # the title (and on the entry's Details page).
+    note = browse.page.locator(f"#queue tr[data-id='{waiting[0]['id']}'] .note")
+    text = note.inner_text()
+    assert "[ref:" not in text and f"#{waiting[0]['payment_id'][:8]}" in text, text
+    assert len(text) < len(waiting[0]["enter_payment"]["note"])
+    assert waiting[0]["enter_payment"]["note"] in (note.get_attribute("title") or "")
+    ref = note.locator(".ref").first
+    assert ref.get_attribute("title") == f"[ref:{waiting[0]['payment_id']}]"
+
     first, second = waiting[0], waiting[1]
     browse.page.check(f"#pick-{first['id']}")
     browse.page.check(f"#pick-{second['id']}")

@@ -254,8 +254,50 @@ def test_the_tab_reads_at_tablet_width(browse: Browse) -> None:
     assert browse.page.locator("#filter-library").is_visible()
     assert browse.page.locator("#bulk-send-button").is_visible()
     width = browse.page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 768, "the page itself does not scroll sideways (the table may)"
+    assert width <= 768, "the page itself does not scroll sideways"
     browse.shot("tablet", full=True)
+
+    # The list fits its box: no column is hidden past its right edge. The secondary
+    # columns (last paid, last request, snooze, contact) read on a line under the name.
+    box = browse.page.eval_on_selector(
+        "#ar-table",
+        "t => [t.closest('.table-wrap').scrollWidth, t.closest('.table-wrap').clientWidth]",
+    )
+    assert box[0] <= box[1] + 1, f"the AR list scrolls inside its box: {box}"
+    first = rows(browse).first
+    assert not first.locator("td.last-request").is_visible()
+    assert not first.locator("td.contact").is_visible()
+    details = first.locator(".ar-more")
+    assert details.is_visible()
+    text = details.inner_text()
+    assert "Last paid" in text and "Last request" in text and "Contact" in text
+
+    # On a desktop the columns are back, the line is gone, and the list fits too.
+    browse.page.set_viewport_size({"width": 1280, "height": 800})
+    assert first.locator("td.last-request").is_visible()
+    assert not details.is_visible()
+    box = browse.page.eval_on_selector(
+        "#ar-table",
+        "t => [t.closest('.table-wrap').scrollWidth, t.closest('.table-wrap').clientWidth]",
+    )
+    assert box[0] <= box[1] + 1, f"the AR list scrolls inside its box at 1280: {box}"
+
+
+def test_stacked_rows_on_a_phone_are_labelled_with_the_column_names_alone(
+    browse: Browse,
+) -> None:
+    browse.sign_in()
+    browse.page.set_viewport_size({"width": 390, "height": 844})
+    browse.go("/payments/ar")
+    first = rows(browse).first
+    labels = [
+        first.locator("td").nth(i).get_attribute("data-label")
+        for i in range(first.locator("td").count())
+    ]
+    # the words of a header's filter (its fields and help) are not part of the label
+    assert labels[1:5] == ["Patient", "Balance", "0-30", "31-60"], labels
+    assert "Last request" in labels and "Contact" in labels
+    assert not any("filter" in (label or "").lower() for label in labels), labels
 
 
 def test_the_pms_is_synced_from_the_page(browse: Browse) -> None:

@@ -1,5 +1,6 @@
 """Every dashboard page on a phone (390x844) and a tablet (768x1024): none scrolls sideways,
-the tabs and Collect payment stay within reach. The pages are listed from the web app's own
+no table scrolls sideways inside its box either (its columns fit, or drop to a details
+line), the tabs and Collect payment stay within reach. The pages are listed from the web app's own
 routes, so a page added later is checked too (one whose path takes an id must be given one
 below, or the test says which is missing)."""
 
@@ -114,6 +115,25 @@ def overflow(page: Any) -> list[str]:
     return found
 
 
+def tables_scrolling(page: Any) -> list[str]:
+    """The tables whose box scrolls sideways (columns hidden past its right edge), named,
+    with the cells that reach past it."""
+    found: list[str] = page.evaluate(
+        r"""() => [...document.querySelectorAll('.table-wrap')]
+          .filter(w => w.checkVisibility() && w.scrollWidth > w.clientWidth + 1)
+          .map(w => {
+            const edge = w.getBoundingClientRect().right;
+            const cells = [...w.querySelectorAll('tbody td, tbody th')]
+              .filter(c => c.checkVisibility() && c.getBoundingClientRect().right > edge + 1)
+              .slice(0, 3).map(c => c.className || c.dataset.label || c.tagName);
+            const table = w.querySelector('table');
+            return 'table#' + (table ? table.id : '?') + ' is ' + w.scrollWidth +
+              'px wide in a ' + w.clientWidth + 'px box; past it: ' + cells.join(', ');
+          })"""
+    )
+    return found
+
+
 def fits(browse: Browse, path: str, size: dict[str, int], shot: str) -> str | None:
     browse.page.set_viewport_size(size)
     answer = browse.go(path)
@@ -123,6 +143,9 @@ def fits(browse: Browse, path: str, size: dict[str, int], shot: str) -> str | No
     browse.shot(f"{shot}-{size['width']}", full=True)
     if width > size["width"]:
         return f"{path} at {size['width']}px is {width}px wide: {overflow(browse.page)}"
+    scrolling = tables_scrolling(browse.page)
+    if scrolling and size is not DESKTOP:
+        return f"{path} at {size['width']}px: " + "; ".join(scrolling)
     return None
 
 

@@ -70,6 +70,7 @@ BEYOND_THE_SCHEMA: list[tuple[str, str, str]] = [
     ("invalid-cursor", r"^cursor is not one this API returned", "a cursor is opaque and signed"),
     ("invalid-value", r"^from \(.+\) is after to \(", "a range's ends compared with each other"),
     ("invalid-value", r"(?i)^the two .* differ", "two fields that must be equal"),
+    ("invalid-value", r"^the phone number and its confirmation differ", "two equal numbers"),
     ("invalid-value", r"^A confirmation is required", "a field needed with another one"),
     ("invalid-value", r"is not a patient of this practice$", "an id that must name a patient"),
     ("invalid-value", r"^the test clock ", "the sandbox clock: forward, < 10 years"),

@@ -3,13 +3,20 @@ and what a cancelled or completed plan charges (nothing)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 import pytest
 
 from domain.errors import Conflict, InvalidValue
-from domain.plans import PaymentPlan, PlanState, Schedule, Unit, plan_lines
+from domain.plans import (
+    MAX_NOTICE_ATTEMPTS,
+    PaymentPlan,
+    PlanState,
+    Schedule,
+    Unit,
+    plan_lines,
+)
 
 AT = datetime(2026, 3, 4, 15, tzinfo=UTC)
 TODAY = date(2026, 3, 4)
@@ -95,3 +102,61 @@ def test_a_plan_completes_at_its_total_and_a_cancelled_one_charges_nothing() -> 
     q.cancel(reason="paid in cash", at=AT, actor="user:1")
     assert q.due(date(2027, 1, 1)) is None
     assert (q.ended_by, q.end_reason) == ("user:1", "paid in cash")
+
+
+def past_due(p: PaymentPlan) -> PaymentPlan:
+    for day in (TODAY, date(2026, 3, 7)):
+        due = p.due(day)
+        assert due is not None
+        p.record_failed(
+            due=due, payment_id=None, reason="card declined", today=day, at=AT, actor="s"
+        )
+    assert p.state == PlanState.PAST_DUE
+    return p
+
+
+def test_a_plan_past_due_has_one_notice_to_send_claimed_before_it_is_sent() -> None:
+    p = plan()
+    assert p.notice is None and not p.notice_due(AT)
+    past_due(p)
+    assert p.notice is not None and p.notice.installment == 1 and p.notice_due(AT)
+
+    assert p.claim_notice(at=AT, actor="s") == 1
+    # held by the attempt: a second claim meanwhile is refused, after the hold it is not
+    assert not p.notice_due(AT + timedelta(minutes=1))
+    with pytest.raises(Conflict):
+        p.claim_notice(at=AT + timedelta(minutes=1), actor="s")
+    assert p.notice_due(AT + timedelta(minutes=2))
+
+    p.record_notice_sent(email="ann@example.com", message_id="m1", at=AT, actor="s")
+    assert (p.notice.status, p.notice.email) == ("sent", "ann@example.com")
+    assert not p.notice_due(AT + timedelta(days=30))
+    with pytest.raises(Conflict):
+        p.record_notice_sent(email="ann@example.com", message_id="m2", at=AT, actor="s")
+
+
+def test_a_notice_that_fails_is_tried_again_with_backoff_then_given_up() -> None:
+    p = past_due(plan())
+    at = AT
+    for attempt in range(1, MAX_NOTICE_ATTEMPTS + 1):
+        assert p.notice_due(at)
+        assert p.claim_notice(at=at, actor="s") == attempt
+        p.record_notice_failed(email="ann@example.com", error="refused", at=at, actor="s")
+        assert p.notice is not None
+        if attempt < MAX_NOTICE_ATTEMPTS:
+            assert not p.notice_due(at) and p.notice.retry_at == at + timedelta(
+                minutes=2 ** (attempt - 1)
+            )
+            at = p.notice.retry_at
+    assert p.notice is not None and p.notice.status == "failed"
+    assert not p.notice_due(at + timedelta(days=1))
+
+
+def test_a_notice_with_nowhere_to_go_is_recorded_as_not_sent() -> None:
+    p = past_due(plan())
+    p.record_notice_not_sent(reason="no email address", at=AT, actor="s")
+    assert p.notice is not None and (p.notice.status, p.notice.reason) == (
+        "not_sent",
+        "no email address",
+    )
+    assert not p.notice_due(AT)

@@ -29,7 +29,13 @@ from services.app.receivables import (
 from tests.usecases.conftest import ADMIN, APPROVED, DECLINED, Office
 
 
-def owes(office: Office, patient: Patient, current: int = 0, over_90: int = 0) -> None:
+def owes(
+    office: Office,
+    patient: Patient,
+    current: int = 0,
+    over_90: int = 0,
+    last_paid: date | None = date(2026, 2, 10),
+) -> None:
     """The PMS's balance of the patient, as `PUT /v1/patients/{id}/balance` records it."""
     values: dict[str, Any] = {
         "total": current + over_90,
@@ -40,7 +46,7 @@ def owes(office: Office, patient: Patient, current: int = 0, over_90: int = 0) -
         "insurance_estimate": 0,
         "on_payment_plan": False,
         "is_guarantor": True,
-        "last_payment_date": date(2026, 2, 10),
+        "last_payment_date": last_paid,
     }
     record_balance(
         office.ledger,
@@ -112,6 +118,53 @@ def test_a_voided_payment_is_owed_again_and_is_nobodys_last_payment(office: Offi
         0,
         "2026-02-10",
     )
+
+
+def test_a_payment_refunded_in_full_is_nobodys_last_payment(office: Office) -> None:
+    rosa = office.patient()
+    owes(office, rosa, current=30000)
+    office.clock.move(hours=1)
+    part, whole = paid_by(office, rosa, 5000), paid_by(office, rosa, 12000)
+    office.advance(days=1)  # the batch closed: a refund now, not a void
+    assert rows(office)[rosa.id]["last_payment_date"] == "2026-03-04"
+
+    office.refund(whole.id)
+    assert rows(office)[rosa.id]["last_payment_date"] == "2026-03-04"  # $50.00 still stands
+    office.refund(part.id, 2000)
+    assert rows(office)[rosa.id]["last_payment_date"] == "2026-03-04"  # $30.00 of it stands
+    office.refund(part.id)
+    row = rows(office)[rosa.id]
+    assert (row["total"], row["last_payment_date"]) == (30000, "2026-02-10")
+
+
+def test_the_pms_date_of_a_payment_given_back_after_a_sync_is_not_last_paid(
+    office: Office,
+) -> None:
+    """The PMS counted the payment (posted, then synced: its own last payment date is the
+    payment's day); the payment is then refunded in full, and the refund posted and synced
+    too (the PMS's date may be the payment's or its negative entry's day). Neither is a
+    payment that stands; the family's payment before it is not known here."""
+    rosa = office.patient()
+    owes(office, rosa, current=30000)
+    office.clock.move(hours=1)
+    payment = paid_by(office, rosa, 12000)
+    office.associate(payment.id)
+    office.clock.move(hours=1)
+    owes(office, rosa, current=18000, last_paid=date(2026, 3, 4))  # the PMS's sync
+    assert rows(office)[rosa.id]["last_payment_date"] == "2026-03-04"
+
+    office.advance(days=1)
+    office.refund(payment.id)
+    assert rows(office)[rosa.id]["last_payment_date"] is None  # not the PMS's 2026-03-04
+
+    owes(office, rosa, current=30000, last_paid=date(2026, 3, 5))  # the refund's entry's day
+    assert rows(office)[rosa.id]["last_payment_date"] is None
+    owes(office, rosa, current=30000, last_paid=date(2026, 3, 4))
+    assert rows(office)[rosa.id]["last_payment_date"] is None
+
+    # A payment the PMS has of another day (cash at the desk) is its date again.
+    owes(office, rosa, current=25000, last_paid=date(2026, 3, 6))
+    assert rows(office)[rosa.id]["last_payment_date"] == "2026-03-06"
 
 
 def test_a_lost_dispute_is_owed_again(office: Office) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import Api, PinnedClock
 from tests.e2e.support import new_patient
+from tests.e2e.test_html_pages import browser
 from tests.fakes.stripe import FakeStripe
 from tests.stripe_fixtures import served_fake_stripe, stripe_api  # noqa: F401 - a fixture
 
@@ -186,11 +187,63 @@ def a_declined_charge_is_tried_again_then_the_plan_is_past_due(api: Api) -> None
     assert "declined twice" in plan["end_reason"]
     assert plan["next_charge_on"] is None
 
-    # A past-due plan charges nothing more by itself; both declines are in Transactions.
+    # Ann is told by email, once, in words: which charge, why, what is left.
+    notices = past_due_notices(api)
+    assert [(m["recipient"], m["subject"]) for m in notices] == [
+        ("ann@example.com", "Elm Dental: your payment plan is past due")
+    ]
+    assert (
+        "The $100.00 charge of your payment plan with Elm Dental, due March 4, 2026"
+        in (notices[0]["body"])
+    )
+    assert "declined twice (card declined)" in notices[0]["body"]
+    assert "$300.00 is left to pay" in notices[0]["body"]
+
+    # A past-due plan charges nothing more by itself; both declines are in Transactions;
+    # the due work running again (and again) sends no second notice.
     api.advance(60 * DAY)
     declined = plan_payments(api)
     assert [t["status"] for t in declined] == ["declined", "declined"]
     assert plan_of(api, plan["id"])["paid"] == 0
+    assert len(past_due_notices(api)) == 1
+
+    history = api.get(f"/v1/history/{plan['id']}").json()["items"]
+    assert [(e["type"], e["actor"]) for e in history][-3:] == [
+        ("PaymentPlanPastDue", "system:payment-plan"),
+        ("PaymentPlanPastDueNoticeClaimed", "system:payment-plan"),
+        ("PaymentPlanPastDueNoticeSent", "system:payment-plan"),
+    ]
+    assert history[-1]["data"]["email"] == "ann@example.com"
+
+    # The plan on Ann's page says so.
+    web, _ = browser(api, "frontdesk@elm.example")
+    page = web.get(f"/payments/patients/{ann['id']}")
+    assert page.status_code == 200
+    said = re.search(rf'id="notice-{plan["id"]}">([^<]+)<', page.text)
+    assert said is not None, page.text
+    assert said.group(1).startswith(
+        "The patient was emailed that the plan is past due (ann@example.com, Mar 7, 2026"
+    ), said.group(1)
+
+
+def test_a_patient_with_no_email_is_not_notified_and_that_is_recorded(api: Api) -> None:
+    bo = new_patient(api, "7", first_name="Bo", email=None)
+    card = keep_card(api, bo["id"], "4000000000000002")
+    plan = monthly_plan(api, bo["id"], card["id"])
+    api.advance(HOUR)
+    api.advance(3 * DAY)
+    assert plan_of(api, plan["id"])["state"] == "past_due"
+    assert past_due_notices(api) == []
+    last = api.get(f"/v1/history/{plan['id']}").json()["items"][-1]
+    assert (last["type"], last["data"]["reason"]) == (
+        "PaymentPlanPastDueNoticeNotSent",
+        "the patient has no email address on file",
+    )
+
+
+def past_due_notices(api: Api) -> list[dict[str, Any]]:
+    every = api.get("/v1/sandbox/mailbox").json()["items"]
+    return [m for m in every if "payment plan is past due" in (m["subject"] or "")]
 
 
 def test_a_cancelled_plan_charges_nothing_more(api: Api) -> None:

@@ -190,3 +190,35 @@ def test_bad_filters_are_explained(api: Api) -> None:
     assert api.get("/v1/ar/patients", params={"sort": "password"}).status_code == 422
     empty = api.get("/v1/ar/patients", params={"min_total": 500, "max_total": 100})
     assert empty.status_code == 422 and "empty" in empty.json()["detail"]
+
+
+def last_paid(api: Api, patient_id: str) -> Any:
+    response = api.get("/v1/ar/patients", params={"q": "Lopez"})
+    assert response.status_code == 200, response.text
+    return next(r for r in response.json()["items"] if r["id"] == patient_id)["last_payment_date"]
+
+
+def test_last_paid_is_not_a_payment_given_back_after_the_pms_counted_it(api: Api) -> None:
+    # Ana Lopez last paid on 10 February, the PMS says; she owes $300.00.
+    ana = patient(api, "1", "Ana Lopez")
+    balance(api, ana, current=30000, last_payment_date="2026-02-10")
+    assert last_paid(api, ana) == "2026-02-10"
+
+    # 10:00 - she pays $120.00 at the desk; it is posted to the PMS by hand, and the next
+    # sync has the PMS's own last payment date: today.
+    payment = api.pay(12000, patient_id=ana).json()
+    posted = api.post(f"/v1/payments/{payment['id']}/associate", {"source": "manual"})
+    assert posted.status_code == 200, posted.text
+    api.advance(3600)
+    balance(api, ana, current=18000, last_payment_date="2026-03-04")
+    assert last_paid(api, ana) == "2026-03-04"
+
+    # The next day the whole $120.00 is refunded: it is nobody's last payment, and the
+    # PMS's date of it no longer counts, before the next sync and after it (which dates
+    # the refund's negative entry today).
+    api.advance(24 * 3600)
+    refund = api.post(f"/v1/payments/{payment['id']}/refund").json()
+    assert (refund["kind"], refund["amount"]) == ("refund", 12000)
+    assert last_paid(api, ana) is None
+    balance(api, ana, current=30000, last_payment_date="2026-03-05")
+    assert last_paid(api, ana) is None

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import Response
 
 from adapters.idempotency_keys import key_is_new
 from adapters.processor.port import CardInput
-from domain.errors import InvalidValue
+from domain.errors import InvalidValue, NotFound
 from domain.payments import AssociationSource, Method, Payment
 from domain.practices import Practice
 from services.app import payments as uc
@@ -16,6 +17,7 @@ from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.representations import ledger_entry_out, payment_out, receipt_out
 from services.http.schemas import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
+from services.web.receipt_pdf import payment_receipt_pdf, pdf_headers
 from services.workers.writeback import writes_back_automatically
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
@@ -108,6 +110,44 @@ def refund(
 )
 def receipt(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
     return receipt_out(ctx, ctx.get(Payment, payment_id, practice_of(caller)))
+
+
+PDF_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The receipt as a one-page PDF (Letter), a download",
+        "content": {
+            "application/pdf": {
+                # one uncompressed page of text: a few kilobytes, never a megabyte
+                "schema": {"type": "string", "format": "binary", "maxLength": 1_048_576}
+            }
+        },
+    }
+}
+
+
+@router.get(
+    "/{payment_id}/receipt.pdf",
+    response_class=Response,
+    responses={**PDF_ANSWER, **problems(404)},
+    summary="The payment's receipt (or one refund's) as a PDF to keep or print",
+)
+def receipt_pdf(
+    payment_id: Id,
+    caller: AdminDep,
+    ctx: ComponentsDep,
+    refund_id: Annotated[
+        Id | None, Query(description="a refund of the payment: its refund receipt")
+    ] = None,
+) -> Response:
+    payment = ctx.get(Payment, payment_id, practice_of(caller))
+    practice = ctx.get(Practice, payment.practice_id, payment.practice_id)
+    made = payment_receipt_pdf(
+        receipt_out(ctx, payment), str(refund_id) if refund_id else None, practice.timezone
+    )
+    if made is None:
+        raise NotFound(f"this payment has no refund {refund_id}")
+    pdf, name = made
+    return Response(pdf, media_type="application/pdf", headers=pdf_headers(name))
 
 
 @router.post(

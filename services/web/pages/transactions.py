@@ -26,7 +26,7 @@ from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages import common
 from services.web.pages.common import practice
-from services.web.receipt_pdf import receipt_pdf
+from services.web.receipt_pdf import payment_receipt_pdf, pdf_headers
 from services.web.session import Admin, Manager, PostedForm, ctx_of
 from services.workers.writeback import writeback_of_payments
 
@@ -630,37 +630,11 @@ def receipt_download(request: Request, user: Admin, payment_id: UUID) -> Respons
         payment = load_payment(request, user, payment_id)
     except FormError as refused:
         return HTMLResponse(refused.message, status_code=refused.status)
-    receipt = receipt_out(ctx, payment)
     refund_id = request.query_params.get("refund_id", "")
-    refund = next((r for r in receipt["refunds"] if r["refund_id"] == refund_id), None)
-    if refund_id and refund is None:
+    made = payment_receipt_pdf(
+        receipt_out(ctx, payment), refund_id, practice(request, user).timezone
+    )
+    if made is None:
         return HTMLResponse("This payment has no such refund.", status_code=404)
-    local = render.LocalTime(practice(request, user).timezone)
-    part = refund or receipt
-    facts = [
-        ("Completed", local.datetime(part["completed_at"])),
-        ("Amount", render.money(part["amount"])),
-        ("Confirmation", str(part["confirmation"]).capitalize()),
-    ]
-    if refund is None and payment.decline_reason and receipt["confirmation"] == "declined":
-        facts.append(("Reason", payment.decline_reason))
-    why, note = (
-        (refund["reason"], refund["note"]) if refund else (payment.void_reason, payment.void_note)
-    )
-    if why:
-        facts.append(("Reason", render.label(why) + (f": {note}" if note else "")))
-    facts += [
-        ("Transaction id", part["transaction_id"] or "none (no money moved)"),
-        ("Card", f"{receipt['card']['brand'].capitalize()} ending {receipt['card']['last4']}"),
-    ]
-    title = "Refund receipt" if refund else "Receipt"
-    pdf = receipt_pdf(title, receipt["practice_name"], facts, "Thank you.")
-    name = f"receipt-{(refund_id or str(payment_id))[:8]}.pdf"
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    pdf, name = made
+    return Response(pdf, media_type="application/pdf", headers=pdf_headers(name))

@@ -64,7 +64,10 @@
       if (!table.tHead || !table.tHead.rows.length) return;
       var names = [];
       Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
-        var name = th.textContent.replace(/[▲▼↑↓]/g, "").replace(/\s+/g, " ").trim();
+        // the column's name only: not the words of a filter popover in the header
+        var named = th.cloneNode(true);
+        Array.prototype.forEach.call(named.querySelectorAll("details"), function (d) { d.remove(); });
+        var name = named.textContent.replace(/[▲▼↑↓]/g, "").replace(/\s+/g, " ").trim();
         for (var i = 0; i < (th.colSpan || 1); i++) names.push(name);
       });
       Array.prototype.forEach.call(table.tBodies, function (body) {
