@@ -42,7 +42,7 @@ def settings_page(
     ctx = ctx_of(request)
     pid = practice_of(user.caller)
     people = users_api.list_users(pid, user.caller, ctx)["items"]
-    answer = practices_api.get_practice(pid, user.caller, ctx)
+    answer = practices_api.get_practice(pid, user.caller, ctx).model_dump(by_alias=True)
     return render.page(
         request,
         "settings.html",
