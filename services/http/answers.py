@@ -1067,11 +1067,14 @@ class TwoFactor(Answer):
     since: InstantOut | None = Field(description="when it was turned on; null while it is off")
 
 
+UserRole = Literal["admin", "staff", "auditor", "platform-auditor"]
+
+
 class User(Answer):
     id: IdOut
     name: Name
     email: EmailOut | None
-    role: Literal["admin", "staff", "auditor", "platform-auditor"]
+    role: UserRole
     status: Code
     created_at: InstantOut
     two_factor: TwoFactor
@@ -1101,7 +1104,7 @@ class SecurityLogPage(Answer):
 class InvitedUser(Answer):
     id: IdOut
     name: Name
-    role: Literal["admin", "staff", "auditor", "platform-auditor"]
+    role: UserRole
     email: EmailOut | None
     token: Name = Field(description="the user's API token, shown only in this answer")
 

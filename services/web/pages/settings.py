@@ -122,7 +122,7 @@ def invite(request: Request, user: Admin, form: PostedForm) -> Response:
         )
     except FormError as refused:
         return settings_page(request, user, invite=values, **refused.shown)
-    return settings_page(request, user, status=201, invited=answer)
+    return settings_page(request, user, status=201, invited=answer.model_dump())
 
 
 def user_action(
