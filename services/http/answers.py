@@ -75,6 +75,8 @@ class Answer(BaseModel):
         for attribute, declared in type(self).model_fields.items():
             if declared.alias == name:
                 return getattr(self, attribute)
+        if self.model_extra and name in self.model_extra:
+            return self.model_extra[name]
         raise KeyError(name)
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -82,6 +84,11 @@ class Answer(BaseModel):
             return self[name]
         except KeyError:
             return default
+
+    def keys(self) -> list[str]:
+        """The fields' names in the JSON, so that `{**answer}` copies it by them."""
+        declared = [field.alias or name for name, field in type(self).model_fields.items()]
+        return declared + list(self.model_extra or ())
 
 
 class Card(Answer):
@@ -921,7 +928,7 @@ def practice_out(practice: practices.Practice) -> Practice:
     return Practice(**practice_fields(practice))
 
 
-class WritebackStatus(BaseModel):
+class WritebackStatus(Answer):
     """Writeback health; beside these, the number of journal rows by status."""
 
     model_config = ConfigDict(extra="allow")
