@@ -4,55 +4,26 @@ dict that the model validates afterwards."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import typing
 from typing import Any
 
 import pytest
+from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from services.http import answers
-from services.http.routes import (
-    audit,
-    deposits,
-    health,
-    ledger_queue,
-    patients,
-    payments,
-    plans,
-    practices,
-    receivables,
-    requests,
-    sandbox,
-    security_log,
-    stripe_webhooks,
-    terminal,
-    transactions,
-    users,
-)
+from services.http import answers, routes
 
 ROUTERS = [
-    m.router
-    for m in (
-        audit,
-        deposits,
-        health,
-        ledger_queue,
-        patients,
-        payments,
-        practices,
-        receivables,
-        requests,
-        sandbox,
-        security_log,
-        stripe_webhooks,
-        terminal,
-        transactions,
-        users,
-    )
-] + [plans.cards, plans.plans]
-
+    router
+    for module in pkgutil.iter_modules(routes.__path__)
+    for router in vars(importlib.import_module(f"{routes.__name__}.{module.name}")).values()
+    if isinstance(router, APIRouter)
+]
 ROUTES = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+assert len(ROUTES) > 60, "every route module is read"
 
 
 def returned(route: APIRoute) -> Any:
