@@ -1,21 +1,38 @@
 """Response bodies: what each route answers, so the OpenAPI document states it.
 
-The answers are built as plain dicts (services/http/representations.py and the
-routes); these models declare their fields in the same order and forbid any other
-field, so an answer that drifts from its declaration fails loudly instead of being
-trimmed. Ids and instants are text as the API writes them (ids as UUIDs, instants
-ISO 8601 UTC, dates `YYYY-MM-DD`).
+Each answer is defined once, here: a model, and beside it the function that builds it
+from what the use case or the view returned (a payment, a view's row). The routes
+return these models as they are. A model forbids any field it does not declare, so an
+answer that drifts from its declaration fails loudly instead of being trimmed. Ids and
+instants are text as the API writes them (ids as UUIDs, instants ISO 8601 UTC, dates
+`YYYY-MM-DD`). Read-side answers, not to be confused with the views (the projections'
+read models) they are made from.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import json
+from collections.abc import Mapping
+from datetime import date
+from typing import Annotated, Any, Literal, cast
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain import cards, patients, payments, plans, practices
+from domain.deposits import deposit_id_for
+from domain.money import format_dollars
+from domain.posting import needs_posting
 from domain.practices import MAX_FEE_RATE_BPS
 from domain.receivables import SYNC_MINUTES_RANGE
 from domain.requests import EXPIRES_AFTER, MAX_REMINDERS
+from domain.schedule import local_date, zone
+from projections import plans as plan_views
+from projections import transactions as transaction_views
+from projections.base import iso
+from projections.feed import read_history
+from projections.users import actor_names, with_actor_names
+from services.context import Components
 from services.http.bounds import (
     HISTORY,
     PAGE,
@@ -40,6 +57,7 @@ from services.http.bounds import (
     int_format,
     whole,
 )
+from services.workers.writeback import writeback_of_payment
 
 FeeRate = Annotated[int, whole(0, MAX_FEE_RATE_BPS)]
 SyncMinutes = Annotated[int, whole(0, SYNC_MINUTES_RANGE[1])]
@@ -47,12 +65,39 @@ ReminderDay = Annotated[int, whole(1, EXPIRES_AFTER.days - 1)]
 
 
 class Answer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def __getitem__(self, name: str) -> Any:
+        """A field by its name in the JSON (`from`), for code that reads answers by key."""
+        field = type(self).model_fields.get(name)
+        if field is not None:
+            return getattr(self, name)
+        for attribute, declared in type(self).model_fields.items():
+            if declared.alias == name:
+                return getattr(self, attribute)
+        if self.model_extra and name in self.model_extra:
+            return self.model_extra[name]
+        raise KeyError(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def keys(self) -> list[str]:
+        """The fields' names in the JSON, so that `{**answer}` copies it by them."""
+        declared = [field.alias or name for name, field in type(self).model_fields.items()]
+        return declared + list(self.model_extra or ())
 
 
 class Card(Answer):
     brand: Code
     last4: Code
+
+
+def card_out(brand: str, last4: str) -> Card:
+    return Card(brand=brand, last4=last4)
 
 
 class Entry(Answer):
@@ -139,6 +184,26 @@ class PaymentDispute(Answer):
     pms_reference: Reference | None
 
 
+def dispute_out(payment: payments.Payment) -> PaymentDispute | None:
+    dispute = payment.dispute
+    if dispute is None:
+        return None
+    association: Literal["associated", "unassociated", "not_applicable"] = "not_applicable"
+    if dispute.status == "lost":
+        association = "associated" if dispute.posted else "unassociated"
+    return PaymentDispute(
+        id=dispute.id,
+        status=dispute.status,
+        reason=dispute.reason,
+        amount=dispute.amount,
+        evidence_due_by=iso(dispute.evidence_due_by) if dispute.evidence_due_by else None,
+        opened_at=iso(dispute.opened_at),
+        closed_at=iso(dispute.closed_at) if dispute.closed_at else None,
+        association=association,
+        pms_reference=dispute.pms_reference,
+    )
+
+
 class OpenIntent(Answer):
     """A void or refund asked of the processor whose outcome is not recorded yet."""
 
@@ -153,6 +218,30 @@ class OpenIntent(Answer):
     requested_by: Name
     attempts: Count = Field(description="read backs that could not settle it so far")
     last_error: Message | None
+
+
+def open_intents_out(payment: payments.Payment) -> list[OpenIntent]:
+    """The payment's voids and refunds under way, from its own events."""
+    pending: list[tuple[Literal["void", "refund"], UUID, int, Any]] = [
+        ("refund", r.id, r.amount, r) for r in payment.pending_refunds.values()
+    ]
+    if payment.pending_void is not None:
+        pending.append(
+            ("void", payment.pending_void.id, payment.amount.cents, payment.pending_void)
+        )
+    return [
+        OpenIntent(
+            id=str(intent_id),
+            effect=effect,
+            amount=amount,
+            state="unknown" if intent.unknown_since is not None else "pending",
+            requested_at=iso(intent.at),
+            requested_by=intent.actor,
+            attempts=intent.attempts,
+            last_error=intent.last_error,
+        )
+        for effect, intent_id, amount, intent in pending
+    ]
 
 
 class RefusedIntent(Answer):
@@ -205,6 +294,93 @@ class PaymentWithHistory(Payment):
     history: Annotated[list[NamedEvent], first(HISTORY), Field(max_length=HISTORY)]
 
 
+def payment_out(
+    ctx: Components,
+    payment: payments.Payment,
+    *,
+    writeback_attempts: list[dict[str, Any]] | None = None,
+) -> Payment:
+    """The payment; its writeback attempts read from the journal unless the caller
+    knows them (a payment just made for a practice that does not write back: none)."""
+    return Payment(**_payment_fields(ctx, payment, writeback_attempts))
+
+
+def payment_with_history(ctx: Components, payment: payments.Payment) -> PaymentWithHistory:
+    """The payment and its events, each with the name of who caused it."""
+    history = ctx.reads(read_history, payment.practice_id, payment.id, 0, HISTORY)
+    return PaymentWithHistory(
+        **_payment_fields(ctx, payment, None),
+        history=[
+            NamedEvent.model_validate(item)
+            for item in ctx.reads(with_actor_names, payment.practice_id, history)
+        ],
+    )
+
+
+def _payment_fields(
+    ctx: Components, payment: payments.Payment, writeback_attempts: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """The fields of a Payment answer, shared by the answers that extend it."""
+    return {
+        "id": str(payment.id),
+        "status": payment.status.value,
+        "amount": payment.amount.cents,
+        "refunded_amount": payment.refunded.cents,
+        "method": payment.method.value,
+        "terminal_id": payment.terminal_id,
+        "card": card_out(payment.card.brand, payment.card.last4),
+        "transaction_id": payment.transaction_id,
+        "decline_reason": payment.decline_reason,
+        "capture_failure": payment.capture_failure,
+        "patient_id": str(payment.patient_id) if payment.patient_id else None,
+        "request_id": str(payment.request_id) if payment.request_id else None,
+        "occurred_at": iso(payment.occurred_at),
+        "association": payment.association.value,
+        "unposted": [e.as_dict() for e in needs_posting(payment.ledger_entries)],
+        "association_source": payment.association_source.value
+        if payment.association_source
+        else None,
+        "pms_reference": payment.pms_reference,
+        "settles_at": iso(payment.settles_at) if payment.settles_at else None,
+        "batch_id": str(payment.batch_id) if payment.batch_id else None,
+        "settled_at": iso(payment.settled_at) if payment.settled_at else None,
+        "deposit_id": str(deposit_id_for(payment.batch_id)) if payment.batch_id else None,
+        "voided_at": iso(payment.voided_at) if payment.voided_at else None,
+        "void_reason": payment.void_reason,
+        "void_note": payment.void_note,
+        "refunds": [
+            Refund(
+                id=str(r.id),
+                amount=r.amount,
+                occurred_at=iso(r.at),
+                processor_refund_id=r.processor_refund_id,
+                batch_id=str(r.batch_id) if r.batch_id else None,
+                deposit_id=str(deposit_id_for(r.batch_id)) if r.batch_id else None,
+                association="associated" if r.id in payment.associated_refunds else "unassociated",
+                pms_reference=payment.associated_refunds.get(r.id),
+                actor=r.actor,
+                failed=r.failed,
+                reason=cast(ReversalReasonOut | None, r.reason),
+                note=r.note,
+            )
+            for r in payment.refunds
+        ],
+        "open_intents": open_intents_out(payment),
+        "refused_intents": [
+            RefusedIntent(id=str(i), effect="refund", reason=why)
+            for i, why in payment.refused_refunds.items()
+        ]
+        + [
+            RefusedIntent(id=str(i), effect="void", reason=why)
+            for i, why in payment.refused_voids.items()
+        ],
+        "dispute": dispute_out(payment),
+        "writeback_attempts": writeback_of_payment(ctx.journal, payment.id)
+        if writeback_attempts is None
+        else writeback_attempts,
+    }
+
+
 class Reversal(Answer):
     kind: Literal["void", "refund"]
     amount: Cents
@@ -247,6 +423,51 @@ class Receipt(Answer):
     refunds: Annotated[list[ReceiptRefund], first(PARTS), Field(max_length=PARTS)]
     copies_sent: Count = Field(
         description="copies of the payment's receipt sent (a refund's: its own)"
+    )
+
+
+def receipt_out(ctx: Components, payment: payments.Payment) -> Receipt:
+    practice = ctx.get(practices.Practice, payment.practice_id, payment.practice_id)
+    tz = zone(practice.timezone)
+    card = card_out(payment.card.brand, payment.card.last4)
+    names = ctx.reads(
+        actor_names, payment.practice_id, [payment.actor, *(r.actor for r in payment.refunds)]
+    )
+    return Receipt(
+        payment_id=str(payment.id),
+        actor=payment.actor,
+        actor_name=names[payment.actor],
+        practice_name=practice.name,
+        completed_at=iso(payment.occurred_at),
+        completed_local=payment.occurred_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        amount=payment.amount.cents,
+        amount_display=format_dollars(payment.amount.cents),
+        status=payment.status.value,
+        confirmation=payment.receipt_status().value,
+        voided_at=iso(payment.voided_at) if payment.voided_at else None,
+        void_reason=cast(ReversalReasonOut | None, payment.void_reason),
+        void_note=payment.void_note,
+        decline_reason=payment.decline_reason,
+        transaction_id=payment.transaction_id,
+        card=card,
+        refunds=[
+            ReceiptRefund(
+                refund_id=str(r.id),
+                completed_at=iso(r.at),
+                amount=r.amount,
+                amount_display=format_dollars(r.amount),
+                confirmation=payment.receipt_status(r.id).value,
+                transaction_id=r.processor_refund_id,
+                card=card,
+                actor=r.actor,
+                actor_name=names[r.actor],
+                copies_sent=payment.copies_sent.get(r.id, 0),
+                reason=cast(ReversalReasonOut | None, r.reason),
+                note=r.note,
+            )
+            for r in payment.refunds
+        ],
+        copies_sent=payment.copies_sent.get(None, 0),
     )
 
 
@@ -293,6 +514,53 @@ class LedgerEntry(Answer):
     refunds: Annotated[list[LedgerEntryRefund], first(PARTS), Field(max_length=PARTS)]
 
 
+def pms_patient(patient: patients.Patient | None) -> PmsPatient | None:
+    if patient is None:
+        return None
+    return PmsPatient(id=str(patient.id), pms_patient_id=patient.pms_patient_id, name=patient.name)
+
+
+def ledger_entry_out(ctx: Components, payment: payments.Payment) -> LedgerEntry:
+    """Exactly what staff type into the PMS's Enter Payment window."""
+    practice = ctx.get(practices.Practice, payment.practice_id, payment.practice_id)
+    patient = (
+        ctx.get(patients.Patient, payment.patient_id, payment.practice_id)
+        if payment.patient_id
+        else None
+    )
+    guarantor = (
+        ctx.get(patients.Patient, patient.guarantor_id, payment.practice_id)
+        if patient and patient.guarantor_id
+        else patient
+    )
+    return LedgerEntry(
+        payment_id=str(payment.id),
+        date=local_date(payment.occurred_at, practice.timezone).isoformat(),
+        payment_type=practice.pms_payment_type or "Credit Card",
+        amount=payment.amount.cents,
+        amount_display=payment.amount.dollars(),
+        payment_number=payment.transaction_id,
+        bank_branch=None,
+        provider=None,
+        patient=pms_patient(patient),
+        post_to=pms_patient(guarantor),
+        split_method="patient" if patient else "family",
+        note=f"{payment.card.brand} ****{payment.card.last4} card payment [ref:{payment.id}]",
+        status=payment.status.value,
+        association=payment.association.value,
+        refunds=[
+            LedgerEntryRefund(
+                refund_id=str(r.id),
+                date=local_date(r.at, practice.timezone).isoformat(),
+                amount=-r.amount,
+                amount_display=f"-{format_dollars(r.amount)[1:]}",
+                note=f"refund of [ref:{payment.id}] [ref:{r.id}]",
+            )
+            for r in payment.refunds
+        ],
+    )
+
+
 class WritebackRetried(Answer):
     retried: Count
     payment: Payment
@@ -323,6 +591,30 @@ class TransactionRow(Answer):
     dispute_status: Name | None = Field(description="the status of its dispute, if disputed")
 
 
+def transaction_row(row: transaction_views.TransactionRow) -> TransactionRow:
+    return TransactionRow(
+        id=row["id"],
+        occurred_at=row["occurred_at"],
+        date=row["local_date"],
+        amount=int(row["amount"]),
+        refunded_amount=int(row["refunded_amount"]),
+        status=row["status"],
+        method=row["method"],
+        terminal_id=row["terminal_id"],
+        card=card_out(row["card_brand"], row["card_last4"]),
+        transaction_id=row["transaction_id"],
+        decline_reason=row["decline_reason"],
+        patient_id=row["patient_id"],
+        patient_name=row["patient_name"],
+        association=row["association"],
+        unposted=json.loads(row["unposted"]),
+        pms_reference=row["pms_reference"],
+        batch_id=row["batch_id"],
+        deposit_id=row["deposit_id"],
+        dispute_status=row.get("dispute_status"),
+    )
+
+
 NEXT = "pass as `cursor` for the next page; null on the last page"
 FROM = Field(alias="from", description="the first date of the range (practice-local)")
 TO = Field(description="the last date of the range, inclusive")
@@ -348,6 +640,20 @@ class UnassociatedCount(Answer):
     count: Count
     transactions: Count
     oldest_date: DayOut | None
+
+
+def unassociated_badge(ctx: Components, practice_id: UUID) -> UnassociatedCount:
+    """The dashboard's alert badge: `count`, the entries not yet in the PMS ledger over all
+    time (payments, refunds, voids of posted payments: domain/posting.py), the same entries
+    as the `association=unassociated` list holds (`unposted` on its rows) and, for a practice
+    that posts by hand, as the Post to Ledger queue; `transactions`, how many rows that list
+    has; `oldest_date`, its first date (open the list from there to see them all)."""
+    summary = ctx.reads(transaction_views.unassociated_summary, practice_id)
+    return UnassociatedCount(
+        count=summary["count"],
+        transactions=summary["transactions"],
+        oldest_date=summary["oldest_date"],
+    )
 
 
 class Payout(Answer):
@@ -595,7 +901,34 @@ class Practice(Answer):
     )
 
 
-class WritebackStatus(BaseModel):
+def practice_fields(practice: practices.Practice) -> dict[str, Any]:
+    """The fields of a Practice answer, shared by the answers that extend it."""
+    return {
+        "id": str(practice.id),
+        "name": practice.name,
+        "timezone": practice.timezone,
+        "pms": practice.pms.value,
+        "auto_writeback": practice.auto_writeback,
+        "deposit_account": DepositAccount(
+            kind=practice.deposit_account.kind,
+            last4=practice.deposit_account.last4,
+            masked=practice.deposit_account.masked,
+        ),
+        "batch_cutoff": practice.batch_cutoff.strftime("%H:%M"),
+        "pms_payment_type": practice.pms_payment_type,
+        "fee_rate_bps": practice.fee_rate_bps,
+        "reminder_days": practice.reminder_days,
+        "pms_sync_minutes": practice.pms_sync_minutes,
+        "stripe_account": practice.stripe_account,
+        "require_2fa_for_admins": practice.require_2fa_for_admins,
+    }
+
+
+def practice_out(practice: practices.Practice) -> Practice:
+    return Practice(**practice_fields(practice))
+
+
+class WritebackStatus(Answer):
     """Writeback health; beside these, the number of journal rows by status."""
 
     model_config = ConfigDict(extra="allow")
@@ -675,6 +1008,35 @@ class Patient(Answer):
     guarantor_id: IdOut | None
 
 
+def patient_fields(patient: patients.Patient) -> dict[str, Any]:
+    """The fields of a Patient answer, shared by the answers that extend it."""
+    return {
+        "id": str(patient.id),
+        "pms_patient_id": patient.pms_patient_id,
+        "first_name": patient.first_name,
+        "last_name": patient.last_name,
+        "email": patient.email,
+        "phone": patient.phone,
+        "guarantor_id": str(patient.guarantor_id) if patient.guarantor_id else None,
+    }
+
+
+def patient_out(patient: patients.Patient) -> Patient:
+    return Patient(**patient_fields(patient))
+
+
+def patient_row(row: Mapping[str, Any]) -> Patient:
+    return Patient(
+        id=row["id"],
+        pms_patient_id=row["pms_patient_id"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        email=row["email"],
+        phone=row["phone"],
+        guarantor_id=row["guarantor_id"],
+    )
+
+
 class PatientPage(Answer):
     items: Annotated[list[Patient], first(PAGE), Field(max_length=PAGE)]
     next_cursor: Cursor | None = Field(description=NEXT)
@@ -712,11 +1074,14 @@ class TwoFactor(Answer):
     since: InstantOut | None = Field(description="when it was turned on; null while it is off")
 
 
+UserRole = Literal["admin", "staff", "auditor", "platform-auditor"]
+
+
 class User(Answer):
     id: IdOut
     name: Name
     email: EmailOut | None
-    role: Literal["admin", "staff", "auditor", "platform-auditor"]
+    role: UserRole
     status: Code
     created_at: InstantOut
     two_factor: TwoFactor
@@ -746,7 +1111,7 @@ class SecurityLogPage(Answer):
 class InvitedUser(Answer):
     id: IdOut
     name: Name
-    role: Literal["admin", "staff", "auditor", "platform-auditor"]
+    role: UserRole
     email: EmailOut | None
     token: Name = Field(description="the user's API token, shown only in this answer")
 
@@ -977,10 +1342,14 @@ class HealthFailing(Answer):
 # --- cards on file and payment plans ---
 
 
+CardState = Literal["saving", "unknown", "saved", "refused", "removed"]
+ChargeStatus = Literal["paid", "failed", "retrying", "scheduled", "not_charged"]
+
+
 class SavedCardOut(Answer):
     id: IdOut
     patient_id: IdOut
-    state: Literal["saving", "unknown", "saved", "refused", "removed"]
+    state: CardState
     brand: Code | None
     last4: Annotated[str, Field(max_length=4)] | None
     exp_month: Annotated[int, Field(ge=0, le=12, json_schema_extra=int_format(0, 12))] | None
@@ -994,6 +1363,29 @@ class SavedCardOut(Answer):
     reason: Message | None
 
 
+def saved_card_out(card: cards.Card) -> SavedCardOut:
+    return SavedCardOut(
+        id=str(card.id),
+        patient_id=str(card.patient_id),
+        state=cast(CardState, card.state),
+        brand=card.brand,
+        last4=card.last4,
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+        consent=card.consent,
+        consented_at=iso(card.consented_at),
+        source=card.source,
+        saved_at=iso(card.saved_at) if card.saved_at else None,
+        removed_at=iso(card.removed_at) if card.removed_at else None,
+        removed_by=card.removed_by,
+        reason=card.reason,
+    )
+
+
+def saved_card_row(row: plan_views.CardRow) -> SavedCardOut:
+    return SavedCardOut.model_validate(row)
+
+
 class SavedCardList(Answer):
     items: Annotated[list[SavedCardOut], first(PAGE), Field(max_length=PAGE)]
 
@@ -1002,7 +1394,7 @@ class PlanChargeOut(Answer):
     number: Count
     due_on: DayOut
     amount: Cents
-    status: Literal["paid", "failed", "retrying", "scheduled", "not_charged"]
+    status: ChargeStatus
     payment_id: IdOut | None
 
 
@@ -1035,6 +1427,53 @@ class PlanOut(Answer):
     ended_at: InstantOut | None
     ended_by: Reference | None
     end_reason: Message | None
+
+
+def plan_out(plan: plans.PaymentPlan) -> PlanOut:
+    return PlanOut(
+        id=str(plan.id),
+        patient_id=str(plan.patient_id),
+        card_id=str(plan.card_id),
+        amount=plan.schedule.amount,
+        total=plan.schedule.total,
+        every=plan.schedule.every,
+        unit=plan.schedule.unit.value,
+        start=plan.schedule.start.isoformat(),
+        note=plan.note,
+        state=plan.state.value,
+        paid=plan.paid,
+        remaining=plan.schedule.total - plan.paid,
+        next_charge_on=_day(plan.next_due_on()),
+        schedule=[
+            PlanChargeOut(
+                number=line.number,
+                due_on=line.due_on.isoformat(),
+                amount=line.amount,
+                status=cast(ChargeStatus, line.status),
+                payment_id=str(line.payment_id) if line.payment_id else None,
+            )
+            for line in plans.plan_lines(plan)
+        ],
+        failures=[
+            PlanFailureOut(
+                number=f.installment,
+                payment_id=str(f.payment_id) if f.payment_id else None,
+                reason=f.reason,
+                at=iso(f.at),
+                retry_on=_day(f.retry_on),
+            )
+            for f in plan.failures
+        ],
+        created_at=iso(plan.created_at),
+        created_by=plan.created_by,
+        ended_at=iso(plan.ended_at) if plan.ended_at else None,
+        ended_by=plan.ended_by,
+        end_reason=plan.end_reason,
+    )
+
+
+def _day(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 class PlanList(Answer):

@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from services.http.errors import HttpProblem
 from services.http.limits import json_depth
+
+RowT = TypeVar("RowT")
 
 
 def encode(values: list[Any]) -> str:
@@ -62,12 +65,14 @@ def decode(cursor: str | None, size: int, kinds: list[Kinds] | None = None) -> l
     return values
 
 
-def page(items: list[dict[str, Any]], limit: int, key: list[str]) -> dict[str, Any]:
-    """Answer a list fetched with limit+1 rows: items and the cursor of the next page."""
-    more = len(items) > limit
-    items = items[:limit]
-    next_cursor = encode([items[-1][k] for k in key]) if more and items else None
-    return {"items": items, "next_cursor": next_cursor}
+def page(
+    rows: list[RowT], limit: int, key: Callable[[RowT], list[Any]]
+) -> tuple[list[RowT], str | None]:
+    """A list fetched with limit+1 rows: the page's rows, and the cursor of the next page
+    (the sort key, ``key``, of the page's last row; None on the last page)."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode(key(rows[-1])) if more and rows else None
 
 
 def decode_pair(cursor: str | None, first: Kinds = TEXT) -> tuple[Any, Any] | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import Query
@@ -17,9 +18,10 @@ from domain.schedule import local_date
 from services.context import Components
 from services.http import cursor
 from services.http.bounds import DATE_LENGTH, INSTANT_LENGTH, int_format
-from services.http.representations import default_range
 
 RowT = TypeVar("RowT")
+AnswerT = TypeVar("AnswerT")
+DEFAULT_RANGE_DAYS = 30
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 ISO_INSTANT = re.compile(
@@ -55,6 +57,12 @@ ToQ = Annotated[IsoDate | None, Query(description="YYYY-MM-DD, practice-local, i
 #: a list's page size and the cursor its previous page returned
 LimitQ = Annotated[int, Query(ge=1, le=100, json_schema_extra=int_format(1, 100))]
 CursorQ = Annotated[str | None, Query(alias="cursor", max_length=cursor.MAX_CURSOR)]
+
+
+def default_range(ctx: Components, practice: Practice) -> tuple[date, date]:
+    """The last month: the 30 days up to today, in practice-local dates."""
+    today = local_date(ctx.clock.now(practice.id), practice.timezone)
+    return today - timedelta(days=DEFAULT_RANGE_DAYS - 1), today
 
 
 def date_range(
@@ -119,6 +127,17 @@ def chosen_range(
     return first.isoformat(), last.isoformat()
 
 
+@dataclass(frozen=True)
+class DatedPage(Generic[AnswerT]):
+    """One page of a list in a date range: its answers, the next page's cursor (None on
+    the last page) and the range read."""
+
+    items: list[AnswerT]
+    next_cursor: str | None
+    date_from: str
+    date_to: str
+
+
 def dated_page(
     ctx: Components,
     practice_id: UUID,
@@ -127,13 +146,13 @@ def dated_page(
     limit: int,
     *,
     query: Callable[..., list[RowT]],
-    out: Callable[[RowT], dict[str, Any]],
-    order: list[str],
+    out: Callable[[RowT], AnswerT],
+    order: Callable[[RowT], list[Any]],
     **filters: Any,
-) -> dict[str, Any]:
+) -> DatedPage[AnswerT]:
     """One page of a list in a date range (``window``, from ``date_range``): the view's
-    rows after the cursor, as answered (``out``), with the next page's cursor (by
-    ``order``) and the range read."""
+    rows after the cursor, as answered (``out``), with the next page's cursor (the sort
+    key of the page's last row, ``order``) and the range read."""
     date_from, date_to = window
     rows = ctx.reads(
         query,
@@ -144,6 +163,5 @@ def dated_page(
         limit=limit + 1,
         **filters,
     )
-    answer = cursor.page([out(r) for r in rows], limit, order)
-    answer["from"], answer["to"] = date_from, date_to
-    return answer
+    shown, next_cursor = cursor.page(rows, limit, order)
+    return DatedPage([out(r) for r in shown], next_cursor, date_from, date_to)

@@ -47,7 +47,7 @@ def receipt_pdf(title: str, practice: str, facts: Sequence[tuple[str, str]], foo
 def payment_receipt_pdf(
     receipt: Mapping[str, Any], refund_id: str | None, timezone: str
 ) -> tuple[bytes, str] | None:
-    """The PDF of a payment's receipt (the receipt answer, services/http/representations.py
+    """The PDF of a payment's receipt (the receipt answer, services/http/answers.py
     `receipt_out`), or of one of its refunds (`refund_id`), with its file name; None when
     the payment has no such refund. The dashboard's download and the API's answer both."""
     refund = next((r for r in receipt["refunds"] if r["refund_id"] == refund_id), None)

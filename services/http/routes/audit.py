@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
@@ -27,11 +27,14 @@ MAX_POSITION = 999_999_999_999_999_999
 
 def feed_page(
     ctx: Components, practice_id: Id, items: Sequence[FeedItem], limit: int
-) -> dict[str, Any]:
+) -> answers.EventPage:
     """A page of events, each with `actor_name` (the user's name) beside its `actor`."""
     more = len(items) > limit
-    items = ctx.reads(with_actor_names, practice_id, items[:limit])
-    return {"items": items, "next_cursor": str(items[-1]["position"]) if more else None}
+    named = ctx.reads(with_actor_names, practice_id, items[:limit])
+    return answers.EventPage(
+        items=[answers.NamedEvent.model_validate(item) for item in named],
+        next_cursor=str(named[-1]["position"]) if more else None,
+    )
 
 
 @router.get(
@@ -53,7 +56,7 @@ def get_events(
     ] = 0,
     limit: LimitQ = 50,
     cursor: Annotated[str | None, Query(max_length=18, pattern=r"^\d{1,18}$")] = None,
-) -> dict[str, Any]:
+) -> answers.EventPage:
     start = int(cursor) if cursor else after
     practice_id = practice_of(caller)
     return feed_page(ctx, practice_id, ctx.reads(read_feed, practice_id, start, limit + 1), limit)
@@ -71,7 +74,7 @@ def get_history(
     ctx: ComponentsDep,
     limit: LimitQ = 50,
     cursor: Annotated[str | None, Query(max_length=18, pattern=r"^\d{1,18}$")] = None,
-) -> dict[str, Any]:
+) -> answers.EventPage:
     start = int(cursor) if cursor else 0
     items = ctx.reads(read_history, practice_of(caller), aggregate_id, start, limit + 1)
     if not items and start == 0:
@@ -84,17 +87,17 @@ def get_history(
     response_model=answers.Checksums,
     summary="Each view's checksum over the practice's rows, and the position it is at",
 )
-def get_checksums(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def get_checksums(caller: AdminDep, ctx: ComponentsDep) -> answers.Checksums:
     """The same canonical checksum `payledger replay` prints (docs/auditing.md), over the rows
     of the caller's practice; `position` is the last event of the log each view has applied,
     `log_position` the last event recorded."""
     practice_id = practice_of(caller)
     views = ctx.views.checksums(all_projections(), practice_id)
-    return {
-        "practice_id": str(practice_id),
-        "log_position": ctx.views.last_position(),
-        "views": views,
-    }
+    return answers.Checksums(
+        practice_id=str(practice_id),
+        log_position=ctx.views.last_position(),
+        views={name: answers.ViewChecksum.model_validate(view) for name, view in views.items()},
+    )
 
 
 @router.get(

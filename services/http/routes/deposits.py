@@ -37,7 +37,6 @@ from services.http.ranges import (
     date_range,
     dated_page,
 )
-from services.http.representations import transaction_row
 from services.http.routes.receivables import ar_row
 from services.http.routes.requests import row_out as request_row
 
@@ -47,7 +46,12 @@ router = APIRouter(prefix="/v1", tags=["deposits and reports"])
 ViewName = Annotated[str, Path(max_length=40)]
 
 
-def deposit_out(row: DepositRow) -> dict[str, Any]:
+def deposit_out(row: DepositRow) -> answers.DepositRow:
+    return answers.DepositRow(**deposit_fields(row))
+
+
+def deposit_fields(row: DepositRow) -> dict[str, Any]:
+    """The fields of a DepositRow answer, shared by the answers that extend it."""
     net = int(row["net_amount"])
     return {
         "id": row["id"],
@@ -69,22 +73,22 @@ def deposit_out(row: DepositRow) -> dict[str, Any]:
     }
 
 
-def deposit_item_out(row: DepositItemRow) -> dict[str, Any]:
-    return {
-        "line": int(row["line"]),
-        "kind": row["kind"],
-        "payment_id": row["payment_id"],
-        "refund_id": row["refund_id"],
-        "occurred_at": row["occurred_at"],
-        "patient_id": row["patient_id"],
-        "patient_name": row["patient_name"],
-        "card": {"brand": row["card_brand"], "last4": row["card_last4"]},
-        "transaction_id": row["transaction_id"],
-        "amount": int(row["amount"]),
-        "fee_amount": int(row["fee_amount"]),
-        "net_amount": int(row["net_amount"]),
-        "dispute_id": row.get("dispute_id"),
-    }
+def deposit_item_out(row: DepositItemRow) -> answers.DepositItem:
+    return answers.DepositItem(
+        line=int(row["line"]),
+        kind=row["kind"],
+        payment_id=row["payment_id"],
+        refund_id=row["refund_id"],
+        occurred_at=row["occurred_at"],
+        patient_id=row["patient_id"],
+        patient_name=row["patient_name"],
+        card=answers.card_out(row["card_brand"], row["card_last4"]),
+        transaction_id=row["transaction_id"],
+        amount=int(row["amount"]),
+        fee_amount=int(row["fee_amount"]),
+        net_amount=int(row["net_amount"]),
+        dispute_id=row.get("dispute_id"),
+    )
 
 
 @router.get(
@@ -99,25 +103,25 @@ def get_deposits(
     to: ToQ = None,
     limit: LimitQ = 50,
     cursor_: CursorQ = None,
-) -> dict[str, Any]:
+) -> answers.DepositPage:
     practice_id = practice_of(caller)
     # the latest scheduled deposit only stretches the default end
     latest = ctx.reads(latest_scheduled_date, practice_id) if to is None else None
     # newest deposit date first, and within a date the newest batch first: the cursor's
     # sort value is the pair as one text ("deposit_date batch_date", ISO dates)
-    answer = dated_page(
+    found = dated_page(
         ctx,
         practice_id,
         date_range(ctx, practice_id, from_, to, latest),
         cursor_,
         limit,
         query=list_deposits,
-        out=lambda row: {**deposit_out(row), "order": deposit_order(row)},
-        order=["order", "id"],
+        out=deposit_out,
+        order=lambda row: [deposit_order(row), row["id"]],
     )
-    for item in answer["items"]:
-        del item["order"]
-    return answer
+    return answers.DepositPage(
+        items=found.items, next_cursor=found.next_cursor, from_=found.date_from, to=found.date_to
+    )
 
 
 def deposit_order(row: DepositRow) -> str:
@@ -130,13 +134,14 @@ def deposit_order(row: DepositRow) -> str:
     responses=problems(404),
     summary="One deposit with its itemised payments and refunds",
 )
-def get_one_deposit(deposit_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def get_one_deposit(deposit_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.Deposit:
     row = ctx.reads(get_deposit, practice_of(caller), deposit_id)
     if row is None:
         raise NotFound(f"no deposit {deposit_id}")
-    answer = deposit_out(row)
-    answer["items"] = [deposit_item_out(i) for i in ctx.reads(deposit_items, deposit_id)]
-    return answer
+    return answers.Deposit(
+        **deposit_fields(row),
+        items=[deposit_item_out(i) for i in ctx.reads(deposit_items, deposit_id)],
+    )
 
 
 @router.get(
@@ -148,10 +153,12 @@ def daily_close(
     caller: AdminDep,
     ctx: ComponentsDep,
     date_: Annotated[IsoDate | None, Query(alias="date", description="default: yesterday")] = None,
-) -> dict[str, Any]:
+) -> answers.DailyClose:
     practice_id = practice_of(caller)
     practice = ctx.get(Practice, practice_id, practice_id)
-    return reports.daily_close(ctx, practice_id, date_ or reports.yesterday(ctx, practice))
+    return answers.DailyClose.model_validate(
+        reports.daily_close(ctx, practice_id, date_ or reports.yesterday(ctx, practice))
+    )
 
 
 @router.get(
@@ -191,7 +198,7 @@ def report_as_of(
     from_: FromQ = None,
     to: ToQ = None,
     limit: Annotated[int, Query(ge=1, le=PAGE, json_schema_extra=int_format(1, PAGE))] = 100,
-) -> dict[str, Any]:
+) -> answers.AsOfReport:
     if view not in AS_OF_VIEWS:
         raise NotFound(f"no report {view!r}; available: daily-close, {', '.join(AS_OF_VIEWS)}")
     practice_id = practice_of(caller)
@@ -199,14 +206,15 @@ def report_as_of(
     date_from, date_to = date_range(ctx, practice_id, from_, to)
     answer = as_of_report(ctx, practice_id, view, instant, date_from, date_to, limit)
 
-    def ar_item(row: dict[str, Any]) -> dict[str, Any]:
+    def ar_item(row: dict[str, Any]) -> answers.ArRow:
         return ar_row(row, answer["day"])
 
-    shapes: dict[str, Callable[[Any], dict[str, Any]]] = {
-        "transactions": transaction_row,
+    shapes: dict[str, Callable[[Any], answers.Answer]] = {
+        "transactions": answers.transaction_row,
         "deposits": deposit_out,
         "payment-requests": request_row,
         "accounts-receivable": ar_item,
     }
-    answer["items"] = [shapes[view](r) for r in answer["items"]]
-    return answer
+    return answers.AsOfReport.model_validate(
+        {**answer, "items": [shapes[view](r) for r in answer["items"]]}
+    )

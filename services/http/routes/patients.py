@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from domain.patients import Patient
@@ -12,7 +10,6 @@ from services.http.bounds import Id
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import CursorQ, LimitQ
-from services.http.representations import patient_out, patient_row
 from services.http.schemas import PatientIn
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
@@ -27,7 +24,7 @@ router = APIRouter(prefix="/v1/patients", tags=["patients"])
 )
 def create_patient(
     body: PatientIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.Patient:
     patient = uc.register_patient(
         ctx,
         practice_id=practice_of(caller),
@@ -39,7 +36,7 @@ def create_patient(
         guarantor_id=body.guarantor_id,
         actor=caller.actor,
     )
-    return patient_out(patient)
+    return answers.patient_out(patient)
 
 
 @router.get("", response_model=answers.PatientPage, summary="Patients, by last name")
@@ -48,14 +45,19 @@ def get_patients(
     ctx: ComponentsDep,
     limit: LimitQ = 50,
     cursor_: CursorQ = None,
-) -> dict[str, Any]:
+) -> answers.PatientPage:
     after = cursor.decode(cursor_, 3)
     rows = ctx.reads(list_patients, practice_of(caller), tuple(after) if after else None, limit + 1)  # type: ignore[arg-type]
-    return cursor.page([patient_row(r) for r in rows], limit, ["last_name", "first_name", "id"])
+    shown, next_cursor = cursor.page(
+        rows, limit, lambda r: [r["last_name"], r["first_name"], r["id"]]
+    )
+    return answers.PatientPage(
+        items=[answers.patient_row(r) for r in shown], next_cursor=next_cursor
+    )
 
 
 @router.get(
     "/{patient_id}", response_model=answers.Patient, responses=problems(404), summary="One patient"
 )
-def get_patient(patient_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
-    return patient_out(ctx.get(Patient, patient_id, practice_of(caller)))
+def get_patient(patient_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.Patient:
+    return answers.patient_out(ctx.get(Patient, patient_id, practice_of(caller)))

@@ -15,7 +15,6 @@ from services.http import answers
 from services.http.bounds import Id
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
-from services.http.representations import ledger_entry_out, payment_out, receipt_out
 from services.http.schemas import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
 from services.web.receipt_pdf import payment_receipt_pdf, pdf_headers
 from services.workers.writeback import writes_back_automatically
@@ -29,7 +28,7 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
     status_code=201,
     summary="Collect a payment (terminal or virtual terminal); approved or declined",
 )
-def collect(body: PaymentIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
+def collect(body: PaymentIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> answers.Payment:
     card = (
         CardInput(body.card.number, body.card.exp_month, body.card.exp_year, body.card.cvc)
         if body.card
@@ -57,7 +56,7 @@ def collect(body: PaymentIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) 
     none_made = key_is_new() and not writes_back_automatically(
         practice.pms.value, practice.auto_writeback
     )
-    return payment_out(ctx, payment, writeback_attempts=[] if none_made else None)
+    return answers.payment_out(ctx, payment, writeback_attempts=[] if none_made else None)
 
 
 @router.get(
@@ -66,9 +65,9 @@ def collect(body: PaymentIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) 
     responses=problems(404),
     summary="One payment with its refunds, settlement and history",
 )
-def get_payment(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def get_payment(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.PaymentWithHistory:
     payment = ctx.get(Payment, payment_id, practice_of(caller))
-    return payment_out(ctx, payment, with_history=True)
+    return answers.payment_with_history(ctx, payment)
 
 
 @router.post(
@@ -83,7 +82,7 @@ def refund(
     ctx: ComponentsDep,
     key: KeyDep,
     body: RefundIn | None = Body(None),
-) -> dict[str, Any]:
+) -> answers.Reversal:
     reversal = uc.refund_payment(
         ctx,
         practice_id=practice_of(caller),
@@ -94,12 +93,12 @@ def refund(
         reason=body.reason if body else None,
         note=(body.note or "").strip() or None if body else None,
     )
-    return {
-        "kind": reversal.kind.value,
-        "amount": reversal.amount,
-        "refund_id": str(reversal.refund_id) if reversal.refund_id else None,
-        "payment": payment_out(ctx, reversal.payment),
-    }
+    return answers.Reversal(
+        kind=reversal.kind.value,
+        amount=reversal.amount,
+        refund_id=str(reversal.refund_id) if reversal.refund_id else None,
+        payment=answers.payment_out(ctx, reversal.payment),
+    )
 
 
 @router.get(
@@ -108,8 +107,8 @@ def refund(
     responses=problems(404),
     summary="The payment's receipt, with its refunds",
 )
-def receipt(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
-    return receipt_out(ctx, ctx.get(Payment, payment_id, practice_of(caller)))
+def receipt(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.Receipt:
+    return answers.receipt_out(ctx, ctx.get(Payment, payment_id, practice_of(caller)))
 
 
 PDF_ANSWER: dict[int | str, dict[str, Any]] = {
@@ -142,7 +141,9 @@ def receipt_pdf(
     payment = ctx.get(Payment, payment_id, practice_of(caller))
     practice = ctx.get(Practice, payment.practice_id, payment.practice_id)
     made = payment_receipt_pdf(
-        receipt_out(ctx, payment), str(refund_id) if refund_id else None, practice.timezone
+        answers.receipt_out(ctx, payment).model_dump(mode="json", by_alias=True),
+        str(refund_id) if refund_id else None,
+        practice.timezone,
     )
     if made is None:
         raise NotFound(f"this payment has no refund {refund_id}")
@@ -158,7 +159,7 @@ def receipt_pdf(
 )
 def send_receipt(
     payment_id: Id, body: ReceiptSendIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.ReceiptSent:
     if (body.email is None) == (body.phone is None):
         raise InvalidValue(
             "give either an email address or a phone number to send the receipt to",
@@ -192,14 +193,14 @@ def send_receipt(
         refund_id=body.refund_id,
         actor=caller.actor,
     )
-    return {
-        "sent": True,
-        "channel": "sms" if body.phone is not None else "email",
-        "email": body.email,
-        "phone": body.phone,
-        "payment_id": str(payment.id),
-        "refund_id": str(body.refund_id) if body.refund_id else None,
-    }
+    return answers.ReceiptSent(
+        sent=True,
+        channel="sms" if body.phone is not None else "email",
+        email=body.email,
+        phone=body.phone,
+        payment_id=str(payment.id),
+        refund_id=str(body.refund_id) if body.refund_id else None,
+    )
 
 
 def digits(phone: str) -> str:
@@ -212,8 +213,8 @@ def digits(phone: str) -> str:
     responses=problems(404),
     summary="What to type into the PMS (Post to Ledger)",
 )
-def ledger_entry(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
-    return ledger_entry_out(ctx, ctx.get(Payment, payment_id, practice_of(caller)))
+def ledger_entry(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.LedgerEntry:
+    return answers.ledger_entry_out(ctx, ctx.get(Payment, payment_id, practice_of(caller)))
 
 
 @router.post(
@@ -224,7 +225,7 @@ def ledger_entry(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[s
 )
 def associate(
     payment_id: Id, body: AssociateIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.Payment:
     payment = uc.associate_payment(
         ctx,
         practice_id=practice_of(caller),
@@ -236,7 +237,7 @@ def associate(
         void=body.void,
         dispute=body.dispute,
     )
-    return payment_out(ctx, payment)
+    return answers.payment_out(ctx, payment)
 
 
 @router.post(
@@ -247,7 +248,7 @@ def associate(
 )
 def retry_writeback(
     payment_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.WritebackRetried:
     payment = ctx.get(Payment, payment_id, practice_of(caller))
     retried = ctx.journal.retry_failed(str(payment.practice_id), str(payment.id))
-    return {"retried": retried, "payment": payment_out(ctx, payment)}
+    return answers.WritebackRetried(retried=retried, payment=answers.payment_out(ctx, payment))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -17,7 +16,6 @@ from services.http import answers
 from services.http.bounds import Id
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
-from services.http.representations import payment_out, plan_out, saved_card_out, saved_card_row
 from services.http.schemas import CardChargeIn, CardSaveIn, PlanCancelIn, PlanIn
 
 cards = APIRouter(prefix="/v1/patients", tags=["cards on file"])
@@ -33,7 +31,7 @@ plans = APIRouter(prefix="/v1/payment-plans", tags=["payment plans"])
 )
 def save_card(
     patient_id: Id, body: CardSaveIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.SavedCardOut:
     card = (
         CardInput(body.card.number, body.card.exp_month, body.card.exp_year, body.card.cvc)
         if body.card
@@ -51,7 +49,7 @@ def save_card(
         payment_method=body.payment_method,
         key=key,
     )
-    return saved_card_out(kept)
+    return answers.saved_card_out(kept)
 
 
 @cards.get(
@@ -60,11 +58,11 @@ def save_card(
     responses=problems(404),
     summary="The patient's cards on file (and removed ones), newest first",
 )
-def list_cards(patient_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def list_cards(patient_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.SavedCardList:
     practice_id = practice_of(caller)
     ctx.get(Patient, patient_id, practice_id)  # another practice's: 404
     rows = ctx.reads(cards_of_patient, practice_id, patient_id)
-    return {"items": [saved_card_row(r) for r in rows]}
+    return answers.SavedCardList(items=[answers.saved_card_row(r) for r in rows])
 
 
 @cards.delete(
@@ -76,7 +74,7 @@ def list_cards(patient_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str
 )
 def remove_card(
     patient_id: Id, card_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.SavedCardOut:
     removed = card_uc.remove_card(
         ctx,
         practice_id=practice_of(caller),
@@ -84,7 +82,7 @@ def remove_card(
         card_id=card_id,
         actor=caller.actor,
     )
-    return saved_card_out(removed)
+    return answers.saved_card_out(removed)
 
 
 @cards.post(
@@ -101,7 +99,7 @@ def charge_card(
     caller: AdminDep,
     ctx: ComponentsDep,
     key: KeyDep,
-) -> dict[str, Any]:
+) -> answers.Payment:
     payment = card_uc.charge_card(
         ctx,
         practice_id=practice_of(caller),
@@ -111,7 +109,7 @@ def charge_card(
         actor=caller.actor,
         key=key,
     )
-    return payment_out(ctx, payment)
+    return answers.payment_out(ctx, payment)
 
 
 @plans.post(
@@ -121,7 +119,7 @@ def charge_card(
     responses=problems(404, 409),
     summary="Make a payment plan: an amount every N weeks or months until a total",
 )
-def create_plan(body: PlanIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
+def create_plan(body: PlanIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> answers.PlanOut:
     plan = plan_uc.create_plan(
         ctx,
         practice_id=practice_of(caller),
@@ -136,7 +134,7 @@ def create_plan(body: PlanIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep)
         actor=caller.actor,
         key=key,
     )
-    return plan_out(plan)
+    return answers.plan_out(plan)
 
 
 @plans.get(
@@ -148,14 +146,16 @@ def list_plans(
     caller: AdminDep,
     ctx: ComponentsDep,
     patient_id: Id | None = Query(None, description="only this patient's plans"),
-) -> dict[str, Any]:
+) -> answers.PlanList:
     practice_id = practice_of(caller)
     if patient_id is not None:
         rows = ctx.reads(plans_of_patient, practice_id, patient_id)
     else:
         rows = ctx.reads(plans_of_practice, practice_id, 1000)
     found = ctx.get_many(PaymentPlan, [UUID(r["id"]) for r in rows], practice_id)
-    return {"items": [plan_out(found[UUID(r["id"])]) for r in rows if UUID(r["id"]) in found]}
+    return answers.PlanList(
+        items=[answers.plan_out(found[UUID(r["id"])]) for r in rows if UUID(r["id"]) in found]
+    )
 
 
 @plans.get(
@@ -164,8 +164,8 @@ def list_plans(
     responses=problems(404),
     summary="One payment plan: its schedule, charges, failures and how it ended",
 )
-def get_plan(plan_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
-    return plan_out(ctx.get(PaymentPlan, plan_id, practice_of(caller)))
+def get_plan(plan_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.PlanOut:
+    return answers.plan_out(ctx.get(PaymentPlan, plan_id, practice_of(caller)))
 
 
 @plans.post(
@@ -176,7 +176,7 @@ def get_plan(plan_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any
 )
 def cancel_plan(
     plan_id: Id, body: PlanCancelIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.PlanOut:
     plan = plan_uc.cancel_plan(
         ctx,
         practice_id=practice_of(caller),
@@ -184,4 +184,4 @@ def cancel_plan(
         reason=body.reason,
         actor=caller.actor,
     )
-    return plan_out(plan)
+    return answers.plan_out(plan)

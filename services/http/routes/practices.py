@@ -18,7 +18,6 @@ from services.http.bounds import Id
 from services.http.deps import CallerDep, ComponentsDep, KeyDep
 from services.http.errors import HttpProblem
 from services.http.openapi import problems
-from services.http.representations import practice_out
 from services.http.schemas import ClearentKeyIn, PracticeIn, SettingsIn, StripeAccountIn
 from services.workers.writeback import practice_status
 
@@ -72,16 +71,16 @@ def practice_admin_or_operator(practice_id: Id, caller: CallerDep) -> Caller:
     return caller
 
 
-def practice_answer(ctx: Components, practice: Practice) -> dict[str, Any]:
+def practice_answer(ctx: Components, practice: Practice) -> answers.PracticeWithStatus:
     connection = ctx.pms_connections.of(str(practice.id))
-    return {
-        **practice_out(practice),
-        "connection": {kind: masked(block) for kind, block in connection.items()},
-        "writeback": practice_status(ctx.journal, practice.id),
-        "pms_sync": sync_status(ctx, practice),
-        "due_work": due_work_status(ctx.due_work, practice.id),
-        "open_intents": ctx.reads(intent_totals, practice.id),
-    }
+    return answers.PracticeWithStatus(
+        **answers.practice_fields(practice),
+        connection={kind: masked(block) for kind, block in connection.items()},
+        writeback=answers.WritebackStatus.model_validate(practice_status(ctx.journal, practice.id)),
+        pms_sync=answers.SyncStatus.model_validate(sync_status(ctx, practice)),
+        due_work=answers.DueWorkStatus.model_validate(due_work_status(ctx.due_work, practice.id)),
+        open_intents=answers.OpenIntentTotals.model_validate(ctx.reads(intent_totals, practice.id)),
+    )
 
 
 def masked(block: dict[str, str]) -> dict[str, str]:
@@ -105,7 +104,7 @@ def create_practice(
     caller: Annotated[Caller, Depends(operator)],
     ctx: ComponentsDep,
     key: KeyDep,
-) -> dict[str, Any]:
+) -> answers.Practice:
     practice = uc.create_practice(
         ctx,
         name=body.name,
@@ -117,7 +116,7 @@ def create_practice(
         actor=caller.actor,
         key=key,
     )
-    return practice_out(practice)
+    return answers.practice_out(practice)
 
 
 @router.get(
@@ -126,7 +125,9 @@ def create_practice(
     responses=problems(404),
     summary="A practice and its payments settings",
 )
-def get_practice(practice_id: Id, caller: CallerDep, ctx: ComponentsDep) -> dict[str, Any]:
+def get_practice(
+    practice_id: Id, caller: CallerDep, ctx: ComponentsDep
+) -> answers.PracticeWithStatus:
     own_practice(caller, practice_id, operator_ok=True)
     return practice_answer(ctx, ctx.get(Practice, practice_id, practice_id))
 
@@ -143,7 +144,7 @@ def change_settings(
     caller: Annotated[Caller, Depends(practice_admin)],
     ctx: ComponentsDep,
     key: KeyDep,
-) -> dict[str, Any]:
+) -> answers.PracticeWithStatus:
     changes = body.model_dump(exclude_unset=True)
     if "stripe_account" in changes:
         raise HttpProblem(403, OPERATOR_SETS_ACCOUNT, code="forbidden", field="stripe_account")
@@ -171,7 +172,7 @@ def connect_stripe_account(
     caller: Annotated[Caller, Depends(account_operator)],
     ctx: ComponentsDep,
     key: KeyDep,
-) -> dict[str, Any]:
+) -> answers.PracticeWithStatus:
     """An account belongs to one practice: one held by another practice is a 409."""
     practice = uc.connect_stripe_account(ctx, practice_id, body.stripe_account, caller.actor)
     return practice_answer(ctx, practice)
@@ -189,7 +190,9 @@ def set_clearent_key(
     caller: Annotated[Caller, Depends(account_operator)],
     ctx: ComponentsDep,
     key: KeyDep,
-) -> dict[str, Any]:
+) -> answers.ClearentConnection:
     """The key is kept sealed and never answered; the same key again changes nothing."""
     connected = uc.set_clearent_key(ctx, practice_id, body.api_key, caller.actor)
-    return {"practice_id": str(practice_id), "processor": "clearent", "connected": connected}
+    return answers.ClearentConnection(
+        practice_id=str(practice_id), processor="clearent", connected=connected
+    )

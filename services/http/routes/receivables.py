@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -24,7 +24,6 @@ from services.http.bounds import Id
 from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
 from services.http.openapi import problems
 from services.http.ranges import CursorQ, LimitQ
-from services.http.representations import patient_out
 from services.http.schemas import BalanceIn, BulkIn, FilterIn, SnoozeIn
 
 router = APIRouter(prefix="/v1", tags=["accounts receivable"])
@@ -32,53 +31,46 @@ router = APIRouter(prefix="/v1", tags=["accounts receivable"])
 PAGING = {"limit", "cursor", "sort"}
 
 
-def ar_row(row: Mapping[str, Any], today: str) -> dict[str, Any]:
+def ar_row(row: Mapping[str, Any], today: str) -> answers.ArRow:
     snoozed = bool(row["snooze_until"] and row["snooze_until"] > today)
-    return {
-        "id": row["id"],
-        "pms_patient_id": row["pms_patient_id"],
-        "first_name": row["first_name"],
-        "last_name": row["last_name"],
-        **{
-            c: int(row[c])
-            for c in (
-                "total",
-                "bal_0_30",
-                "bal_31_60",
-                "bal_61_90",
-                "bal_over_90",
-                "insurance_estimate",
-                "patient_portion",
-            )
-        },
-        "on_payment_plan": bool(row["on_payment_plan"]),
-        "is_guarantor": bool(row["is_guarantor"]),
-        "last_payment_date": row["last_payment_date"],
-        "last_request": {
-            "id": row["last_request_id"],
-            "date": row["last_request_date"],
-            "amount": row["last_request_amount"],
-            "status": row["last_request_status"],
-        }
+    return answers.ArRow(
+        id=row["id"],
+        pms_patient_id=row["pms_patient_id"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        total=int(row["total"]),
+        bal_0_30=int(row["bal_0_30"]),
+        bal_31_60=int(row["bal_31_60"]),
+        bal_61_90=int(row["bal_61_90"]),
+        bal_over_90=int(row["bal_over_90"]),
+        insurance_estimate=int(row["insurance_estimate"]),
+        patient_portion=int(row["patient_portion"]),
+        on_payment_plan=bool(row["on_payment_plan"]),
+        is_guarantor=bool(row["is_guarantor"]),
+        last_payment_date=row["last_payment_date"],
+        last_request=answers.LastRequest(
+            id=row["last_request_id"],
+            date=row["last_request_date"],
+            amount=row["last_request_amount"],
+            status=row["last_request_status"],
+        )
         if row["last_request_id"]
         else None,
-        "snoozed": snoozed,
-        "snooze": {
-            "until": row["snooze_until"],
-            "reason": row["snooze_reason"],
-            "note": row["snooze_note"],
-        }
+        snoozed=snoozed,
+        snooze=answers.Snooze(
+            until=row["snooze_until"], reason=row["snooze_reason"], note=row["snooze_note"]
+        )
         if snoozed
         else None,
-        "email": row["email"],
-        "phone": row["phone"],
-        "has_email": bool(row["has_email"]),
-        "has_phone": bool(row["has_phone"]),
-        "balance_as_of": row["balance_as_of"],
-        "balance_at_snapshot": snapshot_total(row),
-        "collected_since": int(row["collected_since"]),
-        "balance": int(row["total"]),
-    }
+        email=row["email"],
+        phone=row["phone"],
+        has_email=bool(row["has_email"]),
+        has_phone=bool(row["has_phone"]),
+        balance_as_of=row["balance_as_of"],
+        balance_at_snapshot=snapshot_total(row),
+        collected_since=int(row["collected_since"]),
+        balance=int(row["total"]),
+    )
 
 
 def snapshot_total(row: Mapping[str, Any]) -> int | None:
@@ -94,7 +86,7 @@ def snapshot_total(row: Mapping[str, Any]) -> int | None:
 )
 def put_balance(
     patient_id: Id, body: BalanceIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.PatientBalance:
     balance = Balance.from_snapshot(**body.model_dump())
     patient = uc.record_balance(
         ctx,
@@ -104,7 +96,9 @@ def put_balance(
         source="api",
         actor=caller.actor,
     )
-    return {**patient_out(patient), "balance": balance.as_event_data()}
+    return answers.PatientBalance(
+        **answers.patient_fields(patient), balance=answers.BalanceOut(**balance.as_event_data())
+    )
 
 
 @router.post(
@@ -120,14 +114,16 @@ def put_balance(
 )
 def pms_sync(
     response: Response, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.PmsSync:
     practice_id = practice_of(caller)
     started = uc.sync_in_background(ctx, practice_id=practice_id, actor=caller.actor)
     response.headers["Location"] = "/v1/pms/sync"
-    return {
-        "started": started,
-        "pms_sync": uc.sync_status(ctx, ctx.get(Practice, practice_id, practice_id)),
-    }
+    return answers.PmsSync(
+        started=started,
+        pms_sync=answers.SyncStatus.model_validate(
+            uc.sync_status(ctx, ctx.get(Practice, practice_id, practice_id))
+        ),
+    )
 
 
 @router.get(
@@ -135,9 +131,11 @@ def pms_sync(
     response_model=answers.SyncStatus,
     summary="The PMS sync's status and progress",
 )
-def pms_sync_status(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def pms_sync_status(caller: AdminDep, ctx: ComponentsDep) -> answers.SyncStatus:
     practice_id = practice_of(caller)
-    return uc.sync_status(ctx, ctx.get(Practice, practice_id, practice_id))
+    return answers.SyncStatus.model_validate(
+        uc.sync_status(ctx, ctx.get(Practice, practice_id, practice_id))
+    )
 
 
 @router.get(
@@ -160,7 +158,7 @@ def ar_patients(
     limit: LimitQ = 50,
     cursor_: CursorQ = None,
     filter_id: Id | None = None,
-) -> dict[str, Any]:
+) -> answers.ArPage:
     practice_id = practice_of(caller)
     if sort.lstrip("-") not in SORTABLE:
         raise InvalidValue(
@@ -199,22 +197,19 @@ def ar_patients(
         if more
         else None
     )
-    return {
-        "items": items,
-        "next_cursor": next_cursor,
-        "filters": applied,
-        "sort": sort,
-        "pms_sync": uc.sync_status(ctx, practice),
-    }
+    return answers.ArPage(
+        items=items,
+        next_cursor=next_cursor,
+        filters=applied,
+        sort=sort,
+        pms_sync=answers.SyncStatus.model_validate(uc.sync_status(ctx, practice)),
+    )
 
 
-def filter_out(row: ArFilterRow) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "filter": json.loads(row["filter"]),
-        "saved_at": row["saved_at"],
-    }
+def filter_out(row: ArFilterRow) -> answers.SavedFilter:
+    return answers.SavedFilter(
+        id=row["id"], name=row["name"], filter=json.loads(row["filter"]), saved_at=row["saved_at"]
+    )
 
 
 @router.post(
@@ -225,26 +220,26 @@ def filter_out(row: ArFilterRow) -> dict[str, Any]:
 )
 def save_filter(
     body: FilterIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.SavedFilter:
     saved = uc.save_filter(
         ctx, practice_id=practice_of(caller), name=body.name, raw=body.filter, actor=caller.actor
     )
-    return {
-        "id": str(saved.id),
-        "name": saved.name,
-        "filter": saved.filter,
-        "saved_at": saved.saved_at.isoformat(),
-    }
+    return answers.SavedFilter(
+        id=str(saved.id),
+        name=saved.name,
+        filter=saved.filter,
+        saved_at=saved.saved_at.isoformat(),
+    )
 
 
 @router.get(
     "/ar/filters", response_model=answers.FilterPage, summary="The practice's saved filters"
 )
-def get_filters(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
-    return {
-        "items": [filter_out(r) for r in ctx.reads(list_filters, practice_of(caller))],
-        "next_cursor": None,
-    }
+def get_filters(caller: AdminDep, ctx: ComponentsDep) -> answers.FilterPage:
+    return answers.FilterPage(
+        items=[filter_out(r) for r in ctx.reads(list_filters, practice_of(caller))],
+        next_cursor=None,
+    )
 
 
 @router.delete(
@@ -266,7 +261,7 @@ def delete_filter(filter_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyD
 )
 def snooze(
     patient_id: Id, body: SnoozeIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.PatientSnooze:
     patient = uc.snooze(
         ctx,
         practice_id=practice_of(caller),
@@ -277,14 +272,14 @@ def snooze(
         actor=caller.actor,
     )
     assert patient.snooze is not None
-    return {
-        **patient_out(patient),
-        "snooze": {
-            "until": patient.snooze.until.isoformat(),
-            "reason": patient.snooze.reason.value,
-            "note": patient.snooze.note,
-        },
-    }
+    return answers.PatientSnooze(
+        **answers.patient_fields(patient),
+        snooze=answers.Snooze(
+            until=patient.snooze.until.isoformat(),
+            reason=patient.snooze.reason.value,
+            note=patient.snooze.note,
+        ),
+    )
 
 
 @router.delete(
@@ -293,11 +288,13 @@ def snooze(
     responses=problems(404, 409),
     summary="End a snooze early",
 )
-def unsnooze(patient_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
+def unsnooze(
+    patient_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
+) -> answers.PatientSnooze:
     patient = uc.end_snooze(
         ctx, practice_id=practice_of(caller), patient_id=patient_id, actor=caller.actor
     )
-    return {**patient_out(patient), "snooze": None}
+    return answers.PatientSnooze(**answers.patient_fields(patient), snooze=None)
 
 
 @router.post(
@@ -306,7 +303,7 @@ def unsnooze(patient_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) 
     responses=problems(404),
     summary="One request to each selected (or matching) eligible patient",
 )
-def bulk(body: BulkIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
+def bulk(body: BulkIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> answers.BulkSent:
     chosen = [n for n in ("patient_ids", "filter", "filter_id") if getattr(body, n) is not None]
     if len(chosen) != 1:
         raise InvalidValue(
@@ -333,19 +330,18 @@ def bulk(body: BulkIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dic
         actor=caller.actor,
         key=key,
     )
-    results = [
-        {
-            "patient_id": o.patient_id,
-            "outcome": o.outcome,
-            "reason": o.reason,
-            "request_id": o.request_id,
-            "amount": o.amount,
-            "channel": o.channel,
-        }
-        for o in outcomes
-    ]
-    return {
-        "results": results,
-        "sent": sum(1 for o in outcomes if o.outcome == "sent"),
-        "skipped": sum(1 for o in outcomes if o.outcome == "skipped"),
-    }
+    return answers.BulkSent(
+        results=[
+            answers.BulkResult(
+                patient_id=o.patient_id,
+                outcome=cast(Literal["sent", "skipped"], o.outcome),
+                reason=o.reason,
+                request_id=o.request_id,
+                amount=o.amount,
+                channel=o.channel,
+            )
+            for o in outcomes
+        ],
+        sent=sum(1 for o in outcomes if o.outcome == "sent"),
+        skipped=sum(1 for o in outcomes if o.outcome == "skipped"),
+    )

@@ -20,10 +20,23 @@ from services.http.schemas import PaymentRequestIn
 router = APIRouter(prefix="/v1/payment-requests", tags=["payment requests"])
 
 
-def request_out(
-    ctx: Components, r: PaymentRequest, *, with_history: bool = False
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def request_out(ctx: Components, r: PaymentRequest) -> answers.PaymentRequest:
+    return answers.PaymentRequest(**request_fields(ctx, r))
+
+
+def request_with_history(ctx: Components, r: PaymentRequest) -> answers.PaymentRequestWithHistory:
+    return answers.PaymentRequestWithHistory(
+        **request_fields(ctx, r),
+        history=[
+            answers.Event.model_validate(item)
+            for item in ctx.reads(read_history, r.practice_id, r.id, 0, HISTORY)
+        ],
+    )
+
+
+def request_fields(ctx: Components, r: PaymentRequest) -> dict[str, Any]:
+    """The fields of a PaymentRequest answer, shared by the answers that extend it."""
+    return {
         "id": str(r.id),
         "patient_id": str(r.patient_id),
         "amount": r.amount.cents,
@@ -40,39 +53,36 @@ def request_out(
         "superseded_by": str(r.superseded_by) if r.superseded_by else None,
         "pay_url": uc.pay_url(ctx, r) if r.status.value == "requested" else None,
         "messages": [
-            {
-                "number": m.number,
-                "kind": "reminder" if m.number else "request",
-                "status": m.status,
-                "attempts": m.attempts,
-                "last_error": m.last_error,
-                "retry_at": iso(m.retry_at) if m.retry_at else None,
-            }
+            answers.RequestMessage(
+                number=m.number,
+                kind="reminder" if m.number else "request",
+                status=m.status,
+                attempts=m.attempts,
+                last_error=m.last_error,
+                retry_at=iso(m.retry_at) if m.retry_at else None,
+            )
             for m in sorted(r.messages.values(), key=lambda m: m.number)
         ],
     }
-    if with_history:
-        out["history"] = ctx.reads(read_history, r.practice_id, r.id, 0, HISTORY)
-    return out
 
 
-def row_out(row: PaymentRequestRow) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "patient_id": row["patient_id"],
-        "patient_name": row["patient_name"],
-        "date": row["requested_date"],
-        "sent_at": row["sent_at"],
-        "amount": int(row["amount"]),
-        "paid_amount": int(row["paid_amount"]) if row["paid_amount"] is not None else None,
-        "status": row["status"],
-        "cancel_reason": row["cancel_reason"],
-        "channel": row["channel"],
-        "expires_at": row["expires_at"],
-        "payment_id": row["payment_id"],
-        "reminders_sent": int(row["reminders_sent"]),
-        "delivery_status": row["delivery_status"],
-    }
+def row_out(row: PaymentRequestRow) -> answers.RequestRow:
+    return answers.RequestRow(
+        id=row["id"],
+        patient_id=row["patient_id"],
+        patient_name=row["patient_name"],
+        date=row["requested_date"],
+        sent_at=row["sent_at"],
+        amount=int(row["amount"]),
+        paid_amount=int(row["paid_amount"]) if row["paid_amount"] is not None else None,
+        status=row["status"],
+        cancel_reason=row["cancel_reason"],
+        channel=row["channel"],
+        expires_at=row["expires_at"],
+        payment_id=row["payment_id"],
+        reminders_sent=int(row["reminders_sent"]),
+        delivery_status=row["delivery_status"],
+    )
 
 
 @router.post(
@@ -84,7 +94,7 @@ def row_out(row: PaymentRequestRow) -> dict[str, Any]:
 )
 def send(
     body: PaymentRequestIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.PaymentRequest:
     request = uc.send_request(
         ctx,
         practice_id=practice_of(caller),
@@ -113,9 +123,9 @@ def get_requests(
     patient_id: Id | None = None,
     limit: LimitQ = 50,
     cursor_: CursorQ = None,
-) -> dict[str, Any]:
+) -> answers.RequestPage:
     practice_id = practice_of(caller)
-    return dated_page(
+    found = dated_page(
         ctx,
         practice_id,
         date_range(ctx, practice_id, from_, to),
@@ -123,9 +133,12 @@ def get_requests(
         limit,
         query=list_requests,
         out=row_out,
-        order=["sent_at", "id"],
+        order=lambda row: [row["sent_at"], row["id"]],
         status=status,
         patient_id=patient_id,
+    )
+    return answers.RequestPage(
+        items=found.items, next_cursor=found.next_cursor, from_=found.date_from, to=found.date_to
     )
 
 
@@ -135,9 +148,11 @@ def get_requests(
     responses=problems(404),
     summary="One request with its history",
 )
-def get_request(request_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
+def get_request(
+    request_id: Id, caller: AdminDep, ctx: ComponentsDep
+) -> answers.PaymentRequestWithHistory:
     request = ctx.get(PaymentRequest, request_id, practice_of(caller))
-    return request_out(ctx, request, with_history=True)
+    return request_with_history(ctx, request)
 
 
 @router.post(
@@ -146,7 +161,9 @@ def get_request(request_id: Id, caller: AdminDep, ctx: ComponentsDep) -> dict[st
     responses=problems(404, 409),
     summary="Cancel a request by hand",
 )
-def cancel(request_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> dict[str, Any]:
+def cancel(
+    request_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
+) -> answers.PaymentRequest:
     request = uc.cancel_request(
         ctx, practice_id=practice_of(caller), request_id=request_id, actor=caller.actor
     )

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -38,10 +37,10 @@ def sandbox_clock(request: Request) -> SandboxClock:
     responses=problems(404),
     summary="The practice's test clock",
 )
-def get_clock(request: Request, caller: AdminDep) -> dict[str, Any]:
+def get_clock(request: Request, caller: AdminDep) -> answers.Clock:
     clock = sandbox_clock(request)
     practice_id = practice_of(caller)
-    return {"now": iso(clock.now(practice_id)), "offset_seconds": clock.offset(practice_id)}
+    return answers.Clock(now=iso(clock.now(practice_id)), offset_seconds=clock.offset(practice_id))
 
 
 @router.post(
@@ -52,7 +51,7 @@ def get_clock(request: Request, caller: AdminDep) -> dict[str, Any]:
 )
 def advance(
     body: ClockAdvanceIn, request: Request, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
+) -> answers.ClockAdvanced:
     clock = sandbox_clock(request)
     practice_id = practice_of(caller)
     if (body.seconds is None) == (body.to is None):
@@ -78,7 +77,7 @@ def advance(
         now, work, failure = advance_by_days(ctx, clock, practice_id, seconds)
     except ClockOutOfRange as error:
         raise InvalidValue(str(error), field=field) from None
-    return {"now": iso(now), **work.as_dict(), "due_work_error": failure}
+    return answers.ClockAdvanced(now=iso(now), **work.as_dict(), due_work_error=failure)
 
 
 #: the clock moves a day at most between two runs of what fell due (for its first 31 days)
@@ -122,16 +121,14 @@ def advance_by_days(
 )
 def sandbox_mailbox(
     caller: AdminDep, ctx: ComponentsDep, limit: LimitQ = 50, cursor_: CursorQ = None
-) -> dict[str, Any]:
+) -> answers.SandboxMailbox:
     after = cursor.decode_pair(cursor_)
     rows = ctx.reads(list_sandbox_mailbox, practice_of(caller), limit + 1, after)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if rows else None
-    return {
-        "items": rows,
-        "next_cursor": cursor.encode([last["sent_at"], last["id"]]) if more and last else None,
-    }
+    shown, next_cursor = cursor.page(rows, limit, lambda r: [r["sent_at"], r["id"]])
+    return answers.SandboxMailbox(
+        items=[answers.SandboxMailboxMessage.model_validate(r) for r in shown],
+        next_cursor=next_cursor,
+    )
 
 
 #: the sandbox mailbox's former address, answered for one release (README, "API")

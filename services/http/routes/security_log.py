@@ -4,7 +4,7 @@ auditors of the practice)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -38,8 +38,11 @@ def get_security_log(
         str | None,
         Query(alias="cursor", max_length=cursor.MAX_CURSOR, description=answers.NEXT),
     ] = None,
-) -> dict[str, Any]:
+) -> answers.SecurityLogPage:
     after = cursor.decode_pair(cursor_)
     page = read_log(ctx, practice_of(caller), kind=kind, user_id=user_id, after=after, limit=limit)
     next_cursor = cursor.encode(list(page.next_after)) if page.next_after else None
-    return {"items": page.items, "next_cursor": next_cursor}
+    return answers.SecurityLogPage(
+        items=[answers.SecurityLogEntry.model_validate(item) for item in page.items],
+        next_cursor=next_cursor,
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, BackgroundTasks, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -23,10 +21,10 @@ router = APIRouter(tags=["stripe"])
 )
 async def stripe_webhook(
     request: Request, ctx: ComponentsDep, background: BackgroundTasks
-) -> dict[str, Any]:
+) -> answers.WebhookReceived:
     payload = await request.body()
     signature = request.headers.get("stripe-signature")
     event_id, new = await run_in_threadpool(receive_event, ctx, payload, signature)
     if new:  # applied once the answer has gone (and by the scheduler, should this fail)
         background.add_task(apply_pending_events, ctx)
-    return {"received": True, "id": event_id, "replayed": not new}
+    return answers.WebhookReceived(received=True, id=event_id, replayed=not new)

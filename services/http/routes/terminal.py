@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import Field
@@ -35,8 +35,10 @@ class LabelIn(Body):
     responses=problems(409, 502),
     summary="The practice's card readers (Stripe Terminal)",
 )
-def list_readers(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
-    return {"items": uc.list_readers(ctx, practice_of(caller))}
+def list_readers(caller: AdminDep, ctx: ComponentsDep) -> answers.ReaderList:
+    return answers.ReaderList(
+        items=[answers.Reader.model_validate(r) for r in uc.list_readers(ctx, practice_of(caller))]
+    )
 
 
 @router.post(
@@ -48,9 +50,11 @@ def list_readers(caller: AdminDep, ctx: ComponentsDep) -> dict[str, Any]:
 )
 def register_reader(
     body: ReaderIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
-) -> dict[str, Any]:
-    return uc.register_reader(
-        ctx, practice_of(caller), code=body.registration_code, label=body.label, key=key
+) -> answers.Reader:
+    return answers.Reader.model_validate(
+        uc.register_reader(
+            ctx, practice_of(caller), code=body.registration_code, label=body.label, key=key
+        )
     )
 
 
@@ -62,5 +66,7 @@ def register_reader(
 )
 def label_reader(
     reader_id: ReaderId, body: LabelIn, caller: AdminDep, ctx: ComponentsDep
-) -> dict[str, Any]:
-    return uc.label_reader(ctx, practice_of(caller), reader_id, body.label)
+) -> answers.Reader:
+    return answers.Reader.model_validate(
+        uc.label_reader(ctx, practice_of(caller), reader_id, body.label)
+    )

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from projections.transactions import UnassociatedSummary, list_transactions, transaction_totals
+from projections.transactions import list_transactions, transaction_totals
 from services.http import answers
 from services.http.bounds import Id
 from services.http.deps import AdminDep, ComponentsDep, practice_of
@@ -17,7 +17,6 @@ from services.http.ranges import (
     chosen_range,
     dated_page,
 )
-from services.http.representations import transaction_row, unassociated_badge
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
@@ -62,21 +61,24 @@ def get_transactions(
     period: PeriodQ = None,
     limit: LimitQ = 50,
     cursor_: CursorQ = None,
-) -> dict[str, Any]:
+) -> answers.TransactionPage:
     practice_id = practice_of(caller)
-    return dated_page(
+    found = dated_page(
         ctx,
         practice_id,
         chosen_range(ctx, practice_id, from_, to, period),
         cursor_,
         limit,
         query=list_transactions,
-        out=transaction_row,
-        order=["occurred_at", "id"],
+        out=answers.transaction_row,
+        order=lambda row: [row["occurred_at"], row["id"]],
         association=association,
         patient_id=patient_id,
         status=status,
         q=q,
+    )
+    return answers.TransactionPage(
+        items=found.items, next_cursor=found.next_cursor, from_=found.date_from, to=found.date_to
     )
 
 
@@ -98,7 +100,7 @@ def get_transaction_totals(
     status: StatusQ = None,
     q: SearchQ = None,
     period: PeriodQ = None,
-) -> dict[str, Any]:
+) -> answers.TransactionTotals:
     practice_id = practice_of(caller)
     date_from, date_to = chosen_range(ctx, practice_id, from_, to, period)
     totals = ctx.reads(
@@ -111,14 +113,14 @@ def get_transaction_totals(
         status=status,
         q=q,
     )
-    return {
-        "count": totals["count"],
-        "collected_amount": totals["collected"],
-        "refunded_amount": totals["refunded"],
-        "net_amount": totals["collected"] - totals["refunded"],
-        "from": date_from,
-        "to": date_to,
-    }
+    return answers.TransactionTotals(
+        count=totals["count"],
+        collected_amount=totals["collected"],
+        refunded_amount=totals["refunded"],
+        net_amount=totals["collected"] - totals["refunded"],
+        from_=date_from,
+        to=date_to,
+    )
 
 
 @router.get(
@@ -130,5 +132,5 @@ def get_transaction_totals(
     "from `oldest_date`, and for a practice that posts by hand the Post to Ledger queue's "
     "items; `transactions` is the number of those rows.",
 )
-def get_unassociated_count(caller: AdminDep, ctx: ComponentsDep) -> UnassociatedSummary:
-    return unassociated_badge(ctx, practice_of(caller))
+def get_unassociated_count(caller: AdminDep, ctx: ComponentsDep) -> answers.UnassociatedCount:
+    return answers.unassociated_badge(ctx, practice_of(caller))

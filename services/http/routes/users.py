@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
@@ -56,32 +56,21 @@ UsersAdmin = Annotated[Caller, Depends(users_admin)]
 UsersAdminOrOperator = Annotated[Caller, Depends(users_admin_or_operator)]
 
 
-def user_out(user: User) -> dict[str, Any]:
-    return {
-        "id": str(user.id),
-        "name": user.name,
-        "email": user.email,
-        "role": user.role.value,
-        "status": user.status.value,
-        "created_at": iso(user.created_at),
-        "two_factor": two_factor_out(user.two_factor_since),
-    }
+def user_out(user: User | uc.UserRow) -> answers.User:
+    """A user, from the aggregate or from the list's row (the same attributes)."""
+    return answers.User(
+        id=str(user.id),
+        name=user.name,
+        email=user.email,
+        role=user.role.value,
+        status=user.status.value,
+        created_at=iso(user.created_at),
+        two_factor=two_factor_out(user.two_factor_since),
+    )
 
 
-def row_out(row: uc.UserRow) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "name": row.name,
-        "email": row.email,
-        "role": row.role.value,
-        "status": row.status.value,
-        "created_at": iso(row.created_at),
-        "two_factor": two_factor_out(row.two_factor_since),
-    }
-
-
-def two_factor_out(since: datetime | None) -> dict[str, Any]:
-    return {"enabled": since is not None, "since": None if since is None else iso(since)}
+def two_factor_out(since: datetime | None) -> answers.TwoFactor:
+    return answers.TwoFactor(enabled=since is not None, since=None if since is None else iso(since))
 
 
 @router.get(
@@ -90,8 +79,8 @@ def two_factor_out(since: datetime | None) -> dict[str, Any]:
     responses=problems(404),
     summary="The practice's users (admins)",
 )
-def list_users(practice_id: Id, caller: UsersAdmin, ctx: ComponentsDep) -> dict[str, Any]:
-    return {"items": [row_out(r) for r in uc.list_users(ctx, practice_id)]}
+def list_users(practice_id: Id, caller: UsersAdmin, ctx: ComponentsDep) -> answers.UserList:
+    return answers.UserList(items=[user_out(r) for r in uc.list_users(ctx, practice_id)])
 
 
 @router.post(
@@ -108,7 +97,7 @@ def invite_user(
     ctx: ComponentsDep,
     key: KeyDep,
     address: AddressDep,
-) -> dict[str, Any]:
+) -> answers.InvitedUser:
     user, token = uc.invite_user(
         ctx,
         practice_id=practice_id,
@@ -120,13 +109,13 @@ def invite_user(
         key=key,
         address=address,
     )
-    return {
-        "id": str(user.id),
-        "name": user.name,
-        "role": user.role.value,
-        "email": user.email,
-        "token": token,
-    }
+    return answers.InvitedUser(
+        id=str(user.id),
+        name=user.name,
+        role=user.role.value,
+        email=user.email,
+        token=token,
+    )
 
 
 @router.patch(
@@ -143,7 +132,7 @@ def change_role(
     ctx: ComponentsDep,
     key: KeyDep,
     address: AddressDep,
-) -> dict[str, Any]:
+) -> answers.User:
     """The person's sessions end: they sign in again as what they are now."""
     user = uc.change_role(ctx, practice_id, user_id, Role(body.role), caller.actor, key, address)
     return user_out(user)
@@ -162,7 +151,7 @@ def revoke_user(
     ctx: ComponentsDep,
     key: KeyDep,
     address: AddressDep,
-) -> dict[str, Any]:
+) -> answers.User:
     return user_out(uc.revoke_user(ctx, practice_id, user_id, caller.actor, key, address))
 
 
@@ -180,7 +169,7 @@ def set_password(
     ctx: ComponentsDep,
     key: KeyDep,
     address: AddressDep,
-) -> dict[str, Any]:
+) -> answers.User:
     user = uc.set_password(ctx, practice_id, user_id, body.password, caller.actor, address)
     return user_out(user)
 
@@ -199,5 +188,5 @@ def reset_two_factor(
     ctx: ComponentsDep,
     key: KeyDep,
     address: AddressDep,
-) -> dict[str, Any]:
+) -> answers.User:
     return user_out(second_factor.reset(ctx, practice_id, user_id, caller.actor, address))

@@ -235,7 +235,7 @@ def collected(
     user: Admin,
     kind: str,
     values: dict[str, str],
-    payment: dict[str, Any],
+    payment: Any,
     patient: str | None,
     kept: str | None,
 ) -> Response:
@@ -258,7 +258,7 @@ def collected(
 
 def keep_method(
     request: Request, user: Admin, form: PostedForm, payment_method: str
-) -> tuple[dict[str, Any] | None, str]:
+) -> tuple[Any, str]:
     """Keep the card of Stripe's Payment Element on file before it is charged (the
     patient ticked the consent): the card kept, or None, and what to say."""
     key = form.key(user)

@@ -356,7 +356,7 @@ def create_plan(request: Request, user: Admin, form: PostedForm, patient_id: str
             start=run(start_date, values["start"]),
             note=values["note"] or None,
         )
-        plan = run(plans_api.create_plan, body, user.caller, ctx, form.key(user))
+        plan = run(plans_api.create_plan, body, user.caller, ctx, form.key(user)).model_dump()
     except FormError as refused:
         return patient_page(request, user, patient_id, refused, values=values, form="plan")
     return render.redirect(

@@ -88,7 +88,7 @@ def requests_page(request: Request, user: Admin) -> HTMLResponse:
 def one_request(request: Request, user: Admin, request_id: UUID) -> dict[str, Any]:
     """The request with its history, and the patient's name."""
     ctx = ctx_of(request)
-    found: dict[str, Any] = run(requests_api.get_request, request_id, user.caller, ctx)
+    found = run(requests_api.get_request, request_id, user.caller, ctx).model_dump(by_alias=True)
     patient = run(patients_api.get_patient, UUID(found["patient_id"]), user.caller, ctx)
     found["patient_name"] = f"{patient['first_name']} {patient['last_name']}".strip()
     history = ctx.reads(with_actor_names, practice_of(user.caller), found["history"])

@@ -42,7 +42,7 @@ def settings_page(
     ctx = ctx_of(request)
     pid = practice_of(user.caller)
     people = users_api.list_users(pid, user.caller, ctx)["items"]
-    answer = practices_api.get_practice(pid, user.caller, ctx)
+    answer = practices_api.get_practice(pid, user.caller, ctx).model_dump(by_alias=True)
     return render.page(
         request,
         "settings.html",
@@ -122,7 +122,7 @@ def invite(request: Request, user: Admin, form: PostedForm) -> Response:
         )
     except FormError as refused:
         return settings_page(request, user, invite=values, **refused.shown)
-    return settings_page(request, user, status=201, invited=answer)
+    return settings_page(request, user, status=201, invited=answer.model_dump())
 
 
 def user_action(

@@ -159,7 +159,7 @@ def advance_clock(request: Request, user: Admin, form: PostedForm) -> Response:
         request,
         "/payments/status#test-clock",
         f"The test clock moved{words} forward, to {local.datetime(answer['now'])}. "
-        + done_work(answer),
+        + done_work(answer.model_dump()),
     )
 
 

@@ -16,8 +16,8 @@ from domain.patients import Patient
 from domain.payments import Payment, ReversalReason, Status, receipt_status_of
 from domain.posting import needs_posting
 from domain.schedule import local_date, zone
+from services.http.answers import receipt_out
 from services.http.deps import practice_of
-from services.http.representations import receipt_out
 from services.http.routes import ledger_queue as queue_api
 from services.http.routes import payments as payments_api
 from services.http.routes import transactions as transactions_api
@@ -263,7 +263,7 @@ def load_payment(request: Request, user: Admin, payment_id: UUID) -> Payment:
 def detail_context(request: Request, user: Admin, payment_id: UUID) -> dict[str, Any]:
     ctx = ctx_of(request)
     payment = load_payment(request, user, payment_id)
-    answer = payments_api.get_payment(payment_id, user.caller, ctx)
+    answer = payments_api.get_payment(payment_id, user.caller, ctx).model_dump(by_alias=True)
     pid = practice_of(user.caller)
     now = ctx.clock.now(pid)
     kind = None
@@ -632,7 +632,9 @@ def receipt_download(request: Request, user: Admin, payment_id: UUID) -> Respons
         return HTMLResponse(refused.message, status_code=refused.status)
     refund_id = request.query_params.get("refund_id", "")
     made = payment_receipt_pdf(
-        receipt_out(ctx, payment), refund_id, practice(request, user).timezone
+        receipt_out(ctx, payment).model_dump(mode="json", by_alias=True),
+        refund_id,
+        practice(request, user).timezone,
     )
     if made is None:
         return HTMLResponse("This payment has no such refund.", status_code=404)
