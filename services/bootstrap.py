@@ -27,40 +27,15 @@ from adapters.store import EventStore, StoreConfig, open_store
 from adapters.stripe_events import StripeEvents
 from domain.practices import Practice
 from domain.users import User
-from projections.base import Projection
-from projections.deposits import Deposits
-from projections.directory import Directory
-from projections.feed import EventFeed
-from projections.intents import OpenIntents
-from projections.ledger_queue import LedgerQueue
-from projections.plans import Plans
-from projections.receivables import Receivables
+from projections.catalog import all_projections
 from projections.replay import ViewTables
-from projections.requests import PaymentRequests
 from projections.runner import Projector
-from projections.transactions import Transactions
-from projections.users import Users
 from projections.writeback_intake import WritebackIntake
 from services.context import Components
 from services.settings import Settings
 from services.workers.writeback import take_in
 
 log = logging.getLogger("payledger")
-
-
-def all_projections() -> list[Projection]:
-    return [
-        Directory(),
-        Transactions(),
-        Deposits(),
-        PaymentRequests(),
-        Receivables(),
-        LedgerQueue(),
-        EventFeed(),
-        Users(),
-        OpenIntents(),
-        Plans(),
-    ]
 
 
 def build_processor(settings: Settings, keys: ProcessorKeys | None = None) -> CardProcessor:

@@ -54,7 +54,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from services.app.demo import demo_people, seed_demo
-    from services.http.app import create_app
+    from services.asgi import create_app
 
     settings = settings_from(args)
     ctx = build_components(settings)
@@ -232,7 +232,7 @@ def replay_command(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    from services.bootstrap import all_projections
+    from projections.catalog import all_projections
 
     views = all_projections()
     if args.projection != "all":

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from domain.errors import NotFound
+from projections.catalog import all_projections
 from projections.feed import FeedItem, read_feed, read_history
 from projections.users import with_actor_names
 from services.app.audit_export import export_lines
-from services.bootstrap import all_projections
 from services.context import Components
 from services.http import answers
 from services.http.bounds import Id, int_format

@@ -12,6 +12,7 @@ from services.app import practices as uc
 from services.app.due import due_work_status
 from services.app.practices import Caller
 from services.app.receivables import sync_status
+from services.app.writeback_status import practice_status
 from services.context import Components
 from services.http import answers
 from services.http.bounds import Id
@@ -20,7 +21,6 @@ from services.http.errors import HttpProblem
 from services.http.openapi import problems
 from services.http.representations import practice_out
 from services.http.schemas import ClearentKeyIn, PracticeIn, SettingsIn, StripeAccountIn
-from services.workers.writeback import practice_status
 
 router = APIRouter(prefix="/v1/practices", tags=["practices"])
 

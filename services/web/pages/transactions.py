@@ -16,6 +16,7 @@ from domain.patients import Patient
 from domain.payments import Payment, ReversalReason, Status, receipt_status_of
 from domain.posting import needs_posting
 from domain.schedule import local_date, zone
+from services.app.writeback_status import writeback_of_payments
 from services.http.deps import practice_of
 from services.http.representations import receipt_out
 from services.http.routes import ledger_queue as queue_api
@@ -28,7 +29,6 @@ from services.web.pages import common
 from services.web.pages.common import practice
 from services.web.receipt_pdf import receipt_pdf
 from services.web.session import Admin, Manager, PostedForm, ctx_of
-from services.workers.writeback import writeback_of_payments
 
 router = APIRouter(include_in_schema=False)
 
