@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from adapters.accounts import Accounts
 from adapters.bank_calendar import FederalReserveHolidays
@@ -34,6 +35,10 @@ from projections.writeback_intake import WritebackIntake
 from services.context import Components
 from services.settings import Settings
 from services.workers.writeback import take_in
+
+if TYPE_CHECKING:
+    from services.workers.relay import Relay
+    from services.workers.writeback_consumer import WritebackConsumer
 
 log = logging.getLogger("payledger")
 
@@ -124,3 +129,19 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
     if settings.run_views:
         projector.catch_up()
     return ctx
+
+
+def build_relay(ctx: Components, bootstrap_servers: str) -> Relay:
+    """The relay publishing the event log to Kafka (`payledger relay`)."""
+    from services.workers.relay import Relay
+
+    return Relay(ctx.store, ctx.relay_positions, bootstrap_servers)
+
+
+def build_writeback_consumer(
+    ctx: Components, pms: str, bootstrap_servers: str
+) -> WritebackConsumer:
+    """A PMS's writeback consumer of the published events (`payledger writeback`)."""
+    from services.workers.writeback_consumer import WritebackConsumer
+
+    return WritebackConsumer(ctx, pms, bootstrap_servers)

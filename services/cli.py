@@ -21,7 +21,12 @@ from domain.money import format_dollars
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
 from domain.users import PLATFORM, Role
-from services.bootstrap import build_components, migrate_database
+from services.bootstrap import (
+    build_components,
+    build_relay,
+    build_writeback_consumer,
+    migrate_database,
+)
 from services.settings import Settings
 
 
@@ -138,8 +143,8 @@ def practice_clearent_key(args: argparse.Namespace) -> int:
     line (which other users of the machine can see); kept sealed."""
     from pydantic import ValidationError
 
+    from services.app.inputs import ClearentKeyIn
     from services.app.practices import set_clearent_key
-    from services.http.schemas import ClearentKeyIn
 
     key = None if args.remove else sys.stdin.readline().strip()
     try:
@@ -352,22 +357,18 @@ def run_until_stopped(*targets: Any, check: float = 0.5) -> int:
 
 
 def relay(args: argparse.Namespace) -> int:
-    from services.workers.relay import Relay
-
     settings = kafka_settings(args)
     assert settings.kafka_bootstrap is not None
     ctx = build_components(settings)
     print(f"relay: publishing the event log to {settings.kafka_bootstrap}", flush=True)
-    return run_until_stopped(Relay(ctx.store, ctx.relay_positions, settings.kafka_bootstrap).run)
+    return run_until_stopped(build_relay(ctx, settings.kafka_bootstrap).run)
 
 
 def writeback(args: argparse.Namespace) -> int:
-    from services.workers.writeback_consumer import WritebackConsumer
-
     settings = kafka_settings(args)
     assert settings.kafka_bootstrap is not None
     ctx = build_components(settings)
-    consumer = WritebackConsumer(ctx, args.pms, settings.kafka_bootstrap)
+    consumer = build_writeback_consumer(ctx, args.pms, settings.kafka_bootstrap)
     print(f"writeback ({args.pms}): consumer group {consumer.group}", flush=True)
     if args.pms == "dentrix":
         print(

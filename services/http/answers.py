@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.practices import MAX_FEE_RATE_BPS
 from domain.receivables import SYNC_MINUTES_RANGE
 from domain.requests import EXPIRES_AFTER, MAX_REMINDERS
-from services.http.bounds import (
+from services.app.bounds import (
     HISTORY,
     PAGE,
     PARTS,

@@ -14,9 +14,9 @@ from pydantic import BeforeValidator, WithJsonSchema
 from domain.errors import InvalidValue
 from domain.practices import Practice
 from domain.schedule import local_date
+from services import cursor
+from services.app.bounds import DATE_LENGTH, INSTANT_LENGTH, int_format
 from services.context import Components
-from services.http import cursor
-from services.http.bounds import DATE_LENGTH, INSTANT_LENGTH, int_format
 from services.http.representations import default_range
 
 RowT = TypeVar("RowT")

@@ -24,9 +24,9 @@ from projections.feed import read_history
 from projections.plans import CardRow
 from projections.transactions import TransactionRow, UnassociatedSummary, unassociated_summary
 from projections.users import actor_names, with_actor_names
+from services.app.bounds import HISTORY
 from services.app.writeback_status import writeback_of_payment
 from services.context import Components
-from services.http.bounds import HISTORY
 
 DEFAULT_RANGE_DAYS = 30
 

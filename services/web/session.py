@@ -75,6 +75,10 @@ def ctx_of(request: Request) -> Components:
     return ctx
 
 
+#: the components, for a route that takes them as a parameter
+ComponentsDep = Annotated[Components, Depends(ctx_of)]
+
+
 def sign(secret: bytes, value: str) -> str:
     mac = hmac.new(secret, value.encode(), hashlib.sha256).digest()
     return f"{value}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"

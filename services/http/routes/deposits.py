@@ -22,10 +22,11 @@ from projections.deposits import (
 from services.app import reports
 from services.app.as_of import VIEWS as AS_OF_VIEWS
 from services.app.as_of import report_as_of as as_of_report
+from services.app.bounds import PAGE, Id, int_format
 from services.app.exports import VIEWS, export_csv
+from services.app.practices import practice_of
 from services.http import answers
-from services.http.bounds import PAGE, Id, int_format
-from services.http.deps import AdminDep, ComponentsDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep
 from services.http.openapi import problems
 from services.http.ranges import (
     CursorQ,

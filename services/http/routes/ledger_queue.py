@@ -6,8 +6,10 @@ from fastapi import APIRouter
 
 from domain.money import Money
 from projections.ledger_queue import LedgerQueueRow, open_items
-from services.http import answers, cursor
-from services.http.deps import AdminDep, ComponentsDep, practice_of
+from services import cursor
+from services.app.practices import practice_of
+from services.http import answers
+from services.http.deps import AdminDep, ComponentsDep
 from services.http.ranges import CursorQ, LimitQ
 
 router = APIRouter(prefix="/v1", tags=["post to ledger"])

@@ -10,13 +10,14 @@ from domain.errors import InvalidValue
 from domain.payments import AssociationSource, Method, Payment
 from domain.practices import Practice
 from services.app import payments as uc
+from services.app.bounds import Id
+from services.app.inputs import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
+from services.app.practices import practice_of
 from services.app.writeback_status import writes_back_automatically
 from services.http import answers
-from services.http.bounds import Id
-from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep
 from services.http.openapi import problems
 from services.http.representations import ledger_entry_out, payment_out, receipt_out
-from services.http.schemas import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 

@@ -13,12 +13,13 @@ from domain.plans import PaymentPlan
 from projections.plans import cards_of_patient, plans_of_patient, plans_of_practice
 from services.app import cards as card_uc
 from services.app import plans as plan_uc
+from services.app.bounds import Id
+from services.app.inputs import CardChargeIn, CardSaveIn, PlanCancelIn, PlanIn
+from services.app.practices import practice_of
 from services.http import answers
-from services.http.bounds import Id
-from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep
 from services.http.openapi import problems
 from services.http.representations import payment_out, plan_out, saved_card_out, saved_card_row
-from services.http.schemas import CardChargeIn, CardSaveIn, PlanCancelIn, PlanIn
 
 cards = APIRouter(prefix="/v1/patients", tags=["cards on file"])
 plans = APIRouter(prefix="/v1/payment-plans", tags=["payment plans"])

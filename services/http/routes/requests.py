@@ -9,13 +9,14 @@ from projections.base import iso
 from projections.feed import read_history
 from projections.requests import PaymentRequestRow, list_requests
 from services.app import requests as uc
+from services.app.bounds import HISTORY, Id
+from services.app.inputs import PaymentRequestIn
+from services.app.practices import practice_of
 from services.context import Components
 from services.http import answers
-from services.http.bounds import HISTORY, Id
-from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep
 from services.http.openapi import problems
 from services.http.ranges import CursorQ, FromQ, LimitQ, ToQ, date_range, dated_page
-from services.http.schemas import PaymentRequestIn
 
 router = APIRouter(prefix="/v1/payment-requests", tags=["payment requests"])
 

@@ -5,9 +5,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from projections.transactions import UnassociatedSummary, list_transactions, transaction_totals
+from services.app.bounds import Id
+from services.app.practices import practice_of
 from services.http import answers
-from services.http.bounds import Id
-from services.http.deps import AdminDep, ComponentsDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep
 from services.http.ranges import (
     CursorQ,
     FromQ,

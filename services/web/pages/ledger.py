@@ -10,9 +10,9 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from services.app.inputs import AssociateIn
 from services.http.routes import ledger_queue as queue_api
 from services.http.routes import payments as payments_api
-from services.http.schemas import AssociateIn
 from services.web import render
 from services.web.forms import FormError, run
 from services.web.pages.common import practice

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from projections.users import NamedFeedItem, with_actor_names
-from services.http.deps import practice_of
+from services.app.inputs import PaymentRequestIn
+from services.app.practices import practice_of
 from services.http.routes import patients as patients_api
 from services.http.routes import requests as requests_api
-from services.http.schemas import PaymentRequestIn
 from services.web import render
 from services.web.forms import FormError, optional_date, run
 from services.web.pages import common

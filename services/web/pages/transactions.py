@@ -16,13 +16,13 @@ from domain.patients import Patient
 from domain.payments import Payment, ReversalReason, Status, receipt_status_of
 from domain.posting import needs_posting
 from domain.schedule import local_date, zone
+from services.app.inputs import AssociateIn, ReceiptSendIn, RefundIn
+from services.app.practices import practice_of
 from services.app.writeback_status import writeback_of_payments
-from services.http.deps import practice_of
 from services.http.representations import receipt_out
 from services.http.routes import ledger_queue as queue_api
 from services.http.routes import payments as payments_api
 from services.http.routes import transactions as transactions_api
-from services.http.schemas import AssociateIn, ReceiptSendIn, RefundIn
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages import common
