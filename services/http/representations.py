@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -27,14 +27,6 @@ from projections.users import actor_names, with_actor_names
 from services.app.bounds import HISTORY
 from services.app.writeback_status import writeback_of_payment
 from services.context import Components
-
-DEFAULT_RANGE_DAYS = 30
-
-
-def default_range(ctx: Components, practice: Practice) -> tuple[date, date]:
-    """The last month: the 30 days up to today, in practice-local dates."""
-    today = local_date(ctx.clock.now(practice.id), practice.timezone)
-    return today - timedelta(days=DEFAULT_RANGE_DAYS - 1), today
 
 
 def card_out(brand: str, last4: str) -> dict[str, str]:

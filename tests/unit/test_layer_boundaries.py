@@ -246,11 +246,8 @@ def test_there_are_entry_points_and_floors_below_them() -> None:
 #: queries (strict: a page that no longer does fails here until it leaves the list)
 STILL_ON_THE_API = {
     "services/web/pages/collect.py",
-    "services/web/pages/deposits.py",
-    "services/web/pages/ledger.py",
     "services/web/pages/patients.py",
     "services/web/pages/receivables.py",
-    "services/web/pages/requests.py",
     "services/web/pages/settings.py",
     "services/web/pages/status.py",
     "services/web/pages/transactions.py",
