@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from projections.transactions import UnassociatedSummary, list_transactions, transaction_totals
-from services.app.bounds import Id
+from services.app.bounds import SEARCH_LENGTH, Id
 from services.app.practices import practice_of
 from services.http import answers
 from services.http.deps import AdminDep, ComponentsDep
@@ -34,8 +34,6 @@ StatusQ = Annotated[
     Literal["approved", "declined", "voided", "settled", "refunded"] | None,
     Query(description="a payment status, or `refunded`: settled with refunds"),
 ]
-#: the longest search: a name, an amount or a card's last four
-SEARCH_LENGTH = 100
 SearchQ = Annotated[
     str | None,
     Query(

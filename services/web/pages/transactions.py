@@ -16,12 +16,13 @@ from domain.patients import Patient
 from domain.payments import Payment, ReversalKind, ReversalReason, Status, receipt_status_of
 from domain.posting import needs_posting
 from domain.schedule import local_date, zone
+from services.app import ledger_queue as queue_views
 from services.app import payment_commands as commands
+from services.app.bounds import SEARCH_LENGTH
 from services.app.inputs import AssociateIn, ReceiptSendIn, RefundIn
 from services.app.practices import practice_of
 from services.app.writeback_status import writeback_of_payments
 from services.http.representations import receipt_out
-from services.http.routes import ledger_queue as queue_api
 from services.http.routes import payments as payments_api
 from services.http.routes import transactions as transactions_api
 from services.web import render
@@ -60,7 +61,7 @@ def filters_of(request: Request) -> dict[str, str]:
     # dates typed in the Date column's filter win over a preset the page carried along
     period = q.get("period", "") if q.get("period") in PERIODS and not typed else ""
     return {
-        "q": q.get("q", "").strip()[: transactions_api.SEARCH_LENGTH],
+        "q": q.get("q", "").strip()[:SEARCH_LENGTH],
         "period": period,
         "from": q.get("from", ""),
         "to": q.get("to", ""),
@@ -272,7 +273,7 @@ def detail_context(request: Request, user: Admin, payment_id: UUID) -> dict[str,
         kind = payment.reversal_kind(now).value
     queue = [
         item
-        for item in queue_api.ledger_queue(user.caller, ctx, limit=100)["items"]
+        for item in queue_views.queue_page(ctx, pid, 100, None)["items"]
         if item["payment_id"] == str(payment_id)
     ]
     answer["events"] = [describe(h, payment.amount.cents) for h in answer.get("history", [])]
