@@ -271,7 +271,7 @@ def replay_figures(events: int) -> dict[str, float]:
     decode, the replay's own read and decode ("decode alone"), and the replay of every
     view from position 0 (`Projector.install`, the call `payledger replay` makes, plus
     the checksums it prints). Events/s of each, the load average as numbers."""
-    from services.bootstrap import all_projections
+    from projections.catalog import all_projections
 
     practices = int(os.environ.get("PAYLEDGER_SCALE_PRACTICES", max(1, events // 5000)))
     template = template_history(events // practices, max(1, events // 10 // practices))
@@ -340,8 +340,8 @@ def replay() -> None:
     applies the writeback intake event by event; the replay's checksums are then read
     from the installed views. Building the views a second time would measure the same
     build again, so the replay is timed as that build plus its checksums."""
+    from projections.catalog import all_projections
     from projections.runner import Projector
-    from services.bootstrap import all_projections
 
     built: list[float] = []
     install = Projector.install
@@ -516,7 +516,7 @@ def serve(port: int) -> None:
     """The API alone, without the scheduler (its due work would write while we measure)."""
     import uvicorn
 
-    from services.http.app import create_app
+    from services.asgi import create_app
 
     settings = Settings.from_env(None, run_scheduler=False)
     uvicorn.run(

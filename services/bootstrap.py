@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from adapters.accounts import Accounts
 from adapters.bank_calendar import FederalReserveHolidays
@@ -27,40 +28,19 @@ from adapters.store import EventStore, StoreConfig, open_store
 from adapters.stripe_events import StripeEvents
 from domain.practices import Practice
 from domain.users import User
-from projections.base import Projection
-from projections.deposits import Deposits
-from projections.directory import Directory
-from projections.feed import EventFeed
-from projections.intents import OpenIntents
-from projections.ledger_queue import LedgerQueue
-from projections.plans import Plans
-from projections.receivables import Receivables
+from projections.catalog import all_projections
 from projections.replay import ViewTables
-from projections.requests import PaymentRequests
 from projections.runner import Projector
-from projections.transactions import Transactions
-from projections.users import Users
 from projections.writeback_intake import WritebackIntake
 from services.context import Components
 from services.settings import Settings
 from services.workers.writeback import take_in
 
+if TYPE_CHECKING:
+    from services.workers.relay import Relay
+    from services.workers.writeback_consumer import WritebackConsumer
+
 log = logging.getLogger("payledger")
-
-
-def all_projections() -> list[Projection]:
-    return [
-        Directory(),
-        Transactions(),
-        Deposits(),
-        PaymentRequests(),
-        Receivables(),
-        LedgerQueue(),
-        EventFeed(),
-        Users(),
-        OpenIntents(),
-        Plans(),
-    ]
 
 
 def build_processor(settings: Settings, keys: ProcessorKeys | None = None) -> CardProcessor:
@@ -149,3 +129,19 @@ def build_components(settings: Settings, *, real_clock: Clock | None = None) -> 
     if settings.run_views:
         projector.catch_up()
     return ctx
+
+
+def build_relay(ctx: Components, bootstrap_servers: str) -> Relay:
+    """The relay publishing the event log to Kafka (`payledger relay`)."""
+    from services.workers.relay import Relay
+
+    return Relay(ctx.store, ctx.relay_positions, bootstrap_servers)
+
+
+def build_writeback_consumer(
+    ctx: Components, pms: str, bootstrap_servers: str
+) -> WritebackConsumer:
+    """A PMS's writeback consumer of the published events (`payledger writeback`)."""
+    from services.workers.writeback_consumer import WritebackConsumer
+
+    return WritebackConsumer(ctx, pms, bootstrap_servers)

@@ -22,7 +22,12 @@ from domain.money import format_dollars
 from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
 from domain.users import PLATFORM, Role
-from services.bootstrap import build_components, migrate_database
+from services.bootstrap import (
+    build_components,
+    build_relay,
+    build_writeback_consumer,
+    migrate_database,
+)
 from services.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,7 +63,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from services.http.app import create_app
+    from services.asgi import create_app
 
     settings = settings_from(args)
     ctx = build_components(settings)
@@ -149,8 +154,8 @@ def practice_clearent_key(args: argparse.Namespace) -> int:
     line (which other users of the machine can see); kept sealed."""
     from pydantic import ValidationError
 
+    from services.app.inputs import ClearentKeyIn
     from services.app.practices import set_clearent_key
-    from services.http.schemas import ClearentKeyIn
 
     key = None if args.remove else sys.stdin.readline().strip()
     try:
@@ -234,7 +239,7 @@ def rebuild(args: argparse.Namespace) -> int:
 def replay_command(args: argparse.Namespace) -> int:
     """Rebuild (or, with --verify, replay beside) the views with a progress bar; print a
     checksum per view; with --verify, every row that differs (exit 1 when any does)."""
-    from services.bootstrap import all_projections
+    from projections.catalog import all_projections
 
     views = all_projections()
     if args.projection != "all":
@@ -377,22 +382,18 @@ def run_until_stopped(*targets: Any, check: float = 0.5) -> int:
 
 
 def relay(args: argparse.Namespace) -> int:
-    from services.workers.relay import Relay
-
     settings = kafka_settings(args)
     assert settings.kafka_bootstrap is not None
     ctx = build_components(settings)
     print(f"relay: publishing the event log to {settings.kafka_bootstrap}", flush=True)
-    return run_until_stopped(Relay(ctx.store, ctx.relay_positions, settings.kafka_bootstrap).run)
+    return run_until_stopped(build_relay(ctx, settings.kafka_bootstrap).run)
 
 
 def writeback(args: argparse.Namespace) -> int:
-    from services.workers.writeback_consumer import WritebackConsumer
-
     settings = kafka_settings(args)
     assert settings.kafka_bootstrap is not None
     ctx = build_components(settings)
-    consumer = WritebackConsumer(ctx, args.pms, settings.kafka_bootstrap)
+    consumer = build_writeback_consumer(ctx, args.pms, settings.kafka_bootstrap)
     print(f"writeback ({args.pms}): consumer group {consumer.group}", flush=True)
     if args.pms == "dentrix":
         print(

@@ -20,9 +20,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.clock import Clock
+from services.asgi import create_app
 from services.bootstrap import build_components
 from services.context import Components
-from services.http.app import create_app
 from services.settings import RateLimits, Settings
 from tests.kafka_broker import kafka_bootstrap  # noqa: F401 - a fixture for all tests
 

@@ -30,12 +30,12 @@ from uuid import UUID
 from domain.base import PracticeAggregate, event_type
 from projections import replay
 from projections.base import parse_iso
+from projections.catalog import all_projections
 from projections.feed import PRIVATE_FIELDS
 from projections.rebuild import PAGE, Scratch
 from services.app import as_of
 from services.app.as_of import practice_notifications
 from services.app.publish import to_public
-from services.bootstrap import all_projections
 from services.context import EventLog, ViewsKept
 
 

@@ -63,6 +63,13 @@ class Caller:
         return self.role == Role.PLATFORM_AUDITOR
 
 
+def practice_of(caller: Caller) -> UUID:
+    """The practice a caller acts for (an admin's, an auditor's, or the one a platform
+    auditor names)."""
+    assert caller.practice_id is not None
+    return caller.practice_id
+
+
 OPERATOR = Caller(actor="operator", practice_id=None, role=None)
 
 

@@ -1,9 +1,13 @@
-"""The FastAPI application, built around one set of components."""
+"""The JSON API's FastAPI application, built around one set of components.
+
+What is served beside it on the same application (the dashboard and the pay page) and
+what runs beside it in the process (the views' catch-up, the scheduler) are given by the
+composition root (services/asgi.py): this package imports neither."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
@@ -14,7 +18,7 @@ from services.http.idempotency import IdempotencyMiddleware
 from services.http.limits import RequestLimitsMiddleware
 from services.http.metrics import Metrics, MetricsMiddleware
 from services.http.origin import OriginMiddleware, origin_of
-from services.http.rate_limits import rate_limiting
+from services.http.rate_limits import Browsers, rate_limiting
 from services.http.routes import (
     audit,
     deposits,
@@ -33,9 +37,6 @@ from services.http.routes import (
     transactions,
     users,
 )
-from services.web import app as web
-from services.web import pay
-from services.workers.scheduler import Scheduler
 
 DESCRIPTION = """
 Payments ledger for dental offices. Amounts are integer cents; dates are
@@ -50,22 +51,35 @@ at `/`. Mutating calls accept an `Idempotency-Key`. Errors are
 """
 
 
-def create_app(ctx: Components, *, scheduler: bool | None = None) -> FastAPI:
-    run_scheduler = ctx.settings.run_scheduler if scheduler is None else scheduler
+#: what runs beside the API while it serves (started before the first request, stopped
+#: after the last)
+Background = Callable[[], AbstractAsyncContextManager[None]]
+
+
+@asynccontextmanager
+async def nothing_beside() -> AsyncIterator[None]:
+    yield
+
+
+def create_app(
+    ctx: Components,
+    *,
+    beside: Callable[[FastAPI], None] | None = None,
+    browsers: Browsers | None = None,
+    background: Background = nothing_beside,
+) -> FastAPI:
+    """The API. `beside` adds what is served on the same application (after the API's
+    routes, before the OpenAPI document is made: the pay page is in it); `browsers` tells
+    the rate limits whose dashboard session a request carries and what a browser is shown
+    when refused; `background` runs beside the API while it serves."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        job = Scheduler(ctx, ctx.settings.scheduler_interval) if run_scheduler else None
-        if job:
-            ctx.projector.start()  # the views catch up beside the API, off the request path
-            job.start()
         try:
-            yield
+            async with background():
+                yield
         finally:
             app.state.rate_limiter.close()
-            if job:
-                job.stop()
-                ctx.projector.stop()
 
     app = FastAPI(
         title="payledger",
@@ -82,7 +96,8 @@ def create_app(ctx: Components, *, scheduler: bool | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware, keys=ctx.idempotency_keys)
     app.add_middleware(RequestLimitsMiddleware)  # before the body is read for anything
-    app.state.rate_limiter = rate_limiting(app, ctx)  # before the Idempotency-Key is claimed
+    # before the Idempotency-Key is claimed
+    app.state.rate_limiter = rate_limiting(app, ctx, browsers)
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(OriginMiddleware, origin=origin_of(ctx.settings.base_url))
@@ -106,8 +121,8 @@ def create_app(ctx: Components, *, scheduler: bool | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(plans.cards)
     app.include_router(plans.plans)
-    app.include_router(pay.router)
     app.include_router(metrics.router)
-    web.install(app)
+    if beside is not None:
+        beside(app)
     openapi.install(app)  # after every route is in: declares what each answers
     return app

@@ -15,7 +15,7 @@ from domain.practices import Practice
 from domain.users import Role
 from services.app.practices import Authenticator, Caller
 from services.context import Components
-from services.http.errors import HttpProblem
+from services.problems import HttpProblem
 
 MAX_KEY = 255
 #: an Idempotency-Key: printable ASCII, no space at either end (HTTP would strip it)
@@ -152,11 +152,6 @@ def get_idempotency_key(
 def get_client_address(request: Request) -> str:
     """The address a request came from, as the security log keeps it."""
     return request.client.host if request.client else "unknown"
-
-
-def practice_of(caller: Caller) -> UUID:
-    assert caller.practice_id is not None
-    return caller.practice_id
 
 
 ComponentsDep = Annotated[Components, Depends(get_components)]

@@ -12,12 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.processor.port import ProcessorUnavailable
-from domain.errors import Conflict, InvalidValue, NotFound, PaymentsError
-from services.app.payments import EmailNotSent
-from services.app.receivables import PmsSyncFailed
+from domain.errors import PaymentsError
+from services.app.bounds import MESSAGE_LENGTH
 from services.http.access_log import redact_path
-from services.http.bounds import MESSAGE_LENGTH
+from services.problems import HttpProblem, status_for
 
 log = logging.getLogger("payledger.api")
 
@@ -26,15 +24,6 @@ PROBLEM = "application/problem+json"
 #: it is given (a parameter's name, a value echoed back) is cut to them
 FIELD_LENGTH = 200
 MAX_ERRORS = 100
-
-STATUS_BY_ERROR: list[tuple[type[PaymentsError], int]] = [
-    (NotFound, 404),
-    (Conflict, 409),
-    (InvalidValue, 422),
-    (EmailNotSent, 502),
-    (PmsSyncFailed, 502),
-    (ProcessorUnavailable, 502),
-]
 
 TITLES = {
     400: "Bad request",
@@ -86,16 +75,6 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class HttpProblem(Exception):
-    """A problem raised by the API layer itself (auth, paging, headers)."""
-
-    def __init__(
-        self, status: int, detail: str, *, code: str | None = None, field: str | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.code, self.field = status, detail, code, field
-
-
 def allowed_methods(request: Request, allow: str | None) -> str:
     """Every method that some operation of the API takes at this request's path (the
     framework names only those of the first route that matched the path)."""
@@ -107,13 +86,6 @@ def allowed_methods(request: Request, allow: str | None) -> str:
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods))
-
-
-def status_for(error: PaymentsError) -> int:
-    for kind, status in STATUS_BY_ERROR:
-        if isinstance(error, kind):
-            return status
-    return 422
 
 
 def stripe_problem(error: stripe.StripeError) -> tuple[int, str]:

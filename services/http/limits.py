@@ -4,29 +4,12 @@ JSON body nested deeper than MAX_DEPTH with 400 (parsers recurse on nesting)."""
 
 from __future__ import annotations
 
-import re
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.http.errors import problem
+from services.jsontext import MAX_DEPTH, json_depth
 
 MAX_BODY = 64 * 1024
-#: the deepest nesting of a JSON body or cursor (request bodies here nest 3 levels)
-MAX_DEPTH = 32
-STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-BRACKETS = re.compile(r"[\[\]{}]")
-
-
-def json_depth(text: str, limit: int = MAX_DEPTH) -> int:
-    """How deeply a JSON text nests (counted without recursion; stops past `limit`)."""
-    depth = deepest = 0
-    for bracket in BRACKETS.findall(STRINGS.sub("", text)):
-        depth += 1 if bracket in "[{" else -1
-        if depth > deepest:
-            deepest = depth
-            if deepest > limit:
-                break
-    return deepest
 
 
 def too_large() -> ASGIApp:

@@ -22,8 +22,8 @@ from projections.base import parse_iso
 from projections.intents import intent_totals
 from services.context import Components
 from services.http.deps import bearer_token
-from services.http.errors import HttpProblem
 from services.http.openapi import problems
+from services.problems import HttpProblem
 
 
 class Metrics:

@@ -23,11 +23,12 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.app.ar_filters import CONTROL
-from services.http.bounds import URL_LENGTH, Code, Message, whole
+from services.app.bounds import URL_LENGTH, Code, Message, whole
+from services.app.inputs import Body
 from services.http.deps import bearer, get_caller
-from services.http.errors import FIELD_LENGTH, MAX_ERRORS, PROBLEM, TITLES, HttpProblem
+from services.http.errors import FIELD_LENGTH, MAX_ERRORS, PROBLEM, TITLES
 from services.http.rate_limits import is_limited
-from services.http.schemas import Body
+from services.problems import HttpProblem
 
 #: routes whose query string is a filter of any of many columns, checked by the use case
 OPEN_QUERY = {"/v1/ar/patients"}
@@ -83,14 +84,6 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "content": {PROBLEM: {"schema": REF}},
         }
         for status in statuses
-    }
-
-
-def pages(**statuses: str) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of an HTML page: each status with what the page then says."""
-    return {
-        int(status.removeprefix("s")): {"description": meaning, "content": {"text/html": {}}}
-        for status, meaning in statuses.items()
     }
 
 

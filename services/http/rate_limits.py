@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import anyio
 from fastapi import FastAPI
-from starlette.requests import cookie_parser
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,8 +36,6 @@ from services.http.deps import bearer_token
 from services.http.errors import problem
 from services.http.rate_limiter import Budget, Decision, RateLimiter
 from services.settings import RateLimits
-from services.web import render
-from services.web.session import SESSION_COOKIE, unsign
 
 UNLIMITED_PATHS = frozenset(
     {"/healthz", "/metrics", "/openapi.json", "/docs", "/redoc", "/favicon.ico"}
@@ -48,6 +45,17 @@ READS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: how many callers' identities a process keeps, and for how long (seconds)
 KNOWN_CALLERS = 10_000
 KNOWN_FOR = 60.0
+
+
+@dataclass(frozen=True)
+class Browsers:
+    """What the rate limits need of the pages served beside the API (given by the
+    composition root): the dashboard session a request's cookies hold (its token, once the
+    signature is checked with the key given), and the page a refused browser is shown
+    (given the seconds to wait)."""
+
+    session_of: Callable[[str, bytes], str | None]
+    refused_page: Callable[[int], str]
 
 
 def is_limited(path: str) -> bool:
@@ -134,21 +142,21 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def session_cookie(scope: Scope, secret: bytes) -> str | None:
-    raw = header(scope, b"cookie")
-    if not raw:
-        return None
-    return unsign(secret, cookie_parser(raw).get(SESSION_COOKIE))
-
-
 class RateLimitMiddleware:
     def __init__(
-        self, app: ASGIApp, *, limiter: RateLimiter, limits: RateLimits, callers: Callers
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter,
+        limits: RateLimits,
+        callers: Callers,
+        browsers: Browsers | None,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.limits = limits
         self.callers = callers
+        self.browsers = browsers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_limited(scope["path"]):
@@ -161,7 +169,7 @@ class RateLimitMiddleware:
             return
         headers = rate_headers(decision)
         if not decision.allowed:
-            answer = refusal(scope, decision, headers, self.limiter.window)
+            answer = refusal(scope, decision, headers, self.limiter.window, self.browsers)
             await answer(scope, receive, send)
             return
 
@@ -205,11 +213,17 @@ class RateLimitMiddleware:
             if who is not None:
                 return who
         else:
-            session = session_cookie(scope, self.callers.secret)
+            session = self.session_cookie(scope)
             who = await self.callers.of_session(session) if session else None
             if who is not None:
                 return who
         return Who(f"address:{client_address(scope)}")
+
+    def session_cookie(self, scope: Scope) -> str | None:
+        raw = header(scope, b"cookie")
+        if not raw or self.browsers is None:
+            return None
+        return self.browsers.session_of(raw, self.callers.secret)
 
 
 def rate_headers(decision: Decision) -> dict[str, str]:
@@ -231,8 +245,15 @@ def what_is_limited(bucket: str) -> str:
     return f"{whose} {kind}".strip() if kind else f"{whose} requests"
 
 
-def refusal(scope: Scope, decision: Decision, headers: dict[str, str], window: int) -> Response:
-    """429: problem+json from the JSON API, a page for a browser."""
+def refusal(
+    scope: Scope,
+    decision: Decision,
+    headers: dict[str, str],
+    window: int,
+    browsers: Browsers | None,
+) -> Response:
+    """429: problem+json from the JSON API (and wherever no page is served), a page for a
+    browser."""
     seconds = decision.reset
     limited = what_is_limited(decision.budget.bucket)
     headers = {**headers, "Retry-After": str(seconds)}
@@ -240,18 +261,20 @@ def refusal(scope: Scope, decision: Decision, headers: dict[str, str], window: i
         f"too many requests: {limited} are limited to {decision.budget.limit} every "
         f"{window} s; retry after {seconds} s (Retry-After)"
     )
-    if scope["path"].startswith("/v1"):
+    if scope["path"].startswith("/v1") or browsers is None:
         return problem(429, detail, code="rate-limited", headers=headers)
-    html = render.fragment("too_many_requests.html", seconds=seconds)
+    html = browsers.refused_page(seconds)
     return HTMLResponse(html, status_code=429, headers={**headers, "Cache-Control": "no-store"})
 
 
-def rate_limiting(app: FastAPI, ctx: Components) -> RateLimiter:
+def rate_limiting(app: FastAPI, ctx: Components, browsers: Browsers | None) -> RateLimiter:
     """Limit the app's requests (added as the next middleware out); the limiter, whose
     counts are shared through PostgreSQL when the store is there."""
     limits = ctx.settings.rate_limits
     shared = SharedCounts(ctx.store.conninfo()) if ctx.store.is_postgres else None
     limiter = RateLimiter(limits.window_seconds, shared, sync_seconds=limits.sync_seconds)
     callers = Callers(ctx, app.state.authenticator)
-    app.add_middleware(RateLimitMiddleware, limiter=limiter, limits=limits, callers=callers)
+    app.add_middleware(
+        RateLimitMiddleware, limiter=limiter, limits=limits, callers=callers, browsers=browsers
+    )
     return limiter

@@ -1,5 +1,6 @@
-"""Mounting the dashboard on the API's application: static files, pages, API docs that
-work offline, security headers, and what a page does when sign-in or a role is missing."""
+"""Serving the dashboard and the pay page on the API's application (the composition root,
+services/asgi.py, asks for it): static files, pages, API docs that work offline, security
+headers, and what a page does when sign-in or a role is missing."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from domain.errors import PaymentsError
 from domain.practices import Practice
 from services.app.accounts import SessionUser
-from services.web import render, session
+from services.web import pay, render, session
 from services.web.pages import (
     account,
     collect,
@@ -55,6 +56,7 @@ PAGES = (
 
 
 def install(app: FastAPI) -> None:
+    app.include_router(pay.router)
     app.mount("/static/docs", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in PAGES:
@@ -62,6 +64,11 @@ def install(app: FastAPI) -> None:
     install_docs(app)
     install_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware)
+
+
+def too_many_requests(seconds: int) -> str:
+    """The page a browser is shown when the rate limits refuse it."""
+    return render.fragment("too_many_requests.html", seconds=seconds)
 
 
 def install_docs(app: FastAPI) -> None:

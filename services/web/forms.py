@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from domain.errors import InvalidValue, PaymentsError
 from domain.money import MAX_AMOUNT_CENTS, format_dollars
-from services.http.errors import HttpProblem
+from services.problems import HttpProblem, status_for
 
 T = TypeVar("T")
 
@@ -65,8 +65,6 @@ def sentence(text: str) -> str:
 
 def run(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a use case or API function; turn every refusal into a FormError."""
-    from services.http.errors import status_for
-
     try:
         return action(*args, **kwargs)
     except HttpProblem as problem:

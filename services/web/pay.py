@@ -33,10 +33,9 @@ from services.app.requests import (
     reload_link,
 )
 from services.context import Components
-from services.http.deps import ComponentsDep
-from services.http.openapi import pages
 from services.web import pay_limits, render
 from services.web.security import STRIPE_CONTENT_SECURITY_POLICY, STRIPE_JS
+from services.web.session import ComponentsDep
 
 router = APIRouter(tags=["pay page"], include_in_schema=True)
 templates = Environment(
@@ -161,6 +160,16 @@ def find_link(ctx: Components, token: str) -> PayLink | None:
 PayToken = Annotated[
     str, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_TOKEN})
 ]
+
+
+def pages(**statuses: str) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of an HTML page: each status with what the page then says."""
+    return {
+        int(status.removeprefix("s")): {"description": meaning, "content": {"text/html": {}}}
+        for status, meaning in statuses.items()
+    }
+
+
 PAGE_STATUSES = pages(
     s404="No such payment link",
     s410="The request was paid, cancelled, replaced or expired; the page says which",

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import cookie_parser
 from starlette.responses import Response
 
 from domain.users import Role
@@ -74,6 +75,10 @@ def ctx_of(request: Request) -> Components:
     return ctx
 
 
+#: the components, for a route that takes them as a parameter
+ComponentsDep = Annotated[Components, Depends(ctx_of)]
+
+
 def sign(secret: bytes, value: str) -> str:
     mac = hmac.new(secret, value.encode(), hashlib.sha256).digest()
     return f"{value}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
@@ -84,6 +89,11 @@ def unsign(secret: bytes, signed: str | None) -> str | None:
         return None
     value = signed.rsplit(".", 1)[0]
     return value if hmac.compare_digest(sign(secret, value), signed) else None
+
+
+def session_of_cookies(cookies: str, secret: bytes) -> str | None:
+    """The session token a request's Cookie header holds, if its signature is good."""
+    return unsign(secret, cookie_parser(cookies).get(SESSION_COOKIE))
 
 
 def secure_cookies(request: Request) -> bool:

@@ -21,9 +21,9 @@ import uvicorn
 from domain.users import Role
 from services.app import accounts
 from services.app.demo import seed_demo
+from services.asgi import create_app
 from services.bootstrap import build_components
 from services.context import Components
-from services.http.app import create_app
 from services.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"

@@ -18,8 +18,8 @@ from domain.requests import Channel
 from domain.schedule import DEFAULT_CUTOFF
 from services.app.practices import connect_stripe_account, create_practice, register_patient
 from services.app.requests import pay_url, send_request
+from services.asgi import create_app
 from services.bootstrap import build_components
-from services.http.app import create_app
 from services.settings import Settings
 from tests.browser.conftest import free_port
 from tests.fakes.opendental import Served

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from domain.users import Role
 from services.app import accounts
-from services.http.app import create_app
+from services.asgi import create_app
 from tests.conftest import ComponentsFactory, PinnedClock
 
 PASSWORD = "a-long-enough-password"

@@ -37,8 +37,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from services.app.ar_filters import FILTER_NAMES
+from services.asgi import create_app
 from services.bootstrap import build_components
-from services.http.app import create_app
 from services.settings import Settings
 from tests.conftest import OPERATOR_TOKEN, Api
 

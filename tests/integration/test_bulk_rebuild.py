@@ -19,8 +19,8 @@ from projections import rebuild as bulk
 from projections import replay
 from projections import runner as runner_module
 from projections.base import Projection
+from projections.catalog import all_projections
 from projections.runner import Projector
-from services.bootstrap import all_projections
 from services.context import Components
 from tests.conftest import Api, PinnedClock
 from tests.integration.test_replay import History, ctx_of, step

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from domain.practices import DepositAccount, PmsKind
 from services.app.practices import create_practice
+from services.asgi import create_app
 from services.bootstrap import build_components
 from services.cli import main
-from services.http.app import create_app
 from services.settings import Settings
 
 

@@ -13,8 +13,8 @@ from domain.payments import Method, Payment
 from projections.deposits import Deposits
 from services.app.payments import collect_payment
 from services.app.settlement import close_due_batches
+from services.asgi import create_app
 from services.context import Components
-from services.http.app import create_app
 from tests.conftest import ComponentsFactory, PinnedClock
 from tests.integration.test_store_contract import CARD, new_practice
 

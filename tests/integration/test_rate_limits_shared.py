@@ -17,7 +17,7 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from adapters.rate_limit_counts import SharedCounts
-from services.http.app import create_app
+from services.asgi import create_app
 from services.http.rate_limiter import Budget, RateLimiter
 from services.settings import RateLimits
 from tests.conftest import Api, ComponentsFactory

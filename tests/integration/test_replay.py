@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from adapters.sql import Database
 from domain.base import PracticeAggregate
 from projections import replay
-from services.bootstrap import all_projections
+from projections.catalog import all_projections
 from services.context import Components
 from tests.conftest import Api, PinnedClock
 

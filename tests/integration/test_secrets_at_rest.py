@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from services.asgi import create_app
 from services.context import Components
 from services.http.access_log import redact_path
-from services.http.app import create_app
 from tests.conftest import ComponentsFactory
 
 

@@ -27,8 +27,8 @@ from projections.deposits import Deposits
 from projections.transactions import list_transactions
 from services.app.payments import collect_payment
 from services.app.practices import create_practice
+from services.asgi import create_app
 from services.context import Components
-from services.http.app import create_app
 from services.settings import Settings
 from tests.conftest import ComponentsFactory, PinnedClock
 from tests.integration.test_projection_isolation import POISON, broken_deposits  # noqa: F401

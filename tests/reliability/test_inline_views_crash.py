@@ -34,7 +34,7 @@ from psycopg.rows import dict_row
 
 from adapters.store import StoreConfig, open_store
 from projections import replay
-from services.bootstrap import all_projections
+from projections.catalog import all_projections
 from tests.reliability.cluster import Service
 from tests.reliability.conftest import Server, set_up
 

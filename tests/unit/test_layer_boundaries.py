@@ -311,3 +311,149 @@ def test_the_service_import_check_catches_an_import_of_services(source: str) -> 
 
 def test_the_service_import_check_lets_other_imports_through() -> None:
     assert service_imports("from adapters.sql import Database\nimport servicesx") == set()
+
+
+# -- the entry points stand side by side --------------------------------------------------
+
+#: each entry point, by the module prefix it is imported as
+ENTRY_POINTS = {
+    "services.http": "services/http",
+    "services.web": "services/web",
+    "services.workers": "services/workers",
+    "services.cli": "services/cli.py",
+}
+#: where the entry points meet: the composition root and the served application
+COMPOSITION = ("services.bootstrap", "services.asgi")
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def entry_point_of(module: str) -> str | None:
+    return next((entry for entry in ENTRY_POINTS if within(module, entry)), None)
+
+
+def crossings(module: str, source: str) -> set[str]:
+    """What a module imports that its floor must not: another entry point's modules from
+    an entry point; an entry point or the composition from below the entry points (the
+    use cases, queries, adapters, projections, domain)."""
+    imported = {m for m in imported_modules(ast.parse(source)) if within(m, "services")}
+    own = entry_point_of(module)
+    if own is not None:
+        return {m for m in imported if entry_point_of(m) not in (None, own)}
+    if any(within(module, c) for c in COMPOSITION):
+        return set()
+    return {
+        m
+        for m in imported
+        if entry_point_of(m) is not None or any(within(m, c) for c in COMPOSITION)
+    }
+
+
+ENTRY_MODULES = [
+    *modules("services/http", "services/web", "services/workers"),
+    ROOT / "services/cli.py",
+]
+BELOW_THE_ENTRY_POINTS = [
+    p
+    for p in modules("services", "adapters", "projections", "domain")
+    if entry_point_of(module_name(p)) is None
+    and not any(within(module_name(p), c) for c in COMPOSITION)
+]
+
+
+def test_there_are_entry_points_and_floors_below_them() -> None:
+    assert {module_name(p) for p in ENTRY_MODULES} >= {
+        "services.http.app",
+        "services.web.app",
+        "services.workers.scheduler",
+        "services.cli",
+    }
+    assert {module_name(p) for p in BELOW_THE_ENTRY_POINTS} >= {
+        "services.app.payments",
+        "services.app.inputs",
+        "services.app.writeback_status",
+        "services.app.audit_export",
+        "services.cursor",
+        "services.problems",
+        "services.context",
+        "adapters.sql",
+        "projections.catalog",
+        "domain.payments",
+    }
+
+
+#: pages that still call the API's route handlers, each to move to the use cases and
+#: queries (strict: a page that no longer does fails here until it leaves the list)
+STILL_ON_THE_API = {
+    "services/web/pages/collect.py",
+    "services/web/pages/patients.py",
+    "services/web/pages/receivables.py",
+    "services/web/pages/settings.py",
+    "services/web/pages/status.py",
+    "services/web/pages/transactions.py",
+}
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="calls the API's routes"))
+        if name(p) in STILL_ON_THE_API
+        else p
+        for p in ENTRY_MODULES
+    ],
+    ids=name,
+)
+def test_an_entry_point_imports_no_other(module: Path) -> None:
+    assert crossings(module_name(module), module.read_text(encoding="utf-8")) == set()
+
+
+@pytest.mark.parametrize("module", BELOW_THE_ENTRY_POINTS, ids=name)
+def test_below_the_entry_points_nothing_imports_them_or_the_composition(module: Path) -> None:
+    assert crossings(module_name(module), module.read_text(encoding="utf-8")) == set()
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("services.web.pages.ledger", "from services.http.routes import payments"),
+        ("services.web.forms", "def f():\n    from services.http.errors import status_for"),
+        ("services.web.pages.transactions", "from services.workers.writeback import Worker"),
+        ("services.http.app", "from services.web import app as web"),
+        ("services.http.app", "import services.workers.scheduler"),
+        ("services.http.routes.payments", "from services.workers import writeback"),
+        ("services.workers.scheduler", "from services.http.deps import practice_of"),
+        ("services.cli", "from services.workers.relay import Relay"),
+        ("services.http.app", "from services import web"),
+        ("services.app.audit_export", "from services.bootstrap import all_projections"),
+        ("services.app.payments", "from services.asgi import create_app"),
+        ("services.app.payments", "from services.http.errors import status_for"),
+        ("services.cursor", "from services.http.errors import HttpProblem"),
+        ("adapters.reads", "from services.bootstrap import build_components"),
+        ("projections.feed", "import services.web.render"),
+        ("domain.payments", "from services.cli import main"),
+    ],
+)
+def test_the_entry_point_check_catches_a_crossing(module: str, source: str) -> None:
+    assert crossings(module, source) != set()
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("services.web.pages.ledger", "from services.app.inputs import AssociateIn"),
+        ("services.web.pages.ledger", "from services.web.forms import run"),
+        ("services.http.routes.payments", "from services.app.writeback_status import x"),
+        ("services.http.routes.payments", "from services.http.deps import AdminDep"),
+        ("services.cli", "from services.bootstrap import build_components"),
+        ("services.cli", "from services.asgi import create_app"),
+        ("services.asgi", "from services.web import app as web"),
+        ("services.bootstrap", "from services.workers.writeback import take_in"),
+        ("services.app.audit_export", "from projections.catalog import all_projections"),
+        ("services.cursor", "from services.problems import HttpProblem"),
+    ],
+)
+def test_the_entry_point_check_lets_the_floors_through(module: str, source: str) -> None:
+    assert crossings(module, source) == set()

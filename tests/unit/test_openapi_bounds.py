@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.http import answers
-from services.http.bounds import INT32, MESSAGE_LENGTH, NAME_LENGTH
+from services.app import answers
+from services.app.bounds import INT32, MESSAGE_LENGTH, NAME_LENGTH
 from services.http.errors import FIELD_LENGTH, MAX_ERRORS, problem
 from tests.conftest import Api
 

@@ -1,5 +1,5 @@
 """One definition per answer: each JSON route returns the response model it declares
-(services/http/answers.py), built from the use case's result or the view's row, never a
+(services/app/answers.py), built from the use case's result or the view's row, never a
 dict that the model validates afterwards."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from services.http import answers, routes
+from services.app import answers
+from services.http import routes
 
 ROUTERS = [
     router

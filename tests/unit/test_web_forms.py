@@ -11,7 +11,7 @@ import pytest
 from adapters.processor.cards import card_mistakes, check_card
 from adapters.processor.port import CardInput
 from domain.errors import InvalidCard
-from services.http.schemas import CardIn
+from services.app.inputs import CardIn
 from services.web.forms import FieldErrors, FormError, dollars_to_cents, run
 from services.web.render import env
 

@@ -61,9 +61,9 @@ from adapters.store import StoreConfig, mutate_all, open_store
 from domain.base import PracticeAggregate
 from domain.errors import NotFound
 from projections.base import Projection
+from projections.catalog import all_projections
 from projections.runner import Projector
 from projections.writeback_intake import WritebackIntake
-from services.bootstrap import all_projections
 from services.context import Components, noun
 from services.settings import Settings
 from services.workers.writeback import take_in

@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient
 from domain.payments import AssociationSource, Payment, Status
 from services.app.payments import associate_payment, refund_payment
 from services.app.settlement import close_due_batches
+from services.asgi import create_app
 from services.context import Components
-from services.http.app import create_app
 from tests.conftest import Api, ComponentsFactory, PinnedClock
 from tests.e2e.test_html_pages import browser
 from tests.faulty_processor import FaultyProcessor

@@ -26,8 +26,8 @@ from fastapi.testclient import TestClient
 
 from adapters.processor.sandbox import SandboxProcessor
 from services.app.requests import attempt_payment_id
+from services.asgi import create_app
 from services.context import Components
-from services.http.app import create_app
 from tests.conftest import Api, ComponentsFactory, PinnedClock
 from tests.worked_examples.test_payment_requests import CARD, new_patient, pay_path, send
 

@@ -8,14 +8,15 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from domain.errors import NotFound
+from projections.catalog import all_projections
 from projections.feed import FeedItem, read_feed, read_history
 from projections.users import with_actor_names
+from services.app import answers
 from services.app.audit_export import export_lines
-from services.bootstrap import all_projections
+from services.app.bounds import Id, int_format
+from services.app.practices import practice_of
 from services.context import Components
-from services.http import answers
-from services.http.bounds import Id, int_format
-from services.http.deps import AdminDep, ComponentsDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep
 from services.http.openapi import problems
 from services.http.ranges import IsoInstant, LimitQ
 

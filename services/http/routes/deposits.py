@@ -11,21 +11,15 @@ from fastapi.responses import StreamingResponse
 from domain.errors import NotFound
 from domain.practices import Practice
 from projections.deposits import (
-    DepositItemRow,
-    DepositRow,
-    deposit_items,
-    get_deposit,
     latest_scheduled_date,
-    list_deposits,
-    payout_of,
 )
-from services.app import reports
+from services.app import answers, deposit_views, reports, request_views
 from services.app.as_of import VIEWS as AS_OF_VIEWS
 from services.app.as_of import report_as_of as as_of_report
+from services.app.bounds import PAGE, Id, int_format
 from services.app.exports import VIEWS, export_csv
-from services.http import answers
-from services.http.bounds import PAGE, Id, int_format
-from services.http.deps import AdminDep, ComponentsDep, practice_of
+from services.app.practices import practice_of
+from services.http.deps import AdminDep, ComponentsDep
 from services.http.openapi import problems
 from services.http.ranges import (
     CursorQ,
@@ -35,60 +29,13 @@ from services.http.ranges import (
     LimitQ,
     ToQ,
     date_range,
-    dated_page,
 )
 from services.http.routes.receivables import ar_row
-from services.http.routes.requests import row_out as request_row
 
 router = APIRouter(prefix="/v1", tags=["deposits and reports"])
 
 #: the name of an export or a report (an unknown one is a 404 that lists them)
 ViewName = Annotated[str, Path(max_length=40)]
-
-
-def deposit_out(row: DepositRow) -> answers.DepositRow:
-    return answers.DepositRow(**deposit_fields(row))
-
-
-def deposit_fields(row: DepositRow) -> dict[str, Any]:
-    """The fields of a DepositRow answer, shared by the answers that extend it."""
-    net = int(row["net_amount"])
-    return {
-        "id": row["id"],
-        "deposit_date": row["deposit_date"],
-        "status": row["status"],
-        "kind": "withdrawal" if net < 0 else "deposit",
-        "gross_amount": int(row["gross_amount"]),
-        "refunds_amount": int(row["refunds_amount"]),
-        "fees_amount": int(row["fees_amount"]),
-        "disputes_amount": int(row.get("disputes_amount") or 0),
-        "net_amount": net,
-        "account": row["account"],
-        "batch_id": row["batch_id"],
-        "batch_date": row["batch_date"],
-        "sales_count": int(row["sales_count"]),
-        "refunds_count": int(row["refunds_count"]),
-        "paid_at": row["paid_at"],
-        "payout": payout_of(row),
-    }
-
-
-def deposit_item_out(row: DepositItemRow) -> answers.DepositItem:
-    return answers.DepositItem(
-        line=int(row["line"]),
-        kind=row["kind"],
-        payment_id=row["payment_id"],
-        refund_id=row["refund_id"],
-        occurred_at=row["occurred_at"],
-        patient_id=row["patient_id"],
-        patient_name=row["patient_name"],
-        card=answers.card_out(row["card_brand"], row["card_last4"]),
-        transaction_id=row["transaction_id"],
-        amount=int(row["amount"]),
-        fee_amount=int(row["fee_amount"]),
-        net_amount=int(row["net_amount"]),
-        dispute_id=row.get("dispute_id"),
-    )
 
 
 @router.get(
@@ -104,28 +51,7 @@ def get_deposits(
     limit: LimitQ = 50,
     cursor_: CursorQ = None,
 ) -> answers.DepositPage:
-    practice_id = practice_of(caller)
-    # the latest scheduled deposit only stretches the default end
-    latest = ctx.reads(latest_scheduled_date, practice_id) if to is None else None
-    # newest deposit date first, and within a date the newest batch first: the cursor's
-    # sort value is the pair as one text ("deposit_date batch_date", ISO dates)
-    found = dated_page(
-        ctx,
-        practice_id,
-        date_range(ctx, practice_id, from_, to, latest),
-        cursor_,
-        limit,
-        query=list_deposits,
-        out=deposit_out,
-        order=lambda row: [deposit_order(row), row["id"]],
-    )
-    return answers.DepositPage(
-        items=found.items, next_cursor=found.next_cursor, from_=found.date_from, to=found.date_to
-    )
-
-
-def deposit_order(row: DepositRow) -> str:
-    return f"{row['deposit_date']} {row['batch_date']}"
+    return deposit_views.deposits_page(ctx, practice_of(caller), from_, to, limit, cursor_)
 
 
 @router.get(
@@ -135,13 +61,7 @@ def deposit_order(row: DepositRow) -> str:
     summary="One deposit with its itemised payments and refunds",
 )
 def get_one_deposit(deposit_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.Deposit:
-    row = ctx.reads(get_deposit, practice_of(caller), deposit_id)
-    if row is None:
-        raise NotFound(f"no deposit {deposit_id}")
-    return answers.Deposit(
-        **deposit_fields(row),
-        items=[deposit_item_out(i) for i in ctx.reads(deposit_items, deposit_id)],
-    )
+    return deposit_views.one_deposit(ctx, practice_of(caller), deposit_id)
 
 
 @router.get(
@@ -211,8 +131,8 @@ def report_as_of(
 
     shapes: dict[str, Callable[[Any], answers.Answer]] = {
         "transactions": answers.transaction_row,
-        "deposits": deposit_out,
-        "payment-requests": request_row,
+        "deposits": deposit_views.deposit_out,
+        "payment-requests": request_views.row_out,
         "accounts-receivable": ar_item,
     }
     return answers.AsOfReport.model_validate(

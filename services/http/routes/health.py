@@ -5,8 +5,8 @@ import logging
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from services.app import answers
 from services.context import Components
-from services.http import answers
 from services.http.deps import ComponentsDep
 
 router = APIRouter(tags=["health"])

@@ -4,13 +4,15 @@ from fastapi import APIRouter
 
 from domain.patients import Patient
 from projections.directory import list_patients
+from services import cursor
+from services.app import answers
 from services.app import practices as uc
-from services.http import answers, cursor
-from services.http.bounds import Id
-from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
+from services.app.bounds import Id
+from services.app.inputs import PatientIn
+from services.app.practices import practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep
 from services.http.openapi import problems
 from services.http.ranges import CursorQ, LimitQ
-from services.http.schemas import PatientIn
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 

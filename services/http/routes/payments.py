@@ -5,19 +5,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 
-from adapters.idempotency_keys import key_is_new
-from adapters.processor.port import CardInput
-from domain.errors import InvalidValue, NotFound
-from domain.payments import AssociationSource, Method, Payment
+from domain.errors import NotFound
+from domain.payments import Payment
 from domain.practices import Practice
-from services.app import payments as uc
-from services.http import answers
-from services.http.bounds import Id
-from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
+from services.app import answers
+from services.app import payment_commands as commands
+from services.app.bounds import Id
+from services.app.inputs import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
+from services.app.practices import practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep
 from services.http.openapi import problems
-from services.http.schemas import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
-from services.web.receipt_pdf import payment_receipt_pdf, pdf_headers
-from services.workers.writeback import writes_back_automatically
+from services.receipt_pdf import payment_receipt_pdf, pdf_headers
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -29,34 +27,10 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
     summary="Collect a payment (terminal or virtual terminal); approved or declined",
 )
 def collect(body: PaymentIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> answers.Payment:
-    card = (
-        CardInput(body.card.number, body.card.exp_month, body.card.exp_year, body.card.cvc)
-        if body.card
-        else None
+    made = commands.collect(ctx, caller, body, key)
+    return answers.payment_out(
+        ctx, made.payment, writeback_attempts=[] if made.no_writeback else None
     )
-    if body.method == "terminal" and not body.terminal_id:
-        raise InvalidValue(
-            "a terminal payment needs the card reader it is taken on", field="terminal_id"
-        )
-    payment = uc.collect_payment(
-        ctx,
-        practice_id=practice_of(caller),
-        amount=body.amount,
-        method=Method(body.method),
-        card=card,
-        payment_method=body.payment_method,
-        terminal_id=body.terminal_id,
-        patient_id=body.patient_id,
-        actor=caller.actor,
-        key=key,
-    )
-    # a payment made by this request (its key is new) has a writeback entry only where
-    # the practice writes back automatically: otherwise nothing to read
-    practice = ctx.get(Practice, payment.practice_id, payment.practice_id)
-    none_made = key_is_new() and not writes_back_automatically(
-        practice.pms.value, practice.auto_writeback
-    )
-    return answers.payment_out(ctx, payment, writeback_attempts=[] if none_made else None)
 
 
 @router.get(
@@ -83,16 +57,7 @@ def refund(
     key: KeyDep,
     body: RefundIn | None = Body(None),
 ) -> answers.Reversal:
-    reversal = uc.refund_payment(
-        ctx,
-        practice_id=practice_of(caller),
-        payment_id=payment_id,
-        amount=body.amount if body else None,
-        actor=caller.actor,
-        key=key,
-        reason=body.reason if body else None,
-        note=(body.note or "").strip() or None if body else None,
-    )
+    reversal = commands.refund(ctx, caller, payment_id, body, key)
     return answers.Reversal(
         kind=reversal.kind.value,
         amount=reversal.amount,
@@ -160,39 +125,7 @@ def receipt_pdf(
 def send_receipt(
     payment_id: Id, body: ReceiptSendIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> answers.ReceiptSent:
-    if (body.email is None) == (body.phone is None):
-        raise InvalidValue(
-            "give either an email address or a phone number to send the receipt to",
-            field="email",
-        )
-    if body.email is not None and body.confirm_email is None:
-        raise InvalidValue(
-            "A confirmation is required: type the email address a second time",
-            field="confirm_email",
-        )
-    if body.phone is not None and body.confirm_phone is None:
-        raise InvalidValue(
-            "A confirmation is required: type the mobile number a second time",
-            field="confirm_phone",
-        )
-    if body.phone is not None and digits(body.phone) != digits(body.confirm_phone or ""):
-        raise InvalidValue(
-            "the phone number and its confirmation differ: check the number",
-            field="confirm_phone",
-        )
-    if body.email is not None and body.email.lower() != (body.confirm_email or "").lower():
-        raise InvalidValue(
-            "the two email addresses differ: type the same address twice", field="confirm_email"
-        )
-    payment = uc.send_receipt(
-        ctx,
-        practice_id=practice_of(caller),
-        payment_id=payment_id,
-        email=body.email,
-        phone=body.phone,
-        refund_id=body.refund_id,
-        actor=caller.actor,
-    )
+    payment = commands.send_receipt(ctx, caller, payment_id, body)
     return answers.ReceiptSent(
         sent=True,
         channel="sms" if body.phone is not None else "email",
@@ -201,10 +134,6 @@ def send_receipt(
         payment_id=str(payment.id),
         refund_id=str(body.refund_id) if body.refund_id else None,
     )
-
-
-def digits(phone: str) -> str:
-    return "".join(c for c in phone if c.isdigit())
 
 
 @router.get(
@@ -226,17 +155,7 @@ def ledger_entry(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answer
 def associate(
     payment_id: Id, body: AssociateIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> answers.Payment:
-    payment = uc.associate_payment(
-        ctx,
-        practice_id=practice_of(caller),
-        payment_id=payment_id,
-        source=AssociationSource(body.source),
-        pms_reference=body.pms_reference,
-        actor=caller.actor,
-        refund_id=body.refund_id,
-        void=body.void,
-        dispute=body.dispute,
-    )
+    payment = commands.associate(ctx, caller, payment_id, body)
     return answers.payment_out(ctx, payment)
 
 
@@ -249,6 +168,5 @@ def associate(
 def retry_writeback(
     payment_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> answers.WritebackRetried:
-    payment = ctx.get(Payment, payment_id, practice_of(caller))
-    retried = ctx.journal.retry_failed(str(payment.practice_id), str(payment.id))
+    payment, retried = commands.retry_writeback(ctx, caller, payment_id)
     return answers.WritebackRetried(retried=retried, payment=answers.payment_out(ctx, payment))

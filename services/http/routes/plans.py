@@ -10,13 +10,14 @@ from adapters.processor.port import CardInput
 from domain.patients import Patient
 from domain.plans import PaymentPlan
 from projections.plans import cards_of_patient, plans_of_patient, plans_of_practice
+from services.app import answers
 from services.app import cards as card_uc
 from services.app import plans as plan_uc
-from services.http import answers
-from services.http.bounds import Id
-from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
+from services.app.bounds import Id
+from services.app.inputs import CardChargeIn, CardSaveIn, PlanCancelIn, PlanIn
+from services.app.practices import practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep
 from services.http.openapi import problems
-from services.http.schemas import CardChargeIn, CardSaveIn, PlanCancelIn, PlanIn
 
 cards = APIRouter(prefix="/v1/patients", tags=["cards on file"])
 plans = APIRouter(prefix="/v1/payment-plans", tags=["payment plans"])

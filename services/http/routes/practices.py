@@ -8,18 +8,18 @@ from domain.practices import DepositAccount, PmsKind, Practice
 from domain.schedule import parse_cutoff
 from domain.users import Role
 from projections.intents import intent_totals
+from services.app import answers
 from services.app import practices as uc
+from services.app.bounds import Id
 from services.app.due import due_work_status
+from services.app.inputs import ClearentKeyIn, PracticeIn, SettingsIn, StripeAccountIn
 from services.app.practices import Caller
 from services.app.receivables import sync_status
+from services.app.writeback_status import practice_status
 from services.context import Components
-from services.http import answers
-from services.http.bounds import Id
 from services.http.deps import CallerDep, ComponentsDep, KeyDep
-from services.http.errors import HttpProblem
 from services.http.openapi import problems
-from services.http.schemas import ClearentKeyIn, PracticeIn, SettingsIn, StripeAccountIn
-from services.workers.writeback import practice_status
+from services.problems import HttpProblem
 
 router = APIRouter(prefix="/v1/practices", tags=["practices"])
 

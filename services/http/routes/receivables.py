@@ -17,14 +17,16 @@ from projections.receivables import (
     list_filters,
     sort_value,
 )
+from services import cursor
+from services.app import answers
 from services.app import receivables as uc
 from services.app.ar_filters import parse_filter
-from services.http import answers, cursor
-from services.http.bounds import Id
-from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
+from services.app.bounds import Id
+from services.app.inputs import BalanceIn, BulkIn, FilterIn, SnoozeIn
+from services.app.practices import practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep
 from services.http.openapi import problems
 from services.http.ranges import CursorQ, LimitQ
-from services.http.schemas import BalanceIn, BulkIn, FilterIn, SnoozeIn
 
 router = APIRouter(prefix="/v1", tags=["accounts receivable"])
 

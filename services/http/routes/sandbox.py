@@ -11,14 +11,16 @@ from adapters.clock import MAX_OFFSET_SECONDS, ClockOutOfRange, SandboxClock, to
 from adapters.messaging.email import list_sandbox_mailbox
 from domain.errors import InvalidValue
 from projections.base import iso
+from services import cursor
+from services.app import answers
 from services.app.due import DueWork, DueWorkFailed, run_due_work
+from services.app.inputs import ClockAdvanceIn
+from services.app.practices import practice_of
 from services.context import Components
-from services.http import answers, cursor
-from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
-from services.http.errors import HttpProblem
+from services.http.deps import AdminDep, ComponentsDep, KeyDep
 from services.http.openapi import problems
 from services.http.ranges import CursorQ, LimitQ
-from services.http.schemas import ClockAdvanceIn
+from services.problems import HttpProblem
 
 router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
 

@@ -9,10 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from domain.users import SecurityKind
+from services import cursor
+from services.app import answers
+from services.app.bounds import Id
+from services.app.practices import practice_of
 from services.app.security_log import read_log
-from services.http import answers, cursor
-from services.http.bounds import Id
-from services.http.deps import AdminDep, ComponentsDep, practice_of
+from services.http.deps import AdminDep, ComponentsDep
 from services.http.openapi import problems
 
 router = APIRouter(prefix="/v1/security-log", tags=["users"])

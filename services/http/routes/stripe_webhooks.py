@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Request
 from starlette.concurrency import run_in_threadpool
 
+from services.app import answers
 from services.app.stripe_events import apply_pending_events, receive_event
-from services.http import answers
 from services.http.deps import ComponentsDep
 from services.http.openapi import problems
 

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import Field
 
+from services.app import answers
 from services.app import terminal as uc
-from services.http import answers
-from services.http.deps import AdminDep, ComponentsDep, KeyDep, practice_of
+from services.app.inputs import Body, Text
+from services.app.practices import practice_of
+from services.http.deps import AdminDep, ComponentsDep, KeyDep
 from services.http.openapi import problems
-from services.http.schemas import Body, Text
 
 router = APIRouter(prefix="/v1/terminal/readers", tags=["card readers"])
 

@@ -5,9 +5,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from projections.transactions import list_transactions, transaction_totals
-from services.http import answers
-from services.http.bounds import Id
-from services.http.deps import AdminDep, ComponentsDep, practice_of
+from services.app import answers
+from services.app.bounds import SEARCH_LENGTH, Id
+from services.app.practices import practice_of
+from services.http.deps import AdminDep, ComponentsDep
 from services.http.ranges import (
     CursorQ,
     FromQ,
@@ -32,8 +33,6 @@ StatusQ = Annotated[
     Literal["approved", "declined", "voided", "settled", "refunded"] | None,
     Query(description="a payment status, or `refunded`: settled with refunds"),
 ]
-#: the longest search: a name, an amount or a card's last four
-SEARCH_LENGTH = 100
 SearchQ = Annotated[
     str | None,
     Query(

@@ -10,14 +10,13 @@ from fastapi import APIRouter, Depends
 from domain.users import Role, User
 from projections.base import iso
 from services.app import accounts as uc
-from services.app import second_factor
+from services.app import answers, second_factor
+from services.app.bounds import Id
+from services.app.inputs import PasswordIn, RoleIn, UserIn
 from services.app.practices import Caller
-from services.http import answers
-from services.http.bounds import Id
 from services.http.deps import AddressDep, CallerDep, ComponentsDep, KeyDep
-from services.http.errors import HttpProblem
 from services.http.openapi import problems
-from services.http.schemas import PasswordIn, RoleIn, UserIn
+from services.problems import HttpProblem
 
 router = APIRouter(prefix="/v1/practices/{practice_id}/users", tags=["users"])
 

@@ -15,12 +15,12 @@ from adapters.processor.port import CardInput
 from domain.cards import consent_for
 from domain.errors import InvalidValue
 from domain.schedule import local_date
+from services.app.inputs import CardChargeIn, CardIn, CardSaveIn, PaymentIn, PaymentRequestIn
 from services.http.routes import deposits as deposits_api
 from services.http.routes import patients as patients_api
 from services.http.routes import payments as payments_api
 from services.http.routes import plans as plans_api
 from services.http.routes import requests as requests_api
-from services.http.schemas import CardChargeIn, CardIn, CardSaveIn, PaymentIn, PaymentRequestIn
 from services.web import render
 from services.web.forms import FieldErrors, FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice

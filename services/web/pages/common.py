@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from domain.practices import Practice
 from services.app.accounts import SessionUser
-from services.http.deps import practice_of
+from services.app.practices import practice_of
 from services.web import render
 from services.web.forms import FormError
 from services.web.session import ctx_of

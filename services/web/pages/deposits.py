@@ -13,7 +13,8 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from services.http.routes import deposits as deposits_api
+from services.app import deposit_views
+from services.app.practices import practice_of
 from services.web import render
 from services.web.forms import FormError, optional_date, run
 from services.web.pages.common import practice
@@ -42,13 +43,13 @@ def all_deposits(request: Request, user: Admin, f: dict[str, str]) -> dict[str, 
     cursor: str | None = None
     while True:
         answer = run(
-            deposits_api.get_deposits,
-            user.caller,
+            deposit_views.deposits_page,
             ctx,
-            from_=optional_date(f["from"], "from"),
-            to=optional_date(f["to"], "to"),
-            limit=100,
-            cursor_=cursor,
+            practice_of(user.caller),
+            optional_date(f["from"], "from"),
+            optional_date(f["to"], "to"),
+            100,
+            cursor,
         )
         items.extend(answer["items"])
         cursor = answer["next_cursor"]
@@ -198,7 +199,9 @@ def deposit_row(request: Request, user: Admin, deposit_id: UUID) -> HTMLResponse
     """One deposit's rows, opened (with its itemised list) or closed, for the arrow."""
     opened = request.query_params.get("open") == "1"
     try:
-        deposit = run(deposits_api.get_one_deposit, deposit_id, user.caller, ctx_of(request))
+        deposit = run(
+            deposit_views.one_deposit, ctx_of(request), practice_of(user.caller), deposit_id
+        )
     except FormError as refused:
         return HTMLResponse(refused.message, status_code=refused.status)
     html = render.fragment(

@@ -10,9 +10,10 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from services.http.routes import ledger_queue as queue_api
-from services.http.routes import payments as payments_api
-from services.http.schemas import AssociateIn
+from services.app import ledger_queue as queue
+from services.app import payment_commands as commands
+from services.app.inputs import AssociateIn
+from services.app.practices import practice_of
 from services.web import render
 from services.web.forms import FormError, run
 from services.web.pages.common import practice
@@ -31,11 +32,9 @@ MOST_MARKED = 100
 def queue_page(request: Request, user: Admin) -> HTMLResponse:
     cursor = request.query_params.get("cursor") or None
     try:
-        answer = run(
-            queue_api.ledger_queue, user.caller, ctx_of(request), limit=PAGE, cursor_=cursor
-        )
+        answer = run(queue.queue_page, ctx_of(request), practice_of(user.caller), PAGE, cursor)
     except FormError:  # a cursor that is not one of ours: the first page
-        answer = queue_api.ledger_queue(user.caller, ctx_of(request), limit=PAGE, cursor_=None)
+        answer = queue.queue_page(ctx_of(request), practice_of(user.caller), PAGE, None)
     return render.page(
         request,
         "payments/ledger.html",
@@ -56,7 +55,7 @@ def open_items_by_id(request: Request, user: Admin, wanted: set[str]) -> dict[st
     found: dict[str, dict[str, Any]] = {}
     cursor = None
     while True:
-        answer = queue_api.ledger_queue(user.caller, ctx_of(request), limit=100, cursor_=cursor)
+        answer = queue.queue_page(ctx_of(request), practice_of(user.caller), 100, cursor)
         found.update({i["id"]: i for i in answer["items"] if i["id"] in wanted})
         cursor = answer["next_cursor"]
         if cursor is None or len(found) == len(wanted):
@@ -92,14 +91,7 @@ def mark(request: Request, user: Manager, form: PostedForm) -> Response:
                 void=item["kind"] == "void",
                 dispute=item["kind"] == "dispute",
             )
-            run(
-                payments_api.associate,
-                UUID(item["payment_id"]),
-                body,
-                user.caller,
-                ctx_of(request),
-                None,
-            )
+            run(commands.associate, ctx_of(request), user.caller, UUID(item["payment_id"]), body)
             marked += 1
         except FormError as error:
             what = item["enter_payment"]["amount_display"]

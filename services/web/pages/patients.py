@@ -22,9 +22,9 @@ from projections.receivables import ArQuery, list_ar
 from projections.requests import list_requests
 from projections.transactions import list_transactions
 from projections.users import actor_names
+from services.app.inputs import CardChargeIn, CardIn, CardSaveIn, PatientIn, PlanCancelIn, PlanIn
 from services.http.routes import patients as patients_api
 from services.http.routes import plans as plans_api
-from services.http.schemas import CardChargeIn, CardIn, CardSaveIn, PatientIn, PlanCancelIn, PlanIn
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, run
 from services.web.pages.collect import whole_number

@@ -22,9 +22,9 @@ from projections.plans import plan_holders
 from projections.receivables import REQUEST_STATUSES, SORTABLE
 from services.app import ar_filters
 from services.app import receivables as uc
+from services.app.inputs import BulkIn, FilterIn, SnoozeIn
 from services.http.routes import patients as patients_api
 from services.http.routes import receivables as ar_api
-from services.http.schemas import BulkIn, FilterIn, SnoozeIn
 from services.web import render, session
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice

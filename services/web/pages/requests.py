@@ -10,11 +10,11 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from domain.patients import Patient
 from projections.users import NamedFeedItem, with_actor_names
-from services.http.deps import practice_of
-from services.http.routes import patients as patients_api
-from services.http.routes import requests as requests_api
-from services.http.schemas import PaymentRequestIn
+from services.app import request_views
+from services.app.inputs import PaymentRequestIn
+from services.app.practices import practice_of
 from services.web import render
 from services.web.forms import FormError, optional_date, run
 from services.web.pages import common
@@ -40,15 +40,15 @@ def filters_of(request: Request) -> dict[str, str]:
 
 def listing(request: Request, user: Admin, f: dict[str, str]) -> dict[str, Any]:
     answer = run(
-        requests_api.get_requests,
-        user.caller,
+        request_views.requests_page,
         ctx_of(request),
-        from_=optional_date(f["from"], "from"),
-        to=optional_date(f["to"], "to"),
-        status=f["status"] or None,  # type: ignore[arg-type]
-        patient_id=None,
-        limit=50,
-        cursor_=f["cursor"] or None,
+        practice_of(user.caller),
+        optional_date(f["from"], "from"),
+        optional_date(f["to"], "to"),
+        f["status"] or None,
+        None,
+        50,
+        f["cursor"] or None,
     )
     shown = {"from": answer["from"], "to": answer["to"], "status": f["status"]}
     kept = {k: v for k, v in shown.items() if v}
@@ -88,9 +88,10 @@ def requests_page(request: Request, user: Admin) -> HTMLResponse:
 def one_request(request: Request, user: Admin, request_id: UUID) -> dict[str, Any]:
     """The request with its history, and the patient's name."""
     ctx = ctx_of(request)
-    found = run(requests_api.get_request, request_id, user.caller, ctx).model_dump(by_alias=True)
-    patient = run(patients_api.get_patient, UUID(found["patient_id"]), user.caller, ctx)
-    found["patient_name"] = f"{patient['first_name']} {patient['last_name']}".strip()
+    pid = practice_of(user.caller)
+    found = run(request_views.one_request, ctx, pid, request_id).model_dump(by_alias=True)
+    patient = run(ctx.get, Patient, UUID(found["patient_id"]), pid)
+    found["patient_name"] = f"{patient.first_name} {patient.last_name}".strip()
     history = ctx.reads(with_actor_names, practice_of(user.caller), found["history"])
     found["events"] = [describe(h) for h in history]
     return found
@@ -153,7 +154,7 @@ def cancel_page(request: Request, user: Manager, request_id: UUID) -> HTMLRespon
 @router.post("/payments/requests/{request_id}/cancel")
 def cancel(request: Request, user: Admin, form: PostedForm, request_id: UUID) -> Response:
     try:
-        answer = run(requests_api.cancel, request_id, user.caller, ctx_of(request), form.key(user))
+        cancelled = run(request_views.cancel, ctx_of(request), user.caller, request_id)
     except FormError as refused:
         return detail_page(
             request,
@@ -166,7 +167,7 @@ def cancel(request: Request, user: Admin, form: PostedForm, request_id: UUID) ->
     return render.redirect(
         request,
         "/payments/requests",
-        f"The payment request for {render.money(answer['amount'])} is cancelled; "
+        f"The payment request for {render.money(cancelled.amount.cents)} is cancelled; "
         "its pay link no longer takes a payment.",
     )
 
@@ -182,7 +183,7 @@ def resend(request: Request, user: Admin, form: PostedForm, request_id: UUID) ->
     cancels the patient's outstanding request (reason: superseded)."""
     ctx = ctx_of(request)
     try:
-        old = run(requests_api.get_request, request_id, user.caller, ctx)
+        old = run(request_views.one_request, ctx, practice_of(user.caller), request_id)
         body = run(
             PaymentRequestIn,
             patient_id=old["patient_id"],
@@ -191,7 +192,7 @@ def resend(request: Request, user: Admin, form: PostedForm, request_id: UUID) ->
             destination=old["destination"],
             override_snooze=form.get("override_snooze") == "true",
         )
-        answer = run(requests_api.send, body, user.caller, ctx, form.key(user))
+        sent = run(request_views.send, ctx, user.caller, body, form.key(user))
     except FormError as refused:
         return detail_page(
             request,
@@ -201,13 +202,13 @@ def resend(request: Request, user: Admin, form: PostedForm, request_id: UUID) ->
             error=refused.message,
             status=refused.status,
         )
-    how = CHANNELS.get(answer["channel"], "message").lower()
+    how = CHANNELS.get(sent.channel.value, "message").lower()
     superseded = (
         " The earlier request is cancelled (superseded)." if old["status"] == "requested" else ""
     )
     return render.redirect(
         request,
         "/payments/requests",
-        f"A new payment request for {render.money(answer['amount'])} was sent by {how} "
-        f"to {answer['destination']}.{superseded}",
+        f"A new payment request for {render.money(sent.amount.cents)} was sent by {how} "
+        f"to {sent.destination}.{superseded}",
     )

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from domain.users import SecurityKind
+from services import cursor
 from services.app.accounts import list_users
+from services.app.practices import practice_of
 from services.app.security_log import read_log
-from services.http import cursor
-from services.http.deps import practice_of
 from services.web import render
 from services.web.forms import FormError, run
 from services.web.pages.common import practice

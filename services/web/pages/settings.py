@@ -13,10 +13,10 @@ from domain.errors import InvalidValue
 from domain.users import MIN_PASSWORD, User, check_password, normal_email
 from services.app import accounts
 from services.app.accounts import SessionUser
-from services.http.deps import practice_of
+from services.app.inputs import EaglesoftIn, OpenDentalIn, PasswordIn, RoleIn, SettingsIn, UserIn
+from services.app.practices import practice_of
 from services.http.routes import practices as practices_api
 from services.http.routes import users as users_api
-from services.http.schemas import EaglesoftIn, OpenDentalIn, PasswordIn, RoleIn, SettingsIn, UserIn
 from services.web import render, session
 from services.web.forms import FieldErrors, FormError, run
 from services.web.pages.common import practice

@@ -13,12 +13,12 @@ from fastapi.responses import HTMLResponse, Response
 
 from domain.schedule import zone
 from services.app.accounts import SessionUser
-from services.http.deps import practice_of
+from services.app.inputs import ClockAdvanceIn
+from services.app.practices import practice_of
 from services.http.routes import deposits as deposits_api
 from services.http.routes import practices as practices_api
 from services.http.routes import sandbox as sandbox_api
 from services.http.routes import transactions as transactions_api
-from services.http.schemas import ClockAdvanceIn
 from services.web import render
 from services.web.forms import FormError, optional_date, run
 from services.web.pages.common import practice

@@ -13,22 +13,24 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.patients import Patient
-from domain.payments import Payment, ReversalReason, Status, receipt_status_of
+from domain.payments import Payment, ReversalKind, ReversalReason, Status, receipt_status_of
 from domain.posting import needs_posting
 from domain.schedule import local_date, zone
-from services.http.answers import receipt_out
-from services.http.deps import practice_of
-from services.http.routes import ledger_queue as queue_api
+from services.app import ledger_queue as queue_views
+from services.app import payment_commands as commands
+from services.app.answers import receipt_out
+from services.app.bounds import SEARCH_LENGTH
+from services.app.inputs import AssociateIn, ReceiptSendIn, RefundIn
+from services.app.practices import practice_of
+from services.app.writeback_status import writeback_of_payments
 from services.http.routes import payments as payments_api
 from services.http.routes import transactions as transactions_api
-from services.http.schemas import AssociateIn, ReceiptSendIn, RefundIn
+from services.receipt_pdf import payment_receipt_pdf, pdf_headers
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages import common
 from services.web.pages.common import practice
-from services.web.receipt_pdf import payment_receipt_pdf, pdf_headers
 from services.web.session import Admin, Manager, PostedForm, ctx_of
-from services.workers.writeback import writeback_of_payments
 
 router = APIRouter(include_in_schema=False)
 
@@ -59,7 +61,7 @@ def filters_of(request: Request) -> dict[str, str]:
     # dates typed in the Date column's filter win over a preset the page carried along
     period = q.get("period", "") if q.get("period") in PERIODS and not typed else ""
     return {
-        "q": q.get("q", "").strip()[: transactions_api.SEARCH_LENGTH],
+        "q": q.get("q", "").strip()[:SEARCH_LENGTH],
         "period": period,
         "from": q.get("from", ""),
         "to": q.get("to", ""),
@@ -271,7 +273,7 @@ def detail_context(request: Request, user: Admin, payment_id: UUID) -> dict[str,
         kind = payment.reversal_kind(now).value
     queue = [
         item
-        for item in queue_api.ledger_queue(user.caller, ctx, limit=100)["items"]
+        for item in queue_views.queue_page(ctx, pid, 100, None)["items"]
         if item["payment_id"] == str(payment_id)
     ]
     answer["events"] = [describe(h, payment.amount.cents) for h in answer.get("history", [])]
@@ -397,7 +399,7 @@ def refund(request: Request, user: Admin, form: PostedForm, payment_id: UUID) ->
         if form.get("kind") == "refund" and form.get("amount"):
             amount = run(dollars_to_cents, form.get("amount"))
         body = run(RefundIn, amount=amount, reason=reason, note=form.get("note") or None)
-        answer = run(payments_api.refund, payment_id, user.caller, ctx, form.key(user), body)
+        reversal = run(commands.refund, ctx, user.caller, payment_id, body, form.key(user))
     except FormError as refused:
         return detail_page(
             request,
@@ -412,10 +414,11 @@ def refund(request: Request, user: Admin, form: PostedForm, payment_id: UUID) ->
             # finishes that refund (or answers it) instead of starting a second one
             form_key_value=form.get("idempotency_key") if refused.may_be_under_way else None,
         )
-    card = answer["payment"]["card"]
-    done = "Voided" if answer["kind"] == "void" else "Refunded"
-    text = f"{done} {render.money(answer['amount'])} on {card['brand']} ending {card['last4']}." + (
-        " No money was taken from the card." if answer["kind"] == "void" else ""
+    card = reversal.payment.card
+    voided = reversal.kind is ReversalKind.VOID
+    done = "Voided" if voided else "Refunded"
+    text = f"{done} {render.money(reversal.amount)} on {card.brand} ending {card.last4}." + (
+        " No money was taken from the card." if voided else ""
     )
     return render.redirect(request, "/payments/transactions", text)
 
@@ -507,7 +510,7 @@ def associate(request: Request, user: Admin, form: PostedForm, payment_id: UUID)
             void=form.get("void") == "true",
             dispute=form.get("dispute") == "true",
         )
-        run(payments_api.associate, payment_id, body, user.caller, ctx_of(request), None)
+        run(commands.associate, ctx_of(request), user.caller, payment_id, body)
     except FormError as refused:
         return post_detail(request, user, payment_id, error=refused.message, status=refused.status)
     what = (
@@ -528,10 +531,9 @@ def associate(request: Request, user: Admin, form: PostedForm, payment_id: UUID)
 @router.post("/payments/transactions/{payment_id}/retry")
 def retry(request: Request, user: Admin, form: PostedForm, payment_id: UUID) -> Response:
     try:
-        answer = run(payments_api.retry_writeback, payment_id, user.caller, ctx_of(request), None)
+        _, count = run(commands.retry_writeback, ctx_of(request), user.caller, payment_id)
     except FormError as refused:
         return render.redirect(request, "/payments/transactions", refused.message, "error")
-    count = int(answer["retried"])
     text = (
         "The writeback will be tried again now."
         if count
@@ -583,14 +585,7 @@ def send_receipt(request: Request, user: Admin, form: PostedForm, payment_id: UU
             confirm_phone=form.get("confirm_phone") if by_text else None,
             refund_id=form.get("refund_id") or None,
         )
-        run(
-            payments_api.send_receipt,
-            payment_id,
-            body,
-            user.caller,
-            ctx_of(request),
-            form.key(user),
-        )
+        run(commands.send_receipt, ctx_of(request), user.caller, payment_id, body)
     except FormError as refused:
         return detail_page(
             request,

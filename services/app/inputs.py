@@ -24,7 +24,7 @@ from domain.receivables import MAX_BALANCE, SYNC_MINUTES_RANGE
 from domain.requests import EXPIRES_AFTER, MAX_REMINDERS
 from domain.schedule import CUTOFF_PATTERN
 from services.app.ar_filters import CONTROL, FILTER_NAMES
-from services.http.bounds import (
+from services.app.bounds import (
     Amount,
     Day,
     Id,

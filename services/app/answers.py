@@ -32,8 +32,7 @@ from projections import transactions as transaction_views
 from projections.base import iso
 from projections.feed import read_history
 from projections.users import actor_names, with_actor_names
-from services.context import Components
-from services.http.bounds import (
+from services.app.bounds import (
     HISTORY,
     PAGE,
     PARTS,
@@ -57,7 +56,8 @@ from services.http.bounds import (
     int_format,
     whole,
 )
-from services.workers.writeback import writeback_of_payment
+from services.app.writeback_status import writeback_of_payment
+from services.context import Components
 
 FeeRate = Annotated[int, whole(0, MAX_FEE_RATE_BPS)]
 SyncMinutes = Annotated[int, whole(0, SYNC_MINUTES_RANGE[1])]

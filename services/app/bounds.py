@@ -46,6 +46,8 @@ EMAIL_LENGTH = 254
 NOTE_LENGTH = 4_000
 #: an error message from us or from a service behind us
 MESSAGE_LENGTH = 2_000
+#: the longest search of the transactions: a name, an amount or a card's last four
+SEARCH_LENGTH = 100
 #: a URL, a list cursor
 URL_LENGTH = 2_048
 #: the body of a message the sandbox mailbox keeps (a receipt email)

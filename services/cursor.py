@@ -1,4 +1,5 @@
-"""Opaque list cursors: the sort key of the last row, base64url-encoded JSON."""
+"""Opaque list cursors: the sort key of the last row, base64url-encoded JSON (the API's lists
+and the pages' alike)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from services.http.errors import HttpProblem
-from services.http.limits import json_depth
+from services.jsontext import json_depth
+from services.problems import HttpProblem
 
 RowT = TypeVar("RowT")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from fpdf import FPDF
 
-from services.web import render
+from services import wording
 
 
 def latin(text: str) -> str:
@@ -47,17 +47,17 @@ def receipt_pdf(title: str, practice: str, facts: Sequence[tuple[str, str]], foo
 def payment_receipt_pdf(
     receipt: Mapping[str, Any], refund_id: str | None, timezone: str
 ) -> tuple[bytes, str] | None:
-    """The PDF of a payment's receipt (the receipt answer, services/http/answers.py
+    """The PDF of a payment's receipt (the receipt answer, services/app/answers.py
     `receipt_out`), or of one of its refunds (`refund_id`), with its file name; None when
     the payment has no such refund. The dashboard's download and the API's answer both."""
     refund = next((r for r in receipt["refunds"] if r["refund_id"] == refund_id), None)
     if refund_id and refund is None:
         return None
-    local = render.LocalTime(timezone)
+    local = wording.LocalTime(timezone)
     part = refund or receipt
     facts = [
         ("Completed", local.datetime(part["completed_at"])),
-        ("Amount", render.money(part["amount"])),
+        ("Amount", wording.money(part["amount"])),
         ("Confirmation", str(part["confirmation"]).capitalize()),
     ]
     if refund is None and receipt["decline_reason"] and receipt["confirmation"] == "declined":
@@ -68,7 +68,7 @@ def payment_receipt_pdf(
         else (receipt["void_reason"], receipt["void_note"])
     )
     if why:
-        facts.append(("Reason", render.label(why) + (f": {note}" if note else "")))
+        facts.append(("Reason", wording.label(why) + (f": {note}" if note else "")))
     facts += [
         ("Transaction id", part["transaction_id"] or "none (no money moved)"),
         ("Card", f"{receipt['card']['brand'].capitalize()} ending {receipt['card']['last4']}"),
