@@ -236,12 +236,16 @@ class LookedUp:
     """What the processor holds under an intent's reference, read back with a consistent
     read (never an eventually consistent search): `succeeded` (with the processor's id of
     it, and the fee of a capture when known), `refused` (it exists and failed or was
-    cancelled: final, with the reason) or `absent` (the processor has nothing under it)."""
+    cancelled: final, with the reason) or `absent` (the processor has nothing under it).
+    A refund the processor made that failed afterwards (the card's bank refused it, the
+    money came back to the balance) is `succeeded` with `failed_after` saying why: it was
+    made, and counts no more."""
 
     state: Literal["succeeded", "refused", "absent"]
     processor_id: str | None = None
     reason: str | None = None
     fee: int | None = None
+    failed_after: str | None = None
 
 
 ABSENT = LookedUp("absent")

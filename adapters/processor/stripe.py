@@ -815,6 +815,12 @@ class StripeProcessor(CardProcessor):
             meta = made.metadata.to_dict() if made.metadata is not None else {}
             if meta.get(REFERENCE) == str(reference):
                 if made.status in ("failed", "canceled"):
+                    if getattr(made, "failure_balance_transaction", None):
+                        # Made, then refused by the card's bank: its balance transaction
+                        # took the money and a `refund_failure` one gave it back.
+                        return LookedUp(
+                            "succeeded", str(made.id), failed_after=refund_failure(made)
+                        )
                     return LookedUp("refused", str(made.id), reason=refund_failure(made))
                 return LookedUp("succeeded", str(made.id))
         return ABSENT

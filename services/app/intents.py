@@ -199,6 +199,10 @@ def _record_looked_up(
     actor: str,
     looked: LookedUp,
 ) -> Payment:
+    if looked.state == "succeeded" and looked.failed_after and kind.effect == Effect.REFUND:
+        return _record_failed_after(
+            ctx, practice_id, payment_id, intent_id, actor, looked.processor_id or "", looked
+        )
     if looked.state == "succeeded":
         return _record(
             ctx,
@@ -212,6 +216,41 @@ def _record_looked_up(
         )
     reason = looked.reason or NOT_MADE
     return _record(ctx, kind, practice_id, payment_id, intent_id, "refused", reason, actor)
+
+
+def _record_failed_after(
+    ctx: Needs,
+    practice_id: UUID,
+    payment_id: UUID,
+    intent_id: UUID,
+    actor: str,
+    processor_id: str,
+    looked: LookedUp,
+) -> Payment:
+    """A refund read back as made and failed since (the card's bank refused it): it is
+    recorded as made, then as failed, in one save. Its money left the balance and came
+    back (a `refund` and a `refund_failure` balance transaction), so it joins its batch
+    and deposit like any refund that failed after it was made; recorded as refused, the
+    payout's refund would be in no deposit. The processor's `refund.failed` may have come
+    before the refund was recorded as made: nothing else records the failure."""
+
+    def save() -> Payment:
+        payment = ctx.get(Payment, payment_id, practice_id)
+        if not REFUND.is_open(payment, intent_id):
+            return payment
+        at = ctx.clock.now(practice_id)
+        REFUND.succeeded(payment, intent_id, processor_id, at)
+        payment.fail_refund(
+            refund_id=intent_id,
+            reason=looked.failed_after or "",
+            processor_event_id=f"read-back:{processor_id}",
+            at=at,
+            actor=actor,
+        )
+        ctx.save(payment)
+        return payment
+
+    return retry_on_conflict(save)
 
 
 def _unknown(

@@ -51,7 +51,9 @@ SDK pointed at it through its API base address. It follows Stripe's API referenc
   amount out and the $15.00 dispute fee) and, when won, its reinstatement (another
   `adjustment`, reporting category `dispute_reversal`); payouts carry them, and any
   other balance transaction (`add_balance_transaction`, e.g. a Climate `contribution`);
-- payouts: retrieve; `fail_payout` is the bank returning a paid payout (`failed`).
+- payouts: retrieve; `fail_payout` is the bank returning a paid payout (`failed`, a
+  `payout_failure` balance transaction, its `failure_balance_transaction`, putting its
+  amount back in the balance, which a later payout carries).
 
 Faults to inject (a queue, each taken by the next request of its method, POST unless
 said, whose path starts with the given prefix): "429" (refused before executing, not
@@ -1425,13 +1427,28 @@ class FakeStripe:
             self.objects[payout_id] = payout
             own = self.balance_transaction(account, "payout", payout_id, -amount, 0)
             own["_payout"] = payout_id
+            payout["balance_transaction"] = own["id"]
+            payout["failure_balance_transaction"] = None
+            if status == "failed":
+                self.return_payout(payout)
             return public(payout)
+
+    def return_payout(self, payout: dict[str, Any]) -> None:
+        """Stripe's reversal of a failed payout: a `payout_failure` balance transaction
+        (the payout's `failure_balance_transaction`) puts its amount back in the balance,
+        to be paid out again."""
+        txn = self.balance_transaction(
+            payout["_account"], "payout_failure", payout["id"], payout["amount"], 0
+        )
+        payout["failure_balance_transaction"] = txn["id"]
 
     def fail_payout(self, payout_id: str, failure_code: str = "account_closed") -> Any:
         """The bank returned a payout (even one Stripe had marked paid): it is `failed`,
         final. The payout object, as sent with `payout.failed`."""
         with self.lock:
             payout = self.objects[payout_id]
+            if payout["status"] != "failed":
+                self.return_payout(payout)
             payout.update(
                 status="failed",
                 failure_code=failure_code,

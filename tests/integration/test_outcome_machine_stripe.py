@@ -471,6 +471,156 @@ def test_a_refund_failed_before_its_batch_closes_counts_no_more() -> None:
         served.__exit__()
 
 
+def test_a_refund_read_back_after_the_bank_refused_it_is_in_its_deposit() -> None:
+    """A refund whose answer was lost is made at Stripe; the card's bank refuses it before
+    the reconciler reads it back. Stripe's balance moved twice (the refund out, its
+    `refund_failure` back): the ledger records the refund as made and failed since, so it
+    is a line of its batch's deposit and the payout's refund is matched to it, not a
+    refund 'refused, nothing moved' that the payout carries in no deposit."""
+    machine, served = served_machine()
+    try:
+        machine.collect(again=None, amount=5000, answers=[], card="pm_card_visa", reads=[])
+        machine.time_passes(answers=[], minutes=None, reads=[])  # captured and settled
+        machine.stripe_pays_out()
+        lost = [("/v1/refunds", "500-after-apply")] * 2
+        machine.refund_action(
+            index=0, share=None, again=None, answers=lost, reads=["500-before-apply"] * 2
+        )
+        (made,) = machine.stripe_refunds()
+        machine.fake.fail_refund(made["id"])  # before the reconciler reads it back
+        machine.reconciler_pass(answers=[], reads=[])
+        (payment,) = machine.payments()
+        (refund,) = payment.refunds
+        assert refund.processor_refund_id == made["id"] and refund.failed is not None
+        assert payment.refunded.cents == 0 and not payment.refused_refunds
+        machine.everything_ends()  # the deposits hold what Stripe's balance moved
+    finally:
+        machine.teardown()
+        served.__exit__()
+
+
+def test_the_machines_case_of_a_refund_read_back_after_it_failed() -> None:
+    """The sequence the machine found (a refund made while its answer was lost, a payout
+    returned by the bank, the refund refused by the card's bank, then read back by the
+    reconciler): the deposits end as Stripe's balance moved."""
+    machine, served = served_machine()
+    try:
+        machine.money_moves_once_and_as_recorded()
+        machine.collect(
+            again=None,
+            amount=1806,
+            answers=[("/v1/", "429"), ("/v1/", "429")],
+            card="pm_card_visa",
+            reads=["429"],
+        )
+        machine.money_moves_once_and_as_recorded()
+        machine.refund_action(
+            again=None,
+            answers=[("/v1/", "429"), ("/v1/", "429"), ("/v1/", "429")],
+            index=0,
+            reads=["429"],
+            share=None,
+        )
+        machine.money_moves_once_and_as_recorded()
+        machine.requests_on_their_way_arrive()
+        machine.money_moves_once_and_as_recorded()
+        machine.requests_on_their_way_arrive()
+        machine.money_moves_once_and_as_recorded()
+        machine.requests_on_their_way_arrive()
+        machine.money_moves_once_and_as_recorded()
+        machine.refund_action(
+            again=None, answers=[("/v1/", "429")], index=0, reads=["429", "429"], share=None
+        )
+        machine.money_moves_once_and_as_recorded()
+        machine.requests_on_their_way_arrive()
+        machine.money_moves_once_and_as_recorded()
+        machine.requests_on_their_way_arrive()
+        machine.money_moves_once_and_as_recorded()
+        machine.requests_on_their_way_arrive()
+        machine.money_moves_once_and_as_recorded()
+        machine.requests_on_their_way_arrive()
+        machine.money_moves_once_and_as_recorded()
+        machine.requests_on_their_way_arrive()
+        machine.money_moves_once_and_as_recorded()
+        machine.requests_on_their_way_arrive()
+        machine.money_moves_once_and_as_recorded()
+        machine.requests_on_their_way_arrive()
+        machine.money_moves_once_and_as_recorded()
+        machine.requests_on_their_way_arrive()
+        machine.money_moves_once_and_as_recorded()
+        machine.refund_action(again=None, answers=[], index=0, reads=[], share=None)
+        machine.money_moves_once_and_as_recorded()
+        machine.stripe_pays_out()
+        machine.money_moves_once_and_as_recorded()
+        machine.requests_on_their_way_arrive()
+        machine.money_moves_once_and_as_recorded()
+        machine.collect(
+            again=None,
+            amount=5003,
+            answers=[],
+            card="pm_card_visa",
+            reads=["drop-before-apply", "429"],
+        )
+        machine.money_moves_once_and_as_recorded()
+        machine.time_passes(
+            answers=[
+                ("/v1/setup_intents", "drop-before-apply"),
+                ("/v1/", "429"),
+                ("/v1/refunds", "429"),
+            ],
+            minutes=None,
+            reads=[],
+        )
+        machine.money_moves_once_and_as_recorded()
+        machine.an_authorisation_is_cancelled_at_stripe(index=8)
+        machine.money_moves_once_and_as_recorded()
+        machine.stripe_pays_out()
+        machine.money_moves_once_and_as_recorded()
+        machine.an_authorisation_is_cancelled_at_stripe(index=15)
+        machine.money_moves_once_and_as_recorded()
+        machine.refund_action(
+            again=None,
+            answers=[
+                ("/v1/payment_intents/pi_", "late"),
+                ("/v1/refunds", "500-after-apply"),
+                ("/v1/", "429"),
+            ],
+            index=4,
+            reads=["500-before-apply", "drop-before-apply"],
+            share=None,
+        )
+        machine.money_moves_once_and_as_recorded()
+        machine.an_authorisation_is_cancelled_at_stripe(index=0)
+        machine.money_moves_once_and_as_recorded()
+        machine.the_bank_returns_a_payout(index=5)
+        machine.money_moves_once_and_as_recorded()
+        machine.time_passes(
+            answers=[
+                ("/v1/payment_intents/pi_", "429"),
+                ("/v1/payment_methods/", "500-after-apply"),
+            ],
+            minutes=None,
+            reads=["429", "500-before-apply"],
+        )
+        machine.money_moves_once_and_as_recorded()
+        machine.the_bank_refuses_a_refund(index=12)
+        machine.money_moves_once_and_as_recorded()
+        machine.reconciler_pass(answers=[], reads=[])
+        machine.money_moves_once_and_as_recorded()
+        machine.reconciler_pass(
+            answers=[
+                ("/v1/refunds", "drop-after-apply"),
+                ("/v1/setup_intents", "late"),
+                ("/v1/payment_methods/", "refuse"),
+            ],
+            reads=["500-before-apply", "429"],
+        )
+        machine.money_moves_once_and_as_recorded()
+    finally:
+        machine.teardown()
+        served.__exit__()
+
+
 def test_a_kept_card_is_charged_and_taken_off_once_under_lost_answers() -> None:
     machine, served = served_machine()
     try:

@@ -116,3 +116,29 @@ def test_a_failed_payout_is_shown_on_the_deposit(
     assert deposit["payout"]["failure"].startswith("account_closed")
     report = api.get("/v1/reports/daily-close", params={"date": "2026-03-04"}).json()
     assert "payout_failed" in [d["kind"] for d in report["differences"]]
+
+
+def test_a_returned_payouts_money_paid_out_again_is_listed_on_the_failed_deposit(
+    api_for: Callable[..., Api], clock: PinnedClock, fake_stripe: FakeStripe, backend: str
+) -> None:
+    """The bank returns a paid payout: Stripe puts its amount back in the balance (a
+    `payout_failure` balance transaction) and a later payout carries it. The deposit
+    stays failed; the later payout's money is listed there, not lost and not matched
+    to the sale again."""
+    api, account = stripe_api(api_for, clock, fake_stripe, backend)
+    pay(api, 10000)
+    api.advance(DAY)
+    first = fake_stripe.pay_out(account, ARRIVAL)
+    deliver(api, fake_stripe.event("payout.paid", first, account))
+    returned = fake_stripe.fail_payout(first["id"])
+    assert returned["failure_balance_transaction"]
+    deliver(api, fake_stripe.event("payout.failed", returned, account))
+    again = fake_stripe.pay_out(account, ARRIVAL + 2 * DAY)
+    assert again["amount"] == first["amount"]
+    deliver(api, fake_stripe.event("payout.paid", again, account))
+    (deposit,) = deposits(api)
+    assert deposit["payout"]["id"] == first["id"]
+    assert deposit["payout"]["status"] == "failed"
+    (other,) = [d for d in deposit["payout"]["differences"] if d.get("payout_id") == again["id"]]
+    assert (other["kind"], other["stripe_type"]) == ("payout_other_item", "payout_failure")
+    assert other["amount"] == first["amount"]
