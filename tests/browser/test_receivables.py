@@ -220,7 +220,7 @@ def test_a_patient_is_snoozed_then_the_snooze_is_ended(browse: Browse) -> None:
     assert "Snoozed" in snoozed.locator("td.snooze").inner_text()
     assert "Adjustment pending: Waiting on the write-off" in snoozed.inner_text()
     browse.shot("snoozed")
-    snoozed.locator("button:has-text('End snooze')").click()
+    snoozed.locator("td.snooze button:has-text('End snooze')").click()
     browse.page.wait_for_load_state()
     assert f"{first} {last} is no longer snoozed" in browse.page.inner_text("#notice")
     assert browse.page.locator(f"#ar-table tr[data-id='{pid}']").count() == 0
@@ -311,3 +311,42 @@ def test_the_pms_is_synced_from_the_page(browse: Browse) -> None:
     browse.page.wait_for_selector("#ar-sync:not([data-poll])", timeout=30_000)
     line = browse.page.inner_text("#ar-sync")
     assert "last synced" in line and "patients read" in line
+
+
+def test_on_a_tablet_the_dropped_columns_keep_their_filters_and_end_snooze(
+    browse: Browse,
+) -> None:
+    """At 768 px last request, snooze and contact read on a line under the name: their
+    filters sit in the Patient header, and a snooze can still be ended from the line."""
+    browse.sign_in()
+    browse.go("/payments/ar?snoozed=false")
+    row = rows(browse).first
+    pid = row.get_attribute("data-id")
+    row.locator("input[name=patient_ids]").check()
+    browse.page.click("#bulk-panel summary")
+    browse.page.select_option("#snooze-reason", "adjustment_pending")
+    browse.page.click("#snooze-button")
+    browse.page.wait_for_load_state()
+
+    browse.page.set_viewport_size({"width": 768, "height": 1000})
+    browse.go("/payments/ar")
+    header = browse.page.locator("#ar-table thead th[data-column='patient']")
+    for name in ("Last request", "Snooze", "Contact"):
+        assert header.locator(f"summary[aria-label^='Filter by {name}']").is_visible(), name
+    header.locator("summary[aria-label^='Filter by Snooze']").click()
+    browse.page.select_option("#f-snoozed", "true")
+    header.locator("details[data-column='snooze'] button:has-text('Apply')").click()
+    browse.page.wait_for_load_state()
+    assert "snoozed=true" in browse.page.url
+    snoozed = browse.page.locator(f"#ar-table tr[data-id='{pid}']")
+    line = snoozed.locator(".ar-more")
+    assert "Snoozed" in line.inner_text()
+    browse.shot("ar-tablet-snoozed")
+    line.locator("button:has-text('End snooze')").click()
+    browse.page.wait_for_load_state()
+    assert "is no longer snoozed" in browse.page.inner_text("#notice")
+
+    # wider again, the filters are back in their own headers
+    browse.page.set_viewport_size({"width": 1280, "height": 800})
+    own = browse.page.locator("#ar-table thead th[data-column='snooze'] details.colfilter")
+    assert own.count() == 1 and own.is_visible()

@@ -216,6 +216,27 @@
     }
   });
 
+  // AR on a tablet: the columns dropped to the details line under each name (app.css) keep
+  // their filters, moved into the Patient header; back in their own headers when wider.
+  function placeTabletFilters() {
+    var holder = document.querySelector("[data-tablet-filters]");
+    if (!holder) return;
+    var tablet = window.matchMedia("(min-width: 641px) and (max-width: 1024px)");
+    var moved = Array.prototype.map.call(
+      document.querySelectorAll("#ar-table thead th.sec details.colfilter"),
+      function (d) { return [d, d.parentElement]; });
+    function place() {
+      moved.forEach(function (pair) { (tablet.matches ? holder : pair[1]).appendChild(pair[0]); });
+    }
+    tablet.addEventListener("change", place);
+    place();
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", placeTabletFilters);
+  } else {
+    placeTabletFilters();
+  }
+
   // Printing: a button that prints the page (the receipt) with the print stylesheet.
   document.addEventListener("click", function (event) {
     if (event.target.closest && event.target.closest("[data-print]")) window.print();
