@@ -2,42 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from domain.users import Role, User
-from projections.base import iso
-from services.app import accounts as uc
-from services.app import answers, second_factor
+from services.app import answers
+from services.app import user_views as views
 from services.app.bounds import Id
 from services.app.inputs import PasswordIn, RoleIn, UserIn
 from services.app.practices import Caller
+from services.app.user_views import users_of
 from services.http.deps import AddressDep, CallerDep, ComponentsDep, KeyDep
 from services.http.openapi import problems
-from services.problems import HttpProblem
 
 router = APIRouter(prefix="/v1/practices/{practice_id}/users", tags=["users"])
-
-
-def users_of(caller: Caller, practice_id: Id, *, operator_ok: bool = False) -> None:
-    """Admins manage the users of their own practice (another one is simply not found);
-    the operator may add users at set-up."""
-    if caller.is_operator:
-        if operator_ok:
-            return
-        raise HttpProblem(
-            403,
-            "the operator token adds users only; use a practice admin's token",
-            code="forbidden",
-        )
-    if caller.is_platform_auditor:
-        return  # reads any practice's users; its writes were refused already
-    if caller.practice_id != practice_id:
-        raise HttpProblem(404, f"no practice {practice_id}", code="not-found")
-    if caller.role not in (Role.ADMIN, Role.AUDITOR):
-        raise HttpProblem(403, "only admins may see or change users", code="forbidden")
 
 
 def users_admin(practice_id: Id, caller: CallerDep) -> Caller:
@@ -55,23 +33,6 @@ UsersAdmin = Annotated[Caller, Depends(users_admin)]
 UsersAdminOrOperator = Annotated[Caller, Depends(users_admin_or_operator)]
 
 
-def user_out(user: User | uc.UserRow) -> answers.User:
-    """A user, from the aggregate or from the list's row (the same attributes)."""
-    return answers.User(
-        id=str(user.id),
-        name=user.name,
-        email=user.email,
-        role=user.role.value,
-        status=user.status.value,
-        created_at=iso(user.created_at),
-        two_factor=two_factor_out(user.two_factor_since),
-    )
-
-
-def two_factor_out(since: datetime | None) -> answers.TwoFactor:
-    return answers.TwoFactor(enabled=since is not None, since=None if since is None else iso(since))
-
-
 @router.get(
     "",
     response_model=answers.UserList,
@@ -79,7 +40,7 @@ def two_factor_out(since: datetime | None) -> answers.TwoFactor:
     summary="The practice's users (admins)",
 )
 def list_users(practice_id: Id, caller: UsersAdmin, ctx: ComponentsDep) -> answers.UserList:
-    return answers.UserList(items=[user_out(r) for r in uc.list_users(ctx, practice_id)])
+    return views.list_users(ctx, practice_id)
 
 
 @router.post(
@@ -97,24 +58,7 @@ def invite_user(
     key: KeyDep,
     address: AddressDep,
 ) -> answers.InvitedUser:
-    user, token = uc.invite_user(
-        ctx,
-        practice_id=practice_id,
-        name=body.name,
-        email=body.email,
-        role=Role(body.role),
-        password=body.password,
-        actor=caller.actor,
-        key=key,
-        address=address,
-    )
-    return answers.InvitedUser(
-        id=str(user.id),
-        name=user.name,
-        role=user.role.value,
-        email=user.email,
-        token=token,
-    )
+    return views.invite_user(ctx, caller, practice_id, body, key, address)
 
 
 @router.patch(
@@ -133,8 +77,7 @@ def change_role(
     address: AddressDep,
 ) -> answers.User:
     """The person's sessions end: they sign in again as what they are now."""
-    user = uc.change_role(ctx, practice_id, user_id, Role(body.role), caller.actor, key, address)
-    return user_out(user)
+    return views.change_role(ctx, caller, practice_id, user_id, body, key, address)
 
 
 @router.delete(
@@ -151,7 +94,7 @@ def revoke_user(
     key: KeyDep,
     address: AddressDep,
 ) -> answers.User:
-    return user_out(uc.revoke_user(ctx, practice_id, user_id, caller.actor, key, address))
+    return views.revoke_user(ctx, caller, practice_id, user_id, key, address)
 
 
 @router.put(
@@ -169,8 +112,7 @@ def set_password(
     key: KeyDep,
     address: AddressDep,
 ) -> answers.User:
-    user = uc.set_password(ctx, practice_id, user_id, body.password, caller.actor, address)
-    return user_out(user)
+    return views.set_password(ctx, caller, practice_id, user_id, body, key, address)
 
 
 @router.delete(
@@ -188,4 +130,4 @@ def reset_two_factor(
     key: KeyDep,
     address: AddressDep,
 ) -> answers.User:
-    return user_out(second_factor.reset(ctx, practice_id, user_id, caller.actor, address))
+    return views.reset_two_factor(ctx, caller, practice_id, user_id, key, address)

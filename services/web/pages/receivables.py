@@ -20,11 +20,11 @@ from domain.money import MAX_AMOUNT_CENTS
 from domain.receivables import BUCKETS, MONEY_COLUMNS, AmountRule, SnoozeReason
 from projections.plans import plan_holders
 from projections.receivables import REQUEST_STATUSES, SORTABLE
-from services.app import ar_filters
+from services.app import ar_filters, ar_views
 from services.app import receivables as uc
 from services.app.inputs import BulkIn, FilterIn, SnoozeIn
+from services.app.practices import practice_of
 from services.http.routes import patients as patients_api
-from services.http.routes import receivables as ar_api
 from services.web import render, session
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice
@@ -138,11 +138,6 @@ def raw_filter(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return raw
 
 
-def api_request(pairs: list[tuple[str, str]]) -> Request:
-    """A request carrying only the filter, as `GET /v1/ar/patients?...` would."""
-    return Request({"type": "http", "query_string": urlencode(pairs).encode(), "headers": []})
-
-
 def href(pairs: list[tuple[str, str]], **extra: str) -> str:
     query = urlencode([*pairs, *((k, v) for k, v in extra.items() if v)])
     return PAGE + (f"?{query}" if query else "")
@@ -166,14 +161,13 @@ def fetch(
     user: Admin, ctx: Any, pairs: list[tuple[str, str]], sort: str, cursor: str | None
 ) -> Listing:
     answer = run(
-        ar_api.ar_patients,
-        api_request(pairs),
-        user.caller,
+        ar_views.ar_page,
         ctx,
+        practice_of(user.caller),
+        pairs,
         sort=sort,
         limit=PAGE_SIZE,
         cursor_=cursor,
-        filter_id=None,
     )
     applied: dict[str, Any] = answer["filters"]
     canonical = to_pairs(applied)
@@ -195,14 +189,8 @@ def all_rows(user: Admin, ctx: Any, pairs: list[tuple[str, str]]) -> list[dict[s
     rows: list[dict[str, Any]] = []
     cursor: str | None = None
     while len(rows) < CHART_ROWS:
-        answer = ar_api.ar_patients(
-            api_request(pairs),
-            user.caller,
-            ctx,
-            sort="-total",
-            limit=100,
-            cursor_=cursor,
-            filter_id=None,
+        answer = ar_views.ar_page(
+            ctx, practice_of(user.caller), pairs, sort="-total", limit=100, cursor_=cursor
         )
         rows.extend(answer["items"])
         cursor = answer["next_cursor"]
@@ -353,7 +341,7 @@ def ar_page(
         typed = typed or dict(pairs)
         listing = fetch(user, ctx, [], "-total", None)
     office = practice(request, user)
-    saved = ar_api.get_filters(user.caller, ctx)["items"]
+    saved = ar_views.saved_filters(ctx, practice_of(user.caller))["items"]
     query = urlencode(listing.pairs)
     sort_param = keep_sort(listing.sort)
     return render.page(
@@ -438,7 +426,7 @@ def sync_now(request: Request, user: Admin, form: PostedForm) -> Response:
     """Start reading patients and balances from the PMS now, instead of at the next
     scheduled sync: it runs in the background and the tab shows how far it came."""
     try:
-        answer = run(ar_api.pms_sync, Response(), user.caller, ctx_of(request), form.key(user))
+        answer = run(ar_views.start_sync, ctx_of(request), user.caller)
     except FormError as refused:
         return render.redirect(request, back_to(form), refused.message, "error")
     if answer["started"]:
@@ -452,7 +440,7 @@ def sync_now(request: Request, user: Admin, form: PostedForm) -> Response:
 def sync_progress(request: Request, user: Admin) -> HTMLResponse:
     """The sync's line on the tab, read again while a sync runs (htmx)."""
     try:
-        status = run(ar_api.pms_sync_status, user.caller, ctx_of(request))
+        status = run(ar_views.sync_status, ctx_of(request), practice_of(user.caller))
     except FormError as refused:
         return HTMLResponse(refused.message, status_code=refused.status)
     html = render.fragment(
@@ -477,7 +465,7 @@ def save_filter(request: Request, user: Admin, form: PostedForm) -> Response:
         if not pairs:
             raise FormError("Apply at least one filter before saving it in the library.")
         body = run(FilterIn, name=form.get("name"), filter=raw_filter(pairs))
-        saved = run(ar_api.save_filter, body, user.caller, ctx_of(request), form.key(user))
+        saved = run(ar_views.save_filter, ctx_of(request), user.caller, body)
     except FormError as refused:
         return ar_page(request, user, pairs, error=refused.message, status=refused.status)
     return render.redirect(
@@ -488,9 +476,10 @@ def save_filter(request: Request, user: Admin, form: PostedForm) -> Response:
 @router.post(PAGE + "/filters/{filter_id}/delete")
 def delete_filter(request: Request, user: Admin, form: PostedForm, filter_id: UUID) -> Response:
     ctx = ctx_of(request)
-    names = {s["id"]: s["name"] for s in ar_api.get_filters(user.caller, ctx)["items"]}
+    saved = ar_views.saved_filters(ctx, practice_of(user.caller))["items"]
+    names = {s["id"]: s["name"] for s in saved}
     try:
-        run(ar_api.delete_filter, filter_id, user.caller, ctx, form.key(user))
+        run(ar_views.delete_filter, ctx, user.caller, filter_id)
     except FormError as refused:
         return render.redirect(request, back_to(form), refused.message, "error")
     return render.redirect(
@@ -551,7 +540,7 @@ def snooze_selected(request: Request, user: Admin, form: PostedForm) -> Response
             reason=form.get("reason"),
             note=form.get("note") or None,
         )
-        done = [run(ar_api.snooze, pid, body, user.caller, ctx, form.key(user)) for pid in patients]
+        done = [run(ar_views.snooze, ctx, user.caller, pid, body) for pid in patients]
     except FormError as refused:
         return ar_page(
             request,
@@ -578,7 +567,7 @@ def snooze_selected(request: Request, user: Admin, form: PostedForm) -> Response
 @router.post(PAGE + "/{patient_id}/unsnooze")
 def unsnooze(request: Request, user: Admin, form: PostedForm, patient_id: UUID) -> Response:
     try:
-        patient = run(ar_api.unsnooze, patient_id, user.caller, ctx_of(request), None)
+        patient = run(ar_views.unsnooze, ctx_of(request), user.caller, patient_id)
     except FormError as refused:
         return render.redirect(request, back_to(form), refused.message, "error")
     return render.redirect(
@@ -654,7 +643,7 @@ def bulk_send(request: Request, user: Admin, form: PostedForm) -> Response:
             skip_payment_plan=values["skip_payment_plan"],
             skip_snoozed=values["skip_snoozed"],
         )
-        answer = run(ar_api.bulk, body, user.caller, ctx, form.key(user))
+        answer = run(ar_views.bulk, ctx, user.caller, body, form.key(user))
     except FormError as refused:
         return ar_page(
             request, user, pairs, error=refused.message, status=refused.status, bulk=values

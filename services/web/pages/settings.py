@@ -11,12 +11,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from domain.errors import InvalidValue
 from domain.users import MIN_PASSWORD, User, check_password, normal_email
-from services.app import accounts
+from services.app import accounts, practice_views, user_views
 from services.app.accounts import SessionUser
 from services.app.inputs import EaglesoftIn, OpenDentalIn, PasswordIn, RoleIn, SettingsIn, UserIn
 from services.app.practices import practice_of
-from services.http.routes import practices as practices_api
-from services.http.routes import users as users_api
 from services.web import render, session
 from services.web.forms import FieldErrors, FormError, run
 from services.web.pages.common import practice
@@ -41,8 +39,8 @@ def settings_page(
 ) -> HTMLResponse:
     ctx = ctx_of(request)
     pid = practice_of(user.caller)
-    people = users_api.list_users(pid, user.caller, ctx)["items"]
-    answer = practices_api.get_practice(pid, user.caller, ctx).model_dump(by_alias=True)
+    people = user_views.list_users(ctx, pid)["items"]
+    answer = practice_views.one_practice(ctx, user.caller, pid).model_dump(by_alias=True)
     return render.page(
         request,
         "settings.html",
@@ -112,11 +110,11 @@ def invite(request: Request, user: Admin, form: PostedForm) -> Response:
         )
         errors.done()
         answer = run(
-            users_api.invite_user,
+            user_views.invite_user,
+            ctx_of(request),
+            user.caller,
             practice_of(user.caller),
             body,
-            user.caller,
-            ctx_of(request),
             form.key(user),
             client_address(request),
         )
@@ -132,11 +130,11 @@ def user_action(
     try:
         answer: dict[str, Any] = run(
             action,
+            ctx_of(request),
+            user.caller,
             practice_of(user.caller),
             user_id,
             *body,
-            user.caller,
-            ctx_of(request),
             form.key(user),
             client_address(request),
         )
@@ -151,7 +149,7 @@ def change_role(request: Request, user: Admin, form: PostedForm, user_id: UUID) 
         body = run(RoleIn, role=form.get("role"))
     except FormError as refused:
         return settings_page(request, user, error=refused.message, status=refused.status)
-    answer = user_action(request, user, form, user_id, users_api.change_role, body)
+    answer = user_action(request, user, form, user_id, user_views.change_role, body)
     if isinstance(answer, Response):
         return answer
     if user_id == user.user_id:  # your sessions ended with the change: sign in as you are now
@@ -167,7 +165,7 @@ def set_password(request: Request, user: Admin, form: PostedForm, user_id: UUID)
         body = run(PasswordIn, password=form.fields.get("password", ""))
     except FormError as refused:
         return settings_page(request, user, error=refused.message, status=refused.status)
-    answer = user_action(request, user, form, user_id, users_api.set_password, body)
+    answer = user_action(request, user, form, user_id, user_views.set_password, body)
     if isinstance(answer, Response):
         return answer
     if user_id == user.user_id:  # your own: every session ended, this browser gets a new one
@@ -192,7 +190,7 @@ def renew_session(request: Request, response: Response, user: SessionUser) -> Re
 
 @router.post("/settings/users/{user_id}/two-factor/reset")
 def reset_two_factor(request: Request, user: Admin, form: PostedForm, user_id: UUID) -> Response:
-    answer = user_action(request, user, form, user_id, users_api.reset_two_factor)
+    answer = user_action(request, user, form, user_id, user_views.reset_two_factor)
     if isinstance(answer, Response):
         return answer
     return render.redirect(
@@ -210,12 +208,11 @@ def change_security(request: Request, user: Admin, form: PostedForm) -> Response
     try:
         body = run(SettingsIn, require_2fa_for_admins=required)
         run(
-            practices_api.change_settings,
+            practice_views.change_settings,
+            ctx,
+            user.caller,
             practice_of(user.caller),
             body,
-            user.caller,
-            ctx,
-            form.key(user),
         )
     except FormError as refused:
         return settings_page(request, user, error=refused.message, status=refused.status)
@@ -230,7 +227,7 @@ def change_security(request: Request, user: Admin, form: PostedForm) -> Response
 
 @router.post("/settings/users/{user_id}/revoke")
 def revoke(request: Request, user: Admin, form: PostedForm, user_id: UUID) -> Response:
-    answer = user_action(request, user, form, user_id, users_api.revoke_user)
+    answer = user_action(request, user, form, user_id, user_views.revoke_user)
     if isinstance(answer, Response):
         return answer
     if answer["id"] == str(user.user_id):
@@ -258,7 +255,7 @@ def change_payments(request: Request, user: Admin, form: PostedForm) -> Response
     pid = practice_of(user.caller)
     errors = FieldErrors(SETTINGS_INPUTS)
     try:
-        current = practices_api.get_practice(pid, user.caller, ctx)
+        current = practice_views.one_practice(ctx, user.caller, pid)
         days = errors.check("reminder_days", reminder_days, values["reminder_days"])
         changes: dict[str, Any] = {
             "pms": values["pms"],
@@ -275,7 +272,7 @@ def change_payments(request: Request, user: Admin, form: PostedForm) -> Response
             changes["eaglesoft"] = bridge
         body = errors.check("batch_cutoff", SettingsIn, **changes)
         errors.done()
-        run(practices_api.change_settings, pid, body, user.caller, ctx, form.key(user))
+        run(practice_views.change_settings, ctx, user.caller, pid, body)
     except FormError as refused:
         return settings_page(request, user, payments=values, **refused.shown)
     return render.redirect(request, "/settings", "The payments settings were saved.")

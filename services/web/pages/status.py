@@ -12,11 +12,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from domain.schedule import zone
+from services.app import practice_views
 from services.app.accounts import SessionUser
 from services.app.inputs import ClockAdvanceIn
 from services.app.practices import practice_of
 from services.http.routes import deposits as deposits_api
-from services.http.routes import practices as practices_api
 from services.http.routes import sandbox as sandbox_api
 from services.http.routes import transactions as transactions_api
 from services.web import render
@@ -96,7 +96,7 @@ def status_page(
     except FormError as refused:
         error, status = refused.message, refused.status
         close = deposits_api.daily_close(user.caller, ctx, None)
-    status_of_practice = practices_api.get_practice(pid, user.caller, ctx)
+    status_of_practice = practice_views.one_practice(ctx, user.caller, pid)
     writeback = status_of_practice["writeback"]
     failed = failed_writebacks(request, user) if writeback["status"] == "failing" else []
     office = practice(request, user)
