@@ -51,6 +51,11 @@ def test_every_v1_operation_declares_its_answer_and_its_problems(api: Api) -> No
             continue
         if set(responses[success[0]]["content"]) == {"application/x-ndjson"}:
             continue  # a streamed export: JSON lines, not one body
+        if set(responses[success[0]]["content"]) == {"application/pdf"}:
+            # a document (the receipt's PDF): bytes, declared as such and bounded
+            pdf = responses[success[0]]["content"]["application/pdf"]["schema"]
+            assert pdf["format"] == "binary" and pdf["maxLength"] > 0, (method, path)
+            continue
         schema = responses[success[0]]["content"]["application/json"]["schema"]
         assert schema.get("$ref", "").startswith("#/components/schemas/"), (method, path, schema)
         if "requestBody" in operation:

@@ -390,7 +390,6 @@ STILL_ON_THE_API = {
     "services/web/pages/collect.py",
     "services/web/pages/patients.py",
     "services/web/pages/receivables.py",
-    "services/web/pages/settings.py",
     "services/web/pages/status.py",
     "services/web/pages/transactions.py",
 }
