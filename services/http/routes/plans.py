@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from fastapi import APIRouter, Query
 
-from adapters.processor.port import CardInput
-from domain.patients import Patient
-from domain.plans import PaymentPlan
-from projections.plans import cards_of_patient, plans_of_patient, plans_of_practice
 from services.app import answers
-from services.app import cards as card_uc
-from services.app import plans as plan_uc
+from services.app import plan_views as views
 from services.app.bounds import Id
 from services.app.inputs import CardChargeIn, CardSaveIn, PlanCancelIn, PlanIn
-from services.app.practices import practice_of
 from services.http.deps import AdminDep, ComponentsDep, KeyDep
 from services.http.openapi import problems
 
@@ -33,24 +25,7 @@ plans = APIRouter(prefix="/v1/payment-plans", tags=["payment plans"])
 def save_card(
     patient_id: Id, body: CardSaveIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> answers.SavedCardOut:
-    card = (
-        CardInput(body.card.number, body.card.exp_month, body.card.exp_year, body.card.cvc)
-        if body.card
-        else None
-    )
-    ctx.get(Patient, patient_id, practice_of(caller))  # another practice's: 404
-    kept = card_uc.save_card(
-        ctx,
-        practice_id=practice_of(caller),
-        patient_id=patient_id,
-        consent=body.consent,
-        source="api",
-        actor=caller.actor,
-        card=card,
-        payment_method=body.payment_method,
-        key=key,
-    )
-    return answers.saved_card_out(kept)
+    return views.save_card(ctx, caller, patient_id, body, key)
 
 
 @cards.get(
@@ -60,10 +35,7 @@ def save_card(
     summary="The patient's cards on file (and removed ones), newest first",
 )
 def list_cards(patient_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.SavedCardList:
-    practice_id = practice_of(caller)
-    ctx.get(Patient, patient_id, practice_id)  # another practice's: 404
-    rows = ctx.reads(cards_of_patient, practice_id, patient_id)
-    return answers.SavedCardList(items=[answers.saved_card_row(r) for r in rows])
+    return views.cards(ctx, caller, patient_id)
 
 
 @cards.delete(
@@ -76,14 +48,7 @@ def list_cards(patient_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.
 def remove_card(
     patient_id: Id, card_id: Id, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> answers.SavedCardOut:
-    removed = card_uc.remove_card(
-        ctx,
-        practice_id=practice_of(caller),
-        patient_id=patient_id,
-        card_id=card_id,
-        actor=caller.actor,
-    )
-    return answers.saved_card_out(removed)
+    return views.remove_card(ctx, caller, patient_id, card_id)
 
 
 @cards.post(
@@ -101,16 +66,7 @@ def charge_card(
     ctx: ComponentsDep,
     key: KeyDep,
 ) -> answers.Payment:
-    payment = card_uc.charge_card(
-        ctx,
-        practice_id=practice_of(caller),
-        patient_id=patient_id,
-        card_id=card_id,
-        amount=body.amount,
-        actor=caller.actor,
-        key=key,
-    )
-    return answers.payment_out(ctx, payment)
+    return views.charge_card(ctx, caller, patient_id, card_id, body, key)
 
 
 @plans.post(
@@ -121,21 +77,7 @@ def charge_card(
     summary="Make a payment plan: an amount every N weeks or months until a total",
 )
 def create_plan(body: PlanIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> answers.PlanOut:
-    plan = plan_uc.create_plan(
-        ctx,
-        practice_id=practice_of(caller),
-        patient_id=body.patient_id,
-        card_id=body.card_id,
-        amount=body.amount,
-        total=body.total,
-        every=body.every,
-        unit=body.unit,
-        start=body.start,
-        note=body.note,
-        actor=caller.actor,
-        key=key,
-    )
-    return answers.plan_out(plan)
+    return views.create_plan(ctx, caller, body, key)
 
 
 @plans.get(
@@ -148,15 +90,7 @@ def list_plans(
     ctx: ComponentsDep,
     patient_id: Id | None = Query(None, description="only this patient's plans"),
 ) -> answers.PlanList:
-    practice_id = practice_of(caller)
-    if patient_id is not None:
-        rows = ctx.reads(plans_of_patient, practice_id, patient_id)
-    else:
-        rows = ctx.reads(plans_of_practice, practice_id, 1000)
-    found = ctx.get_many(PaymentPlan, [UUID(r["id"]) for r in rows], practice_id)
-    return answers.PlanList(
-        items=[answers.plan_out(found[UUID(r["id"])]) for r in rows if UUID(r["id"]) in found]
-    )
+    return views.plans(ctx, caller, patient_id)
 
 
 @plans.get(
@@ -166,7 +100,7 @@ def list_plans(
     summary="One payment plan: its schedule, charges, failures and how it ended",
 )
 def get_plan(plan_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.PlanOut:
-    return answers.plan_out(ctx.get(PaymentPlan, plan_id, practice_of(caller)))
+    return views.plan(ctx, caller, plan_id)
 
 
 @plans.post(
@@ -178,11 +112,4 @@ def get_plan(plan_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.PlanO
 def cancel_plan(
     plan_id: Id, body: PlanCancelIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> answers.PlanOut:
-    plan = plan_uc.cancel_plan(
-        ctx,
-        practice_id=practice_of(caller),
-        plan_id=plan_id,
-        reason=body.reason,
-        actor=caller.actor,
-    )
-    return answers.plan_out(plan)
+    return views.cancel_plan(ctx, caller, plan_id, body)

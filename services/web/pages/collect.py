@@ -15,11 +15,10 @@ from adapters.processor.port import CardInput
 from domain.cards import consent_for
 from domain.errors import InvalidValue
 from domain.schedule import local_date
+from services.app import patient_views, plan_views
 from services.app.inputs import CardChargeIn, CardIn, CardSaveIn, PaymentIn, PaymentRequestIn
 from services.http.routes import deposits as deposits_api
-from services.http.routes import patients as patients_api
 from services.http.routes import payments as payments_api
-from services.http.routes import plans as plans_api
 from services.http.routes import requests as requests_api
 from services.web import render
 from services.web.forms import FieldErrors, FormError, dollars_to_cents, optional_date, run
@@ -42,7 +41,7 @@ def patients(request: Request, user: Admin) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     cursor: str | None = None
     while len(found) < 1000:
-        answer = patients_api.get_patients(user.caller, ctx_of(request), 100, cursor)
+        answer = patient_views.patients_page(ctx_of(request), user.caller, 100, cursor)
         found.extend(answer["items"])
         cursor = answer["next_cursor"]
         if not cursor:
@@ -186,12 +185,12 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
                 kept, note = keep_method(request, user, form, method)
                 if kept is not None:
                     charged = run(
-                        plans_api.charge_card,
+                        plan_views.charge_card,
+                        ctx,
+                        user.caller,
                         UUID(patient),
                         UUID(kept["id"]),
                         run(CardChargeIn, amount=amount),
-                        user.caller,
-                        ctx,
                         form.key(user),
                     )
                     return collected(request, user, kind, values, charged, patient, note)
@@ -269,11 +268,11 @@ def keep_method(
             consent=consent_for(practice(request, user).name),
         )
         kept = run(
-            plans_api.save_card,
+            plan_views.save_card,
+            ctx_of(request),
+            user.caller,
             UUID(form.get("patient_id")),
             body,
-            user.caller,
-            ctx_of(request),
             f"{key}:card" if key else None,
         )
     except FormError as refused:
@@ -293,11 +292,11 @@ def keep_card(request: Request, user: Admin, form: PostedForm) -> str:
     try:
         body = run(CardSaveIn, card=card, consent=consent_for(practice(request, user).name))
         kept = run(
-            plans_api.save_card,
+            plan_views.save_card,
+            ctx_of(request),
+            user.caller,
             UUID(form.get("patient_id")),
             body,
-            user.caller,
-            ctx_of(request),
             f"{key}:card" if key else None,
         )
     except FormError as refused:

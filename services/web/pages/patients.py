@@ -22,9 +22,8 @@ from projections.receivables import ArQuery, list_ar
 from projections.requests import list_requests
 from projections.transactions import list_transactions
 from projections.users import actor_names
+from services.app import patient_views, plan_views
 from services.app.inputs import CardChargeIn, CardIn, CardSaveIn, PatientIn, PlanCancelIn, PlanIn
-from services.http.routes import patients as patients_api
-from services.http.routes import plans as plans_api
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, run
 from services.web.pages.collect import whole_number
@@ -104,7 +103,7 @@ def add_patient(request: Request, user: Admin, form: PostedForm) -> Response:
     values = {k: form.get(k) for k in fields}
     try:
         body = run(PatientIn, **{k: v or None for k, v in values.items()} | _required(values))
-        made = run(patients_api.create_patient, body, user.caller, ctx, form.key(user))
+        made = run(patient_views.register, ctx, user.caller, body)
     except FormError as refused:
         return patients_page(
             request, user, error=in_words(refused), status=refused.status, values=values
@@ -272,11 +271,11 @@ def keep_card(request: Request, user: Admin, form: PostedForm, patient_id: str) 
         )
         body = run(CardSaveIn, card=card, consent=consent_for(practice(request, user).name))
         kept = run(
-            plans_api.save_card,
+            plan_views.save_card,
+            ctx,
+            user.caller,
             patient_uuid(patient_id),
             body,
-            user.caller,
-            ctx,
             form.key(user),
         )
     except FormError as refused:
@@ -296,12 +295,12 @@ def charge_card(
     try:
         body = run(CardChargeIn, amount=run(dollars_to_cents, form.get("amount")))
         payment = run(
-            plans_api.charge_card,
+            plan_views.charge_card,
+            ctx,
+            user.caller,
             patient_uuid(patient_id),
             _uuid(card_id),
             body,
-            user.caller,
-            ctx,
             form.key(user),
         )
     except FormError as refused:
@@ -323,12 +322,11 @@ def remove_card(
 ) -> Response:
     try:
         removed = run(
-            plans_api.remove_card,
+            plan_views.remove_card,
+            ctx_of(request),
+            user.caller,
             patient_uuid(patient_id),
             _uuid(card_id),
-            user.caller,
-            ctx_of(request),
-            form.key(user),
         )
     except FormError as refused:
         return patient_page(request, user, patient_id, refused)
@@ -356,7 +354,7 @@ def create_plan(request: Request, user: Admin, form: PostedForm, patient_id: str
             start=run(start_date, values["start"]),
             note=values["note"] or None,
         )
-        plan = run(plans_api.create_plan, body, user.caller, ctx, form.key(user)).model_dump()
+        plan = run(plan_views.create_plan, ctx, user.caller, body, form.key(user)).model_dump()
     except FormError as refused:
         return patient_page(request, user, patient_id, refused, values=values, form="plan")
     return render.redirect(
@@ -389,12 +387,11 @@ def cancel_plan(
     try:
         body = run(PlanCancelIn, reason=form.get("reason") or "cancelled by the office")
         run(
-            plans_api.cancel_plan,
+            plan_views.cancel_plan,
+            ctx_of(request),
+            user.caller,
             _uuid(plan_id),
             body,
-            user.caller,
-            ctx_of(request),
-            form.key(user),
         )
     except FormError as refused:
         return patient_page(request, user, patient_id, refused)

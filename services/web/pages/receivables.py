@@ -20,11 +20,10 @@ from domain.money import MAX_AMOUNT_CENTS
 from domain.receivables import BUCKETS, MONEY_COLUMNS, AmountRule, SnoozeReason
 from projections.plans import plan_holders
 from projections.receivables import REQUEST_STATUSES, SORTABLE
-from services.app import ar_filters, ar_views
+from services.app import ar_filters, ar_views, patient_views
 from services.app import receivables as uc
 from services.app.inputs import BulkIn, FilterIn, SnoozeIn
 from services.app.practices import practice_of
-from services.http.routes import patients as patients_api
 from services.web import render, session
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice
@@ -497,7 +496,7 @@ def names_of(user: Admin, ctx: Any) -> dict[str, str]:
     names: dict[str, str] = {}
     cursor: str | None = None
     while len(names) < CHART_ROWS:
-        answer = patients_api.get_patients(user.caller, ctx, 100, cursor)
+        answer = patient_views.patients_page(ctx, user.caller, 100, cursor)
         names.update((p["id"], f"{p['first_name']} {p['last_name']}") for p in answer["items"])
         cursor = answer["next_cursor"]
         if not cursor:
