@@ -141,3 +141,10 @@ def cancel(ctx: Components, caller: Caller, request_id: UUID) -> PaymentRequest:
     return uc.cancel_request(
         ctx, practice_id=practice_of(caller), request_id=request_id, actor=caller.actor
     )
+
+
+def send_answer(
+    ctx: Components, caller: Caller, body: PaymentRequestIn, key: str | None
+) -> answers.PaymentRequest:
+    """Send a payment request by text or email: the request sent, as answered."""
+    return request_out(ctx, send(ctx, caller, body, key))

@@ -384,27 +384,7 @@ def test_there_are_entry_points_and_floors_below_them() -> None:
     }
 
 
-#: pages that still call the API's route handlers, each to move to the use cases and
-#: queries (strict: a page that no longer does fails here until it leaves the list)
-STILL_ON_THE_API = {
-    "services/web/pages/collect.py",
-    "services/web/pages/patients.py",
-    "services/web/pages/receivables.py",
-    "services/web/pages/status.py",
-    "services/web/pages/transactions.py",
-}
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="calls the API's routes"))
-        if name(p) in STILL_ON_THE_API
-        else p
-        for p in ENTRY_MODULES
-    ],
-    ids=name,
-)
+@pytest.mark.parametrize("module", ENTRY_MODULES, ids=name)
 def test_an_entry_point_imports_no_other(module: Path) -> None:
     assert crossings(module_name(module), module.read_text(encoding="utf-8")) == set()
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC
 from typing import Annotated, Any
@@ -9,15 +8,10 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
 from domain.errors import NotFound
-from domain.practices import Practice
-from projections.deposits import (
-    latest_scheduled_date,
-)
-from services.app import answers, deposit_views, reports, request_views
+from services.app import answers, deposit_views, report_views, request_views
 from services.app.as_of import VIEWS as AS_OF_VIEWS
 from services.app.as_of import report_as_of as as_of_report
 from services.app.bounds import PAGE, Id, int_format
-from services.app.exports import VIEWS, export_csv
 from services.app.practices import practice_of
 from services.http.deps import AdminDep, ComponentsDep
 from services.http.openapi import problems
@@ -74,11 +68,7 @@ def daily_close(
     ctx: ComponentsDep,
     date_: Annotated[IsoDate | None, Query(alias="date", description="default: yesterday")] = None,
 ) -> answers.DailyClose:
-    practice_id = practice_of(caller)
-    practice = ctx.get(Practice, practice_id, practice_id)
-    return answers.DailyClose.model_validate(
-        reports.daily_close(ctx, practice_id, date_ or reports.yesterday(ctx, practice))
-    )
+    return report_views.daily_close(ctx, practice_of(caller), date_)
 
 
 @router.get(
@@ -90,17 +80,8 @@ def daily_close(
 def export(
     view: ViewName, caller: AdminDep, ctx: ComponentsDep, from_: FromQ = None, to: ToQ = None
 ) -> StreamingResponse:
-    if view not in VIEWS:
-        raise NotFound(f"no export {view!r}; available: {', '.join(sorted(VIEWS))}")
-    practice_id = practice_of(caller)
-    latest = ctx.reads(latest_scheduled_date, practice_id) if view == "deposits" else None
-    date_from, date_to = date_range(ctx, practice_id, from_, to, latest)
-    filename = re.sub(r"[^a-z-]", "", view) + f"-{date_from}-to-{date_to}.csv"
-    return StreamingResponse(
-        export_csv(ctx, view, practice_id, date_from, date_to),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    made = report_views.csv_export(ctx, practice_of(caller), view, from_, to)
+    return StreamingResponse(made.chunks, media_type=made.media_type, headers=made.headers)
 
 
 @router.get(

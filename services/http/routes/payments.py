@@ -10,6 +10,7 @@ from domain.payments import Payment
 from domain.practices import Practice
 from services.app import answers
 from services.app import payment_commands as commands
+from services.app import payment_views as views
 from services.app.bounds import Id
 from services.app.inputs import AssociateIn, PaymentIn, ReceiptSendIn, RefundIn
 from services.app.practices import practice_of
@@ -27,10 +28,7 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
     summary="Collect a payment (terminal or virtual terminal); approved or declined",
 )
 def collect(body: PaymentIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) -> answers.Payment:
-    made = commands.collect(ctx, caller, body, key)
-    return answers.payment_out(
-        ctx, made.payment, writeback_attempts=[] if made.no_writeback else None
-    )
+    return views.collect(ctx, caller, body, key)
 
 
 @router.get(
@@ -40,8 +38,7 @@ def collect(body: PaymentIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep) 
     summary="One payment with its refunds, settlement and history",
 )
 def get_payment(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.PaymentWithHistory:
-    payment = ctx.get(Payment, payment_id, practice_of(caller))
-    return answers.payment_with_history(ctx, payment)
+    return views.one_payment(ctx, practice_of(caller), payment_id)
 
 
 @router.post(
@@ -143,7 +140,7 @@ def send_receipt(
     summary="What to type into the PMS (Post to Ledger)",
 )
 def ledger_entry(payment_id: Id, caller: AdminDep, ctx: ComponentsDep) -> answers.LedgerEntry:
-    return answers.ledger_entry_out(ctx, ctx.get(Payment, payment_id, practice_of(caller)))
+    return views.ledger_entry(ctx, practice_of(caller), payment_id)
 
 
 @router.post(

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1/payment-requests", tags=["payment requests"])
 def send(
     body: PaymentRequestIn, caller: AdminDep, ctx: ComponentsDep, key: KeyDep
 ) -> answers.PaymentRequest:
-    return views.request_out(ctx, views.send(ctx, caller, body, key))
+    return views.send_answer(ctx, caller, body, key)
 
 
 @router.get(

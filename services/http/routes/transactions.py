@@ -1,28 +1,20 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from projections.transactions import list_transactions, transaction_totals
 from services.app import answers
+from services.app import transaction_views as views
 from services.app.bounds import SEARCH_LENGTH, Id
 from services.app.practices import practice_of
 from services.http.deps import AdminDep, ComponentsDep
-from services.http.ranges import (
-    CursorQ,
-    FromQ,
-    LimitQ,
-    PeriodQ,
-    ToQ,
-    chosen_range,
-    dated_page,
-)
+from services.http.ranges import CursorQ, FromQ, LimitQ, PeriodQ, ToQ
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
 AssociationQ = Annotated[
-    Literal["associated", "unassociated", "not_applicable"] | None,
+    views.Association | None,
     Query(
         description="associated: all of it is in the PMS; unassociated: something of it "
         "(the payment, a refund, the void of a posted payment) needs posting; "
@@ -30,7 +22,7 @@ AssociationQ = Annotated[
     ),
 ]
 StatusQ = Annotated[
-    Literal["approved", "declined", "voided", "settled", "refunded"] | None,
+    views.StatusFilter | None,
     Query(description="a payment status, or `refunded`: settled with refunds"),
 ]
 SearchQ = Annotated[
@@ -61,23 +53,18 @@ def get_transactions(
     limit: LimitQ = 50,
     cursor_: CursorQ = None,
 ) -> answers.TransactionPage:
-    practice_id = practice_of(caller)
-    found = dated_page(
+    return views.transactions_page(
         ctx,
-        practice_id,
-        chosen_range(ctx, practice_id, from_, to, period),
-        cursor_,
-        limit,
-        query=list_transactions,
-        out=answers.transaction_row,
-        order=lambda row: [row["occurred_at"], row["id"]],
+        practice_of(caller),
+        from_=from_,
+        to=to,
         association=association,
         patient_id=patient_id,
         status=status,
         q=q,
-    )
-    return answers.TransactionPage(
-        items=found.items, next_cursor=found.next_cursor, from_=found.date_from, to=found.date_to
+        period=period,
+        limit=limit,
+        cursor_=cursor_,
     )
 
 
@@ -100,25 +87,16 @@ def get_transaction_totals(
     q: SearchQ = None,
     period: PeriodQ = None,
 ) -> answers.TransactionTotals:
-    practice_id = practice_of(caller)
-    date_from, date_to = chosen_range(ctx, practice_id, from_, to, period)
-    totals = ctx.reads(
-        transaction_totals,
-        practice_id,
-        date_from=date_from,
-        date_to=date_to,
+    return views.transactions_totals(
+        ctx,
+        practice_of(caller),
+        from_=from_,
+        to=to,
         association=association,
         patient_id=patient_id,
         status=status,
         q=q,
-    )
-    return answers.TransactionTotals(
-        count=totals["count"],
-        collected_amount=totals["collected"],
-        refunded_amount=totals["refunded"],
-        net_amount=totals["collected"] - totals["refunded"],
-        from_=date_from,
-        to=date_to,
+        period=period,
     )
 
 
@@ -132,4 +110,4 @@ def get_transaction_totals(
     "items; `transactions` is the number of those rows.",
 )
 def get_unassociated_count(caller: AdminDep, ctx: ComponentsDep) -> answers.UnassociatedCount:
-    return answers.unassociated_badge(ctx, practice_of(caller))
+    return views.unassociated_count(ctx, practice_of(caller))

@@ -15,11 +15,9 @@ from adapters.processor.port import CardInput
 from domain.cards import consent_for
 from domain.errors import InvalidValue
 from domain.schedule import local_date
-from services.app import patient_views, plan_views
+from services.app import patient_views, payment_views, plan_views, report_views, request_views
 from services.app.inputs import CardChargeIn, CardIn, CardSaveIn, PaymentIn, PaymentRequestIn
-from services.http.routes import deposits as deposits_api
-from services.http.routes import payments as payments_api
-from services.http.routes import requests as requests_api
+from services.app.practices import practice_of
 from services.web import render
 from services.web.forms import FieldErrors, FormError, dollars_to_cents, optional_date, run
 from services.web.pages.common import practice
@@ -158,7 +156,7 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
                 override_snooze=form.get("override_snooze") == "true",
             )
             errors.done()
-            answer = run(requests_api.send, body, user.caller, ctx, form.key(user))
+            answer = run(request_views.send_answer, ctx, user.caller, body, form.key(user))
             return render.redirect(
                 request,
                 "/payments/requests",
@@ -221,7 +219,7 @@ def collect(request: Request, user: Admin, form: PostedForm, kind: str) -> Respo
                 card=card,
                 patient_id=patient,
             )
-        payment = run(payments_api.collect, body, user.caller, ctx, form.key(user))
+        payment = run(payment_views.collect, ctx, user.caller, body, form.key(user))
     except FormError as refused:
         return collect_page(request, user, kind, values=values, **refused.shown)
     if keep and patient and note is None:
@@ -308,17 +306,17 @@ def keep_card(request: Request, user: Admin, form: PostedForm) -> str:
 def export(request: Request, user: Admin, view: str) -> Response:
     q = request.query_params
     try:
-        answer: StreamingResponse = run(
-            deposits_api.export,
-            view,
-            user.caller,
+        made = run(
+            report_views.csv_export,
             ctx_of(request),
+            practice_of(user.caller),
+            view,
             optional_date(q.get("from", ""), "from"),
             optional_date(q.get("to", ""), "to"),
         )
     except FormError as refused:
         return HTMLResponse(refused.message, status_code=refused.status)
-    return answer
+    return StreamingResponse(made.chunks, media_type=made.media_type, headers=made.headers)
 
 
 __all__ = ["UUID", "router"]

@@ -12,13 +12,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from domain.schedule import zone
-from services.app import practice_views
+from services.app import practice_views, report_views, sandbox_views, transaction_views
 from services.app.accounts import SessionUser
 from services.app.inputs import ClockAdvanceIn
 from services.app.practices import practice_of
-from services.http.routes import deposits as deposits_api
-from services.http.routes import sandbox as sandbox_api
-from services.http.routes import transactions as transactions_api
 from services.web import render
 from services.web.forms import FormError, optional_date, run
 from services.web.pages.common import practice
@@ -48,15 +45,18 @@ DIFFERENCE_KINDS = {
 def failed_writebacks(request: Request, user: SessionUser) -> list[dict[str, Any]]:
     """Payments of the last 90 days whose writeback failed, newest first, with the error."""
     ctx = ctx_of(request)
-    today = ctx.clock.now(practice_of(user.caller)).date()
-    answer = transactions_api.get_transactions(
-        user.caller,
+    pid = practice_of(user.caller)
+    today = ctx.clock.now(pid).date()
+    answer = transaction_views.transactions_page(
         ctx,
+        pid,
         from_=today - FAILED_LOOKBACK,
         to=today + timedelta(days=1),
         association="unassociated",
         patient_id=None,
         status=None,
+        q=None,
+        period=None,
         limit=100,
         cursor_=None,
     )
@@ -73,9 +73,10 @@ def sandbox_context(request: Request, user: SessionUser) -> dict[str, Any]:
     if not request.app.state.ctx.settings.sandbox:
         return {"clock": None, "mailbox": []}
     ctx = ctx_of(request)
-    mailbox = sandbox_api.sandbox_mailbox(user.caller, ctx)["items"]
+    pid = practice_of(user.caller)
+    mailbox = sandbox_views.mailbox(ctx, pid)["items"]
     return {
-        "clock": sandbox_api.get_clock(request, user.caller),
+        "clock": sandbox_views.clock_of(ctx, pid),
         "mailbox": [{**m, "pieces": text_with_links(str(m["body"]))} for m in mailbox[:10]],
     }
 
@@ -92,10 +93,10 @@ def status_page(
     day_text = request.query_params.get("date", "")
     try:
         day = run(optional_date, day_text, "the day")
-        close = run(deposits_api.daily_close, user.caller, ctx, day)
+        close = run(report_views.daily_close, ctx, pid, day)
     except FormError as refused:
         error, status = refused.message, refused.status
-        close = deposits_api.daily_close(user.caller, ctx, None)
+        close = report_views.daily_close(ctx, pid, None)
     status_of_practice = practice_views.one_practice(ctx, user.caller, pid)
     writeback = status_of_practice["writeback"]
     failed = failed_writebacks(request, user) if writeback["status"] == "failing" else []
@@ -145,14 +146,7 @@ def advance_clock(request: Request, user: Admin, form: PostedForm) -> Response:
             request, user, error="Choose 1 hour, 1 day, 1 week or a date.", status=422
         )
     try:
-        answer = run(
-            sandbox_api.advance,
-            body,
-            request,
-            user.caller,
-            ctx_of(request),
-            form.key(user),
-        )
+        answer = run(sandbox_views.advance, ctx_of(request), practice_of(user.caller), body)
     except FormError as refused:
         return status_page(request, user, error=refused.message, status=refused.status)
     return render.redirect(

@@ -18,13 +18,12 @@ from domain.posting import needs_posting
 from domain.schedule import local_date, zone
 from services.app import ledger_queue as queue_views
 from services.app import payment_commands as commands
+from services.app import payment_views, transaction_views
 from services.app.answers import receipt_out
 from services.app.bounds import SEARCH_LENGTH
 from services.app.inputs import AssociateIn, ReceiptSendIn, RefundIn
 from services.app.practices import practice_of
 from services.app.writeback_status import writeback_of_payments
-from services.http.routes import payments as payments_api
-from services.http.routes import transactions as transactions_api
 from services.receipt_pdf import payment_receipt_pdf, pdf_headers
 from services.web import render
 from services.web.forms import FormError, dollars_to_cents, optional_date, run
@@ -89,19 +88,20 @@ def listing(request: Request, user: Admin) -> dict[str, Any]:
         "q": f["q"] or None,
         "period": f["period"] or None,
     }
+    pid = practice_of(user.caller)
     answer = run(
-        transactions_api.get_transactions,
-        user.caller,
+        transaction_views.transactions_page,
         ctx,
+        pid,
         **asked,  # type: ignore[arg-type]
         limit=50,
         cursor_=f["cursor"] or None,
     )
-    totals = run(transactions_api.get_transaction_totals, user.caller, ctx, **asked)  # type: ignore[arg-type]
+    totals = run(transaction_views.transactions_totals, ctx, pid, **asked)  # type: ignore[arg-type]
     rows = with_writeback(ctx, answer["items"])
     # the unassociated filter explains the badge: it counts entries, over every date
     badge_note = (
-        transactions_api.get_unassociated_count(user.caller, ctx)
+        transaction_views.unassociated_count(ctx, pid)
         if f["association"] == "unassociated"
         else None
     )
@@ -153,9 +153,9 @@ def outside_of(
     if oldest is None or oldest >= date_from:
         return None
     before = run(
-        transactions_api.get_transaction_totals,
-        user.caller,
+        transaction_views.transactions_totals,
         ctx_of(request),
+        practice_of(user.caller),
         from_=optional_date(oldest, "from"),
         to=optional_date((date.fromisoformat(date_from) - timedelta(days=1)).isoformat(), "to"),
         association="unassociated",
@@ -247,7 +247,7 @@ def transactions_rows(request: Request, user: Admin) -> HTMLResponse:
 
 
 def badge_count(request: Request, user: Admin) -> int:
-    answer = transactions_api.get_unassociated_count(user.caller, ctx_of(request))
+    answer = transaction_views.unassociated_count(ctx_of(request), practice_of(user.caller))
     return int(answer["count"])
 
 
@@ -265,8 +265,8 @@ def load_payment(request: Request, user: Admin, payment_id: UUID) -> Payment:
 def detail_context(request: Request, user: Admin, payment_id: UUID) -> dict[str, Any]:
     ctx = ctx_of(request)
     payment = load_payment(request, user, payment_id)
-    answer = payments_api.get_payment(payment_id, user.caller, ctx).model_dump(by_alias=True)
     pid = practice_of(user.caller)
+    answer = payment_views.one_payment(ctx, pid, payment_id).model_dump(by_alias=True)
     now = ctx.clock.now(pid)
     kind = None
     if payment.status in (Status.APPROVED, Status.SETTLED) and payment.remaining.cents > 0:
@@ -280,7 +280,7 @@ def detail_context(request: Request, user: Admin, payment_id: UUID) -> dict[str,
     return {
         "payment": answer,
         "receipt": receipt_out(ctx, payment),
-        "entry": payments_api.ledger_entry(payment_id, user.caller, ctx),
+        "entry": payment_views.ledger_entry(ctx, pid, payment_id),
         "reversal_kind": kind,
         "remaining": payment.remaining.cents,
         "queue": queue,
