@@ -901,8 +901,12 @@ class StripeProcessor(CardProcessor):
                     "service's operator to check the Stripe account in the practice's settings"
                 ) from None
             except stripe.InvalidRequestError as error:
+                if maybe_acted:  # an earlier attempt may have acted: that decides
+                    return self._after_a_lost_answer(kind, read_back, error)
                 raise refused(kind, error) from None
             except stripe.CardError as error:
+                if maybe_acted:
+                    return self._after_a_lost_answer(kind, read_back, error)
                 raise ProcessorRefused(
                     f"Stripe refused the {kind}: {error.user_message or error}",
                     field=FIELDS.get(error.param or ""),
@@ -915,6 +919,8 @@ class StripeProcessor(CardProcessor):
             except stripe.StripeError as error:  # any other class: by its status
                 status = error.http_status or 500
                 if 400 <= status < 500 and status != 429:
+                    if maybe_acted:
+                        return self._after_a_lost_answer(kind, read_back, error)
                     raise ProcessorRefused(
                         f"Stripe refused the {kind}: {error.user_message or error}"
                     ) from None
@@ -936,6 +942,27 @@ class StripeProcessor(CardProcessor):
         raise ProcessorUnavailable(
             f"Stripe could not be reached for the {kind} after {self._attempts} attempts; "
             "nothing was recorded, try again"
+        )
+
+    def _after_a_lost_answer(
+        self, kind: str, read_back: Callable[[], T | None], error: stripe.StripeError
+    ) -> T:
+        """A refusal that follows an attempt whose answer was lost: the lost attempt may
+        have acted (a confirm retried after it is refused because the PaymentIntent is
+        held already), so what Stripe holds decides: read back, and when that cannot be
+        read, the outcome stays unknown; never a refusal."""
+        try:
+            known = read_back()
+        except stripe.StripeError as failed:
+            log.warning("stripe %s: reading back failed (%s)", kind, type(failed).__name__)
+            known = None
+        if known is not None:
+            return known
+        raise OutcomeUnknown(
+            f"Stripe refused the {kind} ({error.user_message or error}) after an earlier "
+            "attempt's answer was lost, and what that attempt did could not be read back: "
+            "Stripe may have acted. Nothing is sent again before it is read back; retry "
+            "with the same Idempotency-Key"
         )
 
 

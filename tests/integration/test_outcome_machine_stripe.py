@@ -653,3 +653,29 @@ def test_a_kept_card_is_charged_and_taken_off_once_under_lost_answers() -> None:
     finally:
         machine.teardown()
         served.__exit__()
+
+
+def test_a_confirm_refused_after_a_lost_confirm_reads_back_the_held_authorisation() -> None:
+    """The confirm acts but its answer is lost (500 after applying), the read-back fails,
+    and the confirm sent again is refused (Stripe: the PaymentIntent is held already):
+    what Stripe holds decides, so the payment is approved, never refused while its
+    authorisation stays held on the patient's card."""
+    machine, served = served_machine()
+    try:
+        machine.collect(
+            again=None,
+            amount=184,
+            answers=[
+                ("/v1/payment_intents/pi_", "500-after-apply"),
+                ("/v1/payment_intents/pi_", "refuse"),
+            ],
+            card="pm_card_visa",
+            reads=["500-before-apply"],
+        )
+        (payment,) = machine.payments()
+        assert payment.status == Status.APPROVED, payment.status
+        machine.money_moves_once_and_as_recorded()
+        machine.everything_ends()
+    finally:
+        machine.teardown()
+        served.__exit__()
