@@ -216,25 +216,28 @@
     }
   });
 
-  // AR on a tablet: the columns dropped to the details line under each name (app.css) keep
-  // their filters, moved into the Patient header; back in their own headers when wider.
-  function placeTabletFilters() {
+  // AR: a column hidden at this width (its figures on the line under each name, app.css)
+  // keeps its filter, moved into the Patient header; back in its own header when shown.
+  function placeHiddenFilters() {
     var holder = document.querySelector("[data-tablet-filters]");
     if (!holder) return;
-    var tablet = window.matchMedia("(min-width: 641px) and (max-width: 1024px)");
     var moved = Array.prototype.map.call(
-      document.querySelectorAll("#ar-table thead th.sec details.colfilter"),
+      document.querySelectorAll("#ar-table thead th.sec details.colfilter, #ar-table thead th.opt details.colfilter"),
       function (d) { return [d, d.parentElement]; });
     function place() {
-      moved.forEach(function (pair) { (tablet.matches ? holder : pair[1]).appendChild(pair[0]); });
+      moved.forEach(function (pair) {
+        var hidden = window.getComputedStyle(pair[1].closest("th")).display === "none";
+        var where = hidden ? holder : pair[1];
+        if (pair[0].parentElement !== where) where.appendChild(pair[0]);
+      });
     }
-    tablet.addEventListener("change", place);
+    window.addEventListener("resize", place);
     place();
   }
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", placeTabletFilters);
+    document.addEventListener("DOMContentLoaded", placeHiddenFilters);
   } else {
-    placeTabletFilters();
+    placeHiddenFilters();
   }
 
   // Printing: a button that prints the page (the receipt) with the print stylesheet.
