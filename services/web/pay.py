@@ -365,25 +365,24 @@ def keep_method(
 ) -> tuple[SavedCard | None, str]:
     """Keep the card of Stripe's Payment Element on file before it is charged (the patient
     ticked the consent): the card kept, or None, and what to say."""
-    try:
-        kept = cards.save_card(
-            ctx,
-            practice_id=link.practice.id,
-            patient_id=link.request.patient_id,
-            consent=consent_for(link.practice.name),
-            source="pay_link",
-            actor="patient",
-            payment_method=payment_method,
-            key=f"pay:{link.request.id}:{attempt}:card",
-        )
-        stored = cards.saved_card(kept)
-    except PaymentsError as error:
-        return None, sentence(f"your card could not be kept on file ({friendly(error)})")
-    return stored, f"Your card ending {kept.last4} is kept on file with {link.practice.name}."
+    return keep(ctx, link, attempt, payment_method=payment_method)
 
 
 def keep_card(ctx: Components, link: PayLink, card: CardInput, attempt: str) -> str:
     """Keep the card just paid with on file (the patient ticked the consent); what to say."""
+    return keep(ctx, link, attempt, card=card)[1]
+
+
+def keep(
+    ctx: Components,
+    link: PayLink,
+    attempt: str,
+    *,
+    card: CardInput | None = None,
+    payment_method: str | None = None,
+) -> tuple[SavedCard | None, str]:
+    """Keep the patient's card on file (a card, or the Payment Element's method): the card
+    kept, or None, and what to say."""
     try:
         kept = cards.save_card(
             ctx,
@@ -393,11 +392,14 @@ def keep_card(ctx: Components, link: PayLink, card: CardInput, attempt: str) -> 
             source="pay_link",
             actor="patient",
             card=card,
+            payment_method=payment_method,
             key=f"pay:{link.request.id}:{attempt}:card",
         )
+        # the Payment Element's method is charged as the card kept: it must be usable
+        stored = cards.saved_card(kept) if payment_method else None
     except PaymentsError as error:
-        return sentence(f"your card could not be kept on file ({friendly(error)})")
-    return f"Your card ending {kept.last4} is kept on file with {link.practice.name}."
+        return None, sentence(f"your card could not be kept on file ({friendly(error)})")
+    return stored, f"Your card ending {kept.last4} is kept on file with {link.practice.name}."
 
 
 def outcome_page(

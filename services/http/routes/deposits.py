@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from domain.errors import NotFound
 from services.app import answers, deposit_views, report_views, request_views
+from services.app.ar_views import ar_row
 from services.app.as_of import VIEWS as AS_OF_VIEWS
 from services.app.as_of import report_as_of as as_of_report
 from services.app.bounds import PAGE, Id, int_format
@@ -24,7 +25,6 @@ from services.http.ranges import (
     ToQ,
     date_range,
 )
-from services.http.routes.receivables import ar_row
 
 router = APIRouter(prefix="/v1", tags=["deposits and reports"])
 

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Query, Request, Response
 from projections.receivables import SORTABLE
 from services.app import answers
 from services.app import ar_views as views
-from services.app.ar_views import ar_row as ar_row
 from services.app.bounds import Id
 from services.app.inputs import BalanceIn, BulkIn, FilterIn, SnoozeIn
 from services.app.practices import practice_of
